@@ -1,0 +1,32 @@
+# Feedroll developer loop. `make run` and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+CARGO ?= cargo
+CRD_FILE := crds/feedroll.dev_feedrollouts.yaml
+
+.PHONY: help deps run test lint fmt bench eval e2e crds
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+deps: ## Install what the tests need (redis-server, prometheus, Python venv), if missing
+	@scripts/install-deps.sh
+
+run: ## feed-server with demo data on the embedded store
+	$(CARGO) run --release -p feed-server -- --demo
+
+test: deps ## Install test dependencies, then run every test
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: deps ## Benchmarks (see BENCHMARKS.md)
+	@echo "make bench: the benchmark harness arrives with issue 7"; exit 1
+
+crds: ## Regenerate the FeedRollout CRD YAML from the Rust types
+	$(CARGO) run -q -p feedroll-operator -- crd > $(CRD_FILE)

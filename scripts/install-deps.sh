@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what the tests need, idempotently: Debian packages (redis-server, prometheus) and the
+# project's Python venv (.venv) for the offline evaluation. Safe to run again: it only installs
+# what is missing. Fails with a clear message when something cannot be installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v prometheus   >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v python3      >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+
+if ((${#need_apt[@]})); then
+  echo "install-deps: installing Debian packages: ${need_apt[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if ! $sudo apt-get update -qq; then
+    echo "install-deps: ERROR: 'apt-get update' failed; cannot install ${need_apt[*]}." >&2
+    echo "install-deps: install them by hand (Debian packages) and run again." >&2
+    exit 1
+  fi
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null; then
+    echo "install-deps: ERROR: 'apt-get install ${need_apt[*]}' failed." >&2
+    exit 1
+  fi
+  # Debian starts the packaged services; the tests start their own on free ports instead.
+  for svc in redis-server prometheus; do
+    (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || true
+    (command -v service >/dev/null && service "$svc" stop >/dev/null 2>&1) || true
+  done
+fi
+
+for bin in redis-server prometheus python3; do
+  command -v "$bin" >/dev/null 2>&1 || { echo "install-deps: ERROR: $bin still missing after install" >&2; exit 1; }
+done
+
+# Python venv for the evaluation harness (requirements pinned in eval/requirements.txt).
+if [ -f eval/requirements.txt ]; then
+  if [ ! -x .venv/bin/python ] || ! cmp -s eval/requirements.txt .venv/.requirements 2>/dev/null; then
+    echo "install-deps: creating Python venv .venv"
+    python3 -m venv .venv || { echo "install-deps: ERROR: python3 -m venv failed (install python3-venv)" >&2; exit 1; }
+    .venv/bin/pip install -q --upgrade pip >/dev/null
+    .venv/bin/pip install -q -r eval/requirements.txt || { echo "install-deps: ERROR: pip install -r eval/requirements.txt failed" >&2; exit 1; }
+    cp eval/requirements.txt .venv/.requirements
+  fi
+fi
+echo "install-deps: ok (redis-server, prometheus, python venv)"
