@@ -1,1 +1,30 @@
+//! # feed-server
+//!
+//! Feedroll's personalised short-video ranking service (PRODUCT.md §1): an axum HTTP API that
+//! ranks videos for a user from five signals, ingests engagement events in real time, caches
+//! feeds in two tiers, runs ranking experiments and exposes Prometheus metrics.
+//!
+//! Where to look:
+//! - [`http`]: routes and handlers by resource (feed and rank, events, catalog, users, health).
+//! - [`ranking`]: the ranking pipeline — candidate sources, filters, [`ranking::signals`],
+//!   diversity re-ranking.
+//! - [`learning`]: what an event teaches (statistics, decayed affinities, taste vectors).
+//! - [`store`]: the storage interface with Redis and embedded implementations.
+//! - [`cache`]: ranked snapshots, cursors and invalidation.
+//! - [`experiments`]: the live ranking profiles and hot reload; the format is `feed_profile`.
+//! - [`metrics`]: the metrics contract.
+//! - [`server`]: start-up, warm-up and graceful shutdown; [`config`]: flags and env vars.
 
+pub mod cache;
+pub mod config;
+pub mod demo;
+pub mod experiments;
+pub mod feed;
+pub mod http;
+pub mod learning;
+pub mod metrics;
+pub mod model;
+pub mod ranking;
+pub mod server;
+pub mod state;
+pub mod store;

@@ -1,0 +1,72 @@
+//! Configuration: every flag is also an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable.
+    Text,
+}
+
+/// `feed-server` — Feedroll's personalised short-video ranking service.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "feed-server", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "FEED_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Redis URL (redis://host:port/db); unset = the embedded in-process store.
+    #[arg(long, env = "FEED_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    #[arg(long, env = "FEED_REDIS_PREFIX", default_value = "feed:")]
+    pub redis_prefix: String,
+    /// How long a store call may take before the request fails with 503 (ms).
+    #[arg(long, env = "FEED_STORE_TIMEOUT_MS", default_value_t = 500)]
+    pub store_timeout_ms: u64,
+    /// Ranking profile or experiment file (YAML or JSON); unset = the default profile.
+    #[arg(long, env = "FEED_PROFILE")]
+    pub profile: Option<PathBuf>,
+    /// How often the profile file is checked for changes (ms).
+    #[arg(long, env = "FEED_PROFILE_POLL_MS", default_value_t = 1000)]
+    pub profile_poll_ms: u64,
+    /// Load a generated demo catalog, users and events at start.
+    #[arg(long, env = "FEED_DEMO")]
+    pub demo: bool,
+    /// Request timeout (ms); slower requests are answered 503.
+    #[arg(long, env = "FEED_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body (bytes).
+    #[arg(long, env = "FEED_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Items kept per ranked feed (how deep a user can page).
+    #[arg(long, env = "FEED_DEPTH", default_value_t = 200)]
+    pub feed_depth: usize,
+    /// Most feed snapshots held in process.
+    #[arg(long, env = "FEED_LOCAL_CACHE_ENTRIES", default_value_t = 50_000)]
+    pub local_cache_entries: u64,
+    /// Longest an in-process cache entry lives (ms); bounds staleness across replicas.
+    #[arg(long, env = "FEED_LOCAL_CACHE_TTL_MS", default_value_t = 5_000)]
+    pub local_cache_ttl_ms: u64,
+    /// Feeds of this many most recently active users are ranked at start-up.
+    #[arg(long, env = "FEED_WARMUP_USERS", default_value_t = 1_000)]
+    pub warmup_users: usize,
+    /// Drain time for in-flight requests after SIGTERM (ms).
+    #[arg(long, env = "FEED_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+    /// `rollout` label of every metric (set by the operator).
+    #[arg(long, env = "FEED_ROLLOUT", default_value = "none")]
+    pub rollout: String,
+    /// `track` label of every metric: stable or canary (set by the operator).
+    #[arg(long, env = "FEED_TRACK", default_value = "stable")]
+    pub track: String,
+    /// Log format.
+    #[arg(long, env = "FEED_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+}

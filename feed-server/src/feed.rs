@@ -1,0 +1,80 @@
+//! Serving feeds: cache lookup, ranking on a miss, paging over snapshots. Used by the HTTP
+//! handlers and the start-up warm-up.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+
+use crate::cache::{Snapshot, Tier};
+use crate::ranking;
+use crate::state::AppState;
+use crate::store::StoreError;
+
+/// A snapshot and where it came from.
+pub struct Served {
+    /// The ranked list.
+    pub snapshot: std::sync::Arc<Snapshot>,
+    /// `None` when ranked by this request.
+    pub tier: Option<Tier>,
+}
+
+/// Unix time now, in seconds.
+pub fn now_secs() -> f64 {
+    Utc::now().timestamp_millis() as f64 / 1000.0
+}
+
+/// The user's first-page snapshot: from the cache, or ranked now and cached.
+pub async fn head(state: &AppState, user_id: &str) -> Result<Served, StoreError> {
+    let loaded = state.profiles.current();
+    let variant = loaded.experiment.assign(user_id);
+    if let Some((snapshot, tier)) = state
+        .cache
+        .head(user_id, &variant.name, loaded.generation)
+        .await?
+    {
+        return Ok(Served {
+            snapshot,
+            tier: Some(tier),
+        });
+    }
+    let ranked = ranking::rank_feed(
+        state.store.as_ref(),
+        &variant.profile,
+        user_id,
+        now_secs(),
+        state.settings.feed_depth,
+    )
+    .await?;
+    state
+        .metrics
+        .ranking_candidates
+        .observe(ranked.items.len() as f64);
+    let snapshot = Snapshot {
+        id: format!("{:032x}", rand::rng().random::<u128>()),
+        user_id: user_id.to_owned(),
+        variant: variant.name.clone(),
+        generation: loaded.generation,
+        items: ranked.items,
+    };
+    let snapshot = state
+        .cache
+        .put(
+            snapshot,
+            Duration::from_secs(u64::from(ranked.ttl_secs.max(1))),
+        )
+        .await?;
+    Ok(Served {
+        snapshot,
+        tier: None,
+    })
+}
+
+/// Ranks and caches the first pages of the most recently active users; returns how many.
+pub async fn warm_up(state: &AppState, users: usize) -> Result<usize, StoreError> {
+    let active = state.store.active_users(users).await?;
+    for user in &active {
+        head(state, user).await?;
+    }
+    Ok(active.len())
+}

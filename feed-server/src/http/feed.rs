@@ -1,0 +1,147 @@
+//! `GET /v1/feed` and `POST /v1/rank`.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+
+use super::cursor;
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiQuery};
+use crate::feed::{self, now_secs};
+use crate::model::{
+    FeedItem, FeedResponse, MAX_RANK_CANDIDATES, RankRequest, validate_id, validate_unique,
+};
+use crate::ranking;
+use crate::state::SharedState;
+
+/// Default page size.
+pub const DEFAULT_LIMIT: usize = 20;
+/// Largest page size.
+pub const MAX_LIMIT: usize = 100;
+
+/// Variant that served a response, for the request metrics.
+#[derive(Clone, Debug)]
+pub struct ServedVariant(pub String);
+
+/// Query of `GET /v1/feed`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    user_id: String,
+    limit: Option<i64>,
+    cursor: Option<String>,
+    #[serde(default)]
+    explain: bool,
+}
+
+fn page(items: &[FeedItem], offset: usize, limit: usize, explain: bool) -> Vec<FeedItem> {
+    items
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|i| FeedItem {
+            signals: if explain { i.signals } else { None },
+            ..i.clone()
+        })
+        .collect()
+}
+
+fn respond(body: FeedResponse) -> impl IntoResponse {
+    let variant = ServedVariant(body.variant.clone());
+    (Extension(variant), axum::Json(body))
+}
+
+/// `GET /v1/feed?user_id=&limit=&cursor=&explain=`
+pub async fn get_feed(
+    State(state): State<SharedState>,
+    ApiQuery(q): ApiQuery<FeedQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    validate_id("user_id", &q.user_id)?;
+    let limit = match q.limit {
+        None => DEFAULT_LIMIT,
+        Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => l as usize,
+        Some(l) => {
+            return Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be between 1 and {MAX_LIMIT}, got {l}"),
+            ));
+        }
+    };
+    let (snapshot, offset) = match &q.cursor {
+        Some(c) => {
+            let (id, offset) = cursor::decode(c).ok_or_else(|| {
+                ApiError::bad_request("invalid_cursor", "cursor was not issued by this service")
+            })?;
+            let snapshot = state.cache.snapshot(&id).await?.ok_or_else(|| {
+                ApiError::new(
+                    axum::http::StatusCode::GONE,
+                    "cursor_expired",
+                    "the ranked list behind this cursor has expired; request the first page again",
+                )
+            })?;
+            if snapshot.user_id != q.user_id {
+                return Err(ApiError::bad_request(
+                    "invalid_cursor",
+                    "cursor belongs to another user",
+                ));
+            }
+            (snapshot, offset)
+        }
+        None => (feed::head(&state, &q.user_id).await?.snapshot, 0),
+    };
+    let items = page(&snapshot.items, offset, limit, q.explain);
+    let end = offset + items.len();
+    let next_cursor = (end < snapshot.items.len()).then(|| cursor::encode(&snapshot.id, end));
+    Ok(respond(FeedResponse {
+        user_id: q.user_id,
+        variant: snapshot.variant.clone(),
+        items,
+        next_cursor,
+    }))
+}
+
+/// `POST /v1/rank`: ranks the given candidates (no filters, no diversity), best first.
+pub async fn rank(
+    State(state): State<SharedState>,
+    ApiJson(req): ApiJson<RankRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    validate_id("user_id", &req.user_id)?;
+    if req.video_ids.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_candidates",
+            "video_ids must not be empty",
+        ));
+    }
+    if req.video_ids.len() > MAX_RANK_CANDIDATES {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_candidates",
+            format!(
+                "at most {MAX_RANK_CANDIDATES} video_ids, got {}",
+                req.video_ids.len()
+            ),
+        ));
+    }
+    validate_unique("video_ids", req.video_ids.iter().map(String::as_str))?;
+    let loaded = state.profiles.current();
+    let variant = loaded.experiment.assign(&req.user_id);
+    let at = req
+        .at
+        .map_or_else(now_secs, |t| t.timestamp_millis() as f64 / 1000.0);
+    let ranked = ranking::rank_candidates(
+        state.store.as_ref(),
+        &variant.profile,
+        &req.user_id,
+        &req.video_ids,
+        at,
+    )
+    .await?;
+    let items = page(&ranked.items, 0, ranked.items.len(), req.explain);
+    Ok(respond(FeedResponse {
+        user_id: req.user_id,
+        variant: variant.name.clone(),
+        items,
+        next_cursor: None,
+    }))
+}

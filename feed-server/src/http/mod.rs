@@ -1,0 +1,123 @@
+//! The HTTP API (PRODUCT.md §1): routes, handlers by resource, and the middleware stack
+//! (request metrics, timeout, body-size limit, panic catching, tracing).
+
+pub mod catalog;
+pub mod cursor;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod feed;
+pub mod health;
+pub mod users;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
+
+use crate::state::SharedState;
+use error::ApiError;
+
+/// Limits of the HTTP layer.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// A request taking longer is answered 503 `timeout`.
+    pub request_timeout: Duration,
+    /// Larger bodies are answered 413.
+    pub max_body_bytes: usize,
+}
+
+async fn record_metrics(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let variant = response
+        .extensions()
+        .get::<feed::ServedVariant>()
+        .map_or("", |v| v.0.as_str());
+    let status = response.status().as_u16().to_string();
+    let m = &state.metrics;
+    m.http_requests
+        .with_label_values(&[&route, &method, &status, variant])
+        .inc();
+    m.http_duration
+        .with_label_values(&[&route, &method, variant])
+        .observe(start.elapsed().as_secs_f64());
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        m.store_errors.with_label_values(&["unavailable"]).inc();
+    }
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+async fn timed_out(_: tower::BoxError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "the request took too long; retry later",
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+    .into_response()
+}
+
+/// The application router.
+pub fn router(state: SharedState, limits: HttpLimits) -> Router {
+    let api = Router::new()
+        .route("/v1/feed", get(feed::get_feed))
+        .route("/v1/rank", post(feed::rank))
+        .route("/v1/events", post(events::post_events))
+        .route("/v1/videos", put(catalog::put_videos))
+        .route("/v1/videos/{id}", delete(catalog::delete_video))
+        .route("/v1/users/{id}/follows", put(users::put_follows))
+        .route("/v1/users/{id}/profile", put(users::put_profile))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics));
+    api.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::WARN)))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    record_metrics,
+                ))
+                .layer(HandleErrorLayer::new(timed_out))
+                .timeout(limits.request_timeout)
+                .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
+        )
+        .with_state(state)
+}

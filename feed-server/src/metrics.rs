@@ -1,0 +1,187 @@
+//! Prometheus metrics, per the metrics contract (PRODUCT.md §1). Every series carries the
+//! constant labels `rollout` and `track` (from `FEED_ROLLOUT`, `FEED_TRACK`), and `variant`
+//! where a ranking experiment applies.
+
+use std::sync::Mutex;
+
+use feed_profile::Experiment;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::model::EventType;
+
+/// Latency buckets (seconds): fine below 100 ms, reaching the 1 s pause threshold and beyond.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
+];
+
+/// The service's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// `feed_http_requests_total{route,method,status,variant}`.
+    pub http_requests: IntCounterVec,
+    /// `feed_http_request_duration_seconds{route,method,variant}`.
+    pub http_duration: HistogramVec,
+    /// `feed_cache_requests_total{tier,result}`.
+    pub cache_requests: IntCounterVec,
+    /// `feed_events_total{type,variant}`: accepted events.
+    pub events: IntCounterVec,
+    /// `feed_events_rejected_total{code}`.
+    pub events_rejected: IntCounterVec,
+    /// `feed_ranking_profile_info{profile,variant,generation}` = 1 for the configuration in force.
+    pub profile_info: IntGaugeVec,
+    /// `feed_ranking_profile_reload_errors_total`.
+    pub profile_reload_errors: IntCounter,
+    /// `feed_store_errors_total{kind}`.
+    pub store_errors: IntCounterVec,
+    /// `feed_ranking_candidates`: candidates scored per ranking.
+    pub ranking_candidates: Histogram,
+    profile_labels: Mutex<Vec<[String; 3]>>,
+}
+
+/// Could not build the registry (a programming error: duplicate or malformed metric).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics registry: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl Metrics {
+    /// Builds the registry with constant labels `rollout` and `track`.
+    pub fn new(rollout: &str, track: &str) -> Result<Self, MetricsError> {
+        let labels = [
+            ("rollout".to_owned(), rollout.to_owned()),
+            ("track".to_owned(), track.to_owned()),
+        ];
+        let registry = Registry::new_custom(None, Some(labels.into_iter().collect()))?;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "feed_http_requests_total",
+                "HTTP requests by route, method, status and variant",
+            ),
+            &["route", "method", "status", "variant"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("feed_http_request_duration_seconds", "HTTP request latency")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method", "variant"],
+        )?;
+        let cache_requests = IntCounterVec::new(
+            Opts::new(
+                "feed_cache_requests_total",
+                "Feed cache lookups by tier (local, store) and result (hit, miss)",
+            ),
+            &["tier", "result"],
+        )?;
+        let events = IntCounterVec::new(
+            Opts::new(
+                "feed_events_total",
+                "Accepted engagement events by type and variant",
+            ),
+            &["type", "variant"],
+        )?;
+        let events_rejected = IntCounterVec::new(
+            Opts::new(
+                "feed_events_rejected_total",
+                "Rejected engagement events by reason",
+            ),
+            &["code"],
+        )?;
+        let profile_info = IntGaugeVec::new(
+            Opts::new(
+                "feed_ranking_profile_info",
+                "Ranking profile in force per variant (value 1)",
+            ),
+            &["profile", "variant", "generation"],
+        )?;
+        let profile_reload_errors = IntCounter::new(
+            "feed_ranking_profile_reload_errors_total",
+            "Profile file changes rejected (the last good profile kept serving)",
+        )?;
+        let store_errors = IntCounterVec::new(
+            Opts::new("feed_store_errors_total", "Failed store calls by kind"),
+            &["kind"],
+        )?;
+        let ranking_candidates = Histogram::with_opts(
+            HistogramOpts::new("feed_ranking_candidates", "Candidates scored per ranking")
+                .buckets(vec![10.0, 50.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0]),
+        )?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(cache_requests.clone()))?;
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(events_rejected.clone()))?;
+        registry.register(Box::new(profile_info.clone()))?;
+        registry.register(Box::new(profile_reload_errors.clone()))?;
+        registry.register(Box::new(store_errors.clone()))?;
+        registry.register(Box::new(ranking_candidates.clone()))?;
+        for tier in ["local", "store"] {
+            for result in ["hit", "miss"] {
+                cache_requests.with_label_values(&[tier, result]);
+            }
+        }
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            cache_requests,
+            events,
+            events_rejected,
+            profile_info,
+            profile_reload_errors,
+            store_errors,
+            ranking_candidates,
+            profile_labels: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Counts a cache lookup.
+    pub fn cache(&self, tier: &str, result: &str) {
+        self.cache_requests.with_label_values(&[tier, result]).inc();
+    }
+
+    /// Counts accepted events.
+    pub fn event(&self, kind: EventType, variant: &str) {
+        self.events
+            .with_label_values(&[kind.as_str(), variant])
+            .inc();
+    }
+
+    /// Publishes the configuration in force (and removes the previous one's series).
+    pub fn profile_loaded(&self, experiment: &Experiment, generation: u64) {
+        let mut labels = self
+            .profile_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for l in labels.drain(..) {
+            let _ = self
+                .profile_info
+                .remove_label_values(&[&l[0], &l[1], &l[2]]);
+        }
+        for v in &experiment.variants {
+            let l = [
+                v.profile.name.clone(),
+                v.name.clone(),
+                generation.to_string(),
+            ];
+            self.profile_info
+                .with_label_values(&[&l[0], &l[1], &l[2]])
+                .set(1);
+            labels.push(l);
+        }
+        // Pre-create the event series so rates start at 0 rather than missing.
+        for v in &experiment.variants {
+            for kind in EventType::ALL {
+                self.events.with_label_values(&[kind.as_str(), &v.name]);
+            }
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}

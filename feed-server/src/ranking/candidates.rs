@@ -1,0 +1,173 @@
+//! Candidate sources: which lists to read for a user, and how they merge.
+
+use std::collections::HashMap;
+
+use feed_profile::RankingProfile;
+
+use crate::learning::{AFFINITY_HALF_LIFE_SECS, day_of};
+use crate::store::{CandidateLists, CandidateQuery, UserState};
+
+/// Most followed creators and friends read per request (strongest affinity first).
+pub const MAX_SOCIAL_FANOUT: usize = 50;
+/// How many of the user's strongest tags feed the similar-content source.
+pub const SIMILAR_TAGS: usize = 5;
+
+/// Bit flags of the sources a candidate came from.
+pub mod source {
+    /// Followed creator.
+    pub const FOLLOWED: u8 = 1;
+    /// Friend engaged.
+    pub const FRIEND: u8 = 2;
+    /// Trending.
+    pub const TRENDING: u8 = 4;
+    /// Fresh upload.
+    pub const FRESH: u8 = 8;
+    /// Similar to the user's tags.
+    pub const SIMILAR: u8 = 16;
+    /// Long-tail exploration.
+    pub const LONG_TAIL: u8 = 32;
+}
+
+/// The source lists to read for `user` at unix time `now`.
+pub fn plan(profile: &RankingProfile, user_id: &str, user: &UserState, now: f64) -> CandidateQuery {
+    let b = &profile.candidates;
+    let affinity_of = |field: &str| {
+        user.affinity
+            .get(field)
+            .map_or(0.0, |d| d.value_at(now, AFFINITY_HALF_LIFE_SECS))
+    };
+
+    let mut creators: Vec<&String> = user.follows.iter().collect();
+    creators.sort_by(|a, b| {
+        affinity_of(&format!("c:{b}"))
+            .total_cmp(&affinity_of(&format!("c:{a}")))
+            .then(a.cmp(b))
+    });
+    creators.truncate(MAX_SOCIAL_FANOUT);
+
+    let mut tags: Vec<(&str, f64)> = user
+        .affinity
+        .iter()
+        .filter_map(|(k, d)| {
+            k.strip_prefix("t:")
+                .map(|t| (t, d.value_at(now, AFFINITY_HALF_LIFE_SECS)))
+        })
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    tags.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    tags.truncate(SIMILAR_TAGS);
+
+    let today = day_of(now);
+    let lang = &user.profile.language;
+    let mut languages = vec!["*".to_owned()];
+    if !lang.is_empty() {
+        languages.insert(0, lang.clone());
+    }
+    let long_tail = b.long_tail as usize;
+    // A per-user offset spreads exploration over the least-exposed videos.
+    let offset = (feed_profile::bucket("long-tail", user_id) as usize % 4) * long_tail;
+
+    CandidateQuery {
+        creators: creators.into_iter().cloned().collect(),
+        per_creator: b.per_followed_creator as usize,
+        friends: user
+            .friends
+            .iter()
+            .take(MAX_SOCIAL_FANOUT)
+            .cloned()
+            .collect(),
+        per_friend: b.per_friend as usize,
+        trending: languages
+            .iter()
+            .flat_map(|l| [(l.clone(), today), (l.clone(), today - 1)])
+            .collect(),
+        per_trending: b.trending as usize,
+        fresh: languages,
+        per_fresh: b.fresh as usize,
+        per_tag: if tags.is_empty() {
+            0
+        } else {
+            (b.similar as usize).div_ceil(tags.len())
+        },
+        tags: tags.into_iter().map(|(t, _)| t.to_owned()).collect(),
+        long_tail: (offset, long_tail),
+    }
+}
+
+/// Merges the lists into distinct candidates with their source flags, at most `max` of them.
+/// Long-tail candidates are taken first (their budget is small and reserved), then the social
+/// sources, similar, trending and fresh, each in its own order.
+pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(String, u8)> {
+    let mut flags: HashMap<&str, usize> = HashMap::new();
+    let mut out: Vec<(String, u8)> = Vec::new();
+    let ordered = [
+        (&lists.long_tail, source::LONG_TAIL),
+        (&lists.followed, source::FOLLOWED),
+        (&lists.friends, source::FRIEND),
+        (&lists.similar, source::SIMILAR),
+        (&lists.trending, source::TRENDING),
+        (&lists.fresh, source::FRESH),
+    ];
+    for (list, flag) in ordered {
+        for id in list {
+            if let Some(&i) = flags.get(id.as_str()) {
+                out[i].1 |= flag;
+            } else if out.len() < max {
+                flags.insert(id, out.len());
+                out.push((id.clone(), flag));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learning::Decayed;
+
+    #[test]
+    fn merge_dedups_keeps_flags_and_caps() {
+        let lists = CandidateLists {
+            followed: vec!["a".into(), "b".into()],
+            trending: vec!["b".into(), "c".into(), "d".into()],
+            long_tail: vec!["z".into()],
+            ..CandidateLists::default()
+        };
+        let merged = merge(&lists, 4);
+        let ids: Vec<&str> = merged.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["z", "a", "b", "c"]);
+        assert_eq!(merged[2].1, source::FOLLOWED | source::TRENDING);
+    }
+
+    #[test]
+    fn plan_reads_strongest_tags_and_language_lists() {
+        let mut user = UserState::default();
+        user.profile.language = "en".into();
+        user.affinity.insert(
+            "t:cats".into(),
+            Decayed {
+                value: 5.0,
+                at: 0.0,
+            },
+        );
+        user.affinity.insert(
+            "t:cars".into(),
+            Decayed {
+                value: 1.0,
+                at: 0.0,
+            },
+        );
+        user.affinity.insert(
+            "t:spam".into(),
+            Decayed {
+                value: -1.0,
+                at: 0.0,
+            },
+        );
+        let q = plan(&RankingProfile::default(), "u1", &user, 0.0);
+        assert_eq!(q.tags, ["cats", "cars"]);
+        assert_eq!(q.fresh, ["en", "*"]);
+        assert_eq!(q.trending.len(), 4);
+    }
+}

@@ -1,0 +1,141 @@
+//! Diversity re-ranking: a greedy pass over the score-ordered list.
+//!
+//! Each slot takes the best remaining item that keeps (1) at most `creatorCap` videos of a creator
+//! in any `window` consecutive items and (2) videos sharing a primary tag at least `similarSpread`
+//! slots apart. Every `round(1 / longTailShare)`-th slot goes to the best long-tail item. When no
+//! item fits, the spread rule is relaxed first, then the creator cap, so the list never runs dry.
+
+use std::collections::VecDeque;
+
+use feed_profile::DiversityKnobs;
+
+/// What diversity needs to know about a scored item.
+pub trait Diversifiable {
+    /// The creator.
+    fn creator(&self) -> &str;
+    /// The first tag, if any.
+    fn primary_tag(&self) -> Option<&str>;
+    /// Came from the long-tail source.
+    fn long_tail(&self) -> bool;
+}
+
+/// Re-ranks `items` (best first) into at most `depth` items.
+pub fn rerank<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: usize) -> Vec<T> {
+    let mut remaining: VecDeque<T> = items.into();
+    let mut out: Vec<T> = Vec::with_capacity(depth.min(remaining.len()));
+    let long_tail_every = if knobs.long_tail_share > 0.0 {
+        (1.0 / knobs.long_tail_share).round() as usize
+    } else {
+        0
+    };
+    while out.len() < depth && !remaining.is_empty() {
+        let slot = out.len();
+        let wants_long_tail = long_tail_every > 0 && (slot + 1).is_multiple_of(long_tail_every);
+        let fits = |item: &T, spread: bool, cap: bool| -> bool {
+            let window_start = (slot + 1).saturating_sub(knobs.window as usize);
+            let same_creator = out[window_start..]
+                .iter()
+                .filter(|o| o.creator() == item.creator())
+                .count();
+            if cap && same_creator >= knobs.creator_cap as usize {
+                return false;
+            }
+            let Some(tag) = item.primary_tag().filter(|_| spread) else {
+                return true;
+            };
+            let spread_start = (slot + 1).saturating_sub(knobs.similar_spread as usize);
+            !out[spread_start..]
+                .iter()
+                .any(|o| o.primary_tag() == Some(tag))
+        };
+        let pick = wants_long_tail
+            .then(|| {
+                remaining
+                    .iter()
+                    .position(|i| i.long_tail() && fits(i, true, true))
+            })
+            .flatten()
+            .or_else(|| remaining.iter().position(|i| fits(i, true, true)))
+            .or_else(|| remaining.iter().position(|i| fits(i, false, true)))
+            .unwrap_or(0);
+        if let Some(item) = remaining.remove(pick) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct It(&'static str, &'static str, bool);
+    impl Diversifiable for It {
+        fn creator(&self) -> &str {
+            self.0
+        }
+        fn primary_tag(&self) -> Option<&str> {
+            Some(self.1)
+        }
+        fn long_tail(&self) -> bool {
+            self.2
+        }
+    }
+
+    fn knobs(cap: u32, window: u32, spread: u32, lt: f64) -> DiversityKnobs {
+        DiversityKnobs {
+            creator_cap: cap,
+            window,
+            similar_spread: spread,
+            long_tail_share: lt,
+        }
+    }
+
+    #[test]
+    fn creator_cap_holds_in_every_window_when_possible() {
+        let mut items = vec![];
+        for i in 0..10 {
+            items.push(It("hot", if i % 2 == 0 { "a" } else { "b" }, false));
+        }
+        for _ in 0..10 {
+            items.push(It("other", "c", false));
+        }
+        for _ in 0..10 {
+            items.push(It("third", "d", false));
+        }
+        let out = rerank(items, &knobs(2, 5, 1, 0.0), 12);
+        for w in out.windows(5) {
+            assert!(w.iter().filter(|i| i.0 == "hot").count() <= 2, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn similar_content_is_spread_and_list_never_runs_dry() {
+        let items = vec![
+            It("a", "x", false),
+            It("b", "x", false),
+            It("c", "y", false),
+            It("d", "x", false),
+        ];
+        let out = rerank(items, &knobs(5, 5, 2, 0.0), 10);
+        let tags: Vec<&str> = out.iter().map(|i| i.1).collect();
+        assert_eq!(
+            tags,
+            ["x", "y", "x", "x"],
+            "spread first, relaxed when only x is left"
+        );
+    }
+
+    #[test]
+    fn long_tail_gets_its_share_of_slots() {
+        let mut items: Vec<It> = (0..20).map(|_| It("c", "t", false)).collect();
+        items.push(It("lt", "t", true));
+        items.push(It("lt2", "t", true));
+        let out = rerank(items, &knobs(100, 100, 1, 0.2), 10);
+        assert!(
+            out[4].2 && out[9].2,
+            "slots 5 and 10 go to long-tail items: {out:?}"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! The ranking pipeline: candidate sources → filters → five signals → weighted score →
+//! diversity re-ranking.
+//!
+//! - [`signals`]: the formulas, pure and documented.
+//! - [`candidates`]: which source lists to read for a user, and how they merge.
+//! - [`diversity`]: greedy re-ranking for creator cap, similar-content spread, long-tail slots.
+//! - [`pipeline`]: the orchestration over a [`crate::store::Store`] in a fixed, small number of
+//!   round trips, independent of the number of candidates.
+
+pub mod candidates;
+pub mod diversity;
+pub mod pipeline;
+pub mod signals;
+
+pub use pipeline::{RankedList, rank_candidates, rank_feed};

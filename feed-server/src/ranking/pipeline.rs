@@ -1,0 +1,206 @@
+//! The ranking pipeline over a store: three round trips (user state, source lists, candidate
+//! data) whatever the number of candidates, then pure scoring and re-ranking.
+
+use feed_profile::RankingProfile;
+
+use super::candidates::{self, source};
+use super::diversity::{self, Diversifiable};
+use super::signals;
+use crate::learning::AFFINITY_HALF_LIFE_SECS;
+use crate::model::{FeedItem, Signals};
+use crate::store::{CandidateData, Store, StoreError, UserState};
+
+/// A ranked list of items (signals always computed; the handler drops them unless `explain`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RankedList {
+    /// Best first.
+    pub items: Vec<FeedItem>,
+    /// Shortest cache TTL among the content types in the list, seconds.
+    pub ttl_secs: u32,
+}
+
+struct Scored {
+    item: FeedItem,
+    tag: Option<String>,
+    long_tail: bool,
+    ttl: u32,
+}
+
+impl Diversifiable for Scored {
+    fn creator(&self) -> &str {
+        &self.item.creator_id
+    }
+    fn primary_tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+    fn long_tail(&self) -> bool {
+        self.long_tail
+    }
+}
+
+/// The user's taste vector as of `now`, if any.
+fn taste_at(user: &UserState, now: f64) -> Option<Vec<f64>> {
+    if user.taste.is_empty() {
+        return None;
+    }
+    let dims = user
+        .taste
+        .keys()
+        .filter_map(|k| k.parse::<usize>().ok())
+        .max()?
+        + 1;
+    let mut v = vec![0.0; dims];
+    for (k, d) in &user.taste {
+        if let Ok(i) = k.parse::<usize>() {
+            v[i] = d.value_at(now, AFFINITY_HALF_LIFE_SECS);
+        }
+    }
+    Some(v)
+}
+
+/// Computes the five signals of a candidate for a user (pure).
+pub fn signals_for(
+    profile: &RankingProfile,
+    user: &UserState,
+    taste: Option<&[f64]>,
+    c: &CandidateData,
+    friend_engaged: bool,
+    now: f64,
+) -> Signals {
+    let v = &c.video;
+    let aff = |field: String| {
+        user.affinity
+            .get(&field)
+            .map_or(0.0, |d| d.value_at(now, AFFINITY_HALF_LIFE_SECS))
+    };
+    let creator = aff(format!("c:{}", v.creator_id));
+    let tag_mean = if v.tags.is_empty() {
+        0.0
+    } else {
+        v.tags.iter().map(|t| aff(format!("t:{t}"))).sum::<f64>() / v.tags.len() as f64
+    };
+    let age = now - v.published_at.timestamp_millis() as f64 / 1000.0;
+    Signals {
+        freshness: signals::freshness(profile, v.content_type, age),
+        completion: signals::completion(profile, &c.stats),
+        engagement: signals::engagement(profile, &c.stats),
+        affinity: signals::affinity(
+            profile,
+            creator,
+            tag_mean,
+            user.follows.contains(&v.creator_id),
+            friend_engaged,
+        ),
+        embedding: signals::embedding(profile, taste, v.embedding.as_deref()),
+    }
+}
+
+fn ttl_of(profile: &RankingProfile, c: &CandidateData) -> u32 {
+    let t = &profile.cache.ttl_seconds;
+    match c.video.content_type {
+        crate::model::ContentType::Short => t.short,
+        crate::model::ContentType::Long => t.long,
+        crate::model::ContentType::Live => t.live,
+    }
+}
+
+fn score_all(
+    profile: &RankingProfile,
+    user: &UserState,
+    candidates: Vec<(CandidateData, u8)>,
+    now: f64,
+) -> Vec<Scored> {
+    let taste = taste_at(user, now);
+    let mut scored: Vec<Scored> = candidates
+        .into_iter()
+        .map(|(c, flags)| {
+            let s = signals_for(
+                profile,
+                user,
+                taste.as_deref(),
+                &c,
+                flags & source::FRIEND != 0,
+                now,
+            );
+            Scored {
+                item: FeedItem {
+                    score: signals::score(&profile.weights, &s),
+                    signals: Some(s),
+                    creator_id: c.video.creator_id.clone(),
+                    video_id: c.video.id.clone(),
+                },
+                tag: c.video.tags.first().cloned(),
+                long_tail: flags & source::LONG_TAIL != 0,
+                ttl: ttl_of(profile, &c),
+            }
+        })
+        .collect();
+    scored.sort_by(|a, b| {
+        b.item
+            .score
+            .total_cmp(&a.item.score)
+            .then_with(|| a.item.video_id.cmp(&b.item.video_id))
+    });
+    scored
+}
+
+/// Whether the filters of `profile` keep candidate `c` for `user`.
+pub fn keep(profile: &RankingProfile, user: &UserState, c: &CandidateData) -> bool {
+    let f = &profile.filters;
+    let differs =
+        |mine: &str, theirs: &str| !mine.is_empty() && !theirs.is_empty() && mine != theirs;
+    let drop = (f.exclude_seen && c.seen)
+        || (f.match_language && differs(&user.profile.language, &c.video.language))
+        || (f.match_region && differs(&user.profile.region, &c.video.region));
+    !drop
+}
+
+/// The home feed of `user_id`: candidates from every source, filtered, scored, diversified, at
+/// most `depth` items.
+pub async fn rank_feed(
+    store: &dyn Store,
+    profile: &RankingProfile,
+    user_id: &str,
+    now: f64,
+    depth: usize,
+) -> Result<RankedList, StoreError> {
+    let user = store.user_state(user_id).await?;
+    let query = candidates::plan(profile, user_id, &user, now);
+    let lists = store.candidate_lists(&query).await?;
+    let merged = candidates::merge(&lists, profile.candidates.max_candidates as usize);
+    let ids: Vec<String> = merged.iter().map(|(id, _)| id.clone()).collect();
+    let data = store.candidates(user_id, &ids).await?;
+    let kept: Vec<(CandidateData, u8)> = data
+        .into_iter()
+        .zip(merged)
+        .filter_map(|(d, (_, flags))| d.map(|d| (d, flags)))
+        .filter(|(d, _)| keep(profile, &user, d))
+        .collect();
+    let scored = score_all(profile, &user, kept, now);
+    let ranked = diversity::rerank(scored, &profile.diversity, depth);
+    Ok(finish(profile, ranked))
+}
+
+/// Ranks a caller-supplied candidate list by score (no filters, no diversity); unknown ids are
+/// left out. `now` may be in the past for replay.
+pub async fn rank_candidates(
+    store: &dyn Store,
+    profile: &RankingProfile,
+    user_id: &str,
+    ids: &[String],
+    now: f64,
+) -> Result<RankedList, StoreError> {
+    let user = store.user_state(user_id).await?;
+    let data = store.candidates(user_id, ids).await?;
+    let known: Vec<(CandidateData, u8)> = data.into_iter().flatten().map(|d| (d, 0)).collect();
+    Ok(finish(profile, score_all(profile, &user, known, now)))
+}
+
+fn finish(profile: &RankingProfile, scored: Vec<Scored>) -> RankedList {
+    let default_ttl = profile.cache.ttl_seconds.short;
+    let ttl_secs = scored.iter().map(|s| s.ttl).min().unwrap_or(default_ttl);
+    RankedList {
+        items: scored.into_iter().map(|s| s.item).collect(),
+        ttl_secs,
+    }
+}

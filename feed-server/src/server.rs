@@ -1,0 +1,156 @@
+//! Start-up: builds the store, profiles, cache and router from a [`Config`], then serves with
+//! warm-up, profile hot reload and graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use feed_profile::Experiment;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::FeedCache;
+use crate::config::Config;
+use crate::demo::{self, DemoSize};
+use crate::experiments::{self, LiveProfiles, LoadError};
+use crate::http::{self, HttpLimits};
+use crate::metrics::{Metrics, MetricsError};
+use crate::state::{AppState, ServiceSettings, SharedState};
+use crate::store::redis_store::RedisSettings;
+use crate::store::{MemoryStore, RedisStore, Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The profile file is missing or invalid.
+    #[error(transparent)]
+    Profile(#[from] LoadError),
+    /// The store could not be set up (bad URL) or the demo data could not be written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Metrics registry.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+}
+
+/// A built, not yet serving, application.
+pub struct App {
+    /// Shared state (exposed for tests and embedding).
+    pub state: SharedState,
+    router: axum::Router,
+    profile_watch: Option<(std::path::PathBuf, Vec<u8>, Duration)>,
+    warmup_users: usize,
+}
+
+/// Builds the application; fails on a bad profile file or Redis URL (not on Redis being down:
+/// the server then starts unready and recovers by itself).
+pub async fn build(config: &Config) -> Result<App, StartError> {
+    let metrics = Arc::new(Metrics::new(&config.rollout, &config.track)?);
+    let timeout = Duration::from_millis(config.store_timeout_ms);
+    let store: Arc<dyn Store> = match &config.redis_url {
+        Some(url) => Arc::new(RedisStore::connect(&RedisSettings {
+            url: url.clone(),
+            prefix: config.redis_prefix.clone(),
+            timeout,
+        })?),
+        None => Arc::new(MemoryStore::new()),
+    };
+    let (experiment, profile_watch) = match &config.profile {
+        Some(path) => {
+            let (experiment, bytes) = experiments::load_file(path)?;
+            (
+                experiment,
+                Some((
+                    path.clone(),
+                    bytes,
+                    Duration::from_millis(config.profile_poll_ms.max(10)),
+                )),
+            )
+        }
+        None => (Experiment::default(), None),
+    };
+    let profiles = Arc::new(LiveProfiles::new(experiment, metrics.clone()));
+    let cache = FeedCache::new(
+        store.clone(),
+        metrics.clone(),
+        config.local_cache_entries,
+        Duration::from_millis(config.local_cache_ttl_ms),
+    );
+    let settings = ServiceSettings {
+        feed_depth: config.feed_depth.max(1),
+        ready_timeout: timeout,
+    };
+    let state = Arc::new(AppState::new(
+        store.clone(),
+        cache,
+        profiles,
+        metrics,
+        settings,
+    ));
+    if config.demo {
+        let (videos, users, events) = demo::load(store.as_ref(), DemoSize::default()).await?;
+        tracing::info!(videos, users, events, "demo data loaded");
+    }
+    let limits = HttpLimits {
+        request_timeout: Duration::from_millis(config.request_timeout_ms),
+        max_body_bytes: config.max_body_bytes,
+    };
+    let router = http::router(state.clone(), limits);
+    Ok(App {
+        state,
+        router,
+        profile_watch,
+        warmup_users: config.warmup_users,
+    })
+}
+
+async fn warm_up(state: SharedState, users: usize, stop: CancellationToken) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let started = std::time::Instant::now();
+        match crate::feed::warm_up(&state, users).await {
+            Ok(n) => {
+                tracing::info!(
+                    users = n,
+                    millis = started.elapsed().as_millis() as u64,
+                    "cache warm-up done"
+                );
+                state.mark_warm();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cache warm-up failed; retrying")
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+impl App {
+    /// Serves on `listener` until `shutdown` resolves, then drains in-flight requests.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stop = CancellationToken::new();
+        if let Some((path, bytes, every)) = self.profile_watch {
+            tokio::spawn(
+                self.state
+                    .profiles
+                    .clone()
+                    .watch(path, bytes, every, stop.clone()),
+            );
+        }
+        tokio::spawn(warm_up(self.state.clone(), self.warmup_users, stop.clone()));
+        let result = axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        stop.cancel();
+        result
+    }
+}

@@ -1,0 +1,67 @@
+//! Shared application state, built once at start-up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::cache::FeedCache;
+use crate::experiments::LiveProfiles;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Tunables of the request path.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    /// Items kept per ranked snapshot (how deep a user can page).
+    pub feed_depth: usize,
+    /// How long readiness waits for the store's answer.
+    pub ready_timeout: Duration,
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The two-tier feed cache.
+    pub cache: FeedCache,
+    /// The ranking configuration in force.
+    pub profiles: Arc<LiveProfiles>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Tunables.
+    pub settings: ServiceSettings,
+    warmed: AtomicBool,
+}
+
+impl AppState {
+    /// New state; not ready until [`AppState::mark_warm`].
+    pub fn new(
+        store: Arc<dyn Store>,
+        cache: FeedCache,
+        profiles: Arc<LiveProfiles>,
+        metrics: Arc<Metrics>,
+        settings: ServiceSettings,
+    ) -> Self {
+        Self {
+            store,
+            cache,
+            profiles,
+            metrics,
+            settings,
+            warmed: AtomicBool::new(false),
+        }
+    }
+
+    /// Warm-up finished.
+    pub fn mark_warm(&self) {
+        self.warmed.store(true, Ordering::Release);
+    }
+
+    /// Whether warm-up finished.
+    pub fn is_warm(&self) -> bool {
+        self.warmed.load(Ordering::Acquire)
+    }
+}
+
+/// Shared handle passed to handlers.
+pub type SharedState = Arc<AppState>;

@@ -1,0 +1,343 @@
+//! The embedded in-process store: the same semantics as Redis, for `make run` and tests.
+//!
+//! One reader-writer lock guards the data: reads (ranking) run in parallel, writes are short.
+//! Production traffic runs on Redis; this store serves development and single-node demos.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+
+use super::{CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState};
+use crate::learning::{
+    AFFINITY_HALF_LIFE_SECS, Deltas, RECENT_MEMORY, SEEN_MEMORY, VideoStats, apply_decayed,
+};
+use crate::model::{Follows, UserProfile, Video};
+
+/// A sorted index: (score, id), read best first.
+type Ranking = BTreeSet<(i64, String)>;
+
+#[derive(Default)]
+struct UserData {
+    state: UserState,
+    seen: HashMap<String, f64>,
+    recent: VecDeque<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    videos: HashMap<String, Video>,
+    stats: HashMap<String, VideoStats>,
+    by_creator: HashMap<String, Ranking>,
+    by_tag: HashMap<String, Ranking>,
+    fresh: HashMap<String, Ranking>,
+    exposure: HashMap<String, i64>,
+    exposure_rank: BTreeSet<(i64, String)>,
+    trending: HashMap<(String, i64), HashMap<String, f64>>,
+    users: HashMap<String, UserData>,
+    active: HashMap<String, f64>,
+    cache: HashMap<String, (Vec<u8>, Instant)>,
+}
+
+/// In-process store; see the module docs.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn fresh_lists(video: &Video) -> Vec<String> {
+    let mut lists = vec!["*".to_owned()];
+    if !video.language.is_empty() {
+        lists.push(video.language.clone());
+    }
+    lists
+}
+
+fn top(ranking: Option<&Ranking>, n: usize) -> impl Iterator<Item = String> + '_ {
+    ranking
+        .into_iter()
+        .flat_map(|r| r.iter().rev())
+        .take(n)
+        .map(|(_, id)| id.clone())
+}
+
+impl Inner {
+    fn unindex(&mut self, video: &Video) {
+        let key = (video.published_at.timestamp_millis(), video.id.clone());
+        if let Some(r) = self.by_creator.get_mut(&video.creator_id) {
+            r.remove(&key);
+        }
+        for tag in &video.tags {
+            if let Some(r) = self.by_tag.get_mut(tag) {
+                r.remove(&key);
+            }
+        }
+        for list in fresh_lists(video) {
+            if let Some(r) = self.fresh.get_mut(&list) {
+                r.remove(&key);
+            }
+        }
+    }
+
+    fn index(&mut self, video: &Video) {
+        let key = (video.published_at.timestamp_millis(), video.id.clone());
+        self.by_creator
+            .entry(video.creator_id.clone())
+            .or_default()
+            .insert(key.clone());
+        for tag in &video.tags {
+            self.by_tag
+                .entry(tag.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        for list in fresh_lists(video) {
+            self.fresh.entry(list).or_default().insert(key.clone());
+        }
+        if !self.exposure.contains_key(&video.id) {
+            self.exposure.insert(video.id.clone(), 0);
+            self.exposure_rank.insert((0, video.id.clone()));
+        }
+    }
+
+    fn add_exposure(&mut self, id: &str, n: i64) {
+        let old = self.exposure.get(id).copied().unwrap_or(0);
+        self.exposure_rank.remove(&(old, id.to_owned()));
+        self.exposure.insert(id.to_owned(), old + n);
+        self.exposure_rank.insert((old + n, id.to_owned()));
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn put_videos(&self, videos: &[Video]) -> Result<(), StoreError> {
+        let mut g = self.inner.write();
+        for v in videos {
+            if let Some(old) = g.videos.remove(&v.id) {
+                g.unindex(&old);
+            }
+            g.index(v);
+            g.videos.insert(v.id.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    async fn delete_video(&self, id: &str) -> Result<bool, StoreError> {
+        let mut g = self.inner.write();
+        let Some(old) = g.videos.remove(id) else {
+            return Ok(false);
+        };
+        g.unindex(&old);
+        g.stats.remove(id);
+        if let Some(n) = g.exposure.remove(id) {
+            g.exposure_rank.remove(&(n, id.to_owned()));
+        }
+        Ok(true)
+    }
+
+    async fn get_videos(&self, ids: &[String]) -> Result<Vec<Option<Video>>, StoreError> {
+        let g = self.inner.read();
+        Ok(ids.iter().map(|id| g.videos.get(id).cloned()).collect())
+    }
+
+    async fn apply(&self, d: &Deltas) -> Result<(), StoreError> {
+        let mut g = self.inner.write();
+        for (id, s) in &d.video_stats {
+            g.stats.entry(id.clone()).or_default().merge(s);
+        }
+        for (id, n) in &d.exposures {
+            g.add_exposure(id, *n as i64);
+        }
+        for (key, incs) in &d.trending {
+            let t = g.trending.entry(key.clone()).or_default();
+            for (id, w) in incs {
+                *t.entry(id.clone()).or_default() += w;
+            }
+        }
+        for (user, adds) in &d.affinity {
+            apply_decayed(
+                &mut g.users.entry(user.clone()).or_default().state.affinity,
+                adds,
+                AFFINITY_HALF_LIFE_SECS,
+            );
+        }
+        for (user, adds) in &d.taste {
+            apply_decayed(
+                &mut g.users.entry(user.clone()).or_default().state.taste,
+                adds,
+                AFFINITY_HALF_LIFE_SECS,
+            );
+        }
+        for (user, seen) in &d.seen {
+            let u = g.users.entry(user.clone()).or_default();
+            for (id, ts) in seen {
+                let e = u.seen.entry(id.clone()).or_insert(*ts);
+                *e = e.max(*ts);
+            }
+            if u.seen.len() > SEEN_MEMORY {
+                let mut by_time: Vec<(f64, String)> = u.seen.drain().map(|(k, t)| (t, k)).collect();
+                by_time.sort_by(|a, b| b.0.total_cmp(&a.0));
+                by_time.truncate(SEEN_MEMORY);
+                u.seen = by_time.into_iter().map(|(t, k)| (k, t)).collect();
+            }
+        }
+        for (user, recent) in &d.recent {
+            let u = g.users.entry(user.clone()).or_default();
+            for id in recent {
+                u.recent.push_front(id.clone());
+            }
+            u.recent.truncate(RECENT_MEMORY);
+        }
+        for (user, ts) in &d.active {
+            let e = g.active.entry(user.clone()).or_insert(*ts);
+            *e = e.max(*ts);
+        }
+        Ok(())
+    }
+
+    async fn set_follows(&self, user: &str, follows: &Follows) -> Result<(), StoreError> {
+        let mut g = self.inner.write();
+        let u = g.users.entry(user.to_owned()).or_default();
+        u.state.follows = follows.creators.iter().cloned().collect();
+        u.state.friends = follows.friends.clone();
+        Ok(())
+    }
+
+    async fn set_profile(&self, user: &str, profile: &UserProfile) -> Result<(), StoreError> {
+        self.inner
+            .write()
+            .users
+            .entry(user.to_owned())
+            .or_default()
+            .state
+            .profile = profile.clone();
+        Ok(())
+    }
+
+    async fn user_state(&self, user: &str) -> Result<UserState, StoreError> {
+        Ok(self
+            .inner
+            .read()
+            .users
+            .get(user)
+            .map(|u| u.state.clone())
+            .unwrap_or_default())
+    }
+
+    async fn candidate_lists(&self, q: &CandidateQuery) -> Result<CandidateLists, StoreError> {
+        let g = self.inner.read();
+        let mut lists = CandidateLists::default();
+        for c in &q.creators {
+            lists
+                .followed
+                .extend(top(g.by_creator.get(c), q.per_creator));
+        }
+        for f in &q.friends {
+            if let Some(u) = g.users.get(f) {
+                lists
+                    .friends
+                    .extend(u.recent.iter().take(q.per_friend).cloned());
+            }
+        }
+        for key in &q.trending {
+            if let Some(t) = g.trending.get(key) {
+                let mut v: Vec<(&String, &f64)> = t.iter().collect();
+                v.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| b.0.cmp(a.0)));
+                lists
+                    .trending
+                    .extend(v.into_iter().take(q.per_trending).map(|(id, _)| id.clone()));
+            }
+        }
+        for lang in &q.fresh {
+            lists.fresh.extend(top(g.fresh.get(lang), q.per_fresh));
+        }
+        for tag in &q.tags {
+            lists.similar.extend(top(g.by_tag.get(tag), q.per_tag));
+        }
+        let (offset, n) = q.long_tail;
+        lists.long_tail = g
+            .exposure_rank
+            .iter()
+            .skip(offset)
+            .take(n)
+            .map(|(_, id)| id.clone())
+            .collect();
+        Ok(lists)
+    }
+
+    async fn candidates(
+        &self,
+        user: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<CandidateData>>, StoreError> {
+        let g = self.inner.read();
+        let seen: HashSet<&String> = g
+            .users
+            .get(user)
+            .map(|u| u.seen.keys().collect())
+            .unwrap_or_default();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                g.videos.get(id).map(|v| CandidateData {
+                    video: v.clone(),
+                    stats: g.stats.get(id).copied().unwrap_or_default(),
+                    seen: seen.contains(id),
+                })
+            })
+            .collect())
+    }
+
+    async fn active_users(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let g = self.inner.read();
+        let mut v: Vec<(&String, &f64)> = g.active.iter().collect();
+        v.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        Ok(v.into_iter().take(limit).map(|(u, _)| u.clone()).collect())
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let g = self.inner.read();
+        Ok(g.cache
+            .get(key)
+            .filter(|(_, exp)| *exp > Instant::now())
+            .map(|(b, _)| b.clone()))
+    }
+
+    async fn cache_put(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut g = self.inner.write();
+        let now = Instant::now();
+        g.cache.retain(|_, (_, exp)| *exp > now);
+        for (k, v) in entries {
+            g.cache.insert(k.clone(), (v.clone(), now + ttl));
+        }
+        Ok(())
+    }
+
+    async fn cache_delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        let mut g = self.inner.write();
+        for k in keys {
+            g.cache.remove(k);
+        }
+        Ok(())
+    }
+}

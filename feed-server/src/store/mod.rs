@@ -1,0 +1,143 @@
+//! Storage behind one interface: [`RedisStore`] in production, [`MemoryStore`] embedded.
+//!
+//! The interface is shaped by the ranking pipeline's round trips: every method is one batch
+//! (one pipelined Redis round trip), however many videos or users it touches.
+
+mod memory;
+pub mod redis_store;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+pub use memory::MemoryStore;
+pub use redis_store::RedisStore;
+
+use crate::learning::{Decayed, Deltas, VideoStats};
+use crate::model::{Follows, UserProfile, Video};
+
+/// Why a store call failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The store cannot be reached or did not answer in time; the request may be retried later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with something this version cannot read.
+    #[error("store returned corrupt data: {0}")]
+    Corrupt(String),
+}
+
+/// What the pipeline knows about a user before choosing candidates.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserState {
+    /// Language and region.
+    pub profile: UserProfile,
+    /// Followed creators.
+    pub follows: HashSet<String>,
+    /// Friends.
+    pub friends: Vec<String>,
+    /// Decayed affinities: fields `c:{creator}` and `t:{tag}`.
+    pub affinity: HashMap<String, Decayed>,
+    /// Decayed taste vector: fields are dimension indexes.
+    pub taste: HashMap<String, Decayed>,
+}
+
+/// Which source lists to read (built by [`crate::ranking::candidates::plan`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CandidateQuery {
+    /// Followed creators whose newest videos to read.
+    pub creators: Vec<String>,
+    /// Videos per creator.
+    pub per_creator: usize,
+    /// Friends whose recent engagements to read.
+    pub friends: Vec<String>,
+    /// Videos per friend.
+    pub per_friend: usize,
+    /// Trending lists: (language or `*`, UTC day).
+    pub trending: Vec<(String, i64)>,
+    /// Videos per trending list.
+    pub per_trending: usize,
+    /// Fresh-upload lists: language or `*`.
+    pub fresh: Vec<String>,
+    /// Videos per fresh list.
+    pub per_fresh: usize,
+    /// Tags whose newest videos to read.
+    pub tags: Vec<String>,
+    /// Videos per tag.
+    pub per_tag: usize,
+    /// Least-exposed videos: offset into the exposure ranking and count.
+    pub long_tail: (usize, usize),
+}
+
+/// The source lists, each best first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CandidateLists {
+    /// Newest videos of followed creators.
+    pub followed: Vec<String>,
+    /// Friends' recent engagements.
+    pub friends: Vec<String>,
+    /// Trending.
+    pub trending: Vec<String>,
+    /// Newest uploads.
+    pub fresh: Vec<String>,
+    /// Tagged like the user's strongest tags.
+    pub similar: Vec<String>,
+    /// Least exposed.
+    pub long_tail: Vec<String>,
+}
+
+/// A candidate's catalog entry and counters, and whether the user has seen it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CandidateData {
+    /// Catalog entry.
+    pub video: Video,
+    /// Counters.
+    pub stats: VideoStats,
+    /// In the user's seen set.
+    pub seen: bool,
+}
+
+/// The storage interface.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `redis` or `memory`.
+    fn kind(&self) -> &'static str;
+    /// Checks the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Inserts or replaces catalog entries (all or nothing).
+    async fn put_videos(&self, videos: &[Video]) -> Result<(), StoreError>;
+    /// Removes a video from the catalog and every index; false when it did not exist.
+    async fn delete_video(&self, id: &str) -> Result<bool, StoreError>;
+    /// Catalog entries, in the order asked (`None` for unknown ids).
+    async fn get_videos(&self, ids: &[String]) -> Result<Vec<Option<Video>>, StoreError>;
+    /// Applies the changes of a batch of events (all or nothing).
+    async fn apply(&self, deltas: &Deltas) -> Result<(), StoreError>;
+    /// Replaces a user's followed creators and friends.
+    async fn set_follows(&self, user: &str, follows: &Follows) -> Result<(), StoreError>;
+    /// Replaces a user's language and region.
+    async fn set_profile(&self, user: &str, profile: &UserProfile) -> Result<(), StoreError>;
+    /// Everything the ranking needs to know about a user (one round trip).
+    async fn user_state(&self, user: &str) -> Result<UserState, StoreError>;
+    /// The source lists (one round trip).
+    async fn candidate_lists(&self, query: &CandidateQuery) -> Result<CandidateLists, StoreError>;
+    /// Catalog entries, counters and seen flags of candidates, in order (one round trip).
+    async fn candidates(
+        &self,
+        user: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<CandidateData>>, StoreError>;
+    /// Most recently active users, newest first (cache warm-up).
+    async fn active_users(&self, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Reads a cached blob.
+    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes cached blobs with a time-to-live (one round trip).
+    async fn cache_put(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// Removes cached blobs.
+    async fn cache_delete(&self, keys: &[String]) -> Result<(), StoreError>;
+}

@@ -1,0 +1,492 @@
+//! The Redis store. Every method is one pipelined round trip (writes in MULTI/EXEC, all or
+//! nothing); every command touches one key, so the layout is ready for Redis Cluster with hash
+//! tags. Calls time out after the configured response timeout and map to
+//! [`StoreError::Unavailable`], so a dead Redis fails requests fast instead of hanging them; the
+//! connection manager reconnects by itself when Redis is back.
+//!
+//! Key layout (all under the configurable prefix `P`):
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `P v:{id}` | string | video JSON |
+//! | `P vs:{id}` | hash | video counters ([`VideoStats::FIELDS`]) |
+//! | `P cv:{creator}`, `P tv:{tag}`, `P fresh:{lang or *}` | zset | video ids by publish time (ms) |
+//! | `P exp` | zset | video ids by impressions (long tail) |
+//! | `P tr:{lang or *}:{day}` | zset | trending score per UTC day (expires after 3 days) |
+//! | `P u:{user}:p` | hash | language, region |
+//! | `P u:{user}:fc`, `P u:{user}:fr` | set | followed creators, friends |
+//! | `P u:{user}:aff`, `P u:{user}:taste` | hash | decayed values: field `f` and its time `f@` |
+//! | `P u:{user}:seen` | zset | seen videos by time (last 5,000) |
+//! | `P u:{user}:recent` | list | recently engaged videos (last 50) |
+//! | `P active` | zset | users by last activity |
+//! | `P c:{key}` | string | cached pages |
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Pipeline, Value};
+
+use super::{CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState};
+use crate::learning::{
+    AFFINITY_HALF_LIFE_SECS, Decayed, DecayedAdd, Deltas, RECENT_MEMORY, SEEN_MEMORY, VideoStats,
+};
+use crate::model::{Follows, UserProfile, Video};
+
+/// Adds decayed values to one hash: `KEYS[1]`, `ARGV[1]` = half-life (s), then triples of
+/// (field, weight, unix time). Mirrors [`Decayed::add`].
+const DECAYED_ADD: &str = r#"
+local hl = tonumber(ARGV[1])
+for i = 2, #ARGV, 3 do
+  local f, w, ts = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local v = tonumber(redis.call('HGET', KEYS[1], f) or '0')
+  local t = tonumber(redis.call('HGET', KEYS[1], f .. '@') or '0')
+  if v == 0 and t == 0 then
+    v, t = w, ts
+  elseif ts >= t then
+    v, t = v * 2 ^ (-(ts - t) / hl) + w, ts
+  else
+    v = v + w * 2 ^ (-(t - ts) / hl)
+  end
+  redis.call('HSET', KEYS[1], f, string.format('%.17g', v), f .. '@', string.format('%.17g', t))
+end
+return 0
+"#;
+
+/// Trending lists live this long.
+const TRENDING_TTL_SECS: i64 = 3 * 86_400;
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Prefix of every key (lets several deployments or tests share one Redis).
+    pub prefix: String,
+    /// How long a call may wait for Redis before failing.
+    pub timeout: Duration,
+}
+
+/// Redis-backed store; see the module docs.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn parse<T: redis::FromRedisValue>(v: Value) -> Result<T, StoreError> {
+    redis::from_redis_value(v).map_err(corrupt)
+}
+
+fn decayed_map(raw: HashMap<String, String>) -> HashMap<String, Decayed> {
+    let mut out = HashMap::new();
+    for (k, v) in &raw {
+        if k.ends_with('@') {
+            continue;
+        }
+        let value = v.parse::<f64>().unwrap_or(0.0);
+        let at = raw
+            .get(&format!("{k}@"))
+            .and_then(|t| t.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        out.insert(k.clone(), Decayed { value, at });
+    }
+    out
+}
+
+impl RedisStore {
+    /// Creates the store. The connection is made lazily and re-made after failures, so the
+    /// server starts (unready) while Redis is down.
+    pub fn connect(settings: &RedisSettings) -> Result<Self, StoreError> {
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|e| StoreError::Unavailable(format!("invalid redis url: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        Ok(Self {
+            conn,
+            prefix: settings.prefix.clone(),
+        })
+    }
+
+    fn key(&self, parts: std::fmt::Arguments<'_>) -> String {
+        format!("{}{}", self.prefix, parts)
+    }
+
+    async fn run(&self, pipe: &Pipeline) -> Result<Vec<Value>, StoreError> {
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn).await.map_err(unavailable)
+    }
+
+    fn index_keys(&self, v: &Video) -> Vec<String> {
+        let mut keys = vec![
+            self.key(format_args!("cv:{}", v.creator_id)),
+            self.key(format_args!("fresh:*")),
+        ];
+        if !v.language.is_empty() {
+            keys.push(self.key(format_args!("fresh:{}", v.language)));
+        }
+        keys.extend(v.tags.iter().map(|t| self.key(format_args!("tv:{t}"))));
+        keys
+    }
+
+    fn decayed_add(&self, pipe: &mut Pipeline, key: String, adds: &[DecayedAdd]) {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(DECAYED_ADD)
+            .arg(1)
+            .arg(key)
+            .arg(AFFINITY_HALF_LIFE_SECS);
+        for a in adds {
+            cmd.arg(&a.field).arg(a.weight).arg(a.ts);
+        }
+        pipe.add_command(cmd).ignore();
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn put_videos(&self, videos: &[Video]) -> Result<(), StoreError> {
+        if videos.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = videos.iter().map(|v| v.id.clone()).collect();
+        let old = self.get_videos(&ids).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (v, old) in videos.iter().zip(old) {
+            if let Some(old) = old {
+                for k in self.index_keys(&old) {
+                    pipe.zrem(k, &old.id).ignore();
+                }
+            }
+            let json = serde_json::to_string(v).map_err(corrupt)?;
+            pipe.set(self.key(format_args!("v:{}", v.id)), json)
+                .ignore();
+            let published = v.published_at.timestamp_millis();
+            for k in self.index_keys(v) {
+                pipe.zadd(k, &v.id, published).ignore();
+            }
+            pipe.cmd("ZADD")
+                .arg(self.key(format_args!("exp")))
+                .arg("NX")
+                .arg(0)
+                .arg(&v.id)
+                .ignore();
+        }
+        self.run(&pipe).await.map(|_| ())
+    }
+
+    async fn delete_video(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(Some(old)) = self.get_videos(&[id.to_owned()]).await?.pop() else {
+            return Ok(false);
+        };
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for k in self.index_keys(&old) {
+            pipe.zrem(k, id).ignore();
+        }
+        pipe.zrem(self.key(format_args!("exp")), id).ignore();
+        pipe.del(self.key(format_args!("v:{id}"))).ignore();
+        pipe.del(self.key(format_args!("vs:{id}"))).ignore();
+        self.run(&pipe).await.map(|_| true)
+    }
+
+    async fn get_videos(&self, ids: &[String]) -> Result<Vec<Option<Video>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.get(self.key(format_args!("v:{id}")));
+        }
+        let raw = self.run(&pipe).await?;
+        raw.into_iter()
+            .map(|v| match parse::<Option<String>>(v)? {
+                Some(json) => serde_json::from_str(&json).map(Some).map_err(corrupt),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    async fn apply(&self, d: &Deltas) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (id, s) in &d.video_stats {
+            let key = self.key(format_args!("vs:{id}"));
+            for (field, value) in VideoStats::FIELDS.iter().zip(s.values()) {
+                if value != 0.0 {
+                    pipe.hincr(&key, *field, value).ignore();
+                }
+            }
+        }
+        for (id, n) in &d.exposures {
+            pipe.zincr(self.key(format_args!("exp")), id, *n).ignore();
+        }
+        for ((lang, day), incs) in &d.trending {
+            let key = self.key(format_args!("tr:{lang}:{day}"));
+            for (id, w) in incs {
+                pipe.zincr(&key, id, *w).ignore();
+            }
+            pipe.expire_at(&key, (day + 1) * 86_400 + TRENDING_TTL_SECS)
+                .ignore();
+        }
+        for (user, adds) in &d.affinity {
+            self.decayed_add(&mut pipe, self.key(format_args!("u:{user}:aff")), adds);
+        }
+        for (user, adds) in &d.taste {
+            self.decayed_add(&mut pipe, self.key(format_args!("u:{user}:taste")), adds);
+        }
+        for (user, seen) in &d.seen {
+            let key = self.key(format_args!("u:{user}:seen"));
+            for (id, ts) in seen {
+                pipe.cmd("ZADD")
+                    .arg(&key)
+                    .arg("GT")
+                    .arg(*ts)
+                    .arg(id)
+                    .ignore();
+            }
+            pipe.zremrangebyrank(&key, 0, -(SEEN_MEMORY as isize) - 1)
+                .ignore();
+        }
+        for (user, recent) in &d.recent {
+            let key = self.key(format_args!("u:{user}:recent"));
+            pipe.lpush(&key, recent).ignore();
+            pipe.ltrim(&key, 0, RECENT_MEMORY as isize - 1).ignore();
+        }
+        for (user, ts) in &d.active {
+            pipe.cmd("ZADD")
+                .arg(self.key(format_args!("active")))
+                .arg("GT")
+                .arg(*ts)
+                .arg(user)
+                .ignore();
+        }
+        self.run(&pipe).await.map(|_| ())
+    }
+
+    async fn set_follows(&self, user: &str, follows: &Follows) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (suffix, ids) in [("fc", &follows.creators), ("fr", &follows.friends)] {
+            let key = self.key(format_args!("u:{user}:{suffix}"));
+            pipe.del(&key).ignore();
+            if !ids.is_empty() {
+                pipe.sadd(&key, ids).ignore();
+            }
+        }
+        self.run(&pipe).await.map(|_| ())
+    }
+
+    async fn set_profile(&self, user: &str, profile: &UserProfile) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(
+            self.key(format_args!("u:{user}:p")),
+            &[("language", &profile.language), ("region", &profile.region)],
+        )
+        .ignore();
+        self.run(&pipe).await.map(|_| ())
+    }
+
+    async fn user_state(&self, user: &str) -> Result<UserState, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.hgetall(self.key(format_args!("u:{user}:p")))
+            .smembers(self.key(format_args!("u:{user}:fc")))
+            .smembers(self.key(format_args!("u:{user}:fr")))
+            .hgetall(self.key(format_args!("u:{user}:aff")))
+            .hgetall(self.key(format_args!("u:{user}:taste")));
+        let mut it = self.run(&pipe).await?.into_iter();
+        let mut next = || it.next().ok_or_else(|| corrupt("short pipeline reply"));
+        let mut profile: HashMap<String, String> = parse(next()?)?;
+        let follows: Vec<String> = parse(next()?)?;
+        let mut friends: Vec<String> = parse(next()?)?;
+        friends.sort();
+        Ok(UserState {
+            profile: UserProfile {
+                language: profile.remove("language").unwrap_or_default(),
+                region: profile.remove("region").unwrap_or_default(),
+            },
+            follows: follows.into_iter().collect(),
+            friends,
+            affinity: decayed_map(parse(next()?)?),
+            taste: decayed_map(parse(next()?)?),
+        })
+    }
+
+    async fn candidate_lists(&self, q: &CandidateQuery) -> Result<CandidateLists, StoreError> {
+        let mut pipe = redis::pipe();
+        let range = |n: usize| (n as isize) - 1;
+        for c in &q.creators {
+            pipe.zrevrange(self.key(format_args!("cv:{c}")), 0, range(q.per_creator));
+        }
+        for f in &q.friends {
+            pipe.lrange(
+                self.key(format_args!("u:{f}:recent")),
+                0,
+                range(q.per_friend),
+            );
+        }
+        for (lang, day) in &q.trending {
+            pipe.zrevrange(
+                self.key(format_args!("tr:{lang}:{day}")),
+                0,
+                range(q.per_trending),
+            );
+        }
+        for lang in &q.fresh {
+            pipe.zrevrange(
+                self.key(format_args!("fresh:{lang}")),
+                0,
+                range(q.per_fresh),
+            );
+        }
+        for t in &q.tags {
+            pipe.zrevrange(self.key(format_args!("tv:{t}")), 0, range(q.per_tag));
+        }
+        let (offset, n) = q.long_tail;
+        pipe.zrange(
+            self.key(format_args!("exp")),
+            offset as isize,
+            (offset + n) as isize - 1,
+        );
+        let mut replies = self.run(&pipe).await?.into_iter();
+        let mut take = |count: usize| -> Result<Vec<String>, StoreError> {
+            let mut out = Vec::new();
+            for _ in 0..count {
+                let v = replies
+                    .next()
+                    .ok_or_else(|| corrupt("short pipeline reply"))?;
+                out.extend(parse::<Vec<String>>(v)?);
+            }
+            Ok(out)
+        };
+        Ok(CandidateLists {
+            followed: take(q.creators.len())?,
+            friends: take(q.friends.len())?,
+            trending: take(q.trending.len())?,
+            fresh: take(q.fresh.len())?,
+            similar: take(q.tags.len())?,
+            long_tail: if n > 0 { take(1)? } else { Vec::new() },
+        })
+    }
+
+    async fn candidates(
+        &self,
+        user: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<CandidateData>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.get(self.key(format_args!("v:{id}")));
+            pipe.hgetall(self.key(format_args!("vs:{id}")));
+        }
+        pipe.cmd("ZMSCORE")
+            .arg(self.key(format_args!("u:{user}:seen")))
+            .arg(ids);
+        let mut replies = self.run(&pipe).await?;
+        let seen: Vec<Option<f64>> = parse(
+            replies
+                .pop()
+                .ok_or_else(|| corrupt("short pipeline reply"))?,
+        )?;
+        let mut it = replies.into_iter();
+        let mut out = Vec::with_capacity(ids.len());
+        for seen in seen {
+            let (Some(video), Some(stats)) = (it.next(), it.next()) else {
+                return Err(corrupt("short pipeline reply"));
+            };
+            let Some(json) = parse::<Option<String>>(video)? else {
+                out.push(None);
+                continue;
+            };
+            let video: Video = serde_json::from_str(&json).map_err(corrupt)?;
+            let stats: HashMap<String, f64> = parse(stats)?;
+            out.push(Some(CandidateData {
+                video,
+                stats: VideoStats::from_pairs(stats.iter().map(|(k, v)| (k.as_str(), *v))),
+                seen: seen.is_some(),
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn active_users(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.zrevrange(self.key(format_args!("active")), 0, limit as isize - 1);
+        let mut replies = self.run(&pipe).await?;
+        parse(
+            replies
+                .pop()
+                .ok_or_else(|| corrupt("short pipeline reply"))?,
+        )
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.get(self.key(format_args!("c:{key}")));
+        let mut replies = self.run(&pipe).await?;
+        parse(
+            replies
+                .pop()
+                .ok_or_else(|| corrupt("short pipeline reply"))?,
+        )
+    }
+
+    async fn cache_put(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        for (k, v) in entries {
+            pipe.pset_ex(
+                self.key(format_args!("c:{k}")),
+                v.as_slice(),
+                ttl.as_millis().max(1) as u64,
+            )
+            .ignore();
+        }
+        self.run(&pipe).await.map(|_| ())
+    }
+
+    async fn cache_delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.del(self.key(format_args!("c:{k}"))).ignore();
+        }
+        self.run(&pipe).await.map(|_| ())
+    }
+}
