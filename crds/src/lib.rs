@@ -1,0 +1,50 @@
+//! The FeedRollout API (`feedroll.dev/v1alpha1`): Rust types, defaults and the generated CRD.
+//!
+//! - [`FeedRollout`] / [`FeedRolloutSpec`]: replicas, selector, pod template, ranking profile
+//!   (the feed-server format from `feed-profile`, embedded, not duplicated), strategy and
+//!   analysis ([`spec`], [`analysis`]).
+//! - [`FeedRolloutStatus`]: phase, step, weight, revisions, replica counts, selector, standard
+//!   conditions, `observedGeneration` and the last analysis records ([`status`]).
+//! - [`defaults`]: the roadmap plan and policy table, applied in code by
+//!   [`FeedRolloutSpec::resolved_strategy`] and [`FeedRolloutSpec::resolved_analysis`].
+//! - [`crd()`]: the CustomResourceDefinition, schema cleaned for Kubernetes ([`schema`]);
+//!   `feedroll-operator crd` prints it and `crds/feedroll.dev_feedrollouts.yaml` holds it.
+//!
+//! Validation lives in the schema (types, ranges, lengths, patterns) and in CEL rules
+//! (`x-kubernetes-validations`, each with a message a platform engineer understands): weights
+//! 0–100 and never decreasing, at least one step, one of setWeight/pause per step, one traffic
+//! mode, one of preset/query per check, `min <= max`, durations parse, unique check names.
+
+pub mod analysis;
+pub mod defaults;
+pub mod duration;
+mod error;
+pub mod schema;
+pub mod spec;
+pub mod status;
+
+pub use analysis::{
+    Analysis, Check, CompareMode, Comparison, HoldPolicy, Preset, PrometheusSource, Tier,
+};
+pub use defaults::{CheckSource, ResolvedAnalysis, ResolvedCheck, ResolvedStep, ResolvedStrategy};
+pub use duration::DurationString;
+pub use error::ApiError;
+pub use schema::crd;
+pub use spec::{
+    FeedRollout, FeedRolloutSpec, GatewayApi, InApp, ParentRef, PauseStep, ReplicaRatio, Step,
+    Strategy, Traffic, TrafficMode,
+};
+pub use status::{AnalysisRun, CheckRecord, CheckState, FeedRolloutStatus, Phase, Verdict};
+
+/// API group.
+pub const GROUP: &str = "feedroll.dev";
+/// API version.
+pub const VERSION: &str = "v1alpha1";
+/// Value of the `track` label on stable pods and their metrics.
+pub const TRACK_STABLE: &str = "stable";
+/// Value of the `track` label on canary pods and their metrics.
+pub const TRACK_CANARY: &str = "canary";
+/// Environment variable carrying the rollout name into feed-server (`rollout` metric label).
+pub const ENV_ROLLOUT: &str = "FEED_ROLLOUT";
+/// Environment variable carrying the track into feed-server (`track` metric label).
+pub const ENV_TRACK: &str = "FEED_TRACK";

@@ -1,0 +1,271 @@
+//! The FeedRollout spec: workload, ranking profile and rollout strategy.
+
+use feed_profile::RankingProfile;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::Analysis;
+use crate::duration::DurationString;
+use crate::status::FeedRolloutStatus;
+
+/// A feed-server workload rolled out as a canary, in steps, under Prometheus analysis.
+///
+/// Only `template` is required: `replicas` defaults to 1, the strategy to the roadmap plan
+/// (10% for 15m, 25% for 30m, 50% for 30m, then 100%) over replica-ratio traffic, and the
+/// analysis to the roadmap policy table (see [`crate::defaults`]).
+// Several `printcolumn(type_ = "string", ...)` entries are distinct columns, not duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "feedroll.dev",
+    version = "v1alpha1",
+    kind = "FeedRollout",
+    plural = "feedrollouts",
+    singular = "feedrollout",
+    shortname = "fr",
+    category = "feedroll",
+    namespaced,
+    status = "FeedRolloutStatus",
+    derive = "PartialEq",
+    doc = "A feed-server workload rolled out as a canary in steps (10% -> 25% -> 50% -> 100% by default), each step judged by Prometheus checks.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Rollout phase"
+    ),
+    printcolumn(
+        name = "Weight",
+        type_ = "integer",
+        json_path = ".status.weight",
+        description = "Percent of traffic on the canary"
+    ),
+    printcolumn(
+        name = "Step",
+        type_ = "integer",
+        json_path = ".status.currentStepIndex",
+        description = "Index of the current step"
+    ),
+    printcolumn(
+        name = "Canary",
+        type_ = "string",
+        json_path = ".status.canaryRevision",
+        description = "Canary revision"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedRolloutSpec {
+    /// Desired number of feed-server pods in total (stable + canary). Default 1. Exposed through
+    /// the `scale` subresource, so a HorizontalPodAutoscaler can target the FeedRollout.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub replicas: i32,
+
+    /// Label selector of the pods; defaults to the template's labels. Must match them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+
+    /// Pod template of the feed-server. A change here starts a new rollout with new (canary) pods.
+    pub template: PodTemplateSpec,
+
+    /// Ranking profile served by the pods (the feed-server profile format). A change here alone
+    /// starts a new rollout; with `strategy.traffic.inApp` it is rolled out without new pods, the
+    /// feed-server splitting users between the stable and the canary profile by a stable hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranking_profile: Option<RankingProfile>,
+
+    /// Pause the rollout (level-triggered, works from Git): while true, no step advances.
+    /// Roll-back-tier checks and crash-loop detection still act.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+
+    /// Steps and traffic mode. Omitted: the roadmap plan over replica-ratio traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+
+    /// Prometheus checks and when they run. Omitted: the roadmap policy table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// How the canary moves: the list of steps and how traffic is split.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    /// Steps run in order; after the last one the canary is promoted. Omitted: the roadmap plan
+    /// `[setWeight 10, pause 15m, setWeight 25, pause 30m, setWeight 50, pause 30m, setWeight 100]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.size() > 0", "message": "strategy.steps needs at least one step (or omit it for the default plan)"},
+        {"rule": "self.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()", "message": "setWeight values must never decrease from one step to the next"}
+    ]))]
+    pub steps: Option<Vec<Step>>,
+
+    /// How traffic is split between stable and canary. Omitted: `replicaRatio`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
+}
+
+/// One step: exactly one of `setWeight` or `pause`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.setWeight) != has(self.pause)", "message": "each step is exactly one of setWeight or pause"}
+]))]
+pub struct Step {
+    /// Percent of traffic sent to the canary, 0 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub set_weight: Option<i32>,
+    /// Wait: for `duration`, or without it until a human promotes or resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseStep>,
+}
+
+impl Step {
+    /// A `setWeight` step.
+    pub fn set_weight(weight: i32) -> Self {
+        Self {
+            set_weight: Some(weight),
+            pause: None,
+        }
+    }
+
+    /// A `pause` step; `None` waits for a human.
+    pub fn pause(duration: Option<&str>) -> Self {
+        Self {
+            set_weight: None,
+            pause: Some(PauseStep {
+                duration: duration.map(DurationString::from),
+            }),
+        }
+    }
+}
+
+/// A pause between weight changes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseStep {
+    /// How long to wait (e.g. `15m`); omitted, the rollout waits for a human to promote or resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<DurationString>,
+}
+
+/// Traffic mode: exactly one of the fields (none set means `replicaRatio`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.replicaRatio) ? 1 : 0) + (has(self.gatewayAPI) ? 1 : 0) + (has(self.inApp) ? 1 : 0) <= 1", "message": "choose one traffic mode: replicaRatio, gatewayAPI or inApp"}
+]))]
+pub struct Traffic {
+    /// Stable and canary pods behind one Service, traffic split by replica counts (no mesh needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_ratio: Option<ReplicaRatio>,
+    /// The operator owns an HTTPRoute and sets exact backend weights.
+    #[serde(
+        default,
+        rename = "gatewayAPI",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_api: Option<GatewayApi>,
+    /// Ranking-profile rollouts without new pods: feed-server splits users between the stable and
+    /// the canary profile by a stable hash; metrics carry the `variant` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_app: Option<InApp>,
+}
+
+/// Replica-ratio traffic (no options yet).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaRatio {}
+
+/// Gateway API traffic: an HTTPRoute owned by the operator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApi {
+    /// Gateways (or other parents) the HTTPRoute attaches to.
+    #[schemars(length(min = 1, max = 16))]
+    pub parent_refs: Vec<ParentRef>,
+    /// Hostnames the route serves; empty matches the parent's hostnames.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub hostnames: Vec<String>,
+    /// Name of the HTTPRoute; default: the FeedRollout's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_route: Option<String>,
+    /// Service port the route sends to (default 8080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+}
+
+/// A Gateway API `parentRef`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    /// Name of the parent (usually a Gateway).
+    pub name: String,
+    /// Namespace of the parent; default: the FeedRollout's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Listener name on the parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    /// API group of the parent (default `gateway.networking.k8s.io`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Kind of the parent (default `Gateway`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// In-app traffic: the feed-server assigns users to the stable or canary ranking profile.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InApp {
+    /// Salt of the user assignment hash (default: the FeedRollout's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    /// Variant name of the stable profile (default `stable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_variant: Option<String>,
+    /// Variant name of the canary profile (default `canary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_variant: Option<String>,
+}
+
+/// The traffic mode, resolved from [`Traffic`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrafficMode {
+    /// Split by replica counts.
+    ReplicaRatio,
+    /// Exact weights on an HTTPRoute.
+    GatewayApi(GatewayApi),
+    /// In-app split by user hash between two ranking-profile variants.
+    InApp(InApp),
+}
+
+impl TrafficMode {
+    /// Whether the canary is a set of pods (`false` for in-app: the split is inside feed-server).
+    pub fn uses_canary_pods(&self) -> bool {
+        !matches!(self, TrafficMode::InApp(_))
+    }
+}

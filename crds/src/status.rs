@@ -1,0 +1,204 @@
+//! The FeedRollout status: where the rollout is, why, and the last analysis as evidence.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::Tier;
+
+/// Observed state of a FeedRollout. Everything the operator needs to resume after a restart or a
+/// leader change lives here.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedRolloutStatus {
+    /// The `metadata.generation` this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Where the rollout is (see [`Phase`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Human-readable explanation of the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Index of the current step in the (resolved) step list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+    /// When the current step started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+    /// Percent of traffic the canary should receive now.
+    #[serde(default)]
+    pub weight: i32,
+    /// Revision (hash of pod template and ranking profile) the stable pods run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// Revision being rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_revision: Option<String>,
+    /// Total pods (for the `scale` subresource).
+    #[serde(default)]
+    pub replicas: i32,
+    /// Ready pods.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Pods of the stable track.
+    #[serde(default)]
+    pub stable_replicas: i32,
+    /// Pods of the canary track.
+    #[serde(default)]
+    pub canary_replicas: i32,
+    /// Label selector of all pods, serialized (for the `scale` subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Standard conditions: `Progressing`, `Healthy`, `Paused`, `AnalysisHealthy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Failure counters and hold timers per check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckState>,
+    /// The latest analysis run: the evidence of the last decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisRun>,
+    /// When the last full-interval analysis ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_analysis_at: Option<Time>,
+    /// When the last fast-interval (roll-back-tier) analysis ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_fast_analysis_at: Option<Time>,
+    /// Id of the last human command applied (commands with this id are not applied again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_command_id: Option<String>,
+    /// Why the rollout is paused, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
+    /// When the canary was rolled back or aborted (also the end of breach-to-rollback time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_at: Option<Time>,
+}
+
+/// Phases of a rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    /// Stepping through the plan: weight set, waiting for a pause to end or analysis to pass.
+    Progressing,
+    /// Waiting for a human (indefinite pause step, pause-tier breach, hold past `maxHold`,
+    /// `spec.paused` or a pause command).
+    Paused,
+    /// All steps done: the canary takes all traffic while the stable workload moves to its
+    /// revision (also the first deployment of a FeedRollout).
+    Promoting,
+    /// Stable runs the latest revision; nothing to do.
+    Succeeded,
+    /// Analysis or pod health rolled the canary back to weight 0; stays until a new revision or
+    /// a retry.
+    RolledBack,
+    /// A human aborted the rollout (weight 0); stays until a new revision or a retry.
+    Aborted,
+    /// The spec cannot be acted on (e.g. an unparsable duration slipped past validation).
+    Failed,
+}
+
+impl Phase {
+    /// The name used in YAML and in the printer column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Progressing => "Progressing",
+            Phase::Paused => "Paused",
+            Phase::Promoting => "Promoting",
+            Phase::Succeeded => "Succeeded",
+            Phase::RolledBack => "RolledBack",
+            Phase::Aborted => "Aborted",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+/// Counters the state machine keeps per check between analysis runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckState {
+    /// Check name.
+    pub name: String,
+    /// Failures in a row (no-data and errors neither count nor reset).
+    #[serde(default)]
+    pub consecutive_failures: i32,
+    /// Since when the check has had no data or no answer from Prometheus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding_since: Option<Time>,
+}
+
+/// One analysis run: a record per check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRun {
+    /// When the queries were evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+    /// `true` when only the fast-interval (roll-back-tier) checks ran.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fast: bool,
+    /// One record per check evaluated.
+    #[serde(default)]
+    pub records: Vec<CheckRecord>,
+}
+
+/// The evidence of one check in one run: what was asked, what came back, what it means.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckRecord {
+    /// Check name.
+    pub name: String,
+    /// Tier of the check.
+    pub tier: Tier,
+    /// The rendered PromQL for the canary.
+    pub query: String,
+    /// The rendered PromQL for stable, when the check compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_query: Option<String>,
+    /// The judged value (canary, or canary vs stable when comparing); absent without data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The canary's raw value, when comparing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_value: Option<f64>,
+    /// The stable value, when comparing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_value: Option<f64>,
+    /// Request volume in the window, when counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<f64>,
+    /// The threshold, e.g. `<= 0.005` or `>= 0.99`.
+    pub threshold: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, in words.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Outcome of one check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Verdict {
+    /// Within the threshold.
+    Pass,
+    /// Outside the threshold.
+    Fail,
+    /// Nothing to judge: no series, NaN/Inf, or fewer requests than `minRequests`.
+    #[default]
+    NoData,
+    /// Prometheus unreachable, timed out or rejected the query.
+    Error,
+}
+
+impl Verdict {
+    /// The name shown by the CLI: `pass`, `fail`, `no-data`, `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::NoData => "no-data",
+            Verdict::Error => "error",
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Command line of `feedroll-operator`.
+
+pub mod check;
+
+use clap::{Parser, Subcommand};
+
+/// The FeedRollout operator.
+#[derive(Debug, Parser)]
+#[command(name = "feedroll-operator", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller (not implemented yet: issue 4).
+    Run,
+    /// Print the FeedRollout CustomResourceDefinition as YAML.
+    Crd,
+    /// Validate a FeedRollout file and evaluate its checks against Prometheus now.
+    Check(check::CheckArgs),
+}
