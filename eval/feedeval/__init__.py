@@ -1,0 +1,1 @@
+"""Offline evaluation of feed-server on the KuaiRand logs (see eval/README.md)."""

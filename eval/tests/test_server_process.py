@@ -1,0 +1,65 @@
+"""Starting and stopping the server binary (a fake one here) around a run."""
+
+import os
+import stat
+import sys
+
+import pytest
+import requests
+
+from feedeval import cli
+from feedeval.client import ServerError, ServerProcess
+from synth import make_items, make_log
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture
+def fake_binary(tmp_path):
+    path = tmp_path / "feed-server"
+    path.write_text(f"#!/bin/sh\nexec {sys.executable} {HERE}/fake_feed_server.py \"$@\"\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def test_start_waits_for_ready_and_stop_ends_the_process(fake_binary):
+    srv = ServerProcess(fake_binary)
+    url = srv.start()
+    proc = srv.proc
+    try:
+        assert requests.get(url + "/readyz", timeout=5).status_code == 200
+    finally:
+        srv.stop()
+        srv.cleanup_log()
+    assert proc.poll() is not None
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/readyz", timeout=2)
+
+
+def test_a_server_that_dies_is_reported_with_its_log(fake_binary):
+    srv = ServerProcess(fake_binary, ["--fail"])
+    with pytest.raises(ServerError, match="cannot start"):
+        srv.start()
+    srv.cleanup_log()
+
+
+def test_missing_binary(tmp_path):
+    with pytest.raises(ServerError, match="not found"):
+        ServerProcess(str(tmp_path / "nope")).start()
+
+
+def test_cli_starts_and_stops_its_own_server(fake_binary, tmp_path, monkeypatch):
+    make_log(seed=3, users=6).to_parquet(tmp_path / "val.parquet")
+    make_items().to_parquet(tmp_path / "item_features.parquet")
+    started = []
+    real_start = ServerProcess.start
+
+    def spy(self):
+        url = real_start(self)
+        started.append((self.proc, url))
+        return url
+    monkeypatch.setattr(ServerProcess, "start", spy)
+    code = cli.main(["--data", str(tmp_path), "--binary", fake_binary, "--quiet", "--bootstrap", "50"])
+    assert code == 0
+    (proc, url), = started
+    assert proc.poll() is not None  # stopped after the run
