@@ -67,7 +67,12 @@ impl Experiment {
                 serde_yaml::from_value::<Experiment>(value)
                     .map_err(|e| ProfileError::Parse(e.to_string()))?
             }
-            serde_yaml::Value::Null => Experiment::default(),
+            // An empty file is most likely a write in progress; `{}` asks for the defaults.
+            serde_yaml::Value::Null => {
+                return Err(ProfileError::Parse(
+                    "the file is empty (write {} for the default profile)".into(),
+                ));
+            }
             _ => {
                 let profile: RankingProfile = serde_yaml::from_value(value)
                     .map_err(|e| ProfileError::Parse(e.to_string()))?;
@@ -169,10 +174,17 @@ mod tests {
     }
 
     #[test]
-    fn empty_file_is_the_default_profile() {
-        let e = Experiment::parse("").unwrap();
+    fn empty_mapping_is_the_default_profile_but_an_empty_file_is_refused() {
+        let e = Experiment::parse("{}").unwrap();
         assert_eq!(e, Experiment::default());
         assert_eq!(e.variants[0].profile.weights.completion, 0.40);
+        assert!(
+            matches!(Experiment::parse(""), Err(ProfileError::Parse(m)) if m.contains("empty"))
+        );
+        assert!(matches!(
+            Experiment::parse("# only a comment\n"),
+            Err(ProfileError::Parse(_))
+        ));
     }
 
     #[test]

@@ -108,7 +108,11 @@ async fn warm_up(state: SharedState, users: usize, stop: CancellationToken) {
     let mut delay = Duration::from_millis(200);
     loop {
         let started = std::time::Instant::now();
-        match crate::feed::warm_up(&state, users).await {
+        let result = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = crate::feed::warm_up(&state, users) => r,
+        };
+        match result {
             Ok(n) => {
                 tracing::info!(
                     users = n,

@@ -110,7 +110,10 @@ pub fn router(state: SharedState, limits: HttpLimits) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::WARN)))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+                )
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     record_metrics,

@@ -1,0 +1,571 @@
+//! Black-box HTTP tests of every endpoint, run on both stores (embedded and real Redis).
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn item<'a>(feed: &'a Value, id: &str) -> Option<&'a Value> {
+    feed["items"]
+        .as_array()?
+        .iter()
+        .find(|i| i["video_id"] == id)
+}
+
+async fn paging_never_repeats_or_skips(b: Backend) {
+    let app = TestApp::start(b).await;
+    app.put_videos(&catalog(90, 15)).await;
+    let user = "pager";
+    let mut seen = Vec::new();
+    let first = app.feed(user, "&limit=7").await;
+    seen.extend(ids(&first));
+    let mut cursor = first["next_cursor"].as_str().map(str::to_owned);
+    let mut pages = 1;
+    while let Some(c) = cursor {
+        // Events between pages must not disturb paging.
+        if pages == 2 {
+            app.events(vec![
+                json!({"user_id": user, "video_id": seen[0], "type": "like"}),
+            ])
+            .await;
+            app.events(vec![
+                json!({"user_id": user, "video_id": "v50", "type": "view", "watch_ms": 30000}),
+            ])
+            .await;
+        }
+        let page = app.feed(user, &format!("&limit=7&cursor={c}")).await;
+        assert!(ids(&page).len() <= 7);
+        seen.extend(ids(&page));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        pages += 1;
+        assert!(pages < 50, "paging does not end");
+    }
+    let distinct: HashSet<&String> = seen.iter().collect();
+    assert_eq!(distinct.len(), seen.len(), "an item repeated across pages");
+    assert_eq!(
+        seen.len(),
+        90,
+        "every video is reachable by paging, none skipped"
+    );
+}
+
+async fn an_event_visibly_changes_the_next_feed(b: Backend) {
+    let app = TestApp::start(b).await;
+    app.put_videos(&catalog(60, 12)).await;
+    let user = "fan";
+    let before = app.feed(user, "&limit=60&explain=true").await;
+    let target_creator = "c7";
+    let rank_of = |feed: &Value| {
+        let items = feed["items"].as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .position(|i| i["creator_id"] == target_creator)
+            .unwrap_or(usize::MAX)
+    };
+    let watched = "v7"; // a c7 video
+    app.events(vec![
+        json!({"user_id": user, "video_id": watched, "type": "view", "watch_ms": 30000}),
+        json!({"user_id": user, "video_id": watched, "type": "complete", "watch_ms": 30000}),
+        json!({"user_id": user, "video_id": watched, "type": "like"}),
+        json!({"user_id": user, "video_id": watched, "type": "share"}),
+    ])
+    .await;
+    let after = app.feed(user, "&limit=60&explain=true").await;
+    assert!(
+        item(&after, watched).is_none(),
+        "a watched video is filtered as seen"
+    );
+    let other = ids(&after)
+        .into_iter()
+        .find(|id| item(&after, id).is_some_and(|i| i["creator_id"] == target_creator));
+    let other = other.expect("another c7 video is still in the feed");
+    let aff_before = item(&before, &other).expect("in first feed")["signals"]["affinity"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let aff_after = item(&after, &other).expect("in second feed")["signals"]["affinity"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        aff_after > aff_before,
+        "affinity to the creator rose: {aff_before} -> {aff_after}"
+    );
+    assert!(
+        rank_of(&after) < rank_of(&before),
+        "c7 moved up: {} -> {}",
+        rank_of(&before),
+        rank_of(&after)
+    );
+    assert_eq!(rank_of(&after), 0, "the engaged creator now leads the feed");
+}
+
+async fn following_a_creator_lifts_that_creator(b: Backend) {
+    let app = TestApp::start(b).await;
+    app.put_videos(&catalog(60, 12)).await;
+    let user = "follower";
+    let mean_rank = |feed: &Value| {
+        let items = feed["items"].as_array().cloned().unwrap_or_default();
+        let ranks: Vec<usize> = items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i["creator_id"] == "c3")
+            .map(|(r, _)| r)
+            .collect();
+        ranks.iter().sum::<usize>() as f64 / ranks.len().max(1) as f64
+    };
+    let before = app.feed(user, "&limit=60").await;
+    let (status, body) = app
+        .put(
+            "/v1/users/follower/follows",
+            &json!({"creators": ["c3"], "friends": []}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let after = app.feed(user, "&limit=60&explain=true").await;
+    assert!(
+        mean_rank(&after) < mean_rank(&before),
+        "c3 lifted: {} -> {}",
+        mean_rank(&before),
+        mean_rank(&after)
+    );
+    let first = &after["items"][0];
+    assert_eq!(first["creator_id"], "c3");
+    assert!(
+        first["signals"]["affinity"].as_f64().unwrap_or(0.0) >= 0.3,
+        "follow boost applied: {first}"
+    );
+}
+
+async fn rank_orders_candidates_and_replays_at_a_past_time(b: Backend) {
+    let app = TestApp::start(b).await;
+    app.put_videos(&[
+        video("old", "a", &["x"], 96),
+        video("new", "b", &["y"], 0),
+        video("mid", "c", &["z"], 24),
+    ])
+    .await;
+    let (status, body) = app
+        .post(
+            "/v1/rank",
+            &json!({"user_id": "r", "video_ids": ["old", "ghost", "new", "mid"], "explain": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        ids(&body),
+        ["new", "mid", "old"],
+        "fresher first, unknown ids left out"
+    );
+    let scores: Vec<f64> = body["items"]
+        .as_array()
+        .unwrap_or(&vec![])
+        .iter()
+        .filter_map(|i| i["score"].as_f64())
+        .collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "scores descend: {scores:?}"
+    );
+    assert!(body["next_cursor"].is_null());
+    // As of 4 days ago, "old" was brand new and the others did not exist yet (age clamps to 0).
+    let at = (chrono::Utc::now() - chrono::Duration::hours(96)).to_rfc3339();
+    let (_, past) = app
+        .post(
+            "/v1/rank",
+            &json!({"user_id": "r", "video_ids": ["old", "new"], "at": at, "explain": true}),
+        )
+        .await;
+    let fresh = item(&past, "old").expect("old ranked")["signals"]["freshness"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(fresh > 0.99, "freshness evaluated as of `at`: {fresh}");
+}
+
+async fn catalog_accepts_arrays_and_ndjson_and_deletes(b: Backend) {
+    let app = TestApp::start(b).await;
+    let ndjson = [video("n1", "a", &["x"], 1), video("n2", "a", &["x"], 1)]
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (status, body) = app
+        .raw(
+            reqwest::Method::PUT,
+            "/v1/videos",
+            "application/x-ndjson",
+            ndjson.into_bytes(),
+        )
+        .await;
+    assert_eq!((status, body["stored"].as_u64()), (200, Some(2)), "{body}");
+    app.put_videos(&[video("a1", "b", &["y"], 1)]).await;
+    let (_, ranked) = app
+        .post(
+            "/v1/rank",
+            &json!({"user_id": "u", "video_ids": ["n1", "n2", "a1"]}),
+        )
+        .await;
+    assert_eq!(ids(&ranked).len(), 3);
+    let r = app
+        .client
+        .delete(app.url("/v1/videos/n1"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    let r = app
+        .client
+        .delete(app.url("/v1/videos/n1"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 404);
+    let (_, ranked) = app
+        .post(
+            "/v1/rank",
+            &json!({"user_id": "u", "video_ids": ["n1", "n2", "a1"]}),
+        )
+        .await;
+    assert!(
+        !ids(&ranked).contains(&"n1".to_owned()),
+        "deleted video is gone"
+    );
+    let feed = app.feed("someone", "&limit=50").await;
+    assert!(!ids(&feed).contains(&"n1".to_owned()));
+}
+
+async fn bad_requests_get_clear_errors_and_change_nothing(b: Backend) {
+    let app = TestApp::start(b).await;
+    app.put_videos(&[video("ok", "a", &["x"], 1)]).await;
+    let expect = |(status, body): (u16, Value), want_status: u16, want_code: &str| {
+        assert_eq!(status, want_status, "{body}");
+        assert_eq!(body["error"]["code"], want_code, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    };
+    let json_ct = "application/json";
+    expect(
+        app.raw(
+            reqwest::Method::POST,
+            "/v1/events",
+            json_ct,
+            b"{not json".to_vec(),
+        )
+        .await,
+        400,
+        "invalid_json",
+    );
+    expect(
+        app.post(
+            "/v1/events",
+            &json!({"events": [{"user_id": 5, "video_id": "ok", "type": "like"}]}),
+        )
+        .await,
+        400,
+        "invalid_json",
+    );
+    expect(
+        app.post("/v1/events", &json!({"events": []})).await,
+        400,
+        "empty_batch",
+    );
+    let many: Vec<Value> = (0..1001)
+        .map(|_| json!({"user_id": "u", "video_id": "ok", "type": "like"}))
+        .collect();
+    expect(
+        app.post("/v1/events", &json!({"events": many})).await,
+        413,
+        "batch_too_large",
+    );
+    expect(
+        app.get("/v1/feed?user_id=u&limit=0").await,
+        400,
+        "invalid_limit",
+    );
+    expect(
+        app.get("/v1/feed?user_id=u&limit=101").await,
+        400,
+        "invalid_limit",
+    );
+    expect(
+        app.get("/v1/feed?user_id=u&limit=ten").await,
+        400,
+        "invalid_query",
+    );
+    expect(app.get("/v1/feed?limit=5").await, 400, "invalid_query");
+    expect(
+        app.get("/v1/feed?user_id=u&cursor=garbage").await,
+        400,
+        "invalid_cursor",
+    );
+    expect(app.get("/v1/nope").await, 404, "not_found");
+    expect(
+        app.post("/v1/rank", &json!({"user_id": "u", "video_ids": []}))
+            .await,
+        400,
+        "empty_candidates",
+    );
+    expect(
+        app.post(
+            "/v1/rank",
+            &json!({"user_id": "u", "video_ids": ["ok", "ok"]}),
+        )
+        .await,
+        400,
+        "duplicate_id",
+    );
+
+    // A batch with one bad video stores none of it.
+    let mut bad = video("partial", "a", &["x"], 1);
+    bad["duration_ms"] = json!(0);
+    expect(
+        app.put("/v1/videos", &json!([video("first", "a", &["x"], 1), bad]))
+            .await,
+        400,
+        "invalid_duration",
+    );
+    let mut negative = video("neg", "a", &["x"], 1);
+    negative["duration_ms"] = json!(-5);
+    expect(
+        app.put("/v1/videos", &json!([negative])).await,
+        400,
+        "invalid_json",
+    );
+    expect(
+        app.put(
+            "/v1/videos",
+            &json!([video("d", "a", &[], 1), video("d", "a", &[], 1)]),
+        )
+        .await,
+        400,
+        "duplicate_id",
+    );
+    expect(app.put("/v1/videos", &json!([])).await, 400, "empty_batch");
+    let mut nan = video("nan", "a", &["x"], 1);
+    nan["embedding"] = json!([1.0, "NaN"]);
+    expect(
+        app.put("/v1/videos", &json!([nan])).await,
+        400,
+        "invalid_json",
+    );
+    expect(
+        app.raw(
+            reqwest::Method::PUT,
+            "/v1/videos",
+            "text/plain",
+            b"[]".to_vec(),
+        )
+        .await,
+        415,
+        "unsupported_media_type",
+    );
+    let (_, ranked) = app
+        .post(
+            "/v1/rank",
+            &json!({"user_id": "u", "video_ids": ["first", "partial", "d", "ok"]}),
+        )
+        .await;
+    assert_eq!(
+        ids(&ranked),
+        ["ok"],
+        "nothing of the rejected batches was stored"
+    );
+
+    expect(
+        app.put("/v1/users/u/follows", &json!({"creators": ["a", "a"]}))
+            .await,
+        400,
+        "duplicate_id",
+    );
+    expect(
+        app.put("/v1/users/u/follows", &json!({"creators": "a"}))
+            .await,
+        400,
+        "invalid_json",
+    );
+
+    // Event batches: per-item rejections, the good ones stored.
+    let (status, body) = app
+        .post(
+            "/v1/events",
+            &json!({"events": [
+                {"user_id": "u", "video_id": "ok", "type": "like"},
+                {"user_id": "u", "video_id": "ghost", "type": "like"},
+                {"user_id": "u", "video_id": "ok", "type": "view", "watch_ms": -3},
+                {"user_id": "u", "video_id": "ok", "type": "view"},
+                {"user_id": "", "video_id": "ok", "type": "like"},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 1, "{body}");
+    let codes: Vec<(u64, &str)> = body["rejected"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r["index"].as_u64().unwrap_or(99),
+                        r["code"].as_str().unwrap_or(""),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        codes,
+        [
+            (1, "unknown_video"),
+            (2, "invalid_watch_ms"),
+            (3, "invalid_watch_ms"),
+            (4, "invalid_id")
+        ]
+    );
+    let metrics = app.metrics().await;
+    let likes = [
+        ("rollout", "test-rollout"),
+        ("track", "canary"),
+        ("type", "like"),
+        ("variant", "default"),
+    ];
+    assert_eq!(
+        metric(&metrics, "feed_events_total", &likes),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "feed_events_rejected_total",
+            &[("code", "invalid_watch_ms")]
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+}
+
+async fn oversized_bodies_are_refused(b: Backend) {
+    let app = TestApp::start_with(
+        b,
+        Options {
+            flags: vec!["--max-body-bytes".into(), "1000".into()],
+            ..Options::default()
+        },
+    )
+    .await;
+    let big: Vec<Value> = (0..50)
+        .map(|i| video(&format!("big{i}"), "a", &["x"], 1))
+        .collect();
+    let (status, body) = app.put("/v1/videos", &Value::Array(big)).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let events: Vec<Value> = (0..50)
+        .map(|_| json!({"user_id": "u", "video_id": "x", "type": "like"}))
+        .collect();
+    let (status, body) = app.post("/v1/events", &json!({"events": events})).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (413, &json!("payload_too_large")),
+        "{body}"
+    );
+}
+
+async fn cache_serves_repeats_and_events_invalidate_it(b: Backend) {
+    let app = TestApp::start(b).await;
+    app.put_videos(&catalog(30, 10)).await;
+    let first = app.feed("cached", "&limit=5").await;
+    let again = app.feed("cached", "&limit=5").await;
+    assert_eq!(
+        ids(&first),
+        ids(&again),
+        "a repeat is served from the cache"
+    );
+    let hits = metric(
+        &app.metrics().await,
+        "feed_cache_requests_total",
+        &[("tier", "local"), ("result", "hit")],
+    );
+    assert!(hits >= Some(1.0), "local cache hit counted: {hits:?}");
+    let top = ids(&first)[0].clone();
+    app.events(vec![
+        json!({"user_id": "cached", "video_id": top, "type": "impression"}),
+    ])
+    .await;
+    let after = app.feed("cached", "&limit=5").await;
+    assert!(
+        !ids(&after).contains(&top),
+        "the user's own event invalidated the cached page"
+    );
+}
+
+async fn metrics_carry_rollout_track_and_variant(b: Backend) {
+    let app = TestApp::start(b).await;
+    app.put_videos(&catalog(10, 5)).await;
+    app.feed("m", "&limit=3").await;
+    let m = app.metrics().await;
+    let common = [("rollout", "test-rollout"), ("track", "canary")];
+    let with = |extra: &[(&'static str, &'static str)]| [&common[..], extra].concat();
+    let feed = [
+        ("route", "/v1/feed"),
+        ("method", "GET"),
+        ("variant", "default"),
+    ];
+    assert_eq!(
+        metric(
+            &m,
+            "feed_http_requests_total",
+            &with(&[&feed[..], &[("status", "200")]].concat())
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "feed_http_request_duration_seconds_count", &with(&feed)),
+        Some(1.0),
+        "{m}"
+    );
+    let info = [
+        ("profile", "default"),
+        ("variant", "default"),
+        ("generation", "1"),
+    ];
+    assert_eq!(
+        metric(&m, "feed_ranking_profile_info", &with(&info)),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "feed_cache_requests_total",
+            &with(&[("tier", "store"), ("result", "miss")])
+        ),
+        Some(1.0),
+        "{m}"
+    );
+}
+
+both_stores!(
+    paging_never_repeats_or_skips,
+    an_event_visibly_changes_the_next_feed,
+    following_a_creator_lifts_that_creator,
+    rank_orders_candidates_and_replays_at_a_past_time,
+    catalog_accepts_arrays_and_ndjson_and_deletes,
+    bad_requests_get_clear_errors_and_change_nothing,
+    oversized_bodies_are_refused,
+    cache_serves_repeats_and_events_invalidate_it,
+    metrics_carry_rollout_track_and_variant,
+);
+
+#[tokio::test]
+async fn healthz_answers() {
+    let app = TestApp::start(Backend::Memory).await;
+    let (status, body) = app.get("/healthz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!((status, body["store"].as_str()), (200, Some("memory")));
+}

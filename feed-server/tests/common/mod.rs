@@ -1,0 +1,402 @@
+//! Test harness: a real `redis-server` on a free loopback port (temporary directory, killed on
+//! drop) and the feed-server application served in process on an ephemeral port.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use feed_server::config::Config;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+/// Which store the app runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// A redis-server process owned by the test.
+pub struct RedisServer {
+    pub port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts redis-server (append-only persistence in a temp dir) and waits until it answers.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Self {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server not found: run `make deps` (scripts/install-deps.sh)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Stops the server (SIGTERM: it flushes its append-only file) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the process: connections stay open, answers stop.
+    pub fn freeze(&self, frozen: bool) {
+        if let Some(child) = &self.child {
+            let sig = if frozen { "-STOP" } else { "-CONT" };
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.freeze(false);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A feed-server served in process, and the client to call it.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub redis: Option<RedisServer>,
+    pub profile_path: Option<PathBuf>,
+    _profile_dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// Options of a test app.
+#[derive(Default)]
+pub struct Options {
+    /// Profile file content (YAML/JSON).
+    pub profile: Option<String>,
+    /// Extra command-line flags.
+    pub flags: Vec<String>,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, Options::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, options: Options) -> Self {
+        let profile_dir = tempfile::tempdir().expect("tempdir");
+        let redis = (backend == Backend::Redis).then(RedisServer::start);
+        let mut args = vec![
+            "feed-server".to_owned(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--rollout".into(),
+            "test-rollout".into(),
+            "--track".into(),
+            "canary".into(),
+            "--profile-poll-ms".into(),
+            "50".into(),
+            "--store-timeout-ms".into(),
+            "300".into(),
+        ];
+        if let Some(r) = &redis {
+            args.extend(["--redis-url".into(), r.url()]);
+        }
+        let profile_path = options.profile.as_ref().map(|text| {
+            let path = profile_dir.path().join("profile.yaml");
+            std::fs::write(&path, text).expect("write profile");
+            args.extend(["--profile".into(), path.display().to_string()]);
+            path
+        });
+        args.extend(options.flags);
+        let config = Config::try_parse_from(args).expect("config");
+        let app = feed_server::server::build(&config)
+            .await
+            .expect("build app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.serve(listener, async {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        let app = Self {
+            base,
+            client,
+            redis,
+            profile_path,
+            _profile_dir: profile_dir,
+            stop: Some(tx),
+        };
+        app.wait_ready(Duration::from_secs(10)).await;
+        app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Polls /readyz until 200 or the deadline; returns whether it became ready.
+    pub async fn wait_ready(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.client.get(self.url("/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .request(method, self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, body).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let r = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Puts videos, asserting success.
+    pub async fn put_videos(&self, videos: &[Value]) {
+        let (status, body) = self.put("/v1/videos", &Value::Array(videos.to_vec())).await;
+        assert_eq!(status, 200, "put videos: {body}");
+    }
+
+    /// Posts events, asserting they were all accepted.
+    pub async fn events(&self, events: Vec<Value>) {
+        let n = events.len();
+        let (status, body) = self.post("/v1/events", &json!({ "events": events })).await;
+        assert_eq!(status, 200, "events: {body}");
+        assert_eq!(body["accepted"], n, "events: {body}");
+    }
+
+    /// The feed page for a user (status must be 200).
+    pub async fn feed(&self, user: &str, query: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/feed?user_id={user}{query}")).await;
+        assert_eq!(status, 200, "feed: {body}");
+        body
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A video JSON value published `hours_ago` hours ago.
+pub fn video(id: &str, creator: &str, tags: &[&str], hours_ago: i64) -> Value {
+    let published: DateTime<Utc> = Utc::now() - chrono::Duration::hours(hours_ago);
+    json!({
+        "id": id, "creator_id": creator, "published_at": published.to_rfc3339(),
+        "duration_ms": 30_000, "language": "en", "region": "US", "tags": tags, "content_type": "short"
+    })
+}
+
+/// A catalog of `n` videos over `creators` creators, each with one of 6 tags, 1 hour old.
+pub fn catalog(n: usize, creators: usize) -> Vec<Value> {
+    const TAGS: [&str; 6] = ["music", "dance", "food", "pets", "tech", "travel"];
+    (0..n)
+        .map(|i| {
+            video(
+                &format!("v{i}"),
+                &format!("c{}", i % creators),
+                &[TAGS[i % TAGS.len()]],
+                1,
+            )
+        })
+        .collect()
+}
+
+/// Item ids of a feed response.
+pub fn ids(feed: &Value) -> Vec<String> {
+    feed["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["video_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs each listed async test function against both stores.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn memory() { super::$name(Backend::Memory).await }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis() { super::$name(Backend::Redis).await }
+            }
+        )*
+    };
+}
+
+/// The value of the first sample of `name` whose labels include every `(key, value)` of
+/// `labels`, parsed from the Prometheus text format (label order does not matter).
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric_name, label_text) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if metric_name != name {
+                return None;
+            }
+            let have: Vec<(&str, &str)> = label_text
+                .split("\",")
+                .filter(|kv| !kv.is_empty())
+                .filter_map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.trim_matches(','), v.trim_matches('"')))
+                })
+                .collect();
+            labels
+                .iter()
+                .all(|l| have.contains(l))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+}
