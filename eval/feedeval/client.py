@@ -95,12 +95,14 @@ class ServerProcess:
         self.ready_timeout = ready_timeout
         self.proc: subprocess.Popen | None = None
         self.url = ""
-        self.log = tempfile.NamedTemporaryFile(prefix="feed-server-eval-", suffix=".log", delete=False)
+        self.log = None  # temporary file with the server's output, created by start()
 
     def start(self) -> str:
         if not os.access(self.binary, os.X_OK):
             raise ServerError(f"{self.binary} not found or not executable "
                               "(build it: cargo build --release -p feed-server)")
+        if self.log is None:
+            self.log = tempfile.NamedTemporaryFile(prefix="feed-server-eval-", suffix=".log", delete=False)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = dict(os.environ)
@@ -125,6 +127,8 @@ class ServerProcess:
         raise ServerError(f"feed-server not ready after {self.ready_timeout:.0f}s:\n" + self.log_tail())
 
     def log_tail(self, n: int = 30) -> str:
+        if self.log is None:
+            return ""
         try:
             with open(self.log.name, "r", errors="replace") as f:
                 return "".join(f.readlines()[-n:])
@@ -143,6 +147,8 @@ class ServerProcess:
             proc.wait(timeout=10)
 
     def cleanup_log(self) -> None:
+        if self.log is None:
+            return
         try:
             self.log.close()
             os.unlink(self.log.name)

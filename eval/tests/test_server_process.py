@@ -44,8 +44,10 @@ def test_a_server_that_dies_is_reported_with_its_log(fake_binary):
 
 
 def test_missing_binary(tmp_path):
+    srv = ServerProcess(str(tmp_path / "nope"))
     with pytest.raises(ServerError, match="not found"):
-        ServerProcess(str(tmp_path / "nope")).start()
+        srv.start()
+    assert srv.log is None  # nothing left behind
 
 
 def test_cli_starts_and_stops_its_own_server(fake_binary, tmp_path, monkeypatch):
@@ -56,10 +58,11 @@ def test_cli_starts_and_stops_its_own_server(fake_binary, tmp_path, monkeypatch)
 
     def spy(self):
         url = real_start(self)
-        started.append((self.proc, url))
+        started.append((self.proc, url, self.log.name))
         return url
     monkeypatch.setattr(ServerProcess, "start", spy)
     code = cli.main(["--data", str(tmp_path), "--binary", fake_binary, "--quiet", "--bootstrap", "50"])
     assert code == 0
-    (proc, url), = started
+    (proc, url, log), = started
     assert proc.poll() is not None  # stopped after the run
+    assert not os.path.exists(log)  # and its log removed after a successful run
