@@ -150,6 +150,9 @@ pub struct CheckRecord {
     pub name: String,
     /// Tier of the check.
     pub tier: Tier,
+    /// When this check was evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
     /// The rendered PromQL for the canary.
     pub query: String,
     /// The rendered PromQL for stable, when the check compares.

@@ -1,0 +1,51 @@
+//! The rollout brain: a pure state machine `(spec, status, observations, now) → (status, actions)`.
+//!
+//! Nothing here does I/O. The reconciler (issue 4) gathers [`Observations`] (a new analysis run
+//! from [`crate::analysis`], canary pod health, the stable workload's ready revision, human
+//! commands), calls [`decide`], writes the returned status and carries out the [`Action`]s; the
+//! e2e driver (issue 5) does the same with a traffic generator instead of Kubernetes objects.
+//!
+//! Phases and transitions (see `operator/README.md` for the full table):
+//!
+//! ```text
+//!            new revision (no stable yet)           stable ready at revision
+//! (none) ─────────────────────────────▶ Promoting ─────────────────────────▶ Succeeded
+//!                                          ▲                                   │ new revision
+//!       all steps done / promote full      │                                   ▼
+//!     ┌────────────────────────────────────┴───────────────────────────── Progressing ◀──┐
+//!     │  pause step without duration, pause-tier failure, hold past maxHold,  │   ▲      │ retry /
+//!     │  spec.paused, pause command                                           ▼   │resume│ new revision
+//!     │                                                                     Paused ─┘    │
+//!     │  rollback-tier failure, blocking failures past the limit, crash loop ──▶ RolledBack
+//!     └─ abort command ───────────────────────────────────────────────────────▶ Aborted
+//! ```
+
+mod actions;
+mod conditions;
+mod observations;
+mod revision;
+mod schedule;
+mod state_machine;
+
+pub use actions::{Action, EventReason, EventType, Transition};
+pub use conditions::{
+    CONDITION_ANALYSIS, CONDITION_HEALTHY, CONDITION_PAUSED, CONDITION_PROGRESSING,
+};
+pub use observations::{Command, CommandKind, Observations, PodHealth};
+pub use revision::revision;
+pub use schedule::{AnalysisDue, analysis_due};
+pub use state_machine::{PauseReason, decide};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+/// `t + d`, saturating instead of overflowing.
+pub(crate) fn after(t: Timestamp, d: std::time::Duration) -> Timestamp {
+    let d = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// The timestamp inside a Kubernetes `Time`.
+pub(crate) fn ts(t: &Time) -> Timestamp {
+    t.0
+}

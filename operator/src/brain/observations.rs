@@ -1,0 +1,72 @@
+//! What the world reports to the brain.
+
+use feedroll_crds::AnalysisRun;
+use serde::{Deserialize, Serialize};
+
+/// Inputs of one decision besides spec, status and time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observations {
+    /// Revision the spec asks for ([`crate::brain::revision`] of template and ranking profile).
+    pub revision: String,
+    /// `metadata.generation` of the object, copied to `status.observedGeneration`.
+    pub generation: Option<i64>,
+    /// A new analysis run, when one was due and ran (see [`crate::brain::analysis_due`]).
+    /// A run not newer than `status.analysis.at` is ignored.
+    pub analysis: Option<AnalysisRun>,
+    /// Health of the canary pods.
+    pub canary: PodHealth,
+    /// Revision the stable pods run and are ready at (`None` while rolling or absent).
+    pub stable_ready_revision: Option<String>,
+    /// Human commands, oldest first; each is applied once (by `id`).
+    pub commands: Vec<Command>,
+}
+
+/// Canary pod health as the reconciler sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodHealth {
+    /// The canary pods for the current weight exist and are ready.
+    pub ready: bool,
+    /// A canary pod is in CrashLoopBackOff or its restarts grow past a small bound.
+    pub crash_looping: bool,
+}
+
+/// A human command with an id, so a command still present on the object is applied only once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// Unique id (e.g. the annotation value or a timestamp).
+    pub id: String,
+    /// What to do.
+    pub kind: CommandKind,
+}
+
+/// Human commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CommandKind {
+    /// Skip the rest of the current step (analysis gates included).
+    PromoteStep,
+    /// Skip every remaining step and promote.
+    PromoteFull,
+    /// Pause where we are.
+    Pause,
+    /// Leave a pause (an indefinite pause step counts as done).
+    Resume,
+    /// Send all traffic back to stable and stop; sticky until a new revision or retry.
+    Abort,
+    /// Start the current revision again from the first step after a rollback or abort.
+    Retry,
+}
+
+impl CommandKind {
+    /// The name used in annotations and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::PromoteStep => "promote",
+            CommandKind::PromoteFull => "promote-full",
+            CommandKind::Pause => "pause",
+            CommandKind::Resume => "resume",
+            CommandKind::Abort => "abort",
+            CommandKind::Retry => "retry",
+        }
+    }
+}

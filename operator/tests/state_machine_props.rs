@@ -1,0 +1,272 @@
+//! Property tests of the brain over random plans and random sequences of observations and time.
+
+#[path = "brain_support.rs"]
+mod support;
+
+use feedroll_crds::{
+    AnalysisRun, CheckRecord, FeedRolloutSpec, FeedRolloutStatus, Phase, ResolvedStep, Tier,
+    Verdict,
+};
+use feedroll_operator::brain::{Command, CommandKind, Observations, PodHealth, decide};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use proptest::prelude::*;
+use support::at;
+
+#[derive(Clone, Debug)]
+enum StepGen {
+    Weight(i32),
+    Pause(Option<u32>),
+}
+
+#[derive(Clone, Debug)]
+struct Event {
+    advance: i64,
+    verdicts: Option<(bool, Vec<Verdict>)>,
+    ready: bool,
+    crash: bool,
+    command: Option<CommandKind>,
+    new_revision: Option<u8>,
+    stable_ready: bool,
+}
+
+fn verdict() -> impl Strategy<Value = Verdict> {
+    prop_oneof![
+        4 => Just(Verdict::Pass),
+        2 => Just(Verdict::Fail),
+        1 => Just(Verdict::NoData),
+        1 => Just(Verdict::Error),
+    ]
+}
+
+fn command() -> impl Strategy<Value = CommandKind> {
+    prop_oneof![
+        Just(CommandKind::PromoteStep),
+        Just(CommandKind::PromoteFull),
+        Just(CommandKind::Pause),
+        Just(CommandKind::Resume),
+        Just(CommandKind::Abort),
+        Just(CommandKind::Retry),
+    ]
+}
+
+const TIERS: [Tier; 4] = [Tier::Blocking, Tier::Advisory, Tier::Rollback, Tier::Pause];
+
+fn plan() -> impl Strategy<Value = (Vec<StepGen>, Vec<usize>)> {
+    let steps = prop::collection::vec(
+        prop_oneof![
+            3 => (0..=100i32).prop_map(StepGen::Weight),
+            2 => prop::option::weighted(0.8, 0..300u32).prop_map(StepGen::Pause),
+        ],
+        1..7,
+    );
+    let tiers = prop::collection::vec(0..TIERS.len(), 0..5);
+    (steps, tiers)
+}
+
+fn events(checks: usize) -> impl Strategy<Value = Vec<Event>> {
+    let event = (
+        0..240i64,
+        prop::option::weighted(
+            0.7,
+            (any::<bool>(), prop::collection::vec(verdict(), checks)),
+        ),
+        prop::bool::weighted(0.85),
+        prop::bool::weighted(0.03),
+        prop::option::weighted(0.12, command()),
+        prop::option::weighted(0.03, 1..4u8),
+        prop::bool::weighted(0.7),
+    )
+        .prop_map(
+            |(advance, verdicts, ready, crash, command, new_revision, stable_ready)| Event {
+                advance,
+                verdicts,
+                ready,
+                crash,
+                command,
+                new_revision,
+                stable_ready,
+            },
+        );
+    prop::collection::vec(event, 1..60)
+}
+
+fn build_spec(steps: &[StepGen], tiers: &[usize]) -> FeedRolloutSpec {
+    // Weights sorted so the plan is valid.
+    let mut weights: Vec<i32> = steps
+        .iter()
+        .filter_map(|s| match s {
+            StepGen::Weight(w) => Some(*w),
+            _ => None,
+        })
+        .collect();
+    weights.sort();
+    let mut w = weights.into_iter();
+    let steps: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|s| match s {
+            StepGen::Weight(_) => serde_json::json!({"setWeight": w.next()}),
+            StepGen::Pause(Some(d)) => serde_json::json!({"pause": {"duration": format!("{d}s")}}),
+            StepGen::Pause(None) => serde_json::json!({"pause": {}}),
+        })
+        .collect();
+    let checks: Vec<serde_json::Value> = tiers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"name": format!("c{i}"), "preset": "errorRate", "max": 0.01, "tier": TIERS[*t].as_str(), "maxHold": "5m"}))
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "template": {"spec": {"containers": [{"name": "feed", "image": "feed:1"}]}},
+        "strategy": {"steps": steps},
+        "analysis": {"defaultChecks": false, "interval": "30s", "fastInterval": "10s", "checks": checks}
+    }))
+    .unwrap()
+}
+
+/// Highest setWeight among the steps up to `index`.
+fn cap(steps: &[ResolvedStep], index: i32) -> i32 {
+    steps
+        .iter()
+        .take(usize::try_from(index).unwrap_or(0) + 1)
+        .filter_map(|s| match s {
+            ResolvedStep::SetWeight(w) => Some(*w),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn active(s: &FeedRolloutStatus) -> bool {
+    match s.phase {
+        Some(Phase::Progressing | Phase::Paused) => true,
+        Some(Phase::Promoting) => s.stable_revision.is_some(),
+        _ => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn brain_properties((steps, tiers) in plan(), seed_events in events(5), fresh_start in prop::bool::weighted(0.15)) {
+        let spec = build_spec(&steps, &tiers);
+        let resolved = spec.resolved_strategy().unwrap();
+        let checks = spec.resolved_analysis().unwrap().checks;
+        let mut status = if fresh_start {
+            FeedRolloutStatus::default()
+        } else {
+            FeedRolloutStatus { phase: Some(Phase::Succeeded), stable_revision: Some("r0".into()), canary_revision: Some("r0".into()), ..Default::default() }
+        };
+        let mut now = 0i64;
+        let mut revision = "r1".to_owned();
+        let mut command_id = 0;
+        for event in seed_events {
+            now += event.advance;
+            if let Some(r) = event.new_revision {
+                revision = format!("r{r}");
+            }
+            let analysis = event.verdicts.as_ref().map(|(fast, verdicts)| AnalysisRun {
+                at: Some(Time(at(now))),
+                fast: *fast,
+                records: checks
+                    .iter()
+                    .zip(verdicts)
+                    .filter(|(c, _)| !*fast || c.tier == Tier::Rollback)
+                    .map(|(c, v)| CheckRecord {
+                        name: c.name.clone(),
+                        tier: c.tier,
+                        at: Some(Time(at(now))),
+                        query: "q".into(),
+                        threshold: c.threshold_text(),
+                        verdict: *v,
+                        reason: v.as_str().into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            });
+            let commands: Vec<Command> = event.command.iter().map(|kind| {
+                command_id += 1;
+                Command { id: format!("c{command_id}"), kind: *kind }
+            }).collect();
+            let stable_ready_revision = if event.stable_ready && status.phase == Some(Phase::Promoting) {
+                status.canary_revision.clone()
+            } else {
+                status.stable_revision.clone()
+            };
+            let obs = Observations {
+                revision: revision.clone(),
+                generation: Some(1),
+                analysis,
+                canary: PodHealth { ready: event.ready, crash_looping: event.crash },
+                stable_ready_revision,
+                commands,
+            };
+            let t = decide(&spec, &status, &obs, at(now));
+
+            // Same inputs, same outputs.
+            prop_assert_eq!(&t, &decide(&spec, &status, &obs, at(now)));
+
+            let new = &t.status;
+            let same_revision = status.canary_revision.as_deref() == Some(revision.as_str()) && status.stable_revision.is_some();
+
+            // The weight never exceeds the current step's weight.
+            match new.phase {
+                Some(Phase::Progressing | Phase::Paused) => {
+                    let idx = new.current_step_index.unwrap_or(0);
+                    prop_assert!(new.weight <= cap(&resolved.steps, idx), "weight {} over step {} cap", new.weight, idx);
+                }
+                Some(Phase::Promoting) => prop_assert!(new.weight == 100 || new.stable_revision.is_none()),
+                Some(Phase::RolledBack | Phase::Aborted | Phase::Succeeded) => prop_assert_eq!(new.weight, 0),
+                Some(Phase::Failed) | None => {}
+            }
+
+            // Never promotes while a non-advisory check fails or has no data (humans excepted).
+            let human = event.command.is_some();
+            let advanced = same_revision
+                && matches!(status.phase, Some(Phase::Progressing))
+                && !human
+                && (new.phase == Some(Phase::Promoting) || new.current_step_index > status.current_step_index);
+            if advanced {
+                let since = status.step_started_at.as_ref().map(|t| t.0).unwrap();
+                for c in checks.iter().filter(|c| c.tier != Tier::Advisory) {
+                    let record = new.analysis.as_ref().and_then(|a| a.records.iter().find(|r| r.name == c.name));
+                    prop_assert!(
+                        record.is_some_and(|r| r.verdict == Verdict::Pass && r.at.as_ref().is_some_and(|t| t.0 > since)),
+                        "advanced past a step while {} was {:?}", c.name, record.map(|r| r.verdict)
+                    );
+                }
+            }
+
+            // A roll-back-tier failure or a crash loop goes to weight 0 in one transition.
+            let rollback_failure = obs.analysis.as_ref().is_some_and(|run| {
+                let newer = status.analysis.as_ref().and_then(|a| a.at.as_ref()).is_none_or(|old| run.at.as_ref().is_some_and(|n| n > old));
+                newer && run.records.iter().any(|r| r.tier == Tier::Rollback && r.verdict == Verdict::Fail)
+            });
+            if same_revision && active(&status) && !human && (event.crash || rollback_failure) {
+                prop_assert_eq!(new.phase, Some(Phase::RolledBack));
+                prop_assert_eq!(new.weight, 0);
+            }
+
+            // No data and provider errors never count as failures.
+            if same_revision && !human && let Some(run) = &obs.analysis {
+                for r in run.records.iter().filter(|r| matches!(r.verdict, Verdict::NoData | Verdict::Error)) {
+                    let before = status.checks.iter().find(|c| c.name == r.name).map_or(0, |c| c.consecutive_failures);
+                    let after = new.checks.iter().find(|c| c.name == r.name).map_or(0, |c| c.consecutive_failures);
+                    prop_assert!(after <= before, "{} counted no-data as a failure", r.name);
+                }
+            }
+
+            // Every phase has a way out, with a human-visible reason.
+            prop_assert!(new.phase.is_some());
+            prop_assert!(new.message.as_deref().is_some_and(|m| !m.is_empty()), "no message in {:?}", new.phase);
+            match new.phase {
+                Some(Phase::Paused) => {
+                    prop_assert!(new.pause_reason.is_some());
+                    prop_assert!(t.requeue_after.is_some());
+                }
+                Some(Phase::Progressing | Phase::Promoting) => prop_assert!(t.requeue_after.is_some()),
+                _ => {}
+            }
+            status = t.status;
+        }
+    }
+}
