@@ -16,7 +16,7 @@ pub enum LogFormat {
 
 /// `feed-server` — Feedroll's personalised short-video ranking service.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "feed-server", version, about)]
+#[command(name = "feed-server", version, about, args_override_self = true)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "FEED_LISTEN", default_value = "127.0.0.1:8080")]

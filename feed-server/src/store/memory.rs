@@ -38,6 +38,7 @@ struct Inner {
     users: HashMap<String, UserData>,
     active: HashMap<String, f64>,
     cache: HashMap<String, (Vec<u8>, Instant)>,
+    cache_purge_at: usize,
 }
 
 /// In-process store; see the module docs.
@@ -326,7 +327,11 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut g = self.inner.write();
         let now = Instant::now();
-        g.cache.retain(|_, (_, exp)| *exp > now);
+        // Expired entries are dropped in bulk once the map doubles, keeping writes O(1) amortised.
+        if g.cache.len() >= g.cache_purge_at {
+            g.cache.retain(|_, (_, exp)| *exp > now);
+            g.cache_purge_at = (g.cache.len() * 2).max(1024);
+        }
         for (k, v) in entries {
             g.cache.insert(k.clone(), (v.clone(), now + ttl));
         }

@@ -1,0 +1,121 @@
+//! A feed request makes the same small number of store round trips however many candidates it
+//! scores (every store call is one pipelined Redis round trip).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::RedisServer;
+use feed_profile::RankingProfile;
+use feed_server::learning::Deltas;
+use feed_server::model::{Follows, UserProfile, Video};
+use feed_server::ranking::rank_feed;
+use feed_server::store::redis_store::RedisSettings;
+use feed_server::store::{CandidateData, CandidateLists, CandidateQuery, RedisStore, Store, StoreError, UserState};
+
+/// Counts calls to the wrapped store.
+struct Counting {
+    inner: RedisStore,
+    calls: AtomicUsize,
+}
+
+impl Counting {
+    fn hit(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Store for Counting {
+    fn kind(&self) -> &'static str {
+        "counting"
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.hit();
+        self.inner.ping().await
+    }
+    async fn put_videos(&self, v: &[Video]) -> Result<(), StoreError> {
+        self.inner.put_videos(v).await
+    }
+    async fn delete_video(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.delete_video(id).await
+    }
+    async fn get_videos(&self, ids: &[String]) -> Result<Vec<Option<Video>>, StoreError> {
+        self.hit();
+        self.inner.get_videos(ids).await
+    }
+    async fn apply(&self, d: &Deltas) -> Result<(), StoreError> {
+        self.inner.apply(d).await
+    }
+    async fn set_follows(&self, u: &str, f: &Follows) -> Result<(), StoreError> {
+        self.inner.set_follows(u, f).await
+    }
+    async fn set_profile(&self, u: &str, p: &UserProfile) -> Result<(), StoreError> {
+        self.inner.set_profile(u, p).await
+    }
+    async fn user_state(&self, u: &str) -> Result<UserState, StoreError> {
+        self.hit();
+        self.inner.user_state(u).await
+    }
+    async fn candidate_lists(&self, q: &CandidateQuery) -> Result<CandidateLists, StoreError> {
+        self.hit();
+        self.inner.candidate_lists(q).await
+    }
+    async fn candidates(&self, u: &str, ids: &[String]) -> Result<Vec<Option<CandidateData>>, StoreError> {
+        self.hit();
+        self.inner.candidates(u, ids).await
+    }
+    async fn active_users(&self, n: usize) -> Result<Vec<String>, StoreError> {
+        self.hit();
+        self.inner.active_users(n).await
+    }
+    async fn cache_get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.hit();
+        self.inner.cache_get(k).await
+    }
+    async fn cache_put(&self, e: &[(String, Vec<u8>)], ttl: Duration) -> Result<(), StoreError> {
+        self.hit();
+        self.inner.cache_put(e, ttl).await
+    }
+    async fn cache_delete(&self, k: &[String]) -> Result<(), StoreError> {
+        self.hit();
+        self.inner.cache_delete(k).await
+    }
+}
+
+async fn round_trips_for(catalog_size: usize, redis: &RedisServer) -> (usize, usize) {
+    let settings = RedisSettings {
+        url: redis.url(),
+        prefix: format!("rt{catalog_size}:"),
+        timeout: Duration::from_secs(2),
+    };
+    let store = Arc::new(Counting { inner: RedisStore::connect(&settings).expect("connect"), calls: AtomicUsize::new(0) });
+    let videos: Vec<Video> = common::catalog(catalog_size, 40)
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("video"))
+        .collect();
+    for chunk in videos.chunks(1000) {
+        store.put_videos(chunk).await.expect("put");
+    }
+    let follows = Follows { creators: (0..20).map(|c| format!("c{c}")).collect(), friends: vec![] };
+    store.set_follows("u", &follows).await.expect("follows");
+    store.calls.store(0, Ordering::SeqCst);
+    let mut profile = RankingProfile::default();
+    profile.candidates.max_candidates = 5_000;
+    let now = chrono::Utc::now().timestamp() as f64;
+    let ranked = rank_feed(store.as_ref(), &profile, "u", now, 1_000).await.expect("rank");
+    (store.calls.load(Ordering::SeqCst), ranked.items.len())
+}
+
+#[tokio::test]
+async fn round_trips_do_not_grow_with_candidates() {
+    let redis = RedisServer::start();
+    let (small_calls, small_items) = round_trips_for(60, &redis).await;
+    let (large_calls, large_items) = round_trips_for(3_000, &redis).await;
+    assert!(large_items >= 5 * small_items, "the large catalog scores many more candidates: {small_items} vs {large_items}");
+    assert_eq!(small_calls, 3, "user state, source lists, candidate data");
+    assert_eq!(large_calls, small_calls, "round trips independent of the candidate count");
+}
