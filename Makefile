@@ -17,6 +17,8 @@ run: ## feed-server with demo data on the embedded store
 test: deps ## Install test dependencies, then run every test
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	.venv/bin/python -m pytest -q eval/tests
+	scripts/eval.sh --smoke --binary target/debug/feed-server
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
@@ -24,6 +26,9 @@ lint: ## rustfmt and clippy, warnings are errors
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+eval: deps ## Offline quality on the real KuaiRand logs (eval/README.md)
+	scripts/eval.sh
 
 bench: deps ## Benchmarks (see BENCHMARKS.md)
 	@echo "make bench: the benchmark harness arrives with issue 7"; exit 1
