@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need, idempotently: Debian packages (redis-server, prometheus) and the
-# project's Python venv (.venv) for the offline evaluation. Safe to run again: it only installs
+# Installs what the tests need, idempotently: Debian packages (redis-server, prometheus, lua5.1)
+# and the project's Python venv (.venv) for the offline evaluation and the chart tests. Safe to run again: it only installs
 # what is missing. Fails with a clear message when something cannot be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v prometheus   >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v python3      >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+command -v lua5.1       >/dev/null 2>&1 || need_apt+=(lua5.1)
 
 if ((${#need_apt[@]})); then
   echo "install-deps: installing Debian packages: ${need_apt[*]}"
@@ -30,18 +31,24 @@ if ((${#need_apt[@]})); then
   done
 fi
 
-for bin in redis-server prometheus python3; do
+for bin in redis-server prometheus python3 lua5.1; do
   command -v "$bin" >/dev/null 2>&1 || { echo "install-deps: ERROR: $bin still missing after install" >&2; exit 1; }
 done
 
-# Python venv for the evaluation harness (requirements pinned in eval/requirements.txt).
-if [ -f eval/requirements.txt ]; then
-  if [ ! -x .venv/bin/python ] || ! cmp -s eval/requirements.txt .venv/.requirements 2>/dev/null; then
-    echo "install-deps: creating Python venv .venv"
+# Python venv for the evaluation harness and the chart/Argo CD tests: every requirements file
+# below, pinned. Rebuilt when any of them changes.
+reqs=$(ls eval/requirements.txt charts/requirements.txt 2>/dev/null || true)
+if [ -n "$reqs" ]; then
+  cat $reqs > .venv.requirements.wanted
+  if [ ! -x .venv/bin/python ] || ! cmp -s .venv.requirements.wanted .venv/.requirements 2>/dev/null; then
+    echo "install-deps: creating Python venv .venv from: $reqs"
     python3 -m venv .venv || { echo "install-deps: ERROR: python3 -m venv failed (install python3-venv)" >&2; exit 1; }
     .venv/bin/pip install -q --upgrade pip >/dev/null
-    .venv/bin/pip install -q -r eval/requirements.txt || { echo "install-deps: ERROR: pip install -r eval/requirements.txt failed" >&2; exit 1; }
-    cp eval/requirements.txt .venv/.requirements
+    for r in $reqs; do
+      .venv/bin/pip install -q -r "$r" || { echo "install-deps: ERROR: pip install -r $r failed" >&2; exit 1; }
+    done
+    cp .venv.requirements.wanted .venv/.requirements
   fi
+  rm -f .venv.requirements.wanted
 fi
 echo "install-deps: ok (redis-server, prometheus, python venv)"
