@@ -8,14 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The Python venv: same recipe and marker as scripts/install-deps.sh, so either can create it.
-if [ ! -x .venv/bin/python ] || ! cmp -s eval/requirements.txt .venv/.requirements 2>/dev/null; then
-  echo "eval: creating Python venv .venv" >&2
-  python3 -m venv .venv || { echo "eval: ERROR: python3 -m venv failed (install python3-venv)" >&2; exit 1; }
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -r eval/requirements.txt || { echo "eval: ERROR: pip install -r eval/requirements.txt failed" >&2; exit 1; }
-  cp eval/requirements.txt .venv/.requirements
-fi
+# The Python venv (and the test dependencies): one recipe, in scripts/install-deps.sh.
+scripts/install-deps.sh >&2
 
 # Build the server unless the caller points at a running one or at another binary.
 build=1
