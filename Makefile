@@ -17,12 +17,14 @@ run: ## feed-server with demo data on the embedded store
 test: deps ## Install test dependencies, then run every test
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	$(CARGO) test -p feed-server --features fault-injection --test faults_injection
 	.venv/bin/python -m pytest -q eval/tests
 	scripts/eval.sh --smoke --binary target/debug/feed-server
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p feed-server --features fault-injection --all-targets -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

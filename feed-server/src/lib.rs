@@ -19,6 +19,8 @@ pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod experiments;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod feed;
 pub mod http;
 pub mod learning;

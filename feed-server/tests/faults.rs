@@ -148,14 +148,30 @@ async fn server_starts_unready_when_redis_is_down_and_becomes_ready_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_requests_hit_the_request_timeout() {
-    let flags = ["--request-timeout-ms", "150", "--store-timeout-ms", "5000"].map(String::from).to_vec();
-    let app = TestApp::start_with(Backend::Redis, Options { flags, ..Options::default() }).await;
+    let flags = ["--request-timeout-ms", "150", "--store-timeout-ms", "5000"]
+        .map(String::from)
+        .to_vec();
+    let app = TestApp::start_with(
+        Backend::Redis,
+        Options {
+            flags,
+            ..Options::default()
+        },
+    )
+    .await;
     let redis = app.redis.as_ref().expect("redis");
     redis.freeze(true);
     let started = Instant::now();
     let (status, body) = app.get("/v1/feed?user_id=slow&limit=5").await;
     let took = started.elapsed();
     redis.freeze(false);
-    assert_eq!((status, &body["error"]["code"]), (503, &json!("timeout")), "{body}");
-    assert!(took < FAST, "answered at the request timeout, not the store's: {took:?}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("timeout")),
+        "{body}"
+    );
+    assert!(
+        took < FAST,
+        "answered at the request timeout, not the store's: {took:?}"
+    );
 }

@@ -14,7 +14,9 @@ use feed_server::learning::Deltas;
 use feed_server::model::{Follows, UserProfile, Video};
 use feed_server::ranking::rank_feed;
 use feed_server::store::redis_store::RedisSettings;
-use feed_server::store::{CandidateData, CandidateLists, CandidateQuery, RedisStore, Store, StoreError, UserState};
+use feed_server::store::{
+    CandidateData, CandidateLists, CandidateQuery, RedisStore, Store, StoreError, UserState,
+};
 
 /// Counts calls to the wrapped store.
 struct Counting {
@@ -64,7 +66,11 @@ impl Store for Counting {
         self.hit();
         self.inner.candidate_lists(q).await
     }
-    async fn candidates(&self, u: &str, ids: &[String]) -> Result<Vec<Option<CandidateData>>, StoreError> {
+    async fn candidates(
+        &self,
+        u: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         self.hit();
         self.inner.candidates(u, ids).await
     }
@@ -92,7 +98,10 @@ async fn round_trips_for(catalog_size: usize, redis: &RedisServer) -> (usize, us
         prefix: format!("rt{catalog_size}:"),
         timeout: Duration::from_secs(2),
     };
-    let store = Arc::new(Counting { inner: RedisStore::connect(&settings).expect("connect"), calls: AtomicUsize::new(0) });
+    let store = Arc::new(Counting {
+        inner: RedisStore::connect(&settings).expect("connect"),
+        calls: AtomicUsize::new(0),
+    });
     let videos: Vec<Video> = common::catalog(catalog_size, 40)
         .into_iter()
         .map(|v| serde_json::from_value(v).expect("video"))
@@ -100,13 +109,18 @@ async fn round_trips_for(catalog_size: usize, redis: &RedisServer) -> (usize, us
     for chunk in videos.chunks(1000) {
         store.put_videos(chunk).await.expect("put");
     }
-    let follows = Follows { creators: (0..20).map(|c| format!("c{c}")).collect(), friends: vec![] };
+    let follows = Follows {
+        creators: (0..20).map(|c| format!("c{c}")).collect(),
+        friends: vec![],
+    };
     store.set_follows("u", &follows).await.expect("follows");
     store.calls.store(0, Ordering::SeqCst);
     let mut profile = RankingProfile::default();
     profile.candidates.max_candidates = 5_000;
     let now = chrono::Utc::now().timestamp() as f64;
-    let ranked = rank_feed(store.as_ref(), &profile, "u", now, 1_000).await.expect("rank");
+    let ranked = rank_feed(store.as_ref(), &profile, "u", now, 1_000)
+        .await
+        .expect("rank");
     (store.calls.load(Ordering::SeqCst), ranked.items.len())
 }
 
@@ -115,7 +129,13 @@ async fn round_trips_do_not_grow_with_candidates() {
     let redis = RedisServer::start();
     let (small_calls, small_items) = round_trips_for(60, &redis).await;
     let (large_calls, large_items) = round_trips_for(3_000, &redis).await;
-    assert!(large_items >= 5 * small_items, "the large catalog scores many more candidates: {small_items} vs {large_items}");
+    assert!(
+        large_items >= 5 * small_items,
+        "the large catalog scores many more candidates: {small_items} vs {large_items}"
+    );
     assert_eq!(small_calls, 3, "user state, source lists, candidate data");
-    assert_eq!(large_calls, small_calls, "round trips independent of the candidate count");
+    assert_eq!(
+        large_calls, small_calls,
+        "round trips independent of the candidate count"
+    );
 }

@@ -105,6 +105,8 @@ pub fn router(state: SharedState, limits: HttpLimits) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics));
+    #[cfg(feature = "fault-injection")]
+    let api = crate::faults::install(api);
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(

@@ -208,7 +208,13 @@ impl TestApp {
     pub async fn wait_ready(&self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if self.client.get(self.url("/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+            if self
+                .client
+                .get(self.url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

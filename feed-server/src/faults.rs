@@ -1,0 +1,103 @@
+//! Test-only fault injection (cargo feature `fault-injection`, never in release builds): makes
+//! this replica misbehave so the end-to-end rollout tests can watch the operator's brain react.
+//!
+//! `POST /debug/faults {"error_rate": 0.1, "added_latency_ms": 600, "crash": false}` sets the
+//! faults (every field optional, missing = off); `GET /debug/faults` reads them. Errors and
+//! latency apply to `/v1/*` only, so health checks and scrapes keep working; `crash` exits the
+//! process with status 70 right after answering. Initial values come from `FEED_FAULT_ERROR_RATE`
+//! and `FEED_FAULT_LATENCY_MS`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use parking_lot::RwLock;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::http::error::ApiError;
+use crate::http::extract::ApiJson;
+use crate::state::SharedState;
+
+/// The faults in force.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Share of `/v1/*` requests answered 500 `injected_fault` (0..=1).
+    pub error_rate: f64,
+    /// Added to every `/v1/*` request.
+    pub added_latency_ms: u64,
+    /// Exit the process after answering.
+    pub crash: bool,
+}
+
+type Shared = Arc<RwLock<Faults>>;
+
+fn from_env() -> Faults {
+    let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
+    Faults {
+        error_rate: num("FEED_FAULT_ERROR_RATE").unwrap_or(0.0).clamp(0.0, 1.0),
+        added_latency_ms: num("FEED_FAULT_LATENCY_MS").unwrap_or(0.0).max(0.0) as u64,
+        crash: false,
+    }
+}
+
+async fn misbehave(State(faults): State<Shared>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/v1/") {
+        return next.run(req).await;
+    }
+    let f = *faults.read();
+    if f.added_latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(f.added_latency_ms)).await;
+    }
+    if f.error_rate > 0.0 && rand::rng().random_bool(f.error_rate) {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "injected_fault",
+            "fault injected for testing",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Adds `/debug/faults` and the misbehaving middleware to the API routes.
+pub fn install(api: Router<SharedState>) -> Router<SharedState> {
+    let faults: Shared = Arc::new(RwLock::new(from_env()));
+    let read = faults.clone();
+    let write = faults.clone();
+    api.route(
+        "/debug/faults",
+        get(move || {
+            let f = *read.read();
+            async move { Json(f) }
+        })
+        .post(move |ApiJson(new): ApiJson<Faults>| {
+            let shared = write.clone();
+            async move {
+                if !(0.0..=1.0).contains(&new.error_rate) {
+                    return Err(ApiError::bad_request(
+                        "invalid_faults",
+                        "error_rate must be between 0 and 1",
+                    ));
+                }
+                *shared.write() = new;
+                tracing::warn!(?new, "fault injection changed");
+                if new.crash {
+                    tokio::spawn(async {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tracing::error!("crashing on request (fault injection)");
+                        std::process::exit(70);
+                    });
+                }
+                Ok(Json(new))
+            }
+        }),
+    )
+    .layer(middleware::from_fn_with_state(faults, misbehave))
+}
