@@ -1,6 +1,7 @@
 //! The FeedRollout operator library: the rollout brain (a pure state machine), the Prometheus
 //! analysis engine, client-side validation of FeedRollout files and the `feedroll-operator` CLI.
 
+pub mod analysis;
 pub mod brain;
 pub mod cli;
 pub mod tls;

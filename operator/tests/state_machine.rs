@@ -1,6 +1,6 @@
 //! Table tests: one per roadmap rule (PRODUCT.md §2 policy table and rollout plan).
 
-#[path = "brain_support.rs"]
+#[path = "support/brain.rs"]
 mod support;
 
 use feedroll_crds::{FeedRolloutStatus, Phase, Verdict};

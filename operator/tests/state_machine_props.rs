@@ -1,6 +1,6 @@
 //! Property tests of the brain over random plans and random sequences of observations and time.
 
-#[path = "brain_support.rs"]
+#[path = "support/brain.rs"]
 mod support;
 
 use feedroll_crds::{

@@ -1,0 +1,206 @@
+//! A real Prometheus process scraping a tiny exporter the test controls.
+//!
+//! The exporter serves counters that grow at the rates the test sets (value = rate × seconds
+//! since the exporter started), so every `rate()` Prometheus computes is known in advance.
+//! Prometheus (Debian's `prometheus` binary) runs on a free loopback port with a temporary
+//! directory and scrapes every second; it is killed when the harness is dropped.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener as StdListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+
+/// One exported series: `name{labels}` growing at `per_second`.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub per_second: f64,
+    /// Value at start (counters that never move have rate 0).
+    pub offset: f64,
+}
+
+/// Series builder: `series("feed_http_requests_total", &[("status", "200")], 10.0)`.
+pub fn series(name: &str, labels: &[(&str, &str)], per_second: f64) -> Series {
+    Series {
+        name: name.to_owned(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        per_second,
+        offset: 0.0,
+    }
+}
+
+/// A latency histogram where every observation falls in the bucket ending at `upper`, at
+/// `per_second` observations a second.
+pub fn histogram(labels: &[(&str, &str)], upper: f64, per_second: f64) -> Vec<Series> {
+    let bounds = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+    let mut out = Vec::new();
+    for b in bounds {
+        let mut l: Vec<(&str, &str)> = labels.to_vec();
+        let le = b.to_string();
+        l.push(("le", &le));
+        out.push(series(
+            "feed_http_request_duration_seconds_bucket",
+            &l,
+            if b >= upper { per_second } else { 0.0 },
+        ));
+    }
+    let mut l: Vec<(&str, &str)> = labels.to_vec();
+    l.push(("le", "+Inf"));
+    out.push(series(
+        "feed_http_request_duration_seconds_bucket",
+        &l,
+        per_second,
+    ));
+    out.push(series(
+        "feed_http_request_duration_seconds_count",
+        labels,
+        per_second,
+    ));
+    out.push(series(
+        "feed_http_request_duration_seconds_sum",
+        labels,
+        per_second * upper,
+    ));
+    out
+}
+
+#[derive(Clone)]
+struct Exporter {
+    started: Instant,
+    series: Arc<Mutex<Vec<Series>>>,
+}
+
+async fn metrics(State(e): State<Exporter>) -> String {
+    let elapsed = e.started.elapsed().as_secs_f64();
+    let series = e.series.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut out = String::new();
+    for s in series {
+        let labels: Vec<String> = s
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        out.push_str(&format!(
+            "{}{{{}}} {}\n",
+            s.name,
+            labels.join(","),
+            s.offset + s.per_second * elapsed
+        ));
+    }
+    out
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Exporter + Prometheus. Dropping it kills Prometheus and removes its directory.
+pub struct Harness {
+    pub url: String,
+    series: Arc<Mutex<Vec<Series>>>,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    /// Starts the exporter and a Prometheus scraping it every second, with `namespace="test"`
+    /// added to every series (as Kubernetes service discovery would).
+    pub async fn start(series: Vec<Series>) -> Harness {
+        let shared = Arc::new(Mutex::new(series));
+        let exporter = Exporter {
+            started: Instant::now(),
+            series: shared.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind exporter");
+        let exporter_addr = listener.local_addr().expect("exporter address");
+        let app = Router::new()
+            .route("/metrics", get(metrics))
+            .with_state(exporter);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: feed\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['{exporter_addr}']\n        labels:\n          namespace: test\n"
+            ),
+        )
+        .expect("write prometheus.yml");
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus (install it with `make deps`)");
+        let harness = Harness {
+            url: format!("http://127.0.0.1:{port}"),
+            series: shared,
+            child: Some(child),
+            _dir: dir,
+            server,
+        };
+        harness.wait_ready().await;
+        harness
+    }
+
+    async fn wait_ready(&self) {
+        feedroll_operator::tls::install_crypto_provider();
+        let client = prometheus_http_query::Client::try_from(self.url.as_str()).expect("client");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if client.is_server_ready().await.unwrap_or(false) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("prometheus at {} not ready after 30s", self.url);
+    }
+
+    /// Replaces the exported series.
+    pub fn set_series(&self, series: Vec<Series>) {
+        if let Ok(mut s) = self.series.lock() {
+            *s = series;
+        }
+    }
+
+    /// Kills Prometheus now (the exporter keeps running).
+    pub fn stop_prometheus(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop_prometheus();
+        self.server.abort();
+    }
+}
