@@ -112,7 +112,7 @@ pub struct Strategy {
     /// Steps run in order; after the last one the canary is promoted. Omitted: the roadmap plan
     /// `[setWeight 10, pause 15m, setWeight 25, pause 30m, setWeight 50, pause 30m, setWeight 100]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(max = 64))]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "self.size() > 0", "message": "strategy.steps needs at least one step (or omit it for the default plan)"},
         {"rule": "self.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()", "message": "setWeight values must never decrease from one step to the next"}

@@ -5,3 +5,4 @@ pub mod analysis;
 pub mod brain;
 pub mod cli;
 pub mod tls;
+pub mod validate;

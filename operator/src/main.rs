@@ -1,8 +1,10 @@
 //! `feedroll-operator`: `crd` prints the CRD, `check` validates a FeedRollout and evaluates its
 //! checks against Prometheus now, `run` (the controller) arrives with issue 4.
 
+use std::io::Write;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use feedroll_operator::cli::{Cli, Command};
 
@@ -18,7 +20,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match run(cli).await {
-        Ok(code) => code,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
@@ -26,17 +28,17 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Crd => {
-            print!("{}", feedroll_crds::schema::crd_yaml()?);
-            Ok(ExitCode::SUCCESS)
+            let yaml = feedroll_crds::schema::crd_yaml().context("generating the CRD")?;
+            stdout.write_all(yaml.as_bytes())?;
+            Ok(0)
         }
-        Command::Check(args) => feedroll_operator::cli::check::run(args).await,
-        Command::Run => {
-            anyhow::bail!(
-                "`feedroll-operator run` (the controller) is not implemented yet: see issue 4"
-            )
-        }
+        Command::Check(args) => Ok(feedroll_operator::cli::check::run(&args, &mut stdout).await?),
+        Command::Run => anyhow::bail!(
+            "`feedroll-operator run` (the controller) is not implemented yet: it arrives with issue 4"
+        ),
     }
 }

@@ -1,0 +1,147 @@
+//! The CEL rules (`x-kubernetes-validations`) of the CRD, evaluated client-side with kube's CEL
+//! engine, exactly as written in the generated schema.
+
+use kube::core::cel::Validator;
+use serde_json::Value;
+
+use super::Problem;
+
+/// Every CEL rule `object` breaks.
+pub fn validate(schema: &Value, object: &Value) -> Vec<Problem> {
+    match Validator::new().validate(schema, object, None) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .into_vec()
+            .into_iter()
+            .map(|e| Problem {
+                path: e.field_path.trim_start_matches('.').to_owned(),
+                line: None,
+                message: e.message,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::cel::{compile_schema, estimate_rule_cost};
+    use serde_json::json;
+
+    use super::*;
+    use crate::validate::schema::crd_schema;
+
+    fn object(spec: Value) -> Value {
+        let mut spec = spec;
+        spec["template"] = json!({"spec": {"containers": [{"name": "feed", "image": "feed:1"}]}});
+        json!({"apiVersion": "feedroll.dev/v1alpha1", "kind": "FeedRollout", "metadata": {"name": "x"}, "spec": spec})
+    }
+
+    fn messages(spec: Value) -> Vec<String> {
+        validate(&crd_schema().unwrap(), &object(spec))
+            .into_iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn each_rule_fires_in_the_cel_layer_with_its_message() {
+        let cases = [
+            (
+                json!({"strategy": {"steps": [{"setWeight": 50}, {"pause": {}}, {"setWeight": 20}]}}),
+                "setWeight values must never decrease",
+            ),
+            (
+                json!({"strategy": {"steps": []}}),
+                "needs at least one step",
+            ),
+            (
+                json!({"strategy": {"steps": [{"setWeight": 5, "pause": {}}]}}),
+                "exactly one of setWeight or pause",
+            ),
+            (
+                json!({"strategy": {"steps": [{}]}}),
+                "exactly one of setWeight or pause",
+            ),
+            (
+                json!({"strategy": {"steps": [{"pause": {"duration": "5 min"}}]}}),
+                "must be a duration",
+            ),
+            (
+                json!({"strategy": {"traffic": {"replicaRatio": {}, "inApp": {}}}}),
+                "choose one traffic mode",
+            ),
+            (
+                json!({"analysis": {"interval": "1x"}}),
+                "must be a duration",
+            ),
+            (
+                json!({"analysis": {"checks": [{"name": "a", "preset": "errorRate", "min": 2, "max": 1}]}}),
+                "min must be less than or equal to max",
+            ),
+            (
+                json!({"analysis": {"checks": [{"name": "a", "max": 1}]}}),
+                "exactly one of preset or query",
+            ),
+            (
+                json!({"analysis": {"checks": [{"name": "a", "preset": "errorRate"}]}}),
+                "needs a threshold",
+            ),
+            (
+                json!({"analysis": {"checks": [{"name": "a", "preset": "errorRate", "quantile": 0.9, "max": 1}]}}),
+                "quantile applies only",
+            ),
+            (
+                json!({"analysis": {"checks": [{"name": "a", "preset": "errorRate", "max": 1}, {"name": "a", "preset": "errorRate", "max": 1}]}}),
+                "names must be unique",
+            ),
+            (
+                json!({"analysis": {"prometheus": {"address": "ftp://x"}}}),
+                "http:// or https://",
+            ),
+        ];
+        for (spec, want) in cases {
+            let got = messages(spec.clone());
+            assert!(
+                got.iter().any(|m| m.contains(want)),
+                "{spec}: want {want:?}, got {got:?}"
+            );
+        }
+        assert!(messages(json!({"strategy": {"steps": [{"setWeight": 10}, {"pause": {"duration": "1h30m"}}, {"setWeight": 10}, {"setWeight": 100}]}})).is_empty());
+    }
+
+    #[test]
+    fn every_rule_fits_the_api_server_cost_budget() {
+        fn walk(schema: &Value, path: &str, out: &mut Vec<String>) {
+            let Some(map) = schema.as_object() else {
+                return;
+            };
+            if let Some(rules) = map
+                .get("x-kubernetes-validations")
+                .and_then(Value::as_array)
+            {
+                let compiled = compile_schema(schema);
+                for rule in rules.iter().filter_map(|r| r["rule"].as_str()) {
+                    for w in estimate_rule_cost(rule, &compiled) {
+                        out.push(format!("{path}: {rule}: {w:?}"));
+                    }
+                }
+            }
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("properties", Value::Object(props)) => {
+                        for (name, child) in props {
+                            walk(child, &format!("{path}.{name}"), out);
+                        }
+                    }
+                    ("items" | "additionalProperties", child) => {
+                        walk(child, &format!("{path}[]"), out)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut warnings = Vec::new();
+        walk(&crd_schema().unwrap(), "", &mut warnings);
+        assert!(warnings.is_empty(), "{warnings:#?}");
+    }
+}
