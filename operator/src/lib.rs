@@ -4,5 +4,6 @@
 pub mod analysis;
 pub mod brain;
 pub mod cli;
+pub mod driver;
 pub mod tls;
 pub mod validate;

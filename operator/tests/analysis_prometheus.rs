@@ -440,3 +440,82 @@ current-context: fake
         feedroll_operator::analysis::Outcome::Error(_)
     ));
 }
+
+/// The brain and the engine together, in real time against a real Prometheus: a healthy canary
+/// is promoted, a canary with 10% errors is rolled back by the roll-back tier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brain_and_engine_promote_a_healthy_canary_and_roll_back_a_failing_one() {
+    use feedroll_crds::{FeedRolloutStatus, Phase};
+    use feedroll_operator::driver::turn;
+
+    let mut all = track("good", "canary", 100.0, 0.0, 0.1, 4.0, 2.0);
+    all.extend(track("bad", "canary", 90.0, 10.0, 0.1, 4.0, 2.0));
+    let harness = Harness::start(all).await;
+    let engine = AnalysisEngine::new(&harness.url, Duration::from_secs(2)).unwrap();
+    let spec: FeedRolloutSpec = serde_yaml::from_str(
+        "template: {spec: {containers: [{name: feed, image: 'feed:2'}]}}
+strategy: {steps: [{setWeight: 50}, {pause: {duration: 2s}}, {setWeight: 100}]}
+analysis:
+  interval: 1s
+  fastInterval: 1s
+  checks:
+    - {name: error-rate, preset: errorRate, max: 0.005, window: 5s}
+    - {name: error-rate-critical, preset: errorRate, max: 0.05, window: 5s, tier: rollback}
+    - {name: availability, preset: availability, min: 0.99, window: 5s, tier: rollback}
+    - {name: latency-p95, preset: latencyQuantile, max: 0.5, window: 5s}
+    - {name: latency-p95-critical, preset: latencyQuantile, max: 1, window: 5s, tier: pause}
+    - {name: cache-hit-ratio, preset: cacheHitRatio, min: 0.9, window: 5s, tier: advisory}
+  defaultChecks: false
+",
+    )
+    .unwrap();
+    for (rollout, want) in [("good", Phase::Promoting), ("bad", Phase::RolledBack)] {
+        let target = target(rollout, TrafficMode::ReplicaRatio);
+        let mut status = FeedRolloutStatus {
+            phase: Some(Phase::Succeeded),
+            stable_revision: Some("r0".into()),
+            canary_revision: Some("r0".into()),
+            ..Default::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let mut weights = vec![];
+        loop {
+            let obs = Observations {
+                revision: "r1".into(),
+                canary: PodHealth {
+                    ready: true,
+                    crash_looping: false,
+                },
+                ..Default::default()
+            };
+            let t = turn(&engine, &target, &spec, &status, obs, Timestamp::now()).await;
+            status = t.status;
+            if weights.last() != Some(&status.weight) {
+                weights.push(status.weight);
+            }
+            if matches!(
+                status.phase,
+                Some(Phase::Promoting | Phase::RolledBack | Phase::Paused)
+            ) || Instant::now() > deadline
+            {
+                break;
+            }
+            tokio::time::sleep(
+                t.requeue_after
+                    .unwrap_or(Duration::from_millis(500))
+                    .min(Duration::from_millis(500)),
+            )
+            .await;
+        }
+        assert_eq!(
+            status.phase,
+            Some(want),
+            "{rollout}: {:?} weights {weights:?}",
+            status.message
+        );
+        match want {
+            Phase::Promoting => assert_eq!(weights, vec![50, 100]),
+            _ => assert_eq!(status.weight, 0),
+        }
+    }
+}
