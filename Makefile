@@ -35,5 +35,8 @@ eval: deps ## Offline quality on the real KuaiRand logs (eval/README.md)
 bench: deps ## Benchmarks (see BENCHMARKS.md)
 	@echo "make bench: the benchmark harness arrives with issue 7"; exit 1
 
+e2e: deps ## End-to-end rollout scenarios on one machine, with their timelines
+	$(CARGO) test -p feedroll-e2e --test scenarios -- --nocapture --test-threads 2
+
 crds: ## Regenerate the FeedRollout CRD YAML from the Rust types
 	$(CARGO) run -q -p feedroll-operator -- crd > $(CRD_FILE)

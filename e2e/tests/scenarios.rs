@@ -1,0 +1,400 @@
+//! The rollout scenarios of issue 5, each a test that fails when the outcome is wrong. Every
+//! scenario prints its timeline (run with `--nocapture`, as `make e2e` does).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use feedroll_crds::{FeedRolloutSpec, FeedRolloutStatus, Phase, Verdict};
+use feedroll_e2e::driver::{self, HumanHook, Outcome, Setup, Timings, World};
+use feedroll_operator::brain::CommandKind;
+use serde_json::json;
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("examples")
+        .join(name)
+}
+
+const STABLE_PROFILE: &str = "name: v1\n";
+const CANARY_PROFILE: &str = "name: v2\nweights: {freshness: 0.2, completion: 0.35}\n";
+
+fn setup(rollout: &str, rate: u32) -> Setup {
+    Setup {
+        rollout: rollout.to_owned(),
+        stable_profile: STABLE_PROFILE.to_owned(),
+        canary_profile: CANARY_PROFILE.to_owned(),
+        rate,
+        users: 500,
+    }
+}
+
+/// The stable and canary specs: the same example with a new image on the canary.
+fn specs(example_file: &str, timings: &Timings) -> (FeedRolloutSpec, FeedRolloutSpec) {
+    let fr = driver::load_example(&example(example_file), timings).expect("example loads");
+    let stable = fr.spec.clone();
+    let mut canary = fr.spec;
+    for c in canary
+        .template
+        .spec
+        .iter_mut()
+        .flat_map(|s| s.containers.iter_mut())
+    {
+        c.image = Some(format!("{}-next", c.image.clone().unwrap_or_default()));
+    }
+    (stable, canary)
+}
+
+fn no_human() -> HumanHook {
+    Box::new(|_, _| None)
+}
+
+fn report(title: &str, outcome: &Outcome) {
+    println!("{}", outcome.timeline.render(title));
+}
+
+async fn prometheus_profile_of_stable(world: &World) -> Option<String> {
+    let body: serde_json::Value = reqwest::get(format!("{}/metrics", world.stable.url()))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+        .map(|t| {
+            let line = t
+                .lines()
+                .find(|l| l.starts_with("feed_ranking_profile_info"))?
+                .to_owned();
+            Some(json!(line))
+        })??;
+    body.as_str().map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s1_healthy_canary_is_promoted_through_every_step() {
+    let t = Timings::default();
+    let (stable, canary) = specs(DEFAULT_PLAN, &t);
+    let mut world = World::start(&setup("s1", 40)).await.expect("world");
+    let outcome = driver::run(
+        &mut world,
+        &stable,
+        &canary,
+        no_human(),
+        |_, _, _| {},
+        Duration::from_secs(120),
+    )
+    .await
+    .expect("run");
+    report("1 healthy canary", &outcome);
+    assert_eq!(
+        outcome.status.phase,
+        Some(Phase::Succeeded),
+        "{:?}",
+        outcome.status
+    );
+    assert!(
+        outcome.promoted && outcome.max_weight == 100,
+        "went through every step to 100%"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let info = prometheus_profile_of_stable(&world)
+        .await
+        .unwrap_or_default();
+    assert!(
+        info.contains("profile=\"v2\""),
+        "stable now runs the new version: {info}"
+    );
+}
+
+/// Time from `began` to the first RolledBack decision.
+fn breach_to_rollback(outcome: &Outcome, began: Option<Duration>) -> Option<f64> {
+    let rolled = outcome
+        .timeline
+        .rows
+        .iter()
+        .find(|r| r.phase == "RolledBack")?
+        .at;
+    Some(rolled.checked_sub(began?)?.as_secs_f64())
+}
+
+/// When the canary's fault began (time since the scenario started).
+type Began = Arc<Mutex<Option<Duration>>>;
+
+/// Starts a fault on the canary once it has served its first step (so its series exist in
+/// Prometheus and the measured breach-to-rollback time is the detection time); `Began` records
+/// when.
+fn fault_after_first_step(
+    faults: serde_json::Value,
+) -> (
+    Began,
+    impl FnMut(&mut World, &FeedRolloutStatus, Duration) + Send,
+) {
+    let began: Began = Arc::new(Mutex::new(None));
+    let b = began.clone();
+    let hook = move |world: &mut World, status: &FeedRolloutStatus, at: Duration| {
+        let mut began = b.lock().unwrap_or_else(|e| e.into_inner());
+        if began.is_none() && status.weight > 0 && status.current_step_index >= Some(1) {
+            world.pending_canary_faults = Some(faults.clone());
+            *began = Some(at);
+        }
+    };
+    (began, hook)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s2_ten_percent_errors_roll_back_by_the_rollback_tier() {
+    let t = Timings::default();
+    let (stable, canary) = specs(DEFAULT_PLAN, &t);
+    let mut world = World::start(&setup("s2", 60)).await.expect("world");
+    let (began, hook) = fault_after_first_step(json!({"error_rate": 0.1}));
+    let outcome = driver::run(
+        &mut world,
+        &stable,
+        &canary,
+        no_human(),
+        hook,
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("run");
+    report("2 canary at 10% errors", &outcome);
+    assert_eq!(
+        outcome.status.phase,
+        Some(Phase::RolledBack),
+        "{:?}",
+        outcome.status
+    );
+    assert!(!outcome.promoted);
+    let seconds = breach_to_rollback(&outcome, *began.lock().unwrap_or_else(|e| e.into_inner()));
+    println!("BREACH_TO_ROLLBACK scenario=2 seconds={seconds:?}");
+    assert!(seconds.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_added_600ms_latency_fails_blocking_p95_and_rolls_back() {
+    let t = Timings::default();
+    let (stable, canary) = specs(DEFAULT_PLAN, &t);
+    let mut world = World::start(&setup("s3", 40)).await.expect("world");
+    let (began, hook) = fault_after_first_step(json!({"added_latency_ms": 600}));
+    let outcome = driver::run(
+        &mut world,
+        &stable,
+        &canary,
+        no_human(),
+        hook,
+        Duration::from_secs(90),
+    )
+    .await
+    .expect("run");
+    report("3 canary +600 ms", &outcome);
+    assert_eq!(
+        outcome.status.phase,
+        Some(Phase::RolledBack),
+        "{:?}",
+        outcome.status
+    );
+    let failed_p95 = outcome
+        .timeline
+        .rows
+        .iter()
+        .flat_map(|r| &r.checks)
+        .filter(|(n, _, v)| n == "latency-p95" && v == "fail")
+        .count();
+    assert!(failed_p95 >= 1, "the blocking p95 check failed");
+    let seconds = breach_to_rollback(&outcome, *began.lock().unwrap_or_else(|e| e.into_inner()));
+    println!("BREACH_TO_ROLLBACK scenario=3 seconds={seconds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s4_added_1200ms_latency_pauses_for_a_human_who_resumes_then_aborts() {
+    let t = Timings::default();
+    let (stable, canary) = specs(DEFAULT_PLAN, &t);
+    let mut world = World::start(&setup("s4", 40)).await.expect("world");
+    let (_, hook) = fault_after_first_step(json!({"added_latency_ms": 1200}));
+    let pauses = Arc::new(Mutex::new(0u32));
+    let p = pauses.clone();
+    let mut last_phase = None;
+    let human: HumanHook = Box::new(move |status, _| {
+        let entered_pause =
+            status.phase == Some(Phase::Paused) && last_phase != Some(Phase::Paused);
+        last_phase = status.phase;
+        if !entered_pause {
+            return None;
+        }
+        let mut n = p.lock().unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        Some(if *n == 1 {
+            CommandKind::Resume
+        } else {
+            CommandKind::Abort
+        })
+    });
+    let outcome = driver::run(
+        &mut world,
+        &stable,
+        &canary,
+        human,
+        hook,
+        Duration::from_secs(90),
+    )
+    .await
+    .expect("run");
+    report("4 canary +1.2 s", &outcome);
+    assert_eq!(
+        *pauses.lock().unwrap_or_else(|e| e.into_inner()),
+        2,
+        "paused, resumed, paused again"
+    );
+    assert_eq!(
+        outcome.status.phase,
+        Some(Phase::Aborted),
+        "{:?}",
+        outcome.status
+    );
+    assert!(!outcome.promoted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s5_prometheus_down_holds_then_pauses_and_goes_on_when_back() {
+    let t = Timings::default();
+    let (stable, canary) = specs(DEFAULT_PLAN, &t);
+    let mut world = World::start(&setup("s5", 40)).await.expect("world");
+    let state = Arc::new(Mutex::new((false, false)));
+    let s = state.clone();
+    let during = move |world: &mut World, status: &FeedRolloutStatus, _: Duration| {
+        let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.0 && status.weight > 0 {
+            world.prometheus.kill();
+            st.0 = true;
+        }
+        if st.0 && !st.1 && status.phase == Some(Phase::Paused) {
+            let _ = world.prometheus.restart();
+            st.1 = true;
+        }
+    };
+    let mut resumed = false;
+    let s2 = state.clone();
+    let human: HumanHook = Box::new(move |status, _| {
+        let back = s2.lock().unwrap_or_else(|e| e.into_inner()).1;
+        if back && !resumed && status.phase == Some(Phase::Paused) {
+            resumed = true;
+            return Some(CommandKind::Resume);
+        }
+        None
+    });
+    let outcome = driver::run(
+        &mut world,
+        &stable,
+        &canary,
+        human,
+        during,
+        Duration::from_secs(150),
+    )
+    .await
+    .expect("run");
+    report("5 Prometheus killed mid-rollout", &outcome);
+    let held = outcome
+        .timeline
+        .rows
+        .iter()
+        .any(|r| r.events.iter().any(|e| e.starts_with("Held")));
+    assert!(held, "the rollout held while Prometheus was down");
+    let paused_at = outcome
+        .timeline
+        .rows
+        .iter()
+        .position(|r| r.phase == "Paused")
+        .expect("paused for a human after the max hold");
+    let weight_at_pause = outcome.timeline.rows[paused_at].weight;
+    assert_eq!(weight_at_pause, Some(10), "never promoted while holding");
+    assert_eq!(
+        outcome.status.phase,
+        Some(Phase::Succeeded),
+        "went on once Prometheus was back: {:?}",
+        outcome.status
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s6_crashing_canary_rolls_back_at_once() {
+    let t = Timings::default();
+    let (stable, canary) = specs(DEFAULT_PLAN, &t);
+    let mut world = World::start(&setup("s6", 40)).await.expect("world");
+    let (began, hook) = fault_after_first_step(json!({"crash": true}));
+    let outcome = driver::run(
+        &mut world,
+        &stable,
+        &canary,
+        no_human(),
+        hook,
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("run");
+    report("6 canary crashes", &outcome);
+    assert_eq!(
+        outcome.status.phase,
+        Some(Phase::RolledBack),
+        "{:?}",
+        outcome.status
+    );
+    let seconds = breach_to_rollback(&outcome, *began.lock().unwrap_or_else(|e| e.into_inner()));
+    println!("BREACH_TO_ROLLBACK scenario=6 seconds={seconds:?}");
+    assert!(
+        seconds.is_some_and(|s| s < 2.0),
+        "crash loop rolls back at once: {seconds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s8_too_little_traffic_is_no_data_never_fail_never_promote() {
+    let t = Timings {
+        min_requests: 20,
+        ..Timings::default()
+    };
+    let (stable, canary) = specs(DEFAULT_PLAN, &t);
+    let mut world = World::start(&setup("s8", 3)).await.expect("world");
+    let outcome = driver::run(
+        &mut world,
+        &stable,
+        &canary,
+        no_human(),
+        |_, _, _| {},
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("run");
+    report("8 too little traffic", &outcome);
+    assert_ne!(
+        outcome.status.phase,
+        Some(Phase::RolledBack),
+        "no data never fails"
+    );
+    assert!(
+        !outcome.promoted && outcome.max_weight <= 10,
+        "no data never promotes (max weight {})",
+        outcome.max_weight
+    );
+    let verdicts: Vec<&String> = outcome
+        .timeline
+        .rows
+        .iter()
+        .flat_map(|r| &r.checks)
+        .map(|(_, _, v)| v)
+        .collect();
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| v.as_str() == Verdict::NoData.as_str()),
+        "{verdicts:?}"
+    );
+    assert!(
+        !verdicts
+            .iter()
+            .any(|v| v.as_str() == Verdict::Fail.as_str()),
+        "{verdicts:?}"
+    );
+}
+
+const DEFAULT_PLAN: &str = "default-plan.yaml";
