@@ -1,0 +1,135 @@
+{{/* Name of the chart, overridable. */}}
+{{- define "feedroll.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name of the objects: "<release>-feedroll" unless the release name already says it. */}}
+{{- define "feedroll.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the operator's metrics Service (also the Prometheus `job` label). */}}
+{{- define "feedroll.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "feedroll.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels on every object. */}}
+{{- define "feedroll.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "feedroll.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: feedroll
+{{- end -}}
+
+{{/* Labels that select the operator pods (immutable once installed). */}}
+{{- define "feedroll.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "feedroll.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{/* ServiceAccount the operator runs as. */}}
+{{- define "feedroll.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "feedroll.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Operator image reference: the digest wins over the tag; the tag defaults to appVersion. */}}
+{{- define "feedroll.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Cross-field checks the values schema cannot phrase clearly. Included by the Deployment, so
+every render runs them.
+*/}}
+{{- define "feedroll.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail (printf "replicaCount is %d but leaderElection.enabled is false: two operators would reconcile the same FeedRollouts. Enable leaderElection or set replicaCount: 1." (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- if and .Values.rbac.namespaced (not .Values.watchNamespace) -}}
+{{- fail "rbac.namespaced is true but watchNamespace is empty: a namespaced Role can only cover one namespace. Set watchNamespace, or rbac.namespaced: false for a ClusterRole." -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The operator's permissions, written once. Used by the ClusterRole (default) or, with
+rbac.namespaced, by the Role in watchNamespace. The Lease rule is separate (lease-role.yaml):
+it is always a namespaced Role in the release namespace.
+*/}}
+{{- define "feedroll.rules" -}}
+# FeedRollouts: watch them (list/watch feed the controller's cache), read one (get), and add or
+# remove the clean-up finalizer in metadata (patch/update). The operator never creates or
+# deletes FeedRollouts: Git or kubectl owns them.
+- apiGroups: ["feedroll.dev"]
+  resources: ["feedrollouts"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+# Status is where all rollout progress lives (phase, step, weight, analysis records), written
+# with server-side apply under the operator's own field manager.
+- apiGroups: ["feedroll.dev"]
+  resources: ["feedrollouts/status"]
+  verbs: ["get", "patch", "update"]
+# Owner references with blockOwnerDeletion: true on the objects it creates need update on the
+# owner's finalizers subresource (OwnerReferencesPermissionEnforcement admission).
+# Not granted on purpose: feedrollouts/scale. The HorizontalPodAutoscaler controller uses the
+# scale subresource with its own permissions; the operator only reads spec.replicas.
+- apiGroups: ["feedroll.dev"]
+  resources: ["feedrollouts/finalizers"]
+  verbs: ["update"]
+# The stable and canary workloads of each FeedRollout (created, resized, promoted, removed).
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Services (one for all pods, one per track) and the ConfigMap with the ranking profiles and
+# in-app traffic shares.
+- apiGroups: [""]
+  resources: ["services", "configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Canary pods are read, never changed: CrashLoopBackOff and restart counts trigger an
+# immediate rollback.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+# Gateway API traffic: the operator owns one HTTPRoute per FeedRollout and sets exact backend
+# weights.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# A Kubernetes Event for every decision (RolloutStarted, StepAdvanced, RolledBack...): create a
+# new one, patch it to bump the count of a repeated one. Both APIs: core/v1 and events.k8s.io/v1.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* A Prometheus duration ("2h", "1h30m", "90s") in seconds, for comparisons in PromQL. */}}
+{{- define "feedroll.durationSeconds" -}}
+{{- $units := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 "d" 86400.0 "w" 604800.0 "y" 31536000.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(ms|s|m|h|d|w|y)" . -1 -}}
+{{- $n := regexFind "^[0-9]+" . | float64 -}}
+{{- $unit := regexReplaceAll "^[0-9]+" . "" -}}
+{{- $total = addf $total (mulf $n (get $units $unit)) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}

@@ -1,0 +1,137 @@
+"""Renders charts/feedroll with the real Helm engine (helm-python-sdk: Helm v4's Go SDK behind a
+C ABI, no helm binary, no cluster, no network) for the default values and every optional
+branch, and keeps the rendered objects as JSON snapshots under
+charts/tests-rs/testdata/rendered/, which the Rust test crate (charts/tests-rs) checks against
+the Kubernetes API types. test_chart.py fails when a snapshot is stale; refresh them with
+
+    .venv/bin/python charts/tests/chart_render.py --update
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "feedroll"
+RENDERED = ROOT / "charts" / "tests-rs" / "testdata" / "rendered"
+RELEASE = "feedroll"
+NAMESPACE = "feedroll-system"
+
+# name -> values. "default" is the chart as `helm install` sees it; the others turn on each
+# optional branch.
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "monitoring": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "prometheusRule": {
+            "enabled": True,
+            "labels": {"release": "kube-prometheus-stack"},
+            "additionalAlertLabels": {"team": "platform"},
+            "pausedTooLong": "1h30m",
+        },
+    },
+    "network-policy": {
+        "networkPolicy": {
+            "enabled": True,
+            "metricsFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+            ],
+        }
+    },
+    "network-policy-open": {"networkPolicy": {"enabled": True, "prometheusPorts": []}},
+    "namespaced": {"watchNamespace": "feed", "rbac": {"namespaced": True}},
+    "single-replica": {
+        "replicaCount": 1,
+        "leaderElection": {"enabled": False},
+        "podDisruptionBudget": {"enabled": False},
+        "rbac": {"aggregateToDefaultRoles": False},
+    },
+    "custom": {
+        "fullnameOverride": "fr-op",
+        "image": {
+            "repository": "registry.example.invalid/feedroll-operator",
+            "digest": "sha256:" + "ab" * 32,
+        },
+        "imagePullSecrets": [{"name": "regcred"}],
+        "serviceAccount": {"create": False, "name": "preexisting"},
+        "podAnnotations": {"example.invalid/owner": "platform"},
+        "podLabels": {"team": "platform"},
+        "extraEnv": [{"name": "FEEDROLL_EXTRA", "value": "1"}],
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}
+                    ]
+                }
+            }
+        },
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "feedroll"}},
+            }
+        ],
+        "priorityClassName": "system-cluster-critical",
+        "logFormat": "text",
+        "logLevel": "debug",
+        "metrics": {"port": 9443, "service": {"annotations": {"example.invalid/scrape": "true"}}},
+    },
+}
+
+
+def render(values: dict[str, Any] | None = None, namespace: str = NAMESPACE) -> dict[str, str]:
+    """Template path -> rendered text, as `helm template` / `helm install` would produce."""
+    with helm.Chart.load(CHART) as chart:
+        return chart.render(values or {}, name=RELEASE, namespace=namespace, is_install=True)
+
+
+def objects(manifests: dict[str, str]) -> list[dict[str, Any]]:
+    """Every rendered Kubernetes object (NOTES.txt and empty documents left out), in a stable
+    order: by template path, then document order."""
+    out = []
+    for path in sorted(manifests):
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(manifests[path]):
+            if doc:
+                out.append(doc)
+    return out
+
+
+def snapshot(name: str) -> str:
+    return json.dumps(objects(render(SCENARIOS[name])), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    update = "--update" in argv
+    stale = []
+    RENDERED.mkdir(parents=True, exist_ok=True)
+    for name in SCENARIOS:
+        path = RENDERED / f"{name}.json"
+        text = snapshot(name)
+        if not path.exists() or path.read_text() != text:
+            stale.append(name)
+            if update:
+                path.write_text(text)
+    for extra in sorted(set(p.stem for p in RENDERED.glob("*.json")) - set(SCENARIOS)):
+        stale.append(extra + " (no such scenario)")
+        if update:
+            (RENDERED / f"{extra}.json").unlink()
+    if stale:
+        print(("updated: " if update else "stale: ") + ", ".join(stale))
+    return 0 if update or not stale else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,441 @@
+"""The feedroll Helm chart, rendered and linted by the real Helm engine (helm-python-sdk), its
+values schema, its RBAC, its CRD copy, its alerts (with promtool) and the kubectl plugin."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import helm_python as helm
+import pytest
+import yaml
+
+from chart_render import CHART, NAMESPACE, RENDERED, ROOT, SCENARIOS, objects, render, snapshot
+
+CRD_SOURCE = ROOT / "crds" / "feedroll.dev_feedrollouts.yaml"
+CRD_CHART = CHART / "crds" / "feedroll.dev_feedrollouts.yaml"
+PROMTOOL = shutil.which("promtool")
+
+
+def by_kind(objs, kind):
+    return [o for o in objs if o["kind"] == kind]
+
+
+def one(objs, kind, name=None):
+    found = [o for o in by_kind(objs, kind) if name is None or o["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind} {name}: {len(found)} found"
+    return found[0]
+
+
+# ---------------------------------------------------------------- rendering and snapshots
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_rendered_snapshot_is_current(scenario):
+    """The JSON the Rust schema test reads is exactly what Helm renders now."""
+    path = RENDERED / f"{scenario}.json"
+    assert path.exists(), "run: .venv/bin/python charts/tests/chart_render.py --update"
+    assert path.read_text() == snapshot(scenario), (
+        f"{path} is stale; run: .venv/bin/python charts/tests/chart_render.py --update"
+    )
+
+
+def test_no_orphan_snapshots():
+    assert {p.stem for p in RENDERED.glob("*.json")} == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_every_object_is_labelled_and_namespaced(scenario):
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding"}
+    for o in objects(render(SCENARIOS[scenario])):
+        meta = o["metadata"]
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        assert meta["labels"]["app.kubernetes.io/part-of"] == "feedroll"
+        if o["kind"] in cluster_scoped:
+            assert "namespace" not in meta
+        else:
+            assert meta.get("namespace"), f"{o['kind']} {meta['name']} has no namespace"
+
+
+def test_default_render_objects():
+    objs = objects(render())
+    kinds = sorted(o["kind"] for o in objs)
+    assert kinds == sorted(
+        [
+            "Deployment", "ServiceAccount", "Service", "PodDisruptionBudget",
+            "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+            "ClusterRole", "ClusterRole",  # feedroll-view, feedroll-edit (aggregated)
+        ]
+    )
+    assert not by_kind(objs, "ServiceMonitor") and not by_kind(objs, "PrometheusRule")
+    assert not by_kind(objs, "NetworkPolicy")
+
+
+def test_deployment_defaults():
+    d = one(objects(render()), "Deployment")
+    spec = d["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (c,) = pod["containers"]
+    assert c["args"] == ["run", "--log-format", "json"]
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["FEEDROLL_LISTEN"]["value"] == "0.0.0.0:8080"
+    assert env["FEEDROLL_LEADER_ELECTION"]["value"] == "true"
+    assert env["FEEDROLL_LEASE_NAME"]["value"] == "feedroll-operator"
+    assert env["FEEDROLL_LEASE_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["FEEDROLL_WATCH_NAMESPACE"]["value"] == ""
+    assert c["image"] == "ghcr.io/feedroll/feedroll-operator:0.1.0"
+    assert pod["serviceAccountName"] == "feedroll"
+
+
+def test_metrics_service_selects_the_operator_pods():
+    objs = objects(render())
+    svc = one(objs, "Service")
+    d = one(objs, "Deployment")
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    assert all(labels[k] == v for k, v in svc["spec"]["selector"].items())
+    assert svc["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}]
+    pdb = one(objs, "PodDisruptionBudget")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": d["spec"]["selector"]}
+
+
+def test_custom_values_reach_the_pod():
+    d = one(objects(render(SCENARIOS["custom"])), "Deployment")
+    pod = d["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == "registry.example.invalid/feedroll-operator@sha256:" + "ab" * 32
+    assert c["args"] == ["run", "--log-format", "text"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["FEEDROLL_LISTEN"] == "0.0.0.0:9443" and env["RUST_LOG"] == "debug"
+    assert env["FEEDROLL_EXTRA"] == "1"
+    assert pod["serviceAccountName"] == "preexisting"
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert d["metadata"]["name"] == "fr-op"
+    assert not by_kind(objects(render(SCENARIOS["custom"])), "ServiceAccount")
+
+
+def test_single_replica_without_leader_election():
+    objs = objects(render(SCENARIOS["single-replica"]))
+    d = one(objs, "Deployment")
+    env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert d["spec"]["replicas"] == 1 and env["FEEDROLL_LEADER_ELECTION"] == "false"
+    assert not by_kind(objs, "PodDisruptionBudget")
+
+
+# ---------------------------------------------------------------- RBAC: least privilege
+
+OPERATOR_RULES = [
+    (("feedroll.dev",), ("feedrollouts",), ("get", "list", "watch", "patch", "update")),
+    (("feedroll.dev",), ("feedrollouts/status",), ("get", "patch", "update")),
+    (("feedroll.dev",), ("feedrollouts/finalizers",), ("update",)),
+    (("apps",), ("deployments",), ("get", "list", "watch", "create", "patch", "delete")),
+    (("",), ("services", "configmaps"), ("get", "list", "watch", "create", "patch", "delete")),
+    (("",), ("pods",), ("get", "list", "watch")),
+    (("gateway.networking.k8s.io",), ("httproutes",), ("get", "list", "watch", "create", "patch", "delete")),
+    (("",), ("events",), ("create", "patch")),
+    (("events.k8s.io",), ("events",), ("create", "patch")),
+]
+LEASE_RULES = [(("coordination.k8s.io",), ("leases",), ("get", "create", "update", "patch"))]
+
+
+def rules_of(role):
+    return [(tuple(r["apiGroups"]), tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]]
+
+
+def test_cluster_role_is_exactly_the_contract():
+    objs = objects(render())
+    role = one(objs, "ClusterRole", "feedroll")
+    assert rules_of(role) == OPERATOR_RULES
+    binding = one(objs, "ClusterRoleBinding", "feedroll")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "feedroll"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "feedroll", "namespace": NAMESPACE}]
+    lease = one(objs, "Role", "feedroll-leader-election")
+    assert lease["metadata"]["namespace"] == NAMESPACE
+    assert rules_of(lease) == LEASE_RULES
+
+
+def test_no_wildcards_secrets_or_scale():
+    for scenario in SCENARIOS:
+        for o in objects(render(SCENARIOS[scenario])):
+            if o["kind"] not in ("ClusterRole", "Role") or o["metadata"]["name"].endswith(("-view", "-edit")):
+                continue
+            for groups, resources, verbs in rules_of(o):
+                assert "*" not in groups + resources + verbs
+                assert "secrets" not in resources
+                assert "feedrollouts/scale" not in resources  # the HPA controller has its own
+                assert "escalate" not in verbs and "bind" not in verbs and "impersonate" not in verbs
+
+
+def test_every_rule_has_a_reason():
+    """Each operator rule is written once, in _helpers.tpl, with a comment saying why."""
+    text = (CHART / "templates" / "_helpers.tpl").read_text()
+    block = text[text.index('define "feedroll.rules"'):]
+    block = block[: block.index("{{- end -}}")]
+    lines = [ln for ln in block.splitlines()[1:] if ln.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith("- apiGroups:") and not lines[i - 1].startswith(("#", "  verbs")):
+            pytest.fail(f"rule without a comment: {line}")
+    assert sum(ln.startswith("- apiGroups:") for ln in lines) == len(OPERATOR_RULES)
+
+
+def test_namespaced_rbac():
+    objs = objects(render(SCENARIOS["namespaced"]))
+    assert not [o for o in by_kind(objs, "ClusterRole") if o["metadata"]["name"] == "feedroll"]
+    assert not by_kind(objs, "ClusterRoleBinding")
+    role = one(objs, "Role", "feedroll")
+    assert role["metadata"]["namespace"] == "feed"
+    assert rules_of(role) == OPERATOR_RULES
+    binding = one(objs, "RoleBinding", "feedroll")
+    assert binding["metadata"]["namespace"] == "feed"
+    assert binding["subjects"][0]["namespace"] == NAMESPACE
+    env = {e["name"]: e.get("value") for e in one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FEEDROLL_WATCH_NAMESPACE"] == "feed"
+
+
+def test_aggregated_user_roles():
+    objs = objects(render())
+    view = one(objs, "ClusterRole", "feedroll-view")
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in view["rules"])
+    edit = one(objs, "ClusterRole", "feedroll-edit")
+    assert "rbac.authorization.k8s.io/aggregate-to-view" not in edit["metadata"]["labels"]
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert not [o for o in objects(render(SCENARIOS["single-replica"])) if o["metadata"]["name"].endswith("-view")]
+
+
+# ---------------------------------------------------------------- optional branches
+
+
+def test_service_monitor():
+    sm = one(objects(render(SCENARIOS["monitoring"])), "ServiceMonitor")
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (ep,) = sm["spec"]["endpoints"]
+    assert ep["port"] == "metrics" and ep["path"] == "/metrics" and ep["honorLabels"] is True
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+
+
+def test_network_policy():
+    np_ = one(objects(render(SCENARIOS["network-policy"])), "NetworkPolicy")
+    assert np_["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    (ingress,) = np_["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    egress_ports = sorted(p["port"] for e in np_["spec"]["egress"] for p in e["ports"])
+    assert egress_ports == [53, 53, 443, 6443, 9090]
+    open_ = one(objects(render(SCENARIOS["network-policy-open"])), "NetworkPolicy")
+    assert "from" not in open_["spec"]["ingress"][0]
+    assert len(open_["spec"]["egress"]) == 2
+
+
+def test_notes_tell_the_next_command():
+    notes = render()["feedroll/templates/NOTES.txt"]
+    assert f"kubectl -n {NAMESPACE} rollout status deployment/feedroll" in notes
+    assert "kubectl get feedrollouts -A -w" in notes
+    assert "feedroll.dev/command=promote/$(date +%s) --overwrite" in notes
+    assert "kubectl apply --server-side --force-conflicts -f" in notes
+
+
+# ---------------------------------------------------------------- lint and values schema
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_helm_lint_strict(scenario):
+    report = helm.lint(CHART, SCENARIOS[scenario], strict=True, namespace=NAMESPACE, kube_version="v1.33.0")
+    assert report["total_charts_linted"] == 1
+    assert report["errors"] == [] and report["messages"] == [], json.dumps(report, indent=2)
+
+
+def test_helm_lint_is_not_a_no_op(tmp_path):
+    broken = tmp_path / "feedroll"
+    shutil.copytree(CHART, broken)
+    (broken / "templates" / "broken.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.nope.deeper }}\n")
+    report = helm.lint(broken, strict=True)
+    assert report["errors"], report
+
+
+BAD_VALUES = [
+    ({"replicas": 2}, "at '': additional properties 'replicas' not allowed"),
+    ({"replicaCount": "two"}, "at '/replicaCount': got string, want integer"),
+    ({"replicaCount": 0}, "at '/replicaCount': minimum: got 0, want 1"),
+    ({"image": {"tag": 3}}, "at '/image/tag': got number, want string"),
+    ({"image": {"digest": "latest"}}, "at '/image/digest': 'latest' does not match pattern"),
+    ({"serviceMonitor": {"enabled": True, "intervl": "1m"}}, "at '/serviceMonitor': additional properties 'intervl' not allowed"),
+    ({"serviceMonitor": {"enabled": "yes"}}, "at '/serviceMonitor/enabled': got string, want boolean"),
+    ({"prometheusRule": {"pausedTooLong": "2 hours"}}, "at '/prometheusRule/pausedTooLong': '2 hours' does not match pattern"),
+    ({"logFormat": "xml"}, "at '/logFormat': value must be one of 'json', 'text'"),
+    ({"securityContext": {"readOnlyRootFilesytem": True}}, "at '/securityContext': additional properties 'readOnlyRootFilesytem' not allowed"),
+    ({"resources": {"limits": {"memry": "1Gi"}}}, "at '/resources/limits': additional properties 'memry' not allowed"),
+    ({"watchNamespace": "Feed_NS"}, "at '/watchNamespace': 'Feed_NS' does not match pattern"),
+    ({"networkPolicy": {"apiServerPorts": []}}, "at '/networkPolicy/apiServerPorts': minItems: got 0, want 1"),
+    ({"extraEnv": [{"value": "x"}]}, "at '/extraEnv/0': missing property 'name'"),
+]
+
+
+@pytest.mark.parametrize("values,message", BAD_VALUES, ids=[json.dumps(v) for v, _ in BAD_VALUES])
+def test_schema_rejects_bad_values(values, message):
+    with helm.Chart.load(CHART) as chart:
+        with pytest.raises(helm.HelmValuesError) as err:
+            chart.validate_schema(values)
+        assert message in str(err.value)
+        # And an install (render) refuses them the same way.
+        with pytest.raises(helm.HelmValuesError) as err:
+            chart.render(values, name="feedroll", namespace=NAMESPACE)
+        assert "values don't meet the specifications of the schema" in str(err.value)
+        assert message in str(err.value)
+
+
+def test_schema_accepts_every_scenario_and_the_defaults():
+    with helm.Chart.load(CHART) as chart:
+        for values in SCENARIOS.values():
+            chart.validate_schema(values)
+        chart.validate_schema(yaml.safe_load((CHART / "values.yaml").read_text()))
+
+
+def test_schema_forbids_unknown_keys_everywhere():
+    """additionalProperties: false on every object the chart defines (Kubernetes structures
+    passed through as-is, e.g. affinity.nodeAffinity, are described as such)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(node, path):
+        if node.get("type") == "object":
+            if "properties" in node:
+                assert node.get("additionalProperties") is False, path
+            elif "patternProperties" in node:
+                assert node.get("additionalProperties") is False, path
+            else:
+                assert "additionalProperties" in node or "Kubernetes structure" in node.get("description", "") or path == "/global", path
+        for key, child in node.get("properties", {}).items():
+            walk(child, f"{path}/{key}")
+        for child in node.get("patternProperties", {}).values():
+            for alt in child.get("oneOf", [child]):
+                walk(alt, path + "/*")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], path + "[]")
+
+    walk(schema, "")
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"replicaCount": 2, "leaderElection": {"enabled": False}}, "replicaCount is 2 but leaderElection.enabled is false"),
+        ({"rbac": {"namespaced": True}}, "rbac.namespaced is true but watchNamespace is empty"),
+    ],
+)
+def test_cross_field_checks_fail_with_a_clear_message(values, message):
+    with helm.Chart.load(CHART) as chart:
+        with pytest.raises(helm.HelmRenderError, match=message.replace(".", r"\.")):
+            chart.render(values, name="feedroll", namespace=NAMESPACE)
+
+
+# ---------------------------------------------------------------- CRD
+
+
+def test_chart_crd_is_byte_identical_to_the_generated_one():
+    assert CRD_CHART.read_bytes() == CRD_SOURCE.read_bytes(), (
+        "charts/feedroll/crds/ is stale: cp crds/feedroll.dev_feedrollouts.yaml charts/feedroll/crds/"
+    )
+
+
+def test_helm_sees_the_crd_in_crds_dir():
+    with helm.Chart.load(CHART) as chart:
+        (crd,) = chart.crds
+        assert crd["filename"] == "feedroll/crds/feedroll.dev_feedrollouts.yaml"
+        doc = yaml.safe_load(crd["data"])
+        assert doc["metadata"]["name"] == "feedrollouts.feedroll.dev"
+        assert doc["spec"]["versions"][0]["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas"
+        # Not templated: `helm template` output (without --include-crds) has no CRD.
+        assert not any("CustomResourceDefinition" in t for t in render().values())
+
+
+def test_crd_is_too_big_for_client_side_apply():
+    """Why the docs and the Argo CD Application insist on server-side apply: client-side apply
+    stores the whole object in an annotation limited to 256 KiB."""
+    assert CRD_SOURCE.stat().st_size > 262144
+    app = yaml.safe_load((ROOT / "argocd" / "applications" / "feedroll-operator.yaml").read_text())
+    assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
+
+
+# ---------------------------------------------------------------- alerts, with promtool
+
+
+def rules_file(tmp_path: Path, values=None) -> Path:
+    rule = one(objects(render(values or SCENARIOS["monitoring"])), "PrometheusRule")
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(rule["spec"], sort_keys=False))
+    return path
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian package prometheus) is not installed")
+def test_promtool_accepts_the_rules(tmp_path):
+    proc = subprocess.run([PROMTOOL, "check", "rules", str(rules_file(tmp_path))], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS: 5 rules found" in proc.stdout
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian package prometheus) is not installed")
+def test_promtool_unit_tests_of_the_alerts(tmp_path):
+    rules_file(tmp_path)
+    source = (Path(__file__).parent / "alerts_test.yaml").read_text()
+    (tmp_path / "alerts_test.yaml").write_text(source)
+    proc = subprocess.run(
+        [PROMTOOL, "test", "rules", "alerts_test.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
+# ---------------------------------------------------------------- the kubectl plugin
+
+
+def test_kubectl_feedroll_plugin(tmp_path):
+    log = tmp_path / "kubectl.log"
+    fake = tmp_path / "kubectl"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\n')
+    fake.chmod(0o755)
+    plugin = CHART / "files" / "kubectl-feedroll"
+    assert os.access(plugin, os.X_OK)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    for verb in ["promote", "promote-full", "pause", "resume", "abort", "retry"]:
+        subprocess.run([str(plugin), verb, "feed-server", "-n", "feed"], env=env, check=True)
+    calls = log.read_text().splitlines()
+    assert len(calls) == 6
+    for verb, call in zip(["promote", "promote-full", "pause", "resume", "abort", "retry"], calls):
+        assert call.startswith(f"annotate feedrollouts.feedroll.dev feed-server feedroll.dev/command={verb}/")
+        assert call.endswith("--overwrite -n feed")
+    assert len({c.split("=")[1].split()[0] for c in calls}) == 6
+    bad = subprocess.run([str(plugin), "destroy", "feed-server"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+# ---------------------------------------------------------------- the example FeedRollout
+
+
+def test_example_takes_redis_from_a_secret():
+    (doc,) = [d for d in yaml.safe_load_all((CHART / "examples" / "feed-server-redis.yaml").read_text()) if d]
+    assert doc["kind"] == "FeedRollout" and doc["apiVersion"] == "feedroll.dev/v1alpha1"
+    (c,) = doc["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["FEED_REDIS_URL"]["valueFrom"] == {"secretKeyRef": {"name": "feed-redis", "key": "url"}}
+    assert "value" not in env["FEED_REDIS_URL"]
+    assert env["FEED_LISTEN"]["value"] == "0.0.0.0:8080"
+    # The operator injects these; setting them by hand would mislabel the metrics.
+    assert "FEED_ROLLOUT" not in env and "FEED_TRACK" not in env
+    labels = doc["spec"]["template"]["metadata"]["labels"]
+    assert all(labels[k] == v for k, v in doc["spec"]["selector"]["matchLabels"].items())
