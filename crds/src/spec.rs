@@ -15,7 +15,7 @@ use crate::status::FeedRolloutStatus;
 ///
 /// Only `template` is required: `replicas` defaults to 1, the strategy to the roadmap plan
 /// (10% for 15m, 25% for 30m, 50% for 30m, then 100%) over replica-ratio traffic, and the
-/// analysis to the roadmap policy table (see [`crate::defaults`]).
+/// analysis to the roadmap policy table (crds/README.md lists both).
 // Several `printcolumn(type_ = "string", ...)` entries are distinct columns, not duplicates.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

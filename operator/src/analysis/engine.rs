@@ -141,7 +141,7 @@ impl AnalysisEngine {
                 "Prometheus did not answer within {:?}",
                 self.timeout
             )),
-            Ok(Err(e)) => Outcome::Error(format!("Prometheus query failed: {e}")),
+            Ok(Err(e)) => Outcome::Error(format!("Prometheus query failed: {}", error_chain(&e))),
             Ok(Ok(result)) => match result.data() {
                 Data::Vector(v) => match v.as_slice() {
                     [] => Outcome::Empty,
@@ -154,6 +154,27 @@ impl AnalysisEngine {
             },
         }
     }
+}
+
+/// An error and its sources, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let mut more = s.to_string();
+        // reqwest repeats the whole (long, URL-encoded) query URL: the query is in the record.
+        if let Some(start) = more.find(" for url (")
+            && let Some(len) = more[start..].find(')')
+        {
+            more.replace_range(start..start + len + 1, "");
+        }
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn finite(outcome: &Outcome) -> Option<f64> {
