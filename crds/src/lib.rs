@@ -20,6 +20,7 @@ pub mod defaults;
 pub mod duration;
 mod error;
 pub mod schema;
+pub mod selector;
 pub mod spec;
 pub mod status;
 

@@ -12,7 +12,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_feedroll-operator");
 
 fn rollout(checks: &str) -> String {
     format!(
-        "apiVersion: feedroll.dev/v1alpha1\nkind: FeedRollout\nmetadata: {{name: feed, namespace: test}}\nspec:\n  template: {{spec: {{containers: [{{name: feed, image: 'feed:2'}}]}}}}\n  analysis:\n    defaultChecks: false\n    checks:\n{checks}"
+        "apiVersion: feedroll.dev/v1alpha1\nkind: FeedRollout\nmetadata: {{name: feed, namespace: test}}\nspec:\n  template: {{metadata: {{labels: {{app: feed}}}}, spec: {{containers: [{{name: feed, image: 'feed:2'}}]}}}}\n  analysis:\n    defaultChecks: false\n    checks:\n{checks}"
     )
 }
 

@@ -120,6 +120,9 @@ pub fn validate_text(text: &str) -> Result<FeedRollout, Vec<Problem>> {
     if let Err(e) = rollout.spec.resolved_analysis() {
         problems.push(api_problem(e));
     }
+    if let Err(e) = rollout.spec.effective_selector() {
+        problems.push(api_problem(e));
+    }
     if let Some(profile) = &rollout.spec.ranking_profile
         && let Err(e) = profile.validate()
     {
