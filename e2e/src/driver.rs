@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use feed_profile::{Experiment, RankingProfile, Variant};
 use feedroll_crds::defaults::{default_checks, default_steps};
 use feedroll_crds::{
     CheckRecord, DurationString, FeedRollout, FeedRolloutSpec, FeedRolloutStatus, Phase,
+    TrafficMode,
 };
 use feedroll_operator::analysis::{AnalysisEngine, Target};
 use feedroll_operator::brain::{
@@ -236,17 +238,40 @@ impl World {
     }
 }
 
-/// A human command scheduled at a point of the scenario.
+/// A human command, given the status and the time since the start.
 pub type HumanHook = Box<dyn FnMut(&FeedRolloutStatus, Duration) -> Option<CommandKind> + Send>;
+/// Something the scenario does to the world before each decision (faults, outages).
+pub type DuringHook = Box<dyn FnMut(&mut World, &FeedRolloutStatus, Duration) + Send>;
+/// Ends the run early when it returns true.
+pub type StopHook = Box<dyn Fn(&FeedRolloutStatus) -> bool + Send>;
 
-/// Runs the rollout until it rests (Succeeded, RolledBack, Aborted), `stop` says so, or the
-/// deadline passes. `stop` sees the status and time since start.
+/// What a scenario does besides the rollout itself.
+pub struct Hooks {
+    /// Human commands.
+    pub human: HumanHook,
+    /// Faults and outages.
+    pub during: DuringHook,
+    /// Early stop (besides resting phases and the deadline).
+    pub stop: StopHook,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            human: Box::new(|_, _| None),
+            during: Box::new(|_, _, _| {}),
+            stop: Box::new(|_| false),
+        }
+    }
+}
+
+/// Runs the rollout until it rests (Succeeded, RolledBack, Aborted), `hooks.stop` says so, or the
+/// deadline passes.
 pub async fn run(
     world: &mut World,
     stable_spec: &FeedRolloutSpec,
     canary_spec: &FeedRolloutSpec,
-    mut human: HumanHook,
-    mut during: impl FnMut(&mut World, &FeedRolloutStatus, Duration) + Send,
+    mut hooks: Hooks,
     deadline: Duration,
 ) -> Result<Outcome, DriverError> {
     let started = Instant::now();
@@ -262,6 +287,19 @@ pub async fn run(
         .resolved_strategy()
         .map_err(|e| DriverError::Spec(e.to_string()))?
         .traffic;
+    let in_app = match &traffic_mode {
+        TrafficMode::InApp(a) => Some(InAppFiles {
+            salt: a.salt.clone().unwrap_or_else(|| world.rollout.clone()),
+            stable_variant: a.stable_variant().to_owned(),
+            canary_variant: a.canary_variant().to_owned(),
+            stable: stable_spec.ranking_profile.clone().unwrap_or_default(),
+            canary: canary_spec.ranking_profile.clone().unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    if let Some(files) = &in_app {
+        world.stable.set_profile(&files.experiment(0)?)?;
+    }
     let target = Target {
         namespace: None,
         rollout: world.rollout.clone(),
@@ -294,11 +332,11 @@ pub async fn run(
             break;
         }
         let now = Timestamp::now();
-        during(world, &status, elapsed);
+        (hooks.during)(world, &status, elapsed);
         if let (Some(faults), Some(canary)) = (world.pending_canary_faults.take(), &world.canary) {
             canary.set_faults(faults).await?;
         }
-        if let Some(kind) = human(&status, elapsed) {
+        if let Some(kind) = (hooks.human)(&status, elapsed) {
             commands.push(Command {
                 id: format!("{}-{}", kind.as_str(), elapsed.as_millis()),
                 kind,
@@ -334,18 +372,30 @@ pub async fn run(
             match action {
                 Action::DeployCanary { .. } => canary_deployed = true,
                 Action::SetWeight { weight } => {
-                    world
-                        .traffic
-                        .set_weight(u32::try_from(*weight).unwrap_or(0));
+                    match &in_app {
+                        Some(files) => world.stable.set_profile(&files.experiment(*weight)?)?,
+                        None => world
+                            .traffic
+                            .set_weight(u32::try_from(*weight).unwrap_or(0)),
+                    }
                     max_weight = max_weight.max(*weight);
                 }
                 Action::PromoteStable { revision } => {
-                    world.promote_stable().await?;
+                    match &in_app {
+                        Some(files) => world.stable.set_profile(&files.promoted()?)?,
+                        None => world.promote_stable().await?,
+                    }
                     stable_ready = revision.clone();
                     promoted = true;
                 }
                 Action::ScaleDownCanary => {
-                    world.traffic.set_weight(0);
+                    match &in_app {
+                        Some(files) if !promoted => {
+                            world.stable.set_profile(&files.experiment(0)?)?
+                        }
+                        Some(_) => {}
+                        None => world.traffic.set_weight(0),
+                    }
                     canary_deployed = false;
                 }
                 Action::Event {
@@ -355,11 +405,11 @@ pub async fn run(
         }
         status = t.status;
         timeline.push(row);
-        if matches!(
+        let resting = matches!(
             status.phase,
             Some(Phase::Succeeded | Phase::RolledBack | Phase::Aborted)
-        ) && elapsed > Duration::from_secs(1)
-        {
+        );
+        if (resting && elapsed > Duration::from_secs(1)) || (hooks.stop)(&status) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -370,6 +420,51 @@ pub async fn run(
         max_weight,
         promoted,
     })
+}
+
+/// The profile files of an in-app rollout: what the operator would write into the ConfigMap.
+struct InAppFiles {
+    salt: String,
+    stable_variant: String,
+    canary_variant: String,
+    stable: RankingProfile,
+    canary: RankingProfile,
+}
+
+impl InAppFiles {
+    /// Both variants, the canary with `weight` percent of users.
+    fn experiment(&self, weight: i32) -> Result<String, DriverError> {
+        let share = f64::from(weight.clamp(0, 100)) / 100.0;
+        let experiment = Experiment {
+            salt: self.salt.clone(),
+            variants: vec![
+                Variant {
+                    name: self.stable_variant.clone(),
+                    share: 1.0 - share,
+                    profile: self.stable.clone(),
+                },
+                Variant {
+                    name: self.canary_variant.clone(),
+                    share,
+                    profile: self.canary.clone(),
+                },
+            ],
+        };
+        serde_yaml::to_string(&experiment).map_err(|e| DriverError::Spec(e.to_string()))
+    }
+
+    /// After promotion: the canary profile for everyone, under the stable variant's name.
+    fn promoted(&self) -> Result<String, DriverError> {
+        let experiment = Experiment {
+            salt: self.salt.clone(),
+            variants: vec![Variant {
+                name: self.stable_variant.clone(),
+                share: 1.0,
+                profile: self.canary.clone(),
+            }],
+        };
+        serde_yaml::to_string(&experiment).map_err(|e| DriverError::Spec(e.to_string()))
+    }
 }
 
 /// The value recorded for a check in a run, if any.

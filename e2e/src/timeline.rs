@@ -16,8 +16,8 @@ pub struct Row {
     pub step: Option<i32>,
     /// Canary weight after the decision.
     pub weight: Option<i32>,
-    /// Checks evaluated for this decision: name, value, verdict.
-    pub checks: Vec<(String, Option<f64>, String)>,
+    /// Checks evaluated for this decision, as recorded in the status.
+    pub records: Vec<CheckRecord>,
     /// Events the brain emitted.
     pub events: Vec<String>,
 }
@@ -32,11 +32,7 @@ impl Row {
                 .map_or("-".to_owned(), |p| p.as_str().to_owned()),
             step: status.current_step_index,
             weight: Some(status.weight),
-            checks: records
-                .unwrap_or_default()
-                .iter()
-                .map(|r| (r.name.clone(), r.value, r.verdict.as_str().to_owned()))
-                .collect(),
+            records: records.unwrap_or_default().to_vec(),
             events: Vec::new(),
         }
     }
@@ -72,6 +68,14 @@ impl Timeline {
             .map(|r| r.at)
     }
 
+    /// Every record of the check called `name`, in order.
+    pub fn records<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a CheckRecord> + 'a {
+        self.rows
+            .iter()
+            .flat_map(|r| &r.records)
+            .filter(move |c| c.name == name)
+    }
+
     /// The rows with decisions, as a table.
     pub fn render(&self, title: &str) -> String {
         let mut out = format!(
@@ -80,13 +84,11 @@ impl Timeline {
         );
         for r in self.rows.iter().filter(|r| r.interesting()) {
             let checks: Vec<String> = r
-                .checks
+                .records
                 .iter()
-                .map(|(n, v, verdict)| {
-                    format!(
-                        "{n}={}:{verdict}",
-                        v.map_or("-".into(), |v| format!("{v:.4}"))
-                    )
+                .map(|c| {
+                    let value = c.value.map_or("-".into(), |v| format!("{v:.4}"));
+                    format!("{}={value}:{}", c.name, c.verdict.as_str())
                 })
                 .collect();
             let _ = writeln!(

@@ -85,10 +85,21 @@ impl Traffic {
                 let request = match kind {
                     0..=5 => client.get(format!("{base}/v1/feed?user_id={user}&limit=10")),
                     6 | 7 => client.post(format!("{base}/v1/rank")).json(&json!({"user_id": user, "video_ids": plan.videos.iter().take(20).collect::<Vec<_>>()})),
-                    _ => client.post(format!("{base}/v1/events")).json(&json!({"events": [
-                        {"user_id": user, "video_id": video, "type": "view", "watch_ms": 30_000.0 * ratio},
-                        {"user_id": user, "video_id": video, "type": if ratio > 0.8 { "complete" } else { "impression" }, "watch_ms": 30_000},
-                    ]})),
+                    _ => {
+                        // One play: shown, watched for a share of its length, completed past 80%,
+                        // liked now and then.
+                        let mut events = vec![
+                            json!({"user_id": user, "video_id": video, "type": "impression"}),
+                            json!({"user_id": user, "video_id": video, "type": "view", "watch_ms": 30_000.0 * ratio}),
+                        ];
+                        if ratio > 0.8 {
+                            events.push(json!({"user_id": user, "video_id": video, "type": "complete", "watch_ms": 30_000}));
+                        }
+                        if ratio > 0.9 {
+                            events.push(json!({"user_id": user, "video_id": video, "type": "like"}));
+                        }
+                        client.post(format!("{base}/v1/events")).json(&json!({ "events": events }))
+                    }
                 };
                 let counts = c.clone();
                 tokio::spawn(async move {

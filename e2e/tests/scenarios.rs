@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use feedroll_crds::{FeedRolloutSpec, FeedRolloutStatus, Phase, Verdict};
-use feedroll_e2e::driver::{self, HumanHook, Outcome, Setup, Timings, World};
+use feedroll_crds::{FeedRolloutSpec, FeedRolloutStatus, Phase, Tier, Verdict};
+use feedroll_e2e::driver::{self, Hooks, HumanHook, Outcome, Setup, Timings, World};
 use feedroll_operator::brain::CommandKind;
 use serde_json::json;
 
@@ -46,10 +46,6 @@ fn specs(example_file: &str, timings: &Timings) -> (FeedRolloutSpec, FeedRollout
     (stable, canary)
 }
 
-fn no_human() -> HumanHook {
-    Box::new(|_, _| None)
-}
-
 fn report(title: &str, outcome: &Outcome) {
     println!("{}", outcome.timeline.render(title));
 }
@@ -80,8 +76,7 @@ async fn s1_healthy_canary_is_promoted_through_every_step() {
         &mut world,
         &stable,
         &canary,
-        no_human(),
-        |_, _, _| {},
+        Hooks::default(),
         Duration::from_secs(120),
     )
     .await
@@ -152,8 +147,10 @@ async fn s2_ten_percent_errors_roll_back_by_the_rollback_tier() {
         &mut world,
         &stable,
         &canary,
-        no_human(),
-        hook,
+        Hooks {
+            during: Box::new(hook),
+            ..Hooks::default()
+        },
         Duration::from_secs(60),
     )
     .await
@@ -181,8 +178,10 @@ async fn s3_added_600ms_latency_fails_blocking_p95_and_rolls_back() {
         &mut world,
         &stable,
         &canary,
-        no_human(),
-        hook,
+        Hooks {
+            during: Box::new(hook),
+            ..Hooks::default()
+        },
         Duration::from_secs(90),
     )
     .await
@@ -196,10 +195,8 @@ async fn s3_added_600ms_latency_fails_blocking_p95_and_rolls_back() {
     );
     let failed_p95 = outcome
         .timeline
-        .rows
-        .iter()
-        .flat_map(|r| &r.checks)
-        .filter(|(n, _, v)| n == "latency-p95" && v == "fail")
+        .records("latency-p95")
+        .filter(|r| r.verdict == Verdict::Fail)
         .count();
     assert!(failed_p95 >= 1, "the blocking p95 check failed");
     let seconds = breach_to_rollback(&outcome, *began.lock().unwrap_or_else(|e| e.into_inner()));
@@ -234,8 +231,11 @@ async fn s4_added_1200ms_latency_pauses_for_a_human_who_resumes_then_aborts() {
         &mut world,
         &stable,
         &canary,
-        human,
-        hook,
+        Hooks {
+            human,
+            during: Box::new(hook),
+            ..Hooks::default()
+        },
         Duration::from_secs(90),
     )
     .await
@@ -287,8 +287,11 @@ async fn s5_prometheus_down_holds_then_pauses_and_goes_on_when_back() {
         &mut world,
         &stable,
         &canary,
-        human,
-        during,
+        Hooks {
+            human,
+            during: Box::new(during),
+            ..Hooks::default()
+        },
         Duration::from_secs(150),
     )
     .await
@@ -326,8 +329,10 @@ async fn s6_crashing_canary_rolls_back_at_once() {
         &mut world,
         &stable,
         &canary,
-        no_human(),
-        hook,
+        Hooks {
+            during: Box::new(hook),
+            ..Hooks::default()
+        },
         Duration::from_secs(60),
     )
     .await
@@ -359,8 +364,7 @@ async fn s8_too_little_traffic_is_no_data_never_fail_never_promote() {
         &mut world,
         &stable,
         &canary,
-        no_human(),
-        |_, _, _| {},
+        Hooks::default(),
         Duration::from_secs(20),
     )
     .await
@@ -376,25 +380,130 @@ async fn s8_too_little_traffic_is_no_data_never_fail_never_promote() {
         "no data never promotes (max weight {})",
         outcome.max_weight
     );
-    let verdicts: Vec<&String> = outcome
+    let verdicts: Vec<Verdict> = outcome
         .timeline
         .rows
         .iter()
-        .flat_map(|r| &r.checks)
-        .map(|(_, _, v)| v)
+        .flat_map(|r| &r.records)
+        .filter(|r| r.tier != Tier::Advisory)
+        .map(|r| r.verdict)
         .collect();
+    assert!(verdicts.contains(&Verdict::NoData), "{verdicts:?}");
     assert!(
-        verdicts
-            .iter()
-            .any(|v| v.as_str() == Verdict::NoData.as_str()),
-        "{verdicts:?}"
-    );
-    assert!(
-        !verdicts
-            .iter()
-            .any(|v| v.as_str() == Verdict::Fail.as_str()),
-        "{verdicts:?}"
+        !verdicts.contains(&Verdict::Fail),
+        "no-data never fails: {verdicts:?}"
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s7_in_app_ranking_experiment_splits_users_and_compares_variants() {
+    let t = Timings {
+        window: "10s",
+        min_requests: 10,
+        max_hold: "30s",
+        ..Timings::default()
+    };
+    let fr = driver::load_example(&example("ranking-experiment.yaml"), &t).expect("example loads");
+    let canary = fr.spec.clone();
+    let stable = FeedRolloutSpec {
+        ranking_profile: None,
+        ..fr.spec
+    };
+    let mut world = World::start(&setup("s7", 80)).await.expect("world");
+    // Stop once both relative checks were judged in the same run at 25%.
+    let stop = Box::new(|s: &FeedRolloutStatus| {
+        s.weight == 25
+            && s.analysis.as_ref().is_some_and(|a| {
+                RELATIVE.iter().all(|n| {
+                    a.records
+                        .iter()
+                        .any(|r| r.name == *n && matches!(r.verdict, Verdict::Pass | Verdict::Fail))
+                })
+            })
+    });
+    let hooks = Hooks {
+        stop,
+        ..Hooks::default()
+    };
+    let outcome = driver::run(&mut world, &stable, &canary, hooks, Duration::from_secs(90))
+        .await
+        .expect("run");
+    report("7 in-app ranking experiment", &outcome);
+    assert_eq!(outcome.status.weight, 25, "{:?}", outcome.status);
+
+    // Share of users on the canary variant, and stability per user, measured over HTTP.
+    let client = reqwest::Client::new();
+    let base = world.stable.url();
+    let variant_of = |user: String| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let body: serde_json::Value = client
+                .post(format!("{base}/v1/rank"))
+                .json(&json!({"user_id": user, "video_ids": ["v1"]}))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            body["variant"].as_str().map(str::to_owned)
+        }
+    };
+    use futures::StreamExt;
+    let users: Vec<String> = (0..4000).map(|i| format!("measure-{i}")).collect();
+    let first: Vec<Option<String>> = futures::stream::iter(users.clone())
+        .map(variant_of)
+        .buffered(16)
+        .collect()
+        .await;
+    let canary_share = first
+        .iter()
+        .filter(|v| v.as_deref() == Some("canary"))
+        .count() as f64
+        / users.len() as f64;
+    println!("IN_APP_CANARY_SHARE {canary_share:.4}");
+    assert!(
+        (canary_share - 0.25).abs() <= 0.02,
+        "canary share {canary_share}"
+    );
+    let again: Vec<Option<String>> = futures::stream::iter(users[..500].to_vec())
+        .map(variant_of)
+        .buffered(16)
+        .collect()
+        .await;
+    assert_eq!(&first[..500], &again[..], "assignment is stable per user");
+
+    // Variant-labelled completion and engagement reached Prometheus and the relative checks.
+    for check in RELATIVE {
+        let judged = outcome
+            .timeline
+            .records(check)
+            .find(|r| matches!(r.verdict, Verdict::Pass | Verdict::Fail));
+        let judged = judged.unwrap_or_else(|| {
+            panic!(
+                "{check} was never judged: {:#?}",
+                outcome.timeline.records(check).last()
+            )
+        });
+        assert!(
+            judged.canary_value.is_some() && judged.stable_value.is_some(),
+            "{judged:?}"
+        );
+        assert!(
+            judged.query.contains("variant=\"canary\""),
+            "{}",
+            judged.query
+        );
+        assert!(
+            judged
+                .stable_query
+                .as_deref()
+                .is_some_and(|q| q.contains("variant=\"stable\"")),
+            "{judged:?}"
+        );
+    }
+}
+
 const DEFAULT_PLAN: &str = "default-plan.yaml";
+/// The relative checks of the ranking-experiment example.
+const RELATIVE: [&str; 2] = ["completion-vs-stable", "engagement-vs-stable"];
