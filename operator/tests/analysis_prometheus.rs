@@ -519,3 +519,73 @@ analysis:
         }
     }
 }
+
+/// Grouped evaluation gives every rollout the same records as evaluating it alone, and the
+/// number of queries does not grow with the number of rollouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_rollouts_cost_queries_per_distinct_check_not_per_rollout() {
+    let harness = Harness::start(exported()).await;
+    let engine = AnalysisEngine::new(&harness.url, Duration::from_secs(5)).unwrap();
+    let checks = checks(CHECKS);
+    let feed = target("feed", TrafficMode::ReplicaRatio);
+    settled(&engine, &feed, &checks).await;
+    // Let the windows fill so that two evaluations a moment apart agree.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let pods = ["feed", "clean", "sparse", "quiet", "idle"];
+    let mut rollouts: Vec<(Target, Vec<ResolvedCheck>)> = pods
+        .iter()
+        .map(|r| (target(r, TrafficMode::ReplicaRatio), checks.clone()))
+        .collect();
+    let one = engine
+        .evaluate_many(&rollouts[..1], false, Timestamp::now())
+        .await;
+    let all = engine
+        .evaluate_many(&rollouts, false, Timestamp::now())
+        .await;
+    // Custom PromQL runs per rollout (one query each); presets are shared.
+    assert_eq!(
+        all.queries,
+        one.queries + pods.len() - 1,
+        "{} queries for 1 rollout, {} for {}",
+        one.queries,
+        all.queries,
+        pods.len()
+    );
+
+    rollouts.push((
+        target("exp", TrafficMode::InApp(InApp::default())),
+        checks_for_in_app(),
+    ));
+    let all = engine
+        .evaluate_many(&rollouts, false, Timestamp::now())
+        .await;
+    for ((target, checks), run) in rollouts.iter().zip(&all.runs) {
+        let alone = engine
+            .evaluate(target, checks, false, Timestamp::now())
+            .await;
+        assert_eq!(run.records.len(), alone.records.len());
+        for (grouped, single) in run.records.iter().zip(&alone.records) {
+            let what = format!(
+                "{}/{}: grouped {grouped:?} alone {single:?}",
+                target.rollout, grouped.name
+            );
+            assert_eq!(grouped.verdict, single.verdict, "{what}");
+            assert_eq!(grouped.query, single.query, "{what}");
+            match (grouped.value, single.value) {
+                (Some(a), Some(b)) => assert!((a - b).abs() <= 0.02 * b.abs().max(1e-3), "{what}"),
+                (a, b) => assert_eq!(a.is_some(), b.is_some(), "{what}"),
+            }
+        }
+    }
+    let exp = all.runs.last().unwrap();
+    assert_value(&exp.records, "completion-vs-stable", -0.2, Verdict::Fail);
+    let feed_run = &all.runs[0];
+    assert_value(&feed_run.records, "error-rate", 0.03, Verdict::Pass);
+    assert_value(&feed_run.records, "errors-vs-stable", 3.0, Verdict::Fail);
+    assert_value(&all.runs[1].records, "error-rate", 0.0, Verdict::Pass);
+    assert_eq!(
+        record(&all.runs[4].records, "error-rate").verdict,
+        Verdict::NoData
+    );
+}

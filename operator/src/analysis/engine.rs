@@ -11,8 +11,10 @@ use prometheus_http_query::response::Data;
 use thiserror::Error;
 
 use super::classify::{Outcome, classify};
-use super::presets::check_templates;
-use super::render::{Side, Target, render};
+use std::collections::HashMap;
+
+use super::presets::{check_templates, grouped_templates};
+use super::render::{SeriesKey, Side, Target, group_labels, render, render_grouped};
 
 /// Why the engine could not be built. (Query failures are not errors of the engine: they become
 /// `error` verdicts in the records.)
@@ -29,6 +31,35 @@ pub enum AnalysisError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+}
+
+/// The runs of [`AnalysisEngine::evaluate_many`], in the order of the rollouts given, and how
+/// many queries Prometheus answered for them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManyRuns {
+    /// One run per rollout.
+    pub runs: Vec<AnalysisRun>,
+    /// Distinct queries sent.
+    pub queries: usize,
+}
+
+/// How one number of one check of one rollout is obtained.
+#[derive(Clone, Debug)]
+enum Source {
+    /// Its own query (custom PromQL), by query text.
+    Own(String),
+    /// A series of a grouped query.
+    Grouped(String, SeriesKey),
+}
+
+/// Every series of an instant vector: its labels and value.
+type Series = Vec<(HashMap<String, String>, f64)>;
+
+/// What a query returned, kept for every rollout that needs it.
+#[derive(Clone, Debug)]
+enum Answer {
+    Own(Outcome),
+    Series(Result<Series, String>),
 }
 
 /// Evaluates checks against one Prometheus.
@@ -106,22 +137,187 @@ impl AnalysisEngine {
             self.maybe_query(volume_query.as_deref()),
             self.maybe_query(stable_query.as_deref()),
         );
-        let judgement = classify(check, &canary, volume.as_ref(), stable.as_ref());
-        tracing::debug!(check = %check.name, verdict = judgement.verdict.as_str(), reason = %judgement.reason, "check evaluated");
-        let comparing = check.compare.is_some();
-        CheckRecord {
-            name: check.name.clone(),
-            tier: check.tier,
-            at: Some(Time(at)),
+        record(
+            check,
+            at,
             query,
             stable_query,
-            value: judgement.value,
-            canary_value: if comparing { finite(&canary) } else { None },
-            stable_value: stable.as_ref().and_then(finite),
-            requests: volume.as_ref().and_then(finite),
-            threshold: check.threshold_text(),
-            verdict: judgement.verdict,
-            reason: judgement.reason,
+            &canary,
+            volume.as_ref(),
+            stable.as_ref(),
+        )
+    }
+
+    /// Evaluates many rollouts at once: every distinct preset query runs once, grouped by
+    /// rollout, and each rollout's series is picked from the answer; custom queries run per
+    /// rollout, deduplicated by text. Records are the same as [`Self::evaluate`] gives (their
+    /// `query` is the equivalent per-rollout query, to reproduce by hand).
+    pub async fn evaluate_many(
+        &self,
+        rollouts: &[(Target, Vec<ResolvedCheck>)],
+        fast: bool,
+        at: Timestamp,
+    ) -> ManyRuns {
+        struct Plan<'a> {
+            check: &'a ResolvedCheck,
+            query: String,
+            stable_query: Option<String>,
+            value: Source,
+            volume: Option<Source>,
+            stable: Option<Source>,
+        }
+        let mut plans: Vec<Vec<Plan<'_>>> = Vec::with_capacity(rollouts.len());
+        let mut queries: Vec<(String, bool)> = Vec::new();
+        let mut need = |q: String, grouped: bool| {
+            if !queries.iter().any(|(have, _)| *have == q) {
+                queries.push((q.clone(), grouped));
+            }
+            q
+        };
+        for (target, checks) in rollouts {
+            let mut rollout_plans = Vec::new();
+            for check in checks.iter().filter(|c| !fast || c.is_fast()) {
+                let (value_template, volume_template) = check_templates(check);
+                let query = render(&value_template, target, Side::Canary, check.window);
+                let stable_query = check
+                    .compare
+                    .map(|_| render(&value_template, target, Side::Stable, check.window));
+                let (value, volume, stable) =
+                    match grouped_templates(check, group_labels(&target.traffic)) {
+                        Some((gv, gvol)) => {
+                            let traffic = &target.traffic;
+                            let grouped =
+                                |t: &str, side| render_grouped(t, side, traffic, check.window);
+                            let canary_key = SeriesKey::of(target, Side::Canary);
+                            (
+                                Source::Grouped(
+                                    need(grouped(&gv, Side::Canary), true),
+                                    canary_key.clone(),
+                                ),
+                                gvol.map(|t| {
+                                    Source::Grouped(
+                                        need(grouped(&t, Side::Canary), true),
+                                        canary_key.clone(),
+                                    )
+                                }),
+                                check.compare.map(|_| {
+                                    Source::Grouped(
+                                        need(grouped(&gv, Side::Stable), true),
+                                        SeriesKey::of(target, Side::Stable),
+                                    )
+                                }),
+                            )
+                        }
+                        None => (
+                            Source::Own(need(query.clone(), false)),
+                            volume_template.map(|t| {
+                                Source::Own(need(
+                                    render(&t, target, Side::Canary, check.window),
+                                    false,
+                                ))
+                            }),
+                            stable_query.clone().map(|q| Source::Own(need(q, false))),
+                        ),
+                    };
+                rollout_plans.push(Plan {
+                    check,
+                    query,
+                    stable_query,
+                    value,
+                    volume,
+                    stable,
+                });
+            }
+            plans.push(rollout_plans);
+        }
+        let answers: HashMap<String, Answer> =
+            join_all(queries.iter().map(|(q, grouped)| async move {
+                let answer = if *grouped {
+                    Answer::Series(self.query_vector(q).await)
+                } else {
+                    Answer::Own(self.query(q).await)
+                };
+                (q.clone(), answer)
+            }))
+            .await
+            .into_iter()
+            .collect();
+        let outcome = |source: &Source| -> Outcome {
+            let (q, key) = match source {
+                Source::Own(q) => (q, None),
+                Source::Grouped(q, key) => (q, Some(key)),
+            };
+            match (answers.get(q), key) {
+                (Some(Answer::Own(o)), _) => o.clone(),
+                (Some(Answer::Series(Ok(series))), Some(key)) => {
+                    let mine: Vec<f64> = series
+                        .iter()
+                        .filter(|(labels, _)| key.matches(labels))
+                        .map(|(_, v)| *v)
+                        .collect();
+                    match mine.as_slice() {
+                        [] => Outcome::Empty,
+                        [one] => Outcome::Value(*one),
+                        many => Outcome::Many(many.len()),
+                    }
+                }
+                (Some(Answer::Series(Err(e))), _) => Outcome::Error(e.clone()),
+                _ => Outcome::Error("internal: query result missing".to_owned()),
+            }
+        };
+        let runs = plans
+            .into_iter()
+            .map(|rollout_plans| AnalysisRun {
+                at: Some(Time(at)),
+                fast,
+                records: rollout_plans
+                    .into_iter()
+                    .map(|p| {
+                        let canary = outcome(&p.value);
+                        let volume = p.volume.as_ref().map(&outcome);
+                        let stable = p.stable.as_ref().map(&outcome);
+                        record(
+                            p.check,
+                            at,
+                            p.query,
+                            p.stable_query,
+                            &canary,
+                            volume.as_ref(),
+                            stable.as_ref(),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
+        ManyRuns {
+            runs,
+            queries: queries.len(),
+        }
+    }
+
+    /// Runs one instant query and returns every series with its labels.
+    async fn query_vector(
+        &self,
+        query: &str,
+    ) -> Result<Vec<(HashMap<String, String>, f64)>, String> {
+        let millis = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
+        let request = self.client.query(query).timeout(millis).get();
+        match tokio::time::timeout(self.timeout, request).await {
+            Err(_) => Err(format!(
+                "Prometheus did not answer within {:?}",
+                self.timeout
+            )),
+            Ok(Err(e)) => Err(format!("Prometheus query failed: {}", error_chain(&e))),
+            Ok(Ok(result)) => match result.data() {
+                Data::Vector(v) => Ok(v
+                    .iter()
+                    .map(|s| (s.metric().clone(), s.sample().value()))
+                    .collect()),
+                Data::Scalar(s) => Ok(vec![(HashMap::new(), s.value())]),
+                Data::Matrix(_) => {
+                    Err("query returned a range vector; expected an instant vector".to_owned())
+                }
+            },
         }
     }
 
@@ -153,6 +349,35 @@ impl AnalysisEngine {
                 Data::Matrix(m) => Outcome::Many(m.len()),
             },
         }
+    }
+}
+
+/// Classifies the outcomes of one check and builds its record.
+fn record(
+    check: &ResolvedCheck,
+    at: Timestamp,
+    query: String,
+    stable_query: Option<String>,
+    canary: &Outcome,
+    volume: Option<&Outcome>,
+    stable: Option<&Outcome>,
+) -> CheckRecord {
+    let judgement = classify(check, canary, volume, stable);
+    tracing::debug!(check = %check.name, verdict = judgement.verdict.as_str(), reason = %judgement.reason, "check evaluated");
+    let comparing = check.compare.is_some();
+    CheckRecord {
+        name: check.name.clone(),
+        tier: check.tier,
+        at: Some(Time(at)),
+        query,
+        stable_query,
+        value: judgement.value,
+        canary_value: if comparing { finite(canary) } else { None },
+        stable_value: stable.and_then(finite),
+        requests: volume.and_then(finite),
+        threshold: check.threshold_text(),
+        verdict: judgement.verdict,
+        reason: judgement.reason,
     }
 }
 

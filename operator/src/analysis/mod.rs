@@ -6,10 +6,12 @@
 //! - [`engine`]: runs the queries through `prometheus-http-query` with a timeout and returns a
 //!   [`feedroll_crds::CheckRecord`] per check, which goes into the status as-is.
 //!
-//! Query load (issue 4): every query is rendered from a template whose only per-rollout part is
-//! the label selector. [`render::grouped`] renders the same template with the rollout matcher
-//! dropped and `by (namespace, rollout, track, variant)` aggregation, so one query per distinct
-//! check can serve every rollout; the controller can adopt it without changing the checks.
+//! Query load (issue 4): the only per-rollout part of a preset query is its label selector.
+//! [`AnalysisEngine::evaluate_many`] runs each distinct preset query once for all rollouts in
+//! grouped form (`sum by (namespace, rollout, track)`, [`presets::Aggregation::By`],
+//! [`render::render_grouped`]) and picks every rollout's series from the answer, so Prometheus
+//! load grows with the number of distinct checks, not rollouts × checks. Custom PromQL checks are
+//! run per rollout (their text is the user's).
 
 pub mod classify;
 pub mod engine;
@@ -17,5 +19,5 @@ pub mod presets;
 pub mod render;
 
 pub use classify::{Outcome, classify};
-pub use engine::{AnalysisEngine, AnalysisError};
+pub use engine::{AnalysisEngine, AnalysisError, ManyRuns};
 pub use render::{Side, Target};

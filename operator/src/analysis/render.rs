@@ -80,35 +80,73 @@ pub fn render(template: &str, target: &Target, side: Side, window: Duration) -> 
         .replace("{{track}}", target.track(side))
         .replace("{{variant}}", &escape(&target.variant(side)))
         .replace("{{window}}", &prometheus_duration(window))
+        .replace("{,", "{")
 }
 
-/// Renders a preset template for *all* rollouts at once: no `rollout`/`namespace` matcher and
-/// every `sum(` aggregated `by (namespace, rollout, track, variant)`, so that one query per
-/// distinct check serves every rollout (the controller picks each rollout's series). Only
-/// meaningful for the built-in presets, whose aggregations are all `sum(...)`.
-pub fn grouped(template: &str, side: Side, traffic: &TrafficMode, window: Duration) -> String {
-    let selector = match traffic {
-        TrafficMode::InApp(_) => String::new(),
-        _ => format!(
-            "track=\"{}\"",
-            match side {
-                Side::Canary => TRACK_CANARY,
-                Side::Stable => TRACK_STABLE,
-            }
-        ),
+/// The labels grouped queries aggregate by: the side is told apart by `track` in pod modes and
+/// by `variant` in-app.
+pub fn group_labels(traffic: &TrafficMode) -> &'static str {
+    match traffic {
+        TrafficMode::InApp(_) => "namespace, rollout, variant",
+        _ => "namespace, rollout, track",
+    }
+}
+
+/// Fills a grouped template ([`super::presets::Aggregation::By`]) for *every* rollout: no
+/// `namespace`/`rollout` matcher, only the side's `track` in pod modes (in-app rollouts are
+/// split by the `variant` grouping label instead).
+pub fn render_grouped(
+    template: &str,
+    side: Side,
+    traffic: &TrafficMode,
+    window: Duration,
+) -> String {
+    let selector = match (traffic, side) {
+        (TrafficMode::InApp(_), _) => String::new(),
+        (_, Side::Canary) => format!("track=\"{TRACK_CANARY}\""),
+        (_, Side::Stable) => format!("track=\"{TRACK_STABLE}\""),
     };
     template
-        .replace(
-            "sum by (le) (",
-            "sum by (le, namespace, rollout, track, variant) (",
-        )
-        .replace("sum(", "sum by (namespace, rollout, track, variant) (")
-        .replace(
-            "{{{selector}},",
-            &format!("{{{selector}{}", if selector.is_empty() { "" } else { "," }),
-        )
         .replace("{{selector}}", &selector)
         .replace("{{window}}", &prometheus_duration(window))
+        .replace("{,", "{")
+}
+
+/// Which series of a grouped result belongs to one side of one rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeriesKey {
+    /// `namespace` label (not compared when `None`).
+    pub namespace: Option<String>,
+    /// `rollout` label.
+    pub rollout: String,
+    /// The label telling the side apart (`track` or `variant`) and its value.
+    pub side: (&'static str, String),
+}
+
+impl SeriesKey {
+    /// The key of `side` of `target`.
+    pub fn of(target: &Target, side: Side) -> Self {
+        let label = match &target.traffic {
+            TrafficMode::InApp(_) => ("variant", target.variant(side)),
+            _ => ("track", target.track(side).to_owned()),
+        };
+        Self {
+            namespace: target.namespace.clone(),
+            rollout: target.rollout.clone(),
+            side: label,
+        }
+    }
+
+    /// Whether a series with `labels` is this key's.
+    pub fn matches(&self, labels: &std::collections::HashMap<String, String>) -> bool {
+        let get = |k: &str| labels.get(k).map(String::as_str);
+        get("rollout") == Some(self.rollout.as_str())
+            && get(self.side.0) == Some(self.side.1.as_str())
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| get("namespace") == Some(ns))
+    }
 }
 
 #[cfg(test)]
@@ -175,13 +213,23 @@ mod tests {
 
     #[test]
     fn grouped_queries_drop_the_rollout_and_group_by_it() {
-        let q = grouped(
-            crate::analysis::presets::ERROR_RATE,
-            Side::Canary,
-            &TrafficMode::ReplicaRatio,
-            Duration::from_secs(60),
+        use crate::analysis::presets::{Aggregation, preset_templates};
+        let traffic = TrafficMode::ReplicaRatio;
+        let (t, _) = preset_templates(
+            feedroll_crds::Preset::ErrorRate,
+            0.95,
+            Aggregation::By(group_labels(&traffic)),
         );
+        let q = render_grouped(&t, Side::Canary, &traffic, Duration::from_secs(60));
         assert!(!q.contains("rollout=\""), "{q}");
-        assert!(q.contains("sum by (namespace, rollout, track, variant) (rate(feed_http_requests_total{track=\"canary\",status=~\"5..\"}[60s]))"), "{q}");
+        assert!(q.starts_with(r#"(sum by (namespace, rollout, track) (rate(feed_http_requests_total{track="canary",status=~"5.."}[60s]))"#), "{q}");
+        let in_app = TrafficMode::InApp(InApp::default());
+        let (t, _) = preset_templates(
+            feedroll_crds::Preset::CompletionRate,
+            0.95,
+            Aggregation::By(group_labels(&in_app)),
+        );
+        let q = render_grouped(&t, Side::Canary, &in_app, Duration::from_secs(60));
+        assert!(q.contains(r#"sum by (namespace, rollout, variant) (rate(feed_events_total{type="complete"}[60s]))"#), "{q}");
     }
 }
