@@ -52,6 +52,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "podDisruptionBudget": {"enabled": False},
         "rbac": {"aggregateToDefaultRoles": False},
     },
+    "feed-server": {
+        "feedServer": {
+            "enabled": True,
+            "namespace": "feed",
+            "redis": {"existingSecret": "feed-redis"},
+            "strategy": {
+                "steps": [{"setWeight": 20}, {"pause": {"duration": "10m"}}, {"setWeight": 100}],
+                "traffic": {"replicaRatio": {}},
+            },
+            "analysis": {"prometheus": {"address": "http://prometheus.monitoring.svc:9090"}},
+        }
+    },
+    "feed-server-url": {"feedServer": {"enabled": True, "redis": {"url": "redis://redis.feedroll-system.svc:6379/0"}}},
     "custom": {
         "fullnameOverride": "fr-op",
         "image": {

@@ -284,6 +284,8 @@ BAD_VALUES = [
     ({"watchNamespace": "Feed_NS"}, "at '/watchNamespace': 'Feed_NS' does not match pattern"),
     ({"networkPolicy": {"apiServerPorts": []}}, "at '/networkPolicy/apiServerPorts': minItems: got 0, want 1"),
     ({"extraEnv": [{"value": "x"}]}, "at '/extraEnv/0': missing property 'name'"),
+    ({"feedServer": {"redis": {"url": "http://redis:6379"}}}, "at '/feedServer/redis/url': 'http://redis:6379' does not match pattern"),
+    ({"feedServer": {"replicas": -1}}, "at '/feedServer/replicas': minimum: got -1, want 0"),
 ]
 
 
@@ -336,6 +338,7 @@ def test_schema_forbids_unknown_keys_everywhere():
     [
         ({"replicaCount": 2, "leaderElection": {"enabled": False}}, "replicaCount is 2 but leaderElection.enabled is false"),
         ({"rbac": {"namespaced": True}}, "rbac.namespaced is true but watchNamespace is empty"),
+        ({"feedServer": {"enabled": True}}, "feedServer.enabled needs Redis"),
     ],
 )
 def test_cross_field_checks_fail_with_a_clear_message(values, message):
@@ -399,6 +402,31 @@ def test_promtool_unit_tests_of_the_alerts(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
+
+
+def test_feed_server_from_an_existing_secret():
+    objs = objects(render(SCENARIOS["feed-server"]))
+    assert not by_kind(objs, "Secret")
+    fr = one(objs, "FeedRollout", "feed-server")
+    assert fr["metadata"]["namespace"] == "feed"
+    assert fr["metadata"]["labels"]["app.kubernetes.io/component"] == "feed-server"
+    (c,) = fr["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["FEED_REDIS_URL"]["valueFrom"] == {"secretKeyRef": {"name": "feed-redis", "key": "url"}}
+    assert fr["spec"]["strategy"]["steps"][0] == {"setWeight": 20}
+    assert fr["spec"]["analysis"]["prometheus"]["address"] == "http://prometheus.monitoring.svc:9090"
+    labels = fr["spec"]["template"]["metadata"]["labels"]
+    assert all(labels[k] == v for k, v in fr["spec"]["selector"]["matchLabels"].items())
+
+
+def test_feed_server_with_a_chart_made_secret():
+    objs = objects(render(SCENARIOS["feed-server-url"]))
+    secret = one(objs, "Secret", "feed-server-redis")
+    assert secret["stringData"] == {"url": "redis://redis.feedroll-system.svc:6379/0"}
+    fr = one(objs, "FeedRollout", "feed-server")
+    env = {e["name"]: e for e in fr["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FEED_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "feed-server-redis", "key": "url"}
+    assert "strategy" not in fr["spec"] and "analysis" not in fr["spec"]
 
 
 # ---------------------------------------------------------------- the kubectl plugin

@@ -22,13 +22,18 @@
 {{- printf "%s-metrics" (include "feedroll.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Labels on every object. */}}
-{{- define "feedroll.labels" -}}
+{{/* Labels on every object of the release. */}}
+{{- define "feedroll.commonLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "feedroll.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: feedroll
+{{- end -}}
+
+{{/* Labels on the operator's objects. */}}
+{{- define "feedroll.labels" -}}
+{{ include "feedroll.commonLabels" . }}
+{{ include "feedroll.selectorLabels" . }}
 {{- end -}}
 
 {{/* Labels that select the operator pods (immutable once installed). */}}

@@ -8,7 +8,7 @@ use feedroll_chart_tests::monitoring::{PrometheusRule, ServiceMonitor};
 use feedroll_chart_tests::round_trip;
 use feedroll_crds::FeedRollout;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -52,6 +52,7 @@ fn check(object: &Value) -> Result<(), String> {
         ("apps/v1", "Deployment") => round_trip::<Deployment>(object),
         ("v1", "Service") => round_trip::<Service>(object),
         ("v1", "ServiceAccount") => round_trip::<ServiceAccount>(object),
+        ("v1", "Secret") => round_trip::<Secret>(object),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => round_trip::<ClusterRole>(object),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
             round_trip::<ClusterRoleBinding>(object)
@@ -62,9 +63,21 @@ fn check(object: &Value) -> Result<(), String> {
         ("networking.k8s.io/v1", "NetworkPolicy") => round_trip::<NetworkPolicy>(object),
         ("monitoring.coreos.com/v1", "ServiceMonitor") => round_trip::<ServiceMonitor>(object),
         ("monitoring.coreos.com/v1", "PrometheusRule") => round_trip::<PrometheusRule>(object),
-        ("feedroll.dev/v1alpha1", "FeedRollout") => round_trip::<FeedRollout>(object),
+        ("feedroll.dev/v1alpha1", "FeedRollout") => {
+            round_trip::<FeedRollout>(object)?;
+            valid_for_the_api_server(object)
+        }
         _ => Err(format!("no schema check for {api_version} {kind}")),
     }
+}
+
+/// The CRD's OpenAPI schema and CEL rules, as the API server (and `feedroll-operator check`)
+/// apply them.
+fn valid_for_the_api_server(object: &Value) -> Result<(), String> {
+    let text = serde_yaml::to_string(object).map_err(|e| e.to_string())?;
+    feedroll_operator::validate::validate_text(&text)
+        .map(|_| ())
+        .map_err(|problems| format!("{problems:?}"))
 }
 
 #[test]
@@ -110,6 +123,8 @@ fn every_rendered_object_matches_its_kubernetes_type() {
         "NetworkPolicy",
         "ServiceMonitor",
         "PrometheusRule",
+        "Secret",
+        "FeedRollout",
     ] {
         assert!(kinds.contains(kind), "no scenario renders a {kind}");
     }
@@ -145,6 +160,18 @@ fn the_check_rejects_misspelt_and_mistyped_fields() {
     let mut unknown_kind = deployment;
     unknown_kind["kind"] = Value::from("Deploymnet");
     assert!(check(&unknown_kind).is_err());
+}
+
+#[test]
+fn the_check_applies_the_crd_cel_rules() {
+    let example = repo().join("charts/feedroll/examples/feed-server-redis.yaml");
+    let mut rollout = yaml_documents(&example).remove(0);
+    assert!(check(&rollout).is_ok());
+    // Weights must never decrease: a CEL rule of the CRD, invisible to the Rust types.
+    rollout["spec"]["strategy"]["steps"] =
+        serde_json::json!([{"setWeight": 50}, {"setWeight": 10}]);
+    let err = check(&rollout).expect_err("decreasing weights");
+    assert!(err.contains("never decrease"), "{err}");
 }
 
 fn yaml_documents(path: &Path) -> Vec<Value> {
