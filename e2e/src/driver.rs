@@ -11,9 +11,8 @@ use feedroll_crds::{
     TrafficMode,
 };
 use feedroll_operator::analysis::{AnalysisEngine, Target};
-use feedroll_operator::brain::{
-    self, Action, AnalysisDue, Command, CommandKind, Observations, PodHealth,
-};
+use feedroll_operator::brain::{self, Action, Command, CommandKind, Observations, PodHealth};
+use feedroll_operator::driver::turn;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::procs::{FeedServer, ProcError, Prometheus, Redis};
@@ -342,32 +341,26 @@ pub async fn run(
                 kind,
             });
         }
-        let run = match brain::analysis_due(canary_spec, &status, now) {
-            Some(due) => Some(
-                engine
-                    .evaluate(&target, &analysis.checks, due == AnalysisDue::Fast, now)
-                    .await,
-            ),
-            None => None,
-        };
         let crashed = world.canary.as_mut().is_some_and(|c| c.proc.exited());
         let obs = Observations {
             revision: canary_revision.clone(),
             generation: Some(2),
-            analysis: run.clone(),
             canary: PodHealth {
                 ready: canary_deployed && !crashed,
                 crash_looping: crashed,
             },
             stable_ready_revision: Some(stable_ready.clone()),
             commands: commands.clone(),
+            ..Observations::default()
         };
-        let t = brain::decide(canary_spec, &status, &obs, now);
-        let mut row = Row::new(
-            elapsed,
-            &t.status,
-            run.as_ref().map(|r| r.records.as_slice()),
-        );
+        // The same turn the reconciler takes: the due analysis, then the brain's decision.
+        let t = turn(&engine, &target, canary_spec, &status, obs, now).await;
+        let ran = t
+            .status
+            .analysis
+            .as_ref()
+            .filter(|a| Some(*a) != status.analysis.as_ref());
+        let mut row = Row::new(elapsed, &t.status, ran.map(|r| r.records.as_slice()));
         for action in &t.actions {
             match action {
                 Action::DeployCanary { .. } => canary_deployed = true,

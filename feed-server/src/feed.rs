@@ -49,7 +49,7 @@ pub async fn head(state: &AppState, user_id: &str) -> Result<Served, StoreError>
     state
         .metrics
         .ranking_candidates
-        .observe(ranked.items.len() as f64);
+        .observe(ranked.scored as f64);
     let snapshot = Snapshot {
         id: format!("{:032x}", rand::rng().random::<u128>()),
         user_id: user_id.to_owned(),

@@ -17,6 +17,8 @@ pub struct RankedList {
     pub items: Vec<FeedItem>,
     /// Shortest cache TTL among the content types in the list, seconds.
     pub ttl_secs: u32,
+    /// Candidates scored (after the filters, before diversity and the depth cut).
+    pub scored: usize,
 }
 
 struct Scored {
@@ -177,8 +179,9 @@ pub async fn rank_feed(
         .filter(|(d, _)| keep(profile, &user, d))
         .collect();
     let scored = score_all(profile, &user, kept, now);
+    let count = scored.len();
     let ranked = diversity::rerank(scored, &profile.diversity, depth);
-    Ok(finish(profile, ranked))
+    Ok(finish(profile, ranked, count))
 }
 
 /// Ranks a caller-supplied candidate list by score (no filters, no diversity); unknown ids are
@@ -193,14 +196,17 @@ pub async fn rank_candidates(
     let user = store.user_state(user_id).await?;
     let data = store.candidates(user_id, ids).await?;
     let known: Vec<(CandidateData, u8)> = data.into_iter().flatten().map(|d| (d, 0)).collect();
-    Ok(finish(profile, score_all(profile, &user, known, now)))
+    let scored = score_all(profile, &user, known, now);
+    let count = scored.len();
+    Ok(finish(profile, scored, count))
 }
 
-fn finish(profile: &RankingProfile, scored: Vec<Scored>) -> RankedList {
+fn finish(profile: &RankingProfile, scored: Vec<Scored>, count: usize) -> RankedList {
     let default_ttl = profile.cache.ttl_seconds.short;
     let ttl_secs = scored.iter().map(|s| s.ttl).min().unwrap_or(default_ttl);
     RankedList {
         items: scored.into_iter().map(|s| s.item).collect(),
         ttl_secs,
+        scored: count,
     }
 }
