@@ -4,7 +4,9 @@
 //! want: `format` values Kubernetes does not define (`uint32`, `uint64`, `uint`, `int8`… from
 //! feed-profile's unsigned fields), `additionalProperties: false` next to `properties`
 //! (from `deny_unknown_fields`) and `default` values (defaults are applied in code, see
-//! [`crate::defaults`], except `spec.replicas` which the `scale` subresource reads).
+//! [`crate::defaults`], except `spec.replicas` which the `scale` subresource reads). The
+//! descriptions inside the embedded pod template are dropped too (they are Kubernetes' own), so
+//! that the CRD stays under the 256 KiB client-side `kubectl apply` can handle.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps,
@@ -79,6 +81,9 @@ pub fn crd_yaml() -> Result<String, ApiError> {
     Ok(text)
 }
 
+/// Path of `spec.template` in the schema.
+const TEMPLATE: [&str; 4] = ["properties", "spec", "properties", "template"];
+
 /// Schema keywords whose value is one schema.
 const SCHEMA_KEYS: &[&str] = &["items", "additionalProperties", "not"];
 /// Schema keywords whose value is a list of schemas.
@@ -100,6 +105,11 @@ fn clean(schema: &mut Value, path: &mut Vec<String>) {
     }
     if path.as_slice() != ["properties", "spec", "properties", "replicas"] {
         map.remove("default");
+    }
+    // The pod template's field docs are Kubernetes' own (`kubectl explain pod.spec`); dropping
+    // them keeps the CRD under the 256 KiB that client-side `kubectl apply` can store.
+    if path.len() > TEMPLATE.len() && path.starts_with(&TEMPLATE.map(str::to_owned)) {
+        map.remove("description");
     }
     for (k, v) in map.iter_mut() {
         if SCHEMA_KEYS.contains(&k.as_str()) {

@@ -168,3 +168,24 @@ fn every_cel_rule_has_a_message() {
         }
     }
 }
+
+#[test]
+fn crd_fits_client_side_kubectl_apply() {
+    // `kubectl apply` (client-side) stores the object in an annotation limited to 256 KiB.
+    let json = serde_json::to_string(&crd().unwrap()).unwrap();
+    assert!(
+        json.len() < 256 * 1024,
+        "CRD is {} bytes of JSON",
+        json.len()
+    );
+    // The template keeps its own description, the API's fields keep theirs.
+    let schema = schema();
+    let spec = &schema["properties"]["spec"]["properties"];
+    assert!(spec["template"]["description"].is_string());
+    assert!(spec["strategy"]["properties"]["steps"]["description"].is_string());
+    assert!(
+        spec["template"]["properties"]["spec"]
+            .get("description")
+            .is_none()
+    );
+}
