@@ -67,41 +67,6 @@ async fn prometheus_profile_of_stable(world: &World) -> Option<String> {
     body.as_str().map(str::to_owned)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn s1_healthy_canary_is_promoted_through_every_step() {
-    let t = Timings::default();
-    let (stable, canary) = specs(DEFAULT_PLAN, &t);
-    let mut world = World::start(&setup("s1", 40)).await.expect("world");
-    let outcome = driver::run(
-        &mut world,
-        &stable,
-        &canary,
-        Hooks::default(),
-        Duration::from_secs(120),
-    )
-    .await
-    .expect("run");
-    report("1 healthy canary", &outcome);
-    assert_eq!(
-        outcome.status.phase,
-        Some(Phase::Succeeded),
-        "{:?}",
-        outcome.status
-    );
-    assert!(
-        outcome.promoted && outcome.max_weight == 100,
-        "went through every step to 100%"
-    );
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let info = prometheus_profile_of_stable(&world)
-        .await
-        .unwrap_or_default();
-    assert!(
-        info.contains("profile=\"v2\""),
-        "stable now runs the new version: {info}"
-    );
-}
-
 /// Time from `began` to the first RolledBack decision.
 fn breach_to_rollback(outcome: &Outcome, began: Option<Duration>) -> Option<f64> {
     let rolled = outcome
@@ -137,25 +102,96 @@ fn fault_after_first_step(
     (began, hook)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn s2_ten_percent_errors_roll_back_by_the_rollback_tier() {
-    let t = Timings::default();
+/// Runs the default plan on a fresh world; prints and returns the outcome, and the world.
+async fn default_plan(
+    title: &str,
+    rollout: &str,
+    rate: u32,
+    t: Timings,
+    hooks: Hooks,
+    deadline: u64,
+) -> (Outcome, World) {
     let (stable, canary) = specs(DEFAULT_PLAN, &t);
-    let mut world = World::start(&setup("s2", 60)).await.expect("world");
-    let (began, hook) = fault_after_first_step(json!({"error_rate": 0.1}));
+    let mut world = World::start(&setup(rollout, rate)).await.expect("world");
     let outcome = driver::run(
         &mut world,
         &stable,
         &canary,
-        Hooks {
-            during: Box::new(hook),
-            ..Hooks::default()
-        },
-        Duration::from_secs(60),
+        hooks,
+        Duration::from_secs(deadline),
     )
     .await
     .expect("run");
-    report("2 canary at 10% errors", &outcome);
+    report(title, &outcome);
+    (outcome, world)
+}
+
+/// The default plan with `faults` set on the canary after its first step; returns the outcome
+/// and the breach-to-rollback seconds (printed as `BREACH_TO_ROLLBACK` for the report).
+async fn with_fault(
+    title: &str,
+    rollout: &str,
+    faults: serde_json::Value,
+    human: HumanHook,
+    deadline: u64,
+) -> (Outcome, Option<f64>) {
+    let (began, hook) = fault_after_first_step(faults);
+    let hooks = Hooks {
+        human,
+        during: Box::new(hook),
+        ..Hooks::default()
+    };
+    let (outcome, _) = default_plan(title, rollout, 50, Timings::default(), hooks, deadline).await;
+    let seconds = breach_to_rollback(&outcome, *began.lock().unwrap_or_else(|e| e.into_inner()));
+    println!("BREACH_TO_ROLLBACK scenario={rollout} seconds={seconds:?}");
+    (outcome, seconds)
+}
+
+fn no_human() -> HumanHook {
+    Box::new(|_, _| None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s1_healthy_canary_is_promoted_through_every_step() {
+    let (outcome, world) = default_plan(
+        "1 healthy canary",
+        "s1",
+        40,
+        Timings::default(),
+        Hooks::default(),
+        120,
+    )
+    .await;
+    assert_eq!(
+        outcome.status.phase,
+        Some(Phase::Succeeded),
+        "{:?}",
+        outcome.status
+    );
+    assert!(
+        outcome.promoted && outcome.max_weight == 100,
+        "went through every step to 100%"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let info = prometheus_profile_of_stable(&world)
+        .await
+        .unwrap_or_default();
+    assert!(
+        info.contains("profile=\"v2\""),
+        "stable now runs the new version: {info}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s2_ten_percent_errors_roll_back_by_the_rollback_tier() {
+    let (outcome, seconds) = with_fault(
+        "2 canary at 10% errors",
+        "s2",
+        json!({"error_rate": 0.1}),
+        no_human(),
+        60,
+    )
+    .await;
     assert_eq!(
         outcome.status.phase,
         Some(Phase::RolledBack),
@@ -163,30 +199,26 @@ async fn s2_ten_percent_errors_roll_back_by_the_rollback_tier() {
         outcome.status
     );
     assert!(!outcome.promoted);
-    let seconds = breach_to_rollback(&outcome, *began.lock().unwrap_or_else(|e| e.into_inner()));
-    println!("BREACH_TO_ROLLBACK scenario=2 seconds={seconds:?}");
+    assert!(
+        outcome
+            .timeline
+            .records("error-rate-critical")
+            .any(|r| r.verdict == Verdict::Fail),
+        "the roll-back tier fired"
+    );
     assert!(seconds.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_added_600ms_latency_fails_blocking_p95_and_rolls_back() {
-    let t = Timings::default();
-    let (stable, canary) = specs(DEFAULT_PLAN, &t);
-    let mut world = World::start(&setup("s3", 40)).await.expect("world");
-    let (began, hook) = fault_after_first_step(json!({"added_latency_ms": 600}));
-    let outcome = driver::run(
-        &mut world,
-        &stable,
-        &canary,
-        Hooks {
-            during: Box::new(hook),
-            ..Hooks::default()
-        },
-        Duration::from_secs(90),
+    let (outcome, seconds) = with_fault(
+        "3 canary +600 ms",
+        "s3",
+        json!({"added_latency_ms": 600}),
+        no_human(),
+        90,
     )
-    .await
-    .expect("run");
-    report("3 canary +600 ms", &outcome);
+    .await;
     assert_eq!(
         outcome.status.phase,
         Some(Phase::RolledBack),
@@ -199,16 +231,11 @@ async fn s3_added_600ms_latency_fails_blocking_p95_and_rolls_back() {
         .filter(|r| r.verdict == Verdict::Fail)
         .count();
     assert!(failed_p95 >= 1, "the blocking p95 check failed");
-    let seconds = breach_to_rollback(&outcome, *began.lock().unwrap_or_else(|e| e.into_inner()));
-    println!("BREACH_TO_ROLLBACK scenario=3 seconds={seconds:?}");
+    assert!(seconds.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s4_added_1200ms_latency_pauses_for_a_human_who_resumes_then_aborts() {
-    let t = Timings::default();
-    let (stable, canary) = specs(DEFAULT_PLAN, &t);
-    let mut world = World::start(&setup("s4", 40)).await.expect("world");
-    let (_, hook) = fault_after_first_step(json!({"added_latency_ms": 1200}));
     let pauses = Arc::new(Mutex::new(0u32));
     let p = pauses.clone();
     let mut last_phase = None;
@@ -227,20 +254,14 @@ async fn s4_added_1200ms_latency_pauses_for_a_human_who_resumes_then_aborts() {
             CommandKind::Abort
         })
     });
-    let outcome = driver::run(
-        &mut world,
-        &stable,
-        &canary,
-        Hooks {
-            human,
-            during: Box::new(hook),
-            ..Hooks::default()
-        },
-        Duration::from_secs(90),
+    let (outcome, _) = with_fault(
+        "4 canary +1.2 s",
+        "s4",
+        json!({"added_latency_ms": 1200}),
+        human,
+        90,
     )
-    .await
-    .expect("run");
-    report("4 canary +1.2 s", &outcome);
+    .await;
     assert_eq!(
         *pauses.lock().unwrap_or_else(|e| e.into_inner()),
         2,
@@ -257,9 +278,7 @@ async fn s4_added_1200ms_latency_pauses_for_a_human_who_resumes_then_aborts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s5_prometheus_down_holds_then_pauses_and_goes_on_when_back() {
-    let t = Timings::default();
-    let (stable, canary) = specs(DEFAULT_PLAN, &t);
-    let mut world = World::start(&setup("s5", 40)).await.expect("world");
+    // (killed, restarted)
     let state = Arc::new(Mutex::new((false, false)));
     let s = state.clone();
     let during = move |world: &mut World, status: &FeedRolloutStatus, _: Duration| {
@@ -274,43 +293,41 @@ async fn s5_prometheus_down_holds_then_pauses_and_goes_on_when_back() {
         }
     };
     let mut resumed = false;
-    let s2 = state.clone();
     let human: HumanHook = Box::new(move |status, _| {
-        let back = s2.lock().unwrap_or_else(|e| e.into_inner()).1;
+        let back = state.lock().unwrap_or_else(|e| e.into_inner()).1;
         if back && !resumed && status.phase == Some(Phase::Paused) {
             resumed = true;
             return Some(CommandKind::Resume);
         }
         None
     });
-    let outcome = driver::run(
-        &mut world,
-        &stable,
-        &canary,
-        Hooks {
-            human,
-            during: Box::new(during),
-            ..Hooks::default()
-        },
-        Duration::from_secs(150),
+    let hooks = Hooks {
+        human,
+        during: Box::new(during),
+        ..Hooks::default()
+    };
+    let (outcome, _) = default_plan(
+        "5 Prometheus killed mid-rollout",
+        "s5",
+        40,
+        Timings::default(),
+        hooks,
+        150,
     )
-    .await
-    .expect("run");
-    report("5 Prometheus killed mid-rollout", &outcome);
+    .await;
     let held = outcome
         .timeline
         .rows
         .iter()
         .any(|r| r.events.iter().any(|e| e.starts_with("Held")));
     assert!(held, "the rollout held while Prometheus was down");
-    let paused_at = outcome
+    let paused = outcome
         .timeline
         .rows
         .iter()
-        .position(|r| r.phase == "Paused")
+        .find(|r| r.phase == "Paused")
         .expect("paused for a human after the max hold");
-    let weight_at_pause = outcome.timeline.rows[paused_at].weight;
-    assert_eq!(weight_at_pause, Some(10), "never promoted while holding");
+    assert_eq!(paused.weight, Some(10), "never promoted while holding");
     assert_eq!(
         outcome.status.phase,
         Some(Phase::Succeeded),
@@ -321,31 +338,20 @@ async fn s5_prometheus_down_holds_then_pauses_and_goes_on_when_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s6_crashing_canary_rolls_back_at_once() {
-    let t = Timings::default();
-    let (stable, canary) = specs(DEFAULT_PLAN, &t);
-    let mut world = World::start(&setup("s6", 40)).await.expect("world");
-    let (began, hook) = fault_after_first_step(json!({"crash": true}));
-    let outcome = driver::run(
-        &mut world,
-        &stable,
-        &canary,
-        Hooks {
-            during: Box::new(hook),
-            ..Hooks::default()
-        },
-        Duration::from_secs(60),
+    let (outcome, seconds) = with_fault(
+        "6 canary crashes",
+        "s6",
+        json!({"crash": true}),
+        no_human(),
+        60,
     )
-    .await
-    .expect("run");
-    report("6 canary crashes", &outcome);
+    .await;
     assert_eq!(
         outcome.status.phase,
         Some(Phase::RolledBack),
         "{:?}",
         outcome.status
     );
-    let seconds = breach_to_rollback(&outcome, *began.lock().unwrap_or_else(|e| e.into_inner()));
-    println!("BREACH_TO_ROLLBACK scenario=6 seconds={seconds:?}");
     assert!(
         seconds.is_some_and(|s| s < 2.0),
         "crash loop rolls back at once: {seconds:?}"
@@ -358,18 +364,7 @@ async fn s8_too_little_traffic_is_no_data_never_fail_never_promote() {
         min_requests: 20,
         ..Timings::default()
     };
-    let (stable, canary) = specs(DEFAULT_PLAN, &t);
-    let mut world = World::start(&setup("s8", 3)).await.expect("world");
-    let outcome = driver::run(
-        &mut world,
-        &stable,
-        &canary,
-        Hooks::default(),
-        Duration::from_secs(20),
-    )
-    .await
-    .expect("run");
-    report("8 too little traffic", &outcome);
+    let (outcome, _) = default_plan("8 too little traffic", "s8", 3, t, Hooks::default(), 20).await;
     assert_ne!(
         outcome.status.phase,
         Some(Phase::RolledBack),
