@@ -217,6 +217,8 @@ pub fn faulty_feed_server() -> Result<PathBuf, ProcError> {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let out = Command::new(cargo)
                 .current_dir(&root)
+                // No debug info: a lighter second build of feed-server and its dependencies.
+                .env("CARGO_PROFILE_DEV_DEBUG", "0")
                 .args([
                     "build",
                     "-q",
