@@ -9,8 +9,12 @@ the Kubernetes API types. test_chart.py fails when a snapshot is stale; refresh 
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import sys
+import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +107,20 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
+@cache
+def chart_dir() -> Path:
+    """The chart with its CRD symlink resolved (a copy, made once per process). Helm follows the
+    symlink itself but logs an INFO line on stderr for every load; test_chart.py loads and
+    packages the real directory where the symlink is the point."""
+    tmp = Path(tempfile.mkdtemp(prefix="feedroll-chart-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    shutil.copytree(CHART, tmp / "feedroll", symlinks=False)
+    return tmp / "feedroll"
+
+
 def render(values: dict[str, Any] | None = None, namespace: str = NAMESPACE) -> dict[str, str]:
     """Template path -> rendered text, as `helm template` / `helm install` would produce."""
-    with helm.Chart.load(CHART) as chart:
+    with helm.Chart.load(chart_dir()) as chart:
         return chart.render(values or {}, name=RELEASE, namespace=namespace, is_install=True)
 
 

@@ -7,13 +7,14 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import helm_python as helm
 import pytest
 import yaml
 
-from chart_render import CHART, NAMESPACE, RENDERED, ROOT, SCENARIOS, objects, render, snapshot
+from chart_render import CHART, NAMESPACE, RENDERED, ROOT, SCENARIOS, chart_dir, objects, render, snapshot
 
 CRD_SOURCE = ROOT / "crds" / "feedroll.dev_feedrollouts.yaml"
 CRD_CHART = CHART / "crds" / "feedroll.dev_feedrollouts.yaml"
@@ -256,14 +257,14 @@ def test_notes_tell_the_next_command():
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_helm_lint_strict(scenario):
-    report = helm.lint(CHART, SCENARIOS[scenario], strict=True, namespace=NAMESPACE, kube_version="v1.33.0")
+    report = helm.lint(chart_dir(), SCENARIOS[scenario], strict=True, namespace=NAMESPACE, kube_version="v1.33.0")
     assert report["total_charts_linted"] == 1
     assert report["errors"] == [] and report["messages"] == [], json.dumps(report, indent=2)
 
 
 def test_helm_lint_is_not_a_no_op(tmp_path):
     broken = tmp_path / "feedroll"
-    shutil.copytree(CHART, broken)
+    shutil.copytree(chart_dir(), broken)
     (broken / "templates" / "broken.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.nope.deeper }}\n")
     report = helm.lint(broken, strict=True)
     assert report["errors"], report
@@ -291,7 +292,7 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize("values,message", BAD_VALUES, ids=[json.dumps(v) for v, _ in BAD_VALUES])
 def test_schema_rejects_bad_values(values, message):
-    with helm.Chart.load(CHART) as chart:
+    with helm.Chart.load(chart_dir()) as chart:
         with pytest.raises(helm.HelmValuesError) as err:
             chart.validate_schema(values)
         assert message in str(err.value)
@@ -303,7 +304,7 @@ def test_schema_rejects_bad_values(values, message):
 
 
 def test_schema_accepts_every_scenario_and_the_defaults():
-    with helm.Chart.load(CHART) as chart:
+    with helm.Chart.load(chart_dir()) as chart:
         for values in SCENARIOS.values():
             chart.validate_schema(values)
         chart.validate_schema(yaml.safe_load((CHART / "values.yaml").read_text()))
@@ -342,7 +343,7 @@ def test_schema_forbids_unknown_keys_everywhere():
     ],
 )
 def test_cross_field_checks_fail_with_a_clear_message(values, message):
-    with helm.Chart.load(CHART) as chart:
+    with helm.Chart.load(chart_dir()) as chart:
         with pytest.raises(helm.HelmRenderError, match=message.replace(".", r"\.")):
             chart.render(values, name="feedroll", namespace=NAMESPACE)
 
@@ -351,9 +352,29 @@ def test_cross_field_checks_fail_with_a_clear_message(values, message):
 
 
 def test_chart_crd_is_byte_identical_to_the_generated_one():
+    """In the repository the chart's CRD is a symlink to the generated file, so it cannot drift;
+    this also holds if someone replaces the link with a copy."""
     assert CRD_CHART.read_bytes() == CRD_SOURCE.read_bytes(), (
-        "charts/feedroll/crds/ is stale: cp crds/feedroll.dev_feedrollouts.yaml charts/feedroll/crds/"
+        "charts/feedroll/crds/ differs from crds/: ln -sf ../../../crds/feedroll.dev_feedrollouts.yaml "
+        "charts/feedroll/crds/feedroll.dev_feedrollouts.yaml"
     )
+    if CRD_CHART.is_symlink():
+        assert os.readlink(CRD_CHART) == "../../../crds/feedroll.dev_feedrollouts.yaml"
+
+
+def test_packaged_chart_carries_the_crd_as_a_real_file(tmp_path):
+    # The chart as it sits in the repository (with the symlink) lints clean too.
+    report = helm.lint(CHART, strict=True, namespace=NAMESPACE)
+    assert report["errors"] == [] and report["messages"] == [], report
+    archive = helm.package(CHART, destination=tmp_path)
+    with tarfile.open(archive) as tar:
+        member = tar.getmember("feedroll/crds/feedroll.dev_feedrollouts.yaml")
+        assert member.isfile()
+        assert tar.extractfile(member).read() == CRD_SOURCE.read_bytes()
+        names = tar.getnames()
+    # The chart's tests and snapshots are not part of the package; the example and plugin are.
+    assert "feedroll/examples/feed-server-redis.yaml" in names
+    assert "feedroll/files/kubectl-feedroll" in names
 
 
 def test_helm_sees_the_crd_in_crds_dir():
@@ -367,12 +388,15 @@ def test_helm_sees_the_crd_in_crds_dir():
         assert not any("CustomResourceDefinition" in t for t in render().values())
 
 
-def test_crd_is_too_big_for_client_side_apply():
-    """Why the docs and the Argo CD Application insist on server-side apply: client-side apply
-    stores the whole object in an annotation limited to 256 KiB."""
-    assert CRD_SOURCE.stat().st_size > 262144
+def test_crd_upgrades_use_server_side_apply():
+    """Client-side apply keeps the whole object in an annotation capped at 256 KiB; the docs,
+    the NOTES and the Argo CD Application all use server-side apply for the CRD."""
     app = yaml.safe_load((ROOT / "argocd" / "applications" / "feedroll-operator.yaml").read_text())
     assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
+    command = "kubectl apply --server-side --force-conflicts -f charts/feedroll/crds/feedroll.dev_feedrollouts.yaml"
+    assert command in render()["feedroll/templates/NOTES.txt"]
+    assert command in (ROOT / "docs" / "platform-guide.md").read_text()
+    assert command in (CHART / "README.md").read_text()
 
 
 # ---------------------------------------------------------------- alerts, with promtool
