@@ -504,3 +504,33 @@ fn requeue_is_due_at_the_next_check_or_pause_end() {
     let t = sim.tick(0);
     assert!(t.requeue_after.unwrap() <= std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn passing_and_advisory_events_are_not_repeated_every_run() {
+    let mut sim = Sim::rolling(spec("strategy: {steps: [{setWeight: 10}, {pause: {}}]}"));
+    sim.tick(0);
+    let names = [
+        "error-rate",
+        "latency-p95",
+        "error-rate-critical",
+        "availability",
+        "latency-p95-critical",
+        "latency-p95-target",
+        "cache-hit-ratio",
+    ];
+    let mut verdicts: Vec<(&str, Verdict)> = names.iter().map(|n| (*n, Verdict::Pass)).collect();
+    verdicts[6].1 = Verdict::Fail;
+    let count = |t: &feedroll_operator::brain::Transition, r: EventReason| {
+        reasons(&t.actions).iter().filter(|x| **x == r).count()
+    };
+    // The cache check is advisory and fails throughout: warned once.
+    let first = sim.analyse(60, false, &verdicts);
+    assert_eq!(count(&first, EventReason::AnalysisFailed), 1);
+    let second = sim.analyse(60, false, &verdicts);
+    assert_eq!(count(&second, EventReason::AnalysisFailed), 0);
+    verdicts[6].1 = Verdict::Pass;
+    let healthy = sim.analyse(60, false, &verdicts);
+    assert_eq!(count(&healthy, EventReason::AnalysisPassed), 1);
+    let again = sim.analyse(60, false, &verdicts);
+    assert_eq!(count(&again, EventReason::AnalysisPassed), 0);
+}

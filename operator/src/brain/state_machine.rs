@@ -514,6 +514,8 @@ impl Machine {
         let at = run.at.clone().unwrap_or(Time(self.now));
         let paused = self.phase() == Some(Phase::Paused);
         let mut merged = self.st.analysis.take().unwrap_or_default();
+        let was_passing =
+            !merged.records.is_empty() && merged.records.iter().all(|r| r.verdict == Verdict::Pass);
         let mut failed = Vec::new();
         let mut newly_held = Vec::new();
         for record in &run.records {
@@ -532,7 +534,14 @@ impl Machine {
                     if !paused || check.tier == Tier::Rollback {
                         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
                     }
-                    failed.push(record);
+                    // Advisory failures warn once per streak; the others every time (they count).
+                    let already_failing = merged
+                        .records
+                        .iter()
+                        .any(|r| r.name == record.name && r.verdict == Verdict::Fail);
+                    if check.tier != Tier::Advisory || !already_failing {
+                        failed.push(record);
+                    }
                 }
                 Verdict::NoData | Verdict::Error => {
                     if state.holding_since.is_none() && check.tier != Tier::Advisory {
@@ -585,7 +594,9 @@ impl Machine {
                 ),
             );
         }
+        // Passing is news only after something else: one event per healthy streak.
         if !run.fast
+            && !was_passing
             && failed.is_empty()
             && run.records.iter().all(|r| r.verdict == Verdict::Pass)
             && !run.records.is_empty()
