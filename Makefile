@@ -18,7 +18,7 @@ test: deps ## Install test dependencies, then run every test
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	$(CARGO) test -p feed-server --features fault-injection --test faults_injection
-	.venv/bin/python -m pytest -q eval/tests
+	.venv/bin/python -m pytest -q eval/tests charts/tests argocd/tests
 	scripts/eval.sh --smoke --binary target/debug/feed-server
 
 lint: ## rustfmt and clippy, warnings are errors
