@@ -2,7 +2,7 @@
 //!
 //! - [`render`]: PromQL templates and the label selector of each side (canary, stable).
 //! - [`presets`]: the built-in queries over the feed-server metrics contract.
-//! - [`classify`]: value / empty / NaN-Inf / error → pass / fail / no-data / error (pure).
+//! - [`mod@classify`]: value / empty / NaN-Inf / error → pass / fail / no-data / error (pure).
 //! - [`engine`]: runs the queries through `prometheus-http-query` with a timeout and returns a
 //!   [`feedroll_crds::CheckRecord`] per check, which goes into the status as-is.
 //!
