@@ -4,6 +4,9 @@
 pub mod analysis;
 pub mod brain;
 pub mod cli;
+pub mod controller;
+pub mod desired;
 pub mod driver;
+pub mod observe;
 pub mod tls;
 pub mod validate;

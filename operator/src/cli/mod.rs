@@ -16,8 +16,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the controller (not implemented yet: issue 4).
-    Run,
+    /// Run the controller: reconcile FeedRollouts into stable and canary workloads.
+    Run(crate::controller::run::RunArgs),
     /// Print the FeedRollout CustomResourceDefinition as YAML.
     Crd,
     /// Validate a FeedRollout file and evaluate its checks against Prometheus now.

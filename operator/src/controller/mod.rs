@@ -1,0 +1,98 @@
+//! The reconciler: `feedroll-operator run` turns the brain's decisions into Kubernetes objects.
+//!
+//! One reconcile of a FeedRollout ([`reconcile::reconcile`]): read the world (the two
+//! Deployments, the canary pods, the command annotation), run the analysis that is due
+//! ([`analyzer::Analyzer`]), let the brain decide, apply the desired objects
+//! ([`crate::desired`]) with server-side apply, write the status when it changed, then emit an
+//! Event per decision and update the metrics. Everything needed to resume lives in the status.
+//!
+//! - [`analyzer`]: the analysis behind a trait (Prometheus in production, scripted in tests).
+//! - [`apply`]: server-side apply under the `feedroll-operator` field manager.
+//! - [`events`]: Kubernetes Events with the brain's reasons.
+//! - [`metrics`]: the operator metrics the chart's alerts use.
+//! - [`run`]: the kube-runtime Controller, leader election and the health/metrics server.
+
+pub mod analyzer;
+pub mod apply;
+pub mod events;
+pub mod metrics;
+pub mod reconcile;
+pub mod run;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+
+pub use analyzer::{Analyzer, PrometheusAnalyzer};
+pub use apply::{ApplyCache, FIELD_MANAGER};
+pub use events::EventPublisher;
+pub use metrics::Metrics;
+pub use reconcile::{error_policy, reconcile};
+
+/// `reportingController` of the Events.
+pub const CONTROLLER_NAME: &str = "feedroll.dev/feedroll-operator";
+/// The finalizer that deletes a FeedRollout's objects before it goes.
+pub const FINALIZER: &str = "feedroll.dev/cleanup";
+/// The reconciler's own condition: `False` when the FeedRollout's objects cannot be built or
+/// applied (a malformed spec), with the reason and message.
+pub const CONDITION_RECONCILED: &str = "Reconciled";
+/// Requeue of rollouts at rest (a resync; changes of owned objects requeue at once).
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
+
+/// The time source (tests move time by hand).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Where analysis runs come from.
+    pub analyzer: Arc<dyn Analyzer>,
+    /// Operator metrics.
+    pub metrics: Arc<Metrics>,
+    /// Event publisher.
+    pub events: EventPublisher,
+    /// Now.
+    pub clock: Clock,
+    /// Last applied objects (skips identical applies).
+    pub cache: ApplyCache,
+    /// Requeue of rollouts at rest.
+    pub resync: Duration,
+}
+
+impl Context {
+    /// A context with the wall clock, a fresh apply cache and the default resync.
+    pub fn new(
+        client: Client,
+        analyzer: Arc<dyn Analyzer>,
+        metrics: Arc<Metrics>,
+        instance: &str,
+    ) -> Self {
+        Self {
+            events: EventPublisher::new(client.clone(), instance),
+            client,
+            analyzer,
+            metrics,
+            clock: Arc::new(Timestamp::now),
+            cache: ApplyCache::new(DEFAULT_RESYNC),
+            resync: DEFAULT_RESYNC,
+        }
+    }
+}
+
+/// Reconcile errors (all retried with backoff; a malformed FeedRollout is not an error but a
+/// condition and an Event).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or could not be reached.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Adding or removing the finalizer, or the reconcile inside it, failed.
+    #[error("{0}")]
+    Finalizer(#[source] Box<kube_runtime::finalizer::Error<Error>>),
+    /// The object lacks metadata the API server always sets.
+    #[error("the FeedRollout has no {0}")]
+    Metadata(&'static str),
+}

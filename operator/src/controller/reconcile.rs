@@ -1,0 +1,341 @@
+//! One reconcile of one FeedRollout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use feedroll_crds::selector::selector_string;
+use feedroll_crds::{FeedRollout, FeedRolloutStatus, Phase};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube_runtime::controller::Action;
+use kube_runtime::finalizer::{Event as FinalizerEvent, finalizer};
+
+use super::apply::{apply_desired, apply_status, http_route_resource};
+use super::{CONDITION_RECONCILED, Context, Error, FINALIZER};
+use crate::analysis::Target;
+use crate::brain::{self, AnalysisDue, EventType, Observations, Transition, analysis_due, decide};
+use crate::desired::{self, LABEL_ROLLOUT, LABEL_TRACK, Names, Track, World};
+use crate::observe;
+
+/// Reconciles `fr`: adds the clean-up finalizer, then [`apply`]s it, or cleans up when it is
+/// being deleted. Counted in `feedroll_reconciles_total`.
+pub async fn reconcile(fr: Arc<FeedRollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = fr.namespace().ok_or(Error::Metadata("namespace"))?;
+    let api: Api<FeedRollout> = Api::namespaced(ctx.client.clone(), &ns);
+    let ctx_ref = &ctx;
+    let result = finalizer(&api, FINALIZER, fr, move |event| async move {
+        match event {
+            FinalizerEvent::Apply(fr) => apply(&fr, ctx_ref).await,
+            FinalizerEvent::Cleanup(fr) => cleanup(&fr, ctx_ref).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconciled(result.is_ok());
+    if let Err(e) = &result {
+        tracing::warn!(namespace = %ns, error = %e, "reconcile failed");
+    }
+    result
+}
+
+/// Retries a failed reconcile after a short backoff.
+pub fn error_policy(_fr: Arc<FeedRollout>, _error: &Error, _ctx: Arc<Context>) -> Action {
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// What was read from the cluster for one rollout.
+struct Seen {
+    stable: Option<Deployment>,
+    canary: Option<Deployment>,
+    canary_pods: Vec<Pod>,
+}
+
+async fn read_world(ctx: &Context, names: &Names) -> Result<Seen, Error> {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let stable = deployments
+        .get_opt(&names.deployment(Track::Stable))
+        .await?;
+    let canary = deployments
+        .get_opt(&names.deployment(Track::Canary))
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let selector = format!(
+        "{LABEL_ROLLOUT}={},{LABEL_TRACK}={}",
+        names.rollout,
+        Track::Canary.as_str()
+    );
+    let canary_pods = pods
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items;
+    Ok(Seen {
+        stable,
+        canary,
+        canary_pods,
+    })
+}
+
+/// The observations of the world for the brain, given the status before this decision.
+fn observations(fr: &FeedRollout, old: &FeedRolloutStatus, seen: &Seen) -> Observations {
+    let spec = &fr.spec;
+    let mode = spec.traffic_mode();
+    let canary_rev = old.canary_revision.as_deref();
+    let ready = observe::canary_ready(seen.canary.as_ref(), canary_rev);
+    let want = desired::split(spec.replicas, old, &mode, ready).canary;
+    Observations {
+        revision: brain::revision(spec),
+        generation: fr.metadata.generation,
+        analysis: None,
+        canary: observe::canary_health(seen.canary.as_ref(), &seen.canary_pods, canary_rev, want),
+        stable_ready_revision: observe::stable_ready_revision(seen.stable.as_ref()),
+        commands: Vec::new(),
+    }
+}
+
+/// One decision and its consequences for a live FeedRollout.
+pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
+    let now = (ctx.clock)();
+    let names = Names::of(fr).map_err(|_| Error::Metadata("name"))?;
+    let (ns, name) = (names.namespace.clone(), names.rollout.clone());
+    let spec = &fr.spec;
+    let old = fr.status.clone().unwrap_or_default();
+    let seen = read_world(ctx, &names).await?;
+
+    let mut obs = observations(fr, &old, &seen);
+    let mut extra_events: Vec<(EventType, &'static str, String)> = Vec::new();
+    let mut bad_command = None;
+    match observe::command(fr.annotations()) {
+        Ok(Some(c)) => obs.commands.push(c),
+        Ok(None) => {}
+        Err((id, message)) => {
+            if old.last_command_id.as_deref() != Some(id.as_str()) {
+                extra_events.push((EventType::Warning, "CommandIgnored", message));
+                bad_command = Some(id);
+            }
+        }
+    }
+    if let Some(due) = analysis_due(spec, &old, now)
+        && let Ok(analysis) = spec.resolved_analysis()
+    {
+        let target = Target {
+            namespace: Some(ns.clone()),
+            rollout: name.clone(),
+            traffic: spec.traffic_mode(),
+        };
+        let fast = due == AnalysisDue::Fast;
+        let run = ctx.analyzer.analyze(&target, &analysis, fast, now).await;
+        tracing::debug!(namespace = %ns, rollout = %name, fast, records = run.records.len(), "analysis ran");
+        obs.analysis = Some(run);
+    }
+
+    let t: Transition = decide(spec, &old, &obs, now);
+    let mut status = t.status.clone();
+    if let Some(id) = bad_command {
+        status.last_command_id = Some(id);
+    }
+
+    // The objects the new status asks for.
+    let mut decided = fr.clone();
+    decided.status = Some(status.clone());
+    let world = World {
+        recorded_stable: seen.stable.as_ref().and_then(observe::recorded_source),
+        canary_ready: observe::canary_ready(
+            seen.canary.as_ref(),
+            status.canary_revision.as_deref(),
+        ),
+    };
+    let reconciled = match desired::desired(&decided, &world) {
+        Ok(d) => match apply_desired(&ctx.client, &ctx.cache, &ns, &d).await {
+            Ok(()) => Ok(()),
+            Err(kube::Error::Api(s)) if is_permanent(s.code) => Err((
+                "ApplyFailed",
+                format!("the API server rejected an object: {}", s.message),
+            )),
+            Err(e) => return Err(e.into()),
+        },
+        Err(e) => Err(("InvalidSpec", e.to_string())),
+    };
+    match &reconciled {
+        Ok(()) => set_condition(&mut status, "True", "Reconciled", "", fr, now),
+        Err((reason, message)) => {
+            let previous = condition(&old, CONDITION_RECONCILED);
+            if previous.is_none_or(|c| c.status != "False" || c.message != *message) {
+                extra_events.push((EventType::Warning, reason, message.clone()));
+            }
+            tracing::warn!(namespace = %ns, rollout = %name, reason, message, "cannot reconcile the rollout's objects");
+            set_condition(&mut status, "False", reason, message, fr, now);
+        }
+    }
+
+    // Replica counts and selector for the status and the scale subresource.
+    let (total, ready, stable_n, canary_n) =
+        observe::replica_counts(seen.stable.as_ref(), seen.canary.as_ref());
+    status.replicas = total;
+    status.ready_replicas = ready;
+    status.stable_replicas = stable_n;
+    status.canary_replicas = canary_n;
+    status.selector = spec
+        .effective_selector()
+        .ok()
+        .map(|s| format!("{},{LABEL_ROLLOUT}={name}", selector_string(&s)));
+
+    let api: Api<FeedRollout> = Api::namespaced(ctx.client.clone(), &ns);
+    if status != old {
+        apply_status(&api, &name, &status).await?;
+    }
+    record(fr, ctx, &old, &status, &obs, &t, extra_events, now).await;
+
+    let requeue = t
+        .requeue_after
+        .unwrap_or(ctx.resync)
+        .clamp(Duration::from_secs(1), ctx.resync);
+    Ok(Action::requeue(requeue))
+}
+
+/// Events, metrics and logs of a decision that was written.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    fr: &FeedRollout,
+    ctx: &Context,
+    old: &FeedRolloutStatus,
+    status: &FeedRolloutStatus,
+    obs: &Observations,
+    t: &Transition,
+    extra_events: Vec<(EventType, &'static str, String)>,
+    now: Timestamp,
+) {
+    let ns = fr.namespace().unwrap_or_default();
+    let name = fr.name_any();
+    let brain_events = t.actions.iter().filter_map(|a| match a {
+        brain::Action::Event {
+            type_,
+            reason,
+            message,
+        } => Some((*type_, reason.as_str(), message.clone())),
+        _ => None,
+    });
+    for (type_, reason, message) in brain_events.chain(extra_events) {
+        tracing::info!(namespace = %ns, rollout = %name, reason, message, "decision");
+        ctx.metrics.decision(&ns, &name, reason);
+        if let Err(e) = ctx.events.publish(fr, type_, reason, &message).await {
+            tracing::warn!(namespace = %ns, rollout = %name, reason, error = %e, "cannot publish an Event");
+        }
+    }
+    if let Some(run) = &obs.analysis {
+        for r in &run.records {
+            ctx.metrics
+                .verdict(&ns, &name, &r.name, r.tier.as_str(), r.verdict.as_str());
+        }
+    }
+    if old.phase != Some(Phase::RolledBack) && status.phase == Some(Phase::RolledBack) {
+        // The breach: the pod-health observation (now) or the analysis sample that breached.
+        let breach = if obs.canary.crash_looping {
+            now
+        } else {
+            obs.analysis
+                .as_ref()
+                .and_then(|r| r.at.as_ref())
+                .map_or(now, |t| t.0)
+        };
+        let done = (ctx.clock)();
+        let seconds = breach.duration_until(done).as_secs_f64();
+        ctx.metrics.breach_to_rollback(seconds);
+    }
+    ctx.metrics.observe_status(&ns, &name, status);
+}
+
+/// 4xx answers that retrying will not fix (the object is wrong); 409/429 are retried.
+fn is_permanent(code: u16) -> bool {
+    (400..500).contains(&code) && code != 409 && code != 429
+}
+
+fn condition<'a>(status: &'a FeedRolloutStatus, type_: &str) -> Option<&'a Condition> {
+    status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Sets the [`CONDITION_RECONCILED`] condition; `lastTransitionTime` moves only on a flip.
+fn set_condition(
+    status: &mut FeedRolloutStatus,
+    value: &str,
+    reason: &str,
+    message: &str,
+    fr: &FeedRollout,
+    now: Timestamp,
+) {
+    let generation = fr.metadata.generation;
+    match status
+        .conditions
+        .iter_mut()
+        .find(|c| c.type_ == CONDITION_RECONCILED)
+    {
+        Some(c) => {
+            if c.status != value {
+                c.last_transition_time = Time(now);
+            }
+            c.status = value.to_owned();
+            c.reason = reason.to_owned();
+            c.message = message.to_owned();
+            c.observed_generation = generation;
+        }
+        None => status.conditions.push(Condition {
+            type_: CONDITION_RECONCILED.to_owned(),
+            status: value.to_owned(),
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            observed_generation: generation,
+            last_transition_time: Time(now),
+        }),
+    }
+}
+
+/// Deletes the rollout's objects (owner references would too, but the finalizer makes it
+/// explicit and ordered) and forgets its metrics.
+pub async fn cleanup(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
+    let names = Names::of(fr).map_err(|_| Error::Metadata("name"))?;
+    let ns = names.namespace.clone();
+    let dp = DeleteParams::background();
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    for track in [Track::Canary, Track::Stable] {
+        ignore_missing(
+            deployments
+                .delete(&names.deployment(track), &dp)
+                .await
+                .map(|_| ()),
+        )?;
+    }
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    for s in [
+        names.main_service(),
+        names.service(Track::Stable),
+        names.service(Track::Canary),
+    ] {
+        ignore_missing(services.delete(&s, &dp).await.map(|_| ()))?;
+    }
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    ignore_missing(
+        config_maps
+            .delete(&names.config_map(), &dp)
+            .await
+            .map(|_| ()),
+    )?;
+    if let feedroll_crds::TrafficMode::GatewayApi(g) = fr.spec.traffic_mode() {
+        let routes: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &ns, &http_route_resource());
+        let route = desired::traffic::route_name(&names, &g);
+        ignore_missing(routes.delete(&route, &dp).await.map(|_| ()))?;
+    }
+    ctx.metrics.forget(&ns, &names.rollout);
+    tracing::info!(namespace = %ns, rollout = %names.rollout, "deleted the rollout's objects");
+    Ok(Action::await_change())
+}
+
+fn ignore_missing(r: Result<(), kube::Error>) -> Result<(), Error> {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        other => other.map_err(Error::from),
+    }
+}

@@ -1,0 +1,333 @@
+//! `feedroll-operator run`: the kube-runtime Controller over FeedRollouts, leader election on a
+//! Lease (`kube-lease-manager`) and the axum server for `/healthz`, `/readyz` and `/metrics`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use feedroll_crds::FeedRollout;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+use kube_lease_manager::LeaseManagerBuilder;
+use kube_runtime::reflector::ObjectRef;
+use kube_runtime::{Controller, watcher};
+use tokio::sync::watch;
+
+use super::{Context, Metrics, PrometheusAnalyzer, error_policy, reconcile};
+use crate::desired::{LABEL_ROLLOUT, LABEL_TRACK, MANAGED_BY};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Flags of `feedroll-operator run` (each also an environment variable).
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Address of the `/healthz`, `/readyz` and `/metrics` server.
+    #[arg(long, env = "FEEDROLL_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Reconcile only while holding the Lease (for more than one replica).
+    #[arg(
+        long,
+        env = "FEEDROLL_LEADER_ELECTION",
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "FEEDROLL_LEASE_NAME", default_value = "feedroll-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the client's namespace).
+    #[arg(long, env = "FEEDROLL_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Watch FeedRollouts in this namespace only (empty: all namespaces).
+    #[arg(long, env = "FEEDROLL_WATCH_NAMESPACE", default_value = "")]
+    pub watch_namespace: String,
+    /// Log format.
+    #[arg(long, env = "FEEDROLL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+/// Errors that stop `run`.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No usable Kubernetes configuration or client.
+    #[error("kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    /// The health/metrics server cannot listen.
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    /// The Lease cannot be set up.
+    #[error("leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+}
+
+/// The Lease holder identity: `POD_NAME`, else the host name.
+pub fn identity() -> String {
+    std::env::var("POD_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "feedroll-operator".to_owned())
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    crate::tls::install_crypto_provider();
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| RunError::Listen(args.listen, e))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(serve(
+        listener,
+        metrics.clone(),
+        ready.clone(),
+        stop_rx.clone(),
+    ));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    let id = identity();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Arc::new(PrometheusAnalyzer::new()),
+        metrics.clone(),
+        &id,
+    ));
+    // Able to take over: the API server answered (the standby is ready too).
+    client.apiserver_version().await?;
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(identity = %id, leader_election = args.leader_election, watch_namespace = %args.watch_namespace, "feedroll-operator running");
+
+    let result = if args.leader_election {
+        lead(
+            client.clone(),
+            &args,
+            &id,
+            ctx,
+            metrics.clone(),
+            stop_rx.clone(),
+        )
+        .await
+    } else {
+        metrics.set_leader(true);
+        controller(ctx, &args.watch_namespace, stopped(stop_rx.clone())).await;
+        Ok(())
+    };
+    metrics.set_leader(false);
+    let _ = server.await;
+    result
+}
+
+/// Resolves when `stop` turns true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Leader election: reconcile while holding the Lease, stop (and drop the per-rollout metrics)
+/// when it is lost, wait to take it again; release it on shutdown.
+async fn lead(
+    client: Client,
+    args: &RunArgs,
+    id: &str,
+    ctx: Arc<Context>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let namespace = args
+        .lease_namespace
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let manager = LeaseManagerBuilder::new(client, &args.lease_name)
+        .with_namespace(namespace.clone())
+        .with_identity(id)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await?;
+    let (mut leading, task) = manager.watch().await;
+    tracing::info!(lease = %args.lease_name, namespace = %namespace, "waiting for the Lease");
+    loop {
+        metrics.set_leader(false);
+        let mut stop_wait = stop.clone();
+        tokio::select! {
+            r = leading.wait_for(|l| *l) => if r.is_err() {
+                tracing::error!("the Lease manager stopped");
+                break;
+            },
+            _ = stop_wait.wait_for(|s| *s) => break,
+        }
+        tracing::info!(lease = %args.lease_name, "leading: reconciling");
+        metrics.set_leader(true);
+        let mut lost = leading.clone();
+        let stop_now = stop.clone();
+        let until = async move {
+            tokio::select! {
+                _ = lost.wait_for(|l| !*l) => tracing::warn!("lost the Lease: stopping"),
+                _ = stopped(stop_now) => {}
+            }
+        };
+        controller(ctx.clone(), &args.watch_namespace, until).await;
+        metrics.set_leader(false);
+        metrics.forget_all();
+        if *stop.borrow() {
+            break;
+        }
+    }
+    // Closing the channel releases the Lease.
+    drop(leading);
+    match task.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "releasing the Lease"),
+        Err(e) => tracing::warn!(error = %e, "the Lease task failed"),
+    }
+    Ok(())
+}
+
+fn api<K>(client: &Client, namespace: &str) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    if namespace.is_empty() {
+        Api::all(client.clone())
+    } else {
+        Api::namespaced(client.clone(), namespace)
+    }
+}
+
+/// The Controller: FeedRollouts, the Deployments, Services and ConfigMaps they own, and canary
+/// Pods (a crash loop triggers a reconcile at once). Runs until `until` resolves.
+pub async fn controller(
+    ctx: Arc<Context>,
+    namespace: &str,
+    until: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let managed = watcher::Config::default()
+        .labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
+        .any_semantic();
+    let canary_pods = watcher::Config::default()
+        .labels(&format!("{LABEL_TRACK}={}", feedroll_crds::TRACK_CANARY))
+        .any_semantic();
+    Controller::new(
+        api::<FeedRollout>(&client, namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .owns(api::<Deployment>(&client, namespace), managed.clone())
+    .owns(api::<Service>(&client, namespace), managed.clone())
+    .owns(api::<ConfigMap>(&client, namespace), managed)
+    .watches(api::<Pod>(&client, namespace), canary_pods, |pod: Pod| {
+        let ns = pod.namespace().unwrap_or_default();
+        pod.labels()
+            .get(LABEL_ROLLOUT)
+            .map(|r| ObjectRef::<FeedRollout>::new(r).within(&ns))
+    })
+    .graceful_shutdown_on(until)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|r| async move {
+        match r {
+            Ok((obj, _)) => tracing::debug!(rollout = %obj.name, "reconciled"),
+            Err(e) => tracing::warn!(error = %e, "controller"),
+        }
+    })
+    .await;
+}
+
+#[derive(Clone)]
+struct ServerState {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+}
+
+/// The health and metrics server.
+pub fn router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(ServerState { metrics, ready })
+}
+
+async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
+    if s.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
+}
+
+async fn metrics_text(State(s): State<ServerState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    stop: watch::Receiver<bool>,
+) {
+    let app = router(metrics, ready);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stopped(stop))
+        .await
+    {
+        tracing::error!(error = %e, "health/metrics server");
+    }
+}

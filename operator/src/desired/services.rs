@@ -1,0 +1,103 @@
+//! Services: one for all pods of the rollout (replica-ratio traffic), one per track (Gateway API
+//! backends, debugging, per-track checks).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::workloads::object_labels;
+use super::{LABEL_ROLLOUT, LABEL_TRACK, Names, Track};
+
+/// Port used when the template declares none (feed-server's default).
+pub const DEFAULT_PORT: i32 = 8080;
+
+/// The three Services: `<rollout>` (all pods), `<rollout>-stable`, `<rollout>-canary`. Selectors
+/// are the pod selector's `matchLabels` plus the rollout (and track) labels; ports are the named
+/// ports of the template's containers (8080 when none are declared).
+pub fn services(
+    names: &Names,
+    owner: &OwnerReference,
+    selector: &LabelSelector,
+    template: &PodTemplateSpec,
+) -> Vec<Service> {
+    let ports = ports(template);
+    let mut base = selector.match_labels.clone().unwrap_or_default();
+    base.insert(LABEL_ROLLOUT.to_owned(), names.rollout.clone());
+    let mut out = vec![service(
+        names.main_service(),
+        names,
+        owner,
+        None,
+        base.clone(),
+        ports.clone(),
+    )];
+    for track in [Track::Stable, Track::Canary] {
+        let mut sel = base.clone();
+        sel.insert(LABEL_TRACK.to_owned(), track.as_str().to_owned());
+        out.push(service(
+            names.service(track),
+            names,
+            owner,
+            Some(track),
+            sel,
+            ports.clone(),
+        ));
+    }
+    out
+}
+
+fn service(
+    name: String,
+    names: &Names,
+    owner: &OwnerReference,
+    track: Option<Track>,
+    selector: BTreeMap<String, String>,
+    ports: Vec<ServicePort>,
+) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(names.namespace.clone()),
+            labels: Some(object_labels(names, track)),
+            owner_references: Some(vec![owner.clone()]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            selector: Some(selector),
+            ports: Some(ports),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Named TCP ports of all containers (first occurrence of a name wins); else `http` → 8080.
+fn ports(template: &PodTemplateSpec) -> Vec<ServicePort> {
+    let mut out: Vec<ServicePort> = Vec::new();
+    let containers = template.spec.iter().flat_map(|s| s.containers.iter());
+    for port in containers.flat_map(|c| c.ports.iter().flatten()) {
+        let Some(name) = &port.name else { continue };
+        if out.iter().any(|p| p.name.as_ref() == Some(name)) {
+            continue;
+        }
+        out.push(ServicePort {
+            name: Some(name.clone()),
+            port: port.container_port,
+            target_port: Some(IntOrString::String(name.clone())),
+            protocol: Some(port.protocol.clone().unwrap_or_else(|| "TCP".to_owned())),
+            ..ServicePort::default()
+        });
+    }
+    if out.is_empty() {
+        out.push(ServicePort {
+            name: Some("http".to_owned()),
+            port: DEFAULT_PORT,
+            target_port: Some(IntOrString::Int(DEFAULT_PORT)),
+            protocol: Some("TCP".to_owned()),
+            ..ServicePort::default()
+        });
+    }
+    out
+}

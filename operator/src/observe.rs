@@ -1,0 +1,196 @@
+//! Observations from the world, as pure functions of the objects read back: canary pod health,
+//! the revision the stable pods are ready at, human commands and replica counts for the status.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::brain::{Command, CommandKind, PodHealth};
+use crate::desired::{ANNOTATION_REVISION, ANNOTATION_SOURCE, LABEL_REVISION, Source};
+
+/// Annotation carrying a human command: `<verb>` or `<verb>/<nonce>`.
+pub const ANNOTATION_COMMAND: &str = "feedroll.dev/command";
+/// A canary container restarting more often than this counts as crash-looping.
+pub const RESTART_BOUND: i32 = 3;
+
+/// Parses a command annotation: `promote`, `promote-full`, `pause`, `resume`, `abort` or
+/// `retry`, optionally followed by `/<nonce>`; the id is the whole value (applied once).
+pub fn parse_command(value: &str) -> Result<Command, String> {
+    let value = value.trim();
+    let verb = value.split_once('/').map_or(value, |(v, _)| v);
+    let kind = match verb {
+        "promote" => CommandKind::PromoteStep,
+        "promote-full" => CommandKind::PromoteFull,
+        "pause" => CommandKind::Pause,
+        "resume" => CommandKind::Resume,
+        "abort" => CommandKind::Abort,
+        "retry" => CommandKind::Retry,
+        other => {
+            return Err(format!(
+                "unknown command {other:?} in {ANNOTATION_COMMAND}={value:?}: use promote, promote-full, pause, resume, abort or retry (optionally /<nonce>)"
+            ));
+        }
+    };
+    Ok(Command {
+        id: value.to_owned(),
+        kind,
+    })
+}
+
+/// The command on the object, if any: `Ok(None)` without the annotation, `Err` (with the
+/// annotation value as id) for a value that is not a command.
+pub fn command(
+    annotations: &BTreeMap<String, String>,
+) -> Result<Option<Command>, (String, String)> {
+    match annotations.get(ANNOTATION_COMMAND) {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => parse_command(v)
+            .map(Some)
+            .map_err(|e| (v.trim().to_owned(), e)),
+    }
+}
+
+/// The revision annotation of a Deployment.
+pub fn revision_of(d: &Deployment) -> Option<&str> {
+    d.metadata
+        .annotations
+        .as_ref()?
+        .get(ANNOTATION_REVISION)
+        .map(String::as_str)
+}
+
+/// The revision and source recorded on the live stable Deployment.
+pub fn recorded_source(d: &Deployment) -> Option<(String, Source)> {
+    let rev = revision_of(d)?.to_owned();
+    let src = Source::from_annotation(d.metadata.annotations.as_ref()?.get(ANNOTATION_SOURCE)?)?;
+    Some((rev, src))
+}
+
+/// Whether the Deployment controller has caught up with the spec and every pod is of the
+/// current template, ready and available.
+pub fn rolled_out(d: &Deployment) -> bool {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(st) = d.status.as_ref() else {
+        return want == 0 && d.metadata.generation.is_none();
+    };
+    let observed = match (st.observed_generation, d.metadata.generation) {
+        (Some(o), Some(g)) => o >= g,
+        (_, None) => true,
+        (None, Some(_)) => false,
+    };
+    observed
+        && st.updated_replicas.unwrap_or(0) >= want
+        && st.ready_replicas.unwrap_or(0) >= want
+        && st.available_replicas.unwrap_or(0) >= want
+        && st.replicas.unwrap_or(0) <= want
+}
+
+/// The revision the stable pods run and are all ready at (`None` while rolling or absent).
+pub fn stable_ready_revision(stable: Option<&Deployment>) -> Option<String> {
+    let d = stable?;
+    rolled_out(d).then(|| revision_of(d).map(str::to_owned))?
+}
+
+/// Ready canary pods at `revision` (0 when the Deployment runs another revision or lags).
+pub fn canary_ready(canary: Option<&Deployment>, revision: Option<&str>) -> i32 {
+    let Some(d) = canary else { return 0 };
+    if revision.is_none() || revision_of(d) != revision {
+        return 0;
+    }
+    let Some(st) = d.status.as_ref() else {
+        return 0;
+    };
+    let observed = match (st.observed_generation, d.metadata.generation) {
+        (Some(o), Some(g)) => o >= g,
+        (_, None) => true,
+        (None, Some(_)) => false,
+    };
+    if !observed {
+        return 0;
+    }
+    st.ready_replicas
+        .unwrap_or(0)
+        .min(st.updated_replicas.unwrap_or(0))
+}
+
+/// Canary pod health: `ready` when the canary Deployment runs `revision` with `want > 0`
+/// replicas, all updated and ready; `crash_looping` when a live canary pod of `revision` has a
+/// container in CrashLoopBackOff or restarted more than [`RESTART_BOUND`] times.
+pub fn canary_health(
+    canary: Option<&Deployment>,
+    pods: &[Pod],
+    revision: Option<&str>,
+    want: i32,
+) -> PodHealth {
+    let ready = want > 0
+        && canary.is_some_and(|d| {
+            d.spec.as_ref().and_then(|s| s.replicas) == Some(want)
+                && revision_of(d) == revision
+                && rolled_out(d)
+        });
+    let crash_looping = revision.is_some()
+        && pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_REVISION))
+                    .map(String::as_str)
+                    == revision
+            })
+            .any(crash_looping);
+    PodHealth {
+        ready,
+        crash_looping,
+    }
+}
+
+/// Why a pod counts as crash-looping, if it does.
+pub fn crash_loop_reason(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let all = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .chain(status.init_container_statuses.iter().flatten());
+    for c in all {
+        let waiting = c
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref());
+        if waiting == Some("CrashLoopBackOff") {
+            return Some(format!("container {} is in CrashLoopBackOff", c.name));
+        }
+        if c.restart_count > RESTART_BOUND {
+            return Some(format!(
+                "container {} restarted {} times",
+                c.name, c.restart_count
+            ));
+        }
+    }
+    None
+}
+
+fn crash_looping(pod: &Pod) -> bool {
+    crash_loop_reason(pod).is_some()
+}
+
+/// Replica counts of both Deployments for the status: (total, ready, stable, canary).
+pub fn replica_counts(
+    stable: Option<&Deployment>,
+    canary: Option<&Deployment>,
+) -> (i32, i32, i32, i32) {
+    let count = |d: Option<&Deployment>| {
+        d.and_then(|d| d.status.as_ref()).map_or((0, 0), |s| {
+            (s.replicas.unwrap_or(0), s.ready_replicas.unwrap_or(0))
+        })
+    };
+    let (s, s_ready) = count(stable);
+    let (c, c_ready) = count(canary);
+    (s + c, s_ready + c_ready, s, c)
+}

@@ -1,0 +1,195 @@
+//! Observations from the world (pure): canary pod health from Pods, the stable ready revision
+//! from the stable Deployment, commands from the annotation.
+
+use std::collections::BTreeMap;
+
+use feedroll_operator::brain::{CommandKind, PodHealth};
+use feedroll_operator::observe::{
+    canary_health, canary_ready, command, crash_loop_reason, parse_command, replica_counts,
+    stable_ready_revision,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+
+fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_yaml::from_str(text).unwrap()
+}
+
+fn deployment(
+    rev: &str,
+    replicas: i32,
+    generation: i64,
+    observed: i64,
+    ready: i32,
+    updated: i32,
+    total: i32,
+) -> Deployment {
+    yaml(&format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: feed-canary
+  generation: {generation}
+  annotations: {{feedroll.dev/revision: "{rev}"}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: feed}}}}
+  template: {{metadata: {{labels: {{app: feed}}}}}}
+status:
+  observedGeneration: {observed}
+  replicas: {total}
+  updatedReplicas: {updated}
+  readyReplicas: {ready}
+  availableReplicas: {ready}
+"#
+    ))
+}
+
+fn pod(rev: &str, state: &str, restarts: i32, deleting: bool) -> Pod {
+    let deletion = if deleting {
+        "deletionTimestamp: \"2027-01-01T00:00:00Z\""
+    } else {
+        ""
+    };
+    yaml(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: feed-canary-abc
+  labels: {{feedroll.dev/rollout: feed, feedroll.dev/track: canary, feedroll.dev/revision: "{rev}"}}
+  {deletion}
+status:
+  containerStatuses:
+    - name: feed-server
+      image: feed:2
+      imageID: ""
+      ready: false
+      restartCount: {restarts}
+      state: {state}
+"#
+    ))
+}
+
+const RUNNING: &str = "{running: {startedAt: \"2027-01-01T00:00:00Z\"}}";
+const CRASHING: &str = "{waiting: {reason: CrashLoopBackOff, message: back-off 40s}}";
+
+#[test]
+fn crash_loops_are_seen_on_live_canary_pods_of_the_current_revision() {
+    let d = deployment("r2", 1, 2, 2, 0, 1, 1);
+    let health = |pods: &[Pod]| canary_health(Some(&d), pods, Some("r2"), 1);
+    assert_eq!(
+        health(&[pod("r2", RUNNING, 0, false)]),
+        PodHealth::default()
+    );
+    assert!(health(&[pod("r2", CRASHING, 2, false)]).crash_looping);
+    // Restarts past the bound count even while running.
+    assert!(health(&[pod("r2", RUNNING, 4, false)]).crash_looping);
+    assert!(!health(&[pod("r2", RUNNING, 3, false)]).crash_looping);
+    // Stale canary pods (another revision) and terminating pods are not judged.
+    assert!(!health(&[pod("r1", CRASHING, 9, false)]).crash_looping);
+    assert!(!health(&[pod("r2", CRASHING, 9, true)]).crash_looping);
+    assert!(
+        crash_loop_reason(&pod("r2", CRASHING, 0, false))
+            .unwrap()
+            .contains("CrashLoopBackOff")
+    );
+    // No canary revision: nothing to judge.
+    assert!(!canary_health(Some(&d), &[pod("r2", CRASHING, 9, false)], None, 1).crash_looping);
+}
+
+#[test]
+fn canary_is_ready_when_its_deployment_runs_the_revision_with_the_wanted_pods() {
+    let ready = deployment("r2", 2, 3, 3, 2, 2, 2);
+    assert!(canary_health(Some(&ready), &[], Some("r2"), 2).ready);
+    // Wrong revision, stale generation, too few ready, wrong replica count, nothing wanted.
+    assert!(!canary_health(Some(&ready), &[], Some("r3"), 2).ready);
+    assert!(
+        !canary_health(
+            Some(&deployment("r2", 2, 4, 3, 2, 2, 2)),
+            &[],
+            Some("r2"),
+            2
+        )
+        .ready
+    );
+    assert!(
+        !canary_health(
+            Some(&deployment("r2", 2, 3, 3, 1, 2, 2)),
+            &[],
+            Some("r2"),
+            2
+        )
+        .ready
+    );
+    assert!(!canary_health(Some(&ready), &[], Some("r2"), 3).ready);
+    assert!(!canary_health(Some(&ready), &[], Some("r2"), 0).ready);
+    assert!(!canary_health(None, &[], Some("r2"), 1).ready);
+    assert_eq!(canary_ready(Some(&ready), Some("r2")), 2);
+    assert_eq!(canary_ready(Some(&ready), Some("r1")), 0);
+    // Ready pods of an old template do not count.
+    assert_eq!(
+        canary_ready(Some(&deployment("r2", 2, 3, 3, 2, 1, 3)), Some("r2")),
+        1
+    );
+}
+
+#[test]
+fn stable_is_ready_at_its_revision_only_when_fully_rolled_out() {
+    assert_eq!(stable_ready_revision(None), None);
+    assert_eq!(
+        stable_ready_revision(Some(&deployment("r1", 3, 5, 5, 3, 3, 3))),
+        Some("r1".to_owned())
+    );
+    // Rolling: old pods still there, or the controller has not seen the new generation.
+    assert_eq!(
+        stable_ready_revision(Some(&deployment("r1", 3, 5, 5, 3, 3, 4))),
+        None
+    );
+    assert_eq!(
+        stable_ready_revision(Some(&deployment("r1", 3, 6, 5, 3, 3, 3))),
+        None
+    );
+    assert_eq!(
+        stable_ready_revision(Some(&deployment("r1", 3, 5, 5, 2, 3, 3))),
+        None
+    );
+    assert_eq!(
+        replica_counts(
+            Some(&deployment("r1", 3, 5, 5, 3, 3, 3)),
+            Some(&deployment("r2", 1, 1, 1, 0, 1, 1))
+        ),
+        (4, 3, 3, 1)
+    );
+}
+
+#[test]
+fn commands_come_from_the_annotation_with_the_whole_value_as_id() {
+    let c = parse_command("promote/1712345678").unwrap();
+    assert_eq!(
+        (c.id.as_str(), c.kind),
+        ("promote/1712345678", CommandKind::PromoteStep)
+    );
+    for (v, k) in [
+        ("promote", CommandKind::PromoteStep),
+        ("promote-full/x", CommandKind::PromoteFull),
+        ("pause", CommandKind::Pause),
+        ("resume/2", CommandKind::Resume),
+        ("abort", CommandKind::Abort),
+        ("retry/abc", CommandKind::Retry),
+    ] {
+        assert_eq!(parse_command(v).unwrap().kind, k, "{v}");
+    }
+    assert!(
+        parse_command("rollback/1")
+            .unwrap_err()
+            .contains("unknown command")
+    );
+    let mut a = BTreeMap::new();
+    assert_eq!(command(&a), Ok(None));
+    a.insert("feedroll.dev/command".to_owned(), "pause/7".to_owned());
+    assert_eq!(command(&a).unwrap().unwrap().kind, CommandKind::Pause);
+    a.insert("feedroll.dev/command".to_owned(), "explode".to_owned());
+    assert_eq!(command(&a).unwrap_err().0, "explode");
+}
