@@ -1,0 +1,698 @@
+//! The reconciler through a real `kube::Client` over the in-memory fake API server
+//! (`support/fake_api.rs`), with scripted analysis verdicts and a hand-moved clock. Each test
+//! plays the Deployment controller (marking Deployments rolled out) and the human.
+
+#[path = "support/fake_api.rs"]
+mod fake_api;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fake_api::FakeApi;
+use feedroll_crds::{
+    AnalysisRun, CheckRecord, FeedRollout, FeedRolloutStatus, Phase, ResolvedAnalysis, Tier,
+    Verdict,
+};
+use feedroll_operator::analysis::Target;
+use feedroll_operator::controller::{
+    Analyzer, ApplyCache, Context, EventPublisher, Metrics, reconcile,
+};
+use futures::future::BoxFuture;
+use http::Method;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams};
+use serde_json::{Value, json};
+
+const NS: &str = "prod";
+const FR: &str = "feedroll.dev/v1alpha1";
+const APPS: &str = "apps/v1";
+
+/// Answers every check with the verdict set for its tier (pass by default).
+#[derive(Default)]
+struct Scripted {
+    failing: Mutex<Vec<Tier>>,
+    calls: AtomicUsize,
+}
+
+impl Scripted {
+    fn fail(&self, tier: Tier) {
+        self.failing.lock().unwrap().push(tier);
+    }
+}
+
+impl Analyzer for Scripted {
+    fn analyze<'a>(
+        &'a self,
+        _target: &'a Target,
+        analysis: &'a ResolvedAnalysis,
+        fast: bool,
+        at: Timestamp,
+    ) -> BoxFuture<'a, AnalysisRun> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let failing = self.failing.lock().unwrap().clone();
+        Box::pin(async move {
+            AnalysisRun {
+                at: Some(Time(at)),
+                fast,
+                records: analysis
+                    .checks
+                    .iter()
+                    .filter(|c| !fast || c.is_fast())
+                    .map(|c| {
+                        let fail = failing.contains(&c.tier);
+                        CheckRecord {
+                            name: c.name.clone(),
+                            tier: c.tier,
+                            at: Some(Time(at)),
+                            query: format!("scripted {}", c.name),
+                            threshold: c.threshold_text(),
+                            value: Some(if fail { 0.5 } else { 0.0 }),
+                            verdict: if fail { Verdict::Fail } else { Verdict::Pass },
+                            reason: "scripted".into(),
+                            ..CheckRecord::default()
+                        }
+                    })
+                    .collect(),
+            }
+        })
+    }
+}
+
+/// One operator instance (a restart is a new `Operator` on the same API server).
+struct Operator {
+    api: FakeApi,
+    ctx: Arc<Context>,
+    now: Arc<Mutex<Timestamp>>,
+    analyzer: Arc<Scripted>,
+    metrics: Arc<Metrics>,
+}
+
+impl Operator {
+    fn new(api: &FakeApi, start: Timestamp) -> Self {
+        let client = api.client();
+        let now = Arc::new(Mutex::new(start));
+        let clock_now = now.clone();
+        let analyzer = Arc::new(Scripted::default());
+        let metrics = Arc::new(Metrics::new());
+        let ctx = Arc::new(Context {
+            events: EventPublisher::new(client.clone(), "test-0"),
+            client,
+            analyzer: analyzer.clone(),
+            metrics: metrics.clone(),
+            clock: Arc::new(move || *clock_now.lock().unwrap()),
+            cache: ApplyCache::new(Duration::ZERO),
+            resync: Duration::from_secs(300),
+        });
+        Self {
+            api: api.clone(),
+            ctx,
+            now,
+            analyzer,
+            metrics,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        *self.now.lock().unwrap()
+    }
+
+    fn advance(&self, secs: i64) {
+        let mut now = self.now.lock().unwrap();
+        *now = now
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(secs))
+            .unwrap();
+    }
+
+    async fn reconcile_named(
+        &self,
+        name: &str,
+    ) -> Result<kube_runtime::controller::Action, String> {
+        let api: Api<FeedRollout> = Api::namespaced(self.api.client(), NS);
+        let fr = api.get(name).await.map_err(|e| e.to_string())?;
+        reconcile(Arc::new(fr), self.ctx.clone())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Reconciles `feed` (twice the first time: the finalizer is added first).
+    async fn reconcile(&self) -> kube_runtime::controller::Action {
+        self.reconcile_named("feed").await.unwrap()
+    }
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_900_000_000 + secs).unwrap()
+}
+
+fn rollout(name: &str, image: &str, replicas: i32) -> Value {
+    json!({
+        "apiVersion": FR, "kind": "FeedRollout",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "feed-server"}},
+                "spec": {"containers": [{"name": "feed-server", "image": image,
+                                         "ports": [{"name": "http", "containerPort": 8080}]}]}
+            },
+            "strategy": {"steps": [
+                {"setWeight": 25}, {"pause": {"duration": "2m"}},
+                {"setWeight": 50}, {"pause": {"duration": "2m"}}
+            ]}
+        }
+    })
+}
+
+fn fr(api: &FakeApi) -> Value {
+    api.get(FR, "feedrollouts", NS, "feed").unwrap()
+}
+
+fn status(api: &FakeApi) -> FeedRolloutStatus {
+    serde_json::from_value(fr(api)["status"].clone()).unwrap_or_default()
+}
+
+fn deployment(api: &FakeApi, track: &str) -> Value {
+    api.get(APPS, "deployments", NS, &format!("feed-{track}"))
+        .unwrap_or(Value::Null)
+}
+
+fn replicas(api: &FakeApi, track: &str) -> i64 {
+    deployment(api, track)["spec"]["replicas"]
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+fn image(api: &FakeApi, track: &str) -> String {
+    deployment(api, track)["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn env(api: &FakeApi, track: &str, name: &str) -> Option<String> {
+    deployment(api, track)["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .map(str::to_owned)
+}
+
+/// Plays the Deployment controller: every pod of the Deployment is updated, ready, available.
+fn roll_out(api: &FakeApi, track: &str) {
+    api.update(APPS, "deployments", NS, &format!("feed-{track}"), |d| {
+        let n = d["spec"]["replicas"].clone();
+        d["status"] = json!({
+            "observedGeneration": d["metadata"]["generation"],
+            "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
+        });
+    });
+}
+
+fn set_image(api: &FakeApi, image: &str) {
+    api.update(FR, "feedrollouts", NS, "feed", |o| {
+        o["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+    });
+}
+
+fn annotate(api: &FakeApi, command: &str) {
+    api.update(FR, "feedrollouts", NS, "feed", |o| {
+        o["metadata"]["annotations"] = json!({"feedroll.dev/command": command});
+    });
+}
+
+fn event_reasons(api: &FakeApi) -> Vec<String> {
+    let mut events = api.list("events.k8s.io/v1", "events", NS);
+    events.sort_by_key(|e| {
+        e["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .parse::<u64>()
+            .unwrap_or(0)
+    });
+    events
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A FeedRollout whose stable runs feed:1 (first deployment done), at t = 0.
+async fn settled(api: &FakeApi) -> Operator {
+    api.put("feedrollouts", rollout("feed", "feed:1", 4));
+    let op = Operator::new(api, at(0));
+    op.reconcile().await; // adds the finalizer
+    assert_eq!(
+        fr(api)["metadata"]["finalizers"],
+        json!(["feedroll.dev/cleanup"])
+    );
+    op.reconcile().await;
+    assert_eq!(status(api).phase, Some(Phase::Promoting));
+    assert_eq!(replicas(api, "stable"), 4);
+    assert_eq!(replicas(api, "canary"), 0);
+    roll_out(api, "stable");
+    op.reconcile().await;
+    let st = status(api);
+    assert_eq!(st.phase, Some(Phase::Succeeded), "{st:?}");
+    assert!(st.stable_revision.is_some());
+    op
+}
+
+/// `settled`, then feed:2 in the spec and the first step (25%) with a ready canary.
+async fn canary_at_25(api: &FakeApi) -> Operator {
+    let op = settled(api).await;
+    op.advance(10);
+    set_image(api, "feed:2");
+    op.reconcile().await;
+    op.advance(5);
+    roll_out(api, "canary");
+    op.reconcile().await;
+    op
+}
+
+#[tokio::test]
+async fn new_revision_creates_the_canary_with_replicas_env_and_services() {
+    let api = FakeApi::new();
+    let op = settled(&api).await;
+    op.advance(10);
+    set_image(&api, "feed:2");
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(
+        (st.phase, st.weight, st.current_step_index),
+        (Some(Phase::Progressing), 25, Some(0))
+    );
+    // 25% of 4 = 1 canary pod; stable keeps its 4 until the canary is ready.
+    assert_eq!((replicas(&api, "stable"), replicas(&api, "canary")), (4, 1));
+    assert_eq!(image(&api, "canary"), "feed:2");
+    assert_eq!(image(&api, "stable"), "feed:1");
+    assert_eq!(env(&api, "canary", "FEED_TRACK").as_deref(), Some("canary"));
+    assert_eq!(env(&api, "canary", "FEED_ROLLOUT").as_deref(), Some("feed"));
+    assert_eq!(env(&api, "stable", "FEED_TRACK").as_deref(), Some("stable"));
+    let owner = &deployment(&api, "canary")["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), owner["controller"].as_bool()),
+        (Some("FeedRollout"), Some(true))
+    );
+    for svc in ["feed", "feed-stable", "feed-canary"] {
+        let s = api
+            .get("v1", "services", NS, svc)
+            .unwrap_or_else(|| panic!("service {svc}"));
+        assert_eq!(s["spec"]["selector"]["feedroll.dev/rollout"], "feed");
+    }
+    assert_eq!(
+        api.get("v1", "services", NS, "feed-canary").unwrap()["spec"]["selector"]["feedroll.dev/track"],
+        "canary"
+    );
+    // Ready canary: stable gives up one pod.
+    op.advance(5);
+    roll_out(&api, "canary");
+    op.reconcile().await;
+    assert_eq!((replicas(&api, "stable"), replicas(&api, "canary")), (3, 1));
+    let st = status(&api);
+    assert_eq!((st.replicas, st.canary_replicas), (5, 1));
+    assert_eq!(
+        st.selector.as_deref(),
+        Some("app.kubernetes.io/name=feed-server,feedroll.dev/rollout=feed")
+    );
+    let reasons = event_reasons(&api);
+    assert!(
+        reasons.contains(&"RolloutStarted".to_owned()),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"StepAdvanced".to_owned()), "{reasons:?}");
+
+    // Server-side apply with the operator's field manager; on the FeedRollout only status and
+    // the finalizer are written.
+    for r in api.requests().iter().filter(|r| r.method == Method::PATCH) {
+        if r.path.contains("/feedrollouts/") {
+            let ok = r.path.ends_with("/status")
+                || (r.content_type.starts_with("application/json-patch")
+                    && r.body
+                        .as_ref()
+                        .unwrap()
+                        .to_string()
+                        .contains("/metadata/finalizers"));
+            assert!(ok, "wrote the FeedRollout outside status/finalizers: {r:?}");
+        } else {
+            assert!(
+                r.content_type.starts_with("application/apply-patch"),
+                "{r:?}"
+            );
+            assert!(r.query.contains("fieldManager=feedroll-operator"), "{r:?}");
+            assert!(r.query.contains("force=true"), "{r:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn steps_advance_after_the_pause_and_passing_analysis_then_promote() {
+    let api = FakeApi::new();
+    let op = canary_at_25(&api).await;
+    // The canary became ready and a check passed after the step started: the pause step runs.
+    let st = status(&api);
+    assert_eq!(st.current_step_index, Some(1), "{:?}", st.message);
+    let action = op.reconcile().await;
+    // Requeued when the next check is due (the fast, roll-back-tier interval: 10s).
+    assert_eq!(
+        action,
+        kube_runtime::controller::Action::requeue(Duration::from_secs(10))
+    );
+    // Still pausing a minute later.
+    op.advance(60);
+    op.reconcile().await;
+    assert_eq!(status(&api).current_step_index, Some(1));
+    // The 2m pause is over and the analysis passed: exactly one step further.
+    op.advance(61);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(
+        (st.current_step_index, st.weight),
+        (Some(2), 50),
+        "{:?}",
+        st.message
+    );
+    assert_eq!(replicas(&api, "canary"), 2);
+    roll_out(&api, "canary");
+    op.advance(60);
+    op.reconcile().await;
+    op.advance(121);
+    op.reconcile().await;
+    op.advance(1);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(st.phase, Some(Phase::Promoting), "{:?}", st.message);
+    // Promotion: stable moves to feed:2 at full size while the canary serves.
+    assert_eq!(image(&api, "stable"), "feed:2");
+    assert_eq!((replicas(&api, "stable"), replicas(&api, "canary")), (4, 4));
+    roll_out(&api, "stable");
+    roll_out(&api, "canary");
+    op.advance(5);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(st.phase, Some(Phase::Succeeded), "{:?}", st.message);
+    assert_eq!(st.stable_revision, st.canary_revision);
+    assert_eq!((replicas(&api, "stable"), replicas(&api, "canary")), (4, 0));
+    assert!(event_reasons(&api).contains(&"Promoted".to_owned()));
+    assert!(op.metrics.render().contains(
+        "feedroll_rollout_phase{namespace=\"prod\",phase=\"Succeeded\",rollout=\"feed\"} 1"
+    ));
+}
+
+#[tokio::test]
+async fn analysis_failure_rolls_back_at_once() {
+    let api = FakeApi::new();
+    let op = canary_at_25(&api).await;
+    op.analyzer.fail(Tier::Rollback);
+    op.advance(10);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(
+        (st.phase, st.weight),
+        (Some(Phase::RolledBack), 0),
+        "{:?}",
+        st.message
+    );
+    assert_eq!((replicas(&api, "stable"), replicas(&api, "canary")), (4, 0));
+    assert_eq!(image(&api, "stable"), "feed:1");
+    let reasons = event_reasons(&api);
+    assert!(
+        reasons.contains(&"AnalysisFailed".to_owned()),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"RolledBack".to_owned()), "{reasons:?}");
+    let metrics = op.metrics.render();
+    assert!(
+        metrics.contains("feedroll_breach_to_rollback_seconds_count 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("verdict=\"fail\""), "{metrics}");
+    // Sticky until retry.
+    op.advance(60);
+    op.reconcile().await;
+    assert_eq!(status(&api).phase, Some(Phase::RolledBack));
+    op.analyzer.failing.lock().unwrap().clear();
+    annotate(&api, "retry/1");
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!((st.phase, st.weight), (Some(Phase::Progressing), 25));
+    assert_eq!(st.last_command_id.as_deref(), Some("retry/1"));
+}
+
+#[tokio::test]
+async fn crash_looping_canary_pod_rolls_back_without_analysis() {
+    let api = FakeApi::new();
+    let op = canary_at_25(&api).await;
+    let rev = status(&api).canary_revision.unwrap();
+    api.put(
+        "pods",
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "feed-canary-x1", "namespace": NS,
+                         "labels": {"feedroll.dev/rollout": "feed", "feedroll.dev/track": "canary",
+                                    "feedroll.dev/revision": rev}},
+            "spec": {"containers": [{"name": "feed-server", "image": "feed:2"}]},
+            "status": {"containerStatuses": [{"name": "feed-server", "image": "feed:2", "imageID": "",
+                        "ready": false, "restartCount": 2,
+                        "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+        }),
+    );
+    let calls = op.analyzer.calls.load(Ordering::Relaxed);
+    op.advance(1);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(
+        (st.phase, st.weight),
+        (Some(Phase::RolledBack), 0),
+        "{:?}",
+        st.message
+    );
+    assert!(st.message.unwrap_or_default().contains("crash-looping"));
+    assert_eq!(
+        op.analyzer.calls.load(Ordering::Relaxed),
+        calls,
+        "no analysis was due"
+    );
+    assert_eq!(replicas(&api, "canary"), 0);
+}
+
+#[tokio::test]
+async fn human_commands_from_the_annotation_apply_once() {
+    let api = FakeApi::new();
+    let op = canary_at_25(&api).await;
+    annotate(&api, "pause/1");
+    op.reconcile().await;
+    assert_eq!(status(&api).phase, Some(Phase::Paused));
+    // The same value again changes nothing.
+    op.advance(300);
+    op.reconcile().await;
+    assert_eq!(status(&api).phase, Some(Phase::Paused));
+    annotate(&api, "promote-full/2");
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!((st.phase, st.weight), (Some(Phase::Promoting), 100));
+    assert_eq!(image(&api, "stable"), "feed:2");
+    // An unknown verb is reported once, as a Warning, and recorded as seen.
+    annotate(&api, "explode/3");
+    op.reconcile().await;
+    op.reconcile().await;
+    let reasons = event_reasons(&api);
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "CommandIgnored").count(),
+        1,
+        "{reasons:?}"
+    );
+    assert_eq!(status(&api).last_command_id.as_deref(), Some("explode/3"));
+    // The annotation is never removed.
+    assert_eq!(
+        fr(&api)["metadata"]["annotations"]["feedroll.dev/command"],
+        "explode/3"
+    );
+}
+
+#[tokio::test]
+async fn hpa_raising_replicas_is_split_by_weight_without_over_scaling_stable() {
+    let api = FakeApi::new();
+    let op = canary_at_25(&api).await;
+    assert_eq!((replicas(&api, "stable"), replicas(&api, "canary")), (3, 1));
+    // The HPA writes spec.replicas through the scale subresource.
+    api.update(FR, "feedrollouts", NS, "feed", |o| {
+        o["spec"]["replicas"] = json!(8)
+    });
+    op.advance(1);
+    op.reconcile().await;
+    // 25% of 8 = 2 canary pods; stable gives up only the one that is ready.
+    assert_eq!((replicas(&api, "stable"), replicas(&api, "canary")), (7, 2));
+    roll_out(&api, "canary");
+    roll_out(&api, "stable");
+    op.advance(1);
+    op.reconcile().await;
+    assert_eq!((replicas(&api, "stable"), replicas(&api, "canary")), (6, 2));
+    let st = status(&api);
+    assert_eq!(
+        (st.replicas, st.stable_replicas, st.canary_replicas),
+        (9, 7, 2)
+    );
+    // Stable scale-down is seen next time; the total converges on spec.replicas.
+    roll_out(&api, "stable");
+    op.advance(1);
+    op.reconcile().await;
+    assert_eq!(status(&api).replicas, 8);
+}
+
+#[tokio::test]
+async fn a_restarted_operator_resumes_without_repeating_or_skipping_a_step() {
+    let api = FakeApi::new();
+    let op = canary_at_25(&api).await;
+    op.advance(60);
+    op.reconcile().await;
+    assert_eq!(status(&api).current_step_index, Some(1));
+    let events_before = event_reasons(&api).len();
+    let before = status(&api);
+    drop(op);
+
+    // A new instance (fresh caches and metrics), same stored status, 30s later: mid-pause.
+    let op = Operator::new(&api, at(105));
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(
+        (st.current_step_index, st.weight),
+        (before.current_step_index, before.weight)
+    );
+    assert_eq!(st.step_started_at, before.step_started_at);
+    assert_eq!(
+        event_reasons(&api).len(),
+        events_before,
+        "no decision was repeated"
+    );
+    // The pause ends on time (2m after it started) and exactly one step is entered.
+    op.advance(100);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(
+        (st.current_step_index, st.weight),
+        (Some(2), 50),
+        "{:?}",
+        st.message
+    );
+}
+
+#[tokio::test]
+async fn deletion_removes_the_objects_and_the_finalizer() {
+    let api = FakeApi::new();
+    let op = canary_at_25(&api).await;
+    op.metrics.render();
+    let frs: Api<FeedRollout> = Api::namespaced(api.client(), NS);
+    frs.delete("feed", &DeleteParams::default()).await.unwrap();
+    assert!(fr(&api)["metadata"]["deletionTimestamp"].is_string());
+    op.reconcile().await;
+    assert!(
+        api.get(FR, "feedrollouts", NS, "feed").is_none(),
+        "finalizer removed"
+    );
+    assert!(api.list(APPS, "deployments", NS).is_empty());
+    assert!(api.list("v1", "services", NS).is_empty());
+    assert!(!op.metrics.render().contains("rollout=\"feed\""));
+}
+
+#[tokio::test]
+async fn malformed_rollouts_are_reported_and_do_not_stop_the_others() {
+    let api = FakeApi::new();
+    // No labels on the template and no selector: nothing can select the pods.
+    let mut bad = rollout("bad", "feed:1", 2);
+    bad["spec"]["template"]["metadata"] = json!({});
+    api.put("feedrollouts", bad);
+    // A pause duration that does not parse (the CRD's CEL would reject it; here it slipped by).
+    let mut broken = rollout("broken", "feed:1", 2);
+    broken["spec"]["strategy"]["steps"][1]["pause"]["duration"] = json!("soon");
+    api.put("feedrollouts", broken);
+    api.put("feedrollouts", rollout("feed", "feed:1", 2));
+    let op = Operator::new(&api, at(0));
+    for _ in 0..2 {
+        for name in ["bad", "broken", "feed"] {
+            op.reconcile_named(name).await.unwrap();
+        }
+    }
+    let bad: FeedRolloutStatus =
+        serde_json::from_value(api.get(FR, "feedrollouts", NS, "bad").unwrap()["status"].clone())
+            .unwrap();
+    let reconciled = bad
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reconciled")
+        .unwrap();
+    assert_eq!(
+        (reconciled.status.as_str(), reconciled.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        reconciled.message.contains("labels"),
+        "{}",
+        reconciled.message
+    );
+    let broken: FeedRolloutStatus = serde_json::from_value(
+        api.get(FR, "feedrollouts", NS, "broken").unwrap()["status"].clone(),
+    )
+    .unwrap();
+    assert_eq!(broken.phase, Some(Phase::Failed));
+    assert!(
+        api.get(APPS, "deployments", NS, "broken-stable").is_none(),
+        "traffic untouched"
+    );
+    let warnings: Vec<String> = api
+        .list("events.k8s.io/v1", "events", NS)
+        .iter()
+        .filter(|e| e["type"] == "Warning")
+        .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(warnings.contains(&"InvalidSpec".to_owned()), "{warnings:?}");
+    // The healthy one went on.
+    assert_eq!(status(&api).phase, Some(Phase::Promoting));
+    assert_eq!(replicas(&api, "stable"), 2);
+
+    // An object the API server rejects becomes a condition and a Warning, not a failure.
+    api.fail_next(Method::PATCH, "/deployments/feed-stable", 422);
+    op.advance(1);
+    op.reconcile().await;
+    let st = status(&api);
+    let c = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reconciled")
+        .unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "ApplyFailed")
+    );
+    op.advance(1);
+    op.reconcile().await;
+    let st = status(&api);
+    let c = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reconciled")
+        .unwrap();
+    assert_eq!(c.status, "True");
+    assert_eq!(c.last_transition_time.0, op.now(), "moved on the flip back");
+    // A transient error is returned (retried with backoff).
+    api.fail_next(Method::GET, "/deployments/feed-stable", 503);
+    assert!(op.reconcile_named("feed").await.is_err());
+}
+
+#[tokio::test]
+async fn status_is_written_only_when_it_changes() {
+    let api = FakeApi::new();
+    let op = settled(&api).await;
+    api.clear_requests();
+    op.advance(30);
+    op.reconcile().await;
+    op.advance(30);
+    op.reconcile().await;
+    let writes = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == Method::PATCH && r.path.ends_with("/status"))
+        .count();
+    assert_eq!(writes, 0, "a settled rollout writes no status");
+}
