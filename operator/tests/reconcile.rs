@@ -16,7 +16,7 @@ use feedroll_crds::{
 };
 use feedroll_operator::analysis::Target;
 use feedroll_operator::controller::{
-    Analyzer, ApplyCache, Context, EventPublisher, Metrics, reconcile,
+    Analyzer, ApplyCache, Context, EventPublisher, Metrics, rbac, reconcile,
 };
 use futures::future::BoxFuture;
 use http::Method;
@@ -678,6 +678,34 @@ async fn malformed_rollouts_are_reported_and_do_not_stop_the_others() {
     // A transient error is returned (retried with backoff).
     api.fail_next(Method::GET, "/deployments/feed-stable", 503);
     assert!(op.reconcile_named("feed").await.is_err());
+}
+
+#[tokio::test]
+async fn every_request_is_a_listed_permission() {
+    let api = FakeApi::new();
+    let op = canary_at_25(&api).await;
+    annotate(&api, "promote-full/1");
+    op.reconcile().await;
+    // Everything so far was the operator's; the deletion is the user's.
+    let mut requests = api.requests();
+    let frs: Api<FeedRollout> = Api::namespaced(api.client(), NS);
+    frs.delete("feed", &DeleteParams::default()).await.unwrap();
+    api.clear_requests();
+    op.reconcile().await;
+    requests.extend(api.requests());
+    assert!(requests.len() > 20);
+    for r in requests {
+        let Some((group, resource, verb)) = rbac::required(r.method.as_str(), &r.path, &r.query)
+        else {
+            continue;
+        };
+        assert!(
+            rbac::listed(&group, &resource, verb),
+            "{verb} {group}/{resource} ({} {}) is not in controller::rbac::PERMISSIONS",
+            r.method,
+            r.path
+        );
+    }
 }
 
 #[tokio::test]

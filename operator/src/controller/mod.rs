@@ -16,6 +16,7 @@ pub mod analyzer;
 pub mod apply;
 pub mod events;
 pub mod metrics;
+pub mod rbac;
 pub mod reconcile;
 pub mod run;
 
