@@ -10,12 +10,19 @@ use crate::learning::AFFINITY_HALF_LIFE_SECS;
 use crate::model::{FeedItem, Signals};
 use crate::store::{CandidateData, Store, StoreError, UserState};
 
+/// How many leading items of a ranked list a first page can show (the largest page size): the
+/// page's cache TTL is the shortest TTL among their content types. Items further down are only
+/// reached through cursors, which read the snapshot itself for at least
+/// [`crate::cache::MIN_SNAPSHOT_TTL`] whatever their content type.
+pub const FIRST_PAGE_ITEMS: usize = crate::http::feed::MAX_LIMIT;
+
 /// A ranked list of items (signals always computed; the handler drops them unless `explain`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RankedList {
     /// Best first.
     pub items: Vec<FeedItem>,
-    /// Shortest cache TTL among the content types in the list, seconds.
+    /// Shortest cache TTL among the content types of the first [`FIRST_PAGE_ITEMS`] items
+    /// (what a first page can show), seconds.
     pub ttl_secs: u32,
     /// Candidates scored (after the filters, before diversity and the depth cut).
     pub scored: usize,
@@ -203,7 +210,12 @@ pub async fn rank_candidates(
 
 fn finish(profile: &RankingProfile, scored: Vec<Scored>, count: usize) -> RankedList {
     let default_ttl = profile.cache.ttl_seconds.short;
-    let ttl_secs = scored.iter().map(|s| s.ttl).min().unwrap_or(default_ttl);
+    let ttl_secs = scored
+        .iter()
+        .take(FIRST_PAGE_ITEMS)
+        .map(|s| s.ttl)
+        .min()
+        .unwrap_or(default_ttl);
     RankedList {
         items: scored.into_iter().map(|s| s.item).collect(),
         ttl_secs,
