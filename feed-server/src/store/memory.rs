@@ -297,7 +297,7 @@ impl Store for MemoryStore {
             .iter()
             .map(|id| {
                 g.videos.get(id).map(|v| CandidateData {
-                    video: v.clone(),
+                    video: std::sync::Arc::new(v.clone()),
                     stats: g.stats.get(id).copied().unwrap_or_default(),
                     seen: seen.contains(id),
                 })

@@ -7,6 +7,7 @@ mod memory;
 pub mod redis_store;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -91,8 +92,8 @@ pub struct CandidateLists {
 /// A candidate's catalog entry and counters, and whether the user has seen it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CandidateData {
-    /// Catalog entry.
-    pub video: Video,
+    /// Catalog entry (shared with the store's in-process catalog cache, if any).
+    pub video: Arc<Video>,
     /// Counters.
     pub stats: VideoStats,
     /// In the user's seen set.

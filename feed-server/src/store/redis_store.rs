@@ -9,6 +9,7 @@
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `P v:{id}` | string | video JSON |
+//! | `P catv` | string | catalog version: incremented by every catalog write |
 //! | `P vs:{id}` | hash | video counters ([`VideoStats::FIELDS`]) |
 //! | `P cv:{creator}`, `P tv:{tag}`, `P fresh:{lang or *}` | zset | video ids by publish time (ms) |
 //! | `P exp` | zset | video ids by impressions (long tail) |
@@ -20,11 +21,19 @@
 //! | `P u:{user}:recent` | list | recently engaged videos (last 50) |
 //! | `P active` | zset | users by last activity |
 //! | `P c:{key}` | string | cached pages |
+//!
+//! Parsed catalog entries are kept in process (the *catalog cache*), tagged with the catalog
+//! version they were read at. Every candidate read fetches `P catv` in the same round trip as the
+//! counters; when it moved (a catalog write on any replica), the cache is dropped and the entries
+//! it supplied are read again, so a ranking never uses a catalog entry older than the version it
+//! saw. Counters, seen sets and everything per user are always read from Redis.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use parking_lot::RwLock;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, Value};
 
@@ -68,10 +77,22 @@ pub struct RedisSettings {
     pub timeout: Duration,
 }
 
+/// Most catalog entries kept in process (about 0.5 KiB each); the cache is emptied when full.
+const CATALOG_CACHE_MAX: usize = 250_000;
+
+/// Parsed catalog entries valid at one catalog version (see the module docs).
+#[derive(Default)]
+struct CatalogCache {
+    /// Version the entries were read at; `None` before the first read.
+    version: Option<i64>,
+    videos: HashMap<String, Arc<Video>>,
+}
+
 /// Redis-backed store; see the module docs.
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
+    catalog: RwLock<CatalogCache>,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -102,6 +123,23 @@ fn decayed_map(raw: HashMap<String, String>) -> HashMap<String, Decayed> {
     out
 }
 
+/// Counters from an `HMGET` of [`VideoStats::FIELDS`] (missing fields count as 0).
+fn stats_of(reply: Value) -> Result<VideoStats, StoreError> {
+    let Value::Array(values) = reply else {
+        return Err(corrupt("HMGET reply is not an array"));
+    };
+    let mut out = [0.0; VideoStats::FIELDS.len()];
+    for (slot, v) in out.iter_mut().zip(values) {
+        *slot = match v {
+            Value::Nil => 0.0,
+            v => parse::<f64>(v)?,
+        };
+    }
+    Ok(VideoStats::from_pairs(
+        VideoStats::FIELDS.iter().copied().zip(out),
+    ))
+}
+
 impl RedisStore {
     /// Creates the store. The connection is made lazily and re-made after failures, so the
     /// server starts (unready) while Redis is down.
@@ -117,6 +155,7 @@ impl RedisStore {
         Ok(Self {
             conn,
             prefix: settings.prefix.clone(),
+            catalog: RwLock::new(CatalogCache::default()),
         })
     }
 
@@ -139,6 +178,14 @@ impl RedisStore {
         }
         keys.extend(v.tags.iter().map(|t| self.key(format_args!("tv:{t}"))));
         keys
+    }
+
+    /// Drops this replica's catalog cache at once after its own catalog write (other replicas
+    /// notice the version change on their next candidate read).
+    fn forget_catalog(&self) {
+        let mut c = self.catalog.write();
+        c.version = None;
+        c.videos.clear();
     }
 
     fn decayed_add(&self, pipe: &mut Pipeline, key: String, adds: &[DecayedAdd]) {
@@ -197,7 +244,10 @@ impl Store for RedisStore {
                 .arg(&v.id)
                 .ignore();
         }
-        self.run(&pipe).await.map(|_| ())
+        pipe.incr(self.key(format_args!("catv")), 1).ignore();
+        self.run(&pipe).await?;
+        self.forget_catalog();
+        Ok(())
     }
 
     async fn delete_video(&self, id: &str) -> Result<bool, StoreError> {
@@ -212,7 +262,10 @@ impl Store for RedisStore {
         pipe.zrem(self.key(format_args!("exp")), id).ignore();
         pipe.del(self.key(format_args!("v:{id}"))).ignore();
         pipe.del(self.key(format_args!("vs:{id}"))).ignore();
-        self.run(&pipe).await.map(|_| true)
+        pipe.incr(self.key(format_args!("catv")), 1).ignore();
+        self.run(&pipe).await?;
+        self.forget_catalog();
+        Ok(true)
     }
 
     async fn get_videos(&self, ids: &[String]) -> Result<Vec<Option<Video>>, StoreError> {
@@ -402,39 +455,90 @@ impl Store for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let (cached_at, mut videos): (Option<i64>, Vec<Option<Arc<Video>>>) = {
+            let c = self.catalog.read();
+            (
+                c.version,
+                ids.iter().map(|id| c.videos.get(id).cloned()).collect(),
+            )
+        };
         let mut pipe = redis::pipe();
+        pipe.get(self.key(format_args!("catv")));
         for id in ids {
-            pipe.get(self.key(format_args!("v:{id}")));
-            pipe.hgetall(self.key(format_args!("vs:{id}")));
+            pipe.cmd("HMGET")
+                .arg(self.key(format_args!("vs:{id}")))
+                .arg(&VideoStats::FIELDS[..]);
         }
         pipe.cmd("ZMSCORE")
             .arg(self.key(format_args!("u:{user}:seen")))
             .arg(ids);
-        let mut replies = self.run(&pipe).await?;
-        let seen: Vec<Option<f64>> = parse(
-            replies
-                .pop()
-                .ok_or_else(|| corrupt("short pipeline reply"))?,
-        )?;
-        let mut it = replies.into_iter();
-        let mut out = Vec::with_capacity(ids.len());
-        for seen in seen {
-            let (Some(video), Some(stats)) = (it.next(), it.next()) else {
-                return Err(corrupt("short pipeline reply"));
-            };
-            let Some(json) = parse::<Option<String>>(video)? else {
-                out.push(None);
-                continue;
-            };
-            let video: Video = serde_json::from_str(&json).map_err(corrupt)?;
-            let stats: HashMap<String, f64> = parse(stats)?;
-            out.push(Some(CandidateData {
-                video,
-                stats: VideoStats::from_pairs(stats.iter().map(|(k, v)| (k.as_str(), *v))),
-                seen: seen.is_some(),
-            }));
+        let missing: Vec<usize> = (0..ids.len()).filter(|i| videos[*i].is_none()).collect();
+        for &i in &missing {
+            pipe.get(self.key(format_args!("v:{}", ids[i])));
         }
-        Ok(out)
+        let mut replies = self.run(&pipe).await?.into_iter();
+        let mut next = || {
+            replies
+                .next()
+                .ok_or_else(|| corrupt("short pipeline reply"))
+        };
+        let version = parse::<Option<i64>>(next()?)?.unwrap_or(0);
+        let mut stats = Vec::with_capacity(ids.len());
+        for _ in ids {
+            stats.push(stats_of(next()?)?);
+        }
+        let seen: Vec<Option<f64>> = parse(next()?)?;
+        let mut fetched = Vec::with_capacity(missing.len());
+        for &i in &missing {
+            if let Some(json) = parse::<Option<String>>(next()?)? {
+                let video = Arc::new(serde_json::from_str::<Video>(&json).map_err(corrupt)?);
+                videos[i] = Some(video.clone());
+                fetched.push(video);
+            }
+        }
+        if cached_at != Some(version) {
+            // The catalog changed since the cached entries were read: read them again.
+            let stale: Vec<usize> = (0..ids.len())
+                .filter(|i| videos[*i].is_some() && !missing.contains(i))
+                .collect();
+            if !stale.is_empty() {
+                let again: Vec<String> = stale.iter().map(|i| ids[*i].clone()).collect();
+                for (i, v) in stale.into_iter().zip(self.get_videos(&again).await?) {
+                    videos[i] = v.map(Arc::new);
+                    if let Some(v) = &videos[i] {
+                        fetched.push(v.clone());
+                    }
+                }
+            }
+        }
+        {
+            let mut c = self.catalog.write();
+            if c.version != Some(version) {
+                c.version = Some(version);
+                c.videos.clear();
+            }
+            if c.videos.len() + fetched.len() > CATALOG_CACHE_MAX {
+                c.videos.clear();
+            }
+            for v in fetched {
+                c.videos.insert(v.id.clone(), v);
+            }
+        }
+        if seen.len() != ids.len() {
+            return Err(corrupt("short ZMSCORE reply"));
+        }
+        Ok(videos
+            .into_iter()
+            .zip(stats)
+            .zip(seen)
+            .map(|((video, stats), seen)| {
+                video.map(|video| CandidateData {
+                    video,
+                    stats,
+                    seen: seen.is_some(),
+                })
+            })
+            .collect())
     }
 
     async fn active_users(&self, limit: usize) -> Result<Vec<String>, StoreError> {
