@@ -6,7 +6,8 @@
 //! timestamp is set and the object goes when its last finalizer is removed) and patch:
 //! server-side apply (merged into the object; on the `status` subresource only the status is
 //! replaced, elsewhere the status is kept), JSON merge patch and JSON patch. Every request is
-//! recorded. No watches: tests call the reconciler directly.
+//! recorded. Watches stream every change after the requested resourceVersion (from a history of
+//! changes, then live), so a kube-runtime Controller runs against it.
 
 #![allow(dead_code)]
 
@@ -15,10 +16,19 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use kube::client::Body;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+/// Response bodies: whole JSON documents, or a watch stream.
+type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
 
 /// A recorded request.
 #[derive(Clone, Debug)]
@@ -33,13 +43,31 @@ pub struct Recorded {
 /// Where an object lives: `("/apis/apps/v1", "deployments", ns, name)`.
 pub type Key = (String, String, String, String);
 
-#[derive(Default)]
+/// One change: resourceVersion, where, ADDED/MODIFIED/DELETED, the object.
+type Change = (u64, Key, &'static str, Value);
+
 struct State {
     objects: BTreeMap<Key, Value>,
     revision: u64,
     requests: Vec<Recorded>,
     /// Answer the next request whose method and path match with this status code.
     failures: Vec<(Method, String, u16)>,
+    /// Every change, for watches starting at an older resourceVersion.
+    history: Vec<Change>,
+    changes: broadcast::Sender<Change>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            revision: 0,
+            requests: Vec::new(),
+            failures: Vec::new(),
+            history: Vec::new(),
+            changes: broadcast::channel(4096).0,
+        }
+    }
 }
 
 /// The fake API server; clones share the state.
@@ -187,10 +215,27 @@ impl State {
             .is_some_and(|f| !f.is_empty());
         if deleting && !finalizers {
             self.objects.remove(&key);
+            self.changed(key, "DELETED", obj.clone());
         } else {
-            self.objects.insert(key, obj.clone());
+            let kind = if old.is_some() { "MODIFIED" } else { "ADDED" };
+            self.objects.insert(key.clone(), obj.clone());
+            self.changed(key, kind, obj.clone());
         }
         obj
+    }
+
+    fn changed(&mut self, key: Key, kind: &'static str, obj: Value) {
+        let change = (self.revision, key, kind, obj);
+        self.history.push(change.clone());
+        let _ = self.changes.send(change);
+    }
+
+    fn delete_now(&mut self, key: &Key) -> Option<Value> {
+        let old = self.objects.remove(key)?;
+        let mut gone = old.clone();
+        gone["metadata"]["resourceVersion"] = json!(self.bump());
+        self.changed(key.clone(), "DELETED", gone);
+        Some(old)
     }
 
     fn handle(
@@ -271,7 +316,7 @@ impl State {
                     obj["metadata"]["deletionTimestamp"] = json!("2027-01-15T09:00:00Z");
                     (200, self.store(key, obj, Some(&old)))
                 } else {
-                    self.objects.remove(&key);
+                    self.delete_now(&key);
                     (200, old)
                 }
             }
@@ -463,10 +508,62 @@ fn key_of(resource: &str, obj: &Value) -> Key {
     )
 }
 
+/// Whether a change belongs to a watch of `t` with `selector`.
+fn watched(change: &Change, t: &Target, selector: &str) -> bool {
+    let (_, (p, r, n, _), _, obj) = change;
+    *p == t.prefix
+        && *r == t.resource
+        && t.namespace.as_ref().is_none_or(|ns| ns == n)
+        && labels_match(obj, selector)
+}
+
+impl FakeApi {
+    /// A watch: changes after `resourceVersion` from the history, then live ones.
+    fn watch(&self, t: Target, query: &str) -> Response<ResponseBody> {
+        let since: u64 = query_param(query, "resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let selector = query_param(query, "labelSelector").unwrap_or_default();
+        let (backlog, rx) = {
+            let st = self.state();
+            let backlog: Vec<Change> = st
+                .history
+                .iter()
+                .filter(|c| c.0 > since && watched(c, &t, &selector))
+                .cloned()
+                .collect();
+            (backlog, st.changes.subscribe())
+        };
+        let live = futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(c) => return Some((c, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .filter(move |c| std::future::ready(watched(c, &t, &selector)));
+        let lines = futures::stream::iter(backlog)
+            .chain(live)
+            .map(|(_, _, kind, obj)| {
+                let mut line =
+                    serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
+                line.push(b'\n');
+                Ok::<_, Infallible>(Frame::data(Bytes::from(line)))
+            });
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(StreamBody::new(lines).boxed_unsync())
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
+    }
+}
+
 impl tower::Service<Request<Body>> for FakeApi {
-    type Response = Response<Body>;
+    type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+    type Future = BoxFuture<'static, Result<Response<ResponseBody>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -492,6 +589,19 @@ impl tower::Service<Request<Body>> for FakeApi {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
+            if parts.method == Method::GET
+                && query_param(&query, "watch").as_deref() == Some("true")
+                && let Some(t) = parse_path(&path).filter(|t| t.name.is_none())
+            {
+                this.state().requests.push(Recorded {
+                    method: parts.method.clone(),
+                    path: path.clone(),
+                    query: query.clone(),
+                    content_type: ct.clone(),
+                    body: None,
+                });
+                return Ok(this.watch(t, &query));
+            }
             let (code, answer) = {
                 let mut st = this.state();
                 st.requests.push(Recorded {
@@ -507,8 +617,8 @@ impl tower::Service<Request<Body>> for FakeApi {
             Ok(Response::builder()
                 .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
                 .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Body::from(bytes))
-                .unwrap_or_else(|_| Response::new(Body::from(Vec::new()))))
+                .body(Full::new(Bytes::from(bytes)).boxed_unsync())
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync())))
         })
     }
 }
