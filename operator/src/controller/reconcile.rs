@@ -86,11 +86,18 @@ fn observations(fr: &FeedRollout, old: &FeedRolloutStatus, seen: &Seen) -> Obser
     let canary_rev = old.canary_revision.as_deref();
     let ready = observe::canary_ready(seen.canary.as_ref(), canary_rev);
     let want = desired::split(spec.replicas, old, &mode, ready).canary;
+    let revision = brain::revision(spec);
+    // Readiness is judged at the canary the status knows; crash loops only on pods of the
+    // revision being rolled out (pods of an earlier canary never roll a new one back).
+    let mut canary =
+        observe::canary_health(seen.canary.as_ref(), &seen.canary_pods, canary_rev, want);
+    canary.crash_looping =
+        observe::canary_health(None, &seen.canary_pods, Some(revision.as_str()), 0).crash_looping;
     Observations {
-        revision: brain::revision(spec),
+        revision,
         generation: fr.metadata.generation,
         analysis: None,
-        canary: observe::canary_health(seen.canary.as_ref(), &seen.canary_pods, canary_rev, want),
+        canary,
         stable_ready_revision: observe::stable_ready_revision(seen.stable.as_ref()),
         commands: Vec::new(),
     }
