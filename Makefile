@@ -37,6 +37,7 @@ bench: deps ## Benchmarks (see BENCHMARKS.md)
 
 e2e: deps ## End-to-end rollout scenarios on one machine, with their timelines
 	$(CARGO) test -p feedroll-e2e --test scenarios -- --nocapture --test-threads 2
+	$(CARGO) test -p feedroll-e2e --test cluster -- --nocapture # a real cluster; SKIPPED without a kubeconfig
 
 crds: ## Regenerate the FeedRollout CRD YAML from the Rust types
 	$(CARGO) run -q -p feedroll-operator -- crd > $(CRD_FILE)
