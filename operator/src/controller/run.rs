@@ -116,35 +116,46 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let _ = stop_tx.send(true);
     });
 
-    let id = identity();
-    let ctx = Arc::new(Context::new(
-        client.clone(),
+    let result = operate(
+        client,
+        &args,
+        &identity(),
         Arc::new(PrometheusAnalyzer::new()),
-        metrics.clone(),
-        &id,
-    ));
+        metrics,
+        ready,
+        stop_rx,
+    )
+    .await;
+    let _ = server.await;
+    result
+}
+
+/// The operator without its server and signals: leader election (when asked; `id` is the Lease
+/// holder identity) and the Controller, until `stop` turns true. `ready` turns true once the API
+/// server answered.
+pub async fn operate(
+    client: Client,
+    args: &RunArgs,
+    id: &str,
+    analyzer: Arc<dyn super::Analyzer>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let ctx = Arc::new(Context::new(client.clone(), analyzer, metrics.clone(), id));
     // Able to take over: the API server answered (the standby is ready too).
     client.apiserver_version().await?;
     ready.store(true, Ordering::Relaxed);
     tracing::info!(identity = %id, leader_election = args.leader_election, watch_namespace = %args.watch_namespace, "feedroll-operator running");
 
     let result = if args.leader_election {
-        lead(
-            client.clone(),
-            &args,
-            &id,
-            ctx,
-            metrics.clone(),
-            stop_rx.clone(),
-        )
-        .await
+        lead(client.clone(), args, id, ctx, metrics.clone(), stop).await
     } else {
         metrics.set_leader(true);
-        controller(ctx, &args.watch_namespace, stopped(stop_rx.clone())).await;
+        controller(ctx, &args.watch_namespace, stopped(stop)).await;
         Ok(())
     };
     metrics.set_leader(false);
-    let _ = server.await;
     result
 }
 

@@ -5,7 +5,8 @@
 //! list (with equality label selectors), create, delete (finalizers honoured: a deletion
 //! timestamp is set and the object goes when its last finalizer is removed) and patch:
 //! server-side apply (merged into the object; on the `status` subresource only the status is
-//! replaced, elsewhere the status is kept), JSON merge patch and JSON patch. Every request is
+//! replaced, elsewhere the status is kept; a Lease held by another holder conflicts), JSON merge
+//! patch (strategic merge patch is treated as one) and JSON patch; `/version`. Every request is
 //! recorded. Watches stream every change after the requested resourceVersion (from a history of
 //! changes, then live), so a kube-runtime Controller runs against it.
 
@@ -254,6 +255,14 @@ impl State {
             let (_, _, code) = self.failures.remove(i);
             return status(code, "Injected", "injected failure");
         }
+        if path == "/version" {
+            return (
+                200,
+                json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake",
+                       "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                       "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}),
+            );
+        }
         let Some(t) = parse_path(path) else {
             return status(404, "NotFound", "unknown path");
         };
@@ -334,6 +343,24 @@ impl State {
                     }
                     (None, _) => return status(404, "NotFound", &format!("{name} not found")),
                 };
+                // Server-side apply conflicts, for the one field that matters here: a Lease held
+                // by someone else is not taken without force.
+                let held_by = |v: &Value| v["spec"]["holderIdentity"].as_str().map(str::to_owned);
+                if ct.starts_with("application/apply-patch")
+                    && key.1 == "leases"
+                    && !query.contains("force=true")
+                    && let (Some(holder), Some(wanted)) =
+                        (old.as_ref().and_then(held_by), held_by(&body))
+                    && holder != wanted
+                {
+                    return status(
+                        409,
+                        "Conflict",
+                        &format!(
+                            "Apply failed with 1 conflict: conflict with \"{holder}\": .spec.holderIdentity"
+                        ),
+                    );
+                }
                 if ct.starts_with("application/apply-patch") {
                     if on_status {
                         obj["status"] = body.get("status").cloned().unwrap_or(Value::Null);
@@ -355,7 +382,9 @@ impl State {
                             obj["status"] = s;
                         }
                     }
-                } else if ct.starts_with("application/merge-patch") {
+                } else if ct.starts_with("application/merge-patch")
+                    || ct.starts_with("application/strategic-merge-patch")
+                {
                     if on_status {
                         merge(&mut obj["status"], &body["status"]);
                     } else {
