@@ -1,0 +1,1053 @@
+//! `feedroll-loadgen`: generates and loads the benchmark world through feed-server's HTTP API
+//! and measures it beside the static baseline. Driven by `scripts/bench.sh`; see BENCHMARKS.md.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use feedroll_bench::client::{self, Req};
+use feedroll_bench::driver::{self, Outcome};
+use feedroll_bench::procfs;
+use feedroll_bench::prom::{self, Sample};
+use feedroll_bench::stats::Summary;
+use feedroll_bench::world::{World, WorldSpec, user_id};
+use feedroll_bench::zipf::Zipf;
+use serde::Serialize;
+
+/// Feedroll load generator.
+#[derive(Debug, Parser)]
+#[command(name = "feedroll-loadgen", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Prints free loopback TCP ports, one per line.
+    Ports {
+        /// How many.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
+    /// Waits until GET /readyz answers 200; prints the seconds waited.
+    WaitReady {
+        /// Server address (`host:port` or `http://host:port`).
+        #[arg(long)]
+        url: String,
+        /// Give up after this long.
+        #[arg(long, default_value_t = 300.0)]
+        timeout_secs: f64,
+    },
+    /// Generates the world and loads it through the HTTP API; prints a JSON summary.
+    Load {
+        /// Server address.
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        world: WorldArgs,
+        /// Connections for the per-user requests.
+        #[arg(long, default_value_t = 16)]
+        conns: usize,
+    },
+    /// Saves the body of a first-page feed response (the baseline's payload).
+    Capture {
+        /// Server address.
+        #[arg(long)]
+        url: String,
+        /// User whose feed to fetch.
+        #[arg(long, default_value = "u1")]
+        user: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Runs every measured phase and writes the results.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Clone, Copy, Debug, Args)]
+struct WorldArgs {
+    /// Videos in the catalog.
+    #[arg(long, default_value_t = 100_000)]
+    videos: usize,
+    /// Users.
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
+    /// Creators.
+    #[arg(long, default_value_t = 10_000)]
+    creators: usize,
+    /// Plays in the event history (about 2.3 events each).
+    #[arg(long, default_value_t = 250_000)]
+    plays: usize,
+    /// Followed creators per user.
+    #[arg(long, default_value_t = 30)]
+    follows: usize,
+    /// Friends per user.
+    #[arg(long, default_value_t = 10)]
+    friends: usize,
+    /// Zipf exponent of user activity, user traffic and video popularity.
+    #[arg(long, default_value_t = 1.0)]
+    zipf_s: f64,
+    /// Seed of the world.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl WorldArgs {
+    fn spec(&self) -> WorldSpec {
+        WorldSpec {
+            videos: self.videos,
+            users: self.users,
+            creators: self.creators,
+            plays: self.plays,
+            follows: self.follows,
+            friends: self.friends,
+            zipf_s: self.zipf_s,
+            seed: self.seed,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// feed-server address.
+    #[arg(long)]
+    url: String,
+    /// Static baseline address.
+    #[arg(long)]
+    baseline_url: String,
+    /// feed-server PID (CPU and peak RSS).
+    #[arg(long)]
+    server_pid: u32,
+    /// Baseline PID.
+    #[arg(long)]
+    baseline_pid: Option<u32>,
+    /// Redis PID.
+    #[arg(long)]
+    redis_pid: Option<u32>,
+    #[command(flatten)]
+    world: WorldArgs,
+    /// Connections of the closed-loop feed phases (baseline and cached use the same).
+    #[arg(long, default_value_t = 64)]
+    conns: usize,
+    /// Unmeasured lead-in of each closed-loop phase, seconds.
+    #[arg(long, default_value_t = 3.0)]
+    warmup_secs: f64,
+    /// Measured window of each phase, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration_secs: f64,
+    /// Cached phase: Zipf traffic over this many most active users, primed first.
+    #[arg(long, default_value_t = 1_000)]
+    hot_users: usize,
+    /// Connections of the closed-loop uncached phase.
+    #[arg(long, default_value_t = 16)]
+    uncached_conns: usize,
+    /// Fixed rates (req/s) of the open-loop uncached phases.
+    #[arg(long, value_delimiter = ',', default_value = "50,100,1000")]
+    rates: Vec<f64>,
+    /// Connections of the open-loop phases.
+    #[arg(long, default_value_t = 128)]
+    open_conns: usize,
+    /// Hit-ratio phase: unmeasured Zipf traffic first, seconds.
+    #[arg(long, default_value_t = 20.0)]
+    hit_warmup_secs: f64,
+    /// Hit-ratio phase: measured window, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    hit_secs: f64,
+    /// Events per POST /v1/events in the ingestion phase (at least; whole plays).
+    #[arg(long, default_value_t = 10)]
+    event_batch: usize,
+    /// Connections of the ingestion phase.
+    #[arg(long, default_value_t = 16)]
+    event_conns: usize,
+    /// The server's --warmup-users (those users are never used as uncached).
+    #[arg(long, default_value_t = 1_000)]
+    warmed_users: usize,
+    /// Cache TTL of short videos in the profile, seconds (for the ideal hit ratio).
+    #[arg(long, default_value_t = 120.0)]
+    ttl_secs: f64,
+    /// Warm-up time measured by the script (restart to /readyz), seconds.
+    #[arg(long)]
+    warmup_time_secs: Option<f64>,
+    /// Load summary written by `load` (included in the results).
+    #[arg(long)]
+    load_json: Option<PathBuf>,
+    /// Results as JSON.
+    #[arg(long)]
+    out: PathBuf,
+    /// Results as Markdown tables.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Fail unless every phase produced numbers (the smoke test; asserts no timing).
+    #[arg(long)]
+    check: bool,
+    /// Seed of the order in which cold users are drawn (change it to rerun on the same data).
+    #[arg(long, default_value_t = 0x5eed)]
+    cold_seed: u64,
+    /// Phases to run (for profiling one path): baseline, cached, uncached, open, hit, events.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "baseline,cached,uncached,open,hit,events"
+    )]
+    phases: Vec<String>,
+}
+
+impl RunArgs {
+    fn wants(&self, phase: &str) -> bool {
+        self.phases.iter().any(|p| p == phase)
+    }
+}
+
+fn addr(url: &str) -> anyhow::Result<SocketAddr> {
+    let hostport = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    hostport
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {url}"))?
+        .next()
+        .with_context(|| format!("{url} resolves to nothing"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Ports { count } => {
+            let listeners: Vec<TcpListener> = (0..count)
+                .map(|_| TcpListener::bind("127.0.0.1:0"))
+                .collect::<Result<_, _>>()
+                .context("binding a free port")?;
+            for l in &listeners {
+                println!("{}", l.local_addr()?.port());
+            }
+            Ok(())
+        }
+        Cmd::WaitReady { url, timeout_secs } => wait_ready(addr(&url)?, timeout_secs).await,
+        Cmd::Load { url, world, conns } => load(addr(&url)?, world.spec(), conns).await,
+        Cmd::Capture { url, user, out } => {
+            let reply = client::once(
+                addr(&url)?,
+                &Req::get(format!("/v1/feed?user_id={user}&limit=20")),
+            )
+            .await?;
+            if reply.status != 200 {
+                bail!("GET /v1/feed answered {}", reply.status);
+            }
+            std::fs::write(&out, &reply.body).with_context(|| format!("{}", out.display()))?;
+            println!("{}", reply.body.len());
+            Ok(())
+        }
+        Cmd::Run(args) => run(*args).await,
+    }
+}
+
+async fn wait_ready(addr: SocketAddr, timeout_secs: f64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client::once(addr, &Req::get("/readyz")).await
+            && r.status == 200
+        {
+            println!("{:.3}", started.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        if started.elapsed().as_secs_f64() > timeout_secs {
+            bail!("{addr} not ready after {timeout_secs} s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn load(addr: SocketAddr, spec: WorldSpec, conns: usize) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let world = World::generate(spec, Utc::now());
+    let generate_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    driver::run_all(addr, 4, world.video_requests(500))
+        .await
+        .context("loading videos")?;
+    let videos_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    driver::run_all(addr, conns, world.user_requests())
+        .await
+        .context("loading users")?;
+    let users_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    driver::run_all(addr, 4, world.history_requests(1_000))
+        .await
+        .context("loading the event history")?;
+    let events_secs = t.elapsed().as_secs_f64();
+    let summary = serde_json::json!({
+        "spec": spec,
+        "events": world.history_len(),
+        "generate_secs": generate_secs,
+        "videos_secs": videos_secs,
+        "users_secs": users_secs,
+        "events_secs": events_secs,
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+/// CPU seconds of the processes involved.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cpu {
+    server: f64,
+    baseline: f64,
+    redis: f64,
+    loadgen: f64,
+}
+
+fn cpu(args: &RunArgs) -> Cpu {
+    let of = |pid: Option<u32>| pid.and_then(procfs::cpu_seconds).unwrap_or(0.0);
+    Cpu {
+        server: of(Some(args.server_pid)),
+        baseline: of(args.baseline_pid),
+        redis: of(args.redis_pid),
+        loadgen: of(Some(std::process::id())),
+    }
+}
+
+/// Feed cache lookups in a phase.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+struct CacheDelta {
+    local_hit: f64,
+    local_miss: f64,
+    store_hit: f64,
+    store_miss: f64,
+    /// (local hits + store hits) / lookups.
+    hit_ratio: f64,
+    /// Local hits / lookups.
+    local_hit_ratio: f64,
+}
+
+/// Rankings in a phase (`feed_ranking_candidates`).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+struct CandidatesDelta {
+    rankings: f64,
+    mean_scored: f64,
+    /// Share of rankings that scored more than 500 candidates.
+    over_500: f64,
+}
+
+/// Metric readings at one instant.
+struct Scrape(Vec<Sample>);
+
+impl Scrape {
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        prom::sum(&self.0, name, labels)
+    }
+}
+
+async fn scrape(addr: SocketAddr) -> anyhow::Result<Scrape> {
+    let r = client::once(addr, &Req::get("/metrics")).await?;
+    if r.status != 200 {
+        bail!("GET /metrics answered {}", r.status);
+    }
+    Ok(Scrape(prom::parse(&String::from_utf8_lossy(&r.body))))
+}
+
+fn cache_delta(a: &Scrape, b: &Scrape) -> CacheDelta {
+    let d = |tier, result| {
+        let l = [("tier", tier), ("result", result)];
+        b.get("feed_cache_requests_total", &l) - a.get("feed_cache_requests_total", &l)
+    };
+    let (lh, lm, sh, sm) = (
+        d("local", "hit"),
+        d("local", "miss"),
+        d("store", "hit"),
+        d("store", "miss"),
+    );
+    let lookups = lh + lm;
+    CacheDelta {
+        local_hit: lh,
+        local_miss: lm,
+        store_hit: sh,
+        store_miss: sm,
+        hit_ratio: if lookups > 0.0 {
+            (lh + sh) / lookups
+        } else {
+            0.0
+        },
+        local_hit_ratio: if lookups > 0.0 { lh / lookups } else { 0.0 },
+    }
+}
+
+fn candidates_delta(a: &Scrape, b: &Scrape) -> CandidatesDelta {
+    let d = |name, labels: &[(&str, &str)]| b.get(name, labels) - a.get(name, labels);
+    let n = d("feed_ranking_candidates_count", &[]);
+    let sum = d("feed_ranking_candidates_sum", &[]);
+    let le500 = d("feed_ranking_candidates_bucket", &[("le", "500")]);
+    CandidatesDelta {
+        rankings: n,
+        mean_scored: if n > 0.0 { sum / n } else { 0.0 },
+        over_500: if n > 0.0 { (n - le500) / n } else { 0.0 },
+    }
+}
+
+/// One measured phase.
+#[derive(Debug, Default, Serialize)]
+struct Phase {
+    name: String,
+    load: String,
+    summary: Summary,
+    bytes_per_response: f64,
+    server_cpu_us_per_req: f64,
+    baseline_cpu_us_per_req: f64,
+    redis_cpu_us_per_req: f64,
+    loadgen_cpu_us_per_req: f64,
+    /// Share of the machine's CPU time used by feed-server, baseline, Redis and the loadgen.
+    machine_cpu_busy: f64,
+    /// Share of the machine's CPU time used by every other process (other work on the host).
+    other_cpu_busy: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache: Option<CacheDelta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidates: Option<CandidatesDelta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events_per_sec: Option<f64>,
+}
+
+struct Measuring {
+    cpu: Cpu,
+    machine: Option<(u64, u64)>,
+    scrape: Scrape,
+    started: Instant,
+}
+
+async fn begin(args: &RunArgs, server: SocketAddr) -> anyhow::Result<Measuring> {
+    Ok(Measuring {
+        cpu: cpu(args),
+        machine: procfs::machine_ticks(),
+        scrape: scrape(server).await?,
+        started: Instant::now(),
+    })
+}
+
+async fn finish(
+    args: &RunArgs,
+    server: SocketAddr,
+    m: Measuring,
+    name: &str,
+    load: String,
+    outcome: Outcome,
+) -> anyhow::Result<(Phase, Scrape)> {
+    let wall = m.started.elapsed().as_secs_f64();
+    let after = cpu(args);
+    let machine_after = procfs::machine_ticks();
+    let scrape_after = scrape(server).await?;
+    let sent = outcome.sent.max(1) as f64;
+    let per = |a: f64, b: f64| (b - a) * 1e6 / sent;
+    let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+    let ours = (after.server - m.cpu.server)
+        + (after.baseline - m.cpu.baseline)
+        + (after.redis - m.cpu.redis)
+        + (after.loadgen - m.cpu.loadgen);
+    let s = &outcome.summary;
+    let measured = (s.ok + s.errors).max(1) as f64;
+    let phase = Phase {
+        name: name.to_owned(),
+        load,
+        bytes_per_response: outcome.body_bytes as f64 / measured,
+        server_cpu_us_per_req: per(m.cpu.server, after.server),
+        baseline_cpu_us_per_req: per(m.cpu.baseline, after.baseline),
+        redis_cpu_us_per_req: per(m.cpu.redis, after.redis),
+        loadgen_cpu_us_per_req: per(m.cpu.loadgen, after.loadgen),
+        machine_cpu_busy: ours / (wall * cores),
+        other_cpu_busy: match (m.machine, machine_after) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                ((b1 - b0) as f64 / (t1 - t0) as f64 - ours / (wall * cores)).max(0.0)
+            }
+            _ => 0.0,
+        },
+        summary: outcome.summary,
+        cache: Some(cache_delta(&m.scrape, &scrape_after)),
+        candidates: Some(candidates_delta(&m.scrape, &scrape_after)),
+        events_per_sec: None,
+    };
+    eprintln!(
+        "loadgen: {name:<22} {:>9.0} req/s  p50 {:>8.2} ms  p95 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
+        phase.summary.rps,
+        phase.summary.p50_ms,
+        phase.summary.p95_ms,
+        phase.summary.p99_ms,
+        phase.summary.errors
+    );
+    Ok((phase, scrape_after))
+}
+
+fn feed_path(rank: usize) -> String {
+    format!("/v1/feed?user_id={}&limit=20", user_id(rank))
+}
+
+/// Milliseconds since the run started (+1; 0 = never) of the last request per user.
+type LastRequest = Arc<Vec<AtomicU32>>;
+
+fn mark(last: &LastRequest, origin: Instant, rank: usize) {
+    if let Some(slot) = last.get(rank) {
+        slot.store(origin.elapsed().as_millis() as u32 + 1, Ordering::Relaxed);
+    }
+}
+
+/// Results of a run.
+#[derive(Debug, Serialize)]
+struct Results {
+    date: String,
+    machine: String,
+    spec: WorldSpec,
+    load: Option<serde_json::Value>,
+    baseline_payload_bytes: f64,
+    phases: Vec<Phase>,
+    hit_ratio: f64,
+    ideal_hit_ratio: f64,
+    warmup_secs: Option<f64>,
+    warmed_users: usize,
+    server_peak_rss_mib: Option<f64>,
+    server_rss_mib: Option<f64>,
+    baseline_peak_rss_mib: Option<f64>,
+    goals: Vec<Goal>,
+}
+
+#[derive(Debug, Serialize)]
+struct Goal {
+    goal: String,
+    target: String,
+    measured: String,
+    met: bool,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let server = addr(&args.url)?;
+    let baseline = addr(&args.baseline_url)?;
+    let spec = args.world.spec();
+    let world = Arc::new(World::generate(spec, Utc::now()));
+    let users = spec.users.max(1);
+    let origin = Instant::now();
+    let last: LastRequest = Arc::new((0..users).map(|_| AtomicU32::new(0)).collect());
+    for u in world.recently_active.iter().take(args.warmed_users) {
+        mark(&last, origin, *u);
+    }
+    let warm = secs(args.warmup_secs);
+    let dur = secs(args.duration_secs);
+    let hot = args.hot_users.clamp(1, users);
+    let hot_zipf = Arc::new(Zipf::new(hot, spec.zipf_s));
+    let mut phases = Vec::new();
+
+    // (1) The static baseline, same client, same connections, same request shape.
+    let mut baseline_payload = 0.0;
+    if args.wants("baseline") {
+        let m = begin(&args, server).await?;
+        let z = hot_zipf.clone();
+        let out = driver::closed_loop(baseline, args.conns, warm, dur, move |_| {
+            Req::get(feed_path(z.sample(&mut rand::rng())))
+        })
+        .await
+        .context("baseline phase")?;
+        let load = format!("closed loop, {} conns", args.conns);
+        let (mut p, _) = finish(&args, server, m, "static baseline", load, out).await?;
+        p.cache = None;
+        p.candidates = None;
+        baseline_payload = p.bytes_per_response;
+        phases.push(p);
+    }
+
+    // (2) Cached feeds: prime the hot users' first pages, then Zipf traffic over them.
+    if args.wants("cached") {
+        let prime: Vec<Req> = (0..hot).map(|r| Req::get(feed_path(r))).collect();
+        driver::run_all(server, 8, prime)
+            .await
+            .context("priming the hot users")?;
+        for r in 0..hot {
+            mark(&last, origin, r);
+        }
+        let m = begin(&args, server).await?;
+        let z = hot_zipf.clone();
+        let out = driver::closed_loop(server, args.conns, warm, dur, move |_| {
+            Req::get(feed_path(z.sample(&mut rand::rng())))
+        })
+        .await
+        .context("cached phase")?;
+        let load = format!(
+            "closed loop, {} conns, Zipf over {hot} primed users",
+            args.conns
+        );
+        let (p, _) = finish(&args, server, m, "cached feed", load, out).await?;
+        phases.push(p);
+        for r in 0..hot {
+            mark(&last, origin, r);
+        }
+    }
+
+    // (3) Uncached feeds: every request for a user whose first page nobody has ranked since
+    // the server started (not warmed, not hot, never requested before), so both tiers miss.
+    let pool: Vec<usize> = world
+        .cold_users(args.warmed_users, hot, args.cold_seed)
+        .into_iter()
+        .filter(|u| last[*u].load(Ordering::Relaxed) == 0)
+        .collect();
+    if pool.is_empty() {
+        bail!("no cold users left for the uncached phases");
+    }
+    let pool = Arc::new(pool);
+    let cursor = Arc::new(AtomicUsize::new(0));
+    let cold_req = {
+        let pool = pool.clone();
+        let cursor = cursor.clone();
+        let last = last.clone();
+        move |_k: u64| {
+            let i = cursor.fetch_add(1, Ordering::Relaxed);
+            let rank = pool[i % pool.len()];
+            mark(&last, origin, rank);
+            Req::get(feed_path(rank))
+        }
+    };
+    let short_warm = secs(args.warmup_secs.min(2.0));
+    if args.wants("uncached") {
+        let m = begin(&args, server).await?;
+        let out = driver::closed_loop(
+            server,
+            args.uncached_conns,
+            short_warm,
+            dur,
+            cold_req.clone(),
+        )
+        .await
+        .context("uncached closed-loop phase")?;
+        let load = format!("closed loop, {} conns, cold users", args.uncached_conns);
+        let (p, _) = finish(&args, server, m, "uncached feed (max)", load, out).await?;
+        phases.push(p);
+    }
+    for rate in args.rates.iter().filter(|_| args.wants("open")) {
+        let m = begin(&args, server).await?;
+        let out = driver::open_loop(
+            server,
+            *rate,
+            args.open_conns,
+            short_warm,
+            dur,
+            cold_req.clone(),
+        )
+        .await
+        .with_context(|| format!("uncached open-loop phase at {rate} req/s"))?;
+        let load = format!(
+            "open loop {rate:.0} req/s, {} conns, cold users",
+            args.open_conns
+        );
+        let name = format!("uncached feed @{rate:.0}/s");
+        let (p, _) = finish(&args, server, m, &name, load, out).await?;
+        phases.push(p);
+    }
+    let used = cursor.load(Ordering::Relaxed);
+    if used > pool.len() {
+        eprintln!(
+            "loadgen: WARNING: {used} uncached requests but only {} cold users; some were hits",
+            pool.len()
+        );
+    }
+
+    // (4) Hit ratio: Zipf traffic over all users after a warm-up of the same traffic.
+    let mut hit_ratio = 0.0;
+    let mut ideal_hit_ratio = 0.0;
+    if args.wants("hit") {
+        let all_zipf = Arc::new(Zipf::new(users, spec.zipf_s));
+        let trace: Arc<Mutex<Vec<(u32, u32)>>> = Arc::new(Mutex::new(Vec::new()));
+        let zipf_req = {
+            let z = all_zipf.clone();
+            let trace = trace.clone();
+            let last = last.clone();
+            move |_k: u64| {
+                let rank = z.sample(&mut rand::rng());
+                let t = origin.elapsed().as_millis() as u32;
+                if let Ok(mut tr) = trace.lock() {
+                    tr.push((t, rank as u32));
+                }
+                let _ = &last;
+                Req::get(feed_path(rank))
+            }
+        };
+        let before_hit: Vec<u32> = last.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        driver::closed_loop(
+            server,
+            args.conns,
+            Duration::ZERO,
+            secs(args.hit_warmup_secs),
+            zipf_req.clone(),
+        )
+        .await
+        .context("hit-ratio warm-up")?;
+        let measure_from_ms = origin.elapsed().as_millis() as u32;
+        let m = begin(&args, server).await?;
+        let out = driver::closed_loop(
+            server,
+            args.conns,
+            Duration::ZERO,
+            secs(args.hit_secs),
+            zipf_req,
+        )
+        .await
+        .context("hit-ratio phase")?;
+        let load = format!(
+            "closed loop, {} conns, Zipf(s={}) over all {users} users, after {:.0} s of the same",
+            args.conns, spec.zipf_s, args.hit_warmup_secs
+        );
+        let (p, _) = finish(&args, server, m, "Zipf feed (hit ratio)", load, out).await?;
+        hit_ratio = p.cache.map_or(0.0, |c| c.hit_ratio);
+        phases.push(p);
+        ideal_hit_ratio = {
+            let ttl_ms = (args.ttl_secs * 1000.0) as u32;
+            // A TTL cache without invalidation or capacity limit, entries made on a miss.
+            let mut cached_at: Vec<Option<u32>> =
+                before_hit.iter().map(|t| (*t > 0).then(|| t - 1)).collect();
+            let trace = trace.lock().map(|t| t.clone()).unwrap_or_default();
+            let mut trace = trace;
+            trace.sort_unstable();
+            let (mut hits, mut total) = (0u64, 0u64);
+            for (t, rank) in trace {
+                let slot = &mut cached_at[rank as usize];
+                let hit = slot.is_some_and(|c| t < c.saturating_add(ttl_ms));
+                if !hit {
+                    *slot = Some(t);
+                }
+                if t >= measure_from_ms {
+                    total += 1;
+                    hits += u64::from(hit);
+                }
+            }
+            if total > 0 {
+                hits as f64 / total as f64
+            } else {
+                0.0
+            }
+        };
+    }
+
+    // (5) Event ingestion: batches of live events from Zipf users.
+    if args.wants("events") {
+        let m = begin(&args, server).await?;
+        let w = world.clone();
+        let batch = args.event_batch.max(1);
+        let out = driver::closed_loop(server, args.event_conns, short_warm, dur, move |_| {
+            w.live_events(&mut rand::rng(), batch)
+        })
+        .await
+        .context("event phase")?;
+        let load = format!(
+            "closed loop, {} conns, ≥{batch} events per POST, Zipf users",
+            args.event_conns
+        );
+        let before_events = m.scrape.get("feed_events_total", &[]);
+        let sent = out.sent.max(1) as f64;
+        let (mut p, after) = finish(&args, server, m, "event ingestion", load, out).await?;
+        let events = after.get("feed_events_total", &[]) - before_events;
+        p.events_per_sec = Some(events / sent * p.summary.rps);
+        p.candidates = None;
+        phases.push(p);
+    }
+
+    let results = Results {
+        date: Utc::now().to_rfc3339(),
+        machine: machine(),
+        spec,
+        load: match &args.load_json {
+            Some(path) => std::fs::read(path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok()),
+            None => None,
+        },
+        baseline_payload_bytes: baseline_payload,
+        hit_ratio,
+        ideal_hit_ratio,
+        warmup_secs: args.warmup_time_secs,
+        warmed_users: args.warmed_users,
+        server_peak_rss_mib: procfs::status_mib(args.server_pid, "VmHWM"),
+        server_rss_mib: procfs::status_mib(args.server_pid, "VmRSS"),
+        baseline_peak_rss_mib: args
+            .baseline_pid
+            .and_then(|p| procfs::status_mib(p, "VmHWM")),
+        goals: Vec::new(),
+        phases,
+    };
+    let results = with_goals(results, &args);
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&results)?)
+        .with_context(|| format!("{}", args.out.display()))?;
+    let md = markdown(&results);
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &md).with_context(|| format!("{}", path.display()))?;
+    }
+    println!("{md}");
+    if args.check {
+        check(&results)?;
+    }
+    Ok(())
+}
+
+fn phase<'a>(r: &'a Results, prefix: &str) -> Option<&'a Phase> {
+    r.phases.iter().find(|p| p.name.starts_with(prefix))
+}
+
+fn with_goals(mut r: Results, args: &RunArgs) -> Results {
+    let mut goals = Vec::new();
+    if let (Some(b), Some(c)) = (phase(&r, "static baseline"), phase(&r, "cached feed")) {
+        let ratio = if b.summary.rps > 0.0 {
+            c.summary.rps / b.summary.rps
+        } else {
+            0.0
+        };
+        goals.push(Goal {
+            goal: "cached feed throughput vs static baseline".into(),
+            target: "≥ 50%".into(),
+            measured: format!(
+                "{:.0}% ({:.0} / {:.0} req/s)",
+                ratio * 100.0,
+                c.summary.rps,
+                b.summary.rps
+            ),
+            met: ratio >= 0.5,
+        });
+    }
+    let target_rate = args.rates.iter().copied().fold(0.0, f64::max);
+    if let Some(u) = phase(&r, &format!("uncached feed @{target_rate:.0}/s")) {
+        let achieved = u.summary.rps >= 0.98 * target_rate;
+        goals.push(Goal {
+            goal: format!("uncached feed p99 at {target_rate:.0} req/s (open loop)"),
+            target: "< 50 ms".into(),
+            measured: format!(
+                "{:.1} ms ({:.0} req/s answered, {} errors)",
+                u.summary.p99_ms, u.summary.rps, u.summary.errors
+            ),
+            met: u.summary.p99_ms < 50.0 && achieved && u.summary.errors == 0,
+        });
+    }
+    goals.push(Goal {
+        goal: "cache hit ratio after warm-up, Zipf traffic".into(),
+        target: "≥ 98%".into(),
+        measured: format!(
+            "{:.2}% (ideal {}-s TTL cache on the same trace: {:.2}%)",
+            r.hit_ratio * 100.0,
+            args.ttl_secs,
+            r.ideal_hit_ratio * 100.0
+        ),
+        met: r.hit_ratio >= 0.98,
+    });
+    if let Some(w) = r.warmup_secs {
+        goals.push(Goal {
+            goal: format!("warm-up (restart to /readyz, {} users)", r.warmed_users),
+            target: "< 60 s".into(),
+            measured: format!("{w:.1} s"),
+            met: w < 60.0,
+        });
+    }
+    if let Some(rss) = r.server_peak_rss_mib {
+        goals.push(Goal {
+            goal: "peak RSS (VmHWM) of feed-server".into(),
+            target: "< 400 MiB".into(),
+            measured: format!("{rss:.0} MiB"),
+            met: rss < 400.0,
+        });
+    }
+    r.goals = goals;
+    r
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = procfs_meminfo_gib().map_or_else(String::new, |g| format!(", {g:.0} GiB RAM"));
+    format!("{cores} cores ({cpu}){mem}")
+}
+
+fn procfs_meminfo_gib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0 / 1024.0)
+}
+
+fn markdown(r: &Results) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Run {} on {}.\n", r.date, r.machine);
+    let _ = writeln!(
+        s,
+        "World: {} videos, {} users, {} creators, {} events loaded; Zipf s = {}.\n",
+        r.spec.videos,
+        r.spec.users,
+        r.spec.creators,
+        r.load
+            .as_ref()
+            .and_then(|l| l.get("events"))
+            .and_then(serde_json::Value::as_u64)
+            .map_or_else(|| "?".into(), |n| n.to_string()),
+        r.spec.zipf_s
+    );
+    let _ = writeln!(
+        s,
+        "| phase | load | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | bytes/resp | server CPU µs/req | Redis CPU µs/req | loadgen CPU µs/req | CPU: bench / other processes |"
+    );
+    let _ = writeln!(
+        s,
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for p in &r.phases {
+        let server_cpu = if p.name == "static baseline" {
+            p.baseline_cpu_us_per_req
+        } else {
+            p.server_cpu_us_per_req
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% / {:.0}% |",
+            p.name,
+            p.load,
+            p.summary.rps,
+            p.summary.p50_ms,
+            p.summary.p95_ms,
+            p.summary.p99_ms,
+            p.summary.max_ms,
+            p.summary.errors,
+            p.bytes_per_response,
+            server_cpu,
+            p.redis_cpu_us_per_req,
+            p.loadgen_cpu_us_per_req,
+            p.machine_cpu_busy * 100.0,
+            p.other_cpu_busy * 100.0
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "| phase | cache lookups | local hit | store hit | miss | hit ratio | rankings | mean candidates scored | rankings > 500 |"
+    );
+    let _ = writeln!(
+        s,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for p in &r.phases {
+        if let (Some(c), Some(k)) = (p.cache, p.candidates) {
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}% | {:.0} | {:.0} | {:.0}% |",
+                p.name,
+                c.local_hit + c.local_miss,
+                c.local_hit,
+                c.store_hit,
+                c.store_miss,
+                c.hit_ratio * 100.0,
+                k.rankings,
+                k.mean_scored,
+                k.over_500 * 100.0
+            );
+        }
+    }
+    if let Some(e) = phase(r, "event ingestion").and_then(|p| p.events_per_sec) {
+        let _ = writeln!(s, "\nEvent ingestion: {e:.0} events/s accepted.");
+    }
+    let _ = writeln!(
+        s,
+        "\nPeak RSS (VmHWM): feed-server {}, baseline {}.\n",
+        r.server_peak_rss_mib
+            .map_or_else(|| "?".into(), |m| format!("{m:.0} MiB")),
+        r.baseline_peak_rss_mib
+            .map_or_else(|| "?".into(), |m| format!("{m:.0} MiB"))
+    );
+    let _ = writeln!(s, "| goal | target | measured | met |");
+    let _ = writeln!(s, "| --- | --- | --- | --- |");
+    for g in &r.goals {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            g.goal,
+            g.target,
+            g.measured,
+            if g.met { "yes" } else { "**no**" }
+        );
+    }
+    s
+}
+
+/// Smoke check: every phase produced numbers (no timing asserted).
+fn check(r: &Results) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for p in &r.phases {
+        if p.summary.ok == 0 {
+            problems.push(format!("phase {:?} had no successful request", p.name));
+        }
+        if p.summary.p50_ms <= 0.0 {
+            problems.push(format!("phase {:?} measured no latency", p.name));
+        }
+    }
+    let counts: BTreeMap<&str, usize> = r.phases.iter().fold(BTreeMap::new(), |mut m, p| {
+        *m.entry(p.name.as_str()).or_default() += 1;
+        m
+    });
+    for needed in [
+        "static baseline",
+        "cached feed",
+        "uncached feed (max)",
+        "Zipf feed (hit ratio)",
+        "event ingestion",
+    ] {
+        if !counts.contains_key(needed) {
+            problems.push(format!("phase {needed:?} missing"));
+        }
+    }
+    if !r
+        .phases
+        .iter()
+        .any(|p| p.name.starts_with("uncached feed @"))
+    {
+        problems.push("no open-loop uncached phase".into());
+    }
+    if r.hit_ratio <= 0.0 {
+        problems.push("no cache hit ratio".into());
+    }
+    if phase(r, "uncached feed (max)")
+        .and_then(|p| p.candidates)
+        .is_none_or(|c| c.rankings <= 0.0)
+    {
+        problems.push("uncached phase ranked nothing".into());
+    }
+    if phase(r, "event ingestion")
+        .and_then(|p| p.events_per_sec)
+        .is_none_or(|e| e <= 0.0)
+    {
+        problems.push("no events ingested".into());
+    }
+    if r.warmup_secs.is_none() {
+        problems.push("no warm-up time".into());
+    }
+    if r.server_peak_rss_mib.is_none_or(|m| m <= 0.0) {
+        problems.push("no peak RSS".into());
+    }
+    if problems.is_empty() {
+        eprintln!("loadgen: check passed: every phase produced numbers");
+        Ok(())
+    } else {
+        bail!("check failed:\n  {}", problems.join("\n  "))
+    }
+}

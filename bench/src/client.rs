@@ -1,0 +1,122 @@
+//! One keep-alive HTTP/1.1 connection per worker, straight on hyper: no pool, no URL parsing per
+//! request, so the client spends as little of the shared CPU as possible.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use thiserror::Error;
+use tokio::net::TcpStream;
+
+/// Why a request failed before an HTTP status was received.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// TCP connect or socket option failed.
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        /// Target.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// HTTP protocol or connection error.
+    #[error("http: {0}")]
+    Http(#[from] hyper::Error),
+    /// The request could not be built.
+    #[error("bad request: {0}")]
+    Build(#[from] hyper::http::Error),
+}
+
+/// A request to send (cheap to clone: the body is shared).
+#[derive(Clone, Debug)]
+pub struct Req {
+    /// Method.
+    pub method: Method,
+    /// Path and query.
+    pub path: String,
+    /// Body (empty for GET).
+    pub body: Bytes,
+}
+
+impl Req {
+    /// A GET request.
+    pub fn get(path: impl Into<String>) -> Self {
+        Self {
+            method: Method::GET,
+            path: path.into(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// A request with a JSON body.
+    pub fn json(method: Method, path: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            body: body.into(),
+        }
+    }
+}
+
+/// An answer: status and body.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// One keep-alive connection.
+pub struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Conn {
+    /// Connects (TCP_NODELAY) and completes the HTTP/1.1 handshake.
+    pub async fn connect(addr: SocketAddr) -> Result<Self, ClientError> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| ClientError::Connect { addr, source })?;
+        stream
+            .set_nodelay(true)
+            .map_err(|source| ClientError::Connect { addr, source })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            // The connection ends when the sender is dropped or the server closes it; either
+            // surfaces to the caller through `send`.
+            let _ = conn.await;
+        });
+        Ok(Self {
+            sender,
+            host: addr.to_string(),
+        })
+    }
+
+    /// Sends one request and reads the whole body.
+    pub async fn send(&mut self, req: &Req) -> Result<Reply, ClientError> {
+        self.sender.ready().await?;
+        let mut builder = Request::builder()
+            .method(req.method.clone())
+            .uri(req.path.as_str())
+            .header(HOST, self.host.as_str());
+        if !req.body.is_empty() {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+        }
+        let request = builder.body(Full::new(req.body.clone()))?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Reply { status, body })
+    }
+}
+
+/// Sends one request on a fresh connection (set-up and scraping, not measured).
+pub async fn once(addr: SocketAddr, req: &Req) -> Result<Reply, ClientError> {
+    Conn::connect(addr).await?.send(req).await
+}

@@ -1,0 +1,314 @@
+//! Load drivers.
+//!
+//! * [`closed_loop`]: `conns` connections, each sends its next request as soon as the previous
+//!   answer arrived (maximum throughput; latency is that of a saturated server).
+//! * [`open_loop`]: a fixed arrival rate. Request `k` is *due* at `start + k / rate` and is sent
+//!   on connection `k mod conns`; its latency is measured from the time it was due, not from
+//!   when it could be sent, so a stalled server is charged for every request queued behind the
+//!   stall (the coordinated-omission correction of wrk2). Requests still unsent after the grace
+//!   period are counted as errors with the latency they had accumulated by then.
+//! * [`run_all`]: sends a fixed list of requests over `conns` connections (data loading).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::client::{ClientError, Conn, Req};
+use crate::stats::{Summary, summarize};
+
+/// Why a driver failed as a whole.
+#[derive(Debug, Error)]
+pub enum DriverError {
+    /// The target could not be reached at all.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A request answered with an error status where every request must succeed.
+    #[error("{method} {path} answered {status}: {body}")]
+    Status {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// Status.
+        status: u16,
+        /// Body (truncated).
+        body: String,
+    },
+    /// A worker task panicked or was cancelled.
+    #[error("worker failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// What a driver observed.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Throughput and latency of the measured window.
+    pub summary: Summary,
+    /// Bytes of response bodies received in the measured window.
+    pub body_bytes: u64,
+    /// Requests answered over the whole run, warm-up included (for CPU per request).
+    pub sent: u64,
+}
+
+#[derive(Default)]
+struct WorkerLog {
+    micros: Vec<u64>,
+    ok: u64,
+    errors: u64,
+    bytes: u64,
+    sent: u64,
+}
+
+impl WorkerLog {
+    fn merge(logs: Vec<WorkerLog>) -> WorkerLog {
+        let mut all = WorkerLog::default();
+        for l in logs {
+            all.micros.extend(l.micros);
+            all.ok += l.ok;
+            all.errors += l.errors;
+            all.bytes += l.bytes;
+            all.sent += l.sent;
+        }
+        all
+    }
+}
+
+async fn connect_retry(addr: SocketAddr, deadline: Instant) -> Option<Conn> {
+    loop {
+        if let Ok(c) = Conn::connect(addr).await {
+            return Some(c);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Closed loop for `warmup + duration`; only requests started after the warm-up are measured.
+/// `next(k)` builds the `k`-th request (k counts over all connections).
+pub async fn closed_loop<F>(
+    addr: SocketAddr,
+    conns: usize,
+    warmup: Duration,
+    duration: Duration,
+    next: F,
+) -> Result<Outcome, DriverError>
+where
+    F: Fn(u64) -> Req + Send + Sync + 'static,
+{
+    // Fail fast when the target is down.
+    drop(Conn::connect(addr).await?);
+    let next = Arc::new(next);
+    let seq = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + duration;
+    let mut tasks = Vec::with_capacity(conns);
+    for _ in 0..conns.max(1) {
+        let next = next.clone();
+        let seq = seq.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut log = WorkerLog::default();
+            let mut conn = connect_retry(addr, end).await;
+            while let Some(c) = conn.as_mut() {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                let req = next(seq.fetch_add(1, Ordering::Relaxed));
+                let result = c.send(&req).await;
+                let measured = t0 >= measure_from;
+                let failed = match result {
+                    Ok(r) => {
+                        log.sent += 1;
+                        if measured {
+                            log.micros.push(t0.elapsed().as_micros() as u64);
+                            log.bytes += r.body.len() as u64;
+                            if (200..300).contains(&r.status) {
+                                log.ok += 1;
+                            } else {
+                                log.errors += 1;
+                            }
+                        }
+                        false
+                    }
+                    Err(_) => {
+                        if measured {
+                            log.errors += 1;
+                        }
+                        true
+                    }
+                };
+                if failed {
+                    conn = connect_retry(addr, end).await;
+                }
+            }
+            log
+        }));
+    }
+    let mut logs = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        logs.push(t.await?);
+    }
+    let log = WorkerLog::merge(logs);
+    Ok(Outcome {
+        summary: summarize(log.micros, log.ok, log.errors, duration.as_secs_f64()),
+        body_bytes: log.bytes,
+        sent: log.sent,
+    })
+}
+
+/// Open loop at `rate` requests per second for `warmup + duration` over `conns` connections;
+/// only requests due after the warm-up are measured. Latency runs from the due time.
+pub async fn open_loop<F>(
+    addr: SocketAddr,
+    rate: f64,
+    conns: usize,
+    warmup: Duration,
+    duration: Duration,
+    next: F,
+) -> Result<Outcome, DriverError>
+where
+    F: Fn(u64) -> Req + Send + Sync + 'static,
+{
+    drop(Conn::connect(addr).await?);
+    let next = Arc::new(next);
+    let conns = conns.max(1);
+    let total = ((warmup + duration).as_secs_f64() * rate).floor() as u64;
+    let warm_count = (warmup.as_secs_f64() * rate).floor() as u64;
+    let grace = Duration::from_secs(10);
+    // Start a little in the future so that every connection is open before the first request.
+    let mut opened = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        opened.push(Conn::connect(addr).await?);
+    }
+    let start = Instant::now() + Duration::from_millis(50);
+    let cutoff = start + warmup + duration + grace;
+    let mut tasks = Vec::with_capacity(conns);
+    for (w, conn) in opened.into_iter().enumerate() {
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut log = WorkerLog::default();
+            let mut conn = Some(conn);
+            let mut k = w as u64;
+            while k < total {
+                let due = start + Duration::from_secs_f64(k as f64 / rate);
+                let measured = k >= warm_count;
+                tokio::time::sleep_until(due.into()).await;
+                if Instant::now() >= cutoff {
+                    // Never sent: charge the wait it had already suffered.
+                    if measured {
+                        log.micros.push(due.elapsed().as_micros() as u64);
+                        log.errors += 1;
+                    }
+                    k += conns as u64;
+                    continue;
+                }
+                if conn.is_none() {
+                    conn = connect_retry(addr, cutoff).await;
+                }
+                let result = match conn.as_mut() {
+                    Some(c) => c.send(&next(k)).await,
+                    None => Err(ClientError::Connect {
+                        addr,
+                        source: std::io::Error::other("cannot reconnect"),
+                    }),
+                };
+                if measured {
+                    log.micros.push(due.elapsed().as_micros() as u64);
+                }
+                match result {
+                    Ok(r) => {
+                        log.sent += 1;
+                        if measured {
+                            log.bytes += r.body.len() as u64;
+                            if (200..300).contains(&r.status) {
+                                log.ok += 1;
+                            } else {
+                                log.errors += 1;
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        if measured {
+                            log.errors += 1;
+                        }
+                        conn = None;
+                    }
+                }
+                k += conns as u64;
+            }
+            log
+        }));
+    }
+    let mut logs = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        logs.push(t.await?);
+    }
+    let log = WorkerLog::merge(logs);
+    Ok(Outcome {
+        summary: summarize(log.micros, log.ok, log.errors, duration.as_secs_f64()),
+        body_bytes: log.bytes,
+        sent: log.sent,
+    })
+}
+
+/// Sends every request of `reqs` once over `conns` connections; any non-2xx answer fails the
+/// whole run (used for loading data, where every write must land).
+pub async fn run_all(
+    addr: SocketAddr,
+    conns: usize,
+    reqs: Vec<Req>,
+) -> Result<Outcome, DriverError> {
+    let reqs = Arc::new(reqs);
+    let index = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conns.max(1) {
+        let reqs = reqs.clone();
+        let index = index.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut log = WorkerLog::default();
+            let mut conn = Conn::connect(addr).await?;
+            loop {
+                let i = index.fetch_add(1, Ordering::Relaxed);
+                let Some(req) = reqs.get(i) else { break };
+                let t0 = Instant::now();
+                let reply = conn.send(req).await?;
+                if !(200..300).contains(&reply.status) {
+                    return Err(DriverError::Status {
+                        method: req.method.to_string(),
+                        path: req.path.clone(),
+                        status: reply.status,
+                        body: String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)])
+                            .into_owned(),
+                    });
+                }
+                log.micros.push(t0.elapsed().as_micros() as u64);
+                log.ok += 1;
+                log.sent += 1;
+                log.bytes += reply.body.len() as u64;
+            }
+            Ok::<_, DriverError>(log)
+        }));
+    }
+    let mut logs = Vec::new();
+    for t in tasks {
+        logs.push(t.await??);
+    }
+    let log = WorkerLog::merge(logs);
+    Ok(Outcome {
+        summary: summarize(
+            log.micros,
+            log.ok,
+            log.errors,
+            started.elapsed().as_secs_f64(),
+        ),
+        body_bytes: log.bytes,
+        sent: log.sent,
+    })
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The feed-server benchmark (issue 7; results and method in BENCHMARKS.md).
+#
+#   scripts/bench.sh [--smoke] [--out DIR] [--warmup-users N] [world flags] [loadgen run flags]
+#
+# Release build; a private redis-server on a free loopback port in a temp dir; a generated world
+# (100,000 videos, 100,000 users with profiles and follows, an event history) loaded through
+# feed-server's HTTP API; a restart with --warmup-users timed to /readyz; the static-JSON axum
+# baseline serving a captured feed response; then every phase measured in one run by
+# feedroll-loadgen (bench/). Everything it starts is stopped on every exit path.
+#
+# --smoke: tiny world and one-second phases; checks only that every phase produced numbers.
+# World flags (--videos --users --creators --plays --follows --friends --zipf-s --seed) go to
+# both the loader and the run; any other flag goes to `feedroll-loadgen run` (see its --help).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+smoke=0
+out=""
+warmup_users=1000
+world=()
+run_args=()
+while (($#)); do
+  case "$1" in
+    --smoke) smoke=1 ;;
+    --out) out="$2"; shift ;;
+    --warmup-users) warmup_users="$2"; shift ;;
+    --videos|--users|--creators|--plays|--follows|--friends|--zipf-s|--seed)
+      world+=("$1" "$2"); shift ;;
+    *) run_args+=("$1") ;;
+  esac
+  shift
+done
+
+if ((smoke)); then
+  world=(--videos 3000 --users 600 --creators 300 --plays 4000 "${world[@]}")
+  run_args=(--warmup-secs 0.3 --duration-secs 1 --hit-warmup-secs 0.5 --hit-secs 1
+            --hot-users 50 --rates 50 --open-conns 8 --conns 8 --uncached-conns 4
+            --event-conns 4 --check "${run_args[@]}")
+  ((warmup_users == 1000)) && warmup_users=50
+fi
+
+for bin in redis-server redis-cli; do
+  command -v "$bin" >/dev/null || { echo "bench: $bin missing (make deps)" >&2; exit 1; }
+done
+
+target="${CARGO_TARGET_DIR:-target}"
+echo "bench: building release binaries into $target" >&2
+CARGO_TARGET_DIR="$target" cargo build --release -q -p feed-server -p feedroll-bench
+bin="$target/release"
+
+tmp="$(mktemp -d -t feedroll-bench.XXXXXX)"
+[ -n "$out" ] || { ((smoke)) && out="$tmp/out" || out="bench-out"; }
+mkdir -p "$out"
+
+pids=()
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if ((status != 0)); then
+    for log in "$tmp"/*.log; do
+      [ -f "$log" ] && { echo "--- $log (tail)" >&2; tail -n 20 "$log" >&2; }
+    done
+  fi
+  rm -rf "$tmp"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mapfile -t ports < <("$bin/feedroll-loadgen" ports --count 3)
+redis_port="${ports[0]}" server_port="${ports[1]}" baseline_port="${ports[2]}"
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonly no \
+  --daemonize no --logfile "$tmp/redis.log" &
+redis_pid=$!
+pids+=("$redis_pid")
+for _ in $(seq 100); do
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  sleep 0.05
+done
+redis-cli -p "$redis_port" ping >/dev/null
+
+server_args=(--listen "127.0.0.1:$server_port" --redis-url "redis://127.0.0.1:$redis_port/"
+             --log-format text)
+export RUST_LOG="${RUST_LOG:-warn}"
+
+start_server() { # extra flags...; sets server_pid
+  "$bin/feed-server" "${server_args[@]}" "$@" >>"$tmp/server.log" 2>&1 &
+  server_pid=$!
+  pids+=("$server_pid")
+}
+stop_server() {
+  kill -TERM "$server_pid"
+  wait "$server_pid" || { echo "bench: feed-server exited with an error" >&2; return 1; }
+}
+
+echo "bench: loading the world through the HTTP API (${world[*]:-defaults})" >&2
+start_server --warmup-users 0 --store-timeout-ms 10000
+"$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port" >/dev/null
+"$bin/feedroll-loadgen" load --url "127.0.0.1:$server_port" "${world[@]}" | tee "$out/load.json" >&2
+stop_server
+
+echo "bench: restarting feed-server with --warmup-users $warmup_users" >&2
+start_server --warmup-users "$warmup_users"
+warmup_secs="$("$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port")"
+echo "bench: ready after $warmup_secs s" >&2
+
+"$bin/feedroll-loadgen" capture --url "127.0.0.1:$server_port" --user u1 --out "$tmp/payload.json" >/dev/null
+"$bin/feedroll-static-baseline" --listen "127.0.0.1:$baseline_port" --body "$tmp/payload.json" \
+  >>"$tmp/baseline.log" 2>&1 &
+baseline_pid=$!
+pids+=("$baseline_pid")
+"$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$baseline_port" >/dev/null
+
+"$bin/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "127.0.0.1:$baseline_port" \
+  --server-pid "$server_pid" --baseline-pid "$baseline_pid" --redis-pid "$redis_pid" \
+  --warmed-users "$warmup_users" --warmup-time-secs "$warmup_secs" --load-json "$out/load.json" \
+  --out "$out/results.json" --markdown "$out/results.md" "${world[@]}" "${run_args[@]}"
+
+stop_server
+echo "bench: results in $out/results.json and $out/results.md" >&2
+((smoke)) && echo "bench: smoke ok" >&2
+exit 0
