@@ -222,3 +222,60 @@ fn finish(profile: &RankingProfile, scored: Vec<Scored>, count: usize) -> Ranked
         scored: count,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, Utc};
+
+    use super::*;
+    use crate::model::{ContentType, Video};
+    use crate::store::MemoryStore;
+
+    fn video(i: usize, content_type: ContentType, age: Duration) -> Video {
+        Video {
+            id: format!("v{i}"),
+            creator_id: format!("c{i}"),
+            published_at: Utc::now() - age,
+            duration_ms: 30_000,
+            language: String::new(),
+            region: String::new(),
+            tags: Vec::new(),
+            content_type,
+            embedding: None,
+        }
+    }
+
+    /// 150 short videos from the last hours and one live stream `live_age` old.
+    async fn ttl_with_live(live_age: Duration) -> (usize, u32) {
+        let store = MemoryStore::new();
+        let mut videos: Vec<Video> = (0..150)
+            .map(|i| video(i, ContentType::Short, Duration::minutes(i as i64)))
+            .collect();
+        videos.push(video(150, ContentType::Live, live_age));
+        store.put_videos(&videos).await.expect("put");
+        let mut profile = RankingProfile::default();
+        profile.candidates.fresh = 500;
+        let ranked = rank_feed(&store, &profile, "u1", crate::feed::now_secs(), 200)
+            .await
+            .expect("rank");
+        let live_at = ranked
+            .items
+            .iter()
+            .position(|i| i.video_id == "v150")
+            .expect("live stream ranked");
+        (live_at, ranked.ttl_secs)
+    }
+
+    #[tokio::test]
+    async fn first_page_ttl_comes_from_the_items_a_first_page_can_show() {
+        let ttl = RankingProfile::default().cache.ttl_seconds;
+        // An old live stream ranks last, below the largest page: the page keeps the short TTL.
+        let (at, secs) = ttl_with_live(Duration::days(10)).await;
+        assert!(at >= FIRST_PAGE_ITEMS, "live stream at {at}");
+        assert_eq!(secs, ttl.short);
+        // A live stream on air ranks near the top: the page lives as long as live content may.
+        let (at, secs) = ttl_with_live(Duration::minutes(1)).await;
+        assert!(at < FIRST_PAGE_ITEMS, "live stream at {at}");
+        assert_eq!(secs, ttl.live);
+    }
+}
