@@ -9,20 +9,23 @@
 # baseline serving a captured feed response; then every phase measured in one run by
 # feedroll-loadgen (bench/). Everything it starts is stopped on every exit path.
 #
-# --smoke: tiny world and one-second phases; checks only that every phase produced numbers.
+# --smoke: tiny world and one-second phases; checks only that every phase produced numbers. It
+# uses the debug build (shared with `cargo test`) unless --release is given.
 # World flags (--videos --users --creators --plays --follows --friends --zipf-s --seed) go to
 # both the loader and the run; any other flag goes to `feedroll-loadgen run` (see its --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 smoke=0
+release=1
 out=""
 warmup_users=1000
 world=()
 run_args=()
 while (($#)); do
   case "$1" in
-    --smoke) smoke=1 ;;
+    --smoke) smoke=1; release=0 ;;
+    --release) release=1 ;;
     --out) out="$2"; shift ;;
     --warmup-users) warmup_users="$2"; shift ;;
     --videos|--users|--creators|--plays|--follows|--friends|--zipf-s|--seed)
@@ -45,9 +48,15 @@ for bin in redis-server redis-cli; do
 done
 
 target="${CARGO_TARGET_DIR:-target}"
-echo "bench: building release binaries into $target" >&2
-CARGO_TARGET_DIR="$target" cargo build --release -q -p feed-server -p feedroll-bench
-bin="$target/release"
+if ((release)); then
+  echo "bench: building release binaries into $target" >&2
+  CARGO_TARGET_DIR="$target" cargo build --release -q -p feed-server -p feedroll-bench
+  bin="$target/release"
+else
+  echo "bench: building debug binaries into $target (smoke: no timing is asserted)" >&2
+  CARGO_TARGET_DIR="$target" cargo build -q -p feed-server -p feedroll-bench
+  bin="$target/debug"
+fi
 
 tmp="$(mktemp -d -t feedroll-bench.XXXXXX)"
 [ -n "$out" ] || { ((smoke)) && out="$tmp/out" || out="bench-out"; }
@@ -73,6 +82,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# Runs a command in the background and waits for it, so that INT/TERM reach the traps at once
+# (bash defers traps while a foreground child runs) and the child is stopped with the rest.
+run() {
+  "$@" &
+  local pid=$!
+  pids+=("$pid")
+  wait "$pid"
+}
 
 mapfile -t ports < <("$bin/feedroll-loadgen" ports --count 3)
 redis_port="${ports[0]}" server_port="${ports[1]}" baseline_port="${ports[2]}"
@@ -103,28 +121,30 @@ stop_server() {
 
 echo "bench: loading the world through the HTTP API (${world[*]:-defaults})" >&2
 start_server --warmup-users 0 --store-timeout-ms 10000
-"$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port" >/dev/null
-"$bin/feedroll-loadgen" load --url "127.0.0.1:$server_port" "${world[@]}" | tee "$out/load.json" >&2
+run "$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port" >/dev/null
+run "$bin/feedroll-loadgen" load --url "127.0.0.1:$server_port" "${world[@]}" >"$out/load.json"
+cat "$out/load.json" >&2
 stop_server
 
 echo "bench: restarting feed-server with --warmup-users $warmup_users" >&2
 start_server --warmup-users "$warmup_users"
-warmup_secs="$("$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port")"
+run "$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port" >"$tmp/warmup"
+warmup_secs="$(cat "$tmp/warmup")"
 echo "bench: ready after $warmup_secs s" >&2
 
-"$bin/feedroll-loadgen" capture --url "127.0.0.1:$server_port" --user u1 --out "$tmp/payload.json" >/dev/null
+run "$bin/feedroll-loadgen" capture --url "127.0.0.1:$server_port" --user u1 --out "$tmp/payload.json" >/dev/null
 "$bin/feedroll-static-baseline" --listen "127.0.0.1:$baseline_port" --body "$tmp/payload.json" \
   >>"$tmp/baseline.log" 2>&1 &
 baseline_pid=$!
 pids+=("$baseline_pid")
-"$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$baseline_port" >/dev/null
+run "$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$baseline_port" >/dev/null
 
-"$bin/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "127.0.0.1:$baseline_port" \
+run "$bin/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "127.0.0.1:$baseline_port" \
   --server-pid "$server_pid" --baseline-pid "$baseline_pid" --redis-pid "$redis_pid" \
   --warmed-users "$warmup_users" --warmup-time-secs "$warmup_secs" --load-json "$out/load.json" \
   --out "$out/results.json" --markdown "$out/results.md" "${world[@]}" "${run_args[@]}"
 
 stop_server
 echo "bench: results in $out/results.json and $out/results.md" >&2
-((smoke)) && echo "bench: smoke ok" >&2
+if ((smoke)); then echo "bench: smoke ok" >&2; fi
 exit 0
