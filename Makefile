@@ -20,6 +20,7 @@ test: deps ## Install test dependencies, then run every test
 	$(CARGO) test -p feed-server --features fault-injection --test faults_injection
 	.venv/bin/python -m pytest -q eval/tests charts/tests argocd/tests
 	scripts/eval.sh --smoke --binary target/debug/feed-server
+	scripts/bench.sh --smoke
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
@@ -32,8 +33,8 @@ fmt: ## Format the code
 eval: deps ## Offline quality on the real KuaiRand logs (eval/README.md)
 	scripts/eval.sh
 
-bench: deps ## Benchmarks (see BENCHMARKS.md)
-	@echo "make bench: the benchmark harness arrives with issue 7"; exit 1
+bench: deps ## Benchmarks against a static baseline; numbers go to BENCHMARKS.md (ARGS=... passes options)
+	scripts/bench.sh $(ARGS)
 
 e2e: deps ## End-to-end rollout scenarios on one machine, with their timelines
 	$(CARGO) test -p feedroll-e2e --test scenarios -- --nocapture --test-threads 2
