@@ -126,11 +126,13 @@ async fn default_plan(
     (outcome, world)
 }
 
-/// The default plan with `faults` set on the canary after its first step; returns the outcome
+/// The default plan at `rate` requests/s with `faults` set on the canary after its first step;
+/// returns the outcome
 /// and the breach-to-rollback seconds (printed as `BREACH_TO_ROLLBACK` for the report).
 async fn with_fault(
     title: &str,
     rollout: &str,
+    rate: u32,
     faults: serde_json::Value,
     human: HumanHook,
     deadline: u64,
@@ -141,7 +143,8 @@ async fn with_fault(
         during: Box::new(hook),
         ..Hooks::default()
     };
-    let (outcome, _) = default_plan(title, rollout, 50, Timings::default(), hooks, deadline).await;
+    let (outcome, _) =
+        default_plan(title, rollout, rate, Timings::default(), hooks, deadline).await;
     let seconds = breach_to_rollback(&outcome, *began.lock().unwrap_or_else(|e| e.into_inner()));
     println!("BREACH_TO_ROLLBACK scenario={rollout} seconds={seconds:?}");
     (outcome, seconds)
@@ -187,6 +190,7 @@ async fn s2_ten_percent_errors_roll_back_by_the_rollback_tier() {
     let (outcome, seconds) = with_fault(
         "2 canary at 10% errors",
         "s2",
+        150,
         json!({"error_rate": 0.1}),
         no_human(),
         60,
@@ -214,6 +218,7 @@ async fn s3_added_600ms_latency_fails_blocking_p95_and_rolls_back() {
     let (outcome, seconds) = with_fault(
         "3 canary +600 ms",
         "s3",
+        50,
         json!({"added_latency_ms": 600}),
         no_human(),
         90,
@@ -257,6 +262,7 @@ async fn s4_added_1200ms_latency_pauses_for_a_human_who_resumes_then_aborts() {
     let (outcome, _) = with_fault(
         "4 canary +1.2 s",
         "s4",
+        50,
         json!({"added_latency_ms": 1200}),
         human,
         90,
@@ -341,6 +347,7 @@ async fn s6_crashing_canary_rolls_back_at_once() {
     let (outcome, seconds) = with_fault(
         "6 canary crashes",
         "s6",
+        50,
         json!({"crash": true}),
         no_human(),
         60,
