@@ -177,10 +177,10 @@ impl FeedCache {
         let snap = snap_key(&snapshot.id);
         let paging_ttl = ttl.max(MIN_SNAPSHOT_TTL);
         self.store
-            .cache_put(&[(head.clone(), bytes.clone())], ttl)
-            .await?;
-        self.store
-            .cache_put(&[(snap.clone(), bytes)], paging_ttl)
+            .cache_put(&[
+                (head.clone(), bytes.clone(), ttl),
+                (snap.clone(), bytes, paging_ttl),
+            ])
             .await?;
         let local_ttl = ttl.min(self.local_ttl);
         self.local

@@ -15,7 +15,8 @@ use feed_server::model::{Follows, UserProfile, Video};
 use feed_server::ranking::rank_feed;
 use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{
-    CandidateData, CandidateLists, CandidateQuery, RedisStore, Store, StoreError, UserState,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, RedisStore, Store, StoreError,
+    UserState,
 };
 
 /// Counts calls to the wrapped store.
@@ -82,9 +83,9 @@ impl Store for Counting {
         self.hit();
         self.inner.cache_get(k).await
     }
-    async fn cache_put(&self, e: &[(String, Vec<u8>)], ttl: Duration) -> Result<(), StoreError> {
+    async fn cache_put(&self, e: &[CacheEntry]) -> Result<(), StoreError> {
         self.hit();
-        self.inner.cache_put(e, ttl).await
+        self.inner.cache_put(e).await
     }
     async fn cache_delete(&self, k: &[String]) -> Result<(), StoreError> {
         self.hit();

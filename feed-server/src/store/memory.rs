@@ -4,12 +4,14 @@
 //! Production traffic runs on Redis; this store serves development and single-node demos.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use super::{CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState};
+use super::{
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
+};
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, Deltas, RECENT_MEMORY, SEEN_MEMORY, VideoStats, apply_decayed,
 };
@@ -320,11 +322,7 @@ impl Store for MemoryStore {
             .map(|(b, _)| b.clone()))
     }
 
-    async fn cache_put(
-        &self,
-        entries: &[(String, Vec<u8>)],
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
+    async fn cache_put(&self, entries: &[CacheEntry]) -> Result<(), StoreError> {
         let mut g = self.inner.write();
         let now = Instant::now();
         // Expired entries are dropped in bulk once the map doubles, keeping writes O(1) amortised.
@@ -332,8 +330,8 @@ impl Store for MemoryStore {
             g.cache.retain(|_, (_, exp)| *exp > now);
             g.cache_purge_at = (g.cache.len() * 2).max(1024);
         }
-        for (k, v) in entries {
-            g.cache.insert(k.clone(), (v.clone(), now + ttl));
+        for (k, v, ttl) in entries {
+            g.cache.insert(k.clone(), (v.clone(), now + *ttl));
         }
         Ok(())
     }

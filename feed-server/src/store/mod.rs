@@ -100,6 +100,9 @@ pub struct CandidateData {
     pub seen: bool,
 }
 
+/// A blob to cache: key, bytes, time-to-live.
+pub type CacheEntry = (String, Vec<u8>, Duration);
+
 /// The storage interface.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -133,12 +136,8 @@ pub trait Store: Send + Sync + 'static {
     async fn active_users(&self, limit: usize) -> Result<Vec<String>, StoreError>;
     /// Reads a cached blob.
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Writes cached blobs with a time-to-live (one round trip).
-    async fn cache_put(
-        &self,
-        entries: &[(String, Vec<u8>)],
-        ttl: Duration,
-    ) -> Result<(), StoreError>;
+    /// Writes cached blobs, each with its own time-to-live (one round trip).
+    async fn cache_put(&self, entries: &[CacheEntry]) -> Result<(), StoreError>;
     /// Removes cached blobs.
     async fn cache_delete(&self, keys: &[String]) -> Result<(), StoreError>;
 }

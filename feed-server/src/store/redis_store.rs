@@ -37,7 +37,9 @@ use parking_lot::RwLock;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, Value};
 
-use super::{CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState};
+use super::{
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
+};
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, Decayed, DecayedAdd, Deltas, RECENT_MEMORY, SEEN_MEMORY, VideoStats,
 };
@@ -566,13 +568,9 @@ impl Store for RedisStore {
         )
     }
 
-    async fn cache_put(
-        &self,
-        entries: &[(String, Vec<u8>)],
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
+    async fn cache_put(&self, entries: &[CacheEntry]) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
-        for (k, v) in entries {
+        for (k, v, ttl) in entries {
             pipe.pset_ex(
                 self.key(format_args!("c:{k}")),
                 v.as_slice(),
