@@ -56,15 +56,31 @@ async fn an_event_visibly_changes_the_next_feed(b: Backend) {
     app.put_videos(&catalog(60, 12)).await;
     let user = "fan";
     let before = app.feed(user, "&limit=60&explain=true").await;
-    let target_creator = "c7";
-    let rank_of = |feed: &Value| {
+    // The creator whose best video ranks lowest: engaging with it must lift it to the top.
+    let first_rank = |feed: &Value, creator: &str| {
         let items = feed["items"].as_array().cloned().unwrap_or_default();
         items
             .iter()
-            .position(|i| i["creator_id"] == target_creator)
+            .position(|i| i["creator_id"] == creator)
             .unwrap_or(usize::MAX)
     };
-    let watched = "v7"; // a c7 video
+    let creators: Vec<String> = (0..12).map(|c| format!("c{c}")).collect();
+    let target_creator = creators
+        .iter()
+        .max_by_key(|c| first_rank(&before, c))
+        .cloned()
+        .unwrap_or_default();
+    let rank_of = |feed: &Value| first_rank(feed, &target_creator);
+    assert!(rank_of(&before) > 0, "the target does not lead already");
+    let watched_item = before["items"].as_array().and_then(|a| {
+        a.iter()
+            .find(|i| i["creator_id"] == target_creator.as_str())
+    });
+    let watched = watched_item
+        .and_then(|i| i["video_id"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let watched = watched.as_str();
     app.events(vec![
         json!({"user_id": user, "video_id": watched, "type": "view", "watch_ms": 30000}),
         json!({"user_id": user, "video_id": watched, "type": "complete", "watch_ms": 30000}),
@@ -80,7 +96,7 @@ async fn an_event_visibly_changes_the_next_feed(b: Backend) {
     let other = ids(&after)
         .into_iter()
         .find(|id| item(&after, id).is_some_and(|i| i["creator_id"] == target_creator));
-    let other = other.expect("another c7 video is still in the feed");
+    let other = other.expect("another video of the creator is still in the feed");
     let aff_before = item(&before, &other).expect("in first feed")["signals"]["affinity"]
         .as_f64()
         .unwrap_or(0.0);
@@ -93,7 +109,7 @@ async fn an_event_visibly_changes_the_next_feed(b: Backend) {
     );
     assert!(
         rank_of(&after) < rank_of(&before),
-        "c7 moved up: {} -> {}",
+        "{target_creator} moved up: {} -> {}",
         rank_of(&before),
         rank_of(&after)
     );

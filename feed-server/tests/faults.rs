@@ -46,6 +46,11 @@ async fn redis_stopped_gives_503_then_recovers_with_its_data() {
     assert_eq!(status, 503, "{body}");
     let (status, _) = app.get("/readyz").await;
     assert_eq!(status, 503, "readyz turns unready while Redis is down");
+    let m = app.metrics().await;
+    assert!(
+        metric(&m, "feed_store_errors_total", &[("kind", "unavailable")]) >= Some(2.0),
+        "{m}"
+    );
 
     app.redis.as_mut().expect("redis").restart();
     assert!(

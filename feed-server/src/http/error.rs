@@ -1,9 +1,9 @@
 //! JSON errors: `{"error": {"code", "message"}}` with the right status.
 
-use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
 use crate::model::Invalid;
@@ -44,9 +44,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
-        (self.status, body).into_response()
+        (self.status, Extension(ErrorCode(self.code)), body).into_response()
     }
 }
+
+/// The `code` of an error response, for the request metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorCode(pub &'static str);
 
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {

@@ -57,8 +57,11 @@ async fn record_metrics(State(state): State<SharedState>, req: Request, next: Ne
     m.http_duration
         .with_label_values(&[&route, &method, variant])
         .observe(start.elapsed().as_secs_f64());
-    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
-        m.store_errors.with_label_values(&["unavailable"]).inc();
+    // Only failures of the store itself, not timeouts or warm-up.
+    if let Some(code) = response.extensions().get::<error::ErrorCode>()
+        && let Some(kind) = code.0.strip_prefix("store_")
+    {
+        m.store_errors.with_label_values(&[kind]).inc();
     }
     response
 }
