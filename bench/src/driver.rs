@@ -76,6 +76,23 @@ impl WorkerLog {
     }
 }
 
+/// Waits for the workers and summarises their merged logs over the measured `duration`.
+async fn outcome(
+    tasks: Vec<tokio::task::JoinHandle<WorkerLog>>,
+    duration: Duration,
+) -> Result<Outcome, DriverError> {
+    let mut logs = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        logs.push(t.await?);
+    }
+    let log = WorkerLog::merge(logs);
+    Ok(Outcome {
+        summary: summarize(log.micros, log.ok, log.errors, duration.as_secs_f64()),
+        body_bytes: log.bytes,
+        sent: log.sent,
+    })
+}
+
 async fn connect_retry(addr: SocketAddr, deadline: Instant) -> Option<Conn> {
     loop {
         if let Ok(c) = Conn::connect(addr).await {
@@ -150,16 +167,7 @@ where
             log
         }));
     }
-    let mut logs = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        logs.push(t.await?);
-    }
-    let log = WorkerLog::merge(logs);
-    Ok(Outcome {
-        summary: summarize(log.micros, log.ok, log.errors, duration.as_secs_f64()),
-        body_bytes: log.bytes,
-        sent: log.sent,
-    })
+    outcome(tasks, duration).await
 }
 
 /// Open loop at `rate` requests per second for `warmup + duration` over `conns` connections;
@@ -245,16 +253,7 @@ where
             log
         }));
     }
-    let mut logs = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        logs.push(t.await?);
-    }
-    let log = WorkerLog::merge(logs);
-    Ok(Outcome {
-        summary: summarize(log.micros, log.ok, log.errors, duration.as_secs_f64()),
-        body_bytes: log.bytes,
-        sent: log.sent,
-    })
+    outcome(tasks, duration).await
 }
 
 /// Sends every request of `reqs` once over `conns` connections; any non-2xx answer fails the
