@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::any;
@@ -38,7 +37,7 @@ async fn fake_prometheus() -> (String, Arc<AtomicUsize>) {
 }
 
 async fn analyze_many(n: usize, address: &str) -> (u64, u64, usize) {
-    let analyzer = PrometheusAnalyzer::with_window(Duration::from_millis(100));
+    let analyzer = PrometheusAnalyzer::new();
     let spec: FeedRolloutSpec = serde_json::from_value(serde_json::json!({
         "template": {"metadata": {"labels": {"app": "feed"}}},
         "analysis": {"prometheus": {"address": address, "timeout": "2s"}}
@@ -53,12 +52,17 @@ async fn analyze_many(n: usize, address: &str) -> (u64, u64, usize) {
         })
         .collect();
     let at = Timestamp::now();
-    let runs = futures::future::join_all(
-        targets
-            .iter()
-            .map(|t| analyzer.analyze(t, &analysis, false, at)),
-    )
-    .await;
+    // Reconciles poll: the requests are queued...
+    for t in &targets {
+        assert!(analyzer.poll(t, &analysis, false, at).await.is_none());
+    }
+    // ...one tick evaluates them all...
+    analyzer.tick(at).await;
+    // ...and each reconcile picks its run up once.
+    let mut runs = Vec::new();
+    for t in &targets {
+        runs.push(analyzer.poll(t, &analysis, false, at).await.expect("a run"));
+    }
     for run in &runs {
         assert_eq!(run.records.len(), analysis.checks.len());
         // No series: no data, never a pass or a fail.
@@ -88,7 +92,7 @@ async fn concurrent_rollouts_share_one_batch_and_one_query_per_distinct_check() 
 
 #[tokio::test]
 async fn an_unusable_prometheus_address_gives_error_records() {
-    let analyzer = PrometheusAnalyzer::with_window(Duration::ZERO);
+    let analyzer = PrometheusAnalyzer::new();
     let spec: FeedRolloutSpec = serde_json::from_value(serde_json::json!({
         "template": {"metadata": {"labels": {"app": "feed"}}},
         "analysis": {"prometheus": {"address": "not a url"}}

@@ -91,6 +91,10 @@ struct Operator {
 
 impl Operator {
     fn new(api: &FakeApi, start: Timestamp) -> Self {
+        Self::with_cache(api, start, Duration::ZERO)
+    }
+
+    fn with_cache(api: &FakeApi, start: Timestamp, ttl: Duration) -> Self {
         let client = api.client();
         let now = Arc::new(Mutex::new(start));
         let clock_now = now.clone();
@@ -102,7 +106,7 @@ impl Operator {
             analyzer: analyzer.clone(),
             metrics: metrics.clone(),
             clock: Arc::new(move || *clock_now.lock().unwrap()),
-            cache: ApplyCache::new(Duration::ZERO),
+            cache: ApplyCache::new(ttl),
             resync: Duration::from_secs(300),
         });
         Self {
@@ -723,4 +727,28 @@ async fn status_is_written_only_when_it_changes() {
         .filter(|r| r.method == Method::PATCH && r.path.ends_with("/status"))
         .count();
     assert_eq!(writes, 0, "a settled rollout writes no status");
+}
+
+#[tokio::test]
+async fn unchanged_objects_are_not_reapplied_but_a_deleted_deployment_comes_back_at_once() {
+    let api = FakeApi::new();
+    api.put("feedrollouts", rollout("feed", "feed:1", 4));
+    let op = Operator::with_cache(&api, at(0), Duration::from_secs(600));
+    op.reconcile().await;
+    op.reconcile().await;
+    roll_out(&api, "stable");
+    op.reconcile().await;
+    api.clear_requests();
+    op.advance(30);
+    op.reconcile().await;
+    let applies = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == Method::PATCH && !r.path.contains("/feedrollouts/"))
+        .count();
+    assert_eq!(applies, 0, "identical objects are not sent again");
+    // Someone deletes the stable Deployment: the watch triggers a reconcile that re-creates it.
+    api.remove(APPS, "deployments", NS, "feed-stable");
+    op.reconcile().await;
+    assert_eq!(replicas(&api, "stable"), 4);
 }

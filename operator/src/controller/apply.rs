@@ -65,6 +65,15 @@ impl ApplyCache {
         last.insert(key, (hash, Instant::now()));
     }
 
+    /// Forgets one object, so its next apply is sent (it is missing or drifted).
+    pub fn invalidate(&self, kind: &str, namespace: &str, name: &str) {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.remove(&format!("{kind} {namespace}/{name}"));
+    }
+
     /// Forgets a rollout's objects (after deletion).
     pub fn forget(&self, namespace: &str) {
         let infix = format!(" {namespace}/");

@@ -297,3 +297,50 @@ pub fn phase_entered(status: &FeedRolloutStatus) -> Option<k8s_openapi::jiff::Ti
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_900_000_000 + s).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    fn cond(type_: &str, status: &str, at: i64) -> Condition {
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: "R".to_owned(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: Time(t(at)),
+        }
+    }
+
+    #[test]
+    fn the_phase_entry_time_comes_from_the_status() {
+        let mut st = FeedRolloutStatus {
+            phase: Some(Phase::Paused),
+            conditions: vec![
+                cond(CONDITION_PROGRESSING, "False", 10),
+                cond(CONDITION_PAUSED, "True", 20),
+                cond(CONDITION_HEALTHY, "True", 0),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(phase_entered(&st), Some(t(20)));
+        st.phase = Some(Phase::Progressing);
+        st.conditions[1] = cond(CONDITION_PAUSED, "False", 30);
+        assert_eq!(phase_entered(&st), Some(t(30)));
+        st.phase = Some(Phase::RolledBack);
+        st.rolled_back_at = Some(Time(t(40)));
+        assert_eq!(phase_entered(&st), Some(t(40)));
+        st.phase = Some(Phase::Failed);
+        st.conditions[2] = cond(CONDITION_HEALTHY, "False", 50);
+        assert_eq!(phase_entered(&st), Some(t(50)));
+        st.phase = None;
+        assert_eq!(phase_entered(&st), None);
+    }
+}

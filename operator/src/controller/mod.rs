@@ -42,6 +42,10 @@ pub const CONDITION_RECONCILED: &str = "Reconciled";
 /// Requeue of rollouts at rest (a resync; changes of owned objects requeue at once).
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 
+/// An unchanged object is re-applied at most this often (repairs manual edits of Services and
+/// ConfigMaps; Deployments are compared with the live ones on every reconcile).
+pub const APPLY_TTL: Duration = Duration::from_secs(60);
+
 /// The time source (tests move time by hand).
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
@@ -77,7 +81,7 @@ impl Context {
             analyzer,
             metrics,
             clock: Arc::new(Timestamp::now),
-            cache: ApplyCache::new(DEFAULT_RESYNC),
+            cache: ApplyCache::new(APPLY_TTL),
             resync: DEFAULT_RESYNC,
         }
     }

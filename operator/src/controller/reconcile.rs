@@ -125,6 +125,7 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
             }
         }
     }
+    let mut analysis_queued = false;
     if let Some(due) = analysis_due(spec, &old, now)
         && let Ok(analysis) = spec.resolved_analysis()
     {
@@ -134,9 +135,13 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
             traffic: spec.traffic_mode(),
         };
         let fast = due == AnalysisDue::Fast;
-        let run = ctx.analyzer.analyze(&target, &analysis, fast, now).await;
-        tracing::debug!(namespace = %ns, rollout = %name, fast, records = run.records.len(), "analysis ran");
-        obs.analysis = Some(run);
+        match ctx.analyzer.poll(&target, &analysis, fast, now).await {
+            Some(run) => {
+                tracing::debug!(namespace = %ns, rollout = %name, fast, records = run.records.len(), "analysis ran");
+                obs.analysis = Some(run);
+            }
+            None => analysis_queued = true,
+        }
     }
 
     let t: Transition = decide(spec, &old, &obs, now);
@@ -156,14 +161,26 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
         ),
     };
     let reconciled = match desired::desired(&decided, &world) {
-        Ok(d) => match apply_desired(&ctx.client, &ctx.cache, &ns, &d).await {
-            Ok(()) => Ok(()),
-            Err(kube::Error::Api(s)) if is_permanent(s.code) => Err((
-                "ApplyFailed",
-                format!("the API server rejected an object: {}", s.message),
-            )),
-            Err(e) => return Err(e.into()),
-        },
+        Ok(d) => {
+            // A Deployment that is missing or drifted from what was last applied is re-applied
+            // now, not when the apply cache expires.
+            for (want, live) in [(&d.stable, &seen.stable), (&d.canary, &seen.canary)] {
+                if let Some(want) = want
+                    && drifted(want, live.as_ref())
+                {
+                    let name = want.metadata.name.as_deref().unwrap_or_default();
+                    ctx.cache.invalidate("Deployment", &ns, name);
+                }
+            }
+            match apply_desired(&ctx.client, &ctx.cache, &ns, &d).await {
+                Ok(()) => Ok(()),
+                Err(kube::Error::Api(s)) if is_permanent(s.code) => Err((
+                    "ApplyFailed",
+                    format!("the API server rejected an object: {}", s.message),
+                )),
+                Err(e) => return Err(e.into()),
+            }
+        }
         Err(e) => Err(("InvalidSpec", e.to_string())),
     };
     match &reconciled {
@@ -196,10 +213,14 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
     }
     record(fr, ctx, &old, &status, &obs, &t, extra_events, now).await;
 
-    let requeue = t
+    let mut requeue = t
         .requeue_after
         .unwrap_or(ctx.resync)
         .clamp(Duration::from_secs(1), ctx.resync);
+    if analysis_queued {
+        // Come back for the run the analyzer's next tick makes.
+        requeue = requeue.min(super::analyzer::ANALYSIS_POLL);
+    }
     Ok(Action::requeue(requeue))
 }
 
@@ -253,6 +274,14 @@ async fn record(
         ctx.metrics.breach_to_rollback(seconds);
     }
     ctx.metrics.observe_status(&ns, &name, status);
+}
+
+/// Whether the live Deployment differs from the desired one where it matters (missing, other
+/// replicas, other revision).
+fn drifted(want: &Deployment, live: Option<&Deployment>) -> bool {
+    let Some(live) = live else { return true };
+    let replicas = |d: &Deployment| d.spec.as_ref().and_then(|s| s.replicas);
+    replicas(want) != replicas(live) || observe::revision_of(want) != observe::revision_of(live)
 }
 
 /// 4xx answers that retrying will not fix (the object is wrong); 409/429 are retried.

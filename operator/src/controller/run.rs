@@ -25,6 +25,10 @@ use tokio::sync::watch;
 use super::{Context, Metrics, PrometheusAnalyzer, error_policy, reconcile};
 use crate::desired::{LABEL_ROLLOUT, LABEL_TRACK, MANAGED_BY};
 
+/// Reconciles running at once (bounds memory with thousands of rollouts; analysis never holds
+/// a reconcile: it is queued and picked up on the next one).
+pub const CONCURRENCY: u16 = 32;
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -116,11 +120,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let _ = stop_tx.send(true);
     });
 
+    let analyzer = Arc::new(PrometheusAnalyzer::new());
+    tokio::spawn(analyzer.clone().run_ticks());
     let result = operate(
         client,
         &args,
         &identity(),
-        Arc::new(PrometheusAnalyzer::new()),
+        analyzer,
         metrics,
         ready,
         stop_rx,

@@ -56,6 +56,10 @@ struct State {
     /// Every change, for watches starting at an older resourceVersion.
     history: Vec<Change>,
     changes: broadcast::Sender<Change>,
+    /// Play the Deployment controller: every stored Deployment is at once rolled out.
+    auto_roll_out: bool,
+    /// Keep a short history and no request log (long benchmarks).
+    no_history: bool,
 }
 
 impl Default for State {
@@ -66,7 +70,9 @@ impl Default for State {
             requests: Vec::new(),
             failures: Vec::new(),
             history: Vec::new(),
-            changes: broadcast::channel(4096).0,
+            changes: broadcast::channel(65536).0,
+            auto_roll_out: false,
+            no_history: false,
         }
     }
 }
@@ -210,6 +216,13 @@ impl State {
             obj["metadata"]["namespace"] = json!(key.2);
         }
         obj["metadata"]["resourceVersion"] = json!(self.bump());
+        if self.auto_roll_out && key.1 == "deployments" {
+            let n = obj["spec"]["replicas"].clone();
+            obj["status"] = json!({
+                "observedGeneration": obj["metadata"]["generation"],
+                "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
+            });
+        }
         let deleting = obj["metadata"].get("deletionTimestamp").is_some();
         let finalizers = obj["metadata"]["finalizers"]
             .as_array()
@@ -228,6 +241,9 @@ impl State {
     fn changed(&mut self, key: Key, kind: &'static str, obj: Value) {
         let change = (self.revision, key, kind, obj);
         self.history.push(change.clone());
+        if self.no_history && self.history.len() > 20_000 {
+            self.history.drain(..10_000);
+        }
         let _ = self.changes.send(change);
     }
 
@@ -508,6 +524,49 @@ impl FakeApi {
         self.state().requests.clear();
     }
 
+    /// Plays the Deployment controller: stored Deployments are rolled out at once.
+    pub fn auto_roll_out(&self) {
+        self.state().auto_roll_out = true;
+    }
+
+    /// Keeps only recent changes and no request log (long benchmarks).
+    pub fn lean(&self) {
+        let mut st = self.state();
+        st.no_history = true;
+        st.requests.clear();
+    }
+
+    /// Object counts of a resource by `status.phase` (benchmarks).
+    pub fn phases(&self, resource: &str) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for ((_, r, _, _), v) in &self.state().objects {
+            if r == resource {
+                let phase = v["status"]["phase"].as_str().unwrap_or("-").to_owned();
+                *out.entry(phase).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// Changes every stored object of a resource in place (benchmarks).
+    pub fn update_all(&self, api_version: &str, resource: &str, f: impl Fn(&mut Value)) {
+        let p = prefix(api_version);
+        let mut st = self.state();
+        let keys: Vec<Key> = st
+            .objects
+            .keys()
+            .filter(|(a, r, _, _)| *a == p && r == resource)
+            .cloned()
+            .collect();
+        for key in keys {
+            if let Some(old) = st.objects.get(&key).cloned() {
+                let mut obj = old.clone();
+                f(&mut obj);
+                st.store(key, obj, Some(&old));
+            }
+        }
+    }
+
     /// Answers the next `method` request whose path contains `path` with `code`.
     pub fn fail_next(&self, method: Method, path: &str, code: u16) {
         self.state().failures.push((method, path.to_owned(), code));
@@ -633,13 +692,16 @@ impl tower::Service<Request<Body>> for FakeApi {
             }
             let (code, answer) = {
                 let mut st = this.state();
-                st.requests.push(Recorded {
-                    method: parts.method.clone(),
-                    path: path.clone(),
-                    query: query.clone(),
-                    content_type: ct.clone(),
-                    body: body.clone(),
-                });
+                let keep_log = !st.no_history;
+                if keep_log {
+                    st.requests.push(Recorded {
+                        method: parts.method.clone(),
+                        path: path.clone(),
+                        query: query.clone(),
+                        content_type: ct.clone(),
+                        body: body.clone(),
+                    });
+                }
                 st.handle(&parts.method, &path, &query, &ct, body)
             };
             let bytes = serde_json::to_vec(&answer).unwrap_or_default();
