@@ -24,6 +24,10 @@ world=()
 run_args=()
 while (($#)); do
   case "$1" in
+    -h|--help)
+      sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+      echo "feedroll-loadgen run options: cargo run -q -p feedroll-bench --bin feedroll-loadgen -- run --help"
+      exit 0 ;;
     --smoke) smoke=1; release=0 ;;
     --release) release=1 ;;
     --out) out="$2"; shift ;;
