@@ -122,6 +122,16 @@ impl Drop for RedisServer {
     }
 }
 
+/// The status and the body (as JSON, or as a string when it is not JSON) of a response.
+async fn status_and_body(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 /// A feed-server served in process, and the client to call it.
 pub struct TestApp {
     pub base: String,
@@ -229,12 +239,7 @@ impl TestApp {
             .send()
             .await
             .expect("request");
-        let status = r.status().as_u16();
-        let text = r.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        status_and_body(r).await
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> (u16, Value) {
@@ -245,12 +250,7 @@ impl TestApp {
             .send()
             .await
             .expect("request");
-        let status = r.status().as_u16();
-        let text = r.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        status_and_body(r).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -276,12 +276,7 @@ impl TestApp {
             .send()
             .await
             .expect("request");
-        let status = r.status().as_u16();
-        let text = r.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        status_and_body(r).await
     }
 
     pub async fn metrics(&self) -> String {
