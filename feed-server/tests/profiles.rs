@@ -11,6 +11,17 @@ use serde_json::json;
 
 const TWO_VARIANTS: &str = "salt: exp-1\nvariants:\n  - {name: control, share: 0.7}\n  - {name: treatment, share: 0.3, profile: {name: fresh-first, weights: {freshness: 1.0}}}\n";
 
+/// An app serving `TWO_VARIANTS` with one video in the catalog.
+async fn two_variant_app() -> TestApp {
+    let options = Options {
+        profile: Some(TWO_VARIANTS.into()),
+        ..Options::default()
+    };
+    let app = TestApp::start_with(Backend::Memory, options).await;
+    app.put_videos(&[video("v", "a", &["x"], 1)]).await;
+    app
+}
+
 #[tokio::test]
 async fn a_bad_profile_file_stops_start_up_with_a_clear_error() {
     for (text, needle) in [
@@ -126,15 +137,7 @@ async fn profile_hot_reload_applies_good_files_and_keeps_serving_on_bad_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn variants_are_stable_per_user_and_match_shares_over_ten_thousand_users() {
-    let app = TestApp::start_with(
-        Backend::Memory,
-        Options {
-            profile: Some(TWO_VARIANTS.into()),
-            ..Options::default()
-        },
-    )
-    .await;
-    app.put_videos(&[video("v", "a", &["x"], 1)]).await;
+    let app = two_variant_app().await;
     let app = &app;
     let assigned: Vec<(String, String)> = futures::stream::iter(0..10_000)
         .map(|i| async move {
@@ -175,15 +178,7 @@ async fn variants_are_stable_per_user_and_match_shares_over_ten_thousand_users()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_counted_under_the_variant_that_served_them() {
-    let app = TestApp::start_with(
-        Backend::Memory,
-        Options {
-            profile: Some(TWO_VARIANTS.into()),
-            ..Options::default()
-        },
-    )
-    .await;
-    app.put_videos(&[video("v", "a", &["x"], 1)]).await;
+    let app = two_variant_app().await;
     let feed = app.feed("someone", "&limit=1").await;
     let variant = feed["variant"].as_str().unwrap_or("").to_owned();
     let other = if variant == "control" {
