@@ -272,6 +272,14 @@ fn reconciles(metrics: &Metrics) -> u64 {
 
 /// Runs one API server and one operator process per size and prints a table.
 fn drive() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, and a
+    // benchmark of minutes does not belong in the test suite.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "reconcile_scale: a benchmark; run `cargo bench -p feedroll-operator --bench reconcile_scale`"
+        );
+        return;
+    }
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
