@@ -354,7 +354,9 @@ pub async fn run(
             ..Observations::default()
         };
         // The same turn the reconciler takes: the due analysis, then the brain's decision.
-        let t = turn(&engine, &target, canary_spec, &status, obs, now).await;
+        let t = turn(&engine, &target, canary_spec, &status, obs, now)
+            .await
+            .transition;
         let ran = t
             .status
             .analysis

@@ -160,6 +160,7 @@ async fn cluster_healthy_rollout_and_crash_loop_rollback() {
         lease_name: "feedroll-operator".into(),
         lease_namespace: None,
         watch_namespace: ns.clone(),
+        concurrency: feedroll_operator::controller::run::CONCURRENCY,
         log_format: LogFormat::Text,
     }));
 

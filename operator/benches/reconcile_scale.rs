@@ -23,7 +23,7 @@ use axum::extract::Request;
 use axum::routing::{any, get, post};
 use fake_api::FakeApi;
 use feedroll_crds::FeedRollout;
-use feedroll_operator::controller::run::controller;
+use feedroll_operator::controller::run::{CONCURRENCY, controller};
 use feedroll_operator::controller::{Context, Metrics, PrometheusAnalyzer};
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -215,7 +215,7 @@ fn operator() {
             metrics.clone(),
             "bench",
         ));
-        tokio::spawn(controller(ctx, "", std::future::pending()));
+        tokio::spawn(controller(ctx, "", CONCURRENCY, std::future::pending()));
         let wait = |want: &'static str| {
             let http = http.clone();
             let base = base.clone();

@@ -488,7 +488,9 @@ analysis:
                 },
                 ..Default::default()
             };
-            let t = turn(&engine, &target, &spec, &status, obs, Timestamp::now()).await;
+            let t = turn(&engine, &target, &spec, &status, obs, Timestamp::now())
+                .await
+                .transition;
             status = t.status;
             if weights.last() != Some(&status.weight) {
                 weights.push(status.weight);

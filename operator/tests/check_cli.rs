@@ -167,3 +167,19 @@ async fn crd_prints_the_checked_in_yaml_and_run_needs_a_cluster() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn run_rejects_a_concurrency_of_zero_before_touching_the_cluster() {
+    let out = tokio::process::Command::new(BIN)
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .env("FEEDROLL_CONCURRENCY", "0")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--concurrency"), "{stderr}");
+    assert!(!stderr.contains("kubernetes client"), "{stderr}");
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use fake_api::FakeApi;
 use feedroll_crds::{AnalysisRun, CheckRecord, FeedRollout, Phase, ResolvedAnalysis, Verdict};
 use feedroll_operator::analysis::Target;
-use feedroll_operator::controller::run::controller;
+use feedroll_operator::controller::run::{CONCURRENCY, controller};
 use feedroll_operator::controller::{Analyzer, Context, Metrics};
 use futures::future::BoxFuture;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -83,7 +83,7 @@ fn start(api: &FakeApi) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     ));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        controller(ctx, NS, async move {
+        controller(ctx, NS, CONCURRENCY, async move {
             let _ = rx.await;
         })
         .await;

@@ -62,6 +62,7 @@ fn start(api: &FakeApi, id: &str) -> Replica {
         lease_name: "feedroll-operator".into(),
         lease_namespace: Some("ops".into()),
         watch_namespace: "prod".into(),
+        concurrency: 4,
         log_format: LogFormat::Text,
     };
     let metrics = Arc::new(Metrics::new());

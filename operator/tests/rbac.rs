@@ -1,7 +1,7 @@
 //! The chart's RBAC (`charts/feedroll/templates/_helpers.tpl` `feedroll.rules` and the Lease
-//! Role in `rbac.yaml`) grants every permission the operator's code lists
-//! (`controller::rbac::PERMISSIONS`, each request of the reconciler tests is checked against that
-//! list), and what it grants beyond that is exactly the documented surplus below.
+//! Role in `rbac.yaml`) grants exactly the permissions the operator's code lists
+//! (`controller::rbac::PERMISSIONS`; each request of the reconciler tests is checked against that
+//! list): nothing missing, nothing more.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -85,37 +85,16 @@ fn the_chart_grants_everything_the_operator_uses() {
 }
 
 #[test]
-fn what_the_chart_grants_beyond_the_code_is_known() {
-    let chart = chart_grants();
+fn the_chart_grants_nothing_the_operator_does_not_use() {
     let needed = needed();
-    let surplus: BTreeSet<(&str, &str, &str)> = chart
-        .iter()
-        .filter(|g| !needed.contains(*g))
-        .map(|(g, r, v)| (g.as_str(), r.as_str(), v.as_str()))
+    let surplus: Vec<Grant> = chart_grants()
+        .into_iter()
+        .filter(|g| !needed.contains(g))
         .collect();
-    // Granted but not used by the code today (harmless; candidates to drop from the chart):
-    let known: BTreeSet<(&str, &str, &str)> = [
-        // Reads answered by the controller's watches instead.
-        ("", "services", "get"),
-        ("", "configmaps", "get"),
-        ("", "pods", "get"),
-        ("gateway.networking.k8s.io", "httproutes", "get"),
-        ("gateway.networking.k8s.io", "httproutes", "list"),
-        ("gateway.networking.k8s.io", "httproutes", "watch"),
-        // The finalizer is a JSON patch; status is server-side applied.
-        ("feedroll.dev", "feedrollouts", "update"),
-        ("feedroll.dev", "feedrollouts/status", "get"),
-        ("feedroll.dev", "feedrollouts/status", "update"),
-        // Events are created once per decision in events.k8s.io/v1 (no series patches).
-        ("", "events", "create"),
-        ("", "events", "patch"),
-        ("events.k8s.io", "events", "patch"),
-        // kube-lease-manager renews with patch.
-        ("coordination.k8s.io", "leases", "update"),
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(surplus, known, "the chart's surplus grants changed");
+    assert!(
+        surplus.is_empty(),
+        "the chart grants {surplus:?}, which controller::rbac::PERMISSIONS does not list"
+    );
 }
 
 #[test]

@@ -752,3 +752,61 @@ async fn unchanged_objects_are_not_reapplied_but_a_deleted_deployment_comes_back
     op.reconcile().await;
     assert_eq!(replicas(&api, "stable"), 4);
 }
+
+const GATEWAY: &str = "gateway.networking.k8s.io/v1";
+
+fn set_traffic(api: &FakeApi, traffic: Value) {
+    api.update(FR, "feedrollouts", NS, "feed", |o| {
+        o["spec"]["strategy"]["traffic"] = traffic;
+    });
+}
+
+fn route_names(api: &FakeApi) -> Vec<String> {
+    api.list(GATEWAY, "httproutes", NS)
+        .iter()
+        .map(|r| {
+            r["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_route_the_spec_no_longer_asks_for_is_deleted() {
+    let api = FakeApi::new();
+    let op = settled(&api).await;
+    let gateway = |route: &str| json!({"gatewayAPI": {"parentRefs": [{"name": "public"}], "httpRoute": route}});
+    set_traffic(&api, gateway("feed-a"));
+    op.reconcile().await;
+    assert_eq!(route_names(&api), ["feed-a"]);
+    let weights: Vec<i64> = api.get(GATEWAY, "httproutes", NS, "feed-a").unwrap()["spec"]["rules"]
+        [0]["backendRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["weight"].as_i64().unwrap())
+        .collect();
+    assert_eq!(weights, [100, 0]);
+
+    // Renamed: the new route replaces the old one.
+    set_traffic(&api, gateway("feed-b"));
+    op.reconcile().await;
+    assert_eq!(route_names(&api), ["feed-b"]);
+
+    // A route someone else labelled alike but the rollout does not own is left alone.
+    api.put(
+        "httproutes",
+        json!({"apiVersion": GATEWAY, "kind": "HTTPRoute",
+               "metadata": {"name": "hand-made", "namespace": NS,
+                            "labels": {"app.kubernetes.io/managed-by": "feedroll-operator",
+                                       "feedroll.dev/rollout": "feed"}},
+               "spec": {}}),
+    );
+    // Back to replica ratio: the rollout's route goes.
+    set_traffic(&api, json!({"replicaRatio": {}}));
+    op.reconcile().await;
+    assert_eq!(route_names(&api), ["hand-made"]);
+    assert_eq!(status(&api).phase, Some(Phase::Succeeded));
+}

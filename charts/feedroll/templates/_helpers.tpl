@@ -80,17 +80,20 @@ rbac.namespaced, by the Role in watchNamespace. The Lease rule is separate (leas
 it is always a namespaced Role in the release namespace.
 */}}
 {{- define "feedroll.rules" -}}
+# Exactly what the operator's code uses (operator/src/controller/rbac.rs lists each permission
+# with its reason; operator/tests/rbac.rs fails when these rules grant more or less).
+#
 # FeedRollouts: watch them (list/watch feed the controller's cache), read one (get), and add or
-# remove the clean-up finalizer in metadata (patch/update). The operator never creates or
-# deletes FeedRollouts: Git or kubectl owns them.
+# remove the clean-up finalizer (a JSON patch of metadata.finalizers). The operator never
+# creates, replaces or deletes FeedRollouts: Git or kubectl owns them.
 - apiGroups: ["feedroll.dev"]
   resources: ["feedrollouts"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 # Status is where all rollout progress lives (phase, step, weight, analysis records), written
-# with server-side apply under the operator's own field manager.
+# with server-side apply (a patch) under the operator's own field manager.
 - apiGroups: ["feedroll.dev"]
   resources: ["feedrollouts/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 # Owner references with blockOwnerDeletion: true on the objects it creates need update on the
 # owner's finalizers subresource (OwnerReferencesPermissionEnforcement admission).
 # Not granted on purpose: feedrollouts/scale. The HorizontalPodAutoscaler controller uses the
@@ -98,33 +101,32 @@ it is always a namespaced Role in the release namespace.
 - apiGroups: ["feedroll.dev"]
   resources: ["feedrollouts/finalizers"]
   verbs: ["update"]
-# The stable and canary workloads of each FeedRollout (created, resized, promoted, removed).
+# The stable and canary workloads of each FeedRollout: read (get) for their rollout state,
+# watched as owned, applied (create on the first apply), deleted on clean-up.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Services (one for all pods, one per track) and the ConfigMap with the ranking profiles and
-# in-app traffic shares.
+# in-app traffic shares: watched as owned, applied, deleted on clean-up.
 - apiGroups: [""]
   resources: ["services", "configmaps"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Canary pods are read, never changed: CrashLoopBackOff and restart counts trigger an
 # immediate rollback.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-# Gateway API traffic: the operator owns one HTTPRoute per FeedRollout and sets exact backend
-# weights.
+  verbs: ["list", "watch"]
+# Gateway API traffic: the operator applies one HTTPRoute per FeedRollout with exact backend
+# weights, and when the spec changes lists the rollout's routes to delete one it no longer asks
+# for (traffic mode or route name changed).
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# A Kubernetes Event for every decision (RolloutStarted, StepAdvanced, RolledBack...): create a
-# new one, patch it to bump the count of a repeated one. Both APIs: core/v1 and events.k8s.io/v1.
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["list", "create", "patch", "delete"]
+# A Kubernetes Event (events.k8s.io/v1) for every decision (RolloutStarted, StepAdvanced,
+# RolledBack...). Each decision is its own Event, never a patched series, so create only.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}
 
 {{/* A Prometheus duration ("2h", "1h30m", "90s") in seconds, for comparisons in PromQL. */}}

@@ -226,6 +226,20 @@ impl Analyzer for PrometheusAnalyzer {
     }
 }
 
+/// One engine answers at once for its own Prometheus (whatever `analysis.prometheus` says): the
+/// e2e driver and the tests, where one Prometheus serves one rollout.
+impl Analyzer for AnalysisEngine {
+    fn analyze<'a>(
+        &'a self,
+        target: &'a Target,
+        analysis: &'a ResolvedAnalysis,
+        fast: bool,
+        at: Timestamp,
+    ) -> BoxFuture<'a, AnalysisRun> {
+        Box::pin(self.evaluate(target, &analysis.checks, fast, at))
+    }
+}
+
 /// A run in which every selected check has an `error` verdict with `reason`.
 pub fn error_run(
     analysis: &ResolvedAnalysis,

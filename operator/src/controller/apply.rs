@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 use feedroll_crds::{FeedRollout, FeedRolloutStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::desired::Desired;
+use crate::desired::{Desired, LABEL_ROLLOUT, MANAGED_BY};
 
 /// The field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "feedroll-operator";
@@ -154,6 +156,45 @@ pub async fn apply_desired(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Deletes the HTTPRoutes that the rollout with `owner_uid` applied and no longer wants (its
+/// traffic mode left Gateway API, or `httpRoute` was renamed): every route labelled as the
+/// rollout's and owned by it, except `keep`. A cluster without the Gateway API CRDs has none.
+pub async fn prune_http_routes(
+    client: &Client,
+    namespace: &str,
+    rollout: &str,
+    owner_uid: &str,
+    keep: Option<&str>,
+) -> Result<usize, kube::Error> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &http_route_resource());
+    let selector = format!("app.kubernetes.io/managed-by={MANAGED_BY},{LABEL_ROLLOUT}={rollout}");
+    let routes = match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut deleted = 0;
+    for route in routes {
+        let name = route.metadata.name.clone().unwrap_or_default();
+        let owned = route
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == owner_uid);
+        if !owned || Some(name.as_str()) == keep {
+            continue;
+        }
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => deleted += 1,
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
 }
 
 /// Applies the status of `fr` through the status subresource (nothing else of the object).

@@ -1,7 +1,7 @@
 //! The Kubernetes permissions the operator's code uses, each with its reason. The chart's RBAC
 //! (`charts/feedroll/templates/_helpers.tpl`, `feedroll.rules`, and the Lease Role in
-//! `rbac.yaml`) is the one place they are granted; `tests/rbac.rs` checks that it grants every
-//! permission listed here, and the reconciler tests check that every request the operator makes
+//! `rbac.yaml`) is the one place they are granted; `tests/rbac.rs` checks that it grants exactly
+//! the permissions listed here, and the reconciler tests check that every request the operator makes
 //! is listed here.
 
 /// One permission: API group, resource (with subresource), verbs, and why.
@@ -64,14 +64,14 @@ pub const PERMISSIONS: &[Permission] = &[
     Permission {
         group: "gateway.networking.k8s.io",
         resource: "httproutes",
-        verbs: &["create", "patch", "delete"],
-        why: "Gateway API traffic: the operator applies one HTTPRoute per FeedRollout with exact weights (create on the first apply)",
+        verbs: &["list", "create", "patch", "delete"],
+        why: "Gateway API traffic: the operator applies one HTTPRoute per FeedRollout with exact weights (create on the first apply); when the spec changes it lists the rollout's routes and deletes one the spec no longer asks for",
     },
     Permission {
         group: "events.k8s.io",
         resource: "events",
         verbs: &["create"],
-        why: "a Kubernetes Event for every decision of the brain",
+        why: "a Kubernetes Event for every decision of the brain (each its own Event, never a patched series)",
     },
     Permission {
         group: "coordination.k8s.io",

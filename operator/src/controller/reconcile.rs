@@ -14,12 +14,12 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube_runtime::controller::Action;
 use kube_runtime::finalizer::{Event as FinalizerEvent, finalizer};
 
-use super::apply::{apply_desired, apply_status, http_route_resource};
+use super::apply::{apply_desired, apply_status, http_route_resource, prune_http_routes};
 use super::{CONDITION_RECONCILED, Context, Error, FINALIZER};
 use crate::analysis::Target;
-use crate::brain::{self, AnalysisDue, EventType, Observations, Transition, analysis_due, decide};
+use crate::brain::{self, EventType, Observations, Transition};
 use crate::desired::{self, LABEL_ROLLOUT, LABEL_TRACK, Names, Track, World};
-use crate::observe;
+use crate::{driver, observe};
 
 /// Reconciles `fr`: adds the clean-up finalizer, then [`apply`]s it, or cleans up when it is
 /// being deleted. Counted in `feedroll_reconciles_total`.
@@ -125,26 +125,13 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
             }
         }
     }
-    let mut analysis_queued = false;
-    if let Some(due) = analysis_due(spec, &old, now)
-        && let Ok(analysis) = spec.resolved_analysis()
-    {
-        let target = Target {
-            namespace: Some(ns.clone()),
-            rollout: name.clone(),
-            traffic: spec.traffic_mode(),
-        };
-        let fast = due == AnalysisDue::Fast;
-        match ctx.analyzer.poll(&target, &analysis, fast, now).await {
-            Some(run) => {
-                tracing::debug!(namespace = %ns, rollout = %name, fast, records = run.records.len(), "analysis ran");
-                obs.analysis = Some(run);
-            }
-            None => analysis_queued = true,
-        }
-    }
-
-    let t: Transition = decide(spec, &old, &obs, now);
+    let target = Target {
+        namespace: Some(ns.clone()),
+        rollout: name.clone(),
+        traffic: spec.traffic_mode(),
+    };
+    let turn = driver::turn(ctx.analyzer.as_ref(), &target, spec, &old, obs, now).await;
+    let (t, obs) = (turn.transition, turn.observations);
     let mut status = t.status.clone();
     if let Some(id) = bad_command {
         status.last_command_id = Some(id);
@@ -172,7 +159,20 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
                     ctx.cache.invalidate("Deployment", &ns, name);
                 }
             }
-            match apply_desired(&ctx.client, &ctx.cache, &ns, &d).await {
+            let applied = apply_desired(&ctx.client, &ctx.cache, &ns, &d).await;
+            if applied.is_ok() && fr.metadata.generation != old.observed_generation {
+                // The spec changed: a route it no longer asks for goes (mode or name change).
+                let keep = d
+                    .http_route
+                    .as_ref()
+                    .and_then(|r| r["metadata"]["name"].as_str());
+                let uid = fr.metadata.uid.as_deref().unwrap_or_default();
+                let pruned = prune_http_routes(&ctx.client, &ns, &name, uid, keep).await?;
+                if pruned > 0 {
+                    tracing::info!(namespace = %ns, rollout = %name, pruned, "deleted HTTPRoutes the spec no longer asks for");
+                }
+            }
+            match applied {
                 Ok(()) => Ok(()),
                 Err(kube::Error::Api(s)) if is_permanent(s.code) => Err((
                     "ApplyFailed",
@@ -217,7 +217,7 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
         .requeue_after
         .unwrap_or(ctx.resync)
         .clamp(Duration::from_secs(1), ctx.resync);
-    if analysis_queued {
+    if turn.analysis_queued {
         // Come back for the run the analyzer's next tick makes.
         requeue = requeue.min(super::analyzer::ANALYSIS_POLL);
     }

@@ -25,8 +25,8 @@ use tokio::sync::watch;
 use super::{Context, Metrics, PrometheusAnalyzer, error_policy, reconcile};
 use crate::desired::{LABEL_ROLLOUT, LABEL_TRACK, MANAGED_BY};
 
-/// Reconciles running at once (bounds memory with thousands of rollouts; analysis never holds
-/// a reconcile: it is queued and picked up on the next one).
+/// Default for reconciles running at once (bounds memory with thousands of rollouts; analysis
+/// never holds a reconcile: it is queued and picked up on the next one).
 pub const CONCURRENCY: u16 = 32;
 
 /// Log output format.
@@ -64,6 +64,14 @@ pub struct RunArgs {
     /// Watch FeedRollouts in this namespace only (empty: all namespaces).
     #[arg(long, env = "FEEDROLL_WATCH_NAMESPACE", default_value = "")]
     pub watch_namespace: String,
+    /// Reconciles running at once (never two on one FeedRollout); at least 1.
+    #[arg(
+        long,
+        env = "FEEDROLL_CONCURRENCY",
+        default_value_t = CONCURRENCY,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub concurrency: u16,
     /// Log format.
     #[arg(long, env = "FEEDROLL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -158,7 +166,7 @@ pub async fn operate(
         lead(client.clone(), args, id, ctx, metrics.clone(), stop).await
     } else {
         metrics.set_leader(true);
-        controller(ctx, &args.watch_namespace, stopped(stop)).await;
+        controller(ctx, &args.watch_namespace, args.concurrency, stopped(stop)).await;
         Ok(())
     };
     metrics.set_leader(false);
@@ -237,7 +245,7 @@ async fn lead(
                 _ = stopped(stop_now) => {}
             }
         };
-        controller(ctx.clone(), &args.watch_namespace, until).await;
+        controller(ctx.clone(), &args.watch_namespace, args.concurrency, until).await;
         metrics.set_leader(false);
         metrics.forget_all();
         if *stop.borrow() {
@@ -267,10 +275,12 @@ where
 }
 
 /// The Controller: FeedRollouts, the Deployments, Services and ConfigMaps they own, and canary
-/// Pods (a crash loop triggers a reconcile at once). Runs until `until` resolves.
+/// Pods (a crash loop triggers a reconcile at once), at most `concurrency` reconciles at once
+/// (0: unbounded). Runs until `until` resolves.
 pub async fn controller(
     ctx: Arc<Context>,
     namespace: &str,
+    concurrency: u16,
     until: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
@@ -293,6 +303,7 @@ pub async fn controller(
             .get(LABEL_ROLLOUT)
             .map(|r| ObjectRef::<FeedRollout>::new(r).within(&ns))
     })
+    .with_config(kube_runtime::controller::Config::default().concurrency(concurrency))
     .graceful_shutdown_on(until)
     .run(reconcile, error_policy, ctx)
     .for_each(|r| async move {
