@@ -11,6 +11,9 @@
 #
 # --smoke: tiny world and one-second phases; checks only that every phase produced numbers. It
 # uses the debug build (shared with `cargo test`) unless --release is given.
+# --system-alloc: feed-server built without its default `mimalloc` feature (glibc malloc), for
+# the allocator comparison in BENCHMARKS.md (use another CARGO_TARGET_DIR to keep both builds).
+# FEED_* environment variables reach feed-server (e.g. FEED_STATS_CACHE_MS=0).
 # World flags (--videos --users --creators --plays --follows --friends --zipf-s --seed) go to
 # both the loader and the run; any other flag goes to `feedroll-loadgen run` (see its --help).
 set -euo pipefail
@@ -18,6 +21,7 @@ cd "$(dirname "$0")/.."
 
 smoke=0
 release=1
+features=()
 out=""
 warmup_users=1000
 world=()
@@ -25,11 +29,12 @@ run_args=()
 while (($#)); do
   case "$1" in
     -h|--help)
-      sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
       echo "feedroll-loadgen run options: cargo run -q -p feedroll-bench --bin feedroll-loadgen -- run --help"
       exit 0 ;;
     --smoke) smoke=1; release=0 ;;
     --release) release=1 ;;
+    --system-alloc) features=(--no-default-features) ;;
     --out) out="$2"; shift ;;
     --warmup-users) warmup_users="$2"; shift ;;
     --videos|--users|--creators|--plays|--follows|--friends|--zipf-s|--seed)
@@ -54,11 +59,11 @@ done
 target="${CARGO_TARGET_DIR:-target}"
 if ((release)); then
   echo "bench: building release binaries into $target" >&2
-  CARGO_TARGET_DIR="$target" cargo build --release -q -p feed-server -p feedroll-bench
+  CARGO_TARGET_DIR="$target" cargo build --release -q -p feed-server -p feedroll-bench "${features[@]}"
   bin="$target/release"
 else
   echo "bench: building debug binaries into $target (smoke: no timing is asserted)" >&2
-  CARGO_TARGET_DIR="$target" cargo build -q -p feed-server -p feedroll-bench
+  CARGO_TARGET_DIR="$target" cargo build -q -p feed-server -p feedroll-bench "${features[@]}"
   bin="$target/debug"
 fi
 

@@ -37,6 +37,10 @@ pub struct Snapshot {
     pub generation: u64,
     /// The ranked items (with signals).
     pub items: Vec<FeedItem>,
+    /// The default first page as sent (JSON), encoded by the first request that served it and
+    /// reused by every later one. Not stored: each process encodes its own.
+    #[serde(skip)]
+    pub first_page: std::sync::OnceLock<axum::body::Bytes>,
 }
 
 #[derive(Clone)]

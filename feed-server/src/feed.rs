@@ -56,6 +56,7 @@ pub async fn head(state: &AppState, user_id: &str) -> Result<Served, StoreError>
         variant: variant.name.clone(),
         generation: loaded.generation,
         items: ranked.items,
+        first_page: Default::default(),
     };
     let snapshot = state
         .cache

@@ -518,6 +518,29 @@ async fn cache_serves_repeats_and_events_invalidate_it(b: Backend) {
     );
 }
 
+async fn the_default_first_page_is_the_same_however_it_is_asked_for(b: Backend) {
+    let app = TestApp::start(b).await;
+    app.put_videos(&catalog(60, 15)).await;
+    let user = "firstpage";
+    // Ranked by the first request; the next two are served from the cached snapshot (the
+    // default page is encoded once per snapshot and reused).
+    let explained = app.feed(user, "&limit=20&explain=true").await;
+    let default = app.feed(user, "").await;
+    let twenty = app.feed(user, "&limit=20").await;
+    assert_eq!(default, twenty);
+    assert_eq!(ids(&twenty).len(), 20);
+    assert_eq!(ids(&twenty), ids(&explained));
+    assert_eq!(twenty["next_cursor"], explained["next_cursor"]);
+    assert_eq!(twenty["variant"], "default");
+    assert_eq!(twenty["user_id"], user);
+    assert!(explained["items"][0]["signals"].is_object(), "{explained}");
+    assert!(twenty["items"][0]["signals"].is_null(), "{twenty}");
+    let cursor = twenty["next_cursor"].as_str().expect("a second page");
+    let next = app.feed(user, &format!("&limit=20&cursor={cursor}")).await;
+    assert_eq!(ids(&next).len(), 20);
+    assert!(ids(&next).iter().all(|id| !ids(&twenty).contains(id)));
+}
+
 async fn metrics_carry_rollout_track_and_variant(b: Backend) {
     let app = TestApp::start(b).await;
     app.put_videos(&catalog(10, 5)).await;
@@ -574,6 +597,7 @@ both_stores!(
     bad_requests_get_clear_errors_and_change_nothing,
     oversized_bodies_are_refused,
     cache_serves_repeats_and_events_invalidate_it,
+    the_default_first_page_is_the_same_however_it_is_asked_for,
     metrics_carry_rollout_track_and_variant,
 );
 

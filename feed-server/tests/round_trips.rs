@@ -98,6 +98,7 @@ async fn round_trips_for(catalog_size: usize, redis: &RedisServer) -> (usize, us
         url: redis.url(),
         prefix: format!("rt{catalog_size}:"),
         timeout: Duration::from_secs(2),
+        stats_cache: Duration::from_secs(1),
     };
     let store = Arc::new(Counting {
         inner: RedisStore::connect(&settings).expect("connect"),
@@ -139,4 +140,61 @@ async fn round_trips_do_not_grow_with_candidates() {
         large_calls, small_calls,
         "round trips independent of the candidate count"
     );
+}
+
+fn replica(redis: &RedisServer, prefix: &str, stats_cache: Duration) -> RedisStore {
+    RedisStore::connect(&RedisSettings {
+        url: redis.url(),
+        prefix: prefix.to_owned(),
+        timeout: Duration::from_secs(2),
+        stats_cache,
+    })
+    .expect("connect")
+}
+
+async fn views(store: &RedisStore, id: &str) -> f64 {
+    let data = store
+        .candidates("u", &[id.to_owned()])
+        .await
+        .expect("candidates");
+    data[0].as_ref().expect("video exists").stats.views
+}
+
+async fn play(store: &RedisStore, id: &str) {
+    let mut d = Deltas::default();
+    d.video_stats.insert(
+        id.to_owned(),
+        feed_server::learning::VideoStats {
+            views: 1.0,
+            ..Default::default()
+        },
+    );
+    store.apply(&d).await.expect("apply");
+}
+
+#[tokio::test]
+async fn counters_are_shared_for_at_most_the_stats_cache_time_and_own_events_show_at_once() {
+    let redis = RedisServer::start();
+    let ttl = Duration::from_millis(600);
+    let a = replica(&redis, "sc:", ttl);
+    let b = replica(&redis, "sc:", ttl);
+    let uncached = replica(&redis, "sc:", Duration::ZERO);
+    let video: Video = serde_json::from_value(common::catalog(1, 1).remove(0)).expect("video");
+    a.put_videos(std::slice::from_ref(&video))
+        .await
+        .expect("put");
+    let id = video.id.as_str();
+
+    assert_eq!(views(&a, id).await, 0.0);
+    play(&b, id).await;
+    // Another replica's play: A may serve its counters from the last ttl ...
+    assert_eq!(views(&a, id).await, 0.0, "served from A's stats cache");
+    // ... a replica without the cache reads it at once ...
+    assert_eq!(views(&uncached, id).await, 1.0);
+    // ... and A sees it once the bound has passed.
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert_eq!(views(&a, id).await, 1.0);
+    // A's own play is visible to A immediately.
+    play(&a, id).await;
+    assert_eq!(views(&a, id).await, 2.0);
 }

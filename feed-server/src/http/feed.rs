@@ -1,13 +1,16 @@
 //! `GET /v1/feed` and `POST /v1/rank`.
 
 use axum::Extension;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::cursor;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
+use crate::cache::Snapshot;
 use crate::feed::{self, now_secs};
 use crate::model::{
     FeedItem, FeedResponse, MAX_RANK_CANDIDATES, RankRequest, validate_id, validate_unique,
@@ -47,16 +50,51 @@ fn page(items: &[FeedItem], offset: usize, limit: usize, explain: bool) -> Vec<F
         .collect()
 }
 
-fn respond(body: FeedResponse) -> impl IntoResponse {
+fn respond(body: FeedResponse) -> Response {
     let variant = ServedVariant(body.variant.clone());
-    (Extension(variant), axum::Json(body))
+    (Extension(variant), axum::Json(body)).into_response()
+}
+
+/// The default first page of `snapshot` (offset 0, [`DEFAULT_LIMIT`] items, no signals), encoded
+/// once per snapshot: a cached first page costs no item copies and no JSON encoding.
+fn first_page(snapshot: &Snapshot) -> Result<Response, ApiError> {
+    let body = match snapshot.first_page.get() {
+        Some(body) => body.clone(),
+        None => {
+            let items = page(&snapshot.items, 0, DEFAULT_LIMIT, false);
+            let next_cursor = (items.len() < snapshot.items.len())
+                .then(|| cursor::encode(&snapshot.id, items.len()));
+            let response = FeedResponse {
+                user_id: snapshot.user_id.clone(),
+                variant: snapshot.variant.clone(),
+                items,
+                next_cursor,
+            };
+            let body = Bytes::from(serde_json::to_vec(&response).map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("cannot encode the feed: {e}"),
+                )
+            })?);
+            // A concurrent request may have set it first; both encodings are identical.
+            let _ = snapshot.first_page.set(body.clone());
+            body
+        }
+    };
+    Ok((
+        Extension(ServedVariant(snapshot.variant.clone())),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /v1/feed?user_id=&limit=&cursor=&explain=`
 pub async fn get_feed(
     State(state): State<SharedState>,
     ApiQuery(q): ApiQuery<FeedQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     validate_id("user_id", &q.user_id)?;
     let limit = match q.limit {
         None => DEFAULT_LIMIT,
@@ -88,7 +126,13 @@ pub async fn get_feed(
             }
             (snapshot, offset)
         }
-        None => (feed::head(&state, &q.user_id).await?.snapshot, 0),
+        None => {
+            let snapshot = feed::head(&state, &q.user_id).await?.snapshot;
+            if limit == DEFAULT_LIMIT && !q.explain {
+                return first_page(&snapshot);
+            }
+            (snapshot, 0)
+        }
     };
     let items = page(&snapshot.items, offset, limit, q.explain);
     let end = offset + items.len();
@@ -105,7 +149,7 @@ pub async fn get_feed(
 pub async fn rank(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<RankRequest>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     validate_id("user_id", &req.user_id)?;
     if req.video_ids.is_empty() {
         return Err(ApiError::bad_request(

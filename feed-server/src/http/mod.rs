@@ -37,25 +37,23 @@ pub struct HttpLimits {
 }
 
 async fn record_metrics(State(state): State<SharedState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let method = req.method().as_str().to_owned();
+    // Cheap clones (shared string, standard method): nothing is allocated per request here.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method = req.method().clone();
     let start = Instant::now();
     let response = next.run(req).await;
     let variant = response
         .extensions()
         .get::<feed::ServedVariant>()
         .map_or("", |v| v.0.as_str());
-    let status = response.status().as_u16().to_string();
+    let status = response.status();
     let m = &state.metrics;
     m.http_requests
-        .with_label_values(&[&route, &method, &status, variant])
+        .with_label_values(&[route, method.as_str(), status.as_str(), variant])
         .inc();
     m.http_duration
-        .with_label_values(&[&route, &method, variant])
+        .with_label_values(&[route, method.as_str(), variant])
         .observe(start.elapsed().as_secs_f64());
     // Only failures of the store itself, not timeouts or warm-up.
     if let Some(code) = response.extensions().get::<error::ErrorCode>()

@@ -26,7 +26,15 @@
 //! version they were read at. Every candidate read fetches `P catv` in the same round trip as the
 //! counters; when it moved (a catalog write on any replica), the cache is dropped and the entries
 //! it supplied are read again, so a ranking never uses a catalog entry older than the version it
-//! saw. Counters, seen sets and everything per user are always read from Redis.
+//! saw.
+//!
+//! Video counters are kept in process for at most [`RedisSettings::stats_cache`] (the *stats
+//! cache*, 1 s by default; zero turns it off): the rankings of one replica within that time share
+//! one read of a popular video's counters instead of each sending its own `HMGET`. A replica's
+//! own event writes drop the counters they touch from its cache at once, so it sees its own
+//! events immediately and other replicas' within the bound. Counters feed smoothed rates over
+//! hundreds of plays, which a second of delay does not move. Seen sets and everything per user
+//! are always read from Redis.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -77,6 +85,65 @@ pub struct RedisSettings {
     pub prefix: String,
     /// How long a call may wait for Redis before failing.
     pub timeout: Duration,
+    /// Longest a video's counters are served from the stats cache (zero: always read).
+    pub stats_cache: Duration,
+}
+
+/// Most video counters kept in the stats cache; it is emptied when full.
+const STATS_CACHE_MAX: usize = 250_000;
+
+/// Video counters read within the last `ttl` (see the module docs). The whole cache expires
+/// together: entries are never older than `ttl`, and a lookup costs one hash probe.
+struct StatsCache {
+    ttl: Duration,
+    inner: RwLock<StatsEpoch>,
+}
+
+struct StatsEpoch {
+    started: std::time::Instant,
+    stats: HashMap<String, VideoStats>,
+}
+
+impl StatsCache {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            inner: RwLock::new(StatsEpoch {
+                started: std::time::Instant::now(),
+                stats: HashMap::new(),
+            }),
+        }
+    }
+
+    /// The cached counters of each id, `None` where they must be read.
+    fn lookup(&self, ids: &[String]) -> Vec<Option<VideoStats>> {
+        let epoch = self.inner.read();
+        if self.ttl.is_zero() || epoch.started.elapsed() >= self.ttl {
+            return vec![None; ids.len()];
+        }
+        ids.iter().map(|id| epoch.stats.get(id).copied()).collect()
+    }
+
+    /// Keeps counters read just now.
+    fn insert(&self, read: impl IntoIterator<Item = (String, VideoStats)>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut epoch = self.inner.write();
+        if epoch.started.elapsed() >= self.ttl || epoch.stats.len() >= STATS_CACHE_MAX {
+            epoch.started = std::time::Instant::now();
+            epoch.stats.clear();
+        }
+        epoch.stats.extend(read);
+    }
+
+    /// Drops the counters of videos this replica just wrote.
+    fn forget<'a>(&self, ids: impl IntoIterator<Item = &'a String>) {
+        let mut epoch = self.inner.write();
+        for id in ids {
+            epoch.stats.remove(id);
+        }
+    }
 }
 
 /// Most catalog entries kept in process (about 0.5 KiB each); the cache is emptied when full.
@@ -95,6 +162,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     catalog: RwLock<CatalogCache>,
+    stats: StatsCache,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -158,6 +226,7 @@ impl RedisStore {
             conn,
             prefix: settings.prefix.clone(),
             catalog: RwLock::new(CatalogCache::default()),
+            stats: StatsCache::new(settings.stats_cache),
         })
     }
 
@@ -341,7 +410,10 @@ impl Store for RedisStore {
                 .arg(user)
                 .ignore();
         }
-        self.run(&pipe).await.map(|_| ())
+        let written = self.run(&pipe).await.map(|_| ());
+        // Also after a failure: the MULTI may have been applied before the reply was lost.
+        self.stats.forget(d.video_stats.keys());
+        written
     }
 
     async fn set_follows(&self, user: &str, follows: &Follows) -> Result<(), StoreError> {
@@ -464,11 +536,13 @@ impl Store for RedisStore {
                 ids.iter().map(|id| c.videos.get(id).cloned()).collect(),
             )
         };
+        let mut stats = self.stats.lookup(ids);
         let mut pipe = redis::pipe();
         pipe.get(self.key(format_args!("catv")));
-        for id in ids {
+        let unknown: Vec<usize> = (0..ids.len()).filter(|i| stats[*i].is_none()).collect();
+        for &i in &unknown {
             pipe.cmd("HMGET")
-                .arg(self.key(format_args!("vs:{id}")))
+                .arg(self.key(format_args!("vs:{}", ids[i])))
                 .arg(&VideoStats::FIELDS[..]);
         }
         pipe.cmd("ZMSCORE")
@@ -485,10 +559,13 @@ impl Store for RedisStore {
                 .ok_or_else(|| corrupt("short pipeline reply"))
         };
         let version = parse::<Option<i64>>(next()?)?.unwrap_or(0);
-        let mut stats = Vec::with_capacity(ids.len());
-        for _ in ids {
-            stats.push(stats_of(next()?)?);
+        let mut read = Vec::with_capacity(unknown.len());
+        for &i in &unknown {
+            let s = stats_of(next()?)?;
+            stats[i] = Some(s);
+            read.push((ids[i].clone(), s));
         }
+        self.stats.insert(read);
         let seen: Vec<Option<f64>> = parse(next()?)?;
         let mut fetched = Vec::with_capacity(missing.len());
         for &i in &missing {
@@ -536,7 +613,7 @@ impl Store for RedisStore {
             .map(|((video, stats), seen)| {
                 video.map(|video| CandidateData {
                     video,
-                    stats,
+                    stats: stats.unwrap_or_default(),
                     seen: seen.is_some(),
                 })
             })
