@@ -13,7 +13,7 @@
 # uses the debug build (shared with `cargo test`) unless --release is given.
 # --system-alloc: feed-server built without its default `mimalloc` feature (glibc malloc), for
 # the allocator comparison in BENCHMARKS.md (use another CARGO_TARGET_DIR to keep both builds).
-# FEED_* environment variables reach feed-server (e.g. FEED_STATS_CACHE_MS=0).
+# FEED_* environment variables reach feed-server (e.g. FEED_SHARED_CACHE_MS=0).
 # World flags (--videos --users --creators --plays --follows --friends --zipf-s --seed) go to
 # both the loader and the run; any other flag goes to `feedroll-loadgen run` (see its --help).
 set -euo pipefail

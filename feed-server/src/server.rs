@@ -52,7 +52,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
             url: url.clone(),
             prefix: config.redis_prefix.clone(),
             timeout,
-            stats_cache: Duration::from_millis(config.stats_cache_ms),
+            shared_cache: Duration::from_millis(config.shared_cache_ms),
         })?),
         None => Arc::new(MemoryStore::new()),
     };

@@ -98,7 +98,7 @@ async fn round_trips_for(catalog_size: usize, redis: &RedisServer) -> (usize, us
         url: redis.url(),
         prefix: format!("rt{catalog_size}:"),
         timeout: Duration::from_secs(2),
-        stats_cache: Duration::from_secs(1),
+        shared_cache: Duration::from_secs(1),
     };
     let store = Arc::new(Counting {
         inner: RedisStore::connect(&settings).expect("connect"),
@@ -142,12 +142,12 @@ async fn round_trips_do_not_grow_with_candidates() {
     );
 }
 
-fn replica(redis: &RedisServer, prefix: &str, stats_cache: Duration) -> RedisStore {
+fn replica(redis: &RedisServer, prefix: &str, shared_cache: Duration) -> RedisStore {
     RedisStore::connect(&RedisSettings {
         url: redis.url(),
         prefix: prefix.to_owned(),
         timeout: Duration::from_secs(2),
-        stats_cache,
+        shared_cache,
     })
     .expect("connect")
 }
@@ -173,7 +173,7 @@ async fn play(store: &RedisStore, id: &str) {
 }
 
 #[tokio::test]
-async fn counters_are_shared_for_at_most_the_stats_cache_time_and_own_events_show_at_once() {
+async fn counters_are_shared_for_at_most_the_shared_cache_time_and_own_events_show_at_once() {
     let redis = RedisServer::start();
     let ttl = Duration::from_millis(600);
     let a = replica(&redis, "sc:", ttl);
@@ -197,4 +197,43 @@ async fn counters_are_shared_for_at_most_the_stats_cache_time_and_own_events_sho
     // A's own play is visible to A immediately.
     play(&a, id).await;
     assert_eq!(views(&a, id).await, 2.0);
+}
+
+async fn fresh_ids(store: &RedisStore) -> Vec<String> {
+    let q = feed_server::store::CandidateQuery {
+        fresh: vec!["*".to_owned()],
+        per_fresh: 10,
+        ..Default::default()
+    };
+    store.candidate_lists(&q).await.expect("lists").fresh
+}
+
+#[tokio::test]
+async fn shared_lists_follow_the_same_bound_and_own_uploads_show_at_once() {
+    let redis = RedisServer::start();
+    let ttl = Duration::from_millis(600);
+    let a = replica(&redis, "sl:", ttl);
+    let b = replica(&redis, "sl:", ttl);
+    let mut videos: Vec<Video> = common::catalog(3, 1)
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("video"))
+        .collect();
+    let (third, second) = (videos.pop().expect("3"), videos.pop().expect("2"));
+    a.put_videos(&videos).await.expect("put");
+    assert_eq!(fresh_ids(&a).await, [videos[0].id.clone()]);
+    // Another replica's upload reaches A's fresh list within the bound ...
+    b.put_videos(std::slice::from_ref(&second))
+        .await
+        .expect("put");
+    assert!(
+        !fresh_ids(&a).await.contains(&second.id),
+        "served from A's cache"
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert!(fresh_ids(&a).await.contains(&second.id));
+    // ... and A's own upload at once.
+    a.put_videos(std::slice::from_ref(&third))
+        .await
+        .expect("put");
+    assert!(fresh_ids(&a).await.contains(&third.id));
 }

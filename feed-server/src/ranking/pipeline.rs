@@ -1,6 +1,8 @@
 //! The ranking pipeline over a store: three round trips (user state, source lists, candidate
 //! data) whatever the number of candidates, then pure scoring and re-ranking.
 
+use std::collections::HashMap;
+
 use feed_profile::RankingProfile;
 
 use super::candidates::{self, source};
@@ -47,6 +49,36 @@ impl Diversifiable for Scored {
     }
 }
 
+/// The user's decayed state at one instant, resolved once per ranking instead of once per
+/// candidate: affinities by creator and by tag, and the taste vector.
+struct UserAt<'a> {
+    user: &'a UserState,
+    creators: HashMap<&'a str, f64>,
+    tags: HashMap<&'a str, f64>,
+    taste: Option<Vec<f64>>,
+}
+
+impl<'a> UserAt<'a> {
+    fn new(user: &'a UserState, now: f64) -> Self {
+        let mut creators = HashMap::new();
+        let mut tags = HashMap::new();
+        for (field, d) in &user.affinity {
+            let value = d.value_at(now, AFFINITY_HALF_LIFE_SECS);
+            if let Some(c) = field.strip_prefix("c:") {
+                creators.insert(c, value);
+            } else if let Some(t) = field.strip_prefix("t:") {
+                tags.insert(t, value);
+            }
+        }
+        Self {
+            user,
+            creators,
+            tags,
+            taste: taste_at(user, now),
+        }
+    }
+}
+
 /// The user's taste vector as of `now`, if any.
 fn taste_at(user: &UserState, now: f64) -> Option<Vec<f64>> {
     if user.taste.is_empty() {
@@ -68,25 +100,27 @@ fn taste_at(user: &UserState, now: f64) -> Option<Vec<f64>> {
 }
 
 /// Computes the five signals of a candidate for a user (pure).
-pub fn signals_for(
+fn signals_for(
     profile: &RankingProfile,
-    user: &UserState,
-    taste: Option<&[f64]>,
+    user: &UserAt<'_>,
     c: &CandidateData,
     friend_engaged: bool,
     now: f64,
 ) -> Signals {
     let v = &c.video;
-    let aff = |field: String| {
-        user.affinity
-            .get(&field)
-            .map_or(0.0, |d| d.value_at(now, AFFINITY_HALF_LIFE_SECS))
-    };
-    let creator = aff(format!("c:{}", v.creator_id));
+    let creator = user
+        .creators
+        .get(v.creator_id.as_str())
+        .copied()
+        .unwrap_or(0.0);
     let tag_mean = if v.tags.is_empty() {
         0.0
     } else {
-        v.tags.iter().map(|t| aff(format!("t:{t}"))).sum::<f64>() / v.tags.len() as f64
+        v.tags
+            .iter()
+            .map(|t| user.tags.get(t.as_str()).copied().unwrap_or(0.0))
+            .sum::<f64>()
+            / v.tags.len() as f64
     };
     let age = now - v.published_at.timestamp_millis() as f64 / 1000.0;
     Signals {
@@ -97,10 +131,10 @@ pub fn signals_for(
             profile,
             creator,
             tag_mean,
-            user.follows.contains(&v.creator_id),
+            user.user.follows.contains(&v.creator_id),
             friend_engaged,
         ),
-        embedding: signals::embedding(profile, taste, v.embedding.as_deref()),
+        embedding: signals::embedding(profile, user.taste.as_deref(), v.embedding.as_deref()),
     }
 }
 
@@ -119,18 +153,11 @@ fn score_all(
     candidates: Vec<(CandidateData, u8)>,
     now: f64,
 ) -> Vec<Scored> {
-    let taste = taste_at(user, now);
+    let user = UserAt::new(user, now);
     let mut scored: Vec<Scored> = candidates
         .into_iter()
         .map(|(c, flags)| {
-            let s = signals_for(
-                profile,
-                user,
-                taste.as_deref(),
-                &c,
-                flags & source::FRIEND != 0,
-                now,
-            );
+            let s = signals_for(profile, &user, &c, flags & source::FRIEND != 0, now);
             Scored {
                 item: FeedItem {
                     score: signals::score(&profile.weights, &s),

@@ -5,6 +5,7 @@
 
 mod memory;
 pub mod redis_store;
+mod shared_cache;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -28,13 +28,15 @@
 //! it supplied are read again, so a ranking never uses a catalog entry older than the version it
 //! saw.
 //!
-//! Video counters are kept in process for at most [`RedisSettings::stats_cache`] (the *stats
-//! cache*, 1 s by default; zero turns it off): the rankings of one replica within that time share
-//! one read of a popular video's counters instead of each sending its own `HMGET`. A replica's
-//! own event writes drop the counters they touch from its cache at once, so it sees its own
-//! events immediately and other replicas' within the bound. Counters feed smoothed rates over
-//! hundreds of plays, which a second of delay does not move. Seen sets and everything per user
-//! are always read from Redis.
+//! What every user reads alike is shared by the rankings of one replica for at most
+//! [`RedisSettings::shared_cache`] (1 s by default; zero turns it off): video counters and the
+//! shared source lists (followed creators' uploads, trending, fresh, tags, long tail). A popular
+//! video's counters or today's trending list are then read once per replica and second instead
+//! of once per ranking. A replica's own writes drop what they touch at once (event counters;
+//! every list after a catalog write), so it sees its own changes immediately and other replicas'
+//! within the bound: counters feed smoothed rates over many plays and lists only nominate
+//! candidates, which a second does not move. The user's own state (profile, follows, friends'
+//! recent engagements, affinities, taste, seen set) is always read from Redis.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,6 +47,7 @@ use parking_lot::RwLock;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, Value};
 
+use super::shared_cache::SharedCache;
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
 };
@@ -85,66 +88,12 @@ pub struct RedisSettings {
     pub prefix: String,
     /// How long a call may wait for Redis before failing.
     pub timeout: Duration,
-    /// Longest a video's counters are served from the stats cache (zero: always read).
-    pub stats_cache: Duration,
+    /// Longest shared reads (video counters, shared source lists) are reused (zero: never).
+    pub shared_cache: Duration,
 }
 
-/// Most video counters kept in the stats cache; it is emptied when full.
-const STATS_CACHE_MAX: usize = 250_000;
-
-/// Video counters read within the last `ttl` (see the module docs). The whole cache expires
-/// together: entries are never older than `ttl`, and a lookup costs one hash probe.
-struct StatsCache {
-    ttl: Duration,
-    inner: RwLock<StatsEpoch>,
-}
-
-struct StatsEpoch {
-    started: std::time::Instant,
-    stats: HashMap<String, VideoStats>,
-}
-
-impl StatsCache {
-    fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            inner: RwLock::new(StatsEpoch {
-                started: std::time::Instant::now(),
-                stats: HashMap::new(),
-            }),
-        }
-    }
-
-    /// The cached counters of each id, `None` where they must be read.
-    fn lookup(&self, ids: &[String]) -> Vec<Option<VideoStats>> {
-        let epoch = self.inner.read();
-        if self.ttl.is_zero() || epoch.started.elapsed() >= self.ttl {
-            return vec![None; ids.len()];
-        }
-        ids.iter().map(|id| epoch.stats.get(id).copied()).collect()
-    }
-
-    /// Keeps counters read just now.
-    fn insert(&self, read: impl IntoIterator<Item = (String, VideoStats)>) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut epoch = self.inner.write();
-        if epoch.started.elapsed() >= self.ttl || epoch.stats.len() >= STATS_CACHE_MAX {
-            epoch.started = std::time::Instant::now();
-            epoch.stats.clear();
-        }
-        epoch.stats.extend(read);
-    }
-
-    /// Drops the counters of videos this replica just wrote.
-    fn forget<'a>(&self, ids: impl IntoIterator<Item = &'a String>) {
-        let mut epoch = self.inner.write();
-        for id in ids {
-            epoch.stats.remove(id);
-        }
-    }
-}
+/// Most entries of each shared read cache; a full cache is emptied.
+const SHARED_CACHE_MAX: usize = 250_000;
 
 /// Most catalog entries kept in process (about 0.5 KiB each); the cache is emptied when full.
 const CATALOG_CACHE_MAX: usize = 250_000;
@@ -157,12 +106,38 @@ struct CatalogCache {
     videos: HashMap<String, Arc<Video>>,
 }
 
+/// How a source list is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// Sorted set, highest score first (`ZREVRANGE`): shared.
+    Newest,
+    /// Sorted set, lowest score first (`ZRANGE`): shared.
+    Oldest,
+    /// A user's list (`LRANGE`): always read.
+    List,
+}
+
+/// One source-list read of a candidate query.
+struct ListRead {
+    key: String,
+    start: isize,
+    stop: isize,
+    how: Order,
+}
+
+impl ListRead {
+    fn cache_key(&self) -> String {
+        format!("{} {} {}", self.key, self.start, self.stop)
+    }
+}
+
 /// Redis-backed store; see the module docs.
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     catalog: RwLock<CatalogCache>,
-    stats: StatsCache,
+    stats: SharedCache<VideoStats>,
+    lists: SharedCache<Vec<String>>,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -226,7 +201,8 @@ impl RedisStore {
             conn,
             prefix: settings.prefix.clone(),
             catalog: RwLock::new(CatalogCache::default()),
-            stats: StatsCache::new(settings.stats_cache),
+            stats: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
+            lists: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
         })
     }
 
@@ -251,12 +227,16 @@ impl RedisStore {
         keys
     }
 
-    /// Drops this replica's catalog cache at once after its own catalog write (other replicas
-    /// notice the version change on their next candidate read).
+    /// Drops this replica's catalog cache and shared lists at once after its own catalog write
+    /// (other replicas notice the version change on their next candidate read, and their lists
+    /// within the shared-cache bound).
     fn forget_catalog(&self) {
-        let mut c = self.catalog.write();
-        c.version = None;
-        c.videos.clear();
+        {
+            let mut c = self.catalog.write();
+            c.version = None;
+            c.videos.clear();
+        }
+        self.lists.clear();
     }
 
     fn decayed_add(&self, pipe: &mut Pipeline, key: String, adds: &[DecayedAdd]) {
@@ -412,7 +392,7 @@ impl Store for RedisStore {
         }
         let written = self.run(&pipe).await.map(|_| ());
         // Also after a failure: the MULTI may have been applied before the reply was lost.
-        self.stats.forget(d.video_stats.keys());
+        self.stats.forget(d.video_stats.keys().map(String::as_str));
         written
     }
 
@@ -465,59 +445,109 @@ impl Store for RedisStore {
     }
 
     async fn candidate_lists(&self, q: &CandidateQuery) -> Result<CandidateLists, StoreError> {
-        let mut pipe = redis::pipe();
         let range = |n: usize| (n as isize) - 1;
+        let mut reads: Vec<ListRead> = Vec::new();
+        let mut read = |key: String, start: isize, stop: isize, how: Order| {
+            reads.push(ListRead {
+                key,
+                start,
+                stop,
+                how,
+            })
+        };
         for c in &q.creators {
-            pipe.zrevrange(self.key(format_args!("cv:{c}")), 0, range(q.per_creator));
+            read(
+                self.key(format_args!("cv:{c}")),
+                0,
+                range(q.per_creator),
+                Order::Newest,
+            );
         }
         for f in &q.friends {
-            pipe.lrange(
+            read(
                 self.key(format_args!("u:{f}:recent")),
                 0,
                 range(q.per_friend),
+                Order::List,
             );
         }
         for (lang, day) in &q.trending {
-            pipe.zrevrange(
+            read(
                 self.key(format_args!("tr:{lang}:{day}")),
                 0,
                 range(q.per_trending),
+                Order::Newest,
             );
         }
         for lang in &q.fresh {
-            pipe.zrevrange(
+            read(
                 self.key(format_args!("fresh:{lang}")),
                 0,
                 range(q.per_fresh),
+                Order::Newest,
             );
         }
         for t in &q.tags {
-            pipe.zrevrange(self.key(format_args!("tv:{t}")), 0, range(q.per_tag));
+            read(
+                self.key(format_args!("tv:{t}")),
+                0,
+                range(q.per_tag),
+                Order::Newest,
+            );
         }
         let (offset, n) = q.long_tail;
-        pipe.zrange(
-            self.key(format_args!("exp")),
-            offset as isize,
-            (offset + n) as isize - 1,
-        );
-        let mut replies = self.run(&pipe).await?.into_iter();
-        let mut take = |count: usize| -> Result<Vec<String>, StoreError> {
-            let mut out = Vec::new();
-            for _ in 0..count {
-                let v = replies
-                    .next()
-                    .ok_or_else(|| corrupt("short pipeline reply"))?;
-                out.extend(parse::<Vec<String>>(v)?);
+        if n > 0 {
+            let stop = (offset + n) as isize - 1;
+            read(
+                self.key(format_args!("exp")),
+                offset as isize,
+                stop,
+                Order::Oldest,
+            );
+        }
+        // Shared lists within the bound come from the cache; the rest in one round trip.
+        let cache_keys: Vec<String> = reads.iter().map(ListRead::cache_key).collect();
+        let mut lists = self.lists.lookup(cache_keys.iter().map(String::as_str));
+        for (r, cached) in reads.iter().zip(&mut lists) {
+            if r.how == Order::List {
+                *cached = None;
             }
-            Ok(out)
-        };
+        }
+        let mut pipe = redis::pipe();
+        let missing: Vec<usize> = (0..reads.len()).filter(|i| lists[*i].is_none()).collect();
+        for &i in &missing {
+            let r = &reads[i];
+            match r.how {
+                Order::Newest => pipe.zrevrange(&r.key, r.start, r.stop),
+                Order::Oldest => pipe.zrange(&r.key, r.start, r.stop),
+                Order::List => pipe.lrange(&r.key, r.start, r.stop),
+            };
+        }
+        if !missing.is_empty() {
+            let replies = self.run(&pipe).await?;
+            if replies.len() != missing.len() {
+                return Err(corrupt("short pipeline reply"));
+            }
+            let mut shared = Vec::new();
+            for (&i, reply) in missing.iter().zip(replies) {
+                let ids: Vec<String> = parse(reply)?;
+                if reads[i].how != Order::List {
+                    shared.push((cache_keys[i].clone(), ids.clone()));
+                }
+                lists[i] = Some(ids);
+            }
+            self.lists.insert(shared);
+        }
+        let mut lists = lists.into_iter().map(Option::unwrap_or_default);
+        let mut take =
+            |count: usize| -> Vec<String> { lists.by_ref().take(count).flatten().collect() };
         Ok(CandidateLists {
-            followed: take(q.creators.len())?,
-            friends: take(q.friends.len())?,
-            trending: take(q.trending.len())?,
-            fresh: take(q.fresh.len())?,
-            similar: take(q.tags.len())?,
-            long_tail: if n > 0 { take(1)? } else { Vec::new() },
+            followed: take(q.creators.len()),
+            friends: take(q.friends.len()),
+            trending: take(q.trending.len()),
+            fresh: take(q.fresh.len()),
+            similar: take(q.tags.len()),
+            long_tail: take(usize::from(n > 0)),
         })
     }
 
@@ -536,7 +566,7 @@ impl Store for RedisStore {
                 ids.iter().map(|id| c.videos.get(id).cloned()).collect(),
             )
         };
-        let mut stats = self.stats.lookup(ids);
+        let mut stats = self.stats.lookup(ids.iter().map(String::as_str));
         let mut pipe = redis::pipe();
         pipe.get(self.key(format_args!("catv")));
         let unknown: Vec<usize> = (0..ids.len()).filter(|i| stats[*i].is_none()).collect();

@@ -1,0 +1,113 @@
+//! A read cache shared by the rankings of one replica, for data every user reads alike (video
+//! counters, trending/fresh/creator/tag lists): entries are at most `ttl` old, because the whole
+//! cache expires together, and a lookup is one hash probe under a read lock.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+
+/// Entries read within the last `ttl`; `ttl` zero turns the cache off.
+pub(crate) struct SharedCache<V> {
+    ttl: Duration,
+    max_entries: usize,
+    inner: RwLock<Epoch<V>>,
+}
+
+struct Epoch<V> {
+    started: Instant,
+    entries: HashMap<String, V>,
+}
+
+impl<V: Clone> SharedCache<V> {
+    /// A cache whose entries live at most `ttl`; emptied when it reaches `max_entries`.
+    pub(crate) fn new(ttl: Duration, max_entries: usize) -> Self {
+        Self {
+            ttl,
+            max_entries,
+            inner: RwLock::new(Epoch {
+                started: Instant::now(),
+                entries: HashMap::new(),
+            }),
+        }
+    }
+
+    /// The cached value of each key, `None` where it must be read.
+    pub(crate) fn lookup<'k>(
+        &self,
+        keys: impl ExactSizeIterator<Item = &'k str>,
+    ) -> Vec<Option<V>> {
+        let epoch = self.inner.read();
+        if self.ttl.is_zero() || epoch.started.elapsed() >= self.ttl {
+            return keys.map(|_| None).collect();
+        }
+        keys.map(|k| epoch.entries.get(k).cloned()).collect()
+    }
+
+    /// Keeps values read just now.
+    pub(crate) fn insert(&self, read: impl IntoIterator<Item = (String, V)>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut epoch = self.inner.write();
+        if epoch.started.elapsed() >= self.ttl || epoch.entries.len() >= self.max_entries {
+            epoch.started = Instant::now();
+            epoch.entries.clear();
+        }
+        epoch.entries.extend(read);
+    }
+
+    /// Drops the given keys (this replica just wrote them).
+    pub(crate) fn forget<'k>(&self, keys: impl IntoIterator<Item = &'k str>) {
+        let mut epoch = self.inner.write();
+        for k in keys {
+            epoch.entries.remove(k);
+        }
+    }
+
+    /// Drops everything.
+    pub(crate) fn clear(&self) {
+        self.inner.write().entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys<'a>(k: &'a [&'static str]) -> impl ExactSizeIterator<Item = &'static str> + 'a {
+        k.iter().copied()
+    }
+
+    #[test]
+    fn serves_within_the_ttl_then_reads_again() {
+        let c = SharedCache::new(Duration::from_millis(50), 10);
+        assert_eq!(c.lookup(keys(&["a"])), [None]);
+        c.insert([("a".to_owned(), 1)]);
+        assert_eq!(c.lookup(keys(&["a", "b"])), [Some(1), None]);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(c.lookup(keys(&["a"])), [None], "older than the ttl");
+        c.insert([("b".to_owned(), 2)]);
+        assert_eq!(c.lookup(keys(&["a", "b"])), [None, Some(2)], "a new epoch");
+    }
+
+    #[test]
+    fn forget_clear_capacity_and_off() {
+        let c = SharedCache::new(Duration::from_secs(60), 2);
+        c.insert([("a".to_owned(), 1), ("b".to_owned(), 2)]);
+        c.forget(["a"]);
+        assert_eq!(c.lookup(keys(&["a", "b"])), [None, Some(2)]);
+        c.insert([("c".to_owned(), 3)]);
+        c.insert([("d".to_owned(), 4)]);
+        assert_eq!(
+            c.lookup(keys(&["b", "c", "d"])),
+            [None, None, Some(4)],
+            "emptied when full"
+        );
+        c.clear();
+        assert_eq!(c.lookup(keys(&["d"])), [None]);
+        let off = SharedCache::new(Duration::ZERO, 2);
+        off.insert([("a".to_owned(), 1)]);
+        assert_eq!(off.lookup(keys(&["a"])), [None]);
+    }
+}
