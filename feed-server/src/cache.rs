@@ -24,6 +24,50 @@ use crate::store::{Store, StoreError};
 /// Snapshots stay readable by cursor at least this long after ranking.
 pub const MIN_SNAPSHOT_TTL: Duration = Duration::from_secs(600);
 
+/// How long a first page stays fresh by how many leading items it shows: the shortest cache TTL
+/// of their content types (`cache.ttlSeconds`). Breakpoints `(items, seconds)`, ascending in
+/// items and descending in seconds: a page of at most `items` leading items is fresh for
+/// `seconds`. A live stream at rank 50 then shortens pages of 50 items or more, not the
+/// 20-item page above it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageTtls(pub Vec<(usize, u32)>);
+
+impl PageTtls {
+    /// From the TTLs of the ranked items, best first, for pages of up to `max_items`;
+    /// `default` when there are no items.
+    pub fn of(ttls: impl IntoIterator<Item = u32>, max_items: usize, default: u32) -> Self {
+        let mut points = Vec::new();
+        let mut shortest: Option<u32> = None;
+        for (i, ttl) in ttls.into_iter().take(max_items).enumerate() {
+            match shortest {
+                Some(m) if ttl < m => {
+                    points.push((i, m));
+                    shortest = Some(ttl);
+                }
+                None => shortest = Some(ttl),
+                Some(_) => {}
+            }
+        }
+        points.push((max_items, shortest.unwrap_or(default)));
+        Self(points)
+    }
+
+    /// Seconds a page of `items` leading items stays fresh (`None`: not known, the store's
+    /// expiry alone decides).
+    pub fn for_items(&self, items: usize) -> Option<u32> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n >= items)
+            .or(self.0.last())
+            .map(|(_, secs)| *secs)
+    }
+
+    /// The longest any first page stays fresh (a one-item page).
+    pub fn longest(&self) -> Option<u32> {
+        self.0.first().map(|(_, secs)| *secs)
+    }
+}
+
 /// A ranked list kept for paging.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -37,10 +81,25 @@ pub struct Snapshot {
     pub generation: u64,
     /// The ranked items (with signals).
     pub items: Vec<FeedItem>,
+    /// When it was ranked (unix ms).
+    #[serde(default)]
+    pub ranked_at_ms: i64,
+    /// How long first pages of it stay fresh, by page size.
+    #[serde(default)]
+    pub page_ttls: PageTtls,
     /// The default first page as sent (JSON), encoded by the first request that served it and
     /// reused by every later one. Not stored: each process encodes its own.
     #[serde(skip)]
     pub first_page: std::sync::OnceLock<axum::body::Bytes>,
+}
+
+impl Snapshot {
+    /// Whether a first page of `items` items may still be served from it at `now_ms`.
+    pub fn fresh_for(&self, items: usize, now_ms: i64) -> bool {
+        self.page_ttls
+            .for_items(items)
+            .is_none_or(|secs| now_ms - self.ranked_at_ms < i64::from(secs) * 1000)
+    }
 }
 
 #[derive(Clone)]
@@ -88,15 +147,19 @@ fn snap_key(id: &str) -> String {
 }
 
 impl FeedCache {
-    /// A cache holding at most `local_entries` snapshots in process, each at most `local_ttl`.
+    /// A cache holding snapshots of at most `local_items` ranked items in all in process, each
+    /// at most `local_ttl`.
     pub fn new(
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
-        local_entries: u64,
+        local_items: u64,
         local_ttl: Duration,
     ) -> Self {
         let local = Cache::builder()
-            .max_capacity(local_entries)
+            .max_capacity(local_items)
+            .weigher(|_key: &String, e: &Entry| {
+                u32::try_from(e.snapshot.items.len() + 1).unwrap_or(u32::MAX)
+            })
             .expire_after(EntryExpiry)
             .build();
         Self {
@@ -147,15 +210,21 @@ impl FeedCache {
         }
     }
 
-    /// The user's current first-page snapshot, if one was ranked by this variant and generation.
+    /// The user's current first-page snapshot, if one was ranked by this variant and generation
+    /// and a first page of `items` items from it is still fresh.
     pub async fn head(
         &self,
         user: &str,
         variant: &str,
         generation: u64,
+        items: usize,
     ) -> Result<Option<(Arc<Snapshot>, Tier)>, StoreError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
         self.lookup(&head_key(user), |s| {
-            s.user_id == user && s.variant == variant && s.generation == generation
+            s.user_id == user
+                && s.variant == variant
+                && s.generation == generation
+                && s.fresh_for(items, now_ms)
         })
         .await
     }
@@ -168,7 +237,8 @@ impl FeedCache {
             .map(|(s, _)| s))
     }
 
-    /// Stores a fresh snapshot as the user's head (for `ttl`) and by id (for paging).
+    /// Stores a fresh snapshot as the user's head (for `ttl`, the longest any first page of it
+    /// stays fresh) and by id (for paging).
     pub async fn put(
         &self,
         snapshot: Snapshot,
@@ -223,5 +293,50 @@ impl FeedCache {
     /// Drops every in-process entry (after a catalog deletion).
     pub fn clear_local(&self) {
         self.local.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_ttls_follow_the_shortest_ttl_a_page_shows() {
+        // Short, short, live (10 s), short, long: pages of 1–2 items 120 s, 3+ items 10 s.
+        let t = PageTtls::of([120, 120, 10, 120, 3600], 100, 120);
+        assert_eq!(t.0, [(2, 120), (100, 10)]);
+        assert_eq!(t.for_items(1), Some(120));
+        assert_eq!(t.for_items(2), Some(120));
+        assert_eq!(t.for_items(3), Some(10));
+        assert_eq!(t.for_items(100), Some(10));
+        assert_eq!(t.longest(), Some(120));
+        // Only the first `max_items` count.
+        assert_eq!(PageTtls::of([120, 120, 10], 2, 60).0, [(2, 120)]);
+        assert_eq!(PageTtls::of([], 100, 60).0, [(100, 60)]);
+        assert_eq!(PageTtls::default().for_items(20), None);
+    }
+
+    #[test]
+    fn a_snapshot_is_fresh_for_a_page_size_until_its_ttl() {
+        let s = Snapshot {
+            id: "s".into(),
+            user_id: "u".into(),
+            variant: "default".into(),
+            generation: 1,
+            items: Vec::new(),
+            ranked_at_ms: 1_000_000,
+            page_ttls: PageTtls(vec![(20, 120), (100, 10)]),
+            first_page: Default::default(),
+        };
+        assert!(s.fresh_for(20, 1_000_000 + 119_000));
+        assert!(!s.fresh_for(20, 1_000_000 + 120_000));
+        assert!(s.fresh_for(50, 1_000_000 + 9_000));
+        assert!(!s.fresh_for(50, 1_000_000 + 10_000));
+        // Stored before page TTLs existed: the store's expiry alone decides.
+        let old = Snapshot {
+            page_ttls: PageTtls::default(),
+            ..s
+        };
+        assert!(old.fresh_for(100, i64::MAX));
     }
 }

@@ -53,9 +53,10 @@ pub struct Config {
     /// Items kept per ranked feed (how deep a user can page).
     #[arg(long, env = "FEED_DEPTH", default_value_t = 200)]
     pub feed_depth: usize,
-    /// Most feed snapshots held in process.
-    #[arg(long, env = "FEED_LOCAL_CACHE_ENTRIES", default_value_t = 50_000)]
-    pub local_cache_entries: u64,
+    /// Most ranked items held in process across all cached snapshots (bounds memory: ~150 bytes
+    /// per item; a snapshot holds up to --feed-depth items).
+    #[arg(long, env = "FEED_LOCAL_CACHE_ITEMS", default_value_t = 1_000_000)]
+    pub local_cache_items: u64,
     /// Longest an in-process cache entry lives (ms); bounds staleness across replicas.
     #[arg(long, env = "FEED_LOCAL_CACHE_TTL_MS", default_value_t = 5_000)]
     pub local_cache_ttl_ms: u64,

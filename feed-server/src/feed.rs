@@ -24,13 +24,14 @@ pub fn now_secs() -> f64 {
     Utc::now().timestamp_millis() as f64 / 1000.0
 }
 
-/// The user's first-page snapshot: from the cache, or ranked now and cached.
-pub async fn head(state: &AppState, user_id: &str) -> Result<Served, StoreError> {
+/// The user's first-page snapshot for a page of `items` items: from the cache while such a page
+/// is fresh, or ranked now and cached.
+pub async fn head(state: &AppState, user_id: &str, items: usize) -> Result<Served, StoreError> {
     let loaded = state.profiles.current();
     let variant = loaded.experiment.assign(user_id);
     if let Some((snapshot, tier)) = state
         .cache
-        .head(user_id, &variant.name, loaded.generation)
+        .head(user_id, &variant.name, loaded.generation, items)
         .await?
     {
         return Ok(Served {
@@ -50,20 +51,20 @@ pub async fn head(state: &AppState, user_id: &str) -> Result<Served, StoreError>
         .metrics
         .ranking_candidates
         .observe(ranked.scored as f64);
+    let ttl = ranked.page_ttls.longest().unwrap_or(ranked.ttl_secs).max(1);
     let snapshot = Snapshot {
         id: format!("{:032x}", rand::rng().random::<u128>()),
         user_id: user_id.to_owned(),
         variant: variant.name.clone(),
         generation: loaded.generation,
         items: ranked.items,
+        ranked_at_ms: Utc::now().timestamp_millis(),
+        page_ttls: ranked.page_ttls,
         first_page: Default::default(),
     };
     let snapshot = state
         .cache
-        .put(
-            snapshot,
-            Duration::from_secs(u64::from(ranked.ttl_secs.max(1))),
-        )
+        .put(snapshot, Duration::from_secs(u64::from(ttl)))
         .await?;
     Ok(Served {
         snapshot,
@@ -75,7 +76,7 @@ pub async fn head(state: &AppState, user_id: &str) -> Result<Served, StoreError>
 pub async fn warm_up(state: &AppState, users: usize) -> Result<usize, StoreError> {
     let active = state.store.active_users(users).await?;
     for user in &active {
-        head(state, user).await?;
+        head(state, user, crate::http::feed::DEFAULT_LIMIT).await?;
     }
     Ok(active.len())
 }

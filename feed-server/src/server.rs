@@ -74,7 +74,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
     let cache = FeedCache::new(
         store.clone(),
         metrics.clone(),
-        config.local_cache_entries,
+        config.local_cache_items,
         Duration::from_millis(config.local_cache_ttl_ms),
     );
     let settings = ServiceSettings {

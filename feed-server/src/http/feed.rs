@@ -127,7 +127,7 @@ pub async fn get_feed(
             (snapshot, offset)
         }
         None => {
-            let snapshot = feed::head(&state, &q.user_id).await?.snapshot;
+            let snapshot = feed::head(&state, &q.user_id, limit).await?.snapshot;
             if limit == DEFAULT_LIMIT && !q.explain {
                 return first_page(&snapshot);
             }

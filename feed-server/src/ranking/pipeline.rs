@@ -8,6 +8,7 @@ use feed_profile::RankingProfile;
 use super::candidates::{self, source};
 use super::diversity::{self, Diversifiable};
 use super::signals;
+use crate::cache::PageTtls;
 use crate::learning::AFFINITY_HALF_LIFE_SECS;
 use crate::model::{FeedItem, Signals};
 use crate::store::{CandidateData, Store, StoreError, UserState};
@@ -26,6 +27,8 @@ pub struct RankedList {
     /// Shortest cache TTL among the content types of the first [`FIRST_PAGE_ITEMS`] items
     /// (what a first page can show), seconds.
     pub ttl_secs: u32,
+    /// Cache TTLs of first pages by how many leading items they show.
+    pub page_ttls: PageTtls,
     /// Candidates scored (after the filters, before diversity and the depth cut).
     pub scored: usize,
 }
@@ -237,15 +240,11 @@ pub async fn rank_candidates(
 
 fn finish(profile: &RankingProfile, scored: Vec<Scored>, count: usize) -> RankedList {
     let default_ttl = profile.cache.ttl_seconds.short;
-    let ttl_secs = scored
-        .iter()
-        .take(FIRST_PAGE_ITEMS)
-        .map(|s| s.ttl)
-        .min()
-        .unwrap_or(default_ttl);
+    let page_ttls = PageTtls::of(scored.iter().map(|s| s.ttl), FIRST_PAGE_ITEMS, default_ttl);
     RankedList {
         items: scored.into_iter().map(|s| s.item).collect(),
-        ttl_secs,
+        ttl_secs: page_ttls.for_items(FIRST_PAGE_ITEMS).unwrap_or(default_ttl),
+        page_ttls,
         scored: count,
     }
 }
@@ -273,7 +272,7 @@ mod tests {
     }
 
     /// 150 short videos from the last hours and one live stream `live_age` old.
-    async fn ttl_with_live(live_age: Duration) -> (usize, u32) {
+    async fn ttl_with_live(live_age: Duration) -> (usize, u32, PageTtls) {
         let store = MemoryStore::new();
         let mut videos: Vec<Video> = (0..150)
             .map(|i| video(i, ContentType::Short, Duration::minutes(i as i64)))
@@ -290,19 +289,25 @@ mod tests {
             .iter()
             .position(|i| i.video_id == "v150")
             .expect("live stream ranked");
-        (live_at, ranked.ttl_secs)
+        (live_at, ranked.ttl_secs, ranked.page_ttls)
     }
 
     #[tokio::test]
     async fn first_page_ttl_comes_from_the_items_a_first_page_can_show() {
         let ttl = RankingProfile::default().cache.ttl_seconds;
         // An old live stream ranks last, below the largest page: the page keeps the short TTL.
-        let (at, secs) = ttl_with_live(Duration::days(10)).await;
+        let (at, secs, pages) = ttl_with_live(Duration::days(10)).await;
         assert!(at >= FIRST_PAGE_ITEMS, "live stream at {at}");
         assert_eq!(secs, ttl.short);
-        // A live stream on air ranks near the top: the page lives as long as live content may.
-        let (at, secs) = ttl_with_live(Duration::minutes(1)).await;
+        assert_eq!(pages.for_items(FIRST_PAGE_ITEMS), Some(ttl.short));
+        // A live stream on air ranks near the top: the page lives as long as live content may;
+        // smaller pages above it keep the short TTL.
+        let (at, secs, pages) = ttl_with_live(Duration::minutes(1)).await;
         assert!(at < FIRST_PAGE_ITEMS, "live stream at {at}");
         assert_eq!(secs, ttl.live);
+        assert_eq!(pages.for_items(at + 1), Some(ttl.live));
+        if at > 0 {
+            assert_eq!(pages.for_items(at), Some(ttl.short));
+        }
     }
 }
