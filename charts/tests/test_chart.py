@@ -141,18 +141,19 @@ def test_single_replica_without_leader_election():
 
 # ---------------------------------------------------------------- RBAC: least privilege
 
+# Exactly what the operator's code uses (operator/src/controller/rbac.rs; operator/tests/rbac.rs
+# checks the same from the Rust side).
 OPERATOR_RULES = [
-    (("feedroll.dev",), ("feedrollouts",), ("get", "list", "watch", "patch", "update")),
-    (("feedroll.dev",), ("feedrollouts/status",), ("get", "patch", "update")),
+    (("feedroll.dev",), ("feedrollouts",), ("get", "list", "watch", "patch")),
+    (("feedroll.dev",), ("feedrollouts/status",), ("patch",)),
     (("feedroll.dev",), ("feedrollouts/finalizers",), ("update",)),
     (("apps",), ("deployments",), ("get", "list", "watch", "create", "patch", "delete")),
-    (("",), ("services", "configmaps"), ("get", "list", "watch", "create", "patch", "delete")),
-    (("",), ("pods",), ("get", "list", "watch")),
-    (("gateway.networking.k8s.io",), ("httproutes",), ("get", "list", "watch", "create", "patch", "delete")),
-    (("",), ("events",), ("create", "patch")),
-    (("events.k8s.io",), ("events",), ("create", "patch")),
+    (("",), ("services", "configmaps"), ("list", "watch", "create", "patch", "delete")),
+    (("",), ("pods",), ("list", "watch")),
+    (("gateway.networking.k8s.io",), ("httproutes",), ("list", "create", "patch", "delete")),
+    (("events.k8s.io",), ("events",), ("create",)),
 ]
-LEASE_RULES = [(("coordination.k8s.io",), ("leases",), ("get", "create", "update", "patch"))]
+LEASE_RULES = [(("coordination.k8s.io",), ("leases",), ("get", "create", "patch"))]
 
 
 def rules_of(role):
