@@ -810,3 +810,21 @@ async fn a_route_the_spec_no_longer_asks_for_is_deleted() {
     assert_eq!(route_names(&api), ["hand-made"]);
     assert_eq!(status(&api).phase, Some(Phase::Succeeded));
 }
+
+#[tokio::test]
+async fn a_failing_route_cleanup_does_not_stop_the_rollout() {
+    let api = FakeApi::new();
+    let op = settled(&api).await;
+    op.advance(10);
+    set_image(&api, "feed:2");
+    // The route list is refused (say, an older chart without `list` on httproutes).
+    api.fail_next(Method::GET, "/httproutes", 403);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(
+        (st.phase, st.weight),
+        (Some(Phase::Progressing), 25),
+        "{st:?}"
+    );
+    assert_eq!(replicas(&api, "canary"), 1);
+}

@@ -167,9 +167,16 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
                     .as_ref()
                     .and_then(|r| r["metadata"]["name"].as_str());
                 let uid = fr.metadata.uid.as_deref().unwrap_or_default();
-                let pruned = prune_http_routes(&ctx.client, &ns, &name, uid, keep).await?;
-                if pruned > 0 {
-                    tracing::info!(namespace = %ns, rollout = %name, pruned, "deleted HTTPRoutes the spec no longer asks for");
+                // Never blocks the rollout: a route left behind only sends traffic nowhere new,
+                // and owner references delete it with the FeedRollout.
+                match prune_http_routes(&ctx.client, &ns, &name, uid, keep).await {
+                    Ok(0) => {}
+                    Ok(pruned) => {
+                        tracing::info!(namespace = %ns, rollout = %name, pruned, "deleted HTTPRoutes the spec no longer asks for");
+                    }
+                    Err(e) => {
+                        tracing::warn!(namespace = %ns, rollout = %name, error = %e, "cannot delete HTTPRoutes the spec no longer asks for");
+                    }
                 }
             }
             match applied {
