@@ -21,7 +21,8 @@ mod tests {
 
     #[test]
     fn bucket_is_stable_and_salt_dependent() {
-        assert_eq!(bucket("s", "u1"), bucket("s", "u1"));
+        // Pinned: a change of hash would move users between variants across a release.
+        assert_eq!(bucket("s", "u1"), 6046);
         let moved = (0..1000)
             .filter(|i| bucket("a", &i.to_string()) != bucket("b", &i.to_string()))
             .count();

@@ -121,15 +121,6 @@ impl Expiry<String, Entry> for EntryExpiry {
     }
 }
 
-/// Where a snapshot was found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tier {
-    /// In-process.
-    Local,
-    /// The store (Redis).
-    Store,
-}
-
 /// The two-tier cache.
 pub struct FeedCache {
     local: Cache<String, Entry>,
@@ -174,12 +165,12 @@ impl FeedCache {
         &self,
         key: &str,
         accept: impl Fn(&Snapshot) -> bool,
-    ) -> Result<Option<(Arc<Snapshot>, Tier)>, StoreError> {
+    ) -> Result<Option<Arc<Snapshot>>, StoreError> {
         if let Some(e) = self.local.get(key).await
             && accept(&e.snapshot)
         {
             self.metrics.cache("local", "hit");
-            return Ok(Some((e.snapshot, Tier::Local)));
+            return Ok(Some(e.snapshot));
         }
         self.metrics.cache("local", "miss");
         let found = match self.store.cache_get(key).await? {
@@ -201,7 +192,7 @@ impl FeedCache {
                         },
                     )
                     .await;
-                Ok(Some((s, Tier::Store)))
+                Ok(Some(s))
             }
             None => {
                 self.metrics.cache("store", "miss");
@@ -218,7 +209,7 @@ impl FeedCache {
         variant: &str,
         generation: u64,
         items: usize,
-    ) -> Result<Option<(Arc<Snapshot>, Tier)>, StoreError> {
+    ) -> Result<Option<Arc<Snapshot>>, StoreError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         self.lookup(&head_key(user), |s| {
             s.user_id == user
@@ -231,10 +222,7 @@ impl FeedCache {
 
     /// A snapshot by id (cursor paging).
     pub async fn snapshot(&self, id: &str) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        Ok(self
-            .lookup(&snap_key(id), |s| s.id == id)
-            .await?
-            .map(|(s, _)| s))
+        self.lookup(&snap_key(id), |s| s.id == id).await
     }
 
     /// Stores a fresh snapshot as the user's head (for `ttl`, the longest any first page of it

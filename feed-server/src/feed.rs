@@ -6,18 +6,12 @@ use std::time::Duration;
 use chrono::Utc;
 use rand::Rng;
 
-use crate::cache::{Snapshot, Tier};
+use std::sync::Arc;
+
+use crate::cache::Snapshot;
 use crate::ranking;
 use crate::state::AppState;
 use crate::store::StoreError;
-
-/// A snapshot and where it came from.
-pub struct Served {
-    /// The ranked list.
-    pub snapshot: std::sync::Arc<Snapshot>,
-    /// `None` when ranked by this request.
-    pub tier: Option<Tier>,
-}
 
 /// Unix time now, in seconds.
 pub fn now_secs() -> f64 {
@@ -26,18 +20,19 @@ pub fn now_secs() -> f64 {
 
 /// The user's first-page snapshot for a page of `items` items: from the cache while such a page
 /// is fresh, or ranked now and cached.
-pub async fn head(state: &AppState, user_id: &str, items: usize) -> Result<Served, StoreError> {
+pub async fn head(
+    state: &AppState,
+    user_id: &str,
+    items: usize,
+) -> Result<Arc<Snapshot>, StoreError> {
     let loaded = state.profiles.current();
     let variant = loaded.experiment.assign(user_id);
-    if let Some((snapshot, tier)) = state
+    if let Some(snapshot) = state
         .cache
         .head(user_id, &variant.name, loaded.generation, items)
         .await?
     {
-        return Ok(Served {
-            snapshot,
-            tier: Some(tier),
-        });
+        return Ok(snapshot);
     }
     let ranked = ranking::rank_feed(
         state.store.as_ref(),
@@ -51,7 +46,12 @@ pub async fn head(state: &AppState, user_id: &str, items: usize) -> Result<Serve
         .metrics
         .ranking_candidates
         .observe(ranked.scored as f64);
-    let ttl = ranked.page_ttls.longest().unwrap_or(ranked.ttl_secs).max(1);
+    // The head lives as long as its longest-lived first page; `fresh_for` judges each size.
+    let ttl = ranked
+        .page_ttls
+        .longest()
+        .unwrap_or(variant.profile.cache.ttl_seconds.short)
+        .max(1);
     let snapshot = Snapshot {
         id: format!("{:032x}", rand::rng().random::<u128>()),
         user_id: user_id.to_owned(),
@@ -62,14 +62,10 @@ pub async fn head(state: &AppState, user_id: &str, items: usize) -> Result<Serve
         page_ttls: ranked.page_ttls,
         first_page: Default::default(),
     };
-    let snapshot = state
+    state
         .cache
         .put(snapshot, Duration::from_secs(u64::from(ttl)))
-        .await?;
-    Ok(Served {
-        snapshot,
-        tier: None,
-    })
+        .await
 }
 
 /// Ranks and caches the first pages of the most recently active users; returns how many.

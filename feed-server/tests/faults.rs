@@ -16,8 +16,10 @@ const FAST: Duration = Duration::from_secs(3);
 async fn redis_stopped_gives_503_then_recovers_with_its_data() {
     let mut app = TestApp::start(Backend::Redis).await;
     app.put_videos(&catalog(20, 5)).await;
-    app.put("/v1/users/u/follows", &json!({"creators": ["c2"]}))
+    let (status, body) = app
+        .put("/v1/users/u/follows", &json!({"creators": ["c2"]}))
         .await;
+    assert_eq!(status, 204, "{body}");
     app.events(vec![
         json!({"user_id": "u", "video_id": "v7", "type": "like"}),
     ])

@@ -50,6 +50,19 @@ fn page(items: &[FeedItem], offset: usize, limit: usize, explain: bool) -> Vec<F
         .collect()
 }
 
+/// The page of `snapshot` starting at `offset`, with a cursor to the next one if any.
+fn snapshot_page(snapshot: &Snapshot, offset: usize, limit: usize, explain: bool) -> FeedResponse {
+    let items = page(&snapshot.items, offset, limit, explain);
+    let end = offset + items.len();
+    let next_cursor = (end < snapshot.items.len()).then(|| cursor::encode(&snapshot.id, end));
+    FeedResponse {
+        user_id: snapshot.user_id.clone(),
+        variant: snapshot.variant.clone(),
+        items,
+        next_cursor,
+    }
+}
+
 fn respond(body: FeedResponse) -> Response {
     let variant = ServedVariant(body.variant.clone());
     (Extension(variant), axum::Json(body)).into_response()
@@ -61,15 +74,7 @@ fn first_page(snapshot: &Snapshot) -> Result<Response, ApiError> {
     let body = match snapshot.first_page.get() {
         Some(body) => body.clone(),
         None => {
-            let items = page(&snapshot.items, 0, DEFAULT_LIMIT, false);
-            let next_cursor = (items.len() < snapshot.items.len())
-                .then(|| cursor::encode(&snapshot.id, items.len()));
-            let response = FeedResponse {
-                user_id: snapshot.user_id.clone(),
-                variant: snapshot.variant.clone(),
-                items,
-                next_cursor,
-            };
+            let response = snapshot_page(snapshot, 0, DEFAULT_LIMIT, false);
             let body = Bytes::from(serde_json::to_vec(&response).map_err(|e| {
                 ApiError::new(
                     axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -127,22 +132,15 @@ pub async fn get_feed(
             (snapshot, offset)
         }
         None => {
-            let snapshot = feed::head(&state, &q.user_id, limit).await?.snapshot;
+            let snapshot = feed::head(&state, &q.user_id, limit).await?;
             if limit == DEFAULT_LIMIT && !q.explain {
                 return first_page(&snapshot);
             }
             (snapshot, 0)
         }
     };
-    let items = page(&snapshot.items, offset, limit, q.explain);
-    let end = offset + items.len();
-    let next_cursor = (end < snapshot.items.len()).then(|| cursor::encode(&snapshot.id, end));
-    Ok(respond(FeedResponse {
-        user_id: q.user_id,
-        variant: snapshot.variant.clone(),
-        items,
-        next_cursor,
-    }))
+    // Cursor snapshots were checked to be this user's, heads are looked up by user.
+    Ok(respond(snapshot_page(&snapshot, offset, limit, q.explain)))
 }
 
 /// `POST /v1/rank`: ranks the given candidates (no filters, no diversity), best first.

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use feed_profile::RankingProfile;
 
-use crate::learning::{AFFINITY_HALF_LIFE_SECS, day_of};
-use crate::store::{CandidateLists, CandidateQuery, UserState};
+use super::pipeline::UserAt;
+use crate::learning::day_of;
+use crate::store::{CandidateLists, CandidateQuery};
 
 /// Most followed creators and friends read per request (strongest affinity first).
 pub const MAX_SOCIAL_FANOUT: usize = 50;
@@ -28,30 +29,24 @@ pub mod source {
     pub const LONG_TAIL: u8 = 32;
 }
 
-/// The source lists to read for `user` at unix time `now`.
-pub fn plan(profile: &RankingProfile, user_id: &str, user: &UserState, now: f64) -> CandidateQuery {
+/// The source lists to read for the user (decayed at unix time `now`).
+pub fn plan(profile: &RankingProfile, user_id: &str, at: &UserAt<'_>, now: f64) -> CandidateQuery {
     let b = &profile.candidates;
-    let affinity_of = |field: &str| {
-        user.affinity
-            .get(field)
-            .map_or(0.0, |d| d.value_at(now, AFFINITY_HALF_LIFE_SECS))
-    };
+    let user = at.user;
+    let creator_affinity = |c: &str| at.creators.get(c).copied().unwrap_or(0.0);
 
     let mut creators: Vec<&String> = user.follows.iter().collect();
     creators.sort_by(|a, b| {
-        affinity_of(&format!("c:{b}"))
-            .total_cmp(&affinity_of(&format!("c:{a}")))
+        creator_affinity(b)
+            .total_cmp(&creator_affinity(a))
             .then(a.cmp(b))
     });
     creators.truncate(MAX_SOCIAL_FANOUT);
 
-    let mut tags: Vec<(&str, f64)> = user
-        .affinity
+    let mut tags: Vec<(&str, f64)> = at
+        .tags
         .iter()
-        .filter_map(|(k, d)| {
-            k.strip_prefix("t:")
-                .map(|t| (t, d.value_at(now, AFFINITY_HALF_LIFE_SECS)))
-        })
+        .map(|(t, v)| (*t, *v))
         .filter(|(_, v)| *v > 0.0)
         .collect();
     tags.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
@@ -125,6 +120,7 @@ pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(String, u8)> {
 mod tests {
     use super::*;
     use crate::learning::Decayed;
+    use crate::store::UserState;
 
     #[test]
     fn merge_dedups_keeps_flags_and_caps() {
@@ -165,7 +161,12 @@ mod tests {
                 at: 0.0,
             },
         );
-        let q = plan(&RankingProfile::default(), "u1", &user, 0.0);
+        let q = plan(
+            &RankingProfile::default(),
+            "u1",
+            &UserAt::new(&user, 0.0),
+            0.0,
+        );
         assert_eq!(q.tags, ["cats", "cars"]);
         assert_eq!(q.fresh, ["en", "*"]);
         assert_eq!(q.trending.len(), 4);

@@ -31,13 +31,13 @@ pub fn rerank<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: us
     while out.len() < depth && !remaining.is_empty() {
         let slot = out.len();
         let wants_long_tail = long_tail_every > 0 && (slot + 1).is_multiple_of(long_tail_every);
-        let fits = |item: &T, spread: bool, cap: bool| -> bool {
+        let fits = |item: &T, spread: bool| -> bool {
             let window_start = (slot + 1).saturating_sub(knobs.window as usize);
             let same_creator = out[window_start..]
                 .iter()
                 .filter(|o| o.creator() == item.creator())
                 .count();
-            if cap && same_creator >= knobs.creator_cap as usize {
+            if same_creator >= knobs.creator_cap as usize {
                 return false;
             }
             let Some(tag) = item.primary_tag().filter(|_| spread) else {
@@ -52,11 +52,11 @@ pub fn rerank<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: us
             .then(|| {
                 remaining
                     .iter()
-                    .position(|i| i.long_tail() && fits(i, true, true))
+                    .position(|i| i.long_tail() && fits(i, true))
             })
             .flatten()
-            .or_else(|| remaining.iter().position(|i| fits(i, true, true)))
-            .or_else(|| remaining.iter().position(|i| fits(i, false, true)))
+            .or_else(|| remaining.iter().position(|i| fits(i, true)))
+            .or_else(|| remaining.iter().position(|i| fits(i, false)))
             .unwrap_or(0);
         if let Some(item) = remaining.remove(pick) {
             out.push(item);

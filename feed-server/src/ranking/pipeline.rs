@@ -24,10 +24,8 @@ pub const FIRST_PAGE_ITEMS: usize = crate::http::feed::MAX_LIMIT;
 pub struct RankedList {
     /// Best first.
     pub items: Vec<FeedItem>,
-    /// Shortest cache TTL among the content types of the first [`FIRST_PAGE_ITEMS`] items
-    /// (what a first page can show), seconds.
-    pub ttl_secs: u32,
-    /// Cache TTLs of first pages by how many leading items they show.
+    /// Cache TTLs of first pages by how many leading items (at most [`FIRST_PAGE_ITEMS`]) they
+    /// show: the shortest TTL among those items' content types.
     pub page_ttls: PageTtls,
     /// Candidates scored (after the filters, before diversity and the depth cut).
     pub scored: usize,
@@ -52,17 +50,21 @@ impl Diversifiable for Scored {
     }
 }
 
-/// The user's decayed state at one instant, resolved once per ranking instead of once per
-/// candidate: affinities by creator and by tag, and the taste vector.
-struct UserAt<'a> {
-    user: &'a UserState,
-    creators: HashMap<&'a str, f64>,
-    tags: HashMap<&'a str, f64>,
+/// The user's decayed state at one instant, resolved once per ranking (for the candidate plan
+/// and for every candidate's signals): affinities by creator and by tag, and the taste vector.
+pub struct UserAt<'a> {
+    /// The state as stored.
+    pub user: &'a UserState,
+    /// Decayed affinity by creator id.
+    pub creators: HashMap<&'a str, f64>,
+    /// Decayed affinity by tag.
+    pub tags: HashMap<&'a str, f64>,
     taste: Option<Vec<f64>>,
 }
 
 impl<'a> UserAt<'a> {
-    fn new(user: &'a UserState, now: f64) -> Self {
+    /// Resolves `user`'s decayed values at unix time `now`.
+    pub fn new(user: &'a UserState, now: f64) -> Self {
         let mut creators = HashMap::new();
         let mut tags = HashMap::new();
         for (field, d) in &user.affinity {
@@ -152,15 +154,14 @@ fn ttl_of(profile: &RankingProfile, c: &CandidateData) -> u32 {
 
 fn score_all(
     profile: &RankingProfile,
-    user: &UserState,
+    user: &UserAt<'_>,
     candidates: Vec<(CandidateData, u8)>,
     now: f64,
 ) -> Vec<Scored> {
-    let user = UserAt::new(user, now);
     let mut scored: Vec<Scored> = candidates
         .into_iter()
         .map(|(c, flags)| {
-            let s = signals_for(profile, &user, &c, flags & source::FRIEND != 0, now);
+            let s = signals_for(profile, user, &c, flags & source::FRIEND != 0, now);
             Scored {
                 item: FeedItem {
                     score: signals::score(&profile.weights, &s),
@@ -204,7 +205,8 @@ pub async fn rank_feed(
     depth: usize,
 ) -> Result<RankedList, StoreError> {
     let user = store.user_state(user_id).await?;
-    let query = candidates::plan(profile, user_id, &user, now);
+    let at = UserAt::new(&user, now);
+    let query = candidates::plan(profile, user_id, &at, now);
     let lists = store.candidate_lists(&query).await?;
     let merged = candidates::merge(&lists, profile.candidates.max_candidates as usize);
     let ids: Vec<String> = merged.iter().map(|(id, _)| id.clone()).collect();
@@ -215,7 +217,7 @@ pub async fn rank_feed(
         .filter_map(|(d, (_, flags))| d.map(|d| (d, flags)))
         .filter(|(d, _)| keep(profile, &user, d))
         .collect();
-    let scored = score_all(profile, &user, kept, now);
+    let scored = score_all(profile, &at, kept, now);
     let count = scored.len();
     let ranked = diversity::rerank(scored, &profile.diversity, depth);
     Ok(finish(profile, ranked, count))
@@ -233,7 +235,7 @@ pub async fn rank_candidates(
     let user = store.user_state(user_id).await?;
     let data = store.candidates(user_id, ids).await?;
     let known: Vec<(CandidateData, u8)> = data.into_iter().flatten().map(|d| (d, 0)).collect();
-    let scored = score_all(profile, &user, known, now);
+    let scored = score_all(profile, &UserAt::new(&user, now), known, now);
     let count = scored.len();
     Ok(finish(profile, scored, count))
 }
@@ -243,7 +245,6 @@ fn finish(profile: &RankingProfile, scored: Vec<Scored>, count: usize) -> Ranked
     let page_ttls = PageTtls::of(scored.iter().map(|s| s.ttl), FIRST_PAGE_ITEMS, default_ttl);
     RankedList {
         items: scored.into_iter().map(|s| s.item).collect(),
-        ttl_secs: page_ttls.for_items(FIRST_PAGE_ITEMS).unwrap_or(default_ttl),
         page_ttls,
         scored: count,
     }
@@ -289,7 +290,11 @@ mod tests {
             .iter()
             .position(|i| i.video_id == "v150")
             .expect("live stream ranked");
-        (live_at, ranked.ttl_secs, ranked.page_ttls)
+        let largest_page = ranked
+            .page_ttls
+            .for_items(FIRST_PAGE_ITEMS)
+            .expect("page TTLs");
+        (live_at, largest_page, ranked.page_ttls)
     }
 
     #[tokio::test]

@@ -126,8 +126,9 @@ struct ListRead {
 }
 
 impl ListRead {
-    fn cache_key(&self) -> String {
-        format!("{} {} {}", self.key, self.start, self.stop)
+    /// The shared-cache key of a shared list; `None` for a user's own list.
+    fn cache_key(&self) -> Option<String> {
+        (self.how != Order::List).then(|| format!("{} {} {}", self.key, self.start, self.stop))
     }
 }
 
@@ -506,12 +507,16 @@ impl Store for RedisStore {
             );
         }
         // Shared lists within the bound come from the cache; the rest in one round trip.
-        let cache_keys: Vec<String> = reads.iter().map(ListRead::cache_key).collect();
-        let mut lists = self.lists.lookup(cache_keys.iter().map(String::as_str));
-        for (r, cached) in reads.iter().zip(&mut lists) {
-            if r.how == Order::List {
-                *cached = None;
-            }
+        let cache_keys: Vec<Option<String>> = reads.iter().map(ListRead::cache_key).collect();
+        let shared: Vec<usize> = (0..reads.len())
+            .filter(|i| cache_keys[*i].is_some())
+            .collect();
+        let cached = self
+            .lists
+            .lookup(shared.iter().filter_map(|&i| cache_keys[i].as_deref()));
+        let mut lists: Vec<Option<Vec<String>>> = vec![None; reads.len()];
+        for (&i, list) in shared.iter().zip(cached) {
+            lists[i] = list;
         }
         let mut pipe = redis::pipe();
         let missing: Vec<usize> = (0..reads.len()).filter(|i| lists[*i].is_none()).collect();
@@ -528,15 +533,15 @@ impl Store for RedisStore {
             if replies.len() != missing.len() {
                 return Err(corrupt("short pipeline reply"));
             }
-            let mut shared = Vec::new();
+            let mut read = Vec::new();
             for (&i, reply) in missing.iter().zip(replies) {
                 let ids: Vec<String> = parse(reply)?;
-                if reads[i].how != Order::List {
-                    shared.push((cache_keys[i].clone(), ids.clone()));
+                if let Some(key) = &cache_keys[i] {
+                    read.push((key.clone(), ids.clone()));
                 }
                 lists[i] = Some(ids);
             }
-            self.lists.insert(shared);
+            self.lists.insert(read);
         }
         let mut lists = lists.into_iter().map(Option::unwrap_or_default);
         let mut take =
@@ -620,7 +625,9 @@ impl Store for RedisStore {
                 }
             }
         }
-        {
+        // Nothing to record when nothing was read and the version has not moved (the common
+        // case): no write lock on every ranking.
+        if !fetched.is_empty() || cached_at != Some(version) {
             let mut c = self.catalog.write();
             if c.version != Some(version) {
                 c.version = Some(version);
