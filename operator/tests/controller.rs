@@ -113,13 +113,7 @@ fn replicas(api: &FakeApi, track: &str) -> Option<i64> {
 }
 
 fn roll_out(api: &FakeApi, track: &str) {
-    api.update(APPS, "deployments", NS, &format!("feed-{track}"), |d| {
-        let n = d["spec"]["replicas"].clone();
-        d["status"] = json!({
-            "observedGeneration": d["metadata"]["generation"],
-            "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
-        });
-    });
+    api.roll_out(NS, &format!("feed-{track}"));
 }
 
 fn set_image(api: &FakeApi, image: &str) {

@@ -206,13 +206,7 @@ fn env(api: &FakeApi, track: &str, name: &str) -> Option<String> {
 
 /// Plays the Deployment controller: every pod of the Deployment is updated, ready, available.
 fn roll_out(api: &FakeApi, track: &str) {
-    api.update(APPS, "deployments", NS, &format!("feed-{track}"), |d| {
-        let n = d["spec"]["replicas"].clone();
-        d["status"] = json!({
-            "observedGeneration": d["metadata"]["generation"],
-            "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
-        });
-    });
+    api.roll_out(NS, &format!("feed-{track}"));
 }
 
 fn set_image(api: &FakeApi, image: &str) {
@@ -586,7 +580,7 @@ async fn a_restarted_operator_resumes_without_repeating_or_skipping_a_step() {
 async fn deletion_removes_the_objects_and_the_finalizer() {
     let api = FakeApi::new();
     let op = canary_at_25(&api).await;
-    op.metrics.render();
+    assert!(op.metrics.render().contains("rollout=\"feed\""));
     let frs: Api<FeedRollout> = Api::namespaced(api.client(), NS);
     frs.delete("feed", &DeleteParams::default()).await.unwrap();
     assert!(fr(&api)["metadata"]["deletionTimestamp"].is_string());
@@ -827,4 +821,24 @@ async fn a_failing_route_cleanup_does_not_stop_the_rollout() {
         "{st:?}"
     );
     assert_eq!(replicas(&api, "canary"), 1);
+}
+
+#[tokio::test]
+async fn a_route_renamed_back_is_applied_again_even_when_unchanged() {
+    let api = FakeApi::new();
+    api.put("feedrollouts", rollout("feed", "feed:1", 4));
+    // Identical objects are normally not re-sent within the apply cache's time ...
+    let op = Operator::with_cache(&api, at(0), Duration::from_secs(600));
+    op.reconcile().await;
+    op.reconcile().await;
+    let gateway = |route: &str| json!({"gatewayAPI": {"parentRefs": [{"name": "public"}], "httpRoute": route}});
+    set_traffic(&api, gateway("feed-a"));
+    op.reconcile().await;
+    set_traffic(&api, gateway("feed-b"));
+    op.reconcile().await;
+    assert_eq!(route_names(&api), ["feed-b"]);
+    // ... but a route the operator deleted is: back to the first name, the route is there.
+    set_traffic(&api, gateway("feed-a"));
+    op.reconcile().await;
+    assert_eq!(route_names(&api), ["feed-a"]);
 }

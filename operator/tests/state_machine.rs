@@ -225,7 +225,7 @@ fn latency_over_one_second_pauses_for_a_human_who_can_resume_or_abort() {
         );
         assert_eq!(sim.phase(), Phase::Paused);
     }
-    // ...but a roll-back-tier failure still rolls back.
+    // A human resumes or aborts.
     let mut resumed = Sim::rolling(sim.spec.clone());
     resumed.status = sim.status.clone();
     resumed.now = sim.now;
@@ -233,9 +233,11 @@ fn latency_over_one_second_pauses_for_a_human_who_can_resume_or_abort() {
     assert_eq!(resumed.phase(), Phase::Progressing);
     sim.command(CommandKind::Abort);
     assert_eq!((sim.phase(), sim.status.weight), (Phase::Aborted, 0));
+    // A roll-back-tier failure still rolls back while paused.
     let mut paused = Sim::rolling(sim.spec.clone());
     paused.tick(0);
     paused.command(CommandKind::Pause);
+    assert_eq!(paused.phase(), Phase::Paused);
     paused.analyse(10, true, &[("error-rate-critical", Verdict::Fail)]);
     assert_eq!(paused.phase(), Phase::RolledBack);
 }
@@ -502,7 +504,8 @@ fn requeue_is_due_at_the_next_check_or_pause_end() {
         "strategy: {steps: [{pause: {duration: 5s}}, {setWeight: 100}]}\nanalysis: {defaultChecks: false}",
     ));
     let t = sim.tick(0);
-    assert!(t.requeue_after.unwrap() <= std::time::Duration::from_secs(5));
+    // The pause ends in 5 s, before any pod-health check (fast interval 10 s): exactly then.
+    assert_eq!(t.requeue_after, Some(std::time::Duration::from_secs(5)));
 }
 
 #[test]

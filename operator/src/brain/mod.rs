@@ -28,6 +28,7 @@ mod schedule;
 mod state_machine;
 
 pub use actions::{Action, EventReason, EventType, Transition};
+pub(crate) use conditions::set as set_condition;
 pub use conditions::{
     CONDITION_ANALYSIS, CONDITION_HEALTHY, CONDITION_PAUSED, CONDITION_PROGRESSING,
 };

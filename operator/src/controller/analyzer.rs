@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::Mutex;
 
+use super::lock;
 use crate::analysis::{AnalysisEngine, Target};
 
 /// Where analysis runs come from.
@@ -80,10 +81,6 @@ pub struct PrometheusAnalyzer {
     ready: std::sync::Mutex<HashMap<RunKey, AnalysisRun>>,
     queries: AtomicU64,
     batches: AtomicU64,
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl PrometheusAnalyzer {
@@ -247,19 +244,11 @@ pub fn error_run(
     at: Timestamp,
     reason: &str,
 ) -> AnalysisRun {
-    error_run_checks(&analysis.checks, fast, at, reason)
-}
-
-fn error_run_checks(
-    checks: &[ResolvedCheck],
-    fast: bool,
-    at: Timestamp,
-    reason: &str,
-) -> AnalysisRun {
     AnalysisRun {
         at: Some(Time(at)),
         fast,
-        records: checks
+        records: analysis
+            .checks
             .iter()
             .filter(|c| !fast || c.is_fast())
             .map(|c| CheckRecord {

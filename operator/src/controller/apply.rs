@@ -15,6 +15,7 @@ use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::lock;
 use crate::desired::{Desired, LABEL_ROLLOUT, MANAGED_BY};
 
 /// The field manager of everything the operator writes.
@@ -51,39 +52,42 @@ impl ApplyCache {
     }
 
     fn fresh(&self, key: &str, hash: u64) -> bool {
-        let last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        last.get(key)
+        lock(&self.last)
+            .get(key)
             .is_some_and(|(h, at)| *h == hash && at.elapsed() < self.ttl)
     }
 
     fn record(&self, key: String, hash: u64) {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        last.insert(key, (hash, Instant::now()));
+        lock(&self.last).insert(key, (hash, Instant::now()));
     }
 
-    /// Forgets one object, so its next apply is sent (it is missing or drifted).
+    /// Forgets one object, so its next apply is sent (it is missing, drifted or deleted).
     pub fn invalidate(&self, kind: &str, namespace: &str, name: &str) {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        last.remove(&format!("{kind} {namespace}/{name}"));
+        lock(&self.last).remove(&cache_key(kind, namespace, name));
     }
+}
 
-    /// Forgets a rollout's objects (after deletion).
-    pub fn forget(&self, namespace: &str) {
-        let infix = format!(" {namespace}/");
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        last.retain(|k, _| !k.contains(&infix));
+fn cache_key(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind} {namespace}/{name}")
+}
+
+/// Deletes one object the operator owns (gone already is fine) and forgets its last apply, so
+/// that an identical object is sent again if it is ever wanted back.
+pub async fn delete_one<K>(
+    api: &Api<K>,
+    cache: &ApplyCache,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(), kube::Error>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    cache.invalidate(kind, namespace, name);
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -100,7 +104,7 @@ where
 {
     let text = serde_json::to_string(object).unwrap_or_default();
     let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
-    let key = format!("{kind} {namespace}/{name}");
+    let key = cache_key(kind, namespace, name);
     if cache.fresh(&key, hash) {
         return Ok(());
     }
@@ -163,6 +167,7 @@ pub async fn apply_desired(
 /// rollout's and owned by it, except `keep`. A cluster without the Gateway API CRDs has none.
 pub async fn prune_http_routes(
     client: &Client,
+    cache: &ApplyCache,
     namespace: &str,
     rollout: &str,
     owner_uid: &str,
@@ -188,11 +193,8 @@ pub async fn prune_http_routes(
         if !owned || Some(name.as_str()) == keep {
             continue;
         }
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => deleted += 1,
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e),
-        }
+        delete_one(&api, cache, "HTTPRoute", namespace, &name).await?;
+        deleted += 1;
     }
     Ok(deleted)
 }

@@ -11,6 +11,7 @@ use prometheus::{
 };
 use std::sync::Mutex;
 
+use super::lock;
 use crate::brain::{CONDITION_HEALTHY, CONDITION_PAUSED, CONDITION_PROGRESSING};
 
 /// Every phase, for the one-hot `feedroll_rollout_phase` gauge.
@@ -292,10 +293,6 @@ pub fn phase_entered(status: &FeedRolloutStatus) -> Option<k8s_openapi::jiff::Ti
         .flatten()
         .max(),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

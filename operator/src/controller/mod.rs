@@ -32,6 +32,12 @@ pub use events::EventPublisher;
 pub use metrics::Metrics;
 pub use reconcile::{error_policy, reconcile};
 
+/// Locks `m`, also after a panic elsewhere poisoned it (the guarded maps stay consistent: every
+/// critical section is a single insert, remove or read).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// `reportingController` of the Events.
 pub const CONTROLLER_NAME: &str = "feedroll.dev/feedroll-operator";
 /// The finalizer that deletes a FeedRollout's objects before it goes.

@@ -7,14 +7,16 @@ use feedroll_crds::selector::selector_string;
 use feedroll_crds::{FeedRollout, FeedRolloutStatus, Phase};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube_runtime::controller::Action;
 use kube_runtime::finalizer::{Event as FinalizerEvent, finalizer};
 
-use super::apply::{apply_desired, apply_status, http_route_resource, prune_http_routes};
+use super::apply::{
+    apply_desired, apply_status, delete_one, http_route_resource, prune_http_routes,
+};
 use super::{CONDITION_RECONCILED, Context, Error, FINALIZER};
 use crate::analysis::Target;
 use crate::brain::{self, EventType, Observations, Transition};
@@ -169,7 +171,7 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
                 let uid = fr.metadata.uid.as_deref().unwrap_or_default();
                 // Never blocks the rollout: a route left behind only sends traffic nowhere new,
                 // and owner references delete it with the FeedRollout.
-                match prune_http_routes(&ctx.client, &ns, &name, uid, keep).await {
+                match prune_http_routes(&ctx.client, &ctx.cache, &ns, &name, uid, keep).await {
                     Ok(0) => {}
                     Ok(pruned) => {
                         tracing::info!(namespace = %ns, rollout = %name, pruned, "deleted HTTPRoutes the spec no longer asks for");
@@ -309,30 +311,15 @@ fn set_condition(
     fr: &FeedRollout,
     now: Timestamp,
 ) {
-    let generation = fr.metadata.generation;
-    match status
-        .conditions
-        .iter_mut()
-        .find(|c| c.type_ == CONDITION_RECONCILED)
-    {
-        Some(c) => {
-            if c.status != value {
-                c.last_transition_time = Time(now);
-            }
-            c.status = value.to_owned();
-            c.reason = reason.to_owned();
-            c.message = message.to_owned();
-            c.observed_generation = generation;
-        }
-        None => status.conditions.push(Condition {
-            type_: CONDITION_RECONCILED.to_owned(),
-            status: value.to_owned(),
-            reason: reason.to_owned(),
-            message: message.to_owned(),
-            observed_generation: generation,
-            last_transition_time: Time(now),
-        }),
-    }
+    brain::set_condition(
+        &mut status.conditions,
+        CONDITION_RECONCILED,
+        value,
+        reason,
+        message,
+        fr.metadata.generation,
+        now,
+    );
 }
 
 /// Deletes the rollout's objects (owner references would too, but the finalizer makes it
@@ -340,45 +327,29 @@ fn set_condition(
 pub async fn cleanup(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
     let names = Names::of(fr).map_err(|_| Error::Metadata("name"))?;
     let ns = names.namespace.clone();
-    let dp = DeleteParams::background();
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let (client, cache) = (&ctx.client, &ctx.cache);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     for track in [Track::Canary, Track::Stable] {
-        ignore_missing(
-            deployments
-                .delete(&names.deployment(track), &dp)
-                .await
-                .map(|_| ()),
-        )?;
+        let name = names.deployment(track);
+        delete_one(&deployments, cache, "Deployment", &ns, &name).await?;
     }
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-    for s in [
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    for name in [
         names.main_service(),
         names.service(Track::Stable),
         names.service(Track::Canary),
     ] {
-        ignore_missing(services.delete(&s, &dp).await.map(|_| ()))?;
+        delete_one(&services, cache, "Service", &ns, &name).await?;
     }
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    ignore_missing(
-        config_maps
-            .delete(&names.config_map(), &dp)
-            .await
-            .map(|_| ()),
-    )?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    delete_one(&config_maps, cache, "ConfigMap", &ns, &names.config_map()).await?;
     if let feedroll_crds::TrafficMode::GatewayApi(g) = fr.spec.traffic_mode() {
         let routes: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &ns, &http_route_resource());
-        let route = desired::traffic::route_name(&names, &g);
-        ignore_missing(routes.delete(&route, &dp).await.map(|_| ()))?;
+            Api::namespaced_with(client.clone(), &ns, &http_route_resource());
+        let name = desired::traffic::route_name(&names, &g);
+        delete_one(&routes, cache, "HTTPRoute", &ns, &name).await?;
     }
     ctx.metrics.forget(&ns, &names.rollout);
     tracing::info!(namespace = %ns, rollout = %names.rollout, "deleted the rollout's objects");
     Ok(Action::await_change())
-}
-
-fn ignore_missing(r: Result<(), kube::Error>) -> Result<(), Error> {
-    match r {
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        other => other.map_err(Error::from),
-    }
 }

@@ -217,11 +217,7 @@ impl State {
         }
         obj["metadata"]["resourceVersion"] = json!(self.bump());
         if self.auto_roll_out && key.1 == "deployments" {
-            let n = obj["spec"]["replicas"].clone();
-            obj["status"] = json!({
-                "observedGeneration": obj["metadata"]["generation"],
-                "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
-            });
+            mark_rolled_out(&mut obj);
         }
         let deleting = obj["metadata"].get("deletionTimestamp").is_some();
         let finalizers = obj["metadata"]["finalizers"]
@@ -481,6 +477,11 @@ impl FakeApi {
             .collect()
     }
 
+    /// Plays the Deployment controller for one Deployment: every pod updated, ready, available.
+    pub fn roll_out(&self, ns: &str, name: &str) {
+        self.update("apps/v1", "deployments", ns, name, mark_rolled_out);
+    }
+
     /// Changes a stored object in place (e.g. the Deployment controller writing status).
     pub fn update(
         &self,
@@ -712,4 +713,13 @@ impl tower::Service<Request<Body>> for FakeApi {
                 .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync())))
         })
     }
+}
+
+/// A Deployment's status once the Deployment controller has rolled it out completely.
+fn mark_rolled_out(d: &mut Value) {
+    let n = d["spec"]["replicas"].clone();
+    d["status"] = json!({
+        "observedGeneration": d["metadata"]["generation"],
+        "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
+    });
 }
