@@ -755,6 +755,11 @@ fn set_traffic(api: &FakeApi, traffic: Value) {
     });
 }
 
+/// Gateway API traffic through the HTTPRoute `route`.
+fn gateway(route: &str) -> Value {
+    json!({"gatewayAPI": {"parentRefs": [{"name": "public"}], "httpRoute": route}})
+}
+
 fn route_names(api: &FakeApi) -> Vec<String> {
     api.list(GATEWAY, "httproutes", NS)
         .iter()
@@ -771,7 +776,6 @@ fn route_names(api: &FakeApi) -> Vec<String> {
 async fn a_route_the_spec_no_longer_asks_for_is_deleted() {
     let api = FakeApi::new();
     let op = settled(&api).await;
-    let gateway = |route: &str| json!({"gatewayAPI": {"parentRefs": [{"name": "public"}], "httpRoute": route}});
     set_traffic(&api, gateway("feed-a"));
     op.reconcile().await;
     assert_eq!(route_names(&api), ["feed-a"]);
@@ -831,7 +835,6 @@ async fn a_route_renamed_back_is_applied_again_even_when_unchanged() {
     let op = Operator::with_cache(&api, at(0), Duration::from_secs(600));
     op.reconcile().await;
     op.reconcile().await;
-    let gateway = |route: &str| json!({"gatewayAPI": {"parentRefs": [{"name": "public"}], "httpRoute": route}});
     set_traffic(&api, gateway("feed-a"));
     op.reconcile().await;
     set_traffic(&api, gateway("feed-b"));
