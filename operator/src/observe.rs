@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::brain::{Command, CommandKind, PodHealth};
@@ -68,6 +68,15 @@ pub fn recorded_source(d: &Deployment) -> Option<(String, Source)> {
     Some((rev, src))
 }
 
+/// Whether the Deployment controller has seen the Deployment's current generation.
+fn caught_up(d: &Deployment, st: &DeploymentStatus) -> bool {
+    match (st.observed_generation, d.metadata.generation) {
+        (Some(o), Some(g)) => o >= g,
+        (_, None) => true,
+        (None, Some(_)) => false,
+    }
+}
+
 /// Whether the Deployment controller has caught up with the spec and every pod is of the
 /// current template, ready and available.
 pub fn rolled_out(d: &Deployment) -> bool {
@@ -75,11 +84,7 @@ pub fn rolled_out(d: &Deployment) -> bool {
     let Some(st) = d.status.as_ref() else {
         return want == 0 && d.metadata.generation.is_none();
     };
-    let observed = match (st.observed_generation, d.metadata.generation) {
-        (Some(o), Some(g)) => o >= g,
-        (_, None) => true,
-        (None, Some(_)) => false,
-    };
+    let observed = caught_up(d, st);
     observed
         && st.updated_replicas.unwrap_or(0) >= want
         && st.ready_replicas.unwrap_or(0) >= want
@@ -102,11 +107,7 @@ pub fn canary_ready(canary: Option<&Deployment>, revision: Option<&str>) -> i32 
     let Some(st) = d.status.as_ref() else {
         return 0;
     };
-    let observed = match (st.observed_generation, d.metadata.generation) {
-        (Some(o), Some(g)) => o >= g,
-        (_, None) => true,
-        (None, Some(_)) => false,
-    };
+    let observed = caught_up(d, st);
     if !observed {
         return 0;
     }

@@ -14,6 +14,15 @@ pub enum AnalysisDue {
     Fast,
 }
 
+/// Whether a canary exists that analysis and pod health judge.
+pub(crate) fn canary_active(status: &FeedRolloutStatus) -> bool {
+    match status.phase {
+        Some(Phase::Progressing) | Some(Phase::Paused) => true,
+        Some(Phase::Promoting) => status.stable_revision.is_some(),
+        _ => false,
+    }
+}
+
 /// Whether an analysis run is due now, and which. `None` outside active phases (no canary to
 /// judge), when the spec has no checks, or when nothing is due yet.
 pub fn analysis_due(
@@ -21,12 +30,7 @@ pub fn analysis_due(
     status: &FeedRolloutStatus,
     now: Timestamp,
 ) -> Option<AnalysisDue> {
-    let active = match status.phase {
-        Some(Phase::Progressing) | Some(Phase::Paused) => true,
-        Some(Phase::Promoting) => status.stable_revision.is_some(),
-        _ => false,
-    };
-    if !active {
+    if !canary_active(status) {
         return None;
     }
     let analysis = spec.resolved_analysis().ok()?;

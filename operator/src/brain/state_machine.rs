@@ -125,11 +125,7 @@ impl Machine {
 
     /// A canary exists that analysis and pod health judge.
     fn canary_active(&self) -> bool {
-        match self.phase() {
-            Some(Phase::Progressing) | Some(Phase::Paused) => true,
-            Some(Phase::Promoting) => self.st.stable_revision.is_some(),
-            _ => false,
-        }
+        super::schedule::canary_active(&self.st)
     }
 
     fn run(&mut self, spec: &FeedRolloutSpec, plan: &Plan<'_>, obs: &Observations) {

@@ -6,6 +6,8 @@ use yaml_rust2::Event;
 use yaml_rust2::parser::{MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
+use super::join;
+
 /// Lines of every key and list item of a YAML document, by path.
 #[derive(Debug, Default)]
 pub struct Locator {
@@ -21,14 +23,6 @@ enum Frame {
 struct Collector {
     stack: Vec<Frame>,
     lines: HashMap<String, usize>,
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
 }
 
 impl Collector {

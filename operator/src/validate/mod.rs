@@ -15,6 +15,15 @@ use feedroll_crds::{FeedRollout, GROUP, VERSION};
 use serde::Serialize;
 use serde_json::Value;
 
+/// `path.key`, or `key` at the root: the dotted field paths of validation messages.
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
 /// One reason a file is rejected.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Problem {

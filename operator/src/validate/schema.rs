@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::Problem;
+use super::{Problem, join};
 
 /// The `openAPIV3Schema` of the generated CRD, as JSON.
 pub fn crd_schema() -> Result<Value, String> {
@@ -24,14 +24,6 @@ pub fn validate(schema: &Value, object: &Value) -> Vec<Problem> {
     let mut problems = Vec::new();
     check(schema, object, "", &mut problems);
     problems
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
 }
 
 fn problem(problems: &mut Vec<Problem>, path: &str, message: String) {
