@@ -150,6 +150,12 @@ impl Preset {
         Preset::EngagementRate,
     ];
 
+    /// Whether the preset counts engagement events (`feed_events_total`), which only the
+    /// in-app traffic mode attributes to the profile that served the feed.
+    pub fn counts_engagement_events(self) -> bool {
+        matches!(self, Preset::CompletionRate | Preset::EngagementRate)
+    }
+
     /// The name used in YAML.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::ApiError;
 use crate::analysis::{Check, CompareMode, HoldPolicy, Preset, Tier};
 use crate::duration::{DurationString, parse_duration};
-use crate::spec::{FeedRolloutSpec, InApp, Step, TrafficMode};
+use crate::spec::{DeadlinePolicy, FeedRolloutSpec, InApp, Step, TrafficMode};
 
 /// Blocking/advisory/pause checks run this often unless `analysis.interval` says otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -24,6 +24,8 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
 /// Default window of roll-back-tier checks (short, so a breach is seen within a few fast intervals).
 pub const DEFAULT_FAST_WINDOW: Duration = Duration::from_secs(60);
+/// How long a step waits for ready canary pods before `onProgressDeadline` acts.
+pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
 /// Requests needed in the window before a preset is judged.
 pub const DEFAULT_MIN_REQUESTS: i64 = 50;
 /// Default quantile of the `latencyQuantile` preset.
@@ -178,6 +180,19 @@ pub struct ResolvedStrategy {
     pub steps: Vec<ResolvedStep>,
     /// Traffic mode.
     pub traffic: TrafficMode,
+    /// How long a step may wait for ready canary pods.
+    pub progress_deadline: Duration,
+    /// What a missed progress deadline does.
+    pub on_progress_deadline: DeadlinePolicy,
+}
+
+/// Strategy and analysis of one spec, resolved together and checked against each other.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedPlan {
+    /// Steps, traffic mode and progress deadline.
+    pub strategy: ResolvedStrategy,
+    /// Checks and their schedule.
+    pub analysis: ResolvedAnalysis,
 }
 
 /// A step, parsed.
@@ -275,10 +290,48 @@ impl FeedRolloutSpec {
         } else {
             TrafficMode::ReplicaRatio
         };
+        let progress_deadline = duration_at(
+            self.progress_deadline.as_ref(),
+            DEFAULT_PROGRESS_DEADLINE,
+            "spec.progressDeadline",
+        )?;
+        if progress_deadline.is_zero() {
+            return Err(ApiError::invalid(
+                "spec.progressDeadline",
+                "must be longer than 0s (pods need time to start)",
+            ));
+        }
         Ok(ResolvedStrategy {
             steps: resolved,
             traffic,
+            progress_deadline,
+            on_progress_deadline: self.on_progress_deadline.unwrap_or_default(),
         })
+    }
+
+    /// Strategy and analysis resolved, and checked against each other: presets that count
+    /// engagement events (`completionRate`, `engagementRate`) need in-app traffic, because with
+    /// pod traffic an event is counted by the pod that receives it, not by the profile that
+    /// served the feed.
+    pub fn resolved_plan(&self) -> Result<ResolvedPlan, ApiError> {
+        let strategy = self.resolved_strategy()?;
+        let analysis = self.resolved_analysis()?;
+        if !matches!(strategy.traffic, TrafficMode::InApp(_)) {
+            let own = self.analysis.as_ref().map_or(&[][..], |a| &a.checks[..]);
+            for (i, c) in own.iter().enumerate() {
+                if let Some(preset) = c.preset.filter(|p| p.counts_engagement_events()) {
+                    return Err(ApiError::invalid(
+                        format!("spec.analysis.checks[{i}].preset"),
+                        format!(
+                            "check {}: preset {} needs strategy.traffic.inApp: with pod traffic an event is counted by the pod that receives it, not by the profile that served the feed",
+                            c.name,
+                            preset.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(ResolvedPlan { strategy, analysis })
     }
 
     /// The analysis with defaults, checked (thresholds consistent, durations parse).

@@ -27,15 +27,20 @@ pub mod status;
 pub use analysis::{
     Analysis, Check, CompareMode, Comparison, HoldPolicy, Preset, PrometheusSource, Tier,
 };
-pub use defaults::{CheckSource, ResolvedAnalysis, ResolvedCheck, ResolvedStep, ResolvedStrategy};
+pub use defaults::{
+    CheckSource, ResolvedAnalysis, ResolvedCheck, ResolvedPlan, ResolvedStep, ResolvedStrategy,
+};
 pub use duration::DurationString;
 pub use error::ApiError;
 pub use schema::crd;
 pub use spec::{
-    FeedRollout, FeedRolloutSpec, GatewayApi, InApp, ParentRef, PauseStep, ReplicaRatio, Step,
-    Strategy, Traffic, TrafficMode,
+    DeadlinePolicy, FeedRollout, FeedRolloutSpec, GatewayApi, InApp, ParentRef, PauseStep,
+    ReplicaRatio, Step, Strategy, Traffic, TrafficMode,
 };
-pub use status::{AnalysisRun, CheckRecord, CheckState, FeedRolloutStatus, Phase, Verdict};
+pub use status::{
+    AnalysisRun, CheckRecord, CheckState, FeedRolloutStatus, Phase, PodIssue, PodIssueReason,
+    Verdict,
+};
 
 /// API group.
 pub const GROUP: &str = "feedroll.dev";

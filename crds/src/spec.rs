@@ -49,6 +49,12 @@ use crate::status::FeedRolloutStatus;
         description = "Percent of traffic on the canary"
     ),
     printcolumn(
+        name = "Actual",
+        type_ = "integer",
+        json_path = ".status.actualWeight",
+        description = "Percent of traffic the canary really gets (ready pods, route or variant shares)"
+    ),
+    printcolumn(
         name = "Step",
         type_ = "integer",
         json_path = ".status.currentStepIndex",
@@ -67,6 +73,14 @@ use crate::status::FeedRolloutStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.analysis) || !has(self.analysis.checks) || (has(self.strategy) && has(self.strategy.traffic) && has(self.strategy.traffic.inApp)) || self.analysis.checks.all(c, !has(c.preset) || !(c.preset in ['completionRate', 'engagementRate']))",
+        "message": "presets completionRate and engagementRate need strategy.traffic.inApp: with pod traffic an event is counted by the pod that receives it",
+        "messageExpression": "'check ' + self.analysis.checks.filter(c, has(c.preset) && c.preset in ['completionRate', 'engagementRate'])[0].name + ': preset ' + self.analysis.checks.filter(c, has(c.preset) && c.preset in ['completionRate', 'engagementRate'])[0].preset + ' needs strategy.traffic.inApp: with pod traffic an event is counted by the pod that receives it, not by the profile that served the feed'",
+        "fieldPath": ".analysis.checks"
+    }
+]))]
 pub struct FeedRolloutSpec {
     /// Desired number of feed-server pods in total (stable + canary). Default 1. Exposed through
     /// the `scale` subresource, so a HorizontalPodAutoscaler can target the FeedRollout.
@@ -99,6 +113,29 @@ pub struct FeedRolloutSpec {
     /// Prometheus checks and when they run. Omitted: the roadmap policy table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<Analysis>,
+
+    /// How long a step may wait for its canary pods to become ready (default `10m`). The clock
+    /// starts when a `setWeight` step asks for canary pods and stops when they are ready; past
+    /// it, `onProgressDeadline` acts. Image pull errors, bad container configs and unschedulable
+    /// pods are reported at once (Event `CanaryNotReady`), whatever the deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline: Option<DurationString>,
+
+    /// What happens when the progress deadline passes: `rollback` (default) sends all traffic
+    /// back to stable; `pause` waits for a human.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_progress_deadline: Option<DeadlinePolicy>,
+}
+
+/// What a missed progress deadline does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DeadlinePolicy {
+    /// Roll the canary back (weight 0, canary pods removed).
+    #[default]
+    Rollback,
+    /// Pause for a human, the canary left as it is.
+    Pause,
 }
 
 fn default_replicas() -> i32 {

@@ -26,9 +26,14 @@ pub struct FeedRolloutStatus {
     /// When the current step started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_started_at: Option<Time>,
-    /// Percent of traffic the canary should receive now.
+    /// Percent of traffic the canary should receive now (the step's `setWeight`).
     #[serde(default)]
     pub weight: i32,
+    /// Percent of traffic the canary really gets: with replica-ratio traffic the share of ready
+    /// canary pods among all ready pods (10% of 4 replicas is 25%), with Gateway API the route
+    /// weight once both tracks have ready pods, in-app the canary variant's share.
+    #[serde(default)]
+    pub actual_weight: i32,
     /// Revision (hash of pod template and ranking profile) the stable pods run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_revision: Option<String>,
@@ -71,6 +76,14 @@ pub struct FeedRolloutStatus {
     /// Why the rollout is paused, when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_reason: Option<String>,
+    /// Since when the current step has waited for canary pods to become ready (the progress
+    /// deadline counts from here); absent when they are ready or no step waits for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_waiting_since: Option<Time>,
+    /// Why canary pods cannot become ready, as the kubelet and scheduler report it (image
+    /// pulls, container config, scheduling), while a step waits for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_pod_issues: Vec<PodIssue>,
     /// When the canary was rolled back or aborted (also the end of breach-to-rollback time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_back_at: Option<Time>,
@@ -110,6 +123,87 @@ impl Phase {
             Phase::Aborted => "Aborted",
             Phase::Failed => "Failed",
         }
+    }
+}
+
+/// A canary pod that cannot become ready, and why.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PodIssue {
+    /// Pod name.
+    pub pod: String,
+    /// The container (absent for scheduling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// What the kubelet or scheduler reports.
+    pub reason: PodIssueReason,
+    /// The kubelet's or scheduler's message, as reported.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// Why a pod cannot become ready without someone changing something: the container waiting
+/// reasons and the scheduling condition that never resolve by waiting.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum PodIssueReason {
+    /// The image cannot be pulled and the kubelet backs off.
+    ImagePullBackOff,
+    /// The last image pull failed.
+    ErrImagePull,
+    /// The image reference is malformed.
+    InvalidImageName,
+    /// A referenced Secret or ConfigMap (key) is missing.
+    CreateContainerConfigError,
+    /// The container runtime cannot create the container.
+    CreateContainerError,
+    /// No node can take the pod (`PodScheduled=False`, reason `Unschedulable`).
+    Unschedulable,
+}
+
+impl PodIssueReason {
+    /// Every reason.
+    pub const ALL: [PodIssueReason; 6] = [
+        PodIssueReason::ImagePullBackOff,
+        PodIssueReason::ErrImagePull,
+        PodIssueReason::InvalidImageName,
+        PodIssueReason::CreateContainerConfigError,
+        PodIssueReason::CreateContainerError,
+        PodIssueReason::Unschedulable,
+    ];
+
+    /// The name Kubernetes uses (a container waiting reason, or the condition reason).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodIssueReason::ImagePullBackOff => "ImagePullBackOff",
+            PodIssueReason::ErrImagePull => "ErrImagePull",
+            PodIssueReason::InvalidImageName => "InvalidImageName",
+            PodIssueReason::CreateContainerConfigError => "CreateContainerConfigError",
+            PodIssueReason::CreateContainerError => "CreateContainerError",
+            PodIssueReason::Unschedulable => "Unschedulable",
+        }
+    }
+
+    /// The reason named `s`, if it is one of these.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for PodIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pod {}", self.pod)?;
+        if let Some(c) = &self.container {
+            write!(f, " container {c}")?;
+        }
+        write!(f, ": {}", self.reason.as_str())?;
+        if !self.message.is_empty() {
+            write!(f, " ({})", self.message)?;
+        }
+        Ok(())
     }
 }
 

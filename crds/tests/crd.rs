@@ -142,7 +142,10 @@ fn crd_names_subresources_and_columns() {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(columns, ["Phase", "Weight", "Step", "Canary", "Age"]);
+    assert_eq!(
+        columns,
+        ["Phase", "Weight", "Actual", "Step", "Canary", "Age"]
+    );
 }
 
 #[test]

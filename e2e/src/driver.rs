@@ -348,6 +348,7 @@ pub async fn run(
             canary: PodHealth {
                 ready: canary_deployed && !crashed,
                 crash_looping: crashed,
+                ..PodHealth::default()
             },
             stable_ready_revision: Some(stable_ready.clone()),
             commands: commands.clone(),

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use feedroll_crds::{PodIssue, PodIssueReason, TrafficMode};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::brain::{Command, CommandKind, PodHealth};
+use crate::brain::{Command, CommandKind, PodHealth, share};
 use crate::desired::{ANNOTATION_REVISION, ANNOTATION_SOURCE, LABEL_REVISION, Source};
 
 /// Annotation carrying a human command: `<verb>` or `<verb>/<nonce>`.
@@ -118,7 +119,8 @@ pub fn canary_ready(canary: Option<&Deployment>, revision: Option<&str>) -> i32 
 
 /// Canary pod health: `ready` when the canary Deployment runs `revision` with `want > 0`
 /// replicas, all updated and ready; `crash_looping` when a live canary pod of `revision` has a
-/// container in CrashLoopBackOff or restarted more than [`RESTART_BOUND`] times.
+/// container in CrashLoopBackOff or restarted more than [`RESTART_BOUND`] times; `issues` of
+/// the live pods of `revision` ([`pod_issues`]).
 pub fn canary_health(
     canary: Option<&Deployment>,
     pods: &[Pod],
@@ -131,9 +133,8 @@ pub fn canary_health(
                 && revision_of(d) == revision
                 && rolled_out(d)
         });
-    let crash_looping = revision.is_some()
-        && pods
-            .iter()
+    let live: Vec<&Pod> = if revision.is_some() {
+        pods.iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .filter(|p| {
                 p.metadata
@@ -143,11 +144,60 @@ pub fn canary_health(
                     .map(String::as_str)
                     == revision
             })
-            .any(crash_looping);
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut issues: Vec<PodIssue> = live.iter().flat_map(|p| pod_issues(p)).collect();
+    issues.sort();
+    issues.dedup();
     PodHealth {
         ready,
-        crash_looping,
+        crash_looping: live.iter().any(|p| crash_looping(p)),
+        issues,
     }
+}
+
+/// Why `pod` cannot become ready without a change: containers (init containers included)
+/// waiting with a reason of [`PodIssueReason`] (image pulls, container config), and a
+/// `PodScheduled=False` condition with reason `Unschedulable`. Pods that are just starting, or
+/// running but failing their readiness probe, have none: only the progress deadline catches
+/// those.
+pub fn pod_issues(pod: &Pod) -> Vec<PodIssue> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let Some(status) = pod.status.as_ref() else {
+        return Vec::new();
+    };
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    let mut issues: Vec<PodIssue> = containers
+        .filter_map(|c| {
+            let waiting = c.state.as_ref()?.waiting.as_ref()?;
+            Some(PodIssue {
+                pod: name.clone(),
+                container: Some(c.name.clone()),
+                reason: PodIssueReason::parse(waiting.reason.as_deref()?)?,
+                message: waiting.message.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    let unschedulable = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some(PodIssueReason::Unschedulable.as_str())
+    });
+    if let Some(c) = unschedulable {
+        issues.push(PodIssue {
+            pod: name,
+            container: None,
+            reason: PodIssueReason::Unschedulable,
+            message: c.message.clone().unwrap_or_default(),
+        });
+    }
+    issues
 }
 
 /// Why a pod counts as crash-looping, if it does.
@@ -194,4 +244,17 @@ pub fn replica_counts(
     let (s, s_ready) = count(stable);
     let (c, c_ready) = count(canary);
     (s + c, s_ready + c_ready, s, c)
+}
+
+/// The percent of traffic the canary really gets (`status.actualWeight`), given the desired
+/// `weight` and the ready pods of each track:
+/// - replica ratio: the canary's share of all ready pods (10% of 4 replicas is 25%);
+/// - Gateway API: the route weight once a canary pod is ready (0 before);
+/// - in-app: the canary variant's share, which the feed-server applies exactly by user hash.
+pub fn actual_weight(mode: &TrafficMode, weight: i32, stable_ready: i32, canary_ready: i32) -> i32 {
+    match mode {
+        TrafficMode::ReplicaRatio => share(canary_ready, stable_ready),
+        TrafficMode::GatewayApi(_) if canary_ready <= 0 => 0,
+        TrafficMode::GatewayApi(_) | TrafficMode::InApp(_) => weight.clamp(0, 100),
+    }
 }

@@ -395,6 +395,7 @@ async fn no_traffic_is_no_data_and_a_stopped_prometheus_is_an_error_that_holds()
         canary: PodHealth {
             ready: true,
             crash_looping: false,
+            ..PodHealth::default()
         },
         ..Default::default()
     };
@@ -485,6 +486,7 @@ analysis:
                 canary: PodHealth {
                     ready: true,
                     crash_looping: false,
+                    ..PodHealth::default()
                 },
                 ..Default::default()
             };

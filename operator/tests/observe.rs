@@ -193,3 +193,121 @@ fn commands_come_from_the_annotation_with_the_whole_value_as_id() {
     a.insert("feedroll.dev/command".to_owned(), "explode".to_owned());
     assert_eq!(command(&a).unwrap_err().0, "explode");
 }
+
+fn waiting(reason: &str) -> String {
+    format!("{{waiting: {{reason: {reason}, message: \"{reason} says why\"}}}}")
+}
+
+#[test]
+fn pod_issues_are_the_waiting_reasons_that_waiting_cannot_fix() {
+    use feedroll_crds::PodIssueReason;
+    use feedroll_operator::observe::pod_issues;
+    let d = deployment("r2", 1, 2, 2, 0, 1, 1);
+    for reason in PodIssueReason::ALL
+        .into_iter()
+        .filter(|r| *r != PodIssueReason::Unschedulable)
+    {
+        let health = canary_health(
+            Some(&d),
+            &[pod("r2", &waiting(reason.as_str()), 0, false)],
+            Some("r2"),
+            1,
+        );
+        assert_eq!(health.issues.len(), 1, "{reason:?}");
+        let issue = &health.issues[0];
+        assert_eq!(
+            (issue.pod.as_str(), issue.container.as_deref(), issue.reason),
+            ("feed-canary-abc", Some("feed-server"), reason)
+        );
+        assert_eq!(issue.message, format!("{} says why", reason.as_str()));
+        assert!(!health.ready && !health.crash_looping);
+    }
+    // Starting up, running unready (a failing readiness probe) and crash loops are not issues:
+    // the first two only the deadline catches, the last rolls back on its own.
+    for state in [
+        waiting("ContainerCreating"),
+        waiting("PodInitializing"),
+        RUNNING.to_owned(),
+        CRASHING.to_owned(),
+    ] {
+        assert!(
+            pod_issues(&pod("r2", &state, 0, false)).is_empty(),
+            "{state}"
+        );
+    }
+    // Stale and terminating pods are not reported.
+    let stale = pod("r1", &waiting("ErrImagePull"), 0, false);
+    let leaving = pod("r2", &waiting("ErrImagePull"), 0, true);
+    assert!(
+        canary_health(Some(&d), &[stale, leaving], Some("r2"), 1)
+            .issues
+            .is_empty()
+    );
+}
+
+#[test]
+fn unschedulable_pods_and_init_containers_are_issues() {
+    use feedroll_crds::PodIssueReason;
+    use feedroll_operator::observe::pod_issues;
+    let pending: Pod = yaml(
+        r#"
+metadata: {name: feed-canary-x, labels: {feedroll.dev/revision: r2}}
+status:
+  phase: Pending
+  conditions:
+    - {type: PodScheduled, status: "False", reason: Unschedulable, message: "0/3 nodes are available: 3 Insufficient cpu."}
+"#,
+    );
+    let issues = pod_issues(&pending);
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0].reason, PodIssueReason::Unschedulable);
+    assert_eq!(issues[0].container, None);
+    assert!(
+        issues[0].to_string().contains("Insufficient cpu"),
+        "{}",
+        issues[0]
+    );
+    // Scheduled (or still being scheduled, no reason yet): nothing to report.
+    let scheduling: Pod = yaml(
+        "metadata: {name: p}\nstatus: {phase: Pending, conditions: [{type: PodScheduled, status: \"False\"}]}",
+    );
+    assert!(pod_issues(&scheduling).is_empty());
+    let init: Pod = yaml(
+        r#"
+metadata: {name: feed-canary-y}
+status:
+  initContainerStatuses:
+    - {name: warm, image: w:1, imageID: "", ready: false, restartCount: 0, state: {waiting: {reason: CreateContainerConfigError, message: "secret \"redis\" not found"}}}
+"#,
+    );
+    let issues = pod_issues(&init);
+    assert_eq!(
+        (issues[0].container.as_deref(), issues[0].reason),
+        (Some("warm"), PodIssueReason::CreateContainerConfigError)
+    );
+    assert_eq!(
+        issues[0].to_string(),
+        "pod feed-canary-y container warm: CreateContainerConfigError (secret \"redis\" not found)"
+    );
+}
+
+#[test]
+fn actual_weight_is_what_the_traffic_mode_really_sends() {
+    use feedroll_crds::{GatewayApi, InApp, TrafficMode};
+    use feedroll_operator::observe::actual_weight;
+    let rr = TrafficMode::ReplicaRatio;
+    // 10% on 4 replicas: 1 canary pod of 4 ready pods.
+    assert_eq!(actual_weight(&rr, 10, 3, 1), 25);
+    assert_eq!(actual_weight(&rr, 10, 9, 1), 10);
+    assert_eq!(
+        actual_weight(&rr, 10, 4, 0),
+        0,
+        "no ready canary pod gets nothing"
+    );
+    assert_eq!(actual_weight(&rr, 0, 0, 0), 0);
+    let gw = TrafficMode::GatewayApi(GatewayApi::default());
+    assert_eq!(actual_weight(&gw, 10, 3, 1), 10, "route weights are exact");
+    assert_eq!(actual_weight(&gw, 10, 3, 0), 0);
+    let app = TrafficMode::InApp(InApp::default());
+    assert_eq!(actual_weight(&app, 10, 4, 0), 10, "the variant share");
+}

@@ -475,6 +475,113 @@ async fn crash_looping_canary_pod_rolls_back_without_analysis() {
     assert_eq!(replicas(&api, "canary"), 0);
 }
 
+fn canary_pod(rev: &str, status: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "feed-canary-x1", "namespace": NS,
+                     "labels": {"feedroll.dev/rollout": "feed", "feedroll.dev/track": "canary",
+                                "feedroll.dev/revision": rev}},
+        "spec": {"containers": [{"name": "feed-server", "image": "feed:nope"}]},
+        "status": status
+    })
+}
+
+#[tokio::test]
+async fn a_canary_image_that_cannot_be_pulled_is_reported_then_rolled_back_at_the_deadline() {
+    let api = FakeApi::new();
+    let op = settled(&api).await;
+    op.advance(10);
+    set_image(&api, "feed:nope");
+    op.reconcile().await;
+    assert_eq!(status(&api).weight, 25);
+    assert_eq!(replicas(&api, "canary"), 1);
+    let rev = status(&api).canary_revision.unwrap();
+    api.put(
+        "pods",
+        canary_pod(
+            &rev,
+            json!({"phase": "Pending", "containerStatuses": [{"name": "feed-server", "image": "feed:nope",
+                "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff",
+                                      "message": "Back-off pulling image \"feed:nope\""}}}]}),
+        ),
+    );
+    op.advance(10);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(st.phase, Some(Phase::Progressing));
+    assert_eq!(st.canary_pod_issues.len(), 1, "{st:?}");
+    assert_eq!(
+        st.canary_pod_issues[0].to_string(),
+        "pod feed-canary-x1 container feed-server: ImagePullBackOff (Back-off pulling image \"feed:nope\")"
+    );
+    assert!(st.message.as_deref().unwrap().contains("ImagePullBackOff"));
+    assert_eq!(
+        (st.weight, st.actual_weight),
+        (25, 0),
+        "no ready canary pod"
+    );
+    let reasons = event_reasons(&api);
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "CanaryNotReady").count(),
+        1,
+        "{reasons:?}"
+    );
+    // Still failing a few minutes later: no second event, no action before the deadline.
+    op.advance(300);
+    op.reconcile().await;
+    assert_eq!(status(&api).phase, Some(Phase::Progressing));
+    assert_eq!(
+        event_reasons(&api)
+            .iter()
+            .filter(|r| *r == "CanaryNotReady")
+            .count(),
+        1
+    );
+    // The default 10m deadline, counted from the step's start (t = 10).
+    op.advance(290);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!((st.phase, st.weight), (Some(Phase::RolledBack), 0));
+    assert!(
+        st.message
+            .as_deref()
+            .unwrap()
+            .contains("progress deadline 600s exceeded"),
+        "{:?}",
+        st.message
+    );
+    assert!(event_reasons(&api).contains(&"ProgressDeadlineExceeded".to_owned()));
+    assert_eq!(replicas(&api, "canary"), 0);
+    assert_eq!(replicas(&api, "stable"), 4);
+}
+
+#[tokio::test]
+async fn status_reports_the_weight_the_pods_really_give() {
+    let api = FakeApi::new();
+    api.put("feedrollouts", rollout("feed", "feed:1", 3));
+    api.update(FR, "feedrollouts", NS, "feed", |o| {
+        o["spec"]["strategy"]["steps"] = json!([{"setWeight": 10}, {"pause": {}}]);
+    });
+    let op = Operator::new(&api, at(0));
+    op.reconcile().await;
+    op.reconcile().await;
+    roll_out(&api, "stable");
+    op.reconcile().await;
+    op.advance(10);
+    set_image(&api, "feed:2");
+    op.reconcile().await;
+    assert!(event_reasons(&api).contains(&"WeightSkew".to_owned()));
+    roll_out(&api, "canary");
+    op.reconcile().await;
+    roll_out(&api, "stable");
+    op.reconcile().await;
+    let st = status(&api);
+    // 10% of 3 replicas is 1 canary pod next to 2 stable ones.
+    assert_eq!((st.weight, st.actual_weight), (10, 33), "{st:?}");
+    assert_eq!((st.stable_replicas, st.canary_replicas), (2, 1));
+}
+
 #[tokio::test]
 async fn human_commands_from_the_annotation_apply_once() {
     let api = FakeApi::new();

@@ -7,7 +7,9 @@ use feedroll_crds::{
     AnalysisRun, CheckRecord, FeedRolloutSpec, FeedRolloutStatus, Phase, ResolvedStep, Tier,
     Verdict,
 };
-use feedroll_operator::brain::{Command, CommandKind, Observations, PodHealth, decide};
+use feedroll_operator::brain::{
+    Action, Command, CommandKind, EventReason, Observations, PodHealth, decide,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proptest::prelude::*;
 use support::at;
@@ -51,7 +53,10 @@ fn command() -> impl Strategy<Value = CommandKind> {
 
 const TIERS: [Tier; 4] = [Tier::Blocking, Tier::Advisory, Tier::Rollback, Tier::Pause];
 
-fn plan() -> impl Strategy<Value = (Vec<StepGen>, Vec<usize>)> {
+/// The progress deadline of a generated plan: seconds, and whether it pauses (else rolls back).
+type Deadline = (u32, bool);
+
+fn plan() -> impl Strategy<Value = (Vec<StepGen>, Vec<usize>, Deadline)> {
     let steps = prop::collection::vec(
         prop_oneof![
             3 => (0..=100i32).prop_map(StepGen::Weight),
@@ -60,7 +65,7 @@ fn plan() -> impl Strategy<Value = (Vec<StepGen>, Vec<usize>)> {
         1..7,
     );
     let tiers = prop::collection::vec(0..TIERS.len(), 0..5);
-    (steps, tiers)
+    (steps, tiers, (1..900u32, any::<bool>()))
 }
 
 fn events(checks: usize) -> impl Strategy<Value = Vec<Event>> {
@@ -90,7 +95,7 @@ fn events(checks: usize) -> impl Strategy<Value = Vec<Event>> {
     prop::collection::vec(event, 1..60)
 }
 
-fn build_spec(steps: &[StepGen], tiers: &[usize]) -> FeedRolloutSpec {
+fn build_spec(steps: &[StepGen], tiers: &[usize], (deadline, pause): Deadline) -> FeedRolloutSpec {
     // Weights sorted so the plan is valid.
     let mut weights: Vec<i32> = steps
         .iter()
@@ -117,7 +122,9 @@ fn build_spec(steps: &[StepGen], tiers: &[usize]) -> FeedRolloutSpec {
     serde_json::from_value(serde_json::json!({
         "template": {"spec": {"containers": [{"name": "feed", "image": "feed:1"}]}},
         "strategy": {"steps": steps},
-        "analysis": {"defaultChecks": false, "interval": "30s", "fastInterval": "10s", "checks": checks}
+        "analysis": {"defaultChecks": false, "interval": "30s", "fastInterval": "10s", "checks": checks},
+        "progressDeadline": format!("{deadline}s"),
+        "onProgressDeadline": if pause { "pause" } else { "rollback" },
     }))
     .unwrap()
 }
@@ -147,8 +154,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
-    fn brain_properties((steps, tiers) in plan(), seed_events in events(5), fresh_start in prop::bool::weighted(0.15)) {
-        let spec = build_spec(&steps, &tiers);
+    fn brain_properties((steps, tiers, deadline) in plan(), seed_events in events(5), fresh_start in prop::bool::weighted(0.15)) {
+        let spec = build_spec(&steps, &tiers, deadline);
         let resolved = spec.resolved_strategy().unwrap();
         let checks = spec.resolved_analysis().unwrap().checks;
         let mut status = if fresh_start {
@@ -196,7 +203,7 @@ proptest! {
                 revision: revision.clone(),
                 generation: Some(1),
                 analysis,
-                canary: PodHealth { ready: event.ready, crash_looping: event.crash },
+                canary: PodHealth { ready: event.ready, crash_looping: event.crash, ..PodHealth::default() },
                 stable_ready_revision,
                 commands,
             };
@@ -253,6 +260,31 @@ proptest! {
                     let after = new.checks.iter().find(|c| c.name == r.name).map_or(0, |c| c.consecutive_failures);
                     prop_assert!(after <= before, "{} counted no-data as a failure", r.name);
                 }
+            }
+
+            // Progress deadline: never stuck past it, never acting before it, and observing
+            // unready pods never restarts the clock.
+            let deadline_end = |t: &Time| support::after(t.0, resolved.progress_deadline);
+            if new.phase == Some(Phase::Progressing)
+                && let Some(since) = &new.canary_waiting_since
+            {
+                prop_assert!(at(now) < deadline_end(since), "still waiting for pods past the deadline");
+            }
+            let deadline_acted = t.actions.iter().any(|a| matches!(a, Action::Event { reason: EventReason::ProgressDeadlineExceeded, .. }));
+            if deadline_acted {
+                prop_assert!(
+                    status.canary_waiting_since.as_ref().is_some_and(|s| at(now) >= deadline_end(s)),
+                    "acted before the deadline"
+                );
+                prop_assert!(matches!(new.phase, Some(Phase::RolledBack | Phase::Paused)));
+            }
+            if same_revision && !human && !event.ready
+                && status.phase == Some(Phase::Progressing)
+                && new.phase == Some(Phase::Progressing)
+                && new.current_step_index == status.current_step_index
+                && status.canary_waiting_since.is_some()
+            {
+                prop_assert_eq!(&new.canary_waiting_since, &status.canary_waiting_since);
             }
 
             // Every phase has a way out, with a human-visible reason.

@@ -97,6 +97,12 @@ pub enum EventReason {
     CommandIgnored,
     /// The spec cannot be acted on.
     InvalidSpec,
+    /// Canary pods cannot become ready (image pull, container config, scheduling).
+    CanaryNotReady,
+    /// Canary pods were not ready within `progressDeadline`: rolled back or paused.
+    ProgressDeadlineExceeded,
+    /// The replica count cannot express the step's weight within 5 points.
+    WeightSkew,
 }
 
 impl EventReason {
@@ -119,6 +125,9 @@ impl EventReason {
             EventReason::Reverted => "Reverted",
             EventReason::CommandIgnored => "CommandIgnored",
             EventReason::InvalidSpec => "InvalidSpec",
+            EventReason::CanaryNotReady => "CanaryNotReady",
+            EventReason::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
+            EventReason::WeightSkew => "WeightSkew",
         }
     }
 }

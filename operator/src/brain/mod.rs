@@ -26,6 +26,7 @@ mod observations;
 mod revision;
 mod schedule;
 mod state_machine;
+mod weights;
 
 pub use actions::{Action, EventReason, EventType, Transition};
 pub(crate) use conditions::set as set_condition;
@@ -36,6 +37,7 @@ pub use observations::{Command, CommandKind, Observations, PodHealth};
 pub use revision::revision;
 pub use schedule::{AnalysisDue, analysis_due};
 pub use state_machine::{PauseReason, decide};
+pub use weights::{SKEW_TOLERANCE, canary_replicas, expressed_weight, share};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};

@@ -1,6 +1,6 @@
 //! What the world reports to the brain.
 
-use feedroll_crds::AnalysisRun;
+use feedroll_crds::{AnalysisRun, PodIssue};
 use serde::{Deserialize, Serialize};
 
 /// Inputs of one decision besides spec, status and time.
@@ -22,12 +22,15 @@ pub struct Observations {
 }
 
 /// Canary pod health as the reconciler sees it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodHealth {
     /// The canary pods for the current weight exist and are ready.
     pub ready: bool,
     /// A canary pod is in CrashLoopBackOff or its restarts grow past a small bound.
     pub crash_looping: bool,
+    /// Canary pods that cannot become ready without a change (image pulls, container config,
+    /// scheduling), sorted; reported at once while a step waits for the pods.
+    pub issues: Vec<PodIssue>,
 }
 
 /// A human command with an id, so a command still present on the object is applied only once.

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use feedroll_crds::{
-    AnalysisRun, ApiError, CheckRecord, CheckState, FeedRolloutSpec, FeedRolloutStatus, HoldPolicy,
-    Phase, ResolvedAnalysis, ResolvedCheck, ResolvedStep, ResolvedStrategy, Tier, Verdict,
+    AnalysisRun, ApiError, CheckRecord, CheckState, DeadlinePolicy, FeedRolloutSpec,
+    FeedRolloutStatus, HoldPolicy, Phase, PodIssue, PodIssueReason, ResolvedAnalysis,
+    ResolvedCheck, ResolvedPlan, ResolvedStep, ResolvedStrategy, Tier, TrafficMode, Verdict,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -31,6 +32,8 @@ pub enum PauseReason {
     HoldExpired,
     /// No data or a provider error on a check whose policy is `pause`.
     NoData,
+    /// Canary pods were not ready within `progressDeadline` (`onProgressDeadline: pause`).
+    ProgressDeadlineExceeded,
 }
 
 impl PauseReason {
@@ -43,6 +46,7 @@ impl PauseReason {
             PauseReason::CheckFailed => "CheckFailed",
             PauseReason::HoldExpired => "HoldExpired",
             PauseReason::NoData => "NoData",
+            PauseReason::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
         }
     }
 }
@@ -57,6 +61,10 @@ impl PauseReason {
 ///   human after `maxHold`.
 /// - A roll-back-tier failure, blocking failures past `consecutiveFailuresAllowed` or a
 ///   crash-looping canary go to weight 0 (`RolledBack`) in this one transition.
+/// - A `setWeight` step that asks for canary pods waits for them at most `progressDeadline`
+///   (from `status.canaryWaitingSince`), then rolls back or pauses (`onProgressDeadline`); pod
+///   issues that waiting cannot fix (image pulls, container config, scheduling) are reported at
+///   once with a `CanaryNotReady` Event.
 /// - `RolledBack` and `Aborted` stay until a new revision or a retry command.
 pub fn decide(
     spec: &FeedRolloutSpec,
@@ -71,10 +79,7 @@ pub fn decide(
         entered_step: false,
     };
     m.st.observed_generation = obs.generation.or(status.observed_generation);
-    let resolved = spec
-        .resolved_strategy()
-        .and_then(|s| spec.resolved_analysis().map(|a| (s, a)));
-    let (strategy, analysis) = match resolved {
+    let ResolvedPlan { strategy, analysis } = match spec.resolved_plan() {
         Ok(r) => r,
         Err(e) => {
             m.fail(&e);
@@ -84,6 +89,7 @@ pub fn decide(
     let plan = Plan {
         strategy: &strategy,
         analysis: &analysis,
+        replicas: spec.replicas,
     };
     m.run(spec, &plan, obs);
     m.finish(Some(&strategy), Some(&analysis))
@@ -92,6 +98,8 @@ pub fn decide(
 struct Plan<'a> {
     strategy: &'a ResolvedStrategy,
     analysis: &'a ResolvedAnalysis,
+    /// `spec.replicas`: how finely replica-ratio traffic can express a weight.
+    replicas: i32,
 }
 
 struct Machine {
@@ -221,7 +229,14 @@ impl Machine {
         self.start(plan, rev, EventReason::RolloutStarted);
     }
 
+    /// No step waits for canary pods any more.
+    fn stop_waiting_for_pods(&mut self) {
+        self.st.canary_waiting_since = None;
+        self.st.canary_pod_issues.clear();
+    }
+
     fn reset_for(&mut self, rev: &str) {
+        self.stop_waiting_for_pods();
         self.st.canary_revision = Some(rev.to_owned());
         self.st.checks.clear();
         self.st.analysis = None;
@@ -343,9 +358,15 @@ impl Machine {
             return;
         };
         let n = steps.len();
+        self.stop_waiting_for_pods();
         match step {
             ResolvedStep::SetWeight(w) => {
                 self.set_weight(w);
+                if needs_canary_pods(&plan.strategy.traffic, w) {
+                    // The progress deadline counts from the moment the step asks for pods.
+                    self.st.canary_waiting_since = Some(Time(self.now));
+                }
+                self.warn_weight_skew(plan, w);
                 self.st.message = Some(format!(
                     "step {}/{n}: weight {w}%, waiting for ready canary pods and passing analysis",
                     index + 1
@@ -386,7 +407,30 @@ impl Machine {
         }
     }
 
+    /// A `WeightSkew` warning when replica-ratio traffic cannot express `weight` within
+    /// [`super::SKEW_TOLERANCE`] points with `spec.replicas` pods.
+    fn warn_weight_skew(&mut self, plan: &Plan<'_>, weight: i32) {
+        if plan.strategy.traffic != TrafficMode::ReplicaRatio {
+            return;
+        }
+        let Some(real) = super::expressed_weight(plan.replicas, weight) else {
+            return;
+        };
+        if (real - weight).abs() > super::SKEW_TOLERANCE {
+            let canary = super::canary_replicas(plan.replicas, weight).min(plan.replicas);
+            self.event(
+                EventType::Warning,
+                EventReason::WeightSkew,
+                format!(
+                    "setWeight {weight} on {} replicas is {canary} canary pod(s): the canary gets about {real}% of the traffic; use more replicas or Gateway API traffic for exact weights",
+                    plan.replicas
+                ),
+            );
+        }
+    }
+
     fn promote(&mut self, why: &str) {
+        self.stop_waiting_for_pods();
         self.st.phase = Some(Phase::Promoting);
         self.set_weight(100);
         let rev = self.st.canary_revision.clone().unwrap_or_default();
@@ -420,6 +464,12 @@ impl Machine {
     }
 
     fn pause(&mut self, reason: PauseReason, message: String) {
+        let event = match reason {
+            PauseReason::ProgressDeadlineExceeded => EventReason::ProgressDeadlineExceeded,
+            _ => EventReason::PausedForHuman,
+        };
+        // A human looks now: the progress deadline restarts when the rollout resumes.
+        self.stop_waiting_for_pods();
         self.st.phase = Some(Phase::Paused);
         self.st.pause_reason = Some(reason.as_str().to_owned());
         let type_ = match reason {
@@ -428,7 +478,7 @@ impl Machine {
             }
             _ => EventType::Warning,
         };
-        self.event(type_, EventReason::PausedForHuman, message.clone());
+        self.event(type_, event, message.clone());
         self.st.message = Some(message);
     }
 
@@ -469,6 +519,7 @@ impl Machine {
     }
 
     fn stop(&mut self, phase: Phase, reason: EventReason, message: String) {
+        self.stop_waiting_for_pods();
         self.st.phase = Some(phase);
         self.st.pause_reason = None;
         self.st.rolled_back_at = Some(Time(self.now));
@@ -765,12 +816,11 @@ impl Machine {
         let holding = self.st.checks.iter().any(|c| c.holding_since.is_some());
         let step_done = match step {
             ResolvedStep::SetWeight(w) => {
-                let ready = obs.canary.ready || !plan.strategy.traffic.uses_canary_pods();
-                if !ready {
-                    self.st.message = Some(format!(
-                        "step {}/{n}: weight {w}%, waiting for canary pods to be ready",
-                        index + 1
-                    ));
+                let ready = !needs_canary_pods(&plan.strategy.traffic, w) || obs.canary.ready;
+                if ready {
+                    self.stop_waiting_for_pods();
+                } else if !self.wait_for_pods(plan, &obs.canary.issues, index, w) {
+                    return;
                 }
                 ready
             }
@@ -815,6 +865,67 @@ impl Machine {
                 ));
             }
         }
+    }
+
+    /// One look at canary pods a step waits for: report new issues, and act once the progress
+    /// deadline has passed. `false` when the deadline acted (the step is over).
+    fn wait_for_pods(&mut self, plan: &Plan<'_>, issues: &[PodIssue], index: i32, w: i32) -> bool {
+        let n = plan.strategy.steps.len();
+        let since = ts(self.st.canary_waiting_since.get_or_insert(Time(self.now)));
+        if self.st.canary_pod_issues != issues {
+            // Kubelets alternate ErrImagePull and ImagePullBackOff while they retry: only a pod
+            // or container with a new kind of problem is news.
+            let known = |i: &PodIssue| {
+                self.st
+                    .canary_pod_issues
+                    .iter()
+                    .any(|o| o.pod == i.pod && o.container == i.container && same_problem(o, i))
+            };
+            if issues.iter().any(|i| !known(i)) {
+                self.event(
+                    EventType::Warning,
+                    EventReason::CanaryNotReady,
+                    format!(
+                        "step {}/{n}: canary pods cannot become ready: {}",
+                        index + 1,
+                        list_issues(issues)
+                    ),
+                );
+            }
+            self.st.canary_pod_issues = issues.to_vec();
+        }
+        let deadline = plan.strategy.progress_deadline;
+        let why = if issues.is_empty() {
+            "canary pods not ready".to_owned()
+        } else {
+            format!("canary pods not ready: {}", list_issues(issues))
+        };
+        let end = after(since, deadline);
+        if self.now >= end {
+            let message = format!(
+                "progress deadline {}s exceeded at step {}/{n}: {why}",
+                deadline.as_secs(),
+                index + 1
+            );
+            match plan.strategy.on_progress_deadline {
+                DeadlinePolicy::Rollback => self.stop(
+                    Phase::RolledBack,
+                    EventReason::ProgressDeadlineExceeded,
+                    format!("rolled back: {message}"),
+                ),
+                DeadlinePolicy::Pause => self.pause(
+                    PauseReason::ProgressDeadlineExceeded,
+                    format!("paused for a human: {message}; fix the pods, then resume or abort"),
+                ),
+            }
+            return false;
+        }
+        let left = self.now.duration_until(end).as_secs();
+        self.st.message = Some(format!(
+            "step {}/{n}: weight {w}%, waiting for canary pods to be ready ({left}s to the progress deadline): {why}",
+            index + 1
+        ));
+        true
     }
 
     fn finish(
@@ -931,6 +1042,14 @@ impl Machine {
                 next = next.min(end);
             }
         }
+        if self.phase() == Some(Phase::Progressing)
+            && let Some(since) = self.st.canary_waiting_since.as_ref()
+        {
+            let deadline = after(ts(since), strategy.progress_deadline);
+            if deadline > now {
+                next = next.min(deadline);
+            }
+        }
         if self.phase() == Some(Phase::Progressing) {
             for state in &self.st.checks {
                 let (Some(since), Some(check)) = (
@@ -948,6 +1067,30 @@ impl Machine {
         let wait = now.duration_until(next);
         Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
     }
+}
+
+/// Whether a `setWeight` step at `weight` waits for canary pods (not in-app, not at weight 0).
+fn needs_canary_pods(traffic: &TrafficMode, weight: i32) -> bool {
+    traffic.uses_canary_pods() && weight > 0
+}
+
+/// Whether two reports are the same problem (an image pull failing, then backing off, is one).
+fn same_problem(a: &PodIssue, b: &PodIssue) -> bool {
+    let image_pull = |i: &PodIssue| {
+        matches!(
+            i.reason,
+            PodIssueReason::ErrImagePull | PodIssueReason::ImagePullBackOff
+        )
+    };
+    a.reason == b.reason || (image_pull(a) && image_pull(b))
+}
+
+fn list_issues(issues: &[PodIssue]) -> String {
+    issues
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn fmt_value(v: Option<f64>) -> String {

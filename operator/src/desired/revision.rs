@@ -36,6 +36,8 @@ impl Source {
             paused: false,
             strategy: None,
             analysis: None,
+            progress_deadline: None,
+            on_progress_deadline: None,
         })
     }
 

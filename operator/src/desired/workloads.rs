@@ -46,8 +46,7 @@ pub fn split(
             canary: 0,
         };
     }
-    let canary = ((i64::from(total) * i64::from(weight) + 99) / 100).max(1);
-    let canary = i32::try_from(canary).unwrap_or(i32::MAX);
+    let canary = crate::brain::canary_replicas(total, weight);
     if status.phase == Some(Phase::Promoting) {
         return Split {
             stable: total,

@@ -98,6 +98,14 @@ mod tests {
                 json!({"analysis": {"prometheus": {"address": "ftp://x"}}}),
                 "http:// or https://",
             ),
+            (
+                json!({"analysis": {"checks": [{"name": "finish", "preset": "completionRate", "min": 0.2}]}}),
+                "check finish: preset completionRate needs strategy.traffic.inApp",
+            ),
+            (
+                json!({"strategy": {"traffic": {"gatewayAPI": {"parentRefs": [{"name": "gw"}]}}}, "analysis": {"checks": [{"name": "errors", "preset": "errorRate", "max": 0.01}, {"name": "likes", "preset": "engagementRate", "min": 0.01, "compare": {"mode": "difference"}}]}}),
+                "check likes: preset engagementRate needs strategy.traffic.inApp",
+            ),
         ];
         for (spec, want) in cases {
             let got = messages(spec.clone());
@@ -107,6 +115,9 @@ mod tests {
             );
         }
         assert!(messages(json!({"strategy": {"steps": [{"setWeight": 10}, {"pause": {"duration": "1h30m"}}, {"setWeight": 10}, {"setWeight": 100}]}})).is_empty());
+        // Engagement presets are fine in-app, and other presets anywhere.
+        assert!(messages(json!({"strategy": {"traffic": {"inApp": {}}}, "analysis": {"checks": [{"name": "finish", "preset": "completionRate", "min": 0.2}]}})).is_empty());
+        assert!(messages(json!({"analysis": {"checks": [{"name": "errors", "preset": "errorRate", "max": 0.01}]}})).is_empty());
     }
 
     #[test]

@@ -123,11 +123,20 @@ pub fn validate_text(text: &str) -> Result<FeedRollout, Vec<Problem>> {
         }])
     })?;
     let mut problems = Vec::new();
-    if let Err(e) = rollout.spec.resolved_strategy() {
-        problems.push(api_problem(e));
-    }
-    if let Err(e) = rollout.spec.resolved_analysis() {
-        problems.push(api_problem(e));
+    match (
+        rollout.spec.resolved_strategy(),
+        rollout.spec.resolved_analysis(),
+    ) {
+        (Ok(_), Ok(_)) => {
+            // Each resolves: now whether they fit each other (checks vs traffic mode).
+            if let Err(e) = rollout.spec.resolved_plan() {
+                problems.push(api_problem(e));
+            }
+        }
+        (strategy, analysis) => {
+            problems.extend(strategy.err().map(api_problem));
+            problems.extend(analysis.err().map(api_problem));
+        }
     }
     if let Err(e) = rollout.spec.effective_selector() {
         problems.push(api_problem(e));

@@ -13,6 +13,12 @@ pub fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(T0 + secs).unwrap()
 }
 
+/// `t + d`.
+pub fn after(t: Timestamp, d: std::time::Duration) -> Timestamp {
+    t.checked_add(k8s_openapi::jiff::SignedDuration::try_from(d).unwrap())
+        .unwrap()
+}
+
 pub fn spec(yaml: &str) -> FeedRolloutSpec {
     let mut value: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
     if value.get("template").is_none() {
@@ -50,6 +56,7 @@ impl Sim {
             canary: PodHealth {
                 ready: true,
                 crash_looping: false,
+                ..PodHealth::default()
             },
             last: None,
             next_command: 0,
@@ -68,7 +75,7 @@ impl Sim {
             revision: self.revision.clone(),
             generation: Some(1),
             analysis: None,
-            canary: self.canary,
+            canary: self.canary.clone(),
             // The reconciler finishes a promotion at once: stable is ready at the canary revision.
             stable_ready_revision: if self.status.phase == Some(Phase::Promoting) {
                 self.status.canary_revision.clone()
