@@ -414,7 +414,7 @@ def test_promtool_accepts_the_rules(tmp_path):
     assert PROMTOOL, "promtool is missing: it comes with Debian's prometheus package (scripts/install-deps.sh)"
     proc = subprocess.run([PROMTOOL, "check", "rules", str(rules_file(tmp_path))], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 5 rules found" in proc.stdout
+    assert "SUCCESS: 6 rules found" in proc.stdout
 
 
 def test_promtool_unit_tests_of_the_alerts(tmp_path):

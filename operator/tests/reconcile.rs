@@ -521,6 +521,16 @@ async fn a_canary_image_that_cannot_be_pulled_is_reported_then_rolled_back_at_th
         (25, 0),
         "no ready canary pod"
     );
+    // The alert's input: since when the step has waited (the step started at t = 10).
+    let waiting = format!(
+        "feedroll_rollout_canary_waiting_since_timestamp_seconds{{namespace=\"prod\",rollout=\"feed\"}} {}",
+        at(10).as_second()
+    );
+    assert!(
+        op.metrics.render().contains(&waiting),
+        "{}",
+        op.metrics.render()
+    );
     let reasons = event_reasons(&api);
     assert_eq!(
         reasons.iter().filter(|r| *r == "CanaryNotReady").count(),
@@ -552,6 +562,11 @@ async fn a_canary_image_that_cannot_be_pulled_is_reported_then_rolled_back_at_th
         st.message
     );
     assert!(event_reasons(&api).contains(&"ProgressDeadlineExceeded".to_owned()));
+    assert!(
+        !op.metrics
+            .render()
+            .contains("feedroll_rollout_canary_waiting_since_timestamp_seconds{")
+    );
     assert_eq!(replicas(&api, "canary"), 0);
     assert_eq!(replicas(&api, "stable"), 4);
 }
@@ -579,6 +594,11 @@ async fn status_reports_the_weight_the_pods_really_give() {
     let st = status(&api);
     // 10% of 3 replicas is 1 canary pod next to 2 stable ones.
     assert_eq!((st.weight, st.actual_weight), (10, 33), "{st:?}");
+    assert!(
+        op.metrics
+            .render()
+            .contains("feedroll_rollout_actual_weight{namespace=\"prod\",rollout=\"feed\"} 33")
+    );
     assert_eq!((st.stable_replicas, st.canary_replicas), (2, 1));
 }
 

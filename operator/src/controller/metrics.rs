@@ -34,6 +34,8 @@ pub struct Metrics {
     phase: IntGaugeVec,
     phase_transition: GaugeVec,
     weight: IntGaugeVec,
+    actual_weight: IntGaugeVec,
+    waiting_since: GaugeVec,
     decisions: IntCounterVec,
     verdicts: IntCounterVec,
     breach_to_rollback: Histogram,
@@ -101,6 +103,28 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let actual_weight = register(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "feedroll_rollout_actual_weight",
+                    "Percent of traffic the canary really gets (ready pods, route or variant shares)",
+                ),
+                rollout,
+            )
+            .expect("valid metric"),
+        );
+        let waiting_since = register(
+            &r,
+            GaugeVec::new(
+                Opts::new(
+                    "feedroll_rollout_canary_waiting_since_timestamp_seconds",
+                    "Unix time the current step started waiting for canary pods to become ready; absent when none is waited for",
+                ),
+                rollout,
+            )
+            .expect("valid metric"),
+        );
         let decisions = register(
             &r,
             IntCounterVec::new(
@@ -157,6 +181,8 @@ impl Metrics {
             phase,
             phase_transition,
             weight,
+            actual_weight,
+            waiting_since,
             decisions,
             verdicts,
             breach_to_rollback,
@@ -202,6 +228,18 @@ impl Metrics {
         self.weight
             .with_label_values(&[ns, name])
             .set(i64::from(status.weight));
+        self.actual_weight
+            .with_label_values(&[ns, name])
+            .set(i64::from(status.actual_weight));
+        match &status.canary_waiting_since {
+            Some(t) => self
+                .waiting_since
+                .with_label_values(&[ns, name])
+                .set(t.0.as_millisecond() as f64 / 1000.0),
+            None => {
+                let _ = self.waiting_since.remove_label_values(&[ns, name]);
+            }
+        }
     }
 
     /// Counts a decision (an Event).
@@ -242,6 +280,8 @@ impl Metrics {
         }
         let _ = self.phase_transition.remove_label_values(&[ns, name]);
         let _ = self.weight.remove_label_values(&[ns, name]);
+        let _ = self.actual_weight.remove_label_values(&[ns, name]);
+        let _ = self.waiting_since.remove_label_values(&[ns, name]);
         let seen = lock(&self.seen).remove(&(ns.to_owned(), name.to_owned()));
         for (metric, labels) in seen.into_iter().flatten() {
             let mut values: Vec<&str> = vec![ns, name];
@@ -258,6 +298,8 @@ impl Metrics {
         self.phase.reset();
         self.phase_transition.reset();
         self.weight.reset();
+        self.actual_weight.reset();
+        self.waiting_since.reset();
         self.decisions.reset();
         self.verdicts.reset();
         lock(&self.seen).clear();

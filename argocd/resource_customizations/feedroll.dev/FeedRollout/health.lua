@@ -5,7 +5,8 @@
 -- pushed to Git must never look Healthy before the operator has seen it).
 --
 --   Succeeded                       -> Healthy
---   Progressing, Promoting          -> Progressing
+--   Progressing, Promoting          -> Progressing (with status.actualWeight when it differs
+--                                      from the desired weight)
 --   Paused (waiting for a human)    -> Suspended, with the Paused condition's reason and message
 --   RolledBack, Aborted, Failed     -> Degraded
 --
@@ -30,6 +31,15 @@ local function text(value, fallback)
     return fallback
   end
   return value
+end
+
+-- Where the pods cannot express the desired weight (10% of 4 replicas is 25%) or are not
+-- ready yet, what the canary really gets.
+local function actual_weight(status)
+  if status.actualWeight == nil or status.weight == nil or status.actualWeight == status.weight then
+    return ""
+  end
+  return " (the canary gets " .. status.actualWeight .. "% of the traffic, desired " .. status.weight .. "%)"
 end
 
 local status = obj.status
@@ -75,6 +85,7 @@ end
 if phase == "Progressing" or phase == "Promoting" then
   hs.status = "Progressing"
   hs.message = phase .. ": " .. text(status.message, "weight " .. (status.weight or 0) .. "%")
+    .. actual_weight(status)
   return hs
 end
 
@@ -89,6 +100,7 @@ if phase == "Paused" then
   end
   hs.message = "Paused (" .. text(reason, "Unknown") .. "): "
     .. text(message, "waiting for a human to promote, resume or abort")
+    .. actual_weight(status)
   return hs
 end
 
