@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import tarfile
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from chart_render import CHART, NAMESPACE, RENDERED, ROOT, SCENARIOS, chart_dir, objects, render, snapshot
+from operator_facts import HTTP_PORT, ROLLOUT_LABEL
 
 CRD_SOURCE = ROOT / "crds" / "feedroll.dev_feedrollouts.yaml"
 CRD_CHART = CHART / "crds" / "feedroll.dev_feedrollouts.yaml"
@@ -232,17 +232,6 @@ def test_service_monitor():
     (ep,) = sm["spec"]["endpoints"]
     assert ep["port"] == "metrics" and ep["path"] == "/metrics" and ep["honorLabels"] is True
     assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
-
-
-def operator_const(path: str, name: str) -> str:
-    """`pub const NAME: &str = "...";` from the operator's sources: what its pods really carry."""
-    m = re.search(rf'pub const {name}: &str = "([^"]+)";', (ROOT / path).read_text())
-    assert m, f"{name} not in {path}"
-    return m.group(1)
-
-
-ROLLOUT_LABEL = operator_const("operator/src/desired/mod.rs", "LABEL_ROLLOUT")
-HTTP_PORT = operator_const("operator/src/desired/ports.rs", "HTTP_PORT")
 
 
 def test_pod_monitor_scrapes_every_rollout_pod_in_every_namespace():
