@@ -296,6 +296,9 @@ def test_notes_tell_the_next_command():
     assert "kubectl get feedrollouts -A -w" in notes
     assert "feedroll.dev/command=promote/$(date +%s) --overwrite" in notes
     assert "kubectl apply --server-side --force-conflicts -f" in notes
+    # Nothing scrapes the feed-servers yet: the notes say how, and stop saying it once it does.
+    assert "feedServerMonitor.enabled=true" in notes
+    assert "feedServerMonitor.enabled=true" not in render(SCENARIOS["pod-monitor"])["feedroll/templates/NOTES.txt"]
 
 
 # ---------------------------------------------------------------- lint and values schema
