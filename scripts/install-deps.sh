@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
-command -v prometheus   >/dev/null 2>&1 || need_apt+=(prometheus)
+# promtool (alert rules, the platform guide's scrape job) ships in the same package.
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v python3      >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 command -v lua5.1       >/dev/null 2>&1 || need_apt+=(lua5.1)
 
@@ -31,7 +32,7 @@ if ((${#need_apt[@]})); then
   done
 fi
 
-for bin in redis-server prometheus python3 lua5.1; do
+for bin in redis-server prometheus promtool python3 lua5.1; do
   command -v "$bin" >/dev/null 2>&1 || { echo "install-deps: ERROR: $bin still missing after install" >&2; exit 1; }
 done
 

@@ -40,6 +40,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "pausedTooLong": "1h30m",
         },
     },
+    "pod-monitor": {
+        "feedServerMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+    },
+    "pod-monitor-one-namespace": {
+        "watchNamespace": "feed",
+        "feedServerMonitor": {"enabled": True, "port": "web", "interval": "30s", "scrapeTimeout": "20s"},
+    },
     "network-policy": {
         "networkPolicy": {
             "enabled": True,

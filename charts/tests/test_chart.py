@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from chart_render import CHART, NAMESPACE, RENDERED, ROOT, SCENARIOS, chart_dir, objects, render, snapshot
+from operator_facts import HTTP_PORT, ROLLOUT_LABEL
 
 CRD_SOURCE = ROOT / "crds" / "feedroll.dev_feedrollouts.yaml"
 CRD_CHART = CHART / "crds" / "feedroll.dev_feedrollouts.yaml"
@@ -72,6 +73,7 @@ def test_default_render_objects():
         ]
     )
     assert not by_kind(objs, "ServiceMonitor") and not by_kind(objs, "PrometheusRule")
+    assert not by_kind(objs, "PodMonitor")
     assert not by_kind(objs, "NetworkPolicy")
 
 
@@ -232,6 +234,49 @@ def test_service_monitor():
     assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
 
 
+def test_pod_monitor_scrapes_every_rollout_pod_in_every_namespace():
+    objs = objects(render(SCENARIOS["pod-monitor"]))
+    pm = one(objs, "PodMonitor")
+    assert pm["metadata"]["namespace"] == NAMESPACE
+    assert pm["metadata"]["name"] == "feedroll-feed-servers"
+    assert pm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert pm["metadata"]["labels"]["app.kubernetes.io/component"] == "feed-server"
+    spec = pm["spec"]
+    # Every pod the operator runs, whatever the rollout: the label exists.
+    assert spec["selector"] == {"matchExpressions": [{"key": ROLLOUT_LABEL, "operator": "Exists"}]}
+    assert spec["namespaceSelector"] == {"any": True}
+    (ep,) = spec["podMetricsEndpoints"]
+    assert ep["port"] == HTTP_PORT
+    assert ep["path"] == "/metrics"
+    assert (ep["interval"], ep["scrapeTimeout"]) == ("15s", "10s")
+    # rollout/track/variant come from the series; namespace and pod are target labels that
+    # nothing may drop or rewrite.
+    assert ep["honorLabels"] is True
+    assert "relabelings" not in ep and "metricRelabelings" not in ep
+    assert "podTargetLabels" not in spec and "jobLabel" not in spec
+    # The operator's own ServiceMonitor is a separate switch.
+    assert not by_kind(objs, "ServiceMonitor")
+
+
+def test_pod_monitor_follows_watch_namespace_and_its_values():
+    pm = one(objects(render(SCENARIOS["pod-monitor-one-namespace"])), "PodMonitor")
+    assert pm["spec"]["namespaceSelector"] == {"matchNames": ["feed"]}
+    (ep,) = pm["spec"]["podMetricsEndpoints"]
+    assert (ep["port"], ep["interval"], ep["scrapeTimeout"]) == ("web", "30s", "20s")
+    assert "release" not in pm["metadata"]["labels"]
+
+
+def test_the_chart_feed_server_exposes_the_port_the_pod_monitor_scrapes():
+    objs = objects(render({**SCENARIOS["feed-server"], "feedServerMonitor": {"enabled": True}}))
+    pm = one(objs, "PodMonitor")
+    fr = one(objs, "FeedRollout", "feed-server")
+    (c,) = fr["spec"]["template"]["spec"]["containers"]
+    (port,) = c["ports"]
+    assert port["name"] == pm["spec"]["podMetricsEndpoints"][0]["port"] == HTTP_PORT
+    # The operator adds the rollout label to the pods; the template needs none of its own.
+    assert ROLLOUT_LABEL not in fr["spec"]["template"]["metadata"]["labels"]
+
+
 def test_network_policy():
     np_ = one(objects(render(SCENARIOS["network-policy"])), "NetworkPolicy")
     assert np_["spec"]["policyTypes"] == ["Ingress", "Egress"]
@@ -251,6 +296,9 @@ def test_notes_tell_the_next_command():
     assert "kubectl get feedrollouts -A -w" in notes
     assert "feedroll.dev/command=promote/$(date +%s) --overwrite" in notes
     assert "kubectl apply --server-side --force-conflicts -f" in notes
+    # Nothing scrapes the feed-servers yet: the notes say how, and stop saying it once it does.
+    assert "feedServerMonitor.enabled=true" in notes
+    assert "feedServerMonitor.enabled=true" not in render(SCENARIOS["pod-monitor"])["feedroll/templates/NOTES.txt"]
 
 
 # ---------------------------------------------------------------- lint and values schema
@@ -279,6 +327,11 @@ BAD_VALUES = [
     ({"image": {"digest": "latest"}}, "at '/image/digest': 'latest' does not match pattern"),
     ({"serviceMonitor": {"enabled": True, "intervl": "1m"}}, "at '/serviceMonitor': additional properties 'intervl' not allowed"),
     ({"serviceMonitor": {"enabled": "yes"}}, "at '/serviceMonitor/enabled': got string, want boolean"),
+    ({"feedServerMonitor": {"enabled": True, "honorLabels": False}}, "at '/feedServerMonitor': additional properties 'honorLabels' not allowed"),
+    ({"feedServerMonitor": {"port": 8080}}, "at '/feedServerMonitor/port': got number, want string"),
+    ({"feedServerMonitor": {"port": "Http_Port"}}, "at '/feedServerMonitor/port': 'Http_Port' does not match pattern"),
+    ({"feedServerMonitor": {"interval": "15"}}, "at '/feedServerMonitor/interval': '15' does not match pattern"),
+    ({"feedServerMonitor": {"labels": {"release": 1}}}, "at '/feedServerMonitor/labels/release': got number, want string"),
     ({"prometheusRule": {"pausedTooLong": "2 hours"}}, "at '/prometheusRule/pausedTooLong': '2 hours' does not match pattern"),
     ({"logFormat": "xml"}, "at '/logFormat': value must be one of 'json', 'text'"),
     ({"securityContext": {"readOnlyRootFilesytem": True}}, "at '/securityContext': additional properties 'readOnlyRootFilesytem' not allowed"),

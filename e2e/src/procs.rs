@@ -109,8 +109,13 @@ pub struct Redis {
 impl Redis {
     /// Starts redis-server without persistence.
     pub fn start() -> Result<Self, ProcError> {
+        Self::start_on(free_port()?)
+    }
+
+    /// Starts redis-server without persistence on `port` (e.g. one a feed-server already
+    /// points at, to let it become ready late).
+    pub fn start_on(port: u16) -> Result<Self, ProcError> {
         let dir = tempfile::tempdir()?;
-        let port = free_port()?;
         let proc = Proc::spawn(
             "redis-server",
             Command::new("redis-server")
@@ -261,6 +266,21 @@ impl FeedServer {
         profile: &str,
         dir: &Path,
     ) -> Result<Self, ProcError> {
+        let server = Self::spawn(&redis.url(), rollout, track, profile, dir)?;
+        server.wait_ready(Duration::from_secs(30)).await?;
+        Ok(server)
+    }
+
+    /// Starts a feed-server on the Redis at `redis_url` without waiting for it to be ready:
+    /// while that Redis does not answer, it serves `/healthz` and `/metrics` and answers
+    /// `/readyz` with 503 (warm-up not done).
+    pub fn spawn(
+        redis_url: &str,
+        rollout: &str,
+        track: &str,
+        profile: &str,
+        dir: &Path,
+    ) -> Result<Self, ProcError> {
         let port = free_port()?;
         let path = dir.join(format!("profile-{track}-{port}.yaml"));
         std::fs::write(&path, profile)?;
@@ -269,7 +289,7 @@ impl FeedServer {
             "feed-server",
             Command::new(binary)
                 .env("FEED_LISTEN", format!("127.0.0.1:{port}"))
-                .env("FEED_REDIS_URL", redis.url())
+                .env("FEED_REDIS_URL", redis_url)
                 .env("FEED_ROLLOUT", rollout)
                 .env("FEED_TRACK", track)
                 .env("FEED_PROFILE", &path)
@@ -282,7 +302,7 @@ impl FeedServer {
             proc,
             profile: path,
         };
-        server.wait_ready(Duration::from_secs(30)).await?;
+        wait_tcp(port, "feed-server", Duration::from_secs(30))?;
         Ok(server)
     }
 

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// `feed_http_request_duration_seconds{route,method,variant}`.
     pub http_duration: HistogramVec,
+    /// `feed_http_operational_requests_total{route,status}`: probes, scrapes and unmatched
+    /// paths, kept out of the two series above (which count API routes only).
+    pub http_operational: IntCounterVec,
     /// `feed_cache_requests_total{tier,result}`.
     pub cache_requests: IntCounterVec,
     /// `feed_events_total{type,variant}`: accepted events.
@@ -57,14 +60,24 @@ impl Metrics {
         let http_requests = IntCounterVec::new(
             Opts::new(
                 "feed_http_requests_total",
-                "HTTP requests by route, method, status and variant",
+                "API requests (`/v1/` routes) by route, method, status and variant",
             ),
             &["route", "method", "status", "variant"],
         )?;
         let http_duration = HistogramVec::new(
-            HistogramOpts::new("feed_http_request_duration_seconds", "HTTP request latency")
-                .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "feed_http_request_duration_seconds",
+                "API request latency (`/v1/` routes)",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["route", "method", "variant"],
+        )?;
+        let http_operational = IntCounterVec::new(
+            Opts::new(
+                "feed_http_operational_requests_total",
+                "Probe, scrape and unmatched requests by route and status (not API traffic)",
+            ),
+            &["route", "status"],
         )?;
         let cache_requests = IntCounterVec::new(
             Opts::new(
@@ -108,6 +121,7 @@ impl Metrics {
         )?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(http_operational.clone()))?;
         registry.register(Box::new(cache_requests.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(events_rejected.clone()))?;
@@ -124,6 +138,7 @@ impl Metrics {
             registry,
             http_requests,
             http_duration,
+            http_operational,
             cache_requests,
             events,
             events_rejected,

@@ -588,6 +588,78 @@ async fn metrics_carry_rollout_track_and_variant(b: Backend) {
     );
 }
 
+/// Lines of the exposition that are samples of a metric family (`name` or `name_*`).
+fn samples<'a>(text: &'a str, family: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(family))
+        .collect()
+}
+
+async fn probes_and_scrapes_are_not_api_traffic(b: Backend) {
+    let app = TestApp::start(b).await;
+    // Start-up already polled /readyz; add probes, scrapes, strays and a wrong method.
+    for _ in 0..3 {
+        assert_eq!(app.get("/healthz").await.0, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(app.get("/readyz").await.0, 200);
+        app.metrics().await;
+        assert_eq!(app.get("/wp-login.php").await.0, 404);
+    }
+    let (status, _) = app.post("/healthz", &serde_json::json!({})).await;
+    assert_eq!(status, 405);
+    let m = app.metrics().await;
+    assert!(samples(&m, "feed_http_requests_total").is_empty(), "{m}");
+    assert!(
+        samples(&m, "feed_http_request_duration_seconds").is_empty(),
+        "{m}"
+    );
+    let op = "feed_http_operational_requests_total";
+    let common = [("rollout", "test-rollout"), ("track", "canary")];
+    let at = |route, status| {
+        metric(
+            &m,
+            op,
+            &[&common[..], &[("route", route), ("status", status)]].concat(),
+        )
+    };
+    assert_eq!(at("/healthz", "200"), Some(3.0), "{m}");
+    assert_eq!(at("/healthz", "405"), Some(1.0), "{m}");
+    assert!(at("/readyz", "200") >= Some(3.0), "{m}");
+    // The scrape being answered is counted after it renders: the two before it.
+    assert_eq!(at("/metrics", "200"), Some(2.0), "{m}");
+    assert_eq!(at("unmatched", "404"), Some(2.0), "{m}");
+    // Operational series carry no method or variant: they are not API series in disguise.
+    assert!(
+        samples(&m, op)
+            .iter()
+            .all(|l| !l.contains("method=") && !l.contains("variant=")),
+        "{m}"
+    );
+
+    // API traffic is counted where the rollout checks look, and only there.
+    app.put_videos(&catalog(5, 2)).await;
+    app.feed("p", "&limit=2").await;
+    let m = app.metrics().await;
+    let requests = samples(&m, "feed_http_requests_total");
+    assert_eq!(requests.len(), 2, "{m}");
+    assert!(requests.iter().all(|l| l.contains(r#"route="/v1/"#)), "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            "feed_http_requests_total",
+            &[("route", "/v1/feed"), ("status", "200")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, op, &[("route", "/v1/feed")]),
+        None,
+        "API requests are not operational: {m}"
+    );
+}
+
 both_stores!(
     paging_never_repeats_or_skips,
     an_event_visibly_changes_the_next_feed,
@@ -599,6 +671,7 @@ both_stores!(
     cache_serves_repeats_and_events_invalidate_it,
     the_default_first_page_is_the_same_however_it_is_asked_for,
     metrics_carry_rollout_track_and_variant,
+    probes_and_scrapes_are_not_api_traffic,
 );
 
 #[tokio::test]

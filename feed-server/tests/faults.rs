@@ -138,6 +138,28 @@ async fn server_starts_unready_when_redis_is_down_and_becomes_ready_later() {
         .expect("readyz")
         .status();
     assert_eq!(status, 503);
+    // The warm-up 503s are operational, never API errors an SLO query could see.
+    let m = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metric(
+            &m,
+            "feed_http_operational_requests_total",
+            &[("route", "/readyz"), ("status", "503")]
+        ) >= Some(1.0),
+        "{m}"
+    );
+    assert!(
+        !m.lines().any(|l| l.starts_with("feed_http_requests_total")
+            || l.starts_with("feed_http_request_duration")),
+        "{m}"
+    );
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut ready = false;

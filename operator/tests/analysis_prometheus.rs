@@ -135,7 +135,12 @@ fn exported() -> Vec<Series> {
     // Quiet: series exist but never move (rate 0, so ratios are NaN).
     let mut quiet = series(
         HTTP,
-        &[("rollout", "quiet"), ("track", "canary"), ("status", "200")],
+        &[
+            ("rollout", "quiet"),
+            ("track", "canary"),
+            ("route", "/v1/feed"),
+            ("status", "200"),
+        ],
         0.0,
     );
     quiet.offset = 100.0;
@@ -143,7 +148,12 @@ fn exported() -> Vec<Series> {
     // Clean: not a single error (error rate 0, not "no data").
     all.push(series(
         HTTP,
-        &[("rollout", "clean"), ("track", "canary"), ("status", "200")],
+        &[
+            ("rollout", "clean"),
+            ("track", "canary"),
+            ("route", "/v1/feed"),
+            ("status", "200"),
+        ],
         100.0,
     ));
     // Sparse: 1 request a second, fewer than minRequests in a 10s window.
@@ -152,10 +162,31 @@ fn exported() -> Vec<Series> {
         &[
             ("rollout", "sparse"),
             ("track", "canary"),
+            ("route", "/v1/feed"),
             ("status", "200"),
         ],
         1.0,
     ));
+    // Probed: an older feed-server that still records probes and scrapes as requests — plenty
+    // of them, half of them warm-up 503s — and no API traffic at all. The presets count
+    // `/v1/` routes only, so this is no data, not a 50% error rate.
+    for (route, status, rate) in [
+        ("/readyz", "503", 20.0),
+        ("/readyz", "200", 20.0),
+        ("/healthz", "200", 20.0),
+        ("/metrics", "200", 20.0),
+    ] {
+        all.push(series(
+            HTTP,
+            &[
+                ("rollout", "probed"),
+                ("track", "canary"),
+                ("route", route),
+                ("status", status),
+            ],
+            rate,
+        ));
+    }
     all
 }
 
@@ -342,7 +373,7 @@ async fn no_traffic_is_no_data_and_a_stopped_prometheus_is_an_error_that_holds()
     .await;
     assert_value(&clean, "error-rate", 0.0, Verdict::Pass);
 
-    for rollout in ["idle", "quiet", "sparse"] {
+    for rollout in ["idle", "quiet", "sparse", "probed"] {
         let run = engine
             .evaluate(
                 &target(rollout, TrafficMode::ReplicaRatio),
@@ -354,6 +385,25 @@ async fn no_traffic_is_no_data_and_a_stopped_prometheus_is_an_error_that_holds()
         let r = record(&run.records, "error-rate");
         assert_eq!(r.verdict, Verdict::NoData, "{rollout}: {r:?}");
         assert!(r.value.is_none());
+    }
+    // Probes alone never pass or fail availability either, however many there are.
+    let probe_checks = spec(
+        "    - {name: availability, preset: availability, min: 0.99, window: 10s}\n    - {name: errors, preset: errorRate, max: 0.005, window: 10s, minRequests: 0}\n",
+    )
+    .resolved_analysis()
+    .unwrap()
+    .checks;
+    let probed = engine
+        .evaluate(
+            &target("probed", TrafficMode::ReplicaRatio),
+            &probe_checks,
+            false,
+            Timestamp::now(),
+        )
+        .await;
+    for r in &probed.records {
+        assert_eq!(r.verdict, Verdict::NoData, "{r:?}");
+        assert!(r.query.contains(r#"route=~"/v1/.+""#), "{}", r.query);
     }
     let sparse = engine
         .evaluate(

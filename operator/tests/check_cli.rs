@@ -26,22 +26,42 @@ fn exported() -> Vec<prometheus::Series> {
     vec![
         series(
             "feed_http_requests_total",
-            &[("rollout", "feed"), ("track", "canary"), ("status", "200")],
+            &[
+                ("rollout", "feed"),
+                ("track", "canary"),
+                ("route", "/v1/feed"),
+                ("status", "200"),
+            ],
             97.0,
         ),
         series(
             "feed_http_requests_total",
-            &[("rollout", "feed"), ("track", "canary"), ("status", "500")],
+            &[
+                ("rollout", "feed"),
+                ("track", "canary"),
+                ("route", "/v1/feed"),
+                ("status", "500"),
+            ],
             3.0,
         ),
         series(
             "feed_http_requests_total",
-            &[("rollout", "feed"), ("track", "stable"), ("status", "200")],
+            &[
+                ("rollout", "feed"),
+                ("track", "stable"),
+                ("route", "/v1/feed"),
+                ("status", "200"),
+            ],
             99.0,
         ),
         series(
             "feed_http_requests_total",
-            &[("rollout", "feed"), ("track", "stable"), ("status", "500")],
+            &[
+                ("rollout", "feed"),
+                ("track", "stable"),
+                ("route", "/v1/feed"),
+                ("status", "500"),
+            ],
             1.0,
         ),
     ]

@@ -219,3 +219,47 @@ fn profile_change_in_pod_mode_gives_the_canary_its_own_file() {
             .any(|(k, _)| k == "FEED_PROFILE")
     );
 }
+
+/// What Prometheus relies on (the chart's PodMonitor, the platform guide's scrape job): every
+/// pod of every rollout has the rollout label and a port named `http` on its feed-server
+/// container, and the Services reach it by that name — whether the template declared the port
+/// (first-deployment, gateway-api) or not (the others).
+#[test]
+fn every_pod_exposes_the_feed_server_port_named_http() {
+    use feedroll_operator::desired::LABEL_ROLLOUT;
+    use feedroll_operator::desired::ports::HTTP_PORT;
+    let mut pods = 0;
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(case) = name.strip_suffix(".yaml") else {
+            continue;
+        };
+        if case.ends_with(".expected") || case == "failed" {
+            continue;
+        }
+        let d = check(case);
+        for dep in [&d.stable, &d.canary].into_iter().flatten() {
+            let template = &dep.spec.as_ref().unwrap().template;
+            let labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+            assert!(labels.contains_key(LABEL_ROLLOUT), "{case}: {labels:?}");
+            let feed = &template.spec.as_ref().unwrap().containers[0];
+            let named: Vec<_> = feed
+                .ports
+                .iter()
+                .flatten()
+                .filter(|p| p.name.as_deref() == Some(HTTP_PORT))
+                .collect();
+            assert_eq!(named.len(), 1, "{case}: {:?}", feed.ports);
+            pods += 1;
+        }
+        for svc in &d.services {
+            let ports = svc.spec.as_ref().unwrap().ports.as_ref().unwrap();
+            assert!(
+                ports.iter().any(|p| p.name.as_deref() == Some(HTTP_PORT)),
+                "{case}: {ports:?}"
+            );
+        }
+    }
+    assert!(pods >= 10, "only {pods} pod templates checked");
+}

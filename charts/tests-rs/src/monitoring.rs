@@ -76,6 +76,32 @@ pub struct Endpoint {
     pub metric_relabelings: Vec<Value>,
 }
 
+/// `PodMonitor`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodMonitor {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Meta,
+    pub spec: PodMonitorSpec,
+}
+
+/// `PodMonitor.spec`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodMonitorSpec {
+    /// A metav1.LabelSelector (the Kubernetes type).
+    pub selector: LabelSelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<NamespaceSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_target_labels: Vec<String>,
+    /// Same fields as a ServiceMonitor endpoint (`PodMetricsEndpoint` upstream).
+    pub pod_metrics_endpoints: Vec<Endpoint>,
+}
+
 /// `PrometheusRule`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use feedroll_chart_tests::monitoring::{PrometheusRule, ServiceMonitor};
+use feedroll_chart_tests::monitoring::{PodMonitor, PrometheusRule, ServiceMonitor};
 use feedroll_chart_tests::round_trip;
 use feedroll_crds::FeedRollout;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -62,6 +62,7 @@ fn check(object: &Value) -> Result<(), String> {
         ("policy/v1", "PodDisruptionBudget") => round_trip::<PodDisruptionBudget>(object),
         ("networking.k8s.io/v1", "NetworkPolicy") => round_trip::<NetworkPolicy>(object),
         ("monitoring.coreos.com/v1", "ServiceMonitor") => round_trip::<ServiceMonitor>(object),
+        ("monitoring.coreos.com/v1", "PodMonitor") => round_trip::<PodMonitor>(object),
         ("monitoring.coreos.com/v1", "PrometheusRule") => round_trip::<PrometheusRule>(object),
         ("feedroll.dev/v1alpha1", "FeedRollout") => {
             round_trip::<FeedRollout>(object)?;
@@ -122,6 +123,7 @@ fn every_rendered_object_matches_its_kubernetes_type() {
         "PodDisruptionBudget",
         "NetworkPolicy",
         "ServiceMonitor",
+        "PodMonitor",
         "PrometheusRule",
         "Secret",
         "FeedRollout",

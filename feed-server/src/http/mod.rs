@@ -1,5 +1,5 @@
-//! The HTTP API (PRODUCT.md §1): routes, handlers by resource, and the middleware stack
-//! (request metrics, timeout, body-size limit, panic catching, tracing).
+//! The HTTP API (PRODUCT.md §1): routes ([`routes`]), handlers by resource, and the middleware
+//! stack (request metrics, timeout, body-size limit, panic catching, tracing).
 
 pub mod catalog;
 pub mod cursor;
@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 pub mod feed;
 pub mod health;
+pub mod routes;
 pub mod users;
 
 use std::time::{Duration, Instant};
@@ -18,7 +19,6 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
@@ -26,6 +26,7 @@ use tracing::Level;
 
 use crate::state::SharedState;
 use error::ApiError;
+use routes::{Route, TrafficClass};
 
 /// Limits of the HTTP layer.
 #[derive(Clone, Copy, Debug)]
@@ -36,25 +37,35 @@ pub struct HttpLimits {
     pub max_body_bytes: usize,
 }
 
+/// Records every request: API routes in the request metrics the rollout checks judge, probes,
+/// scrapes and unmatched paths in the operational counter only (see [`routes`]).
 async fn record_metrics(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     // Cheap clones (shared string, standard method): nothing is allocated per request here.
     let matched = req.extensions().get::<MatchedPath>().cloned();
-    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (class, route) = routes::classify(matched.as_ref().map(MatchedPath::as_str));
     let method = req.method().clone();
     let start = Instant::now();
     let response = next.run(req).await;
-    let variant = response
-        .extensions()
-        .get::<feed::ServedVariant>()
-        .map_or("", |v| v.0.as_str());
     let status = response.status();
     let m = &state.metrics;
-    m.http_requests
-        .with_label_values(&[route, method.as_str(), status.as_str(), variant])
-        .inc();
-    m.http_duration
-        .with_label_values(&[route, method.as_str(), variant])
-        .observe(start.elapsed().as_secs_f64());
+    match class {
+        TrafficClass::Api => {
+            let variant = response
+                .extensions()
+                .get::<feed::ServedVariant>()
+                .map_or("", |v| v.0.as_str());
+            m.http_requests
+                .with_label_values(&[route, method.as_str(), status.as_str(), variant])
+                .inc();
+            m.http_duration
+                .with_label_values(&[route, method.as_str(), variant])
+                .observe(start.elapsed().as_secs_f64());
+        }
+        TrafficClass::Operational => m
+            .http_operational
+            .with_label_values(&[route, status.as_str()])
+            .inc(),
+    }
     // Only failures of the store itself, not timeouts or warm-up.
     if let Some(code) = response.extensions().get::<error::ErrorCode>()
         && let Some(kind) = code.0.strip_prefix("store_")
@@ -95,17 +106,9 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The application router.
 pub fn router(state: SharedState, limits: HttpLimits) -> Router {
-    let api = Router::new()
-        .route("/v1/feed", get(feed::get_feed))
-        .route("/v1/rank", post(feed::rank))
-        .route("/v1/events", post(events::post_events))
-        .route("/v1/videos", put(catalog::put_videos))
-        .route("/v1/videos/{id}", delete(catalog::delete_video))
-        .route("/v1/users/{id}/follows", put(users::put_follows))
-        .route("/v1/users/{id}/profile", put(users::put_profile))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics));
+    let api = Route::ALL.into_iter().fold(Router::new(), |r, route| {
+        r.route(route.path(), route.handler())
+    });
     #[cfg(feature = "fault-injection")]
     let api = crate::faults::install(api);
     api.fallback(not_found)

@@ -6,6 +6,13 @@
 //! not "no data"); ratios are empty without a denominator series and NaN when it did not move:
 //! both are no data.
 //!
+//! Every query over `feed_http_*` counts API traffic only (`route=~"/v1/.+"`, [`API_ROUTES`]):
+//! kubelet probes, Prometheus scrapes and the 503s `/readyz` answers during warm-up are no
+//! user's request. The feed-server keeps them out of these series itself (it counts them in
+//! `feed_http_operational_requests_total`); the filter also holds for older feed-servers that
+//! recorded them, e.g. stable pods during an upgrade. Cache and event series are API-only by
+//! construction (only `/v1/feed` looks the cache up, only `/v1/events` accepts events).
+//!
 //! The same templates come in a grouped form ([`Aggregation::By`]): `sum by (namespace, rollout,
 //! track)` (or `variant` for in-app rollouts), so one query answers for every rollout.
 
@@ -53,31 +60,38 @@ fn volume(metric: &str, extra: &str, agg: Aggregation<'_>) -> String {
 }
 
 const HTTP: &str = "feed_http_requests_total";
+/// The matcher that keeps API routes only: every route under `/v1/`.
+pub const API_ROUTES: &str = r#"route=~"/v1/.+""#;
 const CACHE: &str = "feed_cache_requests_total";
 const EVENTS: &str = "feed_events_total";
 const LATENCY_BUCKET: &str = "feed_http_request_duration_seconds_bucket";
+
+/// `,route=~"/v1/.+"` followed by `extra`: the matchers of an HTTP series.
+fn api(extra: &str) -> String {
+    format!(",{API_ROUTES}{extra}")
+}
 
 /// The value template and the request-volume template of a preset.
 pub fn preset_templates(preset: Preset, quantile: f64, agg: Aggregation<'_>) -> (String, String) {
     match preset {
         // Share of 5xx responses.
         Preset::ErrorRate => (
-            ratio(HTTP, r#",status=~"5..""#, "", agg),
-            volume(HTTP, "", agg),
+            ratio(HTTP, &api(r#",status=~"5..""#), &api(""), agg),
+            volume(HTTP, &api(""), agg),
         ),
         // Share of non-5xx responses.
         Preset::Availability => (
-            ratio(HTTP, r#",status!~"5..""#, "", agg),
-            volume(HTTP, "", agg),
+            ratio(HTTP, &api(r#",status!~"5..""#), &api(""), agg),
+            volume(HTTP, &api(""), agg),
         ),
         // A latency quantile, in seconds.
         Preset::LatencyQuantile => (
             format!(
                 "histogram_quantile({quantile}, {}(rate({})))",
                 agg.sum_le(),
-                range(LATENCY_BUCKET, "")
+                range(LATENCY_BUCKET, &api(""))
             ),
-            volume(HTTP, "", agg),
+            volume(HTTP, &api(""), agg),
         ),
         // Cache hits (any tier) per lookup of the first tier (`local`): requests served from a cache.
         Preset::CacheHitRatio => (
@@ -102,9 +116,9 @@ pub fn preset_templates(preset: Preset, quantile: f64, agg: Aggregation<'_>) -> 
     }
 }
 
-/// HTTP requests in the window: the default volume of custom queries.
+/// API requests in the window: the default volume of custom queries.
 pub fn http_volume() -> String {
-    volume(HTTP, "", Aggregation::One)
+    volume(HTTP, &api(""), Aggregation::One)
 }
 
 /// The value template of a check and, when `minRequests > 0`, its volume template.
@@ -138,16 +152,29 @@ pub fn grouped_templates(check: &ResolvedCheck, by: &str) -> Option<(String, Opt
 mod tests {
     use super::*;
 
+    /// Every `feed_http_*{...}` selector in `query`.
+    fn http_selectors(query: &str) -> Vec<&str> {
+        query
+            .match_indices("feed_http_")
+            .map(|(at, _)| {
+                let rest = &query[at..];
+                let open = rest.find('{').unwrap_or(rest.len());
+                let close = rest.find("}[").unwrap_or(rest.len());
+                &rest[open.min(close)..close]
+            })
+            .collect()
+    }
+
     #[test]
     fn error_rate_template() {
         let (v, vol) = preset_templates(Preset::ErrorRate, 0.95, Aggregation::One);
         assert_eq!(
             v,
-            r#"(sum(rate(feed_http_requests_total{{{selector}},status=~"5.."}[{{window}}])) or sum(rate(feed_http_requests_total{{{selector}}}[{{window}}])) * 0) / sum(rate(feed_http_requests_total{{{selector}}}[{{window}}]))"#
+            r#"(sum(rate(feed_http_requests_total{{{selector}},route=~"/v1/.+",status=~"5.."}[{{window}}])) or sum(rate(feed_http_requests_total{{{selector}},route=~"/v1/.+"}[{{window}}])) * 0) / sum(rate(feed_http_requests_total{{{selector}},route=~"/v1/.+"}[{{window}}]))"#
         );
         assert_eq!(
             vol,
-            r#"sum(increase(feed_http_requests_total{{{selector}}}[{{window}}]))"#
+            r#"sum(increase(feed_http_requests_total{{{selector}},route=~"/v1/.+"}[{{window}}]))"#
         );
         let (q, _) = preset_templates(
             Preset::LatencyQuantile,
@@ -156,7 +183,72 @@ mod tests {
         );
         assert_eq!(
             q,
-            r#"histogram_quantile(0.99, sum by (le, namespace, rollout, track) (rate(feed_http_request_duration_seconds_bucket{{{selector}}}[{{window}}])))"#
+            r#"histogram_quantile(0.99, sum by (le, namespace, rollout, track) (rate(feed_http_request_duration_seconds_bucket{{{selector}},route=~"/v1/.+"}[{{window}}])))"#
         );
+    }
+
+    #[test]
+    fn availability_counts_non_5xx_api_responses() {
+        let (v, _) = preset_templates(Preset::Availability, 0.95, Aggregation::One);
+        assert!(
+            v.starts_with(r#"(sum(rate(feed_http_requests_total{{{selector}},route=~"/v1/.+",status!~"5.."}[{{window}}]))"#),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn every_http_selector_of_every_preset_counts_api_routes_only() {
+        let aggs = [
+            Aggregation::One,
+            Aggregation::By("namespace, rollout, track"),
+        ];
+        let mut http_queries = 0;
+        for preset in Preset::ALL {
+            for agg in aggs {
+                let (value, volume) = preset_templates(preset, 0.95, agg);
+                for q in [value, volume] {
+                    let selectors = http_selectors(&q);
+                    http_queries += usize::from(!selectors.is_empty());
+                    for sel in selectors {
+                        assert!(sel.contains(API_ROUTES), "{preset:?}: {sel} in {q}");
+                    }
+                }
+            }
+        }
+        // errorRate, availability, latencyQuantile: value and volume, two aggregations each.
+        assert_eq!(http_queries, 3 * 2 * 2);
+        let custom_volume = http_volume();
+        assert_eq!(http_selectors(&custom_volume).len(), 1);
+        assert!(custom_volume.contains(API_ROUTES), "{custom_volume}");
+    }
+
+    #[test]
+    fn cache_and_event_presets_need_no_route_filter() {
+        // Only API handlers write these series; a route matcher would select nothing.
+        for preset in [
+            Preset::CacheHitRatio,
+            Preset::CompletionRate,
+            Preset::EngagementRate,
+        ] {
+            let (value, volume) = preset_templates(preset, 0.95, Aggregation::One);
+            assert!(
+                !value.contains("route") && !volume.contains("route"),
+                "{value}"
+            );
+            assert!(http_selectors(&value).is_empty(), "{value}");
+        }
+    }
+
+    #[test]
+    fn custom_queries_default_to_the_api_volume_and_keep_their_own() {
+        let spec: feedroll_crds::FeedRolloutSpec = serde_yaml::from_str(
+            "template: {spec: {containers: [{name: feed, image: 'feed:1'}]}}\nanalysis:\n  defaultChecks: false\n  checks:\n    - {name: a, query: 'vector(1)', max: 2, minRequests: 10}\n    - {name: b, query: 'vector(1)', max: 2, minRequests: 10, volumeQuery: 'vector(100)'}\n",
+        )
+        .expect("spec");
+        let checks = spec.resolved_analysis().expect("resolves").checks;
+        let (_, volume) = check_templates(&checks[0]);
+        assert_eq!(volume, Some(http_volume()));
+        let (_, volume) = check_templates(&checks[1]);
+        assert_eq!(volume.as_deref(), Some("vector(100)"));
     }
 }

@@ -222,7 +222,7 @@ mod tests {
         );
         let q = render_grouped(&t, Side::Canary, &traffic, Duration::from_secs(60));
         assert!(!q.contains("rollout=\""), "{q}");
-        assert!(q.starts_with(r#"(sum by (namespace, rollout, track) (rate(feed_http_requests_total{track="canary",status=~"5.."}[60s]))"#), "{q}");
+        assert!(q.starts_with(r#"(sum by (namespace, rollout, track) (rate(feed_http_requests_total{track="canary",route=~"/v1/.+",status=~"5.."}[60s]))"#), "{q}");
         let in_app = TrafficMode::InApp(InApp::default());
         let (t, _) = preset_templates(
             feedroll_crds::Preset::CompletionRate,

@@ -6,6 +6,7 @@
 //!   the stable workload runs.
 //! - [`workloads`]: the stable and canary Deployments and the replica split by weight.
 //! - [`services`]: one Service for all pods, one per track.
+//! - [`ports`]: the feed-server's port named `http` in every pod (what Prometheus scrapes).
 //! - [`configmap`]: the ranking profiles (and in-app shares) as feed-server profile files.
 //! - [`traffic`]: the Gateway API HTTPRoute with exact backend weights.
 //!
@@ -13,6 +14,7 @@
 
 pub mod configmap;
 pub mod names;
+pub mod ports;
 pub mod revision;
 pub mod services;
 pub mod traffic;

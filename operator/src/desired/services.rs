@@ -7,15 +7,15 @@ use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServicePort, ServiceS
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+pub use super::ports::DEFAULT_PORT;
+use super::ports::{HTTP_PORT, ensure_http_port};
 use super::workloads::object_labels;
 use super::{LABEL_ROLLOUT, LABEL_TRACK, Names, Track};
 
-/// Port used when the template declares none (feed-server's default).
-pub const DEFAULT_PORT: i32 = 8080;
-
 /// The three Services: `<rollout>` (all pods), `<rollout>-stable`, `<rollout>-canary`. Selectors
 /// are the pod selector's `matchLabels` plus the rollout (and track) labels; ports are the named
-/// ports of the template's containers (8080 when none are declared).
+/// ports of the pods' containers, which always include `http` unless the template names the
+/// feed-server's port otherwise ([`super::ports`]).
 pub fn services(
     names: &Names,
     owner: &OwnerReference,
@@ -73,10 +73,15 @@ fn service(
     }
 }
 
-/// Named TCP ports of all containers (first occurrence of a name wins); else `http` → 8080.
+/// Named ports of all containers as the pods run them (first occurrence of a name wins); else
+/// `http` → 8080 (a template without containers).
 fn ports(template: &PodTemplateSpec) -> Vec<ServicePort> {
     let mut out: Vec<ServicePort> = Vec::new();
-    let containers = template.spec.iter().flat_map(|s| s.containers.iter());
+    let mut spec = template.spec.clone();
+    if let Some(pod) = spec.as_mut() {
+        ensure_http_port(pod);
+    }
+    let containers = spec.iter().flat_map(|s| s.containers.iter());
     for port in containers.flat_map(|c| c.ports.iter().flatten()) {
         let Some(name) = &port.name else { continue };
         if out.iter().any(|p| p.name.as_ref() == Some(name)) {
@@ -92,7 +97,7 @@ fn ports(template: &PodTemplateSpec) -> Vec<ServicePort> {
     }
     if out.is_empty() {
         out.push(ServicePort {
-            name: Some("http".to_owned()),
+            name: Some(HTTP_PORT.to_owned()),
             port: DEFAULT_PORT,
             target_port: Some(IntOrString::Int(DEFAULT_PORT)),
             protocol: Some("TCP".to_owned()),

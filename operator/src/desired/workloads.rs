@@ -86,7 +86,8 @@ pub(crate) fn object_labels(names: &Names, track: Option<Track>) -> BTreeMap<Str
 /// The Deployment of `track` running `source` (revision `revision`) with `replicas` pods:
 /// the template's labels plus rollout and track (and revision on canary pods), `FEED_ROLLOUT`
 /// and `FEED_TRACK` (and `FEED_PROFILE` with the profile ConfigMap mounted when `mount_profile`)
-/// in every container, owned by the FeedRollout.
+/// in every container, the feed-server's port named `http` ([`super::ports`]), owned by the
+/// FeedRollout.
 pub(crate) fn deployment(
     ctx: &Ctx<'_>,
     track: Track,
@@ -134,6 +135,7 @@ pub(crate) fn deployment(
                 });
             }
         }
+        super::ports::ensure_http_port(pod);
         if mount_profile {
             let volumes = pod.volumes.get_or_insert_with(Vec::new);
             volumes.retain(|v| v.name != PROFILE_VOLUME);

@@ -1,0 +1,177 @@
+//! The route vocabulary: every path the router serves and the traffic it carries.
+//!
+//! The request metrics the rollout checks judge (`feed_http_requests_total`,
+//! `feed_http_request_duration_seconds`) count [`TrafficClass::Api`] routes only: kubelet
+//! probes, Prometheus scrapes and unmatched paths (scanners, typos) would otherwise dilute a
+//! quiet canary's error rate and latency, and the 503s `/readyz` answers during warm-up would
+//! count as server errors. They are counted in `feed_http_operational_requests_total` instead.
+//!
+//! A route exists only as a [`Route`] variant: [`Route::class`] and [`Route::handler`] match
+//! exhaustively, so a route added later cannot be served without being classified. API routes
+//! live under `/v1/` (a unit test holds the two together), which is what the operator's presets
+//! also filter on (`route=~"/v1/.+"`) for feed-servers older than this split.
+
+use axum::routing::{MethodRouter, delete, get, post, put};
+
+use super::{catalog, events, feed, health, users};
+use crate::state::SharedState;
+
+/// The `route` label of requests no route matched.
+pub const UNMATCHED: &str = "unmatched";
+
+/// What a route's traffic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrafficClass {
+    /// Client traffic: judged by the rollout's SLO checks.
+    Api,
+    /// Probes and scrapes: counted apart, never in an SLO query.
+    Operational,
+}
+
+/// Every route of the HTTP API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /v1/feed`.
+    Feed,
+    /// `POST /v1/rank`.
+    Rank,
+    /// `POST /v1/events`.
+    Events,
+    /// `PUT /v1/videos`.
+    Videos,
+    /// `DELETE /v1/videos/{id}`.
+    Video,
+    /// `PUT /v1/users/{id}/follows`.
+    Follows,
+    /// `PUT /v1/users/{id}/profile`.
+    Profile,
+    /// `GET /healthz`: liveness probe.
+    Healthz,
+    /// `GET /readyz`: readiness probe (503 during warm-up).
+    Readyz,
+    /// `GET /metrics`: Prometheus scrape.
+    Metrics,
+}
+
+impl Route {
+    /// Every route, in the order the router registers them.
+    pub const ALL: [Route; 10] = [
+        Route::Feed,
+        Route::Rank,
+        Route::Events,
+        Route::Videos,
+        Route::Video,
+        Route::Follows,
+        Route::Profile,
+        Route::Healthz,
+        Route::Readyz,
+        Route::Metrics,
+    ];
+
+    /// The path pattern, as the router matches it (and as the `route` metric label shows it).
+    pub const fn path(self) -> &'static str {
+        match self {
+            Route::Feed => "/v1/feed",
+            Route::Rank => "/v1/rank",
+            Route::Events => "/v1/events",
+            Route::Videos => "/v1/videos",
+            Route::Video => "/v1/videos/{id}",
+            Route::Follows => "/v1/users/{id}/follows",
+            Route::Profile => "/v1/users/{id}/profile",
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+        }
+    }
+
+    /// Whether the route's requests count as API traffic.
+    pub const fn class(self) -> TrafficClass {
+        match self {
+            Route::Feed
+            | Route::Rank
+            | Route::Events
+            | Route::Videos
+            | Route::Video
+            | Route::Follows
+            | Route::Profile => TrafficClass::Api,
+            Route::Healthz | Route::Readyz | Route::Metrics => TrafficClass::Operational,
+        }
+    }
+
+    /// The route of a matched path pattern; `None` for a pattern outside the vocabulary (the
+    /// test-only `/debug/faults`).
+    pub fn from_path(pattern: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|r| r.path() == pattern)
+    }
+
+    /// The handlers of the route.
+    pub(super) fn handler(self) -> MethodRouter<SharedState> {
+        match self {
+            Route::Feed => get(feed::get_feed),
+            Route::Rank => post(feed::rank),
+            Route::Events => post(events::post_events),
+            Route::Videos => put(catalog::put_videos),
+            Route::Video => delete(catalog::delete_video),
+            Route::Follows => put(users::put_follows),
+            Route::Profile => put(users::put_profile),
+            Route::Healthz => get(health::healthz),
+            Route::Readyz => get(health::readyz),
+            Route::Metrics => get(health::metrics),
+        }
+    }
+}
+
+/// The class and `route` label of a request from the path pattern the router matched: API for
+/// API routes; operational for probes, scrapes, patterns outside the vocabulary and requests
+/// no route matched (labelled [`UNMATCHED`]).
+pub fn classify(matched: Option<&str>) -> (TrafficClass, &str) {
+    match matched {
+        Some(pattern) => (
+            Route::from_path(pattern).map_or(TrafficClass::Operational, Route::class),
+            pattern,
+        ),
+        None => (TrafficClass::Operational, UNMATCHED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_routes_are_exactly_the_v1_routes() {
+        // The operator's presets select `route=~"/v1/.+"`: the classes must agree with it.
+        for r in Route::ALL {
+            let under_v1 = r.path().starts_with("/v1/") && r.path().len() > 4;
+            assert_eq!(r.class() == TrafficClass::Api, under_v1, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn every_route_is_found_by_its_path_and_paths_are_unique() {
+        for r in Route::ALL {
+            assert_eq!(Route::from_path(r.path()), Some(r));
+        }
+        let mut paths: Vec<&str> = Route::ALL.iter().map(|r| r.path()).collect();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), Route::ALL.len());
+    }
+
+    #[test]
+    fn classify_sorts_api_probes_scrapes_and_strays() {
+        assert_eq!(classify(Some("/v1/feed")), (TrafficClass::Api, "/v1/feed"));
+        assert_eq!(
+            classify(Some("/v1/users/{id}/follows")),
+            (TrafficClass::Api, "/v1/users/{id}/follows")
+        );
+        for probe in ["/healthz", "/readyz", "/metrics"] {
+            assert_eq!(classify(Some(probe)), (TrafficClass::Operational, probe));
+        }
+        assert_eq!(
+            classify(Some("/debug/faults")),
+            (TrafficClass::Operational, "/debug/faults")
+        );
+        assert_eq!(classify(None), (TrafficClass::Operational, UNMATCHED));
+    }
+}
