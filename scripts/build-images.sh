@@ -105,6 +105,7 @@ done
 mkdir -p "$out"
 work=$(mktemp -d "$target_dir/.build-images.XXXXXX")
 buildah=("$buildah_cmd" --root "$work/storage" --runroot "$work/run" --storage-driver vfs)
+export BUILDAH_ISOLATION=chroot # no RUN step here; should one come, no OCI runtime is needed
 containers=()
 cleanup() {
   if ((${#containers[@]})); then
