@@ -64,9 +64,9 @@ case "$profile" in
 esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-[[ $out != *:* ]] || die "--out must not contain ':' (buildah reads it as part of the image reference)"
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 out=${out:-$target_dir/images}
+[[ $out != *:* ]] || die "the output directory '$out' must not contain ':' (buildah reads it as part of the image reference)"
 chart=$root/charts/feedroll/Chart.yaml
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
 buildah_cmd=${BUILDAH:-buildah}
@@ -87,7 +87,7 @@ home=$(sed -n -E 's/^home:[[:space:]]*"?([^"[:space:]]*)"?[[:space:]]*$/\1/p' "$
 license=$(sed -n -E 's/^license[[:space:]]*=[[:space:]]*"([^"]*)".*/\1/p' "$root/Cargo.toml" | head -n1)
 revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || true)
 
-# image name, crate directory, then KEY=VALUE environment of the image
+# Image (= binary) names, their crate directories and their own KEY=VALUE environment.
 images=(feed-server feedroll-operator)
 declare -A crate_dir=([feed-server]=feed-server [feedroll-operator]=operator)
 declare -A image_env=([feed-server]="FEED_LISTEN=0.0.0.0:8080" [feedroll-operator]="")

@@ -469,7 +469,7 @@ def test_help_prints_usage():
         (["--profile"], "--profile needs a value"),
         (["--out"], "--out needs a directory"),
         (["--push"], "unknown argument: --push"),
-        (["--out", "a:b"], "--out must not contain ':'"),
+        (["--out", "a:b"], "the output directory 'a:b' must not contain ':'"),
     ],
 )
 def test_bad_arguments_are_refused(tmp_path, args, message):
