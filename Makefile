@@ -3,12 +3,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CRD_FILE := crds/feedroll.dev_feedrollouts.yaml
 
-.PHONY: help deps run test lint fmt bench eval e2e crds
+.PHONY: help deps run test lint fmt bench eval e2e crds images
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-deps: ## Install what the tests need (redis-server, prometheus, Python venv), if missing
+deps: ## Install what the tests need (redis-server, prometheus, buildah, Python venv), if missing
 	@scripts/install-deps.sh
 
 run: ## feed-server with demo data on the embedded store
@@ -17,6 +17,7 @@ run: ## feed-server with demo data on the embedded store
 test: deps ## Install test dependencies, then run every test
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	.venv/bin/python -m pytest -q scripts/tests # the images, from the debug binaries above (before the fault-injection build replaces feed-server)
 	$(CARGO) test -p feed-server --features fault-injection --test faults_injection
 	.venv/bin/python -m pytest -q eval/tests charts/tests argocd/tests
 	scripts/eval.sh --smoke --binary target/debug/feed-server
@@ -39,6 +40,10 @@ bench: deps ## Benchmarks against a static baseline; numbers go to BENCHMARKS.md
 e2e: deps ## End-to-end rollout scenarios on one machine, with their timelines
 	$(CARGO) test -p feedroll-e2e --test scenarios -- --nocapture --test-threads 2
 	$(CARGO) test -p feedroll-e2e --test cluster -- --nocapture # a real cluster; SKIPPED without a kubeconfig
+
+images: deps ## Container images, offline with buildah: target/images/{feed-server,feedroll-operator}.oci.tar tagged with the chart's appVersion
+	$(CARGO) build --release --locked -p feed-server -p feedroll-operator
+	scripts/build-images.sh --profile release
 
 crds: ## Regenerate the FeedRollout CRD YAML from the Rust types
 	$(CARGO) run -q -p feedroll-operator -- crd > $(CRD_FILE)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need, idempotently: Debian packages (redis-server, prometheus, lua5.1)
+# Installs what the tests need, idempotently: Debian packages (redis-server, prometheus, lua5.1,
+# buildah for the container-image test)
 # and the project's Python venv (.venv) for the offline evaluation and the chart tests. Safe to run again: it only installs
 # what is missing. Fails with a clear message when something cannot be installed.
 set -euo pipefail
@@ -11,6 +12,8 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v python3      >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 command -v lua5.1       >/dev/null 2>&1 || need_apt+=(lua5.1)
+# buildah builds the images offline (scripts/build-images.sh, vfs storage, chroot isolation).
+command -v buildah      >/dev/null 2>&1 || need_apt+=(buildah)
 
 if ((${#need_apt[@]})); then
   echo "install-deps: installing Debian packages: ${need_apt[*]}"
@@ -32,7 +35,7 @@ if ((${#need_apt[@]})); then
   done
 fi
 
-for bin in redis-server prometheus promtool python3 lua5.1; do
+for bin in redis-server prometheus promtool python3 lua5.1 buildah; do
   command -v "$bin" >/dev/null 2>&1 || { echo "install-deps: ERROR: $bin still missing after install" >&2; exit 1; }
 done
 
@@ -52,4 +55,4 @@ if [ -n "$reqs" ]; then
   fi
   rm -f .venv.requirements.wanted
 fi
-echo "install-deps: ok (redis-server, prometheus, python venv)"
+echo "install-deps: ok (redis-server, prometheus, lua5.1, buildah, python venv)"

@@ -507,6 +507,48 @@ def test_feed_server_with_a_chart_made_secret():
     assert "strategy" not in fr["spec"] and "analysis" not in fr["spec"]
 
 
+# ---------------------------------------------------------------- image tags
+
+
+def app_version() -> str:
+    return str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
+
+
+def test_default_images_are_the_ones_make_images_tags():
+    """`make images` tags both images with the chart's appVersion (scripts/build-images.sh); the
+    chart's defaults pull exactly those tags."""
+    version = app_version()
+    (c,) = one(objects(render()), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert c["image"] == f"ghcr.io/feedroll/feedroll-operator:{version}"
+    fr = one(objects(render(SCENARIOS["feed-server"])), "FeedRollout", "feed-server")
+    (c,) = fr["spec"]["template"]["spec"]["containers"]
+    assert c["image"] == f"ghcr.io/feedroll/feed-server:{version}"
+
+
+def test_feed_server_image_tag_can_be_pinned():
+    values = {**SCENARIOS["feed-server"]}
+    values["feedServer"] = {**values["feedServer"], "image": {"tag": "0.2.0"}}
+    fr = one(objects(render(values)), "FeedRollout", "feed-server")
+    assert fr["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/feedroll/feed-server:0.2.0"
+
+
+def test_examples_use_the_images_make_images_tags():
+    """A new team runs `make images` and applies an example: every feed-server image the
+    examples name must be one that build exists."""
+    version = app_version()
+    files = sorted((ROOT / "examples").glob("*.yaml")) + sorted((CHART / "examples").glob("*.yaml"))
+    images = {
+        (f.name, c["image"])
+        for f in files
+        for d in yaml.safe_load_all(f.read_text())
+        if d and d.get("kind") == "FeedRollout"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert len({f for f, _ in images}) >= 2, images
+    wrong = {(f, i) for f, i in images if i != f"ghcr.io/feedroll/feed-server:{version}"}
+    assert not wrong, f"examples not on appVersion {version}: {sorted(wrong)}"
+
+
 # ---------------------------------------------------------------- the kubectl plugin
 
 
