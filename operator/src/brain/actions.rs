@@ -97,6 +97,13 @@ pub enum EventReason {
     CommandIgnored,
     /// The spec cannot be acted on.
     InvalidSpec,
+    /// The Secrets, ConfigMaps or values `spec.analysis.prometheus` names cannot be used
+    /// (missing, lacking the key, empty, a CA that is not PEM).
+    PrometheusCredentialsInvalid,
+    /// Prometheus answered 401 or 403.
+    PrometheusAuthFailed,
+    /// Prometheus cannot be reached: connection refused or TLS handshake failed.
+    PrometheusUnreachable,
 }
 
 impl EventReason {
@@ -119,6 +126,9 @@ impl EventReason {
             EventReason::Reverted => "Reverted",
             EventReason::CommandIgnored => "CommandIgnored",
             EventReason::InvalidSpec => "InvalidSpec",
+            EventReason::PrometheusCredentialsInvalid => "PrometheusCredentialsInvalid",
+            EventReason::PrometheusAuthFailed => "PrometheusAuthFailed",
+            EventReason::PrometheusUnreachable => "PrometheusUnreachable",
         }
     }
 }
