@@ -10,6 +10,8 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v prometheus   >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v python3      >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 command -v lua5.1       >/dev/null 2>&1 || need_apt+=(lua5.1)
+# The Prometheus auth/TLS tests make their CA and server certificate with the openssl CLI.
+command -v openssl      >/dev/null 2>&1 || need_apt+=(openssl)
 
 if ((${#need_apt[@]})); then
   echo "install-deps: installing Debian packages: ${need_apt[*]}"
@@ -31,7 +33,7 @@ if ((${#need_apt[@]})); then
   done
 fi
 
-for bin in redis-server prometheus python3 lua5.1; do
+for bin in redis-server prometheus python3 lua5.1 openssl; do
   command -v "$bin" >/dev/null 2>&1 || { echo "install-deps: ERROR: $bin still missing after install" >&2; exit 1; }
 done
 
@@ -51,4 +53,4 @@ if [ -n "$reqs" ]; then
   fi
   rm -f .venv.requirements.wanted
 fi
-echo "install-deps: ok (redis-server, prometheus, python venv)"
+echo "install-deps: ok (redis-server, prometheus, lua5.1, openssl, python venv)"
