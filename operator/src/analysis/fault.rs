@@ -94,7 +94,9 @@ pub fn classify_query_error(
 }
 
 /// Whether a connect error is a TLS failure: a `rustls::Error` somewhere in its chain (inside
-/// an `io::Error`, whose `source` skips it).
+/// an `io::Error`, whose `source` skips it), or, as the connector layers do not always keep the
+/// typed error, a chain that reads like one (rustls' messages: "invalid peer certificate",
+/// "received fatal alert", "received corrupt message", "peer is incompatible").
 fn is_tls(error: &reqwest::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
@@ -105,6 +107,19 @@ fn is_tls(error: &reqwest::Error) -> bool {
             && io
                 .get_ref()
                 .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        let text = e.to_string();
+        if [
+            "invalid peer certificate",
+            "received fatal alert",
+            "received corrupt message",
+            "peer is incompatible",
+            "certificate",
+        ]
+        .iter()
+        .any(|m| text.contains(m))
         {
             return true;
         }
