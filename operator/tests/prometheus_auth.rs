@@ -190,6 +190,32 @@ async fn a_wrong_ca_or_the_system_roots_give_a_clear_tls_error() {
     );
 }
 
+#[tokio::test]
+async fn a_proxy_answering_403_is_an_auth_failure_not_a_pass() {
+    // An auth proxy in front of Prometheus refusing the tenant (Prometheus itself only says 401).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let proxy = tokio::spawn(async move {
+        let app = axum::Router::new()
+            .fallback(|| async { (axum::http::StatusCode::FORBIDDEN, "tenant not allowed") });
+        let _ = axum::serve(listener, app).await;
+    });
+    let many = run(&PrometheusConnection::plain(
+        &address,
+        Duration::from_secs(5),
+    ))
+    .await;
+    for r in &only(&many).records {
+        assert_eq!(r.verdict, Verdict::Error);
+        assert!(r.reason.contains("403 Forbidden"), "{}", r.reason);
+    }
+    assert_eq!(
+        many.fault.as_ref().map(|f| f.kind()),
+        Some(FaultKind::Rejected)
+    );
+    proxy.abort();
+}
+
 // ------------------------------------------------------------------------------ check CLI
 
 fn rollout(dir: &std::path::Path) -> std::path::PathBuf {

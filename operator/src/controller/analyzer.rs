@@ -391,3 +391,72 @@ pub fn error_run(
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(reasons: &[&str]) -> AnalysisRun {
+        AnalysisRun {
+            records: reasons
+                .iter()
+                .map(|r| CheckRecord {
+                    reason: (*r).to_owned(),
+                    ..CheckRecord::default()
+                })
+                .collect(),
+            ..AnalysisRun::default()
+        }
+    }
+
+    #[test]
+    fn a_fault_is_news_once_per_change() {
+        let rejected = PrometheusFault::Rejected { status: 401 };
+        let tls = PrometheusFault::Tls("invalid peer certificate: UnknownIssuer".into());
+        let with = |f: &PrometheusFault| run_with(&[&format!("canary value: {f}"), "ok"]);
+        // New: nothing before, or something else before.
+        assert!(fault_is_news(&rejected, None, &with(&rejected)));
+        assert!(fault_is_news(
+            &rejected,
+            Some(&run_with(&["0.1 <= 0.5"])),
+            &with(&rejected)
+        ));
+        assert!(fault_is_news(
+            &rejected,
+            Some(&with(&tls)),
+            &with(&rejected)
+        ));
+        // Not news: the status already carries it.
+        assert!(!fault_is_news(
+            &rejected,
+            Some(&with(&rejected)),
+            &with(&rejected)
+        ));
+        // A fault the run does not carry (a stale one) is never reported.
+        assert!(!fault_is_news(&rejected, None, &run_with(&["ok"])));
+    }
+
+    #[test]
+    fn each_fault_kind_has_its_event_reason() {
+        let cases = [
+            (
+                PrometheusFault::Credentials(crate::analysis::CredentialError::HeaderName {
+                    name: "a b".into(),
+                }),
+                "PrometheusCredentialsInvalid",
+            ),
+            (
+                PrometheusFault::Rejected { status: 403 },
+                "PrometheusAuthFailed",
+            ),
+            (PrometheusFault::Tls("x".into()), "PrometheusUnreachable"),
+            (
+                PrometheusFault::Unreachable("x".into()),
+                "PrometheusUnreachable",
+            ),
+        ];
+        for (fault, reason) in cases {
+            assert_eq!(fault_reason(&fault).as_str(), reason);
+        }
+    }
+}
