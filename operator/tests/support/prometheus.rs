@@ -131,40 +131,30 @@ pub const USER: &str = "feedroll";
 /// See [`USER`].
 pub const PASSWORD: &str = "correct horse battery staple";
 
-fn openssl(dir: &Path, args: &[&str]) {
+/// Runs `openssl` in `dir` with whitespace-separated `args`.
+fn openssl(dir: &Path, args: &str) {
     let out = Command::new("openssl")
         .current_dir(dir)
-        .args(args)
+        .args(args.split_whitespace())
         .output()
         .expect("run openssl (install it with `make deps`)");
     assert!(
         out.status.success(),
-        "openssl {args:?}: {}",
+        "openssl {args}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A new P-256 key, unencrypted.
+const NEW_KEY: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
 
 /// A self-signed CA `name.pem` / `name.key` in `dir`.
 fn make_ca(dir: &Path, name: &str) -> PathBuf {
     openssl(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=feedroll test {name}"),
-        ],
+        &format!(
+            "req -x509 {NEW_KEY} -keyout {name}.key -out {name}.pem -days 2 -subj /CN=feedroll-test-{name}"
+        ),
     );
     dir.join(format!("{name}.pem"))
 }
@@ -175,20 +165,7 @@ fn make_web_config(dir: &Path) -> (PathBuf, Secure) {
     let wrong_ca_file = make_ca(dir, "other-ca");
     openssl(
         dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
+        &format!("req {NEW_KEY} -keyout server.key -out server.csr -subj /CN=127.0.0.1"),
     );
     std::fs::write(
         dir.join("server.ext"),
@@ -197,23 +174,7 @@ fn make_web_config(dir: &Path) -> (PathBuf, Secure) {
     .expect("write server.ext");
     openssl(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ],
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext",
     );
     let hash = bcrypt::hash(PASSWORD, 4).expect("bcrypt");
     let web = dir.join("web.yml");
