@@ -959,6 +959,24 @@ async fn a_missing_secret_holds_with_one_event_then_pauses_and_never_promotes() 
         count(&event_reasons(&api), "PrometheusCredentialsInvalid"),
         1
     );
+    let notes: Vec<String> = api
+        .list("events.k8s.io/v1", "events", NS)
+        .iter()
+        .filter(|e| e["reason"] == "PrometheusCredentialsInvalid")
+        .map(|e| e["note"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].starts_with("Prometheus credentials: Secret \"prom\" not found")
+            && notes[0].contains("spec.analysis.prometheus.basicAuth.username"),
+        "{notes:?}"
+    );
+    // The status says why the step holds.
+    let message = st.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("holding") && message.contains("Secret \"prom\" not found"),
+        "{message}"
+    );
     // The Secret without the password key: a new fault, a new Event; the step holds.
     api.put("secrets", secret("prom", &[("username", "feedroll")]));
     op.advance(61);
