@@ -140,18 +140,22 @@ impl PrometheusAccess {
                 add(s.at(ObjectKind::Secret, format!("{at}.headers[{i}].secret")));
             }
         }
-        if let Some(ca) = self.tls_config.as_ref().and_then(|t| t.ca.as_ref()) {
-            if let Some(s) = &ca.secret {
-                add(s.at(ObjectKind::Secret, format!("{at}.tlsConfig.ca.secret")));
-            }
-            if let Some(c) = &ca.config_map {
-                add(c.at(
-                    ObjectKind::ConfigMap,
-                    format!("{at}.tlsConfig.ca.configMap"),
-                ));
-            }
+        if let Some(ca) = self.ca_reference() {
+            add(ca);
         }
         out
+    }
+
+    /// The Secret or ConfigMap key of the CA bundle, if one is set (the Secret when, against
+    /// the CEL rules, both are).
+    pub fn ca_reference(&self) -> Option<ObjectKeyRef> {
+        let at = "spec.analysis.prometheus.tlsConfig.ca";
+        let ca = self.tls_config.as_ref()?.ca.as_ref()?;
+        match (&ca.secret, &ca.config_map) {
+            (Some(s), _) => Some(s.at(ObjectKind::Secret, format!("{at}.secret"))),
+            (None, Some(c)) => Some(c.at(ObjectKind::ConfigMap, format!("{at}.configMap"))),
+            (None, None) => None,
+        }
     }
 }
 

@@ -284,20 +284,13 @@ pub fn resolve(
         };
         headers.push((name, value));
     }
-    let tls = access.tls_config.clone().unwrap_or_default();
-    let verify = match tls.ca.as_ref() {
-        _ if tls.insecure_skip_verify == Some(true) => Verify::Skip,
-        Some(ca) => {
-            let r = match (&ca.secret, &ca.config_map) {
-                (Some(s), _) => s.at(ObjectKind::Secret, format!("{at}.tlsConfig.ca.secret")),
-                (None, Some(c)) => c.at(
-                    ObjectKind::ConfigMap,
-                    format!("{at}.tlsConfig.ca.configMap"),
-                ),
-                (None, None) => return Ok(connection(address, timeout, credentials, headers)),
-            };
-            Verify::CaBundle(pem_bundle(lookup(objects, &r)?, &describe(&r))?)
-        }
+    let skip = access
+        .tls_config
+        .as_ref()
+        .is_some_and(|t| t.insecure_skip_verify == Some(true));
+    let verify = match access.ca_reference() {
+        _ if skip => Verify::Skip,
+        Some(r) => Verify::CaBundle(pem_bundle(lookup(objects, &r)?, &describe(&r))?),
         None => Verify::SystemRoots,
     };
     Ok(PrometheusConnection {
