@@ -15,7 +15,7 @@ pub struct Analysis {
     /// How often roll-back-tier checks and pod health run (default `10s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_interval: Option<DurationString>,
-    /// Where Prometheus is.
+    /// Where Prometheus is, and how to authenticate to it and verify it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusSource>,
     /// Include the roadmap policy table (default true). A check in `checks` with the same name
