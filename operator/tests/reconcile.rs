@@ -1096,3 +1096,58 @@ async fn prometheus_behind_basic_auth_and_tls_refuses_a_wrong_password_then_judg
     }));
     assert_listed(api.requests());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_that_is_not_pem_then_the_wrong_ca_each_raise_their_event_and_hold() {
+    let harness = prometheus::Harness::start_secure(Vec::new()).await;
+    let secure = harness.secure.as_ref().unwrap();
+    let api = FakeApi::new();
+    let ca_map = |pem: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "prometheus-ca", "namespace": NS}, "data": {"ca.crt": pem}})
+    };
+    api.put("configmaps", ca_map("not a certificate"));
+    api.put("secrets", secret("prom", &[("token", "abc")]));
+    let analysis = json!({
+        "defaultChecks": false, "checks": always_passing(),
+        "prometheus": {
+            "address": harness.url,
+            "authorization": {"credentials": {"name": "prom", "key": "token"}},
+            "tlsConfig": {"ca": {"configMap": {"name": "prometheus-ca", "key": "ca.crt"}}}
+        }
+    });
+    let op = canary_with_analysis(&api, analysis).await;
+    let st = status(&api);
+    let reason = &st.analysis.as_ref().expect("a run").records[0].reason;
+    assert!(
+        reason.contains("ConfigMap \"prometheus-ca\" key \"ca.crt\"")
+            && reason.contains("is not a PEM certificate bundle"),
+        "{reason}"
+    );
+    assert_eq!(
+        count(&event_reasons(&api), "PrometheusCredentialsInvalid"),
+        1
+    );
+    // A valid PEM of a CA that did not sign Prometheus' certificate: a TLS failure.
+    let wrong = std::fs::read_to_string(&secure.wrong_ca_file).unwrap();
+    api.put("configmaps", ca_map(&wrong));
+    op.advance(61);
+    op.reconcile().await;
+    let st = status(&api);
+    let record = &st.analysis.as_ref().unwrap().records[0];
+    assert_eq!(record.verdict, Verdict::Error);
+    assert!(
+        record
+            .reason
+            .contains("TLS handshake with Prometheus failed"),
+        "{}",
+        record.reason
+    );
+    let reasons = event_reasons(&api);
+    assert_eq!(count(&reasons, "PrometheusUnreachable"), 1, "{reasons:?}");
+    assert_eq!(
+        (st.phase, st.current_step_index),
+        (Some(Phase::Progressing), Some(0))
+    );
+    assert_listed(api.requests());
+}
