@@ -14,6 +14,8 @@ command -v python3      >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 command -v lua5.1       >/dev/null 2>&1 || need_apt+=(lua5.1)
 # buildah builds the images offline (scripts/build-images.sh, vfs storage, chroot isolation).
 command -v buildah      >/dev/null 2>&1 || need_apt+=(buildah)
+# The Prometheus auth/TLS tests make their CA and server certificate with the openssl CLI.
+command -v openssl      >/dev/null 2>&1 || need_apt+=(openssl)
 
 if ((${#need_apt[@]})); then
   echo "install-deps: installing Debian packages: ${need_apt[*]}"
@@ -35,7 +37,7 @@ if ((${#need_apt[@]})); then
   done
 fi
 
-for bin in redis-server prometheus promtool python3 lua5.1 buildah; do
+for bin in redis-server prometheus promtool python3 lua5.1 buildah openssl; do
   command -v "$bin" >/dev/null 2>&1 || { echo "install-deps: ERROR: $bin still missing after install" >&2; exit 1; }
 done
 
@@ -55,4 +57,4 @@ if [ -n "$reqs" ]; then
   fi
   rm -f .venv.requirements.wanted
 fi
-echo "install-deps: ok (redis-server, prometheus, lua5.1, buildah, python venv)"
+echo "install-deps: ok (redis-server, prometheus, lua5.1, buildah, openssl, python venv)"

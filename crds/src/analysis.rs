@@ -15,7 +15,7 @@ pub struct Analysis {
     /// How often roll-back-tier checks and pod health run (default `10s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_interval: Option<DurationString>,
-    /// Where Prometheus is.
+    /// Where Prometheus is, and how to authenticate to it and verify it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusSource>,
     /// Include the roadmap policy table (default true). A check in `checks` with the same name
@@ -35,9 +35,16 @@ pub struct Analysis {
     pub checks: Vec<Check>,
 }
 
-/// The Prometheus HTTP API the checks query.
+/// The Prometheus HTTP API the checks query, and how to authenticate to it and verify it
+/// (the shape of prometheus-operator's `SafeAuthorization`, `BasicAuth` and `SafeTLSConfig`,
+/// Secrets and ConfigMaps in the FeedRollout's namespace).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!(has(self.authorization) && has(self.basicAuth))", "message": "choose one of authorization (bearer token) or basicAuth"},
+    {"rule": "!(has(self.authorization) || has(self.basicAuth)) || !has(self.headers) || self.headers.all(h, !h.name.matches('^[Aa][Uu][Tt][Hh][Oo][Rr][Ii][Zz][Aa][Tt][Ii][Oo][Nn]$'))", "message": "a header cannot set Authorization when authorization or basicAuth does"},
+    {"rule": "!has(self.tlsConfig) || (has(self.address) && self.address.startsWith('https://'))", "message": "tlsConfig needs an https:// address"}
+]))]
 pub struct PrometheusSource {
     /// Base URL, e.g. `http://prometheus-operated.monitoring.svc:9090` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,6 +56,255 @@ pub struct PrometheusSource {
     /// Timeout of one query (default `5s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<DurationString>,
+    /// `Authorization: <type> <credentials>` on every request, the credentials read from a
+    /// Secret key (a bearer token by default). Exclusive with `basicAuth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    /// HTTP basic auth, username and password each read from a Secret key. Exclusive with
+    /// `authorization`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// Extra headers on every request (e.g. `X-Scope-OrgID` for a multi-tenant Mimir/Cortex),
+    /// each a literal value or read from a Secret key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(h, self.exists_one(o, o.name == h.name))", "message": "header names must be unique"}
+    ]))]
+    pub headers: Vec<HttpHeader>,
+    /// TLS of an `https://` address: the CA bundle that signs Prometheus' certificate, or
+    /// `insecureSkipVerify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<TlsConfig>,
+}
+
+impl PrometheusSource {
+    /// The credentials and TLS settings (references to Secrets and ConfigMaps, not values).
+    pub fn access(&self) -> PrometheusAccess {
+        PrometheusAccess {
+            authorization: self.authorization.clone(),
+            basic_auth: self.basic_auth.clone(),
+            headers: self.headers.clone(),
+            tls_config: self.tls_config.clone(),
+        }
+    }
+}
+
+/// How the operator authenticates to Prometheus and verifies it: the part of
+/// [`PrometheusSource`] beside address and timeout. Secret and ConfigMap references are
+/// resolved in the FeedRollout's namespace by the operator when it builds the client.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PrometheusAccess {
+    /// Bearer (or other scheme) credentials.
+    pub authorization: Option<Authorization>,
+    /// Basic auth.
+    pub basic_auth: Option<BasicAuth>,
+    /// Extra headers.
+    pub headers: Vec<HttpHeader>,
+    /// CA bundle and verification.
+    pub tls_config: Option<TlsConfig>,
+}
+
+impl PrometheusAccess {
+    /// Whether every setting is the default (plain requests, system roots).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The Secrets and ConfigMaps to read, each with the field that names it (deduplicated by
+    /// kind and name, in field order).
+    pub fn references(&self) -> Vec<ObjectKeyRef> {
+        let mut out: Vec<ObjectKeyRef> = Vec::new();
+        let at = "spec.analysis.prometheus";
+        let mut add = |r: ObjectKeyRef| {
+            if !out.iter().any(|o| o.kind == r.kind && o.name == r.name) {
+                out.push(r);
+            }
+        };
+        if let Some(a) = &self.authorization {
+            add(a.credentials.at(
+                ObjectKind::Secret,
+                format!("{at}.authorization.credentials"),
+            ));
+        }
+        if let Some(b) = &self.basic_auth {
+            add(b
+                .username
+                .at(ObjectKind::Secret, format!("{at}.basicAuth.username")));
+            add(b
+                .password
+                .at(ObjectKind::Secret, format!("{at}.basicAuth.password")));
+        }
+        for (i, h) in self.headers.iter().enumerate() {
+            if let Some(s) = &h.secret {
+                add(s.at(ObjectKind::Secret, format!("{at}.headers[{i}].secret")));
+            }
+        }
+        if let Some(ca) = self.ca_reference() {
+            add(ca);
+        }
+        out
+    }
+
+    /// The Secret or ConfigMap key of the CA bundle, if one is set (the Secret when, against
+    /// the CEL rules, both are).
+    pub fn ca_reference(&self) -> Option<ObjectKeyRef> {
+        let at = "spec.analysis.prometheus.tlsConfig.ca";
+        let ca = self.tls_config.as_ref()?.ca.as_ref()?;
+        match (&ca.secret, &ca.config_map) {
+            (Some(s), _) => Some(s.at(ObjectKind::Secret, format!("{at}.secret"))),
+            (None, Some(c)) => Some(c.at(ObjectKind::ConfigMap, format!("{at}.configMap"))),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Kinds of object a [`PrometheusAccess`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    /// A core/v1 Secret (`data`, base64).
+    Secret,
+    /// A core/v1 ConfigMap (`data`, text).
+    ConfigMap,
+}
+
+impl ObjectKind {
+    /// The kind as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Secret => "Secret",
+            ObjectKind::ConfigMap => "ConfigMap",
+        }
+    }
+}
+
+/// A key of a Secret or ConfigMap and the field that refers to it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectKeyRef {
+    /// Secret or ConfigMap.
+    pub kind: ObjectKind,
+    /// Object name (in the FeedRollout's namespace).
+    pub name: String,
+    /// Key in its `data`.
+    pub key: String,
+    /// Path of the referring field, e.g. `spec.analysis.prometheus.basicAuth.password`.
+    pub field: String,
+}
+
+/// A key of a Secret or ConfigMap in the FeedRollout's namespace (prometheus-operator's
+/// `SecretKeySelector` without `optional`: a missing object or key is always an error).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRef {
+    /// Name of the object.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// Key in the object's data.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+/// A key of a Secret.
+pub type SecretKeyRef = KeyRef;
+/// A key of a ConfigMap.
+pub type ConfigMapKeyRef = KeyRef;
+
+impl KeyRef {
+    /// This key of the `kind` object, named by `field`.
+    pub fn at(&self, kind: ObjectKind, field: String) -> ObjectKeyRef {
+        ObjectKeyRef {
+            kind,
+            name: self.name.clone(),
+            key: self.key.clone(),
+            field,
+        }
+    }
+}
+
+/// `Authorization` header credentials (prometheus-operator's `SafeAuthorization`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.type) || !self.type.matches('^[Bb][Aa][Ss][Ii][Cc]$')", "message": "authorization.type cannot be Basic: use basicAuth"}
+]))]
+pub struct Authorization {
+    /// The scheme (default `Bearer`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z][-A-Za-z0-9._~+]*$")
+    )]
+    pub type_: Option<String>,
+    /// The Secret key holding the credentials (e.g. the token).
+    pub credentials: SecretKeyRef,
+}
+
+/// HTTP basic auth (prometheus-operator's `BasicAuth`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    /// The Secret key holding the username.
+    pub username: SecretKeyRef,
+    /// The Secret key holding the password.
+    pub password: SecretKeyRef,
+}
+
+/// One extra request header.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.value) != has(self.secret)", "message": "a header needs exactly one of value or secret"}
+]))]
+pub struct HttpHeader {
+    /// Header name (an HTTP token, e.g. `X-Scope-OrgID`).
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[-A-Za-z0-9!#$%&'*+.^_`|~]+$")
+    )]
+    pub name: String,
+    /// Literal value (visible in the FeedRollout: put secrets in `secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096), regex(pattern = r"^[^\r\n]*$"))]
+    pub value: Option<String>,
+    /// The Secret key holding the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretKeyRef>,
+}
+
+/// TLS settings of an `https://` Prometheus (prometheus-operator's `SafeTLSConfig`, without
+/// client certificates).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!(has(self.ca) && has(self.insecureSkipVerify) && self.insecureSkipVerify)", "message": "set either a ca or insecureSkipVerify: true, not both (a CA is not used when verification is skipped)"}
+]))]
+pub struct TlsConfig {
+    /// PEM bundle of the CAs that sign Prometheus' certificate; it replaces the system roots
+    /// (as Prometheus' own `ca_file` does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<CaBundle>,
+    /// Accept any certificate (default false). For tests only: anyone on the path can then
+    /// read the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
+}
+
+/// Where a CA bundle is: a Secret key or a ConfigMap key (exactly one).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.secret) != has(self.configMap)", "message": "ca needs exactly one of secret or configMap"}
+]))]
+pub struct CaBundle {
+    /// The Secret key holding the PEM bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretKeyRef>,
+    /// The ConfigMap key holding the PEM bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapKeyRef>,
 }
 
 /// One check: a preset over the metrics contract or a PromQL template, a threshold and a policy.

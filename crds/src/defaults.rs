@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::ApiError;
-use crate::analysis::{Check, CompareMode, HoldPolicy, Preset, Tier};
+use crate::analysis::{Check, CompareMode, HoldPolicy, Preset, PrometheusAccess, Tier};
 use crate::duration::{DurationString, parse_duration};
 use crate::spec::{DeadlinePolicy, FeedRolloutSpec, InApp, Step, TrafficMode};
 
@@ -169,6 +169,9 @@ pub struct ResolvedAnalysis {
     pub prometheus: String,
     /// Query timeout.
     pub timeout: Duration,
+    /// Credentials, extra headers and TLS of the Prometheus (references, resolved by the
+    /// operator in the FeedRollout's namespace).
+    pub access: PrometheusAccess,
     /// The checks, default policy first (unless replaced by name), then the spec's own.
     pub checks: Vec<ResolvedCheck>,
 }
@@ -362,6 +365,8 @@ impl FeedRolloutSpec {
             DEFAULT_QUERY_TIMEOUT,
             "spec.analysis.prometheus.timeout",
         )?;
+        let access = prometheus_source.access();
+        check_access(&access, &prometheus)?;
 
         let mut checks: Vec<(String, Check)> = Vec::new();
         if analysis.default_checks.unwrap_or(true) {
@@ -390,6 +395,7 @@ impl FeedRolloutSpec {
             fast_interval,
             prometheus,
             timeout,
+            access,
             checks,
         })
     }
@@ -400,6 +406,76 @@ impl FeedRolloutSpec {
             .map(|s| s.traffic)
             .unwrap_or(TrafficMode::ReplicaRatio)
     }
+}
+
+/// The CEL rules of `spec.analysis.prometheus` again, in code (the operator never acts on a
+/// spec an older CRD let through), plus header names unique regardless of case.
+fn check_access(access: &PrometheusAccess, address: &str) -> Result<(), ApiError> {
+    let at = "spec.analysis.prometheus";
+    if access.authorization.is_some() && access.basic_auth.is_some() {
+        return Err(ApiError::invalid(
+            at,
+            "choose one of authorization (bearer token) or basicAuth",
+        ));
+    }
+    if let Some(a) = &access.authorization
+        && a.type_
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("basic"))
+    {
+        return Err(ApiError::invalid(
+            format!("{at}.authorization.type"),
+            "authorization.type cannot be Basic: use basicAuth",
+        ));
+    }
+    let auth = access.authorization.is_some() || access.basic_auth.is_some();
+    for (i, h) in access.headers.iter().enumerate() {
+        let field = format!("{at}.headers[{i}]");
+        if h.value.is_some() == h.secret.is_some() {
+            return Err(ApiError::invalid(
+                field,
+                "a header needs exactly one of value or secret",
+            ));
+        }
+        if auth && h.name.eq_ignore_ascii_case("authorization") {
+            return Err(ApiError::invalid(
+                format!("{field}.name"),
+                "a header cannot set Authorization when authorization or basicAuth does",
+            ));
+        }
+        if access.headers[..i]
+            .iter()
+            .any(|o| o.name.eq_ignore_ascii_case(&h.name))
+        {
+            return Err(ApiError::invalid(
+                format!("{field}.name"),
+                format!("header {:?} is set twice", h.name),
+            ));
+        }
+    }
+    if let Some(tls) = &access.tls_config {
+        if !address.starts_with("https://") {
+            return Err(ApiError::invalid(
+                format!("{at}.tlsConfig"),
+                "tlsConfig needs an https:// address",
+            ));
+        }
+        if let Some(ca) = &tls.ca {
+            if ca.secret.is_some() == ca.config_map.is_some() {
+                return Err(ApiError::invalid(
+                    format!("{at}.tlsConfig.ca"),
+                    "ca needs exactly one of secret or configMap",
+                ));
+            }
+            if tls.insecure_skip_verify == Some(true) {
+                return Err(ApiError::invalid(
+                    format!("{at}.tlsConfig"),
+                    "set either a ca or insecureSkipVerify: true, not both (a CA is not used when verification is skipped)",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn resolve_check(at: &str, c: Check, max_hold: Duration) -> Result<ResolvedCheck, ApiError> {
@@ -599,5 +675,98 @@ mod tests {
         assert!(
             matches!(spec.resolved_analysis(), Err(ApiError::Invalid { field, .. }) if field == "spec.analysis.checks[0]")
         );
+    }
+
+    #[test]
+    fn prometheus_access_is_resolved_and_checked_like_the_cel_rules() {
+        let mut spec = minimal();
+        let with = |spec: &mut FeedRolloutSpec, p: serde_json::Value| {
+            spec.analysis =
+                Some(serde_json::from_value(serde_json::json!({"prometheus": p})).unwrap());
+            spec.resolved_analysis()
+        };
+        let secret = serde_json::json!({"name": "prom", "key": "k"});
+        let basic = serde_json::json!({"username": secret, "password": secret});
+        let ok = with(
+            &mut spec,
+            serde_json::json!({"address": "https://p", "basicAuth": basic,
+                "headers": [{"name": "X-Scope-OrgID", "value": "t"}],
+                "tlsConfig": {"ca": {"configMap": {"name": "ca", "key": "ca.crt"}}}}),
+        )
+        .unwrap();
+        assert_eq!(ok.prometheus, "https://p");
+        let refs: Vec<(crate::ObjectKind, String, String)> = ok
+            .access
+            .references()
+            .into_iter()
+            .map(|r| (r.kind, r.name, r.field))
+            .collect();
+        assert_eq!(
+            refs,
+            vec![
+                (
+                    crate::ObjectKind::Secret,
+                    "prom".to_owned(),
+                    "spec.analysis.prometheus.basicAuth.username".to_owned()
+                ),
+                (
+                    crate::ObjectKind::ConfigMap,
+                    "ca".to_owned(),
+                    "spec.analysis.prometheus.tlsConfig.ca.configMap".to_owned()
+                ),
+            ]
+        );
+        assert!(minimal().resolved_analysis().unwrap().access.is_empty());
+        let cases = [
+            (
+                serde_json::json!({"authorization": {"credentials": secret}, "basicAuth": basic}),
+                "spec.analysis.prometheus",
+                "choose one of",
+            ),
+            (
+                serde_json::json!({"authorization": {"type": "BASIC", "credentials": secret}}),
+                "spec.analysis.prometheus.authorization.type",
+                "use basicAuth",
+            ),
+            (
+                serde_json::json!({"basicAuth": basic, "headers": [{"name": "AUTHORIZATION", "value": "x"}]}),
+                "spec.analysis.prometheus.headers[0].name",
+                "cannot set Authorization",
+            ),
+            (
+                serde_json::json!({"headers": [{"name": "x-a", "value": "1"}, {"name": "X-A", "value": "2"}]}),
+                "spec.analysis.prometheus.headers[1].name",
+                "set twice",
+            ),
+            (
+                serde_json::json!({"headers": [{"name": "x-a"}]}),
+                "spec.analysis.prometheus.headers[0]",
+                "exactly one of value or secret",
+            ),
+            (
+                serde_json::json!({"tlsConfig": {"insecureSkipVerify": true}}),
+                "spec.analysis.prometheus.tlsConfig",
+                "https://",
+            ),
+            (
+                serde_json::json!({"address": "https://p", "tlsConfig": {"ca": {}}}),
+                "spec.analysis.prometheus.tlsConfig.ca",
+                "exactly one of secret or configMap",
+            ),
+            (
+                serde_json::json!({"address": "https://p", "tlsConfig": {"ca": {"secret": secret}, "insecureSkipVerify": true}}),
+                "spec.analysis.prometheus.tlsConfig",
+                "not both",
+            ),
+        ];
+        for (p, want_field, want) in cases {
+            match with(&mut spec, p.clone()) {
+                Err(ApiError::Invalid { field, message }) => {
+                    assert_eq!(field, want_field, "{p}");
+                    assert!(message.contains(want), "{p}: {message}");
+                }
+                other => panic!("{p}: {other:?}"),
+            }
+        }
     }
 }

@@ -25,7 +25,9 @@ pub mod spec;
 pub mod status;
 
 pub use analysis::{
-    Analysis, Check, CompareMode, Comparison, HoldPolicy, Preset, PrometheusSource, Tier,
+    Analysis, Authorization, BasicAuth, CaBundle, Check, CompareMode, Comparison, ConfigMapKeyRef,
+    HoldPolicy, HttpHeader, ObjectKeyRef, ObjectKind, Preset, PrometheusAccess, PrometheusSource,
+    SecretKeyRef, Tier, TlsConfig,
 };
 pub use defaults::{
     CheckSource, ResolvedAnalysis, ResolvedCheck, ResolvedPlan, ResolvedStep, ResolvedStrategy,

@@ -32,6 +32,7 @@ fn examples_are_valid_and_drive_the_brain() {
         "gateway-api.yaml",
         "ranking-experiment.yaml",
         "custom-promql.yaml",
+        "prometheus-auth.yaml",
     ] {
         assert!(names.contains(&want.to_owned()), "missing example {want}");
     }

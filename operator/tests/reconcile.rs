@@ -4,6 +4,8 @@
 
 #[path = "support/fake_api.rs"]
 mod fake_api;
+#[path = "support/prometheus.rs"]
+mod prometheus;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,9 +16,11 @@ use feedroll_crds::{
     AnalysisRun, CheckRecord, FeedRollout, FeedRolloutStatus, Phase, ResolvedAnalysis, Tier,
     Verdict,
 };
+use feedroll_operator::analysis::PrometheusFault;
 use feedroll_operator::analysis::Target;
+use feedroll_operator::controller::credentials::ObjectCache;
 use feedroll_operator::controller::{
-    Analyzer, ApplyCache, Context, EventPublisher, Metrics, rbac, reconcile,
+    Analyzer, ApplyCache, Context, EventPublisher, Metrics, PrometheusAnalyzer, rbac, reconcile,
 };
 use futures::future::BoxFuture;
 use http::Method;
@@ -95,15 +99,31 @@ impl Operator {
     }
 
     fn with_cache(api: &FakeApi, start: Timestamp, ttl: Duration) -> Self {
+        let analyzer = Arc::new(Scripted::default());
+        Self::with_parts(api, start, ttl, analyzer.clone(), analyzer)
+    }
+
+    /// An operator whose reconciler asks `analyzer` (`self.analyzer` is then unused).
+    fn with_analyzer(api: &FakeApi, start: Timestamp, analyzer: Arc<dyn Analyzer>) -> Self {
+        let unused = Arc::new(Scripted::default());
+        Self::with_parts(api, start, Duration::ZERO, unused, analyzer)
+    }
+
+    fn with_parts(
+        api: &FakeApi,
+        start: Timestamp,
+        ttl: Duration,
+        scripted: Arc<Scripted>,
+        analyzer: Arc<dyn Analyzer>,
+    ) -> Self {
         let client = api.client();
         let now = Arc::new(Mutex::new(start));
         let clock_now = now.clone();
-        let analyzer = Arc::new(Scripted::default());
         let metrics = Arc::new(Metrics::new());
         let ctx = Arc::new(Context {
             events: EventPublisher::new(client.clone(), "test-0"),
             client,
-            analyzer: analyzer.clone(),
+            analyzer,
             metrics: metrics.clone(),
             clock: Arc::new(move || *clock_now.lock().unwrap()),
             cache: ApplyCache::new(ttl),
@@ -113,7 +133,7 @@ impl Operator {
             api: api.clone(),
             ctx,
             now,
-            analyzer,
+            analyzer: scripted,
             metrics,
         }
     }
@@ -819,6 +839,11 @@ async fn every_request_is_a_listed_permission() {
     op.reconcile().await;
     requests.extend(api.requests());
     assert!(requests.len() > 20);
+    assert_listed(requests);
+}
+
+/// Every request needs a permission `controller::rbac::PERMISSIONS` lists.
+fn assert_listed(requests: Vec<fake_api::Recorded>) {
     for r in requests {
         let Some((group, resource, verb)) = rbac::required(r.method.as_str(), &r.path, &r.query)
         else {
@@ -971,4 +996,285 @@ async fn a_route_renamed_back_is_applied_again_even_when_unchanged() {
     set_traffic(&api, gateway("feed-a"));
     op.reconcile().await;
     assert_eq!(route_names(&api), ["feed-a"]);
+}
+
+/// The production analyzer, answering at once (no tick queue), reading Secrets and ConfigMaps
+/// from the fake API server with no cache.
+struct Immediate(PrometheusAnalyzer);
+
+impl Analyzer for Immediate {
+    fn analyze<'a>(
+        &'a self,
+        target: &'a Target,
+        analysis: &'a ResolvedAnalysis,
+        fast: bool,
+        at: Timestamp,
+    ) -> BoxFuture<'a, AnalysisRun> {
+        self.0.analyze(target, analysis, fast, at)
+    }
+
+    fn fault(&self, target: &Target) -> Option<PrometheusFault> {
+        self.0.fault(target)
+    }
+}
+
+/// `settled`, then (an operator with the Prometheus analyzer) `analysis` in the spec, feed:2
+/// and a ready canary at the first step.
+async fn canary_with_analysis(api: &FakeApi, analysis: Value) -> Operator {
+    let first = settled(api).await;
+    let analyzer = PrometheusAnalyzer::with_objects(ObjectCache::new(api.client(), Duration::ZERO));
+    let op = Operator::with_analyzer(api, first.now(), Arc::new(Immediate(analyzer)));
+    api.update(FR, "feedrollouts", NS, "feed", |o| {
+        o["spec"]["analysis"] = analysis;
+    });
+    op.advance(10);
+    set_image(api, "feed:2");
+    op.reconcile().await;
+    op.advance(5);
+    roll_out(api, "canary");
+    op.reconcile().await;
+    op
+}
+
+fn count(reasons: &[String], reason: &str) -> usize {
+    reasons.iter().filter(|r| *r == reason).count()
+}
+
+fn secret(name: &str, data: &[(&str, &str)]) -> Value {
+    use base64::Engine as _;
+    let data: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(k, v)| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+            ((*k).to_owned(), json!(encoded))
+        })
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS}, "data": data})
+}
+
+/// A check any reachable Prometheus passes: `vector(1) <= 2`.
+fn always_passing() -> Value {
+    json!([{"name": "reachable", "query": "vector(1)", "max": 2, "window": "10s"}])
+}
+
+#[tokio::test]
+async fn a_missing_secret_holds_with_one_event_then_pauses_and_never_promotes() {
+    let api = FakeApi::new();
+    let analysis = json!({
+        "defaultChecks": false, "checks": always_passing(), "maxHold": "3m",
+        "prometheus": {"address": "https://127.0.0.1:9", "basicAuth": {
+            "username": {"name": "prom", "key": "username"},
+            "password": {"name": "prom", "key": "password"}}}
+    });
+    let op = canary_with_analysis(&api, analysis).await;
+    let st = status(&api);
+    assert_eq!(
+        (st.phase, st.current_step_index),
+        (Some(Phase::Progressing), Some(0))
+    );
+    let records = &st.analysis.as_ref().expect("an analysis run").records;
+    assert!(!records.is_empty());
+    for r in records {
+        assert_eq!(r.verdict, Verdict::Error, "{r:?}");
+        assert!(
+            r.reason.contains("Secret \"prom\" not found in the FeedRollout's namespace (spec.analysis.prometheus.basicAuth.username)"),
+            "{}",
+            r.reason
+        );
+    }
+    assert_eq!(
+        count(&event_reasons(&api), "PrometheusCredentialsInvalid"),
+        1
+    );
+    let notes: Vec<String> = api
+        .list("events.k8s.io/v1", "events", NS)
+        .iter()
+        .filter(|e| e["reason"] == "PrometheusCredentialsInvalid")
+        .map(|e| e["note"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].starts_with("Prometheus credentials: Secret \"prom\" not found")
+            && notes[0].contains("spec.analysis.prometheus.basicAuth.username"),
+        "{notes:?}"
+    );
+    // The status says why the step holds.
+    let message = st.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("holding") && message.contains("Secret \"prom\" not found"),
+        "{message}"
+    );
+    // The Secret without the password key: a new fault, a new Event; the step holds.
+    api.put("secrets", secret("prom", &[("username", "feedroll")]));
+    op.advance(61);
+    op.reconcile().await;
+    let st = status(&api);
+    let reason = &st.analysis.as_ref().unwrap().records[0].reason;
+    assert!(reason.contains("has no key \"password\""), "{reason}");
+    // The same fault again: no new Event.
+    op.advance(61);
+    op.reconcile().await;
+    let reasons = event_reasons(&api);
+    assert_eq!(
+        count(&reasons, "PrometheusCredentialsInvalid"),
+        2,
+        "{reasons:?}"
+    );
+    // Past maxHold: paused for a human, never promoted.
+    op.advance(61);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(
+        (st.phase, st.weight),
+        (Some(Phase::Paused), 25),
+        "{:?}",
+        st.message
+    );
+    assert_eq!(image(&api, "stable"), "feed:1");
+    // Only Secrets named by the spec were read, by name (get), never listed.
+    let secret_reads: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/secrets"))
+        .map(|r| (r.method.to_string(), r.path))
+        .collect();
+    assert!(!secret_reads.is_empty());
+    for (method, path) in &secret_reads {
+        assert_eq!(
+            (method.as_str(), path.as_str()),
+            ("GET", "/api/v1/namespaces/prod/secrets/prom")
+        );
+    }
+    assert_listed(api.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_behind_basic_auth_and_tls_refuses_a_wrong_password_then_judges_with_the_right_one()
+ {
+    let harness = prometheus::Harness::start_secure(Vec::new()).await;
+    let secure = harness.secure.as_ref().unwrap();
+    let api = FakeApi::new();
+    let ca = std::fs::read_to_string(&secure.ca_file).unwrap();
+    api.put(
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "prometheus-ca", "namespace": NS}, "data": {"ca.crt": ca}}),
+    );
+    api.put(
+        "secrets",
+        secret(
+            "prom",
+            &[("username", &secure.username), ("password", "wrong\n")],
+        ),
+    );
+    let analysis = json!({
+        "defaultChecks": false, "checks": always_passing(),
+        "prometheus": {
+            "address": harness.url,
+            "basicAuth": {"username": {"name": "prom", "key": "username"},
+                          "password": {"name": "prom", "key": "password"}},
+            "headers": [{"name": "X-Scope-OrgID", "value": "tenant-1"}],
+            "tlsConfig": {"ca": {"configMap": {"name": "prometheus-ca", "key": "ca.crt"}}}
+        }
+    });
+    let op = canary_with_analysis(&api, analysis).await;
+    let st = status(&api);
+    assert_eq!(st.current_step_index, Some(0), "{:?}", st.message);
+    let record = &st.analysis.as_ref().expect("an analysis run").records[0];
+    assert_eq!(record.verdict, Verdict::Error);
+    assert!(
+        record
+            .reason
+            .contains("Prometheus answered 401 Unauthorized"),
+        "{}",
+        record.reason
+    );
+    let reasons = event_reasons(&api);
+    assert_eq!(count(&reasons, "PrometheusAuthFailed"), 1, "{reasons:?}");
+    assert!(
+        !reasons.iter().any(|r| r == "AnalysisPassed"),
+        "{reasons:?}"
+    );
+    // The Secret rotated to the right password: picked up at the next run, the check is
+    // judged and passes, the step advances.
+    api.put(
+        "secrets",
+        secret(
+            "prom",
+            &[
+                ("username", &secure.username),
+                ("password", &secure.password),
+            ],
+        ),
+    );
+    op.advance(61);
+    op.reconcile().await;
+    let st = status(&api);
+    let record = &st.analysis.as_ref().unwrap().records[0];
+    assert_eq!(record.verdict, Verdict::Pass, "{}", record.reason);
+    assert_eq!(record.value, Some(1.0));
+    assert_eq!(st.current_step_index, Some(1), "{:?}", st.message);
+    assert_eq!(count(&event_reasons(&api), "PrometheusAuthFailed"), 1);
+    // The CA ConfigMap was read with list and a name field selector (the existing permission).
+    assert!(api.requests().iter().any(|r| {
+        r.path == "/api/v1/namespaces/prod/configmaps"
+            && r.query
+                .contains("fieldSelector=metadata.name%3Dprometheus-ca")
+    }));
+    assert_listed(api.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_that_is_not_pem_then_the_wrong_ca_each_raise_their_event_and_hold() {
+    let harness = prometheus::Harness::start_secure(Vec::new()).await;
+    let secure = harness.secure.as_ref().unwrap();
+    let api = FakeApi::new();
+    let ca_map = |pem: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "prometheus-ca", "namespace": NS}, "data": {"ca.crt": pem}})
+    };
+    api.put("configmaps", ca_map("not a certificate"));
+    api.put("secrets", secret("prom", &[("token", "abc")]));
+    let analysis = json!({
+        "defaultChecks": false, "checks": always_passing(),
+        "prometheus": {
+            "address": harness.url,
+            "authorization": {"credentials": {"name": "prom", "key": "token"}},
+            "tlsConfig": {"ca": {"configMap": {"name": "prometheus-ca", "key": "ca.crt"}}}
+        }
+    });
+    let op = canary_with_analysis(&api, analysis).await;
+    let st = status(&api);
+    let reason = &st.analysis.as_ref().expect("a run").records[0].reason;
+    assert!(
+        reason.contains("ConfigMap \"prometheus-ca\" key \"ca.crt\"")
+            && reason.contains("is not a PEM certificate bundle"),
+        "{reason}"
+    );
+    assert_eq!(
+        count(&event_reasons(&api), "PrometheusCredentialsInvalid"),
+        1
+    );
+    // A valid PEM of a CA that did not sign Prometheus' certificate: a TLS failure.
+    let wrong = std::fs::read_to_string(&secure.wrong_ca_file).unwrap();
+    api.put("configmaps", ca_map(&wrong));
+    op.advance(61);
+    op.reconcile().await;
+    let st = status(&api);
+    let record = &st.analysis.as_ref().unwrap().records[0];
+    assert_eq!(record.verdict, Verdict::Error);
+    assert!(
+        record
+            .reason
+            .contains("TLS handshake with Prometheus failed"),
+        "{}",
+        record.reason
+    );
+    let reasons = event_reasons(&api);
+    assert_eq!(count(&reasons, "PrometheusUnreachable"), 1, "{reasons:?}");
+    assert_eq!(
+        (st.phase, st.current_step_index),
+        (Some(Phase::Progressing), Some(0))
+    );
+    assert_listed(api.requests());
 }

@@ -116,6 +116,12 @@ it is always a namespaced Role in the release namespace.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+# The Secrets spec.analysis.prometheus names (bearer token, basic auth, header values, CA
+# bundle), read by name only: never listed or watched, so no other Secret's data is seen. (A CA
+# in a ConfigMap is read with the configmaps list above, filtered by name.)
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 # Gateway API traffic: the operator applies one HTTPRoute per FeedRollout with exact backend
 # weights, and when the spec changes lists the rollout's routes to delete one it no longer asks
 # for (traffic mode or route name changed).

@@ -11,6 +11,9 @@ use prometheus_http_query::response::Data;
 use thiserror::Error;
 
 use super::classify::{Outcome, classify};
+use super::connection::{CredentialError, PrometheusConnection};
+use super::fault::{PrometheusFault, classify_query_error};
+use prometheus_http_query::response::PromqlResult;
 use std::collections::HashMap;
 
 use super::presets::{check_templates, grouped_templates};
@@ -28,9 +31,9 @@ pub enum AnalysisError {
         /// Why.
         message: String,
     },
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
+    /// The HTTP client could not be built (credentials, headers or CA bundle unusable).
+    #[error(transparent)]
+    Client(#[from] CredentialError),
 }
 
 /// The runs of [`AnalysisEngine::evaluate_many`], in the order of the rollouts given, and how
@@ -41,6 +44,16 @@ pub struct ManyRuns {
     pub runs: Vec<AnalysisRun>,
     /// Distinct queries sent.
     pub queries: usize,
+    /// The connection fault some query met (401/403, TLS, unreachable), if any.
+    pub fault: Option<PrometheusFault>,
+}
+
+/// A query that got no answer: the message for the records and, when the connection itself
+/// failed, the fault.
+#[derive(Clone, Debug)]
+struct Failure {
+    message: String,
+    fault: Option<PrometheusFault>,
 }
 
 /// How one number of one check of one rollout is obtained.
@@ -79,20 +92,25 @@ impl std::fmt::Debug for AnalysisEngine {
 }
 
 impl AnalysisEngine {
-    /// An engine for the Prometheus at `address` (e.g. `http://127.0.0.1:9090`); each query is
-    /// abandoned after `timeout` (and Prometheus is asked to give up then too).
+    /// An engine for the Prometheus at `address` (e.g. `http://127.0.0.1:9090`) without
+    /// credentials; each query is abandoned after `timeout` (and Prometheus is asked to give up
+    /// then too).
     pub fn new(address: &str, timeout: Duration) -> Result<Self, AnalysisError> {
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout + Duration::from_secs(1))
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| AnalysisError::Client(e.to_string()))?;
+        Self::connect(&PrometheusConnection::plain(address, timeout))
+    }
+
+    /// An engine for `connection`: its address and timeout, credentials, headers and TLS.
+    pub fn connect(connection: &PrometheusConnection) -> Result<Self, AnalysisError> {
+        let http = connection.http_client()?;
+        let address = connection.address.as_str();
         let client = Client::from(http, address).map_err(|e| AnalysisError::Address {
             address: address.to_owned(),
             message: e.to_string(),
         })?;
-        Ok(Self { client, timeout })
+        Ok(Self {
+            client,
+            timeout: connection.timeout,
+        })
     }
 
     /// An engine for the spec's Prometheus address and query timeout.
@@ -230,18 +248,20 @@ impl AnalysisEngine {
             }
             plans.push(rollout_plans);
         }
+        let results = join_all(queries.iter().map(|(q, grouped)| async move {
+            let result = self.instant(q).await;
+            let fault = result.as_ref().err().and_then(|f| f.fault.clone());
+            let answer = if *grouped {
+                Answer::Series(series_of(result))
+            } else {
+                Answer::Own(outcome_of(result))
+            };
+            (q.clone(), answer, fault)
+        }))
+        .await;
+        let fault = results.iter().find_map(|(_, _, f)| f.clone());
         let answers: HashMap<String, Answer> =
-            join_all(queries.iter().map(|(q, grouped)| async move {
-                let answer = if *grouped {
-                    Answer::Series(self.query_vector(q).await)
-                } else {
-                    Answer::Own(self.query(q).await)
-                };
-                (q.clone(), answer)
-            }))
-            .await
-            .into_iter()
-            .collect();
+            results.into_iter().map(|(q, a, _)| (q, a)).collect();
         let outcome = |source: &Source| -> Outcome {
             let (q, key) = match source {
                 Source::Own(q) => (q, None),
@@ -292,32 +312,29 @@ impl AnalysisEngine {
         ManyRuns {
             runs,
             queries: queries.len(),
+            fault,
         }
     }
 
-    /// Runs one instant query and returns every series with its labels.
-    async fn query_vector(
-        &self,
-        query: &str,
-    ) -> Result<Vec<(HashMap<String, String>, f64)>, String> {
+    /// Runs one instant query with the engine's timeout.
+    async fn instant(&self, query: &str) -> Result<PromqlResult, Failure> {
         let millis = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
         let request = self.client.query(query).timeout(millis).get();
         match tokio::time::timeout(self.timeout, request).await {
-            Err(_) => Err(format!(
-                "Prometheus did not answer within {:?}",
-                self.timeout
-            )),
-            Ok(Err(e)) => Err(format!("Prometheus query failed: {}", error_chain(&e))),
-            Ok(Ok(result)) => match result.data() {
-                Data::Vector(v) => Ok(v
-                    .iter()
-                    .map(|s| (s.metric().clone(), s.sample().value()))
-                    .collect()),
-                Data::Scalar(s) => Ok(vec![(HashMap::new(), s.value())]),
-                Data::Matrix(_) => {
-                    Err("query returned a range vector; expected an instant vector".to_owned())
-                }
-            },
+            Err(_) => Err(Failure {
+                message: format!("Prometheus did not answer within {:?}", self.timeout),
+                fault: None,
+            }),
+            Ok(Err(e)) => {
+                let chain = error_chain(&e);
+                let fault = classify_query_error(&e, &chain);
+                let message = match &fault {
+                    Some(f) => f.to_string(),
+                    None => format!("Prometheus query failed: {chain}"),
+                };
+                Err(Failure { message, fault })
+            }
+            Ok(Ok(result)) => Ok(result),
         }
     }
 
@@ -330,25 +347,41 @@ impl AnalysisEngine {
 
     /// Runs one instant query with the engine's timeout.
     pub async fn query(&self, query: &str) -> Outcome {
-        let millis = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
-        let request = self.client.query(query).timeout(millis).get();
-        match tokio::time::timeout(self.timeout, request).await {
-            Err(_) => Outcome::Error(format!(
-                "Prometheus did not answer within {:?}",
-                self.timeout
-            )),
-            Ok(Err(e)) => Outcome::Error(format!("Prometheus query failed: {}", error_chain(&e))),
-            Ok(Ok(result)) => match result.data() {
-                Data::Vector(v) => match v.as_slice() {
-                    [] => Outcome::Empty,
-                    [one] => Outcome::Value(one.sample().value()),
-                    many => Outcome::Many(many.len()),
-                },
-                Data::Scalar(s) => Outcome::Value(s.value()),
-                Data::Matrix(m) if m.is_empty() => Outcome::Empty,
-                Data::Matrix(m) => Outcome::Many(m.len()),
+        outcome_of(self.instant(query).await)
+    }
+}
+
+/// One number from an instant query's answer.
+fn outcome_of(result: Result<PromqlResult, Failure>) -> Outcome {
+    match result {
+        Err(f) => Outcome::Error(f.message),
+        Ok(result) => match result.data() {
+            Data::Vector(v) => match v.as_slice() {
+                [] => Outcome::Empty,
+                [one] => Outcome::Value(one.sample().value()),
+                many => Outcome::Many(many.len()),
             },
-        }
+            Data::Scalar(s) => Outcome::Value(s.value()),
+            Data::Matrix(m) if m.is_empty() => Outcome::Empty,
+            Data::Matrix(m) => Outcome::Many(m.len()),
+        },
+    }
+}
+
+/// Every series of an instant query's answer, with its labels.
+fn series_of(result: Result<PromqlResult, Failure>) -> Result<Series, String> {
+    match result {
+        Err(f) => Err(f.message),
+        Ok(result) => match result.data() {
+            Data::Vector(v) => Ok(v
+                .iter()
+                .map(|s| (s.metric().clone(), s.sample().value()))
+                .collect()),
+            Data::Scalar(s) => Ok(vec![(HashMap::new(), s.value())]),
+            Data::Matrix(_) => {
+                Err("query returned a range vector; expected an instant vector".to_owned())
+            }
+        },
     }
 }
 
@@ -382,7 +415,7 @@ fn record(
 }
 
 /// An error and its sources, `a: b: c`.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

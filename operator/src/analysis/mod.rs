@@ -3,6 +3,9 @@
 //! - [`render`]: PromQL templates and the label selector of each side (canary, stable).
 //! - [`presets`]: the built-in queries over the feed-server metrics contract.
 //! - [`mod@classify`]: value / empty / NaN-Inf / error → pass / fail / no-data / error (pure).
+//! - [`connection`]: address, timeout, credentials, headers and TLS of one Prometheus, resolved
+//!   from the spec and its Secrets/ConfigMaps (pure), and the HTTP client built from them.
+//! - [`fault`]: connection faults (credentials, 401/403, TLS, unreachable) behind failed queries.
 //! - [`engine`]: runs the queries through `prometheus-http-query` with a timeout and returns a
 //!   [`feedroll_crds::CheckRecord`] per check, which goes into the status as-is.
 //!
@@ -14,10 +17,14 @@
 //! run per rollout (their text is the user's).
 
 pub mod classify;
+pub mod connection;
 pub mod engine;
+pub mod fault;
 pub mod presets;
 pub mod render;
 
 pub use classify::{Outcome, classify};
+pub use connection::{CredentialError, PrometheusConnection};
 pub use engine::{AnalysisEngine, AnalysisError, ManyRuns};
+pub use fault::{FaultKind, PrometheusFault};
 pub use render::{Side, Target};

@@ -103,6 +103,13 @@ pub enum EventReason {
     ProgressDeadlineExceeded,
     /// The replica count cannot express the step's weight within 5 points.
     WeightSkew,
+    /// The Secrets, ConfigMaps or values `spec.analysis.prometheus` names cannot be used
+    /// (missing, lacking the key, empty, a CA that is not PEM).
+    PrometheusCredentialsInvalid,
+    /// Prometheus answered 401 or 403.
+    PrometheusAuthFailed,
+    /// Prometheus cannot be reached: connection refused or TLS handshake failed.
+    PrometheusUnreachable,
 }
 
 impl EventReason {
@@ -128,6 +135,9 @@ impl EventReason {
             EventReason::CanaryNotReady => "CanaryNotReady",
             EventReason::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
             EventReason::WeightSkew => "WeightSkew",
+            EventReason::PrometheusCredentialsInvalid => "PrometheusCredentialsInvalid",
+            EventReason::PrometheusAuthFailed => "PrometheusAuthFailed",
+            EventReason::PrometheusUnreachable => "PrometheusUnreachable",
         }
     }
 }

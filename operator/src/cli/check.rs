@@ -2,11 +2,19 @@
 //! (schema + CEL, line-precise) and evaluate its checks against Prometheus now.
 //!
 //! Exit codes: 0 when the file is valid and no blocking, rollback or pause-tier check fails
-//! (advisory failures, no data and Prometheus errors are reported but do not fail); 1 when one
-//! of those checks fails; 2 when the file is invalid or cannot be read.
+//! (advisory failures, no data and Prometheus errors — 401, TLS — are reported but do not
+//! fail); 1 when one of those checks fails; 2 when the file is invalid or cannot be read, or a
+//! flag value is unusable (unreadable file, CA that is not PEM, header without `=`).
+//!
+//! Credentials come from flags (`--prometheus-username` with `--prometheus-password-file`, or
+//! `--prometheus-bearer-token-file`; `--prometheus-header NAME=VALUE`, repeatable;
+//! `--prometheus-ca-file` or `--prometheus-insecure-skip-verify`), the same settings as
+//! `spec.analysis.prometheus`. `check` reads no Secrets: the file's own credential settings are
+//! not used (a warning says so when it has some).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use feedroll_crds::{CheckRecord, Tier, Verdict};
@@ -14,7 +22,10 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::analysis::{AnalysisEngine, AnalysisError, Target};
+use crate::analysis::connection::{
+    Credentials, Sensitive, Verify, header_name, header_text, pem_bundle,
+};
+use crate::analysis::{AnalysisEngine, AnalysisError, PrometheusConnection, Target};
 use crate::validate::{Problem, validate_text};
 
 /// Arguments of `check`.
@@ -34,6 +45,98 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// Basic-auth user name (with `--prometheus-password-file`).
+    #[arg(long, requires = "prometheus_password_file")]
+    pub prometheus_username: Option<String>,
+    /// File holding the basic-auth password (surrounding whitespace is trimmed).
+    #[arg(long, requires = "prometheus_username")]
+    pub prometheus_password_file: Option<PathBuf>,
+    /// File holding a bearer token (surrounding whitespace is trimmed).
+    #[arg(long, conflicts_with = "prometheus_username")]
+    pub prometheus_bearer_token_file: Option<PathBuf>,
+    /// PEM bundle of the CAs that sign Prometheus' certificate (replaces the system roots).
+    #[arg(long)]
+    pub prometheus_ca_file: Option<PathBuf>,
+    /// Extra request header, `NAME=VALUE` (repeatable).
+    #[arg(long = "prometheus-header", value_name = "NAME=VALUE", value_parser = parse_header)]
+    pub prometheus_headers: Vec<(String, String)>,
+    /// Accept any certificate from Prometheus (tests only).
+    #[arg(long, conflicts_with = "prometheus_ca_file")]
+    pub prometheus_insecure_skip_verify: bool,
+}
+
+/// Parses `NAME=VALUE` into a valid header name and value.
+pub fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    let name = header_name(name.trim()).map_err(|e| e.to_string())?;
+    if name.eq_ignore_ascii_case("authorization") {
+        return Err(
+            "use --prometheus-bearer-token-file or --prometheus-username for Authorization"
+                .to_owned(),
+        );
+    }
+    let value = header_text(value.as_bytes(), &format!("the value of header {name}"))
+        .map_err(|e| e.to_string())?;
+    Ok((name, value))
+}
+
+/// The connection the flags describe, to `address` with `timeout`.
+pub fn flag_connection(
+    args: &CheckArgs,
+    address: &str,
+    timeout: Duration,
+) -> Result<PrometheusConnection, CheckError> {
+    let secret = |flag: &'static str, path: &Path| -> Result<Sensitive, CheckError> {
+        let bytes = read_flag_file(flag, path)?;
+        let origin = format!("{flag} {}", path.display());
+        let text = header_text(&bytes, &origin).map_err(|e| CheckError::Flag(e.to_string()))?;
+        if text.is_empty() {
+            return Err(CheckError::Flag(format!("{origin}: the file is empty")));
+        }
+        Ok(Sensitive::new(text))
+    };
+    let credentials = match (
+        &args.prometheus_username,
+        &args.prometheus_password_file,
+        &args.prometheus_bearer_token_file,
+    ) {
+        (Some(user), Some(password), _) => Credentials::Basic {
+            username: Sensitive::new(user.clone()),
+            password: secret("--prometheus-password-file", password)?,
+        },
+        (_, _, Some(token)) => Credentials::Authorization {
+            scheme: "Bearer".to_owned(),
+            credentials: secret("--prometheus-bearer-token-file", token)?,
+        },
+        _ => Credentials::None,
+    };
+    let verify = match &args.prometheus_ca_file {
+        _ if args.prometheus_insecure_skip_verify => Verify::Skip,
+        Some(path) => {
+            let bytes = read_flag_file("--prometheus-ca-file", path)?;
+            let origin = format!("--prometheus-ca-file {}", path.display());
+            Verify::CaBundle(
+                pem_bundle(&bytes, &origin).map_err(|e| CheckError::Flag(e.to_string()))?,
+            )
+        }
+        None => Verify::SystemRoots,
+    };
+    Ok(PrometheusConnection {
+        credentials,
+        headers: args
+            .prometheus_headers
+            .iter()
+            .map(|(n, v)| (n.clone(), Sensitive::new(v.clone())))
+            .collect(),
+        verify,
+        ..PrometheusConnection::plain(address, timeout)
+    })
+}
+
+fn read_flag_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, CheckError> {
+    std::fs::read(path).map_err(|e| CheckError::Flag(format!("{flag} {}: {e}", path.display())))
 }
 
 /// How results are printed.
@@ -59,6 +162,9 @@ pub enum CheckError {
     /// The Prometheus client cannot be built.
     #[error(transparent)]
     Engine(#[from] AnalysisError),
+    /// A flag value cannot be used.
+    #[error("{0}")]
+    Flag(String),
     /// Output could not be written.
     #[error("cannot write the report: {0}")]
     Output(String),
@@ -149,7 +255,13 @@ pub async fn evaluate(args: &CheckArgs) -> Result<Report, CheckError> {
         .prometheus
         .clone()
         .unwrap_or_else(|| analysis.prometheus.clone());
-    let engine = AnalysisEngine::new(&prometheus, analysis.timeout)?;
+    if !analysis.access.is_empty() {
+        tracing::warn!(
+            "spec.analysis.prometheus has credential or TLS settings; check reads no Secrets and uses only the --prometheus-* flags"
+        );
+    }
+    let connection = flag_connection(args, &prometheus, analysis.timeout)?;
+    let engine = AnalysisEngine::connect(&connection)?;
     let name = rollout.metadata.name.clone().unwrap_or_default();
     let namespace = if args.no_namespace {
         None

@@ -1,6 +1,7 @@
 //! How the reconciler gets an analysis run: the [`Analyzer`] trait, so tests control verdicts,
-//! and [`PrometheusAnalyzer`], the analysis engine with one client per Prometheus address and
-//! the requests of all rollouts batched per tick.
+//! and [`PrometheusAnalyzer`], the analysis engine with one client per Prometheus connection
+//! (address, timeout, credentials, headers, TLS) and the requests of all rollouts batched per
+//! tick.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,8 +14,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::Mutex;
 
+use super::credentials::ObjectCache;
 use super::lock;
-use crate::analysis::{AnalysisEngine, Target};
+use crate::analysis::connection::{ConnectionKey, Fetched, FetchedObject, resolve};
+use crate::analysis::{AnalysisEngine, FaultKind, PrometheusConnection, PrometheusFault, Target};
+use crate::brain::EventReason;
 
 /// Where analysis runs come from.
 pub trait Analyzer: Send + Sync {
@@ -40,6 +44,33 @@ pub trait Analyzer: Send + Sync {
     ) -> BoxFuture<'a, Option<AnalysisRun>> {
         Box::pin(async move { Some(self.analyze(target, analysis, fast, at).await) })
     }
+
+    /// The connection fault (credentials, 401/403, TLS, unreachable) of the last run made for
+    /// `target`, if it had one. None by default.
+    fn fault(&self, _target: &Target) -> Option<PrometheusFault> {
+        None
+    }
+}
+
+/// Whether `fault`, met by `run`, is news: the previous analysis in the status does not carry
+/// it already (one Event per change of fault, not one per run).
+pub fn fault_is_news(
+    fault: &PrometheusFault,
+    previous: Option<&AnalysisRun>,
+    run: &AnalysisRun,
+) -> bool {
+    let message = fault.to_string();
+    let carries = |r: &AnalysisRun| r.records.iter().any(|c| c.reason.contains(&message));
+    carries(run) && !previous.is_some_and(carries)
+}
+
+/// The Warning Event reason of a connection fault.
+pub fn fault_reason(fault: &PrometheusFault) -> EventReason {
+    match fault.kind() {
+        FaultKind::Credentials => EventReason::PrometheusCredentialsInvalid,
+        FaultKind::Rejected => EventReason::PrometheusAuthFailed,
+        FaultKind::Tls | FaultKind::Unreachable => EventReason::PrometheusUnreachable,
+    }
 }
 
 /// How often [`PrometheusAnalyzer::run_ticks`] looks at the queue (four times per tick).
@@ -49,6 +80,12 @@ pub const ANALYSIS_POLL: Duration = Duration::from_millis(1200);
 
 /// A rollout's request: (namespace, name, fast).
 type RunKey = (Option<String>, String, bool);
+
+/// A rollout: (namespace, name).
+type RolloutKey = (Option<String>, String);
+
+/// An engine not used for this long is dropped (its connection changed or went away).
+pub const ENGINE_IDLE: Duration = Duration::from_secs(600);
 
 struct Request {
     target: Target,
@@ -63,11 +100,17 @@ pub const QUIET: Duration = Duration::from_millis(900);
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// The analysis engine against each rollout's Prometheus (`spec.analysis.prometheus`), one
-/// engine (HTTP client) per address and timeout.
+/// engine (HTTP client) per connection: address, timeout and the resolved credentials, headers
+/// and TLS, told apart by [`PrometheusConnection::key`] (a hash; a rotated Secret gives a new
+/// engine, and the old one is dropped after [`ENGINE_IDLE`]). The Secrets and ConfigMaps named
+/// by `spec.analysis.prometheus` are read through an [`ObjectCache`] in the rollout's
+/// namespace; when they cannot be resolved, or Prometheus refuses the credentials or the TLS
+/// handshake fails, every check of the run is `error` with the reason and [`Analyzer::fault`]
+/// reports the fault.
 ///
 /// The reconciler [`Analyzer::poll`]s: requests are queued, and once the queue is quiet for
 /// [`QUIET`] (or its oldest request waited [`MAX_WAIT`]) all queued requests are evaluated
-/// together, per (Prometheus, timeout, fast), with
+/// together, per (connection, fast), with
 /// [`AnalysisEngine::evaluate_many`] (each distinct preset query once, grouped by rollout); the
 /// runs wait for their rollouts' next reconcile. Rollouts analysed in one tick share the run
 /// time, so their next runs fall due in the same tick again: Prometheus load per interval grows
@@ -75,7 +118,9 @@ pub const MAX_WAIT: Duration = Duration::from_secs(5);
 /// worker while it waits.
 #[derive(Default)]
 pub struct PrometheusAnalyzer {
-    engines: Mutex<HashMap<(String, Duration), AnalysisEngine>>,
+    engines: Mutex<HashMap<ConnectionKey, (AnalysisEngine, std::time::Instant)>>,
+    objects: Option<ObjectCache>,
+    faults: std::sync::Mutex<HashMap<RolloutKey, PrometheusFault>>,
     queued: std::sync::Mutex<HashMap<RunKey, Request>>,
     last_queued: std::sync::Mutex<Option<std::time::Instant>>,
     ready: std::sync::Mutex<HashMap<RunKey, AnalysisRun>>,
@@ -84,9 +129,81 @@ pub struct PrometheusAnalyzer {
 }
 
 impl PrometheusAnalyzer {
-    /// An analyzer with no engines and nothing queued.
+    /// An analyzer with no engines and nothing queued, and no Kubernetes access: a rollout
+    /// whose `spec.analysis.prometheus` names a Secret or ConfigMap gets a credentials error.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An analyzer reading the Secrets and ConfigMaps of `spec.analysis.prometheus` through
+    /// `objects`.
+    pub fn with_objects(objects: ObjectCache) -> Self {
+        Self {
+            objects: Some(objects),
+            ..Self::default()
+        }
+    }
+
+    /// The connection of a rollout in `namespace`: its Secrets and ConfigMaps read (cached)
+    /// and resolved.
+    async fn connection(
+        &self,
+        namespace: Option<&str>,
+        analysis: &ResolvedAnalysis,
+    ) -> Result<PrometheusConnection, PrometheusFault> {
+        let refs = analysis.access.references();
+        let fetched: Fetched = match (&self.objects, namespace) {
+            _ if refs.is_empty() => Fetched::new(),
+            (Some(objects), Some(ns)) => objects.fetch(ns, &refs).await,
+            _ => refs
+                .iter()
+                .map(|r| {
+                    let why = "the operator has no Kubernetes client here".to_owned();
+                    ((r.kind, r.name.clone()), FetchedObject::Unreadable(why))
+                })
+                .collect(),
+        };
+        Ok(resolve(
+            &analysis.prometheus,
+            analysis.timeout,
+            &analysis.access,
+            &fetched,
+        )?)
+    }
+
+    /// The engine of a rollout in `namespace`, and its connection key.
+    async fn engine_for(
+        &self,
+        namespace: Option<&str>,
+        analysis: &ResolvedAnalysis,
+    ) -> Result<(ConnectionKey, AnalysisEngine), PrometheusFault> {
+        let connection = self.connection(namespace, analysis).await?;
+        let key = connection.key();
+        let mut engines = self.engines.lock().await;
+        let now = std::time::Instant::now();
+        if let Some((e, used)) = engines.get_mut(&key) {
+            *used = now;
+            return Ok((key, e.clone()));
+        }
+        let engine = AnalysisEngine::connect(&connection).map_err(|e| match e {
+            crate::analysis::AnalysisError::Client(c) => PrometheusFault::Credentials(c),
+            other => PrometheusFault::Unreachable(other.to_string()),
+        })?;
+        tracing::info!(prometheus = %connection.summary(), "new Prometheus client");
+        engines.insert(key, (engine.clone(), now));
+        Ok((key, engine))
+    }
+
+    fn set_fault(&self, rollout: RolloutKey, fault: Option<PrometheusFault>) {
+        let mut faults = lock(&self.faults);
+        match fault {
+            Some(f) => {
+                faults.insert(rollout, f);
+            }
+            None => {
+                faults.remove(&rollout);
+            }
+        }
     }
 
     /// Prometheus queries sent by ticks so far.
@@ -99,57 +216,49 @@ impl PrometheusAnalyzer {
         self.batches.load(Ordering::Relaxed)
     }
 
-    async fn engine(&self, analysis: &ResolvedAnalysis) -> Result<AnalysisEngine, String> {
-        let key = (analysis.prometheus.clone(), analysis.timeout);
-        let mut engines = self.engines.lock().await;
-        if let Some(e) = engines.get(&key) {
-            return Ok(e.clone());
-        }
-        let engine = AnalysisEngine::for_analysis(analysis).map_err(|e| e.to_string())?;
-        engines.insert(key, engine.clone());
-        Ok(engine)
-    }
-
     /// Evaluates every queued request, stamped `at`, and keeps the runs for their rollouts.
     pub async fn tick(&self, at: Timestamp) {
         let queued: Vec<(RunKey, Request)> = lock(&self.queued).drain().collect();
-        let mut groups: HashMap<(String, Duration, bool), Vec<(RunKey, Request)>> = HashMap::new();
+        type Batch = (AnalysisEngine, Vec<(RunKey, Request)>);
+        let mut groups: HashMap<(ConnectionKey, bool), Batch> = HashMap::new();
         for (key, req) in queued {
-            let group = (req.analysis.prometheus.clone(), req.analysis.timeout, key.2);
-            groups.entry(group).or_default().push((key, req));
-        }
-        for ((_, _, fast), batch) in groups {
-            let Some((_, first)) = batch.first() else {
-                continue;
-            };
-            let runs: Vec<AnalysisRun> = match self.engine(&first.analysis).await {
-                Ok(engine) => {
-                    let rollouts: Vec<(Target, Vec<ResolvedCheck>)> = batch
-                        .iter()
-                        .map(|(_, r)| (r.target.clone(), r.analysis.checks.clone()))
-                        .collect();
-                    let many = engine.evaluate_many(&rollouts, fast, at).await;
-                    self.queries
-                        .fetch_add(many.queries as u64, Ordering::Relaxed);
-                    tracing::debug!(
-                        rollouts = batch.len(),
-                        queries = many.queries,
-                        fast,
-                        "analysis batch"
-                    );
-                    many.runs
+            match self.engine_for(key.0.as_deref(), &req.analysis).await {
+                Ok((connection, engine)) => groups
+                    .entry((connection, key.2))
+                    .or_insert_with(|| (engine, Vec::new()))
+                    .1
+                    .push((key, req)),
+                Err(fault) => {
+                    let run = error_run(&req.analysis, key.2, at, &fault.to_string());
+                    self.set_fault((key.0.clone(), key.1.clone()), Some(fault));
+                    lock(&self.ready).insert(key, run);
                 }
-                Err(e) => batch
-                    .iter()
-                    .map(|(_, r)| error_run(&r.analysis, fast, at, &e))
-                    .collect(),
-            };
-            self.batches.fetch_add(1, Ordering::Relaxed);
-            let mut ready = lock(&self.ready);
-            for ((key, _), run) in batch.into_iter().zip(runs) {
-                ready.insert(key, run);
             }
         }
+        for ((_, fast), (engine, batch)) in groups {
+            let rollouts: Vec<(Target, Vec<ResolvedCheck>)> = batch
+                .iter()
+                .map(|(_, r)| (r.target.clone(), r.analysis.checks.clone()))
+                .collect();
+            let many = engine.evaluate_many(&rollouts, fast, at).await;
+            self.queries
+                .fetch_add(many.queries as u64, Ordering::Relaxed);
+            tracing::debug!(
+                rollouts = batch.len(),
+                queries = many.queries,
+                fast,
+                "analysis batch"
+            );
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            for ((key, _), run) in batch.into_iter().zip(many.runs) {
+                self.set_fault((key.0.clone(), key.1.clone()), many.fault.clone());
+                lock(&self.ready).insert(key, run);
+            }
+        }
+        self.engines
+            .lock()
+            .await
+            .retain(|_, (_, used)| used.elapsed() < ENGINE_IDLE);
         // Runs nobody came for (the rollout went away) are dropped after a while.
         let horizon = at.as_second() - 600;
         lock(&self.ready).retain(|_, r| r.at.as_ref().is_some_and(|t| t.0.as_second() > horizon));
@@ -189,11 +298,30 @@ impl Analyzer for PrometheusAnalyzer {
         at: Timestamp,
     ) -> BoxFuture<'a, AnalysisRun> {
         Box::pin(async move {
-            match self.engine(analysis).await {
-                Ok(engine) => engine.evaluate(target, &analysis.checks, fast, at).await,
-                Err(e) => error_run(analysis, fast, at, &e),
+            let rollout = (target.namespace.clone(), target.rollout.clone());
+            match self.engine_for(target.namespace.as_deref(), analysis).await {
+                Ok((_, engine)) => {
+                    let one = [(target.clone(), analysis.checks.clone())];
+                    let many = engine.evaluate_many(&one, fast, at).await;
+                    self.set_fault(rollout, many.fault);
+                    many.runs
+                        .into_iter()
+                        .next()
+                        .unwrap_or_else(|| error_run(analysis, fast, at, "internal: no run"))
+                }
+                Err(fault) => {
+                    let run = error_run(analysis, fast, at, &fault.to_string());
+                    self.set_fault(rollout, Some(fault));
+                    run
+                }
             }
         })
+    }
+
+    fn fault(&self, target: &Target) -> Option<PrometheusFault> {
+        lock(&self.faults)
+            .get(&(target.namespace.clone(), target.rollout.clone()))
+            .cloned()
     }
 
     fn poll<'a>(
@@ -261,5 +389,74 @@ pub fn error_run(
                 ..CheckRecord::default()
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(reasons: &[&str]) -> AnalysisRun {
+        AnalysisRun {
+            records: reasons
+                .iter()
+                .map(|r| CheckRecord {
+                    reason: (*r).to_owned(),
+                    ..CheckRecord::default()
+                })
+                .collect(),
+            ..AnalysisRun::default()
+        }
+    }
+
+    #[test]
+    fn a_fault_is_news_once_per_change() {
+        let rejected = PrometheusFault::Rejected { status: 401 };
+        let tls = PrometheusFault::Tls("invalid peer certificate: UnknownIssuer".into());
+        let with = |f: &PrometheusFault| run_with(&[&format!("canary value: {f}"), "ok"]);
+        // New: nothing before, or something else before.
+        assert!(fault_is_news(&rejected, None, &with(&rejected)));
+        assert!(fault_is_news(
+            &rejected,
+            Some(&run_with(&["0.1 <= 0.5"])),
+            &with(&rejected)
+        ));
+        assert!(fault_is_news(
+            &rejected,
+            Some(&with(&tls)),
+            &with(&rejected)
+        ));
+        // Not news: the status already carries it.
+        assert!(!fault_is_news(
+            &rejected,
+            Some(&with(&rejected)),
+            &with(&rejected)
+        ));
+        // A fault the run does not carry (a stale one) is never reported.
+        assert!(!fault_is_news(&rejected, None, &run_with(&["ok"])));
+    }
+
+    #[test]
+    fn each_fault_kind_has_its_event_reason() {
+        let cases = [
+            (
+                PrometheusFault::Credentials(crate::analysis::CredentialError::HeaderName {
+                    name: "a b".into(),
+                }),
+                "PrometheusCredentialsInvalid",
+            ),
+            (
+                PrometheusFault::Rejected { status: 403 },
+                "PrometheusAuthFailed",
+            ),
+            (PrometheusFault::Tls("x".into()), "PrometheusUnreachable"),
+            (
+                PrometheusFault::Unreachable("x".into()),
+                "PrometheusUnreachable",
+            ),
+        ];
+        for (fault, reason) in cases {
+            assert_eq!(fault_reason(&fault).as_str(), reason);
+        }
     }
 }

@@ -7,6 +7,8 @@
 //! Event per decision and update the metrics. Everything needed to resume lives in the status.
 //!
 //! - [`analyzer`]: the analysis behind a trait (Prometheus in production, scripted in tests).
+//! - [`credentials`]: the Secrets and ConfigMaps of `spec.analysis.prometheus`, read through a
+//!   short cache.
 //! - [`apply`]: server-side apply under the `feedroll-operator` field manager.
 //! - [`events`]: Kubernetes Events with the brain's reasons.
 //! - [`metrics`]: the operator metrics the chart's alerts use.
@@ -14,6 +16,7 @@
 
 pub mod analyzer;
 pub mod apply;
+pub mod credentials;
 pub mod events;
 pub mod metrics;
 pub mod rbac;

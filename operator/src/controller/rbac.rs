@@ -53,13 +53,19 @@ pub const PERMISSIONS: &[Permission] = &[
         group: "",
         resource: "configmaps",
         verbs: &["list", "watch", "create", "patch", "delete"],
-        why: "the ranking profiles and in-app shares: applied (create on the first apply), watched as owned, deleted on clean-up",
+        why: "the ranking profiles and in-app shares: applied (create on the first apply), watched as owned, deleted on clean-up; a CA bundle ConfigMap spec.analysis.prometheus names is read with list and a metadata.name field selector",
     },
     Permission {
         group: "",
         resource: "pods",
         verbs: &["list", "watch"],
         why: "canary pods are read, never changed: CrashLoopBackOff and restarts roll back at once",
+    },
+    Permission {
+        group: "",
+        resource: "secrets",
+        verbs: &["get"],
+        why: "the Secrets spec.analysis.prometheus names (bearer token, basic auth, header values, CA bundle), read by name in the rollout's namespace, never listed or watched (a CA ConfigMap is read with configmaps list and a name field selector)",
     },
     Permission {
         group: "gateway.networking.k8s.io",

@@ -133,6 +133,13 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
         traffic: spec.traffic_mode(),
     };
     let turn = driver::turn(ctx.analyzer.as_ref(), &target, spec, &old, obs, now).await;
+    if let Some(run) = &turn.observations.analysis
+        && let Some(fault) = ctx.analyzer.fault(&target)
+        && super::analyzer::fault_is_news(&fault, old.analysis.as_ref(), run)
+    {
+        let reason = super::analyzer::fault_reason(&fault).as_str();
+        extra_events.push((EventType::Warning, reason, fault.to_string()));
+    }
     let (t, obs) = (turn.transition, turn.observations);
     let mut status = t.status.clone();
     if let Some(id) = bad_command {

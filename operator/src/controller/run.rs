@@ -128,7 +128,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let _ = stop_tx.send(true);
     });
 
-    let analyzer = Arc::new(PrometheusAnalyzer::new());
+    let objects =
+        super::credentials::ObjectCache::new(client.clone(), super::credentials::OBJECT_TTL);
+    let analyzer = Arc::new(PrometheusAnalyzer::with_objects(objects));
     tokio::spawn(analyzer.clone().run_ticks());
     let result = operate(
         client,

@@ -121,6 +121,76 @@ mod tests {
     }
 
     #[test]
+    fn prometheus_auth_and_tls_rules_fire_with_their_messages() {
+        let prom = |p: Value| json!({"analysis": {"prometheus": p}});
+        let secret = json!({"name": "prom", "key": "token"});
+        let basic = json!({"username": {"name": "prom", "key": "u"}, "password": {"name": "prom", "key": "p"}});
+        let cases = [
+            (
+                json!({"authorization": {"credentials": secret}, "basicAuth": basic}),
+                "choose one of authorization (bearer token) or basicAuth",
+            ),
+            (
+                json!({"authorization": {"type": "basic", "credentials": secret}}),
+                "cannot be Basic: use basicAuth",
+            ),
+            (
+                json!({"basicAuth": basic, "headers": [{"name": "authorization", "value": "x"}]}),
+                "cannot set Authorization",
+            ),
+            (
+                json!({"headers": [{"name": "X-A", "value": "1"}, {"name": "X-A", "value": "2"}]}),
+                "header names must be unique",
+            ),
+            (
+                json!({"headers": [{"name": "X-A"}]}),
+                "exactly one of value or secret",
+            ),
+            (
+                json!({"headers": [{"name": "X-A", "value": "1", "secret": secret}]}),
+                "exactly one of value or secret",
+            ),
+            (
+                json!({"address": "http://p:9090", "tlsConfig": {"insecureSkipVerify": true}}),
+                "tlsConfig needs an https:// address",
+            ),
+            (
+                json!({"tlsConfig": {"insecureSkipVerify": true}}),
+                "tlsConfig needs an https:// address",
+            ),
+            (
+                json!({"address": "https://p", "tlsConfig": {"ca": {}}}),
+                "exactly one of secret or configMap",
+            ),
+            (
+                json!({"address": "https://p", "tlsConfig": {"ca": {"secret": secret, "configMap": secret}}}),
+                "exactly one of secret or configMap",
+            ),
+            (
+                json!({"address": "https://p", "tlsConfig": {"ca": {"secret": secret}, "insecureSkipVerify": true}}),
+                "not both",
+            ),
+        ];
+        for (p, want) in cases {
+            let got = messages(prom(p.clone()));
+            assert!(
+                got.iter().any(|m| m.contains(want)),
+                "{p}: want {want:?}, got {got:?}"
+            );
+        }
+        // Valid shapes, including an Authorization header when no auth is set.
+        for p in [
+            json!({"address": "https://p", "basicAuth": basic, "headers": [{"name": "X-Scope-OrgID", "value": "t1"}],
+                   "tlsConfig": {"ca": {"configMap": {"name": "ca", "key": "ca.crt"}}}}),
+            json!({"authorization": {"type": "Token", "credentials": secret}, "headers": [{"name": "X-Key", "secret": secret}]}),
+            json!({"headers": [{"name": "Authorization", "secret": secret}]}),
+            json!({"address": "https://p", "tlsConfig": {"insecureSkipVerify": true}}),
+        ] {
+            assert_eq!(messages(prom(p.clone())), Vec::<String>::new(), "{p}");
+        }
+    }
+
+    #[test]
     fn every_rule_fits_the_api_server_cost_budget() {
         fn walk(schema: &Value, path: &str, out: &mut Vec<String>) {
             let Some(map) = schema.as_object() else {

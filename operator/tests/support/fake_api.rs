@@ -3,7 +3,8 @@
 //! It keeps objects by (API prefix, resource, namespace, name), assigns resourceVersions, uids
 //! and generations (bumped when anything but metadata and status changes), and answers get,
 //! list (with equality label selectors), create, delete (finalizers honoured: a deletion
-//! timestamp is set and the object goes when its last finalizer is removed) and patch:
+//! timestamp is set and the object goes when its last finalizer is removed; list also takes
+//! `metadata.name`/`metadata.namespace` field selectors) and patch:
 //! server-side apply (merged into the object; on the `status` subresource only the status is
 //! replaced, elsewhere the status is kept; a Lease held by another holder conflicts), JSON merge
 //! patch (strategic merge patch is treated as one) and JSON patch; `/version`. Every request is
@@ -148,6 +149,21 @@ fn labels_match(obj: &Value, selector: &str) -> bool {
     })
 }
 
+/// Equality field selectors on `metadata.name` and `metadata.namespace` (the ones used here).
+fn fields_match(obj: &Value, selector: &str) -> bool {
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        let Some((k, v)) = term.split_once('=') else {
+            return false;
+        };
+        let v = v.trim_start_matches('=');
+        match k {
+            "metadata.name" => obj["metadata"]["name"].as_str() == Some(v),
+            "metadata.namespace" => obj["metadata"]["namespace"].as_str() == Some(v),
+            _ => false,
+        }
+    })
+}
+
 fn query_param(query: &str, key: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
@@ -289,6 +305,7 @@ impl State {
                     );
                 }
                 let selector = query_param(query, "labelSelector").unwrap_or_default();
+                let fields = query_param(query, "fieldSelector").unwrap_or_default();
                 let items: Vec<Value> = self
                     .objects
                     .iter()
@@ -296,7 +313,7 @@ impl State {
                         *p == t.prefix && *r == t.resource && (t.namespace.is_none() || *n == ns)
                     })
                     .map(|(_, v)| v.clone())
-                    .filter(|v| labels_match(v, &selector))
+                    .filter(|v| labels_match(v, &selector) && fields_match(v, &fields))
                     .collect();
                 (
                     200,

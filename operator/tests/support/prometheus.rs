@@ -4,10 +4,15 @@
 //! since the exporter started), so every `rate()` Prometheus computes is known in advance.
 //! Prometheus (Debian's `prometheus` binary) runs on a free loopback port with a temporary
 //! directory and scrapes every second; it is killed when the harness is dropped.
+//!
+//! [`Harness::start_secure`] puts Prometheus' own web server behind TLS and basic auth
+//! (`--web.config.file`): a CA and a server certificate for 127.0.0.1 made with the openssl
+//! CLI, the password bcrypt-hashed. Its scrape of the exporter is unchanged (plain HTTP).
 
 #![allow(dead_code)]
 
 use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +20,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use feedroll_operator::analysis::PrometheusConnection;
+use feedroll_operator::analysis::connection::{Credentials, Sensitive, Verify};
 
 /// One exported series: `name{labels}` growing at `per_second`.
 #[derive(Clone, Debug)]
@@ -107,9 +114,95 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The TLS and basic-auth side of a [`Harness::start_secure`] Prometheus.
+pub struct Secure {
+    /// PEM of the CA that signed Prometheus' certificate.
+    pub ca_file: PathBuf,
+    /// PEM of another CA (signed nothing here).
+    pub wrong_ca_file: PathBuf,
+    /// The one basic-auth user.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+}
+
+/// User and password of [`Harness::start_secure`].
+pub const USER: &str = "feedroll";
+/// See [`USER`].
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Runs `openssl` in `dir` with whitespace-separated `args`.
+fn openssl(dir: &Path, args: &str) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args.split_whitespace())
+        .output()
+        .expect("run openssl (install it with `make deps`)");
+    assert!(
+        out.status.success(),
+        "openssl {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A new P-256 key, unencrypted.
+const NEW_KEY: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+
+/// A self-signed CA `name.pem` / `name.key` in `dir`.
+fn make_ca(dir: &Path, name: &str) -> PathBuf {
+    openssl(
+        dir,
+        &format!(
+            "req -x509 {NEW_KEY} -keyout {name}.key -out {name}.pem -days 2 -subj /CN=feedroll-test-{name}"
+        ),
+    );
+    dir.join(format!("{name}.pem"))
+}
+
+/// CA, wrong CA, server certificate for 127.0.0.1 and the web config in `dir`.
+fn make_web_config(dir: &Path) -> (PathBuf, Secure) {
+    let ca_file = make_ca(dir, "ca");
+    let wrong_ca_file = make_ca(dir, "other-ca");
+    openssl(
+        dir,
+        &format!("req {NEW_KEY} -keyout server.key -out server.csr -subj /CN=127.0.0.1"),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write server.ext");
+    openssl(
+        dir,
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext",
+    );
+    let hash = bcrypt::hash(PASSWORD, 4).expect("bcrypt");
+    let web = dir.join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {USER}: '{hash}'\n",
+            dir.join("server.pem").display(),
+            dir.join("server.key").display()
+        ),
+    )
+    .expect("write web.yml");
+    (
+        web,
+        Secure {
+            ca_file,
+            wrong_ca_file,
+            username: USER.to_owned(),
+            password: PASSWORD.to_owned(),
+        },
+    )
+}
+
 /// Exporter + Prometheus. Dropping it kills Prometheus and removes its directory.
 pub struct Harness {
     pub url: String,
+    /// Set by [`Harness::start_secure`].
+    pub secure: Option<Secure>,
     series: Arc<Mutex<Vec<Series>>>,
     child: Option<Child>,
     _dir: tempfile::TempDir,
@@ -120,6 +213,16 @@ impl Harness {
     /// Starts the exporter and a Prometheus scraping it every second, with `namespace="test"`
     /// added to every series (as Kubernetes service discovery would).
     pub async fn start(series: Vec<Series>) -> Harness {
+        Self::launch(series, false).await
+    }
+
+    /// [`Harness::start`], with Prometheus' web server behind TLS (a test CA) and basic auth
+    /// ([`USER`], [`PASSWORD`]); `url` is `https://127.0.0.1:PORT`.
+    pub async fn start_secure(series: Vec<Series>) -> Harness {
+        Self::launch(series, true).await
+    }
+
+    async fn launch(series: Vec<Series>, secure: bool) -> Harness {
         let shared = Arc::new(Mutex::new(series));
         let exporter = Exporter {
             started: Instant::now(),
@@ -146,7 +249,14 @@ impl Harness {
         )
         .expect("write prometheus.yml");
         let port = free_port();
+        let (web, secure) = if secure {
+            let (web, s) = make_web_config(dir.path());
+            (Some(web), Some(s))
+        } else {
+            (None, None)
+        };
         let child = Command::new("prometheus")
+            .args(web.map(|w| format!("--web.config.file={}", w.display())))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -158,8 +268,10 @@ impl Harness {
             .stderr(Stdio::null())
             .spawn()
             .expect("start prometheus (install it with `make deps`)");
+        let scheme = if secure.is_some() { "https" } else { "http" };
         let harness = Harness {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            secure,
             series: shared,
             child: Some(child),
             _dir: dir,
@@ -169,9 +281,22 @@ impl Harness {
         harness
     }
 
+    /// The connection with the right CA and credentials (plain for [`Harness::start`]).
+    pub fn connection(&self) -> PrometheusConnection {
+        let mut c = PrometheusConnection::plain(&self.url, Duration::from_secs(5));
+        if let Some(s) = &self.secure {
+            c.credentials = Credentials::Basic {
+                username: Sensitive::new(s.username.clone()),
+                password: Sensitive::new(s.password.clone()),
+            };
+            c.verify = Verify::CaBundle(std::fs::read(&s.ca_file).expect("read the CA"));
+        }
+        c
+    }
+
     async fn wait_ready(&self) {
-        feedroll_operator::tls::install_crypto_provider();
-        let client = prometheus_http_query::Client::try_from(self.url.as_str()).expect("client");
+        let http = self.connection().http_client().expect("HTTP client");
+        let client = prometheus_http_query::Client::from(http, &self.url).expect("client");
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if client.is_server_ready().await.unwrap_or(false) {
