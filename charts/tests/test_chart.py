@@ -200,6 +200,24 @@ def test_every_rule_has_a_reason():
     assert sum(ln.startswith("- apiGroups:") for ln in lines) == len(OPERATOR_RULES)
 
 
+def test_secrets_are_readable_only_in_the_watched_namespace():
+    """With watchNamespace, the ClusterRole carries no Secret rule: a Role in that namespace does."""
+    objs = objects(render({"watchNamespace": "feed"}))
+    cluster = one(objs, "ClusterRole", "feedroll")
+    assert rules_of(cluster) == [r for r in OPERATOR_RULES if r[1] != ("secrets",)]
+    role = one(objs, "Role", "feedroll-secrets")
+    assert role["metadata"]["namespace"] == "feed"
+    assert rules_of(role) == [(("",), ("secrets",), ("get",))]
+    binding = one(objs, "RoleBinding", "feedroll-secrets")
+    assert binding["metadata"]["namespace"] == "feed"
+    assert binding["roleRef"]["name"] == "feedroll-secrets"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "feedroll", "namespace": NAMESPACE}]
+    # All namespaces: the ClusterRole holds it, and there is no extra Role.
+    objs = objects(render())
+    assert (("",), ("secrets",), ("get",)) in rules_of(one(objs, "ClusterRole", "feedroll"))
+    assert not [o for o in by_kind(objs, "Role") if o["metadata"]["name"] == "feedroll-secrets"]
+
+
 def test_namespaced_rbac():
     objs = objects(render(SCENARIOS["namespaced"]))
     assert not [o for o in by_kind(objs, "ClusterRole") if o["metadata"]["name"] == "feedroll"]

@@ -69,7 +69,7 @@ pub struct PrometheusSource {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.all(h, self.exists_one(o, o.name == h.name))", "message": "header names must be unique"}
+        {"rule": "self.all(h, self.exists_one(o, o.name.lowerAscii() == h.name.lowerAscii()))", "message": "header names must be unique (case does not matter in HTTP)"}
     ]))]
     pub headers: Vec<HttpHeader>,
     /// TLS of an `https://` address: the CA bundle that signs Prometheus' certificate, or

@@ -116,8 +116,10 @@ pub struct FeedRolloutSpec {
 
     /// How long a step may wait for its canary pods to become ready (default `10m`). The clock
     /// starts when a `setWeight` step asks for canary pods and stops when they are ready; past
-    /// it, `onProgressDeadline` acts. Image pull errors, bad container configs and unschedulable
-    /// pods are reported at once (Event `CanaryNotReady`), whatever the deadline.
+    /// it, `onProgressDeadline` acts. Promotions and first deployments wait for the stable pods
+    /// under the same clock and are flagged past it (nothing to roll back to). Image pull
+    /// errors, bad container configs and unschedulable pods are reported at once (Event
+    /// `CanaryNotReady`), whatever the deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_deadline: Option<DurationString>,
 

@@ -31,7 +31,7 @@ pub struct FeedRolloutStatus {
     pub weight: i32,
     /// Percent of traffic the canary really gets: with replica-ratio traffic the share of ready
     /// canary pods among all ready pods (10% of 4 replicas is 25%), with Gateway API the route
-    /// weight once both tracks have ready pods, in-app the canary variant's share.
+    /// weight once a canary pod is ready (0 before), in-app the canary variant's share.
     #[serde(default)]
     pub actual_weight: i32,
     /// Revision (hash of pod template and ranking profile) the stable pods run.
@@ -76,12 +76,13 @@ pub struct FeedRolloutStatus {
     /// Why the rollout is paused, when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_reason: Option<String>,
-    /// Since when the current step has waited for canary pods to become ready (the progress
-    /// deadline counts from here); absent when they are ready or no step waits for them.
+    /// Since when the current step (or promotion) has waited for the new revision's pods to
+    /// become ready (the progress deadline counts from here); absent when none is waited for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_waiting_since: Option<Time>,
-    /// Why canary pods cannot become ready, as the kubelet and scheduler report it (image
-    /// pulls, container config, scheduling), while a step waits for them.
+    /// Why the new revision's pods (canary pods, or stable pods during a promotion) cannot
+    /// become ready, as the kubelet and scheduler report it (image pulls, container config,
+    /// scheduling), while a step or promotion waits for them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub canary_pod_issues: Vec<PodIssue>,
     /// When the canary was rolled back or aborted (also the end of breach-to-rollback time).

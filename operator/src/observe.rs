@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use feedroll_crds::{PodIssue, PodIssueReason, TrafficMode};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::brain::{Command, CommandKind, PodHealth, share};
 use crate::desired::{ANNOTATION_REVISION, ANNOTATION_SOURCE, LABEL_REVISION, Source};
@@ -117,10 +118,25 @@ pub fn canary_ready(canary: Option<&Deployment>, revision: Option<&str>) -> i32 
         .min(st.updated_replicas.unwrap_or(0))
 }
 
+/// Live (not terminating) pods labelled with `revision` (none without a revision).
+fn live_at<'a>(pods: &'a [Pod], revision: Option<&'a str>) -> impl Iterator<Item = &'a Pod> {
+    pods.iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(move |p| {
+            revision.is_some()
+                && p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_REVISION))
+                    .map(String::as_str)
+                    == revision
+        })
+}
+
 /// Canary pod health: `ready` when the canary Deployment runs `revision` with `want > 0`
 /// replicas, all updated and ready; `crash_looping` when a live canary pod of `revision` has a
-/// container in CrashLoopBackOff or restarted more than [`RESTART_BOUND`] times; `issues` of
-/// the live pods of `revision` ([`pod_issues`]).
+/// container in CrashLoopBackOff or restarted more than [`RESTART_BOUND`] times. `issues` are
+/// left empty: [`canary_issues`] and [`track_issues`] fill them.
 pub fn canary_health(
     canary: Option<&Deployment>,
     pods: &[Pod],
@@ -133,37 +149,45 @@ pub fn canary_health(
                 && revision_of(d) == revision
                 && rolled_out(d)
         });
-    let live: Vec<&Pod> = if revision.is_some() {
-        pods.iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(LABEL_REVISION))
-                    .map(String::as_str)
-                    == revision
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut issues: Vec<PodIssue> = live.iter().flat_map(|p| pod_issues(p)).collect();
-    issues.sort();
-    issues.dedup();
     PodHealth {
         ready,
-        crash_looping: live.iter().any(|p| crash_looping(p)),
-        issues,
+        crash_looping: live_at(pods, revision).any(crash_looping),
+        issues: Vec::new(),
     }
 }
 
+/// The issues ([`pod_issues`]) of the live canary pods of `revision`, sorted.
+pub fn canary_issues(pods: &[Pod], revision: Option<&str>, now: Timestamp) -> Vec<PodIssue> {
+    sorted(live_at(pods, revision).flat_map(|p| pod_issues(p, now)))
+}
+
+/// The issues ([`pod_issues`]) of every live pod of a track, sorted: during a promotion the
+/// stable track's pods are the ones moving to the new revision.
+pub fn track_issues(pods: &[Pod], now: Timestamp) -> Vec<PodIssue> {
+    sorted(
+        pods.iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .flat_map(|p| pod_issues(p, now)),
+    )
+}
+
+fn sorted(issues: impl Iterator<Item = PodIssue>) -> Vec<PodIssue> {
+    let mut issues: Vec<PodIssue> = issues.collect();
+    issues.sort();
+    issues.dedup();
+    issues
+}
+
+/// How long a pod stays `Unschedulable` before it is an issue: a cluster autoscaler adding a
+/// node usually takes less, and such a pod needs no human.
+pub const UNSCHEDULABLE_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Why `pod` cannot become ready without a change: containers (init containers included)
 /// waiting with a reason of [`PodIssueReason`] (image pulls, container config), and a
-/// `PodScheduled=False` condition with reason `Unschedulable`. Pods that are just starting, or
-/// running but failing their readiness probe, have none: only the progress deadline catches
-/// those.
-pub fn pod_issues(pod: &Pod) -> Vec<PodIssue> {
+/// `PodScheduled=False` condition with reason `Unschedulable` for at least
+/// [`UNSCHEDULABLE_GRACE`] at `now`. Pods that are just starting, or running but failing their
+/// readiness probe, have none: only the progress deadline catches those.
+pub fn pod_issues(pod: &Pod, now: Timestamp) -> Vec<PodIssue> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let Some(status) = pod.status.as_ref() else {
         return Vec::new();
@@ -188,6 +212,10 @@ pub fn pod_issues(pod: &Pod) -> Vec<PodIssue> {
         c.type_ == "PodScheduled"
             && c.status == "False"
             && c.reason.as_deref() == Some(PodIssueReason::Unschedulable.as_str())
+            && c.last_transition_time.as_ref().is_none_or(|t| {
+                let grace = SignedDuration::try_from(UNSCHEDULABLE_GRACE).unwrap_or_default();
+                t.0.checked_add(grace).is_ok_and(|end| now >= end)
+            })
     });
     if let Some(c) = unschedulable {
         issues.push(PodIssue {

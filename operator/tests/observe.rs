@@ -201,26 +201,24 @@ fn waiting(reason: &str) -> String {
 #[test]
 fn pod_issues_are_the_waiting_reasons_that_waiting_cannot_fix() {
     use feedroll_crds::PodIssueReason;
-    use feedroll_operator::observe::pod_issues;
+    use feedroll_operator::observe::{canary_issues, pod_issues};
+    let now = k8s_openapi::jiff::Timestamp::from_second(1_900_000_000).unwrap();
     let d = deployment("r2", 1, 2, 2, 0, 1, 1);
     for reason in PodIssueReason::ALL
         .into_iter()
         .filter(|r| *r != PodIssueReason::Unschedulable)
     {
-        let health = canary_health(
-            Some(&d),
-            &[pod("r2", &waiting(reason.as_str()), 0, false)],
-            Some("r2"),
-            1,
-        );
-        assert_eq!(health.issues.len(), 1, "{reason:?}");
-        let issue = &health.issues[0];
+        let pods = [pod("r2", &waiting(reason.as_str()), 0, false)];
+        let health = canary_health(Some(&d), &pods, Some("r2"), 1);
+        assert!(!health.ready && !health.crash_looping);
+        let issues = canary_issues(&pods, Some("r2"), now);
+        assert_eq!(issues.len(), 1, "{reason:?}");
+        let issue = &issues[0];
         assert_eq!(
             (issue.pod.as_str(), issue.container.as_deref(), issue.reason),
             ("feed-canary-abc", Some("feed-server"), reason)
         );
         assert_eq!(issue.message, format!("{} says why", reason.as_str()));
-        assert!(!health.ready && !health.crash_looping);
     }
     // Starting up, running unready (a failing readiness probe) and crash loops are not issues:
     // the first two only the deadline catches, the last rolls back on its own.
@@ -231,34 +229,40 @@ fn pod_issues_are_the_waiting_reasons_that_waiting_cannot_fix() {
         CRASHING.to_owned(),
     ] {
         assert!(
-            pod_issues(&pod("r2", &state, 0, false)).is_empty(),
+            pod_issues(&pod("r2", &state, 0, false), now).is_empty(),
             "{state}"
         );
     }
     // Stale and terminating pods are not reported.
     let stale = pod("r1", &waiting("ErrImagePull"), 0, false);
     let leaving = pod("r2", &waiting("ErrImagePull"), 0, true);
-    assert!(
-        canary_health(Some(&d), &[stale, leaving], Some("r2"), 1)
-            .issues
-            .is_empty()
-    );
+    assert!(canary_issues(&[stale, leaving], Some("r2"), now).is_empty());
 }
 
 #[test]
 fn unschedulable_pods_and_init_containers_are_issues() {
     use feedroll_crds::PodIssueReason;
-    use feedroll_operator::observe::pod_issues;
-    let pending: Pod = yaml(
+    use feedroll_operator::observe::{UNSCHEDULABLE_GRACE, pod_issues, track_issues};
+    let since = k8s_openapi::jiff::Timestamp::from_second(1_900_000_000).unwrap();
+    let grace = UNSCHEDULABLE_GRACE.as_secs() as i64;
+    let at = |secs: i64| {
+        since
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(secs))
+            .unwrap()
+    };
+    let now = at(grace);
+    let pending: Pod = yaml(&format!(
         r#"
-metadata: {name: feed-canary-x, labels: {feedroll.dev/revision: r2}}
+metadata: {{name: feed-canary-x, labels: {{feedroll.dev/revision: r2}}}}
 status:
   phase: Pending
   conditions:
-    - {type: PodScheduled, status: "False", reason: Unschedulable, message: "0/3 nodes are available: 3 Insufficient cpu."}
-"#,
-    );
-    let issues = pod_issues(&pending);
+    - {{type: PodScheduled, status: "False", reason: Unschedulable, lastTransitionTime: "{since}", message: "0/3 nodes are available: 3 Insufficient cpu."}}
+"#
+    ));
+    // A cluster autoscaler adding a node is not an issue yet.
+    assert!(pod_issues(&pending, at(grace - 1)).is_empty());
+    let issues = pod_issues(&pending, now);
     assert_eq!(issues.len(), 1);
     assert_eq!(issues[0].reason, PodIssueReason::Unschedulable);
     assert_eq!(issues[0].container, None);
@@ -271,7 +275,7 @@ status:
     let scheduling: Pod = yaml(
         "metadata: {name: p}\nstatus: {phase: Pending, conditions: [{type: PodScheduled, status: \"False\"}]}",
     );
-    assert!(pod_issues(&scheduling).is_empty());
+    assert!(pod_issues(&scheduling, now).is_empty());
     let init: Pod = yaml(
         r#"
 metadata: {name: feed-canary-y}
@@ -280,7 +284,22 @@ status:
     - {name: warm, image: w:1, imageID: "", ready: false, restartCount: 0, state: {waiting: {reason: CreateContainerConfigError, message: "secret \"redis\" not found"}}}
 "#,
     );
-    let issues = pod_issues(&init);
+    let issues = pod_issues(&init, now);
+    // Any track's live pods, during a promotion: both pods, sorted by name.
+    let reasons: Vec<_> = track_issues(&[pending.clone(), init.clone()], now)
+        .into_iter()
+        .map(|i| (i.pod, i.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("feed-canary-x".to_owned(), PodIssueReason::Unschedulable),
+            (
+                "feed-canary-y".to_owned(),
+                PodIssueReason::CreateContainerConfigError
+            )
+        ]
+    );
     assert_eq!(
         (issues[0].container.as_deref(), issues[0].reason),
         (Some("warm"), PodIssueReason::CreateContainerConfigError)

@@ -87,6 +87,10 @@ fn a_canary_that_never_becomes_ready_rolls_back_at_the_default_deadline() {
 #[test]
 fn the_deadline_can_pause_for_a_human_instead_and_restarts_on_resume() {
     let mut sim = stuck("{replicas: 10, progressDeadline: 2m, onProgressDeadline: pause}");
+    sim.canary.issues = vec![issue(
+        "feed-canary-a",
+        PodIssueReason::CreateContainerConfigError,
+    )];
     sim.tick(119);
     assert_eq!(sim.phase(), Phase::Progressing);
     let t = sim.tick(1);
@@ -96,6 +100,11 @@ fn the_deadline_can_pause_for_a_human_instead_and_restarts_on_resume() {
         Some("ProgressDeadlineExceeded")
     );
     assert_eq!(sim.status.weight, 10, "pause leaves the canary as it is");
+    assert_eq!(
+        sim.status.canary_pod_issues, sim.canary.issues,
+        "the human asked to fix the pods sees why they are not ready"
+    );
+    assert_eq!(sim.status.canary_waiting_since, None);
     assert!(has(&t.actions, EventReason::ProgressDeadlineExceeded));
     let paused = sim
         .status
@@ -300,4 +309,97 @@ fn engagement_presets_outside_in_app_are_an_invalid_spec_naming_the_check() {
     ));
     sim.tick(0);
     assert_eq!(sim.phase(), Phase::Progressing);
+}
+
+fn progressing_condition(sim: &Sim) -> (String, String) {
+    let c = sim
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    (c.status.clone(), c.reason.clone())
+}
+
+#[test]
+fn a_first_deployment_whose_pods_never_start_is_reported_and_flagged_at_the_deadline() {
+    // Nothing to roll back to: the first revision goes straight to stable.
+    let mut sim = Sim::rolling(spec("{replicas: 4, progressDeadline: 5m}"));
+    sim.status = Default::default();
+    sim.stable_ready = false;
+    sim.tick(0);
+    assert_eq!(sim.phase(), Phase::Promoting);
+    assert_eq!(
+        sim.status.canary_waiting_since.as_ref().map(|t| t.0),
+        Some(at(0))
+    );
+    sim.canary.issues = vec![issue("feed-stable-a", PodIssueReason::InvalidImageName)];
+    let t = sim.tick(10);
+    let (_, message) = events(&t.actions)
+        .into_iter()
+        .find(|(r, _)| *r == EventReason::CanaryNotReady)
+        .expect("reported at once");
+    assert!(
+        message.contains("promotion of revision r1: stable pods cannot become ready: pod feed-stable-a container feed: InvalidImageName"),
+        "{message}"
+    );
+    assert!(
+        sim.status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("InvalidImageName")
+    );
+    assert_eq!(
+        progressing_condition(&sim),
+        ("True".into(), "Promoting".into())
+    );
+    sim.tick(289);
+    assert!(!has(
+        &sim.last.clone().unwrap().actions,
+        EventReason::ProgressDeadlineExceeded
+    ));
+    let t = sim.tick(1);
+    assert!(has(&t.actions, EventReason::ProgressDeadlineExceeded));
+    assert_eq!(sim.phase(), Phase::Promoting, "nothing to roll back to");
+    assert_eq!(
+        progressing_condition(&sim),
+        ("False".into(), "ProgressDeadlineExceeded".into())
+    );
+    // Said once; the wait goes on, and the pods becoming ready still completes it.
+    assert!(!has(
+        &sim.tick(60).actions,
+        EventReason::ProgressDeadlineExceeded
+    ));
+    sim.canary.issues.clear();
+    sim.stable_ready = true;
+    sim.tick(10);
+    assert_eq!(sim.phase(), Phase::Succeeded);
+    assert_eq!(sim.status.canary_waiting_since, None);
+    assert!(sim.status.canary_pod_issues.is_empty());
+    assert_eq!(progressing_condition(&sim).1, "RolloutComplete");
+}
+
+#[test]
+fn a_promotion_that_stalls_is_flagged_and_left_to_a_human() {
+    let mut sim = Sim::rolling(spec(
+        "{replicas: 10, progressDeadline: 5m, analysis: {defaultChecks: false}, strategy: {steps: [{setWeight: 50}]}}",
+    ));
+    sim.tick(0);
+    sim.tick(10);
+    assert_eq!(sim.phase(), Phase::Promoting);
+    sim.stable_ready = false;
+    sim.tick(0);
+    let promoted_at = sim.now;
+    assert_eq!(
+        sim.status.canary_waiting_since.as_ref().map(|t| t.0),
+        Some(at(promoted_at))
+    );
+    let t = sim.tick(300);
+    assert!(has(&t.actions, EventReason::ProgressDeadlineExceeded));
+    assert_eq!((sim.phase(), sim.status.weight), (Phase::Promoting, 100));
+    // The canary keeps serving; a human aborts.
+    sim.command(feedroll_operator::brain::CommandKind::Abort);
+    assert_eq!((sim.phase(), sim.status.weight), (Phase::Aborted, 0));
+    assert_eq!(sim.status.canary_waiting_since, None);
 }

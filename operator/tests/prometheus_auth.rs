@@ -393,7 +393,7 @@ async fn check_rejects_unusable_flag_values_with_exit_2() {
         ),
         (
             vec!["--prometheus-header".into(), "X-Scope-OrgID".into()],
-            "is not NAME=VALUE",
+            "expected NAME=VALUE",
         ),
         (
             vec!["--prometheus-header".into(), "Bad Name=1".into()],
@@ -439,6 +439,17 @@ async fn check_rejects_unusable_flag_values_with_exit_2() {
         assert!(stderr.contains(want), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?}: nothing is evaluated");
     }
+    // A header written with a colon is refused without printing its (secret) value.
+    let all = [
+        "--prometheus",
+        "https://127.0.0.1:9",
+        "--prometheus-header",
+        "X-Api-Key: s3cr3t-value",
+    ];
+    let out = check(&file, &all).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("s3cr3t-value"), "{stderr}");
 }
 
 // ------------------------------------------------------------------------- Secret cache

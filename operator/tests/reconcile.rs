@@ -587,8 +587,62 @@ async fn a_canary_image_that_cannot_be_pulled_is_reported_then_rolled_back_at_th
             .render()
             .contains("feedroll_rollout_canary_waiting_since_timestamp_seconds{")
     );
+    assert!(
+        op.metrics
+            .render()
+            .contains("feedroll_breach_to_rollback_seconds_count 0"),
+        "a missed deadline is no SLO breach"
+    );
     assert_eq!(replicas(&api, "canary"), 0);
     assert_eq!(replicas(&api, "stable"), 4);
+}
+
+#[tokio::test]
+async fn a_first_deployment_that_cannot_pull_its_image_is_reported_and_flagged_at_the_deadline() {
+    let api = FakeApi::new();
+    api.put("feedrollouts", rollout("feed", "feed:nope", 4));
+    let op = Operator::new(&api, at(0));
+    op.reconcile().await;
+    op.reconcile().await;
+    assert_eq!(status(&api).phase, Some(Phase::Promoting));
+    api.put(
+        "pods",
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "feed-stable-x1", "namespace": NS,
+                         "labels": {"feedroll.dev/rollout": "feed", "feedroll.dev/track": "stable"}},
+            "spec": {"containers": [{"name": "feed-server", "image": "feed:nope"}]},
+            "status": {"phase": "Pending", "containerStatuses": [{"name": "feed-server", "image": "feed:nope",
+                "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}}]}
+        }),
+    );
+    op.advance(10);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(st.canary_pod_issues.len(), 1, "{st:?}");
+    assert!(st.message.as_deref().unwrap().contains("ErrImagePull"));
+    assert!(event_reasons(&api).contains(&"CanaryNotReady".to_owned()));
+    op.advance(590);
+    op.reconcile().await;
+    let st = status(&api);
+    assert_eq!(st.phase, Some(Phase::Promoting), "nothing to roll back to");
+    let progressing = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_str()),
+        ("False", "ProgressDeadlineExceeded")
+    );
+    assert!(event_reasons(&api).contains(&"ProgressDeadlineExceeded".to_owned()));
+    // The alert's input stays while the promotion waits.
+    assert!(
+        op.metrics
+            .render()
+            .contains("feedroll_rollout_canary_waiting_since_timestamp_seconds{")
+    );
 }
 
 #[tokio::test]

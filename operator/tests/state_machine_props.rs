@@ -276,7 +276,12 @@ proptest! {
                     status.canary_waiting_since.as_ref().is_some_and(|s| at(now) >= deadline_end(s)),
                     "acted before the deadline"
                 );
-                prop_assert!(matches!(new.phase, Some(Phase::RolledBack | Phase::Paused)));
+                // A step rolls back or pauses; a promotion is only flagged (nothing to roll back).
+                prop_assert!(matches!(new.phase, Some(Phase::RolledBack | Phase::Paused | Phase::Promoting)));
+                if status.phase == Some(Phase::Promoting) && new.phase == Some(Phase::Promoting) {
+                    let progressing = new.conditions.iter().find(|c| c.type_ == "Progressing").unwrap();
+                    prop_assert_eq!(progressing.reason.as_str(), "ProgressDeadlineExceeded");
+                }
             }
             if same_revision && !human && !event.ready
                 && status.phase == Some(Phase::Progressing)

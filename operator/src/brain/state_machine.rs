@@ -77,6 +77,7 @@ pub fn decide(
         actions: Vec::new(),
         now,
         entered_step: false,
+        promotion_overdue: false,
     };
     m.st.observed_generation = obs.generation.or(status.observed_generation);
     let ResolvedPlan { strategy, analysis } = match spec.resolved_plan() {
@@ -107,9 +108,14 @@ struct Machine {
     /// A step was entered in this transition: its completion is judged from the next one on
     /// (what was observed so far predates the step).
     entered_step: bool,
+    /// A promotion's pods are not ready past the progress deadline.
+    promotion_overdue: bool,
     actions: Vec<Action>,
     now: Timestamp,
 }
+
+/// Reason of the `Progressing` condition of a promotion past its progress deadline.
+const DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 
 impl Machine {
     fn event(&mut self, type_: EventType, reason: EventReason, message: impl Into<String>) {
@@ -178,6 +184,7 @@ impl Machine {
             {
                 self.succeed();
             }
+            Some(Phase::Promoting) => self.wait_for_promotion(plan, &obs.canary.issues),
             _ => {}
         }
     }
@@ -191,6 +198,8 @@ impl Machine {
                 self.st.phase = Some(Phase::Promoting);
                 self.st.current_step_index = None;
                 self.st.step_started_at = None;
+                // The progress deadline covers the first pods too.
+                self.st.canary_waiting_since = Some(Time(self.now));
                 self.st.message = Some(format!(
                     "first deployment: stable pods move to revision {rev}"
                 ));
@@ -431,6 +440,8 @@ impl Machine {
 
     fn promote(&mut self, why: &str) {
         self.stop_waiting_for_pods();
+        // The promotion asks for stable pods at the new revision: the progress deadline counts.
+        self.st.canary_waiting_since = Some(Time(self.now));
         self.st.phase = Some(Phase::Promoting);
         self.set_weight(100);
         let rev = self.st.canary_revision.clone().unwrap_or_default();
@@ -446,6 +457,7 @@ impl Machine {
     }
 
     fn succeed(&mut self) {
+        self.stop_waiting_for_pods();
         let first = self.st.stable_revision.is_none();
         self.st.stable_revision = self.st.canary_revision.clone();
         self.st.phase = Some(Phase::Succeeded);
@@ -468,8 +480,9 @@ impl Machine {
             PauseReason::ProgressDeadlineExceeded => EventReason::ProgressDeadlineExceeded,
             _ => EventReason::PausedForHuman,
         };
-        // A human looks now: the progress deadline restarts when the rollout resumes.
-        self.stop_waiting_for_pods();
+        // A human looks now: the progress deadline restarts when the rollout resumes. The pod
+        // issues stay in the status for them to read.
+        self.st.canary_waiting_since = None;
         self.st.phase = Some(Phase::Paused);
         self.st.pause_reason = Some(reason.as_str().to_owned());
         let type_ = match reason {
@@ -872,28 +885,7 @@ impl Machine {
     fn wait_for_pods(&mut self, plan: &Plan<'_>, issues: &[PodIssue], index: i32, w: i32) -> bool {
         let n = plan.strategy.steps.len();
         let since = ts(self.st.canary_waiting_since.get_or_insert(Time(self.now)));
-        if self.st.canary_pod_issues != issues {
-            // Kubelets alternate ErrImagePull and ImagePullBackOff while they retry: only a pod
-            // or container with a new kind of problem is news.
-            let known = |i: &PodIssue| {
-                self.st
-                    .canary_pod_issues
-                    .iter()
-                    .any(|o| o.pod == i.pod && o.container == i.container && same_problem(o, i))
-            };
-            if issues.iter().any(|i| !known(i)) {
-                self.event(
-                    EventType::Warning,
-                    EventReason::CanaryNotReady,
-                    format!(
-                        "step {}/{n}: canary pods cannot become ready: {}",
-                        index + 1,
-                        list_issues(issues)
-                    ),
-                );
-            }
-            self.st.canary_pod_issues = issues.to_vec();
-        }
+        self.report_issues(issues, &format!("step {}/{n}: canary pods", index + 1));
         let deadline = plan.strategy.progress_deadline;
         let why = if issues.is_empty() {
             "canary pods not ready".to_owned()
@@ -928,6 +920,71 @@ impl Machine {
         true
     }
 
+    /// Keeps `status.canaryPodIssues` at `issues`, with a `CanaryNotReady` Warning when one is
+    /// news (`whose` says which pods, e.g. `step 1/7: canary pods`).
+    fn report_issues(&mut self, issues: &[PodIssue], whose: &str) {
+        if self.st.canary_pod_issues == issues {
+            return;
+        }
+        // Kubelets alternate ErrImagePull and ImagePullBackOff while they retry: only a pod or
+        // container with a new kind of problem is news.
+        let known = |i: &PodIssue| {
+            self.st
+                .canary_pod_issues
+                .iter()
+                .any(|o| o.pod == i.pod && o.container == i.container && same_problem(o, i))
+        };
+        if issues.iter().any(|i| !known(i)) {
+            self.event(
+                EventType::Warning,
+                EventReason::CanaryNotReady,
+                format!("{whose} cannot become ready: {}", list_issues(issues)),
+            );
+        }
+        self.st.canary_pod_issues = issues.to_vec();
+    }
+
+    /// One look at a promotion (or first deployment) whose stable pods are not ready yet:
+    /// report their issues, and once the progress deadline has passed say so — once — and keep
+    /// waiting. Nothing is rolled back mid-promotion: the stable Deployment is already moving
+    /// to the new revision (and the canary, after a rollout, keeps serving), so a human decides
+    /// (fix the pods, or `abort`).
+    fn wait_for_promotion(&mut self, plan: &Plan<'_>, issues: &[PodIssue]) {
+        let rev = self.st.canary_revision.clone().unwrap_or_default();
+        let since = ts(self.st.canary_waiting_since.get_or_insert(Time(self.now)));
+        self.report_issues(issues, &format!("promotion of revision {rev}: stable pods"));
+        let deadline = plan.strategy.progress_deadline;
+        let why = if issues.is_empty() {
+            "stable pods not ready".to_owned()
+        } else {
+            format!("stable pods not ready: {}", list_issues(issues))
+        };
+        if self.now < after(since, deadline) {
+            if !issues.is_empty() {
+                self.st.message = Some(format!("promoting revision {rev}: waiting: {why}"));
+            }
+            return;
+        }
+        self.promotion_overdue = true;
+        let message = format!(
+            "progress deadline {}s exceeded promoting revision {rev}: {why}; fix the pods, or abort",
+            deadline.as_secs()
+        );
+        let said = self
+            .st
+            .conditions
+            .iter()
+            .any(|c| c.type_ == CONDITION_PROGRESSING && c.reason == DEADLINE_EXCEEDED);
+        if !said {
+            self.event(
+                EventType::Warning,
+                EventReason::ProgressDeadlineExceeded,
+                message.clone(),
+            );
+        }
+        self.st.message = Some(message);
+    }
+
     fn finish(
         mut self,
         strategy: Option<&ResolvedStrategy>,
@@ -939,6 +996,8 @@ impl Machine {
         let message = self.st.message.clone().unwrap_or_default();
         let (progressing, progressing_reason) = match phase {
             Some(Phase::Progressing) => ("True", "StepProgressing"),
+            // Like a Deployment's Progressing condition past progressDeadlineSeconds.
+            Some(Phase::Promoting) if self.promotion_overdue => ("False", DEADLINE_EXCEEDED),
             Some(Phase::Promoting) => ("True", "Promoting"),
             Some(Phase::Paused) => ("False", "Paused"),
             Some(Phase::Succeeded) => ("False", "RolloutComplete"),
@@ -1042,7 +1101,7 @@ impl Machine {
                 next = next.min(end);
             }
         }
-        if self.phase() == Some(Phase::Progressing)
+        if matches!(self.phase(), Some(Phase::Progressing | Phase::Promoting))
             && let Some(since) = self.st.canary_waiting_since.as_ref()
         {
             let deadline = after(ts(since), strategy.progress_deadline);

@@ -58,8 +58,9 @@ pub struct CheckArgs {
     #[arg(long)]
     pub prometheus_ca_file: Option<PathBuf>,
     /// Extra request header, `NAME=VALUE` (repeatable).
-    #[arg(long = "prometheus-header", value_name = "NAME=VALUE", value_parser = parse_header)]
-    pub prometheus_headers: Vec<(String, String)>,
+    // Parsed after clap, whose own error would print the whole (possibly secret) argument.
+    #[arg(long = "prometheus-header", value_name = "NAME=VALUE")]
+    pub prometheus_headers: Vec<String>,
     /// Accept any certificate from Prometheus (tests only).
     #[arg(long, conflicts_with = "prometheus_ca_file")]
     pub prometheus_insecure_skip_verify: bool,
@@ -69,7 +70,8 @@ pub struct CheckArgs {
 pub fn parse_header(text: &str) -> Result<(String, String), String> {
     let (name, value) = text
         .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+        // Never echo the argument: it may hold the value of a secret header.
+        .ok_or_else(|| "expected NAME=VALUE (the value was not printed)".to_owned())?;
     let name = header_name(name.trim()).map_err(|e| e.to_string())?;
     if name.eq_ignore_ascii_case("authorization") {
         return Err(
@@ -123,13 +125,18 @@ pub fn flag_connection(
         }
         None => Verify::SystemRoots,
     };
+    let headers = args
+        .prometheus_headers
+        .iter()
+        .map(|h| {
+            parse_header(h)
+                .map(|(n, v)| (n, Sensitive::new(v)))
+                .map_err(|e| CheckError::Flag(format!("--prometheus-header: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(PrometheusConnection {
         credentials,
-        headers: args
-            .prometheus_headers
-            .iter()
-            .map(|(n, v)| (n.clone(), Sensitive::new(v.clone())))
-            .collect(),
+        headers,
         verify,
         ..PrometheusConnection::plain(address, timeout)
     })

@@ -54,6 +54,7 @@ struct Seen {
     stable: Option<Deployment>,
     canary: Option<Deployment>,
     canary_pods: Vec<Pod>,
+    stable_pods: Vec<Pod>,
 }
 
 async fn read_world(ctx: &Context, names: &Names) -> Result<Seen, Error> {
@@ -65,24 +66,35 @@ async fn read_world(ctx: &Context, names: &Names) -> Result<Seen, Error> {
         .get_opt(&names.deployment(Track::Canary))
         .await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
-    let selector = format!(
-        "{LABEL_ROLLOUT}={},{LABEL_TRACK}={}",
-        names.rollout,
-        Track::Canary.as_str()
-    );
-    let canary_pods = pods
+    let selector = format!("{LABEL_ROLLOUT}={}", names.rollout);
+    let (canary_pods, stable_pods) = pods
         .list(&ListParams::default().labels(&selector))
         .await?
-        .items;
+        .items
+        .into_iter()
+        .partition(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_TRACK))
+                .map(String::as_str)
+                == Some(Track::Canary.as_str())
+        });
     Ok(Seen {
         stable,
         canary,
         canary_pods,
+        stable_pods,
     })
 }
 
 /// The observations of the world for the brain, given the status before this decision.
-fn observations(fr: &FeedRollout, old: &FeedRolloutStatus, seen: &Seen) -> Observations {
+fn observations(
+    fr: &FeedRollout,
+    old: &FeedRolloutStatus,
+    seen: &Seen,
+    now: Timestamp,
+) -> Observations {
     let spec = &fr.spec;
     let mode = spec.traffic_mode();
     let canary_rev = old.canary_revision.as_deref();
@@ -95,6 +107,13 @@ fn observations(fr: &FeedRollout, old: &FeedRolloutStatus, seen: &Seen) -> Obser
         observe::canary_health(seen.canary.as_ref(), &seen.canary_pods, canary_rev, want);
     canary.crash_looping =
         observe::canary_health(None, &seen.canary_pods, Some(revision.as_str()), 0).crash_looping;
+    // The pods of the revision being rolled out: the canary's, and during a promotion the
+    // stable track's (moving to that revision).
+    canary.issues = if old.phase == Some(Phase::Promoting) {
+        observe::track_issues(&seen.stable_pods, now)
+    } else {
+        observe::canary_issues(&seen.canary_pods, canary_rev, now)
+    };
     Observations {
         revision,
         generation: fr.metadata.generation,
@@ -114,7 +133,7 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
     let old = fr.status.clone().unwrap_or_default();
     let seen = read_world(ctx, &names).await?;
 
-    let mut obs = observations(fr, &old, &seen);
+    let mut obs = observations(fr, &old, &seen, now);
     let mut extra_events: Vec<(EventType, &'static str, String)> = Vec::new();
     let mut bad_command = None;
     match observe::command(fr.annotations()) {
@@ -287,7 +306,20 @@ async fn record(
                 .verdict(&ns, &name, &r.name, r.tier.as_str(), r.verdict.as_str());
         }
     }
-    if old.phase != Some(Phase::RolledBack) && status.phase == Some(Phase::RolledBack) {
+    let deadline_missed = t.actions.iter().any(|a| {
+        matches!(
+            a,
+            brain::Action::Event {
+                reason: brain::EventReason::ProgressDeadlineExceeded,
+                ..
+            }
+        )
+    });
+    // A missed progress deadline is not an SLO breach: it has no breach-to-rollback time.
+    if old.phase != Some(Phase::RolledBack)
+        && status.phase == Some(Phase::RolledBack)
+        && !deadline_missed
+    {
         // The breach: the pod-health observation (now) or the analysis sample that breached.
         let breach = if obs.canary.crash_looping {
             now

@@ -4,8 +4,8 @@
 //! The feed-server container is the first container of the template. When no container
 //! declares a port named [`HTTP_PORT`], the operator names the feed-server's listening port
 //! `http`: an unnamed declaration of that port gets the name, and without any declaration the
-//! port is added. The listening port is the one of a literal `FEED_LISTEN` (`host:port`) in the
-//! container's environment, else feed-server's default 8080. A template that declares the
+//! port is added. The listening port is the one of a `--listen` argument, else of a literal
+//! `FEED_LISTEN` (`host:port`) in the container's environment, else feed-server's default 8080. A template that declares the
 //! listening port under another name is left alone (renaming it would break probes that refer
 //! to it): scrape that name instead (`feedServerMonitor.port` in the chart).
 
@@ -18,21 +18,55 @@ pub const DEFAULT_PORT: i32 = 8080;
 /// The environment variable feed-server reads its listen address from.
 const ENV_LISTEN: &str = "FEED_LISTEN";
 
-/// The port the container's feed-server listens on: the port of a literal `FEED_LISTEN`
-/// (`0.0.0.0:9000`, `[::]:9000`), else [`DEFAULT_PORT`] (also when the value is unparsable or
-/// comes from a reference the operator cannot read).
+/// The port the container's feed-server listens on, as feed-server itself decides it: the
+/// `--listen` argument (`--listen 0.0.0.0:9000` or `--listen=...`, in `command` or `args`),
+/// else a literal `FEED_LISTEN` (`0.0.0.0:9000`, `[::]:9000`), else [`DEFAULT_PORT`] (also when
+/// the value is unparsable or comes from a reference the operator cannot read).
 pub fn listen_port(container: &Container) -> i32 {
-    container
-        .env
+    let env = || {
+        container
+            .env
+            .iter()
+            .flatten()
+            .rev()
+            .find(|e| e.name == ENV_LISTEN)
+            .and_then(|e| e.value.as_deref())
+    };
+    listen_flag(container)
+        .or_else(env)
+        .and_then(port_of)
+        .unwrap_or(DEFAULT_PORT)
+}
+
+/// The value of the last `--listen` flag in the container's command line.
+fn listen_flag(container: &Container) -> Option<&str> {
+    let words = container
+        .command
         .iter()
         .flatten()
-        .rev()
-        .find(|e| e.name == ENV_LISTEN)
-        .and_then(|e| e.value.as_deref())
-        .and_then(|v| v.rsplit_once(':'))
+        .chain(container.args.iter().flatten());
+    let mut found = None;
+    let mut value_next = false;
+    for word in words {
+        if value_next {
+            found = Some(word.as_str());
+            value_next = false;
+        } else if word == "--listen" {
+            value_next = true;
+        } else if let Some(v) = word.strip_prefix("--listen=") {
+            found = Some(v);
+        }
+    }
+    found
+}
+
+/// The port of a `host:port` listen address.
+fn port_of(address: &str) -> Option<i32> {
+    address
+        .rsplit_once(':')
         .and_then(|(_, port)| port.parse::<u16>().ok())
         .filter(|p| *p != 0)
-        .map_or(DEFAULT_PORT, i32::from)
+        .map(i32::from)
 }
 
 fn is_tcp(port: &ContainerPort) -> bool {
@@ -144,6 +178,38 @@ mod tests {
             ..Container::default()
         };
         assert_eq!(listen_port(&from_ref), 8080);
+    }
+
+    #[test]
+    fn the_listen_argument_wins_over_the_environment() {
+        let with_args = |command: &[&str], args: &[&str], env: Option<&str>| Container {
+            command: Some(command.iter().map(|s| (*s).to_owned()).collect()),
+            args: Some(args.iter().map(|s| (*s).to_owned()).collect()),
+            ..container("f", vec![], env)
+        };
+        let cases = [
+            (with_args(&[], &["--listen", "0.0.0.0:9000"], None), 9000),
+            (
+                with_args(&[], &["--listen=0.0.0.0:9001"], Some("0.0.0.0:7000")),
+                9001,
+            ),
+            (
+                with_args(&["feed-server", "--listen", "[::]:9002"], &[], None),
+                9002,
+            ),
+            (with_args(&[], &["--demo"], Some("0.0.0.0:7000")), 7000),
+            (with_args(&[], &["--listen"], None), 8080),
+            (
+                with_args(&[], &["--listen", "nowhere"], Some("0.0.0.0:7000")),
+                8080,
+            ),
+        ];
+        for (c, want) in cases {
+            assert_eq!(listen_port(&c), want, "{:?} {:?}", c.command, c.args);
+        }
+        // The port added for such a template is the one the server really listens on.
+        let c = ensured(vec![with_args(&[], &["--listen", "0.0.0.0:9000"], None)]);
+        assert_eq!(ports_of(&c[0]), [(Some("http"), 9000)]);
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Sim {
     pub now: i64,
     pub revision: String,
     pub canary: PodHealth,
+    /// Whether stable pods become ready at a promoted revision (the reconciler's report).
+    pub stable_ready: bool,
     pub last: Option<Transition>,
     next_command: u32,
 }
@@ -58,6 +60,7 @@ impl Sim {
                 crash_looping: false,
                 ..PodHealth::default()
             },
+            stable_ready: true,
             last: None,
             next_command: 0,
         }
@@ -77,7 +80,9 @@ impl Sim {
             analysis: None,
             canary: self.canary.clone(),
             // The reconciler finishes a promotion at once: stable is ready at the canary revision.
-            stable_ready_revision: if self.status.phase == Some(Phase::Promoting) {
+            stable_ready_revision: if self.status.phase == Some(Phase::Promoting)
+                && self.stable_ready
+            {
                 self.status.canary_revision.clone()
             } else {
                 self.status.stable_revision.clone()
