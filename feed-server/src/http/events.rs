@@ -1,4 +1,6 @@
-//! `POST /v1/events`: validates each event, applies the accepted ones together.
+//! `POST /v1/events`: reads and validates each event on its own, applies the accepted ones
+//! together. Only a body that is not JSON (`invalid_json`) or not `{"events":[…]}`
+//! (`invalid_batch`) fails the request; a bad item is rejected alone ([`event_item`]).
 
 use std::collections::HashMap;
 
@@ -6,8 +8,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
+use serde_json::Value;
 
 use super::error::ApiError;
+use super::event_item::{RejectCode, Rejection, parse_event};
 use super::extract::ApiJson;
 use crate::learning::Deltas;
 use crate::model::{EventBatch, EventsResponse, MAX_EVENT_BATCH, RejectedEvent, Video};
@@ -16,11 +20,22 @@ use crate::state::SharedState;
 /// Events may be stamped at most this far in the future (clock skew).
 const MAX_FUTURE_SKEW_SECS: f64 = 300.0;
 
+/// Reads the body's shape, `{"events":[…]}`, leaving the items unread.
+fn parse_batch(body: Value) -> Result<EventBatch, ApiError> {
+    serde_json::from_value(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_batch",
+            format!("the body must be {{\"events\":[…]}}: {e}"),
+        )
+    })
+}
+
 /// `POST /v1/events`
 pub async fn post_events(
     State(state): State<SharedState>,
-    ApiJson(batch): ApiJson<EventBatch>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<EventsResponse>, ApiError> {
+    let batch = parse_batch(body)?;
     let n = batch.events.len();
     if n == 0 {
         return Err(ApiError::bad_request(
@@ -37,32 +52,39 @@ pub async fn post_events(
     }
     let now = Utc::now().timestamp_millis() as f64 / 1000.0;
     let mut rejected = Vec::new();
-    let mut reject = |index: usize, code: &str, message: String| {
+    let mut reject = |index: usize, r: Rejection| {
         state
             .metrics
             .events_rejected
-            .with_label_values(&[code])
+            .with_label_values(&[r.code.as_str()])
             .inc();
         rejected.push(RejectedEvent {
             index,
-            code: code.to_owned(),
-            message,
+            code: r.code.as_str().to_owned(),
+            message: r.message,
         });
     };
 
     let mut valid = Vec::with_capacity(n);
-    for (index, e) in batch.events.iter().enumerate() {
-        let ts = e.ts.map_or(now, |t| t.timestamp_millis() as f64 / 1000.0);
-        match e.validate() {
-            Err(inv) => reject(index, inv.code, inv.message),
-            Ok(()) if ts > now + MAX_FUTURE_SKEW_SECS => {
-                reject(
-                    index,
-                    "invalid_ts",
-                    format!("ts is more than {MAX_FUTURE_SKEW_SECS} s in the future"),
-                );
+    for (index, item) in batch.events.iter().enumerate() {
+        let e = match parse_event(item) {
+            Ok(e) => e,
+            Err(r) => {
+                reject(index, r);
+                continue;
             }
-            Ok(()) => valid.push((index, e, ts)),
+        };
+        let ts = e.ts.map_or(now, |t| t.timestamp_millis() as f64 / 1000.0);
+        if ts > now + MAX_FUTURE_SKEW_SECS {
+            reject(
+                index,
+                Rejection::new(
+                    RejectCode::InvalidTs,
+                    format!("ts is more than {MAX_FUTURE_SKEW_SECS} s in the future"),
+                ),
+            );
+        } else {
+            valid.push((index, e, ts));
         }
     }
 
@@ -85,12 +107,14 @@ pub async fn post_events(
         let Some(video) = videos.get(&e.video_id) else {
             reject(
                 index,
-                "unknown_video",
-                format!("video {:?} is not in the catalog", e.video_id),
+                Rejection::new(
+                    RejectCode::UnknownVideo,
+                    format!("video {:?} is not in the catalog", e.video_id),
+                ),
             );
             continue;
         };
-        deltas.add(e, video, ts);
+        deltas.add(&e, video, ts);
         let variant = e
             .variant
             .as_deref()

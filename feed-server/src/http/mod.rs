@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod cursor;
 pub mod error;
+pub mod event_item;
 pub mod events;
 pub mod extract;
 pub mod feed;
