@@ -250,19 +250,22 @@ async fn catalog_accepts_arrays_and_ndjson_and_deletes(b: Backend) {
     assert!(!ids(&feed).contains(&"n1".to_owned()));
 }
 
+/// Asserts an error answer: the status, the code and a message.
+fn expect_error((status, body): (u16, Value), want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
 async fn bad_requests_get_clear_errors_and_change_nothing(b: Backend) {
     let app = TestApp::start(b).await;
     app.put_videos(&[video("ok", "a", &["x"], 1)]).await;
-    let expect = |(status, body): (u16, Value), want_status: u16, want_code: &str| {
-        assert_eq!(status, want_status, "{body}");
-        assert_eq!(body["error"]["code"], want_code, "{body}");
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "{body}"
-        );
-    };
+    let expect = expect_error;
     let json_ct = "application/json";
     expect(
         app.raw(
@@ -270,15 +273,6 @@ async fn bad_requests_get_clear_errors_and_change_nothing(b: Backend) {
             "/v1/events",
             json_ct,
             b"{not json".to_vec(),
-        )
-        .await,
-        400,
-        "invalid_json",
-    );
-    expect(
-        app.post(
-            "/v1/events",
-            &json!({"events": [{"user_id": 5, "video_id": "ok", "type": "like"}]}),
         )
         .await,
         400,
@@ -660,6 +654,324 @@ async fn probes_and_scrapes_are_not_api_traffic(b: Backend) {
     );
 }
 
+/// `(index, code)` of every rejected item of an events response.
+fn rejections(body: &Value) -> Vec<(u64, String)> {
+    body["rejected"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r["index"].as_u64().unwrap_or(u64::MAX),
+                        r["code"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The affinity the user has for each video, from `POST /v1/rank` with `explain`.
+async fn affinities(app: &TestApp, user: &str, videos: &[&str]) -> Vec<(String, f64)> {
+    let (status, ranked) = app
+        .post(
+            "/v1/rank",
+            &json!({"user_id": user, "video_ids": videos, "explain": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ranked}");
+    let mut out: Vec<(String, f64)> = ranked["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| {
+                    (
+                        i["video_id"].as_str().unwrap_or("").to_owned(),
+                        i["signals"]["affinity"].as_f64().unwrap_or(f64::NAN),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+async fn a_bad_event_is_rejected_alone_never_the_batch(b: Backend) {
+    let app = TestApp::start(b).await;
+    // One creator and one tag per video, so an event moves only its own video's affinity.
+    let names = ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7"];
+    let videos: Vec<Value> = names
+        .iter()
+        .map(|v| video(v, &format!("c-{v}"), &[&format!("t-{v}")], 1))
+        .collect();
+    app.put_videos(&videos).await;
+    let user = "ahead";
+    let before = affinities(&app, user, &names).await;
+    assert!(before.iter().all(|(_, a)| *a == 0.0), "{before:?}");
+
+    // The issue's case: a client one version ahead sends a new type as the third event.
+    let (status, body) = app
+        .post(
+            "/v1/events",
+            &json!({"events": [
+                {"user_id": user, "video_id": "e0", "type": "like"},
+                {"user_id": user, "video_id": "e1", "type": "share"},
+                {"user_id": user, "video_id": "e2", "type": "teleport"},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+    assert_eq!(rejections(&body), [(2, "unknown_type".to_owned())]);
+
+    let (status, body) = app
+        .post(
+            "/v1/events",
+            &json!({"events": [
+                {"user_id": user, "video_id": "e3", "type": "like", "position": 4},
+                {"user_id": user, "type": "like"},
+                {"user_id": user, "video_id": "e4", "type": "view", "watch_ms": "9000"},
+                {"user_id": user, "video_id": "e5", "type": "comment"},
+                {"user_id": user, "video_id": "e6", "type": "like", "ts": "last tuesday"},
+                "like e7",
+                {"user_id": user, "video_id": "e7", "type": "view", "watch_ms": 30000,
+                 "ts": null, "variant": null},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+    assert_eq!(
+        rejections(&body),
+        [
+            (0, "unknown_field".to_owned()),
+            (1, "missing_field".to_owned()),
+            (2, "invalid_field".to_owned()),
+            (4, "invalid_field".to_owned()),
+            (5, "invalid_event".to_owned()),
+        ],
+        "{body}"
+    );
+    let messages: Vec<&str> = body["rejected"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["message"].as_str()).collect())
+        .unwrap_or_default();
+    for (message, field) in messages
+        .iter()
+        .zip(["position", "video_id", "watch_ms", "ts"])
+    {
+        assert!(message.contains(field), "{message:?} names {field}");
+    }
+
+    // The accepted events took effect, the rejected ones did not.
+    let after = affinities(&app, user, &names).await;
+    for (video, affinity) in &after {
+        let accepted = ["e0", "e1", "e5", "e7"].contains(&video.as_str());
+        assert_eq!(*affinity > 0.0, accepted, "{video}: {after:?}");
+    }
+    let metrics = app.metrics().await;
+    for (code, n) in [
+        ("unknown_type", 1.0),
+        ("unknown_field", 1.0),
+        ("missing_field", 1.0),
+        ("invalid_field", 2.0),
+        ("invalid_event", 1.0),
+    ] {
+        assert_eq!(
+            metric(&metrics, "feed_events_rejected_total", &[("code", code)]),
+            Some(n),
+            "{code}: {metrics}"
+        );
+    }
+    let counted = |kind: &str| {
+        metric(
+            &metrics,
+            "feed_events_total",
+            &[("type", kind), ("variant", "default")],
+        )
+    };
+    assert_eq!(counted("like"), Some(1.0), "{metrics}");
+    assert_eq!(counted("share"), Some(1.0), "{metrics}");
+    assert_eq!(counted("comment"), Some(1.0), "{metrics}");
+    assert_eq!(counted("view"), Some(1.0), "{metrics}");
+
+    // A batch of only bad items is answered, not failed: nothing accepted, each one explained.
+    let (status, body) = app
+        .post(
+            "/v1/events",
+            &json!({"events": [{"user_id": user, "video_id": "e2", "type": "teleport"}, null]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 0, "{body}");
+    assert_eq!(
+        rejections(&body),
+        [
+            (0, "unknown_type".to_owned()),
+            (1, "invalid_event".to_owned())
+        ]
+    );
+    let engaged = |a: &[(String, f64)]| -> Vec<String> {
+        a.iter()
+            .filter(|(_, x)| *x > 0.0)
+            .map(|(v, _)| v.clone())
+            .collect()
+    };
+    // (Affinities decay with time, so compare which videos have one, not the values.)
+    assert_eq!(
+        engaged(&affinities(&app, user, &names).await),
+        engaged(&after)
+    );
+}
+
+async fn a_body_that_is_not_an_event_batch_is_a_400_and_changes_nothing(b: Backend) {
+    let app = TestApp::start(b).await;
+    app.put_videos(&[video("ok", "a", &["x"], 1)]).await;
+    let like = json!({"user_id": "u", "video_id": "ok", "type": "like"});
+    let json_ct = "application/json";
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"{not json".to_vec(), 400, "invalid_json"),
+        (b"".to_vec(), 400, "invalid_json"),
+        (br#"{"evts": []}"#.to_vec(), 400, "invalid_batch"),
+        (br#"{"events": {}}"#.to_vec(), 400, "invalid_batch"),
+        (br#"{"events": null}"#.to_vec(), 400, "invalid_batch"),
+        (br#"{}"#.to_vec(), 400, "invalid_batch"),
+        (json!([like]).to_string().into_bytes(), 400, "invalid_batch"),
+        (
+            json!({"events": [like], "client": "ios"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "invalid_batch",
+        ),
+        (br#"{"events": []}"#.to_vec(), 400, "empty_batch"),
+        (
+            json!({"events": vec![like.clone(); 1001]})
+                .to_string()
+                .into_bytes(),
+            413,
+            "batch_too_large",
+        ),
+    ];
+    for (body, want_status, want_code) in cases {
+        let shown = String::from_utf8_lossy(&body)
+            .chars()
+            .take(60)
+            .collect::<String>();
+        let answer = app
+            .raw(reqwest::Method::POST, "/v1/events", json_ct, body)
+            .await;
+        assert_eq!(answer.0, want_status, "{shown}: {}", answer.1);
+        expect_error(answer, want_status, want_code);
+    }
+    expect_error(
+        app.raw(
+            reqwest::Method::POST,
+            "/v1/events",
+            "text/plain",
+            json!({"events": [like]}).to_string().into_bytes(),
+        )
+        .await,
+        415,
+        "unsupported_media_type",
+    );
+    // None of the refused bodies stored its like.
+    assert_eq!(
+        affinities(&app, "u", &["ok"]).await,
+        [("ok".to_owned(), 0.0)]
+    );
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric(&metrics, "feed_events_total", &[("type", "like")]),
+        Some(0.0),
+        "{metrics}"
+    );
+    // The same like in a well-formed batch is stored.
+    app.events(vec![like]).await;
+    assert!(affinities(&app, "u", &["ok"]).await[0].1 > 0.0);
+}
+
+async fn video_batches_stay_all_or_nothing(b: Backend) {
+    let app = TestApp::start(b).await;
+    let ndjson = |videos: &[Value]| {
+        videos
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes()
+    };
+    let mut unknown_field = video("w3", "a", &["x"], 1);
+    unknown_field["rating"] = json!(5);
+    let mut mistyped = video("w3", "a", &["x"], 1);
+    mistyped["duration_ms"] = json!("long");
+    let mut missing = video("w3", "a", &["x"], 1);
+    if let Some(o) = missing.as_object_mut() {
+        o.remove("creator_id");
+    }
+    let good = [video("w1", "a", &["x"], 1), video("w2", "a", &["x"], 1)];
+    for (bad, field) in [
+        (unknown_field, "rating"),
+        (mistyped, "\"long\""),
+        (missing, "creator_id"),
+    ] {
+        let batch = [good[0].clone(), good[1].clone(), bad];
+        let (status, body) = app
+            .raw(
+                reqwest::Method::PUT,
+                "/v1/videos",
+                "application/x-ndjson",
+                ndjson(&batch),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_json")),
+            "{body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        // serde names an unknown or missing field, and a mistyped one by its value and column.
+        assert!(
+            message.starts_with("line 3:") && message.contains(field),
+            "{message}"
+        );
+        let (status, body) = app.put("/v1/videos", &json!(batch)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_json")),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(field),
+            "{body}"
+        );
+    }
+    let (_, ranked) = app
+        .post(
+            "/v1/rank",
+            &json!({"user_id": "u", "video_ids": ["w1", "w2", "w3"]}),
+        )
+        .await;
+    assert_eq!(
+        ids(&ranked),
+        Vec::<String>::new(),
+        "no video of a refused batch was stored"
+    );
+    let (status, body) = app
+        .raw(
+            reqwest::Method::PUT,
+            "/v1/videos",
+            "application/x-ndjson",
+            ndjson(&good),
+        )
+        .await;
+    assert_eq!((status, body["stored"].as_u64()), (200, Some(2)), "{body}");
+}
+
 both_stores!(
     paging_never_repeats_or_skips,
     an_event_visibly_changes_the_next_feed,
@@ -672,6 +984,9 @@ both_stores!(
     the_default_first_page_is_the_same_however_it_is_asked_for,
     metrics_carry_rollout_track_and_variant,
     probes_and_scrapes_are_not_api_traffic,
+    a_bad_event_is_rejected_alone_never_the_batch,
+    a_body_that_is_not_an_event_batch_is_a_400_and_changes_nothing,
+    video_batches_stay_all_or_nothing,
 );
 
 #[tokio::test]
