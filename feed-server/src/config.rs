@@ -23,7 +23,7 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "FEED_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Redis URL: redis://[user:password@]host:port/db, or rediss://… for TLS; unset = the
+    /// Redis URL: `redis://[user:password@]host:port/db`, or `rediss://…` for TLS; unset = the
     /// embedded in-process store. Logs and errors show it with the password redacted.
     #[arg(long, env = "FEED_REDIS_URL")]
     pub redis_url: Option<RedisUrl>,

@@ -196,7 +196,7 @@ impl RedisStore {
     }
 
     /// Creates the store; `tls` and the URL are checked and the files read now (see
-    /// [`redis_conn`](super::redis_conn)). The connection is made lazily and re-made after
+    /// [`redis_conn`]). The connection is made lazily and re-made after
     /// failures (with the same TLS settings), so the server starts (unready) while Redis is
     /// down or refuses it.
     pub fn connect_tls(
