@@ -325,3 +325,21 @@ fn logs_show_the_redis_url_without_its_password() {
         "the reason is logged: {text}"
     );
 }
+
+#[test]
+fn the_chart_s_environment_variables_reach_the_same_checks() {
+    let redis = TlsRedis::start(ClientAuth::No);
+    let out = Command::new(env!("CARGO_BIN_EXE_feed-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("FEED_REDIS_URL", redis.url(USER, PASSWORD))
+        .env("FEED_REDIS_CA_FILE", redis.file("missing-ca.crt"))
+        .output()
+        .expect("run feed-server");
+    let printed = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{printed}");
+    assert!(
+        printed.contains("cannot read --redis-ca-file") && printed.contains("missing-ca.crt"),
+        "{printed}"
+    );
+    assert!(!printed.contains(PASSWORD), "{printed}");
+}
