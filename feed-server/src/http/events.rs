@@ -1,6 +1,6 @@
 //! `POST /v1/events`: reads and validates each event on its own, applies the accepted ones
 //! together. Only a body that is not JSON (`invalid_json`) or not `{"events":[…]}`
-//! (`invalid_batch`) fails the request; a bad item is rejected alone ([`event_item`]).
+//! (`invalid_batch`) fails the request; a bad item is rejected alone ([`super::event_item`]).
 
 use std::collections::HashMap;
 

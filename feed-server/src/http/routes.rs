@@ -6,7 +6,7 @@
 //! quiet canary's error rate and latency, and the 503s `/readyz` answers during warm-up would
 //! count as server errors. They are counted in `feed_http_operational_requests_total` instead.
 //!
-//! A route exists only as a [`Route`] variant: [`Route::class`] and [`Route::handler`] match
+//! A route exists only as a [`Route`] variant: [`Route::class`] and `Route::handler` match
 //! exhaustively, so a route added later cannot be served without being classified. API routes
 //! live under `/v1/` (a unit test holds the two together), which is what the operator's presets
 //! also filter on (`route=~"/v1/.+"`) for feed-servers older than this split.
