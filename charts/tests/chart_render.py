@@ -93,6 +93,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "analysis": {"prometheus": {"address": "http://prometheus.monitoring.svc:9090"}},
         }
     },
+    "feed-server-tls": {
+        "feedServer": {
+            "enabled": True,
+            "redis": {"existingSecret": "feed-redis", "caSecret": {"name": "feed-redis-ca", "key": "ca.pem"}},
+        }
+    },
     "feed-server-url": {"feedServer": {"enabled": True, "redis": {"url": "redis://redis.feedroll-system.svc:6379/0"}}},
     "custom": {
         "fullnameOverride": "fr-op",

@@ -556,6 +556,8 @@ BAD_VALUES = [
     ({"extraEnv": [{"value": "x"}]}, "at '/extraEnv/0': missing property 'name'"),
     ({"feedServer": {"redis": {"url": "http://redis:6379"}}}, "at '/feedServer/redis/url': 'http://redis:6379' does not match pattern"),
     ({"feedServer": {"replicas": -1}}, "at '/feedServer/replicas': minimum: got -1, want 0"),
+    ({"feedServer": {"redis": {"caSecret": {"name": "Redis_CA"}}}}, "at '/feedServer/redis/caSecret/name': 'Redis_CA' does not match pattern"),
+    ({"feedServer": {"redis": {"caSecret": {"file": "ca.crt"}}}}, "at '/feedServer/redis/caSecret': additional properties 'file' not allowed"),
 ]
 
 
@@ -609,6 +611,10 @@ def test_schema_forbids_unknown_keys_everywhere():
         ({"replicaCount": 2, "leaderElection": {"enabled": False}}, "replicaCount is 2 but leaderElection.enabled is false"),
         ({"rbac": {"namespaced": True}}, "rbac.namespaced is true but watchNamespace is empty"),
         ({"feedServer": {"enabled": True}}, "feedServer.enabled needs Redis"),
+        (
+            {"feedServer": {"enabled": True, "redis": {"url": "redis://redis:6379/0", "caSecret": {"name": "ca"}}}},
+            "feedServer.redis.caSecret needs a TLS URL",
+        ),
     ],
 )
 def test_cross_field_checks_fail_with_a_clear_message(values, message):
@@ -720,6 +726,28 @@ def test_feed_server_with_a_chart_made_secret():
     env = {e["name"]: e for e in fr["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["FEED_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "feed-server-redis", "key": "url"}
     assert "strategy" not in fr["spec"] and "analysis" not in fr["spec"]
+
+
+def test_feed_server_redis_ca_from_a_secret():
+    """The CA Secret is mounted read-only and named by FEED_REDIS_CA_FILE; without it, neither."""
+    fr = one(objects(render(SCENARIOS["feed-server-tls"])), "FeedRollout", "feed-server")
+    pod = fr["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["FEED_REDIS_CA_FILE"] == {"name": "FEED_REDIS_CA_FILE", "value": "/etc/feedroll/redis-ca/ca.crt"}
+    assert c["volumeMounts"] == [{"name": "redis-ca", "mountPath": "/etc/feedroll/redis-ca", "readOnly": True}]
+    assert pod["volumes"] == [
+        {"name": "redis-ca", "secret": {"secretName": "feed-redis-ca", "items": [{"key": "ca.pem", "path": "ca.crt"}]}}
+    ]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+
+    plain = one(objects(render(SCENARIOS["feed-server"])), "FeedRollout", "feed-server")["spec"]["template"]["spec"]
+    assert "volumes" not in plain and "volumeMounts" not in plain["containers"][0]
+    assert "FEED_REDIS_CA_FILE" not in {e["name"] for e in plain["containers"][0]["env"]}
+
+    made = {"feedServer": {"enabled": True, "redis": {"url": "rediss://feed:pw@redis.example:6380/0", "caSecret": {"name": "ca"}}}}
+    pod = one(objects(render(made)), "FeedRollout", "feed-server")["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
 
 
 # ---------------------------------------------------------------- image tags

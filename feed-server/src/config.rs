@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+use crate::store::redis_conn::{RedisTlsFiles, RedisUrl};
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -21,9 +23,21 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "FEED_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Redis URL (redis://host:port/db); unset = the embedded in-process store.
+    /// Redis URL: `redis://[user:password@]host:port/db`, or `rediss://…` for TLS; unset = the
+    /// embedded in-process store. Logs and errors show it with the password redacted.
     #[arg(long, env = "FEED_REDIS_URL")]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<RedisUrl>,
+    /// PEM bundle of the CA(s) that sign the Redis server's certificate (rediss:// only);
+    /// unset = the system's trust store.
+    #[arg(long, env = "FEED_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for a Redis that requires one (rediss:// only; with
+    /// --redis-client-key).
+    #[arg(long, env = "FEED_REDIS_CLIENT_CERT")]
+    pub redis_client_cert: Option<PathBuf>,
+    /// PEM private key of --redis-client-cert.
+    #[arg(long, env = "FEED_REDIS_CLIENT_KEY")]
+    pub redis_client_key: Option<PathBuf>,
     /// Prefix of every Redis key.
     #[arg(long, env = "FEED_REDIS_PREFIX", default_value = "feed:")]
     pub redis_prefix: String,
@@ -75,4 +89,15 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "FEED_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The Redis TLS files of the flags.
+    pub fn redis_tls_files(&self) -> RedisTlsFiles {
+        RedisTlsFiles {
+            ca_file: self.redis_ca_file.clone(),
+            client_cert: self.redis_client_cert.clone(),
+            client_key: self.redis_client_key.clone(),
+        }
+    }
 }

@@ -16,6 +16,7 @@ use crate::experiments::{self, LiveProfiles, LoadError};
 use crate::http::{self, HttpLimits};
 use crate::metrics::{Metrics, MetricsError};
 use crate::state::{AppState, ServiceSettings, SharedState};
+use crate::store::redis_conn::RedisConfigError;
 use crate::store::redis_store::RedisSettings;
 use crate::store::{MemoryStore, RedisStore, Store, StoreError};
 
@@ -28,6 +29,10 @@ pub enum StartError {
     /// The store could not be set up (bad URL) or the demo data could not be written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The Redis URL or TLS files are invalid (unreadable, not PEM, TLS files without
+    /// `rediss://`, …).
+    #[error(transparent)]
+    Redis(#[from] RedisConfigError),
     /// Metrics registry.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
@@ -42,19 +47,36 @@ pub struct App {
     warmup_users: usize,
 }
 
-/// Builds the application; fails on a bad profile file or Redis URL (not on Redis being down:
-/// the server then starts unready and recovers by itself).
+/// Builds the application; fails on a bad profile file, Redis URL or Redis TLS file (not on
+/// Redis being down or refusing the credentials: the server then starts unready and recovers
+/// by itself once Redis answers).
 pub async fn build(config: &Config) -> Result<App, StartError> {
     let metrics = Arc::new(Metrics::new(&config.rollout, &config.track)?);
     let timeout = Duration::from_millis(config.store_timeout_ms);
+    let tls = config.redis_tls_files();
     let store: Arc<dyn Store> = match &config.redis_url {
-        Some(url) => Arc::new(RedisStore::connect(&RedisSettings {
-            url: url.clone(),
-            prefix: config.redis_prefix.clone(),
-            timeout,
-            shared_cache: Duration::from_millis(config.shared_cache_ms),
-        })?),
-        None => Arc::new(MemoryStore::new()),
+        Some(url) => {
+            let store = RedisStore::connect_tls(
+                &RedisSettings {
+                    url: url.expose().to_owned(),
+                    prefix: config.redis_prefix.clone(),
+                    timeout,
+                    shared_cache: Duration::from_millis(config.shared_cache_ms),
+                },
+                &tls,
+            )?;
+            tracing::info!(
+                redis = %url,
+                ca_file = ?tls.ca_file,
+                client_cert = ?tls.client_cert,
+                "redis store configured"
+            );
+            Arc::new(store)
+        }
+        None => {
+            tls.check_unused()?;
+            Arc::new(MemoryStore::new())
+        }
     };
     let (experiment, profile_watch) = match &config.profile {
         Some(path) => {

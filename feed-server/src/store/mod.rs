@@ -4,6 +4,7 @@
 //! (one pipelined Redis round trip), however many videos or users it touches.
 
 mod memory;
+pub mod redis_conn;
 pub mod redis_store;
 mod shared_cache;
 

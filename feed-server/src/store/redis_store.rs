@@ -47,6 +47,7 @@ use parking_lot::RwLock;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, Value};
 
+use super::redis_conn::{self, RedisConfigError, RedisTlsFiles, RedisUrl};
 use super::shared_cache::SharedCache;
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
@@ -82,7 +83,7 @@ const TRENDING_TTL_SECS: i64 = 3 * 86_400;
 /// Connection settings.
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
-    /// `redis://host:port/db`.
+    /// `redis://[user:password@]host:port/db`, or `rediss://…` for TLS.
     pub url: String,
     /// Prefix of every key (lets several deployments or tests share one Redis).
     pub prefix: String,
@@ -187,17 +188,34 @@ fn stats_of(reply: Value) -> Result<VideoStats, StoreError> {
 }
 
 impl RedisStore {
-    /// Creates the store. The connection is made lazily and re-made after failures, so the
-    /// server starts (unready) while Redis is down.
+    /// Creates the store without TLS files (`rediss://` URLs verify against the system's
+    /// roots); see [`RedisStore::connect_tls`].
     pub fn connect(settings: &RedisSettings) -> Result<Self, StoreError> {
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| StoreError::Unavailable(format!("invalid redis url: {e}")))?;
+        Self::connect_tls(settings, &RedisTlsFiles::default())
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// Creates the store; `tls` and the URL are checked and the files read now (see
+    /// [`redis_conn`]). The connection is made lazily and re-made after
+    /// failures (with the same TLS settings), so the server starts (unready) while Redis is
+    /// down or refuses it.
+    pub fn connect_tls(
+        settings: &RedisSettings,
+        tls: &RedisTlsFiles,
+    ) -> Result<Self, RedisConfigError> {
+        let url = RedisUrl::from(settings.url.as_str());
+        let client = redis_conn::client(&url, tls)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
             .set_response_timeout(Some(settings.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+            RedisConfigError::Client {
+                url: url.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
         Ok(Self {
             conn,
             prefix: settings.prefix.clone(),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -30,6 +32,29 @@ pub fn free_port() -> u16 {
         .expect("no free port")
 }
 
+/// Starts the redis-server `command` (output discarded) and waits until it listens on `port`.
+pub fn run_redis(mut command: Command, port: u16) -> Child {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server not found: run `make deps` (scripts/install-deps.sh)");
+    wait_for_port(port);
+    child
+}
+
+/// Waits (up to 10 s) until a server listens on loopback `port`.
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("redis-server did not start on port {port}");
+}
+
 /// A redis-server process owned by the test.
 pub struct RedisServer {
     pub port: u16,
@@ -51,7 +76,8 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server");
+        child
             .args([
                 "--port",
                 &self.port.to_string(),
@@ -63,20 +89,8 @@ impl RedisServer {
                 "yes",
             ])
             .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server not found: run `make deps` (scripts/install-deps.sh)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on port {}", self.port);
+            .arg(self.dir.path());
+        self.child = Some(run_redis(child, self.port));
     }
 
     pub fn url(&self) -> String {
@@ -157,6 +171,13 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, options: Options) -> Self {
+        let app = Self::launch(backend, options).await;
+        app.wait_ready(Duration::from_secs(10)).await;
+        app
+    }
+
+    /// Builds and serves the app without waiting for it to be ready (for stores that refuse it).
+    pub async fn launch(backend: Backend, options: Options) -> Self {
         let profile_dir = tempfile::tempdir().expect("tempdir");
         let redis = (backend == Backend::Redis).then(RedisServer::start);
         let mut args = vec![
@@ -198,16 +219,14 @@ impl TestApp {
             .timeout(Duration::from_secs(20))
             .build()
             .expect("client");
-        let app = Self {
+        Self {
             base,
             client,
             redis,
             profile_path,
             _profile_dir: profile_dir,
             stop: Some(tx),
-        };
-        app.wait_ready(Duration::from_secs(10)).await;
-        app
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
