@@ -469,7 +469,7 @@ def test_feed_server_security_context_matches_the_operators():
     defaults): non-root 65532, read-only root filesystem, no privilege escalation, no
     capabilities, RuntimeDefault seccomp, set on the container itself too."""
     op = one(objects(render()), "Deployment")["spec"]["template"]["spec"]
-    for scenario in ("feed-server", "feed-server-url", "feed-server-network-policy"):
+    for scenario in ("feed-server", "feed-server-url", "feed-server-tls", "feed-server-network-policy"):
         pod = one(objects(render(SCENARIOS[scenario])), "FeedRollout")["spec"]["template"]["spec"]
         assert pod["securityContext"] == op["securityContext"], scenario
         (c,) = pod["containers"]
