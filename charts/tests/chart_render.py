@@ -56,6 +56,24 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         }
     },
     "network-policy-open": {"networkPolicy": {"enabled": True, "prometheusPorts": []}},
+    # The feed-server's NetworkPolicy with the chart's FeedRollout: callers, scrapers and Redis
+    # named.
+    "feed-server-network-policy": {
+        "feedServer": {
+            "enabled": True,
+            "namespace": "feed",
+            "redis": {"url": "rediss://feed:pw@redis.example.invalid:6380/0"},
+            "networkPolicy": {
+                "enabled": True,
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}}}],
+                "redis": {"to": [{"ipBlock": {"cidr": "10.20.0.0/24"}}], "ports": [6380]},
+            },
+        }
+    },
+    # The policy alone, for a FeedRollout kept in Git: defaults otherwise (open API, any Redis).
+    "feed-server-network-policy-standalone": {
+        "feedServer": {"name": "ranking", "namespace": "feed", "networkPolicy": {"enabled": True}},
+    },
     "namespaced": {"watchNamespace": "feed", "rbac": {"namespaced": True}},
     "single-replica": {
         "replicaCount": 1,

@@ -19,3 +19,10 @@ def operator_const(path: str, name: str) -> str:
 ROLLOUT_LABEL = operator_const("operator/src/desired/mod.rs", "LABEL_ROLLOUT")
 # The name of the feed-server's port in every rollout pod.
 HTTP_PORT = operator_const("operator/src/desired/ports.rs", "HTTP_PORT")
+# The label on every pod of a FeedRollout naming its track (stable or canary).
+TRACK_LABEL = operator_const("operator/src/desired/mod.rs", "LABEL_TRACK")
+# Its values, one per Deployment the operator runs.
+TRACKS = (
+    operator_const("crds/src/lib.rs", "TRACK_STABLE"),
+    operator_const("crds/src/lib.rs", "TRACK_CANARY"),
+)

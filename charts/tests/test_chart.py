@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from chart_render import CHART, NAMESPACE, RENDERED, ROOT, SCENARIOS, chart_dir, objects, render, snapshot
-from operator_facts import HTTP_PORT, ROLLOUT_LABEL
+from operator_facts import HTTP_PORT, ROLLOUT_LABEL, TRACK_LABEL, TRACKS
 
 CRD_SOURCE = ROOT / "crds" / "feedroll.dev_feedrollouts.yaml"
 CRD_CHART = CHART / "crds" / "feedroll.dev_feedrollouts.yaml"
@@ -310,6 +310,191 @@ def test_network_policy():
     assert len(open_["spec"]["egress"]) == 2
 
 
+# ---------------------------------------------------------------- the feed-server's NetworkPolicy and security context
+
+
+def feed_server_policies(objs):
+    """NetworkPolicies of feed-server pods (the operator's own is component=operator)."""
+    return [o for o in by_kind(objs, "NetworkPolicy") if o["metadata"]["labels"]["app.kubernetes.io/component"] == "feed-server"]
+
+
+def selects(selector, labels):
+    """Whether a LabelSelector with matchLabels only (what the chart renders) selects a pod."""
+    assert set(selector) == {"matchLabels"}, selector
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def operator_pod_labels(fr, track):
+    """The labels the operator gives the pods of `fr` on `track` (operator/src/desired/workloads.rs)."""
+    return {**fr["spec"]["template"]["metadata"]["labels"], ROLLOUT_LABEL: fr["metadata"]["name"], TRACK_LABEL: track}
+
+
+def test_feed_server_network_policy_is_off_by_default():
+    for scenario in ("default", "feed-server", "feed-server-url", "network-policy"):
+        assert not feed_server_policies(objects(render(SCENARIOS[scenario]))), scenario
+
+
+def test_feed_server_network_policy_selects_the_operators_pods_and_nothing_else():
+    objs = objects(render(SCENARIOS["feed-server-network-policy"]))
+    (np_,) = feed_server_policies(objs)
+    fr = one(objs, "FeedRollout", "feed-server")
+    assert np_["metadata"]["namespace"] == fr["metadata"]["namespace"] == "feed"
+    assert np_["spec"]["podSelector"] == {"matchLabels": {ROLLOUT_LABEL: "feed-server"}}
+    for track in TRACKS:
+        assert selects(np_["spec"]["podSelector"], operator_pod_labels(fr, track)), track
+    # The template alone (no operator labels) and another rollout's pods are not selected.
+    assert not selects(np_["spec"]["podSelector"], fr["spec"]["template"]["metadata"]["labels"])
+    other = {**operator_pod_labels(fr, TRACKS[0]), ROLLOUT_LABEL: "another-rollout"}
+    assert not selects(np_["spec"]["podSelector"], other)
+    # The operator's own policy is untouched (off here) and selects none of these pods.
+    assert len(by_kind(objs, "NetworkPolicy")) == 1
+
+
+def test_feed_server_network_policy_ingress_is_the_http_port_from_the_peers_and_prometheus():
+    objs = objects(render(SCENARIOS["feed-server-network-policy"]))
+    (np_,) = feed_server_policies(objs)
+    assert np_["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    api, scrapes = np_["spec"]["ingress"]
+    # The port is the one the pods expose under the name the operator guarantees.
+    (c,) = one(objs, "FeedRollout")["spec"]["template"]["spec"]["containers"]
+    assert [p["name"] for p in c["ports"]] == [HTTP_PORT]
+    assert api["ports"] == scrapes["ports"] == [{"port": HTTP_PORT, "protocol": "TCP"}]
+    assert api["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}}}]
+    assert scrapes["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+
+
+def test_feed_server_network_policy_egress_is_dns_and_redis_only():
+    (np_,) = feed_server_policies(objects(render(SCENARIOS["feed-server-network-policy"])))
+    dns, redis = np_["spec"]["egress"]
+    assert dns == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    assert redis == {"ports": [{"port": 6380, "protocol": "TCP"}], "to": [{"ipBlock": {"cidr": "10.20.0.0/24"}}]}
+
+
+def test_feed_server_network_policy_standalone_for_a_rollout_kept_in_git():
+    """Without feedServer.enabled: the policy alone, for the FeedRollout feedServer.name in
+    feedServer.namespace; no FeedRollout, no Secret, no Redis needed. Defaults: the API open to
+    every source (so no separate scrape rule), Redis on 6379 at any address."""
+    objs = objects(render(SCENARIOS["feed-server-network-policy-standalone"]))
+    assert not by_kind(objs, "FeedRollout") and not by_kind(objs, "Secret")
+    (np_,) = feed_server_policies(objs)
+    assert (np_["metadata"]["name"], np_["metadata"]["namespace"]) == ("ranking", "feed")
+    assert np_["spec"]["podSelector"] == {"matchLabels": {ROLLOUT_LABEL: "ranking"}}
+    assert np_["spec"]["ingress"] == [{"ports": [{"port": HTTP_PORT, "protocol": "TCP"}]}]
+    assert np_["spec"]["egress"][1] == {"ports": [{"port": 6379, "protocol": "TCP"}]}
+    # Release namespace when feedServer.namespace is empty.
+    (np_,) = feed_server_policies(objects(render({"feedServer": {"networkPolicy": {"enabled": True}}})))
+    assert np_["metadata"]["namespace"] == NAMESPACE
+
+
+def test_feed_server_network_policy_port_by_number_and_no_scrape_rule():
+    values = {
+        "feedServer": {
+            "networkPolicy": {
+                "enabled": True,
+                "port": 9000,
+                "from": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+                "metricsFrom": [],
+                "redis": {"ports": [6379, 6380], "to": [{"podSelector": {"matchLabels": {"app": "redis"}}}]},
+            }
+        }
+    }
+    (np_,) = feed_server_policies(objects(render(values)))
+    (api,) = np_["spec"]["ingress"]
+    assert api == {"ports": [{"port": 9000, "protocol": "TCP"}], "from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}
+    assert [p["port"] for p in np_["spec"]["egress"][1]["ports"]] == [6379, 6380]
+
+
+@pytest.mark.parametrize(
+    "url,ports",
+    [
+        ("redis://redis.feed.svc:6379/0", [6379]),
+        ("redis://redis.feed.svc/0", [6379]),  # no port: 6379
+        ("rediss://feed:pw@redis.example:6380/0", [6379, 6380]),
+        ("rediss://feed:p%3A1@[fd00::5]:6390", [6390]),
+        ("redis://:secret:1234@redis:7000/0?protocol=resp3", [7000]),
+    ],
+)
+def test_feed_server_network_policy_allows_the_redis_url_port(url, ports):
+    values = {"feedServer": {"enabled": True, "redis": {"url": url}, "networkPolicy": {"enabled": True, "redis": {"ports": ports}}}}
+    (np_,) = feed_server_policies(objects(render(values)))
+    assert [p["port"] for p in np_["spec"]["egress"][1]["ports"]] == ports
+
+
+@pytest.mark.parametrize(
+    "url,ports,port",
+    [
+        ("rediss://feed:pw@redis.example:6380/0", [6379], 6380),
+        ("redis://redis.feed.svc/0", [6380], 6379),
+        ("rediss://[fd00::5]:6390/1", [6379, 6380], 6390),
+    ],
+)
+def test_feed_server_network_policy_refuses_to_cut_off_the_redis_url(url, ports, port):
+    values = {"feedServer": {"enabled": True, "redis": {"url": url}, "networkPolicy": {"enabled": True, "redis": {"ports": ports}}}}
+    message = (
+        f"feedServer.networkPolicy.redis.ports {json.dumps(ports, separators=(',', ':'))} does not include {port}, "
+        f"the port of feedServer.redis.url"
+    )
+    with helm.Chart.load(chart_dir()) as chart:
+        with pytest.raises(helm.HelmRenderError) as err:
+            chart.render(values, name="feedroll", namespace=NAMESPACE)
+    assert message in str(err.value)
+    assert f"Add {port} to feedServer.networkPolicy.redis.ports" in str(err.value)
+    assert "pw" not in str(err.value)  # the URL (and its password) is not echoed
+
+
+def restricted_violations(pod):
+    """What the "restricted" Pod Security Standard refuses in a pod spec (the checks that
+    apply to a pod without host namespaces, host paths or volumes other than the allowed kinds)."""
+    out = []
+    psc = pod.get("securityContext", {})
+    for c in pod["containers"]:
+        sc = c.get("securityContext", {})
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append(f"{c['name']}: allowPrivilegeEscalation")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"] or set(sc.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
+            out.append(f"{c['name']}: capabilities")
+        if sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is not True:
+            out.append(f"{c['name']}: runAsNonRoot")
+        if sc.get("runAsUser", psc.get("runAsUser")) == 0:
+            out.append(f"{c['name']}: runAsUser 0")
+        if sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type") not in ("RuntimeDefault", "Localhost"):
+            out.append(f"{c['name']}: seccompProfile")
+        if sc.get("privileged"):
+            out.append(f"{c['name']}: privileged")
+    return out
+
+
+def test_feed_server_security_context_matches_the_operators():
+    """The feed-server pods get the operator's pod and container security contexts (the chart's
+    defaults): non-root 65532, read-only root filesystem, no privilege escalation, no
+    capabilities, RuntimeDefault seccomp, set on the container itself too."""
+    op = one(objects(render()), "Deployment")["spec"]["template"]["spec"]
+    for scenario in ("feed-server", "feed-server-url", "feed-server-tls", "feed-server-network-policy"):
+        pod = one(objects(render(SCENARIOS[scenario])), "FeedRollout")["spec"]["template"]["spec"]
+        assert pod["securityContext"] == op["securityContext"], scenario
+        (c,) = pod["containers"]
+        assert c["securityContext"] == op["containers"][0]["securityContext"], scenario
+        assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["runAsGroup"] == 65532
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["automountServiceAccountToken"] is False
+        assert restricted_violations(pod) == [], scenario
+    assert restricted_violations(op) == []
+
+
+def test_restricted_check_is_not_a_no_op():
+    pod = one(objects(render(SCENARIOS["feed-server"])), "FeedRollout")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    c["securityContext"]["allowPrivilegeEscalation"] = True
+    c["securityContext"]["capabilities"] = {"drop": ["ALL"], "add": ["NET_ADMIN"]}
+    del c["securityContext"]["seccompProfile"]
+    del pod["securityContext"]["seccompProfile"]
+    assert restricted_violations(pod) == [
+        "feed-server: allowPrivilegeEscalation",
+        "feed-server: capabilities",
+        "feed-server: seccompProfile",
+    ]
+
+
 def test_notes_tell_the_next_command():
     notes = render()["feedroll/templates/NOTES.txt"]
     assert f"kubectl -n {NAMESPACE} rollout status deployment/feedroll" in notes
@@ -358,6 +543,16 @@ BAD_VALUES = [
     ({"resources": {"limits": {"memry": "1Gi"}}}, "at '/resources/limits': additional properties 'memry' not allowed"),
     ({"watchNamespace": "Feed_NS"}, "at '/watchNamespace': 'Feed_NS' does not match pattern"),
     ({"networkPolicy": {"apiServerPorts": []}}, "at '/networkPolicy/apiServerPorts': minItems: got 0, want 1"),
+    ({"feedServer": {"networkPolicy": {"enabled": True, "ingressFrom": []}}}, "at '/feedServer/networkPolicy': additional properties 'ingressFrom' not allowed"),
+    ({"feedServer": {"networkPolicy": {"redis": {"port": 6380}}}}, "at '/feedServer/networkPolicy/redis': additional properties 'port' not allowed"),
+    ({"feedServer": {"networkPolicy": {"redis": {"ports": []}}}}, "at '/feedServer/networkPolicy/redis/ports': minItems: got 0, want 1"),
+    ({"feedServer": {"networkPolicy": {"redis": {"ports": [70000]}}}}, "at '/feedServer/networkPolicy/redis/ports/0': maximum: got 70,000, want 65,535"),
+    ({"feedServer": {"networkPolicy": {"redis": {"ports": ["6379"]}}}}, "at '/feedServer/networkPolicy/redis/ports/0': got string, want integer"),
+    ({"feedServer": {"networkPolicy": {"port": "HTTP_port"}}}, "at '/feedServer/networkPolicy/port': 'oneOf' failed, none matched"),
+    ({"feedServer": {"networkPolicy": {"port": 0}}}, "at '/feedServer/networkPolicy/port': 'oneOf' failed, none matched"),
+    ({"feedServer": {"networkPolicy": {"from": {"namespaceSelector": {}}}}}, "at '/feedServer/networkPolicy/from': got object, want array"),
+    ({"feedServer": {"networkPolicy": {"metricsFrom": ["monitoring"]}}}, "at '/feedServer/networkPolicy/metricsFrom/0': got string, want object"),
+    ({"feedServer": {"networkPolicy": {"enabled": "true"}}}, "at '/feedServer/networkPolicy/enabled': got string, want boolean"),
     ({"extraEnv": [{"value": "x"}]}, "at '/extraEnv/0': missing property 'name'"),
     ({"feedServer": {"redis": {"url": "http://redis:6379"}}}, "at '/feedServer/redis/url': 'http://redis:6379' does not match pattern"),
     ({"feedServer": {"replicas": -1}}, "at '/feedServer/replicas': minimum: got -1, want 0"),

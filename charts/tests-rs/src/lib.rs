@@ -9,6 +9,9 @@
 //! prometheus-operator kinds are not in k8s-openapi; [`monitoring`] models the subset of
 //! `monitoring.coreos.com/v1` the chart uses, rejecting unknown fields.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -55,6 +58,29 @@ pub fn diff(path: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Whether `selector` selects an object with `labels`, as the API server decides it: every
+/// `matchLabels` pair and every `matchExpressions` requirement holds (an empty selector
+/// selects everything). An unknown operator selects nothing.
+pub fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let pairs = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let expressions = selector.match_expressions.iter().flatten().all(|e| {
+        let value = labels.get(&e.key);
+        let listed = || value.is_some_and(|v| e.values.iter().flatten().any(|w| w == v));
+        match e.operator.as_str() {
+            "In" => listed(),
+            "NotIn" => !listed(),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    pairs && expressions
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +100,40 @@ mod tests {
         let err = round_trip::<Pair>(&json!({"a": 1, "bb": "x"})).unwrap_err();
         assert!(err.contains("/bb: not a field"), "{err}");
         assert!(round_trip::<Pair>(&json!({"a": "one"})).is_err());
+    }
+
+    #[test]
+    fn selects_follows_match_labels_and_expressions() {
+        let labels = BTreeMap::from([
+            ("app".to_owned(), "feed".to_owned()),
+            ("tier".to_owned(), "api".to_owned()),
+        ]);
+        let selector =
+            |v: serde_json::Value| -> LabelSelector { serde_json::from_value(v).unwrap() };
+        assert!(selects(&selector(json!({})), &labels));
+        assert!(selects(
+            &selector(json!({"matchLabels": {"app": "feed"}})),
+            &labels
+        ));
+        assert!(!selects(
+            &selector(json!({"matchLabels": {"app": "feed", "x": "y"}})),
+            &labels
+        ));
+        assert!(!selects(
+            &selector(json!({"matchLabels": {"app": "other"}})),
+            &labels
+        ));
+        let expr = |op: &str, values: serde_json::Value| {
+            selector(
+                json!({"matchExpressions": [{"key": "tier", "operator": op, "values": values}]}),
+            )
+        };
+        assert!(selects(&expr("In", json!(["api", "web"])), &labels));
+        assert!(!selects(&expr("In", json!(["web"])), &labels));
+        assert!(selects(&expr("NotIn", json!(["web"])), &labels));
+        assert!(!selects(&expr("NotIn", json!(["api"])), &labels));
+        assert!(selects(&expr("Exists", json!(null)), &labels));
+        assert!(!selects(&expr("DoesNotExist", json!(null)), &labels));
+        assert!(!selects(&expr("Near", json!(["api"])), &labels));
     }
 }
