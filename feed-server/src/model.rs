@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Most videos accepted by one `PUT /v1/videos`.
 pub const MAX_VIDEO_BATCH: usize = 5_000;
@@ -147,7 +148,7 @@ pub struct RejectedEvent {
     /// Position in the batch.
     pub index: usize,
     /// Machine-readable reason.
-    pub code: String,
+    pub code: ErrorCode,
     /// Human-readable reason.
     pub message: String,
 }
@@ -243,16 +244,180 @@ pub struct RankRequest {
     pub explain: bool,
 }
 
+/// Every machine-readable error `code` the API answers: the `code` of a JSON error
+/// (`{"error":{"code","message"}}`) and of a rejected event (`rejected[].code`). The OpenAPI
+/// document lists exactly these values, so clients can match on them exhaustively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No route matches the path (404).
+    NotFound,
+    /// The route exists but not for this method (405).
+    MethodNotAllowed,
+    /// The request took longer than the request timeout (503).
+    Timeout,
+    /// An unexpected server error (500).
+    Internal,
+    /// The store cannot be reached; retry later (503).
+    StoreUnavailable,
+    /// The store holds data this server cannot read (500).
+    StoreCorrupt,
+    /// The body is larger than the body-size limit (413).
+    PayloadTooLarge,
+    /// The body's `Content-Type` is not one the route reads (415).
+    UnsupportedMediaType,
+    /// The body is not valid JSON (or NDJSON), or not of the route's shape (400).
+    InvalidJson,
+    /// The query string has an unknown, missing or mistyped parameter (400).
+    InvalidQuery,
+    /// `limit` is outside 1..=100 (400).
+    InvalidLimit,
+    /// `cursor` was not issued by this service, or belongs to another user (400).
+    InvalidCursor,
+    /// The ranked list behind the cursor expired; request the first page again (410).
+    CursorExpired,
+    /// `video_ids` is empty (400).
+    EmptyCandidates,
+    /// More `video_ids` than one ranking takes (413).
+    TooManyCandidates,
+    /// The events body is not `{"events":[…]}` (400).
+    InvalidBatch,
+    /// A batch holds no item (400).
+    EmptyBatch,
+    /// A batch holds more items than allowed (413).
+    BatchTooLarge,
+    /// An id is empty, too long or holds control characters (400, or per event).
+    InvalidId,
+    /// An id appears more than once (400).
+    DuplicateId,
+    /// `duration_ms` is 0 (400).
+    InvalidDuration,
+    /// More tags than allowed (400).
+    InvalidTags,
+    /// An embedding is empty, too long or not finite (400).
+    InvalidEmbedding,
+    /// `watch_ms` is negative, not finite, or missing on a view (per event).
+    InvalidWatchMs,
+    /// More followed creators or friends than allowed (400).
+    TooMany,
+    /// `language` or `region` is too long or not printable (400).
+    InvalidProfile,
+    /// The video is not in the catalog (404, or per event).
+    UnknownVideo,
+    /// The cache warm-up has not finished (`/readyz`, 503).
+    WarmingUp,
+    /// An event is not a JSON object (per event).
+    InvalidEvent,
+    /// An event's `type` names no event type this server knows (per event).
+    UnknownType,
+    /// An event has a field this server does not know (per event).
+    UnknownField,
+    /// An event lacks `user_id`, `video_id` or `type` (per event).
+    MissingField,
+    /// An event field has the wrong JSON type or does not parse (per event).
+    InvalidField,
+    /// An event's `ts` is too far in the future (per event).
+    InvalidTs,
+    /// A fault injected for testing (fault-injection builds only, 500).
+    InjectedFault,
+    /// A bad `/debug/faults` setting (fault-injection builds only, 400).
+    InvalidFaults,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 36] = [
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Timeout,
+        Self::Internal,
+        Self::StoreUnavailable,
+        Self::StoreCorrupt,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::InvalidJson,
+        Self::InvalidQuery,
+        Self::InvalidLimit,
+        Self::InvalidCursor,
+        Self::CursorExpired,
+        Self::EmptyCandidates,
+        Self::TooManyCandidates,
+        Self::InvalidBatch,
+        Self::EmptyBatch,
+        Self::BatchTooLarge,
+        Self::InvalidId,
+        Self::DuplicateId,
+        Self::InvalidDuration,
+        Self::InvalidTags,
+        Self::InvalidEmbedding,
+        Self::InvalidWatchMs,
+        Self::TooMany,
+        Self::InvalidProfile,
+        Self::UnknownVideo,
+        Self::WarmingUp,
+        Self::InvalidEvent,
+        Self::UnknownType,
+        Self::UnknownField,
+        Self::MissingField,
+        Self::InvalidField,
+        Self::InvalidTs,
+        Self::InjectedFault,
+        Self::InvalidFaults,
+    ];
+
+    /// The code as on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Timeout => "timeout",
+            Self::Internal => "internal",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::StoreCorrupt => "store_corrupt",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidQuery => "invalid_query",
+            Self::InvalidLimit => "invalid_limit",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::CursorExpired => "cursor_expired",
+            Self::EmptyCandidates => "empty_candidates",
+            Self::TooManyCandidates => "too_many_candidates",
+            Self::InvalidBatch => "invalid_batch",
+            Self::EmptyBatch => "empty_batch",
+            Self::BatchTooLarge => "batch_too_large",
+            Self::InvalidId => "invalid_id",
+            Self::DuplicateId => "duplicate_id",
+            Self::InvalidDuration => "invalid_duration",
+            Self::InvalidTags => "invalid_tags",
+            Self::InvalidEmbedding => "invalid_embedding",
+            Self::InvalidWatchMs => "invalid_watch_ms",
+            Self::TooMany => "too_many",
+            Self::InvalidProfile => "invalid_profile",
+            Self::UnknownVideo => "unknown_video",
+            Self::WarmingUp => "warming_up",
+            Self::InvalidEvent => "invalid_event",
+            Self::UnknownType => "unknown_type",
+            Self::UnknownField => "unknown_field",
+            Self::MissingField => "missing_field",
+            Self::InvalidField => "invalid_field",
+            Self::InvalidTs => "invalid_ts",
+            Self::InjectedFault => "injected_fault",
+            Self::InvalidFaults => "invalid_faults",
+        }
+    }
+}
+
 /// A validation failure: a machine-readable code and a message naming the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invalid {
     /// Machine-readable reason, e.g. `invalid_duration`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// What is wrong.
     pub message: String,
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
+fn invalid(code: ErrorCode, message: impl Into<String>) -> Invalid {
     Invalid {
         code,
         message: message.into(),
@@ -262,17 +427,20 @@ fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
 /// Checks an id: non-empty, at most [`MAX_ID_LEN`] bytes, no control characters.
 pub fn validate_id(field: &str, id: &str) -> Result<(), Invalid> {
     if id.is_empty() {
-        return Err(invalid("invalid_id", format!("{field} must not be empty")));
+        return Err(invalid(
+            ErrorCode::InvalidId,
+            format!("{field} must not be empty"),
+        ));
     }
     if id.len() > MAX_ID_LEN {
         return Err(invalid(
-            "invalid_id",
+            ErrorCode::InvalidId,
             format!("{field} is longer than {MAX_ID_LEN} bytes"),
         ));
     }
     if id.chars().any(char::is_control) {
         return Err(invalid(
-            "invalid_id",
+            ErrorCode::InvalidId,
             format!("{field} contains control characters"),
         ));
     }
@@ -289,7 +457,7 @@ pub fn validate_unique<'a>(
         validate_id(field, id)?;
         if !seen.insert(id) {
             return Err(invalid(
-                "duplicate_id",
+                ErrorCode::DuplicateId,
                 format!("{field} contains {id:?} more than once"),
             ));
         }
@@ -304,12 +472,15 @@ impl Video {
         validate_id("creator_id", &self.creator_id)?;
         if self.duration_ms == 0 {
             return Err(invalid(
-                "invalid_duration",
+                ErrorCode::InvalidDuration,
                 "duration_ms must be greater than 0",
             ));
         }
         if self.tags.len() > MAX_TAGS {
-            return Err(invalid("invalid_tags", format!("at most {MAX_TAGS} tags")));
+            return Err(invalid(
+                ErrorCode::InvalidTags,
+                format!("at most {MAX_TAGS} tags"),
+            ));
         }
         for tag in &self.tags {
             validate_id("tags[]", tag)?;
@@ -317,13 +488,13 @@ impl Video {
         if let Some(e) = &self.embedding {
             if e.is_empty() || e.len() > MAX_EMBEDDING_DIM {
                 return Err(invalid(
-                    "invalid_embedding",
+                    ErrorCode::InvalidEmbedding,
                     format!("embedding must have 1 to {MAX_EMBEDDING_DIM} values"),
                 ));
             }
             if e.iter().any(|x| !x.is_finite()) {
                 return Err(invalid(
-                    "invalid_embedding",
+                    ErrorCode::InvalidEmbedding,
                     "embedding values must be finite numbers",
                 ));
             }
@@ -341,12 +512,15 @@ impl Event {
             && (!w.is_finite() || w < 0.0)
         {
             return Err(invalid(
-                "invalid_watch_ms",
+                ErrorCode::InvalidWatchMs,
                 format!("watch_ms must be a finite number >= 0, got {w}"),
             ));
         }
         if self.kind == EventType::View && self.watch_ms.is_none() {
-            return Err(invalid("invalid_watch_ms", "a view event needs watch_ms"));
+            return Err(invalid(
+                ErrorCode::InvalidWatchMs,
+                "a view event needs watch_ms",
+            ));
         }
         Ok(())
     }
@@ -357,7 +531,7 @@ impl Follows {
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.creators.len() > MAX_FOLLOWS || self.friends.len() > MAX_FOLLOWS {
             return Err(invalid(
-                "too_many",
+                ErrorCode::TooMany,
                 format!("at most {MAX_FOLLOWS} creators and {MAX_FOLLOWS} friends"),
             ));
         }
@@ -372,7 +546,7 @@ impl UserProfile {
         for (field, v) in [("language", &self.language), ("region", &self.region)] {
             if v.len() > 32 || v.chars().any(char::is_control) {
                 return Err(invalid(
-                    "invalid_profile",
+                    ErrorCode::InvalidProfile,
                     format!("{field} must be at most 32 printable characters"),
                 ));
             }

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::model::{MAX_VIDEO_BATCH, Video, validate_id};
 use crate::state::SharedState;
 
@@ -21,25 +21,25 @@ fn parse_videos(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Video>, ApiError
         .unwrap_or("");
     if content_type.starts_with(NDJSON) {
         let text = std::str::from_utf8(body)
-            .map_err(|_| ApiError::bad_request("invalid_json", "body is not UTF-8"))?;
+            .map_err(|_| ApiError::bad_request(ErrorCode::InvalidJson, "body is not UTF-8"))?;
         let mut videos = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             let v = serde_json::from_str(line).map_err(|e| {
-                ApiError::bad_request("invalid_json", format!("line {}: {e}", i + 1))
+                ApiError::bad_request(ErrorCode::InvalidJson, format!("line {}: {e}", i + 1))
             })?;
             videos.push(v);
         }
         Ok(videos)
     } else if content_type.starts_with("application/json") {
         serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request("invalid_json", format!("body: {e}")))
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("body: {e}")))
     } else {
         Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             format!("Content-Type must be application/json or {NDJSON}"),
         ))
     }
@@ -51,18 +51,19 @@ pub async fn put_videos(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body.map_err(|r| ApiError::new(r.status(), "payload_too_large", r.body_text()))?;
+    let body =
+        body.map_err(|r| ApiError::new(r.status(), ErrorCode::PayloadTooLarge, r.body_text()))?;
     let videos = parse_videos(&headers, &body)?;
     if videos.is_empty() {
         return Err(ApiError::bad_request(
-            "empty_batch",
+            ErrorCode::EmptyBatch,
             "no videos in the body",
         ));
     }
     if videos.len() > MAX_VIDEO_BATCH {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!(
                 "at most {MAX_VIDEO_BATCH} videos per request, got {}",
                 videos.len()
@@ -75,7 +76,7 @@ pub async fn put_videos(
             .map_err(|e| ApiError::bad_request(e.code, format!("videos[{i}]: {}", e.message)))?;
         if !ids.insert(v.id.as_str()) {
             return Err(ApiError::bad_request(
-                "duplicate_id",
+                ErrorCode::DuplicateId,
                 format!("videos[{i}]: id {:?} appears more than once", v.id),
             ));
         }
@@ -95,7 +96,7 @@ pub async fn delete_video(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(
-            "unknown_video",
+            ErrorCode::UnknownVideo,
             format!("video {id:?} is not in the catalog"),
         ))
     }

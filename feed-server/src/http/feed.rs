@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::cursor;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiJson, ApiQuery};
 use crate::cache::Snapshot;
 use crate::feed::{self, now_secs};
@@ -78,7 +78,7 @@ fn first_page(snapshot: &Snapshot) -> Result<Response, ApiError> {
             let body = Bytes::from(serde_json::to_vec(&response).map_err(|e| {
                 ApiError::new(
                     axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ErrorCode::Internal,
                     format!("cannot encode the feed: {e}"),
                 )
             })?);
@@ -106,7 +106,7 @@ pub async fn get_feed(
         Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => l as usize,
         Some(l) => {
             return Err(ApiError::bad_request(
-                "invalid_limit",
+                ErrorCode::InvalidLimit,
                 format!("limit must be between 1 and {MAX_LIMIT}, got {l}"),
             ));
         }
@@ -114,18 +114,21 @@ pub async fn get_feed(
     let (snapshot, offset) = match &q.cursor {
         Some(c) => {
             let (id, offset) = cursor::decode(c).ok_or_else(|| {
-                ApiError::bad_request("invalid_cursor", "cursor was not issued by this service")
+                ApiError::bad_request(
+                    ErrorCode::InvalidCursor,
+                    "cursor was not issued by this service",
+                )
             })?;
             let snapshot = state.cache.snapshot(&id).await?.ok_or_else(|| {
                 ApiError::new(
                     axum::http::StatusCode::GONE,
-                    "cursor_expired",
+                    ErrorCode::CursorExpired,
                     "the ranked list behind this cursor has expired; request the first page again",
                 )
             })?;
             if snapshot.user_id != q.user_id {
                 return Err(ApiError::bad_request(
-                    "invalid_cursor",
+                    ErrorCode::InvalidCursor,
                     "cursor belongs to another user",
                 ));
             }
@@ -151,14 +154,14 @@ pub async fn rank(
     validate_id("user_id", &req.user_id)?;
     if req.video_ids.is_empty() {
         return Err(ApiError::bad_request(
-            "empty_candidates",
+            ErrorCode::EmptyCandidates,
             "video_ids must not be empty",
         ));
     }
     if req.video_ids.len() > MAX_RANK_CANDIDATES {
         return Err(ApiError::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_candidates",
+            ErrorCode::TooManyCandidates,
             format!(
                 "at most {MAX_RANK_CANDIDATES} video_ids, got {}",
                 req.video_ids.len()

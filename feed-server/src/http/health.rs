@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::state::SharedState;
 
 /// Alive: the process answers.
@@ -19,7 +19,7 @@ pub async fn readyz(State(state): State<SharedState>) -> Result<Json<Value>, Api
     if !state.is_warm() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "warming_up",
+            ErrorCode::WarmingUp,
             "cache warm-up has not finished",
         ));
     }
@@ -30,7 +30,7 @@ pub async fn readyz(State(state): State<SharedState>) -> Result<Json<Value>, Api
         Ok(Err(e)) => Err(ApiError::from(e)),
         Err(_) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
+            ErrorCode::StoreUnavailable,
             "the store did not answer in time",
         )),
     }
