@@ -16,13 +16,16 @@ pub const MAX_RANK_CANDIDATES: usize = 1_000;
 pub const MAX_FOLLOWS: usize = 5_000;
 /// Longest accepted id (video, user, creator, tag).
 pub const MAX_ID_LEN: usize = 128;
+/// Longest video duration (ms): the largest signed 64-bit integer, as the OpenAPI document's
+/// `int64` promises clients (and as JSON parsers without unsigned integers can read back).
+pub const MAX_DURATION_MS: u64 = i64::MAX as u64;
 /// Most tags on one video.
 pub const MAX_TAGS: usize = 64;
 /// Most dimensions of an embedding.
 pub const MAX_EMBEDDING_DIM: usize = 1_024;
 
 /// Kind of content; each has its own freshness half-life and cache TTL.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ContentType {
     /// Short video (the default).
@@ -35,16 +38,19 @@ pub enum ContentType {
 }
 
 /// A video in the catalog.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Video {
     /// Unique id.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub id: String,
     /// The creator (uploader).
+    #[schema(value_type = crate::http::openapi::Id)]
     pub creator_id: String,
     /// Upload time.
     pub published_at: DateTime<Utc>,
-    /// Length in milliseconds (> 0).
+    /// Length in milliseconds, 1 to [`MAX_DURATION_MS`].
+    #[schema(minimum = 1)]
     pub duration_ms: u64,
     /// Language code; empty = any.
     #[serde(default)]
@@ -53,18 +59,20 @@ pub struct Video {
     #[serde(default)]
     pub region: String,
     /// Topic tags; the first one is the primary tag used for diversity.
+    #[schema(value_type = Vec<crate::http::openapi::Id>, max_items = 64)]
     #[serde(default)]
     pub tags: Vec<String>,
     /// Kind of content.
     #[serde(default)]
     pub content_type: ContentType,
     /// Content embedding; compared with the user's taste vector.
+    #[schema(min_items = 1, max_items = 1024)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
 }
 
 /// Kind of engagement event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
     /// The video was shown.
@@ -110,17 +118,20 @@ impl EventType {
 }
 
 /// One engagement event.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// Who.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub user_id: String,
     /// Which video.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub video_id: String,
     /// What happened.
     #[serde(rename = "type")]
     pub kind: EventType,
-    /// Play time in milliseconds (view, complete, skip).
+    /// Play time in milliseconds (view, complete, skip); required on `view`.
+    #[schema(minimum = 0)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_ms: Option<f64>,
     /// When it happened; decays use it. Defaults to the time the server received it.
@@ -135,17 +146,21 @@ pub struct Event {
 /// `POST /v1/events` body. Only this shape is checked as a whole (a body of another shape is a
 /// 400 `invalid_batch`); each item is read on its own into an [`Event`], so that one item a
 /// newer client sends (a new `type` or field) is rejected alone and never loses the batch.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
-    /// The events as sent; the accepted ones are applied together.
+    /// The events as sent, each meant to be an `Event`; the accepted ones are applied together.
+    /// Any JSON value is taken here: an item that is not a valid `Event` is rejected alone
+    /// (`rejected[]`, per-item code), never the batch.
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Vec<serde_json::Value>,
 }
 
 /// A rejected event of a batch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RejectedEvent {
     /// Position in the batch.
+    #[schema(minimum = 0)]
     pub index: usize,
     /// Machine-readable reason.
     pub code: ErrorCode,
@@ -154,40 +169,53 @@ pub struct RejectedEvent {
 }
 
 /// `POST /v1/events` response.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventsResponse {
     /// How many events were stored.
+    #[schema(minimum = 0)]
     pub accepted: usize,
     /// The others, with reasons.
     pub rejected: Vec<RejectedEvent>,
 }
 
+/// `PUT /v1/videos` response.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VideosStored {
+    /// How many videos were inserted or replaced.
+    #[schema(minimum = 1)]
+    pub stored: usize,
+}
+
 /// `PUT /v1/users/{id}/follows` body; replaces the user's social graph.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Follows {
-    /// Followed creators.
+    /// Followed creators, each once.
+    #[schema(schema_with = crate::http::openapi::follows_ids)]
     #[serde(default)]
     pub creators: Vec<String>,
-    /// Friends (other users).
+    /// Friends (other users), each once.
+    #[schema(schema_with = crate::http::openapi::follows_ids)]
     #[serde(default)]
     pub friends: Vec<String>,
 }
 
 /// `PUT /v1/users/{id}/profile` body.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserProfile {
     /// Preferred language; empty = any.
+    #[schema(max_length = 32, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     #[serde(default)]
     pub language: String,
     /// Region; empty = any.
+    #[schema(max_length = 32, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     #[serde(default)]
     pub region: String,
 }
 
 /// Per-signal values of a ranked item, each in [0, 1].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Signals {
     /// Age decay.
     pub freshness: f64,
@@ -202,11 +230,13 @@ pub struct Signals {
 }
 
 /// One ranked video.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FeedItem {
     /// The video.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub video_id: String,
     /// Its creator.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub creator_id: String,
     /// Weighted score in [0, 1].
     pub score: f64,
@@ -216,9 +246,10 @@ pub struct FeedItem {
 }
 
 /// `GET /v1/feed` and `POST /v1/rank` response.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct FeedResponse {
     /// The user.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub user_id: String,
     /// Experiment variant that ranked this page.
     pub variant: String,
@@ -229,12 +260,14 @@ pub struct FeedResponse {
 }
 
 /// `POST /v1/rank` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RankRequest {
     /// The user to rank for.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub user_id: String,
-    /// Candidates; unknown ids are left out of the response.
+    /// Candidates, each once; unknown ids are left out of the response.
+    #[schema(schema_with = crate::http::openapi::candidate_ids)]
     pub video_ids: Vec<String>,
     /// Evaluate time-dependent signals as of this time (replay).
     #[serde(default)]
@@ -470,10 +503,10 @@ impl Video {
     pub fn validate(&self) -> Result<(), Invalid> {
         validate_id("id", &self.id)?;
         validate_id("creator_id", &self.creator_id)?;
-        if self.duration_ms == 0 {
+        if self.duration_ms == 0 || self.duration_ms > MAX_DURATION_MS {
             return Err(invalid(
                 ErrorCode::InvalidDuration,
-                "duration_ms must be greater than 0",
+                format!("duration_ms must be between 1 and {MAX_DURATION_MS}"),
             ));
         }
         if self.tags.len() > MAX_TAGS {
@@ -544,7 +577,8 @@ impl UserProfile {
     /// Checks lengths.
     pub fn validate(&self) -> Result<(), Invalid> {
         for (field, v) in [("language", &self.language), ("region", &self.region)] {
-            if v.len() > 32 || v.chars().any(char::is_control) {
+            // Characters, as the message and the OpenAPI `maxLength` say, not bytes.
+            if v.chars().count() > 32 || v.chars().any(char::is_control) {
                 return Err(invalid(
                     ErrorCode::InvalidProfile,
                     format!("{field} must be at most 32 printable characters"),

@@ -5,10 +5,10 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use serde_json::{Value, json};
 
-use super::error::{ApiError, ErrorCode};
-use crate::model::{MAX_VIDEO_BATCH, Video, validate_id};
+use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::openapi::{Id, VideoBatch};
+use crate::model::{MAX_VIDEO_BATCH, Video, VideosStored, validate_id};
 use crate::state::SharedState;
 
 /// The NDJSON media type.
@@ -46,11 +46,31 @@ fn parse_videos(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Video>, ApiError
 }
 
 /// `PUT /v1/videos`: inserts or replaces videos, all or nothing.
+#[utoipa::path(
+    put,
+    path = "/v1/videos",
+    tag = "catalog",
+    request_body(
+        description = "A JSON array of videos, or NDJSON (`application/x-ndjson`): one video per line",
+        content(
+            (VideoBatch = "application/json"),
+            (String = "application/x-ndjson"),
+        )
+    ),
+    responses(
+        (status = 200, description = "Every video was stored", body = VideosStored),
+        (status = 400, description = "`invalid_json`, `empty_batch`, `duplicate_id` or a video check (`invalid_id`, `invalid_duration`, `invalid_tags`, `invalid_embedding`); nothing stored", body = ErrorBody),
+        (status = 413, description = "`batch_too_large` or `payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: neither JSON nor NDJSON", body = ErrorBody),
+        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+    )
+)]
 pub async fn put_videos(
     State(state): State<SharedState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VideosStored>, ApiError> {
     let body =
         body.map_err(|r| ApiError::new(r.status(), ErrorCode::PayloadTooLarge, r.body_text()))?;
     let videos = parse_videos(&headers, &body)?;
@@ -82,10 +102,25 @@ pub async fn put_videos(
         }
     }
     state.store.put_videos(&videos).await?;
-    Ok(Json(json!({ "stored": videos.len() })))
+    Ok(Json(VideosStored {
+        stored: videos.len(),
+    }))
 }
 
 /// `DELETE /v1/videos/{id}`: 204, or 404 when unknown.
+#[utoipa::path(
+    delete,
+    path = "/v1/videos/{id}",
+    tag = "catalog",
+    params(("id" = Id, Path, description = "The video to remove")),
+    responses(
+        (status = 204, description = "The video was removed"),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_video`: not in the catalog", body = ErrorBody),
+        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+    )
+)]
 pub async fn delete_video(
     State(state): State<SharedState>,
     Path(id): Path<String>,

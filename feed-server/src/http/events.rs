@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use serde_json::Value;
 
-use super::error::{ApiError, ErrorCode};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::event_item::{RejectCode, Rejection, parse_event};
 use super::extract::ApiJson;
 use crate::learning::Deltas;
@@ -31,6 +31,20 @@ fn parse_batch(body: Value) -> Result<EventBatch, ApiError> {
 }
 
 /// `POST /v1/events`
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    request_body = EventBatch,
+    responses(
+        (status = 200, description = "How many events were stored; the others with a per-item code", body = EventsResponse),
+        (status = 400, description = "`invalid_json`, `invalid_batch` (not `{\"events\":[…]}`) or `empty_batch`", body = ErrorBody),
+        (status = 413, description = "`batch_too_large` or `payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `application/json`", body = ErrorBody),
+        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+    )
+)]
 pub async fn post_events(
     State(state): State<SharedState>,
     ApiJson(body): ApiJson<Value>,

@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod feed;
 pub mod health;
+pub mod openapi;
 pub mod routes;
 pub mod users;
 
