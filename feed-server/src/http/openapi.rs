@@ -127,3 +127,46 @@ static DOCUMENT: LazyLock<Document> = LazyLock::new(ApiDoc::openapi);
 pub async fn openapi_json() -> Json<&'static Document> {
     Json(&DOCUMENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_serialise_as_their_wire_names_and_the_schema_lists_them_all() {
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).ok(),
+                Some(serde_json::Value::from(code.as_str()))
+            );
+        }
+        let schema = serde_json::to_value(ErrorCode::schema()).unwrap_or_default();
+        let listed: Vec<&str> = schema["enum"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, all);
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_the_error_body_on_every_error_response() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or(0);
+        assert!(paths > 0, "no paths");
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert_eq!(
+                            response["content"]["application/json"]["schema"]["$ref"],
+                            "#/components/schemas/ErrorBody",
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
