@@ -41,9 +41,9 @@ for bin in redis-server prometheus promtool python3 lua5.1 buildah openssl; do
   command -v "$bin" >/dev/null 2>&1 || { echo "install-deps: ERROR: $bin still missing after install" >&2; exit 1; }
 done
 
-# Python venv for the evaluation harness and the chart/Argo CD tests: every requirements file
-# below, pinned. Rebuilt when any of them changes.
-reqs=$(ls eval/requirements.txt charts/requirements.txt 2>/dev/null || true)
+# Python venv for the evaluation harness, the chart/Argo CD tests and feed-server's contract tests
+# (schemathesis): every requirements file below, pinned. Rebuilt when any of them changes.
+reqs=$(ls eval/requirements.txt charts/requirements.txt feed-server/requirements.txt 2>/dev/null || true)
 if [ -n "$reqs" ]; then
   cat $reqs > .venv.requirements.wanted
   if [ ! -x .venv/bin/python ] || ! cmp -s .venv.requirements.wanted .venv/.requirements 2>/dev/null; then

@@ -20,7 +20,7 @@ use parking_lot::RwLock;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::ApiJson;
 use crate::state::SharedState;
 
@@ -58,7 +58,7 @@ async fn misbehave(State(faults): State<Shared>, req: Request, next: Next) -> Re
     if f.error_rate > 0.0 && rand::rng().random_bool(f.error_rate) {
         return ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "injected_fault",
+            ErrorCode::InjectedFault,
             "fault injected for testing",
         )
         .into_response();
@@ -82,7 +82,7 @@ pub fn install(api: Router<SharedState>) -> Router<SharedState> {
             async move {
                 if !(0.0..=1.0).contains(&new.error_rate) {
                     return Err(ApiError::bad_request(
-                        "invalid_faults",
+                        ErrorCode::InvalidFaults,
                         "error_rate must be between 0 and 1",
                     ));
                 }

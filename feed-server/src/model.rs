@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Most videos accepted by one `PUT /v1/videos`.
 pub const MAX_VIDEO_BATCH: usize = 5_000;
@@ -15,13 +16,16 @@ pub const MAX_RANK_CANDIDATES: usize = 1_000;
 pub const MAX_FOLLOWS: usize = 5_000;
 /// Longest accepted id (video, user, creator, tag).
 pub const MAX_ID_LEN: usize = 128;
+/// Longest video duration (ms): the largest signed 64-bit integer, as the OpenAPI document's
+/// `int64` promises clients (and as JSON parsers without unsigned integers can read back).
+pub const MAX_DURATION_MS: u64 = i64::MAX as u64;
 /// Most tags on one video.
 pub const MAX_TAGS: usize = 64;
 /// Most dimensions of an embedding.
 pub const MAX_EMBEDDING_DIM: usize = 1_024;
 
 /// Kind of content; each has its own freshness half-life and cache TTL.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ContentType {
     /// Short video (the default).
@@ -34,16 +38,19 @@ pub enum ContentType {
 }
 
 /// A video in the catalog.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Video {
     /// Unique id.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub id: String,
     /// The creator (uploader).
+    #[schema(value_type = crate::http::openapi::Id)]
     pub creator_id: String,
     /// Upload time.
     pub published_at: DateTime<Utc>,
-    /// Length in milliseconds (> 0).
+    /// Length in milliseconds, 1 to [`MAX_DURATION_MS`].
+    #[schema(minimum = 1)]
     pub duration_ms: u64,
     /// Language code; empty = any.
     #[serde(default)]
@@ -52,18 +59,20 @@ pub struct Video {
     #[serde(default)]
     pub region: String,
     /// Topic tags; the first one is the primary tag used for diversity.
+    #[schema(value_type = Vec<crate::http::openapi::Id>, max_items = 64)]
     #[serde(default)]
     pub tags: Vec<String>,
     /// Kind of content.
     #[serde(default)]
     pub content_type: ContentType,
     /// Content embedding; compared with the user's taste vector.
+    #[schema(min_items = 1, max_items = 1024)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
 }
 
 /// Kind of engagement event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
     /// The video was shown.
@@ -109,17 +118,20 @@ impl EventType {
 }
 
 /// One engagement event.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// Who.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub user_id: String,
     /// Which video.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub video_id: String,
     /// What happened.
     #[serde(rename = "type")]
     pub kind: EventType,
-    /// Play time in milliseconds (view, complete, skip).
+    /// Play time in milliseconds (view, complete, skip); required on `view`.
+    #[schema(minimum = 0)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_ms: Option<f64>,
     /// When it happened; decays use it. Defaults to the time the server received it.
@@ -134,59 +146,76 @@ pub struct Event {
 /// `POST /v1/events` body. Only this shape is checked as a whole (a body of another shape is a
 /// 400 `invalid_batch`); each item is read on its own into an [`Event`], so that one item a
 /// newer client sends (a new `type` or field) is rejected alone and never loses the batch.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
-    /// The events as sent; the accepted ones are applied together.
+    /// The events as sent, each meant to be an `Event`; the accepted ones are applied together.
+    /// Any JSON value is taken here: an item that is not a valid `Event` is rejected alone
+    /// (`rejected[]`, per-item code), never the batch.
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Vec<serde_json::Value>,
 }
 
 /// A rejected event of a batch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RejectedEvent {
     /// Position in the batch.
+    #[schema(minimum = 0)]
     pub index: usize,
     /// Machine-readable reason.
-    pub code: String,
+    pub code: ErrorCode,
     /// Human-readable reason.
     pub message: String,
 }
 
 /// `POST /v1/events` response.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventsResponse {
     /// How many events were stored.
+    #[schema(minimum = 0)]
     pub accepted: usize,
     /// The others, with reasons.
     pub rejected: Vec<RejectedEvent>,
 }
 
+/// `PUT /v1/videos` response.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VideosStored {
+    /// How many videos were inserted or replaced.
+    #[schema(minimum = 1)]
+    pub stored: usize,
+}
+
 /// `PUT /v1/users/{id}/follows` body; replaces the user's social graph.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Follows {
-    /// Followed creators.
+    /// Followed creators, each once.
+    #[schema(schema_with = crate::http::openapi::follows_ids)]
     #[serde(default)]
     pub creators: Vec<String>,
-    /// Friends (other users).
+    /// Friends (other users), each once.
+    #[schema(schema_with = crate::http::openapi::follows_ids)]
     #[serde(default)]
     pub friends: Vec<String>,
 }
 
 /// `PUT /v1/users/{id}/profile` body.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserProfile {
     /// Preferred language; empty = any.
+    #[schema(max_length = 32, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     #[serde(default)]
     pub language: String,
     /// Region; empty = any.
+    #[schema(max_length = 32, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     #[serde(default)]
     pub region: String,
 }
 
 /// Per-signal values of a ranked item, each in [0, 1].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Signals {
     /// Age decay.
     pub freshness: f64,
@@ -201,11 +230,13 @@ pub struct Signals {
 }
 
 /// One ranked video.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FeedItem {
     /// The video.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub video_id: String,
     /// Its creator.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub creator_id: String,
     /// Weighted score in [0, 1].
     pub score: f64,
@@ -215,9 +246,10 @@ pub struct FeedItem {
 }
 
 /// `GET /v1/feed` and `POST /v1/rank` response.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct FeedResponse {
     /// The user.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub user_id: String,
     /// Experiment variant that ranked this page.
     pub variant: String,
@@ -228,12 +260,14 @@ pub struct FeedResponse {
 }
 
 /// `POST /v1/rank` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RankRequest {
     /// The user to rank for.
+    #[schema(value_type = crate::http::openapi::Id)]
     pub user_id: String,
-    /// Candidates; unknown ids are left out of the response.
+    /// Candidates, each once; unknown ids are left out of the response.
+    #[schema(schema_with = crate::http::openapi::candidate_ids)]
     pub video_ids: Vec<String>,
     /// Evaluate time-dependent signals as of this time (replay).
     #[serde(default)]
@@ -243,16 +277,180 @@ pub struct RankRequest {
     pub explain: bool,
 }
 
+/// Every machine-readable error `code` the API answers: the `code` of a JSON error
+/// (`{"error":{"code","message"}}`) and of a rejected event (`rejected[].code`). The OpenAPI
+/// document lists exactly these values, so clients can match on them exhaustively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No route matches the path (404).
+    NotFound,
+    /// The route exists but not for this method (405).
+    MethodNotAllowed,
+    /// The request took longer than the request timeout (503).
+    Timeout,
+    /// An unexpected server error (500).
+    Internal,
+    /// The store cannot be reached; retry later (503).
+    StoreUnavailable,
+    /// The store holds data this server cannot read (500).
+    StoreCorrupt,
+    /// The body is larger than the body-size limit (413).
+    PayloadTooLarge,
+    /// The body's `Content-Type` is not one the route reads (415).
+    UnsupportedMediaType,
+    /// The body is not valid JSON (or NDJSON), or not of the route's shape (400).
+    InvalidJson,
+    /// The query string has an unknown, missing or mistyped parameter (400).
+    InvalidQuery,
+    /// `limit` is outside 1..=100 (400).
+    InvalidLimit,
+    /// `cursor` was not issued by this service, or belongs to another user (400).
+    InvalidCursor,
+    /// The ranked list behind the cursor expired; request the first page again (410).
+    CursorExpired,
+    /// `video_ids` is empty (400).
+    EmptyCandidates,
+    /// More `video_ids` than one ranking takes (413).
+    TooManyCandidates,
+    /// The events body is not `{"events":[…]}` (400).
+    InvalidBatch,
+    /// A batch holds no item (400).
+    EmptyBatch,
+    /// A batch holds more items than allowed (413).
+    BatchTooLarge,
+    /// An id is empty, too long or holds control characters (400, or per event).
+    InvalidId,
+    /// An id appears more than once (400).
+    DuplicateId,
+    /// `duration_ms` is 0 (400).
+    InvalidDuration,
+    /// More tags than allowed (400).
+    InvalidTags,
+    /// An embedding is empty, too long or not finite (400).
+    InvalidEmbedding,
+    /// `watch_ms` is negative, not finite, or missing on a view (per event).
+    InvalidWatchMs,
+    /// More followed creators or friends than allowed (400).
+    TooMany,
+    /// `language` or `region` is too long or not printable (400).
+    InvalidProfile,
+    /// The video is not in the catalog (404, or per event).
+    UnknownVideo,
+    /// The cache warm-up has not finished (`/readyz`, 503).
+    WarmingUp,
+    /// An event is not a JSON object (per event).
+    InvalidEvent,
+    /// An event's `type` names no event type this server knows (per event).
+    UnknownType,
+    /// An event has a field this server does not know (per event).
+    UnknownField,
+    /// An event lacks `user_id`, `video_id` or `type` (per event).
+    MissingField,
+    /// An event field has the wrong JSON type or does not parse (per event).
+    InvalidField,
+    /// An event's `ts` is too far in the future (per event).
+    InvalidTs,
+    /// A fault injected for testing (fault-injection builds only, 500).
+    InjectedFault,
+    /// A bad `/debug/faults` setting (fault-injection builds only, 400).
+    InvalidFaults,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 36] = [
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Timeout,
+        Self::Internal,
+        Self::StoreUnavailable,
+        Self::StoreCorrupt,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::InvalidJson,
+        Self::InvalidQuery,
+        Self::InvalidLimit,
+        Self::InvalidCursor,
+        Self::CursorExpired,
+        Self::EmptyCandidates,
+        Self::TooManyCandidates,
+        Self::InvalidBatch,
+        Self::EmptyBatch,
+        Self::BatchTooLarge,
+        Self::InvalidId,
+        Self::DuplicateId,
+        Self::InvalidDuration,
+        Self::InvalidTags,
+        Self::InvalidEmbedding,
+        Self::InvalidWatchMs,
+        Self::TooMany,
+        Self::InvalidProfile,
+        Self::UnknownVideo,
+        Self::WarmingUp,
+        Self::InvalidEvent,
+        Self::UnknownType,
+        Self::UnknownField,
+        Self::MissingField,
+        Self::InvalidField,
+        Self::InvalidTs,
+        Self::InjectedFault,
+        Self::InvalidFaults,
+    ];
+
+    /// The code as on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Timeout => "timeout",
+            Self::Internal => "internal",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::StoreCorrupt => "store_corrupt",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidQuery => "invalid_query",
+            Self::InvalidLimit => "invalid_limit",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::CursorExpired => "cursor_expired",
+            Self::EmptyCandidates => "empty_candidates",
+            Self::TooManyCandidates => "too_many_candidates",
+            Self::InvalidBatch => "invalid_batch",
+            Self::EmptyBatch => "empty_batch",
+            Self::BatchTooLarge => "batch_too_large",
+            Self::InvalidId => "invalid_id",
+            Self::DuplicateId => "duplicate_id",
+            Self::InvalidDuration => "invalid_duration",
+            Self::InvalidTags => "invalid_tags",
+            Self::InvalidEmbedding => "invalid_embedding",
+            Self::InvalidWatchMs => "invalid_watch_ms",
+            Self::TooMany => "too_many",
+            Self::InvalidProfile => "invalid_profile",
+            Self::UnknownVideo => "unknown_video",
+            Self::WarmingUp => "warming_up",
+            Self::InvalidEvent => "invalid_event",
+            Self::UnknownType => "unknown_type",
+            Self::UnknownField => "unknown_field",
+            Self::MissingField => "missing_field",
+            Self::InvalidField => "invalid_field",
+            Self::InvalidTs => "invalid_ts",
+            Self::InjectedFault => "injected_fault",
+            Self::InvalidFaults => "invalid_faults",
+        }
+    }
+}
+
 /// A validation failure: a machine-readable code and a message naming the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invalid {
     /// Machine-readable reason, e.g. `invalid_duration`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// What is wrong.
     pub message: String,
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
+fn invalid(code: ErrorCode, message: impl Into<String>) -> Invalid {
     Invalid {
         code,
         message: message.into(),
@@ -262,17 +460,20 @@ fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
 /// Checks an id: non-empty, at most [`MAX_ID_LEN`] bytes, no control characters.
 pub fn validate_id(field: &str, id: &str) -> Result<(), Invalid> {
     if id.is_empty() {
-        return Err(invalid("invalid_id", format!("{field} must not be empty")));
+        return Err(invalid(
+            ErrorCode::InvalidId,
+            format!("{field} must not be empty"),
+        ));
     }
     if id.len() > MAX_ID_LEN {
         return Err(invalid(
-            "invalid_id",
+            ErrorCode::InvalidId,
             format!("{field} is longer than {MAX_ID_LEN} bytes"),
         ));
     }
     if id.chars().any(char::is_control) {
         return Err(invalid(
-            "invalid_id",
+            ErrorCode::InvalidId,
             format!("{field} contains control characters"),
         ));
     }
@@ -289,7 +490,7 @@ pub fn validate_unique<'a>(
         validate_id(field, id)?;
         if !seen.insert(id) {
             return Err(invalid(
-                "duplicate_id",
+                ErrorCode::DuplicateId,
                 format!("{field} contains {id:?} more than once"),
             ));
         }
@@ -302,14 +503,17 @@ impl Video {
     pub fn validate(&self) -> Result<(), Invalid> {
         validate_id("id", &self.id)?;
         validate_id("creator_id", &self.creator_id)?;
-        if self.duration_ms == 0 {
+        if self.duration_ms == 0 || self.duration_ms > MAX_DURATION_MS {
             return Err(invalid(
-                "invalid_duration",
-                "duration_ms must be greater than 0",
+                ErrorCode::InvalidDuration,
+                format!("duration_ms must be between 1 and {MAX_DURATION_MS}"),
             ));
         }
         if self.tags.len() > MAX_TAGS {
-            return Err(invalid("invalid_tags", format!("at most {MAX_TAGS} tags")));
+            return Err(invalid(
+                ErrorCode::InvalidTags,
+                format!("at most {MAX_TAGS} tags"),
+            ));
         }
         for tag in &self.tags {
             validate_id("tags[]", tag)?;
@@ -317,13 +521,13 @@ impl Video {
         if let Some(e) = &self.embedding {
             if e.is_empty() || e.len() > MAX_EMBEDDING_DIM {
                 return Err(invalid(
-                    "invalid_embedding",
+                    ErrorCode::InvalidEmbedding,
                     format!("embedding must have 1 to {MAX_EMBEDDING_DIM} values"),
                 ));
             }
             if e.iter().any(|x| !x.is_finite()) {
                 return Err(invalid(
-                    "invalid_embedding",
+                    ErrorCode::InvalidEmbedding,
                     "embedding values must be finite numbers",
                 ));
             }
@@ -341,12 +545,15 @@ impl Event {
             && (!w.is_finite() || w < 0.0)
         {
             return Err(invalid(
-                "invalid_watch_ms",
+                ErrorCode::InvalidWatchMs,
                 format!("watch_ms must be a finite number >= 0, got {w}"),
             ));
         }
         if self.kind == EventType::View && self.watch_ms.is_none() {
-            return Err(invalid("invalid_watch_ms", "a view event needs watch_ms"));
+            return Err(invalid(
+                ErrorCode::InvalidWatchMs,
+                "a view event needs watch_ms",
+            ));
         }
         Ok(())
     }
@@ -357,7 +564,7 @@ impl Follows {
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.creators.len() > MAX_FOLLOWS || self.friends.len() > MAX_FOLLOWS {
             return Err(invalid(
-                "too_many",
+                ErrorCode::TooMany,
                 format!("at most {MAX_FOLLOWS} creators and {MAX_FOLLOWS} friends"),
             ));
         }
@@ -370,9 +577,10 @@ impl UserProfile {
     /// Checks lengths.
     pub fn validate(&self) -> Result<(), Invalid> {
         for (field, v) in [("language", &self.language), ("region", &self.region)] {
-            if v.len() > 32 || v.chars().any(char::is_control) {
+            // Characters, as the message and the OpenAPI `maxLength` say, not bytes.
+            if v.chars().count() > 32 || v.chars().any(char::is_control) {
                 return Err(invalid(
-                    "invalid_profile",
+                    ErrorCode::InvalidProfile,
                     format!("{field} must be at most 32 printable characters"),
                 ));
             }

@@ -5,10 +5,10 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use serde_json::{Value, json};
 
-use super::error::ApiError;
-use crate::model::{MAX_VIDEO_BATCH, Video, validate_id};
+use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::openapi::{Id, VideoBatch};
+use crate::model::{MAX_VIDEO_BATCH, Video, VideosStored, validate_id};
 use crate::state::SharedState;
 
 /// The NDJSON media type.
@@ -21,48 +21,69 @@ fn parse_videos(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Video>, ApiError
         .unwrap_or("");
     if content_type.starts_with(NDJSON) {
         let text = std::str::from_utf8(body)
-            .map_err(|_| ApiError::bad_request("invalid_json", "body is not UTF-8"))?;
+            .map_err(|_| ApiError::bad_request(ErrorCode::InvalidJson, "body is not UTF-8"))?;
         let mut videos = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             let v = serde_json::from_str(line).map_err(|e| {
-                ApiError::bad_request("invalid_json", format!("line {}: {e}", i + 1))
+                ApiError::bad_request(ErrorCode::InvalidJson, format!("line {}: {e}", i + 1))
             })?;
             videos.push(v);
         }
         Ok(videos)
     } else if content_type.starts_with("application/json") {
         serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request("invalid_json", format!("body: {e}")))
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("body: {e}")))
     } else {
         Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             format!("Content-Type must be application/json or {NDJSON}"),
         ))
     }
 }
 
 /// `PUT /v1/videos`: inserts or replaces videos, all or nothing.
+#[utoipa::path(
+    put,
+    path = "/v1/videos",
+    tag = "catalog",
+    request_body(
+        description = "A JSON array of videos, or NDJSON (`application/x-ndjson`): one video per line",
+        content(
+            (VideoBatch = "application/json"),
+            (String = "application/x-ndjson"),
+        )
+    ),
+    responses(
+        (status = 200, description = "Every video was stored", body = VideosStored),
+        (status = 400, description = "`invalid_json`, `empty_batch`, `duplicate_id` or a video check (`invalid_id`, `invalid_duration`, `invalid_tags`, `invalid_embedding`); nothing stored", body = ErrorBody),
+        (status = 413, description = "`batch_too_large` or `payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: neither JSON nor NDJSON", body = ErrorBody),
+        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+    )
+)]
 pub async fn put_videos(
     State(state): State<SharedState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let body = body.map_err(|r| ApiError::new(r.status(), "payload_too_large", r.body_text()))?;
+) -> Result<Json<VideosStored>, ApiError> {
+    let body =
+        body.map_err(|r| ApiError::new(r.status(), ErrorCode::PayloadTooLarge, r.body_text()))?;
     let videos = parse_videos(&headers, &body)?;
     if videos.is_empty() {
         return Err(ApiError::bad_request(
-            "empty_batch",
+            ErrorCode::EmptyBatch,
             "no videos in the body",
         ));
     }
     if videos.len() > MAX_VIDEO_BATCH {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!(
                 "at most {MAX_VIDEO_BATCH} videos per request, got {}",
                 videos.len()
@@ -75,16 +96,31 @@ pub async fn put_videos(
             .map_err(|e| ApiError::bad_request(e.code, format!("videos[{i}]: {}", e.message)))?;
         if !ids.insert(v.id.as_str()) {
             return Err(ApiError::bad_request(
-                "duplicate_id",
+                ErrorCode::DuplicateId,
                 format!("videos[{i}]: id {:?} appears more than once", v.id),
             ));
         }
     }
     state.store.put_videos(&videos).await?;
-    Ok(Json(json!({ "stored": videos.len() })))
+    Ok(Json(VideosStored {
+        stored: videos.len(),
+    }))
 }
 
 /// `DELETE /v1/videos/{id}`: 204, or 404 when unknown.
+#[utoipa::path(
+    delete,
+    path = "/v1/videos/{id}",
+    tag = "catalog",
+    params(("id" = Id, Path, description = "The video to remove")),
+    responses(
+        (status = 204, description = "The video was removed"),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_video`: not in the catalog", body = ErrorBody),
+        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+    )
+)]
 pub async fn delete_video(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -95,7 +131,7 @@ pub async fn delete_video(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(
-            "unknown_video",
+            ErrorCode::UnknownVideo,
             format!("video {id:?} is not in the catalog"),
         ))
     }

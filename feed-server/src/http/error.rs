@@ -4,7 +4,10 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub use crate::model::ErrorCode;
 
 use crate::model::Invalid;
 use crate::store::StoreError;
@@ -15,14 +18,14 @@ pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Machine-readable code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Human-readable message.
     pub message: String,
 }
 
 impl ApiError {
     /// A new error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -31,26 +34,44 @@ impl ApiError {
     }
 
     /// 400 with a code.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// 404 with a code.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
-        (self.status, Extension(ErrorCode(self.code)), body).into_response()
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        });
+        // The code rides along for the request metrics (store errors by kind).
+        (self.status, Extension(self.code), body).into_response()
     }
 }
 
-/// The `code` of an error response, for the request metrics.
-#[derive(Clone, Copy, Debug)]
-pub struct ErrorCode(pub &'static str);
+/// The body of every error response: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The `error` of an [`ErrorBody`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable reason; match on it.
+    pub code: ErrorCode,
+    /// Human-readable reason; do not parse it.
+    pub message: String,
+}
 
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
@@ -63,12 +84,14 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(m) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+                ErrorCode::StoreUnavailable,
                 format!("the store is unavailable, retry later: {m}"),
             ),
-            StoreError::Corrupt(m) => {
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "store_corrupt", m)
-            }
+            StoreError::Corrupt(m) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::StoreCorrupt,
+                m,
+            ),
         }
     }
 }
@@ -76,9 +99,9 @@ impl From<StoreError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let code = match r.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            _ => "invalid_json",
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            _ => ErrorCode::InvalidJson,
         };
         let status = if r.status() == StatusCode::UNPROCESSABLE_ENTITY {
             StatusCode::BAD_REQUEST
@@ -91,6 +114,6 @@ impl From<JsonRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        Self::bad_request("invalid_query", r.body_text())
+        Self::bad_request(ErrorCode::InvalidQuery, r.body_text())
     }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::model::{Event, EventType, Invalid};
+use crate::model::{ErrorCode, Event, EventType, Invalid};
 
 /// Why one event of a batch was rejected: the `code` of its `rejected[]` entry (and the `code`
 /// label of `feed_events_rejected_total`).
@@ -24,7 +24,7 @@ pub enum RejectCode {
     /// A field has the wrong JSON type or a value that does not parse (e.g. `ts` not RFC 3339).
     InvalidField,
     /// A check of [`Event::validate`] failed; carries its code (`invalid_id`, `invalid_watch_ms`).
-    Validation(&'static str),
+    Validation(ErrorCode),
     /// `ts` is too far in the future.
     InvalidTs,
     /// The video is not in the catalog.
@@ -32,18 +32,23 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
-    /// The code as on the wire.
-    pub fn as_str(self) -> &'static str {
+    /// The code of the `rejected[]` entry.
+    pub const fn code(self) -> ErrorCode {
         match self {
-            Self::InvalidEvent => "invalid_event",
-            Self::UnknownType => "unknown_type",
-            Self::UnknownField => "unknown_field",
-            Self::MissingField => "missing_field",
-            Self::InvalidField => "invalid_field",
+            Self::InvalidEvent => ErrorCode::InvalidEvent,
+            Self::UnknownType => ErrorCode::UnknownType,
+            Self::UnknownField => ErrorCode::UnknownField,
+            Self::MissingField => ErrorCode::MissingField,
+            Self::InvalidField => ErrorCode::InvalidField,
             Self::Validation(code) => code,
-            Self::InvalidTs => "invalid_ts",
-            Self::UnknownVideo => "unknown_video",
+            Self::InvalidTs => ErrorCode::InvalidTs,
+            Self::UnknownVideo => ErrorCode::UnknownVideo,
         }
+    }
+
+    /// The code as on the wire.
+    pub const fn as_str(self) -> &'static str {
+        self.code().as_str()
     }
 }
 

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::event_item::{RejectCode, Rejection, parse_event};
 use super::extract::ApiJson;
 use crate::learning::Deltas;
@@ -24,13 +24,27 @@ const MAX_FUTURE_SKEW_SECS: f64 = 300.0;
 fn parse_batch(body: Value) -> Result<EventBatch, ApiError> {
     serde_json::from_value(body).map_err(|e| {
         ApiError::bad_request(
-            "invalid_batch",
+            ErrorCode::InvalidBatch,
             format!("the body must be {{\"events\":[…]}}: {e}"),
         )
     })
 }
 
 /// `POST /v1/events`
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    request_body = EventBatch,
+    responses(
+        (status = 200, description = "How many events were stored; the others with a per-item code", body = EventsResponse),
+        (status = 400, description = "`invalid_json`, `invalid_batch` (not `{\"events\":[…]}`) or `empty_batch`", body = ErrorBody),
+        (status = 413, description = "`batch_too_large` or `payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `application/json`", body = ErrorBody),
+        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+    )
+)]
 pub async fn post_events(
     State(state): State<SharedState>,
     ApiJson(body): ApiJson<Value>,
@@ -39,14 +53,14 @@ pub async fn post_events(
     let n = batch.events.len();
     if n == 0 {
         return Err(ApiError::bad_request(
-            "empty_batch",
+            ErrorCode::EmptyBatch,
             "events must not be empty",
         ));
     }
     if n > MAX_EVENT_BATCH {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!("at most {MAX_EVENT_BATCH} events per batch, got {n}"),
         ));
     }
@@ -60,7 +74,7 @@ pub async fn post_events(
             .inc();
         rejected.push(RejectedEvent {
             index,
-            code: r.code.as_str().to_owned(),
+            code: r.code.code(),
             message: r.message,
         });
     };

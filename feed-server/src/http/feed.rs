@@ -6,10 +6,12 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::cursor;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::{ApiJson, ApiQuery};
+use super::openapi::Id;
 use crate::cache::Snapshot;
 use crate::feed::{self, now_secs};
 use crate::model::{
@@ -28,12 +30,19 @@ pub const MAX_LIMIT: usize = 100;
 pub struct ServedVariant(pub String);
 
 /// Query of `GET /v1/feed`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
+    /// The user whose feed this is.
+    #[param(value_type = Id)]
     user_id: String,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page; absent for the first page.
     cursor: Option<String>,
+    /// Include per-signal values (`signals`) in each item.
     #[serde(default)]
     explain: bool,
 }
@@ -78,7 +87,7 @@ fn first_page(snapshot: &Snapshot) -> Result<Response, ApiError> {
             let body = Bytes::from(serde_json::to_vec(&response).map_err(|e| {
                 ApiError::new(
                     axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ErrorCode::Internal,
                     format!("cannot encode the feed: {e}"),
                 )
             })?);
@@ -96,6 +105,19 @@ fn first_page(snapshot: &Snapshot) -> Result<Response, ApiError> {
 }
 
 /// `GET /v1/feed?user_id=&limit=&cursor=&explain=`
+#[utoipa::path(
+    get,
+    path = "/v1/feed",
+    tag = "feed",
+    params(FeedQuery),
+    responses(
+        (status = 200, description = "A page of the user's ranked feed", body = FeedResponse),
+        (status = 400, description = "`invalid_query`, `invalid_id`, `invalid_limit` or `invalid_cursor`", body = ErrorBody),
+        (status = 410, description = "`cursor_expired`: request the first page again", body = ErrorBody),
+        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+    )
+)]
 pub async fn get_feed(
     State(state): State<SharedState>,
     ApiQuery(q): ApiQuery<FeedQuery>,
@@ -106,7 +128,7 @@ pub async fn get_feed(
         Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => l as usize,
         Some(l) => {
             return Err(ApiError::bad_request(
-                "invalid_limit",
+                ErrorCode::InvalidLimit,
                 format!("limit must be between 1 and {MAX_LIMIT}, got {l}"),
             ));
         }
@@ -114,18 +136,21 @@ pub async fn get_feed(
     let (snapshot, offset) = match &q.cursor {
         Some(c) => {
             let (id, offset) = cursor::decode(c).ok_or_else(|| {
-                ApiError::bad_request("invalid_cursor", "cursor was not issued by this service")
+                ApiError::bad_request(
+                    ErrorCode::InvalidCursor,
+                    "cursor was not issued by this service",
+                )
             })?;
             let snapshot = state.cache.snapshot(&id).await?.ok_or_else(|| {
                 ApiError::new(
                     axum::http::StatusCode::GONE,
-                    "cursor_expired",
+                    ErrorCode::CursorExpired,
                     "the ranked list behind this cursor has expired; request the first page again",
                 )
             })?;
             if snapshot.user_id != q.user_id {
                 return Err(ApiError::bad_request(
-                    "invalid_cursor",
+                    ErrorCode::InvalidCursor,
                     "cursor belongs to another user",
                 ));
             }
@@ -144,6 +169,20 @@ pub async fn get_feed(
 }
 
 /// `POST /v1/rank`: ranks the given candidates (no filters, no diversity), best first.
+#[utoipa::path(
+    post,
+    path = "/v1/rank",
+    tag = "feed",
+    request_body = RankRequest,
+    responses(
+        (status = 200, description = "The known candidates, best first (no cursor)", body = FeedResponse),
+        (status = 400, description = "`invalid_json`, `invalid_id`, `empty_candidates` or `duplicate_id`", body = ErrorBody),
+        (status = 413, description = "`too_many_candidates` or `payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `application/json`", body = ErrorBody),
+        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+    )
+)]
 pub async fn rank(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<RankRequest>,
@@ -151,14 +190,14 @@ pub async fn rank(
     validate_id("user_id", &req.user_id)?;
     if req.video_ids.is_empty() {
         return Err(ApiError::bad_request(
-            "empty_candidates",
+            ErrorCode::EmptyCandidates,
             "video_ids must not be empty",
         ));
     }
     if req.video_ids.len() > MAX_RANK_CANDIDATES {
         return Err(ApiError::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_candidates",
+            ErrorCode::TooManyCandidates,
             format!(
                 "at most {MAX_RANK_CANDIDATES} video_ids, got {}",
                 req.video_ids.len()

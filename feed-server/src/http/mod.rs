@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod feed;
 pub mod health;
+pub mod openapi;
 pub mod routes;
 pub mod users;
 
@@ -26,7 +27,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 use crate::state::SharedState;
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 use routes::{Route, TrafficClass};
 
 /// Limits of the HTTP layer.
@@ -68,8 +69,8 @@ async fn record_metrics(State(state): State<SharedState>, req: Request, next: Ne
             .inc(),
     }
     // Only failures of the store itself, not timeouts or warm-up.
-    if let Some(code) = response.extensions().get::<error::ErrorCode>()
-        && let Some(kind) = code.0.strip_prefix("store_")
+    if let Some(code) = response.extensions().get::<ErrorCode>()
+        && let Some(kind) = code.as_str().strip_prefix("store_")
     {
         m.store_errors.with_label_values(&[kind]).inc();
     }
@@ -77,13 +78,13 @@ async fn record_metrics(State(state): State<SharedState>, req: Request, next: Ne
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such route")
+    ApiError::not_found(ErrorCode::NotFound, "no such route")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "method not allowed on this route",
     )
 }
@@ -91,7 +92,7 @@ async fn method_not_allowed() -> ApiError {
 async fn timed_out(_: tower::BoxError) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "timeout",
+        ErrorCode::Timeout,
         "the request took too long; retry later",
     )
 }
@@ -99,7 +100,7 @@ async fn timed_out(_: tower::BoxError) -> ApiError {
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
+        ErrorCode::Internal,
         "internal error",
     )
     .into_response()

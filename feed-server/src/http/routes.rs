@@ -11,9 +11,10 @@
 //! live under `/v1/` (a unit test holds the two together), which is what the operator's presets
 //! also filter on (`route=~"/v1/.+"`) for feed-servers older than this split.
 
+use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
-use super::{catalog, events, feed, health, users};
+use super::{catalog, events, feed, health, openapi, users};
 use crate::state::SharedState;
 
 /// The `route` label of requests no route matched.
@@ -51,11 +52,13 @@ pub enum Route {
     Readyz,
     /// `GET /metrics`: Prometheus scrape.
     Metrics,
+    /// `GET /openapi.json`: the API contract (tooling, not client traffic).
+    OpenApi,
 }
 
 impl Route {
     /// Every route, in the order the router registers them.
-    pub const ALL: [Route; 10] = [
+    pub const ALL: [Route; 11] = [
         Route::Feed,
         Route::Rank,
         Route::Events,
@@ -66,6 +69,7 @@ impl Route {
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
+        Route::OpenApi,
     ];
 
     /// The path pattern, as the router matches it (and as the `route` metric label shows it).
@@ -81,6 +85,7 @@ impl Route {
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
+            Route::OpenApi => "/openapi.json",
         }
     }
 
@@ -94,7 +99,9 @@ impl Route {
             | Route::Video
             | Route::Follows
             | Route::Profile => TrafficClass::Api,
-            Route::Healthz | Route::Readyz | Route::Metrics => TrafficClass::Operational,
+            Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => {
+                TrafficClass::Operational
+            }
         }
     }
 
@@ -117,6 +124,19 @@ impl Route {
             Route::Healthz => get(health::healthz),
             Route::Readyz => get(health::readyz),
             Route::Metrics => get(health::metrics),
+            Route::OpenApi => get(openapi::openapi_json),
+        }
+    }
+
+    /// The one HTTP method the route serves.
+    pub const fn method(self) -> Method {
+        match self {
+            Route::Feed | Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => {
+                Method::GET
+            }
+            Route::Rank | Route::Events => Method::POST,
+            Route::Videos | Route::Follows | Route::Profile => Method::PUT,
+            Route::Video => Method::DELETE,
         }
     }
 }
@@ -136,6 +156,8 @@ pub fn classify(matched: Option<&str>) -> (TrafficClass, &str) {
 
 #[cfg(test)]
 mod tests {
+    use utoipa::OpenApi;
+
     use super::*;
 
     #[test]
@@ -159,13 +181,45 @@ mod tests {
     }
 
     #[test]
+    fn every_route_is_in_the_openapi_document_with_its_method() {
+        let doc = openapi::ApiDoc::openapi();
+        for r in Route::ALL {
+            let item = doc
+                .paths
+                .paths
+                .get(r.path())
+                .unwrap_or_else(|| panic!("{r:?}: {} missing from /openapi.json", r.path()));
+            let m = r.method();
+            let op = [
+                (Method::GET, &item.get),
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::DELETE, &item.delete),
+            ]
+            .into_iter()
+            .find_map(|(method, op)| (method == m).then_some(op))
+            .unwrap_or_else(|| panic!("{r:?}: unexpected method {m}"));
+            assert!(
+                op.is_some(),
+                "{r:?}: no {} operation in the document",
+                r.method()
+            );
+        }
+        assert_eq!(
+            doc.paths.paths.len(),
+            Route::ALL.len(),
+            "a path outside the vocabulary"
+        );
+    }
+
+    #[test]
     fn classify_sorts_api_probes_scrapes_and_strays() {
         assert_eq!(classify(Some("/v1/feed")), (TrafficClass::Api, "/v1/feed"));
         assert_eq!(
             classify(Some("/v1/users/{id}/follows")),
             (TrafficClass::Api, "/v1/users/{id}/follows")
         );
-        for probe in ["/healthz", "/readyz", "/metrics"] {
+        for probe in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
             assert_eq!(classify(Some(probe)), (TrafficClass::Operational, probe));
         }
         assert_eq!(

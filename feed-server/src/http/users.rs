@@ -3,12 +3,28 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
+use super::openapi::Id;
 use crate::model::{Follows, UserProfile, validate_id};
 use crate::state::SharedState;
 
 /// Replaces the user's followed creators and friends; the next feed reflects them.
+#[utoipa::path(
+    put,
+    path = "/v1/users/{id}/follows",
+    tag = "users",
+    params(("id" = Id, Path, description = "The user")),
+    request_body = Follows,
+    responses(
+        (status = 204, description = "Replaced; the user's next feed reflects it"),
+        (status = 400, description = "`invalid_json`, `invalid_id`, `duplicate_id` or `too_many`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the size limit", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `application/json`", body = ErrorBody),
+        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+    )
+)]
 pub async fn put_follows(
     State(state): State<SharedState>,
     Path(user): Path<String>,
@@ -22,6 +38,21 @@ pub async fn put_follows(
 }
 
 /// Replaces the user's language and region; the next feed reflects them.
+#[utoipa::path(
+    put,
+    path = "/v1/users/{id}/profile",
+    tag = "users",
+    params(("id" = Id, Path, description = "The user")),
+    request_body = UserProfile,
+    responses(
+        (status = 204, description = "Replaced; the user's next feed reflects it"),
+        (status = 400, description = "`invalid_json`, `invalid_id` or `invalid_profile`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the size limit", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `application/json`", body = ErrorBody),
+        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+    )
+)]
 pub async fn put_profile(
     State(state): State<SharedState>,
     Path(user): Path<String>,
