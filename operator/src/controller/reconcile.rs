@@ -57,7 +57,9 @@ struct Seen {
     stable_pods: Vec<Pod>,
 }
 
-async fn read_world(ctx: &Context, names: &Names) -> Result<Seen, Error> {
+/// The rollout's Deployments and canary pods, and its stable pods while `promoting` (their
+/// issues are the promotion's).
+async fn read_world(ctx: &Context, names: &Names, promoting: bool) -> Result<Seen, Error> {
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &names.namespace);
     let stable = deployments
         .get_opt(&names.deployment(Track::Stable))
@@ -66,20 +68,25 @@ async fn read_world(ctx: &Context, names: &Names) -> Result<Seen, Error> {
         .get_opt(&names.deployment(Track::Canary))
         .await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
-    let selector = format!("{LABEL_ROLLOUT}={}", names.rollout);
-    let (canary_pods, stable_pods) = pods
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
-        .into_iter()
-        .partition(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_TRACK))
-                .map(String::as_str)
-                == Some(Track::Canary.as_str())
-        });
+    let list = |track: Track| {
+        let selector = format!(
+            "{LABEL_ROLLOUT}={},{LABEL_TRACK}={}",
+            names.rollout,
+            track.as_str()
+        );
+        let pods = pods.clone();
+        async move {
+            pods.list(&ListParams::default().labels(&selector))
+                .await
+                .map(|l| l.items)
+        }
+    };
+    let canary_pods = list(Track::Canary).await?;
+    let stable_pods = if promoting {
+        list(Track::Stable).await?
+    } else {
+        Vec::new()
+    };
     Ok(Seen {
         stable,
         canary,
@@ -131,7 +138,7 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
     let (ns, name) = (names.namespace.clone(), names.rollout.clone());
     let spec = &fr.spec;
     let old = fr.status.clone().unwrap_or_default();
-    let seen = read_world(ctx, &names).await?;
+    let seen = read_world(ctx, &names, old.phase == Some(Phase::Promoting)).await?;
 
     let mut obs = observations(fr, &old, &seen, now);
     let mut extra_events: Vec<(EventType, &'static str, String)> = Vec::new();
