@@ -264,14 +264,20 @@ pub fn replica_counts(
     stable: Option<&Deployment>,
     canary: Option<&Deployment>,
 ) -> (i32, i32, i32, i32) {
-    let count = |d: Option<&Deployment>| {
-        d.and_then(|d| d.status.as_ref()).map_or((0, 0), |s| {
-            (s.replicas.unwrap_or(0), s.ready_replicas.unwrap_or(0))
-        })
+    let replicas = |d: Option<&Deployment>| {
+        d.and_then(|d| d.status.as_ref())
+            .and_then(|s| s.replicas)
+            .unwrap_or(0)
     };
-    let (s, s_ready) = count(stable);
-    let (c, c_ready) = count(canary);
-    (s + c, s_ready + c_ready, s, c)
+    let (s, c) = (replicas(stable), replicas(canary));
+    (s + c, ready_replicas(stable) + ready_replicas(canary), s, c)
+}
+
+/// Ready pods of a Deployment, as its status reports them (0 when absent).
+pub fn ready_replicas(d: Option<&Deployment>) -> i32 {
+    d.and_then(|d| d.status.as_ref())
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
 }
 
 /// The percent of traffic the canary really gets (`status.actualWeight`), given the desired

@@ -244,16 +244,11 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
     status.ready_replicas = ready;
     status.stable_replicas = stable_n;
     status.canary_replicas = canary_n;
-    let stable_ready = seen
-        .stable
-        .as_ref()
-        .and_then(|d| d.status.as_ref())
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
+    // The traffic mode this reconcile already resolved for the analysis target.
     status.actual_weight = observe::actual_weight(
-        &spec.traffic_mode(),
+        &target.traffic,
         status.weight,
-        stable_ready,
+        observe::ready_replicas(seen.stable.as_ref()),
         world.canary_ready,
     );
     status.selector = spec
