@@ -19,7 +19,7 @@ test: deps ## Install test dependencies, then run every test
 	$(CARGO) test --workspace --doc
 	.venv/bin/python -m pytest -q scripts/tests # the images, from the debug binaries above (before the fault-injection build replaces feed-server)
 	.venv/bin/python -m pytest -q feed-server/tests/contract # /openapi.json fuzzed by schemathesis on both stores, same debug feed-server
-	$(CARGO) test -p feed-server --features fault-injection --test faults_injection
+	$(CARGO) test -p feed-server --features fault-injection --test faults_injection --test shedding
 	.venv/bin/python -m pytest -q eval/tests charts/tests argocd/tests
 	scripts/eval.sh --smoke --binary target/debug/feed-server
 	scripts/bench.sh --smoke

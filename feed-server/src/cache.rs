@@ -121,6 +121,28 @@ impl Expiry<String, Entry> for EntryExpiry {
     }
 }
 
+/// Which first-page snapshot a feed request can be served from.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadWanted<'a> {
+    /// The user.
+    pub user: &'a str,
+    /// The experiment variant the user is assigned to.
+    pub variant: &'a str,
+    /// Generation of the profile in force.
+    pub generation: u64,
+    /// Items of the page asked for (a page's freshness depends on what it shows).
+    pub items: usize,
+}
+
+impl HeadWanted<'_> {
+    fn accepts(&self, s: &Snapshot, now_ms: i64) -> bool {
+        s.user_id == self.user
+            && s.variant == self.variant
+            && s.generation == self.generation
+            && s.fresh_for(self.items, now_ms)
+    }
+}
+
 /// The two-tier cache.
 pub struct FeedCache {
     local: Cache<String, Entry>,
@@ -166,13 +188,34 @@ impl FeedCache {
         key: &str,
         accept: impl Fn(&Snapshot) -> bool,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        match self.lookup_local(key, &accept).await {
+            Some(s) => Ok(Some(s)),
+            None => self.lookup_store(key, &accept).await,
+        }
+    }
+
+    /// The in-process tier only: no store call.
+    async fn lookup_local(
+        &self,
+        key: &str,
+        accept: impl Fn(&Snapshot) -> bool,
+    ) -> Option<Arc<Snapshot>> {
         if let Some(e) = self.local.get(key).await
             && accept(&e.snapshot)
         {
             self.metrics.cache("local", "hit");
-            return Ok(Some(e.snapshot));
+            return Some(e.snapshot);
         }
         self.metrics.cache("local", "miss");
+        None
+    }
+
+    /// The store tier (after a local miss); a hit is kept in process.
+    async fn lookup_store(
+        &self,
+        key: &str,
+        accept: impl Fn(&Snapshot) -> bool,
+    ) -> Result<Option<Arc<Snapshot>>, StoreError> {
         let found = match self.store.cache_get(key).await? {
             Some(bytes) => serde_json::from_slice::<Snapshot>(&bytes)
                 .ok()
@@ -201,23 +244,23 @@ impl FeedCache {
         }
     }
 
-    /// The user's current first-page snapshot, if one was ranked by this variant and generation
-    /// and a first page of `items` items from it is still fresh.
-    pub async fn head(
+    /// The user's current first-page snapshot from the in-process tier (no store call), if
+    /// one was ranked by this variant and generation and a first page of `items` items from it
+    /// is still fresh. Then [`FeedCache::head_store`] on a miss.
+    pub async fn head_local(&self, want: &HeadWanted<'_>) -> Option<Arc<Snapshot>> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        self.lookup_local(&head_key(want.user), |s| want.accepts(s, now_ms))
+            .await
+    }
+
+    /// [`FeedCache::head_local`]'s lookup in the store tier (after a local miss).
+    pub async fn head_store(
         &self,
-        user: &str,
-        variant: &str,
-        generation: u64,
-        items: usize,
+        want: &HeadWanted<'_>,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
-        self.lookup(&head_key(user), |s| {
-            s.user_id == user
-                && s.variant == variant
-                && s.generation == generation
-                && s.fresh_for(items, now_ms)
-        })
-        .await
+        self.lookup_store(&head_key(want.user), |s| want.accepts(s, now_ms))
+            .await
     }
 
     /// A snapshot by id (cursor paging).

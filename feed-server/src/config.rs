@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::shed::ShedLimits;
 use crate::store::redis_conn::{RedisTlsFiles, RedisUrl};
 
 /// Log output format.
@@ -61,6 +63,17 @@ pub struct Config {
     /// Request timeout (ms); slower requests are answered 503.
     #[arg(long, env = "FEED_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
+    /// Rankings (uncached feeds, `POST /v1/rank`) running at once; more wait in the queue.
+    /// Default: 4 × the CPUs this process may use (see feed-server/README.md, "Load shedding").
+    #[arg(long, env = "FEED_MAX_RANKINGS_IN_FLIGHT", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_rankings_in_flight: Option<usize>,
+    /// Rankings waiting for a slot; beyond it requests are refused at once with 503
+    /// `overloaded` and `Retry-After` (cached pages never are). Default: 2 × the slots.
+    #[arg(long, env = "FEED_MAX_QUEUED_RANKINGS")]
+    pub max_queued_rankings: Option<usize>,
+    /// Longest a queued ranking waits for a slot before it is refused with 503 `overloaded` (ms).
+    #[arg(long, env = "FEED_MAX_RANKING_QUEUE_WAIT_MS", default_value_t = 500)]
+    pub max_ranking_queue_wait_ms: u64,
     /// Largest accepted request body (bytes).
     #[arg(long, env = "FEED_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -92,6 +105,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The load-shedding bounds of the flags.
+    pub fn shed_limits(&self) -> ShedLimits {
+        ShedLimits::new(
+            self.max_rankings_in_flight,
+            self.max_queued_rankings,
+            Duration::from_millis(self.max_ranking_queue_wait_ms),
+        )
+    }
+
     /// The Redis TLS files of the flags.
     pub fn redis_tls_files(&self) -> RedisTlsFiles {
         RedisTlsFiles {

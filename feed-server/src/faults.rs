@@ -1,10 +1,12 @@
 //! Test-only fault injection (cargo feature `fault-injection`, never in release builds): makes
 //! this replica misbehave so the end-to-end rollout tests can watch the operator's brain react.
 //!
-//! `POST /debug/faults {"error_rate": 0.1, "added_latency_ms": 600, "crash": false}` sets the
-//! faults (every field optional, missing = off); `GET /debug/faults` reads them. Errors and
-//! latency apply to `/v1/*` only, so health checks and scrapes keep working; `crash` exits the
-//! process with status 70 right after answering. Initial values come from `FEED_FAULT_ERROR_RATE`
+//! `POST /debug/faults {"error_rate": 0.1, "added_latency_ms": 600, "ranking_latency_ms": 0,
+//! "crash": false}` sets the faults (every field optional, missing = off); `GET /debug/faults`
+//! reads them. Errors and latency apply to `/v1/*` only, so health checks and scrapes keep
+//! working; `ranking_latency_ms` slows rankings only, inside their ranking slot (cached pages
+//! stay fast: the load-shedding tests); `crash` exits the process with status 70 right after
+//! answering. Initial values come from `FEED_FAULT_ERROR_RATE`
 //! and `FEED_FAULT_LATENCY_MS`.
 
 use std::sync::Arc;
@@ -32,6 +34,9 @@ pub struct Faults {
     pub error_rate: f64,
     /// Added to every `/v1/*` request.
     pub added_latency_ms: u64,
+    /// Added to every ranking while it holds its ranking slot ([`crate::shed`]): makes rankings
+    /// slow without slowing cached pages (load-shedding tests).
+    pub ranking_latency_ms: u64,
     /// Exit the process after answering.
     pub crash: bool,
 }
@@ -43,6 +48,7 @@ fn from_env() -> Faults {
     Faults {
         error_rate: num("FEED_FAULT_ERROR_RATE").unwrap_or(0.0).clamp(0.0, 1.0),
         added_latency_ms: num("FEED_FAULT_LATENCY_MS").unwrap_or(0.0).max(0.0) as u64,
+        ranking_latency_ms: 0,
         crash: false,
     }
 }
@@ -67,7 +73,7 @@ async fn misbehave(State(faults): State<Shared>, req: Request, next: Next) -> Re
 }
 
 /// Adds `/debug/faults` and the misbehaving middleware to the API routes.
-pub fn install(api: Router<SharedState>) -> Router<SharedState> {
+pub fn install(api: Router<SharedState>, state: SharedState) -> Router<SharedState> {
     let faults: Shared = Arc::new(RwLock::new(from_env()));
     let read = faults.clone();
     let write = faults.clone();
@@ -79,6 +85,7 @@ pub fn install(api: Router<SharedState>) -> Router<SharedState> {
         })
         .post(move |ApiJson(new): ApiJson<Faults>| {
             let shared = write.clone();
+            let state = state.clone();
             async move {
                 if !(0.0..=1.0).contains(&new.error_rate) {
                     return Err(ApiError::bad_request(
@@ -87,6 +94,7 @@ pub fn install(api: Router<SharedState>) -> Router<SharedState> {
                     ));
                 }
                 *shared.write() = new;
+                state.rankings.set_added_latency_ms(new.ranking_latency_ms);
                 tracing::warn!(?new, "fault injection changed");
                 if new.crash {
                     tokio::spawn(async {

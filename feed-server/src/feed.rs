@@ -8,8 +8,9 @@ use rand::Rng;
 
 use std::sync::Arc;
 
-use crate::cache::Snapshot;
+use crate::cache::{HeadWanted, Snapshot};
 use crate::ranking;
+use crate::shed::Overloaded;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -18,22 +19,68 @@ pub fn now_secs() -> f64 {
     Utc::now().timestamp_millis() as f64 / 1000.0
 }
 
+/// Why a feed could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The feed needed a ranking and the ranking bound refused it (load shedding).
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
+}
+
+/// How a ranking is admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admission {
+    /// Through the ranking bound: refused at once when it is full (client requests).
+    Bounded,
+    /// Waits for a ranking slot however long (the start-up warm-up, before any traffic).
+    Unbounded,
+}
+
 /// The user's first-page snapshot for a page of `items` items: from the cache while such a page
-/// is fresh, or ranked now and cached.
+/// is fresh, or ranked now and cached. A ranking goes through the ranking bound
+/// ([`crate::shed`]): when it is full the request fails with [`FeedError::Overloaded`] before
+/// any store call; cached pages are served however busy the rankings are.
 pub async fn head(
     state: &AppState,
     user_id: &str,
     items: usize,
-) -> Result<Arc<Snapshot>, StoreError> {
+) -> Result<Arc<Snapshot>, FeedError> {
+    head_admitted(state, user_id, items, Admission::Bounded).await
+}
+
+async fn head_admitted(
+    state: &AppState,
+    user_id: &str,
+    items: usize,
+    admission: Admission,
+) -> Result<Arc<Snapshot>, FeedError> {
     let loaded = state.profiles.current();
     let variant = loaded.experiment.assign(user_id);
-    if let Some(snapshot) = state
-        .cache
-        .head(user_id, &variant.name, loaded.generation, items)
-        .await?
-    {
+    let want = HeadWanted {
+        user: user_id,
+        variant: &variant.name,
+        generation: loaded.generation,
+        items,
+    };
+    if let Some(snapshot) = state.cache.head_local(&want).await {
         return Ok(snapshot);
     }
+    // The queue place is taken before the store-tier lookup: a refused request costs no store
+    // call, and a store hit gives the place back.
+    let place = match admission {
+        Admission::Bounded => Some(state.rankings.reserve()?),
+        Admission::Unbounded => None,
+    };
+    if let Some(snapshot) = state.cache.head_store(&want).await? {
+        return Ok(snapshot);
+    }
+    let _permit = match place {
+        Some(place) => Some(place.slot().await?),
+        None => state.rankings.slot_unbounded().await,
+    };
     let ranked = ranking::rank_feed(
         state.store.as_ref(),
         &variant.profile,
@@ -62,17 +109,23 @@ pub async fn head(
         page_ttls: ranked.page_ttls,
         first_page: Default::default(),
     };
-    state
+    Ok(state
         .cache
         .put(snapshot, Duration::from_secs(u64::from(ttl)))
-        .await
+        .await?)
 }
 
 /// Ranks and caches the first pages of the most recently active users; returns how many.
-pub async fn warm_up(state: &AppState, users: usize) -> Result<usize, StoreError> {
+pub async fn warm_up(state: &AppState, users: usize) -> Result<usize, FeedError> {
     let active = state.store.active_users(users).await?;
     for user in &active {
-        head(state, user, crate::http::feed::DEFAULT_LIMIT).await?;
+        head_admitted(
+            state,
+            user,
+            crate::http::feed::DEFAULT_LIMIT,
+            Admission::Unbounded,
+        )
+        .await?;
     }
     Ok(active.len())
 }

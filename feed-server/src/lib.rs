@@ -13,6 +13,7 @@
 //! - [`cache`]: ranked snapshots, cursors and invalidation.
 //! - [`experiments`]: the live ranking profiles and hot reload; the format is `feed_profile`.
 //! - [`metrics`]: the metrics contract.
+//! - [`shed`]: load shedding — the bound on concurrent and queued rankings.
 //! - [`server`]: start-up, warm-up and graceful shutdown; [`config`]: flags and env vars.
 
 pub mod cache;
@@ -28,5 +29,6 @@ pub mod metrics;
 pub mod model;
 pub mod ranking;
 pub mod server;
+pub mod shed;
 pub mod state;
 pub mod store;

@@ -11,6 +11,7 @@ use prometheus::{
 };
 
 use crate::model::EventType;
+use crate::shed::ShedMetrics;
 
 /// Latency buckets (seconds): fine below 100 ms, reaching the 1 s pause threshold and beyond.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -41,6 +42,8 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// `feed_ranking_candidates`: candidates scored per ranking.
     pub ranking_candidates: Histogram,
+    /// Load shedding of rankings ([`crate::shed`]).
+    pub shedding: ShedMetrics,
     profile_labels: Mutex<Vec<[String; 3]>>,
 }
 
@@ -129,6 +132,7 @@ impl Metrics {
         registry.register(Box::new(profile_reload_errors.clone()))?;
         registry.register(Box::new(store_errors.clone()))?;
         registry.register(Box::new(ranking_candidates.clone()))?;
+        let shedding = ShedMetrics::register(&registry)?;
         for tier in ["local", "store"] {
             for result in ["hit", "miss"] {
                 cache_requests.with_label_values(&[tier, result]);
@@ -146,6 +150,7 @@ impl Metrics {
             profile_reload_errors,
             store_errors,
             ranking_candidates,
+            shedding,
             profile_labels: Mutex::new(Vec::new()),
         })
     }

@@ -289,6 +289,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request took longer than the request timeout (503).
     Timeout,
+    /// Too many rankings in progress: refused at once, retry after `Retry-After` (503).
+    Overloaded,
     /// An unexpected server error (500).
     Internal,
     /// The store cannot be reached; retry later (503).
@@ -359,10 +361,11 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 37] = [
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Timeout,
+        Self::Overloaded,
         Self::Internal,
         Self::StoreUnavailable,
         Self::StoreCorrupt,
@@ -404,6 +407,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Timeout => "timeout",
+            Self::Overloaded => "overloaded",
             Self::Internal => "internal",
             Self::StoreUnavailable => "store_unavailable",
             Self::StoreCorrupt => "store_corrupt",

@@ -102,7 +102,9 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
     let settings = ServiceSettings {
         feed_depth: config.feed_depth.max(1),
         ready_timeout: timeout,
+        shed: config.shed_limits(),
     };
+    tracing::info!(limits = ?settings.shed, "ranking load shedding");
     let state = Arc::new(AppState::new(
         store.clone(),
         cache,

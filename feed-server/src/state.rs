@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::cache::FeedCache;
 use crate::experiments::LiveProfiles;
 use crate::metrics::Metrics;
+use crate::shed::{RankingLimiter, ShedLimits};
 use crate::store::Store;
 
 /// Tunables of the request path.
@@ -16,6 +17,8 @@ pub struct ServiceSettings {
     pub feed_depth: usize,
     /// How long readiness waits for the store's answer.
     pub ready_timeout: Duration,
+    /// Bounds on concurrent and queued rankings (load shedding).
+    pub shed: ShedLimits,
 }
 
 /// Everything the handlers share.
@@ -30,6 +33,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Tunables.
     pub settings: ServiceSettings,
+    /// The bound on concurrent and queued rankings.
+    pub rankings: RankingLimiter,
     warmed: AtomicBool,
 }
 
@@ -42,12 +47,14 @@ impl AppState {
         metrics: Arc<Metrics>,
         settings: ServiceSettings,
     ) -> Self {
+        let rankings = RankingLimiter::new(settings.shed, metrics.shedding.clone());
         Self {
             store,
             cache,
             profiles,
             metrics,
             settings,
+            rankings,
             warmed: AtomicBool::new(false),
         }
     }

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 pub use crate::model::ErrorCode;
 
 use crate::model::Invalid;
+use crate::shed::{self, Overloaded};
 use crate::store::StoreError;
 
 /// An error answered to the client.
@@ -53,7 +54,14 @@ impl IntoResponse for ApiError {
             },
         });
         // The code rides along for the request metrics (store errors by kind).
-        (self.status, Extension(self.code), body).into_response()
+        let mut response = (self.status, Extension(self.code), body).into_response();
+        if self.code == ErrorCode::Overloaded {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(shed::RETRY_AFTER.as_secs()),
+            );
+        }
+        response
     }
 }
 
@@ -92,6 +100,25 @@ impl From<StoreError> for ApiError {
                 ErrorCode::StoreCorrupt,
                 m,
             ),
+        }
+    }
+}
+
+impl From<Overloaded> for ApiError {
+    fn from(e: Overloaded) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded,
+            e.to_string(),
+        )
+    }
+}
+
+impl From<crate::feed::FeedError> for ApiError {
+    fn from(e: crate::feed::FeedError) -> Self {
+        match e {
+            crate::feed::FeedError::Store(e) => e.into(),
+            crate::feed::FeedError::Overloaded(e) => e.into(),
         }
     }
 }

@@ -115,7 +115,7 @@ fn first_page(snapshot: &Snapshot) -> Result<Response, ApiError> {
         (status = 400, description = "`invalid_query`, `invalid_id`, `invalid_limit` or `invalid_cursor`", body = ErrorBody),
         (status = 410, description = "`cursor_expired`: request the first page again", body = ErrorBody),
         (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
-        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+        (status = 503, description = "`overloaded` (too many rankings in progress; a cached page is still served), `store_unavailable` or `timeout`: retry later, after `Retry-After` seconds for `overloaded`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying (with `overloaded`)"))),
     )
 )]
 pub async fn get_feed(
@@ -180,7 +180,7 @@ pub async fn get_feed(
         (status = 413, description = "`too_many_candidates` or `payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not `application/json`", body = ErrorBody),
         (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
-        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+        (status = 503, description = "`overloaded` (too many rankings in progress), `store_unavailable` or `timeout`: retry later, after `Retry-After` seconds for `overloaded`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying (with `overloaded`)"))),
     )
 )]
 pub async fn rank(
@@ -210,6 +210,8 @@ pub async fn rank(
     let at = req
         .at
         .map_or_else(now_secs, |t| t.timestamp_millis() as f64 / 1000.0);
+    // Every rank request ranks: it takes a queue place and a slot like an uncached feed.
+    let _permit = state.rankings.reserve()?.slot().await?;
     let ranked = ranking::rank_candidates(
         state.store.as_ref(),
         &variant.profile,

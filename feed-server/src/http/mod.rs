@@ -112,7 +112,7 @@ pub fn router(state: SharedState, limits: HttpLimits) -> Router {
         r.route(route.path(), route.handler())
     });
     #[cfg(feature = "fault-injection")]
-    let api = crate::faults::install(api);
+    let api = crate::faults::install(api, state.clone());
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(

@@ -1,0 +1,196 @@
+//! Load shedding (feature `fault-injection`, which can make rankings slow): with a tiny ranking
+//! bound and a slow ranking, further rankings are refused at once with 503 `overloaded` and
+//! `Retry-After`, the admitted ranking answers 200, cached pages are still served, and a refused
+//! request neither calls the store nor changes anything.
+
+#![cfg(feature = "fault-injection")]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// An app with a catalog of 30 videos and `flags`.
+async fn start(backend: Backend, flags: &[&str]) -> TestApp {
+    let options = Options {
+        flags: flags.iter().map(|f| f.to_string()).collect(),
+        ..Options::default()
+    };
+    let app = TestApp::start_with(backend, options).await;
+    app.put_videos(&catalog(30, 6)).await;
+    app
+}
+
+/// Polls `/metrics` until `name` reads `value` (the slow ranking has taken its slot).
+async fn until_gauge(app: &TestApp, name: &str, value: f64) {
+    for _ in 0..400 {
+        if metric(&app.metrics().await, name, &[]) == Some(value) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{name} never reached {value}");
+}
+
+/// Status, `Retry-After` and JSON body of a request.
+async fn call(req: reqwest::RequestBuilder) -> (u16, Option<String>, Value) {
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (status, retry, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_ranking_bound_sheds_rankings_at_once_and_still_serves_cached_pages() {
+    let flags = [
+        "--max-rankings-in-flight",
+        "1",
+        "--max-queued-rankings",
+        "0",
+    ];
+    let mut app = start(Backend::Redis, &flags).await;
+    let cached = app.feed("fan", "").await;
+    let (status, _) = app
+        .post("/debug/faults", &json!({"ranking_latency_ms": 2000}))
+        .await;
+    assert_eq!(status, 200);
+
+    // One slow ranking takes the only slot.
+    let first = tokio::spawn({
+        let req = app.client.get(app.url("/v1/feed?user_id=first"));
+        async move { req.send().await.map(|r| r.status().as_u16()) }
+    });
+    until_gauge(&app, "feed_rankings_in_flight", 1.0).await;
+    // Writes are never shed.
+    app.events(vec![
+        json!({"user_id": "viewer", "video_id": "v1", "type": "like"}),
+    ])
+    .await;
+
+    // A frozen store answers nothing: a shed request must not wait for it, nor a cached page.
+    app.redis.as_ref().expect("redis").freeze(true);
+    let mut shed = Vec::new();
+    for user in ["s1", "s2", "s3"] {
+        shed.push(app.client.get(app.url(&format!("/v1/feed?user_id={user}"))));
+    }
+    shed.push(app.client.get(app.url("/v1/feed?user_id=s4&limit=5")));
+    shed.push(
+        app.client
+            .post(app.url("/v1/rank"))
+            .json(&json!({"user_id": "s5", "video_ids": ["v1", "v2"]})),
+    );
+    let answers = futures::future::join_all(shed.into_iter().map(call)).await;
+    let (cached_status, _, cached_again) =
+        call(app.client.get(app.url("/v1/feed?user_id=fan"))).await;
+    app.redis.as_ref().expect("redis").freeze(false);
+
+    for (status, retry_after, body) in &answers {
+        assert_eq!(
+            (*status, &body["error"]["code"]),
+            (503, &json!("overloaded")),
+            "{body}"
+        );
+        assert_eq!(retry_after.as_deref(), Some("1"), "{body}");
+    }
+    assert_eq!(cached_status, 200, "cached page while saturated");
+    assert_eq!(cached_again, cached, "the same cached page");
+    assert_eq!(
+        first.await.expect("join").expect("first"),
+        200,
+        "the admitted ranking"
+    );
+
+    let m = app.metrics().await;
+    let count = |name: &str, labels: &[(&str, &str)]| metric(&m, name, labels);
+    assert_eq!(
+        count("feed_shed_requests_total", &[("reason", "queue_full")]),
+        Some(5.0),
+        "{m}"
+    );
+    assert_eq!(
+        count("feed_shed_requests_total", &[("reason", "queue_timeout")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        count(
+            "feed_http_requests_total",
+            &[("route", "/v1/feed"), ("status", "503")]
+        ),
+        Some(4.0),
+        "shed feeds are API requests answered 503"
+    );
+    assert_eq!(
+        count(
+            "feed_http_requests_total",
+            &[("route", "/v1/rank"), ("status", "503")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(count("feed_rankings_in_flight", &[]), Some(0.0));
+    assert_eq!(count("feed_rankings_queued", &[]), Some(0.0));
+    assert_eq!(
+        count("feed_rankings_limit", &[("kind", "in_flight")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        count("feed_store_errors_total", &[("kind", "unavailable")]),
+        None,
+        "no store call timed out: {m}"
+    );
+
+    // A refused request left nothing behind: the same users rank normally afterwards.
+    app.post("/debug/faults", &json!({})).await;
+    let again = app.feed("s1", "").await;
+    assert!(!ids(&again).is_empty(), "{again}");
+    let (status, body) = app
+        .post(
+            "/v1/rank",
+            &json!({"user_id": "s5", "video_ids": ["v1", "v2"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.redis.take();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_ranking_is_shed_when_no_slot_frees_within_the_queue_wait() {
+    let flags = [
+        "--max-rankings-in-flight",
+        "1",
+        "--max-queued-rankings",
+        "1",
+        "--max-ranking-queue-wait-ms",
+        "50",
+    ];
+    let app = start(Backend::Memory, &flags).await;
+    app.post("/debug/faults", &json!({"ranking_latency_ms": 1500}))
+        .await;
+    let first = tokio::spawn({
+        let req = app.client.get(app.url("/v1/feed?user_id=first"));
+        async move { req.send().await.map(|r| r.status().as_u16()) }
+    });
+    until_gauge(&app, "feed_rankings_in_flight", 1.0).await;
+    let (status, retry_after, body) =
+        call(app.client.get(app.url("/v1/feed?user_id=second"))).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("overloaded"))
+    );
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(first.await.expect("join").expect("first"), 200);
+    let m = app.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "feed_shed_requests_total",
+            &[("reason", "queue_timeout")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "feed_rankings_queued", &[]), Some(0.0));
+}
