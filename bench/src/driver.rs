@@ -9,6 +9,7 @@
 //!   period are counted as errors with the latency they had accumulated by then.
 //! * [`run_all`]: sends a fixed list of requests over `conns` connections (data loading).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -51,11 +52,16 @@ pub struct Outcome {
     pub body_bytes: u64,
     /// Requests answered over the whole run, warm-up included (for CPU per request).
     pub sent: u64,
+    /// Latency of the measured requests by HTTP status (0 = no answer): e.g. the 503s a
+    /// shedding server refused apart from the 200s it served.
+    pub by_status: BTreeMap<u16, Summary>,
 }
 
 #[derive(Default)]
 struct WorkerLog {
     micros: Vec<u64>,
+    /// Status of each `micros` sample (0 = no answer).
+    statuses: Vec<u16>,
     ok: u64,
     errors: u64,
     bytes: u64,
@@ -67,6 +73,7 @@ impl WorkerLog {
         let mut all = WorkerLog::default();
         for l in logs {
             all.micros.extend(l.micros);
+            all.statuses.extend(l.statuses);
             all.ok += l.ok;
             all.errors += l.errors;
             all.bytes += l.bytes;
@@ -86,11 +93,33 @@ async fn outcome(
         logs.push(t.await?);
     }
     let log = WorkerLog::merge(logs);
+    let seconds = duration.as_secs_f64();
     Ok(Outcome {
-        summary: summarize(log.micros, log.ok, log.errors, duration.as_secs_f64()),
+        by_status: by_status(&log.micros, &log.statuses, seconds),
+        summary: summarize(log.micros, log.ok, log.errors, seconds),
         body_bytes: log.bytes,
         sent: log.sent,
     })
+}
+
+/// Summaries of the samples grouped by status (2xx counted ok, others errors).
+fn by_status(micros: &[u64], statuses: &[u16], seconds: f64) -> BTreeMap<u16, Summary> {
+    let mut groups: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
+    for (us, status) in micros.iter().zip(statuses) {
+        groups.entry(*status).or_default().push(*us);
+    }
+    groups
+        .into_iter()
+        .map(|(status, samples)| {
+            let n = samples.len() as u64;
+            let (ok, errors) = if (200..300).contains(&status) {
+                (n, 0)
+            } else {
+                (0, n)
+            };
+            (status, summarize(samples, ok, errors, seconds))
+        })
+        .collect()
 }
 
 async fn connect_retry(addr: SocketAddr, deadline: Instant) -> Option<Conn> {
@@ -144,6 +173,7 @@ where
                         log.sent += 1;
                         if measured {
                             log.micros.push(t0.elapsed().as_micros() as u64);
+                            log.statuses.push(r.status);
                             log.bytes += r.body.len() as u64;
                             if (200..300).contains(&r.status) {
                                 log.ok += 1;
@@ -211,6 +241,7 @@ where
                     // Never sent: charge the wait it had already suffered.
                     if measured {
                         log.micros.push(due.elapsed().as_micros() as u64);
+                        log.statuses.push(0);
                         log.errors += 1;
                     }
                     k += conns as u64;
@@ -228,6 +259,7 @@ where
                 };
                 if measured {
                     log.micros.push(due.elapsed().as_micros() as u64);
+                    log.statuses.push(result.as_ref().map_or(0, |r| r.status));
                 }
                 match result {
                     Ok(r) => {
@@ -288,6 +320,7 @@ pub async fn run_all(
                     });
                 }
                 log.micros.push(t0.elapsed().as_micros() as u64);
+                log.statuses.push(reply.status);
                 log.ok += 1;
                 log.sent += 1;
                 log.bytes += reply.body.len() as u64;
@@ -300,14 +333,27 @@ pub async fn run_all(
         logs.push(t.await??);
     }
     let log = WorkerLog::merge(logs);
+    let seconds = started.elapsed().as_secs_f64();
     Ok(Outcome {
-        summary: summarize(
-            log.micros,
-            log.ok,
-            log.errors,
-            started.elapsed().as_secs_f64(),
-        ),
+        by_status: by_status(&log.micros, &log.statuses, seconds),
+        summary: summarize(log.micros, log.ok, log.errors, seconds),
         body_bytes: log.bytes,
         sent: log.sent,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_summarised_by_status() {
+        let groups = by_status(&[1000, 2000, 50_000, 3000], &[503, 503, 200, 0], 2.0);
+        let shed = &groups[&503];
+        assert_eq!((shed.ok, shed.errors, shed.max_ms), (0, 2, 2.0));
+        let served = &groups[&200];
+        assert_eq!((served.ok, served.errors, served.rps), (1, 0, 0.5));
+        assert_eq!(groups[&0].errors, 1, "no answer");
+        assert_eq!(groups.len(), 3);
+    }
 }

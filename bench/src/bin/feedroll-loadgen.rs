@@ -192,11 +192,16 @@ struct RunArgs {
     /// Seed of the order in which cold users are drawn (change it to rerun on the same data).
     #[arg(long, default_value_t = 0x5eed)]
     cold_seed: u64,
-    /// Phases to run (for profiling one path): baseline, cached, uncached, open, hit, events.
+    /// Overload phase: cold users at this multiple of the capacity the closed-loop uncached
+    /// phase measured in the same run (open loop; feed-server sheds what it cannot rank).
+    #[arg(long, default_value_t = 2.0)]
+    overload_factor: f64,
+    /// Phases to run (for profiling one path): baseline, cached, uncached, open, overload
+    /// (needs uncached), hit, events.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "baseline,cached,uncached,open,hit,events"
+        default_value = "baseline,cached,uncached,open,overload,hit,events"
     )]
     phases: Vec<String>,
 }
@@ -415,6 +420,29 @@ struct Phase {
     candidates: Option<CandidatesDelta>,
     #[serde(skip_serializing_if = "Option::is_none")]
     events_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overload: Option<Overload>,
+}
+
+/// What the overload phase measured: shed and admitted requests apart, against the capacity.
+#[derive(Clone, Debug, Default, Serialize)]
+struct Overload {
+    /// Offered rate, req/s.
+    rate: f64,
+    /// Uncached capacity measured by the closed-loop phase of the same run, req/s.
+    capacity: f64,
+    /// Requests answered 503 (shed), latency from their due time.
+    shed: Summary,
+    /// Requests answered 200 (admitted and ranked).
+    admitted: Summary,
+    /// Share of the measured requests answered 503.
+    shed_share: f64,
+    /// Measured requests neither 200 nor 503 (no answer, other statuses).
+    other: u64,
+    /// Admitted req/s over the capacity.
+    goodput_ratio: f64,
+    /// `feed_shed_requests_total` growth over the phase (warm-up included), by the server.
+    server_shed: f64,
 }
 
 struct Measuring {
@@ -473,6 +501,7 @@ async fn finish(
         cache: Some(cache_delta(&m.scrape, &scrape_after)),
         candidates: Some(candidates_delta(&m.scrape, &scrape_after)),
         events_per_sec: None,
+        overload: None,
     };
     eprintln!(
         "loadgen: {name:<22} {:>9.0} req/s  p50 {:>8.2} ms  p95 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
@@ -627,7 +656,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("uncached closed-loop phase")?;
         let load = format!("closed loop, {} conns, cold users", args.uncached_conns);
-        let (p, _) = finish(&args, server, m, "uncached feed (max)", load, out).await?;
+        let (p, _) = finish(&args, server, m, UNCACHED_MAX, load, out).await?;
         phases.push(p);
     }
     for rate in args.rates.iter().filter(|_| args.wants("open")) {
@@ -648,6 +677,36 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         let name = format!("uncached feed @{rate:.0}/s");
         let (p, _) = finish(&args, server, m, &name, load, out).await?;
+        phases.push(p);
+    }
+    // (3b) Overload: cold users at `overload_factor` × the capacity just measured.
+    if args.wants("overload") {
+        let Some(capacity) = phase_named(&phases, UNCACHED_MAX).map(|p| p.summary.rps) else {
+            bail!("the overload phase needs the uncached phase (its capacity): add it to --phases");
+        };
+        let rate = (capacity * args.overload_factor).max(1.0);
+        let m = begin(&args, server).await?;
+        let before_shed = m.scrape.get(SHED_TOTAL, &[]);
+        let out = driver::open_loop(
+            server,
+            rate,
+            args.open_conns,
+            short_warm,
+            dur,
+            cold_req.clone(),
+        )
+        .await
+        .with_context(|| format!("overload phase at {rate:.0} req/s"))?;
+        let load = format!(
+            "open loop {rate:.0} req/s ({}× capacity), {} conns, cold users",
+            args.overload_factor, args.open_conns
+        );
+        let split = overload(&out, rate, capacity);
+        let (mut p, after) = finish(&args, server, m, OVERLOAD, load, out).await?;
+        p.overload = Some(Overload {
+            server_shed: after.get(SHED_TOTAL, &[]) - before_shed,
+            ..split
+        });
         phases.push(p);
     }
     let used = cursor.load(Ordering::Relaxed);
@@ -798,6 +857,39 @@ fn phase<'a>(r: &'a Results, prefix: &str) -> Option<&'a Phase> {
     r.phases.iter().find(|p| p.name.starts_with(prefix))
 }
 
+fn phase_named<'a>(phases: &'a [Phase], name: &str) -> Option<&'a Phase> {
+    phases.iter().find(|p| p.name == name)
+}
+
+/// Name of the closed-loop uncached phase (the capacity).
+const UNCACHED_MAX: &str = "uncached feed (max)";
+/// Name of the overload phase.
+const OVERLOAD: &str = "uncached overload";
+/// The server's count of shed requests.
+const SHED_TOTAL: &str = "feed_shed_requests_total";
+
+/// Splits an overload outcome into shed (503) and admitted (200) requests.
+fn overload(out: &Outcome, rate: f64, capacity: f64) -> Overload {
+    let of = |status: u16| out.by_status.get(&status).cloned().unwrap_or_default();
+    let (shed, admitted) = (of(503), of(200));
+    let measured = out.summary.ok + out.summary.errors;
+    let other = measured.saturating_sub(shed.errors + admitted.ok);
+    Overload {
+        rate,
+        capacity,
+        shed_share: shed.errors as f64 / measured.max(1) as f64,
+        goodput_ratio: if capacity > 0.0 {
+            admitted.rps / capacity
+        } else {
+            0.0
+        },
+        shed,
+        admitted,
+        other,
+        server_shed: 0.0,
+    }
+}
+
 fn with_goals(mut r: Results, args: &RunArgs) -> Results {
     let mut goals = Vec::new();
     if let (Some(b), Some(c)) = (phase(&r, "static baseline"), phase(&r, "cached feed")) {
@@ -829,6 +921,24 @@ fn with_goals(mut r: Results, args: &RunArgs) -> Results {
                 u.summary.p99_ms, u.summary.rps, u.summary.errors
             ),
             met: u.summary.p99_ms < 50.0 && achieved && u.summary.errors == 0,
+        });
+    }
+    if let Some(o) = phase(&r, OVERLOAD).and_then(|p| p.overload.as_ref()) {
+        goals.push(Goal {
+            goal: format!(
+                "shed requests p99 at {:.0}× capacity ({:.0} req/s, open loop)",
+                o.rate / o.capacity.max(1.0),
+                o.rate
+            ),
+            target: "< 50 ms".into(),
+            measured: format!(
+                "{:.1} ms ({:.0}% shed; admitted p99 {:.1} ms, goodput {:.0}% of capacity)",
+                o.shed.p99_ms,
+                o.shed_share * 100.0,
+                o.admitted.p99_ms,
+                o.goodput_ratio * 100.0
+            ),
+            met: o.shed.p99_ms < 50.0 && o.shed.errors > 0,
         });
     }
     goals.push(Goal {
@@ -964,6 +1074,31 @@ fn markdown(r: &Results) -> String {
             );
         }
     }
+    if let Some(o) = phase(r, OVERLOAD).and_then(|p| p.overload.as_ref()) {
+        let _ = writeln!(
+            s,
+            "\n| overload | offered req/s | capacity req/s | shed | shed p50 / p99 ms | admitted p50 / p99 ms | goodput req/s | goodput / capacity | other errors | server-counted shed |"
+        );
+        let _ = writeln!(
+            s,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        let _ = writeln!(
+            s,
+            "| {OVERLOAD} | {:.0} | {:.0} | {:.1}% | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} | {:.0}% | {} | {:.0} |",
+            o.rate,
+            o.capacity,
+            o.shed_share * 100.0,
+            o.shed.p50_ms,
+            o.shed.p99_ms,
+            o.admitted.p50_ms,
+            o.admitted.p99_ms,
+            o.admitted.rps,
+            o.goodput_ratio * 100.0,
+            o.other,
+            o.server_shed
+        );
+    }
     if let Some(e) = phase(r, "event ingestion").and_then(|p| p.events_per_sec) {
         let _ = writeln!(s, "\nEvent ingestion: {e:.0} events/s accepted.");
     }
@@ -1008,7 +1143,8 @@ fn check(r: &Results) -> anyhow::Result<()> {
     for needed in [
         "static baseline",
         "cached feed",
-        "uncached feed (max)",
+        UNCACHED_MAX,
+        OVERLOAD,
         "Zipf feed (hit ratio)",
         "event ingestion",
     ] {
@@ -1026,7 +1162,10 @@ fn check(r: &Results) -> anyhow::Result<()> {
     if r.hit_ratio <= 0.0 {
         problems.push("no cache hit ratio".into());
     }
-    if phase(r, "uncached feed (max)")
+    if phase(r, OVERLOAD).is_some_and(|p| p.overload.is_none()) {
+        problems.push("overload phase without its shed/admitted split".into());
+    }
+    if phase(r, UNCACHED_MAX)
         .and_then(|p| p.candidates)
         .is_none_or(|c| c.rankings <= 0.0)
     {
