@@ -13,6 +13,10 @@
 //! recorded them, e.g. stable pods during an upgrade. Cache and event series are API-only by
 //! construction (only `/v1/feed` looks the cache up, only `/v1/events` accepts events).
 //!
+//! A request the feed-server sheds (503 `overloaded`, its ranking bound full) is a 5xx like any
+//! other, on purpose: a canary that sheds is failing its users (say, a slower ranking profile
+//! halved its capacity) and must not be promoted on an error rate that hides it.
+//!
 //! The same templates come in a grouped form ([`Aggregation::By`]): `sum by (namespace, rollout,
 //! track)` (or `variant` for in-app rollouts), so one query answers for every rollout.
 
