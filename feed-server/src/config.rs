@@ -64,11 +64,11 @@ pub struct Config {
     #[arg(long, env = "FEED_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
     /// Rankings (uncached feeds, `POST /v1/rank`) running at once; more wait in the queue.
-    /// Default: 4 × the CPUs this process may use (see feed-server/README.md, "Load shedding").
+    /// Default: 2 × the CPUs this process may use (see feed-server/README.md, "Load shedding").
     #[arg(long, env = "FEED_MAX_RANKINGS_IN_FLIGHT", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_rankings_in_flight: Option<usize>,
     /// Rankings waiting for a slot; beyond it requests are refused at once with 503
-    /// `overloaded` and `Retry-After` (cached pages never are). Default: 2 × the slots.
+    /// `overloaded` and `Retry-After` (cached pages never are). Default: 3 × the slots.
     #[arg(long, env = "FEED_MAX_QUEUED_RANKINGS")]
     pub max_queued_rankings: Option<usize>,
     /// Longest a queued ranking waits for a slot before it is refused with 503 `overloaded` (ms).

@@ -28,14 +28,13 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Default ranking slots per CPU core. A ranking waits on three store round trips between its
-/// bursts of CPU, so one slot per core leaves cores idle; more slots than that only queue inside
-/// the runtime and the store. Measured in BENCHMARKS.md ("Sizing the ranking bound").
-pub const IN_FLIGHT_PER_CORE: usize = 4;
+/// bursts of CPU, so a second slot per core fills those waits; more slots did not rank faster
+/// and cost more CPU per ranking (BENCHMARKS.md, "Sizing the ranking bound").
+pub const IN_FLIGHT_PER_CORE: usize = 2;
 
-/// Default queue places per ranking slot: enough that a closed-loop client with as many
-/// connections as 2× the slots is never refused, short enough that a queued ranking waits about
-/// two ranking times.
-pub const QUEUED_PER_SLOT: usize = 2;
+/// Default queue places per ranking slot: a queued ranking waits about three ranking times, and
+/// a client keeping up to 4 × the slots requests open (16 on 2 cores) is never refused.
+pub const QUEUED_PER_SLOT: usize = 3;
 
 /// The bounds of the ranking limiter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
