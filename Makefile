@@ -14,20 +14,27 @@ deps: ## Install what the tests need (redis-server, prometheus, buildah, Python 
 run: ## feed-server with demo data on the embedded store
 	$(CARGO) run --release -p feed-server -- --demo
 
+# The fault-injection feed-server (for the e2e scenarios) is built first, with the workspace's own
+# feature set, so it shares every dependency build with the test build that follows; a copy is
+# kept because that build puts the ordinary feed-server back in target/debug.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+FAULTY_FEED_SERVER := $(abspath $(TARGET_DIR))/fault-injection/feed-server
+
 test: deps ## Install test dependencies, then run every test
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --features feed-server/fault-injection --test faults_injection
+	mkdir -p $(dir $(FAULTY_FEED_SERVER)) && cp $(TARGET_DIR)/debug/feed-server $(FAULTY_FEED_SERVER)
+	FEEDROLL_FAULTY_FEED_SERVER=$(FAULTY_FEED_SERVER) $(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
-	.venv/bin/python -m pytest -q scripts/tests # the images, from the debug binaries above (before the fault-injection build replaces feed-server)
+	.venv/bin/python -m pytest -q scripts/tests # the images, from the debug binaries above
 	.venv/bin/python -m pytest -q feed-server/tests/contract # /openapi.json fuzzed by schemathesis on both stores, same debug feed-server
-	$(CARGO) test -p feed-server --features fault-injection --test faults_injection
 	.venv/bin/python -m pytest -q eval/tests charts/tests argocd/tests
-	scripts/eval.sh --smoke --binary target/debug/feed-server
-	scripts/bench.sh --smoke
+	scripts/eval.sh --smoke --binary $(TARGET_DIR)/debug/feed-server
+	scripts/bench.sh --smoke --bin-dir $(TARGET_DIR)/debug
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p feed-server --features fault-injection --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features feed-server/fault-injection -- -D warnings # the workspace's feature set: no dependency is checked twice
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
