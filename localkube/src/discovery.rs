@@ -1,0 +1,89 @@
+//! Discovery documents (`/api`, `/apis`, `/api/v1`, `/apis/GROUP/VERSION`), the legacy
+//! (unaggregated) format: kubectl falls back to it when the server answers plain JSON.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::resources::ResourceInfo;
+
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// `/api`.
+pub fn core_versions() -> Value {
+    json!({"kind": "APIVersions", "versions": ["v1"],
+           "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
+}
+
+/// `/apis`: every non-core group with its versions.
+pub fn group_list(infos: &[ResourceInfo]) -> Value {
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for i in infos.iter().filter(|i| !i.group.is_empty()) {
+        let versions = groups.entry(&i.group).or_default();
+        if !versions.contains(&i.version.as_str()) {
+            versions.push(&i.version);
+        }
+    }
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|(g, versions)| {
+            let vs: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+                .collect();
+            json!({"name": g, "versions": vs, "preferredVersion": vs[0]})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/GROUP/VERSION` (or `/api/v1`): the resources and subresources served there; `None`
+/// when nothing is.
+pub fn resource_list(infos: &[ResourceInfo], group: &str, version: &str) -> Option<Value> {
+    let mut resources = Vec::new();
+    for i in infos
+        .iter()
+        .filter(|i| i.group == group && i.version == version)
+    {
+        resources.push(json!({"name": i.plural, "singularName": i.singular,
+            "namespaced": i.namespaced, "kind": i.kind, "verbs": VERBS,
+            "shortNames": i.short_names}));
+        for sub in &i.subresources {
+            let kind = if sub == "scale" { "Scale" } else { &i.kind };
+            let mut r = json!({"name": format!("{}/{sub}", i.plural), "singularName": "",
+                "namespaced": i.namespaced, "kind": kind, "verbs": ["get", "patch", "update"]});
+            if sub == "scale" {
+                r["group"] = json!("autoscaling");
+                r["version"] = json!("v1");
+            }
+            resources.push(r);
+        }
+    }
+    if resources.is_empty() {
+        return None;
+    }
+    let gv = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
+}
+
+/// `/version`.
+pub fn version() -> Value {
+    json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-localkube",
+           "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+           "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"})
+}
