@@ -34,6 +34,10 @@ struct Args {
     /// always is.
     #[arg(long)]
     crd: Vec<PathBuf>,
+    /// More namespaces to create at start (besides `default`, `kube-system`, `kube-public`,
+    /// `kube-node-lease` and the operator's), e.g. `feed` for the examples.
+    #[arg(long)]
+    namespace: Vec<String>,
 }
 
 #[tokio::main]
@@ -52,11 +56,13 @@ async fn main() -> anyhow::Result<()> {
         );
     };
     let api = FakeApi::cluster().context("starting the API server")?;
-    api.put(
-        "namespaces",
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": sa_ns},
-               "status": {"phase": "Active"}}),
-    );
+    for ns in args.namespace.iter().map(String::as_str).chain([sa_ns]) {
+        api.put(
+            "namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+                   "status": {"phase": "Active"}}),
+        );
+    }
     api.put(
         "serviceaccounts",
         json!({"apiVersion": "v1", "kind": "ServiceAccount",
