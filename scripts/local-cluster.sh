@@ -8,13 +8,14 @@
 #   scripts/local-cluster.sh down [--dir DIR]                stop what `up` started in DIR
 #
 # `up` writes DIR/kubeconfig (contexts `admin`, current, and `operator`, the chart's
-# ServiceAccount feedroll:feedroll), DIR/env (`export KUBECONFIG=...`, for `source`),
+# ServiceAccount feedroll-system:feedroll; also alone in
+# DIR/operator.kubeconfig), DIR/env (`export KUBECONFIG=...`, for `source`),
 # DIR/localkube.pid and DIR/localkube.log. --foreground stays attached with the logs on the
 # terminal and stops the server on Ctrl-C (`make cluster`). LOCALKUBE_BIN overrides the binary
 # (default: target/debug/localkube, built first).
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 cmd=${1:-}
 [[ -n $cmd ]] || usage
@@ -97,7 +98,7 @@ MSG
       echo "local-cluster.sh: pid $pid still running after 5 s, sending SIGKILL" >&2
       kill -9 "$pid" 2>/dev/null || true
     fi
-    rm -f "$pidfile" "$dir/env" "$dir/kubeconfig"
+    rm -f "$pidfile" "$dir/env" "$dir/kubeconfig" "$dir/operator.kubeconfig"
     echo "local cluster in $dir stopped"
     ;;
   *) usage ;;

@@ -1,7 +1,8 @@
 //! `localkube`: the Feedroll local API server over HTTPS.
 //!
 //! Binds a loopback port (a free one unless `--listen`), generates a CA, writes
-//! `DIR/kubeconfig` (contexts `admin` and the operator's ServiceAccount) and `DIR/ca.crt`,
+//! `DIR/kubeconfig` (contexts `admin` and `operator`, the operator's ServiceAccount),
+//! `DIR/operator.kubeconfig` (that ServiceAccount only) and `DIR/ca.crt`,
 //! prints one `ready` line and serves until interrupted.
 
 use std::net::SocketAddr;
@@ -26,9 +27,10 @@ struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// The operator's ServiceAccount, NAMESPACE:NAME: it gets a token and a kubeconfig context
-    /// and is authorized by the RBAC objects stored in the server (none at start).
-    #[arg(long, default_value = "feedroll:feedroll")]
+    /// The operator's ServiceAccount, NAMESPACE:NAME (the chart's default release): it gets a
+    /// token, a kubeconfig context and `DIR/operator.kubeconfig`, and is authorized by the RBAC
+    /// objects stored in the server (none at start).
+    #[arg(long, default_value = "feedroll-system:feedroll")]
     operator_service_account: String,
     /// More CustomResourceDefinition files (YAML) to register at start; the FeedRollout CRD
     /// always is.
@@ -87,25 +89,22 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let server = format!("https://{addr}");
-    let config = kubeconfig(
-        &server,
-        &certs.ca_pem,
-        &[
-            KubeconfigUser {
-                name: "admin".into(),
-                token: admin_token,
-                namespace: "default".into(),
-            },
-            KubeconfigUser {
-                name: "operator".into(),
-                token: operator_token,
-                namespace: sa_ns.into(),
-            },
-        ],
-    )?;
+    let admin = KubeconfigUser {
+        name: "admin".into(),
+        token: admin_token,
+        namespace: "default".into(),
+    };
+    let operator = KubeconfigUser {
+        name: "operator".into(),
+        token: operator_token,
+        namespace: sa_ns.into(),
+    };
+    let operator_config = kubeconfig(&server, &certs.ca_pem, std::slice::from_ref(&operator))?;
+    let config = kubeconfig(&server, &certs.ca_pem, &[admin, operator])?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     std::fs::write(args.dir.join("ca.crt"), &certs.ca_pem)?;
+    std::fs::write(args.dir.join("operator.kubeconfig"), operator_config)?;
     // Written whole then renamed: its presence means the server is ready.
     let tmp = args.dir.join("kubeconfig.tmp");
     std::fs::write(&tmp, config)?;

@@ -469,8 +469,10 @@ impl Inner {
             last.authorization = Some((verb, decision.clone()));
         }
         if !decision.allowed() {
+            let message = rbac::forbidden_message(who, &attrs, &info.qualified());
+            tracing::warn!(%message, "forbidden");
             return Err(ApiError::Forbidden {
-                message: rbac::forbidden_message(who, &attrs, &info.qualified()),
+                message,
                 name: t.name.clone(),
                 group: t.group.clone(),
                 kind: t.resource.clone(),

@@ -51,15 +51,14 @@ fn start() -> Server {
 
 impl Server {
     fn kubectl(&self, args: &[&str]) -> Output {
-        let out = Command::new("kubectl")
+        Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(self.dir.path().join("kubeconfig"))
             .args(args)
             .output()
             .unwrap_or_else(|e| {
                 panic!("kubectl is required for this test and could not run ({e}); install it (see scripts/install-deps.sh)")
-            });
-        out
+            })
     }
 
     /// Runs kubectl, asserts success, returns stdout.
@@ -262,7 +261,7 @@ fn kubectl_manages_feedrollouts_on_localkube() {
     // The operator's context is a ServiceAccount without RBAC yet: refused with the real message.
     let err = s.fails(&["--context", "operator", "-n", "feed", "get", "fr"]);
     assert!(
-        err.contains("User \"system:serviceaccount:feedroll:feedroll\" cannot list resource \"feedrollouts\" in API group \"feedroll.dev\" in the namespace \"feed\""),
+        err.contains("User \"system:serviceaccount:feedroll-system:feedroll\" cannot list resource \"feedrollouts\" in API group \"feedroll.dev\" in the namespace \"feed\""),
         "{err}"
     );
 
