@@ -272,6 +272,18 @@ fn set_spec_replicas(info: &ResourceInfo, obj: &mut Value, replicas: Value) {
     cur[*last] = replicas;
 }
 
+/// Gives `to` the status of `from` (none if `from` has none).
+fn copy_status(from: &Value, to: &mut Value) {
+    match from.get("status") {
+        Some(s) => to["status"] = s.clone(),
+        None => {
+            if let Some(m) = to.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+}
+
 /// A generated name suffix (`generateName`).
 fn random_suffix() -> String {
     use rand::Rng;
@@ -720,26 +732,12 @@ impl Inner {
         }
         match scope {
             Scope::Main => {
-                match old.get("status") {
-                    Some(s) => new["status"] = s.clone(),
-                    None => {
-                        if let Some(m) = new.as_object_mut() {
-                            m.remove("status");
-                        }
-                    }
-                }
+                copy_status(old, &mut new);
                 new
             }
             Scope::Status => {
                 let mut obj = old.clone();
-                match new.get("status") {
-                    Some(s) => obj["status"] = s.clone(),
-                    None => {
-                        if let Some(m) = obj.as_object_mut() {
-                            m.remove("status");
-                        }
-                    }
-                }
+                copy_status(&new, &mut obj);
                 obj
             }
         }

@@ -132,6 +132,11 @@ fn kubectl_manages_feedrollouts_on_localkube() {
     ]);
     assert!(out.contains("serverside-applied"), "{out}");
 
+    let patch = |kind: &'static str, body: &'static str| {
+        [
+            "-n", "feed", "patch", "fr", "feed", "--type", kind, "-p", body,
+        ]
+    };
     let table = s.ok(&["-n", "feed", "get", "feedrollouts"]);
     let header: Vec<&str> = table
         .lines()
@@ -188,28 +193,11 @@ fn kubectl_manages_feedrollouts_on_localkube() {
         "{seen}"
     );
 
-    s.ok(&[
-        "-n",
-        "feed",
-        "patch",
-        "fr",
-        "feed",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"paused":true}}"#,
-    ]);
-    s.ok(&[
-        "-n",
-        "feed",
-        "patch",
-        "fr",
-        "feed",
-        "--type",
+    s.ok(&patch("merge", r#"{"spec":{"paused":true}}"#));
+    s.ok(&patch(
         "json",
-        "-p",
         r#"[{"op":"replace","path":"/spec/replicas","value":3}]"#,
-    ]);
+    ));
     s.ok(&[
         "-n",
         "feed",
@@ -233,17 +221,7 @@ fn kubectl_manages_feedrollouts_on_localkube() {
             && err.contains("never decrease"),
         "{err}"
     );
-    let err = s.fails(&[
-        "-n",
-        "feed",
-        "patch",
-        "fr",
-        "feed",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"replicas":"ten"}}"#,
-    ]);
+    let err = s.fails(&patch("merge", r#"{"spec":{"replicas":"ten"}}"#));
     assert!(err.contains("spec.replicas"), "{err}");
     assert_eq!(
         s.ok(&[
