@@ -76,7 +76,7 @@ case $cmd in
     cat <<MSG
 local cluster up: API server $(grep -m1 'server:' "$dir/kubeconfig" | awk '{print $2}') (pid $pid)
   source $dir/env
-  kubectl apply --validate=false -f examples/default-plan.yaml
+  kubectl apply -f examples/default-plan.yaml
   kubectl -n feed get feedrollouts -w
 Not yet: pods, Services, Prometheus, traffic, the operator (see localkube/README.md).
 MSG

@@ -87,3 +87,67 @@ pub fn version() -> Value {
            "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
            "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"})
 }
+
+/// The group-versions served, as `(group, version)`, core first.
+fn group_versions(infos: &[ResourceInfo]) -> Vec<(String, String)> {
+    let mut gvs: Vec<(String, String)> = Vec::new();
+    for i in infos {
+        let gv = (i.group.clone(), i.version.clone());
+        if !gvs.contains(&gv) {
+            gvs.push(gv);
+        }
+    }
+    gvs
+}
+
+/// `/openapi/v3`: the index of per-group-version documents. kubectl reads it to learn that the
+/// server validates fields itself (`fieldValidation`), so `kubectl apply` works without
+/// `--validate=false`.
+pub fn openapi_index(infos: &[ResourceInfo]) -> Value {
+    let paths: serde_json::Map<String, Value> = group_versions(infos)
+        .into_iter()
+        .map(|(g, v)| {
+            let rel = if g.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{g}/{v}")
+            };
+            let url = format!("/openapi/v3/{rel}");
+            (rel, json!({"serverRelativeURL": url}))
+        })
+        .collect();
+    json!({"paths": paths})
+}
+
+/// `/openapi/v3/apis/G/V`: a document with, for each kind, the PATCH operation of its objects
+/// (tagged with the kind, accepting `fieldValidation`). No schemas: kubectl then computes
+/// apply patches from its built-in types, and `kubectl explain` has nothing to show.
+pub fn openapi_group_version(infos: &[ResourceInfo], group: &str, version: &str) -> Option<Value> {
+    let mut paths = serde_json::Map::new();
+    for i in infos
+        .iter()
+        .filter(|i| i.group == group && i.version == version)
+    {
+        let base = crate::path::prefix_of(group, version);
+        let path = if i.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", i.plural)
+        } else {
+            format!("{base}/{}/{{name}}", i.plural)
+        };
+        paths.insert(
+            path,
+            json!({"patch": {
+                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": i.kind},
+                "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "OK"}},
+            }}),
+        );
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    Some(
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"},
+                "paths": paths}),
+    )
+}

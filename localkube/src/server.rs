@@ -542,6 +542,15 @@ impl Inner {
             }
             ["apis", group, version] => discovery::resource_list(&self.infos(), group, version)
                 .ok_or(ApiError::NoSuchResource)?,
+            ["openapi", "v3"] => discovery::openapi_index(&self.infos()),
+            ["openapi", "v3", "api", version] => {
+                discovery::openapi_group_version(&self.infos(), "", version)
+                    .ok_or(ApiError::NoSuchResource)?
+            }
+            ["openapi", "v3", "apis", group, version] => {
+                discovery::openapi_group_version(&self.infos(), group, version)
+                    .ok_or(ApiError::NoSuchResource)?
+            }
             _ => return Err(ApiError::NoSuchResource),
         };
         Ok(Reply::Json(200, v))

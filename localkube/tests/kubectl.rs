@@ -1,5 +1,6 @@
 //! Real `kubectl` against the `localkube` binary over HTTPS: the chart's CRD and the example
-//! FeedRollouts applied (client- and server-side), get (table, `-o yaml`, `-w`), patch (merge,
+//! FeedRollouts applied (client- and server-side, with kubectl's default validation, which the
+//! server's `/openapi/v3` hands to the server), get (table, `-o yaml`, `-w`), patch (merge,
 //! JSON, status subresource), annotate, describe, an invalid FeedRollout refused with its
 //! message, RBAC for the operator's context, delete. kubectl is part of the machine image
 //! (scripts/install-deps.sh checks for it): without it this test fails, it does not skip.
@@ -89,7 +90,7 @@ fn path_str(p: &Path) -> &str {
 fn kubectl_manages_feedrollouts_on_localkube() {
     let s = start();
     let crd = repo("charts/feedroll/crds/feedroll.dev_feedrollouts.yaml");
-    let out = s.ok(&["apply", "--validate=false", "-f", path_str(&crd)]);
+    let out = s.ok(&["apply", "-f", path_str(&crd)]);
     assert!(
         out.contains("customresourcedefinition.apiextensions.k8s.io/feedrollouts.feedroll.dev"),
         "{out}"
@@ -108,23 +109,16 @@ fn kubectl_manages_feedrollouts_on_localkube() {
         "prometheus-auth",
     ] {
         let file = repo(&format!("examples/{example}.yaml"));
-        let out = s.ok(&["apply", "--validate=false", "-f", path_str(&file)]);
+        let out = s.ok(&["apply", "-f", path_str(&file)]);
         assert!(out.contains("feedrollout.feedroll.dev/"), "{out}");
     }
     // Server-side apply of another spec for `feed`: conflicts with the client-side applier's
     // fields, then taken over with --force-conflicts.
     let ranking = repo("examples/ranking-experiment.yaml");
-    let err = s.fails(&[
-        "apply",
-        "--validate=false",
-        "--server-side",
-        "-f",
-        path_str(&ranking),
-    ]);
+    let err = s.fails(&["apply", "--server-side", "-f", path_str(&ranking)]);
     assert!(err.contains("conflict"), "{err}");
     let out = s.ok(&[
         "apply",
-        "--validate=false",
         "--server-side",
         "--force-conflicts",
         "-f",
@@ -214,7 +208,13 @@ fn kubectl_manages_feedrollouts_on_localkube() {
 
     // Invalid: the server answers 422 with the field and the CRD's message; nothing changes.
     let bad = repo("examples/invalid/decreasing-weights.yaml");
-    let err = s.fails(&["apply", "--validate=false", "-f", path_str(&bad)]);
+    let err = s.fails(&["apply", "-f", path_str(&bad)]);
+    let typo = repo("examples/invalid/typo-in-field.yaml");
+    let typo_err = s.fails(&["apply", "--validate=false", "-f", path_str(&typo)]);
+    assert!(
+        typo_err.contains(r#"spec.stratgy: unknown field "stratgy""#),
+        "{typo_err}"
+    );
     assert!(
         err.contains("is invalid")
             && err.contains("spec.strategy.steps")

@@ -108,7 +108,7 @@ async fn the_operator_binary_reconciles_a_feedrollout_applied_with_kubectl() {
 
     let example = repo("examples/default-plan.yaml");
     let example = example.to_str().expect("utf-8 path");
-    kubectl(&admin, &["apply", "--validate=false", "-f", example]);
+    kubectl(&admin, &["apply", "-f", example]);
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_feedroll-operator"))
         .arg("run")
