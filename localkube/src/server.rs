@@ -272,6 +272,20 @@ fn set_spec_replicas(info: &ResourceInfo, obj: &mut Value, replicas: Value) {
     cur[*last] = replicas;
 }
 
+/// An events.k8s.io/v1 Event in the core/v1 shape (`regarding` → `involvedObject`, `note` →
+/// `message`, the reporting controller as `source.component`).
+fn core_event(e: &Value) -> Value {
+    let time = e["eventTime"].clone();
+    json!({"apiVersion": "v1", "kind": "Event", "metadata": e["metadata"],
+        "involvedObject": e["regarding"], "related": e["related"], "reason": e["reason"],
+        "message": e["note"], "type": e["type"], "action": e["action"],
+        "source": {"component": e["reportingController"]},
+        "reportingComponent": e["reportingController"], "reportingInstance": e["reportingInstance"],
+        "eventTime": time, "firstTimestamp": e.get("deprecatedFirstTimestamp").unwrap_or(&time),
+        "lastTimestamp": e.get("deprecatedLastTimestamp").unwrap_or(&time),
+        "count": e["series"]["count"].as_i64().or(e["deprecatedCount"].as_i64()).unwrap_or(1)})
+}
+
 /// Gives `to` the status of `from` (none if `from` has none).
 fn copy_status(from: &Value, to: &mut Value) {
     match from.get("status") {
@@ -584,13 +598,21 @@ impl Inner {
 
     fn list(&mut self, t: &Target, info: &ResourceInfo, req: &Incoming) -> Result<Value, ApiError> {
         let (labels, fields) = selectors(&req.query)?;
-        let items: Vec<Value> = self
+        let mut items: Vec<Value> = self
             .store
             .list(&t.prefix, &t.resource, t.namespace.as_deref())
-            .map(|(_, v)| v)
-            .filter(|v| labels.matches_labels(v) && fields.matches_fields(v))
-            .cloned()
+            .map(|(_, v)| v.clone())
             .collect();
+        if t.prefix == "/api/v1" && t.resource == "events" {
+            // One store behind both Event APIs, as on a real cluster: `kubectl describe` (core
+            // events) shows what controllers wrote as events.k8s.io Events.
+            items.extend(
+                self.store
+                    .list("/apis/events.k8s.io/v1", "events", t.namespace.as_deref())
+                    .map(|(_, v)| core_event(v)),
+            );
+        }
+        items.retain(|v| labels.matches_labels(v) && fields.matches_fields(v));
         let rv = self.store.revision().to_string();
         if table::wanted(&req.accept) {
             let include = Include::from_query(query_param(&req.query, "includeObject").as_deref());

@@ -2,8 +2,8 @@
 //! served over HTTPS in this process), authenticated as the chart's ServiceAccount and
 //! authorized by exactly the chart's RBAC objects (the rendered default release,
 //! `charts/tests-rs/testdata/rendered/default.json`): a FeedRollout applied with real kubectl
-//! gets its finalizer, its Deployments and Services and a status; every request the operator
-//! made was allowed; deleting the FeedRollout with kubectl removes every owned object.
+//! gets its finalizer, its Deployments and Services, a status and Events `kubectl describe`
+//! shows; every request the operator made was allowed; deleting the FeedRollout with kubectl removes every owned object.
 //! kubectl is part of the machine image: without it this test fails, it does not skip.
 
 use std::path::Path;
@@ -151,6 +151,21 @@ async fn the_operator_binary_reconciles_a_feedrollout_applied_with_kubectl() {
         table.contains(fr["status"]["phase"].as_str().unwrap_or("?")),
         "{table}"
     );
+
+    // The operator's events.k8s.io Events show in `kubectl describe` (core/v1 events).
+    wait_for("an Event from the operator", || {
+        !api.list("events.k8s.io/v1", "events", "feed").is_empty()
+    })
+    .await;
+    let events = api.list("events.k8s.io/v1", "events", "feed");
+    let reason = events
+        .first()
+        .and_then(|e| e["reason"].as_str())
+        .expect("the operator emitted an Event")
+        .to_owned();
+    let described = kubectl(&admin, &["-n", "feed", "describe", "fr", "feed"]);
+    let shown = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(shown.contains(&reason), "{described}");
 
     kubectl(
         &admin,
