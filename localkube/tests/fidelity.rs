@@ -690,3 +690,144 @@ async fn selectors_filter_lists_and_bad_ones_are_400() {
     .await;
     assert_eq!(code, 400);
 }
+
+#[tokio::test]
+async fn a_history_limit_compacts_old_resource_versions() {
+    let api = FakeApi::new();
+    let (_, first) = admin(&api, Method::POST, CMS, JSON, Some(cm("a", "1"))).await;
+    let rv = first["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..3 {
+        admin(
+            &api,
+            Method::POST,
+            CMS,
+            JSON,
+            Some(cm(&format!("b{i}"), "1")),
+        )
+        .await;
+    }
+    api.set_history_limit(2);
+    let gone = watch_events(&api, &format!("{CMS}?watch=true&resourceVersion={rv}"), 1).await;
+    assert_eq!(gone[0]["object"]["code"], 410);
+    // The last two changes are still there to resume from.
+    let recent = (rv.parse::<u64>().unwrap() + 1).to_string();
+    let events = watch_events(
+        &api,
+        &format!("{CMS}?watch=true&resourceVersion={recent}"),
+        2,
+    )
+    .await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["object"]["metadata"]["name"], "b2");
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_change_nothing() {
+    let api = FakeApi::cluster().unwrap();
+    let token = api.issue_token(Identity::admin());
+    let t = Some(token.as_str());
+    let ns = "/api/v1/namespaces";
+    let before = api.list("v1", "namespaces", "").len();
+    // Not JSON.
+    let req = Request::post(ns)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", JSON)
+        .body(kube::client::Body::from(b"{not json".to_vec()))
+        .unwrap();
+    let res = api.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    // Protobuf (typed kubectl create): 415, naming what is accepted.
+    let (code, status) = call(
+        &api,
+        Method::POST,
+        ns,
+        "application/vnd.kubernetes.protobuf",
+        Some(json!({})),
+        t,
+    )
+    .await;
+    assert_eq!(code, 415);
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/json")
+    );
+    // No name.
+    let (code, status) = call(
+        &api,
+        Method::POST,
+        ns,
+        JSON,
+        Some(json!({"metadata": {}})),
+        t,
+    )
+    .await;
+    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")));
+    // A resource the server does not serve, an unknown patch type, a name mismatch in apply.
+    assert_eq!(
+        call(
+            &api,
+            Method::GET,
+            "/apis/example.dev/v1/widgets",
+            JSON,
+            None,
+            t
+        )
+        .await
+        .0,
+        404
+    );
+    let (code, _) = call(
+        &api,
+        Method::PATCH,
+        "/api/v1/namespaces/default",
+        "text/plain",
+        Some(json!({})),
+        t,
+    )
+    .await;
+    assert_eq!(code, 415);
+    let (code, _) = call(
+        &api,
+        Method::PATCH,
+        "/api/v1/namespaces/default?fieldManager=m",
+        APPLY,
+        Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})),
+        t,
+    )
+    .await;
+    assert_eq!(code, 400);
+    // A bad selector and a bad resourceVersion.
+    assert_eq!(
+        call(
+            &api,
+            Method::GET,
+            "/api/v1/namespaces?labelSelector=a+in+b",
+            JSON,
+            None,
+            t
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        call(
+            &api,
+            Method::GET,
+            "/api/v1/namespaces?watch=true&resourceVersion=x",
+            JSON,
+            None,
+            t
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(api.list("v1", "namespaces", "").len(), before);
+    assert!(api.get("v1", "namespaces", "", "other").is_none());
+}
