@@ -2,6 +2,8 @@
 //! stored CustomResourceDefinitions register. Discovery, scope (namespaced or cluster), kinds in
 //! messages, table columns and schema validation all read from here.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 /// One column of `kubectl get` (a CRD's `additionalPrinterColumns`).
@@ -38,8 +40,9 @@ pub struct ResourceInfo {
     pub subresources: Vec<String>,
     /// Extra `kubectl get` columns.
     pub printer_columns: Vec<PrinterColumn>,
-    /// The OpenAPI v3 schema objects are validated against (custom resources only).
-    pub schema: Option<Value>,
+    /// The OpenAPI v3 schema objects are validated against (custom resources only; shared,
+    /// as every request resolves its kind).
+    pub schema: Option<Arc<Value>>,
     /// Where the `scale` subresource reads and writes replicas.
     pub scale: Option<ScalePaths>,
 }
@@ -301,7 +304,7 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
                 short_names: strings(&names["shortNames"]),
                 subresources,
                 printer_columns,
-                schema: v["schema"].get("openAPIV3Schema").cloned(),
+                schema: v["schema"].get("openAPIV3Schema").cloned().map(Arc::new),
                 scale: v["subresources"].get("scale").map(|s| ScalePaths {
                     spec_replicas: s["specReplicasPath"]
                         .as_str()
