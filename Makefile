@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CRD_FILE := crds/feedroll.dev_feedrollouts.yaml
 
-.PHONY: help deps run test lint fmt bench eval e2e crds images
+.PHONY: help deps run test lint fmt bench eval e2e crds images cluster
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -48,6 +48,9 @@ bench: deps ## Benchmarks against a static baseline; numbers go to BENCHMARKS.md
 e2e: deps ## End-to-end rollout scenarios on one machine, with their timelines
 	$(CARGO) test -p feedroll-e2e --test scenarios -- --nocapture --test-threads 2
 	$(CARGO) test -p feedroll-e2e --test cluster -- --nocapture # a real cluster; SKIPPED without a kubeconfig
+
+cluster: ## A local Kubernetes API server (localkube) in the foreground; kubeconfig in .localkube/ (Ctrl-C stops it)
+	scripts/local-cluster.sh up --foreground
 
 images: deps ## Container images, offline with buildah: target/images/{feed-server,feedroll-operator}.oci.tar tagged with the chart's appVersion
 	$(CARGO) build --release --locked -p feed-server -p feedroll-operator
