@@ -394,9 +394,8 @@ async fn hot_reload_adds_and_revokes_keys_and_a_bad_file_keeps_the_last_good() {
     let bad = [
         String::new(),
         "keys: [".into(),
-        format!(
-            "keys:\n  - {{name: x, key: k-old-0123456789, scopes: [read], limit: {{requestsPerSecond: 1, burst: 1}}}}"
-        ),
+        "keys:\n  - {name: x, key: k-old-0123456789, scopes: [read], limit: {requestsPerSecond: 1, burst: 1}}"
+            .to_owned(),
         keys_file(&[old, ("old", "k-other", "[read]", 1.0, 1)]),
     ];
     for (i, text) in bad.iter().enumerate() {

@@ -100,7 +100,7 @@ fn demo_mode_serves_a_personalised_feed_and_sigterm_exits_cleanly() {
 }
 
 /// Kills the child with SIGTERM and returns its JSON log lines.
-fn stop_and_read_logs(mut child: std::process::Child) -> Vec<serde_json::Value> {
+fn stop_and_read_logs(child: std::process::Child) -> Vec<serde_json::Value> {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
