@@ -17,9 +17,9 @@ use serde::Deserialize;
 pub const MAX_RATE: f64 = 1_000_000.0;
 /// Largest burst a limit may name.
 pub const MAX_BURST: u32 = 1_000_000;
-/// Most users whose feed-request buckets are kept (~200 bytes each): beyond it the least
-/// recently and least often seen are forgotten first, so memory stays bounded under a flood
-/// of distinct `user_id`s.
+/// Most users whose feed-request buckets are kept (~400 bytes each at most: only valid ids,
+/// ≤ 128 bytes, are tracked; ~40 MB in all): beyond it the least recently and least often seen
+/// are forgotten first, so memory stays bounded under a flood of distinct `user_id`s.
 pub const MAX_TRACKED_USERS: u64 = 100_000;
 
 /// A rate limit: a sustained rate and a burst (bucket size). Valid by construction.

@@ -15,6 +15,7 @@ use super::routes::Route;
 use crate::auth::keys::KeyName;
 use crate::auth::scope::{self, Scope};
 use crate::auth::{Authenticator, LimitKind, Refusal, Unauthenticated};
+use crate::model::validate_id;
 
 /// The name of the key a request came with, in the response's extensions for the request
 /// metrics (`key` label).
@@ -35,8 +36,9 @@ pub fn request_span(req: &Request) -> Span {
     )
 }
 
-/// `user_id` of a `GET /v1/feed` query, for the per-user limit (other parameters ignored; a
-/// malformed query is left to the handler's 400).
+/// `user_id` of a `GET /v1/feed` query, for the per-user limit (other parameters ignored). A
+/// malformed query or an invalid id is left to the handler's 400 and takes no bucket: only
+/// valid ids (at most 128 bytes) are ever tracked, which bounds the limiter's memory.
 #[derive(Deserialize)]
 struct FeedUser {
     user_id: String,
@@ -46,6 +48,7 @@ fn feed_user(uri: &Uri) -> Option<String> {
     Query::<FeedUser>::try_from_uri(uri)
         .ok()
         .map(|Query(q)| q.user_id)
+        .filter(|id| validate_id("user_id", id).is_ok())
 }
 
 /// Admits the request (and tags its response with the key's name) or answers the refusal.
@@ -227,6 +230,9 @@ mod tests {
             Some("u 1".to_owned())
         );
         assert_eq!(feed_user(&uri("/v1/feed?limit=5")), None);
+        let long = "u".repeat(129);
+        assert_eq!(feed_user(&uri(&format!("/v1/feed?user_id={long}"))), None);
+        assert_eq!(feed_user(&uri("/v1/feed?user_id=")), None);
         assert_eq!(feed_user(&uri("/v1/feed")), None);
     }
 }
