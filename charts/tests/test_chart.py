@@ -568,6 +568,13 @@ def test_notes_tell_the_next_command():
     # Nothing scrapes the feed-servers yet: the notes say how, and stop saying it once it does.
     assert "feedServerMonitor.enabled=true" in notes
     assert "feedServerMonitor.enabled=true" not in render(SCENARIOS["pod-monitor"])["feedroll/templates/NOTES.txt"]
+    # With the chart's feed-server: how to read the generated key, or that auth is off.
+    assert "API key" not in notes
+    fs_notes = render(SCENARIOS["feed-server"])["feedroll/templates/NOTES.txt"]
+    assert "kubectl -n feed get secret feed-server-api-keys -o jsonpath='{.data.api-key}' | base64 -d" in fs_notes
+    own = render(SCENARIOS["feed-server-keys-secret"])["feedroll/templates/NOTES.txt"]
+    assert "from the Secret feed-api-keys" in own and "jsonpath" not in own
+    assert "WITHOUT authentication" in render(SCENARIOS["feed-server-open"])["feedroll/templates/NOTES.txt"]
 
 
 # ---------------------------------------------------------------- lint and values schema
