@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+use crate::auth::AuthArgs;
 use crate::store::redis_conn::{RedisTlsFiles, RedisUrl};
 
 /// Log output format.
@@ -89,6 +90,9 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "FEED_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// Authentication and rate limits (`--api-keys`, `--user-rate-limit`, …).
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 impl Config {

@@ -11,10 +11,13 @@
 //! - [`learning`]: what an event teaches (statistics, decayed affinities, taste vectors).
 //! - [`store`]: the storage interface with Redis and embedded implementations.
 //! - [`cache`]: ranked snapshots, cursors and invalidation.
-//! - [`experiments`]: the live ranking profiles and hot reload; the format is `feed_profile`.
+//! - [`experiments`]: the live ranking profiles; the format is `feed_profile`. [`reload`]: the
+//!   file polling behind their hot reload and the API keys'.
+//! - [`auth`]: API keys, scopes and rate limits (the HTTP side is `http::auth`).
 //! - [`metrics`]: the metrics contract.
 //! - [`server`]: start-up, warm-up and graceful shutdown; [`config`]: flags and env vars.
 
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod demo;
@@ -27,6 +30,7 @@ pub mod learning;
 pub mod metrics;
 pub mod model;
 pub mod ranking;
+pub mod reload;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -355,11 +355,19 @@ pub enum ErrorCode {
     InjectedFault,
     /// A bad `/debug/faults` setting (fault-injection builds only, 400).
     InvalidFaults,
+    /// No API key, a malformed `Authorization` header, or a key that is not (or no longer)
+    /// valid (401, with `WWW-Authenticate: Bearer`).
+    Unauthenticated,
+    /// The API key lacks the scope the route needs (403).
+    Forbidden,
+    /// Over a rate limit (the key's, the user's or the server's); retry after `Retry-After`
+    /// seconds (429).
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 39] = [
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Timeout,
@@ -396,6 +404,9 @@ impl ErrorCode {
         Self::InvalidTs,
         Self::InjectedFault,
         Self::InvalidFaults,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::RateLimited,
     ];
 
     /// The code as on the wire.
@@ -437,6 +448,9 @@ impl ErrorCode {
             Self::InvalidTs => "invalid_ts",
             Self::InjectedFault => "injected_fault",
             Self::InvalidFaults => "invalid_faults",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
