@@ -2,6 +2,15 @@
 //!
 //! Decayed values use the event's own timestamp, so replaying history gives the same state as
 //! living through it, and events arriving out of order give the same result as in order.
+//!
+//! | learned | from each event |
+//! | --- | --- |
+//! | video counters ([`VideoStats`]) | impression +1 impression; view/skip +1 play and +watch ratio; complete, like, share, comment, skip +1 of their own |
+//! | duration-bucket counters ([`DurationStats`], the completion prior) | impression +1 impression, complete +1 complete, in the bucket of the video's duration ([`duration_bucket`]) |
+//! | affinity `c:{creator}`, `t:{tag}` (decayed, 7-day half-life) | + [`affinity_weight`]: view +watch ratio, complete +1, like/comment +2, share +3, skip −0.5 |
+//! | taste vector (decayed) | + affinity weight × the video's normalised embedding, for positive weights |
+//! | trending per UTC day, in every [`TrendingScope`] of the video (all, its language, its region) | + [`trending_weight`]: view +watch ratio, complete +1, like/comment +2, share +3 |
+//! | seen set, recent engagements, exposures, last activity | impressions/plays; positive engagements (views of ratio ≥ 0.5); impressions; every event |
 
 use std::collections::HashMap;
 
