@@ -165,6 +165,61 @@ mod tests {
         );
     }
 
+    /// An item that remembers what re-ranking did to it.
+    #[derive(Debug)]
+    struct Noted(It, Vec<Move>);
+    impl Diversifiable for Noted {
+        fn creator(&self) -> &str {
+            self.0.creator()
+        }
+        fn primary_tag(&self) -> Option<&str> {
+            self.0.primary_tag()
+        }
+        fn long_tail(&self) -> bool {
+            self.0.long_tail()
+        }
+        fn note(&mut self, what: Move) {
+            if !self.1.contains(&what) {
+                self.1.push(what);
+            }
+        }
+    }
+
+    #[test]
+    fn every_move_is_noted_on_the_item_it_happened_to() {
+        let items = vec![
+            Noted(It("a", "x", false), vec![]),
+            Noted(It("a", "y", false), vec![]),
+            Noted(It("a", "z", false), vec![]), // third of "a": capped
+            Noted(It("b", "y", false), vec![]), // "y" right after "y": spread
+            Noted(It("c", "w", false), vec![]),
+            Noted(It("d", "v", true), vec![]), // long tail
+        ];
+        let out = rerank(items, &knobs(2, 10, 2, 0.25), 6);
+        let order: Vec<(&str, &str)> = out.iter().map(|n| (n.0.0, n.0.1)).collect();
+        assert_eq!(
+            order,
+            [
+                ("a", "x"),
+                ("a", "y"),
+                ("c", "w"),
+                ("d", "v"),
+                ("b", "y"),
+                ("a", "z")
+            ]
+        );
+        let notes = |creator: &str, tag: &str| -> Vec<Move> {
+            out.iter()
+                .find(|n| n.0.0 == creator && n.0.1 == tag)
+                .map(|n| n.1.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(notes("a", "z"), [Move::Capped]);
+        assert_eq!(notes("b", "y"), [Move::Spread]);
+        assert_eq!(notes("d", "v"), [Move::LongTailSlot]);
+        assert!(notes("a", "x").is_empty() && notes("c", "w").is_empty());
+    }
+
     #[test]
     fn long_tail_gets_its_share_of_slots() {
         let mut items: Vec<It> = (0..20).map(|_| It("c", "t", false)).collect();
