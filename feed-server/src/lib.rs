@@ -1,7 +1,7 @@
 //! # feed-server
 //!
 //! Feedroll's personalised short-video ranking service (PRODUCT.md §1): an axum HTTP API that
-//! ranks videos for a user from five signals, ingests engagement events in real time, caches
+//! ranks videos for a user from six signals, ingests engagement events in real time, caches
 //! feeds in two tiers, runs ranking experiments and exposes Prometheus metrics.
 //!
 //! Where to look:
