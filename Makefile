@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CRD_FILE := crds/feedroll.dev_feedrollouts.yaml
 
-.PHONY: help deps run test lint fmt bench eval e2e crds images
+.PHONY: help deps run test lint fmt bench eval e2e crds images cluster
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -14,20 +14,27 @@ deps: ## Install what the tests need (redis-server, prometheus, buildah, Python 
 run: ## feed-server with demo data on the embedded store
 	$(CARGO) run --release -p feed-server -- --demo
 
+# The fault-injection feed-server (for the e2e scenarios) is built first, with the workspace's own
+# feature set, so it shares every dependency build with the test build that follows; a copy is
+# kept because that build puts the ordinary feed-server back in target/debug.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+FAULTY_FEED_SERVER := $(abspath $(TARGET_DIR))/fault-injection/feed-server
+
 test: deps ## Install test dependencies, then run every test
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --features feed-server/fault-injection --test faults_injection --test shedding
+	mkdir -p $(dir $(FAULTY_FEED_SERVER)) && cp $(TARGET_DIR)/debug/feed-server $(FAULTY_FEED_SERVER)
+	FEEDROLL_FAULTY_FEED_SERVER=$(FAULTY_FEED_SERVER) $(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
-	.venv/bin/python -m pytest -q scripts/tests # the images, from the debug binaries above (before the fault-injection build replaces feed-server)
+	.venv/bin/python -m pytest -q scripts/tests # the images, from the debug binaries above
 	.venv/bin/python -m pytest -q feed-server/tests/contract # /openapi.json fuzzed by schemathesis on both stores, same debug feed-server
-	$(CARGO) test -p feed-server --features fault-injection --test faults_injection --test shedding
 	.venv/bin/python -m pytest -q eval/tests charts/tests argocd/tests
-	scripts/eval.sh --smoke --binary target/debug/feed-server
-	scripts/bench.sh --smoke
+	scripts/eval.sh --smoke --binary $(TARGET_DIR)/debug/feed-server
+	scripts/bench.sh --smoke --bin-dir $(TARGET_DIR)/debug
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p feed-server --features fault-injection --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features feed-server/fault-injection -- -D warnings # the workspace's feature set: no dependency is checked twice
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -41,6 +48,9 @@ bench: deps ## Benchmarks against a static baseline; numbers go to BENCHMARKS.md
 e2e: deps ## End-to-end rollout scenarios on one machine, with their timelines
 	$(CARGO) test -p feedroll-e2e --test scenarios -- --nocapture --test-threads 2
 	$(CARGO) test -p feedroll-e2e --test cluster -- --nocapture # a real cluster; SKIPPED without a kubeconfig
+
+cluster: ## A local Kubernetes API server (localkube) in the foreground; kubeconfig in .localkube/ (Ctrl-C stops it)
+	scripts/local-cluster.sh up --foreground
 
 images: deps ## Container images, offline with buildah: target/images/{feed-server,feedroll-operator}.oci.tar tagged with the chart's appVersion
 	$(CARGO) build --release --locked -p feed-server -p feedroll-operator

@@ -11,6 +11,9 @@
 #
 # --smoke: tiny world and one-second phases; checks only that every phase produced numbers. It
 # uses the debug build (shared with `cargo test`) unless --release is given.
+# --bin-dir DIR: take feed-server and feedroll-loadgen from DIR instead of building them (`make
+# test` passes the debug binaries `cargo test` just built: a `-p` build would resolve the
+# dependencies' features anew and rebuild many of them).
 # --system-alloc: feed-server built without its default `mimalloc` feature (glibc malloc), for
 # the allocator comparison in BENCHMARKS.md (use another CARGO_TARGET_DIR to keep both builds).
 # FEED_* environment variables reach feed-server (e.g. FEED_SHARED_CACHE_MS=0).
@@ -22,6 +25,7 @@ cd "$(dirname "$0")/.."
 smoke=0
 release=1
 features=()
+bin_dir=""
 out=""
 warmup_users=1000
 world=()
@@ -29,11 +33,12 @@ run_args=()
 while (($#)); do
   case "$1" in
     -h|--help)
-      sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
       echo "feedroll-loadgen run options: cargo run -q -p feedroll-bench --bin feedroll-loadgen -- run --help"
       exit 0 ;;
     --smoke) smoke=1; release=0 ;;
     --release) release=1 ;;
+    --bin-dir) bin_dir="$2"; shift ;;
     --system-alloc) features=(--no-default-features) ;;
     --out) out="$2"; shift ;;
     --warmup-users) warmup_users="$2"; shift ;;
@@ -57,7 +62,12 @@ for bin in redis-server redis-cli; do
 done
 
 target="${CARGO_TARGET_DIR:-target}"
-if ((release)); then
+if [ -n "$bin_dir" ]; then
+  for exe in feed-server feedroll-loadgen; do
+    [ -x "$bin_dir/$exe" ] || { echo "bench: --bin-dir $bin_dir has no executable $exe" >&2; exit 1; }
+  done
+  bin="$bin_dir"
+elif ((release)); then
   echo "bench: building release binaries into $target" >&2
   CARGO_TARGET_DIR="$target" cargo build --release -q -p feed-server -p feedroll-bench "${features[@]}"
   bin="$target/release"

@@ -41,6 +41,15 @@ for bin in redis-server prometheus promtool python3 lua5.1 buildah openssl; do
   command -v "$bin" >/dev/null 2>&1 || { echo "install-deps: ERROR: $bin still missing after install" >&2; exit 1; }
 done
 
+# kubectl: the local API server's tests (localkube/tests/kubectl.rs, operator/tests/localkube.rs)
+# run the real client. It is part of the machine image; Debian does not package it, and it is not
+# fetched from elsewhere here: fail clearly instead of letting those tests fail later.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "install-deps: ERROR: kubectl is missing (the localkube tests run it). Install it from" >&2
+  echo "install-deps: https://kubernetes.io/docs/tasks/tools/ (any version >= 1.29) and run again." >&2
+  exit 1
+fi
+
 # Python venv for the evaluation harness, the chart/Argo CD tests and feed-server's contract tests
 # (schemathesis): every requirements file below, pinned. Rebuilt when any of them changes.
 reqs=$(ls eval/requirements.txt charts/requirements.txt feed-server/requirements.txt 2>/dev/null || true)
@@ -57,4 +66,4 @@ if [ -n "$reqs" ]; then
   fi
   rm -f .venv.requirements.wanted
 fi
-echo "install-deps: ok (redis-server, prometheus, lua5.1, buildah, openssl, python venv)"
+echo "install-deps: ok (redis-server, prometheus, lua5.1, buildah, openssl, kubectl, python venv)"

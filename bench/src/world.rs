@@ -285,6 +285,26 @@ impl World {
         }
     }
 
+    /// The creators user `user` (Zipf rank) follows.
+    pub fn follows_of(&self, user: usize) -> Vec<String> {
+        self.user_follows
+            .get(user)
+            .map(|f| f.iter().map(|c| format!("c{c}")).collect())
+            .unwrap_or_default()
+    }
+
+    /// The ids and upload times of the videos whose main topic is `topic`.
+    pub fn topic_videos(&self, topic: usize) -> Vec<(String, DateTime<Utc>)> {
+        self.topic_videos
+            .get(topic)
+            .map(|vs| {
+                vs.iter()
+                    .map(|&v| (self.videos[v].id.clone(), self.videos[v].published_at))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Events in the generated history.
     pub fn history_len(&self) -> usize {
         self.history.len()

@@ -3,6 +3,7 @@ values schema, its RBAC, its CRD copy, its alerts (with promtool) and the kubect
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -442,6 +443,69 @@ def test_feed_server_network_policy_refuses_to_cut_off_the_redis_url(url, ports,
     assert "pw" not in str(err.value)  # the URL (and its password) is not echoed
 
 
+def feed_server_pod(objs):
+    return one(objs, "FeedRollout")["spec"]["template"]["spec"]
+
+
+def env_of(pod):
+    return {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+
+
+def test_feed_server_auth_is_on_by_default_with_a_generated_key_whose_digest_is_mounted():
+    """Default: the chart generates a random key into `<name>-api-keys`; the file it mounts holds
+    the key's SHA-256 digest (as feed-server's keys file format wants), never the key, and is
+    passed as FEED_API_KEYS from a directory mount (which the kubelet updates, unlike subPath)."""
+    objs = objects(render(SCENARIOS["feed-server"]))
+    secret = one(objs, "Secret", "feed-server-api-keys")
+    key = secret["stringData"]["api-key"]
+    assert len(key) == 48 and key.isalnum()
+    keys_file = yaml.safe_load(secret["stringData"]["api-keys.yaml"])
+    (entry,) = keys_file["keys"]
+    assert set(keys_file) == {"keys"}
+    assert entry == {
+        "name": "default",
+        "sha256": hashlib.sha256(key.encode()).hexdigest(),
+        "scopes": ["read", "events", "write"],
+        "limit": {"requestsPerSecond": 1000, "burst": 2000},
+    }
+    assert key not in secret["stringData"]["api-keys.yaml"]
+    pod = feed_server_pod(objs)
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "api-keys"]
+    assert volume["secret"] == {
+        "secretName": "feed-server-api-keys",
+        "items": [{"key": "api-keys.yaml", "path": "api-keys.yaml"}],
+    }, "only the digest file is mounted, never the key"
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "api-keys"]
+    assert mount == {"name": "api-keys", "mountPath": "/etc/feedroll/api-keys", "readOnly": True}
+    assert env_of(pod)["FEED_API_KEYS"] == "/etc/feedroll/api-keys/api-keys.yaml"
+    assert "FEED_USER_RATE_LIMIT" not in env_of(pod)
+    # Without a cluster to look the Secret up in, each render makes a new key (the reason
+    # helm template / Argo CD users set auth.existingSecret).
+    again = one(objects(render(SCENARIOS["feed-server"])), "Secret", "feed-server-api-keys")
+    assert again["stringData"]["api-key"] != key
+
+
+def test_feed_server_auth_from_an_existing_secret_and_the_per_user_limit():
+    objs = objects(render(SCENARIOS["feed-server-keys-secret"]))
+    assert not [o for o in by_kind(objs, "Secret") if o["metadata"]["name"].endswith("api-keys")]
+    pod = feed_server_pod(objs)
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "api-keys"]
+    assert volume["secret"] == {"secretName": "feed-api-keys", "items": [{"key": "keys.yaml", "path": "api-keys.yaml"}]}
+    env = env_of(pod)
+    assert env["FEED_API_KEYS"] == "/etc/feedroll/api-keys/api-keys.yaml"
+    assert (env["FEED_USER_RATE_LIMIT"], env["FEED_USER_RATE_BURST"]) == ("2.5", "10")
+    # The Redis CA mount is still there beside it.
+    assert {m["name"] for m in pod["containers"][0]["volumeMounts"]} == {"redis-ca", "api-keys"}
+
+
+def test_feed_server_auth_off_renders_no_keys():
+    objs = objects(render(SCENARIOS["feed-server-open"]))
+    assert not by_kind(objs, "Secret")
+    pod = feed_server_pod(objs)
+    assert "FEED_API_KEYS" not in env_of(pod)
+    assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
+
+
 def restricted_violations(pod):
     """What the "restricted" Pod Security Standard refuses in a pod spec (the checks that
     apply to a pod without host namespaces, host paths or volumes other than the allowed kinds)."""
@@ -504,6 +568,13 @@ def test_notes_tell_the_next_command():
     # Nothing scrapes the feed-servers yet: the notes say how, and stop saying it once it does.
     assert "feedServerMonitor.enabled=true" in notes
     assert "feedServerMonitor.enabled=true" not in render(SCENARIOS["pod-monitor"])["feedroll/templates/NOTES.txt"]
+    # With the chart's feed-server: how to read the generated key, or that auth is off.
+    assert "API key" not in notes
+    fs_notes = render(SCENARIOS["feed-server"])["feedroll/templates/NOTES.txt"]
+    assert "kubectl -n feed get secret feed-server-api-keys -o jsonpath='{.data.api-key}' | base64 -d" in fs_notes
+    own = render(SCENARIOS["feed-server-keys-secret"])["feedroll/templates/NOTES.txt"]
+    assert "from the Secret feed-api-keys" in own and "jsonpath" not in own
+    assert "WITHOUT authentication" in render(SCENARIOS["feed-server-open"])["feedroll/templates/NOTES.txt"]
 
 
 # ---------------------------------------------------------------- lint and values schema
@@ -558,6 +629,13 @@ BAD_VALUES = [
     ({"feedServer": {"replicas": -1}}, "at '/feedServer/replicas': minimum: got -1, want 0"),
     ({"feedServer": {"redis": {"caSecret": {"name": "Redis_CA"}}}}, "at '/feedServer/redis/caSecret/name': 'Redis_CA' does not match pattern"),
     ({"feedServer": {"redis": {"caSecret": {"file": "ca.crt"}}}}, "at '/feedServer/redis/caSecret': additional properties 'file' not allowed"),
+    ({"feedServer": {"auth": {"generated": {"scopes": ["root"]}}}}, "at '/feedServer/auth/generated/scopes/0': value must be one of"),
+    ({"feedServer": {"auth": {"generated": {"scopes": []}}}}, "at '/feedServer/auth/generated/scopes': minItems: got 0, want 1"),
+    ({"feedServer": {"auth": {"generated": {"name": "Default Key"}}}}, "at '/feedServer/auth/generated/name': 'Default Key' does not match pattern"),
+    ({"feedServer": {"auth": {"generated": {"limit": {"requestsPerSecond": 0, "burst": 1}}}}}, "at '/feedServer/auth/generated/limit/requestsPerSecond'"),
+    ({"feedServer": {"auth": {"generated": {"limit": {"rps": 5, "requestsPerSecond": 5, "burst": 1}}}}}, "additional properties 'rps' not allowed"),
+    ({"feedServer": {"auth": {"userRateLimit": 0}}}, "at '/feedServer/auth/userRateLimit'"),
+    ({"feedServer": {"auth": {"apiKey": "plaintext"}}}, "at '/feedServer/auth': additional properties 'apiKey' not allowed"),
 ]
 
 
@@ -705,7 +783,8 @@ def test_promtool_unit_tests_of_the_alerts(tmp_path):
 
 def test_feed_server_from_an_existing_secret():
     objs = objects(render(SCENARIOS["feed-server"]))
-    assert not by_kind(objs, "Secret")
+    # No Redis Secret: the existing one is used (the API-keys Secret is generated by default).
+    assert [o["metadata"]["name"] for o in by_kind(objs, "Secret")] == ["feed-server-api-keys"]
     fr = one(objs, "FeedRollout", "feed-server")
     assert fr["metadata"]["namespace"] == "feed"
     assert fr["metadata"]["labels"]["app.kubernetes.io/component"] == "feed-server"
@@ -735,14 +814,14 @@ def test_feed_server_redis_ca_from_a_secret():
     (c,) = pod["containers"]
     env = {e["name"]: e for e in c["env"]}
     assert env["FEED_REDIS_CA_FILE"] == {"name": "FEED_REDIS_CA_FILE", "value": "/etc/feedroll/redis-ca/ca.crt"}
-    assert c["volumeMounts"] == [{"name": "redis-ca", "mountPath": "/etc/feedroll/redis-ca", "readOnly": True}]
-    assert pod["volumes"] == [
+    assert c["volumeMounts"][0] == {"name": "redis-ca", "mountPath": "/etc/feedroll/redis-ca", "readOnly": True}
+    assert pod["volumes"][0] == (
         {"name": "redis-ca", "secret": {"secretName": "feed-redis-ca", "items": [{"key": "ca.pem", "path": "ca.crt"}]}}
-    ]
+    )
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
 
     plain = one(objects(render(SCENARIOS["feed-server"])), "FeedRollout", "feed-server")["spec"]["template"]["spec"]
-    assert "volumes" not in plain and "volumeMounts" not in plain["containers"][0]
+    assert [v["name"] for v in plain["volumes"]] == ["api-keys"], "no CA volume without caSecret"
     assert "FEED_REDIS_CA_FILE" not in {e["name"] for e in plain["containers"][0]["env"]}
 
     made = {"feedServer": {"enabled": True, "redis": {"url": "rediss://feed:pw@redis.example:6380/0", "caSecret": {"name": "ca"}}}}

@@ -14,6 +14,8 @@
 //! (`x-kubernetes-validations`, each with a message a platform engineer understands): weights
 //! 0–100 and never decreasing, at least one step, one of setWeight/pause per step, one traffic
 //! mode, one of preset/query per check, `min <= max`, durations parse, unique check names.
+//! [`validate`] checks an object against that schema and those rules the way the API server
+//! does (used by `feedroll-operator check` and by the local API server, `feedroll-localkube`).
 
 pub mod analysis;
 pub mod defaults;
@@ -23,6 +25,7 @@ pub mod schema;
 pub mod selector;
 pub mod spec;
 pub mod status;
+pub mod validate;
 
 pub use analysis::{
     Analysis, Authorization, BasicAuth, CaBundle, Check, CompareMode, Comparison, ConfigMapKeyRef,

@@ -211,12 +211,28 @@ impl Prometheus {
     }
 }
 
-/// Path of a feed-server binary built with the `fault-injection` feature, into its own target
-/// directory so the workspace's ordinary builds never get the feature. Built once per process.
+/// Environment variable naming a feed-server binary already built with the `fault-injection`
+/// feature (`make test` builds one beside the workspace's own build, sharing its dependencies).
+pub const FAULTY_FEED_SERVER_ENV: &str = "FEEDROLL_FAULTY_FEED_SERVER";
+
+/// Path of a feed-server binary built with the `fault-injection` feature: the one
+/// [`FAULTY_FEED_SERVER_ENV`] names, or else one built once per process into its own target
+/// directory (`target/e2e`), so the workspace's ordinary builds never get the feature.
 pub fn faulty_feed_server() -> Result<PathBuf, ProcError> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(given) = std::env::var_os(FAULTY_FEED_SERVER_ENV) {
+                let given = PathBuf::from(given);
+                return if given.is_file() {
+                    Ok(given)
+                } else {
+                    Err(format!(
+                        "{FAULTY_FEED_SERVER_ENV}={} is not a file",
+                        given.display()
+                    ))
+                };
+            }
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             let target = root.join("target").join("e2e");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

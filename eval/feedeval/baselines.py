@@ -1,4 +1,5 @@
-"""Baselines computed in the same run as the feed-server replay: random order and most-popular.
+"""Baselines computed in the same run as the feed-server replay: random order, most-popular and
+shortest-first.
 
 A ranking is (order, scores): ``order`` lists the candidates best first (used by NDCG), ``scores``
 maps each candidate to a number, higher is better (used by AUC; ties count one half)."""
@@ -67,4 +68,21 @@ class PopularityRanker:
 
     def rank(self, tl: TargetList) -> Ranking:
         scores = {v: float(self.finishes_before(v, tl.at_ms)) for v in tl.video_ids}
+        return order_by_scores(scores, list_rng(self.seed, self.name, tl)), scores
+
+
+class ShortestFirstRanker:
+    """Shortest-first: videos by ascending catalog duration (the one-line heuristic a product
+    developer would try first; short clips are finished far more often), ties in a seeded random
+    order. Uses only the static catalog, as sent to the server."""
+
+    name = "shortest-first"
+
+    def __init__(self, durations_ms: dict[int, int], seed: int):
+        self.durations_ms = durations_ms
+        self.seed = seed
+
+    def rank(self, tl: TargetList) -> Ranking:
+        # Unknown videos count as longest: they rank last.
+        scores = {v: -float(self.durations_ms.get(v, float("inf"))) for v in tl.video_ids}
         return order_by_scores(scores, list_rng(self.seed, self.name, tl)), scores

@@ -10,7 +10,7 @@ import sys
 import time
 
 from . import data
-from .baselines import PopularityRanker, RandomRanker
+from .baselines import PopularityRanker, RandomRanker, ShortestFirstRanker
 from .client import FeedServerClient, ServerError, ServerProcess
 from .replay import replay
 from .report import evaluate, format_table
@@ -37,6 +37,10 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true",
                    help="a tiny deterministic slice (the first --smoke-users users): runs in seconds")
     p.add_argument("--smoke-users", type=int, default=200, help="users in the --smoke slice (default: %(default)s)")
+    p.add_argument("--split", choices=sorted(data.SPLITS), default="test",
+                   help="test: history 04-25..28, targets 04-29..30 (the protocol); val: history "
+                        "04-25..27, target 04-28, for choosing knobs without touching the test "
+                        "targets (default: %(default)s)")
     p.add_argument("--seed", type=int, default=7, help="seed for random orders and tie-breaks (default: %(default)s)")
     p.add_argument("--random-draws", type=int, default=20,
                    help="random orders per list; the random baseline is their mean (default: %(default)s)")
@@ -47,6 +51,13 @@ def parse_args(argv=None):
                    help="fail when the server rejects more than this fraction of events (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     return p.parse_args(argv)
+
+
+def _days(dates) -> str:
+    """(20220425, 20220426, 20220427) -> '2022-04-25..27'."""
+    first, last = str(dates[0]), str(dates[-1])
+    text = f"{first[:4]}-{first[4:6]}-{first[6:]}"
+    return text if first == last else f"{text}..{last[6:]}"
 
 
 def _terminate(signum, _frame):
@@ -67,7 +78,8 @@ def main(argv=None) -> int:
     log, items = data.load(args.data)
     if args.smoke:
         log = data.smoke_slice(log, args.smoke_users)
-    history, lists = data.split(log)
+    history_dates, target_dates = data.SPLITS[args.split]
+    history, lists = data.split(log, history_dates=history_dates, target_dates=target_dates)
     if not lists:
         print("eval: no target lists to rank", file=sys.stderr)
         return 2
@@ -106,9 +118,11 @@ def main(argv=None) -> int:
 
     popular = PopularityRanker(history, args.seed)
     rands = [RandomRanker(args.seed, d) for d in range(max(1, args.random_draws))]
+    shortest = ShortestFirstRanker({int(v["id"]): v["duration_ms"] for v in catalog.videos}, args.seed)
     rankings = {
         "feed-server": server_rankings,
         "most-popular": {tl.key: popular.rank(tl) for tl in lists},
+        "shortest-first": {tl.key: shortest.rank(tl) for tl in lists},
         "random": {tl.key: [r.rank(tl) for r in rands] for tl in lists},
     }
     result = evaluate(lists, rankings, baseline="most-popular", seed=args.seed, bootstrap=args.bootstrap)
@@ -118,7 +132,8 @@ def main(argv=None) -> int:
 
     result.update({
         "protocol": {
-            "history_dates": list(data.HISTORY_DATES), "target_dates": list(data.TARGET_DATES),
+            "split": args.split, "history_dates": list(history_dates),
+            "target_dates": list(target_dates),
             "gauc_group": "user-day list", "k": 10, "min_candidates": 2, "smoke": args.smoke,
             "seed": args.seed, "random_draws": max(1, args.random_draws),
         },
@@ -135,8 +150,9 @@ def main(argv=None) -> int:
     })
 
     print()
-    print(f"KuaiRand offline replay{' (smoke slice)' if args.smoke else ''}: history 2022-04-25..28, "
-          f"targets 2022-04-29..30, {result['lists']} lists of >= 2 videos, {result['users']} users")
+    print(f"KuaiRand offline replay{' (smoke slice)' if args.smoke else ''}, split {args.split}: "
+          f"history {_days(history_dates)}, targets {_days(target_dates)}, "
+          f"{result['lists']} lists of >= 2 videos, {result['users']} users")
     print(format_table(result, labels))
     print(f"events: {stats.events_accepted}/{stats.events_sent} accepted"
           + (f", rejected by code: {stats.rejections}" if stats.rejections else "")

@@ -69,14 +69,20 @@ class FeedServerClient:
 
     def rank(self, user_id: str, video_ids: list[str], at: str) -> list[str]:
         """The candidates in the server's order, best first."""
+        return [str(item["video_id"]) for item in self.rank_items(user_id, video_ids, at)]
+
+    def rank_items(self, user_id: str, video_ids: list[str], at: str, explain: bool = False) -> list[dict]:
+        """The ranked items as answered (with ``signals`` and ``explain`` when ``explain``)."""
         if len(video_ids) > MAX_RANK_IDS:
             raise ValueError(f"at most {MAX_RANK_IDS} candidates per rank request")
-        body = _check(self.session.post(self.base + "/v1/rank",
-                                        json={"user_id": user_id, "video_ids": video_ids, "at": at},
-                                        timeout=self.timeout), "POST /v1/rank").json()
+        req = {"user_id": user_id, "video_ids": video_ids, "at": at}
+        if explain:
+            req["explain"] = True
+        body = _check(self.session.post(self.base + "/v1/rank", json=req, timeout=self.timeout),
+                      "POST /v1/rank").json()
         if "variant" in body:
             self.variants[str(body["variant"])] += 1
-        return [str(item["video_id"]) for item in body.get("items", [])]
+        return list(body.get("items", []))
 
 
 def free_port() -> int:

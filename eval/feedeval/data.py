@@ -20,6 +20,14 @@ import pandas as pd
 HISTORY_DATES = (20220425, 20220426, 20220427, 20220428)
 TARGET_DATES = (20220429, 20220430)
 
+# The splits `--split` can choose: (history days, target days). `test` is the protocol's; `val`
+# lies wholly inside the test split's history days (history 04-25..27, target 04-28), so knobs such
+# as the default profile's weights are chosen on it and never on the test split's target days.
+SPLITS = {
+    "test": (HISTORY_DATES, TARGET_DATES),
+    "val": ((20220425, 20220426, 20220427), (20220428,)),
+}
+
 # The only item_features columns the harness may read. Everything else in that file (show_cnt,
 # play_cnt, like_cnt, ...) is an aggregate over the whole logging period: never a feature.
 ITEM_STATIC_COLUMNS = ("video_id", "author_id", "upload_dt", "video_duration", "tag", "video_type")
@@ -168,15 +176,17 @@ class TargetList:
         return f"{self.user_id}:{self.date}"
 
 
-def split(log: pd.DataFrame, min_candidates: int = 2) -> tuple[pd.DataFrame, list[TargetList]]:
-    """History rows (04-25..04-28) and target lists (04-29..04-30), lists sorted by ``at``.
+def split(log: pd.DataFrame, min_candidates: int = 2, history_dates=HISTORY_DATES,
+          target_dates=TARGET_DATES) -> tuple[pd.DataFrame, list[TargetList]]:
+    """History rows (04-25..04-28 unless told) and target lists (04-29..04-30 unless told), lists
+    sorted by ``at``. Rows of other days are left out.
 
     A video shown several times to the user that day is one candidate; its outcome is the best
     of its exposures (finished at least once, highest watch ratio, liked at least once). Lists with
     fewer than ``min_candidates`` distinct videos carry no ranking information and are dropped.
     """
-    history = log[log["date"].isin(HISTORY_DATES)].sort_values("time_ms", kind="stable")
-    target = log[log["date"].isin(TARGET_DATES)].sort_values("time_ms", kind="stable")
+    history = log[log["date"].isin(history_dates)].sort_values("time_ms", kind="stable")
+    target = log[log["date"].isin(target_dates)].sort_values("time_ms", kind="stable")
     lists = []
     for (user, date), g in target.groupby(["user_id", "date"], sort=False):
         tl = TargetList(user_id=int(user), date=int(date), at_ms=int(g["time_ms"].min()), video_ids=[])

@@ -59,7 +59,10 @@ def server_order(returned: list[str], candidates: list[int]) -> tuple[list[int],
 
 
 def replay(client: FeedServerClient, videos: list[dict], events: list[tuple[int, dict]],
-           lists: list[TargetList], seed: int, progress: bool = True) -> tuple[dict[str, Ranking], ReplayStats]:
+           lists: list[TargetList], seed: int, progress: bool = True,
+           on_ranked=None) -> tuple[dict[str, Ranking], ReplayStats]:
+    """Replays and ranks every list. ``on_ranked(list, items)``, when given, receives each answer's
+    items with their per-signal values (the rank requests then ask for ``explain``)."""
     stats = ReplayStats()
     t0 = time.monotonic()
     client.put_videos(videos)
@@ -82,7 +85,11 @@ def replay(client: FeedServerClient, videos: list[dict], events: list[tuple[int,
         cands = list(tl.video_ids)
         list_rng(seed, "server-candidates", tl).shuffle(cands)
         t1 = time.monotonic()
-        returned = client.rank(str(tl.user_id), [str(v) for v in cands], rfc3339_ms(tl.at_ms))
+        items = client.rank_items(str(tl.user_id), [str(v) for v in cands], rfc3339_ms(tl.at_ms),
+                                  explain=on_ranked is not None)
+        returned = [str(item["video_id"]) for item in items]
+        if on_ranked is not None:
+            on_ranked(tl, items)
         t_rank += time.monotonic() - t1
         order, missing, unexpected = server_order(returned, cands)
         stats.missing_in_response += missing

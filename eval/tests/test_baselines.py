@@ -55,3 +55,15 @@ def test_positional_scores_reproduce_the_order():
     s = positional_scores([7, 3, 5])
     assert sorted(s, key=lambda v: -s[v]) == [7, 3, 5]
     assert auc([s[v] for v in (7, 3, 5)], [1, 0, 0]) == 1.0
+
+
+def test_shortest_first_orders_by_catalog_duration_and_unknown_last():
+    from feedeval.baselines import ShortestFirstRanker
+    durations = {1: 30_000, 2: 8_000, 3: 300_000}
+    order, scores = ShortestFirstRanker(durations, seed=0).rank(tl(vids=(1, 2, 3, 4)))
+    assert order == [2, 1, 3, 4]
+    assert scores[2] > scores[1] > scores[3] > scores[4]
+    # Equal durations: a seeded tie-break, the same for the same seed.
+    same = ShortestFirstRanker({v: 10_000 for v in range(20)}, seed=3)
+    assert same.rank(tl(vids=range(20)))[0] == same.rank(tl(vids=range(20)))[0]
+    assert sorted(same.rank(tl(vids=range(20)))[0]) == list(range(20))

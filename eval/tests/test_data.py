@@ -138,3 +138,14 @@ def test_smoke_slice_is_small_and_deterministic():
     assert a.equals(b)
     assert sorted(set(a.user_id)) == [0, 1, 2]
     assert len(a) == len(log[log.user_id.isin([0, 1, 2])])
+
+
+def test_val_split_lies_inside_the_test_history():
+    val_hist, val_target = data.SPLITS["val"]
+    test_hist, test_target = data.SPLITS["test"]
+    assert set(val_hist) | set(val_target) <= set(test_hist), "val never touches the test targets"
+    assert max(val_hist) < min(val_target)
+    log = normalise_log(make_log())
+    history, lists = split(log, history_dates=val_hist, target_dates=val_target)
+    assert set(history["date"]) <= set(val_hist)
+    assert {t.date for t in lists} <= set(val_target)

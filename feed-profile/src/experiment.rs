@@ -177,7 +177,7 @@ mod tests {
     fn empty_mapping_is_the_default_profile_but_an_empty_file_is_refused() {
         let e = Experiment::parse("{}").unwrap();
         assert_eq!(e, Experiment::default());
-        assert_eq!(e.variants[0].profile.weights.completion, 0.40);
+        assert_eq!(e.variants[0].profile.weights.completion, 0.60);
         assert!(
             matches!(Experiment::parse(""), Err(ProfileError::Parse(m)) if m.contains("empty"))
         );
@@ -193,9 +193,25 @@ mod tests {
         let p = &e.variants[0].profile;
         assert_eq!(
             (p.name.as_str(), p.weights.affinity, p.weights.completion),
-            ("fast", 0.5, 0.40)
+            ("fast", 0.5, 0.60)
         );
         assert_eq!(e.variants[0].name, DEFAULT_VARIANT);
+    }
+
+    #[test]
+    fn a_profile_written_for_five_signals_loads_with_the_default_brevity_weight() {
+        let old = "weights: {freshness: 0.15, completion: 0.40, engagement: 0.25, affinity: 0.15, embedding: 0.05}\n\
+                   completion: {priorMean: 0.3, priorWeight: 20}\n";
+        let e = Experiment::parse(old).unwrap();
+        let w = &e.variants[0].profile.weights;
+        assert_eq!((w.completion, w.brevity), (0.40, 0.05));
+        let without = Experiment::parse(&format!("{old}weights: {{brevity: 0}}"));
+        assert!(without.is_err(), "a key given twice is refused, not merged");
+        let opted_out = Experiment::parse(
+            "weights: {freshness: 0.15, completion: 0.40, engagement: 0.25, affinity: 0.15, embedding: 0.05, brevity: 0}",
+        )
+        .unwrap();
+        assert_eq!(opted_out.variants[0].profile.weights.brevity, 0.0);
     }
 
     #[test]
@@ -219,7 +235,7 @@ mod tests {
         );
         assert_eq!(
             invalid_field(
-                "weights: {freshness: 0, completion: 0, engagement: 0, affinity: 0, embedding: 0}"
+                "weights: {freshness: 0, completion: 0, engagement: 0, affinity: 0, embedding: 0, brevity: 0}"
             ),
             "weights"
         );

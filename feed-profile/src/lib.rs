@@ -1,6 +1,6 @@
 //! Ranking profiles and ranking experiments.
 //!
-//! A [`RankingProfile`] holds the weights of the five ranking signals and the knobs around them
+//! A [`RankingProfile`] holds the weights of the six ranking signals ([`Signal`]) and the knobs around them
 //! (freshness half-lives, smoothing priors, candidate budgets, filters, diversity, cache TTLs).
 //! An [`Experiment`] holds several named variants, each a profile with a traffic share; users are
 //! assigned to a variant by a stable hash of `(salt, user id)` ([`Experiment::assign`]).
@@ -18,7 +18,7 @@ pub use assignment::{BUCKETS, bucket};
 pub use error::ProfileError;
 pub use experiment::{DEFAULT_VARIANT, Experiment, Variant};
 pub use profile::{
-    AffinityKnobs, CacheKnobs, CandidateBudgets, CompletionKnobs, ContentTypeHours,
+    AffinityKnobs, BrevityKnobs, CacheKnobs, CandidateBudgets, CompletionKnobs, ContentTypeHours,
     ContentTypeSeconds, DiversityKnobs, EmbeddingKnobs, EngagementKnobs, FilterKnobs,
-    FreshnessKnobs, RankingProfile, SignalWeights,
+    FreshnessKnobs, RankingProfile, Signal, SignalWeights,
 };

@@ -1,7 +1,10 @@
-//! The ranking profile: weights of the five signals and the knobs around them.
+//! The ranking profile: weights of the six signals and the knobs around them.
 //!
-//! Every field has a default (the roadmap's values), so `{}` is a complete profile and a file only
-//! names what it changes. Unknown fields are rejected so that a typo never silently does nothing.
+//! Every field has a default, so `{}` is a complete profile and a file only names what it changes:
+//! a field left out takes its default, including a weight (a profile written before the
+//! `brevity` signal existed gets brevity's default weight, like any weight it does not name; set
+//! `brevity: 0` to rank without it). Unknown fields are rejected so that a typo never silently
+//! does nothing.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +23,8 @@ pub struct RankingProfile {
     pub freshness: FreshnessKnobs,
     /// Smoothing of the completion signal.
     pub completion: CompletionKnobs,
+    /// Decay of the brevity signal with the video's duration.
+    pub brevity: BrevityKnobs,
     /// Smoothing of the engagement signal.
     pub engagement: EngagementKnobs,
     /// Mixing of creator and tag affinity and the social boosts.
@@ -43,6 +48,7 @@ impl Default for RankingProfile {
             weights: SignalWeights::default(),
             freshness: FreshnessKnobs::default(),
             completion: CompletionKnobs::default(),
+            brevity: BrevityKnobs::default(),
             engagement: EngagementKnobs::default(),
             affinity: AffinityKnobs::default(),
             embedding: EmbeddingKnobs::default(),
@@ -54,50 +60,135 @@ impl Default for RankingProfile {
     }
 }
 
-/// Weight of each signal. Non-negative; at least one must be positive.
+/// The ranking signals, each a number in [0, 1] computed per (user, video). This list is the one
+/// place that names them: weights, explanations and any weight fitter iterate over [`Signal::ALL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    /// How recently the video was published.
+    Freshness,
+    /// How often the video is watched to the end when shown.
+    Completion,
+    /// Likes, shares and comments per play.
+    Engagement,
+    /// The user's learned interest in the creator and topics, and the social boosts.
+    Affinity,
+    /// Similarity of the video to the user's taste vector.
+    Embedding,
+    /// How short the video is.
+    Brevity,
+}
+
+impl Signal {
+    /// Every signal, in contract order.
+    pub const ALL: [Signal; 6] = [
+        Signal::Freshness,
+        Signal::Completion,
+        Signal::Engagement,
+        Signal::Affinity,
+        Signal::Embedding,
+        Signal::Brevity,
+    ];
+
+    /// The signal's name in profiles and responses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Freshness => "freshness",
+            Signal::Completion => "completion",
+            Signal::Engagement => "engagement",
+            Signal::Affinity => "affinity",
+            Signal::Embedding => "embedding",
+            Signal::Brevity => "brevity",
+        }
+    }
+}
+
+/// Implements `get(Signal) -> f64` and `get_mut(Signal) -> &mut f64` for a struct holding one
+/// `f64` field per signal, named like the signal (weights, values, contributions): code that
+/// iterates over [`Signal::ALL`] then never lists the fields again.
+#[macro_export]
+macro_rules! per_signal_accessors {
+    ($ty:ty) => {
+        impl $ty {
+            /// The number of `signal`.
+            pub fn get(&self, signal: $crate::Signal) -> f64 {
+                match signal {
+                    $crate::Signal::Freshness => self.freshness,
+                    $crate::Signal::Completion => self.completion,
+                    $crate::Signal::Engagement => self.engagement,
+                    $crate::Signal::Affinity => self.affinity,
+                    $crate::Signal::Embedding => self.embedding,
+                    $crate::Signal::Brevity => self.brevity,
+                }
+            }
+
+            /// The number of `signal`, for writing.
+            pub fn get_mut(&mut self, signal: $crate::Signal) -> &mut f64 {
+                match signal {
+                    $crate::Signal::Freshness => &mut self.freshness,
+                    $crate::Signal::Completion => &mut self.completion,
+                    $crate::Signal::Engagement => &mut self.engagement,
+                    $crate::Signal::Affinity => &mut self.affinity,
+                    $crate::Signal::Embedding => &mut self.embedding,
+                    $crate::Signal::Brevity => &mut self.brevity,
+                }
+            }
+        }
+    };
+}
+
+/// Weight of each signal. Non-negative; at least one must be positive. Only ratios matter: the
+/// score divides by the sum of the weights.
+///
+/// The defaults were chosen on the KuaiRand history days (history 2022-04-25..27, target
+/// 2022-04-28; `scripts/eval.sh --split val`), never on the evaluation's target days; see
+/// `eval/README.md`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignalWeights {
-    /// Exponential decay of the video's age (default 0.15).
+    /// Exponential decay of the video's age: how much a product favours new uploads over proven
+    /// older ones (default 0.20).
     pub freshness: f64,
-    /// Smoothed mean watch ratio (default 0.40).
+    /// Smoothed completes per impression toward the finish rate of the video's duration bucket:
+    /// the best single predictor of what a user will watch to the end (default 0.60).
     pub completion: f64,
-    /// Smoothed likes, shares and comments per view (default 0.25).
+    /// Smoothed likes, shares and comments per play: what makes people interact, not only watch
+    /// (default 0.10).
     pub engagement: f64,
-    /// The user's decayed affinity to the creator and tags (default 0.15).
+    /// The user's decayed affinity to the creator and tags, plus follow and friend boosts: how
+    /// personal the feed is (default 0.10; see also `affinity.lift`).
     pub affinity: f64,
     /// Cosine similarity of the video to the user's taste vector (default 0.05).
     pub embedding: f64,
+    /// `2^(-duration / brevity.halfLifeSeconds)`: a preference for short videos, which are
+    /// finished far more often (default 0.05; 0 for a catalog of long-form content).
+    pub brevity: f64,
 }
 
 impl Default for SignalWeights {
     fn default() -> Self {
         Self {
-            freshness: 0.15,
-            completion: 0.40,
-            engagement: 0.25,
-            affinity: 0.15,
+            freshness: 0.20,
+            completion: 0.60,
+            engagement: 0.10,
+            affinity: 0.10,
             embedding: 0.05,
+            brevity: 0.05,
         }
     }
 }
 
+crate::per_signal_accessors!(SignalWeights);
+
 impl SignalWeights {
     /// The weights as `(signal name, weight)` pairs, in contract order.
-    pub fn named(&self) -> [(&'static str, f64); 5] {
-        [
-            ("freshness", self.freshness),
-            ("completion", self.completion),
-            ("engagement", self.engagement),
-            ("affinity", self.affinity),
-            ("embedding", self.embedding),
-        ]
+    pub fn named(&self) -> [(&'static str, f64); 6] {
+        Signal::ALL.map(|s| (s.name(), self.get(s)))
     }
 
     /// Sum of the weights.
     pub fn total(&self) -> f64 {
-        self.named().iter().map(|(_, w)| w).sum()
+        Signal::ALL.iter().map(|s| self.get(*s)).sum()
     }
 }
 
@@ -148,22 +239,46 @@ impl Default for FreshnessKnobs {
     }
 }
 
-/// `completion = (Σ min(watch ratio, 1) + priorMean × priorWeight) / (views + priorWeight)`.
+/// `completion = (min(completes, shown) + prior × priorWeight) / (shown + priorWeight)` with
+/// `shown = max(impressions, views)` and `prior = (bucketCompletes + priorMean × bucketPriorWeight)
+/// / (bucketImpressions + bucketPriorWeight)`, the global finish rate of the video's duration
+/// bucket (learned online from events).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompletionKnobs {
-    /// Completion assumed for a video nobody has watched yet (default 0.3).
+    /// Finish rate assumed for a duration bucket that has no impressions yet (default 0.15).
     pub prior_mean: f64,
-    /// How many views the prior is worth (default 20).
+    /// How many impressions the duration bucket's rate is worth in a video's estimate: a video is
+    /// judged on its own completes once it has been shown much more often than this (default 20).
     pub prior_weight: f64,
+    /// How many impressions `priorMean` is worth in a bucket's rate (default 100).
+    pub bucket_prior_weight: f64,
 }
 
 impl Default for CompletionKnobs {
     fn default() -> Self {
         Self {
-            prior_mean: 0.3,
+            prior_mean: 0.15,
             prior_weight: 20.0,
+            bucket_prior_weight: 100.0,
+        }
+    }
+}
+
+/// `brevity = 2^(-duration / halfLifeSeconds)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct BrevityKnobs {
+    /// Duration at which the signal is 0.5 (default 60 s).
+    pub half_life_seconds: f64,
+}
+
+impl Default for BrevityKnobs {
+    fn default() -> Self {
+        Self {
+            half_life_seconds: 60.0,
         }
     }
 }
@@ -202,7 +317,8 @@ impl Default for EngagementKnobs {
 }
 
 /// `affinity = min(1, 1 − e^(−(creatorWeight×creator + tagWeight×meanTag) / saturation)
-/// + followBoost×followed + friendBoost×friendEngaged)`.
+/// + followBoost×followed + friendBoost×friendEngaged)`; besides its weight, the signal multiplies
+/// the whole score by `(1 + lift × affinity) / (1 + lift)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
@@ -211,12 +327,17 @@ pub struct AffinityKnobs {
     pub creator_weight: f64,
     /// Weight of the mean decayed affinity to the video's tags (default 0.4).
     pub tag_weight: f64,
-    /// Decayed affinity at which the signal reaches 63% (default 3).
+    /// Decayed affinity at which the signal reaches 63% (default 15: a dozen completes and likes
+    /// of a creator or topic within a week; a lower value saturates for every active user).
     pub saturation: f64,
-    /// Added when the user follows the creator (default 0.3).
+    /// Added when the user follows the creator (default 0.5: a follow is an explicit interest).
     pub follow_boost: f64,
     /// Added when a friend engaged with the video (default 0.2).
     pub friend_boost: f64,
+    /// Multiplicative lift: a video of maximal affinity scores `1 + lift` times one of none with
+    /// the same other signals, so a strong, explicit interest can outrank generic freshness
+    /// (default 1; 0 makes affinity a plain weighted signal).
+    pub lift: f64,
 }
 
 impl Default for AffinityKnobs {
@@ -224,9 +345,10 @@ impl Default for AffinityKnobs {
         Self {
             creator_weight: 0.6,
             tag_weight: 0.4,
-            saturation: 3.0,
-            follow_boost: 0.3,
+            saturation: 15.0,
+            follow_boost: 0.5,
             friend_boost: 0.2,
+            lift: 1.0,
         }
     }
 }
@@ -402,6 +524,11 @@ impl RankingProfile {
         positive(h.live, "freshness.halfLifeHours.live")?;
         unit(self.completion.prior_mean, "completion.priorMean")?;
         non_negative(self.completion.prior_weight, "completion.priorWeight")?;
+        positive(
+            self.completion.bucket_prior_weight,
+            "completion.bucketPriorWeight",
+        )?;
+        positive(self.brevity.half_life_seconds, "brevity.halfLifeSeconds")?;
         let e = &self.engagement;
         non_negative(e.prior_rate, "engagement.priorRate")?;
         non_negative(e.prior_weight, "engagement.priorWeight")?;
@@ -415,6 +542,11 @@ impl RankingProfile {
         positive(a.saturation, "affinity.saturation")?;
         unit(a.follow_boost, "affinity.followBoost")?;
         unit(a.friend_boost, "affinity.friendBoost")?;
+        check(
+            a.lift.is_finite() && (0.0..=100.0).contains(&a.lift),
+            "affinity.lift",
+            &format!("must be between 0 and 100, got {}", a.lift),
+        )?;
         unit(self.embedding.neutral, "embedding.neutral")?;
         check(
             self.candidates.max_candidates >= 1,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::auth::AuthArgs;
 use crate::shed::ShedLimits;
 use crate::store::redis_conn::{RedisTlsFiles, RedisUrl};
 
@@ -102,6 +103,9 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "FEED_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// Authentication and rate limits (`--api-keys`, `--user-rate-limit`, …).
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 impl Config {

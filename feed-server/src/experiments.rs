@@ -1,19 +1,18 @@
 //! The live ranking configuration: the experiment (variants and their profiles) currently
 //! served, swapped atomically when the profile file changes.
 //!
-//! The file is polled; a change that parses and validates becomes the next *generation*. A bad
-//! file is logged and counted (`feed_ranking_profile_reload_errors_total`) and the last good
-//! configuration keeps serving.
+//! The file is polled ([`crate::reload::watch`]); a change that parses and validates becomes the
+//! next *generation*. A bad file is logged and counted
+//! (`feed_ranking_profile_reload_errors_total`) and the last good configuration keeps serving.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use feed_profile::{Experiment, ProfileError};
-use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+use crate::reload::{Applied, Reloadable};
 
 /// One loaded configuration.
 #[derive(Debug)]
@@ -94,56 +93,27 @@ impl LiveProfiles {
         }));
         generation
     }
+}
 
-    /// Polls `path` every `every` until `stop` fires; reloads on change, keeps the last good
-    /// configuration when the new content is bad.
-    pub async fn watch(
-        self: Arc<Self>,
-        path: PathBuf,
-        initial: Vec<u8>,
-        every: Duration,
-        stop: CancellationToken,
-    ) {
-        let mut last = initial;
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let bytes = match tokio::fs::read(&path).await {
-                Ok(b) => b,
-                Err(e) => {
-                    if last.is_empty() {
-                        continue;
-                    }
-                    tracing::error!(path = %path.display(), error = %e, "profile file unreadable; keeping the last good profile");
-                    self.metrics.profile_reload_errors.inc();
-                    last.clear();
-                    continue;
-                }
-            };
-            if bytes == last {
-                continue;
-            }
-            last = bytes.clone();
-            match Experiment::parse(&String::from_utf8_lossy(&bytes)) {
-                Ok(experiment) => {
-                    let variants: Vec<&str> = experiment
-                        .variants
-                        .iter()
-                        .map(|v| v.name.as_str())
-                        .collect();
-                    let variants = variants.join(",");
-                    let generation = self.replace(experiment);
-                    tracing::info!(path = %path.display(), generation, variants, "ranking profile reloaded");
-                }
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "ranking profile rejected; keeping the last good profile");
-                    self.metrics.profile_reload_errors.inc();
-                }
-            }
-        }
+impl Reloadable for LiveProfiles {
+    const WHAT: &'static str = "ranking profile";
+
+    fn reload(&self, bytes: &[u8]) -> Result<Applied, String> {
+        let experiment =
+            Experiment::parse(&String::from_utf8_lossy(bytes)).map_err(|e| e.to_string())?;
+        let variants: Vec<&str> = experiment
+            .variants
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        let summary = format!("variants {}", variants.join(","));
+        Ok(Applied {
+            generation: self.replace(experiment),
+            summary,
+        })
+    }
+
+    fn count_rejection(&self) {
+        self.metrics.profile_reload_errors.inc();
     }
 }

@@ -2,6 +2,15 @@
 //!
 //! Decayed values use the event's own timestamp, so replaying history gives the same state as
 //! living through it, and events arriving out of order give the same result as in order.
+//!
+//! | learned | from each event |
+//! | --- | --- |
+//! | video counters ([`VideoStats`]) | impression +1 impression; view/skip +1 play and +watch ratio; complete, like, share, comment, skip +1 of their own |
+//! | duration-bucket counters ([`DurationStats`], the completion prior) | impression +1 impression, complete +1 complete, in the bucket of the video's duration ([`duration_bucket`]) |
+//! | affinity `c:{creator}`, `t:{tag}` (decayed, 7-day half-life) | + [`affinity_weight`]: view +watch ratio, complete +1, like/comment +2, share +3, skip −0.5 |
+//! | taste vector (decayed) | + affinity weight × the video's normalised embedding, for positive weights |
+//! | trending per UTC day, in every [`TrendingScope`] of the video (all, its language, its region) | + [`trending_weight`]: view +watch ratio, complete +1, like/comment +2, share +3 |
+//! | seen set, recent engagements, exposures, last activity | impressions/plays; positive engagements (views of ratio ≥ 0.5); impressions; every event |
 
 use std::collections::HashMap;
 
@@ -190,6 +199,102 @@ impl VideoStats {
     }
 }
 
+/// Upper bounds (exclusive, seconds) of the duration buckets of the completion prior; the last
+/// bucket holds everything longer. Finishing rates differ by a factor of ~7 between a 10-second clip
+/// and a 5-minute video, so the prior of a new video is the rate of its own bucket.
+pub const DURATION_BUCKET_BOUNDS_SECS: [f64; 7] = [7.0, 15.0, 30.0, 60.0, 120.0, 240.0, 600.0];
+/// Number of duration buckets.
+pub const DURATION_BUCKETS: usize = DURATION_BUCKET_BOUNDS_SECS.len() + 1;
+
+/// The duration bucket of a video `duration_ms` long (index into [`DurationStats`]).
+pub fn duration_bucket(duration_ms: u64) -> usize {
+    let secs = duration_ms as f64 / 1000.0;
+    DURATION_BUCKET_BOUNDS_SECS
+        .iter()
+        .position(|&bound| secs < bound)
+        .unwrap_or(DURATION_BUCKETS - 1)
+}
+
+/// Global impressions and completes of one duration bucket, learned online from events: the
+/// prior of the completion signal for the bucket's videos.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BucketStats {
+    /// Impressions of the bucket's videos.
+    pub impressions: f64,
+    /// Completes of the bucket's videos.
+    pub completes: f64,
+}
+
+impl BucketStats {
+    /// Adds another set of counters.
+    pub fn merge(&mut self, other: &BucketStats) {
+        self.impressions += other.impressions;
+        self.completes += other.completes;
+    }
+}
+
+/// [`BucketStats`] of every duration bucket.
+pub type DurationStats = [BucketStats; DURATION_BUCKETS];
+
+/// Hash field of a bucket counter as stored (Redis hash `dur`): `{bucket}:impressions`,
+/// `{bucket}:completes`.
+pub fn bucket_field(bucket: usize, completes: bool) -> String {
+    format!(
+        "{bucket}:{}",
+        if completes {
+            "completes"
+        } else {
+            "impressions"
+        }
+    )
+}
+
+/// Parses `(field, value)` pairs written under [`bucket_field`] names; unknown fields are ignored.
+pub fn duration_stats_from_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, f64)>,
+) -> DurationStats {
+    let mut out = DurationStats::default();
+    for (field, value) in pairs {
+        let Some((bucket, kind)) = field.split_once(':') else {
+            continue;
+        };
+        let Some(b) = bucket.parse::<usize>().ok().and_then(|b| out.get_mut(b)) else {
+            continue;
+        };
+        match kind {
+            "impressions" => b.impressions = value,
+            "completes" => b.completes = value,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Where a trending list is kept: every video, one language, or one region.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TrendingScope {
+    /// Every language and region (`*`).
+    All,
+    /// Videos in one language.
+    Language(String),
+    /// Videos from one region.
+    Region(String),
+}
+
+impl TrendingScope {
+    /// The scopes a video counts in: all, its language and its region when it has them.
+    pub fn of(video: &Video) -> Vec<TrendingScope> {
+        let mut scopes = vec![TrendingScope::All];
+        if !video.language.is_empty() {
+            scopes.push(TrendingScope::Language(video.language.clone()));
+        }
+        if !video.region.is_empty() {
+            scopes.push(TrendingScope::Region(video.region.clone()));
+        }
+        scopes
+    }
+}
+
 /// An addition to a decayed value: `weight` at unix time `ts`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecayedAdd {
@@ -220,8 +325,10 @@ pub struct Deltas {
     pub affinity: HashMap<String, Vec<DecayedAdd>>,
     /// Taste-vector additions per user (fields are dimension indexes).
     pub taste: HashMap<String, Vec<DecayedAdd>>,
-    /// Trending increments per (language or `*` for all languages, UTC day) and video.
-    pub trending: HashMap<(String, i64), HashMap<String, f64>>,
+    /// Trending increments per (scope, UTC day) and video.
+    pub trending: HashMap<(TrendingScope, i64), HashMap<String, f64>>,
+    /// Global impression and complete counts per duration bucket (the completion prior).
+    pub durations: DurationStats,
     /// Videos marked seen, per user, with the time.
     pub seen: HashMap<String, Vec<(String, f64)>>,
     /// Videos the user engaged with (newest last).
@@ -246,6 +353,12 @@ impl Deltas {
             .entry(video.id.clone())
             .or_default()
             .merge(&VideoStats::of_event(kind, ratio));
+        let bucket = &mut self.durations[duration_bucket(video.duration_ms)];
+        match kind {
+            EventType::Impression => bucket.impressions += 1.0,
+            EventType::Complete => bucket.completes += 1.0,
+            _ => {}
+        }
         let user = &event.user_id;
         let active = self.active.entry(user.clone()).or_insert(ts);
         *active = active.max(ts);
@@ -312,14 +425,10 @@ impl Deltas {
         let tw = trending_weight(kind, ratio);
         if tw > 0.0 {
             let day = day_of(ts);
-            let mut languages = vec!["*"];
-            if !video.language.is_empty() {
-                languages.push(&video.language);
-            }
-            for lang in languages {
+            for scope in TrendingScope::of(video) {
                 *self
                     .trending
-                    .entry((lang.to_owned(), day))
+                    .entry((scope, day))
                     .or_default()
                     .entry(video.id.clone())
                     .or_default() += tw;

@@ -1,7 +1,7 @@
 //! # feed-server
 //!
 //! Feedroll's personalised short-video ranking service (PRODUCT.md §1): an axum HTTP API that
-//! ranks videos for a user from five signals, ingests engagement events in real time, caches
+//! ranks videos for a user from six signals, ingests engagement events in real time, caches
 //! feeds in two tiers, runs ranking experiments and exposes Prometheus metrics.
 //!
 //! Where to look:
@@ -11,11 +11,14 @@
 //! - [`learning`]: what an event teaches (statistics, decayed affinities, taste vectors).
 //! - [`store`]: the storage interface with Redis and embedded implementations.
 //! - [`cache`]: ranked snapshots, cursors and invalidation.
-//! - [`experiments`]: the live ranking profiles and hot reload; the format is `feed_profile`.
+//! - [`experiments`]: the live ranking profiles; the format is `feed_profile`. [`reload`]: the
+//!   file polling behind their hot reload and the API keys'.
+//! - [`auth`]: API keys, scopes and rate limits (the HTTP side is `http::auth`).
 //! - [`metrics`]: the metrics contract.
 //! - [`shed`]: load shedding — the bound on concurrent and queued rankings.
 //! - [`server`]: start-up, warm-up and graceful shutdown; [`config`]: flags and env vars.
 
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod demo;
@@ -28,6 +31,7 @@ pub mod learning;
 pub mod metrics;
 pub mod model;
 pub mod ranking;
+pub mod reload;
 pub mod server;
 pub mod shed;
 pub mod state;

@@ -43,8 +43,13 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; draining in-flight requests");
 }
 
-fn print_examples(addr: &std::net::SocketAddr) {
+fn print_examples(addr: &std::net::SocketAddr, auth_on: bool) {
     let base = format!("http://{addr}");
+    if auth_on {
+        println!(
+            "\nAPI keys are on (--api-keys): add -H \"Authorization: Bearer $KEY\" to the /v1/ calls below."
+        );
+    }
     println!(
         r#"
 feed-server is up with demo data on the embedded store. Try:
@@ -76,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = app.state.store.kind(), rollout = %config.rollout, track = %config.track, "feed-server listening");
     if config.demo {
-        print_examples(&addr);
+        print_examples(&addr, config.auth.api_keys.is_some());
     }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(listener, async {

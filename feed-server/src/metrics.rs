@@ -21,9 +21,10 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// The service's metrics.
 pub struct Metrics {
     registry: Registry,
-    /// `feed_http_requests_total{route,method,status,variant}`.
+    /// `feed_http_requests_total{route,method,status,variant,key}` (`key`: the API key's name,
+    /// empty in open mode and without a known key).
     pub http_requests: IntCounterVec,
-    /// `feed_http_request_duration_seconds{route,method,variant}`.
+    /// `feed_http_request_duration_seconds{route,method,variant,key}`.
     pub http_duration: HistogramVec,
     /// `feed_http_operational_requests_total{route,status}`: probes, scrapes and unmatched
     /// paths, kept out of the two series above (which count API routes only).
@@ -63,9 +64,9 @@ impl Metrics {
         let http_requests = IntCounterVec::new(
             Opts::new(
                 "feed_http_requests_total",
-                "API requests (`/v1/` routes) by route, method, status and variant",
+                "API requests (`/v1/` routes) by route, method, status, variant and API key name",
             ),
-            &["route", "method", "status", "variant"],
+            &["route", "method", "status", "variant", "key"],
         )?;
         let http_duration = HistogramVec::new(
             HistogramOpts::new(
@@ -73,7 +74,7 @@ impl Metrics {
                 "API request latency (`/v1/` routes)",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route", "method", "variant"],
+            &["route", "method", "variant", "key"],
         )?;
         let http_operational = IntCounterVec::new(
             Opts::new(
@@ -153,6 +154,14 @@ impl Metrics {
             shedding,
             profile_labels: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Registers a collector another module owns (its series get `rollout` and `track` too).
+    pub fn register<C: prometheus::core::Collector + 'static>(
+        &self,
+        collector: C,
+    ) -> Result<(), MetricsError> {
+        Ok(self.registry.register(Box::new(collector))?)
     }
 
     /// Counts a cache lookup.

@@ -214,12 +214,13 @@ pub struct UserProfile {
     pub region: String,
 }
 
-/// Per-signal values of a ranked item, each in [0, 1].
+/// Per-signal numbers of a ranked item: the values, each in [0, 1], or their weighted
+/// contributions to the score (see [`Explanation`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Signals {
     /// Age decay.
     pub freshness: f64,
-    /// Smoothed watch ratio.
+    /// Smoothed completes per impression toward the duration bucket's finish rate.
     pub completion: f64,
     /// Smoothed interactions per view.
     pub engagement: f64,
@@ -227,6 +228,115 @@ pub struct Signals {
     pub affinity: f64,
     /// Taste-vector similarity.
     pub embedding: f64,
+    /// Shortness: `2^(-duration / halfLife)`.
+    #[serde(default)]
+    pub brevity: f64,
+}
+
+feed_profile::per_signal_accessors!(Signals);
+
+/// A candidate source that nominated a video for the home feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateSource {
+    /// Newest uploads of a followed creator.
+    Followed,
+    /// Recently engaged by a friend.
+    Friend,
+    /// Trending in the user's region, language, or everywhere.
+    Trending,
+    /// Newest uploads in the user's language.
+    Fresh,
+    /// Tagged like the user's strongest tags.
+    Similar,
+    /// Least-shown videos (exploration).
+    LongTail,
+}
+
+impl CandidateSource {
+    /// Every source, in the order of their bits in [`Sources`].
+    pub const ALL: [CandidateSource; 6] = [
+        CandidateSource::Followed,
+        CandidateSource::Friend,
+        CandidateSource::Trending,
+        CandidateSource::Fresh,
+        CandidateSource::Similar,
+        CandidateSource::LongTail,
+    ];
+
+    /// The source's bit in [`Sources`].
+    pub const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A set of candidate sources, one bit each; serialised as a list of names (no allocation per
+/// item while ranking).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sources(pub u8);
+
+impl Sources {
+    /// Whether `source` is in the set.
+    pub fn contains(self, source: CandidateSource) -> bool {
+        self.0 & source.bit() != 0
+    }
+
+    /// The set with `source` added.
+    pub fn with(self, source: CandidateSource) -> Self {
+        Self(self.0 | source.bit())
+    }
+}
+
+impl Serialize for Sources {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(None)?;
+        for source in CandidateSource::ALL {
+            if self.contains(source) {
+                seq.serialize_element(&source)?;
+            }
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Sources {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let list = Vec::<CandidateSource>::deserialize(deserializer)?;
+        Ok(list.into_iter().fold(Sources::default(), Sources::with))
+    }
+}
+
+/// What diversity re-ranking did to an item.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DiversityEffect {
+    /// Position (0-based) the item had in the list ordered by score, before re-ranking.
+    pub score_rank: u32,
+    /// Positions gained by re-ranking (negative: moved down), `score_rank − position`.
+    pub moved: i32,
+    /// Passed over at least once because its creator already filled `creatorCap` in the window.
+    pub capped: bool,
+    /// Passed over at least once to keep videos sharing its first tag `similarSpread` apart.
+    pub spread: bool,
+    /// Placed in a slot reserved for long-tail exploration.
+    pub long_tail_slot: bool,
+}
+
+/// Why an item ranks where it does (`explain=true`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Explanation {
+    /// Each signal's weighted contribution to `score`:
+    /// `weight · value / Σ weights · affinity_multiplier`; they add up to `score`.
+    pub contributions: Signals,
+    /// `(1 + lift · affinity) / (1 + lift)`: how much the user's affinity scales the score.
+    pub affinity_multiplier: f64,
+    /// Candidate sources that nominated the video (empty for `POST /v1/rank`, whose candidates
+    /// the caller supplies).
+    #[schema(value_type = Vec<CandidateSource>)]
+    pub sources: Sources,
+    /// What diversity re-ranking did (absent for `POST /v1/rank`, which does not re-rank).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diversity: Option<DiversityEffect>,
 }
 
 /// One ranked video.
@@ -238,11 +348,14 @@ pub struct FeedItem {
     /// Its creator.
     #[schema(value_type = crate::http::openapi::Id)]
     pub creator_id: String,
-    /// Weighted score in [0, 1].
+    /// Score in [0, 1].
     pub score: f64,
     /// Per-signal values (with `explain=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signals: Option<Signals>,
+    /// Contributions, sources and diversity moves (with `explain=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Explanation>,
 }
 
 /// `GET /v1/feed` and `POST /v1/rank` response.
@@ -272,7 +385,7 @@ pub struct RankRequest {
     /// Evaluate time-dependent signals as of this time (replay).
     #[serde(default)]
     pub at: Option<DateTime<Utc>>,
-    /// Include per-signal values.
+    /// Include per-signal values and contributions.
     #[serde(default)]
     pub explain: bool,
 }
@@ -357,11 +470,19 @@ pub enum ErrorCode {
     InjectedFault,
     /// A bad `/debug/faults` setting (fault-injection builds only, 400).
     InvalidFaults,
+    /// No API key, a malformed `Authorization` header, or a key that is not (or no longer)
+    /// valid (401, with `WWW-Authenticate: Bearer`).
+    Unauthenticated,
+    /// The API key lacks the scope the route needs (403).
+    Forbidden,
+    /// Over a rate limit (the key's, the user's or the server's); retry after `Retry-After`
+    /// seconds (429).
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 37] = [
+    pub const ALL: [ErrorCode; 40] = [
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Timeout,
@@ -399,6 +520,9 @@ impl ErrorCode {
         Self::InvalidTs,
         Self::InjectedFault,
         Self::InvalidFaults,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::RateLimited,
     ];
 
     /// The code as on the wire.
@@ -441,6 +565,9 @@ impl ErrorCode {
             Self::InvalidTs => "invalid_ts",
             Self::InjectedFault => "injected_fault",
             Self::InvalidFaults => "invalid_faults",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Start-up: builds the store, profiles, cache and router from a [`Config`], then serves with
-//! warm-up, profile hot reload and graceful shutdown.
+//! warm-up, profile and API-keys hot reload and graceful shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,12 +9,14 @@ use feed_profile::Experiment;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{AuthStartError, Authenticator, LiveKeys};
 use crate::cache::FeedCache;
 use crate::config::Config;
 use crate::demo::{self, DemoSize};
 use crate::experiments::{self, LiveProfiles, LoadError};
 use crate::http::{self, HttpLimits};
 use crate::metrics::{Metrics, MetricsError};
+use crate::reload::Watch;
 use crate::state::{AppState, ServiceSettings, SharedState};
 use crate::store::redis_conn::RedisConfigError;
 use crate::store::redis_store::RedisSettings;
@@ -36,6 +38,9 @@ pub enum StartError {
     /// Metrics registry.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// The API-keys file is missing or invalid, or a rate-limit flag is out of range.
+    #[error(transparent)]
+    Auth(#[from] AuthStartError),
 }
 
 /// A built, not yet serving, application.
@@ -43,13 +48,14 @@ pub struct App {
     /// Shared state (exposed for tests and embedding).
     pub state: SharedState,
     router: axum::Router,
-    profile_watch: Option<(std::path::PathBuf, Vec<u8>, Duration)>,
+    profile_watch: Option<Watch<LiveProfiles>>,
+    keys_watch: Option<Watch<LiveKeys>>,
     warmup_users: usize,
 }
 
-/// Builds the application; fails on a bad profile file, Redis URL or Redis TLS file (not on
-/// Redis being down or refusing the credentials: the server then starts unready and recovers
-/// by itself once Redis answers).
+/// Builds the application; fails on a bad profile file, API-keys file, Redis URL or Redis TLS
+/// file (not on Redis being down or refusing the credentials: the server then starts unready
+/// and recovers by itself once Redis answers).
 pub async fn build(config: &Config) -> Result<App, StartError> {
     let metrics = Arc::new(Metrics::new(&config.rollout, &config.track)?);
     let timeout = Duration::from_millis(config.store_timeout_ms);
@@ -78,21 +84,21 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
             Arc::new(MemoryStore::new())
         }
     };
-    let (experiment, profile_watch) = match &config.profile {
+    let (experiment, profile_file) = match &config.profile {
         Some(path) => {
             let (experiment, bytes) = experiments::load_file(path)?;
-            (
-                experiment,
-                Some((
-                    path.clone(),
-                    bytes,
-                    Duration::from_millis(config.profile_poll_ms.max(10)),
-                )),
-            )
+            (experiment, Some((path.clone(), bytes)))
         }
         None => (Experiment::default(), None),
     };
     let profiles = Arc::new(LiveProfiles::new(experiment, metrics.clone()));
+    let profile_watch = profile_file.map(|(path, initial)| Watch {
+        target: profiles.clone(),
+        path,
+        initial,
+        every: Duration::from_millis(config.profile_poll_ms),
+    });
+    let (auth, keys_watch) = Authenticator::start(&config.auth, &metrics)?;
     let cache = FeedCache::new(
         store.clone(),
         metrics.clone(),
@@ -120,11 +126,12 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         request_timeout: Duration::from_millis(config.request_timeout_ms),
         max_body_bytes: config.max_body_bytes,
     };
-    let router = http::router(state.clone(), limits);
+    let router = http::router(state.clone(), limits, Arc::new(auth));
     Ok(App {
         state,
         router,
         profile_watch,
+        keys_watch,
         warmup_users: config.warmup_users,
     })
 }
@@ -167,13 +174,11 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let stop = CancellationToken::new();
-        if let Some((path, bytes, every)) = self.profile_watch {
-            tokio::spawn(
-                self.state
-                    .profiles
-                    .clone()
-                    .watch(path, bytes, every, stop.clone()),
-            );
+        if let Some(watch) = self.profile_watch {
+            watch.spawn(stop.clone());
+        }
+        if let Some(watch) = self.keys_watch {
+            watch.spawn(stop.clone());
         }
         tokio::spawn(warm_up(self.state.clone(), self.warmup_users, stop.clone()));
         let result = axum::serve(listener, self.router)

@@ -83,4 +83,90 @@ fn demo_mode_serves_a_personalised_feed_and_sigterm_exits_cleanly() {
         Some(&"feed-server stopped"),
         "{messages:?}"
     );
+    // No --api-keys: the open-mode warning, once.
+    // (Logged at start, before the examples: in `printed`.)
+    let open_warnings = printed
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .chain(logs.iter().cloned())
+        .filter(|l| {
+            l["level"] == "WARN"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("no --api-keys"))
+        })
+        .count();
+    assert_eq!(open_warnings, 1, "{messages:?}");
+}
+
+/// Kills the child with SIGTERM and returns its JSON log lines.
+fn stop_and_read_logs(child: std::process::Child) -> Vec<serde_json::Value> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("wait");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn with_api_keys_the_log_names_the_key_never_the_secret_and_no_open_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("api-keys.yaml");
+    // printf %s ci-reader-SECRET-0123456789 | sha256sum
+    std::fs::write(
+        &keys,
+        "keys:\n  - name: ci-reader\n    sha256: 5ddfa2855e92f8410b745e79a9e08c42877199182e313e614a5c94fe0d1fe7c9\n    scopes: [read]\n    limit: {requestsPerSecond: 100, burst: 100}\n",
+    )
+    .expect("write keys");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let child = Command::new(env!("CARGO_BIN_EXE_feed-server"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--warmup-users",
+            "0",
+        ])
+        .arg("--api-keys")
+        .arg(&keys)
+        // Every request's response logged, inside its span.
+        .env("RUST_LOG", "info,tower_http=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn feed-server");
+    let curl = |key: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(["-H", &format!("authorization: Bearer {key}")])
+            .arg(format!("http://127.0.0.1:{port}/v1/feed?user_id=u"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while curl("ci-reader-SECRET-0123456789") != "200" {
+        assert!(Instant::now() < deadline, "never served the known key");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(curl("unknown-SECRET-key"), "401");
+    let logs = stop_and_read_logs(child);
+    let text: Vec<String> = logs.iter().map(|l| l.to_string()).collect();
+    assert!(
+        text.iter().all(|l| !l.contains("SECRET")),
+        "a key in the logs: {text:#?}"
+    );
+    assert!(
+        logs.iter().any(|l| l["span"]["key"] == "ci-reader"),
+        "no request span names the key: {text:#?}"
+    );
+    assert!(
+        !text.iter().any(|l| l.contains("no --api-keys")),
+        "open-mode warning with keys"
+    );
 }

@@ -27,8 +27,15 @@ async fn a_bad_profile_file_stops_start_up_with_a_clear_error() {
     for (text, needle) in [
         ("weights: {affinity: -1}", "weights.affinity"),
         (
-            "weights: {freshness: 0, completion: 0, engagement: 0, affinity: 0, embedding: 0}",
+            "weights: {freshness: 0, completion: 0, engagement: 0, affinity: 0, embedding: 0, brevity: 0}",
             "at least one weight",
+        ),
+        ("weights: {brevity: -0.1}", "weights.brevity"),
+        ("brevity: {halfLifeSeconds: 0}", "brevity.halfLifeSeconds"),
+        ("affinity: {lift: -1}", "affinity.lift"),
+        (
+            "completion: {bucketPriorWeight: 0}",
+            "completion.bucketPriorWeight",
         ),
         ("weigths: {}", "unknown field"),
         ("", "empty"),

@@ -9,9 +9,6 @@
 //!
 //! `cargo bench -p feedroll-operator --bench reconcile_scale [-- 100 1000]`
 
-#[path = "../tests/support/fake_api.rs"]
-mod fake_api;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -21,8 +18,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::Request;
 use axum::routing::{any, get, post};
-use fake_api::FakeApi;
 use feedroll_crds::FeedRollout;
+use feedroll_localkube::FakeApi;
 use feedroll_operator::controller::run::{CONCURRENCY, controller};
 use feedroll_operator::controller::{Context, Metrics, PrometheusAnalyzer};
 use kube::api::{Api, PostParams};

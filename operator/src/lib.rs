@@ -9,4 +9,6 @@ pub mod desired;
 pub mod driver;
 pub mod observe;
 pub mod tls;
-pub mod validate;
+/// Client-side validation of FeedRollout files; it lives in `feedroll-crds` so the local API
+/// server (`feedroll-localkube`) validates with the same code.
+pub use feedroll_crds::validate;

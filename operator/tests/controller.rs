@@ -2,14 +2,11 @@
 //! owned Deployments/Services/ConfigMaps and canary Pods, the finalizer, requeues) against the
 //! fake API server with watches, in real time with short intervals.
 
-#[path = "support/fake_api.rs"]
-mod fake_api;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use fake_api::FakeApi;
 use feedroll_crds::{AnalysisRun, CheckRecord, FeedRollout, Phase, ResolvedAnalysis, Verdict};
+use feedroll_localkube::FakeApi;
 use feedroll_operator::analysis::Target;
 use feedroll_operator::controller::run::{CONCURRENCY, controller};
 use feedroll_operator::controller::{Analyzer, Context, Metrics};

@@ -2,15 +2,12 @@
 //! leads and reconciles, the standby waits, and takes over when the leader stops (releasing the
 //! Lease).
 
-#[path = "support/fake_api.rs"]
-mod fake_api;
-
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use fake_api::FakeApi;
 use feedroll_crds::{AnalysisRun, ResolvedAnalysis};
+use feedroll_localkube::FakeApi;
 use feedroll_operator::analysis::Target;
 use feedroll_operator::controller::run::{LogFormat, RunArgs, operate};
 use feedroll_operator::controller::{Analyzer, Metrics};

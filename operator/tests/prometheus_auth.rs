@@ -3,18 +3,16 @@
 //! pass; with them the verdicts are computed from real data; a wrong CA is a clear TLS error.
 //! The same through `feedroll-operator check` and its flags, and the Secret cache.
 
-#[path = "support/fake_api.rs"]
-mod fake_api;
 #[path = "support/prometheus.rs"]
 mod prometheus;
 
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use fake_api::FakeApi;
 use feedroll_crds::{
     AnalysisRun, FeedRolloutSpec, ObjectKeyRef, ObjectKind, ResolvedCheck, TrafficMode, Verdict,
 };
+use feedroll_localkube::FakeApi;
 use feedroll_operator::analysis::connection::{Credentials, FetchedObject, Sensitive, Verify};
 use feedroll_operator::analysis::{
     AnalysisEngine, FaultKind, ManyRuns, PrometheusConnection, Target,

@@ -1,9 +1,7 @@
 //! The reconciler through a real `kube::Client` over the in-memory fake API server
-//! (`support/fake_api.rs`), with scripted analysis verdicts and a hand-moved clock. Each test
+//! (`feedroll-localkube`), with scripted analysis verdicts and a hand-moved clock. Each test
 //! plays the Deployment controller (marking Deployments rolled out) and the human.
 
-#[path = "support/fake_api.rs"]
-mod fake_api;
 #[path = "support/prometheus.rs"]
 mod prometheus;
 
@@ -11,11 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fake_api::FakeApi;
 use feedroll_crds::{
     AnalysisRun, CheckRecord, FeedRollout, FeedRolloutStatus, Phase, ResolvedAnalysis, Tier,
     Verdict,
 };
+use feedroll_localkube::FakeApi;
 use feedroll_operator::analysis::PrometheusFault;
 use feedroll_operator::analysis::Target;
 use feedroll_operator::controller::credentials::ObjectCache;
@@ -897,7 +895,7 @@ async fn every_request_is_a_listed_permission() {
 }
 
 /// Every request needs a permission `controller::rbac::PERMISSIONS` lists.
-fn assert_listed(requests: Vec<fake_api::Recorded>) {
+fn assert_listed(requests: Vec<feedroll_localkube::Recorded>) {
     for r in requests {
         let Some((group, resource, verb)) = rbac::required(r.method.as_str(), &r.path, &r.query)
         else {

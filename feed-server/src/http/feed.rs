@@ -42,7 +42,8 @@ pub struct FeedQuery {
     limit: Option<i64>,
     /// `next_cursor` of the previous page; absent for the first page.
     cursor: Option<String>,
-    /// Include per-signal values (`signals`) in each item.
+    /// Include per-signal values (`signals`) and their contributions, candidate sources and
+    /// diversity moves (`explain`) in each item.
     #[serde(default)]
     explain: bool,
 }
@@ -54,6 +55,7 @@ fn page(items: &[FeedItem], offset: usize, limit: usize, explain: bool) -> Vec<F
         .take(limit)
         .map(|i| FeedItem {
             signals: if explain { i.signals } else { None },
+            explain: if explain { i.explain } else { None },
             ..i.clone()
         })
         .collect()

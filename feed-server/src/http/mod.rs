@@ -1,6 +1,8 @@
 //! The HTTP API (PRODUCT.md §1): routes ([`routes`]), handlers by resource, and the middleware
-//! stack (request metrics, timeout, body-size limit, panic catching, tracing).
+//! stack (request metrics, authentication and rate limits, timeout, body-size limit, panic
+//! catching, tracing).
 
+pub mod auth;
 pub mod catalog;
 pub mod cursor;
 pub mod error;
@@ -10,9 +12,11 @@ pub mod extract;
 pub mod feed;
 pub mod health;
 pub mod openapi;
+pub mod openapi_security;
 pub mod routes;
 pub mod users;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -26,6 +30,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
+use crate::auth::Authenticator;
 use crate::state::SharedState;
 use error::{ApiError, ErrorCode};
 use routes::{Route, TrafficClass};
@@ -56,11 +61,15 @@ async fn record_metrics(State(state): State<SharedState>, req: Request, next: Ne
                 .extensions()
                 .get::<feed::ServedVariant>()
                 .map_or("", |v| v.0.as_str());
+            let key = response
+                .extensions()
+                .get::<auth::ClientKey>()
+                .map_or("", |k| k.0.as_str());
             m.http_requests
-                .with_label_values(&[route, method.as_str(), status.as_str(), variant])
+                .with_label_values(&[route, method.as_str(), status.as_str(), variant, key])
                 .inc();
             m.http_duration
-                .with_label_values(&[route, method.as_str(), variant])
+                .with_label_values(&[route, method.as_str(), variant, key])
                 .observe(start.elapsed().as_secs_f64());
         }
         TrafficClass::Operational => m
@@ -106,8 +115,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     .into_response()
 }
 
-/// The application router.
-pub fn router(state: SharedState, limits: HttpLimits) -> Router {
+/// The application router; `authenticator` admits or refuses every request (`auth`).
+pub fn router(state: SharedState, limits: HttpLimits, authenticator: Arc<Authenticator>) -> Router {
     let api = Route::ALL.into_iter().fold(Router::new(), |r, route| {
         r.route(route.path(), route.handler())
     });
@@ -120,11 +129,16 @@ pub fn router(state: SharedState, limits: HttpLimits) -> Router {
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(
                     TraceLayer::new_for_http()
+                        .make_span_with(auth::request_span)
                         .on_failure(DefaultOnFailure::new().level(Level::WARN)),
                 )
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     record_metrics,
+                ))
+                .layer(middleware::from_fn_with_state(
+                    authenticator,
+                    auth::authenticate,
                 ))
                 .layer(HandleErrorLayer::new(timed_out))
                 .timeout(limits.request_timeout)

@@ -14,6 +14,7 @@ use utoipa::openapi::{OpenApi as Document, Ref, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, ErrorCode, ErrorDetail};
+use super::openapi_security::Security;
 use super::{catalog, events, feed, health, users};
 use crate::model::{self, MAX_FOLLOWS, MAX_ID_LEN, MAX_RANK_CANDIDATES, MAX_VIDEO_BATCH};
 
@@ -108,7 +109,8 @@ pub fn follows_ids() -> ArrayBuilder {
         model::EventType,
         model::Video,
         model::ContentType,
-    ))
+    )),
+    modifiers(&Security)
 )]
 pub struct ApiDoc;
 

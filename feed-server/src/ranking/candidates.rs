@@ -5,29 +5,14 @@ use std::collections::HashMap;
 use feed_profile::RankingProfile;
 
 use super::pipeline::UserAt;
-use crate::learning::day_of;
+use crate::learning::{TrendingScope, day_of};
+use crate::model::{CandidateSource, Sources};
 use crate::store::{CandidateLists, CandidateQuery};
 
 /// Most followed creators and friends read per request (strongest affinity first).
 pub const MAX_SOCIAL_FANOUT: usize = 50;
 /// How many of the user's strongest tags feed the similar-content source.
 pub const SIMILAR_TAGS: usize = 5;
-
-/// Bit flags of the sources a candidate came from.
-pub mod source {
-    /// Followed creator.
-    pub const FOLLOWED: u8 = 1;
-    /// Friend engaged.
-    pub const FRIEND: u8 = 2;
-    /// Trending.
-    pub const TRENDING: u8 = 4;
-    /// Fresh upload.
-    pub const FRESH: u8 = 8;
-    /// Similar to the user's tags.
-    pub const SIMILAR: u8 = 16;
-    /// Long-tail exploration.
-    pub const LONG_TAIL: u8 = 32;
-}
 
 /// The source lists to read for the user (decayed at unix time `now`).
 pub fn plan(profile: &RankingProfile, user_id: &str, at: &UserAt<'_>, now: f64) -> CandidateQuery {
@@ -58,6 +43,15 @@ pub fn plan(profile: &RankingProfile, user_id: &str, at: &UserAt<'_>, now: f64) 
     if !lang.is_empty() {
         languages.insert(0, lang.clone());
     }
+    // Trending where the user is, then in their language, then everywhere.
+    let mut scopes = Vec::with_capacity(3);
+    if !user.profile.region.is_empty() {
+        scopes.push(TrendingScope::Region(user.profile.region.clone()));
+    }
+    if !lang.is_empty() {
+        scopes.push(TrendingScope::Language(lang.clone()));
+    }
+    scopes.push(TrendingScope::All);
     let long_tail = b.long_tail as usize;
     // A per-user offset spreads exploration over the least-exposed videos.
     let offset = (feed_profile::bucket("long-tail", user_id) as usize % 4) * long_tail;
@@ -72,9 +66,9 @@ pub fn plan(profile: &RankingProfile, user_id: &str, at: &UserAt<'_>, now: f64) 
             .cloned()
             .collect(),
         per_friend: b.per_friend as usize,
-        trending: languages
-            .iter()
-            .flat_map(|l| [(l.clone(), today), (l.clone(), today - 1)])
+        trending: scopes
+            .into_iter()
+            .flat_map(|scope| [(scope.clone(), today), (scope, today - 1)])
             .collect(),
         per_trending: b.trending as usize,
         fresh: languages,
@@ -89,27 +83,27 @@ pub fn plan(profile: &RankingProfile, user_id: &str, at: &UserAt<'_>, now: f64) 
     }
 }
 
-/// Merges the lists into distinct candidates with their source flags, at most `max` of them.
-/// Long-tail candidates are taken first (their budget is small and reserved), then the social
-/// sources, similar, trending and fresh, each in its own order.
-pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(String, u8)> {
-    let mut flags: HashMap<&str, usize> = HashMap::new();
-    let mut out: Vec<(String, u8)> = Vec::new();
+/// Merges the lists into distinct candidates with the sources that nominated them, at most `max`
+/// of them. Long-tail candidates are taken first (their budget is small and reserved), then the
+/// social sources, similar, trending and fresh, each in its own order.
+pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(String, Sources)> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut out: Vec<(String, Sources)> = Vec::new();
     let ordered = [
-        (&lists.long_tail, source::LONG_TAIL),
-        (&lists.followed, source::FOLLOWED),
-        (&lists.friends, source::FRIEND),
-        (&lists.similar, source::SIMILAR),
-        (&lists.trending, source::TRENDING),
-        (&lists.fresh, source::FRESH),
+        (&lists.long_tail, CandidateSource::LongTail),
+        (&lists.followed, CandidateSource::Followed),
+        (&lists.friends, CandidateSource::Friend),
+        (&lists.similar, CandidateSource::Similar),
+        (&lists.trending, CandidateSource::Trending),
+        (&lists.fresh, CandidateSource::Fresh),
     ];
-    for (list, flag) in ordered {
+    for (list, source) in ordered {
         for id in list {
-            if let Some(&i) = flags.get(id.as_str()) {
-                out[i].1 |= flag;
+            if let Some(&i) = index.get(id.as_str()) {
+                out[i].1 = out[i].1.with(source);
             } else if out.len() < max {
-                flags.insert(id, out.len());
-                out.push((id.clone(), flag));
+                index.insert(id, out.len());
+                out.push((id.clone(), Sources::default().with(source)));
             }
         }
     }
@@ -133,13 +127,19 @@ mod tests {
         let merged = merge(&lists, 4);
         let ids: Vec<&str> = merged.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(ids, ["z", "a", "b", "c"]);
-        assert_eq!(merged[2].1, source::FOLLOWED | source::TRENDING);
+        assert_eq!(
+            merged[2].1,
+            Sources::default()
+                .with(CandidateSource::Followed)
+                .with(CandidateSource::Trending)
+        );
     }
 
     #[test]
     fn plan_reads_strongest_tags_and_language_lists() {
         let mut user = UserState::default();
         user.profile.language = "en".into();
+        user.profile.region = "fr".into();
         user.affinity.insert(
             "t:cats".into(),
             Decayed {
@@ -169,6 +169,18 @@ mod tests {
         );
         assert_eq!(q.tags, ["cats", "cars"]);
         assert_eq!(q.fresh, ["en", "*"]);
-        assert_eq!(q.trending.len(), 4);
+        let scopes: Vec<&TrendingScope> = q.trending.iter().map(|(s, _)| s).collect();
+        assert_eq!(
+            scopes,
+            [
+                &TrendingScope::Region("fr".into()),
+                &TrendingScope::Region("fr".into()),
+                &TrendingScope::Language("en".into()),
+                &TrendingScope::Language("en".into()),
+                &TrendingScope::All,
+                &TrendingScope::All,
+            ],
+            "trending in the user's region, then language, then everywhere; today and yesterday"
+        );
     }
 }

@@ -9,6 +9,17 @@ use std::collections::VecDeque;
 
 use feed_profile::DiversityKnobs;
 
+/// Why re-ranking passed over an item at some slot, or placed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Move {
+    /// Passed over: its creator already filled the cap in the window.
+    Capped,
+    /// Passed over: a video sharing its first tag is too close.
+    Spread,
+    /// Placed in a slot reserved for long-tail exploration.
+    LongTailSlot,
+}
+
 /// What diversity needs to know about a scored item.
 pub trait Diversifiable {
     /// The creator.
@@ -17,6 +28,16 @@ pub trait Diversifiable {
     fn primary_tag(&self) -> Option<&str>;
     /// Came from the long-tail source.
     fn long_tail(&self) -> bool;
+    /// Records what re-ranking did to the item (for explanations); does nothing by default.
+    fn note(&mut self, _what: Move) {}
+}
+
+/// Whether an item may take the next slot.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    Yes,
+    Capped,
+    Spread,
 }
 
 /// Re-ranks `items` (best first) into at most `depth` items.
@@ -31,34 +52,51 @@ pub fn rerank<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: us
     while out.len() < depth && !remaining.is_empty() {
         let slot = out.len();
         let wants_long_tail = long_tail_every > 0 && (slot + 1).is_multiple_of(long_tail_every);
-        let fits = |item: &T, spread: bool| -> bool {
+        let fits = |item: &T, spread: bool| -> Fit {
             let window_start = (slot + 1).saturating_sub(knobs.window as usize);
             let same_creator = out[window_start..]
                 .iter()
                 .filter(|o| o.creator() == item.creator())
                 .count();
             if same_creator >= knobs.creator_cap as usize {
-                return false;
+                return Fit::Capped;
             }
             let Some(tag) = item.primary_tag().filter(|_| spread) else {
-                return true;
+                return Fit::Yes;
             };
             let spread_start = (slot + 1).saturating_sub(knobs.similar_spread as usize);
-            !out[spread_start..]
+            if out[spread_start..]
                 .iter()
                 .any(|o| o.primary_tag() == Some(tag))
+            {
+                Fit::Spread
+            } else {
+                Fit::Yes
+            }
         };
-        let pick = wants_long_tail
+        let long_tail_pick = wants_long_tail
             .then(|| {
                 remaining
                     .iter()
-                    .position(|i| i.long_tail() && fits(i, true))
+                    .position(|i| i.long_tail() && fits(i, true) == Fit::Yes)
             })
-            .flatten()
-            .or_else(|| remaining.iter().position(|i| fits(i, true)))
-            .or_else(|| remaining.iter().position(|i| fits(i, false)))
+            .flatten();
+        let pick = long_tail_pick
+            .or_else(|| remaining.iter().position(|i| fits(i, true) == Fit::Yes))
+            .or_else(|| remaining.iter().position(|i| fits(i, false) == Fit::Yes))
             .unwrap_or(0);
-        if let Some(item) = remaining.remove(pick) {
+        // The better-scored items passed over at this slot, and why.
+        for item in remaining.iter_mut().take(pick) {
+            match fits(item, true) {
+                Fit::Yes => {}
+                Fit::Capped => item.note(Move::Capped),
+                Fit::Spread => item.note(Move::Spread),
+            }
+        }
+        if let Some(mut item) = remaining.remove(pick) {
+            if long_tail_pick.is_some() {
+                item.note(Move::LongTailSlot);
+            }
             out.push(item);
         }
     }
@@ -125,6 +163,61 @@ mod tests {
             ["x", "y", "x", "x"],
             "spread first, relaxed when only x is left"
         );
+    }
+
+    /// An item that remembers what re-ranking did to it.
+    #[derive(Debug)]
+    struct Noted(It, Vec<Move>);
+    impl Diversifiable for Noted {
+        fn creator(&self) -> &str {
+            self.0.creator()
+        }
+        fn primary_tag(&self) -> Option<&str> {
+            self.0.primary_tag()
+        }
+        fn long_tail(&self) -> bool {
+            self.0.long_tail()
+        }
+        fn note(&mut self, what: Move) {
+            if !self.1.contains(&what) {
+                self.1.push(what);
+            }
+        }
+    }
+
+    #[test]
+    fn every_move_is_noted_on_the_item_it_happened_to() {
+        let items = vec![
+            Noted(It("a", "x", false), vec![]),
+            Noted(It("a", "y", false), vec![]),
+            Noted(It("a", "z", false), vec![]), // third of "a": capped
+            Noted(It("b", "y", false), vec![]), // "y" right after "y": spread
+            Noted(It("c", "w", false), vec![]),
+            Noted(It("d", "v", true), vec![]), // long tail
+        ];
+        let out = rerank(items, &knobs(2, 10, 2, 0.25), 6);
+        let order: Vec<(&str, &str)> = out.iter().map(|n| (n.0.0, n.0.1)).collect();
+        assert_eq!(
+            order,
+            [
+                ("a", "x"),
+                ("a", "y"),
+                ("c", "w"),
+                ("d", "v"),
+                ("b", "y"),
+                ("a", "z")
+            ]
+        );
+        let notes = |creator: &str, tag: &str| -> Vec<Move> {
+            out.iter()
+                .find(|n| n.0.0 == creator && n.0.1 == tag)
+                .map(|n| n.1.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(notes("a", "z"), [Move::Capped]);
+        assert_eq!(notes("b", "y"), [Move::Spread]);
+        assert_eq!(notes("d", "v"), [Move::LongTailSlot]);
+        assert!(notes("a", "x").is_empty() && notes("c", "w").is_empty());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The ranking pipeline: candidate sources → filters → five signals → weighted score →
+//! The ranking pipeline: candidate sources → filters → six signals → weighted score →
 //! diversity re-ranking.
 //!
 //! - [`signals`]: the formulas, pure and documented.

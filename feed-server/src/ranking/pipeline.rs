@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use feed_profile::RankingProfile;
 
-use super::candidates::{self, source};
-use super::diversity::{self, Diversifiable};
+use super::candidates;
+use super::diversity::{self, Diversifiable, Move};
 use super::signals;
 use crate::cache::PageTtls;
 use crate::learning::AFFINITY_HALF_LIFE_SECS;
-use crate::model::{FeedItem, Signals};
+use crate::model::{CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources};
 use crate::store::{CandidateData, Store, StoreError, UserState};
 
 /// How many leading items of a ranked list a first page can show (the largest page size): the
@@ -36,6 +36,7 @@ struct Scored {
     tag: Option<String>,
     long_tail: bool,
     ttl: u32,
+    diversity: DiversityEffect,
 }
 
 impl Diversifiable for Scored {
@@ -47,6 +48,13 @@ impl Diversifiable for Scored {
     }
     fn long_tail(&self) -> bool {
         self.long_tail
+    }
+    fn note(&mut self, what: Move) {
+        match what {
+            Move::Capped => self.diversity.capped = true,
+            Move::Spread => self.diversity.spread = true,
+            Move::LongTailSlot => self.diversity.long_tail_slot = true,
+        }
     }
 }
 
@@ -104,7 +112,7 @@ fn taste_at(user: &UserState, now: f64) -> Option<Vec<f64>> {
     Some(v)
 }
 
-/// Computes the five signals of a candidate for a user (pure).
+/// Computes the six signals of a candidate for a user (pure).
 fn signals_for(
     profile: &RankingProfile,
     user: &UserAt<'_>,
@@ -130,7 +138,7 @@ fn signals_for(
     let age = now - v.published_at.timestamp_millis() as f64 / 1000.0;
     Signals {
         freshness: signals::freshness(profile, v.content_type, age),
-        completion: signals::completion(profile, &c.stats),
+        completion: signals::completion(profile, &c.stats, &c.bucket),
         engagement: signals::engagement(profile, &c.stats),
         affinity: signals::affinity(
             profile,
@@ -140,6 +148,7 @@ fn signals_for(
             friend_engaged,
         ),
         embedding: signals::embedding(profile, user.taste.as_deref(), v.embedding.as_deref()),
+        brevity: signals::brevity(profile, v.duration_ms),
     }
 }
 
@@ -155,23 +164,32 @@ fn ttl_of(profile: &RankingProfile, c: &CandidateData) -> u32 {
 fn score_all(
     profile: &RankingProfile,
     user: &UserAt<'_>,
-    candidates: Vec<(CandidateData, u8)>,
+    candidates: Vec<(CandidateData, Sources)>,
     now: f64,
 ) -> Vec<Scored> {
+    let lift = profile.affinity.lift;
     let mut scored: Vec<Scored> = candidates
         .into_iter()
-        .map(|(c, flags)| {
-            let s = signals_for(profile, user, &c, flags & source::FRIEND != 0, now);
+        .map(|(c, sources)| {
+            let friend = sources.contains(CandidateSource::Friend);
+            let s = signals_for(profile, user, &c, friend, now);
             Scored {
                 item: FeedItem {
-                    score: signals::score(&profile.weights, &s),
+                    score: signals::score(&profile.weights, lift, &s),
                     signals: Some(s),
+                    explain: Some(Explanation {
+                        contributions: signals::contributions(&profile.weights, lift, &s),
+                        affinity_multiplier: signals::affinity_multiplier(lift, s.affinity),
+                        sources,
+                        diversity: None,
+                    }),
                     creator_id: c.video.creator_id.clone(),
                     video_id: c.video.id.clone(),
                 },
                 tag: c.video.tags.first().cloned(),
-                long_tail: flags & source::LONG_TAIL != 0,
+                long_tail: sources.contains(CandidateSource::LongTail),
                 ttl: ttl_of(profile, &c),
+                diversity: DiversityEffect::default(),
             }
         })
         .collect();
@@ -181,7 +199,22 @@ fn score_all(
             .total_cmp(&a.item.score)
             .then_with(|| a.item.video_id.cmp(&b.item.video_id))
     });
+    for (rank, s) in scored.iter_mut().enumerate() {
+        s.diversity.score_rank = u32::try_from(rank).unwrap_or(u32::MAX);
+    }
     scored
+}
+
+/// Records in each item's explanation what re-ranking did to it (`ranked` is the final order).
+fn explain_diversity(ranked: &mut [Scored]) {
+    for (position, s) in ranked.iter_mut().enumerate() {
+        let mut effect = s.diversity;
+        let position = i64::try_from(position).unwrap_or(i64::MAX);
+        effect.moved = i32::try_from(i64::from(effect.score_rank) - position).unwrap_or(0);
+        if let Some(explain) = s.item.explain.as_mut() {
+            explain.diversity = Some(effect);
+        }
+    }
 }
 
 /// Whether the filters of `profile` keep candidate `c` for `user`.
@@ -211,7 +244,7 @@ pub async fn rank_feed(
     let merged = candidates::merge(&lists, profile.candidates.max_candidates as usize);
     let ids: Vec<String> = merged.iter().map(|(id, _)| id.clone()).collect();
     let data = store.candidates(user_id, &ids).await?;
-    let kept: Vec<(CandidateData, u8)> = data
+    let kept: Vec<(CandidateData, Sources)> = data
         .into_iter()
         .zip(merged)
         .filter_map(|(d, (_, flags))| d.map(|d| (d, flags)))
@@ -219,7 +252,8 @@ pub async fn rank_feed(
         .collect();
     let scored = score_all(profile, &at, kept, now);
     let count = scored.len();
-    let ranked = diversity::rerank(scored, &profile.diversity, depth);
+    let mut ranked = diversity::rerank(scored, &profile.diversity, depth);
+    explain_diversity(&mut ranked);
     Ok(finish(profile, ranked, count))
 }
 
@@ -234,7 +268,11 @@ pub async fn rank_candidates(
 ) -> Result<RankedList, StoreError> {
     let user = store.user_state(user_id).await?;
     let data = store.candidates(user_id, ids).await?;
-    let known: Vec<(CandidateData, u8)> = data.into_iter().flatten().map(|d| (d, 0)).collect();
+    let known: Vec<(CandidateData, Sources)> = data
+        .into_iter()
+        .flatten()
+        .map(|d| (d, Sources::default()))
+        .collect();
     let scored = score_all(profile, &UserAt::new(&user, now), known, now);
     let count = scored.len();
     Ok(finish(profile, scored, count))

@@ -1,19 +1,25 @@
-//! The five ranking signals, each normalised to [0, 1], and the weighted score.
+//! The six ranking signals, each normalised to [0, 1], and the weighted score.
 //!
 //! | signal | formula |
 //! | --- | --- |
 //! | freshness | `2^(−age / halfLife[contentType])`, age clamped at 0 |
-//! | completion | `(Σ min(watchRatio, 1) + priorMean·priorWeight) / (views + priorWeight)` |
+//! | completion | `(min(completes, shown) + prior·priorWeight) / (shown + priorWeight)`, `shown = max(impressions, views)` |
+//! | ↳ prior | `(bucketCompletes + priorMean·bucketPriorWeight) / (bucketImpressions + bucketPriorWeight)`, global counters of the video's duration bucket ([`crate::learning::duration_bucket`]) |
 //! | engagement | `r / (r + halfSaturation)`, `r = (likes·lw + shares·sw + comments·cw + priorRate·priorWeight) / (views + priorWeight)` |
 //! | affinity | `min(1, 1 − e^(−(cw·creator + tw·meanTag)/saturation) + followBoost·followed + friendBoost·friendEngaged)` |
 //! | embedding | `(1 + cos(taste, embedding)) / 2`, `neutral` when either is missing |
+//! | brevity | `2^(−duration / halfLifeSeconds)` |
 //!
-//! `score = Σ weightᵢ·signalᵢ / Σ weightᵢ`, so the score is in [0, 1] whatever the weights.
+//! `score = (Σ weightᵢ·signalᵢ / Σ weightᵢ) · (1 + lift·affinity) / (1 + lift)`, so the score is
+//! in [0, 1] whatever the weights, and a strongly engaged creator or topic (affinity near 1) can
+//! be worth up to `1 + lift` times an unknown one. The weighted *contribution* of signal i
+//! (`explain=true`) is `weightᵢ·signalᵢ / Σ weightᵢ · (1 + lift·affinity) / (1 + lift)`: the
+//! contributions add up to the score.
 //! Affinities and the taste vector are decayed with [`crate::learning::AFFINITY_HALF_LIFE_SECS`].
 
-use feed_profile::{RankingProfile, SignalWeights};
+use feed_profile::{RankingProfile, Signal, SignalWeights};
 
-use crate::learning::VideoStats;
+use crate::learning::{BucketStats, VideoStats};
 use crate::model::{ContentType, Signals};
 
 /// Freshness of a video `age_secs` old.
@@ -29,14 +35,29 @@ pub fn freshness(profile: &RankingProfile, content_type: ContentType, age_secs: 
         .clamp(0.0, 1.0)
 }
 
-/// Smoothed mean watch ratio.
-pub fn completion(profile: &RankingProfile, stats: &VideoStats) -> f64 {
+/// The completion prior: the smoothed global finish rate of a duration bucket.
+pub fn completion_prior(profile: &RankingProfile, bucket: &BucketStats) -> f64 {
     let k = &profile.completion;
-    let denominator = stats.views.max(0.0) + k.prior_weight;
+    let shown = bucket.impressions.max(0.0);
+    let completes = bucket.completes.clamp(0.0, shown);
+    let denominator = shown + k.bucket_prior_weight;
     if denominator <= 0.0 {
         return k.prior_mean;
     }
-    ((stats.watch_ratio_sum.max(0.0) + k.prior_mean * k.prior_weight) / denominator).clamp(0.0, 1.0)
+    ((completes + k.prior_mean * k.bucket_prior_weight) / denominator).clamp(0.0, 1.0)
+}
+
+/// Smoothed completes per impression toward the duration bucket's prior.
+pub fn completion(profile: &RankingProfile, stats: &VideoStats, bucket: &BucketStats) -> f64 {
+    let k = &profile.completion;
+    let prior = completion_prior(profile, bucket);
+    let shown = stats.impressions.max(stats.views).max(0.0);
+    let completes = stats.completes.clamp(0.0, shown);
+    let denominator = shown + k.prior_weight;
+    if denominator <= 0.0 {
+        return prior;
+    }
+    ((completes + prior * k.prior_weight) / denominator).clamp(0.0, 1.0)
 }
 
 /// Smoothed weighted interactions per view, squashed to [0, 1).
@@ -92,18 +113,45 @@ pub fn embedding(profile: &RankingProfile, taste: Option<&[f64]>, video: Option<
     ((1.0 + dot / (nt.sqrt() * nv.sqrt())) / 2.0).clamp(0.0, 1.0)
 }
 
-/// Weighted mean of the signals.
-pub fn score(weights: &SignalWeights, s: &Signals) -> f64 {
+/// Brevity of a video `duration_ms` long.
+pub fn brevity(profile: &RankingProfile, duration_ms: u64) -> f64 {
+    let secs = duration_ms as f64 / 1000.0;
+    (-secs / profile.brevity.half_life_seconds)
+        .exp2()
+        .clamp(0.0, 1.0)
+}
+
+/// The factor `(1 + lift·affinity) / (1 + lift)` by which affinity scales the whole score.
+pub fn affinity_multiplier(lift: f64, affinity: f64) -> f64 {
+    let lift = lift.max(0.0);
+    ((1.0 + lift * affinity.clamp(0.0, 1.0)) / (1.0 + lift)).clamp(0.0, 1.0)
+}
+
+/// The weighted contribution of every signal; they add up to [`score`].
+pub fn contributions(weights: &SignalWeights, lift: f64, s: &Signals) -> Signals {
+    let total = weights.total();
+    let mut out = Signals::default();
+    if total <= 0.0 {
+        return out;
+    }
+    let m = affinity_multiplier(lift, s.affinity) / total;
+    for signal in Signal::ALL {
+        *out.get_mut(signal) = weights.get(signal) * s.get(signal) * m;
+    }
+    out
+}
+
+/// The score: weighted mean of the signals, scaled by the affinity multiplier.
+pub fn score(weights: &SignalWeights, lift: f64, s: &Signals) -> f64 {
     let total = weights.total();
     if total <= 0.0 {
         return 0.0;
     }
-    let sum = weights.freshness * s.freshness
-        + weights.completion * s.completion
-        + weights.engagement * s.engagement
-        + weights.affinity * s.affinity
-        + weights.embedding * s.embedding;
-    (sum / total).clamp(0.0, 1.0)
+    let sum: f64 = Signal::ALL
+        .iter()
+        .map(|&signal| weights.get(signal) * s.get(signal))
+        .sum();
+    (sum / total * affinity_multiplier(lift, s.affinity)).clamp(0.0, 1.0)
 }
 
 #[cfg(test)]
@@ -115,12 +163,20 @@ mod tests {
         RankingProfile::default()
     }
 
-    fn stats(views: f64, ratio_sum: f64, likes: f64) -> VideoStats {
+    fn stats(impressions: f64, completes: f64, likes: f64) -> VideoStats {
         VideoStats {
-            views,
-            watch_ratio_sum: ratio_sum,
+            impressions,
+            views: impressions / 2.0,
+            completes,
             likes,
             ..VideoStats::default()
+        }
+    }
+
+    fn bucket(impressions: f64, completes: f64) -> BucketStats {
+        BucketStats {
+            impressions,
+            completes,
         }
     }
 
@@ -138,22 +194,116 @@ mod tests {
     }
 
     #[test]
-    fn completion_starts_at_the_prior_and_moves_to_the_data() {
-        assert!((completion(&p(), &VideoStats::default()) - 0.3).abs() < 1e-12);
-        let many = completion(&p(), &stats(10_000.0, 9_000.0, 0.0));
-        assert!(many > 0.89 && many < 0.9);
+    fn a_new_video_starts_at_its_duration_buckets_finish_rate() {
+        let k = &p().completion;
+        // No data anywhere: the configured prior.
+        let empty = BucketStats::default();
+        assert!((completion(&p(), &VideoStats::default(), &empty) - k.prior_mean).abs() < 1e-12);
+        // A bucket where 30% of 10,000 impressions were finished: close to 0.3.
+        let short = bucket(10_000.0, 3_000.0);
+        let expected =
+            (3_000.0 + k.prior_mean * k.bucket_prior_weight) / (10_000.0 + k.bucket_prior_weight);
+        assert!((completion(&p(), &VideoStats::default(), &short) - expected).abs() < 1e-12);
+        let long = bucket(10_000.0, 400.0);
+        assert!(
+            completion(&p(), &VideoStats::default(), &short)
+                > 5.0 * completion(&p(), &VideoStats::default(), &long),
+            "the prior follows the bucket's own rate"
+        );
+    }
+
+    #[test]
+    fn completion_counts_completes_per_impression_not_per_play() {
+        let b = bucket(10_000.0, 1_500.0);
+        // Both videos are finished by every viewer who plays them, but only one is played often.
+        let played_by_all = VideoStats {
+            impressions: 1_000.0,
+            views: 1_000.0,
+            completes: 900.0,
+            ..VideoStats::default()
+        };
+        let scrolled_past = VideoStats {
+            impressions: 1_000.0,
+            views: 100.0,
+            completes: 90.0,
+            ..VideoStats::default()
+        };
+        let a = completion(&p(), &played_by_all, &b);
+        let c = completion(&p(), &scrolled_past, &b);
+        assert!(a > 0.85 && c < 0.11, "{a} {c}");
+        // Plays without impressions (a client that sends no impressions) still count as shown,
+        // and completes never exceed what was shown.
+        let no_impressions = VideoStats {
+            views: 10.0,
+            completes: 50.0,
+            ..VideoStats::default()
+        };
+        assert!(completion(&p(), &no_impressions, &b) <= 1.0);
+    }
+
+    #[test]
+    fn brevity_halves_every_half_life_of_duration() {
+        assert!((brevity(&p(), 0) - 1.0).abs() < 1e-12);
+        assert!((brevity(&p(), 60_000) - 0.5).abs() < 1e-12);
+        assert!((brevity(&p(), 180_000) - 0.125).abs() < 1e-12);
+        assert!(brevity(&p(), u64::MAX) >= 0.0);
     }
 
     #[test]
     fn affinity_boosts_follows_and_friends() {
         let base = affinity(&p(), 0.0, 0.0, false, false);
         assert_eq!(base, 0.0);
-        assert!((affinity(&p(), 0.0, 0.0, true, false) - 0.3).abs() < 1e-12);
-        assert!((affinity(&p(), 0.0, 0.0, true, true) - 0.5).abs() < 1e-12);
+        assert!((affinity(&p(), 0.0, 0.0, true, false) - 0.5).abs() < 1e-12);
+        assert!((affinity(&p(), 0.0, 0.0, true, true) - 0.7).abs() < 1e-12);
         assert!(
             affinity(&p(), -5.0, -5.0, false, false) == 0.0,
             "negative affinity is floored"
         );
+    }
+
+    #[test]
+    fn affinity_lift_lets_a_strong_interest_outrank_a_fresher_video() {
+        let w = SignalWeights::default();
+        let fresh_unknown = Signals {
+            freshness: 1.0,
+            completion: 0.2,
+            engagement: 0.2,
+            affinity: 0.0,
+            embedding: 0.5,
+            brevity: 0.5,
+        };
+        let older_loved = Signals {
+            freshness: 0.1,
+            affinity: 1.0,
+            ..fresh_unknown
+        };
+        assert!(score(&w, 1.0, &older_loved) > score(&w, 1.0, &fresh_unknown));
+        assert!(
+            score(&w, 0.0, &older_loved) < score(&w, 0.0, &fresh_unknown) + 0.1,
+            "without the lift affinity is only its weight"
+        );
+    }
+
+    #[test]
+    fn contributions_add_up_to_the_score() {
+        let w = SignalWeights::default();
+        let s = Signals {
+            freshness: 0.9,
+            completion: 0.3,
+            engagement: 0.1,
+            affinity: 0.7,
+            embedding: 0.5,
+            brevity: 0.6,
+        };
+        for lift in [0.0, 1.0, 4.0] {
+            let c = contributions(&w, lift, &s);
+            let sum: f64 = Signal::ALL.iter().map(|&x| c.get(x)).sum();
+            assert!((sum - score(&w, lift, &s)).abs() < 1e-12);
+            assert!(
+                c.completion > c.engagement,
+                "weighted: completion weighs more"
+            );
+        }
     }
 
     #[test]
@@ -185,87 +335,84 @@ mod tests {
             embedding: 1.0,
             ..Signals::default()
         };
-        assert_eq!(score(&w, &a), score(&w, &b));
+        assert_eq!(score(&w, 1.0, &a), score(&w, 1.0, &b));
     }
 
     fn signals() -> impl Strategy<Value = Signals> {
-        (
-            0.0f64..=1.0,
-            0.0f64..=1.0,
-            0.0f64..=1.0,
-            0.0f64..=1.0,
-            0.0f64..=1.0,
-        )
-            .prop_map(|(a, b, c, d, e)| Signals {
-                freshness: a,
-                completion: b,
-                engagement: c,
-                affinity: d,
-                embedding: e,
-            })
+        proptest::array::uniform6(0.0f64..=1.0).prop_map(|v| {
+            let mut s = Signals::default();
+            for (signal, x) in Signal::ALL.into_iter().zip(v) {
+                *s.get_mut(signal) = x;
+            }
+            s
+        })
     }
 
     fn weights() -> impl Strategy<Value = SignalWeights> {
-        (
-            0.0f64..5.0,
-            0.0f64..5.0,
-            0.0f64..5.0,
-            0.0f64..5.0,
-            0.01f64..5.0,
-        )
-            .prop_map(|(a, b, c, d, e)| SignalWeights {
-                freshness: a,
-                completion: b,
-                engagement: c,
-                affinity: d,
-                embedding: e,
-            })
+        (proptest::array::uniform5(0.0f64..5.0), 0.01f64..5.0).prop_map(|(v, last)| SignalWeights {
+            freshness: v[0],
+            completion: v[1],
+            engagement: v[2],
+            affinity: v[3],
+            embedding: v[4],
+            brevity: last,
+        })
     }
 
     proptest! {
         #[test]
-        fn score_is_bounded(w in weights(), s in signals()) {
-            let v = score(&w, &s);
+        fn score_is_bounded(w in weights(), s in signals(), lift in 0.0f64..100.0) {
+            let v = score(&w, lift, &s);
             prop_assert!((0.0..=1.0).contains(&v));
         }
 
         #[test]
-        fn score_is_monotonic_in_every_signal(w in weights(), s in signals(), which in 0usize..5, bump in 0.0f64..1.0) {
+        fn score_is_monotonic_in_every_signal(w in weights(), s in signals(), which in 0usize..6, bump in 0.0f64..1.0, lift in 0.0f64..10.0) {
             let mut t = s;
-            let field = match which {
-                0 => &mut t.freshness, 1 => &mut t.completion, 2 => &mut t.engagement, 3 => &mut t.affinity, _ => &mut t.embedding,
-            };
+            let field = t.get_mut(Signal::ALL[which]);
             *field = (*field + bump).min(1.0);
-            prop_assert!(score(&w, &t) >= score(&w, &s) - 1e-12);
+            prop_assert!(score(&w, lift, &t) >= score(&w, lift, &s) - 1e-12);
         }
 
         #[test]
-        fn score_respects_weights(s in signals(), heavy in 0usize..5) {
-            // With all weight on one signal, the score is exactly that signal.
-            let mut w = SignalWeights { freshness: 0.0, completion: 0.0, engagement: 0.0, affinity: 0.0, embedding: 0.0 };
-            let values = [s.freshness, s.completion, s.engagement, s.affinity, s.embedding];
-            match heavy { 0 => w.freshness = 1.0, 1 => w.completion = 1.0, 2 => w.engagement = 1.0, 3 => w.affinity = 1.0, _ => w.embedding = 1.0 }
-            prop_assert!((score(&w, &s) - values[heavy]).abs() < 1e-12);
+        fn score_respects_weights(s in signals(), heavy in 0usize..6) {
+            // With all weight on one signal and no lift, the score is exactly that signal.
+            let mut w = SignalWeights { freshness: 0.0, completion: 0.0, engagement: 0.0, affinity: 0.0, embedding: 0.0, brevity: 0.0 };
+            let signal = Signal::ALL[heavy];
+            match signal {
+                Signal::Freshness => w.freshness = 1.0,
+                Signal::Completion => w.completion = 1.0,
+                Signal::Engagement => w.engagement = 1.0,
+                Signal::Affinity => w.affinity = 1.0,
+                Signal::Embedding => w.embedding = 1.0,
+                Signal::Brevity => w.brevity = 1.0,
+            }
+            prop_assert!((score(&w, 0.0, &s) - s.get(signal)).abs() < 1e-12);
         }
 
         #[test]
-        fn signals_are_bounded_and_monotonic(views in 0.0f64..1e6, ratio in 0.0f64..=1.0, likes in 0.0f64..1e6, extra in 0.0f64..1e3,
-                                             aff in -10.0f64..100.0, age in -1e6f64..1e9) {
+        fn signals_are_bounded_and_monotonic(shown in 0.0f64..1e6, rate in 0.0f64..=1.0, likes in 0.0f64..1e6, extra in 0.0f64..1e3,
+                                             aff in -10.0f64..100.0, age in -1e6f64..1e9, b_shown in 0.0f64..1e7, b_rate in 0.0f64..=1.0,
+                                             duration in 0u64..10_000_000) {
             let prof = RankingProfile::default();
-            let s = stats(views, ratio * views, likes);
-            let c = completion(&prof, &s);
+            let b = bucket(b_shown, b_rate * b_shown);
+            let s = stats(shown, rate * shown, likes);
+            let c = completion(&prof, &s, &b);
             let e = engagement(&prof, &s);
-            let more_likes = engagement(&prof, &stats(views, ratio * views, likes + extra));
-            let better_watch = completion(&prof, &stats(views + extra, ratio * views + extra, likes));
+            let more_likes = engagement(&prof, &stats(shown, rate * shown, likes + extra));
+            let more_completes = completion(&prof, &stats(shown + extra, rate * shown + extra, likes), &b);
             prop_assert!((0.0..=1.0).contains(&c) && (0.0..=1.0).contains(&e));
             prop_assert!(more_likes >= e - 1e-12);
-            prop_assert!(better_watch >= c - 1e-12);
+            prop_assert!(more_completes >= c - 1e-12);
             let a = affinity(&prof, aff, aff, false, false);
             prop_assert!((0.0..=1.0).contains(&a));
             prop_assert!(affinity(&prof, aff + extra, aff, false, false) >= a - 1e-12);
             let f = freshness(&prof, ContentType::Short, age);
             prop_assert!((0.0..=1.0).contains(&f));
             prop_assert!(freshness(&prof, ContentType::Short, age + extra) <= f + 1e-12);
+            let br = brevity(&prof, duration);
+            prop_assert!((0.0..=1.0).contains(&br));
+            prop_assert!(brevity(&prof, duration.saturating_add(extra as u64 * 1000)) <= br + 1e-12);
         }
     }
 }

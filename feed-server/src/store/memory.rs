@@ -13,7 +13,8 @@ use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
 };
 use crate::learning::{
-    AFFINITY_HALF_LIFE_SECS, Deltas, RECENT_MEMORY, SEEN_MEMORY, VideoStats, apply_decayed,
+    AFFINITY_HALF_LIFE_SECS, Deltas, DurationStats, RECENT_MEMORY, SEEN_MEMORY, TrendingScope,
+    VideoStats, apply_decayed, duration_bucket,
 };
 use crate::model::{Follows, UserProfile, Video};
 
@@ -36,7 +37,8 @@ struct Inner {
     fresh: HashMap<String, Ranking>,
     exposure: HashMap<String, i64>,
     exposure_rank: BTreeSet<(i64, String)>,
-    trending: HashMap<(String, i64), HashMap<String, f64>>,
+    trending: HashMap<(TrendingScope, i64), HashMap<String, f64>>,
+    durations: DurationStats,
     users: HashMap<String, UserData>,
     active: HashMap<String, f64>,
     cache: HashMap<String, (Vec<u8>, Instant)>,
@@ -163,6 +165,9 @@ impl Store for MemoryStore {
         let mut g = self.inner.write();
         for (id, s) in &d.video_stats {
             g.stats.entry(id.clone()).or_default().merge(s);
+        }
+        for (total, add) in g.durations.iter_mut().zip(&d.durations) {
+            total.merge(add);
         }
         for (id, n) in &d.exposures {
             g.add_exposure(id, *n as i64);
@@ -301,6 +306,7 @@ impl Store for MemoryStore {
                 g.videos.get(id).map(|v| CandidateData {
                     video: std::sync::Arc::new(v.clone()),
                     stats: g.stats.get(id).copied().unwrap_or_default(),
+                    bucket: g.durations[duration_bucket(v.duration_ms)],
                     seen: seen.contains(id),
                 })
             })

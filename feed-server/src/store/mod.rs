@@ -18,7 +18,7 @@ use thiserror::Error;
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
 
-use crate::learning::{Decayed, Deltas, VideoStats};
+use crate::learning::{BucketStats, Decayed, Deltas, TrendingScope, VideoStats};
 use crate::model::{Follows, UserProfile, Video};
 
 /// Why a store call failed.
@@ -58,8 +58,8 @@ pub struct CandidateQuery {
     pub friends: Vec<String>,
     /// Videos per friend.
     pub per_friend: usize,
-    /// Trending lists: (language or `*`, UTC day).
-    pub trending: Vec<(String, i64)>,
+    /// Trending lists: (scope, UTC day).
+    pub trending: Vec<(TrendingScope, i64)>,
     /// Videos per trending list.
     pub per_trending: usize,
     /// Fresh-upload lists: language or `*`.
@@ -98,6 +98,8 @@ pub struct CandidateData {
     pub video: Arc<Video>,
     /// Counters.
     pub stats: VideoStats,
+    /// Global counters of the video's duration bucket (the completion prior).
+    pub bucket: BucketStats,
     /// In the user's seen set.
     pub seen: bool,
 }

@@ -13,7 +13,8 @@
 //! | `P vs:{id}` | hash | video counters ([`VideoStats::FIELDS`]) |
 //! | `P cv:{creator}`, `P tv:{tag}`, `P fresh:{lang or *}` | zset | video ids by publish time (ms) |
 //! | `P exp` | zset | video ids by impressions (long tail) |
-//! | `P tr:{lang or *}:{day}` | zset | trending score per UTC day (expires after 3 days) |
+//! | `P tr:{lang or *}:{day}`, `P trr:{region}:{day}` | zset | trending score per language (or all) and per region, per UTC day (expires after 3 days) |
+//! | `P dur` | hash | impressions and completes per duration bucket: `{bucket}:impressions`, `{bucket}:completes` |
 //! | `P u:{user}:p` | hash | language, region |
 //! | `P u:{user}:fc`, `P u:{user}:fr` | set | followed creators, friends |
 //! | `P u:{user}:aff`, `P u:{user}:taste` | hash | decayed values: field `f` and its time `f@` |
@@ -53,7 +54,8 @@ use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
 };
 use crate::learning::{
-    AFFINITY_HALF_LIFE_SECS, Decayed, DecayedAdd, Deltas, RECENT_MEMORY, SEEN_MEMORY, VideoStats,
+    AFFINITY_HALF_LIFE_SECS, Decayed, DecayedAdd, Deltas, RECENT_MEMORY, SEEN_MEMORY,
+    TrendingScope, VideoStats, bucket_field, duration_bucket, duration_stats_from_pairs,
 };
 use crate::model::{Follows, UserProfile, Video};
 
@@ -258,6 +260,15 @@ impl RedisStore {
         self.lists.clear();
     }
 
+    /// The trending list of `scope` on UTC day `day`.
+    fn trending_key(&self, scope: &TrendingScope, day: i64) -> String {
+        match scope {
+            TrendingScope::All => self.key(format_args!("tr:*:{day}")),
+            TrendingScope::Language(lang) => self.key(format_args!("tr:{lang}:{day}")),
+            TrendingScope::Region(region) => self.key(format_args!("trr:{region}:{day}")),
+        }
+    }
+
     fn decayed_add(&self, pipe: &mut Pipeline, key: String, adds: &[DecayedAdd]) {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(DECAYED_ADD)
@@ -369,8 +380,19 @@ impl Store for RedisStore {
         for (id, n) in &d.exposures {
             pipe.zincr(self.key(format_args!("exp")), id, *n).ignore();
         }
-        for ((lang, day), incs) in &d.trending {
-            let key = self.key(format_args!("tr:{lang}:{day}"));
+        for (bucket, add) in d.durations.iter().enumerate() {
+            for (completes, value) in [(false, add.impressions), (true, add.completes)] {
+                if value != 0.0 {
+                    pipe.cmd("HINCRBYFLOAT")
+                        .arg(self.key(format_args!("dur")))
+                        .arg(bucket_field(bucket, completes))
+                        .arg(value)
+                        .ignore();
+                }
+            }
+        }
+        for ((scope, day), incs) in &d.trending {
+            let key = self.trending_key(scope, *day);
             for (id, w) in incs {
                 pipe.zincr(&key, id, *w).ignore();
             }
@@ -490,9 +512,9 @@ impl Store for RedisStore {
                 Order::List,
             );
         }
-        for (lang, day) in &q.trending {
+        for (scope, day) in &q.trending {
             read(
-                self.key(format_args!("tr:{lang}:{day}")),
+                self.trending_key(scope, *day),
                 0,
                 range(q.per_trending),
                 Order::Newest,
@@ -535,6 +557,12 @@ impl Store for RedisStore {
         let mut lists: Vec<Option<Vec<String>>> = vec![None; reads.len()];
         for (&i, list) in shared.iter().zip(cached) {
             lists[i] = list;
+        }
+        // A zero budget reads nothing (a stop of -1 would read the whole list).
+        for (list, r) in lists.iter_mut().zip(&reads) {
+            if r.stop < r.start {
+                *list = Some(Vec::new());
+            }
         }
         let mut pipe = redis::pipe();
         let missing: Vec<usize> = (0..reads.len()).filter(|i| lists[*i].is_none()).collect();
@@ -592,6 +620,7 @@ impl Store for RedisStore {
         let mut stats = self.stats.lookup(ids.iter().map(String::as_str));
         let mut pipe = redis::pipe();
         pipe.get(self.key(format_args!("catv")));
+        pipe.hgetall(self.key(format_args!("dur")));
         let unknown: Vec<usize> = (0..ids.len()).filter(|i| stats[*i].is_none()).collect();
         for &i in &unknown {
             pipe.cmd("HMGET")
@@ -612,6 +641,10 @@ impl Store for RedisStore {
                 .ok_or_else(|| corrupt("short pipeline reply"))
         };
         let version = parse::<Option<i64>>(next()?)?.unwrap_or(0);
+        let durations = {
+            let raw: HashMap<String, f64> = parse(next()?)?;
+            duration_stats_from_pairs(raw.iter().map(|(k, v)| (k.as_str(), *v)))
+        };
         let mut read = Vec::with_capacity(unknown.len());
         for &i in &unknown {
             let s = stats_of(next()?)?;
@@ -667,6 +700,7 @@ impl Store for RedisStore {
             .zip(seen)
             .map(|((video, stats), seen)| {
                 video.map(|video| CandidateData {
+                    bucket: durations[duration_bucket(video.duration_ms)],
                     video,
                     stats: stats.unwrap_or_default(),
                     seen: seen.is_some(),

@@ -8,20 +8,28 @@ content types and response bodies conform to the document, valid data accepted, 
 rejected), all phases including the stateful one (sequences following the document's links),
 with a fixed seed and a bounded number of examples. Any failure fails the test.
 
+Both servers run with authentication ON (`--api-keys`): schemathesis sends a key holding every
+scope (with a limit no run reaches) on every request, and its `ignored_auth` check sends requests
+without it and expects the documented 401. So the security scheme, the scopes and the 401/403/429
+responses are part of the contract fuzzed here.
+
 The coverage phase (the schema's boundaries: 5000-video bodies, 128-character ids, …) runs on the
 embedded store only: it is deterministic, derived from the document alone, and takes most of the
 run's time; the store-dependent behaviour (store errors, stateful sequences) is exercised by the
 examples, fuzzing and stateful phases on both stores.
 """
 
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -37,6 +45,14 @@ PHASES = {
     "redis": "examples,fuzzing,stateful",
 }
 MAX_EXAMPLES = "10"
+# The API key of the run: every scope, a limit no run reaches.
+API_KEY = f"contract-{secrets.token_urlsafe(24)}"
+KEYS_FILE = f"""keys:
+  - name: contract
+    sha256: {hashlib.sha256(API_KEY.encode()).hexdigest()}
+    scopes: [read, events, write, admin]
+    limit: {{requestsPerSecond: 100000, burst: 100000}}
+"""
 
 
 def binary() -> Path:
@@ -88,7 +104,9 @@ def server(request):
     tmp = Path(tempfile.mkdtemp(prefix=f"contract-{request.param}-"))
     procs = []
     try:
-        args = [str(binary()), "--demo", "--log-format", "text"]
+        keys = tmp / "api-keys.yaml"
+        keys.write_text(KEYS_FILE)
+        args = [str(binary()), "--demo", "--log-format", "text", "--api-keys", str(keys)]
         if request.param == "redis":
             if shutil.which("redis-server") is None:
                 pytest.fail("redis-server is missing: run scripts/install-deps.sh")
@@ -157,12 +175,27 @@ def test_error_code_is_an_enum_every_error_response_uses(server):
                     assert body == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, status)
 
 
+def test_auth_is_on(server):
+    req = urllib.request.Request(f"{server[1]}/v1/feed?user_id=user-1")
+    try:
+        urllib.request.urlopen(req, timeout=5)
+        pytest.fail("/v1/feed answered without an API key")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401
+        assert e.headers["WWW-Authenticate"].startswith("Bearer")
+        assert json.load(e)["error"]["code"] == "unauthenticated"
+    req.add_header("Authorization", f"Bearer {API_KEY}")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert r.status == 200
+
+
 def test_schemathesis_finds_no_violation(server):
     store, base = server
     st = Path(sys.executable).parent / "st"
     cmd = [str(st), "--config-file", str(HERE / "schemathesis.toml"), "run",
            f"{base}/openapi.json", "--checks", "all", "--phases", PHASES[store], "--seed", SEED,
            "--max-examples", MAX_EXAMPLES, "--workers", "1", "--no-color",
+           "--header", f"Authorization: Bearer {API_KEY}",
            # No example database in the working tree: every run is the seed's, nothing replayed.
            "--generation-database", "none"]
     # schemathesis keeps a crash cache under its working directory: a temporary one, not the tree.

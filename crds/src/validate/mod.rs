@@ -11,7 +11,7 @@ pub mod schema;
 
 use std::fmt;
 
-use feedroll_crds::{FeedRollout, GROUP, VERSION};
+use crate::{FeedRollout, GROUP, VERSION};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -164,9 +164,9 @@ pub fn validate_text(text: &str) -> Result<FeedRollout, Vec<Problem>> {
     }
 }
 
-fn api_problem(e: feedroll_crds::ApiError) -> Problem {
+fn api_problem(e: crate::ApiError) -> Problem {
     match e {
-        feedroll_crds::ApiError::Invalid { field, message } => Problem {
+        crate::ApiError::Invalid { field, message } => Problem {
             path: field,
             line: None,
             message,

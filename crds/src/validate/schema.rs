@@ -7,7 +7,7 @@ use super::{Problem, join};
 
 /// The `openAPIV3Schema` of the generated CRD, as JSON.
 pub fn crd_schema() -> Result<Value, String> {
-    let crd = feedroll_crds::crd().map_err(|e| e.to_string())?;
+    let crd = crate::crd().map_err(|e| e.to_string())?;
     let schema = crd
         .spec
         .versions

@@ -1,0 +1,49 @@
+import numpy as np
+
+from feedeval import weights
+from feedeval.data import TargetList
+from feedeval.metrics import auc
+
+
+def tl(user, vids, finish):
+    return TargetList(user_id=user, date=20220428, at_ms=0, video_ids=list(vids),
+                      finish=dict(zip(vids, finish)), watch_gain={v: float(f) for v, f in zip(vids, finish)},
+                      like={v: 0 for v in vids})
+
+
+def item(v, **signals):
+    return {"video_id": str(v), "signals": signals}
+
+
+def test_vectorised_gauc_matches_the_per_list_auc_and_weights_decide_the_order():
+    lists = [tl(1, [1, 2, 3], [1, 0, 0]), tl(2, [4, 5], [0, 1]), tl(3, [6, 7], [0, 0])]
+    answers = {
+        "1:20220428": [item(1, completion=0.9, brevity=0.1), item(2, completion=0.2, brevity=0.9),
+                       item(3, completion=0.5, brevity=0.5)],
+        "2:20220428": [item(4, completion=0.8, brevity=0.0), item(5, completion=0.1, brevity=1.0)],
+        "3:20220428": [item(6), item(7)],
+    }
+    t = weights.table(lists, answers)
+    pairs = weights.Pairs(t)
+    assert len(pairs.count) == 2, "the list without a finish has no pair"
+    for w in ({"completion": 1.0}, {"brevity": 1.0}, {"completion": 0.5, "brevity": 0.5}):
+        s = weights.scores(t, w, lift=0.0)
+        expected = np.mean([auc(list(s[0:3]), [1, 0, 0]), auc(list(s[3:5]), [0, 1])])
+        assert abs(pairs.gauc(s) - expected) < 1e-12
+    assert pairs.gauc(weights.scores(t, {"completion": 1.0}, 0.0)) == 0.5
+    assert pairs.gauc(weights.scores(t, {"brevity": 1.0}, 0.0)) == 0.5 * (0.0 + 1.0)
+
+
+def test_lift_scales_by_affinity_like_the_server():
+    lists = [tl(1, [1, 2], [1, 0])]
+    answers = {"1:20220428": [item(1, completion=0.5, affinity=1.0), item(2, completion=0.5, affinity=0.0)]}
+    t = weights.table(lists, answers)
+    s = weights.scores(t, {"completion": 1.0}, lift=1.0)
+    assert s[0] == 0.5 and s[1] == 0.25
+
+
+def test_grid_spans_the_simplex_with_fixed_weights_kept():
+    grid = list(weights.grid(0.5, {"freshness": 0.0, "embedding": 0.0}))
+    assert all(abs(sum(w.values()) - 1.0) < 1e-9 for w in grid)
+    assert all(w["freshness"] == 0.0 and w["embedding"] == 0.0 for w in grid)
+    assert len(grid) == 10  # 4 free signals, 2 units: C(5, 3)

@@ -1,0 +1,35 @@
+//! `feedroll-localkube`: a local Kubernetes API server for Feedroll, what envtest and kwok's
+//! API server are to Go operators.
+//!
+//! [`FakeApi`] keeps objects in memory ([`store`]) and answers the Kubernetes REST API:
+//! discovery, get/list/watch (resumable from a resourceVersion, 410 Gone once compacted),
+//! create/update/patch (server-side apply with field managers and conflicts in [`ssa`];
+//! merge, strategic and JSON patches in [`patch`]), delete (finalizers, garbage collection of
+//! dependents), the `status` and `scale` subresources, Tables for `kubectl get`, RBAC per
+//! bearer token ([`rbac`], every decision recorded), and CRDs whose kinds it then serves and
+//! validates with the CRD's schema and CEL rules ([`validation`]).
+//!
+//! In-process, it is a `tower::Service` a `kube::Client` talks to ([`FakeApi::client`]); the
+//! `localkube` binary serves it over HTTPS for kubectl and the operator binary ([`serve`]).
+//! Later controllers (a kubelet, Services) plug in through [`FakeApi::subscribe`] and
+//! [`FakeApi::add_mutator`].
+
+pub mod clock;
+pub mod discovery;
+pub mod error;
+pub mod patch;
+pub mod path;
+pub mod rbac;
+pub mod resources;
+pub mod selector;
+pub mod serve;
+pub mod server;
+pub mod ssa;
+pub mod store;
+pub mod table;
+pub mod validation;
+
+pub use error::ApiError;
+pub use rbac::{Decision, Identity, Verb};
+pub use server::{FakeApi, Recorded};
+pub use store::{Change, EventType, ObjectKey};

@@ -1,0 +1,121 @@
+//! `localkube`: the Feedroll local API server over HTTPS.
+//!
+//! Binds a loopback port (a free one unless `--listen`), generates a CA, writes
+//! `DIR/kubeconfig` (contexts `admin` and `operator`, the operator's ServiceAccount),
+//! `DIR/operator.kubeconfig` (that ServiceAccount only) and `DIR/ca.crt`,
+//! prints one `ready` line and serves until interrupted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use feedroll_localkube::FakeApi;
+use feedroll_localkube::rbac::Identity;
+use feedroll_localkube::serve::{Certificates, KubeconfigUser, Listener, kubeconfig};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "localkube",
+    about = "A local Kubernetes API server for Feedroll (HTTPS, kubectl-compatible)"
+)]
+struct Args {
+    /// Directory for kubeconfig and ca.crt (created if missing).
+    #[arg(long, default_value = ".localkube")]
+    dir: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// The operator's ServiceAccount, NAMESPACE:NAME (the chart's default release): it gets a
+    /// token, a kubeconfig context and `DIR/operator.kubeconfig`, and is authorized by the RBAC
+    /// objects stored in the server (none at start).
+    #[arg(long, default_value = "feedroll-system:feedroll")]
+    operator_service_account: String,
+    /// More CustomResourceDefinition files (YAML) to register at start; the FeedRollout CRD
+    /// always is.
+    #[arg(long)]
+    crd: Vec<PathBuf>,
+    /// More namespaces to create at start (besides `default`, `kube-system`, `kube-public`,
+    /// `kube-node-lease` and the operator's), e.g. `feed` for the examples.
+    #[arg(long)]
+    namespace: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let Some((sa_ns, sa_name)) = args.operator_service_account.split_once(':') else {
+        bail!(
+            "--operator-service-account must be NAMESPACE:NAME, got {:?}",
+            args.operator_service_account
+        );
+    };
+    let api = FakeApi::cluster().context("starting the API server")?;
+    for ns in args.namespace.iter().map(String::as_str).chain([sa_ns]) {
+        api.put(
+            "namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+                   "status": {"phase": "Active"}}),
+        );
+    }
+    api.put(
+        "serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": sa_name, "namespace": sa_ns}}),
+    );
+    for file in &args.crd {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let crd: serde_json::Value = serde_yaml::from_str(&text)
+            .with_context(|| format!("{} is not YAML", file.display()))?;
+        if crd["kind"] != "CustomResourceDefinition" {
+            bail!("{} is not a CustomResourceDefinition", file.display());
+        }
+        api.put("customresourcedefinitions", crd);
+    }
+    let admin_token = api.issue_token(Identity::admin());
+    let operator_token = api.issue_token(Identity::service_account(sa_ns, sa_name));
+
+    let certs = Certificates::generate()?;
+    let listener = Listener::bind(args.listen, &certs)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let server = format!("https://{addr}");
+    let admin = KubeconfigUser {
+        name: "admin".into(),
+        token: admin_token,
+        namespace: "default".into(),
+    };
+    let operator = KubeconfigUser {
+        name: "operator".into(),
+        token: operator_token,
+        namespace: sa_ns.into(),
+    };
+    let operator_config = kubeconfig(&server, &certs.ca_pem, std::slice::from_ref(&operator))?;
+    let config = kubeconfig(&server, &certs.ca_pem, &[admin, operator])?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    std::fs::write(args.dir.join("ca.crt"), &certs.ca_pem)?;
+    std::fs::write(args.dir.join("operator.kubeconfig"), operator_config)?;
+    // Written whole then renamed: its presence means the server is ready.
+    let tmp = args.dir.join("kubeconfig.tmp");
+    std::fs::write(&tmp, config)?;
+    std::fs::rename(&tmp, args.dir.join("kubeconfig"))?;
+    println!(
+        "localkube ready: {server} (kubeconfig {})",
+        args.dir.join("kubeconfig").display()
+    );
+    tokio::select! {
+        r = listener.serve(api) => r.context("serving")?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,833 @@
+//! The API server on its own, through its HTTP interface in-process: watches resume from a
+//! resourceVersion and answer 410 Gone once it is compacted, server-side apply conflicts and
+//! force, garbage collection of owned objects, finalizers, RBAC allow/deny with the real
+//! server's message, CRD validation (422 with field paths), the scale subresource, selectors.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use feedroll_localkube::rbac::Identity;
+use feedroll_localkube::{FakeApi, Verb};
+use futures::StreamExt;
+use http::{Method, Request};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// One request; `(status code, body)`.
+async fn call(
+    api: &FakeApi,
+    method: Method,
+    uri: &str,
+    content_type: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let bytes = body
+        .map(|b| serde_json::to_vec(&b).unwrap())
+        .unwrap_or_default();
+    let res = api
+        .clone()
+        .oneshot(req.body(kube::client::Body::from(bytes)).unwrap())
+        .await
+        .unwrap();
+    let code = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn admin(
+    api: &FakeApi,
+    method: Method,
+    uri: &str,
+    ct: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    call(api, method, uri, ct, body, None).await
+}
+
+/// The events of a watch until `n` arrived (or 2 s passed).
+async fn watch_events(api: &FakeApi, uri: &str, n: usize) -> Vec<Value> {
+    let req = Request::get(uri).body(kube::client::Body::empty()).unwrap();
+    let res = api.clone().oneshot(req).await.unwrap();
+    let mut body = res.into_body().into_data_stream();
+    let mut buf = Vec::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while events.len() < n {
+        let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await else {
+            break;
+        };
+        let chunk: Bytes = chunk;
+        buf.extend_from_slice(&chunk);
+        while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            events.push(serde_json::from_slice(&line).unwrap());
+        }
+    }
+    events
+}
+
+fn cm(name: &str, data: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "ns"},
+           "data": {"k": data}})
+}
+
+const CMS: &str = "/api/v1/namespaces/ns/configmaps";
+const JSON: &str = "application/json";
+const MERGE: &str = "application/merge-patch+json";
+const APPLY: &str = "application/apply-patch+yaml";
+
+#[tokio::test]
+async fn a_watch_resumes_after_its_resource_version_and_gets_410_once_compacted() {
+    let api = FakeApi::new();
+    let (_, a) = admin(&api, Method::POST, CMS, JSON, Some(cm("a", "1"))).await;
+    let seen = a["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin(&api, Method::POST, CMS, JSON, Some(cm("b", "1"))).await;
+    admin(
+        &api,
+        Method::PATCH,
+        &format!("{CMS}/a"),
+        MERGE,
+        Some(json!({"data": {"k": "2"}})),
+    )
+    .await;
+    admin(&api, Method::DELETE, &format!("{CMS}/b"), JSON, None).await;
+
+    let events = watch_events(&api, &format!("{CMS}?watch=true&resourceVersion={seen}"), 3).await;
+    let summary: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().into(),
+                e["object"]["metadata"]["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("ADDED".into(), "b".into()),
+            ("MODIFIED".into(), "a".into()),
+            ("DELETED".into(), "b".into())
+        ]
+    );
+    // Without a resourceVersion: the current objects as ADDED.
+    let now = watch_events(&api, &format!("{CMS}?watch=true"), 1).await;
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0]["object"]["data"]["k"], "2");
+
+    api.compact();
+    let gone = watch_events(&api, &format!("{CMS}?watch=true&resourceVersion={seen}"), 1).await;
+    assert_eq!(gone[0]["type"], "ERROR");
+    assert_eq!(gone[0]["object"]["code"], 410);
+    assert_eq!(gone[0]["object"]["reason"], "Expired");
+    // The current resourceVersion still resumes, and live changes arrive.
+    let (_, list) = admin(&api, Method::GET, CMS, JSON, None).await;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let live = tokio::spawn({
+        let api = api.clone();
+        async move { watch_events(&api, &format!("{CMS}?watch=true&resourceVersion={rv}"), 1).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    admin(&api, Method::POST, CMS, JSON, Some(cm("c", "1"))).await;
+    let live = live.await.unwrap();
+    assert_eq!(live[0]["object"]["metadata"]["name"], "c");
+}
+
+#[tokio::test]
+async fn a_kube_runtime_watcher_sees_every_object_with_a_short_history() {
+    use kube_runtime::{WatchStreamExt, watcher};
+    let api = FakeApi::new();
+    api.set_history_limit(2);
+    let client = api.client();
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "ns");
+    let stream = watcher(cms, watcher::Config::default()).applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    for i in 0..5 {
+        api.put("configmaps", cm(&format!("c{i}"), "1"));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    while names.len() < 5 {
+        let obj = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        names.insert(obj.metadata.name.unwrap());
+    }
+    assert_eq!(names.len(), 5);
+}
+
+fn deploy(replicas: i64) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"},
+           "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}}}}})
+}
+
+const DEPLOY: &str = "/apis/apps/v1/namespaces/ns/deployments/web";
+
+#[tokio::test]
+async fn server_side_apply_conflicts_between_managers_unless_forced() {
+    let api = FakeApi::new();
+    let (code, created) = admin(
+        &api,
+        Method::PATCH,
+        &format!("{DEPLOY}?fieldManager=alice"),
+        APPLY,
+        Some(deploy(2)),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(created["metadata"]["managedFields"][0]["manager"], "alice");
+    // Same value: shared, no conflict.
+    let (code, _) = admin(
+        &api,
+        Method::PATCH,
+        &format!("{DEPLOY}?fieldManager=bob"),
+        APPLY,
+        Some(deploy(2)),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, status) = admin(
+        &api,
+        Method::PATCH,
+        &format!("{DEPLOY}?fieldManager=bob"),
+        APPLY,
+        Some(deploy(3)),
+    )
+    .await;
+    assert_eq!(code, 409);
+    assert_eq!(status["reason"], "Conflict");
+    assert_eq!(
+        status["message"],
+        "Apply failed with 1 conflict: conflict with \"alice\": .spec.replicas"
+    );
+    assert_eq!(
+        api.get("apps/v1", "deployments", "ns", "web").unwrap()["spec"]["replicas"],
+        2
+    );
+    let (code, forced) = admin(
+        &api,
+        Method::PATCH,
+        &format!("{DEPLOY}?fieldManager=bob&force=true"),
+        APPLY,
+        Some(deploy(3)),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(forced["spec"]["replicas"], 3);
+    // A merge patch (kubectl scale/edit) takes the field over without a conflict.
+    let (code, _) = admin(
+        &api,
+        Method::PATCH,
+        &format!("{DEPLOY}?fieldManager=kubectl-edit"),
+        MERGE,
+        Some(json!({"spec": {"replicas": 5}})),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, status) = admin(
+        &api,
+        Method::PATCH,
+        &format!("{DEPLOY}?fieldManager=bob"),
+        APPLY,
+        Some(deploy(3)),
+    )
+    .await;
+    assert_eq!(
+        (
+            code,
+            status["message"].as_str().unwrap().contains("kubectl-edit")
+        ),
+        (409, true)
+    );
+    // Apply without a field manager is refused.
+    let (code, _) = admin(&api, Method::PATCH, DEPLOY, APPLY, Some(deploy(3))).await;
+    assert_eq!(code, 400);
+}
+
+#[tokio::test]
+async fn status_writes_touch_only_status_and_stale_updates_conflict() {
+    let api = FakeApi::new();
+    admin(
+        &api,
+        Method::PATCH,
+        &format!("{DEPLOY}?fieldManager=op"),
+        APPLY,
+        Some(deploy(2)),
+    )
+    .await;
+    let (_, s) = admin(
+        &api,
+        Method::PATCH,
+        &format!("{DEPLOY}/status"),
+        MERGE,
+        Some(json!({"spec": {"replicas": 9}, "status": {"readyReplicas": 2}})),
+    )
+    .await;
+    assert_eq!(
+        (
+            s["spec"]["replicas"].clone(),
+            s["status"]["readyReplicas"].clone()
+        ),
+        (json!(2), json!(2))
+    );
+    let (_, m) = admin(
+        &api,
+        Method::PATCH,
+        DEPLOY,
+        MERGE,
+        Some(json!({"status": {"readyReplicas": 0}})),
+    )
+    .await;
+    assert_eq!(m["status"]["readyReplicas"], 2);
+    let mut stale = m.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    let (code, status) = admin(&api, Method::PUT, DEPLOY, JSON, Some(stale)).await;
+    assert_eq!((code, status["reason"].as_str()), (409, Some("Conflict")));
+    let (_, scale) = admin(&api, Method::GET, &format!("{DEPLOY}/scale"), JSON, None).await;
+    assert_eq!(
+        (
+            scale["spec"]["replicas"].clone(),
+            scale["status"]["selector"].clone()
+        ),
+        (json!(2), json!("app=web"))
+    );
+    let (code, _) = admin(
+        &api,
+        Method::PATCH,
+        &format!("{DEPLOY}/scale"),
+        MERGE,
+        Some(json!({"spec": {"replicas": 4}})),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        api.get("apps/v1", "deployments", "ns", "web").unwrap()["spec"]["replicas"],
+        4
+    );
+}
+
+#[tokio::test]
+async fn deleting_an_owner_collects_its_dependents_unless_orphaned() {
+    let api = FakeApi::new();
+    let owner = api.put("configmaps", cm("owner", "1"));
+    let owner_ref = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+                            "uid": owner["metadata"]["uid"], "controller": true}]);
+    let mut child = cm("child", "1");
+    child["metadata"]["ownerReferences"] = owner_ref.clone();
+    let child = api.put("configmaps", child);
+    let mut grandchild = cm("grandchild", "1");
+    grandchild["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap",
+        "name": "child", "uid": child["metadata"]["uid"]}]);
+    api.put("configmaps", grandchild);
+    let mut finalized = cm("finalized", "1");
+    finalized["metadata"]["ownerReferences"] = owner_ref.clone();
+    finalized["metadata"]["finalizers"] = json!(["example.dev/cleanup"]);
+    api.put("configmaps", finalized);
+    api.put("configmaps", cm("unrelated", "1"));
+
+    let (code, _) = admin(
+        &api,
+        Method::DELETE,
+        &format!("{CMS}/owner"),
+        JSON,
+        Some(
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}),
+        ),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let names: Vec<String> = api
+        .list("v1", "configmaps", "ns")
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["finalized", "unrelated"]);
+    // The finalizer holds the dependent, marked for deletion, until it is removed.
+    let held = api.get("v1", "configmaps", "ns", "finalized").unwrap();
+    assert!(held["metadata"]["deletionTimestamp"].is_string());
+    let (code, _) = admin(
+        &api,
+        Method::PATCH,
+        &format!("{CMS}/finalized"),
+        MERGE,
+        Some(json!({"metadata": {"finalizers": null}})),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(api.get("v1", "configmaps", "ns", "finalized").is_none());
+
+    // Orphan: the dependent stays, without its owner reference.
+    let owner = api.put("configmaps", cm("owner2", "1"));
+    let mut kept = cm("kept", "1");
+    kept["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap",
+        "name": "owner2", "uid": owner["metadata"]["uid"]}]);
+    api.put("configmaps", kept);
+    admin(
+        &api,
+        Method::DELETE,
+        &format!("{CMS}/owner2?propagationPolicy=Orphan"),
+        JSON,
+        None,
+    )
+    .await;
+    let kept = api.get("v1", "configmaps", "ns", "kept").unwrap();
+    assert_eq!(kept["metadata"]["ownerReferences"], json!([]));
+}
+
+#[tokio::test]
+async fn a_finalizer_delays_deletion_and_a_namespace_takes_its_objects_along() {
+    let api = FakeApi::cluster().unwrap();
+    let token = api.issue_token(Identity::admin());
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}});
+    let (code, _) = call(
+        &api,
+        Method::POST,
+        "/api/v1/namespaces",
+        JSON,
+        Some(ns),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let mut held = cm("held", "1");
+    held["metadata"]["finalizers"] = json!(["a/b"]);
+    call(&api, Method::POST, CMS, JSON, Some(held), Some(&token)).await;
+    let (code, obj) = call(
+        &api,
+        Method::DELETE,
+        &format!("{CMS}/held"),
+        JSON,
+        None,
+        Some(&token),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(obj["metadata"]["deletionTimestamp"].is_string());
+    assert!(api.get("v1", "configmaps", "ns", "held").is_some());
+    call(
+        &api,
+        Method::DELETE,
+        "/api/v1/namespaces/ns",
+        JSON,
+        None,
+        Some(&token),
+    )
+    .await;
+    assert!(api.get("v1", "namespaces", "", "ns").is_none());
+    // The finalizer still holds the ConfigMap; it goes when the finalizer does.
+    assert!(api.get("v1", "configmaps", "ns", "held").is_some());
+    api.update("v1", "configmaps", "ns", "held", |o| {
+        o["metadata"]["finalizers"] = json!([])
+    });
+    assert!(api.get("v1", "configmaps", "ns", "held").is_none());
+    // Creating in a missing namespace is a 404 naming it.
+    let (code, status) = call(
+        &api,
+        Method::POST,
+        CMS,
+        JSON,
+        Some(cm("x", "1")),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(
+        (code, status["message"].as_str()),
+        (404, Some("namespaces \"ns\" not found"))
+    );
+}
+
+fn rbac_objects(api: &FakeApi) {
+    api.put("roles", json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "op", "namespace": "ns"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
+                  {"apiGroups": ["feedroll.dev"], "resources": ["feedrollouts/status"], "verbs": ["patch"]}]}));
+    api.put(
+        "rolebindings",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "op", "namespace": "ns"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "op"},
+        "subjects": [{"kind": "ServiceAccount", "name": "op", "namespace": "ns"}]}),
+    );
+}
+
+#[tokio::test]
+async fn rbac_allows_what_the_bound_role_grants_and_refuses_the_rest_with_403() {
+    let api = FakeApi::cluster().unwrap();
+    api.put(
+        "namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}}),
+    );
+    api.put("configmaps", cm("a", "1"));
+    rbac_objects(&api);
+    let token = api.issue_token(Identity::service_account("ns", "op"));
+    let t = Some(token.as_str());
+    assert_eq!(
+        call(&api, Method::GET, &format!("{CMS}/a"), JSON, None, t)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(call(&api, Method::GET, CMS, JSON, None, t).await.0, 200);
+    let (code, status) = call(&api, Method::DELETE, &format!("{CMS}/a"), JSON, None, t).await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        status["message"],
+        "configmaps \"a\" is forbidden: User \"system:serviceaccount:ns:op\" cannot delete resource \"configmaps\" in API group \"\" in the namespace \"ns\""
+    );
+    let (code, status) = call(&api, Method::GET, "/api/v1/configmaps", JSON, None, t).await;
+    assert_eq!(code, 403);
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("at the cluster scope")
+    );
+    let (code, status) = call(
+        &api,
+        Method::PATCH,
+        "/apis/feedroll.dev/v1alpha1/namespaces/ns/feedrollouts/x",
+        MERGE,
+        Some(json!({})),
+        t,
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot patch resource \"feedrollouts\"")
+    );
+    // The status subresource is granted: the request passes authorization (404: no such object).
+    let (code, _) = call(
+        &api,
+        Method::PATCH,
+        "/apis/feedroll.dev/v1alpha1/namespaces/ns/feedrollouts/x/status",
+        MERGE,
+        Some(json!({})),
+        t,
+    )
+    .await;
+    assert_eq!(code, 404);
+    // No token, an unknown token: 401. Discovery is open to every authenticated user.
+    assert_eq!(call(&api, Method::GET, CMS, JSON, None, None).await.0, 401);
+    assert_eq!(
+        call(&api, Method::GET, CMS, JSON, None, Some("nope"))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(call(&api, Method::GET, "/apis", JSON, None, t).await.0, 200);
+    // Every decision is recorded.
+    let denied: Vec<(Verb, String)> = api
+        .denied()
+        .iter()
+        .map(|r| (r.authorization.as_ref().unwrap().0, r.path.clone()))
+        .collect();
+    assert_eq!(denied.len(), 3);
+    assert_eq!(denied[0], (Verb::Delete, format!("{CMS}/a")));
+    assert!(
+        api.requests()
+            .iter()
+            .filter(|r| r.user == "system:serviceaccount:ns:op")
+            .count()
+            >= 7
+    );
+}
+
+#[tokio::test]
+async fn a_kube_client_as_a_service_account_is_authorized_by_rbac() {
+    let api = FakeApi::cluster().unwrap();
+    api.put(
+        "namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}}),
+    );
+    api.put("configmaps", cm("a", "1"));
+    rbac_objects(&api);
+    let client = api.client_as(Identity::service_account("ns", "op"));
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "ns");
+    assert!(cms.get("a").await.is_ok());
+    let err = cms.delete("a", &Default::default()).await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 403));
+}
+
+#[tokio::test]
+async fn feedrollouts_are_validated_against_the_crd_schema_and_cel_rules() {
+    let api = FakeApi::cluster().unwrap();
+    let token = api.issue_token(Identity::admin());
+    let t = Some(token.as_str());
+    api.put(
+        "namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "feed"}}),
+    );
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/default-plan.yaml"
+    ))
+    .unwrap();
+    let good: Value = serde_yaml::from_str(&text).unwrap();
+    let url = "/apis/feedroll.dev/v1alpha1/namespaces/feed/feedrollouts";
+    let (code, _) = call(&api, Method::POST, url, JSON, Some(good.clone()), t).await;
+    assert_eq!(code, 201);
+    let mut bad = good.clone();
+    bad["metadata"]["name"] = json!("bad");
+    bad["spec"]["stratgy"] = json!({});
+    bad["spec"]["replicas"] = json!("ten");
+    let (code, status) = call(&api, Method::POST, url, JSON, Some(bad), t).await;
+    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")));
+    let fields: Vec<&str> = status["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"spec.stratgy") && fields.contains(&"spec.replicas"),
+        "{status}"
+    );
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("FeedRollout.feedroll.dev \"bad\" is invalid: [")
+    );
+    assert!(
+        api.get("feedroll.dev/v1alpha1", "feedrollouts", "feed", "bad")
+            .is_none()
+    );
+    // A CEL rule: weights must not decrease. The patch is refused and nothing changes.
+    let (code, status) = call(
+        &api,
+        Method::PATCH,
+        &format!("{url}/feed"),
+        MERGE,
+        Some(json!({"spec": {"strategy": {"steps": [{"setWeight": 50}, {"setWeight": 10}]}}})),
+        t,
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("never decrease")
+    );
+    let stored = api
+        .get("feedroll.dev/v1alpha1", "feedrollouts", "feed", "feed")
+        .unwrap();
+    assert_eq!(stored["metadata"]["generation"], 1);
+    // Strategic merge patch is refused on a custom resource, as by the real server.
+    let (code, _) = call(
+        &api,
+        Method::PATCH,
+        &format!("{url}/feed"),
+        "application/strategic-merge-patch+json",
+        Some(json!({"spec": {"paused": true}})),
+        t,
+    )
+    .await;
+    assert_eq!(code, 415);
+}
+
+#[tokio::test]
+async fn selectors_filter_lists_and_bad_ones_are_400() {
+    let api = FakeApi::new();
+    for (name, track) in [("a", "stable"), ("b", "canary"), ("c", "canary")] {
+        let mut o = cm(name, "1");
+        o["metadata"]["labels"] = json!({"track": track});
+        api.put("configmaps", o);
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, l) = admin(
+        &api,
+        Method::GET,
+        &format!("{CMS}?labelSelector=track%3Dcanary"),
+        JSON,
+        None,
+    )
+    .await;
+    assert_eq!(names(&l), ["b", "c"]);
+    let (_, l) = admin(
+        &api,
+        Method::GET,
+        &format!("{CMS}?labelSelector=track+notin+(canary)&fieldSelector=metadata.name%3Da"),
+        JSON,
+        None,
+    )
+    .await;
+    assert_eq!(names(&l), ["a"]);
+    let (code, _) = admin(
+        &api,
+        Method::GET,
+        &format!("{CMS}?labelSelector=track+in+canary"),
+        JSON,
+        None,
+    )
+    .await;
+    assert_eq!(code, 400);
+}
+
+#[tokio::test]
+async fn a_history_limit_compacts_old_resource_versions() {
+    let api = FakeApi::new();
+    let (_, first) = admin(&api, Method::POST, CMS, JSON, Some(cm("a", "1"))).await;
+    let rv = first["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..3 {
+        admin(
+            &api,
+            Method::POST,
+            CMS,
+            JSON,
+            Some(cm(&format!("b{i}"), "1")),
+        )
+        .await;
+    }
+    api.set_history_limit(2);
+    let gone = watch_events(&api, &format!("{CMS}?watch=true&resourceVersion={rv}"), 1).await;
+    assert_eq!(gone[0]["object"]["code"], 410);
+    // The last two changes are still there to resume from.
+    let recent = (rv.parse::<u64>().unwrap() + 1).to_string();
+    let events = watch_events(
+        &api,
+        &format!("{CMS}?watch=true&resourceVersion={recent}"),
+        2,
+    )
+    .await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["object"]["metadata"]["name"], "b2");
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_change_nothing() {
+    let api = FakeApi::cluster().unwrap();
+    let token = api.issue_token(Identity::admin());
+    let t = Some(token.as_str());
+    let ns = "/api/v1/namespaces";
+    let before = api.list("v1", "namespaces", "").len();
+    // Not JSON.
+    let req = Request::post(ns)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", JSON)
+        .body(kube::client::Body::from(b"{not json".to_vec()))
+        .unwrap();
+    let res = api.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    // Protobuf (typed kubectl create): 415, naming what is accepted.
+    let (code, status) = call(
+        &api,
+        Method::POST,
+        ns,
+        "application/vnd.kubernetes.protobuf",
+        Some(json!({})),
+        t,
+    )
+    .await;
+    assert_eq!(code, 415);
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/json")
+    );
+    // No name.
+    let (code, status) = call(
+        &api,
+        Method::POST,
+        ns,
+        JSON,
+        Some(json!({"metadata": {}})),
+        t,
+    )
+    .await;
+    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")));
+    // A resource the server does not serve, an unknown patch type, a name mismatch in apply.
+    assert_eq!(
+        call(
+            &api,
+            Method::GET,
+            "/apis/example.dev/v1/widgets",
+            JSON,
+            None,
+            t
+        )
+        .await
+        .0,
+        404
+    );
+    let (code, _) = call(
+        &api,
+        Method::PATCH,
+        "/api/v1/namespaces/default",
+        "text/plain",
+        Some(json!({})),
+        t,
+    )
+    .await;
+    assert_eq!(code, 415);
+    let (code, _) = call(
+        &api,
+        Method::PATCH,
+        "/api/v1/namespaces/default?fieldManager=m",
+        APPLY,
+        Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})),
+        t,
+    )
+    .await;
+    assert_eq!(code, 400);
+    // A bad selector and a bad resourceVersion.
+    assert_eq!(
+        call(
+            &api,
+            Method::GET,
+            "/api/v1/namespaces?labelSelector=a+in+b",
+            JSON,
+            None,
+            t
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        call(
+            &api,
+            Method::GET,
+            "/api/v1/namespaces?watch=true&resourceVersion=x",
+            JSON,
+            None,
+            t
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(api.list("v1", "namespaces", "").len(), before);
+    assert!(api.get("v1", "namespaces", "", "other").is_none());
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# A local Kubernetes for Feedroll, on loopback (issue 11). For now: the API server only
+# (feedroll-localkube over HTTPS, FeedRollout CRD registered, namespaces default and feed).
+# No kubelet, Services, Prometheus or traffic yet: FeedRollouts are stored, validated and
+# watched, but nothing runs pods.
+#
+#   scripts/local-cluster.sh up [--dir DIR] [--foreground]   start; DIR defaults to .localkube
+#   scripts/local-cluster.sh down [--dir DIR]                stop what `up` started in DIR
+#
+# `up` writes DIR/kubeconfig (contexts `admin`, current, and `operator`, the chart's
+# ServiceAccount feedroll-system:feedroll; also alone in
+# DIR/operator.kubeconfig), DIR/env (`export KUBECONFIG=...`, for `source`),
+# DIR/localkube.pid and DIR/localkube.log. --foreground stays attached with the logs on the
+# terminal and stops the server on Ctrl-C (`make cluster`). LOCALKUBE_BIN overrides the binary
+# (default: target/debug/localkube, built first).
+set -euo pipefail
+
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+cmd=${1:-}
+[[ -n $cmd ]] || usage
+shift
+dir=.localkube
+foreground=0
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --dir) [[ $# -ge 2 ]] || usage; dir=$2; shift 2 ;;
+    --foreground) foreground=1; shift ;;
+    *) echo "local-cluster.sh: unknown option $1" >&2; usage ;;
+  esac
+done
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+pidfile=$dir/localkube.pid
+
+running() { [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+case $cmd in
+  up)
+    if running; then
+      echo "local-cluster.sh: already running in $dir (pid $(cat "$pidfile")); run 'down' first" >&2
+      exit 1
+    fi
+    bin=${LOCALKUBE_BIN:-}
+    if [[ -z $bin ]]; then
+      cargo build -q -p feedroll-localkube --manifest-path "$root/Cargo.toml"
+      bin=${CARGO_TARGET_DIR:-$root/target}/debug/localkube
+    fi
+    [[ -x $bin ]] || { echo "local-cluster.sh: $bin is not an executable" >&2; exit 1; }
+    rm -f "$dir/kubeconfig" "$dir/env"
+    if [[ $foreground == 1 ]]; then
+      "$bin" --dir "$dir" --namespace feed &
+    else
+      "$bin" --dir "$dir" --namespace feed >"$dir/localkube.log" 2>&1 &
+    fi
+    pid=$!
+    echo "$pid" >"$pidfile"
+    for _ in $(seq 100); do
+      [[ -f $dir/kubeconfig ]] && break
+      if ! kill -0 "$pid" 2>/dev/null; then
+        echo "local-cluster.sh: localkube exited before it was ready" >&2
+        [[ -f $dir/localkube.log ]] && cat "$dir/localkube.log" >&2
+        rm -f "$pidfile"
+        exit 1
+      fi
+      sleep 0.1
+    done
+    if [[ ! -f $dir/kubeconfig ]]; then
+      echo "local-cluster.sh: localkube wrote no kubeconfig within 10 s" >&2
+      kill "$pid" 2>/dev/null || true
+      rm -f "$pidfile"
+      exit 1
+    fi
+    echo "export KUBECONFIG=$dir/kubeconfig" >"$dir/env"
+    cat <<MSG
+local cluster up: API server $(grep -m1 'server:' "$dir/kubeconfig" | awk '{print $2}') (pid $pid)
+  source $dir/env
+  kubectl apply -f examples/default-plan.yaml
+  kubectl -n feed get feedrollouts -w
+Not yet: pods, Services, Prometheus, traffic, the operator (see localkube/README.md).
+MSG
+    if [[ $foreground == 1 ]]; then
+      trap 'kill "$pid" 2>/dev/null || true; rm -f "$pidfile" "$dir/env"' INT TERM EXIT
+      wait "$pid"
+    fi
+    ;;
+  down)
+    if ! running; then
+      echo "local-cluster.sh: nothing running in $dir" >&2
+      rm -f "$pidfile"
+      exit 0
+    fi
+    pid=$(cat "$pidfile")
+    kill "$pid"
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "local-cluster.sh: pid $pid still running after 5 s, sending SIGKILL" >&2
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile" "$dir/env" "$dir/kubeconfig" "$dir/operator.kubeconfig"
+    echo "local cluster in $dir stopped"
+    ;;
+  *) usage ;;
+esac
