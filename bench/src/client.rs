@@ -69,6 +69,8 @@ pub struct Reply {
     pub status: u16,
     /// Body.
     pub body: Bytes,
+    /// `Retry-After` in whole seconds, if the server sent one (a shed 503 `overloaded`).
+    pub retry_after: Option<u64>,
 }
 
 /// One keep-alive connection.
@@ -111,8 +113,17 @@ impl Conn {
         let request = builder.body(Full::new(req.body.clone()))?;
         let response = self.sender.send_request(request).await?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(hyper::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         let body = response.into_body().collect().await?.to_bytes();
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            body,
+            retry_after,
+        })
     }
 }
 

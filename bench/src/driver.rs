@@ -288,8 +288,13 @@ where
     outcome(tasks, duration).await
 }
 
-/// Sends every request of `reqs` once over `conns` connections; any non-2xx answer fails the
-/// whole run (used for loading data, where every write must land).
+/// Most times [`run_all`] resends a request the server shed (503 with `Retry-After`).
+const MAX_RETRIES: u32 = 10;
+
+/// Sends every request of `reqs` once over `conns` connections; a request shed with 503 and
+/// `Retry-After` is resent after that wait (as a well-behaved client does, at most
+/// [`MAX_RETRIES`] times); any other non-2xx answer fails the whole run (used for loading data
+/// and priming caches, where every request must land).
 pub async fn run_all(
     addr: SocketAddr,
     conns: usize,
@@ -309,7 +314,15 @@ pub async fn run_all(
                 let i = index.fetch_add(1, Ordering::Relaxed);
                 let Some(req) = reqs.get(i) else { break };
                 let t0 = Instant::now();
-                let reply = conn.send(req).await?;
+                let mut reply = conn.send(req).await?;
+                let mut retries = 0;
+                while let (503, Some(secs)) = (reply.status, reply.retry_after)
+                    && retries < MAX_RETRIES
+                {
+                    retries += 1;
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    reply = conn.send(req).await?;
+                }
                 if !(200..300).contains(&reply.status) {
                     return Err(DriverError::Status {
                         method: req.method.to_string(),
