@@ -84,12 +84,11 @@ impl Authenticator {
                     path: path.clone(),
                     source,
                 })?;
-                let entries = keys::parse(&String::from_utf8_lossy(&bytes)).map_err(|source| {
-                    AuthStartError::Invalid {
+                let entries =
+                    keys::parse_bytes(&bytes).map_err(|source| AuthStartError::Invalid {
                         path: path.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 let keys = KeySet::build(entries, None);
                 let summary = summary(&keys);
                 tracing::info!(path = %path.display(), summary, "API keys loaded; authentication on");

@@ -94,6 +94,23 @@ pub async fn authenticate(
     }
 }
 
+/// The error code of a response that refused a request before any work (401 `unauthenticated`,
+/// 403 `forbidden`, 429 `rate_limited`), or `None` for any other response. Refusals are counted
+/// apart from the API request series: anyone can send cheap 401s, and counting them would let a
+/// flood dilute a canary's error rate and latency into a promotion.
+pub fn refusal_reason(response: &Response) -> Option<ErrorCode> {
+    response
+        .extensions()
+        .get::<ErrorCode>()
+        .copied()
+        .filter(|code| {
+            matches!(
+                code,
+                ErrorCode::Unauthenticated | ErrorCode::Forbidden | ErrorCode::RateLimited
+            )
+        })
+}
+
 fn challenge(error: Option<&str>, scope: Option<Scope>) -> HeaderValue {
     let mut value = format!("Bearer realm=\"{REALM}\"");
     if let Some(error) = error {
