@@ -571,7 +571,7 @@ async fn the_per_user_limit_stops_a_scraper_paging_one_user_only() {
             .parse::<u64>()
             .is_ok_and(|r| r >= 1)
     );
-    // Another key cannot page the same user either; another user is served; rank is not limited.
+    // Another key cannot page the same user either; another user is served.
     let (s, _, _) = call(
         &app,
         Method::GET,
@@ -590,12 +590,66 @@ async fn the_per_user_limit_stops_a_scraper_paging_one_user_only() {
     )
     .await;
     assert_eq!(s, 200);
-    let rank = json!({"user_id": "scraped", "video_ids": ["v1"]});
-    let (s, _, _) = call(&app, Method::POST, "/v1/rank", reader, Some(&rank)).await;
-    assert_eq!(s, 200);
+    // `POST /v1/rank` names one user too: it charges the same bucket, so it is no way around
+    // the limit, and a refused ranking does no work.
+    let rank = |user: &str| json!({"user_id": user, "video_ids": ["v1"]});
+    let (s, h, e) = call(
+        &app,
+        Method::POST,
+        "/v1/rank",
+        reader,
+        Some(&rank("scraped")),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{e}"
+    );
+    assert!(
+        header(&h, "retry-after")
+            .parse::<u64>()
+            .is_ok_and(|r| r >= 1)
+    );
+    // A bad body takes no token: the ranked user's two requests are still there.
+    let (s, _, _) = call(
+        &app,
+        Method::POST,
+        "/v1/rank",
+        reader,
+        Some(&json!({"user_id": "ranked"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    for want in [200, 200, 429] {
+        let (s, _, _) = call(
+            &app,
+            Method::POST,
+            "/v1/rank",
+            reader,
+            Some(&rank("ranked")),
+        )
+        .await;
+        assert_eq!(s, want);
+    }
+    // Rank and feed share the user's bucket.
+    let (s, _, _) = call(&app, Method::GET, "/v1/feed?user_id=ranked", reader, None).await;
+    assert_eq!(s, 429);
     let metrics = app.metrics().await;
     assert_eq!(
         metric(&metrics, "feed_rate_limited_total", &[("limit", "user")]),
+        Some(5.0)
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "feed_http_refused_total",
+            &[
+                ("route", "/v1/rank"),
+                ("reason", "rate_limited"),
+                ("key", "reader")
+            ]
+        ),
         Some(2.0)
     );
 }

@@ -22,6 +22,24 @@ use crate::model::validate_id;
 #[derive(Clone, Debug)]
 pub struct ClientKey(pub KeyName);
 
+/// The per-user limit for a handler that learns its user from the body (`POST /v1/rank`): put
+/// in the request's extensions by [`authenticate`] when `--user-rate-limit` is set.
+#[derive(Clone)]
+pub struct UserLimit {
+    auth: Arc<Authenticator>,
+    key: Option<KeyName>,
+}
+
+impl UserLimit {
+    /// Takes a token of `user`'s bucket, or answers the 429 to send (nothing else done).
+    pub async fn charge(&self, user: &str) -> Result<(), Response> {
+        self.auth
+            .charge_user(self.key.clone(), user)
+            .await
+            .map_err(|refusal| refusal_response(&refusal))
+    }
+}
+
 /// The realm of every `WWW-Authenticate` challenge.
 pub const REALM: &str = "feed-server";
 
@@ -54,7 +72,7 @@ fn feed_user(uri: &Uri) -> Option<String> {
 /// Admits the request (and tags its response with the key's name) or answers the refusal.
 pub async fn authenticate(
     State(auth): State<Arc<Authenticator>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let matched = req
@@ -62,7 +80,8 @@ pub async fn authenticate(
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     let access = scope::access_of(matched);
-    let user = (matched.and_then(Route::from_path) == Some(Route::Feed))
+    let route = matched.and_then(Route::from_path);
+    let user = (route == Some(Route::Feed))
         .then(|| feed_user(req.uri()))
         .flatten();
     let authorization = req
@@ -73,6 +92,12 @@ pub async fn authenticate(
         Ok(admitted) => {
             if let Some(key) = &admitted.key {
                 Span::current().record("key", key.as_str());
+            }
+            if route == Some(Route::Rank) && auth.limits_users() {
+                req.extensions_mut().insert(UserLimit {
+                    auth: auth.clone(),
+                    key: admitted.key.clone(),
+                });
             }
             let mut response = next.run(req).await;
             if let Some(key) = admitted.key {
