@@ -221,6 +221,20 @@ async fn every_route_needs_its_scope(b: Backend) {
             .await
             .expect("request");
         assert_eq!(r.status().as_u16(), 401, "{what}: Basic auth");
+        // RFC 6750 §3.1: no error code for a client of another scheme.
+        assert_eq!(
+            header(r.headers(), "www-authenticate"),
+            "Bearer realm=\"feed-server\"",
+            "{what}: Basic auth"
+        );
+        // A key longer than any issued one is malformed (refused before hashing).
+        let long = "k".repeat(257);
+        let (s, h, _) = call(&app, method.clone(), &path, Some(&long), body.as_ref()).await;
+        assert_eq!(s, 401, "{what}: long key");
+        assert!(
+            header(&h, "www-authenticate").ends_with("error=\"invalid_request\""),
+            "{what}: long key"
+        );
         // Every key without the scope (the admin-only key included): 403, nothing changed.
         for (name, key, scopes, _, _) in scoped_keys() {
             if scopes.contains(scope) {
@@ -540,6 +554,20 @@ async fn one_key_over_its_limit_gets_429_while_another_key_is_served() {
     );
 }
 
+/// A 429 `rate_limited` with a `Retry-After` of at least a second.
+fn assert_rate_limited((status, headers, body): (u16, HeaderMap, Value)) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    assert!(
+        header(&headers, "retry-after")
+            .parse::<u64>()
+            .is_ok_and(|r| r >= 1)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_user_limit_stops_a_scraper_paging_one_user_only() {
     let (app, _dir, _) = app_with_keys(
@@ -553,7 +581,7 @@ async fn the_per_user_limit_stops_a_scraper_paging_one_user_only() {
         let (s, _, _) = call(&app, Method::GET, "/v1/feed?user_id=scraped", reader, None).await;
         assert_eq!(s, 200);
     }
-    let (s, h, e) = call(
+    let refused = call(
         &app,
         Method::GET,
         "/v1/feed?user_id=scraped&limit=5",
@@ -561,16 +589,7 @@ async fn the_per_user_limit_stops_a_scraper_paging_one_user_only() {
         None,
     )
     .await;
-    assert_eq!(
-        (s, e["error"]["code"].as_str()),
-        (429, Some("rate_limited")),
-        "{e}"
-    );
-    assert!(
-        header(&h, "retry-after")
-            .parse::<u64>()
-            .is_ok_and(|r| r >= 1)
-    );
+    assert_rate_limited(refused);
     // Another key cannot page the same user either; another user is served.
     let (s, _, _) = call(
         &app,
@@ -593,7 +612,7 @@ async fn the_per_user_limit_stops_a_scraper_paging_one_user_only() {
     // `POST /v1/rank` names one user too: it charges the same bucket, so it is no way around
     // the limit, and a refused ranking does no work.
     let rank = |user: &str| json!({"user_id": user, "video_ids": ["v1"]});
-    let (s, h, e) = call(
+    let refused = call(
         &app,
         Method::POST,
         "/v1/rank",
@@ -601,16 +620,7 @@ async fn the_per_user_limit_stops_a_scraper_paging_one_user_only() {
         Some(&rank("scraped")),
     )
     .await;
-    assert_eq!(
-        (s, e["error"]["code"].as_str()),
-        (429, Some("rate_limited")),
-        "{e}"
-    );
-    assert!(
-        header(&h, "retry-after")
-            .parse::<u64>()
-            .is_ok_and(|r| r >= 1)
-    );
+    assert_rate_limited(refused);
     // A bad body takes no token: the ranked user's two requests are still there.
     let (s, _, _) = call(
         &app,

@@ -157,8 +157,13 @@ pub fn refusal_response(refusal: &Refusal) -> Response {
                     "this route needs an API key: send `Authorization: Bearer <key>`",
                     None,
                 ),
+                // RFC 6750 §3.1: a client that tried another scheme gets no error code.
+                Unauthenticated::OtherScheme => (
+                    "this route takes `Authorization: Bearer <key>`, not another scheme",
+                    None,
+                ),
                 Unauthenticated::Malformed => (
-                    "the Authorization header is not `Bearer <key>`",
+                    "the Authorization header is `Bearer` without a usable key (empty, not text, or longer than 256 bytes)",
                     Some("invalid_request"),
                 ),
                 Unauthenticated::Unknown => (
@@ -239,6 +244,14 @@ mod tests {
             header_of(&r, header::WWW_AUTHENTICATE),
             "Bearer realm=\"feed-server\""
         );
+        let r = refusal_response(&Refusal::Unauthenticated(Unauthenticated::OtherScheme));
+        assert_eq!(
+            header_of(&r, header::WWW_AUTHENTICATE),
+            "Bearer realm=\"feed-server\"",
+            "no error code for a client of another scheme (RFC 6750 §3.1)"
+        );
+        let r = refusal_response(&Refusal::Unauthenticated(Unauthenticated::Malformed));
+        assert!(header_of(&r, header::WWW_AUTHENTICATE).ends_with("error=\"invalid_request\""));
         let r = refusal_response(&Refusal::Unauthenticated(Unauthenticated::Unknown));
         assert!(header_of(&r, header::WWW_AUTHENTICATE).ends_with("error=\"invalid_token\""));
         let key = KeyName::new("reader").expect("name");
