@@ -635,6 +635,9 @@ BAD_VALUES = [
     ({"feedServer": {"auth": {"generated": {"limit": {"requestsPerSecond": 0, "burst": 1}}}}}, "at '/feedServer/auth/generated/limit/requestsPerSecond'"),
     ({"feedServer": {"auth": {"generated": {"limit": {"rps": 5, "requestsPerSecond": 5, "burst": 1}}}}}, "additional properties 'rps' not allowed"),
     ({"feedServer": {"auth": {"userRateLimit": 0}}}, "at '/feedServer/auth/userRateLimit'"),
+    # Below the server's 0.001/s floor (slower rates used to panic its limiter).
+    ({"feedServer": {"auth": {"userRateLimit": 0.0001}}}, "at '/feedServer/auth/userRateLimit'"),
+    ({"feedServer": {"auth": {"generated": {"limit": {"requestsPerSecond": 1e-12, "burst": 1}}}}}, "at '/feedServer/auth/generated/limit/requestsPerSecond'"),
     ({"feedServer": {"auth": {"apiKey": "plaintext"}}}, "at '/feedServer/auth': additional properties 'apiKey' not allowed"),
 ]
 

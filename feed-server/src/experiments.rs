@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use feed_profile::{Experiment, ProfileError};
 
 use crate::metrics::Metrics;
-use crate::reload::{Applied, Reloadable};
+use crate::reload::{Applied, NotUtf8, Reloadable, utf8};
 
 /// One loaded configuration.
 #[derive(Debug)]
@@ -46,8 +46,24 @@ pub enum LoadError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: ProfileError,
+        source: ProfileFileError,
     },
+}
+
+/// Why the content of a profile file is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileFileError {
+    /// Not UTF-8 text.
+    #[error(transparent)]
+    NotUtf8(#[from] NotUtf8),
+    /// Not a valid profile or experiment.
+    #[error(transparent)]
+    Invalid(#[from] ProfileError),
+}
+
+/// Parses and validates the content of a profile file; bytes that are not UTF-8 are refused.
+fn parse(bytes: &[u8]) -> Result<Experiment, ProfileFileError> {
+    Ok(Experiment::parse(utf8(bytes)?)?)
 }
 
 /// Reads and validates a profile file.
@@ -56,8 +72,7 @@ pub fn load_file(path: &Path) -> Result<(Experiment, Vec<u8>), LoadError> {
         path: path.to_owned(),
         source,
     })?;
-    let text = String::from_utf8_lossy(&bytes);
-    let experiment = Experiment::parse(&text).map_err(|source| LoadError::Invalid {
+    let experiment = parse(&bytes).map_err(|source| LoadError::Invalid {
         path: path.to_owned(),
         source,
     })?;
@@ -98,9 +113,10 @@ impl LiveProfiles {
 impl Reloadable for LiveProfiles {
     const WHAT: &'static str = "ranking profile";
 
-    fn reload(&self, bytes: &[u8]) -> Result<Applied, String> {
-        let experiment =
-            Experiment::parse(&String::from_utf8_lossy(bytes)).map_err(|e| e.to_string())?;
+    type Error = ProfileFileError;
+
+    fn reload(&self, bytes: &[u8]) -> Result<Applied, ProfileFileError> {
+        let experiment = parse(bytes)?;
         let variants: Vec<&str> = experiment
             .variants
             .iter()

@@ -29,6 +29,11 @@ pub struct Metrics {
     /// `feed_http_operational_requests_total{route,status}`: probes, scrapes and unmatched
     /// paths, kept out of the two series above (which count API routes only).
     pub http_operational: IntCounterVec,
+    /// `feed_http_refused_total{route,reason,key}`: API requests refused by authentication or a
+    /// rate limit (401 `unauthenticated`, 403 `forbidden`, 429 `rate_limited`), kept out of the
+    /// request series so that a flood of cheap refusals cannot dilute a rollout's error rate or
+    /// latency.
+    pub http_refused: IntCounterVec,
     /// `feed_cache_requests_total{tier,result}`.
     pub cache_requests: IntCounterVec,
     /// `feed_events_total{type,variant}`: accepted events.
@@ -83,6 +88,13 @@ impl Metrics {
             ),
             &["route", "status"],
         )?;
+        let http_refused = IntCounterVec::new(
+            Opts::new(
+                "feed_http_refused_total",
+                "API requests refused before any work (401, 403, 429) by route, reason (the error code) and API key name; not in feed_http_requests_total",
+            ),
+            &["route", "reason", "key"],
+        )?;
         let cache_requests = IntCounterVec::new(
             Opts::new(
                 "feed_cache_requests_total",
@@ -126,6 +138,7 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(http_operational.clone()))?;
+        registry.register(Box::new(http_refused.clone()))?;
         registry.register(Box::new(cache_requests.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(events_rejected.clone()))?;
@@ -144,6 +157,7 @@ impl Metrics {
             http_requests,
             http_duration,
             http_operational,
+            http_refused,
             cache_requests,
             events,
             events_rejected,

@@ -15,23 +15,7 @@ use tempfile::TempDir;
 
 /// `sha256(key)` as the keys file holds it.
 fn sha(key: &str) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            if let Some(stdin) = c.stdin.as_mut() {
-                stdin.write_all(key.as_bytes())?;
-            }
-            c.wait_with_output()
-        })
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("digest")
-        .to_owned()
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, key.as_bytes()))
 }
 
 /// One entry: (name, key, scopes, requests/s, burst).
@@ -68,7 +52,7 @@ fn scoped_keys() -> Vec<Entry<'static>> {
 }
 
 /// Replaces the file atomically (write aside, rename), as a Secret volume update does.
-fn replace_file(path: &Path, text: &str) {
+fn replace_file(path: &Path, text: impl AsRef<[u8]>) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).expect("write");
     std::fs::rename(&tmp, path).expect("rename");
@@ -237,6 +221,20 @@ async fn every_route_needs_its_scope(b: Backend) {
             .await
             .expect("request");
         assert_eq!(r.status().as_u16(), 401, "{what}: Basic auth");
+        // RFC 6750 §3.1: no error code for a client of another scheme.
+        assert_eq!(
+            header(r.headers(), "www-authenticate"),
+            "Bearer realm=\"feed-server\"",
+            "{what}: Basic auth"
+        );
+        // A key longer than any issued one is malformed (refused before hashing).
+        let long = "k".repeat(257);
+        let (s, h, _) = call(&app, method.clone(), &path, Some(&long), body.as_ref()).await;
+        assert_eq!(s, 401, "{what}: long key");
+        assert!(
+            header(&h, "www-authenticate").ends_with("error=\"invalid_request\""),
+            "{what}: long key"
+        );
         // Every key without the scope (the admin-only key included): 403, nothing changed.
         for (name, key, scopes, _, _) in scoped_keys() {
             if scopes.contains(scope) {
@@ -290,8 +288,24 @@ async fn every_route_needs_its_scope(b: Backend) {
     assert!(
         metric(
             &metrics,
-            "feed_http_requests_total",
-            &[("route", "/v1/feed"), ("status", "401"), ("key", "")]
+            "feed_http_refused_total",
+            &[
+                ("route", "/v1/feed"),
+                ("reason", "unauthenticated"),
+                ("key", "")
+            ]
+        )
+        .is_some()
+    );
+    assert!(
+        metric(
+            &metrics,
+            "feed_http_refused_total",
+            &[
+                ("route", "/v1/videos"),
+                ("reason", "forbidden"),
+                ("key", "reader")
+            ]
         )
         .is_some()
     );
@@ -378,10 +392,10 @@ async fn hot_reload_adds_and_revokes_keys_and_a_bad_file_keeps_the_last_good() {
     .await;
     assert_eq!(s, 401, "not issued yet");
     // Rotation: both keys valid during the switch, then the old one revoked.
-    replace_file(&path, &keys_file(&[old, new]));
+    replace_file(&path, keys_file(&[old, new]));
     eventually(&app, "k-new-0123456789", 200).await;
     eventually(&app, "k-old-0123456789", 200).await;
-    replace_file(&path, &keys_file(&[new]));
+    replace_file(&path, keys_file(&[new]));
     eventually(&app, "k-old-0123456789", 401).await;
     let metrics = app.metrics().await;
     assert_eq!(metric(&metrics, "feed_api_keys_generation", &[]), Some(3.0));
@@ -391,12 +405,19 @@ async fn hot_reload_adds_and_revokes_keys_and_a_bad_file_keeps_the_last_good() {
     );
     // Bad files are rejected, counted, and the last good file keeps serving: the new key still
     // works, the revoked one is still refused (a bad file neither opens nor closes the server).
-    let bad = [
-        String::new(),
+    let bad: [Vec<u8>; 8] = [
+        Vec::new(),
         "keys: [".into(),
         "keys:\n  - {name: x, key: k-old-0123456789, scopes: [read], limit: {requestsPerSecond: 1, burst: 1}}"
-            .to_owned(),
-        keys_file(&[old, ("old", "k-other", "[read]", 1.0, 1)]),
+            .into(),
+        keys_file(&[old, ("old", "k-other", "[read]", 1.0, 1)]).into(),
+        // Limits the limiter cannot represent (they used to panic the reload task, after
+        // which no later change, a revocation included, ever took effect).
+        keys_file(&[new, ("tiny", "k-tiny-0123456789", "[read]", 1e-12, 1)]).into(),
+        keys_file(&[new, ("huge", "k-huge-0123456789", "[read]", 0.001, 1_000_000)]).into(),
+        keys_file(&[new, ("long", "k-long-0123456789", "[read]", 1.0, 86_401)]).into(),
+        // Not UTF-8: refused, not read with replacement characters.
+        [keys_file(&[new]).as_bytes(), b"# \xff\xfe\n"].concat(),
     ];
     for (i, text) in bad.iter().enumerate() {
         replace_file(&path, text);
@@ -421,6 +442,9 @@ async fn hot_reload_adds_and_revokes_keys_and_a_bad_file_keeps_the_last_good() {
         metric(&app.metrics().await, "feed_api_keys_generation", &[]),
         Some(3.0)
     );
+    // The watcher survived all of it: revoking every key still takes effect.
+    replace_file(&path, "keys: []\n");
+    eventually(&app, "k-new-0123456789", 401).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,6 +490,11 @@ async fn one_key_over_its_limit_gets_429_while_another_key_is_served() {
         let (s, _, _) = call(&app, Method::GET, &path, Some("k-steady-0123456789"), None).await;
         assert_eq!(s, 200, "steady was refused while flood was limited");
     }
+    // A 401 (no key) and a 403 (flood lacks `write`) besides the 429s.
+    let (s, _, _) = call(&app, Method::GET, "/v1/feed?user_id=u", None, None).await;
+    assert_eq!(s, 401);
+    let (s, _, _) = call(&app, Method::PUT, "/v1/videos", flood_key, Some(&videos)).await;
+    assert_eq!(s, 403);
     let metrics = app.metrics().await;
     assert_eq!(
         metric(&metrics, "feed_events_total", &[("type", "like")]),
@@ -476,13 +505,66 @@ async fn one_key_over_its_limit_gets_429_while_another_key_is_served() {
         metric(&metrics, "feed_rate_limited_total", &[("limit", "key")]),
         Some(20.0)
     );
+    // Refusals are counted apart: they never enter the series a rollout's error-rate and
+    // latency checks judge, so a flood of cheap refusals cannot dilute a bad canary.
+    for status in ["401", "403", "429"] {
+        assert_eq!(
+            metric(&metrics, "feed_http_requests_total", &[("status", status)]),
+            None,
+            "{status} counted as API traffic"
+        );
+    }
+    assert_eq!(
+        metric(
+            &metrics,
+            "feed_http_request_duration_seconds_count",
+            &[("route", "/v1/events")]
+        ),
+        None,
+        "refused events timed as API traffic"
+    );
+    for (route, reason, count) in [
+        ("/v1/events", "rate_limited", 20.0),
+        ("/v1/feed", "unauthenticated", 1.0),
+        ("/v1/videos", "forbidden", 1.0),
+    ] {
+        let key = if reason == "unauthenticated" {
+            ""
+        } else {
+            "flood"
+        };
+        assert_eq!(
+            metric(
+                &metrics,
+                "feed_http_refused_total",
+                &[("route", route), ("reason", reason), ("key", key)]
+            ),
+            Some(count),
+            "{route} {reason}"
+        );
+    }
+    // The requests served are counted as before.
     assert_eq!(
         metric(
             &metrics,
             "feed_http_requests_total",
-            &[("route", "/v1/events"), ("status", "429"), ("key", "flood")]
+            &[("route", "/v1/feed"), ("status", "200"), ("key", "steady")]
         ),
         Some(20.0)
+    );
+}
+
+/// A 429 `rate_limited` with a `Retry-After` of at least a second.
+fn assert_rate_limited((status, headers, body): (u16, HeaderMap, Value)) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    assert!(
+        header(&headers, "retry-after")
+            .parse::<u64>()
+            .is_ok_and(|r| r >= 1)
     );
 }
 
@@ -499,7 +581,7 @@ async fn the_per_user_limit_stops_a_scraper_paging_one_user_only() {
         let (s, _, _) = call(&app, Method::GET, "/v1/feed?user_id=scraped", reader, None).await;
         assert_eq!(s, 200);
     }
-    let (s, h, e) = call(
+    let refused = call(
         &app,
         Method::GET,
         "/v1/feed?user_id=scraped&limit=5",
@@ -507,17 +589,8 @@ async fn the_per_user_limit_stops_a_scraper_paging_one_user_only() {
         None,
     )
     .await;
-    assert_eq!(
-        (s, e["error"]["code"].as_str()),
-        (429, Some("rate_limited")),
-        "{e}"
-    );
-    assert!(
-        header(&h, "retry-after")
-            .parse::<u64>()
-            .is_ok_and(|r| r >= 1)
-    );
-    // Another key cannot page the same user either; another user is served; rank is not limited.
+    assert_rate_limited(refused);
+    // Another key cannot page the same user either; another user is served.
     let (s, _, _) = call(
         &app,
         Method::GET,
@@ -536,12 +609,57 @@ async fn the_per_user_limit_stops_a_scraper_paging_one_user_only() {
     )
     .await;
     assert_eq!(s, 200);
-    let rank = json!({"user_id": "scraped", "video_ids": ["v1"]});
-    let (s, _, _) = call(&app, Method::POST, "/v1/rank", reader, Some(&rank)).await;
-    assert_eq!(s, 200);
+    // `POST /v1/rank` names one user too: it charges the same bucket, so it is no way around
+    // the limit, and a refused ranking does no work.
+    let rank = |user: &str| json!({"user_id": user, "video_ids": ["v1"]});
+    let refused = call(
+        &app,
+        Method::POST,
+        "/v1/rank",
+        reader,
+        Some(&rank("scraped")),
+    )
+    .await;
+    assert_rate_limited(refused);
+    // A bad body takes no token: the ranked user's two requests are still there.
+    let (s, _, _) = call(
+        &app,
+        Method::POST,
+        "/v1/rank",
+        reader,
+        Some(&json!({"user_id": "ranked"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    for want in [200, 200, 429] {
+        let (s, _, _) = call(
+            &app,
+            Method::POST,
+            "/v1/rank",
+            reader,
+            Some(&rank("ranked")),
+        )
+        .await;
+        assert_eq!(s, want);
+    }
+    // Rank and feed share the user's bucket.
+    let (s, _, _) = call(&app, Method::GET, "/v1/feed?user_id=ranked", reader, None).await;
+    assert_eq!(s, 429);
     let metrics = app.metrics().await;
     assert_eq!(
         metric(&metrics, "feed_rate_limited_total", &[("limit", "user")]),
+        Some(5.0)
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "feed_http_refused_total",
+            &[
+                ("route", "/v1/rank"),
+                ("reason", "rate_limited"),
+                ("key", "reader")
+            ]
+        ),
         Some(2.0)
     );
 }

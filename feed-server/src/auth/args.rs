@@ -18,8 +18,9 @@ pub struct AuthArgs {
     /// How often the API-keys file is checked for changes (ms).
     #[arg(long, env = "FEED_API_KEYS_POLL_MS", default_value_t = 1000)]
     pub api_keys_poll_ms: u64,
-    /// Requests per second each user may make to `GET /v1/feed`, whatever the key; unset = no
-    /// per-user limit.
+    /// Requests per second to `GET /v1/feed` and `POST /v1/rank` per `user_id`: one bucket per
+    /// user shared by every key (a key that exhausts it refuses that user to the others too);
+    /// unset = no per-user limit.
     #[arg(long, env = "FEED_USER_RATE_LIMIT")]
     pub user_rate_limit: Option<f64>,
     /// Burst of --user-rate-limit (default: one second's worth, at least 1).

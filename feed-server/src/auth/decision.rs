@@ -34,7 +34,11 @@ impl LimitKind {
 pub enum Unauthenticated {
     /// No `Authorization` header.
     Missing,
-    /// An `Authorization` header that is not `Bearer <key>`.
+    /// An `Authorization` header of another scheme (`Basic …`): the client does not speak
+    /// Bearer, so the challenge carries no error code (RFC 6750 §3.1).
+    OtherScheme,
+    /// A `Bearer` header without a usable key: empty, not ASCII-printable text, or longer than
+    /// [`MAX_KEY_LEN`] (refused without hashing).
     Malformed,
     /// A bearer key no entry of the file has (never issued, mistyped or revoked).
     Unknown,
@@ -74,19 +78,25 @@ impl Refusal {
     }
 }
 
+/// Longest key a bearer header may carry (bytes). Issued keys are far shorter (a 256-bit key is
+/// 43 to 64 characters); a longer one is refused as malformed before it is hashed.
+pub const MAX_KEY_LEN: usize = 256;
+
 /// The bearer key of an `Authorization` header value (`Bearer <key>`, scheme in any case).
 pub fn bearer(header: Option<&[u8]>) -> Result<&str, Unauthenticated> {
     let value = header.ok_or(Unauthenticated::Missing)?;
-    let value = std::str::from_utf8(value).map_err(|_| Unauthenticated::Malformed)?;
-    let (scheme, key) = value
-        .trim()
-        .split_once(' ')
-        .ok_or(Unauthenticated::Malformed)?;
-    let key = key.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() {
+    let trimmed = value.trim_ascii();
+    let (scheme, key) = match trimmed.iter().position(|&b| b == b' ') {
+        Some(space) => (&trimmed[..space], trimmed[space + 1..].trim_ascii()),
+        None => (trimmed, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(Unauthenticated::OtherScheme);
+    }
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(Unauthenticated::Malformed);
     }
-    Ok(key)
+    std::str::from_utf8(key).map_err(|_| Unauthenticated::Malformed)
 }
 
 /// Which key, if any, may make a request needing `access`. Pure: no I/O, no limits.
@@ -122,19 +132,36 @@ mod tests {
         assert_eq!(bearer(Some(b"Bearer abc")), Ok("abc"));
         assert_eq!(bearer(Some(b"bearer  abc ")), Ok("abc"));
         assert_eq!(bearer(None), Err(Unauthenticated::Missing));
-        for bad in [
+        for other in [
             &b"Basic dXNlcjpwYXNz"[..],
-            b"Bearer",
-            b"Bearer ",
             b"abc",
-            b"Bearer \xff",
+            b"Digest x",
+            b"\xff abc",
+            b"",
         ] {
+            assert_eq!(
+                bearer(Some(other)),
+                Err(Unauthenticated::OtherScheme),
+                "{other:?}"
+            );
+        }
+        for bad in [&b"Bearer"[..], b"Bearer ", b"Bearer \xff"] {
             assert_eq!(
                 bearer(Some(bad)),
                 Err(Unauthenticated::Malformed),
                 "{bad:?}"
             );
         }
+        let longest = format!("Bearer {}", "k".repeat(MAX_KEY_LEN));
+        assert_eq!(
+            bearer(Some(longest.as_bytes())).map(str::len),
+            Ok(MAX_KEY_LEN)
+        );
+        let too_long = format!("Bearer {}", "k".repeat(MAX_KEY_LEN + 1));
+        assert_eq!(
+            bearer(Some(too_long.as_bytes())),
+            Err(Unauthenticated::Malformed)
+        );
     }
 
     fn keys() -> KeySet {

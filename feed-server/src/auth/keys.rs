@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use super::limits::{Bucket, RateLimit};
 use super::scope::Scope;
+use crate::reload::{NotUtf8, utf8};
 
 /// Longest key name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -97,6 +98,9 @@ pub enum KeyFileError {
     /// Not YAML/JSON of the documented shape (unknown field, wrong type, bad limit, …).
     #[error("{0}")]
     Parse(String),
+    /// The file is not UTF-8 text.
+    #[error(transparent)]
+    NotUtf8(#[from] NotUtf8),
     /// The file is empty: most likely a write in progress.
     #[error("the file is empty (write `keys: []` to refuse every request)")]
     Empty,
@@ -150,7 +154,13 @@ pub struct KeyEntry {
     pub limit: RateLimit,
 }
 
-/// Parses and validates a keys file (YAML or JSON). Pure: no I/O.
+/// Parses and validates a keys file (YAML or JSON) as read from disk: bytes that are not UTF-8
+/// are refused ([`KeyFileError::NotUtf8`]), never read with replacement characters. Pure: no I/O.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Vec<KeyEntry>, KeyFileError> {
+    parse(utf8(bytes)?)
+}
+
+/// Parses and validates the text of an API-keys file (see [`parse_bytes`]).
 pub fn parse(text: &str) -> Result<Vec<KeyEntry>, KeyFileError> {
     let value: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| KeyFileError::Parse(e.to_string()))?;
@@ -338,7 +348,26 @@ mod tests {
                     "[read]",
                     "{requestsPerSecond: 0, burst: 1}",
                 )]),
-                "requestsPerSecond must be above 0",
+                "requestsPerSecond must be between 0.001",
+            ),
+            (
+                // Used to panic in the limiter ("Duration is longer than 584 years").
+                file(&[entry(
+                    "a",
+                    READER,
+                    "[read]",
+                    "{requestsPerSecond: 1e-12, burst: 1}",
+                )]),
+                "requestsPerSecond must be between 0.001",
+            ),
+            (
+                file(&[entry(
+                    "a",
+                    READER,
+                    "[read]",
+                    "{requestsPerSecond: 0.001, burst: 1000000}",
+                )]),
+                "burst / requestsPerSecond must be at most 86400 s",
             ),
             (
                 file(&[entry(

@@ -9,12 +9,21 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::clock::Clock;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use serde::Deserialize;
 
 /// Largest sustained rate a limit may name (requests/s).
 pub const MAX_RATE: f64 = 1_000_000.0;
+/// Smallest sustained rate a limit may name (requests/s): one request per 1000 s. Slower rates
+/// are refused rather than handed to the limiter, whose time arithmetic overflows (and panics)
+/// for periods of centuries.
+pub const MIN_RATE: f64 = 0.001;
+/// Longest time an empty bucket may take to fill up (`burst / requestsPerSecond`): a day. It
+/// bounds the limiter's arithmetic and how long an idle user's bucket is kept.
+pub const MAX_REFILL: Duration = Duration::from_secs(86_400);
 /// Largest burst a limit may name.
 pub const MAX_BURST: u32 = 1_000_000;
 /// Most users whose feed-request buckets are kept (~400 bytes each at most: only valid ids,
@@ -48,23 +57,42 @@ impl TryFrom<RawLimit> for RateLimit {
 /// Why a rate limit is refused.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum InvalidLimit {
-    /// Not a positive finite rate within [`MAX_RATE`].
-    #[error("requestsPerSecond must be above 0 and at most {MAX_RATE}, got {0}")]
+    /// Not a finite rate within [`MIN_RATE`]..=[`MAX_RATE`].
+    #[error("requestsPerSecond must be between {MIN_RATE} and {MAX_RATE}, got {0}")]
     Rate(f64),
     /// Not within 1..=[`MAX_BURST`].
     #[error("burst must be between 1 and {MAX_BURST}, got {0}")]
     Burst(u32),
+    /// The bucket would take longer than [`MAX_REFILL`] to fill up.
+    #[error(
+        "burst / requestsPerSecond must be at most {} s (a day), got {burst} / {per_second}",
+        MAX_REFILL.as_secs()
+    )]
+    Refill {
+        /// The rate.
+        per_second: f64,
+        /// The burst.
+        burst: u32,
+    },
 }
 
 impl RateLimit {
-    /// `per_second` requests per second sustained, up to `burst` at once.
+    /// `per_second` requests per second sustained, up to `burst` at once. Refuses what the
+    /// limiter cannot represent: a rate outside [`MIN_RATE`]..=[`MAX_RATE`], a burst outside
+    /// 1..=[`MAX_BURST`], a refill time (`burst / per_second`) above [`MAX_REFILL`].
     pub fn new(per_second: f64, burst: u32) -> Result<Self, InvalidLimit> {
-        if !(per_second.is_finite() && per_second > 0.0 && per_second <= MAX_RATE) {
+        if !(per_second.is_finite() && (MIN_RATE..=MAX_RATE).contains(&per_second)) {
             return Err(InvalidLimit::Rate(per_second));
         }
         let burst = NonZeroU32::new(burst)
             .filter(|b| b.get() <= MAX_BURST)
             .ok_or(InvalidLimit::Burst(burst))?;
+        if f64::from(burst.get()) / per_second > MAX_REFILL.as_secs_f64() {
+            return Err(InvalidLimit::Refill {
+                per_second,
+                burst: burst.get(),
+            });
+        }
         Ok(Self { per_second, burst })
     }
 
@@ -78,15 +106,17 @@ impl RateLimit {
         self.burst.get()
     }
 
-    /// How long an idle bucket takes to fill up again (at least a second): a bucket unused for
-    /// this long is the same as a new one, so it may be forgotten.
+    /// How long an idle bucket takes to fill up again (at least a second, at most
+    /// [`MAX_REFILL`]): a bucket unused for this long is the same as a new one, so it may be
+    /// forgotten.
     pub fn refill_time(&self) -> Duration {
         Duration::from_secs_f64(f64::from(self.burst.get()) / self.per_second)
             .max(Duration::from_secs(1))
     }
 
     fn quota(&self) -> Quota {
-        // The rate is within (0, MAX_RATE], so the period is at least a microsecond.
+        // The rate is within [MIN_RATE, MAX_RATE]: the period is between a microsecond and
+        // 1000 s, and period × burst at most a day, well within the limiter's nanosecond range.
         let period = Duration::from_secs_f64(1.0 / self.per_second);
         Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -111,13 +141,13 @@ impl RetryAfter {
     }
 }
 
-/// One token bucket.
-pub struct Bucket {
+/// One token bucket, on the monotonic clock (tests pass a fake clock to [`Bucket::with_clock`]).
+pub struct Bucket<C: Clock = DefaultClock> {
     limit: RateLimit,
-    limiter: DefaultDirectRateLimiter,
+    limiter: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
 }
 
-impl fmt::Debug for Bucket {
+impl<C: Clock> fmt::Debug for Bucket<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bucket")
             .field("limit", &self.limit)
@@ -128,9 +158,16 @@ impl fmt::Debug for Bucket {
 impl Bucket {
     /// A full bucket.
     pub fn new(limit: RateLimit) -> Self {
+        Self::with_clock(limit, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> Bucket<C> {
+    /// A full bucket reading the time from `clock`.
+    pub fn with_clock(limit: RateLimit, clock: C) -> Self {
         Self {
             limit,
-            limiter: RateLimiter::direct(limit.quota()),
+            limiter: RateLimiter::direct_with_clock(limit.quota(), clock),
         }
     }
 
@@ -196,9 +233,20 @@ impl PerUser {
 mod tests {
     use super::*;
 
+    use governor::clock::FakeRelativeClock;
+
     #[test]
     fn limits_outside_their_bounds_are_refused() {
-        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, MAX_RATE * 2.0] {
+        for rate in [
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            MAX_RATE * 2.0,
+            MIN_RATE / 2.0,
+            1e-300,
+            f64::MIN_POSITIVE,
+        ] {
             assert!(
                 matches!(RateLimit::new(rate, 1), Err(InvalidLimit::Rate(_))),
                 "{rate}"
@@ -207,21 +255,64 @@ mod tests {
         for burst in [0, MAX_BURST + 1] {
             assert_eq!(RateLimit::new(1.0, burst), Err(InvalidLimit::Burst(burst)));
         }
+        // Exactly a day to refill is the longest allowed; a request more is refused.
+        assert!(RateLimit::new(1.0, 86_400).is_ok());
+        assert!(RateLimit::new(MIN_RATE, 86).is_ok());
+        for (rate, burst) in [(1.0, 86_401), (MIN_RATE, 87), (MIN_RATE, MAX_BURST)] {
+            assert_eq!(
+                RateLimit::new(rate, burst),
+                Err(InvalidLimit::Refill {
+                    per_second: rate,
+                    burst
+                })
+            );
+        }
         assert!(RateLimit::new(0.5, 1).is_ok());
         assert!(RateLimit::new(MAX_RATE, MAX_BURST).is_ok());
     }
 
+    #[tokio::test]
+    async fn every_limit_at_the_bounds_builds_a_bucket_and_a_user_cache_without_panicking() {
+        // The corners of the valid range: governor and moka used to panic beyond them.
+        for (rate, burst) in [
+            (MIN_RATE, 1),
+            (MIN_RATE, 86),
+            (MAX_RATE, 1),
+            (MAX_RATE, MAX_BURST),
+            (1.0, 86_400),
+            (12.0, MAX_BURST),
+        ] {
+            let limit = RateLimit::new(rate, burst).expect("valid");
+            assert!(limit.refill_time() <= MAX_REFILL);
+            let bucket = Bucket::new(limit);
+            assert_eq!(bucket.check(), Ok(()), "{limit}");
+            let per_user = PerUser::with_capacity(limit, 10);
+            assert_eq!(per_user.check("u").await, Ok(()), "{limit}");
+        }
+        // The slowest limit: the second request waits its whole period, 1000 s.
+        let bucket = Bucket::with_clock(
+            RateLimit::new(MIN_RATE, 1).expect("valid"),
+            FakeRelativeClock::default(),
+        );
+        assert_eq!(bucket.check(), Ok(()));
+        assert_eq!(bucket.check(), Err(RetryAfter(1000)));
+    }
+
     #[test]
     fn a_bucket_admits_its_burst_then_refuses_with_a_retry_after_from_the_rate() {
-        // One request every 10 s: the 4th request of a burst of 3 waits ~10 s.
-        let bucket = Bucket::new(RateLimit::new(0.1, 3).expect("limit"));
+        // One request every 10 s: the 4th request of a burst of 3 waits 10 s, then 6 s once
+        // 4 s have passed, and is admitted once the 10 s have.
+        let clock = FakeRelativeClock::default();
+        let bucket = Bucket::with_clock(RateLimit::new(0.1, 3).expect("limit"), clock.clone());
         for _ in 0..3 {
             assert_eq!(bucket.check(), Ok(()));
         }
-        let Err(RetryAfter(secs)) = bucket.check() else {
-            panic!("the 4th request passed")
-        };
-        assert!((9..=10).contains(&secs), "{secs}");
+        assert_eq!(bucket.check(), Err(RetryAfter(10)));
+        clock.advance(Duration::from_secs(4));
+        assert_eq!(bucket.check(), Err(RetryAfter(6)));
+        clock.advance(Duration::from_secs(6));
+        assert_eq!(bucket.check(), Ok(()));
+        assert_eq!(bucket.check(), Err(RetryAfter(10)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 
 use super::decision::LimitKind;
-use super::keys::{self, KeySet};
+use super::keys::{self, KeyFileError, KeySet};
 use crate::metrics::{Metrics, MetricsError};
 use crate::reload::{Applied, Reloadable};
 
@@ -54,8 +54,10 @@ pub(super) fn summary(keys: &KeySet) -> String {
 impl Reloadable for LiveKeys {
     const WHAT: &'static str = "API keys";
 
-    fn reload(&self, bytes: &[u8]) -> Result<Applied, String> {
-        let entries = keys::parse(&String::from_utf8_lossy(bytes)).map_err(|e| e.to_string())?;
+    type Error = KeyFileError;
+
+    fn reload(&self, bytes: &[u8]) -> Result<Applied, KeyFileError> {
+        let entries = keys::parse_bytes(bytes)?;
         let previous = self.current.load();
         let keys = KeySet::build(entries, Some(&previous.keys));
         let generation = previous.generation + 1;

@@ -84,12 +84,11 @@ impl Authenticator {
                     path: path.clone(),
                     source,
                 })?;
-                let entries = keys::parse(&String::from_utf8_lossy(&bytes)).map_err(|source| {
-                    AuthStartError::Invalid {
+                let entries =
+                    keys::parse_bytes(&bytes).map_err(|source| AuthStartError::Invalid {
                         path: path.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 let keys = KeySet::build(entries, None);
                 let summary = summary(&keys);
                 tracing::info!(path = %path.display(), summary, "API keys loaded; authentication on");
@@ -148,12 +147,27 @@ impl Authenticator {
                 key.map(|k| k.name.clone())
             }
         };
-        if let (Some(per_user), Some(user)) = (&self.per_user, feed_user)
+        if let Some(user) = feed_user {
+            self.charge_user(key.clone(), user).await?;
+        }
+        Ok(Admitted { key })
+    }
+
+    /// Takes a token of `user`'s bucket (`--user-rate-limit`; nothing without it) for a request
+    /// admitted with `key`. `admit` does it for `GET /v1/feed`; `POST /v1/rank` names its user
+    /// in the body, so its handler calls this once the body is parsed, before any work.
+    pub async fn charge_user(&self, key: Option<KeyName>, user: &str) -> Result<(), Refusal> {
+        if let Some(per_user) = &self.per_user
             && let Err(retry_after) = per_user.check(user).await
         {
             return Err(self.limited(key, LimitKind::User, retry_after));
         }
-        Ok(Admitted { key })
+        Ok(())
+    }
+
+    /// Whether `--user-rate-limit` is set.
+    pub fn limits_users(&self) -> bool {
+        self.per_user.is_some()
     }
 
     fn limited(&self, key: Option<KeyName>, limit: LimitKind, retry_after: RetryAfter) -> Refusal {

@@ -22,6 +22,24 @@ use crate::model::validate_id;
 #[derive(Clone, Debug)]
 pub struct ClientKey(pub KeyName);
 
+/// The per-user limit for a handler that learns its user from the body (`POST /v1/rank`): put
+/// in the request's extensions by [`authenticate`] when `--user-rate-limit` is set.
+#[derive(Clone)]
+pub struct UserLimit {
+    auth: Arc<Authenticator>,
+    key: Option<KeyName>,
+}
+
+impl UserLimit {
+    /// Takes a token of `user`'s bucket, or answers the 429 to send (nothing else done).
+    pub async fn charge(&self, user: &str) -> Result<(), Response> {
+        self.auth
+            .charge_user(self.key.clone(), user)
+            .await
+            .map_err(|refusal| refusal_response(&refusal))
+    }
+}
+
 /// The realm of every `WWW-Authenticate` challenge.
 pub const REALM: &str = "feed-server";
 
@@ -54,7 +72,7 @@ fn feed_user(uri: &Uri) -> Option<String> {
 /// Admits the request (and tags its response with the key's name) or answers the refusal.
 pub async fn authenticate(
     State(auth): State<Arc<Authenticator>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let matched = req
@@ -62,7 +80,8 @@ pub async fn authenticate(
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     let access = scope::access_of(matched);
-    let user = (matched.and_then(Route::from_path) == Some(Route::Feed))
+    let route = matched.and_then(Route::from_path);
+    let user = (route == Some(Route::Feed))
         .then(|| feed_user(req.uri()))
         .flatten();
     let authorization = req
@@ -73,6 +92,12 @@ pub async fn authenticate(
         Ok(admitted) => {
             if let Some(key) = &admitted.key {
                 Span::current().record("key", key.as_str());
+            }
+            if route == Some(Route::Rank) && auth.limits_users() {
+                req.extensions_mut().insert(UserLimit {
+                    auth: auth.clone(),
+                    key: admitted.key.clone(),
+                });
             }
             let mut response = next.run(req).await;
             if let Some(key) = admitted.key {
@@ -92,6 +117,23 @@ pub async fn authenticate(
             response
         }
     }
+}
+
+/// The error code of a response that refused a request before any work (401 `unauthenticated`,
+/// 403 `forbidden`, 429 `rate_limited`), or `None` for any other response. Refusals are counted
+/// apart from the API request series: anyone can send cheap 401s, and counting them would let a
+/// flood dilute a canary's error rate and latency into a promotion.
+pub fn refusal_reason(response: &Response) -> Option<ErrorCode> {
+    response
+        .extensions()
+        .get::<ErrorCode>()
+        .copied()
+        .filter(|code| {
+            matches!(
+                code,
+                ErrorCode::Unauthenticated | ErrorCode::Forbidden | ErrorCode::RateLimited
+            )
+        })
 }
 
 fn challenge(error: Option<&str>, scope: Option<Scope>) -> HeaderValue {
@@ -115,8 +157,13 @@ pub fn refusal_response(refusal: &Refusal) -> Response {
                     "this route needs an API key: send `Authorization: Bearer <key>`",
                     None,
                 ),
+                // RFC 6750 §3.1: a client that tried another scheme gets no error code.
+                Unauthenticated::OtherScheme => (
+                    "this route takes `Authorization: Bearer <key>`, not another scheme",
+                    None,
+                ),
                 Unauthenticated::Malformed => (
-                    "the Authorization header is not `Bearer <key>`",
+                    "the Authorization header is `Bearer` without a usable key (empty, not text, or longer than 256 bytes)",
                     Some("invalid_request"),
                 ),
                 Unauthenticated::Unknown => (
@@ -197,6 +244,14 @@ mod tests {
             header_of(&r, header::WWW_AUTHENTICATE),
             "Bearer realm=\"feed-server\""
         );
+        let r = refusal_response(&Refusal::Unauthenticated(Unauthenticated::OtherScheme));
+        assert_eq!(
+            header_of(&r, header::WWW_AUTHENTICATE),
+            "Bearer realm=\"feed-server\"",
+            "no error code for a client of another scheme (RFC 6750 §3.1)"
+        );
+        let r = refusal_response(&Refusal::Unauthenticated(Unauthenticated::Malformed));
+        assert!(header_of(&r, header::WWW_AUTHENTICATE).ends_with("error=\"invalid_request\""));
         let r = refusal_response(&Refusal::Unauthenticated(Unauthenticated::Unknown));
         assert!(header_of(&r, header::WWW_AUTHENTICATE).ends_with("error=\"invalid_token\""));
         let key = KeyName::new("reader").expect("name");

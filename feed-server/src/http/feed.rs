@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::auth::UserLimit;
 use super::cursor;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::{ApiJson, ApiQuery};
@@ -187,9 +188,16 @@ pub async fn get_feed(
 )]
 pub async fn rank(
     State(state): State<SharedState>,
+    user_limit: Option<Extension<UserLimit>>,
     ApiJson(req): ApiJson<RankRequest>,
 ) -> Result<Response, ApiError> {
     validate_id("user_id", &req.user_id)?;
+    // The per-user limit, charged as soon as the user is known (a valid id only), before any work.
+    if let Some(Extension(limit)) = &user_limit
+        && let Err(refused) = limit.charge(&req.user_id).await
+    {
+        return Ok(refused);
+    }
     if req.video_ids.is_empty() {
         return Err(ApiError::bad_request(
             ErrorCode::EmptyCandidates,

@@ -44,8 +44,9 @@ pub struct HttpLimits {
     pub max_body_bytes: usize,
 }
 
-/// Records every request: API routes in the request metrics the rollout checks judge, probes,
-/// scrapes and unmatched paths in the operational counter only (see [`routes`]).
+/// Records every request: API routes in the request metrics the rollout checks judge, refusals
+/// of authentication and rate limits in their own counter (see [`auth::refusal_reason`]),
+/// probes, scrapes and unmatched paths in the operational counter only (see [`routes`]).
 async fn record_metrics(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     // Cheap clones (shared string, standard method): nothing is allocated per request here.
     let matched = req.extensions().get::<MatchedPath>().cloned();
@@ -56,6 +57,12 @@ async fn record_metrics(State(state): State<SharedState>, req: Request, next: Ne
     let status = response.status();
     let m = &state.metrics;
     match class {
+        TrafficClass::Api if let Some(reason) = auth::refusal_reason(&response) => {
+            let key = response.extensions().get::<auth::ClientKey>();
+            m.http_refused
+                .with_label_values(&[route, reason.as_str(), key.map_or("", |k| k.0.as_str())])
+                .inc()
+        }
         TrafficClass::Api => {
             let variant = response
                 .extensions()
