@@ -18,6 +18,7 @@
 pub mod clock;
 pub mod discovery;
 pub mod error;
+pub mod meta;
 pub mod patch;
 pub mod path;
 pub mod rbac;

@@ -28,6 +28,7 @@ use tokio::sync::broadcast;
 
 use crate::discovery;
 use crate::error::ApiError;
+use crate::meta;
 use crate::patch::{self, PatchType};
 use crate::path::{self, Target, query_param};
 use crate::rbac::{self, Attributes, Decision, Identity, Policy, Verb};
@@ -468,6 +469,14 @@ impl Inner {
     ) -> Result<Value, ApiError> {
         obj["apiVersion"] = json!(info.api_version());
         obj["kind"] = json!(info.kind);
+        let causes = meta::problems(info, &obj, old);
+        if !causes.is_empty() {
+            return Err(ApiError::Invalid {
+                kind: info.qualified_kind(),
+                name: key.name.clone(),
+                causes,
+            });
+        }
         validation::check(info, &obj)?;
         if dry_run {
             return Ok(obj);

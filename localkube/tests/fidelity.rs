@@ -988,6 +988,56 @@ async fn a_history_limit_compacts_old_resource_versions() {
 }
 
 #[tokio::test]
+async fn built_in_names_labels_and_deployment_selectors_are_validated() {
+    let api = FakeApi::new();
+    let fields = |status: &Value| -> Vec<String> {
+        status["details"]["causes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["field"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "1web"}});
+    let (code, status) = admin(
+        &api,
+        Method::POST,
+        "/api/v1/namespaces/ns/services",
+        JSON,
+        Some(svc),
+    )
+    .await;
+    assert_eq!(
+        (code, fields(&status)),
+        (422, vec!["metadata.name".to_owned()]),
+        "{status}"
+    );
+    let mut labelled = cm("a", "1");
+    labelled["metadata"]["labels"] = json!({"bad key": "x", "ok": "bad value"});
+    let (code, status) = admin(&api, Method::POST, CMS, JSON, Some(labelled)).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(fields(&status), ["metadata.labels", "metadata.labels.ok"]);
+    let deploys = "/apis/apps/v1/namespaces/ns/deployments";
+    let mut d = deploy(1);
+    d["spec"]["template"]["metadata"]["labels"] = json!({"app": "other"});
+    let (code, status) = admin(&api, Method::POST, deploys, JSON, Some(d)).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(fields(&status), ["spec.template.metadata.labels"]);
+    let (code, _) = admin(&api, Method::POST, deploys, JSON, Some(deploy(1))).await;
+    assert_eq!(code, 201);
+    let moved = json!({"spec": {"selector": {"matchLabels": {"app": "web", "x": "y"}},
+        "template": {"metadata": {"labels": {"app": "web", "x": "y"}}}}});
+    let (code, status) = admin(&api, Method::PATCH, DEPLOY, MERGE, Some(moved)).await;
+    assert_eq!(
+        (code, fields(&status)),
+        (422, vec!["spec.selector".to_owned()]),
+        "{status}"
+    );
+    assert!(api.list("v1", "configmaps", "ns").is_empty());
+    assert!(api.list("v1", "services", "ns").is_empty());
+}
+
+#[tokio::test]
 async fn bad_requests_get_clear_errors_and_change_nothing() {
     let api = FakeApi::cluster().unwrap();
     let token = api.issue_token(Identity::admin());
