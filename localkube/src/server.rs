@@ -133,17 +133,18 @@ pub fn mark_rolled_out(d: &mut Value) {
     });
 }
 
-fn json_response(code: u16, body: &Value) -> Response<ResponseBody> {
+fn json_response(code: StatusCode, body: &Value) -> Response<ResponseBody> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     Response::builder()
-        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .status(code)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(bytes)).boxed_unsync())
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
 }
 
 fn error_response(e: &ApiError) -> Response<ResponseBody> {
-    json_response(e.code(), &e.status())
+    let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &e.status())
 }
 
 /// A request, read.
@@ -160,7 +161,7 @@ struct Incoming {
 
 /// What the handler answers.
 enum Reply {
-    Json(u16, Value),
+    Json(StatusCode, Value),
     Watch(Box<WatchSpec>),
 }
 
@@ -546,20 +547,24 @@ impl Inner {
         let dry_run = query_param(&req.query, "dryRun").is_some();
         let name = t.name.clone().unwrap_or_default();
         match verb {
-            Verb::Get => self.get(&t, &info, &name, req).map(|v| Reply::Json(200, v)),
-            Verb::List => self.list(&t, &info, req).map(|v| Reply::Json(200, v)),
+            Verb::Get => self
+                .get(&t, &info, &name, req)
+                .map(|v| Reply::Json(StatusCode::OK, v)),
+            Verb::List => self
+                .list(&t, &info, req)
+                .map(|v| Reply::Json(StatusCode::OK, v)),
             Verb::Watch => self.watch(t, info, req).map(|w| Reply::Watch(Box::new(w))),
             Verb::Create => self.create(&t, &info, body, req, dry_run),
             Verb::Update => self
                 .update(&t, &info, &name, body, req, dry_run)
-                .map(|v| Reply::Json(200, v)),
+                .map(|v| Reply::Json(StatusCode::OK, v)),
             Verb::Patch => self.patch(&t, &info, &name, body, req, dry_run),
             Verb::Delete => self
                 .delete(&t, &info, &name, body.as_ref(), &req.query)
-                .map(|v| Reply::Json(200, v)),
+                .map(|v| Reply::Json(StatusCode::OK, v)),
             Verb::DeleteCollection => self
                 .delete_collection(&t, &info, body.as_ref(), &req.query)
-                .map(|v| Reply::Json(200, v)),
+                .map(|v| Reply::Json(StatusCode::OK, v)),
         }
     }
 
@@ -600,7 +605,7 @@ impl Inner {
         let v = match parts.as_slice() {
             ["version"] => discovery::version(),
             ["healthz" | "readyz" | "livez"] => {
-                return Ok(Reply::Json(200, json!("ok")));
+                return Ok(Reply::Json(StatusCode::OK, json!("ok")));
             }
             ["api"] => discovery::core_versions(),
             ["apis"] => discovery::group_list(&self.infos()),
@@ -634,7 +639,7 @@ impl Inner {
             }
             _ => return Err(ApiError::NoSuchResource),
         };
-        Ok(Reply::Json(200, v))
+        Ok(Reply::Json(StatusCode::OK, v))
     }
 
     fn get(
@@ -812,7 +817,7 @@ impl Inner {
             Scope::Main,
         );
         let stored = self.commit(info, key, obj, None, dry_run)?;
-        Ok(Reply::Json(201, stored))
+        Ok(Reply::Json(StatusCode::CREATED, stored))
     }
 
     fn has_status_subresource(info: &ResourceInfo) -> bool {
@@ -965,7 +970,11 @@ impl Inner {
                 Some(o) => Self::scoped(info, scope, o, obj),
                 None => obj,
             };
-            let code = if old.is_some() { 200 } else { 201 };
+            let code = if old.is_some() {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             let stored = self.commit(info, key, obj, old.as_ref(), dry_run)?;
             return Ok(Reply::Json(code, stored));
         }
@@ -984,7 +993,7 @@ impl Inner {
                     name: name.to_owned(),
                     causes: vec![crate::error::Cause {
                         field: String::new(),
-                        message: e,
+                        message: e.to_string(),
                     }],
                 })?
             }
@@ -995,7 +1004,7 @@ impl Inner {
             let mut obj = old.clone();
             set_spec_replicas(info, &mut obj, target["spec"]["replicas"].clone());
             let stored = self.commit(info, key, obj, Some(&old), dry_run)?;
-            return Ok(Reply::Json(200, scale_of(info, &stored)));
+            return Ok(Reply::Json(StatusCode::OK, scale_of(info, &stored)));
         }
         Self::check_precondition(info, name, &old, &target)?;
         let mut obj = Self::scoped(info, scope, &old, target);
@@ -1007,7 +1016,7 @@ impl Inner {
             scope,
         );
         let stored = self.commit(info, key, obj, Some(&old), dry_run)?;
-        Ok(Reply::Json(200, stored))
+        Ok(Reply::Json(StatusCode::OK, stored))
     }
 
     fn propagation(body: Option<&Value>, query: &str) -> Propagation {
