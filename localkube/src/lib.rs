@@ -23,6 +23,7 @@ pub mod patch;
 pub mod path;
 pub mod rbac;
 pub mod resources;
+pub mod scale;
 pub mod selector;
 pub mod serve;
 pub mod server;
@@ -30,6 +31,7 @@ pub mod ssa;
 pub mod store;
 pub mod table;
 pub mod validation;
+pub mod watch;
 
 pub use error::ApiError;
 pub use rbac::{Decision, Identity, Verb};

@@ -17,12 +17,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body::Frame;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -33,11 +31,13 @@ use crate::patch::{self, PatchType};
 use crate::path::{self, Target, query_param};
 use crate::rbac::{self, Attributes, Decision, Identity, Policy, Verb};
 use crate::resources::{self, CRD_PLURAL, CRD_PREFIX, ResourceInfo};
+use crate::scale::{scale_of, set_spec_replicas};
 use crate::selector::Selector;
 use crate::ssa::{self, Scope};
 use crate::store::{self, Change, EventType, Mutator, ObjectKey, Propagation, Store};
 use crate::table::{self, Include};
 use crate::validation;
+use crate::watch::{WatchSpec, expired_watch, in_scope, watch_response};
 
 /// Response bodies: whole JSON documents, or a watch stream.
 pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -165,17 +165,6 @@ enum Reply {
     Watch(Box<WatchSpec>),
 }
 
-struct WatchSpec {
-    target: Target,
-    info: ResourceInfo,
-    labels: Selector,
-    fields: Selector,
-    backlog: Vec<Change>,
-    rx: broadcast::Receiver<Change>,
-    table: Option<Include>,
-    timeout: Option<Duration>,
-}
-
 fn parse_body(bytes: &Bytes, content_type: &str) -> Result<Option<Value>, ApiError> {
     if bytes.is_empty() {
         return Ok(None);
@@ -227,58 +216,6 @@ fn selectors(query: &str, info: &ResourceInfo) -> Result<(Selector, Selector), A
             info.selectable_fields(),
         )?,
     ))
-}
-
-/// The `Scale` of an object with a scale subresource.
-fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
-    let at = |p: &str| {
-        p.trim_start_matches('.')
-            .split('.')
-            .try_fold(obj, |v, k| v.get(k))
-            .cloned()
-    };
-    let paths = info.scale.clone().unwrap_or(resources::ScalePaths {
-        spec_replicas: ".spec.replicas".into(),
-        status_replicas: ".status.replicas".into(),
-        label_selector: None,
-    });
-    let selector = match &paths.label_selector {
-        Some(p) => at(p).unwrap_or(json!("")),
-        None => json!(
-            obj["spec"]["selector"]["matchLabels"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-    };
-    json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
-        "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"],
-                     "resourceVersion": obj["metadata"]["resourceVersion"],
-                     "uid": obj["metadata"]["uid"], "creationTimestamp": obj["metadata"]["creationTimestamp"]},
-        "spec": {"replicas": at(&paths.spec_replicas).unwrap_or(json!(0))},
-        "status": {"replicas": at(&paths.status_replicas).unwrap_or(json!(0)), "selector": selector}})
-}
-
-fn set_spec_replicas(info: &ResourceInfo, obj: &mut Value, replicas: Value) {
-    let path = info
-        .scale
-        .as_ref()
-        .map_or(".spec.replicas", |s| s.spec_replicas.as_str());
-    let keys: Vec<&str> = path.trim_start_matches('.').split('.').collect();
-    let Some((last, parents)) = keys.split_last() else {
-        return;
-    };
-    let mut cur = obj;
-    for k in parents {
-        if !cur[*k].is_object() {
-            cur[*k] = json!({});
-        }
-        cur = &mut cur[*k];
-    }
-    cur[*last] = replicas;
 }
 
 /// An events.k8s.io/v1 Event in the core/v1 shape (`regarding` → `involvedObject`, `note` →
@@ -1152,83 +1089,6 @@ fn request_attributes(verb: Verb, t: &Target, info: &ResourceInfo, query: &str) 
         name,
         namespace,
     }
-}
-
-/// Whether a change to `key` is in the watched collection `t` (resource and namespace).
-fn in_scope(t: &Target, key: &ObjectKey) -> bool {
-    key.prefix == t.prefix
-        && key.resource == t.resource
-        && t.namespace.as_ref().is_none_or(|ns| *ns == key.namespace)
-}
-
-fn watch_line(kind: &str, object: &Value) -> Frame<Bytes> {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-    line.push(b'\n');
-    Frame::data(Bytes::from(line))
-}
-
-fn watch_response(spec: WatchSpec) -> Response<ResponseBody> {
-    let WatchSpec {
-        target: t,
-        info,
-        labels,
-        fields,
-        backlog,
-        rx,
-        table,
-        timeout,
-    } = spec;
-    let seen = move |c: Change| {
-        let event = in_scope(&t, &c.key)
-            .then(|| c.seen_through(|o| labels.matches_labels(o) && fields.matches_fields(o)))
-            .flatten();
-        std::future::ready(event)
-    };
-    // A lagging watcher ends its stream: the client resumes from the last resourceVersion it
-    // saw and gets the missed changes from the history, nothing is skipped.
-    let live = futures::stream::unfold(rx, |mut rx| async move {
-        match rx.recv().await {
-            Ok(c) => Some((c, rx)),
-            Err(_) => None,
-        }
-    });
-    let render = move |(kind, object): (EventType, Value)| {
-        let object = match table {
-            Some(include) => {
-                let rv = object["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                table::table(&info, std::slice::from_ref(&object), &rv, include)
-            }
-            None => object,
-        };
-        Ok::<_, Infallible>(watch_line(&kind.to_string(), &object))
-    };
-    let events = futures::stream::iter(backlog)
-        .chain(live)
-        .filter_map(seen)
-        .map(render);
-    let body = match timeout {
-        Some(d) => StreamBody::new(events.take_until(tokio::time::sleep(d))).boxed_unsync(),
-        None => StreamBody::new(events).boxed_unsync(),
-    };
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
-}
-
-/// A watch of a compacted resourceVersion: one ERROR event with the 410 Status, as the API
-/// server sends it.
-fn expired_watch(e: &ApiError) -> Response<ResponseBody> {
-    let line = watch_line("ERROR", &e.status());
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(StreamBody::new(futures::stream::iter([Ok::<_, Infallible>(line)])).boxed_unsync())
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
 }
 
 impl FakeApi {
