@@ -34,7 +34,22 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 pidfile=$dir/localkube.pid
 
-running() { [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+# Whether pid $1 is a localkube process (not a recycled pid now owned by something else).
+is_localkube() {
+  local exe=
+  [[ $1 =~ ^[0-9]+$ && -r /proc/$1/cmdline ]] || return 1
+  IFS= read -r -d '' exe <"/proc/$1/cmdline" 2>/dev/null || [[ -n $exe ]] || return 1
+  [[ ${exe##*/} == localkube ]]
+}
+running() { [[ -f $pidfile ]] && is_localkube "$(cat "$pidfile")"; }
+# Stops pid $1 (TERM, then KILL after 5 s); a process that already exited is fine.
+stop() {
+  local pid=$1
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  echo "local-cluster.sh: pid $pid still running after 5 s, sending SIGKILL" >&2
+  kill -9 "$pid" 2>/dev/null || true
+}
 
 case $cmd in
   up)
@@ -56,6 +71,9 @@ case $cmd in
     fi
     pid=$!
     echo "$pid" >"$pidfile"
+    # Installed before the readiness wait: Ctrl-C during start-up stops localkube too (and,
+    # with --foreground, at any time).
+    trap 'stop "$pid"; rm -f "$pidfile" "$dir/env"' INT TERM EXIT
     for _ in $(seq 100); do
       [[ -f $dir/kubeconfig ]] && break
       if ! kill -0 "$pid" 2>/dev/null; then
@@ -68,11 +86,12 @@ case $cmd in
     done
     if [[ ! -f $dir/kubeconfig ]]; then
       echo "local-cluster.sh: localkube wrote no kubeconfig within 10 s" >&2
-      kill "$pid" 2>/dev/null || true
+      stop "$pid"
       rm -f "$pidfile"
       exit 1
     fi
     echo "export KUBECONFIG=$dir/kubeconfig" >"$dir/env"
+    [[ $foreground == 1 ]] || trap - INT TERM EXIT
     cat <<MSG
 local cluster up: API server $(grep -m1 'server:' "$dir/kubeconfig" | awk '{print $2}') (pid $pid)
   source $dir/env
@@ -81,23 +100,17 @@ local cluster up: API server $(grep -m1 'server:' "$dir/kubeconfig" | awk '{prin
 Not yet: pods, Services, Prometheus, traffic, the operator (see localkube/README.md).
 MSG
     if [[ $foreground == 1 ]]; then
-      trap 'kill "$pid" 2>/dev/null || true; rm -f "$pidfile" "$dir/env"' INT TERM EXIT
-      wait "$pid"
+      wait "$pid" || true
     fi
     ;;
   down)
     if ! running; then
+      # No pid file, or its pid is gone or now another program's: never signal that one.
       echo "local-cluster.sh: nothing running in $dir" >&2
-      rm -f "$pidfile"
+      rm -f "$pidfile" "$dir/env"
       exit 0
     fi
-    pid=$(cat "$pidfile")
-    kill "$pid"
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "local-cluster.sh: pid $pid still running after 5 s, sending SIGKILL" >&2
-      kill -9 "$pid" 2>/dev/null || true
-    fi
+    stop "$(cat "$pidfile")"
     rm -f "$pidfile" "$dir/env" "$dir/kubeconfig" "$dir/operator.kubeconfig"
     echo "local cluster in $dir stopped"
     ;;

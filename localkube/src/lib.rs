@@ -6,7 +6,8 @@
 //! create/update/patch (server-side apply with field managers and conflicts in [`ssa`];
 //! merge, strategic and JSON patches in [`patch`]), delete (finalizers, garbage collection of
 //! dependents), the `status` and `scale` subresources, Tables for `kubectl get`, RBAC per
-//! bearer token ([`rbac`], every decision recorded), and CRDs whose kinds it then serves and
+//! bearer token ([`rbac`]; every decision recorded with its request unless the request log
+//! is bounded ([`FakeApi::set_request_log_limit`]) or off ([`FakeApi::lean`])), and CRDs whose kinds it then serves and
 //! validates with the CRD's schema and CEL rules ([`validation`]).
 //!
 //! In-process, it is a `tower::Service` a `kube::Client` talks to ([`FakeApi::client`]); the
@@ -17,10 +18,12 @@
 pub mod clock;
 pub mod discovery;
 pub mod error;
+pub mod meta;
 pub mod patch;
 pub mod path;
 pub mod rbac;
 pub mod resources;
+pub mod scale;
 pub mod selector;
 pub mod serve;
 pub mod server;
@@ -28,6 +31,7 @@ pub mod ssa;
 pub mod store;
 pub mod table;
 pub mod validation;
+pub mod watch;
 
 pub use error::ApiError;
 pub use rbac::{Decision, Identity, Verb};

@@ -40,6 +40,18 @@ struct Args {
     /// `kube-node-lease` and the operator's), e.g. `feed` for the examples.
     #[arg(long)]
     namespace: Vec<String>,
+    /// Changes kept for watches to resume from: a watch from an older resourceVersion gets
+    /// 410 Gone and its client relists (kubectl and kube-runtime do so on their own).
+    #[arg(long, default_value_t = 5_000)]
+    history: usize,
+    /// Changes a live watch may fall behind by before its stream ends (the client resumes
+    /// from the history).
+    #[arg(long, default_value_t = 1_024)]
+    live_buffer: usize,
+    /// Recent requests kept in memory with their RBAC decisions, a ring (0, the default:
+    /// none; nothing in the binary reads them, refusals are logged as warnings either way).
+    #[arg(long, default_value_t = 0)]
+    request_log: usize,
 }
 
 #[tokio::main]
@@ -58,6 +70,10 @@ async fn main() -> anyhow::Result<()> {
         );
     };
     let api = FakeApi::cluster().context("starting the API server")?;
+    // Bounded memory in a long session: a short history, a small live buffer, a request ring.
+    api.set_history_limit(args.history);
+    api.set_live_buffer(args.live_buffer);
+    api.set_request_log_limit(args.request_log);
     for ns in args.namespace.iter().map(String::as_str).chain([sa_ns]) {
         api.put(
             "namespaces",

@@ -109,15 +109,27 @@ fn strip_directives(v: &Value) -> Value {
 
 /// Applies an RFC 6902 JSON patch. Like the API server, a `test` of a missing path against
 /// `null` passes.
-pub fn json_patch(target: &mut Value, patch: Value) -> Result<(), String> {
-    let mut patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| e.to_string())?;
+pub fn json_patch(target: &mut Value, patch: Value) -> Result<(), JsonPatchError> {
+    let mut patch: json_patch::Patch =
+        serde_json::from_value(patch).map_err(|e| JsonPatchError::Malformed(e.to_string()))?;
     patch.0.retain(|op| match op {
         json_patch::PatchOperation::Test(t) => {
             !(t.value.is_null() && target.pointer(t.path.as_str()).is_none())
         }
         _ => true,
     });
-    json_patch::patch(target, &patch).map_err(|e| e.to_string())
+    json_patch::patch(target, &patch).map_err(|e| JsonPatchError::Failed(e.to_string()))
+}
+
+/// Why a JSON patch was not applied.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JsonPatchError {
+    /// The body is not a list of RFC 6902 operations.
+    #[error("the JSON patch is malformed: {0}")]
+    Malformed(String),
+    /// An operation failed (a missing path, a failed `test`); nothing was changed.
+    #[error("{0}")]
+    Failed(String),
 }
 
 #[cfg(test)]
@@ -162,8 +174,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v, json!({"a": 1, "b": 2}));
-        assert!(json_patch(&mut v, json!([{"op": "remove", "path": "/zz"}])).is_err());
-        assert!(json_patch(&mut v, json!({"not": "a patch"})).is_err());
+        assert!(matches!(
+            json_patch(&mut v, json!([{"op": "remove", "path": "/zz"}])),
+            Err(JsonPatchError::Failed(_))
+        ));
+        assert!(matches!(
+            json_patch(&mut v, json!({"not": "a patch"})),
+            Err(JsonPatchError::Malformed(_))
+        ));
+        assert_eq!(v, json!({"a": 1, "b": 2}));
     }
 
     #[test]

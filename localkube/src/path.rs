@@ -30,6 +30,9 @@ pub fn parse(path: &str) -> Option<Target> {
         _ => return None,
     };
     let (namespace, rest) = match rest {
+        // `namespaces/X/status` and `namespaces/X/finalize` are subresources of namespace X,
+        // not resources in it (as the API server's request info reads them).
+        ["namespaces", _, "status" | "finalize"] => (None, rest),
         ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some((*ns).to_owned()), rest),
         _ => (None, rest),
     };
@@ -116,6 +119,16 @@ mod tests {
         assert_eq!(
             (ns.resource.as_str(), ns.name.as_deref(), ns.namespace),
             ("namespaces", Some("default"), None)
+        );
+        let status = parse("/api/v1/namespaces/default/status").unwrap();
+        assert_eq!(
+            (
+                status.resource.as_str(),
+                status.name.as_deref(),
+                status.subresource.as_deref(),
+                status.namespace
+            ),
+            ("namespaces", Some("default"), Some("status"), None)
         );
         let all = parse("/api/v1/pods").unwrap();
         assert_eq!((all.resource.as_str(), all.namespace), ("pods", None));

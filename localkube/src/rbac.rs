@@ -217,14 +217,57 @@ pub fn rule_allows(rule: &PolicyRule, req: &Attributes) -> bool {
         && name_ok
 }
 
+/// The kinds of subject a binding names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubjectKind {
+    /// A user name.
+    User,
+    /// A group.
+    Group,
+    /// A ServiceAccount (its namespace, or the binding's).
+    ServiceAccount,
+}
+
+impl SubjectKind {
+    /// The kind a subject's `kind` field names (`None`: not one the API server accepts).
+    pub fn parse(kind: &str) -> Option<Self> {
+        match kind {
+            "User" => Some(Self::User),
+            "Group" => Some(Self::Group),
+            "ServiceAccount" => Some(Self::ServiceAccount),
+            _ => None,
+        }
+    }
+}
+
+/// The kinds of role a binding's `roleRef` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleKind {
+    /// A Role, in the binding's namespace.
+    Role,
+    /// A ClusterRole.
+    ClusterRole,
+}
+
+impl RoleKind {
+    /// The kind a `roleRef.kind` names (`None`: not one the API server accepts).
+    pub fn parse(kind: &str) -> Option<Self> {
+        match kind {
+            "Role" => Some(Self::Role),
+            "ClusterRole" => Some(Self::ClusterRole),
+            _ => None,
+        }
+    }
+}
+
 fn subject_matches(kind: &str, name: &str, namespace: Option<&str>, who: &Identity) -> bool {
-    match kind {
-        "User" => who.user == name,
-        "Group" => who.groups.iter().any(|g| g == name),
-        "ServiceAccount" => {
+    match SubjectKind::parse(kind) {
+        Some(SubjectKind::User) => who.user == name,
+        Some(SubjectKind::Group) => who.groups.iter().any(|g| g == name),
+        Some(SubjectKind::ServiceAccount) => {
             namespace.is_some_and(|ns| who.user == format!("system:serviceaccount:{ns}:{name}"))
         }
-        _ => false,
+        None => false,
     }
 }
 
@@ -245,7 +288,7 @@ pub fn authorize(who: &Identity, req: &Attributes, policy: &Policy) -> Decision 
             subject_matches(&s.kind, &s.name, ns, who)
         });
         if bound
-            && b.role_ref.kind == "ClusterRole"
+            && RoleKind::parse(&b.role_ref.kind) == Some(RoleKind::ClusterRole)
             && allows(policy.cluster_role(&b.role_ref.name))
         {
             let name = b.metadata.name.clone().unwrap_or_default();
@@ -265,10 +308,10 @@ pub fn authorize(who: &Identity, req: &Attributes, policy: &Policy) -> Decision 
             let ns = s.namespace.as_deref().or(Some(bns));
             subject_matches(&s.kind, &s.name, ns, who)
         });
-        let rules = match b.role_ref.kind.as_str() {
-            "Role" => policy.role(bns, &b.role_ref.name),
-            "ClusterRole" => policy.cluster_role(&b.role_ref.name),
-            _ => None,
+        let rules = match RoleKind::parse(&b.role_ref.kind) {
+            Some(RoleKind::Role) => policy.role(bns, &b.role_ref.name),
+            Some(RoleKind::ClusterRole) => policy.cluster_role(&b.role_ref.name),
+            None => None,
         };
         if bound && allows(rules) {
             let name = b.metadata.name.clone().unwrap_or_default();

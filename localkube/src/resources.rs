@@ -59,6 +59,41 @@ pub struct ScalePaths {
 }
 
 impl ResourceInfo {
+    /// The fields a field selector may name besides `metadata.name` and
+    /// `metadata.namespace` (the kind's field label conversions on the API server; custom
+    /// resources have none here: CRD `selectableFields` is not modelled).
+    pub fn selectable_fields(&self) -> &'static [&'static str] {
+        match (self.group.as_str(), self.plural.as_str()) {
+            ("", "pods") => &[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.nominatedNodeName",
+            ],
+            ("", "events") | ("events.k8s.io", "events") => &[
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reason",
+                "reportingComponent",
+                "source",
+                "type",
+            ],
+            ("", "namespaces") => &["status.phase"],
+            ("", "secrets") => &["type"],
+            ("apps", "replicasets") => &["status.replicas"],
+            _ => &[],
+        }
+    }
+
     /// `apps/v1` or `v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {

@@ -75,6 +75,42 @@ impl Selector {
         Ok(Self(reqs))
     }
 
+    /// Parses a field selector: only `=`, `==` and `!=`, on `metadata.name`,
+    /// `metadata.namespace` and the kind's own selectable `fields`; anything else is a 400,
+    /// as the API server answers.
+    pub fn parse_fields(s: &str, fields: &[&str]) -> Result<Self, ApiError> {
+        let selector = Self::parse(s)?;
+        for r in &selector.0 {
+            let key = match r {
+                Requirement::Equals(k, _) | Requirement::NotEquals(k, _) => k,
+                _ => {
+                    return Err(ApiError::BadRequest(format!(
+                        "invalid selector: {s:?}: field selectors support only =, == and !="
+                    )));
+                }
+            };
+            let known = ["metadata.name", "metadata.namespace"]
+                .iter()
+                .chain(fields)
+                .any(|f| f == key);
+            if !known {
+                return Err(ApiError::BadRequest(format!(
+                    "field label not supported: {key}"
+                )));
+            }
+        }
+        Ok(selector)
+    }
+
+    /// The value `key` must equal, when the selector requires an exact match on it (what the
+    /// API server reads `metadata.name` from a list's field selector for RBAC with).
+    pub fn exact(&self, key: &str) -> Option<&str> {
+        self.0.iter().find_map(|r| match r {
+            Requirement::Equals(k, v) if k == key => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
     /// Whether a value lookup satisfies every requirement.
     fn matches_with(&self, get: impl Fn(&str) -> Option<String>) -> bool {
         self.0.iter().all(|r| match r {
@@ -112,6 +148,25 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn field_selectors_allow_only_equality_on_the_kinds_fields() {
+        let s = Selector::parse_fields("metadata.name=a,metadata.namespace!=b", &[]).unwrap();
+        assert_eq!(s.exact("metadata.name"), Some("a"));
+        assert_eq!(s.exact("metadata.namespace"), None);
+        assert!(Selector::parse_fields("status.phase=Running", &["status.phase"]).is_ok());
+        for bad in [
+            "spec.replicas=1",
+            "metadata.name in (a)",
+            "metadata.name",
+            "!metadata.name",
+        ] {
+            let e = Selector::parse_fields(bad, &[]).unwrap_err();
+            assert_eq!(e.code(), 400, "{bad}");
+        }
+        let e = Selector::parse_fields("spec.x=1", &[]).unwrap_err();
+        assert_eq!(e.to_string(), "field label not supported: spec.x");
+    }
 
     #[test]
     fn label_selectors_support_equality_sets_and_existence() {

@@ -116,6 +116,9 @@ pub fn kubeconfig(
     Ok(serde_yaml::to_string(&doc)?)
 }
 
+/// The pause after a failed accept (EMFILE would otherwise spin).
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A bound HTTPS listener, not yet serving.
 pub struct Listener {
     listener: TcpListener,
@@ -137,10 +140,19 @@ impl Listener {
     }
 
     /// Serves `api` until the task is dropped; a failed handshake or connection only ends
-    /// that connection.
+    /// that connection, and a failed accept (out of file descriptors, a connection reset
+    /// before it was accepted) is logged and retried after a short pause: the server keeps
+    /// serving.
     pub async fn serve(self, api: FakeApi) -> Result<(), ServeError> {
         loop {
-            let (tcp, _) = self.listener.accept().await?;
+            let tcp = match self.listener.accept().await {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; retrying");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
+            };
             let acceptor = self.acceptor.clone();
             let api = api.clone();
             tokio::spawn(async move {

@@ -17,26 +17,27 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body::Frame;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::discovery;
 use crate::error::ApiError;
+use crate::meta;
 use crate::patch::{self, PatchType};
 use crate::path::{self, Target, query_param};
 use crate::rbac::{self, Attributes, Decision, Identity, Policy, Verb};
 use crate::resources::{self, CRD_PLURAL, CRD_PREFIX, ResourceInfo};
+use crate::scale::{scale_of, set_spec_replicas};
 use crate::selector::Selector;
 use crate::ssa::{self, Scope};
-use crate::store::{Change, EventType, Mutator, ObjectKey, Propagation, Store};
+use crate::store::{self, Change, EventType, Mutator, ObjectKey, Propagation, Store};
 use crate::table::{self, Include};
 use crate::validation;
+use crate::watch::{WatchSpec, expired_watch, in_scope, watch_response};
 
 /// Response bodies: whole JSON documents, or a watch stream.
 pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -56,14 +57,16 @@ pub struct Recorded {
     pub body: Option<Value>,
     /// The authenticated user (empty when authentication failed).
     pub user: String,
-    /// The verb and RBAC decision of a resource request (`None` for discovery and others).
-    pub authorization: Option<(Verb, Decision)>,
+    /// Every RBAC check of a resource request, in order, with its decision: the request's
+    /// verb, then `create` for an apply that creates the object (empty for discovery and
+    /// other non-resource requests, and when authentication failed).
+    pub authorization: Vec<(Verb, Decision)>,
 }
 
 impl Recorded {
     /// Whether authorization let the request through (non-resource requests always are).
     pub fn allowed(&self) -> bool {
-        self.authorization.as_ref().is_none_or(|(_, d)| d.allowed())
+        self.authorization.iter().all(|(_, d)| d.allowed())
     }
 }
 
@@ -80,8 +83,9 @@ struct Inner {
     store: Store,
     mode: Mode,
     tokens: HashMap<String, Identity>,
-    requests: Vec<Recorded>,
-    record: bool,
+    /// The most recent requests, at most `request_log_limit` of them.
+    requests: std::collections::VecDeque<Recorded>,
+    request_log_limit: usize,
     /// Answer the next request whose method and path match with this status code.
     failures: Vec<(Method, String, u16)>,
     /// Resource types of the stored CRDs, by the CRDs' resourceVersions.
@@ -129,17 +133,18 @@ pub fn mark_rolled_out(d: &mut Value) {
     });
 }
 
-fn json_response(code: u16, body: &Value) -> Response<ResponseBody> {
+fn json_response(code: StatusCode, body: &Value) -> Response<ResponseBody> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     Response::builder()
-        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .status(code)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(bytes)).boxed_unsync())
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
 }
 
 fn error_response(e: &ApiError) -> Response<ResponseBody> {
-    json_response(e.code(), &e.status())
+    let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &e.status())
 }
 
 /// A request, read.
@@ -156,19 +161,8 @@ struct Incoming {
 
 /// What the handler answers.
 enum Reply {
-    Json(u16, Value),
+    Json(StatusCode, Value),
     Watch(Box<WatchSpec>),
-}
-
-struct WatchSpec {
-    target: Target,
-    info: ResourceInfo,
-    labels: Selector,
-    fields: Selector,
-    backlog: Vec<Change>,
-    rx: broadcast::Receiver<Change>,
-    table: Option<Include>,
-    timeout: Option<Duration>,
 }
 
 fn parse_body(bytes: &Bytes, content_type: &str) -> Result<Option<Value>, ApiError> {
@@ -213,63 +207,15 @@ fn is_true(query: &str, key: &str) -> bool {
     matches!(query_param(query, key).as_deref(), Some("true" | "1"))
 }
 
-fn selectors(query: &str) -> Result<(Selector, Selector), ApiError> {
+/// The label and field selectors of a list, watch or deletecollection of `info`'s kind.
+fn selectors(query: &str, info: &ResourceInfo) -> Result<(Selector, Selector), ApiError> {
     Ok((
         Selector::parse(&query_param(query, "labelSelector").unwrap_or_default())?,
-        Selector::parse(&query_param(query, "fieldSelector").unwrap_or_default())?,
+        Selector::parse_fields(
+            &query_param(query, "fieldSelector").unwrap_or_default(),
+            info.selectable_fields(),
+        )?,
     ))
-}
-
-/// The `Scale` of an object with a scale subresource.
-fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
-    let at = |p: &str| {
-        p.trim_start_matches('.')
-            .split('.')
-            .try_fold(obj, |v, k| v.get(k))
-            .cloned()
-    };
-    let paths = info.scale.clone().unwrap_or(resources::ScalePaths {
-        spec_replicas: ".spec.replicas".into(),
-        status_replicas: ".status.replicas".into(),
-        label_selector: None,
-    });
-    let selector = match &paths.label_selector {
-        Some(p) => at(p).unwrap_or(json!("")),
-        None => json!(
-            obj["spec"]["selector"]["matchLabels"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-    };
-    json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
-        "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"],
-                     "resourceVersion": obj["metadata"]["resourceVersion"],
-                     "uid": obj["metadata"]["uid"], "creationTimestamp": obj["metadata"]["creationTimestamp"]},
-        "spec": {"replicas": at(&paths.spec_replicas).unwrap_or(json!(0))},
-        "status": {"replicas": at(&paths.status_replicas).unwrap_or(json!(0)), "selector": selector}})
-}
-
-fn set_spec_replicas(info: &ResourceInfo, obj: &mut Value, replicas: Value) {
-    let path = info
-        .scale
-        .as_ref()
-        .map_or(".spec.replicas", |s| s.spec_replicas.as_str());
-    let keys: Vec<&str> = path.trim_start_matches('.').split('.').collect();
-    let Some((last, parents)) = keys.split_last() else {
-        return;
-    };
-    let mut cur = obj;
-    for k in parents {
-        if !cur[*k].is_object() {
-            cur[*k] = json!({});
-        }
-        cur = &mut cur[*k];
-    }
-    cur[*last] = replicas;
 }
 
 /// An events.k8s.io/v1 Event in the core/v1 shape (`regarding` → `involvedObject`, `note` →
@@ -296,6 +242,30 @@ fn copy_status(from: &Value, to: &mut Value) {
             }
         }
     }
+}
+
+/// 422 `Invalid` unless `obj` is a JSON object whose `metadata`, when present, is an object
+/// too: the shape a written body (or a patch's result) needs before it is merged with the
+/// stored object.
+fn check_shape(info: &ResourceInfo, name: &str, obj: &Value) -> Result<(), ApiError> {
+    let field = if !obj.is_object() {
+        "<root>"
+    } else if obj
+        .get("metadata")
+        .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        "metadata"
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::Invalid {
+        kind: info.qualified_kind(),
+        name: name.to_owned(),
+        causes: vec![crate::error::Cause {
+            field: field.into(),
+            message: "Invalid value: must be an object".into(),
+        }],
+    })
 }
 
 /// A generated name suffix (`generateName`).
@@ -437,6 +407,14 @@ impl Inner {
     ) -> Result<Value, ApiError> {
         obj["apiVersion"] = json!(info.api_version());
         obj["kind"] = json!(info.kind);
+        let causes = meta::problems(info, &obj, old);
+        if !causes.is_empty() {
+            return Err(ApiError::Invalid {
+                kind: info.qualified_kind(),
+                name: key.name.clone(),
+                causes,
+            });
+        }
         validation::check(info, &obj)?;
         if dry_run {
             return Ok(obj);
@@ -444,19 +422,29 @@ impl Inner {
         Ok(self.store.write(key, obj, old))
     }
 
-    fn check_namespace(&self, info: &ResourceInfo, t: &Target) -> Result<(), ApiError> {
-        if !self.mode.strict || !info.namespaced {
+    /// A new object's namespace must exist (strict mode) and not be terminating (403, as
+    /// the API server's NamespaceLifecycle admission answers).
+    fn check_namespace(&self, info: &ResourceInfo, t: &Target, name: &str) -> Result<(), ApiError> {
+        if !info.namespaced {
             return Ok(());
         }
         let ns = t.namespace.as_deref().unwrap_or_default();
-        let key = ObjectKey::new("/api/v1", "namespaces", "", ns);
-        if self.store.get(&key).is_none() {
-            return Err(ApiError::NotFound {
+        match self.store.get(&store::namespace_key(ns)) {
+            None if self.mode.strict => Err(ApiError::NotFound {
                 qualified: "namespaces".into(),
                 name: ns.to_owned(),
-            });
+            }),
+            Some(n) if store::is_deleting(n) => Err(ApiError::Forbidden {
+                message: format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    info.qualified()
+                ),
+                name: Some(name.to_owned()),
+                group: info.group.clone(),
+                kind: info.plural.clone(),
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn handle(
@@ -478,50 +466,71 @@ impl Inner {
             return Err(ApiError::NoSuchResource);
         }
         let verb = verb_of(&req.method, &t, &req.query)?;
-        let attrs = Attributes {
-            verb,
-            api_group: t.group.clone(),
-            resource: t.resource.clone(),
-            subresource: t.subresource.clone(),
-            name: t.name.clone(),
-            namespace: t.namespace.clone(),
-        };
-        let decision = if who.groups.iter().any(|g| g == rbac::MASTERS) {
-            Decision::Allowed(rbac::MASTERS.into())
-        } else {
-            rbac::authorize(who, &attrs, &self.policy())
-        };
-        if let Some(last) = self.requests.last_mut() {
-            last.authorization = Some((verb, decision.clone()));
-        }
-        if !decision.allowed() {
-            let message = rbac::forbidden_message(who, &attrs, &info.qualified());
-            tracing::warn!(%message, "forbidden");
-            return Err(ApiError::Forbidden {
-                message,
-                name: t.name.clone(),
-                group: t.group.clone(),
-                kind: t.resource.clone(),
-            });
+        let attrs = request_attributes(verb, &t, &info, &req.query);
+        self.authorize(who, &attrs, &info)?;
+        if verb == Verb::Patch
+            && t.subresource.is_none()
+            && PatchType::from_content_type(&req.content_type) == Some(PatchType::Apply)
+            && let Some(name) = &t.name
+            && self.store.get(&Self::key(&t, name)).is_none()
+        {
+            // An apply that creates the object needs `create` too, as on the real server.
+            let create = Attributes {
+                verb: Verb::Create,
+                ..attrs
+            };
+            self.authorize(who, &create, &info)?;
         }
         let dry_run = query_param(&req.query, "dryRun").is_some();
         let name = t.name.clone().unwrap_or_default();
         match verb {
-            Verb::Get => self.get(&t, &info, &name, req).map(|v| Reply::Json(200, v)),
-            Verb::List => self.list(&t, &info, req).map(|v| Reply::Json(200, v)),
+            Verb::Get => self
+                .get(&t, &info, &name, req)
+                .map(|v| Reply::Json(StatusCode::OK, v)),
+            Verb::List => self
+                .list(&t, &info, req)
+                .map(|v| Reply::Json(StatusCode::OK, v)),
             Verb::Watch => self.watch(t, info, req).map(|w| Reply::Watch(Box::new(w))),
             Verb::Create => self.create(&t, &info, body, req, dry_run),
             Verb::Update => self
                 .update(&t, &info, &name, body, req, dry_run)
-                .map(|v| Reply::Json(200, v)),
+                .map(|v| Reply::Json(StatusCode::OK, v)),
             Verb::Patch => self.patch(&t, &info, &name, body, req, dry_run),
             Verb::Delete => self
                 .delete(&t, &info, &name, body.as_ref(), &req.query)
-                .map(|v| Reply::Json(200, v)),
+                .map(|v| Reply::Json(StatusCode::OK, v)),
             Verb::DeleteCollection => self
                 .delete_collection(&t, &info, body.as_ref(), &req.query)
-                .map(|v| Reply::Json(200, v)),
+                .map(|v| Reply::Json(StatusCode::OK, v)),
         }
+    }
+
+    /// The RBAC decision for `attrs`, recorded on the current request; 403 when refused.
+    fn authorize(
+        &mut self,
+        who: &Identity,
+        attrs: &Attributes,
+        info: &ResourceInfo,
+    ) -> Result<(), ApiError> {
+        let decision = if who.groups.iter().any(|g| g == rbac::MASTERS) {
+            Decision::Allowed(rbac::MASTERS.into())
+        } else {
+            rbac::authorize(who, attrs, &self.policy())
+        };
+        if let Some(last) = self.requests.back_mut() {
+            last.authorization.push((attrs.verb, decision.clone()));
+        }
+        if decision.allowed() {
+            return Ok(());
+        }
+        let message = rbac::forbidden_message(who, attrs, &info.qualified());
+        tracing::warn!(%message, "forbidden");
+        Err(ApiError::Forbidden {
+            message,
+            name: attrs.name.clone(),
+            group: attrs.api_group.clone(),
+            kind: attrs.resource.clone(),
+        })
     }
 
     fn non_resource(&mut self, req: &Incoming) -> Result<Reply, ApiError> {
@@ -533,7 +542,7 @@ impl Inner {
         let v = match parts.as_slice() {
             ["version"] => discovery::version(),
             ["healthz" | "readyz" | "livez"] => {
-                return Ok(Reply::Json(200, json!("ok")));
+                return Ok(Reply::Json(StatusCode::OK, json!("ok")));
             }
             ["api"] => discovery::core_versions(),
             ["apis"] => discovery::group_list(&self.infos()),
@@ -567,7 +576,7 @@ impl Inner {
             }
             _ => return Err(ApiError::NoSuchResource),
         };
-        Ok(Reply::Json(200, v))
+        Ok(Reply::Json(StatusCode::OK, v))
     }
 
     fn get(
@@ -597,7 +606,7 @@ impl Inner {
     }
 
     fn list(&mut self, t: &Target, info: &ResourceInfo, req: &Incoming) -> Result<Value, ApiError> {
-        let (labels, fields) = selectors(&req.query)?;
+        let (labels, fields) = selectors(&req.query, info)?;
         let mut items: Vec<Value> = self
             .store
             .list(&t.prefix, &t.resource, t.namespace.as_deref())
@@ -630,15 +639,11 @@ impl Inner {
         info: ResourceInfo,
         req: &Incoming,
     ) -> Result<WatchSpec, ApiError> {
-        let (labels, fields) = selectors(&req.query)?;
+        let (labels, fields) = selectors(&req.query, &info)?;
         let since =
             query_param(&req.query, "resourceVersion").filter(|v| !v.is_empty() && v != "0");
         let selected = |key: &ObjectKey, obj: &Value| {
-            key.prefix == t.prefix
-                && key.resource == t.resource
-                && t.namespace.as_ref().is_none_or(|ns| *ns == key.namespace)
-                && labels.matches_labels(obj)
-                && fields.matches_fields(obj)
+            in_scope(&t, key) && labels.matches_labels(obj) && fields.matches_fields(obj)
         };
         let backlog = match since {
             None => self
@@ -650,6 +655,7 @@ impl Inner {
                     key: k.clone(),
                     kind: EventType::Added,
                     object: v.clone(),
+                    previous: None,
                 })
                 .collect(),
             Some(rv) => {
@@ -658,7 +664,9 @@ impl Inner {
                     .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {rv:?}")))?;
                 match self
                     .store
-                    .changes_since(requested, |c| selected(&c.key, &c.object))
+                    // Every change in scope: whether it enters or leaves the selection is
+                    // decided with the live ones (`Change::seen_through`).
+                    .changes_since(requested, |c| in_scope(&t, &c.key))
                 {
                     Some(changes) => changes,
                     None => {
@@ -696,9 +704,7 @@ impl Inner {
         dry_run: bool,
     ) -> Result<Reply, ApiError> {
         let mut obj = body.ok_or_else(|| ApiError::BadRequest("no body".into()))?;
-        if !obj.is_object() {
-            return Err(ApiError::BadRequest("the body is not an object".into()));
-        }
+        check_shape(info, "", &obj)?;
         if !obj["metadata"].is_object() {
             obj["metadata"] = json!({});
         }
@@ -727,7 +733,7 @@ impl Inner {
                     .into(),
             ));
         }
-        self.check_namespace(info, t)?;
+        self.check_namespace(info, t, &name)?;
         let key = Self::key(t, &name);
         if self.store.get(&key).is_some() {
             return Err(ApiError::AlreadyExists {
@@ -748,7 +754,7 @@ impl Inner {
             Scope::Main,
         );
         let stored = self.commit(info, key, obj, None, dry_run)?;
-        Ok(Reply::Json(201, stored))
+        Ok(Reply::Json(StatusCode::CREATED, stored))
     }
 
     fn has_status_subresource(info: &ResourceInfo) -> bool {
@@ -803,6 +809,7 @@ impl Inner {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let new = body.ok_or_else(|| ApiError::BadRequest("no body".into()))?;
+        check_shape(info, name, &new)?;
         if new["metadata"]["name"].as_str().is_some_and(|n| n != name) {
             return Err(ApiError::BadRequest(
                 "the name of the object does not match the name on the URL".into(),
@@ -879,11 +886,7 @@ impl Inner {
             let manager = query_param(&req.query, "fieldManager").filter(|m| !m.is_empty()).ok_or_else(|| {
                 ApiError::BadRequest("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into())
             })?;
-            if !body.is_object() {
-                return Err(ApiError::BadRequest(
-                    "the apply patch is not an object".into(),
-                ));
-            }
+            check_shape(info, name, &body)?;
             if body["metadata"]["name"].as_str().is_some_and(|n| n != name) {
                 return Err(ApiError::BadRequest(
                     "the name of the object does not match the name on the URL".into(),
@@ -893,7 +896,7 @@ impl Inner {
                 (Some(o), _) => o.clone(),
                 (None, Scope::Status) => return Err(Self::not_found(info, name)),
                 (None, Scope::Main) => {
-                    self.check_namespace(info, t)?;
+                    self.check_namespace(info, t, name)?;
                     json!({"metadata": {}})
                 }
             };
@@ -904,7 +907,11 @@ impl Inner {
                 Some(o) => Self::scoped(info, scope, o, obj),
                 None => obj,
             };
-            let code = if old.is_some() { 200 } else { 201 };
+            let code = if old.is_some() {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             let stored = self.commit(info, key, obj, old.as_ref(), dry_run)?;
             return Ok(Reply::Json(code, stored));
         }
@@ -923,17 +930,18 @@ impl Inner {
                     name: name.to_owned(),
                     causes: vec![crate::error::Cause {
                         field: String::new(),
-                        message: e,
+                        message: e.to_string(),
                     }],
                 })?
             }
             PatchType::Apply => {}
         }
+        check_shape(info, name, &target)?;
         if on_scale {
             let mut obj = old.clone();
             set_spec_replicas(info, &mut obj, target["spec"]["replicas"].clone());
             let stored = self.commit(info, key, obj, Some(&old), dry_run)?;
-            return Ok(Reply::Json(200, scale_of(info, &stored)));
+            return Ok(Reply::Json(StatusCode::OK, scale_of(info, &stored)));
         }
         Self::check_precondition(info, name, &old, &target)?;
         let mut obj = Self::scoped(info, scope, &old, target);
@@ -945,7 +953,7 @@ impl Inner {
             scope,
         );
         let stored = self.commit(info, key, obj, Some(&old), dry_run)?;
-        Ok(Reply::Json(200, stored))
+        Ok(Reply::Json(StatusCode::OK, stored))
     }
 
     fn propagation(body: Option<&Value>, query: &str) -> Propagation {
@@ -997,7 +1005,9 @@ impl Inner {
             return Ok(old);
         }
         if info.plural == "namespaces" && info.group.is_empty() {
-            // The namespace controller: everything in the namespace goes with it.
+            // The namespace controller: everything in the namespace goes with it; while
+            // something is left (held by a finalizer) the namespace stays, Terminating, and
+            // goes with the last object in it (`Store::remove`).
             let inside: Vec<ObjectKey> = self
                 .store
                 .all()
@@ -1007,6 +1017,17 @@ impl Inner {
             for k in inside {
                 self.store.delete(&k, Propagation::Background);
             }
+            let mut last = old;
+            if let Some(current) = self.store.get(&key).cloned()
+                && !store::is_deleting(&current)
+            {
+                let mut terminating = current.clone();
+                terminating["metadata"]["deletionTimestamp"] = json!(crate::clock::now());
+                terminating["spec"]["finalizers"] = json!(["kubernetes"]);
+                terminating["status"]["phase"] = json!("Terminating");
+                last = self.store.write(key, terminating, Some(&current));
+            }
+            return Ok(self.store.finish_namespace(name).unwrap_or(last));
         }
         Ok(self
             .store
@@ -1021,7 +1042,7 @@ impl Inner {
         body: Option<&Value>,
         query: &str,
     ) -> Result<Value, ApiError> {
-        let (labels, fields) = selectors(query)?;
+        let (labels, fields) = selectors(query, info)?;
         let keys: Vec<ObjectKey> = self
             .store
             .list(&t.prefix, &t.resource, t.namespace.as_deref())
@@ -1044,73 +1065,30 @@ impl Inner {
     }
 }
 
-fn watch_line(kind: &str, object: &Value) -> Frame<Bytes> {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-    line.push(b'\n');
-    Frame::data(Bytes::from(line))
-}
-
-fn watch_response(spec: WatchSpec) -> Response<ResponseBody> {
-    let WatchSpec {
-        target: t,
-        info,
-        labels,
-        fields,
-        backlog,
-        rx,
-        table,
-        timeout,
-    } = spec;
-    let selected = move |c: &Change| {
-        c.key.prefix == t.prefix
-            && c.key.resource == t.resource
-            && t.namespace.as_ref().is_none_or(|ns| *ns == c.key.namespace)
-            && labels.matches_labels(&c.object)
-            && fields.matches_fields(&c.object)
+/// The RBAC attributes of a resource request, as the API server's request info has them: a
+/// list or watch whose field selector requires `metadata.name=X` names X (so `resourceNames`
+/// rules apply), and a request on a namespace (or its `status`) is in that namespace. A
+/// malformed selector names nothing here: the verb refuses it after authorization.
+fn request_attributes(verb: Verb, t: &Target, info: &ResourceInfo, query: &str) -> Attributes {
+    let mut name = t.name.clone();
+    if matches!(verb, Verb::List | Verb::Watch) {
+        name = Selector::parse(&query_param(query, "fieldSelector").unwrap_or_default())
+            .ok()
+            .and_then(|f| f.exact("metadata.name").map(str::to_owned));
+    }
+    let namespace = if info.group.is_empty() && info.plural == "namespaces" {
+        t.name.clone()
+    } else {
+        t.namespace.clone()
     };
-    // A lagging watcher ends its stream: the client resumes from the last resourceVersion it
-    // saw and gets the missed changes from the history, nothing is skipped.
-    let live = futures::stream::unfold(rx, |mut rx| async move {
-        match rx.recv().await {
-            Ok(c) => Some((c, rx)),
-            Err(_) => None,
-        }
-    })
-    .filter(move |c| std::future::ready(selected(c)));
-    let render = move |c: Change| {
-        let object = match table {
-            Some(include) => {
-                let rv = c.object["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                table::table(&info, std::slice::from_ref(&c.object), &rv, include)
-            }
-            None => c.object,
-        };
-        Ok::<_, Infallible>(watch_line(&c.kind.to_string(), &object))
-    };
-    let events = futures::stream::iter(backlog).chain(live).map(render);
-    let body = match timeout {
-        Some(d) => StreamBody::new(events.take_until(tokio::time::sleep(d))).boxed_unsync(),
-        None => StreamBody::new(events).boxed_unsync(),
-    };
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
-}
-
-/// A watch of a compacted resourceVersion: one ERROR event with the 410 Status, as the API
-/// server sends it.
-fn expired_watch(e: &ApiError) -> Response<ResponseBody> {
-    let line = watch_line("ERROR", &e.status());
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(StreamBody::new(futures::stream::iter([Ok::<_, Infallible>(line)])).boxed_unsync())
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
+    Attributes {
+        verb,
+        api_group: t.group.clone(),
+        resource: t.resource.clone(),
+        subresource: t.subresource.clone(),
+        name,
+        namespace,
+    }
 }
 
 impl FakeApi {
@@ -1122,8 +1100,8 @@ impl FakeApi {
                 store,
                 mode,
                 tokens: HashMap::new(),
-                requests: Vec::new(),
-                record: true,
+                requests: std::collections::VecDeque::new(),
+                request_log_limit: usize::MAX,
                 failures: Vec::new(),
                 crd_cache: (String::new(), Vec::new()),
             })),
@@ -1273,9 +1251,18 @@ impl FakeApi {
         self.lock().store.remove(&key);
     }
 
-    /// The requests so far.
+    /// The requests so far (the most recent ones after [`FakeApi::set_request_log_limit`]).
     pub fn requests(&self) -> Vec<Recorded> {
-        self.lock().requests.clone()
+        self.lock().requests.iter().cloned().collect()
+    }
+
+    /// Keeps only the `limit` most recent requests (and their decisions) in the request log;
+    /// 0 keeps none. Unbounded by default, for tests that check every request.
+    pub fn set_request_log_limit(&self, limit: usize) {
+        let mut st = self.lock();
+        st.request_log_limit = limit;
+        let excess = st.requests.len().saturating_sub(limit);
+        st.requests.drain(..excess);
     }
 
     /// The requests authorization refused.
@@ -1322,10 +1309,16 @@ impl FakeApi {
         self.lock().store.set_history_limit(limit);
     }
 
+    /// How many changes a live watch may fall behind by before its stream ends (the client
+    /// resumes from the history); call it before serving.
+    pub fn set_live_buffer(&self, capacity: usize) {
+        self.lock().store.set_live_buffer(capacity);
+    }
+
     /// Keeps only recent changes and no request log (long benchmarks).
     pub fn lean(&self) {
         let mut st = self.lock();
-        st.record = false;
+        st.request_log_limit = 0;
         st.requests.clear();
         st.store.set_history_limit(20_000);
     }
@@ -1399,15 +1392,18 @@ impl FakeApi {
             parse_body(&req.body, &req.content_type)
         };
         let who = st.authenticate(req.authorization.as_deref());
-        if st.record {
-            st.requests.push(Recorded {
+        if st.request_log_limit > 0 {
+            if st.requests.len() >= st.request_log_limit {
+                st.requests.pop_front();
+            }
+            st.requests.push_back(Recorded {
                 method: req.method.clone(),
                 path: req.path.clone(),
                 query: req.query.clone(),
                 content_type: req.content_type.clone(),
                 body: parsed.clone().ok().flatten(),
                 user: who.as_ref().map(|w| w.user.clone()).unwrap_or_default(),
-                authorization: None,
+                authorization: Vec::new(),
             });
         }
         if let Some(i) = st

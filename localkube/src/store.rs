@@ -84,6 +84,38 @@ pub struct Change {
     pub kind: EventType,
     /// The object after the change (before it, for a deletion; with the new resourceVersion).
     pub object: Value,
+    /// The object before a `Modified` change: a watch with a selector needs it to tell an
+    /// object entering or leaving the selection from one changing inside it.
+    pub previous: Option<Value>,
+}
+
+impl Change {
+    /// The event a watch whose selection is `selected` sees for this change, as the API
+    /// server's watch cache decides it: a modified object that enters the selection is
+    /// `ADDED`, one that leaves it is `DELETED` (its previous state, with the new
+    /// resourceVersion), one outside before and after is not seen at all.
+    pub fn seen_through(&self, selected: impl Fn(&Value) -> bool) -> Option<(EventType, Value)> {
+        let now = selected(&self.object);
+        let before = match (&self.kind, &self.previous) {
+            (EventType::Modified, Some(p)) => selected(p),
+            _ => now,
+        };
+        match (before, now) {
+            (true, true) => Some((self.kind, self.object.clone())),
+            (false, true) => Some((EventType::Added, self.object.clone())),
+            (true, false) => {
+                let mut gone = self.previous.clone().unwrap_or_else(|| self.object.clone());
+                if let Some(m) = gone.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.insert(
+                        "resourceVersion".into(),
+                        self.object["metadata"]["resourceVersion"].clone(),
+                    );
+                }
+                Some((EventType::Deleted, gone))
+            }
+            (false, false) => None,
+        }
+    }
 }
 
 /// Sees (and may change) every object just before it is stored.
@@ -98,6 +130,12 @@ pub enum Propagation {
     /// Dependents stay, their owner reference to this owner removed.
     Orphan,
 }
+
+/// Changes kept for watches to resume from, by default.
+pub const DEFAULT_HISTORY: usize = 100_000;
+/// Changes a live watcher may fall behind by before its stream ends (it then resumes from
+/// the history), by default.
+pub const DEFAULT_LIVE_BUFFER: usize = 65_536;
 
 /// The store. Not synchronised: the server holds it behind a lock.
 pub struct Store {
@@ -117,19 +155,30 @@ impl Default for Store {
             objects: BTreeMap::new(),
             revision: 0,
             history: VecDeque::new(),
-            history_limit: 100_000,
+            history_limit: DEFAULT_HISTORY,
             oldest_resumable: 0,
-            changes: broadcast::channel(65536).0,
+            changes: broadcast::channel(DEFAULT_LIVE_BUFFER).0,
             mutators: Vec::new(),
         }
     }
 }
 
-/// Whether the object has finalizers left.
+/// Whether the object has finalizers left (for a Namespace, also `spec.finalizers`: the
+/// namespace controller's `kubernetes`, there while the namespace is not empty).
 fn has_finalizers(obj: &Value) -> bool {
-    obj["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty())
+    let nonempty = |v: &Value| v.as_array().is_some_and(|f| !f.is_empty());
+    nonempty(&obj["metadata"]["finalizers"])
+        || (obj["kind"] == "Namespace" && nonempty(&obj["spec"]["finalizers"]))
+}
+
+/// Where a namespace is stored.
+pub fn namespace_key(name: &str) -> ObjectKey {
+    ObjectKey::new("/api/v1", "namespaces", "", name)
+}
+
+/// Whether an object is being deleted (it has a deletionTimestamp).
+pub fn is_deleting(obj: &Value) -> bool {
+    obj["metadata"].get("deletionTimestamp").is_some()
 }
 
 /// The object without `metadata` and `status`: what a generation counts changes of.
@@ -152,6 +201,13 @@ impl Store {
     pub fn set_history_limit(&mut self, limit: usize) {
         self.history_limit = limit.max(1);
         self.trim();
+    }
+
+    /// How many changes a live watcher may fall behind by before its stream ends (it then
+    /// resumes from its last resourceVersion, from the history). Current subscribers' streams
+    /// end at once (they resume the same way): call it before serving.
+    pub fn set_live_buffer(&mut self, capacity: usize) {
+        self.changes = broadcast::channel(capacity.max(1)).0;
     }
 
     /// Forgets every change so far: a watch from an older resourceVersion gets 410 Gone.
@@ -226,12 +282,13 @@ impl Store {
         }
     }
 
-    fn record(&mut self, key: ObjectKey, kind: EventType, object: Value) {
+    fn record(&mut self, key: ObjectKey, kind: EventType, object: Value, previous: Option<Value>) {
         let change = Change {
             revision: self.revision,
             key,
             kind,
             object,
+            previous,
         };
         self.history.push_back(change.clone());
         self.trim();
@@ -283,8 +340,9 @@ impl Store {
         let deleting = obj["metadata"].get("deletionTimestamp").is_some();
         if deleting && !has_finalizers(&obj) {
             self.objects.remove(&key);
-            self.record(key, EventType::Deleted, obj.clone());
+            self.record(key.clone(), EventType::Deleted, obj.clone(), None);
             self.collect_dependents(&obj, Propagation::Background);
+            self.finish_namespace(&key.namespace);
         } else {
             let kind = if old.is_some() {
                 EventType::Modified
@@ -292,7 +350,7 @@ impl Store {
                 EventType::Added
             };
             self.objects.insert(key.clone(), obj.clone());
-            self.record(key, kind, obj.clone());
+            self.record(key, kind, obj.clone(), old.cloned());
         }
         obj
     }
@@ -321,9 +379,24 @@ impl Store {
         let old = self.objects.remove(key)?;
         let mut gone = old.clone();
         gone["metadata"]["resourceVersion"] = json!(self.bump().to_string());
-        self.record(key.clone(), EventType::Deleted, gone.clone());
+        self.record(key.clone(), EventType::Deleted, gone.clone(), None);
         self.collect_dependents(&gone, Propagation::Background);
+        self.finish_namespace(&key.namespace);
         Some(gone)
+    }
+
+    /// The namespace controller's last step: a Terminating namespace goes once nothing is
+    /// left in it (returns it, as removed, when it went).
+    pub fn finish_namespace(&mut self, ns: &str) -> Option<Value> {
+        if ns.is_empty() {
+            return None;
+        }
+        let key = namespace_key(ns);
+        let terminating = self.objects.get(&key).is_some_and(is_deleting);
+        if terminating && !self.objects.keys().any(|k| k.namespace == ns) {
+            return self.remove(&key);
+        }
+        None
     }
 
     /// Keys of objects with an owner reference to `owner`'s uid.

@@ -55,9 +55,21 @@ async fn admin(
 
 /// The events of a watch until `n` arrived (or 2 s passed).
 async fn watch_events(api: &FakeApi, uri: &str, n: usize) -> Vec<Value> {
+    let mut body = open_watch(api, uri).await;
+    read_events(&mut body, n).await
+}
+
+type WatchBody = http_body_util::BodyDataStream<feedroll_localkube::server::ResponseBody>;
+
+/// A watch, open: its changes are those after this call.
+async fn open_watch(api: &FakeApi, uri: &str) -> WatchBody {
     let req = Request::get(uri).body(kube::client::Body::empty()).unwrap();
     let res = api.clone().oneshot(req).await.unwrap();
-    let mut body = res.into_body().into_data_stream();
+    res.into_body().into_data_stream()
+}
+
+/// The next events of an open watch until `n` arrived (or 2 s passed).
+async fn read_events(body: &mut WatchBody, n: usize) -> Vec<Value> {
     let mut buf = Vec::new();
     let mut events = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
@@ -148,28 +160,127 @@ async fn a_watch_resumes_after_its_resource_version_and_gets_410_once_compacted(
     assert_eq!(live[0]["object"]["metadata"]["name"], "c");
 }
 
+/// `(type, name, label app)` of watch events.
+fn summary(events: &[Value]) -> Vec<(String, String, String)> {
+    events
+        .iter()
+        .map(|e| {
+            let m = &e["object"]["metadata"];
+            (
+                e["type"].as_str().unwrap_or_default().into(),
+                m["name"].as_str().unwrap_or_default().into(),
+                m["labels"]["app"].as_str().unwrap_or_default().into(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn a_kube_runtime_watcher_sees_every_object_with_a_short_history() {
-    use kube_runtime::{WatchStreamExt, watcher};
+async fn a_watch_with_a_selector_sees_objects_enter_and_leave_it() {
     let api = FakeApi::new();
-    api.set_history_limit(2);
-    let client = api.client();
-    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "ns");
-    let stream = watcher(cms, watcher::Config::default()).applied_objects();
-    let mut stream = std::pin::pin!(stream);
-    for i in 0..5 {
+    let labelled = |app: &str, data: &str| {
+        let mut c = cm("a", data);
+        c["metadata"]["labels"] = json!({"app": app});
+        c
+    };
+    let (_, other) = admin(&api, Method::POST, CMS, JSON, Some(cm("other", "1"))).await;
+    let since = other["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uri = format!("{CMS}?watch=true&labelSelector=app%3Dweb");
+    let mut live = open_watch(&api, &uri).await;
+    api.put("configmaps", labelled("web", "1")); // created inside: ADDED
+    api.put("configmaps", labelled("web", "2")); // changed inside: MODIFIED
+    api.put("configmaps", labelled("db", "3")); // leaves: DELETED (as it was, new rv)
+    api.put("configmaps", labelled("db", "4")); // changed outside: nothing
+    api.put("configmaps", cm("other", "2")); // outside all along: nothing
+    let back = api.put("configmaps", labelled("web", "5")); // enters: ADDED
+    let expected = [
+        ("ADDED".into(), "a".into(), "web".into()),
+        ("MODIFIED".into(), "a".into(), "web".into()),
+        ("DELETED".into(), "a".into(), "web".into()),
+        ("ADDED".into(), "a".into(), "web".into()),
+    ];
+    let events = read_events(&mut live, 5).await;
+    assert_eq!(summary(&events), expected);
+    // The DELETED event carries the resourceVersion of the change that removed it from the
+    // selection, so a client resuming from it misses nothing.
+    let rv = |e: &Value| {
+        e["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(rv(&events[2]) > rv(&events[1]));
+    assert_eq!(events[3]["object"], back);
+    // Replayed from the history, the same events.
+    let replayed = watch_events(&api, &format!("{uri}&resourceVersion={since}"), 5).await;
+    assert_eq!(summary(&replayed), expected);
+}
+
+#[tokio::test]
+async fn a_kube_runtime_watcher_relists_after_410_and_misses_nothing() {
+    use kube_runtime::watcher::{self, Event};
+    let api = FakeApi::new();
+    for i in 0..3 {
         api.put("configmaps", cm(&format!("c{i}"), "1"));
     }
-    let mut names = std::collections::BTreeSet::new();
-    while names.len() < 5 {
-        let obj = tokio::time::timeout(Duration::from_secs(5), stream.next())
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(api.client(), "ns");
+    let mut stream = std::pin::pin!(watcher::watcher(cms, watcher::Config::default()));
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(5), stream.next())
             .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        names.insert(obj.metadata.name.unwrap());
+            .expect("a watcher event within 5 s")
+            .expect("the watcher goes on")
+    };
+    let name = |cm: &k8s_openapi::api::core::v1::ConfigMap| cm.metadata.name.clone().unwrap();
+    // The initial list, consumed whole.
+    let mut listed = Vec::new();
+    loop {
+        match next().await.unwrap() {
+            Event::InitApply(c) => listed.push(name(&c)),
+            Event::InitDone => break,
+            _ => {}
+        }
     }
-    assert_eq!(names.len(), 5);
+    assert_eq!(listed, ["c0", "c1", "c2"]);
+    // A change the watch does not select moves the resourceVersion on; compacted, it leaves
+    // the watcher's resourceVersion behind. Ending every live stream makes it reconnect from
+    // there: 410, then a relist with what was written meanwhile.
+    api.put(
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "ns"}}),
+    );
+    api.compact();
+    api.set_live_buffer(1024);
+    api.put("configmaps", cm("c3", "1"));
+    let mut expired = false;
+    let mut relisted = Vec::new();
+    loop {
+        match next().await {
+            Err(watcher::Error::WatchError(e)) if e.code == 410 => expired = true,
+            Err(e) => panic!("unexpected watcher error {e}"),
+            Ok(Event::Init) => relisted.clear(),
+            Ok(Event::InitApply(c)) => relisted.push(name(&c)),
+            Ok(Event::InitDone) => break,
+            Ok(other) => panic!("expected a relist, got {other:?}"),
+        }
+    }
+    assert!(
+        expired,
+        "the watcher was not told its resourceVersion expired"
+    );
+    assert_eq!(relisted, ["c0", "c1", "c2", "c3"]);
+    // And it watches live again.
+    api.put("configmaps", cm("c4", "1"));
+    match next().await.unwrap() {
+        Event::Apply(c) => assert_eq!(name(&c), "c4"),
+        other => panic!("expected c4, got {other:?}"),
+    }
 }
 
 fn deploy(replicas: i64) -> Value {
@@ -430,13 +541,46 @@ async fn a_finalizer_delays_deletion_and_a_namespace_takes_its_objects_along() {
         Some(&token),
     )
     .await;
-    assert!(api.get("v1", "namespaces", "", "ns").is_none());
-    // The finalizer still holds the ConfigMap; it goes when the finalizer does.
+    // The finalizer still holds the ConfigMap, so the namespace stays, Terminating, and
+    // refuses new content with the API server's 403.
     assert!(api.get("v1", "configmaps", "ns", "held").is_some());
+    let terminating = api
+        .get("v1", "namespaces", "", "ns")
+        .expect("namespace kept");
+    assert_eq!(terminating["status"]["phase"], "Terminating");
+    assert!(terminating["metadata"]["deletionTimestamp"].is_string());
+    let (code, status) = call(
+        &api,
+        Method::POST,
+        CMS,
+        JSON,
+        Some(cm("new", "1")),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(code, 403, "{status}");
+    assert_eq!(
+        status["message"],
+        "configmaps \"new\" is forbidden: unable to create new content in namespace ns because it is being terminated"
+    );
+    let apply = format!("{CMS}/new?fieldManager=m");
+    let (code, _) = call(
+        &api,
+        Method::PATCH,
+        &apply,
+        APPLY,
+        Some(cm("new", "1")),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert!(api.get("v1", "configmaps", "ns", "new").is_none());
+    // The ConfigMap goes when its finalizer does, and the namespace with it.
     api.update("v1", "configmaps", "ns", "held", |o| {
         o["metadata"]["finalizers"] = json!([])
     });
     assert!(api.get("v1", "configmaps", "ns", "held").is_none());
+    assert!(api.get("v1", "namespaces", "", "ns").is_none());
     // Creating in a missing namespace is a 404 naming it.
     let (code, status) = call(
         &api,
@@ -539,7 +683,7 @@ async fn rbac_allows_what_the_bound_role_grants_and_refuses_the_rest_with_403() 
     let denied: Vec<(Verb, String)> = api
         .denied()
         .iter()
-        .map(|r| (r.authorization.as_ref().unwrap().0, r.path.clone()))
+        .map(|r| (r.authorization[0].0, r.path.clone()))
         .collect();
     assert_eq!(denied.len(), 3);
     assert_eq!(denied[0], (Verb::Delete, format!("{CMS}/a")));
@@ -550,6 +694,125 @@ async fn rbac_allows_what_the_bound_role_grants_and_refuses_the_rest_with_403() 
             .count()
             >= 7
     );
+}
+
+/// A token for the ServiceAccount `ns:op`, bound in `ns` to a Role with `rules`.
+fn op_with_role(api: &FakeApi, rules: Value) -> String {
+    api.put(
+        "roles",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "op-role", "namespace": "ns"}, "rules": rules}),
+    );
+    api.put(
+        "rolebindings",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "op-role", "namespace": "ns"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "op-role"},
+        "subjects": [{"kind": "ServiceAccount", "name": "op", "namespace": "ns"}]}),
+    );
+    api.issue_token(Identity::service_account("ns", "op"))
+}
+
+#[tokio::test]
+async fn an_apply_that_creates_needs_create_as_well_as_patch() {
+    let api = FakeApi::cluster().unwrap();
+    api.put(
+        "namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}}),
+    );
+    let token = op_with_role(
+        &api,
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}]),
+    );
+    let t = Some(token.as_str());
+    let api = &api;
+    let apply = |name: &str| {
+        let uri = format!("{CMS}/{name}?fieldManager=op");
+        let body = cm(name, "2");
+        async move { call(api, Method::PATCH, &uri, APPLY, Some(body), t).await }
+    };
+    // Creating through apply needs `create`: refused, nothing stored, both checks recorded.
+    let (code, status) = apply("new").await;
+    assert_eq!(code, 403, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot create resource \"configmaps\""),
+        "{status}"
+    );
+    assert!(api.get("v1", "configmaps", "ns", "new").is_none());
+    let denied = api.denied();
+    let verbs: Vec<(Verb, bool)> = denied[0]
+        .authorization
+        .iter()
+        .map(|(v, d)| (*v, d.allowed()))
+        .collect();
+    assert_eq!(verbs, [(Verb::Patch, true), (Verb::Create, false)]);
+    // Updating an existing object through apply needs `patch` only.
+    api.put("configmaps", cm("old", "1"));
+    let (code, status) = apply("old").await;
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(status["data"]["k"], "2");
+}
+
+#[tokio::test]
+async fn rbac_reads_names_from_field_selectors_and_namespaces_from_namespace_paths() {
+    let api = FakeApi::cluster().unwrap();
+    for ns in ["ns", "other"] {
+        api.put(
+            "namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        );
+    }
+    api.put("configmaps", cm("a", "1"));
+    api.put("configmaps", cm("b", "1"));
+    let token = op_with_role(
+        &api,
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"],
+                "verbs": ["get", "list", "watch"]},
+               {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+               {"apiGroups": [""], "resources": ["namespaces/status"], "verbs": ["get"]}]),
+    );
+    let t = Some(token.as_str());
+    let api = &api;
+    let get = |uri: String| async move { call(api, Method::GET, &uri, JSON, None, t).await };
+    // A list of the one named object is allowed by resourceNames, and lists only it.
+    let (code, list) = get(format!("{CMS}?fieldSelector=metadata.name%3Da")).await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        get(format!("{CMS}?fieldSelector=metadata.name%3Db"))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(get(CMS.to_owned()).await.0, 403);
+    let watch = Request::get(format!("{CMS}?watch=true&fieldSelector=metadata.name%3Da"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(kube::client::Body::empty())
+        .unwrap();
+    assert_eq!(api.clone().oneshot(watch).await.unwrap().status(), 200);
+    // A namespace is in itself: a RoleBinding in `ns` grants reading `ns` (and its status).
+    assert_eq!(get("/api/v1/namespaces/ns".into()).await.0, 200);
+    let (code, status) = get("/api/v1/namespaces/ns/status".into()).await;
+    assert_eq!(
+        (code, status["metadata"]["name"].as_str()),
+        (200, Some("ns"))
+    );
+    let (code, status) = get("/api/v1/namespaces/other".into()).await;
+    assert_eq!(code, 403);
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("in the namespace \"other\""),
+        "{status}"
+    );
+    // Field selectors on fields the kind does not index: 400.
+    let (code, status) = get(format!("{CMS}?fieldSelector=metadata.name%3Da,data.k%3D1")).await;
+    assert_eq!(code, 400);
+    assert_eq!(status["message"], "field label not supported: data.k");
 }
 
 #[tokio::test]
@@ -725,6 +988,56 @@ async fn a_history_limit_compacts_old_resource_versions() {
 }
 
 #[tokio::test]
+async fn built_in_names_labels_and_deployment_selectors_are_validated() {
+    let api = FakeApi::new();
+    let fields = |status: &Value| -> Vec<String> {
+        status["details"]["causes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["field"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "1web"}});
+    let (code, status) = admin(
+        &api,
+        Method::POST,
+        "/api/v1/namespaces/ns/services",
+        JSON,
+        Some(svc),
+    )
+    .await;
+    assert_eq!(
+        (code, fields(&status)),
+        (422, vec!["metadata.name".to_owned()]),
+        "{status}"
+    );
+    let mut labelled = cm("a", "1");
+    labelled["metadata"]["labels"] = json!({"bad key": "x", "ok": "bad value"});
+    let (code, status) = admin(&api, Method::POST, CMS, JSON, Some(labelled)).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(fields(&status), ["metadata.labels", "metadata.labels.ok"]);
+    let deploys = "/apis/apps/v1/namespaces/ns/deployments";
+    let mut d = deploy(1);
+    d["spec"]["template"]["metadata"]["labels"] = json!({"app": "other"});
+    let (code, status) = admin(&api, Method::POST, deploys, JSON, Some(d)).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(fields(&status), ["spec.template.metadata.labels"]);
+    let (code, _) = admin(&api, Method::POST, deploys, JSON, Some(deploy(1))).await;
+    assert_eq!(code, 201);
+    let moved = json!({"spec": {"selector": {"matchLabels": {"app": "web", "x": "y"}},
+        "template": {"metadata": {"labels": {"app": "web", "x": "y"}}}}});
+    let (code, status) = admin(&api, Method::PATCH, DEPLOY, MERGE, Some(moved)).await;
+    assert_eq!(
+        (code, fields(&status)),
+        (422, vec!["spec.selector".to_owned()]),
+        "{status}"
+    );
+    assert!(api.list("v1", "configmaps", "ns").is_empty());
+    assert!(api.list("v1", "services", "ns").is_empty());
+}
+
+#[tokio::test]
 async fn bad_requests_get_clear_errors_and_change_nothing() {
     let api = FakeApi::cluster().unwrap();
     let token = api.issue_token(Identity::admin());
@@ -828,6 +1141,43 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         .0,
         400
     );
+    // Bodies, and patch results, that are not objects with an object (or no) metadata: 422,
+    // the stored object unchanged.
+    let default_ns = api.get("v1", "namespaces", "", "default");
+    let nsd = "/api/v1/namespaces/default";
+    let shapes: [(Method, &str, &str, Value); 7] = [
+        (Method::PATCH, nsd, MERGE, json!([])),
+        (Method::PATCH, nsd, MERGE, json!({"metadata": "x"})),
+        (
+            Method::PATCH,
+            nsd,
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "/metadata", "value": 1}]),
+        ),
+        (
+            Method::PATCH,
+            nsd,
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "", "value": 1}]),
+        ),
+        (Method::PUT, nsd, JSON, json!({"metadata": "x"})),
+        (Method::POST, ns, JSON, json!({"metadata": "x"})),
+        (
+            Method::PATCH,
+            "/api/v1/namespaces/default?fieldManager=m",
+            APPLY,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": 1}),
+        ),
+    ];
+    for (method, uri, ct, body) in shapes {
+        let (code, status) = call(&api, method.clone(), uri, ct, Some(body.clone()), t).await;
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (422, Some("Invalid")),
+            "{method} {uri} {body}: {status}"
+        );
+    }
+    assert_eq!(api.get("v1", "namespaces", "", "default"), default_ns);
     assert_eq!(api.list("v1", "namespaces", "").len(), before);
     assert!(api.get("v1", "namespaces", "", "other").is_none());
 }

@@ -8,6 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 struct Server {
@@ -16,6 +17,54 @@ struct Server {
 }
 
 impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A long-running command (`kubectl get -w`) whose output lines are read on a thread: waiting
+/// for a line never blocks past a deadline, and the process is killed when this is dropped
+/// (also when an assertion fails).
+struct LineWatch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl LineWatch {
+    fn start(cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the watch");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The first line (from now) that satisfies `want`; fails after 10 s without one.
+    fn find(&self, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if want(&line) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no such line from the watch within 10 s ({e})"),
+            }
+        }
+    }
+}
+
+impl Drop for LineWatch {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -150,16 +199,13 @@ fn kubectl_manages_feedrollouts_on_localkube() {
     );
 
     // A watcher sees the status change the operator would write.
-    let mut watch = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(s.dir.path().join("kubeconfig"))
-        .args(["-n", "feed", "get", "fr", "feed", "-w"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kubectl get -w");
-    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let watch = LineWatch::start(
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(s.dir.path().join("kubeconfig"))
+            .args(["-n", "feed", "get", "fr", "feed", "-w"]),
+    );
+    let first = watch.find(|_| true);
     assert!(first.starts_with("NAME"), "{first}");
     s.ok(&[
         "-n",
@@ -174,12 +220,8 @@ fn kubectl_manages_feedrollouts_on_localkube() {
         "-p",
         r#"{"status":{"phase":"Progressing","weight":25}}"#,
     ]);
-    let seen = lines
-        .map_while(Result::ok)
-        .find(|l| l.contains("Progressing"))
-        .unwrap_or_default();
-    let _ = watch.kill();
-    let _ = watch.wait();
+    let seen = watch.find(|l| l.contains("Progressing"));
+    drop(watch);
     assert!(
         seen.split_whitespace()
             .collect::<Vec<_>>()

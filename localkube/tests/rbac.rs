@@ -214,7 +214,7 @@ fn resource_names_restrict_to_named_requests() {
                 "r",
                 Some("ns"),
                 json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-            "resourceNames": ["feedroll-leader"], "verbs": ["get", "patch", "list", "create"]}]),
+            "resourceNames": ["feedroll-leader"], "verbs": ["get", "patch", "list", "watch", "create"]}]),
             ),
         ),
         (
@@ -235,7 +235,11 @@ fn resource_names_restrict_to_named_requests() {
     assert!(authorize(&sa(), &lease(Verb::Get, Some("feedroll-leader")), &p).allowed());
     assert!(authorize(&sa(), &lease(Verb::Patch, Some("feedroll-leader")), &p).allowed());
     assert!(!authorize(&sa(), &lease(Verb::Get, Some("other")), &p).allowed());
-    // A list or a create names no object: resourceNames cannot allow it.
+    // A list or watch with `fieldSelector=metadata.name=X` names X (the server reads it from
+    // the selector): resourceNames apply. Without one, or for a create, no object is named.
+    assert!(authorize(&sa(), &lease(Verb::List, Some("feedroll-leader")), &p).allowed());
+    assert!(authorize(&sa(), &lease(Verb::Watch, Some("feedroll-leader")), &p).allowed());
+    assert!(!authorize(&sa(), &lease(Verb::List, Some("other")), &p).allowed());
     assert!(!authorize(&sa(), &lease(Verb::List, None), &p).allowed());
     assert!(!authorize(&sa(), &lease(Verb::Create, None), &p).allowed());
 }
