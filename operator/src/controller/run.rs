@@ -12,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use feedroll_crds::FeedRollout;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::Api;
@@ -28,6 +28,13 @@ use crate::desired::{LABEL_ROLLOUT, LABEL_TRACK, MANAGED_BY};
 /// Default for reconciles running at once (bounds memory with thousands of rollouts; analysis
 /// never holds a reconcile: it is queued and picked up on the next one).
 pub const CONCURRENCY: u16 = 32;
+
+/// How long reconciles still running at a stop signal (SIGTERM, a lost Lease) may take to finish
+/// before they are abandoned. Reconciles are level-triggered, so the next leader redoes an
+/// abandoned one; the bound keeps shutdown (and the Lease's release) well inside the Pod's
+/// termination grace period. A Controller stopped a few milliseconds after it started has been
+/// seen not to end at all (kube-runtime's graceful shutdown; cause not found): this bounds it too.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -168,11 +175,42 @@ pub async fn operate(
         lead(client.clone(), args, id, ctx, metrics.clone(), stop).await
     } else {
         metrics.set_leader(true);
-        controller(ctx, &args.watch_namespace, args.concurrency, stopped(stop)).await;
+        let run = controller(
+            ctx,
+            &args.watch_namespace,
+            args.concurrency,
+            stopped(stop.clone()),
+        );
+        bounded(run, stopped(stop)).await;
         Ok(())
     };
     metrics.set_leader(false);
     result
+}
+
+/// Runs `controller` to its end, but at most [`SHUTDOWN_GRACE`] past the moment its stop signal
+/// (`signal`: SIGTERM or a lost Lease) resolves: then the reconciles still running are abandoned
+/// (dropped).
+async fn bounded(controller: impl Future<Output = ()>, signal: impl Future<Output = ()>) {
+    bounded_by(controller, signal, SHUTDOWN_GRACE).await;
+}
+
+async fn bounded_by(
+    controller: impl Future<Output = ()>,
+    signal: impl Future<Output = ()>,
+    grace: std::time::Duration,
+) {
+    let deadline = async move {
+        signal.await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        () = controller => {}
+        () = deadline => tracing::warn!(
+            grace = ?grace,
+            "reconciles still running after the stop signal's grace: abandoning them"
+        ),
+    }
 }
 
 /// Resolves when `stop` turns true (or its sender is gone).
@@ -247,7 +285,17 @@ async fn lead(
                 _ = stopped(stop_now) => {}
             }
         };
-        controller(ctx.clone(), &args.watch_namespace, args.concurrency, until).await;
+        let until = until.boxed().shared();
+        bounded(
+            controller(
+                ctx.clone(),
+                &args.watch_namespace,
+                args.concurrency,
+                until.clone(),
+            ),
+            until,
+        )
+        .await;
         metrics.set_leader(false);
         metrics.forget_all();
         if *stop.borrow() {
@@ -359,5 +407,46 @@ async fn serve(
         .await
     {
         tracing::error!(error = %e, "health/metrics server");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::bounded_by;
+
+    #[tokio::test]
+    async fn a_controller_that_never_ends_is_abandoned_after_the_grace() {
+        let ended = tokio::time::timeout(
+            Duration::from_secs(5),
+            bounded_by(std::future::pending(), async {}, Duration::from_millis(20)),
+        )
+        .await;
+        assert!(ended.is_ok(), "still waiting for a stuck controller");
+    }
+
+    #[tokio::test]
+    async fn a_controller_that_ends_is_not_held_by_a_signal_that_never_comes() {
+        let ended = tokio::time::timeout(
+            Duration::from_secs(5),
+            bounded_by(async {}, std::future::pending(), Duration::from_secs(3600)),
+        )
+        .await;
+        assert!(ended.is_ok());
+    }
+
+    #[tokio::test]
+    async fn no_stop_signal_no_deadline() {
+        let ended = tokio::time::timeout(
+            Duration::from_millis(100),
+            bounded_by(
+                std::future::pending(),
+                std::future::pending(),
+                Duration::ZERO,
+            ),
+        )
+        .await;
+        assert!(ended.is_err(), "abandoned a controller nobody stopped");
     }
 }
