@@ -5,6 +5,8 @@
 
 pub mod client;
 pub mod driver;
+pub mod isolation;
+pub mod keys;
 pub mod procfs;
 pub mod prom;
 pub mod stats;
