@@ -22,7 +22,9 @@
 # the allocator comparison in BENCHMARKS.md (use another CARGO_TARGET_DIR to keep both builds).
 # FEED_* environment variables reach feed-server (e.g. FEED_SHARED_CACHE_MS=0).
 # World flags (--videos --users --creators --plays --follows --friends --zipf-s --seed) go to
-# both the loader and the run; any other flag goes to `feedroll-loadgen run` (see its --help).
+# both the loader and the run; --victim-rate --victim-conns --flood-rate --flood-conns go to
+# `feedroll-loadgen isolation`, --flood-limit to `keys`; any other flag goes to
+# `feedroll-loadgen run` (see its --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,10 +37,11 @@ warmup_users=1000
 world=()
 run_args=()
 iso_args=()
+keys_args=()
 while (($#)); do
   case "$1" in
     -h|--help)
-      sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
       echo "feedroll-loadgen run options: cargo run -q -p feedroll-bench --bin feedroll-loadgen -- run --help"
       exit 0 ;;
     --smoke) smoke=1; release=0 ;;
@@ -49,6 +52,8 @@ while (($#)); do
     --warmup-users) warmup_users="$2"; shift ;;
     --videos|--users|--creators|--plays|--follows|--friends|--zipf-s|--seed)
       world+=("$1" "$2"); shift ;;
+    --victim-rate|--victim-conns|--flood-rate|--flood-conns) iso_args+=("$1" "$2"); shift ;;
+    --flood-limit) keys_args+=("$1" "$2"); shift ;;
     *) run_args+=("$1") ;;
   esac
   shift
@@ -60,7 +65,7 @@ if ((smoke)); then
             --hot-users 50 --rates 50 --open-conns 8 --conns 8 --uncached-conns 4
             --event-conns 4 --check "${run_args[@]}")
   iso_args=(--warmup-secs 0.1 --duration-secs 0.4 --hot-users 50 --conns 8 --flood-rate 500
-            --check)
+            --check "${iso_args[@]}")
   ((warmup_users == 1000)) && warmup_users=50
 else
   # The isolation phase takes the run's shape where both have the flag (its cached phase with a
@@ -180,7 +185,8 @@ run "$bin/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "1
 stop_server
 
 echo "bench: key isolation: restarting feed-server with --api-keys (two generated keys)" >&2
-run "$bin/feedroll-loadgen" keys --file "$tmp/api-keys.json" --secrets "$tmp/secrets.json"
+run "$bin/feedroll-loadgen" keys --file "$tmp/api-keys.json" --secrets "$tmp/secrets.json" \
+  "${keys_args[@]}"
 start_server --warmup-users 0 --api-keys "$tmp/api-keys.json"
 run "$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port" >/dev/null
 zipf=()
