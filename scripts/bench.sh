@@ -64,7 +64,7 @@ if ((smoke)); then
   run_args=(--warmup-secs 0.3 --duration-secs 1 --hit-warmup-secs 0.5 --hit-secs 1
             --hot-users 50 --rates 50 --open-conns 8 --conns 8 --uncached-conns 4
             --event-conns 4 --check "${run_args[@]}")
-  iso_args=(--warmup-secs 0.1 --duration-secs 0.4 --hot-users 50 --conns 8 --flood-rate 500
+  iso_args=(--warmup-secs 0 --duration-secs 0.3 --hot-users 50 --conns 8 --flood-rate 500
             --check "${iso_args[@]}")
   ((warmup_users == 1000)) && warmup_users=50
 else
