@@ -7,7 +7,11 @@
 # (100,000 videos, 100,000 users with profiles and follows, an event history) loaded through
 # feed-server's HTTP API; a restart with --warmup-users timed to /readyz; the static-JSON axum
 # baseline serving a captured feed response; then every phase measured in one run by
-# feedroll-loadgen (bench/). Everything it starts is stopped on every exit path.
+# feedroll-loadgen (bench/), in open mode (no --api-keys, comparable with BENCHMARKS.md's
+# history). Last, the key-isolation phase: two random keys (the keys file holds their digests
+# only), feed-server restarted with --api-keys, a victim key's latency alone and beside a flood
+# from a key over its limit, and the cached phase again with a key (the cost of authentication).
+# Everything it starts is stopped on every exit path.
 #
 # --smoke: tiny world and one-second phases; checks only that every phase produced numbers. It
 # uses the debug build (shared with `cargo test`) unless --release is given.
@@ -18,7 +22,9 @@
 # the allocator comparison in BENCHMARKS.md (use another CARGO_TARGET_DIR to keep both builds).
 # FEED_* environment variables reach feed-server (e.g. FEED_SHARED_CACHE_MS=0).
 # World flags (--videos --users --creators --plays --follows --friends --zipf-s --seed) go to
-# both the loader and the run; any other flag goes to `feedroll-loadgen run` (see its --help).
+# both the loader and the run; --victim-rate --victim-conns --flood-rate --flood-conns go to
+# `feedroll-loadgen isolation`, --flood-limit to `keys`; any other flag goes to
+# `feedroll-loadgen run` (see its --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,10 +36,12 @@ out=""
 warmup_users=1000
 world=()
 run_args=()
+iso_args=()
+keys_args=()
 while (($#)); do
   case "$1" in
     -h|--help)
-      sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
       echo "feedroll-loadgen run options: cargo run -q -p feedroll-bench --bin feedroll-loadgen -- run --help"
       exit 0 ;;
     --smoke) smoke=1; release=0 ;;
@@ -44,6 +52,8 @@ while (($#)); do
     --warmup-users) warmup_users="$2"; shift ;;
     --videos|--users|--creators|--plays|--follows|--friends|--zipf-s|--seed)
       world+=("$1" "$2"); shift ;;
+    --victim-rate|--victim-conns|--flood-rate|--flood-conns) iso_args+=("$1" "$2"); shift ;;
+    --flood-limit) keys_args+=("$1" "$2"); shift ;;
     *) run_args+=("$1") ;;
   esac
   shift
@@ -54,7 +64,17 @@ if ((smoke)); then
   run_args=(--warmup-secs 0.3 --duration-secs 1 --hit-warmup-secs 0.5 --hit-secs 1
             --hot-users 50 --rates 50 --open-conns 8 --conns 8 --uncached-conns 4
             --event-conns 4 --check "${run_args[@]}")
+  iso_args=(--warmup-secs 0 --duration-secs 0.3 --hot-users 50 --conns 8 --flood-rate 500
+            --check "${iso_args[@]}")
   ((warmup_users == 1000)) && warmup_users=50
+else
+  # The isolation phase takes the run's shape where both have the flag (its cached phase with a
+  # key is then comparable with the run's open-mode one).
+  for ((i = 0; i + 1 < ${#run_args[@]}; i++)); do
+    case "${run_args[i]}" in
+      --hot-users|--conns|--warmup-secs|--duration-secs) iso_args+=("${run_args[i]}" "${run_args[i + 1]}") ;;
+    esac
+  done
 fi
 
 for bin in redis-server redis-cli; do
@@ -162,8 +182,22 @@ run "$bin/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "1
   --server-pid "$server_pid" --baseline-pid "$baseline_pid" --redis-pid "$redis_pid" \
   --warmed-users "$warmup_users" --warmup-time-secs "$warmup_secs" --load-json "$out/load.json" \
   --out "$out/results.json" --markdown "$out/results.md" "${world[@]}" "${run_args[@]}"
-
 stop_server
-echo "bench: results in $out/results.json and $out/results.md" >&2
+
+echo "bench: key isolation: restarting feed-server with --api-keys (two generated keys)" >&2
+run "$bin/feedroll-loadgen" keys --file "$tmp/api-keys.json" --secrets "$tmp/secrets.json" \
+  "${keys_args[@]}"
+start_server --warmup-users 0 --api-keys "$tmp/api-keys.json"
+run "$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port" >/dev/null
+zipf=()
+for ((i = 0; i < ${#world[@]}; i += 2)); do
+  [ "${world[i]}" = --zipf-s ] && zipf=(--zipf-s "${world[i + 1]}")
+done
+run "$bin/feedroll-loadgen" isolation --url "127.0.0.1:$server_port" --server-pid "$server_pid" \
+  --secrets "$tmp/secrets.json" --open-results "$out/results.json" --out "$out/isolation.json" \
+  --markdown "$out/isolation.md" "${zipf[@]}" "${iso_args[@]}"
+cat "$out/isolation.md" >>"$out/results.md"
+stop_server
+echo "bench: results in $out/results.json, $out/isolation.json and $out/results.md" >&2
 if ((smoke)); then echo "bench: smoke ok" >&2; fi
 exit 0

@@ -2,11 +2,12 @@
 //! request, so the client spends as little of the shared CPU as possible.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use thiserror::Error;
@@ -40,6 +41,8 @@ pub struct Req {
     pub path: String,
     /// Body (empty for GET).
     pub body: Bytes,
+    /// The complete `Authorization` header value (`Bearer <key>`), if the request carries a key.
+    pub authorization: Option<Arc<str>>,
 }
 
 impl Req {
@@ -49,6 +52,7 @@ impl Req {
             method: Method::GET,
             path: path.into(),
             body: Bytes::new(),
+            authorization: None,
         }
     }
 
@@ -58,8 +62,21 @@ impl Req {
             method,
             path: path.into(),
             body: body.into(),
+            authorization: None,
         }
     }
+
+    /// The same request sent with `Authorization: Bearer <key>` (`header` is the whole value,
+    /// shared between requests; see [`bearer`]).
+    pub fn with_authorization(mut self, header: Arc<str>) -> Self {
+        self.authorization = Some(header);
+        self
+    }
+}
+
+/// The `Authorization` header value for an API key, built once and shared by every request.
+pub fn bearer(key: &str) -> Arc<str> {
+    Arc::from(format!("Bearer {key}"))
 }
 
 /// An answer: status and body.
@@ -109,6 +126,9 @@ impl Conn {
             .header(HOST, self.host.as_str());
         if !req.body.is_empty() {
             builder = builder.header(CONTENT_TYPE, "application/json");
+        }
+        if let Some(auth) = &req.authorization {
+            builder = builder.header(AUTHORIZATION, auth.as_ref());
         }
         let request = builder.body(Full::new(req.body.clone()))?;
         let response = self.sender.send_request(request).await?;

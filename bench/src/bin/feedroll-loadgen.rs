@@ -21,6 +21,9 @@ use feedroll_bench::world::{World, WorldSpec, user_id};
 use feedroll_bench::zipf::Zipf;
 use serde::Serialize;
 
+#[path = "feedroll-loadgen/isolate.rs"]
+mod isolate;
+
 /// Feedroll load generator.
 #[derive(Debug, Parser)]
 #[command(name = "feedroll-loadgen", version, about)]
@@ -71,6 +74,12 @@ enum Cmd {
     },
     /// Runs every measured phase and writes the results.
     Run(Box<RunArgs>),
+    /// Writes a feed-server `--api-keys` file with two new random keys (flooder and victim:
+    /// digests only) and the keys themselves in a private file, for `isolation`.
+    Keys(isolate::KeysArgs),
+    /// The key-isolation phase against a server started with the `keys` file: a victim key's
+    /// latency alone and beside a flood from a key over its limit; authentication's cost.
+    Isolation(Box<isolate::IsolationArgs>),
 }
 
 #[derive(Clone, Copy, Debug, Args)]
@@ -253,6 +262,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Run(args) => run(*args).await,
+        Cmd::Keys(args) => isolate::write_keys(&args),
+        Cmd::Isolation(args) => {
+            let server = addr(&args.url)?;
+            isolate::run(*args, server).await
+        }
     }
 }
 
@@ -1110,9 +1124,14 @@ fn markdown(r: &Results) -> String {
         r.baseline_peak_rss_mib
             .map_or_else(|| "?".into(), |m| format!("{m:.0} MiB"))
     );
-    let _ = writeln!(s, "| goal | target | measured | met |");
-    let _ = writeln!(s, "| --- | --- | --- | --- |");
-    for g in &r.goals {
+    s.push_str(&goals_table(&r.goals));
+    s
+}
+
+/// The goals as a Markdown table.
+fn goals_table(goals: &[Goal]) -> String {
+    let mut s = String::from("| goal | target | measured | met |\n| --- | --- | --- | --- |\n");
+    for g in goals {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} |",
@@ -1123,6 +1142,16 @@ fn markdown(r: &Results) -> String {
         );
     }
     s
+}
+
+/// Passes when no problem was found; otherwise fails listing them (`what`: the check's name).
+fn verdict(what: &str, problems: Vec<String>) -> anyhow::Result<()> {
+    if problems.is_empty() {
+        eprintln!("loadgen: {what} passed: every phase produced numbers");
+        Ok(())
+    } else {
+        bail!("{what} failed:\n  {}", problems.join("\n  "))
+    }
 }
 
 /// Smoke check: every phase produced numbers (no timing asserted).
@@ -1183,10 +1212,5 @@ fn check(r: &Results) -> anyhow::Result<()> {
     if r.server_peak_rss_mib.is_none_or(|m| m <= 0.0) {
         problems.push("no peak RSS".into());
     }
-    if problems.is_empty() {
-        eprintln!("loadgen: check passed: every phase produced numbers");
-        Ok(())
-    } else {
-        bail!("check failed:\n  {}", problems.join("\n  "))
-    }
+    verdict("check", problems)
 }
