@@ -536,25 +536,30 @@ impl RankingProfile {
         match version {
             ProfileVersion::V2 => Self::default(),
             ProfileVersion::V1 => {
-                let mut p = Self::default();
-                p.version = ProfileVersion::V1;
-                p.weights = SignalWeights {
-                    freshness: 0.15,
-                    completion: 0.40,
-                    engagement: 0.25,
-                    affinity: 0.15,
-                    embedding: 0.05,
-                    brevity: 0.0,
-                };
-                p.completion = CompletionKnobs {
-                    prior_mean: 0.3,
-                    prior_weight: 20.0,
-                    bucket_prior_weight: V1_BUCKET_PRIOR_WEIGHT,
-                };
-                p.affinity.saturation = 3.0;
-                p.affinity.follow_boost = 0.3;
-                p.affinity.lift = 0.0;
-                p
+                let v2 = Self::default();
+                Self {
+                    version: ProfileVersion::V1,
+                    weights: SignalWeights {
+                        freshness: 0.15,
+                        completion: 0.40,
+                        engagement: 0.25,
+                        affinity: 0.15,
+                        embedding: 0.05,
+                        brevity: 0.0,
+                    },
+                    completion: CompletionKnobs {
+                        prior_mean: 0.3,
+                        prior_weight: 20.0,
+                        bucket_prior_weight: V1_BUCKET_PRIOR_WEIGHT,
+                    },
+                    affinity: AffinityKnobs {
+                        saturation: 3.0,
+                        follow_boost: 0.3,
+                        lift: 0.0,
+                        ..v2.affinity
+                    },
+                    ..v2
+                }
             }
         }
     }
