@@ -106,3 +106,43 @@ def grid(step: float = 0.05, fixed: dict[str, float] | None = None):
             w[s] = c * step
         w[free[-1]] = (units - sum(combo)) * step
         yield w
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One weight vector and lift with its figures on the split it was measured on."""
+    gauc: float
+    ndcg_watch: float
+    ndcg_like: float
+    lift: float
+    weights: dict
+
+
+def select(t: SignalTable, pairs: Pairs, candidates, min_watch: float, min_like: float,
+           ) -> tuple[Choice | None, int]:
+    """The selection rule of the default profile: the highest GAUC(finish) among the
+    ``(weights, lift)`` candidates whose NDCG@10 watch is at least ``min_watch`` and NDCG@10 like
+    at least ``min_like``. Ties in GAUC go to the candidate listed first, so the rule is
+    deterministic. Candidates are checked in order of GAUC, NDCG only as far as needed.
+    Returns the choice (None when no candidate qualifies) and how many were rejected before it."""
+    ranked = []
+    for n, (w, lift) in enumerate(candidates):
+        if sum(w.values()) <= 0:
+            continue
+        ranked.append((-pairs.gauc(scores(t, w, lift)), n, w, lift))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    for rejected, (neg_gauc, _, w, lift) in enumerate(ranked):
+        s = scores(t, w, lift)
+        watch, like = ndcg(t, s, t.watch), ndcg(t, s, t.like)
+        if watch >= min_watch and like >= min_like:
+            return Choice(-neg_gauc, watch, like, lift, dict(w)), rejected
+    return None, len(ranked)
+
+
+def profile_yaml(choice: Choice, digits: int = 2) -> str:
+    """The ``weights`` and ``affinity.lift`` of a choice as a profile fragment (YAML), in the
+    server's signal order, rounded to the grid."""
+    lines = ["version: 2", "weights:"]
+    lines += [f"  {s}: {round(choice.weights.get(s, 0.0), digits):g}" for s in SIGNALS]
+    lines += ["affinity:", f"  lift: {choice.lift:g}"]
+    return "\n".join(lines) + "\n"

@@ -47,3 +47,33 @@ def test_grid_spans_the_simplex_with_fixed_weights_kept():
     assert all(abs(sum(w.values()) - 1.0) < 1e-9 for w in grid)
     assert all(w["freshness"] == 0.0 and w["embedding"] == 0.0 for w in grid)
     assert len(grid) == 10  # 4 free signals, 2 units: C(5, 3)
+
+
+def test_select_takes_the_best_gauc_that_meets_the_ndcg_floors():
+    lists = [tl(1, [1, 2], [1, 0]), tl(2, [3, 4], [1, 0])]
+    lists[0].like[1] = 1  # NDCG@10 like is defined (a list without likes is skipped)
+    answers = {"1:20220428": [item(1, completion=0.9, brevity=0.0), item(2, completion=0.1, brevity=1.0)],
+               "2:20220428": [item(3, completion=0.8, brevity=0.0), item(4, completion=0.2, brevity=1.0)]}
+    t = weights.table(lists, answers)
+    pairs = weights.Pairs(t)
+    good, bad = {"completion": 1.0}, {"brevity": 1.0}
+    choice, rejected = weights.select(t, pairs, [(bad, 0.0), (good, 0.0)], 0.0, 0.0)
+    assert choice.weights == good and choice.gauc == 1.0 and rejected == 0
+    # A floor the best vector misses moves the choice to the next one, or to none.
+    choice, rejected = weights.select(t, pairs, [(bad, 0.0), (good, 0.0)], 1.01, 0.0)
+    assert choice is None and rejected == 2
+    text = weights.profile_yaml(weights.Choice(0.7, 0.9, 0.8, 1.0, {"completion": 0.65, "brevity": 0.35}))
+    assert text.startswith("version: 2\nweights:\n  freshness: 0\n  completion: 0.65\n")
+    assert "lift: 1" in text
+
+
+def test_choose_weights_refuses_the_test_split(capsys):
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    import choose_weights
+    import pytest
+    with pytest.raises(SystemExit) as e:
+        choose_weights.main(["--split", "test", "--data", "/nonexistent"])
+    assert e.value.code == 2
+    assert "val split only" in capsys.readouterr().err

@@ -165,6 +165,7 @@ impl Experiment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ProfileVersion;
 
     fn invalid_field(text: &str) -> String {
         match Experiment::parse(text) {
@@ -174,10 +175,18 @@ mod tests {
     }
 
     #[test]
-    fn empty_mapping_is_the_default_profile_but_an_empty_file_is_refused() {
+    fn empty_mapping_is_the_version_1_default_and_an_empty_file_is_refused() {
         let e = Experiment::parse("{}").unwrap();
-        assert_eq!(e, Experiment::default());
-        assert_eq!(e.variants[0].profile.weights.completion, 0.60);
+        assert_eq!(
+            e.variants[0].profile,
+            RankingProfile::defaults(ProfileVersion::V1)
+        );
+        let v2 = Experiment::parse("version: 2").unwrap();
+        assert_eq!(
+            v2,
+            Experiment::default(),
+            "version 2 names the built-in profile"
+        );
         assert!(
             matches!(Experiment::parse(""), Err(ProfileError::Parse(m)) if m.contains("empty"))
         );
@@ -188,30 +197,86 @@ mod tests {
     }
 
     #[test]
-    fn single_profile_keeps_unnamed_fields_at_their_defaults() {
-        let e = Experiment::parse("weights: {affinity: 0.5}\nname: fast").unwrap();
+    fn single_profile_keeps_unnamed_fields_at_their_versions_defaults() {
+        let e = Experiment::parse("version: 2\nweights: {affinity: 0.5}\nname: fast").unwrap();
         let p = &e.variants[0].profile;
+        let d = RankingProfile::default();
         assert_eq!(
             (p.name.as_str(), p.weights.affinity, p.weights.completion),
-            ("fast", 0.5, 0.60)
+            ("fast", 0.5, d.weights.completion)
         );
         assert_eq!(e.variants[0].name, DEFAULT_VARIANT);
     }
 
     #[test]
-    fn a_profile_written_for_five_signals_loads_with_the_default_brevity_weight() {
+    fn a_profile_written_for_five_signals_keeps_its_meaning() {
         let old = "weights: {freshness: 0.15, completion: 0.40, engagement: 0.25, affinity: 0.15, embedding: 0.05}\n\
                    completion: {priorMean: 0.3, priorWeight: 20}\n";
         let e = Experiment::parse(old).unwrap();
-        let w = &e.variants[0].profile.weights;
-        assert_eq!((w.completion, w.brevity), (0.40, 0.05));
+        let p = &e.variants[0].profile;
+        assert_eq!(p.version, ProfileVersion::V1);
+        assert_eq!((p.weights.completion, p.weights.brevity), (0.40, 0.0));
+        assert_eq!(
+            (
+                p.affinity.lift,
+                p.affinity.saturation,
+                p.affinity.follow_boost
+            ),
+            (0.0, 3.0, 0.3)
+        );
+        assert_eq!(
+            p.completion.bucket_prior_weight,
+            crate::V1_BUCKET_PRIOR_WEIGHT
+        );
+        // Opting in to version 2 takes its defaults for what the file does not name.
+        let v2 = Experiment::parse(&format!("version: 2\n{old}")).unwrap();
+        let q = &v2.variants[0].profile;
+        let d = RankingProfile::default();
+        assert_eq!(
+            (q.weights.brevity, q.affinity.lift),
+            (d.weights.brevity, d.affinity.lift)
+        );
+        assert_eq!(q.weights.completion, 0.40, "what the file names stays");
         let without = Experiment::parse(&format!("{old}weights: {{brevity: 0}}"));
         assert!(without.is_err(), "a key given twice is refused, not merged");
-        let opted_out = Experiment::parse(
-            "weights: {freshness: 0.15, completion: 0.40, engagement: 0.25, affinity: 0.15, embedding: 0.05, brevity: 0}",
-        )
-        .unwrap();
-        assert_eq!(opted_out.variants[0].profile.weights.brevity, 0.0);
+        assert!(
+            matches!(Experiment::parse("version: 3"), Err(ProfileError::Parse(m)) if m.contains("version 3")),
+            "an unknown version is refused"
+        );
+    }
+
+    #[test]
+    fn a_version_1_profile_is_written_as_version_1_wrote_it() {
+        let p = RankingProfile::defaults(ProfileVersion::V1);
+        let json = serde_json::to_value(&p).unwrap();
+        for gone in ["version", "brevity"] {
+            assert!(json.get(gone).is_none(), "{json}");
+        }
+        assert!(json["weights"].get("brevity").is_none(), "{json}");
+        assert!(json["affinity"].get("lift").is_none(), "{json}");
+        assert!(
+            json["completion"].get("bucketPriorWeight").is_none(),
+            "{json}"
+        );
+        assert_eq!(json["affinity"]["saturation"], 3.0);
+        let back: RankingProfile = serde_json::from_value(json).unwrap();
+        assert_eq!(back, p, "lossless");
+        // A version-1 profile that sets a version-2 field keeps it, and reads back the same.
+        let mut lifted = p.clone();
+        lifted.affinity.lift = 0.5;
+        let json = serde_json::to_value(&lifted).unwrap();
+        assert_eq!(json["affinity"]["lift"], 0.5);
+        assert_eq!(
+            serde_json::from_value::<RankingProfile>(json).unwrap(),
+            lifted
+        );
+        // Version 2 writes every field.
+        let v2 = serde_json::to_value(RankingProfile::default()).unwrap();
+        assert_eq!(v2["version"], 2);
+        assert_eq!(
+            serde_json::from_value::<RankingProfile>(v2).unwrap(),
+            RankingProfile::default()
+        );
     }
 
     #[test]
@@ -256,6 +321,11 @@ mod tests {
             "variants[0].profile.weights.completion"
         );
         assert_eq!(invalid_field("variants: []"), "variants");
+        assert_eq!(
+            invalid_field("weights: {freshness: 1e308, completion: 1e308}"),
+            "weights",
+            "a total that overflows would make every score NaN"
+        );
         assert_eq!(
             invalid_field("variants: [{name: 'Big Name', share: 1}]"),
             "variants[0].name"

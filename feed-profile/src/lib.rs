@@ -20,5 +20,5 @@ pub use experiment::{DEFAULT_VARIANT, Experiment, Variant};
 pub use profile::{
     AffinityKnobs, BrevityKnobs, CacheKnobs, CandidateBudgets, CompletionKnobs, ContentTypeHours,
     ContentTypeSeconds, DiversityKnobs, EmbeddingKnobs, EngagementKnobs, FilterKnobs,
-    FreshnessKnobs, RankingProfile, Signal, SignalWeights,
+    FreshnessKnobs, ProfileVersion, RankingProfile, Signal, SignalWeights, V1_BUCKET_PRIOR_WEIGHT,
 };

@@ -1,20 +1,74 @@
 //! The ranking profile: weights of the six signals and the knobs around them.
 //!
-//! Every field has a default, so `{}` is a complete profile and a file only names what it changes:
-//! a field left out takes its default, including a weight (a profile written before the
-//! `brevity` signal existed gets brevity's default weight, like any weight it does not name; set
-//! `brevity: 0` to rank without it). Unknown fields are rejected so that a typo never silently
-//! does nothing.
+//! Every field has a default, so `{}` is a complete profile and a file only names what it changes.
+//! The defaults depend on the profile's format [`ProfileVersion`]: a document without `version`
+//! is a version-1 profile (written for five signals) and keeps version-1 defaults (no brevity, no
+//! affinity lift, the old knobs), so an old file means what it meant; `version: 2` opts in to the
+//! version-2 defaults. The built-in profile (no file at all) is [`RankingProfile::default`], a
+//! version-2 profile. A version-1 profile is written back without the fields that did not exist
+//! in version 1 when they hold their version-1 defaults, so its serialization (and every
+//! revision hash computed from it) is the one version 1 had. Unknown fields are rejected so that a
+//! typo never silently does nothing.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ProfileError;
+
+/// The profile format's version: which defaults fill the fields a document leaves out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(try_from = "u8", into = "u8")]
+pub enum ProfileVersion {
+    /// Five signals: no brevity (weight 0), no affinity lift, weights freshness 0.15, completion
+    /// 0.40, engagement 0.25, affinity 0.15, embedding 0.05, a flat completion prior `priorMean`
+    /// 0.3, affinity saturation 3 and follow boost 0.3. The default of a document without
+    /// `version`.
+    V1,
+    /// Six signals and the defaults chosen on the val split (see `eval/README.md`).
+    V2,
+}
+
+impl TryFrom<u8> for ProfileVersion {
+    type Error = String;
+
+    fn try_from(v: u8) -> Result<Self, Self::Error> {
+        match v {
+            1 => Ok(ProfileVersion::V1),
+            2 => Ok(ProfileVersion::V2),
+            other => Err(format!(
+                "unknown profile version {other}: this server reads versions 1 and 2"
+            )),
+        }
+    }
+}
+
+impl From<ProfileVersion> for u8 {
+    fn from(v: ProfileVersion) -> u8 {
+        match v {
+            ProfileVersion::V1 => 1,
+            ProfileVersion::V2 => 2,
+        }
+    }
+}
+
+/// `bucketPriorWeight` of version 1: so large that the duration buckets' counters do not move the
+/// prior, which stays at `priorMean` (version 1's flat prior).
+pub const V1_BUCKET_PRIOR_WEIGHT: f64 = 1e12;
 
 /// Weights and knobs of one ranking configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(rename = "RankingProfile"))]
+#[serde(
+    remote = "Self",
+    default,
+    rename_all = "camelCase",
+    deny_unknown_fields
+)]
 pub struct RankingProfile {
+    /// Format version: 1 (the default of a document without it) or 2; it decides the defaults of
+    /// every field the document leaves out.
+    pub version: ProfileVersion,
     /// Name reported in `feed_ranking_profile_info{profile=...}` (default `default`).
     pub name: String,
     /// Weight of each signal in the score (score = Σ weight × signal / Σ weight).
@@ -42,8 +96,10 @@ pub struct RankingProfile {
 }
 
 impl Default for RankingProfile {
+    /// The built-in profile: version 2.
     fn default() -> Self {
         Self {
+            version: ProfileVersion::V2,
             name: "default".to_owned(),
             weights: SignalWeights::default(),
             freshness: FreshnessKnobs::default(),
@@ -474,6 +530,130 @@ impl Default for CacheKnobs {
     }
 }
 
+impl RankingProfile {
+    /// The profile a document of `version` naming no field stands for.
+    pub fn defaults(version: ProfileVersion) -> Self {
+        match version {
+            ProfileVersion::V2 => Self::default(),
+            ProfileVersion::V1 => {
+                let v2 = Self::default();
+                Self {
+                    version: ProfileVersion::V1,
+                    weights: SignalWeights {
+                        freshness: 0.15,
+                        completion: 0.40,
+                        engagement: 0.25,
+                        affinity: 0.15,
+                        embedding: 0.05,
+                        brevity: 0.0,
+                    },
+                    completion: CompletionKnobs {
+                        prior_mean: 0.3,
+                        prior_weight: 20.0,
+                        bucket_prior_weight: V1_BUCKET_PRIOR_WEIGHT,
+                    },
+                    affinity: AffinityKnobs {
+                        saturation: 3.0,
+                        follow_boost: 0.3,
+                        lift: 0.0,
+                        ..v2.affinity
+                    },
+                    ..v2
+                }
+            }
+        }
+    }
+}
+
+/// Fields that version 1 did not have, as paths; a version-1 profile is written without them
+/// while they hold their version-1 defaults.
+const V2_ONLY_FIELDS: [&[&str]; 4] = [
+    &["weights", "brevity"],
+    &["completion", "bucketPriorWeight"],
+    &["brevity"],
+    &["affinity", "lift"],
+];
+
+fn yaml_error<E: serde::de::Error>(e: serde_yaml::Error) -> E {
+    E::custom(e.to_string())
+}
+
+/// Writes `over` onto `base`: mappings field by field, anything else replaced.
+fn merge(base: &mut serde_yaml::Value, over: serde_yaml::Value) {
+    match (base, over) {
+        (serde_yaml::Value::Mapping(b), serde_yaml::Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn remove_path(value: &mut serde_yaml::Value, path: &[&str]) -> Option<serde_yaml::Value> {
+    let (last, parents) = path.split_last()?;
+    let mut at = value;
+    for key in parents {
+        at = at.get_mut(*key)?;
+    }
+    at.as_mapping_mut()?.shift_remove(*last)
+}
+
+fn get_path<'a>(value: &'a serde_yaml::Value, path: &[&str]) -> Option<&'a serde_yaml::Value> {
+    path.iter().try_fold(value, |at, key| at.get(*key))
+}
+
+impl<'de> Deserialize<'de> for RankingProfile {
+    /// Reads `version` (absent: 1), then fills every field the document leaves out with that
+    /// version's defaults.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let document = serde_yaml::Value::deserialize(deserializer)?;
+        let version = match document.get("version") {
+            None => ProfileVersion::V1,
+            Some(v) => ProfileVersion::deserialize(v.clone()).map_err(yaml_error::<D::Error>)?,
+        };
+        let mut full = RankingProfile::serialize(
+            &RankingProfile::defaults(version),
+            serde_yaml::value::Serializer,
+        )
+        .map_err(yaml_error::<D::Error>)?;
+        if !document.is_mapping() {
+            // Not a mapping: let the derived parser say what it expected.
+            return RankingProfile::deserialize(document).map_err(yaml_error::<D::Error>);
+        }
+        merge(&mut full, document);
+        RankingProfile::deserialize(full).map_err(yaml_error::<D::Error>)
+    }
+}
+
+impl Serialize for RankingProfile {
+    /// Every field; a version-1 profile without `version` and without the version-2 fields that
+    /// hold their version-1 defaults, as version 1 wrote it.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.version == ProfileVersion::V2 {
+            return RankingProfile::serialize(self, serializer);
+        }
+        let to_value = |p: &RankingProfile| {
+            RankingProfile::serialize(p, serde_yaml::value::Serializer)
+                .map_err(|e| serde::ser::Error::custom(e.to_string()))
+        };
+        let mut value: serde_yaml::Value = to_value(self)?;
+        let defaults: serde_yaml::Value = to_value(&RankingProfile::defaults(ProfileVersion::V1))?;
+        remove_path(&mut value, &["version"]);
+        for path in V2_ONLY_FIELDS {
+            if get_path(&value, path) == get_path(&defaults, path) {
+                remove_path(&mut value, path);
+            }
+        }
+        value.serialize(serializer)
+    }
+}
+
 fn check(ok: bool, field: &str, message: &str) -> Result<(), ProfileError> {
     if ok {
         Ok(())
@@ -517,6 +697,14 @@ impl RankingProfile {
             self.weights.total() > 0.0,
             "weights",
             "at least one weight must be greater than 0",
+        )?;
+        check(
+            self.weights.total().is_finite(),
+            "weights",
+            &format!(
+                "the weights must add up to a finite number, got {}",
+                self.weights.total()
+            ),
         )?;
         let h = &self.freshness.half_life_hours;
         positive(h.short, "freshness.halfLifeHours.short")?;

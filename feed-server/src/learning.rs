@@ -6,7 +6,7 @@
 //! | learned | from each event |
 //! | --- | --- |
 //! | video counters ([`VideoStats`]) | impression +1 impression; view/skip +1 play and +watch ratio; complete, like, share, comment, skip +1 of their own |
-//! | duration-bucket counters ([`DurationStats`], the completion prior) | impression +1 impression, complete +1 complete, in the bucket of the video's duration ([`duration_bucket`]) |
+//! | duration-bucket counters ([`DurationStats`], the completion prior) | impression +1 impression, view or skip +1 play, complete +1 complete, in the bucket of the video's duration ([`duration_bucket`]) |
 //! | affinity `c:{creator}`, `t:{tag}` (decayed, 7-day half-life) | + [`affinity_weight`]: view +watch ratio, complete +1, like/comment +2, share +3, skip −0.5 |
 //! | taste vector (decayed) | + affinity weight × the video's normalised embedding, for positive weights |
 //! | trending per UTC day, in every [`TrendingScope`] of the video (all, its language, its region) | + [`trending_weight`]: view +watch ratio, complete +1, like/comment +2, share +3 |
@@ -215,21 +215,82 @@ pub fn duration_bucket(duration_ms: u64) -> usize {
         .unwrap_or(DURATION_BUCKETS - 1)
 }
 
-/// Global impressions and completes of one duration bucket, learned online from events: the
-/// prior of the completion signal for the bucket's videos.
+/// Global impressions, plays and completes of one duration bucket, learned online from events:
+/// the prior of the completion signal for the bucket's videos.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BucketStats {
     /// Impressions of the bucket's videos.
     pub impressions: f64,
+    /// Plays (views and skips) of the bucket's videos: a client that sends no impressions still
+    /// shows what it plays, so the prior divides by `max(impressions, plays)` like the per-video
+    /// estimate.
+    pub plays: f64,
     /// Completes of the bucket's videos.
     pub completes: f64,
+}
+
+/// One counter of a duration bucket, as named in storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketCounter {
+    /// [`BucketStats::impressions`].
+    Impressions,
+    /// [`BucketStats::plays`].
+    Plays,
+    /// [`BucketStats::completes`].
+    Completes,
+}
+
+impl BucketCounter {
+    /// Every counter.
+    pub const ALL: [BucketCounter; 3] = [
+        BucketCounter::Impressions,
+        BucketCounter::Plays,
+        BucketCounter::Completes,
+    ];
+
+    /// The counter's name in stored field names.
+    pub fn name(self) -> &'static str {
+        match self {
+            BucketCounter::Impressions => "impressions",
+            BucketCounter::Plays => "plays",
+            BucketCounter::Completes => "completes",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
 }
 
 impl BucketStats {
     /// Adds another set of counters.
     pub fn merge(&mut self, other: &BucketStats) {
-        self.impressions += other.impressions;
-        self.completes += other.completes;
+        for c in BucketCounter::ALL {
+            *self.get_mut(c) += other.get(c);
+        }
+    }
+
+    /// The value of one counter.
+    pub fn get(&self, counter: BucketCounter) -> f64 {
+        match counter {
+            BucketCounter::Impressions => self.impressions,
+            BucketCounter::Plays => self.plays,
+            BucketCounter::Completes => self.completes,
+        }
+    }
+
+    /// One counter, for writing.
+    pub fn get_mut(&mut self, counter: BucketCounter) -> &mut f64 {
+        match counter {
+            BucketCounter::Impressions => &mut self.impressions,
+            BucketCounter::Plays => &mut self.plays,
+            BucketCounter::Completes => &mut self.completes,
+        }
+    }
+
+    /// How often the bucket's videos were shown: `max(impressions, plays)`.
+    pub fn shown(&self) -> f64 {
+        self.impressions.max(self.plays).max(0.0)
     }
 }
 
@@ -237,16 +298,9 @@ impl BucketStats {
 pub type DurationStats = [BucketStats; DURATION_BUCKETS];
 
 /// Hash field of a bucket counter as stored (Redis hash `dur`): `{bucket}:impressions`,
-/// `{bucket}:completes`.
-pub fn bucket_field(bucket: usize, completes: bool) -> String {
-    format!(
-        "{bucket}:{}",
-        if completes {
-            "completes"
-        } else {
-            "impressions"
-        }
-    )
+/// `{bucket}:plays`, `{bucket}:completes`.
+pub fn bucket_field(bucket: usize, counter: BucketCounter) -> String {
+    format!("{bucket}:{}", counter.name())
 }
 
 /// Parses `(field, value)` pairs written under [`bucket_field`] names; unknown fields are ignored.
@@ -261,10 +315,8 @@ pub fn duration_stats_from_pairs<'a>(
         let Some(b) = bucket.parse::<usize>().ok().and_then(|b| out.get_mut(b)) else {
             continue;
         };
-        match kind {
-            "impressions" => b.impressions = value,
-            "completes" => b.completes = value,
-            _ => {}
+        if let Some(counter) = BucketCounter::parse(kind) {
+            *b.get_mut(counter) = value;
         }
     }
     out
@@ -356,6 +408,7 @@ impl Deltas {
         let bucket = &mut self.durations[duration_bucket(video.duration_ms)];
         match kind {
             EventType::Impression => bucket.impressions += 1.0,
+            EventType::View | EventType::Skip => bucket.plays += 1.0,
             EventType::Complete => bucket.completes += 1.0,
             _ => {}
         }

@@ -325,9 +325,12 @@ pub struct DiversityEffect {
 /// Why an item ranks where it does (`explain=true`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Explanation {
-    /// Each signal's weighted contribution to `score`:
-    /// `weight · value / Σ weights · affinity_multiplier`; they add up to `score`.
+    /// Each signal's weighted contribution before the affinity lift, `weight · value / Σ weights`;
+    /// with `affinity_lift` they add up to `score`.
     pub contributions: Signals,
+    /// What the affinity lift adds to the sum of the contributions: `base · (affinity_multiplier −
+    /// 1)`, zero or negative (a video of no affinity is scaled down, one of full affinity kept).
+    pub affinity_lift: f64,
     /// `(1 + lift · affinity) / (1 + lift)`: how much the user's affinity scales the score.
     pub affinity_multiplier: f64,
     /// Candidate sources that nominated the video (empty for `POST /v1/rank`, whose candidates
@@ -448,8 +451,10 @@ pub enum ErrorCode {
     InvalidWatchMs,
     /// More followed creators or friends than allowed (400).
     TooMany,
-    /// `language` or `region` is too long or not printable (400).
+    /// A user profile's `language` or `region` is too long, not printable, or `*` (400).
     InvalidProfile,
+    /// A video's `language` or `region` is too long, not printable, or `*` (400).
+    InvalidLocale,
     /// The video is not in the catalog (404, or per event).
     UnknownVideo,
     /// The cache warm-up has not finished (`/readyz`, 503).
@@ -510,6 +515,7 @@ impl ErrorCode {
         Self::InvalidWatchMs,
         Self::TooMany,
         Self::InvalidProfile,
+        Self::InvalidLocale,
         Self::UnknownVideo,
         Self::WarmingUp,
         Self::InvalidEvent,
@@ -555,6 +561,7 @@ impl ErrorCode {
             Self::InvalidWatchMs => "invalid_watch_ms",
             Self::TooMany => "too_many",
             Self::InvalidProfile => "invalid_profile",
+            Self::InvalidLocale => "invalid_locale",
             Self::UnknownVideo => "unknown_video",
             Self::WarmingUp => "warming_up",
             Self::InvalidEvent => "invalid_event",
@@ -649,6 +656,7 @@ impl Video {
         for tag in &self.tags {
             validate_id("tags[]", tag)?;
         }
+        validate_locale(ErrorCode::InvalidLocale, &self.language, &self.region)?;
         if let Some(e) = &self.embedding {
             if e.is_empty() || e.len() > MAX_EMBEDDING_DIM {
                 return Err(invalid(
@@ -704,18 +712,35 @@ impl Follows {
     }
 }
 
-impl UserProfile {
-    /// Checks lengths.
-    pub fn validate(&self) -> Result<(), Invalid> {
-        for (field, v) in [("language", &self.language), ("region", &self.region)] {
-            // Characters, as the message and the OpenAPI `maxLength` say, not bytes.
-            if v.chars().count() > 32 || v.chars().any(char::is_control) {
-                return Err(invalid(
-                    ErrorCode::InvalidProfile,
-                    format!("{field} must be at most 32 printable characters"),
-                ));
-            }
+/// The code `*` names the trending list of every language and region in the stores, so no
+/// language or region may be called that.
+pub const ANY_LOCALE: &str = "*";
+
+/// Checks a `language` and `region`: at most 32 printable characters (characters, as the message
+/// and the OpenAPI `maxLength` say, not bytes), and not [`ANY_LOCALE`].
+fn validate_locale(code: ErrorCode, language: &str, region: &str) -> Result<(), Invalid> {
+    for (field, v) in [("language", language), ("region", region)] {
+        if v.chars().count() > 32 || v.chars().any(char::is_control) {
+            return Err(invalid(
+                code,
+                format!("{field} must be at most 32 printable characters"),
+            ));
         }
-        Ok(())
+        if v == ANY_LOCALE {
+            return Err(invalid(
+                code,
+                format!(
+                    "{field} must not be {ANY_LOCALE:?} (reserved: every {field}); leave it empty for any"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl UserProfile {
+    /// Checks lengths and the reserved code `*`.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        validate_locale(ErrorCode::InvalidProfile, &self.language, &self.region)
     }
 }

@@ -338,6 +338,23 @@ async fn bad_requests_get_clear_errors_and_change_nothing(b: Backend) {
         400,
         "invalid_duration",
     );
+    // `*` names the trending list of every language in the stores: refused, for videos and users.
+    for field in ["language", "region"] {
+        let mut star = video("star", "a", &["x"], 1);
+        star[field] = json!("*");
+        expect(
+            app.put("/v1/videos", &json!([star])).await,
+            400,
+            "invalid_locale",
+        );
+        let mut profile = json!({"language": "", "region": ""});
+        profile[field] = json!("*");
+        expect(
+            app.put("/v1/users/u1/profile", &profile).await,
+            400,
+            "invalid_profile",
+        );
+    }
     let mut negative = video("neg", "a", &["x"], 1);
     negative["duration_ms"] = json!(-5);
     expect(

@@ -79,6 +79,8 @@ async fn a_new_video_starts_at_its_duration_buckets_finish_rate(b: Backend) {
     assert!(signal(&new_short, "brevity") > signal(&new_long, "brevity"));
     assert_eq!(items[0]["video_id"], "short0", "{body}");
     // Explanations: contributions add up to the score; no sources or diversity for /v1/rank.
+    let w = feed_profile::SignalWeights::default();
+    let completion_share = w.completion / w.total();
     for item in &items {
         let c = &item["explain"]["contributions"];
         let sum: f64 = [
@@ -92,13 +94,59 @@ async fn a_new_video_starts_at_its_duration_buckets_finish_rate(b: Backend) {
         .iter()
         .map(|k| c[k].as_f64().unwrap_or(f64::NAN))
         .sum();
+        let lifted = item["explain"]["affinity_lift"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
         assert!(
-            (sum - item["score"].as_f64().unwrap_or(0.0)).abs() < 1e-9,
+            (sum + lifted - item["score"].as_f64().unwrap_or(0.0)).abs() < 1e-9,
+            "{item}"
+        );
+        // Nobody has affinity here: the default lift scales every score down, and that is
+        // reported as its own term, not taken out of the signals' contributions.
+        assert!(lifted < 0.0, "{item}");
+        let completion = c["completion"].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (completion - signal(item, "completion") * completion_share).abs() < 1e-9,
             "{item}"
         );
         assert_eq!(item["explain"]["sources"], json!([]), "{item}");
         assert!(item["explain"]["diversity"].is_null(), "{item}");
     }
+}
+
+/// A client that sends plays and completes but no impressions: the duration bucket's prior
+/// divides by its plays, not by its (zero) impressions, so it is a rate, not completes over
+/// nothing clamped to 1.
+async fn a_bucket_without_impressions_learns_its_rate_from_plays(b: Backend) {
+    let app = TestApp::start(b).await;
+    let played: Vec<String> = (0..10).map(|i| format!("played{i}")).collect();
+    let mut videos: Vec<Value> = played.iter().map(|id| clip(id, 10_000, "US", 5)).collect();
+    videos.push(clip("new-short", 12_000, "US", 1));
+    app.put_videos(&videos).await;
+    let mut events = Vec::new();
+    for v in &played {
+        for u in 0..20 {
+            let user = format!("viewer{u}");
+            events.push(json!({"user_id": user, "video_id": v, "type": "view", "watch_ms": 3_000}));
+            if u < 4 {
+                events.push(
+                    json!({"user_id": user, "video_id": v, "type": "complete", "watch_ms": 10_000}),
+                );
+            }
+        }
+    }
+    app.events(events).await;
+    let (status, body) = app
+        .post(
+            "/v1/rank",
+            &json!({"user_id": "newcomer", "video_ids": ["new-short"], "explain": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // 200 plays, 40 completes: (40 + 0.15·100) / (200 + 100); without plays it would be
+    // (min(40, 0) + 15) / 100 = 0.15, the bare priorMean.
+    let prior = signal(&body["items"][0], "completion");
+    assert!((prior - 55.0 / 300.0).abs() < 1e-9, "prior {prior}: {body}");
 }
 
 async fn trending_is_read_for_the_users_region(b: Backend) {
@@ -219,6 +267,7 @@ async fn region_and_language_filters_keep_only_matching_videos(b: Backend) {
 
 both_stores!(
     a_new_video_starts_at_its_duration_buckets_finish_rate,
+    a_bucket_without_impressions_learns_its_rate_from_plays,
     trending_is_read_for_the_users_region,
     a_user_without_history_gets_a_full_explained_feed,
     region_and_language_filters_keep_only_matching_videos,

@@ -178,7 +178,8 @@ fn score_all(
                     score: signals::score(&profile.weights, lift, &s),
                     signals: Some(s),
                     explain: Some(Explanation {
-                        contributions: signals::contributions(&profile.weights, lift, &s),
+                        contributions: signals::contributions(&profile.weights, &s),
+                        affinity_lift: signals::affinity_lift(&profile.weights, lift, &s),
                         affinity_multiplier: signals::affinity_multiplier(lift, s.affinity),
                         sources,
                         diversity: None,

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | freshness | `2^(−age / halfLife[contentType])`, age clamped at 0 |
 //! | completion | `(min(completes, shown) + prior·priorWeight) / (shown + priorWeight)`, `shown = max(impressions, views)` |
-//! | ↳ prior | `(bucketCompletes + priorMean·bucketPriorWeight) / (bucketImpressions + bucketPriorWeight)`, global counters of the video's duration bucket ([`crate::learning::duration_bucket`]) |
+//! | ↳ prior | `(bucketCompletes + priorMean·bucketPriorWeight) / (bucketShown + bucketPriorWeight)`, `bucketShown = max(bucketImpressions, bucketPlays)`, `bucketCompletes` clamped to `bucketShown`; global counters of the video's duration bucket ([`crate::learning::duration_bucket`]) |
 //! | engagement | `r / (r + halfSaturation)`, `r = (likes·lw + shares·sw + comments·cw + priorRate·priorWeight) / (views + priorWeight)` |
 //! | affinity | `min(1, 1 − e^(−(cw·creator + tw·meanTag)/saturation) + followBoost·followed + friendBoost·friendEngaged)` |
 //! | embedding | `(1 + cos(taste, embedding)) / 2`, `neutral` when either is missing |
@@ -13,8 +13,9 @@
 //! `score = (Σ weightᵢ·signalᵢ / Σ weightᵢ) · (1 + lift·affinity) / (1 + lift)`, so the score is
 //! in [0, 1] whatever the weights, and a strongly engaged creator or topic (affinity near 1) can
 //! be worth up to `1 + lift` times an unknown one. The weighted *contribution* of signal i
-//! (`explain=true`) is `weightᵢ·signalᵢ / Σ weightᵢ · (1 + lift·affinity) / (1 + lift)`: the
-//! contributions add up to the score.
+//! (`explain=true`) is `weightᵢ·signalᵢ / Σ weightᵢ` (before the lift), and the lift's own term is
+//! `affinity_lift = base · (multiplier − 1)` with `base = Σ contributions`: the contributions and
+//! `affinity_lift` add up to the score, and no signal is credited with what the lift did.
 //! Affinities and the taste vector are decayed with [`crate::learning::AFFINITY_HALF_LIFE_SECS`].
 
 use feed_profile::{RankingProfile, Signal, SignalWeights};
@@ -38,7 +39,7 @@ pub fn freshness(profile: &RankingProfile, content_type: ContentType, age_secs: 
 /// The completion prior: the smoothed global finish rate of a duration bucket.
 pub fn completion_prior(profile: &RankingProfile, bucket: &BucketStats) -> f64 {
     let k = &profile.completion;
-    let shown = bucket.impressions.max(0.0);
+    let shown = bucket.shown();
     let completes = bucket.completes.clamp(0.0, shown);
     let denominator = shown + k.bucket_prior_weight;
     if denominator <= 0.0 {
@@ -127,18 +128,26 @@ pub fn affinity_multiplier(lift: f64, affinity: f64) -> f64 {
     ((1.0 + lift * affinity.clamp(0.0, 1.0)) / (1.0 + lift)).clamp(0.0, 1.0)
 }
 
-/// The weighted contribution of every signal; they add up to [`score`].
-pub fn contributions(weights: &SignalWeights, lift: f64, s: &Signals) -> Signals {
+/// The weighted contribution of every signal before the affinity lift, `weightᵢ·signalᵢ / Σ
+/// weights`; with [`affinity_lift`] they add up to [`score`].
+pub fn contributions(weights: &SignalWeights, s: &Signals) -> Signals {
     let total = weights.total();
     let mut out = Signals::default();
     if total <= 0.0 {
         return out;
     }
-    let m = affinity_multiplier(lift, s.affinity) / total;
     for signal in Signal::ALL {
-        *out.get_mut(signal) = weights.get(signal) * s.get(signal) * m;
+        *out.get_mut(signal) = weights.get(signal) * s.get(signal) / total;
     }
     out
+}
+
+/// What the affinity lift adds to the weighted mean `base`: `base · (multiplier − 1)`, zero or
+/// negative (a video of no affinity loses up to `lift / (1 + lift)` of its base score).
+pub fn affinity_lift(weights: &SignalWeights, lift: f64, s: &Signals) -> f64 {
+    let c = contributions(weights, s);
+    let base: f64 = Signal::ALL.iter().map(|&x| c.get(x)).sum();
+    base * (affinity_multiplier(lift, s.affinity) - 1.0)
 }
 
 /// The score: weighted mean of the signals, scaled by the affinity multiplier.
@@ -177,6 +186,7 @@ mod tests {
         BucketStats {
             impressions,
             completes,
+            ..BucketStats::default()
         }
     }
 
@@ -295,13 +305,20 @@ mod tests {
             embedding: 0.5,
             brevity: 0.6,
         };
+        let c = contributions(&w, &s);
+        assert!(
+            c.completion > c.engagement,
+            "weighted: completion weighs more"
+        );
         for lift in [0.0, 1.0, 4.0] {
-            let c = contributions(&w, lift, &s);
             let sum: f64 = Signal::ALL.iter().map(|&x| c.get(x)).sum();
-            assert!((sum - score(&w, lift, &s)).abs() < 1e-12);
+            let lifted = affinity_lift(&w, lift, &s);
+            assert!((sum + lifted - score(&w, lift, &s)).abs() < 1e-12);
+            // The lift is its own term: the signals' contributions do not change with it.
+            assert_eq!(c, contributions(&w, &s));
             assert!(
-                c.completion > c.engagement,
-                "weighted: completion weighs more"
+                lifted <= 0.0 && (lift > 0.0) == (lifted < 0.0),
+                "{lift} {lifted}"
             );
         }
     }

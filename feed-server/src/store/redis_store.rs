@@ -14,7 +14,7 @@
 //! | `P cv:{creator}`, `P tv:{tag}`, `P fresh:{lang or *}` | zset | video ids by publish time (ms) |
 //! | `P exp` | zset | video ids by impressions (long tail) |
 //! | `P tr:{lang or *}:{day}`, `P trr:{region}:{day}` | zset | trending score per language (or all) and per region, per UTC day (expires after 3 days) |
-//! | `P dur` | hash | impressions and completes per duration bucket: `{bucket}:impressions`, `{bucket}:completes` |
+//! | `P dur` | hash | impressions and completes per duration bucket: `{bucket}:impressions`, `{bucket}:plays`, `{bucket}:completes` |
 //! | `P u:{user}:p` | hash | language, region |
 //! | `P u:{user}:fc`, `P u:{user}:fr` | set | followed creators, friends |
 //! | `P u:{user}:aff`, `P u:{user}:taste` | hash | decayed values: field `f` and its time `f@` |
@@ -54,8 +54,9 @@ use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
 };
 use crate::learning::{
-    AFFINITY_HALF_LIFE_SECS, Decayed, DecayedAdd, Deltas, RECENT_MEMORY, SEEN_MEMORY,
-    TrendingScope, VideoStats, bucket_field, duration_bucket, duration_stats_from_pairs,
+    AFFINITY_HALF_LIFE_SECS, BucketCounter, Decayed, DecayedAdd, Deltas, RECENT_MEMORY,
+    SEEN_MEMORY, TrendingScope, VideoStats, bucket_field, duration_bucket,
+    duration_stats_from_pairs,
 };
 use crate::model::{Follows, UserProfile, Video};
 
@@ -381,11 +382,12 @@ impl Store for RedisStore {
             pipe.zincr(self.key(format_args!("exp")), id, *n).ignore();
         }
         for (bucket, add) in d.durations.iter().enumerate() {
-            for (completes, value) in [(false, add.impressions), (true, add.completes)] {
+            for counter in BucketCounter::ALL {
+                let value = add.get(counter);
                 if value != 0.0 {
                     pipe.cmd("HINCRBYFLOAT")
                         .arg(self.key(format_args!("dur")))
-                        .arg(bucket_field(bucket, completes))
+                        .arg(bucket_field(bucket, counter))
                         .arg(value)
                         .ignore();
                 }
