@@ -487,7 +487,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 41] = [
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Timeout,
