@@ -7,7 +7,9 @@
 //! working; `ranking_latency_ms` slows rankings only, inside their ranking slot (cached pages
 //! stay fast: the load-shedding tests); `crash` exits the process with status 70 right after
 //! answering. Initial values come from `FEED_FAULT_ERROR_RATE`
-//! and `FEED_FAULT_LATENCY_MS`.
+//! and `FEED_FAULT_LATENCY_MS`. `FEED_FAULT_EXIT_AT_START=1` makes the process exit with
+//! [`EXIT_AT_START_CODE`] before it listens ([`exit_at_start`]): a crash-looping canary for the
+//! local cluster's kubelet (localkube) and the e2e scenarios.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,18 @@ pub struct Faults {
 }
 
 type Shared = Arc<RwLock<Faults>>;
+
+/// Environment variable that makes the process exit at start (`1` or `true`).
+pub const EXIT_AT_START_ENV: &str = "FEED_FAULT_EXIT_AT_START";
+
+/// The exit status of a process told to exit at start (the status `crash` exits with too).
+pub const EXIT_AT_START_CODE: i32 = 70;
+
+/// Whether the environment asks the process to exit at start ([`EXIT_AT_START_ENV`] is `1` or
+/// `true`; anything else, or unset, is no).
+pub fn exit_at_start() -> bool {
+    std::env::var(EXIT_AT_START_ENV).is_ok_and(|v| matches!(v.trim(), "1" | "true"))
+}
 
 fn from_env() -> Faults {
     let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
@@ -100,7 +114,7 @@ pub fn install(api: Router<SharedState>, state: SharedState) -> Router<SharedSta
                     tokio::spawn(async {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         tracing::error!("crashing on request (fault injection)");
-                        std::process::exit(70);
+                        std::process::exit(EXIT_AT_START_CODE);
                     });
                 }
                 Ok(Json(new))

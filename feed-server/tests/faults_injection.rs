@@ -54,3 +54,40 @@ async fn without_the_feature_there_is_no_fault_route() {
     let (status, _) = app.post("/debug/faults", &json!({"error_rate": 1.0})).await;
     assert_eq!(status, 404);
 }
+
+/// `FEED_FAULT_EXIT_AT_START=1`: the binary exits with status 70 before it listens (the
+/// crash-looping canary of localkube's kubelet).
+#[cfg(feature = "fault-injection")]
+#[test]
+fn exit_at_start_makes_the_binary_exit_before_listening() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let run = |value: &str| -> Option<(Option<i32>, String)> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_feed-server"))
+            .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+            .env("FEED_FAULT_EXIT_AT_START", value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start feed-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+                    .expect("stderr");
+                return Some((status.code(), err));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (code, err) = run("1").expect("exits within 10 s");
+    assert_eq!(code, Some(70), "{err}");
+    assert!(err.contains("FEED_FAULT_EXIT_AT_START"), "{err}");
+    assert!(!err.contains("feed-server listening"), "{err}");
+}

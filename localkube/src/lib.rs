@@ -12,12 +12,17 @@
 //!
 //! In-process, it is a `tower::Service` a `kube::Client` talks to ([`FakeApi::client`]); the
 //! `localkube` binary serves it over HTTPS for kubectl and the operator binary ([`serve`]).
-//! Later controllers (a kubelet, Services) plug in through [`FakeApi::subscribe`] and
-//! [`FakeApi::add_mutator`].
+//! Controllers plug in through [`FakeApi::subscribe`], [`FakeApi::add_mutator`] and the
+//! direct accessors ([`FakeApi::put`], [`FakeApi::update`], [`FakeApi::list_all`]): the
+//! [`kubelet`] runs pods as real processes and the [`deployment`] controller turns Deployments
+//! into pods.
 
 pub mod clock;
+pub mod conditions;
+pub mod deployment;
 pub mod discovery;
 pub mod error;
+pub mod kubelet;
 pub mod meta;
 pub mod patch;
 pub mod path;

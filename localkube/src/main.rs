@@ -11,6 +11,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Parser;
 use feedroll_localkube::FakeApi;
+use feedroll_localkube::kubelet::backoff::parse_duration;
+use feedroll_localkube::kubelet::images::FEED_SERVER_PATTERN;
+use feedroll_localkube::kubelet::{ImageRule, ImageTable, KubeletConfig, KubeletHandle, TimeScale};
 use feedroll_localkube::rbac::Identity;
 use feedroll_localkube::serve::{Certificates, KubeconfigUser, Listener, kubeconfig};
 use serde_json::json;
@@ -52,6 +55,100 @@ struct Args {
     /// none; nothing in the binary reads them, refusals are logged as warnings either way).
     #[arg(long, default_value_t = 0)]
     request_log: usize,
+    /// Run the kubelet and the Deployment controller: Deployments get pods, pods run as real
+    /// processes (see localkube/README.md).
+    #[arg(long)]
+    kubelet: bool,
+    /// An image rule, PATTERN=PATH (repeatable, first match wins): containers whose image
+    /// matches the glob PATTERN run the binary PATH, told to listen on the pod's IP with
+    /// `FEED_LISTEN`. A last rule `feed-server:*` always runs the fault-injection feed-server:
+    /// `$FEEDROLL_FAULTY_FEED_SERVER`, else `target/fault-injection/feed-server` beside this
+    /// binary's target directory.
+    #[arg(long, value_name = "PATTERN=PATH", value_parser = ImageRule::parse)]
+    image: Vec<ImageRule>,
+    /// How long after a ConfigMap or Secret changes its files in running pods change (before
+    /// --time-scale): 30s, 500ms, 2m or seconds.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    kubelet_sync_delay: std::time::Duration,
+    /// Multiplies every kubelet and controller duration (probe periods, back-offs, grace
+    /// periods, the sync delay, progress deadlines), in (0, 1]: 0.05 makes a 10 s back-off
+    /// 0.5 s (tests).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_time_scale)]
+    time_scale: f64,
+    /// Where pods' directories (volumes, logs) go; default DIR/pods.
+    #[arg(long)]
+    kubelet_dir: Option<PathBuf>,
+}
+
+fn parse_time_scale(s: &str) -> Result<f64, String> {
+    let f: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    TimeScale::new(f).map(|_| f).map_err(|e| e.to_string())
+}
+
+/// The fault-injection feed-server the default image rule runs.
+fn faulty_feed_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("FEEDROLL_FAULTY_FEED_SERVER") {
+        return PathBuf::from(p);
+    }
+    // target/debug/localkube → target/fault-injection/feed-server
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            Some(
+                exe.parent()?
+                    .parent()?
+                    .join("fault-injection")
+                    .join("feed-server"),
+            )
+        })
+        .unwrap_or_else(|| PathBuf::from("target/fault-injection/feed-server"))
+}
+
+/// Starts the kubelet when `--kubelet` asks for it.
+fn start_kubelet(args: &Args, api: &FakeApi) -> anyhow::Result<Option<KubeletHandle>> {
+    if !args.kubelet {
+        return Ok(None);
+    }
+    let mut rules = args.image.clone();
+    let default = ImageRule::parse(&format!(
+        "{FEED_SERVER_PATTERN}={}",
+        faulty_feed_server().display()
+    ))?;
+    if !default.binary.is_file() {
+        tracing::warn!(
+            binary = %default.binary.display(),
+            "no fault-injection feed-server there: feed-server pods will fail to start (build it with `cargo build -p feed-server --features fault-injection` and copy it there, or set FEEDROLL_FAULTY_FEED_SERVER)"
+        );
+    }
+    rules.push(default);
+    let mut config = KubeletConfig::new(
+        args.kubelet_dir
+            .clone()
+            .unwrap_or_else(|| args.dir.join("pods")),
+        ImageTable::new(rules),
+    );
+    config.sync_delay = args.kubelet_sync_delay;
+    config.time_scale = TimeScale::new(args.time_scale)?;
+    Ok(Some(feedroll_localkube::kubelet::spawn(
+        api.clone(),
+        config,
+    )?))
+}
+
+/// Ctrl-C or SIGTERM (`local-cluster.sh down`).
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
 
 #[tokio::main]
@@ -99,6 +196,8 @@ async fn main() -> anyhow::Result<()> {
     let admin_token = api.issue_token(Identity::admin());
     let operator_token = api.issue_token(Identity::service_account(sa_ns, sa_name));
 
+    // Before the kubeconfig appears: its presence means everything is up.
+    let kubelet = start_kubelet(&args, &api)?;
     let certs = Certificates::generate()?;
     let listener = Listener::bind(args.listen, &certs)
         .await
@@ -129,9 +228,12 @@ async fn main() -> anyhow::Result<()> {
         "localkube ready: {server} (kubeconfig {})",
         args.dir.join("kubeconfig").display()
     );
-    tokio::select! {
-        r = listener.serve(api) => r.context("serving")?,
-        _ = tokio::signal::ctrl_c() => {}
+    let served = tokio::select! {
+        r = listener.serve(api) => r.context("serving"),
+        () = interrupted() => Ok(()),
+    };
+    if let Some(k) = kubelet {
+        k.stop().await;
     }
-    Ok(())
+    served
 }

@@ -268,8 +268,8 @@ fn check_shape(info: &ResourceInfo, name: &str, obj: &Value) -> Result<(), ApiEr
     })
 }
 
-/// A generated name suffix (`generateName`).
-fn random_suffix() -> String {
+/// A generated name suffix (`generateName`, pod names): 5 characters without vowels.
+pub(crate) fn random_suffix() -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
@@ -1208,6 +1208,16 @@ impl FakeApi {
         self.lock()
             .store
             .list(&p, resource, Some(ns))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Every stored object of a resource, in every namespace (controllers).
+    pub fn list_all(&self, api_version: &str, resource: &str) -> Vec<Value> {
+        let p = path::prefix_of_api_version(api_version);
+        self.lock()
+            .store
+            .list(&p, resource, None)
             .map(|(_, v)| v.clone())
             .collect()
     }
