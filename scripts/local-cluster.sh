@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A local Kubernetes for Feedroll, on loopback (issue 11). For now: the API server only
-# (feedroll-localkube over HTTPS, FeedRollout CRD registered, namespaces default and feed).
-# No kubelet, Services, Prometheus or traffic yet: FeedRollouts are stored, validated and
-# watched, but nothing runs pods.
+# A local Kubernetes for Feedroll, on loopback (issue 11): the API server (feedroll-localkube
+# over HTTPS, FeedRollout CRD registered, namespaces default and feed) with its kubelet and
+# Deployment controller (`localkube --kubelet`): Deployments get pods, and pods of `feed-server:*`
+# images run the fault-injection feed-server as real processes, each on its own loopback IP
+# (127.10.x.y), logs and ConfigMap volumes under DIR/pods/ (localkube/README.md).
+# No Services, Prometheus or traffic yet.
 #
 #   scripts/local-cluster.sh up [--dir DIR] [--foreground]   start; DIR defaults to .localkube
 #   scripts/local-cluster.sh down [--dir DIR]                stop what `up` started in DIR
@@ -11,11 +13,13 @@
 # ServiceAccount feedroll-system:feedroll; also alone in
 # DIR/operator.kubeconfig), DIR/env (`export KUBECONFIG=...`, for `source`),
 # DIR/localkube.pid and DIR/localkube.log. --foreground stays attached with the logs on the
-# terminal and stops the server on Ctrl-C (`make cluster`). LOCALKUBE_BIN overrides the binary
-# (default: target/debug/localkube, built first).
+# terminal and stops the server on Ctrl-C (`make cluster`); stopping it stops every pod's
+# process. LOCALKUBE_BIN overrides the binary (default: target/debug/localkube, built first,
+# with the fault-injection feed-server copied to target/fault-injection/feed-server unless
+# FEEDROLL_FAULTY_FEED_SERVER names one).
 set -euo pipefail
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 cmd=${1:-}
 [[ -n $cmd ]] || usage
@@ -42,12 +46,13 @@ is_localkube() {
   [[ ${exe##*/} == localkube ]]
 }
 running() { [[ -f $pidfile ]] && is_localkube "$(cat "$pidfile")"; }
-# Stops pid $1 (TERM, then KILL after 5 s); a process that already exited is fine.
+# Stops pid $1 (TERM, then KILL after 40 s: localkube gives its pods' processes their grace
+# period, 30 s by default, before it exits); a process that already exited is fine.
 stop() {
   local pid=$1
   kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  echo "local-cluster.sh: pid $pid still running after 5 s, sending SIGKILL" >&2
+  for _ in $(seq 400); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  echo "local-cluster.sh: pid $pid still running after 40 s, sending SIGKILL" >&2
   kill -9 "$pid" 2>/dev/null || true
 }
 
@@ -59,15 +64,22 @@ case $cmd in
     fi
     bin=${LOCALKUBE_BIN:-}
     if [[ -z $bin ]]; then
+      target=${CARGO_TARGET_DIR:-$root/target}
+      if [[ -z ${FEEDROLL_FAULTY_FEED_SERVER:-} ]]; then
+        # The pods' feed-server, with the fault-injection feature (as make test builds it).
+        cargo build -q -p feed-server --features fault-injection --manifest-path "$root/Cargo.toml"
+        mkdir -p "$target/fault-injection"
+        cp "$target/debug/feed-server" "$target/fault-injection/feed-server"
+      fi
       cargo build -q -p feedroll-localkube --manifest-path "$root/Cargo.toml"
-      bin=${CARGO_TARGET_DIR:-$root/target}/debug/localkube
+      bin=$target/debug/localkube
     fi
     [[ -x $bin ]] || { echo "local-cluster.sh: $bin is not an executable" >&2; exit 1; }
     rm -f "$dir/kubeconfig" "$dir/env"
     if [[ $foreground == 1 ]]; then
-      "$bin" --dir "$dir" --namespace feed &
+      "$bin" --dir "$dir" --namespace feed --kubelet &
     else
-      "$bin" --dir "$dir" --namespace feed >"$dir/localkube.log" 2>&1 &
+      "$bin" --dir "$dir" --namespace feed --kubelet >"$dir/localkube.log" 2>&1 &
     fi
     pid=$!
     echo "$pid" >"$pidfile"
@@ -97,7 +109,8 @@ local cluster up: API server $(grep -m1 'server:' "$dir/kubeconfig" | awk '{prin
   source $dir/env
   kubectl apply -f examples/default-plan.yaml
   kubectl -n feed get feedrollouts -w
-Not yet: pods, Services, Prometheus, traffic, the operator (see localkube/README.md).
+  kubectl -n feed get pods -w        # pods run as processes; logs in $dir/pods/
+Not yet: Services, Prometheus, traffic, the operator (see localkube/README.md).
 MSG
     if [[ $foreground == 1 ]]; then
       wait "$pid" || true

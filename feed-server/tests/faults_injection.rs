@@ -66,17 +66,17 @@ fn exit_at_start_makes_the_binary_exit_before_listening() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_feed-server"))
             .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
             .env("FEED_FAULT_EXIT_AT_START", value)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .expect("start feed-server");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
-                let mut err = String::new();
-                std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
-                    .expect("stderr");
-                return Some((status.code(), err));
+                let mut log = String::new();
+                std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut log)
+                    .expect("stdout");
+                return Some((status.code(), log));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -86,8 +86,8 @@ fn exit_at_start_makes_the_binary_exit_before_listening() {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    let (code, err) = run("1").expect("exits within 10 s");
-    assert_eq!(code, Some(70), "{err}");
-    assert!(err.contains("FEED_FAULT_EXIT_AT_START"), "{err}");
-    assert!(!err.contains("feed-server listening"), "{err}");
+    let (code, log) = run("1").expect("exits within 10 s");
+    assert_eq!(code, Some(70), "{log}");
+    assert!(log.contains("FEED_FAULT_EXIT_AT_START"), "{log}");
+    assert!(!log.contains("feed-server listening"), "{log}");
 }

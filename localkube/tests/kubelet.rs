@@ -109,11 +109,14 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Polls `f` every 50 ms until it gives something; fails after 20 s.
+/// Polls `f` every 50 ms until it gives something (printing how long that took); fails
+/// after 20 s.
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(20);
     loop {
         if let Some(v) = f() {
+            eprintln!("{:>7.2?}  {what}", started.elapsed());
             return v;
         }
         assert!(Instant::now() < deadline, "no {what} within 20 s");
@@ -164,6 +167,24 @@ impl Cluster {
     }
 }
 
+/// Applied when its crash loop is checked: the back-off (0, 0.5 s, 1 s, 2 s … at this scale)
+/// is still short then.
+const CRASHING: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: crash, namespace: feed}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: crash}}
+  template:
+    metadata: {labels: {app: crash}}
+    spec:
+      containers:
+        - name: feed-server
+          image: feed-server:test
+          env: [{name: FEED_FAULT_EXIT_AT_START, value: "1"}]
+"#;
+
 const MANIFESTS: &str = r#"
 apiVersion: v1
 kind: ConfigMap
@@ -207,26 +228,22 @@ spec:
     spec:
       containers: [{name: app, image: "registry.invalid/nope:1"}]
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: crash, namespace: feed}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: crash}}
-  template:
-    metadata: {labels: {app: crash}}
-    spec:
-      containers:
-        - name: feed-server
-          image: feed-server:test
-          env: [{name: FEED_FAULT_EXIT_AT_START, value: "1"}]
----
 apiVersion: v1
 kind: Pod
 metadata: {name: solo, namespace: feed, labels: {app: solo}}
 spec:
   terminationGracePeriodSeconds: 5
   containers: [{name: feed-server, image: feed-server:test, ports: [{containerPort: 9090}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: sick, namespace: feed, labels: {app: sick}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: feed-server
+      image: feed-server:test
+      livenessProbe: {httpGet: {path: /no-such-page, port: 8080}, periodSeconds: 1, failureThreshold: 2}
 "#;
 
 fn condition<'a>(obj: &'a Value, kind: &str) -> &'a Value {
@@ -382,11 +399,12 @@ fn deployments_become_real_processes_through_kubectl() {
     assert_eq!(nope["status"]["readyReplicas"], 0);
 
     // A container that exits at start: CrashLoopBackOff, restarts counted, its exit kept.
-    let crashing = wait_for("CrashLoopBackOff after 2 restarts", || {
+    c.ok(&["apply", "-f", "-"], Some(CRASHING));
+    let restarts = |p: &Value| p["status"]["containerStatuses"][0]["restartCount"].as_u64();
+    let crashing = wait_for("CrashLoopBackOff", || {
         c.pods("crash").into_iter().find(|p| {
             let cs = &p["status"]["containerStatuses"][0];
-            cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
-                && cs["restartCount"].as_u64() >= Some(2)
+            cs["state"]["waiting"]["reason"] == "CrashLoopBackOff" && restarts(p) >= Some(1)
         })
     });
     let cs = &crashing["status"]["containerStatuses"][0];
@@ -396,12 +414,21 @@ fn deployments_become_real_processes_through_kubectl() {
         crashing["status"]["phase"], "Running",
         "restarting containers keep the pod Running"
     );
-    let restarts = cs["restartCount"].as_u64().unwrap_or_default();
     wait_for("a growing restartCount", || {
         c.pods("crash")
             .into_iter()
-            .find(|p| p["status"]["containerStatuses"][0]["restartCount"].as_u64() > Some(restarts))
+            .find(|p| restarts(p) > restarts(&crashing))
     });
+
+    // A failing liveness probe (a 404) restarts the container (SIGTERM).
+    let sick = wait_for("a restart after failed liveness probes", || {
+        c.pods("sick")
+            .into_iter()
+            .find(|p| p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1))
+    });
+    // 0 once feed-server handles SIGTERM; 143 when the signal came before its handler.
+    let code = &sick["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"];
+    assert!(code == 0 || code == 143, "{sick}");
 
     // A ConfigMap update reaches the mounted files after the sync delay (30 s × 0.05).
     let patched = Instant::now();
