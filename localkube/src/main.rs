@@ -73,16 +73,16 @@ struct Args {
     /// Multiplies every kubelet and controller duration (probe periods, back-offs, grace
     /// periods, the sync delay, progress deadlines), in (0, 1]: 0.05 makes a 10 s back-off
     /// 0.5 s (tests).
-    #[arg(long, default_value_t = 1.0, value_parser = parse_time_scale)]
-    time_scale: f64,
+    #[arg(long, default_value = "1", value_parser = parse_time_scale)]
+    time_scale: TimeScale,
     /// Where pods' directories (volumes, logs) go; default DIR/pods.
     #[arg(long)]
     kubelet_dir: Option<PathBuf>,
 }
 
-fn parse_time_scale(s: &str) -> Result<f64, String> {
+fn parse_time_scale(s: &str) -> Result<TimeScale, String> {
     let f: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    TimeScale::new(f).map(|_| f).map_err(|e| e.to_string())
+    TimeScale::new(f).map_err(|e| e.to_string())
 }
 
 /// The fault-injection feed-server the default image rule runs.
@@ -128,7 +128,7 @@ fn start_kubelet(args: &Args, api: &FakeApi) -> anyhow::Result<Option<KubeletHan
         ImageTable::new(rules),
     );
     config.sync_delay = args.kubelet_sync_delay;
-    config.time_scale = TimeScale::new(args.time_scale)?;
+    config.time_scale = args.time_scale;
     Ok(Some(feedroll_localkube::kubelet::spawn(
         api.clone(),
         config,

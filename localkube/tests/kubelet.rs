@@ -1,6 +1,6 @@
 //! The kubelet and the Deployment controller through real `kubectl` against the `localkube
 //! --kubelet` binary, on a time scale of 0.05 (a 10 s back-off takes 0.5 s, the 30 s ConfigMap
-//! sync delay 1.5 s): a Deployment of the fault-injection feed-server gets Running, Ready pods
+//! sync delay 1.5 s; everything is applied at once and checked in one polling loop): a Deployment of the fault-injection feed-server gets Running, Ready pods
 //! that serve on their own loopback IPs with the template's env, args and ConfigMap volume; an
 //! unknown image gives ImagePullBackOff and, past its progress deadline,
 //! ProgressDeadlineExceeded; a container that exits at start goes into CrashLoopBackOff with a
@@ -160,16 +160,9 @@ impl Cluster {
         all.extend_from_slice(args);
         serde_json::from_str(&self.ok(&all, None)).expect("kubectl -o json")
     }
-
-    fn pods(&self, app: &str) -> Vec<Value> {
-        let list = self.json(&["pods", "-l", &format!("app={app}")]);
-        list["items"].as_array().cloned().unwrap_or_default()
-    }
 }
 
-/// Applied when its crash loop is checked: the back-off (0, 0.5 s, 1 s, 2 s … at this scale)
-/// is still short then.
-const CRASHING: &str = r#"
+const MANIFESTS: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: crash, namespace: feed}
@@ -183,9 +176,7 @@ spec:
         - name: feed-server
           image: feed-server:test
           env: [{name: FEED_FAULT_EXIT_AT_START, value: "1"}]
-"#;
-
-const MANIFESTS: &str = r#"
+---
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: profile, namespace: feed}
@@ -296,34 +287,117 @@ fn http_status(addr: &str, path: &str) -> String {
     out.lines().next().unwrap_or_default().to_owned()
 }
 
+/// Everything in namespace `feed` at one moment: Deployments and pods by name, pods by their
+/// `app` label.
+struct World {
+    deployments: Vec<Value>,
+    pods: Vec<Value>,
+}
+
+impl World {
+    fn deployment(&self, name: &str) -> &Value {
+        self.deployments
+            .iter()
+            .find(|d| d["metadata"]["name"] == name)
+            .unwrap_or(&Value::Null)
+    }
+
+    fn pods(&self, app: &str) -> Vec<&Value> {
+        self.pods
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == app)
+            .collect()
+    }
+
+    /// The first container's status of the first pod of `app`.
+    fn container(&self, app: &str) -> &Value {
+        self.pods(app)
+            .first()
+            .map_or(&Value::Null, |p| &p["status"]["containerStatuses"][0])
+    }
+
+    fn rolled_out(&self, name: &str, replicas: u64) -> bool {
+        let d = self.deployment(name);
+        let s = &d["status"];
+        [
+            "readyReplicas",
+            "availableReplicas",
+            "updatedReplicas",
+            "replicas",
+        ]
+        .iter()
+        .all(|k| s[*k] == replicas)
+            && s["observedGeneration"] == d["metadata"]["generation"]
+    }
+}
+
+impl Cluster {
+    fn world(&self) -> World {
+        let list = self.json(&["deployments,pods"]);
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        let (deployments, pods) = items.into_iter().partition(|o| o["kind"] == "Deployment");
+        World { deployments, pods }
+    }
+}
+
 #[test]
 fn deployments_become_real_processes_through_kubectl() {
     let mut c = start();
     let out = c.ok(&["apply", "-f", "-"], Some(MANIFESTS));
     assert!(out.contains("deployment.apps/web created"), "{out}");
 
-    // A Deployment of the feed-server image: Running, Ready pods and a rolled-out status.
-    let web = wait_for("a rolled-out web Deployment", || {
-        let d = c.json(&["deployment", "web"]);
-        let s = &d["status"];
-        (s["readyReplicas"] == 2
-            && s["availableReplicas"] == 2
-            && s["updatedReplicas"] == 2
-            && s["replicas"] == 2
-            && s["observedGeneration"] == d["metadata"]["generation"])
-            .then_some(d)
+    // Everything applied comes to its state: web rolled out; the unknown image in
+    // ImagePullBackOff past its progress deadline (20 s × 0.05); the container that exits at
+    // start in CrashLoopBackOff, its restartCount seen growing; the pod failing its liveness
+    // probe (a 404) restarted; the bare pod ready.
+    let mut crash_restarts: Option<u64> = None;
+    let world = wait_for("every object in its state", || {
+        let w = c.world();
+        let crash = w.container("crash");
+        let restarts = crash["restartCount"].as_u64().filter(|n| *n >= 1);
+        let grown = restarts.is_some_and(|n| crash_restarts.is_some_and(|before| n > before));
+        crash_restarts = crash_restarts.or(restarts);
+        (w.rolled_out("web", 2)
+            && grown
+            && crash["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+            && w.container("nope")["state"]["waiting"]["reason"] == "ImagePullBackOff"
+            && condition(w.deployment("nope"), "Progressing")["reason"]
+                == "ProgressDeadlineExceeded"
+            && w.container("sick")["restartCount"].as_u64() >= Some(1)
+            && w.container("solo")["ready"] == true)
+            .then_some(w)
     });
-    assert_eq!(condition(&web, "Available")["status"], "True", "{web}");
+    let web = world.deployment("web");
+    assert_eq!(condition(web, "Available")["status"], "True", "{web}");
     assert_eq!(
-        condition(&web, "Progressing")["reason"],
+        condition(web, "Progressing")["reason"],
         "NewReplicaSetAvailable",
         "{web}"
     );
-    let pods = c.pods("web");
+    let nope = world.deployment("nope");
+    assert_eq!(condition(nope, "Progressing")["status"], "False");
+    assert_eq!(nope["status"]["readyReplicas"], 0);
+    let nope_pod = world.pods("nope")[0];
+    assert_eq!(nope_pod["status"]["phase"], "Pending");
+    assert_eq!(condition(nope_pod, "Ready")["status"], "False");
+    let crash = world.container("crash");
+    assert_eq!(crash["lastState"]["terminated"]["exitCode"], 70, "{crash}");
+    assert_eq!(crash["ready"], false);
+    assert_eq!(
+        world.pods("crash")[0]["status"]["phase"],
+        "Running",
+        "restarting containers keep the pod Running"
+    );
+    // 0 once feed-server handles SIGTERM; 143 when the signal came before its handler.
+    let code = &world.container("sick")["lastState"]["terminated"]["exitCode"];
+    assert!(code == 0 || code == 143, "{}", world.container("sick"));
+
+    // web's pods: Running and Ready, each on its own IP, with the template's env and args.
+    let pods = world.pods("web");
     assert_eq!(pods.len(), 2);
     let mut ips = Vec::new();
     let mut pids = Vec::new();
-    for pod in &pods {
+    for pod in pods {
         let (meta, st) = (&pod["metadata"], &pod["status"]);
         let name = meta["name"].as_str().unwrap_or_default();
         let hash = meta["labels"]["pod-template-hash"]
@@ -383,53 +457,6 @@ fn deployments_become_real_processes_through_kubectl() {
     }
     assert_ne!(ips[0].0, ips[1].0, "each pod has its own IP");
 
-    // An unknown image: ImagePullBackOff, then the progress deadline (20 s × 0.05) passes.
-    let pod = wait_for("ImagePullBackOff", || {
-        c.pods("nope").into_iter().find(|p| {
-            p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
-        })
-    });
-    assert_eq!(pod["status"]["phase"], "Pending");
-    assert_eq!(condition(&pod, "Ready")["status"], "False");
-    let nope = wait_for("ProgressDeadlineExceeded", || {
-        let d = c.json(&["deployment", "nope"]);
-        (condition(&d, "Progressing")["reason"] == "ProgressDeadlineExceeded").then_some(d)
-    });
-    assert_eq!(condition(&nope, "Progressing")["status"], "False");
-    assert_eq!(nope["status"]["readyReplicas"], 0);
-
-    // A container that exits at start: CrashLoopBackOff, restarts counted, its exit kept.
-    c.ok(&["apply", "-f", "-"], Some(CRASHING));
-    let restarts = |p: &Value| p["status"]["containerStatuses"][0]["restartCount"].as_u64();
-    let crashing = wait_for("CrashLoopBackOff", || {
-        c.pods("crash").into_iter().find(|p| {
-            let cs = &p["status"]["containerStatuses"][0];
-            cs["state"]["waiting"]["reason"] == "CrashLoopBackOff" && restarts(p) >= Some(1)
-        })
-    });
-    let cs = &crashing["status"]["containerStatuses"][0];
-    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 70, "{cs}");
-    assert_eq!(cs["ready"], false);
-    assert_eq!(
-        crashing["status"]["phase"], "Running",
-        "restarting containers keep the pod Running"
-    );
-    wait_for("a growing restartCount", || {
-        c.pods("crash")
-            .into_iter()
-            .find(|p| restarts(p) > restarts(&crashing))
-    });
-
-    // A failing liveness probe (a 404) restarts the container (SIGTERM).
-    let sick = wait_for("a restart after failed liveness probes", || {
-        c.pods("sick")
-            .into_iter()
-            .find(|p| p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1))
-    });
-    // 0 once feed-server handles SIGTERM; 143 when the signal came before its handler.
-    let code = &sick["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"];
-    assert!(code == 0 || code == 143, "{sick}");
-
     // A ConfigMap update reaches the mounted files after the sync delay (30 s × 0.05).
     let patched = Instant::now();
     c.ok(
@@ -454,6 +481,7 @@ fn deployments_become_real_processes_through_kubectl() {
             "not before the delay"
         );
     }
+
     for (_, profile) in &ips {
         wait_for("the new profile in the pod", || {
             (std::fs::read_to_string(profile).ok()? == "v2").then_some(())
@@ -467,20 +495,16 @@ fn deployments_become_real_processes_through_kubectl() {
 
     // Deleting the Deployment deletes its pods and stops their processes.
     c.ok(&["-n", "feed", "delete", "deployment", "web"], None);
+    // (The kubelet stops a pod's processes once the pod is gone: garbage collection.)
     wait_for("web's processes gone", || {
         pids.iter().all(|p| !running(*p)).then_some(())
     });
-    assert!(c.pods("web").is_empty());
 
     // A bare pod is scheduled too; with no listen address in its template it is told the
     // pod's IP and its first containerPort. Stopping localkube stops its process.
-    let solo = wait_for("a running solo pod", || {
-        c.pods("solo")
-            .into_iter()
-            .find(|p| p["status"]["containerStatuses"][0]["ready"] == true)
-    });
+    let solo = world.pods("solo")[0];
     assert_eq!(solo["spec"]["nodeName"], "localkube");
-    let solo_pid = pid_of(&solo);
+    let solo_pid = pid_of(solo);
     let ip = solo["status"]["podIP"].as_str().unwrap_or_default();
     assert!(environ(solo_pid).contains(&format!("FEED_LISTEN={ip}:9090")));
     assert!(running(solo_pid));

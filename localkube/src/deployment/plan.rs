@@ -171,10 +171,10 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// The unavailable pods first, then the rest, at most `n` of them.
+/// At most `n` of `pods`: unavailable ones first, then unready, then by name (deterministic).
 fn pick(pods: &[&PodInfo], n: u32) -> Vec<String> {
     let mut sorted: Vec<&&PodInfo> = pods.iter().collect();
-    sorted.sort_by_key(|p| (p.available, p.ready, std::cmp::Reverse(p.name.clone())));
+    sorted.sort_by_key(|p| (p.available, p.ready, p.name.clone()));
     sorted
         .into_iter()
         .take(n as usize)
