@@ -464,8 +464,8 @@ mod tests {
         assert_eq!(down.create, 0);
         assert_eq!(
             down.delete,
-            ["b", "c"],
-            "the unready one first, then the newest name"
+            ["b", "a"],
+            "the unready one first, then by name"
         );
         assert_eq!(actions(3, rolling(1, 0), "h", &pods), Actions::default());
     }
