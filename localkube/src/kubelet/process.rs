@@ -178,6 +178,24 @@ mod tests {
         }
     }
 
+    /// Waits (up to 10 s) until `n` shells have written `trapped` to `log`: their TERM trap is
+    /// set.
+    fn trapped(log: &Path, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches("trapped")
+            .count()
+            < n
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the shells set no trap within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[tokio::test]
     async fn processes_get_only_their_env_and_log_to_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -216,7 +234,7 @@ mod tests {
         let log = dir.path().join("l.log");
         let polite = [
             "-c".to_owned(),
-            "trap 'exit 0' TERM; while :; do sleep 0.01; done".to_owned(),
+            "trap 'exit 0' TERM; echo trapped; while :; do sleep 0.01; done".to_owned(),
         ];
         let p = Process::start(
             &launch(&polite, &env, dir.path(), &log),
@@ -224,13 +242,14 @@ mod tests {
             Duration::from_secs(5),
         )
         .expect("start");
+        trapped(&log, 1);
         assert_eq!(
             exit_code(p.terminate(Duration::from_secs(5)).await.expect("ends")),
             (0, None)
         );
         let stubborn = [
             "-c".to_owned(),
-            "trap '' TERM; while :; do sleep 0.01; done".to_owned(),
+            "trap '' TERM; echo trapped; while :; do sleep 0.01; done".to_owned(),
         ];
         let p = Process::start(
             &launch(&stubborn, &env, dir.path(), &log),
@@ -239,7 +258,7 @@ mod tests {
         )
         .expect("start");
         let pid = p.pid();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        trapped(&log, 2);
         assert_eq!(
             exit_code(p.terminate(Duration::from_millis(200)).await.expect("ends")),
             (137, Some(9))
@@ -259,7 +278,7 @@ mod tests {
         let log = dir.path().join("l.log");
         let stubborn = [
             "-c".to_owned(),
-            "trap '' TERM; while :; do sleep 0.01; done".to_owned(),
+            "trap '' TERM; echo trapped; while :; do sleep 0.01; done".to_owned(),
         ];
         let procs: Vec<Process> = rt.block_on(async {
             (0..2)
@@ -274,7 +293,7 @@ mod tests {
                 .collect()
         });
         let ids: Vec<u32> = procs.iter().map(Process::pid).collect();
-        std::thread::sleep(Duration::from_millis(100));
+        trapped(&log, 2);
         pids.stop_all_blocking();
         std::thread::sleep(Duration::from_millis(50));
         assert!(ids.iter().all(|pid| !alive(*pid)), "{ids:?} still alive");
