@@ -333,6 +333,49 @@ pub fn bind_to_pod(value: &str, ip: &str) -> String {
     }
 }
 
+/// Where a container's process runs: what its network and mount namespaces would give it.
+#[derive(Clone, Copy, Debug)]
+pub struct Pod<'a> {
+    /// The pod's IP.
+    pub ip: &'a str,
+    /// Its `HOSTNAME` (the pod's name).
+    pub hostname: &'a str,
+    /// `mountPath` → host directory of the container's volume mounts.
+    pub mounts: &'a [(String, &'a Path)],
+}
+
+/// The process's arguments and environment for `container` with resolved env `vars` in `pod`:
+/// [`command_line`], then in every argument and env value a path under a mount rewritten
+/// ([`rewrite_path`]) and a wildcard listen address bound to the pod ([`bind_to_pod`]);
+/// `listen_env` (the image's listen variable) set to `ip:firstContainerPort` (8080 without
+/// ports) unless the container sets it; `PATH` and `HOSTNAME` unless set.
+pub fn process_command(
+    container: &Value,
+    vars: &BTreeMap<String, String>,
+    pod: &Pod<'_>,
+    listen_env: Option<&str>,
+) -> (Vec<String>, BTreeMap<String, String>) {
+    let adapt = |v: &str| bind_to_pod(&rewrite_path(v, pod.mounts), pod.ip);
+    let args = command_line(container, vars)
+        .iter()
+        .map(|a| adapt(a))
+        .collect();
+    let mut env: BTreeMap<String, String> =
+        vars.iter().map(|(k, v)| (k.clone(), adapt(v))).collect();
+    if let Some(listen) = listen_env {
+        let port = container["ports"][0]["containerPort"]
+            .as_u64()
+            .unwrap_or(8080);
+        env.entry(listen.to_owned())
+            .or_insert_with(|| format!("{}:{port}", pod.ip));
+    }
+    env.entry("PATH".into())
+        .or_insert_with(|| "/usr/local/bin:/usr/bin:/bin".into());
+    env.entry("HOSTNAME".into())
+        .or_insert_with(|| pod.hostname.to_owned());
+    (args, env)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,6 +585,58 @@ mod tests {
             "/x",
             "a root mount is ignored"
         );
+    }
+
+    #[test]
+    fn the_process_gets_the_pods_address_and_paths() {
+        let dir = Path::new("/pods/p/volumes/profile");
+        let mounts = [("/etc/feed".to_owned(), dir)];
+        let pod = Pod {
+            ip: "127.10.0.9",
+            hostname: "web-1",
+            mounts: &mounts,
+        };
+        let c = json!({"args": ["--listen", "0.0.0.0:8080", "--profile=/etc/feed/p.json", "$(X)"],
+                       "ports": [{"containerPort": 9090}]});
+        let (args, env) = process_command(
+            &c,
+            &vars(&[("X", "x"), ("P", "/etc/feed/q")]),
+            &pod,
+            Some("FEED_LISTEN"),
+        );
+        assert_eq!(
+            args,
+            [
+                "--listen",
+                "127.10.0.9:8080",
+                "--profile=/pods/p/volumes/profile/p.json",
+                "x"
+            ]
+        );
+        assert_eq!(env["P"], "/pods/p/volumes/profile/q");
+        assert_eq!(
+            env["FEED_LISTEN"], "127.10.0.9:9090",
+            "the first containerPort"
+        );
+        assert_eq!(
+            (env["HOSTNAME"].as_str(), env.contains_key("PATH")),
+            ("web-1", true)
+        );
+
+        let set = vars(&[("FEED_LISTEN", ":7000"), ("HOSTNAME", "h"), ("PATH", "/x")]);
+        let (_, env) = process_command(&json!({}), &set, &pod, Some("FEED_LISTEN"));
+        assert_eq!(
+            env["FEED_LISTEN"], "127.10.0.9:7000",
+            "kept, bound to the pod"
+        );
+        assert_eq!(
+            (env["HOSTNAME"].as_str(), env["PATH"].as_str()),
+            ("h", "/x")
+        );
+        let (_, env) = process_command(&json!({}), &vars(&[]), &pod, Some("FEED_LISTEN"));
+        assert_eq!(env["FEED_LISTEN"], "127.10.0.9:8080", "8080 without ports");
+        let (_, env) = process_command(&json!({}), &vars(&[]), &pod, None);
+        assert!(!env.contains_key("FEED_LISTEN"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Settings;
 use super::backoff::{failures_after, pull_delay, restart_delay};
-use super::env::{self, Objects, Source, bind_to_pod, command_line, container_env, rewrite_path};
+use super::env::{self, Objects, Pod, Source, container_env, process_command, rewrite_path};
 use super::probe::{Action, Probe, Tally, http_success};
 use super::process::{Launch, Process, exit_code};
 use super::status::{ContainerView, Exit, Placement, RestartPolicy, State, WaitReason, pod_status};
@@ -352,13 +352,13 @@ impl Worker {
             Stage::Running {
                 process,
                 started,
+                started_at,
                 readiness,
                 liveness,
-                ..
             } => {
                 if let Some(status) = process.exited() {
-                    let ran = now.duration_since(*started);
-                    self.exited(i, status, ran);
+                    let run = (*started, started_at.clone());
+                    self.exited(i, status, run);
                     return;
                 }
                 for run in [readiness.as_mut(), liveness.as_mut()]
@@ -397,13 +397,15 @@ impl Worker {
                 },
             );
             if let Stage::Running {
-                process, started, ..
+                process,
+                started,
+                started_at,
+                ..
             } = stage
             {
                 tracing::info!(pod = %self.pod.name, container = %c.name, "liveness probe failed, restarting");
-                let ran = now.duration_since(started);
                 match process.terminate(self.grace).await {
-                    Ok(status) => self.exited(i, status, ran),
+                    Ok(status) => self.exited(i, status, (started, started_at)),
                     Err(e) => {
                         tracing::warn!(pod = %self.pod.name, "stopping a container failed: {e}")
                     }
@@ -412,17 +414,15 @@ impl Worker {
         }
     }
 
-    /// Container `i` exited with `status` after running `ran`: restart it after its back-off,
-    /// or leave it terminated, as the restart policy says.
-    fn exited(&mut self, i: usize, status: std::process::ExitStatus, ran: Duration) {
+    /// Container `i`, started at `run` (instant, RFC 3339), exited with `status`: restart it
+    /// after its back-off, or leave it terminated, as the restart policy says.
+    fn exited(&mut self, i: usize, status: std::process::ExitStatus, run: (Instant, String)) {
         let now = Instant::now();
+        let (started, started_at) = run;
+        let ran = now.duration_since(started);
         let scale = self.settings.scale;
         let (pod_name, ns, uid) = (&self.pod.name, &self.pod.namespace, &self.pod.uid);
         let c = &mut self.containers[i];
-        let started_at = match &c.stage {
-            Stage::Running { started_at, .. } => started_at.clone(),
-            _ => clock::now(),
-        };
         let (code, signal) = exit_code(status);
         let exit = Exit {
             exit_code: code,
@@ -510,22 +510,16 @@ impl Worker {
             .map(|(m, d)| (m.clone(), d.as_path()))
             .collect();
         let ip = self.placement.pod_ip.as_str();
-        let adapt = |v: &str| bind_to_pod(&rewrite_path(v, &mount_refs), ip);
-        let args: Vec<String> = command_line(&c.spec, &vars)
-            .iter()
-            .map(|a| adapt(a))
-            .collect();
-        let mut env: BTreeMap<String, String> =
-            vars.iter().map(|(k, v)| (k.clone(), adapt(v))).collect();
-        if let Some(listen) = &rule.listen_env {
-            let port = c.spec["ports"][0]["containerPort"].as_u64().unwrap_or(8080);
-            env.entry(listen.clone())
-                .or_insert_with(|| format!("{ip}:{port}"));
-        }
-        env.entry("PATH".into())
-            .or_insert_with(|| "/usr/local/bin:/usr/bin:/bin".into());
-        env.entry("HOSTNAME".into())
-            .or_insert_with(|| self.pod.name.clone());
+        let (args, env) = process_command(
+            &c.spec,
+            &vars,
+            &Pod {
+                ip,
+                hostname: &self.pod.name,
+                mounts: &mount_refs,
+            },
+            rule.listen_env.as_deref(),
+        );
         let workdir = c.spec["workingDir"]
             .as_str()
             .map(|w| PathBuf::from(rewrite_path(w, &mount_refs)))
