@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use feedroll_localkube::FakeApi;
 use feedroll_localkube::kubelet::backoff::parse_duration;
-use feedroll_localkube::kubelet::images::FEED_SERVER_PATTERN;
+use feedroll_localkube::kubelet::images::{FAULTY_FEED_SERVER_ENV, FEED_SERVER_PATTERN};
 use feedroll_localkube::kubelet::{ImageRule, ImageTable, KubeletConfig, KubeletHandle, TimeScale};
 use feedroll_localkube::rbac::Identity;
 use feedroll_localkube::serve::{Certificates, KubeconfigUser, Listener, kubeconfig};
@@ -87,7 +87,7 @@ fn parse_time_scale(s: &str) -> Result<TimeScale, String> {
 
 /// The fault-injection feed-server the default image rule runs.
 fn faulty_feed_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("FEEDROLL_FAULTY_FEED_SERVER") {
+    if let Some(p) = std::env::var_os(FAULTY_FEED_SERVER_ENV) {
         return PathBuf::from(p);
     }
     // target/debug/localkube → target/fault-injection/feed-server

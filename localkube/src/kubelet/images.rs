@@ -10,6 +10,10 @@ use thiserror::Error;
 /// Environment variable feed-server reads its listen address from.
 pub const FEED_LISTEN_ENV: &str = "FEED_LISTEN";
 
+/// Environment variable naming the fault-injection feed-server the default rule runs (the
+/// one `make test` builds; the e2e crate reads the same variable).
+pub const FAULTY_FEED_SERVER_ENV: &str = "FEEDROLL_FAULTY_FEED_SERVER";
+
 /// The default rule's pattern: every feed-server image, whatever its registry and tag.
 pub const FEED_SERVER_PATTERN: &str = "feed-server:*";
 
