@@ -114,6 +114,9 @@ pub enum KubeletError {
     /// Not called inside a Tokio runtime.
     #[error("the kubelet must be started inside a Tokio runtime")]
     NoRuntime,
+    /// The probes' HTTP client cannot be built.
+    #[error("cannot build the probes' HTTP client: {0}")]
+    Http(reqwest::Error),
     /// The pod root directory cannot be created.
     #[error("cannot create the pod directory {path}: {source}")]
     Root {
@@ -177,7 +180,7 @@ pub fn spawn(api: FakeApi, config: KubeletConfig) -> Result<KubeletHandle, Kubel
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new());
+        .map_err(KubeletError::Http)?;
     let pids = Pids::default();
     let settings = Arc::new(Settings {
         api: api.clone(),
@@ -221,7 +224,7 @@ fn node(name: &str) -> Value {
                 "architecture": std::env::consts::ARCH, "containerRuntimeVersion": "localkube://processes"}}})
 }
 
-/// The kubelet loop: binds unscheduled pods to the node, starts a worker per new pod, returns
+/// The kubelet loop: binds unscheduled pods to the node, starts a worker per new pod, releases
 /// the IPs of pods whose workers ended; on cancellation waits for every worker to stop its
 /// processes.
 async fn run(settings: Arc<Settings>, node: String, cancel: CancellationToken) {
