@@ -3,7 +3,8 @@
 //! come up, a template change rolls them one by one within maxSurge 1 / maxUnavailable 0 (never
 //! fewer ready pods than replicas, never more than replicas + 1 pods) and stops the old
 //! processes, scaling down removes pods, deleting the Deployment removes the rest, and
-//! stopping the kubelet stops everything. About 2 s.
+//! stopping the kubelet stops everything; containers whose ConfigMap is missing wait
+//! (CreateContainerConfigError, ContainerCreating) and start once it exists. About 1 s.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -179,4 +180,100 @@ async fn deployments_roll_scale_and_go_with_their_processes() {
     handle.stop().await;
     let solo = solo.unwrap_or_default();
     assert!(!running(solo), "pid {solo} outlived the kubelet");
+}
+
+fn waiting_reason(api: &FakeApi, name: &str) -> (String, String) {
+    let p = api.get("v1", "pods", "default", name).unwrap_or_default();
+    let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+    (
+        w["reason"].as_str().unwrap_or_default().to_owned(),
+        w["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// A pod whose env refers to a missing ConfigMap key waits in CreateContainerConfigError, one
+/// whose volume's ConfigMap is missing in ContainerCreating, each with the kubelet's message;
+/// both start once the ConfigMap exists, with its value and file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_wait_for_missing_config_then_start() {
+    let api = FakeApi::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rule = ImageRule::parse("sleeper:*=/bin/sleep").expect("rule");
+    let mut config = KubeletConfig::new(dir.path(), ImageTable::new(vec![rule]));
+    config.time_scale = TimeScale::new(0.05).expect("scale");
+    config.deployments = false;
+    let handle = kubelet::spawn(api.clone(), config).expect("kubelet");
+    let pod = |name: &str, extra: Value| {
+        let mut p = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "sleeper:1", "args": ["30"]}]}});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            if k == "volumes" {
+                p["spec"]["volumes"] = v.clone();
+            } else {
+                p["spec"]["containers"][0][k] = v.clone();
+            }
+        }
+        api.put("pods", p);
+    };
+    pod(
+        "env",
+        json!({"env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}}]}),
+    );
+    pod(
+        "vol",
+        json!({"volumeMounts": [{"name": "v", "mountPath": "/etc/cfg"}],
+               "volumes": [{"name": "v", "configMap": {"name": "cfg"}}]}),
+    );
+    wait_for(
+        "both pods waiting",
+        || {
+            waiting_reason(&api, "env")
+                == (
+                    "CreateContainerConfigError".into(),
+                    "configmap \"cfg\" not found".into(),
+                )
+                && waiting_reason(&api, "vol")
+                    == (
+                        "ContainerCreating".into(),
+                        "MountVolume.SetUp failed for volume \"v\" : configmap \"cfg\" not found"
+                            .into(),
+                    )
+        },
+        || {},
+    )
+    .await;
+    assert_eq!(
+        api.get("v1", "pods", "default", "env").unwrap_or_default()["status"]["phase"],
+        "Pending"
+    );
+
+    api.put(
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "default"},
+               "data": {"mode": "fast"}}),
+    );
+    let mut pids = Vec::new();
+    wait_for(
+        "both pods running",
+        || {
+            pids = ["env", "vol"]
+                .iter()
+                .filter_map(|n| api.get("v1", "pods", "default", n).as_ref().and_then(pid))
+                .collect();
+            pids.len() == 2
+        },
+        || {},
+    )
+    .await;
+    let environ = std::fs::read(format!("/proc/{}/environ", pids[0])).expect("environ");
+    assert!(
+        environ.split(|b| *b == 0).any(|kv| kv == b"MODE=fast"),
+        "the ConfigMap's value"
+    );
+    let vol = api.get("v1", "pods", "default", "vol").unwrap_or_default();
+    let uid = vol["metadata"]["uid"].as_str().unwrap_or_default();
+    let file = dir.path().join(format!("default_vol_{uid}/volumes/v/mode"));
+    assert_eq!(std::fs::read_to_string(file).expect("mounted"), "fast");
+    handle.stop().await;
 }
