@@ -59,8 +59,13 @@ pub fn resource_list(infos: &[ResourceInfo], group: &str, version: &str) -> Opti
             "shortNames": i.short_names}));
         for sub in &i.subresources {
             let kind = if sub == "scale" { "Scale" } else { &i.kind };
+            let verbs = if sub == "log" {
+                json!(["get"])
+            } else {
+                json!(["get", "patch", "update"])
+            };
             let mut r = json!({"name": format!("{}/{sub}", i.plural), "singularName": "",
-                "namespaced": i.namespaced, "kind": kind, "verbs": ["get", "patch", "update"]});
+                "namespaced": i.namespaced, "kind": kind, "verbs": verbs});
             if sub == "scale" {
                 r["group"] = json!("autoscaling");
                 r["version"] = json!("v1");

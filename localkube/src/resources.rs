@@ -148,7 +148,7 @@ const BUILTINS: &[Builtin] = &[
     ("", "v1", "secrets", "Secret", true, &[], &[]),
     ("", "v1", "services", "Service", true, &["svc"], &["status"]),
     ("", "v1", "endpoints", "Endpoints", true, &["ep"], &[]),
-    ("", "v1", "pods", "Pod", true, &["po"], &["status"]),
+    ("", "v1", "pods", "Pod", true, &["po"], &["status", "log"]),
     (
         "",
         "v1",

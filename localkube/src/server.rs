@@ -90,6 +90,8 @@ struct Inner {
     failures: Vec<(Method, String, u16)>,
     /// Resource types of the stored CRDs, by the CRDs' resourceVersions.
     crd_cache: (String, Vec<ResourceInfo>),
+    /// The kubelet's pod directory (`pods/NAME/log` reads its log files).
+    pod_logs: Option<std::path::PathBuf>,
 }
 
 /// The API server; clones share the state.
@@ -162,6 +164,8 @@ struct Incoming {
 /// What the handler answers.
 enum Reply {
     Json(StatusCode, Value),
+    /// A container's log (`pods/NAME/log`).
+    Text(String),
     Watch(Box<WatchSpec>),
 }
 
@@ -484,6 +488,9 @@ impl Inner {
         let dry_run = query_param(&req.query, "dryRun").is_some();
         let name = t.name.clone().unwrap_or_default();
         match verb {
+            Verb::Get if t.subresource.as_deref() == Some("log") => {
+                self.pod_log(&t, &info, &name, &req.query).map(Reply::Text)
+            }
             Verb::Get => self
                 .get(&t, &info, &name, req)
                 .map(|v| Reply::Json(StatusCode::OK, v)),
@@ -503,6 +510,34 @@ impl Inner {
                 .delete_collection(&t, &info, body.as_ref(), &req.query)
                 .map(|v| Reply::Json(StatusCode::OK, v)),
         }
+    }
+
+    /// `pods/NAME/log` (`?container=`, `?previous=true`): the kubelet's log file of the
+    /// container's current (or previous) run; 400 without a kubelet or such a container, or
+    /// before the container has run.
+    fn pod_log(
+        &self,
+        t: &Target,
+        info: &ResourceInfo,
+        name: &str,
+        query: &str,
+    ) -> Result<String, ApiError> {
+        let pod = self
+            .store
+            .get(&Self::key(t, name))
+            .ok_or_else(|| Self::not_found(info, name))?;
+        let Some(root) = &self.pod_logs else {
+            return Err(ApiError::BadRequest(
+                "no kubelet runs pods on this server (localkube --kubelet)".into(),
+            ));
+        };
+        let container = query_param(query, "container");
+        let file =
+            crate::kubelet::logs::path(root, pod, container.as_deref(), is_true(query, "previous"))
+                .map_err(ApiError::BadRequest)?;
+        std::fs::read(&file)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| ApiError::BadRequest(format!("cannot read {}: {e}", file.display())))
     }
 
     /// The RBAC decision for `attrs`, recorded on the current request; 403 when refused.
@@ -1104,6 +1139,7 @@ impl FakeApi {
                 request_log_limit: usize::MAX,
                 failures: Vec::new(),
                 crd_cache: (String::new(), Vec::new()),
+                pod_logs: None,
             })),
         }
     }
@@ -1210,6 +1246,11 @@ impl FakeApi {
             .list(&p, resource, Some(ns))
             .map(|(_, v)| v.clone())
             .collect()
+    }
+
+    /// Serves `pods/NAME/log` from the kubelet's pod directory `root`.
+    pub fn serve_pod_logs(&self, root: &std::path::Path) {
+        self.lock().pod_logs = Some(root.to_owned());
     }
 
     /// Every stored object of a resource, in every namespace (controllers).
@@ -1431,6 +1472,10 @@ impl FakeApi {
         drop(st);
         match result {
             Ok(Reply::Json(code, v)) => json_response(code, &v),
+            Ok(Reply::Text(text)) => Response::builder()
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Full::new(Bytes::from(text)).boxed_unsync())
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync())),
             Ok(Reply::Watch(spec)) => watch_response(*spec),
             Err(e @ ApiError::Expired { .. }) => expired_watch(&e),
             Err(e) => error_response(&e),

@@ -1,11 +1,13 @@
 //! The kubelet and the Deployment controller through real `kubectl` against the `localkube
 //! --kubelet` binary, on a time scale of 0.05 (a 10 s back-off takes 0.5 s, the 30 s ConfigMap
-//! sync delay 1.5 s; everything is applied at once and checked in one polling loop): a Deployment of the fault-injection feed-server gets Running, Ready pods
-//! that serve on their own loopback IPs with the template's env, args and ConfigMap volume; an
+//! sync delay 1.5 s; everything is applied at once and checked in one polling loop): a
+//! Deployment of the fault-injection feed-server gets Running, Ready pods that serve on their
+//! own loopback IPs with the template's env, args and ConfigMap volume; an
 //! unknown image gives ImagePullBackOff and, past its progress deadline,
 //! ProgressDeadlineExceeded; a container that exits at start goes into CrashLoopBackOff with a
-//! growing restartCount; a ConfigMap update reaches the pods' files after the sync delay; a
-//! deleted Deployment's processes are gone, and so are the rest when localkube stops.
+//! growing restartCount; `kubectl logs` (and `--previous`) shows the processes' output; a
+//! ConfigMap update reaches the pods' files after the sync delay; a deleted Deployment's
+//! processes are gone, and so are the rest when localkube stops.
 //!
 //! Needs kubectl and the fault-injection feed-server (`make test` builds it and sets
 //! FEEDROLL_FAULTY_FEED_SERVER; by hand: `cargo build -p feed-server --features
@@ -456,6 +458,19 @@ fn deployments_become_real_processes_through_kubectl() {
         pids.push(pid);
     }
     assert_ne!(ips[0].0, ips[1].0, "each pod has its own IP");
+    // `kubectl logs` reads the kubelet's log files: the current run, and the previous one.
+    let web_pod = world.pods("web")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let log = c.ok(&["-n", "feed", "logs", &web_pod], None);
+    assert!(log.contains("feed-server listening"), "{log}");
+    let crash_pod = world.pods("crash")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let log = c.ok(&["-n", "feed", "logs", "--previous", &crash_pod], None);
+    assert!(log.contains("exiting at start"), "{log}");
 
     // A ConfigMap update reaches the mounted files after the sync delay (30 s × 0.05).
     let patched = Instant::now();

@@ -15,7 +15,8 @@
 //! - **Containers** ([`worker`]): env with `valueFrom` and `envFrom`, `$(VAR)` expansion
 //!   ([`env`]), `command[1..]` + `args` after the image's binary, HTTP/TCP readiness and liveness
 //!   probes ([`probe`]), restarts per `restartPolicy` with CrashLoopBackOff ([`backoff`]),
-//!   stdout and stderr appended to `ROOT/NS_POD_UID/logs/CONTAINER/N.log` (N = restart count).
+//!   stdout and stderr appended to `ROOT/NS_POD_UID/logs/CONTAINER/N.log` (N = restart count),
+//!   served as the `pods/NAME/log` subresource ([`logs`]; `kubectl logs [--previous]`).
 //! - **Volumes** ([`volumes`]): ConfigMap and Secret volumes are files in
 //!   `ROOT/NS_POD_UID/volumes/NAME/`, written before the first start and rewritten a sync
 //!   delay after their object changes. There is no mount namespace: a path under a container's
@@ -32,6 +33,7 @@
 pub mod backoff;
 pub mod env;
 pub mod images;
+pub mod logs;
 pub mod podip;
 pub mod probe;
 pub mod process;
@@ -192,6 +194,7 @@ pub fn spawn(api: FakeApi, config: KubeletConfig) -> Result<KubeletHandle, Kubel
         pids: pids.clone(),
     });
     api.put("nodes", node(&config.node_name));
+    api.serve_pod_logs(&config.root);
     let cancel = CancellationToken::new();
     let mut tasks = vec![runtime.spawn(run(settings, config.node_name.clone(), cancel.clone()))];
     if config.deployments {

@@ -219,9 +219,7 @@ impl Worker {
             name: meta["name"].as_str().unwrap_or_default().to_owned(),
             uid: meta["uid"].as_str().unwrap_or_default().to_owned(),
         };
-        let dir = settings
-            .root
-            .join(format!("{}_{}_{}", r.namespace, r.name, r.uid));
+        let dir = super::logs::pod_dir(&settings.root, &r.namespace, &r.name, &r.uid);
         let now = Instant::now();
         Self {
             containers: pod["spec"]["containers"]
@@ -525,11 +523,7 @@ impl Worker {
             .map(|w| PathBuf::from(rewrite_path(w, &mount_refs)))
             .filter(|w| w.is_dir())
             .unwrap_or_else(|| self.dir.clone());
-        let log = self
-            .dir
-            .join("logs")
-            .join(&c.name)
-            .join(format!("{}.log", c.starts));
+        let log = super::logs::log_file(&self.dir, &c.name, c.starts);
         if let Err(e) = std::fs::create_dir_all(&self.dir) {
             return wait(
                 c,
