@@ -19,6 +19,7 @@ pub mod clock;
 pub mod discovery;
 pub mod error;
 pub mod meta;
+pub mod net;
 pub mod patch;
 pub mod path;
 pub mod rbac;

@@ -148,6 +148,15 @@ const BUILTINS: &[Builtin] = &[
     ("", "v1", "secrets", "Secret", true, &[], &[]),
     ("", "v1", "services", "Service", true, &["svc"], &["status"]),
     ("", "v1", "endpoints", "Endpoints", true, &["ep"], &[]),
+    (
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+        &[],
+        &[],
+    ),
     ("", "v1", "pods", "Pod", true, &["po"], &["status"]),
     (
         "",

@@ -1212,6 +1212,16 @@ impl FakeApi {
             .collect()
     }
 
+    /// Every stored object of a resource, in every namespace (controllers resyncing).
+    pub fn list_all(&self, api_version: &str, resource: &str) -> Vec<Value> {
+        let p = path::prefix_of_api_version(api_version);
+        self.lock()
+            .store
+            .list(&p, resource, None)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// Plays the Deployment controller for one Deployment: every pod updated, ready, available.
     pub fn roll_out(&self, ns: &str, name: &str) {
         self.update("apps/v1", "deployments", ns, name, mark_rolled_out);
