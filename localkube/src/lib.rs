@@ -16,6 +16,7 @@
 //! [`FakeApi::add_mutator`].
 
 pub mod clock;
+pub mod cluster;
 pub mod discovery;
 pub mod error;
 pub mod meta;

@@ -4,6 +4,10 @@
 //! `DIR/kubeconfig` (contexts `admin` and `operator`, the operator's ServiceAccount),
 //! `DIR/operator.kubeconfig` (that ServiceAccount only) and `DIR/ca.crt`,
 //! prints one `ready` line and serves until interrupted.
+//!
+//! With `--cluster`, the whole local cluster instead ([`feedroll_localkube::cluster`]): the
+//! same API server and files, plus Services, the HTTPRoute gateway, Redis, Prometheus, traffic
+//! and the operator replicas; `DIR/env` for `source`; everything stopped on SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +56,99 @@ struct Args {
     /// none; nothing in the binary reads them, refusals are logged as warnings either way).
     #[arg(long, default_value_t = 0)]
     request_log: usize,
+    /// Start the whole local cluster, not only the API server.
+    #[arg(long)]
+    cluster: bool,
+    /// `--cluster`: the feedroll-operator binary (default: `feedroll-operator` beside this
+    /// binary).
+    #[arg(long)]
+    operator_bin: Option<PathBuf>,
+    /// `--cluster`: start no operator.
+    #[arg(long, conflicts_with = "operator_bin")]
+    no_operator: bool,
+    /// `--cluster`: operator replicas (leader election).
+    #[arg(long, default_value_t = 2)]
+    operator_replicas: usize,
+    /// `--cluster`: requests per second the traffic generator sends to each FeedRollout
+    /// (0: no traffic).
+    #[arg(long, default_value_t = 50.0)]
+    traffic_rate: f64,
+    /// `--cluster`: the API key the traffic generator sends (`Authorization: Bearer`), for
+    /// feed-servers started with `--api-keys`.
+    #[arg(long, env = "LOCALKUBE_TRAFFIC_API_KEY", hide_env_values = true)]
+    traffic_api_key: Option<String>,
+    /// `--cluster`: the port HTTPRoute parents listen on (each parent has its own address).
+    #[arg(long, default_value_t = feedroll_localkube::net::gateway::DEFAULT_GATEWAY_PORT)]
+    gateway_port: u16,
+}
+
+/// Runs the whole cluster until SIGINT or SIGTERM.
+async fn run_cluster(args: Args) -> anyhow::Result<()> {
+    use feedroll_localkube::cluster::traffic::TrafficConfig;
+    use feedroll_localkube::cluster::{Cluster, ClusterConfig};
+    if !(args.traffic_rate >= 0.0 && args.traffic_rate.is_finite()) {
+        bail!(
+            "--traffic-rate must be a number >= 0, got {}",
+            args.traffic_rate
+        );
+    }
+    let operator_bin = if args.no_operator {
+        None
+    } else {
+        Some(match args.operator_bin {
+            Some(bin) => bin,
+            None => std::env::current_exe()
+                .context("locating this binary")?
+                .with_file_name("feedroll-operator"),
+        })
+    };
+    let mut config = ClusterConfig::new(&args.dir, operator_bin);
+    config.listen = args.listen;
+    config.namespaces = args.namespace;
+    config.operator_replicas = args.operator_replicas;
+    config.request_log = Some(args.request_log);
+    config.gateway_port = args.gateway_port;
+    config.traffic = (args.traffic_rate > 0.0).then(|| TrafficConfig {
+        rate: args.traffic_rate,
+        api_key: args.traffic_api_key,
+        ..TrafficConfig::default()
+    });
+    let cluster = Cluster::start(config)
+        .await
+        .context("starting the cluster")?;
+    cluster.api().set_history_limit(args.history);
+    for file in &args.crd {
+        cluster
+            .api()
+            .put("customresourcedefinitions", read_crd(file)?);
+    }
+    println!(
+        "localkube cluster ready: {} (kubeconfig {}, Prometheus {}, Redis {})",
+        cluster.server(),
+        cluster.kubeconfig().display(),
+        cluster.prometheus_url(),
+        cluster.redis_url(),
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    cluster.stop().await;
+    Ok(())
+}
+
+/// A CustomResourceDefinition read from a YAML file.
+fn read_crd(file: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let crd: serde_json::Value =
+        serde_yaml::from_str(&text).with_context(|| format!("{} is not YAML", file.display()))?;
+    if crd["kind"] != "CustomResourceDefinition" {
+        bail!("{} is not a CustomResourceDefinition", file.display());
+    }
+    Ok(crd)
 }
 
 #[tokio::main]
@@ -63,6 +160,9 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.cluster {
+        return run_cluster(args).await;
+    }
     let Some((sa_ns, sa_name)) = args.operator_service_account.split_once(':') else {
         bail!(
             "--operator-service-account must be NAMESPACE:NAME, got {:?}",
@@ -87,14 +187,7 @@ async fn main() -> anyhow::Result<()> {
                "metadata": {"name": sa_name, "namespace": sa_ns}}),
     );
     for file in &args.crd {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let crd: serde_json::Value = serde_yaml::from_str(&text)
-            .with_context(|| format!("{} is not YAML", file.display()))?;
-        if crd["kind"] != "CustomResourceDefinition" {
-            bail!("{} is not a CustomResourceDefinition", file.display());
-        }
-        api.put("customresourcedefinitions", crd);
+        api.put("customresourcedefinitions", read_crd(file)?);
     }
     let admin_token = api.issue_token(Identity::admin());
     let operator_token = api.issue_token(Identity::service_account(sa_ns, sa_name));
