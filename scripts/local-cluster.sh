@@ -1,31 +1,38 @@
 #!/usr/bin/env bash
-# A local Kubernetes for Feedroll, on loopback (issue 11). For now: the API server only
-# (feedroll-localkube over HTTPS, FeedRollout CRD registered, namespaces default and feed).
-# No kubelet, Services, Prometheus or traffic yet: FeedRollouts are stored, validated and
-# watched, but nothing runs pods.
+# A local Kubernetes for Feedroll, on loopback (issue 11): `localkube --cluster` starts the API
+# server (HTTPS, FeedRollout and HTTPRoute CRDs, the chart's ServiceAccount and RBAC), the
+# Services network (a ClusterIP 127.20.x.y per Service, EndpointSlices, a TCP proxy per port),
+# a gateway for HTTPRoutes (127.30.x.y), Redis, Prometheus (file_sd from the pods, 1 s
+# scrapes), a traffic generator (50 req/s per FeedRollout) and the operator
+# (`feedroll-operator run`, two replicas, leader election, the chart's flags). Not yet: the
+# kubelet (pods as processes) -- until then Deployments get no pods.
 #
-#   scripts/local-cluster.sh up [--dir DIR] [--foreground]   start; DIR defaults to .localkube
+#   scripts/local-cluster.sh up [--dir DIR] [--foreground] [-- LOCALKUBE-FLAGS...]
 #   scripts/local-cluster.sh down [--dir DIR]                stop what `up` started in DIR
 #
-# `up` writes DIR/kubeconfig (contexts `admin`, current, and `operator`, the chart's
-# ServiceAccount feedroll-system:feedroll; also alone in
-# DIR/operator.kubeconfig), DIR/env (`export KUBECONFIG=...`, for `source`),
-# DIR/localkube.pid and DIR/localkube.log. --foreground stays attached with the logs on the
-# terminal and stops the server on Ctrl-C (`make cluster`). LOCALKUBE_BIN overrides the binary
-# (default: target/debug/localkube, built first).
+# DIR defaults to .localkube. `up` writes DIR/kubeconfig (contexts `admin`, current, and
+# `operator`, the chart's ServiceAccount feedroll-system:feedroll; also alone in
+# DIR/operator.kubeconfig), DIR/env (KUBECONFIG=, PROMETHEUS=, REDIS=; for `source`),
+# DIR/localkube.pid, DIR/localkube.log and one log per process it runs (DIR/*.log).
+# --foreground stays attached with the logs on the terminal and stops everything on Ctrl-C
+# (`make cluster`). Flags after `--` go to localkube (`--traffic-rate 0`, `--no-operator`,
+# `--traffic-api-key KEY`; `localkube --help`). LOCALKUBE_BIN overrides the binary (default:
+# target/debug/localkube, built first with the operator binary beside it).
 set -euo pipefail
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 cmd=${1:-}
 [[ -n $cmd ]] || usage
 shift
 dir=.localkube
 foreground=0
+extra=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --dir) [[ $# -ge 2 ]] || usage; dir=$2; shift 2 ;;
     --foreground) foreground=1; shift ;;
+    --) shift; extra=("$@"); break ;;
     *) echo "local-cluster.sh: unknown option $1" >&2; usage ;;
   esac
 done
@@ -42,12 +49,13 @@ is_localkube() {
   [[ ${exe##*/} == localkube ]]
 }
 running() { [[ -f $pidfile ]] && is_localkube "$(cat "$pidfile")"; }
-# Stops pid $1 (TERM, then KILL after 5 s); a process that already exited is fine.
+# Stops pid $1 (TERM, then KILL after 15 s: localkube gives its processes 5 s); a process that
+# already exited is fine.
 stop() {
   local pid=$1
   kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  echo "local-cluster.sh: pid $pid still running after 5 s, sending SIGKILL" >&2
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  echo "local-cluster.sh: pid $pid still running after 15 s, sending SIGKILL" >&2
   kill -9 "$pid" 2>/dev/null || true
 }
 
@@ -59,22 +67,22 @@ case $cmd in
     fi
     bin=${LOCALKUBE_BIN:-}
     if [[ -z $bin ]]; then
-      cargo build -q -p feedroll-localkube --manifest-path "$root/Cargo.toml"
+      cargo build -q -p feedroll-localkube -p feedroll-operator --manifest-path "$root/Cargo.toml"
       bin=${CARGO_TARGET_DIR:-$root/target}/debug/localkube
     fi
     [[ -x $bin ]] || { echo "local-cluster.sh: $bin is not an executable" >&2; exit 1; }
     rm -f "$dir/kubeconfig" "$dir/env"
     if [[ $foreground == 1 ]]; then
-      "$bin" --dir "$dir" --namespace feed &
+      "$bin" --cluster --dir "$dir" --namespace feed "${extra[@]}" &
     else
-      "$bin" --dir "$dir" --namespace feed >"$dir/localkube.log" 2>&1 &
+      "$bin" --cluster --dir "$dir" --namespace feed "${extra[@]}" >"$dir/localkube.log" 2>&1 &
     fi
     pid=$!
     echo "$pid" >"$pidfile"
     # Installed before the readiness wait: Ctrl-C during start-up stops localkube too (and,
     # with --foreground, at any time).
     trap 'stop "$pid"; rm -f "$pidfile" "$dir/env"' INT TERM EXIT
-    for _ in $(seq 100); do
+    for _ in $(seq 600); do
       [[ -f $dir/kubeconfig ]] && break
       if ! kill -0 "$pid" 2>/dev/null; then
         echo "local-cluster.sh: localkube exited before it was ready" >&2
@@ -85,19 +93,19 @@ case $cmd in
       sleep 0.1
     done
     if [[ ! -f $dir/kubeconfig ]]; then
-      echo "local-cluster.sh: localkube wrote no kubeconfig within 10 s" >&2
+      echo "local-cluster.sh: localkube wrote no kubeconfig within 60 s" >&2
       stop "$pid"
       rm -f "$pidfile"
       exit 1
     fi
-    echo "export KUBECONFIG=$dir/kubeconfig" >"$dir/env"
     [[ $foreground == 1 ]] || trap - INT TERM EXIT
     cat <<MSG
 local cluster up: API server $(grep -m1 'server:' "$dir/kubeconfig" | awk '{print $2}') (pid $pid)
-  source $dir/env
+  source $dir/env          # KUBECONFIG, PROMETHEUS, REDIS
   kubectl apply -f examples/default-plan.yaml
   kubectl -n feed get feedrollouts -w
-Not yet: pods, Services, Prometheus, traffic, the operator (see localkube/README.md).
+  kubectl get svc,endpointslices -A
+Not yet: the kubelet (no pods run; see localkube/README.md). Logs: $dir/*.log
 MSG
     if [[ $foreground == 1 ]]; then
       wait "$pid" || true

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use super::balance::SmoothWeighted;
 use super::forward::{self, ProxyBody, Upstream};
 use super::ipam::{Allocator, GATEWAY_RANGE};
+use super::lock;
 use super::routes::{self, ParentKey, Route};
 use super::services::Resolver;
 use crate::clock;
@@ -115,10 +116,6 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn relevant(key: &ObjectKey) -> bool {

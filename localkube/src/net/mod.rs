@@ -23,11 +23,17 @@ pub mod routes;
 pub mod services;
 
 use std::future::Future;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::server::FakeApi;
 use crate::store::ObjectKey;
+
+/// Locks a mutex, also one a panicking holder poisoned (the data are plain bookkeeping).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Runs `reconcile` once, then again after every burst of changes for which `relevant` holds,
 /// until the API server is gone. A watcher that lagged resyncs (it reads everything anew).

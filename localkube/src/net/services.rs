@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use super::balance::RoundRobin;
 use super::endpoints::{self, MANAGED_BY, MANAGED_BY_LABEL, ServiceView};
 use super::ipam::{Allocator, SERVICE_RANGE};
+use super::lock;
 use crate::server::FakeApi;
 use crate::store::{Mutator, ObjectKey};
 
@@ -76,10 +77,6 @@ impl Drop for Services {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Whether a change concerns the Services controller.
