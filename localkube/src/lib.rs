@@ -12,8 +12,11 @@
 //!
 //! In-process, it is a `tower::Service` a `kube::Client` talks to ([`FakeApi::client`]); the
 //! `localkube` binary serves it over HTTPS for kubectl and the operator binary ([`serve`]).
-//! Later controllers (a kubelet, Services) plug in through [`FakeApi::subscribe`] and
-//! [`FakeApi::add_mutator`].
+//! Controllers plug in through [`FakeApi::subscribe`] and [`FakeApi::add_mutator`]: the
+//! network ([`net`]: ClusterIPs, EndpointSlices, a TCP proxy per Service port, a gateway for
+//! HTTPRoutes, cluster DNS for HTTP clients) and, in [`cluster`], the supervisor that runs the
+//! API server with the network, Redis, Prometheus (`file_sd` from the pods), traffic and the
+//! operator binary (`localkube --cluster`, `scripts/local-cluster.sh`).
 
 pub mod clock;
 pub mod cluster;
