@@ -233,6 +233,15 @@ async fn a_local_cluster_serves_ready_pods_through_services_routes_and_prometheu
         Some(2),
         "{slice}"
     );
+    // Nothing changed since: the controller does not rewrite the slice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = cluster
+        .api()
+        .get("discovery.k8s.io/v1", "endpointslices", "feed", "feed-1");
+    assert_eq!(
+        again.map(|s| s["metadata"]["resourceVersion"].clone()),
+        Some(slice["metadata"]["resourceVersion"].clone())
+    );
 
     // The canary Service's only pod is unready: the connection is refused or reset at once.
     let started = Instant::now();

@@ -159,6 +159,7 @@ pub struct Cluster {
     operators: Vec<Replica>,
     prometheus: Prometheus,
     redis: Process,
+    redis_address: SocketAddr,
     traffic: Option<Traffic>,
     dns: DnsProxy,
     gateway: Arc<Gateway>,
@@ -331,6 +332,7 @@ impl Cluster {
             server,
             prometheus,
             redis,
+            redis_address,
             traffic: None,
             dns,
             gateway,
@@ -434,19 +436,9 @@ impl Cluster {
         self.prometheus.url()
     }
 
-    /// Redis' URL.
+    /// Redis' URL (the process itself; the Services `redis` proxy to it).
     pub fn redis_url(&self) -> String {
-        format!("redis://{}", self.redis_address())
-    }
-
-    fn redis_address(&self) -> String {
-        // The Service's endpoint is the process's address.
-        self.services
-            .served("default", "redis")
-            .values()
-            .next()
-            .and_then(|p| p.endpoints.first().copied())
-            .map_or_else(String::new, |a| a.to_string())
+        format!("redis://{}", self.redis_address)
     }
 
     /// The Services controller (ClusterIPs, endpoints served, cluster DNS).
