@@ -7,7 +7,8 @@
 //! Prometheus scrapes both pods with the PodMonitor's labels; the traffic generator's feeds and
 //! events reach the ready pod and never the unready one; an HTTPRoute splits requests on one
 //! keep-alive connection by its weights; one operator replica holds the Lease and the chart's
-//! RBAC refused none of the operator's requests.
+//! RBAC refused none of the operator's requests; the handle kills and restarts Prometheus and
+//! kills the leading replica.
 //!
 //! Needs the `feedroll-operator` and `feed-server` binaries beside this test's (`cargo test`
 //! of the workspace builds them; alone: `cargo build -p feedroll-operator -p feed-server`),
@@ -15,7 +16,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use feedroll_bench::client::{Conn, Req, once};
@@ -48,21 +48,6 @@ fn bin(name: &str) -> PathBuf {
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("kubectl is required and could not run: {e}"));
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 async fn wait_for<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
@@ -159,10 +144,10 @@ async fn a_local_cluster_serves_ready_pods_through_services_routes_and_prometheu
 
     // The operator creates the rollout's Services; the network gives them ClusterIPs.
     let example = repo("examples/default-plan.yaml");
-    kubectl(
-        &kubeconfig,
-        &["apply", "-f", example.to_str().expect("utf-8")],
-    );
+    cluster
+        .kubectl(&["apply", "-f", example.to_str().expect("utf-8")])
+        .await
+        .expect("kubectl");
     let svc_ip = wait_for("the Service feed/feed", 30, async || {
         cluster.services().cluster_ip("feed", "feed")
     })
@@ -171,7 +156,10 @@ async fn a_local_cluster_serves_ready_pods_through_services_routes_and_prometheu
         cluster.services().cluster_ip("feed", "feed-canary")
     })
     .await;
-    let table = kubectl(&kubeconfig, &["-n", "feed", "get", "svc"]);
+    let table = cluster
+        .kubectl(&["-n", "feed", "get", "svc"])
+        .await
+        .expect("kubectl");
     assert!(
         table.contains(&svc_ip.to_string()) && table.contains("ClusterIP"),
         "{table}"
@@ -215,9 +203,8 @@ async fn a_local_cluster_serves_ready_pods_through_services_routes_and_prometheu
             .expect("an answer through the ClusterIP");
         assert_eq!(r.status, 200);
     }
-    let slices = kubectl(
-        &kubeconfig,
-        &[
+    let slices = cluster
+        .kubectl(&[
             "-n",
             "feed",
             "get",
@@ -225,8 +212,9 @@ async fn a_local_cluster_serves_ready_pods_through_services_routes_and_prometheu
             "feed-1",
             "-o",
             "json",
-        ],
-    );
+        ])
+        .await
+        .expect("kubectl");
     let slice: Value = serde_json::from_str(&slices).expect("JSON");
     assert_eq!(
         slice["endpoints"].as_array().map(Vec::len),
@@ -266,7 +254,10 @@ async fn a_local_cluster_serves_ready_pods_through_services_routes_and_prometheu
                                             {"name": "feed-canary", "port": 8080, "weight": 1}]}]}});
     let file = dir.path().join("route.json");
     std::fs::write(&file, route.to_string()).expect("write the route");
-    kubectl(&kubeconfig, &["apply", "-f", file.to_str().expect("utf-8")]);
+    cluster
+        .kubectl(&["apply", "-f", file.to_str().expect("utf-8")])
+        .await
+        .expect("kubectl");
     let gateway = wait_for("the gateway of feed/public", 10, async || {
         cluster.gateway().address("feed", "public")
     })
@@ -294,10 +285,10 @@ async fn a_local_cluster_serves_ready_pods_through_services_routes_and_prometheu
         3,
         "{statuses:?}"
     );
-    let described = kubectl(
-        &kubeconfig,
-        &["-n", "feed", "get", "httproute", "split", "-o", "json"],
-    );
+    let described = cluster
+        .kubectl(&["-n", "feed", "get", "httproute", "split", "-o", "json"])
+        .await
+        .expect("kubectl");
     assert!(
         described.contains(&format!("served on http://{gateway}")),
         "{described}"
@@ -370,6 +361,32 @@ async fn a_local_cluster_serves_ready_pods_through_services_routes_and_prometheu
         .map(|r| format!("{} {} {}", r.user, r.method, r.path))
         .collect();
     assert!(denied.is_empty(), "refused: {denied:#?}");
+
+    // The handle's outages: Prometheus killed and back on the same address; the leader killed.
+    cluster.kill_prometheus().await;
+    assert!(
+        tokio::net::TcpStream::connect(prom).await.is_err(),
+        "Prometheus still answers"
+    );
+    cluster
+        .restart_prometheus()
+        .await
+        .expect("Prometheus restarts");
+    assert!(tokio::net::TcpStream::connect(prom).await.is_ok());
+    assert_eq!(cluster.kill_leader().await, Some(leader.clone()));
+    let after = cluster.operators();
+    assert!(
+        after
+            .iter()
+            .any(|(pod, running)| *pod == leader && !running),
+        "{after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|(pod, running)| *pod != leader && *running),
+        "{after:?}"
+    );
 
     cluster.stop().await;
     assert!(!dir.path().join("kubeconfig").exists());

@@ -85,6 +85,14 @@ pub enum ClusterError {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// kubectl could not run, or failed.
+    #[error("kubectl {args}: {message}")]
+    Kubectl {
+        /// Its arguments.
+        args: String,
+        /// Its stderr, or why it could not run.
+        message: String,
+    },
     /// The operator binary is missing.
     #[error(
         "the operator binary {0} does not exist (cargo build -p feedroll-operator, or --operator-bin)"
@@ -424,6 +432,26 @@ impl Cluster {
     /// `DIR/kubeconfig` (contexts `admin`, current, and `operator`).
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")
+    }
+
+    /// Runs real `kubectl` as the admin (`--kubeconfig DIR/kubeconfig`): its stdout, or its
+    /// stderr as the error when it fails.
+    pub async fn kubectl(&self, args: &[&str]) -> Result<String, ClusterError> {
+        let failed = |message: String| ClusterError::Kubectl {
+            args: args.join(" "),
+            message,
+        };
+        let out = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .output()
+            .await
+            .map_err(|e| failed(format!("cannot run kubectl: {e}")))?;
+        if !out.status.success() {
+            return Err(failed(String::from_utf8_lossy(&out.stderr).into_owned()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The API server's URL.
