@@ -33,7 +33,8 @@ struct Args {
     listen: SocketAddr,
     /// The operator's ServiceAccount, NAMESPACE:NAME (the chart's default release): it gets a
     /// token, a kubeconfig context and `DIR/operator.kubeconfig`, and is authorized by the RBAC
-    /// objects stored in the server (none at start).
+    /// objects stored in the server (none at start). `--cluster` uses the chart's
+    /// ServiceAccount and installs its RBAC instead.
     #[arg(long, default_value = "feedroll-system:feedroll")]
     operator_service_account: String,
     /// More CustomResourceDefinition files (YAML) to register at start; the FeedRollout CRD
@@ -107,6 +108,8 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
     config.namespaces = args.namespace;
     config.operator_replicas = args.operator_replicas;
     config.request_log = Some(args.request_log);
+    config.history = Some(args.history);
+    config.live_buffer = Some(args.live_buffer);
     config.gateway_port = args.gateway_port;
     config.traffic = (args.traffic_rate > 0.0).then(|| TrafficConfig {
         rate: args.traffic_rate,
@@ -116,7 +119,6 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
     let cluster = Cluster::start(config)
         .await
         .context("starting the cluster")?;
-    cluster.api().set_history_limit(args.history);
     for file in &args.crd {
         cluster
             .api()

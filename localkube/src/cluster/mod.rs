@@ -124,6 +124,10 @@ pub struct ClusterConfig {
     pub gateway_port: u16,
     /// Requests kept in the API request log (`None`: all, for tests).
     pub request_log: Option<usize>,
+    /// Changes kept for watches to resume from (`None`: the library's default).
+    pub history: Option<usize>,
+    /// Changes a live watch may fall behind by (`None`: the library's default).
+    pub live_buffer: Option<usize>,
 }
 
 impl ClusterConfig {
@@ -139,6 +143,8 @@ impl ClusterConfig {
             traffic: Some(TrafficConfig::default()),
             gateway_port: DEFAULT_GATEWAY_PORT,
             request_log: None,
+            history: None,
+            live_buffer: None,
         }
     }
 }
@@ -234,6 +240,12 @@ impl Cluster {
         let api = FakeApi::cluster()?;
         if let Some(limit) = config.request_log {
             api.set_request_log_limit(limit);
+        }
+        if let Some(limit) = config.history {
+            api.set_history_limit(limit);
+        }
+        if let Some(capacity) = config.live_buffer {
+            api.set_live_buffer(capacity);
         }
 
         // The chart, installed as `helm install feedroll -n feedroll-system` would.
