@@ -491,6 +491,11 @@ impl Cluster {
         &self.gateway
     }
 
+    /// The cluster DNS proxy's URL (`http_proxy` of the processes the cluster starts).
+    pub fn dns_proxy_url(&self) -> String {
+        self.dns.url()
+    }
+
     /// The traffic generator, if it runs.
     pub fn traffic(&self) -> Option<&Traffic> {
         self.traffic.as_ref()
