@@ -153,14 +153,6 @@ impl Gateway {
         };
         lock(&self.parents).get(&key).and_then(|p| p.address)
     }
-
-    /// Every served parent and its address.
-    pub fn addresses(&self) -> Vec<(ParentKey, SocketAddr)> {
-        lock(&self.parents)
-            .iter()
-            .filter_map(|(k, p)| Some((k.clone(), p.address?)))
-            .collect()
-    }
 }
 
 #[derive(Clone)]
