@@ -49,7 +49,7 @@ e2e: deps ## End-to-end rollout scenarios on one machine, with their timelines
 	$(CARGO) test -p feedroll-e2e --test scenarios -- --nocapture --test-threads 2
 	$(CARGO) test -p feedroll-e2e --test cluster -- --nocapture # a real cluster; SKIPPED without a kubeconfig
 
-cluster: ## A local Kubernetes API server (localkube) in the foreground; kubeconfig in .localkube/ (Ctrl-C stops it)
+cluster: ## The local cluster (localkube --cluster: API server, Services, Redis, Prometheus, traffic, the operator) in the foreground; kubeconfig and env in .localkube/ (Ctrl-C stops it)
 	scripts/local-cluster.sh up --foreground
 
 images: deps ## Container images, offline with buildah: target/images/{feed-server,feedroll-operator}.oci.tar tagged with the chart's appVersion

@@ -1,35 +1,42 @@
 #!/usr/bin/env bash
-# A local Kubernetes for Feedroll, on loopback (issue 11): the API server (feedroll-localkube
-# over HTTPS, FeedRollout CRD registered, namespaces default and feed) with its kubelet and
-# Deployment controller (`localkube --kubelet`): Deployments get pods, and pods of `feed-server:*`
-# images run the fault-injection feed-server as real processes, each on its own loopback IP
-# (127.10.x.y), logs and ConfigMap volumes under DIR/pods/ (localkube/README.md).
-# No Services, Prometheus or traffic yet.
+# A local Kubernetes for Feedroll, on loopback (issue 11): `localkube --cluster` starts the API
+# server (HTTPS, FeedRollout and HTTPRoute CRDs, the chart's ServiceAccount and RBAC), the
+# kubelet and Deployment controller (pods of `feed-server:*` images run the fault-injection
+# feed-server as real processes, each on its own loopback IP 127.10.x.y, logs and ConfigMap
+# volumes under DIR/pods/), the Services network (a ClusterIP 127.20.x.y per Service,
+# EndpointSlices, a TCP proxy per port), a gateway for HTTPRoutes (127.30.x.y), Redis,
+# Prometheus (file_sd from the pods, 1 s scrapes), a traffic generator (50 req/s per
+# FeedRollout) and the operator (`feedroll-operator run`, two replicas, leader election, the
+# chart's flags).
 #
-#   scripts/local-cluster.sh up [--dir DIR] [--foreground]   start; DIR defaults to .localkube
+#   scripts/local-cluster.sh up [--dir DIR] [--foreground] [-- LOCALKUBE-FLAGS...]
 #   scripts/local-cluster.sh down [--dir DIR]                stop what `up` started in DIR
 #
-# `up` writes DIR/kubeconfig (contexts `admin`, current, and `operator`, the chart's
-# ServiceAccount feedroll-system:feedroll; also alone in
-# DIR/operator.kubeconfig), DIR/env (`export KUBECONFIG=...`, for `source`),
-# DIR/localkube.pid and DIR/localkube.log. --foreground stays attached with the logs on the
-# terminal and stops the server on Ctrl-C (`make cluster`); stopping it stops every pod's
-# process. LOCALKUBE_BIN overrides the binary (default: target/debug/localkube, built first,
-# with the fault-injection feed-server copied to target/fault-injection/feed-server unless
-# FEEDROLL_FAULTY_FEED_SERVER names one).
+# DIR defaults to .localkube. `up` writes DIR/kubeconfig (contexts `admin`, current, and
+# `operator`, the chart's ServiceAccount feedroll-system:feedroll; also alone in
+# DIR/operator.kubeconfig), DIR/env (KUBECONFIG=, PROMETHEUS=, REDIS=; for `source`),
+# DIR/localkube.pid, DIR/localkube.log and one log per process it runs (DIR/*.log).
+# --foreground stays attached with the logs on the terminal and stops everything on Ctrl-C
+# (`make cluster`); stopping it stops every pod's process. Flags after `--` go to localkube
+# (`--traffic-rate 0`, `--no-operator`, `--traffic-api-key KEY`; `localkube --help`).
+# LOCALKUBE_BIN overrides the binary (default: target/debug/localkube, built first with the
+# operator binary beside it, and the fault-injection feed-server copied to
+# target/fault-injection/feed-server unless FEEDROLL_FAULTY_FEED_SERVER names one).
 set -euo pipefail
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 cmd=${1:-}
 [[ -n $cmd ]] || usage
 shift
 dir=.localkube
 foreground=0
+extra=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --dir) [[ $# -ge 2 ]] || usage; dir=$2; shift 2 ;;
     --foreground) foreground=1; shift ;;
+    --) shift; extra=("$@"); break ;;
     *) echo "local-cluster.sh: unknown option $1" >&2; usage ;;
   esac
 done
@@ -71,22 +78,22 @@ case $cmd in
         mkdir -p "$target/fault-injection"
         cp "$target/debug/feed-server" "$target/fault-injection/feed-server"
       fi
-      cargo build -q -p feedroll-localkube --manifest-path "$root/Cargo.toml"
+      cargo build -q -p feedroll-localkube -p feedroll-operator --manifest-path "$root/Cargo.toml"
       bin=$target/debug/localkube
     fi
     [[ -x $bin ]] || { echo "local-cluster.sh: $bin is not an executable" >&2; exit 1; }
     rm -f "$dir/kubeconfig" "$dir/env"
     if [[ $foreground == 1 ]]; then
-      "$bin" --dir "$dir" --namespace feed --kubelet &
+      "$bin" --cluster --dir "$dir" --namespace feed "${extra[@]}" &
     else
-      "$bin" --dir "$dir" --namespace feed --kubelet >"$dir/localkube.log" 2>&1 &
+      "$bin" --cluster --dir "$dir" --namespace feed "${extra[@]}" >"$dir/localkube.log" 2>&1 &
     fi
     pid=$!
     echo "$pid" >"$pidfile"
     # Installed before the readiness wait: Ctrl-C during start-up stops localkube too (and,
     # with --foreground, at any time).
     trap 'stop "$pid"; rm -f "$pidfile" "$dir/env"' INT TERM EXIT
-    for _ in $(seq 100); do
+    for _ in $(seq 600); do
       [[ -f $dir/kubeconfig ]] && break
       if ! kill -0 "$pid" 2>/dev/null; then
         echo "local-cluster.sh: localkube exited before it was ready" >&2
@@ -97,20 +104,20 @@ case $cmd in
       sleep 0.1
     done
     if [[ ! -f $dir/kubeconfig ]]; then
-      echo "local-cluster.sh: localkube wrote no kubeconfig within 10 s" >&2
+      echo "local-cluster.sh: localkube wrote no kubeconfig within 60 s" >&2
       stop "$pid"
       rm -f "$pidfile"
       exit 1
     fi
-    echo "export KUBECONFIG=$dir/kubeconfig" >"$dir/env"
     [[ $foreground == 1 ]] || trap - INT TERM EXIT
     cat <<MSG
 local cluster up: API server $(grep -m1 'server:' "$dir/kubeconfig" | awk '{print $2}') (pid $pid)
-  source $dir/env
+  source $dir/env          # KUBECONFIG, PROMETHEUS, REDIS
   kubectl apply -f examples/default-plan.yaml
   kubectl -n feed get feedrollouts -w
+  kubectl get svc,endpointslices -A
   kubectl -n feed get pods -w        # pods run as processes; logs in $dir/pods/
-Not yet: Services, Prometheus, traffic, the operator (see localkube/README.md).
+Logs of the other processes: $dir/*.log
 MSG
     if [[ $foreground == 1 ]]; then
       wait "$pid" || true

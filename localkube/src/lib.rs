@@ -14,16 +14,21 @@
 //! `localkube` binary serves it over HTTPS for kubectl and the operator binary ([`serve`]).
 //! Controllers plug in through [`FakeApi::subscribe`], [`FakeApi::add_mutator`] and the
 //! direct accessors ([`FakeApi::put`], [`FakeApi::update`], [`FakeApi::list_all`]): the
-//! [`kubelet`] runs pods as real processes and the [`deployment`] controller turns Deployments
-//! into pods.
+//! [`kubelet`] runs pods as real processes, the [`deployment`] controller turns Deployments
+//! into pods, the network ([`net`]: ClusterIPs, EndpointSlices, a TCP proxy per Service port, a
+//! gateway for HTTPRoutes, cluster DNS for HTTP clients) serves them and, in [`cluster`], the
+//! supervisor runs the API server with all of these, Redis, Prometheus (`file_sd` from the pods),
+//! traffic and the operator binary (`localkube --cluster`, `scripts/local-cluster.sh`).
 
 pub mod clock;
+pub mod cluster;
 pub mod conditions;
 pub mod deployment;
 pub mod discovery;
 pub mod error;
 pub mod kubelet;
 pub mod meta;
+pub mod net;
 pub mod patch;
 pub mod path;
 pub mod rbac;

@@ -4,6 +4,10 @@
 //! `DIR/kubeconfig` (contexts `admin` and `operator`, the operator's ServiceAccount),
 //! `DIR/operator.kubeconfig` (that ServiceAccount only) and `DIR/ca.crt`,
 //! prints one `ready` line and serves until interrupted.
+//!
+//! With `--cluster`, the whole local cluster instead ([`feedroll_localkube::cluster`]): the
+//! same API server and files, plus Services, the HTTPRoute gateway, Redis, Prometheus, traffic
+//! and the operator replicas; `DIR/env` for `source`; everything stopped on SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,7 +36,8 @@ struct Args {
     listen: SocketAddr,
     /// The operator's ServiceAccount, NAMESPACE:NAME (the chart's default release): it gets a
     /// token, a kubeconfig context and `DIR/operator.kubeconfig`, and is authorized by the RBAC
-    /// objects stored in the server (none at start).
+    /// objects stored in the server (none at start). `--cluster` uses the chart's
+    /// ServiceAccount and installs its RBAC instead.
     #[arg(long, default_value = "feedroll-system:feedroll")]
     operator_service_account: String,
     /// More CustomResourceDefinition files (YAML) to register at start; the FeedRollout CRD
@@ -56,7 +61,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     request_log: usize,
     /// Run the kubelet and the Deployment controller: Deployments get pods, pods run as real
-    /// processes (see localkube/README.md).
+    /// processes (see localkube/README.md). `--cluster` always runs them.
     #[arg(long)]
     kubelet: bool,
     /// An image rule, PATTERN=PATH (repeatable, first match wins): containers whose image
@@ -78,6 +83,30 @@ struct Args {
     /// Where pods' directories (volumes, logs) go; default DIR/pods.
     #[arg(long)]
     kubelet_dir: Option<PathBuf>,
+    /// Start the whole local cluster, not only the API server (implies `--kubelet`).
+    #[arg(long)]
+    cluster: bool,
+    /// `--cluster`: the feedroll-operator binary (default: `feedroll-operator` beside this
+    /// binary).
+    #[arg(long)]
+    operator_bin: Option<PathBuf>,
+    /// `--cluster`: start no operator.
+    #[arg(long, conflicts_with = "operator_bin")]
+    no_operator: bool,
+    /// `--cluster`: operator replicas (leader election).
+    #[arg(long, default_value_t = 2)]
+    operator_replicas: usize,
+    /// `--cluster`: requests per second the traffic generator sends to each FeedRollout
+    /// (0: no traffic).
+    #[arg(long, default_value_t = 50.0)]
+    traffic_rate: f64,
+    /// `--cluster`: the API key the traffic generator sends (`Authorization: Bearer`), for
+    /// feed-servers started with `--api-keys`.
+    #[arg(long, env = "LOCALKUBE_TRAFFIC_API_KEY", hide_env_values = true)]
+    traffic_api_key: Option<String>,
+    /// `--cluster`: the port HTTPRoute parents listen on (each parent has its own address).
+    #[arg(long, default_value_t = feedroll_localkube::net::gateway::DEFAULT_GATEWAY_PORT)]
+    gateway_port: u16,
 }
 
 fn parse_time_scale(s: &str) -> Result<TimeScale, String> {
@@ -104,9 +133,9 @@ fn faulty_feed_server() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/fault-injection/feed-server"))
 }
 
-/// Starts the kubelet when `--kubelet` asks for it.
-fn start_kubelet(args: &Args, api: &FakeApi) -> anyhow::Result<Option<KubeletHandle>> {
-    if !args.kubelet {
+/// The kubelet's configuration when `--kubelet` or `--cluster` asks for one.
+fn kubelet_config(args: &Args) -> anyhow::Result<Option<KubeletConfig>> {
+    if !(args.kubelet || args.cluster) {
         return Ok(None);
     }
     let mut rules = args.image.clone();
@@ -129,10 +158,14 @@ fn start_kubelet(args: &Args, api: &FakeApi) -> anyhow::Result<Option<KubeletHan
     );
     config.sync_delay = args.kubelet_sync_delay;
     config.time_scale = args.time_scale;
-    Ok(Some(feedroll_localkube::kubelet::spawn(
-        api.clone(),
-        config,
-    )?))
+    Ok(Some(config))
+}
+
+/// Starts the kubelet when `--kubelet` asks for it.
+fn start_kubelet(args: &Args, api: &FakeApi) -> anyhow::Result<Option<KubeletHandle>> {
+    Ok(kubelet_config(args)?
+        .map(|config| feedroll_localkube::kubelet::spawn(api.clone(), config))
+        .transpose()?)
 }
 
 /// Ctrl-C or SIGTERM (`local-cluster.sh down`).
@@ -151,6 +184,72 @@ async fn interrupted() {
     }
 }
 
+/// Runs the whole cluster until SIGINT or SIGTERM.
+async fn run_cluster(args: Args) -> anyhow::Result<()> {
+    use feedroll_localkube::cluster::traffic::TrafficConfig;
+    use feedroll_localkube::cluster::{Cluster, ClusterConfig};
+    if !(args.traffic_rate >= 0.0 && args.traffic_rate.is_finite()) {
+        bail!(
+            "--traffic-rate must be a number >= 0, got {}",
+            args.traffic_rate
+        );
+    }
+    let operator_bin = if args.no_operator {
+        None
+    } else {
+        Some(match args.operator_bin {
+            Some(bin) => bin,
+            None => std::env::current_exe()
+                .context("locating this binary")?
+                .with_file_name("feedroll-operator"),
+        })
+    };
+    let mut config = ClusterConfig::new(&args.dir, operator_bin);
+    config.kubelet = kubelet_config(&args)?;
+    config.listen = args.listen;
+    config.namespaces = args.namespace;
+    config.operator_replicas = args.operator_replicas;
+    config.request_log = Some(args.request_log);
+    config.history = Some(args.history);
+    config.live_buffer = Some(args.live_buffer);
+    config.gateway_port = args.gateway_port;
+    config.traffic = (args.traffic_rate > 0.0).then(|| TrafficConfig {
+        rate: args.traffic_rate,
+        api_key: args.traffic_api_key,
+        ..TrafficConfig::default()
+    });
+    let cluster = Cluster::start(config)
+        .await
+        .context("starting the cluster")?;
+    for file in &args.crd {
+        cluster
+            .api()
+            .put("customresourcedefinitions", read_crd(file)?);
+    }
+    println!(
+        "localkube cluster ready: {} (kubeconfig {}, Prometheus {}, Redis {})",
+        cluster.server(),
+        cluster.kubeconfig().display(),
+        cluster.prometheus_url(),
+        cluster.redis_url(),
+    );
+    interrupted().await;
+    cluster.stop().await;
+    Ok(())
+}
+
+/// A CustomResourceDefinition read from a YAML file.
+fn read_crd(file: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let crd: serde_json::Value =
+        serde_yaml::from_str(&text).with_context(|| format!("{} is not YAML", file.display()))?;
+    if crd["kind"] != "CustomResourceDefinition" {
+        bail!("{} is not a CustomResourceDefinition", file.display());
+    }
+    Ok(crd)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -160,6 +259,9 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.cluster {
+        return run_cluster(args).await;
+    }
     let Some((sa_ns, sa_name)) = args.operator_service_account.split_once(':') else {
         bail!(
             "--operator-service-account must be NAMESPACE:NAME, got {:?}",
@@ -184,14 +286,7 @@ async fn main() -> anyhow::Result<()> {
                "metadata": {"name": sa_name, "namespace": sa_ns}}),
     );
     for file in &args.crd {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let crd: serde_json::Value = serde_yaml::from_str(&text)
-            .with_context(|| format!("{} is not YAML", file.display()))?;
-        if crd["kind"] != "CustomResourceDefinition" {
-            bail!("{} is not a CustomResourceDefinition", file.display());
-        }
-        api.put("customresourcedefinitions", crd);
+        api.put("customresourcedefinitions", read_crd(file)?);
     }
     let admin_token = api.issue_token(Identity::admin());
     let operator_token = api.issue_token(Identity::service_account(sa_ns, sa_name));

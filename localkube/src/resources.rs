@@ -148,6 +148,15 @@ const BUILTINS: &[Builtin] = &[
     ("", "v1", "secrets", "Secret", true, &[], &[]),
     ("", "v1", "services", "Service", true, &["svc"], &["status"]),
     ("", "v1", "endpoints", "Endpoints", true, &["ep"], &[]),
+    (
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+        &[],
+        &[],
+    ),
     ("", "v1", "pods", "Pod", true, &["po"], &["status", "log"]),
     (
         "",
@@ -257,6 +266,34 @@ pub const CRD_PREFIX: &str = "/apis/apiextensions.k8s.io/v1";
 /// Plural of CustomResourceDefinition.
 pub const CRD_PLURAL: &str = "customresourcedefinitions";
 
+/// `kubectl get` columns of the built-in kinds that have more than Name and Age: a Service's
+/// type, ClusterIP and (first) port, an EndpointSlice's address type, (first) port and
+/// (first) address.
+fn builtin_columns(plural: &str) -> Vec<PrinterColumn> {
+    let col = |name: &str, type_: &str, path: &str| PrinterColumn {
+        name: name.into(),
+        type_: type_.into(),
+        json_path: path.into(),
+        priority: 0,
+    };
+    let age = col("Age", "date", ".metadata.creationTimestamp");
+    match plural {
+        "services" => vec![
+            col("Type", "string", ".spec.type"),
+            col("Cluster-IP", "string", ".spec.clusterIP"),
+            col("Port", "integer", ".spec.ports[0].port"),
+            age,
+        ],
+        "endpointslices" => vec![
+            col("AddressType", "string", ".addressType"),
+            col("Port", "integer", ".ports[0].port"),
+            col("Endpoint", "string", ".endpoints[0].addresses[0]"),
+            age,
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// The built-in resource types.
 pub fn builtins() -> Vec<ResourceInfo> {
     BUILTINS
@@ -271,7 +308,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
                 namespaced: *namespaced,
                 short_names: short.iter().map(|s| (*s).to_owned()).collect(),
                 subresources: sub.iter().map(|s| (*s).to_owned()).collect(),
-                printer_columns: Vec::new(),
+                printer_columns: builtin_columns(plural),
                 schema: None,
                 scale: sub.contains(&"scale").then(|| ScalePaths {
                     spec_replicas: ".spec.replicas".into(),
