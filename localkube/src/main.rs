@@ -194,6 +194,7 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
             args.traffic_rate
         );
     }
+    let kubelet = kubelet_config(&args)?;
     let operator_bin = if args.no_operator {
         None
     } else {
@@ -205,7 +206,7 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
         })
     };
     let mut config = ClusterConfig::new(&args.dir, operator_bin);
-    config.kubelet = kubelet_config(&args)?;
+    config.kubelet = kubelet;
     config.listen = args.listen;
     config.namespaces = args.namespace;
     config.operator_replicas = args.operator_replicas;
