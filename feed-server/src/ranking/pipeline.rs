@@ -11,6 +11,7 @@ use super::signals;
 use crate::cache::PageTtls;
 use crate::learning::AFFINITY_HALF_LIFE_SECS;
 use crate::model::{CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources};
+use crate::served::{self, ItemFacts};
 use crate::store::{CandidateData, Store, StoreError, UserState};
 
 /// How many leading items of a ranked list a first page can show (the largest page size): the
@@ -29,12 +30,15 @@ pub struct RankedList {
     pub page_ttls: PageTtls,
     /// Candidates scored (after the filters, before diversity and the depth cut).
     pub scored: usize,
+    /// What the content-health metrics need of each item, in the order of `items`.
+    pub facts: Vec<ItemFacts>,
 }
 
 struct Scored {
     item: FeedItem,
     tag: Option<String>,
     long_tail: bool,
+    published_at_ms: i64,
     ttl: u32,
     diversity: DiversityEffect,
 }
@@ -189,6 +193,7 @@ fn score_all(
                 },
                 tag: c.video.tags.first().cloned(),
                 long_tail: sources.contains(CandidateSource::LongTail),
+                published_at_ms: c.video.published_at.timestamp_millis(),
                 ttl: ttl_of(profile, &c),
                 diversity: DiversityEffect::default(),
             }
@@ -282,10 +287,16 @@ pub async fn rank_candidates(
 fn finish(profile: &RankingProfile, scored: Vec<Scored>, count: usize) -> RankedList {
     let default_ttl = profile.cache.ttl_seconds.short;
     let page_ttls = PageTtls::of(scored.iter().map(|s| s.ttl), FIRST_PAGE_ITEMS, default_ttl);
+    let facts = served::facts_of(
+        scored
+            .iter()
+            .map(|s| (s.item.creator_id.as_str(), s.published_at_ms, s.long_tail)),
+    );
     RankedList {
         items: scored.into_iter().map(|s| s.item).collect(),
         page_ttls,
         scored: count,
+        facts,
     }
 }
 
