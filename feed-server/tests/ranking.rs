@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use chrono::{Duration, Utc};
@@ -319,7 +320,7 @@ async fn served_pages_move_the_content_health_counters(b: Backend) {
         })
         .collect();
     app.put_videos(&videos).await;
-    let published: std::collections::HashMap<String, f64> = videos
+    let published: HashMap<String, f64> = videos
         .iter()
         .filter_map(|v| {
             let at = chrono::DateTime::parse_from_rfc3339(v["published_at"].as_str()?).ok()?;
@@ -515,6 +516,25 @@ async fn bench_world(app: &TestApp) -> World {
     world
 }
 
+/// Each video of the bench world with its publication time and tags, as uploaded.
+fn catalog_of(world: &World) -> HashMap<String, (chrono::DateTime<Utc>, Vec<String>)> {
+    world
+        .video_requests(2_000)
+        .iter()
+        .filter_map(|req| serde_json::from_slice::<Vec<Value>>(&req.body).ok())
+        .flatten()
+        .filter_map(|v| {
+            let at = chrono::DateTime::parse_from_rfc3339(v["published_at"].as_str()?).ok()?;
+            let tags = v["tags"]
+                .as_array()?
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect();
+            Some((v["id"].as_str()?.to_owned(), (at.with_timezone(&Utc), tags)))
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_world_shows_follows_and_engaged_topics() {
     let app = TestApp::start(Backend::Memory).await;
@@ -555,9 +575,12 @@ async fn bench_world_shows_follows_and_engaged_topics() {
         .collect();
     app.events(events).await;
     let feed = app.feed("devotee", "&limit=20&explain=true").await;
-    let older: Vec<&String> = topic_videos
+    // The topic's videos are those tagged with it: primary topic or secondary tag.
+    let catalog = catalog_of(&world);
+    let tag = format!("t{topic}");
+    let older: Vec<&String> = catalog
         .iter()
-        .filter(|(_, at)| now - *at > Duration::days(2))
+        .filter(|(_, (at, tags))| now - *at > Duration::days(2) && tags.contains(&tag))
         .map(|(id, _)| id)
         .collect();
     let older_shown = ids(&feed).iter().filter(|id| older.contains(id)).count();
@@ -579,17 +602,13 @@ async fn bench_world_shows_follows_and_engaged_topics() {
 
     // Freshness still shapes a cold user's feed: uploads of the last day (1 in 14 of the
     // catalog, uploaded over two weeks) fill a large part of the first page.
-    let published: std::collections::HashMap<String, chrono::DateTime<Utc>> = (0
-        ..feedroll_bench::world::TOPICS)
-        .flat_map(|t| world.topic_videos(t))
-        .collect();
     let recent = |id: &String| {
-        published
+        catalog
             .get(id)
-            .is_some_and(|at| now - *at < Duration::days(1))
+            .is_some_and(|(at, _)| now - *at < Duration::days(1))
     };
     let catalog_share =
-        published.keys().filter(|id| recent(id)).count() as f64 / published.len() as f64;
+        catalog.keys().filter(|id| recent(id)).count() as f64 / catalog.len() as f64;
     let page = ids(&control);
     let page_share = page.iter().filter(|id| recent(id)).count() as f64 / page.len() as f64;
     eprintln!(
