@@ -83,7 +83,7 @@ pub struct Snapshot {
     /// The ranked items; with their `signals` and `explain` only when `explained`.
     pub items: Vec<FeedItem>,
     /// Whether the items carry their signals and explanations: only when the request that
-    /// ranked the list asked for `explain` (they triple a snapshot's size; see BENCHMARKS.md).
+    /// ranked the list asked for `explain` (they make a snapshot ~4.5 times larger; BENCHMARKS.md).
     #[serde(default)]
     pub explained: bool,
     /// Content-health facts of each item, in the order of `items` ([`crate::served`]); empty in

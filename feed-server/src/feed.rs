@@ -41,9 +41,10 @@ enum Admission {
 
 /// The user's first-page snapshot for a page of `items` items: from the cache while such a page
 /// is fresh, or ranked now and cached. With `explain` only a snapshot that kept its items'
-/// signals and explanations will do; without, a newly ranked snapshot is cached without them. A ranking goes through the ranking bound
-/// ([`crate::shed`]): when it is full the request fails with [`FeedError::Overloaded`] before
-/// any store call; cached pages are served however busy the rankings are.
+/// signals and explanations will do; without, a newly ranked snapshot is cached without them.
+/// A ranking goes through the ranking bound ([`crate::shed`]): when it is full the request fails
+/// with [`FeedError::Overloaded`] before any store call; cached pages are served however busy
+/// the rankings are.
 pub async fn head(
     state: &AppState,
     user_id: &str,

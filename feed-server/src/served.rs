@@ -7,6 +7,8 @@
 //! ([`ItemFacts`]); serving a page (cached or not) then costs one pass over the page's items with
 //! no allocation: counter adds and one histogram observation per item.
 
+use std::collections::HashMap;
+
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +43,7 @@ pub struct ItemFacts {
 
 /// Facts of a ranked list from each item's `(creator, published_at_ms, long_tail)`, best first.
 pub fn facts_of<'a>(items: impl IntoIterator<Item = (&'a str, i64, bool)>) -> Vec<ItemFacts> {
-    let mut last_of: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    let mut last_of: HashMap<&str, u32> = HashMap::new();
     items
         .into_iter()
         .enumerate()

@@ -30,7 +30,8 @@ pub struct RankedList {
     pub page_ttls: PageTtls,
     /// Candidates scored (after the filters, before diversity and the depth cut).
     pub scored: usize,
-    /// What the content-health metrics need of each item, in the order of `items`.
+    /// What the content-health metrics need of each item, in the order of `items` (home feeds
+    /// only; empty for [`rank_candidates`], whose lists are not served as pages).
     pub facts: Vec<ItemFacts>,
 }
 
@@ -260,7 +261,15 @@ pub async fn rank_feed(
     let count = scored.len();
     let mut ranked = diversity::rerank(scored, &profile.diversity, depth);
     explain_diversity(&mut ranked);
-    Ok(finish(profile, ranked, count))
+    let facts = served::facts_of(
+        ranked
+            .iter()
+            .map(|s| (s.item.creator_id.as_str(), s.published_at_ms, s.long_tail)),
+    );
+    Ok(RankedList {
+        facts,
+        ..finish(profile, ranked, count)
+    })
 }
 
 /// Ranks a caller-supplied candidate list by score (no filters, no diversity); unknown ids are
@@ -287,16 +296,11 @@ pub async fn rank_candidates(
 fn finish(profile: &RankingProfile, scored: Vec<Scored>, count: usize) -> RankedList {
     let default_ttl = profile.cache.ttl_seconds.short;
     let page_ttls = PageTtls::of(scored.iter().map(|s| s.ttl), FIRST_PAGE_ITEMS, default_ttl);
-    let facts = served::facts_of(
-        scored
-            .iter()
-            .map(|s| (s.item.creator_id.as_str(), s.published_at_ms, s.long_tail)),
-    );
     RankedList {
         items: scored.into_iter().map(|s| s.item).collect(),
         page_ttls,
         scored: count,
-        facts,
+        facts: Vec::new(),
     }
 }
 
