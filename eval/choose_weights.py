@@ -44,8 +44,8 @@ def main(argv=None) -> int:
     p.add_argument("--min-watch", type=float, default=0.895,
                    help="floor on val NDCG@10 watch (default: %(default)s, the issue's bar)")
     p.add_argument("--min-like", type=float, default=0.80,
-                   help="floor on val NDCG@10 like (default: %(default)s: the v1 default's val "
-                        "figure, 0.7998, rounded up)")
+                   help="floor on val NDCG@10 like (default: %(default)s, about the version-1 default "
+                        "profile's val figure, 0.7998: the issue's 'like not below today's' on val)")
     p.add_argument("--gauc-tolerance", type=float, default=0.005,
                    help="val GAUC differences up to this count as ties, broken by the higher val "
                         "NDCG@10 like (default: %(default)s, the drop in GAUC the product treats as "

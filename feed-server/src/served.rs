@@ -4,8 +4,8 @@
 //! freshness is visible next to stable.
 //!
 //! The per-item facts are computed once, when a list is ranked, and kept in the cached snapshot
-//! ([`ItemFacts`]); serving a page (cached or not) then costs one pass over the page's items with
-//! no allocation: counter adds and one histogram observation per item.
+//! ([`ItemFacts`]); serving a page (cached or not) then costs two short loops over the page's
+//! items with no allocation: counter adds and one histogram observation per item.
 
 use std::collections::HashMap;
 

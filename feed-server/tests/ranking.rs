@@ -430,8 +430,8 @@ fn stored_snapshots(redis: &RedisServer) -> Vec<String> {
         .collect()
 }
 
-/// A snapshot cached for a page without `explain` keeps no signals or explanations (a third of
-/// the bytes); a later `explain` request still gets every item explained.
+/// A snapshot cached for a page without `explain` keeps no signals or explanations (less than
+/// half the bytes); a later `explain` request still gets every item explained.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_snapshots_keep_explanations_only_when_asked() {
     let app = TestApp::start(Backend::Redis).await;
