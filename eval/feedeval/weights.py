@@ -119,24 +119,43 @@ class Choice:
 
 
 def select(t: SignalTable, pairs: Pairs, candidates, min_watch: float, min_like: float,
-           ) -> tuple[Choice | None, int]:
-    """The selection rule of the default profile: the highest GAUC(finish) among the
-    ``(weights, lift)`` candidates whose NDCG@10 watch is at least ``min_watch`` and NDCG@10 like
-    at least ``min_like``. Ties in GAUC go to the candidate listed first, so the rule is
-    deterministic. Candidates are checked in order of GAUC, NDCG only as far as needed.
-    Returns the choice (None when no candidate qualifies) and how many were rejected before it."""
+           gauc_tolerance: float = 0.0) -> tuple[Choice | None, int]:
+    """The selection rule of the default profile. A GAUC(finish) within ``gauc_tolerance`` of the
+    best candidate's counts as a tie with it (on a flat surface such differences are noise);
+    among the tied ``(weights, lift)`` candidates whose NDCG@10 watch is at least ``min_watch``
+    and NDCG@10 like at least ``min_like``, the rule takes the highest NDCG@10 like (then the
+    higher GAUC, then the candidate listed first), so that the secondary objective is not traded
+    for noise in the first. When no tied candidate meets the floors, it takes the highest GAUC
+    that does. With ``gauc_tolerance`` 0 it is "the best GAUC that meets the floors".
+    Returns the choice (None when no candidate qualifies) and how many better-GAUC or tied
+    candidates failed the floors."""
     ranked = []
     for n, (w, lift) in enumerate(candidates):
         if sum(w.values()) <= 0:
             continue
         ranked.append((-pairs.gauc(scores(t, w, lift)), n, w, lift))
     ranked.sort(key=lambda r: (r[0], r[1]))
-    for rejected, (neg_gauc, _, w, lift) in enumerate(ranked):
+    if not ranked:
+        return None, 0
+    best = -ranked[0][0]
+    tied: list[tuple[float, float, int, Choice]] = []
+    rejected = 0
+    for neg_gauc, n, w, lift in ranked:
+        in_tie = -neg_gauc >= best - gauc_tolerance
+        if not in_tie and tied:
+            break
         s = scores(t, w, lift)
         watch, like = ndcg(t, s, t.watch), ndcg(t, s, t.like)
-        if watch >= min_watch and like >= min_like:
-            return Choice(-neg_gauc, watch, like, lift, dict(w)), rejected
-    return None, len(ranked)
+        if not (watch >= min_watch and like >= min_like):
+            rejected += 1
+            continue
+        choice = Choice(-neg_gauc, watch, like, lift, dict(w))
+        if not in_tie:
+            return choice, rejected
+        tied.append((like, -neg_gauc, -n, choice))
+    if not tied:
+        return None, rejected
+    return max(tied, key=lambda c: c[:3])[3], rejected
 
 
 def profile_yaml(choice: Choice, digits: int = 2) -> str:

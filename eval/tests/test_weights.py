@@ -49,7 +49,7 @@ def test_grid_spans_the_simplex_with_fixed_weights_kept():
     assert len(grid) == 10  # 4 free signals, 2 units: C(5, 3)
 
 
-def test_select_takes_the_best_gauc_that_meets_the_ndcg_floors():
+def test_select_takes_the_best_gauc_that_meets_the_ndcg_floors_and_breaks_near_ties_by_like():
     lists = [tl(1, [1, 2], [1, 0]), tl(2, [3, 4], [1, 0])]
     lists[0].like[1] = 1  # NDCG@10 like is defined (a list without likes is skipped)
     answers = {"1:20220428": [item(1, completion=0.9, brevity=0.0), item(2, completion=0.1, brevity=1.0)],
@@ -61,6 +61,22 @@ def test_select_takes_the_best_gauc_that_meets_the_ndcg_floors():
     assert choice.weights == good and choice.gauc == 1.0 and rejected == 0
     # A floor the best vector misses moves the choice to the next one, or to none.
     choice, rejected = weights.select(t, pairs, [(bad, 0.0), (good, 0.0)], 1.01, 0.0)
+    assert choice is None and rejected == 2
+    # Within the GAUC tolerance the better NDCG@10 like wins; outside it, GAUC alone decides.
+    lists[0].like = {1: 0, 2: 1}
+    t = weights.table(lists, answers)
+    # `mixed` puts list 1's unfinished but liked video first (0.55 vs 0.45) and list 2's finished one.
+    mixed = {"completion": 0.5, "brevity": 0.5}
+    assert pairs.gauc(weights.scores(t, mixed, 0.0)) < pairs.gauc(weights.scores(t, good, 0.0))
+    like = {name: weights.ndcg(t, weights.scores(t, w, 0.0), t.like) for name, w in (("good", good), ("mixed", mixed))}
+    assert like["mixed"] > like["good"]
+    choice, _ = weights.select(t, pairs, [(good, 0.0), (mixed, 0.0)], 0.0, 0.0, gauc_tolerance=1.0)
+    assert choice.weights == mixed
+    choice, _ = weights.select(t, pairs, [(good, 0.0), (mixed, 0.0)], 0.0, 0.0, gauc_tolerance=0.0)
+    assert choice.weights == good
+    # A tied candidate that misses a floor is passed over for the next qualifying one.
+    choice, rejected = weights.select(t, pairs, [(good, 0.0), (mixed, 0.0)], 0.0, like["mixed"] + 0.01,
+                                      gauc_tolerance=1.0)
     assert choice is None and rejected == 2
     text = weights.profile_yaml(weights.Choice(0.7, 0.9, 0.8, 1.0, {"completion": 0.65, "brevity": 0.35}))
     assert text.startswith("version: 2\nweights:\n  freshness: 0\n  completion: 0.65\n")

@@ -206,13 +206,13 @@ pub struct SignalWeights {
     /// older ones (default 0.20).
     pub freshness: f64,
     /// Smoothed completes per impression toward the finish rate of the video's duration bucket:
-    /// the best single predictor of what a user will watch to the end (default 0.60).
+    /// the best single predictor of what a user will watch to the end (default 0.30).
     pub completion: f64,
     /// Smoothed likes, shares and comments per play: what makes people interact, not only watch
     /// (default 0.10).
     pub engagement: f64,
     /// The user's decayed affinity to the creator and tags, plus follow and friend boosts: how
-    /// personal the feed is (default 0.10; see also `affinity.lift`).
+    /// personal the feed is (default 0.30; see also `affinity.lift`).
     pub affinity: f64,
     /// Cosine similarity of the video to the user's taste vector (default 0.05).
     pub embedding: f64,
@@ -225,9 +225,9 @@ impl Default for SignalWeights {
     fn default() -> Self {
         Self {
             freshness: 0.20,
-            completion: 0.60,
+            completion: 0.30,
             engagement: 0.10,
-            affinity: 0.10,
+            affinity: 0.30,
             embedding: 0.05,
             brevity: 0.05,
         }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
 use crate::model::FeedItem;
+use crate::served::ItemFacts;
 use crate::store::{Store, StoreError};
 
 /// Snapshots stay readable by cursor at least this long after ranking.
@@ -79,8 +80,16 @@ pub struct Snapshot {
     pub variant: String,
     /// Profile generation that ranked it.
     pub generation: u64,
-    /// The ranked items (with signals).
+    /// The ranked items; with their `signals` and `explain` only when `explained`.
     pub items: Vec<FeedItem>,
+    /// Whether the items carry their signals and explanations: only when the request that
+    /// ranked the list asked for `explain` (they make a snapshot ~4.5 times larger; BENCHMARKS.md).
+    #[serde(default)]
+    pub explained: bool,
+    /// Content-health facts of each item, in the order of `items` ([`crate::served`]); empty in
+    /// a snapshot cached by a version without them.
+    #[serde(default)]
+    pub facts: Vec<ItemFacts>,
     /// When it was ranked (unix ms).
     #[serde(default)]
     pub ranked_at_ms: i64,
@@ -94,6 +103,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The content-health facts of the items, when the snapshot has them for every item.
+    pub fn served_facts(&self) -> Option<&[ItemFacts]> {
+        (self.facts.len() == self.items.len()).then_some(self.facts.as_slice())
+    }
+
     /// Whether a first page of `items` items may still be served from it at `now_ms`.
     pub fn fresh_for(&self, items: usize, now_ms: i64) -> bool {
         self.page_ttls
@@ -132,6 +146,8 @@ pub struct HeadWanted<'a> {
     pub generation: u64,
     /// Items of the page asked for (a page's freshness depends on what it shows).
     pub items: usize,
+    /// The request asks for explanations: only a snapshot that kept them will do.
+    pub explain: bool,
 }
 
 impl HeadWanted<'_> {
@@ -140,6 +156,7 @@ impl HeadWanted<'_> {
             && s.variant == self.variant
             && s.generation == self.generation
             && s.fresh_for(self.items, now_ms)
+            && (s.explained || !self.explain)
     }
 }
 
@@ -355,6 +372,8 @@ mod tests {
             variant: "default".into(),
             generation: 1,
             items: Vec::new(),
+            explained: false,
+            facts: Vec::new(),
             ranked_at_ms: 1_000_000,
             page_ttls: PageTtls(vec![(20, 120), (100, 10)]),
             first_page: Default::default(),

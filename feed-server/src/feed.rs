@@ -40,21 +40,25 @@ enum Admission {
 }
 
 /// The user's first-page snapshot for a page of `items` items: from the cache while such a page
-/// is fresh, or ranked now and cached. A ranking goes through the ranking bound
-/// ([`crate::shed`]): when it is full the request fails with [`FeedError::Overloaded`] before
-/// any store call; cached pages are served however busy the rankings are.
+/// is fresh, or ranked now and cached. With `explain` only a snapshot that kept its items'
+/// signals and explanations will do; without, a newly ranked snapshot is cached without them.
+/// A ranking goes through the ranking bound ([`crate::shed`]): when it is full the request fails
+/// with [`FeedError::Overloaded`] before any store call; cached pages are served however busy
+/// the rankings are.
 pub async fn head(
     state: &AppState,
     user_id: &str,
     items: usize,
+    explain: bool,
 ) -> Result<Arc<Snapshot>, FeedError> {
-    head_admitted(state, user_id, items, Admission::Bounded).await
+    head_admitted(state, user_id, items, explain, Admission::Bounded).await
 }
 
 async fn head_admitted(
     state: &AppState,
     user_id: &str,
     items: usize,
+    explain: bool,
     admission: Admission,
 ) -> Result<Arc<Snapshot>, FeedError> {
     let loaded = state.profiles.current();
@@ -64,6 +68,7 @@ async fn head_admitted(
         variant: &variant.name,
         generation: loaded.generation,
         items,
+        explain,
     };
     if let Some(snapshot) = state.cache.head_local(&want).await {
         return Ok(snapshot);
@@ -99,12 +104,21 @@ async fn head_admitted(
         .longest()
         .unwrap_or(variant.profile.cache.ttl_seconds.short)
         .max(1);
+    let mut items = ranked.items;
+    if !explain {
+        for item in &mut items {
+            item.signals = None;
+            item.explain = None;
+        }
+    }
     let snapshot = Snapshot {
         id: format!("{:032x}", rand::rng().random::<u128>()),
         user_id: user_id.to_owned(),
         variant: variant.name.clone(),
         generation: loaded.generation,
-        items: ranked.items,
+        items,
+        explained: explain,
+        facts: ranked.facts,
         ranked_at_ms: Utc::now().timestamp_millis(),
         page_ttls: ranked.page_ttls,
         first_page: Default::default(),
@@ -123,6 +137,7 @@ pub async fn warm_up(state: &AppState, users: usize) -> Result<usize, FeedError>
             state,
             user,
             crate::http::feed::DEFAULT_LIMIT,
+            false,
             Admission::Unbounded,
         )
         .await?;

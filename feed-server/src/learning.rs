@@ -1,7 +1,8 @@
 //! What an engagement event teaches: pure functions from events to statistic and affinity deltas.
 //!
 //! Decayed values use the event's own timestamp, so replaying history gives the same state as
-//! living through it, and events arriving out of order give the same result as in order.
+//! living through it, and events arriving out of order give the same result as in order: a decayed
+//! value at time `t` is `Σ wₑ · 2^(−(t − tsₑ) / halfLife)` over the events e that added `wₑ`.
 //!
 //! | learned | from each event |
 //! | --- | --- |

@@ -15,6 +15,7 @@
 //!   file polling behind their hot reload and the API keys'.
 //! - [`auth`]: API keys, scopes and rate limits (the HTTP side is `http::auth`).
 //! - [`metrics`]: the metrics contract.
+//! - [`served`]: content health of served pages (long tail, creators per page, item age).
 //! - [`shed`]: load shedding — the bound on concurrent and queued rankings.
 //! - [`server`]: start-up, warm-up and graceful shutdown; [`config`]: flags and env vars.
 
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod model;
 pub mod ranking;
 pub mod reload;
+pub mod served;
 pub mod server;
 pub mod shed;
 pub mod state;

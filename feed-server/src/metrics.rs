@@ -11,6 +11,7 @@ use prometheus::{
 };
 
 use crate::model::EventType;
+use crate::served::ServedMetrics;
 use crate::shed::ShedMetrics;
 
 /// Latency buckets (seconds): fine below 100 ms, reaching the 1 s pause threshold and beyond.
@@ -50,6 +51,8 @@ pub struct Metrics {
     pub ranking_candidates: Histogram,
     /// Load shedding of rankings ([`crate::shed`]).
     pub shedding: ShedMetrics,
+    /// Content health of served feed pages ([`crate::served`]).
+    pub served: ServedMetrics,
     profile_labels: Mutex<Vec<[String; 3]>>,
 }
 
@@ -147,6 +150,7 @@ impl Metrics {
         registry.register(Box::new(store_errors.clone()))?;
         registry.register(Box::new(ranking_candidates.clone()))?;
         let shedding = ShedMetrics::register(&registry)?;
+        let served = ServedMetrics::register(&registry)?;
         for tier in ["local", "store"] {
             for result in ["hit", "miss"] {
                 cache_requests.with_label_values(&[tier, result]);
@@ -166,6 +170,7 @@ impl Metrics {
             store_errors,
             ranking_candidates,
             shedding,
+            served,
             profile_labels: Mutex::new(Vec::new()),
         })
     }
@@ -212,11 +217,12 @@ impl Metrics {
                 .set(1);
             labels.push(l);
         }
-        // Pre-create the event series so rates start at 0 rather than missing.
+        // Pre-create the event and served-page series so rates start at 0 rather than missing.
         for v in &experiment.variants {
             for kind in EventType::ALL {
                 self.events.with_label_values(&[kind.as_str(), &v.name]);
             }
+            self.served.init_variant(&v.name);
         }
     }
 

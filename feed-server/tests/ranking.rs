@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use chrono::{Duration, Utc};
@@ -265,7 +266,215 @@ async fn region_and_language_filters_keep_only_matching_videos(b: Backend) {
     assert_eq!(ids(&app.feed("anyone", "").await).len(), 4);
 }
 
+/// The content-health series of `variant`: items, long-tail items, pages, page creators, and
+/// the age histogram's count and sum.
+fn served(text: &str, variant: &str) -> [f64; 6] {
+    let v = [("variant", variant)];
+    [
+        "feed_served_items_total",
+        "feed_served_long_tail_items_total",
+        "feed_served_pages_total",
+        "feed_served_page_creators_total",
+        "feed_served_item_age_seconds_count",
+        "feed_served_item_age_seconds_sum",
+    ]
+    .map(|name| metric(text, name, &v).unwrap_or(f64::NAN))
+}
+
+/// Serves a page and returns it with the change of the content-health series of its variant
+/// and the time window within which it was served.
+async fn served_page(app: &TestApp, query: &str) -> (Value, [f64; 6], (f64, f64)) {
+    let before_text = app.metrics().await;
+    let t0 = Utc::now().timestamp_millis() as f64 / 1000.0;
+    let page = app.feed("reader", query).await;
+    let t1 = Utc::now().timestamp_millis() as f64 / 1000.0;
+    let variant = page["variant"].as_str().unwrap_or("?").to_owned();
+    let (before, after) = (
+        served(&before_text, &variant),
+        served(&app.metrics().await, &variant),
+    );
+    let delta = std::array::from_fn(|i| after[i] - before[i]);
+    (page, delta, (t0, t1))
+}
+
+async fn served_pages_move_the_content_health_counters(b: Backend) {
+    // A long-tail budget of 5 (the per-user offset into the least-shown videos is at most 15),
+    // so that the long-tail source nominates some of the 30 videos.
+    let app = TestApp::start_with(
+        b,
+        Options {
+            profile: Some("version: 2\ncandidates: {longTail: 5}\n".into()),
+            ..Options::default()
+        },
+    )
+    .await;
+    // 30 videos of 10 creators, 0 to 29 hours old.
+    let videos: Vec<Value> = (0..30)
+        .map(|i| {
+            video(
+                &format!("v{i}"),
+                &format!("c{}", i % 10),
+                &[&format!("t{i}")],
+                i,
+            )
+        })
+        .collect();
+    app.put_videos(&videos).await;
+    let published: HashMap<String, f64> = videos
+        .iter()
+        .filter_map(|v| {
+            let at = chrono::DateTime::parse_from_rfc3339(v["published_at"].as_str()?).ok()?;
+            Some((
+                v["id"].as_str()?.to_owned(),
+                at.timestamp_millis() as f64 / 1000.0,
+            ))
+        })
+        .collect();
+    let hits = |text: &str| {
+        metric(
+            text,
+            "feed_cache_requests_total",
+            &[("tier", "local"), ("result", "hit")],
+        )
+    };
+
+    // Ranked now (explained, so that the test sees each item's sources), then the same first
+    // page served from the cache as pre-encoded bytes, then the next page through the cursor.
+    let (ranked, d1, w1) = served_page(&app, "&explain=true").await;
+    let hits_before = hits(&app.metrics().await);
+    let (cached, d2, w2) = served_page(&app, "").await;
+    assert_eq!(ids(&cached), ids(&ranked), "the same cached page");
+    assert!(
+        hits(&app.metrics().await) > hits_before,
+        "served from the cache"
+    );
+    let cursor = ranked["next_cursor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (next, d3, w3) = served_page(&app, &format!("&cursor={cursor}&explain=true")).await;
+
+    let long_tail = |page: &Value| {
+        page["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|i| {
+                        i["explain"]["sources"]
+                            .as_array()
+                            .is_some_and(|s| s.contains(&json!("long_tail")))
+                    })
+                    .count() as f64
+            })
+            .unwrap_or(f64::NAN)
+    };
+    assert!(
+        long_tail(&ranked) > 0.0,
+        "some long-tail items on the page: {ranked}"
+    );
+    let creators = |page: &Value| {
+        let mut c: Vec<String> = page["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["creator_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        c.sort();
+        c.dedup();
+        c.len() as f64
+    };
+    for (page, delta, (t0, t1)) in [(&ranked, d1, w1), (&cached, d2, w2), (&next, d3, w3)] {
+        let shown = ids(page);
+        let n = shown.len() as f64;
+        assert_eq!(delta[0], n, "items: {delta:?}");
+        assert_eq!(delta[2], 1.0, "pages: {delta:?}");
+        assert_eq!(
+            delta[3],
+            creators(page),
+            "distinct creators: {delta:?} {page}"
+        );
+        assert_eq!(delta[4], n, "one age per item: {delta:?}");
+        let age_at = |t: f64| shown.iter().map(|id| t - published[id]).sum::<f64>();
+        assert!(
+            delta[5] >= age_at(t0) - 0.01 && delta[5] <= age_at(t1) + 0.01,
+            "age sum {} not within [{}, {}]",
+            delta[5],
+            age_at(t0),
+            age_at(t1)
+        );
+    }
+    assert_eq!(ids(&ranked).len() + ids(&next).len(), 30);
+    assert_eq!(
+        [d1[1], d2[1], d3[1]],
+        [long_tail(&ranked), long_tail(&ranked), long_tail(&next)],
+        "long-tail items"
+    );
+}
+
+/// The cached snapshots in Redis, as stored (JSON).
+fn stored_snapshots(redis: &RedisServer) -> Vec<String> {
+    let cli = |args: &[&str]| {
+        std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string()])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let keys = cli(&["--scan", "--pattern", "*snap:*"]);
+    keys.lines()
+        .filter(|k| !k.is_empty())
+        .map(|k| cli(&["GET", k]))
+        .collect()
+}
+
+/// A snapshot cached for a page without `explain` keeps no signals or explanations (less than
+/// half the bytes); a later `explain` request still gets every item explained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_snapshots_keep_explanations_only_when_asked() {
+    let app = TestApp::start(Backend::Redis).await;
+    app.put_videos(&catalog(200, 50)).await;
+    let Some(redis) = app.redis.as_ref() else {
+        panic!("a Redis app has its server");
+    };
+    let plain = app.feed("reader", "").await;
+    let stored = stored_snapshots(redis);
+    assert_eq!(stored.len(), 1, "one snapshot cached");
+    let plain_bytes = stored[0].len();
+    assert!(
+        !stored[0].contains("contributions") && !stored[0].contains("\"signals\""),
+        "no explanations cached for a plain page: {}",
+        stored[0]
+    );
+    // The fresh head above has no explanations: an explain request ranks anew and gets them.
+    let explained = app.feed("reader", "&explain=true").await;
+    assert_eq!(ids(&explained), ids(&plain));
+    let items = explained["items"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !items.is_empty()
+            && items
+                .iter()
+                .all(|i| i["explain"]["contributions"].is_object()),
+        "{explained}"
+    );
+    let stored = stored_snapshots(redis);
+    let explained_bytes = stored.iter().map(String::len).max().unwrap_or(0);
+    let ranked = serde_json::from_str::<Value>(&stored[0]).unwrap_or_default()["items"]
+        .as_array()
+        .map_or(0, Vec::len);
+    eprintln!(
+        "snapshot of {ranked} ranked items: {plain_bytes} bytes without explanations, {explained_bytes} with"
+    );
+    assert!(
+        plain_bytes * 2 < explained_bytes,
+        "{plain_bytes} vs {explained_bytes} bytes"
+    );
+}
+
 both_stores!(
+    served_pages_move_the_content_health_counters,
     a_new_video_starts_at_its_duration_buckets_finish_rate,
     a_bucket_without_impressions_learns_its_rate_from_plays,
     trending_is_read_for_the_users_region,
@@ -305,6 +514,25 @@ async fn bench_world(app: &TestApp) -> World {
         assert!(reply.status < 300, "{} {}", req.path, reply.status);
     }
     world
+}
+
+/// Each video of the bench world with its publication time and tags, as uploaded.
+fn catalog_of(world: &World) -> HashMap<String, (chrono::DateTime<Utc>, Vec<String>)> {
+    world
+        .video_requests(2_000)
+        .iter()
+        .filter_map(|req| serde_json::from_slice::<Vec<Value>>(&req.body).ok())
+        .flatten()
+        .filter_map(|v| {
+            let at = chrono::DateTime::parse_from_rfc3339(v["published_at"].as_str()?).ok()?;
+            let tags = v["tags"]
+                .as_array()?
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect();
+            Some((v["id"].as_str()?.to_owned(), (at.with_timezone(&Utc), tags)))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,16 +575,57 @@ async fn bench_world_shows_follows_and_engaged_topics() {
         .collect();
     app.events(events).await;
     let feed = app.feed("devotee", "&limit=20&explain=true").await;
-    let older: Vec<&String> = topic_videos
+    // The topic's videos are those tagged with it: primary topic or secondary tag.
+    let catalog = catalog_of(&world);
+    let tag = format!("t{topic}");
+    let older: Vec<&String> = catalog
         .iter()
-        .filter(|(_, at)| now - *at > Duration::days(2))
+        .filter(|(_, (at, tags))| now - *at > Duration::days(2) && tags.contains(&tag))
         .map(|(id, _)| id)
         .collect();
-    let shown = ids(&feed);
-
-    let older_shown = shown.iter().filter(|id| older.contains(id)).count();
+    let older_shown = ids(&feed).iter().filter(|id| older.contains(id)).count();
+    // The negative control: a newcomer without that history, ranked from the same catalog, does
+    // not get them — it is the history that brings them, not the catalog.
+    let control = app.feed("bystander", "&limit=20&explain=true").await;
+    let control_shown = ids(&control).iter().filter(|id| older.contains(id)).count();
+    eprintln!(
+        "older videos of the engaged topic: devotee {older_shown}, bystander {control_shown}"
+    );
     assert!(
         older_shown >= 2,
         "{older_shown} older videos of the engaged topic in the first page: {feed}"
     );
+    assert_eq!(
+        control_shown, 0,
+        "a user without the history gets none of them: {control}"
+    );
+
+    // Freshness still shapes a cold user's feed: uploads of the last day (1 in 14 of the
+    // catalog, uploaded over two weeks) fill a large part of the first page.
+    let recent = |id: &String| {
+        catalog
+            .get(id)
+            .is_some_and(|(at, _)| now - *at < Duration::days(1))
+    };
+    let catalog_share =
+        catalog.keys().filter(|id| recent(id)).count() as f64 / catalog.len() as f64;
+    let page = ids(&control);
+    let page_share = page.iter().filter(|id| recent(id)).count() as f64 / page.len() as f64;
+    eprintln!(
+        "uploads of the last day: {page_share:.2} of the page, {catalog_share:.2} of the catalog"
+    );
+    assert!(
+        page_share >= 3.0 * catalog_share,
+        "{page_share} of the page vs {catalog_share} of the catalog: {control}"
+    );
+    // Diversity still shapes it: at most two videos of a creator in any ten consecutive items.
+    let creators: Vec<&str> = control["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["creator_id"].as_str()).collect())
+        .unwrap_or_default();
+    for window in creators.windows(10) {
+        for c in window {
+            assert!(window.iter().filter(|x| *x == c).count() <= 2, "{control}");
+        }
+    }
 }

@@ -44,7 +44,9 @@ pub struct FeedQuery {
     /// `next_cursor` of the previous page; absent for the first page.
     cursor: Option<String>,
     /// Include per-signal values (`signals`) and their contributions, candidate sources and
-    /// diversity moves (`explain`) in each item.
+    /// diversity moves (`explain`) in each item. A first page with `explain` is ranked anew
+    /// unless the cached list kept its explanations; a cursor page has them only when its first
+    /// page asked for them.
     #[serde(default)]
     explain: bool,
 }
@@ -78,6 +80,18 @@ fn snapshot_page(snapshot: &Snapshot, offset: usize, limit: usize, explain: bool
 fn respond(body: FeedResponse) -> Response {
     let variant = ServedVariant(body.variant.clone());
     (Extension(variant), axum::Json(body)).into_response()
+}
+
+/// Counts the page `[offset, offset + limit)` of `snapshot` in the content-health metrics.
+fn count_served(state: &SharedState, snapshot: &Snapshot, offset: usize, limit: usize) {
+    // A snapshot cached by a version without facts is not counted: its page would skew the ratios.
+    if let Some(facts) = snapshot.served_facts() {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        state
+            .metrics
+            .served
+            .page(&snapshot.variant, facts, offset, limit, now_ms);
+    }
 }
 
 /// The default first page of `snapshot` (offset 0, [`DEFAULT_LIMIT`] items, no signals), encoded
@@ -160,15 +174,19 @@ pub async fn get_feed(
             (snapshot, offset)
         }
         None => {
-            let snapshot = feed::head(&state, &q.user_id, limit).await?;
+            let snapshot = feed::head(&state, &q.user_id, limit, q.explain).await?;
             if limit == DEFAULT_LIMIT && !q.explain {
-                return first_page(&snapshot);
+                let response = first_page(&snapshot)?;
+                count_served(&state, &snapshot, 0, limit);
+                return Ok(response);
             }
             (snapshot, 0)
         }
     };
     // Cursor snapshots were checked to be this user's, heads are looked up by user.
-    Ok(respond(snapshot_page(&snapshot, offset, limit, q.explain)))
+    let response = respond(snapshot_page(&snapshot, offset, limit, q.explain));
+    count_served(&state, &snapshot, offset, limit);
+    Ok(response)
 }
 
 /// `POST /v1/rank`: ranks the given candidates (no filters, no diversity), best first.

@@ -11,6 +11,7 @@ use super::signals;
 use crate::cache::PageTtls;
 use crate::learning::AFFINITY_HALF_LIFE_SECS;
 use crate::model::{CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources};
+use crate::served::{self, ItemFacts};
 use crate::store::{CandidateData, Store, StoreError, UserState};
 
 /// How many leading items of a ranked list a first page can show (the largest page size): the
@@ -29,12 +30,16 @@ pub struct RankedList {
     pub page_ttls: PageTtls,
     /// Candidates scored (after the filters, before diversity and the depth cut).
     pub scored: usize,
+    /// What the content-health metrics need of each item, in the order of `items` (home feeds
+    /// only; empty for [`rank_candidates`], whose lists are not served as pages).
+    pub facts: Vec<ItemFacts>,
 }
 
 struct Scored {
     item: FeedItem,
     tag: Option<String>,
     long_tail: bool,
+    published_at_ms: i64,
     ttl: u32,
     diversity: DiversityEffect,
 }
@@ -189,6 +194,7 @@ fn score_all(
                 },
                 tag: c.video.tags.first().cloned(),
                 long_tail: sources.contains(CandidateSource::LongTail),
+                published_at_ms: c.video.published_at.timestamp_millis(),
                 ttl: ttl_of(profile, &c),
                 diversity: DiversityEffect::default(),
             }
@@ -255,7 +261,15 @@ pub async fn rank_feed(
     let count = scored.len();
     let mut ranked = diversity::rerank(scored, &profile.diversity, depth);
     explain_diversity(&mut ranked);
-    Ok(finish(profile, ranked, count))
+    let facts = served::facts_of(
+        ranked
+            .iter()
+            .map(|s| (s.item.creator_id.as_str(), s.published_at_ms, s.long_tail)),
+    );
+    Ok(RankedList {
+        facts,
+        ..finish(profile, ranked, count)
+    })
 }
 
 /// Ranks a caller-supplied candidate list by score (no filters, no diversity); unknown ids are
@@ -286,6 +300,7 @@ fn finish(profile: &RankingProfile, scored: Vec<Scored>, count: usize) -> Ranked
         items: scored.into_iter().map(|s| s.item).collect(),
         page_ttls,
         scored: count,
+        facts: Vec::new(),
     }
 }
 

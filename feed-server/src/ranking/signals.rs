@@ -273,7 +273,11 @@ mod tests {
 
     #[test]
     fn affinity_lift_lets_a_strong_interest_outrank_a_fresher_video() {
-        let w = SignalWeights::default();
+        // An affinity weight too small for affinity alone to beat freshness.
+        let w = SignalWeights {
+            affinity: 0.1,
+            ..SignalWeights::default()
+        };
         let fresh_unknown = Signals {
             freshness: 1.0,
             completion: 0.2,
