@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use feedroll_crds::{AnalysisRun, CheckRecord, ResolvedAnalysis, ResolvedCheck};
+use feedroll_crds::{
+    AnalysisRun, CheckRecord, ResolvedAnalysis, ResolvedCheck, SequentialTest, SideCounts,
+};
 use futures::future::join_all;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -16,7 +18,8 @@ use super::fault::{PrometheusFault, classify_query_error};
 use prometheus_http_query::response::PromqlResult;
 use std::collections::HashMap;
 
-use super::presets::{check_templates, grouped_templates};
+use super::counts::{CountOutcomes, judge_counts};
+use super::presets::{check_templates, count_templates, grouped_templates};
 use super::render::{SeriesKey, Side, Target, group_labels, render, render_grouped};
 
 /// Why the engine could not be built. (Query failures are not errors of the engine: they become
@@ -144,6 +147,16 @@ impl AnalysisEngine {
         check: &ResolvedCheck,
         at: Timestamp,
     ) -> CheckRecord {
+        if let Some(plan) = CountPlan::of(check, target) {
+            let [ce, ct, se, st] = plan.queries.clone();
+            let (ce, ct, se, st) = futures::join!(
+                self.query(&ce),
+                self.query(&ct),
+                self.query(&se),
+                self.query(&st)
+            );
+            return plan.record(check, at, [ce, ct, se, st]);
+        }
         let (value_template, volume_template) = check_templates(check);
         let query = render(&value_template, target, Side::Canary, check.window);
         let volume_query = volume_template.map(|t| render(&t, target, Side::Canary, check.window));
@@ -183,6 +196,7 @@ impl AnalysisEngine {
             value: Source,
             volume: Option<Source>,
             stable: Option<Source>,
+            counts: Option<CountPlan>,
         }
         let mut plans: Vec<Vec<Plan<'_>>> = Vec::with_capacity(rollouts.len());
         let mut queries: Vec<(String, bool)> = Vec::new();
@@ -195,6 +209,21 @@ impl AnalysisEngine {
         for (target, checks) in rollouts {
             let mut rollout_plans = Vec::new();
             for check in checks.iter().filter(|c| !fast || c.is_fast()) {
+                if let Some(plan) = CountPlan::of(check, target) {
+                    for q in &plan.queries {
+                        need(q.clone(), false);
+                    }
+                    rollout_plans.push(Plan {
+                        check,
+                        query: String::new(),
+                        stable_query: None,
+                        value: Source::Own(String::new()),
+                        volume: None,
+                        stable: None,
+                        counts: Some(plan),
+                    });
+                    continue;
+                }
                 let (value_template, volume_template) = check_templates(check);
                 let query = render(&value_template, target, Side::Canary, check.window);
                 let stable_query = check
@@ -244,6 +273,7 @@ impl AnalysisEngine {
                     value,
                     volume,
                     stable,
+                    counts: None,
                 });
             }
             plans.push(rollout_plans);
@@ -293,6 +323,10 @@ impl AnalysisEngine {
                 records: rollout_plans
                     .into_iter()
                     .map(|p| {
+                        if let Some(plan) = &p.counts {
+                            let outcomes = plan.queries.clone().map(|q| outcome(&Source::Own(q)));
+                            return plan.record(p.check, at, outcomes);
+                        }
                         let canary = outcome(&p.value);
                         let volume = p.volume.as_ref().map(&outcome);
                         let stable = p.stable.as_ref().map(&outcome);
@@ -385,6 +419,67 @@ fn series_of(result: Result<PromqlResult, Failure>) -> Result<Series, String> {
     }
 }
 
+/// The four count queries of a sequential check for one rollout, rendered over the check's
+/// window (the step so far: see [`super::counts`]).
+#[derive(Clone, Debug)]
+struct CountPlan {
+    test: SequentialTest,
+    /// Canary events, canary trials, stable events, stable trials.
+    queries: [String; 4],
+}
+
+impl CountPlan {
+    /// The plan of `check` when it is sequential.
+    fn of(check: &ResolvedCheck, target: &Target) -> Option<Self> {
+        let test = check.sequential?;
+        let t = count_templates(check)?;
+        let r = |template: &str, side| render(template, target, side, check.window);
+        Some(Self {
+            test,
+            queries: [
+                r(&t.events, Side::Canary),
+                r(&t.trials, Side::Canary),
+                r(&t.events, Side::Stable),
+                r(&t.trials, Side::Stable),
+            ],
+        })
+    }
+
+    /// The record of the four outcomes, in the order of `queries`.
+    fn record(&self, check: &ResolvedCheck, at: Timestamp, outcomes: [Outcome; 4]) -> CheckRecord {
+        let [canary_events, canary_trials, stable_events, stable_trials] = outcomes;
+        let min_trials = u64::try_from(check.min_requests).unwrap_or(0);
+        let (judgement, evidence) = judge_counts(
+            &self.test,
+            &CountOutcomes {
+                canary_events,
+                canary_trials,
+                stable_events,
+                stable_trials,
+            },
+            min_trials,
+            check.window,
+        );
+        tracing::debug!(check = %check.name, verdict = judgement.verdict.as_str(), reason = %judgement.reason, "sequential check evaluated");
+        let share = |c: SideCounts| (c.trials > 0).then(|| c.events as f64 / c.trials as f64);
+        CheckRecord {
+            name: check.name.clone(),
+            tier: check.tier,
+            at: Some(Time(at)),
+            query: self.queries[0].clone(),
+            stable_query: Some(self.queries[2].clone()),
+            value: judgement.value,
+            canary_value: evidence.as_ref().and_then(|e| share(e.canary)),
+            stable_value: evidence.as_ref().and_then(|e| share(e.stable)),
+            requests: evidence.as_ref().map(|e| e.canary.trials as f64),
+            threshold: check.threshold_text(),
+            verdict: judgement.verdict,
+            reason: judgement.reason,
+            evidence,
+        }
+    }
+}
+
 /// Classifies the outcomes of one check and builds its record.
 fn record(
     check: &ResolvedCheck,
@@ -411,6 +506,7 @@ fn record(
         threshold: check.threshold_text(),
         verdict: judgement.verdict,
         reason: judgement.reason,
+        evidence: None,
     }
 }
 
