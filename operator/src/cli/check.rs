@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use feedroll_crds::{CheckRecord, Tier, Verdict};
+use feedroll_crds::{CheckRecord, SequentialEvidence, Tier, Verdict};
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 use thiserror::Error;
@@ -378,6 +378,11 @@ pub fn write_report(
             line([&row[0], &row[1], &row[2], &row[3], &row[4]])
         )?;
         writeln!(out, "    reason: {}", record.reason)?;
+        if let Some(e) = &record.evidence {
+            for l in evidence_lines(e, record.verdict) {
+                writeln!(out, "    {l}")?;
+            }
+        }
         writeln!(out, "    query:  {}", record.query)?;
         if let Some(q) = &record.stable_query {
             writeln!(out, "    stable: {q}")?;
@@ -392,6 +397,30 @@ pub fn write_report(
         writeln!(out, "result: failing: {}", report.failed.join(", "))?;
     }
     Ok(())
+}
+
+/// The evidence of a sequential check: its counts, the interval of canary − stable, and the
+/// trials (and time, at the traffic in the window) a decision still needs.
+fn evidence_lines(e: &SequentialEvidence, verdict: Verdict) -> Vec<String> {
+    let mut lines = vec![format!(
+        "counts: canary {}/{}, stable {}/{} (events/trials in the window)",
+        e.canary.events, e.canary.trials, e.stable.events, e.stable.trials
+    )];
+    if let (Some(est), Some(lo), Some(hi)) = (e.estimate, e.lower, e.upper) {
+        lines.push(format!(
+            "interval: canary − stable = {est:.5} in [{lo:.5}, {hi:.5}]"
+        ));
+    }
+    if verdict == Verdict::NoData {
+        lines.push(match (e.trials_needed, e.seconds_left) {
+            (Some(n), Some(s)) => {
+                format!("needed: ~{n} more trials, ~{s}s at the traffic in the window")
+            }
+            (Some(n), None) => format!("needed: ~{n} more trials (no traffic yet)"),
+            (None, _) => "needed: more trials than can be estimated".to_owned(),
+        });
+    }
+    lines
 }
 
 fn path_prefix(p: &Problem) -> String {
