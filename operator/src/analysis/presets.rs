@@ -345,6 +345,61 @@ mod tests {
     }
 
     #[test]
+    fn sequential_checks_count_events_and_trials_of_their_counters() {
+        let spec: feedroll_crds::FeedRolloutSpec = serde_yaml::from_str(
+            "template: {spec: {containers: [{name: feed, image: 'feed:1'}]}}\nanalysis:\n  defaultChecks: false\n  checks:\n    - {name: e, preset: errorRate, compare: {mode: sequential, minEffect: 0.01}}\n    - {name: c, counts: {numerator: 'sum(a)', denominator: 'sum(b)'}, compare: {mode: sequential, minEffect: 0.01, direction: higher-is-worse}}\n    - {name: p, preset: latencyQuantile, max: 1}\n",
+        )
+        .expect("spec");
+        let checks = spec.resolved_analysis().expect("resolves").checks;
+        let errors = count_templates(&checks[0]).expect("counts");
+        assert_eq!(
+            errors.trials,
+            r#"sum(increase(feed_http_requests_total{{{selector}},route=~"/v1/.+"}[{{window}}]))"#
+        );
+        assert_eq!(
+            errors.events,
+            format!(
+                r#"sum(increase(feed_http_requests_total{{{{{{selector}}}},route=~"/v1/.+",status=~"5.."}}[{{{{window}}}}])) or {} * 0"#,
+                errors.trials
+            )
+        );
+        assert_eq!(
+            count_templates(&checks[1]),
+            Some(CountTemplates {
+                events: "sum(a)".into(),
+                trials: "sum(b)".into()
+            })
+        );
+        assert_eq!(count_templates(&checks[2]), None);
+        // Sequential checks are per rollout: their window is the rollout's step.
+        assert_eq!(grouped_templates(&checks[0], "rollout"), None);
+    }
+
+    #[test]
+    fn content_health_presets_are_ratios_of_the_served_content_counters() {
+        let (tail, tail_volume) = preset_templates(Preset::LongTailShare, 0.95, Aggregation::One);
+        assert_eq!(
+            tail,
+            "(sum(rate(feed_served_long_tail_items_total{{{selector}}}[{{window}}])) or sum(rate(feed_served_items_total{{{selector}}}[{{window}}])) * 0) / sum(rate(feed_served_items_total{{{selector}}}[{{window}}]))"
+        );
+        assert!(tail_volume.contains("increase(feed_served_items_total"));
+        let (creators, volume) = preset_templates(Preset::CreatorDiversity, 0.95, Aggregation::One);
+        assert!(
+            creators.starts_with("(sum(rate(feed_served_page_creators_total"),
+            "{creators}"
+        );
+        assert!(volume.contains("feed_served_pages_total"), "{volume}");
+        let (age, _) = preset_templates(Preset::ServedFreshness, 0.95, Aggregation::One);
+        assert!(
+            age.starts_with("(sum(rate(feed_served_item_age_seconds_sum")
+                && age.ends_with(
+                    "/ sum(rate(feed_served_item_age_seconds_count{{{selector}}}[{{window}}]))"
+                ),
+            "{age}"
+        );
+    }
+
+    #[test]
     fn custom_queries_default_to_the_api_volume_and_keep_their_own() {
         let spec: feedroll_crds::FeedRolloutSpec = serde_yaml::from_str(
             "template: {spec: {containers: [{name: feed, image: 'feed:1'}]}}\nanalysis:\n  defaultChecks: false\n  checks:\n    - {name: a, query: 'vector(1)', max: 2, minRequests: 10}\n    - {name: b, query: 'vector(1)', max: 2, minRequests: 10, volumeQuery: 'vector(100)'}\n",

@@ -430,3 +430,74 @@ fn path_prefix(p: &Problem) -> String {
         format!("{}: ", p.path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use feedroll_crds::SideCounts;
+
+    use super::*;
+
+    fn report(record: CheckRecord) -> String {
+        let report = Report {
+            file: "f.yaml".into(),
+            valid: true,
+            problems: Vec::new(),
+            rollout: Some("feed".into()),
+            prometheus: Some("http://p".into()),
+            checks: vec![record],
+            failed: Vec::new(),
+            exit_code: 0,
+        };
+        let mut out = Vec::new();
+        write_report(&report, OutputFormat::Table, &mut out).expect("writes");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn sequential_checks_print_their_interval_and_the_trials_still_needed() {
+        let evidence = SequentialEvidence {
+            canary: SideCounts {
+                events: 12,
+                trials: 1_000,
+            },
+            stable: SideCounts {
+                events: 95,
+                trials: 9_000,
+            },
+            judged: true,
+            estimate: Some(0.00144),
+            lower: Some(-0.0098),
+            upper: Some(0.0131),
+            trials_needed: Some(20_000),
+            seconds_left: Some(1_200),
+        };
+        let undecided = CheckRecord {
+            name: "errors".into(),
+            verdict: Verdict::NoData,
+            evidence: Some(evidence.clone()),
+            ..CheckRecord::default()
+        };
+        let text = report(undecided.clone());
+        assert!(
+            text.contains("counts: canary 12/1000, stable 95/9000")
+                && text.contains("interval: canary − stable = 0.00144 in [-0.00980, 0.01310]")
+                && text.contains("needed: ~20000 more trials, ~1200s at the traffic in the window"),
+            "{text}"
+        );
+        let decided = CheckRecord {
+            verdict: Verdict::Pass,
+            ..undecided
+        };
+        let text = report(decided);
+        assert!(
+            text.contains("interval:") && !text.contains("needed:"),
+            "{text}"
+        );
+        let plain = report(CheckRecord {
+            name: "p95".into(),
+            verdict: Verdict::Pass,
+            ..CheckRecord::default()
+        });
+        assert!(!plain.contains("interval:"), "{plain}");
+    }
+}
