@@ -55,7 +55,7 @@ pub(crate) fn still_needed<'a>(records: impl Iterator<Item = &'a CheckRecord>) -
     if needs.is_empty() {
         return None;
     }
-    needs.sort_by(|a, b| b.0.cmp(&a.0));
+    needs.sort_by_key(|n| std::cmp::Reverse(n.0));
     Some(
         needs
             .into_iter()
