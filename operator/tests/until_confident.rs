@@ -5,7 +5,7 @@
 #[path = "support/brain.rs"]
 mod support;
 
-use feedroll_crds::{Phase, SequentialEvidence, SideCounts, Verdict};
+use feedroll_crds::{Phase, SequentialEvidence, Verdict};
 use support::{Sim, run, spec};
 
 fn rollout(on_no_data: &str) -> Sim {
@@ -40,21 +40,12 @@ fn look(sim: &mut Sim, secs: i64, verdict: Option<Verdict>) {
         ],
     );
     if verdict.is_none() {
+        // Judged counts, not yet confident: what the message reports.
         r.records[0].evidence = Some(SequentialEvidence {
-            canary: SideCounts {
-                events: 12,
-                trials: 1_000,
-            },
-            stable: SideCounts {
-                events: 95,
-                trials: 9_000,
-            },
             judged: true,
-            estimate: Some(0.0014),
-            lower: Some(-0.01),
-            upper: Some(0.013),
             trials_needed: Some(20_000),
             seconds_left: Some(1_200),
+            ..SequentialEvidence::default()
         });
     }
     obs.analysis = Some(r);
