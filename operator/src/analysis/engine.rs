@@ -189,14 +189,20 @@ impl AnalysisEngine {
         fast: bool,
         at: Timestamp,
     ) -> ManyRuns {
-        struct Plan<'a> {
+        struct ValuePlan<'a> {
             check: &'a ResolvedCheck,
             query: String,
             stable_query: Option<String>,
             value: Source,
             volume: Option<Source>,
             stable: Option<Source>,
-            counts: Option<CountPlan>,
+        }
+        /// How one check of one rollout is evaluated.
+        enum Plan<'a> {
+            /// A value (and a volume, and stable's value when comparing).
+            Value(Box<ValuePlan<'a>>),
+            /// The four counts of a sequential check.
+            Counts(&'a ResolvedCheck, CountPlan),
         }
         let mut plans: Vec<Vec<Plan<'_>>> = Vec::with_capacity(rollouts.len());
         let mut queries: Vec<(String, bool)> = Vec::new();
@@ -213,15 +219,7 @@ impl AnalysisEngine {
                     for q in &plan.queries {
                         need(q.clone(), false);
                     }
-                    rollout_plans.push(Plan {
-                        check,
-                        query: String::new(),
-                        stable_query: None,
-                        value: Source::Own(String::new()),
-                        volume: None,
-                        stable: None,
-                        counts: Some(plan),
-                    });
+                    rollout_plans.push(Plan::Counts(check, plan));
                     continue;
                 }
                 let (value_template, volume_template) = check_templates(check);
@@ -266,15 +264,14 @@ impl AnalysisEngine {
                             stable_query.clone().map(|q| Source::Own(need(q, false))),
                         ),
                     };
-                rollout_plans.push(Plan {
+                rollout_plans.push(Plan::Value(Box::new(ValuePlan {
                     check,
                     query,
                     stable_query,
                     value,
                     volume,
                     stable,
-                    counts: None,
-                });
+                })));
             }
             plans.push(rollout_plans);
         }
@@ -322,23 +319,25 @@ impl AnalysisEngine {
                 fast,
                 records: rollout_plans
                     .into_iter()
-                    .map(|p| {
-                        if let Some(plan) = &p.counts {
+                    .map(|p| match p {
+                        Plan::Counts(check, plan) => {
                             let outcomes = plan.queries.clone().map(|q| outcome(&Source::Own(q)));
-                            return plan.record(p.check, at, outcomes);
+                            plan.record(check, at, outcomes)
                         }
-                        let canary = outcome(&p.value);
-                        let volume = p.volume.as_ref().map(&outcome);
-                        let stable = p.stable.as_ref().map(&outcome);
-                        record(
-                            p.check,
-                            at,
-                            p.query,
-                            p.stable_query,
-                            &canary,
-                            volume.as_ref(),
-                            stable.as_ref(),
-                        )
+                        Plan::Value(p) => {
+                            let canary = outcome(&p.value);
+                            let volume = p.volume.as_ref().map(&outcome);
+                            let stable = p.stable.as_ref().map(&outcome);
+                            record(
+                                p.check,
+                                at,
+                                p.query,
+                                p.stable_query,
+                                &canary,
+                                volume.as_ref(),
+                                stable.as_ref(),
+                            )
+                        }
                     })
                     .collect(),
             })

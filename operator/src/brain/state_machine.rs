@@ -909,8 +909,8 @@ impl Machine {
         }
         match self.gate(plan.analysis, Some(step), started) {
             Ok(()) => self.enter_step(plan, index + 1),
-            Err(why) if let Some(max) = evidence::confidence_max(Some(step)) => {
-                self.await_confidence(plan, index, started, max, why);
+            Err(why) if evidence::confidence_max(Some(step)).is_some() => {
+                self.await_confidence(plan, index, started, why);
             }
             Err(why) => {
                 let verb = if holding {
@@ -929,15 +929,11 @@ impl Machine {
 
     /// The message of an `untilConfident` step that has not ended yet: what the checks still
     /// need, and how long until `max` (or that it has passed and the hold policy applies).
-    fn await_confidence(
-        &mut self,
-        plan: &Plan<'_>,
-        index: i32,
-        started: Timestamp,
-        max: Duration,
-        why: String,
-    ) {
+    fn await_confidence(&mut self, plan: &Plan<'_>, index: i32, started: Timestamp, why: String) {
         let n = plan.strategy.steps.len();
+        let Some(max) = evidence::confidence_max(self.current_step(plan)) else {
+            return;
+        };
         let end = after(started, max);
         let records = self.st.analysis.iter().flat_map(|a| a.records.iter());
         let needed = evidence::still_needed(records).unwrap_or(why);
