@@ -66,6 +66,15 @@ fn the_step_ends_at_the_first_confident_pass_and_not_before() {
         assert_eq!((sim.phase(), sim.step()), (Phase::Progressing, 1));
         assert!(sim.status.checks.iter().all(|c| c.holding_since.is_none()));
     }
+    let analysis = sim
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "AnalysisHealthy");
+    assert_eq!(
+        analysis.map(|c| (c.status.as_str(), c.reason.as_str())),
+        Some(("Unknown", "GatheringEvidence"))
+    );
     let message = sim.status.message.clone().unwrap_or_default();
     assert!(
         message.contains("gathering evidence: errors ~20000 more trials (~1200s)")

@@ -17,6 +17,11 @@
 //! other, on purpose: a canary that sheds is failing its users (say, a slower ranking profile
 //! halved its capacity) and must not be promoted on an error rate that hides it.
 //!
+//! Every preset but `latencyQuantile` is a ratio of two counters ([`CounterRatio`]); the
+//! content-health presets (`longTailShare`, `creatorDiversity`, `servedFreshness`) read what
+//! feed-server reports serving (`feed_served_*`). A sequential check needs the counts themselves,
+//! not a ratio of rates: [`count_templates`] gives the `increase()` of both counters.
+//!
 //! The same templates come in a grouped form ([`Aggregation::By`]): `sum by (namespace, rollout,
 //! track)` (or `variant` for in-app rollouts), so one query answers for every rollout.
 

@@ -1239,7 +1239,7 @@ fn analysis_condition(
     let Some(run) = run else {
         return ("Unknown", "NotRun", String::new());
     };
-    let judged: Vec<&CheckRecord> = run
+    let mut judged: Vec<&CheckRecord> = run
         .records
         .iter()
         .filter(|r| r.tier != Tier::Advisory)
@@ -1247,6 +1247,13 @@ fn analysis_condition(
             analysis.is_none_or(|a| a.checks.iter().any(|c: &ResolvedCheck| c.name == r.name))
         })
         .collect();
+    // Sequential checks still gathering evidence have data: they are not held.
+    let gathering: Vec<&str> = judged
+        .iter()
+        .filter(|r| r.gathering_evidence())
+        .map(|r| r.name.as_str())
+        .collect();
+    judged.retain(|r| !r.gathering_evidence());
     let names = |v: Verdict| {
         judged
             .iter()
@@ -1277,6 +1284,12 @@ fn analysis_condition(
             "Unknown",
             "Held",
             format!("no data or provider error: {held}"),
+        )
+    } else if !gathering.is_empty() {
+        (
+            "Unknown",
+            "GatheringEvidence",
+            format!("not yet confident: {}", gathering.join(", ")),
         )
     } else {
         ("True", "Passed", String::new())
