@@ -311,8 +311,12 @@ pub struct CaBundle {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "has(self.preset) != has(self.query)", "message": "a check needs exactly one of preset or query"},
-    {"rule": "has(self.min) || has(self.max)", "message": "a check needs a threshold: min, max or both"},
+    {"rule": "(has(self.preset) ? 1 : 0) + (has(self.query) ? 1 : 0) + (has(self.counts) ? 1 : 0) == 1", "message": "a check needs exactly one of preset, query or counts"},
+    {"rule": "has(self.min) || has(self.max) || (has(self.compare) && self.compare.mode == 'sequential')", "message": "a check needs a threshold: min, max or both (or compare.mode sequential)"},
+    {"rule": "!(has(self.compare) && self.compare.mode == 'sequential') || (!has(self.min) && !has(self.max))", "message": "a sequential check is judged by compare.minEffect: remove min and max"},
+    {"rule": "!(has(self.compare) && self.compare.mode == 'sequential') || has(self.counts) || (has(self.preset) && self.preset in ['errorRate', 'availability', 'completionRate', 'engagementRate', 'longTailShare'])", "message": "compare.mode sequential needs counts of events per trial: presets errorRate, availability, completionRate, engagementRate, longTailShare, or a check with counts (numerator and denominator)"},
+    {"rule": "!has(self.counts) || (has(self.compare) && self.compare.mode == 'sequential' && has(self.compare.direction))", "message": "a check with counts needs compare: {mode: sequential, minEffect, direction}"},
+    {"rule": "!(has(self.compare) && self.compare.mode == 'sequential') || !has(self.tier) || self.tier != 'rollback'", "message": "a sequential check cannot be on the rollback tier: it judges the counts of the whole step, not a short window"},
     {"rule": "!has(self.min) || !has(self.max) || self.min <= self.max", "message": "min must be less than or equal to max"},
     {"rule": "!has(self.quantile) || (self.quantile > 0.0 && self.quantile < 1.0)", "message": "quantile must be between 0 and 1 (exclusive), e.g. 0.95"},
     {"rule": "!has(self.quantile) || (has(self.preset) && self.preset == 'latencyQuantile')", "message": "quantile applies only to the latencyQuantile preset"}
@@ -375,6 +379,25 @@ pub struct Check {
     /// Judge the canary relative to stable in the same window instead of its raw value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<Comparison>,
+    /// A custom ratio of counters for a sequential check: PromQL templates of the events
+    /// (numerator) and the trials (denominator) of one side, e.g.
+    /// `sum(increase(signups_total{{{selector}}}[{{window}}]))`. `{{window}}` is the step's
+    /// elapsed time. Needs `compare: {mode: sequential, minEffect, direction}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<CountQueries>,
+}
+
+/// The two counters of a custom sequential check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CountQueries {
+    /// PromQL template of the events counted (e.g. failed signups): one number per side.
+    #[schemars(length(min = 1, max = 4096))]
+    pub numerator: String,
+    /// PromQL template of the trials they are counted among (e.g. signups attempted); each
+    /// trial has at most one event.
+    #[schemars(length(min = 1, max = 4096))]
+    pub denominator: String,
 }
 
 /// Built-in queries over the feed-server metrics contract (PRODUCT.md §1).
@@ -393,18 +416,47 @@ pub enum Preset {
     CompletionRate,
     /// `like`, `share` and `comment` events per `impression` event.
     EngagementRate,
+    /// Share of served items that are long-tail items (`feed_served_long_tail_items_total` per
+    /// `feed_served_items_total`); lower is worse.
+    LongTailShare,
+    /// Distinct creators per served page (`feed_served_page_creators_total` per
+    /// `feed_served_pages_total`); lower is worse.
+    CreatorDiversity,
+    /// Mean age of served items in seconds (`feed_served_item_age_seconds` `_sum` per
+    /// `_count`); higher is worse.
+    ServedFreshness,
 }
 
 impl Preset {
     /// Every preset.
-    pub const ALL: [Preset; 6] = [
+    pub const ALL: [Preset; 9] = [
         Preset::ErrorRate,
         Preset::Availability,
         Preset::LatencyQuantile,
         Preset::CacheHitRatio,
         Preset::CompletionRate,
         Preset::EngagementRate,
+        Preset::LongTailShare,
+        Preset::CreatorDiversity,
+        Preset::ServedFreshness,
     ];
+
+    /// The direction in which the preset gets worse when it is a share of trials that a
+    /// sequential comparison can judge (events per trial, at most one event per trial), `None`
+    /// for the others (a latency, a hit ratio over tiers, creators per page, an age).
+    pub fn sequential_direction(self) -> Option<Direction> {
+        match self {
+            Preset::ErrorRate => Some(Direction::HigherIsWorse),
+            Preset::Availability
+            | Preset::CompletionRate
+            | Preset::EngagementRate
+            | Preset::LongTailShare => Some(Direction::LowerIsWorse),
+            Preset::LatencyQuantile
+            | Preset::CacheHitRatio
+            | Preset::CreatorDiversity
+            | Preset::ServedFreshness => None,
+        }
+    }
 
     /// Whether the preset counts engagement events (`feed_events_total`), which only the
     /// in-app traffic mode attributes to the profile that served the feed.
@@ -421,6 +473,9 @@ impl Preset {
             Preset::CacheHitRatio => "cacheHitRatio",
             Preset::CompletionRate => "completionRate",
             Preset::EngagementRate => "engagementRate",
+            Preset::LongTailShare => "longTailShare",
+            Preset::CreatorDiversity => "creatorDiversity",
+            Preset::ServedFreshness => "servedFreshness",
         }
     }
 }
@@ -464,12 +519,32 @@ pub enum HoldPolicy {
     Pause,
 }
 
-/// Canary relative to stable, measured by the same query in the same window.
+/// Canary relative to stable, measured by the same query in the same window, or (mode
+/// `sequential`) by the counts of the whole step with an always-valid test.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.mode == 'sequential' || (!has(self.alpha) && !has(self.minEffect) && !has(self.direction))", "message": "alpha, minEffect and direction apply only to mode sequential"},
+    {"rule": "self.mode != 'sequential' || has(self.minEffect)", "message": "mode sequential needs minEffect: the smallest worsening (canary - stable, in the metric's units) that matters"},
+    {"rule": "!has(self.alpha) || (self.alpha > 0.0 && self.alpha <= 0.5)", "message": "alpha must be in (0, 0.5], e.g. 0.05"},
+    {"rule": "!has(self.minEffect) || (self.minEffect > 0.0 && self.minEffect < 1.0)", "message": "minEffect must be in (0, 1): a difference of two shares, e.g. 0.01 for one point"}
+]))]
 pub struct Comparison {
-    /// `difference` (canary − stable) or `ratio` (canary ÷ stable); the check's min/max apply to it.
+    /// `difference` (canary − stable) or `ratio` (canary ÷ stable), to which the check's
+    /// min/max apply; or `sequential`: canary and stable counts over the step so far tested
+    /// with a confidence sequence (see `operator/README.md`).
     pub mode: CompareMode,
+    /// Sequential only: the chance, over the whole step, of failing a canary that is no worse
+    /// than stable, and of passing one worse by `minEffect` (default 0.05).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// Sequential only: the smallest worsening that matters, as a difference of shares (0.01 is
+    /// one percentage point). The canary passes once it is shown not worse by this much.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_effect: Option<f64>,
+    /// Sequential only: which way is worse (presets know; checks with `counts` must say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
 }
 
 /// How canary and stable values are combined.
@@ -481,4 +556,26 @@ pub enum CompareMode {
     Difference,
     /// canary ÷ stable.
     Ratio,
+    /// Counts over the step so far, judged by an always-valid confidence sequence.
+    Sequential,
+}
+
+/// Which way a share of trials gets worse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// A lower share is worse (availability, completion, engagement, long-tail share).
+    LowerIsWorse,
+    /// A higher share is worse (error rate).
+    HigherIsWorse,
+}
+
+impl Direction {
+    /// The name used in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::LowerIsWorse => "lower-is-worse",
+            Direction::HigherIsWorse => "higher-is-worse",
+        }
+    }
 }

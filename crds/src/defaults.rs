@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::ApiError;
 use crate::analysis::{Check, CompareMode, HoldPolicy, Preset, PrometheusAccess, Tier};
 use crate::duration::{DurationString, parse_duration};
+use crate::sequential::{self, SequentialTest};
 use crate::spec::{DeadlinePolicy, FeedRolloutSpec, InApp, Step, TrafficMode};
 
 /// Blocking/advisory/pause checks run this often unless `analysis.interval` says otherwise.
@@ -108,6 +109,13 @@ pub enum CheckSource {
     },
     /// A PromQL template.
     Query(String),
+    /// Two PromQL templates counting events and trials, for a sequential comparison.
+    Counts {
+        /// Events (e.g. failures).
+        numerator: String,
+        /// Trials.
+        denominator: String,
+    },
 }
 
 /// A check with every default filled in and every duration parsed.
@@ -137,8 +145,10 @@ pub struct ResolvedCheck {
     pub max_hold: Duration,
     /// Failures in a row tolerated before the tier acts.
     pub consecutive_failures_allowed: i32,
-    /// Comparison with stable.
+    /// Comparison with stable by a threshold (`difference` or `ratio`).
     pub compare: Option<CompareMode>,
+    /// Comparison with stable by an always-valid test on the counts of the step so far.
+    pub sequential: Option<SequentialTest>,
 }
 
 impl ResolvedCheck {
@@ -147,8 +157,17 @@ impl ResolvedCheck {
         self.tier == Tier::Rollback
     }
 
-    /// The threshold in words: `<= 0.005`, `>= 0.9`, `in [0.1, 0.2]`.
+    /// The threshold in words: `<= 0.005`, `>= 0.9`, `in [0.1, 0.2]`, or for a sequential
+    /// check `not worse by 0.01 (higher-is-worse, alpha 0.05)`.
     pub fn threshold_text(&self) -> String {
+        if let Some(t) = &self.sequential {
+            return format!(
+                "not worse by {} ({}, alpha {})",
+                t.min_effect,
+                t.direction.as_str(),
+                t.alpha
+            );
+        }
         match (self.min, self.max) {
             (Some(min), Some(max)) => format!("in [{min}, {max}]"),
             (Some(min), None) => format!(">= {min}"),
@@ -205,6 +224,9 @@ pub enum ResolvedStep {
     SetWeight(i32),
     /// Wait this long, or for a human when `None`.
     Pause(Option<Duration>),
+    /// Wait until every non-advisory check has a confident pass, at most this long (then the
+    /// undecided checks follow their hold policy).
+    UntilConfident(Duration),
 }
 
 fn duration_at(
@@ -255,7 +277,29 @@ impl FeedRolloutSpec {
                     last_weight = w;
                     resolved.push(ResolvedStep::SetWeight(w));
                 }
+                (None, Some(p)) if p.until_confident == Some(true) => {
+                    let (Some(max), None) = (&p.max, &p.duration) else {
+                        return Err(ApiError::invalid(
+                            format!("{at}.pause"),
+                            "pause.untilConfident needs max (the longest the step waits for evidence) and no duration",
+                        ));
+                    };
+                    let max = duration_at(Some(max), Duration::ZERO, &format!("{at}.pause.max"))?;
+                    if max.is_zero() {
+                        return Err(ApiError::invalid(
+                            format!("{at}.pause.max"),
+                            "must be longer than 0s",
+                        ));
+                    }
+                    resolved.push(ResolvedStep::UntilConfident(max));
+                }
                 (None, Some(p)) => {
+                    if p.max.is_some() {
+                        return Err(ApiError::invalid(
+                            format!("{at}.pause.max"),
+                            "pause.max applies only with untilConfident: true",
+                        ));
+                    }
                     let d = match &p.duration {
                         None => None,
                         Some(d) => Some(duration_at(
@@ -333,6 +377,20 @@ impl FeedRolloutSpec {
                     ));
                 }
             }
+        }
+        if let Some(i) = strategy
+            .steps
+            .iter()
+            .position(|s| matches!(s, ResolvedStep::UntilConfident(_)))
+            && !analysis
+                .checks
+                .iter()
+                .any(|c| c.sequential.is_some() && c.tier != Tier::Advisory)
+        {
+            return Err(ApiError::invalid(
+                format!("spec.strategy.steps[{i}].pause.untilConfident"),
+                "needs at least one non-advisory check with compare.mode sequential (threshold checks are never confident)",
+            ));
         }
         Ok(ResolvedPlan { strategy, analysis })
     }
@@ -479,19 +537,25 @@ fn check_access(access: &PrometheusAccess, address: &str) -> Result<(), ApiError
 }
 
 fn resolve_check(at: &str, c: Check, max_hold: Duration) -> Result<ResolvedCheck, ApiError> {
-    let source = match (c.preset, c.query) {
-        (Some(preset), None) => CheckSource::Preset {
+    let source = match (c.preset, c.query.clone(), c.counts.clone()) {
+        (Some(preset), None, None) => CheckSource::Preset {
             preset,
             quantile: c.quantile.unwrap_or(DEFAULT_QUANTILE),
         },
-        (None, Some(q)) => CheckSource::Query(q),
+        (None, Some(q), None) => CheckSource::Query(q),
+        (None, None, Some(counts)) => CheckSource::Counts {
+            numerator: counts.numerator,
+            denominator: counts.denominator,
+        },
         _ => {
             return Err(ApiError::invalid(
                 at,
-                "a check needs exactly one of preset or query",
+                "a check needs exactly one of preset, query or counts",
             ));
         }
     };
+    let tier = c.tier.unwrap_or_default();
+    let sequential = sequential::resolve(at, &c, &source, tier)?;
     if let CheckSource::Preset { quantile, .. } = source
         && !(quantile > 0.0 && quantile < 1.0)
     {
@@ -509,7 +573,7 @@ fn resolve_check(at: &str, c: Check, max_hold: Duration) -> Result<ResolvedCheck
         }
     }
     match (c.min, c.max) {
-        (None, None) => {
+        (None, None) if sequential.is_none() => {
             return Err(ApiError::invalid(
                 at,
                 "a check needs a threshold: min, max or both",
@@ -523,7 +587,6 @@ fn resolve_check(at: &str, c: Check, max_hold: Duration) -> Result<ResolvedCheck
         }
         _ => {}
     }
-    let tier = c.tier.unwrap_or_default();
     let default_window = if tier == Tier::Rollback {
         DEFAULT_FAST_WINDOW
     } else {
@@ -558,7 +621,11 @@ fn resolve_check(at: &str, c: Check, max_hold: Duration) -> Result<ResolvedCheck
             .consecutive_failures_allowed
             .unwrap_or(default_allowed)
             .max(0),
-        compare: c.compare.map(|cmp| cmp.mode),
+        compare: c
+            .compare
+            .map(|cmp| cmp.mode)
+            .filter(|m| *m != CompareMode::Sequential),
+        sequential,
     })
 }
 

@@ -23,14 +23,15 @@ pub mod duration;
 mod error;
 pub mod schema;
 pub mod selector;
+pub mod sequential;
 pub mod spec;
 pub mod status;
 pub mod validate;
 
 pub use analysis::{
     Analysis, Authorization, BasicAuth, CaBundle, Check, CompareMode, Comparison, ConfigMapKeyRef,
-    HoldPolicy, HttpHeader, ObjectKeyRef, ObjectKind, Preset, PrometheusAccess, PrometheusSource,
-    SecretKeyRef, Tier, TlsConfig,
+    CountQueries, Direction, HoldPolicy, HttpHeader, ObjectKeyRef, ObjectKind, Preset,
+    PrometheusAccess, PrometheusSource, SecretKeyRef, Tier, TlsConfig,
 };
 pub use defaults::{
     CheckSource, ResolvedAnalysis, ResolvedCheck, ResolvedPlan, ResolvedStep, ResolvedStrategy,
@@ -38,13 +39,14 @@ pub use defaults::{
 pub use duration::DurationString;
 pub use error::ApiError;
 pub use schema::crd;
+pub use sequential::SequentialTest;
 pub use spec::{
     DeadlinePolicy, FeedRollout, FeedRolloutSpec, GatewayApi, InApp, ParentRef, PauseStep,
     ReplicaRatio, Step, Strategy, Traffic, TrafficMode,
 };
 pub use status::{
     AnalysisRun, CheckRecord, CheckState, FeedRolloutStatus, Phase, PodIssue, PodIssueReason,
-    Verdict,
+    SequentialEvidence, SideCounts, Verdict,
 };
 
 /// API group.

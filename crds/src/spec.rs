@@ -174,7 +174,8 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub set_weight: Option<i32>,
-    /// Wait: for `duration`, or without it until a human promotes or resumes.
+    /// Wait: for `duration`, until the checks are confident (`untilConfident`, at most `max`),
+    /// or without either until a human promotes or resumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<PauseStep>,
 }
@@ -194,6 +195,7 @@ impl Step {
             set_weight: None,
             pause: Some(PauseStep {
                 duration: duration.map(DurationString::from),
+                ..PauseStep::default()
             }),
         }
     }
@@ -202,10 +204,23 @@ impl Step {
 /// A pause between weight changes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!(has(self.untilConfident) && self.untilConfident) || (has(self.max) && !has(self.duration))", "message": "pause.untilConfident needs max (the longest the step waits for evidence) and no duration"},
+    {"rule": "!has(self.max) || (has(self.untilConfident) && self.untilConfident)", "message": "pause.max applies only with untilConfident: true"}
+]))]
 pub struct PauseStep {
     /// How long to wait (e.g. `15m`); omitted, the rollout waits for a human to promote or resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<DurationString>,
+    /// End the step as soon as every non-advisory check has a confident `pass` (sequential
+    /// checks judge the counts of the step so far). Needs `max` and at least one sequential
+    /// check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_confident: Option<bool>,
+    /// With `untilConfident`: the longest the step waits for confident passes (e.g. `2h`); then
+    /// the checks still undecided follow their hold policy (`onNoData`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<DurationString>,
 }
 
 /// Traffic mode: exactly one of the fields (none set means `replicaRatio`).

@@ -272,6 +272,56 @@ pub struct CheckRecord {
     /// Why, in words.
     #[serde(default)]
     pub reason: String,
+    /// Sequential checks: the counts of the step so far, the estimate and its confidence
+    /// interval, and how much more traffic a decision needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<SequentialEvidence>,
+}
+
+impl CheckRecord {
+    /// Whether this is a sequential check still gathering evidence: enough counts to judge, not
+    /// yet confident either way (a `no-data` verdict that is not missing data).
+    pub fn gathering_evidence(&self) -> bool {
+        self.verdict == Verdict::NoData && self.evidence.as_ref().is_some_and(|e| e.judged)
+    }
+}
+
+/// Events and trials of one side (e.g. 5xx responses and responses), over the step so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SideCounts {
+    /// Events counted (the numerator).
+    pub events: u64,
+    /// Trials they were counted among (the denominator).
+    pub trials: u64,
+}
+
+/// What a sequential check has seen so far and what it concluded.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SequentialEvidence {
+    /// Canary counts.
+    pub canary: SideCounts,
+    /// Stable counts.
+    pub stable: SideCounts,
+    /// Whether both sides had the minimum counts, so the interval was judged.
+    #[serde(default)]
+    pub judged: bool,
+    /// Canary share − stable share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<f64>,
+    /// Lower end of the confidence interval of canary − stable (valid at every look).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower: Option<f64>,
+    /// Upper end of that interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper: Option<f64>,
+    /// More trials (canary + stable) a decision needs, at the current estimate and split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trials_needed: Option<u64>,
+    /// Seconds those trials take at the traffic of the step so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_left: Option<u64>,
 }
 
 /// Outcome of one check.

@@ -5,6 +5,7 @@ use feedroll_crds::{FeedRolloutSpec, FeedRolloutStatus};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::analysis::Target;
+use crate::analysis::counts::over_the_step;
 use crate::brain::{AnalysisDue, Observations, Transition, analysis_due, decide};
 use crate::controller::Analyzer;
 
@@ -34,8 +35,11 @@ pub async fn turn(
     let mut analysis_queued = false;
     if observations.analysis.is_none()
         && let Some(due) = analysis_due(spec, status, now)
-        && let Ok(analysis) = spec.resolved_analysis()
+        && let Ok(mut analysis) = spec.resolved_analysis()
     {
+        // Sequential checks judge the counts of the current step so far.
+        let started = status.step_started_at.as_ref().map(|t| t.0);
+        analysis.checks = over_the_step(&analysis.checks, started, now);
         let fast = due == AnalysisDue::Fast;
         match analyzer.poll(target, &analysis, fast, now).await {
             Some(run) => {

@@ -4,8 +4,8 @@
 mod support;
 
 use feedroll_crds::{
-    AnalysisRun, CheckRecord, FeedRolloutSpec, FeedRolloutStatus, Phase, ResolvedStep, Tier,
-    Verdict,
+    AnalysisRun, CheckRecord, FeedRolloutSpec, FeedRolloutStatus, Phase, ResolvedStep,
+    SequentialEvidence, Tier, Verdict,
 };
 use feedroll_operator::brain::{
     Action, Command, CommandKind, EventReason, Observations, PodHealth, decide,
@@ -18,6 +18,8 @@ use support::at;
 enum StepGen {
     Weight(i32),
     Pause(Option<u32>),
+    /// `pause: {untilConfident: true, max: <seconds>}`.
+    UntilConfident(u32),
 }
 
 #[derive(Clone, Debug)]
@@ -29,6 +31,8 @@ struct Event {
     command: Option<CommandKind>,
     new_revision: Option<u8>,
     stable_ready: bool,
+    /// A no-data record of the sequential check is evidence still being gathered.
+    gathering: bool,
 }
 
 fn verdict() -> impl Strategy<Value = Verdict> {
@@ -61,6 +65,7 @@ fn plan() -> impl Strategy<Value = (Vec<StepGen>, Vec<usize>, Deadline)> {
         prop_oneof![
             3 => (0..=100i32).prop_map(StepGen::Weight),
             2 => prop::option::weighted(0.8, 0..300u32).prop_map(StepGen::Pause),
+            1 => (1..900u32).prop_map(StepGen::UntilConfident),
         ],
         1..7,
     );
@@ -80,16 +85,20 @@ fn events(checks: usize) -> impl Strategy<Value = Vec<Event>> {
         prop::option::weighted(0.12, command()),
         prop::option::weighted(0.03, 1..4u8),
         prop::bool::weighted(0.7),
+        prop::bool::weighted(0.7),
     )
         .prop_map(
-            |(advance, verdicts, ready, crash, command, new_revision, stable_ready)| Event {
-                advance,
-                verdicts,
-                ready,
-                crash,
-                command,
-                new_revision,
-                stable_ready,
+            |(advance, verdicts, ready, crash, command, new_revision, stable_ready, gathering)| {
+                Event {
+                    advance,
+                    verdicts,
+                    ready,
+                    crash,
+                    command,
+                    new_revision,
+                    stable_ready,
+                    gathering,
+                }
             },
         );
     prop::collection::vec(event, 1..60)
@@ -112,13 +121,18 @@ fn build_spec(steps: &[StepGen], tiers: &[usize], (deadline, pause): Deadline) -
             StepGen::Weight(_) => serde_json::json!({"setWeight": w.next()}),
             StepGen::Pause(Some(d)) => serde_json::json!({"pause": {"duration": format!("{d}s")}}),
             StepGen::Pause(None) => serde_json::json!({"pause": {}}),
+            StepGen::UntilConfident(max) => {
+                serde_json::json!({"pause": {"untilConfident": true, "max": format!("{max}s")}})
+            }
         })
         .collect();
-    let checks: Vec<serde_json::Value> = tiers
+    let mut checks: Vec<serde_json::Value> = tiers
         .iter()
         .enumerate()
         .map(|(i, t)| serde_json::json!({"name": format!("c{i}"), "preset": "errorRate", "max": 0.01, "tier": TIERS[*t].as_str(), "maxHold": "5m"}))
         .collect();
+    // A sequential check (untilConfident steps need one).
+    checks.push(serde_json::json!({"name": "seq", "preset": "errorRate", "compare": {"mode": "sequential", "minEffect": 0.01}, "maxHold": "5m"}));
     serde_json::from_value(serde_json::json!({
         "template": {"spec": {"containers": [{"name": "feed", "image": "feed:1"}]}},
         "strategy": {"steps": steps},
@@ -136,7 +150,7 @@ fn cap(steps: &[ResolvedStep], index: i32) -> i32 {
         .take(usize::try_from(index).unwrap_or(0) + 1)
         .filter_map(|s| match s {
             ResolvedStep::SetWeight(w) => Some(*w),
-            _ => None,
+            ResolvedStep::Pause(_) | ResolvedStep::UntilConfident(_) => None,
         })
         .max()
         .unwrap_or(0)
@@ -154,7 +168,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
-    fn brain_properties((steps, tiers, deadline) in plan(), seed_events in events(5), fresh_start in prop::bool::weighted(0.15)) {
+    fn brain_properties((steps, tiers, deadline) in plan(), seed_events in events(6), fresh_start in prop::bool::weighted(0.15)) {
         let spec = build_spec(&steps, &tiers, deadline);
         let resolved = spec.resolved_strategy().unwrap();
         let checks = spec.resolved_analysis().unwrap().checks;
@@ -186,6 +200,8 @@ proptest! {
                         threshold: c.threshold_text(),
                         verdict: *v,
                         reason: v.as_str().into(),
+                        evidence: (c.sequential.is_some() && *v == Verdict::NoData && event.gathering)
+                            .then(|| SequentialEvidence { judged: true, trials_needed: Some(1_000), ..Default::default() }),
                         ..Default::default()
                     })
                     .collect(),
@@ -232,15 +248,39 @@ proptest! {
                 && matches!(status.phase, Some(Phase::Progressing))
                 && !human
                 && (new.phase == Some(Phase::Promoting) || new.current_step_index > status.current_step_index);
+            // On an untilConfident step every one needs a (confident) pass; elsewhere a sequential
+            // check may still be gathering evidence (it blocks on fail and on missing data).
             if advanced {
                 let since = status.step_started_at.as_ref().map(|t| t.0).unwrap();
+                let left = status.current_step_index.and_then(|i| resolved.steps.get(usize::try_from(i).ok()?)).copied();
+                let confident_step = matches!(left, Some(ResolvedStep::UntilConfident(_)));
                 for c in checks.iter().filter(|c| c.tier != Tier::Advisory) {
                     let record = new.analysis.as_ref().and_then(|a| a.records.iter().find(|r| r.name == c.name));
+                    let passed = |r: &CheckRecord| {
+                        r.verdict == Verdict::Pass || (!confident_step && c.sequential.is_some() && r.gathering_evidence())
+                    };
                     prop_assert!(
-                        record.is_some_and(|r| r.verdict == Verdict::Pass && r.at.as_ref().is_some_and(|t| t.0 > since)),
+                        record.is_some_and(|r| passed(r) && r.at.as_ref().is_some_and(|t| t.0 > since)),
                         "advanced past a step while {} was {:?}", c.name, record.map(|r| r.verdict)
                     );
                 }
+            }
+
+            // An untilConfident step never pauses or holds on evidence still being gathered
+            // before its max.
+            if same_revision && !human && status.phase == Some(Phase::Progressing)
+                && new.current_step_index == status.current_step_index
+                && let Some(i) = new.current_step_index
+                && let Some(ResolvedStep::UntilConfident(max)) = resolved.steps.get(usize::try_from(i).unwrap_or(usize::MAX)).copied()
+                && let Some(started) = new.step_started_at.as_ref()
+                && at(now) < support::after(started.0, max)
+                && let Some(run) = &obs.analysis
+                && let Some(seq) = run.records.iter().find(|r| r.name == "seq" && r.gathering_evidence())
+                && status.checks.iter().find(|c| c.name == "seq").is_none_or(|c| c.holding_since.is_none())
+            {
+                let state = new.checks.iter().find(|c| c.name == seq.name);
+                prop_assert!(state.is_none_or(|c| c.holding_since.is_none()), "held on evidence being gathered");
+                prop_assert!(new.pause_reason.as_deref() != Some("HoldExpired") || status.phase == Some(Phase::Paused));
             }
 
             // A roll-back-tier failure or a crash loop goes to weight 0 in one transition.

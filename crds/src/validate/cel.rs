@@ -80,7 +80,7 @@ mod tests {
             ),
             (
                 json!({"analysis": {"checks": [{"name": "a", "max": 1}]}}),
-                "exactly one of preset or query",
+                "exactly one of preset, query or counts",
             ),
             (
                 json!({"analysis": {"checks": [{"name": "a", "preset": "errorRate"}]}}),
@@ -118,6 +118,144 @@ mod tests {
         // Engagement presets are fine in-app, and other presets anywhere.
         assert!(messages(json!({"strategy": {"traffic": {"inApp": {}}}, "analysis": {"checks": [{"name": "finish", "preset": "completionRate", "min": 0.2}]}})).is_empty());
         assert!(messages(json!({"analysis": {"checks": [{"name": "errors", "preset": "errorRate", "max": 0.01}]}})).is_empty());
+    }
+
+    /// The rules of sequential checks and `untilConfident` steps, each in CEL and again when the
+    /// operator resolves the spec, with the same message.
+    #[test]
+    fn sequential_rules_fire_in_cel_and_in_code() {
+        let seq = |extra: Value| {
+            let mut c = json!({"name": "s", "preset": "errorRate", "compare": {"mode": "sequential", "minEffect": 0.01}});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                c[k] = v.clone();
+            }
+            json!({"analysis": {"checks": [c]}})
+        };
+        let counts = json!({"numerator": "sum(x)", "denominator": "sum(y)"});
+        let cases = [
+            (
+                seq(json!({"compare": {"mode": "sequential", "minEffect": 0.01, "alpha": 0.9}})),
+                "alpha must be in (0, 0.5]",
+            ),
+            (
+                seq(json!({"compare": {"mode": "sequential", "minEffect": 0.01, "alpha": 0.0}})),
+                "alpha must be in (0, 0.5]",
+            ),
+            (
+                seq(json!({"compare": {"mode": "sequential", "minEffect": 0.0}})),
+                "minEffect must be in (0, 1)",
+            ),
+            (
+                seq(json!({"compare": {"mode": "sequential"}})),
+                "mode sequential needs minEffect",
+            ),
+            (
+                seq(json!({"compare": {"mode": "ratio", "alpha": 0.05}, "min": 0.9})),
+                "apply only to mode sequential",
+            ),
+            (seq(json!({"max": 0.01})), "remove min and max"),
+            (
+                seq(json!({"preset": "latencyQuantile"})),
+                "sequential needs counts of events per trial",
+            ),
+            (
+                seq(json!({"preset": "creatorDiversity"})),
+                "sequential needs counts of events per trial",
+            ),
+            (
+                seq(json!({"tier": "rollback"})),
+                "cannot be on the rollback tier",
+            ),
+            (
+                json!({"analysis": {"checks": [{"name": "c", "counts": counts, "compare": {"mode": "sequential", "minEffect": 0.01}}]}}),
+                "needs compare: {mode: sequential, minEffect, direction}",
+            ),
+            (
+                json!({"analysis": {"checks": [{"name": "c", "counts": counts, "preset": "errorRate", "compare": {"mode": "sequential", "minEffect": 0.01, "direction": "higher-is-worse"}}]}}),
+                "exactly one of preset, query or counts",
+            ),
+            (
+                json!({"strategy": {"steps": [{"pause": {"untilConfident": true}}]}}),
+                "needs max",
+            ),
+            (
+                json!({"strategy": {"steps": [{"pause": {"untilConfident": true, "max": "1h", "duration": "1h"}}]}}),
+                "needs max",
+            ),
+            (
+                json!({"strategy": {"steps": [{"pause": {"duration": "1h", "max": "1h"}}]}}),
+                "max applies only with untilConfident",
+            ),
+        ];
+        // The CEL layer is slow to evaluate (seconds per object): every case in one object.
+        let mut checks = Vec::new();
+        let mut steps = Vec::new();
+        for (i, (spec, _)) in cases.iter().enumerate() {
+            for c in spec["analysis"]["checks"].as_array().into_iter().flatten() {
+                let mut c = c.clone();
+                c["name"] = json!(format!("c{i}"));
+                checks.push(c);
+            }
+            steps.extend(
+                spec["strategy"]["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+        }
+        let got = messages(json!({"strategy": {"steps": steps}, "analysis": {"checks": checks}}));
+        for (spec, want) in cases {
+            assert!(
+                got.iter().any(|m| m.contains(want)),
+                "{spec}: want {want:?}, got {got:?}"
+            );
+            let mut full = spec.clone();
+            full["template"] =
+                json!({"spec": {"containers": [{"name": "feed", "image": "feed:1"}]}});
+            let parsed: crate::FeedRolloutSpec = serde_json::from_value(full).expect("parses");
+            let resolved = parsed
+                .resolved_plan()
+                .expect_err("the operator rejects it too");
+            assert!(
+                resolved.to_string().contains(want),
+                "{spec}: want {want:?}, got {resolved}"
+            );
+        }
+        let good = json!({
+            "strategy": {"traffic": {"inApp": {}}, "steps": [{"setWeight": 10}, {"pause": {"untilConfident": true, "max": "2h"}}]},
+            "analysis": {"checks": [
+                {"name": "errors", "preset": "errorRate", "compare": {"mode": "sequential", "minEffect": 0.01}},
+                {"name": "finish", "preset": "completionRate", "compare": {"mode": "sequential", "alpha": 0.5, "minEffect": 0.02, "direction": "lower-is-worse"}},
+                {"name": "c", "counts": counts, "compare": {"mode": "sequential", "minEffect": 0.01, "direction": "higher-is-worse"}, "tier": "advisory"},
+                {"name": "tail", "preset": "longTailShare", "compare": {"mode": "sequential", "minEffect": 0.02}},
+                {"name": "creators", "preset": "creatorDiversity", "compare": {"mode": "ratio"}, "min": 0.95}
+            ]}
+        });
+        assert_eq!(messages(good.clone()), Vec::<String>::new());
+        let mut full = good;
+        full["template"] = json!({"spec": {"containers": [{"name": "feed", "image": "feed:1"}]}});
+        let parsed: crate::FeedRolloutSpec = serde_json::from_value(full).expect("parses");
+        let plan = parsed.resolved_plan().expect("resolves");
+        let errors = &plan
+            .analysis
+            .checks
+            .iter()
+            .find(|c| c.name == "errors")
+            .expect("check")
+            .sequential;
+        assert_eq!(
+            *errors,
+            Some(crate::SequentialTest {
+                alpha: 0.05,
+                min_effect: 0.01,
+                direction: crate::Direction::HigherIsWorse
+            })
+        );
+        assert_eq!(
+            plan.strategy.steps[1],
+            crate::ResolvedStep::UntilConfident(std::time::Duration::from_secs(7200))
+        );
     }
 
     #[test]

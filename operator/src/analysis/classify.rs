@@ -97,6 +97,14 @@ pub fn classify(
                     canary_value - stable_value,
                     format!("canary − stable = {canary_value} − {stable_value}"),
                 ),
+                CompareMode::Sequential => {
+                    return Judgement {
+                        verdict: Verdict::Error,
+                        value: None,
+                        reason: "a sequential comparison is judged on counts, not one value"
+                            .to_owned(),
+                    };
+                }
                 CompareMode::Ratio => {
                     let ratio = if stable_value == 0.0 {
                         if canary_value == 0.0 {
@@ -176,6 +184,7 @@ mod tests {
             max_hold: Duration::from_secs(600),
             consecutive_failures_allowed: 2,
             compare,
+            sequential: None,
         }
     }
 

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use feedroll_crds::{AnalysisRun, CheckRecord, ResolvedAnalysis, ResolvedCheck};
+use feedroll_crds::{
+    AnalysisRun, CheckRecord, ResolvedAnalysis, ResolvedCheck, SequentialTest, SideCounts,
+};
 use futures::future::join_all;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -16,7 +18,8 @@ use super::fault::{PrometheusFault, classify_query_error};
 use prometheus_http_query::response::PromqlResult;
 use std::collections::HashMap;
 
-use super::presets::{check_templates, grouped_templates};
+use super::counts::{CountOutcomes, judge_counts};
+use super::presets::{check_templates, count_templates, grouped_templates};
 use super::render::{SeriesKey, Side, Target, group_labels, render, render_grouped};
 
 /// Why the engine could not be built. (Query failures are not errors of the engine: they become
@@ -144,6 +147,16 @@ impl AnalysisEngine {
         check: &ResolvedCheck,
         at: Timestamp,
     ) -> CheckRecord {
+        if let Some(plan) = CountPlan::of(check, target) {
+            let [ce, ct, se, st] = plan.queries.clone();
+            let (ce, ct, se, st) = futures::join!(
+                self.query(&ce),
+                self.query(&ct),
+                self.query(&se),
+                self.query(&st)
+            );
+            return plan.record(check, at, [ce, ct, se, st]);
+        }
         let (value_template, volume_template) = check_templates(check);
         let query = render(&value_template, target, Side::Canary, check.window);
         let volume_query = volume_template.map(|t| render(&t, target, Side::Canary, check.window));
@@ -176,13 +189,20 @@ impl AnalysisEngine {
         fast: bool,
         at: Timestamp,
     ) -> ManyRuns {
-        struct Plan<'a> {
+        struct ValuePlan<'a> {
             check: &'a ResolvedCheck,
             query: String,
             stable_query: Option<String>,
             value: Source,
             volume: Option<Source>,
             stable: Option<Source>,
+        }
+        /// How one check of one rollout is evaluated.
+        enum Plan<'a> {
+            /// A value (and a volume, and stable's value when comparing).
+            Value(Box<ValuePlan<'a>>),
+            /// The four counts of a sequential check.
+            Counts(&'a ResolvedCheck, CountPlan),
         }
         let mut plans: Vec<Vec<Plan<'_>>> = Vec::with_capacity(rollouts.len());
         let mut queries: Vec<(String, bool)> = Vec::new();
@@ -195,6 +215,13 @@ impl AnalysisEngine {
         for (target, checks) in rollouts {
             let mut rollout_plans = Vec::new();
             for check in checks.iter().filter(|c| !fast || c.is_fast()) {
+                if let Some(plan) = CountPlan::of(check, target) {
+                    for q in &plan.queries {
+                        need(q.clone(), false);
+                    }
+                    rollout_plans.push(Plan::Counts(check, plan));
+                    continue;
+                }
                 let (value_template, volume_template) = check_templates(check);
                 let query = render(&value_template, target, Side::Canary, check.window);
                 let stable_query = check
@@ -237,14 +264,14 @@ impl AnalysisEngine {
                             stable_query.clone().map(|q| Source::Own(need(q, false))),
                         ),
                     };
-                rollout_plans.push(Plan {
+                rollout_plans.push(Plan::Value(Box::new(ValuePlan {
                     check,
                     query,
                     stable_query,
                     value,
                     volume,
                     stable,
-                });
+                })));
             }
             plans.push(rollout_plans);
         }
@@ -292,19 +319,25 @@ impl AnalysisEngine {
                 fast,
                 records: rollout_plans
                     .into_iter()
-                    .map(|p| {
-                        let canary = outcome(&p.value);
-                        let volume = p.volume.as_ref().map(&outcome);
-                        let stable = p.stable.as_ref().map(&outcome);
-                        record(
-                            p.check,
-                            at,
-                            p.query,
-                            p.stable_query,
-                            &canary,
-                            volume.as_ref(),
-                            stable.as_ref(),
-                        )
+                    .map(|p| match p {
+                        Plan::Counts(check, plan) => {
+                            let outcomes = plan.queries.clone().map(|q| outcome(&Source::Own(q)));
+                            plan.record(check, at, outcomes)
+                        }
+                        Plan::Value(p) => {
+                            let canary = outcome(&p.value);
+                            let volume = p.volume.as_ref().map(&outcome);
+                            let stable = p.stable.as_ref().map(&outcome);
+                            record(
+                                p.check,
+                                at,
+                                p.query,
+                                p.stable_query,
+                                &canary,
+                                volume.as_ref(),
+                                stable.as_ref(),
+                            )
+                        }
                     })
                     .collect(),
             })
@@ -385,6 +418,67 @@ fn series_of(result: Result<PromqlResult, Failure>) -> Result<Series, String> {
     }
 }
 
+/// The four count queries of a sequential check for one rollout, rendered over the check's
+/// window (the step so far: see [`super::counts`]).
+#[derive(Clone, Debug)]
+struct CountPlan {
+    test: SequentialTest,
+    /// Canary events, canary trials, stable events, stable trials.
+    queries: [String; 4],
+}
+
+impl CountPlan {
+    /// The plan of `check` when it is sequential.
+    fn of(check: &ResolvedCheck, target: &Target) -> Option<Self> {
+        let test = check.sequential?;
+        let t = count_templates(check)?;
+        let r = |template: &str, side| render(template, target, side, check.window);
+        Some(Self {
+            test,
+            queries: [
+                r(&t.events, Side::Canary),
+                r(&t.trials, Side::Canary),
+                r(&t.events, Side::Stable),
+                r(&t.trials, Side::Stable),
+            ],
+        })
+    }
+
+    /// The record of the four outcomes, in the order of `queries`.
+    fn record(&self, check: &ResolvedCheck, at: Timestamp, outcomes: [Outcome; 4]) -> CheckRecord {
+        let [canary_events, canary_trials, stable_events, stable_trials] = outcomes;
+        let min_trials = u64::try_from(check.min_requests).unwrap_or(0);
+        let (judgement, evidence) = judge_counts(
+            &self.test,
+            &CountOutcomes {
+                canary_events,
+                canary_trials,
+                stable_events,
+                stable_trials,
+            },
+            min_trials,
+            check.window,
+        );
+        tracing::debug!(check = %check.name, verdict = judgement.verdict.as_str(), reason = %judgement.reason, "sequential check evaluated");
+        let share = |c: SideCounts| (c.trials > 0).then(|| c.events as f64 / c.trials as f64);
+        CheckRecord {
+            name: check.name.clone(),
+            tier: check.tier,
+            at: Some(Time(at)),
+            query: self.queries[0].clone(),
+            stable_query: Some(self.queries[2].clone()),
+            value: judgement.value,
+            canary_value: evidence.as_ref().and_then(|e| share(e.canary)),
+            stable_value: evidence.as_ref().and_then(|e| share(e.stable)),
+            requests: evidence.as_ref().map(|e| e.canary.trials as f64),
+            threshold: check.threshold_text(),
+            verdict: judgement.verdict,
+            reason: judgement.reason,
+            evidence,
+        }
+    }
+}
+
 /// Classifies the outcomes of one check and builds its record.
 fn record(
     check: &ResolvedCheck,
@@ -411,6 +505,7 @@ fn record(
         threshold: check.threshold_text(),
         verdict: judgement.verdict,
         reason: judgement.reason,
+        evidence: None,
     }
 }
 

@@ -3,6 +3,9 @@
 //! - [`render`]: PromQL templates and the label selector of each side (canary, stable).
 //! - [`presets`]: the built-in queries over the feed-server metrics contract.
 //! - [`mod@classify`]: value / empty / NaN-Inf / error → pass / fail / no-data / error (pure).
+//! - [`counts`]: the four counts of a sequential check → verdict and evidence (pure).
+//! - [`sequential`]: sequential verdicts on the counts of the step so far, an always-valid
+//!   confidence sequence for canary − stable (pure).
 //! - [`connection`]: address, timeout, credentials, headers and TLS of one Prometheus, resolved
 //!   from the spec and its Secrets/ConfigMaps (pure), and the HTTP client built from them.
 //! - [`fault`]: connection faults (credentials, 401/403, TLS, unreachable) behind failed queries.
@@ -18,10 +21,12 @@
 
 pub mod classify;
 pub mod connection;
+pub mod counts;
 pub mod engine;
 pub mod fault;
 pub mod presets;
 pub mod render;
+pub mod sequential;
 
 pub use classify::{Outcome, classify};
 pub use connection::{CredentialError, PrometheusConnection};

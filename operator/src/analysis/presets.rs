@@ -17,6 +17,11 @@
 //! other, on purpose: a canary that sheds is failing its users (say, a slower ranking profile
 //! halved its capacity) and must not be promoted on an error rate that hides it.
 //!
+//! Every preset but `latencyQuantile` is a ratio of two counters ([`CounterRatio`]); the
+//! content-health presets (`longTailShare`, `creatorDiversity`, `servedFreshness`) read what
+//! feed-server reports serving (`feed_served_*`). A sequential check needs the counts themselves,
+//! not a ratio of rates: [`count_templates`] gives the `increase()` of both counters.
+//!
 //! The same templates come in a grouped form ([`Aggregation::By`]): `sum by (namespace, rollout,
 //! track)` (or `variant` for in-app rollouts), so one query answers for every rollout.
 
@@ -52,15 +57,65 @@ fn range(metric: &str, extra: &str) -> String {
     format!("{metric}{{{{{{selector}}}}{extra}}}[{{{{window}}}}]")
 }
 
-fn ratio(metric: &str, numerator: &str, denominator: &str, agg: Aggregation<'_>) -> String {
-    let s = agg.sum();
-    let num = format!("{s}(rate({}))", range(metric, numerator));
-    let den = format!("{s}(rate({}))", range(metric, denominator));
-    format!("({num} or {den} * 0) / {den}")
+/// One counter series: a metric and the matchers after the selector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Series {
+    metric: &'static str,
+    extra: String,
 }
 
-fn volume(metric: &str, extra: &str, agg: Aggregation<'_>) -> String {
-    format!("{}(increase({}))", agg.sum(), range(metric, extra))
+fn series(metric: &'static str, extra: impl Into<String>) -> Series {
+    Series {
+        metric,
+        extra: extra.into(),
+    }
+}
+
+impl Series {
+    fn range(&self) -> String {
+        range(self.metric, &self.extra)
+    }
+}
+
+/// A preset that is a ratio of two counters: events (numerator) per trials (denominator).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CounterRatio {
+    numerator: Series,
+    denominator: Series,
+}
+
+impl CounterRatio {
+    /// `(num or den * 0) / den` over rates in the window.
+    fn value(&self, agg: Aggregation<'_>) -> String {
+        let s = agg.sum();
+        let num = format!("{s}(rate({}))", self.numerator.range());
+        let den = format!("{s}(rate({}))", self.denominator.range());
+        format!("({num} or {den} * 0) / {den}")
+    }
+
+    /// The denominator's increase in the window: the volume compared with `minRequests`.
+    fn volume(&self, agg: Aggregation<'_>) -> String {
+        format!("{}(increase({}))", agg.sum(), self.denominator.range())
+    }
+
+    /// Events and trials in the window, as counts (0 events when none were counted).
+    fn counts(&self) -> CountTemplates {
+        let s = Aggregation::One.sum();
+        let trials = self.volume(Aggregation::One);
+        CountTemplates {
+            events: format!("{s}(increase({})) or {trials} * 0", self.numerator.range()),
+            trials,
+        }
+    }
+}
+
+/// PromQL templates of the events and the trials of one side, for a sequential check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountTemplates {
+    /// Events (numerator).
+    pub events: String,
+    /// Trials (denominator).
+    pub trials: String,
 }
 
 const HTTP: &str = "feed_http_requests_total";
@@ -69,60 +124,103 @@ pub const API_ROUTES: &str = r#"route=~"/v1/.+""#;
 const CACHE: &str = "feed_cache_requests_total";
 const EVENTS: &str = "feed_events_total";
 const LATENCY_BUCKET: &str = "feed_http_request_duration_seconds_bucket";
+const SERVED_ITEMS: &str = "feed_served_items_total";
+const SERVED_LONG_TAIL: &str = "feed_served_long_tail_items_total";
+const SERVED_PAGES: &str = "feed_served_pages_total";
+const SERVED_PAGE_CREATORS: &str = "feed_served_page_creators_total";
+const SERVED_AGE_SUM: &str = "feed_served_item_age_seconds_sum";
+const SERVED_AGE_COUNT: &str = "feed_served_item_age_seconds_count";
 
 /// `,route=~"/v1/.+"` followed by `extra`: the matchers of an HTTP series.
 fn api(extra: &str) -> String {
     format!(",{API_ROUTES}{extra}")
 }
 
-/// The value template and the request-volume template of a preset.
-pub fn preset_templates(preset: Preset, quantile: f64, agg: Aggregation<'_>) -> (String, String) {
+/// The two counters of a preset that is a ratio of counters (all but `latencyQuantile`).
+fn counter_ratio(preset: Preset) -> Option<CounterRatio> {
+    let ratio = |numerator, denominator| {
+        Some(CounterRatio {
+            numerator,
+            denominator,
+        })
+    };
     match preset {
         // Share of 5xx responses.
-        Preset::ErrorRate => (
-            ratio(HTTP, &api(r#",status=~"5..""#), &api(""), agg),
-            volume(HTTP, &api(""), agg),
+        Preset::ErrorRate => ratio(
+            series(HTTP, api(r#",status=~"5..""#)),
+            series(HTTP, api("")),
         ),
         // Share of non-5xx responses.
-        Preset::Availability => (
-            ratio(HTTP, &api(r#",status!~"5..""#), &api(""), agg),
-            volume(HTTP, &api(""), agg),
+        Preset::Availability => ratio(
+            series(HTTP, api(r#",status!~"5..""#)),
+            series(HTTP, api("")),
         ),
+        Preset::LatencyQuantile => None,
+        // Cache hits (any tier) per lookup of the first tier (`local`): requests served from a cache.
+        Preset::CacheHitRatio => ratio(
+            series(CACHE, r#",result="hit""#),
+            series(CACHE, r#",tier="local""#),
+        ),
+        // `complete` events per impression.
+        Preset::CompletionRate => ratio(
+            series(EVENTS, r#",type="complete""#),
+            series(EVENTS, r#",type="impression""#),
+        ),
+        // `like`, `share` and `comment` events per impression.
+        Preset::EngagementRate => ratio(
+            series(EVENTS, r#",type=~"like|share|comment""#),
+            series(EVENTS, r#",type="impression""#),
+        ),
+        // Long-tail items per served item.
+        Preset::LongTailShare => ratio(series(SERVED_LONG_TAIL, ""), series(SERVED_ITEMS, "")),
+        // Distinct creators per served page.
+        Preset::CreatorDiversity => {
+            ratio(series(SERVED_PAGE_CREATORS, ""), series(SERVED_PAGES, ""))
+        }
+        // Mean age of served items, in seconds.
+        Preset::ServedFreshness => ratio(series(SERVED_AGE_SUM, ""), series(SERVED_AGE_COUNT, "")),
+    }
+}
+
+/// The value template and the request-volume template of a preset.
+pub fn preset_templates(preset: Preset, quantile: f64, agg: Aggregation<'_>) -> (String, String) {
+    match counter_ratio(preset) {
+        Some(r) => (r.value(agg), r.volume(agg)),
         // A latency quantile, in seconds.
-        Preset::LatencyQuantile => (
+        None => (
             format!(
                 "histogram_quantile({quantile}, {}(rate({})))",
                 agg.sum_le(),
                 range(LATENCY_BUCKET, &api(""))
             ),
-            volume(HTTP, &api(""), agg),
+            format!("{}(increase({}))", agg.sum(), range(HTTP, &api(""))),
         ),
-        // Cache hits (any tier) per lookup of the first tier (`local`): requests served from a cache.
-        Preset::CacheHitRatio => (
-            ratio(CACHE, r#",result="hit""#, r#",tier="local""#, agg),
-            volume(CACHE, r#",tier="local""#, agg),
-        ),
-        // `complete` events per impression.
-        Preset::CompletionRate => (
-            ratio(EVENTS, r#",type="complete""#, r#",type="impression""#, agg),
-            volume(EVENTS, r#",type="impression""#, agg),
-        ),
-        // `like`, `share` and `comment` events per impression.
-        Preset::EngagementRate => (
-            ratio(
-                EVENTS,
-                r#",type=~"like|share|comment""#,
-                r#",type="impression""#,
-                agg,
-            ),
-            volume(EVENTS, r#",type="impression""#, agg),
-        ),
+    }
+}
+
+/// The count templates of a sequential check: a preset's two counters, or the check's own.
+/// `None` for checks that are not ratios of counters.
+pub fn count_templates(check: &ResolvedCheck) -> Option<CountTemplates> {
+    match &check.source {
+        CheckSource::Preset { preset, .. } => counter_ratio(*preset).map(|r| r.counts()),
+        CheckSource::Counts {
+            numerator,
+            denominator,
+        } => Some(CountTemplates {
+            events: numerator.clone(),
+            trials: denominator.clone(),
+        }),
+        CheckSource::Query(_) => None,
     }
 }
 
 /// API requests in the window: the default volume of custom queries.
 pub fn http_volume() -> String {
-    volume(HTTP, &api(""), Aggregation::One)
+    format!(
+        "{}(increase({}))",
+        Aggregation::One.sum(),
+        range(HTTP, &api(""))
+    )
 }
 
 /// The value template of a check and, when `minRequests > 0`, its volume template.
@@ -136,13 +234,21 @@ pub fn check_templates(check: &ResolvedCheck) -> (String, Option<String>) {
             q.clone(),
             check.volume_query.clone().unwrap_or_else(http_volume),
         ),
+        CheckSource::Counts {
+            numerator,
+            denominator,
+        } => (numerator.clone(), denominator.clone()),
     };
     (value, (check.min_requests > 0).then_some(volume))
 }
 
 /// The grouped templates of a check (one query for every rollout), when it has them: presets
-/// without a custom `volumeQuery`. Custom PromQL is run per rollout.
+/// without a custom `volumeQuery`. Custom PromQL is run per rollout, and so are sequential
+/// checks (their window is each rollout's own step).
 pub fn grouped_templates(check: &ResolvedCheck, by: &str) -> Option<(String, Option<String>)> {
+    if check.sequential.is_some() {
+        return None;
+    }
     match &check.source {
         CheckSource::Preset { preset, quantile } if check.volume_query.is_none() => {
             let (v, vol) = preset_templates(*preset, *quantile, Aggregation::By(by));
@@ -241,6 +347,61 @@ mod tests {
             );
             assert!(http_selectors(&value).is_empty(), "{value}");
         }
+    }
+
+    #[test]
+    fn sequential_checks_count_events_and_trials_of_their_counters() {
+        let spec: feedroll_crds::FeedRolloutSpec = serde_yaml::from_str(
+            "template: {spec: {containers: [{name: feed, image: 'feed:1'}]}}\nanalysis:\n  defaultChecks: false\n  checks:\n    - {name: e, preset: errorRate, compare: {mode: sequential, minEffect: 0.01}}\n    - {name: c, counts: {numerator: 'sum(a)', denominator: 'sum(b)'}, compare: {mode: sequential, minEffect: 0.01, direction: higher-is-worse}}\n    - {name: p, preset: latencyQuantile, max: 1}\n",
+        )
+        .expect("spec");
+        let checks = spec.resolved_analysis().expect("resolves").checks;
+        let errors = count_templates(&checks[0]).expect("counts");
+        assert_eq!(
+            errors.trials,
+            r#"sum(increase(feed_http_requests_total{{{selector}},route=~"/v1/.+"}[{{window}}]))"#
+        );
+        assert_eq!(
+            errors.events,
+            format!(
+                r#"sum(increase(feed_http_requests_total{{{{{{selector}}}},route=~"/v1/.+",status=~"5.."}}[{{{{window}}}}])) or {} * 0"#,
+                errors.trials
+            )
+        );
+        assert_eq!(
+            count_templates(&checks[1]),
+            Some(CountTemplates {
+                events: "sum(a)".into(),
+                trials: "sum(b)".into()
+            })
+        );
+        assert_eq!(count_templates(&checks[2]), None);
+        // Sequential checks are per rollout: their window is the rollout's step.
+        assert_eq!(grouped_templates(&checks[0], "rollout"), None);
+    }
+
+    #[test]
+    fn content_health_presets_are_ratios_of_the_served_content_counters() {
+        let (tail, tail_volume) = preset_templates(Preset::LongTailShare, 0.95, Aggregation::One);
+        assert_eq!(
+            tail,
+            "(sum(rate(feed_served_long_tail_items_total{{{selector}}}[{{window}}])) or sum(rate(feed_served_items_total{{{selector}}}[{{window}}])) * 0) / sum(rate(feed_served_items_total{{{selector}}}[{{window}}]))"
+        );
+        assert!(tail_volume.contains("increase(feed_served_items_total"));
+        let (creators, volume) = preset_templates(Preset::CreatorDiversity, 0.95, Aggregation::One);
+        assert!(
+            creators.starts_with("(sum(rate(feed_served_page_creators_total"),
+            "{creators}"
+        );
+        assert!(volume.contains("feed_served_pages_total"), "{volume}");
+        let (age, _) = preset_templates(Preset::ServedFreshness, 0.95, Aggregation::One);
+        assert!(
+            age.starts_with("(sum(rate(feed_served_item_age_seconds_sum")
+                && age.ends_with(
+                    "/ sum(rate(feed_served_item_age_seconds_count{{{selector}}}[{{window}}]))"
+                ),
+            "{age}"
+        );
     }
 
     #[test]

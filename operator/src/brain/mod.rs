@@ -22,6 +22,7 @@
 
 mod actions;
 mod conditions;
+mod evidence;
 mod observations;
 mod revision;
 mod schedule;

@@ -15,7 +15,7 @@ use super::conditions::{
     self, CONDITION_ANALYSIS, CONDITION_HEALTHY, CONDITION_PAUSED, CONDITION_PROGRESSING,
 };
 use super::observations::{CommandKind, Observations};
-use super::{after, ts};
+use super::{after, evidence, ts};
 
 /// Why a rollout waits for a human (`status.pauseReason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -399,6 +399,23 @@ impl Machine {
                     format!("step {}/{n}: pause {}s", index + 1, d.as_secs()),
                 );
             }
+            ResolvedStep::UntilConfident(max) => {
+                self.st.message = Some(format!(
+                    "step {}/{n}: gathering evidence at weight {}% (at most {}s)",
+                    index + 1,
+                    self.st.weight,
+                    max.as_secs()
+                ));
+                self.event(
+                    EventType::Normal,
+                    EventReason::StepAdvanced,
+                    format!(
+                        "step {}/{n}: pause until every check is confident, at most {}s",
+                        index + 1,
+                        max.as_secs()
+                    ),
+                );
+            }
             ResolvedStep::Pause(None) => {
                 self.event(
                     EventType::Normal,
@@ -578,6 +595,7 @@ impl Machine {
             !merged.records.is_empty() && merged.records.iter().all(|r| r.verdict == Verdict::Pass);
         let mut failed = Vec::new();
         let mut newly_held = Vec::new();
+        let overdue = self.evidence_overdue(plan);
         for record in &run.records {
             let Some(check) = plan.analysis.checks.iter().find(|c| c.name == record.name) else {
                 continue;
@@ -602,6 +620,11 @@ impl Machine {
                     if check.tier != Tier::Advisory || !already_failing {
                         failed.push(record);
                     }
+                }
+                // Evidence still coming in is not missing data (until an untilConfident
+                // step's max).
+                Verdict::NoData if record.gathering_evidence() && !overdue => {
+                    state.holding_since = None;
                 }
                 Verdict::NoData | Verdict::Error => {
                     if state.holding_since.is_none() && check.tier != Tier::Advisory {
@@ -718,6 +741,7 @@ impl Machine {
                 continue;
             };
             let policy = match record.verdict {
+                Verdict::NoData if record.gathering_evidence() && !overdue => continue,
                 Verdict::NoData => check.on_no_data,
                 Verdict::Error => check.on_provider_error,
                 _ => continue,
@@ -785,13 +809,31 @@ impl Machine {
         }
     }
 
-    /// Whether every non-advisory check passed after `since`; otherwise why not.
-    fn gate(&self, analysis: &ResolvedAnalysis, since: Timestamp) -> Result<(), String> {
+    /// The current step of the plan.
+    fn current_step(&self, plan: &Plan<'_>) -> Option<ResolvedStep> {
+        let index = usize::try_from(self.st.current_step_index?).ok()?;
+        plan.strategy.steps.get(index).copied()
+    }
+
+    /// Whether the current step waits for confidence and its `max` has passed.
+    fn evidence_overdue(&self, plan: &Plan<'_>) -> bool {
+        let started = self.st.step_started_at.as_ref().map_or(self.now, ts);
+        evidence::overdue(self.current_step(plan), started, self.now)
+    }
+
+    /// Whether every non-advisory check passed after `since` (see [`evidence::passes_gate`]
+    /// for sequential checks); otherwise why not.
+    fn gate(
+        &self,
+        analysis: &ResolvedAnalysis,
+        step: Option<ResolvedStep>,
+        since: Timestamp,
+    ) -> Result<(), String> {
         let mut waiting = Vec::new();
         for check in analysis.checks.iter().filter(|c| c.tier != Tier::Advisory) {
             match self.record(&check.name) {
                 Some(r)
-                    if r.verdict == Verdict::Pass
+                    if evidence::passes_gate(r, step)
                         && r.at.as_ref().is_some_and(|t| ts(t) > since) => {}
                 Some(r) if r.at.as_ref().is_some_and(|t| ts(t) > since) => {
                     waiting.push(format!(
@@ -849,6 +891,8 @@ impl Machine {
                 }
                 self.now >= end
             }
+            // Done when the gate says every check is confident.
+            ResolvedStep::UntilConfident(_) => true,
             ResolvedStep::Pause(None) => {
                 self.pause(
                     PauseReason::PauseStep,
@@ -863,8 +907,11 @@ impl Machine {
         if !step_done {
             return;
         }
-        match self.gate(plan.analysis, started) {
+        match self.gate(plan.analysis, Some(step), started) {
             Ok(()) => self.enter_step(plan, index + 1),
+            Err(why) if evidence::confidence_max(Some(step)).is_some() => {
+                self.await_confidence(plan, index, started, why);
+            }
             Err(why) => {
                 let verb = if holding {
                     "holding"
@@ -878,6 +925,35 @@ impl Machine {
                 ));
             }
         }
+    }
+
+    /// The message of an `untilConfident` step that has not ended yet: what the checks still
+    /// need, and how long until `max` (or that it has passed and the hold policy applies).
+    fn await_confidence(&mut self, plan: &Plan<'_>, index: i32, started: Timestamp, why: String) {
+        let n = plan.strategy.steps.len();
+        let Some(max) = evidence::confidence_max(self.current_step(plan)) else {
+            return;
+        };
+        let end = after(started, max);
+        let records = self.st.analysis.iter().flat_map(|a| a.records.iter());
+        let needed = evidence::still_needed(records).unwrap_or(why);
+        let clock = if self.now < end {
+            format!(
+                "{}s left of max {}s",
+                self.now.duration_until(end).as_secs(),
+                max.as_secs()
+            )
+        } else {
+            format!(
+                "max {}s passed, undecided checks follow their hold policy",
+                max.as_secs()
+            )
+        };
+        self.st.message = Some(format!(
+            "step {}/{n} at weight {}%: gathering evidence: {needed}; {clock}",
+            index + 1,
+            self.st.weight
+        ));
     }
 
     /// One look at canary pods a step waits for: report new issues, and act once the progress
@@ -1163,7 +1239,7 @@ fn analysis_condition(
     let Some(run) = run else {
         return ("Unknown", "NotRun", String::new());
     };
-    let judged: Vec<&CheckRecord> = run
+    let mut judged: Vec<&CheckRecord> = run
         .records
         .iter()
         .filter(|r| r.tier != Tier::Advisory)
@@ -1171,6 +1247,13 @@ fn analysis_condition(
             analysis.is_none_or(|a| a.checks.iter().any(|c: &ResolvedCheck| c.name == r.name))
         })
         .collect();
+    // Sequential checks still gathering evidence have data: they are not held.
+    let gathering: Vec<&str> = judged
+        .iter()
+        .filter(|r| r.gathering_evidence())
+        .map(|r| r.name.as_str())
+        .collect();
+    judged.retain(|r| !r.gathering_evidence());
     let names = |v: Verdict| {
         judged
             .iter()
@@ -1201,6 +1284,12 @@ fn analysis_condition(
             "Unknown",
             "Held",
             format!("no data or provider error: {held}"),
+        )
+    } else if !gathering.is_empty() {
+        (
+            "Unknown",
+            "GatheringEvidence",
+            format!("not yet confident: {}", gathering.join(", ")),
         )
     } else {
         ("True", "Passed", String::new())

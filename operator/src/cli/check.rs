@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use feedroll_crds::{CheckRecord, Tier, Verdict};
+use feedroll_crds::{CheckRecord, SequentialEvidence, Tier, Verdict};
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 use thiserror::Error;
@@ -378,6 +378,11 @@ pub fn write_report(
             line([&row[0], &row[1], &row[2], &row[3], &row[4]])
         )?;
         writeln!(out, "    reason: {}", record.reason)?;
+        if let Some(e) = &record.evidence {
+            for l in evidence_lines(e, record.verdict) {
+                writeln!(out, "    {l}")?;
+            }
+        }
         writeln!(out, "    query:  {}", record.query)?;
         if let Some(q) = &record.stable_query {
             writeln!(out, "    stable: {q}")?;
@@ -394,10 +399,105 @@ pub fn write_report(
     Ok(())
 }
 
+/// The evidence of a sequential check: its counts, the interval of canary − stable, and the
+/// trials (and time, at the traffic in the window) a decision still needs.
+fn evidence_lines(e: &SequentialEvidence, verdict: Verdict) -> Vec<String> {
+    let mut lines = vec![format!(
+        "counts: canary {}/{}, stable {}/{} (events/trials in the window)",
+        e.canary.events, e.canary.trials, e.stable.events, e.stable.trials
+    )];
+    if let (Some(est), Some(lo), Some(hi)) = (e.estimate, e.lower, e.upper) {
+        lines.push(format!(
+            "interval: canary − stable = {est:.5} in [{lo:.5}, {hi:.5}]"
+        ));
+    }
+    if verdict == Verdict::NoData {
+        lines.push(match (e.trials_needed, e.seconds_left) {
+            (Some(n), Some(s)) => {
+                format!("needed: ~{n} more trials, ~{s}s at the traffic in the window")
+            }
+            (Some(n), None) => format!("needed: ~{n} more trials (no traffic yet)"),
+            (None, _) => "needed: more trials than can be estimated".to_owned(),
+        });
+    }
+    lines
+}
+
 fn path_prefix(p: &Problem) -> String {
     if p.path.is_empty() {
         String::new()
     } else {
         format!("{}: ", p.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use feedroll_crds::SideCounts;
+
+    use super::*;
+
+    fn report(record: CheckRecord) -> String {
+        let report = Report {
+            file: "f.yaml".into(),
+            valid: true,
+            problems: Vec::new(),
+            rollout: Some("feed".into()),
+            prometheus: Some("http://p".into()),
+            checks: vec![record],
+            failed: Vec::new(),
+            exit_code: 0,
+        };
+        let mut out = Vec::new();
+        write_report(&report, OutputFormat::Table, &mut out).expect("writes");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn sequential_checks_print_their_interval_and_the_trials_still_needed() {
+        let evidence = SequentialEvidence {
+            canary: SideCounts {
+                events: 12,
+                trials: 1_000,
+            },
+            stable: SideCounts {
+                events: 95,
+                trials: 9_000,
+            },
+            judged: true,
+            estimate: Some(0.00144),
+            lower: Some(-0.0098),
+            upper: Some(0.0131),
+            trials_needed: Some(20_000),
+            seconds_left: Some(1_200),
+        };
+        let undecided = CheckRecord {
+            name: "errors".into(),
+            verdict: Verdict::NoData,
+            evidence: Some(evidence.clone()),
+            ..CheckRecord::default()
+        };
+        let text = report(undecided.clone());
+        assert!(
+            text.contains("counts: canary 12/1000, stable 95/9000")
+                && text.contains("interval: canary − stable = 0.00144 in [-0.00980, 0.01310]")
+                && text.contains("needed: ~20000 more trials, ~1200s at the traffic in the window"),
+            "{text}"
+        );
+        let decided = CheckRecord {
+            verdict: Verdict::Pass,
+            ..undecided
+        };
+        let text = report(decided);
+        assert!(
+            text.contains("interval:") && !text.contains("needed:"),
+            "{text}"
+        );
+        let plain = report(CheckRecord {
+            name: "p95".into(),
+            verdict: Verdict::Pass,
+            ..CheckRecord::default()
+        });
+        assert!(!plain.contains("interval:"), "{plain}");
     }
 }
