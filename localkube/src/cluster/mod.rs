@@ -350,7 +350,10 @@ impl Cluster {
         // The Deployment controller and the kubelet: pods as processes on 127.10.x.y.
         let kubelet = config
             .kubelet
-            .map(|k| crate::kubelet::spawn(api.clone(), k))
+            .map(|k| {
+                let dns = Some(services.resolver());
+                crate::kubelet::spawn(api.clone(), KubeletConfig { dns, ..k })
+            })
             .transpose()?;
 
         // The operator, as the chart's Deployment runs it.

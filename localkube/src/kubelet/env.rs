@@ -5,11 +5,14 @@
 //! rewritten to the pod's volume directory. Pure functions.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use base64::Engine;
 use serde_json::Value;
 use thiserror::Error;
+
+use crate::net::services::{Resolver, service_of_host};
 
 /// The two kinds of object an env var or a volume can come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,11 +336,39 @@ pub fn bind_to_pod(value: &str, ip: &str) -> String {
     }
 }
 
+/// `value` with every cluster DNS name of a Service in it (`NAME.NAMESPACE.svc`,
+/// `NAME.NAMESPACE.svc.cluster.local`, as in `redis://redis.feed.svc:6379`) replaced by the
+/// address `resolve` gives it, as a pod's resolver would answer; names it does not know, and
+/// everything else, unchanged. (Short names such as `redis`, which a pod's DNS search path
+/// would complete, are not rewritten: they are ordinary words too often.)
+pub fn resolve_service_names(value: &str, resolve: impl Fn(&str) -> Option<Ipv4Addr>) -> String {
+    let is_dns = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find(is_dns) {
+        out.push_str(&rest[..start]);
+        let token_len = rest[start..]
+            .find(|c| !is_dns(c))
+            .unwrap_or(rest.len() - start);
+        let token = &rest[start..start + token_len];
+        match service_of_host(token).and_then(|_| resolve(token)) {
+            Some(ip) => out.push_str(&ip.to_string()),
+            None => out.push_str(token),
+        }
+        rest = &rest[start + token_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Where a container's process runs: what its network and mount namespaces would give it.
 #[derive(Clone, Copy, Debug)]
 pub struct Pod<'a> {
     /// The pod's IP.
     pub ip: &'a str,
+    /// Cluster DNS for Services' names in args and env ([`resolve_service_names`]); `None`:
+    /// names stay as they are.
+    pub dns: Option<&'a Resolver>,
     /// Its `HOSTNAME` (the pod's name).
     pub hostname: &'a str,
     /// `mountPath` → host directory of the container's volume mounts.
@@ -346,7 +377,8 @@ pub struct Pod<'a> {
 
 /// The process's arguments and environment for `container` with resolved env `vars` in `pod`:
 /// [`command_line`], then in every argument and env value a path under a mount rewritten
-/// ([`rewrite_path`]) and a wildcard listen address bound to the pod ([`bind_to_pod`]);
+/// ([`rewrite_path`]), a wildcard listen address bound to the pod ([`bind_to_pod`]) and
+/// Services' DNS names resolved ([`resolve_service_names`]);
 /// `listen_env` (the image's listen variable) set to `ip:firstContainerPort` (8080 without
 /// ports) unless the container sets it; `PATH` and `HOSTNAME` unless set.
 pub fn process_command(
@@ -355,7 +387,13 @@ pub fn process_command(
     pod: &Pod<'_>,
     listen_env: Option<&str>,
 ) -> (Vec<String>, BTreeMap<String, String>) {
-    let adapt = |v: &str| bind_to_pod(&rewrite_path(v, pod.mounts), pod.ip);
+    let adapt = |v: &str| {
+        let v = bind_to_pod(&rewrite_path(v, pod.mounts), pod.ip);
+        match pod.dns {
+            Some(dns) => resolve_service_names(&v, |host| dns.resolve(host)),
+            None => v,
+        }
+    };
     let args = command_line(container, vars)
         .iter()
         .map(|a| adapt(a))
@@ -553,6 +591,31 @@ mod tests {
     }
 
     #[test]
+    fn services_dns_names_become_their_cluster_ips() {
+        let resolve = |host: &str| match host {
+            "redis.feed.svc" | "redis.feed.svc.cluster.local" => Some(Ipv4Addr::new(127, 20, 0, 7)),
+            _ => None,
+        };
+        let cases = [
+            ("redis://redis.feed.svc:6379", "redis://127.20.0.7:6379"),
+            (
+                "--redis-url=redis://redis.feed.svc.cluster.local:6379/0",
+                "--redis-url=redis://127.20.0.7:6379/0",
+            ),
+            ("redis.feed.svc", "127.20.0.7"),
+            // Unknown Services, short names and ordinary words stay as they are.
+            ("redis://other.feed.svc:6379", "redis://other.feed.svc:6379"),
+            ("redis://redis:6379", "redis://redis:6379"),
+            ("feed.svc", "feed.svc"),
+            ("0.0.0.0:8080", "0.0.0.0:8080"),
+            ("", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(resolve_service_names(input, resolve), want, "{input}");
+        }
+    }
+
+    #[test]
     fn paths_under_a_mount_move_to_the_pods_directory() {
         let a = Path::new("/pods/p/volumes/profile");
         let b = Path::new("/pods/p/volumes/nested");
@@ -595,6 +658,7 @@ mod tests {
             ip: "127.10.0.9",
             hostname: "web-1",
             mounts: &mounts,
+            dns: None,
         };
         let c = json!({"args": ["--listen", "0.0.0.0:8080", "--profile=/etc/feed/p.json", "$(X)"],
                        "ports": [{"containerPort": 9090}]});

@@ -56,6 +56,7 @@ pub use backoff::TimeScale;
 pub use images::{ImageRule, ImageTable};
 
 use crate::FakeApi;
+use crate::net::services::Resolver;
 use crate::store::is_deleting;
 use podip::PodIps;
 use process::Pids;
@@ -93,11 +94,14 @@ pub struct KubeletConfig {
     pub time_scale: TimeScale,
     /// Also run the Deployment controller.
     pub deployments: bool,
+    /// Cluster DNS: Services' names in containers' args and env (`redis://redis.feed.svc:6379`)
+    /// are replaced by their ClusterIPs when the process starts (`None`: left as written).
+    pub dns: Option<Resolver>,
 }
 
 impl KubeletConfig {
     /// A kubelet on node `localkube` with pod directories under `root`, images from `images`,
-    /// the default sync delay, real time, and the Deployment controller.
+    /// the default sync delay, real time, the Deployment controller and no cluster DNS.
     pub fn new(root: impl Into<PathBuf>, images: ImageTable) -> Self {
         Self {
             node_name: "localkube".into(),
@@ -106,6 +110,7 @@ impl KubeletConfig {
             sync_delay: DEFAULT_SYNC_DELAY,
             time_scale: TimeScale::REAL,
             deployments: true,
+            dns: None,
         }
     }
 }
@@ -138,6 +143,7 @@ struct Settings {
     scale: TimeScale,
     http: reqwest::Client,
     pids: Pids,
+    dns: Option<Resolver>,
 }
 
 /// The running kubelet (and Deployment controller). [`KubeletHandle::stop`] stops every pod's
@@ -192,6 +198,7 @@ pub fn spawn(api: FakeApi, config: KubeletConfig) -> Result<KubeletHandle, Kubel
         scale: config.time_scale,
         http,
         pids: pids.clone(),
+        dns: config.dns.clone(),
     });
     api.put("nodes", node(&config.node_name));
     api.serve_pod_logs(&config.root);

@@ -515,6 +515,7 @@ impl Worker {
                 ip,
                 hostname: &self.pod.name,
                 mounts: &mount_refs,
+                dns: self.settings.dns.as_ref(),
             },
             rule.listen_env.as_deref(),
         );

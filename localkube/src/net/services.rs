@@ -194,6 +194,12 @@ pub fn service_of_host(host: &str) -> Option<(&str, &str)> {
         .then_some((namespace, name))
 }
 
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver").finish_non_exhaustive()
+    }
+}
+
 impl Resolver {
     /// The address of a host: an IPv4 literal as is, a Service's cluster DNS name as its
     /// ClusterIP, `localhost` as 127.0.0.1; `None` otherwise.
