@@ -1,0 +1,163 @@
+//! The decision history (`status.history`): why the rollout is where it is, long after the
+//! Events (about an hour) are gone.
+//!
+//! The operator appends one [`HistoryEntry`] per decision (a new revision, a step, a pause, a
+//! resume, a promotion, a rollback, an abort, a retry, a revert, an invalid spec, a human
+//! command that did not apply) and keeps the last [`HISTORY_LIMIT`]; `kubectl feedroll
+//! timeline` prints them. An entry costs about 300 bytes of JSON (reason capped at
+//! [`REASON_LIMIT`] bytes), so a full history adds about 15 KiB (at most ~30 KiB) to the
+//! object.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::status::{Phase, Verdict};
+
+/// How many decisions `status.history` keeps (the oldest are dropped).
+pub const HISTORY_LIMIT: usize = 50;
+
+/// Longest `reason` kept in an entry, in bytes (longer ones are cut at a character boundary
+/// and end with `…`).
+pub const REASON_LIMIT: usize = 300;
+
+/// One decision of the operator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// When it was decided.
+    pub at: Time,
+    /// What was decided.
+    pub decision: Decision,
+    /// The phase after the decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The step index after the decision (0-based, like `currentStepIndex`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i32>,
+    /// The desired canary weight after the decision.
+    #[serde(default)]
+    pub weight: i32,
+    /// Why, in words (the status message of the decision).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 310))]
+    pub reason: String,
+    /// The check whose result decided, when analysis decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<DecisiveCheck>,
+    /// The human command behind the decision, when a human caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandRef>,
+}
+
+/// The kinds of decision kept in the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Decision {
+    /// A new revision started rolling out (or was first deployed).
+    Started,
+    /// A step was entered.
+    StepAdvanced,
+    /// The rollout waits for a human.
+    Paused,
+    /// A pause ended.
+    Resumed,
+    /// All steps done (or a full promotion): the canary becomes stable.
+    Promoting,
+    /// Stable runs the new revision.
+    Promoted,
+    /// Analysis, pod health or the progress deadline rolled the canary back.
+    RolledBack,
+    /// A human aborted.
+    Aborted,
+    /// A human restarted a rolled-back or aborted revision.
+    Retried,
+    /// The spec went back to the stable revision.
+    Reverted,
+    /// The spec cannot be acted on.
+    Failed,
+    /// A human command did not apply in the phase it arrived in.
+    CommandIgnored,
+}
+
+impl Decision {
+    /// The name shown by `kubectl feedroll timeline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Started => "Started",
+            Decision::StepAdvanced => "StepAdvanced",
+            Decision::Paused => "Paused",
+            Decision::Resumed => "Resumed",
+            Decision::Promoting => "Promoting",
+            Decision::Promoted => "Promoted",
+            Decision::RolledBack => "RolledBack",
+            Decision::Aborted => "Aborted",
+            Decision::Retried => "Retried",
+            Decision::Reverted => "Reverted",
+            Decision::Failed => "Failed",
+            Decision::CommandIgnored => "CommandIgnored",
+        }
+    }
+}
+
+/// The check behind a decision: its value against its threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisiveCheck {
+    /// Check name.
+    pub name: String,
+    /// The judged value; absent without data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The threshold, e.g. `<= 0.005`.
+    pub threshold: String,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// A human command, as the `feedroll.dev/command` annotation carried it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandRef {
+    /// The command id (the annotation value, `<verb>/<nonce>`).
+    pub id: String,
+    /// Who sent it, as the sender declared it (`feedroll.dev/command-author`; `kubectl
+    /// feedroll` writes the kubeconfig user). Not authenticated: the API server's audit log is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+}
+
+/// `history` with `entry` appended and only the last [`HISTORY_LIMIT`] kept.
+pub fn append(history: &mut Vec<HistoryEntry>, mut entry: HistoryEntry) {
+    entry.reason = cap(&entry.reason, REASON_LIMIT);
+    history.push(entry);
+    if history.len() > HISTORY_LIMIT {
+        let excess = history.len() - HISTORY_LIMIT;
+        history.drain(..excess);
+    }
+}
+
+/// `text` cut to at most `limit` bytes at a character boundary, ending with `…` when cut.
+fn cap(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let mut end = limit - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_reasons_are_cut_at_a_character_boundary() {
+        let text = "é".repeat(400);
+        let capped = cap(&text, REASON_LIMIT);
+        assert!(capped.len() <= REASON_LIMIT, "{}", capped.len());
+        assert!(capped.ends_with('…'));
+        assert_eq!(cap("short", REASON_LIMIT), "short");
+    }
+}

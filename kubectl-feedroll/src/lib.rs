@@ -1,0 +1,20 @@
+//! `kubectl feedroll`: a kubectl plugin for FeedRollouts.
+//!
+//! Layers point one way: [`cli`] (the command line) → [`run`] (the thin I/O shell: kubeconfig,
+//! API calls, watches) → the pure parts, which take CRD types and return text or patches:
+//! [`render`] (tables, the status view, the timeline), [`edit`] (the command annotation,
+//! `set image`, `undo`), [`wait`] (whether a `wait` is over, and its exit code) and [`lint`]
+//! (the operator's own validation, without Prometheus).
+//!
+//! The command protocol (`feedroll.dev/command=<verb>/<nonce>`, verbs), the revision hash and
+//! the stable Deployment's recorded source are the operator's code (`feedroll-operator` as a
+//! library); validation is `feedroll_crds::validate`, as in `feedroll-operator check` and the
+//! local API server.
+
+pub mod cli;
+pub mod edit;
+pub mod exit;
+pub mod lint;
+pub mod render;
+pub mod run;
+pub mod wait;
