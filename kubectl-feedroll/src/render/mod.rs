@@ -111,6 +111,20 @@ fn age(since: Timestamp, now: Timestamp) -> String {
     }
 }
 
+/// A step's duration as written in specs: `15m`, `1h30m`, `45s`, `1h0m5s`.
+fn duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m, s) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, 0) => format!("{h}h{m}m"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
 /// A time as `2026-12-01 03:12:05` (UTC).
 fn clock(t: Timestamp) -> String {
     t.to_zoned(TimeZone::UTC)
@@ -155,6 +169,11 @@ mod tests {
         assert_eq!(age(t0, later(600)), "10m");
         assert_eq!(age(t0, later(5 * 3600)), "5h");
         assert_eq!(age(t0, later(3 * 86_400)), "3d");
+        let d = std::time::Duration::from_secs;
+        assert_eq!(duration(d(900)), "15m");
+        assert_eq!(duration(d(5400)), "1h30m");
+        assert_eq!(duration(d(45)), "45s");
+        assert_eq!(duration(d(3605)), "1h0m5s");
         // All steps done: the index is one past the last step.
         assert_eq!(step_of(Some(4), Some(4)), "4/4");
         assert_eq!(step_of(Some(0), Some(4)), "1/4");

@@ -3,12 +3,11 @@
 
 use std::fmt::Write as _;
 
-use feedroll_crds::duration::prometheus_duration;
 use feedroll_crds::{FeedRollout, FeedRolloutStatus, Phase, ResolvedStep};
 use k8s_openapi::jiff::Timestamp;
 
 use super::timeline::entries;
-use super::{Palette, age, step_of, table, value};
+use super::{Palette, age, duration, step_of, table, value};
 
 /// How many decisions the status view ends with (`timeline` shows all).
 pub const RECENT_DECISIONS: usize = 5;
@@ -103,7 +102,7 @@ pub fn status(fr: &FeedRollout, now: Timestamp, p: Palette) -> String {
             let state = step_state(st, i);
             let action = match step {
                 ResolvedStep::SetWeight(w) => format!("setWeight {w}"),
-                ResolvedStep::Pause(Some(d)) => format!("pause {}", prometheus_duration(*d)),
+                ResolvedStep::Pause(Some(d)) => format!("pause {}", duration(*d)),
                 ResolvedStep::Pause(None) => "pause until a human promotes".to_owned(),
             };
             rows.push(vec![(i + 1).to_string(), state.as_str().to_owned(), action]);
