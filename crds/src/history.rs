@@ -4,9 +4,9 @@
 //! The operator appends one [`HistoryEntry`] per decision (a new revision, a step, a pause, a
 //! resume, a promotion, a rollback, an abort, a retry, a revert, an invalid spec, a human
 //! command that did not apply) and keeps the last [`HISTORY_LIMIT`]; `kubectl feedroll
-//! timeline` prints them. An entry costs about 300 bytes of JSON (reason capped at
-//! [`REASON_LIMIT`] bytes), so a full history adds about 15 KiB (at most ~30 KiB) to the
-//! object.
+//! timeline` prints them. An entry costs 180–250 bytes of JSON (at most about 600: the
+//! reason is capped at [`REASON_LIMIT`] bytes), so a full history adds about 12 KiB (at most
+//! ~30 KiB) to the object.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
@@ -40,7 +40,7 @@ pub struct HistoryEntry {
     pub weight: i32,
     /// Why, in words (the status message of the decision).
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(length(max = 310))]
+    #[schemars(length(max = 300))]
     pub reason: String,
     /// The check whose result decided, when analysis decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,16 +119,28 @@ pub struct DecisiveCheck {
 #[serde(rename_all = "camelCase")]
 pub struct CommandRef {
     /// The command id (the annotation value, `<verb>/<nonce>`).
+    #[schemars(length(max = 128))]
     pub id: String,
     /// Who sent it, as the sender declared it (`feedroll.dev/command-author`; `kubectl
     /// feedroll` writes the kubeconfig user). Not authenticated: the API server's audit log is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub author: Option<String>,
 }
 
-/// `history` with `entry` appended and only the last [`HISTORY_LIMIT`] kept.
+/// Longest command id or author kept in an entry, in bytes (both come from annotations, which
+/// anyone with `patch` can fill).
+pub const COMMAND_LIMIT: usize = 128;
+
+/// `history` with `entry` appended and only the last [`HISTORY_LIMIT`] kept; the reason and the
+/// command's id and author are capped ([`REASON_LIMIT`], [`COMMAND_LIMIT`]) so the status stays
+/// small whatever the annotations hold.
 pub fn append(history: &mut Vec<HistoryEntry>, mut entry: HistoryEntry) {
     entry.reason = cap(&entry.reason, REASON_LIMIT);
+    if let Some(command) = &mut entry.command {
+        command.id = cap(&command.id, COMMAND_LIMIT);
+        command.author = command.author.as_deref().map(|a| cap(a, COMMAND_LIMIT));
+    }
     history.push(entry);
     if history.len() > HISTORY_LIMIT {
         let excess = history.len() - HISTORY_LIMIT;
@@ -159,5 +171,36 @@ mod tests {
         assert!(capped.len() <= REASON_LIMIT, "{}", capped.len());
         assert!(capped.ends_with('…'));
         assert_eq!(cap("short", REASON_LIMIT), "short");
+    }
+
+    #[test]
+    fn appending_keeps_the_last_entries_and_caps_annotation_values() {
+        let entry = |i: usize| HistoryEntry {
+            at: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            decision: Decision::Paused,
+            phase: Some(Phase::Paused),
+            step: Some(i32::try_from(i).unwrap_or_default()),
+            weight: 10,
+            reason: String::new(),
+            check: None,
+            command: Some(CommandRef {
+                id: format!("pause/{}", "9".repeat(1000)),
+                author: Some("a".repeat(1000)),
+            }),
+        };
+        let mut history = Vec::new();
+        for i in 0..HISTORY_LIMIT + 7 {
+            append(&mut history, entry(i));
+        }
+        assert_eq!(history.len(), HISTORY_LIMIT);
+        assert_eq!(history[0].step, Some(7));
+        let command = history[0].command.as_ref().expect("command");
+        assert!(command.id.len() <= COMMAND_LIMIT && command.id.starts_with("pause/"));
+        assert!(
+            command
+                .author
+                .as_ref()
+                .is_some_and(|a| a.len() <= COMMAND_LIMIT)
+        );
     }
 }

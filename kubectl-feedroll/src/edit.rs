@@ -137,7 +137,7 @@ pub fn undo(fr: &FeedRollout, stable: &Deployment) -> Result<Option<(Value, Stri
         .as_ref()
         .and_then(|a| a.get(ANNOTATION_SOURCE))
         .and_then(|text| Source::from_annotation(text))
-        .ok_or_else(|| EditError::NoSource(name))?;
+        .ok_or(EditError::NoSource(name))?;
     let found = source.revision();
     if found != want {
         return Err(EditError::StaleSource { want, found });

@@ -35,17 +35,19 @@ pub(crate) fn record(
     else {
         return t;
     };
-    let command = (t.status.last_command_id != old.last_command_id)
-        .then(|| t.status.last_command_id.as_ref())
-        .flatten()
-        .map(|id| CommandRef {
-            id: id.clone(),
-            author: obs
-                .commands
-                .iter()
-                .find(|c| &c.id == id)
-                .and_then(|c| c.author.clone()),
-        });
+    let applied = t
+        .status
+        .last_command_id
+        .as_ref()
+        .filter(|id| old.last_command_id.as_ref() != Some(*id));
+    let command = applied.map(|id| CommandRef {
+        id: id.clone(),
+        author: obs
+            .commands
+            .iter()
+            .find(|c| &c.id == id)
+            .and_then(|c| c.author.clone()),
+    });
     let analysed = t.status.analysis.as_ref().and_then(|a| a.at.as_ref())
         != old.analysis.as_ref().and_then(|a| a.at.as_ref());
     let check = match &obs.analysis {
