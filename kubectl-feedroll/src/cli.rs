@@ -127,7 +127,7 @@ pub enum Verb {
     },
     /// Validate FeedRollout files offline: schema, CEL rules, defaults and presets.
     Lint {
-        /// Files to check.
+        /// Files to check (`-` reads standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },

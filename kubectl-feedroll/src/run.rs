@@ -147,9 +147,9 @@ pub async fn run(cli: Cli, term: &mut Terminal<'_>) -> anyhow::Result<Exit> {
                 }
             };
             if let Some(format) = g.output {
-                match name {
-                    Some(_) => print(term.out, format, &items[0])?,
-                    None => print(
+                match (name, items.as_slice()) {
+                    (Some(_), [one]) => print(term.out, format, one)?,
+                    _ => print(
                         term.out,
                         format,
                         &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}),
@@ -169,18 +169,23 @@ pub async fn run(cli: Cli, term: &mut Terminal<'_>) -> anyhow::Result<Exit> {
             }
         }
         Verb::Status { name, watch } => {
+            // Read first: a missing rollout is a clear error, not a silent watch.
             let fr = conn.get(name).await?;
-            show_status(term, g.output, &fr, false)?;
             if *watch {
+                // The watch starts with the current object: drawn once, then on every change.
                 let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
                 let mut changes = watcher(conn.rollouts(), config).applied_objects().boxed();
+                let mut first = true;
                 while let Some(fr) = changes
                     .try_next()
                     .await
                     .context("watching the feedrollout")?
                 {
-                    show_status(term, g.output, &fr, true)?;
+                    show_status(term, g.output, &fr, !first)?;
+                    first = false;
                 }
+            } else {
+                show_status(term, g.output, &fr, false)?;
             }
         }
         Verb::Timeline { name } => {

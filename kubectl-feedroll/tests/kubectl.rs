@@ -4,8 +4,10 @@
 //! then every verb is run the way an on-call engineer or a CI job runs it, exit codes included.
 //! kubectl is part of the machine image: without it this test fails, it does not skip.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use feedroll_crds::FeedRollout;
 use feedroll_localkube::FakeApi;
@@ -254,6 +256,42 @@ async fn kubectl_feedroll_lists_explains_commands_and_waits() {
     );
     let (code, text) = k.feedroll(&["wait", "feed", "--for", "bogus"]);
     assert_eq!(code, 2, "{text}");
+
+    // status -w: drawn at once, then again on every change.
+    let mut watching = Command::new("kubectl")
+        .args(["feedroll", "status", "feed", "-w"])
+        .env("KUBECONFIG", &k.kubeconfig)
+        .env("PATH", &k.path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kubectl feedroll status -w");
+    let stdout = watching.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let until = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(want) => return,
+                Ok(_) => {}
+                Err(e) => panic!("status -w never showed {want:?}: {e}"),
+            }
+        }
+    };
+    until("Phase:     RolledBack");
+    api.update(FR, "feedrollouts", "feed", "feed", |o| {
+        o["status"]["phase"] = json!("Aborted");
+    });
+    until("Phase:     Aborted");
+    let _ = watching.kill();
+    let _ = watching.wait();
 
     // set image, then undo back to what the stable Deployment records.
     let (code, text) = k.feedroll(&["set", "image", "feed", "sidecar=x:1"]);

@@ -117,11 +117,14 @@ fn rank(d: Decision) -> u8 {
     }
 }
 
-/// The check of this run behind `decision`: for a rollback or a pause the worst non-passing
-/// record (failures before no data and errors, roll-back tier before blocking, pause and
-/// advisory); for a step or a promotion the gate's worst record. `None` for other decisions.
+/// The check of this run behind `decision`, among the judged (non-advisory) records: for a
+/// rollback or a pause the worst non-passing one (failures before errors before no data,
+/// roll-back tier before blocking before pause); for a step or a promotion the gate's worst.
+/// `None` for other decisions.
 fn decisive(decision: Decision, records: &[CheckRecord]) -> Option<DecisiveCheck> {
-    let worst = records.iter().max_by_key(|r| {
+    // Advisory checks never decide: they only warn.
+    let judged = records.iter().filter(|r| r.tier != Tier::Advisory);
+    let worst = judged.max_by_key(|r| {
         (
             verdict_rank(r.verdict),
             tier_rank(r.tier),
@@ -153,8 +156,7 @@ fn verdict_rank(v: Verdict) -> u8 {
 
 fn tier_rank(t: Tier) -> u8 {
     match t {
-        Tier::Advisory => 0,
-        Tier::Pause => 1,
+        Tier::Advisory | Tier::Pause => 1,
         Tier::Blocking => 2,
         Tier::Rollback => 3,
     }
