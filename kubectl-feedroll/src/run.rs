@@ -374,9 +374,10 @@ async fn wait_for(
         Err(_) => {
             writeln!(
                 term.out,
-                "feedrollout {}/{name}: timed out after {}s waiting for {target:?}",
+                "feedrollout {}/{name}: timed out after {}s waiting for {}",
                 conn.namespace,
-                timeout.as_secs()
+                timeout.as_secs(),
+                target.as_str()
             )?;
             Ok(Exit::Timeout)
         }

@@ -16,6 +16,18 @@ pub enum WaitFor {
     AnyTerminal,
 }
 
+impl WaitFor {
+    /// The flag value: `succeeded`, `paused`, `rolled-back`, `any-terminal`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitFor::Succeeded => "succeeded",
+            WaitFor::Paused => "paused",
+            WaitFor::RolledBack => "rolled-back",
+            WaitFor::AnyTerminal => "any-terminal",
+        }
+    }
+}
+
 /// Where a rollout stands for a `wait`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -139,6 +151,14 @@ mod tests {
                 want,
                 "{target:?} {phase:?}"
             );
+        }
+    }
+
+    #[test]
+    fn flag_names_are_the_ones_clap_accepts() {
+        for target in WaitFor::value_variants() {
+            let value = target.to_possible_value().expect("a value");
+            assert_eq!(value.get_name(), target.as_str());
         }
     }
 

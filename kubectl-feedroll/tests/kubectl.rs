@@ -228,6 +228,10 @@ async fn kubectl_feedroll_lists_explains_commands_and_waits() {
     );
     let (code, text) = k.feedroll(&["wait", "feed", "--for", "succeeded", "--timeout", "1s"]);
     assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("timed out after 1s waiting for succeeded"),
+        "{text}"
+    );
     let mut waiting = Command::new("kubectl");
     waiting
         .args([

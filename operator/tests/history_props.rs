@@ -181,7 +181,7 @@ proptest! {
                 prop_assert_eq!(entry.phase, new.phase);
                 prop_assert_eq!(entry.step, new.current_step_index);
                 prop_assert_eq!(entry.weight, new.weight);
-                prop_assert_eq!(&entry.at.0, &at(statuses_time(&events, i)));
+                prop_assert_eq!(&entry.at.0, &at(clock_at(&events, i)));
                 // A command applied in this decision is named, with its author.
                 if new.last_command_id != old.last_command_id {
                     let command = entry.command.as_ref();
@@ -202,7 +202,7 @@ proptest! {
 }
 
 /// The clock of decision `i`.
-fn statuses_time(events: &[Event], i: usize) -> i64 {
+fn clock_at(events: &[Event], i: usize) -> i64 {
     events[..=i].iter().map(|e| e.advance).sum()
 }
 
