@@ -1,8 +1,8 @@
 //! `kubectl feedroll`: a kubectl plugin for FeedRollouts.
 //!
-//! Layers point one way: [`cli`] (the command line) → [`run`] (the thin I/O shell: kubeconfig,
-//! API calls, watches) → the pure parts, which take CRD types and return text or patches:
-//! [`render`] (tables, the status view, the timeline), [`edit`] (the command annotation,
+//! Layers point one way: [`cli`] (the command line) → the binary's thin I/O shell (`run.rs`:
+//! kubeconfig, API calls, watches; `anyhow` lives only there) → the pure parts in this library,
+//! which take CRD types and return text or patches: [`render`] (tables, the status view, the timeline), [`edit`] (the command annotation,
 //! `set image`, `undo`), [`wait`] (whether a `wait` is over, and its exit code) and [`lint`]
 //! (the operator's own validation, without Prometheus).
 //!
@@ -16,5 +16,4 @@ pub mod edit;
 pub mod exit;
 pub mod lint;
 pub mod render;
-pub mod run;
 pub mod wait;

@@ -1,11 +1,13 @@
 //! `kubectl-feedroll`: the binary kubectl runs for `kubectl feedroll …` (see the crate README).
 
+mod run;
+
 use std::process::ExitCode;
 
 use clap::Parser;
 use kubectl_feedroll::cli::Cli;
 use kubectl_feedroll::exit::Exit;
-use kubectl_feedroll::run::{Terminal, run};
+use run::{Terminal, run};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {

@@ -19,12 +19,12 @@ use kube::{Client, Config};
 use kube_runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 
-use crate::cli::{Cli, Global, Output, SetVerb, Verb};
-use crate::edit;
-use crate::exit::Exit;
-use crate::lint;
-use crate::render::{self, Palette};
-use crate::wait::{self, Outcome, WaitFor};
+use kubectl_feedroll::cli::{Cli, Global, Output, SetVerb, Verb};
+use kubectl_feedroll::edit;
+use kubectl_feedroll::exit::Exit;
+use kubectl_feedroll::lint;
+use kubectl_feedroll::render::{self, Palette};
+use kubectl_feedroll::wait::{self, Outcome, WaitFor};
 
 /// Where to print, and whether stdout is a terminal (colours, redraws in place).
 pub struct Terminal<'a> {
