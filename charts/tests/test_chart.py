@@ -728,9 +728,10 @@ def test_packaged_chart_carries_the_crd_as_a_real_file(tmp_path):
         assert member.isfile()
         assert tar.extractfile(member).read() == CRD_SOURCE.read_bytes()
         names = tar.getnames()
-    # The chart's tests and snapshots are not part of the package; the example and plugin are.
+    # The chart's tests and snapshots are not part of the package; the example is. The kubectl
+    # plugin is its own binary now (kubectl-feedroll/, installed with krew or cargo), not a file.
     assert "feedroll/examples/feed-server-redis.yaml" in names
-    assert "feedroll/files/kubectl-feedroll" in names
+    assert not any(n.startswith("feedroll/files/") for n in names)
 
 
 def test_helm_sees_the_crd_in_crds_dir():
@@ -872,29 +873,6 @@ def test_examples_use_the_images_make_images_tags():
     assert len({f for f, _ in images}) >= 2, images
     wrong = {(f, i) for f, i in images if i != f"ghcr.io/feedroll/feed-server:{version}"}
     assert not wrong, f"examples not on appVersion {version}: {sorted(wrong)}"
-
-
-# ---------------------------------------------------------------- the kubectl plugin
-
-
-def test_kubectl_feedroll_plugin(tmp_path):
-    log = tmp_path / "kubectl.log"
-    fake = tmp_path / "kubectl"
-    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\n')
-    fake.chmod(0o755)
-    plugin = CHART / "files" / "kubectl-feedroll"
-    assert os.access(plugin, os.X_OK)
-    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
-    for verb in ["promote", "promote-full", "pause", "resume", "abort", "retry"]:
-        subprocess.run([str(plugin), verb, "feed-server", "-n", "feed"], env=env, check=True)
-    calls = log.read_text().splitlines()
-    assert len(calls) == 6
-    for verb, call in zip(["promote", "promote-full", "pause", "resume", "abort", "retry"], calls):
-        assert call.startswith(f"annotate feedrollouts.feedroll.dev feed-server feedroll.dev/command={verb}/")
-        assert call.endswith("--overwrite -n feed")
-    assert len({c.split("=")[1].split()[0] for c in calls}) == 6
-    bad = subprocess.run([str(plugin), "destroy", "feed-server"], env=env, capture_output=True, text=True)
-    assert bad.returncode == 2 and "usage" in bad.stderr
 
 
 # ---------------------------------------------------------------- the example FeedRollout

@@ -4,7 +4,8 @@
 //!   (the feed-server format from `feed-profile`, embedded, not duplicated), strategy and
 //!   analysis ([`spec`], [`analysis`]).
 //! - [`FeedRolloutStatus`]: phase, step, weight, revisions, replica counts, selector, standard
-//!   conditions, `observedGeneration` and the last analysis records ([`status`]).
+//!   conditions, `observedGeneration` and the last analysis records ([`status`]), and the last
+//!   50 decisions ([`history`]).
 //! - [`defaults`]: the roadmap plan and policy table, applied in code by
 //!   [`FeedRolloutSpec::resolved_strategy`] and [`FeedRolloutSpec::resolved_analysis`].
 //! - [`crd()`]: the CustomResourceDefinition, schema cleaned for Kubernetes ([`schema`]);
@@ -21,6 +22,7 @@ pub mod analysis;
 pub mod defaults;
 pub mod duration;
 mod error;
+pub mod history;
 pub mod schema;
 pub mod selector;
 pub mod sequential;
@@ -38,6 +40,7 @@ pub use defaults::{
 };
 pub use duration::DurationString;
 pub use error::ApiError;
+pub use history::{CommandRef, Decision, DecisiveCheck, HistoryEntry};
 pub use schema::crd;
 pub use sequential::SequentialTest;
 pub use spec::{

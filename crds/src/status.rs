@@ -88,6 +88,11 @@ pub struct FeedRolloutStatus {
     /// When the canary was rolled back or aborted (also the end of breach-to-rollback time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_back_at: Option<Time>,
+    /// The last decisions, oldest first, at most [`crate::history::HISTORY_LIMIT`]: what was
+    /// decided, when, on which check's value or whose command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub history: Vec<crate::history::HistoryEntry>,
 }
 
 /// Phases of a rollout.

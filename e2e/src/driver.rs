@@ -339,6 +339,7 @@ pub async fn run(
             commands.push(Command {
                 id: format!("{}-{}", kind.as_str(), elapsed.as_millis()),
                 kind,
+                author: None,
             });
         }
         let crashed = world.canary.as_mut().is_some_and(|c| c.proc.exited());

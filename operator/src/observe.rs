@@ -13,6 +13,9 @@ use crate::desired::{ANNOTATION_REVISION, ANNOTATION_SOURCE, LABEL_REVISION, Sou
 
 /// Annotation carrying a human command: `<verb>` or `<verb>/<nonce>`.
 pub const ANNOTATION_COMMAND: &str = "feedroll.dev/command";
+/// Annotation naming who sent the command in [`ANNOTATION_COMMAND`] (self-declared; `kubectl
+/// feedroll` writes the kubeconfig user). It is kept with the decision in `status.history`.
+pub const ANNOTATION_COMMAND_AUTHOR: &str = "feedroll.dev/command-author";
 /// A canary container restarting more often than this counts as crash-looping.
 pub const RESTART_BOUND: i32 = 3;
 
@@ -37,20 +40,29 @@ pub fn parse_command(value: &str) -> Result<Command, String> {
     Ok(Command {
         id: value.to_owned(),
         kind,
+        author: None,
     })
 }
 
-/// The command on the object, if any: `Ok(None)` without the annotation, `Err` (with the
-/// annotation value as id) for a value that is not a command.
+/// The command on the object, if any (with its author from [`ANNOTATION_COMMAND_AUTHOR`]):
+/// `Ok(None)` without the annotation, `Err` (with the annotation value as id) for a value that
+/// is not a command.
 pub fn command(
     annotations: &BTreeMap<String, String>,
 ) -> Result<Option<Command>, (String, String)> {
     match annotations.get(ANNOTATION_COMMAND) {
         None => Ok(None),
         Some(v) if v.trim().is_empty() => Ok(None),
-        Some(v) => parse_command(v)
-            .map(Some)
-            .map_err(|e| (v.trim().to_owned(), e)),
+        Some(v) => {
+            let author = annotations
+                .get(ANNOTATION_COMMAND_AUTHOR)
+                .map(|a| a.trim())
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned);
+            parse_command(v)
+                .map(|c| Some(Command { author, ..c }))
+                .map_err(|e| (v.trim().to_owned(), e))
+        }
     }
 }
 

@@ -1330,3 +1330,47 @@ async fn a_ca_that_is_not_pem_then_the_wrong_ca_each_raise_their_event_and_hold(
     );
     assert_listed(api.requests());
 }
+
+#[tokio::test]
+async fn two_hundred_decisions_keep_the_last_fifty_in_the_status() {
+    use feedroll_crds::history::{Decision, HISTORY_LIMIT, HistoryEntry};
+    let api = FakeApi::new();
+    let op = canary_at_25(&api).await;
+    // Every decision the status ever showed, in order (read back after each reconcile).
+    let mut seen: Vec<HistoryEntry> = status(&api).history;
+    assert!(
+        seen.iter().any(|e| e.decision == Decision::Started),
+        "{seen:?}"
+    );
+    for i in 1..=200 {
+        let verb = if i % 2 == 1 { "pause" } else { "resume" };
+        api.update(FR, "feedrollouts", NS, "feed", |o| {
+            o["metadata"]["annotations"] = json!({
+                "feedroll.dev/command": format!("{verb}/{i}"),
+                "feedroll.dev/command-author": format!("user-{i}"),
+            });
+        });
+        op.advance(1);
+        op.reconcile().await;
+        let history = status(&api).history;
+        let last = history.last().expect("an entry").clone();
+        assert_eq!(
+            last.command
+                .as_ref()
+                .map(|c| (c.id.clone(), c.author.clone())),
+            Some((format!("{verb}/{i}"), Some(format!("user-{i}")))),
+            "decision {i}: {last:?}"
+        );
+        if seen.last() != Some(&last) {
+            seen.push(last);
+        }
+    }
+    let history = status(&api).history;
+    assert!(seen.len() >= 200, "{} decisions", seen.len());
+    assert_eq!(history.len(), HISTORY_LIMIT);
+    assert_eq!(history, seen[seen.len() - HISTORY_LIMIT..]);
+    assert_eq!(
+        history.last().map(|e| (e.decision, e.phase)),
+        Some((Decision::Resumed, Some(Phase::Progressing)))
+    );
+}

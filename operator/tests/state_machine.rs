@@ -348,6 +348,7 @@ fn a_command_is_applied_once() {
     obs.commands = vec![feedroll_operator::brain::Command {
         id: "a".into(),
         kind: CommandKind::PromoteStep,
+        author: None,
     }];
     sim.observe(obs.clone());
     assert_eq!(sim.step(), 1);

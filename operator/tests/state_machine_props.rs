@@ -208,7 +208,7 @@ proptest! {
             });
             let commands: Vec<Command> = event.command.iter().map(|kind| {
                 command_id += 1;
-                Command { id: format!("c{command_id}"), kind: *kind }
+                Command { id: format!("c{command_id}"), kind: *kind, author: None }
             }).collect();
             let stable_ready_revision = if event.stable_ready && status.phase == Some(Phase::Promoting) {
                 status.canary_revision.clone()

@@ -1,14 +1,39 @@
 //! The CEL rules (`x-kubernetes-validations`) of the CRD, evaluated client-side with kube's CEL
 //! engine, exactly as written in the generated schema.
 
-use kube::core::cel::Validator;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use kube::core::cel::{CompiledSchema, compile_schema, validate_compiled};
 use serde_json::Value;
 
 use super::Problem;
 
+thread_local! {
+    /// The schema last validated against on this thread and its compiled rules: compiling every
+    /// CEL rule is most of a validation's cost (about a second in debug builds), and callers
+    /// (the local API server on every write, `lint` over many files) reuse one schema.
+    static COMPILED: RefCell<Option<(Value, Rc<CompiledSchema>)>> = const { RefCell::new(None) };
+}
+
+/// `schema` compiled, from this thread's cache when it is the schema compiled last.
+fn compiled(schema: &Value) -> Rc<CompiledSchema> {
+    COMPILED.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if let Some((known, rules)) = cached.as_ref()
+            && known == schema
+        {
+            return Rc::clone(rules);
+        }
+        let rules = Rc::new(compile_schema(schema));
+        *cached = Some((schema.clone(), Rc::clone(&rules)));
+        rules
+    })
+}
+
 /// Every CEL rule `object` breaks.
 pub fn validate(schema: &Value, object: &Value) -> Vec<Problem> {
-    match Validator::new().validate(schema, object, None) {
+    match validate_compiled(&compiled(schema), object, None) {
         Ok(()) => Vec::new(),
         Err(errors) => errors
             .into_vec()

@@ -23,6 +23,7 @@
 mod actions;
 mod conditions;
 mod evidence;
+mod history;
 mod observations;
 mod revision;
 mod schedule;
@@ -37,11 +38,25 @@ pub use conditions::{
 pub use observations::{Command, CommandKind, Observations, PodHealth};
 pub use revision::revision;
 pub use schedule::{AnalysisDue, analysis_due};
-pub use state_machine::{PauseReason, decide};
+pub use state_machine::PauseReason;
 pub use weights::{SKEW_TOLERANCE, canary_replicas, expressed_weight, share};
 
+use feedroll_crds::{FeedRolloutSpec, FeedRolloutStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+/// Decides what happens next (see the state machine's rules in `operator/README.md`) and
+/// appends the decision, if the transition made one, to `status.history` (the last 50 kept).
+/// Pure: the same inputs always give the same output.
+pub fn decide(
+    spec: &FeedRolloutSpec,
+    status: &FeedRolloutStatus,
+    obs: &Observations,
+    now: Timestamp,
+) -> Transition {
+    let t = state_machine::decide(spec, status, obs, now);
+    history::record(status, obs, t, now)
+}
 
 /// `t + d`, saturating instead of overflowing.
 pub(crate) fn after(t: Timestamp, d: std::time::Duration) -> Timestamp {

@@ -40,6 +40,9 @@ pub struct Command {
     pub id: String,
     /// What to do.
     pub kind: CommandKind,
+    /// Who sent it, as the sender declared it (kept in `status.history`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 /// Human commands.

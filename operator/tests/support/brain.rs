@@ -127,6 +127,7 @@ impl Sim {
         obs.commands = vec![Command {
             id: format!("cmd-{}", self.next_command),
             kind,
+            author: None,
         }];
         self.observe(obs)
     }
