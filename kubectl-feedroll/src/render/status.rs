@@ -104,6 +104,12 @@ pub fn status(fr: &FeedRollout, now: Timestamp, p: Palette) -> String {
                 ResolvedStep::SetWeight(w) => format!("setWeight {w}"),
                 ResolvedStep::Pause(Some(d)) => format!("pause {}", duration(*d)),
                 ResolvedStep::Pause(None) => "pause until a human promotes".to_owned(),
+                ResolvedStep::UntilConfident(max) => {
+                    format!(
+                        "pause until every check is confident, at most {}",
+                        duration(*max)
+                    )
+                }
             };
             rows.push(vec![(i + 1).to_string(), state.as_str().to_owned(), action]);
         }
