@@ -43,6 +43,10 @@ pub struct Fit<const D: usize> {
     pub iterations: usize,
 }
 
+/// A feature whose standard deviation is below this counts as constant (weight 0): the signals
+/// are in [0, 1], and a spread this small would only buy a huge, meaningless weight.
+pub const MIN_SD: f64 = 1e-6;
+
 fn sigmoid(t: f64) -> f64 {
     1.0 / (1.0 + (-t).exp())
 }
@@ -75,7 +79,7 @@ pub fn fit_non_negative_logistic<const D: usize>(
             sd[j] += (r[j] - mean[j]).powi(2) / nf;
         }
     }
-    let active: [bool; D] = std::array::from_fn(|j| sd[j].sqrt() > 1e-9);
+    let active: [bool; D] = std::array::from_fn(|j| sd[j].sqrt() > MIN_SD);
     for (s, a) in sd.iter_mut().zip(active) {
         *s = if a { s.sqrt() } else { 1.0 };
     }

@@ -10,14 +10,17 @@
 //! 3. **Fit.** For each prior strength in [`PRIOR_SCALES`] (a factor on the profile's
 //!    `completion.priorWeight`, `completion.bucketPriorWeight` and `engagement.priorWeight`), the
 //!    six signals of every training exposure are computed under the scaled profile and a
-//!    non-negative logistic regression ([`super::fit`]) predicts the objective's label from them
-//!    on the fitting part; every affinity lift in [`LIFTS`] is tried with those weights. The
+//!    non-negative logistic regression ([`super::fit`]) is fitted *pairwise per user-day list*
+//!    on the fitting part: for two exposures of one user's day with different labels, which of
+//!    the two did better, from the difference of their signals (at most
+//!    [`MAX_PAIRS_PER_LIST`] pairs per list). What is the same for a whole list (time of day, a
+//!    signal constant across candidates) cancels out, so the weights learn what orders a list —
+//!    what GAUC and NDCG measure. Every affinity lift in [`LIFTS`] is tried with those weights. The
 //!    (scale, lift) whose ranking of the selection part scores best on the objective's metric
 //!    (GAUC(finish) for `finish`, NDCG@10 of watch ratio for `watch`, of likes for `like`, the
 //!    weighted mean for a mix) wins; ties go to the earlier candidate, so the result is
 //!    deterministic. The weights are then refitted on the whole training slice.
-//! 4. **Answer.** The current profile with the fitted weights (normalised to sum 1, rounded to 4
-//!    decimals), the chosen lift and prior strengths, named `tuned`, validated like any profile;
+//! 4. **Answer.** The current profile with the fitted weights (normalised to sum 1), the chosen lift and prior strengths, named `tuned`, validated like any profile;
 //!    and the held-out quality of both the tuned and the current profile, each exposure scored
 //!    with [`crate::ranking::signals::score`] and every user-day of exposures ranked as one list.
 
@@ -279,11 +282,7 @@ fn weights_of(raw: [f64; 6]) -> SignalWeights {
     let total: f64 = raw.iter().sum();
     let mut w = SignalWeights::default();
     for (signal, v) in Signal::ALL.into_iter().zip(raw) {
-        *w.get_mut(signal) = if total > 0.0 {
-            (v / total * 1e4).round() / 1e4
-        } else {
-            0.0
-        };
+        *w.get_mut(signal) = if total > 0.0 { v / total } else { 0.0 };
     }
     w
 }
@@ -298,13 +297,63 @@ fn time_cut(xs: &[Exposure], fraction: f64) -> usize {
     xs.partition_point(|x| x.ts < cut_ts)
 }
 
+/// Most pairs one user-day list contributes to a fit (a long session would otherwise weigh
+/// quadratically more than the others).
+pub const MAX_PAIRS_PER_LIST: usize = 200;
+
+/// The exposures grouped into user-day lists (indexes into `xs`), in a deterministic order.
+fn user_days(xs: &[Exposure]) -> BTreeMap<(&str, i64), Vec<usize>> {
+    let mut lists: BTreeMap<(&str, i64), Vec<usize>> = BTreeMap::new();
+    for (i, x) in xs.iter().enumerate() {
+        lists
+            .entry((x.user_id.as_str(), day_of(x.ts)))
+            .or_default()
+            .push(i);
+    }
+    lists
+}
+
+/// Pairwise training rows: for two exposures of one user-day list with different labels, the
+/// difference of their signals, labelled `(1 + label difference) / 2`, and the mirrored row.
+/// What is constant within a list (the time of day, a signal equal for every candidate) cancels
+/// out, so the fit learns what *ranks* a list, which is what GAUC and NDCG measure.
+fn pairwise_rows(
+    features: &[[f64; 6]],
+    labels: &[f64],
+    xs: &[Exposure],
+) -> (Vec<[f64; 6]>, Vec<f64>) {
+    let (mut rows, mut ys) = (Vec::new(), Vec::new());
+    for list in user_days(xs).values() {
+        let mut taken = 0;
+        'list: for (a, &i) in list.iter().enumerate() {
+            for &j in &list[a + 1..] {
+                let dy = labels[i] - labels[j];
+                if dy == 0.0 {
+                    continue;
+                }
+                if taken == MAX_PAIRS_PER_LIST {
+                    break 'list;
+                }
+                taken += 1;
+                let d: [f64; 6] = std::array::from_fn(|k| features[i][k] - features[j][k]);
+                rows.push(d);
+                ys.push((1.0 + dy) / 2.0);
+                rows.push(d.map(|v| -v));
+                ys.push((1.0 - dy) / 2.0);
+            }
+        }
+    }
+    (rows, ys)
+}
+
 fn fit_weights(
     profile: &RankingProfile,
     xs: &[Exposure],
     objective: &ObjectiveWeights,
 ) -> [f64; 6] {
     let labels: Vec<f64> = xs.iter().map(|x| objective.label(&x.outcome)).collect();
-    fit_non_negative_logistic(&features(profile, xs), &labels, FitSettings::default()).weights
+    let (rows, ys) = pairwise_rows(&features(profile, xs), &labels, xs);
+    fit_non_negative_logistic(&rows, &ys, FitSettings::default()).weights
 }
 
 /// Fits a profile on the window's exposures; see the module docs.
