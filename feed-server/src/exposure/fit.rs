@@ -1,7 +1,8 @@
 //! A small, deterministic logistic regression with non-negative coefficients: what the tuner
 //! fits the signal weights with.
 //!
-//! Model: `P(y) = σ(b + Σⱼ βⱼ·zⱼ)` on standardised features `zⱼ = (xⱼ − meanⱼ) / sdⱼ`, fitted by
+//! Model: `P(y) = σ(b + Σⱼ βⱼ·zⱼ)` on standardised features `zⱼ = (xⱼ − meanⱼ) / sdⱼ` (without
+//! the intercept `b` and the centring when [`FitSettings::intercept`] is off), fitted by
 //! minimising the mean cross-entropy (labels may be fractional, e.g. a watch ratio) plus
 //! `l2/2 · ‖β‖²`, subject to `βⱼ ≥ 0`: a ranking weight must never reward a signal for being
 //! low. Accelerated projected gradient descent (FISTA) with the step `1/L`, where
@@ -20,14 +21,18 @@ pub struct FitSettings {
     pub max_iterations: usize,
     /// Stop when no coefficient moves more than this in a step.
     pub tolerance: f64,
+    /// Fit an intercept (off for pairwise rows, whose model is symmetric: `P(a beats b) =
+    /// 1 − P(b beats a)`).
+    pub intercept: bool,
 }
 
 impl Default for FitSettings {
     fn default() -> Self {
         Self {
             l2: 1e-3,
-            max_iterations: 500,
-            tolerance: 1e-7,
+            max_iterations: 150,
+            tolerance: 1e-6,
+            intercept: true,
         }
     }
 }
@@ -68,9 +73,11 @@ pub fn fit_non_negative_logistic<const D: usize>(
     }
     let nf = n as f64;
     let mut mean = [0.0; D];
-    for r in &rows[..n] {
-        for j in 0..D {
-            mean[j] += r[j] / nf;
+    if settings.intercept {
+        for r in &rows[..n] {
+            for j in 0..D {
+                mean[j] += r[j] / nf;
+            }
         }
     }
     let mut sd = [0.0; D];
@@ -114,7 +121,11 @@ pub fn fit_non_negative_logistic<const D: usize>(
             }
         }
         let mut next = vec![0.0; 1 + D];
-        next[0] = v[0] - step * grad[0];
+        next[0] = if settings.intercept {
+            v[0] - step * grad[0]
+        } else {
+            0.0
+        };
         for j in 0..D {
             let g = grad[1 + j] + settings.l2 * v[1 + j];
             next[1 + j] = if active[j] {
@@ -199,6 +210,7 @@ mod tests {
             l2: 0.0,
             max_iterations: 5_000,
             tolerance: 1e-10,
+            intercept: true,
         };
         let fit = fit_non_negative_logistic(&rows, &labels, settings);
         assert!((fit.weights[0] - 2.0).abs() < 0.05, "{fit:?}");

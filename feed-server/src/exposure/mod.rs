@@ -52,7 +52,7 @@ use crate::model::{Event, EventType};
 pub const DEFAULT_LOG_CAPACITY: usize = 2_000_000;
 
 /// Default of the most events one tune reads (`--tune-max-events`).
-pub const DEFAULT_TUNE_MAX_EVENTS: usize = 1_000_000;
+pub const DEFAULT_TUNE_MAX_EVENTS: usize = 200_000;
 
 /// One accepted event as the exposure log keeps it.
 #[derive(Clone, Debug, PartialEq)]

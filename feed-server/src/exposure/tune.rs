@@ -13,7 +13,7 @@
 //!    non-negative logistic regression ([`super::fit`]) is fitted *pairwise per user-day list*
 //!    on the fitting part: for two exposures of one user's day with different labels, which of
 //!    the two did better, from the difference of their signals (at most
-//!    [`MAX_PAIRS_PER_LIST`] pairs per list). What is the same for a whole list (time of day, a
+//!    [`MAX_PAIRS_PER_LIST`] pairs per list, [`MAX_FIT_PAIRS`] per fit). What is the same for a whole list (time of day, a
 //!    signal constant across candidates) cancels out, so the weights learn what orders a list —
 //!    what GAUC and NDCG measure. Every affinity lift in [`LIFTS`] is tried with those weights. The
 //!    (scale, lift) whose ranking of the selection part scores best on the objective's metric
@@ -299,7 +299,7 @@ fn time_cut(xs: &[Exposure], fraction: f64) -> usize {
 
 /// Most pairs one user-day list contributes to a fit (a long session would otherwise weigh
 /// quadratically more than the others).
-pub const MAX_PAIRS_PER_LIST: usize = 200;
+pub const MAX_PAIRS_PER_LIST: usize = 50;
 
 /// The exposures grouped into user-day lists (indexes into `xs`), in a deterministic order.
 fn user_days(xs: &[Exposure]) -> BTreeMap<(&str, i64), Vec<usize>> {
@@ -313,8 +313,13 @@ fn user_days(xs: &[Exposure]) -> BTreeMap<(&str, i64), Vec<usize>> {
     lists
 }
 
+/// Most pairs one fit uses: beyond it, every k-th pair (deterministic), so a fit's cost is
+/// bounded whatever the window.
+pub const MAX_FIT_PAIRS: usize = 10_000;
+
 /// Pairwise training rows: for two exposures of one user-day list with different labels, the
-/// difference of their signals, labelled `(1 + label difference) / 2`, and the mirrored row.
+/// difference of their signals, labelled `(1 + label difference) / 2` (fitted without an
+/// intercept, which makes the mirrored row redundant).
 /// What is constant within a list (the time of day, a signal equal for every candidate) cancels
 /// out, so the fit learns what *ranks* a list, which is what GAUC and NDCG measure.
 fn pairwise_rows(
@@ -322,26 +327,23 @@ fn pairwise_rows(
     labels: &[f64],
     xs: &[Exposure],
 ) -> (Vec<[f64; 6]>, Vec<f64>) {
-    let (mut rows, mut ys) = (Vec::new(), Vec::new());
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
     for list in user_days(xs).values() {
-        let mut taken = 0;
-        'list: for (a, &i) in list.iter().enumerate() {
-            for &j in &list[a + 1..] {
-                let dy = labels[i] - labels[j];
-                if dy == 0.0 {
-                    continue;
-                }
-                if taken == MAX_PAIRS_PER_LIST {
-                    break 'list;
-                }
-                taken += 1;
-                let d: [f64; 6] = std::array::from_fn(|k| features[i][k] - features[j][k]);
-                rows.push(d);
-                ys.push((1.0 + dy) / 2.0);
-                rows.push(d.map(|v| -v));
-                ys.push((1.0 - dy) / 2.0);
-            }
-        }
+        let informative = list
+            .iter()
+            .enumerate()
+            .flat_map(|(a, &i)| list[a + 1..].iter().map(move |&j| (i, j)))
+            .filter(|&(i, j)| labels[i] != labels[j])
+            .take(MAX_PAIRS_PER_LIST);
+        pairs.extend(informative);
+    }
+    let stride = pairs.len().div_ceil(MAX_FIT_PAIRS).max(1);
+    let (mut rows, mut ys) = (Vec::new(), Vec::new());
+    for &(i, j) in pairs.iter().step_by(stride) {
+        let dy = labels[i] - labels[j];
+        let d: [f64; 6] = std::array::from_fn(|k| features[i][k] - features[j][k]);
+        rows.push(d);
+        ys.push((1.0 + dy) / 2.0);
     }
     (rows, ys)
 }
@@ -353,7 +355,11 @@ fn fit_weights(
 ) -> [f64; 6] {
     let labels: Vec<f64> = xs.iter().map(|x| objective.label(&x.outcome)).collect();
     let (rows, ys) = pairwise_rows(&features(profile, xs), &labels, xs);
-    fit_non_negative_logistic(&rows, &ys, FitSettings::default()).weights
+    let settings = FitSettings {
+        intercept: false,
+        ..FitSettings::default()
+    };
+    fit_non_negative_logistic(&rows, &ys, settings).weights
 }
 
 /// Fits a profile on the window's exposures; see the module docs.
