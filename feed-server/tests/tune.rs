@@ -16,7 +16,7 @@ fn world() -> Vec<Value> {
     (0..VIDEOS)
         .map(|i| {
             let mut v = video(&format!("v{i}"), &format!("c{}", i % 5), &["t"], 24 * 30);
-            v["duration_ms"] = json!(if i % 2 == 0 { 8_000 } else { 240_000 });
+            v["duration_ms"] = json!(if i.is_multiple_of(2) { 8_000 } else { 240_000 });
             v
         })
         .collect()
@@ -41,7 +41,7 @@ fn history(base: DateTime<Utc>, with_outcomes: bool) -> Vec<Value> {
                 if !with_outcomes {
                     continue;
                 }
-                let short = i % 2 == 0;
+                let short = i.is_multiple_of(2);
                 let finished = if short {
                     (u + k + day) % 3 != 0
                 } else {
@@ -88,7 +88,10 @@ async fn a_tune_learns_what_finishes_and_answers_a_profile_that_loads(backend: B
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["exposures"]["window"], 720, "{body}");
     let held = body["exposures"]["held_out"].as_u64().unwrap_or(0);
-    assert!(held >= 100 && held <= 200, "about a fifth held out: {body}");
+    assert!(
+        (100..=200).contains(&held),
+        "about a fifth held out: {body}"
+    );
     // The profile document loads as a --profile file would, unchanged.
     let text = body["profile"].to_string();
     let loaded = Experiment::parse(&text).expect("the answered profile loads");
