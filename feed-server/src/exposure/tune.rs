@@ -162,7 +162,7 @@ pub enum TuneError {
     InvalidObjective(String),
     /// Too few exposures to fit and hold out.
     #[error(
-        "the exposure log holds {have} exposures in this window{where_}; a tune needs at least {need}"
+        "the exposure log holds {have} exposures in this window{part}; a tune needs at least {need}"
     )]
     TooFewExposures {
         /// Exposures found.
@@ -170,7 +170,7 @@ pub enum TuneError {
         /// Exposures needed.
         need: usize,
         /// Which part was short (empty for the whole window).
-        where_: &'static str,
+        part: &'static str,
     },
     /// No exposure of the slice has a positive outcome of the objective.
     #[error("no exposure of the {slice} has an outcome of the objective ({objective})")]
@@ -266,16 +266,19 @@ fn features(profile: &RankingProfile, xs: &[Exposure]) -> Vec<[f64; 6]> {
 
 /// The quality of ranking `xs` (grouped by user and UTC day) with `profile`.
 pub fn quality_of(profile: &RankingProfile, xs: &[Exposure]) -> Quality {
-    let mut lists: BTreeMap<(&str, i64), Vec<(f64, Outcome)>> = BTreeMap::new();
-    for x in xs {
-        let s = x.inputs.signals(profile);
-        let score = signals::score(&profile.weights, profile.affinity.lift, &s);
-        lists
-            .entry((x.user_id.as_str(), day_of(x.ts)))
-            .or_default()
-            .push((score, x.outcome));
-    }
-    measure(lists.values().map(Vec::as_slice))
+    let lists: Vec<Vec<(f64, Outcome)>> = user_days(xs)
+        .values()
+        .map(|list| {
+            list.iter()
+                .map(|&i| {
+                    let s = xs[i].inputs.signals(profile);
+                    let score = signals::score(&profile.weights, profile.affinity.lift, &s);
+                    (score, xs[i].outcome)
+                })
+                .collect()
+        })
+        .collect();
+    measure(lists.iter().map(Vec::as_slice))
 }
 
 fn weights_of(raw: [f64; 6]) -> SignalWeights {
@@ -376,7 +379,7 @@ pub fn tune(input: TuneInput<'_>) -> Result<TuneReport, TuneError> {
         return Err(TuneError::TooFewExposures {
             have: xs.len(),
             need: MIN_EXPOSURES,
-            where_: "",
+            part: "",
         });
     }
     let outcome_names = || {
@@ -413,7 +416,7 @@ pub fn tune(input: TuneInput<'_>) -> Result<TuneReport, TuneError> {
             return Err(TuneError::TooFewExposures {
                 have: part.len(),
                 need,
-                where_: name,
+                part: name,
             });
         }
     }

@@ -444,9 +444,9 @@ impl Store for RedisStore {
                 .arg(user)
                 .ignore();
         }
-        let log_key = self.key(format_args!("xlog"));
         if !d.log.is_empty() {
-            redis_log::append(&mut pipe, &log_key, self.log.capacity, &d.log);
+            let key = self.key(format_args!("xlog"));
+            redis_log::append(&mut pipe, &key, self.log.capacity, &d.log);
         }
         let written = self.run(&pipe).await.map(|replies| {
             if d.log.is_empty() {
