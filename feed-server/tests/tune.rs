@@ -75,8 +75,17 @@ fn window(since: DateTime<Utc>, until: DateTime<Utc>, objective: Value) -> Value
     json!({"since": ts(since), "until": ts(until), "objective": objective})
 }
 
+/// The harness's 300 ms store timeout is for failing fast on a dead Redis; a debug build on a
+/// loaded machine reads a page of the log slower than that.
+fn patient() -> Options {
+    Options {
+        flags: vec!["--store-timeout-ms".into(), "5000".into()],
+        ..Options::default()
+    }
+}
+
 async fn a_tune_learns_what_finishes_and_answers_a_profile_that_loads(backend: Backend) {
-    let app = TestApp::start(backend).await;
+    let app = TestApp::start_with(backend, patient()).await;
     app.put_videos(&world()).await;
     let base = Utc::now() - Duration::days(4);
     send(&app, history(base, true)).await;
@@ -143,7 +152,7 @@ async fn a_tune_learns_what_finishes_and_answers_a_profile_that_loads(backend: B
 }
 
 async fn bad_tunes_are_refused_with_clear_codes(backend: Backend) {
-    let app = TestApp::start(backend).await;
+    let app = TestApp::start_with(backend, patient()).await;
     app.put_videos(&world()).await;
     let now = Utc::now();
     let base = now - Duration::days(4);
