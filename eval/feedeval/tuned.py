@@ -35,7 +35,7 @@ def format_tune(t: dict) -> str:
         return (f"tuned profile: none -- POST /v1/admin/tune answered {t['status']} "
                 f"{err.get('code', '?')}: {err.get('message', '')}")
     w = t["weights"] or {}
-    weights = ", ".join(f"{k} {v:.3f}" for k, v in sorted(w.items(), key=lambda kv: -kv[1]) if v > 0)
+    weights = ", ".join(f"{k} {v:.3g}" for k, v in sorted(w.items(), key=lambda kv: -kv[1]) if v > 0)
     x = t["exposures"]
     h = t["held_out"]
     lines = [
