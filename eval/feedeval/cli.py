@@ -7,13 +7,16 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 
 from . import data
 from .baselines import PopularityRanker, RandomRanker, ShortestFirstRanker
 from .client import FeedServerClient, ServerError, ServerProcess
 from .replay import replay
-from .report import evaluate, format_table
+from .data import rfc3339_ms
+from .report import METRICS, evaluate, format_table
+from .tuned import format_tune, tune_summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,8 +52,48 @@ def parse_args(argv=None):
                    help="bootstrap resamples for the confidence intervals (default: %(default)s)")
     p.add_argument("--max-reject-frac", type=float, default=0.01,
                    help="fail when the server rejects more than this fraction of events (default: %(default)s)")
+    p.add_argument("--no-tune", action="store_true",
+                   help="skip the tuned profile: by default the started server is asked for a "
+                        "profile tuned on the history window (POST /v1/admin/tune, objective "
+                        "finish) and a second server started with it replays the same history and "
+                        "ranks the same lists (not with --server)")
+    p.add_argument("--keep-tuned", metavar="FILE",
+                   help="keep the tuned profile (JSON, a --profile file) in FILE")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     return p.parse_args(argv)
+
+
+def _serve_and_replay(args, server_args, catalog, events, lists, say, tune_window):
+    """Starts a server (or uses ``--server``), replays and ranks; with ``tune_window`` also asks
+    the server for a profile tuned on it. Returns (rankings, stats, (status, tune body) or None).
+    Raises ServerError, with the server's log tail, when the server fails."""
+    server = None
+    try:
+        if args.server:
+            url = args.server
+        else:
+            server = ServerProcess(args.binary, server_args)
+            url = server.start()
+            say(f"eval: started {args.binary} {' '.join(server_args)} at {url} (log {server.log.name})")
+        client = FeedServerClient(url)
+        try:
+            rankings, stats = replay(client, catalog.videos, events, lists, args.seed,
+                                     progress=not args.quiet)
+            answer = client.tune(*tune_window) if tune_window is not None else None
+        finally:
+            client.close()
+    except ServerError as e:
+        if server is not None:
+            server.stop()
+            raise ServerError(f"{e}\nfeed-server log ({server.log.name}), last lines:\n"
+                              + server.log_tail()) from e
+        raise
+    finally:
+        if server is not None:
+            server.stop()
+    if server is not None:
+        server.cleanup_log()
+    return rankings, stats, answer
 
 
 def _days(dates) -> str:
@@ -89,38 +132,39 @@ def main(argv=None) -> int:
         f"{len(lists)} target lists ({len({t.user_id for t in lists})} users)"
         + (" [smoke]" if args.smoke else ""))
 
-    server = None
+    # The history window, by the events' own times: what the tune may learn from.
+    window = (rfc3339_ms(events[0][0]), rfc3339_ms(events[-1][0] + 1)) if events else None
+    want_tune = not args.no_tune and not args.server and window is not None
     try:
-        if args.server:
-            url = args.server
-        else:
-            server = ServerProcess(args.binary, args.server_arg)
-            url = server.start()
-            say(f"eval: started {args.binary} at {url} (log {server.log.name})")
-        client = FeedServerClient(url)
-        try:
-            server_rankings, stats = replay(client, catalog.videos, events, lists, args.seed,
-                                            progress=not args.quiet)
-        finally:
-            client.close()
+        server_rankings, stats, tune_answer = _serve_and_replay(
+            args, args.server_arg, catalog, events, lists, say, window if want_tune else None)
+        tuned_rankings = tuned_profile_path = None
+        if tune_answer is not None and tune_answer[0] == 200:
+            profile = tune_answer[1]["profile"]
+            with tempfile.NamedTemporaryFile("w", prefix="tuned-profile-", suffix=".json",
+                                             delete=False) as f:
+                json.dump(profile, f, indent=2, sort_keys=True)
+                tuned_profile_path = f.name
+            say(f"eval: tuned profile in {tuned_profile_path}; replaying with it")
+            try:
+                tuned_rankings, _, _ = _serve_and_replay(
+                    args, [*args.server_arg, "--profile", tuned_profile_path], catalog, events,
+                    lists, say, None)
+            finally:
+                if args.keep_tuned is None:
+                    os.unlink(tuned_profile_path)
+                else:
+                    os.replace(tuned_profile_path, args.keep_tuned)
     except ServerError as e:
         print(f"eval: ERROR: {e}", file=sys.stderr)
-        if server is not None:
-            server.stop()
-            print(f"eval: feed-server log ({server.log.name}), last lines:\n" + server.log_tail(),
-                  file=sys.stderr)
         return 1
-    finally:
-        if server is not None:
-            server.stop()
-    if server is not None:
-        server.cleanup_log()
 
     popular = PopularityRanker(history, args.seed)
     rands = [RandomRanker(args.seed, d) for d in range(max(1, args.random_draws))]
     shortest = ShortestFirstRanker({int(v["id"]): v["duration_ms"] for v in catalog.videos}, args.seed)
     rankings = {
         "feed-server": server_rankings,
+        **({"tuned": tuned_rankings} if tuned_rankings is not None else {}),
         "most-popular": {tl.key: popular.rank(tl) for tl in lists},
         "shortest-first": {tl.key: shortest.rank(tl) for tl in lists},
         "random": {tl.key: [r.rank(tl) for r in rands] for tl in lists},
@@ -128,6 +172,7 @@ def main(argv=None) -> int:
     result = evaluate(lists, rankings, baseline="most-popular", seed=args.seed, bootstrap=args.bootstrap)
     variants = ",".join(sorted(stats.variants)) or "?"
     labels = {"feed-server": f"feed-server (variant {variants})",
+              "tuned": "feed-server, tuned profile",
               "random": f"random (mean of {len(rands)} orders)" if len(rands) > 1 else "random"}
 
     result.update({
@@ -148,12 +193,21 @@ def main(argv=None) -> int:
         },
         "seconds_total": round(time.monotonic() - started, 2),
     })
+    if tune_answer is not None:
+        result["tune"] = tune_summary(tune_answer, window)
+        if tuned_rankings is not None:
+            pair = evaluate(lists, {"feed-server": server_rankings, "tuned": tuned_rankings},
+                            baseline="feed-server", seed=args.seed, bootstrap=args.bootstrap)
+            result["tune"]["vs_default"] = {
+                key: pair["methods"]["tuned"][key].get("vs_feed-server") for key, _ in METRICS}
 
     print()
     print(f"KuaiRand offline replay{' (smoke slice)' if args.smoke else ''}, split {args.split}: "
           f"history {_days(history_dates)}, targets {_days(target_dates)}, "
           f"{result['lists']} lists of >= 2 videos, {result['users']} users")
     print(format_table(result, labels))
+    if "tune" in result:
+        print(format_tune(result["tune"]))
     print(f"events: {stats.events_accepted}/{stats.events_sent} accepted"
           + (f", rejected by code: {stats.rejections}" if stats.rejections else "")
           + f"; {stats.rank_requests} rank requests; {result['seconds_total']:.1f}s total")

@@ -85,6 +85,21 @@ class FeedServerClient:
         return list(body.get("items", []))
 
 
+    def tune(self, since: str, until: str, objective="finish") -> tuple[int, dict]:
+        """``POST /v1/admin/tune``: (status, body). A refusal (4xx) is returned, not raised: the
+        caller reports it beside the other figures."""
+        resp = self.session.post(self.base + "/v1/admin/tune",
+                                 json={"since": since, "until": until, "objective": objective},
+                                 timeout=self.timeout)
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {"error": {"code": "?", "message": resp.text[:500]}}
+        if resp.status_code >= 500:
+            raise ServerError(f"POST /v1/admin/tune: HTTP {resp.status_code}: {resp.text[:500]}")
+        return resp.status_code, body
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

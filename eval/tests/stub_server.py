@@ -16,8 +16,10 @@ def parse_ts(s: str) -> float:
 
 
 class StubState:
-    def __init__(self, ranker):
+    def __init__(self, ranker, variant="stub"):
         self.ranker = ranker  # (state, user_id, video_ids, at_seconds) -> ordered ids
+        self.variant = variant
+        self.tune_calls: list[dict] = []
         self.videos: dict[str, dict] = {}
         self.events: list[dict] = []
         self.rank_calls: list[dict] = []
@@ -93,8 +95,22 @@ def make_handler(state: StubState):
                     order = state.ranker(state, body["user_id"], known, at)
                     items = [{"video_id": v, "creator_id": state.videos[v]["creator_id"], "score": 0.0}
                              for v in order]
-                    return self._send(200, {"user_id": body["user_id"], "variant": "stub",
+                    return self._send(200, {"user_id": body["user_id"], "variant": state.variant,
                                             "items": items, "next_cursor": None})
+                if self.path == "/v1/admin/tune":
+                    # Like feed-server: a profile document, held-out figures, the fit's choices.
+                    state.tune_calls.append(body)
+                    quality = {"gauc_finish": 0.7, "ndcg10_watch": 0.9, "ndcg10_like": None,
+                               "lists_finish": 3, "lists_watch": 4, "lists_like": 0}
+                    return self._send(200, {
+                        "profile": {"version": 2, "name": "tuned",
+                                    "weights": {"completion": 0.75, "brevity": 0.25}},
+                        "objective": {"finish": 1.0, "watch": 0.0, "like": 0.0},
+                        "exposures": {"window": len(state.events), "training": 1, "held_out": 1,
+                                      "held_out_since": body["since"]},
+                        "held_out": {"tuned": quality, "current": quality},
+                        "fit": {"prior_scale": 1.0, "lift": 0.5, "selection_metric": 0.7},
+                        "log": {"events": len(state.events), "max_events": 200000}})
             self._send(404, {"error": {"code": "not_found", "message": self.path}})
 
     return H

@@ -1,5 +1,6 @@
 """Starting and stopping the server binary (a fake one here) around a run."""
 
+import json
 import os
 import stat
 import sys
@@ -61,8 +62,46 @@ def test_cli_starts_and_stops_its_own_server(fake_binary, tmp_path, monkeypatch)
         started.append((self.proc, url, self.log.name))
         return url
     monkeypatch.setattr(ServerProcess, "start", spy)
-    code = cli.main(["--data", str(tmp_path), "--binary", fake_binary, "--quiet", "--bootstrap", "50"])
+    code = cli.main(["--data", str(tmp_path), "--binary", fake_binary, "--quiet", "--bootstrap", "50",
+                     "--no-tune"])
     assert code == 0
     (proc, url, log), = started
     assert proc.poll() is not None  # stopped after the run
     assert not os.path.exists(log)  # and its log removed after a successful run
+
+
+def test_cli_replays_again_with_the_tuned_profile_and_reports_it(fake_binary, tmp_path, monkeypatch,
+                                                                 capsys):
+    make_log(seed=3, users=6).to_parquet(tmp_path / "val.parquet")
+    make_items().to_parquet(tmp_path / "item_features.parquet")
+    started = []
+    real_start = ServerProcess.start
+
+    def spy(self):
+        started.append(list(self.extra_args))
+        return real_start(self)
+    monkeypatch.setattr(ServerProcess, "start", spy)
+    out = tmp_path / "out.json"
+    kept = tmp_path / "tuned.json"
+    code = cli.main(["--data", str(tmp_path), "--binary", fake_binary, "--quiet", "--bootstrap", "50",
+                     "--json", str(out), "--keep-tuned", str(kept)])
+    assert code == 0
+    # The default server, then one started with the profile the first one answered.
+    assert started == [[], ["--profile", started[1][1]]]
+    assert json.loads(kept.read_text())["weights"] == {"completion": 0.75, "brevity": 0.25}
+    res = json.loads(out.read_text())
+    assert set(res["methods"]) == {"feed-server", "tuned", "most-popular", "shortest-first", "random"}
+    # The fake server ranks in reverse order under the tuned profile: the rows differ.
+    assert res["methods"]["tuned"]["gauc_finish"]["value"] != res["methods"]["feed-server"]["gauc_finish"]["value"]
+    assert res["tune"]["status"] == 200 and res["tune"]["lift"] == 0.5
+    assert "vs_feed-server" not in res["methods"]["feed-server"]["gauc_finish"]
+    assert res["tune"]["vs_default"]["gauc_finish"]["ci95"][0] <= res["tune"]["vs_default"]["gauc_finish"]["delta"]
+    text = capsys.readouterr().out
+    assert "feed-server, tuned profile" in text and "minus default profile" in text
+
+
+def test_a_refused_tune_is_reported_and_the_run_goes_on(tmp_path):
+    from feedeval.tuned import format_tune, tune_summary
+    t = tune_summary((422, {"error": {"code": "too_few_exposures", "message": "holds 12"}}),
+                     ("2022-04-25T00:00:00.000Z", "2022-04-29T00:00:00.000Z"))
+    assert "too_few_exposures" in format_tune(t) and "holds 12" in format_tune(t)

@@ -103,6 +103,17 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "FEED_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// Events the exposure log keeps (Redis: a Stream trimmed with `MAXLEN ~`; embedded: a ring
+    /// buffer); older ones are dropped and counted in `feed_exposure_log_dropped_total`. The
+    /// default holds at least 500,000 exposures (impression, view, complete, like).
+    #[arg(long, env = "FEED_EXPOSURE_LOG_CAPACITY", default_value_t = crate::exposure::DEFAULT_LOG_CAPACITY,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub exposure_log_capacity: usize,
+    /// Most exposure-log events one `POST /v1/admin/tune` reads: the newest, so a tune's work
+    /// and memory are bounded whatever the window.
+    #[arg(long, env = "FEED_TUNE_MAX_EVENTS", default_value_t = crate::exposure::DEFAULT_TUNE_MAX_EVENTS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub tune_max_events: usize,
     /// Authentication and rate limits (`--api-keys`, `--user-rate-limit`, …).
     #[command(flatten)]
     pub auth: AuthArgs,

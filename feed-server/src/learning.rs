@@ -12,6 +12,7 @@
 //! | taste vector (decayed) | + affinity weight × the video's normalised embedding, for positive weights |
 //! | trending per UTC day, in every [`TrendingScope`] of the video (all, its language, its region) | + [`trending_weight`]: view +watch ratio, complete +1, like/comment +2, share +3 |
 //! | seen set, recent engagements, exposures, last activity | impressions/plays; positive engagements (views of ratio ≥ 0.5); impressions; every event |
+//! | the exposure log ([`crate::exposure`]) | every event, as accepted |
 
 use std::collections::HashMap;
 
@@ -390,6 +391,9 @@ pub struct Deltas {
     pub active: HashMap<String, f64>,
     /// Long-tail exposure counts (impressions) per video.
     pub exposures: HashMap<String, f64>,
+    /// The accepted events themselves, in batch order, for the exposure log
+    /// ([`crate::exposure`]): appended in the same write as everything above.
+    pub log: Vec<crate::exposure::LoggedEvent>,
 }
 
 /// UTC day number of a unix time.
@@ -402,6 +406,7 @@ impl Deltas {
     pub fn add(&mut self, event: &Event, video: &Video, ts: f64) {
         let ratio = watch_ratio(event.watch_ms, video.duration_ms);
         let kind = event.kind;
+        self.log.push(crate::exposure::LoggedEvent::of(event, ts));
         self.video_stats
             .entry(video.id.clone())
             .or_default()

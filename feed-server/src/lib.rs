@@ -14,6 +14,7 @@
 //! - [`experiments`]: the live ranking profiles; the format is `feed_profile`. [`reload`]: the
 //!   file polling behind their hot reload and the API keys'.
 //! - [`auth`]: API keys, scopes and rate limits (the HTTP side is `http::auth`).
+//! - [`exposure`]: the exposure log and `POST /v1/admin/tune` (a profile fitted on it).
 //! - [`metrics`]: the metrics contract.
 //! - [`served`]: content health of served pages (long tail, creators per page, item age).
 //! - [`shed`]: load shedding — the bound on concurrent and queued rankings.
@@ -24,6 +25,7 @@ pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod experiments;
+pub mod exposure;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 pub mod feed;

@@ -483,11 +483,24 @@ pub enum ErrorCode {
     /// Over a rate limit (the key's, the user's or the server's); retry after `Retry-After`
     /// seconds (429).
     RateLimited,
+    /// `POST /v1/admin/tune`: `since` is not before `until` (400).
+    InvalidWindow,
+    /// `POST /v1/admin/tune`: objective weights negative, not finite or all zero (400).
+    InvalidObjective,
+    /// `POST /v1/admin/tune`: the window holds too few exposures; the message says how many it
+    /// holds and needs (422).
+    TooFewExposures,
+    /// `POST /v1/admin/tune`: no exposure of the window has an outcome of the objective (422).
+    NoOutcome,
+    /// `POST /v1/admin/tune`: the fitted weights make no valid profile (all zero) (422).
+    NoFit,
+    /// `POST /v1/admin/tune`: another tune is running; retry when it is done (409).
+    TuneInProgress,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 41] = [
+    pub const ALL: [ErrorCode; 47] = [
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Timeout,
@@ -529,6 +542,12 @@ impl ErrorCode {
         Self::Unauthenticated,
         Self::Forbidden,
         Self::RateLimited,
+        Self::InvalidWindow,
+        Self::InvalidObjective,
+        Self::TooFewExposures,
+        Self::NoOutcome,
+        Self::NoFit,
+        Self::TuneInProgress,
     ];
 
     /// The code as on the wire.
@@ -575,6 +594,12 @@ impl ErrorCode {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::RateLimited => "rate_limited",
+            Self::InvalidWindow => "invalid_window",
+            Self::InvalidObjective => "invalid_objective",
+            Self::TooFewExposures => "too_few_exposures",
+            Self::NoOutcome => "no_outcome",
+            Self::NoFit => "no_fit",
+            Self::TuneInProgress => "tune_in_progress",
         }
     }
 }

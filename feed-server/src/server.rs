@@ -14,6 +14,7 @@ use crate::cache::FeedCache;
 use crate::config::Config;
 use crate::demo::{self, DemoSize};
 use crate::experiments::{self, LiveProfiles, LoadError};
+use crate::exposure::{self, LogSettings};
 use crate::http::{self, HttpLimits};
 use crate::metrics::{Metrics, MetricsError};
 use crate::reload::Watch;
@@ -60,6 +61,10 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
     let metrics = Arc::new(Metrics::new(&config.rollout, &config.track)?);
     let timeout = Duration::from_millis(config.store_timeout_ms);
     let tls = config.redis_tls_files();
+    let log = LogSettings {
+        capacity: config.exposure_log_capacity,
+        dropped: exposure::register_drop_counter(&metrics)?,
+    };
     let store: Arc<dyn Store> = match &config.redis_url {
         Some(url) => {
             let store = RedisStore::connect_tls(
@@ -70,7 +75,8 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
                     shared_cache: Duration::from_millis(config.shared_cache_ms),
                 },
                 &tls,
-            )?;
+            )?
+            .with_log(log);
             tracing::info!(
                 redis = %url,
                 ca_file = ?tls.ca_file,
@@ -81,7 +87,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         }
         None => {
             tls.check_unused()?;
-            Arc::new(MemoryStore::new())
+            Arc::new(MemoryStore::with_log(log))
         }
     };
     let (experiment, profile_file) = match &config.profile {
@@ -109,6 +115,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         feed_depth: config.feed_depth.max(1),
         ready_timeout: timeout,
         shed: config.shed_limits(),
+        tune_max_events: config.tune_max_events,
     };
     tracing::info!(limits = ?settings.shed, "ranking load shedding");
     let state = Arc::new(AppState::new(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::cache::FeedCache;
 use crate::experiments::LiveProfiles;
+use crate::exposure::gate::TuneGate;
 use crate::metrics::Metrics;
 use crate::shed::{RankingLimiter, ShedLimits};
 use crate::store::Store;
@@ -19,6 +20,8 @@ pub struct ServiceSettings {
     pub ready_timeout: Duration,
     /// Bounds on concurrent and queued rankings (load shedding).
     pub shed: ShedLimits,
+    /// Most exposure-log events one `POST /v1/admin/tune` reads (the newest).
+    pub tune_max_events: usize,
 }
 
 /// Everything the handlers share.
@@ -35,6 +38,8 @@ pub struct AppState {
     pub settings: ServiceSettings,
     /// The bound on concurrent and queued rankings.
     pub rankings: RankingLimiter,
+    /// At most one tune at a time.
+    pub tunes: TuneGate,
     warmed: AtomicBool,
 }
 
@@ -55,6 +60,7 @@ impl AppState {
             metrics,
             settings,
             rankings,
+            tunes: TuneGate::default(),
             warmed: AtomicBool::new(false),
         }
     }

@@ -91,6 +91,13 @@ impl Store for Counting {
         self.hit();
         self.inner.cache_delete(k).await
     }
+    async fn read_log(
+        &self,
+        max: usize,
+    ) -> Result<Vec<feed_server::exposure::LoggedEvent>, StoreError> {
+        self.hit();
+        self.inner.read_log(max).await
+    }
 }
 
 async fn round_trips_for(catalog_size: usize, redis: &RedisServer) -> (usize, usize) {

@@ -17,7 +17,8 @@ pub enum Scope {
     Events,
     /// Change the catalog and users: `PUT/DELETE /v1/videos…`, `PUT /v1/users/{id}/…`.
     Write,
-    /// Operate the service: `/v1/admin/*` (none yet), and the test-only `/debug/faults`.
+    /// Operate the service: `/v1/admin/*` (`POST /v1/admin/tune`), and the test-only
+    /// `/debug/faults`.
     Admin,
 }
 
@@ -63,6 +64,7 @@ pub const fn route_access(route: Route) -> Access {
         Route::Videos | Route::Video | Route::Follows | Route::Profile => {
             Access::Requires(Scope::Write)
         }
+        Route::Tune => Access::Requires(Scope::Admin),
         // Kubelet probes and Prometheus scrapes carry no key; the contract is public.
         Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => Access::Open,
     }

@@ -14,6 +14,7 @@ pub mod health;
 pub mod openapi;
 pub mod openapi_security;
 pub mod routes;
+pub mod tune;
 pub mod users;
 
 use std::sync::Arc;

@@ -14,7 +14,7 @@
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
-use super::{catalog, events, feed, health, openapi, users};
+use super::{catalog, events, feed, health, openapi, tune, users};
 use crate::state::SharedState;
 
 /// The `route` label of requests no route matched.
@@ -46,6 +46,8 @@ pub enum Route {
     Follows,
     /// `PUT /v1/users/{id}/profile`.
     Profile,
+    /// `POST /v1/admin/tune`: fit a ranking profile on the exposure log.
+    Tune,
     /// `GET /healthz`: liveness probe.
     Healthz,
     /// `GET /readyz`: readiness probe (503 during warm-up).
@@ -58,7 +60,7 @@ pub enum Route {
 
 impl Route {
     /// Every route, in the order the router registers them.
-    pub const ALL: [Route; 11] = [
+    pub const ALL: [Route; 12] = [
         Route::Feed,
         Route::Rank,
         Route::Events,
@@ -66,6 +68,7 @@ impl Route {
         Route::Video,
         Route::Follows,
         Route::Profile,
+        Route::Tune,
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -82,6 +85,7 @@ impl Route {
             Route::Video => "/v1/videos/{id}",
             Route::Follows => "/v1/users/{id}/follows",
             Route::Profile => "/v1/users/{id}/profile",
+            Route::Tune => "/v1/admin/tune",
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
@@ -98,7 +102,8 @@ impl Route {
             | Route::Videos
             | Route::Video
             | Route::Follows
-            | Route::Profile => TrafficClass::Api,
+            | Route::Profile
+            | Route::Tune => TrafficClass::Api,
             Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => {
                 TrafficClass::Operational
             }
@@ -121,6 +126,7 @@ impl Route {
             Route::Video => delete(catalog::delete_video),
             Route::Follows => put(users::put_follows),
             Route::Profile => put(users::put_profile),
+            Route::Tune => post(tune::post_tune),
             Route::Healthz => get(health::healthz),
             Route::Readyz => get(health::readyz),
             Route::Metrics => get(health::metrics),
@@ -134,7 +140,7 @@ impl Route {
             Route::Feed | Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => {
                 Method::GET
             }
-            Route::Rank | Route::Events => Method::POST,
+            Route::Rank | Route::Events | Route::Tune => Method::POST,
             Route::Videos | Route::Follows | Route::Profile => Method::PUT,
             Route::Video => Method::DELETE,
         }

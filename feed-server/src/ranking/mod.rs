@@ -2,6 +2,8 @@
 //! diversity re-ranking.
 //!
 //! - [`signals`]: the formulas, pure and documented.
+//! - [`inputs`]: what a candidate's signals are computed from (shared with the exposure-log
+//!   replay).
 //! - [`candidates`]: which source lists to read for a user, and how they merge.
 //! - [`diversity`]: greedy re-ranking for creator cap, similar-content spread, long-tail slots.
 //! - [`pipeline`]: the orchestration over a [`crate::store::Store`] in a fixed, small number of
@@ -9,6 +11,7 @@
 
 pub mod candidates;
 pub mod diversity;
+pub mod inputs;
 pub mod pipeline;
 pub mod signals;
 

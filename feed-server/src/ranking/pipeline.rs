@@ -7,6 +7,7 @@ use feed_profile::RankingProfile;
 
 use super::candidates;
 use super::diversity::{self, Diversifiable, Move};
+use super::inputs::{self, SignalInputs};
 use super::signals;
 use crate::cache::PageTtls;
 use crate::learning::AFFINITY_HALF_LIFE_SECS;
@@ -98,7 +99,7 @@ impl<'a> UserAt<'a> {
 }
 
 /// The user's taste vector as of `now`, if any.
-fn taste_at(user: &UserState, now: f64) -> Option<Vec<f64>> {
+pub fn taste_at(user: &UserState, now: f64) -> Option<Vec<f64>> {
     if user.taste.is_empty() {
         return None;
     }
@@ -126,35 +127,22 @@ fn signals_for(
     now: f64,
 ) -> Signals {
     let v = &c.video;
-    let creator = user
-        .creators
-        .get(v.creator_id.as_str())
-        .copied()
-        .unwrap_or(0.0);
-    let tag_mean = if v.tags.is_empty() {
-        0.0
-    } else {
-        v.tags
-            .iter()
-            .map(|t| user.tags.get(t.as_str()).copied().unwrap_or(0.0))
-            .sum::<f64>()
-            / v.tags.len() as f64
-    };
-    let age = now - v.published_at.timestamp_millis() as f64 / 1000.0;
-    Signals {
-        freshness: signals::freshness(profile, v.content_type, age),
-        completion: signals::completion(profile, &c.stats, &c.bucket),
-        engagement: signals::engagement(profile, &c.stats),
-        affinity: signals::affinity(
-            profile,
-            creator,
-            tag_mean,
-            user.user.follows.contains(&v.creator_id),
-            friend_engaged,
-        ),
-        embedding: signals::embedding(profile, user.taste.as_deref(), v.embedding.as_deref()),
-        brevity: signals::brevity(profile, v.duration_ms),
+    SignalInputs {
+        video: v.clone(),
+        stats: c.stats,
+        bucket: c.bucket,
+        creator_affinity: user
+            .creators
+            .get(v.creator_id.as_str())
+            .copied()
+            .unwrap_or(0.0),
+        tag_affinity: inputs::tag_mean(v, |t| user.tags.get(t).copied().unwrap_or(0.0)),
+        followed: user.user.follows.contains(&v.creator_id),
+        friend_engaged,
+        taste_cosine: signals::cosine(user.taste.as_deref(), v.embedding.as_deref()),
+        age_secs: inputs::age_secs(v, now),
     }
+    .signals(profile)
 }
 
 fn ttl_of(profile: &RankingProfile, c: &CandidateData) -> u32 {

@@ -95,11 +95,15 @@ pub fn affinity(
 
 /// Cosine similarity of the taste vector and the video's embedding, mapped to [0, 1].
 pub fn embedding(profile: &RankingProfile, taste: Option<&[f64]>, video: Option<&[f32]>) -> f64 {
-    let (Some(taste), Some(video)) = (taste, video) else {
-        return profile.embedding.neutral;
-    };
+    embedding_of_cosine(profile, cosine(taste, video))
+}
+
+/// The cosine of the taste vector and the video's embedding; `None` when either is missing,
+/// empty, zero or of another dimension.
+pub fn cosine(taste: Option<&[f64]>, video: Option<&[f32]>) -> Option<f64> {
+    let (taste, video) = (taste?, video?);
     if taste.len() != video.len() {
-        return profile.embedding.neutral;
+        return None;
     }
     let (mut dot, mut nt, mut nv) = (0.0, 0.0, 0.0);
     for (t, v) in taste.iter().zip(video) {
@@ -109,9 +113,17 @@ pub fn embedding(profile: &RankingProfile, taste: Option<&[f64]>, video: Option<
         nv += v * v;
     }
     if nt <= 0.0 || nv <= 0.0 {
-        return profile.embedding.neutral;
+        return None;
     }
-    ((1.0 + dot / (nt.sqrt() * nv.sqrt())) / 2.0).clamp(0.0, 1.0)
+    Some(dot / (nt.sqrt() * nv.sqrt()))
+}
+
+/// The embedding signal of a cosine: `(1 + cos) / 2`, `neutral` without one.
+pub fn embedding_of_cosine(profile: &RankingProfile, cosine: Option<f64>) -> f64 {
+    match cosine {
+        Some(c) => ((1.0 + c) / 2.0).clamp(0.0, 1.0),
+        None => profile.embedding.neutral,
+    }
 }
 
 /// Brevity of a video `duration_ms` long.

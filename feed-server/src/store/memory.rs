@@ -7,11 +7,13 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
 };
+use crate::exposure::ring::RingLog;
+use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, Deltas, DurationStats, RECENT_MEMORY, SEEN_MEMORY, TrendingScope,
     VideoStats, apply_decayed, duration_bucket,
@@ -46,15 +48,31 @@ struct Inner {
 }
 
 /// In-process store; see the module docs.
-#[derive(Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    log: Mutex<RingLog>,
+    log_settings: LogSettings,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_log(LogSettings::default())
+    }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store with the default exposure log.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose exposure log is a ring buffer of `log.capacity` events.
+    pub fn with_log(log: LogSettings) -> Self {
+        Self {
+            inner: RwLock::default(),
+            log: Mutex::new(RingLog::new(log.capacity)),
+            log_settings: log,
+        }
     }
 }
 
@@ -163,6 +181,9 @@ impl Store for MemoryStore {
 
     async fn apply(&self, d: &Deltas) -> Result<(), StoreError> {
         let mut g = self.inner.write();
+        // Under the data's write lock: a reader never sees the counters without the log entries.
+        let dropped = self.log.lock().append(&d.log);
+        self.log_settings.dropped.inc_by(dropped);
         for (id, s) in &d.video_stats {
             g.stats.entry(id.clone()).or_default().merge(s);
         }
@@ -348,5 +369,9 @@ impl Store for MemoryStore {
             g.cache.remove(k);
         }
         Ok(())
+    }
+
+    async fn read_log(&self, max: usize) -> Result<Vec<LoggedEvent>, StoreError> {
+        Ok(self.log.lock().newest(max))
     }
 }

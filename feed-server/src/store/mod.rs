@@ -5,6 +5,7 @@
 
 mod memory;
 pub mod redis_conn;
+mod redis_log;
 pub mod redis_store;
 mod shared_cache;
 
@@ -18,6 +19,7 @@ use thiserror::Error;
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
 
+use crate::exposure::LoggedEvent;
 use crate::learning::{BucketStats, Decayed, Deltas, TrendingScope, VideoStats};
 use crate::model::{Follows, UserProfile, Video};
 
@@ -144,4 +146,7 @@ pub trait Store: Send + Sync + 'static {
     async fn cache_put(&self, entries: &[CacheEntry]) -> Result<(), StoreError>;
     /// Removes cached blobs.
     async fn cache_delete(&self, keys: &[String]) -> Result<(), StoreError>;
+    /// The newest `max` events of the exposure log ([`crate::exposure`]), oldest first (in the
+    /// order they were appended, not sorted by `ts`).
+    async fn read_log(&self, max: usize) -> Result<Vec<LoggedEvent>, StoreError>;
 }

@@ -22,6 +22,7 @@
 //! | `P u:{user}:recent` | list | recently engaged videos (last 50) |
 //! | `P active` | zset | users by last activity |
 //! | `P c:{key}` | string | cached pages |
+//! | `P xlog` | stream | the exposure log: every accepted event, capped (`store::redis_log`) |
 //!
 //! Parsed catalog entries are kept in process (the *catalog cache*), tagged with the catalog
 //! version they were read at. Every candidate read fetches `P catv` in the same round trip as the
@@ -49,10 +50,12 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, Value};
 
 use super::redis_conn::{self, RedisConfigError, RedisTlsFiles, RedisUrl};
+use super::redis_log;
 use super::shared_cache::SharedCache;
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
 };
+use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, BucketCounter, Decayed, DecayedAdd, Deltas, RECENT_MEMORY,
     SEEN_MEMORY, TrendingScope, VideoStats, bucket_field, duration_bucket,
@@ -143,6 +146,7 @@ pub struct RedisStore {
     catalog: RwLock<CatalogCache>,
     stats: SharedCache<VideoStats>,
     lists: SharedCache<Vec<String>>,
+    log: LogSettings,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -225,7 +229,14 @@ impl RedisStore {
             catalog: RwLock::new(CatalogCache::default()),
             stats: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
             lists: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
+            log: LogSettings::default(),
         })
+    }
+
+    /// The store with its exposure log capped at `log.capacity` events.
+    pub fn with_log(mut self, log: LogSettings) -> Self {
+        self.log = log;
+        self
     }
 
     fn key(&self, parts: std::fmt::Arguments<'_>) -> String {
@@ -433,7 +444,20 @@ impl Store for RedisStore {
                 .arg(user)
                 .ignore();
         }
-        let written = self.run(&pipe).await.map(|_| ());
+        if !d.log.is_empty() {
+            let key = self.key(format_args!("xlog"));
+            redis_log::append(&mut pipe, &key, self.log.capacity, &d.log);
+        }
+        let written = self.run(&pipe).await.map(|replies| {
+            if d.log.is_empty() {
+                return;
+            }
+            // The write is done: a reply this version cannot read costs the count, not the batch.
+            match redis_log::trimmed(&replies, d.log.len()) {
+                Ok(dropped) => self.log.dropped.inc_by(dropped),
+                Err(e) => tracing::warn!(error = %e, "exposure log: trimmed entries not counted"),
+            }
+        });
         // Also after a failure: the MULTI may have been applied before the reply was lost.
         self.stats.forget(d.video_stats.keys().map(String::as_str));
         written
@@ -758,5 +782,22 @@ impl Store for RedisStore {
             pipe.del(self.key(format_args!("c:{k}"))).ignore();
         }
         self.run(&pipe).await.map(|_| ())
+    }
+
+    async fn read_log(&self, max: usize) -> Result<Vec<LoggedEvent>, StoreError> {
+        let key = self.key(format_args!("xlog"));
+        let mut newest_first: Vec<LoggedEvent> = Vec::new();
+        let mut last: Option<String> = None;
+        while newest_first.len() < max {
+            let cmd = redis_log::page_command(&key, last.as_deref(), max - newest_first.len());
+            let mut conn = self.conn.clone();
+            let reply: Value = cmd.query_async(&mut conn).await.map_err(unavailable)?;
+            let page = redis_log::parse_page(reply)?;
+            let Some((id, _)) = page.last() else { break };
+            last = Some(id.clone());
+            newest_first.extend(page.into_iter().map(|(_, e)| e));
+        }
+        newest_first.reverse();
+        Ok(newest_first)
     }
 }

@@ -106,7 +106,11 @@ def server(request):
     try:
         keys = tmp / "api-keys.yaml"
         keys.write_text(KEYS_FILE)
-        args = [str(binary()), "--demo", "--log-format", "text", "--api-keys", str(keys)]
+        args = [str(binary()), "--demo", "--log-format", "text", "--api-keys", str(keys),
+                # A generated window often covers the demo's whole history: a tune then replays
+                # and fits for real, which a debug build does slowly; the newest 2,000 events keep
+                # each such call near a second (the bound is what --tune-max-events is for).
+                "--tune-max-events", "2000"]
         if request.param == "redis":
             if shutil.which("redis-server") is None:
                 pytest.fail("redis-server is missing: run scripts/install-deps.sh")

@@ -1,0 +1,258 @@
+//! `POST /v1/admin/tune` and the exposure log over HTTP, on both stores: a tune learns from the
+//! log what finishes, answers a profile `--profile` reads, never changes the serving profile,
+//! refuses bad input with clear codes, and a full log drops its oldest events and counts them.
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::*;
+use feed_profile::Experiment;
+use serde_json::{Value, json};
+
+const VIDEOS: usize = 40;
+
+/// Even videos are 8 s clips most people finish, odd ones 4-minute videos few finish.
+fn world() -> Vec<Value> {
+    (0..VIDEOS)
+        .map(|i| {
+            let mut v = video(&format!("v{i}"), &format!("c{}", i % 5), &["t"], 24 * 30);
+            v["duration_ms"] = json!(if i.is_multiple_of(2) { 8_000 } else { 240_000 });
+            v
+        })
+        .collect()
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339()
+}
+
+/// 60 users × 3 days × 4 impressions from `base` on, with plays, completes and likes.
+fn history(base: DateTime<Utc>, with_outcomes: bool) -> Vec<Value> {
+    let mut events = Vec::new();
+    for day in 0..3i64 {
+        for u in 0..60i64 {
+            for k in 0..4i64 {
+                let i = ((u * 7 + day * 13 + k * 3) % VIDEOS as i64) as usize;
+                let at = base + Duration::days(day) + Duration::seconds(u * 60 + k * 5);
+                let (user, vid) = (format!("u{u}"), format!("v{i}"));
+                events.push(
+                    json!({"user_id": user, "video_id": vid, "type": "impression", "ts": ts(at)}),
+                );
+                if !with_outcomes {
+                    continue;
+                }
+                let short = i.is_multiple_of(2);
+                let finished = if short {
+                    (u + k + day) % 3 != 0
+                } else {
+                    (u + k) % 7 == 0
+                };
+                let duration = if short { 8_000 } else { 240_000 };
+                let watched = if finished { duration } else { duration / 5 };
+                let later = ts(at + Duration::seconds(1));
+                events.push(json!({"user_id": user, "video_id": vid, "type": "view", "watch_ms": watched, "ts": later}));
+                if finished {
+                    events.push(json!({"user_id": user, "video_id": vid, "type": "complete", "watch_ms": watched, "ts": later}));
+                    if (u + k) % 4 == 0 {
+                        events.push(
+                            json!({"user_id": user, "video_id": vid, "type": "like", "ts": later}),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    events
+}
+
+async fn send(app: &TestApp, events: Vec<Value>) {
+    for chunk in events.chunks(1000) {
+        app.events(chunk.to_vec()).await;
+    }
+}
+
+fn window(since: DateTime<Utc>, until: DateTime<Utc>, objective: Value) -> Value {
+    json!({"since": ts(since), "until": ts(until), "objective": objective})
+}
+
+/// The harness's 300 ms store timeout is for failing fast on a dead Redis; a debug build on a
+/// loaded machine reads a page of the log slower than that.
+fn patient() -> Options {
+    Options {
+        flags: vec!["--store-timeout-ms".into(), "5000".into()],
+        ..Options::default()
+    }
+}
+
+async fn a_tune_learns_what_finishes_and_answers_a_profile_that_loads(backend: Backend) {
+    let app = TestApp::start_with(backend, patient()).await;
+    app.put_videos(&world()).await;
+    let base = Utc::now() - Duration::days(4);
+    send(&app, history(base, true)).await;
+    let before = app.metrics().await;
+
+    let (status, body) = app
+        .post("/v1/admin/tune", &window(base, Utc::now(), json!("finish")))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["exposures"]["window"], 720, "{body}");
+    let held = body["exposures"]["held_out"].as_u64().unwrap_or(0);
+    assert!(
+        (100..=200).contains(&held),
+        "about a fifth held out: {body}"
+    );
+    // The profile document loads as a --profile file would, unchanged.
+    let text = body["profile"].to_string();
+    let loaded = Experiment::parse(&text).expect("the answered profile loads");
+    let profile = &loaded.variants[0].profile;
+    assert_eq!(profile.name, "tuned");
+    assert_eq!(
+        serde_json::to_value(profile).ok(),
+        Some(body["profile"].clone())
+    );
+    // Short videos are finished, long ones not: duration-aware signals carry the weight.
+    let w = &profile.weights;
+    assert!(w.brevity + w.completion > 0.5, "{body}");
+    let tuned = body["held_out"]["tuned"]["gauc_finish"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(tuned > 0.75, "held-out GAUC(finish) {tuned}: {body}");
+    assert!(
+        body["held_out"]["current"]["gauc_finish"].is_number(),
+        "{body}"
+    );
+    for objective in [
+        json!("watch"),
+        json!("like"),
+        json!({"finish": 1, "like": 0.5}),
+    ] {
+        let (status, body) = app
+            .post(
+                "/v1/admin/tune",
+                &window(base, Utc::now(), objective.clone()),
+            )
+            .await;
+        assert_eq!(status, 200, "{objective}: {body}");
+    }
+    // A tune never changes what is served.
+    let after = app.metrics().await;
+    let info = |m: &str| {
+        metric(
+            m,
+            "feed_ranking_profile_info",
+            &[("profile", "default"), ("generation", "1")],
+        )
+    };
+    assert_eq!(info(&before), Some(1.0));
+    assert_eq!(info(&after), Some(1.0));
+    assert_eq!(
+        metric(&after, "feed_ranking_profile_info", &[("profile", "tuned")]),
+        None
+    );
+}
+
+async fn bad_tunes_are_refused_with_clear_codes(backend: Backend) {
+    let app = TestApp::start_with(backend, patient()).await;
+    app.put_videos(&world()).await;
+    let now = Utc::now();
+    let base = now - Duration::days(4);
+    let code = |body: &Value| body["error"]["code"].as_str().unwrap_or("").to_owned();
+
+    // An empty log: how many exposures it has and needs.
+    let (status, body) = app
+        .post("/v1/admin/tune", &window(base, now, json!("finish")))
+        .await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (422, "too_few_exposures"),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("holds 0 exposures") && message.contains("at least 200"),
+        "{message}"
+    );
+
+    for (request, status_code, expected) in [
+        (window(now, now, json!("finish")), 400, "invalid_window"),
+        (window(now, base, json!("finish")), 400, "invalid_window"),
+        (
+            window(base, now, json!({"finish": -1})),
+            400,
+            "invalid_objective",
+        ),
+        (
+            window(base, now, json!({"finish": 0, "like": 0})),
+            400,
+            "invalid_objective",
+        ),
+        (window(base, now, json!({"clicks": 1})), 400, "invalid_json"),
+        (window(base, now, json!("clicks")), 400, "invalid_json"),
+        (
+            json!({"since": ts(base), "objective": "finish"}),
+            400,
+            "invalid_json",
+        ),
+    ] {
+        let (status, body) = app.post("/v1/admin/tune", &request).await;
+        assert_eq!(
+            (status, code(&body).as_str()),
+            (status_code, expected),
+            "{request}: {body}"
+        );
+    }
+
+    // Impressions only: no outcome of the objective.
+    send(&app, history(base, false)).await;
+    let (status, body) = app
+        .post("/v1/admin/tune", &window(base, now, json!("like")))
+        .await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (422, "no_outcome"),
+        "{body}"
+    );
+    // A window before the history holds nothing.
+    let (status, body) = app
+        .post(
+            "/v1/admin/tune",
+            &window(base - Duration::days(9), base, json!("finish")),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (422, "too_few_exposures"),
+        "{body}"
+    );
+}
+
+async fn a_full_log_drops_the_oldest_events_and_counts_them(backend: Backend) {
+    let options = Options {
+        flags: vec!["--exposure-log-capacity".into(), "150".into()],
+        ..Options::default()
+    };
+    let app = TestApp::start_with(backend, options).await;
+    app.put_videos(&world()).await;
+    let base = Utc::now() - Duration::days(4);
+    let events: Vec<Value> = history(base, false).into_iter().take(400).collect();
+    send(&app, events).await;
+    let dropped =
+        metric(&app.metrics().await, "feed_exposure_log_dropped_total", &[]).unwrap_or(-1.0);
+    // Redis trims whole stream nodes (100 entries): it may keep up to ~100 more than asked.
+    assert!((150.0..=250.0).contains(&dropped), "dropped {dropped}");
+    if backend == Backend::Memory {
+        assert_eq!(dropped, 250.0);
+    }
+    // Every event was accepted and counted all the same.
+    let m = app.metrics().await;
+    assert_eq!(
+        metric(&m, "feed_events_total", &[("type", "impression")]),
+        Some(400.0)
+    );
+}
+
+both_stores!(
+    a_tune_learns_what_finishes_and_answers_a_profile_that_loads,
+    bad_tunes_are_refused_with_clear_codes,
+    a_full_log_drops_the_oldest_events_and_counts_them,
+);
