@@ -17,13 +17,23 @@ run: ## feed-server with demo data on the embedded store
 # The fault-injection feed-server (for the e2e scenarios) is built first, with the workspace's own
 # feature set, so it shares every dependency build with the test build that follows; a copy is
 # kept because that build puts the ordinary feed-server back in target/debug.
+# The test binaries run under cargo-nextest when it is installed (it is on the project's machine
+# image): every test in its own process, tests of different binaries side by side, which keeps a
+# slow binary (the e2e scenarios) from holding up the rest (.config/nextest.toml). Benchmarks are
+# left out there (clippy --all-targets still compiles them); plain `cargo test` is the fallback.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 FAULTY_FEED_SERVER := $(abspath $(TARGET_DIR))/fault-injection/feed-server
 
 test: deps ## Install test dependencies, then run every test
 	$(CARGO) test --workspace --features feed-server/fault-injection --test faults_injection --test shedding
 	mkdir -p $(dir $(FAULTY_FEED_SERVER)) && cp $(TARGET_DIR)/debug/feed-server $(FAULTY_FEED_SERVER)
-	FEEDROLL_FAULTY_FEED_SERVER=$(FAULTY_FEED_SERVER) $(CARGO) test --workspace --all-targets
+	export FEEDROLL_FAULTY_FEED_SERVER=$(FAULTY_FEED_SERVER); \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --lib --bins --tests --examples --no-fail-fast; \
+	else \
+	  echo "cargo-nextest not found: cargo test runs the test binaries one after another (slower)"; \
+	  $(CARGO) test --workspace --all-targets; \
+	fi
 	$(CARGO) test --workspace --doc
 	.venv/bin/python -m pytest -q scripts/tests # the images, from the debug binaries above
 	.venv/bin/python -m pytest -q feed-server/tests/contract # /openapi.json fuzzed by schemathesis on both stores, same debug feed-server

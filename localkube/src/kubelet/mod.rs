@@ -238,7 +238,7 @@ fn node(name: &str) -> Value {
 /// the IPs of pods whose workers ended; on cancellation waits for every worker to stop its
 /// processes.
 async fn run(settings: Arc<Settings>, node: String, cancel: CancellationToken) {
-    let mut ips = PodIps::default();
+    let mut ips = PodIps::random_start();
     let mut workers: HashMap<String, (JoinHandle<()>, Ipv4Addr)> = HashMap::new();
     let mut tick = ticker(TICK);
     loop {

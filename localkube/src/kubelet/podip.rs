@@ -21,6 +21,16 @@ fn address(n: u32) -> Ipv4Addr {
 }
 
 impl PodIps {
+    /// An empty pool whose first address is at a random place of the range, so that two
+    /// localkube processes on one machine (tests running side by side, a developer's cluster
+    /// beside a test run) do not hand out, and bind, the same pod IPs.
+    pub fn random_start() -> Self {
+        Self {
+            in_use: BTreeSet::new(),
+            next: rand::random::<u32>() % CAPACITY,
+        }
+    }
+
     /// The next free address after the last one handed out (so a pod's address is not reused
     /// at once by the next pod); `None` when all 65 534 are in use.
     pub fn allocate(&mut self) -> Option<Ipv4Addr> {
