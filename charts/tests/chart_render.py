@@ -41,6 +41,16 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "pausedTooLong": "1h30m",
         },
     },
+    # The feed-server's alerts and the Grafana dashboards (label and namespace overridden).
+    "feed-monitoring": {
+        "feedAlerts": {
+            "enabled": True,
+            "labels": {"release": "kube-prometheus-stack"},
+            "additionalAlertLabels": {"team": "feed"},
+            "runbookBaseUrl": "https://runbooks.example.invalid/feed",
+        },
+        "dashboards": {"enabled": True, "namespace": "monitoring", "annotations": {"grafana_folder": "Feedroll"}},
+    },
     "pod-monitor": {
         "feedServerMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
     },

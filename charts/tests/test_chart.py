@@ -890,3 +890,75 @@ def test_example_takes_redis_from_a_secret():
     assert "FEED_ROLLOUT" not in env and "FEED_TRACK" not in env
     labels = doc["spec"]["template"]["metadata"]["labels"]
     assert all(labels[k] == v for k, v in doc["spec"]["selector"]["matchLabels"].items())
+
+
+# ---------------------------------------------------------------- feed alerts and dashboards
+
+FEED_ALERTS = {"FeedErrorBudgetBurn", "FeedLatencyBudgetBurn", "FeedCacheHitRatioLow", "FeedStoreErrors", "FeedProfileReloadFailed"}
+
+
+def feed_rule(values):
+    rules = [o for o in by_kind(objects(render(values)), "PrometheusRule") if o["metadata"]["name"].endswith("-feed")]
+    assert len(rules) == 1
+    return rules[0]
+
+
+def test_feed_alerts_are_off_by_default_and_separate_from_the_operators():
+    assert not by_kind(objects(render({"prometheusRule": {"enabled": True}})), "ConfigMap")
+    assert [o["metadata"]["name"] for o in by_kind(objects(render({"prometheusRule": {"enabled": True}})), "PrometheusRule")] == ["feedroll"]
+    rule = feed_rule(SCENARIOS["feed-monitoring"])
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert set(alerts) == FEED_ALERTS
+    for r in (r for g in rule["spec"]["groups"] for r in g["rules"]):
+        assert r["annotations"]["runbook_url"] == f"https://runbooks.example.invalid/feed#{r['alert'].lower()}"
+
+
+def test_feed_alert_thresholds_follow_the_values():
+    rule = feed_rule({"feedAlerts": {"enabled": True, "availability": {"objective": 0.99}, "latency": {"objective": 0.95, "thresholdSeconds": "1"}, "cacheHitRatio": {"floor": 0.7, "for": "30m"}}})
+    exprs = {(r["alert"], r["labels"].get("window")): r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert exprs[("FeedErrorBudgetBurn", "1h")].count("> 0.144") == 2
+    assert exprs[("FeedErrorBudgetBurn", "6h")].count("> 0.06") == 2
+    assert exprs[("FeedLatencyBudgetBurn", "1h")].count("> 0.72") == 2
+    assert exprs[("FeedLatencyBudgetBurn", "1h")].count('le="1"') == 2
+    assert "< 0.7" in exprs[("FeedCacheHitRatioLow", None)] and "[30m]" in exprs[("FeedCacheHitRatioLow", None)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"feedAlerts": {"latency": {"thresholdSeconds": "0.25"}}},  # not a bucket bound: the alert would never fire
+        {"feedAlerts": {"availability": {"objective": 1}}},  # no budget to burn
+        {"feedAlerts": {"cacheHitRatio": {"for": "15 minutes"}}},
+        {"dashboards": {"label": ""}},
+    ],
+)
+def test_schema_rejects_bad_feed_alert_and_dashboard_values(values):
+    with pytest.raises(Exception):
+        render(values)
+
+
+def test_promtool_unit_tests_of_the_feed_alerts(tmp_path):
+    assert PROMTOOL, "promtool is missing: it comes with Debian's prometheus package (scripts/install-deps.sh)"
+    (tmp_path / "feed-rules.yaml").write_text(yaml.safe_dump(feed_rule(SCENARIOS["feed-monitoring"])["spec"], sort_keys=False))
+    check = subprocess.run([PROMTOOL, "check", "rules", "feed-rules.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS: 7 rules found" in check.stdout
+    (tmp_path / "feed_alerts_test.yaml").write_text((Path(__file__).parent / "feed_alerts_test.yaml").read_text())
+    proc = subprocess.run([PROMTOOL, "test", "rules", "feed_alerts_test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dashboards_ship_as_sidecar_config_maps():
+    assert not by_kind(objects(render()), "ConfigMap")
+    maps = by_kind(objects(render(SCENARIOS["feed-monitoring"])), "ConfigMap")
+    assert sorted(m["metadata"]["name"] for m in maps) == ["feedroll-dashboard-feed-service", "feedroll-dashboard-rollouts"]
+    for m in maps:
+        assert m["metadata"]["namespace"] == "monitoring"
+        assert m["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert m["metadata"]["annotations"] == {"grafana_folder": "Feedroll"}
+        ((name, text),) = m["data"].items()
+        assert text == (CHART / "dashboards" / name).read_text().rstrip("\n")
+    custom = by_kind(objects(render({"dashboards": {"enabled": True, "label": "dash", "labelValue": "feed"}})), "ConfigMap")
+    assert {m["metadata"]["namespace"] for m in custom} == {NAMESPACE}
+    assert {m["metadata"]["labels"]["dash"] for m in custom} == {"feed"}
