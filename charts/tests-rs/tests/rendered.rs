@@ -8,7 +8,7 @@ use feedroll_chart_tests::monitoring::{PodMonitor, PrometheusRule, ServiceMonito
 use feedroll_chart_tests::round_trip;
 use feedroll_crds::FeedRollout;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -53,6 +53,7 @@ fn check(object: &Value) -> Result<(), String> {
         ("v1", "Service") => round_trip::<Service>(object),
         ("v1", "ServiceAccount") => round_trip::<ServiceAccount>(object),
         ("v1", "Secret") => round_trip::<Secret>(object),
+        ("v1", "ConfigMap") => round_trip::<ConfigMap>(object),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => round_trip::<ClusterRole>(object),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
             round_trip::<ClusterRoleBinding>(object)
@@ -126,6 +127,7 @@ fn every_rendered_object_matches_its_kubernetes_type() {
         "PodMonitor",
         "PrometheusRule",
         "Secret",
+        "ConfigMap",
         "FeedRollout",
     ] {
         assert!(kinds.contains(kind), "no scenario renders a {kind}");
