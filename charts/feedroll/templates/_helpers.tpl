@@ -146,3 +146,22 @@ it is always a namespaced Role in the release namespace.
 {{- end -}}
 {{- $total -}}
 {{- end -}}
+
+{{/*
+A multi-window burn-rate condition of the feed alerts: the ratio <prefix>rate(bad) / rate(total)
+per (namespace, rollout) above the threshold over the long and the short window. Args: prefix
+("" or "1 - " when `bad` counts the good requests), bad, total (series selectors), windows
+(dict with long, short), threshold.
+*/}}
+{{- define "feedroll.feedBurn" -}}
+{{- $args := . }}
+{{- range $i, $w := list .windows.long .windows.short }}
+{{- if $i }}
+and
+{{ end -}}
+(
+  {{ $args.prefix }}sum by (namespace, rollout) (rate({{ $args.bad }}[{{ $w }}]))
+  / sum by (namespace, rollout) (rate({{ $args.total }}[{{ $w }}]))
+) > {{ $args.threshold }}
+{{- end }}
+{{- end }}
