@@ -30,7 +30,17 @@ pub enum ClientError {
     /// The request could not be built.
     #[error("bad request: {0}")]
     Build(#[from] hyper::http::Error),
+    /// No complete answer within [`ONCE_TIMEOUT`] (a one-off request only).
+    #[error("no answer from {addr} within {ONCE_TIMEOUT:?}")]
+    Timeout {
+        /// Target.
+        addr: SocketAddr,
+    },
 }
+
+/// How long [`once`] waits for a complete answer: a server (or proxy) that accepts and never
+/// answers is an error, not a hang.
+pub const ONCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A request to send (cheap to clone: the body is shared).
 #[derive(Clone, Debug)]
@@ -148,6 +158,10 @@ impl Conn {
 }
 
 /// Sends one request on a fresh connection (set-up and scraping, not measured).
+/// Bounded by [`ONCE_TIMEOUT`].
 pub async fn once(addr: SocketAddr, req: &Req) -> Result<Reply, ClientError> {
-    Conn::connect(addr).await?.send(req).await
+    let exchange = async { Conn::connect(addr).await?.send(req).await };
+    tokio::time::timeout(ONCE_TIMEOUT, exchange)
+        .await
+        .unwrap_or(Err(ClientError::Timeout { addr }))
 }

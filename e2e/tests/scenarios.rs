@@ -159,7 +159,9 @@ async fn s1_healthy_canary_is_promoted_through_every_step() {
     let (outcome, world) = default_plan(
         "1 healthy canary",
         "s1",
-        40,
+        // 10% of 80/s: enough canary requests in the 3-s roll-back window (minRequests 5) even
+        // when a loaded machine delays scrapes.
+        80,
         Timings::default(),
         Hooks::default(),
         120,
@@ -317,7 +319,7 @@ async fn s5_prometheus_down_holds_then_pauses_and_goes_on_when_back() {
     let (outcome, _) = default_plan(
         "5 Prometheus killed mid-rollout",
         "s5",
-        40,
+        80,
         Timings::default(),
         hooks,
         150,

@@ -139,6 +139,8 @@ impl Services {
     /// served yet).
     pub fn served(&self, namespace: &str, name: &str) -> BTreeMap<u16, ServedPort> {
         let key = format!("{namespace}/{name}");
+        // One lock at a time (the controller takes them in its own order).
+        let ip = lock(&self.ips).get(&key).unwrap_or(Ipv4Addr::UNSPECIFIED);
         let state = lock(&self.state);
         state
             .listeners
@@ -147,7 +149,6 @@ impl Services {
                 ports
                     .iter()
                     .map(|(port, l)| {
-                        let ip = lock(&self.ips).get(&key).unwrap_or(Ipv4Addr::UNSPECIFIED);
                         (
                             *port,
                             ServedPort {
@@ -255,15 +256,16 @@ fn reconcile(api: &FakeApi, ips: &Mutex<Allocator>, state: &Mutex<State>) {
     }
     slices = api.list_all("discovery.k8s.io/v1", "endpointslices");
     // Addresses of Services that are gone go back to the pool.
+    // One lock at a time: `Services::served` reads the addresses while it holds no state.
+    let live: Vec<String> = services.iter().map(ServiceView::key).collect();
+    let gone: Vec<String> = lock(state)
+        .listeners
+        .keys()
+        .filter(|k| !live.contains(k))
+        .cloned()
+        .collect();
     {
         let mut ips = lock(ips);
-        let live: Vec<String> = services.iter().map(ServiceView::key).collect();
-        let gone: Vec<String> = lock(state)
-            .listeners
-            .keys()
-            .filter(|k| !live.contains(k))
-            .cloned()
-            .collect();
         for key in gone {
             ips.release(&key);
         }
