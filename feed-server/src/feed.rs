@@ -136,7 +136,7 @@ pub async fn warm_up(state: &AppState, users: usize) -> Result<usize, FeedError>
         head_admitted(
             state,
             user,
-            crate::http::feed::DEFAULT_LIMIT,
+            crate::model::DEFAULT_LIMIT,
             false,
             Admission::Unbounded,
         )

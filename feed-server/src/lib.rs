@@ -26,10 +26,9 @@ pub mod config;
 pub mod demo;
 pub mod experiments;
 pub mod exposure;
-#[cfg(feature = "fault-injection")]
-pub mod faults;
 pub mod feed;
 pub mod http;
+mod layers;
 pub mod learning;
 pub mod metrics;
 pub mod model;

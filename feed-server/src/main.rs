@@ -72,12 +72,12 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     init_logging(config.log_format);
     #[cfg(feature = "fault-injection")]
-    if feed_server::faults::exit_at_start() {
+    if feed_server::http::faults::exit_at_start() {
         tracing::error!(
             "exiting at start: {} is set (fault injection)",
-            feed_server::faults::EXIT_AT_START_ENV
+            feed_server::http::faults::EXIT_AT_START_ENV
         );
-        std::process::exit(feed_server::faults::EXIT_AT_START_CODE);
+        std::process::exit(feed_server::http::faults::EXIT_AT_START_CODE);
     }
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let app = feed_server::server::build(&config)

@@ -2,6 +2,7 @@
 //! constant labels `rollout` and `track` (from `FEED_ROLLOUT`, `FEED_TRACK`), and `variant`
 //! where a ranking experiment applies.
 
+use feed_metrics::{contract, ops};
 use std::sync::Mutex;
 
 use feed_profile::Experiment;
@@ -71,14 +72,14 @@ impl Metrics {
         let registry = Registry::new_custom(None, Some(labels.into_iter().collect()))?;
         let http_requests = IntCounterVec::new(
             Opts::new(
-                "feed_http_requests_total",
+                contract::HTTP_REQUESTS,
                 "API requests (`/v1/` routes) by route, method, status, variant and API key name",
             ),
             &["route", "method", "status", "variant", "key"],
         )?;
         let http_duration = HistogramVec::new(
             HistogramOpts::new(
-                "feed_http_request_duration_seconds",
+                contract::HTTP_REQUEST_DURATION,
                 "API request latency (`/v1/` routes)",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
@@ -86,56 +87,53 @@ impl Metrics {
         )?;
         let http_operational = IntCounterVec::new(
             Opts::new(
-                "feed_http_operational_requests_total",
+                ops::HTTP_OPERATIONAL_REQUESTS,
                 "Probe, scrape and unmatched requests by route and status (not API traffic)",
             ),
             &["route", "status"],
         )?;
         let http_refused = IntCounterVec::new(
             Opts::new(
-                "feed_http_refused_total",
+                ops::HTTP_REFUSED,
                 "API requests refused before any work (401, 403, 429) by route, reason (the error code) and API key name; not in feed_http_requests_total",
             ),
             &["route", "reason", "key"],
         )?;
         let cache_requests = IntCounterVec::new(
             Opts::new(
-                "feed_cache_requests_total",
+                contract::CACHE_REQUESTS,
                 "Feed cache lookups by tier (local, store) and result (hit, miss)",
             ),
             &["tier", "result"],
         )?;
         let events = IntCounterVec::new(
             Opts::new(
-                "feed_events_total",
+                contract::EVENTS,
                 "Accepted engagement events by type and variant",
             ),
             &["type", "variant"],
         )?;
         let events_rejected = IntCounterVec::new(
-            Opts::new(
-                "feed_events_rejected_total",
-                "Rejected engagement events by reason",
-            ),
+            Opts::new(ops::EVENTS_REJECTED, "Rejected engagement events by reason"),
             &["code"],
         )?;
         let profile_info = IntGaugeVec::new(
             Opts::new(
-                "feed_ranking_profile_info",
+                contract::RANKING_PROFILE_INFO,
                 "Ranking profile in force per variant (value 1)",
             ),
             &["profile", "variant", "generation"],
         )?;
         let profile_reload_errors = IntCounter::new(
-            "feed_ranking_profile_reload_errors_total",
+            ops::RANKING_PROFILE_RELOAD_ERRORS,
             "Profile file changes rejected (the last good profile kept serving)",
         )?;
         let store_errors = IntCounterVec::new(
-            Opts::new("feed_store_errors_total", "Failed store calls by kind"),
+            Opts::new(ops::STORE_ERRORS, "Failed store calls by kind"),
             &["kind"],
         )?;
         let ranking_candidates = Histogram::with_opts(
-            HistogramOpts::new("feed_ranking_candidates", "Candidates scored per ranking")
+            HistogramOpts::new(ops::RANKING_CANDIDATES, "Candidates scored per ranking")
                 .buckets(vec![10.0, 50.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0]),
         )?;
         registry.register(Box::new(http_requests.clone()))?;

@@ -12,6 +12,12 @@ pub const MAX_VIDEO_BATCH: usize = 5_000;
 pub const MAX_EVENT_BATCH: usize = 1_000;
 /// Most candidates accepted by one `POST /v1/rank`.
 pub const MAX_RANK_CANDIDATES: usize = 1_000;
+
+/// Default page size of `GET /v1/feed` (and of the pages the start-up warm-up caches).
+pub const DEFAULT_LIMIT: usize = 20;
+/// Largest page size of `GET /v1/feed`: a ranked list's first-page cache TTLs cover this many
+/// leading items.
+pub const MAX_LIMIT: usize = 100;
 /// Most creators or friends in one follows update.
 pub const MAX_FOLLOWS: usize = 5_000;
 /// Longest accepted id (video, user, creator, tag).
@@ -396,8 +402,21 @@ pub struct RankRequest {
 /// Every machine-readable error `code` the API answers: the `code` of a JSON error
 /// (`{"error":{"code","message"}}`) and of a rejected event (`rejected[].code`). The OpenAPI
 /// document lists exactly these values, so clients can match on them exhaustively.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     /// No route matches the path (404).
     NotFound,
@@ -500,106 +519,55 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 47] = [
-        Self::NotFound,
-        Self::MethodNotAllowed,
-        Self::Timeout,
-        Self::Overloaded,
-        Self::Internal,
-        Self::StoreUnavailable,
-        Self::StoreCorrupt,
-        Self::PayloadTooLarge,
-        Self::UnsupportedMediaType,
-        Self::InvalidJson,
-        Self::InvalidQuery,
-        Self::InvalidLimit,
-        Self::InvalidCursor,
-        Self::CursorExpired,
-        Self::EmptyCandidates,
-        Self::TooManyCandidates,
-        Self::InvalidBatch,
-        Self::EmptyBatch,
-        Self::BatchTooLarge,
-        Self::InvalidId,
-        Self::DuplicateId,
-        Self::InvalidDuration,
-        Self::InvalidTags,
-        Self::InvalidEmbedding,
-        Self::InvalidWatchMs,
-        Self::TooMany,
-        Self::InvalidProfile,
-        Self::InvalidLocale,
-        Self::UnknownVideo,
-        Self::WarmingUp,
-        Self::InvalidEvent,
-        Self::UnknownType,
-        Self::UnknownField,
-        Self::MissingField,
-        Self::InvalidField,
-        Self::InvalidTs,
-        Self::InjectedFault,
-        Self::InvalidFaults,
-        Self::Unauthenticated,
-        Self::Forbidden,
-        Self::RateLimited,
-        Self::InvalidWindow,
-        Self::InvalidObjective,
-        Self::TooFewExposures,
-        Self::NoOutcome,
-        Self::NoFit,
-        Self::TuneInProgress,
-    ];
+    pub const ALL: &'static [ErrorCode] = <Self as strum::VariantArray>::VARIANTS;
 
-    /// The code as on the wire.
-    pub const fn as_str(self) -> &'static str {
+    /// The code as on the wire (the serde name; the two are derived from one rule).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The HTTP status of a response carrying this code. The per-event codes of a 200's
+    /// `rejected[]` (`invalid_event`, `unknown_type`, …) have the status a request would have
+    /// for the same fault, 400. Exhaustive: a new code does not compile without its status.
+    pub const fn http_status(self) -> u16 {
         match self {
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Timeout => "timeout",
-            Self::Overloaded => "overloaded",
-            Self::Internal => "internal",
-            Self::StoreUnavailable => "store_unavailable",
-            Self::StoreCorrupt => "store_corrupt",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::InvalidJson => "invalid_json",
-            Self::InvalidQuery => "invalid_query",
-            Self::InvalidLimit => "invalid_limit",
-            Self::InvalidCursor => "invalid_cursor",
-            Self::CursorExpired => "cursor_expired",
-            Self::EmptyCandidates => "empty_candidates",
-            Self::TooManyCandidates => "too_many_candidates",
-            Self::InvalidBatch => "invalid_batch",
-            Self::EmptyBatch => "empty_batch",
-            Self::BatchTooLarge => "batch_too_large",
-            Self::InvalidId => "invalid_id",
-            Self::DuplicateId => "duplicate_id",
-            Self::InvalidDuration => "invalid_duration",
-            Self::InvalidTags => "invalid_tags",
-            Self::InvalidEmbedding => "invalid_embedding",
-            Self::InvalidWatchMs => "invalid_watch_ms",
-            Self::TooMany => "too_many",
-            Self::InvalidProfile => "invalid_profile",
-            Self::InvalidLocale => "invalid_locale",
-            Self::UnknownVideo => "unknown_video",
-            Self::WarmingUp => "warming_up",
-            Self::InvalidEvent => "invalid_event",
-            Self::UnknownType => "unknown_type",
-            Self::UnknownField => "unknown_field",
-            Self::MissingField => "missing_field",
-            Self::InvalidField => "invalid_field",
-            Self::InvalidTs => "invalid_ts",
-            Self::InjectedFault => "injected_fault",
-            Self::InvalidFaults => "invalid_faults",
-            Self::Unauthenticated => "unauthenticated",
-            Self::Forbidden => "forbidden",
-            Self::RateLimited => "rate_limited",
-            Self::InvalidWindow => "invalid_window",
-            Self::InvalidObjective => "invalid_objective",
-            Self::TooFewExposures => "too_few_exposures",
-            Self::NoOutcome => "no_outcome",
-            Self::NoFit => "no_fit",
-            Self::TuneInProgress => "tune_in_progress",
+            Self::InvalidJson
+            | Self::InvalidQuery
+            | Self::InvalidLimit
+            | Self::InvalidCursor
+            | Self::EmptyCandidates
+            | Self::InvalidBatch
+            | Self::EmptyBatch
+            | Self::InvalidId
+            | Self::DuplicateId
+            | Self::InvalidDuration
+            | Self::InvalidTags
+            | Self::InvalidEmbedding
+            | Self::InvalidWatchMs
+            | Self::TooMany
+            | Self::InvalidProfile
+            | Self::InvalidLocale
+            | Self::InvalidEvent
+            | Self::UnknownType
+            | Self::UnknownField
+            | Self::MissingField
+            | Self::InvalidField
+            | Self::InvalidTs
+            | Self::InvalidFaults
+            | Self::InvalidWindow
+            | Self::InvalidObjective => 400,
+            Self::Unauthenticated => 401,
+            Self::Forbidden => 403,
+            Self::NotFound | Self::UnknownVideo => 404,
+            Self::MethodNotAllowed => 405,
+            Self::TuneInProgress => 409,
+            Self::CursorExpired => 410,
+            Self::PayloadTooLarge | Self::TooManyCandidates | Self::BatchTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::TooFewExposures | Self::NoOutcome | Self::NoFit => 422,
+            Self::RateLimited => 429,
+            Self::Internal | Self::StoreCorrupt | Self::InjectedFault => 500,
+            Self::Timeout | Self::Overloaded | Self::StoreUnavailable | Self::WarmingUp => 503,
         }
     }
 }

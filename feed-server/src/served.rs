@@ -7,6 +7,7 @@
 //! ([`ItemFacts`]); serving a page (cached or not) then costs two short loops over the page's
 //! items with no allocation: counter adds and one histogram observation per item.
 
+use feed_metrics::contract;
 use std::collections::HashMap;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
@@ -103,24 +104,24 @@ impl ServedMetrics {
             Ok(c)
         };
         let items = counter(
-            "feed_served_items_total",
+            contract::SERVED_ITEMS,
             "Items on the feed pages served (cached or not), by variant",
         )?;
         let long_tail = counter(
-            "feed_served_long_tail_items_total",
+            contract::SERVED_LONG_TAIL_ITEMS,
             "Served feed items nominated by the long-tail source (least-shown videos), by variant",
         )?;
         let pages = counter(
-            "feed_served_pages_total",
+            contract::SERVED_PAGES,
             "Feed pages served (cached or not), by variant",
         )?;
         let page_creators = counter(
-            "feed_served_page_creators_total",
+            contract::SERVED_PAGE_CREATORS,
             "Sum over served feed pages of the distinct creators on the page, by variant",
         )?;
         let age = HistogramVec::new(
             HistogramOpts::new(
-                "feed_served_item_age_seconds",
+                contract::SERVED_ITEM_AGE,
                 "Age of each served feed item (since its published_at) when served, by variant",
             )
             .buckets(AGE_BUCKETS.to_vec()),

@@ -16,6 +16,7 @@
 //! rankings slow down, e.g. a slow store). tower's `ConcurrencyLimit`/`LoadShed` would bound the
 //! whole route, cached pages included, which is why they are not used here.
 
+use feed_metrics::ops;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -115,19 +116,19 @@ impl ShedMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let shed = IntCounterVec::new(
             Opts::new(
-                "feed_shed_requests_total",
+                ops::SHED_REQUESTS,
                 "Rankings refused with 503 overloaded, by reason (queue_full, queue_timeout)",
             ),
             &["reason"],
         )?;
-        let in_flight = IntGauge::new("feed_rankings_in_flight", "Rankings running now")?;
+        let in_flight = IntGauge::new(ops::RANKINGS_IN_FLIGHT, "Rankings running now")?;
         let queued = IntGauge::new(
-            "feed_rankings_queued",
+            ops::RANKINGS_QUEUED,
             "Requests holding a ranking queue place (waiting for a slot or in the store-tier cache lookup)",
         )?;
         let limit = IntGaugeVec::new(
             Opts::new(
-                "feed_rankings_limit",
+                ops::RANKINGS_LIMIT,
                 "Ranking bounds in force: kind=in_flight (slots) or queued (queue places)",
             ),
             &["kind"],

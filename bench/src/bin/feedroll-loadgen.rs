@@ -1,6 +1,7 @@
 //! `feedroll-loadgen`: generates and loads the benchmark world through feed-server's HTTP API
 //! and measures it beside the static baseline. Driven by `scripts/bench.sh`; see BENCHMARKS.md.
 
+use feed_metrics::{contract, ops};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -378,7 +379,7 @@ async fn scrape(addr: SocketAddr) -> anyhow::Result<Scrape> {
 fn cache_delta(a: &Scrape, b: &Scrape) -> CacheDelta {
     let d = |tier, result| {
         let l = [("tier", tier), ("result", result)];
-        b.get("feed_cache_requests_total", &l) - a.get("feed_cache_requests_total", &l)
+        b.get(contract::CACHE_REQUESTS, &l) - a.get(contract::CACHE_REQUESTS, &l)
     };
     let (lh, lm, sh, sm) = (
         d("local", "hit"),
@@ -403,9 +404,9 @@ fn cache_delta(a: &Scrape, b: &Scrape) -> CacheDelta {
 
 fn candidates_delta(a: &Scrape, b: &Scrape) -> CandidatesDelta {
     let d = |name, labels: &[(&str, &str)]| b.get(name, labels) - a.get(name, labels);
-    let n = d("feed_ranking_candidates_count", &[]);
-    let sum = d("feed_ranking_candidates_sum", &[]);
-    let le500 = d("feed_ranking_candidates_bucket", &[("le", "500")]);
+    let n = d(ops::RANKING_CANDIDATES_COUNT, &[]);
+    let sum = d(ops::RANKING_CANDIDATES_SUM, &[]);
+    let le500 = d(ops::RANKING_CANDIDATES_BUCKET, &[("le", "500")]);
     CandidatesDelta {
         rankings: n,
         mean_scored: if n > 0.0 { sum / n } else { 0.0 },
@@ -821,10 +822,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             "closed loop, {} conns, ≥{batch} events per POST, Zipf users",
             args.event_conns
         );
-        let before_events = m.scrape.get("feed_events_total", &[]);
+        let before_events = m.scrape.get(contract::EVENTS, &[]);
         let sent = out.sent.max(1) as f64;
         let (mut p, after) = finish(&args, server, m, "event ingestion", load, out).await?;
-        let events = after.get("feed_events_total", &[]) - before_events;
+        let events = after.get(contract::EVENTS, &[]) - before_events;
         p.events_per_sec = Some(events / sent * p.summary.rps);
         p.candidates = None;
         phases.push(p);
@@ -880,7 +881,7 @@ const UNCACHED_MAX: &str = "uncached feed (max)";
 /// Name of the overload phase.
 const OVERLOAD: &str = "uncached overload";
 /// The server's count of shed requests.
-const SHED_TOTAL: &str = "feed_shed_requests_total";
+const SHED_TOTAL: &str = ops::SHED_REQUESTS;
 
 /// Splits an overload outcome into shed (503) and admitted (200) requests.
 fn overload(out: &Outcome, rate: f64, capacity: f64) -> Overload {

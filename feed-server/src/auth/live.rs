@@ -1,6 +1,7 @@
 //! The API keys in force: read at start, replaced by [`crate::reload::watch`] when the file
 //! changes, with their metrics.
 
+use feed_metrics::ops;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -92,18 +93,18 @@ pub struct AuthMetrics {
 impl AuthMetrics {
     pub(super) fn register(metrics: &Metrics, with_keys: bool) -> Result<Self, MetricsError> {
         let m = Self {
-            keys: IntGauge::new("feed_api_keys", "API keys in force")?,
+            keys: IntGauge::new(ops::API_KEYS, "API keys in force")?,
             generation: IntGauge::new(
-                "feed_api_keys_generation",
+                ops::API_KEYS_GENERATION,
                 "Generation of the API-keys file in force (1 = read at start)",
             )?,
             reload_errors: IntCounter::new(
-                "feed_api_keys_reload_errors_total",
+                ops::API_KEYS_RELOAD_ERRORS,
                 "API-keys file changes rejected (the last good file kept serving)",
             )?,
             rate_limited: IntCounterVec::new(
                 Opts::new(
-                    "feed_rate_limited_total",
+                    ops::RATE_LIMITED,
                     "Requests refused with 429 by limit (key, user, open)",
                 ),
                 &["limit"],

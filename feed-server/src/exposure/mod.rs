@@ -44,6 +44,7 @@ pub mod replay;
 pub mod ring;
 pub mod tune;
 
+use feed_metrics::ops;
 use prometheus::IntCounter;
 
 use crate::model::{Event, EventType};
@@ -114,7 +115,7 @@ impl Default for LogSettings {
 }
 
 /// Name of the drop counter.
-pub const DROPPED_METRIC: &str = "feed_exposure_log_dropped_total";
+pub const DROPPED_METRIC: &str = ops::EXPOSURE_LOG_DROPPED;
 
 fn unregistered_drop_counter() -> IntCounter {
     IntCounter::new(

@@ -21,8 +21,8 @@ use crate::learning::{
 };
 use crate::model::{EventType, Video};
 use crate::ranking::inputs::{self, SignalInputs};
-use crate::ranking::pipeline::taste_at;
 use crate::ranking::signals;
+use crate::ranking::user::taste_at;
 use crate::store::UserState;
 
 /// A time window `[since, until)` in unix seconds.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use tracing::Span;
 use super::error::{ApiError, ErrorCode};
 use super::routes::Route;
 use crate::auth::keys::KeyName;
-use crate::auth::scope::{self, Scope};
+use crate::auth::scope::Scope;
 use crate::auth::{Authenticator, LimitKind, Refusal, Unauthenticated};
 use crate::model::validate_id;
 
@@ -79,7 +79,7 @@ pub async fn authenticate(
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
-    let access = scope::access_of(matched);
+    let access = super::access::access_of(matched);
     let route = matched.and_then(Route::from_path);
     let user = (route == Some(Route::Feed))
         .then(|| feed_user(req.uri()))
@@ -171,12 +171,7 @@ pub fn refusal_response(refusal: &Refusal) -> Response {
                     Some("invalid_token"),
                 ),
             };
-            let mut response = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthenticated,
-                message,
-            )
-            .into_response();
+            let mut response = ApiError::new(ErrorCode::Unauthenticated, message).into_response();
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, challenge(error, None));
@@ -184,7 +179,6 @@ pub fn refusal_response(refusal: &Refusal) -> Response {
         }
         Refusal::Forbidden { key, needs } => {
             let mut response = ApiError::new(
-                StatusCode::FORBIDDEN,
                 ErrorCode::Forbidden,
                 format!("the API key {key:?} lacks the `{needs}` scope this route needs"),
             )
@@ -210,12 +204,7 @@ pub fn refusal_response(refusal: &Refusal) -> Response {
                 }
                 _ => format!("the server is over its rate limit; retry after {secs} s"),
             };
-            let mut response = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::RateLimited,
-                message,
-            )
-            .into_response();
+            let mut response = ApiError::new(ErrorCode::RateLimited, message).into_response();
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -228,6 +217,7 @@ pub fn refusal_response(refusal: &Refusal) -> Response {
 mod tests {
     use super::*;
     use crate::auth::limits::RetryAfter;
+    use axum::http::StatusCode;
 
     fn header_of(r: &Response, name: header::HeaderName) -> &str {
         r.headers()

@@ -21,24 +21,23 @@ fn parse_videos(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Video>, ApiError
         .unwrap_or("");
     if content_type.starts_with(NDJSON) {
         let text = std::str::from_utf8(body)
-            .map_err(|_| ApiError::bad_request(ErrorCode::InvalidJson, "body is not UTF-8"))?;
+            .map_err(|_| ApiError::new(ErrorCode::InvalidJson, "body is not UTF-8"))?;
         let mut videos = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             let v = serde_json::from_str(line).map_err(|e| {
-                ApiError::bad_request(ErrorCode::InvalidJson, format!("line {}: {e}", i + 1))
+                ApiError::new(ErrorCode::InvalidJson, format!("line {}: {e}", i + 1))
             })?;
             videos.push(v);
         }
         Ok(videos)
     } else if content_type.starts_with("application/json") {
         serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("body: {e}")))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("body: {e}")))
     } else {
         Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::UnsupportedMediaType,
             format!("Content-Type must be application/json or {NDJSON}"),
         ))
@@ -71,18 +70,24 @@ pub async fn put_videos(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<VideosStored>, ApiError> {
-    let body =
-        body.map_err(|r| ApiError::new(r.status(), ErrorCode::PayloadTooLarge, r.body_text()))?;
+    let body = body.map_err(|r| {
+        // A body over the limit, or one that could not be read at all.
+        let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::PayloadTooLarge
+        } else {
+            ErrorCode::InvalidJson
+        };
+        ApiError::new(code, r.body_text())
+    })?;
     let videos = parse_videos(&headers, &body)?;
     if videos.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
             ErrorCode::EmptyBatch,
             "no videos in the body",
         ));
     }
     if videos.len() > MAX_VIDEO_BATCH {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::BatchTooLarge,
             format!(
                 "at most {MAX_VIDEO_BATCH} videos per request, got {}",
@@ -93,9 +98,9 @@ pub async fn put_videos(
     let mut ids = std::collections::HashSet::new();
     for (i, v) in videos.iter().enumerate() {
         v.validate()
-            .map_err(|e| ApiError::bad_request(e.code, format!("videos[{i}]: {}", e.message)))?;
+            .map_err(|e| ApiError::new(e.code, format!("videos[{i}]: {}", e.message)))?;
         if !ids.insert(v.id.as_str()) {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::new(
                 ErrorCode::DuplicateId,
                 format!("videos[{i}]: id {:?} appears more than once", v.id),
             ));
@@ -130,7 +135,7 @@ pub async fn delete_video(
         state.cache.clear_local();
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(
+        Err(ApiError::new(
             ErrorCode::UnknownVideo,
             format!("video {id:?} is not in the catalog"),
         ))

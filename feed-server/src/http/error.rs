@@ -13,11 +13,10 @@ use crate::model::Invalid;
 use crate::shed::{self, Overloaded};
 use crate::store::StoreError;
 
-/// An error answered to the client.
+/// An error answered to the client; its HTTP status is the code's
+/// ([`ErrorCode::http_status`]), so a code and its status never disagree.
 #[derive(Debug)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
     /// Machine-readable code.
     pub code: ErrorCode,
     /// Human-readable message.
@@ -25,24 +24,23 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// A new error.
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+    /// An error with `code` (which decides the status) and a message for people.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
         }
     }
 
-    /// 400 with a code.
-    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    /// The HTTP status of the response.
+    pub fn status(&self) -> StatusCode {
+        status_of(self.code)
     }
+}
 
-    /// 404 with a code.
-    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
+/// The status of a code as an HTTP type (every code's status is a valid one: a unit test holds it).
+fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl IntoResponse for ApiError {
@@ -54,7 +52,7 @@ impl IntoResponse for ApiError {
             },
         });
         // The code rides along for the request metrics (store errors by kind).
-        let mut response = (self.status, Extension(self.code), body).into_response();
+        let mut response = (status_of(self.code), Extension(self.code), body).into_response();
         if self.code == ErrorCode::Overloaded {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -83,7 +81,7 @@ pub struct ErrorDetail {
 
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
-        Self::bad_request(e.code, e.message)
+        Self::new(e.code, e.message)
     }
 }
 
@@ -91,26 +89,17 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::StoreUnavailable,
                 format!("the store is unavailable, retry later: {m}"),
             ),
-            StoreError::Corrupt(m) => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::StoreCorrupt,
-                m,
-            ),
+            StoreError::Corrupt(m) => Self::new(ErrorCode::StoreCorrupt, m),
         }
     }
 }
 
 impl From<Overloaded> for ApiError {
     fn from(e: Overloaded) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Overloaded,
-            e.to_string(),
-        )
+        Self::new(ErrorCode::Overloaded, e.to_string())
     }
 }
 
@@ -125,22 +114,47 @@ impl From<crate::feed::FeedError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
+        // axum answers 422 for well-formed JSON of the wrong shape; this API says 400
+        // `invalid_json` for every body it cannot read.
         let code = match r.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
             _ => ErrorCode::InvalidJson,
         };
-        let status = if r.status() == StatusCode::UNPROCESSABLE_ENTITY {
-            StatusCode::BAD_REQUEST
-        } else {
-            r.status()
-        };
-        Self::new(status, code, r.body_text())
+        Self::new(code, r.body_text())
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        Self::bad_request(ErrorCode::InvalidQuery, r.body_text())
+        Self::new(ErrorCode::InvalidQuery, r.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_answers_an_error_status_of_its_own_class() {
+        for &code in ErrorCode::ALL {
+            let status = status_of(code);
+            assert_eq!(status.as_u16(), code.http_status(), "{code:?}");
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code:?}: {status}"
+            );
+            let response = ApiError::new(code, "m").into_response();
+            assert_eq!(response.status(), status, "{code:?}");
+        }
+        assert_eq!(status_of(ErrorCode::CursorExpired), StatusCode::GONE);
+        assert_eq!(
+            status_of(ErrorCode::Overloaded),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status_of(ErrorCode::TooFewExposures),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
 }

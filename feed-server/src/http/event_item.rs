@@ -47,7 +47,7 @@ impl RejectCode {
     }
 
     /// The code as on the wire.
-    pub const fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         self.code().as_str()
     }
 }

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::Utc;
 use serde_json::Value;
 
@@ -23,7 +22,7 @@ const MAX_FUTURE_SKEW_SECS: f64 = 300.0;
 /// Reads the body's shape, `{"events":[…]}`, leaving the items unread.
 fn parse_batch(body: Value) -> Result<EventBatch, ApiError> {
     serde_json::from_value(body).map_err(|e| {
-        ApiError::bad_request(
+        ApiError::new(
             ErrorCode::InvalidBatch,
             format!("the body must be {{\"events\":[…]}}: {e}"),
         )
@@ -52,14 +51,13 @@ pub async fn post_events(
     let batch = parse_batch(body)?;
     let n = batch.events.len();
     if n == 0 {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
             ErrorCode::EmptyBatch,
             "events must not be empty",
         ));
     }
     if n > MAX_EVENT_BATCH {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::BatchTooLarge,
             format!("at most {MAX_EVENT_BATCH} events per batch, got {n}"),
         ));

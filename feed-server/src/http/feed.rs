@@ -16,15 +16,11 @@ use super::openapi::Id;
 use crate::cache::Snapshot;
 use crate::feed::{self, now_secs};
 use crate::model::{
-    FeedItem, FeedResponse, MAX_RANK_CANDIDATES, RankRequest, validate_id, validate_unique,
+    DEFAULT_LIMIT, FeedItem, FeedResponse, MAX_LIMIT, MAX_RANK_CANDIDATES, RankRequest,
+    validate_id, validate_unique,
 };
 use crate::ranking;
 use crate::state::SharedState;
-
-/// Default page size.
-pub const DEFAULT_LIMIT: usize = 20;
-/// Largest page size.
-pub const MAX_LIMIT: usize = 100;
 
 /// Variant that served a response, for the request metrics.
 #[derive(Clone, Debug)]
@@ -102,11 +98,7 @@ fn first_page(snapshot: &Snapshot) -> Result<Response, ApiError> {
         None => {
             let response = snapshot_page(snapshot, 0, DEFAULT_LIMIT, false);
             let body = Bytes::from(serde_json::to_vec(&response).map_err(|e| {
-                ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorCode::Internal,
-                    format!("cannot encode the feed: {e}"),
-                )
+                ApiError::new(ErrorCode::Internal, format!("cannot encode the feed: {e}"))
             })?);
             // A concurrent request may have set it first; both encodings are identical.
             let _ = snapshot.first_page.set(body.clone());
@@ -144,7 +136,7 @@ pub async fn get_feed(
         None => DEFAULT_LIMIT,
         Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => l as usize,
         Some(l) => {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::new(
                 ErrorCode::InvalidLimit,
                 format!("limit must be between 1 and {MAX_LIMIT}, got {l}"),
             ));
@@ -153,20 +145,19 @@ pub async fn get_feed(
     let (snapshot, offset) = match &q.cursor {
         Some(c) => {
             let (id, offset) = cursor::decode(c).ok_or_else(|| {
-                ApiError::bad_request(
+                ApiError::new(
                     ErrorCode::InvalidCursor,
                     "cursor was not issued by this service",
                 )
             })?;
             let snapshot = state.cache.snapshot(&id).await?.ok_or_else(|| {
                 ApiError::new(
-                    axum::http::StatusCode::GONE,
                     ErrorCode::CursorExpired,
                     "the ranked list behind this cursor has expired; request the first page again",
                 )
             })?;
             if snapshot.user_id != q.user_id {
-                return Err(ApiError::bad_request(
+                return Err(ApiError::new(
                     ErrorCode::InvalidCursor,
                     "cursor belongs to another user",
                 ));
@@ -217,14 +208,13 @@ pub async fn rank(
         return Ok(refused);
     }
     if req.video_ids.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
             ErrorCode::EmptyCandidates,
             "video_ids must not be empty",
         ));
     }
     if req.video_ids.len() > MAX_RANK_CANDIDATES {
         return Err(ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::TooManyCandidates,
             format!(
                 "at most {MAX_RANK_CANDIDATES} video_ids, got {}",

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -54,7 +54,6 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(state): State<SharedState>) -> Result<Json<Ready>, ApiError> {
     if !state.is_warm() {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::WarmingUp,
             "cache warm-up has not finished",
         ));
@@ -66,7 +65,6 @@ pub async fn readyz(State(state): State<SharedState>) -> Result<Json<Ready>, Api
         })),
         Ok(Err(e)) => Err(ApiError::from(e)),
         Err(_) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::StoreUnavailable,
             "the store did not answer in time",
         )),

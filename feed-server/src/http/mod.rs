@@ -2,6 +2,7 @@
 //! stack (request metrics, authentication and rate limits, timeout, body-size limit, panic
 //! catching, tracing).
 
+pub mod access;
 pub mod auth;
 pub mod catalog;
 pub mod cursor;
@@ -9,6 +10,8 @@ pub mod error;
 pub mod event_item;
 pub mod events;
 pub mod extract;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod feed;
 pub mod health;
 pub mod openapi;
@@ -23,7 +26,6 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
@@ -95,32 +97,22 @@ async fn record_metrics(State(state): State<SharedState>, req: Request, next: Ne
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found(ErrorCode::NotFound, "no such route")
+    ApiError::new(ErrorCode::NotFound, "no such route")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::MethodNotAllowed,
         "method not allowed on this route",
     )
 }
 
 async fn timed_out(_: tower::BoxError) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Timeout,
-        "the request took too long; retry later",
-    )
+    ApiError::new(ErrorCode::Timeout, "the request took too long; retry later")
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorCode::Internal,
-        "internal error",
-    )
-    .into_response()
+    ApiError::new(ErrorCode::Internal, "internal error").into_response()
 }
 
 /// The application router; `authenticator` admits or refuses every request (`auth`).
@@ -129,7 +121,7 @@ pub fn router(state: SharedState, limits: HttpLimits, authenticator: Arc<Authent
         r.route(route.path(), route.handler())
     });
     #[cfg(feature = "fault-injection")]
-    let api = crate::faults::install(api, state.clone());
+    let api = faults::install(api, state.clone());
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(

@@ -1,5 +1,5 @@
 //! The authentication part of `/openapi.json`, derived from the scope table
-//! ([`crate::auth::scope::route_access`]) rather than repeated in every handler's annotation:
+//! ([`super::access::route_access`]) rather than repeated in every handler's annotation:
 //! the `bearer` security scheme, each secured operation's requirement (the scope as its role,
 //! which OpenAPI 3.1 allows for non-OAuth schemes) and its 401, 403 and 429 responses.
 
@@ -11,8 +11,9 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 
+use super::access::route_access;
 use super::routes::Route;
-use crate::auth::scope::{Access, route_access};
+use crate::auth::scope::Access;
 
 /// Name of the security scheme in the document.
 pub const SCHEME: &str = "bearer";

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -69,18 +68,14 @@ pub struct TuneResponse {
 
 impl From<TuneError> for ApiError {
     fn from(e: TuneError) -> Self {
-        let (status, code) = match &e {
-            TuneError::InvalidWindow { .. } => (StatusCode::BAD_REQUEST, ErrorCode::InvalidWindow),
-            TuneError::InvalidObjective(_) => {
-                (StatusCode::BAD_REQUEST, ErrorCode::InvalidObjective)
-            }
-            TuneError::TooFewExposures { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::TooFewExposures)
-            }
-            TuneError::NoOutcome { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::NoOutcome),
-            TuneError::NoFit(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::NoFit),
+        let code = match &e {
+            TuneError::InvalidWindow { .. } => ErrorCode::InvalidWindow,
+            TuneError::InvalidObjective(_) => ErrorCode::InvalidObjective,
+            TuneError::TooFewExposures { .. } => ErrorCode::TooFewExposures,
+            TuneError::NoOutcome { .. } => ErrorCode::NoOutcome,
+            TuneError::NoFit(_) => ErrorCode::NoFit,
         };
-        ApiError::new(status, code, e.to_string())
+        ApiError::new(code, e.to_string())
     }
 }
 
@@ -123,7 +118,6 @@ pub async fn post_tune(
     }
     let permit = state.tunes.try_acquire().ok_or_else(|| {
         ApiError::new(
-            StatusCode::CONFLICT,
             ErrorCode::TuneInProgress,
             "another tune is running; retry when it is done",
         )
@@ -165,16 +159,9 @@ pub async fn post_tune(
         })
     })
     .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Internal,
-            format!("the tune failed: {e}"),
-        )
-    })??;
+    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("the tune failed: {e}")))??;
     let profile = serde_json::to_value(&report.profile).map_err(|e| {
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,
             format!("the tuned profile could not be written: {e}"),
         )

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use feed_profile::RankingProfile;
 
-use super::pipeline::UserAt;
+use super::user::UserAt;
 use crate::learning::{TrendingScope, day_of};
 use crate::model::{CandidateSource, Sources};
 use crate::store::{CandidateLists, CandidateQuery};

@@ -1,16 +1,14 @@
 //! The ranking pipeline over a store: three round trips (user state, source lists, candidate
 //! data) whatever the number of candidates, then pure scoring and re-ranking.
 
-use std::collections::HashMap;
-
 use feed_profile::RankingProfile;
 
 use super::candidates;
 use super::diversity::{self, Diversifiable, Move};
 use super::inputs::{self, SignalInputs};
+use super::page_ttls::PageTtls;
 use super::signals;
-use crate::cache::PageTtls;
-use crate::learning::AFFINITY_HALF_LIFE_SECS;
+use super::user::UserAt;
 use crate::model::{CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources};
 use crate::served::{self, ItemFacts};
 use crate::store::{CandidateData, Store, StoreError, UserState};
@@ -19,7 +17,7 @@ use crate::store::{CandidateData, Store, StoreError, UserState};
 /// page's cache TTL is the shortest TTL among their content types. Items further down are only
 /// reached through cursors, which read the snapshot itself for at least
 /// [`crate::cache::MIN_SNAPSHOT_TTL`] whatever their content type.
-pub const FIRST_PAGE_ITEMS: usize = crate::http::feed::MAX_LIMIT;
+pub const FIRST_PAGE_ITEMS: usize = crate::model::MAX_LIMIT;
 
 /// A ranked list of items (signals always computed; the handler drops them unless `explain`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -62,60 +60,6 @@ impl Diversifiable for Scored {
             Move::LongTailSlot => self.diversity.long_tail_slot = true,
         }
     }
-}
-
-/// The user's decayed state at one instant, resolved once per ranking (for the candidate plan
-/// and for every candidate's signals): affinities by creator and by tag, and the taste vector.
-pub struct UserAt<'a> {
-    /// The state as stored.
-    pub user: &'a UserState,
-    /// Decayed affinity by creator id.
-    pub creators: HashMap<&'a str, f64>,
-    /// Decayed affinity by tag.
-    pub tags: HashMap<&'a str, f64>,
-    taste: Option<Vec<f64>>,
-}
-
-impl<'a> UserAt<'a> {
-    /// Resolves `user`'s decayed values at unix time `now`.
-    pub fn new(user: &'a UserState, now: f64) -> Self {
-        let mut creators = HashMap::new();
-        let mut tags = HashMap::new();
-        for (field, d) in &user.affinity {
-            let value = d.value_at(now, AFFINITY_HALF_LIFE_SECS);
-            if let Some(c) = field.strip_prefix("c:") {
-                creators.insert(c, value);
-            } else if let Some(t) = field.strip_prefix("t:") {
-                tags.insert(t, value);
-            }
-        }
-        Self {
-            user,
-            creators,
-            tags,
-            taste: taste_at(user, now),
-        }
-    }
-}
-
-/// The user's taste vector as of `now`, if any.
-pub fn taste_at(user: &UserState, now: f64) -> Option<Vec<f64>> {
-    if user.taste.is_empty() {
-        return None;
-    }
-    let dims = user
-        .taste
-        .keys()
-        .filter_map(|k| k.parse::<usize>().ok())
-        .max()?
-        + 1;
-    let mut v = vec![0.0; dims];
-    for (k, d) in &user.taste {
-        if let Ok(i) = k.parse::<usize>() {
-            v[i] = d.value_at(now, AFFINITY_HALF_LIFE_SECS);
-        }
-    }
-    Some(v)
 }
 
 /// Computes the six signals of a candidate for a user (pure).

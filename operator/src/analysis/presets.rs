@@ -25,6 +25,7 @@
 //! The same templates come in a grouped form ([`Aggregation::By`]): `sum by (namespace, rollout,
 //! track)` (or `variant` for in-app rollouts), so one query answers for every rollout.
 
+use feed_metrics::contract;
 use feedroll_crds::{CheckSource, Preset, ResolvedCheck};
 
 /// How a query aggregates.
@@ -118,18 +119,18 @@ pub struct CountTemplates {
     pub trials: String,
 }
 
-const HTTP: &str = "feed_http_requests_total";
+const HTTP: &str = contract::HTTP_REQUESTS;
 /// The matcher that keeps API routes only: every route under `/v1/`.
 pub const API_ROUTES: &str = r#"route=~"/v1/.+""#;
-const CACHE: &str = "feed_cache_requests_total";
-const EVENTS: &str = "feed_events_total";
-const LATENCY_BUCKET: &str = "feed_http_request_duration_seconds_bucket";
-const SERVED_ITEMS: &str = "feed_served_items_total";
-const SERVED_LONG_TAIL: &str = "feed_served_long_tail_items_total";
-const SERVED_PAGES: &str = "feed_served_pages_total";
-const SERVED_PAGE_CREATORS: &str = "feed_served_page_creators_total";
-const SERVED_AGE_SUM: &str = "feed_served_item_age_seconds_sum";
-const SERVED_AGE_COUNT: &str = "feed_served_item_age_seconds_count";
+const CACHE: &str = contract::CACHE_REQUESTS;
+const EVENTS: &str = contract::EVENTS;
+const LATENCY_BUCKET: &str = contract::HTTP_REQUEST_DURATION_BUCKET;
+const SERVED_ITEMS: &str = contract::SERVED_ITEMS;
+const SERVED_LONG_TAIL: &str = contract::SERVED_LONG_TAIL_ITEMS;
+const SERVED_PAGES: &str = contract::SERVED_PAGES;
+const SERVED_PAGE_CREATORS: &str = contract::SERVED_PAGE_CREATORS;
+const SERVED_AGE_SUM: &str = contract::SERVED_ITEM_AGE_SUM;
+const SERVED_AGE_COUNT: &str = contract::SERVED_ITEM_AGE_COUNT;
 
 /// `,route=~"/v1/.+"` followed by `extra`: the matchers of an HTTP series.
 fn api(extra: &str) -> String {

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,8 +23,8 @@ use parking_lot::RwLock;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::http::error::{ApiError, ErrorCode};
-use crate::http::extract::ApiJson;
+use super::error::{ApiError, ErrorCode};
+use super::extract::ApiJson;
 use crate::state::SharedState;
 
 /// The faults in force.
@@ -76,12 +75,8 @@ async fn misbehave(State(faults): State<Shared>, req: Request, next: Next) -> Re
         tokio::time::sleep(Duration::from_millis(f.added_latency_ms)).await;
     }
     if f.error_rate > 0.0 && rand::rng().random_bool(f.error_rate) {
-        return ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::InjectedFault,
-            "fault injected for testing",
-        )
-        .into_response();
+        return ApiError::new(ErrorCode::InjectedFault, "fault injected for testing")
+            .into_response();
     }
     next.run(req).await
 }
@@ -102,7 +97,7 @@ pub fn install(api: Router<SharedState>, state: SharedState) -> Router<SharedSta
             let state = state.clone();
             async move {
                 if !(0.0..=1.0).contains(&new.error_rate) {
-                    return Err(ApiError::bad_request(
+                    return Err(ApiError::new(
                         ErrorCode::InvalidFaults,
                         "error_rate must be between 0 and 1",
                     ));
