@@ -6,7 +6,7 @@
 //!   → http (handlers, extractors, errors, OpenAPI)
 //!     → use cases (feed: the read service; exposure: tune; auth, experiments, reload, state)
 //!       → services (cache, shed, metrics)
-//!         → domain (ranking, learning, model, served, time) — no I/O but through `Store`
+//!         → domain (ranking, learning, affinity, model, served, time) — no I/O but through `Store`
 //!           → store (the `Store` trait, Redis and embedded)
 //! ```
 //!
@@ -34,13 +34,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("services", &["cache", "shed", "metrics"]),
     (
         "domain",
-        &["ranking", "learning", "model", "served", "time"],
+        &[
+            "ranking", "learning", "affinity", "model", "schema", "served", "time",
+        ],
     ),
     ("store", &["store"]),
 ];
 
 /// Domain modules whose types the store persists and may therefore name.
-const STORED_VOCABULARY: &[&str] = &["model", "learning", "exposure", "time"];
+const STORED_VOCABULARY: &[&str] = &["model", "learning", "affinity", "exposure", "time"];
 
 /// Upward imports still present: (from module, to module, why it stays for now).
 const KNOWN_UPWARD: &[(&str, &str, &str)] = &[(

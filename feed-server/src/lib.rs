@@ -8,6 +8,7 @@
 //! - [`http`]: routes and handlers by resource (feed and rank, events, catalog, users, health).
 //! - [`ranking`]: the ranking pipeline — candidate sources, filters, [`ranking::signals`],
 //!   diversity re-ranking.
+//! - [`affinity`]: what events taught about a user, typed (creators, tags, a dense taste).
 //! - [`learning`]: what an event teaches (statistics, decayed affinities, taste vectors).
 //! - [`store`]: the storage interface with Redis and embedded implementations.
 //! - [`cache`]: ranked snapshots, cursors and invalidation.
@@ -20,6 +21,7 @@
 //! - [`shed`]: load shedding — the bound on concurrent and queued rankings.
 //! - [`server`]: start-up, warm-up and graceful shutdown; [`config`]: flags and env vars.
 
+pub mod affinity;
 pub mod auth;
 pub mod cache;
 pub mod config;
@@ -34,6 +36,7 @@ pub mod metrics;
 pub mod model;
 pub mod ranking;
 pub mod reload;
+pub mod schema;
 pub mod served;
 pub mod server;
 pub mod shed;

@@ -48,10 +48,10 @@ pub enum ContentType {
 #[serde(deny_unknown_fields)]
 pub struct Video {
     /// Unique id.
-    #[schema(value_type = crate::http::openapi::Id)]
+    #[schema(value_type = crate::schema::Id)]
     pub id: String,
     /// The creator (uploader).
-    #[schema(value_type = crate::http::openapi::Id)]
+    #[schema(value_type = crate::schema::Id)]
     pub creator_id: String,
     /// Upload time.
     pub published_at: DateTime<Utc>,
@@ -65,7 +65,7 @@ pub struct Video {
     #[serde(default)]
     pub region: String,
     /// Topic tags; the first one is the primary tag used for diversity.
-    #[schema(value_type = Vec<crate::http::openapi::Id>, max_items = 64)]
+    #[schema(value_type = Vec<crate::schema::Id>, max_items = 64)]
     #[serde(default)]
     pub tags: Vec<String>,
     /// Kind of content.
@@ -128,10 +128,10 @@ impl EventType {
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// Who.
-    #[schema(value_type = crate::http::openapi::Id)]
+    #[schema(value_type = crate::schema::Id)]
     pub user_id: String,
     /// Which video.
-    #[schema(value_type = crate::http::openapi::Id)]
+    #[schema(value_type = crate::schema::Id)]
     pub video_id: String,
     /// What happened.
     #[serde(rename = "type")]
@@ -197,11 +197,11 @@ pub struct VideosStored {
 #[serde(deny_unknown_fields)]
 pub struct Follows {
     /// Followed creators, each once.
-    #[schema(schema_with = crate::http::openapi::follows_ids)]
+    #[schema(schema_with = crate::schema::follows_ids)]
     #[serde(default)]
     pub creators: Vec<String>,
     /// Friends (other users), each once.
-    #[schema(schema_with = crate::http::openapi::follows_ids)]
+    #[schema(schema_with = crate::schema::follows_ids)]
     #[serde(default)]
     pub friends: Vec<String>,
 }
@@ -352,10 +352,10 @@ pub struct Explanation {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FeedItem {
     /// The video.
-    #[schema(value_type = crate::http::openapi::Id)]
+    #[schema(value_type = crate::schema::Id)]
     pub video_id: String,
     /// Its creator.
-    #[schema(value_type = crate::http::openapi::Id)]
+    #[schema(value_type = crate::schema::Id)]
     pub creator_id: String,
     /// Score in [0, 1].
     pub score: f64,
@@ -371,7 +371,7 @@ pub struct FeedItem {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct FeedResponse {
     /// The user.
-    #[schema(value_type = crate::http::openapi::Id)]
+    #[schema(value_type = crate::schema::Id)]
     pub user_id: String,
     /// Experiment variant that ranked this page.
     pub variant: String,
@@ -386,10 +386,10 @@ pub struct FeedResponse {
 #[serde(deny_unknown_fields)]
 pub struct RankRequest {
     /// The user to rank for.
-    #[schema(value_type = crate::http::openapi::Id)]
+    #[schema(value_type = crate::schema::Id)]
     pub user_id: String,
     /// Candidates, each once; unknown ids are left out of the response.
-    #[schema(schema_with = crate::http::openapi::candidate_ids)]
+    #[schema(schema_with = crate::schema::candidate_ids)]
     pub video_ids: Vec<String>,
     /// Evaluate time-dependent signals as of this time (replay).
     #[serde(default)]

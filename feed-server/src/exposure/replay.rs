@@ -16,14 +16,13 @@ use std::sync::Arc;
 
 use crate::exposure::LoggedEvent;
 use crate::learning::{
-    AFFINITY_HALF_LIFE_SECS, Deltas, DurationStats, VideoStats, apply_decayed, creator_field,
-    duration_bucket, tag_field, watch_ratio,
+    AFFINITY_HALF_LIFE_SECS, Decayed, Deltas, DurationStats, VideoStats, apply_decayed,
+    creator_field, duration_bucket, tag_field, watch_ratio,
 };
 use crate::model::{EventType, Video};
 use crate::ranking::inputs::{self, SignalInputs};
 use crate::ranking::signals;
-use crate::ranking::user::taste_at;
-use crate::store::UserState;
+use crate::store::encoding;
 
 /// A time window `[since, until)` in unix seconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -73,7 +72,15 @@ pub struct Exposure {
 struct State {
     stats: HashMap<String, VideoStats>,
     durations: DurationStats,
-    users: HashMap<String, UserState>,
+    users: HashMap<String, LearnedFields>,
+}
+
+/// What events taught one user, under the fields a store keeps it
+/// ([`crate::store::encoding`]).
+#[derive(Default)]
+struct LearnedFields {
+    affinity: HashMap<String, Decayed>,
+    taste: HashMap<String, Decayed>,
 }
 
 impl State {
@@ -111,7 +118,9 @@ impl State {
             followed: false,
             friend_engaged: false,
             taste_cosine: signals::cosine(
-                state.and_then(|u| taste_at(u, ts)).as_deref(),
+                state
+                    .and_then(|u| encoding::taste(&u.taste).at(ts, AFFINITY_HALF_LIFE_SECS))
+                    .as_deref(),
                 video.embedding.as_deref(),
             ),
             age_secs: inputs::age_secs(video, ts),

@@ -9,46 +9,15 @@
 use std::sync::LazyLock;
 
 use axum::Json;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayBuilder, Schema};
 use utoipa::openapi::{OpenApi as Document, Ref, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, ErrorCode, ErrorDetail};
 use super::openapi_security::Security;
 use super::{catalog, events, feed, health, tune, users};
-use crate::model::{self, MAX_FOLLOWS, MAX_ID_LEN, MAX_RANK_CANDIDATES, MAX_VIDEO_BATCH};
-
-/// An id (video, user, creator, tag) as the schema describes it: 1 to [`MAX_ID_LEN`] characters,
-/// no control characters (the server also bounds it to [`MAX_ID_LEN`] bytes). Schema only.
-pub struct Id;
-
-/// Control characters (Unicode category Cc), which no id or profile field may hold.
-pub const NO_CONTROL_CHARS: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
-
-impl PartialSchema for Id {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(MAX_ID_LEN))
-            .pattern(Some(NO_CONTROL_CHARS))
-            .description(Some(
-                "An id: 1 to 128 bytes of UTF-8, no control characters.",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for Id {}
-
-/// Distinct ids, `min` to `max` of them.
-fn unique_ids(min: usize, max: usize) -> ArrayBuilder {
-    ArrayBuilder::new()
-        .items(Id::schema())
-        .min_items(Some(min))
-        .max_items(Some(max))
-        .unique_items(true)
-}
+use crate::model::{self, MAX_VIDEO_BATCH};
+pub use crate::schema::Id;
 
 /// The JSON body of `PUT /v1/videos`: 1 to [`MAX_VIDEO_BATCH`] videos, ids unique (the schema
 /// can only say the items are distinct). Schema only.
@@ -66,16 +35,6 @@ impl PartialSchema for VideoBatch {
 }
 
 impl ToSchema for VideoBatch {}
-
-/// `video_ids` of `POST /v1/rank`.
-pub fn candidate_ids() -> ArrayBuilder {
-    unique_ids(1, MAX_RANK_CANDIDATES)
-}
-
-/// `creators` and `friends` of `PUT /v1/users/{id}/follows`.
-pub fn follows_ids() -> ArrayBuilder {
-    unique_ids(0, MAX_FOLLOWS)
-}
 
 /// The contract of the whole API.
 #[derive(OpenApi)]

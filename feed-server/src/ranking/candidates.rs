@@ -140,22 +140,22 @@ mod tests {
         let mut user = UserState::default();
         user.profile.language = "en".into();
         user.profile.region = "fr".into();
-        user.affinity.insert(
-            "t:cats".into(),
+        user.affinity.tags.insert(
+            "cats".into(),
             Decayed {
                 value: 5.0,
                 at: 0.0,
             },
         );
-        user.affinity.insert(
-            "t:cars".into(),
+        user.affinity.tags.insert(
+            "cars".into(),
             Decayed {
                 value: 1.0,
                 at: 0.0,
             },
         );
-        user.affinity.insert(
-            "t:spam".into(),
+        user.affinity.tags.insert(
+            "spam".into(),
             Decayed {
                 value: -1.0,
                 at: 0.0,

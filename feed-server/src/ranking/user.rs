@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::learning::AFFINITY_HALF_LIFE_SECS;
+use crate::learning::{AFFINITY_HALF_LIFE_SECS, Decayed};
 use crate::store::UserState;
 
 /// The user's decayed state at one instant, resolved once per ranking (for the candidate plan
@@ -24,41 +24,16 @@ pub struct UserAt<'a> {
 impl<'a> UserAt<'a> {
     /// Resolves `user`'s decayed values at unix time `now`.
     pub fn new(user: &'a UserState, now: f64) -> Self {
-        let mut creators = HashMap::new();
-        let mut tags = HashMap::new();
-        for (field, d) in &user.affinity {
-            let value = d.value_at(now, AFFINITY_HALF_LIFE_SECS);
-            if let Some(c) = field.strip_prefix("c:") {
-                creators.insert(c, value);
-            } else if let Some(t) = field.strip_prefix("t:") {
-                tags.insert(t, value);
-            }
-        }
+        let at = |m: &'a HashMap<String, Decayed>| {
+            m.iter()
+                .map(|(k, d)| (k.as_str(), d.value_at(now, AFFINITY_HALF_LIFE_SECS)))
+                .collect()
+        };
         Self {
             user,
-            creators,
-            tags,
-            taste: taste_at(user, now),
+            creators: at(&user.affinity.creators),
+            tags: at(&user.affinity.tags),
+            taste: user.taste.at(now, AFFINITY_HALF_LIFE_SECS),
         }
     }
-}
-
-/// The user's taste vector as of `now`, if any.
-pub fn taste_at(user: &UserState, now: f64) -> Option<Vec<f64>> {
-    if user.taste.is_empty() {
-        return None;
-    }
-    let dims = user
-        .taste
-        .keys()
-        .filter_map(|k| k.parse::<usize>().ok())
-        .max()?
-        + 1;
-    let mut v = vec![0.0; dims];
-    for (k, d) in &user.taste {
-        if let Ok(i) = k.parse::<usize>() {
-            v[i] = d.value_at(now, AFFINITY_HALF_LIFE_SECS);
-        }
-    }
-    Some(v)
 }

@@ -9,23 +9,47 @@ use std::time::Instant;
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 
+use super::encoding;
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
 };
 use crate::exposure::ring::RingLog;
 use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::{
-    AFFINITY_HALF_LIFE_SECS, Deltas, DurationStats, RECENT_MEMORY, SEEN_MEMORY, TrendingScope,
-    VideoStats, apply_decayed, duration_bucket,
+    AFFINITY_HALF_LIFE_SECS, Decayed, Deltas, DurationStats, RECENT_MEMORY, SEEN_MEMORY,
+    TrendingScope, VideoStats, apply_decayed, duration_bucket,
 };
 use crate::model::{Follows, UserProfile, Video};
 
 /// A sorted index: (score, id), read best first.
 type Ranking = BTreeSet<(i64, String)>;
 
+/// A user as the embedded store keeps them: what events taught under its encoded fields
+/// ([`super::encoding`]), decoded when read.
+#[derive(Clone, Default)]
+struct StoredUser {
+    profile: UserProfile,
+    follows: HashSet<String>,
+    friends: Vec<String>,
+    affinity: HashMap<String, Decayed>,
+    taste: HashMap<String, Decayed>,
+}
+
+impl StoredUser {
+    fn decode(&self) -> UserState {
+        UserState {
+            profile: self.profile.clone(),
+            follows: self.follows.clone(),
+            friends: self.friends.clone(),
+            affinity: encoding::affinities(&self.affinity),
+            taste: encoding::taste(&self.taste),
+        }
+    }
+}
+
 #[derive(Default)]
 struct UserData {
-    state: UserState,
+    state: StoredUser,
     seen: HashMap<String, f64>,
     recent: VecDeque<String>,
 }
@@ -265,7 +289,7 @@ impl Store for MemoryStore {
             .read()
             .users
             .get(user)
-            .map(|u| u.state.clone())
+            .map(|u| u.state.decode())
             .unwrap_or_default())
     }
 

@@ -3,13 +3,15 @@
 //! The interface is shaped by the ranking pipeline's round trips: every method is one batch
 //! (one pipelined Redis round trip), however many videos or users it touches.
 
+pub mod encoding;
+pub mod keys;
 mod memory;
 pub mod redis_conn;
 mod redis_log;
 pub mod redis_store;
 mod shared_cache;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +21,9 @@ use thiserror::Error;
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
 
+use crate::affinity::{Affinities, Taste};
 use crate::exposure::LoggedEvent;
-use crate::learning::{BucketStats, Decayed, Deltas, TrendingScope, VideoStats};
+use crate::learning::{BucketStats, Deltas, TrendingScope, VideoStats};
 use crate::model::{Follows, UserProfile, Video};
 
 /// Why a store call failed.
@@ -43,10 +46,10 @@ pub struct UserState {
     pub follows: HashSet<String>,
     /// Friends.
     pub friends: Vec<String>,
-    /// Decayed affinities: fields `c:{creator}` and `t:{tag}`.
-    pub affinity: HashMap<String, Decayed>,
-    /// Decayed taste vector: fields are dimension indexes.
-    pub taste: HashMap<String, Decayed>,
+    /// Decayed affinities by creator and by tag.
+    pub affinity: Affinities,
+    /// Decayed taste vector.
+    pub taste: Taste,
 }
 
 /// Which source lists to read (built by [`crate::ranking::candidates::plan`]).

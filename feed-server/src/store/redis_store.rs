@@ -4,25 +4,7 @@
 //! [`StoreError::Unavailable`], so a dead Redis fails requests fast instead of hanging them; the
 //! connection manager reconnects by itself when Redis is back.
 //!
-//! Key layout (all under the configurable prefix `P`):
-//!
-//! | key | type | holds |
-//! | --- | --- | --- |
-//! | `P v:{id}` | string | video JSON |
-//! | `P catv` | string | catalog version: incremented by every catalog write |
-//! | `P vs:{id}` | hash | video counters ([`VideoStats::FIELDS`]) |
-//! | `P cv:{creator}`, `P tv:{tag}`, `P fresh:{lang or *}` | zset | video ids by publish time (ms) |
-//! | `P exp` | zset | video ids by impressions (long tail) |
-//! | `P tr:{lang or *}:{day}`, `P trr:{region}:{day}` | zset | trending score per language (or all) and per region, per UTC day (expires after 3 days) |
-//! | `P dur` | hash | impressions and completes per duration bucket: `{bucket}:impressions`, `{bucket}:plays`, `{bucket}:completes` |
-//! | `P u:{user}:p` | hash | language, region |
-//! | `P u:{user}:fc`, `P u:{user}:fr` | set | followed creators, friends |
-//! | `P u:{user}:aff`, `P u:{user}:taste` | hash | decayed values: field `f` and its time `f@` |
-//! | `P u:{user}:seen` | zset | seen videos by time (last 5,000) |
-//! | `P u:{user}:recent` | list | recently engaged videos (last 50) |
-//! | `P active` | zset | users by last activity |
-//! | `P c:{key}` | string | cached pages |
-//! | `P xlog` | stream | the exposure log: every accepted event, capped (`store::redis_log`) |
+//! The key layout is [`Keys`] (`store::keys`).
 //!
 //! Parsed catalog entries are kept in process (the *catalog cache*), tagged with the catalog
 //! version they were read at. Every candidate read fetches `P catv` in the same round trip as the
@@ -49,6 +31,8 @@ use parking_lot::RwLock;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, Value};
 
+use super::encoding;
+use super::keys::Keys;
 use super::redis_conn::{self, RedisConfigError, RedisTlsFiles, RedisUrl};
 use super::redis_log;
 use super::shared_cache::SharedCache;
@@ -142,7 +126,7 @@ impl ListRead {
 /// Redis-backed store; see the module docs.
 pub struct RedisStore {
     conn: ConnectionManager,
-    prefix: String,
+    keys: Keys,
     catalog: RwLock<CatalogCache>,
     stats: SharedCache<VideoStats>,
     lists: SharedCache<Vec<String>>,
@@ -225,7 +209,7 @@ impl RedisStore {
         })?;
         Ok(Self {
             conn,
-            prefix: settings.prefix.clone(),
+            keys: Keys::new(settings.prefix.clone()),
             catalog: RwLock::new(CatalogCache::default()),
             stats: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
             lists: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
@@ -239,25 +223,15 @@ impl RedisStore {
         self
     }
 
+    /// A key spelled in place: only the event write path ([`Store::apply`], rebuilt as a durable
+    /// stream in issue #16) still does; everything else names its keys through [`Keys`].
     fn key(&self, parts: std::fmt::Arguments<'_>) -> String {
-        format!("{}{}", self.prefix, parts)
+        self.keys.raw(parts)
     }
 
     async fn run(&self, pipe: &Pipeline) -> Result<Vec<Value>, StoreError> {
         let mut conn = self.conn.clone();
         pipe.query_async(&mut conn).await.map_err(unavailable)
-    }
-
-    fn index_keys(&self, v: &Video) -> Vec<String> {
-        let mut keys = vec![
-            self.key(format_args!("cv:{}", v.creator_id)),
-            self.key(format_args!("fresh:*")),
-        ];
-        if !v.language.is_empty() {
-            keys.push(self.key(format_args!("fresh:{}", v.language)));
-        }
-        keys.extend(v.tags.iter().map(|t| self.key(format_args!("tv:{t}"))));
-        keys
     }
 
     /// Drops this replica's catalog cache and shared lists at once after its own catalog write
@@ -274,11 +248,7 @@ impl RedisStore {
 
     /// The trending list of `scope` on UTC day `day`.
     fn trending_key(&self, scope: &TrendingScope, day: i64) -> String {
-        match scope {
-            TrendingScope::All => self.key(format_args!("tr:*:{day}")),
-            TrendingScope::Language(lang) => self.key(format_args!("tr:{lang}:{day}")),
-            TrendingScope::Region(region) => self.key(format_args!("trr:{region}:{day}")),
-        }
+        self.keys.trending(scope, day)
     }
 
     fn decayed_add(&self, pipe: &mut Pipeline, key: String, adds: &[DecayedAdd]) {
@@ -319,25 +289,24 @@ impl Store for RedisStore {
         pipe.atomic();
         for (v, old) in videos.iter().zip(old) {
             if let Some(old) = old {
-                for k in self.index_keys(&old) {
+                for k in self.keys.index_keys(&old) {
                     pipe.zrem(k, &old.id).ignore();
                 }
             }
             let json = serde_json::to_string(v).map_err(corrupt)?;
-            pipe.set(self.key(format_args!("v:{}", v.id)), json)
-                .ignore();
+            pipe.set(self.keys.video(&v.id), json).ignore();
             let published = v.published_at.timestamp_millis();
-            for k in self.index_keys(v) {
+            for k in self.keys.index_keys(v) {
                 pipe.zadd(k, &v.id, published).ignore();
             }
             pipe.cmd("ZADD")
-                .arg(self.key(format_args!("exp")))
+                .arg(self.keys.exposures())
                 .arg("NX")
                 .arg(0)
                 .arg(&v.id)
                 .ignore();
         }
-        pipe.incr(self.key(format_args!("catv")), 1).ignore();
+        pipe.incr(self.keys.catalog_version(), 1).ignore();
         self.run(&pipe).await?;
         self.forget_catalog();
         Ok(())
@@ -349,13 +318,13 @@ impl Store for RedisStore {
         };
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for k in self.index_keys(&old) {
+        for k in self.keys.index_keys(&old) {
             pipe.zrem(k, id).ignore();
         }
-        pipe.zrem(self.key(format_args!("exp")), id).ignore();
-        pipe.del(self.key(format_args!("v:{id}"))).ignore();
-        pipe.del(self.key(format_args!("vs:{id}"))).ignore();
-        pipe.incr(self.key(format_args!("catv")), 1).ignore();
+        pipe.zrem(self.keys.exposures(), id).ignore();
+        pipe.del(self.keys.video(id)).ignore();
+        pipe.del(self.keys.video_stats(id)).ignore();
+        pipe.incr(self.keys.catalog_version(), 1).ignore();
         self.run(&pipe).await?;
         self.forget_catalog();
         Ok(true)
@@ -367,7 +336,7 @@ impl Store for RedisStore {
         }
         let mut pipe = redis::pipe();
         for id in ids {
-            pipe.get(self.key(format_args!("v:{id}")));
+            pipe.get(self.keys.video(id));
         }
         let raw = self.run(&pipe).await?;
         raw.into_iter()
@@ -466,8 +435,10 @@ impl Store for RedisStore {
     async fn set_follows(&self, user: &str, follows: &Follows) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for (suffix, ids) in [("fc", &follows.creators), ("fr", &follows.friends)] {
-            let key = self.key(format_args!("u:{user}:{suffix}"));
+        for (key, ids) in [
+            (self.keys.followed_creators(user), &follows.creators),
+            (self.keys.friends(user), &follows.friends),
+        ] {
             pipe.del(&key).ignore();
             if !ids.is_empty() {
                 pipe.sadd(&key, ids).ignore();
@@ -479,7 +450,7 @@ impl Store for RedisStore {
     async fn set_profile(&self, user: &str, profile: &UserProfile) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         pipe.hset_multiple(
-            self.key(format_args!("u:{user}:p")),
+            self.keys.user_profile(user),
             &[("language", &profile.language), ("region", &profile.region)],
         )
         .ignore();
@@ -488,11 +459,11 @@ impl Store for RedisStore {
 
     async fn user_state(&self, user: &str) -> Result<UserState, StoreError> {
         let mut pipe = redis::pipe();
-        pipe.hgetall(self.key(format_args!("u:{user}:p")))
-            .smembers(self.key(format_args!("u:{user}:fc")))
-            .smembers(self.key(format_args!("u:{user}:fr")))
-            .hgetall(self.key(format_args!("u:{user}:aff")))
-            .hgetall(self.key(format_args!("u:{user}:taste")));
+        pipe.hgetall(self.keys.user_profile(user))
+            .smembers(self.keys.followed_creators(user))
+            .smembers(self.keys.friends(user))
+            .hgetall(self.keys.affinity(user))
+            .hgetall(self.keys.taste(user));
         let mut it = self.run(&pipe).await?.into_iter();
         let mut next = || it.next().ok_or_else(|| corrupt("short pipeline reply"));
         let mut profile: HashMap<String, String> = parse(next()?)?;
@@ -506,8 +477,8 @@ impl Store for RedisStore {
             },
             follows: follows.into_iter().collect(),
             friends,
-            affinity: decayed_map(parse(next()?)?),
-            taste: decayed_map(parse(next()?)?),
+            affinity: encoding::affinities(&decayed_map(parse(next()?)?)),
+            taste: encoding::taste(&decayed_map(parse(next()?)?)),
         })
     }
 
@@ -524,19 +495,14 @@ impl Store for RedisStore {
         };
         for c in &q.creators {
             read(
-                self.key(format_args!("cv:{c}")),
+                self.keys.creator_videos(c),
                 0,
                 range(q.per_creator),
                 Order::Newest,
             );
         }
         for f in &q.friends {
-            read(
-                self.key(format_args!("u:{f}:recent")),
-                0,
-                range(q.per_friend),
-                Order::List,
-            );
+            read(self.keys.recent(f), 0, range(q.per_friend), Order::List);
         }
         for (scope, day) in &q.trending {
             read(
@@ -547,30 +513,15 @@ impl Store for RedisStore {
             );
         }
         for lang in &q.fresh {
-            read(
-                self.key(format_args!("fresh:{lang}")),
-                0,
-                range(q.per_fresh),
-                Order::Newest,
-            );
+            read(self.keys.fresh(lang), 0, range(q.per_fresh), Order::Newest);
         }
         for t in &q.tags {
-            read(
-                self.key(format_args!("tv:{t}")),
-                0,
-                range(q.per_tag),
-                Order::Newest,
-            );
+            read(self.keys.tag_videos(t), 0, range(q.per_tag), Order::Newest);
         }
         let (offset, n) = q.long_tail;
         if n > 0 {
             let stop = (offset + n) as isize - 1;
-            read(
-                self.key(format_args!("exp")),
-                offset as isize,
-                stop,
-                Order::Oldest,
-            );
+            read(self.keys.exposures(), offset as isize, stop, Order::Oldest);
         }
         // Shared lists within the bound come from the cache; the rest in one round trip.
         let cache_keys: Vec<Option<String>> = reads.iter().map(ListRead::cache_key).collect();
@@ -645,20 +596,18 @@ impl Store for RedisStore {
         };
         let mut stats = self.stats.lookup(ids.iter().map(String::as_str));
         let mut pipe = redis::pipe();
-        pipe.get(self.key(format_args!("catv")));
-        pipe.hgetall(self.key(format_args!("dur")));
+        pipe.get(self.keys.catalog_version());
+        pipe.hgetall(self.keys.durations());
         let unknown: Vec<usize> = (0..ids.len()).filter(|i| stats[*i].is_none()).collect();
         for &i in &unknown {
             pipe.cmd("HMGET")
-                .arg(self.key(format_args!("vs:{}", ids[i])))
+                .arg(self.keys.video_stats(&ids[i]))
                 .arg(&VideoStats::FIELDS[..]);
         }
-        pipe.cmd("ZMSCORE")
-            .arg(self.key(format_args!("u:{user}:seen")))
-            .arg(ids);
+        pipe.cmd("ZMSCORE").arg(self.keys.seen(user)).arg(ids);
         let missing: Vec<usize> = (0..ids.len()).filter(|i| videos[*i].is_none()).collect();
         for &i in &missing {
-            pipe.get(self.key(format_args!("v:{}", ids[i])));
+            pipe.get(self.keys.video(&ids[i]));
         }
         let mut replies = self.run(&pipe).await?.into_iter();
         let mut next = || {
@@ -740,7 +689,7 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
-        pipe.zrevrange(self.key(format_args!("active")), 0, limit as isize - 1);
+        pipe.zrevrange(self.keys.active_users(), 0, limit as isize - 1);
         let mut replies = self.run(&pipe).await?;
         parse(
             replies
@@ -751,7 +700,7 @@ impl Store for RedisStore {
 
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut pipe = redis::pipe();
-        pipe.get(self.key(format_args!("c:{key}")));
+        pipe.get(self.keys.cached(key));
         let mut replies = self.run(&pipe).await?;
         parse(
             replies
@@ -764,7 +713,7 @@ impl Store for RedisStore {
         let mut pipe = redis::pipe();
         for (k, v, ttl) in entries {
             pipe.pset_ex(
-                self.key(format_args!("c:{k}")),
+                self.keys.cached(k),
                 v.as_slice(),
                 ttl.as_millis().max(1) as u64,
             )
@@ -779,13 +728,13 @@ impl Store for RedisStore {
         }
         let mut pipe = redis::pipe();
         for k in keys {
-            pipe.del(self.key(format_args!("c:{k}"))).ignore();
+            pipe.del(self.keys.cached(k)).ignore();
         }
         self.run(&pipe).await.map(|_| ())
     }
 
     async fn read_log(&self, max: usize) -> Result<Vec<LoggedEvent>, StoreError> {
-        let key = self.key(format_args!("xlog"));
+        let key = self.keys.exposure_log();
         let mut newest_first: Vec<LoggedEvent> = Vec::new();
         let mut last: Option<String> = None;
         while newest_first.len() < max {
