@@ -17,11 +17,12 @@ use moka::Expiry;
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Metrics;
+use crate::metrics::{CacheResult, CacheTier, Metrics};
 use crate::model::FeedItem;
 pub use crate::ranking::page_ttls::PageTtls;
 use crate::served::ItemFacts;
 use crate::store::{Store, StoreError};
+use crate::time::Timestamp;
 
 /// Snapshots stay readable by cursor at least this long after ranking.
 pub const MIN_SNAPSHOT_TTL: Duration = Duration::from_secs(600);
@@ -95,6 +96,8 @@ impl Expiry<String, Entry> for EntryExpiry {
 /// Which first-page snapshot a feed request can be served from.
 #[derive(Clone, Copy, Debug)]
 pub struct HeadWanted<'a> {
+    /// The time of the request: a page is fresh until its TTL from the ranking has passed.
+    pub now: Timestamp,
     /// The user.
     pub user: &'a str,
     /// The experiment variant the user is assigned to.
@@ -108,11 +111,11 @@ pub struct HeadWanted<'a> {
 }
 
 impl HeadWanted<'_> {
-    fn accepts(&self, s: &Snapshot, now_ms: i64) -> bool {
+    fn accepts(&self, s: &Snapshot) -> bool {
         s.user_id == self.user
             && s.variant == self.variant
             && s.generation == self.generation
-            && s.fresh_for(self.items, now_ms)
+            && s.fresh_for(self.items, self.now.millis())
             && (s.explained || !self.explain)
     }
 }
@@ -177,10 +180,10 @@ impl FeedCache {
         if let Some(e) = self.local.get(key).await
             && accept(&e.snapshot)
         {
-            self.metrics.cache("local", "hit");
+            self.metrics.cache(CacheTier::Local, CacheResult::Hit);
             return Some(e.snapshot);
         }
-        self.metrics.cache("local", "miss");
+        self.metrics.cache(CacheTier::Local, CacheResult::Miss);
         None
     }
 
@@ -198,7 +201,7 @@ impl FeedCache {
         };
         match found {
             Some(s) => {
-                self.metrics.cache("store", "hit");
+                self.metrics.cache(CacheTier::Store, CacheResult::Hit);
                 let s = Arc::new(s);
                 self.local
                     .insert(
@@ -212,7 +215,7 @@ impl FeedCache {
                 Ok(Some(s))
             }
             None => {
-                self.metrics.cache("store", "miss");
+                self.metrics.cache(CacheTier::Store, CacheResult::Miss);
                 Ok(None)
             }
         }
@@ -222,8 +225,7 @@ impl FeedCache {
     /// one was ranked by this variant and generation and a first page of `items` items from it
     /// is still fresh. Then [`FeedCache::head_store`] on a miss.
     pub async fn head_local(&self, want: &HeadWanted<'_>) -> Option<Arc<Snapshot>> {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        self.lookup_local(&head_key(want.user), |s| want.accepts(s, now_ms))
+        self.lookup_local(&head_key(want.user), |s| want.accepts(s))
             .await
     }
 
@@ -232,8 +234,7 @@ impl FeedCache {
         &self,
         want: &HeadWanted<'_>,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        self.lookup_store(&head_key(want.user), |s| want.accepts(s, now_ms))
+        self.lookup_store(&head_key(want.user), |s| want.accepts(s))
             .await
     }
 

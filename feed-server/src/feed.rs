@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use rand::Rng;
 
 use std::sync::Arc;
@@ -13,11 +12,6 @@ use crate::ranking;
 use crate::shed::Overloaded;
 use crate::state::AppState;
 use crate::store::StoreError;
-
-/// Unix time now, in seconds.
-pub fn now_secs() -> f64 {
-    Utc::now().timestamp_millis() as f64 / 1000.0
-}
 
 /// Why a feed could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +57,9 @@ async fn head_admitted(
 ) -> Result<Arc<Snapshot>, FeedError> {
     let loaded = state.profiles.current();
     let variant = loaded.experiment.assign(user_id);
+    let now = state.clock.now();
     let want = HeadWanted {
+        now,
         user: user_id,
         variant: &variant.name,
         generation: loaded.generation,
@@ -90,7 +86,7 @@ async fn head_admitted(
         state.store.as_ref(),
         &variant.profile,
         user_id,
-        now_secs(),
+        now.secs_f64(),
         state.settings.feed_depth,
     )
     .await?;
@@ -119,7 +115,7 @@ async fn head_admitted(
         items,
         explained: explain,
         facts: ranked.facts,
-        ranked_at_ms: Utc::now().timestamp_millis(),
+        ranked_at_ms: now.millis(),
         page_ttls: ranked.page_ttls,
         first_page: Default::default(),
     };
@@ -143,4 +139,57 @@ pub async fn warm_up(state: &AppState, users: usize) -> Result<usize, FeedError>
         .await?;
     }
     Ok(active.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cache::FeedCache;
+    use crate::experiments::LiveProfiles;
+    use crate::metrics::Metrics;
+    use crate::model::DEFAULT_LIMIT;
+    use crate::shed::ShedLimits;
+    use crate::state::ServiceSettings;
+    use crate::store::MemoryStore;
+    use crate::time::{Clock, ManualClock, Timestamp};
+    use feed_profile::Experiment;
+
+    #[tokio::test]
+    async fn a_first_page_is_served_from_the_cache_until_its_ttl_by_the_injected_clock()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let store: Arc<MemoryStore> = Arc::new(MemoryStore::new());
+        let metrics = Arc::new(Metrics::new("r", "stable")?);
+        let cache = FeedCache::new(
+            store.clone(),
+            metrics.clone(),
+            100,
+            Duration::from_secs(3600),
+        );
+        let profiles = Arc::new(LiveProfiles::new(Experiment::default(), metrics.clone()));
+        let settings = ServiceSettings {
+            feed_depth: 100,
+            ready_timeout: Duration::from_secs(1),
+            shed: ShedLimits::new(Some(1), Some(1), Duration::from_secs(1)),
+            tune_max_events: 1,
+        };
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
+        let state =
+            AppState::new(store, cache, profiles, metrics, settings).with_clock(clock.clone());
+
+        let first = head(&state, "u1", DEFAULT_LIMIT, false).await?;
+        assert_eq!(first.ranked_at_ms, 1_700_000_000_000);
+        let ttl = first
+            .page_ttls
+            .for_items(DEFAULT_LIMIT)
+            .ok_or("no page TTL")?;
+        clock.advance(Duration::from_secs(u64::from(ttl)) - Duration::from_millis(1));
+        assert_eq!(head(&state, "u1", DEFAULT_LIMIT, false).await?.id, first.id);
+        clock.advance(Duration::from_millis(1));
+        let next = head(&state, "u1", DEFAULT_LIMIT, false).await?;
+        assert_ne!(next.id, first.id, "a page past its TTL is ranked anew");
+        assert_eq!(next.ranked_at_ms, clock.now().millis());
+        Ok(())
+    }
 }

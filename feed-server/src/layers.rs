@@ -4,7 +4,7 @@
 //! ```text
 //! edge (main, server, config, demo)
 //!   → http (handlers, extractors, errors, OpenAPI)
-//!     → use cases (feed: the read service; exposure: tune; auth, experiments, reload, state)
+//!     → use cases (feed: the read service; write: catalog and users; exposure: tune; auth, …)
 //!       → services (cache, shed, metrics)
 //!         → domain (ranking, learning, affinity, model, served, time) — no I/O but through `Store`
 //!           → store (the `Store` trait, Redis and embedded)
@@ -29,7 +29,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("http", &["http"]),
     (
         "use cases",
-        &["feed", "exposure", "auth", "experiments", "reload", "state"],
+        &[
+            "feed",
+            "write",
+            "exposure",
+            "auth",
+            "experiments",
+            "reload",
+            "state",
+        ],
     ),
     ("services", &["cache", "shed", "metrics"]),
     (
@@ -41,7 +49,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["store"]),
 ];
 
-/// Domain modules whose types the store persists and may therefore name.
+/// Modules whose types the store persists (catalog entries, learned values, exposure-log
+/// entries) and may therefore name although they sit above it.
 const STORED_VOCABULARY: &[&str] = &["model", "learning", "affinity", "exposure", "time"];
 
 /// Upward imports still present: (from module, to module, why it stays for now).

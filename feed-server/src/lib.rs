@@ -18,6 +18,8 @@
 //! - [`exposure`]: the exposure log and `POST /v1/admin/tune` (a profile fitted on it).
 //! - [`metrics`]: the metrics contract.
 //! - [`served`]: content health of served pages (long tail, creators per page, item age).
+//! - [`feed`] and [`write`]: the read use case and the catalog and user write use cases.
+//! - [`time`]: one instant type and the injected clock.
 //! - [`shed`]: load shedding — the bound on concurrent and queued rankings.
 //! - [`server`]: start-up, warm-up and graceful shutdown; [`config`]: flags and env vars.
 
@@ -42,3 +44,5 @@ pub mod server;
 pub mod shed;
 pub mod state;
 pub mod store;
+pub mod time;
+pub mod write;

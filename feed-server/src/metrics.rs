@@ -57,6 +57,26 @@ pub struct Metrics {
     profile_labels: Mutex<Vec<[String; 3]>>,
 }
 
+/// The `tier` label of `feed_cache_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum CacheTier {
+    /// The in-process tier.
+    Local,
+    /// The store tier (shared by the replicas).
+    Store,
+}
+
+/// The `result` label of `feed_cache_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum CacheResult {
+    /// The lookup found a usable snapshot.
+    Hit,
+    /// It did not.
+    Miss,
+}
+
 /// Could not build the registry (a programming error: duplicate or malformed metric).
 #[derive(Debug, thiserror::Error)]
 #[error("metrics registry: {0}")]
@@ -182,8 +202,10 @@ impl Metrics {
     }
 
     /// Counts a cache lookup.
-    pub fn cache(&self, tier: &str, result: &str) {
-        self.cache_requests.with_label_values(&[tier, result]).inc();
+    pub fn cache(&self, tier: CacheTier, result: CacheResult) {
+        self.cache_requests
+            .with_label_values(&[<&str>::from(tier), <&str>::from(result)])
+            .inc();
     }
 
     /// Counts accepted events.

@@ -573,7 +573,8 @@ impl ErrorCode {
 }
 
 /// A validation failure: a machine-readable code and a message naming the field.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct Invalid {
     /// Machine-readable reason, e.g. `invalid_duration`.
     pub code: ErrorCode,

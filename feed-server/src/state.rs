@@ -10,6 +10,7 @@ use crate::exposure::gate::TuneGate;
 use crate::metrics::Metrics;
 use crate::shed::{RankingLimiter, ShedLimits};
 use crate::store::Store;
+use crate::time::{Clock, SystemClock};
 
 /// Tunables of the request path.
 #[derive(Clone, Debug)]
@@ -40,6 +41,8 @@ pub struct AppState {
     pub rankings: RankingLimiter,
     /// At most one tune at a time.
     pub tunes: TuneGate,
+    /// Where "now" comes from: the system clock, or a test's [`crate::time::ManualClock`].
+    pub clock: Arc<dyn Clock>,
     warmed: AtomicBool,
 }
 
@@ -61,8 +64,16 @@ impl AppState {
             settings,
             rankings,
             tunes: TuneGate::default(),
+            clock: Arc::new(SystemClock),
             warmed: AtomicBool::new(false),
         }
+    }
+
+    /// The same state reading the time from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Warm-up finished.

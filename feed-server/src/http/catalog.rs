@@ -8,8 +8,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::openapi::{Id, VideoBatch};
-use crate::model::{MAX_VIDEO_BATCH, Video, VideosStored, validate_id};
+use crate::model::{Video, VideosStored};
 use crate::state::SharedState;
+use crate::write::catalog;
 
 /// The NDJSON media type.
 pub const NDJSON: &str = "application/x-ndjson";
@@ -80,36 +81,8 @@ pub async fn put_videos(
         ApiError::new(code, r.body_text())
     })?;
     let videos = parse_videos(&headers, &body)?;
-    if videos.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::EmptyBatch,
-            "no videos in the body",
-        ));
-    }
-    if videos.len() > MAX_VIDEO_BATCH {
-        return Err(ApiError::new(
-            ErrorCode::BatchTooLarge,
-            format!(
-                "at most {MAX_VIDEO_BATCH} videos per request, got {}",
-                videos.len()
-            ),
-        ));
-    }
-    let mut ids = std::collections::HashSet::new();
-    for (i, v) in videos.iter().enumerate() {
-        v.validate()
-            .map_err(|e| ApiError::new(e.code, format!("videos[{i}]: {}", e.message)))?;
-        if !ids.insert(v.id.as_str()) {
-            return Err(ApiError::new(
-                ErrorCode::DuplicateId,
-                format!("videos[{i}]: id {:?} appears more than once", v.id),
-            ));
-        }
-    }
-    state.store.put_videos(&videos).await?;
-    Ok(Json(VideosStored {
-        stored: videos.len(),
-    }))
+    let stored = catalog::put_videos(&state, &videos).await?;
+    Ok(Json(VideosStored { stored }))
 }
 
 /// `DELETE /v1/videos/{id}`: 204, or 404 when unknown.
@@ -130,9 +103,7 @@ pub async fn delete_video(
     State(state): State<SharedState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    validate_id("id", &id)?;
-    if state.store.delete_video(&id).await? {
-        state.cache.clear_local();
+    if catalog::delete_video(&state, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(

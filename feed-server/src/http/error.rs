@@ -12,6 +12,7 @@ pub use crate::model::ErrorCode;
 use crate::model::Invalid;
 use crate::shed::{self, Overloaded};
 use crate::store::StoreError;
+use crate::write::WriteError;
 
 /// An error answered to the client; its HTTP status is the code's
 /// ([`ErrorCode::http_status`]), so a code and its status never disagree.
@@ -93,6 +94,15 @@ impl From<StoreError> for ApiError {
                 format!("the store is unavailable, retry later: {m}"),
             ),
             StoreError::Corrupt(m) => Self::new(ErrorCode::StoreCorrupt, m),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Invalid(e) => e.into(),
+            WriteError::Store(e) => e.into(),
         }
     }
 }

@@ -14,13 +14,14 @@ use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::{ApiJson, ApiQuery};
 use super::openapi::Id;
 use crate::cache::Snapshot;
-use crate::feed::{self, now_secs};
+use crate::feed;
 use crate::model::{
     DEFAULT_LIMIT, FeedItem, FeedResponse, MAX_LIMIT, MAX_RANK_CANDIDATES, RankRequest,
     validate_id, validate_unique,
 };
 use crate::ranking;
 use crate::state::SharedState;
+use crate::time::Timestamp;
 
 /// Variant that served a response, for the request metrics.
 #[derive(Clone, Debug)]
@@ -82,7 +83,7 @@ fn respond(body: FeedResponse) -> Response {
 fn count_served(state: &SharedState, snapshot: &Snapshot, offset: usize, limit: usize) {
     // A snapshot cached by a version without facts is not counted: its page would skew the ratios.
     if let Some(facts) = snapshot.served_facts() {
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = state.clock.now().millis();
         state
             .metrics
             .served
@@ -227,7 +228,8 @@ pub async fn rank(
     let variant = loaded.experiment.assign(&req.user_id);
     let at = req
         .at
-        .map_or_else(now_secs, |t| t.timestamp_millis() as f64 / 1000.0);
+        .map_or_else(|| state.clock.now(), Timestamp::from)
+        .secs_f64();
     // Every rank request ranks: it takes a queue place and a slot like an uncached feed.
     let _permit = state.rankings.reserve()?.slot().await?;
     let ranked = ranking::rank_candidates(

@@ -24,6 +24,7 @@ use crate::exposure::tune::{
 };
 use crate::model::Video;
 use crate::state::SharedState;
+use crate::time::Timestamp;
 
 /// The body of `POST /v1/admin/tune`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -80,7 +81,7 @@ impl From<TuneError> for ApiError {
 }
 
 fn secs(t: DateTime<Utc>) -> f64 {
-    t.timestamp_millis() as f64 / 1000.0
+    Timestamp::from(t).secs_f64()
 }
 
 /// `POST /v1/admin/tune`

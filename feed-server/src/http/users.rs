@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use super::openapi::Id;
-use crate::model::{Follows, UserProfile, validate_id};
+use crate::model::{Follows, UserProfile};
 use crate::state::SharedState;
+use crate::write::users;
 
 /// Replaces the user's followed creators and friends; the next feed reflects them.
 #[utoipa::path(
@@ -30,10 +31,7 @@ pub async fn put_follows(
     Path(user): Path<String>,
     ApiJson(follows): ApiJson<Follows>,
 ) -> Result<StatusCode, ApiError> {
-    validate_id("user id", &user)?;
-    follows.validate()?;
-    state.store.set_follows(&user, &follows).await?;
-    state.cache.invalidate_users([&user]).await?;
+    users::set_follows(&state, &user, &follows).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -58,9 +56,6 @@ pub async fn put_profile(
     Path(user): Path<String>,
     ApiJson(profile): ApiJson<UserProfile>,
 ) -> Result<StatusCode, ApiError> {
-    validate_id("user id", &user)?;
-    profile.validate()?;
-    state.store.set_profile(&user, &profile).await?;
-    state.cache.invalidate_users([&user]).await?;
+    users::set_profile(&state, &user, &profile).await?;
     Ok(StatusCode::NO_CONTENT)
 }

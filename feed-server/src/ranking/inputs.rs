@@ -11,6 +11,7 @@ use feed_profile::RankingProfile;
 use super::signals;
 use crate::learning::{BucketStats, VideoStats};
 use crate::model::{Signals, Video};
+use crate::time::Timestamp;
 
 /// The raw, profile-independent inputs of a candidate's signals at one instant.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,5 +68,5 @@ pub fn tag_mean(video: &Video, affinity_of: impl Fn(&str) -> f64) -> f64 {
 
 /// Seconds from `video`'s publication to unix time `now`.
 pub fn age_secs(video: &Video, now: f64) -> f64 {
-    now - video.published_at.timestamp_millis() as f64 / 1000.0
+    now - Timestamp::from(video.published_at).secs_f64()
 }

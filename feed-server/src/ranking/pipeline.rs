@@ -12,6 +12,7 @@ use super::user::UserAt;
 use crate::model::{CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources};
 use crate::served::{self, ItemFacts};
 use crate::store::{CandidateData, Store, StoreError, UserState};
+use crate::time::Timestamp;
 
 /// How many leading items of a ranked list a first page can show (the largest page size): the
 /// page's cache TTL is the shortest TTL among their content types. Items further down are only
@@ -126,7 +127,7 @@ fn score_all(
                 },
                 tag: c.video.tags.first().cloned(),
                 long_tail: sources.contains(CandidateSource::LongTail),
-                published_at_ms: c.video.published_at.timestamp_millis(),
+                published_at_ms: Timestamp::from(c.video.published_at).millis(),
                 ttl: ttl_of(profile, &c),
                 diversity: DiversityEffect::default(),
             }
@@ -268,9 +269,15 @@ mod tests {
         store.put_videos(&videos).await.expect("put");
         let mut profile = RankingProfile::default();
         profile.candidates.fresh = 500;
-        let ranked = rank_feed(&store, &profile, "u1", crate::feed::now_secs(), 200)
-            .await
-            .expect("rank");
+        let ranked = rank_feed(
+            &store,
+            &profile,
+            "u1",
+            crate::time::Timestamp::from(Utc::now()).secs_f64(),
+            200,
+        )
+        .await
+        .expect("rank");
         let live_at = ranked
             .items
             .iter()
