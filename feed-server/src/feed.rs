@@ -115,7 +115,8 @@ async fn head_admitted(
         items,
         explained: explain,
         facts: ranked.facts,
-        ranked_at_ms: now.millis(),
+        // A page's TTL runs from the end of its ranking (which may have queued for a slot).
+        ranked_at_ms: state.clock.now().millis(),
         page_ttls: ranked.page_ttls,
         first_page: Default::default(),
     };

@@ -32,11 +32,6 @@ impl ApiError {
             message: message.into(),
         }
     }
-
-    /// The HTTP status of the response.
-    pub fn status(&self) -> StatusCode {
-        status_of(self.code)
-    }
 }
 
 /// The status of a code as an HTTP type (every code's status is a valid one: a unit test holds it).
