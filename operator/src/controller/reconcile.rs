@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use feedroll_crds::selector::selector_string;
-use feedroll_crds::{FeedRollout, FeedRolloutStatus, Phase};
+use feedroll_crds::{ConditionStatus, FeedRollout, FeedRolloutStatus, Phase};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -19,7 +19,7 @@ use super::apply::{
 };
 use super::{CONDITION_RECONCILED, Context, Error, FINALIZER};
 use crate::analysis::Target;
-use crate::brain::{self, EventType, Observations, Transition};
+use crate::brain::{self, EventReason, EventType, Observations, Transition};
 use crate::desired::{self, LABEL_ROLLOUT, LABEL_TRACK, Names, Track, World};
 use crate::{driver, observe};
 
@@ -141,14 +141,14 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
     let seen = read_world(ctx, &names, old.phase == Some(Phase::Promoting)).await?;
 
     let mut obs = observations(fr, &old, &seen, now);
-    let mut extra_events: Vec<(EventType, &'static str, String)> = Vec::new();
+    let mut extra_events: Vec<(EventType, EventReason, String)> = Vec::new();
     let mut bad_command = None;
     match observe::command(fr.annotations()) {
         Ok(Some(c)) => obs.commands.push(c),
         Ok(None) => {}
         Err((id, message)) => {
             if old.last_command_id.as_deref() != Some(id.as_str()) {
-                extra_events.push((EventType::Warning, "CommandIgnored", message));
+                extra_events.push((EventType::Warning, EventReason::CommandIgnored, message));
                 bad_command = Some(id);
             }
         }
@@ -163,7 +163,7 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
         && let Some(fault) = ctx.analyzer.fault(&target)
         && super::analyzer::fault_is_news(&fault, old.analysis.as_ref(), run)
     {
-        let reason = super::analyzer::fault_reason(&fault).as_str();
+        let reason = super::analyzer::fault_reason(&fault);
         extra_events.push((EventType::Warning, reason, fault.to_string()));
     }
     let (t, obs) = (turn.transition, turn.observations);
@@ -217,23 +217,39 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
             match applied {
                 Ok(()) => Ok(()),
                 Err(kube::Error::Api(s)) if is_permanent(s.code) => Err((
-                    "ApplyFailed",
+                    EventReason::ApplyFailed,
                     format!("the API server rejected an object: {}", s.message),
                 )),
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(e) => Err(("InvalidSpec", e.to_string())),
+        Err(e) => Err((EventReason::InvalidSpec, e.to_string())),
     };
     match &reconciled {
-        Ok(()) => set_condition(&mut status, "True", "Reconciled", "", fr, now),
+        Ok(()) => set_condition(
+            &mut status,
+            ConditionStatus::True,
+            "Reconciled",
+            "",
+            fr,
+            now,
+        ),
         Err((reason, message)) => {
             let previous = condition(&old, CONDITION_RECONCILED);
-            if previous.is_none_or(|c| c.status != "False" || c.message != *message) {
-                extra_events.push((EventType::Warning, reason, message.clone()));
+            if previous.is_none_or(|c| {
+                c.status != ConditionStatus::False.as_str() || c.message != *message
+            }) {
+                extra_events.push((EventType::Warning, *reason, message.clone()));
             }
-            tracing::warn!(namespace = %ns, rollout = %name, reason, message, "cannot reconcile the rollout's objects");
-            set_condition(&mut status, "False", reason, message, fr, now);
+            tracing::warn!(namespace = %ns, rollout = %name, %reason, message, "cannot reconcile the rollout's objects");
+            set_condition(
+                &mut status,
+                ConditionStatus::False,
+                reason.as_str(),
+                message,
+                fr,
+                now,
+            );
         }
     }
 
@@ -282,7 +298,7 @@ async fn record(
     status: &FeedRolloutStatus,
     obs: &Observations,
     t: &Transition,
-    extra_events: Vec<(EventType, &'static str, String)>,
+    extra_events: Vec<(EventType, EventReason, String)>,
     now: Timestamp,
 ) {
     let ns = fr.namespace().unwrap_or_default();
@@ -292,20 +308,19 @@ async fn record(
             type_,
             reason,
             message,
-        } => Some((*type_, reason.as_str(), message.clone())),
+        } => Some((*type_, *reason, message.clone())),
         _ => None,
     });
     for (type_, reason, message) in brain_events.chain(extra_events) {
-        tracing::info!(namespace = %ns, rollout = %name, reason, message, "decision");
+        tracing::info!(namespace = %ns, rollout = %name, %reason, message, "decision");
         ctx.metrics.decision(&ns, &name, reason);
         if let Err(e) = ctx.events.publish(fr, type_, reason, &message).await {
-            tracing::warn!(namespace = %ns, rollout = %name, reason, error = %e, "cannot publish an Event");
+            tracing::warn!(namespace = %ns, rollout = %name, %reason, error = %e, "cannot publish an Event");
         }
     }
     if let Some(run) = &obs.analysis {
         for r in &run.records {
-            ctx.metrics
-                .verdict(&ns, &name, &r.name, r.tier.as_str(), r.verdict.as_str());
+            ctx.metrics.verdict(&ns, &name, &r.name, r.tier, r.verdict);
         }
     }
     let deadline_missed = t.actions.iter().any(|a| {
@@ -358,7 +373,7 @@ fn condition<'a>(status: &'a FeedRolloutStatus, type_: &str) -> Option<&'a Condi
 /// Sets the [`CONDITION_RECONCILED`] condition; `lastTransitionTime` moves only on a flip.
 fn set_condition(
     status: &mut FeedRolloutStatus,
-    value: &str,
+    value: ConditionStatus,
     reason: &str,
     message: &str,
     fr: &FeedRollout,
