@@ -313,7 +313,7 @@ impl Machine {
         if !applied {
             let phase = phase.map_or("(none)", Phase::as_str);
             self.event(
-                EventType::Normal,
+                EventType::Warning,
                 EventReason::CommandIgnored,
                 format!("command {} does not apply in phase {phase}", kind.as_str()),
             );
