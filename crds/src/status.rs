@@ -109,7 +109,6 @@ pub struct FeedRolloutStatus {
     JsonSchema,
     Display,
     IntoStaticStr,
-    EnumIter,
 )]
 pub enum Phase {
     /// Stepping through the plan: weight set, waiting for a pause to end or analysis to pass.
@@ -154,7 +153,6 @@ impl Phase {
     JsonSchema,
     Display,
     IntoStaticStr,
-    EnumIter,
 )]
 pub enum PauseReason {
     /// A `pause` step without duration.
@@ -181,7 +179,7 @@ impl PauseReason {
 }
 
 /// The `status` of a standard Kubernetes condition (`metav1.Condition` keeps it as a string).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Display, IntoStaticStr, EnumString)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Display, IntoStaticStr)]
 pub enum ConditionStatus {
     /// The condition holds.
     True,
@@ -417,7 +415,6 @@ pub struct SequentialEvidence {
     JsonSchema,
     Display,
     IntoStaticStr,
-    EnumIter,
 )]
 #[serde(rename_all = "camelCase")]
 #[strum(serialize_all = "kebab-case")]
