@@ -112,4 +112,7 @@ pub enum Error {
     /// The object lacks metadata the API server always sets.
     #[error("the FeedRollout has no {0}")]
     Metadata(&'static str),
+    /// The FeedRollout cannot be planned (no name or namespace).
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
 }

@@ -132,7 +132,7 @@ fn observations(
 /// One decision and its consequences for a live FeedRollout.
 pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
     let now = (ctx.clock)();
-    let plan = Plan::resolve(fr).map_err(|_| Error::Metadata("name"))?;
+    let plan = Plan::resolve(fr)?;
     let (ns, name) = (plan.names.namespace.clone(), plan.names.rollout.clone());
     let spec = &fr.spec;
     let old = fr.status.clone().unwrap_or_default();
