@@ -2,6 +2,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use strum::{Display, IntoStaticStr};
 
 use crate::duration::DurationString;
 
@@ -160,7 +161,7 @@ impl PrometheusAccess {
 }
 
 /// Kinds of object a [`PrometheusAccess`] reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Display, IntoStaticStr)]
 pub enum ObjectKind {
     /// A core/v1 Secret (`data`, base64).
     Secret,
@@ -171,10 +172,7 @@ pub enum ObjectKind {
 impl ObjectKind {
     /// The kind as Kubernetes spells it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectKind::Secret => "Secret",
-            ObjectKind::ConfigMap => "ConfigMap",
-        }
+        self.into()
     }
 }
 
@@ -401,8 +399,21 @@ pub struct CountQueries {
 }
 
 /// Built-in queries over the feed-server metrics contract (PRODUCT.md §1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Display,
+    IntoStaticStr,
+)]
 #[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
 pub enum Preset {
     /// Share of HTTP responses with a 5xx status.
     ErrorRate,
@@ -466,23 +477,27 @@ impl Preset {
 
     /// The name used in YAML.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Preset::ErrorRate => "errorRate",
-            Preset::Availability => "availability",
-            Preset::LatencyQuantile => "latencyQuantile",
-            Preset::CacheHitRatio => "cacheHitRatio",
-            Preset::CompletionRate => "completionRate",
-            Preset::EngagementRate => "engagementRate",
-            Preset::LongTailShare => "longTailShare",
-            Preset::CreatorDiversity => "creatorDiversity",
-            Preset::ServedFreshness => "servedFreshness",
-        }
+        self.into()
     }
 }
 
 /// What a failing check does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Display,
+    IntoStaticStr,
+)]
 #[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
 pub enum Tier {
     /// Blocks promotion; past `consecutiveFailuresAllowed` failures in a row, rolls back.
     #[default]
@@ -498,12 +513,7 @@ pub enum Tier {
 impl Tier {
     /// The name used in YAML.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Blocking => "blocking",
-            Tier::Advisory => "advisory",
-            Tier::Rollback => "rollback",
-            Tier::Pause => "pause",
-        }
+        self.into()
     }
 }
 
@@ -561,8 +571,21 @@ pub enum CompareMode {
 }
 
 /// Which way a share of trials gets worse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Display,
+    IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Direction {
     /// A lower share is worse (availability, completion, engagement, long-tail share).
     LowerIsWorse,
@@ -573,9 +596,6 @@ pub enum Direction {
 impl Direction {
     /// The name used in YAML.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::LowerIsWorse => "lower-is-worse",
-            Direction::HigherIsWorse => "higher-is-worse",
-        }
+        self.into()
     }
 }

@@ -11,7 +11,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use strum::{Display, EnumIter, IntoStaticStr};
 
+use crate::events::EventReason;
 use crate::status::{Phase, Verdict};
 
 /// How many decisions `status.history` keeps (the oldest are dropped).
@@ -50,8 +52,22 @@ pub struct HistoryEntry {
     pub command: Option<CommandRef>,
 }
 
-/// The kinds of decision kept in the history.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+/// The kinds of decision kept in the history: the Events that move a rollout
+/// ([`Decision::of`] an [`EventReason`]), under the shorter names the timeline shows.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Display,
+    IntoStaticStr,
+    EnumIter,
+)]
 pub enum Decision {
     /// A new revision started rolling out (or was first deployed).
     Started,
@@ -82,19 +98,58 @@ pub enum Decision {
 impl Decision {
     /// The name shown by `kubectl feedroll timeline`.
     pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The decision an Event with `reason` stands for, given the phase after it (`None`: a
+    /// notice that changes nothing, kept only as an Event). Exhaustive on purpose: a new
+    /// reason must say whether it is a decision.
+    pub fn of(reason: EventReason, phase: Option<Phase>) -> Option<Self> {
+        Some(match reason {
+            EventReason::RolloutStarted => Decision::Started,
+            EventReason::StepAdvanced => Decision::StepAdvanced,
+            EventReason::PausedForHuman => Decision::Paused,
+            EventReason::Resumed => Decision::Resumed,
+            EventReason::Promoting => Decision::Promoting,
+            EventReason::Promoted => Decision::Promoted,
+            EventReason::RolledBack => Decision::RolledBack,
+            EventReason::Aborted => Decision::Aborted,
+            EventReason::Retried => Decision::Retried,
+            EventReason::Reverted => Decision::Reverted,
+            EventReason::InvalidSpec => Decision::Failed,
+            EventReason::CommandIgnored => Decision::CommandIgnored,
+            // The deadline rolls back or pauses a step; during a promotion it is only a warning.
+            EventReason::ProgressDeadlineExceeded => match phase {
+                Some(Phase::RolledBack) => Decision::RolledBack,
+                Some(Phase::Paused) => Decision::Paused,
+                _ => return None,
+            },
+            EventReason::WeightChanged
+            | EventReason::AnalysisPassed
+            | EventReason::AnalysisFailed
+            | EventReason::Held
+            | EventReason::ApplyFailed
+            | EventReason::CanaryNotReady
+            | EventReason::WeightSkew
+            | EventReason::PrometheusCredentialsInvalid
+            | EventReason::PrometheusAuthFailed
+            | EventReason::PrometheusUnreachable => return None,
+        })
+    }
+
+    /// Which decision names a transition that made several (a retry also enters step 1; a
+    /// promote command past the last step also starts the promotion): the higher, the more it
+    /// says about where the rollout ended up.
+    pub fn rank(self) -> u8 {
         match self {
-            Decision::Started => "Started",
-            Decision::StepAdvanced => "StepAdvanced",
-            Decision::Paused => "Paused",
-            Decision::Resumed => "Resumed",
-            Decision::Promoting => "Promoting",
-            Decision::Promoted => "Promoted",
-            Decision::RolledBack => "RolledBack",
-            Decision::Aborted => "Aborted",
-            Decision::Retried => "Retried",
-            Decision::Reverted => "Reverted",
-            Decision::Failed => "Failed",
-            Decision::CommandIgnored => "CommandIgnored",
+            Decision::CommandIgnored => 0,
+            Decision::StepAdvanced => 1,
+            Decision::Resumed => 2,
+            Decision::Paused => 3,
+            Decision::Promoting => 4,
+            Decision::Promoted => 5,
+            Decision::Started | Decision::Retried | Decision::Reverted => 6,
+            Decision::RolledBack | Decision::Aborted | Decision::Failed => 7,
         }
     }
 }
@@ -163,6 +218,36 @@ fn cap(text: &str, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::IntoEnumIterator;
+
+    #[test]
+    fn every_decision_stands_for_some_event_reason() {
+        let phases = [None, Some(Phase::RolledBack), Some(Phase::Paused)];
+        for decision in Decision::iter() {
+            let reached = EventReason::iter()
+                .any(|r| phases.iter().any(|p| Decision::of(r, *p) == Some(decision)));
+            assert!(reached, "{decision} is the decision of no Event reason");
+        }
+        // Notices are not decisions, and a deadline during a promotion only warns.
+        assert_eq!(Decision::of(EventReason::Held, None), None);
+        assert_eq!(Decision::of(EventReason::ApplyFailed, None), None);
+        assert_eq!(
+            Decision::of(
+                EventReason::ProgressDeadlineExceeded,
+                Some(Phase::Promoting)
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn old_history_entries_still_parse() {
+        let yaml = "at: 2025-01-02T03:04:05Z\ndecision: CommandIgnored\nphase: Paused\nstep: 2\nweight: 25\nreason: command abort/1 does not apply\n";
+        let entry: HistoryEntry = serde_yaml::from_str(yaml).expect("old entry parses");
+        assert_eq!(entry.decision, Decision::CommandIgnored);
+        assert_eq!(entry.decision.as_str(), "CommandIgnored");
+        assert_eq!(entry.phase, Some(Phase::Paused));
+    }
 
     #[test]
     fn long_reasons_are_cut_at_a_character_boundary() {

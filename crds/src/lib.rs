@@ -6,6 +6,9 @@
 //! - [`FeedRolloutStatus`]: phase, step, weight, revisions, replica counts, selector, standard
 //!   conditions, `observedGeneration` and the last analysis records ([`status`]), and the last
 //!   50 decisions ([`history`]).
+//! - The typed vocabulary: [`PauseReason`], [`ConditionStatus`], [`EventReason`] /
+//!   [`EventType`] (every Event the operator records), [`CommandKind`] (the command verbs) and
+//!   the history's [`Decision`]; name tables are derived (serde, strum), never hand-written.
 //! - [`defaults`]: the roadmap plan and policy table, applied in code by
 //!   [`FeedRolloutSpec::resolved_strategy`] and [`FeedRolloutSpec::resolved_analysis`].
 //! - [`crd()`]: the CustomResourceDefinition, schema cleaned for Kubernetes ([`schema`]);
@@ -17,11 +20,12 @@
 //! mode, one of preset/query per check, `min <= max`, durations parse, unique check names.
 //! [`validate`] checks an object against that schema and those rules the way the API server
 //! does (used by `feedroll-operator check` and by the local API server, `feedroll-localkube`).
-
 pub mod analysis;
+pub mod command;
 pub mod defaults;
 pub mod duration;
 mod error;
+pub mod events;
 pub mod history;
 pub mod schema;
 pub mod selector;
@@ -35,11 +39,13 @@ pub use analysis::{
     CountQueries, Direction, HoldPolicy, HttpHeader, ObjectKeyRef, ObjectKind, Preset,
     PrometheusAccess, PrometheusSource, SecretKeyRef, Tier, TlsConfig,
 };
+pub use command::CommandKind;
 pub use defaults::{
     CheckSource, ResolvedAnalysis, ResolvedCheck, ResolvedPlan, ResolvedStep, ResolvedStrategy,
 };
 pub use duration::DurationString;
 pub use error::ApiError;
+pub use events::{EventReason, EventType};
 pub use history::{CommandRef, Decision, DecisiveCheck, HistoryEntry};
 pub use schema::crd;
 pub use sequential::SequentialTest;
@@ -48,8 +54,8 @@ pub use spec::{
     ReplicaRatio, Step, Strategy, Traffic, TrafficMode,
 };
 pub use status::{
-    AnalysisRun, CheckRecord, CheckState, FeedRolloutStatus, Phase, PodIssue, PodIssueReason,
-    SequentialEvidence, SideCounts, Verdict,
+    AnalysisRun, CheckRecord, CheckState, ConditionStatus, FeedRolloutStatus, PauseReason, Phase,
+    PodIssue, PodIssueReason, SequentialEvidence, SideCounts, Verdict,
 };
 
 /// API group.

@@ -3,6 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use strum::{Display, EnumIter, EnumString, IntoStaticStr};
 
 use crate::analysis::Tier;
 
@@ -75,7 +76,7 @@ pub struct FeedRolloutStatus {
     pub last_command_id: Option<String>,
     /// Why the rollout is paused, when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pause_reason: Option<String>,
+    pub pause_reason: Option<PauseReason>,
     /// Since when the current step (or promotion) has waited for the new revision's pods to
     /// become ready (the progress deadline counts from here); absent when none is waited for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,7 +97,19 @@ pub struct FeedRolloutStatus {
 }
 
 /// Phases of a rollout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Display,
+    IntoStaticStr,
+)]
 pub enum Phase {
     /// Stepping through the plan: weight set, waiting for a pause to end or analysis to pass.
     Progressing,
@@ -120,15 +133,72 @@ pub enum Phase {
 impl Phase {
     /// The name used in YAML and in the printer column.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Progressing => "Progressing",
-            Phase::Paused => "Paused",
-            Phase::Promoting => "Promoting",
-            Phase::Succeeded => "Succeeded",
-            Phase::RolledBack => "RolledBack",
-            Phase::Aborted => "Aborted",
-            Phase::Failed => "Failed",
-        }
+        self.into()
+    }
+}
+
+/// Why the rollout is paused, when it is: a pause step, a command, `spec.paused`, a failed
+/// pause-tier check, a hold past `maxHold`, no data under `onNoData: pause`, or the progress
+/// deadline.
+// The variant names are the strings this field held before it was typed: old objects parse.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Display,
+    IntoStaticStr,
+)]
+pub enum PauseReason {
+    /// A `pause` step without duration.
+    PauseStep,
+    /// A pause command.
+    Command,
+    /// `spec.paused: true`.
+    SpecPaused,
+    /// A pause-tier check failed.
+    CheckFailed,
+    /// No data or provider errors for longer than `maxHold`.
+    HoldExpired,
+    /// No data or a provider error on a check whose policy is `pause`.
+    NoData,
+    /// Canary pods were not ready within `progressDeadline` (`onProgressDeadline: pause`).
+    ProgressDeadlineExceeded,
+}
+
+impl PauseReason {
+    /// The value stored in `status.pauseReason`.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// The `status` of a standard Kubernetes condition (`metav1.Condition` keeps it as a string).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Display, IntoStaticStr)]
+pub enum ConditionStatus {
+    /// The condition holds.
+    True,
+    /// The condition does not hold.
+    False,
+    /// Cannot tell yet (e.g. analysis holding for data).
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// `True`, `False` or `Unknown`, as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl From<bool> for ConditionStatus {
+    fn from(holds: bool) -> Self {
+        if holds { Self::True } else { Self::False }
     }
 }
 
@@ -153,7 +223,21 @@ pub struct PodIssue {
 /// Why a pod cannot become ready without someone changing something: the container waiting
 /// reasons and the scheduling condition that never resolve by waiting.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Display,
+    IntoStaticStr,
+    EnumString,
+    EnumIter,
 )]
 pub enum PodIssueReason {
     /// The image cannot be pulled and the kubelet backs off.
@@ -172,30 +256,18 @@ pub enum PodIssueReason {
 
 impl PodIssueReason {
     /// Every reason.
-    pub const ALL: [PodIssueReason; 6] = [
-        PodIssueReason::ImagePullBackOff,
-        PodIssueReason::ErrImagePull,
-        PodIssueReason::InvalidImageName,
-        PodIssueReason::CreateContainerConfigError,
-        PodIssueReason::CreateContainerError,
-        PodIssueReason::Unschedulable,
-    ];
+    pub fn all() -> impl Iterator<Item = Self> {
+        <Self as strum::IntoEnumIterator>::iter()
+    }
 
     /// The name Kubernetes uses (a container waiting reason, or the condition reason).
     pub fn as_str(self) -> &'static str {
-        match self {
-            PodIssueReason::ImagePullBackOff => "ImagePullBackOff",
-            PodIssueReason::ErrImagePull => "ErrImagePull",
-            PodIssueReason::InvalidImageName => "InvalidImageName",
-            PodIssueReason::CreateContainerConfigError => "CreateContainerConfigError",
-            PodIssueReason::CreateContainerError => "CreateContainerError",
-            PodIssueReason::Unschedulable => "Unschedulable",
-        }
+        self.into()
     }
 
     /// The reason named `s`, if it is one of these.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
+        s.parse().ok()
     }
 }
 
@@ -330,8 +402,22 @@ pub struct SequentialEvidence {
 }
 
 /// Outcome of one check.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Display,
+    IntoStaticStr,
+)]
 #[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Verdict {
     /// Within the threshold.
     Pass,
@@ -347,11 +433,6 @@ pub enum Verdict {
 impl Verdict {
     /// The name shown by the CLI: `pass`, `fail`, `no-data`, `error`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::NoData => "no-data",
-            Verdict::Error => "error",
-        }
+        self.into()
     }
 }

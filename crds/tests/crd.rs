@@ -192,3 +192,49 @@ fn crd_fits_client_side_kubectl_apply() {
             .is_none()
     );
 }
+
+/// Objects written before `status.pauseReason` was typed (the Argo CD fixtures are such
+/// objects) still parse, keep their reason, and serialize it back unchanged.
+#[test]
+fn objects_written_with_a_string_pause_reason_still_parse() {
+    use feedroll_crds::{FeedRollout, PauseReason};
+    let root = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../argocd/resource_customizations/feedroll.dev/FeedRollout"
+    );
+    let mut seen = Vec::new();
+    for dir in ["testdata", "actions/testdata"] {
+        let entries = std::fs::read_dir(format!("{root}/{dir}")).expect("Argo CD fixtures");
+        for path in entries.map(|e| e.expect("entry").path()) {
+            let text = std::fs::read_to_string(&path).expect("readable");
+            let raw: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+            let Some(reason) = raw["status"]["pauseReason"].as_str() else {
+                continue;
+            };
+            let fr: FeedRollout = serde_yaml::from_value(raw.clone())
+                .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
+            let parsed = fr
+                .status
+                .and_then(|s| s.pause_reason)
+                .expect("a pause reason");
+            assert_eq!(parsed.as_str(), reason, "{}", path.display());
+            seen.push(parsed);
+        }
+    }
+    assert!(seen.contains(&PauseReason::PauseStep) && seen.contains(&PauseReason::HoldExpired));
+    // Every value the operator ever wrote, and nothing else.
+    for old in [
+        "PauseStep",
+        "Command",
+        "SpecPaused",
+        "CheckFailed",
+        "HoldExpired",
+        "NoData",
+        "ProgressDeadlineExceeded",
+    ] {
+        let reason: PauseReason = serde_json::from_value(Value::from(old)).expect(old);
+        assert_eq!(serde_json::to_value(reason).expect("serializes"), old);
+    }
+    let unknown = serde_json::from_value::<PauseReason>(Value::from("Sleepy"));
+    assert!(unknown.is_err_and(|e| e.to_string().contains("PauseStep")));
+}

@@ -4,10 +4,9 @@
 use feedroll_crds::{FeedRolloutSpec, FeedRolloutStatus};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::analysis::Target;
 use crate::analysis::counts::over_the_step;
+use crate::analysis::{Analyzer, Target};
 use crate::brain::{AnalysisDue, Observations, Transition, analysis_due, decide};
-use crate::controller::Analyzer;
 
 /// What one turn decided.
 #[derive(Debug)]

@@ -24,19 +24,12 @@ pub const RESTART_BOUND: i32 = 3;
 pub fn parse_command(value: &str) -> Result<Command, String> {
     let value = value.trim();
     let verb = value.split_once('/').map_or(value, |(v, _)| v);
-    let kind = match verb {
-        "promote" => CommandKind::PromoteStep,
-        "promote-full" => CommandKind::PromoteFull,
-        "pause" => CommandKind::Pause,
-        "resume" => CommandKind::Resume,
-        "abort" => CommandKind::Abort,
-        "retry" => CommandKind::Retry,
-        other => {
-            return Err(format!(
-                "unknown command {other:?} in {ANNOTATION_COMMAND}={value:?}: use promote, promote-full, pause, resume, abort or retry (optionally /<nonce>)"
-            ));
-        }
-    };
+    let kind = CommandKind::from_verb(verb).ok_or_else(|| {
+        format!(
+            "unknown command {verb:?} in {ANNOTATION_COMMAND}={value:?}: use {} (optionally /<nonce>)",
+            CommandKind::verbs()
+        )
+    })?;
     Ok(Command {
         id: value.to_owned(),
         kind,

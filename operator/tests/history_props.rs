@@ -4,24 +4,17 @@
 //! earlier one, every change of phase or step is in it, and the same inputs give the same
 //! history.
 
+#[path = "support/generators.rs"]
+mod generators;
 #[path = "support/brain.rs"]
 mod support;
 
 use feedroll_crds::history::{Decision, HISTORY_LIMIT, HistoryEntry};
 use feedroll_crds::{FeedRolloutSpec, FeedRolloutStatus, Phase, Verdict};
-use feedroll_operator::brain::{Command, CommandKind, Observations, PodHealth, decide};
+use feedroll_operator::brain::{Command, Observations, PodHealth, decide};
+use generators::{Event, Mix};
 use proptest::prelude::*;
 use support::{at, run};
-
-#[derive(Clone, Debug)]
-struct Event {
-    advance: i64,
-    verdicts: Option<(bool, Vec<Verdict>)>,
-    ready: bool,
-    crash: bool,
-    command: Option<(CommandKind, bool)>,
-    new_revision: Option<u8>,
-}
 
 const CHECKS: [&str; 3] = ["rb", "blk", "ps"];
 
@@ -48,41 +41,18 @@ fn spec(pause_step: bool) -> FeedRolloutSpec {
 }
 
 fn event() -> impl Strategy<Value = Event> {
-    let verdict = prop_oneof![
-        6 => Just(Verdict::Pass),
-        1 => Just(Verdict::Fail),
-        1 => Just(Verdict::NoData),
-        1 => Just(Verdict::Error),
-    ];
-    let command = prop_oneof![
-        Just(CommandKind::PromoteStep),
-        Just(CommandKind::PromoteFull),
-        Just(CommandKind::Pause),
-        Just(CommandKind::Resume),
-        Just(CommandKind::Abort),
-        Just(CommandKind::Retry),
-    ];
-    (
-        0..120i64,
-        prop::option::weighted(
-            0.7,
-            (any::<bool>(), prop::collection::vec(verdict, CHECKS.len())),
-        ),
-        prop::bool::weighted(0.9),
-        prop::bool::weighted(0.02),
-        prop::option::weighted(0.15, (command, any::<bool>())),
-        prop::option::weighted(0.04, 1..4u8),
+    generators::event(
+        Mix {
+            advance: 0..120,
+            pass: 6,
+            fail: 1,
+            ready: 0.9,
+            crash: 0.02,
+            command: 0.15,
+            new_revision: 0.04,
+        },
+        CHECKS.len(),
     )
-        .prop_map(
-            |(advance, verdicts, ready, crash, command, new_revision)| Event {
-                advance,
-                verdicts,
-                ready,
-                crash,
-                command,
-                new_revision,
-            },
-        )
 }
 
 /// The observations of `e` at second `now`, given the status so far.
@@ -217,6 +187,8 @@ fn a_rollback_names_the_check_and_its_value() {
             crash: false,
             command: None,
             new_revision: None,
+            stable_ready: false,
+            gathering: false,
         },
         Event {
             advance: 10,
@@ -225,6 +197,8 @@ fn a_rollback_names_the_check_and_its_value() {
             crash: false,
             command: None,
             new_revision: None,
+            stable_ready: false,
+            gathering: false,
         },
     ];
     let statuses = drive(&spec, &events);

@@ -204,10 +204,7 @@ fn pod_issues_are_the_waiting_reasons_that_waiting_cannot_fix() {
     use feedroll_operator::observe::{canary_issues, pod_issues};
     let now = k8s_openapi::jiff::Timestamp::from_second(1_900_000_000).unwrap();
     let d = deployment("r2", 1, 2, 2, 0, 1, 1);
-    for reason in PodIssueReason::ALL
-        .into_iter()
-        .filter(|r| *r != PodIssueReason::Unschedulable)
-    {
+    for reason in PodIssueReason::all().filter(|r| *r != PodIssueReason::Unschedulable) {
         let pods = [pod("r2", &waiting(reason.as_str()), 0, false)];
         let health = canary_health(Some(&d), &pods, Some("r2"), 1);
         assert!(!health.ready && !health.crash_looping);

@@ -96,7 +96,9 @@ fn the_deadline_can_pause_for_a_human_instead_and_restarts_on_resume() {
     let t = sim.tick(1);
     assert_eq!(sim.phase(), Phase::Paused);
     assert_eq!(
-        sim.status.pause_reason.as_deref(),
+        sim.status
+            .pause_reason
+            .map(feedroll_crds::PauseReason::as_str),
         Some("ProgressDeadlineExceeded")
     );
     assert_eq!(sim.status.weight, 10, "pause leaves the canary as it is");
@@ -181,7 +183,7 @@ fn image_pull_errors_are_reported_at_once_and_once() {
 
 #[test]
 fn every_issue_reason_is_reported() {
-    for reason in PodIssueReason::ALL {
+    for reason in PodIssueReason::all() {
         let mut sim = stuck("replicas: 10");
         sim.canary.issues = vec![issue("p", reason)];
         let t = sim.tick(1);

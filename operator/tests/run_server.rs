@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
 use clap::Parser;
-use feedroll_crds::{FeedRolloutStatus, Phase};
+use feedroll_crds::{EventReason, FeedRolloutStatus, Phase, Tier, Verdict};
 use feedroll_operator::cli::{Cli, Command};
 use feedroll_operator::controller::Metrics;
 use feedroll_operator::controller::run::{LogFormat, RunArgs, router};
@@ -84,8 +84,8 @@ async fn health_readiness_and_the_metrics_contract() {
 
     metrics.set_leader(true);
     metrics.reconciled(true);
-    metrics.decision("prod", "feed", "RolledBack");
-    metrics.verdict("prod", "feed", "error-rate", "rollback", "fail");
+    metrics.decision("prod", "feed", EventReason::RolledBack);
+    metrics.verdict("prod", "feed", "error-rate", Tier::Rollback, Verdict::Fail);
     metrics.breach_to_rollback(3.5);
     let status = FeedRolloutStatus {
         phase: Some(Phase::Paused),

@@ -211,7 +211,12 @@ fn latency_over_one_second_pauses_for_a_human_who_can_resume_or_abort() {
         ],
     );
     assert_eq!(sim.phase(), Phase::Paused);
-    assert_eq!(sim.status.pause_reason.as_deref(), Some("CheckFailed"));
+    assert_eq!(
+        sim.status
+            .pause_reason
+            .map(feedroll_crds::PauseReason::as_str),
+        Some("CheckFailed")
+    );
     assert_eq!(sim.status.weight, 10, "pausing keeps the weight");
     // A paused rollout waits for the human: blocking failures do not escalate meanwhile.
     for _ in 0..5 {
@@ -291,7 +296,12 @@ fn no_data_holds_never_fails_never_promotes_then_pauses_after_max_hold() {
         Phase::Paused,
         "after maxHold (10m) a human is asked"
     );
-    assert_eq!(sim.status.pause_reason.as_deref(), Some("HoldExpired"));
+    assert_eq!(
+        sim.status
+            .pause_reason
+            .map(feedroll_crds::PauseReason::as_str),
+        Some("HoldExpired")
+    );
     // Data is back and a human resumes: the rollout goes on.
     sim.command(CommandKind::Resume);
     sim.all_pass(60);
@@ -306,7 +316,12 @@ fn on_no_data_pause_pauses_at_once() {
     sim.tick(0);
     sim.analyse(60, false, &[("p99", Verdict::NoData)]);
     assert_eq!(sim.phase(), Phase::Paused);
-    assert_eq!(sim.status.pause_reason.as_deref(), Some("NoData"));
+    assert_eq!(
+        sim.status
+            .pause_reason
+            .map(feedroll_crds::PauseReason::as_str),
+        Some("NoData")
+    );
 }
 
 #[test]
@@ -395,7 +410,12 @@ fn indefinite_pause_step_waits_for_promote_or_resume() {
     sim.tick(0);
     sim.tick(1);
     assert_eq!((sim.phase(), sim.step()), (Phase::Paused, 1));
-    assert_eq!(sim.status.pause_reason.as_deref(), Some("PauseStep"));
+    assert_eq!(
+        sim.status
+            .pause_reason
+            .map(feedroll_crds::PauseReason::as_str),
+        Some("PauseStep")
+    );
     for _ in 0..10 {
         sim.tick(3600);
         assert_eq!(sim.phase(), Phase::Paused);

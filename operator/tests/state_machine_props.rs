@@ -1,5 +1,7 @@
 //! Property tests of the brain over random plans and random sequences of observations and time.
 
+#[path = "support/generators.rs"]
+mod generators;
 #[path = "support/brain.rs"]
 mod support;
 
@@ -7,9 +9,8 @@ use feedroll_crds::{
     AnalysisRun, CheckRecord, FeedRolloutSpec, FeedRolloutStatus, Phase, ResolvedStep,
     SequentialEvidence, Tier, Verdict,
 };
-use feedroll_operator::brain::{
-    Action, Command, CommandKind, EventReason, Observations, PodHealth, decide,
-};
+use feedroll_operator::brain::{Action, Command, EventReason, Observations, PodHealth, decide};
+use generators::{Event, Mix};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proptest::prelude::*;
 use support::at;
@@ -20,39 +21,6 @@ enum StepGen {
     Pause(Option<u32>),
     /// `pause: {untilConfident: true, max: <seconds>}`.
     UntilConfident(u32),
-}
-
-#[derive(Clone, Debug)]
-struct Event {
-    advance: i64,
-    verdicts: Option<(bool, Vec<Verdict>)>,
-    ready: bool,
-    crash: bool,
-    command: Option<CommandKind>,
-    new_revision: Option<u8>,
-    stable_ready: bool,
-    /// A no-data record of the sequential check is evidence still being gathered.
-    gathering: bool,
-}
-
-fn verdict() -> impl Strategy<Value = Verdict> {
-    prop_oneof![
-        4 => Just(Verdict::Pass),
-        2 => Just(Verdict::Fail),
-        1 => Just(Verdict::NoData),
-        1 => Just(Verdict::Error),
-    ]
-}
-
-fn command() -> impl Strategy<Value = CommandKind> {
-    prop_oneof![
-        Just(CommandKind::PromoteStep),
-        Just(CommandKind::PromoteFull),
-        Just(CommandKind::Pause),
-        Just(CommandKind::Resume),
-        Just(CommandKind::Abort),
-        Just(CommandKind::Retry),
-    ]
 }
 
 const TIERS: [Tier; 4] = [Tier::Blocking, Tier::Advisory, Tier::Rollback, Tier::Pause];
@@ -74,34 +42,16 @@ fn plan() -> impl Strategy<Value = (Vec<StepGen>, Vec<usize>, Deadline)> {
 }
 
 fn events(checks: usize) -> impl Strategy<Value = Vec<Event>> {
-    let event = (
-        0..240i64,
-        prop::option::weighted(
-            0.7,
-            (any::<bool>(), prop::collection::vec(verdict(), checks)),
-        ),
-        prop::bool::weighted(0.85),
-        prop::bool::weighted(0.03),
-        prop::option::weighted(0.12, command()),
-        prop::option::weighted(0.03, 1..4u8),
-        prop::bool::weighted(0.7),
-        prop::bool::weighted(0.7),
-    )
-        .prop_map(
-            |(advance, verdicts, ready, crash, command, new_revision, stable_ready, gathering)| {
-                Event {
-                    advance,
-                    verdicts,
-                    ready,
-                    crash,
-                    command,
-                    new_revision,
-                    stable_ready,
-                    gathering,
-                }
-            },
-        );
-    prop::collection::vec(event, 1..60)
+    let mix = Mix {
+        advance: 0..240,
+        pass: 4,
+        fail: 2,
+        ready: 0.85,
+        crash: 0.03,
+        command: 0.12,
+        new_revision: 0.03,
+    };
+    prop::collection::vec(generators::event(mix, checks), 1..60)
 }
 
 fn build_spec(steps: &[StepGen], tiers: &[usize], (deadline, pause): Deadline) -> FeedRolloutSpec {
@@ -206,7 +156,7 @@ proptest! {
                     })
                     .collect(),
             });
-            let commands: Vec<Command> = event.command.iter().map(|kind| {
+            let commands: Vec<Command> = event.command.iter().map(|(kind, _)| {
                 command_id += 1;
                 Command { id: format!("c{command_id}"), kind: *kind, author: None }
             }).collect();
@@ -280,7 +230,7 @@ proptest! {
             {
                 let state = new.checks.iter().find(|c| c.name == seq.name);
                 prop_assert!(state.is_none_or(|c| c.holding_since.is_none()), "held on evidence being gathered");
-                prop_assert!(new.pause_reason.as_deref() != Some("HoldExpired") || status.phase == Some(Phase::Paused));
+                prop_assert!(new.pause_reason.map(feedroll_crds::PauseReason::as_str) != Some("HoldExpired") || status.phase == Some(Phase::Paused));
             }
 
             // A roll-back-tier failure or a crash loop goes to weight 0 in one transition.

@@ -109,7 +109,12 @@ fn undecided_at_max_holds_then_pauses_after_max_hold() {
         look(&mut sim, 60, None);
     }
     assert_eq!(sim.phase(), Phase::Paused);
-    assert_eq!(sim.status.pause_reason.as_deref(), Some("HoldExpired"));
+    assert_eq!(
+        sim.status
+            .pause_reason
+            .map(feedroll_crds::PauseReason::as_str),
+        Some("HoldExpired")
+    );
     assert_eq!(sim.status.weight, 10);
 }
 
@@ -124,7 +129,12 @@ fn undecided_at_max_with_on_no_data_pause_pauses_at_once() {
     }
     look(&mut sim, 60, None);
     assert_eq!(sim.phase(), Phase::Paused);
-    assert_eq!(sim.status.pause_reason.as_deref(), Some("NoData"));
+    assert_eq!(
+        sim.status
+            .pause_reason
+            .map(feedroll_crds::PauseReason::as_str),
+        Some("NoData")
+    );
 }
 
 #[test]

@@ -50,7 +50,6 @@ pub fn status(fr: &FeedRollout, now: Timestamp, p: Palette) -> String {
     );
     let pause = st
         .pause_reason
-        .as_deref()
         .filter(|_| st.phase == Some(Phase::Paused))
         .map(|r| format!(" ({r})"))
         .unwrap_or_default();

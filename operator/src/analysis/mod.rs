@@ -1,5 +1,6 @@
 //! The analysis engine: renders each check, asks Prometheus, classifies the answer.
 //!
+//! - [`analyzer`]: the [`Analyzer`] trait, where the reconciler and the e2e driver get runs.
 //! - [`render`]: PromQL templates and the label selector of each side (canary, stable).
 //! - [`presets`]: the built-in queries over the feed-server metrics contract.
 //! - [`mod@classify`]: value / empty / NaN-Inf / error → pass / fail / no-data / error (pure).
@@ -19,6 +20,7 @@
 //! load grows with the number of distinct checks, not rollouts × checks. Custom PromQL checks are
 //! run per rollout (their text is the user's).
 
+pub mod analyzer;
 pub mod classify;
 pub mod connection;
 pub mod counts;
@@ -28,6 +30,7 @@ pub mod presets;
 pub mod render;
 pub mod sequential;
 
+pub use analyzer::Analyzer;
 pub use classify::{Outcome, classify};
 pub use connection::{CredentialError, PrometheusConnection};
 pub use engine::{AnalysisEngine, AnalysisError, ManyRuns};

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use feedroll_crds::FeedRolloutStatus;
+pub use feedroll_crds::{EventReason, EventType};
 use serde::{Deserialize, Serialize};
 
 /// The result of one decision.
@@ -51,93 +52,4 @@ pub enum Action {
         /// Details (which check, which value).
         message: String,
     },
-}
-
-/// Kubernetes Event type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum EventType {
-    /// Routine.
-    Normal,
-    /// Something needs attention.
-    Warning,
-}
-
-/// Reasons of the Events the brain asks for, one per kind of decision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum EventReason {
-    /// A new revision started rolling out.
-    RolloutStarted,
-    /// A step was completed and the next one entered.
-    StepAdvanced,
-    /// The traffic weight changed.
-    WeightChanged,
-    /// Every judged check passed.
-    AnalysisPassed,
-    /// A check failed (blocking: counted; advisory: warned).
-    AnalysisFailed,
-    /// No data or Prometheus errors: holding the current step.
-    Held,
-    /// Waiting for a human.
-    PausedForHuman,
-    /// Left a pause.
-    Resumed,
-    /// All steps done: promoting the canary to stable.
-    Promoting,
-    /// Stable runs the new revision.
-    Promoted,
-    /// Analysis or pod health rolled the canary back.
-    RolledBack,
-    /// A human aborted the rollout.
-    Aborted,
-    /// A human restarted a rolled-back or aborted rollout.
-    Retried,
-    /// The spec went back to the stable revision.
-    Reverted,
-    /// A command did not apply in the current phase.
-    CommandIgnored,
-    /// The spec cannot be acted on.
-    InvalidSpec,
-    /// Canary pods cannot become ready (image pull, container config, scheduling).
-    CanaryNotReady,
-    /// Canary pods were not ready within `progressDeadline`: rolled back or paused.
-    ProgressDeadlineExceeded,
-    /// The replica count cannot express the step's weight within 5 points.
-    WeightSkew,
-    /// The Secrets, ConfigMaps or values `spec.analysis.prometheus` names cannot be used
-    /// (missing, lacking the key, empty, a CA that is not PEM).
-    PrometheusCredentialsInvalid,
-    /// Prometheus answered 401 or 403.
-    PrometheusAuthFailed,
-    /// Prometheus cannot be reached: connection refused or TLS handshake failed.
-    PrometheusUnreachable,
-}
-
-impl EventReason {
-    /// The reason string of the Kubernetes Event.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventReason::RolloutStarted => "RolloutStarted",
-            EventReason::StepAdvanced => "StepAdvanced",
-            EventReason::WeightChanged => "WeightChanged",
-            EventReason::AnalysisPassed => "AnalysisPassed",
-            EventReason::AnalysisFailed => "AnalysisFailed",
-            EventReason::Held => "Held",
-            EventReason::PausedForHuman => "PausedForHuman",
-            EventReason::Resumed => "Resumed",
-            EventReason::Promoting => "Promoting",
-            EventReason::Promoted => "Promoted",
-            EventReason::RolledBack => "RolledBack",
-            EventReason::Aborted => "Aborted",
-            EventReason::Retried => "Retried",
-            EventReason::Reverted => "Reverted",
-            EventReason::CommandIgnored => "CommandIgnored",
-            EventReason::InvalidSpec => "InvalidSpec",
-            EventReason::CanaryNotReady => "CanaryNotReady",
-            EventReason::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
-            EventReason::WeightSkew => "WeightSkew",
-            EventReason::PrometheusCredentialsInvalid => "PrometheusCredentialsInvalid",
-            EventReason::PrometheusAuthFailed => "PrometheusAuthFailed",
-            EventReason::PrometheusUnreachable => "PrometheusUnreachable",
-        }
-    }
 }

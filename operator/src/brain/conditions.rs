@@ -1,5 +1,6 @@
 //! Standard Kubernetes conditions on the FeedRollout status.
 
+use feedroll_crds::ConditionStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -16,24 +17,24 @@ pub const CONDITION_ANALYSIS: &str = "AnalysisHealthy";
 pub(crate) fn set(
     conditions: &mut Vec<Condition>,
     type_: &str,
-    status: &str,
+    status: ConditionStatus,
     reason: &str,
     message: &str,
     generation: Option<i64>,
     now: Timestamp,
 ) {
     if let Some(c) = conditions.iter_mut().find(|c| c.type_ == type_) {
-        if c.status != status {
+        if c.status != status.as_str() {
             c.last_transition_time = Time(now);
         }
-        c.status = status.to_owned();
+        c.status = status.as_str().to_owned();
         c.reason = reason.to_owned();
         c.message = message.to_owned();
         c.observed_generation = generation;
     } else {
         conditions.push(Condition {
             type_: type_.to_owned(),
-            status: status.to_owned(),
+            status: status.as_str().to_owned(),
             reason: reason.to_owned(),
             message: message.to_owned(),
             observed_generation: generation,

@@ -9,11 +9,11 @@
 //! not: they stay Events and metrics.
 
 use feedroll_crds::history::{self, CommandRef, Decision, DecisiveCheck, HistoryEntry};
-use feedroll_crds::{CheckRecord, FeedRolloutStatus, Phase, Tier, Verdict};
+use feedroll_crds::{CheckRecord, FeedRolloutStatus, Tier, Verdict};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::actions::{Action, EventReason, Transition};
+use super::actions::{Action, Transition};
 use super::observations::Observations;
 
 /// `t` with its decision, if it made one, appended to `t.status.history`.
@@ -28,10 +28,10 @@ pub(crate) fn record(
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::Event { reason, .. } => decision_of(*reason, phase),
+            Action::Event { reason, .. } => Decision::of(*reason, phase),
             _ => None,
         })
-        .max_by_key(|d| rank(*d))
+        .max_by_key(|d| d.rank())
     else {
         return t;
     };
@@ -66,55 +66,6 @@ pub(crate) fn record(
     };
     history::append(&mut t.status.history, entry);
     t
-}
-
-/// The decision an Event stands for (`None`: a notice, not a decision).
-fn decision_of(reason: EventReason, phase: Option<Phase>) -> Option<Decision> {
-    Some(match reason {
-        EventReason::RolloutStarted => Decision::Started,
-        EventReason::StepAdvanced => Decision::StepAdvanced,
-        EventReason::PausedForHuman => Decision::Paused,
-        EventReason::Resumed => Decision::Resumed,
-        EventReason::Promoting => Decision::Promoting,
-        EventReason::Promoted => Decision::Promoted,
-        EventReason::RolledBack => Decision::RolledBack,
-        EventReason::Aborted => Decision::Aborted,
-        EventReason::Retried => Decision::Retried,
-        EventReason::Reverted => Decision::Reverted,
-        EventReason::InvalidSpec => Decision::Failed,
-        EventReason::CommandIgnored => Decision::CommandIgnored,
-        // The deadline rolls back or pauses a step; during a promotion it is only a warning.
-        EventReason::ProgressDeadlineExceeded => match phase {
-            Some(Phase::RolledBack) => Decision::RolledBack,
-            Some(Phase::Paused) => Decision::Paused,
-            _ => return None,
-        },
-        EventReason::WeightChanged
-        | EventReason::AnalysisPassed
-        | EventReason::AnalysisFailed
-        | EventReason::Held
-        | EventReason::CanaryNotReady
-        | EventReason::WeightSkew
-        | EventReason::PrometheusCredentialsInvalid
-        | EventReason::PrometheusAuthFailed
-        | EventReason::PrometheusUnreachable => return None,
-    })
-}
-
-/// Which decision names a transition that made several (a retry also enters step 1; a
-/// promote command past the last step also starts the promotion): the one that says most
-/// about where the rollout ended up.
-fn rank(d: Decision) -> u8 {
-    match d {
-        Decision::CommandIgnored => 0,
-        Decision::StepAdvanced => 1,
-        Decision::Resumed => 2,
-        Decision::Paused => 3,
-        Decision::Promoting => 4,
-        Decision::Promoted => 5,
-        Decision::Started | Decision::Retried | Decision::Reverted => 6,
-        Decision::RolledBack | Decision::Aborted | Decision::Failed => 7,
-    }
 }
 
 /// The check of this run behind `decision`, among the judged (non-advisory) records: for a

@@ -35,10 +35,10 @@ pub(crate) use conditions::set as set_condition;
 pub use conditions::{
     CONDITION_ANALYSIS, CONDITION_HEALTHY, CONDITION_PAUSED, CONDITION_PROGRESSING,
 };
+pub use feedroll_crds::PauseReason;
 pub use observations::{Command, CommandKind, Observations, PodHealth};
 pub use revision::revision;
 pub use schedule::{AnalysisDue, analysis_due};
-pub use state_machine::PauseReason;
 pub use weights::{SKEW_TOLERANCE, canary_replicas, expressed_weight, share};
 
 use feedroll_crds::{FeedRolloutSpec, FeedRolloutStatus};

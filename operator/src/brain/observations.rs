@@ -1,5 +1,6 @@
 //! What the world reports to the brain.
 
+pub use feedroll_crds::CommandKind;
 use feedroll_crds::{AnalysisRun, PodIssue};
 use serde::{Deserialize, Serialize};
 
@@ -43,36 +44,4 @@ pub struct Command {
     /// Who sent it, as the sender declared it (kept in `status.history`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
-}
-
-/// Human commands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum CommandKind {
-    /// Skip the rest of the current step (analysis gates included).
-    PromoteStep,
-    /// Skip every remaining step and promote.
-    PromoteFull,
-    /// Pause where we are.
-    Pause,
-    /// Leave a pause (an indefinite pause step counts as done).
-    Resume,
-    /// Send all traffic back to stable and stop; sticky until a new revision or retry.
-    Abort,
-    /// Start the current revision again from the first step after a rollback or abort.
-    Retry,
-}
-
-impl CommandKind {
-    /// The name used in annotations and events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CommandKind::PromoteStep => "promote",
-            CommandKind::PromoteFull => "promote-full",
-            CommandKind::Pause => "pause",
-            CommandKind::Resume => "resume",
-            CommandKind::Abort => "abort",
-            CommandKind::Retry => "retry",
-        }
-    }
 }

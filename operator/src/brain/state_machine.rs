@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use feedroll_crds::{
-    AnalysisRun, ApiError, CheckRecord, CheckState, DeadlinePolicy, FeedRolloutSpec,
-    FeedRolloutStatus, HoldPolicy, Phase, PodIssue, PodIssueReason, ResolvedAnalysis,
-    ResolvedCheck, ResolvedPlan, ResolvedStep, ResolvedStrategy, Tier, TrafficMode, Verdict,
+    AnalysisRun, ApiError, CheckRecord, CheckState, ConditionStatus, DeadlinePolicy,
+    FeedRolloutSpec, FeedRolloutStatus, HoldPolicy, PauseReason, Phase, PodIssue, PodIssueReason,
+    ResolvedAnalysis, ResolvedCheck, ResolvedPlan, ResolvedStep, ResolvedStrategy, Tier,
+    TrafficMode, Verdict,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -16,40 +17,6 @@ use super::conditions::{
 };
 use super::observations::{CommandKind, Observations};
 use super::{after, evidence, ts};
-
-/// Why a rollout waits for a human (`status.pauseReason`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PauseReason {
-    /// A `pause` step without duration.
-    PauseStep,
-    /// A pause command.
-    Command,
-    /// `spec.paused: true`.
-    SpecPaused,
-    /// A pause-tier check failed.
-    CheckFailed,
-    /// No data or provider errors for longer than `maxHold`.
-    HoldExpired,
-    /// No data or a provider error on a check whose policy is `pause`.
-    NoData,
-    /// Canary pods were not ready within `progressDeadline` (`onProgressDeadline: pause`).
-    ProgressDeadlineExceeded,
-}
-
-impl PauseReason {
-    /// The value stored in `status.pauseReason`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PauseReason::PauseStep => "PauseStep",
-            PauseReason::Command => "Command",
-            PauseReason::SpecPaused => "SpecPaused",
-            PauseReason::CheckFailed => "CheckFailed",
-            PauseReason::HoldExpired => "HoldExpired",
-            PauseReason::NoData => "NoData",
-            PauseReason::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
-        }
-    }
-}
 
 /// Decides what happens next. Pure: the same inputs always give the same output.
 ///
@@ -172,7 +139,7 @@ impl Machine {
             );
         } else if !spec.paused
             && self.phase() == Some(Phase::Paused)
-            && self.st.pause_reason.as_deref() == Some(PauseReason::SpecPaused.as_str())
+            && self.st.pause_reason == Some(PauseReason::SpecPaused)
         {
             self.resume(plan, "spec.paused is false");
         }
@@ -346,7 +313,7 @@ impl Machine {
         if !applied {
             let phase = phase.map_or("(none)", Phase::as_str);
             self.event(
-                EventType::Normal,
+                EventType::Warning,
                 EventReason::CommandIgnored,
                 format!("command {} does not apply in phase {phase}", kind.as_str()),
             );
@@ -501,7 +468,7 @@ impl Machine {
         // issues stay in the status for them to read.
         self.st.canary_waiting_since = None;
         self.st.phase = Some(Phase::Paused);
-        self.st.pause_reason = Some(reason.as_str().to_owned());
+        self.st.pause_reason = Some(reason);
         let type_ = match reason {
             PauseReason::PauseStep | PauseReason::Command | PauseReason::SpecPaused => {
                 EventType::Normal
@@ -513,8 +480,7 @@ impl Machine {
     }
 
     fn resume(&mut self, plan: &Plan<'_>, why: &str) {
-        let was_pause_step =
-            self.st.pause_reason.as_deref() == Some(PauseReason::PauseStep.as_str());
+        let was_pause_step = self.st.pause_reason == Some(PauseReason::PauseStep);
         self.st.phase = Some(Phase::Progressing);
         self.st.pause_reason = None;
         for state in &mut self.st.checks {
@@ -1071,16 +1037,18 @@ impl Machine {
         let phase = self.st.phase;
         let message = self.st.message.clone().unwrap_or_default();
         let (progressing, progressing_reason) = match phase {
-            Some(Phase::Progressing) => ("True", "StepProgressing"),
+            Some(Phase::Progressing) => (ConditionStatus::True, "StepProgressing"),
             // Like a Deployment's Progressing condition past progressDeadlineSeconds.
-            Some(Phase::Promoting) if self.promotion_overdue => ("False", DEADLINE_EXCEEDED),
-            Some(Phase::Promoting) => ("True", "Promoting"),
-            Some(Phase::Paused) => ("False", "Paused"),
-            Some(Phase::Succeeded) => ("False", "RolloutComplete"),
-            Some(Phase::RolledBack) => ("False", "RolledBack"),
-            Some(Phase::Aborted) => ("False", "Aborted"),
-            Some(Phase::Failed) => ("False", "InvalidSpec"),
-            None => ("Unknown", "NotStarted"),
+            Some(Phase::Promoting) if self.promotion_overdue => {
+                (ConditionStatus::False, DEADLINE_EXCEEDED)
+            }
+            Some(Phase::Promoting) => (ConditionStatus::True, "Promoting"),
+            Some(Phase::Paused) => (ConditionStatus::False, "Paused"),
+            Some(Phase::Succeeded) => (ConditionStatus::False, "RolloutComplete"),
+            Some(Phase::RolledBack) => (ConditionStatus::False, "RolledBack"),
+            Some(Phase::Aborted) => (ConditionStatus::False, "Aborted"),
+            Some(Phase::Failed) => (ConditionStatus::False, "InvalidSpec"),
+            None => (ConditionStatus::Unknown, "NotStarted"),
         };
         let c = &mut self.st.conditions;
         conditions::set(
@@ -1096,13 +1064,12 @@ impl Machine {
         let pause_reason = self
             .st
             .pause_reason
-            .clone()
-            .unwrap_or_else(|| "NotPaused".to_owned());
+            .map_or("NotPaused", PauseReason::as_str);
         conditions::set(
             c,
             CONDITION_PAUSED,
-            if paused { "True" } else { "False" },
-            &pause_reason,
+            paused.into(),
+            pause_reason,
             if paused { &message } else { "" },
             generation,
             now,
@@ -1114,7 +1081,7 @@ impl Machine {
         conditions::set(
             c,
             CONDITION_HEALTHY,
-            if healthy { "True" } else { "False" },
+            healthy.into(),
             if healthy {
                 "Healthy"
             } else {
@@ -1235,9 +1202,9 @@ fn fmt_value(v: Option<f64>) -> String {
 fn analysis_condition(
     run: Option<&AnalysisRun>,
     analysis: Option<&ResolvedAnalysis>,
-) -> (&'static str, &'static str, String) {
+) -> (ConditionStatus, &'static str, String) {
     let Some(run) = run else {
-        return ("Unknown", "NotRun", String::new());
+        return (ConditionStatus::Unknown, "NotRun", String::new());
     };
     let mut judged: Vec<&CheckRecord> = run
         .records
@@ -1264,7 +1231,7 @@ fn analysis_condition(
     };
     if judged.iter().any(|r| r.verdict == Verdict::Fail) {
         (
-            "False",
+            ConditionStatus::False,
             "CheckFailed",
             format!("failing: {}", names(Verdict::Fail)),
         )
@@ -1281,17 +1248,17 @@ fn analysis_condition(
             held.push_str(&errors);
         }
         (
-            "Unknown",
+            ConditionStatus::Unknown,
             "Held",
             format!("no data or provider error: {held}"),
         )
     } else if !gathering.is_empty() {
         (
-            "Unknown",
+            ConditionStatus::Unknown,
             "GatheringEvidence",
             format!("not yet confident: {}", gathering.join(", ")),
         )
     } else {
-        ("True", "Passed", String::new())
+        (ConditionStatus::True, "Passed", String::new())
     }
 }

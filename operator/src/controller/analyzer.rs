@@ -16,41 +16,10 @@ use tokio::sync::Mutex;
 
 use super::credentials::ObjectCache;
 use super::lock;
+pub use crate::analysis::Analyzer;
 use crate::analysis::connection::{ConnectionKey, Fetched, FetchedObject, resolve};
 use crate::analysis::{AnalysisEngine, FaultKind, PrometheusConnection, PrometheusFault, Target};
 use crate::brain::EventReason;
-
-/// Where analysis runs come from.
-pub trait Analyzer: Send + Sync {
-    /// Runs `analysis.checks` (only the roll-back tier when `fast`) for `target` now, stamped
-    /// `at`. Never fails: an unreachable Prometheus gives `error` records (the brain holds).
-    fn analyze<'a>(
-        &'a self,
-        target: &'a Target,
-        analysis: &'a ResolvedAnalysis,
-        fast: bool,
-        at: Timestamp,
-    ) -> BoxFuture<'a, AnalysisRun>;
-
-    /// The reconciler's entry point: a run for `target` if one is ready, else `None` after
-    /// queueing the request (the reconciler comes back within [`ANALYSIS_POLL`]). By default
-    /// the run is made at once.
-    fn poll<'a>(
-        &'a self,
-        target: &'a Target,
-        analysis: &'a ResolvedAnalysis,
-        fast: bool,
-        at: Timestamp,
-    ) -> BoxFuture<'a, Option<AnalysisRun>> {
-        Box::pin(async move { Some(self.analyze(target, analysis, fast, at).await) })
-    }
-
-    /// The connection fault (credentials, 401/403, TLS, unreachable) of the last run made for
-    /// `target`, if it had one. None by default.
-    fn fault(&self, _target: &Target) -> Option<PrometheusFault> {
-        None
-    }
-}
 
 /// Whether `fault`, met by `run`, is news: the previous analysis in the status does not carry
 /// it already (one Event per change of fault, not one per run).
@@ -348,20 +317,6 @@ impl Analyzer for PrometheusAnalyzer {
             }
             None
         })
-    }
-}
-
-/// One engine answers at once for its own Prometheus (whatever `analysis.prometheus` says): the
-/// e2e driver and the tests, where one Prometheus serves one rollout.
-impl Analyzer for AnalysisEngine {
-    fn analyze<'a>(
-        &'a self,
-        target: &'a Target,
-        analysis: &'a ResolvedAnalysis,
-        fast: bool,
-        at: Timestamp,
-    ) -> BoxFuture<'a, AnalysisRun> {
-        Box::pin(self.evaluate(target, &analysis.checks, fast, at))
     }
 }
 

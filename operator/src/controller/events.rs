@@ -13,7 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::{Client, Resource};
 
-use crate::brain::EventType;
+use crate::brain::{EventReason, EventType};
 
 /// Longest Event note the API server accepts.
 const MAX_NOTE: usize = 1024;
@@ -41,7 +41,7 @@ impl EventPublisher {
         &self,
         fr: &FeedRollout,
         type_: EventType,
-        reason: &str,
+        reason: EventReason,
         note: &str,
     ) -> Result<(), kube::Error> {
         let reference = fr.object_ref(&());
@@ -65,15 +65,9 @@ impl EventPublisher {
                 ..ObjectMeta::default()
             },
             action: Some("Reconcile".to_owned()),
-            reason: Some(reason.to_owned()),
+            reason: Some(reason.as_str().to_owned()),
             note: Some(truncate(note, MAX_NOTE)),
-            type_: Some(
-                match type_ {
-                    EventType::Normal => "Normal",
-                    EventType::Warning => "Warning",
-                }
-                .to_owned(),
-            ),
+            type_: Some(type_.as_str().to_owned()),
             event_time: Some(MicroTime(now)),
             regarding: Some(reference),
             reporting_controller: Some(crate::controller::CONTROLLER_NAME.to_owned()),

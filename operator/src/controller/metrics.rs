@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use feedroll_crds::{FeedRolloutStatus, Phase};
+use feedroll_crds::{EventReason, FeedRolloutStatus, Phase, Tier, Verdict};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -243,13 +243,15 @@ impl Metrics {
     }
 
     /// Counts a decision (an Event).
-    pub fn decision(&self, ns: &str, name: &str, reason: &str) {
+    pub fn decision(&self, ns: &str, name: &str, reason: EventReason) {
+        let reason = reason.as_str();
         self.decisions.with_label_values(&[ns, name, reason]).inc();
         self.remember(ns, name, "decisions", vec![reason.to_owned()]);
     }
 
     /// Counts a check verdict.
-    pub fn verdict(&self, ns: &str, name: &str, check: &str, tier: &str, verdict: &str) {
+    pub fn verdict(&self, ns: &str, name: &str, check: &str, tier: Tier, verdict: Verdict) {
+        let (tier, verdict) = (tier.as_str(), verdict.as_str());
         self.verdicts
             .with_label_values(&[ns, name, check, tier, verdict])
             .inc();

@@ -12,6 +12,8 @@
 //! - [`apply`]: server-side apply under the `feedroll-operator` field manager.
 //! - [`events`]: Kubernetes Events with the brain's reasons.
 //! - [`metrics`]: the operator metrics the chart's alerts use.
+//! - [`plan`]: what one reconcile works from (names, revision, analysis target, selector),
+//!   resolved once from the FeedRollout.
 //! - [`run`]: the kube-runtime Controller, leader election and the health/metrics server.
 
 pub mod analyzer;
@@ -19,6 +21,7 @@ pub mod apply;
 pub mod credentials;
 pub mod events;
 pub mod metrics;
+pub mod plan;
 pub mod rbac;
 pub mod reconcile;
 pub mod run;
@@ -109,4 +112,7 @@ pub enum Error {
     /// The object lacks metadata the API server always sets.
     #[error("the FeedRollout has no {0}")]
     Metadata(&'static str),
+    /// The FeedRollout cannot be planned (no name or namespace).
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
 }

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use feedroll_crds::selector::selector_string;
-use feedroll_crds::{FeedRollout, FeedRolloutStatus, Phase};
+use feedroll_crds::{ConditionStatus, FeedRollout, FeedRolloutStatus, Phase};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -17,9 +16,9 @@ use kube_runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use super::apply::{
     apply_desired, apply_status, delete_one, http_route_resource, prune_http_routes,
 };
+use super::plan::Plan;
 use super::{CONDITION_RECONCILED, Context, Error, FINALIZER};
-use crate::analysis::Target;
-use crate::brain::{self, EventType, Observations, Transition};
+use crate::brain::{self, EventReason, EventType, Observations, Transition};
 use crate::desired::{self, LABEL_ROLLOUT, LABEL_TRACK, Names, Track, World};
 use crate::{driver, observe};
 
@@ -98,22 +97,21 @@ async fn read_world(ctx: &Context, names: &Names, promoting: bool) -> Result<See
 /// The observations of the world for the brain, given the status before this decision.
 fn observations(
     fr: &FeedRollout,
+    plan: &Plan,
     old: &FeedRolloutStatus,
     seen: &Seen,
     now: Timestamp,
 ) -> Observations {
-    let spec = &fr.spec;
-    let mode = spec.traffic_mode();
     let canary_rev = old.canary_revision.as_deref();
     let ready = observe::canary_ready(seen.canary.as_ref(), canary_rev);
-    let want = desired::split(spec.replicas, old, &mode, ready).canary;
-    let revision = brain::revision(spec);
+    let want = desired::split(fr.spec.replicas, old, &plan.target.traffic, ready).canary;
+    let revision = plan.revision.as_str();
     // Readiness is judged at the canary the status knows; crash loops only on pods of the
     // revision being rolled out (pods of an earlier canary never roll a new one back).
     let mut canary =
         observe::canary_health(seen.canary.as_ref(), &seen.canary_pods, canary_rev, want);
     canary.crash_looping =
-        observe::canary_health(None, &seen.canary_pods, Some(revision.as_str()), 0).crash_looping;
+        observe::canary_health(None, &seen.canary_pods, Some(revision), 0).crash_looping;
     // The pods of the revision being rolled out: the canary's, and during a promotion the
     // stable track's (moving to that revision).
     canary.issues = if old.phase == Some(Phase::Promoting) {
@@ -122,7 +120,7 @@ fn observations(
         observe::canary_issues(&seen.canary_pods, canary_rev, now)
     };
     Observations {
-        revision,
+        revision: revision.to_owned(),
         generation: fr.metadata.generation,
         analysis: None,
         canary,
@@ -134,36 +132,32 @@ fn observations(
 /// One decision and its consequences for a live FeedRollout.
 pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
     let now = (ctx.clock)();
-    let names = Names::of(fr).map_err(|_| Error::Metadata("name"))?;
-    let (ns, name) = (names.namespace.clone(), names.rollout.clone());
+    let plan = Plan::resolve(fr)?;
+    let (ns, name) = (plan.names.namespace.clone(), plan.names.rollout.clone());
     let spec = &fr.spec;
     let old = fr.status.clone().unwrap_or_default();
-    let seen = read_world(ctx, &names, old.phase == Some(Phase::Promoting)).await?;
+    let seen = read_world(ctx, &plan.names, old.phase == Some(Phase::Promoting)).await?;
 
-    let mut obs = observations(fr, &old, &seen, now);
-    let mut extra_events: Vec<(EventType, &'static str, String)> = Vec::new();
+    let mut obs = observations(fr, &plan, &old, &seen, now);
+    let mut extra_events: Vec<(EventType, EventReason, String)> = Vec::new();
     let mut bad_command = None;
     match observe::command(fr.annotations()) {
         Ok(Some(c)) => obs.commands.push(c),
         Ok(None) => {}
         Err((id, message)) => {
             if old.last_command_id.as_deref() != Some(id.as_str()) {
-                extra_events.push((EventType::Warning, "CommandIgnored", message));
+                extra_events.push((EventType::Warning, EventReason::CommandIgnored, message));
                 bad_command = Some(id);
             }
         }
     }
-    let target = Target {
-        namespace: Some(ns.clone()),
-        rollout: name.clone(),
-        traffic: spec.traffic_mode(),
-    };
-    let turn = driver::turn(ctx.analyzer.as_ref(), &target, spec, &old, obs, now).await;
+    let target = &plan.target;
+    let turn = driver::turn(ctx.analyzer.as_ref(), target, spec, &old, obs, now).await;
     if let Some(run) = &turn.observations.analysis
-        && let Some(fault) = ctx.analyzer.fault(&target)
+        && let Some(fault) = ctx.analyzer.fault(target)
         && super::analyzer::fault_is_news(&fault, old.analysis.as_ref(), run)
     {
-        let reason = super::analyzer::fault_reason(&fault).as_str();
+        let reason = super::analyzer::fault_reason(&fault);
         extra_events.push((EventType::Warning, reason, fault.to_string()));
     }
     let (t, obs) = (turn.transition, turn.observations);
@@ -217,23 +211,39 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
             match applied {
                 Ok(()) => Ok(()),
                 Err(kube::Error::Api(s)) if is_permanent(s.code) => Err((
-                    "ApplyFailed",
+                    EventReason::ApplyFailed,
                     format!("the API server rejected an object: {}", s.message),
                 )),
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(e) => Err(("InvalidSpec", e.to_string())),
+        Err(e) => Err((EventReason::InvalidSpec, e.to_string())),
     };
     match &reconciled {
-        Ok(()) => set_condition(&mut status, "True", "Reconciled", "", fr, now),
+        Ok(()) => set_condition(
+            &mut status,
+            ConditionStatus::True,
+            "Reconciled",
+            "",
+            fr,
+            now,
+        ),
         Err((reason, message)) => {
             let previous = condition(&old, CONDITION_RECONCILED);
-            if previous.is_none_or(|c| c.status != "False" || c.message != *message) {
-                extra_events.push((EventType::Warning, reason, message.clone()));
+            if previous.is_none_or(|c| {
+                c.status != ConditionStatus::False.as_str() || c.message != *message
+            }) {
+                extra_events.push((EventType::Warning, *reason, message.clone()));
             }
-            tracing::warn!(namespace = %ns, rollout = %name, reason, message, "cannot reconcile the rollout's objects");
-            set_condition(&mut status, "False", reason, message, fr, now);
+            tracing::warn!(namespace = %ns, rollout = %name, %reason, message, "cannot reconcile the rollout's objects");
+            set_condition(
+                &mut status,
+                ConditionStatus::False,
+                reason.as_str(),
+                message,
+                fr,
+                now,
+            );
         }
     }
 
@@ -244,17 +254,14 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
     status.ready_replicas = ready;
     status.stable_replicas = stable_n;
     status.canary_replicas = canary_n;
-    // The traffic mode this reconcile already resolved for the analysis target.
+    // The traffic mode the plan resolved.
     status.actual_weight = observe::actual_weight(
         &target.traffic,
         status.weight,
         observe::ready_replicas(seen.stable.as_ref()),
         world.canary_ready,
     );
-    status.selector = spec
-        .effective_selector()
-        .ok()
-        .map(|s| format!("{},{LABEL_ROLLOUT}={name}", selector_string(&s)));
+    status.selector = plan.selector.clone();
 
     let api: Api<FeedRollout> = Api::namespaced(ctx.client.clone(), &ns);
     if status != old {
@@ -282,7 +289,7 @@ async fn record(
     status: &FeedRolloutStatus,
     obs: &Observations,
     t: &Transition,
-    extra_events: Vec<(EventType, &'static str, String)>,
+    extra_events: Vec<(EventType, EventReason, String)>,
     now: Timestamp,
 ) {
     let ns = fr.namespace().unwrap_or_default();
@@ -292,20 +299,19 @@ async fn record(
             type_,
             reason,
             message,
-        } => Some((*type_, reason.as_str(), message.clone())),
+        } => Some((*type_, *reason, message.clone())),
         _ => None,
     });
     for (type_, reason, message) in brain_events.chain(extra_events) {
-        tracing::info!(namespace = %ns, rollout = %name, reason, message, "decision");
+        tracing::info!(namespace = %ns, rollout = %name, %reason, message, "decision");
         ctx.metrics.decision(&ns, &name, reason);
         if let Err(e) = ctx.events.publish(fr, type_, reason, &message).await {
-            tracing::warn!(namespace = %ns, rollout = %name, reason, error = %e, "cannot publish an Event");
+            tracing::warn!(namespace = %ns, rollout = %name, %reason, error = %e, "cannot publish an Event");
         }
     }
     if let Some(run) = &obs.analysis {
         for r in &run.records {
-            ctx.metrics
-                .verdict(&ns, &name, &r.name, r.tier.as_str(), r.verdict.as_str());
+            ctx.metrics.verdict(&ns, &name, &r.name, r.tier, r.verdict);
         }
     }
     let deadline_missed = t.actions.iter().any(|a| {
@@ -358,7 +364,7 @@ fn condition<'a>(status: &'a FeedRolloutStatus, type_: &str) -> Option<&'a Condi
 /// Sets the [`CONDITION_RECONCILED`] condition; `lastTransitionTime` moves only on a flip.
 fn set_condition(
     status: &mut FeedRolloutStatus,
-    value: &str,
+    value: ConditionStatus,
     reason: &str,
     message: &str,
     fr: &FeedRollout,
