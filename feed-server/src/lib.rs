@@ -8,6 +8,8 @@
 //! - [`http`]: routes and handlers by resource (feed and rank, events, catalog, users, health).
 //! - [`ranking`]: the ranking pipeline — candidate sources, filters, [`ranking::signals`],
 //!   diversity re-ranking.
+//! - [`ingest`]: the write use case behind `POST /v1/events` (the Redis side of its guarantees is
+//!   `store::redis_events`).
 //! - [`learning`]: what an event teaches (statistics, decayed affinities, taste vectors).
 //! - [`store`]: the storage interface with Redis and embedded implementations.
 //! - [`cache`]: ranked snapshots, cursors and invalidation.
@@ -30,6 +32,7 @@ pub mod exposure;
 pub mod faults;
 pub mod feed;
 pub mod http;
+pub mod ingest;
 pub mod learning;
 pub mod metrics;
 pub mod model;

@@ -55,7 +55,7 @@ pub const DEFAULT_LOG_CAPACITY: usize = 2_000_000;
 pub const DEFAULT_TUNE_MAX_EVENTS: usize = 200_000;
 
 /// One accepted event as the exposure log keeps it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoggedEvent {
     /// Who.
     pub user_id: String,

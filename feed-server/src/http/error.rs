@@ -55,7 +55,10 @@ impl IntoResponse for ApiError {
         });
         // The code rides along for the request metrics (store errors by kind).
         let mut response = (self.status, Extension(self.code), body).into_response();
-        if self.code == ErrorCode::Overloaded {
+        if matches!(
+            self.code,
+            ErrorCode::Overloaded | ErrorCode::StoreUnavailable
+        ) {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(shed::RETRY_AFTER.as_secs()),
@@ -99,6 +102,11 @@ impl From<StoreError> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorCode::StoreCorrupt,
                 m,
+            ),
+            e @ StoreError::Backlogged { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Overloaded,
+                e.to_string(),
             ),
         }
     }
