@@ -185,6 +185,26 @@ async fn a_full_backlog_refuses_batches_with_retry_after_and_writes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_answers_503_store_unavailable_with_retry_after() {
+    let app = TestApp::start(Backend::Redis).await;
+    app.put_videos(&catalog(3, 1)).await;
+    let redis = app.redis.as_ref().expect("redis");
+    redis.freeze(true);
+    let r = app
+        .client
+        .post(app.url("/v1/events"))
+        .json(&json!({"events": impressions("u1", 0..3)}))
+        .send()
+        .await
+        .expect("request");
+    redis.freeze(false);
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_changes_nothing() {
     let redis = RedisServer::start();
     let mut conn = redis_conn(&redis);

@@ -482,11 +482,11 @@ async fn sample_apply_lag(server: SocketAddr, done: Arc<tokio::sync::Notify>) ->
             .max_lag_s
             .max(s.get("feed_event_apply_lag_seconds", &[]));
         out.max_backlog = out.max_backlog.max(backlog);
-        if let Some(t) = load_over {
-            if backlog <= 0.0 || !seen || t.elapsed() > Duration::from_secs(30) {
-                out.drain_s = t.elapsed().as_secs_f64();
-                break;
-            }
+        if let Some(t) = load_over
+            && (backlog <= 0.0 || !seen || t.elapsed() > Duration::from_secs(30))
+        {
+            out.drain_s = t.elapsed().as_secs_f64();
+            break;
         }
     }
     seen.then_some(out)

@@ -22,7 +22,14 @@
 //! | `P u:{user}:recent` | list | recently engaged videos (last 50) |
 //! | `P active` | zset | users by last activity |
 //! | `P c:{key}` | string | cached pages |
-//! | `P xlog` | stream | the exposure log: every accepted event, capped (`store::redis_log`) |
+//! | `P xlog` | stream | the exposure log: every applied event, capped (`store::redis_log`) |
+//! | `P ev` | stream | the ingest stream: one entry per accepted batch not yet applied (field `d`: its shared deltas), consumer group `apply` (`store::redis_events`) |
+//! | `P evq` | string | events accepted and not yet applied (the backlog) |
+//!
+//! `Store::apply` writes the sending users' own keys and appends to `P ev` in one MULTI/EXEC;
+//! the shared keys above (`vs`, `exp`, `dur`, `tr`, `trr`, `recent`, `active`, `xlog`) are
+//! written by the consumers' apply script, which names them in `ARGV`, not `KEYS`: a Redis
+//! Cluster port must split it by slot.
 //!
 //! Parsed catalog entries are kept in process (the *catalog cache*), tagged with the catalog
 //! version they were read at. Every candidate read fetches `P catv` in the same round trip as the
@@ -34,9 +41,9 @@
 //! [`RedisSettings::shared_cache`] (1 s by default; zero turns it off): video counters and the
 //! shared source lists (followed creators' uploads, trending, fresh, tags, long tail). A popular
 //! video's counters or today's trending list are then read once per replica and second instead
-//! of once per ranking. A replica's own writes drop what they touch at once (event counters;
-//! every list after a catalog write), so it sees its own changes immediately and other replicas'
-//! within the bound: counters feed smoothed rates over many plays and lists only nominate
+//! of once per ranking. A replica's own writes drop what they touch at once (the counters its
+//! consumer applies; every list after a catalog write), so it sees its own changes immediately and
+//! other replicas' within the bound (counters also trail accepted events by the apply lag): counters feed smoothed rates over many plays and lists only nominate
 //! candidates, which a second does not move. The user's own state (profile, follows, friends'
 //! recent engagements, affinities, taste, seen set) is always read from Redis.
 
