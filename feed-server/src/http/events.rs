@@ -1,6 +1,7 @@
 //! `POST /v1/events`: reads and validates each event on its own and hands the well-formed ones
-//! to the write use case ([`crate::ingest`]). Only a body that is not JSON (`invalid_json`) or not `{"events":[…]}`
-//! (`invalid_batch`) fails the request; a bad item is rejected alone ([`super::event_item`]).
+//! to the write use case ([`crate::ingest`]). Only a body that is not JSON (`invalid_json`) or
+//! not `{"events":[…]}` (`invalid_batch`) fails the request; a bad item is rejected alone
+//! ([`super::event_item`]).
 
 use axum::Json;
 use axum::extract::State;

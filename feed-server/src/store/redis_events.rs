@@ -292,9 +292,10 @@ fn parse_claim(reply: Value) -> Result<Vec<Entry>, StoreError> {
     Ok(entries.into_iter().map(entry).collect())
 }
 
-/// Unix milliseconds of a stream id (`{ms}-{seq}`).
-fn id_millis(id: &str) -> Option<u64> {
-    id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
+/// The parts of a stream id `{unix ms}-{sequence}`.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 fn now_millis() -> u64 {
@@ -345,9 +346,8 @@ pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
             }
             Ok(Round::Idle) => POLL,
             Err(e) => {
-                if e.to_string().contains("NOGROUP") {
-                    group_ready = false;
-                }
+                // The group may be gone (Redis restarted empty, a FLUSHALL): make sure it exists.
+                group_ready = false;
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "event consumer: round failed; retrying");
                 let wait = delay;
                 delay = (delay * 2).min(Duration::from_secs(2));
@@ -436,7 +436,8 @@ async fn round(store: &RedisStore, consumer: &str, claim: bool) -> Result<Round,
         ingest.metrics.lag.set(0.0);
         return Ok(Round::Idle);
     }
-    entries.sort_by_key(|e| id_millis(&e.id));
+    // A claim may return entries also read as this consumer's own pending ones.
+    entries.sort_by_key(|e| stream_id(&e.id));
     entries.dedup_by(|a, b| a.id == b.id);
     apply(store, consumer, &entries).await?;
     Ok(Round::Applied)
@@ -505,7 +506,7 @@ async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<
     ingest.observe(left);
     ingest.metrics.applied.inc_by(events as u64);
     store.log_dropped(u64::try_from(trimmed).unwrap_or(0));
-    if let Some(oldest) = entries.iter().filter_map(|e| id_millis(&e.id)).min() {
+    if let Some((oldest, _)) = entries.iter().filter_map(|e| stream_id(&e.id)).min() {
         let lag = now_millis().saturating_sub(oldest) as f64 / 1000.0;
         ingest.metrics.lag.set(lag);
     }
@@ -567,9 +568,10 @@ mod tests {
     }
 
     #[test]
-    fn stream_ids_carry_milliseconds() {
-        assert_eq!(id_millis("1700000000123-4"), Some(1_700_000_000_123));
-        assert_eq!(id_millis("garbage"), None);
+    fn stream_ids_carry_milliseconds_and_a_sequence() {
+        assert_eq!(stream_id("1700000000123-4"), Some((1_700_000_000_123, 4)));
+        assert_eq!(stream_id("garbage"), None);
+        assert_eq!(stream_id("12-x"), None);
     }
 
     #[test]

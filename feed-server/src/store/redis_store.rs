@@ -42,9 +42,10 @@
 //! shared source lists (followed creators' uploads, trending, fresh, tags, long tail). A popular
 //! video's counters or today's trending list are then read once per replica and second instead
 //! of once per ranking. A replica's own writes drop what they touch at once (the counters its
-//! consumer applies; every list after a catalog write), so it sees its own changes immediately and
-//! other replicas' within the bound (counters also trail accepted events by the apply lag): counters feed smoothed rates over many plays and lists only nominate
-//! candidates, which a second does not move. The user's own state (profile, follows, friends'
+//! consumer applies; every list after a catalog write), so it sees its own changes immediately
+//! and other replicas' within the bound (counters also trail accepted events by the apply lag):
+//! counters feed smoothed rates over many plays and lists only nominate candidates, which a
+//! second does not move. The user's own state (profile, follows, friends'
 //! recent engagements, affinities, taste, seen set) is always read from Redis.
 
 use std::collections::HashMap;
