@@ -117,6 +117,10 @@ pub struct Config {
     /// Authentication and rate limits (`--api-keys`, `--user-rate-limit`, …).
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// The Redis ingest stream (`--event-backlog-max`, `--event-claim-idle-ms`,
+    /// `--event-consumer`).
+    #[command(flatten)]
+    pub events: crate::store::IngestArgs,
 }
 
 impl Config {

@@ -32,6 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "feed",
             "write",
+            "ingest",
             "exposure",
             "auth",
             "experiments",

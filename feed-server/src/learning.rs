@@ -14,7 +14,11 @@
 //! | seen set, recent engagements, exposures, last activity | impressions/plays; positive engagements (views of ratio ≥ 0.5); impressions; every event |
 //! | the exposure log ([`crate::exposure`]) | every event, as accepted |
 
+pub mod shared;
+
 use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Event, EventType, Video};
 
@@ -100,7 +104,7 @@ pub fn watch_ratio(watch_ms: Option<f64>, duration_ms: u64) -> f64 {
 }
 
 /// Counters of one video.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct VideoStats {
     /// Times shown.
     pub impressions: f64,
@@ -219,7 +223,7 @@ pub fn duration_bucket(duration_ms: u64) -> usize {
 
 /// Global impressions, plays and completes of one duration bucket, learned online from events:
 /// the prior of the completion signal for the bucket's videos.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BucketStats {
     /// Impressions of the bucket's videos.
     pub impressions: f64,
@@ -325,7 +329,7 @@ pub fn duration_stats_from_pairs<'a>(
 }
 
 /// Where a trending list is kept: every video, one language, or one region.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TrendingScope {
     /// Every language and region (`*`).
     All,

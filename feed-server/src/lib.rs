@@ -9,6 +9,8 @@
 //! - [`ranking`]: the ranking pipeline — candidate sources, filters, [`ranking::signals`],
 //!   diversity re-ranking.
 //! - [`affinity`]: what events taught about a user, typed (creators, tags, a dense taste).
+//! - [`ingest`]: the write use case behind `POST /v1/events` (the Redis side of its guarantees is
+//!   `store::redis_events`).
 //! - [`learning`]: what an event teaches (statistics, decayed affinities, taste vectors).
 //! - [`store`]: the storage interface with Redis and embedded implementations.
 //! - [`cache`]: ranked snapshots, cursors and invalidation.
@@ -33,6 +35,7 @@ pub mod exposure;
 pub mod feed;
 pub mod http;
 mod layers;
+pub mod ingest;
 pub mod learning;
 pub mod metrics;
 pub mod model;

@@ -21,7 +21,7 @@ use crate::reload::Watch;
 use crate::state::{AppState, ServiceSettings, SharedState};
 use crate::store::redis_conn::RedisConfigError;
 use crate::store::redis_store::RedisSettings;
-use crate::store::{MemoryStore, RedisStore, Store, StoreError};
+use crate::store::{IngestMetrics, MemoryStore, RedisStore, Store, StoreError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,8 @@ pub struct App {
     profile_watch: Option<Watch<LiveProfiles>>,
     keys_watch: Option<Watch<LiveKeys>>,
     warmup_users: usize,
+    /// The store whose ingest stream this replica consumes (Redis with `--event-consumer`).
+    consumer: Option<Arc<RedisStore>>,
 }
 
 /// Builds the application; fails on a bad profile file, API-keys file, Redis URL or Redis TLS
@@ -65,6 +67,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         capacity: config.exposure_log_capacity,
         dropped: exposure::register_drop_counter(&metrics)?,
     };
+    let mut consumer = None;
     let store: Arc<dyn Store> = match &config.redis_url {
         Some(url) => {
             let store = RedisStore::connect_tls(
@@ -76,14 +79,19 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
                 },
                 &tls,
             )?
-            .with_log(log);
+            .with_log(log)
+            .with_ingest(config.events.settings(), IngestMetrics::register(&metrics)?);
             tracing::info!(
                 redis = %url,
                 ca_file = ?tls.ca_file,
                 client_cert = ?tls.client_cert,
                 "redis store configured"
             );
-            Arc::new(store)
+            let store = Arc::new(store);
+            if config.events.event_consumer {
+                consumer = Some(store.clone());
+            }
+            store
         }
         None => {
             tls.check_unused()?;
@@ -140,6 +148,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         profile_watch,
         keys_watch,
         warmup_users: config.warmup_users,
+        consumer,
     })
 }
 
@@ -188,6 +197,9 @@ impl App {
             watch.spawn(stop.clone());
         }
         tokio::spawn(warm_up(self.state.clone(), self.warmup_users, stop.clone()));
+        if let Some(store) = self.consumer {
+            tokio::spawn(store.run_event_consumer(stop.clone()));
+        }
         let result = axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;

@@ -436,7 +436,61 @@ struct Phase {
     #[serde(skip_serializing_if = "Option::is_none")]
     events_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    apply: Option<ApplyLag>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     overload: Option<Overload>,
+}
+
+/// How far the shared aggregates trailed the accepted events (feed-server's Redis ingest
+/// stream), sampled every [`APPLY_SAMPLE`] during the event phase and until the backlog drained.
+#[derive(Clone, Debug, Default, Serialize)]
+struct ApplyLag {
+    /// Largest `feed_event_apply_lag_seconds` seen.
+    max_lag_s: f64,
+    /// Largest `feed_event_backlog` seen (events accepted, not yet applied).
+    max_backlog: f64,
+    /// Seconds from the end of the load to an empty backlog (counted in the phase's CPU).
+    drain_s: f64,
+}
+
+/// How often the event phase samples the apply lag.
+const APPLY_SAMPLE: Duration = Duration::from_millis(200);
+
+/// Samples the apply lag until `done` and then until the backlog is empty (at most 30 s more);
+/// `None` when the server exposes no apply-lag metric (a server that applies events in the
+/// request).
+async fn sample_apply_lag(server: SocketAddr, done: Arc<tokio::sync::Notify>) -> Option<ApplyLag> {
+    let mut out = ApplyLag::default();
+    let mut seen = false;
+    let notified = done.notified();
+    tokio::pin!(notified);
+    let mut load_over: Option<Instant> = None;
+    loop {
+        if load_over.is_none() {
+            tokio::select! {
+                _ = &mut notified => load_over = Some(Instant::now()),
+                _ = tokio::time::sleep(APPLY_SAMPLE) => {}
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let Ok(s) = scrape(server).await else {
+            continue;
+        };
+        seen |= s.0.iter().any(|x| x.name == "feed_event_apply_lag_seconds");
+        let backlog = s.get("feed_event_backlog", &[]);
+        out.max_lag_s = out
+            .max_lag_s
+            .max(s.get("feed_event_apply_lag_seconds", &[]));
+        out.max_backlog = out.max_backlog.max(backlog);
+        if let Some(t) = load_over
+            && (backlog <= 0.0 || !seen || t.elapsed() > Duration::from_secs(30))
+        {
+            out.drain_s = t.elapsed().as_secs_f64();
+            break;
+        }
+    }
+    seen.then_some(out)
 }
 
 /// What the overload phase measured: shed and admitted requests apart, against the capacity.
@@ -516,6 +570,7 @@ async fn finish(
         cache: Some(cache_delta(&m.scrape, &scrape_after)),
         candidates: Some(candidates_delta(&m.scrape, &scrape_after)),
         events_per_sec: None,
+        apply: None,
         overload: None,
     };
     eprintln!(
@@ -813,11 +868,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let m = begin(&args, server).await?;
         let w = world.clone();
         let batch = args.event_batch.max(1);
+        let load_done = Arc::new(tokio::sync::Notify::new());
+        let sampler = tokio::spawn(sample_apply_lag(server, load_done.clone()));
         let out = driver::closed_loop(server, args.event_conns, short_warm, dur, move |_| {
             w.live_events(&mut rand::rng(), batch)
         })
         .await
         .context("event phase")?;
+        load_done.notify_one();
+        let apply = sampler.await.context("apply-lag sampler")?;
         let load = format!(
             "closed loop, {} conns, ≥{batch} events per POST, Zipf users",
             args.event_conns
@@ -827,6 +886,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let (mut p, after) = finish(&args, server, m, "event ingestion", load, out).await?;
         let events = after.get(contract::EVENTS, &[]) - before_events;
         p.events_per_sec = Some(events / sent * p.summary.rps);
+        p.apply = apply;
         p.candidates = None;
         phases.push(p);
     }
@@ -1116,6 +1176,13 @@ fn markdown(r: &Results) -> String {
     }
     if let Some(e) = phase(r, "event ingestion").and_then(|p| p.events_per_sec) {
         let _ = writeln!(s, "\nEvent ingestion: {e:.0} events/s accepted.");
+    }
+    if let Some(a) = phase(r, "event ingestion").and_then(|p| p.apply.as_ref()) {
+        let _ = writeln!(
+            s,
+            "Apply lag of the shared aggregates: max {:.2} s, max backlog {:.0} events, drained {:.2} s after the load.",
+            a.max_lag_s, a.max_backlog, a.drain_s
+        );
     }
     let _ = writeln!(
         s,

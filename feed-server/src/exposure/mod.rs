@@ -1,10 +1,11 @@
 //! The exposure log and what is learned from it: `POST /v1/admin/tune`.
 //!
-//! **The log.** Every accepted event (`impression`, `view`, `complete`, `like`, …) is appended, as
-//! accepted, to a bounded log in the same write that applies it (`Store::apply`, one MULTI/EXEC
-//! on Redis): an event is never counted without being logged, nor logged without being counted.
-//! Redis keeps it in a capped Stream (`XADD P xlog MAXLEN ~ N`), the embedded store in a ring
-//! buffer ([`ring::RingLog`]). `N` is `--exposure-log-capacity` (`FEED_EXPOSURE_LOG_CAPACITY`,
+//! **The log.** Every accepted event (`impression`, `view`, `complete`, `like`, …) is appended to
+//! a bounded log in the same write that applies it to the counters: the embedded store's
+//! `Store::apply`, or on Redis the consumers' apply script ([`crate::store`]'s ingest stream), so
+//! an event is never counted without being logged, nor logged without being counted (on Redis
+//! both trail acceptance by the apply lag). Redis keeps it in a capped Stream
+//! (`XADD P xlog MAXLEN ~ N`), the embedded store in a ring buffer ([`ring::RingLog`]). `N` is `--exposure-log-capacity` (`FEED_EXPOSURE_LOG_CAPACITY`,
 //! default [`DEFAULT_LOG_CAPACITY`] events: at least 500,000 exposures at up to four events each —
 //! impression, view, complete, like; KuaiRand averages 1.6). When the log is full the oldest
 //! events are dropped (Redis trims whole stream nodes, so it may hold up to ~100 events more than
@@ -56,7 +57,7 @@ pub const DEFAULT_LOG_CAPACITY: usize = 2_000_000;
 pub const DEFAULT_TUNE_MAX_EVENTS: usize = 200_000;
 
 /// One accepted event as the exposure log keeps it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoggedEvent {
     /// Who.
     pub user_id: String,

@@ -49,7 +49,10 @@ impl IntoResponse for ApiError {
         });
         // The code rides along for the request metrics (store errors by kind).
         let mut response = (status_of(self.code), Extension(self.code), body).into_response();
-        if self.code == ErrorCode::Overloaded {
+        if matches!(
+            self.code,
+            ErrorCode::Overloaded | ErrorCode::StoreUnavailable
+        ) {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(shed::RETRY_AFTER.as_secs()),
@@ -89,6 +92,7 @@ impl From<StoreError> for ApiError {
                 format!("the store is unavailable, retry later: {m}"),
             ),
             StoreError::Corrupt(m) => Self::new(ErrorCode::StoreCorrupt, m),
+            e @ StoreError::Backlogged { .. } => Self::new(ErrorCode::Overloaded, e.to_string()),
         }
     }
 }

@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 
 use crate::model::{ErrorCode, Event, EventType, Invalid};
 
-/// Why one event of a batch was rejected: the `code` of its `rejected[]` entry (and the `code`
-/// label of `feed_events_rejected_total`).
+/// Why one event of a batch was rejected when read: the `code` of its `rejected[]` entry (and the
+/// `code` label of `feed_events_rejected_total`). The write use case rejects the rest
+/// (`invalid_ts`, `unknown_video`: [`crate::ingest`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RejectCode {
     /// The item is not a JSON object.
@@ -25,10 +26,6 @@ pub enum RejectCode {
     InvalidField,
     /// A check of [`Event::validate`] failed; carries its code (`invalid_id`, `invalid_watch_ms`).
     Validation(ErrorCode),
-    /// `ts` is too far in the future.
-    InvalidTs,
-    /// The video is not in the catalog.
-    UnknownVideo,
 }
 
 impl RejectCode {
@@ -41,8 +38,6 @@ impl RejectCode {
             Self::MissingField => ErrorCode::MissingField,
             Self::InvalidField => ErrorCode::InvalidField,
             Self::Validation(code) => code,
-            Self::InvalidTs => ErrorCode::InvalidTs,
-            Self::UnknownVideo => ErrorCode::UnknownVideo,
         }
     }
 

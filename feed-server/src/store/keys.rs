@@ -1,6 +1,7 @@
 //! The Redis key layout, owned by one type: every key the Redis store reads or writes is spelled
 //! here, under the configurable prefix `P` (which lets deployments or tests share one Redis).
-//! Every command touches one key, so the layout is ready for Redis Cluster with hash tags.
+//! It is not ready for Redis Cluster yet: the event consumers' apply script names the shared keys
+//! in `ARGV` (see `store::redis_events`), and a cluster port must split it by slot (issue #16).
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
@@ -18,7 +19,9 @@
 //! | `P u:{user}:recent` | list | recently engaged videos (last 50) |
 //! | `P active` | zset | users by last activity |
 //! | `P c:{key}` | string | cached pages |
-//! | `P xlog` | stream | the exposure log: every accepted event, capped (`store::redis_log`) |
+//! | `P xlog` | stream | the exposure log: every applied event, capped (`store::redis_log`) |
+//! | `P ev` | stream | the ingest stream: one entry per accepted batch not yet applied (field `d`: its shared deltas), consumer group `apply` (`store::redis_events`) |
+//! | `P evq` | string | events accepted and not yet applied (the backlog) |
 //!
 //! The layout is the data's address: a change here strands what Redis holds, so a unit test
 //! pins every key.
@@ -150,6 +153,16 @@ impl Keys {
         self.raw(format_args!("xlog"))
     }
 
+    /// The ingest stream: accepted batches not yet applied (`store::redis_events`).
+    pub fn ingest_stream(&self) -> String {
+        self.raw(format_args!("ev"))
+    }
+
+    /// Events accepted and not yet applied (the backlog counter).
+    pub fn ingest_backlog(&self) -> String {
+        self.raw(format_args!("evq"))
+    }
+
     /// The source lists a video is indexed in: its creator's, the fresh lists of every
     /// language and of its own, and its tags'.
     pub fn index_keys(&self, v: &Video) -> Vec<String> {
@@ -201,6 +214,8 @@ mod tests {
             (k.active_users(), "P active"),
             (k.cached("h:u1"), "P c:h:u1"),
             (k.exposure_log(), "P xlog"),
+            (k.ingest_stream(), "P ev"),
+            (k.ingest_backlog(), "P evq"),
         ];
         for (key, expected) in pairs {
             assert_eq!(key, expected);

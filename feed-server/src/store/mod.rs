@@ -7,6 +7,7 @@ pub mod encoding;
 pub mod keys;
 mod memory;
 pub mod redis_conn;
+mod redis_events;
 mod redis_log;
 pub mod redis_store;
 mod shared_cache;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use memory::MemoryStore;
+pub use redis_events::{IngestArgs, IngestMetrics, IngestSettings};
 pub use redis_store::RedisStore;
 
 use crate::affinity::{Affinities, Taste};
@@ -35,6 +37,15 @@ pub enum StoreError {
     /// The store answered with something this version cannot read.
     #[error("store returned corrupt data: {0}")]
     Corrupt(String),
+    /// Too many accepted events wait to be applied to the shared aggregates: new ones are
+    /// refused (nothing written) until the consumers catch up; retry later.
+    #[error("{backlog} accepted events wait to be applied (limit {limit}); retry later")]
+    Backlogged {
+        /// Events accepted and not yet applied, as last observed.
+        backlog: u64,
+        /// `--event-backlog-max`.
+        limit: u64,
+    },
 }
 
 /// What the pipeline knows about a user before choosing candidates.
@@ -125,7 +136,10 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_video(&self, id: &str) -> Result<bool, StoreError>;
     /// Catalog entries, in the order asked (`None` for unknown ids).
     async fn get_videos(&self, ids: &[String]) -> Result<Vec<Option<Video>>, StoreError>;
-    /// Applies the changes of a batch of events (all or nothing).
+    /// Accepts the changes of a batch of events (all or nothing): when it returns, the batch is
+    /// durable and the sending users' own state (affinities, taste, seen set) reflects it. The
+    /// embedded store applies everything at once; Redis queues the shared aggregates in its
+    /// ingest stream, applied by the consumers within the lag bound ([`redis_store`]).
     async fn apply(&self, deltas: &Deltas) -> Result<(), StoreError>;
     /// Replaces a user's followed creators and friends.
     async fn set_follows(&self, user: &str, follows: &Follows) -> Result<(), StoreError>;

@@ -1,7 +1,8 @@
 //! The exposure log on Redis: a capped Stream `P xlog` ([`crate::exposure`]). Each entry holds
 //! one accepted event: fields `u` (user), `v` (video), `k` (type), `t` (unix seconds) and `w`
-//! (watch ms, when the event had one). Appends ride in the MULTI/EXEC of `Store::apply`; reads
-//! walk the stream from the newest entry backwards in pages.
+//! (watch ms, when the event had one). Appends ride in the script that applies a round of the
+//! ingest stream to the shared aggregates (`store::redis_events`), which counts what the
+//! `MAXLEN ~` trimmed; reads walk the stream from the newest entry backwards in pages.
 
 use std::collections::HashMap;
 
@@ -15,10 +16,8 @@ use crate::model::EventType;
 /// (a debug build on a loaded machine took more than 300 ms for 1,000 entries).
 const PAGE: usize = 500;
 
-/// Adds to `pipe` (inside MULTI) `XLEN`, one `XADD … MAXLEN ~ capacity` per event and `XLEN`
-/// again; the two lengths (the pipeline's only non-ignored replies) give the number trimmed.
+/// Adds to `pipe` one `XADD … MAXLEN ~ capacity` per event.
 pub fn append(pipe: &mut Pipeline, key: &str, capacity: usize, events: &[LoggedEvent]) {
-    pipe.cmd("XLEN").arg(key);
     for e in events {
         let cmd = pipe
             .cmd("XADD")
@@ -40,21 +39,6 @@ pub fn append(pipe: &mut Pipeline, key: &str, capacity: usize, events: &[LoggedE
         }
         cmd.ignore();
     }
-    pipe.cmd("XLEN").arg(key);
-}
-
-/// How many entries the `XADD`s of [`append`] trimmed, from its two `XLEN` replies.
-pub fn trimmed(replies: &[Value], appended: usize) -> Result<u64, StoreError> {
-    let [before, after] = replies else {
-        return Err(StoreError::Corrupt(format!(
-            "expected two XLEN replies, got {}",
-            replies.len()
-        )));
-    };
-    let len = |v: &Value| -> Result<u64, StoreError> {
-        redis::from_redis_value::<u64>(v.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))
-    };
-    Ok((len(before)? + appended as u64).saturating_sub(len(after)?))
 }
 
 /// The `XREVRANGE` of the page after `last` (exclusive; the newest page when `None`).

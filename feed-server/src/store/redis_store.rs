@@ -1,10 +1,14 @@
 //! The Redis store. Every method is one pipelined round trip (writes in MULTI/EXEC, all or
-//! nothing); every command touches one key, so the layout is ready for Redis Cluster with hash
-//! tags. Calls time out after the configured response timeout and map to
+//! nothing). Calls time out after the configured response timeout and map to
 //! [`StoreError::Unavailable`], so a dead Redis fails requests fast instead of hanging them; the
 //! connection manager reconnects by itself when Redis is back.
 //!
 //! The key layout is [`Keys`] (`store::keys`).
+//!
+//! `Store::apply` writes the sending users' own keys and appends to `P ev` in one MULTI/EXEC;
+//! the shared keys (`vs`, `exp`, `dur`, `tr`, `trr`, `recent`, `active`, `xlog`) are
+//! written by the consumers' apply script, which names them in `ARGV`, not `KEYS`: a Redis
+//! Cluster port must split it by slot.
 //!
 //! Parsed catalog entries are kept in process (the *catalog cache*), tagged with the catalog
 //! version they were read at. Every candidate read fetches `P catv` in the same round trip as the
@@ -16,10 +20,11 @@
 //! [`RedisSettings::shared_cache`] (1 s by default; zero turns it off): video counters and the
 //! shared source lists (followed creators' uploads, trending, fresh, tags, long tail). A popular
 //! video's counters or today's trending list are then read once per replica and second instead
-//! of once per ranking. A replica's own writes drop what they touch at once (event counters;
-//! every list after a catalog write), so it sees its own changes immediately and other replicas'
-//! within the bound: counters feed smoothed rates over many plays and lists only nominate
-//! candidates, which a second does not move. The user's own state (profile, follows, friends'
+//! of once per ranking. A replica's own writes drop what they touch at once (the counters its
+//! consumer applies; every list after a catalog write), so it sees its own changes immediately
+//! and other replicas' within the bound (counters also trail accepted events by the apply lag):
+//! counters feed smoothed rates over many plays and lists only nominate candidates, which a
+//! second does not move. The user's own state (profile, follows, friends'
 //! recent engagements, affinities, taste, seen set) is always read from Redis.
 
 use std::collections::HashMap;
@@ -34,12 +39,14 @@ use redis::{Pipeline, Value};
 use super::encoding;
 use super::keys::Keys;
 use super::redis_conn::{self, RedisConfigError, RedisTlsFiles, RedisUrl};
+use super::redis_events::{self, Ingest, IngestMetrics, IngestSettings};
 use super::redis_log;
 use super::shared_cache::SharedCache;
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
 };
 use crate::exposure::{LogSettings, LoggedEvent};
+use crate::learning::shared::{SharedDeltas, merge_adds};
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, BucketCounter, Decayed, DecayedAdd, Deltas, RECENT_MEMORY,
     SEEN_MEMORY, TrendingScope, VideoStats, bucket_field, duration_bucket,
@@ -131,6 +138,7 @@ pub struct RedisStore {
     stats: SharedCache<VideoStats>,
     lists: SharedCache<Vec<String>>,
     log: LogSettings,
+    ingest: Ingest,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -214,7 +222,104 @@ impl RedisStore {
             stats: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
             lists: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
             log: LogSettings::default(),
+            ingest: Ingest::new(IngestSettings::default(), IngestMetrics::unregistered()),
         })
+    }
+
+    /// The store with these ingest-stream settings and metrics ([`redis_events`]).
+    pub fn with_ingest(mut self, settings: IngestSettings, metrics: IngestMetrics) -> Self {
+        self.ingest = Ingest::new(settings, metrics);
+        self
+    }
+
+    /// Applies accepted batches to the shared aggregates until `stop` (this replica's consumer
+    /// of the ingest stream; see [`redis_events`]).
+    pub async fn run_event_consumer(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        redis_events::run(self, stop).await;
+    }
+
+    pub(super) fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub(super) fn ingest(&self) -> &Ingest {
+        &self.ingest
+    }
+
+    /// The ingest stream.
+    pub(super) fn ingest_key(&self) -> String {
+        self.keys.ingest_stream()
+    }
+
+    /// Events accepted and not yet applied.
+    pub(super) fn backlog_key(&self) -> String {
+        self.keys.ingest_backlog()
+    }
+
+    /// The exposure log.
+    pub(super) fn log_key(&self) -> String {
+        self.key(format_args!("xlog"))
+    }
+
+    /// Counts exposure-log entries trimmed to make room.
+    pub(super) fn log_dropped(&self, n: u64) {
+        self.log.dropped.inc_by(n);
+    }
+
+    /// Drops the shared counters of `ids` (they were just written).
+    pub(super) fn forget_stats<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        self.stats.forget(ids);
+    }
+
+    /// Adds the writes of `d` to the shared aggregates to `pipe`.
+    pub(super) fn shared_commands(&self, pipe: &mut Pipeline, d: &SharedDeltas) {
+        for (id, s) in &d.video_stats {
+            let key = self.key(format_args!("vs:{id}"));
+            for (field, value) in VideoStats::FIELDS.iter().zip(s.values()) {
+                if value != 0.0 {
+                    pipe.hincr(&key, *field, value).ignore();
+                }
+            }
+        }
+        for (id, n) in &d.exposures {
+            pipe.zincr(self.key(format_args!("exp")), id, *n).ignore();
+        }
+        for (bucket, add) in d.durations.iter().enumerate() {
+            for counter in BucketCounter::ALL {
+                let value = add.get(counter);
+                if value != 0.0 {
+                    pipe.cmd("HINCRBYFLOAT")
+                        .arg(self.key(format_args!("dur")))
+                        .arg(bucket_field(bucket, counter))
+                        .arg(value)
+                        .ignore();
+                }
+            }
+        }
+        for ((scope, day), incs) in &d.trending {
+            let key = self.trending_key(scope, *day);
+            for (id, w) in incs {
+                pipe.zincr(&key, id, *w).ignore();
+            }
+            pipe.expire_at(&key, (day + 1) * 86_400 + TRENDING_TTL_SECS)
+                .ignore();
+        }
+        for (user, recent) in &d.recent {
+            let key = self.key(format_args!("u:{user}:recent"));
+            pipe.lpush(&key, recent).ignore();
+            pipe.ltrim(&key, 0, RECENT_MEMORY as isize - 1).ignore();
+        }
+        for (user, ts) in &d.active {
+            pipe.cmd("ZADD")
+                .arg(self.key(format_args!("active")))
+                .arg("GT")
+                .arg(*ts)
+                .arg(user)
+                .ignore();
+        }
+        if !d.log.is_empty() {
+            redis_log::append(pipe, &self.log_key(), self.log.capacity, &d.log);
+        }
     }
 
     /// The store with its exposure log capped at `log.capacity` events.
@@ -348,88 +453,55 @@ impl Store for RedisStore {
     }
 
     async fn apply(&self, d: &Deltas) -> Result<(), StoreError> {
+        if self.ingest.admit().is_err() {
+            // What this replica last saw may be stale (it may not consume): ask before refusing.
+            let mut conn = self.conn.clone();
+            let backlog: Option<i64> = redis::cmd("GET")
+                .arg(self.backlog_key())
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            self.ingest.observe(backlog.unwrap_or(0));
+            self.ingest.admit()?;
+        }
+        let shared = SharedDeltas::of(d);
+        let payload = shared.encode().map_err(corrupt)?;
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for (id, s) in &d.video_stats {
-            let key = self.key(format_args!("vs:{id}"));
-            for (field, value) in VideoStats::FIELDS.iter().zip(s.values()) {
-                if value != 0.0 {
-                    pipe.hincr(&key, *field, value).ignore();
-                }
-            }
-        }
-        for (id, n) in &d.exposures {
-            pipe.zincr(self.key(format_args!("exp")), id, *n).ignore();
-        }
-        for (bucket, add) in d.durations.iter().enumerate() {
-            for counter in BucketCounter::ALL {
-                let value = add.get(counter);
-                if value != 0.0 {
-                    pipe.cmd("HINCRBYFLOAT")
-                        .arg(self.key(format_args!("dur")))
-                        .arg(bucket_field(bucket, counter))
-                        .arg(value)
-                        .ignore();
-                }
-            }
-        }
-        for ((scope, day), incs) in &d.trending {
-            let key = self.trending_key(scope, *day);
-            for (id, w) in incs {
-                pipe.zincr(&key, id, *w).ignore();
-            }
-            pipe.expire_at(&key, (day + 1) * 86_400 + TRENDING_TTL_SECS)
-                .ignore();
-        }
         for (user, adds) in &d.affinity {
-            self.decayed_add(&mut pipe, self.key(format_args!("u:{user}:aff")), adds);
+            let adds = merge_adds(adds, AFFINITY_HALF_LIFE_SECS);
+            self.decayed_add(&mut pipe, self.key(format_args!("u:{user}:aff")), &adds);
         }
         for (user, adds) in &d.taste {
-            self.decayed_add(&mut pipe, self.key(format_args!("u:{user}:taste")), adds);
+            let adds = merge_adds(adds, AFFINITY_HALF_LIFE_SECS);
+            self.decayed_add(&mut pipe, self.key(format_args!("u:{user}:taste")), &adds);
         }
         for (user, seen) in &d.seen {
             let key = self.key(format_args!("u:{user}:seen"));
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(&key).arg("GT");
             for (id, ts) in seen {
-                pipe.cmd("ZADD")
-                    .arg(&key)
-                    .arg("GT")
-                    .arg(*ts)
-                    .arg(id)
-                    .ignore();
+                zadd.arg(*ts).arg(id);
             }
+            pipe.add_command(zadd).ignore();
             pipe.zremrangebyrank(&key, 0, -(SEEN_MEMORY as isize) - 1)
                 .ignore();
         }
-        for (user, recent) in &d.recent {
-            let key = self.key(format_args!("u:{user}:recent"));
-            pipe.lpush(&key, recent).ignore();
-            pipe.ltrim(&key, 0, RECENT_MEMORY as isize - 1).ignore();
-        }
-        for (user, ts) in &d.active {
-            pipe.cmd("ZADD")
-                .arg(self.key(format_args!("active")))
-                .arg("GT")
-                .arg(*ts)
-                .arg(user)
-                .ignore();
-        }
-        if !d.log.is_empty() {
-            let key = self.key(format_args!("xlog"));
-            redis_log::append(&mut pipe, &key, self.log.capacity, &d.log);
-        }
-        let written = self.run(&pipe).await.map(|replies| {
-            if d.log.is_empty() {
-                return;
-            }
-            // The write is done: a reply this version cannot read costs the count, not the batch.
-            match redis_log::trimmed(&replies, d.log.len()) {
-                Ok(dropped) => self.log.dropped.inc_by(dropped),
-                Err(e) => tracing::warn!(error = %e, "exposure log: trimmed entries not counted"),
-            }
-        });
-        // Also after a failure: the MULTI may have been applied before the reply was lost.
-        self.stats.forget(d.video_stats.keys().map(String::as_str));
-        written
+        redis_events::enqueue(
+            &mut pipe,
+            &self.ingest_key(),
+            &self.backlog_key(),
+            &payload,
+            shared.events(),
+        );
+        let replies = self.run(&pipe).await?;
+        let backlog: i64 = match replies.into_iter().next() {
+            Some(v) => parse(v)?,
+            None => return Err(corrupt("no INCRBY reply")),
+        };
+        self.ingest.observe(backlog);
+        self.ingest.wake();
+        Ok(())
     }
 
     async fn set_follows(&self, user: &str, follows: &Follows) -> Result<(), StoreError> {

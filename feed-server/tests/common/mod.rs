@@ -321,6 +321,20 @@ impl TestApp {
         let (status, body) = self.post("/v1/events", &json!({ "events": events })).await;
         assert_eq!(status, 200, "events: {body}");
         assert_eq!(body["accepted"], n, "events: {body}");
+        self.settle().await;
+    }
+
+    /// On Redis, waits (up to 10 s) until the shared aggregates hold every accepted event (the
+    /// ingest stream's consumer applies them within the lag bound; the embedded store at once).
+    pub async fn settle(&self) {
+        if self.redis.is_none() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while metric(&self.metrics().await, "feed_event_backlog", &[]).unwrap_or(0.0) > 0.0 {
+            assert!(Instant::now() < deadline, "events not applied within 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The feed page for a user (status must be 200).

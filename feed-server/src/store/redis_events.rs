@@ -1,0 +1,599 @@
+//! The ingest stream on Redis: an accepted batch is durable in one round trip, and consumers
+//! apply it to the shared aggregates exactly once.
+//!
+//! **Accepting** (`Store::apply`, one MULTI/EXEC): the sending users' own state (affinities,
+//! taste, seen set) is written, the batch's [`SharedDeltas`] is appended as one entry (field
+//! `d`, JSON) to the stream `P ev`, and `P evq` (events accepted, not yet applied) grows by the
+//! batch's size. The 200 is sent after EXEC: an accepted event is in Redis, and the user's next
+//! feed reflects it. When the last observed `P evq` exceeds [`IngestSettings::backlog_max`],
+//! new batches are refused before anything is written ([`StoreError::Backlogged`], a 503 with
+//! `Retry-After`): a stalled consumer costs bounded Redis memory, never an event.
+//!
+//! **Applying** ([`run`], one task per replica, consumer group [`GROUP`], consumer name unique
+//! per process): each round reads the consumer's own pending entries (a failed apply is retried)
+//! and new ones (`XREADGROUP`), merges up to [`IngestSettings::read_count`] batches into one
+//! [`SharedDeltas`] (a hot video's counters are written once per round, not once per batch) and
+//! applies them with one Lua script ([`APPLY`]) that, atomically, checks every entry is still
+//! pending for this consumer, runs the writes (counters, trending, recent, activity, the
+//! exposure-log appends), `XACK`s and `XDEL`s the entries and decrements `P evq`. Applied ⇔
+//! acknowledged, so an entry is applied at most once even when its reply is lost or another
+//! consumer claimed it meanwhile (the script then writes nothing). Entries left pending by a
+//! consumer that died (`kill -9` mid-batch) are claimed by a live one with `XAUTOCLAIM` once
+//! idle for [`IngestSettings::claim_idle`], so each is applied at least once: exactly once.
+//!
+//! **Lag.** `feed_event_apply_lag_seconds` is the age, when applied, of the oldest batch of the
+//! last round (stream ids carry Redis's clock in ms; 0 once a round finds nothing), and
+//! `feed_event_backlog` the events accepted and not yet applied. A consumer polls every
+//! [`POLL`] when idle and at once after its own replica accepted a batch; at the bench rate the
+//! lag stays far below 1 s (BENCHMARKS.md).
+
+use std::sync::Arc;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus::{Gauge, IntCounter, IntGauge};
+use redis::{Pipeline, Value};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::StoreError;
+use super::redis_store::RedisStore;
+use crate::learning::shared::SharedDeltas;
+use crate::metrics::{Metrics, MetricsError};
+
+/// The consumer group of the ingest stream.
+pub const GROUP: &str = "apply";
+
+/// How often an idle consumer looks for new entries (it is also woken by its own replica's
+/// accepts).
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Field of a stream entry holding the encoded [`SharedDeltas`].
+const FIELD: &str = "d";
+
+/// Applies merged entries if they are all still pending for this consumer (see the module
+/// docs). `KEYS`: stream, backlog counter, exposure log. `ARGV`: group, consumer, number of
+/// ids `n`, events, exposure-log appends, the `n` ids, then each command as its argument count
+/// followed by its arguments. Returns `{applied (0/1), backlog left, exposure-log entries
+/// trimmed}`.
+pub const APPLY: &str = r#"
+local n = tonumber(ARGV[3])
+for i = 6, 5 + n do
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2]) == 0 then
+    return {0, 0, 0}
+  end
+end
+local before = redis.call('XLEN', KEYS[3])
+local i = 6 + n
+while i <= #ARGV do
+  local argc = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + argc))
+  i = i + argc + 1
+end
+local after = redis.call('XLEN', KEYS[3])
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 6, 5 + n))
+redis.call('XDEL', KEYS[1], unpack(ARGV, 6, 5 + n))
+local left = redis.call('DECRBY', KEYS[2], ARGV[4])
+return {1, left, before + tonumber(ARGV[5]) - after}
+"#;
+
+static APPLY_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(APPLY));
+
+/// Tunables of the ingest stream.
+#[derive(Clone, Debug)]
+pub struct IngestSettings {
+    /// Most events accepted and not yet applied before new batches are refused
+    /// (`--event-backlog-max`).
+    pub backlog_max: u64,
+    /// How long an entry stays pending with a silent consumer before another claims it
+    /// (`--event-claim-idle-ms`).
+    pub claim_idle: Duration,
+    /// Most batches merged into one apply.
+    pub read_count: usize,
+}
+
+impl Default for IngestSettings {
+    /// 200,000 events (4 s at 50,000 events/s), claims after 5 s, 256 batches per apply.
+    fn default() -> Self {
+        Self {
+            backlog_max: 200_000,
+            claim_idle: Duration::from_secs(5),
+            read_count: 256,
+        }
+    }
+}
+
+/// The flags of the ingest stream (Redis only; the embedded store applies every batch at once).
+#[derive(Clone, Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Most events accepted and not yet applied to the shared aggregates; beyond it
+    /// `POST /v1/events` answers 503 `overloaded` with `Retry-After` (nothing written).
+    #[arg(long, env = "FEED_EVENT_BACKLOG_MAX", default_value_t = 200_000)]
+    pub event_backlog_max: u64,
+    /// How long a batch stays pending with a silent consumer (a crashed replica) before another
+    /// replica's consumer claims and applies it.
+    #[arg(long, env = "FEED_EVENT_CLAIM_IDLE_MS", default_value_t = 5_000,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..))]
+    pub event_claim_idle_ms: u64,
+    /// Whether this replica runs a consumer of the ingest stream (`false`: it only accepts;
+    /// at least one replica must consume, or the backlog fills and batches are refused).
+    #[arg(long, env = "FEED_EVENT_CONSUMER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub event_consumer: bool,
+}
+
+impl IngestArgs {
+    /// The settings of the flags.
+    pub fn settings(&self) -> IngestSettings {
+        IngestSettings {
+            backlog_max: self.event_backlog_max,
+            claim_idle: Duration::from_millis(self.event_claim_idle_ms),
+            ..IngestSettings::default()
+        }
+    }
+}
+
+/// Metrics of the ingest stream.
+#[derive(Clone, Debug)]
+pub struct IngestMetrics {
+    /// `feed_event_apply_lag_seconds`.
+    pub lag: Gauge,
+    /// `feed_event_backlog`.
+    pub backlog: IntGauge,
+    /// `feed_events_applied_total`: events applied to the shared aggregates by this replica.
+    pub applied: IntCounter,
+    /// `feed_event_batches_claimed_total`: batches taken over from a silent consumer.
+    pub claimed: IntCounter,
+    /// `feed_event_batches_unreadable_total`: entries this version cannot decode (acknowledged
+    /// and logged, so one bad entry cannot stop the stream).
+    pub unreadable: IntCounter,
+}
+
+impl IngestMetrics {
+    fn new() -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            lag: Gauge::new(
+                "feed_event_apply_lag_seconds",
+                "Age of the oldest batch of the last apply round when applied to the shared aggregates (0 when idle)",
+            )?,
+            backlog: IntGauge::new(
+                "feed_event_backlog",
+                "Events accepted and not yet applied to the shared aggregates, as last observed",
+            )?,
+            applied: IntCounter::new(
+                "feed_events_applied_total",
+                "Events applied to the shared aggregates by this replica's consumer",
+            )?,
+            claimed: IntCounter::new(
+                "feed_event_batches_claimed_total",
+                "Event batches claimed from a consumer silent for longer than the claim idle time",
+            )?,
+            unreadable: IntCounter::new(
+                "feed_event_batches_unreadable_total",
+                "Ingest-stream entries that could not be decoded (acknowledged, not applied)",
+            )?,
+        })
+    }
+
+    /// Creates the metrics and registers them with `metrics`.
+    pub fn register(metrics: &Metrics) -> Result<Self, MetricsError> {
+        let m = Self::new().map_err(MetricsError::from)?;
+        metrics.register(m.lag.clone())?;
+        metrics.register(m.backlog.clone())?;
+        metrics.register(m.applied.clone())?;
+        metrics.register(m.claimed.clone())?;
+        metrics.register(m.unreadable.clone())?;
+        Ok(m)
+    }
+
+    /// Metrics no registry exposes (stores built outside the server).
+    pub fn unregistered() -> Self {
+        Self::new().unwrap_or_else(|_| unreachable!("valid metric names and help"))
+    }
+}
+
+/// The accepting side's view of the stream: settings, the last observed backlog and the
+/// consumer's wake-up.
+pub struct Ingest {
+    /// Tunables.
+    pub settings: IngestSettings,
+    /// Metrics.
+    pub metrics: IngestMetrics,
+    backlog: AtomicU64,
+    wake: Notify,
+}
+
+impl Ingest {
+    /// A view with nothing observed yet.
+    pub fn new(settings: IngestSettings, metrics: IngestMetrics) -> Self {
+        Self {
+            settings,
+            metrics,
+            backlog: AtomicU64::new(0),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Refuses a new batch while the last observed backlog is over the limit.
+    pub fn admit(&self) -> Result<(), StoreError> {
+        let backlog = self.backlog.load(Ordering::Relaxed);
+        let limit = self.settings.backlog_max;
+        if backlog > limit {
+            return Err(StoreError::Backlogged { backlog, limit });
+        }
+        Ok(())
+    }
+
+    /// Records the backlog Redis reported (`P evq`; negative values, from a counter reset while
+    /// entries were in flight, count as empty).
+    pub fn observe(&self, backlog: i64) {
+        let backlog = u64::try_from(backlog).unwrap_or(0);
+        self.backlog.store(backlog, Ordering::Relaxed);
+        self.metrics.backlog.set(backlog as i64);
+    }
+
+    /// Wakes this replica's consumer (a batch was just accepted).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Adds to `pipe` (inside MULTI) the append of one batch and the backlog increment, whose
+/// reply (the new backlog) is the only one not ignored.
+pub fn enqueue(pipe: &mut Pipeline, stream: &str, counter: &str, payload: &[u8], events: usize) {
+    pipe.cmd("XADD")
+        .arg(stream)
+        .arg("*")
+        .arg(FIELD)
+        .arg(payload)
+        .ignore();
+    pipe.cmd("INCRBY").arg(counter).arg(events);
+}
+
+/// One stream entry: its id and payload (`None` when the entry was deleted meanwhile or has no
+/// payload field).
+#[derive(Debug, PartialEq)]
+struct Entry {
+    id: String,
+    payload: Option<Vec<u8>>,
+}
+
+type RawEntry = (String, Option<Vec<Vec<u8>>>);
+
+fn entry((id, fields): RawEntry) -> Entry {
+    let payload = fields.and_then(|f| {
+        f.chunks(2)
+            .find(|kv| kv.first().is_some_and(|k| k == FIELD.as_bytes()))
+            .and_then(|kv| kv.get(1).cloned())
+    });
+    Entry { id, payload }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// Entries of an `XREADGROUP` reply (nil when nothing was read).
+fn parse_read(reply: Value) -> Result<Vec<Entry>, StoreError> {
+    let streams: Option<Vec<(String, Vec<RawEntry>)>> =
+        redis::from_redis_value(reply).map_err(corrupt)?;
+    Ok(streams
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, entries)| entries)
+        .map(entry)
+        .collect())
+}
+
+/// Entries of an `XAUTOCLAIM` reply: `[next cursor, entries, deleted ids]`.
+fn parse_claim(reply: Value) -> Result<Vec<Entry>, StoreError> {
+    let (_, entries, _): (String, Vec<RawEntry>, Vec<String>) =
+        redis::from_redis_value(reply).map_err(corrupt)?;
+    Ok(entries.into_iter().map(entry).collect())
+}
+
+/// The parts of a stream id `{unix ms}-{sequence}`.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A consumer name unique to this process: host, process id and start time.
+pub fn consumer_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "feed-server".to_owned());
+    format!("{host}-{}-{}", std::process::id(), now_millis())
+}
+
+/// What one round did.
+enum Round {
+    /// Applied what it read.
+    Applied,
+    /// Nothing to apply.
+    Idle,
+}
+
+/// A replica's consumer: applies batches until `stop`; retries with back-off while Redis
+/// fails (its entries stay pending meanwhile, nothing is lost).
+pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
+    let consumer = consumer_name();
+    tracing::info!(consumer = %consumer, group = GROUP, "event consumer started");
+    let mut group_ready = false;
+    let mut last_claim: Option<Instant> = None;
+    let mut delay = Duration::from_millis(50);
+    let ingest = store.ingest();
+    while !stop.is_cancelled() {
+        let claim = last_claim.is_none_or(|t| t.elapsed() >= ingest.settings.claim_idle / 2);
+        let attempt = async {
+            if !group_ready {
+                create_group(&store).await?;
+                group_ready = true;
+            }
+            if claim {
+                last_claim = Some(Instant::now());
+            }
+            round(&store, &consumer, claim).await
+        };
+        let wait = match attempt.await {
+            Ok(Round::Applied) => {
+                delay = Duration::from_millis(50);
+                continue;
+            }
+            Ok(Round::Idle) => POLL,
+            Err(e) => {
+                // The group may be gone (Redis restarted empty, a FLUSHALL): make sure it exists.
+                group_ready = false;
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "event consumer: round failed; retrying");
+                let wait = delay;
+                delay = (delay * 2).min(Duration::from_secs(2));
+                wait
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = ingest.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    tracing::info!(consumer = %consumer, "event consumer stopped");
+}
+
+/// Creates the consumer group (reading from the stream's first entry) unless it exists.
+async fn create_group(store: &RedisStore) -> Result<(), StoreError> {
+    let mut conn = store.connection();
+    let created: Result<Value, _> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(store.ingest_key())
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(e.to_string())),
+    }
+}
+
+/// Reads this consumer's pending and new entries (and, when `claim`, those of silent
+/// consumers) in one round trip and applies them.
+async fn round(store: &RedisStore, consumer: &str, claim: bool) -> Result<Round, StoreError> {
+    let ingest = store.ingest();
+    let stream = store.ingest_key();
+    let count = ingest.settings.read_count.max(1);
+    let mut pipe = redis::pipe();
+    for from in ["0", ">"] {
+        pipe.cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(from);
+    }
+    pipe.cmd("GET").arg(store.backlog_key());
+    if claim {
+        pipe.cmd("XAUTOCLAIM")
+            .arg(&stream)
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(ingest.settings.claim_idle.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count);
+    }
+    let mut conn = store.connection();
+    let replies: Vec<Value> = pipe
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut replies = replies.into_iter();
+    let mut next = || replies.next().ok_or_else(|| corrupt("missing reply"));
+    let mut entries = parse_read(next()?)?;
+    entries.extend(parse_read(next()?)?);
+    let backlog: Option<i64> = redis::from_redis_value(next()?).map_err(corrupt)?;
+    ingest.observe(backlog.unwrap_or(0));
+    if claim {
+        let claimed = parse_claim(next()?)?;
+        ingest.metrics.claimed.inc_by(claimed.len() as u64);
+        if !claimed.is_empty() {
+            tracing::warn!(
+                batches = claimed.len(),
+                "event consumer: claimed batches left pending by a silent consumer"
+            );
+        }
+        entries.extend(claimed);
+    }
+    if entries.is_empty() {
+        ingest.metrics.lag.set(0.0);
+        return Ok(Round::Idle);
+    }
+    // A claim may return entries also read as this consumer's own pending ones.
+    entries.sort_by_key(|e| stream_id(&e.id));
+    entries.dedup_by(|a, b| a.id == b.id);
+    apply(store, consumer, &entries).await?;
+    Ok(Round::Applied)
+}
+
+/// Merges `entries` and applies them with [`APPLY`].
+async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<(), StoreError> {
+    let ingest = store.ingest();
+    let mut merged = SharedDeltas::default();
+    for e in entries {
+        let decoded = e
+            .payload
+            .as_deref()
+            .ok_or_else(|| "no payload".to_owned())
+            .and_then(|p| SharedDeltas::decode(p).map_err(|err| err.to_string()));
+        match decoded {
+            Ok(d) => merged.merge(d),
+            Err(why) => {
+                ingest.metrics.unreadable.inc();
+                tracing::error!(id = %e.id, error = %why, "event consumer: unreadable batch acknowledged without applying it");
+            }
+        }
+    }
+    let events = merged.events();
+    let mut pipe = redis::pipe();
+    store.shared_commands(&mut pipe, &merged);
+    let mut invocation = APPLY_SCRIPT.prepare_invoke();
+    invocation
+        .key(store.ingest_key())
+        .key(store.backlog_key())
+        .key(store.log_key())
+        .arg(GROUP)
+        .arg(consumer)
+        .arg(entries.len())
+        .arg(events)
+        .arg(merged.log.len());
+    for e in entries {
+        invocation.arg(&e.id);
+    }
+    for cmd in pipe.cmd_iter() {
+        let args: Vec<&[u8]> = cmd
+            .args_iter()
+            .filter_map(|a| match a {
+                redis::Arg::Simple(bytes) => Some(bytes),
+                // Cursor arguments belong to SCAN-like commands, which these writes never use.
+                _ => None,
+            })
+            .collect();
+        invocation.arg(args.len());
+        for a in args {
+            invocation.arg(a);
+        }
+    }
+    let mut conn = store.connection();
+    let result: Result<(i64, i64, i64), _> = invocation.invoke_async(&mut conn).await;
+    // Also after a failure: the script may have run before the reply was lost.
+    store.forget_stats(merged.video_stats.keys().map(String::as_str));
+    let (applied, left, trimmed) = result.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    if applied == 0 {
+        tracing::warn!(
+            batches = entries.len(),
+            "event consumer: batches claimed by another consumer meanwhile; left to it"
+        );
+        return Ok(());
+    }
+    ingest.observe(left);
+    ingest.metrics.applied.inc_by(events as u64);
+    store.log_dropped(u64::try_from(trimmed).unwrap_or(0));
+    if let Some((oldest, _)) = entries.iter().filter_map(|e| stream_id(&e.id)).min() {
+        let lag = now_millis().saturating_sub(oldest) as f64 / 1000.0;
+        ingest.metrics.lag.set(lag);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn reads_entries_and_deleted_ones() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("feed:ev"),
+            Value::Array(vec![
+                Value::Array(vec![bulk("5-0"), Value::Array(vec![bulk("d"), bulk("{}")])]),
+                Value::Array(vec![bulk("6-1"), Value::Nil]),
+            ]),
+        ])]);
+        let entries = parse_read(reply).expect("parse");
+        assert_eq!(
+            entries,
+            vec![
+                Entry {
+                    id: "5-0".into(),
+                    payload: Some(b"{}".to_vec())
+                },
+                Entry {
+                    id: "6-1".into(),
+                    payload: None
+                },
+            ]
+        );
+        assert_eq!(parse_read(Value::Nil).expect("nil"), vec![]);
+        assert!(parse_read(bulk("nonsense")).is_err());
+    }
+
+    #[test]
+    fn reads_claimed_entries() {
+        let reply = Value::Array(vec![
+            bulk("0-0"),
+            Value::Array(vec![Value::Array(vec![
+                bulk("7-0"),
+                Value::Array(vec![bulk("x"), bulk("1"), bulk("d"), bulk("[]")]),
+            ])]),
+            Value::Array(vec![]),
+        ]);
+        assert_eq!(
+            parse_claim(reply).expect("parse"),
+            vec![Entry {
+                id: "7-0".into(),
+                payload: Some(b"[]".to_vec())
+            }]
+        );
+    }
+
+    #[test]
+    fn stream_ids_carry_milliseconds_and_a_sequence() {
+        assert_eq!(stream_id("1700000000123-4"), Some((1_700_000_000_123, 4)));
+        assert_eq!(stream_id("garbage"), None);
+        assert_eq!(stream_id("12-x"), None);
+    }
+
+    #[test]
+    fn a_backlog_over_the_limit_refuses_batches() {
+        let ingest = Ingest::new(
+            IngestSettings {
+                backlog_max: 10,
+                ..IngestSettings::default()
+            },
+            IngestMetrics::unregistered(),
+        );
+        assert!(ingest.admit().is_ok());
+        ingest.observe(11);
+        assert!(matches!(
+            ingest.admit(),
+            Err(StoreError::Backlogged {
+                backlog: 11,
+                limit: 10
+            })
+        ));
+        ingest.observe(-3);
+        assert!(ingest.admit().is_ok());
+        assert_eq!(ingest.metrics.backlog.get(), 0);
+    }
+}
