@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 
-
 use crate::learning::Deltas;
 use crate::metrics::Metrics;
 use crate::model::{ErrorCode, Event, RejectedEvent, Video};

@@ -193,6 +193,14 @@ impl Metrics {
         })
     }
 
+    /// Registers a boxed collector (one built by a lower layer, e.g. the store's ingest metrics).
+    pub fn register_boxed(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), MetricsError> {
+        Ok(self.registry.register(collector)?)
+    }
+
     /// Registers a collector another module owns (its series get `rollout` and `track` too).
     pub fn register<C: prometheus::core::Collector + 'static>(
         &self,

@@ -80,7 +80,10 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
                 &tls,
             )?
             .with_log(log)
-            .with_ingest(config.events.settings(), IngestMetrics::register(&metrics)?);
+            .with_ingest(
+                config.events.settings(),
+                IngestMetrics::register(|c| metrics.register_boxed(c))?,
+            );
             tracing::info!(
                 redis = %url,
                 ca_file = ?tls.ca_file,
@@ -198,7 +201,10 @@ impl App {
         }
         tokio::spawn(warm_up(self.state.clone(), self.warmup_users, stop.clone()));
         if let Some(store) = self.consumer {
-            tokio::spawn(store.run_event_consumer(stop.clone()));
+            tokio::spawn(crate::store::run_event_consumer(
+                store.clone(),
+                stop.clone(),
+            ));
         }
         let result = axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)

@@ -201,7 +201,10 @@ async fn applied_counters_are_shared_for_at_most_the_shared_cache_time() {
     let b = replica(&redis, "sc:", ttl);
     let uncached = Arc::new(replica(&redis, "sc:", Duration::ZERO));
     let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(uncached.clone().run_event_consumer(stop.clone()));
+    tokio::spawn(feed_server::store::run_event_consumer(
+        uncached.clone(),
+        stop.clone(),
+    ));
     let video: Video = serde_json::from_value(common::catalog(1, 1).remove(0)).expect("video");
     a.put_videos(std::slice::from_ref(&video))
         .await

@@ -7,6 +7,7 @@ pub mod encoding;
 pub mod keys;
 mod memory;
 pub mod redis_conn;
+mod redis_consumer;
 mod redis_events;
 mod redis_log;
 pub mod redis_store;
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use memory::MemoryStore;
+pub use redis_consumer::run as run_event_consumer;
 pub use redis_events::{IngestArgs, IngestMetrics, IngestSettings};
 pub use redis_store::RedisStore;
 

@@ -2,7 +2,7 @@
 //! apply it to the shared aggregates exactly once.
 //!
 //! **Accepting** (`Store::apply`, one MULTI/EXEC): the sending users' own state (affinities,
-//! taste, seen set) is written, the batch's [`SharedDeltas`] is appended as one entry (field
+//! taste, seen set) is written, the batch's [`SharedDeltas`](crate::learning::shared::SharedDeltas) is appended as one entry (field
 //! `d`, JSON) to the stream `P ev`, and `P evq` (events accepted, not yet applied) grows by the
 //! batch's size. The 200 is sent after EXEC: an accepted event is in Redis, and the user's next
 //! feed reflects it. When the last observed `P evq` exceeds [`IngestSettings::backlog_max`],
@@ -12,7 +12,7 @@
 //! **Applying** ([`run`], one task per replica, consumer group [`GROUP`], consumer name unique
 //! per process): each round reads the consumer's own pending entries (a failed apply is retried)
 //! and new ones (`XREADGROUP`), merges up to [`IngestSettings::read_count`] batches into one
-//! [`SharedDeltas`] (a hot video's counters are written once per round, not once per batch) and
+//! [`SharedDeltas`](crate::learning::shared::SharedDeltas) (a hot video's counters are written once per round, not once per batch) and
 //! applies them with one Lua script ([`APPLY`]) that, atomically, checks every entry is still
 //! pending for this consumer, runs the writes (counters, trending, recent, activity, the
 //! exposure-log appends), `XACK`s and `XDEL`s the entries and decrements `P evq`. Applied ⇔
@@ -27,20 +27,15 @@
 //! [`POLL`] when idle and at once after its own replica accepted a batch; at the bench rate the
 //! lag stays far below 1 s (BENCHMARKS.md).
 
-use std::sync::Arc;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{Gauge, IntCounter, IntGauge};
 use redis::{Pipeline, Value};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
-use super::redis_store::RedisStore;
-use crate::learning::shared::SharedDeltas;
-use crate::metrics::{Metrics, MetricsError};
 
 /// The consumer group of the ingest stream.
 pub const GROUP: &str = "apply";
@@ -49,8 +44,8 @@ pub const GROUP: &str = "apply";
 /// accepts).
 pub const POLL: Duration = Duration::from_millis(20);
 
-/// Field of a stream entry holding the encoded [`SharedDeltas`].
-const FIELD: &str = "d";
+/// Field of a stream entry holding the encoded [`SharedDeltas`](crate::learning::shared::SharedDeltas).
+pub(super) const FIELD: &str = "d";
 
 /// Applies merged entries if they are all still pending for this consumer (see the module
 /// docs). `KEYS`: stream, backlog counter, exposure log. `ARGV`: group, consumer, number of
@@ -78,7 +73,8 @@ local left = redis.call('DECRBY', KEYS[2], ARGV[4])
 return {1, left, before + tonumber(ARGV[5]) - after}
 "#;
 
-static APPLY_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(APPLY));
+pub(super) static APPLY_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(APPLY));
 
 /// Tunables of the ingest stream.
 #[derive(Clone, Debug)]
@@ -175,14 +171,20 @@ impl IngestMetrics {
         })
     }
 
-    /// Creates the metrics and registers them with `metrics`.
-    pub fn register(metrics: &Metrics) -> Result<Self, MetricsError> {
-        let m = Self::new().map_err(MetricsError::from)?;
-        metrics.register(m.lag.clone())?;
-        metrics.register(m.backlog.clone())?;
-        metrics.register(m.applied.clone())?;
-        metrics.register(m.claimed.clone())?;
-        metrics.register(m.unreadable.clone())?;
+    /// Creates the metrics; `register` adds each to the server's registry (the metrics layer
+    /// sits above the store, so the store does not name it).
+    pub fn register<E>(
+        mut register: impl FnMut(Box<dyn prometheus::core::Collector>) -> Result<(), E>,
+    ) -> Result<Self, E>
+    where
+        E: From<prometheus::Error>,
+    {
+        let m = Self::new()?;
+        register(Box::new(m.lag.clone()))?;
+        register(Box::new(m.backlog.clone()))?;
+        register(Box::new(m.applied.clone()))?;
+        register(Box::new(m.claimed.clone()))?;
+        register(Box::new(m.unreadable.clone()))?;
         Ok(m)
     }
 
@@ -199,8 +201,8 @@ pub struct Ingest {
     pub settings: IngestSettings,
     /// Metrics.
     pub metrics: IngestMetrics,
-    backlog: AtomicU64,
-    wake: Notify,
+    pub(super) backlog: AtomicU64,
+    pub(super) wake: Notify,
 }
 
 impl Ingest {
@@ -253,14 +255,14 @@ pub fn enqueue(pipe: &mut Pipeline, stream: &str, counter: &str, payload: &[u8],
 /// One stream entry: its id and payload (`None` when the entry was deleted meanwhile or has no
 /// payload field).
 #[derive(Debug, PartialEq)]
-struct Entry {
-    id: String,
-    payload: Option<Vec<u8>>,
+pub(super) struct Entry {
+    pub(super) id: String,
+    pub(super) payload: Option<Vec<u8>>,
 }
 
 type RawEntry = (String, Option<Vec<Vec<u8>>>);
 
-fn entry((id, fields): RawEntry) -> Entry {
+pub(super) fn entry((id, fields): RawEntry) -> Entry {
     let payload = fields.and_then(|f| {
         f.chunks(2)
             .find(|kv| kv.first().is_some_and(|k| k == FIELD.as_bytes()))
@@ -269,12 +271,12 @@ fn entry((id, fields): RawEntry) -> Entry {
     Entry { id, payload }
 }
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
 /// Entries of an `XREADGROUP` reply (nil when nothing was read).
-fn parse_read(reply: Value) -> Result<Vec<Entry>, StoreError> {
+pub(super) fn parse_read(reply: Value) -> Result<Vec<Entry>, StoreError> {
     let streams: Option<Vec<(String, Vec<RawEntry>)>> =
         redis::from_redis_value(reply).map_err(corrupt)?;
     Ok(streams
@@ -286,19 +288,19 @@ fn parse_read(reply: Value) -> Result<Vec<Entry>, StoreError> {
 }
 
 /// Entries of an `XAUTOCLAIM` reply: `[next cursor, entries, deleted ids]`.
-fn parse_claim(reply: Value) -> Result<Vec<Entry>, StoreError> {
+pub(super) fn parse_claim(reply: Value) -> Result<Vec<Entry>, StoreError> {
     let (_, entries, _): (String, Vec<RawEntry>, Vec<String>) =
         redis::from_redis_value(reply).map_err(corrupt)?;
     Ok(entries.into_iter().map(entry).collect())
 }
 
 /// The parts of a stream id `{unix ms}-{sequence}`.
-fn stream_id(id: &str) -> Option<(u64, u64)> {
+pub(super) fn stream_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
-fn now_millis() -> u64 {
+pub(super) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -308,209 +310,6 @@ fn now_millis() -> u64 {
 pub fn consumer_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "feed-server".to_owned());
     format!("{host}-{}-{}", std::process::id(), now_millis())
-}
-
-/// What one round did.
-enum Round {
-    /// Applied what it read.
-    Applied,
-    /// Nothing to apply.
-    Idle,
-}
-
-/// A replica's consumer: applies batches until `stop`; retries with back-off while Redis
-/// fails (its entries stay pending meanwhile, nothing is lost).
-pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
-    let consumer = consumer_name();
-    tracing::info!(consumer = %consumer, group = GROUP, "event consumer started");
-    let mut group_ready = false;
-    let mut last_claim: Option<Instant> = None;
-    let mut delay = Duration::from_millis(50);
-    let ingest = store.ingest();
-    while !stop.is_cancelled() {
-        let claim = last_claim.is_none_or(|t| t.elapsed() >= ingest.settings.claim_idle / 2);
-        let attempt = async {
-            if !group_ready {
-                create_group(&store).await?;
-                group_ready = true;
-            }
-            if claim {
-                last_claim = Some(Instant::now());
-            }
-            round(&store, &consumer, claim).await
-        };
-        let wait = match attempt.await {
-            Ok(Round::Applied) => {
-                delay = Duration::from_millis(50);
-                continue;
-            }
-            Ok(Round::Idle) => POLL,
-            Err(e) => {
-                // The group may be gone (Redis restarted empty, a FLUSHALL): make sure it exists.
-                group_ready = false;
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "event consumer: round failed; retrying");
-                let wait = delay;
-                delay = (delay * 2).min(Duration::from_secs(2));
-                wait
-            }
-        };
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = ingest.wake.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-    tracing::info!(consumer = %consumer, "event consumer stopped");
-}
-
-/// Creates the consumer group (reading from the stream's first entry) unless it exists.
-async fn create_group(store: &RedisStore) -> Result<(), StoreError> {
-    let mut conn = store.connection();
-    let created: Result<Value, _> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(store.ingest_key())
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(&mut conn)
-        .await;
-    match created {
-        Ok(_) => Ok(()),
-        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-        Err(e) => Err(StoreError::Unavailable(e.to_string())),
-    }
-}
-
-/// Reads this consumer's pending and new entries (and, when `claim`, those of silent
-/// consumers) in one round trip and applies them.
-async fn round(store: &RedisStore, consumer: &str, claim: bool) -> Result<Round, StoreError> {
-    let ingest = store.ingest();
-    let stream = store.ingest_key();
-    let count = ingest.settings.read_count.max(1);
-    let mut pipe = redis::pipe();
-    for from in ["0", ">"] {
-        pipe.cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("STREAMS")
-            .arg(&stream)
-            .arg(from);
-    }
-    pipe.cmd("GET").arg(store.backlog_key());
-    if claim {
-        pipe.cmd("XAUTOCLAIM")
-            .arg(&stream)
-            .arg(GROUP)
-            .arg(consumer)
-            .arg(ingest.settings.claim_idle.as_millis() as u64)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(count);
-    }
-    let mut conn = store.connection();
-    let replies: Vec<Value> = pipe
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let mut replies = replies.into_iter();
-    let mut next = || replies.next().ok_or_else(|| corrupt("missing reply"));
-    let mut entries = parse_read(next()?)?;
-    entries.extend(parse_read(next()?)?);
-    let backlog: Option<i64> = redis::from_redis_value(next()?).map_err(corrupt)?;
-    ingest.observe(backlog.unwrap_or(0));
-    if claim {
-        let claimed = parse_claim(next()?)?;
-        ingest.metrics.claimed.inc_by(claimed.len() as u64);
-        if !claimed.is_empty() {
-            tracing::warn!(
-                batches = claimed.len(),
-                "event consumer: claimed batches left pending by a silent consumer"
-            );
-        }
-        entries.extend(claimed);
-    }
-    if entries.is_empty() {
-        ingest.metrics.lag.set(0.0);
-        return Ok(Round::Idle);
-    }
-    // A claim may return entries also read as this consumer's own pending ones.
-    entries.sort_by_key(|e| stream_id(&e.id));
-    entries.dedup_by(|a, b| a.id == b.id);
-    apply(store, consumer, &entries).await?;
-    Ok(Round::Applied)
-}
-
-/// Merges `entries` and applies them with [`APPLY`].
-async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<(), StoreError> {
-    let ingest = store.ingest();
-    let mut merged = SharedDeltas::default();
-    for e in entries {
-        let decoded = e
-            .payload
-            .as_deref()
-            .ok_or_else(|| "no payload".to_owned())
-            .and_then(|p| SharedDeltas::decode(p).map_err(|err| err.to_string()));
-        match decoded {
-            Ok(d) => merged.merge(d),
-            Err(why) => {
-                ingest.metrics.unreadable.inc();
-                tracing::error!(id = %e.id, error = %why, "event consumer: unreadable batch acknowledged without applying it");
-            }
-        }
-    }
-    let events = merged.events();
-    let mut pipe = redis::pipe();
-    store.shared_commands(&mut pipe, &merged);
-    let mut invocation = APPLY_SCRIPT.prepare_invoke();
-    invocation
-        .key(store.ingest_key())
-        .key(store.backlog_key())
-        .key(store.log_key())
-        .arg(GROUP)
-        .arg(consumer)
-        .arg(entries.len())
-        .arg(events)
-        .arg(merged.log.len());
-    for e in entries {
-        invocation.arg(&e.id);
-    }
-    for cmd in pipe.cmd_iter() {
-        let args: Vec<&[u8]> = cmd
-            .args_iter()
-            .filter_map(|a| match a {
-                redis::Arg::Simple(bytes) => Some(bytes),
-                // Cursor arguments belong to SCAN-like commands, which these writes never use.
-                _ => None,
-            })
-            .collect();
-        invocation.arg(args.len());
-        for a in args {
-            invocation.arg(a);
-        }
-    }
-    let mut conn = store.connection();
-    let result: Result<(i64, i64, i64), _> = invocation.invoke_async(&mut conn).await;
-    // Also after a failure: the script may have run before the reply was lost.
-    store.forget_stats(merged.video_stats.keys().map(String::as_str));
-    let (applied, left, trimmed) = result.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    if applied == 0 {
-        tracing::warn!(
-            batches = entries.len(),
-            "event consumer: batches claimed by another consumer meanwhile; left to it"
-        );
-        return Ok(());
-    }
-    ingest.observe(left);
-    ingest.metrics.applied.inc_by(events as u64);
-    store.log_dropped(u64::try_from(trimmed).unwrap_or(0));
-    if let Some((oldest, _)) = entries.iter().filter_map(|e| stream_id(&e.id)).min() {
-        let lag = now_millis().saturating_sub(oldest) as f64 / 1000.0;
-        ingest.metrics.lag.set(lag);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -232,12 +232,6 @@ impl RedisStore {
         self
     }
 
-    /// Applies accepted batches to the shared aggregates until `stop` (this replica's consumer
-    /// of the ingest stream; see [`redis_events`]).
-    pub async fn run_event_consumer(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
-        redis_events::run(self, stop).await;
-    }
-
     pub(super) fn connection(&self) -> ConnectionManager {
         self.conn.clone()
     }

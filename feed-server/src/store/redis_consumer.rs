@@ -1,0 +1,219 @@
+//! The consumers of the ingest stream ([`super::redis_events`]): each replica's loop that reads
+//! its pending and new batches (and claims those of silent consumers), merges them and applies
+//! them with the atomic apply script. Kept apart from the stream's accepting side so that
+//! `redis_store` (which accepts) and this module (which drives a `RedisStore`) do not name each
+//! other.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::StoreError;
+use super::redis_events::*;
+use super::redis_store::RedisStore;
+use crate::learning::shared::SharedDeltas;
+
+/// What one round did.
+enum Round {
+    /// Applied what it read.
+    Applied,
+    /// Nothing to apply.
+    Idle,
+}
+
+/// A replica's consumer: applies batches until `stop`; retries with back-off while Redis
+/// fails (its entries stay pending meanwhile, nothing is lost).
+pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
+    let consumer = consumer_name();
+    tracing::info!(consumer = %consumer, group = GROUP, "event consumer started");
+    let mut group_ready = false;
+    let mut last_claim: Option<Instant> = None;
+    let mut delay = Duration::from_millis(50);
+    let ingest = store.ingest();
+    while !stop.is_cancelled() {
+        let claim = last_claim.is_none_or(|t| t.elapsed() >= ingest.settings.claim_idle / 2);
+        let attempt = async {
+            if !group_ready {
+                create_group(&store).await?;
+                group_ready = true;
+            }
+            if claim {
+                last_claim = Some(Instant::now());
+            }
+            round(&store, &consumer, claim).await
+        };
+        let wait = match attempt.await {
+            Ok(Round::Applied) => {
+                delay = Duration::from_millis(50);
+                continue;
+            }
+            Ok(Round::Idle) => POLL,
+            Err(e) => {
+                // The group may be gone (Redis restarted empty, a FLUSHALL): make sure it exists.
+                group_ready = false;
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "event consumer: round failed; retrying");
+                let wait = delay;
+                delay = (delay * 2).min(Duration::from_secs(2));
+                wait
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = ingest.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    tracing::info!(consumer = %consumer, "event consumer stopped");
+}
+
+/// Creates the consumer group (reading from the stream's first entry) unless it exists.
+async fn create_group(store: &RedisStore) -> Result<(), StoreError> {
+    let mut conn = store.connection();
+    let created: Result<Value, _> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(store.ingest_key())
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(e.to_string())),
+    }
+}
+
+/// Reads this consumer's pending and new entries (and, when `claim`, those of silent
+/// consumers) in one round trip and applies them.
+async fn round(store: &RedisStore, consumer: &str, claim: bool) -> Result<Round, StoreError> {
+    let ingest = store.ingest();
+    let stream = store.ingest_key();
+    let count = ingest.settings.read_count.max(1);
+    let mut pipe = redis::pipe();
+    for from in ["0", ">"] {
+        pipe.cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(from);
+    }
+    pipe.cmd("GET").arg(store.backlog_key());
+    if claim {
+        pipe.cmd("XAUTOCLAIM")
+            .arg(&stream)
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(ingest.settings.claim_idle.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count);
+    }
+    let mut conn = store.connection();
+    let replies: Vec<Value> = pipe
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut replies = replies.into_iter();
+    let mut next = || replies.next().ok_or_else(|| corrupt("missing reply"));
+    let mut entries = parse_read(next()?)?;
+    entries.extend(parse_read(next()?)?);
+    let backlog: Option<i64> = redis::from_redis_value(next()?).map_err(corrupt)?;
+    ingest.observe(backlog.unwrap_or(0));
+    if claim {
+        let claimed = parse_claim(next()?)?;
+        ingest.metrics.claimed.inc_by(claimed.len() as u64);
+        if !claimed.is_empty() {
+            tracing::warn!(
+                batches = claimed.len(),
+                "event consumer: claimed batches left pending by a silent consumer"
+            );
+        }
+        entries.extend(claimed);
+    }
+    if entries.is_empty() {
+        ingest.metrics.lag.set(0.0);
+        return Ok(Round::Idle);
+    }
+    // A claim may return entries also read as this consumer's own pending ones.
+    entries.sort_by_key(|e| stream_id(&e.id));
+    entries.dedup_by(|a, b| a.id == b.id);
+    apply(store, consumer, &entries).await?;
+    Ok(Round::Applied)
+}
+
+/// Merges `entries` and applies them with [`APPLY`].
+async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<(), StoreError> {
+    let ingest = store.ingest();
+    let mut merged = SharedDeltas::default();
+    for e in entries {
+        let decoded = e
+            .payload
+            .as_deref()
+            .ok_or_else(|| "no payload".to_owned())
+            .and_then(|p| SharedDeltas::decode(p).map_err(|err| err.to_string()));
+        match decoded {
+            Ok(d) => merged.merge(d),
+            Err(why) => {
+                ingest.metrics.unreadable.inc();
+                tracing::error!(id = %e.id, error = %why, "event consumer: unreadable batch acknowledged without applying it");
+            }
+        }
+    }
+    let events = merged.events();
+    let mut pipe = redis::pipe();
+    store.shared_commands(&mut pipe, &merged);
+    let mut invocation = APPLY_SCRIPT.prepare_invoke();
+    invocation
+        .key(store.ingest_key())
+        .key(store.backlog_key())
+        .key(store.log_key())
+        .arg(GROUP)
+        .arg(consumer)
+        .arg(entries.len())
+        .arg(events)
+        .arg(merged.log.len());
+    for e in entries {
+        invocation.arg(&e.id);
+    }
+    for cmd in pipe.cmd_iter() {
+        let args: Vec<&[u8]> = cmd
+            .args_iter()
+            .filter_map(|a| match a {
+                redis::Arg::Simple(bytes) => Some(bytes),
+                // Cursor arguments belong to SCAN-like commands, which these writes never use.
+                _ => None,
+            })
+            .collect();
+        invocation.arg(args.len());
+        for a in args {
+            invocation.arg(a);
+        }
+    }
+    let mut conn = store.connection();
+    let result: Result<(i64, i64, i64), _> = invocation.invoke_async(&mut conn).await;
+    // Also after a failure: the script may have run before the reply was lost.
+    store.forget_stats(merged.video_stats.keys().map(String::as_str));
+    let (applied, left, trimmed) = result.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    if applied == 0 {
+        tracing::warn!(
+            batches = entries.len(),
+            "event consumer: batches claimed by another consumer meanwhile; left to it"
+        );
+        return Ok(());
+    }
+    ingest.observe(left);
+    ingest.metrics.applied.inc_by(events as u64);
+    store.log_dropped(u64::try_from(trimmed).unwrap_or(0));
+    if let Some((oldest, _)) = entries.iter().filter_map(|e| stream_id(&e.id)).min() {
+        let lag = now_millis().saturating_sub(oldest) as f64 / 1000.0;
+        ingest.metrics.lag.set(lag);
+    }
+    Ok(())
+}
