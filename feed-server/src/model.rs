@@ -496,11 +496,17 @@ pub enum ErrorCode {
     NoFit,
     /// `POST /v1/admin/tune`: another tune is running; retry when it is done (409).
     TuneInProgress,
+    /// `POST /v1/admin/replay`: the stable or canary profile does not load as a `--profile`
+    /// file would (the message names the side and the field) (400).
+    InvalidRankingProfile,
+    /// `POST /v1/admin/replay`: a replay or a tune is running (one log analysis at a time);
+    /// retry when it is done (409).
+    ReplayInProgress,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 47] = [
+    pub const ALL: [ErrorCode; 49] = [
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Timeout,
@@ -548,6 +554,8 @@ impl ErrorCode {
         Self::NoOutcome,
         Self::NoFit,
         Self::TuneInProgress,
+        Self::InvalidRankingProfile,
+        Self::ReplayInProgress,
     ];
 
     /// The code as on the wire.
@@ -600,6 +608,8 @@ impl ErrorCode {
             Self::NoOutcome => "no_outcome",
             Self::NoFit => "no_fit",
             Self::TuneInProgress => "tune_in_progress",
+            Self::InvalidRankingProfile => "invalid_ranking_profile",
+            Self::ReplayInProgress => "replay_in_progress",
         }
     }
 }

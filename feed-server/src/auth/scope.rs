@@ -17,7 +17,8 @@ pub enum Scope {
     Events,
     /// Change the catalog and users: `PUT/DELETE /v1/videos…`, `PUT /v1/users/{id}/…`.
     Write,
-    /// Operate the service: `/v1/admin/*` (`POST /v1/admin/tune`), and the test-only
+    /// Operate the service: `/v1/admin/*` (`POST /v1/admin/tune`, `POST /v1/admin/replay`), and
+    /// the test-only
     /// `/debug/faults`.
     Admin,
 }
@@ -64,7 +65,7 @@ pub const fn route_access(route: Route) -> Access {
         Route::Videos | Route::Video | Route::Follows | Route::Profile => {
             Access::Requires(Scope::Write)
         }
-        Route::Tune => Access::Requires(Scope::Admin),
+        Route::Tune | Route::Replay => Access::Requires(Scope::Admin),
         // Kubelet probes and Prometheus scrapes carry no key; the contract is public.
         Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => Access::Open,
     }
@@ -119,6 +120,9 @@ mod tests {
         assert_eq!(scope(Route::Events), Some(Scope::Events));
         for r in [Route::Videos, Route::Video, Route::Follows, Route::Profile] {
             assert_eq!(scope(r), Some(Scope::Write), "{r:?}");
+        }
+        for r in [Route::Tune, Route::Replay] {
+            assert_eq!(scope(r), Some(Scope::Admin), "{r:?}");
         }
         for r in [
             Route::Healthz,

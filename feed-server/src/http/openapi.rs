@@ -15,7 +15,7 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, ErrorCode, ErrorDetail};
 use super::openapi_security::Security;
-use super::{catalog, events, feed, health, tune, users};
+use super::{catalog, events, feed, health, replay, tune, users};
 use crate::model::{self, MAX_FOLLOWS, MAX_ID_LEN, MAX_RANK_CANDIDATES, MAX_VIDEO_BATCH};
 
 /// An id (video, user, creator, tag) as the schema describes it: 1 to [`MAX_ID_LEN`] characters,
@@ -95,6 +95,7 @@ pub fn follows_ids() -> ArrayBuilder {
         users::put_follows,
         users::put_profile,
         tune::post_tune,
+        replay::post_replay,
         health::healthz,
         health::readyz,
         health::metrics,

@@ -84,8 +84,70 @@ impl From<TuneError> for ApiError {
     }
 }
 
-fn secs(t: DateTime<Utc>) -> f64 {
+/// Unix seconds of an instant.
+pub(super) fn secs(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
+}
+
+/// The window `[since, until)` of a request, or [`TuneError::InvalidWindow`] when `since` is not
+/// before `until`.
+pub(super) fn window_of(since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Window, TuneError> {
+    let window = Window {
+        since: secs(since),
+        until: secs(until),
+    };
+    if window.since >= window.until {
+        return Err(TuneError::InvalidWindow {
+            since: since.to_rfc3339(),
+            until: until.to_rfc3339(),
+        });
+    }
+    Ok(window)
+}
+
+/// What a log analysis reads: the log's events before the window's end (at most
+/// `--tune-max-events` of the newest) and the catalog entries of their videos.
+pub(super) struct WindowLog {
+    /// The events before `window.until`.
+    pub events: Vec<crate::exposure::LoggedEvent>,
+    /// The catalog entries of their videos.
+    pub catalog: HashMap<String, Arc<Video>>,
+    /// How much of the log was read.
+    pub read: LogRead,
+}
+
+/// Reads the log and the catalog for a log analysis of `window` (tune or replay).
+pub(super) async fn read_window(
+    state: &SharedState,
+    window: Window,
+) -> Result<WindowLog, ApiError> {
+    let max_events = state.settings.tune_max_events;
+    let mut events = state.store.read_log(max_events).await?;
+    let read = LogRead {
+        events: events.len(),
+        max_events,
+    };
+    events.retain(|e| e.ts < window.until);
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| e.video_id.as_str())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let catalog: HashMap<String, Arc<Video>> = state
+        .store
+        .get_videos(&ids)
+        .await?
+        .into_iter()
+        .flatten()
+        .map(|v| (v.id.clone(), Arc::new(v)))
+        .collect();
+    Ok(WindowLog {
+        events,
+        catalog,
+        read,
+    })
 }
 
 /// `POST /v1/admin/tune`
@@ -110,43 +172,19 @@ pub async fn post_tune(
     ApiJson(req): ApiJson<TuneRequest>,
 ) -> Result<Json<TuneResponse>, ApiError> {
     let objective = req.objective.weights()?;
-    let window = Window {
-        since: secs(req.since),
-        until: secs(req.until),
-    };
-    if window.since >= window.until {
-        return Err(TuneError::InvalidWindow {
-            since: req.since.to_rfc3339(),
-            until: req.until.to_rfc3339(),
-        }
-        .into());
-    }
+    let window = window_of(req.since, req.until)?;
     let permit = state.tunes.try_acquire().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
             ErrorCode::TuneInProgress,
-            "another tune is running; retry when it is done",
+            "another tune or replay is running; retry when it is done",
         )
     })?;
-    let max_events = state.settings.tune_max_events;
-    let mut events = state.store.read_log(max_events).await?;
-    let read = events.len();
-    events.retain(|e| e.ts < window.until);
-    let ids: Vec<String> = events
-        .iter()
-        .map(|e| e.video_id.as_str())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let catalog: HashMap<String, Arc<Video>> = state
-        .store
-        .get_videos(&ids)
-        .await?
-        .into_iter()
-        .flatten()
-        .map(|v| (v.id.clone(), Arc::new(v)))
-        .collect();
+    let WindowLog {
+        events,
+        catalog,
+        read: log,
+    } = read_window(&state, window).await?;
     let loaded = state.profiles.current();
     let current = loaded
         .experiment
@@ -185,9 +223,6 @@ pub async fn post_tune(
         exposures: report.exposures,
         held_out: report.held_out,
         fit: report.fit,
-        log: LogRead {
-            events: read,
-            max_events,
-        },
+        log,
     }))
 }
