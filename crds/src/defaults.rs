@@ -206,6 +206,8 @@ pub struct ResolvedStrategy {
     pub progress_deadline: Duration,
     /// What a missed progress deadline does.
     pub on_progress_deadline: DeadlinePolicy,
+    /// The replay gate (in-app rollouts only).
+    pub replay_gate: Option<crate::replay_gate::ResolvedReplayGate>,
 }
 
 /// Strategy and analysis of one spec, resolved together and checked against each other.
@@ -229,7 +231,7 @@ pub enum ResolvedStep {
     UntilConfident(Duration),
 }
 
-fn duration_at(
+pub(crate) fn duration_at(
     value: Option<&DurationString>,
     default: Duration,
     field: &str,
@@ -348,11 +350,16 @@ impl FeedRolloutSpec {
                 "must be longer than 0s (pods need time to start)",
             ));
         }
+        let replay_gate = match strategy.replay_gate {
+            Some(gate) => Some(crate::replay_gate::resolve(&gate, &traffic)?),
+            None => None,
+        };
         Ok(ResolvedStrategy {
             steps: resolved,
             traffic,
             progress_deadline,
             on_progress_deadline: self.on_progress_deadline.unwrap_or_default(),
+            replay_gate,
         })
     }
 

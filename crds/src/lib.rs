@@ -23,6 +23,7 @@ pub mod defaults;
 pub mod duration;
 mod error;
 pub mod history;
+pub mod replay_gate;
 pub mod schema;
 pub mod selector;
 pub mod sequential;
@@ -42,6 +43,10 @@ pub use duration::DurationString;
 pub use error::ApiError;
 pub use history::{CommandRef, Decision, DecisiveCheck, HistoryEntry};
 pub use schema::crd;
+pub use replay_gate::{
+    MaxDrop, ReplayFigure, ReplayGate, ReplayGateStatus, ReplayMetric, ReplayVerdict,
+    ResolvedReplayGate,
+};
 pub use sequential::SequentialTest;
 pub use spec::{
     DeadlinePolicy, FeedRollout, FeedRolloutSpec, GatewayApi, InApp, ParentRef, PauseStep,

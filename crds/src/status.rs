@@ -93,6 +93,9 @@ pub struct FeedRolloutStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     pub history: Vec<crate::history::HistoryEntry>,
+    /// The replay gate of the canary revision (`strategy.replayGate`): verdict, figures, when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_gate: Option<crate::replay_gate::ReplayGateStatus>,
 }
 
 /// Phases of a rollout.

@@ -143,3 +143,35 @@ pub async fn post_replay(
         log,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::Config;
+
+    #[tokio::test]
+    async fn a_replay_is_refused_while_a_tune_or_replay_holds_the_slot() {
+        let config = Config::try_parse_from(["feed-server"]).expect("defaults parse");
+        let app = crate::server::build(&config).await.expect("embedded store");
+        let state = app.state.clone();
+        let request = || ReplayRequest {
+            since: DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default(),
+            until: Utc::now(),
+            stable: json!({}),
+            canary: json!({}),
+        };
+        let held = state.tunes.try_acquire();
+        assert!(held.is_some());
+        let busy = post_replay(State(state.clone()), ApiJson(request())).await;
+        let e = busy.err().expect("refused while the slot is held");
+        assert_eq!((e.status, e.code), (StatusCode::CONFLICT, ErrorCode::ReplayInProgress));
+        // Free again: the empty log is judged (and the slot is released afterwards).
+        drop(held);
+        let empty = post_replay(State(state.clone()), ApiJson(request())).await;
+        assert_eq!(empty.err().map(|e| e.code), Some(ErrorCode::TooFewExposures));
+        assert!(state.tunes.try_acquire().is_some());
+    }
+}
