@@ -368,8 +368,16 @@ impl FeedRolloutSpec {
     /// pod traffic an event is counted by the pod that receives it, not by the profile that
     /// served the feed.
     pub fn resolved_plan(&self) -> Result<ResolvedPlan, ApiError> {
-        let strategy = self.resolved_strategy()?;
+        let mut strategy = self.resolved_strategy()?;
         let analysis = self.resolved_analysis()?;
+        if let Some(gate) = &mut strategy.replay_gate {
+            // An undecided gate follows the rollout's hold policy: `analysis.maxHold`.
+            gate.max_hold = duration_at(
+                self.analysis.as_ref().and_then(|a| a.max_hold.as_ref()),
+                DEFAULT_MAX_HOLD,
+                "spec.analysis.maxHold",
+            )?;
+        }
         if !matches!(strategy.traffic, TrafficMode::InApp(_)) {
             let own = self.analysis.as_ref().map_or(&[][..], |a| &a.checks[..]);
             for (i, c) in own.iter().enumerate() {

@@ -61,6 +61,9 @@ pub struct ResolvedReplayGate {
     pub max_drop_ndcg_watch: f64,
     /// The admin key's Secret, if any.
     pub admin_key: Option<SecretKeyRef>,
+    /// How long an undecided gate holds before pausing for a human: `analysis.maxHold` (set by
+    /// [`crate::FeedRolloutSpec::resolved_plan`]).
+    pub max_hold: Duration,
 }
 
 /// A figure the gate judges.
@@ -211,6 +214,7 @@ pub(crate) fn resolve(
         max_drop_gauc_finish: drop(max_drop.gauc_finish, "gaucFinish")?,
         max_drop_ndcg_watch: drop(max_drop.ndcg_watch, "ndcgWatch")?,
         admin_key: gate.admin_key.clone(),
+        max_hold: crate::defaults::DEFAULT_MAX_HOLD,
     })
 }
 

@@ -110,6 +110,11 @@ pub enum EventReason {
     PrometheusAuthFailed,
     /// Prometheus cannot be reached: connection refused or TLS handshake failed.
     PrometheusUnreachable,
+    /// The replay gate found the canary profile worse beyond `maxDrop` with confidence: rolled
+    /// back before the first step.
+    ReplayRegression,
+    /// The replay gate found the canary profile within `maxDrop`: the first step starts.
+    ReplayPassed,
 }
 
 impl EventReason {
@@ -138,6 +143,8 @@ impl EventReason {
             EventReason::PrometheusCredentialsInvalid => "PrometheusCredentialsInvalid",
             EventReason::PrometheusAuthFailed => "PrometheusAuthFailed",
             EventReason::PrometheusUnreachable => "PrometheusUnreachable",
+            EventReason::ReplayRegression => "ReplayRegression",
+            EventReason::ReplayPassed => "ReplayPassed",
         }
     }
 }

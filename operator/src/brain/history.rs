@@ -77,7 +77,7 @@ fn decision_of(reason: EventReason, phase: Option<Phase>) -> Option<Decision> {
         EventReason::Resumed => Decision::Resumed,
         EventReason::Promoting => Decision::Promoting,
         EventReason::Promoted => Decision::Promoted,
-        EventReason::RolledBack => Decision::RolledBack,
+        EventReason::RolledBack | EventReason::ReplayRegression => Decision::RolledBack,
         EventReason::Aborted => Decision::Aborted,
         EventReason::Retried => Decision::Retried,
         EventReason::Reverted => Decision::Reverted,
@@ -97,7 +97,8 @@ fn decision_of(reason: EventReason, phase: Option<Phase>) -> Option<Decision> {
         | EventReason::WeightSkew
         | EventReason::PrometheusCredentialsInvalid
         | EventReason::PrometheusAuthFailed
-        | EventReason::PrometheusUnreachable => return None,
+        | EventReason::PrometheusUnreachable
+        | EventReason::ReplayPassed => return None,
     })
 }
 

@@ -21,6 +21,7 @@ pub mod events;
 pub mod metrics;
 pub mod rbac;
 pub mod reconcile;
+pub mod replay;
 pub mod run;
 
 use std::sync::Arc;
