@@ -121,6 +121,7 @@ fn observations(
                 author: signed.then(|| format!("user-{id}")),
             })
             .collect(),
+        replay: None,
     }
 }
 
