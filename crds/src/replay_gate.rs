@@ -177,6 +177,41 @@ pub struct ReplayGateStatus {
     pub figures: Vec<ReplayFigure>,
 }
 
+impl ReplayGateStatus {
+    /// The gate's result in words, one line per figure after the headline: what
+    /// `kubectl feedroll status` and `feedroll-operator check` print.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let verdict = self.verdict.map_or("-", ReplayVerdict::as_str);
+        let mut head = format!("{verdict} for revision {}", self.revision);
+        if let Some(n) = self.exposures {
+            head.push_str(&format!(", {n} exposures"));
+        }
+        if let Some(c) = self.confidence {
+            head.push_str(&format!(", {}% intervals", (c * 100.0).round()));
+        }
+        if !self.reason.is_empty() {
+            head.push_str(&format!(": {}", self.reason));
+        }
+        let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.4}"));
+        let mut lines = vec![head];
+        for f in &self.figures {
+            let limit = f
+                .max_drop
+                .map_or_else(|| "not gated".to_owned(), |d| format!("maxDrop {d}"));
+            lines.push(format!(
+                "{}: stable {} canary {} diff {} [{}, {}] {limit}",
+                f.metric.map_or("?", ReplayMetric::as_str),
+                num(f.stable),
+                num(f.canary),
+                num(f.difference),
+                num(f.lower),
+                num(f.upper),
+            ));
+        }
+        lines
+    }
+}
+
 /// `strategy.replayGate` resolved against the traffic mode (the same rules as the CEL rule and
 /// the schema: in-app only, a window longer than 0s, drops in [0, 1]).
 pub(crate) fn resolve(
@@ -251,6 +286,34 @@ mod tests {
             let e = resolve(&bad, &in_app).expect_err("refused").to_string();
             assert!(e.contains(field), "{e}");
         }
+    }
+
+    #[test]
+    fn the_summary_names_the_verdict_and_every_figure() {
+        let st = ReplayGateStatus {
+            revision: "r2".into(),
+            verdict: Some(ReplayVerdict::Regression),
+            reason: "canary worse".into(),
+            exposures: Some(1500),
+            confidence: Some(0.95),
+            figures: vec![ReplayFigure {
+                metric: Some(ReplayMetric::GaucFinish),
+                stable: Some(0.8),
+                canary: Some(0.5),
+                difference: Some(-0.3),
+                lower: Some(-0.35),
+                upper: Some(-0.25),
+                max_drop: Some(0.005),
+            }],
+            ..ReplayGateStatus::default()
+        };
+        assert_eq!(
+            st.summary_lines(),
+            vec![
+                "Regression for revision r2, 1500 exposures, 95% intervals: canary worse".to_owned(),
+                "gaucFinish: stable 0.8000 canary 0.5000 diff -0.3000 [-0.3500, -0.2500] maxDrop 0.005".to_owned(),
+            ]
+        );
     }
 
     #[test]
