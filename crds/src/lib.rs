@@ -42,11 +42,11 @@ pub use defaults::{
 pub use duration::DurationString;
 pub use error::ApiError;
 pub use history::{CommandRef, Decision, DecisiveCheck, HistoryEntry};
-pub use schema::crd;
 pub use replay_gate::{
     MaxDrop, ReplayFigure, ReplayGate, ReplayGateStatus, ReplayMetric, ReplayVerdict,
     ResolvedReplayGate,
 };
+pub use schema::crd;
 pub use sequential::SequentialTest;
 pub use spec::{
     DeadlinePolicy, FeedRollout, FeedRolloutSpec, GatewayApi, InApp, ParentRef, PauseStep,

@@ -225,10 +225,13 @@ pub(crate) fn resolve(
             "strategy.replayGate needs strategy.traffic.inApp: the gate replays ranking profiles, which only an in-app rollout changes without new pods",
         ));
     }
-    let default_window = crate::duration::parse_duration(DEFAULT_WINDOW)
-        .unwrap_or(Duration::from_secs(24 * 3600));
-    let window =
-        crate::defaults::duration_at(gate.window.as_ref(), default_window, &format!("{AT}.window"))?;
+    let default_window =
+        crate::duration::parse_duration(DEFAULT_WINDOW).unwrap_or(Duration::from_secs(24 * 3600));
+    let window = crate::defaults::duration_at(
+        gate.window.as_ref(),
+        default_window,
+        &format!("{AT}.window"),
+    )?;
     if window.is_zero() {
         return Err(crate::ApiError::invalid(
             format!("{AT}.window"),
@@ -274,9 +277,15 @@ mod tests {
         let in_app = TrafficMode::InApp(InApp::default());
         let g = resolve(&gate(None, None), &in_app).expect("defaults");
         assert_eq!(g.window, Duration::from_secs(86_400));
-        assert_eq!((g.max_drop_gauc_finish, g.max_drop_ndcg_watch), (0.005, 0.005));
+        assert_eq!(
+            (g.max_drop_gauc_finish, g.max_drop_ndcg_watch),
+            (0.005, 0.005)
+        );
         let g = resolve(&gate(Some("90s"), Some(0.01)), &in_app).expect("set");
-        assert_eq!((g.window, g.max_drop_gauc_finish), (Duration::from_secs(90), 0.01));
+        assert_eq!(
+            (g.window, g.max_drop_gauc_finish),
+            (Duration::from_secs(90), 0.01)
+        );
         for (bad, field) in [
             (gate(Some("0s"), None), "replayGate.window"),
             (gate(Some("soon"), None), "replayGate.window"),
@@ -318,9 +327,15 @@ mod tests {
 
     #[test]
     fn only_in_app_rollouts_take_a_replay_gate() {
-        for mode in [TrafficMode::ReplicaRatio] {
+        for mode in [
+            TrafficMode::ReplicaRatio,
+            TrafficMode::GatewayApi(crate::GatewayApi::default()),
+        ] {
             let e = resolve(&gate(None, None), &mode).expect_err("pod traffic refused");
-            assert!(e.to_string().contains("needs strategy.traffic.inApp"), "{e}");
+            assert!(
+                e.to_string().contains("needs strategy.traffic.inApp"),
+                "{e}"
+            );
         }
     }
 }

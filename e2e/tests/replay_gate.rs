@@ -70,10 +70,16 @@ fn finishing_history() -> Vec<Value> {
         for k in 0..5u32 {
             let v = (u * 7 + k * 13) % 200;
             let (user, video) = (format!("seed-{u}"), format!("v{v}"));
-            let finished = if v % 2 == 0 { (u + k) % 10 != 0 } else { (u + k) % 10 == 0 };
+            let finished = if v % 2 == 0 {
+                (u + k) % 10 != 0
+            } else {
+                (u + k) % 10 == 0
+            };
             let watched = if finished { 30_000 } else { 5_000 };
             events.push(json!({"user_id": user, "video_id": video, "type": "impression"}));
-            events.push(json!({"user_id": user, "video_id": video, "type": "view", "watch_ms": watched}));
+            events.push(
+                json!({"user_id": user, "video_id": video, "type": "view", "watch_ms": watched}),
+            );
             if finished {
                 events.push(json!({"user_id": user, "video_id": video, "type": "complete", "watch_ms": watched}));
             }
@@ -108,12 +114,26 @@ async fn a_profile_worse_by_replay_is_stopped_before_any_user_sees_it() {
         users: 100,
     };
     let mut world = World::start(&setup).await.expect("world");
-    post_events(&reqwest::Client::new(), &world.stable.url(), &finishing_history()).await;
+    post_events(
+        &reqwest::Client::new(),
+        &world.stable.url(),
+        &finishing_history(),
+    )
+    .await;
 
-    let outcome = driver::run(&mut world, &stable, &canary, Hooks::default(), Duration::from_secs(30))
-        .await
-        .expect("run");
-    println!("{}", outcome.timeline.render("replay gate stops a worse profile"));
+    let outcome = driver::run(
+        &mut world,
+        &stable,
+        &canary,
+        Hooks::default(),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("run");
+    println!(
+        "{}",
+        outcome.timeline.render("replay gate stops a worse profile")
+    );
     let status = &outcome.status;
     assert_eq!(status.phase, Some(Phase::RolledBack), "{status:?}");
     assert_eq!(outcome.max_weight, 0, "no user ever saw the canary");
@@ -134,7 +154,11 @@ async fn a_profile_worse_by_replay_is_stopped_before_any_user_sees_it() {
         last.reason
     );
     assert!(
-        outcome.timeline.rows.iter().any(|r| r.events.iter().any(|e| e.starts_with("ReplayRegression"))),
+        outcome
+            .timeline
+            .rows
+            .iter()
+            .any(|r| r.events.iter().any(|e| e.starts_with("ReplayRegression"))),
         "a ReplayRegression event"
     );
 }
@@ -200,13 +224,29 @@ async fn completion_two_points_worse_is_rolled_back_by_a_sequential_check() {
             post_events(&client, &base, &plays(round, 100)).await;
         }
     });
-    let outcome = driver::run(&mut world, &stable, &canary, Hooks::default(), Duration::from_secs(35))
-        .await
-        .expect("run");
+    let outcome = driver::run(
+        &mut world,
+        &stable,
+        &canary,
+        Hooks::default(),
+        Duration::from_secs(35),
+    )
+    .await
+    .expect("run");
     feeder.abort();
-    println!("{}", outcome.timeline.render("completion 2 points worse, sequential check"));
+    println!(
+        "{}",
+        outcome
+            .timeline
+            .render("completion 2 points worse, sequential check")
+    );
     let status = &outcome.status;
-    assert_eq!(status.phase, Some(Phase::RolledBack), "{:?}", status.message);
+    assert_eq!(
+        status.phase,
+        Some(Phase::RolledBack),
+        "{:?}",
+        status.message
+    );
     let message = status.message.clone().unwrap_or_default();
     assert!(message.contains("completion-sequential"), "{message}");
     let record = outcome
@@ -217,5 +257,8 @@ async fn completion_two_points_worse_is_rolled_back_by_a_sequential_check() {
     let evidence = record.evidence.as_ref().expect("evidence");
     // canary − stable of completion: about −0.02, the interval wholly below 0.
     assert!(evidence.upper.is_some_and(|u| u < 0.0), "{evidence:?}");
-    assert!(evidence.estimate.is_some_and(|e| (e + 0.02).abs() < 0.015), "{evidence:?}");
+    assert!(
+        evidence.estimate.is_some_and(|e| (e + 0.02).abs() < 0.015),
+        "{evidence:?}"
+    );
 }

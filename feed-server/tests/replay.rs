@@ -39,14 +39,19 @@ fn history(now: DateTime<Utc>) -> Vec<Value> {
             let ts = at.to_rfc3339();
             events.push(json!({"user_id": user, "video_id": vid, "type": "impression", "ts": ts}));
             let short = i.is_multiple_of(2);
-            let finished = if short { (u + k) % 4 != 0 } else { (u + k) % 9 == 0 };
+            let finished = if short {
+                (u + k) % 4 != 0
+            } else {
+                (u + k) % 9 == 0
+            };
             let duration = if short { 8_000 } else { 240_000 };
             let watched = if finished { duration } else { duration / 6 };
             events.push(json!({"user_id": user, "video_id": vid, "type": "view", "watch_ms": watched, "ts": ts}));
             if finished {
                 events.push(json!({"user_id": user, "video_id": vid, "type": "complete", "watch_ms": watched, "ts": ts}));
                 if (u + k) % 3 == 0 {
-                    events.push(json!({"user_id": user, "video_id": vid, "type": "like", "ts": ts}));
+                    events
+                        .push(json!({"user_id": user, "video_id": vid, "type": "like", "ts": ts}));
                 }
             }
         }
@@ -90,7 +95,10 @@ async fn a_worse_profile_is_measured_worse_with_confidence(backend: Backend) {
     let until = now + Duration::minutes(1);
 
     let (status, body) = app
-        .post("/v1/admin/replay", &request(since, until, brevity(), freshness()))
+        .post(
+            "/v1/admin/replay",
+            &request(since, until, brevity(), freshness()),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["exposures"], 200, "{body}");
@@ -100,30 +108,53 @@ async fn a_worse_profile_is_measured_worse_with_confidence(backend: Backend) {
     let canary = figure(&body, &["canary", "gauc_finish"]);
     assert!(stable > 0.7 && canary < 0.3, "{body}");
     let d = &body["differences"]["gauc_finish"];
-    assert!((figure(d, &["estimate"]) - (canary - stable)).abs() < 1e-9, "{body}");
+    assert!(
+        (figure(d, &["estimate"]) - (canary - stable)).abs() < 1e-9,
+        "{body}"
+    );
     assert!(figure(d, &["upper"]) < 0.0, "confidently worse: {body}");
     assert!(figure(d, &["lower"]) <= figure(d, &["estimate"]), "{body}");
-    assert!(figure(&body, &["differences", "ndcg10_watch", "upper"]) < 0.0, "{body}");
-    assert!(body["differences"]["gauc_like"]["estimate"].is_number(), "{body}");
+    assert!(
+        figure(&body, &["differences", "ndcg10_watch", "upper"]) < 0.0,
+        "{body}"
+    );
+    assert!(
+        body["differences"]["gauc_like"]["estimate"].is_number(),
+        "{body}"
+    );
 
     // The same profile on both sides: no difference at all.
     let (status, same) = app
-        .post("/v1/admin/replay", &request(since, until, brevity(), brevity()))
+        .post(
+            "/v1/admin/replay",
+            &request(since, until, brevity(), brevity()),
+        )
         .await;
     assert_eq!(status, 200, "{same}");
     for m in ["gauc_finish", "ndcg10_watch", "gauc_like"] {
         for k in ["estimate", "lower", "upper"] {
-            assert_eq!(figure(&same, &["differences", m, k]), 0.0, "{m}.{k}: {same}");
+            assert_eq!(
+                figure(&same, &["differences", m, k]),
+                0.0,
+                "{m}.{k}: {same}"
+            );
         }
     }
     // Seeded: the same request gives the same answer.
     let (_, again) = app
-        .post("/v1/admin/replay", &request(since, until, brevity(), freshness()))
+        .post(
+            "/v1/admin/replay",
+            &request(since, until, brevity(), freshness()),
+        )
         .await;
     assert_eq!(again["differences"], body["differences"]);
     // A replay never changes what is served.
     let info = |m: &str| {
-        metric(m, "feed_ranking_profile_info", &[("profile", "default"), ("generation", "1")])
+        metric(
+            m,
+            "feed_ranking_profile_info",
+            &[("profile", "default"), ("generation", "1")],
+        )
     };
     assert_eq!(info(&before), Some(1.0));
     assert_eq!(info(&app.metrics().await), Some(1.0));
@@ -138,25 +169,74 @@ async fn bad_replays_are_refused_with_clear_codes(backend: Backend) {
 
     // An empty log: how many exposures it holds and needs.
     let (status, body) = app
-        .post("/v1/admin/replay", &request(since, now, brevity(), freshness()))
+        .post(
+            "/v1/admin/replay",
+            &request(since, now, brevity(), freshness()),
+        )
         .await;
-    assert_eq!((status, code(&body).as_str()), (422, "too_few_exposures"), "{body}");
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (422, "too_few_exposures"),
+        "{body}"
+    );
     let message = body["error"]["message"].as_str().unwrap_or("");
-    assert!(message.contains("holds 0 exposures") && message.contains("at least 100"), "{message}");
+    assert!(
+        message.contains("holds 0 exposures") && message.contains("at least 100"),
+        "{message}"
+    );
 
     let negative = json!({"weights": {"brevity": -1}});
     let experiment = json!({"salt": "s", "variants": [{"name": "a", "share": 1.0, "profile": {}}]});
     for (req, status_code, expected, says) in [
-        (request(now, now, brevity(), freshness()), 400, "invalid_window", "before"),
-        (request(now, since, brevity(), freshness()), 400, "invalid_window", "before"),
-        (request(since, now, negative.clone(), brevity()), 400, "invalid_ranking_profile", "stable profile: invalid ranking profile: weights.brevity"),
-        (request(since, now, brevity(), negative), 400, "invalid_ranking_profile", "canary profile: invalid ranking profile: weights.brevity"),
-        (request(since, now, brevity(), experiment), 400, "invalid_ranking_profile", "not an experiment"),
-        (request(since, now, brevity(), json!({"wieghts": {}})), 400, "invalid_ranking_profile", "canary profile"),
-        (json!({"since": since.to_rfc3339(), "until": now.to_rfc3339(), "stable": {}}), 400, "invalid_json", "canary"),
+        (
+            request(now, now, brevity(), freshness()),
+            400,
+            "invalid_window",
+            "before",
+        ),
+        (
+            request(now, since, brevity(), freshness()),
+            400,
+            "invalid_window",
+            "before",
+        ),
+        (
+            request(since, now, negative.clone(), brevity()),
+            400,
+            "invalid_ranking_profile",
+            "stable profile: invalid ranking profile: weights.brevity",
+        ),
+        (
+            request(since, now, brevity(), negative),
+            400,
+            "invalid_ranking_profile",
+            "canary profile: invalid ranking profile: weights.brevity",
+        ),
+        (
+            request(since, now, brevity(), experiment),
+            400,
+            "invalid_ranking_profile",
+            "not an experiment",
+        ),
+        (
+            request(since, now, brevity(), json!({"wieghts": {}})),
+            400,
+            "invalid_ranking_profile",
+            "canary profile",
+        ),
+        (
+            json!({"since": since.to_rfc3339(), "until": now.to_rfc3339(), "stable": {}}),
+            400,
+            "invalid_json",
+            "canary",
+        ),
     ] {
         let (status, body) = app.post("/v1/admin/replay", &req).await;
-        assert_eq!((status, code(&body).as_str()), (status_code, expected), "{req}: {body}");
+        assert_eq!(
+            (status, code(&body).as_str()),
+            (status_code, expected),
+            "{req}: {body}"
+        );
         let message = body["error"]["message"].as_str().unwrap_or("");
         assert!(message.contains(says), "{req}: {message}");
     }
@@ -168,7 +248,11 @@ async fn bad_replays_are_refused_with_clear_codes(backend: Backend) {
             &request(since - Duration::days(2), since, brevity(), freshness()),
         )
         .await;
-    assert_eq!((status, code(&body).as_str()), (422, "too_few_exposures"), "{body}");
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (422, "too_few_exposures"),
+        "{body}"
+    );
 }
 
 both_stores!(

@@ -89,7 +89,10 @@ fn weights(sim: &Sim) -> Vec<i32> {
 fn a_confident_regression_rolls_back_before_any_user_sees_the_canary() {
     let mut sim = rollout();
     sim.tick(0);
-    assert_eq!((sim.phase(), sim.step(), sim.status.weight), (Phase::Progressing, -1, 0));
+    assert_eq!(
+        (sim.phase(), sim.step(), sim.status.weight),
+        (Phase::Progressing, -1, 0)
+    );
     assert_eq!(gate_verdict(&sim), Some(ReplayVerdict::Pending));
     // No analysis while the canary serves no one.
     assert_eq!(analysis_due(&sim.spec, &sim.status, at(sim.now)), None);
@@ -106,7 +109,10 @@ fn a_confident_regression_rolls_back_before_any_user_sees_the_canary() {
             _ => None,
         })
         .collect();
-    assert!(events.contains(&EventReason::ReplayRegression), "{events:?}");
+    assert!(
+        events.contains(&EventReason::ReplayRegression),
+        "{events:?}"
+    );
     let gate = sim.status.replay_gate.clone().expect("gate status");
     assert_eq!(gate.verdict, Some(ReplayVerdict::Regression));
     assert_eq!(gate.exposures, Some(4_000));
@@ -115,7 +121,11 @@ fn a_confident_regression_rolls_back_before_any_user_sees_the_canary() {
     assert_eq!(gate.figures[0].upper, Some(-0.02));
     let last = sim.status.history.last().expect("history");
     assert_eq!(last.decision, Decision::RolledBack);
-    assert!(last.reason.contains("ReplayRegression") && last.reason.contains("gaucFinish -0.0300"), "{}", last.reason);
+    assert!(
+        last.reason.contains("ReplayRegression") && last.reason.contains("gaucFinish -0.0300"),
+        "{}",
+        last.reason
+    );
     // Resting: nothing more is asked.
     assert!(!turn(&mut sim, 600, &answered((-0.04, -0.02))));
 }
@@ -125,7 +135,10 @@ fn a_pass_starts_the_first_step() {
     let mut sim = rollout();
     sim.tick(0);
     assert!(turn(&mut sim, 1, &answered((-0.004, 0.01))));
-    assert_eq!((sim.phase(), sim.step(), sim.status.weight), (Phase::Progressing, 0, 10));
+    assert_eq!(
+        (sim.phase(), sim.step(), sim.status.weight),
+        (Phase::Progressing, 0, 10)
+    );
     assert_eq!(gate_verdict(&sim), Some(ReplayVerdict::Passed));
     assert!(replay_due(&sim.spec, &sim.status, at(sim.now + 3600)).is_none());
 }
@@ -140,13 +153,19 @@ fn undecided_replays_hold_ask_again_then_pause_and_a_resume_waives_the_gate() {
         let mut sim = rollout();
         sim.tick(0);
         assert!(turn(&mut sim, 1, &outcome));
-        assert_eq!((sim.phase(), sim.step(), sim.status.weight), (Phase::Progressing, -1, 0));
+        assert_eq!(
+            (sim.phase(), sim.step(), sim.status.weight),
+            (Phase::Progressing, -1, 0)
+        );
         assert!(matches!(
             gate_verdict(&sim),
             Some(ReplayVerdict::Inconclusive | ReplayVerdict::Error)
         ));
         let message = sim.status.message.clone().unwrap_or_default();
-        assert!(message.contains("holding before the first step"), "{message}");
+        assert!(
+            message.contains("holding before the first step"),
+            "{message}"
+        );
         // Asked again each interval (not before), never moving on by itself.
         assert!(!turn(&mut sim, 30, &outcome));
         let mut asked = 0;
@@ -160,7 +179,10 @@ fn undecided_replays_hold_ask_again_then_pause_and_a_resume_waives_the_gate() {
         assert!(sim.now >= 301, "paused only after maxHold");
         assert!(!turn(&mut sim, 60, &outcome), "paused: not asked");
         sim.command(CommandKind::Resume);
-        assert_eq!((sim.phase(), sim.step(), sim.status.weight), (Phase::Progressing, 0, 10));
+        assert_eq!(
+            (sim.phase(), sim.step(), sim.status.weight),
+            (Phase::Progressing, 0, 10)
+        );
         assert_eq!(gate_verdict(&sim), Some(ReplayVerdict::Waived));
     }
 }
@@ -171,7 +193,10 @@ fn a_gate_without_an_answer_holds_forever_and_a_promote_waives_it() {
     sim.tick(0);
     for _ in 0..100 {
         sim.tick(60);
-        assert_eq!((sim.phase(), sim.step(), sim.status.weight), (Phase::Progressing, -1, 0));
+        assert_eq!(
+            (sim.phase(), sim.step(), sim.status.weight),
+            (Phase::Progressing, -1, 0)
+        );
     }
     sim.command(CommandKind::PromoteStep);
     assert_eq!((sim.step(), sim.status.weight), (0, 10));

@@ -98,8 +98,8 @@ pub fn load_profile(
             "a single ranking profile is expected, not an experiment with variants".into(),
         ));
     }
-    let experiment = feed_profile::Experiment::parse(&doc.to_string())
-        .map_err(|e| invalid(e.to_string()))?;
+    let experiment =
+        feed_profile::Experiment::parse(&doc.to_string()).map_err(|e| invalid(e.to_string()))?;
     experiment
         .variants
         .into_iter()
@@ -296,15 +296,27 @@ pub fn compare(input: ReplayInput<'_>) -> Result<ReplayReport, ReplayError> {
         users: users.len(),
         differences: Differences {
             gauc_finish: with(
-                difference(q_stable.gauc_finish, q_canary.gauc_finish, q_stable.lists_finish),
+                difference(
+                    q_stable.gauc_finish,
+                    q_canary.gauc_finish,
+                    q_stable.lists_finish,
+                ),
                 finish,
             ),
             ndcg10_watch: with(
-                difference(q_stable.ndcg10_watch, q_canary.ndcg10_watch, q_stable.lists_watch),
+                difference(
+                    q_stable.ndcg10_watch,
+                    q_canary.ndcg10_watch,
+                    q_stable.lists_watch,
+                ),
                 watch,
             ),
             gauc_like: with(
-                difference(q_stable.gauc_like, q_canary.gauc_like, q_stable.lists_like_auc),
+                difference(
+                    q_stable.gauc_like,
+                    q_canary.gauc_like,
+                    q_stable.lists_like_auc,
+                ),
                 like,
             ),
         },
@@ -412,7 +424,10 @@ mod tests {
         });
         let [finish, ..] = bootstrap(&us, RESAMPLES, SEED);
         let (lo, hi) = (finish.0.unwrap_or(0.0), finish.1.unwrap_or(0.0));
-        assert!((lo - -0.05).abs() < 1e-9 && (hi - -0.05).abs() < 1e-9, "{lo} {hi}");
+        assert!(
+            (lo - -0.05).abs() < 1e-9 && (hi - -0.05).abs() < 1e-9,
+            "{lo} {hi}"
+        );
     }
 
     #[test]

@@ -19,10 +19,10 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::ApiJson;
 use super::tune::{LogRead, WindowLog, read_window, window_of};
+use crate::exposure::quality::Quality;
 use crate::exposure::replay_gate::{
     Bootstrap, Differences, ProfileSide, ReplayError, ReplayInput, compare, load_profile,
 };
-use crate::exposure::quality::Quality;
 use crate::state::SharedState;
 
 /// The body of `POST /v1/admin/replay`.
@@ -166,12 +166,18 @@ mod tests {
         let held = state.tunes.try_acquire();
         assert!(held.is_some());
         let busy = post_replay(State(state.clone()), ApiJson(request())).await;
-        let e = busy.err().expect("refused while the slot is held");
-        assert_eq!((e.status, e.code), (StatusCode::CONFLICT, ErrorCode::ReplayInProgress));
+        let e = busy.expect_err("refused while the slot is held");
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::CONFLICT, ErrorCode::ReplayInProgress)
+        );
         // Free again: the empty log is judged (and the slot is released afterwards).
         drop(held);
         let empty = post_replay(State(state.clone()), ApiJson(request())).await;
-        assert_eq!(empty.err().map(|e| e.code), Some(ErrorCode::TooFewExposures));
+        assert_eq!(
+            empty.err().map(|e| e.code),
+            Some(ErrorCode::TooFewExposures)
+        );
         assert!(state.tunes.try_acquire().is_some());
     }
 }

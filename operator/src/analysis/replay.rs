@@ -94,9 +94,24 @@ impl Answer {
             exposures: self.exposures,
             confidence: self.bootstrap.confidence,
             figures: vec![
-                fig(ReplayMetric::GaucFinish, s.gauc_finish, c.gauc_finish, &d.gauc_finish),
-                fig(ReplayMetric::NdcgWatch, s.ndcg10_watch, c.ndcg10_watch, &d.ndcg10_watch),
-                fig(ReplayMetric::LikeAuc, s.gauc_like, c.gauc_like, &d.gauc_like),
+                fig(
+                    ReplayMetric::GaucFinish,
+                    s.gauc_finish,
+                    c.gauc_finish,
+                    &d.gauc_finish,
+                ),
+                fig(
+                    ReplayMetric::NdcgWatch,
+                    s.ndcg10_watch,
+                    c.ndcg10_watch,
+                    &d.ndcg10_watch,
+                ),
+                fig(
+                    ReplayMetric::LikeAuc,
+                    s.gauc_like,
+                    c.gauc_like,
+                    &d.gauc_like,
+                ),
             ],
         }
     }

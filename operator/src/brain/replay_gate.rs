@@ -200,11 +200,9 @@ pub fn replay_due(
     let plan = spec.resolved_plan().ok()?;
     let gate = plan.strategy.replay_gate?;
     let last = status.replay_gate.as_ref().and_then(|g| g.at.as_ref());
+    let window = gate.window;
     last.is_none_or(|t| now >= after(ts(t), plan.analysis.interval))
-        .then(|| ReplayAsk {
-            window: gate.window,
-            gate,
-        })
+        .then_some(ReplayAsk { window, gate })
 }
 
 /// A new, pending gate for `revision`.
@@ -243,7 +241,10 @@ mod tests {
         }
     }
 
-    fn answer(finish: (Option<f64>, Option<f64>), watch: (Option<f64>, Option<f64>)) -> ReplayOutcome {
+    fn answer(
+        finish: (Option<f64>, Option<f64>),
+        watch: (Option<f64>, Option<f64>),
+    ) -> ReplayOutcome {
         ReplayOutcome::Answered(ReplayAnswer {
             exposures: 500,
             confidence: 0.95,
@@ -269,17 +270,23 @@ mod tests {
         for (finish, want) in [
             ((Some(-0.03), Some(-0.006)), Regression), // wholly beyond -0.005
             ((Some(-0.03), Some(-0.005)), Inconclusive), // touches the limit: not confidently beyond
-            ((Some(-0.03), Some(0.01)), Inconclusive), // straddles
-            ((Some(-0.005), Some(0.01)), Passed),      // lower bound exactly at the limit
-            ((Some(0.01), Some(0.02)), Passed),        // better
-            ((None, None), Inconclusive),              // no interval
-            ((None, Some(-0.2)), Regression),          // an upper bound alone can convict
+            ((Some(-0.03), Some(0.01)), Inconclusive),   // straddles
+            ((Some(-0.005), Some(0.01)), Passed),        // lower bound exactly at the limit
+            ((Some(0.01), Some(0.02)), Passed),          // better
+            ((None, None), Inconclusive),                // no interval
+            ((None, Some(-0.2)), Regression),            // an upper bound alone can convict
         ] {
             assert_eq!(verdict(&answer(finish, FINE)), want, "{finish:?}");
         }
         // NDCG@10(watch) has its own maxDrop (0.01).
-        assert_eq!(verdict(&answer(FINE, (Some(-0.02), Some(-0.008)))), Inconclusive);
-        assert_eq!(verdict(&answer(FINE, (Some(-0.02), Some(-0.011)))), Regression);
+        assert_eq!(
+            verdict(&answer(FINE, (Some(-0.02), Some(-0.008)))),
+            Inconclusive
+        );
+        assert_eq!(
+            verdict(&answer(FINE, (Some(-0.02), Some(-0.011)))),
+            Regression
+        );
         // A regression on one figure wins over an undecided other.
         assert_eq!(
             verdict(&answer((Some(-0.1), Some(-0.05)), (None, None))),
@@ -291,8 +298,17 @@ mod tests {
     fn the_figures_carry_their_limits_and_the_reason_names_the_regression() {
         let j = judge(&gate(), &answer((Some(-0.04), Some(-0.02)), FINE));
         assert_eq!(j.verdict, ReplayVerdict::Regression);
-        assert!(j.reason.contains("gaucFinish -0.0300 [-0.0400, -0.0200] beyond maxDrop 0.005"), "{}", j.reason);
-        assert!(j.reason.contains("95% confidence on 500 exposures"), "{}", j.reason);
+        assert!(
+            j.reason
+                .contains("gaucFinish -0.0300 [-0.0400, -0.0200] beyond maxDrop 0.005"),
+            "{}",
+            j.reason
+        );
+        assert!(
+            j.reason.contains("95% confidence on 500 exposures"),
+            "{}",
+            j.reason
+        );
         let limits: Vec<Option<f64>> = j.figures.iter().map(|f| f.max_drop).collect();
         assert_eq!(limits, vec![Some(0.005), Some(0.01), None]);
     }
@@ -305,6 +321,9 @@ mod tests {
         assert_eq!(verdict(&few), ReplayVerdict::Inconclusive);
         let down = ReplayOutcome::Failed("connection refused".into());
         let j = judge(&gate(), &down);
-        assert_eq!((j.verdict, j.reason.as_str()), (ReplayVerdict::Error, "connection refused"));
+        assert_eq!(
+            (j.verdict, j.reason.as_str()),
+            (ReplayVerdict::Error, "connection refused")
+        );
     }
 }

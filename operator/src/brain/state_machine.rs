@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use feedroll_crds::{
     AnalysisRun, ApiError, CheckRecord, CheckState, DeadlinePolicy, FeedRolloutSpec,
-    FeedRolloutStatus, HoldPolicy, Phase, PodIssue, PodIssueReason, ResolvedAnalysis,
-    ReplayVerdict, ResolvedCheck, ResolvedPlan, ResolvedStep, ResolvedStrategy, Tier, TrafficMode,
-    Verdict,
+    FeedRolloutStatus, HoldPolicy, Phase, PodIssue, PodIssueReason, ReplayVerdict,
+    ResolvedAnalysis, ResolvedCheck, ResolvedPlan, ResolvedStep, ResolvedStrategy, Tier,
+    TrafficMode, Verdict,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;

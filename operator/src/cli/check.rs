@@ -556,8 +556,14 @@ status:
         )
         .expect("parses");
         let lines = replay_gate_lines(&rollout);
-        assert!(lines[0].contains("last 7200s") && lines[0].contains("beyond 0.01"), "{lines:?}");
-        assert_eq!(lines[1], "Regression for revision r2, 900 exposures: canary worse");
+        assert!(
+            lines[0].contains("last 7200s") && lines[0].contains("beyond 0.01"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[1],
+            "Regression for revision r2, 900 exposures: canary worse"
+        );
         let mut plain = rollout.clone();
         plain.spec.strategy = None;
         assert!(replay_gate_lines(&plain).is_empty());
