@@ -483,12 +483,12 @@ pub enum ErrorCode {
     /// Over a rate limit (the key's, the user's or the server's); retry after `Retry-After`
     /// seconds (429).
     RateLimited,
-    /// `POST /v1/admin/tune`: `since` is not before `until` (400).
+    /// `POST /v1/admin/tune`, `POST /v1/admin/replay`: `since` is not before `until` (400).
     InvalidWindow,
     /// `POST /v1/admin/tune`: objective weights negative, not finite or all zero (400).
     InvalidObjective,
-    /// `POST /v1/admin/tune`: the window holds too few exposures; the message says how many it
-    /// holds and needs (422).
+    /// `POST /v1/admin/tune`, `POST /v1/admin/replay`: the window holds too few exposures; the
+    /// message says how many it holds and needs (422).
     TooFewExposures,
     /// `POST /v1/admin/tune`: no exposure of the window has an outcome of the objective (422).
     NoOutcome,

@@ -215,3 +215,18 @@ fn a_retry_after_a_regression_asks_again() {
     assert!(turn(&mut sim, 1, &answered((0.0, 0.01))));
     assert_eq!(sim.step(), 0);
 }
+
+#[test]
+fn a_gate_removed_from_the_spec_while_pending_lets_the_first_step_start() {
+    let mut sim = rollout();
+    sim.tick(0);
+    assert_eq!(sim.step(), -1);
+    if let Some(s) = sim.spec.strategy.as_mut() {
+        s.replay_gate = None;
+    }
+    sim.tick(1);
+    assert_eq!(
+        (sim.phase(), sim.step(), sim.status.weight),
+        (Phase::Progressing, 0, 10)
+    );
+}

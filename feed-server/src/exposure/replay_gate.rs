@@ -155,8 +155,16 @@ pub struct Bootstrap {
     pub seed: u64,
     /// Two-sided confidence of the intervals ([`CONFIDENCE`]).
     pub confidence: f64,
-    /// What is resampled: whole users with all their lists.
-    pub unit: &'static str,
+    /// What is resampled.
+    pub unit: ResampleUnit,
+}
+
+/// What the bootstrap resamples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResampleUnit {
+    /// Whole users, with all their lists (a user's days are not independent).
+    User,
 }
 
 /// What a replay found.
@@ -326,7 +334,7 @@ pub fn compare(input: ReplayInput<'_>) -> Result<ReplayReport, ReplayError> {
             resamples: RESAMPLES,
             seed: SEED,
             confidence: CONFIDENCE,
-            unit: "user",
+            unit: ResampleUnit::User,
         },
     })
 }

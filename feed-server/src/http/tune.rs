@@ -4,7 +4,7 @@
 //!
 //! Bounded: at most `--tune-max-events` of the log's newest events are read; the replay and fit
 //! run on a blocking thread (`spawn_blocking`), never on the async workers that serve feeds; and
-//! one tune runs at a time (409 `tune_in_progress` otherwise). The handler checks the request
+//! one log analysis (a tune or a replay) runs at a time (409 `tune_in_progress` otherwise). The handler checks the request
 //! before taking the slot, so a bad request is refused at once.
 
 use std::collections::{HashMap, HashSet};
@@ -85,7 +85,7 @@ impl From<TuneError> for ApiError {
 }
 
 /// Unix seconds of an instant.
-pub(super) fn secs(t: DateTime<Utc>) -> f64 {
+fn secs(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
 }
 
@@ -159,7 +159,7 @@ pub(super) async fn read_window(
     responses(
         (status = 200, description = "A tuned profile (not applied) with held-out figures beside the current profile's", body = TuneResponse),
         (status = 400, description = "`invalid_json`, `invalid_window` (`since` not before `until`) or `invalid_objective`", body = ErrorBody),
-        (status = 409, description = "`tune_in_progress`: another tune is running; retry when it is done", body = ErrorBody),
+        (status = 409, description = "`tune_in_progress`: another tune or a replay is running (one log analysis at a time); retry when it is done", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not `application/json`", body = ErrorBody),
         (status = 422, description = "`too_few_exposures` (the message says how many the window holds and needs), `no_outcome` or `no_fit`", body = ErrorBody),

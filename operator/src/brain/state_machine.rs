@@ -296,12 +296,12 @@ impl Machine {
     /// Before the first step, with the replay gate undecided: judge the pod's answer, if this
     /// turn brought one (see [`replay_gate`]).
     fn await_replay(&mut self, plan: &Plan<'_>, obs: &Observations) {
-        let Some(outcome) = &obs.replay else {
-            return;
-        };
         let Some(gate) = &plan.strategy.replay_gate else {
             // The gate left the spec: nothing holds the first step any more.
             self.enter_step(plan, 0);
+            return;
+        };
+        let Some(outcome) = &obs.replay else {
             return;
         };
         let judged = replay_gate::judge(gate, outcome);
@@ -316,13 +316,14 @@ impl Machine {
         g.reason = judged.reason.clone();
         g.since.get_or_insert(now.clone());
         g.at = Some(now);
-        if let ReplayOutcome::Answered(a) = outcome {
-            g.exposures = Some(a.exposures);
-            g.confidence = Some(a.confidence);
-        }
-        if !judged.figures.is_empty() {
-            g.figures = judged.figures;
-        }
+        // The figures are always those of this verdict (none when the pod gave none).
+        let answer = match outcome {
+            ReplayOutcome::Answered(a) => Some(a),
+            _ => None,
+        };
+        g.exposures = answer.map(|a| a.exposures);
+        g.confidence = answer.map(|a| a.confidence);
+        g.figures = judged.figures;
         let since = g.since.as_ref().map_or(self.now, ts);
         match judged.verdict {
             ReplayVerdict::Regression => self.stop(
@@ -463,7 +464,7 @@ impl Machine {
     }
 
     fn enter_step(&mut self, plan: &Plan<'_>, index: i32) {
-        self.waive_replay_gate("a human moved on without the replay gate");
+        self.waive_replay_gate("moved on without the replay gate: a human promoted or resumed, or the gate left the spec");
         let steps = &plan.strategy.steps;
         self.entered_step = true;
         self.st.current_step_index = Some(index);
