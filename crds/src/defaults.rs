@@ -206,6 +206,8 @@ pub struct ResolvedStrategy {
     pub progress_deadline: Duration,
     /// What a missed progress deadline does.
     pub on_progress_deadline: DeadlinePolicy,
+    /// The replay gate (in-app rollouts only).
+    pub replay_gate: Option<crate::replay_gate::ResolvedReplayGate>,
 }
 
 /// Strategy and analysis of one spec, resolved together and checked against each other.
@@ -229,7 +231,7 @@ pub enum ResolvedStep {
     UntilConfident(Duration),
 }
 
-fn duration_at(
+pub(crate) fn duration_at(
     value: Option<&DurationString>,
     default: Duration,
     field: &str,
@@ -348,11 +350,16 @@ impl FeedRolloutSpec {
                 "must be longer than 0s (pods need time to start)",
             ));
         }
+        let replay_gate = match strategy.replay_gate {
+            Some(gate) => Some(crate::replay_gate::resolve(&gate, &traffic)?),
+            None => None,
+        };
         Ok(ResolvedStrategy {
             steps: resolved,
             traffic,
             progress_deadline,
             on_progress_deadline: self.on_progress_deadline.unwrap_or_default(),
+            replay_gate,
         })
     }
 
@@ -361,8 +368,16 @@ impl FeedRolloutSpec {
     /// pod traffic an event is counted by the pod that receives it, not by the profile that
     /// served the feed.
     pub fn resolved_plan(&self) -> Result<ResolvedPlan, ApiError> {
-        let strategy = self.resolved_strategy()?;
+        let mut strategy = self.resolved_strategy()?;
         let analysis = self.resolved_analysis()?;
+        if let Some(gate) = &mut strategy.replay_gate {
+            // An undecided gate follows the rollout's hold policy: `analysis.maxHold`.
+            gate.max_hold = duration_at(
+                self.analysis.as_ref().and_then(|a| a.max_hold.as_ref()),
+                DEFAULT_MAX_HOLD,
+                "spec.analysis.maxHold",
+            )?;
+        }
         if !matches!(strategy.traffic, TrafficMode::InApp(_)) {
             let own = self.analysis.as_ref().map_or(&[][..], |a| &a.checks[..]);
             for (i, c) in own.iter().enumerate() {

@@ -89,6 +89,11 @@ pub enum EventReason {
     PrometheusAuthFailed,
     /// Prometheus cannot be reached: connection refused or TLS handshake failed.
     PrometheusUnreachable,
+    /// The replay gate found the canary profile worse beyond `maxDrop` with confidence: rolled
+    /// back before the first step.
+    ReplayRegression,
+    /// The replay gate found the canary profile within `maxDrop`: the first step starts.
+    ReplayPassed,
 }
 
 impl EventReason {

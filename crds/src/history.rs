@@ -112,7 +112,7 @@ impl Decision {
             EventReason::Resumed => Decision::Resumed,
             EventReason::Promoting => Decision::Promoting,
             EventReason::Promoted => Decision::Promoted,
-            EventReason::RolledBack => Decision::RolledBack,
+            EventReason::RolledBack | EventReason::ReplayRegression => Decision::RolledBack,
             EventReason::Aborted => Decision::Aborted,
             EventReason::Retried => Decision::Retried,
             EventReason::Reverted => Decision::Reverted,
@@ -133,7 +133,8 @@ impl Decision {
             | EventReason::WeightSkew
             | EventReason::PrometheusCredentialsInvalid
             | EventReason::PrometheusAuthFailed
-            | EventReason::PrometheusUnreachable => return None,
+            | EventReason::PrometheusUnreachable
+            | EventReason::ReplayPassed => return None,
         })
     }
 

@@ -27,6 +27,7 @@ pub mod duration;
 mod error;
 pub mod events;
 pub mod history;
+pub mod replay_gate;
 pub mod schema;
 pub mod selector;
 pub mod sequential;
@@ -47,6 +48,10 @@ pub use duration::DurationString;
 pub use error::ApiError;
 pub use events::{EventReason, EventType};
 pub use history::{CommandRef, Decision, DecisiveCheck, HistoryEntry};
+pub use replay_gate::{
+    MaxDrop, ReplayFigure, ReplayGate, ReplayGateStatus, ReplayMetric, ReplayVerdict,
+    ResolvedReplayGate,
+};
 pub use schema::crd;
 pub use sequential::SequentialTest;
 pub use spec::{

@@ -147,6 +147,9 @@ fn default_replicas() -> i32 {
 /// How the canary moves: the list of steps and how traffic is split.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.replayGate) || (has(self.traffic) && has(self.traffic.inApp))", "message": "strategy.replayGate needs strategy.traffic.inApp: the gate replays ranking profiles, which only an in-app rollout changes without new pods", "fieldPath": ".replayGate"}
+]))]
 pub struct Strategy {
     /// Steps run in order; after the last one the canary is promoted. Omitted: the roadmap plan
     /// `[setWeight 10, pause 15m, setWeight 25, pause 30m, setWeight 50, pause 30m, setWeight 100]`.
@@ -161,6 +164,12 @@ pub struct Strategy {
     /// How traffic is split between stable and canary. Omitted: `replicaRatio`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Traffic>,
+
+    /// In-app rollouts only: before the first step, replay the logged exposures of `window`
+    /// with both profiles on a stable pod and roll back, before any user sees the canary, when
+    /// GAUC(finish) or NDCG@10(watch) drops by more than `maxDrop` with confidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_gate: Option<crate::replay_gate::ReplayGate>,
 }
 
 /// One step: exactly one of `setWeight` or `pause`.

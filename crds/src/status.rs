@@ -94,6 +94,9 @@ pub struct FeedRolloutStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     pub history: Vec<crate::history::HistoryEntry>,
+    /// The replay gate of the canary revision (`strategy.replayGate`): verdict, figures, when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_gate: Option<crate::replay_gate::ReplayGateStatus>,
 }
 
 /// Phases of a rollout.
@@ -169,6 +172,9 @@ pub enum PauseReason {
     NoData,
     /// Canary pods were not ready within `progressDeadline` (`onProgressDeadline: pause`).
     ProgressDeadlineExceeded,
+    /// The replay gate stayed inconclusive or unanswered for longer than `maxHold`; resume to
+    /// go on without it.
+    ReplayGate,
 }
 
 impl PauseReason {

@@ -10,6 +10,7 @@ use feedroll_crds::{
     CheckRecord, DurationString, FeedRollout, FeedRolloutSpec, FeedRolloutStatus, Phase,
     TrafficMode,
 };
+use feedroll_operator::analysis::replay::{self, ReplayCall};
 use feedroll_operator::analysis::{AnalysisEngine, Target};
 use feedroll_operator::brain::{self, Action, Command, CommandKind, Observations, PodHealth};
 use feedroll_operator::driver::turn;
@@ -343,7 +344,7 @@ pub async fn run(
             });
         }
         let crashed = world.canary.as_mut().is_some_and(|c| c.proc.exited());
-        let obs = Observations {
+        let mut obs = Observations {
             revision: canary_revision.clone(),
             generation: Some(2),
             canary: PodHealth {
@@ -355,6 +356,20 @@ pub async fn run(
             commands: commands.clone(),
             ..Observations::default()
         };
+        // The replay gate, as the reconciler asks it: the stable feed-server replays its log.
+        if let (Some(ask), Some(files)) = (brain::replay_due(canary_spec, &status, now), &in_app) {
+            let http = replay::client().map_err(DriverError::Engine)?;
+            let base_url = world.stable.url();
+            let call = ReplayCall {
+                base_url: &base_url,
+                admin_key: None,
+                stable: &files.stable,
+                canary: &files.canary,
+                window: ask.window,
+                now,
+            };
+            obs.replay = Some(replay::ask(&http, &call).await);
+        }
         // The same turn the reconciler takes: the due analysis, then the brain's decision.
         let t = turn(&engine, &target, canary_spec, &status, obs, now)
             .await

@@ -502,12 +502,12 @@ pub enum ErrorCode {
     /// Over a rate limit (the key's, the user's or the server's); retry after `Retry-After`
     /// seconds (429).
     RateLimited,
-    /// `POST /v1/admin/tune`: `since` is not before `until` (400).
+    /// `POST /v1/admin/tune`, `POST /v1/admin/replay`: `since` is not before `until` (400).
     InvalidWindow,
     /// `POST /v1/admin/tune`: objective weights negative, not finite or all zero (400).
     InvalidObjective,
-    /// `POST /v1/admin/tune`: the window holds too few exposures; the message says how many it
-    /// holds and needs (422).
+    /// `POST /v1/admin/tune`, `POST /v1/admin/replay`: the window holds too few exposures; the
+    /// message says how many it holds and needs (422).
     TooFewExposures,
     /// `POST /v1/admin/tune`: no exposure of the window has an outcome of the objective (422).
     NoOutcome,
@@ -515,6 +515,12 @@ pub enum ErrorCode {
     NoFit,
     /// `POST /v1/admin/tune`: another tune is running; retry when it is done (409).
     TuneInProgress,
+    /// `POST /v1/admin/replay`: the stable or canary profile does not load as a `--profile`
+    /// file would (the message names the side and the field) (400).
+    InvalidRankingProfile,
+    /// `POST /v1/admin/replay`: a replay or a tune is running (one log analysis at a time);
+    /// retry when it is done (409).
+    ReplayInProgress,
 }
 
 impl ErrorCode {
@@ -555,12 +561,13 @@ impl ErrorCode {
             | Self::InvalidTs
             | Self::InvalidFaults
             | Self::InvalidWindow
-            | Self::InvalidObjective => 400,
+            | Self::InvalidObjective
+            | Self::InvalidRankingProfile => 400,
             Self::Unauthenticated => 401,
             Self::Forbidden => 403,
             Self::NotFound | Self::UnknownVideo => 404,
             Self::MethodNotAllowed => 405,
-            Self::TuneInProgress => 409,
+            Self::TuneInProgress | Self::ReplayInProgress => 409,
             Self::CursorExpired => 410,
             Self::PayloadTooLarge | Self::TooManyCandidates | Self::BatchTooLarge => 413,
             Self::UnsupportedMediaType => 415,

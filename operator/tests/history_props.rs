@@ -91,6 +91,7 @@ fn observations(
                 author: signed.then(|| format!("user-{id}")),
             })
             .collect(),
+        replay: None,
     }
 }
 

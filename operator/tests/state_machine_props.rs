@@ -172,6 +172,7 @@ proptest! {
                 canary: PodHealth { ready: event.ready, crash_looping: event.crash, ..PodHealth::default() },
                 stable_ready_revision,
                 commands,
+                replay: None,
             };
             let t = decide(&spec, &status, &obs, at(now));
 

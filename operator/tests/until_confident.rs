@@ -149,3 +149,31 @@ fn a_sequential_fail_rolls_back_whatever_the_step() {
     assert_eq!(sim.phase(), Phase::RolledBack);
     assert_eq!(sim.status.weight, 0);
 }
+
+#[test]
+fn the_step_requeues_exactly_at_its_max() {
+    // An interval longer than what is left of max: the next look must not come later than max.
+    let mut sim = Sim::rolling(spec(
+        r#"
+strategy:
+  steps:
+    - pause: {untilConfident: true, max: 90s}
+    - setWeight: 100
+analysis:
+  defaultChecks: false
+  interval: 1h
+  fastInterval: 1h
+  checks:
+    - {name: errors, preset: errorRate, compare: {mode: sequential, minEffect: 0.01}}
+    - {name: p95, preset: latencyQuantile, max: 0.5}
+"#,
+    ));
+    sim.tick(0);
+    assert_eq!((sim.phase(), sim.step()), (Phase::Progressing, 0));
+    // Analyses ran (gathering evidence): the next one is an hour away, max is sooner.
+    look(&mut sim, 30, None);
+    let requeue = |sim: &Sim| sim.last.as_ref().and_then(|t| t.requeue_after);
+    assert_eq!(requeue(&sim), Some(std::time::Duration::from_secs(60)));
+    look(&mut sim, 59, None);
+    assert_eq!(requeue(&sim), Some(std::time::Duration::from_secs(1)));
+}

@@ -16,7 +16,8 @@ pub enum Scope {
     Events,
     /// Change the catalog and users: `PUT/DELETE /v1/videos…`, `PUT /v1/users/{id}/…`.
     Write,
-    /// Operate the service: `/v1/admin/*` (`POST /v1/admin/tune`), and the test-only
+    /// Operate the service: `/v1/admin/*` (`POST /v1/admin/tune`, `POST /v1/admin/replay`), and
+    /// the test-only
     /// `/debug/faults`.
     Admin,
 }

@@ -35,13 +35,16 @@
 //!
 //! Modules: [`ring`] the embedded store's ring buffer, [`replay`] events → exposures,
 //! [`quality`] GAUC and NDCG@10 (the port of `eval/feedeval/metrics.py`), [`fit`] the
-//! non-negative logistic regression, [`tune`] the use case behind `POST /v1/admin/tune`, [`gate`]
-//! one tune at a time.
+//! non-negative logistic regression, [`tune`] the use case behind `POST /v1/admin/tune`,
+//! [`replay_gate`] the one behind `POST /v1/admin/replay` (two profiles compared on the same
+//! exposures, with paired bootstrap intervals), [`gate`] one log analysis (tune or replay) at a
+//! time.
 
 pub mod fit;
 pub mod gate;
 pub mod quality;
 pub mod replay;
+pub mod replay_gate;
 pub mod ring;
 pub mod tune;
 

@@ -73,8 +73,8 @@ pub fn mean_defined(values: impl IntoIterator<Item = Option<f64>>) -> (Option<f6
     ((n > 0).then(|| sum / n as f64), n)
 }
 
-/// GAUC(finish) and NDCG@10 of one ranking over a set of lists, each a mean over the lists where
-/// it is defined (as in `make eval`).
+/// GAUC(finish), NDCG@10 and like-AUC of one ranking over a set of lists, each a mean over the
+/// lists where it is defined (as in `make eval`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct Quality {
     /// Mean per-list AUC against `completed`, over the lists holding both outcomes.
@@ -83,12 +83,63 @@ pub struct Quality {
     pub ndcg10_watch: Option<f64>,
     /// Mean NDCG@10 with gain = liked, over the lists with a like.
     pub ndcg10_like: Option<f64>,
+    /// Mean per-list AUC against `liked` (GAUC(like)), over the lists holding both outcomes.
+    pub gauc_like: Option<f64>,
     /// Lists counted by `gauc_finish`.
     pub lists_finish: usize,
     /// Lists counted by `ndcg10_watch`.
     pub lists_watch: usize,
     /// Lists counted by `ndcg10_like`.
     pub lists_like: usize,
+    /// Lists counted by `gauc_like`.
+    pub lists_like_auc: usize,
+}
+
+/// The figures of one list under one ranking; `None` where the list cannot be scored (a single
+/// class, or no gain). Whether a figure is defined depends on the outcomes only, never on the
+/// scores, so two rankings of the same list are defined on the same lists (paired).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ListFigures {
+    /// AUC against `completed`.
+    pub auc_finish: Option<f64>,
+    /// NDCG@10 with gain = watch ratio.
+    pub ndcg10_watch: Option<f64>,
+    /// NDCG@10 with gain = liked.
+    pub ndcg10_like: Option<f64>,
+    /// AUC against `liked`.
+    pub auc_like: Option<f64>,
+}
+
+/// The figures of one list: every scored exposure of one user-day with its score.
+pub fn list_figures(list: &[(f64, Outcome)]) -> ListFigures {
+    let scores: Vec<f64> = list.iter().map(|(s, _)| *s).collect();
+    let flags = |f: fn(&Outcome) -> bool| list.iter().map(|(_, o)| f(o)).collect::<Vec<bool>>();
+    let liked = |o: &Outcome| if o.liked { 1.0 } else { 0.0 };
+    ListFigures {
+        auc_finish: auc(&scores, &flags(|o| o.completed)),
+        ndcg10_watch: ndcg_at_k(&in_rank_order(list, |o| o.watch_ratio), NDCG_K),
+        ndcg10_like: ndcg_at_k(&in_rank_order(list, liked), NDCG_K),
+        auc_like: auc(&scores, &flags(|o| o.liked)),
+    }
+}
+
+/// The quality of lists already reduced to their figures (means over the defined ones).
+pub fn aggregate<'a>(figures: impl IntoIterator<Item = &'a ListFigures>) -> Quality {
+    let figures: Vec<&ListFigures> = figures.into_iter().collect();
+    let (gauc_finish, lists_finish) = mean_defined(figures.iter().map(|f| f.auc_finish));
+    let (ndcg10_watch, lists_watch) = mean_defined(figures.iter().map(|f| f.ndcg10_watch));
+    let (ndcg10_like, lists_like) = mean_defined(figures.iter().map(|f| f.ndcg10_like));
+    let (gauc_like, lists_like_auc) = mean_defined(figures.iter().map(|f| f.auc_like));
+    Quality {
+        gauc_finish,
+        ndcg10_watch,
+        ndcg10_like,
+        gauc_like,
+        lists_finish,
+        lists_watch,
+        lists_like,
+        lists_like_auc,
+    }
 }
 
 /// The gains of a list in the order of its scores, best first (ties keep the list's order).
@@ -100,28 +151,8 @@ fn in_rank_order(list: &[(f64, Outcome)], gain: impl Fn(&Outcome) -> f64) -> Vec
 
 /// The quality of `lists`: each list holds every scored exposure of one user-day with its score.
 pub fn measure<'a>(lists: impl IntoIterator<Item = &'a [(f64, Outcome)]>) -> Quality {
-    let (mut finish, mut watch, mut like) = (Vec::new(), Vec::new(), Vec::new());
-    for list in lists {
-        let scores: Vec<f64> = list.iter().map(|(s, _)| *s).collect();
-        let done: Vec<bool> = list.iter().map(|(_, o)| o.completed).collect();
-        finish.push(auc(&scores, &done));
-        watch.push(ndcg_at_k(&in_rank_order(list, |o| o.watch_ratio), NDCG_K));
-        like.push(ndcg_at_k(
-            &in_rank_order(list, |o| if o.liked { 1.0 } else { 0.0 }),
-            NDCG_K,
-        ));
-    }
-    let (gauc_finish, lists_finish) = mean_defined(finish);
-    let (ndcg10_watch, lists_watch) = mean_defined(watch);
-    let (ndcg10_like, lists_like) = mean_defined(like);
-    Quality {
-        gauc_finish,
-        ndcg10_watch,
-        ndcg10_like,
-        lists_finish,
-        lists_watch,
-        lists_like,
-    }
+    let figures: Vec<ListFigures> = lists.into_iter().map(list_figures).collect();
+    aggregate(&figures)
 }
 
 #[cfg(test)]

@@ -264,19 +264,25 @@ fn features(profile: &RankingProfile, xs: &[Exposure]) -> Vec<[f64; 6]> {
         .collect()
 }
 
+/// The score `profile` gives exposure `x` from its point-in-time inputs: the live ranker's
+/// [`crate::ranking::signals::score`] of [`crate::ranking::inputs::SignalInputs::signals`].
+pub fn score(profile: &RankingProfile, x: &Exposure) -> f64 {
+    let s = x.inputs.signals(profile);
+    signals::score(&profile.weights, profile.affinity.lift, &s)
+}
+
+/// One list (indexes into `xs`) scored with `profile`, each exposure with its outcome.
+pub fn scored(profile: &RankingProfile, xs: &[Exposure], list: &[usize]) -> Vec<(f64, Outcome)> {
+    list.iter()
+        .map(|&i| (score(profile, &xs[i]), xs[i].outcome))
+        .collect()
+}
+
 /// The quality of ranking `xs` (grouped by user and UTC day) with `profile`.
 pub fn quality_of(profile: &RankingProfile, xs: &[Exposure]) -> Quality {
     let lists: Vec<Vec<(f64, Outcome)>> = user_days(xs)
         .values()
-        .map(|list| {
-            list.iter()
-                .map(|&i| {
-                    let s = xs[i].inputs.signals(profile);
-                    let score = signals::score(&profile.weights, profile.affinity.lift, &s);
-                    (score, xs[i].outcome)
-                })
-                .collect()
-        })
+        .map(|list| scored(profile, xs, list))
         .collect();
     measure(lists.iter().map(Vec::as_slice))
 }
@@ -305,7 +311,7 @@ fn time_cut(xs: &[Exposure], fraction: f64) -> usize {
 pub const MAX_PAIRS_PER_LIST: usize = 50;
 
 /// The exposures grouped into user-day lists (indexes into `xs`), in a deterministic order.
-fn user_days(xs: &[Exposure]) -> BTreeMap<(&str, i64), Vec<usize>> {
+pub fn user_days(xs: &[Exposure]) -> BTreeMap<(&str, i64), Vec<usize>> {
     let mut lists: BTreeMap<(&str, i64), Vec<usize>> = BTreeMap::new();
     for (i, x) in xs.iter().enumerate() {
         lists

@@ -14,7 +14,7 @@ pub const fn route_access(route: Route) -> Access {
         Route::Videos | Route::Video | Route::Follows | Route::Profile => {
             Access::Requires(Scope::Write)
         }
-        Route::Tune => Access::Requires(Scope::Admin),
+        Route::Tune | Route::Replay => Access::Requires(Scope::Admin),
         // Kubelet probes and Prometheus scrapes carry no key; the contract is public.
         Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => Access::Open,
     }

@@ -16,6 +16,7 @@ pub mod feed;
 pub mod health;
 pub mod openapi;
 pub mod openapi_security;
+pub mod replay;
 pub mod routes;
 pub mod tune;
 pub mod users;

@@ -15,7 +15,7 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, ErrorCode, ErrorDetail};
 use super::openapi_security::Security;
-use super::{catalog, events, feed, health, tune, users};
+use super::{catalog, events, feed, health, replay, tune, users};
 use crate::model::{self, MAX_VIDEO_BATCH};
 pub use crate::schema::Id;
 
@@ -54,6 +54,7 @@ impl ToSchema for VideoBatch {}
         users::put_follows,
         users::put_profile,
         tune::post_tune,
+        replay::post_replay,
         health::healthz,
         health::readyz,
         health::metrics,

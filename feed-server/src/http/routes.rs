@@ -14,7 +14,7 @@
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
-use super::{catalog, events, feed, health, openapi, tune, users};
+use super::{catalog, events, feed, health, openapi, replay, tune, users};
 use crate::state::SharedState;
 
 /// The `route` label of requests no route matched.
@@ -48,6 +48,8 @@ pub enum Route {
     Profile,
     /// `POST /v1/admin/tune`: fit a ranking profile on the exposure log.
     Tune,
+    /// `POST /v1/admin/replay`: rank the logged exposures of a window with two profiles.
+    Replay,
     /// `GET /healthz`: liveness probe.
     Healthz,
     /// `GET /readyz`: readiness probe (503 during warm-up).
@@ -60,7 +62,7 @@ pub enum Route {
 
 impl Route {
     /// Every route, in the order the router registers them.
-    pub const ALL: [Route; 12] = [
+    pub const ALL: [Route; 13] = [
         Route::Feed,
         Route::Rank,
         Route::Events,
@@ -69,6 +71,7 @@ impl Route {
         Route::Follows,
         Route::Profile,
         Route::Tune,
+        Route::Replay,
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -86,6 +89,7 @@ impl Route {
             Route::Follows => "/v1/users/{id}/follows",
             Route::Profile => "/v1/users/{id}/profile",
             Route::Tune => "/v1/admin/tune",
+            Route::Replay => "/v1/admin/replay",
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
@@ -103,7 +107,8 @@ impl Route {
             | Route::Video
             | Route::Follows
             | Route::Profile
-            | Route::Tune => TrafficClass::Api,
+            | Route::Tune
+            | Route::Replay => TrafficClass::Api,
             Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => {
                 TrafficClass::Operational
             }
@@ -127,6 +132,7 @@ impl Route {
             Route::Follows => put(users::put_follows),
             Route::Profile => put(users::put_profile),
             Route::Tune => post(tune::post_tune),
+            Route::Replay => post(replay::post_replay),
             Route::Healthz => get(health::healthz),
             Route::Readyz => get(health::readyz),
             Route::Metrics => get(health::metrics),
@@ -140,7 +146,7 @@ impl Route {
             Route::Feed | Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => {
                 Method::GET
             }
-            Route::Rank | Route::Events | Route::Tune => Method::POST,
+            Route::Rank | Route::Events | Route::Tune | Route::Replay => Method::POST,
             Route::Videos | Route::Follows | Route::Profile => Method::PUT,
             Route::Video => Method::DELETE,
         }

@@ -4,7 +4,7 @@
 //!
 //! Bounded: at most `--tune-max-events` of the log's newest events are read; the replay and fit
 //! run on a blocking thread (`spawn_blocking`), never on the async workers that serve feeds; and
-//! one tune runs at a time (409 `tune_in_progress` otherwise). The handler checks the request
+//! one log analysis (a tune or a replay) runs at a time (409 `tune_in_progress` otherwise). The handler checks the request
 //! before taking the slot, so a bad request is refused at once.
 
 use std::collections::{HashMap, HashSet};
@@ -80,52 +80,49 @@ impl From<TuneError> for ApiError {
     }
 }
 
+/// Unix seconds of an instant.
 fn secs(t: DateTime<Utc>) -> f64 {
     Timestamp::from(t).secs_f64()
 }
 
-/// `POST /v1/admin/tune`
-#[utoipa::path(
-    post,
-    path = "/v1/admin/tune",
-    tag = "admin",
-    request_body = TuneRequest,
-    responses(
-        (status = 200, description = "A tuned profile (not applied) with held-out figures beside the current profile's", body = TuneResponse),
-        (status = 400, description = "`invalid_json`, `invalid_window` (`since` not before `until`) or `invalid_objective`", body = ErrorBody),
-        (status = 409, description = "`tune_in_progress`: another tune is running; retry when it is done", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: not `application/json`", body = ErrorBody),
-        (status = 422, description = "`too_few_exposures` (the message says how many the window holds and needs), `no_outcome` or `no_fit`", body = ErrorBody),
-        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
-        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
-    )
-)]
-pub async fn post_tune(
-    State(state): State<SharedState>,
-    ApiJson(req): ApiJson<TuneRequest>,
-) -> Result<Json<TuneResponse>, ApiError> {
-    let objective = req.objective.weights()?;
+/// The window `[since, until)` of a request, or [`TuneError::InvalidWindow`] when `since` is not
+/// before `until`.
+pub(super) fn window_of(since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Window, TuneError> {
     let window = Window {
-        since: secs(req.since),
-        until: secs(req.until),
+        since: secs(since),
+        until: secs(until),
     };
     if window.since >= window.until {
         return Err(TuneError::InvalidWindow {
-            since: req.since.to_rfc3339(),
-            until: req.until.to_rfc3339(),
-        }
-        .into());
+            since: since.to_rfc3339(),
+            until: until.to_rfc3339(),
+        });
     }
-    let permit = state.tunes.try_acquire().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::TuneInProgress,
-            "another tune is running; retry when it is done",
-        )
-    })?;
+    Ok(window)
+}
+
+/// What a log analysis reads: the log's events before the window's end (at most
+/// `--tune-max-events` of the newest) and the catalog entries of their videos.
+pub(super) struct WindowLog {
+    /// The events before `window.until`.
+    pub events: Vec<crate::exposure::LoggedEvent>,
+    /// The catalog entries of their videos.
+    pub catalog: HashMap<String, Arc<Video>>,
+    /// How much of the log was read.
+    pub read: LogRead,
+}
+
+/// Reads the log and the catalog for a log analysis of `window` (tune or replay).
+pub(super) async fn read_window(
+    state: &SharedState,
+    window: Window,
+) -> Result<WindowLog, ApiError> {
     let max_events = state.settings.tune_max_events;
     let mut events = state.store.read_log(max_events).await?;
-    let read = events.len();
+    let read = LogRead {
+        events: events.len(),
+        max_events,
+    };
     events.retain(|e| e.ts < window.until);
     let ids: Vec<String> = events
         .iter()
@@ -142,6 +139,47 @@ pub async fn post_tune(
         .flatten()
         .map(|v| (v.id.clone(), Arc::new(v)))
         .collect();
+    Ok(WindowLog {
+        events,
+        catalog,
+        read,
+    })
+}
+
+/// `POST /v1/admin/tune`
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tune",
+    tag = "admin",
+    request_body = TuneRequest,
+    responses(
+        (status = 200, description = "A tuned profile (not applied) with held-out figures beside the current profile's", body = TuneResponse),
+        (status = 400, description = "`invalid_json`, `invalid_window` (`since` not before `until`) or `invalid_objective`", body = ErrorBody),
+        (status = 409, description = "`tune_in_progress`: another tune or a replay is running (one log analysis at a time); retry when it is done", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `application/json`", body = ErrorBody),
+        (status = 422, description = "`too_few_exposures` (the message says how many the window holds and needs), `no_outcome` or `no_fit`", body = ErrorBody),
+        (status = 500, description = "`internal` or `store_corrupt`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable` or `timeout`: retry later", body = ErrorBody),
+    )
+)]
+pub async fn post_tune(
+    State(state): State<SharedState>,
+    ApiJson(req): ApiJson<TuneRequest>,
+) -> Result<Json<TuneResponse>, ApiError> {
+    let objective = req.objective.weights()?;
+    let window = window_of(req.since, req.until)?;
+    let permit = state.tunes.try_acquire().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::TuneInProgress,
+            "another tune or replay is running; retry when it is done",
+        )
+    })?;
+    let WindowLog {
+        events,
+        catalog,
+        read: log,
+    } = read_window(&state, window).await?;
     let loaded = state.profiles.current();
     let current = loaded
         .experiment
@@ -173,9 +211,6 @@ pub async fn post_tune(
         exposures: report.exposures,
         held_out: report.held_out,
         fit: report.fit,
-        log: LogRead {
-            events: read,
-            max_events,
-        },
+        log,
     }))
 }

@@ -161,6 +161,13 @@ pub fn status(fr: &FeedRollout, now: Timestamp, p: Palette) -> String {
         out.push_str(&table(&rows, "  "));
     }
 
+    if let Some(gate) = &st.replay_gate {
+        let _ = writeln!(out, "\nReplay gate:");
+        for l in gate.summary_lines() {
+            let _ = writeln!(out, "  {l}");
+        }
+    }
+
     if !st.canary_pod_issues.is_empty() {
         let _ = writeln!(out, "\nPod issues:");
         for issue in &st.canary_pod_issues {

@@ -10,6 +10,7 @@
 //! - [`connection`]: address, timeout, credentials, headers and TLS of one Prometheus, resolved
 //!   from the spec and its Secrets/ConfigMaps (pure), and the HTTP client built from them.
 //! - [`fault`]: connection faults (credentials, 401/403, TLS, unreachable) behind failed queries.
+//! - [`replay`]: the replay gate's HTTP adapter (`POST /v1/admin/replay` on a stable pod).
 //! - [`engine`]: runs the queries through `prometheus-http-query` with a timeout and returns a
 //!   [`feedroll_crds::CheckRecord`] per check, which goes into the status as-is.
 //!
@@ -28,6 +29,7 @@ pub mod engine;
 pub mod fault;
 pub mod presets;
 pub mod render;
+pub mod replay;
 pub mod sequential;
 
 pub use analyzer::Analyzer;

@@ -8,6 +8,9 @@
 //! Phases and transitions (see `operator/README.md` for the full table):
 //!
 //! ```text
+//! A rollout with a replay gate (`strategy.replayGate`) waits in `Progressing` before its first
+//! step until the gate decides ([`replay_gate`]'s rules).
+//!
 //!            new revision (no stable yet)           stable ready at revision
 //! (none) ─────────────────────────────▶ Promoting ─────────────────────────▶ Succeeded
 //!                                          ▲                                   │ new revision
@@ -25,6 +28,7 @@ mod conditions;
 mod evidence;
 mod history;
 mod observations;
+mod replay_gate;
 mod revision;
 mod schedule;
 mod state_machine;
@@ -37,6 +41,10 @@ pub use conditions::{
 };
 pub use feedroll_crds::PauseReason;
 pub use observations::{Command, CommandKind, Observations, PodHealth};
+pub use replay_gate::{
+    Judgement, ReplayAnswer, ReplayAsk, ReplayOutcome, awaiting as awaiting_replay, judge,
+    replay_due,
+};
 pub use revision::revision;
 pub use schedule::{AnalysisDue, analysis_due};
 pub use weights::{SKEW_TOLERANCE, canary_replicas, expressed_weight, share};

@@ -20,6 +20,9 @@ pub struct Observations {
     pub stable_ready_revision: Option<String>,
     /// Human commands, oldest first; each is applied once (by `id`).
     pub commands: Vec<Command>,
+    /// The stable pod's replay, when [`crate::brain::replay_due`] asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<super::replay_gate::ReplayOutcome>,
 }
 
 /// Canary pod health as the reconciler sees it.

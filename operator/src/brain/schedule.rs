@@ -30,7 +30,9 @@ pub fn analysis_due(
     status: &FeedRolloutStatus,
     now: Timestamp,
 ) -> Option<AnalysisDue> {
-    if !canary_active(status) {
+    // Before the first step the canary serves no one: nothing to measure until the replay gate
+    // lets the first step start.
+    if !canary_active(status) || super::replay_gate::awaiting(status) {
         return None;
     }
     let analysis = spec.resolved_analysis().ok()?;

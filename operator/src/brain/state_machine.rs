@@ -5,8 +5,8 @@ use std::time::Duration;
 use feedroll_crds::{
     AnalysisRun, ApiError, CheckRecord, CheckState, ConditionStatus, DeadlinePolicy,
     FeedRolloutSpec, FeedRolloutStatus, HoldPolicy, PauseReason, Phase, PodIssue, PodIssueReason,
-    ResolvedAnalysis, ResolvedCheck, ResolvedPlan, ResolvedStep, ResolvedStrategy, Tier,
-    TrafficMode, Verdict,
+    ReplayVerdict, ResolvedAnalysis, ResolvedCheck, ResolvedPlan, ResolvedStep, ResolvedStrategy,
+    Tier, TrafficMode, Verdict,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -16,6 +16,7 @@ use super::conditions::{
     self, CONDITION_ANALYSIS, CONDITION_HEALTHY, CONDITION_PAUSED, CONDITION_PROGRESSING,
 };
 use super::observations::{CommandKind, Observations};
+use super::replay_gate::{self, ReplayOutcome};
 use super::{after, evidence, ts};
 
 /// Decides what happens next. Pure: the same inputs always give the same output.
@@ -144,6 +145,9 @@ impl Machine {
             self.resume(plan, "spec.paused is false");
         }
         match self.phase() {
+            Some(Phase::Progressing) if !self.entered_step && replay_gate::awaiting(&self.st) => {
+                self.await_replay(plan, obs);
+            }
             Some(Phase::Progressing) if !self.entered_step => self.progress(plan, obs),
             Some(Phase::Promoting)
                 if obs.stable_ready_revision.is_some()
@@ -220,6 +224,7 @@ impl Machine {
         self.st.last_fast_analysis_at = None;
         self.st.pause_reason = None;
         self.st.rolled_back_at = None;
+        self.st.replay_gate = None;
     }
 
     fn start(&mut self, plan: &Plan<'_>, rev: &str, reason: EventReason) {
@@ -235,7 +240,106 @@ impl Machine {
             reason,
             format!("rolling out revision {rev} over stable {from}"),
         );
+        if let Some(gate) = &plan.strategy.replay_gate {
+            // Before the first step: the replay gate decides whether any user sees the canary.
+            self.st.current_step_index = None;
+            self.st.step_started_at = None;
+            self.st.replay_gate = Some(replay_gate::pending(rev));
+            self.entered_step = true;
+            self.st.message = Some(format!(
+                "replay gate: a stable pod ranks the exposures of the last {}s with both profiles before the first step",
+                gate.window.as_secs()
+            ));
+            return;
+        }
         self.enter_step(plan, 0);
+    }
+
+    /// Before the first step, with the replay gate undecided: judge the pod's answer, if this
+    /// turn brought one (see [`replay_gate`]).
+    fn await_replay(&mut self, plan: &Plan<'_>, obs: &Observations) {
+        let Some(gate) = &plan.strategy.replay_gate else {
+            // The gate left the spec: nothing holds the first step any more.
+            self.enter_step(plan, 0);
+            return;
+        };
+        let Some(outcome) = &obs.replay else {
+            return;
+        };
+        let judged = replay_gate::judge(gate, outcome);
+        let now = Time(self.now);
+        let rev = self.st.canary_revision.clone().unwrap_or_default();
+        let g = self
+            .st
+            .replay_gate
+            .get_or_insert_with(|| replay_gate::pending(&rev));
+        let was = g.verdict;
+        g.verdict = Some(judged.verdict);
+        g.reason = judged.reason.clone();
+        g.since.get_or_insert(now.clone());
+        g.at = Some(now);
+        // The figures are always those of this verdict (none when the pod gave none).
+        let answer = match outcome {
+            ReplayOutcome::Answered(a) => Some(a),
+            _ => None,
+        };
+        g.exposures = answer.map(|a| a.exposures);
+        g.confidence = answer.map(|a| a.confidence);
+        g.figures = judged.figures;
+        let since = g.since.as_ref().map_or(self.now, ts);
+        match judged.verdict {
+            ReplayVerdict::Regression => self.stop(
+                Phase::RolledBack,
+                EventReason::ReplayRegression,
+                format!(
+                    "rolled back before any user saw the canary: ReplayRegression: {}",
+                    judged.reason
+                ),
+            ),
+            ReplayVerdict::Passed => {
+                self.event(
+                    EventType::Normal,
+                    EventReason::ReplayPassed,
+                    format!("replay gate passed: {}", judged.reason),
+                );
+                self.enter_step(plan, 0);
+            }
+            verdict => {
+                let what = format!("replay gate {}: {}", verdict.as_str(), judged.reason);
+                if self.now >= after(since, gate.max_hold) {
+                    self.pause(
+                        PauseReason::ReplayGate,
+                        format!(
+                            "paused for a human before the first step: {what} for longer than maxHold {}s; resume to go on without the gate, or abort",
+                            gate.max_hold.as_secs()
+                        ),
+                    );
+                    return;
+                }
+                if was != Some(verdict) {
+                    self.event(
+                        EventType::Warning,
+                        EventReason::Held,
+                        format!("{what}; holding before the first step"),
+                    );
+                }
+                self.st.message = Some(format!(
+                    "holding before the first step: {what}; asking again every {}s, pausing after maxHold {}s",
+                    plan.analysis.interval.as_secs(),
+                    gate.max_hold.as_secs()
+                ));
+            }
+        }
+    }
+
+    /// A human (or a promotion) moved on while the replay gate was undecided.
+    fn waive_replay_gate(&mut self, why: &str) {
+        if replay_gate::awaiting(&self.st)
+            && let Some(g) = &mut self.st.replay_gate
+        {
+            g.verdict = Some(ReplayVerdict::Waived);
+            g.reason = why.to_owned();
+        }
     }
 
     fn handle_commands(&mut self, plan: &Plan<'_>, obs: &Observations) {
@@ -259,7 +363,8 @@ impl Machine {
             (CommandKind::PromoteStep, Some(Phase::Progressing | Phase::Paused)) => {
                 self.st.phase = Some(Phase::Progressing);
                 self.st.pause_reason = None;
-                let next = self.st.current_step_index.unwrap_or(0) + 1;
+                // Before the first step (replay gate): promoting starts the first step.
+                let next = self.st.current_step_index.map_or(0, |i| i + 1);
                 self.event(
                     EventType::Normal,
                     EventReason::StepAdvanced,
@@ -321,6 +426,7 @@ impl Machine {
     }
 
     fn enter_step(&mut self, plan: &Plan<'_>, index: i32) {
+        self.waive_replay_gate("moved on without the replay gate: a human promoted or resumed, or the gate left the spec");
         let steps = &plan.strategy.steps;
         self.entered_step = true;
         self.st.current_step_index = Some(index);
@@ -423,6 +529,7 @@ impl Machine {
     }
 
     fn promote(&mut self, why: &str) {
+        self.waive_replay_gate("a human promoted without the replay gate");
         self.stop_waiting_for_pods();
         // The promotion asks for stable pods at the new revision: the progress deadline counts.
         self.st.canary_waiting_since = Some(Time(self.now));
@@ -481,6 +588,7 @@ impl Machine {
 
     fn resume(&mut self, plan: &Plan<'_>, why: &str) {
         let was_pause_step = self.st.pause_reason == Some(PauseReason::PauseStep);
+        let pause_reason_was_gate = self.st.pause_reason == Some(PauseReason::ReplayGate);
         self.st.phase = Some(Phase::Progressing);
         self.st.pause_reason = None;
         for state in &mut self.st.checks {
@@ -496,6 +604,14 @@ impl Machine {
         }
         self.st.message = Some(why.to_owned());
         self.event(EventType::Normal, EventReason::Resumed, why);
+        if replay_gate::awaiting(&self.st) {
+            // Resuming a pause the gate asked for goes on without it; any other pause before
+            // the first step goes back to asking.
+            if pause_reason_was_gate {
+                self.enter_step(plan, 0);
+            }
+            return;
+        }
         let index = self.st.current_step_index.unwrap_or(0);
         let on_indefinite_pause = usize::try_from(index)
             .ok()
@@ -1136,9 +1252,11 @@ impl Machine {
         if self.phase() == Some(Phase::Progressing)
             && let (Some(i), Some(started)) =
                 (self.st.current_step_index, self.st.step_started_at.as_ref())
-            && let Some(ResolvedStep::Pause(Some(d))) =
+            && let Some(ResolvedStep::Pause(Some(d)) | ResolvedStep::UntilConfident(d)) =
                 usize::try_from(i).ok().and_then(|i| strategy.steps.get(i))
         {
+            // A timed pause ends at its duration; an untilConfident step's hold policy starts
+            // exactly at its max.
             let end = after(ts(started), *d);
             if end > now {
                 next = next.min(end);

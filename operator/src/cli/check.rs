@@ -200,8 +200,34 @@ pub struct Report {
     /// Names of the blocking, rollback and pause-tier checks that failed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<String>,
+    /// The replay gate (`strategy.replayGate`): its settings, and its last result when the
+    /// file holds a status (e.g. `kubectl get fr -o yaml`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replay_gate: Vec<String>,
     /// The process exit code.
     pub exit_code: u8,
+}
+
+/// The replay gate's lines: its settings, then the status' result, if any.
+fn replay_gate_lines(rollout: &feedroll_crds::FeedRollout) -> Vec<String> {
+    let Some(gate) = rollout
+        .spec
+        .resolved_plan()
+        .ok()
+        .and_then(|p| p.strategy.replay_gate)
+    else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "before the first step: replay the last {}s of exposures on a stable pod; roll back when GAUC(finish) drops beyond {} or NDCG@10(watch) beyond {} with confidence",
+        gate.window.as_secs(),
+        gate.max_drop_gauc_finish,
+        gate.max_drop_ndcg_watch
+    )];
+    if let Some(result) = rollout.status.as_ref().and_then(|s| s.replay_gate.as_ref()) {
+        lines.extend(result.summary_lines());
+    }
+    lines
 }
 
 /// Whether a failing record fails `check` (every tier but advisory).
@@ -234,6 +260,7 @@ pub async fn evaluate(args: &CheckArgs) -> Result<Report, CheckError> {
                 prometheus: None,
                 checks: Vec::new(),
                 failed: Vec::new(),
+                replay_gate: Vec::new(),
                 exit_code: 2,
             });
         }
@@ -254,6 +281,7 @@ pub async fn evaluate(args: &CheckArgs) -> Result<Report, CheckError> {
                 prometheus: None,
                 checks: Vec::new(),
                 failed: Vec::new(),
+                replay_gate: Vec::new(),
                 exit_code: 2,
             });
         }
@@ -303,6 +331,7 @@ pub async fn evaluate(args: &CheckArgs) -> Result<Report, CheckError> {
         exit_code: if failed.is_empty() { 0 } else { 1 },
         checks: run.records,
         failed,
+        replay_gate: replay_gate_lines(&rollout),
     })
 }
 
@@ -388,6 +417,12 @@ pub fn write_report(
             writeln!(out, "    stable: {q}")?;
         }
     }
+    if let Some((first, rest)) = report.replay_gate.split_first() {
+        writeln!(out, "replay gate: {first}")?;
+        for l in rest {
+            writeln!(out, "    {l}")?;
+        }
+    }
     if report.failed.is_empty() {
         writeln!(
             out,
@@ -446,6 +481,7 @@ mod tests {
             prometheus: Some("http://p".into()),
             checks: vec![record],
             failed: Vec::new(),
+            replay_gate: Vec::new(),
             exit_code: 0,
         };
         let mut out = Vec::new();
@@ -499,5 +535,37 @@ mod tests {
             ..CheckRecord::default()
         });
         assert!(!plain.contains("interval:"), "{plain}");
+    }
+
+    #[test]
+    fn the_replay_gate_settings_and_its_last_result_are_shown() {
+        let rollout: feedroll_crds::FeedRollout = serde_yaml::from_str(
+            r#"
+apiVersion: feedroll.dev/v1alpha1
+kind: FeedRollout
+metadata: {name: feed}
+spec:
+  template: {spec: {containers: [{name: f, image: f}]}}
+  rankingProfile: {name: c}
+  strategy:
+    traffic: {inApp: {}}
+    replayGate: {window: 2h, maxDrop: {gaucFinish: 0.01}}
+status:
+  replayGate: {revision: r2, verdict: Regression, reason: canary worse, exposures: 900}
+"#,
+        )
+        .expect("parses");
+        let lines = replay_gate_lines(&rollout);
+        assert!(
+            lines[0].contains("last 7200s") && lines[0].contains("beyond 0.01"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[1],
+            "Regression for revision r2, 900 exposures: canary worse"
+        );
+        let mut plain = rollout.clone();
+        plain.spec.strategy = None;
+        assert!(replay_gate_lines(&plain).is_empty());
     }
 }

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod plan;
 pub mod rbac;
 pub mod reconcile;
+pub mod replay;
 pub mod run;
 
 use std::sync::Arc;

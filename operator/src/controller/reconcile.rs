@@ -126,6 +126,7 @@ fn observations(
         canary,
         stable_ready_revision: observe::stable_ready_revision(seen.stable.as_ref()),
         commands: Vec::new(),
+        replay: None,
     }
 }
 
@@ -152,6 +153,19 @@ pub async fn apply(fr: &FeedRollout, ctx: &Context) -> Result<Action, Error> {
         }
     }
     let target = &plan.target;
+    if let Some(ask) = brain::replay_due(spec, &old, now) {
+        obs.replay = Some(
+            super::replay::ask_stable_pod(
+                &ctx.client,
+                fr,
+                &plan.names,
+                seen.stable.as_ref(),
+                &ask,
+                now,
+            )
+            .await,
+        );
+    }
     let turn = driver::turn(ctx.analyzer.as_ref(), target, spec, &old, obs, now).await;
     if let Some(run) = &turn.observations.analysis
         && let Some(fault) = ctx.analyzer.fault(target)

@@ -88,6 +88,7 @@ impl Sim {
                 self.status.stable_revision.clone()
             },
             commands: vec![],
+            replay: None,
         }
     }
 
