@@ -3,7 +3,7 @@
 //! through a Gateway API route (or in-app variants), and what makes each revision differ — a
 //! new image tag, fault-injection variables, an image no rule can pull, a ranking profile.
 
-use feedroll_crds::{DurationString, FeedRollout, InApp, Step, Traffic};
+use feedroll_crds::{DurationString, FeedRollout, InApp, Preset, Step, Tier, Traffic};
 use serde_json::{Value, json};
 
 use crate::driver::{DriverError, Timings, load_example};
@@ -15,6 +15,15 @@ pub const STABLE_IMAGE: &str = "ghcr.io/feedroll/feed-server:0.1.0";
 pub const NEXT_IMAGE: &str = "ghcr.io/feedroll/feed-server:0.2.0";
 /// An image no kubelet rule matches: `ErrImagePull`, then `ImagePullBackOff`.
 pub const UNPULLABLE_IMAGE: &str = "ghcr.io/feedroll/feed-servr:0.2.0";
+/// The blocking P95 latency limit of the scenarios (seconds; the default policy's is 0.5): a
+/// debug feed-server on two cores shared with a whole cluster (and, on a developer's machine,
+/// with compilers) answers a healthy feed in up to ~2.5 s at P95.
+pub const LATENCY_LIMIT: f64 = 3.0;
+/// The pause-tier P95 latency limit (seconds; the default policy's is 1).
+pub const LATENCY_PAUSE_LIMIT: f64 = 3.5;
+/// Latency a slow canary adds (ms): above both limits.
+pub const SLOW_CANARY_MS: u64 = 4000;
+
 /// feed-server settings of every pod: two cores run a whole cluster (and a debug build) here,
 /// so a starved pod must neither flap unready on a slow Redis call (2 s instead of 0.5 s) nor
 /// shed the scenarios' few rankings (3 s of queue instead of 0.5 s), and it needs no warm-up.
@@ -77,15 +86,15 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Two replicas through the gateway, the default checks on `timings`, a 20 s progress
-    /// deadline.
+    /// Two replicas through the gateway, the default checks on `timings`, a 60 s progress
+    /// deadline (pods of a debug build start slowly on a busy machine).
     pub fn new(namespace: &str, steps: Vec<Step>, timings: Timings) -> Self {
         Self {
             namespace: namespace.to_owned(),
             replicas: 2,
             steps,
             timings,
-            progress_deadline: "20s",
+            progress_deadline: "60s",
             split: Split::Gateway,
         }
     }
@@ -109,14 +118,28 @@ pub fn profile(name: &str, affinity: f64) -> Value {
 }
 
 /// The FeedRollout of `plan` at `revision`, as kubectl would apply it: `examples/default-plan.yaml`
-/// renamed to the plan's namespace, its Redis the namespace's `redis` Service, its durations
-/// and steps the plan's.
+/// renamed to the plan's namespace, its pods on the Redis at `redis` (a URL), its durations and
+/// steps the plan's.
 pub fn feed_rollout(
     example: &std::path::Path,
     plan: &Plan,
     revision: &Revision,
+    redis: &str,
 ) -> Result<Value, DriverError> {
     let mut fr: FeedRollout = load_example(example, &plan.timings)?;
+    for check in fr
+        .spec
+        .analysis
+        .iter_mut()
+        .flat_map(|a| a.checks.iter_mut())
+        .filter(|c| c.preset == Some(Preset::LatencyQuantile))
+    {
+        match check.tier {
+            Some(Tier::Blocking) => check.max = Some(LATENCY_LIMIT),
+            Some(Tier::Pause) => check.max = Some(LATENCY_PAUSE_LIMIT),
+            _ => {}
+        }
+    }
     fr.metadata.name = Some(plan.namespace.clone());
     fr.metadata.namespace = Some(plan.namespace.clone());
     let spec = &mut fr.spec;
@@ -148,12 +171,7 @@ pub fn feed_rollout(
         serde_json::to_value(&fr).map_err(|e| DriverError::Spec(format!("to JSON: {e}")))?;
     let container = &mut object["spec"]["template"]["spec"]["containers"][0];
     container["image"] = json!(revision.image.unwrap_or(STABLE_IMAGE));
-    container["args"] = json!([
-        "--listen",
-        "0.0.0.0:8080",
-        "--redis-url",
-        format!("redis://redis.{}.svc:6379", plan.namespace)
-    ]);
+    container["args"] = json!(["--listen", "0.0.0.0:8080", "--redis-url", redis]);
     let env: Vec<Value> = POD_ENV
         .iter()
         .map(|(name, value)| (*name, (*value).to_owned()))

@@ -255,9 +255,12 @@ impl Harness {
     }
 
     /// `kubectl apply -f` of `plan` at `revision` (written to a file in the cluster's directory).
+    /// Its pods reach Redis directly, not through the `redis` Service: the Services' proxies run
+    /// in this test process, beside the API server, and on a busy machine a store call through
+    /// them outlasts feed-server's timeouts.
     pub async fn apply(&self, plan: &Plan, revision: &Revision) -> Result<(), LocalError> {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/default-plan.yaml");
-        let object = manifest::feed_rollout(&example, plan, revision)?;
+        let object = manifest::feed_rollout(&example, plan, revision, &self.cluster.redis_url())?;
         let file = self.dir.path().join(format!("{}.json", plan.namespace));
         std::fs::write(&file, object.to_string())?;
         let file = file.to_string_lossy().into_owned();

@@ -40,7 +40,7 @@ use crate::server::FakeApi;
 /// Requests waiting for an answer per rollout, at most.
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Requests in flight while a rollout's world is loaded.
-const LOAD_CONCURRENCY: usize = 8;
+const LOAD_CONCURRENCY: usize = 4;
 /// Tries of each loading request.
 const LOAD_ATTEMPTS: usize = 3;
 /// The label a FeedRollout's per-track Services carry (its main Service does not).
