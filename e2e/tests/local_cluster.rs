@@ -4,9 +4,10 @@
 //! traffic through each rollout's HTTPRoute (exact per-request weights), and `kubectl feedroll`
 //! (the plugin binary, found by kubectl on PATH) waiting, explaining and promoting.
 //!
-//! Two clusters, one per test (cargo-nextest runs them side by side): the first runs seven
+//! Two clusters, one per test (cargo-nextest runs them side by side): the first runs six
 //! scenarios at once, one namespace each; the second the two disruptive ones (Prometheus killed,
-//! then the leading operator killed), one after the other. Each scenario asserts its final
+//! then the leading operator killed) with a third rollout beside them, then the in-app profile
+//! change (its kubelet delays ConfigMaps by 8 s). Each scenario asserts its final
 //! phase, its Event reasons, and that the chart's RBAC refused none of the operator's requests;
 //! each prints its timeline. On failure the operators', Prometheus' and pods' logs are printed.
 //!
@@ -14,7 +15,6 @@
 //! `make test` build them), the fault-injection feed-server (`FEEDROLL_FAULTY_FEED_SERVER`, else
 //! built into target/e2e), kubectl, redis-server and prometheus (scripts/install-deps.sh).
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -442,7 +442,7 @@ async fn quiet(h: &Harness, s: &Scenario) {
 
 /// The profile files the kubelet wrote into the pods of `ns` (`stable.yaml` of the profile
 /// volume), with when each was written.
-fn profile_files(h: &Harness, ns: &str) -> Vec<(PathBuf, SystemTime, String)> {
+fn profile_files(h: &Harness, ns: &str) -> Vec<(SystemTime, String)> {
     let mut found = Vec::new();
     let Ok(pods) = std::fs::read_dir(h.pods_dir()) else {
         return found;
@@ -462,7 +462,7 @@ fn profile_files(h: &Harness, ns: &str) -> Vec<(PathBuf, SystemTime, String)> {
             let file = v.path().join("stable.yaml");
             let written = std::fs::metadata(&file).and_then(|m| m.modified());
             if let (Ok(at), Ok(text)) = (written, std::fs::read_to_string(&file)) {
-                found.push((file, at, text));
+                found.push((at, text));
             }
         }
     }
@@ -488,9 +488,8 @@ async fn in_app(h: &Harness, s: &Scenario) {
     s.roll_out(h, &v2).await;
     let delivered = wait_for("the experiment in every pod's profile file", 60, || {
         let files = profile_files(h, s.ns());
-        let all = !files.is_empty() && files.iter().all(|(_, _, text)| text.contains("v2"));
-        all.then(|| files.iter().map(|(_, at, _)| *at).max())
-            .flatten()
+        let all = !files.is_empty() && files.iter().all(|(_, text)| text.contains("v2"));
+        all.then(|| files.iter().map(|(at, _)| *at).max()).flatten()
     })
     .await;
     let delivered = ok(delivered);

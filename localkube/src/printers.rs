@@ -62,8 +62,8 @@ pub fn pod_status(pod: &Value) -> String {
         .unwrap_or("Pending");
     statuses(pod)
         .iter()
-        .filter_map(container_reason)
-        .last()
+        .rev()
+        .find_map(container_reason)
         .unwrap_or_else(|| base.to_owned())
 }
 

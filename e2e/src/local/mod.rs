@@ -293,13 +293,6 @@ impl Harness {
             .collect()
     }
 
-    /// Every `.log` file in the cluster's directory (pods' containers under `pods/`).
-    pub fn log_files(&self) -> Vec<PathBuf> {
-        let mut found = Vec::new();
-        logs(self.dir.path(), &mut found);
-        found
-    }
-
     /// The pods' directory (volumes and logs per pod: `NS_POD_UID/`).
     pub fn pods_dir(&self) -> PathBuf {
         self.dir.path().join("pods")

@@ -60,7 +60,7 @@ impl Drop for Recorder {
     }
 }
 
-/// `(kind of change)`: what makes a new status worth a row.
+/// What makes a new status worth a row: phase, step, weights, message, analysis run, history.
 fn key(s: &FeedRolloutStatus) -> String {
     format!(
         "{:?}/{:?}/{}/{:?}/{:?}/{:?}/{:?}",
