@@ -201,7 +201,7 @@ async fn healthy(h: &Harness, s: &Scenario) {
     let (code, out) = feedroll(
         h,
         s.ns(),
-        &["wait", s.ns(), "--for", "succeeded", "--timeout", "90s"],
+        &["wait", s.ns(), "--for", "succeeded", "--timeout", "180s"],
     )
     .await;
     assert_eq!(code, Some(0), "kubectl feedroll wait: {out}");
@@ -268,7 +268,7 @@ async fn errors(h: &Harness, s: &Scenario) {
     let (code, out) = feedroll(
         h,
         s.ns(),
-        &["wait", s.ns(), "--for", "succeeded", "--timeout", "90s"],
+        &["wait", s.ns(), "--for", "succeeded", "--timeout", "180s"],
     )
     .await;
     let status = s.phase(Phase::RolledBack, 2, 5).await;
@@ -322,7 +322,7 @@ async fn latency(h: &Harness, s: &Scenario) {
     let (code, out) = feedroll(
         h,
         s.ns(),
-        &["wait", s.ns(), "--for", "succeeded", "--timeout", "60s"],
+        &["wait", s.ns(), "--for", "succeeded", "--timeout", "120s"],
     )
     .await;
     assert_eq!(code, Some(0), "promoted by a human, then Succeeded: {out}");
