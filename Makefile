@@ -55,8 +55,10 @@ eval: deps ## Offline quality on the real KuaiRand logs (eval/README.md)
 bench: deps ## Benchmarks against a static baseline; numbers go to BENCHMARKS.md (ARGS=... passes options)
 	scripts/bench.sh $(ARGS)
 
-e2e: deps ## End-to-end rollout scenarios on one machine, with their timelines
+e2e: deps ## End-to-end rollout scenarios on one machine, with their timelines (brain-driven, then on the local cluster with the real operator, kubectl and kubectl-feedroll)
 	$(CARGO) test -p feedroll-e2e --test scenarios -- --nocapture --test-threads 2
+	$(CARGO) build -p feedroll-operator -p kubectl-feedroll # the local-cluster scenarios run these binaries
+	$(CARGO) test -p feedroll-e2e --test local_cluster -- --nocapture --test-threads 2
 	$(CARGO) test -p feedroll-e2e --test cluster -- --nocapture # a real cluster; SKIPPED without a kubeconfig
 
 cluster: ## The local cluster (localkube --cluster: API server, Services, Redis, Prometheus, traffic, the operator) in the foreground; kubeconfig and env in .localkube/ (Ctrl-C stops it)

@@ -9,8 +9,11 @@
 //! - [`procs`]: the processes, on free loopback ports in temporary directories, killed on drop.
 //! - [`traffic`]: the traffic generator.
 //! - [`driver`]: the rollout driver (brain + analysis engine) and [`timeline`] of its decisions.
+//! - [`local`]: the same scenarios on the local cluster (`feedroll-localkube`): the real operator
+//!   binary, real kubectl and the `kubectl feedroll` plugin, pods as processes.
 
 pub mod driver;
+pub mod local;
 pub mod procs;
 pub mod timeline;
 pub mod traffic;

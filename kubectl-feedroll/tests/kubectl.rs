@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use feedroll_crds::FeedRollout;
 use feedroll_localkube::FakeApi;
 use feedroll_localkube::rbac::Identity;
-use feedroll_localkube::serve::{Certificates, KubeconfigUser, Listener, kubeconfig};
+use feedroll_localkube::serve::{KubeconfigUser, serve_on_loopback};
 use feedroll_operator::brain::revision;
 use feedroll_operator::desired::{ANNOTATION_SOURCE, Source};
 use serde_json::{Value, json};
@@ -95,12 +95,7 @@ async fn kubectl_feedroll_lists_explains_commands_and_waits() {
         "namespaces",
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "feed"}}),
     );
-    let certs = Certificates::generate().expect("certificates");
-    let listener = Listener::bind("127.0.0.1:0".parse().expect("addr"), &certs)
-        .await
-        .expect("bind");
-    let server = format!("https://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(listener.serve(api.clone()));
+    let server = serve_on_loopback(api.clone()).await.expect("serve HTTPS");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("kubeconfig");
     let user = KubeconfigUser {
@@ -108,11 +103,8 @@ async fn kubectl_feedroll_lists_explains_commands_and_waits() {
         token: api.issue_token(Identity::admin()),
         namespace: "feed".into(),
     };
-    std::fs::write(
-        &config,
-        kubeconfig(&server, &certs.ca_pem, &[user]).expect("kubeconfig"),
-    )
-    .expect("write kubeconfig");
+    std::fs::write(&config, server.kubeconfig(&[user]).expect("kubeconfig"))
+        .expect("write kubeconfig");
     // The plugin on PATH, under the name kubectl looks for.
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).expect("bin dir");

@@ -31,6 +31,7 @@ pub mod meta;
 pub mod net;
 pub mod patch;
 pub mod path;
+pub mod printers;
 pub mod rbac;
 pub mod resources;
 pub mod scale;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::printers::Computed;
+
 /// One column of `kubectl get` (a CRD's `additionalPrinterColumns`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PrinterColumn {
@@ -17,6 +19,8 @@ pub struct PrinterColumn {
     pub json_path: String,
     /// Columns with a priority above 0 show only with `-o wide`.
     pub priority: i64,
+    /// Computed from the whole object instead of `json_path` (built-in kinds' printers).
+    pub computed: Option<Computed>,
 }
 
 /// A served resource type.
@@ -266,18 +270,36 @@ pub const CRD_PREFIX: &str = "/apis/apiextensions.k8s.io/v1";
 /// Plural of CustomResourceDefinition.
 pub const CRD_PLURAL: &str = "customresourcedefinitions";
 
-/// `kubectl get` columns of the built-in kinds that have more than Name and Age: a Service's
-/// type, ClusterIP and (first) port, an EndpointSlice's address type, (first) port and
-/// (first) address.
+/// `kubectl get` columns of the built-in kinds that have more than Name and Age, as the real
+/// API server prints them: a Service's type, ClusterIP and (first) port, an EndpointSlice's
+/// address type, (first) port and (first) address, a Pod's ready containers, status and
+/// restarts, a Deployment's ready, up-to-date and available replicas.
 fn builtin_columns(plural: &str) -> Vec<PrinterColumn> {
     let col = |name: &str, type_: &str, path: &str| PrinterColumn {
         name: name.into(),
         type_: type_.into(),
         json_path: path.into(),
         priority: 0,
+        computed: None,
+    };
+    let computed = |name: &str, type_: &str, c: Computed| PrinterColumn {
+        computed: Some(c),
+        ..col(name, type_, "")
     };
     let age = col("Age", "date", ".metadata.creationTimestamp");
     match plural {
+        "pods" => vec![
+            computed("Ready", "string", Computed::PodReady),
+            computed("Status", "string", Computed::PodStatus),
+            computed("Restarts", "integer", Computed::PodRestarts),
+            age,
+        ],
+        "deployments" => vec![
+            computed("Ready", "string", Computed::DeploymentReady),
+            computed("Up-to-date", "integer", Computed::DeploymentUpdated),
+            computed("Available", "integer", Computed::DeploymentAvailable),
+            age,
+        ],
         "services" => vec![
             col("Type", "string", ".spec.type"),
             col("Cluster-IP", "string", ".spec.clusterIP"),
@@ -361,6 +383,7 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
                         type_: c["type"].as_str().unwrap_or("string").to_owned(),
                         json_path: c["jsonPath"].as_str()?.to_owned(),
                         priority: c["priority"].as_i64().unwrap_or(0),
+                        computed: None,
                     })
                 })
                 .collect();

@@ -186,3 +186,48 @@ impl Listener {
         }
     }
 }
+
+/// An API server over HTTPS on a free port of 127.0.0.1 with its own CA, serving until dropped:
+/// what a test needs to point kubectl or a kube client at a [`FakeApi`].
+pub struct LoopbackServer {
+    url: String,
+    ca_pem: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LoopbackServer {
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A kubeconfig for this server (trusting its CA) with `users`; the first one's context
+    /// is current.
+    pub fn kubeconfig(&self, users: &[KubeconfigUser]) -> Result<String, ServeError> {
+        kubeconfig(&self.url, &self.ca_pem, users)
+    }
+}
+
+/// Serves `api` over HTTPS on a free loopback port (a fresh CA and certificate); a serving
+/// error is logged.
+pub async fn serve_on_loopback(api: FakeApi) -> Result<LoopbackServer, ServeError> {
+    let certs = Certificates::generate()?;
+    let listener = Listener::bind(SocketAddr::from(([127, 0, 0, 1], 0)), &certs).await?;
+    let url = format!("https://{}", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        if let Err(e) = listener.serve(api).await {
+            tracing::error!(error = %e, "the loopback API server stopped");
+        }
+    });
+    Ok(LoopbackServer {
+        url,
+        ca_pem: certs.ca_pem,
+        task,
+    })
+}

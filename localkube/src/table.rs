@@ -1,5 +1,7 @@
 //! `Accept: application/json;as=Table;g=meta.k8s.io;v=v1`: what `kubectl get` prints. Custom
-//! resources get their CRD's `additionalPrinterColumns`; the rest get Name and Age.
+//! resources get their CRD's `additionalPrinterColumns`; built-in kinds their printers' columns
+//! (Services, EndpointSlices, Pods, Deployments: [`crate::resources`], [`crate::printers`]); the
+//! rest get Name and Age.
 
 use serde_json::{Value, json};
 
@@ -41,6 +43,7 @@ fn columns(info: &ResourceInfo) -> Vec<PrinterColumn> {
         type_: "string".into(),
         json_path: ".metadata.name".into(),
         priority: 0,
+        computed: None,
     }];
     if info.printer_columns.is_empty() {
         cols.push(PrinterColumn {
@@ -48,6 +51,7 @@ fn columns(info: &ResourceInfo) -> Vec<PrinterColumn> {
             type_: "date".into(),
             json_path: ".metadata.creationTimestamp".into(),
             priority: 0,
+            computed: None,
         });
     } else {
         cols.extend(info.printer_columns.iter().cloned());
@@ -86,6 +90,9 @@ fn human_age(ts: &str) -> String {
 }
 
 fn cell(obj: &Value, col: &PrinterColumn) -> Value {
+    if let Some(computed) = col.computed {
+        return crate::printers::cell(computed, obj);
+    }
     match (at(obj, &col.json_path), col.type_.as_str()) {
         (None, _) => Value::Null,
         (Some(Value::String(s)), "date") => json!(human_age(s)),

@@ -394,6 +394,54 @@ fn deployments_become_real_processes_through_kubectl() {
     let code = &world.container("sick")["lastState"]["terminated"]["exitCode"];
     assert!(code == 0 || code == 143, "{}", world.container("sick"));
 
+    // kubectl get prints the columns a real API server's printers give.
+    let table = c.ok(&["-n", "feed", "get", "pods"], None);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{table}"
+    );
+    let row = |prefix: &str| -> Vec<Vec<String>> {
+        table
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    };
+    let web_rows = row("web-");
+    assert_eq!(web_rows.len(), 2, "{table}");
+    assert!(
+        web_rows.iter().all(|r| r[1..4] == ["1/1", "Running", "0"]),
+        "{table}"
+    );
+    assert!(
+        row("nope-")
+            .iter()
+            .all(|r| r[1] == "0/1" && ["ImagePullBackOff", "ErrImagePull"].contains(&r[2].as_str())),
+        "{table}"
+    );
+    let deployments = c.ok(&["-n", "feed", "get", "deployments"], None);
+    let header: Vec<&str> = deployments
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    let web: Vec<&str> = deployments
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(web[1..4], ["2/2", "2", "2"], "{deployments}");
+
     // web's pods: Running and Ready, each on its own IP, with the template's env and args.
     let pods = world.pods("web");
     assert_eq!(pods.len(), 2);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use feedroll_localkube::FakeApi;
 use feedroll_localkube::rbac::Identity;
-use feedroll_localkube::serve::{Certificates, KubeconfigUser, Listener, kubeconfig};
+use feedroll_localkube::serve::{KubeconfigUser, serve_on_loopback};
 use serde_json::{Value, json};
 
 const SA_NAMESPACE: &str = "feedroll-system";
@@ -76,16 +76,11 @@ async fn the_operator_binary_reconciles_a_feedrollout_applied_with_kubectl() {
         );
     }
     install_chart_rbac(&api);
-    let certs = Certificates::generate().expect("certificates");
-    let listener = Listener::bind("127.0.0.1:0".parse().expect("addr"), &certs)
-        .await
-        .expect("bind");
-    let server = format!("https://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(listener.serve(api.clone()));
+    let server = serve_on_loopback(api.clone()).await.expect("serve HTTPS");
     let dir = tempfile::tempdir().expect("tempdir");
     let write = |name: &str, user: KubeconfigUser| {
         let path = dir.path().join(name);
-        let text = kubeconfig(&server, &certs.ca_pem, &[user]).expect("kubeconfig");
+        let text = server.kubeconfig(&[user]).expect("kubeconfig");
         std::fs::write(&path, text).expect("write kubeconfig");
         path
     };

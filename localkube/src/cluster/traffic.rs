@@ -8,6 +8,7 @@
 //! mode: the route owned by the FeedRollout) with the route's first hostname as Host, else
 //! through its main Service (owned by it, without the track label) on the port named `http`.
 //! The world's catalog and users are loaded once per rollout before its traffic starts.
+//! FeedRollouts in [`TrafficConfig::quiet_namespaces`] get none.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use bytes::Bytes;
 use feedroll_bench::client::Req;
 use feedroll_bench::world::{World, WorldSpec, user_id};
 use feedroll_bench::zipf::Zipf;
+use futures::StreamExt;
 use http::{Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -37,6 +39,10 @@ use crate::server::FakeApi;
 
 /// Requests waiting for an answer per rollout, at most.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// Requests in flight while a rollout's world is loaded.
+const LOAD_CONCURRENCY: usize = 4;
+/// Tries of each loading request.
+const LOAD_ATTEMPTS: usize = 3;
 /// The label a FeedRollout's per-track Services carry (its main Service does not).
 const TRACK_LABEL: &str = "feedroll.dev/track";
 
@@ -49,6 +55,9 @@ pub struct TrafficConfig {
     pub api_key: Option<String>,
     /// Seed of the world and of the users' choices.
     pub seed: u64,
+    /// Namespaces whose FeedRollouts get no traffic: their pods see only the kubelet's probes
+    /// and Prometheus' scrapes (a canary nobody uses, which analysis must hold on, not judge).
+    pub quiet_namespaces: Vec<String>,
 }
 
 impl Default for TrafficConfig {
@@ -57,6 +66,7 @@ impl Default for TrafficConfig {
             rate: 50.0,
             api_key: None,
             seed: 11,
+            quiet_namespaces: Vec::new(),
         }
     }
 }
@@ -210,21 +220,6 @@ impl Sender {
         answer.ok().flatten()
     }
 
-    /// Loads the world's catalog and users; `true` when every request was accepted.
-    async fn load(&self, entry: &Entry) -> bool {
-        for req in self
-            .world
-            .video_requests(100)
-            .iter()
-            .chain(self.world.user_requests().iter())
-        {
-            if !matches!(self.send(entry, req).await, Some(200..=299)) {
-                return false;
-            }
-        }
-        true
-    }
-
     /// The next user action: half feed pages, half batches of play events.
     fn next(&self, rng: &mut StdRng) -> Req {
         if rng.random_bool(0.5) {
@@ -234,6 +229,46 @@ impl Sender {
             self.world.live_events(rng, 6)
         }
     }
+}
+
+/// Loads the world's catalog, then its users, at `entry`, [`LOAD_CONCURRENCY`] requests at a
+/// time, each tried up to [`LOAD_ATTEMPTS`] times (the writes are idempotent; a busy pod may
+/// shed one); `true` when every request was accepted.
+async fn load(sender: Arc<Sender>, entry: Entry) -> bool {
+    for group in [
+        sender.world.video_requests(100),
+        sender.world.user_requests(),
+    ] {
+        let accepted = futures::stream::iter(group)
+            .map(|req| {
+                let (sender, entry) = (sender.clone(), entry.clone());
+                async move {
+                    for _ in 0..LOAD_ATTEMPTS {
+                        if matches!(sender.send(&entry, &req).await, Some(200..=299)) {
+                            return true;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    false
+                }
+            })
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .all(std::future::ready)
+            .await;
+        if !accepted {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether the world of rollout `key` is loaded at `entry`.
+fn is_loaded(loaded: &Mutex<BTreeMap<String, Entry>>, key: &str, entry: &Entry) -> bool {
+    loaded
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(key)
+        == Some(entry)
 }
 
 async fn run(
@@ -254,7 +289,11 @@ async fn run(
             .map(feedroll_bench::client::bearer),
     });
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut loaded: BTreeMap<String, Entry> = BTreeMap::new();
+    // Rollouts whose world is loaded at their entry; loads run beside the traffic (a rollout
+    // being loaded holds up no other), in a set aborted with this task.
+    let loaded: Arc<Mutex<BTreeMap<String, Entry>>> = Arc::default();
+    let mut loading: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut loads = tokio::task::JoinSet::new();
     let in_flight: Arc<Mutex<BTreeMap<String, Arc<Semaphore>>>> = Arc::default();
     let period = Duration::from_secs_f64(1.0 / config.rate.max(0.1));
     let mut tick = tokio::time::interval(period);
@@ -271,22 +310,39 @@ async fn run(
                 .list_all("feedroll.dev/v1alpha1", "feedrollouts")
                 .iter()
                 .filter_map(|fr| {
-                    let key = format!(
-                        "{}/{}",
-                        fr["metadata"]["namespace"].as_str()?,
-                        fr["metadata"]["name"].as_str()?
-                    );
+                    let ns = fr["metadata"]["namespace"].as_str()?;
+                    if config.quiet_namespaces.iter().any(|q| q == ns) {
+                        return None;
+                    }
+                    let key = format!("{ns}/{}", fr["metadata"]["name"].as_str()?);
                     Some((key, entry(fr, &services, &routes, &gateway, &resolver)?))
                 })
                 .collect();
-            for (key, e) in &entries {
-                if loaded.get(key) != Some(e) && sender.load(e).await {
-                    loaded.insert(key.clone(), e.clone());
+            while let Some(done) = loads.try_join_next() {
+                if let Ok(key) = done {
+                    loading.remove(&key);
                 }
+            }
+            for (key, e) in &entries {
+                if is_loaded(&loaded, key, e) || loading.get(key) == Some(e) {
+                    continue;
+                }
+                loading.insert(key.clone(), e.clone());
+                let (sender, loaded, key, e) =
+                    (sender.clone(), loaded.clone(), key.clone(), e.clone());
+                loads.spawn(async move {
+                    if load(sender, e.clone()).await {
+                        loaded
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .insert(key.clone(), e);
+                    }
+                    key
+                });
             }
         }
         for (key, e) in &entries {
-            if loaded.get(key) != Some(e) {
+            if !is_loaded(&loaded, key, e) {
                 continue;
             }
             let c = counts
