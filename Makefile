@@ -21,6 +21,8 @@ run: ## feed-server with demo data on the embedded store
 # image): every test in its own process, tests of different binaries side by side, which keeps a
 # slow binary (the e2e scenarios) from holding up the rest (.config/nextest.toml). Benchmarks are
 # left out there (clippy --all-targets still compiles them); plain `cargo test` is the fallback.
+# The local-cluster scenarios (e2e/tests/local_cluster.rs, ~90 s) run in `make e2e` only until
+# they have proved reliable on a CI machine (issue 11).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 FAULTY_FEED_SERVER := $(abspath $(TARGET_DIR))/fault-injection/feed-server
 
@@ -29,7 +31,7 @@ test: deps ## Install test dependencies, then run every test
 	mkdir -p $(dir $(FAULTY_FEED_SERVER)) && cp $(TARGET_DIR)/debug/feed-server $(FAULTY_FEED_SERVER)
 	export FEEDROLL_FAULTY_FEED_SERVER=$(FAULTY_FEED_SERVER); \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	  $(CARGO) nextest run --workspace --lib --bins --tests --examples --no-fail-fast; \
+	  $(CARGO) nextest run --workspace --lib --bins --tests --examples --no-fail-fast -E 'not binary(local_cluster)'; \
 	else \
 	  echo "cargo-nextest not found: cargo test runs the test binaries one after another (slower)"; \
 	  $(CARGO) test --workspace --all-targets; \
