@@ -308,8 +308,8 @@ async fn latency(h: &Harness, s: &Scenario) {
         .await;
     let paused = s.phase(Phase::Paused, 2, 60).await;
     assert_eq!(
-        paused.pause_reason.as_deref(),
-        Some(PauseReason::CheckFailed.as_str()),
+        paused.pause_reason,
+        Some(PauseReason::CheckFailed),
         "{paused:#?}"
     );
     let (code, view) = feedroll(h, s.ns(), &["status", s.ns()]).await;
@@ -398,10 +398,7 @@ async fn quiet(h: &Harness, s: &Scenario) {
     s.roll_out(h, &next(vec![])).await;
     let status = s.phase(Phase::Paused, 2, 60).await;
     let rec = s.rec.recording();
-    assert_eq!(
-        status.pause_reason.as_deref(),
-        Some(PauseReason::HoldExpired.as_str())
-    );
+    assert_eq!(status.pause_reason, Some(PauseReason::HoldExpired));
     s.assert_events(&[EventReason::Held, EventReason::PausedForHuman])
         .await;
     let phases: Vec<Option<Phase>> = rec
