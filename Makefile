@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CRD_FILE := crds/feedroll.dev_feedrollouts.yaml
 
-.PHONY: help deps run test lint fmt bench eval e2e crds images cluster
+.PHONY: help deps run test test-python lint fmt bench eval e2e crds images cluster
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -25,23 +25,32 @@ run: ## feed-server with demo data on the embedded store
 # they have proved reliable on a CI machine (issue 11).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 FAULTY_FEED_SERVER := $(abspath $(TARGET_DIR))/fault-injection/feed-server
+NEXTEST_SET := --workspace --lib --bins --tests --examples
+PYTHON_LOG := $(abspath $(TARGET_DIR))/test-python.log
+# Under nextest the Python suites (which need only the debug binaries of the build above) run
+# beside the Rust tests, most of which wait on real time (windows, scrapes); their output is
+# printed after the Rust tests, each line prefixed `test-python:`.
 
 test: deps ## Install test dependencies, then run every test
 	$(CARGO) test --workspace --features feed-server/fault-injection --test faults_injection --test shedding
 	mkdir -p $(dir $(FAULTY_FEED_SERVER)) && cp $(TARGET_DIR)/debug/feed-server $(FAULTY_FEED_SERVER)
 	export FEEDROLL_FAULTY_FEED_SERVER=$(FAULTY_FEED_SERVER); \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	  $(CARGO) nextest run --workspace --lib --bins --tests --examples --no-fail-fast -E 'not binary(local_cluster)'; \
+	  $(CARGO) nextest run $(NEXTEST_SET) --no-run || exit 1; \
+	  scripts/test-python.sh >$(PYTHON_LOG) 2>&1 & python=$$!; \
+	  $(CARGO) nextest run $(NEXTEST_SET) --no-fail-fast -E 'not binary(local_cluster)'; rust=$$?; \
+	  wait $$python; python_rc=$$?; sed 's/^/test-python: /' $(PYTHON_LOG); \
+	  [ $$rust -eq 0 ] && [ $$python_rc -eq 0 ] || { echo "failed: Rust tests $$rust, Python tests $$python_rc"; exit 1; }; \
 	else \
 	  echo "cargo-nextest not found: cargo test runs the test binaries one after another (slower)"; \
-	  $(CARGO) test --workspace --all-targets; \
+	  $(CARGO) test --workspace --all-targets && scripts/test-python.sh; \
 	fi
 	$(CARGO) test --workspace --doc
-	.venv/bin/python -m pytest -q scripts/tests # the images, from the debug binaries above
-	.venv/bin/python -m pytest -q feed-server/tests/contract # /openapi.json fuzzed by schemathesis on both stores, same debug feed-server
-	.venv/bin/python -m pytest -q eval/tests charts/tests argocd/tests
 	scripts/eval.sh --smoke --binary $(TARGET_DIR)/debug/feed-server
 	scripts/bench.sh --smoke --bin-dir $(TARGET_DIR)/debug
+
+test-python: ## The Python suites of make test (needs the debug binaries it builds)
+	scripts/test-python.sh
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
