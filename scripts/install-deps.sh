@@ -41,7 +41,7 @@ for bin in redis-server prometheus promtool python3 lua5.1 buildah openssl; do
   command -v "$bin" >/dev/null 2>&1 || { echo "install-deps: ERROR: $bin still missing after install" >&2; exit 1; }
 done
 
-# kubectl: the local API server's tests (localkube/tests/kubectl.rs, operator/tests/localkube.rs)
+# kubectl: the local API server's tests (localkube/tests/it/kubectl.rs, operator/tests/it/localkube.rs)
 # run the real client. It is part of the machine image; Debian does not package it, and it is not
 # fetched from elsewhere here: fail clearly instead of letting those tests fail later.
 if ! command -v kubectl >/dev/null 2>&1; then

@@ -144,7 +144,7 @@ def test_single_replica_without_leader_election():
 
 # ---------------------------------------------------------------- RBAC: least privilege
 
-# Exactly what the operator's code uses (operator/src/controller/rbac.rs; operator/tests/rbac.rs
+# Exactly what the operator's code uses (operator/src/controller/rbac.rs; operator/tests/it/rbac.rs
 # checks the same from the Rust side).
 OPERATOR_RULES = [
     (("feedroll.dev",), ("feedrollouts",), ("get", "list", "watch", "patch")),

@@ -1,6 +1,7 @@
 //! The test-only fault injection (feature `fault-injection`): errors and latency show up in the
 //! metrics the operator's checks read. Without the feature the route does not exist.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::*;

@@ -5,6 +5,7 @@
 
 #![cfg(feature = "fault-injection")]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::*;

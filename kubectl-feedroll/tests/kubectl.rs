@@ -322,7 +322,7 @@ async fn kubectl_feedroll_lists_explains_commands_and_waits() {
 
     // lint: a valid example passes; invalid ones fail with their reason, one per layer (schema,
     // CEL rule, the operator's resolution). Every example is linted by the same function in
-    // operator/tests/examples.rs; this is the plugin's wiring (each file costs ~0.3 s in debug).
+    // operator/tests/it/examples.rs; this is the plugin's wiring (each file costs ~0.3 s in debug).
     let text = k.ok(&[
         "lint",
         repo("examples/default-plan.yaml").to_str().expect("utf-8"),

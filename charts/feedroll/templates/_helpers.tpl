@@ -81,7 +81,7 @@ it is always a namespaced Role in the release namespace.
 */}}
 {{- define "feedroll.rules" -}}
 # Exactly what the operator's code uses (operator/src/controller/rbac.rs lists each permission
-# with its reason; operator/tests/rbac.rs fails when these rules grant more or less).
+# with its reason; operator/tests/it/rbac.rs fails when these rules grant more or less).
 #
 # FeedRollouts: watch them (list/watch feed the controller's cache), read one (get), and add or
 # remove the clean-up finalizer (a JSON patch of metadata.finalizers). The operator never

@@ -1,6 +1,6 @@
 //! The Kubernetes permissions the operator's code uses, each with its reason. The chart's RBAC
 //! (`charts/feedroll/templates/_helpers.tpl`, `feedroll.rules`, and the Lease Role in
-//! `rbac.yaml`) is the one place they are granted; `tests/rbac.rs` checks that it grants exactly
+//! `rbac.yaml`) is the one place they are granted; `tests/it/rbac.rs` checks that it grants exactly
 //! the permissions listed here, and the reconciler tests check that every request the operator makes
 //! is listed here.
 

@@ -2,7 +2,7 @@
 //! `--open-rate-limit`): 401/403/200 per scope on every route class, hot reload, bad files, 429
 //! with `Retry-After` for one key while another keeps being served, the per-user limit, open mode.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,7 +1,6 @@
 //! Table tests: one per roadmap rule (PRODUCT.md §2 policy table and rollout plan).
 
-#[path = "support/brain.rs"]
-mod support;
+use crate::support::brain as support;
 
 use feedroll_crds::{FeedRolloutStatus, Phase, Verdict};
 use feedroll_operator::brain::{Action, CommandKind, EventReason, Observations, decide};

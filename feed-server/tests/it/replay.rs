@@ -2,7 +2,7 @@
 //! finish lower is measured worse with an interval that excludes zero, the same profile twice is
 //! measured equal, and bad requests are refused with clear codes while nothing changes.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::*;

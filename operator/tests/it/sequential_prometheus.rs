@@ -3,8 +3,7 @@
 //! `operator/README.md` states, an identical one passes and never fails, and the
 //! content-health presets read the feed-server's served-content series.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
+use crate::support::prometheus;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! field of 32 accented characters was refused), and the document itself served as operational
 //! traffic.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

@@ -2,8 +2,7 @@
 //! is reported at once when the kubelet says why, and rolled back (or paused) at the deadline,
 //! never before it.
 
-#[path = "support/brain.rs"]
-mod support;
+use crate::support::brain as support;
 
 use feedroll_crds::{Phase, PodIssue, PodIssueReason};
 use feedroll_operator::brain::{Action, EventReason};

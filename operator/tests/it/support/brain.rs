@@ -1,4 +1,4 @@
-//! Shared helpers of the state-machine tests (included with `#[path]`).
+//! Shared helpers of the state-machine tests.
 
 #![allow(dead_code)]
 

@@ -1,6 +1,6 @@
 //! Black-box HTTP tests of every endpoint, run on both stores (embedded and real Redis).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -1,7 +1,6 @@
 //! The analysis engine against a real Prometheus scraping an exporter with known data.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
+use crate::support::prometheus;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Redis going away mid-run: requests fail fast with 503, readiness drops, and service resumes
 //! by itself with the data Redis kept.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! password) a wrong password, a server its CA did not sign and a missing client certificate,
 //! and refuses to start on bad TLS flags.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! A feed request makes the same small number of store round trips however many candidates it
 //! scores (every store call is one pipelined Redis round trip).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,7 +2,7 @@
 //! duration bucket (both stores keep its counters), trending per region, the cold-start path,
 //! explanations, and the bench world's freshness, follows and affinity at work.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -3,8 +3,7 @@
 //! pass; with them the verdicts are computed from real data; a wrong CA is a clear TLS error.
 //! The same through `feedroll-operator check` and its flags, and the Secret cache.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
+use crate::support::prometheus;
 
 use std::process::Output;
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
 //! Proptest generators shared by the brain's property tests (`state_machine_props.rs`,
-//! `history_props.rs`; included with `#[path]`): random sequences of what the world reports
+//! `history_props.rs`): random sequences of what the world reports
 //! between two decisions — time passing, analysis runs, pod health, human commands, new
 //! revisions — each test drawing them in its own proportions ([`Mix`]).
 

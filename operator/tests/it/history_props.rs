@@ -4,10 +4,8 @@
 //! earlier one, every change of phase or step is in it, and the same inputs give the same
 //! history.
 
-#[path = "support/generators.rs"]
-mod generators;
-#[path = "support/brain.rs"]
-mod support;
+use crate::support::brain as support;
+use crate::support::generators;
 
 use feedroll_crds::history::{Decision, HISTORY_LIMIT, HistoryEntry};
 use feedroll_crds::{FeedRolloutSpec, FeedRolloutStatus, Phase, Verdict};

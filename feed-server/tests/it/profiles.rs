@@ -1,6 +1,6 @@
 //! Ranking profiles and experiments over HTTP: validation at start, hot reload, variants.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,7 +1,6 @@
 //! `feedroll-operator check` and `crd` as a platform team's CI runs them.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
+use crate::support::prometheus;
 
 use std::process::Output;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! (also across a `kill -9` of a replica mid-batch and a consumer that went silent), the lag
 //! is a metric, and a backlog over its limit refuses batches with a 503 and `Retry-After`.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

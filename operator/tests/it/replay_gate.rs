@@ -4,8 +4,7 @@
 //! inconclusive or failed replay holds (asking again every interval), then pauses for a human
 //! after maxHold — never skipped silently.
 
-#[path = "support/brain.rs"]
-mod support;
+use crate::support::brain as support;
 
 use std::time::Duration;
 

@@ -2,8 +2,7 @@
 //! (`feedroll-localkube`), with scripted analysis verdicts and a hand-moved clock. Each test
 //! plays the Deployment controller (marking Deployments rolled out) and the human.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
+use crate::support::prometheus;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

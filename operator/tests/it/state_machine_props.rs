@@ -1,9 +1,7 @@
 //! Property tests of the brain over random plans and random sequences of observations and time.
 
-#[path = "support/generators.rs"]
-mod generators;
-#[path = "support/brain.rs"]
-mod support;
+use crate::support::brain as support;
+use crate::support::generators;
 
 use feedroll_crds::{
     AnalysisRun, CheckRecord, FeedRolloutSpec, FeedRolloutStatus, Phase, ResolvedStep,

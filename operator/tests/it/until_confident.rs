@@ -2,8 +2,7 @@
 //! confident pass of every non-advisory check, a sequential check still gathering evidence
 //! neither holds nor pauses before `max`, and past `max` it follows its hold policy.
 
-#[path = "support/brain.rs"]
-mod support;
+use crate::support::brain as support;
 
 use feedroll_crds::{Phase, SequentialEvidence, Verdict};
 use support::{Sim, run, spec};

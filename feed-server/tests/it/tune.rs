@@ -2,7 +2,7 @@
 //! log what finishes, answers a profile `--profile` reads, never changes the serving profile,
 //! refuses bad input with clear codes, and a full log drops its oldest events and counts them.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::*;

@@ -1,0 +1,17 @@
+//! The integration tests of `feed-server`, one test binary (one link, shared
+//! monomorphisations): each module was its own `tests/*.rs` binary before.
+
+#[macro_use]
+mod common;
+mod api;
+mod auth;
+mod binary;
+mod contract_bounds;
+mod events_stream;
+mod faults;
+mod profiles;
+mod ranking;
+mod redis_tls;
+mod replay;
+mod round_trips;
+mod tune;
