@@ -513,7 +513,8 @@ pub enum ErrorCode {
     NoOutcome,
     /// `POST /v1/admin/tune`: the fitted weights make no valid profile (all zero) (422).
     NoFit,
-    /// `POST /v1/admin/tune`: another tune is running; retry when it is done (409).
+    /// `POST /v1/admin/tune`: a tune or a replay is running (one log analysis at a time); retry
+    /// when it is done (409).
     TuneInProgress,
     /// `POST /v1/admin/replay`: the stable or canary profile does not load as a `--profile`
     /// file would (the message names the side and the field) (400).

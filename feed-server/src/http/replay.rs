@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::ApiJson;
-use super::tune::{LogRead, WindowLog, read_window, window_of};
+use super::tune::{LogRead, analyse_log, window_of};
 use crate::exposure::quality::Quality;
 use crate::exposure::replay_gate::{
     Bootstrap, Differences, ProfileSide, ReplayError, ReplayInput, compare, load_profile,
@@ -97,29 +97,16 @@ pub async fn post_replay(
     let window = window_of(req.since, req.until)?;
     let stable = load_profile(ProfileSide::Stable, &req.stable)?;
     let canary = load_profile(ProfileSide::Canary, &req.canary)?;
-    let permit = state.tunes.try_acquire().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ReplayInProgress,
-            "a replay or a tune is running; retry when it is done",
-        )
-    })?;
-    let WindowLog {
-        events,
-        catalog,
-        read: log,
-    } = read_window(&state, window).await?;
-    let report = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+    let (report, log) = analyse_log(&state, window, ErrorCode::ReplayInProgress, move |log| {
         compare(ReplayInput {
-            events: &events,
-            catalog: &catalog,
+            events: &log.events,
+            catalog: &log.catalog,
             window,
             stable: &stable,
             canary: &canary,
         })
     })
-    .await
-    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("the replay failed: {e}")))??;
+    .await?;
     Ok(Json(ReplayResponse {
         exposures: report.exposures,
         lists: report.lists,

@@ -113,10 +113,7 @@ pub(super) struct WindowLog {
 }
 
 /// Reads the log and the catalog for a log analysis of `window` (tune or replay).
-pub(super) async fn read_window(
-    state: &SharedState,
-    window: Window,
-) -> Result<WindowLog, ApiError> {
+async fn read_window(state: &SharedState, window: Window) -> Result<WindowLog, ApiError> {
     let max_events = state.settings.tune_max_events;
     let mut events = state.store.read_log(max_events).await?;
     let read = LogRead {
@@ -146,6 +143,36 @@ pub(super) async fn read_window(
     })
 }
 
+/// Runs one log analysis of `window` (a tune or a replay): takes the one analysis slot (`busy`,
+/// 409, while another tune or replay holds it), reads the window's log and catalog, and runs
+/// `analyse` on a blocking thread, which keeps the slot until it ends. Answers its result and
+/// how much of the log was read.
+pub(super) async fn analyse_log<T, E>(
+    state: &SharedState,
+    window: Window,
+    busy: ErrorCode,
+    analyse: impl FnOnce(&WindowLog) -> Result<T, E> + Send + 'static,
+) -> Result<(T, LogRead), ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    let permit = state.tunes.try_acquire().ok_or_else(|| {
+        ApiError::new(
+            busy,
+            "a tune or a replay is running (one log analysis at a time); retry when it is done",
+        )
+    })?;
+    let log = read_window(state, window).await?;
+    let report = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        analyse(&log).map(|report| (report, log.read))
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("the log analysis failed: {e}")))?;
+    report.map_err(Into::into)
+}
+
 /// `POST /v1/admin/tune`
 #[utoipa::path(
     post,
@@ -169,36 +196,24 @@ pub async fn post_tune(
 ) -> Result<Json<TuneResponse>, ApiError> {
     let objective = req.objective.weights()?;
     let window = window_of(req.since, req.until)?;
-    let permit = state.tunes.try_acquire().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::TuneInProgress,
-            "another tune or replay is running; retry when it is done",
-        )
-    })?;
-    let WindowLog {
-        events,
-        catalog,
-        read: log,
-    } = read_window(&state, window).await?;
-    let loaded = state.profiles.current();
-    let current = loaded
+    let current = state
+        .profiles
+        .current()
         .experiment
         .variants
         .first()
         .map(|v| v.profile.clone())
         .unwrap_or_default();
-    let report = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+    let (report, log) = analyse_log(&state, window, ErrorCode::TuneInProgress, move |log| {
         tune(TuneInput {
-            events: &events,
-            catalog: &catalog,
+            events: &log.events,
+            catalog: &log.catalog,
             window,
             objective,
             current: &current,
         })
     })
-    .await
-    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("the tune failed: {e}")))??;
+    .await?;
     let profile = serde_json::to_value(&report.profile).map_err(|e| {
         ApiError::new(
             ErrorCode::Internal,
