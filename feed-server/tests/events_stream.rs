@@ -248,7 +248,14 @@ async fn batches_left_pending_by_a_silent_consumer_are_claimed_and_applied_once(
     let read: redis::Value = redis::cmd("XREADGROUP")
         .arg(
             &[
-                "GROUP", "apply", "ghost", "COUNT", "10", "STREAMS", "feed:{shared}:ev", ">",
+                "GROUP",
+                "apply",
+                "ghost",
+                "COUNT",
+                "10",
+                "STREAMS",
+                "feed:{shared}:ev",
+                ">",
             ][..],
         )
         .query(&mut conn)
@@ -386,7 +393,9 @@ async fn a_replica_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
     }
     // Kill it while batches are being accepted and applied.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while get_i64(&mut conn, "feed:{shared}:evq") + (counter_sum(&mut conn, "impressions") as i64) < 2_000 {
+    while get_i64(&mut conn, "feed:{shared}:evq") + (counter_sum(&mut conn, "impressions") as i64)
+        < 2_000
+    {
         assert!(Instant::now() < deadline, "no events accepted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -50,11 +50,15 @@ async fn serves_and_stores(app: &TestApp, redis: &TlsRedis, user: &str) {
     let feed = app.feed(user, "&limit=10").await;
     assert_eq!(ids(&feed).len(), 10, "{feed}");
     assert!(
-        redis.cli(&["GET", "feed:{shared}:v:v3"]).contains("\"creator_id\""),
+        redis
+            .cli(&["GET", "feed:{shared}:v:v3"])
+            .contains("\"creator_id\""),
         "catalog entry not in Redis"
     );
     assert!(
-        !redis.cli(&["ZSCORE", "feed:{shared}:active", user]).is_empty(),
+        !redis
+            .cli(&["ZSCORE", "feed:{shared}:active", user])
+            .is_empty(),
         "event's activity not in Redis"
     );
     assert_ne!(
@@ -111,7 +115,11 @@ async fn serves_over_tls_as_an_acl_user_and_reconnects_after_a_restart() {
         assert!(Instant::now() < deadline, "no reconnect: {status} {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(redis.cli(&["GET", "feed:{shared}:v:v3"]).contains("\"creator_id\""));
+    assert!(
+        redis
+            .cli(&["GET", "feed:{shared}:v:v3"])
+            .contains("\"creator_id\"")
+    );
     assert!(app.wait_ready(Duration::from_secs(5)).await);
 }
 

@@ -12,9 +12,11 @@
 //! - a pipeline that spans slots is either read whole ([`RedisLink::query`]: no `ignore()`, every
 //!   reply is returned) or not at all ([`RedisLink::exec`]).
 //!
-//! Every call is bounded by the store timeout, also while a cluster re-discovers its slots
-//! during a failover: requests fail fast with [`StoreError::Unavailable`] and succeed again by
-//! themselves once a replica has been promoted.
+//! Every call is bounded by the store timeout: the connection manager's own connection and
+//! response timeouts on one server (which keep its error, e.g. a refused certificate), an outer
+//! deadline on a cluster, also while it re-discovers its slots during a failover: requests fail
+//! fast with [`StoreError::Unavailable`] and succeed again by themselves once a replica has been
+//! promoted.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -108,7 +110,7 @@ fn unavailable(e: RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-/// Bounds `call` by `timeout` (a cluster retries redirections and reconnects internally).
+/// Bounds a cluster call by `timeout` (it retries redirections and reconnects internally).
 async fn bounded<T>(
     timeout: Duration,
     call: impl Future<Output = Result<T, RedisError>>,
@@ -138,7 +140,7 @@ impl RedisLink {
         match self {
             Self::Single(conn) => {
                 let mut conn = conn.clone();
-                bounded(timeout, pipe.query_async(&mut conn)).await
+                pipe.query_async(&mut conn).await.map_err(unavailable)
             }
             Self::Cluster(conn) => match plan(pipe) {
                 Plan::Whole => {
@@ -189,7 +191,7 @@ impl RedisLink {
         match self {
             Self::Single(conn) => {
                 let mut conn = conn.clone();
-                bounded(timeout, cmd.query_async(&mut conn)).await
+                cmd.query_async(&mut conn).await.map_err(unavailable)
             }
             Self::Cluster(conn) => {
                 let mut conn = conn.clone();
@@ -226,7 +228,10 @@ impl RedisLink {
         match self {
             Self::Single(conn) => {
                 let mut conn = conn.clone();
-                bounded(timeout, invocation.invoke_async(&mut conn)).await
+                invocation
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
             }
             Self::Cluster(conn) => {
                 let mut conn = conn.clone();
