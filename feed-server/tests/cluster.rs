@@ -154,3 +154,90 @@ async fn a_killed_master_fails_requests_fast_and_the_cluster_recovers_losing_not
         failed.len()
     );
 }
+
+/// Runs the binary with `args` and `env`; returns its exit success and what it printed.
+fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_feed-server"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run feed-server");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn contradictory_or_bad_cluster_flags_stop_the_start_with_a_clear_error() {
+    let nodes = "redis://127.0.0.1:1,redis://127.0.0.1:2";
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--redis-cluster-nodes",
+                nodes,
+            ],
+            vec![],
+            "--redis-url and --redis-cluster-nodes exclude each other",
+        ),
+        (
+            vec!["--redis-url", "redis://127.0.0.1:1"],
+            vec![("FEED_REDIS_CLUSTER_NODES", nodes)],
+            "--redis-url and --redis-cluster-nodes exclude each other",
+        ),
+        (
+            vec![
+                "--redis-cluster-nodes",
+                "redis://127.0.0.1:1,rediss://127.0.0.1:2",
+            ],
+            vec![],
+            "must agree on the transport",
+        ),
+        (
+            vec![
+                "--redis-cluster-nodes",
+                "redis://feed:s3cret@127.0.0.1:1,redis://feed:other@127.0.0.1:2",
+            ],
+            vec![],
+            "must agree on the user and password",
+        ),
+        (
+            vec![
+                "--redis-cluster-nodes",
+                nodes,
+                "--redis-ca-file",
+                "/no/ca.pem",
+            ],
+            vec![],
+            "--redis-ca-file needs a TLS URL",
+        ),
+        (
+            vec!["--redis-cluster-nodes", "rediss://127.0.0.1:1#insecure"],
+            vec![],
+            "turns certificate verification off",
+        ),
+        (
+            vec!["--redis-cluster-nodes", "nonsense"],
+            vec![],
+            "is not a Redis URL",
+        ),
+        (
+            vec!["--redis-cluster-nodes", nodes, "--redis-prefix", "feed{1}:"],
+            vec![],
+            "--redis-prefix \"feed{1}:\" holds `{`",
+        ),
+    ];
+    for (args, env, want) in cases {
+        let (ok, output) = run_binary(&args, &env);
+        assert!(!ok, "{args:?} started");
+        assert!(output.contains(want), "{args:?}: {output}");
+        assert!(!output.contains("s3cret"), "{output}");
+    }
+}
