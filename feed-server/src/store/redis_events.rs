@@ -1,11 +1,13 @@
 //! The ingest stream on Redis: an accepted batch is durable in one round trip, and consumers
 //! apply it to the shared aggregates exactly once.
 //!
-//! **Accepting** (`Store::apply`, one MULTI/EXEC): the sending users' own state (affinities,
-//! taste, seen set) is written, the batch's [`SharedDeltas`](crate::learning::shared::SharedDeltas) is appended as one entry (field
-//! `d`, JSON) to the stream `P ev`, and `P evq` (events accepted, not yet applied) grows by the
-//! batch's size. The 200 is sent after EXEC: an accepted event is in Redis, and the user's next
-//! feed reflects it. When the last observed `P evq` exceeds [`IngestSettings::backlog_max`],
+//! **Accepting** (`Store::apply`, one MULTI/EXEC; on a Redis Cluster one per sending user, then
+//! the append as the commit point, see `store::redis_store`): the sending users' own state
+//! (affinities, taste, seen set, recent engagements) is written, the batch's
+//! [`SharedDeltas`](crate::learning::shared::SharedDeltas) is appended as one entry (field `d`,
+//! JSON) to the stream `P{shared}:ev`, and `P{shared}:evq` (events accepted, not yet applied)
+//! grows by the batch's size. The 200 is sent after EXEC: an accepted event is in Redis, and the
+//! user's next feed reflects it. When the last observed `P{shared}:evq` exceeds [`IngestSettings::backlog_max`],
 //! new batches are refused before anything is written ([`StoreError::Backlogged`], a 503 with
 //! `Retry-After`): a stalled consumer costs bounded Redis memory, never an event.
 //!
@@ -15,7 +17,7 @@
 //! [`SharedDeltas`](crate::learning::shared::SharedDeltas) (a hot video's counters are written once per round, not once per batch) and
 //! applies them with one Lua script ([`APPLY`]) that, atomically, checks every entry is still
 //! pending for this consumer, runs the writes (counters, trending, recent, activity, the
-//! exposure-log appends), `XACK`s and `XDEL`s the entries and decrements `P evq`. Applied ⇔
+//! exposure-log appends), `XACK`s and `XDEL`s the entries and decrements `P{shared}:evq`. Applied ⇔
 //! acknowledged, so an entry is applied at most once even when its reply is lost or another
 //! consumer claimed it meanwhile (the script then writes nothing). Entries left pending by a
 //! consumer that died (`kill -9` mid-batch) are claimed by a live one with `XAUTOCLAIM` once
@@ -228,7 +230,7 @@ impl Ingest {
         Ok(())
     }
 
-    /// Records the backlog Redis reported (`P evq`; negative values, from a counter reset while
+    /// Records the backlog Redis reported (`P{shared}:evq`; negative values, from a counter reset while
     /// entries were in flight, count as empty).
     pub fn observe(&self, backlog: i64) {
         let backlog = u64::try_from(backlog).unwrap_or(0);
