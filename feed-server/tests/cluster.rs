@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster::RedisCluster;
-use common::{Backend, Options, TestApp, catalog};
+use common::{Backend, Options, TestApp, catalog, run_binary};
 use serde_json::json;
 
 /// Longest a failing request may take: the store timeout is 300 ms and an event batch makes
@@ -155,28 +155,13 @@ async fn a_killed_master_fails_requests_fast_and_the_cluster_recovers_losing_not
     );
 }
 
-/// Runs the binary with `args` and `env`; returns its exit success and what it printed.
-fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_feed-server"))
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run feed-server");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+/// Environment variables of a run.
+type Env<'a> = Vec<(&'a str, &'a str)>;
 
 #[test]
 fn contradictory_or_bad_cluster_flags_stop_the_start_with_a_clear_error() {
     let nodes = "redis://127.0.0.1:1,redis://127.0.0.1:2";
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<(Vec<&str>, Env, &str)> = vec![
         (
             vec![
                 "--redis-url",

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::tls::{ClientAuth, PASSWORD, TlsRedis, USER};
-use common::{Backend, Options, TestApp, catalog, ids};
+use common::{Backend, Options, TestApp, catalog, ids, run_binary};
 use serde_json::{Value, json};
 
 /// Flags of a feed-server on `redis` with `url`, the CA file `ca` and `extra` flags.
@@ -179,23 +179,6 @@ async fn a_required_client_certificate_is_sent_and_its_absence_is_refused() {
     assert!(message.contains("CertificateRequired"), "{message}");
 }
 
-/// Runs the binary with `args`; returns its exit success and what it printed.
-fn run_binary(args: &[String]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_feed-server"))
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(args)
-        .output()
-        .expect("run feed-server");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn bad_tls_flags_stop_the_start_with_a_clear_error() {
     let redis = TlsRedis::start(ClientAuth::No);
@@ -282,7 +265,8 @@ fn bad_tls_flags_stop_the_start_with_a_clear_error() {
         ),
     ];
     for (args, want) in cases {
-        let (ok, printed) = run_binary(&args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, printed) = run_binary(&args, &[]);
         assert!(!ok, "{args:?} started");
         assert!(
             printed.contains(want),

@@ -405,19 +405,29 @@ pub fn ids(feed: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Runs each listed async test function on each listed store: `on_stores!([memory => Memory,
+/// redis => Redis] test_a, test_b)` makes `test_a::memory`, `test_a::redis`, ….
+#[macro_export]
+macro_rules! on_stores {
+    (@one [$($store:ident => $backend:ident),*] $name:ident) => {
+        mod $name {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $store() { super::$name(Backend::$backend).await }
+            )*
+        }
+    };
+    ($stores:tt $($name:ident),* $(,)?) => {
+        $( $crate::on_stores!(@one $stores $name); )*
+    };
+}
+
 /// Runs each listed async test function against both stores.
 #[macro_export]
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn memory() { super::$name(Backend::Memory).await }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn redis() { super::$name(Backend::Redis).await }
-            }
-        )*
+        $crate::on_stores!([memory => Memory, redis => Redis] $($name),*);
     };
 }
 
@@ -426,18 +436,27 @@ macro_rules! both_stores {
 #[macro_export]
 macro_rules! all_stores {
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn memory() { super::$name(Backend::Memory).await }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn redis() { super::$name(Backend::Redis).await }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn cluster() { super::$name(Backend::Cluster).await }
-            }
-        )*
+        $crate::on_stores!([memory => Memory, redis => Redis, cluster => Cluster] $($name),*);
     };
+}
+
+/// Runs the feed-server binary with `args` and the environment `env`; returns whether it exited
+/// successfully and what it printed (stdout, then stderr).
+pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_feed-server"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run feed-server");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// The value of the first sample of `name` whose labels include every `(key, value)` of
