@@ -1,5 +1,6 @@
 //! The Redis key layout: every key the Redis store reads or writes is named here, under the
-//! configurable prefix `P` (which lets deployments or tests share one Redis or one cluster).
+//! configurable prefix `P` (which lets deployments or tests share one Redis or one cluster),
+//! written as is in front: with `feed:`, `P{shared}:ev` is `feed:{shared}:ev`.
 //!
 //! **Slots.** Every key carries a Redis Cluster hash tag (the text between the first `{` and
 //! the next `}`), so where it lives in a cluster is a decision, not an accident:
@@ -13,7 +14,7 @@
 //! - `{u:<user>}`: a user's own state (profile, follows, friends, affinities, taste, seen set,
 //!   recent engagements) shares one slot per user, so a user's writes are one MULTI/EXEC and
 //!   what grows with the number of users spreads over every master.
-//! - cached pages (`P c:…`) carry no tag: each spreads by its own name.
+//! - cached pages (`Pc:…`) carry no tag: each spreads by its own name.
 //!
 //! The same names are used on a single Redis and on a cluster (one layout, one upgrade note in
 //! feed-server/README.md). The prefix itself must not contain `{` or `}` (checked at start-up:
@@ -37,7 +38,7 @@
 //! | `P{u:<user>}:aff`, `P{u:<user>}:taste` | hash | decayed values: field `f` and its time `f@` ([`super::encoding`]) |
 //! | `P{u:<user>}:seen` | zset | seen videos by time (last 5,000) |
 //! | `P{u:<user>}:recent` | list | recently engaged videos (last 50) |
-//! | `P c:<key>` | string | cached pages |
+//! | `Pc:<key>` | string | cached pages |
 //!
 //! The layout is the data's address: a change here strands what Redis holds, so a unit test
 //! pins every key and its slot.

@@ -18,7 +18,7 @@
 //! script, all in the shared slot and named in `KEYS` (`store::redis_consumer`).
 //!
 //! Parsed catalog entries are kept in process (the *catalog cache*), tagged with the catalog
-//! version they were read at. Every candidate read fetches `P catv` in the same round trip as the
+//! version they were read at. Every candidate read fetches `P{shared}:catv` in the same round trip as the
 //! counters; when it moved (a catalog write on any replica), the cache is dropped and the entries
 //! it supplied are read again, so a ranking never uses a catalog entry older than the version it
 //! saw.
@@ -235,6 +235,9 @@ impl RedisStore {
                 let client = redis_conn::cluster_client(nodes, tls)?
                     .connection_timeout(settings.timeout)
                     .response_timeout(settings.timeout)
+                    // A redirection or a reconnection is retried at once and twice at most:
+                    // the store timeout bounds the whole call (`RedisLink`), and a request
+                    // that cannot be served fails fast rather than waiting out a failover.
                     .retries(2)
                     .min_retry_wait(10)
                     .max_retry_wait(100)
