@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::{free_port, run_redis};
-
 /// Nodes of a test cluster: three masters, one replica each.
 const NODES: usize = 6;
 
@@ -26,36 +24,74 @@ pub struct RedisCluster {
     _dir: TempDir,
 }
 
+/// Six distinct free loopback ports whose cluster bus ports (port + 10000) are free too.
+fn cluster_ports() -> Vec<u16> {
+    let mut ports = Vec::new();
+    while ports.len() < NODES {
+        let port = rand::random_range(20_000..55_000);
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if !ports.contains(&port) && free(port) && free(port + 10_000) {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
 /// The cluster the tests of this process share while at least one of them holds it.
 static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
 
 impl RedisCluster {
     /// Starts six nodes, creates the cluster and waits until every node reports
-    /// `cluster_state:ok` and every replica is in sync with its master.
+    /// `cluster_state:ok` and every replica is in sync with its master. Tries again on other
+    /// ports when a node cannot start or the cluster cannot be created (another process of a
+    /// parallel test run may take a port between its choice and its use).
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let children = ports
-            .iter()
-            .map(|port| {
-                let node_dir = dir.path().join(port.to_string());
-                std::fs::create_dir(&node_dir).expect("node dir");
-                let mut cmd = Command::new("redis-server");
-                cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args(["--cluster-enabled", "yes"])
-                    .args(["--cluster-config-file", "nodes.conf"])
-                    .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
-                    .args(["--save", "", "--appendonly", "no"])
-                    .arg("--dir")
-                    .arg(&node_dir);
-                Some(run_redis(cmd, *port))
-            })
-            .collect();
+        let mut errors = Vec::new();
+        for _ in 0..3 {
+            match Self::try_start() {
+                Ok(cluster) => {
+                    cluster.wait_healthy(Duration::from_secs(30));
+                    return cluster;
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        panic!("cannot start a Redis Cluster: {errors:?}");
+    }
+
+    fn try_start() -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let cluster = Self {
-            ports,
-            children: Mutex::new(children),
+            ports: cluster_ports(),
+            children: Mutex::new(Vec::new()),
             _dir: dir,
         };
+        for &port in &cluster.ports {
+            let node_dir = cluster._dir.path().join(port.to_string());
+            std::fs::create_dir(&node_dir).map_err(|e| e.to_string())?;
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", "nodes.conf"])
+                .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+                .args(["--save", "", "--appendonly", "no"])
+                // A replica's first sync starts at once (the default waits 5 s for more
+                // replicas to share one diskless transfer).
+                .args(["--repl-diskless-sync-delay", "0"])
+                .arg("--dir")
+                .arg(&node_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server not found: run `make deps` (scripts/install-deps.sh)");
+            let pid = child.id();
+            cluster
+                .children
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Some(child));
+            cluster.wait_own_node(port, pid)?;
+        }
         let mut create = Command::new("redis-cli");
         create.args(["--cluster", "create"]);
         create.args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")));
@@ -64,13 +100,30 @@ impl RedisCluster {
             .stdin(Stdio::null())
             .output()
             .expect("redis-cli not found: run `make deps` (scripts/install-deps.sh)");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        cluster.wait_healthy(Duration::from_secs(30));
-        cluster
+        if !out.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(cluster)
+    }
+
+    /// Waits (up to 10 s) until the node started as process `pid` answers on `port` (and not
+    /// another process that holds the port).
+    fn wait_own_node(&self, port: u16, pid: u32) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let own = format!("process_id:{pid}");
+        while Instant::now() < deadline {
+            if self.cli(port, &["INFO", "server"]).contains(&own) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!(
+            "redis-server (pid {pid}) did not start on port {port}"
+        ))
     }
 
     /// The cluster shared by the tests of this process that run at the same time (each app
@@ -192,7 +245,7 @@ impl RedisCluster {
                 Instant::now() < deadline,
                 "the cluster is not healthy within {within:?}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
