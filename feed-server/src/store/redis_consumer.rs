@@ -78,7 +78,6 @@ async fn create_group(store: &RedisStore) -> Result<(), StoreError> {
                 .arg(GROUP)
                 .arg("0")
                 .arg("MKSTREAM"),
-            store.timeout(),
         )
         .await;
     match created {
@@ -117,7 +116,7 @@ async fn round(store: &RedisStore, consumer: &str, claim: bool) -> Result<Round,
             .arg("COUNT")
             .arg(count);
     }
-    let replies = store.connection().query(&pipe, store.timeout()).await?;
+    let replies = store.connection().query(&pipe).await?;
     let mut replies = replies.into_iter();
     let mut next = || replies.next().ok_or_else(|| corrupt("missing reply"));
     let mut entries = parse_read(next()?)?;
@@ -187,10 +186,7 @@ async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<
     for arg in commands {
         invocation.arg(arg);
     }
-    let result: Result<(i64, i64, i64), _> = store
-        .connection()
-        .invoke(&invocation, store.timeout())
-        .await;
+    let result: Result<(i64, i64, i64), _> = store.connection().invoke(&invocation).await;
     // Also after a failure: the script may have run before the reply was lost.
     store.forget_stats(merged.video_stats.keys().map(String::as_str));
     let (applied, left, trimmed) = result?;

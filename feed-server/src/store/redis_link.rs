@@ -31,10 +31,10 @@ use super::StoreError;
 /// A single Redis or a cluster; cheap to clone (both share their connections).
 #[derive(Clone)]
 pub enum RedisLink {
-    /// One Redis server (`--redis-url`).
+    /// One Redis server (`--redis-url`); its connection manager bounds every call itself.
     Single(ConnectionManager),
-    /// A Redis Cluster (`--redis-cluster-nodes`).
-    Cluster(ClusterConnection),
+    /// A Redis Cluster (`--redis-cluster-nodes`) and the store timeout that bounds every call.
+    Cluster(ClusterConnection, Duration),
 }
 
 /// Where a pipeline goes on a cluster.
@@ -127,25 +127,21 @@ async fn bounded<T>(
 impl RedisLink {
     /// Whether this is a cluster (some writes are then split by slot, see `redis_store`).
     pub fn is_cluster(&self) -> bool {
-        matches!(self, Self::Cluster(_))
+        matches!(self, Self::Cluster(..))
     }
 
-    /// Runs `pipe` within `timeout` and returns its replies (ignored commands excepted; on a
+    /// Runs `pipe` and returns its replies (ignored commands excepted; on a
     /// cluster, see the module docs for pipelines that span slots).
-    pub async fn query(
-        &self,
-        pipe: &Pipeline,
-        timeout: Duration,
-    ) -> Result<Vec<Value>, StoreError> {
+    pub async fn query(&self, pipe: &Pipeline) -> Result<Vec<Value>, StoreError> {
         match self {
             Self::Single(conn) => {
                 let mut conn = conn.clone();
                 pipe.query_async(&mut conn).await.map_err(unavailable)
             }
-            Self::Cluster(conn) => match plan(pipe) {
+            Self::Cluster(conn, timeout) => match plan(pipe) {
                 Plan::Whole => {
                     let mut conn = conn.clone();
-                    bounded(timeout, pipe.query_async(&mut conn)).await
+                    bounded(*timeout, pipe.query_async(&mut conn)).await
                 }
                 Plan::Split(parts) => {
                     let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
@@ -157,7 +153,7 @@ impl RedisLink {
                         let mut conn = conn.clone();
                         async move { sub.query_async::<Vec<Value>>(&mut conn).await }
                     });
-                    let replies = bounded(timeout, futures::future::try_join_all(calls)).await?;
+                    let replies = bounded(*timeout, futures::future::try_join_all(calls)).await?;
                     let mut ordered: Vec<Option<Value>> = vec![None; cmds.len()];
                     for (part, values) in parts.iter().zip(replies) {
                         if values.len() != part.len() {
@@ -176,54 +172,48 @@ impl RedisLink {
         }
     }
 
-    /// Runs `pipe` within `timeout`, discarding its replies.
-    pub async fn exec(&self, pipe: &Pipeline, timeout: Duration) -> Result<(), StoreError> {
-        self.query(pipe, timeout).await.map(|_| ())
+    /// Runs `pipe`, discarding its replies.
+    pub async fn exec(&self, pipe: &Pipeline) -> Result<(), StoreError> {
+        self.query(pipe).await.map(|_| ())
     }
 
-    /// Runs one command within `timeout` (routed by its key on a cluster; `PING` asks every
+    /// Runs one command (routed by its key on a cluster; `PING` asks every
     /// master).
-    pub async fn cmd<T: FromRedisValue>(
-        &self,
-        cmd: &Cmd,
-        timeout: Duration,
-    ) -> Result<T, StoreError> {
+    pub async fn cmd<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         match self {
             Self::Single(conn) => {
                 let mut conn = conn.clone();
                 cmd.query_async(&mut conn).await.map_err(unavailable)
             }
-            Self::Cluster(conn) => {
+            Self::Cluster(conn, timeout) => {
                 let mut conn = conn.clone();
-                bounded(timeout, cmd.query_async(&mut conn)).await
+                bounded(*timeout, cmd.query_async(&mut conn)).await
             }
         }
     }
 
     /// Runs one command, keeping Redis's own error (for callers that tell error codes apart,
     /// like `BUSYGROUP`); a timeout is reported as an I/O error.
-    pub async fn cmd_raw(&self, cmd: &Cmd, timeout: Duration) -> Result<Value, RedisError> {
-        let call = async {
-            match self {
-                Self::Single(conn) => cmd.query_async(&mut conn.clone()).await,
-                Self::Cluster(conn) => cmd.query_async(&mut conn.clone()).await,
+    pub async fn cmd_raw(&self, cmd: &Cmd) -> Result<Value, RedisError> {
+        match self {
+            Self::Single(conn) => cmd.query_async(&mut conn.clone()).await,
+            Self::Cluster(conn, timeout) => {
+                tokio::time::timeout(*timeout, cmd.query_async(&mut conn.clone()))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(RedisError::from(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no answer from Redis within the store timeout",
+                        )))
+                    })
             }
-        };
-        tokio::time::timeout(timeout, call)
-            .await
-            .unwrap_or_else(|_| {
-                Err(RedisError::from(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "no answer from Redis within the store timeout",
-                )))
-            })
+        }
     }
 
-    /// Runs a script invocation within `timeout` (its keys must share a slot on a cluster).
+    /// Runs a script invocation (its keys must share a slot on a cluster).
     pub async fn invoke<T: FromRedisValue>(
         &self,
         invocation: &ScriptInvocation<'_>,
-        timeout: Duration,
     ) -> Result<T, StoreError> {
         match self {
             Self::Single(conn) => {
@@ -233,9 +223,9 @@ impl RedisLink {
                     .await
                     .map_err(unavailable)
             }
-            Self::Cluster(conn) => {
+            Self::Cluster(conn, timeout) => {
                 let mut conn = conn.clone();
-                bounded(timeout, invocation.invoke_async(&mut conn)).await
+                bounded(*timeout, invocation.invoke_async(&mut conn)).await
             }
         }
     }

@@ -142,7 +142,6 @@ impl ListRead {
 /// Redis-backed store; see the module docs.
 pub struct RedisStore {
     conn: RedisLink,
-    timeout: Duration,
     keys: Keys,
     catalog: RwLock<CatalogCache>,
     stats: SharedCache<VideoStats>,
@@ -249,12 +248,12 @@ impl RedisStore {
                             .set_connection_timeout(settings.timeout)
                             .set_response_timeout(settings.timeout),
                     ),
+                    settings.timeout,
                 )
             }
         };
         Ok(Self {
             conn,
-            timeout: settings.timeout,
             keys: Keys::new(settings.prefix.clone()),
             catalog: RwLock::new(CatalogCache::default()),
             stats: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
@@ -272,11 +271,6 @@ impl RedisStore {
 
     pub(super) fn connection(&self) -> &RedisLink {
         &self.conn
-    }
-
-    /// How long a call may wait for Redis.
-    pub(super) fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     pub(super) fn ingest(&self) -> &Ingest {
@@ -361,7 +355,7 @@ impl RedisStore {
     }
 
     async fn run(&self, pipe: &Pipeline) -> Result<Vec<Value>, StoreError> {
-        self.conn.query(pipe, self.timeout).await
+        self.conn.query(pipe).await
     }
 
     /// The sending users' own writes of `d` (affinities, taste, seen set, recent engagements),
@@ -449,7 +443,7 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.conn
-            .cmd::<Value>(&redis::cmd("PING"), self.timeout)
+            .cmd::<Value>(&redis::cmd("PING"))
             .await
             .map(|_| ())
     }
@@ -527,7 +521,7 @@ impl Store for RedisStore {
             // What this replica last saw may be stale (it may not consume): ask before refusing.
             let backlog: Option<i64> = self
                 .conn
-                .cmd(redis::cmd("GET").arg(self.backlog_key()), self.timeout)
+                .cmd(redis::cmd("GET").arg(self.backlog_key()))
                 .await?;
             self.ingest.observe(backlog.unwrap_or(0));
             self.ingest.admit()?;
@@ -540,7 +534,7 @@ impl Store for RedisStore {
         let mut pipe = if self.conn.is_cluster() {
             let users = own.values().map(|cmds| {
                 let tx = transaction(cmds);
-                async move { self.conn.exec(&tx, self.timeout).await }
+                async move { self.conn.exec(&tx).await }
             });
             futures::future::try_join_all(users).await?;
             transaction([])
@@ -850,7 +844,7 @@ impl Store for RedisStore {
                 ttl.as_millis().max(1) as u64,
             );
         }
-        self.conn.exec(&pipe, self.timeout).await
+        self.conn.exec(&pipe).await
     }
 
     async fn cache_delete(&self, keys: &[String]) -> Result<(), StoreError> {
@@ -861,7 +855,7 @@ impl Store for RedisStore {
         for k in keys {
             pipe.del(self.keys.cached(k));
         }
-        self.conn.exec(&pipe, self.timeout).await
+        self.conn.exec(&pipe).await
     }
 
     async fn read_log(&self, max: usize) -> Result<Vec<LoggedEvent>, StoreError> {
@@ -870,7 +864,7 @@ impl Store for RedisStore {
         let mut last: Option<String> = None;
         while newest_first.len() < max {
             let cmd = redis_log::page_command(&key, last.as_deref(), max - newest_first.len());
-            let reply: Value = self.conn.cmd(&cmd, self.timeout).await?;
+            let reply: Value = self.conn.cmd(&cmd).await?;
             let page = redis_log::parse_page(reply)?;
             let Some((id, _)) = page.last() else { break };
             last = Some(id.clone());
