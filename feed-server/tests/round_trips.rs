@@ -184,7 +184,7 @@ async fn play(store: &RedisStore, redis: &RedisServer, id: &str) {
         .expect("redis");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while redis::cmd("XLEN")
-        .arg("sc:ev")
+        .arg("sc:{shared}:ev")
         .query::<i64>(&mut conn)
         .expect("xlen")
         > 0
