@@ -838,6 +838,29 @@ def test_feed_server_redis_ca_from_a_secret():
     assert pod["volumes"][0]["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
 
 
+def test_feed_server_redis_cluster_nodes_replace_the_url():
+    """feedServer.redis.cluster: the Secret's value goes to FEED_REDIS_CLUSTER_NODES, not
+    FEED_REDIS_URL (feed-server refuses both), and the network policy must allow every node."""
+    nodes = "redis://feed:pw@r-0.redis:7000,redis://feed:pw@r-1.redis:7001"
+    values = {"feedServer": {"enabled": True, "redis": {"url": nodes, "cluster": True}}}
+    fr = one(objects(render(values)), "FeedRollout", "feed-server")
+    env = {e["name"]: e for e in fr["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FEED_REDIS_CLUSTER_NODES"]["valueFrom"] == {"secretKeyRef": {"name": "feed-server-redis", "key": "url"}}
+    assert "FEED_REDIS_URL" not in env
+    plain = one(objects(render(SCENARIOS["feed-server"])), "FeedRollout", "feed-server")
+    assert "FEED_REDIS_CLUSTER_NODES" not in {e["name"] for e in plain["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    allowed = {**values["feedServer"], "networkPolicy": {"enabled": True, "redis": {"ports": [7000, 7001]}}}
+    (np_,) = feed_server_policies(objects(render({"feedServer": allowed})))
+    assert [p["port"] for p in np_["spec"]["egress"][1]["ports"]] == [7000, 7001]
+    cut = {**values["feedServer"], "networkPolicy": {"enabled": True, "redis": {"ports": [7000]}}}
+    with helm.Chart.load(chart_dir()) as chart:
+        with pytest.raises(helm.HelmRenderError) as err:
+            chart.render({"feedServer": cut}, name="feedroll", namespace=NAMESPACE)
+    assert "does not include 7001" in str(err.value)
+    assert "pw" not in str(err.value)
+
+
 # ---------------------------------------------------------------- image tags
 
 

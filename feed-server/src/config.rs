@@ -8,7 +8,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::auth::AuthArgs;
 use crate::shed::ShedLimits;
-use crate::store::redis_conn::{RedisTlsFiles, RedisUrl};
+use crate::store::redis_conn::{RedisConfigError, RedisTarget, RedisTlsFiles, RedisUrl};
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -30,6 +30,11 @@ pub struct Config {
     /// embedded in-process store. Logs and errors show it with the password redacted.
     #[arg(long, env = "FEED_REDIS_URL")]
     pub redis_url: Option<RedisUrl>,
+    /// Redis Cluster seed nodes, comma-separated: `redis://h1:p1,redis://h2:p2,…` (or
+    /// `rediss://…` for TLS; the same user and password in each). Selects the cluster client
+    /// (which discovers the other nodes and the slots); excludes --redis-url.
+    #[arg(long, env = "FEED_REDIS_CLUSTER_NODES", value_delimiter = ',')]
+    pub redis_cluster_nodes: Vec<RedisUrl>,
     /// PEM bundle of the CA(s) that sign the Redis server's certificate (rediss:// only);
     /// unset = the system's trust store.
     #[arg(long, env = "FEED_REDIS_CA_FILE")]
@@ -131,6 +136,12 @@ impl Config {
             self.max_queued_rankings,
             Duration::from_millis(self.max_ranking_queue_wait_ms),
         )
+    }
+
+    /// The Redis of the flags (`None`: the embedded store); both `--redis-url` and
+    /// `--redis-cluster-nodes` is an error.
+    pub fn redis_target(&self) -> Result<Option<RedisTarget>, RedisConfigError> {
+        RedisTarget::of_flags(self.redis_url.as_ref(), &self.redis_cluster_nodes)
     }
 
     /// The Redis TLS files of the flags.

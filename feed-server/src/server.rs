@@ -68,11 +68,11 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         dropped: exposure::register_drop_counter(&metrics)?,
     };
     let mut consumer = None;
-    let store: Arc<dyn Store> = match &config.redis_url {
-        Some(url) => {
+    let store: Arc<dyn Store> = match config.redis_target()? {
+        Some(target) => {
             let store = RedisStore::connect_tls(
                 &RedisSettings {
-                    url: url.expose().to_owned(),
+                    target: target.clone(),
                     prefix: config.redis_prefix.clone(),
                     timeout,
                     shared_cache: Duration::from_millis(config.shared_cache_ms),
@@ -85,7 +85,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
                 IngestMetrics::register(|c| metrics.register_boxed(c))?,
             );
             tracing::info!(
-                redis = %url,
+                redis = %target,
                 ca_file = ?tls.ca_file,
                 client_cert = ?tls.client_cert,
                 "redis store configured"

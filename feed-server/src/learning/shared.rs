@@ -1,8 +1,8 @@
 //! The half of a batch's [`Deltas`] that every user reads alike (video counters, duration
-//! buckets, trending, exposures, friends' recent engagements, last activity, the exposure log):
-//! on Redis it is queued in the ingest stream and applied by the consumers
-//! ([`crate::store::redis_store`]), while the sending user's own state (affinities, taste, seen
-//! set) is written when the event is accepted. Pure data: encoding, decoding and merging.
+//! buckets, trending, exposures, last activity, the exposure log): on Redis it is queued in the
+//! ingest stream and applied by the consumers ([`crate::store::redis_store`]), while the sending
+//! user's own state (affinities, taste, seen set, recent engagements — one cluster slot per
+//! user) is written when the event is accepted. Pure data: encoding, decoding and merging.
 
 use std::collections::HashMap;
 
@@ -24,8 +24,6 @@ pub struct SharedDeltas {
     /// Trending increments (stored as a list: JSON keys are strings).
     #[serde(with = "trending_list")]
     pub trending: TrendingDeltas,
-    /// Videos each user engaged with, newest last.
-    pub recent: HashMap<String, Vec<String>>,
     /// Latest activity time per user.
     pub active: HashMap<String, f64>,
     /// Impressions per video (long tail).
@@ -41,7 +39,6 @@ impl SharedDeltas {
             video_stats: d.video_stats.clone(),
             durations: d.durations,
             trending: d.trending.clone(),
-            recent: d.recent.clone(),
             active: d.active.clone(),
             exposures: d.exposures.clone(),
             log: d.log.clone(),
@@ -67,9 +64,6 @@ impl SharedDeltas {
             for (id, w) in incs {
                 *t.entry(id).or_default() += w;
             }
-        }
-        for (user, ids) in later.recent {
-            self.recent.entry(user).or_default().extend(ids);
         }
         for (user, ts) in later.active {
             let t = self.active.entry(user).or_insert(ts);
@@ -184,7 +178,7 @@ mod tests {
             ("u2", "v2", EventType::Like, 90_000.0),
         ]);
         let shared = SharedDeltas::of(&d);
-        assert!(!shared.trending.is_empty() && !shared.recent.is_empty());
+        assert!(!shared.trending.is_empty() && !shared.active.is_empty());
         let bytes = shared.encode().expect("encode");
         assert_eq!(SharedDeltas::decode(&bytes).expect("decode"), shared);
     }

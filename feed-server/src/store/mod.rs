@@ -1,4 +1,5 @@
-//! Storage behind one interface: [`RedisStore`] in production, [`MemoryStore`] embedded.
+//! Storage behind one interface: [`RedisStore`] in production (one Redis server or a Redis
+//! Cluster), [`MemoryStore`] embedded.
 //!
 //! The interface is shaped by the ranking pipeline's round trips: every method is one batch
 //! (one pipelined Redis round trip), however many videos or users it touches.
@@ -9,6 +10,7 @@ mod memory;
 pub mod redis_conn;
 mod redis_consumer;
 mod redis_events;
+mod redis_link;
 mod redis_log;
 pub mod redis_store;
 mod shared_cache;

@@ -56,6 +56,44 @@ impl fmt::Debug for RedisUrl {
     }
 }
 
+/// The Redis the store talks to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One server (`--redis-url`).
+    Single(RedisUrl),
+    /// A Redis Cluster, by its seed nodes (`--redis-cluster-nodes`): the client discovers the
+    /// other nodes and the slots from them.
+    Cluster(Vec<RedisUrl>),
+}
+
+impl RedisTarget {
+    /// The target of the flags: `None` for the embedded store; both flags is an error.
+    pub fn of_flags(
+        url: Option<&RedisUrl>,
+        cluster_nodes: &[RedisUrl],
+    ) -> Result<Option<Self>, RedisConfigError> {
+        match (url, cluster_nodes) {
+            (Some(_), [_, ..]) => Err(RedisConfigError::SingleAndCluster),
+            (Some(url), []) => Ok(Some(Self::Single(url.clone()))),
+            (None, []) => Ok(None),
+            (None, nodes) => Ok(Some(Self::Cluster(nodes.to_vec()))),
+        }
+    }
+}
+
+impl fmt::Display for RedisTarget {
+    /// The URL, or the seed nodes joined by commas, passwords redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Single(url) => url.fmt(f),
+            Self::Cluster(nodes) => {
+                let nodes: Vec<String> = nodes.iter().map(RedisUrl::to_string).collect();
+                write!(f, "cluster {}", nodes.join(","))
+            }
+        }
+    }
+}
+
 /// Query parameters that carry a password (`unix:///run/redis.sock?pass=…`).
 const SECRET_QUERY_KEYS: [&str; 2] = ["pass", "password"];
 
@@ -155,7 +193,7 @@ pub enum RedisConfigError {
     /// The URL does not parse. Not even its redacted form is shown: text that is not a URL
     /// has no reliable place for the password.
     #[error(
-        "--redis-url (scheme `{scheme}`) is not a Redis URL ({reason}); expected redis://[user:password@]host[:port][/db], or rediss://… for TLS"
+        "a URL of --redis-url or --redis-cluster-nodes (scheme `{scheme}`) is not a Redis URL ({reason}); expected redis://[user:password@]host[:port][/db], or rediss://… for TLS"
     )]
     InvalidUrl {
         /// The scheme, or the empty string when there is none.
@@ -226,6 +264,36 @@ pub enum RedisConfigError {
     BadIdentity {
         /// What rustls said.
         reason: String,
+    },
+    /// `--redis-cluster-nodes` is set but empty.
+    #[error("--redis-cluster-nodes names no node: give redis://host:port,redis://host:port,…")]
+    NoClusterNodes,
+    /// Cluster seed nodes that disagree.
+    #[error(
+        "--redis-cluster-nodes must agree on the {what}: {first} and {other} differ (the client uses the first node's for every node)"
+    )]
+    MixedClusterNodes {
+        /// The first node, redacted.
+        first: String,
+        /// The node that differs, redacted.
+        other: String,
+        /// What differs.
+        what: &'static str,
+    },
+    /// Both a single Redis and a cluster.
+    #[error(
+        "--redis-url and --redis-cluster-nodes exclude each other: give --redis-url for one Redis server or --redis-cluster-nodes for a Redis Cluster"
+    )]
+    SingleAndCluster,
+    /// A prefix that would choose the keys' cluster slot itself.
+    #[error(
+        "--redis-prefix {prefix:?} holds `{brace}`: braces are the keys' Redis Cluster hash tags (feed-server/README.md, \"Key layout\")"
+    )]
+    PrefixWithBrace {
+        /// The prefix.
+        prefix: String,
+        /// The first brace in it.
+        brace: char,
     },
     /// The Redis client refused the configuration.
     #[error("cannot set up the Redis client for {url}: {reason}")]
@@ -346,13 +414,13 @@ pub fn transport(url: &RedisUrl) -> Result<Transport, RedisConfigError> {
     }
 }
 
-/// The Redis client for `url` and `files`: every rule of the module docs checked, every file
-/// read and parsed now (a bad file fails the start, not the first request).
-pub fn client(url: &RedisUrl, files: &RedisTlsFiles) -> Result<redis::Client, RedisConfigError> {
-    let client_error = |e: redis::RedisError| RedisConfigError::Client {
-        url: url.to_string(),
-        reason: e.to_string(),
-    };
+/// The TLS certificates to give the client: `None` for a URL in clear (after checking no TLS
+/// file is set), the CA bundle and client identity (each read and checked now) for `rediss://`.
+fn tls_certificates(
+    url: &RedisUrl,
+    transport: Transport,
+    files: &RedisTlsFiles,
+) -> Result<Option<TlsCertificates>, RedisConfigError> {
     let identity_paths = match (&files.client_cert, &files.client_key) {
         (Some(cert), Some(key)) => Some((cert, key)),
         (Some(_), None) => {
@@ -367,8 +435,8 @@ pub fn client(url: &RedisUrl, files: &RedisTlsFiles) -> Result<redis::Client, Re
         }
         (None, None) => None,
     };
-    match (transport(url)?, files.set_flags().first()) {
-        (Transport::Plain, None) => redis::Client::open(url.expose()).map_err(client_error),
+    match (transport, files.set_flags().first()) {
+        (Transport::Plain, None) => Ok(None),
         (Transport::Plain, Some(&flag)) => Err(RedisConfigError::TlsFileWithoutTls {
             flag,
             url: url.to_string(),
@@ -379,16 +447,66 @@ pub fn client(url: &RedisUrl, files: &RedisTlsFiles) -> Result<redis::Client, Re
             let client_tls = identity_paths
                 .map(|(cert, key)| identity(cert, key))
                 .transpose()?;
-            redis::Client::build_with_tls(
-                url.expose(),
-                TlsCertificates {
-                    client_tls,
-                    root_cert,
-                },
-            )
-            .map_err(client_error)
+            Ok(Some(TlsCertificates {
+                client_tls,
+                root_cert,
+            }))
         }
     }
+}
+
+/// The Redis client for `url` and `files`: every rule of the module docs checked, every file
+/// read and parsed now (a bad file fails the start, not the first request).
+pub fn client(url: &RedisUrl, files: &RedisTlsFiles) -> Result<redis::Client, RedisConfigError> {
+    let client_error = |e: redis::RedisError| RedisConfigError::Client {
+        url: url.to_string(),
+        reason: e.to_string(),
+    };
+    match tls_certificates(url, transport(url)?, files)? {
+        None => redis::Client::open(url.expose()).map_err(client_error),
+        Some(certs) => redis::Client::build_with_tls(url.expose(), certs).map_err(client_error),
+    }
+}
+
+/// The user and password part of a URL (`user:password` of `redis://user:password@host`),
+/// empty when it has none.
+fn credentials(url: &RedisUrl) -> &str {
+    let rest = url.expose().split_once("://").map_or("", |(_, rest)| rest);
+    rest.rsplit_once('@').map_or("", |(userinfo, _)| userinfo)
+}
+
+/// The cluster client builder for the seed `nodes` (`--redis-cluster-nodes`) and `files`: the
+/// rules of the module docs for every node, and the nodes must agree on the transport and the
+/// credentials (the client uses the first node's for every node it discovers).
+pub fn cluster_client(
+    nodes: &[RedisUrl],
+    files: &RedisTlsFiles,
+) -> Result<redis::cluster::ClusterClientBuilder, RedisConfigError> {
+    let Some(first) = nodes.first() else {
+        return Err(RedisConfigError::NoClusterNodes);
+    };
+    let first_transport = transport(first)?;
+    for node in &nodes[1..] {
+        if transport(node)? != first_transport {
+            return Err(RedisConfigError::MixedClusterNodes {
+                first: first.to_string(),
+                other: node.to_string(),
+                what: "transport (redis:// and rediss://)",
+            });
+        }
+        if credentials(node) != credentials(first) {
+            return Err(RedisConfigError::MixedClusterNodes {
+                first: first.to_string(),
+                other: node.to_string(),
+                what: "user and password",
+            });
+        }
+    }
+    let builder = redis::cluster::ClusterClientBuilder::new(nodes.iter().map(RedisUrl::expose));
+    Ok(match tls_certificates(first, first_transport, files)? {
+        None => builder,
+        Some(certs) => builder.certs(certs),
+    })
 }
 
 #[cfg(test)]
@@ -564,5 +682,65 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn one_redis_or_one_cluster_never_both() {
+        let url = RedisUrl::from("redis://127.0.0.1:6379");
+        let nodes = vec![RedisUrl::from("redis://a:1"), RedisUrl::from("redis://b:2")];
+        assert!(matches!(
+            RedisTarget::of_flags(Some(&url), &nodes),
+            Err(RedisConfigError::SingleAndCluster)
+        ));
+        assert_eq!(RedisTarget::of_flags(None, &[]).ok(), Some(None));
+        assert_eq!(
+            RedisTarget::of_flags(Some(&url), &[]).ok(),
+            Some(Some(RedisTarget::Single(url.clone())))
+        );
+        let cluster = RedisTarget::of_flags(None, &nodes).ok().flatten();
+        assert_eq!(cluster, Some(RedisTarget::Cluster(nodes)));
+    }
+
+    #[test]
+    fn cluster_nodes_must_agree_and_keep_every_single_node_rule() {
+        let files = RedisTlsFiles::default();
+        let urls = |list: &[&str]| list.iter().map(|u| RedisUrl::from(*u)).collect::<Vec<_>>();
+        assert!(cluster_client(&urls(&["redis://a:1", "redis://b:2"]), &files).is_ok());
+        assert!(matches!(
+            cluster_client(&[], &files),
+            Err(RedisConfigError::NoClusterNodes)
+        ));
+        let mixed = cluster_client(&urls(&["redis://a:1", "rediss://b:2"]), &files);
+        assert!(
+            matches!(&mixed, Err(RedisConfigError::MixedClusterNodes { what, .. }) if what.starts_with("transport")),
+            "{:?}",
+            mixed.err()
+        );
+        let creds = cluster_client(
+            &urls(&["redis://feed:s3cret@a:1", "redis://feed:other@b:2"]),
+            &files,
+        );
+        let message = creds.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("user and password"), "{message}");
+        assert!(
+            !message.contains("s3cret") && !message.contains("other@"),
+            "{message}"
+        );
+        assert!(matches!(
+            cluster_client(&urls(&["rediss://a:1#insecure"]), &files),
+            Err(RedisConfigError::InsecureTls { .. })
+        ));
+        let tls_file = RedisTlsFiles {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..RedisTlsFiles::default()
+        };
+        assert!(matches!(
+            cluster_client(&urls(&["redis://a:1"]), &tls_file),
+            Err(RedisConfigError::TlsFileWithoutTls { .. })
+        ));
+        assert!(matches!(
+            cluster_client(&urls(&["not a url"]), &files),
+            Err(RedisConfigError::InvalidUrl { .. })
+        ));
     }
 }

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
@@ -70,14 +69,16 @@ pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
 
 /// Creates the consumer group (reading from the stream's first entry) unless it exists.
 async fn create_group(store: &RedisStore) -> Result<(), StoreError> {
-    let mut conn = store.connection();
-    let created: Result<Value, _> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(store.ingest_key())
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(&mut conn)
+    let created = store
+        .connection()
+        .cmd_raw(
+            redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(store.ingest_key())
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM"),
+        )
         .await;
     match created {
         Ok(_) => Ok(()),
@@ -115,11 +116,7 @@ async fn round(store: &RedisStore, consumer: &str, claim: bool) -> Result<Round,
             .arg("COUNT")
             .arg(count);
     }
-    let mut conn = store.connection();
-    let replies: Vec<Value> = pipe
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let replies = store.connection().query(&pipe).await?;
     let mut replies = replies.into_iter();
     let mut next = || replies.next().ok_or_else(|| corrupt("missing reply"));
     let mut entries = parse_read(next()?)?;
@@ -169,11 +166,15 @@ async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<
     let events = merged.events();
     let mut pipe = redis::pipe();
     store.shared_commands(&mut pipe, &merged);
+    let mut keys: Vec<Vec<u8>> = [store.ingest_key(), store.backlog_key(), store.log_key()]
+        .map(String::into_bytes)
+        .into();
+    let commands = script_commands(&pipe, &mut keys)?;
     let mut invocation = APPLY_SCRIPT.prepare_invoke();
+    for key in keys {
+        invocation.key(key);
+    }
     invocation
-        .key(store.ingest_key())
-        .key(store.backlog_key())
-        .key(store.log_key())
         .arg(GROUP)
         .arg(consumer)
         .arg(entries.len())
@@ -182,25 +183,13 @@ async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<
     for e in entries {
         invocation.arg(&e.id);
     }
-    for cmd in pipe.cmd_iter() {
-        let args: Vec<&[u8]> = cmd
-            .args_iter()
-            .filter_map(|a| match a {
-                redis::Arg::Simple(bytes) => Some(bytes),
-                // Cursor arguments belong to SCAN-like commands, which these writes never use.
-                _ => None,
-            })
-            .collect();
-        invocation.arg(args.len());
-        for a in args {
-            invocation.arg(a);
-        }
+    for arg in commands {
+        invocation.arg(arg);
     }
-    let mut conn = store.connection();
-    let result: Result<(i64, i64, i64), _> = invocation.invoke_async(&mut conn).await;
+    let result: Result<(i64, i64, i64), _> = store.connection().invoke(&invocation).await;
     // Also after a failure: the script may have run before the reply was lost.
     store.forget_stats(merged.video_stats.keys().map(String::as_str));
-    let (applied, left, trimmed) = result.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let (applied, left, trimmed) = result?;
     if applied == 0 {
         tracing::warn!(
             batches = entries.len(),

@@ -1,11 +1,13 @@
 //! The ingest stream on Redis: an accepted batch is durable in one round trip, and consumers
 //! apply it to the shared aggregates exactly once.
 //!
-//! **Accepting** (`Store::apply`, one MULTI/EXEC): the sending users' own state (affinities,
-//! taste, seen set) is written, the batch's [`SharedDeltas`](crate::learning::shared::SharedDeltas) is appended as one entry (field
-//! `d`, JSON) to the stream `P ev`, and `P evq` (events accepted, not yet applied) grows by the
-//! batch's size. The 200 is sent after EXEC: an accepted event is in Redis, and the user's next
-//! feed reflects it. When the last observed `P evq` exceeds [`IngestSettings::backlog_max`],
+//! **Accepting** (`Store::apply`, one MULTI/EXEC; on a Redis Cluster one per sending user, then
+//! the append as the commit point, see `store::redis_store`): the sending users' own state
+//! (affinities, taste, seen set, recent engagements) is written, the batch's
+//! [`SharedDeltas`](crate::learning::shared::SharedDeltas) is appended as one entry (field `d`,
+//! JSON) to the stream `P{shared}:ev`, and `P{shared}:evq` (events accepted, not yet applied)
+//! grows by the batch's size. The 200 is sent after EXEC: an accepted event is in Redis, and the
+//! user's next feed reflects it. When the last observed `P{shared}:evq` exceeds [`IngestSettings::backlog_max`],
 //! new batches are refused before anything is written ([`StoreError::Backlogged`], a 503 with
 //! `Retry-After`): a stalled consumer costs bounded Redis memory, never an event.
 //!
@@ -15,7 +17,7 @@
 //! [`SharedDeltas`](crate::learning::shared::SharedDeltas) (a hot video's counters are written once per round, not once per batch) and
 //! applies them with one Lua script ([`APPLY`]) that, atomically, checks every entry is still
 //! pending for this consumer, runs the writes (counters, trending, recent, activity, the
-//! exposure-log appends), `XACK`s and `XDEL`s the entries and decrements `P evq`. Applied ⇔
+//! exposure-log appends), `XACK`s and `XDEL`s the entries and decrements `P{shared}:evq`. Applied ⇔
 //! acknowledged, so an entry is applied at most once even when its reply is lost or another
 //! consumer claimed it meanwhile (the script then writes nothing). Entries left pending by a
 //! consumer that died (`kill -9` mid-batch) are claimed by a live one with `XAUTOCLAIM` once
@@ -48,10 +50,12 @@ pub const POLL: Duration = Duration::from_millis(20);
 pub(super) const FIELD: &str = "d";
 
 /// Applies merged entries if they are all still pending for this consumer (see the module
-/// docs). `KEYS`: stream, backlog counter, exposure log. `ARGV`: group, consumer, number of
-/// ids `n`, events, exposure-log appends, the `n` ids, then each command as its argument count
-/// followed by its arguments. Returns `{applied (0/1), backlog left, exposure-log entries
-/// trimmed}`.
+/// docs). Every key is in `KEYS`, all in the shared slot (`store::keys`), so the script runs on
+/// a Redis Cluster as on one server: stream, backlog counter, exposure log, then the keys the
+/// commands write. `ARGV`: group, consumer, number of ids `n`, events, exposure-log appends, the
+/// `n` ids, then each command as its argument count `c`, its name, the index of its key in
+/// `KEYS` and its `c` other arguments. Returns `{applied (0/1), backlog left, exposure-log
+/// entries trimmed}`.
 pub const APPLY: &str = r#"
 local n = tonumber(ARGV[3])
 for i = 6, 5 + n do
@@ -63,8 +67,8 @@ local before = redis.call('XLEN', KEYS[3])
 local i = 6 + n
 while i <= #ARGV do
   local argc = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + argc))
-  i = i + argc + 1
+  redis.call(ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])], unpack(ARGV, i + 3, i + 2 + argc))
+  i = i + argc + 3
 end
 local after = redis.call('XLEN', KEYS[3])
 redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 6, 5 + n))
@@ -226,7 +230,7 @@ impl Ingest {
         Ok(())
     }
 
-    /// Records the backlog Redis reported (`P evq`; negative values, from a counter reset while
+    /// Records the backlog Redis reported (`P{shared}:evq`; negative values, from a counter reset while
     /// entries were in flight, count as empty).
     pub fn observe(&self, backlog: i64) {
         let backlog = u64::try_from(backlog).unwrap_or(0);
@@ -250,6 +254,43 @@ pub fn enqueue(pipe: &mut Pipeline, stream: &str, counter: &str, payload: &[u8],
         .arg(payload)
         .ignore();
     pipe.cmd("INCRBY").arg(counter).arg(events);
+}
+
+/// The commands of `pipe` as [`APPLY`] takes them: the keys they write, appended to `keys`
+/// (deduplicated; `keys` starts with the script's own), and their arguments (count, name, key
+/// index in `KEYS` counted from 1, the other arguments). Every command must name its one key
+/// first, as the shared writes do.
+pub(super) fn script_commands(
+    pipe: &Pipeline,
+    keys: &mut Vec<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut index: std::collections::HashMap<Vec<u8>, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.clone(), i + 1))
+        .collect();
+    let mut argv = Vec::new();
+    for cmd in pipe.cmd_iter() {
+        let mut args = cmd.args_iter().map(|a| match a {
+            redis::Arg::Simple(bytes) => Ok(bytes),
+            // Cursor arguments belong to SCAN-like commands, which these writes never use.
+            _ => Err(corrupt("a cursor argument in a shared write")),
+        });
+        let (Some(name), Some(key)) = (args.next(), args.next()) else {
+            return Err(corrupt("a shared write without a key"));
+        };
+        let rest = args.collect::<Result<Vec<&[u8]>, _>>()?;
+        let key = key?;
+        let key_index = *index.entry(key.to_vec()).or_insert_with(|| {
+            keys.push(key.to_vec());
+            keys.len()
+        });
+        argv.push(rest.len().to_string().into_bytes());
+        argv.push(name?.to_vec());
+        argv.push(key_index.to_string().into_bytes());
+        argv.extend(rest.into_iter().map(<[u8]>::to_vec));
+    }
+    Ok(argv)
 }
 
 /// One stream entry: its id and payload (`None` when the entry was deleted meanwhile or has no
@@ -394,5 +435,69 @@ mod tests {
         ingest.observe(-3);
         assert!(ingest.admit().is_ok());
         assert_eq!(ingest.metrics.backlog.get(), 0);
+    }
+
+    #[test]
+    fn script_commands_name_their_keys_in_keys() {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HINCRBYFLOAT")
+            .arg("s{x}:vs:1")
+            .arg("views")
+            .arg(2.5);
+        pipe.cmd("ZINCRBY").arg("s{x}:exp").arg(1).arg("v1");
+        pipe.cmd("HINCRBYFLOAT")
+            .arg("s{x}:vs:1")
+            .arg("likes")
+            .arg(1);
+        pipe.cmd("XADD").arg("s{x}:xlog").arg("*").arg("u").arg("a");
+        let mut keys = vec![
+            b"s{x}:ev".to_vec(),
+            b"s{x}:evq".to_vec(),
+            b"s{x}:xlog".to_vec(),
+        ];
+        let argv = script_commands(&pipe, &mut keys).expect("encode");
+        let text: Vec<String> = argv
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "2",
+                "HINCRBYFLOAT",
+                "4",
+                "views",
+                "2.5", //
+                "2",
+                "ZINCRBY",
+                "5",
+                "1",
+                "v1", //
+                "2",
+                "HINCRBYFLOAT",
+                "4",
+                "likes",
+                "1", //
+                "3",
+                "XADD",
+                "3",
+                "*",
+                "u",
+                "a",
+            ]
+        );
+        assert_eq!(
+            keys,
+            [
+                b"s{x}:ev".to_vec(),
+                b"s{x}:evq".to_vec(),
+                b"s{x}:xlog".to_vec(),
+                b"s{x}:vs:1".to_vec(),
+                b"s{x}:exp".to_vec()
+            ]
+        );
+        let mut keyless = redis::pipe();
+        keyless.cmd("PING");
+        assert!(script_commands(&keyless, &mut keys).is_err());
     }
 }

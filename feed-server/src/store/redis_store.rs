@@ -1,17 +1,24 @@
-//! The Redis store. Every method is one pipelined round trip (writes in MULTI/EXEC, all or
-//! nothing). Calls time out after the configured response timeout and map to
-//! [`StoreError::Unavailable`], so a dead Redis fails requests fast instead of hanging them; the
-//! connection manager reconnects by itself when Redis is back.
+//! The Redis store, on one Redis server or on a Redis Cluster ([`RedisLink`]). Every method is
+//! one pipelined round trip (writes in MULTI/EXEC, all or nothing, within one cluster slot).
+//! Calls time out after the configured store timeout and map to [`StoreError::Unavailable`], so
+//! a dead Redis (or a cluster master being failed over) fails requests fast instead of hanging
+//! them; the connection reconnects (and re-discovers the cluster's slots) by itself.
 //!
-//! The key layout is [`Keys`] (`store::keys`).
+//! The key layout is [`Keys`] (`store::keys`): what every user reads alike in the `{shared}`
+//! slot, each user's own state in the user's slot.
 //!
-//! `Store::apply` writes the sending users' own keys and appends to `P ev` in one MULTI/EXEC;
-//! the shared keys (`vs`, `exp`, `dur`, `tr`, `trr`, `recent`, `active`, `xlog`) are
-//! written by the consumers' apply script, which names them in `ARGV`, not `KEYS`: a Redis
-//! Cluster port must split it by slot.
+//! `Store::apply` writes the sending users' own keys (affinities, taste, seen set, recent
+//! engagements) and appends the batch's shared half to `P{shared}:ev`. On one server that is one
+//! MULTI/EXEC. On a cluster it is one MULTI/EXEC per sending user (in the user's slot, all at
+//! once) and then the append (in the shared slot), which is the commit point: the 200 follows
+//! it. If the append fails after a user's writes succeeded the request fails (503) and a retry
+//! adds that user's affinities a second time (the seen set and the shared aggregates are not
+//! affected twice): a batch's own-state writes are at-least-once on a cluster, its shared
+//! aggregates exactly once in both modes. The shared keys are written by the consumers' apply
+//! script, all in the shared slot and named in `KEYS` (`store::redis_consumer`).
 //!
 //! Parsed catalog entries are kept in process (the *catalog cache*), tagged with the catalog
-//! version they were read at. Every candidate read fetches `P catv` in the same round trip as the
+//! version they were read at. Every candidate read fetches `P{shared}:catv` in the same round trip as the
 //! counters; when it moved (a catalog write on any replica), the cache is dropped and the entries
 //! it supplied are read again, so a ranking never uses a catalog entry older than the version it
 //! saw.
@@ -27,19 +34,20 @@
 //! second does not move. The user's own state (profile, follows, friends'
 //! recent engagements, affinities, taste, seen set) is always read from Redis.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Pipeline, Value};
+use redis::{Cmd, Pipeline, Value};
 
 use super::encoding;
 use super::keys::Keys;
-use super::redis_conn::{self, RedisConfigError, RedisTlsFiles, RedisUrl};
+use super::redis_conn::{self, RedisConfigError, RedisTarget, RedisTlsFiles};
 use super::redis_events::{self, Ingest, IngestMetrics, IngestSettings};
+use super::redis_link::RedisLink;
 use super::redis_log;
 use super::shared_cache::SharedCache;
 use super::{
@@ -80,8 +88,9 @@ const TRENDING_TTL_SECS: i64 = 3 * 86_400;
 /// Connection settings.
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port/db`, or `rediss://…` for TLS.
-    pub url: String,
+    /// One server (`redis://[user:password@]host:port/db`, or `rediss://…` for TLS) or a
+    /// cluster's seed nodes.
+    pub target: RedisTarget,
     /// Prefix of every key (lets several deployments or tests share one Redis).
     pub prefix: String,
     /// How long a call may wait for Redis before failing.
@@ -132,17 +141,13 @@ impl ListRead {
 
 /// Redis-backed store; see the module docs.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisLink,
     keys: Keys,
     catalog: RwLock<CatalogCache>,
     stats: SharedCache<VideoStats>,
     lists: SharedCache<Vec<String>>,
     log: LogSettings,
     ingest: Ingest,
-}
-
-fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -194,27 +199,59 @@ impl RedisStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
-    /// Creates the store; `tls` and the URL are checked and the files read now (see
-    /// [`redis_conn`]). The connection is made lazily and re-made after
-    /// failures (with the same TLS settings), so the server starts (unready) while Redis is
-    /// down or refuses it.
+    /// Creates the store; `tls`, the URL(s) and the prefix are checked and the files read now
+    /// (see [`redis_conn`]). The connection is made lazily and re-made after failures (with the
+    /// same TLS settings), so the server starts (unready) while Redis is down or refuses it. A
+    /// cluster connection must be created inside a Tokio runtime.
     pub fn connect_tls(
         settings: &RedisSettings,
         tls: &RedisTlsFiles,
     ) -> Result<Self, RedisConfigError> {
-        let url = RedisUrl::from(settings.url.as_str());
-        let client = redis_conn::client(&url, tls)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-            RedisConfigError::Client {
-                url: url.to_string(),
-                reason: e.to_string(),
+        Keys::check_prefix(&settings.prefix).map_err(|brace| {
+            RedisConfigError::PrefixWithBrace {
+                prefix: settings.prefix.clone(),
+                brace,
             }
         })?;
+        let client_error = |reason: redis::RedisError| RedisConfigError::Client {
+            url: settings.target.to_string(),
+            reason: reason.to_string(),
+        };
+        let conn = match &settings.target {
+            RedisTarget::Single(url) => {
+                let client = redis_conn::client(url, tls)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(settings.timeout))
+                    .set_response_timeout(Some(settings.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                RedisLink::Single(
+                    ConnectionManager::new_lazy_with_config(client, config)
+                        .map_err(client_error)?,
+                )
+            }
+            RedisTarget::Cluster(nodes) => {
+                let client = redis_conn::cluster_client(nodes, tls)?
+                    .connection_timeout(settings.timeout)
+                    .response_timeout(settings.timeout)
+                    // A redirection or a reconnection is retried at once and twice at most:
+                    // the store timeout bounds the whole call (`RedisLink`), and a request
+                    // that cannot be served fails fast rather than waiting out a failover.
+                    .retries(2)
+                    .min_retry_wait(10)
+                    .max_retry_wait(100)
+                    .build()
+                    .map_err(client_error)?;
+                RedisLink::Cluster(
+                    client.get_pending_async_connection_with_config(
+                        redis::cluster::ClusterConfig::new()
+                            .set_connection_timeout(settings.timeout)
+                            .set_response_timeout(settings.timeout),
+                    ),
+                    settings.timeout,
+                )
+            }
+        };
         Ok(Self {
             conn,
             keys: Keys::new(settings.prefix.clone()),
@@ -232,8 +269,8 @@ impl RedisStore {
         self
     }
 
-    pub(super) fn connection(&self) -> ConnectionManager {
-        self.conn.clone()
+    pub(super) fn connection(&self) -> &RedisLink {
+        &self.conn
     }
 
     pub(super) fn ingest(&self) -> &Ingest {
@@ -252,7 +289,7 @@ impl RedisStore {
 
     /// The exposure log.
     pub(super) fn log_key(&self) -> String {
-        self.key(format_args!("xlog"))
+        self.keys.exposure_log()
     }
 
     /// Counts exposure-log entries trimmed to make room.
@@ -268,7 +305,7 @@ impl RedisStore {
     /// Adds the writes of `d` to the shared aggregates to `pipe`.
     pub(super) fn shared_commands(&self, pipe: &mut Pipeline, d: &SharedDeltas) {
         for (id, s) in &d.video_stats {
-            let key = self.key(format_args!("vs:{id}"));
+            let key = self.keys.video_stats(id);
             for (field, value) in VideoStats::FIELDS.iter().zip(s.values()) {
                 if value != 0.0 {
                     pipe.hincr(&key, *field, value).ignore();
@@ -276,14 +313,14 @@ impl RedisStore {
             }
         }
         for (id, n) in &d.exposures {
-            pipe.zincr(self.key(format_args!("exp")), id, *n).ignore();
+            pipe.zincr(self.keys.exposures(), id, *n).ignore();
         }
         for (bucket, add) in d.durations.iter().enumerate() {
             for counter in BucketCounter::ALL {
                 let value = add.get(counter);
                 if value != 0.0 {
                     pipe.cmd("HINCRBYFLOAT")
-                        .arg(self.key(format_args!("dur")))
+                        .arg(self.keys.durations())
                         .arg(bucket_field(bucket, counter))
                         .arg(value)
                         .ignore();
@@ -298,14 +335,9 @@ impl RedisStore {
             pipe.expire_at(&key, (day + 1) * 86_400 + TRENDING_TTL_SECS)
                 .ignore();
         }
-        for (user, recent) in &d.recent {
-            let key = self.key(format_args!("u:{user}:recent"));
-            pipe.lpush(&key, recent).ignore();
-            pipe.ltrim(&key, 0, RECENT_MEMORY as isize - 1).ignore();
-        }
         for (user, ts) in &d.active {
             pipe.cmd("ZADD")
-                .arg(self.key(format_args!("active")))
+                .arg(self.keys.active_users())
                 .arg("GT")
                 .arg(*ts)
                 .arg(user)
@@ -322,15 +354,44 @@ impl RedisStore {
         self
     }
 
-    /// A key spelled in place: only the event write path ([`Store::apply`], rebuilt as a durable
-    /// stream in issue #16) still does; everything else names its keys through [`Keys`].
-    fn key(&self, parts: std::fmt::Arguments<'_>) -> String {
-        self.keys.raw(parts)
+    async fn run(&self, pipe: &Pipeline) -> Result<Vec<Value>, StoreError> {
+        self.conn.query(pipe).await
     }
 
-    async fn run(&self, pipe: &Pipeline) -> Result<Vec<Value>, StoreError> {
-        let mut conn = self.conn.clone();
-        pipe.query_async(&mut conn).await.map_err(unavailable)
+    /// The sending users' own writes of `d` (affinities, taste, seen set, recent engagements),
+    /// by user: each user's commands name only that user's keys (one cluster slot).
+    fn own_writes<'d>(&self, d: &'d Deltas) -> BTreeMap<&'d str, Vec<Cmd>> {
+        let mut writes: BTreeMap<&str, Vec<Cmd>> = BTreeMap::new();
+        for (user, adds) in &d.affinity {
+            let adds = merge_adds(adds, AFFINITY_HALF_LIFE_SECS);
+            let cmd = decayed_add(self.keys.affinity(user), &adds);
+            writes.entry(user).or_default().push(cmd);
+        }
+        for (user, adds) in &d.taste {
+            let adds = merge_adds(adds, AFFINITY_HALF_LIFE_SECS);
+            let cmd = decayed_add(self.keys.taste(user), &adds);
+            writes.entry(user).or_default().push(cmd);
+        }
+        for (user, seen) in &d.seen {
+            let key = self.keys.seen(user);
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(&key).arg("GT");
+            for (id, ts) in seen {
+                zadd.arg(*ts).arg(id);
+            }
+            let mut trim = redis::cmd("ZREMRANGEBYRANK");
+            trim.arg(&key).arg(0).arg(-(SEEN_MEMORY as isize) - 1);
+            writes.entry(user).or_default().extend([zadd, trim]);
+        }
+        for (user, recent) in &d.recent {
+            let key = self.keys.recent(user);
+            let mut push = redis::cmd("LPUSH");
+            push.arg(&key).arg(recent);
+            let mut trim = redis::cmd("LTRIM");
+            trim.arg(&key).arg(0).arg(RECENT_MEMORY as isize - 1);
+            writes.entry(user).or_default().extend([push, trim]);
+        }
+        writes
     }
 
     /// Drops this replica's catalog cache and shared lists at once after its own catalog write
@@ -349,18 +410,29 @@ impl RedisStore {
     fn trending_key(&self, scope: &TrendingScope, day: i64) -> String {
         self.keys.trending(scope, day)
     }
+}
 
-    fn decayed_add(&self, pipe: &mut Pipeline, key: String, adds: &[DecayedAdd]) {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(DECAYED_ADD)
-            .arg(1)
-            .arg(key)
-            .arg(AFFINITY_HALF_LIFE_SECS);
-        for a in adds {
-            cmd.arg(&a.field).arg(a.weight).arg(a.ts);
-        }
-        pipe.add_command(cmd).ignore();
+/// The script call adding `adds` to the decayed hash `key`.
+fn decayed_add(key: String, adds: &[DecayedAdd]) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(DECAYED_ADD)
+        .arg(1)
+        .arg(key)
+        .arg(AFFINITY_HALF_LIFE_SECS);
+    for a in adds {
+        cmd.arg(&a.field).arg(a.weight).arg(a.ts);
     }
+    cmd
+}
+
+/// One transaction of `cmds`, replies ignored.
+fn transaction<'c>(cmds: impl IntoIterator<Item = &'c Cmd>) -> Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for cmd in cmds {
+        pipe.add_command(cmd.clone()).ignore();
+    }
+    pipe
 }
 
 #[async_trait]
@@ -370,12 +442,10 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
+        self.conn
+            .cmd::<Value>(&redis::cmd("PING"))
             .await
             .map(|_| ())
-            .map_err(unavailable)
     }
 
     async fn put_videos(&self, videos: &[Video]) -> Result<(), StoreError> {
@@ -449,38 +519,28 @@ impl Store for RedisStore {
     async fn apply(&self, d: &Deltas) -> Result<(), StoreError> {
         if self.ingest.admit().is_err() {
             // What this replica last saw may be stale (it may not consume): ask before refusing.
-            let mut conn = self.conn.clone();
-            let backlog: Option<i64> = redis::cmd("GET")
-                .arg(self.backlog_key())
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let backlog: Option<i64> = self
+                .conn
+                .cmd(redis::cmd("GET").arg(self.backlog_key()))
+                .await?;
             self.ingest.observe(backlog.unwrap_or(0));
             self.ingest.admit()?;
         }
         let shared = SharedDeltas::of(d);
         let payload = shared.encode().map_err(corrupt)?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (user, adds) in &d.affinity {
-            let adds = merge_adds(adds, AFFINITY_HALF_LIFE_SECS);
-            self.decayed_add(&mut pipe, self.key(format_args!("u:{user}:aff")), &adds);
-        }
-        for (user, adds) in &d.taste {
-            let adds = merge_adds(adds, AFFINITY_HALF_LIFE_SECS);
-            self.decayed_add(&mut pipe, self.key(format_args!("u:{user}:taste")), &adds);
-        }
-        for (user, seen) in &d.seen {
-            let key = self.key(format_args!("u:{user}:seen"));
-            let mut zadd = redis::cmd("ZADD");
-            zadd.arg(&key).arg("GT");
-            for (id, ts) in seen {
-                zadd.arg(*ts).arg(id);
-            }
-            pipe.add_command(zadd).ignore();
-            pipe.zremrangebyrank(&key, 0, -(SEEN_MEMORY as isize) - 1)
-                .ignore();
-        }
+        let own = self.own_writes(d);
+        // The commit: on one server everything in it, on a cluster after each user's own slot
+        // (see the module docs).
+        let mut pipe = if self.conn.is_cluster() {
+            let users = own.values().map(|cmds| {
+                let tx = transaction(cmds);
+                async move { self.conn.exec(&tx).await }
+            });
+            futures::future::try_join_all(users).await?;
+            transaction([])
+        } else {
+            transaction(own.values().flatten())
+        };
         redis_events::enqueue(
             &mut pipe,
             &self.ingest_key(),
@@ -782,10 +842,9 @@ impl Store for RedisStore {
                 self.keys.cached(k),
                 v.as_slice(),
                 ttl.as_millis().max(1) as u64,
-            )
-            .ignore();
+            );
         }
-        self.run(&pipe).await.map(|_| ())
+        self.conn.exec(&pipe).await
     }
 
     async fn cache_delete(&self, keys: &[String]) -> Result<(), StoreError> {
@@ -794,9 +853,9 @@ impl Store for RedisStore {
         }
         let mut pipe = redis::pipe();
         for k in keys {
-            pipe.del(self.keys.cached(k)).ignore();
+            pipe.del(self.keys.cached(k));
         }
-        self.run(&pipe).await.map(|_| ())
+        self.conn.exec(&pipe).await
     }
 
     async fn read_log(&self, max: usize) -> Result<Vec<LoggedEvent>, StoreError> {
@@ -805,8 +864,7 @@ impl Store for RedisStore {
         let mut last: Option<String> = None;
         while newest_first.len() < max {
             let cmd = redis_log::page_command(&key, last.as_deref(), max - newest_first.len());
-            let mut conn = self.conn.clone();
-            let reply: Value = cmd.query_async(&mut conn).await.map_err(unavailable)?;
+            let reply: Value = self.conn.cmd(&cmd).await?;
             let page = redis_log::parse_page(reply)?;
             let Some((id, _)) = page.last() else { break };
             last = Some(id.clone());

@@ -1,4 +1,5 @@
-//! Black-box HTTP tests of every endpoint, run on both stores (embedded and real Redis).
+//! Black-box HTTP tests of every endpoint, run on every store (embedded, one real Redis server,
+//! a real Redis Cluster of 3 masters and 3 replicas).
 
 use crate::common;
 
@@ -989,7 +990,7 @@ async fn video_batches_stay_all_or_nothing(b: Backend) {
     assert_eq!((status, body["stored"].as_u64()), (200, Some(2)), "{body}");
 }
 
-both_stores!(
+all_stores!(
     paging_never_repeats_or_skips,
     an_event_visibly_changes_the_next_feed,
     following_a_creator_lifts_that_creator,

@@ -22,7 +22,7 @@ fn redis_conn(server: &RedisServer) -> redis::Connection {
 /// Sum of `field` over every video's counters.
 fn counter_sum(conn: &mut redis::Connection, field: &str) -> f64 {
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("feed:vs:*")
+        .arg("feed:{shared}:vs:*")
         .query(conn)
         .expect("keys");
     keys.iter()
@@ -52,12 +52,12 @@ fn xlen(conn: &mut redis::Connection, key: &str) -> i64 {
 /// Waits until every accepted batch was applied (`P evq` 0 and the stream empty).
 fn wait_applied(conn: &mut redis::Connection, within: Duration) {
     let deadline = Instant::now() + within;
-    while get_i64(conn, "feed:evq") != 0 || xlen(conn, "feed:ev") != 0 {
+    while get_i64(conn, "feed:{shared}:evq") != 0 || xlen(conn, "feed:{shared}:ev") != 0 {
         assert!(
             Instant::now() < deadline,
             "backlog {} events, {} batches not applied within {within:?}",
-            get_i64(conn, "feed:evq"),
-            xlen(conn, "feed:ev")
+            get_i64(conn, "feed:{shared}:evq"),
+            xlen(conn, "feed:{shared}:ev")
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -106,7 +106,7 @@ async fn own_feed_reflects_events_at_once_and_consumers_apply_the_rest() {
         0.0,
         "no consumer ran"
     );
-    assert_eq!(get_i64(&mut conn, "feed:evq"), 6);
+    assert_eq!(get_i64(&mut conn, "feed:{shared}:evq"), 6);
     assert_eq!(
         metric(&app.metrics().await, "feed_event_backlog", &[]),
         Some(6.0)
@@ -116,7 +116,7 @@ async fn own_feed_reflects_events_at_once_and_consumers_apply_the_rest() {
     let consumer = app_with(&redis, &[]).await;
     wait_applied(&mut conn, Duration::from_secs(10));
     assert_eq!(counter_sum(&mut conn, "impressions"), 6.0);
-    assert_eq!(xlen(&mut conn, "feed:xlog"), 6);
+    assert_eq!(xlen(&mut conn, "feed:{shared}:xlog"), 6);
     let text = consumer.metrics().await;
     assert_eq!(metric(&text, "feed_events_applied_total", &[]), Some(6.0));
     let lag = metric(&text, "feed_event_apply_lag_seconds", &[]).expect("lag metric");
@@ -167,13 +167,13 @@ async fn a_full_backlog_refuses_batches_with_retry_after_and_writes_nothing() {
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "overloaded", "{body}");
     assert_eq!(
-        get_i64(&mut conn, "feed:evq"),
+        get_i64(&mut conn, "feed:{shared}:evq"),
         6,
         "the refused batch was queued"
     );
-    assert_eq!(xlen(&mut conn, "feed:ev"), 1);
+    assert_eq!(xlen(&mut conn, "feed:{shared}:ev"), 1);
     let seen: i64 = redis::cmd("EXISTS")
-        .arg("feed:u:u2:seen")
+        .arg("feed:{u:u2}:seen")
         .query(&mut conn)
         .expect("exists");
     assert_eq!(seen, 0, "the refused batch wrote the user's state");
@@ -226,7 +226,7 @@ async fn bad_input_changes_nothing() {
     let (status, _) = app.post("/v1/events", &json!({"events": "x"})).await;
     assert_eq!(status, 400);
     let exists: i64 = redis::cmd("EXISTS")
-        .arg(&["feed:ev", "feed:evq", "feed:u:u1:seen"][..])
+        .arg(&["feed:{shared}:ev", "feed:{shared}:evq", "feed:{u:u1}:seen"][..])
         .query(&mut conn)
         .expect("exists");
     assert_eq!(exists, 0, "a batch with nothing accepted wrote to Redis");
@@ -242,13 +242,20 @@ async fn batches_left_pending_by_a_silent_consumer_are_claimed_and_applied_once(
     app.events(impressions("u2", 0..4)).await;
     // A consumer reads both batches, then goes silent (a replica that froze).
     let _: () = redis::cmd("XGROUP")
-        .arg(&["CREATE", "feed:ev", "apply", "0", "MKSTREAM"][..])
+        .arg(&["CREATE", "feed:{shared}:ev", "apply", "0", "MKSTREAM"][..])
         .query(&mut conn)
         .expect("group");
     let read: redis::Value = redis::cmd("XREADGROUP")
         .arg(
             &[
-                "GROUP", "apply", "ghost", "COUNT", "10", "STREAMS", "feed:ev", ">",
+                "GROUP",
+                "apply",
+                "ghost",
+                "COUNT",
+                "10",
+                "STREAMS",
+                "feed:{shared}:ev",
+                ">",
             ][..],
         )
         .query(&mut conn)
@@ -267,7 +274,7 @@ async fn batches_left_pending_by_a_silent_consumer_are_claimed_and_applied_once(
         Some(2.0)
     );
     let pending: Vec<redis::Value> = redis::cmd("XPENDING")
-        .arg(&["feed:ev", "apply", "-", "+", "10"][..])
+        .arg(&["feed:{shared}:ev", "apply", "-", "+", "10"][..])
         .query(&mut conn)
         .expect("xpending");
     assert!(pending.is_empty(), "still pending: {pending:?}");
@@ -386,7 +393,9 @@ async fn a_replica_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
     }
     // Kill it while batches are being accepted and applied.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while get_i64(&mut conn, "feed:evq") + (counter_sum(&mut conn, "impressions") as i64) < 2_000 {
+    while get_i64(&mut conn, "feed:{shared}:evq") + (counter_sum(&mut conn, "impressions") as i64)
+        < 2_000
+    {
         assert!(Instant::now() < deadline, "no events accepted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -401,7 +410,7 @@ async fn a_replica_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
     // An unanswered batch was accepted iff its (atomic) write happened: its user's seen set.
     for user in &unanswered {
         let written: i64 = redis::cmd("EXISTS")
-            .arg(format!("feed:u:{user}:seen"))
+            .arg(format!("feed:{{u:{user}}}:seen"))
             .query(&mut conn)
             .expect("exists");
         accepted += written as usize * BATCH;
@@ -409,6 +418,6 @@ async fn a_replica_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
 
     wait_applied(&mut conn, Duration::from_secs(20));
     assert_eq!(counter_sum(&mut conn, "impressions"), accepted as f64);
-    assert_eq!(xlen(&mut conn, "feed:xlog"), accepted as i64);
+    assert_eq!(xlen(&mut conn, "feed:{shared}:xlog"), accepted as i64);
     drop(survivor);
 }

@@ -6,6 +6,7 @@ mod common;
 mod api;
 mod auth;
 mod binary;
+mod cluster;
 mod contract_bounds;
 mod events_stream;
 mod faults;

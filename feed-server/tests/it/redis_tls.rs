@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::tls::{ClientAuth, PASSWORD, TlsRedis, USER};
-use common::{Backend, Options, TestApp, catalog, ids};
+use common::{Backend, Options, TestApp, catalog, ids, run_binary};
 use serde_json::{Value, json};
 
 /// Flags of a feed-server on `redis` with `url`, the CA file `ca` and `extra` flags.
@@ -50,15 +50,19 @@ async fn serves_and_stores(app: &TestApp, redis: &TlsRedis, user: &str) {
     let feed = app.feed(user, "&limit=10").await;
     assert_eq!(ids(&feed).len(), 10, "{feed}");
     assert!(
-        redis.cli(&["GET", "feed:v:v3"]).contains("\"creator_id\""),
+        redis
+            .cli(&["GET", "feed:{shared}:v:v3"])
+            .contains("\"creator_id\""),
         "catalog entry not in Redis"
     );
     assert!(
-        !redis.cli(&["ZSCORE", "feed:active", user]).is_empty(),
+        !redis
+            .cli(&["ZSCORE", "feed:{shared}:active", user])
+            .is_empty(),
         "event's activity not in Redis"
     );
     assert_ne!(
-        redis.cli(&["HGETALL", "feed:vs:v1"]),
+        redis.cli(&["HGETALL", "feed:{shared}:vs:v1"]),
         "",
         "counters not in Redis"
     );
@@ -111,7 +115,11 @@ async fn serves_over_tls_as_an_acl_user_and_reconnects_after_a_restart() {
         assert!(Instant::now() < deadline, "no reconnect: {status} {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(redis.cli(&["GET", "feed:v:v3"]).contains("\"creator_id\""));
+    assert!(
+        redis
+            .cli(&["GET", "feed:{shared}:v:v3"])
+            .contains("\"creator_id\"")
+    );
     assert!(app.wait_ready(Duration::from_secs(5)).await);
 }
 
@@ -169,23 +177,6 @@ async fn a_required_client_certificate_is_sent_and_its_absence_is_refused() {
 
     let message = refusal(flags(&redis, redis.url(USER, PASSWORD), "ca.pem", vec![])).await;
     assert!(message.contains("CertificateRequired"), "{message}");
-}
-
-/// Runs the binary with `args`; returns its exit success and what it printed.
-fn run_binary(args: &[String]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_feed-server"))
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(args)
-        .output()
-        .expect("run feed-server");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[test]
@@ -274,7 +265,8 @@ fn bad_tls_flags_stop_the_start_with_a_clear_error() {
         ),
     ];
     for (args, want) in cases {
-        let (ok, printed) = run_binary(&args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, printed) = run_binary(&args, &[]);
         assert!(!ok, "{args:?} started");
         assert!(
             printed.contains(want),

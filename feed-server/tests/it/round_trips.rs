@@ -13,6 +13,7 @@ use feed_profile::RankingProfile;
 use feed_server::learning::Deltas;
 use feed_server::model::{Follows, UserProfile, Video};
 use feed_server::ranking::rank_feed;
+use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, RedisStore, Store, StoreError,
@@ -102,7 +103,7 @@ impl Store for Counting {
 
 async fn round_trips_for(catalog_size: usize, redis: &RedisServer) -> (usize, usize) {
     let settings = RedisSettings {
-        url: redis.url(),
+        target: RedisTarget::Single(redis.url().into()),
         prefix: format!("rt{catalog_size}:"),
         timeout: Duration::from_secs(2),
         shared_cache: Duration::from_secs(1),
@@ -151,7 +152,7 @@ async fn round_trips_do_not_grow_with_candidates() {
 
 fn replica(redis: &RedisServer, prefix: &str, shared_cache: Duration) -> RedisStore {
     RedisStore::connect(&RedisSettings {
-        url: redis.url(),
+        target: RedisTarget::Single(redis.url().into()),
         prefix: prefix.to_owned(),
         timeout: Duration::from_secs(2),
         shared_cache,
@@ -183,7 +184,7 @@ async fn play(store: &RedisStore, redis: &RedisServer, id: &str) {
         .expect("redis");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while redis::cmd("XLEN")
-        .arg("sc:ev")
+        .arg("sc:{shared}:ev")
         .query::<i64>(&mut conn)
         .expect("xlen")
         > 0

@@ -1,13 +1,17 @@
 //! Test harness: a real `redis-server` on a free loopback port (temporary directory, killed on
-//! drop) and the feed-server application served in process on an ephemeral port.
+//! drop), a real Redis Cluster ([`cluster`]), and the feed-server application served in process
+//! on an ephemeral port.
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod tls;
 
 use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -22,6 +26,9 @@ use tokio::sync::oneshot;
 pub enum Backend {
     Memory,
     Redis,
+    /// A Redis Cluster (3 masters, 3 replicas) shared by the tests of the process that run at
+    /// the same time, each app under its own key prefix.
+    Cluster,
 }
 
 /// A free loopback port.
@@ -151,6 +158,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub redis: Option<RedisServer>,
+    pub cluster: Option<Arc<cluster::RedisCluster>>,
     pub profile_path: Option<PathBuf>,
     _profile_dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -196,6 +204,13 @@ impl TestApp {
         if let Some(r) = &redis {
             args.extend(["--redis-url".into(), r.url()]);
         }
+        let cluster = (backend == Backend::Cluster).then(cluster::RedisCluster::shared);
+        if let Some(c) = &cluster {
+            static APPS: AtomicUsize = AtomicUsize::new(0);
+            let prefix = format!("t{}:", APPS.fetch_add(1, Ordering::Relaxed));
+            args.extend(["--redis-cluster-nodes".into(), c.nodes_flag()]);
+            args.extend(["--redis-prefix".into(), prefix]);
+        }
         let profile_path = options.profile.as_ref().map(|text| {
             let path = profile_dir.path().join("profile.yaml");
             std::fs::write(&path, text).expect("write profile");
@@ -223,6 +238,7 @@ impl TestApp {
             base,
             client,
             redis,
+            cluster,
             profile_path,
             _profile_dir: profile_dir,
             stop: Some(tx),
@@ -327,7 +343,7 @@ impl TestApp {
     /// On Redis, waits (up to 10 s) until the shared aggregates hold every accepted event (the
     /// ingest stream's consumer applies them within the lag bound; the embedded store at once).
     pub async fn settle(&self) {
-        if self.redis.is_none() {
+        if self.redis.is_none() && self.cluster.is_none() {
             return;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -389,20 +405,58 @@ pub fn ids(feed: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Runs each listed async test function on each listed store: `on_stores!([memory => Memory,
+/// redis => Redis] test_a, test_b)` makes `test_a::memory`, `test_a::redis`, ….
+#[macro_export]
+macro_rules! on_stores {
+    (@one [$($store:ident => $backend:ident),*] $name:ident) => {
+        mod $name {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $store() { super::$name(Backend::$backend).await }
+            )*
+        }
+    };
+    ($stores:tt $($name:ident),* $(,)?) => {
+        $( $crate::on_stores!(@one $stores $name); )*
+    };
+}
+
 /// Runs each listed async test function against both stores.
 #[macro_export]
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn memory() { super::$name(Backend::Memory).await }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn redis() { super::$name(Backend::Redis).await }
-            }
-        )*
+        $crate::on_stores!([memory => Memory, redis => Redis] $($name),*);
     };
+}
+
+/// Runs each listed async test function against the embedded store, one Redis server and a
+/// Redis Cluster.
+#[macro_export]
+macro_rules! all_stores {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_stores!([memory => Memory, redis => Redis, cluster => Cluster] $($name),*);
+    };
+}
+
+/// Runs the feed-server binary with `args` and the environment `env`; returns whether it exited
+/// successfully and what it printed (stdout, then stderr).
+pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_feed-server"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run feed-server");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// The value of the first sample of `name` whose labels include every `(key, value)` of
