@@ -22,10 +22,25 @@ fn demo_mode_serves_a_personalised_feed_and_sigterm_exits_cleanly() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn feed-server");
+    // stdout is read on its own thread, so a server that never prints (or hangs) fails the test
+    // at a deadline instead of blocking it.
     let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut printed = String::new();
-    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-    for line in lines.by_ref() {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        else {
+            let _ = child.kill();
+            panic!("no example line naming /metrics within 120 s; printed:\n{printed}");
+        };
         printed.push_str(&line);
         printed.push('\n');
         if line.contains("/metrics") {
@@ -41,7 +56,13 @@ fn demo_mode_serves_a_personalised_feed_and_sigterm_exits_cleanly() {
 
     let get = |path: &str| {
         let out = Command::new("curl")
-            .args(["-s", "-f", &format!("http://127.0.0.1:{port}{path}")])
+            .args([
+                "-s",
+                "-f",
+                "--max-time",
+                "10",
+                &format!("http://127.0.0.1:{port}{path}"),
+            ])
             .output()
             .expect("curl");
         out.status
@@ -70,7 +91,9 @@ fn demo_mode_serves_a_personalised_feed_and_sigterm_exits_cleanly() {
     };
     assert!(status.success(), "exit status {status}");
     // Logs are JSON lines on stdout; the last one says the server stopped after draining.
+    // The child has exited: its stdout is closed and the reader thread ends the channel.
     let logs: Vec<serde_json::Value> = lines
+        .iter()
         .filter_map(|l| serde_json::from_str(&l).ok())
         .collect();
     let messages: Vec<&str> = logs.iter().filter_map(|l| l["message"].as_str()).collect();
