@@ -30,6 +30,7 @@ mod history;
 mod observations;
 mod replay_gate;
 mod revision;
+mod run_judgement;
 mod schedule;
 mod state_machine;
 mod weights;
@@ -46,6 +47,7 @@ pub use replay_gate::{
     replay_due,
 };
 pub use revision::revision;
+pub use run_judgement::{RunDecision, RunFacts, judge_run};
 pub use schedule::{AnalysisDue, analysis_due};
 pub use state_machine::decide;
 pub use weights::{SKEW_TOLERANCE, canary_replicas, expressed_weight, share};

@@ -1,19 +1,27 @@
 //! Analysis runs: each new run is recorded in the status (records, per-check counters) and
 //! judged (roll back, pause, hold).
 
-use feedroll_crds::{
-    AnalysisRun, CheckRecord, CheckState, HoldPolicy, PauseReason, Phase, Tier, Verdict,
-};
+use feedroll_crds::{AnalysisRun, CheckRecord, CheckState, Phase, Tier, Verdict};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 
 use crate::brain::actions::{EventReason, EventType};
-use crate::brain::{after, ts};
+use crate::brain::run_judgement::{RunDecision, RunFacts, fmt_value, judge_run};
 
 use super::{Machine, Plan};
 
+/// What recording a run found worth an Event.
+struct News<'r> {
+    /// The run's failures that get an `AnalysisFailed` Warning.
+    failed: Vec<&'r CheckRecord>,
+    /// The run's checks that start holding (no data, provider error).
+    newly_held: Vec<&'r CheckRecord>,
+    /// Every check passed before this run.
+    was_passing: bool,
+}
+
 impl Machine {
-    pub(super) fn state_mut(&mut self, name: &str) -> &mut CheckState {
+    /// The counters of check `name`, added when it has none yet.
+    fn state_mut(&mut self, name: &str) -> &mut CheckState {
         if let Some(i) = self.st.checks.iter().position(|c| c.name == name) {
             &mut self.st.checks[i]
         } else {
@@ -26,15 +34,41 @@ impl Machine {
         }
     }
 
+    /// A new run: record it, announce what is news, then act on its judgement
+    /// ([`judge_run`]).
     pub(super) fn process_run(&mut self, plan: &Plan<'_>, run: &AnalysisRun) {
+        let overdue = self.evidence_overdue(plan);
+        let news = self.record_run(plan, run, overdue);
+        self.announce(run, &news);
+        let decision = judge_run(&RunFacts {
+            checks: &plan.analysis.checks,
+            run,
+            states: &self.st.checks,
+            records: self.st.analysis.as_ref().map_or(&[], |a| &a.records),
+            phase: self.phase(),
+            evidence_overdue: overdue,
+            now: self.now,
+        });
+        match decision {
+            RunDecision::Continue => {}
+            RunDecision::RollBack(why) => self.roll_back(why),
+            RunDecision::Pause { reason, message } => self.pause(reason, message),
+        }
+    }
+
+    /// Bookkeeping of a run: the per-check counters (`status.checks`), the run merged into
+    /// `status.analysis` (every record stamped) and the time of the last (fast) run. Returns
+    /// what is news for the Events.
+    fn record_run<'r>(&mut self, plan: &Plan<'_>, run: &'r AnalysisRun, overdue: bool) -> News<'r> {
         let at = run.at.clone().unwrap_or(Time(self.now));
         let paused = self.phase() == Some(Phase::Paused);
         let mut merged = self.st.analysis.take().unwrap_or_default();
-        let was_passing =
-            !merged.records.is_empty() && merged.records.iter().all(|r| r.verdict == Verdict::Pass);
-        let mut failed = Vec::new();
-        let mut newly_held = Vec::new();
-        let overdue = self.evidence_overdue(plan);
+        let mut news = News {
+            was_passing: !merged.records.is_empty()
+                && merged.records.iter().all(|r| r.verdict == Verdict::Pass),
+            failed: Vec::new(),
+            newly_held: Vec::new(),
+        };
         for record in &run.records {
             let Some(check) = plan.analysis.checks.iter().find(|c| c.name == record.name) else {
                 continue;
@@ -57,7 +91,7 @@ impl Machine {
                         .iter()
                         .any(|r| r.name == record.name && r.verdict == Verdict::Fail);
                     if check.tier != Tier::Advisory || !already_failing {
-                        failed.push(record);
+                        news.failed.push(record);
                     }
                 }
                 // Evidence still coming in is not missing data (until an untilConfident
@@ -68,7 +102,7 @@ impl Machine {
                 Verdict::NoData | Verdict::Error => {
                     if state.holding_since.is_none() && check.tier != Tier::Advisory {
                         state.holding_since = Some(at.clone());
-                        newly_held.push(record);
+                        news.newly_held.push(record);
                     }
                 }
             }
@@ -89,8 +123,13 @@ impl Machine {
         } else {
             self.st.last_analysis_at = Some(at);
         }
+        news
+    }
 
-        for record in &failed {
+    /// The Events of a recorded run: each failure that counts (advisory ones once per streak),
+    /// each check that starts holding, and a passing run after anything else.
+    fn announce(&mut self, run: &AnalysisRun, news: &News<'_>) {
+        for record in &news.failed {
             self.event(
                 EventType::Warning,
                 EventReason::AnalysisFailed,
@@ -104,7 +143,7 @@ impl Machine {
                 ),
             );
         }
-        for record in &newly_held {
+        for record in &news.newly_held {
             self.event(
                 EventType::Warning,
                 EventReason::Held,
@@ -118,8 +157,8 @@ impl Machine {
         }
         // Passing is news only after something else: one event per healthy streak.
         if !run.fast
-            && !was_passing
-            && failed.is_empty()
+            && !news.was_passing
+            && news.failed.is_empty()
             && run.records.iter().all(|r| r.verdict == Verdict::Pass)
             && !run.records.is_empty()
         {
@@ -129,109 +168,9 @@ impl Machine {
                 format!("all {} checks passed", run.records.len()),
             );
         }
-
-        // Roll back: roll-back tier, or blocking failures past the limit.
-        let breaches: Vec<String> = plan
-            .analysis
-            .checks
-            .iter()
-            .filter(|c| matches!(c.tier, Tier::Rollback | Tier::Blocking))
-            .filter(|c| self.failures(&c.name) > c.consecutive_failures_allowed)
-            .map(|c| {
-                format!(
-                    "{} failed {} time(s) in a row ({} tier, {} allowed)",
-                    c.name,
-                    self.failures(&c.name),
-                    c.tier.as_str(),
-                    c.consecutive_failures_allowed
-                )
-            })
-            .collect();
-        if !breaches.is_empty() {
-            self.roll_back(breaches.join("; "));
-            return;
-        }
-        if self.phase() != Some(Phase::Progressing) {
-            return;
-        }
-        let pause_failures: Vec<String> = plan
-            .analysis
-            .checks
-            .iter()
-            .filter(|c| {
-                c.tier == Tier::Pause && self.failures(&c.name) > c.consecutive_failures_allowed
-            })
-            .map(|c| format!("{} failed ({})", c.name, self.record_summary(&c.name)))
-            .collect();
-        if !pause_failures.is_empty() {
-            self.pause(
-                PauseReason::CheckFailed,
-                format!("paused for a human: {}", pause_failures.join("; ")),
-            );
-            return;
-        }
-        for check in plan
-            .analysis
-            .checks
-            .iter()
-            .filter(|c| c.tier != Tier::Advisory)
-        {
-            let Some(record) = run.records.iter().find(|r| r.name == check.name) else {
-                continue;
-            };
-            let policy = match record.verdict {
-                Verdict::NoData if record.gathering_evidence() && !overdue => continue,
-                Verdict::NoData => check.on_no_data,
-                Verdict::Error => check.on_provider_error,
-                _ => continue,
-            };
-            if policy == HoldPolicy::Pause {
-                self.pause(
-                    PauseReason::NoData,
-                    format!(
-                        "paused for a human: {} has {} ({})",
-                        check.name,
-                        record.verdict.as_str(),
-                        record.reason
-                    ),
-                );
-                return;
-            }
-            if let Some(since) = self.holding_since(&check.name)
-                && self.now >= after(since, check.max_hold)
-            {
-                self.pause(
-                    PauseReason::HoldExpired,
-                    format!(
-                        "paused for a human: {} has had {} for longer than maxHold {}s ({})",
-                        check.name,
-                        record.verdict.as_str(),
-                        check.max_hold.as_secs(),
-                        record.reason
-                    ),
-                );
-                return;
-            }
-        }
     }
 
-    pub(super) fn failures(&self, name: &str) -> i32 {
-        self.st
-            .checks
-            .iter()
-            .find(|c| c.name == name)
-            .map_or(0, |c| c.consecutive_failures)
-    }
-
-    pub(super) fn holding_since(&self, name: &str) -> Option<Timestamp> {
-        self.st
-            .checks
-            .iter()
-            .find(|c| c.name == name)
-            .and_then(|c| c.holding_since.as_ref())
-            .map(ts)
-    }
-
+    /// The latest record of check `name` (`status.analysis`).
     pub(super) fn record(&self, name: &str) -> Option<&CheckRecord> {
         self.st
             .analysis
@@ -240,15 +179,4 @@ impl Machine {
             .iter()
             .find(|r| r.name == name)
     }
-
-    pub(super) fn record_summary(&self, name: &str) -> String {
-        match self.record(name) {
-            Some(r) => format!("value {} outside {}", fmt_value(r.value), r.threshold),
-            None => "no record".to_owned(),
-        }
-    }
-}
-
-pub(super) fn fmt_value(v: Option<f64>) -> String {
-    v.map_or_else(|| "none".to_owned(), |v| format!("{v:.6}"))
 }
