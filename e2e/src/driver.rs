@@ -410,7 +410,7 @@ pub async fn run(
                 Action::ScaleDownCanary => {
                     match &in_app {
                         Some(files) if !promoted => {
-                            world.stable.set_profile(&files.experiment(0)?)?
+                            world.stable.set_profile(&files.experiment(0)?)?;
                         }
                         Some(_) => {}
                         None => world.traffic.set_weight(0),

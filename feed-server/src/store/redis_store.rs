@@ -557,7 +557,7 @@ impl Store for RedisStore {
                 start,
                 stop,
                 how,
-            })
+            });
         };
         for c in &q.creators {
             read(
