@@ -476,8 +476,7 @@ impl FeedRolloutSpec {
     /// Traffic mode (replica ratio when unset).
     pub fn traffic_mode(&self) -> TrafficMode {
         self.resolved_strategy()
-            .map(|s| s.traffic)
-            .unwrap_or(TrafficMode::ReplicaRatio)
+            .map_or(TrafficMode::ReplicaRatio, |s| s.traffic)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use feed_profile::{Experiment, RankingProfile, Variant};
+use feed_profile::RankingProfile;
 use feedroll_crds::defaults::{default_checks, default_steps};
 use feedroll_crds::{
     CheckRecord, DurationString, FeedRollout, FeedRolloutSpec, FeedRolloutStatus, Phase,
@@ -13,7 +13,10 @@ use feedroll_crds::{
 use feedroll_operator::analysis::replay::{self, ReplayCall};
 use feedroll_operator::analysis::{AnalysisEngine, Target};
 use feedroll_operator::brain::{self, Action, Command, CommandKind, Observations, PodHealth};
+use feedroll_operator::desired::configmap::{config_map, key};
+use feedroll_operator::desired::{Names, Source, Track};
 use feedroll_operator::driver::turn;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::procs::{FeedServer, ProcError, Prometheus, Redis};
@@ -288,12 +291,16 @@ pub async fn run(
         .map_err(|e| DriverError::Spec(e.to_string()))?
         .traffic;
     let in_app = match &traffic_mode {
-        TrafficMode::InApp(a) => Some(InAppFiles {
-            salt: a.salt.clone().unwrap_or_else(|| world.rollout.clone()),
-            stable_variant: a.stable_variant().to_owned(),
-            canary_variant: a.canary_variant().to_owned(),
-            stable: stable_spec.ranking_profile.clone().unwrap_or_default(),
-            canary: canary_spec.ranking_profile.clone().unwrap_or_default(),
+        TrafficMode::InApp(_) => Some(InAppFiles {
+            names: Names {
+                rollout: world.rollout.clone(),
+                namespace: "default".to_owned(),
+            },
+            mode: traffic_mode.clone(),
+            stable: Source::of(stable_spec),
+            canary: Source::of(canary_spec),
+            stable_profile: stable_spec.ranking_profile.clone().unwrap_or_default(),
+            canary_profile: canary_spec.ranking_profile.clone().unwrap_or_default(),
         }),
         _ => None,
     };
@@ -363,8 +370,8 @@ pub async fn run(
             let call = ReplayCall {
                 base_url: &base_url,
                 admin_key: None,
-                stable: &files.stable,
-                canary: &files.canary,
+                stable: &files.stable_profile,
+                canary: &files.canary_profile,
                 window: ask.window,
                 now,
             };
@@ -403,7 +410,7 @@ pub async fn run(
                 Action::ScaleDownCanary => {
                     match &in_app {
                         Some(files) if !promoted => {
-                            world.stable.set_profile(&files.experiment(0)?)?
+                            world.stable.set_profile(&files.experiment(0)?)?;
                         }
                         Some(_) => {}
                         None => world.traffic.set_weight(0),
@@ -434,48 +441,45 @@ pub async fn run(
     })
 }
 
-/// The profile files of an in-app rollout: what the operator would write into the ConfigMap.
+/// The profile file of an in-app rollout's stable feed-server: `stable.yaml` of the ConfigMap the
+/// operator builds ([`config_map`]), so the e2e serves exactly what the operator would write.
 struct InAppFiles {
-    salt: String,
-    stable_variant: String,
-    canary_variant: String,
-    stable: RankingProfile,
-    canary: RankingProfile,
+    names: Names,
+    mode: TrafficMode,
+    stable: Source,
+    canary: Source,
+    /// The profiles the replay gate compares (none in the spec: the default profile).
+    stable_profile: RankingProfile,
+    canary_profile: RankingProfile,
 }
 
 impl InAppFiles {
     /// Both variants, the canary with `weight` percent of users.
     fn experiment(&self, weight: i32) -> Result<String, DriverError> {
-        let share = f64::from(weight.clamp(0, 100)) / 100.0;
-        let experiment = Experiment {
-            salt: self.salt.clone(),
-            variants: vec![
-                Variant {
-                    name: self.stable_variant.clone(),
-                    share: 1.0 - share,
-                    profile: self.stable.clone(),
-                },
-                Variant {
-                    name: self.canary_variant.clone(),
-                    share,
-                    profile: self.canary.clone(),
-                },
-            ],
-        };
-        serde_yaml::to_string(&experiment).map_err(|e| DriverError::Spec(e.to_string()))
+        self.stable_file(&self.stable, weight)
     }
 
-    /// After promotion: the canary profile for everyone, under the stable variant's name.
+    /// After promotion: stable runs the canary's source, for everyone.
     fn promoted(&self) -> Result<String, DriverError> {
-        let experiment = Experiment {
-            salt: self.salt.clone(),
-            variants: vec![Variant {
-                name: self.stable_variant.clone(),
-                share: 1.0,
-                profile: self.canary.clone(),
-            }],
-        };
-        serde_yaml::to_string(&experiment).map_err(|e| DriverError::Spec(e.to_string()))
+        self.stable_file(&self.canary, 0)
+    }
+
+    /// `stable.yaml` of the operator's ConfigMap with stable running `stable` at `weight`.
+    fn stable_file(&self, stable: &Source, weight: i32) -> Result<String, DriverError> {
+        // The e2e has no FeedRollout object to own the ConfigMap: the owner is left empty.
+        let owner = OwnerReference::default();
+        config_map(
+            &self.names,
+            &owner,
+            &self.mode,
+            stable,
+            &self.canary,
+            weight,
+        )
+        .map_err(|e| DriverError::Spec(e.to_string()))?
+        .and_then(|c| c.data)
+        .and_then(|mut data| data.remove(&key(Track::Stable)))
+        .ok_or_else(|| DriverError::Spec("the in-app ConfigMap has no stable.yaml".to_owned()))
     }
 }
 

@@ -93,7 +93,7 @@ fn fault_after_first_step(
     let began: Began = Arc::new(Mutex::new(None));
     let b = began.clone();
     let hook = move |world: &mut World, status: &FeedRolloutStatus, at: Duration| {
-        let mut began = b.lock().unwrap_or_else(|e| e.into_inner());
+        let mut began = b.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if began.is_none() && status.weight > 0 && status.current_step_index >= Some(1) {
             world.pending_canary_faults = Some(faults.clone());
             *began = Some(at);
@@ -145,7 +145,12 @@ async fn with_fault(
     };
     let (outcome, _) =
         default_plan(title, rollout, rate, Timings::default(), hooks, deadline).await;
-    let seconds = breach_to_rollback(&outcome, *began.lock().unwrap_or_else(|e| e.into_inner()));
+    let seconds = breach_to_rollback(
+        &outcome,
+        *began
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     println!("BREACH_TO_ROLLBACK scenario={rollout} seconds={seconds:?}");
     (outcome, seconds)
 }
@@ -255,7 +260,7 @@ async fn s4_added_1200ms_latency_pauses_for_a_human_who_resumes_then_aborts() {
         if !entered_pause {
             return None;
         }
-        let mut n = p.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *n += 1;
         Some(if *n == 1 {
             CommandKind::Resume
@@ -273,7 +278,9 @@ async fn s4_added_1200ms_latency_pauses_for_a_human_who_resumes_then_aborts() {
     )
     .await;
     assert_eq!(
-        *pauses.lock().unwrap_or_else(|e| e.into_inner()),
+        *pauses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
         2,
         "paused, resumed, paused again"
     );
@@ -292,7 +299,7 @@ async fn s5_prometheus_down_holds_then_pauses_and_goes_on_when_back() {
     let state = Arc::new(Mutex::new((false, false)));
     let s = state.clone();
     let during = move |world: &mut World, status: &FeedRolloutStatus, _: Duration| {
-        let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !st.0 && status.weight > 0 {
             world.prometheus.kill();
             st.0 = true;
@@ -304,7 +311,10 @@ async fn s5_prometheus_down_holds_then_pauses_and_goes_on_when_back() {
     };
     let mut resumed = false;
     let human: HumanHook = Box::new(move |status, _| {
-        let back = state.lock().unwrap_or_else(|e| e.into_inner()).1;
+        let back = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1;
         if back && !resumed && status.phase == Some(Phase::Paused) {
             resumed = true;
             return Some(CommandKind::Resume);

@@ -228,7 +228,7 @@ impl Metrics {
         let mut labels = self
             .profile_labels
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for l in labels.drain(..) {
             let _ = self
                 .profile_info

@@ -121,7 +121,7 @@ pub async fn watch<T: Reloadable>(
                 generation,
                 summary,
             })) => {
-                tracing::info!(path = %path.display(), generation, summary, "{} reloaded", T::WHAT)
+                tracing::info!(path = %path.display(), generation, summary, "{} reloaded", T::WHAT);
             }
             Ok(Err(error)) => {
                 tracing::error!(path = %path.display(), %error, "{} rejected; keeping the last good configuration", T::WHAT);
@@ -160,7 +160,10 @@ mod tests {
         fn reload(&self, bytes: &[u8]) -> Result<Applied, Invalid> {
             let text = utf8(bytes)?;
             assert_ne!(text, "panic", "a reload panicked");
-            let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            let mut applied = self
+                .applied
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             applied.push(text.to_owned());
             Ok(Applied {
                 generation: applied.len() as u64,

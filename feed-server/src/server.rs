@@ -174,7 +174,7 @@ async fn warm_up(state: SharedState, users: usize, stop: CancellationToken) {
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cache warm-up failed; retrying")
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cache warm-up failed; retrying");
             }
         }
         tokio::select! {

@@ -91,8 +91,7 @@ mod tests {
     #[test]
     fn a_timestamp_reads_in_milliseconds_and_fractional_seconds() {
         let t: Timestamp = DateTime::from_timestamp_millis(1_700_000_000_250)
-            .map(Timestamp::from)
-            .unwrap_or(Timestamp::from_millis(0));
+            .map_or(Timestamp::from_millis(0), Timestamp::from);
         assert_eq!(t.millis(), 1_700_000_000_250);
         assert!((t.secs_f64() - 1_700_000_000.25).abs() < 1e-6);
         assert_eq!(t.after(Duration::from_secs(2)).millis(), 1_700_000_002_250);

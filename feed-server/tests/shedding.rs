@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 /// An app with a catalog of 30 videos and `flags`.
 async fn start(backend: Backend, flags: &[&str]) -> TestApp {
     let options = Options {
-        flags: flags.iter().map(|f| f.to_string()).collect(),
+        flags: flags.iter().map(ToString::to_string).collect(),
         ..Options::default()
     };
     let app = TestApp::start_with(backend, options).await;

@@ -238,7 +238,7 @@ async fn kubectl_feedroll_lists_explains_commands_and_waits() {
         .env("PATH", &k.path);
     let waiter = std::thread::spawn(move || waiting.output());
     // (the waiter is already watching, or starts after this change: it ends either way)
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(300));
     api.update(FR, "feedrollouts", "feed", "feed", |o| {
         o["status"]["phase"] = json!("RolledBack");
     });

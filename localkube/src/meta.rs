@@ -174,7 +174,7 @@ fn deployment_problems(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let selector = &obj["spec"]["selector"];
     let empty = selector["matchLabels"]
         .as_object()
-        .is_none_or(|m| m.is_empty())
+        .is_none_or(serde_json::Map::is_empty)
         && selector["matchExpressions"]
             .as_array()
             .is_none_or(Vec::is_empty);

@@ -81,13 +81,10 @@ impl Selector {
     pub fn parse_fields(s: &str, fields: &[&str]) -> Result<Self, ApiError> {
         let selector = Self::parse(s)?;
         for r in &selector.0 {
-            let key = match r {
-                Requirement::Equals(k, _) | Requirement::NotEquals(k, _) => k,
-                _ => {
-                    return Err(ApiError::BadRequest(format!(
-                        "invalid selector: {s:?}: field selectors support only =, == and !="
-                    )));
-                }
+            let (Requirement::Equals(key, _) | Requirement::NotEquals(key, _)) = r else {
+                return Err(ApiError::BadRequest(format!(
+                    "invalid selector: {s:?}: field selectors support only =, == and !="
+                )));
             };
             let known = ["metadata.name", "metadata.namespace"]
                 .iter()

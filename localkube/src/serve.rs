@@ -171,7 +171,7 @@ impl Listener {
                             let bytes = body
                                 .collect()
                                 .await
-                                .map(|c| c.to_bytes())
+                                .map(http_body_util::Collected::to_bytes)
                                 .unwrap_or_default();
                             Ok::<_, Infallible>(api.respond(parts, bytes))
                         }

@@ -967,7 +967,7 @@ impl Inner {
                         field: String::new(),
                         message: e.to_string(),
                     }],
-                })?
+                })?;
             }
             PatchType::Apply => {}
         }

@@ -1057,7 +1057,7 @@ fn machine() -> String {
                 .map(|(_, v)| v.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let mem = procfs_meminfo_gib().map_or_else(String::new, |g| format!(", {g:.0} GiB RAM"));
     format!("{cores} cores ({cpu}){mem}")
 }

@@ -108,8 +108,7 @@ mod tests {
             ("app".to_owned(), "feed".to_owned()),
             ("tier".to_owned(), "api".to_owned()),
         ]);
-        let selector =
-            |v: serde_json::Value| -> LabelSelector { serde_json::from_value(v).unwrap() };
+        let selector = |v: Value| -> LabelSelector { serde_json::from_value(v).unwrap() };
         assert!(selects(&selector(json!({})), &labels));
         assert!(selects(
             &selector(json!({"matchLabels": {"app": "feed"}})),
@@ -123,7 +122,7 @@ mod tests {
             &selector(json!({"matchLabels": {"app": "other"}})),
             &labels
         ));
-        let expr = |op: &str, values: serde_json::Value| {
+        let expr = |op: &str, values: Value| {
             selector(
                 json!({"matchExpressions": [{"key": "tier", "operator": op, "values": values}]}),
             )

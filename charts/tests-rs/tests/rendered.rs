@@ -21,9 +21,10 @@ fn repo() -> PathBuf {
 /// The rendered snapshots: `testdata/rendered/*.json`, or `$FEEDROLL_RENDERED_DIR` (for a
 /// fresh render of a modified chart).
 fn rendered_dir() -> PathBuf {
-    std::env::var_os("FEEDROLL_RENDERED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/rendered"))
+    std::env::var_os("FEEDROLL_RENDERED_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/rendered"),
+        PathBuf::from,
+    )
 }
 
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {

@@ -378,7 +378,7 @@ mod tests {
                         }
                     }
                     ("items" | "additionalProperties", child) => {
-                        walk(child, &format!("{path}[]"), out)
+                        walk(child, &format!("{path}[]"), out);
                     }
                     _ => {}
                 }

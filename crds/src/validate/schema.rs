@@ -83,7 +83,7 @@ fn check(schema: &Value, value: &Value, path: &str, problems: &mut Vec<Problem>)
     if let Some(allowed) = s.get("enum").and_then(Value::as_array)
         && !allowed.contains(value)
     {
-        let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
+        let names: Vec<String> = allowed.iter().map(ToString::to_string).collect();
         problem(
             problems,
             path,

@@ -101,8 +101,7 @@ fn sibling(name: &str) -> Result<PathBuf, LocalError> {
     let path = exe
         .parent()
         .and_then(Path::parent)
-        .map(|dir| dir.join(name))
-        .unwrap_or_else(|| PathBuf::from(name));
+        .map_or_else(|| PathBuf::from(name), |dir| dir.join(name));
     if path.is_file() {
         Ok(path)
     } else {

@@ -65,7 +65,7 @@ async fn record_metrics(State(state): State<SharedState>, req: Request, next: Ne
             let key = response.extensions().get::<auth::ClientKey>();
             m.http_refused
                 .with_label_values(&[route, reason.as_str(), key.map_or("", |k| k.0.as_str())])
-                .inc()
+                .inc();
         }
         TrafficClass::Api => {
             let variant = response

@@ -273,7 +273,7 @@ mod tests {
             &store,
             &profile,
             "u1",
-            crate::time::Timestamp::from(Utc::now()).secs_f64(),
+            Timestamp::from(Utc::now()).secs_f64(),
             200,
         )
         .await

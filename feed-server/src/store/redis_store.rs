@@ -617,7 +617,7 @@ impl Store for RedisStore {
                 start,
                 stop,
                 how,
-            })
+            });
         };
         for c in &q.creators {
             read(

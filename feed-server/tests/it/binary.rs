@@ -179,7 +179,7 @@ fn with_api_keys_the_log_names_the_key_never_the_secret_and_no_open_warning() {
     }
     assert_eq!(curl("unknown-SECRET-key"), "401");
     let logs = stop_and_read_logs(child);
-    let text: Vec<String> = logs.iter().map(|l| l.to_string()).collect();
+    let text: Vec<String> = logs.iter().map(ToString::to_string).collect();
     assert!(
         text.iter().all(|l| !l.contains("SECRET")),
         "a key in the logs: {text:#?}"

@@ -71,7 +71,7 @@ fn impressions(user: &str, videos: impl IntoIterator<Item = usize>) -> Vec<Value
 }
 
 async fn app_with(redis: &RedisServer, flags: &[&str]) -> TestApp {
-    let mut flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    let mut flags: Vec<String> = flags.iter().map(ToString::to_string).collect();
     flags.extend(["--redis-url".into(), redis.url()]);
     TestApp::start_with(
         Backend::Memory,
@@ -161,7 +161,9 @@ async fn a_full_backlog_refuses_batches_with_retry_after_and_writes_nothing() {
         .expect("request");
     assert_eq!(r.status(), 503);
     assert_eq!(
-        r.headers().get("retry-after").map(|v| v.as_bytes()),
+        r.headers()
+            .get("retry-after")
+            .map(reqwest::header::HeaderValue::as_bytes),
         Some(&b"1"[..])
     );
     let body: Value = r.json().await.expect("json");

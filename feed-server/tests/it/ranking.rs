@@ -355,18 +355,15 @@ async fn served_pages_move_the_content_health_counters(b: Backend) {
     let (next, d3, w3) = served_page(&app, &format!("&cursor={cursor}&explain=true")).await;
 
     let long_tail = |page: &Value| {
-        page["items"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|i| {
-                        i["explain"]["sources"]
-                            .as_array()
-                            .is_some_and(|s| s.contains(&json!("long_tail")))
-                    })
-                    .count() as f64
-            })
-            .unwrap_or(f64::NAN)
+        page["items"].as_array().map_or(f64::NAN, |a| {
+            a.iter()
+                .filter(|i| {
+                    i["explain"]["sources"]
+                        .as_array()
+                        .is_some_and(|s| s.contains(&json!("long_tail")))
+                })
+                .count() as f64
+        })
     };
     assert!(
         long_tail(&ranked) > 0.0,

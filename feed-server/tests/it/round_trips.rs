@@ -225,7 +225,7 @@ async fn applied_counters_are_shared_for_at_most_the_shared_cache_time() {
 }
 
 async fn fresh_ids(store: &RedisStore) -> Vec<String> {
-    let q = feed_server::store::CandidateQuery {
+    let q = CandidateQuery {
         fresh: vec!["*".to_owned()],
         per_fresh: 10,
         ..Default::default()

@@ -256,7 +256,7 @@ impl FileSd {
                     match write_atomic(&path, &text) {
                         Ok(()) => *last = groups,
                         Err(e) => {
-                            tracing::error!(path = %path.display(), error = %e, "cannot write file_sd targets")
+                            tracing::error!(path = %path.display(), error = %e, "cannot write file_sd targets");
                         }
                     }
                 }

@@ -405,7 +405,7 @@ impl Worker {
                 match process.terminate(self.grace).await {
                     Ok(status) => self.exited(i, status, (started, started_at)),
                     Err(e) => {
-                        tracing::warn!(pod = %self.pod.name, "stopping a container failed: {e}")
+                        tracing::warn!(pod = %self.pod.name, "stopping a container failed: {e}");
                     }
                 }
             }

@@ -365,7 +365,9 @@ async fn a_local_cluster_serves_ready_pods_through_services_routes_and_prometheu
         assert!(
             Instant::now() < deadline,
             "no accepted event: {accepted:?}, rejected {rejected:?}, traffic {:?}",
-            cluster.traffic().map(|t| t.counts())
+            cluster
+                .traffic()
+                .map(feedroll_localkube::cluster::traffic::Traffic::counts)
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -139,7 +139,7 @@ async fn deployments_roll_scale_and_go_with_their_processes() {
 
     // Scale down.
     api.update("apps/v1", "deployments", "default", "d", |d| {
-        d["spec"]["replicas"] = json!(1)
+        d["spec"]["replicas"] = json!(1);
     });
     wait_for(
         "1 pod",

@@ -577,7 +577,7 @@ async fn a_finalizer_delays_deletion_and_a_namespace_takes_its_objects_along() {
     assert!(api.get("v1", "configmaps", "ns", "new").is_none());
     // The ConfigMap goes when its finalizer does, and the namespace with it.
     api.update("v1", "configmaps", "ns", "held", |o| {
-        o["metadata"]["finalizers"] = json!([])
+        o["metadata"]["finalizers"] = json!([]);
     });
     assert!(api.get("v1", "configmaps", "ns", "held").is_none());
     assert!(api.get("v1", "namespaces", "", "ns").is_none());

@@ -26,15 +26,16 @@ const SCALE: f64 = 0.05;
 
 /// The fault-injection feed-server, where localkube's default image rule looks for it.
 fn faulty_feed_server() -> PathBuf {
-    std::env::var_os(feedroll_localkube::kubelet::images::FAULTY_FEED_SERVER_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
+    std::env::var_os(feedroll_localkube::kubelet::images::FAULTY_FEED_SERVER_ENV).map_or_else(
+        || {
             Path::new(env!("CARGO_BIN_EXE_localkube"))
                 .parent()
                 .and_then(Path::parent)
                 .map(|target| target.join("fault-injection").join("feed-server"))
                 .unwrap_or_default()
-        })
+        },
+        PathBuf::from,
+    )
 }
 
 struct Cluster {

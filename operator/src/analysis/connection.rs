@@ -190,7 +190,7 @@ pub fn header_text(bytes: &[u8], source: &str) -> Result<String, CredentialError
         why: "it is not UTF-8 text",
     })?;
     let text = text.trim();
-    if text.chars().any(|c| c.is_control()) {
+    if text.chars().any(char::is_control) {
         return Err(CredentialError::NotHeaderValue {
             origin: source.to_owned(),
             why: "it contains control characters (a line break inside?)",

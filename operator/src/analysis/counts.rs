@@ -235,7 +235,7 @@ mod tests {
         .expect("spec");
         let checks = spec.resolved_analysis().expect("resolves").checks;
         let start = Timestamp::UNIX_EPOCH;
-        let now = start + std::time::Duration::from_millis(90_500);
+        let now = start + Duration::from_millis(90_500);
         let step = over_the_step(&checks, Some(start), now);
         assert_eq!(step[0].window, Duration::from_secs(91));
         assert_eq!(step[1].window, checks[1].window);

@@ -71,11 +71,53 @@ enum Source {
 /// Every series of an instant vector: its labels and value.
 type Series = Vec<(HashMap<String, String>, f64)>;
 
+/// How a query's answer is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Grouping {
+    /// A query of one rollout's check (custom PromQL, sequential counts): one number.
+    Own,
+    /// A preset query grouped by rollout and side: each rollout picks its series.
+    Grouped,
+}
+
 /// What a query returned, kept for every rollout that needs it.
 #[derive(Clone, Debug)]
 enum Answer {
+    /// The number of a query of its own.
     Own(Outcome),
+    /// Every series of a grouped query, or why there are none.
     Series(Result<Series, String>),
+}
+
+impl Answer {
+    /// The number one rollout reads: the answer of a query of its own, or the series of `key`
+    /// in a grouped answer (all series when no key is given).
+    fn outcome(&self, key: Option<&SeriesKey>) -> Outcome {
+        match self {
+            Self::Own(o) => o.clone(),
+            Self::Series(Err(e)) => Outcome::Error(e.clone()),
+            Self::Series(Ok(series)) => {
+                let mine: Vec<f64> = series
+                    .iter()
+                    .filter(|(labels, _)| key.is_none_or(|k| k.matches(labels)))
+                    .map(|(_, v)| *v)
+                    .collect();
+                match mine.as_slice() {
+                    [] => Outcome::Empty,
+                    [one] => Outcome::Value(*one),
+                    many => Outcome::Many(many.len()),
+                }
+            }
+        }
+    }
+}
+
+/// One request's classified answer and the connection fault it met, if any.
+struct Asked {
+    /// The classified answer (an `error` outcome when the request failed).
+    answer: Answer,
+    /// The connection fault (401/403, TLS, unreachable) behind a failed request.
+    fault: Option<PrometheusFault>,
 }
 
 /// Evaluates checks against one Prometheus.
@@ -121,8 +163,9 @@ impl AnalysisEngine {
         Self::new(&analysis.prometheus, analysis.timeout)
     }
 
-    /// Evaluates `checks` (only the roll-back-tier ones when `fast`) concurrently and returns the
-    /// run, stamped `at`.
+    /// Evaluates `checks` (only the roll-back-tier ones when `fast`) for one rollout and returns
+    /// the run, stamped `at`: [`Self::evaluate_many`] of that one rollout, so the CLI, the e2e
+    /// and the reconciler's batches send the same queries and classify them the same way.
     pub async fn evaluate(
         &self,
         target: &Target,
@@ -130,59 +173,20 @@ impl AnalysisEngine {
         fast: bool,
         at: Timestamp,
     ) -> AnalysisRun {
-        let selected = checks.iter().filter(|c| !fast || c.is_fast());
-        let records = join_all(selected.map(|c| self.evaluate_check(target, c, at))).await;
-        AnalysisRun {
+        let mut many = self
+            .evaluate_many(&[(target.clone(), checks.to_vec())], fast, at)
+            .await;
+        many.runs.pop().unwrap_or(AnalysisRun {
             at: Some(Time(at)),
             fast,
-            records,
-        }
-    }
-
-    /// Evaluates one check: the canary value, the request volume when `minRequests > 0`, and
-    /// the stable value when comparing.
-    pub async fn evaluate_check(
-        &self,
-        target: &Target,
-        check: &ResolvedCheck,
-        at: Timestamp,
-    ) -> CheckRecord {
-        if let Some(plan) = CountPlan::of(check, target) {
-            let [ce, ct, se, st] = plan.queries.clone();
-            let (ce, ct, se, st) = futures::join!(
-                self.query(&ce),
-                self.query(&ct),
-                self.query(&se),
-                self.query(&st)
-            );
-            return plan.record(check, at, [ce, ct, se, st]);
-        }
-        let (value_template, volume_template) = check_templates(check);
-        let query = render(&value_template, target, Side::Canary, check.window);
-        let volume_query = volume_template.map(|t| render(&t, target, Side::Canary, check.window));
-        let stable_query = check
-            .compare
-            .map(|_| render(&value_template, target, Side::Stable, check.window));
-        let (canary, volume, stable) = futures::join!(
-            self.query(&query),
-            self.maybe_query(volume_query.as_deref()),
-            self.maybe_query(stable_query.as_deref()),
-        );
-        record(
-            check,
-            at,
-            query,
-            stable_query,
-            &canary,
-            volume.as_ref(),
-            stable.as_ref(),
-        )
+            records: Vec::new(),
+        })
     }
 
     /// Evaluates many rollouts at once: every distinct preset query runs once, grouped by
     /// rollout, and each rollout's series is picked from the answer; custom queries run per
-    /// rollout, deduplicated by text. Records are the same as [`Self::evaluate`] gives (their
-    /// `query` is the equivalent per-rollout query, to reproduce by hand).
+    /// rollout, deduplicated by text. Each record's `query` is the equivalent per-rollout query,
+    /// to reproduce by hand (e.g. with [`Self::query`]).
     pub async fn evaluate_many(
         &self,
         rollouts: &[(Target, Vec<ResolvedCheck>)],
@@ -205,10 +209,10 @@ impl AnalysisEngine {
             Counts(&'a ResolvedCheck, CountPlan),
         }
         let mut plans: Vec<Vec<Plan<'_>>> = Vec::with_capacity(rollouts.len());
-        let mut queries: Vec<(String, bool)> = Vec::new();
-        let mut need = |q: String, grouped: bool| {
+        let mut queries: Vec<(String, Grouping)> = Vec::new();
+        let mut need = |q: String, grouping: Grouping| {
             if !queries.iter().any(|(have, _)| *have == q) {
-                queries.push((q.clone(), grouped));
+                queries.push((q.clone(), grouping));
             }
             q
         };
@@ -217,7 +221,7 @@ impl AnalysisEngine {
             for check in checks.iter().filter(|c| !fast || c.is_fast()) {
                 if let Some(plan) = CountPlan::of(check, target) {
                     for q in &plan.queries {
-                        need(q.clone(), false);
+                        need(q.clone(), Grouping::Own);
                     }
                     rollout_plans.push(Plan::Counts(check, plan));
                     continue;
@@ -236,32 +240,34 @@ impl AnalysisEngine {
                             let canary_key = SeriesKey::of(target, Side::Canary);
                             (
                                 Source::Grouped(
-                                    need(grouped(&gv, Side::Canary), true),
+                                    need(grouped(&gv, Side::Canary), Grouping::Grouped),
                                     canary_key.clone(),
                                 ),
                                 gvol.map(|t| {
                                     Source::Grouped(
-                                        need(grouped(&t, Side::Canary), true),
+                                        need(grouped(&t, Side::Canary), Grouping::Grouped),
                                         canary_key.clone(),
                                     )
                                 }),
                                 check.compare.map(|_| {
                                     Source::Grouped(
-                                        need(grouped(&gv, Side::Stable), true),
+                                        need(grouped(&gv, Side::Stable), Grouping::Grouped),
                                         SeriesKey::of(target, Side::Stable),
                                     )
                                 }),
                             )
                         }
                         None => (
-                            Source::Own(need(query.clone(), false)),
+                            Source::Own(need(query.clone(), Grouping::Own)),
                             volume_template.map(|t| {
                                 Source::Own(need(
                                     render(&t, target, Side::Canary, check.window),
-                                    false,
+                                    Grouping::Own,
                                 ))
                             }),
-                            stable_query.clone().map(|q| Source::Own(need(q, false))),
+                            stable_query
+                                .clone()
+                                .map(|q| Source::Own(need(q, Grouping::Own))),
                         ),
                     };
                 rollout_plans.push(Plan::Value(Box::new(ValuePlan {
@@ -275,41 +281,21 @@ impl AnalysisEngine {
             }
             plans.push(rollout_plans);
         }
-        let results = join_all(queries.iter().map(|(q, grouped)| async move {
-            let result = self.instant(q).await;
-            let fault = result.as_ref().err().and_then(|f| f.fault.clone());
-            let answer = if *grouped {
-                Answer::Series(series_of(result))
-            } else {
-                Answer::Own(outcome_of(result))
-            };
-            (q.clone(), answer, fault)
-        }))
-        .await;
-        let fault = results.iter().find_map(|(_, _, f)| f.clone());
-        let answers: HashMap<String, Answer> =
-            results.into_iter().map(|(q, a, _)| (q, a)).collect();
+        let asked = join_all(queries.iter().map(|(q, grouping)| self.ask(q, *grouping))).await;
+        let fault = asked.iter().find_map(|a| a.fault.clone());
+        let answers: HashMap<&str, Answer> = queries
+            .iter()
+            .map(|(q, _)| q.as_str())
+            .zip(asked.into_iter().map(|a| a.answer))
+            .collect();
         let outcome = |source: &Source| -> Outcome {
             let (q, key) = match source {
                 Source::Own(q) => (q, None),
                 Source::Grouped(q, key) => (q, Some(key)),
             };
-            match (answers.get(q), key) {
-                (Some(Answer::Own(o)), _) => o.clone(),
-                (Some(Answer::Series(Ok(series))), Some(key)) => {
-                    let mine: Vec<f64> = series
-                        .iter()
-                        .filter(|(labels, _)| key.matches(labels))
-                        .map(|(_, v)| *v)
-                        .collect();
-                    match mine.as_slice() {
-                        [] => Outcome::Empty,
-                        [one] => Outcome::Value(*one),
-                        many => Outcome::Many(many.len()),
-                    }
-                }
-                (Some(Answer::Series(Err(e))), _) => Outcome::Error(e.clone()),
-                _ => Outcome::Error("internal: query result missing".to_owned()),
+            match answers.get(q.as_str()) {
+                Some(answer) => answer.outcome(key),
+                None => Outcome::Error("internal: query result missing".to_owned()),
             }
         };
         let runs = plans
@@ -349,11 +335,14 @@ impl AnalysisEngine {
         }
     }
 
-    /// Runs one instant query with the engine's timeout.
-    async fn instant(&self, query: &str) -> Result<PromqlResult, Failure> {
+    /// The one request to Prometheus: sends the instant query `query` with the engine's
+    /// timeout (Prometheus is asked to give up then too) and classifies the answer — one number
+    /// ([`Outcome`]) for a query of its own, every series for a grouped one — along with the
+    /// connection fault a failed request met.
+    async fn ask(&self, query: &str, grouping: Grouping) -> Asked {
         let millis = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
         let request = self.client.query(query).timeout(millis).get();
-        match tokio::time::timeout(self.timeout, request).await {
+        let result = match tokio::time::timeout(self.timeout, request).await {
             Err(_) => Err(Failure {
                 message: format!("Prometheus did not answer within {:?}", self.timeout),
                 fault: None,
@@ -368,19 +357,19 @@ impl AnalysisEngine {
                 Err(Failure { message, fault })
             }
             Ok(Ok(result)) => Ok(result),
-        }
+        };
+        let fault = result.as_ref().err().and_then(|f| f.fault.clone());
+        let answer = match grouping {
+            Grouping::Own => Answer::Own(outcome_of(result)),
+            Grouping::Grouped => Answer::Series(series_of(result)),
+        };
+        Asked { answer, fault }
     }
 
-    async fn maybe_query(&self, query: Option<&str>) -> Option<Outcome> {
-        match query {
-            Some(q) => Some(self.query(q).await),
-            None => None,
-        }
-    }
-
-    /// Runs one instant query with the engine's timeout.
+    /// Runs one instant query (a query of its own: one number expected) with the engine's
+    /// timeout.
     pub async fn query(&self, query: &str) -> Outcome {
-        outcome_of(self.instant(query).await)
+        self.ask(query, Grouping::Own).await.answer.outcome(None)
     }
 }
 

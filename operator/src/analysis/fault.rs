@@ -106,7 +106,7 @@ fn is_tls(error: &reqwest::Error) -> bool {
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && io
                 .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
+                .is_some_and(<dyn std::error::Error + Send + Sync + 'static>::is::<rustls::Error>)
         {
             return true;
         }

@@ -12,7 +12,10 @@
 //! - [`fault`]: connection faults (credentials, 401/403, TLS, unreachable) behind failed queries.
 //! - [`replay`]: the replay gate's HTTP adapter (`POST /v1/admin/replay` on a stable pod).
 //! - [`engine`]: runs the queries through `prometheus-http-query` with a timeout and returns a
-//!   [`feedroll_crds::CheckRecord`] per check, which goes into the status as-is.
+//!   [`feedroll_crds::CheckRecord`] per check, which goes into the status as-is. One request
+//!   function sends a query and classifies its answer ([`Outcome`], or the series of a grouped
+//!   query); one evaluation path, [`AnalysisEngine::evaluate_many`], of which
+//!   [`AnalysisEngine::evaluate`] is the one-rollout case.
 //!
 //! Query load (issue 4): the only per-rollout part of a preset query is its label selector.
 //! [`AnalysisEngine::evaluate_many`] runs each distinct preset query once for all rollouts in

@@ -54,7 +54,7 @@ impl Target {
         parts.push(format!("rollout=\"{}\"", escape(&self.rollout)));
         match &self.traffic {
             TrafficMode::InApp(_) => {
-                parts.push(format!("variant=\"{}\"", escape(&self.variant(side))))
+                parts.push(format!("variant=\"{}\"", escape(&self.variant(side))));
             }
             _ => parts.push(format!("track=\"{}\"", self.track(side))),
         }

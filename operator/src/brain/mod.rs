@@ -30,6 +30,7 @@ mod history;
 mod observations;
 mod replay_gate;
 mod revision;
+mod run_judgement;
 mod schedule;
 mod state_machine;
 mod weights;
@@ -46,25 +47,13 @@ pub use replay_gate::{
     replay_due,
 };
 pub use revision::revision;
+pub use run_judgement::{RunDecision, RunFacts, judge_run};
 pub use schedule::{AnalysisDue, analysis_due};
+pub use state_machine::decide;
 pub use weights::{SKEW_TOLERANCE, canary_replicas, expressed_weight, share};
 
-use feedroll_crds::{FeedRolloutSpec, FeedRolloutStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-
-/// Decides what happens next (see the state machine's rules in `operator/README.md`) and
-/// appends the decision, if the transition made one, to `status.history` (the last 50 kept).
-/// Pure: the same inputs always give the same output.
-pub fn decide(
-    spec: &FeedRolloutSpec,
-    status: &FeedRolloutStatus,
-    obs: &Observations,
-    now: Timestamp,
-) -> Transition {
-    let t = state_machine::decide(spec, status, obs, now);
-    history::record(status, obs, t, now)
-}
 
 /// `t + d`, saturating instead of overflowing.
 pub(crate) fn after(t: Timestamp, d: std::time::Duration) -> Timestamp {

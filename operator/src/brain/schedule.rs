@@ -46,7 +46,10 @@ pub fn analysis_due(
     if full_due {
         return Some(AnalysisDue::Full);
     }
-    let has_fast = analysis.checks.iter().any(|c| c.is_fast());
+    let has_fast = analysis
+        .checks
+        .iter()
+        .any(feedroll_crds::ResolvedCheck::is_fast);
     let last_fast = [
         status.last_fast_analysis_at.as_ref(),
         status.last_analysis_at.as_ref(),

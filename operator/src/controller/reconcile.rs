@@ -332,7 +332,7 @@ async fn record(
         matches!(
             a,
             brain::Action::Event {
-                reason: brain::EventReason::ProgressDeadlineExceeded,
+                reason: EventReason::ProgressDeadlineExceeded,
                 ..
             }
         )

@@ -629,6 +629,19 @@ async fn many_rollouts_cost_queries_per_distinct_check_not_per_rollout() {
                 (Some(a), Some(b)) => assert!((a - b).abs() <= 0.02 * b.abs().max(1e-3), "{what}"),
                 (a, b) => assert_eq!(a.is_some(), b.is_some(), "{what}"),
             }
+            // The record's per-rollout query, run by hand, gives the value picked from the
+            // grouped answer (a plain check's value is its canary query's).
+            if let (Some(value), None, None) =
+                (grouped.value, &grouped.stable_query, &grouped.evidence)
+            {
+                match engine.query(&grouped.query).await {
+                    feedroll_operator::analysis::Outcome::Value(by_hand) => assert!(
+                        (value - by_hand).abs() <= 0.02 * by_hand.abs().max(1e-3),
+                        "{what}: by hand {by_hand}"
+                    ),
+                    other => panic!("{what}: by hand {other:?}"),
+                }
+            }
         }
     }
     let exp = all.runs.last().unwrap();

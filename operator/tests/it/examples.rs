@@ -44,7 +44,7 @@ fn examples_are_valid_and_drive_the_brain() {
                 file.display(),
                 problems
                     .iter()
-                    .map(|p| p.to_string())
+                    .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("; ")
             )
@@ -82,11 +82,10 @@ fn invalid_examples_are_rejected_with_their_expected_message() {
             .lines()
             .find_map(|l| l.strip_prefix("# line: "))
             .map(|l| l.trim().parse().unwrap());
-        let problems = match validate_text(&text) {
-            Ok(_) => panic!("{} was accepted", file.display()),
-            Err(p) => p,
+        let Err(problems) = validate_text(&text) else {
+            panic!("{} was accepted", file.display())
         };
-        let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
         let hit = problems
             .iter()
             .find(|p| p.to_string().contains(expect))

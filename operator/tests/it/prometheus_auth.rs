@@ -107,7 +107,9 @@ async fn without_or_with_wrong_credentials_every_check_is_an_error_saying_401() 
             assert!(r.reason.contains("401 Unauthorized"), "{}", r.reason);
         }
         assert_eq!(
-            many.fault.as_ref().map(|f| f.kind()),
+            many.fault
+                .as_ref()
+                .map(feedroll_operator::analysis::PrometheusFault::kind),
             Some(FaultKind::Rejected)
         );
     }
@@ -171,7 +173,12 @@ async fn a_wrong_ca_or_the_system_roots_give_a_clear_tls_error() {
                 r.reason
             );
         }
-        assert_eq!(many.fault.as_ref().map(|f| f.kind()), Some(FaultKind::Tls));
+        assert_eq!(
+            many.fault
+                .as_ref()
+                .map(feedroll_operator::analysis::PrometheusFault::kind),
+            Some(FaultKind::Tls)
+        );
     }
     // Plain HTTP to the TLS port is not a TLS failure of ours: an error, never a pass.
     let plain = PrometheusConnection::plain(
@@ -194,7 +201,7 @@ async fn a_proxy_answering_403_is_an_auth_failure_not_a_pass() {
     let address = format!("http://{}", listener.local_addr().unwrap());
     let proxy = tokio::spawn(async move {
         let app = axum::Router::new()
-            .fallback(|| async { (axum::http::StatusCode::FORBIDDEN, "tenant not allowed") });
+            .fallback(|| async { (http::StatusCode::FORBIDDEN, "tenant not allowed") });
         let _ = axum::serve(listener, app).await;
     });
     let many = run(&PrometheusConnection::plain(
@@ -207,7 +214,9 @@ async fn a_proxy_answering_403_is_an_auth_failure_not_a_pass() {
         assert!(r.reason.contains("403 Forbidden"), "{}", r.reason);
     }
     assert_eq!(
-        many.fault.as_ref().map(|f| f.kind()),
+        many.fault
+            .as_ref()
+            .map(feedroll_operator::analysis::PrometheusFault::kind),
         Some(FaultKind::Rejected)
     );
     proxy.abort();

@@ -714,7 +714,7 @@ async fn hpa_raising_replicas_is_split_by_weight_without_over_scaling_stable() {
     assert_eq!((replicas(&api, "stable"), replicas(&api, "canary")), (3, 1));
     // The HPA writes spec.replicas through the scale subresource.
     api.update(FR, "feedrollouts", NS, "feed", |o| {
-        o["spec"]["replicas"] = json!(8)
+        o["spec"]["replicas"] = json!(8);
     });
     op.advance(1);
     op.reconcile().await;
