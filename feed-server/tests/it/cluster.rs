@@ -178,7 +178,7 @@ type Env<'a> = Vec<(&'a str, &'a str)>;
 #[test]
 fn contradictory_or_bad_cluster_flags_stop_the_start_with_a_clear_error() {
     let nodes = "redis://127.0.0.1:1,redis://127.0.0.1:2";
-    let cases: Vec<(Vec<&str>, Env, &str)> = vec![
+    let cases: Vec<(Vec<&str>, Env<'_>, &str)> = vec![
         (
             vec![
                 "--redis-url",

@@ -21,6 +21,7 @@ mod prometheus_auth;
 mod rbac;
 mod reconcile;
 mod replay_gate;
+mod run_judgement;
 mod run_server;
 mod sequential_prometheus;
 mod sequential_props;

@@ -1,10 +1,8 @@
 //! The pure judgement of a recorded analysis run (`brain::judge_run`): table tests of each rule
 //! and property tests over random counters, verdicts and phases.
 
-#[path = "support/generators.rs"]
-mod generators;
-#[path = "support/brain.rs"]
-mod support;
+use crate::support::brain as support;
+use crate::support::generators;
 
 use feedroll_crds::{
     AnalysisRun, CheckRecord, CheckState, PauseReason, Phase, ResolvedCheck, SequentialEvidence,
