@@ -25,6 +25,7 @@ use crate::{driver, observe};
 /// Reconciles `fr`: adds the clean-up finalizer, then [`apply`]s it, or cleans up when it is
 /// being deleted. Counted in `feedroll_reconciles_total`.
 pub async fn reconcile(fr: Arc<FeedRollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
     let ns = fr.namespace().ok_or(Error::Metadata("namespace"))?;
     let api: Api<FeedRollout> = Api::namespaced(ctx.client.clone(), &ns);
     let ctx_ref = &ctx;
@@ -36,7 +37,7 @@ pub async fn reconcile(fr: Arc<FeedRollout>, ctx: Arc<Context>) -> Result<Action
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.reconciled(result.is_ok());
+    ctx.metrics.reconciled(result.is_ok(), started.elapsed());
     if let Err(e) = &result {
         tracing::warn!(namespace = %ns, error = %e, "reconcile failed");
     }
