@@ -242,13 +242,14 @@ fn operator() {
         let metrics = Arc::new(Metrics::new());
         let analyzer = Arc::new(PrometheusAnalyzer::new());
         tokio::spawn(analyzer.clone().run_ticks());
-        let ctx = Arc::new(Context::new(
-            client.clone(),
-            analyzer,
-            metrics.clone(),
-            "bench",
+        let (ctx, feeds) = Context::watching(client.clone(), analyzer, metrics.clone(), "bench", "");
+        tokio::spawn(controller(
+            Arc::new(ctx),
+            feeds,
+            "",
+            CONCURRENCY,
+            std::future::pending(),
         ));
-        tokio::spawn(controller(ctx, "", CONCURRENCY, std::future::pending()));
         probe.wait(n, "Succeeded").await;
         tokio::time::sleep(Duration::from_secs(5)).await;
         probe.window("idle", n, &metrics).await;

@@ -18,6 +18,7 @@
 
 pub mod analyzer;
 pub mod apply;
+pub mod caches;
 pub mod credentials;
 pub mod events;
 pub mod metrics;
@@ -26,6 +27,7 @@ pub mod rbac;
 pub mod reconcile;
 pub mod replay;
 pub mod run;
+pub mod stages;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,7 @@ use kube::Client;
 
 pub use analyzer::{Analyzer, PrometheusAnalyzer};
 pub use apply::{ApplyCache, FIELD_MANAGER};
+pub use caches::{Caches, Feeds};
 pub use events::EventPublisher;
 pub use metrics::Metrics;
 pub use reconcile::{error_policy, reconcile};
@@ -66,6 +69,8 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 pub struct Context {
     /// The Kubernetes client.
     pub client: Client,
+    /// The watch caches the reconcile observes Deployments and pods from.
+    pub caches: Caches,
     /// Where analysis runs come from.
     pub analyzer: Arc<dyn Analyzer>,
     /// Operator metrics.
@@ -81,15 +86,18 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context with the wall clock, a fresh apply cache and the default resync.
+    /// A context reading `caches`, with the wall clock, a fresh apply cache and the default
+    /// resync.
     pub fn new(
         client: Client,
         analyzer: Arc<dyn Analyzer>,
         metrics: Arc<Metrics>,
         instance: &str,
+        caches: Caches,
     ) -> Self {
         Self {
             events: EventPublisher::new(client.clone(), instance),
+            caches,
             client,
             analyzer,
             metrics,
@@ -97,6 +105,24 @@ impl Context {
             cache: ApplyCache::new(APPLY_TTL),
             resync: DEFAULT_RESYNC,
         }
+    }
+}
+
+impl Context {
+    /// A context whose caches watch `namespace` (all namespaces when empty), and the watches
+    /// that fill them, for [`run::controller`].
+    pub fn watching(
+        client: Client,
+        analyzer: Arc<dyn Analyzer>,
+        metrics: Arc<Metrics>,
+        instance: &str,
+        namespace: &str,
+    ) -> (Self, Feeds) {
+        let (caches, feeds) = Caches::watch(&client, namespace);
+        (
+            Self::new(client, analyzer, metrics, instance, caches),
+            feeds,
+        )
     }
 }
 
@@ -116,4 +142,13 @@ pub enum Error {
     /// The FeedRollout cannot be planned (no name or namespace).
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
+    /// The watch caches cannot be read.
+    #[error(transparent)]
+    Observe(#[from] stages::observe::ObserveError),
+    /// The objects could not be applied for a reason a retry may fix.
+    #[error(transparent)]
+    Apply(#[from] stages::apply::ApplyError),
+    /// The status could not be written.
+    #[error(transparent)]
+    Status(#[from] stages::status::StatusError),
 }
