@@ -1,11 +1,15 @@
 //! The reconciler: `feedroll-operator run` turns the brain's decisions into Kubernetes objects.
 //!
-//! One reconcile of a FeedRollout ([`reconcile::reconcile`]): read the world (the two
-//! Deployments, the canary pods, the command annotation), run the analysis that is due
-//! ([`analyzer::Analyzer`]), let the brain decide, apply the desired objects
-//! ([`crate::desired`]) with server-side apply, write the status when it changed, then emit an
-//! Event per decision and update the metrics. Everything needed to resume lives in the status.
+//! One reconcile of a FeedRollout ([`reconcile::reconcile`]) runs the [`stages`] in order:
+//! resolve the plan, observe the world from the watch [`caches`] (the two Deployments, the
+//! rollout's pods, the command annotation; no API request), decide (the analysis that is due
+//! from the [`analyzer::Analyzer`], which wakes the rollout when a queued run is ready, then the
+//! brain), build the desired objects ([`crate::desired`]), apply them with server-side apply,
+//! write the status when it changed, then emit an Event per decision and update the metrics.
+//! Everything needed to resume lives in the status.
 //!
+//! - [`caches`]: reflector stores of Deployments and Pods, fed by the Controller's watches.
+//! - [`stages`]: one module and error type per stage of a reconcile.
 //! - [`analyzer`]: the analysis behind a trait (Prometheus in production, scripted in tests).
 //! - [`credentials`]: the Secrets and ConfigMaps of `spec.analysis.prometheus`, read through a
 //!   short cache.
