@@ -3,23 +3,30 @@
 //! controller; a Prometheus that answers every query with an empty vector and counts queries).
 //!
 //! For each N: create N FeedRollouts, run the real Controller until every one is `Succeeded`
-//! (first deployment), change every pod template (a canary per rollout, analysed every 20 s full
-//! and 10 s fast), then measure for 40 s: Prometheus queries, reconciles, and the operator
-//! process's RSS (VmRSS now, VmHWM peak; the API server's memory is in the other process).
+//! (first deployment), measure a window at rest (`phase=idle`: nothing changes), then change
+//! every pod template (a canary per rollout, analysed every 20 s full and 10 s fast) and measure
+//! a window while the canaries are analysed (`phase=canary`). Per window: reconciles, the API
+//! requests the operator sent (counted at the API server: GETs of one object, LISTs, WATCHes,
+//! writes), Prometheus queries, the operator process's RSS at the end of the window, and the
+//! p99 reconcile time (interpolated in the `feedroll_reconcile_duration_seconds` buckets, as
+//! `histogram_quantile` does).
 //!
-//! `cargo bench -p feedroll-operator --bench reconcile_scale [-- 100 1000]`
+//! `cargo bench -p feedroll-operator --bench reconcile_scale [-- 100 1000]` prints one line per
+//! size and phase: `phase=P rollouts=N window_s=S reconciles=R api_gets=G api_lists=L
+//! api_watches=X api_writes=W prometheus_queries=Q rss_mib=M reconcile_p99_ms=P99`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
 use axum::routing::{any, get, post};
 use feedroll_crds::FeedRollout;
 use feedroll_localkube::FakeApi;
+use feedroll_localkube::path;
 use feedroll_operator::controller::run::{CONCURRENCY, controller};
 use feedroll_operator::controller::{Context, Metrics, PrometheusAnalyzer};
 use kube::api::{Api, PostParams};
@@ -53,6 +60,43 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// The API requests the operator sent, by kind.
+#[derive(Default)]
+struct RequestCounts {
+    gets: AtomicU64,
+    lists: AtomicU64,
+    watches: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl RequestCounts {
+    /// Counts one request: a GET of a named object, a LIST or a WATCH of a collection (a WATCH
+    /// is one long request, counted when it starts), or a write (any other method). Discovery
+    /// and other non-resource paths are not counted.
+    fn count(&self, req: &Request) {
+        let Some(target) = path::parse(req.uri().path()) else {
+            return;
+        };
+        let query = req.uri().query().unwrap_or_default();
+        let watch = query
+            .split('&')
+            .any(|p| p == "watch=true" || p == "watch=1");
+        let counter = match (req.method(), target.name.is_some()) {
+            (&http::Method::GET, _) if watch => &self.watches,
+            (&http::Method::GET, true) => &self.gets,
+            (&http::Method::GET, false) => &self.lists,
+            _ => &self.writes,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        json!({"gets": n(&self.gets), "lists": n(&self.lists),
+               "watches": n(&self.watches), "writes": n(&self.writes)})
+    }
+}
+
 /// The API server and Prometheus process: prints `PORTS <api> <prometheus>`.
 fn serve_api() {
     runtime().block_on(async {
@@ -71,6 +115,8 @@ fn serve_api() {
                 }
             }),
         );
+        let counts = Arc::new(RequestCounts::default());
+        let c1 = counts.clone();
         let f1 = fake.clone();
         let f2 = fake.clone();
         let f3 = fake.clone();
@@ -90,6 +136,13 @@ fn serve_api() {
                 }),
             )
             .route(
+                "/bench/requests",
+                get(move || {
+                    let c = c1.clone();
+                    async move { axum::Json(c.snapshot()) }
+                }),
+            )
+            .route(
                 "/bench/new-image",
                 post(move || {
                     let f = f2.clone();
@@ -104,7 +157,9 @@ fn serve_api() {
             )
             .fallback(move |req: Request| {
                 let mut f = f3.clone();
+                let counts = counts.clone();
                 async move {
+                    counts.count(&req);
                     let (parts, body) = req.into_parts();
                     let bytes = axum::body::to_bytes(body, usize::MAX)
                         .await
@@ -161,28 +216,10 @@ fn operator() {
         let config = kube::Config::new(base.parse().expect("url"));
         let client = kube::Client::try_from(config).expect("client");
         let http = reqwest::Client::new();
-        let phases = |http: reqwest::Client, base: String| async move {
-            http.get(format!("{base}/bench/phases"))
-                .send()
-                .await
-                .ok()?
-                .json::<std::collections::BTreeMap<String, usize>>()
-                .await
-                .ok()
+        let probe = Probe {
+            http: http.clone(),
+            base: base.clone(),
         };
-        let queries = |http: reqwest::Client, base: String| async move {
-            http.get(format!("{base}/bench/queries"))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?
-                .parse::<u64>()
-                .ok()
-        };
-        let (rss0, _) = rss();
-        let start = Instant::now();
         for i in 0..n {
             let ns = format!("team-{}", i % 10);
             let fr: FeedRollout = serde_json::from_value(json!({
@@ -202,72 +239,151 @@ fn operator() {
                 .await
                 .expect("create");
         }
-        let (rss_created, _) = rss();
         let metrics = Arc::new(Metrics::new());
         let analyzer = Arc::new(PrometheusAnalyzer::new());
         tokio::spawn(analyzer.clone().run_ticks());
-        let ctx = Arc::new(Context::new(
-            client.clone(),
-            analyzer,
-            metrics.clone(),
-            "bench",
+        let (ctx, feeds) = Context::watching(client.clone(), analyzer, metrics.clone(), "bench", "");
+        tokio::spawn(controller(
+            Arc::new(ctx),
+            feeds,
+            "",
+            CONCURRENCY,
+            std::future::pending(),
         ));
-        tokio::spawn(controller(ctx, "", CONCURRENCY, std::future::pending()));
-        let wait = |want: &'static str| {
-            let http = http.clone();
-            let base = base.clone();
-            async move {
-                loop {
-                    let p = phases(http.clone(), base.clone()).await.unwrap_or_default();
-                    if p.get(want).copied().unwrap_or(0) == n {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        };
-        wait("Succeeded").await;
-        let settled = start.elapsed();
-        let (rss_settled, _) = rss();
-        let _ = http.post(format!("{base}/bench/new-image")).send().await;
-        wait("Progressing").await;
-        let canaries = start.elapsed() - settled;
+        probe.wait(n, "Succeeded").await;
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let q0 = queries(http.clone(), base.clone()).await.unwrap_or(0);
-        let r0 = reconciles(&metrics);
-        tokio::time::sleep(measure()).await;
-        let q1 = queries(http.clone(), base.clone()).await.unwrap_or(0);
-        let r1 = reconciles(&metrics);
-        let (rss_now, rss_peak) = rss();
-        println!(
-            "{}",
-            json!({
-                "rollouts": n,
-                "settle_s": settled.as_secs_f64(),
-                "canaries_s": canaries.as_secs_f64(),
-                "measure_s": measure().as_secs(),
-                "prometheus_queries": q1 - q0,
-                "reconciles": r1 - r0,
-                "rss_start_kib": rss0,
-                "rss_created_kib": rss_created,
-                "rss_settled_kib": rss_settled,
-                "rss_kib": rss_now,
-                "rss_peak_kib": rss_peak,
-            })
-        );
+        probe.window("idle", n, &metrics).await;
+        let _ = http.post(format!("{base}/bench/new-image")).send().await;
+        probe.wait(n, "Progressing").await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        probe.window("canary", n, &metrics).await;
     });
 }
 
-fn reconciles(metrics: &Metrics) -> u64 {
-    metrics
-        .render()
-        .lines()
-        .filter(|l| l.starts_with("feedroll_reconciles_total"))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
-        .sum()
+/// The operator process's view of the API server process's counters.
+struct Probe {
+    http: reqwest::Client,
+    base: String,
 }
 
-/// Runs one API server and one operator process per size and prints a table.
+impl Probe {
+    async fn json<T: serde::de::DeserializeOwned + Default>(&self, path: &str) -> T {
+        let answer = self.http.get(format!("{}{path}", self.base)).send().await;
+        match answer {
+            Ok(r) => r.json::<T>().await.unwrap_or_default(),
+            Err(_) => T::default(),
+        }
+    }
+
+    /// Waits until all `n` FeedRollouts are in `phase`.
+    async fn wait(&self, n: usize, phase: &str) {
+        loop {
+            let phases: std::collections::BTreeMap<String, usize> =
+                self.json("/bench/phases").await;
+            if phases.get(phase).copied().unwrap_or(0) == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Measures one window and prints its line.
+    async fn window(&self, phase: &str, n: usize, metrics: &Metrics) {
+        let before = self.snapshot(metrics).await;
+        tokio::time::sleep(measure()).await;
+        let after = self.snapshot(metrics).await;
+        let (rss_kib, _) = rss();
+        let delta = |key: &str| {
+            after.requests[key].as_u64().unwrap_or(0) - before.requests[key].as_u64().unwrap_or(0)
+        };
+        println!(
+            "phase={phase} rollouts={n} window_s={} reconciles={} api_gets={} api_lists={} \
+             api_watches={} api_writes={} prometheus_queries={} rss_mib={:.1} reconcile_p99_ms={:.1}",
+            measure().as_secs(),
+            after.reconciles - before.reconciles,
+            delta("gets"),
+            delta("lists"),
+            delta("watches"),
+            delta("writes"),
+            after.queries.saturating_sub(before.queries),
+            rss_kib as f64 / 1024.0,
+            p99_ms(&before.buckets, &after.buckets),
+        );
+    }
+
+    async fn snapshot(&self, metrics: &Metrics) -> Snapshot {
+        let text = metrics.render();
+        Snapshot {
+            requests: self.json("/bench/requests").await,
+            queries: self
+                .json::<serde_json::Value>("/bench/queries")
+                .await
+                .as_u64()
+                .unwrap_or(0),
+            reconciles: text
+                .lines()
+                .filter(|l| l.starts_with("feedroll_reconciles_total"))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+                .sum(),
+            buckets: text
+                .lines()
+                .filter_map(|l| l.strip_prefix("feedroll_reconcile_duration_seconds_bucket{le=\""))
+                .filter_map(|l| {
+                    let (le, rest) = l.split_once("\"}")?;
+                    let le = if le == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        le.parse().ok()?
+                    };
+                    Some((le, rest.trim().parse().ok()?))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Counters at one moment.
+struct Snapshot {
+    requests: serde_json::Value,
+    queries: u64,
+    reconciles: u64,
+    /// Cumulative reconcile-duration buckets: (upper bound in seconds, count).
+    buckets: Vec<(f64, u64)>,
+}
+
+/// The 99th percentile of the reconciles between two bucket snapshots, in ms, interpolated
+/// linearly inside its bucket (as PromQL's `histogram_quantile`); 0 without reconciles.
+fn p99_ms(before: &[(f64, u64)], after: &[(f64, u64)]) -> f64 {
+    let counts: Vec<(f64, u64)> = after
+        .iter()
+        .zip(before)
+        .map(|((le, a), (_, b))| (*le, a.saturating_sub(*b)))
+        .collect();
+    let total = counts.last().map_or(0, |c| c.1);
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = 0.99 * total as f64;
+    let mut lower = (0.0, 0);
+    for (le, count) in counts {
+        if count as f64 >= rank {
+            if le.is_infinite() {
+                return lower.0 * 1000.0;
+            }
+            let inside = (count - lower.1) as f64;
+            let share = if inside > 0.0 {
+                (rank - lower.1 as f64) / inside
+            } else {
+                1.0
+            };
+            return (lower.0 + (le - lower.0) * share) * 1000.0;
+        }
+        lower = (le, count);
+    }
+    0.0
+}
+
+/// Runs one API server and one operator process per size and prints their lines.
 fn drive() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, and a
     // benchmark of minutes does not belong in the test suite.
@@ -287,10 +403,6 @@ fn drive() {
         sizes
     };
     let exe = std::env::current_exe().expect("current exe");
-    println!(
-        "| rollouts | first deployments settled | canaries started | Prometheus queries | reconciles | operator RSS | peak RSS |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
     for n in sizes {
         let mut api = Command::new(&exe)
             .env(ROLE, "api")
@@ -317,24 +429,12 @@ fn drive() {
         let _ = api.kill();
         let _ = api.wait();
         let text = String::from_utf8_lossy(&out.stdout);
-        eprintln!("{}", text.trim());
-        let Some(r) = text
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        else {
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("phase=")).collect();
+        if lines.is_empty() {
             eprintln!("{n}: no result\n{}", String::from_utf8_lossy(&out.stderr));
-            continue;
-        };
-        println!(
-            "| {} | {:.1} s | {:.1} s | {} | {} | {:.1} MiB | {:.1} MiB |",
-            r["rollouts"],
-            r["settle_s"].as_f64().unwrap_or(0.0),
-            r["canaries_s"].as_f64().unwrap_or(0.0),
-            r["prometheus_queries"],
-            r["reconciles"],
-            r["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
-            r["rss_peak_kib"].as_f64().unwrap_or(0.0) / 1024.0,
-        );
+        }
+        for line in lines {
+            println!("{line}");
+        }
     }
 }

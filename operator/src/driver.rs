@@ -15,8 +15,8 @@ pub struct Turn {
     pub transition: Transition,
     /// The observations it was made on (with the analysis run, if one was due and ready).
     pub observations: Observations,
-    /// An analysis run was due but the analyzer queued it: come back for it soon
-    /// ([`crate::controller::analyzer::ANALYSIS_POLL`]).
+    /// An analysis run was due but the analyzer queued it: come back for it when the analyzer
+    /// says it is ready ([`Analyzer::runs_ready`]).
     pub analysis_queued: bool,
 }
 

@@ -5,9 +5,19 @@
 
 use feedroll_crds::{AnalysisRun, ResolvedAnalysis};
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use k8s_openapi::jiff::Timestamp;
 
 use super::{AnalysisEngine, PrometheusFault, Target};
+
+/// A rollout whose queued analysis run is ready to be picked up ([`Analyzer::runs_ready`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RunReady {
+    /// The rollout's namespace.
+    pub namespace: Option<String>,
+    /// The rollout's name.
+    pub rollout: String,
+}
 
 /// Where analysis runs come from.
 pub trait Analyzer: Send + Sync {
@@ -32,6 +42,13 @@ pub trait Analyzer: Send + Sync {
         at: Timestamp,
     ) -> BoxFuture<'a, Option<AnalysisRun>> {
         Box::pin(async move { Some(self.analyze(target, analysis, fast, at).await) })
+    }
+
+    /// The rollouts whose queued run became ready, as they become ready, from now on: the
+    /// reconciler wakes them (push, not poll). Each call is a new subscriber. `None` (the
+    /// default) for analyzers whose [`Analyzer::poll`] answers at once and never queues.
+    fn runs_ready(&self) -> Option<BoxStream<'static, RunReady>> {
+        None
     }
 
     /// The connection fault (credentials, 401/403, TLS, unreachable) of the last run made for

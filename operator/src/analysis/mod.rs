@@ -35,7 +35,7 @@ pub mod render;
 pub mod replay;
 pub mod sequential;
 
-pub use analyzer::Analyzer;
+pub use analyzer::{Analyzer, RunReady};
 pub use classify::{Outcome, classify};
 pub use connection::{CredentialError, PrometheusConnection};
 pub use engine::{AnalysisEngine, AnalysisError, ManyRuns};

@@ -10,15 +10,17 @@ use std::time::Duration;
 
 use feedroll_crds::{AnalysisRun, CheckRecord, ResolvedAnalysis, ResolvedCheck, Verdict};
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::Mutex;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use super::credentials::ObjectCache;
 use super::lock;
-pub use crate::analysis::Analyzer;
 use crate::analysis::connection::{ConnectionKey, Fetched, FetchedObject, resolve};
 use crate::analysis::{AnalysisEngine, FaultKind, PrometheusConnection, PrometheusFault, Target};
+pub use crate::analysis::{Analyzer, RunReady};
 use crate::brain::EventReason;
 
 /// Whether `fault`, met by `run`, is news: the previous analysis in the status does not carry
@@ -44,8 +46,10 @@ pub fn fault_reason(fault: &PrometheusFault) -> EventReason {
 
 /// How often [`PrometheusAnalyzer::run_ticks`] looks at the queue (four times per tick).
 pub const TICK: Duration = Duration::from_secs(1);
-/// How soon a reconcile whose analysis was queued comes back for the run.
-pub const ANALYSIS_POLL: Duration = Duration::from_millis(1200);
+/// How soon a reconcile whose analysis was queued comes back for the run if no wake
+/// ([`Analyzer::runs_ready`]) brought it back first: a bound, not a poll (the wake comes one
+/// tick after the queue is due, within [`MAX_WAIT`] plus the evaluation).
+pub const ANALYSIS_BACKSTOP: Duration = Duration::from_secs(30);
 
 /// A rollout's request: (namespace, name, fast).
 type RunKey = (Option<String>, String, bool);
@@ -80,8 +84,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(5);
 /// The reconciler [`Analyzer::poll`]s: requests are queued, and once the queue is quiet for
 /// [`QUIET`] (or its oldest request waited [`MAX_WAIT`]) all queued requests are evaluated
 /// together, per (connection, fast), with
-/// [`AnalysisEngine::evaluate_many`] (each distinct preset query once, grouped by rollout); the
-/// runs wait for their rollouts' next reconcile. Rollouts analysed in one tick share the run
+/// [`AnalysisEngine::evaluate_many`] (each distinct preset query once, grouped by rollout); each
+/// run waits for its rollout, which [`Analyzer::runs_ready`] wakes. Rollouts analysed in one tick share the run
 /// time, so their next runs fall due in the same tick again: Prometheus load per interval grows
 /// with the number of distinct checks, not with rollouts × checks, and no reconcile holds a
 /// worker while it waits.
@@ -93,6 +97,8 @@ pub struct PrometheusAnalyzer {
     queued: std::sync::Mutex<HashMap<RunKey, Request>>,
     last_queued: std::sync::Mutex<Option<std::time::Instant>>,
     ready: std::sync::Mutex<HashMap<RunKey, AnalysisRun>>,
+    /// One sender per [`Analyzer::runs_ready`] subscriber (dropped when it goes away).
+    wakes: std::sync::Mutex<Vec<UnboundedSender<RunReady>>>,
     queries: AtomicU64,
     batches: AtomicU64,
 }
@@ -175,6 +181,16 @@ impl PrometheusAnalyzer {
         }
     }
 
+    /// Keeps `run` for its rollout's next poll and wakes the rollout.
+    fn deliver(&self, key: RunKey, run: AnalysisRun) {
+        let ready = RunReady {
+            namespace: key.0.clone(),
+            rollout: key.1.clone(),
+        };
+        lock(&self.ready).insert(key, run);
+        lock(&self.wakes).retain(|tx| tx.send(ready.clone()).is_ok());
+    }
+
     /// Prometheus queries sent by ticks so far.
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
@@ -200,7 +216,7 @@ impl PrometheusAnalyzer {
                 Err(fault) => {
                     let run = error_run(&req.analysis, key.2, at, &fault.to_string());
                     self.set_fault((key.0.clone(), key.1.clone()), Some(fault));
-                    lock(&self.ready).insert(key, run);
+                    self.deliver(key, run);
                 }
             }
         }
@@ -221,7 +237,7 @@ impl PrometheusAnalyzer {
             self.batches.fetch_add(1, Ordering::Relaxed);
             for ((key, _), run) in batch.into_iter().zip(many.runs) {
                 self.set_fault((key.0.clone(), key.1.clone()), many.fault.clone());
-                lock(&self.ready).insert(key, run);
+                self.deliver(key, run);
             }
         }
         self.engines
@@ -285,6 +301,15 @@ impl Analyzer for PrometheusAnalyzer {
                 }
             }
         })
+    }
+
+    fn runs_ready(&self) -> Option<BoxStream<'static, RunReady>> {
+        let (tx, rx) = unbounded_channel();
+        lock(&self.wakes).push(tx);
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|ready| (ready, rx))
+        });
+        Some(Box::pin(stream))
     }
 
     fn fault(&self, target: &Target) -> Option<PrometheusFault> {

@@ -40,6 +40,7 @@ pub struct Metrics {
     verdicts: IntCounterVec,
     breach_to_rollback: Histogram,
     reconciles: IntCounterVec,
+    reconcile_duration: Histogram,
     leader: IntGauge,
     /// Label values of the per-rollout counters, to remove them with the rollout.
     seen: Mutex<HashMap<(String, String), BTreeSet<SeenSeries>>>,
@@ -168,6 +169,19 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let reconcile_duration = register(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "feedroll_reconcile_duration_seconds",
+                    "Wall time of one reconcile, finalizer included",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )
+            .expect("valid metric"),
+        );
         let leader = register(
             &r,
             IntGauge::new("feedroll_leader", "1 on the replica that reconciles")
@@ -187,6 +201,7 @@ impl Metrics {
             verdicts,
             breach_to_rollback,
             reconciles,
+            reconcile_duration,
             leader,
             seen: Mutex::default(),
         }
@@ -201,8 +216,9 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 
-    /// Counts a reconcile.
-    pub fn reconciled(&self, ok: bool) {
+    /// Counts a reconcile that took `elapsed`.
+    pub fn reconciled(&self, ok: bool, elapsed: std::time::Duration) {
+        self.reconcile_duration.observe(elapsed.as_secs_f64());
         self.reconciles
             .with_label_values(&[if ok { "ok" } else { "error" }])
             .inc();

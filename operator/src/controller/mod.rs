@@ -1,11 +1,15 @@
 //! The reconciler: `feedroll-operator run` turns the brain's decisions into Kubernetes objects.
 //!
-//! One reconcile of a FeedRollout ([`reconcile::reconcile`]): read the world (the two
-//! Deployments, the canary pods, the command annotation), run the analysis that is due
-//! ([`analyzer::Analyzer`]), let the brain decide, apply the desired objects
-//! ([`crate::desired`]) with server-side apply, write the status when it changed, then emit an
-//! Event per decision and update the metrics. Everything needed to resume lives in the status.
+//! One reconcile of a FeedRollout ([`reconcile::reconcile`]) runs the [`stages`] in order:
+//! resolve the plan, observe the world from the watch [`caches`] (the two Deployments, the
+//! rollout's pods, the command annotation; no API request), decide (the analysis that is due
+//! from the [`analyzer::Analyzer`], which wakes the rollout when a queued run is ready, then the
+//! brain), build the desired objects ([`crate::desired`]), apply them with server-side apply,
+//! write the status when it changed, then emit an Event per decision and update the metrics.
+//! Everything needed to resume lives in the status.
 //!
+//! - [`caches`]: reflector stores of Deployments and Pods, fed by the Controller's watches.
+//! - [`stages`]: one module and error type per stage of a reconcile.
 //! - [`analyzer`]: the analysis behind a trait (Prometheus in production, scripted in tests).
 //! - [`credentials`]: the Secrets and ConfigMaps of `spec.analysis.prometheus`, read through a
 //!   short cache.
@@ -18,6 +22,7 @@
 
 pub mod analyzer;
 pub mod apply;
+pub mod caches;
 pub mod credentials;
 pub mod events;
 pub mod metrics;
@@ -26,6 +31,7 @@ pub mod rbac;
 pub mod reconcile;
 pub mod replay;
 pub mod run;
+pub mod stages;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +41,7 @@ use kube::Client;
 
 pub use analyzer::{Analyzer, PrometheusAnalyzer};
 pub use apply::{ApplyCache, FIELD_MANAGER};
+pub use caches::{Caches, Feeds};
 pub use events::EventPublisher;
 pub use metrics::Metrics;
 pub use reconcile::{error_policy, reconcile};
@@ -66,6 +73,8 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 pub struct Context {
     /// The Kubernetes client.
     pub client: Client,
+    /// The watch caches the reconcile observes Deployments and pods from.
+    pub caches: Caches,
     /// Where analysis runs come from.
     pub analyzer: Arc<dyn Analyzer>,
     /// Operator metrics.
@@ -81,15 +90,18 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context with the wall clock, a fresh apply cache and the default resync.
+    /// A context reading `caches`, with the wall clock, a fresh apply cache and the default
+    /// resync.
     pub fn new(
         client: Client,
         analyzer: Arc<dyn Analyzer>,
         metrics: Arc<Metrics>,
         instance: &str,
+        caches: Caches,
     ) -> Self {
         Self {
             events: EventPublisher::new(client.clone(), instance),
+            caches,
             client,
             analyzer,
             metrics,
@@ -97,6 +109,24 @@ impl Context {
             cache: ApplyCache::new(APPLY_TTL),
             resync: DEFAULT_RESYNC,
         }
+    }
+}
+
+impl Context {
+    /// A context whose caches watch `namespace` (all namespaces when empty), and the watches
+    /// that fill them, for [`run::controller`].
+    pub fn watching(
+        client: Client,
+        analyzer: Arc<dyn Analyzer>,
+        metrics: Arc<Metrics>,
+        instance: &str,
+        namespace: &str,
+    ) -> (Self, Feeds) {
+        let (caches, feeds) = Caches::watch(&client, namespace);
+        (
+            Self::new(client, analyzer, metrics, instance, caches),
+            feeds,
+        )
     }
 }
 
@@ -116,4 +146,13 @@ pub enum Error {
     /// The FeedRollout cannot be planned (no name or namespace).
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
+    /// The watch caches cannot be read.
+    #[error(transparent)]
+    Observe(#[from] stages::observe::ObserveError),
+    /// The objects could not be applied for a reason a retry may fix.
+    #[error(transparent)]
+    Apply(#[from] stages::apply::ApplyError),
+    /// The status could not be written.
+    #[error(transparent)]
+    Status(#[from] stages::status::StatusError),
 }

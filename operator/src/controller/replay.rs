@@ -1,4 +1,5 @@
-//! The reconciler's side of the replay gate: find a ready stable pod, read the admin key, and
+//! The reconciler's side of the replay gate: find a ready stable pod (in the pod cache), read
+//! the admin key, and
 //! ask the pod through [`crate::analysis::replay`]. Every way this can fail becomes a
 //! [`ReplayOutcome::Failed`] with why, which the brain holds on (then pauses after `maxHold`).
 //!
@@ -12,12 +13,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
+use super::caches::Caches;
 use crate::analysis::replay::{self, ReplayCall};
 use crate::brain::{ReplayAsk, ReplayOutcome};
 use crate::desired::ports::{DEFAULT_PORT, HTTP_PORT};
-use crate::desired::{LABEL_ROLLOUT, LABEL_TRACK, Names, Track};
+use crate::desired::{Names, Track};
 use crate::observe;
 
 /// `http://<IP>:<http port>` of a ready pod, if it has both.
@@ -69,13 +71,14 @@ async fn admin_key(client: &Client, ns: &str, ask: &ReplayAsk) -> Result<Option<
 /// recorded on the stable Deployment, the canary profile the spec's.
 pub async fn ask_stable_pod(
     client: &Client,
+    caches: &Caches,
     fr: &FeedRollout,
     names: &Names,
     stable: Option<&Deployment>,
     ask: &ReplayAsk,
     now: Timestamp,
 ) -> ReplayOutcome {
-    match try_ask(client, fr, names, stable, ask, now).await {
+    match try_ask(client, caches, fr, names, stable, ask, now).await {
         Ok(outcome) => outcome,
         Err(why) => ReplayOutcome::Failed(why),
     }
@@ -83,6 +86,7 @@ pub async fn ask_stable_pod(
 
 async fn try_ask(
     client: &Client,
+    caches: &Caches,
     fr: &FeedRollout,
     names: &Names,
     stable: Option<&Deployment>,
@@ -94,20 +98,10 @@ async fn try_ask(
         .map(|(_, s)| s.ranking_profile.unwrap_or_default())
         .ok_or("the stable Deployment records no source (its profile is unknown)")?;
     let canary_profile: RankingProfile = fr.spec.ranking_profile.clone().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &names.namespace);
-    let selector = format!(
-        "{LABEL_ROLLOUT}={},{LABEL_TRACK}={}",
-        names.rollout,
-        Track::Stable.as_str()
-    );
-    let list = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| format!("listing the stable pods: {e}"))?;
-    let url = list
-        .items
+    let url = caches
+        .pods(&names.namespace, &names.rollout, Track::Stable)
         .iter()
-        .find_map(pod_url)
+        .find_map(|p| pod_url(p))
         .ok_or("no ready stable pod with a pod IP to ask")?;
     let key = admin_key(client, &names.namespace, ask).await?;
     let http = replay::client().map_err(|e| format!("HTTP client: {e}"))?;

@@ -13,17 +13,18 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use feedroll_crds::FeedRollout;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use kube::api::Api;
+
 use kube::{Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use kube_runtime::reflector::ObjectRef;
 use kube_runtime::{Controller, watcher};
 use tokio::sync::watch;
 
+use super::caches::{Feeds, api};
 use super::{Context, Metrics, PrometheusAnalyzer, error_policy, reconcile};
-use crate::desired::{LABEL_ROLLOUT, LABEL_TRACK, MANAGED_BY};
+use crate::desired::{LABEL_ROLLOUT, MANAGED_BY};
 
 /// Default for reconciles running at once (bounds memory with thousands of rollouts; analysis
 /// never holds a reconcile: it is queued and picked up on the next one).
@@ -165,18 +166,30 @@ pub async fn operate(
     ready: Arc<AtomicBool>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let ctx = Arc::new(Context::new(client.clone(), analyzer, metrics.clone(), id));
+    // Each term (a Lease won) starts its own watches and caches, and a fresh apply cache.
+    let term = || {
+        let (ctx, feeds) = Context::watching(
+            client.clone(),
+            analyzer.clone(),
+            metrics.clone(),
+            id,
+            &args.watch_namespace,
+        );
+        (Arc::new(ctx), feeds)
+    };
     // Able to take over: the API server answered (the standby is ready too).
     client.apiserver_version().await?;
     ready.store(true, Ordering::Relaxed);
     tracing::info!(identity = %id, leader_election = args.leader_election, watch_namespace = %args.watch_namespace, "feedroll-operator running");
 
     let result = if args.leader_election {
-        lead(client.clone(), args, id, ctx, metrics.clone(), stop).await
+        lead(client.clone(), args, id, term, metrics.clone(), stop).await
     } else {
         metrics.set_leader(true);
+        let (ctx, feeds) = term();
         let run = controller(
             ctx,
+            feeds,
             &args.watch_namespace,
             args.concurrency,
             stopped(stop.clone()),
@@ -247,7 +260,7 @@ async fn lead(
     client: Client,
     args: &RunArgs,
     id: &str,
-    ctx: Arc<Context>,
+    term: impl Fn() -> (Arc<Context>, Feeds),
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
@@ -286,9 +299,11 @@ async fn lead(
             }
         };
         let until = until.boxed().shared();
+        let (ctx, feeds) = term();
         bounded(
             controller(
-                ctx.clone(),
+                ctx,
+                feeds,
                 &args.watch_namespace,
                 args.concurrency,
                 until.clone(),
@@ -312,23 +327,15 @@ async fn lead(
     Ok(())
 }
 
-fn api<K>(client: &Client, namespace: &str) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    if namespace.is_empty() {
-        Api::all(client.clone())
-    } else {
-        Api::namespaced(client.clone(), namespace)
-    }
-}
-
-/// The Controller: FeedRollouts, the Deployments, Services and ConfigMaps they own, and canary
-/// Pods (a crash loop triggers a reconcile at once), at most `concurrency` reconciles at once
-/// (0: unbounded). Runs until `until` resolves.
+/// The Controller: FeedRollouts, the Deployments (`feeds.deployments`), Services and ConfigMaps
+/// they own, and rollout Pods (`feeds.pods`: a crash loop triggers a reconcile at once), at most
+/// `concurrency` reconciles at once (0: unbounded). The Deployment and Pod watches are the ones
+/// that fill `ctx.caches` (one watch per kind); they list before the Controller starts. The
+/// analyzer wakes a rollout whose queued run is ready ([`super::Analyzer::runs_ready`]). Runs
+/// until `until` resolves.
 pub async fn controller(
     ctx: Arc<Context>,
+    feeds: Feeds,
     namespace: &str,
     concurrency: u16,
     until: impl Future<Output = ()> + Send + Sync + 'static,
@@ -337,32 +344,40 @@ pub async fn controller(
     let managed = watcher::Config::default()
         .labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
         .any_semantic();
-    let canary_pods = watcher::Config::default()
-        .labels(&format!("{LABEL_TRACK}={}", feedroll_crds::TRACK_CANARY))
-        .any_semantic();
-    Controller::new(
+    let Feeds { deployments, pods } = feeds.until_ready(&ctx.caches).await;
+    let mut controller = Controller::new(
         api::<FeedRollout>(&client, namespace),
         watcher::Config::default().any_semantic(),
     )
-    .owns(api::<Deployment>(&client, namespace), managed.clone())
+    .owns_stream(deployments)
     .owns(api::<Service>(&client, namespace), managed.clone())
     .owns(api::<ConfigMap>(&client, namespace), managed)
-    .watches(api::<Pod>(&client, namespace), canary_pods, |pod: Pod| {
+    .watches_stream(pods, |pod: Pod| {
         let ns = pod.namespace().unwrap_or_default();
         pod.labels()
             .get(LABEL_ROLLOUT)
             .map(|r| ObjectRef::<FeedRollout>::new(r).within(&ns))
-    })
-    .with_config(kube_runtime::controller::Config::default().concurrency(concurrency))
-    .graceful_shutdown_on(until)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|r| async move {
-        match r {
-            Ok((obj, _)) => tracing::debug!(rollout = %obj.name, "reconciled"),
-            Err(e) => tracing::warn!(error = %e, "controller"),
-        }
-    })
-    .await;
+    });
+    if let Some(ready) = ctx.analyzer.runs_ready() {
+        controller = controller.reconcile_on(ready.map(|r| {
+            let rollout = ObjectRef::<FeedRollout>::new(&r.rollout);
+            match &r.namespace {
+                Some(ns) => rollout.within(ns),
+                None => rollout,
+            }
+        }));
+    }
+    controller
+        .with_config(kube_runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(until)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            match r {
+                Ok((obj, _)) => tracing::debug!(rollout = %obj.name, "reconciled"),
+                Err(e) => tracing::warn!(error = %e, "controller"),
+            }
+        })
+        .await;
 }
 
 #[derive(Clone)]

@@ -9,6 +9,7 @@ use axum::routing::any;
 use feedroll_crds::{FeedRolloutSpec, TrafficMode, Verdict};
 use feedroll_operator::analysis::Target;
 use feedroll_operator::controller::{Analyzer, PrometheusAnalyzer};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::jiff::Timestamp;
 
 /// A Prometheus answering every instant query with an empty vector, counting them.
@@ -52,12 +53,22 @@ async fn analyze_many(n: usize, address: &str) -> (u64, u64, usize) {
         })
         .collect();
     let at = Timestamp::now();
+    let mut woken = analyzer.runs_ready().expect("the analyzer wakes rollouts");
     // Reconciles poll: the requests are queued...
     for t in &targets {
         assert!(analyzer.poll(t, &analysis, false, at).await.is_none());
     }
-    // ...one tick evaluates them all...
+    assert!(woken.next().now_or_never().is_none(), "woken before a run");
+    // ...one tick evaluates them all and wakes each rollout once...
     analyzer.tick(at).await;
+    let mut ready = Vec::new();
+    while let Some(Some(r)) = woken.next().now_or_never() {
+        ready.push(r.rollout);
+    }
+    ready.sort();
+    let mut names: Vec<String> = targets.iter().map(|t| t.rollout.clone()).collect();
+    names.sort();
+    assert_eq!(ready, names);
     // ...and each reconcile picks its run up once.
     let mut runs = Vec::new();
     for t in &targets {

@@ -1,6 +1,7 @@
 //! The real kube-runtime Controller (`controller::run::controller`: watches of FeedRollouts,
-//! owned Deployments/Services/ConfigMaps and canary Pods, the finalizer, requeues) against the
-//! fake API server with watches, in real time with short intervals.
+//! owned Deployments/Services/ConfigMaps and rollout Pods, the watch caches, the analyzer's
+//! wake-ups, the finalizer, requeues) against the fake API server with watches, in real time
+//! with short intervals.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use feedroll_crds::{AnalysisRun, CheckRecord, FeedRollout, Phase, ResolvedAnalys
 use feedroll_localkube::FakeApi;
 use feedroll_operator::analysis::Target;
 use feedroll_operator::controller::run::{CONCURRENCY, controller};
-use feedroll_operator::controller::{Analyzer, Context, Metrics};
+use feedroll_operator::controller::{Analyzer, Context, Metrics, PrometheusAnalyzer};
 use futures::future::BoxFuture;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -72,20 +73,39 @@ fn rollout(image: &str, interval: &str) -> Value {
 
 /// Starts the controller on `api`; dropping the sender stops it.
 fn start(api: &FakeApi) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let ctx = Arc::new(Context::new(
-        api.client(),
-        Arc::new(Passing),
-        Arc::new(Metrics::new()),
-        "test-0",
-    ));
+    let (stop, task, _) = start_with(api, Arc::new(Passing));
+    (stop, task)
+}
+
+/// Starts the controller on `api` with `analyzer`; dropping the sender stops it.
+fn start_with(
+    api: &FakeApi,
+    analyzer: Arc<dyn Analyzer>,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+    Arc<Metrics>,
+) {
+    let metrics = Arc::new(Metrics::new());
+    let (ctx, feeds) = Context::watching(api.client(), analyzer, metrics.clone(), "test-0", NS);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        controller(ctx, NS, CONCURRENCY, async move {
+        controller(Arc::new(ctx), feeds, NS, CONCURRENCY, async move {
             let _ = rx.await;
         })
         .await;
     });
-    (tx, task)
+    (tx, task, metrics)
+}
+
+/// Reconciles so far.
+fn reconciles(metrics: &Metrics) -> u64 {
+    metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("feedroll_reconciles_total"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Waits (up to 15 s) until `f` holds.
@@ -194,4 +214,62 @@ async fn a_crash_looping_canary_pod_triggers_the_rollback_through_the_pod_watch(
     );
     until("RolledBack", || is(&api, Phase::RolledBack)).await;
     until("canary removed", || replicas(&api, "canary") == Some(0)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_rollout_is_reconciled_from_the_watch_caches_without_a_get_or_list() {
+    let api = FakeApi::new();
+    let (_stop, _task, metrics) = start_with(&api, Arc::new(Passing));
+    api.put("feedrollouts", rollout("feed:1", "10m"));
+    until("first deployment", || replicas(&api, "stable") == Some(2)).await;
+    roll_out(&api, "stable");
+    until("Succeeded", || is(&api, Phase::Succeeded)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    api.clear_requests();
+    // Three changes of watched objects, three reconciles.
+    for i in 0..3 {
+        let before = reconciles(&metrics);
+        api.update(FR, "feedrollouts", NS, "feed", |o| {
+            o["metadata"]["labels"] = json!({"touched": i.to_string()});
+        });
+        until("a reconcile", || reconciles(&metrics) > before).await;
+    }
+    let reads: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == http::Method::GET && !r.query.contains("watch="))
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect();
+    assert!(reads.is_empty(), "reads at steady state: {reads:?}");
+    assert!(is(&api, Phase::Succeeded));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_analysis_run_wakes_its_rollout_without_polling() {
+    let api = FakeApi::new();
+    // Nothing listens on port 1: every run is ready at once, with `error` verdicts.
+    let analyzer = Arc::new(PrometheusAnalyzer::new());
+    tokio::spawn(analyzer.clone().run_ticks());
+    let (_stop, _task, _) = start_with(&api, analyzer);
+    // Analysis every 10 minutes: the reconcile that queues the run asks to come back much
+    // later; only the analyzer's wake brings the run into the status quickly.
+    let mut fr = rollout("feed:1", "10m");
+    fr["spec"]["analysis"]["prometheus"] =
+        json!({"address": "http://127.0.0.1:1", "timeout": "1s"});
+    fr["spec"]["strategy"]["steps"] = json!([{"setWeight": 50}, {"pause": {"duration": "10m"}}]);
+    api.put("feedrollouts", fr);
+    until("first deployment", || replicas(&api, "stable") == Some(2)).await;
+    roll_out(&api, "stable");
+    until("Succeeded", || is(&api, Phase::Succeeded)).await;
+    set_image(&api, "feed:2");
+    until("canary", || replicas(&api, "canary") == Some(1)).await;
+    roll_out(&api, "canary");
+    until("the run in the status", || {
+        api.get(FR, "feedrollouts", NS, "feed").is_some_and(|o| {
+            o["status"]["analysis"]["records"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        })
+    })
+    .await;
 }

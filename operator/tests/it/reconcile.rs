@@ -15,14 +15,17 @@ use feedroll_crds::{
 use feedroll_localkube::FakeApi;
 use feedroll_operator::analysis::PrometheusFault;
 use feedroll_operator::analysis::Target;
+use feedroll_operator::controller::caches::Caches;
 use feedroll_operator::controller::credentials::ObjectCache;
 use feedroll_operator::controller::{
     Analyzer, ApplyCache, Context, EventPublisher, Metrics, PrometheusAnalyzer, rbac, reconcile,
 };
+use feedroll_operator::desired::Track;
 use futures::future::BoxFuture;
 use http::Method;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
 
@@ -88,6 +91,7 @@ struct Operator {
     now: Arc<Mutex<Timestamp>>,
     analyzer: Arc<Scripted>,
     metrics: Arc<Metrics>,
+    caches: Caches,
 }
 
 impl Operator {
@@ -117,7 +121,11 @@ impl Operator {
         let now = Arc::new(Mutex::new(start));
         let clock_now = now.clone();
         let metrics = Arc::new(Metrics::new());
+        // The watch caches, fed as the Controller's watches would feed them.
+        let (caches, feeds) = Caches::watch(&client, NS);
+        tokio::spawn(feeds.drive());
         let ctx = Arc::new(Context {
+            caches: caches.clone(),
             events: EventPublisher::new(client.clone(), "test-0"),
             client,
             analyzer,
@@ -132,7 +140,70 @@ impl Operator {
             now,
             analyzer: scripted,
             metrics,
+            caches,
         }
+    }
+
+    /// Waits until the watch caches hold what the API server holds. The Controller reconciles
+    /// on the watch events that fill them; a test that calls the reconcile itself right after
+    /// changing an object waits for the event first, as the Controller would.
+    async fn synced(&self) {
+        for _ in 0..500 {
+            if self.caches_match() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the watch caches never caught up with the API server");
+    }
+
+    /// Whether the cached Deployments and pods of every rollout in `NS` are the API server's
+    /// (same resourceVersions; only objects the caches watch: managed Deployments, rollout pods).
+    fn caches_match(&self) -> bool {
+        let rv = |o: &Value| o["metadata"]["resourceVersion"].as_str().map(str::to_owned);
+        let label = |o: &Value, key: &str| o["metadata"]["labels"][key].as_str().map(str::to_owned);
+        let deployments = self.api.list(APPS, "deployments", NS);
+        let pods = self.api.list("v1", "pods", NS);
+        let rollouts: Vec<String> = self
+            .api
+            .list(FR, "feedrollouts", NS)
+            .iter()
+            .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
+            .collect();
+        rollouts.iter().all(|r| {
+            [Track::Stable, Track::Canary].into_iter().all(|track| {
+                let name = format!("{r}-{}", track.as_str());
+                let live = deployments
+                    .iter()
+                    .find(|d| {
+                        d["metadata"]["name"] == name.as_str()
+                            && label(d, "app.kubernetes.io/managed-by").as_deref()
+                                == Some("feedroll-operator")
+                    })
+                    .and_then(rv);
+                let cached = self
+                    .caches
+                    .deployment(NS, &name)
+                    .and_then(|d| d.resource_version());
+                let mut live_pods: Vec<String> = pods
+                    .iter()
+                    .filter(|p| {
+                        label(p, "feedroll.dev/rollout").as_deref() == Some(r.as_str())
+                            && label(p, "feedroll.dev/track").as_deref() == Some(track.as_str())
+                    })
+                    .filter_map(rv)
+                    .collect();
+                let mut cached_pods: Vec<String> = self
+                    .caches
+                    .pods(NS, r, track)
+                    .iter()
+                    .filter_map(|p| p.resource_version())
+                    .collect();
+                live_pods.sort();
+                cached_pods.sort();
+                live == cached && live_pods == cached_pods
+            })
+        })
     }
 
     fn now(&self) -> Timestamp {
@@ -152,6 +223,7 @@ impl Operator {
     ) -> Result<kube_runtime::controller::Action, String> {
         let api: Api<FeedRollout> = Api::namespaced(self.api.client(), NS);
         let fr = api.get(name).await.map_err(|e| e.to_string())?;
+        self.synced().await;
         reconcile(Arc::new(fr), self.ctx.clone())
             .await
             .map_err(|e| e.to_string())
@@ -872,7 +944,7 @@ async fn malformed_rollouts_are_reported_and_do_not_stop_the_others() {
     assert_eq!(c.status, "True");
     assert_eq!(c.last_transition_time.0, op.now(), "moved on the flip back");
     // A transient error is returned (retried with backoff).
-    api.fail_next(Method::GET, "/deployments/feed-stable", 503);
+    api.fail_next(Method::PATCH, "/deployments/feed-stable", 503);
     assert!(op.reconcile_named("feed").await.is_err());
 }
 

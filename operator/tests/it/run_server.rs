@@ -83,7 +83,7 @@ async fn health_readiness_and_the_metrics_contract() {
     assert_eq!(get(app.clone(), "/readyz").await.0, StatusCode::OK);
 
     metrics.set_leader(true);
-    metrics.reconciled(true);
+    metrics.reconciled(true, std::time::Duration::from_millis(3));
     metrics.decision("prod", "feed", EventReason::RolledBack);
     metrics.verdict("prod", "feed", "error-rate", Tier::Rollback, Verdict::Fail);
     metrics.breach_to_rollback(3.5);
@@ -98,6 +98,8 @@ async fn health_readiness_and_the_metrics_contract() {
     for series in [
         "feedroll_leader 1",
         "feedroll_reconciles_total{result=\"ok\"} 1",
+        "feedroll_reconcile_duration_seconds_bucket{le=\"0.005\"} 1",
+        "feedroll_reconcile_duration_seconds_bucket{le=\"0.0025\"} 0",
         "feedroll_reconciles_total{result=\"error\"} 0",
         "feedroll_decisions_total{namespace=\"prod\",reason=\"RolledBack\",rollout=\"feed\"} 1",
         "feedroll_check_verdicts_total{check=\"error-rate\",namespace=\"prod\",rollout=\"feed\",tier=\"rollback\",verdict=\"fail\"} 1",
