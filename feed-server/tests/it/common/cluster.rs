@@ -129,7 +129,9 @@ impl RedisCluster {
     /// The cluster shared by the tests of this process that run at the same time (each app
     /// uses its own key prefix); started when none is running, stopped with its last holder.
     pub fn shared() -> Arc<Self> {
-        let mut shared = SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut shared = SHARED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(cluster) = shared.upgrade() {
             return cluster;
         }
@@ -174,7 +176,10 @@ impl RedisCluster {
 
     fn is_alive(&self, port: u16) -> bool {
         let index = self.ports.iter().position(|p| *p == port);
-        let children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let children = self
+            .children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         index.is_some_and(|i| children[i].is_some())
     }
 
@@ -213,7 +218,10 @@ impl RedisCluster {
     /// Kills a node with SIGKILL (a crash: no goodbye to the others).
     pub fn kill(&self, port: u16) {
         let index = self.ports.iter().position(|p| *p == port).expect("a node");
-        let mut children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut children = self
+            .children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(mut child) = children[index].take() {
             let _ = child.kill();
             let _ = child.wait();
