@@ -1227,6 +1227,32 @@ impl FakeApi {
         st.store.write(key, obj, old.as_ref())
     }
 
+    /// Creates an object a controller makes for its owner (a Deployment's pod), but only while
+    /// an owner it references is still stored, checked under the same lock as the write.
+    /// Answers `None`, and stores nothing, when every owner is gone: a controller that read its
+    /// owner just before the owner was deleted must not leave an object behind that no garbage
+    /// collection will ever visit (a real cluster's garbage collector deletes such an object).
+    pub fn put_owned(&self, resource: &str, obj: Value) -> Option<Value> {
+        let key = ObjectKey::of(resource, &obj);
+        let owners: Vec<Value> = obj["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["uid"].clone())
+            .collect();
+        let mut st = self.lock();
+        let owned = owners.is_empty()
+            || st
+                .store
+                .all()
+                .any(|(_, o)| owners.contains(&o["metadata"]["uid"]));
+        if !owned {
+            return None;
+        }
+        let old = st.store.get(&key).cloned();
+        Some(st.store.write(key, obj, old.as_ref()))
+    }
+
     /// The stored object.
     pub fn get(&self, api_version: &str, resource: &str, ns: &str, name: &str) -> Option<Value> {
         let key = ObjectKey::new(

@@ -111,8 +111,9 @@ fn reconcile(api: &FakeApi, d: &Value, scale: TimeScale) {
         for pod in &actions.delete {
             api.remove("v1", "pods", ns, pod);
         }
+        // `d` may have been deleted since it was listed: its pods are then not created.
         for _ in 0..actions.create {
-            api.put("pods", new_pod(d, &hash));
+            api.put_owned("pods", new_pod(d, &hash));
         }
     }
     let now_pods = pods(api);
@@ -136,4 +137,51 @@ fn reconcile(api: &FakeApi, d: &Value, scale: TimeScale) {
             obj["status"] = status;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The race behind leaked pods: the controller lists a Deployment, the Deployment is
+    /// deleted (garbage collection takes its pods), then the controller's pass for the listed
+    /// copy creates pods. They must not be created: nothing would ever delete them.
+    #[test]
+    fn a_pass_over_a_deployment_deleted_since_it_was_listed_creates_no_pods() {
+        let api = FakeApi::new();
+        api.put(
+            "deployments",
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "c", "image": "feed-server:1"}]},
+                    },
+                },
+            }),
+        );
+        let listed = api.list_all("apps/v1", "deployments");
+        assert_eq!(listed.len(), 1);
+        reconcile(&api, &listed[0], TimeScale::REAL);
+        assert_eq!(
+            api.list("v1", "pods", "default").len(),
+            2,
+            "a live Deployment gets its pods"
+        );
+
+        api.remove("apps/v1", "deployments", "default", "web");
+        assert!(
+            api.list("v1", "pods", "default").is_empty(),
+            "collected with their owner"
+        );
+        reconcile(&api, &listed[0], TimeScale::REAL);
+        assert!(
+            api.list("v1", "pods", "default").is_empty(),
+            "a stale pass created pods for a deleted Deployment"
+        );
+    }
 }
