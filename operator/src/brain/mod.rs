@@ -47,7 +47,7 @@ pub use replay_gate::{
     replay_due,
 };
 pub use revision::revision;
-pub use run_judgement::{RunDecision, RunFacts, judge_run};
+pub use run_judgement::{RunDecision, RunFacts, failure_counts, judge_run};
 pub use schedule::{AnalysisDue, analysis_due};
 pub use state_machine::decide;
 pub use weights::{SKEW_TOLERANCE, canary_replicas, expressed_weight, share};

@@ -2,9 +2,14 @@
 //! for a human, or go on. Pure: the state machine records the run (records, per-check
 //! counters, events) and then asks [`judge_run`]; nothing here changes the status.
 //!
+//! Which failures count depends on the phase ([`failure_counts`]): while `Progressing` every
+//! failure does; while `Paused` (a human looks) and `Promoting` (no step is left to block) only
+//! the roll-back tier's. A blocking check blocks the next step, and once a human or the plan has
+//! sent the canary past its last step there is nothing left for it to block.
+//!
 //! The rules, in order (the first that applies wins):
-//! 1. A roll-back-tier or blocking check failed more times in a row than it allows:
-//!    [`RunDecision::RollBack`], whatever the phase.
+//! 1. A roll-back-tier check, or while `Progressing` a blocking one, failed more times in a row
+//!    than it allows: [`RunDecision::RollBack`].
 //! 2. Only while `Progressing`:
 //!    - a pause-tier check failed more times in a row than it allows:
 //!      [`RunDecision::Pause`] with [`PauseReason::CheckFailed`];
@@ -60,6 +65,14 @@ pub enum RunDecision {
     },
 }
 
+/// Whether a failure of a check of `tier`, recorded in `phase`, counts toward the check's streak
+/// of consecutive failures (and so toward a roll back or a pause): the roll-back tier's always,
+/// the others' only while `Progressing`. The state machine counts with it and [`judge_run`]
+/// judges with it, so the two never disagree.
+pub fn failure_counts(tier: Tier, phase: Option<Phase>) -> bool {
+    tier == Tier::Rollback || phase == Some(Phase::Progressing)
+}
+
 /// Judges a recorded run (see the module's rules).
 pub fn judge_run(facts: &RunFacts<'_>) -> RunDecision {
     let failures = |name: &str| {
@@ -73,7 +86,11 @@ pub fn judge_run(facts: &RunFacts<'_>) -> RunDecision {
     let breaches: Vec<String> = facts
         .checks
         .iter()
-        .filter(|c| matches!(c.tier, Tier::Rollback | Tier::Blocking) && past_limit(c))
+        .filter(|c| {
+            matches!(c.tier, Tier::Rollback | Tier::Blocking)
+                && failure_counts(c.tier, facts.phase)
+                && past_limit(c)
+        })
         .map(|c| {
             format!(
                 "{} failed {} time(s) in a row ({} tier, {} allowed)",

@@ -158,6 +158,35 @@ fn each_rule_decides_as_documented() {
             ),
         ),
         (
+            "blocking failures past the limit do not roll back a promotion",
+            Case {
+                run: vec![record("blk", Verdict::Fail)],
+                states: vec![state("blk", 2, None)],
+                ..Case::new(Promoting)
+            },
+            RunDecision::Continue,
+        ),
+        (
+            "nor a paused rollout (a human looks)",
+            Case {
+                run: vec![record("blk", Verdict::Fail)],
+                states: vec![state("blk", 2, None)],
+                ..Case::new(Paused)
+            },
+            RunDecision::Continue,
+        ),
+        (
+            "a roll-back-tier failure rolls back a promotion",
+            Case {
+                run: vec![record("rb", Verdict::Fail), record("blk", Verdict::Fail)],
+                states: vec![state("rb", 1, None), state("blk", 2, None)],
+                ..Case::new(Promoting)
+            },
+            RunDecision::RollBack(
+                "rb failed 1 time(s) in a row (rollback tier, 0 allowed)".to_owned(),
+            ),
+        ),
+        (
             "roll back wins over a pause-tier failure",
             Case {
                 run: vec![record("ps", Verdict::Fail), record("rb", Verdict::Fail)],
@@ -332,11 +361,28 @@ fn build(
     case
 }
 
+/// Which failures count, per tier and phase: what the state machine's counters and the
+/// judgement both follow.
+#[test]
+fn only_roll_back_tier_failures_count_outside_progressing() {
+    use feedroll_operator::brain::failure_counts;
+    for tier in [Tier::Rollback, Tier::Blocking, Tier::Pause, Tier::Advisory] {
+        assert!(failure_counts(tier, Some(Phase::Progressing)), "{tier:?}");
+        for phase in [Phase::Paused, Phase::Promoting] {
+            assert_eq!(
+                failure_counts(tier, Some(phase)),
+                tier == Tier::Rollback,
+                "{tier:?} in {phase:?}"
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// Rolls back exactly when a roll-back-tier or blocking check failed past its limit,
-    /// whatever the phase; never pauses outside `Progressing`.
+    /// Rolls back exactly when a roll-back-tier check (in any phase) or a blocking check (while
+    /// `Progressing`) failed past its limit; never pauses outside `Progressing`.
     #[test]
     fn rolls_back_exactly_past_the_limits_and_pauses_only_while_progressing(
         (gens, phase, now, overdue) in case()
@@ -344,7 +390,7 @@ proptest! {
         let checks = checks();
         let case = build(&checks, &gens, phase, now, overdue);
         let breached = checks.iter().zip(&gens).any(|(c, (_, failures, _))| {
-            matches!(c.tier, Tier::Rollback | Tier::Blocking)
+            (c.tier == Tier::Rollback || (c.tier == Tier::Blocking && phase == Phase::Progressing))
                 && *failures > c.consecutive_failures_allowed
         });
         let decision = case.judge(&checks);

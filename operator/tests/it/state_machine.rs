@@ -451,6 +451,54 @@ fn promote_full_skips_the_remaining_steps() {
     assert_eq!((sim.phase(), sim.status.weight), (Phase::Promoting, 100));
 }
 
+/// A human promotes a canary whose latency they accept: the blocking latency check goes on
+/// failing during the promotion, and the promotion still finishes (nothing is left for a
+/// blocking check to block); the roll-back tier still rolls back a promotion.
+#[test]
+fn a_promotion_counts_only_roll_back_tier_failures() {
+    let slow = [
+        ("latency-p95-critical", Verdict::Fail),
+        ("latency-p95", Verdict::Fail),
+    ];
+    let mut sim = Sim::rolling(spec(MINIMAL));
+    // The stable pods take a while to roll to the promoted revision.
+    sim.stable_ready = false;
+    sim.tick(0);
+    sim.analyse(60, false, &slow);
+    assert_eq!(sim.phase(), Phase::Paused);
+    sim.command(CommandKind::PromoteFull);
+    assert_eq!((sim.phase(), sim.status.weight), (Phase::Promoting, 100));
+    let mut bad_roll_back = Sim::rolling(sim.spec.clone());
+    bad_roll_back.status = sim.status.clone();
+    bad_roll_back.now = sim.now;
+    for i in 1..=5 {
+        let t = sim.analyse(60, false, &slow);
+        assert_eq!(
+            sim.phase(),
+            Phase::Promoting,
+            "blocking failure {i} of a promotion"
+        );
+        assert!(
+            reasons(&t.actions).contains(&EventReason::AnalysisFailed),
+            "each failure is still reported"
+        );
+    }
+    let latency = sim.status.checks.iter().find(|c| c.name == "latency-p95");
+    assert_eq!(
+        latency.map(|c| c.consecutive_failures),
+        Some(1),
+        "only the failure before the promotion counts"
+    );
+    sim.stable_ready = true;
+    sim.tick(1);
+    assert_eq!((sim.phase(), sim.status.weight), (Phase::Succeeded, 0));
+    bad_roll_back.analyse(10, true, &[("error-rate-critical", Verdict::Fail)]);
+    assert_eq!(
+        (bad_roll_back.phase(), bad_roll_back.status.weight),
+        (Phase::RolledBack, 0)
+    );
+}
+
 #[test]
 fn canary_not_ready_keeps_the_step() {
     let mut sim = Sim::rolling(spec(MINIMAL));

@@ -242,6 +242,14 @@ proptest! {
                 prop_assert_eq!(new.weight, 0);
             }
 
+            // Once a human looks (Paused) or the canary is being promoted, only the roll-back
+            // tier and a crash loop roll back: a blocking check has no step left to block.
+            if same_revision && !human && !event.crash && !rollback_failure
+                && matches!(status.phase, Some(Phase::Paused | Phase::Promoting))
+            {
+                prop_assert_ne!(new.phase, Some(Phase::RolledBack), "rolled back while {:?}", status.phase);
+            }
+
             // No data and provider errors never count as failures.
             if same_revision && !human && let Some(run) = &obs.analysis {
                 for r in run.records.iter().filter(|r| matches!(r.verdict, Verdict::NoData | Verdict::Error)) {

@@ -1,11 +1,11 @@
 //! Analysis runs: each new run is recorded in the status (records, per-check counters) and
 //! judged (roll back, pause, hold).
 
-use feedroll_crds::{AnalysisRun, CheckRecord, CheckState, Phase, Tier, Verdict};
+use feedroll_crds::{AnalysisRun, CheckRecord, CheckState, Tier, Verdict};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::brain::actions::{EventReason, EventType};
-use crate::brain::run_judgement::{RunDecision, RunFacts, fmt_value, judge_run};
+use crate::brain::run_judgement::{RunDecision, RunFacts, failure_counts, fmt_value, judge_run};
 
 use super::{Machine, Plan};
 
@@ -61,7 +61,7 @@ impl Machine {
     /// what is news for the Events.
     fn record_run<'r>(&mut self, plan: &Plan<'_>, run: &'r AnalysisRun, overdue: bool) -> News<'r> {
         let at = run.at.clone().unwrap_or(Time(self.now));
-        let paused = self.phase() == Some(Phase::Paused);
+        let phase = self.phase();
         let mut merged = self.st.analysis.take().unwrap_or_default();
         let mut news = News {
             was_passing: !merged.records.is_empty()
@@ -81,8 +81,9 @@ impl Machine {
                 }
                 Verdict::Fail => {
                     state.holding_since = None;
-                    // While a human looks at a paused rollout, only roll-back-tier failures count.
-                    if !paused || check.tier == Tier::Rollback {
+                    // While a human looks at a paused rollout, or a promotion is under way, only
+                    // roll-back-tier failures count.
+                    if failure_counts(check.tier, phase) {
                         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
                     }
                     // Advisory failures warn once per streak; the others every time (they count).
