@@ -150,7 +150,7 @@ OPERATOR_RULES = [
     (("feedroll.dev",), ("feedrollouts",), ("get", "list", "watch", "patch")),
     (("feedroll.dev",), ("feedrollouts/status",), ("patch",)),
     (("feedroll.dev",), ("feedrollouts/finalizers",), ("update",)),
-    (("apps",), ("deployments",), ("get", "list", "watch", "create", "patch", "delete")),
+    (("apps",), ("deployments",), ("list", "watch", "create", "patch", "delete")),
     (("",), ("services", "configmaps"), ("list", "watch", "create", "patch", "delete")),
     (("",), ("pods",), ("list", "watch")),
     (("",), ("secrets",), ("get",)),

@@ -101,11 +101,12 @@ it is always a namespaced Role in the release namespace.
 - apiGroups: ["feedroll.dev"]
   resources: ["feedrollouts/finalizers"]
   verbs: ["update"]
-# The stable and canary workloads of each FeedRollout: read (get) for their rollout state,
-# watched as owned, applied (create on the first apply), deleted on clean-up.
+# The stable and canary workloads of each FeedRollout: watched as owned (their rollout state
+# comes from that watch's cache, never a GET), applied (create on the first apply), deleted on
+# clean-up.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Services (one for all pods, one per track) and the ConfigMap with the ranking profiles and
 # in-app traffic shares: watched as owned, applied, deleted on clean-up.
 - apiGroups: [""]

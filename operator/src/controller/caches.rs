@@ -16,10 +16,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use feedroll_crds::FeedRollout;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
+    PodTemplateSpec,
+};
 use kube::api::Api;
 use kube::{Client, Resource, ResourceExt};
 use kube_runtime::reflector::{self, ObjectRef, Store};
@@ -188,6 +192,27 @@ where
     }
 }
 
+/// The FeedRollouts of `namespace` (all namespaces when empty): the Controller's own store and
+/// the watch that fills it and triggers it (`Controller::for_stream`), stripped by
+/// [`strip_rollout`].
+pub fn rollouts(client: &Client, namespace: &str) -> (Store<FeedRollout>, Feed<FeedRollout>) {
+    let (store, writer) = reflector::store();
+    let feed = feed(
+        api(client, namespace),
+        watcher::Config::default().any_semantic(),
+        strip_rollout,
+        writer,
+    );
+    (store, feed)
+}
+
+/// What a reconcile never reads of a FeedRollout: its field managers (one entry per writer:
+/// kubectl, Argo CD, the operator's status) and `kubectl`'s copy of the whole object.
+pub fn strip_rollout(r: &mut FeedRollout) {
+    r.managed_fields_mut().clear();
+    r.annotations_mut().remove(LAST_APPLIED);
+}
+
 /// The watch of `api`: retried with backoff, stripped by `strip`, reflected into `writer`,
 /// yielding every object it touched.
 fn feed<K>(
@@ -224,9 +249,30 @@ pub fn strip_deployment(d: &mut Deployment) {
     }
 }
 
-/// What a reconcile never reads of a pod: field managers, annotations, owner references and
-/// the pod spec beyond its containers' names and ports (the replay gate's address).
+/// What a reconcile never reads of a pod: field managers, annotations, owner references, the
+/// pod spec beyond its containers' names and ports (the replay gate's address), and the status
+/// beyond the phase, the pod IP, the `Ready` and `PodScheduled` conditions and each container's
+/// readiness, restarts and waiting state (what pod issues, crash loops and the replay gate read).
 pub fn strip_pod(p: &mut Pod) {
+    if let Some(status) = p.status.take() {
+        p.status = Some(PodStatus {
+            phase: status.phase,
+            pod_ip: status.pod_ip,
+            conditions: status.conditions.map(|cs| {
+                cs.into_iter()
+                    .filter(|c| matches!(c.type_.as_str(), "Ready" | "PodScheduled"))
+                    .map(|c| PodCondition {
+                        last_probe_time: None,
+                        observed_generation: None,
+                        ..c
+                    })
+                    .collect()
+            }),
+            container_statuses: status.container_statuses.map(strip_container_statuses),
+            init_container_statuses: status.init_container_statuses.map(strip_container_statuses),
+            ..PodStatus::default()
+        });
+    }
     p.managed_fields_mut().clear();
     p.metadata.annotations = None;
     p.metadata.owner_references = None;
@@ -244,6 +290,23 @@ pub fn strip_pod(p: &mut Pod) {
             ..PodSpec::default()
         };
     }
+}
+
+/// A container's name, readiness, restarts and waiting state (reason and message).
+fn strip_container_statuses(statuses: Vec<ContainerStatus>) -> Vec<ContainerStatus> {
+    statuses
+        .into_iter()
+        .map(|c| ContainerStatus {
+            name: c.name,
+            ready: c.ready,
+            restart_count: c.restart_count,
+            state: c.state.map(|s| ContainerState {
+                waiting: s.waiting,
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -295,9 +358,15 @@ mod tests {
                      "containers": [{"name": "feed", "image": "feed:2",
                                      "env": [{"name": "A", "value": "b"}],
                                      "ports": [{"name": "http", "containerPort": 9000}]}]},
-            "status": {"podIP": "10.0.0.1",
-                       "containerStatuses": [{"name": "feed", "image": "feed:2", "imageID": "",
-                                              "ready": false, "restartCount": 5}]}
+            "status": {"podIP": "10.0.0.1", "hostIP": "192.168.0.1", "qosClass": "Burstable",
+                       "conditions": [
+                           {"type": "Ready", "status": "False", "lastProbeTime": null},
+                           {"type": "PodScheduled", "status": "True"},
+                           {"type": "Initialized", "status": "True"}],
+                       "containerStatuses": [{"name": "feed", "image": "feed:2", "imageID": "sha",
+                                              "containerID": "c1", "ready": false, "restartCount": 5,
+                                              "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                                              "lastState": {"terminated": {"exitCode": 1}}}]}
         }))
         .expect("a Pod");
         strip_pod(&mut p);
@@ -318,9 +387,56 @@ mod tests {
         assert_eq!(ports[0].container_port, 9000);
         let status = p.status.expect("status");
         assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!((status.host_ip, status.qos_class), (None, None));
+        let conditions: Vec<String> = status
+            .conditions
+            .expect("conditions")
+            .into_iter()
+            .map(|c| c.type_)
+            .collect();
+        assert_eq!(conditions, ["Ready", "PodScheduled"]);
+        let c = &status.container_statuses.expect("statuses")[0];
+        assert_eq!((c.restart_count, c.image.as_str()), (5, ""));
+        assert_eq!(c.last_state, None);
         assert_eq!(
-            status.container_statuses.expect("statuses")[0].restart_count,
-            5
+            crate::observe::crash_loop_reason(&p_with(c.clone())).as_deref(),
+            Some("container feed is in CrashLoopBackOff"),
+            "a stripped pod still reads as crash-looping"
         );
+    }
+
+    /// A pod with one container status.
+    fn p_with(c: ContainerStatus) -> Pod {
+        Pod {
+            status: Some(PodStatus {
+                container_statuses: Some(vec![c]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn a_cached_rollout_drops_its_field_managers_and_kubectls_copy() {
+        let mut r: FeedRollout = serde_json::from_value(serde_json::json!({
+            "apiVersion": "feedroll.dev/v1alpha1", "kind": "FeedRollout",
+            "metadata": {
+                "name": "feed", "namespace": "prod",
+                "annotations": {"feedroll.dev/command": "promote/c1",
+                                LAST_APPLIED: "{\"huge\": true}"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+            },
+            "spec": {"replicas": 4, "template": {"spec": {"containers": [{"name": "feed", "image": "feed:1"}]}}}
+        }))
+        .expect("a FeedRollout");
+        strip_rollout(&mut r);
+        assert!(r.metadata.managed_fields.as_ref().is_none_or(Vec::is_empty));
+        let annotations = r.metadata.annotations.unwrap_or_default();
+        assert!(!annotations.contains_key(LAST_APPLIED));
+        assert!(
+            annotations.contains_key("feedroll.dev/command"),
+            "commands stay"
+        );
+        assert_eq!(r.spec.replicas, 4);
     }
 }

@@ -40,8 +40,8 @@ pub const PERMISSIONS: &[Permission] = &[
     Permission {
         group: "apps",
         resource: "deployments",
-        verbs: &["get", "list", "watch", "create", "patch", "delete"],
-        why: "the stable and canary workloads: read their rollout state, apply (resize/promote; an apply that creates is also authorized as create), delete on clean-up",
+        verbs: &["list", "watch", "create", "patch", "delete"],
+        why: "the stable and canary workloads: watched (their rollout state comes from the watch cache, never a GET), applied (resize/promote; an apply that creates is also authorized as create), deleted on clean-up",
     },
     Permission {
         group: "",

@@ -22,7 +22,7 @@ use kube_runtime::reflector::ObjectRef;
 use kube_runtime::{Controller, watcher};
 use tokio::sync::watch;
 
-use super::caches::{Feeds, api};
+use super::caches::{self, Feeds, api};
 use super::{Context, Metrics, PrometheusAnalyzer, error_policy, reconcile};
 use crate::desired::{LABEL_ROLLOUT, MANAGED_BY};
 
@@ -345,19 +345,17 @@ pub async fn controller(
         .labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
         .any_semantic();
     let Feeds { deployments, pods } = feeds.until_ready(&ctx.caches).await;
-    let mut controller = Controller::new(
-        api::<FeedRollout>(&client, namespace),
-        watcher::Config::default().any_semantic(),
-    )
-    .owns_stream(deployments)
-    .owns(api::<Service>(&client, namespace), managed.clone())
-    .owns(api::<ConfigMap>(&client, namespace), managed)
-    .watches_stream(pods, |pod: Pod| {
-        let ns = pod.namespace().unwrap_or_default();
-        pod.labels()
-            .get(LABEL_ROLLOUT)
-            .map(|r| ObjectRef::<FeedRollout>::new(r).within(&ns))
-    });
+    let (rollouts, rollout_feed) = caches::rollouts(&client, namespace);
+    let mut controller = Controller::for_stream(rollout_feed, rollouts)
+        .owns_stream(deployments)
+        .owns(api::<Service>(&client, namespace), managed.clone())
+        .owns(api::<ConfigMap>(&client, namespace), managed)
+        .watches_stream(pods, |pod: Pod| {
+            let ns = pod.namespace().unwrap_or_default();
+            pod.labels()
+                .get(LABEL_ROLLOUT)
+                .map(|r| ObjectRef::<FeedRollout>::new(r).within(&ns))
+        });
     if let Some(ready) = ctx.analyzer.runs_ready() {
         controller = controller.reconcile_on(ready.map(|r| {
             let rollout = ObjectRef::<FeedRollout>::new(&r.rollout);
