@@ -39,6 +39,10 @@ pub mod contract {
     pub const SERVED_ITEM_AGE_SUM: &str = "feed_served_item_age_seconds_sum";
     /// The count of [`SERVED_ITEM_AGE`].
     pub const SERVED_ITEM_AGE_COUNT: &str = "feed_served_item_age_seconds_count";
+    /// The count of [`HTTP_REQUEST_DURATION`].
+    pub const HTTP_REQUEST_DURATION_COUNT: &str = "feed_http_request_duration_seconds_count";
+    /// The buckets of [`SERVED_ITEM_AGE`].
+    pub const SERVED_ITEM_AGE_BUCKET: &str = "feed_served_item_age_seconds_bucket";
 }
 
 /// Operational metrics: capacity, failures, configuration reloads.
@@ -79,11 +83,80 @@ pub mod ops {
     pub const API_KEYS_RELOAD_ERRORS: &str = "feed_api_keys_reload_errors_total";
     /// Counter of events dropped from the exposure log to make room (oldest first).
     pub const EXPOSURE_LOG_DROPPED: &str = "feed_exposure_log_dropped_total";
+    /// Gauge: age of the oldest batch of the last apply round of the ingest stream when applied
+    /// to the shared aggregates (0 when idle).
+    pub const EVENT_APPLY_LAG: &str = "feed_event_apply_lag_seconds";
+    /// Gauge of the events accepted and not yet applied to the shared aggregates.
+    pub const EVENT_BACKLOG: &str = "feed_event_backlog";
+    /// Counter of the events this replica's consumer applied to the shared aggregates.
+    pub const EVENTS_APPLIED: &str = "feed_events_applied_total";
+    /// Counter of event batches claimed from a silent consumer.
+    pub const EVENT_BATCHES_CLAIMED: &str = "feed_event_batches_claimed_total";
+    /// Counter of ingest-stream entries that could not be decoded (acknowledged, not applied).
+    pub const EVENT_BATCHES_UNREADABLE: &str = "feed_event_batches_unreadable_total";
 }
+
+/// Every name above, contract first: what dashboards, alerts and other consumers may query
+/// (the chart's tests hold every `feed_*` name the chart spells to this list).
+pub const ALL: &[&str] = &[
+    contract::HTTP_REQUESTS,
+    contract::HTTP_REQUEST_DURATION,
+    contract::HTTP_REQUEST_DURATION_BUCKET,
+    contract::HTTP_REQUEST_DURATION_COUNT,
+    contract::CACHE_REQUESTS,
+    contract::EVENTS,
+    contract::RANKING_PROFILE_INFO,
+    contract::SERVED_PAGES,
+    contract::SERVED_ITEMS,
+    contract::SERVED_LONG_TAIL_ITEMS,
+    contract::SERVED_PAGE_CREATORS,
+    contract::SERVED_ITEM_AGE,
+    contract::SERVED_ITEM_AGE_BUCKET,
+    contract::SERVED_ITEM_AGE_SUM,
+    contract::SERVED_ITEM_AGE_COUNT,
+    ops::HTTP_OPERATIONAL_REQUESTS,
+    ops::HTTP_REFUSED,
+    ops::EVENTS_REJECTED,
+    ops::RANKING_PROFILE_RELOAD_ERRORS,
+    ops::STORE_ERRORS,
+    ops::RANKING_CANDIDATES,
+    ops::RANKING_CANDIDATES_BUCKET,
+    ops::RANKING_CANDIDATES_SUM,
+    ops::RANKING_CANDIDATES_COUNT,
+    ops::SHED_REQUESTS,
+    ops::RANKINGS_IN_FLIGHT,
+    ops::RANKINGS_QUEUED,
+    ops::RANKINGS_LIMIT,
+    ops::RATE_LIMITED,
+    ops::API_KEYS,
+    ops::API_KEYS_GENERATION,
+    ops::API_KEYS_RELOAD_ERRORS,
+    ops::EXPOSURE_LOG_DROPPED,
+    ops::EVENT_APPLY_LAG,
+    ops::EVENT_BACKLOG,
+    ops::EVENTS_APPLIED,
+    ops::EVENT_BATCHES_CLAIMED,
+    ops::EVENT_BATCHES_UNREADABLE,
+];
 
 #[cfg(test)]
 mod tests {
-    use super::{contract, ops};
+    use super::{ALL, contract, ops};
+
+    /// Every name this file defines is in [`ALL`], once: a constant added without it would let
+    /// the chart spell a name nobody checks.
+    #[test]
+    fn all_lists_every_name_once() {
+        let source = include_str!("lib.rs");
+        let defined: std::collections::BTreeSet<&str> = source
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub const "))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
+        let listed: std::collections::BTreeSet<&str> = ALL.iter().copied().collect();
+        assert_eq!(listed.len(), ALL.len(), "a name is listed twice");
+        assert_eq!(defined, listed);
+    }
 
     #[test]
     fn histogram_series_are_named_after_their_histogram() {

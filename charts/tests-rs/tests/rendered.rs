@@ -224,3 +224,56 @@ fn argocd_fixtures_are_real_feedrollouts() {
     }
     assert!(checked >= 30, "only {checked} fixtures checked");
 }
+
+/// Every `feed_*` name the chart spells in its dashboards, alerts and monitors (as rendered, in
+/// every snapshot) is a metric feed-server exports (`feed_metrics::ALL`, the names defined once):
+/// a renamed or misspelt series fails here, not as an empty panel or an alert that never fires.
+#[test]
+fn the_chart_queries_only_metrics_feed_server_exports() {
+    let mut unknown = std::collections::BTreeSet::new();
+    let mut seen = 0;
+    for path in files(&rendered_dir(), "json") {
+        let text = std::fs::read_to_string(&path).expect("a rendered snapshot");
+        for name in metric_names(&text) {
+            seen += 1;
+            if !feed_metrics::ALL.contains(&name.as_str()) {
+                unknown.insert(format!("{name} ({})", path.display()));
+            }
+        }
+    }
+    assert!(
+        seen > 20,
+        "the snapshots spell feed-server metrics ({seen} found)"
+    );
+    assert!(
+        unknown.is_empty(),
+        "not exported by feed-server: {unknown:#?}"
+    );
+}
+
+/// The `feed_[a-z_]+` words of `text` (a metric name starts at a word boundary).
+fn metric_names(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut names = Vec::new();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("feed_").map(|a| a + i) {
+        let end = text[at..]
+            .bytes()
+            .position(|b| !(b.is_ascii_lowercase() || b == b'_'))
+            .map_or(text.len(), |p| at + p);
+        if at == 0 || !word(bytes[at - 1]) {
+            names.push(text[at..end].to_owned());
+        }
+        i = end.max(at + 1);
+    }
+    names
+}
+
+#[test]
+fn metric_names_are_whole_words() {
+    assert_eq!(
+        metric_names("rate(feed_a_total[5m]) / x_feed_b + \"feed_c\""),
+        ["feed_a_total", "feed_c"]
+    );
+}

@@ -33,6 +33,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use feed_metrics::ops;
 use prometheus::{Gauge, IntCounter, IntGauge};
 use redis::{Pipeline, Value};
 use tokio::sync::Notify;
@@ -153,23 +154,23 @@ impl IngestMetrics {
     fn new() -> Result<Self, prometheus::Error> {
         Ok(Self {
             lag: Gauge::new(
-                "feed_event_apply_lag_seconds",
+                ops::EVENT_APPLY_LAG,
                 "Age of the oldest batch of the last apply round when applied to the shared aggregates (0 when idle)",
             )?,
             backlog: IntGauge::new(
-                "feed_event_backlog",
+                ops::EVENT_BACKLOG,
                 "Events accepted and not yet applied to the shared aggregates, as last observed",
             )?,
             applied: IntCounter::new(
-                "feed_events_applied_total",
+                ops::EVENTS_APPLIED,
                 "Events applied to the shared aggregates by this replica's consumer",
             )?,
             claimed: IntCounter::new(
-                "feed_event_batches_claimed_total",
+                ops::EVENT_BATCHES_CLAIMED,
                 "Event batches claimed from a consumer silent for longer than the claim idle time",
             )?,
             unreadable: IntCounter::new(
-                "feed_event_batches_unreadable_total",
+                ops::EVENT_BATCHES_UNREADABLE,
                 "Ingest-stream entries that could not be decoded (acknowledged, not applied)",
             )?,
         })
