@@ -7,8 +7,18 @@
 //! itself, which invalidation does not touch, so paging never repeats or skips an item even when
 //! events arrive between pages.
 //!
-//! The in-process tier is bounded in entries and holds an entry at most `local_ttl`; other
-//! replicas' invalidations reach it through that bound.
+//! The in-process tier is bounded in entries and holds an entry at most `local_ttl`.
+//!
+//! **Replicas agree.** A snapshot records the user's version it was ranked at
+//! ([`UserVersion`]), which every write of the user's own state moves in the same transaction.
+//! The store tier serves a head only at the version the store holds (read in the same round trip
+//! as the head). The in-process tier costs no store call: every replica hears every user write
+//! as it is committed (`store::redis_peers`, [`FeedCache::peer_wrote`]) and serves an in-process
+//! head only at the last version heard, and only while it is listening ([`PeerHeads`]). So a
+//! user's own event, follow or profile change accepted by any replica is reflected by every
+//! replica's next first page once the announcement arrived (sub-millisecond on a healthy link),
+//! and never later than the store timeout plus the ping interval when the listening connection
+//! breaks (the replica then reads heads from the store tier until it listens again).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +29,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::{CacheResult, CacheTier, Metrics};
 use crate::model::FeedItem;
+use crate::peer_heads::PeerHeads;
 pub use crate::ranking::page_ttls::PageTtls;
 use crate::served::ItemFacts;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, UserVersion};
 use crate::time::Timestamp;
 
 /// Snapshots stay readable by cursor at least this long after ranking.
@@ -54,6 +65,10 @@ pub struct Snapshot {
     /// How long first pages of it stay fresh, by page size.
     #[serde(default)]
     pub page_ttls: PageTtls,
+    /// The user's version the ranking read (see the module docs); 0 in a snapshot cached by a
+    /// version without it, which a user written since no longer matches.
+    #[serde(default)]
+    pub user_version: UserVersion,
     /// The default first page as sent (JSON), encoded by the first request that served it and
     /// reused by every later one. Not stored: each process encodes its own.
     #[serde(skip)]
@@ -126,6 +141,7 @@ pub struct FeedCache {
     local_ttl: Duration,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    peers: PeerHeads,
 }
 
 fn head_key(user: &str) -> String {
@@ -157,6 +173,29 @@ impl FeedCache {
             local_ttl,
             store,
             metrics,
+            peers: PeerHeads::new(true, local_ttl * 2),
+        }
+    }
+
+    /// The cache of a replica among others: it serves no in-process head until it listens to
+    /// their writes ([`FeedCache::peers_listening`]).
+    pub fn with_peers(mut self) -> Self {
+        self.peers = PeerHeads::new(false, self.local_ttl * 2);
+        self
+    }
+
+    /// Some replica wrote `user`'s own state, now at `version`: this replica's in-process head
+    /// of the user is no longer served (unless ranked at `version`).
+    pub async fn peer_wrote(&self, user: &str, version: UserVersion) {
+        self.peers.heard(user, version);
+        self.local.invalidate(&head_key(user)).await;
+    }
+
+    /// Whether this replica hears every user write from now on; when it resumes, writes made
+    /// meanwhile may have been missed, so every in-process entry is dropped.
+    pub fn peers_listening(&self, listening: bool) {
+        if self.peers.set_listening(listening) {
+            self.local.invalidate_all();
         }
     }
 
@@ -193,7 +232,19 @@ impl FeedCache {
         key: &str,
         accept: impl Fn(&Snapshot) -> bool,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        let found = match self.store.cache_get(key).await? {
+        let found = self.store.cache_get(key).await?;
+        Ok(self.store_result(key, found, accept).await)
+    }
+
+    /// What the store tier returned for `key`: an accepted snapshot is counted a hit and kept
+    /// in process.
+    async fn store_result(
+        &self,
+        key: &str,
+        found: Option<Vec<u8>>,
+        accept: impl Fn(&Snapshot) -> bool,
+    ) -> Option<Arc<Snapshot>> {
+        let found = match found {
             Some(bytes) => serde_json::from_slice::<Snapshot>(&bytes)
                 .ok()
                 .filter(|s| accept(s)),
@@ -212,30 +263,39 @@ impl FeedCache {
                         },
                     )
                     .await;
-                Ok(Some(s))
+                Some(s)
             }
             None => {
                 self.metrics.cache(CacheTier::Store, CacheResult::Miss);
-                Ok(None)
+                None
             }
         }
     }
 
     /// The user's current first-page snapshot from the in-process tier (no store call), if
-    /// one was ranked by this variant and generation and a first page of `items` items from it
-    /// is still fresh. Then [`FeedCache::head_store`] on a miss.
+    /// one was ranked by this variant and generation, a first page of `items` items from it
+    /// is still fresh, and no write of the user was heard since its ranking (module docs).
+    /// Then [`FeedCache::head_store`] on a miss.
     pub async fn head_local(&self, want: &HeadWanted<'_>) -> Option<Arc<Snapshot>> {
-        self.lookup_local(&head_key(want.user), |s| want.accepts(s))
-            .await
+        self.lookup_local(&head_key(want.user), |s| {
+            want.accepts(s) && self.peers.admits(want.user, s.user_version)
+        })
+        .await
     }
 
-    /// [`FeedCache::head_local`]'s lookup in the store tier (after a local miss).
+    /// [`FeedCache::head_local`]'s lookup in the store tier (after a local miss): a head ranked
+    /// at the user's version the store holds, read in the same round trip.
     pub async fn head_store(
         &self,
         want: &HeadWanted<'_>,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        self.lookup_store(&head_key(want.user), |s| want.accepts(s))
-            .await
+        let key = head_key(want.user);
+        let (found, version) = self.store.cache_get_for_user(&key, want.user).await?;
+        Ok(self
+            .store_result(&key, found, |s| {
+                want.accepts(s) && s.user_version == version
+            })
+            .await)
     }
 
     /// A snapshot by id (cursor paging).
@@ -318,6 +378,7 @@ mod tests {
             facts: Vec::new(),
             ranked_at_ms: 1_000_000,
             page_ttls: PageTtls(vec![(20, 120), (100, 10)]),
+            user_version: UserVersion::default(),
             first_page: Default::default(),
         };
         assert!(s.fresh_for(20, 1_000_000 + 119_000));
