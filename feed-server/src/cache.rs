@@ -366,10 +366,13 @@ impl FeedCache {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_snapshot_is_fresh_for_a_page_size_until_its_ttl() {
-        let s = Snapshot {
-            id: "s".into(),
+    use crate::model::{Event, UserProfile, Video};
+    use crate::store::MemoryStore;
+
+    /// A snapshot `id` of user `u` ranked at `version`, its first page fresh for 120 s.
+    fn snapshot(id: &str, version: u64) -> Snapshot {
+        Snapshot {
+            id: id.into(),
             user_id: "u".into(),
             variant: "default".into(),
             generation: 1,
@@ -378,9 +381,117 @@ mod tests {
             facts: Vec::new(),
             ranked_at_ms: 1_000_000,
             page_ttls: PageTtls(vec![(20, 120), (100, 10)]),
-            user_version: UserVersion::default(),
+            user_version: UserVersion(version),
             first_page: Default::default(),
-        };
+        }
+    }
+
+    fn want() -> HeadWanted<'static> {
+        HeadWanted {
+            now: Timestamp::from_millis(1_000_000),
+            user: "u",
+            variant: "default",
+            generation: 1,
+            items: 20,
+            explain: false,
+        }
+    }
+
+    fn cache_on(store: Arc<MemoryStore>) -> Result<FeedCache, Box<dyn std::error::Error>> {
+        let metrics = Arc::new(Metrics::new("r", "stable")?);
+        Ok(FeedCache::new(store, metrics, 1000, Duration::from_secs(60)).with_peers())
+    }
+
+    fn id(s: Option<Arc<Snapshot>>) -> Option<String> {
+        s.map(|s| s.id.clone())
+    }
+
+    #[tokio::test]
+    async fn an_in_process_head_is_served_only_while_listening_and_at_the_version_heard()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let cache = cache_on(Arc::new(MemoryStore::new()))?;
+        cache
+            .put(snapshot("a", 0), Duration::from_secs(120))
+            .await?;
+        assert_eq!(
+            id(cache.head_local(&want()).await),
+            None,
+            "not listening yet"
+        );
+        cache.peers_listening(true);
+        assert_eq!(
+            id(cache.head_local(&want()).await),
+            None,
+            "what was cached before listening is dropped"
+        );
+        cache
+            .put(snapshot("b", 0), Duration::from_secs(120))
+            .await?;
+        assert_eq!(id(cache.head_local(&want()).await).as_deref(), Some("b"));
+        // A ranking that read the user before a write stores its page after hearing of it.
+        cache.peer_wrote("u", UserVersion(1)).await;
+        cache
+            .put(snapshot("c", 0), Duration::from_secs(120))
+            .await?;
+        assert_eq!(
+            id(cache.head_local(&want()).await),
+            None,
+            "ranked before the write"
+        );
+        cache
+            .put(snapshot("d", 1), Duration::from_secs(120))
+            .await?;
+        assert_eq!(id(cache.head_local(&want()).await).as_deref(), Some("d"));
+        cache.peers_listening(false);
+        assert_eq!(id(cache.head_local(&want()).await), None, "may miss writes");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_store_head_is_served_only_at_the_users_version_in_the_store()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let store = Arc::new(MemoryStore::new());
+        let (ranker, reader) = (cache_on(store.clone())?, cache_on(store.clone())?);
+        ranker
+            .put(snapshot("a", 0), Duration::from_secs(120))
+            .await?;
+        assert_eq!(id(reader.head_store(&want()).await?).as_deref(), Some("a"));
+        // The user is written after the ranking read them; its page is stored anyway.
+        store.set_profile("u", &UserProfile::default()).await?;
+        ranker
+            .put(snapshot("b", 0), Duration::from_secs(120))
+            .await?;
+        assert_eq!(
+            id(reader.head_store(&want()).await?),
+            None,
+            "ranked before the write"
+        );
+        ranker
+            .put(snapshot("c", 1), Duration::from_secs(120))
+            .await?;
+        assert_eq!(id(reader.head_store(&want()).await?).as_deref(), Some("c"));
+        // Events move the version too.
+        let video: Video = serde_json::from_value(serde_json::json!({
+            "id": "v", "creator_id": "c", "published_at": "2024-01-01T00:00:00Z",
+            "duration_ms": 30000
+        }))?;
+        let event: Event = serde_json::from_value(
+            serde_json::json!({"user_id": "u", "video_id": "v", "type": "impression"}),
+        )?;
+        let mut deltas = crate::learning::Deltas::default();
+        deltas.add(&event, &video, 1.0);
+        store.apply(&deltas).await?;
+        assert_eq!(
+            id(reader.head_store(&want()).await?),
+            None,
+            "an event since"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_snapshot_is_fresh_for_a_page_size_until_its_ttl() {
+        let s = snapshot("s", 0);
         assert!(s.fresh_for(20, 1_000_000 + 119_000));
         assert!(!s.fresh_for(20, 1_000_000 + 120_000));
         assert!(s.fresh_for(50, 1_000_000 + 9_000));

@@ -203,6 +203,54 @@ async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(b: Backend
         .await;
         stale += n;
     }
+    // Every replica's listening connection dies (on its own Redis only: the cluster is shared):
+    // each subscribes again by itself, serves in-process pages again and hears every write.
+    if let Shared::Redis(server) = &shared {
+        let mut conn = redis::Client::open(server.url())
+            .and_then(|c| c.get_connection())
+            .expect("redis connection");
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query(&mut conn)
+            .expect("client kill");
+        assert_eq!(killed, 3, "one listening connection per replica");
+        let local_hits = |text: &str| {
+            metric(
+                text,
+                "feed_cache_requests_total",
+                &[("tier", "local"), ("result", "hit")],
+            )
+            .unwrap_or(0.0)
+        };
+        let started = Instant::now();
+        loop {
+            let before = local_hits(&r[1].metrics().await);
+            r[1].feed(user, "&limit=20&explain=true").await;
+            if local_hits(&r[1].metrics().await) > before {
+                break;
+            }
+            assert!(
+                started.elapsed() < USER_WRITE_BOUND,
+                "in-process pages not served again after the listener reconnected"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (status, body) = r[0]
+            .put(
+                &format!("/v1/users/{user}/follows"),
+                &json!({"creators": ["frc2"], "friends": []}),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+        let (_, n) = next_feed_within(&r[1], user, USER_WRITE_BOUND, |p| {
+            p["items"][0]["creator_id"] == "frc2"
+        })
+        .await;
+        stale += n;
+    }
+
     // The announcement is out when the write is acknowledged: in practice the very next page
     // (not asserted: a loaded machine may schedule the listener late, within the bound).
     eprintln!("stale pages after a write on another replica: {stale}");
