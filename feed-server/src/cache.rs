@@ -17,8 +17,8 @@
 //! head only at the last version heard, and only while it is listening ([`PeerHeads`]). So a
 //! user's own event, follow or profile change accepted by any replica is reflected by every
 //! replica's next first page once the announcement arrived (sub-millisecond on a healthy link),
-//! and never later than the store timeout plus the ping interval when the listening connection
-//! breaks (the replica then reads heads from the store tier until it listens again).
+//! and within 750 ms when the listening connection dies silently (the replica then reads heads
+//! from the store tier until it listens again; `store::redis_peers`).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -223,12 +223,13 @@ impl App {
         if let Some(watch) = self.keys_watch {
             watch.spawn(stop.clone());
         }
-        tokio::spawn(warm_up(self.state.clone(), self.warmup_users, stop.clone()));
+        // Listening first: in-process pages cached before the first subscription are dropped.
         if let Some(store) = self.peers {
             let peers = Arc::new(CachePeers(self.state.clone()));
             let stop = stop.clone();
             tokio::spawn(async move { store.listen_to_peers(peers, stop).await });
         }
+        tokio::spawn(warm_up(self.state.clone(), self.warmup_users, stop.clone()));
         if let Some(store) = self.consumer {
             tokio::spawn(crate::store::run_event_consumer(
                 store.clone(),

@@ -17,6 +17,11 @@
 //! aggregates exactly once in both modes. The shared keys are written by the consumers' apply
 //! script, all in the shared slot and named in `KEYS` (`store::redis_consumer`).
 //!
+//! Every write of a user's own state (a batch's sending users, follows, profile) also moves the
+//! user's version and announces it to every replica, in the user's transaction
+//! ([`redis_peers`]); [`RedisStore::listen_to_peers`] hears the announcements, and
+//! `Store::user_state` and `Store::cache_get_for_user` read the version in their round trip.
+//!
 //! Parsed catalog entries are kept in process (the *catalog cache*), tagged with the catalog
 //! version they were read at. Every candidate read fetches `P{shared}:catv` in the same round trip as the
 //! counters; when it moved (a catalog write on any replica), the cache is dropped and the entries
