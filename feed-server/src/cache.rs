@@ -173,14 +173,14 @@ impl FeedCache {
             local_ttl,
             store,
             metrics,
-            peers: PeerHeads::new(true, local_ttl * 2),
+            peers: PeerHeads::new(true, local_ttl),
         }
     }
 
     /// The cache of a replica among others: it serves no in-process head until it listens to
     /// their writes ([`FeedCache::peers_listening`]).
     pub fn with_peers(mut self) -> Self {
-        self.peers = PeerHeads::new(false, self.local_ttl * 2);
+        self.peers = PeerHeads::new(false, self.local_ttl);
         self
     }
 

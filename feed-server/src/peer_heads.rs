@@ -18,6 +18,10 @@ use crate::store::UserVersion;
 /// that very write could then be served until `local_ttl`).
 const HEARD_MAX: u64 = 262_144;
 
+/// Longest a heard version is remembered, whatever `--local-cache-ttl-ms` (an in-process entry
+/// older than a day is not worth a bigger map).
+const HEARD_FOR_MAX: Duration = Duration::from_secs(86_400);
+
 /// What this replica heard of users' writes.
 pub struct PeerHeads {
     listening: AtomicBool,
@@ -26,14 +30,15 @@ pub struct PeerHeads {
 
 impl PeerHeads {
     /// The state of a replica that hears other replicas (`listening` false until subscribed)
-    /// or has none (`listening` true for good); a heard version is kept `remember` (longer than
-    /// an in-process entry lives).
-    pub fn new(listening: bool, remember: Duration) -> Self {
+    /// or has none (`listening` true for good), whose in-process entries live at most
+    /// `local_ttl`: a heard version is kept twice that (a ranking racing a write may store its
+    /// page a little after hearing of it), at most [`HEARD_FOR_MAX`].
+    pub fn new(listening: bool, local_ttl: Duration) -> Self {
         Self {
             listening: AtomicBool::new(listening),
             heard: moka::sync::Cache::builder()
                 .max_capacity(HEARD_MAX)
-                .time_to_live(remember)
+                .time_to_live(local_ttl.saturating_mul(2).min(HEARD_FOR_MAX))
                 .build(),
         }
     }
@@ -92,7 +97,7 @@ mod tests {
 
     #[test]
     fn a_heard_version_is_forgotten_after_its_time() {
-        let p = PeerHeads::new(true, Duration::from_millis(20));
+        let p = PeerHeads::new(true, Duration::from_millis(10));
         p.heard("u", UserVersion(2));
         assert!(!p.admits("u", UserVersion(1)));
         std::thread::sleep(Duration::from_millis(40));

@@ -57,18 +57,7 @@ pub enum StoreError {
 /// How many times a user's own state (events, follows, profile) was written: every such write
 /// moves it, in the same transaction, on every store. A snapshot ranked at one version is stale
 /// once the store holds another (`crate::cache`).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct UserVersion(pub u64);
 
