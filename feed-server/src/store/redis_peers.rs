@@ -24,10 +24,12 @@ use tokio_util::sync::CancellationToken;
 use super::UserVersion;
 
 /// Moves the user's version (`KEYS[1]`) and publishes `<version> <user>` on `ARGV[1]`
-/// (`ARGV[2]` is the user); returns the new version.
+/// (`ARGV[2]` is the user); returns the new version. A refused publish (an ACL user without the
+/// channel) does not fail the write it goes with: the version still moves, so the store tier
+/// stays right, and the listeners, refused too, keep their replicas off the in-process tier.
 const USER_WRITTEN: &str = r#"
 local v = redis.call('INCR', KEYS[1])
-redis.call('PUBLISH', ARGV[1], v .. ' ' .. ARGV[2])
+redis.pcall('PUBLISH', ARGV[1], v .. ' ' .. ARGV[2])
 return v
 "#;
 

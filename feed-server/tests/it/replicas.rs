@@ -328,6 +328,58 @@ async fn a_catalog_write_on_one_replica_reaches_the_others_rankings_within_the_b
     }
 }
 
+/// An ACL user refused the announcement channel: writes still succeed and the replicas still
+/// agree (from the store tier, the listeners being refused too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_refused_the_channel_still_take_writes_and_agree() {
+    let server = RedisServer::start();
+    let mut conn = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis connection");
+    let _: () = redis::cmd("ACL")
+        .arg(vec![
+            "SETUSER",
+            "nochan",
+            "on",
+            ">pw",
+            "~*",
+            "resetchannels",
+            "+@all",
+        ])
+        .query(&mut conn)
+        .expect("acl setuser");
+    let url = format!("redis://nochan:pw@127.0.0.1:{}/", server.port);
+    let mut r = Vec::new();
+    for _ in 0..2 {
+        r.push(
+            TestApp::start_with(
+                Backend::Memory,
+                Options {
+                    profile: Some(PROFILE.into()),
+                    flags: vec!["--redis-url".into(), url.clone()],
+                },
+            )
+            .await,
+        );
+    }
+    r[0].put_videos(&videos("en", 20, 4)).await;
+    let user = "quiet";
+    let first = r[1].feed(user, "&limit=20").await;
+    assert_eq!(r[1].feed(user, "&limit=20").await, first);
+    let seen: Vec<String> = ids(&first).into_iter().take(3).collect();
+    r[0].events(
+        seen.iter()
+            .map(|v| json!({"user_id": user, "video_id": v, "type": "impression"}))
+            .collect(),
+    )
+    .await;
+    let after = ids(&r[1].feed(user, "&limit=20").await);
+    assert!(
+        !after.iter().any(|id| seen.contains(id)),
+        "seen videos served again: {after:?}"
+    );
+}
+
 on_stores!([redis => Redis, cluster => Cluster]
     a_users_writes_on_one_replica_reach_every_replicas_next_feed,
     a_catalog_write_on_one_replica_reaches_the_others_rankings_within_the_bound,
