@@ -27,7 +27,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{CacheResult, CacheTier, Metrics};
+use crate::metrics::{CacheResult, CacheTier, Metrics, MetricsError};
 use crate::model::FeedItem;
 use crate::peer_heads::PeerHeads;
 pub use crate::ranking::page_ttls::PageTtls;
@@ -142,6 +142,8 @@ pub struct FeedCache {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     peers: PeerHeads,
+    /// `feed_peer_writes_listening`, for a replica among others.
+    listening_gauge: Option<prometheus::IntGauge>,
 }
 
 fn head_key(user: &str) -> String {
@@ -174,14 +176,21 @@ impl FeedCache {
             store,
             metrics,
             peers: PeerHeads::new(true, local_ttl),
+            listening_gauge: None,
         }
     }
 
     /// The cache of a replica among others: it serves no in-process head until it listens to
-    /// their writes ([`FeedCache::peers_listening`]).
-    pub fn with_peers(mut self) -> Self {
+    /// their writes ([`FeedCache::peers_listening`]); registers `feed_peer_writes_listening`.
+    pub fn with_peers(mut self) -> Result<Self, MetricsError> {
+        let gauge = prometheus::IntGauge::new(
+            feed_metrics::ops::PEER_WRITES_LISTENING,
+            "1 while this replica hears every user write of the other replicas, 0 while it reads first pages from the store only",
+        )?;
+        self.metrics.register(gauge.clone())?;
         self.peers = PeerHeads::new(false, self.local_ttl);
-        self
+        self.listening_gauge = Some(gauge);
+        Ok(self)
     }
 
     /// Some replica wrote `user`'s own state, now at `version`: this replica's in-process head
@@ -196,6 +205,9 @@ impl FeedCache {
     pub fn peers_listening(&self, listening: bool) {
         if self.peers.set_listening(listening) {
             self.local.invalidate_all();
+        }
+        if let Some(gauge) = &self.listening_gauge {
+            gauge.set(i64::from(listening));
         }
     }
 
@@ -399,7 +411,7 @@ mod tests {
 
     fn cache_on(store: Arc<MemoryStore>) -> Result<FeedCache, Box<dyn std::error::Error>> {
         let metrics = Arc::new(Metrics::new("r", "stable")?);
-        Ok(FeedCache::new(store, metrics, 1000, Duration::from_secs(60)).with_peers())
+        Ok(FeedCache::new(store, metrics, 1000, Duration::from_secs(60)).with_peers()?)
     }
 
     fn id(s: Option<Arc<Snapshot>>) -> Option<String> {

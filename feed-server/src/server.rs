@@ -143,7 +143,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         Duration::from_millis(config.local_cache_ttl_ms),
     );
     if peers.is_some() {
-        cache = cache.with_peers();
+        cache = cache.with_peers()?;
     }
     let settings = ServiceSettings {
         feed_depth: config.feed_depth.max(1),

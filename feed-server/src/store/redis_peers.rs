@@ -100,7 +100,7 @@ pub(super) async fn listen(
             reason = session => reason,
         };
         peers.listening(false);
-        tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "not hearing other replicas' writes; their users' cached first pages are read from the store");
+        tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "not hearing user writes of other replicas; cached first pages are read from the store until listening again");
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}

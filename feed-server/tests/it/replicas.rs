@@ -75,9 +75,22 @@ async fn replicas(shared: &Shared) -> Vec<TestApp> {
         .await;
         let (_, ready) = app.get("/readyz").await;
         assert_eq!(ready["store"], "redis", "{ready}");
+        wait_listening(&app, 1.0).await;
         apps.push(app);
     }
     apps
+}
+
+/// Waits (up to 1 s) until `feed_peer_writes_listening` of `app` is `value`.
+async fn wait_listening(app: &TestApp, value: f64) {
+    let started = Instant::now();
+    while metric(&app.metrics().await, "feed_peer_writes_listening", &[]) != Some(value) {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "feed_peer_writes_listening is not {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// `n` videos in `language` by `creators` creators (`<language>c<k>`), an hour old.
@@ -363,6 +376,13 @@ async fn replicas_refused_the_channel_still_take_writes_and_agree() {
         );
     }
     r[0].put_videos(&videos("en", 20, 4)).await;
+    for app in &r {
+        assert_eq!(
+            metric(&app.metrics().await, "feed_peer_writes_listening", &[]),
+            Some(0.0),
+            "a refused listener vouches for nothing"
+        );
+    }
     let user = "quiet";
     let first = r[1].feed(user, "&limit=20").await;
     assert_eq!(r[1].feed(user, "&limit=20").await, first);
