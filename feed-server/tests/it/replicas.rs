@@ -410,3 +410,80 @@ async fn replicas_refused_the_channel_still_take_writes_and_agree() {
 }
 
 on_stores!([redis => Redis, cluster => Cluster] replicas_agree);
+
+/// On a real Redis, a first page stored by a ranking that read the user before a write (the
+/// write's invalidation already done) is not served from the store tier: the version moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_head_ranked_before_a_users_write_is_not_served() {
+    use feed_server::cache::{FeedCache, HeadWanted, PageTtls, Snapshot};
+    use feed_server::metrics::Metrics;
+    use feed_server::model::UserProfile;
+    use feed_server::store::redis_conn::RedisTarget;
+    use feed_server::store::redis_store::RedisSettings;
+    use feed_server::store::{RedisStore, Store};
+    use feed_server::time::Timestamp;
+
+    let server = RedisServer::start();
+    let store = Arc::new(
+        RedisStore::connect(&RedisSettings {
+            target: RedisTarget::Single(server.url().into()),
+            prefix: "race:".into(),
+            timeout: Duration::from_secs(2),
+            shared_cache: Duration::ZERO,
+        })
+        .expect("connect"),
+    );
+    let cache = FeedCache::new(
+        store.clone(),
+        Arc::new(Metrics::new("r", "stable").expect("metrics")),
+        1000,
+        Duration::from_secs(5),
+    );
+    let ranked_at = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
+    let want = HeadWanted {
+        now: ranked_at,
+        user: "u",
+        variant: "default",
+        generation: 1,
+        items: 20,
+        explain: false,
+    };
+    // What a ranking read: the user's state and its version.
+    let version = store.user_state("u").await.expect("state").version;
+    store
+        .set_profile("u", &UserProfile::default())
+        .await
+        .expect("profile");
+    let stale = Snapshot {
+        id: "stale".into(),
+        user_id: "u".into(),
+        variant: "default".into(),
+        generation: 1,
+        items: Vec::new(),
+        explained: false,
+        facts: Vec::new(),
+        ranked_at_ms: ranked_at.millis(),
+        page_ttls: PageTtls(vec![(20, 120)]),
+        user_version: version,
+        first_page: Default::default(),
+    };
+    cache
+        .put(stale.clone(), Duration::from_secs(120))
+        .await
+        .expect("put");
+    assert!(
+        cache.head_store(&want).await.expect("head").is_none(),
+        "ranked before the write"
+    );
+    let fresh = Snapshot {
+        id: "fresh".into(),
+        user_version: store.user_state("u").await.expect("state").version,
+        ..stale
+    };
+    cache
+        .put(fresh, Duration::from_secs(120))
+        .await
+        .expect("put");
+    let head = cache.head_store(&want).await.expect("head");
+    assert_eq!(head.map(|s| s.id.clone()).as_deref(), Some("fresh"));
+}
