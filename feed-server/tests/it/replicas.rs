@@ -415,7 +415,7 @@ on_stores!([redis => Redis, cluster => Cluster] replicas_agree);
 /// write's invalidation already done) is not served from the store tier: the version moved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_head_ranked_before_a_users_write_is_not_served() {
-    use feed_server::cache::{FeedCache, HeadWanted, PageTtls, Snapshot};
+    use feed_server::cache::{FeedCache, HeadWanted, Snapshot};
     use feed_server::metrics::Metrics;
     use feed_server::model::UserProfile;
     use feed_server::store::redis_conn::RedisTarget;
@@ -454,19 +454,11 @@ async fn a_store_head_ranked_before_a_users_write_is_not_served() {
         .set_profile("u", &UserProfile::default())
         .await
         .expect("profile");
-    let stale = Snapshot {
-        id: "stale".into(),
-        user_id: "u".into(),
-        variant: "default".into(),
-        generation: 1,
-        items: Vec::new(),
-        explained: false,
-        facts: Vec::new(),
-        ranked_at_ms: ranked_at.millis(),
-        page_ttls: PageTtls(vec![(20, 120)]),
-        user_version: version,
-        first_page: Default::default(),
-    };
+    let stale: Snapshot = serde_json::from_value(json!({
+        "id": "stale", "user_id": "u", "variant": "default", "generation": 1, "items": [],
+        "ranked_at_ms": ranked_at.millis(), "page_ttls": [[20, 120]], "user_version": version,
+    }))
+    .expect("snapshot");
     cache
         .put(stale.clone(), Duration::from_secs(120))
         .await
@@ -475,11 +467,9 @@ async fn a_store_head_ranked_before_a_users_write_is_not_served() {
         cache.head_store(&want).await.expect("head").is_none(),
         "ranked before the write"
     );
-    let fresh = Snapshot {
-        id: "fresh".into(),
-        user_version: store.user_state("u").await.expect("state").version,
-        ..stale
-    };
+    let mut fresh = stale.clone();
+    fresh.id = "fresh".into();
+    fresh.user_version = store.user_state("u").await.expect("state").version;
     cache
         .put(fresh, Duration::from_secs(120))
         .await
