@@ -67,6 +67,9 @@ pub mod ops {
     pub const RANKING_CANDIDATES_COUNT: &str = "feed_ranking_candidates_count";
     /// Counter of requests refused with 503 `overloaded`, by `reason` (queue_full, queue_timeout).
     pub const SHED_REQUESTS: &str = "feed_shed_requests_total";
+    /// Gauge: 1 while the replica hears every user write of the other replicas (on Redis), 0
+    /// while it serves first pages from Redis only.
+    pub const PEER_WRITES_LISTENING: &str = "feed_peer_writes_listening";
     /// Gauge of the rankings running now.
     pub const RANKINGS_IN_FLIGHT: &str = "feed_rankings_in_flight";
     /// Gauge of the requests holding a ranking queue place.

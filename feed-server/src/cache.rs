@@ -7,8 +7,18 @@
 //! itself, which invalidation does not touch, so paging never repeats or skips an item even when
 //! events arrive between pages.
 //!
-//! The in-process tier is bounded in entries and holds an entry at most `local_ttl`; other
-//! replicas' invalidations reach it through that bound.
+//! The in-process tier is bounded in entries and holds an entry at most `local_ttl`.
+//!
+//! **Replicas agree.** A snapshot records the user's version it was ranked at
+//! ([`UserVersion`]), which every write of the user's own state moves in the same transaction.
+//! The store tier serves a head only at the version the store holds (read in the same round trip
+//! as the head). The in-process tier costs no store call: every replica hears every user write
+//! as it is committed (`store::redis_peers`, [`FeedCache::peer_wrote`]) and serves an in-process
+//! head only at the last version heard, and only while it is listening ([`PeerHeads`]). So a
+//! user's own event, follow or profile change accepted by any replica is reflected by every
+//! replica's next first page once the announcement arrived (sub-millisecond on a healthy link),
+//! and within 750 ms when the listening connection dies silently (the replica then reads heads
+//! from the store tier until it listens again; `store::redis_peers`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +27,12 @@ use moka::Expiry;
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{CacheResult, CacheTier, Metrics};
+use crate::metrics::{CacheResult, CacheTier, Metrics, MetricsError};
 use crate::model::FeedItem;
+use crate::peer_heads::PeerHeads;
 pub use crate::ranking::page_ttls::PageTtls;
 use crate::served::ItemFacts;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, UserVersion};
 use crate::time::Timestamp;
 
 /// Snapshots stay readable by cursor at least this long after ranking.
@@ -54,6 +65,10 @@ pub struct Snapshot {
     /// How long first pages of it stay fresh, by page size.
     #[serde(default)]
     pub page_ttls: PageTtls,
+    /// The user's version the ranking read (see the module docs); 0 in a snapshot cached by a
+    /// version without it, which a user written since no longer matches.
+    #[serde(default)]
+    pub user_version: UserVersion,
     /// The default first page as sent (JSON), encoded by the first request that served it and
     /// reused by every later one. Not stored: each process encodes its own.
     #[serde(skip)]
@@ -126,6 +141,9 @@ pub struct FeedCache {
     local_ttl: Duration,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    peers: PeerHeads,
+    /// `feed_peer_writes_listening`, for a replica among others.
+    listening_gauge: Option<prometheus::IntGauge>,
 }
 
 fn head_key(user: &str) -> String {
@@ -157,6 +175,39 @@ impl FeedCache {
             local_ttl,
             store,
             metrics,
+            peers: PeerHeads::new(true, local_ttl),
+            listening_gauge: None,
+        }
+    }
+
+    /// The cache of a replica among others: it serves no in-process head until it listens to
+    /// their writes ([`FeedCache::peers_listening`]); registers `feed_peer_writes_listening`.
+    pub fn with_peers(mut self) -> Result<Self, MetricsError> {
+        let gauge = prometheus::IntGauge::new(
+            feed_metrics::ops::PEER_WRITES_LISTENING,
+            "1 while this replica hears every user write of the other replicas, 0 while it reads first pages from the store only",
+        )?;
+        self.metrics.register(gauge.clone())?;
+        self.peers = PeerHeads::new(false, self.local_ttl);
+        self.listening_gauge = Some(gauge);
+        Ok(self)
+    }
+
+    /// Some replica wrote `user`'s own state, now at `version`: this replica's in-process head
+    /// of the user is no longer served (unless ranked at `version`).
+    pub async fn peer_wrote(&self, user: &str, version: UserVersion) {
+        self.peers.heard(user, version);
+        self.local.invalidate(&head_key(user)).await;
+    }
+
+    /// Whether this replica hears every user write from now on; when it resumes, writes made
+    /// meanwhile may have been missed, so every in-process entry is dropped.
+    pub fn peers_listening(&self, listening: bool) {
+        if self.peers.set_listening(listening) {
+            self.local.invalidate_all();
+        }
+        if let Some(gauge) = &self.listening_gauge {
+            gauge.set(i64::from(listening));
         }
     }
 
@@ -193,7 +244,19 @@ impl FeedCache {
         key: &str,
         accept: impl Fn(&Snapshot) -> bool,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        let found = match self.store.cache_get(key).await? {
+        let found = self.store.cache_get(key).await?;
+        Ok(self.store_result(key, found, accept).await)
+    }
+
+    /// What the store tier returned for `key`: an accepted snapshot is counted a hit and kept
+    /// in process.
+    async fn store_result(
+        &self,
+        key: &str,
+        found: Option<Vec<u8>>,
+        accept: impl Fn(&Snapshot) -> bool,
+    ) -> Option<Arc<Snapshot>> {
+        let found = match found {
             Some(bytes) => serde_json::from_slice::<Snapshot>(&bytes)
                 .ok()
                 .filter(|s| accept(s)),
@@ -212,30 +275,39 @@ impl FeedCache {
                         },
                     )
                     .await;
-                Ok(Some(s))
+                Some(s)
             }
             None => {
                 self.metrics.cache(CacheTier::Store, CacheResult::Miss);
-                Ok(None)
+                None
             }
         }
     }
 
     /// The user's current first-page snapshot from the in-process tier (no store call), if
-    /// one was ranked by this variant and generation and a first page of `items` items from it
-    /// is still fresh. Then [`FeedCache::head_store`] on a miss.
+    /// one was ranked by this variant and generation, a first page of `items` items from it
+    /// is still fresh, and no write of the user was heard since its ranking (module docs).
+    /// Then [`FeedCache::head_store`] on a miss.
     pub async fn head_local(&self, want: &HeadWanted<'_>) -> Option<Arc<Snapshot>> {
-        self.lookup_local(&head_key(want.user), |s| want.accepts(s))
-            .await
+        self.lookup_local(&head_key(want.user), |s| {
+            want.accepts(s) && self.peers.admits(want.user, s.user_version)
+        })
+        .await
     }
 
-    /// [`FeedCache::head_local`]'s lookup in the store tier (after a local miss).
+    /// [`FeedCache::head_local`]'s lookup in the store tier (after a local miss): a head ranked
+    /// at the user's version the store holds, read in the same round trip.
     pub async fn head_store(
         &self,
         want: &HeadWanted<'_>,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        self.lookup_store(&head_key(want.user), |s| want.accepts(s))
-            .await
+        let key = head_key(want.user);
+        let (found, version) = self.store.cache_get_for_user(&key, want.user).await?;
+        Ok(self
+            .store_result(&key, found, |s| {
+                want.accepts(s) && s.user_version == version
+            })
+            .await)
     }
 
     /// A snapshot by id (cursor paging).
@@ -306,10 +378,13 @@ impl FeedCache {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_snapshot_is_fresh_for_a_page_size_until_its_ttl() {
-        let s = Snapshot {
-            id: "s".into(),
+    use crate::model::{Event, UserProfile, Video};
+    use crate::store::MemoryStore;
+
+    /// A snapshot `id` of user `u` ranked at `version`, its first page fresh for 120 s.
+    fn snapshot(id: &str, version: u64) -> Snapshot {
+        Snapshot {
+            id: id.into(),
             user_id: "u".into(),
             variant: "default".into(),
             generation: 1,
@@ -318,8 +393,117 @@ mod tests {
             facts: Vec::new(),
             ranked_at_ms: 1_000_000,
             page_ttls: PageTtls(vec![(20, 120), (100, 10)]),
+            user_version: UserVersion(version),
             first_page: Default::default(),
-        };
+        }
+    }
+
+    fn want() -> HeadWanted<'static> {
+        HeadWanted {
+            now: Timestamp::from_millis(1_000_000),
+            user: "u",
+            variant: "default",
+            generation: 1,
+            items: 20,
+            explain: false,
+        }
+    }
+
+    fn cache_on(store: Arc<MemoryStore>) -> Result<FeedCache, Box<dyn std::error::Error>> {
+        let metrics = Arc::new(Metrics::new("r", "stable")?);
+        Ok(FeedCache::new(store, metrics, 1000, Duration::from_secs(60)).with_peers()?)
+    }
+
+    fn id(s: Option<Arc<Snapshot>>) -> Option<String> {
+        s.map(|s| s.id.clone())
+    }
+
+    #[tokio::test]
+    async fn an_in_process_head_is_served_only_while_listening_and_at_the_version_heard()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let cache = cache_on(Arc::new(MemoryStore::new()))?;
+        cache
+            .put(snapshot("a", 0), Duration::from_secs(120))
+            .await?;
+        assert_eq!(
+            id(cache.head_local(&want()).await),
+            None,
+            "not listening yet"
+        );
+        cache.peers_listening(true);
+        assert_eq!(
+            id(cache.head_local(&want()).await),
+            None,
+            "what was cached before listening is dropped"
+        );
+        cache
+            .put(snapshot("b", 0), Duration::from_secs(120))
+            .await?;
+        assert_eq!(id(cache.head_local(&want()).await).as_deref(), Some("b"));
+        // A ranking that read the user before a write stores its page after hearing of it.
+        cache.peer_wrote("u", UserVersion(1)).await;
+        cache
+            .put(snapshot("c", 0), Duration::from_secs(120))
+            .await?;
+        assert_eq!(
+            id(cache.head_local(&want()).await),
+            None,
+            "ranked before the write"
+        );
+        cache
+            .put(snapshot("d", 1), Duration::from_secs(120))
+            .await?;
+        assert_eq!(id(cache.head_local(&want()).await).as_deref(), Some("d"));
+        cache.peers_listening(false);
+        assert_eq!(id(cache.head_local(&want()).await), None, "may miss writes");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_store_head_is_served_only_at_the_users_version_in_the_store()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let store = Arc::new(MemoryStore::new());
+        let (ranker, reader) = (cache_on(store.clone())?, cache_on(store.clone())?);
+        ranker
+            .put(snapshot("a", 0), Duration::from_secs(120))
+            .await?;
+        assert_eq!(id(reader.head_store(&want()).await?).as_deref(), Some("a"));
+        // The user is written after the ranking read them; its page is stored anyway.
+        store.set_profile("u", &UserProfile::default()).await?;
+        ranker
+            .put(snapshot("b", 0), Duration::from_secs(120))
+            .await?;
+        assert_eq!(
+            id(reader.head_store(&want()).await?),
+            None,
+            "ranked before the write"
+        );
+        ranker
+            .put(snapshot("c", 1), Duration::from_secs(120))
+            .await?;
+        assert_eq!(id(reader.head_store(&want()).await?).as_deref(), Some("c"));
+        // Events move the version too.
+        let video: Video = serde_json::from_value(serde_json::json!({
+            "id": "v", "creator_id": "c", "published_at": "2024-01-01T00:00:00Z",
+            "duration_ms": 30000
+        }))?;
+        let event: Event = serde_json::from_value(
+            serde_json::json!({"user_id": "u", "video_id": "v", "type": "impression"}),
+        )?;
+        let mut deltas = crate::learning::Deltas::default();
+        deltas.add(&event, &video, 1.0);
+        store.apply(&deltas).await?;
+        assert_eq!(
+            id(reader.head_store(&want()).await?),
+            None,
+            "an event since"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_snapshot_is_fresh_for_a_page_size_until_its_ttl() {
+        let s = snapshot("s", 0);
         assert!(s.fresh_for(20, 1_000_000 + 119_000));
         assert!(!s.fresh_for(20, 1_000_000 + 120_000));
         assert!(s.fresh_for(50, 1_000_000 + 9_000));

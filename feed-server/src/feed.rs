@@ -118,6 +118,7 @@ async fn head_admitted(
         // A page's TTL runs from the end of its ranking (which may have queued for a slot).
         ranked_at_ms: state.clock.now().millis(),
         page_ttls: ranked.page_ttls,
+        user_version: ranked.user_version,
         first_page: Default::default(),
     };
     Ok(state

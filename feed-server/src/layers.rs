@@ -40,7 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "state",
         ],
     ),
-    ("services", &["cache", "shed", "metrics"]),
+    ("services", &["cache", "peer_heads", "shed", "metrics"]),
     (
         "domain",
         &[

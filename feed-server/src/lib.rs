@@ -39,6 +39,7 @@ mod layers;
 pub mod learning;
 pub mod metrics;
 pub mod model;
+pub mod peer_heads;
 pub mod ranking;
 pub mod reload;
 pub mod schema;

@@ -21,7 +21,9 @@ use crate::reload::Watch;
 use crate::state::{AppState, ServiceSettings, SharedState};
 use crate::store::redis_conn::RedisConfigError;
 use crate::store::redis_store::RedisSettings;
-use crate::store::{IngestMetrics, MemoryStore, RedisStore, Store, StoreError};
+use crate::store::{
+    IngestMetrics, MemoryStore, PeerWrites, RedisStore, Store, StoreError, UserVersion,
+};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,22 @@ pub struct App {
     warmup_users: usize,
     /// The store whose ingest stream this replica consumes (Redis with `--event-consumer`).
     consumer: Option<Arc<RedisStore>>,
+    /// The Redis store whose user writes this replica listens to (`store::redis_peers`).
+    peers: Option<Arc<RedisStore>>,
+}
+
+/// Hands the user writes a replica hears to its feed cache.
+struct CachePeers(SharedState);
+
+#[async_trait::async_trait]
+impl PeerWrites for CachePeers {
+    async fn user_written(&self, user: &str, version: UserVersion) {
+        self.0.cache.peer_wrote(user, version).await;
+    }
+
+    fn listening(&self, live: bool) {
+        self.0.cache.peers_listening(live);
+    }
 }
 
 /// Builds the application; fails on a bad profile file, API-keys file, Redis URL or Redis TLS
@@ -68,6 +86,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         dropped: exposure::register_drop_counter(&metrics)?,
     };
     let mut consumer = None;
+    let mut peers = None;
     let store: Arc<dyn Store> = match config.redis_target()? {
         Some(target) => {
             let store = RedisStore::connect_tls(
@@ -91,6 +110,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
                 "redis store configured"
             );
             let store = Arc::new(store);
+            peers = Some(store.clone());
             if config.events.event_consumer {
                 consumer = Some(store.clone());
             }
@@ -116,12 +136,15 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         every: Duration::from_millis(config.profile_poll_ms),
     });
     let (auth, keys_watch) = Authenticator::start(&config.auth, &metrics)?;
-    let cache = FeedCache::new(
+    let mut cache = FeedCache::new(
         store.clone(),
         metrics.clone(),
         config.local_cache_items,
         Duration::from_millis(config.local_cache_ttl_ms),
     );
+    if peers.is_some() {
+        cache = cache.with_peers()?;
+    }
     let settings = ServiceSettings {
         feed_depth: config.feed_depth.max(1),
         ready_timeout: timeout,
@@ -152,6 +175,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         keys_watch,
         warmup_users: config.warmup_users,
         consumer,
+        peers,
     })
 }
 
@@ -198,6 +222,12 @@ impl App {
         }
         if let Some(watch) = self.keys_watch {
             watch.spawn(stop.clone());
+        }
+        // Listening first: in-process pages cached before the first subscription are dropped.
+        if let Some(store) = self.peers {
+            let peers = Arc::new(CachePeers(self.state.clone()));
+            let stop = stop.clone();
+            tokio::spawn(async move { store.listen_to_peers(peers, stop).await });
         }
         tokio::spawn(warm_up(self.state.clone(), self.warmup_users, stop.clone()));
         if let Some(store) = self.consumer {

@@ -11,7 +11,7 @@ use super::signals;
 use super::user::UserAt;
 use crate::model::{CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources};
 use crate::served::{self, ItemFacts};
-use crate::store::{CandidateData, Store, StoreError, UserState};
+use crate::store::{CandidateData, Store, StoreError, UserState, UserVersion};
 use crate::time::Timestamp;
 
 /// How many leading items of a ranked list a first page can show (the largest page size): the
@@ -33,6 +33,9 @@ pub struct RankedList {
     /// What the content-health metrics need of each item, in the order of `items` (home feeds
     /// only; empty for [`rank_candidates`], whose lists are not served as pages).
     pub facts: Vec<ItemFacts>,
+    /// The user's version the ranking read the user's state at (home feeds only; default for
+    /// [`rank_candidates`]).
+    pub user_version: UserVersion,
 }
 
 struct Scored {
@@ -201,6 +204,7 @@ pub async fn rank_feed(
     );
     Ok(RankedList {
         facts,
+        user_version: user.version,
         ..finish(profile, ranked, count)
     })
 }
@@ -234,6 +238,7 @@ fn finish(profile: &RankingProfile, scored: Vec<Scored>, count: usize) -> Ranked
         page_ttls,
         scored: count,
         facts: Vec::new(),
+        user_version: UserVersion::default(),
     }
 }
 

@@ -38,7 +38,12 @@
 //! | `P{u:<user>}:aff`, `P{u:<user>}:taste` | hash | decayed values: field `f` and its time `f@` ([`super::encoding`]) |
 //! | `P{u:<user>}:seen` | zset | seen videos by time (last 5,000) |
 //! | `P{u:<user>}:recent` | list | recently engaged videos (last 50) |
+//! | `P{u:<user>}:ver` | string | the user's version: incremented, and published on `Pwrites`, by every write of the user's own state (`store::redis_peers`) |
 //! | `Pc:<key>` | string | cached pages |
+//!
+//! One pub/sub channel (not a key, so in no slot; a cluster broadcasts it to every node):
+//! `Pwrites` carries `<version> <user>` for every write of a user's own state, so every replica
+//! drops that user's in-process first page at once (`store::redis_peers`).
 //!
 //! The layout is the data's address: a change here strands what Redis holds, so a unit test
 //! pins every key and its slot.
@@ -169,6 +174,16 @@ impl Keys {
         self.user(user, "recent")
     }
 
+    /// A user's version, moved by every write of the user's own state (in the same transaction).
+    pub fn user_version(&self, user: &str) -> String {
+        self.user(user, "ver")
+    }
+
+    /// The pub/sub channel announcing users' writes to every replica (a channel, not a key).
+    pub fn peer_writes_channel(&self) -> String {
+        format!("{}writes", self.prefix)
+    }
+
     /// Users by last activity.
     pub fn active_users(&self) -> String {
         self.shared(format_args!("active"))
@@ -262,12 +277,14 @@ mod tests {
             (k.taste("u1"), "P{u:u1}:taste", u1),
             (k.seen("u1"), "P{u:u1}:seen", u1),
             (k.recent("u1"), "P{u:u1}:recent", u1),
+            (k.user_version("u1"), "P{u:u1}:ver", u1),
             (k.cached("h:u1"), "Pc:h:u1", slot("Pc:h:u1")),
         ];
         for (key, expected, expected_slot) in pairs {
             assert_eq!(key, expected);
             assert_eq!(Slot::for_key(&key), expected_slot, "{key}");
         }
+        assert_eq!(k.peer_writes_channel(), "Pwrites");
         // The slots themselves, as `redis-cli cluster keyslot` gives them (feed-server/README.md).
         assert_eq!(Some(shared), Slot::new(SHARED_SLOT));
         assert_eq!(Some(u1), Slot::new(11_658));
@@ -287,6 +304,7 @@ mod tests {
                 k.affinity(user),
                 k.recent(user),
                 k.friends(user),
+                k.user_version(user),
             ] {
                 assert_eq!(Slot::for_key(&key), own, "{key}");
             }

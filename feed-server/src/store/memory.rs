@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use super::encoding;
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
+    UserVersion,
 };
 use crate::exposure::ring::RingLog;
 use crate::exposure::{LogSettings, LoggedEvent};
@@ -43,6 +44,7 @@ impl StoredUser {
             friends: self.friends.clone(),
             affinity: encoding::affinities(&self.affinity),
             taste: encoding::taste(&self.taste),
+            version: UserVersion::default(),
         }
     }
 }
@@ -50,6 +52,8 @@ impl StoredUser {
 #[derive(Default)]
 struct UserData {
     state: StoredUser,
+    /// Moved by every write of the user's own state (one process: only the head lookup reads it).
+    version: UserVersion,
     seen: HashMap<String, f64>,
     recent: VecDeque<String>,
 }
@@ -261,6 +265,9 @@ impl Store for MemoryStore {
             let e = g.active.entry(user.clone()).or_insert(*ts);
             *e = e.max(*ts);
         }
+        for user in d.touched_users() {
+            g.users.entry(user.clone()).or_default().version.0 += 1;
+        }
         Ok(())
     }
 
@@ -269,17 +276,15 @@ impl Store for MemoryStore {
         let u = g.users.entry(user.to_owned()).or_default();
         u.state.follows = follows.creators.iter().cloned().collect();
         u.state.friends = follows.friends.clone();
+        u.version.0 += 1;
         Ok(())
     }
 
     async fn set_profile(&self, user: &str, profile: &UserProfile) -> Result<(), StoreError> {
-        self.inner
-            .write()
-            .users
-            .entry(user.to_owned())
-            .or_default()
-            .state
-            .profile = profile.clone();
+        let mut g = self.inner.write();
+        let u = g.users.entry(user.to_owned()).or_default();
+        u.state.profile = profile.clone();
+        u.version.0 += 1;
         Ok(())
     }
 
@@ -289,7 +294,10 @@ impl Store for MemoryStore {
             .read()
             .users
             .get(user)
-            .map(|u| u.state.decode())
+            .map(|u| UserState {
+                version: u.version,
+                ..u.state.decode()
+            })
             .unwrap_or_default())
     }
 
@@ -363,6 +371,21 @@ impl Store for MemoryStore {
         let mut v: Vec<(&String, &f64)> = g.active.iter().collect();
         v.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| a.0.cmp(b.0)));
         Ok(v.into_iter().take(limit).map(|(u, _)| u.clone()).collect())
+    }
+
+    async fn cache_get_for_user(
+        &self,
+        key: &str,
+        user: &str,
+    ) -> Result<(Option<Vec<u8>>, UserVersion), StoreError> {
+        let version = self
+            .inner
+            .read()
+            .users
+            .get(user)
+            .map(|u| u.version)
+            .unwrap_or_default();
+        Ok((self.cache_get(key).await?, version))
     }
 
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

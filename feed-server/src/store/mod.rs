@@ -12,6 +12,7 @@ mod redis_consumer;
 mod redis_events;
 mod redis_link;
 mod redis_log;
+mod redis_peers;
 pub mod redis_store;
 mod shared_cache;
 
@@ -25,6 +26,7 @@ use thiserror::Error;
 pub use memory::MemoryStore;
 pub use redis_consumer::run as run_event_consumer;
 pub use redis_events::{IngestArgs, IngestMetrics, IngestSettings};
+pub use redis_peers::PeerWrites;
 pub use redis_store::RedisStore;
 
 use crate::affinity::{Affinities, Taste};
@@ -52,9 +54,19 @@ pub enum StoreError {
     },
 }
 
+/// How many times a user's own state (events, follows, profile) was written: every such write
+/// moves it, in the same transaction, on every store. A snapshot ranked at one version is stale
+/// once the store holds another (`crate::cache`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct UserVersion(pub u64);
+
 /// What the pipeline knows about a user before choosing candidates.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct UserState {
+    /// The user's version, read before the rest of the state (so a write racing the read makes
+    /// it older, never newer, than what was read).
+    pub version: UserVersion,
     /// Language and region.
     pub profile: UserProfile,
     /// Followed creators.
@@ -161,6 +173,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Option<CandidateData>>, StoreError>;
     /// Most recently active users, newest first (cache warm-up).
     async fn active_users(&self, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Reads a cached blob and `user`'s current version in one round trip (a user's first page
+    /// is served from the store tier only when it was ranked at that version).
+    async fn cache_get_for_user(
+        &self,
+        key: &str,
+        user: &str,
+    ) -> Result<(Option<Vec<u8>>, UserVersion), StoreError>;
     /// Reads a cached blob.
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Writes cached blobs, each with its own time-to-live (one round trip).

@@ -17,6 +17,11 @@
 //! aggregates exactly once in both modes. The shared keys are written by the consumers' apply
 //! script, all in the shared slot and named in `KEYS` (`store::redis_consumer`).
 //!
+//! Every write of a user's own state (a batch's sending users, follows, profile) also moves the
+//! user's version and announces it to every replica, in the user's transaction
+//! ([`redis_peers`]); [`RedisStore::listen_to_peers`] hears the announcements, and
+//! `Store::user_state` and `Store::cache_get_for_user` read the version in their round trip.
+//!
 //! Parsed catalog entries are kept in process (the *catalog cache*), tagged with the catalog
 //! version they were read at. Every candidate read fetches `P{shared}:catv` in the same round trip as the
 //! counters; when it moved (a catalog write on any replica), the cache is dropped and the entries
@@ -42,6 +47,7 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, Value};
+use tokio_util::sync::CancellationToken;
 
 use super::encoding;
 use super::keys::Keys;
@@ -49,9 +55,11 @@ use super::redis_conn::{self, RedisConfigError, RedisTarget, RedisTlsFiles};
 use super::redis_events::{self, Ingest, IngestMetrics, IngestSettings};
 use super::redis_link::RedisLink;
 use super::redis_log;
+use super::redis_peers::{self, PeerWrites};
 use super::shared_cache::SharedCache;
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
+    UserVersion,
 };
 use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::shared::{SharedDeltas, merge_adds};
@@ -148,6 +156,10 @@ pub struct RedisStore {
     lists: SharedCache<Vec<String>>,
     log: LogSettings,
     ingest: Ingest,
+    /// Clients of the connection that hears other replicas' writes (one server, or each seed
+    /// node of a cluster), with the store timeout ([`redis_peers`]).
+    listeners: Vec<redis::Client>,
+    timeout: Duration,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -217,6 +229,13 @@ impl RedisStore {
             url: settings.target.to_string(),
             reason: reason.to_string(),
         };
+        let listeners = match &settings.target {
+            RedisTarget::Single(url) => vec![redis_conn::client(url, tls)?],
+            RedisTarget::Cluster(nodes) => nodes
+                .iter()
+                .map(|node| redis_conn::client(node, tls))
+                .collect::<Result<_, _>>()?,
+        };
         let conn = match &settings.target {
             RedisTarget::Single(url) => {
                 let client = redis_conn::client(url, tls)?;
@@ -260,7 +279,32 @@ impl RedisStore {
             lists: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
             log: LogSettings::default(),
             ingest: Ingest::new(IngestSettings::default(), IngestMetrics::unregistered()),
+            listeners,
+            timeout: settings.timeout,
         })
+    }
+
+    /// Hears every user write announced by any replica (this one included) and hands it to
+    /// `peers` until `stop` ([`redis_peers`]): run it for the life of the replica.
+    pub async fn listen_to_peers(&self, peers: Arc<dyn PeerWrites>, stop: CancellationToken) {
+        redis_peers::listen(
+            self.listeners.clone(),
+            self.keys.peer_writes_channel(),
+            self.timeout,
+            peers,
+            stop,
+        )
+        .await;
+    }
+
+    /// The command moving `user`'s version and announcing the write to every replica; goes in
+    /// the transaction of the user's write.
+    fn user_written(&self, user: &str) -> Cmd {
+        redis_peers::user_written(
+            self.keys.user_version(user),
+            &self.keys.peer_writes_channel(),
+            user,
+        )
     }
 
     /// The store with these ingest-stream settings and metrics ([`redis_events`]).
@@ -390,6 +434,12 @@ impl RedisStore {
             let mut trim = redis::cmd("LTRIM");
             trim.arg(&key).arg(0).arg(RECENT_MEMORY as isize - 1);
             writes.entry(user).or_default().extend([push, trim]);
+        }
+        for user in d.touched_users() {
+            writes
+                .entry(user)
+                .or_default()
+                .push(self.user_written(user));
         }
         writes
     }
@@ -570,33 +620,39 @@ impl Store for RedisStore {
                 pipe.sadd(&key, ids).ignore();
             }
         }
+        pipe.add_command(self.user_written(user)).ignore();
         self.run(&pipe).await.map(|_| ())
     }
 
     async fn set_profile(&self, user: &str, profile: &UserProfile) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
+        pipe.atomic();
         pipe.hset_multiple(
             self.keys.user_profile(user),
             &[("language", &profile.language), ("region", &profile.region)],
         )
         .ignore();
+        pipe.add_command(self.user_written(user)).ignore();
         self.run(&pipe).await.map(|_| ())
     }
 
     async fn user_state(&self, user: &str) -> Result<UserState, StoreError> {
         let mut pipe = redis::pipe();
-        pipe.hgetall(self.keys.user_profile(user))
+        pipe.get(self.keys.user_version(user))
+            .hgetall(self.keys.user_profile(user))
             .smembers(self.keys.followed_creators(user))
             .smembers(self.keys.friends(user))
             .hgetall(self.keys.affinity(user))
             .hgetall(self.keys.taste(user));
         let mut it = self.run(&pipe).await?.into_iter();
         let mut next = || it.next().ok_or_else(|| corrupt("short pipeline reply"));
+        let version = UserVersion(parse::<Option<u64>>(next()?)?.unwrap_or(0));
         let mut profile: HashMap<String, String> = parse(next()?)?;
         let follows: Vec<String> = parse(next()?)?;
         let mut friends: Vec<String> = parse(next()?)?;
         friends.sort();
         Ok(UserState {
+            version,
             profile: UserProfile {
                 language: profile.remove("language").unwrap_or_default(),
                 region: profile.remove("region").unwrap_or_default(),
@@ -822,6 +878,26 @@ impl Store for RedisStore {
                 .pop()
                 .ok_or_else(|| corrupt("short pipeline reply"))?,
         )
+    }
+
+    async fn cache_get_for_user(
+        &self,
+        key: &str,
+        user: &str,
+    ) -> Result<(Option<Vec<u8>>, UserVersion), StoreError> {
+        // Two slots on a cluster (the page's, the user's): sent at once, one round trip.
+        let mut pipe = redis::pipe();
+        pipe.get(self.keys.cached(key))
+            .get(self.keys.user_version(user));
+        let mut replies = self.run(&pipe).await?.into_iter();
+        let mut next = || {
+            replies
+                .next()
+                .ok_or_else(|| corrupt("short pipeline reply"))
+        };
+        let blob = parse(next()?)?;
+        let version = UserVersion(parse::<Option<u64>>(next()?)?.unwrap_or(0));
+        Ok((blob, version))
     }
 
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

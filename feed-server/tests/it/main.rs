@@ -14,5 +14,6 @@ mod profiles;
 mod ranking;
 mod redis_tls;
 mod replay;
+mod replicas;
 mod round_trips;
 mod tune;

@@ -17,7 +17,7 @@ use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, RedisStore, Store, StoreError,
-    UserState,
+    UserState, UserVersion,
 };
 
 /// Counts calls to the wrapped store.
@@ -79,6 +79,14 @@ impl Store for Counting {
     async fn active_users(&self, n: usize) -> Result<Vec<String>, StoreError> {
         self.hit();
         self.inner.active_users(n).await
+    }
+    async fn cache_get_for_user(
+        &self,
+        k: &str,
+        u: &str,
+    ) -> Result<(Option<Vec<u8>>, UserVersion), StoreError> {
+        self.hit();
+        self.inner.cache_get_for_user(k, u).await
     }
     async fn cache_get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.hit();

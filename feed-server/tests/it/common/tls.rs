@@ -90,7 +90,7 @@ impl TlsRedis {
         );
         std::fs::write(
             d.join("users.acl"),
-            format!("user default off\nuser {USER} on >{PASSWORD} ~feed:* +@all\n"),
+            format!("user default off\nuser {USER} on >{PASSWORD} ~feed:* &feed:* +@all\n"),
         )
         .expect("write acl");
         let mut server = Self {
