@@ -135,6 +135,7 @@ pub const ALL: &[&str] = &[
     ops::API_KEYS_GENERATION,
     ops::API_KEYS_RELOAD_ERRORS,
     ops::EXPOSURE_LOG_DROPPED,
+    ops::PEER_WRITES_LISTENING,
     ops::EVENT_APPLY_LAG,
     ops::EVENT_BACKLOG,
     ops::EVENTS_APPLIED,
