@@ -22,6 +22,7 @@ use crate::state::{AppState, ServiceSettings, SharedState};
 use crate::store::redis_conn::RedisConfigError;
 use crate::store::redis_store::RedisSettings;
 use crate::store::{IngestMetrics, MemoryStore, RedisStore, Store, StoreError};
+use crate::warmup::Warmup;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -129,13 +130,10 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         tune_max_events: config.tune_max_events,
     };
     tracing::info!(limits = ?settings.shed, "ranking load shedding");
-    let state = Arc::new(AppState::new(
-        store.clone(),
-        cache,
-        profiles,
-        metrics,
-        settings,
-    ));
+    let warmup = Warmup::new(&config.warmup, &metrics)?;
+    let state = Arc::new(
+        AppState::new(store.clone(), cache, profiles, metrics, settings).with_warmup(warmup),
+    );
     if config.demo {
         let (videos, users, events) = demo::load(store.as_ref(), DemoSize::default()).await?;
         tracing::info!(videos, users, events, "demo data loaded");
@@ -200,6 +198,9 @@ impl App {
             watch.spawn(stop.clone());
         }
         tokio::spawn(warm_up(self.state.clone(), self.warmup_users, stop.clone()));
+        if self.state.warmup.is_enabled() {
+            tokio::spawn(Warmup::run(self.state.clone(), stop.clone()));
+        }
         if let Some(store) = self.consumer {
             tokio::spawn(crate::store::run_event_consumer(
                 store.clone(),

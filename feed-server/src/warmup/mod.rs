@@ -1,0 +1,363 @@
+//! Predictive warm-up: users likely to come back soon get their first page ranked ahead of their
+//! return, off the request path, within a CPU budget.
+//!
+//! Each replica remembers, per user it served, a few numbers ([`plan::Activity`]: last visit,
+//! mean gap between visits, until when their page is fresh, whether their own events dropped
+//! it). The request path only records: a first page served ([`Warmup::visit`]) and a user's
+//! accepted events ([`Warmup::changed`]), each an O(log n) update under a short lock. A single
+//! background task ([`Warmup::run`]) takes the users whose planned time has come, soonest first,
+//! and ranks each one's default first page through [`crate::feed::rank_ahead`] (the ranking
+//! bound applies: when clients fill it the warm-up is refused and counted as `shed`). After each
+//! ranking it pauses so that rankings take at most `--predictive-warmup-budget-ms` of every
+//! second ([`plan::pause_after`]): one ranking at a time, so the warm-up's CPU is bounded by that
+//! share of one core. What "likely" means and when a page is ranked: [`plan`].
+//!
+//! Memory is bounded by `--predictive-warmup-max-users` (~100 bytes per user); when full, lapsed
+//! users are forgotten first and new users are not tracked until room frees up.
+
+pub mod plan;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use feed_metrics::ops;
+use parking_lot::Mutex;
+use prometheus::{Counter, IntCounterVec, IntGaugeVec, Opts};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::Snapshot;
+use crate::feed::{self, FeedError};
+use crate::metrics::{Metrics, MetricsError};
+use crate::model::DEFAULT_LIMIT;
+use crate::state::AppState;
+use plan::{Activity, Plan, Policy, ms};
+
+/// Longest the task sleeps before looking at its plan again (new users arrive by notification).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// The warm-up's flags.
+#[derive(Clone, Debug, clap::Args)]
+pub struct WarmupArgs {
+    /// Rank the first page of users expected back soon ahead of their return (see
+    /// feed-server/README.md, "Predictive warm-up"); `false` turns it off.
+    #[arg(long, env = "FEED_PREDICTIVE_WARMUP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub predictive_warmup: bool,
+    /// Most milliseconds of every second the warm-up spends ranking (one ranking at a time: its
+    /// share of one core).
+    #[arg(long, env = "FEED_PREDICTIVE_WARMUP_BUDGET_MS", default_value_t = 250)]
+    pub predictive_warmup_budget_ms: u64,
+    /// A user's session is over after this long without a first page or event (ms); nothing is
+    /// ranked for them before.
+    #[arg(long, env = "FEED_PREDICTIVE_WARMUP_QUIET_MS", default_value_t = 30_000)]
+    pub predictive_warmup_quiet_ms: u64,
+    /// Users whose usual gap between visits is longer are not warmed (ms).
+    #[arg(long, env = "FEED_PREDICTIVE_WARMUP_HORIZON_MS", default_value_t = 6 * 3_600_000)]
+    pub predictive_warmup_horizon_ms: u64,
+    /// The gap between visits assumed for a user seen once (ms).
+    #[arg(long, env = "FEED_PREDICTIVE_WARMUP_FIRST_GAP_MS", default_value_t = 3_600_000)]
+    pub predictive_warmup_first_gap_ms: u64,
+    /// Most users remembered (bounds memory, ~100 bytes each).
+    #[arg(long, env = "FEED_PREDICTIVE_WARMUP_MAX_USERS", default_value_t = 1_000_000)]
+    pub predictive_warmup_max_users: usize,
+}
+
+impl WarmupArgs {
+    /// The decision constants of the flags.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            quiet: Duration::from_millis(self.predictive_warmup_quiet_ms),
+            horizon: Duration::from_millis(self.predictive_warmup_horizon_ms),
+            first_gap: Duration::from_millis(self.predictive_warmup_first_gap_ms),
+            ..Policy::default()
+        }
+    }
+}
+
+/// The `result` label of `feed_predictive_warmups_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum WarmResult {
+    /// The page was ranked and cached.
+    Warmed,
+    /// The ranking bound was full (clients first): not warmed.
+    Shed,
+    /// The store failed: not warmed.
+    Failed,
+}
+
+/// The `state` label of `feed_predictive_warmup_users`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+enum UsersState {
+    Tracked,
+    Planned,
+}
+
+struct WarmupMetrics {
+    warmups: IntCounterVec,
+    seconds: Counter,
+    users: IntGaugeVec,
+}
+
+impl WarmupMetrics {
+    fn new() -> Result<Self, MetricsError> {
+        Ok(Self {
+            warmups: IntCounterVec::new(
+                Opts::new(
+                    ops::PREDICTIVE_WARMUPS,
+                    "Predictive warm-up rankings by result (warmed, shed, failed)",
+                ),
+                &["result"],
+            )?,
+            seconds: Counter::new(
+                ops::PREDICTIVE_WARMUP_SECONDS,
+                "Seconds the predictive warm-up spent ranking (wall time; bounds its CPU)",
+            )?,
+            users: IntGaugeVec::new(
+                Opts::new(
+                    ops::PREDICTIVE_WARMUP_USERS,
+                    "Users the predictive warm-up remembers (tracked) and plans to warm (planned)",
+                ),
+                &["state"],
+            )?,
+        })
+    }
+
+    fn register(&self, metrics: &Metrics) -> Result<(), MetricsError> {
+        metrics.register(self.warmups.clone())?;
+        metrics.register(self.seconds.clone())?;
+        metrics.register(self.users.clone())
+    }
+}
+
+/// A remembered user and their place in the plan, if any.
+struct Tracked {
+    activity: Activity,
+    planned: Option<(i64, u64)>,
+}
+
+#[derive(Default)]
+struct Book {
+    users: HashMap<String, Tracked>,
+    /// (when, tie-breaker) → user, soonest first; one entry per planned user.
+    plan: BTreeMap<(i64, u64), String>,
+    seq: u64,
+}
+
+impl Book {
+    /// Re-plans `user` at `now_ms` after a change of their activity.
+    fn replan(&mut self, user: &str, now_ms: i64, policy: &Policy) {
+        let Some(t) = self.users.get_mut(user) else {
+            return;
+        };
+        if let Some(key) = t.planned.take() {
+            self.plan.remove(&key);
+        }
+        if let Plan::WarmAt(at) = t.activity.plan(now_ms, policy) {
+            self.seq += 1;
+            let key = (at, self.seq);
+            t.planned = Some(key);
+            self.plan.insert(key, user.to_owned());
+        }
+    }
+
+    /// Makes room for one more user: forgets those with nothing planned (lapsed, not soon, or
+    /// fresh until their return). Whether there is room now.
+    fn make_room(&mut self, max_users: usize) -> bool {
+        if self.users.len() >= max_users {
+            self.users.retain(|_, t| t.planned.is_some());
+        }
+        self.users.len() < max_users
+    }
+}
+
+/// The predictive warm-up: what the request path records and the task that ranks ahead.
+pub struct Warmup {
+    enabled: bool,
+    policy: Policy,
+    budget: Duration,
+    max_users: usize,
+    book: Mutex<Book>,
+    wake: Notify,
+    /// Registered when built from the flags; `None` in [`Warmup::disabled`].
+    metrics: Option<WarmupMetrics>,
+}
+
+impl Warmup {
+    /// The warm-up of the flags, its metrics registered in `metrics`.
+    pub fn new(args: &WarmupArgs, metrics: &Metrics) -> Result<Self, MetricsError> {
+        let m = WarmupMetrics::new()?;
+        m.register(metrics)?;
+        Ok(Self {
+            enabled: args.predictive_warmup,
+            policy: args.policy(),
+            budget: Duration::from_millis(args.predictive_warmup_budget_ms),
+            max_users: args.predictive_warmup_max_users,
+            book: Mutex::new(Book::default()),
+            wake: Notify::new(),
+            metrics: Some(m),
+        })
+    }
+
+    /// A warm-up that records nothing and never ranks (metrics unregistered).
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            policy: Policy::default(),
+            budget: Duration::ZERO,
+            max_users: 0,
+            book: Mutex::new(Book::default()),
+            wake: Notify::new(),
+            metrics: None,
+        }
+    }
+
+    /// Whether it records and ranks (`--predictive-warmup`).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// `user` was served the first `items` items of `snapshot` at `now_ms`.
+    pub fn served(&self, user: &str, snapshot: &Snapshot, items: usize, now_ms: i64) {
+        let ttl_ms = snapshot
+            .page_ttls
+            .for_items(items)
+            .map_or(ms(self.policy.page_ttl), |secs| i64::from(secs) * 1000);
+        let ranked = snapshot.ranked_at_ms;
+        self.visit(user, now_ms, ranked, ranked.saturating_add(ttl_ms));
+    }
+
+    /// `user` was served a first page at `now_ms`, ranked at `ranked_at_ms` and fresh until
+    /// `fresh_until_ms`.
+    pub fn visit(&self, user: &str, now_ms: i64, ranked_at_ms: i64, fresh_until_ms: i64) {
+        if !self.enabled {
+            return;
+        }
+        let mut book = self.book.lock();
+        match book.users.get_mut(user) {
+            Some(t) => t
+                .activity
+                .visit(now_ms, fresh_until_ms, ranked_at_ms, &self.policy),
+            None => {
+                if !book.make_room(self.max_users) {
+                    return;
+                }
+                let activity = Activity::first_visit(now_ms, fresh_until_ms, ranked_at_ms);
+                book.users.insert(
+                    user.to_owned(),
+                    Tracked {
+                        activity,
+                        planned: None,
+                    },
+                );
+            }
+        }
+        book.replan(user, now_ms, &self.policy);
+        drop(book);
+        self.wake.notify_one();
+    }
+
+    /// `users`' own events (or follows, profile) were accepted at `now_ms`: their cached first
+    /// pages were dropped. Users this replica never served are ignored.
+    pub fn changed<'a>(&self, users: impl IntoIterator<Item = &'a String>, now_ms: i64) {
+        if !self.enabled {
+            return;
+        }
+        let mut book = self.book.lock();
+        for user in users {
+            if let Some(t) = book.users.get_mut(user.as_str()) {
+                t.activity.change(now_ms);
+                book.replan(user, now_ms, &self.policy);
+            }
+        }
+        drop(book);
+        self.wake.notify_one();
+    }
+
+    /// The next user whose time has come at `now_ms` (taken off the plan), or how long until one.
+    fn next_due(&self, now_ms: i64, metrics: &WarmupMetrics) -> Result<String, Duration> {
+        let mut book = self.book.lock();
+        metrics
+            .users
+            .with_label_values(&[<&str>::from(UsersState::Tracked)])
+            .set(book.users.len() as i64);
+        metrics
+            .users
+            .with_label_values(&[<&str>::from(UsersState::Planned)])
+            .set(book.plan.len() as i64);
+        let Some(((at, _), _)) = book.plan.first_key_value() else {
+            return Err(IDLE_POLL);
+        };
+        if *at > now_ms {
+            let wait = u64::try_from(*at - now_ms).unwrap_or(0);
+            return Err(Duration::from_millis(wait).min(IDLE_POLL));
+        }
+        let Some((_, user)) = book.plan.pop_first() else {
+            return Err(IDLE_POLL);
+        };
+        if let Some(t) = book.users.get_mut(&user) {
+            t.planned = None;
+        }
+        Ok(user)
+    }
+
+    /// A user's first page was ranked ahead at `now_ms`, fresh for `page_ttl_ms`: they are
+    /// re-planned from it (normally: nothing until they come back or change something). A
+    /// warm-up that was shed or failed is not retried until the user's next activity.
+    fn warmed(&self, user: &str, now_ms: i64, page_ttl_ms: i64) {
+        let mut book = self.book.lock();
+        if let Some(t) = book.users.get_mut(user) {
+            t.activity.warmed(now_ms, page_ttl_ms);
+        }
+        book.replan(user, now_ms, &self.policy);
+    }
+
+    /// Ranks ahead until `stop`: the background task started by the server when enabled.
+    pub async fn run(state: std::sync::Arc<AppState>, stop: CancellationToken) {
+        let warmup = &state.warmup;
+        let (true, Some(metrics)) = (warmup.enabled, &warmup.metrics) else {
+            return;
+        };
+        loop {
+            let user = match warmup.next_due(state.clock.now().millis(), metrics) {
+                Ok(user) => user,
+                Err(wait) => {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = warmup.wake.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+            };
+            let started = Instant::now();
+            let ranked = tokio::select! {
+                _ = stop.cancelled() => return,
+                r = feed::rank_ahead(&state, &user) => r,
+            };
+            let spent = started.elapsed();
+            metrics.seconds.inc_by(spent.as_secs_f64());
+            let result = match ranked {
+                Ok(s) => {
+                    let ttl_ms = s
+                        .page_ttls
+                        .for_items(DEFAULT_LIMIT)
+                        .map_or(ms(warmup.policy.page_ttl), |secs| i64::from(secs) * 1000);
+                    warmup.warmed(&user, state.clock.now().millis(), ttl_ms);
+                    WarmResult::Warmed
+                }
+                Err(FeedError::Overloaded(_)) => WarmResult::Shed,
+                Err(FeedError::Store(e)) => {
+                    tracing::debug!(error = %e, "predictive warm-up: ranking failed");
+                    WarmResult::Failed
+                }
+            };
+            metrics.warmups.with_label_values(&[<&str>::from(result)]).inc();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(plan::pause_after(spent, warmup.budget)) => {}
+            }
+        }
+    }
+}
