@@ -9,6 +9,7 @@ pub mod driver;
 pub mod isolation;
 pub mod keys;
 pub mod procfs;
+pub mod session;
 pub mod prom;
 pub mod stats;
 pub mod world;
