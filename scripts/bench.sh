@@ -22,7 +22,7 @@
 # the allocator comparison in BENCHMARKS.md (use another CARGO_TARGET_DIR to keep both builds).
 # --session-day-secs S: the session phase's compressed day (default 24: an hour in a second);
 # feed-server's predictive warm-up gets its time constants scaled by the same factor (quiet
-# 12 min, prior gap 1 h, horizon 6 h, in compressed time; TTLs stay in real seconds). After the
+# 6 min, prior gap 1 h, horizon 24 h, in compressed time; TTLs stay in real seconds). After the
 # run, the session phase runs again with the warm-up off (the "before" of BENCHMARKS.md).
 # FEED_* environment variables reach feed-server (e.g. FEED_SHARED_CACHE_MS=0).
 # World flags (--videos --users --creators --plays --follows --friends --zipf-s --seed) go to
@@ -153,8 +153,8 @@ redis-cli -p "$redis_port" ping >/dev/null
 
 # The predictive warm-up's time constants on the session phase's clock (an hour = hour_ms).
 hour_ms=$(awk -v d="$session_day_secs" 'BEGIN { printf "%d", d * 1000 / 24 }')
-warmup_clock=(--predictive-warmup-quiet-ms $((hour_ms / 5)) --predictive-warmup-first-gap-ms "$hour_ms"
-              --predictive-warmup-horizon-ms $((hour_ms * 6)))
+warmup_clock=(--predictive-warmup-quiet-ms $((hour_ms / 10)) --predictive-warmup-first-gap-ms "$hour_ms"
+              --predictive-warmup-horizon-ms $((hour_ms * 24)))
 server_args=(--listen "127.0.0.1:$server_port" --redis-url "redis://127.0.0.1:$redis_port/"
              --log-format text "${warmup_clock[@]}")
 run_args+=(--session-day-secs "$session_day_secs")

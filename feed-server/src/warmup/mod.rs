@@ -49,16 +49,28 @@ pub struct WarmupArgs {
     pub predictive_warmup_budget_ms: u64,
     /// A user's session is over after this long without a first page or event (ms); nothing is
     /// ranked for them before.
-    #[arg(long, env = "FEED_PREDICTIVE_WARMUP_QUIET_MS", default_value_t = 30_000)]
+    #[arg(
+        long,
+        env = "FEED_PREDICTIVE_WARMUP_QUIET_MS",
+        default_value_t = 30_000
+    )]
     pub predictive_warmup_quiet_ms: u64,
     /// Users whose usual gap between visits is longer are not warmed (ms).
-    #[arg(long, env = "FEED_PREDICTIVE_WARMUP_HORIZON_MS", default_value_t = 6 * 3_600_000)]
+    #[arg(long, env = "FEED_PREDICTIVE_WARMUP_HORIZON_MS", default_value_t = 24 * 3_600_000)]
     pub predictive_warmup_horizon_ms: u64,
     /// The gap between visits assumed for a user seen once (ms).
-    #[arg(long, env = "FEED_PREDICTIVE_WARMUP_FIRST_GAP_MS", default_value_t = 3_600_000)]
+    #[arg(
+        long,
+        env = "FEED_PREDICTIVE_WARMUP_FIRST_GAP_MS",
+        default_value_t = 3_600_000
+    )]
     pub predictive_warmup_first_gap_ms: u64,
     /// Most users remembered (bounds memory, ~100 bytes each).
-    #[arg(long, env = "FEED_PREDICTIVE_WARMUP_MAX_USERS", default_value_t = 1_000_000)]
+    #[arg(
+        long,
+        env = "FEED_PREDICTIVE_WARMUP_MAX_USERS",
+        default_value_t = 1_000_000
+    )]
     pub predictive_warmup_max_users: usize,
 }
 
@@ -258,8 +270,8 @@ impl Warmup {
         self.wake.notify_one();
     }
 
-    /// `users`' own events (or follows, profile) were accepted at `now_ms`: their cached first
-    /// pages were dropped. Users this replica never served are ignored.
+    /// `users`' own events were accepted at `now_ms`: their cached first pages were dropped.
+    /// Users this replica never served are ignored.
     pub fn changed<'a>(&self, users: impl IntoIterator<Item = &'a String>, now_ms: i64) {
         if !self.enabled {
             return;
@@ -303,7 +315,7 @@ impl Warmup {
     }
 
     /// A user's first page was ranked ahead at `now_ms`, fresh for `page_ttl_ms`: they are
-    /// re-planned from it (normally: nothing until they come back or change something). A
+    /// re-planned from it (normally: nothing until they come back or send events). A
     /// warm-up that was shed or failed is not retried until the user's next activity.
     fn warmed(&self, user: &str, now_ms: i64, page_ttl_ms: i64) {
         let mut book = self.book.lock();
@@ -353,7 +365,10 @@ impl Warmup {
                     WarmResult::Failed
                 }
             };
-            metrics.warmups.with_label_values(&[<&str>::from(result)]).inc();
+            metrics
+                .warmups
+                .with_label_values(&[<&str>::from(result)])
+                .inc();
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(plan::pause_after(spent, warmup.budget)) => {}

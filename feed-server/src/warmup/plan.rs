@@ -7,8 +7,8 @@
 //! visits (an exponentially weighted mean; [`Policy::first_gap`] for a user seen once) — falls
 //! within [`Policy::horizon`], and who is not overdue by more than [`Policy::lapse_factor`] ×
 //! that gap (a user who did not come back when expected has lapsed). Such a user is warmed when
-//! the page they would be served then is not fresh: their own events (or follows, profile)
-//! dropped it since their last visit, or it expires before the expected return.
+//! the page they would be served then is not fresh: their own events dropped it since their
+//! last visit, or it expires before the expected return.
 
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             quiet: Duration::from_secs(30),
-            horizon: Duration::from_secs(6 * 3600),
+            horizon: Duration::from_secs(24 * 3600),
             first_gap: Duration::from_secs(3600),
             lapse_factor: 3.0,
             page_ttl: Duration::from_secs(120),
@@ -63,7 +63,7 @@ pub struct Activity {
     pub fresh_until_ms: i64,
     /// How long that page stays fresh from its ranking (ms).
     pub page_ttl_ms: i64,
-    /// The user changed something (events, follows, profile) since that page: it was dropped.
+    /// The user's own events were accepted since that page: it was dropped.
     pub changed: bool,
 }
 
@@ -118,7 +118,7 @@ impl Activity {
         self.changed = false;
     }
 
-    /// The user's events, follows or profile changed at `now_ms`: their page was dropped.
+    /// The user's own events were accepted at `now_ms`: their page was dropped.
     pub fn change(&mut self, now_ms: i64) {
         self.last_activity_ms = self.last_activity_ms.max(now_ms);
         self.changed = true;
@@ -197,8 +197,8 @@ mod tests {
         changed.change(T0 + hour + 5 * S);
         let mut lapsed = regular(hour);
         lapsed.change(T0 + hour);
-        let mut rare = regular(8 * hour);
-        rare.change(T0 + 8 * hour);
+        let mut rare = regular(30 * hour);
+        rare.change(T0 + 30 * hour);
         let mut once = Activity::first_visit(T0, T0 + 120 * S, T0);
         once.change(T0 + S);
         let mut live = Activity::first_visit(T0, T0 + 10 * S, T0);
@@ -243,7 +243,7 @@ mod tests {
             (
                 "usual gap beyond the horizon",
                 rare,
-                T0 + 8 * hour,
+                T0 + 30 * hour,
                 Plan::Skip(Skip::NotSoon),
             ),
             // Seen once: the prior gap (an hour) stands in for theirs.
@@ -259,7 +259,10 @@ mod tests {
         }
         // A 10-s page (a live stream) is ranked 5 s before the return, not a minute.
         assert_eq!(live.page_ttl_ms, 10 * S);
-        assert_eq!(live.plan(T0 + 52 * S, &p), Plan::WarmAt(T0 + 51 * S + 51 * S - 5 * S));
+        assert_eq!(
+            live.plan(T0 + 52 * S, &p),
+            Plan::WarmAt(T0 + 51 * S + 51 * S - 5 * S)
+        );
     }
 
     #[test]

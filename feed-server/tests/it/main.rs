@@ -16,3 +16,4 @@ mod redis_tls;
 mod replay;
 mod round_trips;
 mod tune;
+mod warmup;

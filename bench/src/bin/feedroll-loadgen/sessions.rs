@@ -31,7 +31,7 @@ pub const SESSION: &str = "session trace";
 #[derive(Clone, Debug, Args)]
 pub struct SessionArgs {
     /// Session phase: active users (taken from the users no other phase requested).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 150)]
     pub session_users: usize,
     /// Session phase: one compressed day, seconds (the trace adds a 6-hour lead-in).
     #[arg(long, default_value_t = 24.0)]
@@ -40,7 +40,7 @@ pub struct SessionArgs {
     #[arg(long, default_value_t = 8.0)]
     pub session_per_day: f64,
     /// Session phase: time a user spends on a page before sending its events and paging on, ms.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 30)]
     pub session_think_ms: u64,
     /// Session phase: label appended to the phase's name (e.g. "no warm-up").
     #[arg(long, default_value = "")]
@@ -110,9 +110,9 @@ fn watched(user: &str, ids: &[String]) -> Req {
         .iter()
         .map(|id| serde_json::json!({"user_id": user, "video_id": id, "type": "impression"}))
         .collect();
-    events.extend(ids.iter().take(2).map(|id| {
-        serde_json::json!({"user_id": user, "video_id": id, "type": "view", "watch_ms": 8000})
-    }));
+    events.extend(ids.iter().take(2).map(
+        |id| serde_json::json!({"user_id": user, "video_id": id, "type": "view", "watch_ms": 8000}),
+    ));
     Req::json(
         Method::POST,
         "/v1/events",
