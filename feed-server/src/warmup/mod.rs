@@ -287,31 +287,33 @@ impl Warmup {
         self.wake.notify_one();
     }
 
-    /// The next user whose time has come at `now_ms` (taken off the plan), or how long until one.
+    /// The next user whose time has come at `now_ms` (taken off the plan), or how long until one
+    /// (at most [`IDLE_POLL`]); updates the users gauge.
     fn next_due(&self, now_ms: i64, metrics: &WarmupMetrics) -> Result<String, Duration> {
         let mut book = self.book.lock();
-        metrics
-            .users
-            .with_label_values(&[<&str>::from(UsersState::Tracked)])
-            .set(book.users.len() as i64);
-        metrics
-            .users
-            .with_label_values(&[<&str>::from(UsersState::Planned)])
-            .set(book.plan.len() as i64);
-        let Some(((at, _), _)) = book.plan.first_key_value() else {
-            return Err(IDLE_POLL);
+        let next = match book.plan.first_entry() {
+            None => Err(IDLE_POLL),
+            Some(e) if e.key().0 > now_ms => {
+                let wait = u64::try_from(e.key().0 - now_ms).unwrap_or(0);
+                Err(Duration::from_millis(wait).min(IDLE_POLL))
+            }
+            Some(e) => Ok(e.remove()),
         };
-        if *at > now_ms {
-            let wait = u64::try_from(*at - now_ms).unwrap_or(0);
-            return Err(Duration::from_millis(wait).min(IDLE_POLL));
-        }
-        let Some((_, user)) = book.plan.pop_first() else {
-            return Err(IDLE_POLL);
-        };
-        if let Some(t) = book.users.get_mut(&user) {
+        if let Ok(user) = &next
+            && let Some(t) = book.users.get_mut(user)
+        {
             t.planned = None;
         }
-        Ok(user)
+        for (state, n) in [
+            (UsersState::Tracked, book.users.len()),
+            (UsersState::Planned, book.plan.len()),
+        ] {
+            metrics
+                .users
+                .with_label_values(&[<&str>::from(state)])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        next
     }
 
     /// A user's first page was ranked ahead at `now_ms`, fresh for `page_ttl_ms`: they are
