@@ -79,7 +79,7 @@ pub mod ops {
     pub const API_KEYS_RELOAD_ERRORS: &str = "feed_api_keys_reload_errors_total";
     /// Counter of events dropped from the exposure log to make room (oldest first).
     pub const EXPOSURE_LOG_DROPPED: &str = "feed_exposure_log_dropped_total";
-    /// Counter of the predictive warm-up's rankings by `result` (warmed, shed, failed).
+    /// Counter of the predictive warm-up's rankings by `result` (warmed, superseded, shed, failed).
     pub const PREDICTIVE_WARMUPS: &str = "feed_predictive_warmups_total";
     /// Counter of the seconds the predictive warm-up spent ranking (wall time, which bounds its CPU).
     pub const PREDICTIVE_WARMUP_SECONDS: &str = "feed_predictive_warmup_seconds_total";

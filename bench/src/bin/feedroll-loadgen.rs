@@ -1227,15 +1227,16 @@ fn markdown(r: &Results) -> String {
         if let Some(w) = p.warmup {
             let _ = writeln!(
                 s,
-                "\n{}: predictive warm-up ranked {:.0} first pages ahead ({:.0} shed, {:.0} failed) in {:.2} s of ranking ({:.1}% of one core; {:.2} ms each).",
+                "\n{}: predictive warm-up ranked {:.0} first pages ahead ({:.0} superseded, {:.0} shed, {:.0} failed) in {:.2} s of ranking ({:.1}% of one core; {:.2} ms each).",
                 p.name,
                 w.warmed,
+                w.superseded,
                 w.shed,
                 w.failed,
                 w.seconds,
                 w.core_share * 100.0,
-                if w.warmed > 0.0 {
-                    w.seconds * 1000.0 / w.warmed
+                if w.warmed + w.superseded > 0.0 {
+                    w.seconds * 1000.0 / (w.warmed + w.superseded)
                 } else {
                     0.0
                 }

@@ -92,6 +92,8 @@ impl WarmupArgs {
 pub enum WarmResult {
     /// The page was ranked and cached.
     Warmed,
+    /// The user was active while the page was ranked: it was dropped (ranked again later).
+    Superseded,
     /// The ranking bound was full (clients first): not warmed.
     Shed,
     /// The store failed: not warmed.
@@ -118,7 +120,7 @@ impl WarmupMetrics {
             warmups: IntCounterVec::new(
                 Opts::new(
                     ops::PREDICTIVE_WARMUPS,
-                    "Predictive warm-up rankings by result (warmed, shed, failed)",
+                    "Predictive warm-up rankings by result (warmed, superseded, shed, failed)",
                 ),
                 &["result"],
             )?,
@@ -316,15 +318,22 @@ impl Warmup {
         next
     }
 
-    /// A user's first page was ranked ahead at `now_ms`, fresh for `page_ttl_ms`: they are
-    /// re-planned from it (normally: nothing until they come back or send events). A
-    /// warm-up that was shed or failed is not retried until the user's next activity.
-    fn warmed(&self, user: &str, now_ms: i64, page_ttl_ms: i64) {
+    /// A user's first page, ranked ahead from `started_ms`, was cached at `now_ms`, fresh for
+    /// `page_ttl_ms`: they are re-planned from it (normally: nothing until they come back or
+    /// send events). Returns false when the user was active while it was ranked (their events
+    /// may have been read too late): the page must then be dropped, and the user stays planned.
+    /// A warm-up that was shed or failed is not retried until the user's next activity.
+    fn warmed(&self, user: &str, started_ms: i64, now_ms: i64, page_ttl_ms: i64) -> bool {
         let mut book = self.book.lock();
-        if let Some(t) = book.users.get_mut(user) {
-            t.activity.warmed(now_ms, page_ttl_ms);
-        }
+        let current = match book.users.get_mut(user) {
+            Some(t) if t.activity.last_activity_ms < started_ms => {
+                t.activity.warmed(now_ms, page_ttl_ms);
+                true
+            }
+            _ => false,
+        };
         book.replan(user, now_ms, &self.policy);
+        current
     }
 
     /// Ranks ahead until `stop`: the background task started by the server when enabled.
@@ -346,6 +355,7 @@ impl Warmup {
                 }
             };
             let started = Instant::now();
+            let started_ms = state.clock.now().millis();
             let ranked = tokio::select! {
                 _ = stop.cancelled() => return,
                 r = feed::rank_ahead(&state, &user) => r,
@@ -358,8 +368,17 @@ impl Warmup {
                         .page_ttls
                         .for_items(DEFAULT_LIMIT)
                         .map_or(ms(warmup.policy.page_ttl), |secs| i64::from(secs) * 1000);
-                    warmup.warmed(&user, state.clock.now().millis(), ttl_ms);
-                    WarmResult::Warmed
+                    let now_ms = state.clock.now().millis();
+                    if warmup.warmed(&user, started_ms, now_ms, ttl_ms) {
+                        WarmResult::Warmed
+                    } else {
+                        // The same race a client's ranking has with the user's own events; here
+                        // the page is dropped rather than served until its TTL.
+                        if let Err(e) = state.cache.invalidate_users([&user]).await {
+                            tracing::debug!(error = %e, "predictive warm-up: dropping a page failed");
+                        }
+                        WarmResult::Superseded
+                    }
                 }
                 Err(FeedError::Overloaded(_)) => WarmResult::Shed,
                 Err(FeedError::Store(e)) => {
@@ -376,5 +395,85 @@ impl Warmup {
                 _ = tokio::time::sleep(plan::pause_after(spent, warmup.budget)) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        warmup: WarmupArgs,
+    }
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn warmup(flags: &[&str]) -> Result<(Warmup, Metrics), Box<dyn std::error::Error>> {
+        let args =
+            Flags::try_parse_from(std::iter::once("feed-server").chain(flags.iter().copied()))?;
+        let metrics = Metrics::new("r", "stable")?;
+        Ok((Warmup::new(&args.warmup, &metrics)?, metrics))
+    }
+
+    fn served(w: &Warmup, user: &str, now_ms: i64) {
+        w.visit(user, now_ms, now_ms, now_ms + 120_000);
+    }
+
+    #[test]
+    fn a_user_active_while_ranked_stays_planned_and_the_page_is_not_kept()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (w, metrics) = warmup(&["--predictive-warmup-quiet-ms=100"])?;
+        let m = w.metrics.as_ref().ok_or("metrics")?;
+        served(&w, "u", T0);
+        w.changed([&"u".to_owned()], T0 + 10);
+        assert_eq!(w.next_due(T0 + 50, m), Err(Duration::from_millis(60)));
+        assert_eq!(w.next_due(T0 + 110, m), Ok("u".to_owned()));
+        // Events arrive while the page is ranked (from T0 + 110 to T0 + 130).
+        w.changed([&"u".to_owned()], T0 + 120);
+        assert!(!w.warmed("u", T0 + 110, T0 + 130, 120_000));
+        assert_eq!(w.next_due(T0 + 220, m), Ok("u".to_owned()));
+        // Ranked in quiet: kept, and nothing more is planned.
+        assert!(w.warmed("u", T0 + 220, T0 + 240, 120_000));
+        assert_eq!(w.next_due(T0 + 10_000, m), Err(IDLE_POLL));
+        let text = metrics.render();
+        assert!(text.contains("feed_predictive_warmup_users{"), "{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn users_never_served_and_a_disabled_warm_up_record_nothing()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (w, _metrics) = warmup(&[])?;
+        let m = w.metrics.as_ref().ok_or("metrics")?;
+        w.changed([&"stranger".to_owned()], T0);
+        assert_eq!(w.next_due(T0 + 3_600_000, m), Err(IDLE_POLL));
+        assert_eq!(w.book.lock().users.len(), 0);
+
+        let (off, _metrics) = warmup(&["--predictive-warmup=false"])?;
+        served(&off, "u", T0);
+        off.changed([&"u".to_owned()], T0 + 1);
+        assert!(!off.is_enabled());
+        assert_eq!(off.book.lock().users.len(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_full_book_forgets_users_with_nothing_planned_first()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (w, _metrics) = warmup(&["--predictive-warmup-max-users=2"])?;
+        served(&w, "a", T0);
+        served(&w, "b", T0);
+        w.changed([&"b".to_owned()], T0 + 1);
+        // "a" has nothing planned (their page outlives their return): forgotten for "c".
+        served(&w, "c", T0 + 2);
+        let book = w.book.lock();
+        let mut users: Vec<&String> = book.users.keys().collect();
+        users.sort();
+        assert_eq!(users, ["b", "c"]);
+        Ok(())
     }
 }

@@ -6,7 +6,8 @@
 //! remembered window whose *expected return* — their last visit plus their usual gap between
 //! visits (an exponentially weighted mean; [`Policy::first_gap`] for a user seen once) — falls
 //! within [`Policy::horizon`], and who is not overdue by more than [`Policy::lapse_factor`] ×
-//! that gap (a user who did not come back when expected has lapsed). Such a user is warmed when
+//! that gap (a user who did not come back when expected has lapsed); a user seen once only after
+//! their own events showed engagement. Such a user is warmed when
 //! the page they would be served then is not fresh: their own events dropped it since their
 //! last visit, or it expires before the expected return.
 
@@ -85,6 +86,8 @@ pub enum Skip {
     NotSoon,
     /// They did not come back when expected.
     Lapsed,
+    /// Seen once, and no events since: nothing says they will be back.
+    NoCadence,
 }
 
 impl Activity {
@@ -148,6 +151,9 @@ impl Activity {
         if (now_ms - self.last_visit_ms) as f64 > p.lapse_factor * gap.max(ms(p.quiet) as f64) {
             return Plan::Skip(Skip::Lapsed);
         }
+        if self.gap_ms.is_none() && !self.changed {
+            return Plan::Skip(Skip::NoCadence);
+        }
         let back = self.expected_return_ms(p);
         if !self.changed && self.fresh_until_ms > back {
             return Plan::Skip(Skip::Fresh);
@@ -203,7 +209,7 @@ mod tests {
         once.change(T0 + S);
         let mut live = Activity::first_visit(T0, T0 + 10 * S, T0);
         live.visit(T0 + 20 * S + 31 * S, T0 + 61 * S, T0 + 51 * S, &p);
-        let cases: [(&str, Activity, i64, Plan); 7] = [
+        let cases: [(&str, Activity, i64, Plan); 8] = [
             // Back in an hour, page dropped by events: ranked a minute (half its TTL) before.
             (
                 "changed, back in an hour",
@@ -246,7 +252,13 @@ mod tests {
                 T0 + 30 * hour,
                 Plan::Skip(Skip::NotSoon),
             ),
-            // Seen once: the prior gap (an hour) stands in for theirs.
+            (
+                "seen once, no events",
+                Activity::first_visit(T0, T0 + 120 * S, T0),
+                T0 + 2 * S,
+                Plan::Skip(Skip::NoCadence),
+            ),
+            // Seen once, engaged: the prior gap (an hour) stands in for theirs.
             (
                 "seen once",
                 once,

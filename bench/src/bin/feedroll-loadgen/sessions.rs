@@ -31,7 +31,7 @@ pub const SESSION: &str = "session trace";
 #[derive(Clone, Debug, Args)]
 pub struct SessionArgs {
     /// Session phase: active users (taken from the users no other phase requested).
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 100)]
     pub session_users: usize,
     /// Session phase: one compressed day, seconds (the trace adds a 6-hour lead-in).
     #[arg(long, default_value_t = 24.0)]
@@ -52,6 +52,8 @@ pub struct SessionArgs {
 pub struct WarmupDelta {
     /// First pages ranked ahead.
     pub warmed: f64,
+    /// Pages ranked ahead but dropped: the user was active meanwhile.
+    pub superseded: f64,
     /// Warm-ups refused by the ranking bound.
     pub shed: f64,
     /// Warm-ups the store failed.
@@ -70,6 +72,7 @@ impl WarmupDelta {
         let seconds = d(ops::PREDICTIVE_WARMUP_SECONDS, &[]);
         Self {
             warmed: of("warmed"),
+            superseded: of("superseded"),
             shed: of("shed"),
             failed: of("failed"),
             seconds,
