@@ -426,7 +426,11 @@ mod tests {
     #[test]
     fn a_user_active_while_ranked_stays_planned_and_the_page_is_not_kept()
     -> Result<(), Box<dyn std::error::Error>> {
-        let (w, metrics) = warmup(&["--predictive-warmup-quiet-ms=100"])?;
+        // Expected back a second after a first visit: warmed as soon as the session is over.
+        let (w, metrics) = warmup(&[
+            "--predictive-warmup-quiet-ms=100",
+            "--predictive-warmup-first-gap-ms=1000",
+        ])?;
         let m = w.metrics.as_ref().ok_or("metrics")?;
         served(&w, "u", T0);
         w.changed([&"u".to_owned()], T0 + 10);
