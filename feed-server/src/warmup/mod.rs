@@ -4,13 +4,14 @@
 //! Each replica remembers, per user it served, a few numbers ([`plan::Activity`]: last visit,
 //! mean gap between visits, until when their page is fresh, whether their own events dropped
 //! it). The request path only records: a first page served ([`Warmup::visit`]) and a user's
-//! accepted events ([`Warmup::changed`]), each an O(log n) update under a short lock. A single
-//! background task ([`Warmup::run`]) takes the users whose planned time has come, soonest first,
-//! and ranks each one's default first page through [`crate::feed::rank_ahead`] (the ranking
-//! bound applies: when clients fill it the warm-up is refused and counted as `shed`). After each
-//! ranking it pauses so that rankings take at most `--predictive-warmup-budget-ms` of every
-//! second ([`plan::pause_after`]): one ranking at a time, so the warm-up's CPU is bounded by that
-//! share of one core. What "likely" means and when a page is ranked: [`plan`].
+//! accepted events ([`Warmup::changed`]), each an O(log n) update under a short lock. Background
+//! workers ([`Warmup::run`], `--predictive-warmup-concurrency`) take the users whose planned time
+//! has come, soonest first, and rank each one's default first page through
+//! [`crate::feed::rank_ahead`] (the ranking bound applies: when clients fill it the warm-up is
+//! refused and counted as `shed`). After each ranking a worker pauses so that the workers'
+//! rankings take at most `--predictive-warmup-budget-ms` of every second in all
+//! ([`plan::pause_after`]); wall time bounds their CPU. What "likely" means and when a page is
+//! ranked: [`plan`].
 //!
 //! Memory is bounded by `--predictive-warmup-max-users` (~100 bytes per user); when full, lapsed
 //! users are forgotten first and new users are not tracked until room frees up.
@@ -43,10 +44,15 @@ pub struct WarmupArgs {
     /// feed-server/README.md, "Predictive warm-up"); `false` turns it off.
     #[arg(long, env = "FEED_PREDICTIVE_WARMUP", default_value_t = true, action = clap::ArgAction::Set)]
     pub predictive_warmup: bool,
-    /// Most milliseconds of every second the warm-up spends ranking (one ranking at a time: its
-    /// share of one core).
+    /// Most milliseconds of every second the warm-up spends ranking, summed over its concurrent
+    /// rankings (wall time, which bounds their CPU: 250 with one at a time = a quarter of a core).
     #[arg(long, env = "FEED_PREDICTIVE_WARMUP_BUDGET_MS", default_value_t = 250)]
     pub predictive_warmup_budget_ms: u64,
+    /// Warm-up rankings at once, each with an equal share of the budget (a ranking mostly waits
+    /// for the store, so a few at once rank more per second for the same CPU).
+    #[arg(long, env = "FEED_PREDICTIVE_WARMUP_CONCURRENCY", default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub predictive_warmup_concurrency: usize,
     /// A user's session is over after this long without a first page or event (ms); nothing is
     /// ranked for them before.
     #[arg(
@@ -190,7 +196,9 @@ impl Book {
 pub struct Warmup {
     enabled: bool,
     policy: Policy,
+    /// Ranking time per second of each of the `concurrency` workers.
     budget: Duration,
+    concurrency: usize,
     max_users: usize,
     book: Mutex<Book>,
     wake: Notify,
@@ -206,7 +214,9 @@ impl Warmup {
         Ok(Self {
             enabled: args.predictive_warmup,
             policy: args.policy(),
-            budget: Duration::from_millis(args.predictive_warmup_budget_ms),
+            budget: Duration::from_millis(args.predictive_warmup_budget_ms)
+                / u32::try_from(args.predictive_warmup_concurrency.max(1)).unwrap_or(1),
+            concurrency: args.predictive_warmup_concurrency.max(1),
             max_users: args.predictive_warmup_max_users,
             book: Mutex::new(Book::default()),
             wake: Notify::new(),
@@ -220,6 +230,7 @@ impl Warmup {
             enabled: false,
             policy: Policy::default(),
             budget: Duration::ZERO,
+            concurrency: 0,
             max_users: 0,
             book: Mutex::new(Book::default()),
             wake: Notify::new(),
@@ -336,8 +347,18 @@ impl Warmup {
         current
     }
 
-    /// Ranks ahead until `stop`: the background task started by the server when enabled.
+    /// Ranks ahead until `stop` with `--predictive-warmup-concurrency` workers: the background
+    /// task started by the server when enabled.
     pub async fn run(state: std::sync::Arc<AppState>, stop: CancellationToken) {
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..state.warmup.concurrency {
+            workers.spawn(Self::work(state.clone(), stop.clone()));
+        }
+        while workers.join_next().await.is_some() {}
+    }
+
+    /// One worker: the next due user, a ranking, the pause that keeps it within its budget.
+    async fn work(state: std::sync::Arc<AppState>, stop: CancellationToken) {
         let warmup = &state.warmup;
         let (true, Some(metrics)) = (warmup.enabled, &warmup.metrics) else {
             return;
