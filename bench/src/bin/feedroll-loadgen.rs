@@ -1066,7 +1066,7 @@ fn with_goals(mut r: Results, args: &RunArgs) -> Results {
             goal: format!("cache hit ratio, {}", p.name),
             target: "≥ 98%".into(),
             measured: format!(
-                "{:.2}% ({:.0} first pages ranked ahead, {:.2} s ranking = {:.1}% of a core, {:.0} shed)",
+                "{:.2}% ({:.0} first pages ranked ahead, {:.2} s of ranking wall time = {:.1}% of the phase, {:.0} shed)",
                 hit * 100.0,
                 w.warmed,
                 w.seconds,
@@ -1227,7 +1227,7 @@ fn markdown(r: &Results) -> String {
         if let Some(w) = p.warmup {
             let _ = writeln!(
                 s,
-                "\n{}: predictive warm-up ranked {:.0} first pages ahead ({:.0} superseded, {:.0} shed, {:.0} failed) in {:.2} s of ranking ({:.1}% of one core; {:.2} ms each).",
+                "\n{}: predictive warm-up ranked {:.0} first pages ahead ({:.0} superseded, {:.0} shed, {:.0} failed) in {:.2} s of ranking wall time ({:.1}% of the phase, summed over the workers; {:.2} ms each).",
                 p.name,
                 w.warmed,
                 w.superseded,

@@ -13,8 +13,8 @@
 //! ([`plan::pause_after`]); wall time bounds their CPU. What "likely" means and when a page is
 //! ranked: [`plan`].
 //!
-//! Memory is bounded by `--predictive-warmup-max-users` (~100 bytes per user); when full, lapsed
-//! users are forgotten first and new users are not tracked until room frees up.
+//! Memory is bounded by `--predictive-warmup-max-users` (~100 bytes per user); when full, new
+//! users are not tracked until a worker forgets those with nothing planned (once a second).
 
 pub mod plan;
 
@@ -163,6 +163,8 @@ struct Book {
     /// (when, tie-breaker) → user, soonest first; one entry per planned user.
     plan: BTreeMap<(i64, u64), String>,
     seq: u64,
+    /// When [`Book::forget_idle`] last swept (unix ms).
+    swept_ms: i64,
 }
 
 impl Book {
@@ -182,13 +184,14 @@ impl Book {
         }
     }
 
-    /// Makes room for one more user: forgets those with nothing planned (lapsed, not soon, or
-    /// fresh until their return). Whether there is room now.
-    fn make_room(&mut self, max_users: usize) -> bool {
-        if self.users.len() >= max_users {
+    /// When the book is full, forgets the users with nothing planned (lapsed, not soon, or fresh
+    /// until their return) — at most once per [`IDLE_POLL`], and by the workers, never in a
+    /// request: until then new users are not tracked.
+    fn forget_idle(&mut self, max_users: usize, now_ms: i64) {
+        if self.users.len() >= max_users && now_ms - self.swept_ms >= ms(IDLE_POLL) {
             self.users.retain(|_, t| t.planned.is_some());
+            self.swept_ms = now_ms;
         }
-        self.users.len() < max_users
     }
 }
 
@@ -265,7 +268,7 @@ impl Warmup {
                 .activity
                 .visit(now_ms, fresh_until_ms, ranked_at_ms, &self.policy),
             None => {
-                if !book.make_room(self.max_users) {
+                if book.users.len() >= self.max_users {
                     return;
                 }
                 let activity = Activity::first_visit(now_ms, fresh_until_ms, ranked_at_ms);
@@ -304,6 +307,7 @@ impl Warmup {
     /// (at most [`IDLE_POLL`]); updates the users gauge.
     fn next_due(&self, now_ms: i64, metrics: &WarmupMetrics) -> Result<String, Duration> {
         let mut book = self.book.lock();
+        book.forget_idle(self.max_users, now_ms);
         let next = match book.plan.first_entry() {
             None => Err(IDLE_POLL),
             Some(e) if e.key().0 > now_ms => {
@@ -490,11 +494,15 @@ mod tests {
     fn a_full_book_forgets_users_with_nothing_planned_first()
     -> Result<(), Box<dyn std::error::Error>> {
         let (w, _metrics) = warmup(&["--predictive-warmup-max-users=2"])?;
+        let m = w.metrics.as_ref().ok_or("metrics")?;
         served(&w, "a", T0);
         served(&w, "b", T0);
         w.changed([&"b".to_owned()], T0 + 1);
-        // "a" has nothing planned (their page outlives their return): forgotten for "c".
         served(&w, "c", T0 + 2);
+        assert_eq!(w.book.lock().users.len(), 2, "full: not tracked");
+        // A worker's sweep forgets "a" (seen once, no events: nothing planned); "c" now fits.
+        let _ = w.next_due(T0 + 3, m);
+        served(&w, "c", T0 + 4);
         let book = w.book.lock();
         let mut users: Vec<&String> = book.users.keys().collect();
         users.sort();

@@ -60,7 +60,7 @@ pub struct WarmupDelta {
     pub failed: f64,
     /// Seconds spent ranking ahead (wall time).
     pub seconds: f64,
-    /// Share of one core those seconds are over the phase.
+    /// Those seconds over the phase's wall time (summed over the workers: may exceed 1).
     pub core_share: f64,
 }
 
