@@ -20,6 +20,10 @@
 # dependencies' features anew and rebuild many of them).
 # --system-alloc: feed-server built without its default `mimalloc` feature (glibc malloc), for
 # the allocator comparison in BENCHMARKS.md (use another CARGO_TARGET_DIR to keep both builds).
+# --session-day-secs S: the session phase's compressed day (default 24: an hour in a second);
+# feed-server's predictive warm-up gets its time constants scaled by the same factor (quiet
+# 6 min, prior gap 1 h, horizon 24 h, in compressed time; TTLs stay in real seconds). After the
+# run, the session phase runs again with the warm-up off (the "before" of BENCHMARKS.md).
 # FEED_* environment variables reach feed-server (e.g. FEED_SHARED_CACHE_MS=0).
 # World flags (--videos --users --creators --plays --follows --friends --zipf-s --seed) go to
 # both the loader and the run; --victim-rate --victim-conns --flood-rate --flood-conns go to
@@ -34,6 +38,7 @@ features=()
 bin_dir=""
 out=""
 warmup_users=1000
+session_day_secs=24
 world=()
 run_args=()
 iso_args=()
@@ -54,6 +59,7 @@ while (($#)); do
       world+=("$1" "$2"); shift ;;
     --victim-rate|--victim-conns|--flood-rate|--flood-conns) iso_args+=("$1" "$2"); shift ;;
     --flood-limit) keys_args+=("$1" "$2"); shift ;;
+    --session-day-secs) session_day_secs="$2"; shift ;;
     *) run_args+=("$1") ;;
   esac
   shift
@@ -63,7 +69,8 @@ if ((smoke)); then
   world=(--videos 3000 --users 600 --creators 300 --plays 4000 "${world[@]}")
   run_args=(--warmup-secs 0.3 --duration-secs 1 --hit-warmup-secs 0.5 --hit-secs 1
             --hot-users 50 --rates 50 --open-conns 8 --conns 8 --uncached-conns 4
-            --event-conns 4 --check "${run_args[@]}")
+            --event-conns 4 --session-users 30 --session-think-ms 10 --check "${run_args[@]}")
+  ((session_day_secs == 24)) && session_day_secs=2
   iso_args=(--warmup-secs 0 --duration-secs 0.3 --hot-users 50 --conns 8 --flood-rate 500
             --check "${iso_args[@]}")
   ((warmup_users == 1000)) && warmup_users=50
@@ -144,8 +151,17 @@ for _ in $(seq 100); do
 done
 redis-cli -p "$redis_port" ping >/dev/null
 
+# The predictive warm-up's time constants on the session phase's clock (an hour = hour_ms).
+hour_ms=$(awk -v d="$session_day_secs" 'BEGIN { printf "%d", d * 1000 / 24 }')
+# The budget: 4 workers, 2 s of ranking wall time per second in all (the default is 1 worker,
+# 250 ms/s): a ranking's wall time on a shared host (14-72 ms) is mostly waiting, not CPU; the
+# CPU it really costs is measured (server CPU per request, with and without the warm-up).
+warmup_clock=(--predictive-warmup-quiet-ms $((hour_ms / 10)) --predictive-warmup-first-gap-ms "$hour_ms"
+              --predictive-warmup-horizon-ms $((hour_ms * 24)) --predictive-warmup-budget-ms 2000
+              --predictive-warmup-concurrency 4)
 server_args=(--listen "127.0.0.1:$server_port" --redis-url "redis://127.0.0.1:$redis_port/"
-             --log-format text)
+             --log-format text "${warmup_clock[@]}")
+run_args+=(--session-day-secs "$session_day_secs")
 export RUST_LOG="${RUST_LOG:-warn}"
 
 start_server() { # extra flags...; sets server_pid
@@ -165,8 +181,8 @@ run "$bin/feedroll-loadgen" load --url "127.0.0.1:$server_port" "${world[@]}" >"
 cat "$out/load.json" >&2
 stop_server
 
-echo "bench: restarting feed-server with --warmup-users $warmup_users" >&2
-start_server --warmup-users "$warmup_users"
+echo "bench: restarting feed-server with --warmup-users $warmup_users and the predictive warm-up" >&2
+start_server --warmup-users "$warmup_users" --predictive-warmup true
 run "$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port" >"$tmp/warmup"
 warmup_secs="$(cat "$tmp/warmup")"
 echo "bench: ready after $warmup_secs s" >&2
@@ -182,6 +198,27 @@ run "$bin/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "1
   --server-pid "$server_pid" --baseline-pid "$baseline_pid" --redis-pid "$redis_pid" \
   --warmed-users "$warmup_users" --warmup-time-secs "$warmup_secs" --load-json "$out/load.json" \
   --out "$out/results.json" --markdown "$out/results.md" "${world[@]}" "${run_args[@]}"
+stop_server
+
+echo "bench: the session phase again with --predictive-warmup false (before)" >&2
+before_args=() # the run's flags but --check and --phases (this run has one phase)
+for ((i = 0; i < ${#run_args[@]}; i++)); do
+  case "${run_args[i]}" in
+    --check) ;;
+    --phases) i=$((i + 1)) ;;
+    --phases=*) ;;
+    *) before_args+=("${run_args[i]}") ;;
+  esac
+done
+start_server --warmup-users 0 --predictive-warmup false
+run "$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port" >/dev/null
+run "$bin/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "127.0.0.1:$baseline_port" \
+  --server-pid "$server_pid" --baseline-pid "$baseline_pid" --redis-pid "$redis_pid" \
+  --warmed-users "$warmup_users" --phases session --session-label "no warm-up" --cold-seed 7 \
+  --out "$out/session-before.json" --markdown "$out/session-before.md" "${world[@]}" \
+  "${before_args[@]}"
+{ echo; echo "## Session phase without the predictive warm-up (same session)"; echo
+  cat "$out/session-before.md"; } >>"$out/results.md"
 stop_server
 
 echo "bench: key isolation: restarting feed-server with --api-keys (two generated keys)" >&2

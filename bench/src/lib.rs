@@ -10,6 +10,7 @@ pub mod isolation;
 pub mod keys;
 pub mod procfs;
 pub mod prom;
+pub mod session;
 pub mod stats;
 pub mod world;
 pub mod zipf;

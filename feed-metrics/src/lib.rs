@@ -97,6 +97,13 @@ pub mod ops {
     pub const EVENT_BATCHES_CLAIMED: &str = "feed_event_batches_claimed_total";
     /// Counter of ingest-stream entries that could not be decoded (acknowledged, not applied).
     pub const EVENT_BATCHES_UNREADABLE: &str = "feed_event_batches_unreadable_total";
+    /// Counter of the predictive warm-up's rankings by `result` (warmed, superseded, shed, failed).
+    pub const PREDICTIVE_WARMUPS: &str = "feed_predictive_warmups_total";
+    /// Counter of the seconds the predictive warm-up spent ranking (wall time, which bounds its CPU).
+    pub const PREDICTIVE_WARMUP_SECONDS: &str = "feed_predictive_warmup_seconds_total";
+    /// Gauge of the users the predictive warm-up remembers, and of those with a warm-up planned,
+    /// by `state` (tracked, planned).
+    pub const PREDICTIVE_WARMUP_USERS: &str = "feed_predictive_warmup_users";
 }
 
 /// Every name above, contract first: what dashboards, alerts and other consumers may query
@@ -136,6 +143,9 @@ pub const ALL: &[&str] = &[
     ops::API_KEYS_RELOAD_ERRORS,
     ops::EXPOSURE_LOG_DROPPED,
     ops::PEER_WRITES_LISTENING,
+    ops::PREDICTIVE_WARMUPS,
+    ops::PREDICTIVE_WARMUP_SECONDS,
+    ops::PREDICTIVE_WARMUP_USERS,
     ops::EVENT_APPLY_LAG,
     ops::EVENT_BACKLOG,
     ops::EVENTS_APPLIED,

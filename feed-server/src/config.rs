@@ -126,6 +126,9 @@ pub struct Config {
     /// `--event-consumer`).
     #[command(flatten)]
     pub events: crate::store::IngestArgs,
+    /// The predictive warm-up (`--predictive-warmup`, `--predictive-warmup-budget-ms`, …).
+    #[command(flatten)]
+    pub warmup: crate::warmup::WarmupArgs,
 }
 
 impl Config {

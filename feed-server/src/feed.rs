@@ -82,6 +82,30 @@ async fn head_admitted(
         Some(place) => Some(place.slot().await?),
         None => state.rankings.slot_unbounded().await,
     };
+    rank_and_cache(state, user_id, variant, loaded.generation, explain).await
+}
+
+/// Ranks the user's default first page now and caches it as their head, without looking in the
+/// cache first: the predictive warm-up ([`crate::warmup`]) calls it off the request path for a
+/// user expected back soon. It goes through the ranking bound like a client request, so it is
+/// refused with [`FeedError::Overloaded`] when rankings are busy (clients come first).
+pub async fn rank_ahead(state: &AppState, user_id: &str) -> Result<Arc<Snapshot>, FeedError> {
+    let loaded = state.profiles.current();
+    let variant = loaded.experiment.assign(user_id);
+    let _permit = state.rankings.reserve()?.slot().await?;
+    rank_and_cache(state, user_id, variant, loaded.generation, false).await
+}
+
+/// Ranks `user_id`'s feed with `variant`'s profile and caches it as the user's head (a ranking
+/// slot is held by the caller).
+async fn rank_and_cache(
+    state: &AppState,
+    user_id: &str,
+    variant: &feed_profile::Variant,
+    generation: u64,
+    explain: bool,
+) -> Result<Arc<Snapshot>, FeedError> {
+    let now = state.clock.now();
     let ranked = ranking::rank_feed(
         state.store.as_ref(),
         &variant.profile,
@@ -111,7 +135,7 @@ async fn head_admitted(
         id: format!("{:032x}", rand::rng().random::<u128>()),
         user_id: user_id.to_owned(),
         variant: variant.name.clone(),
-        generation: loaded.generation,
+        generation,
         items,
         explained: explain,
         facts: ranked.facts,

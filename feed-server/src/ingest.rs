@@ -102,6 +102,9 @@ pub async fn ingest(state: &AppState, events: Vec<(usize, Event)>) -> Result<Ing
     if !counted.is_empty() {
         state.store.apply(&deltas).await?;
         state.cache.invalidate_users(deltas.touched_users()).await?;
+        state
+            .warmup
+            .changed(deltas.touched_users(), state.clock.now().millis());
     }
     for (kind, variant) in &counted {
         state.metrics.event(*kind, variant);

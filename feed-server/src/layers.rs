@@ -38,6 +38,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "experiments",
             "reload",
             "state",
+            "warmup",
         ],
     ),
     ("services", &["cache", "peer_heads", "shed", "metrics"]),

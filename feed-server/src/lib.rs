@@ -24,6 +24,7 @@
 //! - [`time`]: one instant type and the injected clock.
 //! - [`shed`]: load shedding — the bound on concurrent and queued rankings.
 //! - [`server`]: start-up, warm-up and graceful shutdown; [`config`]: flags and env vars.
+//! - [`warmup`]: the predictive warm-up (first pages ranked ahead of users' expected returns).
 
 pub mod affinity;
 pub mod auth;
@@ -49,4 +50,5 @@ pub mod shed;
 pub mod state;
 pub mod store;
 pub mod time;
+pub mod warmup;
 pub mod write;

@@ -24,6 +24,7 @@ use crate::store::redis_store::RedisSettings;
 use crate::store::{
     IngestMetrics, MemoryStore, PeerWrites, RedisStore, Store, StoreError, UserVersion,
 };
+use crate::warmup::Warmup;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -152,13 +153,10 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         tune_max_events: config.tune_max_events,
     };
     tracing::info!(limits = ?settings.shed, "ranking load shedding");
-    let state = Arc::new(AppState::new(
-        store.clone(),
-        cache,
-        profiles,
-        metrics,
-        settings,
-    ));
+    let warmup = Warmup::new(&config.warmup, &metrics)?;
+    let state = Arc::new(
+        AppState::new(store.clone(), cache, profiles, metrics, settings).with_warmup(warmup),
+    );
     if config.demo {
         let (videos, users, events) = demo::load(store.as_ref(), DemoSize::default()).await?;
         tracing::info!(videos, users, events, "demo data loaded");
@@ -230,6 +228,9 @@ impl App {
             tokio::spawn(async move { store.listen_to_peers(peers, stop).await });
         }
         tokio::spawn(warm_up(self.state.clone(), self.warmup_users, stop.clone()));
+        if self.state.warmup.is_enabled() {
+            tokio::spawn(Warmup::run(self.state.clone(), stop.clone()));
+        }
         if let Some(store) = self.consumer {
             tokio::spawn(crate::store::run_event_consumer(
                 store.clone(),

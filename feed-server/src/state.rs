@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::shed::{RankingLimiter, ShedLimits};
 use crate::store::Store;
 use crate::time::{Clock, SystemClock};
+use crate::warmup::Warmup;
 
 /// Tunables of the request path.
 #[derive(Clone, Debug)]
@@ -43,6 +44,8 @@ pub struct AppState {
     pub tunes: TuneGate,
     /// Where "now" comes from: the system clock, or a test's [`crate::time::ManualClock`].
     pub clock: Arc<dyn Clock>,
+    /// The predictive warm-up: what the request path records of users' activity.
+    pub warmup: Warmup,
     warmed: AtomicBool,
 }
 
@@ -65,6 +68,7 @@ impl AppState {
             rankings,
             tunes: TuneGate::default(),
             clock: Arc::new(SystemClock),
+            warmup: Warmup::disabled(),
             warmed: AtomicBool::new(false),
         }
     }
@@ -73,6 +77,13 @@ impl AppState {
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// The same state with the predictive warm-up `warmup` (off by default).
+    #[must_use]
+    pub fn with_warmup(mut self, warmup: Warmup) -> Self {
+        self.warmup = warmup;
         self
     }
 

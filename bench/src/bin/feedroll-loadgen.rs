@@ -24,6 +24,8 @@ use serde::Serialize;
 
 #[path = "feedroll-loadgen/isolate.rs"]
 mod isolate;
+#[path = "feedroll-loadgen/sessions.rs"]
+mod sessions;
 
 /// Feedroll load generator.
 #[derive(Debug, Parser)]
@@ -207,13 +209,15 @@ struct RunArgs {
     #[arg(long, default_value_t = 2.0)]
     overload_factor: f64,
     /// Phases to run (for profiling one path): baseline, cached, uncached, open, overload
-    /// (needs uncached), hit, events.
+    /// (needs uncached), hit, session, events.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "baseline,cached,uncached,open,overload,hit,events"
+        default_value = "baseline,cached,uncached,open,overload,hit,session,events"
     )]
     phases: Vec<String>,
+    #[command(flatten)]
+    session: sessions::SessionArgs,
 }
 
 impl RunArgs {
@@ -360,6 +364,7 @@ struct CandidatesDelta {
 }
 
 /// Metric readings at one instant.
+#[derive(Clone)]
 struct Scrape(Vec<Sample>);
 
 impl Scrape {
@@ -439,6 +444,9 @@ struct Phase {
     apply: Option<ApplyLag>,
     #[serde(skip_serializing_if = "Option::is_none")]
     overload: Option<Overload>,
+    /// The predictive warm-up's work (session phases).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warmup: Option<sessions::WarmupDelta>,
 }
 
 /// How far the shared aggregates trailed the accepted events (feed-server's Redis ingest
@@ -572,6 +580,7 @@ async fn finish(
         events_per_sec: None,
         apply: None,
         overload: None,
+        warmup: None,
     };
     eprintln!(
         "loadgen: {name:<22} {:>9.0} req/s  p50 {:>8.2} ms  p95 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
@@ -863,6 +872,23 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         };
     }
 
+    // (4b) Sessions: the session trace over users no phase requested (the cold pool's far end).
+    if args.wants("session") {
+        let users = args.session.session_users;
+        if used + users > pool.len() {
+            eprintln!("loadgen: WARNING: the session phase shares users with the uncached phases");
+        }
+        let ranks: Vec<usize> = pool.iter().rev().take(users).copied().collect();
+        for r in &ranks {
+            mark(&last, origin, *r);
+        }
+        let (mut p, warmup) = sessions::run(&args, server, &ranks)
+            .await
+            .context("session phase")?;
+        p.warmup = Some(warmup);
+        phases.push(p);
+    }
+
     // (5) Event ingestion: batches of live events from Zipf users.
     if args.wants("events") {
         let m = begin(&args, server).await?;
@@ -1016,17 +1042,40 @@ fn with_goals(mut r: Results, args: &RunArgs) -> Results {
             met: o.shed.p99_ms < 50.0 && o.shed.errors > 0,
         });
     }
-    goals.push(Goal {
-        goal: "cache hit ratio after warm-up, Zipf traffic".into(),
-        target: "≥ 98%".into(),
-        measured: format!(
-            "{:.2}% (ideal {}-s TTL cache on the same trace: {:.2}%)",
-            r.hit_ratio * 100.0,
-            args.ttl_secs,
-            r.ideal_hit_ratio * 100.0
-        ),
-        met: r.hit_ratio >= 0.98,
-    });
+    if phase(&r, "Zipf feed").is_some() {
+        goals.push(Goal {
+            goal: "cache hit ratio after warm-up, Zipf traffic".into(),
+            target: "≥ 98%".into(),
+            measured: format!(
+                "{:.2}% (ideal {}-s TTL cache on the same trace: {:.2}%)",
+                r.hit_ratio * 100.0,
+                args.ttl_secs,
+                r.ideal_hit_ratio * 100.0
+            ),
+            met: r.hit_ratio >= 0.98,
+        });
+    }
+    for p in r
+        .phases
+        .iter()
+        .filter(|p| p.name.starts_with(sessions::SESSION))
+    {
+        let hit = p.cache.map_or(0.0, |c| c.hit_ratio);
+        let w = p.warmup.unwrap_or_default();
+        goals.push(Goal {
+            goal: format!("cache hit ratio, {}", p.name),
+            target: "≥ 98%".into(),
+            measured: format!(
+                "{:.2}% ({:.0} first pages ranked ahead, {:.2} s of ranking wall time = {:.1}% of the phase, {:.0} shed)",
+                hit * 100.0,
+                w.warmed,
+                w.seconds,
+                w.core_share * 100.0,
+                w.shed
+            ),
+            met: hit >= 0.98,
+        });
+    }
     if let Some(w) = r.warmup_secs {
         goals.push(Goal {
             goal: format!("warm-up (restart to /readyz, {} users)", r.warmed_users),
@@ -1174,6 +1223,26 @@ fn markdown(r: &Results) -> String {
             o.server_shed
         );
     }
+    for p in r.phases.iter() {
+        if let Some(w) = p.warmup {
+            let _ = writeln!(
+                s,
+                "\n{}: predictive warm-up ranked {:.0} first pages ahead ({:.0} superseded, {:.0} shed, {:.0} failed) in {:.2} s of ranking wall time ({:.1}% of the phase, summed over the workers; {:.2} ms each).",
+                p.name,
+                w.warmed,
+                w.superseded,
+                w.shed,
+                w.failed,
+                w.seconds,
+                w.core_share * 100.0,
+                if w.warmed + w.superseded > 0.0 {
+                    w.seconds * 1000.0 / (w.warmed + w.superseded)
+                } else {
+                    0.0
+                }
+            );
+        }
+    }
     if let Some(e) = phase(r, "event ingestion").and_then(|p| p.events_per_sec) {
         let _ = writeln!(s, "\nEvent ingestion: {e:.0} events/s accepted.");
     }
@@ -1258,6 +1327,9 @@ fn check(r: &Results) -> anyhow::Result<()> {
     }
     if r.hit_ratio <= 0.0 {
         problems.push("no cache hit ratio".into());
+    }
+    if phase(r, sessions::SESSION).is_none_or(|p| p.cache.is_none_or(|c| c.hit_ratio <= 0.0)) {
+        problems.push("no session phase with a cache hit ratio".into());
     }
     if phase(r, OVERLOAD).is_some_and(|p| p.overload.is_none()) {
         problems.push("overload phase without its shed/admitted split".into());

@@ -167,6 +167,9 @@ pub async fn get_feed(
         }
         None => {
             let snapshot = feed::head(&state, &q.user_id, limit, q.explain).await?;
+            state
+                .warmup
+                .served(&q.user_id, &snapshot, limit, state.clock.now().millis());
             if limit == DEFAULT_LIMIT && !q.explain {
                 let response = first_page(&snapshot)?;
                 count_served(&state, &snapshot, 0, limit);

@@ -17,3 +17,4 @@ mod replay;
 mod replicas;
 mod round_trips;
 mod tune;
+mod warmup;
