@@ -439,8 +439,13 @@ mod tests {
     const T0: i64 = 1_700_000_000_000;
 
     fn warmup(flags: &[&str]) -> Result<(Warmup, Metrics), Box<dyn std::error::Error>> {
-        let on = ["feed-server", "--predictive-warmup=true"];
-        let args = Flags::try_parse_from(on.into_iter().chain(flags.iter().copied()))?;
+        // On unless the test says otherwise.
+        let said = flags.iter().any(|f| f.starts_with("--predictive-warmup="));
+        let on = (!said).then_some("--predictive-warmup=true");
+        let argv = std::iter::once("feed-server")
+            .chain(on)
+            .chain(flags.iter().copied());
+        let args = Flags::try_parse_from(argv)?;
         let metrics = Metrics::new("r", "stable")?;
         Ok((Warmup::new(&args.warmup, &metrics)?, metrics))
     }

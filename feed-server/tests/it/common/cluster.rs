@@ -228,6 +228,40 @@ impl RedisCluster {
         }
     }
 
+    /// Waits until every replica of `master` has received everything `master` has written so
+    /// far (its replication offset), at most `within`: what a test kills after that, Redis kept.
+    /// (Replication is asynchronous and the server sends no `WAIT`: a write acknowledged just
+    /// before a master dies can be lost, as documented in feed-server/README.md.)
+    pub fn wait_replicated(&self, master: u16, within: Duration) {
+        let deadline = Instant::now() + within;
+        let field = |text: &str, name: &str| -> Option<u64> {
+            text.split([',', '\n', '\r'])
+                .find_map(|kv| kv.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        let info = self.cli(master, &["INFO", "replication"]);
+        let written = field(&info, "master_repl_offset:").expect("master_repl_offset");
+        loop {
+            let info = self.cli(master, &["INFO", "replication"]);
+            let replicas: Vec<&str> = info
+                .lines()
+                .filter(|l| l.starts_with("slave") && l.contains("ip="))
+                .collect();
+            let caught_up = !replicas.is_empty()
+                && replicas.iter().all(|r| {
+                    r.contains("state=online") && field(r, "offset=").is_some_and(|o| o >= written)
+                });
+            if caught_up {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replicas of {master} did not reach offset {written} within {within:?}: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until every live node reports `cluster_state:ok` and every live replica's link to
     /// its master is up.
     pub fn wait_healthy(&self, within: Duration) {
