@@ -233,7 +233,6 @@ impl RedisCluster {
     /// (Replication is asynchronous and the server sends no `WAIT`: a write acknowledged just
     /// before a master dies can be lost, as documented in feed-server/README.md.)
     pub fn wait_replicated(&self, master: u16, within: Duration) {
-        let deadline = Instant::now() + within;
         let field = |text: &str, name: &str| -> Option<u64> {
             text.split([',', '\n', '\r'])
                 .find_map(|kv| kv.strip_prefix(name))
@@ -241,7 +240,7 @@ impl RedisCluster {
         };
         let info = self.cli(master, &["INFO", "replication"]);
         let written = field(&info, "master_repl_offset:").expect("master_repl_offset");
-        loop {
+        poll_until(within, Duration::from_millis(20), || {
             let info = self.cli(master, &["INFO", "replication"]);
             let replicas: Vec<&str> = info
                 .lines()
@@ -251,22 +250,16 @@ impl RedisCluster {
                 && replicas.iter().all(|r| {
                     r.contains("state=online") && field(r, "offset=").is_some_and(|o| o >= written)
                 });
-            if caught_up {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the replicas of {master} did not reach offset {written} within {within:?}: {info}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            caught_up.then_some(()).ok_or_else(|| {
+                format!("the replicas of {master} did not reach offset {written}: {info}")
+            })
+        });
     }
 
     /// Waits until every live node reports `cluster_state:ok` and every live replica's link to
     /// its master is up.
     pub fn wait_healthy(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
+        poll_until(within, Duration::from_millis(100), || {
             let live: Vec<u16> = self
                 .ports
                 .iter()
@@ -280,15 +273,23 @@ impl RedisCluster {
                     && (replication.contains("role:master")
                         || replication.contains("master_link_status:up"))
             });
-            if healthy {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the cluster is not healthy within {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+            healthy
+                .then_some(())
+                .ok_or_else(|| "the cluster is not healthy".to_owned())
+        });
+    }
+}
+
+/// Calls `check` every `every` until it succeeds; panics with its last error once `within` has
+/// passed.
+fn poll_until(within: Duration, every: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + within;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(why) => assert!(Instant::now() < deadline, "{why} (within {within:?})"),
         }
+        std::thread::sleep(every);
     }
 }
 
