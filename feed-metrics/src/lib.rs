@@ -97,6 +97,12 @@ pub mod ops {
     pub const EVENT_BATCHES_CLAIMED: &str = "feed_event_batches_claimed_total";
     /// Counter of ingest-stream entries that could not be decoded (acknowledged, not applied).
     pub const EVENT_BATCHES_UNREADABLE: &str = "feed_event_batches_unreadable_total";
+    /// Gauge: age of the oldest counter change the replica read in its last poll of the counter
+    /// change feed (0 when there was none): how far its in-process video counters trail Redis.
+    pub const COUNTER_FEED_LAG: &str = "feed_counter_feed_lag_seconds";
+    /// Counter of the times the replica dropped its in-process video counters (a gap in the
+    /// counter change feed, a failed poll).
+    pub const COUNTER_FEED_RESETS: &str = "feed_counter_feed_resets_total";
     /// Counter of the predictive warm-up's rankings by `result` (warmed, superseded, shed, failed).
     pub const PREDICTIVE_WARMUPS: &str = "feed_predictive_warmups_total";
     /// Counter of the seconds the predictive warm-up spent ranking (wall time, which bounds its CPU).
@@ -148,6 +154,8 @@ pub const ALL: &[&str] = &[
     ops::PREDICTIVE_WARMUP_USERS,
     ops::EVENT_APPLY_LAG,
     ops::EVENT_BACKLOG,
+    ops::COUNTER_FEED_LAG,
+    ops::COUNTER_FEED_RESETS,
     ops::EVENTS_APPLIED,
     ops::EVENT_BATCHES_CLAIMED,
     ops::EVENT_BATCHES_UNREADABLE,

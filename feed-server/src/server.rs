@@ -57,7 +57,8 @@ pub struct App {
     warmup_users: usize,
     /// The store whose ingest stream this replica consumes (Redis with `--event-consumer`).
     consumer: Option<Arc<RedisStore>>,
-    /// The Redis store whose user writes this replica listens to (`store::redis_peers`).
+    /// The Redis store whose user writes this replica listens to (`store::redis_peers`) and whose
+    /// counter change feed it follows (`store::redis_counter_feed`).
     peers: Option<Arc<RedisStore>>,
 }
 
@@ -223,6 +224,10 @@ impl App {
         }
         // Listening first: in-process pages cached before the first subscription are dropped.
         if let Some(store) = self.peers {
+            tokio::spawn(crate::store::follow_counter_changes(
+                store.clone(),
+                stop.clone(),
+            ));
             let peers = Arc::new(CachePeers(self.state.clone()));
             let stop = stop.clone();
             tokio::spawn(async move { store.listen_to_peers(peers, stop).await });

@@ -1,6 +1,6 @@
 //! Candidate sources: which lists to read for a user, and how they merge.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use feed_profile::RankingProfile;
 
@@ -87,8 +87,8 @@ pub fn plan(profile: &RankingProfile, user_id: &str, at: &UserAt<'_>, now: f64) 
 /// of them. Long-tail candidates are taken first (their budget is small and reserved), then the
 /// social sources, similar, trending and fresh, each in its own order.
 pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(String, Sources)> {
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut out: Vec<(String, Sources)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(max);
+    let mut out: Vec<(String, Sources)> = Vec::with_capacity(max);
     let ordered = [
         (&lists.long_tail, CandidateSource::LongTail),
         (&lists.followed, CandidateSource::Followed),

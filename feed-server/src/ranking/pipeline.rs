@@ -1,6 +1,8 @@
 //! The ranking pipeline over a store: three round trips (user state, source lists, candidate
 //! data) whatever the number of candidates, then pure scoring and re-ranking.
 
+use std::sync::Arc;
+
 use feed_profile::RankingProfile;
 
 use super::candidates;
@@ -9,7 +11,9 @@ use super::inputs::{self, SignalInputs};
 use super::page_ttls::PageTtls;
 use super::signals;
 use super::user::UserAt;
-use crate::model::{CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources};
+use crate::model::{
+    CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources, Video,
+};
 use crate::served::{self, ItemFacts};
 use crate::store::{CandidateData, Store, StoreError, UserState, UserVersion};
 use crate::time::Timestamp;
@@ -38,21 +42,43 @@ pub struct RankedList {
     pub user_version: UserVersion,
 }
 
+/// A scored candidate; its [`FeedItem`] (id copies, explanation) is built only if it is kept
+/// ([`Scored::into_item`]), after re-ranking cut the list to its depth.
 struct Scored {
-    item: FeedItem,
-    tag: Option<String>,
+    video: Arc<Video>,
+    score: f64,
+    signals: Signals,
+    sources: Sources,
     long_tail: bool,
-    published_at_ms: i64,
     ttl: u32,
     diversity: DiversityEffect,
 }
 
+impl Scored {
+    fn into_item(self, profile: &RankingProfile) -> FeedItem {
+        let (weights, lift, s) = (&profile.weights, profile.affinity.lift, self.signals);
+        FeedItem {
+            score: self.score,
+            signals: Some(s),
+            explain: Some(Explanation {
+                contributions: signals::contributions(weights, &s),
+                affinity_lift: signals::affinity_lift(weights, lift, &s),
+                affinity_multiplier: signals::affinity_multiplier(lift, s.affinity),
+                sources: self.sources,
+                diversity: None,
+            }),
+            creator_id: self.video.creator_id.clone(),
+            video_id: self.video.id.clone(),
+        }
+    }
+}
+
 impl Diversifiable for Scored {
     fn creator(&self) -> &str {
-        &self.item.creator_id
+        &self.video.creator_id
     }
     fn primary_tag(&self) -> Option<&str> {
-        self.tag.as_deref()
+        self.video.tags.first().map(String::as_str)
     }
     fn long_tail(&self) -> bool {
         self.long_tail
@@ -115,32 +141,20 @@ fn score_all(
             let friend = sources.contains(CandidateSource::Friend);
             let s = signals_for(profile, user, &c, friend, now);
             Scored {
-                item: FeedItem {
-                    score: signals::score(&profile.weights, lift, &s),
-                    signals: Some(s),
-                    explain: Some(Explanation {
-                        contributions: signals::contributions(&profile.weights, &s),
-                        affinity_lift: signals::affinity_lift(&profile.weights, lift, &s),
-                        affinity_multiplier: signals::affinity_multiplier(lift, s.affinity),
-                        sources,
-                        diversity: None,
-                    }),
-                    creator_id: c.video.creator_id.clone(),
-                    video_id: c.video.id.clone(),
-                },
-                tag: c.video.tags.first().cloned(),
+                score: signals::score(&profile.weights, lift, &s),
+                signals: s,
+                sources,
                 long_tail: sources.contains(CandidateSource::LongTail),
-                published_at_ms: Timestamp::from(c.video.published_at).millis(),
                 ttl: ttl_of(profile, &c),
                 diversity: DiversityEffect::default(),
+                video: c.video,
             }
         })
         .collect();
     scored.sort_by(|a, b| {
-        b.item
-            .score
-            .total_cmp(&a.item.score)
-            .then_with(|| a.item.video_id.cmp(&b.item.video_id))
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.video.id.cmp(&b.video.id))
     });
     for (rank, s) in scored.iter_mut().enumerate() {
         s.diversity.score_rank = u32::try_from(rank).unwrap_or(u32::MAX);
@@ -148,16 +162,23 @@ fn score_all(
     scored
 }
 
-/// Records in each item's explanation what re-ranking did to it (`ranked` is the final order).
-fn explain_diversity(ranked: &mut [Scored]) {
-    for (position, s) in ranked.iter_mut().enumerate() {
-        let mut effect = s.diversity;
-        let position = i64::try_from(position).unwrap_or(i64::MAX);
-        effect.moved = i32::try_from(i64::from(effect.score_rank) - position).unwrap_or(0);
-        if let Some(explain) = s.item.explain.as_mut() {
-            explain.diversity = Some(effect);
-        }
-    }
+/// The final list's items, each with what re-ranking did to it in its explanation (`ranked` is
+/// the final order).
+fn items_of(profile: &RankingProfile, ranked: Vec<Scored>) -> Vec<FeedItem> {
+    ranked
+        .into_iter()
+        .enumerate()
+        .map(|(position, s)| {
+            let mut effect = s.diversity;
+            let position = i64::try_from(position).unwrap_or(i64::MAX);
+            effect.moved = i32::try_from(i64::from(effect.score_rank) - position).unwrap_or(0);
+            let mut item = s.into_item(profile);
+            if let Some(explain) = item.explain.as_mut() {
+                explain.diversity = Some(effect);
+            }
+            item
+        })
+        .collect()
 }
 
 /// Whether the filters of `profile` keep candidate `c` for `user`.
@@ -185,27 +206,28 @@ pub async fn rank_feed(
     let query = candidates::plan(profile, user_id, &at, now);
     let lists = store.candidate_lists(&query).await?;
     let merged = candidates::merge(&lists, profile.candidates.max_candidates as usize);
-    let ids: Vec<String> = merged.iter().map(|(id, _)| id.clone()).collect();
+    let (ids, flags): (Vec<String>, Vec<Sources>) = merged.into_iter().unzip();
     let data = store.candidates(user_id, &ids).await?;
     let kept: Vec<(CandidateData, Sources)> = data
         .into_iter()
-        .zip(merged)
-        .filter_map(|(d, (_, flags))| d.map(|d| (d, flags)))
+        .zip(flags)
+        .filter_map(|(d, flags)| d.map(|d| (d, flags)))
         .filter(|(d, _)| keep(profile, &user, d))
         .collect();
     let scored = score_all(profile, &at, kept, now);
     let count = scored.len();
-    let mut ranked = diversity::rerank(scored, &profile.diversity, depth);
-    explain_diversity(&mut ranked);
-    let facts = served::facts_of(
-        ranked
-            .iter()
-            .map(|s| (s.item.creator_id.as_str(), s.published_at_ms, s.long_tail)),
-    );
+    let ranked = diversity::rerank(scored, &profile.diversity, depth);
+    let facts = served::facts_of(ranked.iter().map(|s| {
+        let published_at = Timestamp::from(s.video.published_at).millis();
+        (s.video.creator_id.as_str(), published_at, s.long_tail)
+    }));
+    let page_ttls = page_ttls_of(profile, &ranked);
     Ok(RankedList {
+        items: items_of(profile, ranked),
+        page_ttls,
+        scored: count,
         facts,
         user_version: user.version,
-        ..finish(profile, ranked, count)
     })
 }
 
@@ -226,20 +248,18 @@ pub async fn rank_candidates(
         .map(|d| (d, Sources::default()))
         .collect();
     let scored = score_all(profile, &UserAt::new(&user, now), known, now);
-    let count = scored.len();
-    Ok(finish(profile, scored, count))
-}
-
-fn finish(profile: &RankingProfile, scored: Vec<Scored>, count: usize) -> RankedList {
-    let default_ttl = profile.cache.ttl_seconds.short;
-    let page_ttls = PageTtls::of(scored.iter().map(|s| s.ttl), FIRST_PAGE_ITEMS, default_ttl);
-    RankedList {
-        items: scored.into_iter().map(|s| s.item).collect(),
-        page_ttls,
-        scored: count,
+    Ok(RankedList {
+        page_ttls: page_ttls_of(profile, &scored),
+        scored: scored.len(),
+        items: scored.into_iter().map(|s| s.into_item(profile)).collect(),
         facts: Vec::new(),
         user_version: UserVersion::default(),
-    }
+    })
+}
+
+fn page_ttls_of(profile: &RankingProfile, ranked: &[Scored]) -> PageTtls {
+    let default_ttl = profile.cache.ttl_seconds.short;
+    PageTtls::of(ranked.iter().map(|s| s.ttl), FIRST_PAGE_ITEMS, default_ttl)
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::HashMap as FastMap;
+
 use crate::learning::{AFFINITY_HALF_LIFE_SECS, Decayed};
 use crate::store::UserState;
 
@@ -13,9 +15,9 @@ pub struct UserAt<'a> {
     /// The state as stored.
     pub user: &'a UserState,
     /// Decayed affinity by creator id.
-    pub creators: HashMap<&'a str, f64>,
+    pub creators: FastMap<&'a str, f64>,
     /// Decayed affinity by tag.
-    pub tags: HashMap<&'a str, f64>,
+    pub tags: FastMap<&'a str, f64>,
     /// Decayed taste vector (dense, one value per embedding dimension); `None` before the
     /// user's first engagement with an embedded video.
     pub taste: Option<Vec<f64>>,

@@ -33,6 +33,7 @@
 //! | `P{shared}:xlog` | stream | the exposure log: every applied event, capped (`store::redis_log`) |
 //! | `P{shared}:ev` | stream | the ingest stream: one entry per accepted batch not yet applied (field `d`: its shared deltas), consumer group `apply` (`store::redis_events`) |
 //! | `P{shared}:evq` | string | events accepted and not yet applied (the backlog) |
+//! | `P{shared}:vsc` | stream | the counter change feed: one entry per apply round or video deletion (field `i`: the JSON array of the video ids whose counters changed), trimmed to the last minute (`store::redis_counter_feed`) |
 //! | `P{u:<user>}:p` | hash | language, region |
 //! | `P{u:<user>}:fc`, `P{u:<user>}:fr` | set | followed creators, friends |
 //! | `P{u:<user>}:aff`, `P{u:<user>}:taste` | hash | decayed values: field `f` and its time `f@` ([`super::encoding`]) |
@@ -200,6 +201,11 @@ impl Keys {
         self.shared(format_args!("xlog"))
     }
 
+    /// The counter change feed: which videos' counters changed (`store::redis_counter_feed`).
+    pub fn counter_changes(&self) -> String {
+        self.shared(format_args!("vsc"))
+    }
+
     /// The ingest stream: accepted batches not yet applied (`store::redis_events`).
     pub fn ingest_stream(&self) -> String {
         self.shared(format_args!("ev"))
@@ -270,6 +276,7 @@ mod tests {
             (k.exposure_log(), "P{shared}:xlog", shared),
             (k.ingest_stream(), "P{shared}:ev", shared),
             (k.ingest_backlog(), "P{shared}:evq", shared),
+            (k.counter_changes(), "P{shared}:vsc", shared),
             (k.user_profile("u1"), "P{u:u1}:p", u1),
             (k.followed_creators("u1"), "P{u:u1}:fc", u1),
             (k.friends("u1"), "P{u:u1}:fr", u1),

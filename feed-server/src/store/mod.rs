@@ -9,12 +9,14 @@ pub mod keys;
 mod memory;
 pub mod redis_conn;
 mod redis_consumer;
+mod redis_counter_feed;
 mod redis_events;
 mod redis_link;
 mod redis_log;
 mod redis_peers;
 pub mod redis_store;
 mod shared_cache;
+mod video_counters;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,6 +27,9 @@ use thiserror::Error;
 
 pub use memory::MemoryStore;
 pub use redis_consumer::run as run_event_consumer;
+pub use redis_counter_feed::{
+    FOLLOWED_WITHIN as COUNTERS_FOLLOWED_WITHIN, follow as follow_counter_changes,
+};
 pub use redis_events::{IngestArgs, IngestMetrics, IngestSettings};
 pub use redis_peers::PeerWrites;
 pub use redis_store::RedisStore;

@@ -148,6 +148,12 @@ pub struct IngestMetrics {
     /// `feed_event_batches_unreadable_total`: entries this version cannot decode (acknowledged
     /// and logged, so one bad entry cannot stop the stream).
     pub unreadable: IntCounter,
+    /// `feed_counter_feed_lag_seconds`: how far the in-process video counters trail Redis
+    /// (`store::redis_counter_feed`).
+    pub counter_feed_lag: Gauge,
+    /// `feed_counter_feed_resets_total`: the in-process video counters dropped after a gap in
+    /// the counter change feed or a failed poll.
+    pub counter_feed_resets: IntCounter,
 }
 
 impl IngestMetrics {
@@ -173,6 +179,14 @@ impl IngestMetrics {
                 ops::EVENT_BATCHES_UNREADABLE,
                 "Ingest-stream entries that could not be decoded (acknowledged, not applied)",
             )?,
+            counter_feed_lag: Gauge::new(
+                ops::COUNTER_FEED_LAG,
+                "Age of the oldest counter change read by the last poll of the counter change feed (0 when none)",
+            )?,
+            counter_feed_resets: IntCounter::new(
+                ops::COUNTER_FEED_RESETS,
+                "Times the in-process video counters were dropped (a gap in the counter change feed, a failed poll)",
+            )?,
         })
     }
 
@@ -190,6 +204,8 @@ impl IngestMetrics {
         register(Box::new(m.applied.clone()))?;
         register(Box::new(m.claimed.clone()))?;
         register(Box::new(m.unreadable.clone()))?;
+        register(Box::new(m.counter_feed_lag.clone()))?;
+        register(Box::new(m.counter_feed_resets.clone()))?;
         Ok(m)
     }
 

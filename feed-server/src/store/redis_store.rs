@@ -52,11 +52,13 @@ use tokio_util::sync::CancellationToken;
 use super::encoding;
 use super::keys::Keys;
 use super::redis_conn::{self, RedisConfigError, RedisTarget, RedisTlsFiles};
+use super::redis_counter_feed::{self, FOLLOWED_WITHIN};
 use super::redis_events::{self, Ingest, IngestMetrics, IngestSettings};
 use super::redis_link::RedisLink;
 use super::redis_log;
 use super::redis_peers::{self, PeerWrites};
 use super::shared_cache::SharedCache;
+use super::video_counters::VideoCounters;
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
     UserVersion,
@@ -118,7 +120,7 @@ const CATALOG_CACHE_MAX: usize = 250_000;
 struct CatalogCache {
     /// Version the entries were read at; `None` before the first read.
     version: Option<i64>,
-    videos: HashMap<String, Arc<Video>>,
+    videos: foldhash::HashMap<String, Arc<Video>>,
 }
 
 /// How a source list is read.
@@ -152,7 +154,7 @@ pub struct RedisStore {
     conn: RedisLink,
     keys: Keys,
     catalog: RwLock<CatalogCache>,
-    stats: SharedCache<VideoStats>,
+    counters: VideoCounters,
     lists: SharedCache<Vec<String>>,
     log: LogSettings,
     ingest: Ingest,
@@ -275,7 +277,14 @@ impl RedisStore {
             conn,
             keys: Keys::new(settings.prefix.clone()),
             catalog: RwLock::new(CatalogCache::default()),
-            stats: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
+            counters: VideoCounters::new(
+                if settings.shared_cache.is_zero() {
+                    Duration::ZERO
+                } else {
+                    FOLLOWED_WITHIN
+                },
+                SHARED_CACHE_MAX,
+            ),
             lists: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
             log: LogSettings::default(),
             ingest: Ingest::new(IngestSettings::default(), IngestMetrics::unregistered()),
@@ -342,12 +351,28 @@ impl RedisStore {
     }
 
     /// Drops the shared counters of `ids` (they were just written).
+    /// Marks the counters of `ids` changed (this replica's consumer just wrote them).
     pub(super) fn forget_stats<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
-        self.stats.forget(ids);
+        self.counters.changed(ids);
+    }
+
+    /// The video counters kept in process ([`VideoCounters`]).
+    pub(super) fn counters(&self) -> &VideoCounters {
+        &self.counters
+    }
+
+    /// The counter change feed (`store::redis_counter_feed`).
+    pub(super) fn counter_feed_key(&self) -> String {
+        self.keys.counter_changes()
     }
 
     /// Adds the writes of `d` to the shared aggregates to `pipe`.
     pub(super) fn shared_commands(&self, pipe: &mut Pipeline, d: &SharedDeltas) {
+        redis_counter_feed::announce(
+            pipe,
+            &self.counter_feed_key(),
+            d.video_stats.keys().map(String::as_str),
+        );
         for (id, s) in &d.video_stats {
             let key = self.keys.video_stats(id);
             for (field, value) in VideoStats::FIELDS.iter().zip(s.values()) {
@@ -543,9 +568,11 @@ impl Store for RedisStore {
         pipe.zrem(self.keys.exposures(), id).ignore();
         pipe.del(self.keys.video(id)).ignore();
         pipe.del(self.keys.video_stats(id)).ignore();
+        redis_counter_feed::announce(&mut pipe, &self.counter_feed_key(), [id]);
         pipe.incr(self.keys.catalog_version(), 1).ignore();
         self.run(&pipe).await?;
         self.forget_catalog();
+        self.forget_stats([id]);
         Ok(true)
     }
 
@@ -776,7 +803,7 @@ impl Store for RedisStore {
                 ids.iter().map(|id| c.videos.get(id).cloned()).collect(),
             )
         };
-        let mut stats = self.stats.lookup(ids.iter().map(String::as_str));
+        let (ticket, mut stats) = self.counters.lookup(ids.iter().map(String::as_str));
         let mut pipe = redis::pipe();
         pipe.get(self.keys.catalog_version());
         pipe.hgetall(self.keys.durations());
@@ -808,7 +835,7 @@ impl Store for RedisStore {
             stats[i] = Some(s);
             read.push((ids[i].clone(), s));
         }
-        self.stats.insert(read);
+        self.counters.keep(ticket, read);
         let seen: Vec<Option<f64>> = parse(next()?)?;
         let mut fetched = Vec::with_capacity(missing.len());
         for &i in &missing {

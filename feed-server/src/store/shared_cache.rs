@@ -1,8 +1,8 @@
-//! A read cache shared by the rankings of one replica, for data every user reads alike (video
-//! counters, trending/fresh/creator/tag lists): entries are at most `ttl` old, because the whole
+//! A read cache shared by the rankings of one replica, for data every user reads alike (the
+//! trending, fresh, creator, tag and long-tail lists): entries are at most `ttl` old, because the whole
 //! cache expires together, and a lookup is one hash probe under a read lock.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -27,7 +27,7 @@ impl<V: Clone> SharedCache<V> {
             max_entries,
             inner: RwLock::new(Epoch {
                 started: Instant::now(),
-                entries: HashMap::new(),
+                entries: HashMap::default(),
             }),
         }
     }
@@ -52,14 +52,6 @@ impl<V: Clone> SharedCache<V> {
             epoch.entries.clear();
         }
         epoch.entries.extend(read);
-    }
-
-    /// Drops the given keys (this replica just wrote them).
-    pub(crate) fn forget<'k>(&self, keys: impl IntoIterator<Item = &'k str>) {
-        let mut epoch = self.inner.write();
-        for k in keys {
-            epoch.entries.remove(k);
-        }
     }
 
     /// Drops everything.
@@ -89,18 +81,17 @@ mod tests {
     }
 
     #[test]
-    fn forget_clear_capacity_and_off() {
+    fn clear_capacity_and_off() {
         let c = SharedCache::new(Duration::from_secs(60), 2);
         c.insert([("a".to_owned(), 1), ("b".to_owned(), 2)]);
-        c.forget(["a"]);
-        assert_eq!(c.lookup(keys(&["a", "b"])), [None, Some(2)]);
+        assert_eq!(c.lookup(keys(&["a", "b"])), [Some(1), Some(2)]);
         c.insert([("c".to_owned(), 3)]);
-        c.insert([("d".to_owned(), 4)]);
         assert_eq!(
-            c.lookup(keys(&["b", "c", "d"])),
-            [None, None, Some(4)],
+            c.lookup(keys(&["a", "b", "c"])),
+            [None, None, Some(3)],
             "emptied when full"
         );
+        c.insert([("d".to_owned(), 4)]);
         c.clear();
         assert_eq!(c.lookup(keys(&["d"])), [None]);
         let off = SharedCache::new(Duration::ZERO, 2);

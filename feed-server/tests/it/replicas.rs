@@ -153,6 +153,7 @@ async fn replicas_agree(b: Backend) {
     let r = replicas(&shared).await;
     a_users_writes_on_one_replica_reach_every_replicas_next_feed(&shared, &r).await;
     a_catalog_write_on_one_replica_reaches_the_others_rankings_within_the_bound(&r).await;
+    counters_changed_through_one_replica_reach_the_others_rankings_within_the_bound(&r).await;
 }
 
 async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
@@ -347,6 +348,68 @@ async fn a_catalog_write_on_one_replica_reaches_the_others_rankings_within_the_b
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+}
+
+/// How long the replicas' in-process video counters may trail accepted events: the apply lag
+/// (≤ 1 s) plus a poll of the counter change feed (README, "Replicas").
+const COUNTER_BOUND: Duration = Duration::from_secs(2);
+
+/// The engagement signal of `video` in a new user's ranking by `app` (`None`: not ranked).
+async fn engagement_by(app: &TestApp, users: &mut usize, video: &str) -> Option<f64> {
+    *users += 1;
+    let page = app
+        .feed(&format!("counted{users}"), "&limit=100&explain=true")
+        .await;
+    page["items"]
+        .as_array()?
+        .iter()
+        .find(|i| i["video_id"] == video)
+        .and_then(|i| i["signals"]["engagement"].as_f64())
+}
+
+/// After the parts above: replicas 2 and 3 keep a video's counters in process (two rankings
+/// each read them); likes accepted by replica 1 raise its engagement in their rankings within
+/// the bound, through the counter change feed.
+async fn counters_changed_through_one_replica_reach_the_others_rankings_within_the_bound(
+    r: &[TestApp],
+) {
+    let video = "fr4";
+    let mut users = 0;
+    let mut before = Vec::new();
+    for app in &r[1..] {
+        let first = engagement_by(app, &mut users, video).await.expect("ranked");
+        let again = engagement_by(app, &mut users, video).await.expect("ranked");
+        assert_eq!(first, again, "no event yet: the same counters");
+        before.push(first);
+    }
+    let likes: Vec<Value> = (0..30)
+        .map(|i| json!({"user_id": format!("fan{i}"), "video_id": video, "type": "like"}))
+        .collect();
+    let accepted = Instant::now();
+    r[0].events(likes).await;
+    for (app, before) in r[1..].iter().zip(before) {
+        loop {
+            let now = engagement_by(app, &mut users, video).await.expect("ranked");
+            if now > before {
+                break;
+            }
+            assert!(
+                accepted.elapsed() < COUNTER_BOUND,
+                "30 likes not reflected within {COUNTER_BOUND:?}: engagement {now} (before {before})"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let text = app.metrics().await;
+        assert!(
+            metric(&text, "feed_counter_feed_lag_seconds", &[]).is_some(),
+            "the counter feed's lag is exported"
+        );
+        assert_eq!(
+            metric(&text, "feed_counter_feed_resets_total", &[]),
+            Some(0.0),
+            "the feed was followed without a gap"
+        );
     }
 }
 

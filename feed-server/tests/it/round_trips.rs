@@ -202,33 +202,93 @@ async fn play(store: &RedisStore, redis: &RedisServer, id: &str) {
     }
 }
 
+/// Adds `n` views to `id`'s counters behind the counter change feed's back (no entry), as no
+/// feed-server ever does: what a replica then answers shows whether it read Redis.
+fn add_views_unannounced(redis: &RedisServer, id: &str, n: f64) {
+    let mut conn = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis");
+    let _: f64 = redis::cmd("HINCRBYFLOAT")
+        .arg(format!("sc:{{shared}}:vs:{id}"))
+        .arg("views")
+        .arg(n)
+        .query(&mut conn)
+        .expect("hincrbyfloat");
+}
+
+/// Reads `id`'s views from `store` until they are `want`, at most `bound`.
+async fn views_within(store: &RedisStore, id: &str, want: f64, bound: Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let got = views(store, id).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "{id}: {got} views, not {want}, after {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn applied_counters_are_shared_for_at_most_the_shared_cache_time() {
+async fn kept_counters_follow_the_counter_change_feed() {
     let redis = RedisServer::start();
-    let ttl = Duration::from_millis(600);
-    let a = replica(&redis, "sc:", ttl);
-    let b = replica(&redis, "sc:", ttl);
+    let on = Duration::from_millis(600);
+    let a = Arc::new(replica(&redis, "sc:", on));
+    let b = replica(&redis, "sc:", on);
     let uncached = Arc::new(replica(&redis, "sc:", Duration::ZERO));
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(feed_server::store::run_event_consumer(
         uncached.clone(),
         stop.clone(),
     ));
-    let video: Video = serde_json::from_value(common::catalog(1, 1).remove(0)).expect("video");
-    a.put_videos(std::slice::from_ref(&video))
-        .await
-        .expect("put");
-    let id = video.id.as_str();
+    let following = stop.child_token();
+    tokio::spawn(feed_server::store::follow_counter_changes(
+        a.clone(),
+        following.clone(),
+    ));
+    let videos: Vec<Video> = common::catalog(2, 1)
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("video"))
+        .collect();
+    a.put_videos(&videos).await.expect("put");
+    let (x, y) = (videos[0].id.as_str(), videos[1].id.as_str());
+    tokio::time::sleep(Duration::from_millis(200)).await; // the follower's first polls
 
-    assert_eq!(views(&a, id).await, 0.0);
-    play(&b, &redis, id).await;
-    // Another replica's play: A may serve its counters from the last ttl ...
-    assert_eq!(views(&a, id).await, 0.0, "served from A's stats cache");
-    // ... a replica without the cache reads it once applied ...
-    assert_eq!(views(&uncached, id).await, 1.0);
-    // ... and A sees it once the bound has passed.
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
-    assert_eq!(views(&a, id).await, 1.0);
+    // A keeps what it read: a write no entry announces is not seen ...
+    assert_eq!(views(&a, x).await, 0.0);
+    assert_eq!(views(&a, y).await, 0.0);
+    add_views_unannounced(&redis, x, 5.0);
+    add_views_unannounced(&redis, y, 5.0);
+    assert_eq!(views(&a, x).await, 0.0, "kept in A's process");
+    assert_eq!(views(&uncached, x).await, 5.0);
+    // ... a play applied through the ingest stream is: B accepts it, a consumer applies it and
+    // announces it, A drops what it kept of that video (and only of it).
+    play(&b, &redis, x).await;
+    views_within(&a, x, 6.0, Duration::from_secs(1)).await;
+    assert_eq!(views(&a, y).await, 0.0, "y did not change through the feed");
+
+    // A gap in the feed (its entries gone before A read them): A drops everything it kept.
+    let mut conn = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis");
+    let _: i64 = redis::cmd("DEL")
+        .arg("sc:{shared}:vsc")
+        .query(&mut conn)
+        .expect("del");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    play(&b, &redis, x).await;
+    views_within(&a, y, 5.0, Duration::from_secs(1)).await;
+    views_within(&a, x, 7.0, Duration::from_secs(1)).await;
+
+    // A follower that stops: what A kept is unused once the feed was not read for 1 s.
+    following.cancel();
+    assert_eq!(views(&a, y).await, 5.0);
+    add_views_unannounced(&redis, y, 1.0);
+    tokio::time::sleep(feed_server::store::COUNTERS_FOLLOWED_WITHIN).await;
+    assert_eq!(views(&a, y).await, 6.0, "read from Redis, not kept");
     stop.cancel();
 }
 
