@@ -52,9 +52,10 @@ pub struct Config {
     /// How long a store call may take before the request fails with 503 (ms).
     #[arg(long, env = "FEED_STORE_TIMEOUT_MS", default_value_t = 500)]
     pub store_timeout_ms: u64,
-    /// Redis only: longest video counters and shared source lists (trending, fresh, creators',
-    /// tags', long tail) are reused between rankings of this replica (ms; 0 = read them for
-    /// every ranking). A replica sees its own writes at once, other replicas' within this.
+    /// Redis only: longest the shared source lists (trending, fresh, creators', tags', long
+    /// tail) are reused between rankings of this replica (ms). A replica sees its own catalog
+    /// writes at once, other replicas' within this. Video counters are kept until the counter
+    /// change feed says they changed. 0 = read both for every ranking.
     #[arg(long, env = "FEED_SHARED_CACHE_MS", default_value_t = 1000)]
     pub shared_cache_ms: u64,
     /// Ranking profile or experiment file (YAML or JSON); unset = the default profile.

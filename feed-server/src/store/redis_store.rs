@@ -28,16 +28,18 @@
 //! it supplied are read again, so a ranking never uses a catalog entry older than the version it
 //! saw.
 //!
-//! What every user reads alike is shared by the rankings of one replica for at most
-//! [`RedisSettings::shared_cache`] (1 s by default; zero turns it off): video counters and the
-//! shared source lists (followed creators' uploads, trending, fresh, tags, long tail). A popular
-//! video's counters or today's trending list are then read once per replica and second instead
-//! of once per ranking. A replica's own writes drop what they touch at once (the counters its
-//! consumer applies; every list after a catalog write), so it sees its own changes immediately
-//! and other replicas' within the bound (counters also trail accepted events by the apply lag):
-//! counters feed smoothed rates over many plays and lists only nominate candidates, which a
-//! second does not move. The user's own state (profile, follows, friends'
-//! recent engagements, affinities, taste, seen set) is always read from Redis.
+//! Video counters are kept in process until they change ([`VideoCounters`]): every change is
+//! announced on the counter change feed, atomically with it, and every replica follows the feed
+//! ([`redis_counter_feed`]), so a ranking reads only the counters that changed since this replica
+//! last read them, and sees a change within one poll of the feed after it was applied.
+//!
+//! The shared source lists (followed creators' uploads, trending, fresh, tags, long tail) are
+//! shared by the rankings of one replica for at most [`RedisSettings::shared_cache`] (1 s by
+//! default; zero turns it and the kept counters off): today's trending list is read once per
+//! replica and second instead of once per ranking. A replica's catalog writes drop them at once,
+//! so it sees its own uploads immediately and other replicas' within the bound: lists only
+//! nominate candidates, which a second does not move. The user's own state (profile, follows,
+//! friends' recent engagements, affinities, taste, seen set) is always read from Redis.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -105,7 +107,8 @@ pub struct RedisSettings {
     pub prefix: String,
     /// How long a call may wait for Redis before failing.
     pub timeout: Duration,
-    /// Longest shared reads (video counters, shared source lists) are reused (zero: never).
+    /// Longest the shared source lists are reused; zero: never, and video counters are not kept
+    /// either (every ranking reads them).
     pub shared_cache: Duration,
 }
 
