@@ -98,7 +98,7 @@ pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(String, Sources)> {
         (&lists.fresh, CandidateSource::Fresh),
     ];
     for (list, source) in ordered {
-        for id in list {
+        for id in list.iter() {
             if let Some(&i) = index.get(id.as_str()) {
                 out[i].1 = out[i].1.with(source);
             } else if out.len() < max {
@@ -119,9 +119,9 @@ mod tests {
     #[test]
     fn merge_dedups_keeps_flags_and_caps() {
         let lists = CandidateLists {
-            followed: vec!["a".into(), "b".into()],
-            trending: vec!["b".into(), "c".into(), "d".into()],
-            long_tail: vec!["z".into()],
+            followed: vec!["a".to_owned(), "b".to_owned()].into(),
+            trending: vec!["b".to_owned(), "c".to_owned(), "d".to_owned()].into(),
+            long_tail: vec!["z".to_owned()].into(),
             ..CandidateLists::default()
         };
         let merged = merge(&lists, 4);

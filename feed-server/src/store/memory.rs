@@ -307,38 +307,46 @@ impl Store for MemoryStore {
         for c in &q.creators {
             lists
                 .followed
-                .extend(top(g.by_creator.get(c), q.per_creator));
+                .push(top(g.by_creator.get(c), q.per_creator).collect());
         }
         for f in &q.friends {
             if let Some(u) = g.users.get(f) {
                 lists
                     .friends
-                    .extend(u.recent.iter().take(q.per_friend).cloned());
+                    .push(u.recent.iter().take(q.per_friend).cloned().collect());
             }
         }
         for key in &q.trending {
             if let Some(t) = g.trending.get(key) {
                 let mut v: Vec<(&String, &f64)> = t.iter().collect();
                 v.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| b.0.cmp(a.0)));
-                lists
-                    .trending
-                    .extend(v.into_iter().take(q.per_trending).map(|(id, _)| id.clone()));
+                lists.trending.push(
+                    v.into_iter()
+                        .take(q.per_trending)
+                        .map(|(id, _)| id.clone())
+                        .collect(),
+                );
             }
         }
         for lang in &q.fresh {
-            lists.fresh.extend(top(g.fresh.get(lang), q.per_fresh));
+            lists
+                .fresh
+                .push(top(g.fresh.get(lang), q.per_fresh).collect());
         }
         for tag in &q.tags {
-            lists.similar.extend(top(g.by_tag.get(tag), q.per_tag));
+            lists
+                .similar
+                .push(top(g.by_tag.get(tag), q.per_tag).collect());
         }
         let (offset, n) = q.long_tail;
-        lists.long_tail = g
-            .exposure_rank
-            .iter()
-            .skip(offset)
-            .take(n)
-            .map(|(_, id)| id.clone())
-            .collect();
+        lists.long_tail.push(
+            g.exposure_rank
+                .iter()
+                .skip(offset)
+                .take(n)
+                .map(|(_, id)| id.clone())
+                .collect(),
+        );
         Ok(lists)
     }
 

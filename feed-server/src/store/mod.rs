@@ -111,21 +111,51 @@ pub struct CandidateQuery {
     pub long_tail: (usize, usize),
 }
 
+/// One source's candidates: the lists read for it, in the order read, each best first. A list
+/// is shared with the store's in-process caches, so reading a cached list copies no id.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SourceList(Vec<Arc<[String]>>);
+
+impl SourceList {
+    /// Every id, list after list (duplicates kept).
+    pub fn iter(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().flat_map(|list| list.iter())
+    }
+
+    /// Appends a list.
+    pub fn push(&mut self, list: Arc<[String]>) {
+        self.0.push(list);
+    }
+}
+
+impl From<Vec<String>> for SourceList {
+    /// One list.
+    fn from(ids: Vec<String>) -> Self {
+        Self(vec![ids.into()])
+    }
+}
+
+impl FromIterator<Arc<[String]>> for SourceList {
+    fn from_iter<I: IntoIterator<Item = Arc<[String]>>>(lists: I) -> Self {
+        Self(lists.into_iter().collect())
+    }
+}
+
 /// The source lists, each best first.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CandidateLists {
     /// Newest videos of followed creators.
-    pub followed: Vec<String>,
+    pub followed: SourceList,
     /// Friends' recent engagements.
-    pub friends: Vec<String>,
+    pub friends: SourceList,
     /// Trending.
-    pub trending: Vec<String>,
+    pub trending: SourceList,
     /// Newest uploads.
-    pub fresh: Vec<String>,
+    pub fresh: SourceList,
     /// Tagged like the user's strongest tags.
-    pub similar: Vec<String>,
+    pub similar: SourceList,
     /// Least exposed.
-    pub long_tail: Vec<String>,
+    pub long_tail: SourceList,
 }
 
 /// A candidate's catalog entry and counters, and whether the user has seen it.

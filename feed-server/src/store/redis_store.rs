@@ -62,8 +62,8 @@ use super::redis_peers::{self, PeerWrites};
 use super::shared_cache::SharedCache;
 use super::video_counters::VideoCounters;
 use super::{
-    CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
-    UserVersion,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, SourceList, Store, StoreError,
+    UserState, UserVersion,
 };
 use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::shared::{SharedDeltas, merge_adds};
@@ -158,7 +158,7 @@ pub struct RedisStore {
     keys: Keys,
     catalog: RwLock<CatalogCache>,
     counters: VideoCounters,
-    lists: SharedCache<Vec<String>>,
+    lists: SharedCache<Arc<[String]>>,
     log: LogSettings,
     ingest: Ingest,
     /// Clients of the connection that hears other replicas' writes (one server, or each seed
@@ -743,14 +743,14 @@ impl Store for RedisStore {
         let cached = self
             .lists
             .lookup(shared.iter().filter_map(|&i| cache_keys[i].as_deref()));
-        let mut lists: Vec<Option<Vec<String>>> = vec![None; reads.len()];
+        let mut lists: Vec<Option<Arc<[String]>>> = vec![None; reads.len()];
         for (&i, list) in shared.iter().zip(cached) {
             lists[i] = list;
         }
         // A zero budget reads nothing (a stop of -1 would read the whole list).
         for (list, r) in lists.iter_mut().zip(&reads) {
             if r.stop < r.start {
-                *list = Some(Vec::new());
+                *list = Some(Arc::from([]));
             }
         }
         let mut pipe = redis::pipe();
@@ -770,7 +770,7 @@ impl Store for RedisStore {
             }
             let mut read = Vec::new();
             for (&i, reply) in missing.iter().zip(replies) {
-                let ids: Vec<String> = parse(reply)?;
+                let ids: Arc<[String]> = parse::<Vec<String>>(reply)?.into();
                 if let Some(key) = &cache_keys[i] {
                     read.push((key.clone(), ids.clone()));
                 }
@@ -779,8 +779,7 @@ impl Store for RedisStore {
             self.lists.insert(read);
         }
         let mut lists = lists.into_iter().map(Option::unwrap_or_default);
-        let mut take =
-            |count: usize| -> Vec<String> { lists.by_ref().take(count).flatten().collect() };
+        let mut take = |count: usize| -> SourceList { lists.by_ref().take(count).collect() };
         Ok(CandidateLists {
             followed: take(q.creators.len()),
             friends: take(q.friends.len()),

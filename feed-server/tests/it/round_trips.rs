@@ -298,7 +298,8 @@ async fn fresh_ids(store: &RedisStore) -> Vec<String> {
         per_fresh: 10,
         ..Default::default()
     };
-    store.candidate_lists(&q).await.expect("lists").fresh
+    let lists = store.candidate_lists(&q).await.expect("lists");
+    lists.fresh.iter().cloned().collect()
 }
 
 #[tokio::test]
