@@ -2,7 +2,7 @@
 //! `store::redis_store`: one call per user and batch, fields read and written in chunks) equal
 //! the embedded store's [`Decayed::add`](feed_server::learning::Decayed::add): new fields,
 //! a later addition (the old value decays), an earlier one (the addition decays), and more
-//! fields than one chunk of the script.
+//! fields than one chunk of the script. And the consumer's last-activity writes, chunked too.
 
 use crate::common;
 
@@ -29,6 +29,17 @@ fn batch(user: &str, fields: &[String], weight: f64, ts: f64) -> Deltas {
             .collect(),
     );
     d
+}
+
+/// A Redis store on `redis` without the shared read cache.
+fn store(redis: &RedisServer) -> RedisStore {
+    RedisStore::connect(&RedisSettings {
+        target: RedisTarget::Single(redis.url().into()),
+        prefix: "dec:".into(),
+        timeout: Duration::from_secs(5),
+        shared_cache: Duration::ZERO,
+    })
+    .expect("connect")
 }
 
 fn assert_close(what: &str, got: Decayed, want: Decayed) {
@@ -65,13 +76,7 @@ fn assert_same(redis: &UserState, embedded: &UserState) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decayed_additions_on_redis_equal_the_embedded_stores() {
     let redis = RedisServer::start();
-    let on_redis = RedisStore::connect(&RedisSettings {
-        target: RedisTarget::Single(redis.url().into()),
-        prefix: "dec:".into(),
-        timeout: Duration::from_secs(5),
-        shared_cache: Duration::ZERO,
-    })
-    .expect("connect");
+    let on_redis = store(&redis);
     let embedded = MemoryStore::new();
     // 1,200 tags (three chunks of the script) and a creator.
     let mut fields: Vec<String> = (0..1_200).map(|i| tag_field(&format!("tag{i}"))).collect();
@@ -97,4 +102,38 @@ async fn decayed_additions_on_redis_equal_the_embedded_stores() {
     }
     let r = on_redis.user_state("u").await.expect("redis state");
     assert_eq!(r.affinity.tags.len(), 1_200, "every chunk written");
+}
+
+/// The consumer records last activity with one `ZADD GT` per 1,000 users: every user of a large
+/// apply is recorded, and an older time never moves a user back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_active_user_of_a_large_apply_is_recorded_with_the_latest_time() {
+    let redis = RedisServer::start();
+    let store = std::sync::Arc::new(store(&redis));
+    let mut d = Deltas::default();
+    for i in 0..2_500 {
+        d.active.insert(format!("u{i}"), 1_000.0 + f64::from(i));
+    }
+    store.apply(&d).await.expect("apply");
+    let mut later = Deltas::default();
+    later.active.insert("u2499".into(), 1.0);
+    later.active.insert("new".into(), 5_000.0);
+    store.apply(&later).await.expect("apply");
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(feed_server::store::run_event_consumer(
+        store.clone(),
+        stop.clone(),
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.active_users(3_000).await.expect("active").len() < 2_501 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "active users not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    let newest = store.active_users(3).await.expect("active");
+    assert_eq!(newest, ["new", "u2499", "u2498"]);
 }
