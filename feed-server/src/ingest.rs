@@ -8,11 +8,9 @@
 //!
 //! [`Store::apply`]: crate::store::Store::apply
 
-use std::collections::HashMap;
-
 use crate::learning::Deltas;
 use crate::metrics::Metrics;
-use crate::model::{ErrorCode, Event, RejectedEvent, Video};
+use crate::model::{ErrorCode, Event, RejectedEvent};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -68,20 +66,15 @@ pub async fn ingest(state: &AppState, events: Vec<(usize, Event)>) -> Result<Ing
     let mut ids: Vec<String> = timely.iter().map(|(_, e, _)| e.video_id.clone()).collect();
     ids.sort();
     ids.dedup();
-    let videos: HashMap<String, Video> = state
-        .store
-        .get_videos(&ids)
-        .await?
-        .into_iter()
-        .flatten()
-        .map(|v| (v.id.clone(), v))
-        .collect();
+    // In the order of `ids` (sorted): found by binary search.
+    let videos = state.store.event_videos(&ids).await?;
 
     let loaded = state.profiles.current();
     let mut deltas = Deltas::default();
     let mut counted = Vec::with_capacity(timely.len());
     for (index, e, ts) in timely {
-        let Some(video) = videos.get(&e.video_id) else {
+        let found = ids.binary_search(&e.video_id).ok();
+        let Some(video) = found.and_then(|i| videos.get(i)?.as_deref()) else {
             out.rejected.push(reject(
                 &state.metrics,
                 index,

@@ -187,6 +187,18 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_video(&self, id: &str) -> Result<bool, StoreError>;
     /// Catalog entries, in the order asked (`None` for unknown ids).
     async fn get_videos(&self, ids: &[String]) -> Result<Vec<Option<Video>>, StoreError>;
+    /// Catalog entries that events name, in the order asked (`None` for unknown ids): like
+    /// [`Store::get_videos`], but a store may answer from its in-process catalog as long as no
+    /// entry older than the latest catalog write it can see is returned (Redis: the catalog
+    /// version read in the same round trip, see [`redis_store`]). One round trip.
+    async fn event_videos(&self, ids: &[String]) -> Result<Vec<Option<Arc<Video>>>, StoreError> {
+        Ok(self
+            .get_videos(ids)
+            .await?
+            .into_iter()
+            .map(|v| v.map(Arc::new))
+            .collect())
+    }
     /// Accepts the changes of a batch of events (all or nothing): when it returns, the batch is
     /// durable and the sending users' own state (affinities, taste, seen set) reflects it. The
     /// embedded store applies everything at once; Redis queues the shared aggregates in its

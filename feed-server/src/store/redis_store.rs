@@ -26,7 +26,7 @@
 //! version they were read at. Every candidate read fetches `P{shared}:catv` in the same round trip as the
 //! counters; when it moved (a catalog write on any replica), the cache is dropped and the entries
 //! it supplied are read again, so a ranking never uses a catalog entry older than the version it
-//! saw.
+//! saw. Accepting events looks its videos up the same way (`Store::event_videos`).
 //!
 //! Video counters are kept in process until they change ([`VideoCounters`]): every change is
 //! announced on the counter change feed, atomically with it, and every replica follows the feed
@@ -74,25 +74,53 @@ use crate::learning::{
 };
 use crate::model::{Follows, UserProfile, Video};
 
-/// Adds decayed values to one hash: `KEYS[1]`, `ARGV[1]` = half-life (s), then triples of
-/// (field, weight, unix time). Mirrors [`Decayed::add`].
+/// Adds decayed values to a user's decayed hashes (affinities, taste): `KEYS` the hashes,
+/// `ARGV[1]` = half-life (s), then for each key the number of its additions and as many
+/// triples of (field, weight, unix time), each field at most once per key. Mirrors
+/// [`Decayed::add`]. Per key and 500 fields two calls (one `HMGET` of the values and times, one
+/// `HSET`) rather than three per field; the chunks keep `unpack` far below Lua's stack limit.
 const DECAYED_ADD: &str = r#"
 local hl = tonumber(ARGV[1])
-for i = 2, #ARGV, 3 do
-  local f, w, ts = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local v = tonumber(redis.call('HGET', KEYS[1], f) or '0')
-  local t = tonumber(redis.call('HGET', KEYS[1], f .. '@') or '0')
-  if v == 0 and t == 0 then
-    v, t = w, ts
-  elseif ts >= t then
-    v, t = v * 2 ^ (-(ts - t) / hl) + w, ts
-  else
-    v = v + w * 2 ^ (-(t - ts) / hl)
+local i = 2
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for first = 0, n - 1, 500 do
+    local last = math.min(first + 500, n) - 1
+    local names = {}
+    for j = first, last do
+      local f = ARGV[i + 3 * j]
+      names[#names + 1] = f
+      names[#names + 1] = f .. '@'
+    end
+    local old = redis.call('HMGET', KEYS[k], unpack(names))
+    local out = {}
+    for j = first, last do
+      local m = 2 * (j - first)
+      local w, ts = tonumber(ARGV[i + 3 * j + 1]), tonumber(ARGV[i + 3 * j + 2])
+      local v, t = tonumber(old[m + 1] or '0'), tonumber(old[m + 2] or '0')
+      if v == 0 and t == 0 then
+        v, t = w, ts
+      elseif ts >= t then
+        v, t = v * 2 ^ (-(ts - t) / hl) + w, ts
+      else
+        v = v + w * 2 ^ (-(t - ts) / hl)
+      end
+      out[#out + 1] = names[m + 1]
+      out[#out + 1] = string.format('%.17g', v)
+      out[#out + 1] = names[m + 2]
+      out[#out + 1] = string.format('%.17g', t)
+    end
+    redis.call('HSET', KEYS[k], unpack(out))
   end
-  redis.call('HSET', KEYS[1], f, string.format('%.17g', v), f .. '@', string.format('%.17g', t))
+  i = i + 3 * n
 end
 return 0
 "#;
+
+/// Most users per `ZADD` of the last-activity set in an apply (2 arguments each; Lua's
+/// `unpack` in the apply script takes a few thousand).
+const ACTIVE_PER_ZADD: usize = 1_000;
 
 /// Trending lists live this long.
 const TRENDING_TTL_SECS: i64 = 3 * 86_400;
@@ -124,6 +152,39 @@ struct CatalogCache {
     /// Version the entries were read at; `None` before the first read.
     version: Option<i64>,
     videos: foldhash::HashMap<String, Arc<Video>>,
+}
+
+impl CatalogCache {
+    /// The version the entries were read at and the cached entries of `ids`, in order.
+    fn lookup(&self, ids: &[String]) -> (Option<i64>, Vec<Option<Arc<Video>>>) {
+        let videos = ids.iter().map(|id| self.videos.get(id).cloned()).collect();
+        (self.version, videos)
+    }
+
+    /// Keeps `read`, entries read no earlier than catalog version `version`; everything cached
+    /// at another version is dropped first (and everything when the cache would overflow).
+    fn record(&mut self, version: i64, read: impl IntoIterator<Item = Arc<Video>>) {
+        if self.version != Some(version) {
+            self.version = Some(version);
+            self.videos.clear();
+        }
+        for v in read {
+            if self.videos.len() >= CATALOG_CACHE_MAX {
+                self.videos.clear();
+            }
+            self.videos.insert(v.id.clone(), v);
+        }
+    }
+}
+
+/// A catalog entry from the reply of its `GET` (`None`: no such video).
+fn video_of(reply: Value) -> Result<Option<Arc<Video>>, StoreError> {
+    match parse::<Option<String>>(reply)? {
+        Some(json) => serde_json::from_str::<Video>(&json)
+            .map(|v| Some(Arc::new(v)))
+            .map_err(corrupt),
+        None => Ok(None),
+    }
 }
 
 /// How a source list is read.
@@ -407,13 +468,14 @@ impl RedisStore {
             pipe.expire_at(&key, (day + 1) * 86_400 + TRENDING_TTL_SECS)
                 .ignore();
         }
-        for (user, ts) in &d.active {
-            pipe.cmd("ZADD")
-                .arg(self.keys.active_users())
-                .arg("GT")
-                .arg(*ts)
-                .arg(user)
-                .ignore();
+        // One ZADD per chunk of users, not per user (chunks bound the script's `unpack`).
+        let active: Vec<(&String, &f64)> = d.active.iter().collect();
+        for chunk in active.chunks(ACTIVE_PER_ZADD) {
+            let zadd = pipe.cmd("ZADD").arg(self.keys.active_users()).arg("GT");
+            for (user, ts) in chunk {
+                zadd.arg(**ts).arg(*user);
+            }
+            zadd.ignore();
         }
         if !d.log.is_empty() {
             redis_log::append(pipe, &self.log_key(), self.log.capacity, &d.log);
@@ -434,15 +496,20 @@ impl RedisStore {
     /// by user: each user's commands name only that user's keys (one cluster slot).
     fn own_writes<'d>(&self, d: &'d Deltas) -> BTreeMap<&'d str, Vec<Cmd>> {
         let mut writes: BTreeMap<&str, Vec<Cmd>> = BTreeMap::new();
+        // A user's affinities and taste in one script call.
+        let mut decayed: BTreeMap<&str, Vec<(String, Vec<DecayedAdd>)>> = BTreeMap::new();
         for (user, adds) in &d.affinity {
             let adds = merge_adds(adds, AFFINITY_HALF_LIFE_SECS);
-            let cmd = decayed_add(self.keys.affinity(user), &adds);
-            writes.entry(user).or_default().push(cmd);
+            let hash = (self.keys.affinity(user), adds);
+            decayed.entry(user).or_default().push(hash);
         }
         for (user, adds) in &d.taste {
             let adds = merge_adds(adds, AFFINITY_HALF_LIFE_SECS);
-            let cmd = decayed_add(self.keys.taste(user), &adds);
-            writes.entry(user).or_default().push(cmd);
+            let hash = (self.keys.taste(user), adds);
+            decayed.entry(user).or_default().push(hash);
+        }
+        for (user, hashes) in decayed {
+            writes.entry(user).or_default().push(decayed_add(&hashes));
         }
         for (user, seen) in &d.seen {
             let key = self.keys.seen(user);
@@ -490,25 +557,29 @@ impl RedisStore {
     }
 }
 
-/// The script call adding `adds` to the decayed hash `key`.
-fn decayed_add(key: String, adds: &[DecayedAdd]) -> Cmd {
+/// The script call adding each hash's additions to it (`(key, additions)`, one user's keys).
+fn decayed_add(hashes: &[(String, Vec<DecayedAdd>)]) -> Cmd {
     let mut cmd = redis::cmd("EVAL");
-    cmd.arg(DECAYED_ADD)
-        .arg(1)
-        .arg(key)
-        .arg(AFFINITY_HALF_LIFE_SECS);
-    for a in adds {
-        cmd.arg(&a.field).arg(a.weight).arg(a.ts);
+    cmd.arg(DECAYED_ADD).arg(hashes.len());
+    for (key, _) in hashes {
+        cmd.arg(key);
+    }
+    cmd.arg(AFFINITY_HALF_LIFE_SECS);
+    for (_, adds) in hashes {
+        cmd.arg(adds.len());
+        for a in adds {
+            cmd.arg(&a.field).arg(a.weight).arg(a.ts);
+        }
     }
     cmd
 }
 
 /// One transaction of `cmds`, replies ignored.
-fn transaction<'c>(cmds: impl IntoIterator<Item = &'c Cmd>) -> Pipeline {
+fn transaction(cmds: impl IntoIterator<Item = Cmd>) -> Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
     for cmd in cmds {
-        pipe.add_command(cmd.clone()).ignore();
+        pipe.add_command(cmd).ignore();
     }
     pipe
 }
@@ -596,6 +667,50 @@ impl Store for RedisStore {
             .collect()
     }
 
+    /// From the catalog cache when the catalog version read in the same round trip is the one
+    /// the cached entries were read at; otherwise the cached entries are read again (a second
+    /// round trip, after any catalog write on any replica). An event for a video deleted on
+    /// another replica is therefore rejected once the deletion has committed, as with
+    /// [`Store::get_videos`].
+    async fn event_videos(&self, ids: &[String]) -> Result<Vec<Option<Arc<Video>>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (cached_at, mut videos) = self.catalog.read().lookup(ids);
+        let missing: Vec<usize> = (0..ids.len()).filter(|&i| videos[i].is_none()).collect();
+        let mut pipe = redis::pipe();
+        pipe.get(self.keys.catalog_version());
+        for &i in &missing {
+            pipe.get(self.keys.video(&ids[i]));
+        }
+        let replies = self.run(&pipe).await?;
+        if replies.len() != missing.len() + 1 {
+            return Err(corrupt("short pipeline reply"));
+        }
+        let mut replies = replies.into_iter();
+        let version = match replies.next() {
+            Some(v) => parse::<Option<i64>>(v)?.unwrap_or(0),
+            None => return Err(corrupt("short pipeline reply")),
+        };
+        let mut read = Vec::with_capacity(missing.len());
+        if cached_at != Some(version) {
+            let stale: Vec<usize> = (0..ids.len()).filter(|&i| videos[i].is_some()).collect();
+            let again: Vec<String> = stale.iter().map(|&i| ids[i].clone()).collect();
+            for (i, v) in stale.into_iter().zip(self.get_videos(&again).await?) {
+                videos[i] = v.map(Arc::new);
+                read.extend(videos[i].clone());
+            }
+        }
+        for (i, reply) in missing.into_iter().zip(replies) {
+            videos[i] = video_of(reply)?;
+            read.extend(videos[i].clone());
+        }
+        if !read.is_empty() || cached_at != Some(version) {
+            self.catalog.write().record(version, read);
+        }
+        Ok(videos)
+    }
+
     async fn apply(&self, d: &Deltas) -> Result<(), StoreError> {
         if self.ingest.admit().is_err() {
             // What this replica last saw may be stale (it may not consume): ask before refusing.
@@ -612,14 +727,14 @@ impl Store for RedisStore {
         // The commit: on one server everything in it, on a cluster after each user's own slot
         // (see the module docs).
         let mut pipe = if self.conn.is_cluster() {
-            let users = own.values().map(|cmds| {
+            let users = own.into_values().map(|cmds| {
                 let tx = transaction(cmds);
                 async move { self.conn.exec(&tx).await }
             });
             futures::future::try_join_all(users).await?;
             transaction([])
         } else {
-            transaction(own.values().flatten())
+            transaction(own.into_values().flatten())
         };
         redis_events::enqueue(
             &mut pipe,

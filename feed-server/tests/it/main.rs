@@ -8,6 +8,7 @@ mod auth;
 mod binary;
 mod cluster;
 mod contract_bounds;
+mod decayed_adds;
 mod events_stream;
 mod faults;
 mod profiles;

@@ -312,12 +312,27 @@ async fn a_catalog_write_on_one_replica_reaches_the_others_rankings_within_the_b
     assert_eq!(ranked_by(&r[1], &mut users).await.len(), 60);
     assert_eq!(ranked_by(&r[2], &mut users).await.len(), 60);
 
-    // A deletion on replica 1: no ranking of another replica shows it (catalog version).
+    // Events for en7 are accepted by replicas 2 and 3 (from their in-process catalog).
+    let like_en7 = json!({"events": [{"user_id": "fan", "video_id": "en7", "type": "like"}]});
+    for app in [1, 2] {
+        let (status, body) = r[app].post("/v1/events", &like_en7).await;
+        assert_eq!((status, &body["accepted"]), (200, &json!(1)), "{body}");
+    }
+
+    // A deletion on replica 1: no ranking of another replica shows it, and no event for it is
+    // accepted by another (catalog version).
     let (status, body) = r[0]
         .send(reqwest::Method::DELETE, "/v1/videos/en7", &Value::Null)
         .await;
     assert_eq!(status, 204, "{body}");
     for app in [1, 2] {
+        let (status, body) = r[app].post("/v1/events", &like_en7).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["accepted"], 0,
+            "event for a deleted video accepted: {body}"
+        );
+        assert_eq!(body["rejected"][0]["code"], "unknown_video", "{body}");
         let got = ranked_by(&r[app], &mut users).await;
         assert!(
             !got.contains(&"en7".to_owned()),

@@ -1,0 +1,139 @@
+//! A user's decayed affinities and taste written by Redis's script (`DECAYED_ADD` in
+//! `store::redis_store`: one call per user and batch, fields read and written in chunks) equal
+//! the embedded store's [`Decayed::add`](feed_server::learning::Decayed::add): new fields,
+//! a later addition (the old value decays), an earlier one (the addition decays), and more
+//! fields than one chunk of the script. And the consumer's last-activity writes, chunked too.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::RedisServer;
+use feed_server::learning::{Decayed, DecayedAdd, Deltas, creator_field, tag_field};
+use feed_server::store::redis_conn::RedisTarget;
+use feed_server::store::redis_store::RedisSettings;
+use feed_server::store::{MemoryStore, RedisStore, Store, UserState};
+
+/// One batch of `user`: `weight` on every field at `ts`, and a 16-dimension taste addition.
+fn batch(user: &str, fields: &[String], weight: f64, ts: f64) -> Deltas {
+    let add = |field: String, weight: f64| DecayedAdd { field, weight, ts };
+    let mut d = Deltas::default();
+    d.affinity.insert(
+        user.to_owned(),
+        fields.iter().map(|f| add(f.clone(), weight)).collect(),
+    );
+    d.taste.insert(
+        user.to_owned(),
+        (0..16)
+            .map(|i| add(i.to_string(), weight * f64::from(i + 1) / 16.0))
+            .collect(),
+    );
+    d
+}
+
+/// A Redis store on `redis` without the shared read cache.
+fn store(redis: &RedisServer) -> RedisStore {
+    RedisStore::connect(&RedisSettings {
+        target: RedisTarget::Single(redis.url().into()),
+        prefix: "dec:".into(),
+        timeout: Duration::from_secs(5),
+        shared_cache: Duration::ZERO,
+    })
+    .expect("connect")
+}
+
+fn assert_close(what: &str, got: Decayed, want: Decayed) {
+    let tolerance = 1e-12 * want.value.abs().max(1.0);
+    assert!(
+        (got.value - want.value).abs() <= tolerance && got.at == want.at,
+        "{what}: Redis {got:?}, embedded {want:?}"
+    );
+}
+
+fn assert_same(redis: &UserState, embedded: &UserState) {
+    let (r, e) = (&redis.affinity, &embedded.affinity);
+    assert_eq!(r.tags.len(), e.tags.len(), "tags written");
+    assert_eq!(r.creators.len(), e.creators.len(), "creators written");
+    for (name, r, e) in [
+        ("tag", &r.tags, &e.tags),
+        ("creator", &r.creators, &e.creators),
+    ] {
+        for (key, want) in e {
+            let got = r.get(key).copied().unwrap_or_default();
+            assert_close(&format!("{name} {key}"), got, *want);
+        }
+    }
+    assert_eq!(
+        redis.taste.0.len(),
+        embedded.taste.0.len(),
+        "taste dimensions"
+    );
+    for (i, (got, want)) in redis.taste.0.iter().zip(&embedded.taste.0).enumerate() {
+        assert_close(&format!("taste dimension {i}"), *got, *want);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decayed_additions_on_redis_equal_the_embedded_stores() {
+    let redis = RedisServer::start();
+    let on_redis = store(&redis);
+    let embedded = MemoryStore::new();
+    // 1,200 tags (three chunks of the script) and a creator.
+    let mut fields: Vec<String> = (0..1_200).map(|i| tag_field(&format!("tag{i}"))).collect();
+    fields.push(creator_field("c1"));
+    let (t0, day) = (1_700_000_000.0, 86_400.0);
+    // New fields, then a day later, then between the two (earlier than the last update).
+    for (weight, ts) in [(1.0, t0), (2.0, t0 + day), (-0.5, t0 + 0.5 * day)] {
+        let d = batch("u", &fields, weight, ts);
+        on_redis.apply(&d).await.expect("redis apply");
+        embedded.apply(&d).await.expect("embedded apply");
+    }
+    // A second user in the same batch as a third addition of the first.
+    let mut d = batch("u", &fields[..3], 3.0, t0 + 2.0 * day);
+    d.affinity
+        .extend(batch("v", &fields[..2], 1.0, t0).affinity);
+    on_redis.apply(&d).await.expect("redis apply");
+    embedded.apply(&d).await.expect("embedded apply");
+
+    for user in ["u", "v"] {
+        let r = on_redis.user_state(user).await.expect("redis state");
+        let e = embedded.user_state(user).await.expect("embedded state");
+        assert_same(&r, &e);
+    }
+    let r = on_redis.user_state("u").await.expect("redis state");
+    assert_eq!(r.affinity.tags.len(), 1_200, "every chunk written");
+}
+
+/// The consumer records last activity with one `ZADD GT` per 1,000 users: every user of a large
+/// apply is recorded, and an older time never moves a user back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_active_user_of_a_large_apply_is_recorded_with_the_latest_time() {
+    let redis = RedisServer::start();
+    let store = std::sync::Arc::new(store(&redis));
+    let mut d = Deltas::default();
+    for i in 0..2_500 {
+        d.active.insert(format!("u{i}"), 1_000.0 + f64::from(i));
+    }
+    store.apply(&d).await.expect("apply");
+    let mut later = Deltas::default();
+    later.active.insert("u2499".into(), 1.0);
+    later.active.insert("new".into(), 5_000.0);
+    store.apply(&later).await.expect("apply");
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(feed_server::store::run_event_consumer(
+        store.clone(),
+        stop.clone(),
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.active_users(3_000).await.expect("active").len() < 2_501 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "active users not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    let newest = store.active_users(3).await.expect("active");
+    assert_eq!(newest, ["new", "u2499", "u2498"]);
+}
