@@ -414,7 +414,6 @@ impl RedisStore {
         self.log.dropped.inc_by(n);
     }
 
-    /// Drops the shared counters of `ids` (they were just written).
     /// Marks the counters of `ids` changed (this replica's consumer just wrote them).
     pub(super) fn forget_stats<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         self.counters.changed(ids);
