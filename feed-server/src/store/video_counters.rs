@@ -101,7 +101,7 @@ impl VideoCounters {
             if matches!(s.entries.get(&id), Some(Slot::Changed(at)) if *at > ticket.0) {
                 continue;
             }
-            if s.entries.len() >= self.max_entries {
+            if s.entries.len() >= self.max_entries && !s.entries.contains_key(&id) {
                 Self::empty(&mut s);
                 return;
             }
@@ -247,6 +247,13 @@ mod tests {
         let (ticket, _) = c.lookup(["a"].into_iter());
         c.keep(ticket, (0..3).map(|i| (format!("v{i}"), stats(1.0))));
         assert_eq!(c.len(), 3);
+        c.keep(ticket, [("v0".into(), stats(2.0))]);
+        assert_eq!(
+            c.len(),
+            3,
+            "a full map still takes a newer read of a kept video"
+        );
+        assert_eq!(views(&c, "v0"), Some(2.0));
         c.keep(ticket, [("v9".into(), stats(1.0))]);
         assert_eq!(c.len(), 0, "emptied when full");
         c.keep(ticket, [("v9".into(), stats(1.0))]);
