@@ -541,6 +541,39 @@ impl RedisStore {
     /// Drops this replica's catalog cache and shared lists at once after its own catalog write
     /// (other replicas notice the version change on their next candidate read, and their lists
     /// within the shared-cache bound).
+    /// Completes a catalog-cache lookup of `ids` (`cached_at`, from [`CatalogCache::lookup`]):
+    /// `videos[i]` for `i` in `missing` was just read with the catalog `version`, in one round
+    /// trip. When the version moved since the cached entries were read, they are read again; what
+    /// was read is recorded, so no caller uses an entry older than the version it saw. Nothing is
+    /// recorded when nothing was read and the version has not moved (the common case): no write
+    /// lock on every call.
+    async fn settle_catalog_read(
+        &self,
+        ids: &[String],
+        cached_at: Option<i64>,
+        version: i64,
+        videos: &mut [Option<Arc<Video>>],
+        missing: &[usize],
+    ) -> Result<(), StoreError> {
+        let mut read: Vec<Arc<Video>> = missing.iter().filter_map(|&i| videos[i].clone()).collect();
+        if cached_at != Some(version) {
+            let stale: Vec<usize> = (0..ids.len())
+                .filter(|i| videos[*i].is_some() && !missing.contains(i))
+                .collect();
+            if !stale.is_empty() {
+                let again: Vec<String> = stale.iter().map(|&i| ids[i].clone()).collect();
+                for (i, v) in stale.into_iter().zip(self.get_videos(&again).await?) {
+                    videos[i] = v.map(Arc::new);
+                    read.extend(videos[i].clone());
+                }
+            }
+        }
+        if !read.is_empty() || cached_at != Some(version) {
+            self.catalog.write().record(version, read);
+        }
+        Ok(())
+    }
+
     fn forget_catalog(&self) {
         {
             let mut c = self.catalog.write();
@@ -691,22 +724,11 @@ impl Store for RedisStore {
             Some(v) => parse::<Option<i64>>(v)?.unwrap_or(0),
             None => return Err(corrupt("short pipeline reply")),
         };
-        let mut read = Vec::with_capacity(missing.len());
-        if cached_at != Some(version) {
-            let stale: Vec<usize> = (0..ids.len()).filter(|&i| videos[i].is_some()).collect();
-            let again: Vec<String> = stale.iter().map(|&i| ids[i].clone()).collect();
-            for (i, v) in stale.into_iter().zip(self.get_videos(&again).await?) {
-                videos[i] = v.map(Arc::new);
-                read.extend(videos[i].clone());
-            }
-        }
-        for (i, reply) in missing.into_iter().zip(replies) {
+        for (&i, reply) in missing.iter().zip(replies) {
             videos[i] = video_of(reply)?;
-            read.extend(videos[i].clone());
         }
-        if !read.is_empty() || cached_at != Some(version) {
-            self.catalog.write().record(version, read);
-        }
+        self.settle_catalog_read(ids, cached_at, version, &mut videos, &missing)
+            .await?;
         Ok(videos)
     }
 
@@ -912,13 +934,7 @@ impl Store for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let (cached_at, mut videos): (Option<i64>, Vec<Option<Arc<Video>>>) = {
-            let c = self.catalog.read();
-            (
-                c.version,
-                ids.iter().map(|id| c.videos.get(id).cloned()).collect(),
-            )
-        };
+        let (cached_at, mut videos) = self.catalog.read().lookup(ids);
         let (ticket, mut stats) = self.counters.lookup(ids.iter().map(String::as_str));
         let mut pipe = redis::pipe();
         pipe.get(self.keys.catalog_version());
@@ -953,44 +969,11 @@ impl Store for RedisStore {
         }
         self.counters.keep(ticket, read);
         let seen: Vec<Option<f64>> = parse(next()?)?;
-        let mut fetched = Vec::with_capacity(missing.len());
         for &i in &missing {
-            if let Some(json) = parse::<Option<String>>(next()?)? {
-                let video = Arc::new(serde_json::from_str::<Video>(&json).map_err(corrupt)?);
-                videos[i] = Some(video.clone());
-                fetched.push(video);
-            }
+            videos[i] = video_of(next()?)?;
         }
-        if cached_at != Some(version) {
-            // The catalog changed since the cached entries were read: read them again.
-            let stale: Vec<usize> = (0..ids.len())
-                .filter(|i| videos[*i].is_some() && !missing.contains(i))
-                .collect();
-            if !stale.is_empty() {
-                let again: Vec<String> = stale.iter().map(|i| ids[*i].clone()).collect();
-                for (i, v) in stale.into_iter().zip(self.get_videos(&again).await?) {
-                    videos[i] = v.map(Arc::new);
-                    if let Some(v) = &videos[i] {
-                        fetched.push(v.clone());
-                    }
-                }
-            }
-        }
-        // Nothing to record when nothing was read and the version has not moved (the common
-        // case): no write lock on every ranking.
-        if !fetched.is_empty() || cached_at != Some(version) {
-            let mut c = self.catalog.write();
-            if c.version != Some(version) {
-                c.version = Some(version);
-                c.videos.clear();
-            }
-            if c.videos.len() + fetched.len() > CATALOG_CACHE_MAX {
-                c.videos.clear();
-            }
-            for v in fetched {
-                c.videos.insert(v.id.clone(), v);
-            }
-        }
+        self.settle_catalog_read(ids, cached_at, version, &mut videos, &missing)
+            .await?;
         if seen.len() != ids.len() {
             return Err(corrupt("short ZMSCORE reply"));
         }

@@ -171,6 +171,13 @@ mod tests {
         c
     }
 
+    /// Reads `id`'s counters (`views` views) as a ranking does: a lookup, then a keep under its
+    /// ticket.
+    fn read_and_keep(c: &VideoCounters, id: &str, views: f64) {
+        let (ticket, _) = c.lookup([id].into_iter());
+        c.keep(ticket, [(id.to_owned(), stats(views))]);
+    }
+
     fn views(c: &VideoCounters, id: &str) -> Option<f64> {
         c.lookup([id].into_iter()).1[0].map(|s| s.views)
     }
@@ -197,20 +204,17 @@ mod tests {
         assert_eq!(views(&c, "a"), None);
         assert_eq!(views(&c, "b"), Some(2.0));
         // A read issued after the change is newer than it: kept.
-        let (ticket, _) = c.lookup(["a"].into_iter());
-        c.keep(ticket, [("a".into(), stats(3.0))]);
+        read_and_keep(&c, "a", 3.0);
         assert_eq!(views(&c, "a"), Some(3.0));
     }
 
     #[test]
     fn nothing_is_kept_or_used_unless_the_feed_is_followed() {
         let c = VideoCounters::new(Duration::from_secs(60), 100);
-        let (ticket, _) = c.lookup(["a"].into_iter());
-        c.keep(ticket, [("a".into(), stats(1.0))]);
+        read_and_keep(&c, "a", 1.0);
         c.followed();
         assert_eq!(views(&c, "a"), None, "read before the feed was followed");
-        let (ticket, _) = c.lookup(["a"].into_iter());
-        c.keep(ticket, [("a".into(), stats(1.0))]);
+        read_and_keep(&c, "a", 1.0);
         assert_eq!(views(&c, "a"), Some(1.0));
         // A gap in the feed: everything goes, and reads in flight are not kept.
         let (ticket, _) = c.lookup(["b"].into_iter());
@@ -226,8 +230,7 @@ mod tests {
     fn entries_are_unused_once_the_feed_was_not_read_within_the_bound() {
         let c = VideoCounters::new(Duration::from_millis(30), 100);
         c.followed();
-        let (ticket, _) = c.lookup(["a"].into_iter());
-        c.keep(ticket, [("a".into(), stats(1.0))]);
+        read_and_keep(&c, "a", 1.0);
         assert_eq!(views(&c, "a"), Some(1.0));
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(views(&c, "a"), None, "the follower is silent: read Redis");
@@ -235,8 +238,7 @@ mod tests {
         assert_eq!(views(&c, "a"), Some(1.0));
         let off = VideoCounters::new(Duration::ZERO, 100);
         off.followed();
-        let (ticket, _) = off.lookup(["a"].into_iter());
-        off.keep(ticket, [("a".into(), stats(1.0))]);
+        read_and_keep(&off, "a", 1.0);
         assert_eq!(views(&off, "a"), None, "a zero bound turns the cache off");
     }
 
