@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Decayed, DecayedAdd, Deltas, DurationStats, TrendingScope, VideoStats};
+use super::{Deltas, DurationStats, TrendingScope, VideoStats};
 use crate::exposure::LoggedEvent;
 
 /// Trending increments per (scope, UTC day) and video.
@@ -86,31 +86,6 @@ impl SharedDeltas {
     }
 }
 
-/// One addition per field: decayed values are linear in their additions
-/// (`Σ w·2^(−(t−ts)/h)`), so the additions of a field fold into one exactly. A batch's plays of
-/// one video (impression, view, complete, like) then update each affinity field once.
-pub fn merge_adds(adds: &[DecayedAdd], half_life: f64) -> Vec<DecayedAdd> {
-    let mut order: Vec<&str> = Vec::new();
-    let mut folded: HashMap<&str, Decayed> = HashMap::new();
-    for a in adds {
-        let d = folded.entry(a.field.as_str()).or_insert_with(|| {
-            order.push(a.field.as_str());
-            Decayed::default()
-        });
-        *d = d.add(a.weight, a.ts, half_life);
-    }
-    order
-        .into_iter()
-        .filter_map(|field| {
-            folded.get(field).map(|d| DecayedAdd {
-                field: field.to_owned(),
-                weight: d.value,
-                ts: d.at,
-            })
-        })
-        .collect()
-}
-
 /// `(scope, day) → increments` as a list of `[scope, day, increments]`.
 mod trending_list {
     use std::collections::HashMap;
@@ -139,7 +114,6 @@ mod trending_list {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::learning::{AFFINITY_HALF_LIFE_SECS, apply_decayed};
     use crate::model::{Event, EventType, Video};
 
     fn video(id: &str) -> Video {
@@ -205,51 +179,5 @@ mod tests {
         assert_eq!(merged, SharedDeltas::of(&deltas(&all)));
         assert_eq!(merged.events(), 4);
         assert_eq!(merged.active["u1"], 1_030.0);
-    }
-
-    #[test]
-    fn merged_additions_give_the_same_decayed_values() {
-        let adds: Vec<DecayedAdd> = [
-            ("c:a", 1.0, 10.0),
-            ("t:x", 2.0, 5.0),
-            ("c:a", -0.5, 400_000.0),
-            ("c:a", 3.0, 7.0),
-        ]
-        .into_iter()
-        .map(|(f, w, ts)| DecayedAdd {
-            field: f.into(),
-            weight: w,
-            ts,
-        })
-        .collect();
-        let merged = merge_adds(&adds, AFFINITY_HALF_LIFE_SECS);
-        assert_eq!(merged.len(), 2);
-        assert_eq!(merged[0].field, "c:a");
-        let start = || {
-            let mut m = HashMap::new();
-            m.insert(
-                "c:a".to_owned(),
-                Decayed {
-                    value: 4.0,
-                    at: 100.0,
-                },
-            );
-            m
-        };
-        let (mut one_by_one, mut folded) = (start(), start());
-        apply_decayed(&mut one_by_one, &adds, AFFINITY_HALF_LIFE_SECS);
-        apply_decayed(&mut folded, &merged, AFFINITY_HALF_LIFE_SECS);
-        for (field, d) in &one_by_one {
-            let f = folded[field];
-            let t = 1_000_000.0;
-            let (x, y) = (
-                d.value_at(t, AFFINITY_HALF_LIFE_SECS),
-                f.value_at(t, AFFINITY_HALF_LIFE_SECS),
-            );
-            assert!(
-                (x - y).abs() < 1e-9 * x.abs().max(1.0),
-                "{field}: {x} vs {y}"
-            );
-        }
     }
 }

@@ -36,7 +36,7 @@
 //! | `P{shared}:vsc` | stream | the counter change feed: one entry per apply round or video deletion (field `i`: the JSON array of the video ids whose counters changed), trimmed to the last minute (`store::redis_counter_feed`) |
 //! | `P{u:<user>}:p` | hash | language, region |
 //! | `P{u:<user>}:fc`, `P{u:<user>}:fr` | set | followed creators, friends |
-//! | `P{u:<user>}:aff`, `P{u:<user>}:taste` | hash | decayed values: field `f` and its time `f@` ([`super::encoding`]) |
+//! | `P{u:<user>}:aff`, `P{u:<user>}:taste` | hash | decayed values as anchored sums: field `~<era>:f`, added to with `HINCRBYFLOAT` (`super::anchored`; the legacy fields `f` and `f@` are still read) |
 //! | `P{u:<user>}:seen` | zset | seen videos by time (last 5,000) |
 //! | `P{u:<user>}:recent` | list | recently engaged videos (last 50) |
 //! | `P{u:<user>}:ver` | string | the user's version: incremented, and published on `Pwrites`, by every write of the user's own state (`store::redis_peers`) |

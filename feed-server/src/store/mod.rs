@@ -4,6 +4,7 @@
 //! The interface is shaped by the ranking pipeline's round trips: every method is one batch
 //! (one pipelined Redis round trip), however many videos or users it touches.
 
+pub mod anchored;
 pub mod encoding;
 pub mod keys;
 mod memory;

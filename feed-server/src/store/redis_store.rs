@@ -51,7 +51,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::encoding;
 use super::keys::Keys;
 use super::redis_conn::{self, RedisConfigError, RedisTarget, RedisTlsFiles};
 use super::redis_counter_feed::{self, FOLLOWED_WITHIN};
@@ -65,58 +64,14 @@ use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, SourceList, Store, StoreError,
     UserState, UserVersion,
 };
+use super::{anchored, encoding};
 use crate::exposure::{LogSettings, LoggedEvent};
-use crate::learning::shared::{SharedDeltas, merge_adds};
+use crate::learning::shared::SharedDeltas;
 use crate::learning::{
-    AFFINITY_HALF_LIFE_SECS, BucketCounter, Decayed, DecayedAdd, Deltas, RECENT_MEMORY,
-    SEEN_MEMORY, TrendingScope, VideoStats, bucket_field, duration_bucket,
-    duration_stats_from_pairs,
+    AFFINITY_HALF_LIFE_SECS, BucketCounter, Decayed, Deltas, RECENT_MEMORY, SEEN_MEMORY,
+    TrendingScope, VideoStats, bucket_field, duration_bucket, duration_stats_from_pairs,
 };
 use crate::model::{Follows, UserProfile, Video};
-
-/// Adds decayed values to a user's decayed hashes (affinities, taste): `KEYS` the hashes,
-/// `ARGV[1]` = half-life (s), then for each key the number of its additions and as many
-/// triples of (field, weight, unix time), each field at most once per key. Mirrors
-/// [`Decayed::add`]. Per key and 500 fields two calls (one `HMGET` of the values and times, one
-/// `HSET`) rather than three per field; the chunks keep `unpack` far below Lua's stack limit.
-const DECAYED_ADD: &str = r#"
-local hl = tonumber(ARGV[1])
-local i = 2
-for k = 1, #KEYS do
-  local n = tonumber(ARGV[i])
-  i = i + 1
-  for first = 0, n - 1, 500 do
-    local last = math.min(first + 500, n) - 1
-    local names = {}
-    for j = first, last do
-      local f = ARGV[i + 3 * j]
-      names[#names + 1] = f
-      names[#names + 1] = f .. '@'
-    end
-    local old = redis.call('HMGET', KEYS[k], unpack(names))
-    local out = {}
-    for j = first, last do
-      local m = 2 * (j - first)
-      local w, ts = tonumber(ARGV[i + 3 * j + 1]), tonumber(ARGV[i + 3 * j + 2])
-      local v, t = tonumber(old[m + 1] or '0'), tonumber(old[m + 2] or '0')
-      if v == 0 and t == 0 then
-        v, t = w, ts
-      elseif ts >= t then
-        v, t = v * 2 ^ (-(ts - t) / hl) + w, ts
-      else
-        v = v + w * 2 ^ (-(t - ts) / hl)
-      end
-      out[#out + 1] = names[m + 1]
-      out[#out + 1] = string.format('%.17g', v)
-      out[#out + 1] = names[m + 2]
-      out[#out + 1] = string.format('%.17g', t)
-    end
-    redis.call('HSET', KEYS[k], unpack(out))
-  end
-  i = i + 3 * n
-end
-return 0
-"#;
 
 /// Most users per `ZADD` of the last-activity set in an apply (2 arguments each; Lua's
 /// `unpack` in the apply script takes a few thousand).
@@ -236,20 +191,10 @@ fn parse<T: redis::FromRedisValue>(v: Value) -> Result<T, StoreError> {
     redis::from_redis_value(v).map_err(corrupt)
 }
 
-fn decayed_map(raw: HashMap<String, String>) -> HashMap<String, Decayed> {
-    let mut out = HashMap::new();
-    for (k, v) in &raw {
-        if k.ends_with('@') {
-            continue;
-        }
-        let value = v.parse::<f64>().unwrap_or(0.0);
-        let at = raw
-            .get(&format!("{k}@"))
-            .and_then(|t| t.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        out.insert(k.clone(), Decayed { value, at });
-    }
-    out
+/// The decayed values of a decayed hash's `HGETALL` reply ([`anchored::decode`]).
+fn decayed(reply: Value) -> Result<HashMap<String, Decayed>, StoreError> {
+    let raw: HashMap<String, String> = parse(reply)?;
+    Ok(anchored::decode(&raw, AFFINITY_HALF_LIFE_SECS))
 }
 
 /// Counters from an `HMGET` of [`VideoStats::FIELDS`] (missing fields count as 0).
@@ -495,20 +440,20 @@ impl RedisStore {
     /// by user: each user's commands name only that user's keys (one cluster slot).
     fn own_writes<'d>(&self, d: &'d Deltas) -> BTreeMap<&'d str, Vec<Cmd>> {
         let mut writes: BTreeMap<&str, Vec<Cmd>> = BTreeMap::new();
-        // A user's affinities and taste in one script call.
-        let mut decayed: BTreeMap<&str, Vec<(String, Vec<DecayedAdd>)>> = BTreeMap::new();
-        for (user, adds) in &d.affinity {
-            let adds = merge_adds(adds, AFFINITY_HALF_LIFE_SECS);
-            let hash = (self.keys.affinity(user), adds);
-            decayed.entry(user).or_default().push(hash);
-        }
-        for (user, adds) in &d.taste {
-            let adds = merge_adds(adds, AFFINITY_HALF_LIFE_SECS);
-            let hash = (self.keys.taste(user), adds);
-            decayed.entry(user).or_default().push(hash);
-        }
-        for (user, hashes) in decayed {
-            writes.entry(user).or_default().push(decayed_add(&hashes));
+        // Anchored sums: one `HINCRBYFLOAT` per field, nothing read (`super::anchored`).
+        for (adds, key) in [
+            (&d.affinity, Keys::affinity as fn(&Keys, &str) -> String),
+            (&d.taste, Keys::taste),
+        ] {
+            for (user, adds) in adds {
+                let hash = key(&self.keys, user);
+                let cmds = writes.entry(user).or_default();
+                for (field, increment) in anchored::increments(adds, AFFINITY_HALF_LIFE_SECS) {
+                    let mut cmd = redis::cmd("HINCRBYFLOAT");
+                    cmd.arg(&hash).arg(field).arg(increment);
+                    cmds.push(cmd);
+                }
+            }
         }
         for (user, seen) in &d.seen {
             let key = self.keys.seen(user);
@@ -587,23 +532,6 @@ impl RedisStore {
     fn trending_key(&self, scope: &TrendingScope, day: i64) -> String {
         self.keys.trending(scope, day)
     }
-}
-
-/// The script call adding each hash's additions to it (`(key, additions)`, one user's keys).
-fn decayed_add(hashes: &[(String, Vec<DecayedAdd>)]) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(DECAYED_ADD).arg(hashes.len());
-    for (key, _) in hashes {
-        cmd.arg(key);
-    }
-    cmd.arg(AFFINITY_HALF_LIFE_SECS);
-    for (_, adds) in hashes {
-        cmd.arg(adds.len());
-        for a in adds {
-            cmd.arg(&a.field).arg(a.weight).arg(a.ts);
-        }
-    }
-    cmd
 }
 
 /// One transaction of `cmds`, replies ignored.
@@ -825,8 +753,8 @@ impl Store for RedisStore {
             },
             follows: follows.into_iter().collect(),
             friends,
-            affinity: encoding::affinities(&decayed_map(parse(next()?)?)),
-            taste: encoding::taste(&decayed_map(parse(next()?)?)),
+            affinity: encoding::affinities(&decayed(next()?)?),
+            taste: encoding::taste(&decayed(next()?)?),
         })
     }
 

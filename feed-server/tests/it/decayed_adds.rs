@@ -1,15 +1,18 @@
-//! A user's decayed affinities and taste written by Redis's script (`DECAYED_ADD` in
-//! `store::redis_store`: one call per user and batch, fields read and written in chunks) equal
-//! the embedded store's [`Decayed::add`](feed_server::learning::Decayed::add): new fields,
-//! a later addition (the old value decays), an earlier one (the addition decays), and more
-//! fields than one chunk of the script. And the consumer's last-activity writes, chunked too.
+//! A user's decayed affinities and taste as Redis holds them (anchored sums, one `HINCRBYFLOAT`
+//! per field and batch: `feed_server::store::anchored`) read back equal to the embedded store's
+//! [`Decayed::add`](feed_server::learning::Decayed::add): new fields, a later addition (the old
+//! value decays), an earlier one (the addition decays), many fields in one batch, and values
+//! written in the legacy form (value and time, before the anchored sums) kept and added to.
+//! And the consumer's last-activity writes, chunked.
 
 use crate::common;
 
 use std::time::Duration;
 
 use common::RedisServer;
-use feed_server::learning::{Decayed, DecayedAdd, Deltas, creator_field, tag_field};
+use feed_server::learning::{
+    AFFINITY_HALF_LIFE_SECS as HL, Decayed, DecayedAdd, Deltas, creator_field, tag_field,
+};
 use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{MemoryStore, RedisStore, Store, UserState};
@@ -42,15 +45,18 @@ fn store(redis: &RedisServer) -> RedisStore {
     .expect("connect")
 }
 
-fn assert_close(what: &str, got: Decayed, want: Decayed) {
-    let tolerance = 1e-12 * want.value.abs().max(1.0);
+/// Both compared as a ranking at `now` reads them (the stored forms differ: the embedded store
+/// keeps the value as of its last update, Redis an anchored sum).
+fn assert_close(what: &str, got: Decayed, want: Decayed, now: f64) {
+    let (got, want) = (got.value_at(now, HL), want.value_at(now, HL));
+    let tolerance = 1e-12 * want.abs().max(1.0);
     assert!(
-        (got.value - want.value).abs() <= tolerance && got.at == want.at,
-        "{what}: Redis {got:?}, embedded {want:?}"
+        (got - want).abs() <= tolerance,
+        "{what}: Redis {got}, embedded {want}"
     );
 }
 
-fn assert_same(redis: &UserState, embedded: &UserState) {
+fn assert_same(redis: &UserState, embedded: &UserState, now: f64) {
     let (r, e) = (&redis.affinity, &embedded.affinity);
     assert_eq!(r.tags.len(), e.tags.len(), "tags written");
     assert_eq!(r.creators.len(), e.creators.len(), "creators written");
@@ -60,7 +66,7 @@ fn assert_same(redis: &UserState, embedded: &UserState) {
     ] {
         for (key, want) in e {
             let got = r.get(key).copied().unwrap_or_default();
-            assert_close(&format!("{name} {key}"), got, *want);
+            assert_close(&format!("{name} {key}"), got, *want, now);
         }
     }
     assert_eq!(
@@ -69,7 +75,7 @@ fn assert_same(redis: &UserState, embedded: &UserState) {
         "taste dimensions"
     );
     for (i, (got, want)) in redis.taste.0.iter().zip(&embedded.taste.0).enumerate() {
-        assert_close(&format!("taste dimension {i}"), *got, *want);
+        assert_close(&format!("taste dimension {i}"), *got, *want, now);
     }
 }
 
@@ -78,7 +84,7 @@ async fn decayed_additions_on_redis_equal_the_embedded_stores() {
     let redis = RedisServer::start();
     let on_redis = store(&redis);
     let embedded = MemoryStore::new();
-    // 1,200 tags (three chunks of the script) and a creator.
+    // 1,200 tags and a creator.
     let mut fields: Vec<String> = (0..1_200).map(|i| tag_field(&format!("tag{i}"))).collect();
     fields.push(creator_field("c1"));
     let (t0, day) = (1_700_000_000.0, 86_400.0);
@@ -98,10 +104,58 @@ async fn decayed_additions_on_redis_equal_the_embedded_stores() {
     for user in ["u", "v"] {
         let r = on_redis.user_state(user).await.expect("redis state");
         let e = embedded.user_state(user).await.expect("embedded state");
-        assert_same(&r, &e);
+        for now in [t0 + 2.0 * day, t0 + 30.0 * day] {
+            assert_same(&r, &e, now);
+        }
     }
     let r = on_redis.user_state("u").await.expect("redis state");
-    assert_eq!(r.affinity.tags.len(), 1_200, "every chunk written");
+    assert_eq!(r.affinity.tags.len(), 1_200, "every field written");
+}
+
+/// Values written before the anchored sums (field `f` = the value as of its time `f@`) are read
+/// as they were, and a new batch adds to them: no migration step, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_in_the_legacy_form_are_kept_and_added_to() {
+    let redis = RedisServer::start();
+    let on_redis = store(&redis);
+    let embedded = MemoryStore::new();
+    let fields = vec![creator_field("c1"), tag_field("t1"), tag_field("t2")];
+    let (t0, day) = (1_700_000_000.0, 86_400.0);
+
+    // What the read-modify-write script left after one batch of weight 4 at t0.
+    let old = batch("u", &fields, 4.0, t0);
+    embedded.apply(&old).await.expect("embedded apply");
+    let mut conn = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis connection");
+    for (hash, adds) in [("aff", &old.affinity["u"]), ("taste", &old.taste["u"])] {
+        let mut hset = redis::cmd("HSET");
+        hset.arg(format!("dec:{{u:u}}:{hash}"));
+        for a in adds {
+            hset.arg(&a.field).arg(a.weight);
+            hset.arg(format!("{}@", a.field)).arg(a.ts);
+        }
+        let _: i64 = hset.query(&mut conn).expect("legacy HSET");
+    }
+    let before = on_redis.user_state("u").await.expect("redis state");
+    let want = embedded.user_state("u").await.expect("embedded state");
+    assert_same(&before, &want, t0 + day);
+
+    // A later batch on one field and the taste vector, an earlier one on another field.
+    let later = batch("u", &fields[..1], 1.0, t0 + day);
+    let earlier = batch("u", &fields[1..2], -0.5, t0 - day);
+    for d in [&later, &earlier] {
+        on_redis.apply(d).await.expect("redis apply");
+        embedded.apply(d).await.expect("embedded apply");
+    }
+    let after = on_redis.user_state("u").await.expect("redis state");
+    let want = embedded.user_state("u").await.expect("embedded state");
+    for now in [t0 + day, t0 + 10.0 * day] {
+        assert_same(&after, &want, now);
+    }
+    // The new additions moved the values the legacy form held.
+    let c1 = |s: &UserState| s.affinity.creators["c1"].value_at(t0 + day, HL);
+    assert!((c1(&after) - c1(&before) - 1.0).abs() < 1e-9, "creator c1");
 }
 
 /// The consumer records last activity with one `ZADD GT` per 1,000 users: every user of a large
