@@ -174,8 +174,12 @@ async fn poll(store: &RedisStore, after: &str) -> Result<Read, FeedError> {
     })
 }
 
-/// Follows the feed for the life of the replica (until `stop`), as the module docs say.
+/// Follows the feed for the life of the replica (until `stop`), as the module docs say; returns
+/// at once when the store keeps no counters (`--shared-cache-ms 0`), so it polls nothing.
 pub async fn follow(store: Arc<RedisStore>, stop: CancellationToken) {
+    if !store.counters().is_on() {
+        return;
+    }
     let mut position = Position::Lost;
     let mut delay = POLL;
     let metrics = &store.ingest().metrics;

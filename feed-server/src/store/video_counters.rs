@@ -63,6 +63,11 @@ impl VideoCounters {
         }
     }
 
+    /// Whether counters are kept at all (`false` with a zero bound: every ranking reads them).
+    pub(crate) fn is_on(&self) -> bool {
+        !self.bound.is_zero()
+    }
+
     fn live(&self, s: &State) -> bool {
         !self.bound.is_zero() && s.followed_at.is_some_and(|t| t.elapsed() < self.bound)
     }

@@ -292,6 +292,26 @@ async fn kept_counters_follow_the_counter_change_feed() {
     stop.cancel();
 }
 
+/// With the kept counters off (`--shared-cache-ms 0`) nothing follows the feed: the follower
+/// returns at once instead of polling Redis 50 times a second for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_counters_kept_no_feed_followed() {
+    let redis = RedisServer::start();
+    let off = Arc::new(replica(&redis, "nf:", Duration::ZERO));
+    let on = Arc::new(replica(&redis, "nf:", Duration::from_millis(600)));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let within = Duration::from_secs(2);
+    let follow = |store| feed_server::store::follow_counter_changes(store, stop.clone());
+    assert!(
+        tokio::time::timeout(within, follow(off)).await.is_ok(),
+        "a replica keeping no counters still follows the feed"
+    );
+    assert!(
+        tokio::time::timeout(within, follow(on)).await.is_err(),
+        "a replica keeping counters stopped following the feed"
+    );
+}
+
 async fn fresh_ids(store: &RedisStore) -> Vec<String> {
     let q = CandidateQuery {
         fresh: vec!["*".to_owned()],
