@@ -168,6 +168,12 @@ struct RunArgs {
     /// Connections of the open-loop phases.
     #[arg(long, default_value_t = 128)]
     open_conns: usize,
+    /// Connections of the closed-loop hit-ratio phase: fewer than the ranking bound's places
+    /// (16 on 2 cores, shared with the predictive warm-up). Many of the phase's requests are
+    /// misses, i.e. rankings; with more connections than places the bound sheds some (503), and
+    /// a shed request measures shedding (the overload phase's subject), not the cache.
+    #[arg(long, default_value_t = 12)]
+    hit_conns: usize,
     /// Hit-ratio phase: unmeasured Zipf traffic first, seconds.
     #[arg(long, default_value_t = 20.0)]
     hit_warmup_secs: f64,
@@ -819,7 +825,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let before_hit: Vec<u32> = last.iter().map(|a| a.load(Ordering::Relaxed)).collect();
         driver::closed_loop(
             server,
-            args.conns,
+            args.hit_conns,
             Duration::ZERO,
             secs(args.hit_warmup_secs),
             zipf_req.clone(),
@@ -830,7 +836,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let m = begin(&args, server).await?;
         let out = driver::closed_loop(
             server,
-            args.conns,
+            args.hit_conns,
             Duration::ZERO,
             secs(args.hit_secs),
             zipf_req,
@@ -839,7 +845,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("hit-ratio phase")?;
         let load = format!(
             "closed loop, {} conns, Zipf(s={}) over all {users} users, after {:.0} s of the same",
-            args.conns, spec.zipf_s, args.hit_warmup_secs
+            args.hit_conns, spec.zipf_s, args.hit_warmup_secs
         );
         let (p, _) = finish(&args, server, m, "Zipf feed (hit ratio)", load, out).await?;
         hit_ratio = p.cache.map_or(0.0, |c| c.hit_ratio);
@@ -962,6 +968,16 @@ fn phase_named<'a>(phases: &'a [Phase], name: &str) -> Option<&'a Phase> {
     phases.iter().find(|p| p.name == name)
 }
 
+/// How far (percentage points) the Zipf phase's hit ratio may fall below the ideal TTL cache's on
+/// the same trace (issue 16).
+const ZIPF_HIT_RATIO_SLACK_POINTS: f64 = 1.0;
+
+/// Whether a Zipf hit ratio meets its goal: within [`ZIPF_HIT_RATIO_SLACK_POINTS`] of the ideal
+/// cache's on the same trace (both fractions; shed requests count as misses in `measured`).
+fn zipf_hit_ratio_met(measured: f64, ideal: f64) -> bool {
+    ideal > 0.0 && (ideal - measured) * 100.0 <= ZIPF_HIT_RATIO_SLACK_POINTS
+}
+
 /// Name of the closed-loop uncached phase (the capacity).
 const UNCACHED_MAX: &str = "uncached feed (max)";
 /// Name of the overload phase.
@@ -1044,15 +1060,19 @@ fn with_goals(mut r: Results, args: &RunArgs) -> Results {
     }
     if phase(&r, "Zipf feed").is_some() {
         goals.push(Goal {
+            // Issue 16: 98% is the session trace's goal; on the Zipf trace most requests are a
+            // user's first within the TTL, so the goal is the ideal cache's ratio on that trace.
             goal: "cache hit ratio after warm-up, Zipf traffic".into(),
-            target: "≥ 98%".into(),
+            target: format!(
+                "within {ZIPF_HIT_RATIO_SLACK_POINTS} point of an ideal {}-s TTL cache on the same trace",
+                args.ttl_secs
+            ),
             measured: format!(
-                "{:.2}% (ideal {}-s TTL cache on the same trace: {:.2}%)",
+                "{:.2}% (ideal: {:.2}%)",
                 r.hit_ratio * 100.0,
-                args.ttl_secs,
                 r.ideal_hit_ratio * 100.0
             ),
-            met: r.hit_ratio >= 0.98,
+            met: zipf_hit_ratio_met(r.hit_ratio, r.ideal_hit_ratio),
         });
     }
     for p in r
@@ -1353,4 +1373,19 @@ fn check(r: &Results) -> anyhow::Result<()> {
         problems.push("no peak RSS".into());
     }
     verdict("check", problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_zipf_goal_is_one_point_of_the_ideal_cache_on_the_same_trace() {
+        // Measured in BENCHMARKS.md: 12 connections (met), 16 connections with 4% shed (not).
+        assert!(zipf_hit_ratio_met(0.8809, 0.8872));
+        assert!(!zipf_hit_ratio_met(0.8487, 0.8894));
+        // Above the ideal (a warm-up ranked ahead) is met; no trace is not.
+        assert!(zipf_hit_ratio_met(0.95, 0.90));
+        assert!(!zipf_hit_ratio_met(0.0, 0.0));
+    }
 }
