@@ -158,6 +158,34 @@ async fn values_in_the_legacy_form_are_kept_and_added_to() {
     assert!((c1(&after) - c1(&before) - 1.0).abs() < 1e-9, "creator c1");
 }
 
+/// Ids may end in `@` or hold `~` and `:`: every creator and tag keeps its own affinity. (The
+/// value-and-time form named a field's time `f@`, so creator `bob@`'s value overwrote creator
+/// `bob`'s time and was read as a time itself.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_look_like_field_syntax_keep_their_own_affinity() {
+    let redis = RedisServer::start();
+    let on_redis = store(&redis);
+    let embedded = MemoryStore::new();
+    let fields = vec![
+        creator_field("bob"),
+        creator_field("bob@"),
+        creator_field("~46:c:bob"),
+        tag_field("t@"),
+    ];
+    let t0 = 1_700_000_000.0;
+    for (i, f) in fields.iter().enumerate() {
+        let d = batch("u", std::slice::from_ref(f), 1.0 + i as f64, t0);
+        on_redis.apply(&d).await.expect("redis apply");
+        embedded.apply(&d).await.expect("embedded apply");
+    }
+    let r = on_redis.user_state("u").await.expect("redis state");
+    let e = embedded.user_state("u").await.expect("embedded state");
+    assert_same(&r, &e, t0);
+    assert_eq!(r.affinity.creators.len(), 3, "{:?}", r.affinity.creators);
+    let bob_at = r.affinity.creators["bob@"].value_at(t0, HL);
+    assert!((bob_at - 2.0).abs() < 1e-9, "creator bob@: {bob_at}");
+}
+
 /// The consumer records last activity with one `ZADD GT` per 1,000 users: every user of a large
 /// apply is recorded, and an older time never moves a user back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
