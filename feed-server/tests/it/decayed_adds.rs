@@ -166,7 +166,7 @@ async fn ids_that_look_like_field_syntax_keep_their_own_affinity() {
     let redis = RedisServer::start();
     let on_redis = store(&redis);
     let embedded = MemoryStore::new();
-    let fields = vec![
+    let fields = [
         creator_field("bob"),
         creator_field("bob@"),
         creator_field("~46:c:bob"),
