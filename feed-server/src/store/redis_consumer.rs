@@ -16,8 +16,8 @@ use crate::learning::shared::SharedDeltas;
 
 /// What one round did.
 enum Round {
-    /// Applied what it read.
-    Applied,
+    /// Applied the batches it read (how many).
+    Applied(usize),
     /// Nothing to apply.
     Idle,
 }
@@ -33,6 +33,7 @@ pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
     let ingest = store.ingest();
     while !stop.is_cancelled() {
         let claim = last_claim.is_none_or(|t| t.elapsed() >= ingest.settings.claim_idle / 2);
+        let started = Instant::now();
         let attempt = async {
             if !group_ready {
                 create_group(&store).await?;
@@ -44,8 +45,17 @@ pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
             round(&store, &consumer, claim).await
         };
         let wait = match attempt.await {
-            Ok(Round::Applied) => {
+            Ok(Round::Applied(read)) => {
                 delay = Duration::from_millis(50);
+                let count = ingest.settings.read_count.max(1);
+                let interval = ingest.settings.apply_interval;
+                let wait = next_round_in(read, count, started.elapsed(), interval)
+                    .unwrap_or(Duration::ZERO);
+                // Gathering: not cut short by this replica's own accepts.
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
                 continue;
             }
             Ok(Round::Idle) => POLL,
@@ -138,11 +148,12 @@ async fn round(store: &RedisStore, consumer: &str, claim: bool) -> Result<Round,
         ingest.metrics.lag.set(0.0);
         return Ok(Round::Idle);
     }
+    let read = entries.len();
     // A claim may return entries also read as this consumer's own pending ones.
     entries.sort_by_key(|e| stream_id(&e.id));
     entries.dedup_by(|a, b| a.id == b.id);
     apply(store, consumer, &entries).await?;
-    Ok(Round::Applied)
+    Ok(Round::Applied(read))
 }
 
 /// Merges `entries` and applies them with [`APPLY`].

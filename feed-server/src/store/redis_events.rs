@@ -26,8 +26,10 @@
 //! **Lag.** `feed_event_apply_lag_seconds` is the age, when applied, of the oldest batch of the
 //! last round (stream ids carry Redis's clock in ms; 0 once a round finds nothing), and
 //! `feed_event_backlog` the events accepted and not yet applied. A consumer polls every
-//! [`POLL`] when idle and at once after its own replica accepted a batch; at the bench rate the
-//! lag stays far below 1 s (BENCHMARKS.md).
+//! [`POLL`] when idle and at once after its own replica accepted a batch; while batches arrive it
+//! starts a round at most every [`IngestSettings::apply_interval`] (20 ms), gathering batches so
+//! that a round writes a hot video once for more events ([`next_round_in`]); at the bench rate
+//! the lag stays far below 1 s (BENCHMARKS.md).
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +48,29 @@ pub const GROUP: &str = "apply";
 /// How often an idle consumer looks for new entries (it is also woken by its own replica's
 /// accepts).
 pub const POLL: Duration = Duration::from_millis(20);
+
+/// Default of [`IngestSettings::apply_interval`]: adds at most 20 ms to the apply lag. Longer
+/// merges more but makes each apply script longer, and Redis runs nothing else meanwhile: at
+/// 50 ms the event POSTs' p99 doubled in the bench, at 20 ms it rose by a quarter for most of
+/// the CPU saved (BENCHMARKS.md).
+pub const DEFAULT_APPLY_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How long a consumer waits before its next round, by what the last one did: at once after a
+/// full round (`read` = the round's `count`: batches are waiting), else until `interval` after
+/// the last round started (`elapsed` ago), so that a busy stream is applied in rounds of
+/// gathered batches. `None`: the round found nothing (the caller polls).
+pub fn next_round_in(
+    read: usize,
+    count: usize,
+    elapsed: Duration,
+    interval: Duration,
+) -> Option<Duration> {
+    match read {
+        0 => None,
+        r if r >= count => Some(Duration::ZERO),
+        _ => Some(interval.saturating_sub(elapsed)),
+    }
+}
 
 /// Field of a stream entry holding the encoded [`SharedDeltas`](crate::learning::shared::SharedDeltas).
 pub(super) const FIELD: &str = "d";
@@ -92,15 +117,22 @@ pub struct IngestSettings {
     pub claim_idle: Duration,
     /// Most batches merged into one apply.
     pub read_count: usize,
+    /// Shortest time between the starts of two rounds that did not fill `read_count`
+    /// (`--event-apply-interval-ms`): batches gather meanwhile, so a hot video's counters and
+    /// trending scores are written once for more events. Zero: a round as soon as the last one
+    /// ended. A round that read `read_count` batches (a backlog) is followed at once.
+    pub apply_interval: Duration,
 }
 
 impl Default for IngestSettings {
-    /// 200,000 events (4 s at 50,000 events/s), claims after 5 s, 256 batches per apply.
+    /// 200,000 events (4 s at 50,000 events/s), claims after 5 s, 256 batches per apply, a
+    /// round at most every 20 ms unless batches wait.
     fn default() -> Self {
         Self {
             backlog_max: 200_000,
             claim_idle: Duration::from_secs(5),
             read_count: 256,
+            apply_interval: DEFAULT_APPLY_INTERVAL,
         }
     }
 }
@@ -121,6 +153,14 @@ pub struct IngestArgs {
     /// at least one replica must consume, or the backlog fills and batches are refused).
     #[arg(long, env = "FEED_EVENT_CONSUMER", default_value_t = true, action = clap::ArgAction::Set)]
     pub event_consumer: bool,
+    /// Shortest time between two apply rounds of this replica's consumer while batches arrive
+    /// (0: apply as soon as anything is read). Longer merges more batches per round (a hot
+    /// video's counters written once), adds up to this much to the apply lag and makes each
+    /// round's script, during which Redis serves nothing else, longer; a backlog is applied
+    /// without waiting.
+    #[arg(long, env = "FEED_EVENT_APPLY_INTERVAL_MS", default_value_t = DEFAULT_APPLY_INTERVAL.as_millis() as u64,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(0..=1_000))]
+    pub event_apply_interval_ms: u64,
 }
 
 impl IngestArgs {
@@ -129,6 +169,7 @@ impl IngestArgs {
         IngestSettings {
             backlog_max: self.event_backlog_max,
             claim_idle: Duration::from_millis(self.event_claim_idle_ms),
+            apply_interval: Duration::from_millis(self.event_apply_interval_ms),
             ..IngestSettings::default()
         }
     }
@@ -373,6 +414,34 @@ pub fn consumer_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_gather_batches_unless_a_backlog_waits() {
+        let ms = Duration::from_millis;
+        let interval = ms(50);
+        // Nothing read: the caller polls (or is woken by its own replica's accepts).
+        assert_eq!(next_round_in(0, 256, ms(3), interval), None);
+        // A partial round: the next starts `interval` after this one started.
+        assert_eq!(next_round_in(10, 256, ms(3), interval), Some(ms(47)));
+        assert_eq!(
+            next_round_in(10, 256, ms(80), interval),
+            Some(Duration::ZERO)
+        );
+        // A full round (own pending, new and claimed entries may exceed the count): at once.
+        assert_eq!(
+            next_round_in(256, 256, ms(3), interval),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            next_round_in(300, 256, ms(3), interval),
+            Some(Duration::ZERO)
+        );
+        // Interval zero: the old behaviour, a round as soon as the last one ended.
+        assert_eq!(
+            next_round_in(10, 256, ms(3), Duration::ZERO),
+            Some(Duration::ZERO)
+        );
+    }
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
