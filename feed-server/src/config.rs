@@ -87,9 +87,10 @@ pub struct Config {
     /// Items kept per ranked feed (how deep a user can page).
     #[arg(long, env = "FEED_DEPTH", default_value_t = 200)]
     pub feed_depth: usize,
-    /// Most ranked items held in process across all cached snapshots (bounds memory: ~150 bytes
-    /// per item; a snapshot holds up to --feed-depth items).
-    #[arg(long, env = "FEED_LOCAL_CACHE_ITEMS", default_value_t = 1_000_000)]
+    /// Most ranked items held in process across all cached snapshots (bounds memory: ~320 bytes
+    /// per item at the bench world, so the default's 500,000 are ~160 MB; a snapshot holds up to
+    /// --feed-depth items). Past it, snapshots leave the process and are read from the store.
+    #[arg(long, env = "FEED_LOCAL_CACHE_ITEMS", default_value_t = 500_000)]
     pub local_cache_items: u64,
     /// Longest an in-process cache entry lives (ms); bounds staleness across replicas.
     #[arg(long, env = "FEED_LOCAL_CACHE_TTL_MS", default_value_t = 5_000)]
