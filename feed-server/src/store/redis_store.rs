@@ -483,9 +483,6 @@ impl RedisStore {
         writes
     }
 
-    /// Drops this replica's catalog cache and shared lists at once after its own catalog write
-    /// (other replicas notice the version change on their next candidate read, and their lists
-    /// within the shared-cache bound).
     /// Completes a catalog-cache lookup of `ids` (`cached_at`, from [`CatalogCache::lookup`]):
     /// `videos[i]` for `i` in `missing` was just read with the catalog `version`, in one round
     /// trip. When the version moved since the cached entries were read, they are read again; what
@@ -519,6 +516,9 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Drops this replica's catalog cache and shared lists at once after its own catalog write
+    /// (other replicas notice the version change on their next candidate read, and their lists
+    /// within the shared-cache bound).
     fn forget_catalog(&self) {
         {
             let mut c = self.catalog.write();

@@ -69,7 +69,7 @@ impl VideoCounters {
     }
 
     fn live(&self, s: &State) -> bool {
-        !self.bound.is_zero() && s.followed_at.is_some_and(|t| t.elapsed() < self.bound)
+        self.is_on() && s.followed_at.is_some_and(|t| t.elapsed() < self.bound)
     }
 
     /// The kept counters of `ids` (`None` where they must be read) and the ticket to keep what
