@@ -53,6 +53,9 @@ pub struct Req {
     pub body: Bytes,
     /// The complete `Authorization` header value (`Bearer <key>`), if the request carries a key.
     pub authorization: Option<Arc<str>>,
+    /// The caller's label, never sent: the drivers hand it back with the request's answer
+    /// (`driver::closed_loop_observed`), e.g. the user a feed request was for.
+    pub tag: u64,
 }
 
 impl Req {
@@ -63,6 +66,7 @@ impl Req {
             path: path.into(),
             body: Bytes::new(),
             authorization: None,
+            tag: 0,
         }
     }
 
@@ -73,7 +77,14 @@ impl Req {
             path: path.into(),
             body: body.into(),
             authorization: None,
+            tag: 0,
         }
+    }
+
+    /// The same request labelled `tag` for the driver's observer.
+    pub fn tagged(mut self, tag: u64) -> Self {
+        self.tag = tag;
+        self
     }
 
     /// The same request sent with `Authorization: Bearer <key>` (`header` is the whole value,

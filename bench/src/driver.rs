@@ -8,6 +8,10 @@
 //!   stall (the coordinated-omission correction of wrk2). Requests still unsent after the grace
 //!   period are counted as errors with the latency they had accumulated by then.
 //! * [`run_all`]: sends a fixed list of requests over `conns` connections (data loading).
+//!
+//! The `_observed` variants also hand every answer's status, warm-up included, to an observer
+//! with the request's [`Req::tag`] (what the server did with each request, e.g. which users'
+//! feeds it answered and so cached).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -146,9 +150,26 @@ pub async fn closed_loop<F>(
 where
     F: Fn(u64) -> Req + Send + Sync + 'static,
 {
+    closed_loop_observed(addr, conns, warmup, duration, next, |_, _| {}).await
+}
+
+/// [`closed_loop`], calling `answered(tag, status)` for every request the server answered.
+pub async fn closed_loop_observed<F, A>(
+    addr: SocketAddr,
+    conns: usize,
+    warmup: Duration,
+    duration: Duration,
+    next: F,
+    answered: A,
+) -> Result<Outcome, DriverError>
+where
+    F: Fn(u64) -> Req + Send + Sync + 'static,
+    A: Fn(u64, u16) + Send + Sync + 'static,
+{
     // Fail fast when the target is down.
     drop(Conn::connect(addr).await?);
     let next = Arc::new(next);
+    let answered = Arc::new(answered);
     let seq = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let measure_from = start + warmup;
@@ -156,6 +177,7 @@ where
     let mut tasks = Vec::with_capacity(conns);
     for _ in 0..conns.max(1) {
         let next = next.clone();
+        let answered = answered.clone();
         let seq = seq.clone();
         tasks.push(tokio::spawn(async move {
             let mut log = WorkerLog::default();
@@ -170,6 +192,7 @@ where
                 let measured = t0 >= measure_from;
                 let failed = match result {
                     Ok(r) => {
+                        answered(req.tag, r.status);
                         log.sent += 1;
                         if measured {
                             log.micros.push(t0.elapsed().as_micros() as u64);
@@ -213,8 +236,26 @@ pub async fn open_loop<F>(
 where
     F: Fn(u64) -> Req + Send + Sync + 'static,
 {
+    open_loop_observed(addr, rate, conns, warmup, duration, next, |_, _| {}).await
+}
+
+/// [`open_loop`], calling `answered(tag, status)` for every request the server answered.
+pub async fn open_loop_observed<F, A>(
+    addr: SocketAddr,
+    rate: f64,
+    conns: usize,
+    warmup: Duration,
+    duration: Duration,
+    next: F,
+    answered: A,
+) -> Result<Outcome, DriverError>
+where
+    F: Fn(u64) -> Req + Send + Sync + 'static,
+    A: Fn(u64, u16) + Send + Sync + 'static,
+{
     drop(Conn::connect(addr).await?);
     let next = Arc::new(next);
+    let answered = Arc::new(answered);
     let conns = conns.max(1);
     let total = ((warmup + duration).as_secs_f64() * rate).floor() as u64;
     let warm_count = (warmup.as_secs_f64() * rate).floor() as u64;
@@ -229,6 +270,7 @@ where
     let mut tasks = Vec::with_capacity(conns);
     for (w, conn) in opened.into_iter().enumerate() {
         let next = next.clone();
+        let answered = answered.clone();
         tasks.push(tokio::spawn(async move {
             let mut log = WorkerLog::default();
             let mut conn = Some(conn);
@@ -250,13 +292,17 @@ where
                 if conn.is_none() {
                     conn = connect_retry(addr, cutoff).await;
                 }
+                let req = next(k);
                 let result = match conn.as_mut() {
-                    Some(c) => c.send(&next(k)).await,
+                    Some(c) => c.send(&req).await,
                     None => Err(ClientError::Connect {
                         addr,
                         source: std::io::Error::other("cannot reconnect"),
                     }),
                 };
+                if let Ok(r) = &result {
+                    answered(req.tag, r.status);
+                }
                 if measured {
                     log.micros.push(due.elapsed().as_micros() as u64);
                     log.statuses.push(result.as_ref().map_or(0, |r| r.status));
@@ -368,5 +414,79 @@ mod tests {
         assert_eq!((served.ok, served.errors, served.rps), (1, 0, 0.5));
         assert_eq!(groups[&0].errors, 1, "no answer");
         assert_eq!(groups.len(), 3);
+    }
+
+    /// A loopback server answering `/ok/{n}` with 200 and anything else with 503.
+    async fn server() -> SocketAddr {
+        use axum::http::{StatusCode, Uri};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new().fallback(|uri: Uri| async move {
+            if uri.path().starts_with("/ok/") {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    /// The tags the observer saw, split by status.
+    type Seen = Arc<std::sync::Mutex<Vec<(u64, u16)>>>;
+
+    fn split(seen: &Seen) -> (Vec<u64>, Vec<u64>) {
+        let seen = seen.lock().expect("lock").clone();
+        let by = |ok: bool| {
+            let mut tags: Vec<u64> = seen
+                .iter()
+                .filter(|(_, s)| (*s == 200) == ok)
+                .map(|(t, _)| *t)
+                .collect();
+            tags.sort_unstable();
+            tags.dedup();
+            tags
+        };
+        (by(true), by(false))
+    }
+
+    /// Request `k`: for tag `k mod 4`, served when the tag is even, shed when odd.
+    fn request(k: u64) -> Req {
+        let tag = k % 4;
+        let path = if tag.is_multiple_of(2) {
+            "/ok/"
+        } else {
+            "/shed/"
+        };
+        Req::get(format!("{path}{tag}")).tagged(tag)
+    }
+
+    #[tokio::test]
+    async fn observers_see_every_answer_with_its_tag() {
+        let addr = server().await;
+        let ms = Duration::from_millis;
+
+        let seen: Seen = Arc::default();
+        let log = seen.clone();
+        let out = closed_loop_observed(addr, 2, ms(20), ms(80), request, move |tag, status| {
+            log.lock().expect("lock").push((tag, status));
+        })
+        .await
+        .expect("closed loop");
+        assert_eq!(split(&seen), (vec![0, 2], vec![1, 3]));
+        // Warm-up answers are observed too: every answer, not only the measured ones.
+        assert_eq!(seen.lock().expect("lock").len() as u64, out.sent);
+
+        let seen: Seen = Arc::default();
+        let log = seen.clone();
+        let out = open_loop_observed(addr, 200.0, 2, ms(20), ms(80), request, move |tag, s| {
+            log.lock().expect("lock").push((tag, s));
+        })
+        .await
+        .expect("open loop");
+        assert_eq!(split(&seen), (vec![0, 2], vec![1, 3]));
+        assert_eq!(seen.lock().expect("lock").len() as u64, out.sent);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use feedroll_bench::client::{self, Req};
 use feedroll_bench::driver::{self, Outcome};
+use feedroll_bench::ideal_cache::IdealTtlCache;
 use feedroll_bench::procfs;
 use feedroll_bench::prom::{self, Sample};
 use feedroll_bench::stats::Summary;
@@ -603,12 +604,30 @@ fn feed_path(rank: usize) -> String {
     format!("/v1/feed?user_id={}&limit=20", user_id(rank))
 }
 
-/// Milliseconds since the run started (+1; 0 = never) of the last request per user.
-type LastRequest = Arc<Vec<AtomicU32>>;
+/// The first page of `rank`'s feed, tagged with the rank (see [`served_into`]).
+fn feed_request(rank: usize) -> Req {
+    Req::get(feed_path(rank)).tagged(rank as u64)
+}
 
-fn mark(last: &LastRequest, origin: Instant, rank: usize) {
-    if let Some(slot) = last.get(rank) {
-        slot.store(origin.elapsed().as_millis() as u32 + 1, Ordering::Relaxed);
+/// Milliseconds since the run started.
+fn since(origin: Instant) -> u32 {
+    u32::try_from(origin.elapsed().as_millis()).unwrap_or(u32::MAX)
+}
+
+/// A feed request for `rank` now, in the ideal cache beside the server.
+fn mark(ideal: &IdealTtlCache, origin: Instant, rank: usize) {
+    ideal.request(rank, since(origin));
+}
+
+/// The drivers' observer for feed requests tagged with their user's rank: a page the server
+/// answered (2xx) is in the ideal cache; a shed or failed one is not, as it is not in the
+/// server's.
+fn served_into(ideal: &Arc<IdealTtlCache>, origin: Instant) -> impl Fn(u64, u16) + use<> {
+    let ideal = ideal.clone();
+    move |rank, status| {
+        if (200..300).contains(&status) {
+            mark(&ideal, origin, rank as usize);
+        }
     }
 }
 
@@ -650,9 +669,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let world = Arc::new(World::generate(spec, Utc::now()));
     let users = spec.users.max(1);
     let origin = Instant::now();
-    let last: LastRequest = Arc::new((0..users).map(|_| AtomicU32::new(0)).collect());
+    // Every feed request the run sends, in the ideal TTL cache the Zipf phase is judged by.
+    let ideal = Arc::new(IdealTtlCache::new(users, (args.ttl_secs * 1000.0) as u32));
+    // The server ranked these at start (its warm-up).
     for u in world.recently_active.iter().take(args.warmed_users) {
-        mark(&last, origin, *u);
+        mark(&ideal, origin, *u);
     }
     let warm = secs(args.warmup_secs);
     let dur = secs(args.duration_secs);
@@ -685,13 +706,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .await
             .context("priming the hot users")?;
         for r in 0..hot {
-            mark(&last, origin, r);
+            mark(&ideal, origin, r);
         }
         let m = begin(&args, server).await?;
         let z = hot_zipf.clone();
-        let out = driver::closed_loop(server, args.conns, warm, dur, move |_| {
-            Req::get(feed_path(z.sample(&mut rand::rng())))
-        })
+        let out = driver::closed_loop_observed(
+            server,
+            args.conns,
+            warm,
+            dur,
+            move |_| feed_request(z.sample(&mut rand::rng())),
+            served_into(&ideal, origin),
+        )
         .await
         .context("cached phase")?;
         let load = format!(
@@ -700,9 +726,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         let (p, _) = finish(&args, server, m, "cached feed", load, out).await?;
         phases.push(p);
-        for r in 0..hot {
-            mark(&last, origin, r);
-        }
     }
 
     // (3) Uncached feeds: every request for a user whose first page nobody has ranked since
@@ -710,7 +733,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let pool: Vec<usize> = world
         .cold_users(args.warmed_users, hot, args.cold_seed)
         .into_iter()
-        .filter(|u| last[*u].load(Ordering::Relaxed) == 0)
+        .filter(|u| ideal.never_requested(*u))
         .collect();
     if pool.is_empty() {
         bail!("no cold users left for the uncached phases");
@@ -720,23 +743,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cold_req = {
         let pool = pool.clone();
         let cursor = cursor.clone();
-        let last = last.clone();
         move |_k: u64| {
             let i = cursor.fetch_add(1, Ordering::Relaxed);
-            let rank = pool[i % pool.len()];
-            mark(&last, origin, rank);
-            Req::get(feed_path(rank))
+            feed_request(pool[i % pool.len()])
         }
     };
     let short_warm = secs(args.warmup_secs.min(2.0));
     if args.wants("uncached") {
         let m = begin(&args, server).await?;
-        let out = driver::closed_loop(
+        let out = driver::closed_loop_observed(
             server,
             args.uncached_conns,
             short_warm,
             dur,
             cold_req.clone(),
+            served_into(&ideal, origin),
         )
         .await
         .context("uncached closed-loop phase")?;
@@ -746,13 +767,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     for rate in args.rates.iter().filter(|_| args.wants("open")) {
         let m = begin(&args, server).await?;
-        let out = driver::open_loop(
+        let out = driver::open_loop_observed(
             server,
             *rate,
             args.open_conns,
             short_warm,
             dur,
             cold_req.clone(),
+            served_into(&ideal, origin),
         )
         .await
         .with_context(|| format!("uncached open-loop phase at {rate} req/s"))?;
@@ -772,13 +794,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let rate = (capacity * args.overload_factor).max(1.0);
         let m = begin(&args, server).await?;
         let before_shed = m.scrape.get(SHED_TOTAL, &[]);
-        let out = driver::open_loop(
+        let out = driver::open_loop_observed(
             server,
             rate,
             args.open_conns,
             short_warm,
             dur,
             cold_req.clone(),
+            served_into(&ideal, origin),
         )
         .await
         .with_context(|| format!("overload phase at {rate:.0} req/s"))?;
@@ -811,18 +834,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let zipf_req = {
             let z = all_zipf.clone();
             let trace = trace.clone();
-            let last = last.clone();
             move |_k: u64| {
                 let rank = z.sample(&mut rand::rng());
-                let t = origin.elapsed().as_millis() as u32;
                 if let Ok(mut tr) = trace.lock() {
-                    tr.push((t, rank as u32));
+                    tr.push((since(origin), rank as u32));
                 }
-                let _ = &last;
                 Req::get(feed_path(rank))
             }
         };
-        let before_hit: Vec<u32> = last.iter().map(|a| a.load(Ordering::Relaxed)).collect();
         driver::closed_loop(
             server,
             args.hit_conns,
@@ -832,7 +851,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .await
         .context("hit-ratio warm-up")?;
-        let measure_from_ms = origin.elapsed().as_millis() as u32;
+        let measure_from_ms = since(origin);
         let m = begin(&args, server).await?;
         let out = driver::closed_loop(
             server,
@@ -850,32 +869,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let (p, _) = finish(&args, server, m, "Zipf feed (hit ratio)", load, out).await?;
         hit_ratio = p.cache.map_or(0.0, |c| c.hit_ratio);
         phases.push(p);
-        ideal_hit_ratio = {
-            let ttl_ms = (args.ttl_secs * 1000.0) as u32;
-            // A TTL cache without invalidation or capacity limit, entries made on a miss.
-            let mut cached_at: Vec<Option<u32>> =
-                before_hit.iter().map(|t| (*t > 0).then(|| t - 1)).collect();
-            let trace = trace.lock().map(|t| t.clone()).unwrap_or_default();
-            let mut trace = trace;
-            trace.sort_unstable();
-            let (mut hits, mut total) = (0u64, 0u64);
-            for (t, rank) in trace {
-                let slot = &mut cached_at[rank as usize];
-                let hit = slot.is_some_and(|c| t < c.saturating_add(ttl_ms));
-                if !hit {
-                    *slot = Some(t);
-                }
-                if t >= measure_from_ms {
-                    total += 1;
-                    hits += u64::from(hit);
-                }
-            }
-            if total > 0 {
-                hits as f64 / total as f64
-            } else {
-                0.0
-            }
-        };
+        // The trace goes into the ideal cache after the phase, in time order (the
+        // connections record their requests concurrently).
+        let trace = trace.lock().map(|t| t.clone()).unwrap_or_default();
+        ideal_hit_ratio = ideal.replay(trace, measure_from_ms);
     }
 
     // (4b) Sessions: the session trace over users no phase requested (the cold pool's far end).
@@ -886,7 +883,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         let ranks: Vec<usize> = pool.iter().rev().take(users).copied().collect();
         for r in &ranks {
-            mark(&last, origin, *r);
+            mark(&ideal, origin, *r);
         }
         let (mut p, warmup) = sessions::run(&args, server, &ranks)
             .await
