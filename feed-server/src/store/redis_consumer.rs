@@ -47,7 +47,7 @@ pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
         let wait = match attempt.await {
             Ok(Round::Applied(read)) => {
                 delay = Duration::from_millis(50);
-                let count = ingest.settings.read_count.max(1);
+                let count = ingest.settings.batches_per_round();
                 let interval = ingest.settings.apply_interval;
                 let wait = next_round_in(read, count, started.elapsed(), interval)
                     .unwrap_or(Duration::ZERO);
@@ -102,7 +102,7 @@ async fn create_group(store: &RedisStore) -> Result<(), StoreError> {
 async fn round(store: &RedisStore, consumer: &str, claim: bool) -> Result<Round, StoreError> {
     let ingest = store.ingest();
     let stream = store.ingest_key();
-    let count = ingest.settings.read_count.max(1);
+    let count = ingest.settings.batches_per_round();
     let mut pipe = redis::pipe();
     for from in ["0", ">"] {
         pipe.cmd("XREADGROUP")

@@ -124,6 +124,13 @@ pub struct IngestSettings {
     pub apply_interval: Duration,
 }
 
+impl IngestSettings {
+    /// Batches a round reads at most (and, read, calls full): `read_count`, at least 1.
+    pub fn batches_per_round(&self) -> usize {
+        self.read_count.max(1)
+    }
+}
+
 impl Default for IngestSettings {
     /// 200,000 events (4 s at 50,000 events/s), claims after 5 s, 256 batches per apply, a
     /// round at most every 20 ms unless batches wait.
