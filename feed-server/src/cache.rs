@@ -289,10 +289,20 @@ impl FeedCache {
     /// is still fresh, and no write of the user was heard since its ranking (module docs).
     /// Then [`FeedCache::head_store`] on a miss.
     pub async fn head_local(&self, want: &HeadWanted<'_>) -> Option<Arc<Snapshot>> {
-        self.lookup_local(&head_key(want.user), |s| {
-            want.accepts(s) && self.peers.admits(want.user, s.user_version)
-        })
-        .await
+        self.lookup_local(&head_key(want.user), |s| self.serves_local(want, s))
+            .await
+    }
+
+    /// [`FeedCache::head_local`] without counting a lookup: for a request that counted its
+    /// misses, then waited for another request's ranking of the same user
+    /// ([`crate::single_flight`]); it stays counted as the miss it was.
+    pub async fn head_ranked_meanwhile(&self, want: &HeadWanted<'_>) -> Option<Arc<Snapshot>> {
+        let e = self.local.get(&head_key(want.user)).await?;
+        self.serves_local(want, &e.snapshot).then_some(e.snapshot)
+    }
+
+    fn serves_local(&self, want: &HeadWanted<'_>, s: &Snapshot) -> bool {
+        want.accepts(s) && self.peers.admits(want.user, s.user_version)
     }
 
     /// [`FeedCache::head_local`]'s lookup in the store tier (after a local miss): a head ranked

@@ -37,8 +37,8 @@ enum Admission {
 /// is fresh, or ranked now and cached. With `explain` only a snapshot that kept its items'
 /// signals and explanations will do; without, a newly ranked snapshot is cached without them.
 /// A ranking goes through the ranking bound ([`crate::shed`]): when it is full the request fails
-/// with [`FeedError::Overloaded`] before any store call; cached pages are served however busy
-/// the rankings are.
+/// with [`FeedError::Overloaded`] after one store read (the store tier's lookup); cached pages,
+/// in either tier, are served however busy the rankings are.
 pub async fn head(
     state: &AppState,
     user_id: &str,
@@ -69,18 +69,23 @@ async fn head_admitted(
     if let Some(snapshot) = state.cache.head_local(&want).await {
         return Ok(snapshot);
     }
-    // The queue place is taken before the store-tier lookup: a refused request costs no store
-    // call, and a store hit gives the place back.
-    let place = match admission {
-        Admission::Bounded => Some(state.rankings.reserve()?),
-        Admission::Unbounded => None,
-    };
+    // The store tier before the ranking bound: a page cached there is served however full
+    // the queue is (hot users' in-process entries expire together, and their requests must
+    // not be refused as if they needed a ranking); a refused request costs this one read.
     if let Some(snapshot) = state.cache.head_store(&want).await? {
         return Ok(snapshot);
     }
-    let _permit = match place {
-        Some(place) => Some(place.slot().await?),
-        None => state.rankings.slot_unbounded().await,
+    // One ranking per user at a time: a request that missed while the user's page was being
+    // ranked takes that page instead of ranking it again (`crate::single_flight`).
+    let flight = state.first_pages.lock(user_id).await;
+    if flight.waited()
+        && let Some(snapshot) = state.cache.head_ranked_meanwhile(&want).await
+    {
+        return Ok(snapshot);
+    }
+    let _permit = match admission {
+        Admission::Bounded => Some(state.rankings.reserve()?.slot().await?),
+        Admission::Unbounded => state.rankings.slot_unbounded().await,
     };
     rank_and_cache(state, user_id, variant, loaded.generation, explain).await
 }
@@ -92,6 +97,8 @@ async fn head_admitted(
 pub async fn rank_ahead(state: &AppState, user_id: &str) -> Result<Arc<Snapshot>, FeedError> {
     let loaded = state.profiles.current();
     let variant = loaded.experiment.assign(user_id);
+    // A request for the user arriving meanwhile waits for this ranking (`head_admitted`).
+    let _flight = state.first_pages.lock(user_id).await;
     let _permit = state.rankings.reserve()?.slot().await?;
     rank_and_cache(state, user_id, variant, loaded.generation, false).await
 }

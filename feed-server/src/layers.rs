@@ -41,7 +41,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "warmup",
         ],
     ),
-    ("services", &["cache", "peer_heads", "shed", "metrics"]),
+    (
+        "services",
+        &["cache", "peer_heads", "shed", "single_flight", "metrics"],
+    ),
     (
         "domain",
         &[

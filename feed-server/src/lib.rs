@@ -22,7 +22,8 @@
 //! - [`served`]: content health of served pages (long tail, creators per page, item age).
 //! - [`feed`] and [`write`]: the read use case and the catalog and user write use cases.
 //! - [`time`]: one instant type and the injected clock.
-//! - [`shed`]: load shedding — the bound on concurrent and queued rankings.
+//! - [`shed`]: load shedding — the bound on concurrent and queued rankings; [`single_flight`]:
+//!   one ranking of a user's first page at a time.
 //! - [`server`]: start-up, warm-up and graceful shutdown; [`config`]: flags and env vars.
 //! - [`warmup`]: the predictive warm-up (first pages ranked ahead of users' expected returns).
 
@@ -47,6 +48,7 @@ pub mod schema;
 pub mod served;
 pub mod server;
 pub mod shed;
+pub mod single_flight;
 pub mod state;
 pub mod store;
 pub mod time;

@@ -4,11 +4,13 @@
 //!
 //! **Where the bound sits.** An uncached ranking costs ~2 ms of feed-server CPU, ~0.7 ms of Redis
 //! CPU and three store round trips; a cached page costs ~15 µs (BENCHMARKS.md). The bound
-//! therefore wraps the ranking only — in [`crate::feed::head`] after a miss of the in-process
-//! cache tier, and in `POST /v1/rank` — never the route: cached first pages and cursor pages are
-//! served while every ranking slot is busy. A request needing a ranking takes its place in the
-//! queue *before* the store-tier cache lookup, so a shed request makes no store call at all; a
-//! store-tier hit gives its place back.
+//! therefore wraps the ranking only — in [`crate::feed::head`] after both cache tiers missed,
+//! and in `POST /v1/rank` — never the route: cached first pages and cursor pages are
+//! served while every ranking slot is busy. A request takes its place in the queue *after* the
+//! store-tier cache lookup missed, so a page cached in either tier is never refused; a shed
+//! request costs that one store read. (Until issue 16 the place was taken before the lookup, to
+//! spare refused requests the read: hot users whose in-process entries expired together were
+//! then refused pages the store held — 0.07% of the bench's cached requests.)
 //!
 //! **How.** Two tokio [`Semaphore`]s: `admission` (running + queued places) is taken with
 //! `try_acquire`, so a full queue refuses without waiting (`queue_full`); `slots` (running
@@ -213,7 +215,8 @@ impl RankingLimiter {
     }
 
     /// Takes a queue place without waiting, or refuses (`queue_full`) when every slot and every
-    /// place is taken. Cheap and synchronous: call it before any store work a ranking needs.
+    /// place is taken. Cheap and synchronous: call it once a ranking is needed (every cache tier
+    /// missed), before the store work of the ranking.
     pub fn reserve(&self) -> Result<Reservation<'_>, Overloaded> {
         match self.admission.try_acquire() {
             Ok(place) => Ok(Reservation {

@@ -9,6 +9,7 @@ use crate::experiments::LiveProfiles;
 use crate::exposure::gate::TuneGate;
 use crate::metrics::Metrics;
 use crate::shed::{RankingLimiter, ShedLimits};
+use crate::single_flight::KeyedLocks;
 use crate::store::Store;
 use crate::time::{Clock, SystemClock};
 use crate::warmup::Warmup;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub settings: ServiceSettings,
     /// The bound on concurrent and queued rankings.
     pub rankings: RankingLimiter,
+    /// Users whose first page is being ranked: one ranking per user at a time.
+    pub first_pages: KeyedLocks,
     /// At most one tune at a time.
     pub tunes: TuneGate,
     /// Where "now" comes from: the system clock, or a test's [`crate::time::ManualClock`].
@@ -66,6 +69,7 @@ impl AppState {
             metrics,
             settings,
             rankings,
+            first_pages: KeyedLocks::default(),
             tunes: TuneGate::default(),
             clock: Arc::new(SystemClock),
             warmup: Warmup::disabled(),

@@ -1,12 +1,14 @@
 //! Load shedding (feature `fault-injection`, which can make rankings slow): with a tiny ranking
 //! bound and a slow ranking, further rankings are refused at once with 503 `overloaded` and
-//! `Retry-After`, the admitted ranking answers 200, cached pages are still served, and a refused
-//! request neither calls the store nor changes anything.
+//! `Retry-After`, the admitted ranking answers 200, pages cached in either tier are still
+//! served, and a refused request changes nothing.
 
 #![cfg(feature = "fault-injection")]
 
 #[path = "it/common/mod.rs"]
 mod common;
+
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
@@ -45,18 +47,26 @@ async fn call(req: reqwest::RequestBuilder) -> (u16, Option<String>, Value) {
     (status, retry, r.json().await.unwrap_or(Value::Null))
 }
 
+/// `--local-cache-ttl-ms` of the first test: short, so that a first page leaves the in-process
+/// tier while the slow ranking holds the only slot and is then found in the store tier.
+const LOCAL_TTL: Duration = Duration::from_millis(1_000);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_ranking_bound_sheds_rankings_at_once_and_still_serves_cached_pages() {
+    let local_ttl = LOCAL_TTL.as_millis().to_string();
     let flags = [
         "--max-rankings-in-flight",
         "1",
         "--max-queued-rankings",
         "0",
+        "--local-cache-ttl-ms",
+        &local_ttl,
     ];
     let mut app = start(Backend::Redis, &flags).await;
     let cached = app.feed("fan", "").await;
+    let cached_at = Instant::now();
     let (status, _) = app
-        .post("/debug/faults", &json!({"ranking_latency_ms": 2000}))
+        .post("/debug/faults", &json!({"ranking_latency_ms": 4000}))
         .await;
     assert_eq!(status, 200);
 
@@ -72,8 +82,6 @@ async fn a_full_ranking_bound_sheds_rankings_at_once_and_still_serves_cached_pag
     ])
     .await;
 
-    // A frozen store answers nothing: a shed request must not wait for it, nor a cached page.
-    app.redis.as_ref().expect("redis").freeze(true);
     let mut shed = Vec::new();
     for user in ["s1", "s2", "s3"] {
         shed.push(app.client.get(app.url(&format!("/v1/feed?user_id={user}"))));
@@ -85,10 +93,6 @@ async fn a_full_ranking_bound_sheds_rankings_at_once_and_still_serves_cached_pag
             .json(&json!({"user_id": "s5", "video_ids": ["v1", "v2"]})),
     );
     let answers = futures::future::join_all(shed.into_iter().map(call)).await;
-    let (cached_status, _, cached_again) =
-        call(app.client.get(app.url("/v1/feed?user_id=fan"))).await;
-    app.redis.as_ref().expect("redis").freeze(false);
-
     for (status, retry_after, body) in &answers {
         assert_eq!(
             (*status, &body["error"]["code"]),
@@ -97,8 +101,45 @@ async fn a_full_ranking_bound_sheds_rankings_at_once_and_still_serves_cached_pag
         );
         assert_eq!(retry_after.as_deref(), Some("1"), "{body}");
     }
-    assert_eq!(cached_status, 200, "cached page while saturated");
+
+    // The fan's page has left the in-process tier; the store tier still holds it, and a full
+    // ranking queue must not refuse it (it needs no ranking).
+    tokio::time::sleep(
+        (cached_at + LOCAL_TTL + Duration::from_millis(200)).duration_since(Instant::now()),
+    )
+    .await;
+    let store_hits = || async {
+        metric(
+            &app.metrics().await,
+            "feed_cache_requests_total",
+            &[("tier", "store"), ("result", "hit")],
+        )
+        .unwrap_or(0.0)
+    };
+    let hits_before = store_hits().await;
+    let (from_store, _, body) = call(app.client.get(app.url("/v1/feed?user_id=fan"))).await;
+    assert_eq!(from_store, 200, "a store-tier page while saturated: {body}");
+    assert_eq!(body, cached, "the same cached page");
+    assert_eq!(
+        store_hits().await,
+        hits_before + 1.0,
+        "served by the store tier"
+    );
+
+    // That read put it back in process: with the store frozen, it is still served.
+    app.redis.as_ref().expect("redis").freeze(true);
+    let (cached_status, _, cached_again) =
+        call(app.client.get(app.url("/v1/feed?user_id=fan"))).await;
+    app.redis.as_ref().expect("redis").freeze(false);
+    assert_eq!(
+        cached_status, 200,
+        "an in-process page while saturated, store frozen"
+    );
     assert_eq!(cached_again, cached, "the same cached page");
+    assert!(
+        cached_at.elapsed() < Duration::from_millis(3_500),
+        "the slow ranking held its slot throughout"
+    );
     assert_eq!(
         first.await.expect("join").expect("first"),
         200,
@@ -194,4 +235,37 @@ async fn a_queued_ranking_is_shed_when_no_slot_frees_within_the_queue_wait() {
         "{m}"
     );
     assert_eq!(metric(&m, "feed_rankings_queued", &[]), Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_of_one_user_share_one_ranking_and_take_no_queue_place() {
+    let flags = [
+        "--max-rankings-in-flight",
+        "1",
+        "--max-queued-rankings",
+        "0",
+    ];
+    let app = start(Backend::Redis, &flags).await;
+    app.post("/debug/faults", &json!({"ranking_latency_ms": 500}))
+        .await;
+    // Four requests for one uncached user at once: one ranks, the others wait for its page
+    // (before, each needed its own ranking and three were refused: one slot, no queue).
+    let requests = (0..4).map(|_| call(app.client.get(app.url("/v1/feed?user_id=twice"))));
+    let answers = futures::future::join_all(requests).await;
+    let first = &answers[0].2;
+    for (status, _, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body, first, "every request got the one ranked page");
+    }
+    assert!(!ids(first).is_empty(), "{first}");
+    let m = app.metrics().await;
+    assert_eq!(
+        metric(&m, "feed_ranking_candidates_count", &[]),
+        Some(1.0),
+        "one ranking: {m}"
+    );
+    assert_eq!(
+        metric(&m, "feed_shed_requests_total", &[("reason", "queue_full")]),
+        Some(0.0)
+    );
 }
