@@ -126,7 +126,7 @@ impl ShedMetrics {
         let in_flight = IntGauge::new(ops::RANKINGS_IN_FLIGHT, "Rankings running now")?;
         let queued = IntGauge::new(
             ops::RANKINGS_QUEUED,
-            "Requests holding a ranking queue place (waiting for a slot or in the store-tier cache lookup)",
+            "Requests holding a ranking queue place (waiting for a slot)",
         )?;
         let limit = IntGaugeVec::new(
             Opts::new(
@@ -276,7 +276,8 @@ fn gauge_value(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// A queue place: the request will rank unless a cache tier answers first (then drop it).
+/// A queue place: the request ranks once it has a slot ([`Reservation::slot`]; both cache tiers
+/// missed before it was taken).
 pub struct Reservation<'a> {
     limiter: &'a RankingLimiter,
     place: SemaphorePermit<'a>,
