@@ -30,6 +30,12 @@ impl IdealTtlCache {
     /// makes the entry. Users outside the cache are ignored (a miss). Two connections
     /// requesting one user at once may both miss: the server's cache can do no better.
     pub fn request(&self, user: usize, t_ms: u32) -> bool {
+        self.visit(user, t_ms, true)
+    }
+
+    /// A request at `t_ms`: whether it hit; a miss makes the entry only when the server
+    /// answered it (`served`: a shed or failed request caches nothing).
+    fn visit(&self, user: usize, t_ms: u32, served: bool) -> bool {
         let Some(slot) = self.made_at.get(user) else {
             return false;
         };
@@ -37,7 +43,7 @@ impl IdealTtlCache {
             0 => false,
             made => t_ms < (made - 1).saturating_add(self.ttl_ms),
         };
-        if !hit {
+        if !hit && served {
             slot.store(t_ms.saturating_add(1), Ordering::Relaxed);
         }
         hit
@@ -50,14 +56,15 @@ impl IdealTtlCache {
             .is_some_and(|s| s.load(Ordering::Relaxed) == 0)
     }
 
-    /// Replays a trace of `(t_ms, user)` requests in time order, the order the server saw them
-    /// in (connections record theirs concurrently); the hit ratio of those at or after
-    /// `measure_from_ms` (0 when there are none).
-    pub fn replay(&self, mut trace: Vec<(u32, u32)>, measure_from_ms: u32) -> f64 {
+    /// Replays a trace of `(t_ms, user, served)` requests in time order, the order the server
+    /// saw them in (connections record theirs concurrently); the hit ratio of those at or after
+    /// `measure_from_ms` (0 when there are none). Every request counts; only a served one
+    /// makes an entry.
+    pub fn replay(&self, mut trace: Vec<(u32, u32, bool)>, measure_from_ms: u32) -> f64 {
         trace.sort_unstable();
         let (mut hits, mut total) = (0u64, 0u64);
-        for (t, user) in trace {
-            let hit = self.request(user as usize, t);
+        for (t, user, served) in trace {
+            let hit = self.visit(user as usize, t, served);
             if t >= measure_from_ms {
                 total += 1;
                 hits += u64::from(hit);
@@ -109,9 +116,18 @@ mod tests {
         assert!(!cache.request(2, 0));
         // Recorded out of order: at 20 user 0 misses, at 30 and 40 it hits. User 2 hits at 50
         // (made at 0) and misses at 120 (expired at 100).
-        let trace = vec![(40, 0), (120, 2), (20, 0), (50, 2), (30, 0)];
+        let trace = vec![
+            (40, 0, true),
+            (120, 2, true),
+            (20, 0, true),
+            (50, 2, true),
+            (30, 0, true),
+        ];
         // Measured from 30: hits at 30, 40, 50; miss at 120.
         assert_eq!(cache.replay(trace, 30), 0.75);
-        assert_eq!(IdealTtlCache::new(1, 10).replay(vec![(5, 0)], 6), 0.0);
+        assert_eq!(IdealTtlCache::new(1, 10).replay(vec![(5, 0, true)], 6), 0.0);
+        // A shed request is a miss that makes no entry: the next one misses too.
+        let shed = vec![(0, 0, false), (5, 0, true), (6, 0, true)];
+        assert_eq!(IdealTtlCache::new(1, 100).replay(shed, 0), 1.0 / 3.0);
     }
 }

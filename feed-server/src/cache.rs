@@ -146,6 +146,14 @@ pub struct FeedCache {
     listening_gauge: Option<prometheus::IntGauge>,
 }
 
+/// The snapshot a store-tier read returned, if it decodes and `accept` takes it (an entry
+/// this version cannot read is a miss).
+fn accepted(found: Option<Vec<u8>>, accept: impl Fn(&Snapshot) -> bool) -> Option<Snapshot> {
+    found
+        .and_then(|bytes| serde_json::from_slice::<Snapshot>(&bytes).ok())
+        .filter(|s| accept(s))
+}
+
 fn head_key(user: &str) -> String {
     format!("head:{user}")
 }
@@ -256,13 +264,7 @@ impl FeedCache {
         found: Option<Vec<u8>>,
         accept: impl Fn(&Snapshot) -> bool,
     ) -> Option<Arc<Snapshot>> {
-        let found = match found {
-            Some(bytes) => serde_json::from_slice::<Snapshot>(&bytes)
-                .ok()
-                .filter(|s| accept(s)),
-            None => None,
-        };
-        match found {
+        match accepted(found, accept) {
             Some(s) => {
                 self.metrics.cache(CacheTier::Store, CacheResult::Hit);
                 let s = Arc::new(s);
@@ -293,12 +295,22 @@ impl FeedCache {
             .await
     }
 
-    /// [`FeedCache::head_local`] without counting a lookup: for a request that counted its
-    /// misses, then waited for another request's ranking of the same user
-    /// ([`crate::single_flight`]); it stays counted as the miss it was.
-    pub async fn head_ranked_meanwhile(&self, want: &HeadWanted<'_>) -> Option<Arc<Snapshot>> {
-        let e = self.local.get(&head_key(want.user)).await?;
-        self.serves_local(want, &e.snapshot).then_some(e.snapshot)
+    /// Both tiers again, without counting a lookup: for a request that counted its misses,
+    /// then waited for another request's ranking of the same user ([`crate::single_flight`]);
+    /// it stays counted as the miss it was. The in-process tier first; the store tier when this
+    /// replica may not serve its in-process pages (not listening to its peers, no local tier).
+    pub async fn head_ranked_meanwhile(
+        &self,
+        want: &HeadWanted<'_>,
+    ) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        let key = head_key(want.user);
+        if let Some(e) = self.local.get(&key).await
+            && self.serves_local(want, &e.snapshot)
+        {
+            return Ok(Some(e.snapshot));
+        }
+        let (found, version) = self.store.cache_get_for_user(&key, want.user).await?;
+        Ok(accepted(found, |s| want.accepts(s) && s.user_version == version).map(Arc::new))
     }
 
     fn serves_local(&self, want: &HeadWanted<'_>, s: &Snapshot) -> bool {

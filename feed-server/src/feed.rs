@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::cache::{HeadWanted, Snapshot};
 use crate::ranking;
 use crate::shed::Overloaded;
+use crate::single_flight::KeyGuard;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -75,19 +76,24 @@ async fn head_admitted(
     if let Some(snapshot) = state.cache.head_store(&want).await? {
         return Ok(snapshot);
     }
-    // One ranking per user at a time: a request that missed while the user's page was being
-    // ranked takes that page instead of ranking it again (`crate::single_flight`).
-    let flight = state.first_pages.lock(user_id).await;
-    if flight.waited()
-        && let Some(snapshot) = state.cache.head_ranked_meanwhile(&want).await
-    {
-        return Ok(snapshot);
+    // One ranking per user at a time (`crate::single_flight`): a request that missed while the
+    // user's page was being ranked takes that page. If there is none it can use (that ranking
+    // failed, or ranked a page without this request's explanations) it ranks without the
+    // lock, so that such requests rank side by side rather than one after another.
+    let mut flight = Some(state.first_pages.lock(user_id).await);
+    if flight.as_ref().is_some_and(KeyGuard::waited) {
+        if let Some(snapshot) = state.cache.head_ranked_meanwhile(&want).await? {
+            return Ok(snapshot);
+        }
+        flight = None;
     }
     let _permit = match admission {
         Admission::Bounded => Some(state.rankings.reserve()?.slot().await?),
         Admission::Unbounded => state.rankings.slot_unbounded().await,
     };
-    rank_and_cache(state, user_id, variant, loaded.generation, explain).await
+    let ranked = rank_and_cache(state, user_id, variant, loaded.generation, explain).await;
+    drop(flight);
+    ranked
 }
 
 /// Ranks the user's default first page now and caches it as their head, without looking in the
@@ -97,8 +103,6 @@ async fn head_admitted(
 pub async fn rank_ahead(state: &AppState, user_id: &str) -> Result<Arc<Snapshot>, FeedError> {
     let loaded = state.profiles.current();
     let variant = loaded.experiment.assign(user_id);
-    // A request for the user arriving meanwhile waits for this ranking (`head_admitted`).
-    let _flight = state.first_pages.lock(user_id).await;
     let _permit = state.rankings.reserve()?.slot().await?;
     rank_and_cache(state, user_id, variant, loaded.generation, false).await
 }

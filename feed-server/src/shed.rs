@@ -380,7 +380,7 @@ mod tests {
         let (l, m) = limiter(1, 0, 10);
         let place = l.reserve().expect("place");
         assert!(l.reserve().is_err(), "one place only");
-        drop(place); // a store-tier cache hit: no ranking
+        drop(place); // a request that ends before its ranking (an error, a timeout)
         assert_eq!(m.queued.get(), 0);
         assert!(l.reserve().is_ok());
     }

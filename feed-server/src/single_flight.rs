@@ -1,31 +1,34 @@
 //! One ranking of a user's first page at a time: requests that miss both cache tiers while the
 //! user's page is being ranked wait for that ranking and take its page, instead of each ranking
 //! the same page and taking a place in the ranking queue ([`crate::shed`]). A cache stampede
-//! has several such requests: a client fetching twice (a retry, a double mount), the predictive
-//! warm-up ranking a user whose request arrives meanwhile, a hot user's page expiring under many
-//! requests (the bench's Zipf traffic).
+//! has several such requests: a client fetching twice (a retry, a double mount), a hot user's
+//! page expiring under many requests (the bench's Zipf traffic). Only the request that found
+//! the key free ranks under it: one that waited and finds no page it can use ranks without it
+//! (`crate::feed`), so no request waits for more than one ranking.
 //!
 //! [`KeyedLocks`] is an async mutex per key, made on first use and dropped with its last holder
 //! or waiter: memory holds only the keys being ranked.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::OwnedMutexGuard;
 
-type Lock = Arc<tokio::sync::Mutex<()>>;
+type Lock = tokio::sync::Mutex<()>;
 
 /// Async mutexes by key (see the module docs).
 #[derive(Debug, Default)]
 pub struct KeyedLocks {
-    held: Mutex<HashMap<String, Lock>>,
+    /// Each key's lock, kept alive by its holder and waiters only: a key whose lock is gone
+    /// (its last holder released it, or its last waiter was cancelled, e.g. by the request
+    /// timeout) is removed when any guard is dropped.
+    held: Mutex<HashMap<String, Weak<Lock>>>,
 }
 
-/// Holds `key`'s lock until dropped.
+/// Holds a key's lock until dropped.
 #[derive(Debug)]
 pub struct KeyGuard<'a> {
     locks: &'a KeyedLocks,
-    key: String,
     guard: Option<OwnedMutexGuard<()>>,
     waited: bool,
 }
@@ -40,20 +43,15 @@ impl KeyGuard<'_> {
 
 impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
-        let mut held = self
-            .locks
+        // Release first (the guard holds the lock alive), then forget every key nobody holds
+        // or waits for: this one, and any left by a cancelled waiter. The map holds only the
+        // keys being ranked, so the sweep is short.
+        drop(self.guard.take());
+        self.locks
             .held
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Release first, then forget the key when nobody else holds or waits for it (each
-        // holds a clone of the lock, and clones are made only under `held`).
-        if let Some(guard) = self.guard.take() {
-            let lock = OwnedMutexGuard::mutex(&guard).clone();
-            drop(guard);
-            if Arc::strong_count(&lock) == 2 {
-                held.remove(&self.key);
-            }
-        }
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, lock| lock.strong_count() > 0);
     }
 }
 
@@ -62,7 +60,14 @@ impl KeyedLocks {
     pub async fn lock(&self, key: &str) -> KeyGuard<'_> {
         let lock = {
             let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-            held.entry(key.to_owned()).or_default().clone()
+            match held.get(key).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(Lock::new(()));
+                    held.insert(key.to_owned(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
         };
         let (guard, waited) = match lock.clone().try_lock_owned() {
             Ok(guard) => (guard, false),
@@ -70,13 +75,12 @@ impl KeyedLocks {
         };
         KeyGuard {
             locks: self,
-            key: key.to_owned(),
             guard: Some(guard),
             waited,
         }
     }
 
-    /// Keys held or waited for now.
+    /// Keys held or waited for now (and keys of cancelled waiters not yet swept).
     pub fn len(&self) -> usize {
         self.held
             .lock()
@@ -139,12 +143,49 @@ mod tests {
             let locks = locks.clone();
             async move { locks.lock("alice").await.waited() }
         });
-        while Arc::strong_count(&locks.held.lock().expect("lock")["alice"]) < 3 {
+        while locks.held.lock().expect("lock")["alice"].strong_count() < 2 {
             tokio::task::yield_now().await;
         }
         drop(first);
         assert_eq!(locks.len(), 1, "the waiter still needs the key");
         assert!(waiter.await.expect("join"));
         assert!(locks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_leaves_no_key_behind() {
+        let locks = Arc::new(KeyedLocks::default());
+        let waiter = |locks: Arc<KeyedLocks>| {
+            tokio::spawn(async move {
+                let _guard = locks.lock("alice").await;
+            })
+        };
+        let waiting_for =
+            |locks: &KeyedLocks| locks.held.lock().expect("lock")["alice"].strong_count() >= 2;
+
+        // Cancelled while the holder still holds the key: the holder's release sweeps it.
+        let first = locks.lock("alice").await;
+        let cancelled = waiter(locks.clone());
+        while !waiting_for(&locks) {
+            tokio::task::yield_now().await;
+        }
+        cancelled.abort();
+        assert!(cancelled.await.expect_err("aborted").is_cancelled());
+        drop(first);
+        assert!(locks.is_empty(), "swept with the last guard");
+
+        // Cancelled after the holder released (woken, never run): no guard of its own is
+        // dropped, so the next guard dropped anywhere sweeps the key.
+        let first = locks.lock("alice").await;
+        let cancelled = waiter(locks.clone());
+        while !waiting_for(&locks) {
+            tokio::task::yield_now().await;
+        }
+        drop(first);
+        assert_eq!(locks.len(), 1, "the woken waiter still holds the key");
+        cancelled.abort();
+        assert!(cancelled.await.expect_err("aborted").is_cancelled());
+        drop(locks.lock("bob").await);
+        assert!(locks.is_empty(), "swept by another key's guard");
     }
 }

@@ -830,35 +830,43 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut ideal_hit_ratio = 0.0;
     if args.wants("hit") {
         let all_zipf = Arc::new(Zipf::new(users, spec.zipf_s));
-        let trace: Arc<Mutex<Vec<(u32, u32)>>> = Arc::new(Mutex::new(Vec::new()));
+        // Every answered request, when sent, its user and whether the server served it.
+        let trace: Arc<Mutex<Vec<(u32, u32, bool)>>> = Arc::new(Mutex::new(Vec::new()));
         let zipf_req = {
             let z = all_zipf.clone();
-            let trace = trace.clone();
             move |_k: u64| {
                 let rank = z.sample(&mut rand::rng());
-                if let Ok(mut tr) = trace.lock() {
-                    tr.push((since(origin), rank as u32));
-                }
-                Req::get(feed_path(rank))
+                feed_request(rank).tagged(((rank as u64) << 32) | u64::from(since(origin)))
             }
         };
-        driver::closed_loop(
+        let traced = {
+            let trace = trace.clone();
+            move |tag: u64, status: u16| {
+                if let Ok(mut tr) = trace.lock() {
+                    let served = (200..300).contains(&status);
+                    tr.push((tag as u32, (tag >> 32) as u32, served));
+                }
+            }
+        };
+        driver::closed_loop_observed(
             server,
             args.hit_conns,
             Duration::ZERO,
             secs(args.hit_warmup_secs),
             zipf_req.clone(),
+            traced.clone(),
         )
         .await
         .context("hit-ratio warm-up")?;
         let measure_from_ms = since(origin);
         let m = begin(&args, server).await?;
-        let out = driver::closed_loop(
+        let out = driver::closed_loop_observed(
             server,
             args.hit_conns,
             Duration::ZERO,
             secs(args.hit_secs),
             zipf_req,
+            traced,
         )
         .await
         .context("hit-ratio phase")?;
@@ -870,7 +878,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         hit_ratio = p.cache.map_or(0.0, |c| c.hit_ratio);
         phases.push(p);
         // The trace goes into the ideal cache after the phase, in time order (the
-        // connections record their requests concurrently).
+        // connections record their answers concurrently).
         let trace = trace.lock().map(|t| t.clone()).unwrap_or_default();
         ideal_hit_ratio = ideal.replay(trace, measure_from_ms);
     }
