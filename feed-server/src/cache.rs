@@ -253,18 +253,26 @@ impl FeedCache {
         accept: impl Fn(&Snapshot) -> bool,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
         let found = self.store.cache_get(key).await?;
-        Ok(self.store_result(key, found, accept).await)
+        Ok(self.store_result(key, accepted(found, accept)).await)
     }
 
-    /// What the store tier returned for `key`: an accepted snapshot is counted a hit and kept
-    /// in process.
-    async fn store_result(
+    /// The user's head in the store tier if it serves `want` and was ranked at the user's
+    /// version the store holds (read in the same round trip); nothing counted.
+    async fn stored_head(
         &self,
         key: &str,
-        found: Option<Vec<u8>>,
-        accept: impl Fn(&Snapshot) -> bool,
-    ) -> Option<Arc<Snapshot>> {
-        match accepted(found, accept) {
+        want: &HeadWanted<'_>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let (found, version) = self.store.cache_get_for_user(key, want.user).await?;
+        Ok(accepted(found, |s| {
+            want.accepts(s) && s.user_version == version
+        }))
+    }
+
+    /// What the store tier returned for `key`, accepted: a snapshot is counted a hit and kept
+    /// in process, none a miss.
+    async fn store_result(&self, key: &str, found: Option<Snapshot>) -> Option<Arc<Snapshot>> {
+        match found {
             Some(s) => {
                 self.metrics.cache(CacheTier::Store, CacheResult::Hit);
                 let s = Arc::new(s);
@@ -309,8 +317,7 @@ impl FeedCache {
         {
             return Ok(Some(e.snapshot));
         }
-        let (found, version) = self.store.cache_get_for_user(&key, want.user).await?;
-        Ok(accepted(found, |s| want.accepts(s) && s.user_version == version).map(Arc::new))
+        Ok(self.stored_head(&key, want).await?.map(Arc::new))
     }
 
     fn serves_local(&self, want: &HeadWanted<'_>, s: &Snapshot) -> bool {
@@ -324,12 +331,8 @@ impl FeedCache {
         want: &HeadWanted<'_>,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
         let key = head_key(want.user);
-        let (found, version) = self.store.cache_get_for_user(&key, want.user).await?;
-        Ok(self
-            .store_result(&key, found, |s| {
-                want.accepts(s) && s.user_version == version
-            })
-            .await)
+        let found = self.stored_head(&key, want).await?;
+        Ok(self.store_result(&key, found).await)
     }
 
     /// A snapshot by id (cursor paging).

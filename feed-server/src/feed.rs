@@ -10,7 +10,6 @@ use std::sync::Arc;
 use crate::cache::{HeadWanted, Snapshot};
 use crate::ranking;
 use crate::shed::Overloaded;
-use crate::single_flight::KeyGuard;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -80,20 +79,21 @@ async fn head_admitted(
     // user's page was being ranked takes that page. If there is none it can use (that ranking
     // failed, or ranked a page without this request's explanations) it ranks without the
     // lock, so that such requests rank side by side rather than one after another.
-    let mut flight = Some(state.first_pages.lock(user_id).await);
-    if flight.as_ref().is_some_and(KeyGuard::waited) {
+    let flight = state.first_pages.lock(user_id).await;
+    let _flight = if flight.waited() {
         if let Some(snapshot) = state.cache.head_ranked_meanwhile(&want).await? {
             return Ok(snapshot);
         }
-        flight = None;
-    }
+        drop(flight);
+        None
+    } else {
+        Some(flight)
+    };
     let _permit = match admission {
         Admission::Bounded => Some(state.rankings.reserve()?.slot().await?),
         Admission::Unbounded => state.rankings.slot_unbounded().await,
     };
-    let ranked = rank_and_cache(state, user_id, variant, loaded.generation, explain).await;
-    drop(flight);
-    ranked
+    rank_and_cache(state, user_id, variant, loaded.generation, explain).await
 }
 
 /// Ranks the user's default first page now and caches it as their head, without looking in the
