@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use feed_metrics::ops;
 use parking_lot::Mutex;
-use prometheus::{Counter, IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{Counter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -119,11 +119,25 @@ struct WarmupMetrics {
     warmups: IntCounterVec,
     seconds: Counter,
     users: IntGaugeVec,
+    /// `users{state="tracked"}` and `users{state="planned"}`, resolved once: set on every change
+    /// of the book, so the gauge is current even while the workers pause.
+    tracked: IntGauge,
+    planned: IntGauge,
 }
 
 impl WarmupMetrics {
     fn new() -> Result<Self, MetricsError> {
+        let users = IntGaugeVec::new(
+            Opts::new(
+                ops::PREDICTIVE_WARMUP_USERS,
+                "Users the predictive warm-up remembers (tracked) and plans to warm (planned)",
+            ),
+            &["state"],
+        )?;
+        let gauge = |state: UsersState| users.with_label_values(&[<&str>::from(state)]);
         Ok(Self {
+            tracked: gauge(UsersState::Tracked),
+            planned: gauge(UsersState::Planned),
             warmups: IntCounterVec::new(
                 Opts::new(
                     ops::PREDICTIVE_WARMUPS,
@@ -135,14 +149,16 @@ impl WarmupMetrics {
                 ops::PREDICTIVE_WARMUP_SECONDS,
                 "Seconds the predictive warm-up spent ranking (wall time; bounds its CPU)",
             )?,
-            users: IntGaugeVec::new(
-                Opts::new(
-                    ops::PREDICTIVE_WARMUP_USERS,
-                    "Users the predictive warm-up remembers (tracked) and plans to warm (planned)",
-                ),
-                &["state"],
-            )?,
+            users,
         })
+    }
+
+    /// Publishes the book's sizes (called under its lock, after each change).
+    fn publish(&self, book: &Book) {
+        self.tracked
+            .set(i64::try_from(book.users.len()).unwrap_or(i64::MAX));
+        self.planned
+            .set(i64::try_from(book.plan.len()).unwrap_or(i64::MAX));
     }
 
     fn register(&self, metrics: &Metrics) -> Result<(), MetricsError> {
@@ -283,6 +299,7 @@ impl Warmup {
             }
         }
         book.replan(user, now_ms, &self.policy);
+        self.publish(&book);
         drop(book);
         self.wake.notify_one();
     }
@@ -300,12 +317,13 @@ impl Warmup {
                 book.replan(user, now_ms, &self.policy);
             }
         }
+        self.publish(&book);
         drop(book);
         self.wake.notify_one();
     }
 
     /// The next user whose time has come at `now_ms` (taken off the plan), or how long until one
-    /// (at most [`IDLE_POLL`]); updates the users gauge.
+    /// (at most [`IDLE_POLL`]).
     fn next_due(&self, now_ms: i64, metrics: &WarmupMetrics) -> Result<String, Duration> {
         let mut book = self.book.lock();
         book.forget_idle(self.max_users, now_ms);
@@ -322,15 +340,7 @@ impl Warmup {
         {
             t.planned = None;
         }
-        for (state, n) in [
-            (UsersState::Tracked, book.users.len()),
-            (UsersState::Planned, book.plan.len()),
-        ] {
-            metrics
-                .users
-                .with_label_values(&[<&str>::from(state)])
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
+        metrics.publish(&book);
         next
     }
 
@@ -349,7 +359,15 @@ impl Warmup {
             _ => false,
         };
         book.replan(user, now_ms, &self.policy);
+        self.publish(&book);
         current
+    }
+
+    /// Publishes the book's sizes to `feed_predictive_warmup_users` (under the book's lock).
+    fn publish(&self, book: &Book) {
+        if let Some(m) = &self.metrics {
+            m.publish(book);
+        }
     }
 
     /// Ranks ahead until `stop` with `--predictive-warmup-concurrency` workers: the background
