@@ -201,7 +201,7 @@ pub async fn rank_feed(
     now: f64,
     depth: usize,
 ) -> Result<RankedList, StoreError> {
-    let user = store.user_state(user_id).await?;
+    let user = store.user_state(user_id, now).await?;
     let at = UserAt::new(&user, now);
     let query = candidates::plan(profile, user_id, &at, now);
     let lists = store.candidate_lists(&query).await?;
@@ -240,7 +240,7 @@ pub async fn rank_candidates(
     ids: &[String],
     now: f64,
 ) -> Result<RankedList, StoreError> {
-    let user = store.user_state(user_id).await?;
+    let user = store.user_state(user_id, now).await?;
     let data = store.candidates(user_id, ids).await?;
     let known: Vec<(CandidateData, Sources)> = data
         .into_iter()

@@ -36,7 +36,9 @@
 //! | `P{shared}:vsc` | stream | the counter change feed: one entry per apply round or video deletion (field `i`: the JSON array of the video ids whose counters changed), trimmed to the last minute (`store::redis_counter_feed`) |
 //! | `P{u:<user>}:p` | hash | language, region |
 //! | `P{u:<user>}:fc`, `P{u:<user>}:fr` | set | followed creators, friends |
-//! | `P{u:<user>}:aff`, `P{u:<user>}:taste` | hash | decayed values as anchored sums: field `~<era>:f`, added to with `HINCRBYFLOAT` (`super::anchored`; the legacy fields `f` and `f@` are still read) |
+//! | `P{u:<user>}:aff` | hash | decayed affinities as anchored sums: field `~<era>:f`, added to with `HINCRBYFLOAT` (`super::anchored`; the legacy fields `f` and `f@` are still read) |
+//! | `P{u:<user>}:taste` | hash | the taste in the format of `P{u:<user>}:aff`: read, no longer written |
+//! | `P{u:<user>}:tb:<era>` | string | the taste's anchored sums of one era in fixed point, a big-endian `i64` per dimension, added to with one `BITFIELD` (`super::taste_sums`) |
 //! | `P{u:<user>}:seen` | zset | seen videos by time (last 5,000) |
 //! | `P{u:<user>}:recent` | list | recently engaged videos (last 50) |
 //! | `P{u:<user>}:ver` | string | the user's version: incremented, and published on `Pwrites`, by every write of the user's own state (`store::redis_peers`) |
@@ -160,9 +162,15 @@ impl Keys {
         self.user(user, "aff")
     }
 
-    /// A user's decayed taste vector.
+    /// A user's decayed taste vector in the format before [`Keys::taste_era`] (a hash of
+    /// anchored sums, `store::anchored`): read, no longer written.
     pub fn taste(&self, user: &str) -> String {
         self.user(user, "taste")
+    }
+
+    /// A user's taste sums of one era, in fixed point (`store::taste_sums`).
+    pub fn taste_era(&self, user: &str, era: i64) -> String {
+        self.user(user, &format!("tb:{era}"))
     }
 
     /// A user's seen videos by time.
@@ -282,6 +290,8 @@ mod tests {
             (k.friends("u1"), "P{u:u1}:fr", u1),
             (k.affinity("u1"), "P{u:u1}:aff", u1),
             (k.taste("u1"), "P{u:u1}:taste", u1),
+            (k.taste_era("u1", 2_961), "P{u:u1}:tb:2961", u1),
+            (k.taste_era("u1", -1), "P{u:u1}:tb:-1", u1),
             (k.seen("u1"), "P{u:u1}:seen", u1),
             (k.recent("u1"), "P{u:u1}:recent", u1),
             (k.user_version("u1"), "P{u:u1}:ver", u1),

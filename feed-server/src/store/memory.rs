@@ -288,7 +288,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn user_state(&self, user: &str) -> Result<UserState, StoreError> {
+    async fn user_state(&self, user: &str, _now: f64) -> Result<UserState, StoreError> {
         Ok(self
             .inner
             .read()

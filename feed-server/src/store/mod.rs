@@ -17,6 +17,7 @@ mod redis_log;
 mod redis_peers;
 pub mod redis_store;
 mod shared_cache;
+pub mod taste_sums;
 mod video_counters;
 
 use std::collections::HashSet;
@@ -209,8 +210,9 @@ pub trait Store: Send + Sync + 'static {
     async fn set_follows(&self, user: &str, follows: &Follows) -> Result<(), StoreError>;
     /// Replaces a user's language and region.
     async fn set_profile(&self, user: &str, profile: &UserProfile) -> Result<(), StoreError>;
-    /// Everything the ranking needs to know about a user (one round trip).
-    async fn user_state(&self, user: &str) -> Result<UserState, StoreError>;
+    /// Everything the ranking needs to know about a user (one round trip), for a ranking at
+    /// unix time `now` (Redis reads the taste of the eras around it: `store::taste_sums`).
+    async fn user_state(&self, user: &str, now: f64) -> Result<UserState, StoreError>;
     /// The source lists (one round trip).
     async fn candidate_lists(&self, query: &CandidateQuery) -> Result<CandidateLists, StoreError>;
     /// Catalog entries, counters and seen flags of candidates, in order (one round trip).

@@ -64,7 +64,7 @@ use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, SourceList, Store, StoreError,
     UserState, UserVersion,
 };
-use super::{anchored, encoding};
+use super::{anchored, encoding, taste_sums};
 use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::shared::SharedDeltas;
 use crate::learning::{
@@ -441,18 +441,23 @@ impl RedisStore {
     fn own_writes<'d>(&self, d: &'d Deltas) -> BTreeMap<&'d str, Vec<Cmd>> {
         let mut writes: BTreeMap<&str, Vec<Cmd>> = BTreeMap::new();
         // Anchored sums: one `HINCRBYFLOAT` per field, nothing read (`super::anchored`).
-        for (adds, key) in [
-            (&d.affinity, Keys::affinity as fn(&Keys, &str) -> String),
-            (&d.taste, Keys::taste),
-        ] {
-            for (user, adds) in adds {
-                let hash = key(&self.keys, user);
-                let cmds = writes.entry(user).or_default();
-                for (field, increment) in anchored::increments(adds, AFFINITY_HALF_LIFE_SECS) {
-                    let mut cmd = redis::cmd("HINCRBYFLOAT");
-                    cmd.arg(&hash).arg(field).arg(increment);
-                    cmds.push(cmd);
-                }
+        for (user, adds) in &d.affinity {
+            let hash = self.keys.affinity(user);
+            let cmds = writes.entry(user).or_default();
+            for (field, increment) in anchored::increments(adds, AFFINITY_HALF_LIFE_SECS) {
+                let mut cmd = redis::cmd("HINCRBYFLOAT");
+                cmd.arg(&hash).arg(field).arg(increment);
+                cmds.push(cmd);
+            }
+        }
+        // The taste: one `BITFIELD` per user and era, every dimension in it (`super::taste_sums`).
+        for (user, adds) in &d.taste {
+            let cmds = writes.entry(user).or_default();
+            for (era, dims) in taste_sums::increments(adds, AFFINITY_HALF_LIFE_SECS) {
+                let mut cmd = redis::cmd("BITFIELD");
+                cmd.arg(self.keys.taste_era(user, era))
+                    .arg(taste_sums::bitfield_args(&dims));
+                cmds.push(cmd);
             }
         }
         for (user, seen) in &d.seen {
@@ -730,7 +735,8 @@ impl Store for RedisStore {
         self.run(&pipe).await.map(|_| ())
     }
 
-    async fn user_state(&self, user: &str) -> Result<UserState, StoreError> {
+    async fn user_state(&self, user: &str, now: f64) -> Result<UserState, StoreError> {
+        let eras = taste_sums::eras_read_at(now, AFFINITY_HALF_LIFE_SECS);
         let mut pipe = redis::pipe();
         pipe.get(self.keys.user_version(user))
             .hgetall(self.keys.user_profile(user))
@@ -738,6 +744,9 @@ impl Store for RedisStore {
             .smembers(self.keys.friends(user))
             .hgetall(self.keys.affinity(user))
             .hgetall(self.keys.taste(user));
+        for era in eras {
+            pipe.get(self.keys.taste_era(user, era));
+        }
         let mut it = self.run(&pipe).await?.into_iter();
         let mut next = || it.next().ok_or_else(|| corrupt("short pipeline reply"));
         let version = UserVersion(parse::<Option<u64>>(next()?)?.unwrap_or(0));
@@ -754,7 +763,16 @@ impl Store for RedisStore {
             follows: follows.into_iter().collect(),
             friends,
             affinity: encoding::affinities(&decayed(next()?)?),
-            taste: encoding::taste(&decayed(next()?)?),
+            taste: {
+                let legacy = encoding::taste(&decayed(next()?)?);
+                let mut sums = Vec::with_capacity(eras.len());
+                for era in eras {
+                    if let Some(bytes) = parse::<Option<Vec<u8>>>(next()?)? {
+                        sums.push((era, bytes));
+                    }
+                }
+                taste_sums::decode(&sums, &legacy, AFFINITY_HALF_LIFE_SECS)
+            },
         })
     }
 

@@ -1,5 +1,7 @@
-//! A user's decayed affinities and taste as Redis holds them (anchored sums, one `HINCRBYFLOAT`
-//! per field and batch: `feed_server::store::anchored`) read back equal to the embedded store's
+//! A user's decayed affinities and taste as Redis holds them (anchored sums: one `HINCRBYFLOAT`
+//! per affinity field and batch, `feed_server::store::anchored`; one `BITFIELD` per user and
+//! batch for the taste, in fixed point, `feed_server::store::taste_sums`) read back equal to the
+//! embedded store's
 //! [`Decayed::add`](feed_server::learning::Decayed::add): new fields, a later addition (the old
 //! value decays), an earlier one (the addition decays), many fields in one batch, and values
 //! written in the legacy form (value and time, before the anchored sums) kept and added to.
@@ -46,10 +48,10 @@ fn store(redis: &RedisServer) -> RedisStore {
 }
 
 /// Both compared as a ranking at `now` reads them (the stored forms differ: the embedded store
-/// keeps the value as of its last update, Redis an anchored sum).
-fn assert_close(what: &str, got: Decayed, want: Decayed, now: f64) {
+/// keeps the value as of its last update, Redis an anchored sum), within `relative`.
+fn assert_close(what: &str, got: Decayed, want: Decayed, now: f64, relative: f64) {
     let (got, want) = (got.value_at(now, HL), want.value_at(now, HL));
-    let tolerance = 1e-12 * want.abs().max(1.0);
+    let tolerance = relative * want.abs().max(1.0);
     assert!(
         (got - want).abs() <= tolerance,
         "{what}: Redis {got}, embedded {want}"
@@ -66,7 +68,7 @@ fn assert_same(redis: &UserState, embedded: &UserState, now: f64) {
     ] {
         for (key, want) in e {
             let got = r.get(key).copied().unwrap_or_default();
-            assert_close(&format!("{name} {key}"), got, *want, now);
+            assert_close(&format!("{name} {key}"), got, *want, now, 1e-12);
         }
     }
     assert_eq!(
@@ -74,8 +76,9 @@ fn assert_same(redis: &UserState, embedded: &UserState, now: f64) {
         embedded.taste.0.len(),
         "taste dimensions"
     );
+    // The taste's fixed point rounds each increment by at most 2^-31 of its weight.
     for (i, (got, want)) in redis.taste.0.iter().zip(&embedded.taste.0).enumerate() {
-        assert_close(&format!("taste dimension {i}"), *got, *want, now);
+        assert_close(&format!("taste dimension {i}"), *got, *want, now, 1e-8);
     }
 }
 
@@ -102,13 +105,16 @@ async fn decayed_additions_on_redis_equal_the_embedded_stores() {
     embedded.apply(&d).await.expect("embedded apply");
 
     for user in ["u", "v"] {
-        let r = on_redis.user_state(user).await.expect("redis state");
-        let e = embedded.user_state(user).await.expect("embedded state");
         for now in [t0 + 2.0 * day, t0 + 30.0 * day] {
+            let r = on_redis.user_state(user, now).await.expect("redis state");
+            let e = embedded
+                .user_state(user, now)
+                .await
+                .expect("embedded state");
             assert_same(&r, &e, now);
         }
     }
-    let r = on_redis.user_state("u").await.expect("redis state");
+    let r = on_redis.user_state("u", t0).await.expect("redis state");
     assert_eq!(r.affinity.tags.len(), 1_200, "every field written");
 }
 
@@ -137,8 +143,14 @@ async fn values_in_the_legacy_form_are_kept_and_added_to() {
         }
         let _: i64 = hset.query(&mut conn).expect("legacy HSET");
     }
-    let before = on_redis.user_state("u").await.expect("redis state");
-    let want = embedded.user_state("u").await.expect("embedded state");
+    let before = on_redis
+        .user_state("u", t0 + day)
+        .await
+        .expect("redis state");
+    let want = embedded
+        .user_state("u", t0 + day)
+        .await
+        .expect("embedded state");
     assert_same(&before, &want, t0 + day);
 
     // A later batch on one field and the taste vector, an earlier one on another field.
@@ -148,11 +160,15 @@ async fn values_in_the_legacy_form_are_kept_and_added_to() {
         on_redis.apply(d).await.expect("redis apply");
         embedded.apply(d).await.expect("embedded apply");
     }
-    let after = on_redis.user_state("u").await.expect("redis state");
-    let want = embedded.user_state("u").await.expect("embedded state");
     for now in [t0 + day, t0 + 10.0 * day] {
+        let after = on_redis.user_state("u", now).await.expect("redis state");
+        let want = embedded.user_state("u", now).await.expect("embedded state");
         assert_same(&after, &want, now);
     }
+    let after = on_redis
+        .user_state("u", t0 + day)
+        .await
+        .expect("redis state");
     // The new additions moved the values the legacy form held.
     let c1 = |s: &UserState| s.affinity.creators["c1"].value_at(t0 + day, HL);
     assert!((c1(&after) - c1(&before) - 1.0).abs() < 1e-9, "creator c1");
@@ -178,8 +194,8 @@ async fn ids_that_look_like_field_syntax_keep_their_own_affinity() {
         on_redis.apply(&d).await.expect("redis apply");
         embedded.apply(&d).await.expect("embedded apply");
     }
-    let r = on_redis.user_state("u").await.expect("redis state");
-    let e = embedded.user_state("u").await.expect("embedded state");
+    let r = on_redis.user_state("u", t0).await.expect("redis state");
+    let e = embedded.user_state("u", t0).await.expect("embedded state");
     assert_same(&r, &e, t0);
     assert_eq!(r.affinity.creators.len(), 3, "{:?}", r.affinity.creators);
     let bob_at = r.affinity.creators["bob@"].value_at(t0, HL);

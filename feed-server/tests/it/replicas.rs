@@ -527,7 +527,7 @@ async fn a_store_head_ranked_before_a_users_write_is_not_served() {
         explain: false,
     };
     // What a ranking read: the user's state and its version.
-    let version = store.user_state("u").await.expect("state").version;
+    let version = store.user_state("u", 0.0).await.expect("state").version;
     store
         .set_profile("u", &UserProfile::default())
         .await
@@ -547,7 +547,7 @@ async fn a_store_head_ranked_before_a_users_write_is_not_served() {
     );
     let mut fresh = stale.clone();
     fresh.id = "fresh".into();
-    fresh.user_version = store.user_state("u").await.expect("state").version;
+    fresh.user_version = store.user_state("u", 0.0).await.expect("state").version;
     cache
         .put(fresh, Duration::from_secs(120))
         .await

@@ -60,9 +60,9 @@ impl Store for Counting {
     async fn set_profile(&self, u: &str, p: &UserProfile) -> Result<(), StoreError> {
         self.inner.set_profile(u, p).await
     }
-    async fn user_state(&self, u: &str) -> Result<UserState, StoreError> {
+    async fn user_state(&self, u: &str, now: f64) -> Result<UserState, StoreError> {
         self.hit();
-        self.inner.user_state(u).await
+        self.inner.user_state(u, now).await
     }
     async fn candidate_lists(&self, q: &CandidateQuery) -> Result<CandidateLists, StoreError> {
         self.hit();
