@@ -356,8 +356,19 @@ impl TrendingScope {
 /// An addition to a decayed value: `weight` at unix time `ts`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecayedAdd {
-    /// Field: `c:{creator}`, `t:{tag}` for affinities, or the dimension index for taste vectors.
+    /// Field: `c:{creator}` or `t:{tag}`.
     pub field: String,
+    /// Amount added.
+    pub weight: f64,
+    /// When (unix seconds).
+    pub ts: f64,
+}
+
+/// An addition to one dimension of a user's taste vector: `weight` at unix time `ts`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TasteAdd {
+    /// The embedding dimension.
+    pub dim: usize,
     /// Amount added.
     pub weight: f64,
     /// When (unix seconds).
@@ -381,8 +392,8 @@ pub struct Deltas {
     pub video_stats: HashMap<String, VideoStats>,
     /// Affinity additions per user.
     pub affinity: HashMap<String, Vec<DecayedAdd>>,
-    /// Taste-vector additions per user (fields are dimension indexes).
-    pub taste: HashMap<String, Vec<DecayedAdd>>,
+    /// Taste-vector additions per user.
+    pub taste: HashMap<String, Vec<TasteAdd>>,
     /// Trending increments per (scope, UTC day) and video.
     pub trending: HashMap<(TrendingScope, i64), HashMap<String, f64>>,
     /// Global impression and complete counts per duration bucket (the completion prior).
@@ -465,8 +476,8 @@ impl Deltas {
                 if norm > 0.0 {
                     let adds = self.taste.entry(user.clone()).or_default();
                     for (i, x) in embedding.iter().enumerate() {
-                        adds.push(DecayedAdd {
-                            field: i.to_string(),
+                        adds.push(TasteAdd {
+                            dim: i,
                             weight: aw * f64::from(*x) / norm,
                             ts,
                         });
@@ -509,6 +520,15 @@ impl Deltas {
 pub fn apply_decayed(map: &mut HashMap<String, Decayed>, adds: &[DecayedAdd], half_life: f64) {
     for a in adds {
         let e = map.entry(a.field.clone()).or_default();
+        *e = e.add(a.weight, a.ts, half_life);
+    }
+}
+
+/// Applies taste `adds` to a map of decayed values keyed by dimension index (the embedded
+/// store's form, read by [`crate::store::encoding::taste`]).
+pub fn apply_taste(map: &mut HashMap<String, Decayed>, adds: &[TasteAdd], half_life: f64) {
+    for a in adds {
+        let e = map.entry(a.dim.to_string()).or_default();
         *e = e.add(a.weight, a.ts, half_life);
     }
 }

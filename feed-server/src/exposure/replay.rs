@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::exposure::LoggedEvent;
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, Decayed, Deltas, DurationStats, VideoStats, apply_decayed,
-    creator_field, duration_bucket, tag_field, watch_ratio,
+    apply_taste, creator_field, duration_bucket, tag_field, watch_ratio,
 };
 use crate::model::{EventType, Video};
 use crate::ranking::inputs::{self, SignalInputs};
@@ -97,7 +97,7 @@ impl State {
         }
         for (user, adds) in &d.taste {
             let u = self.users.entry(user.clone()).or_default();
-            apply_decayed(&mut u.taste, adds, AFFINITY_HALF_LIFE_SECS);
+            apply_taste(&mut u.taste, adds, AFFINITY_HALF_LIFE_SECS);
         }
     }
 

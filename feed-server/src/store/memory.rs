@@ -18,7 +18,7 @@ use crate::exposure::ring::RingLog;
 use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, Decayed, Deltas, DurationStats, RECENT_MEMORY, SEEN_MEMORY,
-    TrendingScope, VideoStats, apply_decayed, duration_bucket,
+    TrendingScope, VideoStats, apply_decayed, apply_taste, duration_bucket,
 };
 use crate::model::{Follows, UserProfile, Video};
 
@@ -235,7 +235,7 @@ impl Store for MemoryStore {
             );
         }
         for (user, adds) in &d.taste {
-            apply_decayed(
+            apply_taste(
                 &mut g.users.entry(user.clone()).or_default().state.taste,
                 adds,
                 AFFINITY_HALF_LIFE_SECS,

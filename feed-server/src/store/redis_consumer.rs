@@ -177,27 +177,17 @@ async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<
     let events = merged.events();
     let mut pipe = redis::pipe();
     store.shared_commands(&mut pipe, &merged);
-    let mut keys: Vec<Vec<u8>> = [store.ingest_key(), store.backlog_key(), store.log_key()]
-        .map(String::into_bytes)
-        .into();
-    let commands = script_commands(&pipe, &mut keys)?;
-    let mut invocation = APPLY_SCRIPT.prepare_invoke();
-    for key in keys {
-        invocation.key(key);
-    }
-    invocation
-        .arg(GROUP)
-        .arg(consumer)
-        .arg(entries.len())
-        .arg(events)
-        .arg(merged.log.len());
-    for e in entries {
-        invocation.arg(&e.id);
-    }
-    for arg in commands {
-        invocation.arg(arg);
-    }
-    let result: Result<(i64, i64, i64), _> = store.connection().invoke(&invocation).await;
+    let own_keys = [store.ingest_key(), store.backlog_key(), store.log_key()];
+    let round = ApplyRound {
+        group: GROUP,
+        consumer,
+        ids: entries.iter().map(|e| e.id.as_str()).collect(),
+        events,
+        logged: merged.log.len(),
+    };
+    let eval = apply_eval(&own_keys, &round, &pipe)?;
+    drop(pipe);
+    let result: Result<(i64, i64, i64), _> = store.connection().cmd(&eval).await;
     // Also after a failure: the script may have run before the reply was lost.
     store.forget_stats(merged.video_stats.keys().map(String::as_str));
     let (applied, left, trimmed) = result?;

@@ -15,7 +15,7 @@
 //! per process): each round reads the consumer's own pending entries (a failed apply is retried)
 //! and new ones (`XREADGROUP`), merges up to [`IngestSettings::read_count`] batches into one
 //! [`SharedDeltas`](crate::learning::shared::SharedDeltas) (a hot video's counters are written once per round, not once per batch) and
-//! applies them with one Lua script ([`APPLY`]) that, atomically, checks every entry is still
+//! applies them with one Lua script ([`APPLY`], one `EVAL`: [`apply_eval`]) that, atomically, checks every entry is still
 //! pending for this consumer, runs the writes (counters, trending, recent, activity, the
 //! exposure-log appends), `XACK`s and `XDEL`s the entries and decrements `P{shared}:evq`. Applied ⇔
 //! acknowledged, so an entry is applied at most once even when its reply is lost or another
@@ -31,7 +31,6 @@
 //! that a round writes a hot video once for more events ([`next_round_in`]); at the bench rate
 //! the lag stays far below 1 s (BENCHMARKS.md).
 
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -102,9 +101,6 @@ redis.call('XDEL', KEYS[1], unpack(ARGV, 6, 5 + n))
 local left = redis.call('DECRBY', KEYS[2], ARGV[4])
 return {1, left, before + tonumber(ARGV[5]) - after}
 "#;
-
-pub(super) static APPLY_SCRIPT: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(APPLY));
 
 /// Tunables of the ingest stream.
 #[derive(Clone, Debug)]
@@ -321,41 +317,78 @@ pub fn enqueue(pipe: &mut Pipeline, stream: &str, counter: &str, payload: &[u8],
     pipe.cmd("INCRBY").arg(counter).arg(events);
 }
 
-/// The commands of `pipe` as [`APPLY`] takes them: the keys they write, appended to `keys`
-/// (deduplicated; `keys` starts with the script's own), and their arguments (count, name, key
-/// index in `KEYS` counted from 1, the other arguments). Every command must name its one key
-/// first, as the shared writes do.
-pub(super) fn script_commands(
-    pipe: &Pipeline,
-    keys: &mut Vec<Vec<u8>>,
-) -> Result<Vec<Vec<u8>>, StoreError> {
-    let mut index: std::collections::HashMap<Vec<u8>, usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.clone(), i + 1))
-        .collect();
-    let mut argv = Vec::new();
-    for cmd in pipe.cmd_iter() {
-        let mut args = cmd.args_iter().map(|a| match a {
+/// One consumer round as [`APPLY`] takes it: the entries it applies and what they hold.
+#[derive(Debug)]
+pub(super) struct ApplyRound<'a> {
+    /// The consumer group ([`GROUP`]).
+    pub(super) group: &'a str,
+    /// This consumer's name.
+    pub(super) consumer: &'a str,
+    /// The stream ids of the merged entries.
+    pub(super) ids: Vec<&'a str>,
+    /// Events the entries hold (taken off the backlog).
+    pub(super) events: usize,
+    /// Exposure-log appends among the writes (to count what the log's cap trimmed).
+    pub(super) logged: usize,
+}
+
+/// The `EVAL` of [`APPLY`] for `round`, with `own_keys` (stream, backlog counter, exposure log)
+/// and the commands of `writes`: each names its one key first (the shared writes do), which
+/// joins `KEYS` once; in `ARGV` a command is its argument count, its name, the index of its key
+/// in `KEYS` counted from 1 and its other arguments. Built in one buffer, arguments copied once.
+/// `EVAL` rather than `EVALSHA`: Redis caches the compiled script by its hash either way, the
+/// body costs ~1 KB per round (tens per second), and there is no `NOSCRIPT` to recover from
+/// after a Redis restart or failover.
+pub(super) fn apply_eval(
+    own_keys: &[String; 3],
+    round: &ApplyRound<'_>,
+    writes: &Pipeline,
+) -> Result<redis::Cmd, StoreError> {
+    fn simple(arg: redis::Arg<&[u8]>) -> Result<&[u8], StoreError> {
+        match arg {
             redis::Arg::Simple(bytes) => Ok(bytes),
             // Cursor arguments belong to SCAN-like commands, which these writes never use.
             _ => Err(corrupt("a cursor argument in a shared write")),
-        });
+        }
+    }
+    let mut keys: Vec<&[u8]> = own_keys.iter().map(String::as_bytes).collect();
+    let mut index: std::collections::HashMap<&[u8], usize> =
+        keys.iter().enumerate().map(|(i, k)| (*k, i + 1)).collect();
+    // The commands' part of `ARGV`, gathered before `KEYS` is complete.
+    let mut commands = redis::Cmd::new();
+    for cmd in writes.cmd_iter() {
+        let mut args = cmd.args_iter().map(simple);
         let (Some(name), Some(key)) = (args.next(), args.next()) else {
             return Err(corrupt("a shared write without a key"));
         };
-        let rest = args.collect::<Result<Vec<&[u8]>, _>>()?;
         let key = key?;
-        let key_index = *index.entry(key.to_vec()).or_insert_with(|| {
-            keys.push(key.to_vec());
+        let key_index = *index.entry(key).or_insert_with(|| {
+            keys.push(key);
             keys.len()
         });
-        argv.push(rest.len().to_string().into_bytes());
-        argv.push(name?.to_vec());
-        argv.push(key_index.to_string().into_bytes());
-        argv.extend(rest.into_iter().map(<[u8]>::to_vec));
+        commands
+            .arg(cmd.args_iter().count() - 2)
+            .arg(name?)
+            .arg(key_index);
+        for arg in args {
+            commands.arg(arg?);
+        }
     }
-    Ok(argv)
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(APPLY).arg(keys.len());
+    for key in keys {
+        eval.arg(key);
+    }
+    eval.arg(round.group)
+        .arg(round.consumer)
+        .arg(round.ids.len())
+        .arg(round.events)
+        .arg(round.logged)
+        .arg(&round.ids);
+    for arg in commands.args_iter() {
+        eval.arg(simple(arg)?);
+    }
+    Ok(eval)
 }
 
 /// One stream entry: its id and payload (`None` when the entry was deleted meanwhile or has no
@@ -531,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn script_commands_name_their_keys_in_keys() {
+    fn the_eval_names_every_written_key_once_in_keys() {
         let mut pipe = redis::pipe();
         pipe.cmd("HINCRBYFLOAT")
             .arg("s{x}:vs:1")
@@ -543,19 +576,39 @@ mod tests {
             .arg("likes")
             .arg(1);
         pipe.cmd("XADD").arg("s{x}:xlog").arg("*").arg("u").arg("a");
-        let mut keys = vec![
-            b"s{x}:ev".to_vec(),
-            b"s{x}:evq".to_vec(),
-            b"s{x}:xlog".to_vec(),
-        ];
-        let argv = script_commands(&pipe, &mut keys).expect("encode");
-        let text: Vec<String> = argv
-            .iter()
-            .map(|a| String::from_utf8_lossy(a).into_owned())
+        let own = ["s{x}:ev".to_owned(), "s{x}:evq".into(), "s{x}:xlog".into()];
+        let round = ApplyRound {
+            group: GROUP,
+            consumer: "c1",
+            ids: vec!["1-0", "2-0"],
+            events: 7,
+            logged: 1,
+        };
+        let eval = apply_eval(&own, &round, &pipe).expect("encode");
+        let text: Vec<String> = eval
+            .args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+                _ => "<cursor>".to_owned(),
+            })
             .collect();
+        assert_eq!(text[..2], ["EVAL", APPLY]);
         assert_eq!(
-            text,
+            text[2..],
             [
+                "5", // KEYS: the script's own, then each written key once
+                "s{x}:ev",
+                "s{x}:evq",
+                "s{x}:xlog",
+                "s{x}:vs:1",
+                "s{x}:exp", //
+                "apply",
+                "c1",
+                "2",
+                "7",
+                "1",
+                "1-0",
+                "2-0", //
                 "2",
                 "HINCRBYFLOAT",
                 "4",
@@ -579,18 +632,8 @@ mod tests {
                 "a",
             ]
         );
-        assert_eq!(
-            keys,
-            [
-                b"s{x}:ev".to_vec(),
-                b"s{x}:evq".to_vec(),
-                b"s{x}:xlog".to_vec(),
-                b"s{x}:vs:1".to_vec(),
-                b"s{x}:exp".to_vec()
-            ]
-        );
         let mut keyless = redis::pipe();
         keyless.cmd("PING");
-        assert!(script_commands(&keyless, &mut keys).is_err());
+        assert!(apply_eval(&own, &round, &keyless).is_err());
     }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 
 use super::StoreError;
 
@@ -206,26 +206,6 @@ impl RedisLink {
                             "no answer from Redis within the store timeout",
                         )))
                     })
-            }
-        }
-    }
-
-    /// Runs a script invocation (its keys must share a slot on a cluster).
-    pub async fn invoke<T: FromRedisValue>(
-        &self,
-        invocation: &ScriptInvocation<'_>,
-    ) -> Result<T, StoreError> {
-        match self {
-            Self::Single(conn) => {
-                let mut conn = conn.clone();
-                invocation
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
-            }
-            Self::Cluster(conn, timeout) => {
-                let mut conn = conn.clone();
-                bounded(*timeout, invocation.invoke_async(&mut conn)).await
             }
         }
     }

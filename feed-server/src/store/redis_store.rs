@@ -454,10 +454,7 @@ impl RedisStore {
         for (user, adds) in &d.taste {
             let cmds = writes.entry(user).or_default();
             for (era, dims) in taste_sums::increments(adds, AFFINITY_HALF_LIFE_SECS) {
-                let mut cmd = redis::cmd("BITFIELD");
-                cmd.arg(self.keys.taste_era(user, era))
-                    .arg(taste_sums::bitfield_args(&dims));
-                cmds.push(cmd);
+                cmds.push(taste_sums::bitfield(&self.keys.taste_era(user, era), &dims));
             }
         }
         for (user, seen) in &d.seen {

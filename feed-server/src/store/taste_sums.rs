@@ -24,10 +24,10 @@
 //! **Written before this format** (taste fields in the `taste` hash, [`super::anchored`]):
 //! still read and folded in — decayed values are linear — so no migration step is needed.
 
-use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use crate::affinity::Taste;
-use crate::learning::{Decayed, DecayedAdd};
+use crate::learning::{Decayed, TasteAdd};
 use crate::model::MAX_EMBEDDING_DIM;
 
 /// Length of an era in half-lives.
@@ -52,51 +52,61 @@ pub fn eras_read_at(now: f64, half_life: f64) -> [i64; 3] {
     [era - 1, era, era + 1]
 }
 
-/// What `adds` (fields are dimension indexes) add to the stored sums: per era, in ascending
-/// order, one `(dimension, increment)` per dimension written, ascending. Fields that are not an
-/// index below [`MAX_EMBEDDING_DIM`] are skipped, as a read skips them; increments that round
-/// to zero are kept (they size the vector as the dimension's field did).
-pub fn increments(adds: &[DecayedAdd], half_life: f64) -> Vec<(i64, Vec<(usize, i64)>)> {
-    let mut sums: BTreeMap<i64, BTreeMap<usize, f64>> = BTreeMap::new();
-    for a in adds {
-        let Some(dim) = a
-            .field
-            .parse::<usize>()
-            .ok()
-            .filter(|d| *d < MAX_EMBEDDING_DIM)
-        else {
+/// What `adds` add to the stored sums: per era, in ascending order, one `(dimension,
+/// increment)` per dimension written, ascending. Dimensions from [`MAX_EMBEDDING_DIM`] on are
+/// skipped, as a read skips them; increments that round to zero are kept (they size the vector
+/// as the dimension's field did).
+pub fn increments(adds: &[TasteAdd], half_life: f64) -> Vec<(i64, Vec<(usize, i64)>)> {
+    // A batch's additions fall in one era but for the rare one stamped across an era's start.
+    let mut eras: Vec<(i64, Vec<Option<f64>>)> = Vec::with_capacity(1);
+    for a in adds.iter().filter(|a| a.dim < MAX_EMBEDDING_DIM) {
+        let era = era_of(a.ts, half_life);
+        if !eras.iter().any(|(e, _)| *e == era) {
+            eras.push((era, Vec::new()));
+        }
+        let Some((_, sums)) = eras.iter_mut().find(|(e, _)| *e == era) else {
             continue;
         };
-        let era = era_of(a.ts, half_life);
+        if sums.len() <= a.dim {
+            sums.resize(a.dim + 1, None);
+        }
         let term = a.weight * ((a.ts - anchor(era, half_life)) / half_life).exp2();
-        *sums.entry(era).or_default().entry(dim).or_default() += term;
+        if let Some(sum) = sums.get_mut(a.dim) {
+            *sum.get_or_insert(0.0) += term;
+        }
     }
+    eras.sort_by_key(|(era, _)| *era);
     let scale = f64::from(FRACTION_BITS).exp2();
-    sums.into_iter()
-        .map(|(era, dims)| {
+    eras.into_iter()
+        .map(|(era, sums)| {
             // `as` saturates: a non-finite or huge term is clamped like the stored sum.
-            let dims = dims
+            let dims = sums
                 .into_iter()
-                .map(|(d, sum)| (d, (sum * scale).round() as i64))
+                .enumerate()
+                .filter_map(|(d, sum)| Some((d, (sum? * scale).round() as i64)))
                 .collect();
             (era, dims)
         })
         .collect()
 }
 
-/// The `BITFIELD` arguments after the key adding `dims` (from [`increments`]).
-pub fn bitfield_args(dims: &[(usize, i64)]) -> Vec<String> {
-    let mut args = Vec::with_capacity(2 + 4 * dims.len());
-    args.extend(["OVERFLOW".to_owned(), "SAT".to_owned()]);
+/// `#0`, `#1`, …: the `BITFIELD` offsets of the dimensions (an `i64` each).
+static OFFSETS: LazyLock<Vec<String>> =
+    LazyLock::new(|| (0..MAX_EMBEDDING_DIM).map(|d| format!("#{d}")).collect());
+
+/// The `BITFIELD` on `key` adding `dims` (from [`increments`]), saturating.
+pub fn bitfield(key: &str, dims: &[(usize, i64)]) -> redis::Cmd {
+    let mut cmd = redis::cmd("BITFIELD");
+    cmd.arg(key).arg("OVERFLOW").arg("SAT");
     for (dim, inc) in dims {
-        args.extend([
-            "INCRBY".to_owned(),
-            "i64".to_owned(),
-            format!("#{dim}"),
-            inc.to_string(),
-        ]);
+        cmd.arg("INCRBY").arg("i64");
+        match OFFSETS.get(*dim) {
+            Some(offset) => cmd.arg(offset.as_str()),
+            None => cmd.arg(format!("#{dim}")),
+        };
+        cmd.arg(*inc);
     }
-    args
+    cmd
 }
 
 /// The taste of the stored eras (`(era, the key's bytes)`, any order; a missing key is an era
@@ -136,21 +146,19 @@ pub fn decode(eras: &[(i64, Vec<u8>)], legacy: &Taste, half_life: f64) -> Taste 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::learning::{AFFINITY_HALF_LIFE_SECS as HL, apply_decayed};
+    use std::collections::BTreeMap;
+
+    use crate::learning::{AFFINITY_HALF_LIFE_SECS as HL, apply_taste};
     use proptest::prelude::*;
 
     const ERA: f64 = ERA_HALF_LIVES * HL;
 
-    fn add(dim: usize, weight: f64, ts: f64) -> DecayedAdd {
-        DecayedAdd {
-            field: dim.to_string(),
-            weight,
-            ts,
-        }
+    fn add(dim: usize, weight: f64, ts: f64) -> TasteAdd {
+        TasteAdd { dim, weight, ts }
     }
 
     /// What Redis holds after each batch's `BITFIELD … OVERFLOW SAT INCRBY`s.
-    fn stored(batches: &[Vec<DecayedAdd>]) -> Vec<(i64, Vec<u8>)> {
+    fn stored(batches: &[Vec<TasteAdd>]) -> Vec<(i64, Vec<u8>)> {
         let mut words: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
         for b in batches {
             for (era, dims) in increments(b, HL) {
@@ -170,10 +178,10 @@ mod tests {
     }
 
     /// The read-modify-write reference: every addition folded with [`Decayed::add`].
-    fn reference(batches: &[Vec<DecayedAdd>]) -> Taste {
+    fn reference(batches: &[Vec<TasteAdd>]) -> Taste {
         let mut m = std::collections::HashMap::new();
         for b in batches {
-            apply_decayed(&mut m, b, HL);
+            apply_taste(&mut m, b, HL);
         }
         crate::store::encoding::taste(&m)
     }
@@ -199,11 +207,6 @@ mod tests {
                 add(0, 2.0, t + HL),
                 add(1, 1.0, t - ERA),
                 add(2000, 1.0, t),
-                DecayedAdd {
-                    field: "c:x".into(),
-                    weight: 1.0,
-                    ts: t,
-                },
             ],
             HL,
         );
@@ -220,19 +223,19 @@ mod tests {
                 ),
             ]
         );
+        let args: Vec<String> = bitfield("k", &incs[1].1)
+            .args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+                _ => "<cursor>".to_owned(),
+            })
+            .collect();
+        let (a, b) = (incs[1].1[0].1.to_string(), incs[1].1[1].1.to_string());
         assert_eq!(
-            bitfield_args(&incs[1].1),
+            args,
             [
-                "OVERFLOW",
-                "SAT",
-                "INCRBY",
-                "i64",
-                "#0",
-                &incs[1].1[0].1.to_string(),
-                "INCRBY",
-                "i64",
-                "#3",
-                &incs[1].1[1].1.to_string()
+                "BITFIELD", "k", "OVERFLOW", "SAT", "INCRBY", "i64", "#0", &a, "INCRBY", "i64",
+                "#3", &b
             ]
         );
     }
@@ -306,7 +309,7 @@ mod tests {
             later in 0.0f64..ERA,
         ) {
             let t0 = 1_600_000_000.0;
-            let batches: Vec<Vec<DecayedAdd>> = batches
+            let batches: Vec<Vec<TasteAdd>> = batches
                 .into_iter()
                 .map(|b| b.into_iter().map(|(d, w, dt)| add(d, w, t0 + dt)).collect())
                 .collect();

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::RedisServer;
 use feed_server::learning::{
-    AFFINITY_HALF_LIFE_SECS as HL, Decayed, DecayedAdd, Deltas, creator_field, tag_field,
+    AFFINITY_HALF_LIFE_SECS as HL, Decayed, DecayedAdd, Deltas, TasteAdd, creator_field, tag_field,
 };
 use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_store::RedisSettings;
@@ -30,7 +30,11 @@ fn batch(user: &str, fields: &[String], weight: f64, ts: f64) -> Deltas {
     d.taste.insert(
         user.to_owned(),
         (0..16)
-            .map(|i| add(i.to_string(), weight * f64::from(i + 1) / 16.0))
+            .map(|dim| TasteAdd {
+                dim,
+                weight: weight * (dim + 1) as f64 / 16.0,
+                ts,
+            })
             .collect(),
     );
     d
@@ -134,7 +138,15 @@ async fn values_in_the_legacy_form_are_kept_and_added_to() {
     let mut conn = redis::Client::open(redis.url())
         .and_then(|c| c.get_connection())
         .expect("redis connection");
-    for (hash, adds) in [("aff", &old.affinity["u"]), ("taste", &old.taste["u"])] {
+    let taste: Vec<DecayedAdd> = old.taste["u"]
+        .iter()
+        .map(|a| DecayedAdd {
+            field: a.dim.to_string(),
+            weight: a.weight,
+            ts: a.ts,
+        })
+        .collect();
+    for (hash, adds) in [("aff", &old.affinity["u"]), ("taste", &taste)] {
         let mut hset = redis::cmd("HSET");
         hset.arg(format!("dec:{{u:u}}:{hash}"));
         for a in adds {
