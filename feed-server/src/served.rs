@@ -5,12 +5,17 @@
 //!
 //! The per-item facts are computed once, when a list is ranked, and kept in the cached snapshot
 //! ([`ItemFacts`]); serving a page (cached or not) then costs two short loops over the page's
-//! items with no allocation: counter adds and one histogram observation per item.
+//! items: counter adds and the items' ages gathered in a local histogram, added to the shared
+//! one at once. A variant's series are resolved once, not looked up by label on every page.
 
 use feed_metrics::contract;
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use parking_lot::RwLock;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
 use serde::{Deserialize, Serialize};
 
 /// Buckets of `feed_served_item_age_seconds`: 5 minutes to 30 days.
@@ -93,6 +98,17 @@ pub struct ServedMetrics {
     pages: IntCounterVec,
     page_creators: IntCounterVec,
     age: HistogramVec,
+    /// Each variant's series, resolved on its first page (as many as the vectors hold).
+    variants: RwLock<HashMap<String, Arc<VariantSeries>>>,
+}
+
+/// One variant's series.
+struct VariantSeries {
+    items: IntCounter,
+    long_tail: IntCounter,
+    pages: IntCounter,
+    page_creators: IntCounter,
+    age: Histogram,
 }
 
 impl ServedMetrics {
@@ -134,41 +150,50 @@ impl ServedMetrics {
             pages,
             page_creators,
             age,
+            variants: RwLock::default(),
         })
+    }
+
+    /// `variant`'s series, resolved once.
+    fn series(&self, variant: &str) -> Arc<VariantSeries> {
+        if let Some(s) = self.variants.read().get(variant) {
+            return s.clone();
+        }
+        let resolved = Arc::new(VariantSeries {
+            items: self.items.with_label_values(&[variant]),
+            long_tail: self.long_tail.with_label_values(&[variant]),
+            pages: self.pages.with_label_values(&[variant]),
+            page_creators: self.page_creators.with_label_values(&[variant]),
+            age: self.age.with_label_values(&[variant]),
+        });
+        self.variants
+            .write()
+            .entry(variant.to_owned())
+            .or_insert(resolved)
+            .clone()
     }
 
     /// Counts a served page of `variant`: `facts[start..start + len]` of its ranked list, served
     /// at unix ms `now_ms`.
     pub fn page(&self, variant: &str, facts: &[ItemFacts], start: usize, len: usize, now_ms: i64) {
         let counts = page_counts(facts, start, len);
-        self.pages.with_label_values(&[variant]).inc();
-        self.items
-            .with_label_values(&[variant])
-            .inc_by(counts.items);
-        self.long_tail
-            .with_label_values(&[variant])
-            .inc_by(counts.long_tail);
-        self.page_creators
-            .with_label_values(&[variant])
-            .inc_by(counts.creators);
-        let age = self.age.with_label_values(&[variant]);
+        let series = self.series(variant);
+        series.pages.inc();
+        series.items.inc_by(counts.items);
+        series.long_tail.inc_by(counts.long_tail);
+        series.page_creators.inc_by(counts.creators);
+        // Gathered locally, added to the shared histogram once (not a contended update per item).
+        let age = series.age.local();
         let end = start.saturating_add(len).min(facts.len());
         for f in facts.get(start..end).unwrap_or_default() {
             age.observe(((now_ms - f.published_at_ms) as f64 / 1000.0).max(0.0));
         }
+        age.flush();
     }
 
     /// Creates `variant`'s series at zero, so that rates exist before its first page.
     pub fn init_variant(&self, variant: &str) {
-        for c in [
-            &self.items,
-            &self.long_tail,
-            &self.pages,
-            &self.page_creators,
-        ] {
-            c.with_label_values(&[variant]);
-        }
-        self.age.with_label_values(&[variant]);
+        self.series(variant);
     }
 }
 
@@ -215,5 +240,53 @@ mod tests {
             page_counts(&facts, usize::MAX, usize::MAX),
             PageCounts::default()
         );
+    }
+
+    #[test]
+    fn served_pages_reach_their_variants_series() -> Result<(), prometheus::Error> {
+        let registry = Registry::new();
+        let served = ServedMetrics::register(&registry)?;
+        served.init_variant("idle");
+        // Published at 0, 1 and 2 s; long tail at position 2; served at 1,000 s.
+        let facts = list(&["a", "b", "a"]);
+        served.page("canary", &facts, 0, 20, 1_000_000);
+        served.page("canary", &facts, 1, 1, 1_000_000);
+        served.page("stable", &facts, 2, 5, 1_000_000);
+        let families = registry.gather();
+        let family = |name: &str| families.iter().find(|f| f.name() == name);
+        let of = |name: &str, variant: &str| {
+            family(name)?
+                .get_metric()
+                .iter()
+                .find(|m| m.get_label().iter().any(|l| l.value() == variant))
+                .cloned()
+        };
+        let counter = |name, variant| of(name, variant).map(|m| m.get_counter().get_value());
+        assert_eq!(counter(contract::SERVED_PAGES, "canary"), Some(2.0));
+        assert_eq!(counter(contract::SERVED_ITEMS, "canary"), Some(4.0));
+        assert_eq!(
+            counter(contract::SERVED_LONG_TAIL_ITEMS, "canary"),
+            Some(1.0)
+        );
+        assert_eq!(counter(contract::SERVED_PAGE_CREATORS, "canary"), Some(3.0));
+        assert_eq!(counter(contract::SERVED_PAGES, "stable"), Some(1.0));
+        // Initialised at zero before its first page.
+        assert_eq!(counter(contract::SERVED_PAGES, "idle"), Some(0.0));
+        let age =
+            |variant| of(contract::SERVED_ITEM_AGE, variant).map(|m| m.get_histogram().clone());
+        let canary =
+            age("canary").ok_or_else(|| prometheus::Error::Msg("no canary ages".into()))?;
+        assert_eq!(canary.get_sample_count(), 4);
+        assert!((canary.get_sample_sum() - (1_000.0 + 999.999 + 999.998 + 999.999)).abs() < 1e-6);
+        // All four are 1,000 s old: above 15 min, within the first hour's bucket.
+        let within = |le: f64| {
+            canary
+                .get_bucket()
+                .iter()
+                .find(|b| b.upper_bound() == le)
+                .map(prometheus::proto::Bucket::cumulative_count)
+        };
+        assert_eq!((within(900.0), within(3_600.0)), (Some(0), Some(4)));
+        Ok(())
     }
 }

@@ -185,10 +185,14 @@ struct Book {
 }
 
 impl Book {
-    /// Re-plans `user` at `now_ms` after a change of their activity.
-    fn replan(&mut self, user: &str, now_ms: i64, policy: &Policy) {
+    /// Re-plans `user` at `now_ms` after a change of their activity. Returns whether the plan's
+    /// first warm-up is now sooner than before (a sleeping worker must look again; otherwise its
+    /// wake-up time still holds: at worst it wakes for nothing).
+    fn replan(&mut self, user: &str, now_ms: i64, policy: &Policy) -> bool {
+        let first = |plan: &BTreeMap<(i64, u64), String>| plan.first_key_value().map(|(k, _)| k.0);
+        let before = first(&self.plan);
         let Some(t) = self.users.get_mut(user) else {
-            return;
+            return false;
         };
         if let Some(key) = t.planned.take() {
             self.plan.remove(&key);
@@ -198,6 +202,10 @@ impl Book {
             let key = (at, self.seq);
             t.planned = Some(key);
             self.plan.insert(key, user.to_owned());
+        }
+        match (first(&self.plan), before) {
+            (Some(now), Some(before)) => now < before,
+            (now, before) => now.is_some() && before.is_none(),
         }
     }
 
@@ -298,10 +306,12 @@ impl Warmup {
                 );
             }
         }
-        book.replan(user, now_ms, &self.policy);
+        let sooner = book.replan(user, now_ms, &self.policy);
         self.publish(&book);
         drop(book);
-        self.wake.notify_one();
+        if sooner {
+            self.wake.notify_one();
+        }
     }
 
     /// `users`' own events were accepted at `now_ms`: their cached first pages were dropped.
@@ -311,15 +321,18 @@ impl Warmup {
             return;
         }
         let mut book = self.book.lock();
+        let mut sooner = false;
         for user in users {
             if let Some(t) = book.users.get_mut(user.as_str()) {
                 t.activity.change(now_ms);
-                book.replan(user, now_ms, &self.policy);
+                sooner |= book.replan(user, now_ms, &self.policy);
             }
         }
         self.publish(&book);
         drop(book);
-        self.wake.notify_one();
+        if sooner {
+            self.wake.notify_one();
+        }
     }
 
     /// The next user whose time has come at `now_ms` (taken off the plan), or how long until one
@@ -470,6 +483,36 @@ mod tests {
 
     fn served(w: &Warmup, user: &str, now_ms: i64) {
         w.visit(user, now_ms, now_ms, now_ms + 120_000);
+    }
+
+    #[tokio::test]
+    async fn a_worker_is_woken_only_when_the_first_warm_up_comes_sooner()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (w, _metrics) = warmup(&[
+            "--predictive-warmup-quiet-ms=100",
+            "--predictive-warmup-first-gap-ms=1000",
+        ])?;
+        // A wake-up left for the worker is taken at once; none, and the wait times out.
+        let woken = || async {
+            tokio::time::timeout(Duration::ZERO, w.wake.notified())
+                .await
+                .is_ok()
+        };
+        // Served a fresh page: nothing planned, no worker woken (a cached page per request).
+        served(&w, "u", T0);
+        assert!(!woken().await, "nothing planned");
+        // Their events drop it: planned at T0 + 110, the first of an empty plan.
+        w.changed([&"u".to_owned()], T0 + 10);
+        assert!(woken().await, "the first warm-up");
+        // Another user planned later than the first: the worker's wake-up time still holds.
+        served(&w, "v", T0 + 20);
+        w.changed([&"v".to_owned()], T0 + 30);
+        assert!(!woken().await, "later than the first");
+        // The first moves later (v's, at T0 + 130, is now first): the worker may wake for
+        // nothing at T0 + 110, never too late.
+        w.changed([&"u".to_owned()], T0 + 40);
+        assert!(!woken().await, "the first moved later");
+        Ok(())
     }
 
     #[test]
