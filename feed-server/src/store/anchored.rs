@@ -40,15 +40,41 @@ const ANCHORED: char = '~';
 /// Suffix of a legacy field's time field.
 const LEGACY_TIME: char = '@';
 
-/// The era of unix time `ts`.
-fn era_of(ts: f64, half_life: f64) -> i64 {
-    (ts / (ERA_HALF_LIVES * half_life)).floor() as i64
+/// Eras of a fixed length from the unix epoch, each with its anchor `A` (its start): a term
+/// `w · 2^((ts − A)/h)` is added to the sum of `ts`'s era, so it stays below `2^length` times
+/// its weight. The decayed hashes use [`ERAS`]; the taste's fixed-point sums shorter ones
+/// (`super::taste_sums`).
+#[derive(Clone, Copy, Debug)]
+pub struct Eras {
+    /// Length of an era in half-lives.
+    pub half_lives: f64,
 }
 
-/// The anchor (unix time) of `era`.
-fn anchor(era: i64, half_life: f64) -> f64 {
-    era as f64 * ERA_HALF_LIVES * half_life
+impl Eras {
+    /// The era of unix time `ts`.
+    pub fn of(self, ts: f64, half_life: f64) -> i64 {
+        (ts / (self.half_lives * half_life)).floor() as i64
+    }
+
+    /// The anchor (unix time) of `era`.
+    pub fn anchor(self, era: i64, half_life: f64) -> f64 {
+        era as f64 * self.half_lives * half_life
+    }
+
+    /// The era of an addition of `weight` at `ts`, and the term it adds to that era's sum.
+    pub fn term(self, weight: f64, ts: f64, half_life: f64) -> (i64, f64) {
+        let era = self.of(ts, half_life);
+        (
+            era,
+            weight * ((ts - self.anchor(era, half_life)) / half_life).exp2(),
+        )
+    }
 }
+
+/// The eras of the decayed hashes.
+const ERAS: Eras = Eras {
+    half_lives: ERA_HALF_LIVES,
+};
 
 /// The field holding `field`'s anchored sum in `era`. Ids never hold control characters but may
 /// hold anything else, so the era comes first and ends at the first `:`.
@@ -62,8 +88,7 @@ pub fn increments(adds: &[DecayedAdd], half_life: f64) -> Vec<(String, f64)> {
     let mut order: Vec<(&str, i64)> = Vec::new();
     let mut sums: HashMap<(&str, i64), f64> = HashMap::new();
     for a in adds {
-        let era = era_of(a.ts, half_life);
-        let term = a.weight * ((a.ts - anchor(era, half_life)) / half_life).exp2();
+        let (era, term) = ERAS.term(a.weight, a.ts, half_life);
         let key = (a.field.as_str(), era);
         *sums.entry(key).or_insert_with(|| {
             order.push(key);
@@ -95,7 +120,7 @@ pub fn decode(raw: &HashMap<String, String>, half_life: f64) -> HashMap<String, 
             parts
                 .entry(field)
                 .or_default()
-                .push((anchor(era, half_life), sum));
+                .push((ERAS.anchor(era, half_life), sum));
         } else if !name.ends_with(LEGACY_TIME) {
             let Some(v) = number(value) else { continue };
             let at = raw
@@ -176,8 +201,8 @@ mod tests {
             ],
             HL,
         );
-        let era = era_of(t, HL);
-        let term = |w: f64, ts: f64| w * ((ts - anchor(era_of(ts, HL), HL)) / HL).exp2();
+        let era = ERAS.of(t, HL);
+        let term = |w: f64, ts: f64| w * ((ts - ERAS.anchor(ERAS.of(ts, HL), HL)) / HL).exp2();
         assert_eq!(
             incs,
             vec![
@@ -200,7 +225,7 @@ mod tests {
 
     #[test]
     fn reads_equal_the_read_modify_write_across_an_era_boundary() {
-        let boundary = anchor(era_of(1.8e9, HL) + 1, HL);
+        let boundary = ERAS.anchor(ERAS.of(1.8e9, HL) + 1, HL);
         let batches = vec![
             vec![
                 add("c:a", 1.0, boundary - 2.0 * HL),

@@ -179,7 +179,6 @@ async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<
     store.shared_commands(&mut pipe, &merged);
     let own_keys = [store.ingest_key(), store.backlog_key(), store.log_key()];
     let round = ApplyRound {
-        group: GROUP,
         consumer,
         ids: entries.iter().map(|e| e.id.as_str()).collect(),
         events,

@@ -320,9 +320,7 @@ pub fn enqueue(pipe: &mut Pipeline, stream: &str, counter: &str, payload: &[u8],
 /// One consumer round as [`APPLY`] takes it: the entries it applies and what they hold.
 #[derive(Debug)]
 pub(super) struct ApplyRound<'a> {
-    /// The consumer group ([`GROUP`]).
-    pub(super) group: &'a str,
-    /// This consumer's name.
+    /// This consumer's name (in [`GROUP`]).
     pub(super) consumer: &'a str,
     /// The stream ids of the merged entries.
     pub(super) ids: Vec<&'a str>,
@@ -335,7 +333,8 @@ pub(super) struct ApplyRound<'a> {
 /// The `EVAL` of [`APPLY`] for `round`, with `own_keys` (stream, backlog counter, exposure log)
 /// and the commands of `writes`: each names its one key first (the shared writes do), which
 /// joins `KEYS` once; in `ARGV` a command is its argument count, its name, the index of its key
-/// in `KEYS` counted from 1 and its other arguments. Built in one buffer, arguments copied once.
+/// in `KEYS` counted from 1 and its other arguments. Built in one buffer, each argument copied
+/// once.
 /// `EVAL` rather than `EVALSHA`: Redis caches the compiled script by its hash either way, the
 /// body costs ~1 KB per round (tens per second), and there is no `NOSCRIPT` to recover from
 /// after a Redis restart or failover.
@@ -354,39 +353,40 @@ pub(super) fn apply_eval(
     let mut keys: Vec<&[u8]> = own_keys.iter().map(String::as_bytes).collect();
     let mut index: std::collections::HashMap<&[u8], usize> =
         keys.iter().enumerate().map(|(i, k)| (*k, i + 1)).collect();
-    // The commands' part of `ARGV`, gathered before `KEYS` is complete.
-    let mut commands = redis::Cmd::new();
+    // `KEYS` precede `ARGV`: each command's key index first, then the arguments in one pass.
+    let mut key_of = Vec::new();
     for cmd in writes.cmd_iter() {
-        let mut args = cmd.args_iter().map(simple);
-        let (Some(name), Some(key)) = (args.next(), args.next()) else {
+        let Some(key) = cmd.args_iter().nth(1) else {
             return Err(corrupt("a shared write without a key"));
         };
-        let key = key?;
-        let key_index = *index.entry(key).or_insert_with(|| {
+        let key = simple(key)?;
+        key_of.push(*index.entry(key).or_insert_with(|| {
             keys.push(key);
             keys.len()
-        });
-        commands
-            .arg(cmd.args_iter().count() - 2)
-            .arg(name?)
-            .arg(key_index);
-        for arg in args {
-            commands.arg(arg?);
-        }
+        }));
     }
     let mut eval = redis::cmd("EVAL");
     eval.arg(APPLY).arg(keys.len());
     for key in keys {
         eval.arg(key);
     }
-    eval.arg(round.group)
+    eval.arg(GROUP)
         .arg(round.consumer)
         .arg(round.ids.len())
         .arg(round.events)
         .arg(round.logged)
         .arg(&round.ids);
-    for arg in commands.args_iter() {
-        eval.arg(simple(arg)?);
+    for (cmd, key_index) in writes.cmd_iter().zip(key_of) {
+        let mut args = cmd.args_iter().map(simple);
+        let (Some(name), Some(_key)) = (args.next(), args.next()) else {
+            return Err(corrupt("a shared write without a key"));
+        };
+        eval.arg(cmd.args_iter().count() - 2)
+            .arg(name?)
+            .arg(key_index);
+        for arg in args {
+            eval.arg(arg?);
+        }
     }
     Ok(eval)
 }
@@ -578,7 +578,6 @@ mod tests {
         pipe.cmd("XADD").arg("s{x}:xlog").arg("*").arg("u").arg("a");
         let own = ["s{x}:ev".to_owned(), "s{x}:evq".into(), "s{x}:xlog".into()];
         let round = ApplyRound {
-            group: GROUP,
             consumer: "c1",
             ids: vec!["1-0", "2-0"],
             events: 7,

@@ -26,6 +26,7 @@
 
 use std::sync::LazyLock;
 
+use super::anchored::Eras;
 use crate::affinity::Taste;
 use crate::learning::{Decayed, TasteAdd};
 use crate::model::MAX_EMBEDDING_DIM;
@@ -36,19 +37,14 @@ pub const ERA_HALF_LIVES: f64 = 16.0;
 /// Bits after the binary point of a stored sum.
 pub const FRACTION_BITS: i32 = 30;
 
-/// The era of unix time `ts`.
-pub fn era_of(ts: f64, half_life: f64) -> i64 {
-    (ts / (ERA_HALF_LIVES * half_life)).floor() as i64
-}
-
-/// The anchor (unix time) of `era`.
-fn anchor(era: i64, half_life: f64) -> f64 {
-    era as f64 * ERA_HALF_LIVES * half_life
-}
+/// The eras of the taste's sums.
+const ERAS: Eras = Eras {
+    half_lives: ERA_HALF_LIVES,
+};
 
 /// The eras a read at `now` takes, oldest first (see the module docs).
 pub fn eras_read_at(now: f64, half_life: f64) -> [i64; 3] {
-    let era = era_of(now, half_life);
+    let era = ERAS.of(now, half_life);
     [era - 1, era, era + 1]
 }
 
@@ -60,7 +56,7 @@ pub fn increments(adds: &[TasteAdd], half_life: f64) -> Vec<(i64, Vec<(usize, i6
     // A batch's additions fall in one era but for the rare one stamped across an era's start.
     let mut eras: Vec<(i64, Vec<Option<f64>>)> = Vec::with_capacity(1);
     for a in adds.iter().filter(|a| a.dim < MAX_EMBEDDING_DIM) {
-        let era = era_of(a.ts, half_life);
+        let (era, term) = ERAS.term(a.weight, a.ts, half_life);
         if !eras.iter().any(|(e, _)| *e == era) {
             eras.push((era, Vec::new()));
         }
@@ -70,7 +66,6 @@ pub fn increments(adds: &[TasteAdd], half_life: f64) -> Vec<(i64, Vec<(usize, i6
         if sums.len() <= a.dim {
             sums.resize(a.dim + 1, None);
         }
-        let term = a.weight * ((a.ts - anchor(era, half_life)) / half_life).exp2();
         if let Some(sum) = sums.get_mut(a.dim) {
             *sum.get_or_insert(0.0) += term;
         }
@@ -136,7 +131,7 @@ pub fn decode(eras: &[(i64, Vec<u8>)], legacy: &Taste, half_life: f64) -> Taste 
                 if sum == 0 {
                     return d;
                 }
-                d.add(sum as f64 * scale, anchor(*era, half_life), half_life)
+                d.add(sum as f64 * scale, ERAS.anchor(*era, half_life), half_life)
             })
         })
         .collect::<Vec<Decayed>>();
@@ -275,10 +270,10 @@ mod tests {
             vec![add(0, 2.0, t0 + day), add(1, 1.0, t0 + day)],
             // Earlier than the last update, and across the next era's start.
             vec![add(1, -0.5, t0 - 0.5 * day)],
-            vec![add(2, 3.0, (era_of(t0, HL) + 1) as f64 * ERA + day)],
+            vec![add(2, 3.0, (ERAS.of(t0, HL) + 1) as f64 * ERA + day)],
         ];
         // Read after the third batch, in its era, and after the last, in the next era.
-        let next_era = (era_of(t0, HL) + 1) as f64 * ERA + 2.0 * day;
+        let next_era = (ERAS.of(t0, HL) + 1) as f64 * ERA + 2.0 * day;
         for (written, read_at) in [(3, t0 + 2.0 * day), (4, next_era)] {
             let batches = &batches[..written];
             let eras = eras_read_at(read_at, HL);
