@@ -3,7 +3,7 @@
 //! A first-page request ranks the user's feed once and keeps the whole ranked list as a
 //! *snapshot*. The user's *head* entry points new first-page requests at it until its TTL (the
 //! shortest of its content types' TTLs) runs out or the user's own events, follows or profile
-//! change it (then [`FeedCache::invalidate_users`] drops the head). Cursors name the snapshot
+//! change it (which moves the user's version: see below). Cursors name the snapshot
 //! itself, which invalidation does not touch, so paging never repeats or skips an item even when
 //! events arrive between pages.
 //!
@@ -381,16 +381,15 @@ impl FeedCache {
         Ok(snapshot)
     }
 
-    /// Drops the heads of `users` (their next first page is ranked anew); cursors keep working.
-    pub async fn invalidate_users<'a>(
-        &self,
-        users: impl IntoIterator<Item = &'a String>,
-    ) -> Result<(), StoreError> {
-        let keys: Vec<String> = users.into_iter().map(|u| head_key(u)).collect();
-        for k in &keys {
-            self.local.invalidate(k).await;
+    /// Drops this replica's in-process heads of `users` after their own state was written (their
+    /// next first page is ranked anew); cursors keep working. Nothing is deleted from the store
+    /// tier: the write moved each user's version in its own transaction, and a stored head is
+    /// served only at the version the store holds (module docs), so an event POST costs no
+    /// round trip for it.
+    pub async fn invalidate_users<'a>(&self, users: impl IntoIterator<Item = &'a String>) {
+        for user in users {
+            self.local.invalidate(&head_key(user)).await;
         }
-        self.store.cache_delete(&keys).await
     }
 
     /// Drops every in-process entry (after a catalog deletion).

@@ -418,14 +418,6 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn cache_delete(&self, keys: &[String]) -> Result<(), StoreError> {
-        let mut g = self.inner.write();
-        for k in keys {
-            g.cache.remove(k);
-        }
-        Ok(())
-    }
-
     async fn read_log(&self, max: usize) -> Result<Vec<LoggedEvent>, StoreError> {
         Ok(self.log.lock().newest(max))
     }

@@ -234,8 +234,6 @@ pub trait Store: Send + Sync + 'static {
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Writes cached blobs, each with its own time-to-live (one round trip).
     async fn cache_put(&self, entries: &[CacheEntry]) -> Result<(), StoreError>;
-    /// Removes cached blobs.
-    async fn cache_delete(&self, keys: &[String]) -> Result<(), StoreError>;
     /// The newest `max` events of the exposure log ([`crate::exposure`]), oldest first (in the
     /// order they were appended, not sorted by `ts`).
     async fn read_log(&self, max: usize) -> Result<Vec<LoggedEvent>, StoreError>;

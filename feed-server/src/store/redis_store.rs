@@ -315,13 +315,14 @@ impl RedisStore {
         .await;
     }
 
-    /// The command moving `user`'s version and announcing the write to every replica; goes in
-    /// the transaction of the user's write.
-    fn user_written(&self, user: &str) -> Cmd {
-        redis_peers::user_written(
-            self.keys.user_version(user),
+    /// The command moving the versions of `users` and announcing each write to every replica;
+    /// goes in the transaction of their writes (`None` for no user).
+    fn users_written<'u>(&self, users: impl IntoIterator<Item = &'u str>) -> Option<Cmd> {
+        redis_peers::users_written(
             &self.keys.peer_writes_channel(),
-            user,
+            users
+                .into_iter()
+                .map(|user| (self.keys.user_version(user), user)),
         )
     }
 
@@ -437,7 +438,8 @@ impl RedisStore {
     }
 
     /// The sending users' own writes of `d` (affinities, taste, seen set, recent engagements),
-    /// by user: each user's commands name only that user's keys (one cluster slot).
+    /// by user, every touched user present: each user's commands name only that user's keys (one
+    /// cluster slot). The version moves go with them ([`Self::users_written`]).
     fn own_writes<'d>(&self, d: &'d Deltas) -> BTreeMap<&'d str, Vec<Cmd>> {
         let mut writes: BTreeMap<&str, Vec<Cmd>> = BTreeMap::new();
         // Anchored sums: one `HINCRBYFLOAT` per field, nothing read (`super::anchored`).
@@ -477,10 +479,7 @@ impl RedisStore {
             writes.entry(user).or_default().extend([push, trim]);
         }
         for user in d.touched_users() {
-            writes
-                .entry(user)
-                .or_default()
-                .push(self.user_written(user));
+            writes.entry(user).or_default();
         }
         writes
     }
@@ -678,14 +677,15 @@ impl Store for RedisStore {
         // The commit: on one server everything in it, on a cluster after each user's own slot
         // (see the module docs).
         let mut pipe = if self.conn.is_cluster() {
-            let users = own.into_values().map(|cmds| {
-                let tx = transaction(cmds);
+            let users = own.into_iter().map(|(user, cmds)| {
+                let tx = transaction(cmds.into_iter().chain(self.users_written([user])));
                 async move { self.conn.exec(&tx).await }
             });
             futures::future::try_join_all(users).await?;
             transaction([])
         } else {
-            transaction(own.into_values().flatten())
+            let written = self.users_written(own.keys().copied());
+            transaction(own.into_values().flatten().chain(written))
         };
         redis_events::enqueue(
             &mut pipe,
@@ -716,7 +716,9 @@ impl Store for RedisStore {
                 pipe.sadd(&key, ids).ignore();
             }
         }
-        pipe.add_command(self.user_written(user)).ignore();
+        if let Some(cmd) = self.users_written([user]) {
+            pipe.add_command(cmd).ignore();
+        }
         self.run(&pipe).await.map(|_| ())
     }
 
@@ -728,7 +730,9 @@ impl Store for RedisStore {
             &[("language", &profile.language), ("region", &profile.region)],
         )
         .ignore();
-        pipe.add_command(self.user_written(user)).ignore();
+        if let Some(cmd) = self.users_written([user]) {
+            pipe.add_command(cmd).ignore();
+        }
         self.run(&pipe).await.map(|_| ())
     }
 
@@ -988,17 +992,6 @@ impl Store for RedisStore {
                 v.as_slice(),
                 ttl.as_millis().max(1) as u64,
             );
-        }
-        self.conn.exec(&pipe).await
-    }
-
-    async fn cache_delete(&self, keys: &[String]) -> Result<(), StoreError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for k in keys {
-            pipe.del(self.keys.cached(k));
         }
         self.conn.exec(&pipe).await
     }

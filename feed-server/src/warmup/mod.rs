@@ -429,11 +429,10 @@ impl Warmup {
                     if warmup.warmed(&user, started_ms, now_ms, ttl_ms) {
                         WarmResult::Warmed
                     } else {
-                        // The same race a client's ranking has with the user's own events; here
-                        // the page is dropped rather than served until its TTL.
-                        if let Err(e) = state.cache.invalidate_users([&user]).await {
-                            tracing::debug!(error = %e, "predictive warm-up: dropping a page failed");
-                        }
+                        // The user's events arrived while it ranked: the in-process page is
+                        // dropped (the store tier serves it only if it was ranked at the
+                        // user's version, after those events).
+                        state.cache.invalidate_users([&user]).await;
                         WarmResult::Superseded
                     }
                 }

@@ -163,36 +163,54 @@ async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
     r[0].put_videos(&[videos("en", 30, 6), videos("fr", 30, 6)].concat())
         .await;
     let user = "roamer";
-    let (status, body) = r[0]
-        .put(
-            &format!("/v1/users/{user}/profile"),
-            &json!({"language": "en", "region": "US"}),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    // A second user in the same event batch: one announcement per user of a batch.
+    let companion = "wanderer";
+    for u in [user, companion] {
+        let (status, body) = r[0]
+            .put(
+                &format!("/v1/users/{u}/profile"),
+                &json!({"language": "en", "region": "US"}),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
 
     // Every replica serves the same first page and keeps it in process.
     let first = r[0].feed(user, "&limit=20&explain=true").await;
+    let companions_first = r[0].feed(companion, "&limit=20&explain=true").await;
     for app in &r[1..] {
         assert_eq!(app.feed(user, "&limit=20&explain=true").await, first);
+        assert_eq!(
+            app.feed(companion, "&limit=20&explain=true").await,
+            companions_first
+        );
     }
     let mut stale = 0;
 
-    // An event on replica 1: the videos it saw are gone from replicas 2 and 3's next feed.
+    // One batch on replica 1 with both users' events: the videos each saw are gone from
+    // replicas 2 and 3's next feed of that user.
     let seen: Vec<String> = ids(&first).into_iter().take(3).collect();
+    let companion_seen: Vec<String> = ids(&companions_first).into_iter().skip(3).take(3).collect();
     r[0].events(
         seen.iter()
             .map(|v| json!({"user_id": user, "video_id": v, "type": "impression"}))
+            .chain(
+                companion_seen
+                    .iter()
+                    .map(|v| json!({"user_id": companion, "video_id": v, "type": "impression"})),
+            )
             .collect(),
     )
     .await;
     for app in &r[1..] {
-        let (page, n) = next_feed_within(app, user, USER_WRITE_BOUND, |p| {
-            !ids(p).iter().any(|id| seen.contains(id))
-        })
-        .await;
-        assert_eq!(ids(&page).len(), 20, "{page}");
-        stale += n;
+        for (u, seen) in [(user, &seen), (companion, &companion_seen)] {
+            let (page, n) = next_feed_within(app, u, USER_WRITE_BOUND, |p| {
+                !ids(p).iter().any(|id| seen.contains(id))
+            })
+            .await;
+            assert_eq!(ids(&page).len(), 20, "{page}");
+            stale += n;
+        }
     }
 
     // A follow on replica 2: the creator leads replicas 1 and 3's next feed.

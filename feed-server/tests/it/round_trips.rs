@@ -96,10 +96,6 @@ impl Store for Counting {
         self.hit();
         self.inner.cache_put(e).await
     }
-    async fn cache_delete(&self, k: &[String]) -> Result<(), StoreError> {
-        self.hit();
-        self.inner.cache_delete(k).await
-    }
     async fn read_log(
         &self,
         max: usize,
