@@ -376,6 +376,8 @@ pub(super) fn apply_eval(
         keys.iter().enumerate().map(|(i, k)| (*k, i + 1)).collect();
     // `KEYS` and each run's length precede the arguments: runs first, then one pass over them.
     let mut runs: Vec<Run<'_>> = Vec::new();
+    // The arguments' count and bytes, to size the command's buffers once.
+    let (mut argc, mut bytes) = (0, 0);
     for cmd in writes.cmd_iter() {
         let mut args = cmd.args_iter();
         let (Some(name), Some(key)) = (args.next(), args.next()) else {
@@ -386,7 +388,12 @@ pub(super) fn apply_eval(
             keys.push(key);
             keys.len()
         });
-        let arity = args.count();
+        let mut arity = 0;
+        for arg in args {
+            arity += 1;
+            bytes += simple(arg)?.len();
+        }
+        argc += arity;
         match runs.last_mut() {
             Some(run) if run.name == name && run.key == key && run.arity == arity => run.count += 1,
             _ => runs.push(Run {
@@ -397,8 +404,15 @@ pub(super) fn apply_eval(
             }),
         }
     }
-    let mut eval = redis::cmd("EVAL");
-    eval.arg(APPLY).arg(keys.len());
+    // Per run a name (≤ 16 bytes) and three numbers (≤ 20 each).
+    argc += 8 + keys.len() + round.ids.len() + 4 * runs.len();
+    bytes += APPLY.len()
+        + 100
+        + keys.iter().map(|k| k.len()).sum::<usize>()
+        + round.ids.iter().map(|id| id.len()).sum::<usize>()
+        + 76 * runs.len();
+    let mut eval = redis::Cmd::with_capacity(argc, bytes);
+    eval.arg("EVAL").arg(APPLY).arg(keys.len());
     for key in keys {
         eval.arg(key);
     }
