@@ -50,13 +50,17 @@ impl Generations {
     fn age(&mut self, length: Duration, now: Instant) {
         let elapsed = now.saturating_duration_since(self.since);
         if elapsed >= length.saturating_mul(2) {
-            self.previous.clear();
             self.current.clear();
+            self.rotate(now);
         } else if elapsed >= length {
-            self.previous = std::mem::take(&mut self.current);
-        } else {
-            return;
+            self.rotate(now);
         }
+    }
+
+    /// Starts a new generation at `now`: the current one becomes the previous, the previous is
+    /// forgotten.
+    fn rotate(&mut self, now: Instant) {
+        self.previous = std::mem::take(&mut self.current);
         self.since = now;
     }
 
@@ -64,8 +68,7 @@ impl Generations {
     fn insert(&mut self, user: &str, version: UserVersion, length: Duration, now: Instant) {
         self.age(length, now);
         if self.current.len() >= HEARD_MAX {
-            self.previous = std::mem::take(&mut self.current);
-            self.since = now;
+            self.rotate(now);
         }
         self.current.insert(user.to_owned(), version);
     }

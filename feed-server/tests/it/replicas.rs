@@ -111,6 +111,28 @@ fn videos(language: &str, n: usize, creators: usize) -> Vec<Value> {
 
 /// Reads `user`'s first page from `app` until `reflected` holds, at most `bound`; returns the
 /// page and how many pages before it did not reflect the write.
+/// Sets `user`'s language and region through `app`; the write must be accepted.
+async fn put_profile(app: &TestApp, user: &str, language: &str, region: &str) {
+    let (status, body) = app
+        .put(
+            &format!("/v1/users/{user}/profile"),
+            &json!({"language": language, "region": region}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+}
+
+/// Makes `user` follow `creator` alone through `app`; the write must be accepted.
+async fn put_follows(app: &TestApp, user: &str, creator: &str) {
+    let (status, body) = app
+        .put(
+            &format!("/v1/users/{user}/follows"),
+            &json!({"creators": [creator], "friends": []}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+}
+
 async fn next_feed_within(
     app: &TestApp,
     user: &str,
@@ -166,13 +188,7 @@ async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
     // A second user in the same event batch: one announcement per user of a batch.
     let companion = "wanderer";
     for u in [user, companion] {
-        let (status, body) = r[0]
-            .put(
-                &format!("/v1/users/{u}/profile"),
-                &json!({"language": "en", "region": "US"}),
-            )
-            .await;
-        assert_eq!(status, 204, "{body}");
+        put_profile(&r[0], u, "en", "US").await;
     }
 
     // Every replica serves the same first page and keeps it in process.
@@ -214,13 +230,7 @@ async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
     }
 
     // A follow on replica 2: the creator leads replicas 1 and 3's next feed.
-    let (status, body) = r[1]
-        .put(
-            &format!("/v1/users/{user}/follows"),
-            &json!({"creators": ["enc3"], "friends": []}),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    put_follows(&r[1], user, "enc3").await;
     for app in [&r[0], &r[2]] {
         let (_, n) = next_feed_within(app, user, USER_WRITE_BOUND, |p| {
             p["items"][0]["creator_id"] == "enc3"
@@ -230,13 +240,7 @@ async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
     }
 
     // A profile change on replica 3: replicas 1 and 2 rank in the new language.
-    let (status, body) = r[2]
-        .put(
-            &format!("/v1/users/{user}/profile"),
-            &json!({"language": "fr", "region": "FR"}),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    put_profile(&r[2], user, "fr", "FR").await;
     for app in [&r[0], &r[1]] {
         let (_, n) = next_feed_within(app, user, USER_WRITE_BOUND, |p| {
             languages(p) == HashSet::from(["fr".to_owned()])
@@ -278,13 +282,7 @@ async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (status, body) = r[0]
-            .put(
-                &format!("/v1/users/{user}/follows"),
-                &json!({"creators": ["frc2"], "friends": []}),
-            )
-            .await;
-        assert_eq!(status, 204, "{body}");
+        put_follows(&r[0], user, "frc2").await;
         let (_, n) = next_feed_within(&r[1], user, USER_WRITE_BOUND, |p| {
             p["items"][0]["creator_id"] == "frc2"
         })
