@@ -32,11 +32,19 @@ use crate::model::FeedItem;
 use crate::peer_heads::PeerHeads;
 pub use crate::ranking::page_ttls::PageTtls;
 use crate::served::ItemFacts;
-use crate::store::{Store, StoreError, UserVersion};
+use crate::store::{Store, StoreError, UserState, UserVersion};
 use crate::time::Timestamp;
 
 /// Snapshots stay readable by cursor at least this long after ranking.
 pub const MIN_SNAPSHOT_TTL: Duration = Duration::from_secs(600);
+
+/// What the store tier answered for a user's head, with the user's state read alongside.
+pub enum StoreHead {
+    /// A head to serve.
+    Hit(Arc<Snapshot>),
+    /// None: the user's state, for the ranking.
+    Miss(Box<UserState>),
+}
 
 /// A ranked list kept for paging.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -333,6 +341,25 @@ impl FeedCache {
         let key = head_key(want.user);
         let found = self.stored_head(&key, want).await?;
         Ok(self.store_result(&key, found).await)
+    }
+
+    /// [`FeedCache::head_store`] reading the user's state in the same round trip: on a miss
+    /// the state goes to the ranking that follows, which then reads it no more. The head is
+    /// served only at the version of that state.
+    pub async fn head_store_or_state(
+        &self,
+        want: &HeadWanted<'_>,
+    ) -> Result<StoreHead, StoreError> {
+        let key = head_key(want.user);
+        let (found, user) = self
+            .store
+            .cache_get_with_user_state(&key, want.user, want.now.secs_f64())
+            .await?;
+        let found = accepted(found, |s| want.accepts(s) && s.user_version == user.version);
+        Ok(match self.store_result(&key, found).await {
+            Some(snapshot) => StoreHead::Hit(snapshot),
+            None => StoreHead::Miss(Box::new(user)),
+        })
     }
 
     /// A snapshot by id (cursor paging).

@@ -52,10 +52,11 @@ pub struct Config {
     /// How long a store call may take before the request fails with 503 (ms).
     #[arg(long, env = "FEED_STORE_TIMEOUT_MS", default_value_t = 500)]
     pub store_timeout_ms: u64,
-    /// Redis only: longest the shared source lists (trending, fresh, creators', tags', long
-    /// tail) are reused between rankings of this replica (ms). A replica sees its own catalog
-    /// writes at once, other replicas' within this. Video counters are kept until the counter
-    /// change feed says they changed. 0 = read both for every ranking.
+    /// Redis only: longest the source lists events move (trending, long tail) are reused
+    /// between rankings of this replica (ms). Video counters are kept until the counter change
+    /// feed says they changed, and the lists only catalog writes change (creators', tags',
+    /// fresh) until the catalog version moves (other replicas' uploads within one poll of the
+    /// feed, 20 ms; a replica's own at once). 0 = read all of them for every ranking.
     #[arg(long, env = "FEED_SHARED_CACHE_MS", default_value_t = 1000)]
     pub shared_cache_ms: u64,
     /// Ranking profile or experiment file (YAML or JSON); unset = the default profile.

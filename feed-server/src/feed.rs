@@ -7,11 +7,11 @@ use rand::Rng;
 
 use std::sync::Arc;
 
-use crate::cache::{HeadWanted, Snapshot};
+use crate::cache::{HeadWanted, Snapshot, StoreHead};
 use crate::ranking;
 use crate::shed::Overloaded;
 use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::{StoreError, UserState};
 
 /// Why a feed could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +72,17 @@ async fn head_admitted(
     // The store tier before the ranking bound: a page cached there is served however full
     // the queue is (hot users' in-process entries expire together, and their requests must
     // not be refused as if they needed a ranking); a refused request costs this one read.
-    if let Some(snapshot) = state.cache.head_store(&want).await? {
+    // When a ranking may run, the same round trip reads the user's state for it.
+    let user = if state.rankings.has_place() {
+        match state.cache.head_store_or_state(&want).await? {
+            StoreHead::Hit(snapshot) => return Ok(snapshot),
+            StoreHead::Miss(user) => Some(user),
+        }
+    } else if let Some(snapshot) = state.cache.head_store(&want).await? {
         return Ok(snapshot);
-    }
+    } else {
+        None
+    };
     // One ranking per user at a time (`crate::single_flight`): a request that missed while the
     // user's page was being ranked takes that page. If there is none it can use (that ranking
     // failed, or ranked a page without this request's explanations) it ranks without the
@@ -93,7 +101,7 @@ async fn head_admitted(
         Admission::Bounded => Some(state.rankings.reserve()?.slot().await?),
         Admission::Unbounded => state.rankings.slot_unbounded().await,
     };
-    rank_and_cache(state, user_id, variant, loaded.generation, explain).await
+    rank_and_cache(state, user_id, variant, loaded.generation, explain, user).await
 }
 
 /// Ranks the user's default first page now and caches it as their head, without looking in the
@@ -104,27 +112,29 @@ pub async fn rank_ahead(state: &AppState, user_id: &str) -> Result<Arc<Snapshot>
     let loaded = state.profiles.current();
     let variant = loaded.experiment.assign(user_id);
     let _permit = state.rankings.reserve()?.slot().await?;
-    rank_and_cache(state, user_id, variant, loaded.generation, false).await
+    rank_and_cache(state, user_id, variant, loaded.generation, false, None).await
 }
 
 /// Ranks `user_id`'s feed with `variant`'s profile and caches it as the user's head (a ranking
-/// slot is held by the caller).
+/// slot is held by the caller); with the user's state when the head lookup read it.
 async fn rank_and_cache(
     state: &AppState,
     user_id: &str,
     variant: &feed_profile::Variant,
     generation: u64,
     explain: bool,
+    user: Option<Box<UserState>>,
 ) -> Result<Arc<Snapshot>, FeedError> {
-    let now = state.clock.now();
-    let ranked = ranking::rank_feed(
+    let now = state.clock.now().secs_f64();
+    let (store, profile, depth) = (
         state.store.as_ref(),
         &variant.profile,
-        user_id,
-        now.secs_f64(),
         state.settings.feed_depth,
-    )
-    .await?;
+    );
+    let ranked = match user {
+        Some(user) => ranking::rank_feed_with(store, profile, user_id, &user, now, depth).await?,
+        None => ranking::rank_feed(store, profile, user_id, now, depth).await?,
+    };
     state
         .metrics
         .ranking_candidates

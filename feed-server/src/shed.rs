@@ -228,6 +228,12 @@ impl RankingLimiter {
         }
     }
 
+    /// Whether a queue place is free now: a hint (another request may take it first) for work
+    /// worth doing ahead of a ranking only when one may run.
+    pub fn has_place(&self) -> bool {
+        self.admission.available_permits() > 0
+    }
+
     /// A slot for a ranking outside the bound's queue (the start-up warm-up, which ranks one
     /// user at a time before the replica takes traffic): waits for a slot without limit.
     pub async fn slot_unbounded(&self) -> Option<RankingPermit<'_>> {
@@ -339,10 +345,13 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_and_a_freed_slot_admits_again() {
         let (l, m) = limiter(1, 1, 10_000);
+        assert!(l.has_place());
         let running = l.reserve().expect("place").slot().await.expect("slot");
         assert_eq!((m.in_flight.get(), m.queued.get()), (1, 0));
+        assert!(l.has_place(), "the queue place");
         let waiting = l.reserve().expect("the one queue place");
         assert_eq!(m.queued.get(), 1);
+        assert!(!l.has_place(), "a request now would be refused");
         let refused = l.reserve().err();
         assert_eq!(
             refused,
@@ -352,6 +361,7 @@ mod tests {
         );
         assert_eq!(shed(&m, ShedReason::QueueFull), 1);
         drop(running);
+        assert!(l.has_place(), "the running ranking's place is free again");
         let next = waiting.slot().await.expect("the freed slot");
         assert_eq!((m.in_flight.get(), m.queued.get()), (1, 0));
         drop(next);

@@ -110,7 +110,8 @@ impl State {
                 .map_or(0.0, |d| d.value_at(ts, AFFINITY_HALF_LIFE_SECS))
         };
         SignalInputs {
-            video: video.clone(),
+            content_type: video.content_type,
+            duration_ms: video.duration_ms,
             stats: self.stats.get(&video.id).copied().unwrap_or_default(),
             bucket: self.durations[duration_bucket(video.duration_ms)],
             creator_affinity: decayed(creator_field(&video.creator_id)),

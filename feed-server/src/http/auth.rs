@@ -81,7 +81,8 @@ pub async fn authenticate(
         .map(MatchedPath::as_str);
     let access = super::access::access_of(matched);
     let route = matched.and_then(Route::from_path);
-    let user = (route == Some(Route::Feed))
+    // Only a per-user limit needs the feed's user before the handler parses the query.
+    let user = (route == Some(Route::Feed) && auth.limits_users())
         .then(|| feed_user(req.uri()))
         .flatten();
     let authorization = req

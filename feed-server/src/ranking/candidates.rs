@@ -86,9 +86,9 @@ pub fn plan(profile: &RankingProfile, user_id: &str, at: &UserAt<'_>, now: f64) 
 /// Merges the lists into distinct candidates with the sources that nominated them, at most `max`
 /// of them. Long-tail candidates are taken first (their budget is small and reserved), then the
 /// social sources, similar, trending and fresh, each in its own order.
-pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(String, Sources)> {
+pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(&str, Sources)> {
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(max);
-    let mut out: Vec<(String, Sources)> = Vec::with_capacity(max);
+    let mut out: Vec<(&str, Sources)> = Vec::with_capacity(max);
     let ordered = [
         (&lists.long_tail, CandidateSource::LongTail),
         (&lists.followed, CandidateSource::Followed),
@@ -103,7 +103,7 @@ pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(String, Sources)> {
                 out[i].1 = out[i].1.with(source);
             } else if out.len() < max {
                 index.insert(id, out.len());
-                out.push((id.clone(), Sources::default().with(source)));
+                out.push((id, Sources::default().with(source)));
             }
         }
     }
@@ -125,7 +125,7 @@ mod tests {
             ..CandidateLists::default()
         };
         let merged = merge(&lists, 4);
-        let ids: Vec<&str> = merged.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: Vec<&str> = merged.iter().map(|(id, _)| *id).collect();
         assert_eq!(ids, ["z", "a", "b", "c"]);
         assert_eq!(
             merged[2].1,

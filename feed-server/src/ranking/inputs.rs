@@ -4,20 +4,20 @@
 //! the store's state at ranking time, the replay from its in-memory copy of the learned state as
 //! of each impression's `ts`, and both call [`SignalInputs::signals`].
 
-use std::sync::Arc;
-
 use feed_profile::RankingProfile;
 
 use super::signals;
 use crate::learning::{BucketStats, VideoStats};
-use crate::model::{Signals, Video};
+use crate::model::{ContentType, Signals, Video};
 use crate::time::Timestamp;
 
 /// The raw, profile-independent inputs of a candidate's signals at one instant.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignalInputs {
-    /// The catalog entry.
-    pub video: Arc<Video>,
+    /// The video's kind of content (freshness decays by it).
+    pub content_type: ContentType,
+    /// The video's length (brevity).
+    pub duration_ms: u64,
     /// The video's counters.
     pub stats: VideoStats,
     /// The counters of the video's duration bucket (the completion prior).
@@ -40,9 +40,8 @@ pub struct SignalInputs {
 impl SignalInputs {
     /// The six signals under `profile` (pure).
     pub fn signals(&self, profile: &RankingProfile) -> Signals {
-        let v = &self.video;
         Signals {
-            freshness: signals::freshness(profile, v.content_type, self.age_secs),
+            freshness: signals::freshness(profile, self.content_type, self.age_secs),
             completion: signals::completion(profile, &self.stats, &self.bucket),
             engagement: signals::engagement(profile, &self.stats),
             affinity: signals::affinity(
@@ -53,7 +52,7 @@ impl SignalInputs {
                 self.friend_engaged,
             ),
             embedding: signals::embedding_of_cosine(profile, self.taste_cosine),
-            brevity: signals::brevity(profile, v.duration_ms),
+            brevity: signals::brevity(profile, self.duration_ms),
         }
     }
 }

@@ -102,7 +102,8 @@ fn signals_for(
 ) -> Signals {
     let v = &c.video;
     SignalInputs {
-        video: v.clone(),
+        content_type: v.content_type,
+        duration_ms: v.duration_ms,
         stats: c.stats,
         bucket: c.bucket,
         creator_affinity: user
@@ -202,17 +203,30 @@ pub async fn rank_feed(
     depth: usize,
 ) -> Result<RankedList, StoreError> {
     let user = store.user_state(user_id, now).await?;
-    let at = UserAt::new(&user, now);
+    rank_feed_with(store, profile, user_id, &user, now, depth).await
+}
+
+/// [`rank_feed`] with the user's state already read (a first-page lookup that missed read it
+/// with the head, in the same round trip): two round trips.
+pub async fn rank_feed_with(
+    store: &dyn Store,
+    profile: &RankingProfile,
+    user_id: &str,
+    user: &UserState,
+    now: f64,
+    depth: usize,
+) -> Result<RankedList, StoreError> {
+    let at = UserAt::new(user, now);
     let query = candidates::plan(profile, user_id, &at, now);
     let lists = store.candidate_lists(&query).await?;
     let merged = candidates::merge(&lists, profile.candidates.max_candidates as usize);
-    let (ids, flags): (Vec<String>, Vec<Sources>) = merged.into_iter().unzip();
+    let (ids, flags): (Vec<&str>, Vec<Sources>) = merged.into_iter().unzip();
     let data = store.candidates(user_id, &ids).await?;
     let kept: Vec<(CandidateData, Sources)> = data
         .into_iter()
         .zip(flags)
         .filter_map(|(d, flags)| d.map(|d| (d, flags)))
-        .filter(|(d, _)| keep(profile, &user, d))
+        .filter(|(d, _)| keep(profile, user, d))
         .collect();
     let scored = score_all(profile, &at, kept, now);
     let count = scored.len();
@@ -241,7 +255,8 @@ pub async fn rank_candidates(
     now: f64,
 ) -> Result<RankedList, StoreError> {
     let user = store.user_state(user_id, now).await?;
-    let data = store.candidates(user_id, ids).await?;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let data = store.candidates(user_id, &ids).await?;
     let known: Vec<(CandidateData, Sources)> = data
         .into_iter()
         .flatten()

@@ -353,20 +353,20 @@ impl Store for MemoryStore {
     async fn candidates(
         &self,
         user: &str,
-        ids: &[String],
+        ids: &[&str],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         let g = self.inner.read();
-        let seen: HashSet<&String> = g
+        let seen: HashSet<&str> = g
             .users
             .get(user)
-            .map(|u| u.seen.keys().collect())
+            .map(|u| u.seen.keys().map(String::as_str).collect())
             .unwrap_or_default();
         Ok(ids
             .iter()
             .map(|id| {
-                g.videos.get(id).map(|v| CandidateData {
+                g.videos.get(*id).map(|v| CandidateData {
                     video: std::sync::Arc::new(v.clone()),
-                    stats: g.stats.get(id).copied().unwrap_or_default(),
+                    stats: g.stats.get(*id).copied().unwrap_or_default(),
                     bucket: g.durations[duration_bucket(v.duration_ms)],
                     seen: seen.contains(id),
                 })

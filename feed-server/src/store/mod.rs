@@ -5,6 +5,7 @@
 //! (one pipelined Redis round trip), however many videos or users it touches.
 
 pub mod anchored;
+mod catalog_lists;
 pub mod encoding;
 pub mod keys;
 mod memory;
@@ -219,7 +220,7 @@ pub trait Store: Send + Sync + 'static {
     async fn candidates(
         &self,
         user: &str,
-        ids: &[String],
+        ids: &[&str],
     ) -> Result<Vec<Option<CandidateData>>, StoreError>;
     /// Most recently active users, newest first (cache warm-up).
     async fn active_users(&self, limit: usize) -> Result<Vec<String>, StoreError>;
@@ -230,6 +231,18 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         user: &str,
     ) -> Result<(Option<Vec<u8>>, UserVersion), StoreError>;
+    /// Reads a cached blob and `user`'s state for a ranking at unix time `now` (its version
+    /// included), for a first-page lookup that goes on to rank when the blob does not serve:
+    /// Redis does both in one round trip; by default, two calls.
+    async fn cache_get_with_user_state(
+        &self,
+        key: &str,
+        user: &str,
+        now: f64,
+    ) -> Result<(Option<Vec<u8>>, UserState), StoreError> {
+        let (blob, _) = self.cache_get_for_user(key, user).await?;
+        Ok((blob, self.user_state(user, now).await?))
+    }
     /// Reads a cached blob.
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Writes cached blobs, each with its own time-to-live (one round trip).

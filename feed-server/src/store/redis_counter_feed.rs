@@ -10,7 +10,8 @@
 //!
 //! **Followed** by every replica ([`follow`]): every [`POLL`] it reads the entries after the
 //! last one it saw (`XREAD`, non-blocking, on the store's connection) and marks their videos
-//! changed. The first poll starts at the stream's end. The feed is followed without a gap as
+//! changed. The same round trip reads the catalog version, which the source lists only catalog
+//! writes change are kept under ([`super::catalog_lists`]); a failed poll drops those too. The first poll starts at the stream's end. The feed is followed without a gap as
 //! long as the oldest entry left is not newer than the last one read: otherwise (entries
 //! trimmed before they were read, Redis restarted empty) or when a poll fails (Redis down, a
 //! cluster failover), the replica drops every kept counter and starts again at the end.
@@ -21,7 +22,7 @@
 //! [`FOLLOWED_WITHIN`] old, so a stuck follower costs reads, never staleness beyond that.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::Pipeline;
 use tokio_util::sync::CancellationToken;
@@ -84,6 +85,9 @@ struct Read {
     oldest_ms: Option<u64>,
     /// The poll read as many entries as it may: read again at once.
     full: bool,
+    /// The catalog version (`P{shared}:catv`, 0 before the first catalog write), read in the
+    /// same round trip ([`super::catalog_lists`]).
+    catalog_version: i64,
 }
 
 /// Why the feed cannot be followed from where the follower is.
@@ -149,10 +153,13 @@ async fn poll(store: &RedisStore, after: &str) -> Result<Read, FeedError> {
         .arg("STREAMS")
         .arg(&key)
         .arg(after);
+    pipe.get(store.catalog_version_key());
     let mut replies = store.connection().query(&pipe).await?.into_iter();
-    let (Some(first), Some(read)) = (replies.next(), replies.next()) else {
+    let (Some(first), Some(read), Some(version)) = (replies.next(), replies.next(), replies.next())
+    else {
         return Err(corrupt("short pipeline reply").into());
     };
+    let catalog_version: Option<i64> = redis::from_redis_value(version).map_err(corrupt)?;
     let first: Vec<(String, Option<Vec<Vec<u8>>>)> =
         redis::from_redis_value(first).map_err(corrupt)?;
     let oldest = first.into_iter().next().map(|raw| entry(raw).id);
@@ -171,6 +178,7 @@ async fn poll(store: &RedisStore, after: &str) -> Result<Read, FeedError> {
             .and_then(|e| stream_id(&e.id))
             .map(|(ms, _)| ms),
         full: entries.len() >= READ_COUNT,
+        catalog_version: catalog_version.unwrap_or(0),
     })
 }
 
@@ -200,6 +208,9 @@ pub async fn follow(store: Arc<RedisStore>, stop: CancellationToken) {
                         .changed(read.changed.iter().map(String::as_str));
                 }
                 store.counters().followed();
+                store
+                    .catalog_lists()
+                    .observed(read.catalog_version, Instant::now());
                 let lag_ms = read
                     .oldest_ms
                     .map_or(0, |ms| now_millis().saturating_sub(ms));
@@ -214,6 +225,7 @@ pub async fn follow(store: Arc<RedisStore>, stop: CancellationToken) {
                     tracing::warn!(error = %e, "counter change feed: dropping the in-process video counters");
                 }
                 store.counters().reset();
+                store.catalog_lists().reset();
                 position = Position::Lost;
                 let wait = delay;
                 delay = (delay * 2).min(Duration::from_secs(1));

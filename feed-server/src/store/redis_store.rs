@@ -33,17 +33,19 @@
 //! ([`redis_counter_feed`]), so a ranking reads only the counters that changed since this replica
 //! last read them, and sees a change within one poll of the feed after it was applied.
 //!
-//! The shared source lists (followed creators' uploads, trending, fresh, tags, long tail) are
-//! shared by the rankings of one replica for at most [`RedisSettings::shared_cache`] (1 s by
-//! default; zero turns it and the kept counters off): today's trending list is read once per
-//! replica and second instead of once per ranking. A replica's catalog writes drop them at once,
-//! so it sees its own uploads immediately and other replicas' within the bound: lists only
-//! nominate candidates, which a second does not move. The user's own state (profile, follows,
+//! Source lists only catalog writes change (followed creators' uploads, tags' videos, the fresh
+//! lists) are kept until the catalog version moves ([`CatalogLists`]; the counter change feed's
+//! poll reads the version). The lists events move (trending, long tail) are shared by the
+//! rankings of one replica for at most [`RedisSettings::shared_cache`] (1 s by default; zero
+//! turns it, the kept lists and the kept counters off): today's trending list is read once per
+//! replica and second instead of once per ranking; lists only nominate candidates, which a
+//! second does not move. A replica's catalog writes drop both at once, so it sees its own
+//! uploads immediately. The user's own state (profile, follows,
 //! friends' recent engagements, affinities, taste, seen set) is always read from Redis.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -51,6 +53,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::catalog_lists::CatalogLists;
 use super::keys::Keys;
 use super::redis_conn::{self, RedisConfigError, RedisTarget, RedisTlsFiles};
 use super::redis_counter_feed::{self, FOLLOWED_WITHIN};
@@ -90,8 +93,8 @@ pub struct RedisSettings {
     pub prefix: String,
     /// How long a call may wait for Redis before failing.
     pub timeout: Duration,
-    /// Longest the shared source lists are reused; zero: never, and video counters are not kept
-    /// either (every ranking reads them).
+    /// Longest the source lists events move are reused; zero: never, and neither video counters
+    /// nor the lists only catalog writes change are kept (every ranking reads them).
     pub shared_cache: Duration,
 }
 
@@ -111,8 +114,11 @@ struct CatalogCache {
 
 impl CatalogCache {
     /// The version the entries were read at and the cached entries of `ids`, in order.
-    fn lookup(&self, ids: &[String]) -> (Option<i64>, Vec<Option<Arc<Video>>>) {
-        let videos = ids.iter().map(|id| self.videos.get(id).cloned()).collect();
+    fn lookup(&self, ids: &[impl AsRef<str>]) -> (Option<i64>, Vec<Option<Arc<Video>>>) {
+        let videos = ids
+            .iter()
+            .map(|id| self.videos.get(id.as_ref()).cloned())
+            .collect();
         (self.version, videos)
     }
 
@@ -142,6 +148,43 @@ fn video_of(reply: Value) -> Result<Option<Arc<Video>>, StoreError> {
     }
 }
 
+/// The user's state from the replies of [`RedisStore::read_user_state`] (taste of `eras`).
+fn user_state_of(
+    replies: &mut impl Iterator<Item = Value>,
+    eras: &[i64],
+) -> Result<UserState, StoreError> {
+    let mut next = || {
+        replies
+            .next()
+            .ok_or_else(|| corrupt("short pipeline reply"))
+    };
+    let version = UserVersion(parse::<Option<u64>>(next()?)?.unwrap_or(0));
+    let mut profile: HashMap<String, String> = parse(next()?)?;
+    let follows: Vec<String> = parse(next()?)?;
+    let mut friends: Vec<String> = parse(next()?)?;
+    friends.sort();
+    Ok(UserState {
+        version,
+        profile: UserProfile {
+            language: profile.remove("language").unwrap_or_default(),
+            region: profile.remove("region").unwrap_or_default(),
+        },
+        follows: follows.into_iter().collect(),
+        friends,
+        affinity: encoding::affinities(&decayed(next()?)?),
+        taste: {
+            let legacy = encoding::taste(&decayed(next()?)?);
+            let mut sums = Vec::with_capacity(eras.len());
+            for &era in eras {
+                if let Some(bytes) = parse::<Option<Vec<u8>>>(next()?)? {
+                    sums.push((era, bytes));
+                }
+            }
+            taste_sums::decode(&sums, &legacy, AFFINITY_HALF_LIFE_SECS)
+        },
+    })
+}
+
 /// How a source list is read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Order {
@@ -153,18 +196,31 @@ enum Order {
     List,
 }
 
+/// How long a source list read is kept in process.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// While the catalog version it was read at holds: only catalog writes change the list
+    /// (a creator's uploads, a tag's videos, the fresh lists; [`CatalogLists`]).
+    WhileCatalogHolds,
+    /// For the shared cache's bound: events change the list (trending, long tail).
+    SharedCacheBound,
+    /// Never: a user's list, read for each ranking.
+    Never,
+}
+
 /// One source-list read of a candidate query.
 struct ListRead {
     key: String,
     start: isize,
     stop: isize,
     how: Order,
+    keep: Keep,
 }
 
 impl ListRead {
-    /// The shared-cache key of a shared list; `None` for a user's own list.
+    /// The in-process cache key of a list that is kept; `None` for a user's own list.
     fn cache_key(&self) -> Option<String> {
-        (self.how != Order::List).then(|| format!("{} {} {}", self.key, self.start, self.stop))
+        (self.keep != Keep::Never).then(|| format!("{} {} {}", self.key, self.start, self.stop))
     }
 }
 
@@ -175,6 +231,7 @@ pub struct RedisStore {
     catalog: RwLock<CatalogCache>,
     counters: VideoCounters,
     lists: SharedCache<Arc<[String]>>,
+    catalog_lists: CatalogLists,
     log: LogSettings,
     ingest: Ingest,
     /// Clients of the connection that hears other replicas' writes (one server, or each seed
@@ -282,19 +339,20 @@ impl RedisStore {
                 )
             }
         };
+        // Counters and catalog lists are kept while the feed is followed; not at all without
+        // the shared cache.
+        let followed_within = if settings.shared_cache.is_zero() {
+            Duration::ZERO
+        } else {
+            FOLLOWED_WITHIN
+        };
         Ok(Self {
             conn,
             keys: Keys::new(settings.prefix.clone()),
             catalog: RwLock::new(CatalogCache::default()),
-            counters: VideoCounters::new(
-                if settings.shared_cache.is_zero() {
-                    Duration::ZERO
-                } else {
-                    FOLLOWED_WITHIN
-                },
-                SHARED_CACHE_MAX,
-            ),
+            counters: VideoCounters::new(followed_within, SHARED_CACHE_MAX),
             lists: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
+            catalog_lists: CatalogLists::new(followed_within, SHARED_CACHE_MAX),
             log: LogSettings::default(),
             ingest: Ingest::new(IngestSettings::default(), IngestMetrics::unregistered()),
             listeners,
@@ -370,9 +428,20 @@ impl RedisStore {
         &self.counters
     }
 
+    /// The source lists kept while the catalog version holds (followed with the counter change
+    /// feed, which observes the version).
+    pub(super) fn catalog_lists(&self) -> &CatalogLists {
+        &self.catalog_lists
+    }
+
     /// The counter change feed (`store::redis_counter_feed`).
     pub(super) fn counter_feed_key(&self) -> String {
         self.keys.counter_changes()
+    }
+
+    /// The catalog version, moved by every catalog write.
+    pub(super) fn catalog_version_key(&self) -> String {
+        self.keys.catalog_version()
     }
 
     /// Adds the writes of `d` to the shared aggregates to `pipe`.
@@ -492,7 +561,7 @@ impl RedisStore {
     /// lock on every call.
     async fn settle_catalog_read(
         &self,
-        ids: &[String],
+        ids: &[impl AsRef<str>],
         cached_at: Option<i64>,
         version: i64,
         videos: &mut [Option<Arc<Video>>],
@@ -504,7 +573,8 @@ impl RedisStore {
                 .filter(|i| videos[*i].is_some() && !missing.contains(i))
                 .collect();
             if !stale.is_empty() {
-                let again: Vec<String> = stale.iter().map(|&i| ids[i].clone()).collect();
+                let again: Vec<String> =
+                    stale.iter().map(|&i| ids[i].as_ref().to_owned()).collect();
                 for (i, v) in stale.into_iter().zip(self.get_videos(&again).await?) {
                     videos[i] = v.map(Arc::new);
                     read.extend(videos[i].clone());
@@ -527,6 +597,21 @@ impl RedisStore {
             c.videos.clear();
         }
         self.lists.clear();
+        self.catalog_lists.reset();
+    }
+
+    /// Adds the reads of `user`'s state (taste of `eras`) to `pipe`; [`user_state_of`] parses
+    /// their replies.
+    fn read_user_state(&self, pipe: &mut Pipeline, user: &str, eras: &[i64]) {
+        pipe.get(self.keys.user_version(user))
+            .hgetall(self.keys.user_profile(user))
+            .smembers(self.keys.followed_creators(user))
+            .smembers(self.keys.friends(user))
+            .hgetall(self.keys.affinity(user))
+            .hgetall(self.keys.taste(user));
+        for &era in eras {
+            pipe.get(self.keys.taste_era(user, era));
+        }
     }
 
     /// The trending list of `scope` on UTC day `day`.
@@ -739,53 +824,21 @@ impl Store for RedisStore {
     async fn user_state(&self, user: &str, now: f64) -> Result<UserState, StoreError> {
         let eras = taste_sums::eras_read_at(now, AFFINITY_HALF_LIFE_SECS);
         let mut pipe = redis::pipe();
-        pipe.get(self.keys.user_version(user))
-            .hgetall(self.keys.user_profile(user))
-            .smembers(self.keys.followed_creators(user))
-            .smembers(self.keys.friends(user))
-            .hgetall(self.keys.affinity(user))
-            .hgetall(self.keys.taste(user));
-        for era in eras {
-            pipe.get(self.keys.taste_era(user, era));
-        }
-        let mut it = self.run(&pipe).await?.into_iter();
-        let mut next = || it.next().ok_or_else(|| corrupt("short pipeline reply"));
-        let version = UserVersion(parse::<Option<u64>>(next()?)?.unwrap_or(0));
-        let mut profile: HashMap<String, String> = parse(next()?)?;
-        let follows: Vec<String> = parse(next()?)?;
-        let mut friends: Vec<String> = parse(next()?)?;
-        friends.sort();
-        Ok(UserState {
-            version,
-            profile: UserProfile {
-                language: profile.remove("language").unwrap_or_default(),
-                region: profile.remove("region").unwrap_or_default(),
-            },
-            follows: follows.into_iter().collect(),
-            friends,
-            affinity: encoding::affinities(&decayed(next()?)?),
-            taste: {
-                let legacy = encoding::taste(&decayed(next()?)?);
-                let mut sums = Vec::with_capacity(eras.len());
-                for era in eras {
-                    if let Some(bytes) = parse::<Option<Vec<u8>>>(next()?)? {
-                        sums.push((era, bytes));
-                    }
-                }
-                taste_sums::decode(&sums, &legacy, AFFINITY_HALF_LIFE_SECS)
-            },
-        })
+        self.read_user_state(&mut pipe, user, &eras);
+        let mut replies = self.run(&pipe).await?.into_iter();
+        user_state_of(&mut replies, &eras)
     }
 
     async fn candidate_lists(&self, q: &CandidateQuery) -> Result<CandidateLists, StoreError> {
         let range = |n: usize| (n as isize) - 1;
         let mut reads: Vec<ListRead> = Vec::new();
-        let mut read = |key: String, start: isize, stop: isize, how: Order| {
+        let mut read = |key: String, start: isize, stop: isize, how: Order, keep: Keep| {
             reads.push(ListRead {
                 key,
                 start,
                 stop,
                 how,
+                keep,
             });
         };
         for c in &q.creators {
@@ -794,10 +847,17 @@ impl Store for RedisStore {
                 0,
                 range(q.per_creator),
                 Order::Newest,
+                Keep::WhileCatalogHolds,
             );
         }
         for f in &q.friends {
-            read(self.keys.recent(f), 0, range(q.per_friend), Order::List);
+            read(
+                self.keys.recent(f),
+                0,
+                range(q.per_friend),
+                Order::List,
+                Keep::Never,
+            );
         }
         for (scope, day) in &q.trending {
             read(
@@ -805,29 +865,63 @@ impl Store for RedisStore {
                 0,
                 range(q.per_trending),
                 Order::Newest,
+                Keep::SharedCacheBound,
             );
         }
         for lang in &q.fresh {
-            read(self.keys.fresh(lang), 0, range(q.per_fresh), Order::Newest);
+            read(
+                self.keys.fresh(lang),
+                0,
+                range(q.per_fresh),
+                Order::Newest,
+                Keep::WhileCatalogHolds,
+            );
         }
         for t in &q.tags {
-            read(self.keys.tag_videos(t), 0, range(q.per_tag), Order::Newest);
+            read(
+                self.keys.tag_videos(t),
+                0,
+                range(q.per_tag),
+                Order::Newest,
+                Keep::WhileCatalogHolds,
+            );
         }
         let (offset, n) = q.long_tail;
         if n > 0 {
             let stop = (offset + n) as isize - 1;
-            read(self.keys.exposures(), offset as isize, stop, Order::Oldest);
+            read(
+                self.keys.exposures(),
+                offset as isize,
+                stop,
+                Order::Oldest,
+                Keep::SharedCacheBound,
+            );
         }
-        // Shared lists within the bound come from the cache; the rest in one round trip.
+        // Kept lists come from the caches; the rest in one round trip.
         let cache_keys: Vec<Option<String>> = reads.iter().map(ListRead::cache_key).collect();
-        let shared: Vec<usize> = (0..reads.len())
-            .filter(|i| cache_keys[*i].is_some())
-            .collect();
+        let kept_by = |keep: Keep| -> Vec<usize> {
+            (0..reads.len())
+                .filter(|&i| reads[i].keep == keep)
+                .collect()
+        };
+        let (shared, catalog) = (
+            kept_by(Keep::SharedCacheBound),
+            kept_by(Keep::WhileCatalogHolds),
+        );
+        let now = Instant::now();
         let cached = self
             .lists
             .lookup(shared.iter().filter_map(|&i| cache_keys[i].as_deref()));
+        let (ticket, kept) = self.catalog_lists.lookup(
+            catalog.iter().filter_map(|&i| cache_keys[i].as_deref()),
+            now,
+        );
         let mut lists: Vec<Option<Arc<[String]>>> = vec![None; reads.len()];
-        for (&i, list) in shared.iter().zip(cached) {
+        for (&i, list) in shared
+            .iter()
+            .chain(&catalog)
+            .zip(cached.into_iter().chain(kept))
+        {
             lists[i] = list;
         }
         // A zero budget reads nothing (a stop of -1 would read the whole list).
@@ -851,15 +945,20 @@ impl Store for RedisStore {
             if replies.len() != missing.len() {
                 return Err(corrupt("short pipeline reply"));
             }
-            let mut read = Vec::new();
+            let (mut read_shared, mut read_catalog) = (Vec::new(), Vec::new());
             for (&i, reply) in missing.iter().zip(replies) {
                 let ids: Arc<[String]> = parse::<Vec<String>>(reply)?.into();
-                if let Some(key) = &cache_keys[i] {
-                    read.push((key.clone(), ids.clone()));
+                let kept = cache_keys[i].clone().map(|key| (key, ids.clone()));
+                match (reads[i].keep, kept) {
+                    (Keep::WhileCatalogHolds, Some(kept)) => read_catalog.push(kept),
+                    (Keep::SharedCacheBound, Some(kept)) => read_shared.push(kept),
+                    _ => {}
                 }
                 lists[i] = Some(ids);
             }
-            self.lists.insert(read);
+            self.lists.insert(read_shared);
+            self.catalog_lists
+                .keep(ticket, read_catalog, Instant::now());
         }
         let mut lists = lists.into_iter().map(Option::unwrap_or_default);
         let mut take = |count: usize| -> SourceList { lists.by_ref().take(count).collect() };
@@ -876,26 +975,26 @@ impl Store for RedisStore {
     async fn candidates(
         &self,
         user: &str,
-        ids: &[String],
+        ids: &[&str],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let (cached_at, mut videos) = self.catalog.read().lookup(ids);
-        let (ticket, mut stats) = self.counters.lookup(ids.iter().map(String::as_str));
+        let (ticket, mut stats) = self.counters.lookup(ids.iter().copied());
         let mut pipe = redis::pipe();
         pipe.get(self.keys.catalog_version());
         pipe.hgetall(self.keys.durations());
         let unknown: Vec<usize> = (0..ids.len()).filter(|i| stats[*i].is_none()).collect();
         for &i in &unknown {
             pipe.cmd("HMGET")
-                .arg(self.keys.video_stats(&ids[i]))
+                .arg(self.keys.video_stats(ids[i]))
                 .arg(&VideoStats::FIELDS[..]);
         }
         pipe.cmd("ZMSCORE").arg(self.keys.seen(user)).arg(ids);
         let missing: Vec<usize> = (0..ids.len()).filter(|i| videos[*i].is_none()).collect();
         for &i in &missing {
-            pipe.get(self.keys.video(&ids[i]));
+            pipe.get(self.keys.video(ids[i]));
         }
         let mut replies = self.run(&pipe).await?.into_iter();
         let mut next = || {
@@ -912,7 +1011,7 @@ impl Store for RedisStore {
         for &i in &unknown {
             let s = stats_of(next()?)?;
             stats[i] = Some(s);
-            read.push((ids[i].clone(), s));
+            read.push((ids[i].to_owned(), s));
         }
         self.counters.keep(ticket, read);
         let seen: Vec<Option<f64>> = parse(next()?)?;
@@ -971,6 +1070,27 @@ impl Store for RedisStore {
         let blob = parse(next()?)?;
         let version = UserVersion(parse::<Option<u64>>(next()?)?.unwrap_or(0));
         Ok((blob, version))
+    }
+
+    /// The head and the user's state in one round trip (two slots on a cluster, sent at once);
+    /// the state's version is the one the head is checked against.
+    async fn cache_get_with_user_state(
+        &self,
+        key: &str,
+        user: &str,
+        now: f64,
+    ) -> Result<(Option<Vec<u8>>, UserState), StoreError> {
+        let eras = taste_sums::eras_read_at(now, AFFINITY_HALF_LIFE_SECS);
+        let mut pipe = redis::pipe();
+        pipe.get(self.keys.cached(key));
+        self.read_user_state(&mut pipe, user, &eras);
+        let mut replies = self.run(&pipe).await?.into_iter();
+        let blob = parse(
+            replies
+                .next()
+                .ok_or_else(|| corrupt("short pipeline reply"))?,
+        )?;
+        Ok((blob, user_state_of(&mut replies, &eras)?))
     }
 
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -71,7 +71,7 @@ impl Store for Counting {
     async fn candidates(
         &self,
         u: &str,
-        ids: &[String],
+        ids: &[&str],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         self.hit();
         self.inner.candidates(u, ids).await
@@ -87,6 +87,15 @@ impl Store for Counting {
     ) -> Result<(Option<Vec<u8>>, UserVersion), StoreError> {
         self.hit();
         self.inner.cache_get_for_user(k, u).await
+    }
+    async fn cache_get_with_user_state(
+        &self,
+        k: &str,
+        u: &str,
+        now: f64,
+    ) -> Result<(Option<Vec<u8>>, UserState), StoreError> {
+        self.hit();
+        self.inner.cache_get_with_user_state(k, u, now).await
     }
     async fn cache_get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.hit();
@@ -154,6 +163,90 @@ async fn round_trips_do_not_grow_with_candidates() {
     );
 }
 
+/// A first page that is in neither cache tier costs four round trips: the store tier's head
+/// read together with the user's state, the source lists, the candidates' data, the new head's
+/// write; the next one none.
+#[tokio::test]
+async fn an_uncached_first_page_reads_the_users_state_with_the_head() {
+    use feed_server::cache::FeedCache;
+    use feed_server::experiments::LiveProfiles;
+    use feed_server::metrics::Metrics;
+    use feed_server::shed::ShedLimits;
+    use feed_server::state::{AppState, ServiceSettings};
+
+    let redis = RedisServer::start();
+    let store = Arc::new(Counting {
+        inner: replica(&redis, "hs:", Duration::from_secs(1)),
+        calls: AtomicUsize::new(0),
+    });
+    let videos: Vec<Video> = common::catalog(60, 6)
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("video"))
+        .collect();
+    store.put_videos(&videos).await.expect("put");
+    let follows = Follows {
+        creators: vec!["c1".into(), "c2".into()],
+        friends: vec!["f1".into()],
+    };
+    store.set_follows("u", &follows).await.expect("follows");
+    let profile = UserProfile {
+        language: "en".into(),
+        region: String::new(),
+    };
+    store.set_profile("u", &profile).await.expect("profile");
+
+    // The merged read answers what the two calls it replaces answer.
+    let now = chrono::Utc::now().timestamp() as f64;
+    let (blob, state) = store
+        .inner
+        .cache_get_with_user_state("head:u", "u", now)
+        .await
+        .expect("head and state");
+    assert_eq!(blob, None);
+    assert_eq!(
+        state,
+        store.inner.user_state("u", now).await.expect("state")
+    );
+    assert_eq!(state.profile, profile);
+    assert_eq!(state.friends, ["f1"]);
+
+    let metrics = Arc::new(Metrics::new("r", "stable").expect("metrics"));
+    let cache = FeedCache::new(
+        store.clone(),
+        metrics.clone(),
+        10_000,
+        Duration::from_secs(60),
+    );
+    let profiles = Arc::new(LiveProfiles::new(
+        feed_profile::Experiment::default(),
+        metrics.clone(),
+    ));
+    let settings = ServiceSettings {
+        feed_depth: 100,
+        ready_timeout: Duration::from_secs(1),
+        shed: ShedLimits::new(Some(1), Some(1), Duration::from_secs(1)),
+        tune_max_events: 1,
+    };
+    let app = AppState::new(store.clone(), cache, profiles, metrics, settings);
+    store.calls.store(0, Ordering::SeqCst);
+    let first = feed_server::feed::head(&app, "u", 20, false)
+        .await
+        .expect("first page");
+    assert!(!first.items.is_empty());
+    assert_eq!(first.user_version, state.version);
+    assert_eq!(
+        store.calls.load(Ordering::SeqCst),
+        4,
+        "head and user state, source lists, candidates, the head's write"
+    );
+    store.calls.store(0, Ordering::SeqCst);
+    let again = feed_server::feed::head(&app, "u", 20, false)
+        .await
+        .expect("cached page");
+    assert_eq!(again.id, first.id);
+    assert_eq!(store.calls.load(Ordering::SeqCst), 0, "served in process");
+}
+
 fn replica(redis: &RedisServer, prefix: &str, shared_cache: Duration) -> RedisStore {
     RedisStore::connect(&RedisSettings {
         target: RedisTarget::Single(redis.url().into()),
@@ -165,10 +258,7 @@ fn replica(redis: &RedisServer, prefix: &str, shared_cache: Duration) -> RedisSt
 }
 
 async fn views(store: &RedisStore, id: &str) -> f64 {
-    let data = store
-        .candidates("u", &[id.to_owned()])
-        .await
-        .expect("candidates");
+    let data = store.candidates("u", &[id]).await.expect("candidates");
     data[0].as_ref().expect("video exists").stats.views
 }
 
@@ -318,6 +408,17 @@ async fn fresh_ids(store: &RedisStore) -> Vec<String> {
     lists.fresh.iter().cloned().collect()
 }
 
+/// The long-tail list (least-exposed videos first): a list events move, kept for the shared
+/// cache's bound.
+async fn long_tail_ids(store: &RedisStore) -> Vec<String> {
+    let q = CandidateQuery {
+        long_tail: (0, 10),
+        ..Default::default()
+    };
+    let lists = store.candidate_lists(&q).await.expect("lists");
+    lists.long_tail.iter().cloned().collect()
+}
+
 #[tokio::test]
 async fn shared_lists_follow_the_same_bound_and_own_uploads_show_at_once() {
     let redis = RedisServer::start();
@@ -330,20 +431,98 @@ async fn shared_lists_follow_the_same_bound_and_own_uploads_show_at_once() {
         .collect();
     let (third, second) = (videos.pop().expect("3"), videos.pop().expect("2"));
     a.put_videos(&videos).await.expect("put");
-    assert_eq!(fresh_ids(&a).await, [videos[0].id.clone()]);
-    // Another replica's upload reaches A's fresh list within the bound ...
+    assert_eq!(long_tail_ids(&a).await, [videos[0].id.clone()]);
+    // Another replica's upload reaches A's long-tail list within the bound ...
     b.put_videos(std::slice::from_ref(&second))
         .await
         .expect("put");
     assert!(
-        !fresh_ids(&a).await.contains(&second.id),
+        !long_tail_ids(&a).await.contains(&second.id),
         "served from A's cache"
     );
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
-    assert!(fresh_ids(&a).await.contains(&second.id));
+    assert!(long_tail_ids(&a).await.contains(&second.id));
     // ... and A's own upload at once.
     a.put_videos(std::slice::from_ref(&third))
         .await
         .expect("put");
-    assert!(fresh_ids(&a).await.contains(&third.id));
+    assert!(long_tail_ids(&a).await.contains(&third.id));
+}
+
+/// Adds `id` to the fresh list of every language behind the catalog's back (the version does not
+/// move), as no feed-server ever does: whether a replica then lists it shows whether it read
+/// Redis.
+fn list_fresh_unannounced(redis: &RedisServer, prefix: &str, id: &str) {
+    let mut conn = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis");
+    let _: i64 = redis::cmd("ZADD")
+        .arg(format!("{prefix}{{shared}}:fresh:*"))
+        .arg(i64::MAX / 2)
+        .arg(id)
+        .query(&mut conn)
+        .expect("zadd");
+}
+
+/// Reads A's fresh list until it names `id`, at most `bound`.
+async fn fresh_within(store: &RedisStore, id: &str, bound: Duration) {
+    let started = std::time::Instant::now();
+    while !fresh_ids(store).await.iter().any(|f| f == id) {
+        assert!(
+            started.elapsed() < bound,
+            "{id} not in the fresh list after {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_lists_are_kept_while_the_catalog_version_holds() {
+    let redis = RedisServer::start();
+    // A shared-cache bound far above the time the test takes: what A lists late comes from the
+    // catalog version, not from the bound.
+    let ttl = Duration::from_secs(30);
+    let a = Arc::new(replica(&redis, "cl:", ttl));
+    let b = replica(&redis, "cl:", ttl);
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(feed_server::store::follow_counter_changes(
+        a.clone(),
+        stop.clone(),
+    ));
+    let mut videos: Vec<Video> = common::catalog(4, 1)
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("video"))
+        .collect();
+    let (own, other) = (videos.pop().expect("4"), videos.pop().expect("3"));
+    a.put_videos(&videos).await.expect("put");
+    let first = videos[0].id.clone();
+    fresh_within(&a, &first, Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // polls see the version
+
+    // Kept: a list change that no catalog write announces is not seen ...
+    let listed = fresh_ids(&a).await;
+    list_fresh_unannounced(&redis, "cl:", "ghost");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fresh_ids(&a).await, listed, "kept in A's process");
+    // ... another replica's upload moves the version: A lists it within a poll or so (the
+    // documented bound is one poll plus its round trip; 1 s leaves room for a loaded host).
+    b.put_videos(std::slice::from_ref(&other))
+        .await
+        .expect("put");
+    fresh_within(&a, &other.id, Duration::from_secs(1)).await;
+    assert!(fresh_ids(&a).await.iter().any(|f| f == "ghost"));
+    // A's own upload shows at once.
+    a.put_videos(std::slice::from_ref(&own)).await.expect("put");
+    assert!(fresh_ids(&a).await.contains(&own.id));
+
+    // A follower that stops: kept lists are unused once the version was not read for 1 s.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = fresh_ids(&a).await; // kept again under the new version
+    stop.cancel();
+    list_fresh_unannounced(&redis, "cl:", "ghost-2");
+    tokio::time::sleep(feed_server::store::COUNTERS_FOLLOWED_WITHIN).await;
+    assert!(
+        fresh_ids(&a).await.iter().any(|f| f == "ghost-2"),
+        "read from Redis, not kept"
+    );
 }
