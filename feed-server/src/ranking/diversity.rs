@@ -140,10 +140,15 @@ impl Placed {
 /// Re-ranks `items` (best first) into at most `depth` items.
 ///
 /// Each slot scans the remaining items once, with a constant-time check per item (creators and
-/// tags interned up front), so a re-ranking costs O(depth × items) integer operations.
+/// tags interned up front), so a re-ranking costs O(depth × items) integer operations. The scans
+/// read a compact queue of positions and the keys beside it; an item itself is touched only to
+/// note why it was passed over and when it is placed.
 pub fn rerank<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: usize) -> Vec<T> {
     let (keys, creators, tags) = intern(&items);
-    let mut remaining: VecDeque<(Key, T)> = keys.into_iter().zip(items).collect();
+    let long_tail: Vec<bool> = items.iter().map(Diversifiable::long_tail).collect();
+    let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    // Positions in `items` of the items not placed yet, best first.
+    let mut remaining: VecDeque<usize> = (0..items.len()).collect();
     let depth = depth.min(remaining.len());
     let mut placed = Placed::new(knobs, creators, tags, depth);
     let mut out: Vec<T> = Vec::with_capacity(depth);
@@ -156,38 +161,37 @@ pub fn rerank<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: us
         placed.slide();
         let slot = placed.slot();
         let wants_long_tail = long_tail_every > 0 && (slot + 1).is_multiple_of(long_tail_every);
+        let fits = |at: usize, spread: bool| placed.fits(keys[at], spread) == Fit::Yes;
         let long_tail_pick = wants_long_tail
             .then(|| {
                 remaining
                     .iter()
-                    .position(|(k, i)| i.long_tail() && placed.fits(*k, true) == Fit::Yes)
+                    .position(|&at| long_tail[at] && fits(at, true))
             })
             .flatten();
         let pick = long_tail_pick
-            .or_else(|| {
-                remaining
-                    .iter()
-                    .position(|(k, _)| placed.fits(*k, true) == Fit::Yes)
-            })
-            .or_else(|| {
-                remaining
-                    .iter()
-                    .position(|(k, _)| placed.fits(*k, false) == Fit::Yes)
-            })
+            .or_else(|| remaining.iter().position(|&at| fits(at, true)))
+            .or_else(|| remaining.iter().position(|&at| fits(at, false)))
             .unwrap_or(0);
         // The better-scored items passed over at this slot, and why.
-        for (key, item) in remaining.iter_mut().take(pick) {
-            match placed.fits(*key, true) {
-                Fit::Yes => {}
-                Fit::Capped => item.note(Move::Capped),
-                Fit::Spread => item.note(Move::Spread),
+        for &at in remaining.iter().take(pick) {
+            let what = match placed.fits(keys[at], true) {
+                Fit::Yes => continue,
+                Fit::Capped => Move::Capped,
+                Fit::Spread => Move::Spread,
+            };
+            if let Some(item) = items[at].as_mut() {
+                item.note(what);
             }
         }
-        if let Some((key, mut item)) = remaining.remove(pick) {
+        let Some(at) = remaining.remove(pick) else {
+            break;
+        };
+        placed.place(keys[at]);
+        if let Some(mut item) = items[at].take() {
             if long_tail_pick.is_some() {
                 item.note(Move::LongTailSlot);
             }
-            placed.place(key);
             out.push(item);
         }
     }
