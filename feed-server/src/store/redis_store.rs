@@ -101,6 +101,12 @@ pub struct RedisSettings {
 /// Most entries of each shared read cache; a full cache is emptied.
 const SHARED_CACHE_MAX: usize = 250_000;
 
+/// Most source lists kept until the catalog version moves; a full cache is emptied. They are
+/// not emptied every second as the shared cache is, so the bound is what caps their memory:
+/// a creator's list (10 ids by default) is ~0.5 KB, a tag's (30) ~1.5 KB: tens of MB at the
+/// default budgets.
+const CATALOG_LISTS_MAX: usize = 50_000;
+
 /// Most catalog entries kept in process (about 0.5 KiB each); the cache is emptied when full.
 const CATALOG_CACHE_MAX: usize = 250_000;
 
@@ -352,7 +358,7 @@ impl RedisStore {
             catalog: RwLock::new(CatalogCache::default()),
             counters: VideoCounters::new(followed_within, SHARED_CACHE_MAX),
             lists: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
-            catalog_lists: CatalogLists::new(followed_within, SHARED_CACHE_MAX),
+            catalog_lists: CatalogLists::new(followed_within, CATALOG_LISTS_MAX),
             log: LogSettings::default(),
             ingest: Ingest::new(IngestSettings::default(), IngestMetrics::unregistered()),
             listeners,
