@@ -141,6 +141,12 @@ impl HeadWanted<'_> {
             && s.fresh_for(self.items, self.now.millis())
             && (s.explained || !self.explain)
     }
+
+    /// Whether a head from the store tier serves: as [`HeadWanted::accepts`], and ranked at the
+    /// user's `version` the store holds (read in the same round trip).
+    fn accepts_stored(&self, s: &Snapshot, version: UserVersion) -> bool {
+        self.accepts(s) && s.user_version == version
+    }
 }
 
 /// The two-tier cache.
@@ -272,9 +278,7 @@ impl FeedCache {
         want: &HeadWanted<'_>,
     ) -> Result<Option<Snapshot>, StoreError> {
         let (found, version) = self.store.cache_get_for_user(key, want.user).await?;
-        Ok(accepted(found, |s| {
-            want.accepts(s) && s.user_version == version
-        }))
+        Ok(accepted(found, |s| want.accepts_stored(s, version)))
     }
 
     /// What the store tier returned for `key`, accepted: a snapshot is counted a hit and kept
@@ -355,7 +359,7 @@ impl FeedCache {
             .store
             .cache_get_with_user_state(&key, want.user, want.now.secs_f64())
             .await?;
-        let found = accepted(found, |s| want.accepts(s) && s.user_version == user.version);
+        let found = accepted(found, |s| want.accepts_stored(s, user.version));
         Ok(match self.store_result(&key, found).await {
             Some(snapshot) => StoreHead::Hit(snapshot),
             None => StoreHead::Miss(Box::new(user)),

@@ -11,10 +11,11 @@
 //! **Followed** by every replica ([`follow`]): every [`POLL`] it reads the entries after the
 //! last one it saw (`XREAD`, non-blocking, on the store's connection) and marks their videos
 //! changed. The same round trip reads the catalog version, which the source lists only catalog
-//! writes change are kept under ([`super::catalog_lists`]); a failed poll drops those too. The first poll starts at the stream's end. The feed is followed without a gap as
-//! long as the oldest entry left is not newer than the last one read: otherwise (entries
-//! trimmed before they were read, Redis restarted empty) or when a poll fails (Redis down, a
-//! cluster failover), the replica drops every kept counter and starts again at the end.
+//! writes change are kept under ([`super::catalog_lists`]); a failed poll drops those too. The
+//! first poll starts at the stream's end. The feed is followed without a gap as long as the
+//! oldest entry left is not newer than the last one read: otherwise (entries trimmed before
+//! they were read, Redis restarted empty) or when a poll fails (Redis down, a cluster
+//! failover), the replica drops every kept counter and starts again at the end.
 //!
 //! **Bound.** A kept counter trails Redis by at most the time to the next poll (20 ms) plus the
 //! poll's round trip: `feed_counter_feed_lag_seconds` is the age of the oldest change read by

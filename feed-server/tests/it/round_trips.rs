@@ -517,9 +517,10 @@ async fn catalog_lists_are_kept_while_the_catalog_version_holds() {
 
     // A follower that stops: kept lists are unused once the version was not read for 1 s.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = fresh_ids(&a).await; // kept again under the new version
-    stop.cancel();
+    let listed = fresh_ids(&a).await;
     list_fresh_unannounced(&redis, "cl:", "ghost-2");
+    assert_eq!(fresh_ids(&a).await, listed, "kept under the new version");
+    stop.cancel();
     tokio::time::sleep(feed_server::store::COUNTERS_FOLLOWED_WITHIN).await;
     assert!(
         fresh_ids(&a).await.iter().any(|f| f == "ghost-2"),
