@@ -578,12 +578,16 @@ analysis:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_rollouts_cost_queries_per_distinct_check_not_per_rollout() {
     let harness = Harness::start(exported()).await;
+    let began = Instant::now();
     let engine = AnalysisEngine::new(&harness.url, Duration::from_secs(5)).unwrap();
     let checks = checks(CHECKS);
     let feed = target("feed", TrafficMode::ReplicaRatio);
     settled(&engine, &feed, &checks).await;
-    // Let the windows fill so that two evaluations a moment apart agree.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let the 10-s windows fill (Prometheus is up: its first scrape within a second, then two
+    // scrapes to spare) so that two evaluations a moment apart agree: while a window reaches
+    // back before a series' first sample, `rate` is cut short there and grows with every
+    // second (a 1/s series read 0.83, then 0.85, and failed the 2% agreement).
+    tokio::time::sleep_until((began + Duration::from_secs(13)).into()).await;
 
     let pods = ["feed", "clean", "sparse", "quiet", "idle"];
     let mut rollouts: Vec<(Target, Vec<ResolvedCheck>)> = pods
