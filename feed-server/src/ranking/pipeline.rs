@@ -221,7 +221,7 @@ pub async fn rank_feed_with(
     let lists = store.candidate_lists(&query).await?;
     let merged = candidates::merge(&lists, profile.candidates.max_candidates as usize);
     let (ids, flags): (Vec<&str>, Vec<Sources>) = merged.into_iter().unzip();
-    let data = store.candidates(user_id, &ids).await?;
+    let data = store.candidates(user_id, user.seen, &ids).await?;
     let kept: Vec<(CandidateData, Sources)> = data
         .into_iter()
         .zip(flags)
@@ -256,7 +256,7 @@ pub async fn rank_candidates(
 ) -> Result<RankedList, StoreError> {
     let user = store.user_state(user_id, now).await?;
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let data = store.candidates(user_id, &ids).await?;
+    let data = store.candidates(user_id, user.seen, &ids).await?;
     let known: Vec<(CandidateData, Sources)> = data
         .into_iter()
         .flatten()

@@ -11,8 +11,8 @@ use parking_lot::{Mutex, RwLock};
 
 use super::encoding;
 use super::{
-    CacheEntry, CandidateData, CandidateLists, CandidateQuery, Store, StoreError, UserState,
-    UserVersion,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, SeenCount, Store, StoreError,
+    UserState, UserVersion,
 };
 use crate::exposure::ring::RingLog;
 use crate::exposure::{LogSettings, LoggedEvent};
@@ -45,6 +45,7 @@ impl StoredUser {
             affinity: encoding::affinities(&self.affinity),
             taste: encoding::taste(&self.taste),
             version: UserVersion::default(),
+            seen: SeenCount::Unknown,
         }
     }
 }
@@ -296,6 +297,7 @@ impl Store for MemoryStore {
             .get(user)
             .map(|u| UserState {
                 version: u.version,
+                seen: SeenCount::Known(u.seen.len()),
                 ..u.state.decode()
             })
             .unwrap_or_default())
@@ -353,6 +355,7 @@ impl Store for MemoryStore {
     async fn candidates(
         &self,
         user: &str,
+        _seen: SeenCount,
         ids: &[&str],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         let g = self.inner.read();

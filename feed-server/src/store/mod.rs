@@ -17,6 +17,7 @@ mod redis_link;
 mod redis_log;
 mod redis_peers;
 pub mod redis_store;
+mod seen_check;
 mod shared_cache;
 pub mod taste_sums;
 mod video_counters;
@@ -85,6 +86,22 @@ pub struct UserState {
     pub affinity: Affinities,
     /// Decayed taste vector.
     pub taste: Taste,
+    /// How many videos the user's seen set held when the state was read.
+    pub seen: SeenCount,
+}
+
+/// The size of a user's seen set as read with the user's state: how a store checks
+/// candidates against it ([`Store::candidates`]). Redis reads a small memory whole and checks in
+/// process — nothing for a user who has seen nothing — and asks about each candidate
+/// (`ZMSCORE`) only when the memory is larger than the candidate list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SeenCount {
+    /// Not read with the state: the store asks about each candidate.
+    #[default]
+    Unknown,
+    /// This many videos (a write after the read may have added some: a check reads the memory
+    /// itself, except that a memory read empty is not read again for the same ranking).
+    Known(usize),
 }
 
 /// Which source lists to read (built by [`crate::ranking::candidates::plan`]).
@@ -216,10 +233,12 @@ pub trait Store: Send + Sync + 'static {
     async fn user_state(&self, user: &str, now: f64) -> Result<UserState, StoreError>;
     /// The source lists (one round trip).
     async fn candidate_lists(&self, query: &CandidateQuery) -> Result<CandidateLists, StoreError>;
-    /// Catalog entries, counters and seen flags of candidates, in order (one round trip).
+    /// Catalog entries, counters and seen flags of candidates, in order (one round trip); `seen`
+    /// is the size of the user's seen set read with their state ([`UserState::seen`]).
     async fn candidates(
         &self,
         user: &str,
+        seen: SeenCount,
         ids: &[&str],
     ) -> Result<Vec<Option<CandidateData>>, StoreError>;
     /// Most recently active users, newest first (cache warm-up).

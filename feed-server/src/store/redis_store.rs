@@ -61,11 +61,12 @@ use super::redis_events::{self, Ingest, IngestMetrics, IngestSettings};
 use super::redis_link::RedisLink;
 use super::redis_log;
 use super::redis_peers::{self, PeerWrites};
+use super::seen_check::SeenCheck;
 use super::shared_cache::SharedCache;
 use super::video_counters::VideoCounters;
 use super::{
-    CacheEntry, CandidateData, CandidateLists, CandidateQuery, SourceList, Store, StoreError,
-    UserState, UserVersion,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, SeenCount, SourceList, Store,
+    StoreError, UserState, UserVersion,
 };
 use super::{anchored, encoding, taste_sums};
 use crate::exposure::{LogSettings, LoggedEvent};
@@ -169,7 +170,9 @@ fn user_state_of(
     let follows: Vec<String> = parse(next()?)?;
     let mut friends: Vec<String> = parse(next()?)?;
     friends.sort();
+    let seen = SeenCount::Known(parse(next()?)?);
     Ok(UserState {
+        seen,
         version,
         profile: UserProfile {
             language: profile.remove("language").unwrap_or_default(),
@@ -534,7 +537,7 @@ impl RedisStore {
                 cmds.push(taste_sums::bitfield(&self.keys.taste_era(user, era), &dims));
             }
         }
-        for (user, seen) in &d.seen {
+        for (user, seen) in d.seen.iter().filter(|(_, seen)| !seen.is_empty()) {
             let key = self.keys.seen(user);
             let mut zadd = redis::cmd("ZADD");
             zadd.arg(&key).arg("GT");
@@ -545,7 +548,7 @@ impl RedisStore {
             trim.arg(&key).arg(0).arg(-(SEEN_MEMORY as isize) - 1);
             writes.entry(user).or_default().extend([zadd, trim]);
         }
-        for (user, recent) in &d.recent {
+        for (user, recent) in d.recent.iter().filter(|(_, recent)| !recent.is_empty()) {
             let key = self.keys.recent(user);
             let mut push = redis::cmd("LPUSH");
             push.arg(&key).arg(recent);
@@ -613,6 +616,7 @@ impl RedisStore {
             .hgetall(self.keys.user_profile(user))
             .smembers(self.keys.followed_creators(user))
             .smembers(self.keys.friends(user))
+            .zcard(self.keys.seen(user))
             .hgetall(self.keys.affinity(user))
             .hgetall(self.keys.taste(user));
         for &era in eras {
@@ -981,11 +985,13 @@ impl Store for RedisStore {
     async fn candidates(
         &self,
         user: &str,
+        seen_count: SeenCount,
         ids: &[&str],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let seen_check = SeenCheck::of(seen_count, ids.len());
         let (cached_at, mut videos) = self.catalog.read().lookup(ids);
         let (ticket, mut stats) = self.counters.lookup(ids.iter().copied());
         let mut pipe = redis::pipe();
@@ -997,7 +1003,15 @@ impl Store for RedisStore {
                 .arg(self.keys.video_stats(ids[i]))
                 .arg(&VideoStats::FIELDS[..]);
         }
-        pipe.cmd("ZMSCORE").arg(self.keys.seen(user)).arg(ids);
+        match seen_check {
+            SeenCheck::Nothing => {}
+            SeenCheck::Whole => {
+                pipe.zrange(self.keys.seen(user), 0, -1);
+            }
+            SeenCheck::EachCandidate => {
+                pipe.cmd("ZMSCORE").arg(self.keys.seen(user)).arg(ids);
+            }
+        }
         let missing: Vec<usize> = (0..ids.len()).filter(|i| videos[*i].is_none()).collect();
         for &i in &missing {
             pipe.get(self.keys.video(ids[i]));
@@ -1020,15 +1034,12 @@ impl Store for RedisStore {
             read.push((ids[i].to_owned(), s));
         }
         self.counters.keep(ticket, read);
-        let seen: Vec<Option<f64>> = parse(next()?)?;
+        let seen = seen_check.flags(ids, &mut next)?;
         for &i in &missing {
             videos[i] = video_of(next()?)?;
         }
         self.settle_catalog_read(ids, cached_at, version, &mut videos, &missing)
             .await?;
-        if seen.len() != ids.len() {
-            return Err(corrupt("short ZMSCORE reply"));
-        }
         Ok(videos
             .into_iter()
             .zip(stats)
@@ -1038,7 +1049,7 @@ impl Store for RedisStore {
                     bucket: durations[duration_bucket(video.duration_ms)],
                     video,
                     stats: stats.unwrap_or_default(),
-                    seen: seen.is_some(),
+                    seen,
                 })
             })
             .collect())

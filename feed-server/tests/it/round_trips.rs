@@ -16,8 +16,8 @@ use feed_server::ranking::rank_feed;
 use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{
-    CacheEntry, CandidateData, CandidateLists, CandidateQuery, RedisStore, Store, StoreError,
-    UserState, UserVersion,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, RedisStore, SeenCount, Store,
+    StoreError, UserState, UserVersion,
 };
 
 /// Counts calls to the wrapped store.
@@ -71,10 +71,11 @@ impl Store for Counting {
     async fn candidates(
         &self,
         u: &str,
+        seen: SeenCount,
         ids: &[&str],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         self.hit();
-        self.inner.candidates(u, ids).await
+        self.inner.candidates(u, seen, ids).await
     }
     async fn active_users(&self, n: usize) -> Result<Vec<String>, StoreError> {
         self.hit();
@@ -258,7 +259,10 @@ fn replica(redis: &RedisServer, prefix: &str, shared_cache: Duration) -> RedisSt
 }
 
 async fn views(store: &RedisStore, id: &str) -> f64 {
-    let data = store.candidates("u", &[id]).await.expect("candidates");
+    let data = store
+        .candidates("u", SeenCount::Unknown, &[id])
+        .await
+        .expect("candidates");
     data[0].as_ref().expect("video exists").stats.views
 }
 
@@ -526,4 +530,84 @@ async fn catalog_lists_are_kept_while_the_catalog_version_holds() {
         fresh_ids(&a).await.iter().any(|f| f == "ghost-2"),
         "read from Redis, not kept"
     );
+}
+
+/// Calls of `command` Redis has served since it started (`INFO commandstats`).
+fn command_calls(redis: &RedisServer, command: &str) -> u64 {
+    let mut conn = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .expect("info");
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("calls"))
+}
+
+/// A ranking's seen flags are exact whatever the size of the user's seen set, and the check
+/// costs what that size calls for: nothing read for a user who has seen nothing, the memory
+/// read whole when it is smaller than the candidate list, each candidate asked about otherwise.
+#[tokio::test]
+async fn seen_flags_are_exact_and_read_the_cheaper_way_for_the_memorys_size() {
+    let redis = RedisServer::start();
+    let store = replica(&redis, "sn:", Duration::ZERO);
+    let videos: Vec<Video> = common::catalog(40, 4)
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("video"))
+        .collect();
+    store.put_videos(&videos).await.expect("put");
+    let candidates: Vec<&str> = videos[..10].iter().map(|v| v.id.as_str()).collect();
+    let now = chrono::Utc::now().timestamp() as f64;
+    // (user, videos seen, the read the check should use)
+    let cases = [
+        ("none", vec![], None), // an empty entry: nothing to write, not an error
+        ("few", vec![1, 4, 7, 30], Some("zrange")),
+        (
+            "many",
+            (0..40).filter(|i| i % 3 == 0).collect(),
+            Some("zmscore"),
+        ),
+    ];
+    for (user, seen, read) in cases {
+        let mut d = Deltas::default();
+        d.seen.insert(
+            user.to_owned(),
+            seen.iter()
+                .map(|&i: &usize| (videos[i].id.clone(), now))
+                .collect(),
+        );
+        store.apply(&d).await.expect("apply");
+        let state = store.user_state(user, now).await.expect("state");
+        assert_eq!(state.seen, SeenCount::Known(seen.len()), "{user}");
+        let want: Vec<bool> = (0..candidates.len()).map(|i| seen.contains(&i)).collect();
+        let flags = |data: Vec<Option<CandidateData>>| -> Vec<bool> {
+            data.into_iter()
+                .map(|c| c.expect("video exists").seen)
+                .collect()
+        };
+        let before = ["zrange", "zmscore"].map(|c| command_calls(&redis, c));
+        let got = store
+            .candidates(user, state.seen, &candidates)
+            .await
+            .expect("candidates");
+        let after = ["zrange", "zmscore"].map(|c| command_calls(&redis, c));
+        assert_eq!(flags(got), want, "{user}");
+        let used: Vec<&str> = ["zrange", "zmscore"]
+            .into_iter()
+            .zip(before.iter().zip(&after))
+            .filter(|(_, (b, a))| a > b)
+            .map(|(c, _)| c)
+            .collect();
+        assert_eq!(used, read.into_iter().collect::<Vec<_>>(), "{user}");
+        // A size not read with the state asks about each candidate, with the same answer.
+        let unknown = store
+            .candidates(user, SeenCount::Unknown, &candidates)
+            .await
+            .expect("candidates");
+        assert_eq!(flags(unknown), want, "{user}");
+    }
 }
