@@ -30,7 +30,8 @@ pub trait Diversifiable {
     fn primary_tag(&self) -> Option<&str>;
     /// Came from the long-tail source.
     fn long_tail(&self) -> bool;
-    /// Records what re-ranking did to the item (for explanations); does nothing by default.
+    /// Records what re-ranking did to the item (for explanations): each kind of move at most
+    /// once, in no particular order; does nothing by default.
     fn note(&mut self, _what: Move) {}
 }
 
@@ -137,15 +138,43 @@ impl Placed {
     }
 }
 
+/// Why items were passed over, by position, as bits ([`Move::Capped`], [`Move::Spread`]):
+/// gathered during the scans and given to the placed items once, at the end, so that a scan
+/// touches no item.
+#[derive(Clone, Copy, Default)]
+struct PassedOver(u8);
+
+impl PassedOver {
+    const CAPPED: u8 = 1;
+    const SPREAD: u8 = 2;
+
+    fn add(&mut self, fit: Fit) {
+        match fit {
+            Fit::Yes => {}
+            Fit::Capped => self.0 |= Self::CAPPED,
+            Fit::Spread => self.0 |= Self::SPREAD,
+        }
+    }
+
+    fn moves(self) -> impl Iterator<Item = Move> {
+        [(Self::CAPPED, Move::Capped), (Self::SPREAD, Move::Spread)]
+            .into_iter()
+            .filter(move |(bit, _)| self.0 & bit != 0)
+            .map(|(_, what)| what)
+    }
+}
+
 /// Re-ranks `items` (best first) into at most `depth` items.
 ///
 /// Each slot scans the remaining items once, with a constant-time check per item (creators and
 /// tags interned up front), so a re-ranking costs O(depth × items) integer operations. The scans
-/// read a compact queue of positions and the keys beside it; an item itself is touched only to
-/// note why it was passed over and when it is placed.
+/// read a compact queue of positions and the keys beside it and note why an item was passed
+/// over in a byte beside it; an item itself is touched only when it is placed, and is then
+/// given its notes (each kind of move once).
 pub fn rerank<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: usize) -> Vec<T> {
     let (keys, creators, tags) = intern(&items);
     let long_tail: Vec<bool> = items.iter().map(Diversifiable::long_tail).collect();
+    let mut passed_over = vec![PassedOver::default(); items.len()];
     let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
     // Positions in `items` of the items not placed yet, best first.
     let mut remaining: VecDeque<usize> = (0..items.len()).collect();
@@ -157,38 +186,53 @@ pub fn rerank<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: us
     } else {
         0
     };
+    // Why each of the first items of `remaining` does not fit this slot (spread rule on).
+    let mut misfits: Vec<Fit> = Vec::new();
     while out.len() < depth && !remaining.is_empty() {
         placed.slide();
         let slot = placed.slot();
         let wants_long_tail = long_tail_every > 0 && (slot + 1).is_multiple_of(long_tail_every);
-        let fits = |at: usize, spread: bool| placed.fits(keys[at], spread) == Fit::Yes;
-        let long_tail_pick = wants_long_tail
-            .then(|| {
+        // One scan to the first item that fits, remembering why the ones before it do not.
+        misfits.clear();
+        let first_fit = remaining.iter().position(|&at| {
+            let fit = placed.fits(keys[at], true);
+            if fit != Fit::Yes {
+                misfits.push(fit);
+            }
+            fit == Fit::Yes
+        });
+        let long_tail_pick = match first_fit {
+            Some(first) if wants_long_tail => remaining
+                .iter()
+                .skip(first)
+                .position(|&at| long_tail[at] && placed.fits(keys[at], true) == Fit::Yes)
+                .map(|p| first + p),
+            _ => None,
+        };
+        let pick = long_tail_pick
+            .or(first_fit)
+            .or_else(|| {
                 remaining
                     .iter()
-                    .position(|&at| long_tail[at] && fits(at, true))
+                    .position(|&at| placed.fits(keys[at], false) == Fit::Yes)
             })
-            .flatten();
-        let pick = long_tail_pick
-            .or_else(|| remaining.iter().position(|&at| fits(at, true)))
-            .or_else(|| remaining.iter().position(|&at| fits(at, false)))
             .unwrap_or(0);
         // The better-scored items passed over at this slot, and why.
-        for &at in remaining.iter().take(pick) {
-            let what = match placed.fits(keys[at], true) {
-                Fit::Yes => continue,
-                Fit::Capped => Move::Capped,
-                Fit::Spread => Move::Spread,
+        for (i, &at) in remaining.iter().take(pick).enumerate() {
+            let fit = match misfits.get(i) {
+                Some(&fit) => fit,
+                None => placed.fits(keys[at], true),
             };
-            if let Some(item) = items[at].as_mut() {
-                item.note(what);
-            }
+            passed_over[at].add(fit);
         }
         let Some(at) = remaining.remove(pick) else {
             break;
         };
         placed.place(keys[at]);
         if let Some(mut item) = items[at].take() {
+            for what in passed_over[at].moves() {
+                item.note(what);
+            }
             if long_tail_pick.is_some() {
                 item.note(Move::LongTailSlot);
             }
@@ -385,7 +429,9 @@ mod tests {
         creator: String,
         tag: Option<String>,
         long_tail: bool,
-        notes: Vec<Move>,
+        /// Which moves were noted (capped, spread, long-tail slot): the contract is what
+        /// happened, not how often or in which order.
+        notes: [bool; 3],
     }
     impl Diversifiable for Gen {
         fn creator(&self) -> &str {
@@ -398,7 +444,12 @@ mod tests {
             self.long_tail
         }
         fn note(&mut self, what: Move) {
-            self.notes.push(what);
+            let i = match what {
+                Move::Capped => 0,
+                Move::Spread => 1,
+                Move::LongTailSlot => 2,
+            };
+            self.notes[i] = true;
         }
     }
 
@@ -422,7 +473,7 @@ mod tests {
                     creator: format!("creator-{c}"),
                     tag: t.map(|t| format!("tag-{t}")),
                     long_tail: *lt,
-                    notes: Vec::new(),
+                    notes: [false; 3],
                 })
                 .collect();
             let k = knobs(cap, cap + extra_window, spread, share);
