@@ -91,16 +91,16 @@ pub struct UserState {
 }
 
 /// The size of a user's seen set as read with the user's state: how a store checks
-/// candidates against it ([`Store::candidates`]). Redis reads a small memory whole and checks in
+/// candidates against it ([`Store::candidates`]). Redis reads a small set whole and checks in
 /// process — nothing for a user who has seen nothing — and asks about each candidate
-/// (`ZMSCORE`) only when the memory is larger than the candidate list.
+/// (`ZMSCORE`) only when the set is larger than the candidate list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SeenCount {
     /// Not read with the state: the store asks about each candidate.
     #[default]
     Unknown,
-    /// This many videos (a write after the read may have added some: a check reads the memory
-    /// itself, except that a memory read empty is not read again for the same ranking).
+    /// This many videos (a write after the read may have added some: a check reads the set
+    /// itself, except that a set read empty is not read again for the same ranking).
     Known(usize),
 }
 
