@@ -166,8 +166,10 @@ impl PassedOver {
 
 /// Re-ranks `items` (best first) into at most `depth` items.
 ///
-/// Each slot scans the remaining items once, with a constant-time check per item (creators and
-/// tags interned up front), so a re-ranking costs O(depth × items) integer operations. The scans
+/// Each slot scans the remaining items to the first that fits, with a constant-time check per
+/// item (creators and tags interned up front); a long-tail slot scans on from that first fit for
+/// a long-tail item, and a slot where nothing fits scans once more with the spread rule relaxed.
+/// A re-ranking so costs O(depth × items) integer operations at most. The scans
 /// read a compact queue of positions and the keys beside it and note why an item was passed
 /// over in a byte beside it; an item itself is touched only when it is placed, and is then
 /// given its notes (each kind of move once).

@@ -135,9 +135,7 @@ async fn values_in_the_legacy_form_are_kept_and_added_to() {
     // What the read-modify-write script left after one batch of weight 4 at t0.
     let old = batch("u", &fields, 4.0, t0);
     embedded.apply(&old).await.expect("embedded apply");
-    let mut conn = redis::Client::open(redis.url())
-        .and_then(|c| c.get_connection())
-        .expect("redis connection");
+    let mut conn = redis.connection();
     let taste: Vec<DecayedAdd> = old.taste["u"]
         .iter()
         .map(|a| DecayedAdd {

@@ -13,12 +13,6 @@ use std::time::{Duration, Instant};
 use common::{Backend, Options, RedisServer, TestApp, catalog, free_port, ids, metric};
 use serde_json::{Value, json};
 
-fn redis_conn(server: &RedisServer) -> redis::Connection {
-    redis::Client::open(server.url())
-        .and_then(|c| c.get_connection())
-        .expect("redis connection")
-}
-
 /// Sum of `field` over every video's counters.
 fn counter_sum(conn: &mut redis::Connection, field: &str) -> f64 {
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -86,7 +80,7 @@ async fn app_with(redis: &RedisServer, flags: &[&str]) -> TestApp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_feed_reflects_events_at_once_and_consumers_apply_the_rest() {
     let redis = RedisServer::start();
-    let mut conn = redis_conn(&redis);
+    let mut conn = redis.connection();
     // No consumer: only the accepting write has happened when the feed is read.
     let app = app_with(&redis, &["--event-consumer", "false"]).await;
     app.put_videos(&catalog(12, 4)).await;
@@ -126,7 +120,7 @@ async fn own_feed_reflects_events_at_once_and_consumers_apply_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_stays_under_a_second_while_a_consumer_keeps_up() {
     let redis = RedisServer::start();
-    let mut conn = redis_conn(&redis);
+    let mut conn = redis.connection();
     let app = app_with(&redis, &[]).await;
     app.put_videos(&catalog(20, 5)).await;
     let mut max_lag: f64 = 0.0;
@@ -143,7 +137,7 @@ async fn lag_stays_under_a_second_while_a_consumer_keeps_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_backlog_refuses_batches_with_retry_after_and_writes_nothing() {
     let redis = RedisServer::start();
-    let mut conn = redis_conn(&redis);
+    let mut conn = redis.connection();
     let app = app_with(
         &redis,
         &["--event-consumer", "false", "--event-backlog-max", "5"],
@@ -209,7 +203,7 @@ async fn a_frozen_redis_answers_503_store_unavailable_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_changes_nothing() {
     let redis = RedisServer::start();
-    let mut conn = redis_conn(&redis);
+    let mut conn = redis.connection();
     let app = app_with(&redis, &["--event-consumer", "false"]).await;
     app.put_videos(&catalog(3, 1)).await;
     let (status, body) = app
@@ -237,7 +231,7 @@ async fn bad_input_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_left_pending_by_a_silent_consumer_are_claimed_and_applied_once() {
     let redis = RedisServer::start();
-    let mut conn = redis_conn(&redis);
+    let mut conn = redis.connection();
     let app = app_with(&redis, &["--event-consumer", "false"]).await;
     app.put_videos(&catalog(8, 2)).await;
     app.events(impressions("u1", 0..8)).await;
@@ -344,7 +338,7 @@ impl Drop for Replica {
 async fn a_replica_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
     const BATCH: usize = 25;
     let redis = RedisServer::start();
-    let mut conn = redis_conn(&redis);
+    let mut conn = redis.connection();
     let mut victim = Replica::start(&redis);
     let survivor = Replica::start(&redis);
     let client = reqwest::Client::builder()

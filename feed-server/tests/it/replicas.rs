@@ -251,9 +251,7 @@ async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
     // Every replica's listening connection dies (on its own Redis only: the cluster is shared):
     // each subscribes again by itself, serves in-process pages again and hears every write.
     if let Shared::Redis(server) = shared {
-        let mut conn = redis::Client::open(server.url())
-            .and_then(|c| c.get_connection())
-            .expect("redis connection");
+        let mut conn = server.connection();
         let killed: i64 = redis::cmd("CLIENT")
             .arg("KILL")
             .arg("TYPE")
@@ -449,9 +447,7 @@ async fn counters_changed_through_one_replica_reach_the_others_rankings_within_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_refused_the_channel_still_take_writes_and_agree() {
     let server = RedisServer::start();
-    let mut conn = redis::Client::open(server.url())
-        .and_then(|c| c.get_connection())
-        .expect("redis connection");
+    let mut conn = server.connection();
     let _: () = redis::cmd("ACL")
         .arg(vec![
             "SETUSER",

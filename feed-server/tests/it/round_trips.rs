@@ -277,9 +277,7 @@ async fn play(store: &RedisStore, redis: &RedisServer, id: &str) {
         },
     );
     store.apply(&d).await.expect("apply");
-    let mut conn = redis::Client::open(redis.url())
-        .and_then(|c| c.get_connection())
-        .expect("redis");
+    let mut conn = redis.connection();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while redis::cmd("XLEN")
         .arg("sc:{shared}:ev")
@@ -295,9 +293,7 @@ async fn play(store: &RedisStore, redis: &RedisServer, id: &str) {
 /// Adds `n` views to `id`'s counters behind the counter change feed's back (no entry), as no
 /// feed-server ever does: what a replica then answers shows whether it read Redis.
 fn add_views_unannounced(redis: &RedisServer, id: &str, n: f64) {
-    let mut conn = redis::Client::open(redis.url())
-        .and_then(|c| c.get_connection())
-        .expect("redis");
+    let mut conn = redis.connection();
     let _: f64 = redis::cmd("HINCRBYFLOAT")
         .arg(format!("sc:{{shared}}:vs:{id}"))
         .arg("views")
@@ -361,9 +357,7 @@ async fn kept_counters_follow_the_counter_change_feed() {
     assert_eq!(views(&a, y).await, 0.0, "y did not change through the feed");
 
     // A gap in the feed (its entries gone before A read them): A drops everything it kept.
-    let mut conn = redis::Client::open(redis.url())
-        .and_then(|c| c.get_connection())
-        .expect("redis");
+    let mut conn = redis.connection();
     let _: i64 = redis::cmd("DEL")
         .arg("sc:{shared}:vsc")
         .query(&mut conn)
@@ -457,9 +451,7 @@ async fn shared_lists_follow_the_same_bound_and_own_uploads_show_at_once() {
 /// move), as no feed-server ever does: whether a replica then lists it shows whether it read
 /// Redis.
 fn list_fresh_unannounced(redis: &RedisServer, prefix: &str, id: &str) {
-    let mut conn = redis::Client::open(redis.url())
-        .and_then(|c| c.get_connection())
-        .expect("redis");
+    let mut conn = redis.connection();
     let _: i64 = redis::cmd("ZADD")
         .arg(format!("{prefix}{{shared}}:fresh:*"))
         .arg(i64::MAX / 2)
@@ -534,9 +526,7 @@ async fn catalog_lists_are_kept_while_the_catalog_version_holds() {
 
 /// Calls of `command` Redis has served since it started (`INFO commandstats`).
 fn command_calls(redis: &RedisServer, command: &str) -> u64 {
-    let mut conn = redis::Client::open(redis.url())
-        .and_then(|c| c.get_connection())
-        .expect("redis");
+    let mut conn = redis.connection();
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query(&mut conn)

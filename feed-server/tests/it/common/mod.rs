@@ -104,6 +104,13 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// A plain blocking connection, for a test to read or write Redis behind the store's back.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("redis connection")
+    }
+
     /// Stops the server (SIGTERM: it flushes its append-only file) and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
