@@ -349,7 +349,7 @@ impl FeedCache {
 
     /// [`FeedCache::head_store`] reading the user's state in the same round trip: on a miss
     /// the state goes to the ranking that follows, which then reads it no more. The head is
-    /// served only at the version of that state.
+    /// served only at the version of that state; on a hit the rest of the state is not decoded.
     pub async fn head_store_or_state(
         &self,
         want: &HeadWanted<'_>,
@@ -362,7 +362,7 @@ impl FeedCache {
         let found = accepted(found, |s| want.accepts_stored(s, user.version));
         Ok(match self.store_result(&key, found).await {
             Some(snapshot) => StoreHead::Hit(snapshot),
-            None => StoreHead::Miss(Box::new(user)),
+            None => StoreHead::Miss(Box::new(user.decode()?)),
         })
     }
 

@@ -120,7 +120,9 @@ impl State {
             friend_engaged: false,
             taste_cosine: signals::cosine(
                 state
-                    .and_then(|u| encoding::taste(&u.taste).at(ts, AFFINITY_HALF_LIFE_SECS))
+                    .and_then(|u| {
+                        encoding::taste(encoding::fields(&u.taste)).at(ts, AFFINITY_HALF_LIFE_SECS)
+                    })
                     .as_deref(),
                 video.embedding.as_deref(),
             ),

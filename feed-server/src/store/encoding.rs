@@ -16,13 +16,13 @@ const CREATOR: &str = "c:";
 const TAG: &str = "t:";
 
 /// The affinities of a user's affinity fields; fields of neither kind are ignored.
-pub fn affinities(fields: &HashMap<String, Decayed>) -> Affinities {
+pub fn affinities<'a>(fields: impl IntoIterator<Item = (&'a str, Decayed)>) -> Affinities {
     let mut out = Affinities::default();
     for (field, d) in fields {
         if let Some(creator) = field.strip_prefix(CREATOR) {
-            out.creators.insert(creator.to_owned(), *d);
+            out.creators.insert(creator.to_owned(), d);
         } else if let Some(tag) = field.strip_prefix(TAG) {
-            out.tags.insert(tag.to_owned(), *d);
+            out.tags.insert(tag.to_owned(), d);
         }
     }
     out
@@ -31,10 +31,10 @@ pub fn affinities(fields: &HashMap<String, Decayed>) -> Affinities {
 /// The dense taste vector of a user's taste fields (one per dimension index). Fields that are
 /// not an index below [`MAX_EMBEDDING_DIM`] are ignored: no embedding the catalog accepts has
 /// such a dimension, and a corrupt field must not size the vector.
-pub fn taste(fields: &HashMap<String, Decayed>) -> Taste {
+pub fn taste<'a>(fields: impl IntoIterator<Item = (&'a str, Decayed)>) -> Taste {
     let dims: Vec<(usize, Decayed)> = fields
-        .iter()
-        .filter_map(|(k, d)| Some((k.parse::<usize>().ok()?, *d)))
+        .into_iter()
+        .filter_map(|(k, d)| Some((k.parse::<usize>().ok()?, d)))
         .filter(|(i, _)| *i < MAX_EMBEDDING_DIM)
         .collect();
     let len = dims.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
@@ -43,6 +43,11 @@ pub fn taste(fields: &HashMap<String, Decayed>) -> Taste {
         out[i] = d;
     }
     Taste(out)
+}
+
+/// The fields of a map of decayed values, as [`affinities`] and [`taste`] take them.
+pub fn fields(map: &HashMap<String, Decayed>) -> impl Iterator<Item = (&str, Decayed)> {
+    map.iter().map(|(k, d)| (k.as_str(), *d))
 }
 
 #[cfg(test)]
@@ -63,7 +68,7 @@ mod tests {
             (creator_field("t:x"), d(3.0)),
             ("junk".to_owned(), d(4.0)),
         ]);
-        let a = affinities(&fields);
+        let a = affinities(super::fields(&fields));
         assert_eq!(
             a.creators,
             HashMap::from([("ann".to_owned(), d(1.0)), ("t:x".to_owned(), d(3.0))])
@@ -81,10 +86,10 @@ mod tests {
             ("18446744073709551615".to_owned(), d(9.0)),
         ]);
         assert_eq!(
-            taste(&fields),
+            taste(super::fields(&fields)),
             Taste(vec![d(1.0), Decayed::default(), d(3.0)])
         );
-        assert_eq!(taste(&HashMap::new()), Taste::default());
-        assert_eq!(taste(&HashMap::new()).at(20.0, 1.0), None);
+        assert_eq!(taste(super::fields(&HashMap::new())), Taste::default());
+        assert_eq!(taste(super::fields(&HashMap::new())).at(20.0, 1.0), None);
     }
 }

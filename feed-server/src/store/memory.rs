@@ -42,8 +42,8 @@ impl StoredUser {
             profile: self.profile.clone(),
             follows: self.follows.clone(),
             friends: self.friends.clone(),
-            affinity: encoding::affinities(&self.affinity),
-            taste: encoding::taste(&self.taste),
+            affinity: encoding::affinities(encoding::fields(&self.affinity)),
+            taste: encoding::taste(encoding::fields(&self.taste)),
             version: UserVersion::default(),
             seen: SeenCount::Unknown,
         }

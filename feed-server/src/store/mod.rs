@@ -90,6 +90,50 @@ pub struct UserState {
     pub seen: SeenCount,
 }
 
+/// A user's state as read with a cached head: its version now, the rest decoded only when
+/// asked ([`StateRead::decode`]). A head served from the store tier needs only the version, and
+/// decoding a heavy user's affinities costs more than serving the head.
+pub struct StateRead {
+    /// The user's version, as [`UserState::version`].
+    pub version: UserVersion,
+    decode: Box<dyn FnOnce() -> Result<UserState, StoreError> + Send>,
+}
+
+impl StateRead {
+    /// A state already decoded.
+    pub fn ready(state: UserState) -> Self {
+        Self {
+            version: state.version,
+            decode: Box::new(move || Ok(state)),
+        }
+    }
+
+    /// A state whose `decode` runs when it is asked for; `version` must be the version it
+    /// decodes with.
+    pub fn deferred(
+        version: UserVersion,
+        decode: impl FnOnce() -> Result<UserState, StoreError> + Send + 'static,
+    ) -> Self {
+        Self {
+            version,
+            decode: Box::new(decode),
+        }
+    }
+
+    /// The whole state (an error when the stored state is corrupt).
+    pub fn decode(self) -> Result<UserState, StoreError> {
+        (self.decode)()
+    }
+}
+
+impl std::fmt::Debug for StateRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateRead")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The size of a user's seen set as read with the user's state: how a store checks
 /// candidates against it ([`Store::candidates`]). Redis reads a small set whole and checks in
 /// process — nothing for a user who has seen nothing — and asks about each candidate
@@ -252,15 +296,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Option<Vec<u8>>, UserVersion), StoreError>;
     /// Reads a cached blob and `user`'s state for a ranking at unix time `now` (its version
     /// included), for a first-page lookup that goes on to rank when the blob does not serve:
-    /// Redis does both in one round trip; by default, two calls.
+    /// Redis does both in one round trip, and decodes the state only when asked; by default,
+    /// two calls.
     async fn cache_get_with_user_state(
         &self,
         key: &str,
         user: &str,
         now: f64,
-    ) -> Result<(Option<Vec<u8>>, UserState), StoreError> {
+    ) -> Result<(Option<Vec<u8>>, StateRead), StoreError> {
         let (blob, _) = self.cache_get_for_user(key, user).await?;
-        Ok((blob, self.user_state(user, now).await?))
+        Ok((blob, StateRead::ready(self.user_state(user, now).await?)))
     }
     /// Reads a cached blob.
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;

@@ -65,15 +65,15 @@ use super::seen_check::SeenCheck;
 use super::shared_cache::SharedCache;
 use super::video_counters::VideoCounters;
 use super::{
-    CacheEntry, CandidateData, CandidateLists, CandidateQuery, SeenCount, SourceList, Store,
-    StoreError, UserState, UserVersion,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, SeenCount, SourceList, StateRead,
+    Store, StoreError, UserState, UserVersion,
 };
 use super::{anchored, encoding, taste_sums};
 use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::shared::SharedDeltas;
 use crate::learning::{
-    AFFINITY_HALF_LIFE_SECS, BucketCounter, Decayed, Deltas, RECENT_MEMORY, SEEN_MEMORY,
-    TrendingScope, VideoStats, bucket_field, duration_bucket, duration_stats_from_pairs,
+    AFFINITY_HALF_LIFE_SECS, BucketCounter, Deltas, RECENT_MEMORY, SEEN_MEMORY, TrendingScope,
+    VideoStats, bucket_field, duration_bucket, duration_stats_from_pairs,
 };
 use crate::model::{Follows, UserProfile, Video};
 
@@ -156,6 +156,11 @@ fn video_of(reply: Value) -> Result<Option<Arc<Video>>, StoreError> {
 }
 
 /// The user's state from the replies of [`RedisStore::read_user_state`] (taste of `eras`).
+/// A user's version from its `GET` (none yet: 0).
+fn version_of(reply: Value) -> Result<UserVersion, StoreError> {
+    Ok(UserVersion(parse::<Option<u64>>(reply)?.unwrap_or(0)))
+}
+
 fn user_state_of(
     replies: &mut impl Iterator<Item = Value>,
     eras: &[i64],
@@ -165,7 +170,7 @@ fn user_state_of(
             .next()
             .ok_or_else(|| corrupt("short pipeline reply"))
     };
-    let version = UserVersion(parse::<Option<u64>>(next()?)?.unwrap_or(0));
+    let version = version_of(next()?)?;
     let mut profile: HashMap<String, String> = parse(next()?)?;
     let follows: Vec<String> = parse(next()?)?;
     let mut friends: Vec<String> = parse(next()?)?;
@@ -180,9 +185,19 @@ fn user_state_of(
         },
         follows: follows.into_iter().collect(),
         friends,
-        affinity: encoding::affinities(&decayed(next()?)?),
+        affinity: {
+            let reply = next()?;
+            encoding::affinities(anchored::decode(
+                &hash_pairs(&reply)?,
+                AFFINITY_HALF_LIFE_SECS,
+            ))
+        },
         taste: {
-            let legacy = encoding::taste(&decayed(next()?)?);
+            let reply = next()?;
+            let legacy = encoding::taste(anchored::decode(
+                &hash_pairs(&reply)?,
+                AFFINITY_HALF_LIFE_SECS,
+            ));
             let mut sums = Vec::with_capacity(eras.len());
             for &era in eras {
                 if let Some(bytes) = parse::<Option<Vec<u8>>>(next()?)? {
@@ -257,10 +272,30 @@ fn parse<T: redis::FromRedisValue>(v: Value) -> Result<T, StoreError> {
     redis::from_redis_value(v).map_err(corrupt)
 }
 
-/// The decayed values of a decayed hash's `HGETALL` reply ([`anchored::decode`]).
-fn decayed(reply: Value) -> Result<HashMap<String, Decayed>, StoreError> {
-    let raw: HashMap<String, String> = parse(reply)?;
-    Ok(anchored::decode(&raw, AFFINITY_HALF_LIFE_SECS))
+/// The fields and values of an `HGETALL` reply, borrowed from it (RESP2's flat array or
+/// RESP3's map); a name or value that is not UTF-8 makes the reply corrupt.
+fn hash_pairs(reply: &Value) -> Result<Vec<(&str, &str)>, StoreError> {
+    fn text(v: &Value) -> Result<&str, StoreError> {
+        match v {
+            Value::BulkString(b) => {
+                std::str::from_utf8(b).map_err(|_| corrupt("hash field is not UTF-8"))
+            }
+            Value::SimpleString(s) => Ok(s),
+            _ => Err(corrupt("hash field is not a string")),
+        }
+    }
+    match reply {
+        Value::Array(flat) if flat.len() % 2 == 0 => flat
+            .chunks_exact(2)
+            .map(|kv| Ok((text(&kv[0])?, text(&kv[1])?)))
+            .collect(),
+        Value::Map(pairs) => pairs
+            .iter()
+            .map(|(k, v)| Ok((text(k)?, text(v)?)))
+            .collect(),
+        Value::Nil => Ok(Vec::new()),
+        _ => Err(corrupt("HGETALL reply is not a hash")),
+    }
 }
 
 /// Counters from an `HMGET` of [`VideoStats::FIELDS`] (missing fields count as 0).
@@ -1085,18 +1120,19 @@ impl Store for RedisStore {
                 .ok_or_else(|| corrupt("short pipeline reply"))
         };
         let blob = parse(next()?)?;
-        let version = UserVersion(parse::<Option<u64>>(next()?)?.unwrap_or(0));
+        let version = version_of(next()?)?;
         Ok((blob, version))
     }
 
     /// The head and the user's state in one round trip (two slots on a cluster, sent at once);
-    /// the state's version is the one the head is checked against.
+    /// the state's version is the one the head is checked against. The rest of the state is
+    /// decoded only for a ranking ([`StateRead`]).
     async fn cache_get_with_user_state(
         &self,
         key: &str,
         user: &str,
         now: f64,
-    ) -> Result<(Option<Vec<u8>>, UserState), StoreError> {
+    ) -> Result<(Option<Vec<u8>>, StateRead), StoreError> {
         let eras = taste_sums::eras_read_at(now, AFFINITY_HALF_LIFE_SECS);
         let mut pipe = redis::pipe();
         pipe.get(self.keys.cached(key));
@@ -1107,7 +1143,17 @@ impl Store for RedisStore {
                 .next()
                 .ok_or_else(|| corrupt("short pipeline reply"))?,
         )?;
-        Ok((blob, user_state_of(&mut replies, &eras)?))
+        let state: Vec<Value> = replies.collect();
+        let version = version_of(
+            state
+                .first()
+                .cloned()
+                .ok_or_else(|| corrupt("short pipeline reply"))?,
+        )?;
+        let read = StateRead::deferred(version, move || {
+            user_state_of(&mut state.into_iter(), &eras)
+        });
+        Ok((blob, read))
     }
 
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -1147,5 +1193,45 @@ impl Store for RedisStore {
         }
         newest_first.reverse();
         Ok(newest_first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &[u8]) -> Value {
+        Value::BulkString(s.to_vec())
+    }
+
+    #[test]
+    fn a_hash_reply_is_read_in_either_protocol_and_a_corrupt_one_is_refused() {
+        let flat = Value::Array(vec![
+            bulk(b"~1:c:a"),
+            bulk(b"2.5"),
+            bulk(b"t:x"),
+            bulk(b"1"),
+        ]);
+        let want = vec![("~1:c:a", "2.5"), ("t:x", "1")];
+        assert_eq!(hash_pairs(&flat).expect("RESP2"), want);
+        let map = Value::Map(vec![
+            (bulk(b"~1:c:a"), bulk(b"2.5")),
+            (bulk(b"t:x"), bulk(b"1")),
+        ]);
+        assert_eq!(hash_pairs(&map).expect("RESP3"), want);
+        assert_eq!(hash_pairs(&Value::Array(vec![])).expect("empty"), vec![]);
+        assert_eq!(hash_pairs(&Value::Nil).expect("no key"), vec![]);
+
+        for bad in [
+            Value::Array(vec![bulk(b"c:a")]),
+            Value::Array(vec![bulk(b"c:\xff"), bulk(b"1")]),
+            Value::Array(vec![bulk(b"c:a"), Value::Int(1)]),
+            Value::Int(3),
+        ] {
+            assert!(
+                matches!(hash_pairs(&bad), Err(StoreError::Corrupt(_))),
+                "{bad:?} accepted"
+            );
+        }
     }
 }

@@ -180,7 +180,7 @@ mod tests {
         for b in batches {
             apply_taste(&mut m, b, HL);
         }
-        crate::store::encoding::taste(&m)
+        crate::store::encoding::taste(crate::store::encoding::fields(&m))
     }
 
     fn assert_close_at(t: f64, got: &Taste, want: &Taste, tolerance: f64) {

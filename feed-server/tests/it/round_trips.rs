@@ -16,8 +16,8 @@ use feed_server::ranking::rank_feed;
 use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{
-    CacheEntry, CandidateData, CandidateLists, CandidateQuery, RedisStore, SeenCount, Store,
-    StoreError, UserState, UserVersion,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, RedisStore, SeenCount, StateRead,
+    Store, StoreError, UserState, UserVersion,
 };
 
 /// Counts calls to the wrapped store.
@@ -94,7 +94,7 @@ impl Store for Counting {
         k: &str,
         u: &str,
         now: f64,
-    ) -> Result<(Option<Vec<u8>>, UserState), StoreError> {
+    ) -> Result<(Option<Vec<u8>>, StateRead), StoreError> {
         self.hit();
         self.inner.cache_get_with_user_state(k, u, now).await
     }
@@ -169,12 +169,6 @@ async fn round_trips_do_not_grow_with_candidates() {
 /// write; the next one none.
 #[tokio::test]
 async fn an_uncached_first_page_reads_the_users_state_with_the_head() {
-    use feed_server::cache::FeedCache;
-    use feed_server::experiments::LiveProfiles;
-    use feed_server::metrics::Metrics;
-    use feed_server::shed::ShedLimits;
-    use feed_server::state::{AppState, ServiceSettings};
-
     let redis = RedisServer::start();
     let store = Arc::new(Counting {
         inner: replica(&redis, "hs:", Duration::from_secs(1)),
@@ -204,12 +198,61 @@ async fn an_uncached_first_page_reads_the_users_state_with_the_head() {
         .await
         .expect("head and state");
     assert_eq!(blob, None);
+    let state = state.decode().expect("state decodes");
     assert_eq!(
         state,
         store.inner.user_state("u", now).await.expect("state")
     );
     assert_eq!(state.profile, profile);
     assert_eq!(state.friends, ["f1"]);
+
+    let app = app_on(store.clone());
+    store.calls.store(0, Ordering::SeqCst);
+    let first = feed_server::feed::head(&app, "u", 20, false)
+        .await
+        .expect("first page");
+    assert!(!first.items.is_empty());
+    assert_eq!(first.user_version, state.version);
+    assert_eq!(
+        store.calls.load(Ordering::SeqCst),
+        4,
+        "head and user state, source lists, candidates, the head's write"
+    );
+    store.calls.store(0, Ordering::SeqCst);
+    let again = feed_server::feed::head(&app, "u", 20, false)
+        .await
+        .expect("cached page");
+    assert_eq!(again.id, first.id);
+    assert_eq!(store.calls.load(Ordering::SeqCst), 0, "served in process");
+
+    // Another replica (nothing in process) serves the head from the store tier in one round
+    // trip, and decodes no more of the user's state than the version: a friend id that is not
+    // UTF-8, written behind the store's back, does not stop the page (it would stop a ranking).
+    let _: i64 = redis::cmd("SADD")
+        .arg("hs:{u:u}:fr")
+        .arg(b"\xff\xfe".as_slice())
+        .query(&mut redis.connection())
+        .expect("sadd");
+    assert!(
+        store.inner.user_state("u", now).await.is_err(),
+        "the state no longer decodes"
+    );
+    let other = app_on(store.clone());
+    store.calls.store(0, Ordering::SeqCst);
+    let stored = feed_server::feed::head(&other, "u", 20, false)
+        .await
+        .expect("the stored head serves");
+    assert_eq!(stored.id, first.id);
+    assert_eq!(store.calls.load(Ordering::SeqCst), 1, "head and version");
+}
+
+/// A feed-server's state over `store`, with an empty in-process tier.
+fn app_on(store: Arc<Counting>) -> feed_server::state::AppState {
+    use feed_server::cache::FeedCache;
+    use feed_server::experiments::LiveProfiles;
+    use feed_server::metrics::Metrics;
+    use feed_server::shed::ShedLimits;
+    use feed_server::state::{AppState, ServiceSettings};
 
     let metrics = Arc::new(Metrics::new("r", "stable").expect("metrics"));
     let cache = FeedCache::new(
@@ -228,24 +271,7 @@ async fn an_uncached_first_page_reads_the_users_state_with_the_head() {
         shed: ShedLimits::new(Some(1), Some(1), Duration::from_secs(1)),
         tune_max_events: 1,
     };
-    let app = AppState::new(store.clone(), cache, profiles, metrics, settings);
-    store.calls.store(0, Ordering::SeqCst);
-    let first = feed_server::feed::head(&app, "u", 20, false)
-        .await
-        .expect("first page");
-    assert!(!first.items.is_empty());
-    assert_eq!(first.user_version, state.version);
-    assert_eq!(
-        store.calls.load(Ordering::SeqCst),
-        4,
-        "head and user state, source lists, candidates, the head's write"
-    );
-    store.calls.store(0, Ordering::SeqCst);
-    let again = feed_server::feed::head(&app, "u", 20, false)
-        .await
-        .expect("cached page");
-    assert_eq!(again.id, first.id);
-    assert_eq!(store.calls.load(Ordering::SeqCst), 0, "served in process");
+    AppState::new(store, cache, profiles, metrics, settings)
 }
 
 fn replica(redis: &RedisServer, prefix: &str, shared_cache: Duration) -> RedisStore {
