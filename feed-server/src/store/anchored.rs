@@ -118,7 +118,7 @@ pub fn decode<'a>(raw: &[(&'a str, &'a str)], half_life: f64) -> Vec<(&'a str, D
     let mut fields: Vec<(&str, Part, Vec<Part>)> = Vec::with_capacity(raw.len());
     let mut index: HashMap<&str, usize, foldhash::fast::RandomState> =
         HashMap::with_capacity_and_hasher(raw.len(), Default::default());
-    let mut add = |field: &'a str, part: (f64, f64)| match index.get(field) {
+    let mut add = |field: &'a str, part: Part| match index.get(field) {
         Some(&at) => fields[at].2.push(part),
         None => {
             index.insert(field, fields.len());

@@ -72,8 +72,8 @@ use super::{anchored, encoding, taste_sums};
 use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::shared::SharedDeltas;
 use crate::learning::{
-    AFFINITY_HALF_LIFE_SECS, BucketCounter, Deltas, RECENT_MEMORY, SEEN_MEMORY, TrendingScope,
-    VideoStats, bucket_field, duration_bucket, duration_stats_from_pairs,
+    AFFINITY_HALF_LIFE_SECS, BucketCounter, Decayed, Deltas, RECENT_MEMORY, SEEN_MEMORY,
+    TrendingScope, VideoStats, bucket_field, duration_bucket, duration_stats_from_pairs,
 };
 use crate::model::{Follows, UserProfile, Video};
 
@@ -155,12 +155,12 @@ fn video_of(reply: Value) -> Result<Option<Arc<Video>>, StoreError> {
     }
 }
 
-/// The user's state from the replies of [`RedisStore::read_user_state`] (taste of `eras`).
 /// A user's version from its `GET` (none yet: 0).
 fn version_of(reply: Value) -> Result<UserVersion, StoreError> {
     Ok(UserVersion(parse::<Option<u64>>(reply)?.unwrap_or(0)))
 }
 
+/// The user's state from the replies of [`RedisStore::read_user_state`] (taste of `eras`).
 fn user_state_of(
     replies: &mut impl Iterator<Item = Value>,
     eras: &[i64],
@@ -185,19 +185,9 @@ fn user_state_of(
         },
         follows: follows.into_iter().collect(),
         friends,
-        affinity: {
-            let reply = next()?;
-            encoding::affinities(anchored::decode(
-                &hash_pairs(&reply)?,
-                AFFINITY_HALF_LIFE_SECS,
-            ))
-        },
+        affinity: encoding::affinities(decayed(&next()?)?),
         taste: {
-            let reply = next()?;
-            let legacy = encoding::taste(anchored::decode(
-                &hash_pairs(&reply)?,
-                AFFINITY_HALF_LIFE_SECS,
-            ));
+            let legacy = encoding::taste(decayed(&next()?)?);
             let mut sums = Vec::with_capacity(eras.len());
             for &era in eras {
                 if let Some(bytes) = parse::<Option<Vec<u8>>>(next()?)? {
@@ -270,6 +260,15 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 
 fn parse<T: redis::FromRedisValue>(v: Value) -> Result<T, StoreError> {
     redis::from_redis_value(v).map_err(corrupt)
+}
+
+/// The decayed values of a decayed hash's `HGETALL` reply ([`anchored::decode`]), its fields
+/// borrowed from the reply.
+fn decayed(reply: &Value) -> Result<Vec<(&str, Decayed)>, StoreError> {
+    Ok(anchored::decode(
+        &hash_pairs(reply)?,
+        AFFINITY_HALF_LIFE_SECS,
+    ))
 }
 
 /// The fields and values of an `HGETALL` reply, borrowed from it (RESP2's flat array or
