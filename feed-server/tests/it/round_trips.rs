@@ -166,7 +166,8 @@ async fn round_trips_do_not_grow_with_candidates() {
 
 /// A first page that is in neither cache tier costs four round trips: the store tier's head
 /// read together with the user's state, the source lists, the candidates' data, the new head's
-/// write; the next one none.
+/// write; the next one none, and another replica's one (the stored head, of whose state only
+/// the version is decoded).
 #[tokio::test]
 async fn an_uncached_first_page_reads_the_users_state_with_the_head() {
     let redis = RedisServer::start();
