@@ -139,7 +139,7 @@ impl Placed {
 }
 
 /// Why items were passed over, by position, as bits ([`Move::Capped`], [`Move::Spread`]):
-/// gathered during the scans and given to the placed items once, at the end, so that a scan
+/// gathered during the scans and given to an item once, when it is placed, so that a scan
 /// touches no item.
 #[derive(Clone, Copy, Default)]
 struct PassedOver(u8);

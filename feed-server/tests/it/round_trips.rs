@@ -208,23 +208,16 @@ async fn an_uncached_first_page_reads_the_users_state_with_the_head() {
     assert_eq!(state.friends, ["f1"]);
 
     let app = app_on(store.clone());
-    store.calls.store(0, Ordering::SeqCst);
-    let first = feed_server::feed::head(&app, "u", 20, false)
-        .await
-        .expect("first page");
+    let (first, calls) = first_page_counted(&app, &store).await;
     assert!(!first.items.is_empty());
     assert_eq!(first.user_version, state.version);
     assert_eq!(
-        store.calls.load(Ordering::SeqCst),
-        4,
+        calls, 4,
         "head and user state, source lists, candidates, the head's write"
     );
-    store.calls.store(0, Ordering::SeqCst);
-    let again = feed_server::feed::head(&app, "u", 20, false)
-        .await
-        .expect("cached page");
+    let (again, calls) = first_page_counted(&app, &store).await;
     assert_eq!(again.id, first.id);
-    assert_eq!(store.calls.load(Ordering::SeqCst), 0, "served in process");
+    assert_eq!(calls, 0, "served in process");
 
     // Another replica (nothing in process) serves the head from the store tier in one round
     // trip, and decodes no more of the user's state than the version: a friend id that is not
@@ -238,13 +231,21 @@ async fn an_uncached_first_page_reads_the_users_state_with_the_head() {
         store.inner.user_state("u", now).await.is_err(),
         "the state no longer decodes"
     );
-    let other = app_on(store.clone());
-    store.calls.store(0, Ordering::SeqCst);
-    let stored = feed_server::feed::head(&other, "u", 20, false)
-        .await
-        .expect("the stored head serves");
+    let (stored, calls) = first_page_counted(&app_on(store.clone()), &store).await;
     assert_eq!(stored.id, first.id);
-    assert_eq!(store.calls.load(Ordering::SeqCst), 1, "head and version");
+    assert_eq!(calls, 1, "head and version");
+}
+
+/// User `u`'s first page from `app`, and the store calls it made.
+async fn first_page_counted(
+    app: &feed_server::state::AppState,
+    store: &Counting,
+) -> (Arc<feed_server::cache::Snapshot>, usize) {
+    store.calls.store(0, Ordering::SeqCst);
+    let page = feed_server::feed::head(app, "u", 20, false)
+        .await
+        .expect("first page");
+    (page, store.calls.load(Ordering::SeqCst))
 }
 
 /// A feed-server's state over `store`, with an empty in-process tier.
