@@ -74,9 +74,11 @@ type Series = Vec<(HashMap<String, String>, f64)>;
 /// How a query's answer is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Grouping {
-    /// A query of one rollout's check (custom PromQL, sequential counts): one number.
+    /// A query of one rollout's check (custom PromQL): one number.
     Own,
-    /// A preset query grouped by rollout and side: each rollout picks its series.
+    /// A query of several series, each read by its labels: a preset query grouped by rollout
+    /// and side (each rollout picks its series) or a sequential check's counts (see
+    /// [`CountPlan`]).
     Grouped,
 }
 
@@ -102,13 +104,37 @@ impl Answer {
                     .filter(|(labels, _)| key.is_none_or(|k| k.matches(labels)))
                     .map(|(_, v)| *v)
                     .collect();
-                match mine.as_slice() {
-                    [] => Outcome::Empty,
-                    [one] => Outcome::Value(*one),
-                    many => Outcome::Many(many.len()),
-                }
+                one_number(&mine)
             }
         }
+    }
+
+    /// The count `name` of a sequential check's one query (see [`CountPlan`]).
+    fn count(&self, name: &str) -> Outcome {
+        match self {
+            Self::Own(o) => o.clone(),
+            Self::Series(Err(e)) if e.contains("got scalar") => Outcome::Error(format!(
+                "{e} (each count must be an instant vector, e.g. sum(increase(...)), not a scalar)"
+            )),
+            Self::Series(Err(e)) => Outcome::Error(e.clone()),
+            Self::Series(Ok(series)) => {
+                let mine: Vec<f64> = series
+                    .iter()
+                    .filter(|(labels, _)| labels.get(COUNT_LABEL).is_some_and(|l| l == name))
+                    .map(|(_, v)| *v)
+                    .collect();
+                one_number(&mine)
+            }
+        }
+    }
+}
+
+/// What the values of the series a rollout reads say: nothing, one number, or too many.
+fn one_number(values: &[f64]) -> Outcome {
+    match values {
+        [] => Outcome::Empty,
+        [one] => Outcome::Value(*one),
+        many => Outcome::Many(many.len()),
     }
 }
 
@@ -220,9 +246,7 @@ impl AnalysisEngine {
             let mut rollout_plans = Vec::new();
             for check in checks.iter().filter(|c| !fast || c.is_fast()) {
                 if let Some(plan) = CountPlan::of(check, target) {
-                    for q in &plan.queries {
-                        need(q.clone(), Grouping::Own);
-                    }
+                    need(plan.together.clone(), Grouping::Grouped);
                     rollout_plans.push(Plan::Counts(check, plan));
                     continue;
                 }
@@ -307,7 +331,12 @@ impl AnalysisEngine {
                     .into_iter()
                     .map(|p| match p {
                         Plan::Counts(check, plan) => {
-                            let outcomes = plan.queries.clone().map(|q| outcome(&Source::Own(q)));
+                            let outcomes = match answers.get(plan.together.as_str()) {
+                                Some(answer) => COUNTS.map(|count| answer.count(count)),
+                                None => COUNTS.map(|_| {
+                                    Outcome::Error("internal: query result missing".to_owned())
+                                }),
+                            };
                             plan.record(check, at, outcomes)
                         }
                         Plan::Value(p) => {
@@ -407,13 +436,46 @@ fn series_of(result: Result<PromqlResult, Failure>) -> Result<Series, String> {
     }
 }
 
-/// The four count queries of a sequential check for one rollout, rendered over the check's
-/// window (the step so far: see [`super::counts`]).
+/// The label that names each count in a sequential check's one query.
+const COUNT_LABEL: &str = "feedroll_count";
+
+/// The counts of a sequential check, in the order of [`CountPlan::queries`]: the values of
+/// [`COUNT_LABEL`] in its one query.
+const COUNTS: [&str; 4] = [
+    "canary_events",
+    "canary_trials",
+    "stable_events",
+    "stable_trials",
+];
+
+/// The four counts of a sequential check for one rollout, rendered over the check's window (the
+/// step so far: see [`super::counts`]).
+///
+/// They are asked in one query ([`Self::together`]), each count labelled with
+/// [`COUNT_LABEL`]: Prometheus answers a query from one state of its storage (a scrape is seen
+/// whole or not at all) at one evaluation time. Four queries could straddle a scrape or a sample
+/// leaving the window, and read a side's trials without its events (no errors at all: a false
+/// pass, most likely early in a step when the window holds one or two samples) or its events
+/// without its trials.
 #[derive(Clone, Debug)]
 struct CountPlan {
     test: SequentialTest,
-    /// Canary events, canary trials, stable events, stable trials.
+    /// Canary events, canary trials, stable events, stable trials: each on its own, as the
+    /// records show them to reproduce by hand.
     queries: [String; 4],
+    /// The four as one query: `label_replace(<count>, "feedroll_count", "<name>", "", "") or …`.
+    together: String,
+}
+
+/// The counts `queries` (in the order of [`COUNTS`]) as one query whose series carry
+/// [`COUNT_LABEL`]. Every count must be an instant vector (`sum(increase(…))`), not a scalar.
+fn counts_together(queries: &[String; 4]) -> String {
+    queries
+        .iter()
+        .zip(COUNTS)
+        .map(|(q, name)| format!("label_replace({q}, \"{COUNT_LABEL}\", \"{name}\", \"\", \"\")"))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 impl CountPlan {
@@ -422,14 +484,16 @@ impl CountPlan {
         let test = check.sequential?;
         let t = count_templates(check)?;
         let r = |template: &str, side| render(template, target, side, check.window);
+        let queries = [
+            r(&t.events, Side::Canary),
+            r(&t.trials, Side::Canary),
+            r(&t.events, Side::Stable),
+            r(&t.trials, Side::Stable),
+        ];
         Some(Self {
             test,
-            queries: [
-                r(&t.events, Side::Canary),
-                r(&t.trials, Side::Canary),
-                r(&t.events, Side::Stable),
-                r(&t.trials, Side::Stable),
-            ],
+            together: counts_together(&queries),
+            queries,
         })
     }
 

@@ -38,6 +38,7 @@ fn s(name: &str, labels: Vec<(String, String)>, per_second: f64) -> Series {
         labels,
         per_second,
         offset: 0.0,
+        from_secs: 0.0,
     }
 }
 

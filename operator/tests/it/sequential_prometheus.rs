@@ -177,3 +177,138 @@ async fn content_health_presets_compare_what_each_variant_served() {
     assert_eq!(verdict, Verdict::Fail, "{r:?}");
     assert!(r.query.contains("feed_served_long_tail_items_total{namespace=\"test\",rollout=\"exp\",variant=\"canary\"}"), "{}", r.query);
 }
+
+/// The four counts of a sequential check are read from one state of Prometheus' storage: a
+/// scrape that lands while a check is evaluated, or a sample leaving the window, never gives a
+/// side's trials without its events (0 errors: a false pass) or its events without its trials
+/// (more errors than requests). Twelve rollouts whose series and steps start 0.7 scrape intervals
+/// apart are evaluated back to back for ten seconds: each goes through the scrape that brings
+/// its second sample (the first moment `increase()` has a value) while queries are in flight,
+/// and every count read must keep each side's share of errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counts_of_a_check_come_from_one_state_of_the_storage() {
+    let names: Vec<String> = (0..12).map(|i| format!("r{i}")).collect();
+    let starts: Vec<Duration> = (0..names.len())
+        .map(|i| Duration::from_millis(700 * i as u64))
+        .collect();
+    let mut exported = Vec::new();
+    for (name, start) in names.iter().zip(&starts) {
+        let mut both = http(name, "canary", 490.0, 10.0);
+        both.extend(http(name, "stable", 4455.0, 45.0));
+        exported.extend(both.into_iter().map(|s| s.starting_after(*start)));
+    }
+    let harness = Harness::start(exported).await;
+    let engine = AnalysisEngine::new(&harness.url, Duration::from_secs(5)).unwrap();
+    let sequential = checks(
+        "    - {name: errors, preset: errorRate, compare: {mode: sequential, alpha: 0.05, minEffect: 0.01}}\n",
+    );
+    let first = Timestamp::now();
+    let step_starts: Vec<Timestamp> = starts.iter().map(|s| first + *s).collect();
+    let until = Instant::now() + Duration::from_secs(10);
+    let (mut evaluations, mut counted) = (0, 0);
+    while Instant::now() < until {
+        let now = Timestamp::now();
+        let rollouts: Vec<_> = names
+            .iter()
+            .zip(&step_starts)
+            .filter(|(_, start)| **start <= now)
+            .map(|(name, start)| {
+                let step = over_the_step(&sequential, Some(*start), now);
+                (target(name, TrafficMode::ReplicaRatio), step)
+            })
+            .collect();
+        let many = engine.evaluate_many(&rollouts, false, now).await;
+        evaluations += 1;
+        for record in many.runs.iter().flat_map(|run| &run.records) {
+            assert_ne!(record.verdict, Verdict::Error, "{record:?}");
+            let Some(e) = &record.evidence else { continue };
+            for (side, counts, share) in [("canary", e.canary, 0.02), ("stable", e.stable, 0.01)] {
+                if counts.trials == 0 {
+                    assert_eq!(counts.events, 0, "{side} of {record:?}");
+                    continue;
+                }
+                counted += 1;
+                let seen = counts.events as f64 / counts.trials as f64;
+                assert!(
+                    (seen - share).abs() <= share / 4.0,
+                    "{side}: {}/{} is not a {share} share: {record:?}",
+                    counts.events,
+                    counts.trials
+                );
+            }
+        }
+    }
+    assert!(
+        evaluations > 100 && counted > 500,
+        "{evaluations} evaluations, {counted} counts read"
+    );
+}
+
+/// A check with custom counts is read the same way: two sums judged like the preset; a count
+/// that is a scalar, or that is not summed to one series, is an `error` whose reason says what to
+/// write instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_counts_are_judged_and_malformed_ones_say_why() {
+    let harness = Harness::start(exported()).await;
+    let engine = AnalysisEngine::new(&harness.url, Duration::from_secs(5)).unwrap();
+    let requests = "feed_http_requests_total{ {{selector}} }[{{window}}]";
+    let errors = "feed_http_requests_total{ {{selector}}, status=~'5..' }[{{window}}]";
+    let check = |name: &str, numerator: &str, denominator: &str| {
+        format!(
+            "    - name: {name}\n      counts: {{numerator: \"{numerator}\", denominator: \"{denominator}\"}}\n      compare: {{mode: sequential, minEffect: 0.01, direction: higher-is-worse}}\n"
+        )
+    };
+    let yaml = [
+        check(
+            "summed",
+            &format!("sum(increase({errors}))"),
+            &format!("sum(increase({requests}))"),
+        ),
+        check(
+            "scalar",
+            &format!("scalar(sum(increase({errors})))"),
+            &format!("sum(increase({requests}))"),
+        ),
+        check(
+            "unsummed",
+            &format!("sum(increase({errors}))"),
+            &format!("increase({requests})"),
+        ),
+    ]
+    .concat();
+    let checks = checks(&yaml);
+    let step_start = Timestamp::now();
+    let worse = target("worse", TrafficMode::ReplicaRatio);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let records = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = Timestamp::now();
+        let step = over_the_step(&checks, Some(step_start), now);
+        let run = engine.evaluate(&worse, &step, false, now).await;
+        if run.records[0].verdict != Verdict::NoData || Instant::now() > deadline {
+            break run.records;
+        }
+    };
+    assert_eq!(records[0].verdict, Verdict::Fail, "{:?}", records[0]);
+    assert!(
+        records[0].reason.contains("canary worse"),
+        "{}",
+        records[0].reason
+    );
+    assert_eq!(records[1].verdict, Verdict::Error, "{:?}", records[1]);
+    assert!(
+        records[1]
+            .reason
+            .contains("must be an instant vector, e.g. sum(increase(...)), not a scalar"),
+        "{}",
+        records[1].reason
+    );
+    assert_eq!(records[2].verdict, Verdict::Error, "{:?}", records[2]);
+    assert!(
+        records[2]
+            .reason
+            .contains("canary trials: query returned 2 series; aggregate it to one number"),
+        "{}",
+        records[2].reason
+    );
+}

@@ -1,7 +1,7 @@
 //! A real Prometheus process scraping a tiny exporter the test controls.
 //!
 //! The exporter serves counters that grow at the rates the test sets (value = rate × seconds
-//! since the exporter started), so every `rate()` Prometheus computes is known in advance.
+//! since the exporter started, or since the series' own start), so every `rate()` Prometheus computes is known in advance.
 //! Prometheus (Debian's `prometheus` binary) runs on a free loopback port with a temporary
 //! directory and scrapes every second; it is killed when the harness is dropped.
 //!
@@ -31,6 +31,19 @@ pub struct Series {
     pub per_second: f64,
     /// Value at start (counters that never move have rate 0).
     pub offset: f64,
+    /// Seconds after the exporter started before the series is first exported (it starts at
+    /// `offset` then).
+    pub from_secs: f64,
+}
+
+impl Series {
+    /// This series, first exported `after` the exporter started.
+    pub fn starting_after(self, after: Duration) -> Series {
+        Series {
+            from_secs: after.as_secs_f64(),
+            ..self
+        }
+    }
 }
 
 /// Series builder: `series("feed_http_requests_total", &[("status", "200")], 10.0)`.
@@ -43,6 +56,7 @@ pub fn series(name: &str, labels: &[(&str, &str)], per_second: f64) -> Series {
             .collect(),
         per_second,
         offset: 0.0,
+        from_secs: 0.0,
     }
 }
 
@@ -91,7 +105,7 @@ async fn metrics(State(e): State<Exporter>) -> String {
     let elapsed = e.started.elapsed().as_secs_f64();
     let series = e.series.lock().map(|s| s.clone()).unwrap_or_default();
     let mut out = String::new();
-    for s in series {
+    for s in series.into_iter().filter(|s| s.from_secs <= elapsed) {
         let labels: Vec<String> = s
             .labels
             .iter()
@@ -101,7 +115,7 @@ async fn metrics(State(e): State<Exporter>) -> String {
             "{}{{{}}} {}\n",
             s.name,
             labels.join(","),
-            s.offset + s.per_second * elapsed
+            s.offset + s.per_second * (elapsed - s.from_secs)
         ));
     }
     out
