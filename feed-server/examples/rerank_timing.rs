@@ -3,14 +3,16 @@
 //! followed creators in the user's two favourite tags, the rest by any of 10,000 creators in
 //! any of 40 tags, one in twenty from the long-tail source; the default knobs; depth 200.
 //!
-//! `cargo run --release -p feed-server --example rerank_timing` prints the median and the
-//! fastest of 1,000 calls (50 lists, 20 calls each, every call on a fresh copy made outside the
-//! timing) and a checksum of the orders and notes, equal between two versions that agree.
+//! `cargo run --release -p feed-server --example rerank_timing` prints, with notes and
+//! without, the median and the fastest of 1,000 calls (50 lists, 20 calls each, every call on a
+//! fresh copy made outside the timing, the two modes in turn), a checksum of the orders and
+//! notes (equal between two versions that agree) and one of the orders alone (equal between
+//! the two modes).
 
 use std::time::Instant;
 
 use feed_profile::DiversityKnobs;
-use feed_server::ranking::diversity::{Diversifiable, Move, rerank};
+use feed_server::ranking::diversity::{Diversifiable, Move, Notes, rerank};
 
 #[derive(Clone)]
 struct Item {
@@ -64,25 +66,38 @@ fn main() {
     };
     let lists: Vec<Vec<Item>> = (0..50).map(|_| list(&mut next, 600)).collect();
     let knobs = DiversityKnobs::default();
-    let (mut micros, mut checksum) = (Vec::new(), 0usize);
+    // Both modes, call by call in turn, so that the host's noise falls on both alike.
+    let modes = [
+        ("with notes", Notes::Given),
+        ("without notes", Notes::Skipped),
+    ];
+    let mut micros = [Vec::new(), Vec::new()];
+    let mut checksums = [0usize; 2];
+    let mut orders = [0usize; 2];
     for items in &lists {
         for _ in 0..20 {
-            let input = items.clone();
-            let started = Instant::now();
-            let out = rerank(input, &knobs, 200);
-            micros.push(started.elapsed().as_secs_f64() * 1e6);
-            checksum += out
-                .iter()
-                .enumerate()
-                .map(|(slot, item)| slot * (item.notes as usize + item.creator.len()))
-                .sum::<usize>();
+            for (m, (_, notes)) in modes.iter().enumerate() {
+                let input = items.clone();
+                let started = Instant::now();
+                let out = rerank(input, &knobs, 200, *notes);
+                micros[m].push(started.elapsed().as_secs_f64() * 1e6);
+                for (slot, item) in out.iter().enumerate() {
+                    checksums[m] += slot * (item.notes as usize + item.creator.len());
+                    orders[m] += slot * (item.creator.len() + item.tag.len() * 7);
+                }
+            }
         }
     }
-    micros.sort_by(f64::total_cmp);
-    println!(
-        "rerank of 600 items to 200: median {:.1} us, fastest {:.1} us over {} calls (checksum {checksum})",
-        micros[micros.len() / 2],
-        micros[0],
-        micros.len()
-    );
+    for (m, (name, _)) in modes.iter().enumerate() {
+        let calls = &mut micros[m];
+        calls.sort_by(f64::total_cmp);
+        println!(
+            "rerank of 600 items to 200 {name}: median {:.1} us, fastest {:.1} us over {} calls (checksum {}, order checksum {})",
+            calls[calls.len() / 2],
+            calls[0],
+            calls.len(),
+            checksums[m],
+            orders[m]
+        );
+    }
 }

@@ -8,7 +8,7 @@ use rand::Rng;
 use std::sync::Arc;
 
 use crate::cache::{HeadWanted, Snapshot, StoreHead};
-use crate::ranking;
+use crate::ranking::{self, Detail};
 use crate::shed::Overloaded;
 use crate::state::AppState;
 use crate::store::{StoreError, UserState};
@@ -131,9 +131,16 @@ async fn rank_and_cache(
         &variant.profile,
         state.settings.feed_depth,
     );
+    let detail = if explain {
+        Detail::Explained
+    } else {
+        Detail::Plain
+    };
     let ranked = match user {
-        Some(user) => ranking::rank_feed_with(store, profile, user_id, &user, now, depth).await?,
-        None => ranking::rank_feed(store, profile, user_id, now, depth).await?,
+        Some(user) => {
+            ranking::rank_feed_with(store, profile, user_id, &user, now, depth, detail).await?
+        }
+        None => ranking::rank_feed(store, profile, user_id, now, depth, detail).await?,
     };
     state
         .metrics
@@ -145,19 +152,12 @@ async fn rank_and_cache(
         .longest()
         .unwrap_or(variant.profile.cache.ttl_seconds.short)
         .max(1);
-    let mut items = ranked.items;
-    if !explain {
-        for item in &mut items {
-            item.signals = None;
-            item.explain = None;
-        }
-    }
     let snapshot = Snapshot {
         id: format!("{:032x}", rand::rng().random::<u128>()),
         user_id: user_id.to_owned(),
         variant: variant.name.clone(),
         generation,
-        items,
+        items: ranked.items,
         explained: explain,
         facts: ranked.facts,
         // A page's TTL runs from the end of its ranking (which may have queued for a slot).

@@ -5,7 +5,7 @@
 //! slots apart. Every `round(1 / longTailShare)`-th slot goes to the best long-tail item. When no
 //! item fits, the spread rule is relaxed first, then the creator cap, so the list never runs dry.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use foldhash::{HashMap, HashMapExt};
 
@@ -119,14 +119,17 @@ impl Placed {
         if self.in_window[key.creator] >= self.creator_cap {
             return Fit::Capped;
         }
-        let Some(tag) = key.tag.filter(|_| spread) else {
-            return Fit::Yes;
-        };
-        let spread_start = (self.slot() + 1).saturating_sub(self.similar_spread);
-        match self.tag_last[tag] {
-            Some(at) if at >= spread_start => Fit::Spread,
+        match key.tag.filter(|_| spread) {
+            Some(tag) if self.too_close(tag) => Fit::Spread,
             _ => Fit::Yes,
         }
+    }
+
+    /// Whether the spread rule keeps `tag` out of the next slot: it was placed fewer than
+    /// `similarSpread` slots ago.
+    fn too_close(&self, tag: usize) -> bool {
+        let spread_start = (self.slot() + 1).saturating_sub(self.similar_spread);
+        self.tag_last[tag].is_some_and(|at| at >= spread_start)
     }
 
     fn place(&mut self, key: Key) {
@@ -164,7 +167,148 @@ impl PassedOver {
     }
 }
 
-/// Re-ranks `items` (best first) into at most `depth` items.
+/// Whether re-ranking tells the items what it did to them ([`Diversifiable::note`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notes {
+    /// Each placed item is told why better-scored items passed it or it them (an explained
+    /// ranking shows it).
+    Given,
+    /// The order only: a ranking nobody will see explained. Same order as [`Notes::Given`].
+    Skipped,
+}
+
+/// Re-ranks `items` (best first) into at most `depth` items, with or without `notes`: the same
+/// order either way. With notes, [`noted`]; without, [`by_tag_queues`], which does not need to
+/// look at the items a slot passes over.
+pub fn rerank<T: Diversifiable>(
+    items: Vec<T>,
+    knobs: &DiversityKnobs,
+    depth: usize,
+    notes: Notes,
+) -> Vec<T> {
+    match notes {
+        Notes::Given => noted(items, knobs, depth),
+        Notes::Skipped => {
+            let picks = by_tag_queues(&items, knobs, depth);
+            let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
+            picks
+                .into_iter()
+                .filter_map(|at| items[at].take())
+                .collect()
+        }
+    }
+}
+
+/// Every `long_tail_every`-th slot is reserved for a long-tail item (0: none).
+fn long_tail_every(knobs: &DiversityKnobs) -> usize {
+    if knobs.long_tail_share > 0.0 {
+        (1.0 / knobs.long_tail_share).round() as usize
+    } else {
+        0
+    }
+}
+
+/// The positions in `items` of the re-ranked list, in order, picked as [`noted`] picks them.
+///
+/// The items not placed yet wait in one queue per primary tag (items without a tag in one more),
+/// each in score order, and the queues are ordered by their heads. A slot's first fit is the
+/// best among the queues whose tag the spread rule allows: walk the queues by head, skip those
+/// whose tag is too close (at most `similarSpread − 1` of them), and in each look for the first
+/// item whose creator is not capped (at most `window / creatorCap` creators are); stop at a
+/// queue whose head is behind the best found. The long-tail slot looks only at the long-tail
+/// items, in their own queue. A slot so costs a few steps, however many items the spread rule
+/// passes over.
+fn by_tag_queues<T: Diversifiable>(
+    items: &[T],
+    knobs: &DiversityKnobs,
+    depth: usize,
+) -> Vec<usize> {
+    let (keys, creators, tags) = intern(items);
+    let depth = depth.min(items.len());
+    // Queue `tags` holds the items without a tag.
+    let queue_of = |key: Key| key.tag.unwrap_or(tags);
+    let mut queues: Vec<Vec<usize>> = vec![Vec::new(); tags + 1];
+    for (at, &key) in keys.iter().enumerate() {
+        queues[queue_of(key)].push(at);
+    }
+    let long_tail: Vec<usize> = (0..items.len())
+        .filter(|&at| items[at].long_tail())
+        .collect();
+    let mut taken = vec![false; items.len()];
+    // Each queue's first item not taken, and the queues ordered by it.
+    let mut heads = vec![0usize; queues.len()];
+    let mut by_head: BTreeSet<(usize, usize)> = queues
+        .iter()
+        .enumerate()
+        .filter_map(|(q, queue)| queue.first().map(|&at| (at, q)))
+        .collect();
+    let mut long_tail_head = 0;
+    let mut placed = Placed::new(knobs, creators, tags, depth);
+    let long_tail_every = long_tail_every(knobs);
+    let mut out = Vec::with_capacity(depth);
+    // The first item of a queue, from its head on, whose creator is not capped.
+    let uncapped = |queue: &[usize], from: usize, placed: &Placed, taken: &[bool]| {
+        queue[from..]
+            .iter()
+            .copied()
+            .find(|&at| !taken[at] && placed.fits(keys[at], false) == Fit::Yes)
+    };
+    while out.len() < depth {
+        placed.slide();
+        let slot = placed.slot();
+        let wants_long_tail = long_tail_every > 0 && (slot + 1).is_multiple_of(long_tail_every);
+        // The best item over the queues, with the spread rule or without.
+        let best = |spread: bool, placed: &Placed| {
+            let mut best: Option<usize> = None;
+            for &(head, q) in &by_head {
+                if best.is_some_and(|b| head > b) {
+                    break;
+                }
+                if spread && q < tags && placed.too_close(q) {
+                    continue;
+                }
+                if let Some(at) = uncapped(&queues[q], heads[q], placed, &taken) {
+                    best = Some(best.map_or(at, |b| b.min(at)));
+                }
+            }
+            best
+        };
+        let first_fit = best(true, &placed);
+        let long_tail_pick = match first_fit {
+            Some(_) if wants_long_tail => long_tail[long_tail_head..]
+                .iter()
+                .copied()
+                .find(|&at| !taken[at] && placed.fits(keys[at], true) == Fit::Yes),
+            _ => None,
+        };
+        let pick = long_tail_pick
+            .or(first_fit)
+            .or_else(|| best(false, &placed))
+            .or_else(|| by_head.first().map(|&(head, _)| head));
+        let Some(at) = pick else {
+            break;
+        };
+        taken[at] = true;
+        placed.place(keys[at]);
+        out.push(at);
+        let q = queue_of(keys[at]);
+        if queues[q][heads[q]] == at {
+            by_head.remove(&(at, q));
+            while heads[q] < queues[q].len() && taken[queues[q][heads[q]]] {
+                heads[q] += 1;
+            }
+            if let Some(&next) = queues[q].get(heads[q]) {
+                by_head.insert((next, q));
+            }
+        }
+        while long_tail_head < long_tail.len() && taken[long_tail[long_tail_head]] {
+            long_tail_head += 1;
+        }
+    }
+    out
+}
+
+/// [`rerank`] with notes.
 ///
 /// Each slot scans the remaining items to the first that fits, with a constant-time check per
 /// item (creators and tags interned up front); a long-tail slot scans on from that first fit for
@@ -173,7 +317,7 @@ impl PassedOver {
 /// read a compact queue of positions and the keys beside it and note why an item was passed
 /// over in a byte beside it; an item itself is touched only when it is placed, and is then
 /// given its notes (each kind of move once).
-pub fn rerank<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: usize) -> Vec<T> {
+fn noted<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: usize) -> Vec<T> {
     let (keys, creators, tags) = intern(&items);
     let long_tail: Vec<bool> = items.iter().map(Diversifiable::long_tail).collect();
     let mut passed_over = vec![PassedOver::default(); items.len()];
@@ -183,11 +327,7 @@ pub fn rerank<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: us
     let depth = depth.min(remaining.len());
     let mut placed = Placed::new(knobs, creators, tags, depth);
     let mut out: Vec<T> = Vec::with_capacity(depth);
-    let long_tail_every = if knobs.long_tail_share > 0.0 {
-        (1.0 / knobs.long_tail_share).round() as usize
-    } else {
-        0
-    };
+    let long_tail_every = long_tail_every(knobs);
     // Why each of the first items of `remaining` does not fit this slot (spread rule on).
     let mut misfits: Vec<Fit> = Vec::new();
     while out.len() < depth && !remaining.is_empty() {
@@ -283,7 +423,7 @@ mod tests {
         for _ in 0..10 {
             items.push(It("third", "d", false));
         }
-        let out = rerank(items, &knobs(2, 5, 1, 0.0), 12);
+        let out = rerank(items, &knobs(2, 5, 1, 0.0), 12, Notes::Given);
         for w in out.windows(5) {
             assert!(w.iter().filter(|i| i.0 == "hot").count() <= 2, "{out:?}");
         }
@@ -297,7 +437,7 @@ mod tests {
             It("c", "y", false),
             It("d", "x", false),
         ];
-        let out = rerank(items, &knobs(5, 5, 2, 0.0), 10);
+        let out = rerank(items, &knobs(5, 5, 2, 0.0), 10, Notes::Given);
         let tags: Vec<&str> = out.iter().map(|i| i.1).collect();
         assert_eq!(
             tags,
@@ -336,7 +476,7 @@ mod tests {
             Noted(It("c", "w", false), vec![]),
             Noted(It("d", "v", true), vec![]), // long tail
         ];
-        let out = rerank(items, &knobs(2, 10, 2, 0.25), 6);
+        let out = rerank(items, &knobs(2, 10, 2, 0.25), 6, Notes::Given);
         let order: Vec<(&str, &str)> = out.iter().map(|n| (n.0.0, n.0.1)).collect();
         assert_eq!(
             order,
@@ -456,7 +596,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Same order, same items, same notes as the reference, on lists with few creators and
+        /// Same order, same items, same notes as the reference (the same order without notes),
+        /// on lists with few creators and
         /// tags (so the rules bind), items without a tag, long-tail items, every knob in range.
         #[test]
         fn agrees_with_the_reference(
@@ -479,7 +620,13 @@ mod tests {
                 })
                 .collect();
             let k = knobs(cap, cap + extra_window, spread, share);
-            proptest::prop_assert_eq!(rerank(items.clone(), &k, depth), reference(items, &k, depth));
+            let expected = reference(items.clone(), &k, depth);
+            proptest::prop_assert_eq!(&rerank(items.clone(), &k, depth, Notes::Given), &expected);
+            // Without notes: the same items in the same order, none of them told anything.
+            let plain = rerank(items, &k, depth, Notes::Skipped);
+            let order = |list: &[Gen]| list.iter().map(|g| g.at).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(order(&plain), order(&expected));
+            proptest::prop_assert!(plain.iter().all(|g| g.notes == [false; 3]));
         }
     }
 
@@ -488,7 +635,7 @@ mod tests {
         let mut items: Vec<It> = (0..20).map(|_| It("c", "t", false)).collect();
         items.push(It("lt", "t", true));
         items.push(It("lt2", "t", true));
-        let out = rerank(items, &knobs(100, 100, 1, 0.2), 10);
+        let out = rerank(items, &knobs(100, 100, 1, 0.2), 10, Notes::Given);
         assert!(
             out[4].2 && out[9].2,
             "slots 5 and 10 go to long-tail items: {out:?}"

@@ -19,4 +19,4 @@ pub mod pipeline;
 pub mod signals;
 pub mod user;
 
-pub use pipeline::{RankedList, rank_candidates, rank_feed, rank_feed_with};
+pub use pipeline::{Detail, RankedList, rank_candidates, rank_feed, rank_feed_with};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use feed_profile::RankingProfile;
 
 use super::candidates;
-use super::diversity::{self, Diversifiable, Move};
+use super::diversity::{self, Diversifiable, Move, Notes};
 use super::inputs::{self, SignalInputs};
 use super::page_ttls::PageTtls;
 use super::signals;
@@ -24,7 +24,18 @@ use crate::time::Timestamp;
 /// [`crate::cache::MIN_SNAPSHOT_TTL`] whatever their content type.
 pub const FIRST_PAGE_ITEMS: usize = crate::model::MAX_LIMIT;
 
-/// A ranked list of items (signals always computed; the handler drops them unless `explain`).
+/// Whether a ranked list is explained: each item with its signals and explanation (re-ranking
+/// noting what it did to it), or the items alone — cheaper, for pages nobody asked to explain
+/// ([`diversity::Notes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Items with their signals and explanations.
+    Explained,
+    /// Items without them (`signals` and `explain` are `None`).
+    Plain,
+}
+
+/// A ranked list of items, with their signals and explanations when [`Detail::Explained`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RankedList {
     /// Best first.
@@ -55,12 +66,15 @@ struct Scored {
 }
 
 impl Scored {
-    fn into_item(self, profile: &RankingProfile) -> FeedItem {
+    /// The item, with its signals and explanation (diversity's part left for [`items_of`]) when
+    /// `detail` asks for them.
+    fn into_item(self, profile: &RankingProfile, detail: Detail) -> FeedItem {
         let (weights, lift, s) = (&profile.weights, profile.affinity.lift, self.signals);
+        let explained = detail == Detail::Explained;
         FeedItem {
             score: self.score,
-            signals: Some(s),
-            explain: Some(Explanation {
+            signals: explained.then_some(s),
+            explain: explained.then(|| Explanation {
                 contributions: signals::contributions(weights, &s),
                 affinity_lift: signals::affinity_lift(weights, lift, &s),
                 affinity_multiplier: signals::affinity_multiplier(lift, s.affinity),
@@ -163,9 +177,9 @@ fn score_all(
     scored
 }
 
-/// The final list's items, each with what re-ranking did to it in its explanation (`ranked` is
-/// the final order).
-fn items_of(profile: &RankingProfile, ranked: Vec<Scored>) -> Vec<FeedItem> {
+/// The final list's items (`ranked` is the final order), each explained with what re-ranking
+/// did to it when `detail` asks for explanations.
+fn items_of(profile: &RankingProfile, ranked: Vec<Scored>, detail: Detail) -> Vec<FeedItem> {
     ranked
         .into_iter()
         .enumerate()
@@ -173,7 +187,7 @@ fn items_of(profile: &RankingProfile, ranked: Vec<Scored>) -> Vec<FeedItem> {
             let mut effect = s.diversity;
             let position = i64::try_from(position).unwrap_or(i64::MAX);
             effect.moved = i32::try_from(i64::from(effect.score_rank) - position).unwrap_or(0);
-            let mut item = s.into_item(profile);
+            let mut item = s.into_item(profile, detail);
             if let Some(explain) = item.explain.as_mut() {
                 explain.diversity = Some(effect);
             }
@@ -194,16 +208,17 @@ pub fn keep(profile: &RankingProfile, user: &UserState, c: &CandidateData) -> bo
 }
 
 /// The home feed of `user_id`: candidates from every source, filtered, scored, diversified, at
-/// most `depth` items.
+/// most `depth` items, explained or not (`detail`).
 pub async fn rank_feed(
     store: &dyn Store,
     profile: &RankingProfile,
     user_id: &str,
     now: f64,
     depth: usize,
+    detail: Detail,
 ) -> Result<RankedList, StoreError> {
     let user = store.user_state(user_id, now).await?;
-    rank_feed_with(store, profile, user_id, &user, now, depth).await
+    rank_feed_with(store, profile, user_id, &user, now, depth, detail).await
 }
 
 /// [`rank_feed`] with the user's state already read (a first-page lookup that missed read it
@@ -215,6 +230,7 @@ pub async fn rank_feed_with(
     user: &UserState,
     now: f64,
     depth: usize,
+    detail: Detail,
 ) -> Result<RankedList, StoreError> {
     let at = UserAt::new(user, now);
     let query = candidates::plan(profile, user_id, &at, now);
@@ -230,14 +246,18 @@ pub async fn rank_feed_with(
         .collect();
     let scored = score_all(profile, &at, kept, now);
     let count = scored.len();
-    let ranked = diversity::rerank(scored, &profile.diversity, depth);
+    let notes = match detail {
+        Detail::Explained => Notes::Given,
+        Detail::Plain => Notes::Skipped,
+    };
+    let ranked = diversity::rerank(scored, &profile.diversity, depth, notes);
     let facts = served::facts_of(ranked.iter().map(|s| {
         let published_at = Timestamp::from(s.video.published_at).millis();
         (s.video.creator_id.as_str(), published_at, s.long_tail)
     }));
     let page_ttls = page_ttls_of(profile, &ranked);
     Ok(RankedList {
-        items: items_of(profile, ranked),
+        items: items_of(profile, ranked, detail),
         page_ttls,
         scored: count,
         facts,
@@ -266,7 +286,10 @@ pub async fn rank_candidates(
     Ok(RankedList {
         page_ttls: page_ttls_of(profile, &scored),
         scored: scored.len(),
-        items: scored.into_iter().map(|s| s.into_item(profile)).collect(),
+        items: scored
+            .into_iter()
+            .map(|s| s.into_item(profile, Detail::Explained))
+            .collect(),
         facts: Vec::new(),
         user_version: UserVersion::default(),
     })
@@ -315,6 +338,7 @@ mod tests {
             "u1",
             Timestamp::from(Utc::now()).secs_f64(),
             200,
+            Detail::Plain,
         )
         .await
         .expect("rank");

@@ -12,7 +12,7 @@ use common::RedisServer;
 use feed_profile::RankingProfile;
 use feed_server::learning::Deltas;
 use feed_server::model::{Follows, UserProfile, Video};
-use feed_server::ranking::rank_feed;
+use feed_server::ranking::{Detail, rank_feed};
 use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{
@@ -142,7 +142,7 @@ async fn round_trips_for(catalog_size: usize, redis: &RedisServer) -> (usize, us
     let mut profile = RankingProfile::default();
     profile.candidates.max_candidates = 5_000;
     let now = chrono::Utc::now().timestamp() as f64;
-    let ranked = rank_feed(store.as_ref(), &profile, "u", now, 1_000)
+    let ranked = rank_feed(store.as_ref(), &profile, "u", now, 1_000, Detail::Plain)
         .await
         .expect("rank");
     (store.calls.load(Ordering::SeqCst), ranked.items.len())
