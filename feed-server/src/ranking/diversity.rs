@@ -216,8 +216,8 @@ fn long_tail_every(knobs: &DiversityKnobs) -> usize {
 /// whose tag is too close (at most `similarSpread − 1` of them), and in each look for the first
 /// item whose creator is not capped (at most `window / creatorCap` creators are); stop at a
 /// queue whose head is behind the best found. The long-tail slot looks only at the long-tail
-/// items, in their own queue. A slot so costs a few steps, however many items the spread rule
-/// passes over.
+/// items, in their own queue. A slot so usually costs a few steps, however many items the
+/// spread rule passes over (at worst, a queue long with capped creators' items, one scan of it).
 fn by_tag_queues<T: Diversifiable>(
     items: &[T],
     knobs: &DiversityKnobs,
