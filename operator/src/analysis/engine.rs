@@ -95,46 +95,38 @@ impl Answer {
     /// The number one rollout reads: the answer of a query of its own, or the series of `key`
     /// in a grouped answer (all series when no key is given).
     fn outcome(&self, key: Option<&SeriesKey>) -> Outcome {
-        match self {
-            Self::Own(o) => o.clone(),
-            Self::Series(Err(e)) => Outcome::Error(e.clone()),
-            Self::Series(Ok(series)) => {
-                let mine: Vec<f64> = series
-                    .iter()
-                    .filter(|(labels, _)| key.is_none_or(|k| k.matches(labels)))
-                    .map(|(_, v)| *v)
-                    .collect();
-                one_number(&mine)
-            }
-        }
+        self.of_series(|labels| key.is_none_or(|k| k.matches(labels)))
     }
 
     /// The count `name` of a sequential check's one query (see [`CountPlan`]).
     fn count(&self, name: &str) -> Outcome {
         match self {
-            Self::Own(o) => o.clone(),
             Self::Series(Err(e)) if e.contains("got scalar") => Outcome::Error(format!(
                 "{e} (each count must be an instant vector, e.g. sum(increase(...)), not a scalar)"
             )),
-            Self::Series(Err(e)) => Outcome::Error(e.clone()),
-            Self::Series(Ok(series)) => {
-                let mine: Vec<f64> = series
-                    .iter()
-                    .filter(|(labels, _)| labels.get(COUNT_LABEL).is_some_and(|l| l == name))
-                    .map(|(_, v)| *v)
-                    .collect();
-                one_number(&mine)
-            }
+            _ => self.of_series(|labels| labels.get(COUNT_LABEL).is_some_and(|l| l == name)),
         }
     }
-}
 
-/// What the values of the series a rollout reads say: nothing, one number, or too many.
-fn one_number(values: &[f64]) -> Outcome {
-    match values {
-        [] => Outcome::Empty,
-        [one] => Outcome::Value(*one),
-        many => Outcome::Many(many.len()),
+    /// The answer of a query of its own, or the one number among the series whose labels
+    /// `mine` accepts (nothing, or too many, said so).
+    fn of_series(&self, mine: impl Fn(&HashMap<String, String>) -> bool) -> Outcome {
+        match self {
+            Self::Own(o) => o.clone(),
+            Self::Series(Err(e)) => Outcome::Error(e.clone()),
+            Self::Series(Ok(series)) => {
+                let values: Vec<f64> = series
+                    .iter()
+                    .filter(|(labels, _)| mine(labels))
+                    .map(|(_, v)| *v)
+                    .collect();
+                match values.as_slice() {
+                    [] => Outcome::Empty,
+                    [one] => Outcome::Value(*one),
+                    many => Outcome::Many(many.len()),
+                }
+            }
+        }
     }
 }
 
