@@ -13,21 +13,24 @@ use std::time::Instant;
 
 use feed_profile::DiversityKnobs;
 use feed_server::ranking::diversity::{Diversifiable, Move, Notes, rerank};
+use feed_server::vocabulary::{Term, term};
 
 #[derive(Clone)]
 struct Item {
     creator: String,
     tag: String,
+    /// Interned when the item is made, as catalog entries are when read.
+    terms: (Term, Term),
     long_tail: bool,
     notes: u8,
 }
 
 impl Diversifiable for Item {
-    fn creator(&self) -> &str {
-        &self.creator
+    fn creator(&self) -> Term {
+        self.terms.0
     }
-    fn primary_tag(&self) -> Option<&str> {
-        Some(&self.tag)
+    fn primary_tag(&self) -> Option<Term> {
+        Some(self.terms.1)
     }
     fn long_tail(&self) -> bool {
         self.long_tail
@@ -47,6 +50,7 @@ fn list(next: &mut impl FnMut(u64) -> u64, n: usize) -> Vec<Item> {
                 (format!("c{}", 100 + next(10_000)), format!("t{}", next(40)))
             };
             Item {
+                terms: (term(&creator), term(&tag)),
                 creator,
                 tag,
                 long_tail: next(20) == 0,

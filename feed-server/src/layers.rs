@@ -6,7 +6,8 @@
 //!   → http (handlers, extractors, errors, OpenAPI)
 //!     → use cases (feed: the read service; write: catalog and users; exposure: tune; auth, …)
 //!       → services (cache, shed, metrics)
-//!         → domain (ranking, learning, affinity, model, served, time) — no I/O but through `Store`
+//!         → domain (ranking, learning, affinity, model, served, time, vocabulary) — no I/O but
+//!           through `Store`
 //!           → store (the `Store` trait, Redis and embedded)
 //! ```
 //!
@@ -48,15 +49,30 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "domain",
         &[
-            "ranking", "learning", "affinity", "model", "schema", "served", "time",
+            "ranking",
+            "learning",
+            "affinity",
+            "model",
+            "schema",
+            "served",
+            "time",
+            "vocabulary",
         ],
     ),
     ("store", &["store"]),
 ];
 
 /// Modules whose types the store persists (catalog entries, learned values, exposure-log
-/// entries) and may therefore name although they sit above it.
-const STORED_VOCABULARY: &[&str] = &["model", "learning", "affinity", "exposure", "time"];
+/// entries) or hands back (catalog entries with their interned keys) and may therefore name
+/// although they sit above it.
+const STORED_VOCABULARY: &[&str] = &[
+    "model",
+    "learning",
+    "affinity",
+    "exposure",
+    "time",
+    "vocabulary",
+];
 
 /// Upward imports still present: (from module, to module, why it stays for now).
 const KNOWN_UPWARD: &[(&str, &str, &str)] = &[(

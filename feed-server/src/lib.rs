@@ -52,5 +52,6 @@ pub mod single_flight;
 pub mod state;
 pub mod store;
 pub mod time;
+pub mod vocabulary;
 pub mod warmup;
 pub mod write;

@@ -115,7 +115,7 @@ impl State {
             stats: self.stats.get(&video.id).copied().unwrap_or_default(),
             bucket: self.durations[duration_bucket(video.duration_ms)],
             creator_affinity: decayed(creator_field(&video.creator_id)),
-            tag_affinity: inputs::tag_mean(video, |t| decayed(tag_field(t))),
+            tag_affinity: inputs::tag_mean(&video.tags, |t| decayed(tag_field(t))),
             followed: false,
             friend_engaged: false,
             taste_cosine: signals::cosine(

@@ -11,6 +11,8 @@ use foldhash::{HashMap, HashMapExt};
 
 use feed_profile::DiversityKnobs;
 
+use crate::vocabulary::Term;
+
 /// Why re-ranking passed over an item at some slot, or placed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Move {
@@ -25,9 +27,9 @@ pub enum Move {
 /// What diversity needs to know about a scored item.
 pub trait Diversifiable {
     /// The creator.
-    fn creator(&self) -> &str;
+    fn creator(&self) -> Term;
     /// The first tag, if any.
-    fn primary_tag(&self) -> Option<&str>;
+    fn primary_tag(&self) -> Option<Term>;
     /// Came from the long-tail source.
     fn long_tail(&self) -> bool;
     /// Records what re-ranking did to the item (for explanations): each kind of move at most
@@ -43,19 +45,19 @@ enum Fit {
     Spread,
 }
 
-/// An item's creator and primary tag as small integers, interned once per re-ranking so that
-/// the rules compare integers, not strings.
+/// An item's creator and primary tag numbered densely from 0 once per re-ranking (from their
+/// process-wide [`Term`]s), so that the rules index small arrays.
 #[derive(Clone, Copy)]
 struct Key {
     creator: usize,
     tag: Option<usize>,
 }
 
-/// Interns every item's creator and primary tag (dense ids from 0, in first-seen order);
+/// Numbers every item's creator and primary tag (dense ids from 0, in first-seen order);
 /// returns the keys and how many creators and tags there are.
-fn intern<T: Diversifiable>(items: &[T]) -> (Vec<Key>, usize, usize) {
-    let mut creators: HashMap<&str, usize> = HashMap::with_capacity(items.len());
-    let mut tags: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+fn dense_keys<T: Diversifiable>(items: &[T]) -> (Vec<Key>, usize, usize) {
+    let mut creators: HashMap<Term, usize> = HashMap::with_capacity(items.len());
+    let mut tags: HashMap<Term, usize> = HashMap::with_capacity(items.len());
     let keys = items
         .iter()
         .map(|item| {
@@ -223,7 +225,7 @@ fn by_tag_queues<T: Diversifiable>(
     knobs: &DiversityKnobs,
     depth: usize,
 ) -> Vec<usize> {
-    let (keys, creators, tags) = intern(items);
+    let (keys, creators, tags) = dense_keys(items);
     let depth = depth.min(items.len());
     // Queue `tags` holds the items without a tag.
     let queue_of = |key: Key| key.tag.unwrap_or(tags);
@@ -318,7 +320,7 @@ fn by_tag_queues<T: Diversifiable>(
 /// over in a byte beside it; an item itself is touched only when it is placed, and is then
 /// given its notes (each kind of move once).
 fn noted<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: usize) -> Vec<T> {
-    let (keys, creators, tags) = intern(&items);
+    let (keys, creators, tags) = dense_keys(&items);
     let long_tail: Vec<bool> = items.iter().map(Diversifiable::long_tail).collect();
     let mut passed_over = vec![PassedOver::default(); items.len()];
     let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
@@ -387,15 +389,16 @@ fn noted<T: Diversifiable>(items: Vec<T>, knobs: &DiversityKnobs, depth: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::term;
 
     #[derive(Clone, Debug, PartialEq)]
     struct It(&'static str, &'static str, bool);
     impl Diversifiable for It {
-        fn creator(&self) -> &str {
-            self.0
+        fn creator(&self) -> Term {
+            term(self.0)
         }
-        fn primary_tag(&self) -> Option<&str> {
-            Some(self.1)
+        fn primary_tag(&self) -> Option<Term> {
+            Some(term(self.1))
         }
         fn long_tail(&self) -> bool {
             self.2
@@ -450,10 +453,10 @@ mod tests {
     #[derive(Debug)]
     struct Noted(It, Vec<Move>);
     impl Diversifiable for Noted {
-        fn creator(&self) -> &str {
+        fn creator(&self) -> Term {
             self.0.creator()
         }
-        fn primary_tag(&self) -> Option<&str> {
+        fn primary_tag(&self) -> Option<Term> {
             self.0.primary_tag()
         }
         fn long_tail(&self) -> bool {
@@ -576,11 +579,11 @@ mod tests {
         notes: [bool; 3],
     }
     impl Diversifiable for Gen {
-        fn creator(&self) -> &str {
-            &self.creator
+        fn creator(&self) -> Term {
+            term(&self.creator)
         }
-        fn primary_tag(&self) -> Option<&str> {
-            self.tag.as_deref()
+        fn primary_tag(&self) -> Option<Term> {
+            self.tag.as_deref().map(term)
         }
         fn long_tail(&self) -> bool {
             self.long_tail

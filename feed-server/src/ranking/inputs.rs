@@ -57,12 +57,12 @@ impl SignalInputs {
     }
 }
 
-/// The mean of `affinity_of(tag)` over `video`'s tags; 0 for a video without tags.
-pub fn tag_mean(video: &Video, affinity_of: impl Fn(&str) -> f64) -> f64 {
-    if video.tags.is_empty() {
+/// The mean of `affinity_of(tag)` over a video's `tags`; 0 for a video without tags.
+pub fn tag_mean<T>(tags: &[T], affinity_of: impl Fn(&T) -> f64) -> f64 {
+    if tags.is_empty() {
         return 0.0;
     }
-    video.tags.iter().map(|t| affinity_of(t)).sum::<f64>() / video.tags.len() as f64
+    tags.iter().map(affinity_of).sum::<f64>() / tags.len() as f64
 }
 
 /// Seconds from `video`'s publication to unix time `now`.

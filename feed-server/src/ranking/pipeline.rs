@@ -10,13 +10,12 @@ use super::diversity::{self, Diversifiable, Move, Notes};
 use super::inputs::{self, SignalInputs};
 use super::page_ttls::PageTtls;
 use super::signals;
-use super::user::UserAt;
-use crate::model::{
-    CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources, Video,
-};
+use super::user::{ByTerm, UserAt};
+use crate::model::{CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources};
 use crate::served::{self, ItemFacts};
 use crate::store::{CandidateData, Store, StoreError, UserState, UserVersion};
 use crate::time::Timestamp;
+use crate::vocabulary::{self, CatalogEntry, Term};
 
 /// How many leading items of a ranked list a first page can show (the largest page size): the
 /// page's cache TTL is the shortest TTL among their content types. Items further down are only
@@ -56,7 +55,7 @@ pub struct RankedList {
 /// A scored candidate; its [`FeedItem`] (id copies, explanation) is built only if it is kept
 /// ([`Scored::into_item`]), after re-ranking cut the list to its depth.
 struct Scored {
-    video: Arc<Video>,
+    video: Arc<CatalogEntry>,
     score: f64,
     signals: Signals,
     sources: Sources,
@@ -88,11 +87,11 @@ impl Scored {
 }
 
 impl Diversifiable for Scored {
-    fn creator(&self) -> &str {
-        &self.video.creator_id
+    fn creator(&self) -> Term {
+        self.video.keys().creator
     }
-    fn primary_tag(&self) -> Option<&str> {
-        self.video.tags.first().map(String::as_str)
+    fn primary_tag(&self) -> Option<Term> {
+        self.video.keys().primary_tag()
     }
     fn long_tail(&self) -> bool {
         self.long_tail
@@ -110,23 +109,20 @@ impl Diversifiable for Scored {
 fn signals_for(
     profile: &RankingProfile,
     user: &UserAt<'_>,
+    by_term: &ByTerm,
     c: &CandidateData,
     friend_engaged: bool,
     now: f64,
 ) -> Signals {
-    let v = &c.video;
+    let (v, keys) = (&c.video, c.video.keys());
     SignalInputs {
         content_type: v.content_type,
         duration_ms: v.duration_ms,
         stats: c.stats,
         bucket: c.bucket,
-        creator_affinity: user
-            .creators
-            .get(v.creator_id.as_str())
-            .copied()
-            .unwrap_or(0.0),
-        tag_affinity: inputs::tag_mean(v, |t| user.tags.get(t).copied().unwrap_or(0.0)),
-        followed: user.user.follows.contains(&v.creator_id),
+        creator_affinity: by_term.creators.get(&keys.creator).copied().unwrap_or(0.0),
+        tag_affinity: inputs::tag_mean(&keys.tags, |t| by_term.tags.get(t).copied().unwrap_or(0.0)),
+        followed: by_term.follows.contains(&keys.creator),
         friend_engaged,
         taste_cosine: signals::cosine(user.taste.as_deref(), v.embedding.as_deref()),
         age_secs: inputs::age_secs(v, now),
@@ -150,11 +146,12 @@ fn score_all(
     now: f64,
 ) -> Vec<Scored> {
     let lift = profile.affinity.lift;
+    let by_term = user.by_term();
     let mut scored: Vec<Scored> = candidates
         .into_iter()
         .map(|(c, sources)| {
             let friend = sources.contains(CandidateSource::Friend);
-            let s = signals_for(profile, user, &c, friend, now);
+            let s = signals_for(profile, user, &by_term, &c, friend, now);
             Scored {
                 score: signals::score(&profile.weights, lift, &s),
                 signals: s,
@@ -196,15 +193,67 @@ fn items_of(profile: &RankingProfile, ranked: Vec<Scored>, detail: Detail) -> Ve
         .collect()
 }
 
-/// Whether the filters of `profile` keep candidate `c` for `user`.
-pub fn keep(profile: &RankingProfile, user: &UserState, c: &CandidateData) -> bool {
-    let f = &profile.filters;
-    let differs =
-        |mine: &str, theirs: &str| !mine.is_empty() && !theirs.is_empty() && mine != theirs;
-    let drop = (f.exclude_seen && c.seen)
-        || (f.match_language && differs(&user.profile.language, &c.video.language))
-        || (f.match_region && differs(&user.profile.region, &c.video.region));
-    !drop
+/// A user's side of the language or region filter, as a catalog [`Term`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wanted {
+    /// Off, or the user gave none: every candidate matches.
+    Any,
+    /// Candidates with another non-empty value are dropped.
+    Only(Term),
+    /// The user's value is no catalog entry's (never interned): every candidate with a
+    /// non-empty value differs.
+    Unheard,
+}
+
+impl Wanted {
+    /// The user's `value` as the filter wants it (`on`: the profile's filter is enabled).
+    fn of(on: bool, value: &str) -> Self {
+        if !on || value.is_empty() {
+            return Self::Any;
+        }
+        vocabulary::known(value).map_or(Self::Unheard, Self::Only)
+    }
+
+    /// Whether a candidate whose value is `theirs` (`None`: empty, any) is dropped.
+    fn drops(self, theirs: Option<Term>) -> bool {
+        match (self, theirs) {
+            (Self::Any, _) | (_, None) => false,
+            (Self::Only(mine), Some(theirs)) => mine != theirs,
+            (Self::Unheard, Some(_)) => true,
+        }
+    }
+}
+
+/// The filters of a profile for one user, resolved once per ranking: a candidate is dropped when
+/// it is in the user's seen set (`excludeSeen`), or when both it and the user name a language
+/// (`matchLanguage`) or a region (`matchRegion`) and they differ.
+#[derive(Clone, Copy, Debug)]
+pub struct Filters {
+    exclude_seen: bool,
+    language: Wanted,
+    region: Wanted,
+}
+
+impl Filters {
+    /// `profile`'s filters for `user`. Resolve them after the candidates were read: a value
+    /// no catalog entry read so far carries is taken to be no candidate's.
+    pub fn resolve(profile: &RankingProfile, user: &UserState) -> Self {
+        let f = &profile.filters;
+        Self {
+            exclude_seen: f.exclude_seen,
+            language: Wanted::of(f.match_language, &user.profile.language),
+            region: Wanted::of(f.match_region, &user.profile.region),
+        }
+    }
+
+    /// Whether candidate `c` is kept.
+    pub fn keep(&self, c: &CandidateData) -> bool {
+        let keys = c.video.keys();
+        let drop = (self.exclude_seen && c.seen)
+            || self.language.drops(keys.language)
+            || self.region.drops(keys.region);
+        !drop
+    }
 }
 
 /// The home feed of `user_id`: candidates from every source, filtered, scored, diversified, at
@@ -238,11 +287,12 @@ pub async fn rank_feed_with(
     let merged = candidates::merge(&lists, profile.candidates.max_candidates as usize);
     let (ids, flags): (Vec<&str>, Vec<Sources>) = merged.into_iter().unzip();
     let data = store.candidates(user_id, user.seen, &ids).await?;
+    let filters = Filters::resolve(profile, user);
     let kept: Vec<(CandidateData, Sources)> = data
         .into_iter()
         .zip(flags)
         .filter_map(|(d, flags)| d.map(|d| (d, flags)))
-        .filter(|(d, _)| keep(profile, user, d))
+        .filter(|(d, _)| filters.keep(d))
         .collect();
     let scored = score_all(profile, &at, kept, now);
     let count = scored.len();
@@ -371,5 +421,63 @@ mod tests {
         if at > 0 {
             assert_eq!(pages.for_items(at), Some(ttl.short));
         }
+    }
+
+    /// The string rule the filters implement: both name a value and they differ.
+    fn differs(mine: &str, theirs: &str) -> bool {
+        !mine.is_empty() && !theirs.is_empty() && mine != theirs
+    }
+
+    #[test]
+    fn filters_drop_what_the_string_rule_drops() {
+        // "pipeline-test-unheard" is no catalog entry's value: never interned by any test.
+        let values = [
+            "",
+            "pipeline-test-en",
+            "pipeline-test-fr",
+            "pipeline-test-unheard",
+        ];
+        for mine in values {
+            for theirs in &values[..3] {
+                for (match_language, match_region, exclude_seen, seen) in [
+                    (true, false, false, false),
+                    (false, true, false, false),
+                    (true, true, true, true),
+                    (true, true, true, false),
+                    (false, false, true, true),
+                    (false, false, false, true),
+                ] {
+                    let mut v = video(0, ContentType::Short, Duration::zero());
+                    v.language = (*theirs).to_owned();
+                    v.region = (*theirs).to_owned();
+                    let candidate = CandidateData {
+                        video: Arc::new(CatalogEntry::new(v)),
+                        stats: Default::default(),
+                        bucket: Default::default(),
+                        seen,
+                    };
+                    let mut user = UserState::default();
+                    user.profile.language = mine.to_owned();
+                    user.profile.region = mine.to_owned();
+                    let mut profile = RankingProfile::default();
+                    profile.filters.match_language = match_language;
+                    profile.filters.match_region = match_region;
+                    profile.filters.exclude_seen = exclude_seen;
+                    let dropped = (exclude_seen && seen)
+                        || ((match_language || match_region) && differs(mine, theirs));
+                    assert_eq!(
+                        Filters::resolve(&profile, &user).keep(&candidate),
+                        !dropped,
+                        "user {mine:?}, video {theirs:?}, language {match_language}, \
+                         region {match_region}, exclude seen {exclude_seen}, seen {seen}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            vocabulary::known("pipeline-test-unheard"),
+            None,
+            "only looked up"
+        );
     }
 }

@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 
-use foldhash::HashMap as FastMap;
+use foldhash::{HashMap as FastMap, HashSet as FastSet};
 
 use crate::learning::{AFFINITY_HALF_LIFE_SECS, Decayed};
 use crate::store::UserState;
+use crate::vocabulary::{self, Term};
 
 /// The user's decayed state at one instant, resolved once per ranking (for the candidate plan
 /// and for every candidate's signals): affinities by creator and by tag, and the taste vector.
@@ -38,4 +39,27 @@ impl<'a> UserAt<'a> {
             taste: user.taste.at(now, AFFINITY_HALF_LIFE_SECS),
         }
     }
+
+    /// The affinities and follows keyed by catalog term, for scoring ([`ByTerm`]). Call it
+    /// after the candidates were read.
+    pub fn by_term(&self) -> ByTerm {
+        ByTerm {
+            creators: vocabulary::known_of(self.creators.iter().map(|(k, v)| (*k, *v))),
+            tags: vocabulary::known_of(self.tags.iter().map(|(k, v)| (*k, *v))),
+            follows: vocabulary::known_terms(self.user.follows.iter().map(String::as_str)),
+        }
+    }
+}
+
+/// The user's decayed affinities and followed creators keyed by catalog [`Term`], so that
+/// scoring a candidate compares integers instead of reading its strings. Built after the
+/// candidates were read ([`UserAt::by_term`]): a creator or tag that no catalog entry read so
+/// far carries is no candidate's, so it is left out.
+pub struct ByTerm {
+    /// Decayed affinity by creator.
+    pub creators: FastMap<Term, f64>,
+    /// Decayed affinity by tag.
+    pub tags: FastMap<Term, f64>,
+    /// Followed creators.
+    pub follows: FastSet<Term>,
 }

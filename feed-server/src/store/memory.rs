@@ -4,6 +4,7 @@
 //! Production traffic runs on Redis; this store serves development and single-node demos.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -18,9 +19,10 @@ use crate::exposure::ring::RingLog;
 use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, Decayed, Deltas, DurationStats, RECENT_MEMORY, SEEN_MEMORY,
-    TrendingScope, VideoStats, apply_decayed, apply_taste, duration_bucket,
+    TrendingScope, VideoStats, apply_decayed, apply_taste,
 };
 use crate::model::{Follows, UserProfile, Video};
+use crate::vocabulary::CatalogEntry;
 
 /// A sorted index: (score, id), read best first.
 type Ranking = BTreeSet<(i64, String)>;
@@ -61,7 +63,7 @@ struct UserData {
 
 #[derive(Default)]
 struct Inner {
-    videos: HashMap<String, Video>,
+    videos: HashMap<String, Arc<CatalogEntry>>,
     stats: HashMap<String, VideoStats>,
     by_creator: HashMap<String, Ranking>,
     by_tag: HashMap<String, Ranking>,
@@ -185,7 +187,8 @@ impl Store for MemoryStore {
                 g.unindex(&old);
             }
             g.index(v);
-            g.videos.insert(v.id.clone(), v.clone());
+            g.videos
+                .insert(v.id.clone(), Arc::new(CatalogEntry::new(v.clone())));
         }
         Ok(())
     }
@@ -205,7 +208,10 @@ impl Store for MemoryStore {
 
     async fn get_videos(&self, ids: &[String]) -> Result<Vec<Option<Video>>, StoreError> {
         let g = self.inner.read();
-        Ok(ids.iter().map(|id| g.videos.get(id).cloned()).collect())
+        Ok(ids
+            .iter()
+            .map(|id| g.videos.get(id).map(|e| e.video().clone()))
+            .collect())
     }
 
     async fn apply(&self, d: &Deltas) -> Result<(), StoreError> {
@@ -368,9 +374,9 @@ impl Store for MemoryStore {
             .iter()
             .map(|id| {
                 g.videos.get(*id).map(|v| CandidateData {
-                    video: std::sync::Arc::new(v.clone()),
+                    video: Arc::clone(v),
                     stats: g.stats.get(*id).copied().unwrap_or_default(),
-                    bucket: g.durations[duration_bucket(v.duration_ms)],
+                    bucket: g.durations[v.keys().duration_bucket],
                     seen: seen.contains(id),
                 })
             })

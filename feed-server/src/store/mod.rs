@@ -42,6 +42,7 @@ use crate::affinity::{Affinities, Taste};
 use crate::exposure::LoggedEvent;
 use crate::learning::{BucketStats, Deltas, TrendingScope, VideoStats};
 use crate::model::{Follows, UserProfile, Video};
+use crate::vocabulary::CatalogEntry;
 
 /// Why a store call failed.
 #[derive(Debug, Error)]
@@ -225,8 +226,9 @@ pub struct CandidateLists {
 /// A candidate's catalog entry and counters, and whether the user has seen it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CandidateData {
-    /// Catalog entry (shared with the store's in-process catalog cache, if any).
-    pub video: Arc<Video>,
+    /// Catalog entry with its interned keys (shared with the store's in-process catalog cache,
+    /// if any).
+    pub video: Arc<CatalogEntry>,
     /// Counters.
     pub stats: VideoStats,
     /// Global counters of the video's duration bucket (the completion prior).
@@ -255,12 +257,15 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::get_videos`], but a store may answer from its in-process catalog as long as no
     /// entry older than the latest catalog write it can see is returned (Redis: the catalog
     /// version read in the same round trip, see [`redis_store`]). One round trip.
-    async fn event_videos(&self, ids: &[String]) -> Result<Vec<Option<Arc<Video>>>, StoreError> {
+    async fn event_videos(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<Option<Arc<CatalogEntry>>>, StoreError> {
         Ok(self
             .get_videos(ids)
             .await?
             .into_iter()
-            .map(|v| v.map(Arc::new))
+            .map(|v| v.map(|v| Arc::new(CatalogEntry::new(v))))
             .collect())
     }
     /// Accepts the changes of a batch of events (all or nothing): when it returns, the batch is

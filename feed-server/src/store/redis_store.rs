@@ -22,7 +22,8 @@
 //! ([`redis_peers`]); [`RedisStore::listen_to_peers`] hears the announcements, and
 //! `Store::user_state` and `Store::cache_get_for_user` read the version in their round trip.
 //!
-//! Parsed catalog entries are kept in process (the *catalog cache*), tagged with the catalog
+//! Parsed catalog entries, with their interned keys ([`crate::vocabulary::CatalogEntry`]), are
+//! kept in process (the *catalog cache*), tagged with the catalog
 //! version they were read at. Every candidate read fetches `P{shared}:catv` in the same round trip as the
 //! counters; when it moved (a catalog write on any replica), the cache is dropped and the entries
 //! it supplied are read again, so a ranking never uses a catalog entry older than the version it
@@ -73,9 +74,10 @@ use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::shared::SharedDeltas;
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, BucketCounter, Decayed, Deltas, RECENT_MEMORY, SEEN_MEMORY,
-    TrendingScope, VideoStats, bucket_field, duration_bucket, duration_stats_from_pairs,
+    TrendingScope, VideoStats, bucket_field, duration_stats_from_pairs,
 };
 use crate::model::{Follows, UserProfile, Video};
+use crate::vocabulary::CatalogEntry;
 
 /// Most users per `ZADD` of the last-activity set in an apply (2 arguments each; Lua's
 /// `unpack` in the apply script takes a few thousand).
@@ -116,12 +118,12 @@ const CATALOG_CACHE_MAX: usize = 250_000;
 struct CatalogCache {
     /// Version the entries were read at; `None` before the first read.
     version: Option<i64>,
-    videos: foldhash::HashMap<String, Arc<Video>>,
+    videos: foldhash::HashMap<String, Arc<CatalogEntry>>,
 }
 
 impl CatalogCache {
     /// The version the entries were read at and the cached entries of `ids`, in order.
-    fn lookup(&self, ids: &[impl AsRef<str>]) -> (Option<i64>, Vec<Option<Arc<Video>>>) {
+    fn lookup(&self, ids: &[impl AsRef<str>]) -> (Option<i64>, Vec<Option<Arc<CatalogEntry>>>) {
         let videos = ids
             .iter()
             .map(|id| self.videos.get(id.as_ref()).cloned())
@@ -131,7 +133,7 @@ impl CatalogCache {
 
     /// Keeps `read`, entries read no earlier than catalog version `version`; everything cached
     /// at another version is dropped first (and everything when the cache would overflow).
-    fn record(&mut self, version: i64, read: impl IntoIterator<Item = Arc<Video>>) {
+    fn record(&mut self, version: i64, read: impl IntoIterator<Item = Arc<CatalogEntry>>) {
         if self.version != Some(version) {
             self.version = Some(version);
             self.videos.clear();
@@ -146,10 +148,10 @@ impl CatalogCache {
 }
 
 /// A catalog entry from the reply of its `GET` (`None`: no such video).
-fn video_of(reply: Value) -> Result<Option<Arc<Video>>, StoreError> {
+fn video_of(reply: Value) -> Result<Option<Arc<CatalogEntry>>, StoreError> {
     match parse::<Option<String>>(reply)? {
         Some(json) => serde_json::from_str::<Video>(&json)
-            .map(|v| Some(Arc::new(v)))
+            .map(|v| Some(Arc::new(CatalogEntry::new(v))))
             .map_err(corrupt),
         None => Ok(None),
     }
@@ -607,10 +609,11 @@ impl RedisStore {
         ids: &[impl AsRef<str>],
         cached_at: Option<i64>,
         version: i64,
-        videos: &mut [Option<Arc<Video>>],
+        videos: &mut [Option<Arc<CatalogEntry>>],
         missing: &[usize],
     ) -> Result<(), StoreError> {
-        let mut read: Vec<Arc<Video>> = missing.iter().filter_map(|&i| videos[i].clone()).collect();
+        let mut read: Vec<Arc<CatalogEntry>> =
+            missing.iter().filter_map(|&i| videos[i].clone()).collect();
         if cached_at != Some(version) {
             let stale: Vec<usize> = (0..ids.len())
                 .filter(|i| videos[*i].is_some() && !missing.contains(i))
@@ -619,7 +622,7 @@ impl RedisStore {
                 let again: Vec<String> =
                     stale.iter().map(|&i| ids[i].as_ref().to_owned()).collect();
                 for (i, v) in stale.into_iter().zip(self.get_videos(&again).await?) {
-                    videos[i] = v.map(Arc::new);
+                    videos[i] = v.map(|v| Arc::new(CatalogEntry::new(v)));
                     read.extend(videos[i].clone());
                 }
             }
@@ -762,7 +765,10 @@ impl Store for RedisStore {
     /// round trip, after any catalog write on any replica). An event for a video deleted on
     /// another replica is therefore rejected once the deletion has committed, as with
     /// [`Store::get_videos`].
-    async fn event_videos(&self, ids: &[String]) -> Result<Vec<Option<Arc<Video>>>, StoreError> {
+    async fn event_videos(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<Option<Arc<CatalogEntry>>>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -1080,7 +1086,7 @@ impl Store for RedisStore {
             .zip(seen)
             .map(|((video, stats), seen)| {
                 video.map(|video| CandidateData {
-                    bucket: durations[duration_bucket(video.duration_ms)],
+                    bucket: durations[video.keys().duration_bucket],
                     video,
                     stats: stats.unwrap_or_default(),
                     seen,
