@@ -1,17 +1,18 @@
-//! The catalog's vocabulary as small integers: creator ids, tags, languages and regions interned
-//! as [`Term`]s, equal exactly when their strings are equal. The ranking's per-candidate rules —
-//! diversity's creator cap and tag spread, the language and region filters — then compare
-//! integers instead of reading each candidate's strings (a cache miss each, hundreds of
-//! candidates per ranking).
+//! The catalog's vocabulary as small integers: video ids, creator ids, tags, languages and regions
+//! interned as [`Term`]s, equal exactly when their strings are equal. The ranking's per-candidate
+//! work — the kept counters' lookup, diversity's creator cap and tag spread, the language and
+//! region filters, the affinity signals — then hashes and compares integers instead of reading
+//! each candidate's strings (a cache miss each, hundreds of candidates per ranking).
 //!
 //! Terms are interned when a catalog entry is read from storage ([`CatalogEntry::new`]), once
-//! per entry, not per ranking. They are process-wide and never forgotten: the vocabulary holds
-//! one entry per distinct creator, tag, language and region among the catalog entries this
-//! process has read — bounded by the catalog's own vocabulary (the bench world's 100,000 videos
-//! by 10,000 creators over 40 tags: ~10,000 entries, ~0.5 MiB), not by traffic. A creator whose
-//! videos were all deleted keeps its entry until the process restarts. Strings from requests
-//! (a user's profile language) are only looked up ([`known`]), never added, so no client can
-//! grow it.
+//! per entry, not per ranking, and for the ids of videos whose counters changed (events are
+//! accepted only for catalog videos). They are process-wide and never forgotten: the vocabulary
+//! holds one entry per distinct video id, creator, tag, language and region of the catalog this
+//! process has met — bounded by the catalog (the bench world's 100,000 videos by 10,000 creators
+//! over 40 tags: ~110,000 entries, ~6 MiB), not by traffic. A deleted video's strings keep their
+//! entries until the process restarts. Every other string (a user's profile language, a
+//! candidate id from a request or a source list) is only looked up ([`known`]), never added, so
+//! no client can grow it: a string without a term is no catalog entry read so far.
 
 use std::ops::Deref;
 use std::sync::LazyLock;
@@ -70,6 +71,8 @@ pub fn known_terms<'s, C: FromIterator<Term>>(strings: impl IntoIterator<Item = 
 /// entry is read (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CatalogKeys {
+    /// The video's id.
+    pub id: Term,
     /// The creator.
     pub creator: Term,
     /// The tags, in order (the first is diversity's similarity key).
@@ -91,6 +94,7 @@ impl CatalogKeys {
     fn of(v: &Video) -> Self {
         let unless_empty = |s: &str| (!s.is_empty()).then(|| term(s));
         Self {
+            id: term(&v.id),
             creator: term(&v.creator_id),
             tags: v.tags.iter().map(|t| term(t)).collect(),
             language: unless_empty(&v.language),
@@ -195,6 +199,7 @@ mod tests {
     fn an_entry_keys_its_creator_primary_tag_language_region_and_bucket() {
         let e = CatalogEntry::new(video("vt-c1", &["vt-cats", "vt-dogs"], "en", "", 30_000));
         let k = e.keys();
+        assert_eq!(k.id, term("v"));
         assert_eq!(k.creator, term("vt-c1"));
         assert_eq!(k.primary_tag(), Some(term("vt-cats")), "the first tag");
         assert_eq!(&*k.tags, [term("vt-cats"), term("vt-dogs")]);

@@ -77,7 +77,7 @@ use crate::learning::{
     TrendingScope, VideoStats, bucket_field, duration_stats_from_pairs,
 };
 use crate::model::{Follows, UserProfile, Video};
-use crate::vocabulary::CatalogEntry;
+use crate::vocabulary::{CatalogEntry, Term, known};
 
 /// Most users per `ZADD` of the last-activity set in an apply (2 arguments each; Lua's
 /// `unpack` in the apply script takes a few thousand).
@@ -1033,7 +1033,16 @@ impl Store for RedisStore {
         }
         let seen_check = SeenCheck::of(seen_count, ids.len());
         let (cached_at, mut videos) = self.catalog.read().lookup(ids);
-        let (ticket, mut stats) = self.counters.lookup(ids.iter().copied());
+        // The kept counters are keyed by the ids' terms: a cached entry carries its own, the
+        // others are looked up (an id without one has no kept counters; its read is kept under
+        // the term of the catalog entry read with it, if there is one: the ids come from
+        // requests and lists, and only catalog entries add terms).
+        let terms: Vec<Option<Term>> = videos
+            .iter()
+            .zip(ids)
+            .map(|(v, id)| v.as_ref().map_or_else(|| known(id), |v| Some(v.keys().id)))
+            .collect();
+        let (ticket, mut stats) = self.counters.lookup(terms.iter().copied());
         let mut pipe = redis::pipe();
         pipe.get(self.keys.catalog_version());
         pipe.hgetall(self.keys.durations());
@@ -1067,17 +1076,20 @@ impl Store for RedisStore {
             let raw: HashMap<String, f64> = parse(next()?)?;
             duration_stats_from_pairs(raw.iter().map(|(k, v)| (k.as_str(), *v)))
         };
-        let mut read = Vec::with_capacity(unknown.len());
         for &i in &unknown {
-            let s = stats_of(next()?)?;
-            stats[i] = Some(s);
-            read.push((ids[i].to_owned(), s));
+            stats[i] = Some(stats_of(next()?)?);
         }
-        self.counters.keep(ticket, read);
         let seen = seen_check.flags(ids, &mut next)?;
         for &i in &missing {
             videos[i] = video_of(next()?)?;
         }
+        self.counters.keep(
+            ticket,
+            unknown.iter().filter_map(|&i| {
+                let term = terms[i].or_else(|| videos[i].as_ref().map(|v| v.keys().id));
+                term.zip(stats[i])
+            }),
+        );
         self.settle_catalog_read(ids, cached_at, version, &mut videos, &missing)
             .await?;
         Ok(videos

@@ -20,6 +20,7 @@ use foldhash::HashMap;
 use parking_lot::RwLock;
 
 use crate::learning::VideoStats;
+use crate::vocabulary::{self, Term};
 
 /// The change generation a read was issued at (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,10 +41,11 @@ struct State {
     floor: u64,
     /// The last time the feed was read without a gap; `None` while not followed.
     followed_at: Option<Instant>,
-    entries: HashMap<String, Slot>,
+    entries: HashMap<Term, Slot>,
 }
 
-/// Counters by video id (see the module docs).
+/// Counters by video id, keyed by the id's interned [`Term`] (see the module docs): a lookup
+/// hashes an integer and reads no string.
 pub(crate) struct VideoCounters {
     /// Longest time since the last successful read of the feed during which entries are used.
     bound: Duration,
@@ -74,9 +76,11 @@ impl VideoCounters {
 
     /// The kept counters of `ids` (`None` where they must be read) and the ticket to keep what
     /// is read under.
-    pub(crate) fn lookup<'k>(
+    /// The kept counters of `ids` (`None` where they must be read: always for an id without a
+    /// term) and the ticket to keep what is read under.
+    pub(crate) fn lookup(
         &self,
-        ids: impl Iterator<Item = &'k str>,
+        ids: impl Iterator<Item = Option<Term>>,
     ) -> (ReadTicket, Vec<Option<VideoStats>>) {
         let s = self.state.read();
         let ticket = ReadTicket(s.generation);
@@ -84,7 +88,7 @@ impl VideoCounters {
             return (ticket, ids.map(|_| None).collect());
         }
         let found = ids
-            .map(|id| match s.entries.get(id) {
+            .map(|id| match id.and_then(|id| s.entries.get(&id)) {
                 Some(Slot::Known(stats)) => Some(*stats),
                 _ => None,
             })
@@ -96,7 +100,7 @@ impl VideoCounters {
     pub(crate) fn keep(
         &self,
         ticket: ReadTicket,
-        read: impl IntoIterator<Item = (String, VideoStats)>,
+        read: impl IntoIterator<Item = (Term, VideoStats)>,
     ) {
         let mut s = self.state.write();
         if !self.live(&s) || ticket.0 < s.floor {
@@ -115,16 +119,19 @@ impl VideoCounters {
     }
 
     /// Records that the counters of `ids` changed: what was kept of them is dropped, and reads
-    /// issued before are not kept.
+    /// issued before are not kept. The ids are interned: a read in flight may be kept under the
+    /// term of the catalog entry read with it, so its change must be marked even if no entry
+    /// was read yet (changed videos are catalog videos: events are accepted only for those).
     pub(crate) fn changed<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let ids: Vec<Term> = ids.into_iter().map(vocabulary::term).collect();
         let mut s = self.state.write();
         s.generation += 1;
         let at = s.generation;
         for id in ids {
-            if let Some(slot) = s.entries.get_mut(id) {
+            if let Some(slot) = s.entries.get_mut(&id) {
                 *slot = Slot::Changed(at);
             } else if s.entries.len() < self.max_entries {
-                s.entries.insert(id.to_owned(), Slot::Changed(at));
+                s.entries.insert(id, Slot::Changed(at));
             } else {
                 Self::empty(&mut s);
                 return;
@@ -162,6 +169,11 @@ impl VideoCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::term;
+
+    fn terms<const N: usize>(ids: [&str; N]) -> impl Iterator<Item = Option<Term>> {
+        ids.into_iter().map(|id| Some(term(id)))
+    }
 
     fn stats(views: f64) -> VideoStats {
         VideoStats {
@@ -179,20 +191,20 @@ mod tests {
     /// Reads `id`'s counters (`views` views) as a ranking does: a lookup, then a keep under its
     /// ticket.
     fn read_and_keep(c: &VideoCounters, id: &str, views: f64) {
-        let (ticket, _) = c.lookup([id].into_iter());
-        c.keep(ticket, [(id.to_owned(), stats(views))]);
+        let (ticket, _) = c.lookup(terms([id]));
+        c.keep(ticket, [(term(id), stats(views))]);
     }
 
     fn views(c: &VideoCounters, id: &str) -> Option<f64> {
-        c.lookup([id].into_iter()).1[0].map(|s| s.views)
+        c.lookup(terms([id])).1[0].map(|s| s.views)
     }
 
     #[test]
     fn a_read_is_kept_until_its_video_changes() {
         let c = followed();
-        let (ticket, found) = c.lookup(["a", "b"].into_iter());
+        let (ticket, found) = c.lookup(terms(["a", "b"]));
         assert_eq!(found, [None, None]);
-        c.keep(ticket, [("a".into(), stats(1.0)), ("b".into(), stats(2.0))]);
+        c.keep(ticket, [(term("a"), stats(1.0)), (term("b"), stats(2.0))]);
         assert_eq!(views(&c, "a"), Some(1.0));
         c.changed(["a"]);
         assert_eq!(views(&c, "a"), None, "a changed: read it again");
@@ -200,12 +212,31 @@ mod tests {
     }
 
     #[test]
+    fn a_change_before_the_read_gets_its_term_still_stops_the_keep() {
+        let c = followed();
+        // A read of an id no catalog entry carried yet: nothing to find under no term.
+        let (ticket, found) = c.lookup([None].into_iter());
+        assert_eq!(found, [None]);
+        // Its video changes while the read is in flight, then its catalog entry (read with
+        // it) gives it a term: the read may predate the change, so it is not kept.
+        c.changed(["vc-first-read"]);
+        c.keep(ticket, [(term("vc-first-read"), stats(1.0))]);
+        assert_eq!(views(&c, "vc-first-read"), None);
+        read_and_keep(&c, "vc-first-read", 2.0);
+        assert_eq!(
+            views(&c, "vc-first-read"),
+            Some(2.0),
+            "a later read is kept"
+        );
+    }
+
+    #[test]
     fn a_read_overtaken_by_a_change_is_not_kept() {
         let c = followed();
-        let (ticket, _) = c.lookup(["a", "b"].into_iter());
+        let (ticket, _) = c.lookup(terms(["a", "b"]));
         // The change is seen while the read is in flight: its values may predate it.
         c.changed(["a"]);
-        c.keep(ticket, [("a".into(), stats(1.0)), ("b".into(), stats(2.0))]);
+        c.keep(ticket, [(term("a"), stats(1.0)), (term("b"), stats(2.0))]);
         assert_eq!(views(&c, "a"), None);
         assert_eq!(views(&c, "b"), Some(2.0));
         // A read issued after the change is newer than it: kept.
@@ -222,11 +253,11 @@ mod tests {
         read_and_keep(&c, "a", 1.0);
         assert_eq!(views(&c, "a"), Some(1.0));
         // A gap in the feed: everything goes, and reads in flight are not kept.
-        let (ticket, _) = c.lookup(["b"].into_iter());
+        let (ticket, _) = c.lookup(terms(["b"]));
         c.reset();
         assert_eq!(views(&c, "a"), None);
         c.followed();
-        c.keep(ticket, [("b".into(), stats(2.0))]);
+        c.keep(ticket, [(term("b"), stats(2.0))]);
         assert_eq!(views(&c, "b"), None, "issued before the reset");
         assert_eq!(views(&c, "a"), None, "dropped by the reset");
     }
@@ -251,19 +282,19 @@ mod tests {
     fn a_full_map_is_emptied_and_drops_reads_in_flight() {
         let c = VideoCounters::new(Duration::from_secs(60), 3);
         c.followed();
-        let (ticket, _) = c.lookup(["a"].into_iter());
-        c.keep(ticket, (0..3).map(|i| (format!("v{i}"), stats(1.0))));
+        let (ticket, _) = c.lookup(terms(["a"]));
+        c.keep(ticket, (0..3).map(|i| (term(&format!("v{i}")), stats(1.0))));
         assert_eq!(c.len(), 3);
-        c.keep(ticket, [("v0".into(), stats(2.0))]);
+        c.keep(ticket, [(term("v0"), stats(2.0))]);
         assert_eq!(
             c.len(),
             3,
             "a full map still takes a newer read of a kept video"
         );
         assert_eq!(views(&c, "v0"), Some(2.0));
-        c.keep(ticket, [("v9".into(), stats(1.0))]);
+        c.keep(ticket, [(term("v9"), stats(1.0))]);
         assert_eq!(c.len(), 0, "emptied when full");
-        c.keep(ticket, [("v9".into(), stats(1.0))]);
+        c.keep(ticket, [(term("v9"), stats(1.0))]);
         assert_eq!(views(&c, "v9"), None, "the ticket predates the emptying");
     }
 }
