@@ -437,8 +437,12 @@ mod tests {
             "pipeline-test-fr",
             "pipeline-test-unheard",
         ];
-        for mine in values {
-            for theirs in &values[..3] {
+        let catalog = &values[..3];
+        for (my_language, my_region) in values.iter().flat_map(|l| values.map(|r| (*l, r))) {
+            for (its_language, its_region) in catalog
+                .iter()
+                .flat_map(|l| catalog.iter().map(move |r| (*l, *r)))
+            {
                 for (match_language, match_region, exclude_seen, seen) in [
                     (true, false, false, false),
                     (false, true, false, false),
@@ -448,8 +452,8 @@ mod tests {
                     (false, false, false, true),
                 ] {
                     let mut v = video(0, ContentType::Short, Duration::zero());
-                    v.language = (*theirs).to_owned();
-                    v.region = (*theirs).to_owned();
+                    v.language = its_language.to_owned();
+                    v.region = its_region.to_owned();
                     let candidate = CandidateData {
                         video: Arc::new(CatalogEntry::new(v)),
                         stats: Default::default(),
@@ -457,19 +461,21 @@ mod tests {
                         seen,
                     };
                     let mut user = UserState::default();
-                    user.profile.language = mine.to_owned();
-                    user.profile.region = mine.to_owned();
+                    user.profile.language = my_language.to_owned();
+                    user.profile.region = my_region.to_owned();
                     let mut profile = RankingProfile::default();
                     profile.filters.match_language = match_language;
                     profile.filters.match_region = match_region;
                     profile.filters.exclude_seen = exclude_seen;
                     let dropped = (exclude_seen && seen)
-                        || ((match_language || match_region) && differs(mine, theirs));
+                        || (match_language && differs(my_language, its_language))
+                        || (match_region && differs(my_region, its_region));
                     assert_eq!(
                         Filters::resolve(&profile, &user).keep(&candidate),
                         !dropped,
-                        "user {mine:?}, video {theirs:?}, language {match_language}, \
-                         region {match_region}, exclude seen {exclude_seen}, seen {seen}"
+                        "user {my_language:?}/{my_region:?}, video {its_language:?}/\
+                         {its_region:?}, language {match_language}, region {match_region}, \
+                         exclude seen {exclude_seen}, seen {seen}"
                     );
                 }
             }
