@@ -25,7 +25,7 @@ use crate::model::Video;
 
 /// An interned string of the catalog's vocabulary (see the module docs): two terms are equal
 /// exactly when their strings are. Only meaningful within one process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Term(usize);
 
 static VOCABULARY: LazyLock<RwLock<HashMap<Box<str>, Term>>> =

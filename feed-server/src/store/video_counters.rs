@@ -74,8 +74,6 @@ impl VideoCounters {
         self.is_on() && s.followed_at.is_some_and(|t| t.elapsed() < self.bound)
     }
 
-    /// The kept counters of `ids` (`None` where they must be read) and the ticket to keep what
-    /// is read under.
     /// The kept counters of `ids` (`None` where they must be read: always for an id without a
     /// term) and the ticket to keep what is read under.
     pub(crate) fn lookup(
