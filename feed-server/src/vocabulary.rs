@@ -41,7 +41,8 @@ pub fn term(s: &str) -> Term {
     *words.entry(s.into()).or_insert(next)
 }
 
-/// The term of `s` if some catalog entry read by this process carries it; never adds one.
+/// The term of `s` if the vocabulary holds it (a catalog entry read by this process, or a
+/// video whose counters changed, added it); never adds one.
 pub fn known(s: &str) -> Option<Term> {
     VOCABULARY.read().get(s).copied()
 }
