@@ -7,7 +7,12 @@
 //! itself, which invalidation does not touch, so paging never repeats or skips an item even when
 //! events arrive between pages.
 //!
-//! The in-process tier is bounded in entries and holds an entry at most `local_ttl`.
+//! The in-process tier is bounded in entries. A first page (a *head*) stays in it while it is
+//! fresh and is *trusted* for `local_ttl` at a time: past that, it is served again only after one
+//! small store read shows it is still the user's head in the store, at the user's version
+//! ([`FeedCache::recheck`]: a few bytes of the head and the version, not the page and the user's
+//! state a store-tier lookup transfers and decodes). A snapshot read by id (cursor paging)
+//! stays at most `local_ttl`.
 //!
 //! **Replicas agree.** A snapshot records the user's version it was ranked at
 //! ([`UserVersion`]), which every write of the user's own state moves in the same transaction.
@@ -18,9 +23,13 @@
 //! user's own event, follow or profile change accepted by any replica is reflected by every
 //! replica's next first page once the announcement arrived (sub-millisecond on a healthy link),
 //! and within 750 ms when the listening connection dies silently (the replica then reads heads
-//! from the store tier until it listens again; `store::redis_peers`).
+//! from the store tier until it listens again; `store::redis_peers`). A write no replica hears
+//! of (a cluster bus link broken between two nodes, a replica of a version that does not
+//! announce) is still reflected within `local_ttl`: the next recheck sees the version moved or
+//! the stored head replaced.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use moka::Expiry;
@@ -100,7 +109,31 @@ impl Snapshot {
 #[derive(Clone)]
 struct Entry {
     snapshot: Arc<Snapshot>,
+    /// How long it stays in process (from its insertion).
     ttl: Duration,
+    /// For a head: until when (unix ms) it is served without a store read
+    /// ([`FeedCache::recheck`]). Shared by the clones a lookup hands out, so a recheck extends
+    /// it for every later lookup.
+    trusted_until_ms: Arc<AtomicI64>,
+}
+
+impl Entry {
+    fn new(snapshot: Arc<Snapshot>, ttl: Duration, trusted_until: Timestamp) -> Self {
+        Self {
+            snapshot,
+            ttl,
+            trusted_until_ms: Arc::new(AtomicI64::new(trusted_until.millis())),
+        }
+    }
+
+    fn trusted_at(&self, now: Timestamp) -> bool {
+        now.millis() < self.trusted_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn trust_until(&self, until: Timestamp) {
+        self.trusted_until_ms
+            .fetch_max(until.millis(), Ordering::Relaxed);
+    }
 }
 
 struct EntryExpiry;
@@ -114,6 +147,27 @@ impl Expiry<String, Entry> for EntryExpiry {
     ) -> Option<Duration> {
         Some(value.ttl)
     }
+
+    /// A replaced entry (a new head of the same user) lives as long as the new one asks, not
+    /// what was left of the old.
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &Entry,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// How a head's stored form begins: `{"id":"<snapshot id>"` (the first field of [`Snapshot`],
+/// serialised in declaration order; a unit test pins it). A recheck reads this many bytes of the
+/// stored head to tell whether it is still the same snapshot.
+/// (`None` only if the id cannot be serialised, which a string always can.)
+fn stored_prefix(id: &str) -> Option<Vec<u8>> {
+    let quoted = serde_json::to_vec(id).ok()?;
+    Some([b"{\"id\":".as_slice(), &quoted].concat())
 }
 
 /// Which first-page snapshot a feed request can be served from.
@@ -260,14 +314,19 @@ impl FeedCache {
         None
     }
 
-    /// The store tier (after a local miss); a hit is kept in process.
+    /// The store tier (after a local miss); a hit is kept in process for `local_ttl`.
     async fn lookup_store(
         &self,
         key: &str,
         accept: impl Fn(&Snapshot) -> bool,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
         let found = self.store.cache_get(key).await?;
-        Ok(self.store_result(key, accepted(found, accept)).await)
+        let found = accepted(found, accept).map(|s| {
+            let s = Arc::new(s);
+            // A snapshot by id never changes: nothing to trust or recheck.
+            Entry::new(s, self.local_ttl, Timestamp::from_millis(0))
+        });
+        Ok(self.store_result(key, found).await)
     }
 
     /// The user's head in the store tier if it serves `want` and was ranked at the user's
@@ -281,22 +340,25 @@ impl FeedCache {
         Ok(accepted(found, |s| want.accepts_stored(s, version)))
     }
 
+    /// A head read from the store tier at `now`, as kept in process: while any first page of it
+    /// is fresh, trusted for `local_ttl`.
+    fn stored_head_entry(&self, s: Snapshot, now: Timestamp) -> Entry {
+        // Cached by a version without page TTLs: kept no longer than `local_ttl`.
+        let ttl = s.page_ttls.longest().map_or(self.local_ttl, |secs| {
+            let left = s.ranked_at_ms + i64::from(secs) * 1000 - now.millis();
+            Duration::from_millis(u64::try_from(left).unwrap_or(0).max(1))
+        });
+        Entry::new(Arc::new(s), ttl, now.after(self.local_ttl))
+    }
+
     /// What the store tier returned for `key`, accepted: a snapshot is counted a hit and kept
     /// in process, none a miss.
-    async fn store_result(&self, key: &str, found: Option<Snapshot>) -> Option<Arc<Snapshot>> {
+    async fn store_result(&self, key: &str, found: Option<Entry>) -> Option<Arc<Snapshot>> {
         match found {
-            Some(s) => {
+            Some(entry) => {
                 self.metrics.cache(CacheTier::Store, CacheResult::Hit);
-                let s = Arc::new(s);
-                self.local
-                    .insert(
-                        key.to_owned(),
-                        Entry {
-                            snapshot: s.clone(),
-                            ttl: self.local_ttl,
-                        },
-                    )
-                    .await;
+                let s = entry.snapshot.clone();
+                self.local.insert(key.to_owned(), entry).await;
                 Some(s)
             }
             None => {
@@ -306,13 +368,58 @@ impl FeedCache {
         }
     }
 
-    /// The user's current first-page snapshot from the in-process tier (no store call), if
-    /// one was ranked by this variant and generation, a first page of `items` items from it
-    /// is still fresh, and no write of the user was heard since its ranking (module docs).
-    /// Then [`FeedCache::head_store`] on a miss.
-    pub async fn head_local(&self, want: &HeadWanted<'_>) -> Option<Arc<Snapshot>> {
-        self.lookup_local(&head_key(want.user), |s| self.serves_local(want, s))
-            .await
+    /// The user's current first-page snapshot from the in-process tier, if one was ranked by
+    /// this variant and generation, a first page of `items` items from it is still fresh, and
+    /// no write of the user was heard since its ranking (module docs). No store call while the
+    /// head is trusted; past that, one [`FeedCache::recheck`]. Then
+    /// [`FeedCache::head_store_or_state`] (or [`FeedCache::head_store`]) on a miss.
+    pub async fn head_local(
+        &self,
+        want: &HeadWanted<'_>,
+    ) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        let key = head_key(want.user);
+        let served = match self.local.get(&key).await {
+            Some(e) if self.serves_local(want, &e.snapshot) => {
+                if e.trusted_at(want.now) || self.recheck(&key, want, &e).await? {
+                    Some(e.snapshot)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        let result = if served.is_some() {
+            CacheResult::Hit
+        } else {
+            CacheResult::Miss
+        };
+        self.metrics.cache(CacheTier::Local, result);
+        Ok(served)
+    }
+
+    /// Whether an in-process head whose trust ran out is still the head the store holds for the
+    /// user, at the user's version the store holds: one round trip reading the first bytes of
+    /// the stored head and the version. If so it is trusted for another `local_ttl`. This is
+    /// what bounds a write no replica heard of (module docs); a head replaced in the store
+    /// (another replica ranked the user anew) is read from the store tier next.
+    async fn recheck(
+        &self,
+        key: &str,
+        want: &HeadWanted<'_>,
+        entry: &Entry,
+    ) -> Result<bool, StoreError> {
+        let Some(prefix) = stored_prefix(&entry.snapshot.id) else {
+            return Ok(false);
+        };
+        let (stored, version) = self
+            .store
+            .cache_prefix_for_user(key, prefix.len(), want.user)
+            .await?;
+        let current = stored == prefix && version == entry.snapshot.user_version;
+        if current {
+            entry.trust_until(want.now.after(self.local_ttl));
+        }
+        Ok(current)
     }
 
     /// Both tiers again, without counting a lookup: for a request that counted its misses,
@@ -326,6 +433,7 @@ impl FeedCache {
         let key = head_key(want.user);
         if let Some(e) = self.local.get(&key).await
             && self.serves_local(want, &e.snapshot)
+            && e.trusted_at(want.now)
         {
             return Ok(Some(e.snapshot));
         }
@@ -343,7 +451,10 @@ impl FeedCache {
         want: &HeadWanted<'_>,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
         let key = head_key(want.user);
-        let found = self.stored_head(&key, want).await?;
+        let found = self
+            .stored_head(&key, want)
+            .await?
+            .map(|s| self.stored_head_entry(s, want.now));
         Ok(self.store_result(&key, found).await)
     }
 
@@ -359,7 +470,8 @@ impl FeedCache {
             .store
             .cache_get_with_user_state(&key, want.user, want.now.secs_f64())
             .await?;
-        let found = accepted(found, |s| want.accepts_stored(s, user.version));
+        let found = accepted(found, |s| want.accepts_stored(s, user.version))
+            .map(|s| self.stored_head_entry(s, want.now));
         Ok(match self.store_result(&key, found).await {
             Some(snapshot) => StoreHead::Hit(snapshot),
             None => StoreHead::Miss(Box::new(user.decode()?)),
@@ -372,7 +484,8 @@ impl FeedCache {
     }
 
     /// Stores a fresh snapshot as the user's head (for `ttl`, the longest any first page of it
-    /// stays fresh) and by id (for paging).
+    /// stays fresh, in both tiers; trusted in process for `local_ttl` from its ranking) and by
+    /// id (for paging).
     pub async fn put(
         &self,
         snapshot: Snapshot,
@@ -390,23 +503,17 @@ impl FeedCache {
                 (snap.clone(), bytes, paging_ttl),
             ])
             .await?;
-        let local_ttl = ttl.min(self.local_ttl);
+        let ranked = Timestamp::from_millis(snapshot.ranked_at_ms);
         self.local
             .insert(
                 head,
-                Entry {
-                    snapshot: snapshot.clone(),
-                    ttl: local_ttl,
-                },
+                Entry::new(snapshot.clone(), ttl, ranked.after(self.local_ttl)),
             )
             .await;
         self.local
             .insert(
                 snap,
-                Entry {
-                    snapshot: snapshot.clone(),
-                    ttl: self.local_ttl,
-                },
+                Entry::new(snapshot.clone(), self.local_ttl, Timestamp::from_millis(0)),
             )
             .await;
         Ok(snapshot)
@@ -481,36 +588,40 @@ mod tests {
             .put(snapshot("a", 0), Duration::from_secs(120))
             .await?;
         assert_eq!(
-            id(cache.head_local(&want()).await),
+            id(cache.head_local(&want()).await?),
             None,
             "not listening yet"
         );
         cache.peers_listening(true);
         assert_eq!(
-            id(cache.head_local(&want()).await),
+            id(cache.head_local(&want()).await?),
             None,
             "what was cached before listening is dropped"
         );
         cache
             .put(snapshot("b", 0), Duration::from_secs(120))
             .await?;
-        assert_eq!(id(cache.head_local(&want()).await).as_deref(), Some("b"));
+        assert_eq!(id(cache.head_local(&want()).await?).as_deref(), Some("b"));
         // A ranking that read the user before a write stores its page after hearing of it.
         cache.peer_wrote("u", UserVersion(1)).await;
         cache
             .put(snapshot("c", 0), Duration::from_secs(120))
             .await?;
         assert_eq!(
-            id(cache.head_local(&want()).await),
+            id(cache.head_local(&want()).await?),
             None,
             "ranked before the write"
         );
         cache
             .put(snapshot("d", 1), Duration::from_secs(120))
             .await?;
-        assert_eq!(id(cache.head_local(&want()).await).as_deref(), Some("d"));
+        assert_eq!(id(cache.head_local(&want()).await?).as_deref(), Some("d"));
         cache.peers_listening(false);
-        assert_eq!(id(cache.head_local(&want()).await), None, "may miss writes");
+        assert_eq!(
+            id(cache.head_local(&want()).await?),
+            None,
+            "may miss writes"
+        );
         Ok(())
     }
 
@@ -552,6 +663,70 @@ mod tests {
             id(reader.head_store(&want()).await?),
             None,
             "an event since"
+        );
+        Ok(())
+    }
+
+    /// [`want`] at `ms` after the snapshots' ranking.
+    fn want_after(ms: i64) -> HeadWanted<'static> {
+        HeadWanted {
+            now: Timestamp::from_millis(1_000_000 + ms),
+            ..want()
+        }
+    }
+
+    #[test]
+    fn a_recheck_reads_how_a_stored_snapshot_begins() -> Result<(), Box<dyn std::error::Error>> {
+        for id in ["a", "quote\"and\\slash", "ünïcode"] {
+            let stored = serde_json::to_vec(&snapshot(id, 0))?;
+            let prefix = stored_prefix(id).ok_or("no prefix")?;
+            assert!(stored.starts_with(&prefix), "{id}");
+            assert!(!serde_json::to_vec(&snapshot(&format!("{id}x"), 0))?.starts_with(&prefix));
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_in_process_head_past_its_trust_is_served_only_while_the_store_holds_it_at_the_users_version()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let store = Arc::new(MemoryStore::new());
+        let (cache, other) = (cache_on(store.clone())?, cache_on(store.clone())?);
+        cache.peers_listening(true);
+        other.peers_listening(true);
+        cache
+            .put(snapshot("a", 0), Duration::from_secs(120))
+            .await?;
+        // Trusted for the local TTL (60 s) from the ranking, then rechecked: still the stored
+        // head at the user's version, so served and trusted for another 60 s.
+        for at in [0, 59_000, 61_000] {
+            let got = id(cache.head_local(&want_after(at)).await?);
+            assert_eq!(got.as_deref(), Some("a"), "at {at} ms");
+        }
+        // A write nobody announced (a broken cluster bus link): the version moves in the store.
+        store.set_profile("u", &UserProfile::default()).await?;
+        let got = id(cache.head_local(&want_after(120_000 - 1)).await?);
+        assert_eq!(got.as_deref(), Some("a"), "trusted until 121 s");
+        cache
+            .put(snapshot("b", 1), Duration::from_secs(120))
+            .await?;
+        // Another replica ranks the user anew: past its trust, this replica's head is not the
+        // stored one any more, and the store tier has the new one.
+        other
+            .put(snapshot("c", 1), Duration::from_secs(120))
+            .await?;
+        assert_eq!(
+            id(cache.head_local(&want_after(30_000)).await?).as_deref(),
+            Some("b")
+        );
+        assert_eq!(id(cache.head_local(&want_after(61_000)).await?), None);
+        assert_eq!(
+            id(cache.head_store(&want_after(61_000)).await?).as_deref(),
+            Some("c")
+        );
+        // The head read from the store is kept in process (trusted for 60 s from the read).
+        assert_eq!(
+            id(cache.head_local(&want_after(100_000)).await?).as_deref(),
+            Some("c")
         );
         Ok(())
     }

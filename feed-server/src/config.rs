@@ -93,7 +93,9 @@ pub struct Config {
     /// --feed-depth items). Past it, snapshots leave the process and are read from the store.
     #[arg(long, env = "FEED_LOCAL_CACHE_ITEMS", default_value_t = 500_000)]
     pub local_cache_items: u64,
-    /// Longest an in-process cache entry lives (ms); bounds staleness across replicas.
+    /// Longest an in-process first page is served without a store read (ms), then rechecked
+    /// (a few bytes); bounds staleness across replicas for writes no replica heard of. A
+    /// snapshot read by cursor stays in process this long.
     #[arg(long, env = "FEED_LOCAL_CACHE_TTL_MS", default_value_t = 5_000)]
     pub local_cache_ttl_ms: u64,
     /// Feeds of this many most recently active users are ranked at start-up.

@@ -66,7 +66,7 @@ async fn head_admitted(
         items,
         explain,
     };
-    if let Some(snapshot) = state.cache.head_local(&want).await {
+    if let Some(snapshot) = state.cache.head_local(&want).await? {
         return Ok(snapshot);
     }
     // The store tier before the ranking bound: a page cached there is served however full

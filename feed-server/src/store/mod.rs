@@ -312,6 +312,21 @@ pub trait Store: Send + Sync + 'static {
         let (blob, _) = self.cache_get_for_user(key, user).await?;
         Ok((blob, StateRead::ready(self.user_state(user, now).await?)))
     }
+    /// The first `len` bytes of a cached blob (empty when there is none) and `user`'s current
+    /// version, in one round trip: enough to tell that an in-process copy of the user's head is
+    /// still the head the store holds, at the user's version, without transferring the head
+    /// or the user's state (`cache::FeedCache::recheck`).
+    async fn cache_prefix_for_user(
+        &self,
+        key: &str,
+        len: usize,
+        user: &str,
+    ) -> Result<(Vec<u8>, UserVersion), StoreError> {
+        let (blob, version) = self.cache_get_for_user(key, user).await?;
+        let mut prefix = blob.unwrap_or_default();
+        prefix.truncate(len);
+        Ok((prefix, version))
+    }
     /// Reads a cached blob.
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Writes cached blobs, each with its own time-to-live (one round trip).

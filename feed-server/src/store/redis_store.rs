@@ -551,6 +551,25 @@ impl RedisStore {
         self.conn.query(pipe).await
     }
 
+    /// Runs `pipe` (one command reading a cached blob) with `user`'s version read after it:
+    /// two slots on a cluster (the page's, the user's), sent at once, one round trip.
+    async fn with_user_version<T: redis::FromRedisValue>(
+        &self,
+        mut pipe: Pipeline,
+        user: &str,
+    ) -> Result<(T, UserVersion), StoreError> {
+        pipe.get(self.keys.user_version(user));
+        let mut replies = self.run(&pipe).await?.into_iter();
+        let mut next = || {
+            replies
+                .next()
+                .ok_or_else(|| corrupt("short pipeline reply"))
+        };
+        let blob = parse(next()?)?;
+        let version = version_of(next()?)?;
+        Ok((blob, version))
+    }
+
     /// The sending users' own writes of `d` (affinities, taste, seen set, recent engagements),
     /// by user, every touched user present: each user's commands name only that user's keys (one
     /// cluster slot). The version moves go with them ([`Self::users_written`]).
@@ -1126,19 +1145,24 @@ impl Store for RedisStore {
         key: &str,
         user: &str,
     ) -> Result<(Option<Vec<u8>>, UserVersion), StoreError> {
-        // Two slots on a cluster (the page's, the user's): sent at once, one round trip.
         let mut pipe = redis::pipe();
-        pipe.get(self.keys.cached(key))
-            .get(self.keys.user_version(user));
-        let mut replies = self.run(&pipe).await?.into_iter();
-        let mut next = || {
-            replies
-                .next()
-                .ok_or_else(|| corrupt("short pipeline reply"))
+        pipe.get(self.keys.cached(key));
+        self.with_user_version(pipe, user).await
+    }
+
+    async fn cache_prefix_for_user(
+        &self,
+        key: &str,
+        len: usize,
+        user: &str,
+    ) -> Result<(Vec<u8>, UserVersion), StoreError> {
+        // `GETRANGE k 0 -1` would be the whole blob: no bytes asked, none read.
+        let Some(last) = len.checked_sub(1) else {
+            return Ok((Vec::new(), self.cache_get_for_user(key, user).await?.1));
         };
-        let blob = parse(next()?)?;
-        let version = version_of(next()?)?;
-        Ok((blob, version))
+        let mut pipe = redis::pipe();
+        pipe.getrange(self.keys.cached(key), 0, last as isize);
+        self.with_user_version(pipe, user).await
     }
 
     /// The head and the user's state in one round trip (two slots on a cluster, sent at once);

@@ -567,3 +567,90 @@ async fn a_store_head_ranked_before_a_users_write_is_not_served() {
     let head = cache.head_store(&want).await.expect("head");
     assert_eq!(head.map(|s| s.id.clone()).as_deref(), Some("fresh"));
 }
+
+/// On a real Redis, an in-process first page past its trust (`--local-cache-ttl-ms`) is served
+/// again after a recheck (`GETRANGE` of the stored head, the user's version) while the store
+/// holds it at the user's version; a write nobody announced, or another replica's new head,
+/// ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_head_past_its_trust_is_rechecked_in_redis() {
+    use feed_server::cache::{FeedCache, HeadWanted, Snapshot};
+    use feed_server::metrics::Metrics;
+    use feed_server::model::UserProfile;
+    use feed_server::store::redis_conn::RedisTarget;
+    use feed_server::store::redis_store::RedisSettings;
+    use feed_server::store::{RedisStore, Store};
+    use feed_server::time::Timestamp;
+
+    let server = RedisServer::start();
+    let store = Arc::new(
+        RedisStore::connect(&RedisSettings {
+            target: RedisTarget::Single(server.url().into()),
+            prefix: "recheck:".into(),
+            timeout: Duration::from_secs(2),
+            shared_cache: Duration::ZERO,
+        })
+        .expect("connect"),
+    );
+    let cache_on = || {
+        FeedCache::new(
+            store.clone(),
+            Arc::new(Metrics::new("r", "stable").expect("metrics")),
+            1000,
+            Duration::from_secs(5),
+        )
+    };
+    let (cache, other) = (cache_on(), cache_on());
+    let ranked_at = chrono::Utc::now().timestamp_millis();
+    let want_after = |secs: i64| HeadWanted {
+        now: Timestamp::from_millis(ranked_at + secs * 1000),
+        user: "u",
+        variant: "default",
+        generation: 1,
+        items: 20,
+        explain: false,
+    };
+    let snapshot = |id: &str, version| -> Snapshot {
+        serde_json::from_value(json!({
+            "id": id, "user_id": "u", "variant": "default", "generation": 1, "items": [],
+            "ranked_at_ms": ranked_at, "page_ttls": [[20, 120]], "user_version": version,
+        }))
+        .expect("snapshot")
+    };
+    let head_local = |at: i64| {
+        let cache = &cache;
+        async move {
+            let head = cache.head_local(&want_after(at)).await.expect("head");
+            head.map(|s| s.id.clone())
+        }
+    };
+    let version = store.user_state("u", 0.0).await.expect("state").version;
+    cache
+        .put(snapshot("a", version), Duration::from_secs(120))
+        .await
+        .expect("put");
+    assert_eq!(head_local(6).await.as_deref(), Some("a"), "rechecked");
+    store
+        .set_profile("u", &UserProfile::default())
+        .await
+        .expect("profile");
+    assert_eq!(
+        head_local(10).await.as_deref(),
+        Some("a"),
+        "trusted until 11 s"
+    );
+    assert_eq!(head_local(12).await, None, "the version moved");
+    let version = store.user_state("u", 0.0).await.expect("state").version;
+    cache
+        .put(snapshot("b", version), Duration::from_secs(120))
+        .await
+        .expect("put");
+    other
+        .put(snapshot("c", version), Duration::from_secs(120))
+        .await
+        .expect("put");
+    assert_eq!(head_local(4).await.as_deref(), Some("b"), "trusted");
+    assert_eq!(head_local(12).await, None, "another head in the store");
+    let stored = cache.head_store(&want_after(12)).await.expect("head");
+    assert_eq!(stored.map(|s| s.id.clone()).as_deref(), Some("c"));
+}
