@@ -36,8 +36,9 @@ pub struct Metrics {
     /// request series so that a flood of cheap refusals cannot dilute a rollout's error rate or
     /// latency.
     pub http_refused: IntCounterVec,
-    /// `feed_cache_requests_total{tier,result}`.
-    pub cache_requests: IntCounterVec,
+    /// `feed_cache_requests_total{tier,result}`, by [`CacheTier`] then [`CacheResult`]: each
+    /// series resolved once, since every feed request counts a lookup.
+    cache_requests: [[IntCounter; 2]; 2],
     /// `feed_events_total{type,variant}`: accepted events.
     pub events: IntCounterVec,
     /// `feed_events_rejected_total{code}`.
@@ -62,9 +63,9 @@ pub struct Metrics {
 #[strum(serialize_all = "snake_case")]
 pub enum CacheTier {
     /// The in-process tier.
-    Local,
+    Local = 0,
     /// The store tier (shared by the replicas).
-    Store,
+    Store = 1,
 }
 
 /// The `result` label of `feed_cache_requests_total`.
@@ -72,9 +73,9 @@ pub enum CacheTier {
 #[strum(serialize_all = "snake_case")]
 pub enum CacheResult {
     /// The lookup found a usable snapshot.
-    Hit,
+    Hit = 0,
     /// It did not.
-    Miss,
+    Miss = 1,
 }
 
 /// Could not build the registry (a programming error: duplicate or malformed metric).
@@ -169,11 +170,11 @@ impl Metrics {
         registry.register(Box::new(ranking_candidates.clone()))?;
         let shedding = ShedMetrics::register(&registry)?;
         let served = ServedMetrics::register(&registry)?;
-        for tier in ["local", "store"] {
-            for result in ["hit", "miss"] {
-                cache_requests.with_label_values(&[tier, result]);
-            }
-        }
+        let cache_requests = [CacheTier::Local, CacheTier::Store].map(|tier| {
+            [CacheResult::Hit, CacheResult::Miss].map(|result| {
+                cache_requests.with_label_values(&[<&str>::from(tier), <&str>::from(result)])
+            })
+        });
         Ok(Self {
             registry,
             http_requests,
@@ -211,9 +212,7 @@ impl Metrics {
 
     /// Counts a cache lookup.
     pub fn cache(&self, tier: CacheTier, result: CacheResult) {
-        self.cache_requests
-            .with_label_values(&[<&str>::from(tier), <&str>::from(result)])
-            .inc();
+        self.cache_requests[tier as usize][result as usize].inc();
     }
 
     /// Counts accepted events.
