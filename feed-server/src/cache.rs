@@ -697,15 +697,20 @@ mod tests {
             .put(snapshot("a", 0), Duration::from_secs(120))
             .await?;
         // Trusted for the local TTL (60 s) from the ranking, then rechecked: still the stored
-        // head at the user's version, so served and trusted for another 60 s.
+        // head at the user's version, so served (and trusted for another 60 s).
         for at in [0, 59_000, 61_000] {
             let got = id(cache.head_local(&want_after(at)).await?);
             assert_eq!(got.as_deref(), Some("a"), "at {at} ms");
         }
-        // A write nobody announced (a broken cluster bus link): the version moves in the store.
+        // A write nobody announced (a broken cluster bus link) moves the version in the store:
+        // a head ranked before it is served while trusted, and not past that.
         store.set_profile("u", &UserProfile::default()).await?;
-        let got = id(cache.head_local(&want_after(120_000 - 1)).await?);
-        assert_eq!(got.as_deref(), Some("a"), "trusted until 121 s");
+        cache
+            .put(snapshot("b", 0), Duration::from_secs(120))
+            .await?;
+        let got = id(cache.head_local(&want_after(59_000)).await?);
+        assert_eq!(got.as_deref(), Some("b"), "trusted until 60 s");
+        assert_eq!(id(cache.head_local(&want_after(61_000)).await?), None);
         cache
             .put(snapshot("b", 1), Duration::from_secs(120))
             .await?;
