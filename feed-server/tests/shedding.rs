@@ -47,8 +47,8 @@ async fn call(req: reqwest::RequestBuilder) -> (u16, Option<String>, Value) {
     (status, retry, r.json().await.unwrap_or(Value::Null))
 }
 
-/// `--local-cache-ttl-ms` of the first test: short, so that a first page leaves the in-process
-/// tier while the slow ranking holds the only slot and is then found in the store tier.
+/// `--local-cache-ttl-ms` of the first test: short, so that an in-process first page outlives its
+/// trust while the slow ranking holds the only slot and is served after a recheck.
 const LOCAL_TTL: Duration = Duration::from_millis(1_000);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,8 +66,18 @@ async fn a_full_ranking_bound_sheds_rankings_at_once_and_still_serves_cached_pag
         "20000",
     ];
     let mut app = start(Backend::Redis, &flags).await;
-    let cached = app.feed("fan", "").await;
-    let cached_at = Instant::now();
+    // Another replica on the same Redis ranks the fan's first page: this one holds it in the
+    // store tier only.
+    let redis_url = app.redis.as_ref().expect("redis").url();
+    let other = TestApp::start_with(
+        Backend::Memory,
+        Options {
+            flags: vec!["--redis-url".into(), redis_url],
+            ..Options::default()
+        },
+    )
+    .await;
+    let cached = other.feed("fan", "").await;
     let (status, _) = app
         .post("/debug/faults", &json!({"ranking_latency_ms": 4000}))
         .await;
@@ -105,31 +115,31 @@ async fn a_full_ranking_bound_sheds_rankings_at_once_and_still_serves_cached_pag
         assert_eq!(retry_after.as_deref(), Some("1"), "{body}");
     }
 
-    // The fan's page has left the in-process tier; the store tier still holds it, and a full
-    // ranking queue must not refuse it (it needs no ranking).
-    tokio::time::sleep(
-        (cached_at + LOCAL_TTL + Duration::from_millis(200)).duration_since(Instant::now()),
-    )
-    .await;
-    let store_hits = || async {
-        metric(
-            &app.metrics().await,
-            "feed_cache_requests_total",
-            &[("tier", "store"), ("result", "hit")],
-        )
-        .unwrap_or(0.0)
+    // The fan's page is in the store tier only, and a full ranking queue must not refuse it (it
+    // needs no ranking).
+    let hits = |tier: &'static str| {
+        let app = &app;
+        async move {
+            metric(
+                &app.metrics().await,
+                "feed_cache_requests_total",
+                &[("tier", tier), ("result", "hit")],
+            )
+            .unwrap_or(0.0)
+        }
     };
-    let hits_before = store_hits().await;
+    let store_hits_before = hits("store").await;
     let (from_store, _, body) = call(app.client.get(app.url("/v1/feed?user_id=fan"))).await;
+    let read_at = Instant::now();
     assert_eq!(from_store, 200, "a store-tier page while saturated: {body}");
     assert_eq!(body, cached, "the same cached page");
     assert_eq!(
-        store_hits().await,
-        hits_before + 1.0,
+        hits("store").await,
+        store_hits_before + 1.0,
         "served by the store tier"
     );
 
-    // That read put it back in process: with the store frozen, it is still served.
+    // That read put it in process: with the store frozen, it is still served.
     app.redis.as_ref().expect("redis").freeze(true);
     let (cached_status, _, cached_again) =
         call(app.client.get(app.url("/v1/feed?user_id=fan"))).await;
@@ -139,6 +149,20 @@ async fn a_full_ranking_bound_sheds_rankings_at_once_and_still_serves_cached_pag
         "an in-process page while saturated, store frozen"
     );
     assert_eq!(cached_again, cached, "the same cached page");
+
+    // Past its trust (the local TTL) the in-process page is rechecked in the store, not read
+    // back, and still served while saturated.
+    tokio::time::sleep(
+        (read_at + LOCAL_TTL + Duration::from_millis(200))
+            .saturating_duration_since(Instant::now()),
+    )
+    .await;
+    let (store_hits, local_hits) = (hits("store").await, hits("local").await);
+    let (rechecked, _, body) = call(app.client.get(app.url("/v1/feed?user_id=fan"))).await;
+    assert_eq!(rechecked, 200, "a rechecked page while saturated: {body}");
+    assert_eq!(body, cached, "the same cached page");
+    assert_eq!(hits("store").await, store_hits, "not read back");
+    assert_eq!(hits("local").await, local_hits + 1.0, "served in process");
     assert_eq!(
         metric(&app.metrics().await, "feed_rankings_in_flight", &[]),
         Some(1.0),
