@@ -19,7 +19,7 @@ use crate::store::UserVersion;
 /// Most users whose last heard version one generation remembers; a full generation ages at
 /// once, so beyond it the least recently written are forgotten (their in-process page was
 /// dropped when they were heard; only a ranking racing that very write could then be served
-/// until `local_ttl`).
+/// until its trust of `local_ttl` ends: its recheck sees the version moved, `crate::cache`).
 const HEARD_MAX: usize = 262_144;
 
 /// Longest a heard version is remembered, whatever `--local-cache-ttl-ms` (an in-process entry
@@ -84,10 +84,11 @@ pub struct PeerHeads {
 
 impl PeerHeads {
     /// The state of a replica that hears other replicas (`listening` false until subscribed)
-    /// or has none (`listening` true for good), whose in-process entries live at most
-    /// `local_ttl`: a heard version is kept twice that at least (a ranking racing a write may
-    /// store its page a little after hearing of it), at most [`HEARD_FOR_MAX`], and forgotten
-    /// within twice that.
+    /// or has none (`listening` true for good), whose in-process first pages are served
+    /// without a recheck in the store at most `local_ttl` from their ranking (a recheck then
+    /// compares the store's version, `crate::cache`): a heard version is kept twice that at
+    /// least (a ranking racing a write may store its page a little after hearing of it), at
+    /// most [`HEARD_FOR_MAX`], and forgotten within twice that.
     pub fn new(listening: bool, local_ttl: Duration) -> Self {
         Self {
             listening: AtomicBool::new(listening),
