@@ -14,6 +14,13 @@ use std::time::{Duration, Instant};
 
 use common::cluster::RedisCluster;
 use common::*;
+use feed_server::cache::{FeedCache, HeadWanted, Snapshot};
+use feed_server::metrics::Metrics;
+use feed_server::model::UserProfile;
+use feed_server::store::redis_conn::RedisTarget;
+use feed_server::store::redis_store::RedisSettings;
+use feed_server::store::{RedisStore, Store};
+use feed_server::time::Timestamp;
 use serde_json::{Value, json};
 
 /// The bound every replica's next feed keeps after a user's write on another (README).
@@ -501,34 +508,37 @@ async fn replicas_refused_the_channel_still_take_writes_and_agree() {
 
 on_stores!([redis => Redis, cluster => Cluster] replicas_agree);
 
-/// On a real Redis, a first page stored by a ranking that read the user before a write (the
-/// write's invalidation already done) is not served from the store tier: the version moved.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_head_ranked_before_a_users_write_is_not_served() {
-    use feed_server::cache::{FeedCache, HeadWanted, Snapshot};
-    use feed_server::metrics::Metrics;
-    use feed_server::model::UserProfile;
-    use feed_server::store::redis_conn::RedisTarget;
-    use feed_server::store::redis_store::RedisSettings;
-    use feed_server::store::{RedisStore, Store};
-    use feed_server::time::Timestamp;
-
-    let server = RedisServer::start();
-    let store = Arc::new(
+/// A store on `server` under `prefix`, with no shared cache (every read goes to Redis): for the
+/// cache tests that drive [`FeedCache`] directly.
+fn redis_store(server: &RedisServer, prefix: &str) -> Arc<RedisStore> {
+    Arc::new(
         RedisStore::connect(&RedisSettings {
             target: RedisTarget::Single(server.url().into()),
-            prefix: "race:".into(),
+            prefix: prefix.into(),
             timeout: Duration::from_secs(2),
             shared_cache: Duration::ZERO,
         })
         .expect("connect"),
-    );
-    let cache = FeedCache::new(
+    )
+}
+
+/// The feed cache of one replica over `store`, its in-process pages trusted 5 s (the default).
+fn cache_over(store: &Arc<RedisStore>) -> FeedCache {
+    FeedCache::new(
         store.clone(),
         Arc::new(Metrics::new("r", "stable").expect("metrics")),
         1000,
         Duration::from_secs(5),
-    );
+    )
+}
+
+/// On a real Redis, a first page stored by a ranking that read the user before a write (the
+/// write's invalidation already done) is not served from the store tier: the version moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_head_ranked_before_a_users_write_is_not_served() {
+    let server = RedisServer::start();
+    let store = redis_store(&server, "race:");
+    let cache = cache_over(&store);
     let ranked_at = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
     let want = HeadWanted {
         now: ranked_at,
@@ -574,33 +584,9 @@ async fn a_store_head_ranked_before_a_users_write_is_not_served() {
 /// ends it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_process_head_past_its_trust_is_rechecked_in_redis() {
-    use feed_server::cache::{FeedCache, HeadWanted, Snapshot};
-    use feed_server::metrics::Metrics;
-    use feed_server::model::UserProfile;
-    use feed_server::store::redis_conn::RedisTarget;
-    use feed_server::store::redis_store::RedisSettings;
-    use feed_server::store::{RedisStore, Store};
-    use feed_server::time::Timestamp;
-
     let server = RedisServer::start();
-    let store = Arc::new(
-        RedisStore::connect(&RedisSettings {
-            target: RedisTarget::Single(server.url().into()),
-            prefix: "recheck:".into(),
-            timeout: Duration::from_secs(2),
-            shared_cache: Duration::ZERO,
-        })
-        .expect("connect"),
-    );
-    let cache_on = || {
-        FeedCache::new(
-            store.clone(),
-            Arc::new(Metrics::new("r", "stable").expect("metrics")),
-            1000,
-            Duration::from_secs(5),
-        )
-    };
-    let (cache, other) = (cache_on(), cache_on());
+    let store = redis_store(&server, "recheck:");
+    let (cache, other) = (cache_over(&store), cache_over(&store));
     let ranked_at = chrono::Utc::now().timestamp_millis();
     let want_after = |secs: i64| HeadWanted {
         now: Timestamp::from_millis(ranked_at + secs * 1000),
