@@ -37,15 +37,21 @@ use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{CacheResult, CacheTier, Metrics, MetricsError};
-use crate::model::FeedItem;
+use crate::model::{FeedItem, MAX_LIMIT};
 use crate::peer_heads::PeerHeads;
 pub use crate::ranking::page_ttls::PageTtls;
 use crate::served::ItemFacts;
 use crate::store::{Store, StoreError, UserState, UserVersion};
+use crate::stored_snapshot::{self, JsonSnapshot, SnapshotFormat, StoredPrefixes};
 use crate::time::Timestamp;
 
 /// Snapshots stay readable by cursor at least this long after ranking.
 pub const MIN_SNAPSHOT_TTL: Duration = Duration::from_secs(600);
+
+/// Items a head keeps in the store tier: what the largest first page shows, and one more so that
+/// its page still carries a cursor. Pages past it are read by cursor from the whole snapshot, so
+/// a head costs Redis a page's bytes, not the list's (BENCHMARKS.md).
+pub const HEAD_ITEMS: usize = MAX_LIMIT + 1;
 
 /// What the store tier answered for a user's head, with the user's state read alongside.
 pub enum StoreHead {
@@ -55,8 +61,8 @@ pub enum StoreHead {
     Miss(Box<UserState>),
 }
 
-/// A ranked list kept for paging.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A ranked list kept for paging; how it is stored: [`crate::stored_snapshot`].
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Snapshot {
     /// Random id, named by cursors.
     pub id: String,
@@ -90,6 +96,13 @@ pub struct Snapshot {
     /// reused by every later one. Not stored: each process encodes its own.
     #[serde(skip)]
     pub first_page: std::sync::OnceLock<bytes::Bytes>,
+}
+
+/// The JSON form (`crate::stored_snapshot`).
+impl Serialize for Snapshot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        JsonSnapshot::of(self, self.items.len()).serialize(serializer)
+    }
 }
 
 impl Snapshot {
@@ -161,15 +174,6 @@ impl Expiry<String, Entry> for EntryExpiry {
     }
 }
 
-/// How a head's stored form begins: `{"id":"<snapshot id>"` (the first field of [`Snapshot`],
-/// serialised in declaration order; a unit test pins it). A recheck reads this many bytes of the
-/// stored head to tell whether it is still the same snapshot.
-/// (`None` only if the id cannot be serialised, which a string always can.)
-fn stored_prefix(id: &str) -> Option<Vec<u8>> {
-    let quoted = serde_json::to_vec(id).ok()?;
-    Some([b"{\"id\":".as_slice(), &quoted].concat())
-}
-
 /// Which first-page snapshot a feed request can be served from.
 #[derive(Clone, Copy, Debug)]
 pub struct HeadWanted<'a> {
@@ -212,13 +216,15 @@ pub struct FeedCache {
     peers: PeerHeads,
     /// `feed_peer_writes_listening`, for a replica among others.
     listening_gauge: Option<prometheus::IntGauge>,
+    /// The form new snapshots are stored in (both are read).
+    format: SnapshotFormat,
 }
 
 /// The snapshot a store-tier read returned, if it decodes and `accept` takes it (an entry
 /// this version cannot read is a miss).
 fn accepted(found: Option<Vec<u8>>, accept: impl Fn(&Snapshot) -> bool) -> Option<Snapshot> {
     found
-        .and_then(|bytes| serde_json::from_slice::<Snapshot>(&bytes).ok())
+        .and_then(|bytes| stored_snapshot::decode(&bytes).ok())
         .filter(|s| accept(s))
 }
 
@@ -253,7 +259,14 @@ impl FeedCache {
             metrics,
             peers: PeerHeads::new(true, local_ttl),
             listening_gauge: None,
+            format: SnapshotFormat::default(),
         }
+    }
+
+    /// The cache storing new snapshots in `format` ([`SnapshotFormat::Compact`] unless set).
+    pub fn with_format(mut self, format: SnapshotFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// The cache of a replica among others: it serves no in-process head until it listens to
@@ -408,14 +421,14 @@ impl FeedCache {
         want: &HeadWanted<'_>,
         entry: &Entry,
     ) -> Result<bool, StoreError> {
-        let Some(prefix) = stored_prefix(&entry.snapshot.id) else {
+        let Some(prefixes) = StoredPrefixes::of(&entry.snapshot.id) else {
             return Ok(false);
         };
         let (stored, version) = self
             .store
-            .cache_prefix_for_user(key, prefix.len(), want.user)
+            .cache_prefix_for_user(key, prefixes.len(), want.user)
             .await?;
-        let current = stored == prefix && version == entry.snapshot.user_version;
+        let current = prefixes.matches(&stored) && version == entry.snapshot.user_version;
         if current {
             entry.trust_until(want.now.after(self.local_ttl));
         }
@@ -491,15 +504,23 @@ impl FeedCache {
         snapshot: Snapshot,
         ttl: Duration,
     ) -> Result<Arc<Snapshot>, StoreError> {
-        let bytes =
-            serde_json::to_vec(&snapshot).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let encode = |items| {
+            stored_snapshot::encode(&snapshot, items, self.format)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        };
+        let bytes = encode(snapshot.items.len())?;
+        let head_bytes = if snapshot.items.len() > HEAD_ITEMS {
+            encode(HEAD_ITEMS)?
+        } else {
+            bytes.clone()
+        };
         let snapshot = Arc::new(snapshot);
         let head = head_key(&snapshot.user_id);
         let snap = snap_key(&snapshot.id);
         let paging_ttl = ttl.max(MIN_SNAPSHOT_TTL);
         self.store
             .cache_put(&[
-                (head.clone(), bytes.clone(), ttl),
+                (head.clone(), head_bytes, ttl),
                 (snap.clone(), bytes, paging_ttl),
             ])
             .await?;
@@ -677,11 +698,16 @@ mod tests {
 
     #[test]
     fn a_recheck_reads_how_a_stored_snapshot_begins() -> Result<(), Box<dyn std::error::Error>> {
-        for id in ["a", "quote\"and\\slash", "ünïcode"] {
-            let stored = serde_json::to_vec(&snapshot(id, 0))?;
-            let prefix = stored_prefix(id).ok_or("no prefix")?;
-            assert!(stored.starts_with(&prefix), "{id}");
-            assert!(!serde_json::to_vec(&snapshot(&format!("{id}x"), 0))?.starts_with(&prefix));
+        for format in [SnapshotFormat::Compact, SnapshotFormat::Json] {
+            for id in ["a", "quote\"and\\slash", "ünïcode"] {
+                let prefixes = StoredPrefixes::of(id).ok_or("no prefix")?;
+                let begins = |id: &str| -> Result<bool, stored_snapshot::EncodeError> {
+                    let stored = stored_snapshot::encode(&snapshot(id, 0), HEAD_ITEMS, format)?;
+                    Ok(prefixes.matches(&stored[..prefixes.len().min(stored.len())]))
+                };
+                assert!(begins(id)?, "{id} {format:?}");
+                assert!(!begins(&format!("{id}x"))?, "{id} {format:?}");
+            }
         }
         Ok(())
     }
@@ -733,6 +759,70 @@ mod tests {
             id(cache.head_local(&want_after(100_000)).await?).as_deref(),
             Some("c")
         );
+        Ok(())
+    }
+
+    /// Snapshot `id` of 150 items with their facts (scores exact in JSON too).
+    fn long_snapshot(id: &str) -> Snapshot {
+        let items: Vec<FeedItem> = (0..150)
+            .map(|i| FeedItem {
+                video_id: format!("v{i}"),
+                creator_id: format!("c{}", i % 40),
+                score: f64::from(150 - i) / 256.0,
+                signals: None,
+                explain: None,
+            })
+            .collect();
+        let facts = crate::served::facts_of(
+            items
+                .iter()
+                .map(|i| (i.creator_id.as_str(), 1_000_000, i.video_id.ends_with('7'))),
+        );
+        Snapshot {
+            items,
+            facts,
+            page_ttls: PageTtls(vec![(100, 300)]),
+            ..snapshot(id, 0)
+        }
+    }
+
+    /// During a rolling change of `--snapshot-format`, replicas writing either form serve each
+    /// other's first pages, cursors and rechecks; the store tier holds a head cut to what the
+    /// largest first page shows, the whole list by id.
+    #[tokio::test]
+    async fn replicas_writing_either_form_serve_each_others_pages()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use SnapshotFormat::{Compact, Json};
+        for (written, read) in [(Json, Compact), (Compact, Json), (Compact, Compact)] {
+            let store = Arc::new(MemoryStore::new());
+            let writer = cache_on(store.clone())?.with_format(written);
+            let reader = cache_on(store.clone())?.with_format(read);
+            reader.peers_listening(true);
+            let ranked = long_snapshot("a");
+            writer.put(ranked.clone(), Duration::from_secs(300)).await?;
+            let case = format!("written {written:?}, read by a {read:?} replica");
+
+            let head = reader.head_store(&want()).await?.ok_or("no head")?;
+            assert_eq!(head.items[..], ranked.items[..HEAD_ITEMS], "{case}");
+            assert_eq!(head.facts[..], ranked.facts[..HEAD_ITEMS], "{case}");
+            let by_id = reader.snapshot("a").await?.ok_or("no snapshot by id")?;
+            assert_eq!(*by_id, ranked, "{case}");
+            // Past its trust (60 s at a time), the head read from the store is rechecked
+            // against the stored bytes, whichever form they are in: served while they are its,
+            // not once the writer ranked the user anew.
+            for at in [61_000, 122_000] {
+                let got = id(reader.head_local(&want_after(at)).await?);
+                assert_eq!(got.as_deref(), Some("a"), "{case}, at {at} ms");
+            }
+            writer
+                .put(long_snapshot("b"), Duration::from_secs(300))
+                .await?;
+            assert_eq!(
+                id(reader.head_local(&want_after(183_000)).await?),
+                None,
+                "{case}"
+            );
+        }
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 use crate::auth::AuthArgs;
 use crate::shed::ShedLimits;
 use crate::store::redis_conn::{RedisConfigError, RedisTarget, RedisTlsFiles, RedisUrl};
+use crate::stored_snapshot::SnapshotFormat;
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -98,6 +99,11 @@ pub struct Config {
     /// snapshot read by cursor stays in process this long.
     #[arg(long, env = "FEED_LOCAL_CACHE_TTL_MS", default_value_t = 5_000)]
     pub local_cache_ttl_ms: u64,
+    /// Form of the cached pages this replica writes to the store; both are read. `json` is for
+    /// a rolling upgrade from a version without compact pages, which cannot read them (README:
+    /// Upgrading).
+    #[arg(long, env = "FEED_SNAPSHOT_FORMAT", value_enum, default_value_t = SnapshotFormat::Compact)]
+    pub snapshot_format: SnapshotFormat,
     /// Feeds of this many most recently active users are ranked at start-up.
     #[arg(long, env = "FEED_WARMUP_USERS", default_value_t = 1_000)]
     pub warmup_users: usize,

@@ -44,7 +44,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "services",
-        &["cache", "peer_heads", "shed", "single_flight", "metrics"],
+        &[
+            "cache",
+            "stored_snapshot",
+            "peer_heads",
+            "shed",
+            "single_flight",
+            "metrics",
+        ],
     ),
     (
         "domain",

@@ -51,6 +51,7 @@ pub mod shed;
 pub mod single_flight;
 pub mod state;
 pub mod store;
+pub mod stored_snapshot;
 pub mod time;
 pub mod vocabulary;
 pub mod warmup;

@@ -143,7 +143,8 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         metrics.clone(),
         config.local_cache_items,
         Duration::from_millis(config.local_cache_ttl_ms),
-    );
+    )
+    .with_format(config.snapshot_format);
     if peers.is_some() {
         cache = cache.with_peers()?;
     }
