@@ -497,8 +497,9 @@ impl FeedCache {
     }
 
     /// Stores a fresh snapshot as the user's head (for `ttl`, the longest any first page of it
-    /// stays fresh, in both tiers; trusted in process for `local_ttl` from its ranking) and by
-    /// id (for paging).
+    /// stays fresh, in both tiers, its first [`HEAD_ITEMS`] items in the store tier; trusted in
+    /// process for `local_ttl` from its ranking) and by id (for paging), in the cache's
+    /// [`SnapshotFormat`].
     pub async fn put(
         &self,
         snapshot: Snapshot,
