@@ -44,8 +44,8 @@ pub struct ItemFacts {
     pub long_tail: bool,
     /// Position of the previous item of the same creator in the ranked list, if any: a page
     /// `[start, end)` shows a new creator at each item whose previous one is before `start`.
-    /// Left out of the stored form when there is none (most items; a reader without the field
-    /// reads `None`, as every version's derived reader does).
+    /// Left out of the JSON form when there is none (each creator's first item; a reader
+    /// without the field reads `None`, as every version's derived reader does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_of_creator: Option<u32>,
 }
