@@ -13,9 +13,10 @@
 //! - **Images** ([`images`]): a table of glob → binary; an image no rule matches fails with
 //!   `ErrImagePull`, then `ImagePullBackOff` with the pull back-off.
 //! - **Containers** ([`worker`]): env with `valueFrom` and `envFrom`, `$(VAR)` expansion
-//!   ([`env`]), `command[1..]` + `args` after the image's binary, HTTP/TCP readiness and liveness
-//!   probes ([`probe`]), restarts per `restartPolicy` with CrashLoopBackOff ([`backoff`]),
-//!   stdout and stderr appended to `ROOT/NS_POD_UID/logs/CONTAINER/N.log` (N = restart count),
+//!   ([`env`]), `command[1..]` + `args` after the image's binary, HTTP/TCP startup, readiness and
+//!   liveness probes ([`probe`]; readiness and liveness wait for the startup probe to pass, a
+//!   startup probe that fails `failureThreshold` times restarts the container), restarts per
+//!   `restartPolicy` with CrashLoopBackOff ([`backoff`]), stdout and stderr appended to `ROOT/NS_POD_UID/logs/CONTAINER/N.log` (N = restart count),
 //!   served as the `pods/NAME/log` subresource ([`logs`]; `kubectl logs [--previous]`).
 //! - **Volumes** ([`volumes`]): ConfigMap and Secret volumes are files in
 //!   `ROOT/NS_POD_UID/volumes/NAME/`, written before the first start and rewritten a sync

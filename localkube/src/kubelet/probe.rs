@@ -1,4 +1,4 @@
-//! Readiness and liveness probes: their settings from the container spec (defaults as
+//! Startup, readiness and liveness probes: their settings from the container spec (defaults as
 //! Kubernetes documents them) and the bookkeeping of consecutive results against the
 //! thresholds. The check itself (an HTTP GET, a TCP connect) is in the pod worker.
 
@@ -63,8 +63,8 @@ fn resolve_port(port: &Value, container: &Value) -> Option<u16> {
 }
 
 impl Probe {
-    /// The probe `spec` (a container's `readinessProbe` or `livenessProbe`) of `container`;
-    /// `None` when absent.
+    /// The probe `spec` (a container's `startupProbe`, `readinessProbe` or `livenessProbe`) of
+    /// `container`; `None` when absent.
     pub fn parse(spec: &Value, container: &Value, scale: TimeScale) -> Option<Self> {
         if !spec.is_object() {
             return None;
@@ -126,6 +126,12 @@ impl Tally {
     /// The verdict: ready, or alive.
     pub fn passing(self) -> bool {
         self.passing
+    }
+
+    /// Whether the last `failure_threshold` checks all failed: a startup probe's end (the
+    /// container is restarted), where a readiness or liveness probe flips its verdict.
+    pub fn failures_reached(self, probe: &Probe) -> bool {
+        self.failures >= probe.failure_threshold
     }
 
     /// Records one check's outcome; the verdict flips after `success_threshold` consecutive
@@ -279,6 +285,21 @@ mod tests {
         assert!(!alive.passing(), "failureThreshold 1 fails at once");
         alive.record(true, &probe(1, 1));
         assert!(alive.passing());
+    }
+
+    #[test]
+    fn a_startup_probe_gives_up_at_its_failure_threshold_of_consecutive_failures() {
+        let p = probe(1, 3);
+        let mut startup = Tally::new(false);
+        let mut given_up = Vec::new();
+        for ok in [false, false, true, false, false, false] {
+            startup.record(ok, &p);
+            given_up.push(startup.failures_reached(&p));
+        }
+        assert_eq!(given_up, [false, false, false, false, false, true]);
+        let mut passed = Tally::new(false);
+        passed.record(true, &p);
+        assert!(passed.passing() && !passed.failures_reached(&p));
     }
 
     #[test]

@@ -134,6 +134,8 @@ pub struct ContainerView {
     pub last_exit: Option<Exit>,
     /// Passing its readiness probe (or running without one).
     pub ready: bool,
+    /// Running and past its startup probe (or running without one): the kubelet's `started`.
+    pub started: bool,
     /// Times it was started again.
     pub restart_count: u32,
     /// `localkube://<pid>` of the current or last process (empty before the first start).
@@ -155,7 +157,7 @@ impl ContainerView {
         };
         let mut s = json!({"name": self.name, "image": self.image, "imageID": "",
             "state": state, "lastState": {}, "ready": self.ready,
-            "started": matches!(self.state, State::Running { .. }),
+            "started": self.started,
             "restartCount": self.restart_count});
         if let Some(exit) = &self.last_exit {
             s["lastState"] = exit.to_json(&self.container_id);
@@ -320,12 +322,14 @@ mod tests {
     }
 
     fn c(state: State, last: Option<Exit>, ready: bool) -> ContainerView {
+        let started = matches!(state, State::Running { .. });
         ContainerView {
             name: "app".into(),
             image: "feed-server:1".into(),
             state,
             last_exit: last,
             ready,
+            started,
             restart_count: 0,
             container_id: String::new(),
         }

@@ -88,6 +88,64 @@ impl ProbeRun {
     }
 }
 
+/// A running container's probes.
+struct Probes {
+    /// The startup probe until it passes: meanwhile the other two wait and the container is
+    /// neither started nor ready; `None` once passed (or without one).
+    startup: Option<ProbeRun>,
+    readiness: Option<ProbeRun>,
+    liveness: Option<ProbeRun>,
+}
+
+impl Probes {
+    /// Past its startup probe (the kubelet's `started`).
+    fn started(&self) -> bool {
+        self.startup.is_none()
+    }
+
+    /// Started and passing its readiness probe (or without one).
+    fn ready(&self) -> bool {
+        self.started() && self.readiness.as_ref().is_none_or(|r| r.tally.passing())
+    }
+
+    /// Runs the checks that are due; the probe whose failure restarts the container, if one
+    /// failed (the startup probe at its failure threshold, or the liveness probe).
+    async fn poll(
+        &mut self,
+        ip: Ipv4Addr,
+        http: &reqwest::Client,
+        now: Instant,
+    ) -> Option<&'static str> {
+        if let Some(startup) = &mut self.startup {
+            startup.poll(ip, http, now).await;
+            if startup.tally.failures_reached(&startup.probe) {
+                return Some("startup");
+            }
+            if !startup.tally.passing() {
+                return None;
+            }
+            self.startup = None;
+            // Their initial delays count from the container's start; they run from now on.
+            for held in [self.readiness.as_mut(), self.liveness.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                held.next = held.next.max(now);
+            }
+        }
+        for run in [self.readiness.as_mut(), self.liveness.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            run.poll(ip, http, now).await;
+        }
+        self.liveness
+            .as_ref()
+            .is_some_and(|l| !l.tally.passing())
+            .then_some("liveness")
+    }
+}
+
 /// One check: an HTTP GET (2xx/3xx) or a TCP connect within `timeout`.
 async fn check(action: Action, ip: Ipv4Addr, timeout: Duration, http: reqwest::Client) -> bool {
     match action {
@@ -116,8 +174,7 @@ enum Stage {
         process: Process,
         started: Instant,
         started_at: String,
-        readiness: Option<Box<ProbeRun>>,
-        liveness: Option<Box<ProbeRun>>,
+        probes: Box<Probes>,
     },
     /// Exited, not to be restarted.
     Done(Exit),
@@ -155,7 +212,7 @@ impl Container {
     }
 
     fn view(&self) -> ContainerView {
-        let (state, ready) = match &self.stage {
+        let (state, started, ready) = match &self.stage {
             Stage::Waiting {
                 reason, message, ..
             } => (
@@ -164,18 +221,18 @@ impl Container {
                     message: message.clone(),
                 },
                 false,
+                false,
             ),
             Stage::Running {
-                started_at,
-                readiness,
-                ..
+                started_at, probes, ..
             } => (
                 State::Running {
                     started_at: started_at.clone(),
                 },
-                readiness.as_ref().is_none_or(|r| r.tally.passing()),
+                probes.started(),
+                probes.ready(),
             ),
-            Stage::Done(exit) => (State::Terminated(exit.clone()), false),
+            Stage::Done(exit) => (State::Terminated(exit.clone()), false, false),
         };
         ContainerView {
             name: self.name.clone(),
@@ -183,6 +240,7 @@ impl Container {
             state,
             last_exit: self.last_exit.clone(),
             ready,
+            started,
             restart_count: self.starts.saturating_sub(1),
             container_id: self.id.clone(),
         }
@@ -346,26 +404,19 @@ impl Worker {
     async fn step(&mut self, i: usize, pod: &Value) {
         let now = Instant::now();
         let image = self.containers[i].image.clone();
-        let stop_for_liveness = match &mut self.containers[i].stage {
+        let failed_probe = match &mut self.containers[i].stage {
             Stage::Running {
                 process,
                 started,
                 started_at,
-                readiness,
-                liveness,
+                probes,
             } => {
                 if let Some(status) = process.exited() {
                     let run = (*started, started_at.clone());
                     self.exited(i, status, run);
                     return;
                 }
-                for run in [readiness.as_mut(), liveness.as_mut()]
-                    .into_iter()
-                    .flatten()
-                {
-                    run.poll(self.ip, &self.settings.http, now).await;
-                }
-                liveness.as_ref().is_some_and(|l| !l.tally.passing())
+                probes.poll(self.ip, &self.settings.http, now).await
             }
             Stage::Waiting {
                 not_before,
@@ -384,7 +435,7 @@ impl Worker {
             }
             Stage::Done(_) => return,
         };
-        if stop_for_liveness {
+        if let Some(probe) = failed_probe {
             let c = &mut self.containers[i];
             let stage = std::mem::replace(
                 &mut c.stage,
@@ -401,7 +452,7 @@ impl Worker {
                 ..
             } = stage
             {
-                tracing::info!(pod = %self.pod.name, container = %c.name, "liveness probe failed, restarting");
+                tracing::info!(pod = %self.pod.name, container = %c.name, "{probe} probe failed, restarting");
                 match process.terminate(self.grace).await {
                     Ok(status) => self.exited(i, status, (started, started_at)),
                     Err(e) => {
@@ -547,10 +598,12 @@ impl Worker {
                 c.id = format!("localkube://{}", process.pid());
                 let probe = |k: &str| Probe::parse(&c.spec[k], &c.spec, scale);
                 c.stage = Stage::Running {
-                    readiness: probe("readinessProbe")
-                        .map(|p| Box::new(ProbeRun::new(p, false, started))),
-                    liveness: probe("livenessProbe")
-                        .map(|p| Box::new(ProbeRun::new(p, true, started))),
+                    probes: Box::new(Probes {
+                        startup: probe("startupProbe").map(|p| ProbeRun::new(p, false, started)),
+                        readiness: probe("readinessProbe")
+                            .map(|p| ProbeRun::new(p, false, started)),
+                        liveness: probe("livenessProbe").map(|p| ProbeRun::new(p, true, started)),
+                    }),
                     process,
                     started,
                     started_at: clock::now(),

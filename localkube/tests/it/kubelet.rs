@@ -205,6 +205,11 @@ spec:
             - {name: MODE, valueFrom: {configMapKeyRef: {name: profile, key: mode}}}
             - {name: GREETING, value: "hello $(POD_NAME)"}
             - {name: PROFILE_PATH, value: /etc/feed/profile.json}
+          # As Kubernetes documents a slow starter (period 10 s × 30: five minutes to start):
+          # the liveness probe's six seconds only count once the process answers. Without it,
+          # the time scale shrinks those six seconds to 0.3 s, less than a debug build takes
+          # to start on a busy machine.
+          startupProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 10, failureThreshold: 30}
           readinessProbe: {httpGet: {path: /readyz, port: http}, periodSeconds: 2}
           livenessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 2}
           volumeMounts: [{name: profile, mountPath: /etc/feed}]
@@ -238,6 +243,18 @@ spec:
     - name: feed-server
       image: feed-server:test
       livenessProbe: {httpGet: {path: /no-such-page, port: 8080}, periodSeconds: 1, failureThreshold: 2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: stuck, namespace: feed, labels: {app: stuck}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: feed-server
+      image: feed-server:test
+      startupProbe: {httpGet: {path: /no-such-page, port: 8080}, periodSeconds: 1, failureThreshold: 20}
+      readinessProbe: {httpGet: {path: /readyz, port: 8080}, periodSeconds: 1}
+      livenessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
 "#;
 
 fn condition<'a>(obj: &'a Value, kind: &str) -> &'a Value {
@@ -352,10 +369,19 @@ fn deployments_become_real_processes_through_kubectl() {
     // Everything applied comes to its state: web rolled out; the unknown image in
     // ImagePullBackOff past its progress deadline (20 s × 0.05); the container that exits at
     // start in CrashLoopBackOff, its restartCount seen growing; the pod failing its liveness
-    // probe (a 404) restarted; the bare pod ready.
+    // probe (a 404) restarted, and so is the one failing its startup probe; the bare pod ready.
     let mut crash_restarts: Option<u64> = None;
+    // The pod failing its startup probe: seen running yet neither started nor ready (its
+    // readiness probe would pass: the other probes wait for the startup probe), never seen
+    // started or ready.
+    let (mut stuck_seen_running, mut stuck_seen_started) = (false, false);
     let world = wait_for("every object in its state", || {
         let w = c.world();
+        let stuck = w.container("stuck");
+        stuck_seen_running |= stuck["state"]["running"].is_object()
+            && stuck["started"] == false
+            && stuck["ready"] == false;
+        stuck_seen_started |= stuck["started"] == true || stuck["ready"] == true;
         let crash = w.container("crash");
         let restarts = crash["restartCount"].as_u64().filter(|n| *n >= 1);
         let grown = restarts.is_some_and(|n| crash_restarts.is_some_and(|before| n > before));
@@ -367,6 +393,8 @@ fn deployments_become_real_processes_through_kubectl() {
             && condition(w.deployment("nope"), "Progressing")["reason"]
                 == "ProgressDeadlineExceeded"
             && w.container("sick")["restartCount"].as_u64() >= Some(1)
+            && stuck["restartCount"].as_u64() >= Some(1)
+            && stuck_seen_running
             && w.container("solo")["ready"] == true)
             .then_some(w)
     });
@@ -394,6 +422,13 @@ fn deployments_become_real_processes_through_kubectl() {
     // 0 once feed-server handles SIGTERM; 143 when the signal came before its handler.
     let code = &world.container("sick")["lastState"]["terminated"]["exitCode"];
     assert!(code == 0 || code == 143, "{}", world.container("sick"));
+    assert!(
+        !stuck_seen_started,
+        "never passed its startup probe, yet started or ready"
+    );
+    let stuck = world.container("stuck");
+    let code = &stuck["lastState"]["terminated"]["exitCode"];
+    assert!(code == 0 || code == 143, "{stuck}");
 
     // kubectl get prints the columns a real API server's printers give.
     let table = c.ok(&["-n", "feed", "get", "pods"], None);
