@@ -10,7 +10,10 @@
 
 use feed_metrics::contract;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
+
+use foldhash::{HashMap as FastMap, HashMapExt};
 
 use parking_lot::RwLock;
 use prometheus::{
@@ -50,11 +53,14 @@ pub struct ItemFacts {
     pub previous_of_creator: Option<u32>,
 }
 
-/// Facts of a ranked list from each item's `(creator, published_at_ms, long_tail)`, best first.
-pub fn facts_of<'a>(items: impl IntoIterator<Item = (&'a str, i64, bool)>) -> Vec<ItemFacts> {
-    let mut last_of: HashMap<&str, u32> = HashMap::new();
+/// Facts of a ranked list from each item's `(creator, published_at_ms, long_tail)`, best first;
+/// `creator` is anything that is equal exactly when the creators are (an id, or its catalog
+/// term, which hashes as one integer).
+pub fn facts_of<C: Eq + Hash>(
+    items: impl ExactSizeIterator<Item = (C, i64, bool)>,
+) -> Vec<ItemFacts> {
+    let mut last_of: FastMap<C, u32> = FastMap::with_capacity(items.len());
     items
-        .into_iter()
         .enumerate()
         .map(|(position, (creator, published_at_ms, long_tail))| {
             let position = u32::try_from(position).unwrap_or(u32::MAX);

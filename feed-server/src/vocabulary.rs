@@ -10,9 +10,13 @@
 //! holds one entry per distinct video id, creator, tag, language and region of the catalog this
 //! process has met — bounded by the catalog (the bench world's 100,000 videos by 10,000 creators
 //! over 40 tags: ~110,000 entries, ~6 MiB), not by traffic. A deleted video's strings keep their
-//! entries until the process restarts. Every other string (a user's profile language, a
-//! candidate id from a request or a source list) is only looked up ([`known`]), never added, so
-//! no client can grow it: a string without a term is no catalog entry read so far.
+//! entries until the process restarts. The ids of a source list are interned when the list is
+//! read ([`terms_of`]): feed-server itself wrote them, from catalog writes (a creator's, a tag's,
+//! the fresh lists) and from events, which are accepted only for catalog videos (trending, the
+//! long tail, a friend's recent videos), so they are catalog ids too and the bound holds.
+//! Every other string (a user's profile language, a candidate id from a request) is only looked
+//! up ([`known`]), never added, so no client can grow it: such a string without a term is no
+//! catalog entry read so far.
 
 use std::ops::Deref;
 use std::sync::LazyLock;
@@ -41,10 +45,33 @@ pub fn term(s: &str) -> Term {
     *words.entry(s.into()).or_insert(next)
 }
 
+/// The terms of `ids`, in order, each added if new, under one read lock when every id is
+/// known already (the common case). For source lists only: their ids are catalog video ids
+/// (see the module docs).
+pub fn terms_of(ids: &[String]) -> Box<[Term]> {
+    let found: Vec<Option<Term>> = {
+        let words = VOCABULARY.read();
+        ids.iter()
+            .map(|id| words.get(id.as_str()).copied())
+            .collect()
+    };
+    found
+        .into_iter()
+        .zip(ids)
+        .map(|(t, id)| t.unwrap_or_else(|| term(id)))
+        .collect()
+}
+
 /// The term of `s` if the vocabulary holds it (a catalog entry read by this process, or a
 /// video whose counters changed, added it); never adds one.
 pub fn known(s: &str) -> Option<Term> {
     VOCABULARY.read().get(s).copied()
+}
+
+/// The term of each of `strings` the vocabulary holds ([`known`]), in order, under one lock.
+pub fn known_each<'s>(strings: impl IntoIterator<Item = &'s str>) -> Vec<Option<Term>> {
+    let words = VOCABULARY.read();
+    strings.into_iter().map(|s| words.get(s).copied()).collect()
 }
 
 /// `pairs` whose strings the vocabulary knows, keyed by their terms (the others left out:
@@ -183,6 +210,18 @@ mod tests {
     }
 
     #[test]
+    fn a_lists_ids_get_their_terms_in_order_new_ones_added() {
+        let old = term("vt-list-old");
+        let ids = ["vt-list-new", "vt-list-old", "vt-list-new"].map(String::from);
+        let terms = terms_of(&ids);
+        assert_eq!(terms.len(), 3);
+        assert_eq!(terms[1], old);
+        assert_eq!(terms[0], terms[2], "equal ids, one term");
+        assert_eq!(known("vt-list-new"), Some(terms[0]), "added");
+        assert!(terms_of(&[]).is_empty());
+    }
+
+    #[test]
     fn known_of_keeps_the_known_strings_under_their_terms() {
         let (a, b) = (term("vt-known-a"), term("vt-known-b"));
         let found: Vec<(Term, u8)> = known_of([
@@ -193,6 +232,10 @@ mod tests {
         assert_eq!(found, [(a, 1), (b, 3)]);
         let terms: Vec<Term> = known_terms(["vt-known-b", "vt-known-unheard", "vt-known-a"]);
         assert_eq!(terms, [b, a]);
+        assert_eq!(
+            known_each(["vt-known-b", "vt-known-unheard", "vt-known-a"]),
+            [Some(b), None, Some(a)]
+        );
         assert_eq!(known("vt-known-unheard"), None);
     }
 

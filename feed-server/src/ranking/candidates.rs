@@ -7,7 +7,8 @@ use feed_profile::RankingProfile;
 use super::user::UserAt;
 use crate::learning::{TrendingScope, day_of};
 use crate::model::{CandidateSource, Sources};
-use crate::store::{CandidateLists, CandidateQuery};
+use crate::store::{CandidateLists, CandidateQuery, CandidateRef};
+use crate::vocabulary::Term;
 
 /// Most followed creators and friends read per request (strongest affinity first).
 pub const MAX_SOCIAL_FANOUT: usize = 50;
@@ -85,10 +86,11 @@ pub fn plan(profile: &RankingProfile, user_id: &str, at: &UserAt<'_>, now: f64) 
 
 /// Merges the lists into distinct candidates with the sources that nominated them, at most `max`
 /// of them. Long-tail candidates are taken first (their budget is small and reserved), then the
-/// social sources, similar, trending and fresh, each in its own order.
-pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(&str, Sources)> {
-    let mut index: HashMap<&str, usize> = HashMap::with_capacity(max);
-    let mut out: Vec<(&str, Sources)> = Vec::with_capacity(max);
+/// social sources, similar, trending and fresh, each in its own order. Candidates are told
+/// apart by their catalog terms (equal exactly when the ids are), which hash as integers.
+pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(CandidateRef<'_>, Sources)> {
+    let mut index: HashMap<Term, usize> = HashMap::with_capacity(max);
+    let mut out: Vec<(CandidateRef<'_>, Sources)> = Vec::with_capacity(max);
     let ordered = [
         (&lists.long_tail, CandidateSource::LongTail),
         (&lists.followed, CandidateSource::Followed),
@@ -98,12 +100,16 @@ pub fn merge(lists: &CandidateLists, max: usize) -> Vec<(&str, Sources)> {
         (&lists.fresh, CandidateSource::Fresh),
     ];
     for (list, source) in ordered {
-        for id in list.iter() {
-            if let Some(&i) = index.get(id.as_str()) {
+        for (id, term) in list.iter() {
+            if let Some(&i) = index.get(&term) {
                 out[i].1 = out[i].1.with(source);
             } else if out.len() < max {
-                index.insert(id, out.len());
-                out.push((id, Sources::default().with(source)));
+                index.insert(term, out.len());
+                let candidate = CandidateRef {
+                    id,
+                    term: Some(term),
+                };
+                out.push((candidate, Sources::default().with(source)));
             }
         }
     }
@@ -125,7 +131,7 @@ mod tests {
             ..CandidateLists::default()
         };
         let merged = merge(&lists, 4);
-        let ids: Vec<&str> = merged.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<&str> = merged.iter().map(|(c, _)| c.id).collect();
         assert_eq!(ids, ["z", "a", "b", "c"]);
         assert_eq!(
             merged[2].1,

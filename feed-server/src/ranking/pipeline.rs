@@ -13,7 +13,7 @@ use super::signals;
 use super::user::{ByTerm, UserAt};
 use crate::model::{CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources};
 use crate::served::{self, ItemFacts};
-use crate::store::{CandidateData, Store, StoreError, UserState, UserVersion};
+use crate::store::{CandidateData, CandidateRef, Store, StoreError, UserState, UserVersion};
 use crate::time::Timestamp;
 use crate::vocabulary::{self, CatalogEntry, Term};
 
@@ -285,7 +285,7 @@ pub async fn rank_feed_with(
     let query = candidates::plan(profile, user_id, &at, now);
     let lists = store.candidate_lists(&query).await?;
     let merged = candidates::merge(&lists, profile.candidates.max_candidates as usize);
-    let (ids, flags): (Vec<&str>, Vec<Sources>) = merged.into_iter().unzip();
+    let (ids, flags): (Vec<CandidateRef<'_>>, Vec<Sources>) = merged.into_iter().unzip();
     let data = store.candidates(user_id, user.seen, &ids).await?;
     let filters = Filters::resolve(profile, user);
     let kept: Vec<(CandidateData, Sources)> = data
@@ -303,7 +303,7 @@ pub async fn rank_feed_with(
     let ranked = diversity::rerank(scored, &profile.diversity, depth, notes);
     let facts = served::facts_of(ranked.iter().map(|s| {
         let published_at = Timestamp::from(s.video.published_at).millis();
-        (s.video.creator_id.as_str(), published_at, s.long_tail)
+        (s.video.keys().creator, published_at, s.long_tail)
     }));
     let page_ttls = page_ttls_of(profile, &ranked);
     Ok(RankedList {
@@ -325,7 +325,10 @@ pub async fn rank_candidates(
     now: f64,
 ) -> Result<RankedList, StoreError> {
     let user = store.user_state(user_id, now).await?;
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let ids: Vec<CandidateRef<'_>> = ids
+        .iter()
+        .map(|id| CandidateRef::from(id.as_str()))
+        .collect();
     let data = store.candidates(user_id, user.seen, &ids).await?;
     let known: Vec<(CandidateData, Sources)> = data
         .into_iter()

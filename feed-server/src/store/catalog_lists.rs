@@ -18,11 +18,12 @@
 //! was observed within the cache's `bound` (one second), so a follower that stops polling (Redis
 //! down, a failover) falls back to reading the lists — never to older ones.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use foldhash::HashMap;
 use parking_lot::RwLock;
+
+use super::SharedList;
 
 /// The catalog version a list read was issued at (`None`: no live version, keep nothing), and
 /// the cache's reset count then.
@@ -37,7 +38,7 @@ struct State {
     /// next observation sees.
     resets: u64,
     /// Lists read at `version` (keyed like the shared cache: key and range).
-    entries: HashMap<String, Arc<[String]>>,
+    entries: HashMap<String, SharedList>,
 }
 
 /// The kept lists (see the module docs).
@@ -72,7 +73,7 @@ impl CatalogLists {
         &self,
         keys: impl Iterator<Item = &'k str>,
         now: Instant,
-    ) -> (ListTicket, Vec<Option<Arc<[String]>>>) {
+    ) -> (ListTicket, Vec<Option<SharedList>>) {
         let s = self.state.read();
         let live = self.live_version(&s, now);
         let found = keys
@@ -85,7 +86,7 @@ impl CatalogLists {
     pub(crate) fn keep(
         &self,
         ticket: ListTicket,
-        read: impl IntoIterator<Item = (String, Arc<[String]>)>,
+        read: impl IntoIterator<Item = (String, SharedList)>,
         now: Instant,
     ) {
         let mut s = self.state.write();
@@ -123,11 +124,13 @@ impl CatalogLists {
 mod tests {
     use super::*;
 
-    fn list(ids: &[&str]) -> Arc<[String]> {
-        ids.iter().map(|s| (*s).to_owned()).collect()
+    fn list(ids: &[&str]) -> SharedList {
+        std::sync::Arc::new(super::super::ListedIds::new(
+            ids.iter().map(|s| (*s).to_owned()).collect(),
+        ))
     }
 
-    fn found(c: &CatalogLists, keys: &[&str], now: Instant) -> Vec<Option<Arc<[String]>>> {
+    fn found(c: &CatalogLists, keys: &[&str], now: Instant) -> Vec<Option<SharedList>> {
         c.lookup(keys.iter().copied(), now).1
     }
 

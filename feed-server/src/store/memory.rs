@@ -12,8 +12,8 @@ use parking_lot::{Mutex, RwLock};
 
 use super::encoding;
 use super::{
-    CacheEntry, CandidateData, CandidateLists, CandidateQuery, SeenCount, Store, StoreError,
-    UserState, UserVersion,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, CandidateRef, SeenCount, Store,
+    StoreError, UserState, UserVersion,
 };
 use crate::exposure::ring::RingLog;
 use crate::exposure::{LogSettings, LoggedEvent};
@@ -315,45 +315,37 @@ impl Store for MemoryStore {
         for c in &q.creators {
             lists
                 .followed
-                .push(top(g.by_creator.get(c), q.per_creator).collect());
+                .push_ids(top(g.by_creator.get(c), q.per_creator));
         }
         for f in &q.friends {
             if let Some(u) = g.users.get(f) {
                 lists
                     .friends
-                    .push(u.recent.iter().take(q.per_friend).cloned().collect());
+                    .push_ids(u.recent.iter().take(q.per_friend).cloned());
             }
         }
         for key in &q.trending {
             if let Some(t) = g.trending.get(key) {
                 let mut v: Vec<(&String, &f64)> = t.iter().collect();
                 v.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| b.0.cmp(a.0)));
-                lists.trending.push(
-                    v.into_iter()
-                        .take(q.per_trending)
-                        .map(|(id, _)| id.clone())
-                        .collect(),
-                );
+                lists
+                    .trending
+                    .push_ids(v.into_iter().take(q.per_trending).map(|(id, _)| id.clone()));
             }
         }
         for lang in &q.fresh {
-            lists
-                .fresh
-                .push(top(g.fresh.get(lang), q.per_fresh).collect());
+            lists.fresh.push_ids(top(g.fresh.get(lang), q.per_fresh));
         }
         for tag in &q.tags {
-            lists
-                .similar
-                .push(top(g.by_tag.get(tag), q.per_tag).collect());
+            lists.similar.push_ids(top(g.by_tag.get(tag), q.per_tag));
         }
         let (offset, n) = q.long_tail;
-        lists.long_tail.push(
+        lists.long_tail.push_ids(
             g.exposure_rank
                 .iter()
                 .skip(offset)
                 .take(n)
-                .map(|(_, id)| id.clone())
-                .collect(),
+                .map(|(_, id)| id.clone()),
         );
         Ok(lists)
     }
@@ -362,7 +354,7 @@ impl Store for MemoryStore {
         &self,
         user: &str,
         _seen: SeenCount,
-        ids: &[&str],
+        ids: &[CandidateRef<'_>],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         let g = self.inner.read();
         let seen: HashSet<&str> = g
@@ -372,12 +364,12 @@ impl Store for MemoryStore {
             .unwrap_or_default();
         Ok(ids
             .iter()
-            .map(|id| {
-                g.videos.get(*id).map(|v| CandidateData {
+            .map(|c| {
+                g.videos.get(c.id).map(|v| CandidateData {
                     video: Arc::clone(v),
-                    stats: g.stats.get(*id).copied().unwrap_or_default(),
+                    stats: g.stats.get(c.id).copied().unwrap_or_default(),
                     bucket: g.durations[v.keys().duration_bucket],
-                    seen: seen.contains(id),
+                    seen: seen.contains(c.id),
                 })
             })
             .collect())

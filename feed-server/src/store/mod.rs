@@ -42,7 +42,7 @@ use crate::affinity::{Affinities, Taste};
 use crate::exposure::LoggedEvent;
 use crate::learning::{BucketStats, Deltas, TrendingScope, VideoStats};
 use crate::model::{Follows, UserProfile, Video};
-use crate::vocabulary::CatalogEntry;
+use crate::vocabulary::{self, CatalogEntry, Term};
 
 /// Why a store call failed.
 #[derive(Debug, Error)]
@@ -176,33 +176,99 @@ pub struct CandidateQuery {
     pub long_tail: (usize, usize),
 }
 
+/// One source list as read, best first: its ids, and the catalog term of each, worked out once
+/// when the list is read (a kept list is read by many rankings), so that merging the lists and
+/// looking the candidates up in process hash integers, not strings.
+#[derive(Debug, Default, PartialEq)]
+pub struct ListedIds {
+    ids: Box<[String]>,
+    terms: Box<[Term]>,
+}
+
+impl ListedIds {
+    /// The list of `ids`, their terms interned (source lists hold catalog ids only:
+    /// [`vocabulary::terms_of`]).
+    pub fn new(ids: Vec<String>) -> Self {
+        let terms = vocabulary::terms_of(&ids);
+        Self {
+            ids: ids.into(),
+            terms,
+        }
+    }
+
+    /// Each id with its term, best first.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Term)> {
+        self.ids
+            .iter()
+            .map(String::as_str)
+            .zip(self.terms.iter().copied())
+    }
+
+    /// The ids, best first.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+}
+
+/// A list shared between the rankings that read it and the store's in-process caches.
+pub type SharedList = Arc<ListedIds>;
+
 /// One source's candidates: the lists read for it, in the order read, each best first. A list
 /// is shared with the store's in-process caches, so reading a cached list copies no id.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct SourceList(Vec<Arc<[String]>>);
+pub struct SourceList(Vec<SharedList>);
 
 impl SourceList {
-    /// Every id, list after list (duplicates kept).
-    pub fn iter(&self) -> impl Iterator<Item = &String> {
+    /// Every id with its term, list after list (duplicates kept).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Term)> {
         self.0.iter().flat_map(|list| list.iter())
     }
 
     /// Appends a list.
-    pub fn push(&mut self, list: Arc<[String]>) {
+    pub fn push(&mut self, list: SharedList) {
         self.0.push(list);
+    }
+
+    /// Appends a list of `ids` read just now.
+    pub fn push_ids(&mut self, ids: impl IntoIterator<Item = String>) {
+        self.push(Arc::new(ListedIds::new(ids.into_iter().collect())));
     }
 }
 
 impl From<Vec<String>> for SourceList {
     /// One list.
     fn from(ids: Vec<String>) -> Self {
-        Self(vec![ids.into()])
+        Self(vec![Arc::new(ListedIds::new(ids))])
     }
 }
 
-impl FromIterator<Arc<[String]>> for SourceList {
-    fn from_iter<I: IntoIterator<Item = Arc<[String]>>>(lists: I) -> Self {
+impl FromIterator<SharedList> for SourceList {
+    fn from_iter<I: IntoIterator<Item = SharedList>>(lists: I) -> Self {
         Self(lists.into_iter().collect())
+    }
+}
+
+/// A candidate as a ranking names it to the store: its id and, when the caller has it, its
+/// catalog term (a merged source list's candidates have one; an id from a request has none,
+/// and the store looks it up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CandidateRef<'a> {
+    /// The video id.
+    pub id: &'a str,
+    /// Its catalog term, if the caller has it.
+    pub term: Option<Term>,
+}
+
+impl<'a> From<&'a str> for CandidateRef<'a> {
+    /// An id without its term.
+    fn from(id: &'a str) -> Self {
+        Self { id, term: None }
+    }
+}
+
+impl AsRef<str> for CandidateRef<'_> {
+    fn as_ref(&self) -> &str {
+        self.id
     }
 }
 
@@ -288,7 +354,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         user: &str,
         seen: SeenCount,
-        ids: &[&str],
+        ids: &[CandidateRef<'_>],
     ) -> Result<Vec<Option<CandidateData>>, StoreError>;
     /// Most recently active users, newest first (cache warm-up).
     async fn active_users(&self, limit: usize) -> Result<Vec<String>, StoreError>;

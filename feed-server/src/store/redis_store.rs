@@ -66,8 +66,8 @@ use super::seen_check::SeenCheck;
 use super::shared_cache::SharedCache;
 use super::video_counters::VideoCounters;
 use super::{
-    CacheEntry, CandidateData, CandidateLists, CandidateQuery, SeenCount, SourceList, StateRead,
-    Store, StoreError, UserState, UserVersion,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, CandidateRef, ListedIds, SeenCount,
+    SharedList, SourceList, StateRead, Store, StoreError, UserState, UserVersion,
 };
 use super::{anchored, encoding, taste_sums};
 use crate::exposure::{LogSettings, LoggedEvent};
@@ -77,7 +77,7 @@ use crate::learning::{
     TrendingScope, VideoStats, bucket_field, duration_stats_from_pairs,
 };
 use crate::model::{Follows, UserProfile, Video};
-use crate::vocabulary::{CatalogEntry, Term, known};
+use crate::vocabulary::{self, CatalogEntry, Term, known};
 
 /// Most users per `ZADD` of the last-activity set in an apply (2 arguments each; Lua's
 /// `unpack` in the apply script takes a few thousand).
@@ -113,20 +113,24 @@ const CATALOG_LISTS_MAX: usize = 50_000;
 /// Most catalog entries kept in process (about 0.5 KiB each); the cache is emptied when full.
 const CATALOG_CACHE_MAX: usize = 250_000;
 
-/// Parsed catalog entries valid at one catalog version (see the module docs).
+/// Parsed catalog entries valid at one catalog version (see the module docs), by their ids'
+/// catalog terms.
 #[derive(Default)]
 struct CatalogCache {
     /// Version the entries were read at; `None` before the first read.
     version: Option<i64>,
-    videos: foldhash::HashMap<String, Arc<CatalogEntry>>,
+    videos: foldhash::HashMap<Term, Arc<CatalogEntry>>,
 }
 
 impl CatalogCache {
-    /// The version the entries were read at and the cached entries of `ids`, in order.
-    fn lookup(&self, ids: &[impl AsRef<str>]) -> (Option<i64>, Vec<Option<Arc<CatalogEntry>>>) {
-        let videos = ids
-            .iter()
-            .map(|id| self.videos.get(id.as_ref()).cloned())
+    /// The version the entries were read at and the cached entries of the ids of `terms`, in
+    /// order (`None`: an id without a term, which no entry read so far has).
+    fn lookup(
+        &self,
+        terms: impl Iterator<Item = Option<Term>>,
+    ) -> (Option<i64>, Vec<Option<Arc<CatalogEntry>>>) {
+        let videos = terms
+            .map(|t| t.and_then(|t| self.videos.get(&t).cloned()))
             .collect();
         (self.version, videos)
     }
@@ -142,7 +146,7 @@ impl CatalogCache {
             if self.videos.len() >= CATALOG_CACHE_MAX {
                 self.videos.clear();
             }
-            self.videos.insert(v.id.clone(), v);
+            self.videos.insert(v.keys().id, v);
         }
     }
 }
@@ -246,7 +250,7 @@ pub struct RedisStore {
     keys: Keys,
     catalog: RwLock<CatalogCache>,
     counters: VideoCounters,
-    lists: SharedCache<Arc<[String]>>,
+    lists: SharedCache<SharedList>,
     catalog_lists: CatalogLists,
     log: LogSettings,
     ingest: Ingest,
@@ -791,7 +795,8 @@ impl Store for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let (cached_at, mut videos) = self.catalog.read().lookup(ids);
+        let terms = vocabulary::known_each(ids.iter().map(String::as_str));
+        let (cached_at, mut videos) = self.catalog.read().lookup(terms.into_iter());
         let missing: Vec<usize> = (0..ids.len()).filter(|&i| videos[i].is_none()).collect();
         let mut pipe = redis::pipe();
         pipe.get(self.keys.catalog_version());
@@ -985,7 +990,7 @@ impl Store for RedisStore {
             catalog.iter().filter_map(|&i| cache_keys[i].as_deref()),
             now,
         );
-        let mut lists: Vec<Option<Arc<[String]>>> = vec![None; reads.len()];
+        let mut lists: Vec<Option<SharedList>> = vec![None; reads.len()];
         for (&i, list) in shared
             .iter()
             .chain(&catalog)
@@ -996,7 +1001,7 @@ impl Store for RedisStore {
         // A zero budget reads nothing (a stop of -1 would read the whole list).
         for (list, r) in lists.iter_mut().zip(&reads) {
             if r.stop < r.start {
-                *list = Some(Arc::from([]));
+                *list = Some(SharedList::default());
             }
         }
         let mut pipe = redis::pipe();
@@ -1016,7 +1021,7 @@ impl Store for RedisStore {
             }
             let (mut read_shared, mut read_catalog) = (Vec::new(), Vec::new());
             for (&i, reply) in missing.iter().zip(replies) {
-                let ids: Arc<[String]> = parse::<Vec<String>>(reply)?.into();
+                let ids = Arc::new(ListedIds::new(parse::<Vec<String>>(reply)?));
                 let kept = cache_keys[i].clone().map(|key| (key, ids.clone()));
                 match (reads[i].keep, kept) {
                     (Keep::WhileCatalogHolds, Some(kept)) => read_catalog.push(kept),
@@ -1045,22 +1050,22 @@ impl Store for RedisStore {
         &self,
         user: &str,
         seen_count: SeenCount,
-        ids: &[&str],
+        candidates: &[CandidateRef<'_>],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
-        if ids.is_empty() {
+        if candidates.is_empty() {
             return Ok(Vec::new());
         }
+        let ids: Vec<&str> = candidates.iter().map(|c| c.id).collect();
         let seen_check = SeenCheck::of(seen_count, ids.len());
-        let (cached_at, mut videos) = self.catalog.read().lookup(ids);
-        // The kept counters are keyed by the ids' terms: a cached entry carries its own, the
-        // others are looked up (an id without one has no kept counters; its read is kept under
-        // the term of the catalog entry read with it, if there is one: the ids come from
-        // requests and lists, and only catalog entries add terms).
-        let terms: Vec<Option<Term>> = videos
+        // The catalog cache and the kept counters are keyed by the ids' terms: a merged list's
+        // candidates carry theirs, the others are looked up (an id without one has no cached
+        // entry nor kept counters; its counters are kept under the term of the catalog entry
+        // read with it, if there is one: only catalog entries and source lists add terms).
+        let terms: Vec<Option<Term>> = candidates
             .iter()
-            .zip(ids)
-            .map(|(v, id)| v.as_ref().map_or_else(|| known(id), |v| Some(v.keys().id)))
+            .map(|c| c.term.or_else(|| known(c.id)))
             .collect();
+        let (cached_at, mut videos) = self.catalog.read().lookup(terms.iter().copied());
         let (ticket, mut stats) = self.counters.lookup(terms.iter().copied());
         let mut pipe = redis::pipe();
         pipe.get(self.keys.catalog_version());
@@ -1077,7 +1082,7 @@ impl Store for RedisStore {
                 pipe.zrange(self.keys.seen(user), 0, -1);
             }
             SeenCheck::EachCandidate => {
-                pipe.cmd("ZMSCORE").arg(self.keys.seen(user)).arg(ids);
+                pipe.cmd("ZMSCORE").arg(self.keys.seen(user)).arg(&ids);
             }
         }
         let missing: Vec<usize> = (0..ids.len()).filter(|i| videos[*i].is_none()).collect();
@@ -1098,7 +1103,7 @@ impl Store for RedisStore {
         for &i in &unknown {
             stats[i] = Some(stats_of(next()?)?);
         }
-        let seen = seen_check.flags(ids, &mut next)?;
+        let seen = seen_check.flags(&ids, &mut next)?;
         for &i in &missing {
             videos[i] = video_of(next()?)?;
         }
@@ -1109,7 +1114,7 @@ impl Store for RedisStore {
                 term.zip(stats[i])
             }),
         );
-        self.settle_catalog_read(ids, cached_at, version, &mut videos, &missing)
+        self.settle_catalog_read(&ids, cached_at, version, &mut videos, &missing)
             .await?;
         Ok(videos
             .into_iter()

@@ -16,8 +16,8 @@ use feed_server::ranking::{Detail, rank_feed};
 use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{
-    CacheEntry, CandidateData, CandidateLists, CandidateQuery, RedisStore, SeenCount, StateRead,
-    Store, StoreError, UserState, UserVersion,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, CandidateRef, RedisStore, SeenCount,
+    StateRead, Store, StoreError, UserState, UserVersion,
 };
 
 /// Counts calls to the wrapped store.
@@ -72,7 +72,7 @@ impl Store for Counting {
         &self,
         u: &str,
         seen: SeenCount,
-        ids: &[&str],
+        ids: &[CandidateRef<'_>],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         self.hit();
         self.inner.candidates(u, seen, ids).await
@@ -288,7 +288,7 @@ fn replica(redis: &RedisServer, prefix: &str, shared_cache: Duration) -> RedisSt
 
 async fn views(store: &RedisStore, id: &str) -> f64 {
     let data = store
-        .candidates("u", SeenCount::Unknown, &[id])
+        .candidates("u", SeenCount::Unknown, &[id.into()])
         .await
         .expect("candidates");
     data[0].as_ref().expect("video exists").stats.views
@@ -431,7 +431,7 @@ async fn fresh_ids(store: &RedisStore) -> Vec<String> {
         ..Default::default()
     };
     let lists = store.candidate_lists(&q).await.expect("lists");
-    lists.fresh.iter().cloned().collect()
+    lists.fresh.iter().map(|(id, _)| id.to_owned()).collect()
 }
 
 /// The long-tail list (least-exposed videos first): a list events move, kept for the shared
@@ -442,7 +442,11 @@ async fn long_tail_ids(store: &RedisStore) -> Vec<String> {
         ..Default::default()
     };
     let lists = store.candidate_lists(&q).await.expect("lists");
-    lists.long_tail.iter().cloned().collect()
+    lists
+        .long_tail
+        .iter()
+        .map(|(id, _)| id.to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -578,7 +582,8 @@ async fn seen_flags_are_exact_and_read_the_cheaper_way_for_the_memorys_size() {
         .map(|v| serde_json::from_value(v).expect("video"))
         .collect();
     store.put_videos(&videos).await.expect("put");
-    let candidates: Vec<&str> = videos[..10].iter().map(|v| v.id.as_str()).collect();
+    let candidates: Vec<CandidateRef<'_>> =
+        videos[..10].iter().map(|v| v.id.as_str().into()).collect();
     let now = chrono::Utc::now().timestamp() as f64;
     // (user, videos seen, the read the check should use)
     let cases = [
