@@ -32,6 +32,76 @@ use crate::model::Video;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Term(usize);
 
+impl Term {
+    /// The term's position in the vocabulary: dense from 0, in the order terms were added.
+    fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// Values by [`Term`] in a dense table (a slot per term up to the largest one stored): a lookup
+/// is one indexed read, where a hash map probes its control bytes and then its slot. Terms are
+/// dense and bounded by the catalog (see the module docs), so is the table: a slot of the
+/// bench world's ~110,000 terms costs `size_of::<Option<V>>()` bytes each.
+#[derive(Clone, Debug)]
+pub struct TermTable<V> {
+    slots: Vec<Option<V>>,
+    len: usize,
+}
+
+impl<V> Default for TermTable<V> {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<V> TermTable<V> {
+    /// The value of `t`, if stored.
+    pub fn get(&self, t: Term) -> Option<&V> {
+        self.slots.get(t.index()).and_then(Option::as_ref)
+    }
+
+    /// The value of `t` to change in place, if stored.
+    pub fn get_mut(&mut self, t: Term) -> Option<&mut V> {
+        self.slots.get_mut(t.index()).and_then(Option::as_mut)
+    }
+
+    /// Stores `value` as `t`'s, replacing any.
+    pub fn insert(&mut self, t: Term, value: V) {
+        let i = t.index();
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, || None);
+        }
+        if self.slots[i].replace(value).is_none() {
+            self.len += 1;
+        }
+    }
+
+    /// Whether `t` has a value.
+    pub fn contains(&self, t: Term) -> bool {
+        self.get(t).is_some()
+    }
+
+    /// Values stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drops every value (the slots are kept for the next ones).
+    pub fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|s| *s = None);
+        self.len = 0;
+    }
+}
+
 static VOCABULARY: LazyLock<RwLock<HashMap<Box<str>, Term>>> =
     LazyLock::new(|| RwLock::new(HashMap::default()));
 
@@ -207,6 +277,27 @@ mod tests {
         assert_eq!(known("vocabulary-test-never-interned"), None);
         let t = term("vocabulary-test-interned-later");
         assert_eq!(known("vocabulary-test-interned-later"), Some(t));
+    }
+
+    #[test]
+    fn a_term_table_stores_replaces_and_clears_by_term() {
+        let (a, b, c) = (term("vt-table-a"), term("vt-table-b"), term("vt-table-c"));
+        let mut t: TermTable<u32> = TermTable::default();
+        assert!(t.is_empty() && t.get(a).is_none() && !t.contains(b));
+        t.insert(b, 1);
+        t.insert(a, 2);
+        t.insert(b, 3);
+        assert_eq!((t.get(a), t.get(b), t.get(c)), (Some(&2), Some(&3), None));
+        assert_eq!(t.len(), 2, "a replaced value is counted once");
+        if let Some(v) = t.get_mut(a) {
+            *v += 10;
+        }
+        assert_eq!(t.get(a), Some(&12));
+        assert!(t.get_mut(c).is_none());
+        t.clear();
+        assert!(t.is_empty() && t.get(a).is_none() && t.get(b).is_none());
+        t.insert(c, 4);
+        assert_eq!((t.len(), t.get(c)), (1, Some(&4)));
     }
 
     #[test]

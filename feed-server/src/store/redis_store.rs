@@ -77,7 +77,7 @@ use crate::learning::{
     TrendingScope, VideoStats, bucket_field, duration_stats_from_pairs,
 };
 use crate::model::{Follows, UserProfile, Video};
-use crate::vocabulary::{self, CatalogEntry, Term, known};
+use crate::vocabulary::{self, CatalogEntry, Term, TermTable, known};
 
 /// Most users per `ZADD` of the last-activity set in an apply (2 arguments each; Lua's
 /// `unpack` in the apply script takes a few thousand).
@@ -113,13 +113,13 @@ const CATALOG_LISTS_MAX: usize = 50_000;
 /// Most catalog entries kept in process (about 0.5 KiB each); the cache is emptied when full.
 const CATALOG_CACHE_MAX: usize = 250_000;
 
-/// Parsed catalog entries valid at one catalog version (see the module docs), by their ids'
-/// catalog terms.
+/// Parsed catalog entries valid at one catalog version (see the module docs), in a dense table by
+/// their ids' catalog terms.
 #[derive(Default)]
 struct CatalogCache {
     /// Version the entries were read at; `None` before the first read.
     version: Option<i64>,
-    videos: foldhash::HashMap<Term, Arc<CatalogEntry>>,
+    videos: TermTable<Arc<CatalogEntry>>,
 }
 
 impl CatalogCache {
@@ -130,7 +130,7 @@ impl CatalogCache {
         terms: impl Iterator<Item = Option<Term>>,
     ) -> (Option<i64>, Vec<Option<Arc<CatalogEntry>>>) {
         let videos = terms
-            .map(|t| t.and_then(|t| self.videos.get(&t).cloned()))
+            .map(|t| t.and_then(|t| self.videos.get(t).cloned()))
             .collect();
         (self.version, videos)
     }

@@ -16,11 +16,10 @@
 
 use std::time::{Duration, Instant};
 
-use foldhash::HashMap;
 use parking_lot::RwLock;
 
 use crate::learning::VideoStats;
-use crate::vocabulary::{self, Term};
+use crate::vocabulary::{self, Term, TermTable};
 
 /// The change generation a read was issued at (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,11 +40,11 @@ struct State {
     floor: u64,
     /// The last time the feed was read without a gap; `None` while not followed.
     followed_at: Option<Instant>,
-    entries: HashMap<Term, Slot>,
+    entries: TermTable<Slot>,
 }
 
-/// Counters by video id, keyed by the id's interned [`Term`] (see the module docs): a lookup
-/// hashes an integer and reads no string.
+/// Counters by video id, in a dense table by the id's interned [`Term`] (see the module docs):
+/// a lookup is one indexed read, no hash, no string.
 pub(crate) struct VideoCounters {
     /// Longest time since the last successful read of the feed during which entries are used.
     bound: Duration,
@@ -86,7 +85,7 @@ impl VideoCounters {
             return (ticket, ids.map(|_| None).collect());
         }
         let found = ids
-            .map(|id| match id.and_then(|id| s.entries.get(&id)) {
+            .map(|id| match id.and_then(|id| s.entries.get(id)) {
                 Some(Slot::Known(stats)) => Some(*stats),
                 _ => None,
             })
@@ -105,10 +104,10 @@ impl VideoCounters {
             return;
         }
         for (id, stats) in read {
-            if matches!(s.entries.get(&id), Some(Slot::Changed(at)) if *at > ticket.0) {
+            if matches!(s.entries.get(id), Some(Slot::Changed(at)) if *at > ticket.0) {
                 continue;
             }
-            if s.entries.len() >= self.max_entries && !s.entries.contains_key(&id) {
+            if s.entries.len() >= self.max_entries && !s.entries.contains(id) {
                 Self::empty(&mut s);
                 return;
             }
@@ -126,7 +125,7 @@ impl VideoCounters {
         s.generation += 1;
         let at = s.generation;
         for id in ids {
-            if let Some(slot) = s.entries.get_mut(&id) {
+            if let Some(slot) = s.entries.get_mut(id) {
                 *slot = Slot::Changed(at);
             } else if s.entries.len() < self.max_entries {
                 s.entries.insert(id, Slot::Changed(at));
