@@ -88,6 +88,24 @@ impl ProbeRun {
     }
 }
 
+/// The probe whose failure restarts a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Restarting {
+    /// The startup probe failed `failureThreshold` times in a row.
+    Startup,
+    /// The liveness probe failed.
+    Liveness,
+}
+
+impl std::fmt::Display for Restarting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Startup => "startup",
+            Self::Liveness => "liveness",
+        })
+    }
+}
+
 /// A running container's probes.
 struct Probes {
     /// The startup probe until it passes: meanwhile the other two wait and the container is
@@ -115,11 +133,11 @@ impl Probes {
         ip: Ipv4Addr,
         http: &reqwest::Client,
         now: Instant,
-    ) -> Option<&'static str> {
+    ) -> Option<Restarting> {
         if let Some(startup) = &mut self.startup {
             startup.poll(ip, http, now).await;
             if startup.tally.failures_reached(&startup.probe) {
-                return Some("startup");
+                return Some(Restarting::Startup);
             }
             if !startup.tally.passing() {
                 return None;
@@ -142,7 +160,7 @@ impl Probes {
         self.liveness
             .as_ref()
             .is_some_and(|l| !l.tally.passing())
-            .then_some("liveness")
+            .then_some(Restarting::Liveness)
     }
 }
 
