@@ -125,7 +125,7 @@ mod tests {
     use super::*;
 
     fn list(ids: &[&str]) -> SharedList {
-        std::sync::Arc::new(super::super::ListedIds::new(
+        std::sync::Arc::new(crate::store::ListedIds::new(
             ids.iter().map(|s| (*s).to_owned()).collect(),
         ))
     }

@@ -203,11 +203,6 @@ impl ListedIds {
             .map(String::as_str)
             .zip(self.terms.iter().copied())
     }
-
-    /// The ids, best first.
-    pub fn ids(&self) -> &[String] {
-        &self.ids
-    }
 }
 
 /// A list shared between the rankings that read it and the store's in-process caches.
