@@ -154,7 +154,8 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
 }
 
 /// How a stored snapshot of a given id begins, in either form: a recheck reads
-/// [`StoredPrefixes::len`] bytes of a stored head and asks [`StoredPrefixes::matches`].
+/// [`StoredPrefixes::bytes_to_read`] bytes of a stored head and asks
+/// [`StoredPrefixes::matches`].
 #[derive(Clone, Debug)]
 pub struct StoredPrefixes {
     json: Vec<u8>,
@@ -171,17 +172,12 @@ impl StoredPrefixes {
         Some(Self { json, compact })
     }
 
-    /// Bytes to read: the longer prefix.
-    pub fn len(&self) -> usize {
+    /// Bytes of a stored head to read: the longer prefix.
+    pub fn bytes_to_read(&self) -> usize {
         self.json.len().max(self.compact.len())
     }
 
-    /// Never empty (both forms begin with a marker byte); for clippy's `len_without_is_empty`.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether `stored` (the first [`StoredPrefixes::len`] bytes of a stored snapshot) begins
+    /// Whether `stored` (the first [`StoredPrefixes::bytes_to_read`] bytes of a stored snapshot) begins
     /// as this id's snapshot in either form.
     pub fn matches(&self, stored: &[u8]) -> bool {
         stored.starts_with(&self.json) || stored.starts_with(&self.compact)
@@ -385,17 +381,36 @@ mod tests {
         Ok(())
     }
 
+    /// A recheck tells a stored head's snapshot from its first bytes, in either form, whatever
+    /// characters its id holds: not from a snapshot whose id differs in its last character or
+    /// extends it.
     #[test]
     fn a_stored_head_begins_as_its_prefix_in_either_form() -> Result<(), Box<dyn std::error::Error>>
     {
-        let s = ranked(200);
-        let prefixes = StoredPrefixes::of(&s.id).ok_or("prefixes")?;
-        let other = StoredPrefixes::of("0123456789abcdef0123456789abcdee").ok_or("prefixes")?;
+        let ids = [
+            "0123456789abcdef0123456789abcdef",
+            "a",
+            "quote\"and\\slash",
+            "ünïcode",
+        ];
         for format in [SnapshotFormat::Compact, SnapshotFormat::Json] {
-            let bytes = encode(&s, 101, format)?;
-            let read = &bytes[..prefixes.len().min(bytes.len())];
-            assert!(prefixes.matches(read), "{format:?}");
-            assert!(!other.matches(read), "{format:?}");
+            for id in ids {
+                let prefixes = StoredPrefixes::of(id).ok_or("prefixes")?;
+                let begins = |stored_id: &str| -> Result<bool, EncodeError> {
+                    let mut s = ranked(200);
+                    s.id = stored_id.to_owned();
+                    let bytes = encode(&s, 101, format)?;
+                    Ok(prefixes.matches(&bytes[..prefixes.bytes_to_read().min(bytes.len())]))
+                };
+                assert!(begins(id)?, "{id} {format:?}");
+                assert!(!begins(&format!("{id}x"))?, "{id}x {format:?}");
+                let mut other: Vec<char> = id.chars().collect();
+                if let Some(last) = other.last_mut() {
+                    *last = if *last == 'e' { 'f' } else { 'e' };
+                }
+                let other: String = other.into_iter().collect();
+                assert!(!begins(&other)?, "{other} {format:?}");
+            }
         }
         Ok(())
     }

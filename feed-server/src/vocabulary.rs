@@ -119,13 +119,7 @@ pub fn term(s: &str) -> Term {
 /// known already (the common case). For source lists only: their ids are catalog video ids
 /// (see the module docs).
 pub fn terms_of(ids: &[String]) -> Box<[Term]> {
-    let found: Vec<Option<Term>> = {
-        let words = VOCABULARY.read();
-        ids.iter()
-            .map(|id| words.get(id.as_str()).copied())
-            .collect()
-    };
-    found
+    known_each(ids.iter().map(String::as_str))
         .into_iter()
         .zip(ids)
         .map(|(t, id)| t.unwrap_or_else(|| term(id)))
