@@ -31,6 +31,8 @@
 # `feedroll-loadgen run` (see its --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 smoke=0
 release=1
@@ -84,9 +86,7 @@ else
   done
 fi
 
-for bin in redis-server redis-cli; do
-  command -v "$bin" >/dev/null || { echo "bench: $bin missing (make deps)" >&2; exit 1; }
-done
+require_redis bench
 
 target="${CARGO_TARGET_DIR:-target}"
 if [ -n "$bin_dir" ]; then
@@ -108,48 +108,11 @@ tmp="$(mktemp -d -t feedroll-bench.XXXXXX)"
 [ -n "$out" ] || { ((smoke)) && out="$tmp/out" || out="bench-out"; }
 mkdir -p "$out"
 
-pids=()
-cleanup() {
-  local status=$?
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-  if ((status != 0)); then
-    for log in "$tmp"/*.log; do
-      [ -f "$log" ] && { echo "--- $log (tail)" >&2; tail -n 20 "$log" >&2; }
-    done
-  fi
-  rm -rf "$tmp"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Runs a command in the background and waits for it, so that INT/TERM reach the traps at once
-# (bash defers traps while a foreground child runs) and the child is stopped with the rest.
-run() {
-  "$@" &
-  local pid=$!
-  pids+=("$pid")
-  wait "$pid"
-}
+bench_traps
 
 mapfile -t ports < <("$bin/feedroll-loadgen" ports --count 3)
 redis_port="${ports[0]}" server_port="${ports[1]}" baseline_port="${ports[2]}"
-
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonly no \
-  --daemonize no --logfile "$tmp/redis.log" &
-redis_pid=$!
-pids+=("$redis_pid")
-for _ in $(seq 100); do
-  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
-  sleep 0.05
-done
-redis-cli -p "$redis_port" ping >/dev/null
+start_private_redis "$redis_port"
 
 # The predictive warm-up's time constants on the session phase's clock (an hour = hour_ms).
 hour_ms=$(awk -v d="$session_day_secs" 'BEGIN { printf "%d", d * 1000 / 24 }')

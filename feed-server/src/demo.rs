@@ -83,7 +83,7 @@ pub async fn load(store: &dyn Store, size: DemoSize) -> Result<(usize, usize, us
             region: ["US", "GB", "IN"][rng.random_range(0..3)].into(),
             tags: vec![TOPICS[topic].into(), secondary.into()],
             content_type,
-            embedding: Some(topic_vector(topic, &mut rng)),
+            embedding: Some(topic_vector(topic, &mut rng).into()),
         });
     }
     for chunk in videos.chunks(1_000) {

@@ -1,6 +1,7 @@
 //! The wire contract: what clients send and receive (PRODUCT.md §1). Field names are binding.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -72,9 +73,11 @@ pub struct Video {
     #[serde(default)]
     pub content_type: ContentType,
     /// Content embedding; compared with the user's taste vector.
-    #[schema(min_items = 1, max_items = 1024)]
+    // Shared, not copied, by the catalog entry's keys (`crate::vocabulary::CatalogKeys`) and by
+    // clones of the video (this doc comment is the API's description, hence a plain comment).
+    #[schema(value_type = Option<Vec<f32>>, min_items = 1, max_items = 1024)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub embedding: Option<Vec<f32>>,
+    pub embedding: Option<Arc<[f32]>>,
 }
 
 /// Kind of engagement event.

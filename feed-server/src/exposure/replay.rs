@@ -23,6 +23,7 @@ use crate::model::{EventType, Video};
 use crate::ranking::inputs::{self, SignalInputs};
 use crate::ranking::signals;
 use crate::store::encoding;
+use crate::time::Timestamp;
 
 /// A time window `[since, until)` in unix seconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -126,7 +127,7 @@ impl State {
                     .as_deref(),
                 video.embedding.as_deref(),
             ),
-            age_secs: inputs::age_secs(video, ts),
+            age_secs: inputs::age_secs(Timestamp::from(video.published_at), ts),
         }
     }
 }

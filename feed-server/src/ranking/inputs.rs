@@ -8,7 +8,7 @@ use feed_profile::RankingProfile;
 
 use super::signals;
 use crate::learning::{BucketStats, VideoStats};
-use crate::model::{ContentType, Signals, Video};
+use crate::model::{ContentType, Signals};
 use crate::time::Timestamp;
 
 /// The raw, profile-independent inputs of a candidate's signals at one instant.
@@ -65,7 +65,7 @@ pub fn tag_mean<T>(tags: &[T], affinity_of: impl Fn(&T) -> f64) -> f64 {
     tags.iter().map(affinity_of).sum::<f64>() / tags.len() as f64
 }
 
-/// Seconds from `video`'s publication to unix time `now`.
-pub fn age_secs(video: &Video, now: f64) -> f64 {
-    now - Timestamp::from(video.published_at).secs_f64()
+/// Seconds from a video's publication (`published`) to unix time `now`.
+pub fn age_secs(published: Timestamp, now: f64) -> f64 {
+    now - published.secs_f64()
 }

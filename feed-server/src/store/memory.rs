@@ -368,7 +368,7 @@ impl Store for MemoryStore {
                 g.videos.get(c.id).map(|v| CandidateData {
                     video: Arc::clone(v),
                     stats: g.stats.get(c.id).copied().unwrap_or_default(),
-                    bucket: g.durations[v.keys().duration_bucket],
+                    bucket: g.durations[v.keys().bucket()],
                     seen: seen.contains(c.id),
                 })
             })

@@ -1122,7 +1122,7 @@ impl Store for RedisStore {
             .zip(seen)
             .map(|((video, stats), seen)| {
                 video.map(|video| CandidateData {
-                    bucket: durations[video.keys().duration_bucket],
+                    bucket: durations[video.keys().bucket()],
                     video,
                     stats: stats.unwrap_or_default(),
                     seen,

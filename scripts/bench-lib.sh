@@ -1,0 +1,63 @@
+# Sourced by scripts/bench.sh and scripts/bench-ab.sh: the processes a bench starts, stopped on
+# every exit path, and its private Redis. The sourcing script sets `tmp` (a temp dir, removed on
+# exit) before it starts anything.
+
+# Exits with an error naming the script ($1) unless redis-server and redis-cli are installed.
+require_redis() {
+  local exe
+  for exe in redis-server redis-cli; do
+    command -v "$exe" >/dev/null || { echo "$1: $exe missing (make deps)" >&2; exit 1; }
+  done
+}
+
+# Processes the bench started, stopped by bench_cleanup.
+pids=()
+
+# Stops every process in `pids`, prints the tail of each log in $tmp when the script failed,
+# removes $tmp and exits with the script's status.
+bench_cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if ((status != 0)); then
+    for log in "$tmp"/*.log; do
+      [ -f "$log" ] && { echo "--- $log (tail)" >&2; tail -n 20 "$log" >&2; }
+    done
+  fi
+  rm -rf "$tmp"
+  exit "$status"
+}
+
+# bench_cleanup on exit, and INT/TERM turned into an exit so that it runs.
+bench_traps() {
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# Runs a command in the background and waits for it, so that INT/TERM reach the traps at once
+# (bash defers traps while a foreground child runs) and the child is stopped with the rest.
+run() {
+  "$@" &
+  local pid=$!
+  pids+=("$pid")
+  wait "$pid"
+}
+
+# Starts a private redis-server on loopback port $1, in $tmp, without persistence, and waits
+# until it answers; sets redis_pid.
+start_private_redis() {
+  redis-server --port "$1" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonly no \
+    --daemonize no --logfile "$tmp/redis.log" &
+  redis_pid=$!
+  pids+=("$redis_pid")
+  for _ in $(seq 100); do
+    redis-cli -p "$1" ping >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  redis-cli -p "$1" ping >/dev/null
+}
