@@ -210,6 +210,50 @@ fn long_tail_every(knobs: &DiversityKnobs) -> usize {
     }
 }
 
+/// The items' positions grouped by primary tag, one queue per tag and one more (the last) for
+/// the items without a tag, each in score order: all in one allocation, queue `q` being
+/// `positions[start[q]..start[q + 1]]`.
+struct Queues {
+    positions: Vec<usize>,
+    start: Vec<usize>,
+}
+
+/// The queue of an item keyed `key` among `tags` dense tags: its tag's, or the last one.
+fn queue_of(key: Key, tags: usize) -> usize {
+    key.tag.unwrap_or(tags)
+}
+
+impl Queues {
+    /// The queues of items keyed `keys` (best first) over `tags` dense tags.
+    fn of(keys: &[Key], tags: usize) -> Self {
+        let mut start = vec![0usize; tags + 2];
+        for &key in keys {
+            start[queue_of(key, tags) + 1] += 1;
+        }
+        for q in 1..start.len() {
+            start[q] += start[q - 1];
+        }
+        let mut next = start.clone();
+        let mut positions = vec![0usize; keys.len()];
+        for (at, &key) in keys.iter().enumerate() {
+            let q = queue_of(key, tags);
+            positions[next[q]] = at;
+            next[q] += 1;
+        }
+        Self { positions, start }
+    }
+
+    /// How many queues (tags + 1).
+    fn count(&self) -> usize {
+        self.start.len() - 1
+    }
+
+    /// Queue `q`, best first.
+    fn queue(&self, q: usize) -> &[usize] {
+        &self.positions[self.start[q]..self.start[q + 1]]
+    }
+}
+
 /// The positions in `items` of the re-ranked list, in order, picked as [`noted`] picks them.
 ///
 /// The items not placed yet wait in one queue per primary tag (items without a tag in one more),
@@ -227,22 +271,15 @@ fn by_tag_queues<T: Diversifiable>(
 ) -> Vec<usize> {
     let (keys, creators, tags) = dense_keys(items);
     let depth = depth.min(items.len());
-    // Queue `tags` holds the items without a tag.
-    let queue_of = |key: Key| key.tag.unwrap_or(tags);
-    let mut queues: Vec<Vec<usize>> = vec![Vec::new(); tags + 1];
-    for (at, &key) in keys.iter().enumerate() {
-        queues[queue_of(key)].push(at);
-    }
+    let queues = Queues::of(&keys, tags);
     let long_tail: Vec<usize> = (0..items.len())
         .filter(|&at| items[at].long_tail())
         .collect();
     let mut taken = vec![false; items.len()];
     // Each queue's first item not taken, and the queues ordered by it.
-    let mut heads = vec![0usize; queues.len()];
-    let mut by_head: BTreeSet<(usize, usize)> = queues
-        .iter()
-        .enumerate()
-        .filter_map(|(q, queue)| queue.first().map(|&at| (at, q)))
+    let mut heads = vec![0usize; queues.count()];
+    let mut by_head: BTreeSet<(usize, usize)> = (0..queues.count())
+        .filter_map(|q| queues.queue(q).first().map(|&at| (at, q)))
         .collect();
     let mut long_tail_head = 0;
     let mut placed = Placed::new(knobs, creators, tags, depth);
@@ -269,7 +306,7 @@ fn by_tag_queues<T: Diversifiable>(
                 if spread && q < tags && placed.too_close(q) {
                     continue;
                 }
-                if let Some(at) = uncapped(&queues[q], heads[q], placed, &taken) {
+                if let Some(at) = uncapped(queues.queue(q), heads[q], placed, &taken) {
                     best = Some(best.map_or(at, |b| b.min(at)));
                 }
             }
@@ -293,13 +330,14 @@ fn by_tag_queues<T: Diversifiable>(
         taken[at] = true;
         placed.place(keys[at]);
         out.push(at);
-        let q = queue_of(keys[at]);
-        if queues[q][heads[q]] == at {
+        let q = queue_of(keys[at], tags);
+        let queue = queues.queue(q);
+        if queue[heads[q]] == at {
             by_head.remove(&(at, q));
-            while heads[q] < queues[q].len() && taken[queues[q][heads[q]]] {
+            while heads[q] < queue.len() && taken[queue[heads[q]]] {
                 heads[q] += 1;
             }
-            if let Some(&next) = queues[q].get(heads[q]) {
+            if let Some(&next) = queue.get(heads[q]) {
                 by_head.insert((next, q));
             }
         }
