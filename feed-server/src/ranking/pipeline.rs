@@ -59,7 +59,6 @@ struct Scored {
     score: f64,
     signals: Signals,
     sources: Sources,
-    long_tail: bool,
     ttl: u32,
 }
 
@@ -139,7 +138,7 @@ fn by_score(scored: &[Scored]) -> Vec<Slot> {
                 at,
                 creator: keys.creator,
                 primary_tag: keys.primary_tag(),
-                long_tail: scored[at].long_tail,
+                long_tail: scored[at].sources.contains(CandidateSource::LongTail),
                 diversity: DiversityEffect {
                     score_rank: u32::try_from(rank).unwrap_or(u32::MAX),
                     ..DiversityEffect::default()
@@ -201,7 +200,6 @@ fn score_all(
                 score: signals::score(&profile.weights, lift, &s),
                 signals: s,
                 sources,
-                long_tail: sources.contains(CandidateSource::LongTail),
                 ttl: ttl_of(profile, &c),
                 video: c.video,
             }
@@ -341,8 +339,8 @@ pub async fn rank_feed_with(
     };
     let ranked = diversity::rerank(by_score(&scored), &profile.diversity, depth, notes);
     let facts = served::facts_of(ranked.iter().map(|slot| {
-        let s = &scored[slot.at];
-        (slot.creator, s.video.keys().published.millis(), s.long_tail)
+        let published = scored[slot.at].video.keys().published;
+        (slot.creator, published.millis(), slot.long_tail)
     }));
     Ok(RankedList {
         items: items_of(profile, &scored, &ranked, detail),
