@@ -103,6 +103,10 @@ pub mod ops {
     /// Counter of the times the replica dropped its in-process video counters (a gap in the
     /// counter change feed, a failed poll).
     pub const COUNTER_FEED_RESETS: &str = "feed_counter_feed_resets_total";
+    /// Gauge: Unix time at which the replica sent its last successful poll of the counter change
+    /// feed. Its in-process counters, duration totals and catalog version reflect Redis as of
+    /// then; more than a second ago, the replica reads them from Redis for every ranking.
+    pub const COUNTER_FEED_READ_AT: &str = "feed_counter_feed_read_timestamp_seconds";
     /// Counter of the predictive warm-up's rankings by `result` (warmed, superseded, shed, failed).
     pub const PREDICTIVE_WARMUPS: &str = "feed_predictive_warmups_total";
     /// Counter of the seconds the predictive warm-up spent ranking (wall time, which bounds its CPU).
@@ -156,6 +160,7 @@ pub const ALL: &[&str] = &[
     ops::EVENT_BACKLOG,
     ops::COUNTER_FEED_LAG,
     ops::COUNTER_FEED_RESETS,
+    ops::COUNTER_FEED_READ_AT,
     ops::EVENTS_APPLIED,
     ops::EVENT_BATCHES_CLAIMED,
     ops::EVENT_BATCHES_UNREADABLE,

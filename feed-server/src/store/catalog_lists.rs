@@ -13,6 +13,11 @@
 //! still the ticket's. A list newer than its tag is dropped at the next version change, never
 //! served older.
 //!
+//! **The version itself** is what rankings check their cached catalog entries against
+//! ([`CatalogLists::version`]) instead of reading it in each ranking's round trip: entries and
+//! lists trail a catalog write by the same poll, and a replica's own catalog write
+//! ([`CatalogLists::reset`]) is seen at once.
+//!
 //! **Bound.** A kept list trails Redis by at most the time from a catalog write to the next poll
 //! that sees it (one poll, 20 ms, plus its round trip). Lists are used only while the version
 //! was observed within the cache's `bound` (one second), so a follower that stops polling (Redis
@@ -65,6 +70,13 @@ impl CatalogLists {
     fn live_version(&self, s: &State, now: Instant) -> Option<i64> {
         let (version, at) = s.version?;
         (!self.bound.is_zero() && now.saturating_duration_since(at) < self.bound).then_some(version)
+    }
+
+    /// The catalog version last observed, if observed within the bound (`None`: the caller
+    /// reads it). Rankings check their cached catalog entries against it
+    /// (`RedisStore::candidates`), so an entry trails a catalog write by the same one poll.
+    pub(crate) fn version(&self, now: Instant) -> Option<i64> {
+        self.live_version(&self.state.read(), now)
     }
 
     /// The kept lists of `keys` (`None` where they must be read) and the ticket to keep what is
@@ -203,6 +215,24 @@ mod tests {
             [Some(list(&["v1"])), None],
             "kept again once the poll sees the same version; nothing was kept meanwhile"
         );
+    }
+
+    #[test]
+    fn the_version_is_given_only_while_observed_within_the_bound_and_not_after_a_reset() {
+        let c = CatalogLists::new(Duration::from_secs(1), 10);
+        let t0 = Instant::now();
+        assert_eq!(c.version(t0), None, "never observed: read it");
+        c.observed(7, t0);
+        assert_eq!(c.version(t0 + Duration::from_millis(999)), Some(7));
+        assert_eq!(
+            c.version(t0 + Duration::from_secs(1)),
+            None,
+            "the poll stopped"
+        );
+        c.observed(8, t0);
+        c.reset();
+        assert_eq!(c.version(t0), None, "this replica wrote the catalog");
+        assert_eq!(CatalogLists::new(Duration::ZERO, 10).version(t0), None);
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! **Followed** by every replica ([`follow`]): every [`POLL`] it reads the entries after the
 //! last one it saw (`XREAD`, non-blocking, on the store's connection) and marks their videos
 //! changed. The same round trip reads the catalog version, which the source lists only catalog
-//! writes change are kept under ([`super::catalog_lists`]); a failed poll drops those too. The
+//! writes change are kept under and rankings check their cached catalog entries against
+//! ([`super::catalog_lists`]), and the duration buckets' totals ([`super::video_counters`]); a
+//! failed poll drops those too. The
 //! first poll starts at the stream's end. The feed is followed without a gap as long as the
 //! oldest entry left is not newer than the last one read: otherwise (entries trimmed before
 //! they were read, Redis restarted empty) or when a poll fails (Redis down, a cluster
@@ -30,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::redis_events::{FIELD, corrupt, entry, now_millis, parse_read, stream_id};
 use super::{RedisStore, StoreError};
+use crate::learning::{DurationStats, duration_stats_from_pairs};
 
 /// How often a replica reads the feed.
 pub const POLL: Duration = Duration::from_millis(20);
@@ -66,6 +69,16 @@ pub fn announce<'a>(pipe: &mut Pipeline, key: &str, ids: impl IntoIterator<Item 
         .ignore();
 }
 
+/// The duration buckets' totals from an `HGETALL` of `P{shared}:dur` (unknown fields ignored):
+/// what each poll reads, and a ranking when the feed is not followed.
+pub(super) fn durations_of(reply: redis::Value) -> Result<DurationStats, StoreError> {
+    let raw: std::collections::HashMap<String, f64> =
+        redis::from_redis_value(reply).map_err(corrupt)?;
+    Ok(duration_stats_from_pairs(
+        raw.iter().map(|(k, v)| (k.as_str(), *v)),
+    ))
+}
+
 /// Where the follower is in the feed.
 #[derive(Clone, Debug, PartialEq)]
 enum Position {
@@ -89,6 +102,9 @@ struct Read {
     /// The catalog version (`P{shared}:catv`, 0 before the first catalog write), read in the
     /// same round trip ([`super::catalog_lists`]).
     catalog_version: i64,
+    /// The duration buckets' totals, read whole in the same round trip
+    /// ([`super::video_counters`]).
+    durations: DurationStats,
 }
 
 /// Why the feed cannot be followed from where the follower is.
@@ -155,11 +171,17 @@ async fn poll(store: &RedisStore, after: &str) -> Result<Read, FeedError> {
         .arg(&key)
         .arg(after);
     pipe.get(store.catalog_version_key());
+    pipe.hgetall(store.durations_key());
     let mut replies = store.connection().query(&pipe).await?.into_iter();
-    let (Some(first), Some(read), Some(version)) = (replies.next(), replies.next(), replies.next())
-    else {
+    let (Some(first), Some(read), Some(version), Some(durations)) = (
+        replies.next(),
+        replies.next(),
+        replies.next(),
+        replies.next(),
+    ) else {
         return Err(corrupt("short pipeline reply").into());
     };
+    let durations = durations_of(durations)?;
     let catalog_version: Option<i64> = redis::from_redis_value(version).map_err(corrupt)?;
     let first: Vec<(String, Option<Vec<Vec<u8>>>)> =
         redis::from_redis_value(first).map_err(corrupt)?;
@@ -180,6 +202,7 @@ async fn poll(store: &RedisStore, after: &str) -> Result<Read, FeedError> {
             .map(|(ms, _)| ms),
         full: entries.len() >= READ_COUNT,
         catalog_version: catalog_version.unwrap_or(0),
+        durations,
     })
 }
 
@@ -198,17 +221,18 @@ pub async fn follow(store: Arc<RedisStore>, stop: CancellationToken) {
                 Position::After(id) => id.clone(),
                 Position::Lost => start(&store).await?,
             };
+            let sent_ms = now_millis();
             let read = poll(&store, &after).await?;
-            Ok::<_, FeedError>((after, read))
+            Ok::<_, FeedError>((after, read, sent_ms))
         };
         let wait = match step.await {
-            Ok((after, read)) => {
+            Ok((after, read, sent_ms)) => {
                 if !read.changed.is_empty() {
                     store
                         .counters()
                         .changed(read.changed.iter().map(String::as_str));
                 }
-                store.counters().followed();
+                store.counters().followed(read.durations);
                 store
                     .catalog_lists()
                     .observed(read.catalog_version, Instant::now());
@@ -216,6 +240,7 @@ pub async fn follow(store: Arc<RedisStore>, stop: CancellationToken) {
                     .oldest_ms
                     .map_or(0, |ms| now_millis().saturating_sub(ms));
                 metrics.counter_feed_lag.set(lag_ms as f64 / 1000.0);
+                metrics.counter_feed_read_at.set(sent_ms as f64 / 1000.0);
                 position = Position::After(read.last.unwrap_or(after));
                 delay = POLL;
                 if read.full { Duration::ZERO } else { POLL }

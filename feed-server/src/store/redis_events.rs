@@ -213,6 +213,9 @@ pub struct IngestMetrics {
     /// `feed_counter_feed_resets_total`: the in-process video counters dropped after a gap in
     /// the counter change feed or a failed poll.
     pub counter_feed_resets: IntCounter,
+    /// `feed_counter_feed_read_timestamp_seconds`: when the last successful poll of the counter
+    /// change feed was sent (what the replica holds in process reflects Redis as of then).
+    pub counter_feed_read_at: Gauge,
 }
 
 impl IngestMetrics {
@@ -246,6 +249,10 @@ impl IngestMetrics {
                 ops::COUNTER_FEED_RESETS,
                 "Times the in-process video counters were dropped (a gap in the counter change feed, a failed poll)",
             )?,
+            counter_feed_read_at: Gauge::new(
+                ops::COUNTER_FEED_READ_AT,
+                "Unix time the last successful poll of the counter change feed was sent: the in-process counters, duration totals and catalog version reflect Redis as of then",
+            )?,
         })
     }
 
@@ -265,6 +272,7 @@ impl IngestMetrics {
         register(Box::new(m.unreadable.clone()))?;
         register(Box::new(m.counter_feed_lag.clone()))?;
         register(Box::new(m.counter_feed_resets.clone()))?;
+        register(Box::new(m.counter_feed_read_at.clone()))?;
         Ok(m)
     }
 

@@ -23,11 +23,16 @@
 //! `Store::user_state` and `Store::cache_get_for_user` read the version in their round trip.
 //!
 //! Parsed catalog entries, with their interned keys ([`crate::vocabulary::CatalogEntry`]), are
-//! kept in process (the *catalog cache*), tagged with the catalog
-//! version they were read at. Every candidate read fetches `P{shared}:catv` in the same round trip as the
-//! counters; when it moved (a catalog write on any replica), the cache is dropped and the entries
+//! kept in process (the *catalog cache*), tagged with the catalog version (`P{shared}:catv`) they
+//! were read at. A ranking checks them against the version the counter change feed's last poll
+//! read (every 20 ms, [`CatalogLists::version`]); while the feed is not followed, or right after
+//! this replica's own catalog write, it reads the version in its candidates' round trip instead.
+//! When the version moved (a catalog write on any replica), the cache is dropped and the entries
 //! it supplied are read again, so a ranking never uses a catalog entry older than the version it
-//! saw. Accepting events looks its videos up the same way (`Store::event_videos`).
+//! checks against: it trails another replica's catalog write by at most one poll and its round
+//! trip, as the kept source lists do. Accepting events reads the version in its own round trip
+//! (`Store::event_videos`): an event for a video deleted on any replica is refused as soon as
+//! the deletion has committed.
 //!
 //! Video counters are kept in process until they change ([`VideoCounters`]): every change is
 //! announced on the counter change feed, atomically with it, and every replica follows the feed
@@ -57,7 +62,7 @@ use tokio_util::sync::CancellationToken;
 use super::catalog_lists::CatalogLists;
 use super::keys::Keys;
 use super::redis_conn::{self, RedisConfigError, RedisTarget, RedisTlsFiles};
-use super::redis_counter_feed::{self, FOLLOWED_WITHIN};
+use super::redis_counter_feed::{self, FOLLOWED_WITHIN, durations_of};
 use super::redis_events::{self, Ingest, IngestMetrics, IngestSettings};
 use super::redis_link::RedisLink;
 use super::redis_log;
@@ -74,7 +79,7 @@ use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::shared::SharedDeltas;
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, BucketCounter, Decayed, Deltas, RECENT_MEMORY, SEEN_MEMORY,
-    TrendingScope, VideoStats, bucket_field, duration_stats_from_pairs,
+    TrendingScope, VideoStats, bucket_field,
 };
 use crate::model::{Follows, UserProfile, Video};
 use crate::vocabulary::{self, CatalogEntry, Term, TermTable, known};
@@ -489,6 +494,11 @@ impl RedisStore {
     }
 
     /// The catalog version, moved by every catalog write.
+    /// The duration buckets' totals, read whole by every poll of the counter feed.
+    pub(super) fn durations_key(&self) -> String {
+        self.keys.durations()
+    }
+
     pub(super) fn catalog_version_key(&self) -> String {
         self.keys.catalog_version()
     }
@@ -622,8 +632,9 @@ impl RedisStore {
     }
 
     /// Completes a catalog-cache lookup of `ids` (`cached_at`, from [`CatalogCache::lookup`]):
-    /// `videos[i]` for `i` in `missing` was just read with the catalog `version`, in one round
-    /// trip. When the version moved since the cached entries were read, they are read again; what
+    /// `videos[i]` for `i` in `missing` was just read, no earlier than the catalog `version` (read
+    /// in the same round trip, or by the counter feed's last poll before it was issued). When the
+    /// version moved since the cached entries were read, they are read again; what
     /// was read is recorded, so no caller uses an entry older than the version it saw. Nothing is
     /// recorded when nothing was read and the version has not moved (the common case): no write
     /// lock on every call.
@@ -1067,9 +1078,17 @@ impl Store for RedisStore {
             .collect();
         let (cached_at, mut videos) = self.catalog.read().lookup(terms.iter().copied());
         let (ticket, mut stats) = self.counters.lookup(terms.iter().copied());
+        // The catalog version and the duration totals as of the counter feed's last poll, while it
+        // is followed; read here otherwise.
+        let kept_version = self.catalog_lists.version(Instant::now());
+        let kept_durations = self.counters.durations();
         let mut pipe = redis::pipe();
-        pipe.get(self.keys.catalog_version());
-        pipe.hgetall(self.keys.durations());
+        if kept_version.is_none() {
+            pipe.get(self.keys.catalog_version());
+        }
+        if kept_durations.is_none() {
+            pipe.hgetall(self.keys.durations());
+        }
         let unknown: Vec<usize> = (0..ids.len()).filter(|i| stats[*i].is_none()).collect();
         for &i in &unknown {
             pipe.cmd("HMGET")
@@ -1089,16 +1108,26 @@ impl Store for RedisStore {
         for &i in &missing {
             pipe.get(self.keys.video(ids[i]));
         }
-        let mut replies = self.run(&pipe).await?.into_iter();
+        // Nothing to read (everything held in process, a user who has seen nothing): no round
+        // trip.
+        let replies = if pipe.cmd_iter().next().is_some() {
+            self.run(&pipe).await?
+        } else {
+            Vec::new()
+        };
+        let mut replies = replies.into_iter();
         let mut next = || {
             replies
                 .next()
                 .ok_or_else(|| corrupt("short pipeline reply"))
         };
-        let version = parse::<Option<i64>>(next()?)?.unwrap_or(0);
-        let durations = {
-            let raw: HashMap<String, f64> = parse(next()?)?;
-            duration_stats_from_pairs(raw.iter().map(|(k, v)| (k.as_str(), *v)))
+        let version = match kept_version {
+            Some(v) => v,
+            None => parse::<Option<i64>>(next()?)?.unwrap_or(0),
+        };
+        let durations = match kept_durations {
+            Some(d) => d,
+            None => durations_of(next()?)?,
         };
         for &i in &unknown {
             stats[i] = Some(stats_of(next()?)?);

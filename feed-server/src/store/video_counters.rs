@@ -9,6 +9,12 @@
 //! was seen after the ticket was taken (the change may have landed after Redis answered). A
 //! change seen before the read was issued is older than the read, so the read is kept.
 //!
+//! **The duration buckets' totals** (`P{shared}:dur`, the completion prior every candidate's
+//! score reads) change with every applied watch, so no change mark would outlive a poll: every
+//! poll reads the few fields whole instead ([`VideoCounters::followed`]), and rankings use them on
+//! the same terms as the counters. That is one `HGETALL` fifty times a second per replica
+//! instead of one per ranking, trailing Redis by the same poll.
+//!
 //! **Nothing is kept while the feed is not followed.** Until the follower has read the feed
 //! within [`VideoCounters::new`]'s `bound`, lookups find nothing and reads are not kept, so every
 //! ranking reads Redis, as without this cache; a gap in the feed (trimmed before it was read,
@@ -18,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 
-use crate::learning::VideoStats;
+use crate::learning::{DurationStats, VideoStats};
 use crate::vocabulary::{self, Term, TermTable};
 
 /// The change generation a read was issued at (see the module docs).
@@ -40,6 +46,8 @@ struct State {
     floor: u64,
     /// The last time the feed was read without a gap; `None` while not followed.
     followed_at: Option<Instant>,
+    /// The duration buckets' counters read by the last poll.
+    durations: Option<DurationStats>,
     entries: TermTable<Slot>,
 }
 
@@ -136,9 +144,19 @@ impl VideoCounters {
         }
     }
 
-    /// The feed was read up to its end with no gap: entries may be used for `bound` from now.
-    pub(crate) fn followed(&self) {
-        self.state.write().followed_at = Some(Instant::now());
+    /// The feed was read up to its end with no gap, and the duration buckets' totals with it:
+    /// entries and totals may be used for `bound` from now.
+    pub(crate) fn followed(&self, durations: DurationStats) {
+        let mut s = self.state.write();
+        s.followed_at = Some(Instant::now());
+        s.durations = Some(durations);
+    }
+
+    /// The duration buckets' totals read by the last poll, while the feed is followed (`None`:
+    /// the ranking reads them).
+    pub(crate) fn durations(&self) -> Option<DurationStats> {
+        let s = self.state.read();
+        if self.live(&s) { s.durations } else { None }
     }
 
     /// The feed has a gap or could not be read: everything is dropped and nothing is used until
@@ -146,6 +164,7 @@ impl VideoCounters {
     pub(crate) fn reset(&self) {
         let mut s = self.state.write();
         s.followed_at = None;
+        s.durations = None;
         Self::empty(&mut s);
     }
 
@@ -181,7 +200,7 @@ mod tests {
 
     fn followed() -> VideoCounters {
         let c = VideoCounters::new(Duration::from_secs(60), 100);
-        c.followed();
+        c.followed(DurationStats::default());
         c
     }
 
@@ -245,7 +264,7 @@ mod tests {
     fn nothing_is_kept_or_used_unless_the_feed_is_followed() {
         let c = VideoCounters::new(Duration::from_secs(60), 100);
         read_and_keep(&c, "a", 1.0);
-        c.followed();
+        c.followed(DurationStats::default());
         assert_eq!(views(&c, "a"), None, "read before the feed was followed");
         read_and_keep(&c, "a", 1.0);
         assert_eq!(views(&c, "a"), Some(1.0));
@@ -253,7 +272,7 @@ mod tests {
         let (ticket, _) = c.lookup(terms(["b"]));
         c.reset();
         assert_eq!(views(&c, "a"), None);
-        c.followed();
+        c.followed(DurationStats::default());
         c.keep(ticket, [(term("b"), stats(2.0))]);
         assert_eq!(views(&c, "b"), None, "issued before the reset");
         assert_eq!(views(&c, "a"), None, "dropped by the reset");
@@ -262,23 +281,44 @@ mod tests {
     #[test]
     fn entries_are_unused_once_the_feed_was_not_read_within_the_bound() {
         let c = VideoCounters::new(Duration::from_millis(30), 100);
-        c.followed();
+        c.followed(DurationStats::default());
         read_and_keep(&c, "a", 1.0);
         assert_eq!(views(&c, "a"), Some(1.0));
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(views(&c, "a"), None, "the follower is silent: read Redis");
-        c.followed();
+        c.followed(DurationStats::default());
         assert_eq!(views(&c, "a"), Some(1.0));
         let off = VideoCounters::new(Duration::ZERO, 100);
-        off.followed();
+        off.followed(DurationStats::default());
         read_and_keep(&off, "a", 1.0);
         assert_eq!(views(&off, "a"), None, "a zero bound turns the cache off");
     }
 
     #[test]
+    fn the_duration_totals_are_the_last_polls_and_used_only_while_followed() {
+        let c = VideoCounters::new(Duration::from_millis(30), 100);
+        assert_eq!(c.durations(), None, "no poll yet: the ranking reads them");
+        let mut polled = DurationStats::default();
+        polled[2].completes = 7.0;
+        c.followed(polled);
+        assert_eq!(c.durations(), Some(polled));
+        polled[2].completes = 9.0;
+        c.followed(polled);
+        assert_eq!(c.durations(), Some(polled), "the newest poll's");
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(c.durations(), None, "the follower is silent");
+        c.followed(polled);
+        c.reset();
+        assert_eq!(c.durations(), None, "dropped with the counters");
+        let off = VideoCounters::new(Duration::ZERO, 100);
+        off.followed(polled);
+        assert_eq!(off.durations(), None, "a zero bound keeps nothing");
+    }
+
+    #[test]
     fn a_full_map_is_emptied_and_drops_reads_in_flight() {
         let c = VideoCounters::new(Duration::from_secs(60), 3);
-        c.followed();
+        c.followed(DurationStats::default());
         let (ticket, _) = c.lookup(terms(["a"]));
         c.keep(ticket, (0..3).map(|i| (term(&format!("v{i}")), stats(1.0))));
         assert_eq!(c.len(), 3);

@@ -348,7 +348,9 @@ impl TestApp {
     }
 
     /// On Redis, waits (up to 10 s) until the shared aggregates hold every accepted event (the
-    /// ingest stream's consumer applies them within the lag bound; the embedded store at once).
+    /// ingest stream's consumer applies them within the lag bound; the embedded store at once),
+    /// then until the server has polled the counter change feed since: what it holds in process
+    /// (counters, duration totals) trails Redis by that poll (README, "Replicas").
     pub async fn settle(&self) {
         if self.redis.is_none() && self.cluster.is_none() {
             return;
@@ -357,6 +359,21 @@ impl TestApp {
         while metric(&self.metrics().await, "feed_event_backlog", &[]).unwrap_or(0.0) > 0.0 {
             assert!(Instant::now() < deadline, "events not applied within 10 s");
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let applied = unix_secs();
+        while metric(
+            &self.metrics().await,
+            "feed_counter_feed_read_timestamp_seconds",
+            &[],
+        )
+        .unwrap_or(0.0)
+            < applied
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the counter change feed not polled within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -468,6 +485,13 @@ pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
 
 /// The value of the first sample of `name` whose labels include every `(key, value)` of
 /// `labels`, parsed from the Prometheus text format (label order does not matter).
+/// Now, in Unix seconds (as the server's timestamp gauges).
+pub fn unix_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
