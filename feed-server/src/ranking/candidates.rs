@@ -7,7 +7,7 @@ use feed_profile::RankingProfile;
 use super::user::UserAt;
 use crate::learning::{TrendingScope, day_of};
 use crate::model::{CandidateSource, Sources};
-use crate::store::{CandidateLists, CandidateQuery, CandidateRef};
+use crate::store::{CandidateLists, CandidateQuery, CandidateRef, SeenOf};
 use crate::vocabulary::Term;
 
 /// Most followed creators and friends read per request (strongest affinity first).
@@ -81,6 +81,10 @@ pub fn plan(profile: &RankingProfile, user_id: &str, at: &UserAt<'_>, now: f64) 
         },
         tags: tags.into_iter().map(|(t, _)| t.to_owned()).collect(),
         long_tail: (offset, long_tail),
+        seen: SeenOf {
+            user: user_id.to_owned(),
+            count: user.seen,
+        },
     }
 }
 

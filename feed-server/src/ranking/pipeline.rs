@@ -1,5 +1,6 @@
-//! The ranking pipeline over a store: three round trips (user state, source lists, candidate
-//! data) whatever the number of candidates, then pure scoring and re-ranking.
+//! The ranking pipeline over a store: at most three round trips (user state, source lists,
+//! candidate data; Redis often skips the last) whatever the number of candidates, then pure
+//! scoring and re-ranking.
 
 use std::sync::Arc;
 
@@ -13,7 +14,9 @@ use super::signals;
 use super::user::{ByTerm, UserAt};
 use crate::model::{CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources};
 use crate::served::{self, ItemFacts};
-use crate::store::{CandidateData, CandidateRef, Store, StoreError, UserState, UserVersion};
+use crate::store::{
+    CandidateData, CandidateRef, SeenRead, Store, StoreError, UserState, UserVersion,
+};
 use crate::vocabulary::{self, CatalogEntry, Term};
 
 /// How many leading items of a ranked list a first page can show (the largest page size): the
@@ -309,7 +312,8 @@ pub async fn rank_feed(
 }
 
 /// [`rank_feed`] with the user's state already read (a first-page lookup that missed read it
-/// with the head, in the same round trip): two round trips.
+/// with the head, in the same round trip): the lists, then the candidates — at most two round
+/// trips, one when the store holds what the candidates need ([`Store::candidates`]).
 pub async fn rank_feed_with(
     store: &dyn Store,
     profile: &RankingProfile,
@@ -324,7 +328,7 @@ pub async fn rank_feed_with(
     let lists = store.candidate_lists(&query).await?;
     let merged = candidates::merge(&lists, profile.candidates.max_candidates as usize);
     let (ids, flags): (Vec<CandidateRef<'_>>, Vec<Sources>) = merged.into_iter().unzip();
-    let data = store.candidates(user_id, user.seen, &ids).await?;
+    let data = store.candidates(user_id, &lists.seen, &ids).await?;
     let filters = Filters::resolve(profile, user);
     let kept: Vec<(CandidateData, Sources)> = data
         .into_iter()
@@ -365,7 +369,9 @@ pub async fn rank_candidates(
         .iter()
         .map(|id| CandidateRef::from(id.as_str()))
         .collect();
-    let data = store.candidates(user_id, user.seen, &ids).await?;
+    let data = store
+        .candidates(user_id, &SeenRead::Pending(user.seen), &ids)
+        .await?;
     let known: Vec<(CandidateData, Sources)> = data
         .into_iter()
         .flatten()

@@ -12,8 +12,8 @@ use parking_lot::{Mutex, RwLock};
 
 use super::encoding;
 use super::{
-    CacheEntry, CandidateData, CandidateLists, CandidateQuery, CandidateRef, SeenCount, Store,
-    StoreError, UserState, UserVersion,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, CandidateRef, SeenCount, SeenRead,
+    Store, StoreError, UserState, UserVersion,
 };
 use crate::exposure::ring::RingLog;
 use crate::exposure::{LogSettings, LoggedEvent};
@@ -311,7 +311,11 @@ impl Store for MemoryStore {
 
     async fn candidate_lists(&self, q: &CandidateQuery) -> Result<CandidateLists, StoreError> {
         let g = self.inner.read();
-        let mut lists = CandidateLists::default();
+        let mut lists = CandidateLists {
+            // The seen set is in memory already: the candidate read checks it.
+            seen: SeenRead::Pending(q.seen.count),
+            ..CandidateLists::default()
+        };
         for c in &q.creators {
             lists
                 .followed
@@ -353,7 +357,7 @@ impl Store for MemoryStore {
     async fn candidates(
         &self,
         user: &str,
-        _seen: SeenCount,
+        _seen: &SeenRead,
         ids: &[CandidateRef<'_>],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         let g = self.inner.read();

@@ -137,8 +137,9 @@ impl std::fmt::Debug for StateRead {
 
 /// The size of a user's seen set as read with the user's state: how a store checks
 /// candidates against it ([`Store::candidates`]). Redis reads a small set whole and checks in
-/// process — nothing for a user who has seen nothing — and asks about each candidate
-/// (`ZMSCORE`) only when the set is larger than the candidate list.
+/// process — nothing for a user who has seen nothing; a ranking's small set comes with its
+/// source lists, [`CandidateLists::seen`] — and asks about each candidate (`ZMSCORE`) only when
+/// the set is larger than the candidate list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SeenCount {
     /// Not read with the state: the store asks about each candidate.
@@ -147,6 +148,49 @@ pub enum SeenCount {
     /// This many videos (a write after the read may have added some: a check reads the set
     /// itself, except that a set read empty is not read again for the same ranking).
     Known(usize),
+}
+
+/// Whose seen set a ranking checks its candidates against, and its size as read with their
+/// state: a store may read a small set with the source lists ([`CandidateLists::seen`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeenOf {
+    /// The user being ranked for.
+    pub user: String,
+    /// [`UserState::seen`].
+    pub count: SeenCount,
+}
+
+/// A user's seen set, read whole, checked in process.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeenSet(foldhash::HashSet<Vec<u8>>);
+
+impl SeenSet {
+    /// The set of `members` (video ids as stored).
+    pub fn new(members: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        Self(members.into_iter().collect())
+    }
+
+    /// Whether the user has seen video `id`.
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.contains(id.as_bytes())
+    }
+}
+
+/// How far a ranking has read the user's seen set before its candidates
+/// ([`Store::candidates`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SeenRead {
+    /// Not read: the candidate read checks them, knowing the set's size as read with the state.
+    Pending(SeenCount),
+    /// Read whole with the source lists: the candidate read checks them in process, and reads
+    /// nothing for it.
+    Whole(SeenSet),
+}
+
+impl Default for SeenRead {
+    fn default() -> Self {
+        Self::Pending(SeenCount::Unknown)
+    }
 }
 
 /// Which source lists to read (built by [`crate::ranking::candidates::plan`]).
@@ -174,6 +218,21 @@ pub struct CandidateQuery {
     pub per_tag: usize,
     /// Least-exposed videos: offset into the exposure ranking and count.
     pub long_tail: (usize, usize),
+    /// The user's seen set, which Redis reads whole with the lists when it holds no more videos
+    /// than the lists may nominate ([`Self::most_listed`]).
+    pub seen: SeenOf,
+}
+
+impl CandidateQuery {
+    /// The most ids the lists may hold together (before the merge drops repeats and caps them).
+    pub fn most_listed(&self) -> usize {
+        self.creators.len() * self.per_creator
+            + self.friends.len() * self.per_friend
+            + self.trending.len() * self.per_trending
+            + self.fresh.len() * self.per_fresh
+            + self.tags.len() * self.per_tag
+            + self.long_tail.1
+    }
 }
 
 /// One source list as read, best first: its ids, and the catalog term of each, worked out once
@@ -282,6 +341,8 @@ pub struct CandidateLists {
     pub similar: SourceList,
     /// Least exposed.
     pub long_tail: SourceList,
+    /// The user's seen set as far as it was read with the lists ([`CandidateQuery::seen`]).
+    pub seen: SeenRead,
 }
 
 /// A candidate's catalog entry and counters, and whether the user has seen it.
@@ -343,12 +404,13 @@ pub trait Store: Send + Sync + 'static {
     async fn user_state(&self, user: &str, now: f64) -> Result<UserState, StoreError>;
     /// The source lists (one round trip).
     async fn candidate_lists(&self, query: &CandidateQuery) -> Result<CandidateLists, StoreError>;
-    /// Catalog entries, counters and seen flags of candidates, in order (one round trip); `seen`
-    /// is the size of the user's seen set read with their state ([`UserState::seen`]).
+    /// Catalog entries, counters and seen flags of candidates, in order (at most one round trip:
+    /// none on Redis when everything is held in process); `seen` is the user's seen set as far
+    /// as it was read ([`CandidateLists::seen`], or the size read with the state).
     async fn candidates(
         &self,
         user: &str,
-        seen: SeenCount,
+        seen: &SeenRead,
         ids: &[CandidateRef<'_>],
     ) -> Result<Vec<Option<CandidateData>>, StoreError>;
     /// Most recently active users, newest first (cache warm-up).

@@ -67,12 +67,12 @@ use super::redis_events::{self, Ingest, IngestMetrics, IngestSettings};
 use super::redis_link::RedisLink;
 use super::redis_log;
 use super::redis_peers::{self, PeerWrites};
-use super::seen_check::SeenCheck;
+use super::seen_check::{SeenCheck, seen_set};
 use super::shared_cache::SharedCache;
 use super::video_counters::VideoCounters;
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, CandidateRef, ListedIds, SeenCount,
-    SharedList, SourceList, StateRead, Store, StoreError, UserState, UserVersion,
+    SeenRead, SharedList, SourceList, StateRead, Store, StoreError, UserState, UserVersion,
 };
 use super::{anchored, encoding, taste_sums};
 use crate::exposure::{LogSettings, LoggedEvent};
@@ -1025,10 +1025,22 @@ impl Store for RedisStore {
                 Order::List => pipe.lrange(&r.key, r.start, r.stop),
             };
         }
-        if !missing.is_empty() {
-            let replies = self.run(&pipe).await?;
-            if replies.len() != missing.len() {
+        // A small seen set comes along, so the candidate read need not ask for it.
+        let read_seen = SeenCheck::with_lists(q);
+        if read_seen {
+            pipe.zrange(self.keys.seen(&q.seen.user), 0, -1);
+        }
+        let mut seen = SeenRead::Pending(q.seen.count);
+        if !missing.is_empty() || read_seen {
+            let mut replies = self.run(&pipe).await?;
+            if replies.len() != missing.len() + usize::from(read_seen) {
                 return Err(corrupt("short pipeline reply"));
+            }
+            if read_seen {
+                let set = replies
+                    .pop()
+                    .ok_or_else(|| corrupt("short pipeline reply"))?;
+                seen = SeenRead::Whole(seen_set(set)?);
             }
             let (mut read_shared, mut read_catalog) = (Vec::new(), Vec::new());
             for (&i, reply) in missing.iter().zip(replies) {
@@ -1054,20 +1066,25 @@ impl Store for RedisStore {
             fresh: take(q.fresh.len()),
             similar: take(q.tags.len()),
             long_tail: take(usize::from(n > 0)),
+            seen,
         })
     }
 
     async fn candidates(
         &self,
         user: &str,
-        seen_count: SeenCount,
+        seen: &SeenRead,
         candidates: &[CandidateRef<'_>],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = candidates.iter().map(|c| c.id).collect();
-        let seen_check = SeenCheck::of(seen_count, ids.len());
+        // A set read with the lists is checked in process: nothing to read for it here.
+        let seen_check = match seen {
+            SeenRead::Pending(count) => SeenCheck::of(*count, ids.len()),
+            SeenRead::Whole(_) => SeenCheck::Nothing,
+        };
         // The catalog cache and the kept counters are keyed by the ids' terms: a merged list's
         // candidates carry theirs, the others are looked up (an id without one has no cached
         // entry nor kept counters; its counters are kept under the term of the catalog entry
@@ -1132,7 +1149,10 @@ impl Store for RedisStore {
         for &i in &unknown {
             stats[i] = Some(stats_of(next()?)?);
         }
-        let seen = seen_check.flags(&ids, &mut next)?;
+        let seen = match seen {
+            SeenRead::Whole(set) => ids.iter().map(|id| set.contains(id)).collect(),
+            SeenRead::Pending(_) => seen_check.flags(&ids, &mut next)?,
+        };
         for &i in &missing {
             videos[i] = video_of(next()?)?;
         }

@@ -8,14 +8,18 @@
 //! videos than there are candidates is cheaper to read whole (`ZRANGE 0 -1`) and check in
 //! process. Only a set larger than the candidate list is asked about per candidate.
 //!
+//! A ranking reads a small set whole with its source lists ([`SeenCheck::with_lists`]): the
+//! size is known by then, the candidates are not needed for it, and the candidate read is then
+//! left with nothing to ask Redis whenever the process holds the candidates' entries and
+//! counters. "Small" is then measured against the most ids the lists may nominate.
+//!
 //! The size is the one read with the state, a round trip earlier: a video marked seen in between
 //! is missed only when the set was read empty (the ranking is then of the state it read, and
 //! the write moves the user's version, so the next request ranks again).
 
-use foldhash::{HashSet, HashSetExt};
 use redis::Value;
 
-use super::{SeenCount, StoreError};
+use super::{CandidateQuery, SeenCount, SeenSet, StoreError};
 
 /// Which read checks the candidates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +42,12 @@ impl SeenCheck {
         }
     }
 
+    /// Whether the lists' round trip of `query` reads the user's seen set whole: it is not empty
+    /// and holds no more videos than the lists may nominate.
+    pub(super) fn with_lists(query: &CandidateQuery) -> bool {
+        Self::of(query.seen.count, query.most_listed()) == Self::Whole
+    }
+
     /// The seen flag of each of `ids` from the check's reply, which `reply` yields (not called
     /// for [`Self::Nothing`]).
     pub(super) fn flags(
@@ -48,13 +58,8 @@ impl SeenCheck {
         match self {
             Self::Nothing => Ok(vec![false; ids.len()]),
             Self::Whole => {
-                let members: Vec<Vec<u8>> = parse(reply()?)?;
-                let seen: HashSet<&[u8]> = {
-                    let mut set = HashSet::with_capacity(members.len());
-                    set.extend(members.iter().map(Vec::as_slice));
-                    set
-                };
-                Ok(ids.iter().map(|id| seen.contains(id.as_bytes())).collect())
+                let seen = seen_set(reply()?)?;
+                Ok(ids.iter().map(|id| seen.contains(id)).collect())
             }
             Self::EachCandidate => {
                 let scores: Vec<Option<f64>> = parse(reply()?)?;
@@ -69,6 +74,11 @@ impl SeenCheck {
             }
         }
     }
+}
+
+/// The set a `ZRANGE 0 -1` of the seen set answered.
+pub(super) fn seen_set(reply: Value) -> Result<SeenSet, StoreError> {
+    Ok(SeenSet::new(parse::<Vec<Vec<u8>>>(reply)?))
 }
 
 fn parse<T: redis::FromRedisValue>(v: Value) -> Result<T, StoreError> {
@@ -96,6 +106,33 @@ mod tests {
             EachCandidate,
             "a size not read is not taken for an empty set"
         );
+    }
+
+    #[test]
+    fn the_lists_read_a_set_no_larger_than_they_may_nominate() {
+        use crate::store::SeenOf;
+        // 2 friends × 10 + 3 trending lists × 20 + long tail 5 = 85 ids at most.
+        let query = |count| CandidateQuery {
+            friends: vec!["f1".into(), "f2".into()],
+            per_friend: 10,
+            trending: vec![(crate::learning::TrendingScope::All, 1); 3],
+            per_trending: 20,
+            long_tail: (0, 5),
+            seen: SeenOf {
+                user: "u".into(),
+                count,
+            },
+            ..CandidateQuery::default()
+        };
+        assert_eq!(query(SeenCount::Unknown).most_listed(), 85);
+        assert!(SeenCheck::with_lists(&query(SeenCount::Known(1))));
+        assert!(SeenCheck::with_lists(&query(SeenCount::Known(85))));
+        assert!(!SeenCheck::with_lists(&query(SeenCount::Known(86))));
+        assert!(
+            !SeenCheck::with_lists(&query(SeenCount::Known(0))),
+            "nothing seen: nothing read"
+        );
+        assert!(!SeenCheck::with_lists(&query(SeenCount::Unknown)));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, CandidateRef, RedisStore, SeenCount,
-    StateRead, Store, StoreError, UserState, UserVersion,
+    SeenOf, SeenRead, StateRead, Store, StoreError, UserState, UserVersion,
 };
 
 /// Counts calls to the wrapped store.
@@ -71,7 +71,7 @@ impl Store for Counting {
     async fn candidates(
         &self,
         u: &str,
-        seen: SeenCount,
+        seen: &SeenRead,
         ids: &[CandidateRef<'_>],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
         self.hit();
@@ -288,7 +288,7 @@ fn replica(redis: &RedisServer, prefix: &str, shared_cache: Duration) -> RedisSt
 
 async fn views(store: &RedisStore, id: &str) -> f64 {
     let data = store
-        .candidates("u", SeenCount::Unknown, &[id.into()])
+        .candidates("u", &SeenRead::default(), &[id.into()])
         .await
         .expect("candidates");
     data[0].as_ref().expect("video exists").stats.views
@@ -570,9 +570,29 @@ fn command_calls(redis: &RedisServer, command: &str) -> u64 {
         .map_or(0, |n| n.parse().expect("calls"))
 }
 
+/// The seen-set reads Redis has answered so far (`ZRANGE`, `ZMSCORE`).
+const SEEN_READS: [&str; 2] = ["zrange", "zmscore"];
+
+fn seen_read_calls(redis: &RedisServer) -> [u64; 2] {
+    SEEN_READS.map(|c| command_calls(redis, c))
+}
+
+/// The seen-set reads Redis answered since `before` ([`seen_read_calls`]).
+fn seen_reads_since(redis: &RedisServer, before: [u64; 2]) -> Vec<&'static str> {
+    let after = seen_read_calls(redis);
+    SEEN_READS
+        .into_iter()
+        .zip(before.iter().zip(&after))
+        .filter(|(_, (b, a))| a > b)
+        .map(|(c, _)| c)
+        .collect()
+}
+
 /// A ranking's seen flags are exact whatever the size of the user's seen set, and the check
 /// costs what that size calls for: nothing read for a user who has seen nothing, the memory
-/// read whole when it is smaller than the candidate list, each candidate asked about otherwise.
+/// read whole when it is smaller than the candidate list (with the source lists, when a ranking
+/// reads them: the candidate read then asks Redis nothing about it), each candidate asked about
+/// otherwise.
 #[tokio::test]
 async fn seen_flags_are_exact_and_read_the_cheaper_way_for_the_memorys_size() {
     let redis = RedisServer::start();
@@ -612,23 +632,51 @@ async fn seen_flags_are_exact_and_read_the_cheaper_way_for_the_memorys_size() {
                 .map(|c| c.expect("video exists").seen)
                 .collect()
         };
-        let before = ["zrange", "zmscore"].map(|c| command_calls(&redis, c));
+        let read: Vec<&str> = read.into_iter().collect();
+
+        // Checked with the candidates, from the size read with the state.
+        let before = seen_read_calls(&redis);
         let got = store
-            .candidates(user, state.seen, &candidates)
+            .candidates(user, &SeenRead::Pending(state.seen), &candidates)
             .await
             .expect("candidates");
-        let after = ["zrange", "zmscore"].map(|c| command_calls(&redis, c));
+        assert_eq!(seen_reads_since(&redis, before), read, "{user}");
         assert_eq!(flags(got), want, "{user}");
-        let used: Vec<&str> = ["zrange", "zmscore"]
-            .into_iter()
-            .zip(before.iter().zip(&after))
-            .filter(|(_, (b, a))| a > b)
-            .map(|(c, _)| c)
-            .collect();
-        assert_eq!(used, read.into_iter().collect::<Vec<_>>(), "{user}");
+
+        // As a ranking does: lists that may nominate as many videos as there are candidates,
+        // then the candidates. A small set comes with the lists; the candidate read asks nothing.
+        let q = CandidateQuery {
+            fresh: vec!["*".to_owned()],
+            per_fresh: candidates.len(),
+            seen: SeenOf {
+                user: user.to_owned(),
+                count: state.seen,
+            },
+            ..Default::default()
+        };
+        let before = seen_read_calls(&redis);
+        let lists = store.candidate_lists(&q).await.expect("lists");
+        let with_lists = seen_reads_since(&redis, before);
+        let before = seen_read_calls(&redis);
+        let got = store
+            .candidates(user, &lists.seen, &candidates)
+            .await
+            .expect("candidates");
+        let with_candidates = seen_reads_since(&redis, before);
+        assert_eq!(flags(got), want, "{user}");
+        let whole = matches!(lists.seen, SeenRead::Whole(_));
+        assert_eq!(whole, read == ["zrange"], "{user}: {:?}", lists.seen);
+        let (expect_lists, expect_candidates): (&[&str], &[&str]) =
+            if whole { (&read, &[]) } else { (&[], &read) };
+        assert_eq!(
+            (with_lists.as_slice(), with_candidates.as_slice()),
+            (expect_lists, expect_candidates),
+            "{user}"
+        );
+
         // A size not read with the state asks about each candidate, with the same answer.
         let unknown = store
-            .candidates(user, SeenCount::Unknown, &candidates)
+            .candidates(user, &SeenRead::Pending(SeenCount::Unknown), &candidates)
             .await
             .expect("candidates");
         assert_eq!(flags(unknown), want, "{user}");
