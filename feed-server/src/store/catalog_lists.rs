@@ -23,6 +23,7 @@
 //! was observed within the cache's `bound` (one second), so a follower that stops polling (Redis
 //! down, a failover) falls back to reading the lists — never to older ones.
 
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use foldhash::HashMap;
@@ -35,28 +36,37 @@ use super::SharedList;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ListTicket(Option<i64>, u64);
 
-#[derive(Default)]
-struct State {
+struct State<K> {
     /// The catalog version last observed, and when.
     version: Option<(i64, Instant)>,
     /// Moves with every reset: a read issued before one is not kept, whatever version the
     /// next observation sees.
     resets: u64,
-    /// Lists read at `version` (keyed like the shared cache: key and range).
-    entries: HashMap<String, SharedList>,
+    /// Lists read at `version` (keyed like the shared cache: the list and the range read).
+    entries: HashMap<K, SharedList>,
+}
+
+impl<K> Default for State<K> {
+    fn default() -> Self {
+        Self {
+            version: None,
+            resets: 0,
+            entries: HashMap::default(),
+        }
+    }
 }
 
 /// The kept lists (see the module docs).
-pub(crate) struct CatalogLists {
+pub(crate) struct CatalogLists<K> {
     /// Longest time since the last observation of the version during which lists are used
     /// (zero: never, the cache is off).
     bound: Duration,
     /// Most lists kept; a full cache is emptied.
     max_entries: usize,
-    state: RwLock<State>,
+    state: RwLock<State<K>>,
 }
 
-impl CatalogLists {
+impl<K: Hash + Eq> CatalogLists<K> {
     /// An empty cache, unused until a version is observed; lists are used while the version
     /// was observed within `bound`.
     pub(crate) fn new(bound: Duration, max_entries: usize) -> Self {
@@ -67,7 +77,7 @@ impl CatalogLists {
         }
     }
 
-    fn live_version(&self, s: &State, now: Instant) -> Option<i64> {
+    fn live_version(&self, s: &State<K>, now: Instant) -> Option<i64> {
         let (version, at) = s.version?;
         (!self.bound.is_zero() && now.saturating_duration_since(at) < self.bound).then_some(version)
     }
@@ -81,15 +91,15 @@ impl CatalogLists {
 
     /// The kept lists of `keys` (`None` where they must be read) and the ticket to keep what is
     /// read under.
-    pub(crate) fn lookup<'k>(
+    pub(crate) fn lookup(
         &self,
-        keys: impl Iterator<Item = &'k str>,
+        keys: impl Iterator<Item = K>,
         now: Instant,
     ) -> (ListTicket, Vec<Option<SharedList>>) {
         let s = self.state.read();
         let live = self.live_version(&s, now);
         let found = keys
-            .map(|k| live.and_then(|_| s.entries.get(k).cloned()))
+            .map(|k| live.and_then(|_| s.entries.get(&k).cloned()))
             .collect();
         (ListTicket(live, s.resets), found)
     }
@@ -98,7 +108,7 @@ impl CatalogLists {
     pub(crate) fn keep(
         &self,
         ticket: ListTicket,
-        read: impl IntoIterator<Item = (String, SharedList)>,
+        read: impl IntoIterator<Item = (K, SharedList)>,
         now: Instant,
     ) {
         let mut s = self.state.write();
@@ -142,14 +152,18 @@ mod tests {
         ))
     }
 
-    fn found(c: &CatalogLists, keys: &[&str], now: Instant) -> Vec<Option<SharedList>> {
+    fn found(
+        c: &CatalogLists<&'static str>,
+        keys: &[&'static str],
+        now: Instant,
+    ) -> Vec<Option<SharedList>> {
         c.lookup(keys.iter().copied(), now).1
     }
 
     /// A read of `key` issued and answered at `now` with `ids`.
-    fn read(c: &CatalogLists, key: &str, ids: &[&str], now: Instant) {
+    fn read(c: &CatalogLists<&'static str>, key: &'static str, ids: &[&str], now: Instant) {
         let (ticket, _) = c.lookup([key].into_iter(), now);
-        c.keep(ticket, [(key.to_owned(), list(ids))], now);
+        c.keep(ticket, [(key, list(ids))], now);
     }
 
     #[test]
@@ -158,7 +172,7 @@ mod tests {
         let t0 = Instant::now();
         let (ticket, lists) = c.lookup(["a"].into_iter(), t0);
         assert_eq!(lists, [None]);
-        c.keep(ticket, [("a".to_owned(), list(&["v1"]))], t0);
+        c.keep(ticket, [("a", list(&["v1"]))], t0);
         c.observed(1, t0);
         assert_eq!(found(&c, &["a"], t0), [None], "read under no version");
     }
@@ -184,11 +198,11 @@ mod tests {
         c.observed(7, t0);
         let (ticket, _) = c.lookup(["a"].into_iter(), t0);
         c.observed(8, t0);
-        c.keep(ticket, [("a".to_owned(), list(&["old"]))], t0);
+        c.keep(ticket, [("a", list(&["old"]))], t0);
         assert_eq!(found(&c, &["a"], t0), [None]);
         c.reset();
         c.observed(7, t0);
-        c.keep(ticket, [("a".to_owned(), list(&["old"]))], t0);
+        c.keep(ticket, [("a", list(&["old"]))], t0);
         assert_eq!(
             found(&c, &["a"], t0),
             [None],
@@ -219,7 +233,7 @@ mod tests {
 
     #[test]
     fn the_version_is_given_only_while_observed_within_the_bound_and_not_after_a_reset() {
-        let c = CatalogLists::new(Duration::from_secs(1), 10);
+        let c = CatalogLists::<&str>::new(Duration::from_secs(1), 10);
         let t0 = Instant::now();
         assert_eq!(c.version(t0), None, "never observed: read it");
         c.observed(7, t0);
@@ -232,7 +246,10 @@ mod tests {
         c.observed(8, t0);
         c.reset();
         assert_eq!(c.version(t0), None, "this replica wrote the catalog");
-        assert_eq!(CatalogLists::new(Duration::ZERO, 10).version(t0), None);
+        assert_eq!(
+            CatalogLists::<&str>::new(Duration::ZERO, 10).version(t0),
+            None
+        );
     }
 
     #[test]
@@ -241,15 +258,8 @@ mod tests {
         let t0 = Instant::now();
         c.observed(1, t0);
         let (ticket, _) = c.lookup(std::iter::empty(), t0);
-        c.keep(
-            ticket,
-            [
-                ("a".to_owned(), list(&["1"])),
-                ("b".to_owned(), list(&["2"])),
-            ],
-            t0,
-        );
-        c.keep(ticket, [("c".to_owned(), list(&["3"]))], t0);
+        c.keep(ticket, [("a", list(&["1"])), ("b", list(&["2"]))], t0);
+        c.keep(ticket, [("c", list(&["3"]))], t0);
         assert_eq!(
             found(&c, &["a", "b", "c"], t0),
             [None, None, Some(list(&["3"]))]

@@ -8,6 +8,7 @@ pub mod anchored;
 mod catalog_lists;
 pub mod encoding;
 pub mod keys;
+mod list_reads;
 mod memory;
 pub mod redis_conn;
 mod redis_consumer;

@@ -61,6 +61,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog_lists::CatalogLists;
 use super::keys::Keys;
+use super::list_reads::{self, Keep, ListKey, Order};
 use super::redis_conn::{self, RedisConfigError, RedisTarget, RedisTlsFiles};
 use super::redis_counter_feed::{self, FOLLOWED_WITHIN, durations_of};
 use super::redis_events::{self, Ingest, IngestMetrics, IngestSettings};
@@ -210,53 +211,14 @@ fn user_state_of(
     })
 }
 
-/// How a source list is read.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Order {
-    /// Sorted set, highest score first (`ZREVRANGE`): shared.
-    Newest,
-    /// Sorted set, lowest score first (`ZRANGE`): shared.
-    Oldest,
-    /// A user's list (`LRANGE`): always read.
-    List,
-}
-
-/// How long a source list read is kept in process.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Keep {
-    /// While the catalog version it was read at holds: only catalog writes change the list
-    /// (a creator's uploads, a tag's videos, the fresh lists; [`CatalogLists`]).
-    WhileCatalogHolds,
-    /// For the shared cache's bound: events change the list (trending, long tail).
-    SharedCacheBound,
-    /// Never: a user's list, read for each ranking.
-    Never,
-}
-
-/// One source-list read of a candidate query.
-struct ListRead {
-    key: String,
-    start: isize,
-    stop: isize,
-    how: Order,
-    keep: Keep,
-}
-
-impl ListRead {
-    /// The in-process cache key of a list that is kept; `None` for a user's own list.
-    fn cache_key(&self) -> Option<String> {
-        (self.keep != Keep::Never).then(|| format!("{} {} {}", self.key, self.start, self.stop))
-    }
-}
-
 /// Redis-backed store; see the module docs.
 pub struct RedisStore {
     conn: RedisLink,
     keys: Keys,
     catalog: RwLock<CatalogCache>,
     counters: VideoCounters,
-    lists: SharedCache<SharedList>,
-    catalog_lists: CatalogLists,
+    lists: SharedCache<ListKey, SharedList>,
+    catalog_lists: CatalogLists<ListKey>,
     log: LogSettings,
     ingest: Ingest,
     /// Clients of the connection that hears other replicas' writes (one server, or each seed
@@ -484,7 +446,7 @@ impl RedisStore {
 
     /// The source lists kept while the catalog version holds (followed with the counter change
     /// feed, which observes the version).
-    pub(super) fn catalog_lists(&self) -> &CatalogLists {
+    pub(super) fn catalog_lists(&self) -> &CatalogLists<ListKey> {
         &self.catalog_lists
     }
 
@@ -915,78 +877,12 @@ impl Store for RedisStore {
     }
 
     async fn candidate_lists(&self, q: &CandidateQuery) -> Result<CandidateLists, StoreError> {
-        let range = |n: usize| (n as isize) - 1;
-        let mut reads: Vec<ListRead> = Vec::new();
-        let mut read = |key: String, start: isize, stop: isize, how: Order, keep: Keep| {
-            reads.push(ListRead {
-                key,
-                start,
-                stop,
-                how,
-                keep,
-            });
-        };
-        for c in &q.creators {
-            read(
-                self.keys.creator_videos(c),
-                0,
-                range(q.per_creator),
-                Order::Newest,
-                Keep::WhileCatalogHolds,
-            );
-        }
-        for f in &q.friends {
-            read(
-                self.keys.recent(f),
-                0,
-                range(q.per_friend),
-                Order::List,
-                Keep::Never,
-            );
-        }
-        for (scope, day) in &q.trending {
-            read(
-                self.trending_key(scope, *day),
-                0,
-                range(q.per_trending),
-                Order::Newest,
-                Keep::SharedCacheBound,
-            );
-        }
-        for lang in &q.fresh {
-            read(
-                self.keys.fresh(lang),
-                0,
-                range(q.per_fresh),
-                Order::Newest,
-                Keep::WhileCatalogHolds,
-            );
-        }
-        for t in &q.tags {
-            read(
-                self.keys.tag_videos(t),
-                0,
-                range(q.per_tag),
-                Order::Newest,
-                Keep::WhileCatalogHolds,
-            );
-        }
-        let (offset, n) = q.long_tail;
-        if n > 0 {
-            let stop = (offset + n) as isize - 1;
-            read(
-                self.keys.exposures(),
-                offset as isize,
-                stop,
-                Order::Oldest,
-                Keep::SharedCacheBound,
-            );
-        }
+        let reads = list_reads::reads_of(q);
         // Kept lists come from the caches; the rest in one round trip.
-        let cache_keys: Vec<Option<String>> = reads.iter().map(ListRead::cache_key).collect();
+        let cache_keys = list_reads::cache_keys(&reads);
         let kept_by = |keep: Keep| -> Vec<usize> {
             (0..reads.len())
-                .filter(|&i| reads[i].keep == keep)
+                .filter(|&i| reads[i].source.keep() == keep && cache_keys[i].is_some())
                 .collect()
         };
         let (shared, catalog) = (
@@ -996,11 +892,10 @@ impl Store for RedisStore {
         let now = Instant::now();
         let cached = self
             .lists
-            .lookup(shared.iter().filter_map(|&i| cache_keys[i].as_deref()));
-        let (ticket, kept) = self.catalog_lists.lookup(
-            catalog.iter().filter_map(|&i| cache_keys[i].as_deref()),
-            now,
-        );
+            .lookup(shared.iter().filter_map(|&i| cache_keys[i]));
+        let (ticket, kept) = self
+            .catalog_lists
+            .lookup(catalog.iter().filter_map(|&i| cache_keys[i]), now);
         let mut lists: Vec<Option<SharedList>> = vec![None; reads.len()];
         for (&i, list) in shared
             .iter()
@@ -1009,9 +904,8 @@ impl Store for RedisStore {
         {
             lists[i] = list;
         }
-        // A zero budget reads nothing (a stop of -1 would read the whole list).
         for (list, r) in lists.iter_mut().zip(&reads) {
-            if r.stop < r.start {
+            if r.is_empty() {
                 *list = Some(SharedList::default());
             }
         }
@@ -1019,10 +913,11 @@ impl Store for RedisStore {
         let missing: Vec<usize> = (0..reads.len()).filter(|i| lists[*i].is_none()).collect();
         for &i in &missing {
             let r = &reads[i];
-            match r.how {
-                Order::Newest => pipe.zrevrange(&r.key, r.start, r.stop),
-                Order::Oldest => pipe.zrange(&r.key, r.start, r.stop),
-                Order::List => pipe.lrange(&r.key, r.start, r.stop),
+            let key = r.redis_key(&self.keys);
+            match r.source.order() {
+                Order::Newest => pipe.zrevrange(key, r.start, r.stop),
+                Order::Oldest => pipe.zrange(key, r.start, r.stop),
+                Order::List => pipe.lrange(key, r.start, r.stop),
             };
         }
         // A small seen set comes along, so the candidate read need not ask for it.
@@ -1045,8 +940,8 @@ impl Store for RedisStore {
             let (mut read_shared, mut read_catalog) = (Vec::new(), Vec::new());
             for (&i, reply) in missing.iter().zip(replies) {
                 let ids = Arc::new(ListedIds::new(parse::<Vec<String>>(reply)?));
-                let kept = cache_keys[i].clone().map(|key| (key, ids.clone()));
-                match (reads[i].keep, kept) {
+                let kept = cache_keys[i].map(|key| (key, ids.clone()));
+                match (reads[i].source.keep(), kept) {
                     (Keep::WhileCatalogHolds, Some(kept)) => read_catalog.push(kept),
                     (Keep::SharedCacheBound, Some(kept)) => read_shared.push(kept),
                     _ => {}
@@ -1065,7 +960,7 @@ impl Store for RedisStore {
             trending: take(q.trending.len()),
             fresh: take(q.fresh.len()),
             similar: take(q.tags.len()),
-            long_tail: take(usize::from(n > 0)),
+            long_tail: take(usize::from(q.long_tail.1 > 0)),
             seen,
         })
     }
