@@ -181,10 +181,11 @@ impl SeenSet {
 /// ([`Store::candidates`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum SeenRead {
-    /// Not read: the candidate read checks them, knowing the set's size as read with the state.
+    /// Not read yet: the candidate read checks the candidates against the set, knowing its size
+    /// as read with the state.
     Pending(SeenCount),
-    /// Read whole with the source lists: the candidate read checks them in process, and reads
-    /// nothing for it.
+    /// Read whole with the source lists: the candidate read checks the candidates in process
+    /// and reads nothing for it.
     Whole(SeenSet),
 }
 
@@ -227,12 +228,18 @@ pub struct CandidateQuery {
 impl CandidateQuery {
     /// The most ids the lists may hold together (before the merge drops repeats and caps them).
     pub fn most_listed(&self) -> usize {
-        self.creators.len() * self.per_creator
-            + self.friends.len() * self.per_friend
-            + self.trending.len() * self.per_trending
-            + self.fresh.len() * self.per_fresh
-            + self.tags.len() * self.per_tag
-            + self.long_tail.1
+        [
+            (self.creators.len(), self.per_creator),
+            (self.friends.len(), self.per_friend),
+            (self.trending.len(), self.per_trending),
+            (self.fresh.len(), self.per_fresh),
+            (self.tags.len(), self.per_tag),
+            (1, self.long_tail.1),
+        ]
+        .into_iter()
+        .fold(0, |sum, (lists, each)| {
+            sum.saturating_add(lists.saturating_mul(each))
+        })
     }
 }
 

@@ -455,12 +455,12 @@ impl RedisStore {
         self.keys.counter_changes()
     }
 
-    /// The catalog version, moved by every catalog write.
     /// The duration buckets' totals, read whole by every poll of the counter feed.
     pub(super) fn durations_key(&self) -> String {
         self.keys.durations()
     }
 
+    /// The catalog version, moved by every catalog write.
     pub(super) fn catalog_version_key(&self) -> String {
         self.keys.catalog_version()
     }
@@ -1020,8 +1020,8 @@ impl Store for RedisStore {
         for &i in &missing {
             pipe.get(self.keys.video(ids[i]));
         }
-        // Nothing to read (everything held in process, a user who has seen nothing): no round
-        // trip.
+        // Nothing to read (every entry and counter held in process; a user who has seen nothing,
+        // or whose seen set came with the lists): no round trip.
         let replies = if pipe.cmd_iter().next().is_some() {
             self.run(&pipe).await?
         } else {
