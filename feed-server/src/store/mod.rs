@@ -175,6 +175,11 @@ impl SeenSet {
     pub fn contains(&self, id: &str) -> bool {
         self.0.contains(id.as_bytes())
     }
+
+    /// The seen flag of each of `ids`, in order.
+    pub fn flags(&self, ids: &[&str]) -> Vec<bool> {
+        ids.iter().map(|id| self.contains(id)).collect()
+    }
 }
 
 /// How far a ranking has read the user's seen set before its candidates

@@ -1045,7 +1045,7 @@ impl Store for RedisStore {
             stats[i] = Some(stats_of(next()?)?);
         }
         let seen = match seen {
-            SeenRead::Whole(set) => ids.iter().map(|id| set.contains(id)).collect(),
+            SeenRead::Whole(set) => set.flags(&ids),
             SeenRead::Pending(_) => seen_check.flags(&ids, &mut next)?,
         };
         for &i in &missing {

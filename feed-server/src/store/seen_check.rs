@@ -57,10 +57,7 @@ impl SeenCheck {
     ) -> Result<Vec<bool>, StoreError> {
         match self {
             Self::Nothing => Ok(vec![false; ids.len()]),
-            Self::Whole => {
-                let seen = seen_set(reply()?)?;
-                Ok(ids.iter().map(|id| seen.contains(id)).collect())
-            }
+            Self::Whole => Ok(seen_set(reply()?)?.flags(ids)),
             Self::EachCandidate => {
                 let scores: Vec<Option<f64>> = parse(reply()?)?;
                 if scores.len() != ids.len() {
