@@ -643,6 +643,12 @@ BAD_VALUES = [
     ({"feedAlerts": {"latency": {"thresholdSeconds": "0.25"}}}, "at '/feedAlerts/latency/thresholdSeconds'"),
     ({"feedAlerts": {"availability": {"objective": 1}}}, "at '/feedAlerts/availability/objective'"),  # no budget
     ({"feedAlerts": {"cacheHitRatio": {"for": "15 minutes"}}}, "at '/feedAlerts/cacheHitRatio/for'"),
+    ({"feedAlerts": {"eventBacklog": {"maxRatio": 1.5}}}, "at '/feedAlerts/eventBacklog/maxRatio'"),
+    ({"feedAlerts": {"eventBacklog": {"maxRatio": 0}}}, "at '/feedAlerts/eventBacklog/maxRatio'"),
+    ({"feedAlerts": {"eventBacklog": {"ratio": 0.5}}}, "at '/feedAlerts/eventBacklog'"),
+    ({"feedAlerts": {"eventApplyLag": {"maxSeconds": -1}}}, "at '/feedAlerts/eventApplyLag/maxSeconds'"),
+    ({"feedAlerts": {"eventApplyLag": {"for": "soon"}}}, "at '/feedAlerts/eventApplyLag/for'"),
+    ({"feedAlerts": {"sharedStateStaleFor": "5 minutes"}}, "at '/feedAlerts/sharedStateStaleFor'"),
     ({"dashboards": {"label": ""}}, "at '/dashboards/label'"),
 ]
 
@@ -922,7 +928,10 @@ def test_example_takes_redis_from_a_secret():
 
 # ---------------------------------------------------------------- feed alerts and dashboards
 
-FEED_ALERTS = {"FeedErrorBudgetBurn", "FeedLatencyBudgetBurn", "FeedCacheHitRatioLow", "FeedStoreErrors", "FeedProfileReloadFailed"}
+FEED_ALERTS = {
+    "FeedErrorBudgetBurn", "FeedLatencyBudgetBurn", "FeedCacheHitRatioLow", "FeedStoreErrors", "FeedProfileReloadFailed",
+    "FeedEventBacklogHigh", "FeedEventApplyLagHigh", "FeedEventsUnreadable", "FeedSharedStateStale",
+}
 
 
 def feed_rule(values):
@@ -943,13 +952,22 @@ def test_feed_alerts_are_off_by_default_and_separate_from_the_operators():
 
 
 def test_feed_alert_thresholds_follow_the_values():
-    rule = feed_rule({"feedAlerts": {"enabled": True, "availability": {"objective": 0.99}, "latency": {"objective": 0.95, "thresholdSeconds": "1"}, "cacheHitRatio": {"floor": 0.7, "for": "30m"}}})
-    exprs = {(r["alert"], r["labels"].get("window")): r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    rule = feed_rule({"feedAlerts": {
+        "enabled": True, "availability": {"objective": 0.99}, "latency": {"objective": 0.95, "thresholdSeconds": "1"},
+        "cacheHitRatio": {"floor": 0.7, "for": "30m"}, "eventBacklog": {"maxRatio": 0.8, "for": "1m"},
+        "eventApplyLag": {"maxSeconds": 2.5, "for": "10m"}, "sharedStateStaleFor": "15m",
+    }})
+    rules = {(r["alert"], r["labels"].get("window")): r for g in rule["spec"]["groups"] for r in g["rules"]}
+    exprs = {key: r["expr"] for key, r in rules.items()}
     assert exprs[("FeedErrorBudgetBurn", "1h")].count("> 0.144") == 2
     assert exprs[("FeedErrorBudgetBurn", "6h")].count("> 0.06") == 2
     assert exprs[("FeedLatencyBudgetBurn", "1h")].count("> 0.72") == 2
     assert exprs[("FeedLatencyBudgetBurn", "1h")].count('le="1"') == 2
     assert "< 0.7" in exprs[("FeedCacheHitRatioLow", None)] and "[30m]" in exprs[("FeedCacheHitRatioLow", None)]
+    assert exprs[("FeedEventBacklogHigh", None)].rstrip().endswith("> 0.8") and rules[("FeedEventBacklogHigh", None)]["for"] == "1m"
+    assert "80% of the limit" in rules[("FeedEventBacklogHigh", None)]["annotations"]["description"]
+    assert exprs[("FeedEventApplyLagHigh", None)].rstrip().endswith("> 2.5") and rules[("FeedEventApplyLagHigh", None)]["for"] == "10m"
+    assert rules[("FeedSharedStateStale", None)]["for"] == "15m"
 
 
 def test_promtool_unit_tests_of_the_feed_alerts(tmp_path):
@@ -957,7 +975,7 @@ def test_promtool_unit_tests_of_the_feed_alerts(tmp_path):
     (tmp_path / "feed-rules.yaml").write_text(yaml.safe_dump(feed_rule(SCENARIOS["feed-monitoring"])["spec"], sort_keys=False))
     check = subprocess.run([PROMTOOL, "check", "rules", "feed-rules.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 7 rules found" in check.stdout
+    assert "SUCCESS: 11 rules found" in check.stdout
     (tmp_path / "feed_alerts_test.yaml").write_text((Path(__file__).parent / "feed_alerts_test.yaml").read_text())
     proc = subprocess.run([PROMTOOL, "test", "rules", "feed_alerts_test.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,5 +1,6 @@
 """The chart's Grafana dashboards (charts/feedroll/dashboards/*.json) against a real Prometheus
-scraping two real feed-servers (a stable and a canary track of one rollout): every PromQL
+scraping two real feed-servers (a stable and a canary track of one rollout) on one real Redis,
+as the chart runs them (the event pipeline's series exist only on the Redis store): every PromQL
 expression of every panel, with Grafana's template variables substituted, must parse, and
 every expression over feed-server metrics must return series once the servers have had some
 traffic. The template variables' own queries (label_values) must offer the scraped namespace
@@ -9,8 +10,8 @@ Expressions over metrics no process exports here only have to parse (Prometheus 
 a query that does not):
 - the operator's `feedroll_*` series: they need the operator reconciling a FeedRollout, which
   the operator's own tests cover (operator/tests, e2e);
-- `feed_store_errors_total`: it only appears when the store fails a request, and the embedded
-  store of `--demo` never does (the feed alerts' promtool tests cover its use).
+- `feed_store_errors_total`: it only appears when the store fails a request, which a healthy
+  Redis never does (the feed alerts' promtool tests cover its use).
 
 The feed-server binary: $FEEDROLL_FEED_SERVER, else <target>/debug/feed-server of this
 repository (built with `cargo build -p feed-server` when missing).
@@ -78,8 +79,8 @@ def http(url: str, body: object | None = None) -> tuple[int, dict]:
         return e.code, json.loads(e.read() or b"{}")
 
 
-def wait_for(url: str, what: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + DEADLINE_S
+def wait_for(url: str, what: str, proc: subprocess.Popen, timeout_s: float = DEADLINE_S) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"{what} exited with {proc.returncode}"
         try:
@@ -89,7 +90,29 @@ def wait_for(url: str, what: str, proc: subprocess.Popen) -> None:
         except (urllib.error.URLError, ConnectionError):
             pass
         time.sleep(0.1)
-    raise AssertionError(f"{what} not ready at {url} after {DEADLINE_S}s")
+    raise AssertionError(f"{what} not ready at {url} after {timeout_s}s")
+
+
+def start_redis(tmp: Path) -> tuple[str, subprocess.Popen]:
+    """A private redis-server on a free loopback port, nothing persisted; returns its URL."""
+    assert shutil.which("redis-server"), "redis-server is missing: make deps (scripts/install-deps.sh)"
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp), "--save", "", "--appendonly", "no"],
+        stdout=open(tmp / "redis.log", "wb"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        assert proc.poll() is None, f"redis-server exited with {proc.returncode}"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return f"redis://127.0.0.1:{port}/", proc
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"redis-server not answering after {DEADLINE_S}s"
+        time.sleep(0.1)
 
 
 def send_traffic(base: str) -> None:
@@ -118,22 +141,31 @@ def send_traffic(base: str) -> None:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
-    """Prometheus (1 s scrapes) over a stable and a canary feed-server with traffic; yields its URL."""
+    """Prometheus (1 s scrapes) over a stable and a canary feed-server on one Redis, with
+    traffic; yields its URL."""
     assert shutil.which("prometheus"), "prometheus is missing: make deps (scripts/install-deps.sh)"
     tmp = tmp_path_factory.mktemp("dashboards")
     binary = feed_server_binary()
     procs: list[subprocess.Popen] = []
     try:
+        redis_url, redis = start_redis(tmp)
+        procs.append(redis)
         servers = {}
         for track in TRACKS:
             port = free_port()
             log = open(tmp / f"feed-server-{track}.log", "wb")
+            # The stable track writes the demo data; the canary reads what is there, as a canary
+            # does. A debug build writes it slower than the default store timeout on a loaded
+            # machine: the dashboards are not about the store's latency.
+            demo = ["--demo"] if track == "stable" else []
             procs.append(subprocess.Popen(
-                [str(binary), "--demo", "--warmup-users", "0", "--listen", f"127.0.0.1:{port}",
-                 "--rollout", ROLLOUT, "--track", track],
+                [str(binary), *demo, "--redis-url", redis_url, "--store-timeout-ms", "60000", "--warmup-users", "0",
+                 "--listen", f"127.0.0.1:{port}", "--rollout", ROLLOUT, "--track", track],
                 stdout=log, stderr=subprocess.STDOUT,
             ))
-            servers[track] = (f"http://127.0.0.1:{port}", procs[-1])
+            url = f"http://127.0.0.1:{port}"
+            wait_for(f"{url}/readyz", f"feed-server ({track})", procs[-1], timeout_s=90)
+            servers[track] = (url, procs[-1])
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [{
@@ -152,8 +184,7 @@ def prometheus(tmp_path_factory):
             stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "wb"),
         ))
         prom = f"http://127.0.0.1:{prom_port}"
-        for track, (url, proc) in servers.items():
-            wait_for(f"{url}/readyz", f"feed-server ({track})", proc)
+        for url, _ in servers.values():
             send_traffic(url)
         wait_for(f"{prom}/-/ready", "prometheus", procs[-1])
         yield prom

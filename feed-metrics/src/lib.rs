@@ -93,6 +93,9 @@ pub mod ops {
     pub const EVENT_BACKLOG: &str = "feed_event_backlog";
     /// Counter of the events this replica's consumer applied to the shared aggregates.
     pub const EVENTS_APPLIED: &str = "feed_events_applied_total";
+    /// Gauge: the backlog (`feed_event_backlog`) beyond which `POST /v1/events` answers 503
+    /// (`--event-backlog-max`), so alerts and dashboards can read the backlog as a share of it.
+    pub const EVENT_BACKLOG_LIMIT: &str = "feed_event_backlog_limit";
     /// Counter of event batches claimed from a silent consumer.
     pub const EVENT_BATCHES_CLAIMED: &str = "feed_event_batches_claimed_total";
     /// Counter of ingest-stream entries that could not be decoded (acknowledged, not applied).
@@ -158,6 +161,7 @@ pub const ALL: &[&str] = &[
     ops::PREDICTIVE_WARMUP_USERS,
     ops::EVENT_APPLY_LAG,
     ops::EVENT_BACKLOG,
+    ops::EVENT_BACKLOG_LIMIT,
     ops::COUNTER_FEED_LAG,
     ops::COUNTER_FEED_RESETS,
     ops::COUNTER_FEED_READ_AT,

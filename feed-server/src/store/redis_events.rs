@@ -200,6 +200,8 @@ pub struct IngestMetrics {
     pub lag: Gauge,
     /// `feed_event_backlog`.
     pub backlog: IntGauge,
+    /// `feed_event_backlog_limit`: [`IngestSettings::backlog_max`], set by [`Ingest::new`].
+    pub backlog_limit: IntGauge,
     /// `feed_events_applied_total`: events applied to the shared aggregates by this replica.
     pub applied: IntCounter,
     /// `feed_event_batches_claimed_total`: batches taken over from a silent consumer.
@@ -228,6 +230,10 @@ impl IngestMetrics {
             backlog: IntGauge::new(
                 ops::EVENT_BACKLOG,
                 "Events accepted and not yet applied to the shared aggregates, as last observed",
+            )?,
+            backlog_limit: IntGauge::new(
+                ops::EVENT_BACKLOG_LIMIT,
+                "Backlog beyond which new event batches are refused with 503 (--event-backlog-max)",
             )?,
             applied: IntCounter::new(
                 ops::EVENTS_APPLIED,
@@ -267,6 +273,7 @@ impl IngestMetrics {
         let m = Self::new()?;
         register(Box::new(m.lag.clone()))?;
         register(Box::new(m.backlog.clone()))?;
+        register(Box::new(m.backlog_limit.clone()))?;
         register(Box::new(m.applied.clone()))?;
         register(Box::new(m.claimed.clone()))?;
         register(Box::new(m.unreadable.clone()))?;
@@ -294,8 +301,11 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// A view with nothing observed yet.
+    /// A view with nothing observed yet; publishes the backlog limit.
     pub fn new(settings: IngestSettings, metrics: IngestMetrics) -> Self {
+        metrics
+            .backlog_limit
+            .set(i64::try_from(settings.backlog_max).unwrap_or(i64::MAX));
         Self {
             settings,
             metrics,
@@ -603,8 +613,14 @@ mod tests {
             },
             IngestMetrics::unregistered(),
         );
+        assert_eq!(
+            ingest.metrics.backlog_limit.get(),
+            10,
+            "published for alerts"
+        );
         assert!(ingest.admit().is_ok());
         ingest.observe(11);
+        assert_eq!(ingest.metrics.backlog.get(), 11);
         assert!(matches!(
             ingest.admit(),
             Err(StoreError::Backlogged {

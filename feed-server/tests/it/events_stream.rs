@@ -162,6 +162,10 @@ async fn a_full_backlog_refuses_batches_with_retry_after_and_writes_nothing() {
     );
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    // What the alerts compare: the backlog over its limit (charts' FeedEventBacklogHigh).
+    let metrics = app.metrics().await;
+    assert_eq!(metric(&metrics, "feed_event_backlog", &[]), Some(6.0));
+    assert_eq!(metric(&metrics, "feed_event_backlog_limit", &[]), Some(5.0));
     assert_eq!(
         get_i64(&mut conn, "feed:{shared}:evq"),
         6,
