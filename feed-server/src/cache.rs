@@ -751,8 +751,8 @@ mod tests {
     fn long_snapshot(id: &str) -> Snapshot {
         let items: Vec<FeedItem> = (0..150)
             .map(|i| FeedItem {
-                video_id: format!("v{i}"),
-                creator_id: format!("c{}", i % 40),
+                video_id: format!("v{i}").into(),
+                creator_id: format!("c{}", i % 40).into(),
                 score: f64::from(150 - i) / 256.0,
                 signals: None,
                 explain: None,
@@ -761,7 +761,7 @@ mod tests {
         let facts = crate::served::facts_of(
             items
                 .iter()
-                .map(|i| (i.creator_id.as_str(), 1_000_000, i.video_id.ends_with('7'))),
+                .map(|i| (&*i.creator_id, 1_000_000, i.video_id.ends_with('7'))),
         );
         Snapshot {
             items,

@@ -67,8 +67,8 @@ pub async fn load(store: &dyn Store, size: DemoSize) -> Result<(usize, usize, us
         };
         let secondary = TOPICS[rng.random_range(0..TOPICS.len())];
         videos.push(Video {
-            id: format!("v{i}"),
-            creator_id: format!("creator-{creator}"),
+            id: format!("v{i}").into(),
+            creator_id: format!("creator-{creator}").into(),
             published_at: now - Duration::minutes(rng.random_range(0..7 * 24 * 60)),
             duration_ms: if content_type == ContentType::Long {
                 rng.random_range(120_000..900_000)
@@ -140,7 +140,7 @@ pub async fn load(store: &dyn Store, size: DemoSize) -> Result<(usize, usize, us
         let user_id = format!("user-{}", u + 1);
         let event = |kind, watch_ms| Event {
             user_id: user_id.clone(),
-            video_id: v.id.clone(),
+            video_id: String::from(&*v.id),
             kind,
             watch_ms,
             ts: Some(ts),

@@ -423,7 +423,7 @@ impl Deltas {
         let kind = event.kind;
         self.log.push(crate::exposure::LoggedEvent::of(event, ts));
         self.video_stats
-            .entry(video.id.clone())
+            .entry(String::from(&*video.id))
             .or_default()
             .merge(&VideoStats::of_event(kind, ratio));
         let bucket = &mut self.durations[duration_bucket(video.duration_ms)];
@@ -444,10 +444,10 @@ impl Deltas {
             self.seen
                 .entry(user.clone())
                 .or_default()
-                .push((video.id.clone(), ts));
+                .push((String::from(&*video.id), ts));
         }
         if kind == EventType::Impression {
-            *self.exposures.entry(video.id.clone()).or_default() += 1.0;
+            *self.exposures.entry(String::from(&*video.id)).or_default() += 1.0;
         }
 
         let aw = affinity_weight(kind, ratio);
@@ -492,7 +492,7 @@ impl Deltas {
                 self.recent
                     .entry(user.clone())
                     .or_default()
-                    .push(video.id.clone());
+                    .push(String::from(&*video.id));
             }
         }
 
@@ -504,7 +504,7 @@ impl Deltas {
                     .trending
                     .entry((scope, day))
                     .or_default()
-                    .entry(video.id.clone())
+                    .entry(String::from(&*video.id))
                     .or_default() += tw;
             }
         }

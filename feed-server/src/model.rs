@@ -49,11 +49,12 @@ pub enum ContentType {
 #[serde(deny_unknown_fields)]
 pub struct Video {
     /// Unique id.
+    // Both ids are shared (`Arc<str>`), not copied, by the items of every page showing the video.
     #[schema(value_type = crate::schema::Id)]
-    pub id: String,
+    pub id: Arc<str>,
     /// The creator (uploader).
     #[schema(value_type = crate::schema::Id)]
-    pub creator_id: String,
+    pub creator_id: Arc<str>,
     /// Upload time.
     pub published_at: DateTime<Utc>,
     /// Length in milliseconds, 1 to [`MAX_DURATION_MS`].
@@ -356,10 +357,10 @@ pub struct Explanation {
 pub struct FeedItem {
     /// The video.
     #[schema(value_type = crate::schema::Id)]
-    pub video_id: String,
+    pub video_id: Arc<str>,
     /// Its creator.
     #[schema(value_type = crate::schema::Id)]
-    pub creator_id: String,
+    pub creator_id: Arc<str>,
     /// Score in [0, 1].
     pub score: f64,
     /// Per-signal values (with `explain=true`).

@@ -111,7 +111,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
         None => Err(DecodeError::Empty),
         Some((b'{', _)) => Ok(serde_json::from_slice(bytes)?),
         Some((&COMPACT_V1, body)) => {
-            let (c, rest) = postcard::take_from_bytes::<CompactIn>(body)?;
+            let (c, rest) = postcard::take_from_bytes::<CompactIn<'_>>(body)?;
             if !rest.is_empty() {
                 return Err(DecodeError::Trailing(rest.len()));
             }
@@ -124,8 +124,8 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
                     .items
                     .into_iter()
                     .map(|(video_id, creator_id, score)| FeedItem {
-                        video_id,
-                        creator_id,
+                        video_id: video_id.into(),
+                        creator_id: creator_id.into(),
                         score,
                         signals: None,
                         explain: None,
@@ -233,14 +233,16 @@ struct CompactOut<'a> {
     user_version: UserVersion,
 }
 
+/// Strings borrowed from the stored bytes: each is copied once, into what the snapshot keeps.
 #[derive(Deserialize)]
-struct CompactIn {
+struct CompactIn<'a> {
     id: String,
     user_id: String,
     variant: String,
     generation: u64,
     /// `(video_id, creator_id, score)`.
-    items: Vec<(String, String, f64)>,
+    #[serde(borrow)]
+    items: Vec<(&'a str, &'a str, f64)>,
     /// `(published_at_ms, long_tail, previous_of_creator)`.
     facts: Vec<(i64, bool, Option<u32>)>,
     ranked_at_ms: i64,
@@ -278,20 +280,19 @@ mod tests {
     fn ranked(n: usize) -> Snapshot {
         let items: Vec<FeedItem> = (0..n)
             .map(|i| FeedItem {
-                video_id: format!("v{}", 1000 + i),
-                creator_id: format!("c{}", i % (n / 3).max(1)),
+                video_id: format!("v{}", 1000 + i).into(),
+                creator_id: format!("c{}", i % (n / 3).max(1)).into(),
                 score: 1.0 / (i as f64 + 3.0),
                 signals: None,
                 explain: None,
             })
             .collect();
-        let facts = crate::served::facts_of(items.iter().enumerate().map(|(i, it)| {
-            (
-                it.creator_id.as_str(),
-                1_796_375_495_540 - i as i64,
-                i % 7 == 0,
-            )
-        }));
+        let facts = crate::served::facts_of(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, it)| (&*it.creator_id, 1_796_375_495_540 - i as i64, i % 7 == 0)),
+        );
         Snapshot {
             id: "0123456789abcdef0123456789abcdef".into(),
             user_id: "u42".into(),

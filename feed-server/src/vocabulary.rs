@@ -373,7 +373,7 @@ mod tests {
             (k.duration_ms, k.content_type),
             (30_000, ContentType::Short)
         );
-        assert_eq!(e.creator_id, "vt-c1", "the entry reads as its video");
+        assert_eq!(&*e.creator_id, "vt-c1", "the entry reads as its video");
 
         let bare = CatalogEntry::new(video("vt-c2", &[], "", "fr", 1));
         assert_eq!(bare.keys().primary_tag(), None);

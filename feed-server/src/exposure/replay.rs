@@ -113,7 +113,7 @@ impl State {
         SignalInputs {
             content_type: video.content_type,
             duration_ms: video.duration_ms,
-            stats: self.stats.get(&video.id).copied().unwrap_or_default(),
+            stats: self.stats.get(&*video.id).copied().unwrap_or_default(),
             bucket: self.durations[duration_bucket(video.duration_ms)],
             creator_affinity: decayed(creator_field(&video.creator_id)),
             tag_affinity: inputs::tag_mean(&video.tags, |t| decayed(tag_field(t))),
@@ -234,7 +234,7 @@ mod tests {
     fn catalog() -> HashMap<String, Arc<Video>> {
         [video("a", "c1"), video("b", "c1")]
             .into_iter()
-            .map(|v| (v.id.clone(), v))
+            .map(|v| (String::from(&*v.id), v))
             .collect()
     }
 

@@ -134,7 +134,7 @@ async fn read_window(state: &SharedState, window: Window) -> Result<WindowLog, A
         .await?
         .into_iter()
         .flatten()
-        .map(|v| (v.id.clone(), Arc::new(v)))
+        .map(|v| (String::from(&*v.id), Arc::new(v)))
         .collect();
     Ok(WindowLog {
         events,

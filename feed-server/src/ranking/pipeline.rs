@@ -55,8 +55,8 @@ pub struct RankedList {
 }
 
 /// A scored candidate. Sorting and re-ranking leave it where scoring put it and work on its
-/// [`Slot`]; its [`FeedItem`] (id copies, explanation) is built only if it is kept
-/// ([`Scored::item`]), after re-ranking cut the list to its depth.
+/// [`Slot`]; its [`FeedItem`] (the ids shared with the catalog entry, the explanation) is built
+/// only if it is kept ([`Scored::item`]), after re-ranking cut the list to its depth.
 struct Scored {
     video: Arc<CatalogEntry>,
     score: f64,
@@ -412,8 +412,8 @@ mod tests {
 
     fn video(i: usize, content_type: ContentType, age: Duration) -> Video {
         Video {
-            id: format!("v{i}"),
-            creator_id: format!("c{i}"),
+            id: format!("v{i}").into(),
+            creator_id: format!("c{i}").into(),
             published_at: Utc::now() - age,
             duration_ms: 30_000,
             language: String::new(),
@@ -447,7 +447,7 @@ mod tests {
         let live_at = ranked
             .items
             .iter()
-            .position(|i| i.video_id == "v150")
+            .position(|i| &*i.video_id == "v150")
             .expect("live stream ranked");
         let largest_page = ranked
             .page_ttls
@@ -493,7 +493,7 @@ mod tests {
         let ranked = rank_candidates(&store, &RankingProfile::default(), "u1", &asked, now)
             .await
             .expect("rank");
-        let order: Vec<&str> = ranked.items.iter().map(|i| i.video_id.as_str()).collect();
+        let order: Vec<&str> = ranked.items.iter().map(|i| &*i.video_id).collect();
         assert_eq!(order, ["v9", "v1", "v2", "v3", "v4"]);
         let scores: Vec<f64> = ranked.items.iter().map(|i| i.score).collect();
         assert!(scores[0] > scores[1], "{scores:?}");
@@ -507,7 +507,7 @@ mod tests {
         let videos: Vec<Video> = (0..12)
             .map(|i| {
                 let mut v = video(i, ContentType::Short, Duration::minutes(i as i64));
-                v.creator_id = format!("c{}", i / 4);
+                v.creator_id = format!("c{}", i / 4).into();
                 v
             })
             .collect();

@@ -125,8 +125,11 @@ fn top(ranking: Option<&Ranking>, n: usize) -> impl Iterator<Item = String> + '_
 
 impl Inner {
     fn unindex(&mut self, video: &Video) {
-        let key = (video.published_at.timestamp_millis(), video.id.clone());
-        if let Some(r) = self.by_creator.get_mut(&video.creator_id) {
+        let key = (
+            video.published_at.timestamp_millis(),
+            String::from(&*video.id),
+        );
+        if let Some(r) = self.by_creator.get_mut(&*video.creator_id) {
             r.remove(&key);
         }
         for tag in &video.tags {
@@ -142,9 +145,12 @@ impl Inner {
     }
 
     fn index(&mut self, video: &Video) {
-        let key = (video.published_at.timestamp_millis(), video.id.clone());
+        let key = (
+            video.published_at.timestamp_millis(),
+            String::from(&*video.id),
+        );
         self.by_creator
-            .entry(video.creator_id.clone())
+            .entry(String::from(&*video.creator_id))
             .or_default()
             .insert(key.clone());
         for tag in &video.tags {
@@ -156,9 +162,9 @@ impl Inner {
         for list in fresh_lists(video) {
             self.fresh.entry(list).or_default().insert(key.clone());
         }
-        if !self.exposure.contains_key(&video.id) {
-            self.exposure.insert(video.id.clone(), 0);
-            self.exposure_rank.insert((0, video.id.clone()));
+        if !self.exposure.contains_key(&*video.id) {
+            self.exposure.insert(String::from(&*video.id), 0);
+            self.exposure_rank.insert((0, String::from(&*video.id)));
         }
     }
 
@@ -183,12 +189,12 @@ impl Store for MemoryStore {
     async fn put_videos(&self, videos: &[Video]) -> Result<(), StoreError> {
         let mut g = self.inner.write();
         for v in videos {
-            if let Some(old) = g.videos.remove(&v.id) {
+            if let Some(old) = g.videos.remove(&*v.id) {
                 g.unindex(&old);
             }
             g.index(v);
             g.videos
-                .insert(v.id.clone(), Arc::new(CatalogEntry::new(v.clone())));
+                .insert(String::from(&*v.id), Arc::new(CatalogEntry::new(v.clone())));
         }
         Ok(())
     }

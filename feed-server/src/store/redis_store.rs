@@ -690,27 +690,27 @@ impl Store for RedisStore {
         if videos.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = videos.iter().map(|v| v.id.clone()).collect();
+        let ids: Vec<String> = videos.iter().map(|v| String::from(&*v.id)).collect();
         let old = self.get_videos(&ids).await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
         for (v, old) in videos.iter().zip(old) {
             if let Some(old) = old {
                 for k in self.keys.index_keys(&old) {
-                    pipe.zrem(k, &old.id).ignore();
+                    pipe.zrem(k, &*old.id).ignore();
                 }
             }
             let json = serde_json::to_string(v).map_err(corrupt)?;
             pipe.set(self.keys.video(&v.id), json).ignore();
             let published = v.published_at.timestamp_millis();
             for k in self.keys.index_keys(v) {
-                pipe.zadd(k, &v.id, published).ignore();
+                pipe.zadd(k, &*v.id, published).ignore();
             }
             pipe.cmd("ZADD")
                 .arg(self.keys.exposures())
                 .arg("NX")
                 .arg(0)
-                .arg(&v.id)
+                .arg(&*v.id)
                 .ignore();
         }
         pipe.incr(self.keys.catalog_version(), 1).ignore();

@@ -30,7 +30,7 @@ fn check_batch(videos: &[Video]) -> Result<(), Invalid> {
             code: e.code,
             message: format!("videos[{i}]: {}", e.message),
         })?;
-        if !ids.insert(v.id.as_str()) {
+        if !ids.insert(&*v.id) {
             return Err(Invalid {
                 code: ErrorCode::DuplicateId,
                 message: format!("videos[{i}]: id {:?} appears more than once", v.id),

@@ -368,7 +368,7 @@ async fn kept_counters_follow_the_counter_change_feed() {
         .map(|v| serde_json::from_value(v).expect("video"))
         .collect();
     a.put_videos(&videos).await.expect("put");
-    let (x, y) = (videos[0].id.as_str(), videos[1].id.as_str());
+    let (x, y) = (&*videos[0].id, &*videos[1].id);
     tokio::time::sleep(Duration::from_millis(200)).await; // the follower's first polls
 
     // A keeps what it read: a write no entry announces is not seen ...
@@ -461,22 +461,22 @@ async fn shared_lists_follow_the_same_bound_and_own_uploads_show_at_once() {
         .collect();
     let (third, second) = (videos.pop().expect("3"), videos.pop().expect("2"));
     a.put_videos(&videos).await.expect("put");
-    assert_eq!(long_tail_ids(&a).await, [videos[0].id.clone()]);
+    assert_eq!(long_tail_ids(&a).await, [videos[0].id.to_string()]);
     // Another replica's upload reaches A's long-tail list within the bound ...
     b.put_videos(std::slice::from_ref(&second))
         .await
         .expect("put");
     assert!(
-        !long_tail_ids(&a).await.contains(&second.id),
+        !long_tail_ids(&a).await.contains(&second.id.to_string()),
         "served from A's cache"
     );
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
-    assert!(long_tail_ids(&a).await.contains(&second.id));
+    assert!(long_tail_ids(&a).await.contains(&second.id.to_string()));
     // ... and A's own upload at once.
     a.put_videos(std::slice::from_ref(&third))
         .await
         .expect("put");
-    assert!(long_tail_ids(&a).await.contains(&third.id));
+    assert!(long_tail_ids(&a).await.contains(&third.id.to_string()));
 }
 
 /// Adds `id` to the fresh list of every language behind the catalog's back (the version does not
@@ -541,7 +541,7 @@ async fn catalog_lists_are_kept_while_the_catalog_version_holds() {
     assert!(fresh_ids(&a).await.iter().any(|f| f == "ghost"));
     // A's own upload shows at once.
     a.put_videos(std::slice::from_ref(&own)).await.expect("put");
-    assert!(fresh_ids(&a).await.contains(&own.id));
+    assert!(fresh_ids(&a).await.contains(&own.id.to_string()));
 
     // A follower that stops: kept lists are unused once the version was not read for 1 s.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -602,8 +602,7 @@ async fn seen_flags_are_exact_and_read_the_cheaper_way_for_the_memorys_size() {
         .map(|v| serde_json::from_value(v).expect("video"))
         .collect();
     store.put_videos(&videos).await.expect("put");
-    let candidates: Vec<CandidateRef<'_>> =
-        videos[..10].iter().map(|v| v.id.as_str().into()).collect();
+    let candidates: Vec<CandidateRef<'_>> = videos[..10].iter().map(|v| (&*v.id).into()).collect();
     let now = chrono::Utc::now().timestamp() as f64;
     // (user, videos seen, the read the check should use)
     let cases = [
@@ -620,7 +619,7 @@ async fn seen_flags_are_exact_and_read_the_cheaper_way_for_the_memorys_size() {
         d.seen.insert(
             user.to_owned(),
             seen.iter()
-                .map(|&i: &usize| (videos[i].id.clone(), now))
+                .map(|&i: &usize| (videos[i].id.to_string(), now))
                 .collect(),
         );
         store.apply(&d).await.expect("apply");
