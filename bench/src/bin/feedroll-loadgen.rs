@@ -20,7 +20,7 @@ use feedroll_bench::procfs;
 use feedroll_bench::prom::{self, Sample};
 use feedroll_bench::stats::Summary;
 use feedroll_bench::world::{World, WorldSpec, user_id};
-use feedroll_bench::zipf::Zipf;
+use feedroll_bench::zipf::{SetAside, Zipf};
 use serde::Serialize;
 
 #[path = "feedroll-loadgen/isolate.rs"]
@@ -730,11 +730,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // (3) Uncached feeds: every request for a user whose first page nobody has ranked since
     // the server started (not warmed, not hot, never requested before), so both tiers miss.
-    let pool: Vec<usize> = world
+    // The session phase's users are set aside first (the cold pool's far end): no other phase
+    // requests them, however many requests the uncached phases make, so the predictive
+    // warm-up learns their habits from the session trace alone.
+    let mut pool: Vec<usize> = world
         .cold_users(args.warmed_users, hot, args.cold_seed)
         .into_iter()
         .filter(|u| ideal.never_requested(*u))
         .collect();
+    let session_ranks: Vec<usize> = if args.wants("session") {
+        let keep = pool.len().saturating_sub(args.session.session_users);
+        pool.split_off(keep).into_iter().rev().collect()
+    } else {
+        Vec::new()
+    };
+    let set_aside = Arc::new(SetAside::new(users, &session_ranks));
     if pool.is_empty() {
         bail!("no cold users left for the uncached phases");
     }
@@ -834,8 +844,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let trace: Arc<Mutex<Vec<(u32, u32, bool)>>> = Arc::new(Mutex::new(Vec::new()));
         let zipf_req = {
             let z = all_zipf.clone();
+            let set_aside = set_aside.clone();
             move |_k: u64| {
-                let rank = z.sample(&mut rand::rng());
+                let rank = set_aside.sample(&z, &mut rand::rng());
                 feed_request(rank).tagged(((rank as u64) << 32) | u64::from(since(origin)))
             }
         };
@@ -883,17 +894,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ideal_hit_ratio = ideal.replay(trace, measure_from_ms);
     }
 
-    // (4b) Sessions: the session trace over users no phase requested (the cold pool's far end).
+    // (4b) Sessions: the session trace over the users set aside for it, whom no phase requested.
     if args.wants("session") {
-        let users = args.session.session_users;
-        if used + users > pool.len() {
-            eprintln!("loadgen: WARNING: the session phase shares users with the uncached phases");
+        if session_ranks.len() < args.session.session_users {
+            eprintln!(
+                "loadgen: WARNING: only {} cold users left for the session phase's {}",
+                session_ranks.len(),
+                args.session.session_users
+            );
         }
-        let ranks: Vec<usize> = pool.iter().rev().take(users).copied().collect();
-        for r in &ranks {
+        for r in &session_ranks {
             mark(&ideal, origin, *r);
         }
-        let (mut p, warmup) = sessions::run(&args, server, &ranks)
+        let (mut p, warmup) = sessions::run(&args, server, &session_ranks)
             .await
             .context("session phase")?;
         p.warmup = Some(warmup);
