@@ -1,31 +1,35 @@
 #!/usr/bin/env bash
-# Two feed-server builds compared on the uncached ranking path, alternately, on one world
-# (BENCHMARKS.md: a shared host's speed drifts over minutes, so runs minutes apart cannot resolve
-# a few percent; these runs are ~25 s apart).
+# Two feed-server builds compared alternately on one world, by default on the uncached ranking
+# path (BENCHMARKS.md: a shared host's speed drifts over minutes, so runs minutes apart cannot
+# resolve a few percent; these runs are ~25 s apart).
 #
-#   scripts/bench-ab.sh [--rounds N] [--duration-secs S] [--out DIR] A_DIR B_DIR
+#   scripts/bench-ab.sh [--rounds N] [--duration-secs S] [--phases P] [--out DIR] A_DIR B_DIR
+#
+# --phases: the `feedroll-loadgen run` phases of each run (default `uncached`; e.g.
+# `baseline,cached` for cached pages beside the static baseline, measured in every run).
 #
 # A_DIR and B_DIR each hold release binaries: feed-server, feedroll-loadgen and
 # feedroll-static-baseline (copy them from target/release after building each version). One
 # private redis-server on a free loopback port; the bench world (defaults of
 # `feedroll-loadgen load`) loaded once through A's feed-server; then N rounds (default 5) of A
 # then B: feed-server restarted on the same Redis, the cached heads dropped (every run ranks
-# anew), and `feedroll-loadgen run --phases uncached` (3 s lead-in, S s measured, default 10,
-# a fresh cold-user order each run). Prints one line per run (rankings/s, bytes per response,
-# feed-server and Redis CPU µs per ranking, loadgen CPU µs per request, CPU of bench / other
-# processes) and writes each run's results to DIR (default bench-out/ab). Everything it starts
-# is stopped on every exit path.
+# anew), and `feedroll-loadgen run --phases P` (3 s lead-in, S s measured, default 10,
+# a fresh cold-user order each run). Prints one line per phase and run (requests/s, bytes per
+# response, server (feed-server or baseline) and Redis CPU µs per request, loadgen CPU µs per
+# request, CPU of bench / other processes) and writes each run's results to DIR (default
+# bench-out/ab). Everything it starts is stopped on every exit path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
 
-rounds=5 duration=10 out=bench-out/ab dirs=()
+rounds=5 duration=10 phases=uncached out=bench-out/ab dirs=()
 while (($#)); do
   case "$1" in
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --rounds) rounds="$2"; shift ;;
     --duration-secs) duration="$2"; shift ;;
+    --phases) phases="$2"; shift ;;
     --out) out="$2"; shift ;;
     *) dirs+=("$1") ;;
   esac
@@ -68,7 +72,8 @@ run "$loadgen" capture --url "127.0.0.1:$server_port" --user u1 --out "$tmp/payl
 stop_server
 "${dirs[0]}/feedroll-static-baseline" --listen "127.0.0.1:$baseline_port" --body "$tmp/payload.json" \
   >>"$tmp/baseline.log" 2>&1 &
-pids+=($!)
+baseline_pid=$!
+pids+=("$baseline_pid")
 "$loadgen" wait-ready --url "127.0.0.1:$baseline_port" >/dev/null
 
 seed=1000
@@ -84,12 +89,17 @@ for ((round = 1; round <= rounds; round++)); do
     seed=$((seed + 1))
     name="$round-$side"
     run "$dir/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "127.0.0.1:$baseline_port" \
-      --server-pid "$server_pid" --redis-pid "$redis_pid" --warmed-users 0 --phases uncached \
+      --server-pid "$server_pid" --redis-pid "$redis_pid" --baseline-pid "$baseline_pid" \
+      --warmed-users 0 --phases "$phases" \
       --duration-secs "$duration" --cold-seed "$seed" --load-json "$out/load.json" \
       --out "$out/$name.json" --markdown "$out/$name.md" >/dev/null 2>"$out/$name.log"
     stop_server
-    row="$(grep '| uncached feed (max)' "$out/$name.md" | grep closed | cut -d'|' -f4,10-14)"
-    echo "$(date -u +%H:%M:%S) round $round $side ($dir): $row"
+    # The rows of the phase table: name, load, req/s, ... bytes/resp, server, Redis, loadgen, CPU.
+    awk -F'|' -v at="$(date -u +%H:%M:%S) round $round $side ($dir):" '
+      /^\| phase \|/ { table = 1; next }
+      table && /^\| ---/ { next }
+      table && /^\|/ { print at $2 "|" $4 "|" $10 "|" $11 "|" $12 "|" $13 "|" $14; next }
+      table { exit }' "$out/$name.md"
   done
 done
 echo "bench-ab: results in $out" >&2

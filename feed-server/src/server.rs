@@ -62,6 +62,14 @@ pub struct App {
     peers: Option<Arc<RedisStore>>,
 }
 
+impl App {
+    /// The HTTP router, every route and middleware as served (for driving requests without a
+    /// listener, e.g. `examples/cached_page_timing.rs`).
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+}
+
 /// Hands the user writes a replica hears to its feed cache.
 struct CachePeers(SharedState);
 

@@ -117,15 +117,12 @@ impl Authenticator {
         Ok((authenticator, watch))
     }
 
-    /// Whether a request needing `access`, with `authorization` (the header's value) and, for
-    /// `GET /v1/feed`, its `feed_user`, may proceed. A refused request has taken no token from
-    /// any bucket it did not reach, and no handler runs for it.
-    pub async fn admit(
-        &self,
-        access: Access,
-        authorization: Option<&[u8]>,
-        feed_user: Option<&str>,
-    ) -> Result<Admitted, Refusal> {
+    /// Whether a request needing `access`, with `authorization` (the header's value), may
+    /// proceed as far as its key (or the open-mode limit) decides: the key's scope and bucket.
+    /// A `GET /v1/feed` admitted here still takes a token of its user's bucket
+    /// ([`Authenticator::charge_user`]) when [`Authenticator::limits_users`]. A refused request
+    /// has taken no token from any bucket it did not reach, and no handler runs for it.
+    pub fn admit(&self, access: Access, authorization: Option<&[u8]>) -> Result<Admitted, Refusal> {
         if access == Access::Open {
             return Ok(Admitted::default());
         }
@@ -147,9 +144,6 @@ impl Authenticator {
                 key.map(|k| k.name.clone())
             }
         };
-        if let Some(user) = feed_user {
-            self.charge_user(key.clone(), user).await?;
-        }
         Ok(Admitted { key })
     }
 

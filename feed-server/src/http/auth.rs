@@ -1,13 +1,17 @@
 //! The HTTP side of [`crate::auth`]: the middleware that admits or refuses each request before
 //! any handler runs, its 401/403/429 answers, and the request span that carries the key name.
 
+use std::convert::Infallible;
+use std::future::{Future, Ready};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::{MatchedPath, Query, Request, State};
+use axum::extract::{MatchedPath, Query, Request};
 use axum::http::{HeaderValue, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use tower::{Layer, Service, ServiceExt};
 use tracing::Span;
 
 use super::error::{ApiError, ErrorCode};
@@ -69,53 +73,156 @@ fn feed_user(uri: &Uri) -> Option<String> {
         .filter(|id| validate_id("user_id", id).is_ok())
 }
 
-/// Admits the request (and tags its response with the key's name) or answers the refusal.
-pub async fn authenticate(
-    State(auth): State<Arc<Authenticator>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str);
-    let access = super::access::access_of(matched);
-    let route = matched.and_then(Route::from_path);
-    // Only a per-user limit needs the feed's user before the handler parses the query.
-    let user = (route == Some(Route::Feed) && auth.limits_users())
-        .then(|| feed_user(req.uri()))
-        .flatten();
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    match auth.admit(access, authorization, user.as_deref()).await {
-        Ok(admitted) => {
-            if let Some(key) = &admitted.key {
-                Span::current().record("key", key.as_str());
-            }
-            if route == Some(Route::Rank) && auth.limits_users() {
-                req.extensions_mut().insert(UserLimit {
-                    auth: auth.clone(),
-                    key: admitted.key.clone(),
-                });
-            }
-            let mut response = next.run(req).await;
-            if let Some(key) = admitted.key {
-                response.extensions_mut().insert(ClientKey(key));
-            }
-            response
+/// Adds [`Authenticate`] around a service.
+#[derive(Clone)]
+pub struct AuthLayer {
+    auth: Arc<Authenticator>,
+}
+
+impl AuthLayer {
+    /// Admits or refuses with `auth`.
+    pub fn new(auth: Arc<Authenticator>) -> Self {
+        Self { auth }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Authenticate<S> {
+        Authenticate {
+            inner,
+            auth: self.auth.clone(),
         }
-        Err(refusal) => {
-            let key = refusal.key().cloned();
-            if let Some(key) = &key {
-                Span::current().record("key", key.as_str());
+    }
+}
+
+/// Admits each request (and tags its response with the key's name) or answers the refusal
+/// without calling the inner service. The key's checks are synchronous, so an admitted request
+/// goes straight to the inner service, with nothing allocated; only a per-user limit
+/// (`--user-rate-limit` on `GET /v1/feed`) waits for its bucket first.
+#[derive(Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    auth: Arc<Authenticator>,
+}
+
+impl<S> Service<Request> for Authenticate<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Admission<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let auth = &self.auth;
+        let matched = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let access = super::access::access_of(matched);
+        let route = matched.and_then(Route::from_path);
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        let admitted = match auth.admit(access, authorization) {
+            Ok(admitted) => admitted,
+            Err(refusal) => return Admission::refused(&refusal),
+        };
+        if let Some(key) = &admitted.key {
+            Span::current().record("key", key.as_str());
+        }
+        if route == Some(Route::Rank) && auth.limits_users() {
+            req.extensions_mut().insert(UserLimit {
+                auth: auth.clone(),
+                key: admitted.key.clone(),
+            });
+        }
+        // Only a per-user limit needs the feed's user before the handler parses the query.
+        let user = (route == Some(Route::Feed) && auth.limits_users())
+            .then(|| feed_user(req.uri()))
+            .flatten();
+        let key = admitted.key;
+        let Some(user) = user else {
+            return Admission::Admitted {
+                inner: self.inner.call(req),
+                key,
+            };
+        };
+        // The service that was made ready answers; a clone is left for the next request.
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        let auth = auth.clone();
+        Admission::PerUser {
+            future: Box::pin(async move {
+                if let Err(refusal) = auth.charge_user(key.clone(), &user).await {
+                    return tagged(refusal_response(&refusal), refusal.key().cloned());
+                }
+                let Ok(response) = inner.oneshot(req).await;
+                tagged(response, key)
+            }),
+        }
+    }
+}
+
+/// `response` with the name of the key its request came with, for the request metrics.
+fn tagged(mut response: Response, key: Option<KeyName>) -> Response {
+    if let Some(key) = key {
+        response.extensions_mut().insert(ClientKey(key));
+    }
+    response
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Authenticate`].
+    #[project = AdmissionProj]
+    pub enum Admission<F> {
+        /// Refused: the answer.
+        Refused { answer: Ready<Result<Response, Infallible>> },
+        /// Admitted: the inner service's answer, tagged with the key.
+        Admitted {
+            #[pin]
+            inner: F,
+            key: Option<KeyName>,
+        },
+        /// Waiting for the user's bucket, then the inner service.
+        PerUser { future: Pin<Box<dyn Future<Output = Response> + Send>> },
+    }
+}
+
+impl<F> Admission<F> {
+    fn refused(refusal: &Refusal) -> Self {
+        let key = refusal.key().cloned();
+        if let Some(key) = &key {
+            Span::current().record("key", key.as_str());
+        }
+        Self::Refused {
+            answer: std::future::ready(Ok(tagged(refusal_response(refusal), key))),
+        }
+    }
+}
+
+impl<F> Future for Admission<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AdmissionProj::Refused { answer } => Pin::new(answer).poll(cx),
+            AdmissionProj::Admitted { inner, key } => {
+                let Ok(response) = std::task::ready!(inner.poll(cx));
+                Poll::Ready(Ok(tagged(response, key.take())))
             }
-            let mut response = refusal_response(&refusal);
-            if let Some(key) = key {
-                response.extensions_mut().insert(ClientKey(key));
-            }
-            response
+            AdmissionProj::PerUser { future } => future.as_mut().poll(cx).map(Ok),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod faults;
 pub mod feed;
 pub mod health;
+pub mod observe;
 pub mod openapi;
 pub mod openapi_security;
 pub mod replay;
@@ -22,22 +23,19 @@ pub mod tune;
 pub mod users;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::middleware::{self, Next};
+use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
-use tracing::Level;
 
 use crate::auth::Authenticator;
 use crate::state::SharedState;
 use error::{ApiError, ErrorCode};
-use routes::{Route, TrafficClass};
+use routes::Route;
 
 /// Limits of the HTTP layer.
 #[derive(Clone, Copy, Debug)]
@@ -46,55 +44,6 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Larger bodies are answered 413.
     pub max_body_bytes: usize,
-}
-
-/// Records every request: API routes in the request metrics the rollout checks judge, refusals
-/// of authentication and rate limits in their own counter (see [`auth::refusal_reason`]),
-/// probes, scrapes and unmatched paths in the operational counter only (see [`routes`]).
-async fn record_metrics(State(state): State<SharedState>, req: Request, next: Next) -> Response {
-    // Cheap clones (shared string, standard method): nothing is allocated per request here.
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let (class, route) = routes::classify(matched.as_ref().map(MatchedPath::as_str));
-    let method = req.method().clone();
-    let start = Instant::now();
-    let response = next.run(req).await;
-    let status = response.status();
-    let m = &state.metrics;
-    match class {
-        TrafficClass::Api if let Some(reason) = auth::refusal_reason(&response) => {
-            let key = response.extensions().get::<auth::ClientKey>();
-            m.http_refused
-                .with_label_values(&[route, reason.as_str(), key.map_or("", |k| k.0.as_str())])
-                .inc();
-        }
-        TrafficClass::Api => {
-            let variant = response
-                .extensions()
-                .get::<feed::ServedVariant>()
-                .map_or("", |v| v.0.as_str());
-            let key = response
-                .extensions()
-                .get::<auth::ClientKey>()
-                .map_or("", |k| k.0.as_str());
-            m.http_requests
-                .with_label_values(&[route, method.as_str(), status.as_str(), variant, key])
-                .inc();
-            m.http_duration
-                .with_label_values(&[route, method.as_str(), variant, key])
-                .observe(start.elapsed().as_secs_f64());
-        }
-        TrafficClass::Operational => m
-            .http_operational
-            .with_label_values(&[route, status.as_str()])
-            .inc(),
-    }
-    // Only failures of the store itself, not timeouts or warm-up.
-    if let Some(code) = response.extensions().get::<ErrorCode>()
-        && let Some(kind) = code.as_str().strip_prefix("store_")
-    {
-        m.store_errors.with_label_values(&[kind]).inc();
-    }
-    response
 }
 
 async fn not_found() -> ApiError {
@@ -128,19 +77,8 @@ pub fn router(state: SharedState, limits: HttpLimits, authenticator: Arc<Authent
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(auth::request_span)
-                        .on_failure(DefaultOnFailure::new().level(Level::WARN)),
-                )
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    record_metrics,
-                ))
-                .layer(middleware::from_fn_with_state(
-                    authenticator,
-                    auth::authenticate,
-                ))
+                .layer(observe::ObserveLayer::new(state.clone()))
+                .layer(auth::AuthLayer::new(authenticator))
                 .layer(HandleErrorLayer::new(timed_out))
                 .timeout(limits.request_timeout)
                 .layer(DefaultBodyLimit::max(limits.max_body_bytes)),

@@ -158,7 +158,7 @@ fn with_api_keys_the_log_names_the_key_never_the_secret_and_no_open_warning() {
         .arg("--api-keys")
         .arg(&keys)
         // Every request's response logged, inside its span.
-        .env("RUST_LOG", "info,tower_http=debug")
+        .env("RUST_LOG", "info,feed_server::http::observe=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
