@@ -27,7 +27,7 @@ use crate::model::validate_id;
 pub struct ClientKey(pub KeyName);
 
 /// The per-user limit for a handler that learns its user from the body (`POST /v1/rank`): put
-/// in the request's extensions by [`authenticate`] when `--user-rate-limit` is set.
+/// in the request's extensions by [`Authenticate`] when `--user-rate-limit` is set.
 #[derive(Clone)]
 pub struct UserLimit {
     auth: Arc<Authenticator>,

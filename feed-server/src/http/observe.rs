@@ -4,7 +4,7 @@
 //! boxed the rest of the stack and its future on every request; BENCHMARKS.md, "Cached pages:
 //! the middleware and the query").
 //!
-//! What is counted where is [`record`]'s and [`super::routes`]' business.
+//! What is counted where: `record` below and [`super::routes`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,10 +46,11 @@ impl<S> Layer<S> for ObserveLayer {
     }
 }
 
-/// Runs a request inside its span ([`auth::request_span`]) and records its response
-/// ([`record`]). Each response is logged in the span: a server error at WARN (`response
-/// failed`), any other at DEBUG (`response`; `RUST_LOG=info,feed_server::http::observe=debug`
-/// logs every request), both with `status` and `latency_ms`.
+/// Runs a request inside its span ([`auth::request_span`]) and records its response in the
+/// metrics (by route class: [`super::routes`]). Each response is logged in the span: a server
+/// error at WARN (`response failed`), any other at DEBUG (`response`;
+/// `RUST_LOG=info,feed_server::http::observe=debug` logs every request), both with `status` and
+/// `latency_ms`.
 #[derive(Clone)]
 pub struct Observe<S> {
     inner: S,
