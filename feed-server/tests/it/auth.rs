@@ -662,6 +662,22 @@ async fn the_per_user_limit_stops_a_scraper_paging_one_user_only() {
         ),
         Some(2.0)
     );
+    // The feed's refusals by the user's bucket, and its admissions, are counted by key too.
+    let feed_refused = |key: &str| {
+        let labels = [
+            ("route", "/v1/feed"),
+            ("reason", "rate_limited"),
+            ("key", key),
+        ];
+        metric(&metrics, "feed_http_refused_total", &labels)
+    };
+    assert_eq!(feed_refused("reader"), Some(2.0));
+    assert_eq!(feed_refused("everything"), Some(1.0));
+    let served = [("route", "/v1/feed"), ("status", "200"), ("key", "reader")];
+    assert_eq!(
+        metric(&metrics, "feed_http_requests_total", &served),
+        Some(3.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
