@@ -193,37 +193,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::cache::FeedCache;
-    use crate::experiments::LiveProfiles;
-    use crate::metrics::Metrics;
     use crate::model::DEFAULT_LIMIT;
-    use crate::shed::ShedLimits;
-    use crate::state::ServiceSettings;
-    use crate::store::MemoryStore;
     use crate::time::{Clock, ManualClock, Timestamp};
-    use feed_profile::Experiment;
 
     #[tokio::test]
     async fn a_first_page_is_served_from_the_cache_until_its_ttl_by_the_injected_clock()
     -> Result<(), Box<dyn std::error::Error>> {
-        let store: Arc<MemoryStore> = Arc::new(MemoryStore::new());
-        let metrics = Arc::new(Metrics::new("r", "stable")?);
-        let cache = FeedCache::new(
-            store.clone(),
-            metrics.clone(),
-            100,
-            Duration::from_secs(3600),
-        );
-        let profiles = Arc::new(LiveProfiles::new(Experiment::default(), metrics.clone()));
-        let settings = ServiceSettings {
-            feed_depth: 100,
-            ready_timeout: Duration::from_secs(1),
-            shed: ShedLimits::new(Some(1), Some(1), Duration::from_secs(1)),
-            tune_max_events: 1,
-        };
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
-        let state =
-            AppState::new(store, cache, profiles, metrics, settings).with_clock(clock.clone());
+        let state = AppState::for_tests()?.with_clock(clock.clone());
 
         let first = head(&state, "u1", DEFAULT_LIMIT, false).await?;
         assert_eq!(first.ranked_at_ms, 1_700_000_000_000);

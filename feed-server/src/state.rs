@@ -102,5 +102,31 @@ impl AppState {
     }
 }
 
+#[cfg(test)]
+impl AppState {
+    /// A state over the embedded store for unit tests: the default experiment, an in-process
+    /// tier of 100 items trusted for an hour, depth 100, one ranking at a time.
+    pub(crate) fn for_tests() -> Result<Self, crate::metrics::MetricsError> {
+        use feed_profile::Experiment;
+
+        let store = Arc::new(crate::store::MemoryStore::new());
+        let metrics = Arc::new(Metrics::new("r", "stable")?);
+        let cache = FeedCache::new(
+            store.clone(),
+            metrics.clone(),
+            100,
+            Duration::from_secs(3600),
+        );
+        let profiles = Arc::new(LiveProfiles::new(Experiment::default(), metrics.clone()));
+        let settings = ServiceSettings {
+            feed_depth: 100,
+            ready_timeout: Duration::from_secs(1),
+            shed: ShedLimits::new(Some(1), Some(1), Duration::from_secs(1)),
+            tune_max_events: 1,
+        };
+        Ok(Self::new(store, cache, profiles, metrics, settings))
+    }
+}
+
 /// Shared handle passed to handlers.
 pub type SharedState = Arc<AppState>;

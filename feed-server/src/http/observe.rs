@@ -179,40 +179,17 @@ fn record(seen: &Seen, response: &Response, seconds: f64) {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use axum::Router;
     use axum::body::Body;
     use axum::http::StatusCode;
     use axum::routing::get;
-    use feed_profile::Experiment;
     use tower::ServiceExt;
 
     use super::*;
-    use crate::cache::FeedCache;
-    use crate::experiments::LiveProfiles;
     use crate::http::error::ApiError;
     use crate::http::routes::Route;
-    use crate::metrics::Metrics;
-    use crate::shed::ShedLimits;
-    use crate::state::{AppState, ServiceSettings};
-    use crate::store::MemoryStore;
-
-    fn state() -> Result<SharedState, Box<dyn std::error::Error>> {
-        let store = Arc::new(MemoryStore::new());
-        let metrics = Arc::new(Metrics::new("r", "stable")?);
-        let cache = FeedCache::new(store.clone(), metrics.clone(), 10, Duration::from_secs(1));
-        let profiles = Arc::new(LiveProfiles::new(Experiment::default(), metrics.clone()));
-        let settings = ServiceSettings {
-            feed_depth: 10,
-            ready_timeout: Duration::from_secs(1),
-            shed: ShedLimits::new(Some(1), Some(1), Duration::from_secs(1)),
-            tune_max_events: 1,
-        };
-        Ok(Arc::new(AppState::new(
-            store, cache, profiles, metrics, settings,
-        )))
-    }
+    use crate::state::AppState;
 
     /// Log lines written while a test runs (the subscriber's output, plain text).
     #[derive(Clone, Default)]
@@ -250,7 +227,7 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         let _default = tracing::subscriber::set_default(subscriber);
-        let state = state()?;
+        let state = Arc::new(AppState::for_tests()?);
         let app = Router::new()
             .route(
                 Route::Feed.path(),
