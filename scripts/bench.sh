@@ -71,7 +71,8 @@ if ((smoke)); then
   world=(--videos 3000 --users 600 --creators 300 --plays 4000 "${world[@]}")
   run_args=(--warmup-secs 0.3 --duration-secs 1 --hit-warmup-secs 0.5 --hit-secs 1
             --hot-users 50 --rates 50 --open-conns 8 --conns 8 --uncached-conns 4 --hit-conns 4
-            --event-conns 4 --session-users 30 --session-think-ms 10 --check "${run_args[@]}")
+            --event-conns 4 --session-users 30 --session-think-ms 10 --ratio-windows 2
+            --ratio-window-secs 0.3 --check "${run_args[@]}")
   ((session_day_secs == 24)) && session_day_secs=2
   iso_args=(--warmup-secs 0 --duration-secs 0.3 --hot-users 50 --conns 8 --flood-rate 500
             --check "${iso_args[@]}")
