@@ -5,12 +5,12 @@
 //! key-isolation phase's API keys (digests-only keys file) and arithmetic. The binaries are
 //! `feedroll-loadgen` (driven by `scripts/bench.sh`) and `feedroll-static-baseline`.
 
+pub mod bracketed;
 pub mod client;
 pub mod driver;
 pub mod ideal_cache;
 pub mod isolation;
 pub mod keys;
-pub mod paired;
 pub mod procfs;
 pub mod prom;
 pub mod session;

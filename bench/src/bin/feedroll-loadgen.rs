@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
+use feedroll_bench::bracketed::{self, BracketedRatio};
 use feedroll_bench::client::{self, Req};
 use feedroll_bench::driver::{self, Outcome};
 use feedroll_bench::ideal_cache::IdealTtlCache;
-use feedroll_bench::paired::{self, PairedRatio};
 use feedroll_bench::procfs;
 use feedroll_bench::prom::{self, Sample};
 use feedroll_bench::stats::Summary;
@@ -166,7 +166,7 @@ struct RunArgs {
     uncached_conns: usize,
     /// Cached windows, each between two baseline windows (`B C B … C B`), after the cached
     /// phase (when both phases run): the ratio the cached feed's goal is judged by, robust to
-    /// the host's drift (`feedroll_bench::paired`). 0: none.
+    /// the host's drift (`feedroll_bench::bracketed`). 0: none.
     #[arg(long, default_value_t = 6)]
     ratio_windows: usize,
     /// Measured length of each bracketed window, seconds (after a lead-in of a quarter of it).
@@ -663,15 +663,15 @@ fn served_into(ideal: &Arc<IdealTtlCache>, origin: Instant) -> impl Fn(u64, u16)
 
 /// The cached feed (its users' pages primed by the cached phase) and the static baseline in
 /// alternating closed-loop windows `B C B … C B`, `args.ratio_windows` cached ones
-/// (`feedroll_bench::paired`); the same requests and connections as the two phases.
-async fn paired_windows(
+/// (`feedroll_bench::bracketed`); the same requests and connections as the two phases.
+async fn bracketed_windows(
     args: &RunArgs,
     baseline: SocketAddr,
     server: SocketAddr,
     zipf: &Arc<Zipf>,
     ideal: &Arc<IdealTtlCache>,
     origin: Instant,
-) -> anyhow::Result<Option<PairedRatio>> {
+) -> anyhow::Result<Option<BracketedRatio>> {
     let window = secs(args.ratio_window_secs);
     let lead_in = window / 4;
     let mut rps = Vec::with_capacity(2 * args.ratio_windows + 1);
@@ -697,7 +697,7 @@ async fn paired_windows(
         };
         rps.push(out.summary.rps);
     }
-    let brackets = paired::brackets(&rps);
+    let brackets = bracketed::brackets(&rps);
     for (i, b) in brackets.iter().enumerate() {
         eprintln!(
             "loadgen: bracketed window {}: baseline {:.0}, cached {:.0}, baseline {:.0} req/s",
@@ -707,7 +707,7 @@ async fn paired_windows(
             b.baseline_after_rps
         );
     }
-    Ok(PairedRatio::of(args.ratio_window_secs, brackets))
+    Ok(BracketedRatio::of(args.ratio_window_secs, brackets))
 }
 
 /// Results of a run.
@@ -720,7 +720,7 @@ struct Results {
     baseline_payload_bytes: f64,
     phases: Vec<Phase>,
     /// The cached feed against the baseline in bracketed windows (both phases run).
-    paired_ratio: Option<PairedRatio>,
+    bracketed_ratio: Option<BracketedRatio>,
     hit_ratio: f64,
     ideal_hit_ratio: f64,
     warmup_secs: Option<f64>,
@@ -808,11 +808,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let (p, _) = finish(&args, server, m, "cached feed", load, out).await?;
         phases.push(p);
     }
-    let paired_ratio = if args.wants("baseline") && args.wants("cached") && args.ratio_windows > 0 {
-        paired_windows(&args, baseline, server, &hot_zipf, &ideal, origin).await?
-    } else {
-        None
-    };
+    let bracketed_ratio =
+        if args.wants("baseline") && args.wants("cached") && args.ratio_windows > 0 {
+            bracketed_windows(&args, baseline, server, &hot_zipf, &ideal, origin).await?
+        } else {
+            None
+        };
 
     // (3) Uncached feeds: every request for a user whose first page nobody has ranked since
     // the server started (not warmed, not hot, never requested before), so both tiers miss.
@@ -1049,7 +1050,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .and_then(|p| procfs::status_mib(p, "VmHWM")),
         goals: Vec::new(),
         phases,
-        paired_ratio,
+        bracketed_ratio,
     };
     let results = with_goals(results, &args);
     std::fs::write(&args.out, serde_json::to_vec_pretty(&results)?)
@@ -1134,7 +1135,7 @@ fn with_goals(mut r: Results, args: &RunArgs) -> Results {
             c.summary.rps,
             b.summary.rps
         );
-        let (measured, judged) = match &r.paired_ratio {
+        let (measured, judged) = match &r.bracketed_ratio {
             Some(p) => (
                 format!(
                     "{:.1}%: median of {} bracketed {}-s windows ({:.1}–{:.1}%); the two phases in sequence {sequential}",
@@ -1171,8 +1172,8 @@ fn with_goals(mut r: Results, args: &RunArgs) -> Results {
         if let Some(rate) = e.events_per_sec {
             goals.push(Goal {
                 goal: "events accepted per second (closed loop)".into(),
-                target: "≥ 50,000".into(),
-                measured: format!("{rate:.0} ({})", e.load),
+                target: format!("≥ {}", grouped(EVENTS_GOAL_PER_SEC)),
+                measured: format!("{} ({})", grouped(rate), e.load),
                 met: rate >= EVENTS_GOAL_PER_SEC,
             });
         }
@@ -1275,6 +1276,22 @@ fn with_goals(mut r: Results, args: &RunArgs) -> Results {
     }
     r.goals = goals;
     r
+}
+
+/// `n` rounded, its thousands grouped: `20,727`.
+fn grouped(n: f64) -> String {
+    let digits = format!("{:.0}", n.abs());
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n.round() < 0.0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn machine() -> String {
@@ -1424,7 +1441,7 @@ fn markdown(r: &Results) -> String {
             );
         }
     }
-    if let Some(p) = &r.paired_ratio {
+    if let Some(p) = &r.bracketed_ratio {
         let each: Vec<String> = p
             .brackets
             .iter()
@@ -1549,7 +1566,7 @@ fn check(r: &Results, ratio_windows: usize) -> anyhow::Result<()> {
     {
         problems.push("no events ingested".into());
     }
-    match &r.paired_ratio {
+    match &r.bracketed_ratio {
         Some(p)
             if p.brackets.iter().any(|b| {
                 b.baseline_before_rps <= 0.0 || b.cached_rps <= 0.0 || b.baseline_after_rps <= 0.0
@@ -1572,6 +1589,16 @@ fn check(r: &Results, ratio_windows: usize) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_figures_are_grouped_by_thousands() {
+        assert_eq!(grouped(50_000.0), "50,000");
+        assert_eq!(grouped(20_726.6), "20,727");
+        assert_eq!(grouped(999.4), "999");
+        assert_eq!(grouped(1_234_567.0), "1,234,567");
+        assert_eq!(grouped(-1_500.0), "-1,500");
+        assert_eq!(grouped(0.0), "0");
+    }
 
     #[test]
     fn the_zipf_goal_is_one_point_of_the_ideal_cache_on_the_same_trace() {

@@ -50,7 +50,7 @@ pub fn brackets(windows: &[f64]) -> Vec<Bracket> {
 
 /// What the bracketed windows say.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PairedRatio {
+pub struct BracketedRatio {
     /// Measured length of each window, seconds.
     pub window_secs: f64,
     /// Every cached window with its baseline windows, in the order run.
@@ -63,7 +63,7 @@ pub struct PairedRatio {
     pub max: f64,
 }
 
-impl PairedRatio {
+impl BracketedRatio {
     /// The summary of `brackets`; `None` when no bracket has a ratio.
     pub fn of(window_secs: f64, brackets: Vec<Bracket>) -> Option<Self> {
         let mut ratios: Vec<f64> = brackets.iter().filter_map(Bracket::ratio).collect();
@@ -91,8 +91,8 @@ impl PairedRatio {
 mod tests {
     use super::*;
 
-    fn of(windows: &[f64]) -> Option<PairedRatio> {
-        PairedRatio::of(2.0, brackets(windows))
+    fn of(windows: &[f64]) -> Option<BracketedRatio> {
+        BracketedRatio::of(2.0, brackets(windows))
     }
 
     #[test]
