@@ -25,8 +25,8 @@ pub struct Bracket {
 }
 
 impl Bracket {
-    /// Cached over the mean of the two baseline windows; `None` when the baseline answered
-    /// nothing (no ratio to read).
+    /// Cached over the mean of the two baseline windows; `None` when neither answered anything
+    /// (no ratio to read). A run whose window answered nothing fails the smoke check.
     pub fn ratio(&self) -> Option<f64> {
         let baseline = (self.baseline_before_rps + self.baseline_after_rps) / 2.0;
         (baseline > 0.0).then(|| self.cached_rps / baseline)
