@@ -87,7 +87,9 @@ def wait_for(url: str, what: str, proc: subprocess.Popen, timeout_s: float = DEA
             with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:
+            # Not listening yet (URLError, ConnectionError), or too slow to answer within the
+            # second (TimeoutError: a debug build writing the demo data on a loaded machine).
             pass
         time.sleep(0.1)
     raise AssertionError(f"{what} not ready at {url} after {timeout_s}s")
