@@ -661,6 +661,44 @@ fn served_into(ideal: &Arc<IdealTtlCache>, origin: Instant) -> impl Fn(u64, u16)
     }
 }
 
+/// The static baseline under the cached phase's traffic: `conns` closed-loop connections asking
+/// for the first pages of Zipf-drawn hot users, measured for `window` after `lead_in`.
+async fn drive_baseline(
+    baseline: SocketAddr,
+    conns: usize,
+    lead_in: Duration,
+    window: Duration,
+    zipf: &Arc<Zipf>,
+) -> Result<Outcome, driver::DriverError> {
+    let z = zipf.clone();
+    driver::closed_loop(baseline, conns, lead_in, window, move |_| {
+        Req::get(feed_path(z.sample(&mut rand::rng())))
+    })
+    .await
+}
+
+/// The cached feed under the same traffic; every page it answered is marked in the ideal cache.
+async fn drive_cached(
+    server: SocketAddr,
+    conns: usize,
+    lead_in: Duration,
+    window: Duration,
+    zipf: &Arc<Zipf>,
+    ideal: &Arc<IdealTtlCache>,
+    origin: Instant,
+) -> Result<Outcome, driver::DriverError> {
+    let z = zipf.clone();
+    driver::closed_loop_observed(
+        server,
+        conns,
+        lead_in,
+        window,
+        move |_| feed_request(z.sample(&mut rand::rng())),
+        served_into(ideal, origin),
+    )
+    .await
+}
+
 /// The cached feed (its users' pages primed by the cached phase) and the static baseline in
 /// alternating closed-loop windows `B C B … C B`, `args.ratio_windows` cached ones
 /// (`feedroll_bench::bracketed`); the same requests and connections as the two phases.
@@ -676,24 +714,14 @@ async fn bracketed_windows(
     let lead_in = window / 4;
     let mut rps = Vec::with_capacity(2 * args.ratio_windows + 1);
     for i in 0..=2 * args.ratio_windows {
-        let z = zipf.clone();
         let out = if i % 2 == 0 {
-            driver::closed_loop(baseline, args.conns, lead_in, window, move |_| {
-                Req::get(feed_path(z.sample(&mut rand::rng())))
-            })
-            .await
-            .context("bracketing baseline window")?
+            drive_baseline(baseline, args.conns, lead_in, window, zipf)
+                .await
+                .context("bracketing baseline window")?
         } else {
-            driver::closed_loop_observed(
-                server,
-                args.conns,
-                lead_in,
-                window,
-                move |_| feed_request(z.sample(&mut rand::rng())),
-                served_into(ideal, origin),
-            )
-            .await
-            .context("bracketed cached window")?
+            drive_cached(server, args.conns, lead_in, window, zipf, ideal, origin)
+                .await
+                .context("bracketed cached window")?
         };
         rps.push(out.summary.rps);
     }
@@ -766,12 +794,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut baseline_payload = 0.0;
     if args.wants("baseline") {
         let m = begin(&args, server).await?;
-        let z = hot_zipf.clone();
-        let out = driver::closed_loop(baseline, args.conns, warm, dur, move |_| {
-            Req::get(feed_path(z.sample(&mut rand::rng())))
-        })
-        .await
-        .context("baseline phase")?;
+        let out = drive_baseline(baseline, args.conns, warm, dur, &hot_zipf)
+            .await
+            .context("baseline phase")?;
         let load = format!("closed loop, {} conns", args.conns);
         let (mut p, _) = finish(&args, server, m, "static baseline", load, out).await?;
         p.cache = None;
@@ -790,17 +815,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             mark(&ideal, origin, r);
         }
         let m = begin(&args, server).await?;
-        let z = hot_zipf.clone();
-        let out = driver::closed_loop_observed(
-            server,
-            args.conns,
-            warm,
-            dur,
-            move |_| feed_request(z.sample(&mut rand::rng())),
-            served_into(&ideal, origin),
-        )
-        .await
-        .context("cached phase")?;
+        let out = drive_cached(server, args.conns, warm, dur, &hot_zipf, &ideal, origin)
+            .await
+            .context("cached phase")?;
         let load = format!(
             "closed loop, {} conns, Zipf over {hot} primed users",
             args.conns
