@@ -8,7 +8,8 @@
 //!       → services (cache, shed, metrics)
 //!         → domain (ranking, learning, affinity, model, served, time, vocabulary) — no I/O but
 //!           through `Store`
-//!           → store (the `Store` trait, Redis and embedded)
+//!           → store (the `Store` trait, Redis and embedded), and `prefetch` (a CPU-cache
+//!             helper with no dependency, which every layer may use)
 //! ```
 //!
 //! A module may name (`crate::x`) modules of its own layer or below, never above. The store
@@ -66,7 +67,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "vocabulary",
         ],
     ),
-    ("store", &["store"]),
+    ("store", &["store", "prefetch"]),
 ];
 
 /// Modules whose types the store persists (catalog entries, learned values, exposure-log

@@ -42,6 +42,7 @@ pub mod learning;
 pub mod metrics;
 pub mod model;
 pub mod peer_heads;
+mod prefetch;
 pub mod ranking;
 pub mod reload;
 pub mod schema;

@@ -27,6 +27,7 @@ use smallvec::SmallVec;
 
 use crate::learning::{DURATION_BUCKETS, duration_bucket};
 use crate::model::{ContentType, Video};
+use crate::ranking::signals::{self, Normed};
 use crate::time::Timestamp;
 
 /// An interned string of the catalog's vocabulary (see the module docs): two terms are equal
@@ -186,8 +187,10 @@ pub struct CatalogKeys {
     /// The tags, in order (the first is diversity's similarity key); a video's first
     /// [`INLINE_TAGS`] in place, more in an allocation.
     pub tags: SmallVec<[Term; INLINE_TAGS]>,
-    /// The content embedding, shared with the video's.
-    pub embedding: Option<Arc<[f32]>>,
+    /// The content embedding, shared with the video's: [`CatalogKeys::embedding`].
+    embedding: Option<Arc<[f32]>>,
+    /// The embedding's sum of squares ([`signals::sum_squares`]), computed once.
+    embedding_sum_squares: f64,
     /// The video's id.
     pub id: Term,
 }
@@ -217,6 +220,7 @@ impl CatalogKeys {
             duration_bucket: duration_bucket(v.duration_ms) as u8,
             tags: v.tags.iter().map(|t| term(t)).collect(),
             embedding: v.embedding.clone(),
+            embedding_sum_squares: v.embedding.as_deref().map_or(0.0, signals::sum_squares),
             id: term(&v.id),
         }
     }
@@ -224,6 +228,12 @@ impl CatalogKeys {
     /// The duration bucket as an index into the completion priors.
     pub fn bucket(&self) -> usize {
         usize::from(self.duration_bucket)
+    }
+
+    /// The content embedding with its sum of squares, if the video has one.
+    pub fn embedding(&self) -> Option<Normed<'_, f32>> {
+        let values = self.embedding.as_deref()?;
+        Some(Normed::with_sum_squares(values, self.embedding_sum_squares))
     }
 }
 
@@ -282,6 +292,19 @@ mod tests {
             content_type: ContentType::Short,
             embedding: None,
         }
+    }
+
+    #[test]
+    fn an_entry_keeps_its_embedding_with_the_sum_of_squares_of_its_values() {
+        let mut v = video("vocabulary-test-c", &[], "", "", 1_000);
+        assert!(CatalogEntry::new(v.clone()).keys().embedding().is_none());
+        v.embedding = Some(Arc::from([0.5f32, -1.25, 3.0]));
+        let taste = [1.0, 2.0, -0.5];
+        let entry = CatalogEntry::new(v.clone());
+        let kept = signals::normed_cosine(Some(Normed::new(&taste)), entry.keys().embedding());
+        let direct = signals::cosine(Some(&taste), v.embedding.as_deref());
+        assert!(direct.is_some());
+        assert_eq!(kept.map(f64::to_bits), direct.map(f64::to_bits));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::page_ttls::PageTtls;
 use super::signals;
 use super::user::{ByTerm, UserAt};
 use crate::model::{CandidateSource, DiversityEffect, Explanation, FeedItem, Signals, Sources};
+use crate::prefetch;
 use crate::served::{self, ItemFacts};
 use crate::store::{
     CandidateData, CandidateRef, SeenRead, Store, StoreError, UserState, UserVersion,
@@ -170,7 +171,7 @@ fn signals_for(
         tag_affinity: inputs::tag_mean(&keys.tags, |t| by_term.tags.get(t).copied().unwrap_or(0.0)),
         followed: by_term.follows.contains(&keys.creator),
         friend_engaged,
-        taste_cosine: signals::cosine(user.taste.as_deref(), keys.embedding.as_deref()),
+        taste_cosine: signals::normed_cosine(user.taste(), keys.embedding()),
         age_secs: inputs::age_secs(keys.published, now),
     }
     .signals(profile)
@@ -218,6 +219,11 @@ fn items_of(
     ranked: &[Slot],
     detail: Detail,
 ) -> Vec<FeedItem> {
+    // Each item clones its video's two ids, strings scattered over the catalog's memory.
+    prefetch::arc_counts(ranked.iter().flat_map(|slot| {
+        let video = &scored[slot.at].video;
+        [&video.id, &video.creator_id]
+    }));
     ranked
         .iter()
         .enumerate()

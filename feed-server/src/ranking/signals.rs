@@ -101,21 +101,64 @@ pub fn embedding(profile: &RankingProfile, taste: Option<&[f64]>, video: Option<
 /// The cosine of the taste vector and the video's embedding; `None` when either is missing,
 /// empty, zero or of another dimension.
 pub fn cosine(taste: Option<&[f64]>, video: Option<&[f32]>) -> Option<f64> {
+    normed_cosine(taste.map(Normed::new), video.map(Normed::new))
+}
+
+/// [`cosine`] of vectors whose sums of squares were computed beforehand: one dot product. Equal
+/// to [`cosine`] of their values, to the bit.
+pub fn normed_cosine(
+    taste: Option<Normed<'_, f64>>,
+    video: Option<Normed<'_, f32>>,
+) -> Option<f64> {
     let (taste, video) = (taste?, video?);
-    if taste.len() != video.len() {
+    if taste.values.len() != video.values.len() {
         return None;
     }
-    let (mut dot, mut nt, mut nv) = (0.0, 0.0, 0.0);
-    for (t, v) in taste.iter().zip(video) {
-        let v = f64::from(*v);
-        dot += t * v;
-        nt += t * t;
-        nv += v * v;
+    let mut dot = 0.0;
+    for (t, v) in taste.values.iter().zip(video.values) {
+        dot += t * f64::from(*v);
     }
-    if nt <= 0.0 || nv <= 0.0 {
+    if taste.sum_squares <= 0.0 || video.sum_squares <= 0.0 {
         return None;
     }
-    Some(dot / (nt.sqrt() * nv.sqrt()))
+    Some(dot / (taste.sum_squares.sqrt() * video.sum_squares.sqrt()))
+}
+
+/// A vector ready for [`normed_cosine`]: its values and their sum of squares, computed once (a
+/// user's taste once per ranking, a video's embedding once per catalog entry) instead of once
+/// per pair.
+#[derive(Clone, Copy, Debug)]
+pub struct Normed<'a, T> {
+    values: &'a [T],
+    sum_squares: f64,
+}
+
+impl<'a, T: Copy + Into<f64>> Normed<'a, T> {
+    /// `values` with their sum of squares.
+    pub fn new(values: &'a [T]) -> Self {
+        Self {
+            values,
+            sum_squares: sum_squares(values),
+        }
+    }
+
+    /// `values` with a sum of squares computed before by [`sum_squares`] of the same values.
+    pub fn with_sum_squares(values: &'a [T], sum_squares: f64) -> Self {
+        Self {
+            values,
+            sum_squares,
+        }
+    }
+}
+
+/// The sum of the squares of `values`, in order (as [`Normed`] needs it).
+pub fn sum_squares<T: Copy + Into<f64>>(values: &[T]) -> f64 {
+    let mut sum = 0.0;
+    for v in values {
+        let v: f64 = (*v).into();
+        sum += v * v;
+    }
+    sum
 }
 
 /// The embedding signal of a cosine: `(1 + cos) / 2`, `neutral` without one.
@@ -392,7 +435,46 @@ mod tests {
         })
     }
 
+    /// The cosine as it was computed before the sums of squares were kept (all three sums in
+    /// one pass): a score or explanation must not move by a bit with the change.
+    fn cosine_in_one_pass(taste: &[f64], video: &[f32]) -> Option<f64> {
+        if taste.len() != video.len() {
+            return None;
+        }
+        let (mut dot, mut nt, mut nv) = (0.0, 0.0, 0.0);
+        for (t, v) in taste.iter().zip(video) {
+            let v = f64::from(*v);
+            dot += t * v;
+            nt += t * t;
+            nv += v * v;
+        }
+        (nt > 0.0 && nv > 0.0).then(|| dot / (nt.sqrt() * nv.sqrt()))
+    }
+
+    fn vectors() -> impl Strategy<Value = (Vec<f64>, Vec<f32>)> {
+        let value = prop_oneof![Just(0.0), -3.0f64..3.0];
+        (0usize..24, 0usize..3).prop_flat_map(move |(n, other)| {
+            // Mostly of one dimension; now and then the video's is another.
+            let m = if other == 0 { (n + 1) % 24 } else { n };
+            (
+                proptest::collection::vec(value.clone(), n),
+                proptest::collection::vec(value.clone().prop_map(|v| v as f32), m),
+            )
+        })
+    }
+
     proptest! {
+        #[test]
+        fn a_normed_cosine_is_the_one_pass_cosine_to_the_bit((taste, video) in vectors()) {
+            let kept = normed_cosine(
+                Some(Normed::with_sum_squares(&taste, sum_squares(&taste))),
+                Some(Normed::with_sum_squares(&video, sum_squares(&video))),
+            );
+            let expected = cosine_in_one_pass(&taste, &video);
+            prop_assert_eq!(kept.map(f64::to_bits), expected.map(f64::to_bits));
+            prop_assert_eq!(cosine(Some(&taste), Some(&video)).map(f64::to_bits), expected.map(f64::to_bits));
+        }
+
         #[test]
         fn score_is_bounded(w in weights(), s in signals(), lift in 0.0f64..100.0) {
             let v = score(&w, lift, &s);

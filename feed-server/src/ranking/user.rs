@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use foldhash::{HashMap as FastMap, HashSet as FastSet};
 
+use super::signals::{self, Normed};
 use crate::learning::{AFFINITY_HALF_LIFE_SECS, Decayed};
 use crate::store::UserState;
 use crate::vocabulary::{self, Term};
@@ -20,8 +21,10 @@ pub struct UserAt<'a> {
     /// Decayed affinity by tag.
     pub tags: FastMap<&'a str, f64>,
     /// Decayed taste vector (dense, one value per embedding dimension); `None` before the
-    /// user's first engagement with an embedded video.
-    pub taste: Option<Vec<f64>>,
+    /// user's first engagement with an embedded video: [`UserAt::taste`].
+    taste: Option<Vec<f64>>,
+    /// The taste's sum of squares ([`signals::sum_squares`]), computed once for every cosine.
+    taste_sum_squares: f64,
 }
 
 impl<'a> UserAt<'a> {
@@ -32,12 +35,20 @@ impl<'a> UserAt<'a> {
                 .map(|(k, d)| (k.as_str(), d.value_at(now, AFFINITY_HALF_LIFE_SECS)))
                 .collect()
         };
+        let taste = user.taste.at(now, AFFINITY_HALF_LIFE_SECS);
         Self {
             user,
             creators: at(&user.affinity.creators),
             tags: at(&user.affinity.tags),
-            taste: user.taste.at(now, AFFINITY_HALF_LIFE_SECS),
+            taste_sum_squares: taste.as_deref().map_or(0.0, signals::sum_squares),
+            taste,
         }
+    }
+
+    /// The decayed taste with its sum of squares, for cosines with candidates' embeddings.
+    pub fn taste(&self) -> Option<Normed<'_, f64>> {
+        let values = self.taste.as_deref()?;
+        Some(Normed::with_sum_squares(values, self.taste_sum_squares))
     }
 
     /// The affinities and follows keyed by catalog term, for scoring ([`ByTerm`]). Call it

@@ -83,6 +83,7 @@ use crate::learning::{
     TrendingScope, VideoStats, bucket_field,
 };
 use crate::model::{Follows, UserProfile, Video};
+use crate::prefetch;
 use crate::vocabulary::{self, CatalogEntry, Term, TermTable, known};
 
 /// Most users per `ZADD` of the last-activity set in an apply (2 arguments each; Lua's
@@ -135,9 +136,10 @@ impl CatalogCache {
         &self,
         terms: impl Iterator<Item = Option<Term>>,
     ) -> (Option<i64>, Vec<Option<Arc<CatalogEntry>>>) {
-        let videos = terms
-            .map(|t| t.and_then(|t| self.videos.get(t).cloned()))
-            .collect();
+        let cached: Vec<Option<&Arc<CatalogEntry>>> =
+            terms.map(|t| t.and_then(|t| self.videos.get(t))).collect();
+        prefetch::arc_counts(cached.iter().flatten().copied());
+        let videos = cached.into_iter().map(|v| v.map(Arc::clone)).collect();
         (self.version, videos)
     }
 
