@@ -60,6 +60,9 @@ pub struct App {
     /// The Redis store whose user writes this replica listens to (`store::redis_peers`) and whose
     /// counter change feed it follows (`store::redis_counter_feed`).
     peers: Option<Arc<RedisStore>>,
+    /// How long what the replica keeps in process on the strength of the writes it hears is
+    /// trusted (`--local-cache-ttl-ms`): in-process first pages, friends' recent engagements.
+    local_trust: Duration,
 }
 
 impl App {
@@ -184,6 +187,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         warmup_users: config.warmup_users,
         consumer,
         peers,
+        local_trust: Duration::from_millis(config.local_cache_ttl_ms),
     })
 }
 
@@ -238,8 +242,8 @@ impl App {
                 stop.clone(),
             ));
             let peers = Arc::new(CachePeers(self.state.clone()));
-            let stop = stop.clone();
-            tokio::spawn(async move { store.listen_to_peers(peers, stop).await });
+            let (stop, trust) = (stop.clone(), self.local_trust);
+            tokio::spawn(async move { store.listen_to_peers(peers, trust, stop).await });
         }
         tokio::spawn(warm_up(self.state.clone(), self.warmup_users, stop.clone()));
         if self.state.warmup.is_enabled() {

@@ -19,7 +19,7 @@ pub(super) enum Order {
     Newest,
     /// Sorted set, lowest score first (`ZRANGE`): shared.
     Oldest,
-    /// A user's list (`LRANGE`): always read.
+    /// A user's list (`LRANGE`).
     List,
 }
 
@@ -31,8 +31,9 @@ pub(super) enum Keep {
     WhileCatalogHolds,
     /// For the shared cache's bound: events change the list (trending, long tail).
     SharedCacheBound,
-    /// Never: a user's list, read for each ranking.
-    Never,
+    /// Until the list's user writes: a friend's recent engagements, kept by user
+    /// ([`super::recent_lists`]) rather than by [`ListKey`].
+    UntilUserWrites,
 }
 
 /// Which list a read is of, its names borrowed from the query.
@@ -64,12 +65,13 @@ impl Source<'_> {
     }
 
     /// How long a read of the list is kept: what only catalog writes change while the catalog
-    /// version holds, what events move for the shared cache's bound, a friend's never.
+    /// version holds, what events move for the shared cache's bound, a friend's until the
+    /// friend writes.
     pub(super) fn keep(self) -> Keep {
         match self {
             Self::Creator(_) | Self::Fresh(_) | Self::Tag(_) => Keep::WhileCatalogHolds,
             Self::Trending(..) | Self::LongTail => Keep::SharedCacheBound,
-            Self::Friend(_) => Keep::Never,
+            Self::Friend(_) => Keep::UntilUserWrites,
         }
     }
 }
@@ -124,6 +126,15 @@ impl ListRead<'_> {
         }
     }
 
+    /// The user whose list this is (a friend's recent engagements), with the read's last index:
+    /// what [`super::recent_lists`] keeps it under.
+    pub(super) fn user_list(&self) -> Option<(&str, isize)> {
+        match self.source {
+            Source::Friend(user) => Some((user, self.stop)),
+            _ => None,
+        }
+    }
+
     /// The key the list is kept under, given its name's term ([`Self::name`]).
     fn key_with(&self, term: Option<Term>) -> Option<ListKey> {
         let list = match self.source {
@@ -142,7 +153,7 @@ impl ListRead<'_> {
             ),
             Source::LongTail => ListName::LongTail,
         };
-        (self.source.keep() != Keep::Never).then_some(ListKey {
+        Some(ListKey {
             list,
             start: self.start,
             stop: self.stop,
@@ -167,7 +178,7 @@ impl ListRead<'_> {
     }
 }
 
-/// The key each of `reads` is kept under: `None` for a list never kept (a friend's) and for one
+/// The key each of `reads` is kept under: `None` for a friend's list (kept by user: [`ListRead::user_list`]) and for one
 /// whose name has no term yet. The names are looked up under one vocabulary lock.
 pub(super) fn cache_keys(reads: &[ListRead<'_>]) -> Vec<Option<ListKey>> {
     let mut terms = known_each(reads.iter().filter_map(ListRead::name)).into_iter();
@@ -284,7 +295,7 @@ mod tests {
                 WhileCatalogHolds,
                 false,
             ),
-            (keys.recent("lr-friend"), 0, 3, List, Never, false),
+            (keys.recent("lr-friend"), 0, 3, List, UntilUserWrites, false),
             (
                 keys.trending(&TrendingScope::Region("lr-region".into()), 9),
                 0,

@@ -10,6 +10,7 @@ pub mod encoding;
 pub mod keys;
 mod list_reads;
 mod memory;
+mod recent_lists;
 pub mod redis_conn;
 mod redis_consumer;
 mod redis_counter_feed;

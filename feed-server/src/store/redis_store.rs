@@ -43,11 +43,12 @@
 //! lists) are kept until the catalog version moves ([`CatalogLists`]; the counter change feed's
 //! poll reads the version). The lists events move (trending, long tail) are shared by the
 //! rankings of one replica for at most [`RedisSettings::shared_cache`] (1 s by default; zero
-//! turns it, the kept lists and the kept counters off): today's trending list is read once per
-//! replica and second instead of once per ranking; lists only nominate candidates, which a
-//! second does not move. A replica's catalog writes drop both at once, so it sees its own
-//! uploads immediately. The user's own state (profile, follows,
-//! friends' recent engagements, affinities, taste, seen set) is always read from Redis.
+//! turns it, the kept lists, the kept counters and the kept recent engagements off): today's
+//! trending list is read once per replica and second instead of once per ranking; lists only
+//! nominate candidates, which a second does not move. A replica's catalog writes drop both at
+//! once, so it sees its own uploads immediately. Friends' recent engagements are kept until the
+//! friend's next write is heard ([`super::recent_lists`]). The user's own state (profile,
+//! follows, affinities, taste, seen set) is always read from Redis.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -62,6 +63,7 @@ use tokio_util::sync::CancellationToken;
 use super::catalog_lists::CatalogLists;
 use super::keys::Keys;
 use super::list_reads::{self, Keep, ListKey, Order};
+use super::recent_lists::RecentLists;
 use super::redis_conn::{self, RedisConfigError, RedisTarget, RedisTlsFiles};
 use super::redis_counter_feed::{self, FOLLOWED_WITHIN, durations_of};
 use super::redis_events::{self, Ingest, IngestMetrics, IngestSettings};
@@ -117,6 +119,10 @@ const SHARED_CACHE_MAX: usize = 250_000;
 /// default budgets.
 const CATALOG_LISTS_MAX: usize = 50_000;
 
+/// Most users' recent-engagement lists (and reads in flight) kept in process; the map is
+/// emptied when full. A list of the default 10 ids is ~0.5 KiB: ~25 MiB at most.
+const RECENT_LISTS_MAX: usize = 50_000;
+
 /// Most catalog entries kept in process (about 0.5 KiB each); the cache is emptied when full.
 const CATALOG_CACHE_MAX: usize = 250_000;
 
@@ -156,6 +162,27 @@ impl CatalogCache {
             }
             self.videos.insert(v.keys().id, v);
         }
+    }
+}
+
+/// What the listener hears goes to the store's kept recent lists first, then to the replica's
+/// [`PeerWrites`].
+struct StorePeers {
+    recent: Arc<RecentLists>,
+    trust: Duration,
+    next: Arc<dyn PeerWrites>,
+}
+
+#[async_trait]
+impl PeerWrites for StorePeers {
+    async fn user_written(&self, user: &str, version: UserVersion) {
+        self.recent.written(user);
+        self.next.user_written(user, version).await;
+    }
+
+    fn listening(&self, live: bool) {
+        self.recent.listening(live.then_some(self.trust));
+        self.next.listening(live);
     }
 }
 
@@ -221,6 +248,8 @@ pub struct RedisStore {
     counters: VideoCounters,
     lists: SharedCache<ListKey, SharedList>,
     catalog_lists: CatalogLists<ListKey>,
+    /// Friends' recent engagements, kept until the friend writes ([`super::recent_lists`]).
+    recent: Arc<RecentLists>,
     log: LogSettings,
     ingest: Ingest,
     /// Clients of the connection that hears other replicas' writes (one server, or each seed
@@ -371,6 +400,10 @@ impl RedisStore {
             counters: VideoCounters::new(followed_within, SHARED_CACHE_MAX),
             lists: SharedCache::new(settings.shared_cache, SHARED_CACHE_MAX),
             catalog_lists: CatalogLists::new(followed_within, CATALOG_LISTS_MAX),
+            recent: Arc::new(RecentLists::new(
+                !settings.shared_cache.is_zero(),
+                RECENT_LISTS_MAX,
+            )),
             log: LogSettings::default(),
             ingest: Ingest::new(IngestSettings::default(), IngestMetrics::unregistered()),
             listeners,
@@ -379,8 +412,20 @@ impl RedisStore {
     }
 
     /// Hears every user write announced by any replica (this one included) and hands it to
-    /// `peers` until `stop` ([`redis_peers`]): run it for the life of the replica.
-    pub async fn listen_to_peers(&self, peers: Arc<dyn PeerWrites>, stop: CancellationToken) {
+    /// `peers` until `stop` ([`redis_peers`]): run it for the life of the replica. While it
+    /// hears them, the store keeps friends' recent engagements it read until their next write,
+    /// each used at most `trust` after its read ([`super::recent_lists`]).
+    pub async fn listen_to_peers(
+        &self,
+        peers: Arc<dyn PeerWrites>,
+        trust: Duration,
+        stop: CancellationToken,
+    ) {
+        let peers = Arc::new(StorePeers {
+            recent: self.recent.clone(),
+            trust,
+            next: peers,
+        });
         redis_peers::listen(
             self.listeners.clone(),
             self.keys.peer_writes_channel(),
@@ -898,11 +943,18 @@ impl Store for RedisStore {
         let (ticket, kept) = self
             .catalog_lists
             .lookup(catalog.iter().filter_map(|&i| cache_keys[i]), now);
+        let users: Vec<usize> = (0..reads.len())
+            .filter(|&i| reads[i].user_list().is_some() && !reads[i].is_empty())
+            .collect();
+        let user_lists: Vec<(&str, isize)> =
+            users.iter().filter_map(|&i| reads[i].user_list()).collect();
+        let (recent_ticket, recent) = self.recent.lookup(&user_lists);
         let mut lists: Vec<Option<SharedList>> = vec![None; reads.len()];
         for (&i, list) in shared
             .iter()
             .chain(&catalog)
-            .zip(cached.into_iter().chain(kept))
+            .chain(&users)
+            .zip(cached.into_iter().chain(kept).chain(recent))
         {
             lists[i] = list;
         }
@@ -939,13 +991,17 @@ impl Store for RedisStore {
                     .ok_or_else(|| corrupt("short pipeline reply"))?;
                 seen = SeenRead::Whole(seen_set(set)?);
             }
-            let (mut read_shared, mut read_catalog) = (Vec::new(), Vec::new());
+            let (mut read_shared, mut read_catalog, mut read_recent) =
+                (Vec::new(), Vec::new(), Vec::new());
             for (&i, reply) in missing.iter().zip(replies) {
                 let ids = Arc::new(ListedIds::new(parse::<Vec<String>>(reply)?));
                 let kept = cache_keys[i].map(|key| (key, ids.clone()));
-                match (reads[i].source.keep(), kept) {
-                    (Keep::WhileCatalogHolds, Some(kept)) => read_catalog.push(kept),
-                    (Keep::SharedCacheBound, Some(kept)) => read_shared.push(kept),
+                match (reads[i].source.keep(), kept, reads[i].user_list()) {
+                    (Keep::WhileCatalogHolds, Some(kept), _) => read_catalog.push(kept),
+                    (Keep::SharedCacheBound, Some(kept), _) => read_shared.push(kept),
+                    (Keep::UntilUserWrites, _, Some((user, stop))) => {
+                        read_recent.push((user, stop, ids.clone()));
+                    }
                     _ => {}
                 }
                 lists[i] = Some(ids);
@@ -953,6 +1009,7 @@ impl Store for RedisStore {
             self.lists.insert(read_shared);
             self.catalog_lists
                 .keep(ticket, read_catalog, Instant::now());
+            self.recent.keep(recent_ticket, read_recent);
         }
         let mut lists = lists.into_iter().map(Option::unwrap_or_default);
         let mut take = |count: usize| -> SourceList { lists.by_ref().take(count).collect() };

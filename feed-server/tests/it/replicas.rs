@@ -188,6 +188,7 @@ async fn replicas_agree(b: Backend) {
     a_users_writes_on_one_replica_reach_every_replicas_next_feed(&shared, &r).await;
     a_catalog_write_on_one_replica_reaches_the_others_rankings_within_the_bound(&r).await;
     counters_changed_through_one_replica_reach_the_others_rankings_within_the_bound(&r).await;
+    a_friends_engagement_through_one_replica_reaches_the_others_rankings_at_once(&r).await;
 }
 
 async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
@@ -459,6 +460,82 @@ async fn counters_changed_through_one_replica_reach_the_others_rankings_within_t
             Some(0.0),
             "the feed was followed without a gap"
         );
+    }
+}
+
+/// The sources `video` came from in the ranking by `app` of a new user (`users` counts them)
+/// whose only friend is `friend` (`None`: not ranked).
+async fn sources_for_a_friend_of(
+    app: &TestApp,
+    users: &mut usize,
+    friend: &str,
+    video: &str,
+) -> Option<Value> {
+    *users += 1;
+    let user = format!("pal{users}");
+    let (status, body) = app
+        .put(
+            &format!("/v1/users/{user}/follows"),
+            &json!({"creators": [], "friends": [friend]}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let page = app.feed(&user, "&limit=100&explain=true").await;
+    page["items"]
+        .as_array()?
+        .iter()
+        .find(|i| i["video_id"] == video)
+        .map(|i| i["explain"]["sources"].clone())
+}
+
+/// After the parts above: replicas 2 and 3 keep a user's recent engagements in process once a
+/// ranking of one of the user's friends read them (README, "Replicas"); the user's like accepted
+/// by replica 1 reaches their friends' next rankings by the others at once, not after the
+/// 5-s trust of what they keep.
+async fn a_friends_engagement_through_one_replica_reaches_the_others_rankings_at_once(
+    r: &[TestApp],
+) {
+    let (friend, video) = ("buddy", "fr9");
+    let mut users = 0;
+    for app in &r[1..] {
+        // Two rankings each: the first reads the friend's (empty) list, the second keeps it.
+        for _ in 0..2 {
+            let sources = sources_for_a_friend_of(app, &mut users, friend, video)
+                .await
+                .expect("ranked");
+            assert!(
+                !sources
+                    .as_array()
+                    .expect("sources")
+                    .contains(&json!("friend")),
+                "the friend engaged with nothing yet: {sources}"
+            );
+        }
+    }
+    let accepted = Instant::now();
+    r[0].events(vec![
+        json!({"user_id": friend, "video_id": video, "type": "like"}),
+    ])
+    .await;
+    for (i, app) in r[1..].iter().enumerate() {
+        loop {
+            let sources = sources_for_a_friend_of(app, &mut users, friend, video)
+                .await
+                .expect("ranked");
+            if sources
+                .as_array()
+                .expect("sources")
+                .contains(&json!("friend"))
+            {
+                break;
+            }
+            assert!(
+                accepted.elapsed() < USER_WRITE_BOUND,
+                "the friend's like not in replica {}'s rankings within {USER_WRITE_BOUND:?}: {sources}",
+                i + 2
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

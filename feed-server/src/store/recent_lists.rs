@@ -1,0 +1,341 @@
+//! Friends' recent engagements kept in process until the friend writes: the friends source of
+//! every ranking reads up to 50 users' lists of recent engagements (`P{u:<user>}:recent`), one
+//! `LRANGE` each. Those lists are not the ranking user's own state but other users', read alike
+//! by every ranking that names them as friends, and a list changes only with its own user's
+//! write (an event), which every replica hears announced (`store::redis_peers`).
+//!
+//! **Kept until the user's next write is heard.** A list read is kept under its user; the
+//! announcement of that user's next write (by any replica) drops it. Announcements are published
+//! in the transaction of the write, so a read issued after one was heard sees the write.
+//!
+//! **No read older than a heard write is kept.** A lookup that misses marks its users as being
+//! read and hands out a [`ReadTicket`] (the generation of the writes heard so far); a write heard
+//! of a user with any entry (a kept list, a read in flight) leaves a mark of its generation, and
+//! a list read under an older ticket is not kept. A user nobody reads leaves no mark.
+//!
+//! **Only while every write is heard, and for at most the replica's trust.** Pub/sub delivers at
+//! most once: lists are used and kept only while the listener vouches (subscribed, answering its
+//! pings) and everything is dropped when it stops or starts vouching. A kept list is used at most
+//! the trust the listener was started with after its read (`--local-cache-ttl-ms`, the bound of
+//! in-process first pages), which bounds the one loss the listener cannot see: a broken bus
+//! link between two nodes of a cluster.
+
+use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
+use parking_lot::RwLock;
+
+use super::SharedList;
+
+/// The generation of heard writes a read was issued at (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReadTicket(u64);
+
+/// A user's entry.
+#[derive(Debug)]
+enum Slot {
+    /// The list as read at `read_at`: its first `stop + 1` ids.
+    Kept {
+        stop: isize,
+        list: SharedList,
+        read_at: Instant,
+    },
+    /// A read is in flight, no list kept.
+    Reading,
+    /// The user's write heard at this generation: reads issued before it are not kept.
+    Written(u64),
+}
+
+#[derive(Default)]
+struct State {
+    /// While the listener vouches: how long after its read a kept list is used. `None`: no list
+    /// is used or kept.
+    trust: Option<Duration>,
+    /// Moves with every heard write of a user with an entry, and with every reset.
+    generation: u64,
+    /// Reads issued before this generation are not kept (issued before a reset).
+    floor: u64,
+    entries: HashMap<Box<str>, Slot>,
+}
+
+impl State {
+    /// Drops every entry; reads in flight are not kept.
+    fn empty(&mut self) {
+        self.entries.clear();
+        self.generation += 1;
+        self.floor = self.generation;
+    }
+}
+
+/// Users' recent-engagement lists kept in process (see the module docs).
+pub(crate) struct RecentLists {
+    /// `false`: nothing is ever kept (`--shared-cache-ms 0`).
+    on: bool,
+    /// Most entries (lists, reads in flight, write marks); a full map is emptied.
+    max_entries: usize,
+    state: RwLock<State>,
+}
+
+impl RecentLists {
+    /// An empty map, unused until the listener vouches ([`RecentLists::listening`]); `on`
+    /// false: never used.
+    pub(crate) fn new(on: bool, max_entries: usize) -> Self {
+        Self {
+            on,
+            max_entries,
+            state: RwLock::new(State::default()),
+        }
+    }
+
+    /// The kept list of each `(user, stop)` (`None` where it must be read: the list is not kept,
+    /// was read with another range or over the trust ago), and the ticket to keep what is read
+    /// under.
+    pub(crate) fn lookup(&self, reads: &[(&str, isize)]) -> (ReadTicket, Vec<Option<SharedList>>) {
+        let now = Instant::now();
+        let (ticket, found, missed) = {
+            let s = self.state.read();
+            let ticket = ReadTicket(s.generation);
+            let Some(trust) = s.trust.filter(|_| self.on) else {
+                return (ticket, vec![None; reads.len()]);
+            };
+            let found: Vec<Option<SharedList>> = reads
+                .iter()
+                .map(|(user, stop)| match s.entries.get(*user) {
+                    Some(Slot::Kept {
+                        stop: kept,
+                        list,
+                        read_at,
+                    }) if kept == stop && now.saturating_duration_since(*read_at) < trust => {
+                        Some(list.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let missed: Vec<&str> = reads
+                .iter()
+                .zip(&found)
+                .filter(|(_, f)| f.is_none())
+                .map(|((user, _), _)| *user)
+                .filter(|user| !s.entries.contains_key(*user))
+                .collect();
+            (ticket, found, missed)
+        };
+        if !missed.is_empty() {
+            let mut s = self.state.write();
+            for user in missed {
+                if s.entries.len() >= self.max_entries {
+                    s.empty();
+                    break;
+                }
+                s.entries.entry(user.into()).or_insert(Slot::Reading);
+            }
+        }
+        (ticket, found)
+    }
+
+    /// Keeps lists read under `ticket` (`(user, stop, list)`), except those of users whose
+    /// write was heard since.
+    pub(crate) fn keep<'u>(
+        &self,
+        ticket: ReadTicket,
+        read: impl IntoIterator<Item = (&'u str, isize, SharedList)>,
+    ) {
+        let mut s = self.state.write();
+        if !self.on || s.trust.is_none() || ticket.0 < s.floor {
+            return;
+        }
+        let read_at = Instant::now();
+        for (user, stop, list) in read {
+            let kept = Slot::Kept {
+                stop,
+                list,
+                read_at,
+            };
+            let full = s.entries.len() >= self.max_entries;
+            match s.entries.get_mut(user) {
+                Some(Slot::Written(at)) if *at > ticket.0 => {}
+                Some(slot) => *slot = kept,
+                None if full => {
+                    s.empty();
+                    return;
+                }
+                None => {
+                    s.entries.insert(user.into(), kept);
+                }
+            }
+        }
+    }
+
+    /// `user`'s write was heard: a list kept of them is dropped, and reads of them issued
+    /// before are not kept.
+    pub(crate) fn written(&self, user: &str) {
+        let mut s = self.state.write();
+        if !s.entries.contains_key(user) {
+            return;
+        }
+        s.generation += 1;
+        let at = s.generation;
+        if let Some(slot) = s.entries.get_mut(user) {
+            *slot = Slot::Written(at);
+        }
+    }
+
+    /// The listener vouches for every write from now on, for `trust` after a read (`Some`), or
+    /// no longer (`None`). Either way what was kept is dropped: writes may have gone unheard.
+    pub(crate) fn listening(&self, trust: Option<Duration>) {
+        let mut s = self.state.write();
+        s.trust = trust;
+        s.empty();
+    }
+
+    /// Entries (lists, reads in flight, write marks).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.state.read().entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::ListedIds;
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    fn list(ids: &[&str]) -> SharedList {
+        Arc::new(ListedIds::new(
+            ids.iter().map(|id| (*id).to_owned()).collect(),
+        ))
+    }
+
+    fn listening() -> RecentLists {
+        let r = RecentLists::new(true, 100);
+        r.listening(Some(LONG));
+        r
+    }
+
+    /// The ids of each looked-up list (`None`: to be read).
+    fn ids(found: &[Option<SharedList>]) -> Vec<Option<Vec<String>>> {
+        found
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .map(|l| l.iter().map(|(id, _)| id.to_owned()).collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_list_read_is_used_until_its_users_write_is_heard() {
+        let r = listening();
+        let (ticket, found) = r.lookup(&[("f1", 9), ("f2", 9)]);
+        assert_eq!(ids(&found), [None, None]);
+        r.keep(ticket, [("f1", 9, list(&["v1"])), ("f2", 9, list(&["v2"]))]);
+        let (_, found) = r.lookup(&[("f1", 9), ("f2", 9)]);
+        assert_eq!(
+            ids(&found),
+            [Some(vec!["v1".to_owned()]), Some(vec!["v2".to_owned()])]
+        );
+        r.written("f1");
+        let (ticket, found) = r.lookup(&[("f1", 9), ("f2", 9)]);
+        assert_eq!(ids(&found), [None, Some(vec!["v2".to_owned()])]);
+        // Read again after the write was heard: kept.
+        r.keep(ticket, [("f1", 9, list(&["v3", "v1"]))]);
+        let (_, found) = r.lookup(&[("f1", 9)]);
+        assert_eq!(ids(&found), [Some(vec!["v3".to_owned(), "v1".to_owned()])]);
+    }
+
+    #[test]
+    fn a_read_issued_before_a_heard_write_is_not_kept() {
+        let r = listening();
+        let (before, _) = r.lookup(&[("f1", 9)]);
+        // Another ranking reads f1 too; f1 writes; both reads come back afterwards.
+        let (also_before, _) = r.lookup(&[("f1", 9)]);
+        r.written("f1");
+        r.keep(before, [("f1", 9, list(&["old"]))]);
+        r.keep(also_before, [("f1", 9, list(&["old"]))]);
+        let (after, found) = r.lookup(&[("f1", 9)]);
+        assert_eq!(ids(&found), [None], "the stale read was dropped");
+        r.keep(after, [("f1", 9, list(&["new"]))]);
+        assert_eq!(
+            ids(&r.lookup(&[("f1", 9)]).1),
+            [Some(vec!["new".to_owned()])]
+        );
+        // The same after the list was kept: the write drops it, a read racing it is refused.
+        let (racing, _) = r.lookup(&[("f2", 9)]);
+        r.keep(racing, [("f2", 9, list(&["a"]))]);
+        r.written("f2");
+        r.keep(racing, [("f2", 9, list(&["a"]))]);
+        assert_eq!(ids(&r.lookup(&[("f2", 9)]).1), [None]);
+    }
+
+    #[test]
+    fn a_write_of_a_user_nobody_reads_leaves_no_mark() {
+        let r = listening();
+        for i in 0..1_000 {
+            r.written(&format!("u{i}"));
+        }
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn another_range_or_a_read_older_than_the_trust_is_read_again() {
+        let r = RecentLists::new(true, 100);
+        r.listening(Some(Duration::from_millis(30)));
+        let (ticket, _) = r.lookup(&[("f1", 9)]);
+        r.keep(ticket, [("f1", 9, list(&["v1"]))]);
+        assert_eq!(ids(&r.lookup(&[("f1", 4)]).1), [None], "another range");
+        assert!(r.lookup(&[("f1", 9)]).1[0].is_some());
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(ids(&r.lookup(&[("f1", 9)]).1), [None], "past the trust");
+    }
+
+    #[test]
+    fn nothing_is_used_or_kept_unless_the_listener_vouches_and_its_changes_drop_everything() {
+        let r = RecentLists::new(true, 100);
+        let (ticket, _) = r.lookup(&[("f1", 9)]);
+        r.keep(ticket, [("f1", 9, list(&["v1"]))]);
+        assert_eq!(r.len(), 0, "not listening yet");
+        r.listening(Some(LONG));
+        let (in_flight, _) = r.lookup(&[("f1", 9)]);
+        let (ticket, _) = r.lookup(&[("f2", 9)]);
+        r.keep(ticket, [("f2", 9, list(&["v2"]))]);
+        r.listening(None);
+        assert_eq!(
+            ids(&r.lookup(&[("f2", 9)]).1),
+            [None],
+            "no longer vouched for"
+        );
+        r.listening(Some(LONG));
+        assert_eq!(
+            ids(&r.lookup(&[("f2", 9)]).1),
+            [None],
+            "dropped on resuming"
+        );
+        r.keep(in_flight, [("f1", 9, list(&["v1"]))]);
+        assert_eq!(
+            ids(&r.lookup(&[("f1", 9)]).1),
+            [None],
+            "issued before the listener resumed"
+        );
+        let off = RecentLists::new(false, 100);
+        off.listening(Some(LONG));
+        let (ticket, _) = off.lookup(&[("f1", 9)]);
+        off.keep(ticket, [("f1", 9, list(&["v1"]))]);
+        assert_eq!(off.len(), 0, "off");
+    }
+
+    #[test]
+    fn a_full_map_is_emptied_and_reads_in_flight_are_not_kept() {
+        let r = RecentLists::new(true, 2);
+        r.listening(Some(LONG));
+        let (ticket, _) = r.lookup(&[("f1", 9), ("f2", 9)]);
+        assert_eq!(r.len(), 2, "two reads in flight");
+        let (_, _) = r.lookup(&[("f3", 9)]);
+        assert_eq!(r.len(), 0, "full: emptied");
+        r.keep(ticket, [("f1", 9, list(&["v1"]))]);
+        assert_eq!(r.len(), 0, "issued before the map was emptied");
+    }
+}
