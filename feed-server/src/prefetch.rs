@@ -5,8 +5,8 @@
 //! entries scattered over a 100,000-video catalog pays 600 cache misses one after the other.
 //! Plain reads of the same counts do not wait for each other, so the CPU has many misses in
 //! flight at once. [`arc_counts`] reads every count first; the clones that follow find their
-//! lines arriving or arrived. Measured on the uncached ranking (BENCHMARKS.md, *Uncached
-//! rankings: reference counts read before they are taken*).
+//! lines arriving or arrived: −4% of feed-server's CPU per uncached ranking (BENCHMARKS.md,
+//! *Uncached rankings: reference counts read before they are taken, …*).
 
 use std::sync::Arc;
 
