@@ -57,7 +57,8 @@ pub struct Config {
     /// between rankings of this replica (ms). Video counters are kept until the counter change
     /// feed says they changed, and the lists only catalog writes change (creators', tags',
     /// fresh) until the catalog version moves (other replicas' uploads within one poll of the
-    /// feed, 20 ms; a replica's own at once). 0 = read all of them for every ranking.
+    /// feed, 20 ms; a replica's own at once), and friends' recent engagements until the
+    /// friend's next write is heard. 0 = read all of them for every ranking.
     #[arg(long, env = "FEED_SHARED_CACHE_MS", default_value_t = 1000)]
     pub shared_cache_ms: u64,
     /// Ranking profile or experiment file (YAML or JSON); unset = the default profile.
@@ -96,7 +97,8 @@ pub struct Config {
     pub local_cache_items: u64,
     /// Longest an in-process first page is served without a store read (ms), then rechecked
     /// (a few bytes); bounds staleness across replicas for writes no replica heard of. A
-    /// snapshot read by cursor stays in process this long.
+    /// snapshot read by cursor stays in process this long, and a friend's recent engagements
+    /// kept in process are used at most this long after their read.
     #[arg(long, env = "FEED_LOCAL_CACHE_TTL_MS", default_value_t = 5_000)]
     pub local_cache_ttl_ms: u64,
     /// Form of the cached pages this replica writes to the store; both are read. `json` is for

@@ -169,6 +169,11 @@ impl RecentLists {
     /// `user`'s write was heard: a list kept of them is dropped, and reads of them issued
     /// before are not kept.
     pub(crate) fn written(&self, user: &str) {
+        // Most writes are of users nobody reads: a shared lock tells. A user marked after this
+        // check is read after the write was heard, so after it committed: nothing to drop.
+        if !self.state.read().entries.contains_key(user) {
+            return;
+        }
         let mut s = self.state.write();
         if !s.entries.contains_key(user) {
             return;
