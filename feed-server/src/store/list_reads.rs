@@ -178,8 +178,9 @@ impl ListRead<'_> {
     }
 }
 
-/// The key each of `reads` is kept under: `None` for a friend's list (kept by user: [`ListRead::user_list`]) and for one
-/// whose name has no term yet. The names are looked up under one vocabulary lock.
+/// The key each of `reads` is kept under: `None` for a friend's list (kept by user instead:
+/// [`ListRead::user_list`]) and for one whose name has no term yet. The names are looked up
+/// under one vocabulary lock.
 pub(super) fn cache_keys(reads: &[ListRead<'_>]) -> Vec<Option<ListKey>> {
     let mut terms = known_each(reads.iter().filter_map(ListRead::name)).into_iter();
     reads
