@@ -11,12 +11,14 @@
 //! **No read older than a heard write is kept.** A lookup that misses marks its users as being
 //! read and hands out a [`ReadTicket`] (the generation of the writes heard so far); a write heard
 //! of a user with any entry (a kept list, a read in flight) leaves a mark of its generation, and
-//! a list read under an older ticket is not kept. A user nobody reads leaves no mark.
+//! a list read under an older ticket is not kept, nor one read under an older ticket than the
+//! list kept already (a slow read must not replace a later one). A user nobody reads leaves no
+//! mark.
 //!
 //! **Only while every write is heard, and for at most the replica's trust.** Pub/sub delivers at
 //! most once: lists are used and kept only while the listener vouches (subscribed, answering its
 //! pings) and everything is dropped when it stops or starts vouching. A kept list is used at most
-//! the trust the listener was started with after its read (`--local-cache-ttl-ms`, the bound of
+//! the trust the listener was started with after its read was issued (`--local-cache-ttl-ms`, the bound of
 //! in-process first pages), which bounds the one loss the listener cannot see: a broken bus
 //! link between two nodes of a cluster.
 
@@ -27,18 +29,20 @@ use parking_lot::RwLock;
 
 use super::SharedList;
 
-/// The generation of heard writes a read was issued at (see the module docs).
+/// The generation of heard writes a read was issued at (see the module docs), and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ReadTicket(u64);
+pub(crate) struct ReadTicket(u64, Instant);
 
 /// A user's entry.
 #[derive(Debug)]
 enum Slot {
-    /// The list as read at `read_at`: its first `stop + 1` ids.
+    /// The list as read at `read_at` under the ticket of generation `read_under`: its first
+    /// `stop + 1` ids.
     Kept {
         stop: isize,
         list: SharedList,
         read_at: Instant,
+        read_under: u64,
     },
     /// A read is in flight, no list kept.
     Reading,
@@ -94,7 +98,7 @@ impl RecentLists {
         let now = Instant::now();
         let (ticket, found, missed) = {
             let s = self.state.read();
-            let ticket = ReadTicket(s.generation);
+            let ticket = ReadTicket(s.generation, now);
             let Some(trust) = s.trust.filter(|_| self.on) else {
                 return (ticket, vec![None; reads.len()]);
             };
@@ -105,6 +109,7 @@ impl RecentLists {
                         stop: kept,
                         list,
                         read_at,
+                        ..
                     }) if kept == stop && now.saturating_duration_since(*read_at) < trust => {
                         Some(list.clone())
                     }
@@ -134,7 +139,8 @@ impl RecentLists {
     }
 
     /// Keeps lists read under `ticket` (`(user, stop, list)`), except those of users whose
-    /// write was heard since.
+    /// write was heard since and those of which a read issued later is kept (it may have seen
+    /// a write this one did not). A list counts as read when its read was issued.
     pub(crate) fn keep<'u>(
         &self,
         ticket: ReadTicket,
@@ -144,16 +150,22 @@ impl RecentLists {
         if !self.on || s.trust.is_none() || ticket.0 < s.floor {
             return;
         }
-        let read_at = Instant::now();
+        let ReadTicket(read_under, read_at) = ticket;
         for (user, stop, list) in read {
             let kept = Slot::Kept {
                 stop,
                 list,
                 read_at,
+                read_under,
             };
             let full = s.entries.len() >= self.max_entries;
             match s.entries.get_mut(user) {
-                Some(Slot::Written(at)) if *at > ticket.0 => {}
+                Some(
+                    Slot::Written(later)
+                    | Slot::Kept {
+                        read_under: later, ..
+                    },
+                ) if *later > read_under => {}
                 Some(slot) => *slot = kept,
                 None if full => {
                     s.empty();
@@ -274,6 +286,32 @@ mod tests {
         r.written("f2");
         r.keep(racing, [("f2", 9, list(&["a"]))]);
         assert_eq!(ids(&r.lookup(&[("f2", 9)]).1), [None]);
+    }
+
+    #[test]
+    fn a_slow_read_does_not_replace_a_later_one_kept_after_a_heard_write() {
+        let r = listening();
+        let (slow, _) = r.lookup(&[("f1", 9)]);
+        r.written("f1");
+        let (fast, _) = r.lookup(&[("f1", 9)]);
+        r.keep(fast, [("f1", 9, list(&["new"]))]);
+        // The slow read saw the list before the write; it comes back last.
+        r.keep(slow, [("f1", 9, list(&["old"]))]);
+        assert_eq!(
+            ids(&r.lookup(&[("f1", 9)]).1),
+            [Some(vec!["new".to_owned()])]
+        );
+    }
+
+    #[test]
+    fn a_list_is_trusted_from_when_its_read_was_issued() {
+        let r = RecentLists::new(true, 100);
+        r.listening(Some(Duration::from_millis(30)));
+        let (ticket, _) = r.lookup(&[("f1", 9)]);
+        // A read that took the whole trust: kept, but already too old to use.
+        std::thread::sleep(Duration::from_millis(40));
+        r.keep(ticket, [("f1", 9, list(&["v1"]))]);
+        assert_eq!(ids(&r.lookup(&[("f1", 9)]).1), [None]);
     }
 
     #[test]

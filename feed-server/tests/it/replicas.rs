@@ -188,7 +188,7 @@ async fn replicas_agree(b: Backend) {
     a_users_writes_on_one_replica_reach_every_replicas_next_feed(&shared, &r).await;
     a_catalog_write_on_one_replica_reaches_the_others_rankings_within_the_bound(&r).await;
     counters_changed_through_one_replica_reach_the_others_rankings_within_the_bound(&r).await;
-    a_friends_engagement_through_one_replica_reaches_the_others_rankings_at_once(&r).await;
+    a_friends_engagement_through_one_replica_reaches_the_others_rankings_at_once(&shared, &r).await;
 }
 
 async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
@@ -493,22 +493,44 @@ async fn sources_for_a_friend_of(
 /// by replica 1 reaches their friends' next rankings by the others at once, not after the
 /// 5-s trust of what they keep.
 async fn a_friends_engagement_through_one_replica_reaches_the_others_rankings_at_once(
+    shared: &Shared,
     r: &[TestApp],
 ) {
     let (friend, video) = ("buddy", "fr9");
     let mut users = 0;
+    let from_friend = |sources: &Value| {
+        sources
+            .as_array()
+            .expect("sources")
+            .contains(&json!("friend"))
+    };
     for app in &r[1..] {
-        // Two rankings each: the first reads the friend's (empty) list, the second keeps it.
+        // The first ranking reads the friend's (empty) list and keeps it, the second uses it.
         for _ in 0..2 {
             let sources = sources_for_a_friend_of(app, &mut users, friend, video)
                 .await
                 .expect("ranked");
             assert!(
-                !sources
-                    .as_array()
-                    .expect("sources")
-                    .contains(&json!("friend")),
+                !from_friend(&sources),
                 "the friend engaged with nothing yet: {sources}"
+            );
+        }
+    }
+    // The lists are kept: a change made in Redis behind the replicas' backs (no write of the
+    // friend, so no announcement) is not read (on the test's own Redis only).
+    if let Shared::Redis(server) = shared {
+        let _: i64 = redis::cmd("LPUSH")
+            .arg(format!("feed:{{u:{friend}}}:recent"))
+            .arg("fr8")
+            .query(&mut server.connection())
+            .expect("lpush");
+        for app in &r[1..] {
+            let sources = sources_for_a_friend_of(app, &mut users, friend, "fr8")
+                .await
+                .expect("ranked");
+            assert!(
+                !from_friend(&sources),
+                "the kept list was read again: {sources}"
             );
         }
     }
@@ -522,11 +544,7 @@ async fn a_friends_engagement_through_one_replica_reaches_the_others_rankings_at
             let sources = sources_for_a_friend_of(app, &mut users, friend, video)
                 .await
                 .expect("ranked");
-            if sources
-                .as_array()
-                .expect("sources")
-                .contains(&json!("friend"))
-            {
+            if from_friend(&sources) {
                 break;
             }
             assert!(
