@@ -18,9 +18,9 @@
 //! **Only while every write is heard, and for at most the replica's trust.** Pub/sub delivers at
 //! most once: lists are used and kept only while the listener vouches (subscribed, answering its
 //! pings) and everything is dropped when it stops or starts vouching. A kept list is used at most
-//! the trust the listener was started with after its read was issued (`--local-cache-ttl-ms`, the bound of
-//! in-process first pages), which bounds the one loss the listener cannot see: a broken bus
-//! link between two nodes of a cluster.
+//! the trust the listener was started with after its read was issued (`--local-cache-ttl-ms`,
+//! the bound of in-process first pages), which bounds the one loss the listener cannot see: a
+//! broken bus link between two nodes of a cluster.
 
 use std::time::{Duration, Instant};
 

@@ -134,15 +134,24 @@ async fn put_profile(app: &TestApp, user: &str, language: &str, region: &str) {
     assert_eq!(status, 204, "{body}");
 }
 
-/// Makes `user` follow `creator` alone through `app`; the write must be accepted.
-async fn put_follows(app: &TestApp, user: &str, creator: &str) {
+/// Makes `user` follow `creators` and befriend `friends`, nobody else, through `app`; the write
+/// must be accepted.
+async fn put_follows(app: &TestApp, user: &str, creators: &[&str], friends: &[&str]) {
     let (status, body) = app
         .put(
             &format!("/v1/users/{user}/follows"),
-            &json!({"creators": [creator], "friends": []}),
+            &json!({"creators": creators, "friends": friends}),
         )
         .await;
     assert_eq!(status, 204, "{body}");
+}
+
+/// The item of `video` in a ranked `page` (`None`: not ranked).
+fn item<'p>(page: &'p Value, video: &str) -> Option<&'p Value> {
+    page["items"]
+        .as_array()?
+        .iter()
+        .find(|i| i["video_id"] == video)
 }
 
 async fn next_feed_within(
@@ -243,7 +252,7 @@ async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
     }
 
     // A follow on replica 2: the creator leads replicas 1 and 3's next feed.
-    put_follows(&r[1], user, "enc3").await;
+    put_follows(&r[1], user, &["enc3"], &[]).await;
     for app in [&r[0], &r[2]] {
         let (_, n) = next_feed_within(app, user, USER_WRITE_BOUND, |p| {
             p["items"][0]["creator_id"] == "enc3"
@@ -293,7 +302,7 @@ async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        put_follows(&r[0], user, "frc2").await;
+        put_follows(&r[0], user, &["frc2"], &[]).await;
         let (_, n) = next_feed_within(&r[1], user, USER_WRITE_BOUND, |p| {
             p["items"][0]["creator_id"] == "frc2"
         })
@@ -411,11 +420,7 @@ async fn engagement_by(app: &TestApp, users: &mut usize, video: &str) -> Option<
     let page = app
         .feed(&format!("counted{users}"), "&limit=100&explain=true")
         .await;
-    page["items"]
-        .as_array()?
-        .iter()
-        .find(|i| i["video_id"] == video)
-        .and_then(|i| i["signals"]["engagement"].as_f64())
+    item(&page, video).and_then(|i| i["signals"]["engagement"].as_f64())
 }
 
 /// After the parts above: replicas 2 and 3 keep a video's counters in process (two rankings
@@ -473,19 +478,9 @@ async fn sources_for_a_friend_of(
 ) -> Option<Value> {
     *users += 1;
     let user = format!("pal{users}");
-    let (status, body) = app
-        .put(
-            &format!("/v1/users/{user}/follows"),
-            &json!({"creators": [], "friends": [friend]}),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    put_follows(app, &user, &[], &[friend]).await;
     let page = app.feed(&user, "&limit=100&explain=true").await;
-    page["items"]
-        .as_array()?
-        .iter()
-        .find(|i| i["video_id"] == video)
-        .map(|i| i["explain"]["sources"].clone())
+    item(&page, video).map(|i| i["explain"]["sources"].clone())
 }
 
 /// After the parts above: replicas 2 and 3 keep a user's recent engagements in process once a
