@@ -110,6 +110,10 @@ pub mod ops {
     /// feed. Its in-process counters, duration totals and catalog version reflect Redis as of
     /// then; more than a second ago, the replica reads them from Redis for every ranking.
     pub const COUNTER_FEED_READ_AT: &str = "feed_counter_feed_read_timestamp_seconds";
+    /// Counter of the items of shared state rankings read (catalog entries, counters, source
+    /// lists), by `state` (catalog_entry, video_counters, catalog_list, shared_list, friend_list)
+    /// and `from` (memory: held by the replica; redis: read in the ranking's round trip).
+    pub const RANKING_STATE_READS: &str = "feed_ranking_state_reads_total";
     /// Counter of the predictive warm-up's rankings by `result` (warmed, superseded, shed, failed).
     pub const PREDICTIVE_WARMUPS: &str = "feed_predictive_warmups_total";
     /// Counter of the seconds the predictive warm-up spent ranking (wall time, which bounds its CPU).
@@ -165,6 +169,7 @@ pub const ALL: &[&str] = &[
     ops::COUNTER_FEED_LAG,
     ops::COUNTER_FEED_RESETS,
     ops::COUNTER_FEED_READ_AT,
+    ops::RANKING_STATE_READS,
     ops::EVENTS_APPLIED,
     ops::EVENT_BATCHES_CLAIMED,
     ops::EVENT_BATCHES_UNREADABLE,

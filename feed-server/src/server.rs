@@ -22,7 +22,7 @@ use crate::state::{AppState, ServiceSettings, SharedState};
 use crate::store::redis_conn::RedisConfigError;
 use crate::store::redis_store::RedisSettings;
 use crate::store::{
-    IngestMetrics, MemoryStore, PeerWrites, RedisStore, Store, StoreError, UserVersion,
+    IngestMetrics, MemoryStore, PeerWrites, RedisStore, StateReads, Store, StoreError, UserVersion,
 };
 use crate::warmup::Warmup;
 
@@ -115,7 +115,8 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
             .with_ingest(
                 config.events.settings(),
                 IngestMetrics::register(|c| metrics.register_boxed(c))?,
-            );
+            )
+            .with_state_reads(StateReads::register(|c| metrics.register_boxed(c))?);
             tracing::info!(
                 redis = %target,
                 ca_file = ?tls.ca_file,

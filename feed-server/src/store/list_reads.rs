@@ -9,6 +9,7 @@
 
 use super::CandidateQuery;
 use super::keys::{EVERY_LANGUAGE, Keys};
+use super::state_reads::RankingState;
 use crate::learning::TrendingScope;
 use crate::vocabulary::{Term, known_each};
 
@@ -34,6 +35,17 @@ pub(super) enum Keep {
     /// Until the list's user writes: a friend's recent engagements, kept by user
     /// ([`super::recent_lists`]) rather than by [`ListKey`].
     UntilUserWrites,
+}
+
+impl Keep {
+    /// The `state` a list kept this way is counted as ([`super::state_reads`]).
+    pub(super) fn state(self) -> RankingState {
+        match self {
+            Self::WhileCatalogHolds => RankingState::CatalogList,
+            Self::SharedCacheBound => RankingState::SharedList,
+            Self::UntilUserWrites => RankingState::FriendList,
+        }
+    }
 }
 
 /// Which list a read is of, its names borrowed from the query.

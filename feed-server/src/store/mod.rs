@@ -21,6 +21,7 @@ mod redis_peers;
 pub mod redis_store;
 mod seen_check;
 mod shared_cache;
+pub mod state_reads;
 pub mod taste_sums;
 mod video_counters;
 
@@ -39,6 +40,7 @@ pub use redis_counter_feed::{
 pub use redis_events::{IngestArgs, IngestMetrics, IngestSettings};
 pub use redis_peers::PeerWrites;
 pub use redis_store::RedisStore;
+pub use state_reads::{RankingState, ReadFrom, StateReads};
 
 use crate::affinity::{Affinities, Taste};
 use crate::exposure::LoggedEvent;

@@ -72,6 +72,7 @@ use super::redis_log;
 use super::redis_peers::{self, PeerWrites};
 use super::seen_check::{SeenCheck, seen_set};
 use super::shared_cache::SharedCache;
+use super::state_reads::{RankingState, ReadFrom, StateReads, Tally};
 use super::video_counters::VideoCounters;
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, CandidateRef, ListedIds, SeenCount,
@@ -252,6 +253,8 @@ pub struct RedisStore {
     recent: Arc<RecentLists>,
     log: LogSettings,
     ingest: Ingest,
+    /// Where what rankings read came from ([`StateReads`]).
+    state_reads: StateReads,
     /// Clients of the connection that hears other replicas' writes (one server, or each seed
     /// node of a cluster), with the store timeout ([`redis_peers`]).
     listeners: Vec<redis::Client>,
@@ -406,6 +409,7 @@ impl RedisStore {
             )),
             log: LogSettings::default(),
             ingest: Ingest::new(IngestSettings::default(), IngestMetrics::unregistered()),
+            state_reads: StateReads::unregistered(),
             listeners,
             timeout: settings.timeout,
         })
@@ -450,6 +454,13 @@ impl RedisStore {
     /// The store with these ingest-stream settings and metrics ([`redis_events`]).
     pub fn with_ingest(mut self, settings: IngestSettings, metrics: IngestMetrics) -> Self {
         self.ingest = Ingest::new(settings, metrics);
+        self
+    }
+
+    /// Counts where what rankings read came from in `reads` (a registered
+    /// `feed_ranking_state_reads_total`).
+    pub fn with_state_reads(mut self, reads: StateReads) -> Self {
+        self.state_reads = reads;
         self
     }
 
@@ -965,6 +976,18 @@ impl Store for RedisStore {
         }
         let mut pipe = redis::pipe();
         let missing: Vec<usize> = (0..reads.len()).filter(|i| lists[*i].is_none()).collect();
+        let mut tally = Tally::default();
+        for (r, list) in reads.iter().zip(&lists) {
+            if !r.is_empty() {
+                let from = if list.is_some() {
+                    ReadFrom::Memory
+                } else {
+                    ReadFrom::Redis
+                };
+                tally.add(r.source.keep().state(), from, 1);
+            }
+        }
+        self.state_reads.record(&tally);
         for &i in &missing {
             let r = &reads[i];
             let key = r.redis_key(&self.keys);
@@ -1079,6 +1102,10 @@ impl Store for RedisStore {
         for &i in &missing {
             pipe.get(self.keys.video(ids[i]));
         }
+        let mut tally = Tally::default();
+        tally.split(RankingState::CatalogEntry, ids.len(), missing.len());
+        tally.split(RankingState::VideoCounters, ids.len(), unknown.len());
+        self.state_reads.record(&tally);
         // Nothing to read (every entry and counter held in process; a user who has seen nothing,
         // or whose seen set came with the lists): no round trip.
         let replies = if pipe.cmd_iter().next().is_some() {

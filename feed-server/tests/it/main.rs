@@ -17,5 +17,6 @@ mod redis_tls;
 mod replay;
 mod replicas;
 mod round_trips;
+mod state_reads;
 mod tune;
 mod warmup;

@@ -1,0 +1,154 @@
+//! `feed_ranking_state_reads_total{state, from}` on a real Redis: where what a ranking read came
+//! from. Once read, a ranking over the same catalog, creators and friend takes every item of
+//! shared state from the replica's memory; with `--shared-cache-ms 0` the counters and every list come
+//! from Redis every time (feed-server/README.md, "Metrics" and "Replicas").
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+const STATES: [&str; 5] = [
+    "catalog_entry",
+    "video_counters",
+    "catalog_list",
+    "shared_list",
+    "friend_list",
+];
+
+/// Every series of the metric, by (state, from).
+async fn reads(app: &TestApp) -> BTreeMap<(&'static str, &'static str), f64> {
+    let text = app.metrics().await;
+    let mut all = BTreeMap::new();
+    for state in STATES {
+        for from in ["memory", "redis"] {
+            let value = metric(
+                &text,
+                "feed_ranking_state_reads_total",
+                &[("state", state), ("from", from)],
+            )
+            .unwrap_or_else(|| panic!("no series for {state} from {from}"));
+            all.insert((state, from), value);
+        }
+    }
+    all
+}
+
+/// What each series added from `before` to `after`.
+fn added(
+    before: &BTreeMap<(&'static str, &'static str), f64>,
+    after: &BTreeMap<(&'static str, &'static str), f64>,
+) -> BTreeMap<(&'static str, &'static str), f64> {
+    after.iter().map(|(k, v)| (*k, v - before[k])).collect()
+}
+
+/// Three users who read the same window of the long tail (a user's window is one of four, by
+/// the user's id: `ranking::candidates`), so that their rankings read the same lists.
+fn readers() -> Vec<String> {
+    let window = |user: &str| feed_profile::bucket("long-tail", user) % 4;
+    let users: Vec<String> = (0..)
+        .map(|n| format!("reader{n}"))
+        .filter(|u| window(u) == window("reader0"))
+        .take(3)
+        .collect();
+    users
+}
+
+/// A replica on its own Redis with `flags`, a catalog, the [`readers`] following the same
+/// creators and befriending the same user (who liked a video), the like applied (and polled
+/// since, while the counter change feed is followed); returned once it hears the writes of
+/// replicas (its own included).
+async fn world(flags: &[&str]) -> TestApp {
+    let app = TestApp::start_with(
+        Backend::Redis,
+        Options {
+            profile: None,
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+        },
+    )
+    .await;
+    let started = Instant::now();
+    while metric(&app.metrics().await, "feed_peer_writes_listening", &[]) != Some(1.0) {
+        assert!(started.elapsed() < Duration::from_secs(2), "not listening");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.put_videos(&catalog(40, 4)).await;
+    for user in readers() {
+        let (status, body) = app
+            .put(
+                &format!("/v1/users/{user}/follows"),
+                &json!({"creators": ["c0", "c1"], "friends": ["pal"]}),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+    let like = json!({"events": [{"user_id": "pal", "video_id": "v7", "type": "like"}]});
+    let (status, body) = app.post("/v1/events", &like).await;
+    assert_eq!(status, 200, "{body}");
+    // Applied (and, while the counter change feed is followed, polled since).
+    if flags.contains(&"--shared-cache-ms") {
+        let started = Instant::now();
+        while metric(&app.metrics().await, "feed_event_backlog", &[]) != Some(0.0) {
+            assert!(started.elapsed() < Duration::from_secs(10), "not applied");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    } else {
+        app.settle().await;
+    }
+    app
+}
+
+/// The [`readers`] ranked one after the other: the third takes
+/// every item of shared state from the replica's memory. The second may still read lists the
+/// first read but could not keep: a followed creator's list is kept under the creator's term,
+/// which a replica learns from the creator's catalog entries (the first ranking read them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_read_the_shared_state_of_a_ranking_comes_from_memory() {
+    let app = world(&[]).await;
+    let mut counts = vec![reads(&app).await];
+    for user in readers() {
+        app.feed(&user, "&limit=100").await;
+        counts.push(reads(&app).await);
+        // A kept catalog list is used once a poll of the counter change feed sent after its
+        // read says the catalog did not change meanwhile (README, "Replicas").
+        app.settle().await;
+    }
+    let first = added(&counts[0], &counts[1]);
+    let third = added(&counts[2], &counts[3]);
+    for state in STATES {
+        let total = first[&(state, "memory")] + first[&(state, "redis")];
+        assert!(total > 0.0, "the first ranking read no {state}: {first:?}");
+        assert_eq!(
+            third[&(state, "memory")],
+            total,
+            "the third ranking reads what the first did, all of it from memory: {third:?}"
+        );
+        assert_eq!(third[&(state, "redis")], 0.0, "{state}: {third:?}");
+    }
+    // Counters and lists were not held before the first ranking read them.
+    for state in ["video_counters", "catalog_list", "friend_list"] {
+        assert!(first[&(state, "redis")] > 0.0, "{state}: {first:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_shared_cache_counters_and_lists_are_read_from_redis_every_time() {
+    let app = world(&["--shared-cache-ms", "0"]).await;
+    let before = reads(&app).await;
+    for user in &readers()[..2] {
+        app.feed(user, "&limit=100").await;
+    }
+    let both = added(&before, &reads(&app).await);
+    for state in [
+        "video_counters",
+        "catalog_list",
+        "shared_list",
+        "friend_list",
+    ] {
+        assert_eq!(both[&(state, "memory")], 0.0, "{state}: {both:?}");
+        assert!(both[&(state, "redis")] > 0.0, "{state}: {both:?}");
+    }
+}
