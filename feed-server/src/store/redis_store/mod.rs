@@ -22,17 +22,11 @@
 //! ([`redis_peers`]); [`RedisStore::listen_to_peers`] hears the announcements, and
 //! `Store::user_state` and `Store::cache_get_for_user` read the version in their round trip.
 //!
-//! Parsed catalog entries, with their interned keys ([`crate::vocabulary::CatalogEntry`]), are
-//! kept in process (the *catalog cache*), tagged with the catalog version (`P{shared}:catv`) they
-//! were read at. A ranking checks them against the version the counter change feed's last poll
-//! read (every 20 ms, [`CatalogLists::version`]); while the feed is not followed, or right after
-//! this replica's own catalog write, it reads the version in its candidates' round trip instead.
-//! When the version moved (a catalog write on any replica), the cache is dropped and the entries
-//! it supplied are read again, so a ranking never uses a catalog entry older than the version it
-//! checks against: it trails another replica's catalog write by at most one poll and its round
-//! trip, as the kept source lists do. Accepting events reads the version in its own round trip
-//! (`Store::event_videos`): an event for a video deleted on any replica is refused as soon as
-//! the deletion has committed.
+//! Parsed catalog entries are kept in process, checked against the catalog version
+//! ([`catalog_cache`]): a ranking trails another replica's catalog write by at most one poll of
+//! the counter change feed and its round trip, as the kept source lists do. Accepting events
+//! reads the version in its own round trip (`Store::event_videos`): an event for a video deleted
+//! on any replica is refused as soon as the deletion has committed.
 //!
 //! Video counters are kept in process until they change ([`VideoCounters`]): every change is
 //! announced on the counter change feed, atomically with it, and every replica follows the feed
@@ -50,9 +44,12 @@
 //! friend's next write is heard ([`super::recent_lists`]). The user's own state (profile,
 //! follows, affinities, taste, seen set) is always read from Redis.
 
+mod catalog_cache;
+mod ranking_reads;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -62,21 +59,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog_lists::CatalogLists;
 use super::keys::Keys;
-use super::list_reads::{self, Keep, ListKey, Order};
+use super::list_reads::ListKey;
 use super::recent_lists::RecentLists;
 use super::redis_conn::{self, RedisConfigError, RedisTarget, RedisTlsFiles};
-use super::redis_counter_feed::{self, FOLLOWED_WITHIN, durations_of};
+use super::redis_counter_feed::{self, FOLLOWED_WITHIN};
 use super::redis_events::{self, Ingest, IngestMetrics, IngestSettings};
 use super::redis_link::RedisLink;
 use super::redis_log;
 use super::redis_peers::{self, PeerWrites};
-use super::seen_check::{SeenCheck, seen_set};
 use super::shared_cache::SharedCache;
-use super::state_reads::{RankingState, ReadFrom, StateReads, Tally};
+use super::state_reads::StateReads;
 use super::video_counters::VideoCounters;
 use super::{
-    CacheEntry, CandidateData, CandidateLists, CandidateQuery, CandidateRef, ListedIds, SeenCount,
-    SeenRead, SharedList, SourceList, StateRead, Store, StoreError, UserState, UserVersion,
+    CacheEntry, CandidateData, CandidateLists, CandidateQuery, CandidateRef, SeenCount, SeenRead,
+    SharedList, StateRead, Store, StoreError, UserState, UserVersion,
 };
 use super::{anchored, encoding, taste_sums};
 use crate::exposure::{LogSettings, LoggedEvent};
@@ -86,8 +82,8 @@ use crate::learning::{
     TrendingScope, VideoStats, bucket_field,
 };
 use crate::model::{Follows, UserProfile, Video};
-use crate::prefetch;
-use crate::vocabulary::{self, CatalogEntry, Term, TermTable, known};
+use crate::vocabulary::{self, CatalogEntry};
+use catalog_cache::{CatalogCache, video_of};
 
 /// Most users per `ZADD` of the last-activity set in an apply (2 arguments each; Lua's
 /// `unpack` in the apply script takes a few thousand).
@@ -124,48 +120,6 @@ const CATALOG_LISTS_MAX: usize = 50_000;
 /// emptied when full. A list of the default 10 ids is ~0.5 KiB: ~25 MiB at most.
 const RECENT_LISTS_MAX: usize = 50_000;
 
-/// Most catalog entries kept in process (about 0.5 KiB each); the cache is emptied when full.
-const CATALOG_CACHE_MAX: usize = 250_000;
-
-/// Parsed catalog entries valid at one catalog version (see the module docs), in a dense table by
-/// their ids' catalog terms.
-#[derive(Default)]
-struct CatalogCache {
-    /// Version the entries were read at; `None` before the first read.
-    version: Option<i64>,
-    videos: TermTable<Arc<CatalogEntry>>,
-}
-
-impl CatalogCache {
-    /// The version the entries were read at and the cached entries of the ids of `terms`, in
-    /// order (`None`: an id without a term, which no entry read so far has).
-    fn lookup(
-        &self,
-        terms: impl Iterator<Item = Option<Term>>,
-    ) -> (Option<i64>, Vec<Option<Arc<CatalogEntry>>>) {
-        let cached: Vec<Option<&Arc<CatalogEntry>>> =
-            terms.map(|t| t.and_then(|t| self.videos.get(t))).collect();
-        prefetch::arc_counts(cached.iter().flatten().copied());
-        let videos = cached.into_iter().map(|v| v.map(Arc::clone)).collect();
-        (self.version, videos)
-    }
-
-    /// Keeps `read`, entries read no earlier than catalog version `version`; everything cached
-    /// at another version is dropped first (and everything when the cache would overflow).
-    fn record(&mut self, version: i64, read: impl IntoIterator<Item = Arc<CatalogEntry>>) {
-        if self.version != Some(version) {
-            self.version = Some(version);
-            self.videos.clear();
-        }
-        for v in read {
-            if self.videos.len() >= CATALOG_CACHE_MAX {
-                self.videos.clear();
-            }
-            self.videos.insert(v.keys().id, v);
-        }
-    }
-}
-
 /// What the listener hears goes to the store's kept recent lists first, then to the replica's
 /// [`PeerWrites`].
 struct StorePeers {
@@ -184,16 +138,6 @@ impl PeerWrites for StorePeers {
     fn listening(&self, live: bool) {
         self.recent.listening(live.then_some(self.trust));
         self.next.listening(live);
-    }
-}
-
-/// A catalog entry from the reply of its `GET` (`None`: no such video).
-fn video_of(reply: Value) -> Result<Option<Arc<CatalogEntry>>, StoreError> {
-    match parse::<Option<String>>(reply)? {
-        Some(json) => serde_json::from_str::<Video>(&json)
-            .map(|v| Some(Arc::new(CatalogEntry::new(v))))
-            .map_err(corrupt),
-        None => Ok(None),
     }
 }
 
@@ -302,23 +246,6 @@ fn hash_pairs(reply: &Value) -> Result<Vec<(&str, &str)>, StoreError> {
         Value::Nil => Ok(Vec::new()),
         _ => Err(corrupt("HGETALL reply is not a hash")),
     }
-}
-
-/// Counters from an `HMGET` of [`VideoStats::FIELDS`] (missing fields count as 0).
-fn stats_of(reply: Value) -> Result<VideoStats, StoreError> {
-    let Value::Array(values) = reply else {
-        return Err(corrupt("HMGET reply is not an array"));
-    };
-    let mut out = [0.0; VideoStats::FIELDS.len()];
-    for (slot, v) in out.iter_mut().zip(values) {
-        *slot = match v {
-            Value::Nil => 0.0,
-            v => parse::<f64>(v)?,
-        };
-    }
-    Ok(VideoStats::from_pairs(
-        VideoStats::FIELDS.iter().copied().zip(out),
-    ))
 }
 
 impl RedisStore {
@@ -651,55 +578,6 @@ impl RedisStore {
         writes
     }
 
-    /// Completes a catalog-cache lookup of `ids` (`cached_at`, from [`CatalogCache::lookup`]):
-    /// `videos[i]` for `i` in `missing` was just read, no earlier than the catalog `version` (read
-    /// in the same round trip, or by the counter feed's last poll before it was issued). When the
-    /// version moved since the cached entries were read, they are read again; what
-    /// was read is recorded, so no caller uses an entry older than the version it saw. Nothing is
-    /// recorded when nothing was read and the version has not moved (the common case): no write
-    /// lock on every call.
-    async fn settle_catalog_read(
-        &self,
-        ids: &[impl AsRef<str>],
-        cached_at: Option<i64>,
-        version: i64,
-        videos: &mut [Option<Arc<CatalogEntry>>],
-        missing: &[usize],
-    ) -> Result<(), StoreError> {
-        let mut read: Vec<Arc<CatalogEntry>> =
-            missing.iter().filter_map(|&i| videos[i].clone()).collect();
-        if cached_at != Some(version) {
-            let stale: Vec<usize> = (0..ids.len())
-                .filter(|i| videos[*i].is_some() && !missing.contains(i))
-                .collect();
-            if !stale.is_empty() {
-                let again: Vec<String> =
-                    stale.iter().map(|&i| ids[i].as_ref().to_owned()).collect();
-                for (i, v) in stale.into_iter().zip(self.get_videos(&again).await?) {
-                    videos[i] = v.map(|v| Arc::new(CatalogEntry::new(v)));
-                    read.extend(videos[i].clone());
-                }
-            }
-        }
-        if !read.is_empty() || cached_at != Some(version) {
-            self.catalog.write().record(version, read);
-        }
-        Ok(())
-    }
-
-    /// Drops this replica's catalog cache and shared lists at once after its own catalog write
-    /// (other replicas notice the version change on their next candidate read, and their lists
-    /// within the shared-cache bound).
-    fn forget_catalog(&self) {
-        {
-            let mut c = self.catalog.write();
-            c.version = None;
-            c.videos.clear();
-        }
-        self.lists.clear();
-        self.catalog_lists.reset();
-    }
-
     /// Adds the reads of `user`'s state (taste of `eras`) to `pipe`; [`user_state_of`] parses
     /// their replies.
     fn read_user_state(&self, pipe: &mut Pipeline, user: &str, eras: &[i64]) {
@@ -935,116 +813,7 @@ impl Store for RedisStore {
     }
 
     async fn candidate_lists(&self, q: &CandidateQuery) -> Result<CandidateLists, StoreError> {
-        let reads = list_reads::reads_of(q);
-        // Kept lists come from the caches; the rest in one round trip.
-        let cache_keys = list_reads::cache_keys(&reads);
-        let kept_by = |keep: Keep| -> Vec<usize> {
-            (0..reads.len())
-                .filter(|&i| reads[i].source.keep() == keep && cache_keys[i].is_some())
-                .collect()
-        };
-        let (shared, catalog) = (
-            kept_by(Keep::SharedCacheBound),
-            kept_by(Keep::WhileCatalogHolds),
-        );
-        let now = Instant::now();
-        let cached = self
-            .lists
-            .lookup(shared.iter().filter_map(|&i| cache_keys[i]));
-        let (ticket, kept) = self
-            .catalog_lists
-            .lookup(catalog.iter().filter_map(|&i| cache_keys[i]), now);
-        let users: Vec<usize> = (0..reads.len())
-            .filter(|&i| reads[i].user_list().is_some() && !reads[i].is_empty())
-            .collect();
-        let user_lists: Vec<(&str, isize)> =
-            users.iter().filter_map(|&i| reads[i].user_list()).collect();
-        let (recent_ticket, recent) = self.recent.lookup(&user_lists);
-        let mut lists: Vec<Option<SharedList>> = vec![None; reads.len()];
-        for (&i, list) in shared
-            .iter()
-            .chain(&catalog)
-            .chain(&users)
-            .zip(cached.into_iter().chain(kept).chain(recent))
-        {
-            lists[i] = list;
-        }
-        for (list, r) in lists.iter_mut().zip(&reads) {
-            if r.is_empty() {
-                *list = Some(SharedList::default());
-            }
-        }
-        let mut pipe = redis::pipe();
-        let missing: Vec<usize> = (0..reads.len()).filter(|i| lists[*i].is_none()).collect();
-        let mut tally = Tally::default();
-        for (r, list) in reads.iter().zip(&lists) {
-            if !r.is_empty() {
-                let from = if list.is_some() {
-                    ReadFrom::Memory
-                } else {
-                    ReadFrom::Redis
-                };
-                tally.add(r.source.keep().state(), from, 1);
-            }
-        }
-        self.state_reads.record(&tally);
-        for &i in &missing {
-            let r = &reads[i];
-            let key = r.redis_key(&self.keys);
-            match r.source.order() {
-                Order::Newest => pipe.zrevrange(key, r.start, r.stop),
-                Order::Oldest => pipe.zrange(key, r.start, r.stop),
-                Order::List => pipe.lrange(key, r.start, r.stop),
-            };
-        }
-        // A small seen set comes along, so the candidate read need not ask for it.
-        let read_seen = SeenCheck::with_lists(q);
-        if read_seen {
-            pipe.zrange(self.keys.seen(&q.seen.user), 0, -1);
-        }
-        let mut seen = SeenRead::Pending(q.seen.count);
-        if !missing.is_empty() || read_seen {
-            let mut replies = self.run(&pipe).await?;
-            if replies.len() != missing.len() + usize::from(read_seen) {
-                return Err(corrupt("short pipeline reply"));
-            }
-            if read_seen {
-                let set = replies
-                    .pop()
-                    .ok_or_else(|| corrupt("short pipeline reply"))?;
-                seen = SeenRead::Whole(seen_set(set)?);
-            }
-            let (mut read_shared, mut read_catalog, mut read_recent) =
-                (Vec::new(), Vec::new(), Vec::new());
-            for (&i, reply) in missing.iter().zip(replies) {
-                let ids = Arc::new(ListedIds::new(parse::<Vec<String>>(reply)?));
-                let kept = cache_keys[i].map(|key| (key, ids.clone()));
-                match (reads[i].source.keep(), kept, reads[i].user_list()) {
-                    (Keep::WhileCatalogHolds, Some(kept), _) => read_catalog.push(kept),
-                    (Keep::SharedCacheBound, Some(kept), _) => read_shared.push(kept),
-                    (Keep::UntilUserWrites, _, Some((user, stop))) => {
-                        read_recent.push((user, stop, ids.clone()));
-                    }
-                    _ => {}
-                }
-                lists[i] = Some(ids);
-            }
-            self.lists.insert(read_shared);
-            self.catalog_lists
-                .keep(ticket, read_catalog, Instant::now());
-            self.recent.keep(recent_ticket, read_recent);
-        }
-        let mut lists = lists.into_iter().map(Option::unwrap_or_default);
-        let mut take = |count: usize| -> SourceList { lists.by_ref().take(count).collect() };
-        Ok(CandidateLists {
-            followed: take(q.creators.len()),
-            friends: take(q.friends.len()),
-            trending: take(q.trending.len()),
-            fresh: take(q.fresh.len()),
-            similar: take(q.tags.len()),
-            long_tail: take(usize::from(q.long_tail.1 > 0)),
-            seen,
-        })
+        self.read_lists(q).await
     }
 
     async fn candidates(
@@ -1053,112 +822,7 @@ impl Store for RedisStore {
         seen: &SeenRead,
         candidates: &[CandidateRef<'_>],
     ) -> Result<Vec<Option<CandidateData>>, StoreError> {
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<&str> = candidates.iter().map(|c| c.id).collect();
-        // A set read with the lists is checked in process: nothing to read for it here.
-        let seen_check = match seen {
-            SeenRead::Pending(count) => SeenCheck::of(*count, ids.len()),
-            SeenRead::Whole(_) => SeenCheck::Nothing,
-        };
-        // The catalog cache and the kept counters are keyed by the ids' terms: a merged list's
-        // candidates carry theirs, the others are looked up (an id without one has no cached
-        // entry nor kept counters; its counters are kept under the term of the catalog entry
-        // read with it, if there is one: only catalog entries and source lists add terms).
-        let terms: Vec<Option<Term>> = candidates
-            .iter()
-            .map(|c| c.term.or_else(|| known(c.id)))
-            .collect();
-        let (cached_at, mut videos) = self.catalog.read().lookup(terms.iter().copied());
-        let (ticket, mut stats) = self.counters.lookup(terms.iter().copied());
-        // The catalog version and the duration totals as of the counter feed's last poll, while it
-        // is followed; read here otherwise.
-        let kept_version = self.catalog_lists.version(Instant::now());
-        let kept_durations = self.counters.durations();
-        let mut pipe = redis::pipe();
-        if kept_version.is_none() {
-            pipe.get(self.keys.catalog_version());
-        }
-        if kept_durations.is_none() {
-            pipe.hgetall(self.keys.durations());
-        }
-        let unknown: Vec<usize> = (0..ids.len()).filter(|i| stats[*i].is_none()).collect();
-        for &i in &unknown {
-            pipe.cmd("HMGET")
-                .arg(self.keys.video_stats(ids[i]))
-                .arg(&VideoStats::FIELDS[..]);
-        }
-        match seen_check {
-            SeenCheck::Nothing => {}
-            SeenCheck::Whole => {
-                pipe.zrange(self.keys.seen(user), 0, -1);
-            }
-            SeenCheck::EachCandidate => {
-                pipe.cmd("ZMSCORE").arg(self.keys.seen(user)).arg(&ids);
-            }
-        }
-        let missing: Vec<usize> = (0..ids.len()).filter(|i| videos[*i].is_none()).collect();
-        for &i in &missing {
-            pipe.get(self.keys.video(ids[i]));
-        }
-        let mut tally = Tally::default();
-        tally.split(RankingState::CatalogEntry, ids.len(), missing.len());
-        tally.split(RankingState::VideoCounters, ids.len(), unknown.len());
-        self.state_reads.record(&tally);
-        // Nothing to read (every entry and counter held in process; a user who has seen nothing,
-        // or whose seen set came with the lists): no round trip.
-        let replies = if pipe.cmd_iter().next().is_some() {
-            self.run(&pipe).await?
-        } else {
-            Vec::new()
-        };
-        let mut replies = replies.into_iter();
-        let mut next = || {
-            replies
-                .next()
-                .ok_or_else(|| corrupt("short pipeline reply"))
-        };
-        let version = match kept_version {
-            Some(v) => v,
-            None => parse::<Option<i64>>(next()?)?.unwrap_or(0),
-        };
-        let durations = match kept_durations {
-            Some(d) => d,
-            None => durations_of(next()?)?,
-        };
-        for &i in &unknown {
-            stats[i] = Some(stats_of(next()?)?);
-        }
-        let seen = match seen {
-            SeenRead::Whole(set) => set.flags(&ids),
-            SeenRead::Pending(_) => seen_check.flags(&ids, &mut next)?,
-        };
-        for &i in &missing {
-            videos[i] = video_of(next()?)?;
-        }
-        self.counters.keep(
-            ticket,
-            unknown.iter().filter_map(|&i| {
-                let term = terms[i].or_else(|| videos[i].as_ref().map(|v| v.keys().id));
-                term.zip(stats[i])
-            }),
-        );
-        self.settle_catalog_read(&ids, cached_at, version, &mut videos, &missing)
-            .await?;
-        Ok(videos
-            .into_iter()
-            .zip(stats)
-            .zip(seen)
-            .map(|((video, stats), seen)| {
-                video.map(|video| CandidateData {
-                    bucket: durations[video.keys().bucket()],
-                    video,
-                    stats: stats.unwrap_or_default(),
-                    seen,
-                })
-            })
-            .collect())
+        self.read_candidates(user, seen, candidates).await
     }
 
     async fn active_users(&self, limit: usize) -> Result<Vec<String>, StoreError> {
