@@ -12,8 +12,8 @@
 //! peer listener down, a catalog larger than the caches) is Redis load and latency the replica
 //! could save, and says which of them to look at.
 //!
-//! Counted once per store call (two counter adds per state), never per item: a ranking of 600
-//! candidates costs ten atomic adds.
+//! Counted once per store call that succeeded (at most two counter adds per state), never per
+//! item: a ranking of 600 candidates costs at most ten atomic adds.
 
 use feed_metrics::ops;
 use prometheus::{IntCounter, IntCounterVec, Opts};
@@ -47,6 +47,22 @@ pub enum ReadFrom {
 
 const STATES: usize = <RankingState as strum::VariantArray>::VARIANTS.len();
 const FROM: usize = <ReadFrom as strum::VariantArray>::VARIANTS.len();
+
+// The series are indexed by discriminant: each variant's must be its place in `VARIANTS`.
+const _: () = {
+    let states = <RankingState as strum::VariantArray>::VARIANTS;
+    let mut i = 0;
+    while i < states.len() {
+        assert!(states[i] as usize == i);
+        i += 1;
+    }
+    let from = <ReadFrom as strum::VariantArray>::VARIANTS;
+    let mut i = 0;
+    while i < from.len() {
+        assert!(from[i] as usize == i);
+        i += 1;
+    }
+};
 
 /// One store call's items by state and origin, recorded at once ([`StateReads::record`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

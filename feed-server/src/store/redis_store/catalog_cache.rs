@@ -4,8 +4,9 @@
 //! change feed's last poll read (every 20 ms, [`super::CatalogLists::version`]); while the feed
 //! is not followed, or right after this replica's own catalog write, it reads the version in its
 //! candidates' round trip instead. When the version moved (a catalog write on any replica), the
-//! cache is dropped and the entries it supplied are read again ([`RedisStore::settle_catalog_read`]),
-//! so a ranking never uses a catalog entry older than the version it checks against.
+//! cache is dropped and the entries it supplied are read again
+//! ([`RedisStore::settle_catalog_read`]), so a ranking never uses a catalog entry older than the
+//! version it checks against.
 
 use std::sync::Arc;
 
@@ -80,7 +81,7 @@ impl RedisStore {
     /// version moved since the cached entries were read, they are read again; what
     /// was read is recorded, so no caller uses an entry older than the version it saw. Nothing is
     /// recorded when nothing was read and the version has not moved (the common case): no write
-    /// lock on every call.
+    /// lock on every call. Returns how many cached entries were read again.
     pub(super) async fn settle_catalog_read(
         &self,
         ids: &[impl AsRef<str>],
@@ -88,14 +89,16 @@ impl RedisStore {
         version: i64,
         videos: &mut [Option<Arc<CatalogEntry>>],
         missing: &[usize],
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
         let mut read: Vec<Arc<CatalogEntry>> =
             missing.iter().filter_map(|&i| videos[i].clone()).collect();
+        let mut read_again = 0;
         if cached_at != Some(version) {
             let stale: Vec<usize> = (0..ids.len())
                 .filter(|i| videos[*i].is_some() && !missing.contains(i))
                 .collect();
             if !stale.is_empty() {
+                read_again = stale.len();
                 let again: Vec<String> =
                     stale.iter().map(|&i| ids[i].as_ref().to_owned()).collect();
                 for (i, v) in stale.into_iter().zip(self.get_videos(&again).await?) {
@@ -107,7 +110,7 @@ impl RedisStore {
         if !read.is_empty() || cached_at != Some(version) {
             self.catalog.write().record(version, read);
         }
-        Ok(())
+        Ok(read_again)
     }
 
     /// Drops this replica's catalog cache and shared lists at once after its own catalog write

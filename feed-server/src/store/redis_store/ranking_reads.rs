@@ -1,5 +1,5 @@
-//! The reads of a ranking's shared state ([`Store::candidate_lists`](crate::store::Store::candidate_lists), [`Store::candidates`](crate::store::Store::candidates)):
-//! what the replica keeps in process — kept source lists ([`super::CatalogLists`],
+//! The reads of a ranking's shared state (`Store::candidate_lists`, `Store::candidates`): what
+//! the replica keeps in process — kept source lists ([`super::CatalogLists`],
 //! [`super::SharedCache`], [`super::RecentLists`]), the catalog cache ([`super::catalog_cache`])
 //! and the kept counters ([`super::VideoCounters`]) — and the rest read from Redis in one
 //! pipelined round trip each, counted by origin in `feed_ranking_state_reads_total`
@@ -41,8 +41,8 @@ fn stats_of(reply: Value) -> Result<VideoStats, StoreError> {
 }
 
 impl RedisStore {
-    /// [`Store::candidate_lists`](crate::store::Store::candidate_lists): kept lists from the replica's caches, the rest (and a small
-    /// seen set) in one round trip; what was read is kept as its source allows.
+    /// `Store::candidate_lists`: kept lists from the replica's caches, the rest (and a small seen
+    /// set) in one round trip; what was read is kept as its source allows.
     pub(super) async fn read_lists(
         &self,
         q: &CandidateQuery,
@@ -99,7 +99,6 @@ impl RedisStore {
                 tally.add(r.source.keep().state(), from, 1);
             }
         }
-        self.state_reads.record(&tally);
         for &i in &missing {
             let r = &reads[i];
             let key = r.redis_key(&self.keys);
@@ -146,6 +145,8 @@ impl RedisStore {
                 .keep(ticket, read_catalog, Instant::now());
             self.recent.keep(recent_ticket, read_recent);
         }
+        // Counted once the reads succeeded: a failed call read nothing.
+        self.state_reads.record(&tally);
         let mut lists = lists.into_iter().map(Option::unwrap_or_default);
         let mut take = |count: usize| -> SourceList { lists.by_ref().take(count).collect() };
         Ok(CandidateLists {
@@ -159,7 +160,7 @@ impl RedisStore {
         })
     }
 
-    /// [`Store::candidates`](crate::store::Store::candidates): catalog entries and counters from the catalog cache and the kept
+    /// `Store::candidates`: catalog entries and counters from the catalog cache and the kept
     /// counters, the rest, the seen check and the catalog version (unless the counter change
     /// feed's last poll has it) in one round trip.
     pub(super) async fn read_candidates(
@@ -217,10 +218,6 @@ impl RedisStore {
         for &i in &missing {
             pipe.get(self.keys.video(ids[i]));
         }
-        let mut tally = Tally::default();
-        tally.split(RankingState::CatalogEntry, ids.len(), missing.len());
-        tally.split(RankingState::VideoCounters, ids.len(), unknown.len());
-        self.state_reads.record(&tally);
         // Nothing to read (every entry and counter held in process; a user who has seen nothing,
         // or whose seen set came with the lists): no round trip.
         let replies = if pipe.cmd_iter().next().is_some() {
@@ -259,8 +256,16 @@ impl RedisStore {
                 term.zip(stats[i])
             }),
         );
-        self.settle_catalog_read(&ids, cached_at, version, &mut videos, &missing)
+        let read_again = self
+            .settle_catalog_read(&ids, cached_at, version, &mut videos, &missing)
             .await?;
+        // Counted once the reads succeeded; entries read again after a catalog write came from
+        // Redis too.
+        let mut tally = Tally::default();
+        let from_redis = (missing.len() + read_again).min(ids.len());
+        tally.split(RankingState::CatalogEntry, ids.len(), from_redis);
+        tally.split(RankingState::VideoCounters, ids.len(), unknown.len());
+        self.state_reads.record(&tally);
         Ok(videos
             .into_iter()
             .zip(stats)
