@@ -649,6 +649,7 @@ BAD_VALUES = [
     ({"feedAlerts": {"eventApplyLag": {"maxSeconds": -1}}}, "at '/feedAlerts/eventApplyLag/maxSeconds'"),
     ({"feedAlerts": {"eventApplyLag": {"for": "soon"}}}, "at '/feedAlerts/eventApplyLag/for'"),
     ({"feedAlerts": {"sharedStateStaleFor": "5 minutes"}}, "at '/feedAlerts/sharedStateStaleFor'"),
+    ({"feedAlerts": {"peerWritesNotHeardFor": "soon"}}, "at '/feedAlerts/peerWritesNotHeardFor'"),
     ({"dashboards": {"label": ""}}, "at '/dashboards/label'"),
 ]
 
@@ -931,6 +932,7 @@ def test_example_takes_redis_from_a_secret():
 FEED_ALERTS = {
     "FeedErrorBudgetBurn", "FeedLatencyBudgetBurn", "FeedCacheHitRatioLow", "FeedStoreErrors", "FeedProfileReloadFailed",
     "FeedEventBacklogHigh", "FeedEventApplyLagHigh", "FeedEventsUnreadable", "FeedSharedStateStale",
+    "FeedPeerWritesNotHeard",
 }
 
 
@@ -956,6 +958,7 @@ def test_feed_alert_thresholds_follow_the_values():
         "enabled": True, "availability": {"objective": 0.99}, "latency": {"objective": 0.95, "thresholdSeconds": "1"},
         "cacheHitRatio": {"floor": 0.7, "for": "30m"}, "eventBacklog": {"maxRatio": 0.8, "for": "1m"},
         "eventApplyLag": {"maxSeconds": 2.5, "for": "10m"}, "sharedStateStaleFor": "15m",
+        "peerWritesNotHeardFor": "20m",
     }})
     rules = {(r["alert"], r["labels"].get("window")): r for g in rule["spec"]["groups"] for r in g["rules"]}
     exprs = {key: r["expr"] for key, r in rules.items()}
@@ -968,6 +971,8 @@ def test_feed_alert_thresholds_follow_the_values():
     assert "80% of the limit" in rules[("FeedEventBacklogHigh", None)]["annotations"]["description"]
     assert exprs[("FeedEventApplyLagHigh", None)].rstrip().endswith("> 2.5") and rules[("FeedEventApplyLagHigh", None)]["for"] == "10m"
     assert rules[("FeedSharedStateStale", None)]["for"] == "15m"
+    assert rules[("FeedPeerWritesNotHeard", None)]["for"] == "20m"
+    assert "for 20m" in rules[("FeedPeerWritesNotHeard", None)]["annotations"]["description"]
 
 
 def test_promtool_unit_tests_of_the_feed_alerts(tmp_path):
@@ -975,7 +980,7 @@ def test_promtool_unit_tests_of_the_feed_alerts(tmp_path):
     (tmp_path / "feed-rules.yaml").write_text(yaml.safe_dump(feed_rule(SCENARIOS["feed-monitoring"])["spec"], sort_keys=False))
     check = subprocess.run([PROMTOOL, "check", "rules", "feed-rules.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 11 rules found" in check.stdout
+    assert "SUCCESS: 12 rules found" in check.stdout
     (tmp_path / "feed_alerts_test.yaml").write_text((Path(__file__).parent / "feed_alerts_test.yaml").read_text())
     proc = subprocess.run([PROMTOOL, "test", "rules", "feed_alerts_test.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
