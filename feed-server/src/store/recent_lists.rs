@@ -69,13 +69,32 @@ impl State {
         self.generation += 1;
         self.floor = self.generation;
     }
+
+    /// Makes room in a full map (`max` entries): keeps only the lists still usable at `now`
+    /// (read less than the trust ago), drops the rest — write marks, reads in flight, lists past
+    /// their trust — and, as [`State::empty`], keeps no read in flight (a dropped mark would let
+    /// a write racing its read go unnoticed; with the floor raised no earlier ticket needs one).
+    /// When usable lists alone still fill three quarters of the map, empties it, so a map full
+    /// of live lists is not swept again at every read.
+    fn make_room(&mut self, now: Instant, max: usize) {
+        let trust = self.trust.unwrap_or_default();
+        self.entries.retain(|_, slot| {
+            matches!(slot, Slot::Kept { read_at, .. } if now.saturating_duration_since(*read_at) < trust)
+        });
+        self.generation += 1;
+        self.floor = self.generation;
+        if self.entries.len() >= max - max / 4 {
+            self.entries.clear();
+        }
+    }
 }
 
 /// Users' recent-engagement lists kept in process (see the module docs).
 pub(crate) struct RecentLists {
     /// `false`: nothing is ever kept (`--shared-cache-ms 0`).
     on: bool,
-    /// Most entries (lists, reads in flight, write marks); a full map is emptied.
+    /// Most entries (lists, reads in flight, write marks); a full map keeps only its usable
+    /// lists ([`State::make_room`]).
     max_entries: usize,
     state: RwLock<State>,
 }
@@ -129,7 +148,8 @@ impl RecentLists {
             let mut s = self.state.write();
             for user in missed {
                 if s.entries.len() >= self.max_entries {
-                    s.empty();
+                    // This lookup's reads were issued before the floor moved: no marks for them.
+                    s.make_room(now, self.max_entries);
                     break;
                 }
                 s.entries.entry(user.into()).or_insert(Slot::Reading);
@@ -168,7 +188,8 @@ impl RecentLists {
                 ) if *later > read_under => {}
                 Some(slot) => *slot = kept,
                 None if full => {
-                    s.empty();
+                    // The rest of this call's reads were issued before the floor moved.
+                    s.make_room(Instant::now(), self.max_entries);
                     return;
                 }
                 None => {
@@ -368,6 +389,46 @@ mod tests {
         let (ticket, _) = off.lookup(&[("f1", 9)]);
         off.keep(ticket, [("f1", 9, list(&["v1"]))]);
         assert_eq!(off.len(), 0, "off");
+    }
+
+    #[test]
+    fn a_full_map_keeps_its_usable_lists_and_drops_the_rest() {
+        let r = RecentLists::new(true, 8);
+        r.listening(Some(Duration::from_millis(500)));
+        let (old, _) = r.lookup(&[("old", 9)]);
+        r.keep(old, [("old", 9, list(&["v0"]))]);
+        std::thread::sleep(Duration::from_millis(510));
+        let (live, _) = r.lookup(&[("f1", 9), ("f2", 9)]);
+        r.keep(live, [("f1", 9, list(&["v1"])), ("f2", 9, list(&["v2"]))]);
+        r.written("f2");
+        let (in_flight, _) = r.lookup(&[("f3", 9), ("f4", 9), ("f5", 9), ("f6", 9), ("f7", 9)]);
+        assert_eq!(
+            r.len(),
+            8,
+            "full: a stale list, a live one, a write mark, five reads"
+        );
+        let (_, found) = r.lookup(&[("f1", 9), ("f8", 9)]);
+        assert_eq!(ids(&found), [Some(vec!["v1".to_owned()]), None]);
+        assert_eq!(r.len(), 1, "only the usable list is left");
+        r.keep(in_flight, [("f3", 9, list(&["v3"]))]);
+        assert_eq!(
+            ids(&r.lookup(&[("f3", 9)]).1),
+            [None],
+            "a read issued before the room was made is not kept"
+        );
+        let (ticket, _) = r.lookup(&[("f2", 9)]);
+        r.keep(ticket, [("f2", 9, list(&["v2b"]))]);
+        assert_eq!(
+            ids(&r.lookup(&[("f1", 9), ("f2", 9)]).1),
+            [Some(vec!["v1".to_owned()]), Some(vec!["v2b".to_owned()])],
+            "the kept list still used, a read issued after it kept"
+        );
+        r.written("f1");
+        assert_eq!(
+            ids(&r.lookup(&[("f1", 9)]).1),
+            [None],
+            "a write of a user whose list survived still drops it"
+        );
     }
 
     #[test]

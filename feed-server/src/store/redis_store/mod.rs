@@ -116,8 +116,9 @@ const SHARED_CACHE_MAX: usize = 250_000;
 /// default budgets.
 const CATALOG_LISTS_MAX: usize = 50_000;
 
-/// Most users' recent-engagement lists (and reads in flight) kept in process; the map is
-/// emptied when full. A list of the default 10 ids is ~0.5 KiB: ~25 MiB at most.
+/// Most users' recent-engagement lists (and reads in flight, write marks) kept in process; a
+/// full map keeps only its usable lists. A list of the default 10 ids is ~0.5 KiB: ~25 MiB at
+/// most.
 const RECENT_LISTS_MAX: usize = 50_000;
 
 /// What the listener hears goes to the store's kept recent lists first, then to the replica's
