@@ -11,10 +11,12 @@
 # A_DIR and B_DIR each hold release binaries: feed-server, feedroll-loadgen and
 # feedroll-static-baseline (copy them from target/release after building each version). One
 # private redis-server on a free loopback port; the bench world (defaults of
-# `feedroll-loadgen load`) loaded once through A's feed-server; then N rounds (default 5) of A
-# then B: feed-server restarted on the same Redis, the cached heads dropped (every run ranks
-# anew), and `feedroll-loadgen run --phases P` (3 s lead-in, S s measured, default 10,
-# a fresh cold-user order each run). Prints one line per phase and run (requests/s, bytes per
+# `feedroll-loadgen load`) loaded once through A's feed-server; then N rounds (default 6) of
+# both, A first in odd rounds and B first in even ones (on this host the second run of a pair
+# tends to be the faster whichever build it is: BENCHMARKS.md, "Friends' lists: a full map keeps
+# its usable lists"; give an even N): feed-server restarted on the same Redis, the cached heads
+# dropped (every run ranks anew), and `feedroll-loadgen run --phases P` (3 s lead-in, S s
+# measured, default 10, a fresh cold-user order each run). Prints one line per phase and run (requests/s, bytes per
 # response, server (feed-server or baseline) and Redis CPU µs per request, loadgen CPU µs per
 # request, CPU of bench / other processes) and writes each run's results to DIR (default
 # bench-out/ab). Everything it starts is stopped on every exit path.
@@ -23,10 +25,10 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
 
-rounds=5 duration=10 phases=uncached out=bench-out/ab dirs=()
+rounds=6 duration=10 phases=uncached out=bench-out/ab dirs=()
 while (($#)); do
   case "$1" in
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --rounds) rounds="$2"; shift ;;
     --duration-secs) duration="$2"; shift ;;
     --phases) phases="$2"; shift ;;
@@ -78,7 +80,9 @@ pids+=("$baseline_pid")
 
 seed=1000
 for ((round = 1; round <= rounds; round++)); do
-  for side in A B; do
+  order="A B"
+  ((round % 2 == 0)) && order="B A"
+  for side in $order; do
     dir="${dirs[0]}"
     [ "$side" = B ] && dir="${dirs[1]}"
     for pattern in '*head:*' '*snap:*'; do
