@@ -40,7 +40,7 @@ pub use redis_counter_feed::{
 pub use redis_events::{IngestArgs, IngestMetrics, IngestSettings};
 pub use redis_peers::PeerWrites;
 pub use redis_store::RedisStore;
-pub use state_reads::{RankingState, ReadFrom, StateReads};
+pub use state_reads::StateReads;
 
 use crate::affinity::{Affinities, Taste};
 use crate::exposure::LoggedEvent;

@@ -254,6 +254,12 @@ mod tests {
         r
     }
 
+    /// A lookup of `user`'s list (last index 9) and the keep of what it read, `ids`, at once.
+    fn read(r: &RecentLists, user: &str, ids: &[&str]) {
+        let (ticket, _) = r.lookup(&[(user, 9)]);
+        r.keep(ticket, [(user, 9, list(ids))]);
+    }
+
     /// The ids of each looked-up list (`None`: to be read).
     fn ids(found: &[Option<SharedList>]) -> Vec<Option<Vec<String>>> {
         found
@@ -314,8 +320,7 @@ mod tests {
         let r = listening();
         let (slow, _) = r.lookup(&[("f1", 9)]);
         r.written("f1");
-        let (fast, _) = r.lookup(&[("f1", 9)]);
-        r.keep(fast, [("f1", 9, list(&["new"]))]);
+        read(&r, "f1", &["new"]);
         // The slow read saw the list before the write; it comes back last.
         r.keep(slow, [("f1", 9, list(&["old"]))]);
         assert_eq!(
@@ -348,8 +353,7 @@ mod tests {
     fn another_range_or_a_read_older_than_the_trust_is_read_again() {
         let r = RecentLists::new(true, 100);
         r.listening(Some(Duration::from_millis(30)));
-        let (ticket, _) = r.lookup(&[("f1", 9)]);
-        r.keep(ticket, [("f1", 9, list(&["v1"]))]);
+        read(&r, "f1", &["v1"]);
         assert_eq!(ids(&r.lookup(&[("f1", 4)]).1), [None], "another range");
         assert!(r.lookup(&[("f1", 9)]).1[0].is_some());
         std::thread::sleep(Duration::from_millis(40));
@@ -359,13 +363,11 @@ mod tests {
     #[test]
     fn nothing_is_used_or_kept_unless_the_listener_vouches_and_its_changes_drop_everything() {
         let r = RecentLists::new(true, 100);
-        let (ticket, _) = r.lookup(&[("f1", 9)]);
-        r.keep(ticket, [("f1", 9, list(&["v1"]))]);
+        read(&r, "f1", &["v1"]);
         assert_eq!(r.len(), 0, "not listening yet");
         r.listening(Some(LONG));
         let (in_flight, _) = r.lookup(&[("f1", 9)]);
-        let (ticket, _) = r.lookup(&[("f2", 9)]);
-        r.keep(ticket, [("f2", 9, list(&["v2"]))]);
+        read(&r, "f2", &["v2"]);
         r.listening(None);
         assert_eq!(
             ids(&r.lookup(&[("f2", 9)]).1),
@@ -395,8 +397,7 @@ mod tests {
     fn a_full_map_keeps_its_usable_lists_and_drops_the_rest() {
         let r = RecentLists::new(true, 8);
         r.listening(Some(Duration::from_millis(500)));
-        let (old, _) = r.lookup(&[("old", 9)]);
-        r.keep(old, [("old", 9, list(&["v0"]))]);
+        read(&r, "old", &["v0"]);
         std::thread::sleep(Duration::from_millis(510));
         let (live, _) = r.lookup(&[("f1", 9), ("f2", 9)]);
         r.keep(live, [("f1", 9, list(&["v1"])), ("f2", 9, list(&["v2"]))]);
@@ -416,8 +417,7 @@ mod tests {
             [None],
             "a read issued before the room was made is not kept"
         );
-        let (ticket, _) = r.lookup(&[("f2", 9)]);
-        r.keep(ticket, [("f2", 9, list(&["v2b"]))]);
+        read(&r, "f2", &["v2b"]);
         assert_eq!(
             ids(&r.lookup(&[("f1", 9), ("f2", 9)]).1),
             [Some(vec!["v1".to_owned()]), Some(vec!["v2b".to_owned()])],

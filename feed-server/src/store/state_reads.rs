@@ -138,8 +138,9 @@ impl StateReads {
         }
     }
 
-    /// The count of one series (for tests and the bench's reports).
-    pub fn get(&self, state: RankingState, from: ReadFrom) -> u64 {
+    /// The count of one series.
+    #[cfg(test)]
+    fn get(&self, state: RankingState, from: ReadFrom) -> u64 {
         self.series[state as usize][from as usize].get()
     }
 }

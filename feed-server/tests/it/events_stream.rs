@@ -113,15 +113,14 @@ async fn own_feed_reflects_events_at_once_and_consumers_apply_the_rest() {
     assert_eq!(xlen(&mut conn, "feed:{shared}:xlog"), 6);
     // The consumer counts the events once the apply script's reply is back, which may be a
     // moment after Redis shows them applied.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let text = loop {
-        let text = consumer.metrics().await;
-        if metric(&text, "feed_events_applied_total", &[]) != Some(0.0) || Instant::now() > deadline
-        {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let text = consumer
+        .wait_metric(
+            "feed_events_applied_total",
+            Duration::from_secs(5),
+            "the consumer counted nothing",
+            |v| v != Some(0.0),
+        )
+        .await;
     assert_eq!(metric(&text, "feed_events_applied_total", &[]), Some(6.0));
     let lag = metric(&text, "feed_event_apply_lag_seconds", &[]).expect("lag metric");
     assert!((0.0..60.0).contains(&lag), "lag {lag}");

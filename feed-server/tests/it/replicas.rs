@@ -95,14 +95,13 @@ async fn replicas(shared: &Shared) -> Vec<TestApp> {
 
 /// Waits (up to 1 s) until `feed_peer_writes_listening` of `app` is `value`.
 async fn wait_listening(app: &TestApp, value: f64) {
-    let started = Instant::now();
-    while metric(&app.metrics().await, "feed_peer_writes_listening", &[]) != Some(value) {
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "feed_peer_writes_listening is not {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.wait_metric(
+        "feed_peer_writes_listening",
+        Duration::from_secs(1),
+        &format!("feed_peer_writes_listening not {value}"),
+        |v| v == Some(value),
+    )
+    .await;
 }
 
 /// `n` videos in `language` by `creators` creators (`<language>c<k>`), an hour old.

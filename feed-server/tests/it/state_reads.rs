@@ -6,7 +6,7 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::json;
@@ -70,11 +70,13 @@ async fn world(flags: &[&str]) -> TestApp {
         },
     )
     .await;
-    let started = Instant::now();
-    while metric(&app.metrics().await, "feed_peer_writes_listening", &[]) != Some(1.0) {
-        assert!(started.elapsed() < Duration::from_secs(2), "not listening");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.wait_metric(
+        "feed_peer_writes_listening",
+        Duration::from_secs(2),
+        "not listening",
+        |v| v == Some(1.0),
+    )
+    .await;
     app.put_videos(&catalog(40, 4)).await;
     for user in readers() {
         let (status, body) = app
@@ -90,11 +92,13 @@ async fn world(flags: &[&str]) -> TestApp {
     assert_eq!(status, 200, "{body}");
     // Applied (and, while the counter change feed is followed, polled since).
     if flags.windows(2).any(|f| f == ["--shared-cache-ms", "0"]) {
-        let started = Instant::now();
-        while metric(&app.metrics().await, "feed_event_backlog", &[]) != Some(0.0) {
-            assert!(started.elapsed() < Duration::from_secs(10), "not applied");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        app.wait_metric(
+            "feed_event_backlog",
+            Duration::from_secs(10),
+            "not applied",
+            |v| v == Some(0.0),
+        )
+        .await;
     } else {
         app.settle().await;
     }

@@ -262,8 +262,11 @@ impl RedisStore {
         // Counted once the reads succeeded; entries read again after a catalog write came from
         // Redis too.
         let mut tally = Tally::default();
-        let from_redis = (missing.len() + read_again).min(ids.len());
-        tally.split(RankingState::CatalogEntry, ids.len(), from_redis);
+        tally.split(
+            RankingState::CatalogEntry,
+            ids.len(),
+            missing.len() + read_again,
+        );
         tally.split(RankingState::VideoCounters, ids.len(), unknown.len());
         self.state_reads.record(&tally);
         Ok(videos

@@ -347,6 +347,30 @@ impl TestApp {
         self.settle().await;
     }
 
+    /// Polls the unlabelled series `name` until `holds` its value (`None`: not exported), at
+    /// most `within`; returns the metrics text it held in, and panics naming `what` otherwise.
+    pub async fn wait_metric(
+        &self,
+        name: &str,
+        within: Duration,
+        what: &str,
+        holds: impl Fn(Option<f64>) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = self.metrics().await;
+            let value = metric(&text, name, &[]);
+            if holds(value) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {within:?} ({name} is {value:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// On Redis, waits (up to 10 s) until the shared aggregates hold every accepted event (the
     /// ingest stream's consumer applies them within the lag bound; the embedded store at once),
     /// then until the server has polled the counter change feed since: what it holds in process
@@ -356,25 +380,21 @@ impl TestApp {
             return;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        while metric(&self.metrics().await, "feed_event_backlog", &[]).unwrap_or(0.0) > 0.0 {
-            assert!(Instant::now() < deadline, "events not applied within 10 s");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let applied = unix_secs();
-        while metric(
-            &self.metrics().await,
-            "feed_counter_feed_read_timestamp_seconds",
-            &[],
+        self.wait_metric(
+            "feed_event_backlog",
+            Duration::from_secs(10),
+            "events not applied",
+            |backlog| backlog.unwrap_or(0.0) <= 0.0,
         )
-        .unwrap_or(0.0)
-            < applied
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the counter change feed not polled within 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        .await;
+        let applied = unix_secs();
+        self.wait_metric(
+            "feed_counter_feed_read_timestamp_seconds",
+            deadline.saturating_duration_since(Instant::now()),
+            "the counter change feed not polled",
+            |read_at| read_at.unwrap_or(0.0) >= applied,
+        )
+        .await;
     }
 
     /// The feed page for a user (status must be 200).
