@@ -5,7 +5,7 @@
 //! slots apart. Every `round(1 / longTailShare)`-th slot goes to the best long-tail item. When no
 //! item fits, the spread rule is relaxed first, then the creator cap, so the list never runs dry.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use foldhash::{HashMap, HashMapExt};
 
@@ -254,6 +254,47 @@ impl Queues {
     }
 }
 
+/// The queues' heads (each queue's first item not taken), as a set of positions kept in order:
+/// one bit per item. Every item is in one queue, so a head's position names its queue.
+struct Heads {
+    words: Vec<u64>,
+}
+
+impl Heads {
+    /// An empty set over `len` positions.
+    fn new(len: usize) -> Self {
+        Self {
+            words: vec![0; len.div_ceil(64)],
+        }
+    }
+
+    fn insert(&mut self, at: usize) {
+        self.words[at / 64] |= 1 << (at % 64);
+    }
+
+    fn remove(&mut self, at: usize) {
+        self.words[at / 64] &= !(1 << (at % 64));
+    }
+
+    /// The heads, best (lowest position) first.
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    i * 64 + bit
+                })
+            })
+        })
+    }
+
+    fn first(&self) -> Option<usize> {
+        self.iter().next()
+    }
+}
+
 /// The positions in `items` of the re-ranked list, in order, picked as [`noted`] picks them.
 ///
 /// The items not placed yet wait in one queue per primary tag (items without a tag in one more),
@@ -276,11 +317,14 @@ fn by_tag_queues<T: Diversifiable>(
         .filter(|&at| items[at].long_tail())
         .collect();
     let mut taken = vec![false; items.len()];
-    // Each queue's first item not taken, and the queues ordered by it.
+    // Each queue's first item not taken, and the set of those heads (walked in position order).
     let mut heads = vec![0usize; queues.count()];
-    let mut by_head: BTreeSet<(usize, usize)> = (0..queues.count())
-        .filter_map(|q| queues.queue(q).first().map(|&at| (at, q)))
-        .collect();
+    let mut by_head = Heads::new(items.len());
+    for q in 0..queues.count() {
+        if let Some(&at) = queues.queue(q).first() {
+            by_head.insert(at);
+        }
+    }
     let mut long_tail_head = 0;
     let mut placed = Placed::new(knobs, creators, tags, depth);
     let long_tail_every = long_tail_every(knobs);
@@ -299,10 +343,11 @@ fn by_tag_queues<T: Diversifiable>(
         // The best item over the queues, with the spread rule or without.
         let best = |spread: bool, placed: &Placed| {
             let mut best: Option<usize> = None;
-            for &(head, q) in &by_head {
+            for head in by_head.iter() {
                 if best.is_some_and(|b| head > b) {
                     break;
                 }
+                let q = queue_of(keys[head], tags);
                 if spread && q < tags && placed.too_close(q) {
                     continue;
                 }
@@ -323,7 +368,7 @@ fn by_tag_queues<T: Diversifiable>(
         let pick = long_tail_pick
             .or(first_fit)
             .or_else(|| best(false, &placed))
-            .or_else(|| by_head.first().map(|&(head, _)| head));
+            .or_else(|| by_head.first());
         let Some(at) = pick else {
             break;
         };
@@ -333,12 +378,12 @@ fn by_tag_queues<T: Diversifiable>(
         let q = queue_of(keys[at], tags);
         let queue = queues.queue(q);
         if queue[heads[q]] == at {
-            by_head.remove(&(at, q));
+            by_head.remove(at);
             while heads[q] < queue.len() && taken[queue[heads[q]]] {
                 heads[q] += 1;
             }
             if let Some(&next) = queue.get(heads[q]) {
-                by_head.insert((next, q));
+                by_head.insert(next);
             }
         }
         while long_tail_head < long_tail.len() && taken[long_tail[long_tail_head]] {

@@ -336,12 +336,14 @@ pub async fn rank_feed_with(
     let (ids, flags): (Vec<CandidateRef<'_>>, Vec<Sources>) = merged.into_iter().unzip();
     let data = store.candidates(user_id, &lists.seen, &ids).await?;
     let filters = Filters::resolve(profile, user);
-    let kept: Vec<(CandidateData, Sources)> = data
-        .into_iter()
-        .zip(flags)
-        .filter_map(|(d, flags)| d.map(|d| (d, flags)))
-        .filter(|(d, _)| filters.keep(d))
-        .collect();
+    // Sized for every candidate: collecting a filtered iterator would grow it from empty.
+    let mut kept: Vec<(CandidateData, Sources)> = Vec::with_capacity(data.len());
+    kept.extend(
+        data.into_iter()
+            .zip(flags)
+            .filter_map(|(d, flags)| d.map(|d| (d, flags)))
+            .filter(|(d, _)| filters.keep(d)),
+    );
     let scored = score_all(profile, &at, kept, now);
     let notes = match detail {
         Detail::Explained => Notes::Given,
