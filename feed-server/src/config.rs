@@ -127,6 +127,11 @@ pub struct Config {
     #[arg(long, env = "FEED_EXPOSURE_LOG_CAPACITY", default_value_t = crate::exposure::DEFAULT_LOG_CAPACITY,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub exposure_log_capacity: usize,
+    /// Form of the exposure-log entries this replica writes on Redis; both are read. `packed`
+    /// (one field) costs Redis less per event, but versions without this option cannot read it:
+    /// set it once no such version runs (README: Tuning a profile from the exposure log).
+    #[arg(long, env = "FEED_EXPOSURE_LOG_FORMAT", value_enum, default_value_t = crate::exposure::LogFormat::Fields)]
+    pub exposure_log_format: crate::exposure::LogFormat,
     /// Most exposure-log events one `POST /v1/admin/tune` reads: the newest, so a tune's work
     /// and memory are bounded whatever the window.
     #[arg(long, env = "FEED_TUNE_MAX_EVENTS", default_value_t = crate::exposure::DEFAULT_TUNE_MAX_EVENTS,

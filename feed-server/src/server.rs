@@ -96,6 +96,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
     let tls = config.redis_tls_files();
     let log = LogSettings {
         capacity: config.exposure_log_capacity,
+        format: config.exposure_log_format,
         dropped: exposure::register_drop_counter(&metrics)?,
     };
     let mut consumer = None;

@@ -268,10 +268,12 @@ impl Heads {
         }
     }
 
+    /// Adds the head at position `at` (`at` < the length given to [`Heads::new`]).
     fn insert(&mut self, at: usize) {
         self.words[at / 64] |= 1 << (at % 64);
     }
 
+    /// Removes the head at position `at`.
     fn remove(&mut self, at: usize) {
         self.words[at / 64] &= !(1 << (at % 64));
     }
@@ -290,6 +292,7 @@ impl Heads {
         })
     }
 
+    /// The best head.
     fn first(&self) -> Option<usize> {
         self.iter().next()
     }
@@ -714,6 +717,21 @@ mod tests {
             proptest::prop_assert_eq!(order(&plain), order(&expected));
             proptest::prop_assert!(plain.iter().all(|g| g.notes == [false; 3]));
         }
+    }
+
+    #[test]
+    fn heads_are_walked_in_position_order_across_words() {
+        let mut heads = Heads::new(200);
+        assert_eq!(heads.first(), None);
+        for at in [128, 0, 64, 63, 199, 127] {
+            heads.insert(at);
+        }
+        assert_eq!(heads.iter().collect::<Vec<_>>(), [0, 63, 64, 127, 128, 199]);
+        heads.remove(0);
+        heads.remove(64);
+        assert_eq!(heads.first(), Some(63));
+        assert_eq!(heads.iter().collect::<Vec<_>>(), [63, 127, 128, 199]);
+        assert_eq!(Heads::new(0).iter().count(), 0);
     }
 
     #[test]

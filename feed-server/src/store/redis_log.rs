@@ -1,42 +1,59 @@
 //! The exposure log on Redis: a capped Stream `P xlog` ([`crate::exposure`]). Each entry holds
-//! one accepted event in one field `e`: user, video, type, unix seconds and, when the event had
-//! one, watch ms, joined by [`SEP`] (`\x1f`, the unit separator, which no id holds: the API
-//! refuses ids with control characters). Appends ride in the script that applies a round of the
-//! ingest stream to the shared aggregates (`store::redis_events`), then one `XTRIM MAXLEN ~`
-//! caps the log, and the script counts what it trimmed; reads walk the stream from the newest
-//! entry backwards in pages.
+//! one accepted event, in one of two forms (`--exposure-log-format`, [`LogFormat`]), both read:
 //!
-//! **One field, not five.** Every argument of that script becomes a Lua string and then a Redis
-//! object again, and the log's appends were most of its arguments: fields `u`, `v`, `k`, `t`,
-//! `w` and a `MAXLEN ~` per event made ~13 arguments an event, one field makes 3 (BENCHMARKS.md,
-//! "Event POSTs: the exposure log in one field …"). Entries in the five-field form (written by
-//! versions before this one, or for an id holding [`SEP`], which only a write around the API
-//! could store) are still read. A replica of an earlier version reads only five-field entries:
-//! during a rolling upgrade its `POST /v1/admin/tune` fails (500 `store_corrupt`) once new
-//! entries exist; the upgraded replicas answer it.
+//! - **fields** (the default): fields `u` (user), `v` (video), `k` (type), `t` (unix seconds)
+//!   and `w` (watch ms, when the event had one) — the form every version reads;
+//! - **packed**: one field `e`, the same values joined by [`SEP`] (`\x1f`, the unit separator,
+//!   which no id holds: the API refuses ids with control characters; an event whose id holds it
+//!   anyway, written around the API, is still written in fields).
+//!
+//! Appends ride in the script that applies a round of the ingest stream to the shared
+//! aggregates (`store::redis_events`), then one `XTRIM MAXLEN ~ N LIMIT 0` caps the log (no
+//! limit on what one trim evicts: a round can log far more than the 10,000 entries a trim
+//! evicts by default), and the script counts what it trimmed; reads walk the stream from the
+//! newest entry backwards in pages.
+//!
+//! **Why packed.** Every argument of that script becomes a Lua string and then a Redis object
+//! again, and the log's appends were most of its arguments: 12 or 14 per event with a
+//! `MAXLEN ~ N` each, 9 or 11 in fields now, 3 packed (BENCHMARKS.md, "Event POSTs: the
+//! exposure log in one field …"). A version without
+//! the option reads only fields, and would fail a tune or a replay (500 `store_corrupt`) on a
+//! packed entry — the operator's replay gate asks the *stable* pods, so a canary writing packed
+//! entries would stall its own rollout. Hence fields by default, packed once every replica reads
+//! both (feed-server/README.md).
 
 use std::collections::HashMap;
 
 use redis::{Pipeline, Value};
 
 use super::StoreError;
-use crate::exposure::LoggedEvent;
+use crate::exposure::{LogFormat, LoggedEvent};
 use crate::model::EventType;
 
 /// Entries read per round trip: small enough that a page arrives well within the store timeout
 /// (a debug build on a loaded machine took more than 300 ms for 1,000 entries).
 const PAGE: usize = 500;
 
-/// Separates the parts of an entry's field `e`.
-pub const SEP: char = '\x1f';
+/// Separates the parts of a packed entry's field `e`.
+const SEP: char = '\x1f';
 
 /// The field holding a whole event.
 const FIELD: &str = "e";
 
-/// Adds to `pipe` one `XADD` per event, then one `XTRIM … MAXLEN ~ capacity`.
-pub fn append(pipe: &mut Pipeline, key: &str, capacity: usize, events: &[LoggedEvent]) {
+/// Adds to `pipe` one `XADD` per event in `format`, then one `XTRIM … MAXLEN ~ capacity LIMIT 0`.
+pub fn append(
+    pipe: &mut Pipeline,
+    key: &str,
+    capacity: usize,
+    format: LogFormat,
+    events: &[LoggedEvent],
+) {
     for e in events {
-        match packed(e) {
+        let value = match format {
+            LogFormat::Packed => packed(e),
+            LogFormat::Fields => None,
+        };
+        match value {
             Some(value) => pipe.cmd("XADD").arg(key).arg("*").arg(FIELD).arg(value),
             None => fields(pipe, key, e),
         }
@@ -47,6 +64,8 @@ pub fn append(pipe: &mut Pipeline, key: &str, capacity: usize, events: &[LoggedE
         .arg("MAXLEN")
         .arg("~")
         .arg(capacity)
+        .arg("LIMIT")
+        .arg(0)
         .ignore();
 }
 
@@ -69,7 +88,7 @@ fn packed(e: &LoggedEvent) -> Option<String> {
     Some(value)
 }
 
-/// The five-field `XADD` of `e` (the form earlier versions wrote).
+/// The five-field `XADD` of `e` (the form every version reads).
 fn fields<'p>(pipe: &'p mut Pipeline, key: &str, e: &LoggedEvent) -> &'p mut Pipeline {
     let cmd = pipe
         .cmd("XADD")
@@ -134,7 +153,7 @@ fn parse_packed(value: &str) -> Result<LoggedEvent, String> {
         [user, video, kind, ts] => event_of(user, video, kind, ts, None),
         [user, video, kind, ts, watch_ms] => event_of(user, video, kind, ts, Some(watch_ms)),
         _ => Err(format!(
-            "field {FIELD} has {} parts, not 4 or 5: {value:?}",
+            "field {FIELD} has {} parts, not 4 or 5",
             parts.len()
         )),
     }
@@ -179,9 +198,9 @@ mod tests {
     }
 
     /// The `XREVRANGE` reply holding what `append` would write for `events` (ids made up).
-    fn page_of(events: &[LoggedEvent]) -> Value {
+    fn page_of(format: LogFormat, events: &[LoggedEvent]) -> Value {
         let mut pipe = redis::pipe();
-        append(&mut pipe, "xlog", 1_000, events);
+        append(&mut pipe, "xlog", 1_000, format, events);
         let bulk = |b: &[u8]| Value::BulkString(b.to_vec());
         let cmds: Vec<Vec<Vec<u8>>> = pipe
             .cmd_iter()
@@ -195,7 +214,18 @@ mod tests {
             })
             .collect();
         let (xadds, trim) = cmds.split_at(cmds.len() - 1);
-        assert_eq!(trim[0], [&b"XTRIM"[..], b"xlog", b"MAXLEN", b"~", b"1000"]);
+        assert_eq!(
+            trim[0],
+            [
+                &b"XTRIM"[..],
+                b"xlog",
+                b"MAXLEN",
+                b"~",
+                b"1000",
+                b"LIMIT",
+                b"0"
+            ]
+        );
         Value::Array(
             xadds
                 .iter()
@@ -211,38 +241,52 @@ mod tests {
         )
     }
 
+    /// How many fields each entry of `page` has.
+    fn fields_of(page: &Value) -> Vec<usize> {
+        let Value::Array(entries) = page else {
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .map(|entry| match entry.as_sequence().map(|e| &e[1]) {
+                Some(Value::Array(fields)) => fields.len() / 2,
+                _ => 0,
+            })
+            .collect()
+    }
+
+    fn read(page: Value) -> Vec<LoggedEvent> {
+        parse_page(page)
+            .expect("parse")
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
+    }
+
     #[test]
-    fn an_event_is_one_field_and_reads_back_as_written() {
+    fn each_form_reads_back_as_written() {
         let events = [
             event("u1", EventType::View, Some(1_234.5)),
             event("u2", EventType::Impression, None),
         ];
-        let page = page_of(&events);
-        let Value::Array(entries) = &page else {
-            unreachable!()
-        };
-        let Value::Array(fields) = &entries[0].as_sequence().expect("entry")[1] else {
-            panic!("fields")
-        };
-        assert_eq!(fields.len(), 2, "one field: {fields:?}");
-        let read: Vec<LoggedEvent> = parse_page(page)
-            .expect("parse")
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect();
-        assert_eq!(read, events);
+        let packed = page_of(LogFormat::Packed, &events);
+        assert_eq!(fields_of(&packed), [1, 1]);
+        assert_eq!(read(packed), events);
+        let fields = page_of(LogFormat::Fields, &events);
+        assert_eq!(fields_of(&fields), [5, 4]);
+        assert_eq!(read(fields), events);
     }
 
     #[test]
-    fn an_id_holding_the_separator_is_written_and_read_in_five_fields() {
+    fn an_id_holding_the_separator_is_written_and_read_in_fields() {
         let odd = event("u\u{1f}x", EventType::Like, None);
-        let page = page_of(std::slice::from_ref(&odd));
-        let read = parse_page(page).expect("parse");
-        assert_eq!(read[0].1, odd);
+        let page = page_of(LogFormat::Packed, std::slice::from_ref(&odd));
+        assert_eq!(fields_of(&page), [4]);
+        assert_eq!(read(page), [odd]);
     }
 
     #[test]
-    fn an_entry_of_an_earlier_version_is_read() {
+    fn an_entry_written_by_an_earlier_version_is_read() {
         let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
         let entry = |fields: &[&str]| {
             Value::Array(vec![

@@ -53,9 +53,7 @@ fn logged_users(cluster: &RedisCluster, prefix: &str) -> HashMap<String, usize> 
         .expect("xrange");
     let mut users = HashMap::new();
     for (_, fields) in entries {
-        // One field per event: user, video, type, time (and watch ms), `\x1f`-separated.
-        let user = fields["e"].split('\u{1f}').next().unwrap_or_default();
-        *users.entry(user.to_owned()).or_default() += 1;
+        *users.entry(fields["u"].clone()).or_default() += 1;
     }
     users
 }

@@ -256,3 +256,76 @@ both_stores!(
     bad_tunes_are_refused_with_clear_codes,
     a_full_log_drops_the_oldest_events_and_counts_them,
 );
+
+/// Waits until every accepted batch was applied to the aggregates and logged.
+fn wait_applied(conn: &mut redis::Connection) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let backlog: Option<i64> = redis::cmd("GET")
+            .arg("feed:{shared}:evq")
+            .query(conn)
+            .expect("get");
+        let pending: i64 = redis::cmd("XLEN")
+            .arg("feed:{shared}:ev")
+            .query(conn)
+            .expect("xlen");
+        if backlog.unwrap_or(0) == 0 && pending == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not applied: {backlog:?} events, {pending} batches"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A replica on `redis` with the harness's patient store timeout and `flags`.
+async fn replica(redis: &RedisServer, flags: &[&str]) -> TestApp {
+    let mut options = patient();
+    options
+        .flags
+        .extend(["--redis-url".to_owned(), redis.url()]);
+    options.flags.extend(flags.iter().map(ToString::to_string));
+    TestApp::start_with(Backend::Memory, options).await
+}
+
+/// A log written in both forms — five fields (the default: what every version reads), then one
+/// field (`--exposure-log-format packed`) — is read whole: a tune counts every exposure, those
+/// whose events straddle the two forms included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_in_both_forms_is_read_whole() {
+    let redis = RedisServer::start();
+    let mut conn = redis.connection();
+    let base = Utc::now() - Duration::days(4);
+    let events = history(base, true);
+    let (first, second) = events.split_at(events.len() / 2);
+
+    let fields = replica(&redis, &[]).await;
+    fields.put_videos(&world()).await;
+    send(&fields, first.to_vec()).await;
+    wait_applied(&mut conn);
+    drop(fields);
+    let packed = replica(&redis, &["--exposure-log-format", "packed"]).await;
+    send(&packed, second.to_vec()).await;
+    wait_applied(&mut conn);
+
+    let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("feed:{shared}:xlog")
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .expect("xrange");
+    let one_field = entries
+        .iter()
+        .filter(|(_, f)| f.len() == 1 && f.contains_key("e"))
+        .count();
+    let five_fields = entries.iter().filter(|(_, f)| f.contains_key("u")).count();
+    assert_eq!((five_fields, one_field), (first.len(), second.len()));
+
+    let (status, body) = packed
+        .post("/v1/admin/tune", &window(base, Utc::now(), json!("finish")))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["exposures"]["window"], 720, "{body}");
+}

@@ -499,7 +499,13 @@ impl RedisStore {
             zadd.ignore();
         }
         if !d.log.is_empty() {
-            redis_log::append(pipe, &self.log_key(), self.log.capacity, &d.log);
+            redis_log::append(
+                pipe,
+                &self.log_key(),
+                self.log.capacity,
+                self.log.format,
+                &d.log,
+            );
         }
     }
 
