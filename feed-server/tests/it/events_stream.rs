@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Options, RedisServer, TestApp, catalog, free_port, ids, metric};
+use common::{
+    Backend, RedisServer, TestApp, catalog, free_port, ids, metric, replica_on, wait_applied,
+};
 use serde_json::{Value, json};
 
 /// Sum of `field` over every video's counters.
@@ -43,20 +45,6 @@ fn xlen(conn: &mut redis::Connection, key: &str) -> i64 {
     redis::cmd("XLEN").arg(key).query(conn).expect("xlen")
 }
 
-/// Waits until every accepted batch was applied (`P evq` 0 and the stream empty).
-fn wait_applied(conn: &mut redis::Connection, within: Duration) {
-    let deadline = Instant::now() + within;
-    while get_i64(conn, "feed:{shared}:evq") != 0 || xlen(conn, "feed:{shared}:ev") != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "backlog {} events, {} batches not applied within {within:?}",
-            get_i64(conn, "feed:{shared}:evq"),
-            xlen(conn, "feed:{shared}:ev")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn impressions(user: &str, videos: impl IntoIterator<Item = usize>) -> Vec<Value> {
     videos
         .into_iter()
@@ -64,25 +52,12 @@ fn impressions(user: &str, videos: impl IntoIterator<Item = usize>) -> Vec<Value
         .collect()
 }
 
-async fn app_with(redis: &RedisServer, flags: &[&str]) -> TestApp {
-    let mut flags: Vec<String> = flags.iter().map(ToString::to_string).collect();
-    flags.extend(["--redis-url".into(), redis.url()]);
-    TestApp::start_with(
-        Backend::Memory,
-        Options {
-            flags,
-            ..Options::default()
-        },
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_feed_reflects_events_at_once_and_consumers_apply_the_rest() {
     let redis = RedisServer::start();
     let mut conn = redis.connection();
     // No consumer: only the accepting write has happened when the feed is read.
-    let app = app_with(&redis, &["--event-consumer", "false"]).await;
+    let app = replica_on(&redis, &["--event-consumer", "false"]).await;
     app.put_videos(&catalog(12, 4)).await;
     let before = app.feed("u1", "&limit=12").await;
     assert_eq!(ids(&before).len(), 12);
@@ -107,7 +82,7 @@ async fn own_feed_reflects_events_at_once_and_consumers_apply_the_rest() {
     );
 
     // A replica that consumes applies them once, with the exposure log.
-    let consumer = app_with(&redis, &[]).await;
+    let consumer = replica_on(&redis, &[]).await;
     wait_applied(&mut conn, Duration::from_secs(10));
     assert_eq!(counter_sum(&mut conn, "impressions"), 6.0);
     assert_eq!(xlen(&mut conn, "feed:{shared}:xlog"), 6);
@@ -130,7 +105,7 @@ async fn own_feed_reflects_events_at_once_and_consumers_apply_the_rest() {
 async fn lag_stays_under_a_second_while_a_consumer_keeps_up() {
     let redis = RedisServer::start();
     let mut conn = redis.connection();
-    let app = app_with(&redis, &[]).await;
+    let app = replica_on(&redis, &[]).await;
     app.put_videos(&catalog(20, 5)).await;
     let mut max_lag: f64 = 0.0;
     for round in 0..20 {
@@ -147,7 +122,7 @@ async fn lag_stays_under_a_second_while_a_consumer_keeps_up() {
 async fn a_full_backlog_refuses_batches_with_retry_after_and_writes_nothing() {
     let redis = RedisServer::start();
     let mut conn = redis.connection();
-    let app = app_with(
+    let app = replica_on(
         &redis,
         &["--event-consumer", "false", "--event-backlog-max", "5"],
     )
@@ -188,7 +163,7 @@ async fn a_full_backlog_refuses_batches_with_retry_after_and_writes_nothing() {
     assert_eq!(seen, 0, "the refused batch wrote the user's state");
 
     // Once a consumer drained it, the same replica accepts again (it re-reads the backlog).
-    let _consumer = app_with(&redis, &[]).await;
+    let _consumer = replica_on(&redis, &[]).await;
     wait_applied(&mut conn, Duration::from_secs(10));
     app.events(impressions("u2", 0..3)).await;
 }
@@ -217,7 +192,7 @@ async fn a_frozen_redis_answers_503_store_unavailable_with_retry_after() {
 async fn bad_input_changes_nothing() {
     let redis = RedisServer::start();
     let mut conn = redis.connection();
-    let app = app_with(&redis, &["--event-consumer", "false"]).await;
+    let app = replica_on(&redis, &["--event-consumer", "false"]).await;
     app.put_videos(&catalog(3, 1)).await;
     let (status, body) = app
         .post(
@@ -245,7 +220,7 @@ async fn bad_input_changes_nothing() {
 async fn batches_left_pending_by_a_silent_consumer_are_claimed_and_applied_once() {
     let redis = RedisServer::start();
     let mut conn = redis.connection();
-    let app = app_with(&redis, &["--event-consumer", "false"]).await;
+    let app = replica_on(&redis, &["--event-consumer", "false"]).await;
     app.put_videos(&catalog(8, 2)).await;
     app.events(impressions("u1", 0..8)).await;
     app.events(impressions("u2", 0..4)).await;
@@ -271,7 +246,7 @@ async fn batches_left_pending_by_a_silent_consumer_are_claimed_and_applied_once(
         .expect("read");
     assert_ne!(read, redis::Value::Nil, "the ghost read nothing");
 
-    let live = app_with(&redis, &["--event-claim-idle-ms", "300"]).await;
+    let live = replica_on(&redis, &["--event-claim-idle-ms", "300"]).await;
     wait_applied(&mut conn, Duration::from_secs(10));
     assert_eq!(counter_sum(&mut conn, "impressions"), 12.0);
     assert_eq!(

@@ -77,9 +77,12 @@ fn window(since: DateTime<Utc>, until: DateTime<Utc>, objective: Value) -> Value
 
 /// The harness's 300 ms store timeout is for failing fast on a dead Redis; a debug build on a
 /// loaded machine reads a page of the log slower than that.
+const PATIENT: [&str; 2] = ["--store-timeout-ms", "5000"];
+
+/// The harness's options with [`PATIENT`].
 fn patient() -> Options {
     Options {
-        flags: vec!["--store-timeout-ms".into(), "5000".into()],
+        flags: PATIENT.map(String::from).to_vec(),
         ..Options::default()
     }
 }
@@ -257,39 +260,6 @@ both_stores!(
     a_full_log_drops_the_oldest_events_and_counts_them,
 );
 
-/// Waits until every accepted batch was applied to the aggregates and logged.
-fn wait_applied(conn: &mut redis::Connection) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let backlog: Option<i64> = redis::cmd("GET")
-            .arg("feed:{shared}:evq")
-            .query(conn)
-            .expect("get");
-        let pending: i64 = redis::cmd("XLEN")
-            .arg("feed:{shared}:ev")
-            .query(conn)
-            .expect("xlen");
-        if backlog.unwrap_or(0) == 0 && pending == 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not applied: {backlog:?} events, {pending} batches"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
-/// A replica on `redis` with the harness's patient store timeout and `flags`.
-async fn replica(redis: &RedisServer, flags: &[&str]) -> TestApp {
-    let mut options = patient();
-    options
-        .flags
-        .extend(["--redis-url".to_owned(), redis.url()]);
-    options.flags.extend(flags.iter().map(ToString::to_string));
-    TestApp::start_with(Backend::Memory, options).await
-}
-
 /// A log written in both forms — five fields (the default: what every version reads), then one
 /// field (`--exposure-log-format packed`) — is read whole: a tune counts every exposure, those
 /// whose events straddle the two forms included.
@@ -301,14 +271,18 @@ async fn a_log_in_both_forms_is_read_whole() {
     let events = history(base, true);
     let (first, second) = events.split_at(events.len() / 2);
 
-    let fields = replica(&redis, &[]).await;
+    let fields = replica_on(&redis, &PATIENT).await;
     fields.put_videos(&world()).await;
     send(&fields, first.to_vec()).await;
-    wait_applied(&mut conn);
+    wait_applied(&mut conn, std::time::Duration::from_secs(10));
     drop(fields);
-    let packed = replica(&redis, &["--exposure-log-format", "packed"]).await;
+    let packed = replica_on(
+        &redis,
+        &[&PATIENT[..], &["--exposure-log-format", "packed"]].concat(),
+    )
+    .await;
     send(&packed, second.to_vec()).await;
-    wait_applied(&mut conn);
+    wait_applied(&mut conn, std::time::Duration::from_secs(10));
 
     let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
         .arg("feed:{shared}:xlog")

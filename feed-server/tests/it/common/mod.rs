@@ -484,6 +484,49 @@ macro_rules! all_stores {
     };
 }
 
+/// A replica on `redis` (`--redis-url`) with `flags`, the embedded store's harness otherwise:
+/// several of them share one Redis, as replicas behind a load balancer do.
+pub async fn replica_on(redis: &RedisServer, flags: &[&str]) -> TestApp {
+    let mut flags: Vec<String> = flags.iter().map(ToString::to_string).collect();
+    flags.extend(["--redis-url".into(), redis.url()]);
+    TestApp::start_with(
+        Backend::Memory,
+        Options {
+            flags,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// Waits until every accepted batch was applied (`feed:{shared}:evq` 0 and the ingest stream
+/// empty), at most `within`.
+pub fn wait_applied(conn: &mut redis::Connection, within: Duration) {
+    let deadline = Instant::now() + within;
+    let left = |conn: &mut redis::Connection| -> (i64, i64) {
+        let backlog: Option<i64> = redis::cmd("GET")
+            .arg("feed:{shared}:evq")
+            .query(conn)
+            .expect("get");
+        let batches: i64 = redis::cmd("XLEN")
+            .arg("feed:{shared}:ev")
+            .query(conn)
+            .expect("xlen");
+        (backlog.unwrap_or(0), batches)
+    };
+    loop {
+        let (backlog, batches) = left(conn);
+        if (backlog, batches) == (0, 0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "backlog {backlog} events, {batches} batches not applied within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs the feed-server binary with `args` and the environment `env`; returns whether it exited
 /// successfully and what it printed (stdout, then stderr).
 pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
