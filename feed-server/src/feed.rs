@@ -12,6 +12,7 @@ use crate::ranking::{self, Detail};
 use crate::shed::Overloaded;
 use crate::state::AppState;
 use crate::store::{StoreError, UserState};
+use crate::time::Timestamp;
 
 /// Why a feed could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -38,14 +39,16 @@ enum Admission {
 /// signals and explanations will do; without, a newly ranked snapshot is cached without them.
 /// A ranking goes through the ranking bound ([`crate::shed`]): when it is full the request fails
 /// with [`FeedError::Overloaded`] after one store read (the store tier's lookup); cached pages,
-/// in either tier, are served however busy the rankings are.
+/// in either tier, are served however busy the rankings are. `now` is the request's time (a
+/// page is fresh until its TTL from the ranking has passed).
 pub async fn head(
     state: &AppState,
     user_id: &str,
     items: usize,
     explain: bool,
+    now: Timestamp,
 ) -> Result<Arc<Snapshot>, FeedError> {
-    head_admitted(state, user_id, items, explain, Admission::Bounded).await
+    head_admitted(state, user_id, items, explain, now, Admission::Bounded).await
 }
 
 async fn head_admitted(
@@ -53,11 +56,11 @@ async fn head_admitted(
     user_id: &str,
     items: usize,
     explain: bool,
+    now: Timestamp,
     admission: Admission,
 ) -> Result<Arc<Snapshot>, FeedError> {
     let loaded = state.profiles.current();
     let variant = loaded.experiment.assign(user_id);
-    let now = state.clock.now();
     let want = HeadWanted {
         now,
         user: user_id,
@@ -181,6 +184,7 @@ pub async fn warm_up(state: &AppState, users: usize) -> Result<usize, FeedError>
             user,
             crate::model::DEFAULT_LIMIT,
             false,
+            state.clock.now(),
             Admission::Unbounded,
         )
         .await?;
@@ -194,7 +198,7 @@ mod tests {
 
     use super::*;
     use crate::model::DEFAULT_LIMIT;
-    use crate::time::{Clock, ManualClock, Timestamp};
+    use crate::time::{Clock, ManualClock};
 
     #[tokio::test]
     async fn a_first_page_is_served_from_the_cache_until_its_ttl_by_the_injected_clock()
@@ -202,16 +206,21 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
         let state = AppState::for_tests()?.with_clock(clock.clone());
 
-        let first = head(&state, "u1", DEFAULT_LIMIT, false).await?;
+        let first = head(&state, "u1", DEFAULT_LIMIT, false, clock.now()).await?;
         assert_eq!(first.ranked_at_ms, 1_700_000_000_000);
         let ttl = first
             .page_ttls
             .for_items(DEFAULT_LIMIT)
             .ok_or("no page TTL")?;
         clock.advance(Duration::from_secs(u64::from(ttl)) - Duration::from_millis(1));
-        assert_eq!(head(&state, "u1", DEFAULT_LIMIT, false).await?.id, first.id);
+        assert_eq!(
+            head(&state, "u1", DEFAULT_LIMIT, false, clock.now())
+                .await?
+                .id,
+            first.id
+        );
         clock.advance(Duration::from_millis(1));
-        let next = head(&state, "u1", DEFAULT_LIMIT, false).await?;
+        let next = head(&state, "u1", DEFAULT_LIMIT, false, clock.now()).await?;
         assert_ne!(next.id, first.id, "a page past its TTL is ranked anew");
         assert_eq!(next.ranked_at_ms, clock.now().millis());
         Ok(())

@@ -94,7 +94,7 @@ pub async fn ingest(state: &AppState, events: Vec<(usize, Event)>) -> Result<Ing
 
     if !counted.is_empty() {
         state.store.apply(&deltas).await?;
-        state.cache.invalidate_users(deltas.touched_users()).await;
+        state.cache.invalidate_users(deltas.touched_users());
         state
             .warmup
             .changed(deltas.touched_users(), state.clock.now().millis());

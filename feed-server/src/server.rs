@@ -79,7 +79,7 @@ struct CachePeers(SharedState);
 #[async_trait::async_trait]
 impl PeerWrites for CachePeers {
     async fn user_written(&self, user: &str, version: UserVersion) {
-        self.0.cache.peer_wrote(user, version).await;
+        self.0.cache.peer_wrote(user, version);
     }
 
     fn listening(&self, live: bool) {

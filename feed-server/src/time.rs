@@ -7,7 +7,7 @@
 //! `f64` ([`Timestamp::secs_f64`]), the unit their half-lives and ages are written in.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 
@@ -56,8 +56,12 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Read on every request: the system time's milliseconds, without building a calendar date.
     fn now(&self) -> Timestamp {
-        Utc::now().into()
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Timestamp(since_epoch)
     }
 }
 
@@ -98,6 +102,17 @@ mod tests {
         assert_eq!(
             Timestamp::from_millis(i64::MAX - 1).after(Duration::from_secs(1)),
             Timestamp::from_millis(i64::MAX)
+        );
+    }
+
+    #[test]
+    fn the_system_clock_reads_the_calendar_time_in_milliseconds() {
+        let before = Utc::now().timestamp_millis();
+        let now = SystemClock.now().millis();
+        let after = Utc::now().timestamp_millis();
+        assert!(
+            (before..=after).contains(&now),
+            "{before} ≤ {now} ≤ {after}"
         );
     }
 

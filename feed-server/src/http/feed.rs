@@ -79,15 +79,21 @@ fn respond(body: FeedResponse) -> Response {
     (Extension(variant), axum::Json(body)).into_response()
 }
 
-/// Counts the page `[offset, offset + limit)` of `snapshot` in the content-health metrics.
-fn count_served(state: &SharedState, snapshot: &Snapshot, offset: usize, limit: usize) {
+/// Counts the page `[offset, offset + limit)` of `snapshot`, served at `now`, in the
+/// content-health metrics.
+fn count_served(
+    state: &SharedState,
+    snapshot: &Snapshot,
+    offset: usize,
+    limit: usize,
+    now: Timestamp,
+) {
     // A snapshot cached by a version without facts is not counted: its page would skew the ratios.
     if let Some(facts) = snapshot.served_facts() {
-        let now_ms = state.clock.now().millis();
         state
             .metrics
             .served
-            .page(&snapshot.variant, facts, offset, limit, now_ms);
+            .page(&snapshot.variant, facts, offset, limit, now.millis());
     }
 }
 
@@ -133,6 +139,7 @@ pub async fn get_feed(
     ApiQuery(q): ApiQuery<FeedQuery>,
 ) -> Result<Response, ApiError> {
     validate_id("user_id", &q.user_id)?;
+    let now = state.clock.now();
     let limit = match q.limit {
         None => DEFAULT_LIMIT,
         Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => l as usize,
@@ -151,7 +158,7 @@ pub async fn get_feed(
                     "cursor was not issued by this service",
                 )
             })?;
-            let snapshot = state.cache.snapshot(&id).await?.ok_or_else(|| {
+            let snapshot = state.cache.snapshot(&id, now).await?.ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::CursorExpired,
                     "the ranked list behind this cursor has expired; request the first page again",
@@ -166,13 +173,13 @@ pub async fn get_feed(
             (snapshot, offset)
         }
         None => {
-            let snapshot = feed::head(&state, &q.user_id, limit, q.explain).await?;
+            let snapshot = feed::head(&state, &q.user_id, limit, q.explain, now).await?;
             state
                 .warmup
-                .served(&q.user_id, &snapshot, limit, state.clock.now().millis());
+                .served(&q.user_id, &snapshot, limit, now.millis());
             if limit == DEFAULT_LIMIT && !q.explain {
                 let response = first_page(&snapshot)?;
-                count_served(&state, &snapshot, 0, limit);
+                count_served(&state, &snapshot, 0, limit, now);
                 return Ok(response);
             }
             (snapshot, 0)
@@ -180,7 +187,7 @@ pub async fn get_feed(
     };
     // Cursor snapshots were checked to be this user's, heads are looked up by user.
     let response = respond(snapshot_page(&snapshot, offset, limit, q.explain));
-    count_served(&state, &snapshot, offset, limit);
+    count_served(&state, &snapshot, offset, limit, now);
     Ok(response)
 }
 

@@ -432,7 +432,7 @@ impl Warmup {
                         // The user's events arrived while it ranked: the in-process page is
                         // dropped (the store tier serves it only if it was ranked at the
                         // user's version, after those events).
-                        state.cache.invalidate_users([&user]).await;
+                        state.cache.invalidate_users([&user]);
                         WarmResult::Superseded
                     }
                 }

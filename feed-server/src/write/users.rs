@@ -13,7 +13,7 @@ pub async fn set_follows(
     validate_id("user id", user)?;
     follows.validate()?;
     state.store.set_follows(user, follows).await?;
-    state.cache.invalidate_users([&user.to_owned()]).await;
+    state.cache.invalidate_users([&user.to_owned()]);
     Ok(())
 }
 
@@ -26,6 +26,6 @@ pub async fn set_profile(
     validate_id("user id", user)?;
     profile.validate()?;
     state.store.set_profile(user, profile).await?;
-    state.cache.invalidate_users([&user.to_owned()]).await;
+    state.cache.invalidate_users([&user.to_owned()]);
     Ok(())
 }

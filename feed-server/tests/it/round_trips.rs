@@ -242,7 +242,8 @@ async fn first_page_counted(
     store: &Counting,
 ) -> (Arc<feed_server::cache::Snapshot>, usize) {
     store.calls.store(0, Ordering::SeqCst);
-    let page = feed_server::feed::head(app, "u", 20, false)
+    use feed_server::time::{Clock, SystemClock};
+    let page = feed_server::feed::head(app, "u", 20, false, SystemClock.now())
         .await
         .expect("first page");
     (page, store.calls.load(Ordering::SeqCst))

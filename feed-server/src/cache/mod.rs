@@ -7,12 +7,12 @@
 //! itself, which invalidation does not touch, so paging never repeats or skips an item even when
 //! events arrive between pages.
 //!
-//! The in-process tier is bounded in entries. A first page (a *head*) stays in it while it is
-//! fresh and is *trusted* for `local_ttl` at a time: past that, it is served again only after one
-//! small store read shows it is still the user's head in the store, at the user's version
-//! ([`FeedCache::recheck`]: a few bytes of the head and the version, not the page and the user's
-//! state a store-tier lookup transfers and decodes). A snapshot read by id (cursor paging)
-//! stays at most `local_ttl`.
+//! The in-process tier ([`local_tier`]) is bounded in ranked items. A first page (a *head*)
+//! stays in it while it is fresh and is *trusted* for `local_ttl` at a time: past that, it is
+//! served again only after one small store read shows it is still the user's head in the store,
+//! at the user's version ([`FeedCache::recheck`]: a few bytes of the head and the version, not
+//! the page and the user's state a store-tier lookup transfers and decodes). A snapshot read by
+//! id (cursor paging) stays at most `local_ttl`.
 //!
 //! **Replicas agree.** A snapshot records the user's version it was ranked at
 //! ([`UserVersion`]), which every write of the user's own state moves in the same transaction.
@@ -28,12 +28,11 @@
 //! announce) is still reflected within `local_ttl`: the next recheck sees the version moved or
 //! the stored head replaced.
 
+mod local_tier;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use moka::Expiry;
-use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{CacheResult, CacheTier, Metrics, MetricsError};
@@ -44,6 +43,7 @@ use crate::served::ItemFacts;
 use crate::store::{Store, StoreError, UserState, UserVersion};
 use crate::stored_snapshot::{self, JsonSnapshot, SnapshotFormat, StoredPrefixes};
 use crate::time::Timestamp;
+use local_tier::{Entry, Kind, LocalTier};
 
 /// Snapshots stay readable by cursor at least this long after ranking.
 pub const MIN_SNAPSHOT_TTL: Duration = Duration::from_secs(600);
@@ -119,61 +119,6 @@ impl Snapshot {
     }
 }
 
-#[derive(Clone)]
-struct Entry {
-    snapshot: Arc<Snapshot>,
-    /// How long it stays in process (from its insertion).
-    ttl: Duration,
-    /// For a head: until when (unix ms) it is served without a store read
-    /// ([`FeedCache::recheck`]). Shared by the clones a lookup hands out, so a recheck extends
-    /// it for every later lookup.
-    trusted_until_ms: Arc<AtomicI64>,
-}
-
-impl Entry {
-    fn new(snapshot: Arc<Snapshot>, ttl: Duration, trusted_until: Timestamp) -> Self {
-        Self {
-            snapshot,
-            ttl,
-            trusted_until_ms: Arc::new(AtomicI64::new(trusted_until.millis())),
-        }
-    }
-
-    fn trusted_at(&self, now: Timestamp) -> bool {
-        now.millis() < self.trusted_until_ms.load(Ordering::Relaxed)
-    }
-
-    fn trust_until(&self, until: Timestamp) {
-        self.trusted_until_ms
-            .fetch_max(until.millis(), Ordering::Relaxed);
-    }
-}
-
-struct EntryExpiry;
-
-impl Expiry<String, Entry> for EntryExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        value: &Entry,
-        _now: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(value.ttl)
-    }
-
-    /// A replaced entry (a new head of the same user) lives as long as the new one asks, not
-    /// what was left of the old.
-    fn expire_after_update(
-        &self,
-        _key: &String,
-        value: &Entry,
-        _updated_at: std::time::Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(value.ttl)
-    }
-}
-
 /// Which first-page snapshot a feed request can be served from.
 #[derive(Clone, Copy, Debug)]
 pub struct HeadWanted<'a> {
@@ -209,7 +154,7 @@ impl HeadWanted<'_> {
 
 /// The two-tier cache.
 pub struct FeedCache {
-    local: Cache<String, Entry>,
+    local: LocalTier,
     local_ttl: Duration,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
@@ -228,12 +173,12 @@ fn accepted(found: Option<Vec<u8>>, accept: impl Fn(&Snapshot) -> bool) -> Optio
         .filter(|s| accept(s))
 }
 
-fn head_key(user: &str) -> String {
-    format!("head:{user}")
-}
-
-fn snap_key(id: &str) -> String {
-    format!("snap:{id}")
+/// The store tier's key of the entry of `kind` for `id` (a user's head, a snapshot by id).
+fn store_key(kind: Kind, id: &str) -> String {
+    match kind {
+        Kind::Head => format!("head:{id}"),
+        Kind::Snapshot => format!("snap:{id}"),
+    }
 }
 
 impl FeedCache {
@@ -245,15 +190,8 @@ impl FeedCache {
         local_items: u64,
         local_ttl: Duration,
     ) -> Self {
-        let local = Cache::builder()
-            .max_capacity(local_items)
-            .weigher(|_key: &String, e: &Entry| {
-                u32::try_from(e.snapshot.items.len() + 1).unwrap_or(u32::MAX)
-            })
-            .expire_after(EntryExpiry)
-            .build();
         Self {
-            local,
+            local: LocalTier::new(local_items),
             local_ttl,
             store,
             metrics,
@@ -284,16 +222,16 @@ impl FeedCache {
 
     /// Some replica wrote `user`'s own state, now at `version`: this replica's in-process head
     /// of the user is no longer served (unless ranked at `version`).
-    pub async fn peer_wrote(&self, user: &str, version: UserVersion) {
+    pub fn peer_wrote(&self, user: &str, version: UserVersion) {
         self.peers.heard(user, version);
-        self.local.invalidate(&head_key(user)).await;
+        self.local.invalidate(Kind::Head, user);
     }
 
     /// Whether this replica hears every user write from now on; when it resumes, writes made
     /// meanwhile may have been missed, so every in-process entry is dropped.
     pub fn peers_listening(&self, listening: bool) {
         if self.peers.set_listening(listening) {
-            self.local.invalidate_all();
+            self.local.clear();
         }
         if let Some(gauge) = &self.listening_gauge {
             gauge.set(i64::from(listening));
@@ -302,22 +240,26 @@ impl FeedCache {
 
     async fn lookup(
         &self,
-        key: &str,
+        kind: Kind,
+        id: &str,
+        now: Timestamp,
         accept: impl Fn(&Snapshot) -> bool,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        match self.lookup_local(key, &accept).await {
+        match self.lookup_local(kind, id, now, &accept) {
             Some(s) => Ok(Some(s)),
-            None => self.lookup_store(key, &accept).await,
+            None => self.lookup_store(kind, id, now, &accept).await,
         }
     }
 
     /// The in-process tier only: no store call.
-    async fn lookup_local(
+    fn lookup_local(
         &self,
-        key: &str,
+        kind: Kind,
+        id: &str,
+        now: Timestamp,
         accept: impl Fn(&Snapshot) -> bool,
     ) -> Option<Arc<Snapshot>> {
-        if let Some(e) = self.local.get(key).await
+        if let Some(e) = self.local.get(kind, id, now)
             && accept(&e.snapshot)
         {
             self.metrics.cache(CacheTier::Local, CacheResult::Hit);
@@ -330,26 +272,25 @@ impl FeedCache {
     /// The store tier (after a local miss); a hit is kept in process for `local_ttl`.
     async fn lookup_store(
         &self,
-        key: &str,
+        kind: Kind,
+        id: &str,
+        now: Timestamp,
         accept: impl Fn(&Snapshot) -> bool,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        let found = self.store.cache_get(key).await?;
+        let found = self.store.cache_get(&store_key(kind, id)).await?;
         let found = accepted(found, accept).map(|s| {
             let s = Arc::new(s);
             // A snapshot by id never changes: nothing to trust or recheck.
-            Entry::new(s, self.local_ttl, Timestamp::from_millis(0))
+            Entry::new(s, now.after(self.local_ttl), Timestamp::from_millis(0))
         });
-        Ok(self.store_result(key, found).await)
+        Ok(self.store_result(kind, id, found))
     }
 
     /// The user's head in the store tier if it serves `want` and was ranked at the user's
     /// version the store holds (read in the same round trip); nothing counted.
-    async fn stored_head(
-        &self,
-        key: &str,
-        want: &HeadWanted<'_>,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        let (found, version) = self.store.cache_get_for_user(key, want.user).await?;
+    async fn stored_head(&self, want: &HeadWanted<'_>) -> Result<Option<Snapshot>, StoreError> {
+        let key = store_key(Kind::Head, want.user);
+        let (found, version) = self.store.cache_get_for_user(&key, want.user).await?;
         Ok(accepted(found, |s| want.accepts_stored(s, version)))
     }
 
@@ -357,21 +298,23 @@ impl FeedCache {
     /// is fresh, trusted for `local_ttl`.
     fn stored_head_entry(&self, s: Snapshot, now: Timestamp) -> Entry {
         // Cached by a version without page TTLs: kept no longer than `local_ttl`.
-        let ttl = s.page_ttls.longest().map_or(self.local_ttl, |secs| {
-            let left = s.ranked_at_ms + i64::from(secs) * 1000 - now.millis();
-            Duration::from_millis(u64::try_from(left).unwrap_or(0).max(1))
-        });
-        Entry::new(Arc::new(s), ttl, now.after(self.local_ttl))
+        let until = s
+            .page_ttls
+            .longest()
+            .map_or(now.after(self.local_ttl), |secs| {
+                Timestamp::from_millis(s.ranked_at_ms).after(Duration::from_secs(u64::from(secs)))
+            });
+        Entry::new(Arc::new(s), until, now.after(self.local_ttl))
     }
 
-    /// What the store tier returned for `key`, accepted: a snapshot is counted a hit and kept
-    /// in process, none a miss.
-    async fn store_result(&self, key: &str, found: Option<Entry>) -> Option<Arc<Snapshot>> {
+    /// What the store tier returned for the entry of `kind` for `id`, accepted: a snapshot is
+    /// counted a hit and kept in process, none a miss.
+    fn store_result(&self, kind: Kind, id: &str, found: Option<Entry>) -> Option<Arc<Snapshot>> {
         match found {
             Some(entry) => {
                 self.metrics.cache(CacheTier::Store, CacheResult::Hit);
                 let s = entry.snapshot.clone();
-                self.local.insert(key.to_owned(), entry).await;
+                self.local.insert(kind, id, entry);
                 Some(s)
             }
             None => {
@@ -390,10 +333,9 @@ impl FeedCache {
         &self,
         want: &HeadWanted<'_>,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        let key = head_key(want.user);
-        let served = match self.local.get(&key).await {
+        let served = match self.local.get(Kind::Head, want.user, want.now) {
             Some(e) if self.serves_local(want, &e.snapshot) => {
-                if e.trusted_at(want.now) || self.recheck(&key, want, &e).await? {
+                if e.trusted_at(want.now) || self.recheck(want, &e).await? {
                     Some(e.snapshot)
                 } else {
                     None
@@ -415,18 +357,14 @@ impl FeedCache {
     /// the stored head and the version. If so it is trusted for another `local_ttl`. This is
     /// what bounds a write no replica heard of (module docs); a head replaced in the store
     /// (another replica ranked the user anew) is read from the store tier next.
-    async fn recheck(
-        &self,
-        key: &str,
-        want: &HeadWanted<'_>,
-        entry: &Entry,
-    ) -> Result<bool, StoreError> {
+    async fn recheck(&self, want: &HeadWanted<'_>, entry: &Entry) -> Result<bool, StoreError> {
         let Some(prefixes) = StoredPrefixes::of(&entry.snapshot.id) else {
             return Ok(false);
         };
+        let key = store_key(Kind::Head, want.user);
         let (stored, version) = self
             .store
-            .cache_prefix_for_user(key, prefixes.bytes_to_read(), want.user)
+            .cache_prefix_for_user(&key, prefixes.bytes_to_read(), want.user)
             .await?;
         let current = prefixes.matches(&stored) && version == entry.snapshot.user_version;
         if current {
@@ -443,14 +381,13 @@ impl FeedCache {
         &self,
         want: &HeadWanted<'_>,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        let key = head_key(want.user);
-        if let Some(e) = self.local.get(&key).await
+        if let Some(e) = self.local.get(Kind::Head, want.user, want.now)
             && self.serves_local(want, &e.snapshot)
             && e.trusted_at(want.now)
         {
             return Ok(Some(e.snapshot));
         }
-        Ok(self.stored_head(&key, want).await?.map(Arc::new))
+        Ok(self.stored_head(want).await?.map(Arc::new))
     }
 
     fn serves_local(&self, want: &HeadWanted<'_>, s: &Snapshot) -> bool {
@@ -463,12 +400,11 @@ impl FeedCache {
         &self,
         want: &HeadWanted<'_>,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        let key = head_key(want.user);
         let found = self
-            .stored_head(&key, want)
+            .stored_head(want)
             .await?
             .map(|s| self.stored_head_entry(s, want.now));
-        Ok(self.store_result(&key, found).await)
+        Ok(self.store_result(Kind::Head, want.user, found))
     }
 
     /// [`FeedCache::head_store`] reading the user's state in the same round trip: on a miss
@@ -478,22 +414,26 @@ impl FeedCache {
         &self,
         want: &HeadWanted<'_>,
     ) -> Result<StoreHead, StoreError> {
-        let key = head_key(want.user);
+        let key = store_key(Kind::Head, want.user);
         let (found, user) = self
             .store
             .cache_get_with_user_state(&key, want.user, want.now.secs_f64())
             .await?;
         let found = accepted(found, |s| want.accepts_stored(s, user.version))
             .map(|s| self.stored_head_entry(s, want.now));
-        Ok(match self.store_result(&key, found).await {
+        Ok(match self.store_result(Kind::Head, want.user, found) {
             Some(snapshot) => StoreHead::Hit(snapshot),
             None => StoreHead::Miss(Box::new(user.decode()?)),
         })
     }
 
-    /// A snapshot by id (cursor paging).
-    pub async fn snapshot(&self, id: &str) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        self.lookup(&snap_key(id), |s| s.id == id).await
+    /// A snapshot by id (cursor paging), read at `now` (the request's time).
+    pub async fn snapshot(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        self.lookup(Kind::Snapshot, id, now, |s| s.id == id).await
     }
 
     /// Stores a fresh snapshot as the user's head (for `ttl`, the longest any first page of it
@@ -516,28 +456,25 @@ impl FeedCache {
             bytes.clone()
         };
         let snapshot = Arc::new(snapshot);
-        let head = head_key(&snapshot.user_id);
-        let snap = snap_key(&snapshot.id);
         let paging_ttl = ttl.max(MIN_SNAPSHOT_TTL);
         self.store
             .cache_put(&[
-                (head.clone(), head_bytes, ttl),
-                (snap.clone(), bytes, paging_ttl),
+                (store_key(Kind::Head, &snapshot.user_id), head_bytes, ttl),
+                (store_key(Kind::Snapshot, &snapshot.id), bytes, paging_ttl),
             ])
             .await?;
         let ranked = Timestamp::from_millis(snapshot.ranked_at_ms);
-        self.local
-            .insert(
-                head,
-                Entry::new(snapshot.clone(), ttl, ranked.after(self.local_ttl)),
-            )
-            .await;
-        self.local
-            .insert(
-                snap,
-                Entry::new(snapshot.clone(), self.local_ttl, Timestamp::from_millis(0)),
-            )
-            .await;
+        let in_process = ranked.after(self.local_ttl);
+        self.local.insert(
+            Kind::Head,
+            &snapshot.user_id,
+            Entry::new(snapshot.clone(), ranked.after(ttl), in_process),
+        );
+        self.local.insert(
+            Kind::Snapshot,
+            &snapshot.id,
+            Entry::new(snapshot.clone(), in_process, Timestamp::from_millis(0)),
+        );
         Ok(snapshot)
     }
 
@@ -546,15 +483,15 @@ impl FeedCache {
     /// tier: the write moved each user's version in its own transaction, and a stored head is
     /// served only at the version the store holds (module docs), so an event POST costs no
     /// round trip for it.
-    pub async fn invalidate_users<'a>(&self, users: impl IntoIterator<Item = &'a String>) {
+    pub fn invalidate_users<'a>(&self, users: impl IntoIterator<Item = &'a String>) {
         for user in users {
-            self.local.invalidate(&head_key(user)).await;
+            self.local.invalidate(Kind::Head, user);
         }
     }
 
     /// Drops every in-process entry (after a catalog deletion).
     pub fn clear_local(&self) {
-        self.local.invalidate_all();
+        self.local.clear();
     }
 }
 
@@ -625,7 +562,7 @@ mod tests {
             .await?;
         assert_eq!(id(cache.head_local(&want()).await?).as_deref(), Some("b"));
         // A ranking that read the user before a write stores its page after hearing of it.
-        cache.peer_wrote("u", UserVersion(1)).await;
+        cache.peer_wrote("u", UserVersion(1));
         cache
             .put(snapshot("c", 0), Duration::from_secs(120))
             .await?;
@@ -790,7 +727,10 @@ mod tests {
             let head = reader.head_store(&want()).await?.ok_or("no head")?;
             assert_eq!(head.items[..], ranked.items[..HEAD_ITEMS], "{case}");
             assert_eq!(head.facts[..], ranked.facts[..HEAD_ITEMS], "{case}");
-            let by_id = reader.snapshot("a").await?.ok_or("no snapshot by id")?;
+            let by_id = reader
+                .snapshot("a", want().now)
+                .await?
+                .ok_or("no snapshot by id")?;
             assert_eq!(*by_id, ranked, "{case}");
             // Past its trust (60 s at a time), the head read from the store is rechecked
             // against the stored bytes, whichever form they are in: served while they are its,
