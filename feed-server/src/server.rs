@@ -155,6 +155,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         store.clone(),
         metrics.clone(),
         config.local_cache_items,
+        config.feed_depth.max(1),
         Duration::from_millis(config.local_cache_ttl_ms),
     )
     .with_format(config.snapshot_format);

@@ -115,6 +115,7 @@ impl AppState {
             store.clone(),
             metrics.clone(),
             100,
+            100,
             Duration::from_secs(3600),
         );
         let profiles = Arc::new(LiveProfiles::new(Experiment::default(), metrics.clone()));

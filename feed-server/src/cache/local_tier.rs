@@ -6,10 +6,13 @@
 //! eviction), with no bookkeeping queued per read, no key allocated and no clock read of its own:
 //! expiry is checked on read against the request's time (the service's [`crate::time::Clock`],
 //! so tests move it). An entry past its time is a miss and is removed then; until read again it
-//! only holds its share of the bound, which eviction reclaims like any cold entry.
+//! holds its weight in the bound, until eviction reaches it. A wall clock stepped back by more
+//! than [`CLOCK_STEP_TOLERANCE`] makes the entries made before the step misses (ranked anew or
+//! read from the store tier), so a step back never stretches an entry's life beyond that.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Equivalent, OptionsBuilder, Weighter};
@@ -45,6 +48,8 @@ impl Equivalent<Key> for KeyRef<'_> {
 #[derive(Clone)]
 pub(super) struct Entry {
     pub(super) snapshot: Arc<Snapshot>,
+    /// When its life began (its ranking, or its read from the store tier).
+    from: Timestamp,
     /// When it leaves the tier.
     until: Timestamp,
     /// For a head: until when (unix ms) it is served without a store read
@@ -54,11 +59,17 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    /// `snapshot`, kept until `until`, served without a store read until `trusted_until`.
-    pub(super) fn new(snapshot: Arc<Snapshot>, until: Timestamp, trusted_until: Timestamp) -> Self {
+    /// `snapshot`, kept `ttl` from `from`, served without a store read until `trusted_until`.
+    pub(super) fn new(
+        snapshot: Arc<Snapshot>,
+        from: Timestamp,
+        ttl: Duration,
+        trusted_until: Timestamp,
+    ) -> Self {
         Self {
             snapshot,
-            until,
+            from,
+            until: from.after(ttl),
             trusted_until_ms: Arc::new(AtomicI64::new(trusted_until.millis())),
         }
     }
@@ -74,10 +85,16 @@ impl Entry {
             .fetch_max(until.millis(), Ordering::Relaxed);
     }
 
+    /// Whether it is served at `now`: before its end, and not from before its beginning by more
+    /// than a clock step (a request that read the time just before a ranking it then waited for
+    /// still takes its page).
     fn live_at(&self, now: Timestamp) -> bool {
-        now < self.until
+        now < self.until && now.after(CLOCK_STEP_TOLERANCE) >= self.from
     }
 }
+
+/// How far before an entry's beginning a request's time may be and the entry still serve it.
+const CLOCK_STEP_TOLERANCE: Duration = Duration::from_secs(1);
 
 /// An entry weighs its ranked items, and one for the entry itself (never zero: a weightless
 /// entry would never be evicted).
@@ -90,15 +107,27 @@ impl Weighter<Key, Entry> for ItemsWeighter {
     }
 }
 
-/// Ranked items of a typical entry (the default feed depth, and the entry): sizes the tier's
-/// shards, so that each holds a few dozen such entries at least and no snapshot a feed depth
-/// allows is too heavy for its shard.
-const TYPICAL_ENTRY_WEIGHT: u64 = 201;
-
-/// Share of the bound kept for entries read more than once since their insertion; the rest
-/// takes new entries, which stay there until read again or evicted. Heads are read again within
-/// seconds (a user's next page, a hot user's next request), so a generous share for recency.
+/// Share of the bound for entries read again since they came in (and for new ones while it has
+/// room); the rest takes new entries until they are read again or evicted. Heads are read again
+/// within seconds (a user's next page, a hot user's next request), so a generous share for
+/// recency. An entry heavier than this share of its shard is never kept.
 const HOT_SHARE: f64 = 0.7;
+
+/// Entries as heavy as the largest snapshot each shard holds at least (see [`shards_for`]).
+const LARGEST_PER_SHARD: u64 = 8;
+
+/// How many shards a tier of `max_items` splits into, each bounded by its share: as many as
+/// `parallelism` threads want (4 each, as `quick_cache` would choose), but no more than leave
+/// each shard [`LARGEST_PER_SHARD`] entries of `largest` items (a deep `--feed-depth` on a large
+/// machine must not make its snapshots too heavy for their shard). A power of two, at least 1.
+fn shards_for(max_items: u64, largest: u64, parallelism: usize) -> usize {
+    let wanted = u64::try_from(parallelism.saturating_mul(4)).unwrap_or(u64::MAX);
+    let fit = max_items / largest.max(1).saturating_mul(LARGEST_PER_SHARD);
+    let shards = fit.min(wanted).max(1);
+    // The largest power of two not above (quick_cache would round up).
+    let power = 1u64 << (63 - shards.leading_zeros());
+    usize::try_from(power).unwrap_or(1)
+}
 
 /// The tier: at most `max_items` ranked items in all (entries weigh their items).
 pub(super) struct LocalTier {
@@ -106,13 +135,20 @@ pub(super) struct LocalTier {
 }
 
 impl LocalTier {
-    /// A tier holding at most `max_items` ranked items (0: holds nothing).
-    pub(super) fn new(max_items: u64) -> Self {
-        let typical_entries = usize::try_from(max_items / TYPICAL_ENTRY_WEIGHT)
+    /// A tier holding at most `max_items` ranked items (0: holds nothing), its snapshots at most
+    /// `largest` items each (the feed depth). A snapshot heavier than [`HOT_SHARE`] of its shard
+    /// is not kept: with one shard (a tier of fewer than 16 such snapshots) that is 70% of
+    /// `max_items`.
+    pub(super) fn new(max_items: u64, largest: usize) -> Self {
+        let largest = u64::try_from(largest).unwrap_or(u64::MAX).saturating_add(1);
+        let parallelism = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let typical_entries = usize::try_from(max_items / largest)
             .unwrap_or(usize::MAX)
             .max(1);
+        let shards = shards_for(max_items, largest, parallelism);
         // The builder only fails when a capacity is missing; both are set.
         let options = OptionsBuilder::new()
+            .shards(shards)
             .estimated_items_capacity(typical_entries)
             .weight_capacity(max_items)
             .hot_allocation(HOT_SHARE)
@@ -198,16 +234,17 @@ mod tests {
     /// The tests' time: entries are inserted at 0 and read at [`NOW`] unless a test says.
     const NOW: Timestamp = Timestamp::from_millis(1_000);
 
-    /// An entry of `items` items kept until `until_ms`.
+    /// An entry of `items` items kept from 0 until `until_ms`.
     fn entry(id: &str, items: usize, until_ms: i64) -> Entry {
-        Entry::new(
-            snapshot(id, items),
-            Timestamp::from_millis(until_ms),
-            Timestamp::from_millis(0),
-        )
+        let ttl = Duration::from_millis(u64::try_from(until_ms).unwrap_or(0));
+        let zero = Timestamp::from_millis(0);
+        Entry::new(snapshot(id, items), zero, ttl, zero)
     }
 
     const LONG: i64 = 60_000;
+
+    /// The default feed depth.
+    const DEPTH: usize = 200;
 
     fn id_of(e: Option<Entry>) -> Option<String> {
         e.map(|e| e.snapshot.id.clone())
@@ -215,7 +252,7 @@ mod tests {
 
     #[test]
     fn heads_and_snapshots_of_one_id_are_apart_and_dropped_one_at_a_time() {
-        let tier = LocalTier::new(10_000);
+        let tier = LocalTier::new(10_000, DEPTH);
         tier.insert(Kind::Head, "x", entry("head of user x", 3, LONG));
         tier.insert(Kind::Snapshot, "x", entry("snapshot x", 3, LONG));
         let get = |kind, id| id_of(tier.get(kind, id, NOW));
@@ -234,7 +271,7 @@ mod tests {
 
     #[test]
     fn an_entry_is_served_until_its_own_time_and_then_removed() {
-        let tier = LocalTier::new(10_000);
+        let tier = LocalTier::new(10_000, DEPTH);
         tier.insert(Kind::Head, "short", entry("s", 3, 5_000));
         tier.insert(Kind::Head, "long", entry("l", 3, LONG));
         let at = Timestamp::from_millis;
@@ -247,8 +284,65 @@ mod tests {
     }
 
     #[test]
+    fn a_clock_stepped_back_beyond_the_tolerance_makes_earlier_entries_misses() {
+        let tier = LocalTier::new(10_000, DEPTH);
+        let made = Timestamp::from_millis(10_000);
+        let zero = Timestamp::from_millis(0);
+        let minute = Duration::from_secs(60);
+        tier.insert(
+            Kind::Head,
+            "u",
+            Entry::new(snapshot("s", 3), made, minute, zero),
+        );
+        // A request that read the time just before the ranking it waited for takes the page.
+        assert!(
+            tier.get(Kind::Head, "u", Timestamp::from_millis(9_000))
+                .is_some()
+        );
+        // Stepped back further: not served, and gone (it would otherwise live a minute more
+        // than it should once the clock came back).
+        assert!(
+            tier.get(Kind::Head, "u", Timestamp::from_millis(8_999))
+                .is_none()
+        );
+        assert!(tier.get(Kind::Head, "u", made).is_none());
+    }
+
+    #[test]
+    fn shards_leave_room_for_the_deepest_snapshots() {
+        // The default bound and depth: as many shards as threads want.
+        assert_eq!(shards_for(500_000, 201, 2), 8);
+        assert_eq!(shards_for(500_000, 201, 64), 256);
+        // A deep feed on a large machine: fewer, larger shards.
+        assert_eq!(shards_for(500_000, 5_001, 64), 8);
+        assert_eq!(shards_for(500_000, 1_000_001, 64), 1);
+        // Small tiers: one shard; never zero, and a power of two.
+        assert_eq!(shards_for(1_000, 201, 8), 1);
+        assert_eq!(shards_for(0, 201, 8), 1);
+        assert_eq!(shards_for(500_000, 201, 3), 8);
+        for (items, largest, threads) in
+            [(500_000, 201, 16), (500_000, 5_001, 64), (50_000, 101, 8)]
+        {
+            let shards = shards_for(items, largest, threads) as u64;
+            assert!(shards.is_power_of_two());
+            let hot = (items / shards) as f64 * HOT_SHARE;
+            assert!(
+                hot >= largest as f64,
+                "{items} / {shards} shards: {largest} items refused"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deep_feeds_snapshot_is_kept_in_the_default_bound() {
+        let tier = LocalTier::new(500_000, 5_000);
+        tier.insert(Kind::Snapshot, "deep", entry("deep", 5_000, LONG));
+        assert!(tier.get(Kind::Snapshot, "deep", NOW).is_some());
+    }
+
+    #[test]
     fn a_replacement_lives_as_long_as_it_asks_not_what_was_left_of_the_old() {
-        let tier = LocalTier::new(10_000);
+        let tier = LocalTier::new(10_000, DEPTH);
         tier.insert(Kind::Head, "u", entry("old", 3, 5_000));
         tier.insert(Kind::Head, "u", entry("new", 3, LONG));
         let later = id_of(tier.get(Kind::Head, "u", Timestamp::from_millis(10_000)));
@@ -257,7 +351,7 @@ mod tests {
 
     #[test]
     fn the_tier_holds_at_most_its_items_and_nothing_with_no_room() {
-        let tier = LocalTier::new(2_000);
+        let tier = LocalTier::new(2_000, DEPTH);
         for i in 0..100 {
             tier.insert(Kind::Snapshot, &format!("s{i}"), entry("s", 199, LONG));
         }
@@ -267,7 +361,7 @@ mod tests {
             .count();
         assert!((1..=10).contains(&held), "{held} entries of 200 items held");
 
-        let none = LocalTier::new(0);
+        let none = LocalTier::new(0, DEPTH);
         none.insert(Kind::Head, "u", entry("s", 3, LONG));
         assert!(none.get(Kind::Head, "u", NOW).is_none());
     }
@@ -275,14 +369,14 @@ mod tests {
     #[test]
     fn a_snapshot_as_deep_as_the_default_feed_fits_a_small_tier() {
         // The smallest tier the tests run with beside a 200-item feed.
-        let tier = LocalTier::new(1_000);
+        let tier = LocalTier::new(1_000, DEPTH);
         tier.insert(Kind::Head, "u", entry("deep", 200, LONG));
         assert!(tier.get(Kind::Head, "u", NOW).is_some());
     }
 
     #[test]
     fn trust_is_shared_by_every_copy_handed_out_and_never_shortened() {
-        let tier = LocalTier::new(10_000);
+        let tier = LocalTier::new(10_000, DEPTH);
         tier.insert(Kind::Head, "u", entry("s", 3, LONG));
         let Some(first) = tier.get(Kind::Head, "u", NOW) else {
             panic!("the head was just inserted");

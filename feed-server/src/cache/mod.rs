@@ -182,16 +182,17 @@ fn store_key(kind: Kind, id: &str) -> String {
 }
 
 impl FeedCache {
-    /// A cache holding snapshots of at most `local_items` ranked items in all in process, each
-    /// at most `local_ttl`.
+    /// A cache holding snapshots of at most `local_items` ranked items in all in process, of
+    /// at most `feed_depth` items each, each at most `local_ttl` past its trust.
     pub fn new(
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         local_items: u64,
+        feed_depth: usize,
         local_ttl: Duration,
     ) -> Self {
         Self {
-            local: LocalTier::new(local_items),
+            local: LocalTier::new(local_items, feed_depth),
             local_ttl,
             store,
             metrics,
@@ -281,7 +282,7 @@ impl FeedCache {
         let found = accepted(found, accept).map(|s| {
             let s = Arc::new(s);
             // A snapshot by id never changes: nothing to trust or recheck.
-            Entry::new(s, now.after(self.local_ttl), Timestamp::from_millis(0))
+            Entry::new(s, now, self.local_ttl, Timestamp::from_millis(0))
         });
         Ok(self.store_result(kind, id, found))
     }
@@ -297,14 +298,16 @@ impl FeedCache {
     /// A head read from the store tier at `now`, as kept in process: while any first page of it
     /// is fresh, trusted for `local_ttl`.
     fn stored_head_entry(&self, s: Snapshot, now: Timestamp) -> Entry {
-        // Cached by a version without page TTLs: kept no longer than `local_ttl`.
-        let until = s
-            .page_ttls
-            .longest()
-            .map_or(now.after(self.local_ttl), |secs| {
-                Timestamp::from_millis(s.ranked_at_ms).after(Duration::from_secs(u64::from(secs)))
-            });
-        Entry::new(Arc::new(s), until, now.after(self.local_ttl))
+        let trusted = now.after(self.local_ttl);
+        match s.page_ttls.longest() {
+            Some(secs) => {
+                let ranked = Timestamp::from_millis(s.ranked_at_ms);
+                let ttl = Duration::from_secs(u64::from(secs));
+                Entry::new(Arc::new(s), ranked, ttl, trusted)
+            }
+            // Cached by a version without page TTLs: kept no longer than `local_ttl`.
+            None => Entry::new(Arc::new(s), now, self.local_ttl, trusted),
+        }
     }
 
     /// What the store tier returned for the entry of `kind` for `id`, accepted: a snapshot is
@@ -464,17 +467,11 @@ impl FeedCache {
             ])
             .await?;
         let ranked = Timestamp::from_millis(snapshot.ranked_at_ms);
-        let in_process = ranked.after(self.local_ttl);
-        self.local.insert(
-            Kind::Head,
-            &snapshot.user_id,
-            Entry::new(snapshot.clone(), ranked.after(ttl), in_process),
-        );
-        self.local.insert(
-            Kind::Snapshot,
-            &snapshot.id,
-            Entry::new(snapshot.clone(), in_process, Timestamp::from_millis(0)),
-        );
+        let (local_ttl, never) = (self.local_ttl, Timestamp::from_millis(0));
+        let head = Entry::new(snapshot.clone(), ranked, ttl, ranked.after(local_ttl));
+        self.local.insert(Kind::Head, &snapshot.user_id, head);
+        let by_id = Entry::new(snapshot.clone(), ranked, local_ttl, never);
+        self.local.insert(Kind::Snapshot, &snapshot.id, by_id);
         Ok(snapshot)
     }
 
@@ -500,7 +497,7 @@ mod tests {
     use super::*;
 
     use crate::model::{Event, UserProfile, Video};
-    use crate::store::MemoryStore;
+    use crate::store::{CacheEntry, MemoryStore};
 
     /// A snapshot `id` of user `u` ranked at `version`, its first page fresh for 120 s.
     fn snapshot(id: &str, version: u64) -> Snapshot {
@@ -532,7 +529,7 @@ mod tests {
 
     fn cache_on(store: Arc<MemoryStore>) -> Result<FeedCache, Box<dyn std::error::Error>> {
         let metrics = Arc::new(Metrics::new("r", "stable")?);
-        Ok(FeedCache::new(store, metrics, 1000, Duration::from_secs(60)).with_peers()?)
+        Ok(FeedCache::new(store, metrics, 1000, 200, Duration::from_secs(60)).with_peers()?)
     }
 
     fn id(s: Option<Arc<Snapshot>>) -> Option<String> {
@@ -681,6 +678,62 @@ mod tests {
             id(cache.head_local(&want_after(100_000)).await?).as_deref(),
             Some("c")
         );
+        Ok(())
+    }
+
+    /// In-process entries live by the request's time: a snapshot read by id stays `local_ttl`
+    /// from its ranking and then comes from the store tier; a head read from the store tier
+    /// with no page TTLs (a version without them) stays `local_ttl` from its read, not as long
+    /// as rechecks keep it trusted; a request whose clock stepped back is not served what was
+    /// kept after its time.
+    #[tokio::test]
+    async fn in_process_entries_live_by_the_requests_time() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let store = Arc::new(MemoryStore::new());
+        let (cache, other) = (cache_on(store.clone())?, cache_on(store.clone())?);
+        cache.peers_listening(true);
+        other.peers_listening(true);
+        let at = |ms| want_after(ms).now;
+        let generation = |s: Option<Arc<Snapshot>>| s.map(|s| s.generation);
+        // The store tier's copy of snapshot `a` rewritten, so that a read from it shows.
+        let rewrite = |generation| -> Result<CacheEntry, Box<dyn std::error::Error>> {
+            let stored = Snapshot {
+                generation,
+                ..snapshot("a", 0)
+            };
+            let bytes = stored_snapshot::encode(&stored, 0, SnapshotFormat::default())?;
+            Ok(("snap:a".to_owned(), bytes, Duration::from_secs(600)))
+        };
+
+        cache
+            .put(snapshot("a", 0), Duration::from_secs(120))
+            .await?;
+        store.cache_put(&[rewrite(2)?]).await?;
+        let in_process = generation(cache.snapshot("a", at(59_999)).await?);
+        assert_eq!(in_process, Some(1), "kept 60 s from the ranking");
+        let past = generation(cache.snapshot("a", at(60_000)).await?);
+        assert_eq!(past, Some(2), "then read from the store tier");
+        // Kept again from that read (at 60 s); a request 2 s behind it is not served that copy.
+        store.cache_put(&[rewrite(3)?]).await?;
+        assert_eq!(generation(cache.snapshot("a", at(61_000)).await?), Some(2));
+        assert_eq!(generation(cache.snapshot("a", at(58_000)).await?), Some(3));
+
+        let without_ttls = Snapshot {
+            page_ttls: PageTtls(Vec::new()),
+            ..snapshot("h", 0)
+        };
+        other.put(without_ttls, Duration::from_secs(600)).await?;
+        let head = id(cache.head_store(&want_after(0)).await?);
+        assert_eq!(head.as_deref(), Some("h"));
+        let kept = id(cache.head_local(&want_after(59_999)).await?);
+        assert_eq!(
+            kept.as_deref(),
+            Some("h"),
+            "in process for 60 s from the read"
+        );
+        // Still the stored head at the user's version, so a recheck would serve it: only the
+        // entry's own end keeps it from being served from process any longer.
+        assert_eq!(id(cache.head_local(&want_after(60_000)).await?), None);
         Ok(())
     }
 

@@ -630,6 +630,7 @@ fn cache_over(store: &Arc<RedisStore>) -> FeedCache {
         store.clone(),
         Arc::new(Metrics::new("r", "stable").expect("metrics")),
         1000,
+        200,
         Duration::from_secs(5),
     )
 }

@@ -242,8 +242,7 @@ async fn first_page_counted(
     store: &Counting,
 ) -> (Arc<feed_server::cache::Snapshot>, usize) {
     store.calls.store(0, Ordering::SeqCst);
-    use feed_server::time::{Clock, SystemClock};
-    let page = feed_server::feed::head(app, "u", 20, false, SystemClock.now())
+    let page = feed_server::feed::head(app, "u", 20, false, app.clock.now())
         .await
         .expect("first page");
     (page, store.calls.load(Ordering::SeqCst))
@@ -262,6 +261,7 @@ fn app_on(store: Arc<Counting>) -> feed_server::state::AppState {
         store.clone(),
         metrics.clone(),
         10_000,
+        100,
         Duration::from_secs(60),
     );
     let profiles = Arc::new(LiveProfiles::new(
