@@ -204,30 +204,21 @@ mod tests {
     use super::*;
 
     use crate::model::FeedItem;
-    use crate::ranking::page_ttls::PageTtls;
-    use crate::store::UserVersion;
 
+    /// The cache tests' snapshot `id`, with `items` items (the tier reads only their count).
     fn snapshot(id: &str, items: usize) -> Arc<Snapshot> {
+        let items = (0..items)
+            .map(|i| FeedItem {
+                video_id: format!("v{i}").into(),
+                creator_id: "c".into(),
+                score: 0.5,
+                signals: None,
+                explain: None,
+            })
+            .collect();
         Arc::new(Snapshot {
-            id: id.into(),
-            user_id: "u".into(),
-            variant: "default".into(),
-            generation: 1,
-            items: (0..items)
-                .map(|i| FeedItem {
-                    video_id: format!("v{i}").into(),
-                    creator_id: "c".into(),
-                    score: 0.5,
-                    signals: None,
-                    explain: None,
-                })
-                .collect(),
-            explained: false,
-            facts: Vec::new(),
-            ranked_at_ms: 0,
-            page_ttls: PageTtls(vec![(20, 120)]),
-            user_version: UserVersion(0),
-            first_page: Default::default(),
+            items,
+            ..super::super::tests::snapshot(id, 0)
         })
     }
 

@@ -183,7 +183,8 @@ fn store_key(kind: Kind, id: &str) -> String {
 
 impl FeedCache {
     /// A cache holding snapshots of at most `local_items` ranked items in all in process, of
-    /// at most `feed_depth` items each, each at most `local_ttl` past its trust.
+    /// at most `feed_depth` items each: a head while a first page of it is fresh, a snapshot
+    /// read by id at most `local_ttl`.
     pub fn new(
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
@@ -239,28 +240,14 @@ impl FeedCache {
         }
     }
 
-    async fn lookup(
+    /// [`FeedCache::snapshot`] in the in-process tier only: no store call.
+    fn snapshot_local(
         &self,
-        kind: Kind,
-        id: &str,
-        now: Timestamp,
-        accept: impl Fn(&Snapshot) -> bool,
-    ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        match self.lookup_local(kind, id, now, &accept) {
-            Some(s) => Ok(Some(s)),
-            None => self.lookup_store(kind, id, now, &accept).await,
-        }
-    }
-
-    /// The in-process tier only: no store call.
-    fn lookup_local(
-        &self,
-        kind: Kind,
         id: &str,
         now: Timestamp,
         accept: impl Fn(&Snapshot) -> bool,
     ) -> Option<Arc<Snapshot>> {
-        if let Some(e) = self.local.get(kind, id, now)
+        if let Some(e) = self.local.get(Kind::Snapshot, id, now)
             && accept(&e.snapshot)
         {
             self.metrics.cache(CacheTier::Local, CacheResult::Hit);
@@ -270,21 +257,21 @@ impl FeedCache {
         None
     }
 
-    /// The store tier (after a local miss); a hit is kept in process for `local_ttl`.
-    async fn lookup_store(
+    /// [`FeedCache::snapshot`] in the store tier (after a local miss); a hit is kept in process
+    /// for `local_ttl`.
+    async fn snapshot_store(
         &self,
-        kind: Kind,
         id: &str,
         now: Timestamp,
         accept: impl Fn(&Snapshot) -> bool,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        let found = self.store.cache_get(&store_key(kind, id)).await?;
+        let found = self.store.cache_get(&store_key(Kind::Snapshot, id)).await?;
         let found = accepted(found, accept).map(|s| {
             let s = Arc::new(s);
             // A snapshot by id never changes: nothing to trust or recheck.
             Entry::new(s, now, self.local_ttl, Timestamp::from_millis(0))
         });
-        Ok(self.store_result(kind, id, found))
+        Ok(self.store_result(Kind::Snapshot, id, found))
     }
 
     /// The user's head in the store tier if it serves `want` and was ranked at the user's
@@ -436,7 +423,11 @@ impl FeedCache {
         id: &str,
         now: Timestamp,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        self.lookup(Kind::Snapshot, id, now, |s| s.id == id).await
+        let accept = |s: &Snapshot| s.id == id;
+        match self.snapshot_local(id, now, accept) {
+            Some(s) => Ok(Some(s)),
+            None => self.snapshot_store(id, now, accept).await,
+        }
     }
 
     /// Stores a fresh snapshot as the user's head (for `ttl`, the longest any first page of it
@@ -500,7 +491,7 @@ mod tests {
     use crate::store::{CacheEntry, MemoryStore};
 
     /// A snapshot `id` of user `u` ranked at `version`, its first page fresh for 120 s.
-    fn snapshot(id: &str, version: u64) -> Snapshot {
+    pub(super) fn snapshot(id: &str, version: u64) -> Snapshot {
         Snapshot {
             id: id.into(),
             user_id: "u".into(),
