@@ -3,7 +3,7 @@
 //! where a ranking experiment applies.
 
 use feed_metrics::{contract, ops};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use feed_profile::Experiment;
 use prometheus::{
@@ -54,7 +54,7 @@ pub struct Metrics {
     /// Load shedding of rankings ([`crate::shed`]).
     pub shedding: ShedMetrics,
     /// Content health of served feed pages ([`crate::served`]).
-    pub served: ServedMetrics,
+    pub served: Arc<ServedMetrics>,
     profile_labels: Mutex<Vec<[String; 3]>>,
 }
 
