@@ -68,7 +68,13 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The application router; `authenticator` admits or refuses every request (`auth`).
 pub fn router(state: SharedState, limits: HttpLimits, authenticator: Arc<Authenticator>) -> Router {
     let api = Route::ALL.into_iter().fold(Router::new(), |r, route| {
-        r.route(route.path(), route.handler())
+        let handler = route.handler();
+        let handler = if route.takes_body() {
+            handler.layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        } else {
+            handler
+        };
+        r.route(route.path(), handler)
     });
     #[cfg(feature = "fault-injection")]
     let api = faults::install(api, state.clone());
@@ -80,8 +86,7 @@ pub fn router(state: SharedState, limits: HttpLimits, authenticator: Arc<Authent
                 .layer(observe::ObserveLayer::new(state.clone()))
                 .layer(auth::AuthLayer::new(authenticator))
                 .layer(HandleErrorLayer::new(timed_out))
-                .timeout(limits.request_timeout)
-                .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
+                .timeout(limits.request_timeout),
         )
         .with_state(state)
 }

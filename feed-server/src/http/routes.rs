@@ -140,6 +140,13 @@ impl Route {
         }
     }
 
+    /// Whether the route's requests carry a body (`PUT`, `POST`): only those routes read one,
+    /// so only they carry the body limit (`--max-body-bytes`); the others skip the extension
+    /// the limit inserts into every request it wraps.
+    pub fn takes_body(self) -> bool {
+        matches!(self.method(), Method::POST | Method::PUT)
+    }
+
     /// The one HTTP method the route serves.
     pub const fn method(self) -> Method {
         match self {

@@ -500,6 +500,24 @@ async fn oversized_bodies_are_refused(b: Backend) {
         (413, &json!("payload_too_large")),
         "{body}"
     );
+    // Every route that reads a body holds the limit, not only the two above.
+    let padded = json!({"pad": "x".repeat(2_000)});
+    for path in ["/v1/rank", "/v1/admin/tune", "/v1/admin/replay"] {
+        let (status, body) = app.post(path, &padded).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (413, &json!("payload_too_large")),
+            "POST {path}: {body}"
+        );
+    }
+    for path in ["/v1/users/u/follows", "/v1/users/u/profile"] {
+        let (status, body) = app.put(path, &padded).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (413, &json!("payload_too_large")),
+            "PUT {path}: {body}"
+        );
+    }
 }
 
 async fn cache_serves_repeats_and_events_invalidate_it(b: Backend) {
