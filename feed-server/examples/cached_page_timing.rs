@@ -1,8 +1,9 @@
 //! Times serving a cached first page through the whole router (BENCHMARKS.md, "Cached pages"):
 //! every middleware (panic catching, tracing, request metrics, authentication and rate limits,
-//! timeout; the body limit wraps only the routes that read a body), the query's parsing, the in-process head lookup, the page's metrics and
-//! the response — everything feed-server does for `GET /v1/feed` except hyper's HTTP/1.1 parsing
-//! and the socket's system calls, which a static axum server pays alike.
+//! timeout; the body limit wraps only the routes that read a body), the query's parsing, the
+//! in-process head lookup, the page's metrics and the response — everything feed-server does for
+//! `GET /v1/feed` except hyper's HTTP/1.1 parsing and the socket's system calls, which a static
+//! axum server pays alike.
 //!
 //! `cargo run --release -p feed-server --example cached_page_timing` builds the app on the
 //! embedded store with the demo world (`--demo`), ranks one first page for each of 100 users,

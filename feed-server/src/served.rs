@@ -44,6 +44,10 @@ const AGE_BUCKETS_I32: [i32; 12] = {
     let mut lanes = [0; 12];
     let mut i = 0;
     while i < lanes.len() {
+        assert!(
+            AGE_BUCKETS[i] <= i32::MAX as i64,
+            "an age bound beyond a 32-bit lane"
+        );
         lanes[i] = AGE_BUCKETS[i] as i32;
         i += 1;
     }
@@ -97,10 +101,15 @@ pub struct PageCounts {
     pub creators: u64,
 }
 
+/// `facts[start..start + len]`, cut at the list's end (empty beyond it).
+fn page_of(facts: &[ItemFacts], start: usize, len: usize) -> &[ItemFacts] {
+    let end = start.saturating_add(len).min(facts.len());
+    facts.get(start..end).unwrap_or_default()
+}
+
 /// The counts of the page `facts[start..start + len]` of a ranked list (pure, no allocation).
 pub fn page_counts(facts: &[ItemFacts], start: usize, len: usize) -> PageCounts {
-    let end = start.saturating_add(len).min(facts.len());
-    let page = facts.get(start..end).unwrap_or_default();
+    let page = page_of(facts, start, len);
     let mut counts = PageCounts {
         items: page.len() as u64,
         ..PageCounts::default()
@@ -116,8 +125,9 @@ pub fn page_counts(facts: &[ItemFacts], start: usize, len: usize) -> PageCounts 
 /// The content-health series, each with `variant` (and the registry's `rollout` and `track`).
 ///
 /// One collector for the five families rather than five prometheus vectors: a page served adds
-/// its counts to its thread's own cells of its variant (no label hashing, no locked instruction,
-/// no cache line shared with the other worker threads), and a scrape sums every thread's cells
+/// its counts to its thread's own cells of its variant (one map lookup of the variant, no lock,
+/// no locked instruction, no cache line shared with the other worker threads), and a scrape sums
+/// every thread's cells
 /// ([`prometheus::core::Collector`]). On cached pages the vectors' way — a label lookup, four
 /// shared counters and a histogram flushed per page, and per item a division and a search of
 /// its bucket — was 6% of feed-server's CPU, this way 2% (BENCHMARKS.md, "Cached pages:
@@ -292,22 +302,24 @@ impl ServedMetrics {
         if let Some(cells) = self.variants.load().get(variant) {
             return cells.clone();
         }
-        let mut created = None;
         self.variants.rcu(|variants| {
             let mut variants = FastMap::clone(variants);
-            let cells = variants.entry(variant.into()).or_default().clone();
-            created = Some(cells);
+            variants.entry(variant.into()).or_default();
             variants
         });
-        created.unwrap_or_default()
+        // Variants are never removed, so the map holds it now; the default is never taken.
+        self.variants
+            .load()
+            .get(variant)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Counts a served page of `variant`: `facts[start..start + len]` of its ranked list, served
     /// at unix ms `now_ms`.
     pub fn page(&self, variant: &str, facts: &[ItemFacts], start: usize, len: usize, now_ms: i64) {
         let counts = page_counts(facts, start, len);
-        let end = start.saturating_add(len).min(facts.len());
-        let ages = PageAges::of(facts.get(start..end).unwrap_or_default(), now_ms);
+        let ages = PageAges::of(page_of(facts, start, len), now_ms);
         // Read under the map's guard: no reference count of a shared `Arc` moves per page.
         if let Some(cells) = self.variants.load().get(variant) {
             cells.add(&counts, &ages);
@@ -477,7 +489,8 @@ mod tests {
     }
 
     #[test]
-    fn pages_served_on_many_threads_all_reach_the_scrape() -> Result<(), prometheus::Error> {
+    fn pages_served_on_threads_at_once_and_one_after_another_all_reach_the_scrape()
+    -> Result<(), prometheus::Error> {
         let registry = Registry::new();
         let served = ServedMetrics::register(&registry)?;
         let facts = list(&["a", "b", "a", "c"]);
@@ -491,6 +504,16 @@ mod tests {
                 });
             }
         });
+        // Threads one after another: each new thread may take over an ended one's cells.
+        for _ in 0..threads {
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    for _ in 0..pages_each {
+                        served.page("stable", &facts, 0, 20, 10_000);
+                    }
+                });
+            });
+        }
         let families = registry.gather();
         let value = |name: &str| {
             families
@@ -499,7 +522,7 @@ mod tests {
                 .and_then(|f| f.get_metric().first())
                 .map(|m| m.get_counter().get_value())
         };
-        let pages = f64::from(threads * pages_each);
+        let pages = f64::from(2 * threads * pages_each);
         assert_eq!(value(contract::SERVED_PAGES), Some(pages));
         assert_eq!(value(contract::SERVED_ITEMS), Some(4.0 * pages));
         assert_eq!(value(contract::SERVED_LONG_TAIL_ITEMS), Some(pages));
@@ -509,7 +532,7 @@ mod tests {
             .find(|f| f.name() == contract::SERVED_ITEM_AGE)
             .and_then(|f| f.get_metric().first())
             .map(|m| m.get_histogram().get_sample_count());
-        assert_eq!(age, Some(4 * u64::from(threads * pages_each)));
+        assert_eq!(age, Some(8 * u64::from(threads * pages_each)));
         Ok(())
     }
 

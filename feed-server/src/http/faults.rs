@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -81,8 +81,13 @@ async fn misbehave(State(faults): State<Shared>, req: Request, next: Next) -> Re
     next.run(req).await
 }
 
-/// Adds `/debug/faults` and the misbehaving middleware to the API routes.
-pub fn install(api: Router<SharedState>, state: SharedState) -> Router<SharedState> {
+/// Adds `/debug/faults` (its `POST` under the body limit of the other routes that read a body,
+/// `max_body_bytes`) and the misbehaving middleware to the API routes.
+pub fn install(
+    api: Router<SharedState>,
+    state: SharedState,
+    max_body_bytes: usize,
+) -> Router<SharedState> {
     let faults: Shared = Arc::new(RwLock::new(from_env()));
     let read = faults.clone();
     let write = faults.clone();
@@ -114,7 +119,8 @@ pub fn install(api: Router<SharedState>, state: SharedState) -> Router<SharedSta
                 }
                 Ok(Json(new))
             }
-        }),
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes)),
     )
     .layer(middleware::from_fn_with_state(faults, misbehave))
 }

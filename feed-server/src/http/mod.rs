@@ -77,7 +77,7 @@ pub fn router(state: SharedState, limits: HttpLimits, authenticator: Arc<Authent
         r.route(route.path(), handler)
     });
     #[cfg(feature = "fault-injection")]
-    let api = faults::install(api, state.clone());
+    let api = faults::install(api, state.clone(), limits.max_body_bytes);
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(

@@ -142,7 +142,9 @@ impl Route {
 
     /// Whether the route's requests carry a body (`PUT`, `POST`): only those routes read one,
     /// so only they carry the body limit (`--max-body-bytes`); the others skip the extension
-    /// the limit inserts into every request it wraps.
+    /// the limit inserts into every request it wraps. By method: a route whose handler reads a
+    /// body under another method must be added here, or it reads up to axum's default 2 MB
+    /// (`oversized_bodies_are_refused` sends an oversized body to every route listed here).
     pub fn takes_body(self) -> bool {
         matches!(self.method(), Method::POST | Method::PUT)
     }
