@@ -124,11 +124,11 @@ pub fn page_counts(facts: &[ItemFacts], start: usize, len: usize) -> PageCounts 
 
 /// The content-health series, each with `variant` (and the registry's `rollout` and `track`).
 ///
-/// One collector for the five families rather than five prometheus vectors: a page served adds
-/// its counts to its thread's own cells of its variant (one map lookup of the variant, no lock,
-/// no locked instruction, no cache line shared with the other worker threads), and a scrape sums
-/// every thread's cells
-/// ([`prometheus::core::Collector`]). On cached pages the vectors' way — a label lookup, four
+/// One collector ([`prometheus::core::Collector`]) for the five families rather than five
+/// prometheus vectors: a page served adds its counts to its thread's own cells of its variant
+/// (one map lookup of the variant, no lock, no locked instruction, no cache line shared with the
+/// other worker threads), and a scrape sums every thread's cells. On cached pages the vectors'
+/// way — a label lookup, four
 /// shared counters and a histogram flushed per page, and per item a division and a search of
 /// its bucket — was 6% of feed-server's CPU, this way 2% (BENCHMARKS.md, "Cached pages:
 /// content-health counts in per-thread cells").
