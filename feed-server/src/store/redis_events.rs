@@ -32,7 +32,7 @@
 //! the lag stays far below 1 s (BENCHMARKS.md).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use feed_metrics::ops;
 use prometheus::{Gauge, IntCounter, IntGauge};
@@ -40,6 +40,7 @@ use redis::{Pipeline, Value};
 use tokio::sync::Notify;
 
 use super::StoreError;
+use crate::time::{Clock, SystemClock};
 
 /// The consumer group of the ingest stream.
 pub const GROUP: &str = "apply";
@@ -503,10 +504,10 @@ pub(super) fn stream_id(id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
+/// The wall clock's unix ms, the unit of stream ids (Redis's clock, not the service's injected
+/// one: lags are measured against the ids Redis stamped).
 pub(super) fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    u64::try_from(SystemClock.now().millis()).unwrap_or(0)
 }
 
 /// A consumer name unique to this process: host, process id and start time.
