@@ -3,7 +3,7 @@
 //! through feed-server's HTTP API, Prometheus text parsing and `/proc` readings, the ideal TTL
 //! cache the hit ratio is judged by, the bracketed windows the cached feed is compared to the
 //! static baseline in, and the key-isolation phase's API keys (digests-only keys file) and
-//! arithmetic. The binaries are `feedroll-loadgen` (driven by `scripts/bench.sh`) and
+//! arithmetic, and where Redis's time goes in each phase (`INFO commandstats`). The binaries are `feedroll-loadgen` (driven by `scripts/bench.sh`) and
 //! `feedroll-static-baseline`.
 
 pub mod bracketed;
@@ -14,6 +14,7 @@ pub mod isolation;
 pub mod keys;
 pub mod procfs;
 pub mod prom;
+pub mod redis_time;
 pub mod session;
 pub mod stats;
 pub mod world;

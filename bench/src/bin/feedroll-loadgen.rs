@@ -19,6 +19,7 @@ use feedroll_bench::driver::{self, Outcome};
 use feedroll_bench::ideal_cache::IdealTtlCache;
 use feedroll_bench::procfs;
 use feedroll_bench::prom::{self, Sample};
+use feedroll_bench::redis_time::{self, CommandStats, CommandTime};
 use feedroll_bench::stats::Summary;
 use feedroll_bench::world::{World, WorldSpec, user_id};
 use feedroll_bench::zipf::{SetAside, Zipf};
@@ -147,6 +148,10 @@ struct RunArgs {
     /// Redis PID.
     #[arg(long)]
     redis_pid: Option<u32>,
+    /// Redis URL: `INFO commandstats` is read before and after each phase, and the report
+    /// says which commands Redis's time went to (needs the `INFO` command).
+    #[arg(long)]
+    redis_url: Option<String>,
     #[command(flatten)]
     world: WorldArgs,
     /// Connections of the closed-loop feed phases (baseline and cached use the same).
@@ -463,6 +468,9 @@ struct Phase {
     /// The predictive warm-up's work (session phases).
     #[serde(skip_serializing_if = "Option::is_none")]
     warmup: Option<sessions::WarmupDelta>,
+    /// Where Redis's time went, per request, most first (`--redis-url`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    redis_commands: Vec<CommandTime>,
 }
 
 /// How far the shared aggregates trailed the accepted events (feed-server's Redis ingest
@@ -538,25 +546,53 @@ struct Overload {
     server_shed: f64,
 }
 
+/// What a phase is measured on: feed-server's metrics and, with `--redis-url`, Redis's
+/// command statistics.
+pub(crate) struct Targets {
+    server: SocketAddr,
+    redis: Option<redis_time::Reader>,
+}
+
+impl Targets {
+    /// Redis's command totals now; `None` without `--redis-url`, or (with a warning) when the
+    /// reading fails: the phase is reported without them.
+    async fn redis_commands(&self) -> Option<CommandStats> {
+        let reader = self.redis.as_ref()?;
+        match reader.read().await {
+            Ok(stats) => Some(stats),
+            Err(e) => {
+                eprintln!("loadgen: WARNING: INFO commandstats failed: {e}");
+                None
+            }
+        }
+    }
+}
+
 struct Measuring {
     cpu: Cpu,
     machine: Option<(u64, u64)>,
     scrape: Scrape,
+    redis: Option<CommandStats>,
     started: Instant,
 }
 
-async fn begin(args: &RunArgs, server: SocketAddr) -> anyhow::Result<Measuring> {
+async fn begin(args: &RunArgs, at: &Targets) -> anyhow::Result<Measuring> {
     Ok(Measuring {
         cpu: cpu(args),
         machine: procfs::machine_ticks(),
-        scrape: scrape(server).await?,
+        scrape: scrape(at.server).await?,
+        redis: at.redis_commands().await,
         started: Instant::now(),
     })
 }
 
+/// Commands listed per phase in the report (all of them up to this many in the JSON).
+const REDIS_COMMANDS_SHOWN: usize = 6;
+const REDIS_COMMANDS_KEPT: usize = 16;
+
 async fn finish(
     args: &RunArgs,
-    server: SocketAddr,
+    at: &Targets,
     m: Measuring,
     name: &str,
     load: String,
@@ -565,7 +601,16 @@ async fn finish(
     let wall = m.started.elapsed().as_secs_f64();
     let after = cpu(args);
     let machine_after = procfs::machine_ticks();
-    let scrape_after = scrape(server).await?;
+    let scrape_after = scrape(at.server).await?;
+    let redis_commands = match (&m.redis, at.redis_commands().await) {
+        (Some(before), Some(now)) => {
+            let mut phase = now.since(before);
+            // The loadgen's own readings.
+            phase.0.remove("info");
+            redis_time::per_request(&phase, outcome.sent, REDIS_COMMANDS_KEPT)
+        }
+        _ => Vec::new(),
+    };
     let sent = outcome.sent.max(1) as f64;
     let per = |a: f64, b: f64| (b - a) * 1e6 / sent;
     let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
@@ -597,6 +642,7 @@ async fn finish(
         apply: None,
         overload: None,
         warmup: None,
+        redis_commands,
     };
     eprintln!(
         "loadgen: {name:<22} {:>9.0} req/s  p50 {:>8.2} ms  p95 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
@@ -773,6 +819,15 @@ fn secs(s: f64) -> Duration {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let server = addr(&args.url)?;
+    let redis = match &args.redis_url {
+        Some(url) => Some(
+            redis_time::Reader::connect(url)
+                .await
+                .with_context(|| format!("reading INFO commandstats of {url}"))?,
+        ),
+        None => None,
+    };
+    let targets = Targets { server, redis };
     let baseline = addr(&args.baseline_url)?;
     let spec = args.world.spec();
     let world = Arc::new(World::generate(spec, Utc::now()));
@@ -793,12 +848,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // (1) The static baseline, same client, same connections, same request shape.
     let mut baseline_payload = 0.0;
     if args.wants("baseline") {
-        let m = begin(&args, server).await?;
+        let m = begin(&args, &targets).await?;
         let out = drive_baseline(baseline, args.conns, warm, dur, &hot_zipf)
             .await
             .context("baseline phase")?;
         let load = format!("closed loop, {} conns", args.conns);
-        let (mut p, _) = finish(&args, server, m, "static baseline", load, out).await?;
+        let (mut p, _) = finish(&args, &targets, m, "static baseline", load, out).await?;
         p.cache = None;
         p.candidates = None;
         baseline_payload = p.bytes_per_response;
@@ -814,7 +869,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         for r in 0..hot {
             mark(&ideal, origin, r);
         }
-        let m = begin(&args, server).await?;
+        let m = begin(&args, &targets).await?;
         let out = drive_cached(server, args.conns, warm, dur, &hot_zipf, &ideal, origin)
             .await
             .context("cached phase")?;
@@ -822,7 +877,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             "closed loop, {} conns, Zipf over {hot} primed users",
             args.conns
         );
-        let (p, _) = finish(&args, server, m, "cached feed", load, out).await?;
+        let (p, _) = finish(&args, &targets, m, "cached feed", load, out).await?;
         phases.push(p);
     }
     let bracketed_ratio =
@@ -862,7 +917,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let short_warm = secs(args.warmup_secs.min(2.0));
     if args.wants("uncached") {
-        let m = begin(&args, server).await?;
+        let m = begin(&args, &targets).await?;
         let out = driver::closed_loop_observed(
             server,
             args.uncached_conns,
@@ -874,11 +929,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("uncached closed-loop phase")?;
         let load = format!("closed loop, {} conns, cold users", args.uncached_conns);
-        let (p, _) = finish(&args, server, m, UNCACHED_MAX, load, out).await?;
+        let (p, _) = finish(&args, &targets, m, UNCACHED_MAX, load, out).await?;
         phases.push(p);
     }
     for rate in args.rates.iter().filter(|_| args.wants("open")) {
-        let m = begin(&args, server).await?;
+        let m = begin(&args, &targets).await?;
         let out = driver::open_loop_observed(
             server,
             *rate,
@@ -895,7 +950,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.open_conns
         );
         let name = format!("uncached feed @{rate:.0}/s");
-        let (p, _) = finish(&args, server, m, &name, load, out).await?;
+        let (p, _) = finish(&args, &targets, m, &name, load, out).await?;
         phases.push(p);
     }
     // (3b) Overload: cold users at `overload_factor` × the capacity just measured.
@@ -904,7 +959,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             bail!("the overload phase needs the uncached phase (its capacity): add it to --phases");
         };
         let rate = (capacity * args.overload_factor).max(1.0);
-        let m = begin(&args, server).await?;
+        let m = begin(&args, &targets).await?;
         let before_shed = m.scrape.get(SHED_TOTAL, &[]);
         let out = driver::open_loop_observed(
             server,
@@ -922,7 +977,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.overload_factor, args.open_conns
         );
         let split = overload(&out, rate, capacity);
-        let (mut p, after) = finish(&args, server, m, OVERLOAD, load, out).await?;
+        let (mut p, after) = finish(&args, &targets, m, OVERLOAD, load, out).await?;
         p.overload = Some(Overload {
             server_shed: after.get(SHED_TOTAL, &[]) - before_shed,
             ..split
@@ -974,7 +1029,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("hit-ratio warm-up")?;
         let measure_from_ms = since(origin);
-        let m = begin(&args, server).await?;
+        let m = begin(&args, &targets).await?;
         let out = driver::closed_loop_observed(
             server,
             args.hit_conns,
@@ -989,7 +1044,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             "closed loop, {} conns, Zipf(s={}) over all {users} users, after {:.0} s of the same",
             args.hit_conns, spec.zipf_s, args.hit_warmup_secs
         );
-        let (p, _) = finish(&args, server, m, "Zipf feed (hit ratio)", load, out).await?;
+        let (p, _) = finish(&args, &targets, m, "Zipf feed (hit ratio)", load, out).await?;
         hit_ratio = p.cache.map_or(0.0, |c| c.hit_ratio);
         phases.push(p);
         // The trace goes into the ideal cache after the phase, in time order (the
@@ -1010,7 +1065,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         for r in &session_ranks {
             mark(&ideal, origin, *r);
         }
-        let (mut p, warmup) = sessions::run(&args, server, &session_ranks)
+        let (mut p, warmup) = sessions::run(&args, &targets, &session_ranks)
             .await
             .context("session phase")?;
         p.warmup = Some(warmup);
@@ -1019,7 +1074,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // (5) Event ingestion: batches of live events from Zipf users.
     if args.wants("events") {
-        let m = begin(&args, server).await?;
+        let m = begin(&args, &targets).await?;
         let w = world.clone();
         let batch = args.event_batch.max(1);
         let load_done = Arc::new(tokio::sync::Notify::new());
@@ -1037,7 +1092,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         let before_events = m.scrape.get(contract::EVENTS, &[]);
         let sent = out.sent.max(1) as f64;
-        let (mut p, after) = finish(&args, server, m, EVENTS, load, out).await?;
+        let (mut p, after) = finish(&args, &targets, m, EVENTS, load, out).await?;
         let events = after.get(contract::EVENTS, &[]) - before_events;
         p.events_per_sec = Some(events / sent * p.summary.rps);
         p.apply = apply;
@@ -1078,7 +1133,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     println!("{md}");
     if args.check {
-        check(&results, args.ratio_windows)?;
+        check(&results, args.ratio_windows, args.redis_url.is_some())?;
     }
     Ok(())
 }
@@ -1490,6 +1545,7 @@ fn markdown(r: &Results) -> String {
             a.max_lag_s, a.max_backlog, a.drain_s
         );
     }
+    s.push_str(&redis_table(&r.phases));
     let _ = writeln!(
         s,
         "\nPeak RSS (VmHWM): feed-server {}, baseline {}.\n",
@@ -1499,6 +1555,35 @@ fn markdown(r: &Results) -> String {
             .map_or_else(|| "?".into(), |m| format!("{m:.0} MiB"))
     );
     s.push_str(&goals_table(&r.goals));
+    s
+}
+
+/// Where Redis's time went in each phase that used it, as a Markdown table (empty without
+/// `--redis-url`).
+fn redis_table(phases: &[Phase]) -> String {
+    let mut s = String::new();
+    // The baseline's requests never reach Redis: what it shows there is feed-server's
+    // background work (consumer polls, the counter feed), not a cost of those requests.
+    let measured = phases
+        .iter()
+        .filter(|p| p.name != "static baseline" && !p.redis_commands.is_empty());
+    for p in measured {
+        if s.is_empty() {
+            s.push_str("\nWhere Redis's time went (`INFO commandstats` over each phase, the commands with the most time per request; `EXEC` and scripts include the commands they run, which are listed too):\n\n| phase | command | calls / req | µs / call | µs / req |\n| --- | --- | ---: | ---: | ---: |\n");
+        }
+        for c in p.redis_commands.iter().take(REDIS_COMMANDS_SHOWN) {
+            let _ = writeln!(
+                s,
+                "| {} | `{}`{} | {:.2} | {:.2} | {:.1} |",
+                p.name,
+                c.command.to_uppercase(),
+                if c.encloses { " (encloses)" } else { "" },
+                c.calls_per_req,
+                c.us_per_call,
+                c.us_per_req
+            );
+        }
+    }
     s
 }
 
@@ -1528,8 +1613,10 @@ fn verdict(what: &str, problems: Vec<String>) -> anyhow::Result<()> {
     }
 }
 
-/// Smoke check: every phase produced numbers (no timing asserted).
-fn check(r: &Results, ratio_windows: usize) -> anyhow::Result<()> {
+/// Smoke check: every phase produced numbers (no timing asserted); `redis_stats`: Redis's
+/// commands were read (`--redis-url`), so the event phase must show its accepting transaction
+/// and its appends.
+fn check(r: &Results, ratio_windows: usize, redis_stats: bool) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     for p in &r.phases {
         if p.summary.ok == 0 {
@@ -1582,6 +1669,15 @@ fn check(r: &Results, ratio_windows: usize) -> anyhow::Result<()> {
         .is_none_or(|e| e <= 0.0)
     {
         problems.push("no events ingested".into());
+    }
+    if redis_stats
+        && phase(r, EVENTS).is_some_and(|p| {
+            !["exec", "xadd"]
+                .iter()
+                .all(|c| p.redis_commands.iter().any(|t| t.command == *c))
+        })
+    {
+        problems.push("the event phase's Redis commands lack EXEC or XADD".into());
     }
     match &r.bracketed_ratio {
         Some(p)

@@ -33,7 +33,7 @@
 //! | `P{shared}:xlog` | stream | the exposure log: every applied event, capped (`store::redis_log`) |
 //! | `P{shared}:ev` | stream | the ingest stream: one entry per accepted batch not yet applied (field `d`: its shared deltas), consumer group `apply` (`store::redis_events`) |
 //! | `P{shared}:evq` | string | events accepted and not yet applied (the backlog) |
-//! | `P{shared}:vsc` | stream | the counter change feed: one entry per apply round or video deletion (field `i`: the JSON array of the video ids whose counters changed), trimmed to the last minute (`store::redis_counter_feed`) |
+//! | `P{shared}:vsc` | stream | the counter change feed: one entry per apply round or video deletion (field `d`: the JSON array of the video ids whose counters changed), trimmed to the last minute (`store::redis_counter_feed`) |
 //! | `P{u:<user>}:p` | hash | language, region |
 //! | `P{u:<user>}:fc`, `P{u:<user>}:fr` | set | followed creators, friends |
 //! | `P{u:<user>}:aff` | hash | decayed affinities as anchored sums: field `~<era>:f`, added to with `HINCRBYFLOAT` (`super::anchored`; the legacy fields `f` and `f@` are still read) |

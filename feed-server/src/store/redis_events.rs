@@ -16,8 +16,8 @@
 //! and new ones (`XREADGROUP`), merges up to [`IngestSettings::read_count`] batches into one
 //! [`SharedDeltas`](crate::learning::shared::SharedDeltas) (a hot video's counters are written once per round, not once per batch) and
 //! applies them with one Lua script ([`APPLY`], one `EVAL`: [`apply_eval`]) that, atomically, checks every entry is still
-//! pending for this consumer, runs the writes (counters, trending, recent, activity, the
-//! exposure-log appends), `XACK`s and `XDEL`s the entries and decrements `P{shared}:evq`. Applied ⇔
+//! pending for this consumer, runs the writes (counters, exposures, duration buckets, trending,
+//! last activity, the exposure-log appends), `XACK`s and `XDEL`s the entries and decrements `P{shared}:evq`. Applied ⇔
 //! acknowledged, so an entry is applied at most once even when its reply is lost or another
 //! consumer claimed it meanwhile (the script then writes nothing). Entries left pending by a
 //! consumer that died (`kill -9` mid-batch) are claimed by a live one with `XAUTOCLAIM` once

@@ -22,7 +22,7 @@ use feedroll_bench::world::user_id;
 use hyper::Method;
 use serde::Serialize;
 
-use super::{Phase, RunArgs, Scrape, begin, finish};
+use super::{Phase, RunArgs, Scrape, Targets, begin, finish};
 
 /// Name of the session phase (a label may follow).
 pub const SESSION: &str = "session trace";
@@ -164,7 +164,7 @@ async fn session(addr: SocketAddr, user: String, pages: u8, think: Duration) -> 
 /// Replays the trace over `ranks` (world users) and measures its day.
 pub async fn run(
     args: &RunArgs,
-    server: SocketAddr,
+    targets: &Targets,
     ranks: &[usize],
 ) -> anyhow::Result<(Phase, WarmupDelta)> {
     let s = &args.session;
@@ -185,6 +185,7 @@ pub async fn run(
     let trace = SessionTrace::generate(spec);
     let users: Arc<Vec<String>> = Arc::new(ranks.iter().map(|r| user_id(*r)).collect());
     let think = Duration::from_millis(s.session_think_ms);
+    let server = targets.server;
     let origin = tokio::time::Instant::now();
     let measured_from = Duration::from_millis(trace.measured_from_ms);
     let mut lead_in = Vec::new();
@@ -204,7 +205,7 @@ pub async fn run(
         }
     }
     tokio::time::sleep_until(origin + measured_from).await;
-    let m = begin(args, server).await?;
+    let m = begin(args, targets).await?;
     let before = m.scrape.clone();
     let mut all = SessionLog::default();
     for task in measured {
@@ -239,6 +240,6 @@ pub async fn run(
         s.session_day_secs,
         all.event_errors
     );
-    let (p, after) = finish(args, server, m, &name, load, outcome).await?;
+    let (p, after) = finish(args, targets, m, &name, load, outcome).await?;
     Ok((p, WarmupDelta::between(&before, &after, wall)))
 }

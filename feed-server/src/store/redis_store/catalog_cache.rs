@@ -114,8 +114,8 @@ impl RedisStore {
     }
 
     /// Drops this replica's catalog cache and shared lists at once after its own catalog write
-    /// (other replicas notice the version change on their next candidate read, and their lists
-    /// within the shared-cache bound).
+    /// (other replicas notice the version change with their next poll of the counter change
+    /// feed, `catalog_lists`).
     pub(super) fn forget_catalog(&self) {
         {
             let mut c = self.catalog.write();
