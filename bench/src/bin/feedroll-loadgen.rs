@@ -589,6 +589,8 @@ async fn begin(args: &RunArgs, at: &Targets) -> anyhow::Result<Measuring> {
 /// Commands listed per phase in the report (all of them up to this many in the JSON).
 const REDIS_COMMANDS_SHOWN: usize = 6;
 const REDIS_COMMANDS_KEPT: usize = 16;
+/// Smallest Redis time per request a command needs to be listed in the report.
+const REDIS_ROW_MIN_US: f64 = 0.05;
 
 async fn finish(
     args: &RunArgs,
@@ -1561,17 +1563,27 @@ fn markdown(r: &Results) -> String {
 /// Where Redis's time went in each phase that used it, as a Markdown table (empty without
 /// `--redis-url`).
 fn redis_table(phases: &[Phase]) -> String {
+    // Rows that round to nothing per request (background polls in a cached phase) say nothing
+    // about the phase's requests.
+    fn shown(p: &Phase) -> Vec<&CommandTime> {
+        p.redis_commands
+            .iter()
+            .filter(|c| c.us_per_req >= REDIS_ROW_MIN_US)
+            .take(REDIS_COMMANDS_SHOWN)
+            .collect()
+    }
     let mut s = String::new();
     // The baseline's requests never reach Redis: what it shows there is feed-server's
     // background work (consumer polls, the counter feed), not a cost of those requests.
-    let measured = phases
-        .iter()
-        .filter(|p| p.name != "static baseline" && !p.redis_commands.is_empty());
-    for p in measured {
+    for p in phases.iter().filter(|p| p.name != "static baseline") {
+        let rows = shown(p);
+        if rows.is_empty() {
+            continue;
+        }
         if s.is_empty() {
             s.push_str("\nWhere Redis's time went (`INFO commandstats` over each phase, the commands with the most time per request; `EXEC` and scripts include the commands they run, which are listed too):\n\n| phase | command | calls / req | µs / call | µs / req |\n| --- | --- | ---: | ---: | ---: |\n");
         }
-        for c in p.redis_commands.iter().take(REDIS_COMMANDS_SHOWN) {
+        for c in rows {
             let _ = writeln!(
                 s,
                 "| {} | `{}`{} | {:.2} | {:.2} | {:.1} |",
@@ -1702,6 +1714,54 @@ fn check(r: &Results, ratio_windows: usize, redis_stats: bool) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_commands(name: &str, rows: &[(&str, f64)]) -> Phase {
+        Phase {
+            name: name.to_owned(),
+            redis_commands: rows
+                .iter()
+                .map(|(command, us)| CommandTime {
+                    command: (*command).to_owned(),
+                    calls_per_req: 1.0,
+                    us_per_call: *us,
+                    us_per_req: *us,
+                    encloses: redis_time::encloses(command),
+                })
+                .collect(),
+            ..Phase::default()
+        }
+    }
+
+    #[test]
+    fn the_redis_table_lists_what_the_requests_cost_redis() {
+        let phases = [
+            with_commands("static baseline", &[("xreadgroup", 3.0)]),
+            with_commands("cached feed", &[("get", 0.01)]),
+            with_commands(EVENTS, &[("exec", 150.0), ("zincrby", 70.0), ("get", 0.01)]),
+        ];
+        let table = redis_table(&phases);
+        assert!(
+            table.contains("| event ingestion | `EXEC` (encloses) | 1.00 | 150.00 | 150.0 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| event ingestion | `ZINCRBY` | 1.00 | 70.00 | 70.0 |"),
+            "{table}"
+        );
+        assert!(
+            !table.contains("`GET`"),
+            "rows of nothing per request are left out: {table}"
+        );
+        assert!(
+            !table.contains("static baseline"),
+            "its requests never reach Redis: {table}"
+        );
+        assert!(
+            !table.contains("cached feed"),
+            "a phase with nothing to show is left out: {table}"
+        );
+        assert_eq!(redis_table(&phases[..2]), "", "no table without a row");
+    }
 
     #[test]
     fn large_figures_are_grouped_by_thousands() {
