@@ -210,6 +210,7 @@ def main():
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(work)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"redis-write-forms: a private redis-server on 127.0.0.1:{port} in {work}", file=sys.stderr)
     cli = ["redis-cli", "-p", str(port)]
     try:
         for _ in range(100):

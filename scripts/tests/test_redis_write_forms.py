@@ -1,0 +1,40 @@
+"""scripts/redis-write-forms.py, the isolated comparison of the event writes' command forms
+(BENCHMARKS.md), on a tiny workload: every form replays without a Redis error (a refused
+command would be timed as work, so the script exits on one) and gets a CPU figure, and the
+private redis-server it started is gone afterwards.
+
+redis-server is installed by scripts/install-deps.sh: without it this test fails, it never skips.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "redis-write-forms.py"
+FORMS = ["multi", "plain", "nover", "script", "amulti", "ascript"]
+
+
+def test_every_form_replays_and_the_private_redis_is_stopped():
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--posts", "50", "--rounds-per-form", "2", "--repeats", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr + run.stdout
+    rows = {line.split()[0]: line for line in run.stdout.splitlines() if line.strip()}
+    assert sorted(rows) == sorted(FORMS), run.stdout
+    means = []
+    for line in rows.values():
+        figures = [float(x) for x in re.findall(r"\d+\.\d", line.split("µs per")[1])]
+        assert len(figures) == 3, f"two alternations and their mean: {line}"
+        means.append(figures[-1])
+    assert sum(means) > 0, f"Redis did no measurable work: {run.stdout}"
+    (address, workdir) = re.search(r"redis-server on (\S+) in (\S+)", run.stderr).groups()
+    left = subprocess.run(["pgrep", "-f", f"redis-server {address}"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", f"the private redis-server on {address} was left running"
+    assert not Path(workdir).exists(), f"{workdir} was left behind"
