@@ -5,18 +5,29 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::error::{ApiError, ErrorBody, ErrorCode};
-use super::event_item::parse_event;
+use super::event_item::read_event;
 use super::extract::ApiJson;
 use crate::ingest;
 use crate::model::{EventBatch, EventsResponse, MAX_EVENT_BATCH};
 use crate::state::SharedState;
 
-/// Reads the body's shape, `{"events":[…]}`, leaving the items unread.
-fn parse_batch(body: Value) -> Result<EventBatch, ApiError> {
-    serde_json::from_value(body).map_err(|e| {
+/// The body's shape, `{"events":[…]}` ([`EventBatch`]), with the items left unread: each is
+/// read on its own ([`read_event`]), without a `Value` tree of the whole body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+}
+
+/// Reads the body's shape, leaving the items unread. The body is valid JSON (the extractor
+/// checked), so every error here is its shape.
+fn parse_batch(body: &RawValue) -> Result<RawBatch<'_>, ApiError> {
+    serde_json::from_str(body.get()).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidBatch,
             format!("the body must be {{\"events\":[…]}}: {e}"),
@@ -41,9 +52,9 @@ fn parse_batch(body: Value) -> Result<EventBatch, ApiError> {
 )]
 pub async fn post_events(
     State(state): State<SharedState>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> Result<Json<EventsResponse>, ApiError> {
-    let batch = parse_batch(body)?;
+    let batch = parse_batch(&body)?;
     let n = batch.events.len();
     if n == 0 {
         return Err(ApiError::new(
@@ -60,7 +71,14 @@ pub async fn post_events(
     let mut rejected = Vec::new();
     let mut valid = Vec::with_capacity(n);
     for (index, item) in batch.events.iter().enumerate() {
-        match parse_event(item) {
+        // An item that is not even a JSON value fails the body, as it always did.
+        let read = read_event(item).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("item {index} of events is not valid JSON: {e}"),
+            )
+        })?;
+        match read {
             Ok(e) => valid.push((index, e)),
             Err(r) => rejected.push(ingest::reject(
                 &state.metrics,

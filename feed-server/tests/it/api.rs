@@ -869,6 +869,13 @@ async fn a_body_that_is_not_an_event_batch_is_a_400_and_changes_nothing(b: Backe
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (b"{not json".to_vec(), 400, "invalid_json"),
         (b"".to_vec(), 400, "invalid_json"),
+        // JSON's grammar allows it, no f64 holds it: the body cannot be read.
+        (
+            br#"{"events": [{"user_id": "u", "video_id": "ok", "type": "view", "watch_ms": 1e400}]}"#
+                .to_vec(),
+            400,
+            "invalid_json",
+        ),
         (br#"{"evts": []}"#.to_vec(), 400, "invalid_batch"),
         (br#"{"events": {}}"#.to_vec(), 400, "invalid_batch"),
         (br#"{"events": null}"#.to_vec(), 400, "invalid_batch"),
