@@ -25,7 +25,8 @@ struct RawBatch<'a> {
 }
 
 /// Reads the body's shape, leaving the items unread. The body is valid JSON (the extractor
-/// checked), so every error here is its shape.
+/// checked), so every error here is its shape; a body naming `events` twice is refused too
+/// (which of the two was meant?).
 fn parse_batch(body: &RawValue) -> Result<RawBatch<'_>, ApiError> {
     serde_json::from_str(body.get()).map_err(|e| {
         ApiError::new(

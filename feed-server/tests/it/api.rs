@@ -882,6 +882,11 @@ async fn a_body_that_is_not_an_event_batch_is_a_400_and_changes_nothing(b: Backe
         (br#"{}"#.to_vec(), 400, "invalid_batch"),
         (json!([like]).to_string().into_bytes(), 400, "invalid_batch"),
         (
+            format!(r#"{{"events": [{like}], "events": [{like}]}}"#).into_bytes(),
+            400,
+            "invalid_batch",
+        ),
+        (
             json!({"events": [like], "client": "ios"})
                 .to_string()
                 .into_bytes(),
