@@ -826,9 +826,12 @@ fn secs(s: f64) -> Duration {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let server = addr(&args.url)?;
     let redis = match &args.redis_url {
-        Some(url) => Some(redis_time::Reader::connect(url).await.with_context(|| {
-            format!("reading INFO commandstats of {}", redis_time::redacted(url))
-        })?),
+        // The URL is not repeated: it may hold a password.
+        Some(url) => Some(
+            redis_time::Reader::connect(url)
+                .await
+                .context("reading INFO commandstats of the Redis of --redis-url")?,
+        ),
         None => None,
     };
     let targets = Targets {
