@@ -19,7 +19,8 @@
 # measured, default 10, a fresh cold-user order each run). Prints one line per phase and run (requests/s, bytes per
 # response, server (feed-server or baseline) and Redis CPU µs per request, loadgen CPU µs per
 # request, CPU of bench / other processes) and writes each run's results to DIR (default
-# bench-out/ab). Everything it starts is stopped on every exit path.
+# bench-out/ab), where Redis's time went per phase included (`INFO commandstats`). Everything
+# it starts is stopped on every exit path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/bench-lib.sh
@@ -28,7 +29,7 @@ cd "$(dirname "$0")/.."
 rounds=6 duration=10 phases=uncached out=bench-out/ab dirs=()
 while (($#)); do
   case "$1" in
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --rounds) rounds="$2"; shift ;;
     --duration-secs) duration="$2"; shift ;;
     --phases) phases="$2"; shift ;;
@@ -92,8 +93,9 @@ for ((round = 1; round <= rounds; round++)); do
     start_server "$dir" --warmup-users 0
     seed=$((seed + 1))
     name="$round-$side"
+    redis_stats_flags "$dir/feedroll-loadgen" "$redis_port"
     run "$dir/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "127.0.0.1:$baseline_port" \
-      --server-pid "$server_pid" --redis-pid "$redis_pid" --baseline-pid "$baseline_pid" \
+      --server-pid "$server_pid" --redis-pid "$redis_pid" --baseline-pid "$baseline_pid" "${redis_stats[@]}" \
       --warmed-users 0 --phases "$phases" \
       --duration-secs "$duration" --cold-seed "$seed" --load-json "$out/load.json" \
       --out "$out/$name.json" --markdown "$out/$name.md" >/dev/null 2>"$out/$name.log"

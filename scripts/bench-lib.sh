@@ -61,3 +61,13 @@ start_private_redis() {
   done
   redis-cli -p "$1" ping >/dev/null
 }
+
+# Sets the array `redis_stats` to the flags that make the loadgen LOADGEN read the command
+# statistics of the Redis on loopback port PORT, per phase; empty for a loadgen of an earlier
+# build, which lacks the flag.
+redis_stats_flags() { # LOADGEN PORT
+  redis_stats=()
+  if "$1" run --help | grep -q -- '--redis-url'; then
+    redis_stats=(--redis-url "redis://127.0.0.1:$2/")
+  fi
+}

@@ -158,11 +158,8 @@ baseline_pid=$!
 pids+=("$baseline_pid")
 run "$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$baseline_port" >/dev/null
 
-# Where Redis's time goes, per phase (a loadgen of an earlier build, --bin-dir, lacks the flag).
-redis_stats=()
-if "$bin/feedroll-loadgen" run --help | grep -q -- '--redis-url'; then
-  redis_stats=(--redis-url "redis://127.0.0.1:$redis_port/")
-fi
+# Where Redis's time goes, per phase.
+redis_stats_flags "$bin/feedroll-loadgen" "$redis_port"
 run "$bin/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "127.0.0.1:$baseline_port" \
   --server-pid "$server_pid" --baseline-pid "$baseline_pid" --redis-pid "$redis_pid" "${redis_stats[@]}" \
   --warmed-users "$warmup_users" --warmup-time-secs "$warmup_secs" --load-json "$out/load.json" \

@@ -354,13 +354,16 @@ impl World {
             .collect()
     }
 
-    /// A live `POST /v1/events` body: plays of Zipf-drawn users until at least `events` events
-    /// (stamped on receipt).
-    pub fn live_events<R: Rng>(&self, rng: &mut R, events: usize) -> Req {
+    /// A live `POST /v1/events` body of at least `events` events (stamped on receipt), from
+    /// Zipf-drawn users as `shape` says.
+    pub fn live_events<R: Rng>(&self, rng: &mut R, events: usize, shape: BatchShape) -> Req {
         let mut out = Vec::with_capacity(events + 4);
+        let mut user = self.user_zipf.sample(rng);
         while out.len() < events {
-            let user = self.user_zipf.sample(rng);
             self.play(rng, user, None, &mut out);
+            if shape == BatchShape::Relay {
+                user = self.user_zipf.sample(rng);
+            }
         }
         json_req(
             Method::POST,
@@ -388,6 +391,16 @@ impl World {
         pool.shuffle(&mut StdRng::seed_from_u64(seed));
         pool
     }
+}
+
+/// Who sends an event batch, which decides how many users' writes one POST carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchShape {
+    /// A collector relaying many clients: every play in the batch from its own Zipf-drawn user
+    /// (~4.5 users in a batch of 10 events).
+    Relay,
+    /// A feed app sending its own user's events after a page: one Zipf-drawn user's plays.
+    App,
 }
 
 fn json_req<T: Serialize + ?Sized>(method: Method, path: String, body: &T) -> Req {
@@ -432,5 +445,34 @@ mod tests {
             cold.iter()
                 .all(|u| *u >= 5 && !a.recently_active[..10].contains(u))
         );
+    }
+
+    /// Distinct senders in each of `batches` live batches of `shape`.
+    fn senders(world: &World, shape: BatchShape, batches: usize) -> Vec<usize> {
+        let mut rng = StdRng::seed_from_u64(3);
+        (0..batches)
+            .map(|_| {
+                let req = world.live_events(&mut rng, 10, shape);
+                let body: serde_json::Value = serde_json::from_slice(&req.body).expect("json");
+                let events = body["events"].as_array().cloned().unwrap_or_default();
+                assert!(events.len() >= 10, "{} events", events.len());
+                let users: std::collections::BTreeSet<String> =
+                    events.iter().map(|e| e["user_id"].to_string()).collect();
+                users.len()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_app_batch_is_one_users_and_a_relay_batch_mixes_users() {
+        let world = World::generate(spec(), Utc::now());
+        assert!(
+            senders(&world, BatchShape::App, 200)
+                .iter()
+                .all(|n| *n == 1)
+        );
+        let relay = senders(&world, BatchShape::Relay, 200);
+        let mean = relay.iter().sum::<usize>() as f64 / relay.len() as f64;
+        assert!(mean > 2.5, "{mean} users per relay batch");
     }
 }

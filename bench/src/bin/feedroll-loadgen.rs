@@ -21,7 +21,7 @@ use feedroll_bench::procfs;
 use feedroll_bench::prom::{self, Sample};
 use feedroll_bench::redis_time::{self, CommandStats, CommandTime};
 use feedroll_bench::stats::Summary;
-use feedroll_bench::world::{World, WorldSpec, user_id};
+use feedroll_bench::world::{BatchShape, World, WorldSpec, user_id};
 use feedroll_bench::zipf::{SetAside, Zipf};
 use serde::Serialize;
 
@@ -230,11 +230,12 @@ struct RunArgs {
     #[arg(long, default_value_t = 2.0)]
     overload_factor: f64,
     /// Phases to run (for profiling one path): baseline, cached, uncached, open, overload
-    /// (needs uncached), hit, session, events.
+    /// (needs uncached), hit, session, events (batches of many users, as a relay sends them),
+    /// events-app (one user's batches, as a feed app sends them).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "baseline,cached,uncached,open,overload,hit,session,events"
+        default_value = "baseline,cached,uncached,open,overload,hit,session,events,events-app"
     )]
     phases: Vec<String>,
     #[command(flatten)]
@@ -1083,38 +1084,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         phases.push(p);
     }
 
-    // (5) Event ingestion: batches of live events from Zipf users.
-    if args.wants("events") {
-        let m = begin(&args, &targets).await?;
-        let w = world.clone();
-        let batch = args.event_batch.max(1);
-        let load_done = Arc::new(tokio::sync::Notify::new());
-        let sampler = tokio::spawn(sample_apply_lag(server, load_done.clone()));
-        let out = driver::closed_loop(server, args.event_conns, short_warm, dur, move |_| {
-            w.live_events(&mut rand::rng(), batch)
-        })
-        .await
-        .context("event phase")?;
-        load_done.notify_one();
-        let apply = sampler.await.context("apply-lag sampler")?;
-        let load = format!(
-            "closed loop, {} conns, ≥{batch} events per POST, Zipf users",
-            args.event_conns
-        );
-        let before_events = m.scrape.get(contract::EVENTS, &[]);
-        let (before, started) = (m.scrape.clone(), m.started);
-        let sent = out.sent.max(1) as f64;
-        let (mut p, after) = finish(&args, &targets, m, EVENTS, load, out).await?;
-        let events = after.get(contract::EVENTS, &[]) - before_events;
-        p.events_per_sec = Some(events / sent * p.summary.rps);
-        p.apply = apply;
-        p.candidates = None;
-        // A server with the predictive warm-up ranks again the senders whose own events dropped
-        // their first pages: work this phase's CPU and events/s include.
-        let warmup =
-            sessions::WarmupDelta::between(&before, &after, started.elapsed().as_secs_f64());
-        p.warmup = (warmup.warmed + warmup.superseded > 0.0).then_some(warmup);
-        phases.push(p);
+    // (5) Event ingestion: batches of live events from Zipf users, as a relay and as apps send them.
+    for (phase, shape) in EVENT_PHASES {
+        if args.wants(phase) {
+            phases.push(events_phase(&args, &targets, &world, shape, short_warm, dur).await?);
+        }
     }
 
     let results = Results {
@@ -1181,8 +1155,10 @@ fn zipf_hit_ratio_met(measured: f64, ideal: f64) -> bool {
 const BASELINE: &str = "static baseline";
 /// Name of the closed-loop uncached phase (the capacity).
 const UNCACHED_MAX: &str = "uncached feed (max)";
-/// Name of the event ingestion phase.
+/// Name of the event ingestion phase of relay batches.
 const EVENTS: &str = "event ingestion";
+/// Name of the event ingestion phase of app batches (one user each).
+const EVENTS_APP: &str = "event ingestion, app batches";
 /// Issue 16's goals: cached feed throughput as a share of the static baseline's; feed-server and
 /// Redis CPU per uncached ranking; events accepted per second; the apply lag at that rate.
 const CACHED_RATIO_GOAL: f64 = 0.8;
@@ -1206,6 +1182,57 @@ fn events_measured(rate: f64, load: &str, warmup: Option<sessions::WarmupDelta>)
         ),
         None => format!("{} ({load})", grouped(rate)),
     }
+}
+
+/// The event phases (`--phases` name, batch shape).
+const EVENT_PHASES: [(&str, BatchShape); 2] = [
+    ("events", BatchShape::Relay),
+    ("events-app", BatchShape::App),
+];
+
+/// One event ingestion phase: closed loop of POSTs of `shape`, with the apply lag sampled.
+async fn events_phase(
+    args: &RunArgs,
+    targets: &Targets,
+    world: &Arc<World>,
+    shape: BatchShape,
+    warm: Duration,
+    dur: Duration,
+) -> anyhow::Result<Phase> {
+    let server = targets.server;
+    let m = begin(args, targets).await?;
+    let w = world.clone();
+    let batch = args.event_batch.max(1);
+    let load_done = Arc::new(tokio::sync::Notify::new());
+    let sampler = tokio::spawn(sample_apply_lag(server, load_done.clone()));
+    let out = driver::closed_loop(server, args.event_conns, warm, dur, move |_| {
+        w.live_events(&mut rand::rng(), batch, shape)
+    })
+    .await
+    .context("event phase")?;
+    load_done.notify_one();
+    let apply = sampler.await.context("apply-lag sampler")?;
+    let (name, senders) = match shape {
+        BatchShape::Relay => (EVENTS, "Zipf users (a relay: each play its own user)"),
+        BatchShape::App => (EVENTS_APP, "one Zipf user per POST (an app)"),
+    };
+    let load = format!(
+        "closed loop, {} conns, ≥{batch} events per POST, {senders}",
+        args.event_conns
+    );
+    let before_events = m.scrape.get(contract::EVENTS, &[]);
+    let (before, started) = (m.scrape.clone(), m.started);
+    let sent = out.sent.max(1) as f64;
+    let (mut p, after) = finish(args, targets, m, name, load, out).await?;
+    let events = after.get(contract::EVENTS, &[]) - before_events;
+    p.events_per_sec = Some(events / sent * p.summary.rps);
+    p.apply = apply;
+    p.candidates = None;
+    // A server with the predictive warm-up ranks again the senders whose own events dropped
+    // their first pages: work this phase's CPU and events/s include.
+    let warmup = sessions::WarmupDelta::between(&before, &after, started.elapsed().as_secs_f64());
+    p.warmup = (warmup.warmed + warmup.superseded > 0.0).then_some(warmup);
+    Ok(p)
 }
 
 /// Splits an overload outcome into shed (503) and admitted (200) requests.
@@ -1277,10 +1304,11 @@ fn with_goals(mut r: Results, args: &RunArgs) -> Results {
             met: ms <= RANKING_CPU_GOAL_MS,
         });
     }
-    if let Some(e) = phase(&r, EVENTS) {
+    for (name, batches) in [(EVENTS, "relay batches"), (EVENTS_APP, "app batches")] {
+        let Some(e) = phase(&r, name) else { continue };
         if let Some(rate) = e.events_per_sec {
             goals.push(Goal {
-                goal: "events accepted per second (closed loop)".into(),
+                goal: format!("events accepted per second (closed loop, {batches})"),
                 target: format!("≥ {}", grouped(EVENTS_GOAL_PER_SEC)),
                 measured: events_measured(rate, &e.load, e.warmup),
                 met: rate >= EVENTS_GOAL_PER_SEC,
@@ -1288,7 +1316,7 @@ fn with_goals(mut r: Results, args: &RunArgs) -> Results {
         }
         if let Some(a) = &e.apply {
             goals.push(Goal {
-                goal: "apply lag of the shared aggregates, at that rate".into(),
+                goal: format!("apply lag of the shared aggregates, at that rate ({batches})"),
                 target: format!("≤ {APPLY_LAG_GOAL_SECS} s"),
                 measured: format!(
                     "{:.2} s (max backlog {:.0} events)",
@@ -1572,15 +1600,21 @@ fn markdown(r: &Results) -> String {
             each.join(", ")
         );
     }
-    if let Some(e) = phase(r, EVENTS).and_then(|p| p.events_per_sec) {
-        let _ = writeln!(s, "\nEvent ingestion: {e:.0} events/s accepted.");
-    }
-    if let Some(a) = phase(r, EVENTS).and_then(|p| p.apply.as_ref()) {
-        let _ = writeln!(
-            s,
-            "Apply lag of the shared aggregates: max {:.2} s, max backlog {:.0} events, drained {:.2} s after the load.",
-            a.max_lag_s, a.max_backlog, a.drain_s
-        );
+    for (name, batches) in [(EVENTS, "relay batches"), (EVENTS_APP, "app batches")] {
+        let Some(p) = phase(r, name) else { continue };
+        if let Some(e) = p.events_per_sec {
+            let _ = writeln!(
+                s,
+                "\nEvent ingestion ({batches}): {e:.0} events/s accepted."
+            );
+        }
+        if let Some(a) = &p.apply {
+            let _ = writeln!(
+                s,
+                "Apply lag of the shared aggregates: max {:.2} s, max backlog {:.0} events, drained {:.2} s after the load.",
+                a.max_lag_s, a.max_backlog, a.drain_s
+            );
+        }
     }
     s.push_str(&redis_table(&r.phases));
     let _ = writeln!(
@@ -1684,6 +1718,7 @@ fn check(r: &Results, ratio_windows: usize, redis_stats: Option<usize>) -> anyho
         OVERLOAD,
         "Zipf feed (hit ratio)",
         EVENTS,
+        EVENTS_APP,
     ] {
         if !counts.contains_key(needed) {
             problems.push(format!("phase {needed:?} missing"));
@@ -1711,22 +1746,26 @@ fn check(r: &Results, ratio_windows: usize, redis_stats: Option<usize>) -> anyho
     {
         problems.push("uncached phase ranked nothing".into());
     }
-    if phase(r, EVENTS)
-        .and_then(|p| p.events_per_sec)
-        .is_none_or(|e| e <= 0.0)
-    {
-        problems.push("no events ingested".into());
+    for name in [EVENTS, EVENTS_APP] {
+        if phase(r, name)
+            .and_then(|p| p.events_per_sec)
+            .is_none_or(|e| e <= 0.0)
+        {
+            problems.push(format!("no events ingested in {name:?}"));
+        }
     }
     if let Some(failed) = redis_stats.filter(|n| *n > 0) {
         problems.push(format!("{failed} readings of INFO commandstats failed"));
-    } else if redis_stats.is_some()
-        && phase(r, EVENTS).is_some_and(|p| {
-            !["exec", "xadd"]
-                .iter()
-                .all(|c| p.redis_commands.iter().any(|t| t.command == *c))
-        })
-    {
-        problems.push("the event phase's Redis commands lack EXEC or XADD".into());
+    } else if redis_stats.is_some() {
+        for name in [EVENTS, EVENTS_APP] {
+            if phase(r, name).is_some_and(|p| {
+                !["exec", "xadd"]
+                    .iter()
+                    .all(|c| p.redis_commands.iter().any(|t| t.command == *c))
+            }) {
+                problems.push(format!("the Redis commands of {name:?} lack EXEC or XADD"));
+            }
+        }
     }
     match &r.bracketed_ratio {
         Some(p)
