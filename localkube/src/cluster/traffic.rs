@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use feedroll_bench::client::Req;
-use feedroll_bench::world::{World, WorldSpec, user_id};
+use feedroll_bench::world::{BatchShape, World, WorldSpec, user_id};
 use feedroll_bench::zipf::Zipf;
 use futures::StreamExt;
 use http::{Request, header};
@@ -220,13 +220,14 @@ impl Sender {
         answer.ok().flatten()
     }
 
-    /// The next user action: half feed pages, half batches of play events.
+    /// The next user action: half feed pages, half batches of one user's play events (as an app
+    /// sends them).
     fn next(&self, rng: &mut StdRng) -> Req {
         if rng.random_bool(0.5) {
             let user = self.world.zipf_user(rng, &self.zipf);
             Req::get(format!("/v1/feed?user_id={}&limit=20", user_id(user)))
         } else {
-            self.world.live_events(rng, 6)
+            self.world.live_events(rng, 6, BatchShape::App)
         }
     }
 }
