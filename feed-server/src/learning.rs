@@ -14,6 +14,8 @@
 //! | seen set, recent engagements, exposures, last activity | impressions/plays; positive engagements (views of ratio ≥ 0.5); impressions; every event |
 //! | the exposure log ([`crate::exposure`]) | every event, as accepted |
 
+pub mod aggregates;
+pub mod scores;
 pub mod shared;
 
 use std::collections::HashMap;

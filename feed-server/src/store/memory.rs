@@ -17,9 +17,11 @@ use super::{
 };
 use crate::exposure::ring::RingLog;
 use crate::exposure::{LogSettings, LoggedEvent};
+use crate::learning::aggregates::SharedAggregates;
+use crate::learning::shared::SharedDeltas;
 use crate::learning::{
-    AFFINITY_HALF_LIFE_SECS, Decayed, Deltas, DurationStats, RECENT_MEMORY, SEEN_MEMORY,
-    TrendingScope, VideoStats, apply_decayed, apply_taste,
+    AFFINITY_HALF_LIFE_SECS, Decayed, Deltas, RECENT_MEMORY, SEEN_MEMORY, apply_decayed,
+    apply_taste,
 };
 use crate::model::{Follows, UserProfile, Video};
 use crate::vocabulary::CatalogEntry;
@@ -64,16 +66,12 @@ struct UserData {
 #[derive(Default)]
 struct Inner {
     videos: HashMap<String, Arc<CatalogEntry>>,
-    stats: HashMap<String, VideoStats>,
+    /// Counters, duration buckets, trending, exposures, last activity.
+    shared: SharedAggregates,
     by_creator: HashMap<String, Ranking>,
     by_tag: HashMap<String, Ranking>,
     fresh: HashMap<String, Ranking>,
-    exposure: HashMap<String, i64>,
-    exposure_rank: BTreeSet<(i64, String)>,
-    trending: HashMap<(TrendingScope, i64), HashMap<String, f64>>,
-    durations: DurationStats,
     users: HashMap<String, UserData>,
-    active: HashMap<String, f64>,
     cache: HashMap<String, (Vec<u8>, Instant)>,
     cache_purge_at: usize,
 }
@@ -162,17 +160,7 @@ impl Inner {
         for list in fresh_lists(video) {
             self.fresh.entry(list).or_default().insert(key.clone());
         }
-        if !self.exposure.contains_key(&*video.id) {
-            self.exposure.insert(String::from(&*video.id), 0);
-            self.exposure_rank.insert((0, String::from(&*video.id)));
-        }
-    }
-
-    fn add_exposure(&mut self, id: &str, n: i64) {
-        let old = self.exposure.get(id).copied().unwrap_or(0);
-        self.exposure_rank.remove(&(old, id.to_owned()));
-        self.exposure.insert(id.to_owned(), old + n);
-        self.exposure_rank.insert((old + n, id.to_owned()));
+        self.shared.add_video(&video.id);
     }
 }
 
@@ -205,10 +193,7 @@ impl Store for MemoryStore {
             return Ok(false);
         };
         g.unindex(&old);
-        g.stats.remove(id);
-        if let Some(n) = g.exposure.remove(id) {
-            g.exposure_rank.remove(&(n, id.to_owned()));
-        }
+        g.shared.remove_video(id);
         Ok(true)
     }
 
@@ -225,21 +210,7 @@ impl Store for MemoryStore {
         // Under the data's write lock: a reader never sees the counters without the log entries.
         let dropped = self.log.lock().append(&d.log);
         self.log_settings.dropped.inc_by(dropped);
-        for (id, s) in &d.video_stats {
-            g.stats.entry(id.clone()).or_default().merge(s);
-        }
-        for (total, add) in g.durations.iter_mut().zip(&d.durations) {
-            total.merge(add);
-        }
-        for (id, n) in &d.exposures {
-            g.add_exposure(id, *n as i64);
-        }
-        for (key, incs) in &d.trending {
-            let t = g.trending.entry(key.clone()).or_default();
-            for (id, w) in incs {
-                *t.entry(id.clone()).or_default() += w;
-            }
-        }
+        g.shared.apply(&SharedDeltas::of(d));
         for (user, adds) in &d.affinity {
             apply_decayed(
                 &mut g.users.entry(user.clone()).or_default().state.affinity,
@@ -273,10 +244,6 @@ impl Store for MemoryStore {
                 u.recent.push_front(id.clone());
             }
             u.recent.truncate(RECENT_MEMORY);
-        }
-        for (user, ts) in &d.active {
-            let e = g.active.entry(user.clone()).or_insert(*ts);
-            *e = e.max(*ts);
         }
         for user in d.touched_users() {
             g.users.entry(user.clone()).or_default().version.0 += 1;
@@ -334,14 +301,9 @@ impl Store for MemoryStore {
                     .push_ids(u.recent.iter().take(q.per_friend).cloned());
             }
         }
-        for key in &q.trending {
-            if let Some(t) = g.trending.get(key) {
-                let mut v: Vec<(&String, &f64)> = t.iter().collect();
-                v.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| b.0.cmp(a.0)));
-                lists
-                    .trending
-                    .push_ids(v.into_iter().take(q.per_trending).map(|(id, _)| id.clone()));
-            }
+        for (scope, day) in &q.trending {
+            let top = g.shared.trending(scope, *day).take(q.per_trending);
+            lists.trending.push_ids(top.map(str::to_owned));
         }
         for lang in &q.fresh {
             lists.fresh.push_ids(top(g.fresh.get(lang), q.per_fresh));
@@ -350,13 +312,9 @@ impl Store for MemoryStore {
             lists.similar.push_ids(top(g.by_tag.get(tag), q.per_tag));
         }
         let (offset, n) = q.long_tail;
-        lists.long_tail.push_ids(
-            g.exposure_rank
-                .iter()
-                .skip(offset)
-                .take(n)
-                .map(|(_, id)| id.clone()),
-        );
+        lists
+            .long_tail
+            .push_ids(g.shared.long_tail().skip(offset).take(n).map(str::to_owned));
         Ok(lists)
     }
 
@@ -377,8 +335,8 @@ impl Store for MemoryStore {
             .map(|c| {
                 g.videos.get(c.id).map(|v| CandidateData {
                     video: Arc::clone(v),
-                    stats: g.stats.get(c.id).copied().unwrap_or_default(),
-                    bucket: g.durations[v.keys().bucket()],
+                    stats: g.shared.stats(c.id),
+                    bucket: g.shared.durations()[v.keys().bucket()],
                     seen: seen.contains(c.id),
                 })
             })
@@ -387,9 +345,8 @@ impl Store for MemoryStore {
 
     async fn active_users(&self, limit: usize) -> Result<Vec<String>, StoreError> {
         let g = self.inner.read();
-        let mut v: Vec<(&String, &f64)> = g.active.iter().collect();
-        v.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| a.0.cmp(b.0)));
-        Ok(v.into_iter().take(limit).map(|(u, _)| u.clone()).collect())
+        let active = g.shared.recently_active().take(limit);
+        Ok(active.map(str::to_owned).collect())
     }
 
     async fn cache_get_for_user(

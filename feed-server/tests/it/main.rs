@@ -17,6 +17,7 @@ mod redis_tls;
 mod replay;
 mod replicas;
 mod round_trips;
+mod sorted_sets;
 mod state_reads;
 mod tune;
 mod warmup;

@@ -76,6 +76,7 @@ use super::{
 };
 use super::{anchored, encoding, taste_sums};
 use crate::exposure::{LogSettings, LoggedEvent};
+use crate::learning::aggregates::TRENDING_RETENTION_SECS;
 use crate::learning::shared::SharedDeltas;
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, BucketCounter, Decayed, Deltas, RECENT_MEMORY, SEEN_MEMORY,
@@ -88,9 +89,6 @@ use catalog_cache::{CatalogCache, video_of};
 /// Most users per `ZADD` of the last-activity set in an apply (2 arguments each; Lua's
 /// `unpack` in the apply script takes a few thousand).
 const ACTIVE_PER_ZADD: usize = 1_000;
-
-/// Trending lists live this long.
-const TRENDING_TTL_SECS: i64 = 3 * 86_400;
 
 /// Connection settings.
 #[derive(Clone, Debug)]
@@ -486,7 +484,7 @@ impl RedisStore {
             for (id, w) in incs {
                 pipe.zincr(&key, id, *w).ignore();
             }
-            pipe.expire_at(&key, (day + 1) * 86_400 + TRENDING_TTL_SECS)
+            pipe.expire_at(&key, (day + 1) * 86_400 + TRENDING_RETENTION_SECS)
                 .ignore();
         }
         // One ZADD per chunk of users, not per user (chunks bound the script's `unpack`).

@@ -1,0 +1,233 @@
+//! The shared aggregates kept in process: what every user's ranking reads alike — video
+//! counters, duration buckets, trending per scope and UTC day, exposures (the long tail), last
+//! activity — folded from [`SharedDeltas`] in the order they were accepted. The embedded store
+//! keeps its aggregates here; on Redis the consumers apply the same deltas to keys instead
+//! (`store::redis_events`), and the design that would fold the ingest stream in each replica
+//! (`feed-server/docs/shared-aggregates-in-process.md`) folds into this.
+//!
+//! **Deterministic.** The fold reads nothing but the deltas — no clock, no replica state — and
+//! each member's sum grows in the order of the deltas, so two folds of the same deltas in the
+//! same order hold the same state, bit for bit. Trending days expire by the newest event day
+//! folded ([`TRENDING_RETENTION_SECS`] after the day ends, as the Redis keys' `EXPIREAT`), not by
+//! a clock.
+//!
+//! **Reads** come in Redis's orders ([`ScoreIndex`]): trending and last activity from the
+//! highest score (`ZREVRANGE`), the long tail from the fewest exposures (`ZRANGE`).
+
+use std::collections::HashMap;
+
+use super::scores::ScoreIndex;
+use super::shared::SharedDeltas;
+use super::{DurationStats, TrendingScope, VideoStats};
+
+/// How long a trending day is kept after it ends (seconds): trending reads today's and recent
+/// days' lists, never older ones.
+pub const TRENDING_RETENTION_SECS: i64 = 3 * 86_400;
+
+/// The shared aggregates; see the module docs.
+#[derive(Clone, Debug, Default)]
+pub struct SharedAggregates {
+    stats: HashMap<String, VideoStats>,
+    durations: DurationStats,
+    trending: HashMap<(TrendingScope, i64), ScoreIndex<String>>,
+    exposures: ScoreIndex<String>,
+    active: ScoreIndex<String>,
+    /// The newest UTC day any trending delta named.
+    newest_day: Option<i64>,
+}
+
+impl SharedAggregates {
+    /// Folds `d` in: counters, bucket counters, trending scores and exposures add up, a user's
+    /// last activity keeps the latest time; trending days past their retention are dropped.
+    pub fn apply(&mut self, d: &SharedDeltas) {
+        for (id, s) in &d.video_stats {
+            self.stats.entry(id.clone()).or_default().merge(s);
+        }
+        for (total, add) in self.durations.iter_mut().zip(&d.durations) {
+            total.merge(add);
+        }
+        for ((scope, day), incs) in &d.trending {
+            let scores = self.trending.entry((scope.clone(), *day)).or_default();
+            for (id, w) in incs {
+                scores.incr(id.as_str(), *w);
+            }
+            self.newest_day = self.newest_day.max(Some(*day));
+        }
+        for (id, n) in &d.exposures {
+            self.exposures.incr(id.as_str(), *n);
+        }
+        for (user, ts) in &d.active {
+            self.active.raise(user.as_str(), *ts);
+        }
+        if let Some(newest) = self.newest_day {
+            self.trending.retain(|(_, day), _| !expired(*day, newest));
+        }
+    }
+
+    /// A catalog video joins the long tail with no exposures, unless it has some (`ZADD NX`).
+    pub fn add_video(&mut self, id: &str) {
+        self.exposures.insert_new(id, 0.0);
+    }
+
+    /// A deleted video's counters and exposures go.
+    pub fn remove_video(&mut self, id: &str) {
+        self.stats.remove(id);
+        self.exposures.remove(id);
+    }
+
+    /// The counters of video `id` (zero when it has none).
+    pub fn stats(&self, id: &str) -> VideoStats {
+        self.stats.get(id).copied().unwrap_or_default()
+    }
+
+    /// The duration buckets' counters.
+    pub fn durations(&self) -> &DurationStats {
+        &self.durations
+    }
+
+    /// The trending videos of `scope` on UTC day `day`, the highest score first.
+    pub fn trending(&self, scope: &TrendingScope, day: i64) -> impl Iterator<Item = &str> {
+        self.trending
+            .get(&(scope.clone(), day))
+            .into_iter()
+            .flat_map(|s| s.highest().map(|(id, _)| id.as_str()))
+    }
+
+    /// The long tail: videos from the fewest exposures up.
+    pub fn long_tail(&self) -> impl Iterator<Item = &str> {
+        self.exposures.lowest().map(|(id, _)| id.as_str())
+    }
+
+    /// Users from the most recently active.
+    pub fn recently_active(&self) -> impl Iterator<Item = &str> {
+        self.active.highest().map(|(user, _)| user.as_str())
+    }
+
+    /// The (scope, day) trending lists held.
+    pub fn trending_days(&self) -> usize {
+        self.trending.len()
+    }
+}
+
+/// Whether the trending list of `day` is past its retention once events of day `newest` came.
+fn expired(day: i64, newest: i64) -> bool {
+    (day + 1) * 86_400 + TRENDING_RETENTION_SECS < newest * 86_400
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::learning::{BucketStats, DURATION_BUCKETS};
+
+    fn stats(views: f64, likes: f64) -> VideoStats {
+        VideoStats {
+            views,
+            likes,
+            ..VideoStats::default()
+        }
+    }
+
+    fn deltas(video: &str, day: i64, w: f64, user: &str, ts: f64) -> SharedDeltas {
+        let mut d = SharedDeltas::default();
+        d.video_stats.insert(video.to_owned(), stats(1.0, w));
+        d.durations[1] = BucketStats {
+            impressions: 1.0,
+            plays: 1.0,
+            completes: 0.0,
+        };
+        d.trending.insert(
+            (TrendingScope::All, day),
+            HashMap::from([(video.to_owned(), w)]),
+        );
+        d.exposures.insert(video.to_owned(), 1.0);
+        d.active.insert(user.to_owned(), ts);
+        d
+    }
+
+    fn trending(a: &SharedAggregates, day: i64) -> Vec<&str> {
+        a.trending(&TrendingScope::All, day).collect()
+    }
+
+    #[test]
+    fn folds_counters_trending_exposures_and_activity() {
+        let mut a = SharedAggregates::default();
+        a.add_video("v3");
+        a.apply(&deltas("v1", 100, 1.0, "u1", 50.0));
+        a.apply(&deltas("v2", 100, 3.0, "u2", 40.0));
+        a.apply(&deltas("v1", 100, 0.5, "u1", 10.0));
+        assert_eq!(a.stats("v1"), stats(2.0, 1.5));
+        assert_eq!(a.stats("none"), VideoStats::default());
+        assert_eq!(a.durations()[1].impressions, 3.0);
+        assert_eq!(a.durations().len(), DURATION_BUCKETS);
+        assert_eq!(trending(&a, 100), ["v2", "v1"]);
+        assert_eq!(a.long_tail().collect::<Vec<_>>(), ["v3", "v2", "v1"]);
+        assert_eq!(
+            a.recently_active().collect::<Vec<_>>(),
+            ["u1", "u2"],
+            "u1's later event was older: its latest time stays"
+        );
+    }
+
+    #[test]
+    fn merged_deltas_fold_to_the_same_state() {
+        let batches = [
+            deltas("v1", 100, 1.0, "u1", 50.0),
+            deltas("v2", 100, 3.0, "u2", 40.0),
+            deltas("v1", 101, 0.25, "u1", 60.0),
+        ];
+        let mut one_by_one = SharedAggregates::default();
+        let mut merged = SharedDeltas::default();
+        for b in &batches {
+            one_by_one.apply(b);
+            merged.merge(b.clone());
+        }
+        let mut at_once = SharedAggregates::default();
+        at_once.apply(&merged);
+        for id in ["v1", "v2"] {
+            assert_eq!(one_by_one.stats(id), at_once.stats(id));
+        }
+        for day in [100, 101] {
+            assert_eq!(trending(&one_by_one, day), trending(&at_once, day));
+        }
+        assert_eq!(
+            one_by_one.long_tail().collect::<Vec<_>>(),
+            at_once.long_tail().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            one_by_one.recently_active().collect::<Vec<_>>(),
+            at_once.recently_active().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn trending_days_expire_by_the_newest_event_day() {
+        let mut a = SharedAggregates::default();
+        a.apply(&deltas("v1", 100, 1.0, "u1", 1.0));
+        a.apply(&deltas("v1", 104, 1.0, "u1", 2.0));
+        assert_eq!(
+            trending(&a, 100),
+            ["v1"],
+            "kept until 3 days after it ended"
+        );
+        a.apply(&deltas("v1", 105, 1.0, "u1", 3.0));
+        assert!(trending(&a, 100).is_empty(), "day 100 expired");
+        assert_eq!(a.trending_days(), 2);
+        a.apply(&deltas("v1", 90, 1.0, "u1", 4.0));
+        assert!(
+            trending(&a, 90).is_empty(),
+            "a late event of an expired day"
+        );
+    }
+
+    #[test]
+    fn a_deleted_video_leaves_counters_and_long_tail() {
+        let mut a = SharedAggregates::default();
+        a.apply(&deltas("v1", 100, 1.0, "u1", 1.0));
+        a.add_video("v2");
+        a.remove_video("v1");
+        assert_eq!(a.stats("v1"), VideoStats::default());
+        assert_eq!(a.long_tail().collect::<Vec<_>>(), ["v2"]);
+    }
+}

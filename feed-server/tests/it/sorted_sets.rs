@@ -1,0 +1,148 @@
+//! The in-process sorted set ([`ScoreIndex`], which holds the embedded store's trending,
+//! long tail and last activity, `feed_server::learning::aggregates`) against a real Redis sorted
+//! set: the same writes (`ZINCRBY`, `ZADD GT`, `ZADD NX`, `ZREM`) in the same order leave the
+//! same members with the same scores, read in the same orders (`ZRANGE`, `ZREVRANGE`) — ties
+//! broken by member, `-0` equal to `0`, infinities, and sums that are not a number refused.
+
+use std::cell::RefCell;
+
+use crate::common::RedisServer;
+
+use feed_server::learning::scores::ScoreIndex;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use redis::{Commands, Connection, RedisResult};
+
+const KEY: &str = "z";
+
+#[derive(Clone, Debug)]
+enum Op {
+    Incr(u8, f64),
+    Raise(u8, f64),
+    InsertNew(u8, f64),
+    Remove(u8),
+}
+
+/// Scores that tie often (halves), signed zeros, infinities and arbitrary ones.
+fn score() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        4 => (-4i32..=4).prop_map(|n| f64::from(n) / 2.0),
+        1 => Just(-0.0),
+        1 => Just(f64::INFINITY),
+        1 => Just(f64::NEG_INFINITY),
+        2 => -1e6f64..1e6,
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let member = 0u8..12;
+    prop_oneof![
+        4 => (member.clone(), score()).prop_map(|(m, s)| Op::Incr(m, s)),
+        2 => (member.clone(), score()).prop_map(|(m, s)| Op::Raise(m, s)),
+        1 => (member.clone(), score()).prop_map(|(m, s)| Op::InsertNew(m, s)),
+        1 => member.prop_map(Op::Remove),
+    ]
+}
+
+/// `v0` … `v11`: `v10` sorts before `v2`, as Redis compares bytes.
+fn member(m: u8) -> String {
+    format!("v{m}")
+}
+
+/// A score as Redis reads it (`inf`, `-inf`, `-0`, digits).
+fn arg(score: f64) -> String {
+    score.to_string()
+}
+
+fn fail(e: impl std::fmt::Display) -> TestCaseError {
+    TestCaseError::fail(e.to_string())
+}
+
+/// `ZADD` with `flag` (`GT`, `NX`).
+fn zadd(flag: &str, score: f64, m: u8) -> redis::Cmd {
+    let mut cmd = redis::cmd("ZADD");
+    cmd.arg(KEY).arg(flag).arg(arg(score)).arg(member(m));
+    cmd
+}
+
+/// Applies `op` to Redis; a refused write (a sum that is not a number) is what the index does
+/// too, so Redis's error is not the test's.
+fn on_redis(conn: &mut Connection, op: &Op) -> Result<(), TestCaseError> {
+    let done: RedisResult<redis::Value> = match op {
+        Op::Incr(m, s) => redis::cmd("ZINCRBY")
+            .arg(KEY)
+            .arg(arg(*s))
+            .arg(member(*m))
+            .query(conn),
+        Op::Raise(m, s) => zadd("GT", *s, *m).query(conn),
+        Op::InsertNew(m, s) => zadd("NX", *s, *m).query(conn),
+        Op::Remove(m) => redis::cmd("ZREM").arg(KEY).arg(member(*m)).query(conn),
+    };
+    match done {
+        Err(e) if e.to_string().contains("not a number") => Ok(()),
+        other => other.map(|_| ()).map_err(fail),
+    }
+}
+
+fn on_index(index: &mut ScoreIndex<String>, op: &Op) {
+    match op {
+        Op::Incr(m, s) => {
+            index.incr(member(*m).as_str(), *s);
+        }
+        Op::Raise(m, s) => index.raise(member(*m).as_str(), *s),
+        Op::InsertNew(m, s) => index.insert_new(member(*m).as_str(), *s),
+        Op::Remove(m) => {
+            index.remove(member(*m).as_str());
+        }
+    }
+}
+
+/// `(member, score)` pairs read from Redis with `command` (`ZRANGE` or `ZREVRANGE`).
+fn read(conn: &mut Connection, command: &str) -> Result<Vec<(String, f64)>, TestCaseError> {
+    redis::cmd(command)
+        .arg(KEY)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(conn)
+        .map_err(fail)
+}
+
+fn held<'a>(pairs: impl Iterator<Item = (&'a String, f64)>) -> Vec<(String, f64)> {
+    pairs.map(|(m, s)| (m.clone(), s)).collect()
+}
+
+#[test]
+fn the_in_process_sorted_set_keeps_redis_scores_and_order() {
+    let redis = RedisServer::start();
+    // The runner takes a `Fn`: the cases share one connection, one at a time.
+    let conn = RefCell::new(redis.connection());
+    let mut runner = TestRunner::new(Config {
+        cases: 128,
+        ..Config::default()
+    });
+    let ops = proptest::collection::vec(op(), 1..80);
+    let outcome = runner.run(&ops, |ops| {
+        let mut conn = conn.borrow_mut();
+        let conn = &mut *conn;
+        let _: () = conn.del(KEY).map_err(fail)?;
+        let mut index = ScoreIndex::default();
+        for op in &ops {
+            on_redis(conn, op)?;
+            on_index(&mut index, op);
+        }
+        // Scores compare as numbers: Redis writes `-0` where the index holds `0`.
+        prop_assert_eq!(read(conn, "ZRANGE")?, held(index.lowest()));
+        prop_assert_eq!(read(conn, "ZREVRANGE")?, held(index.highest()));
+        let card: usize = conn.zcard(KEY).map_err(fail)?;
+        prop_assert_eq!(card, index.len());
+        for m in 0..12 {
+            let on_redis: Option<f64> = conn.zscore(KEY, member(m)).map_err(fail)?;
+            prop_assert_eq!(on_redis, index.score(member(m).as_str()));
+        }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+}
