@@ -687,6 +687,18 @@ fn next_cold(pool: &[usize], cursor: &AtomicUsize, ideal: &IdealTtlCache) -> usi
     user
 }
 
+/// Shortest measured window of the overload phase.
+const OVERLOAD_MIN_WINDOW: Duration = Duration::from_secs(1);
+
+/// The overload phase's measured window: `dur`, shortened so that its lead-in (`warm`) and
+/// window at `rate` ask for no more than the `left` cold users (a fast build's capacity, and
+/// so twice it, can outrun the pool: repeats would be hits, and nothing would be shed), but
+/// never below [`OVERLOAD_MIN_WINDOW`].
+fn overload_window(left: usize, rate: f64, warm: Duration, dur: Duration) -> Duration {
+    let fits = left as f64 / rate.max(1.0) - warm.as_secs_f64();
+    secs(fits).clamp(OVERLOAD_MIN_WINDOW, dur.max(OVERLOAD_MIN_WINDOW))
+}
+
 /// The first page of `rank`'s feed, tagged with the rank (see [`served_into`]).
 fn feed_request(rank: usize) -> Req {
     Req::get(feed_path(rank)).tagged(rank as u64)
@@ -971,6 +983,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             bail!("the overload phase needs the uncached phase (its capacity): add it to --phases");
         };
         let rate = (capacity * args.overload_factor).max(1.0);
+        let left = pool.len().saturating_sub(cursor.load(Ordering::Relaxed));
+        let window = overload_window(left, rate, short_warm, dur);
+        if (window + short_warm).as_secs_f64() * rate > left as f64 {
+            eprintln!(
+                "loadgen: WARNING: {left} cold users left for the overload phase's {rate:.0} req/s: \
+                 it repeats users, and their pages are hits (a larger --users world measures it)"
+            );
+        }
         let m = begin(&args, &targets).await?;
         let before_shed = m.scrape.get(SHED_TOTAL, &[]);
         let out = driver::open_loop_observed(
@@ -978,14 +998,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             rate,
             args.open_conns,
             short_warm,
-            dur,
+            window,
             cold_req.clone(),
             served_into(&ideal, origin),
         )
         .await
         .with_context(|| format!("overload phase at {rate:.0} req/s"))?;
+        let shortened = if window < dur {
+            format!(
+                ", {:.1} s measured: the cold users left",
+                window.as_secs_f64()
+            )
+        } else {
+            String::new()
+        };
         let load = format!(
-            "open loop {rate:.0} req/s ({}× capacity), {} conns, cold users",
+            "open loop {rate:.0} req/s ({}× capacity), {} conns, cold users{shortened}",
             args.overload_factor, args.open_conns
         );
         let split = overload(&out, rate, capacity);
@@ -1085,9 +1113,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     // (5) Event ingestion: batches of live events from Zipf users, as a relay and as apps send them.
-    for (phase, shape) in EVENT_PHASES {
-        if args.wants(phase) {
-            phases.push(events_phase(&args, &targets, &world, shape, short_warm, dur).await?);
+    for phase in &EVENT_PHASES {
+        if args.wants(phase.flag) {
+            phases.push(events_phase(&args, &targets, &world, phase, short_warm, dur).await?);
         }
     }
 
@@ -1184,10 +1212,35 @@ fn events_measured(rate: f64, load: &str, warmup: Option<sessions::WarmupDelta>)
     }
 }
 
-/// The event phases (`--phases` name, batch shape).
-const EVENT_PHASES: [(&str, BatchShape); 2] = [
-    ("events", BatchShape::Relay),
-    ("events-app", BatchShape::App),
+/// An event ingestion phase: who sends its batches, and how the results name it.
+struct EventPhase {
+    /// Its `--phases` name.
+    flag: &'static str,
+    shape: BatchShape,
+    /// Its name in the results.
+    name: &'static str,
+    /// Its batches, in the goal rows.
+    batches: &'static str,
+    /// Its senders, in the load column.
+    senders: &'static str,
+}
+
+/// The event phases, in the order they run.
+const EVENT_PHASES: [EventPhase; 2] = [
+    EventPhase {
+        flag: "events",
+        shape: BatchShape::Relay,
+        name: EVENTS,
+        batches: "relay batches",
+        senders: "Zipf users (a relay: each play its own user)",
+    },
+    EventPhase {
+        flag: "events-app",
+        shape: BatchShape::App,
+        name: EVENTS_APP,
+        batches: "app batches",
+        senders: "one Zipf user per POST (an app)",
+    },
 ];
 
 /// One event ingestion phase: closed loop of POSTs of `shape`, with the apply lag sampled.
@@ -1195,10 +1248,11 @@ async fn events_phase(
     args: &RunArgs,
     targets: &Targets,
     world: &Arc<World>,
-    shape: BatchShape,
+    phase: &EventPhase,
     warm: Duration,
     dur: Duration,
 ) -> anyhow::Result<Phase> {
+    let shape = phase.shape;
     let server = targets.server;
     let m = begin(args, targets).await?;
     let w = world.clone();
@@ -1212,18 +1266,14 @@ async fn events_phase(
     .context("event phase")?;
     load_done.notify_one();
     let apply = sampler.await.context("apply-lag sampler")?;
-    let (name, senders) = match shape {
-        BatchShape::Relay => (EVENTS, "Zipf users (a relay: each play its own user)"),
-        BatchShape::App => (EVENTS_APP, "one Zipf user per POST (an app)"),
-    };
     let load = format!(
-        "closed loop, {} conns, ≥{batch} events per POST, {senders}",
-        args.event_conns
+        "closed loop, {} conns, ≥{batch} events per POST, {}",
+        args.event_conns, phase.senders
     );
     let before_events = m.scrape.get(contract::EVENTS, &[]);
     let (before, started) = (m.scrape.clone(), m.started);
     let sent = out.sent.max(1) as f64;
-    let (mut p, after) = finish(args, targets, m, name, load, out).await?;
+    let (mut p, after) = finish(args, targets, m, phase.name, load, out).await?;
     let events = after.get(contract::EVENTS, &[]) - before_events;
     p.events_per_sec = Some(events / sent * p.summary.rps);
     p.apply = apply;
@@ -1304,7 +1354,7 @@ fn with_goals(mut r: Results, args: &RunArgs) -> Results {
             met: ms <= RANKING_CPU_GOAL_MS,
         });
     }
-    for (name, batches) in [(EVENTS, "relay batches"), (EVENTS_APP, "app batches")] {
+    for EventPhase { name, batches, .. } in &EVENT_PHASES {
         let Some(e) = phase(&r, name) else { continue };
         if let Some(rate) = e.events_per_sec {
             goals.push(Goal {
@@ -1600,7 +1650,7 @@ fn markdown(r: &Results) -> String {
             each.join(", ")
         );
     }
-    for (name, batches) in [(EVENTS, "relay batches"), (EVENTS_APP, "app batches")] {
+    for EventPhase { name, batches, .. } in &EVENT_PHASES {
         let Some(p) = phase(r, name) else { continue };
         if let Some(e) = p.events_per_sec {
             let _ = writeln!(
@@ -1746,7 +1796,7 @@ fn check(r: &Results, ratio_windows: usize, redis_stats: Option<usize>) -> anyho
     {
         problems.push("uncached phase ranked nothing".into());
     }
-    for name in [EVENTS, EVENTS_APP] {
+    for EventPhase { name, .. } in &EVENT_PHASES {
         if phase(r, name)
             .and_then(|p| p.events_per_sec)
             .is_none_or(|e| e <= 0.0)
@@ -1757,7 +1807,7 @@ fn check(r: &Results, ratio_windows: usize, redis_stats: Option<usize>) -> anyho
     if let Some(failed) = redis_stats.filter(|n| *n > 0) {
         problems.push(format!("{failed} readings of INFO commandstats failed"));
     } else if redis_stats.is_some() {
-        for name in [EVENTS, EVENTS_APP] {
+        for EventPhase { name, .. } in &EVENT_PHASES {
             if phase(r, name).is_some_and(|p| {
                 !["exec", "xadd"]
                     .iter()
@@ -1865,6 +1915,27 @@ mod tests {
         assert_eq!(grouped(1_234_567.0), "1,234,567");
         assert_eq!(grouped(-1_500.0), "-1,500");
         assert_eq!(grouped(0.0), "0");
+    }
+
+    #[test]
+    fn the_overload_window_fits_the_cold_users_left() {
+        let (warm, dur) = (Duration::from_secs(2), Duration::from_secs(10));
+        assert_eq!(
+            overload_window(1_000_000, 10_000.0, warm, dur),
+            dur,
+            "enough users"
+        );
+        assert_eq!(
+            overload_window(50_000, 10_000.0, warm, dur),
+            Duration::from_secs(3),
+            "5 s of users, 2 of them for the lead-in"
+        );
+        assert_eq!(
+            overload_window(5_000, 10_000.0, warm, dur),
+            OVERLOAD_MIN_WINDOW,
+            "never below the floor"
+        );
+        assert_eq!(overload_window(0, 0.0, warm, dur), OVERLOAD_MIN_WINDOW);
     }
 
     #[test]

@@ -17,12 +17,42 @@
 use std::collections::HashMap;
 
 use super::scores::ScoreIndex;
-use super::shared::SharedDeltas;
-use super::{DurationStats, TrendingScope, VideoStats};
+use super::shared::{SharedDeltas, TrendingDeltas};
+use super::{Deltas, DurationStats, TrendingScope, VideoStats};
 
 /// How long a trending day is kept after it ends (seconds): trending reads today's and recent
 /// days' lists, never older ones.
 pub const TRENDING_RETENTION_SECS: i64 = 3 * 86_400;
+
+/// What [`SharedAggregates::apply`] folds, borrowed from a batch or a stream entry.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedParts<'d> {
+    video_stats: &'d HashMap<String, VideoStats>,
+    durations: &'d DurationStats,
+    trending: &'d TrendingDeltas,
+    exposures: &'d HashMap<String, f64>,
+    active: &'d HashMap<String, f64>,
+}
+
+/// `From<&$source>`: both hold the shared fields under the same names.
+macro_rules! shared_parts_of {
+    ($source:ty) => {
+        impl<'d> From<&'d $source> for SharedParts<'d> {
+            fn from(d: &'d $source) -> Self {
+                Self {
+                    video_stats: &d.video_stats,
+                    durations: &d.durations,
+                    trending: &d.trending,
+                    exposures: &d.exposures,
+                    active: &d.active,
+                }
+            }
+        }
+    };
+}
+
+shared_parts_of!(SharedDeltas);
+shared_parts_of!(Deltas);
 
 /// The shared aggregates; see the module docs.
 #[derive(Clone, Debug, Default)]
@@ -37,26 +67,28 @@ pub struct SharedAggregates {
 }
 
 impl SharedAggregates {
-    /// Folds `d` in: counters, bucket counters, trending scores and exposures add up, a user's
-    /// last activity keeps the latest time; trending days past their retention are dropped.
-    pub fn apply(&mut self, d: &SharedDeltas) {
-        for (id, s) in &d.video_stats {
+    /// Folds `d` (a batch's [`Deltas`] or a stream entry's [`SharedDeltas`], borrowed) in:
+    /// counters, bucket counters, trending scores and exposures add up, a user's last activity
+    /// keeps the latest time; trending days past their retention are dropped.
+    pub fn apply<'d>(&mut self, d: impl Into<SharedParts<'d>>) {
+        let d = d.into();
+        for (id, s) in d.video_stats {
             self.stats.entry(id.clone()).or_default().merge(s);
         }
-        for (total, add) in self.durations.iter_mut().zip(&d.durations) {
+        for (total, add) in self.durations.iter_mut().zip(d.durations) {
             total.merge(add);
         }
-        for ((scope, day), incs) in &d.trending {
+        for ((scope, day), incs) in d.trending {
             let scores = self.trending.entry((scope.clone(), *day)).or_default();
             for (id, w) in incs {
                 scores.incr(id.as_str(), *w);
             }
             self.newest_day = self.newest_day.max(Some(*day));
         }
-        for (id, n) in &d.exposures {
+        for (id, n) in d.exposures {
             self.exposures.incr(id.as_str(), *n);
         }
-        for (user, ts) in &d.active {
+        for (user, ts) in d.active {
             self.active.raise(user.as_str(), *ts);
         }
         if let Some(newest) = self.newest_day {

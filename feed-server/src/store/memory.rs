@@ -18,7 +18,6 @@ use super::{
 use crate::exposure::ring::RingLog;
 use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::aggregates::SharedAggregates;
-use crate::learning::shared::SharedDeltas;
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, Decayed, Deltas, RECENT_MEMORY, SEEN_MEMORY, apply_decayed,
     apply_taste,
@@ -210,7 +209,7 @@ impl Store for MemoryStore {
         // Under the data's write lock: a reader never sees the counters without the log entries.
         let dropped = self.log.lock().append(&d.log);
         self.log_settings.dropped.inc_by(dropped);
-        g.shared.apply(&SharedDeltas::of(d));
+        g.shared.apply(d);
         for (user, adds) in &d.affinity {
             apply_decayed(
                 &mut g.users.entry(user.clone()).or_default().state.affinity,
