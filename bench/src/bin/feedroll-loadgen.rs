@@ -690,13 +690,26 @@ fn next_cold(pool: &[usize], cursor: &AtomicUsize, ideal: &IdealTtlCache) -> usi
 /// Shortest measured window of the overload phase.
 const OVERLOAD_MIN_WINDOW: Duration = Duration::from_secs(1);
 
-/// The overload phase's measured window: `dur`, shortened so that its lead-in (`warm`) and
-/// window at `rate` ask for no more than the `left` cold users (a fast build's capacity, and
-/// so twice it, can outrun the pool: repeats would be hits, and nothing would be shed), but
-/// never below [`OVERLOAD_MIN_WINDOW`].
-fn overload_window(left: usize, rate: f64, warm: Duration, dur: Duration) -> Duration {
+/// The overload phase's measured window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct OverloadWindow {
+    measured: Duration,
+    /// Even [`OVERLOAD_MIN_WINDOW`] asks for more users than are left.
+    short_of_users: bool,
+}
+
+/// The overload phase's window: `dur`, shortened so that its lead-in (`warm`) and window at
+/// `rate` ask for no more than the `left` cold users, but never below [`OVERLOAD_MIN_WINDOW`]
+/// (and `dur` below it is raised to it). The users left after the uncached phases were mostly
+/// served by them; a fast build's capacity, and twice it, can outrun them, and the pool then
+/// goes round over users already served, whose pages are hits (only users whose requests were
+/// shed are misses again), so less is shed than the rate would shed.
+fn overload_window(left: usize, rate: f64, warm: Duration, dur: Duration) -> OverloadWindow {
     let fits = left as f64 / rate.max(1.0) - warm.as_secs_f64();
-    secs(fits).clamp(OVERLOAD_MIN_WINDOW, dur.max(OVERLOAD_MIN_WINDOW))
+    OverloadWindow {
+        measured: secs(fits).clamp(OVERLOAD_MIN_WINDOW, dur.max(OVERLOAD_MIN_WINDOW)),
+        short_of_users: fits < OVERLOAD_MIN_WINDOW.as_secs_f64(),
+    }
 }
 
 /// The first page of `rank`'s feed, tagged with the rank (see [`served_into`]).
@@ -984,11 +997,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         let rate = (capacity * args.overload_factor).max(1.0);
         let left = pool.len().saturating_sub(cursor.load(Ordering::Relaxed));
-        let window = overload_window(left, rate, short_warm, dur);
-        if (window + short_warm).as_secs_f64() * rate > left as f64 {
+        let OverloadWindow {
+            measured: window,
+            short_of_users,
+        } = overload_window(left, rate, short_warm, dur);
+        if short_of_users {
             eprintln!(
                 "loadgen: WARNING: {left} cold users left for the overload phase's {rate:.0} req/s: \
-                 it repeats users, and their pages are hits (a larger --users world measures it)"
+                 it repeats users, and the pages of those served are hits (a larger --users world \
+                 measures it)"
             );
         }
         let m = begin(&args, &targets).await?;
@@ -1263,7 +1280,7 @@ async fn events_phase(
         w.live_events(&mut rand::rng(), batch, shape)
     })
     .await
-    .context("event phase")?;
+    .with_context(|| format!("{} phase", phase.name))?;
     load_done.notify_one();
     let apply = sampler.await.context("apply-lag sampler")?;
     let load = format!(
@@ -1920,22 +1937,40 @@ mod tests {
     #[test]
     fn the_overload_window_fits_the_cold_users_left() {
         let (warm, dur) = (Duration::from_secs(2), Duration::from_secs(10));
+        let window = |measured, short_of_users| OverloadWindow {
+            measured,
+            short_of_users,
+        };
         assert_eq!(
             overload_window(1_000_000, 10_000.0, warm, dur),
-            dur,
+            window(dur, false),
             "enough users"
         );
         assert_eq!(
             overload_window(50_000, 10_000.0, warm, dur),
-            Duration::from_secs(3),
+            window(Duration::from_secs(3), false),
             "5 s of users, 2 of them for the lead-in"
         );
         assert_eq!(
-            overload_window(5_000, 10_000.0, warm, dur),
-            OVERLOAD_MIN_WINDOW,
-            "never below the floor"
+            overload_window(30_000, 10_000.0, warm, dur),
+            window(OVERLOAD_MIN_WINDOW, false),
+            "exactly the floor: enough"
         );
-        assert_eq!(overload_window(0, 0.0, warm, dur), OVERLOAD_MIN_WINDOW);
+        assert_eq!(
+            overload_window(5_000, 10_000.0, warm, dur),
+            window(OVERLOAD_MIN_WINDOW, true),
+            "never below the floor, and short of users"
+        );
+        assert_eq!(
+            overload_window(0, 0.0, warm, dur),
+            window(OVERLOAD_MIN_WINDOW, true)
+        );
+        let short = Duration::from_millis(300);
+        assert_eq!(
+            overload_window(1_000_000, 10_000.0, warm, short),
+            window(OVERLOAD_MIN_WINDOW, false),
+            "a run shorter than the floor measures the floor"
+        );
     }
 
     #[test]

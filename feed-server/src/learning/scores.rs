@@ -81,7 +81,9 @@ impl<M: Clone + Eq + Hash + Ord> ScoreIndex<M> {
         self.scores.get(member).map(|s| s.0)
     }
 
-    /// Adds `delta` to the score of `member`, which starts at 0 (`ZINCRBY`); the new score.
+    /// Adds `delta` to the score of `member`, which starts at 0 (`ZINCRBY`); the new score, or
+    /// the unchanged one (0 for a new member, which is then not added) when the sum is not a
+    /// number.
     pub fn incr<Q>(&mut self, member: &Q, delta: f64) -> f64
     where
         M: Borrow<Q>,
@@ -151,11 +153,22 @@ impl<M: Clone + Eq + Hash + Ord> ScoreIndex<M> {
             return old.map_or(0.0, |s| s.0);
         };
         let owned = member.to_owned();
-        if let Some(old) = old {
-            self.order.remove(&(old, owned.clone()));
+        match old {
+            // The order's own copy of the member moves to its new place.
+            Some(old) => {
+                if let Some(score) = self.scores.get_mut(member) {
+                    *score = new;
+                }
+                let moved = self.order.take(&(old, owned)).map(|(_, m)| m);
+                if let Some(m) = moved {
+                    self.order.insert((new, m));
+                }
+            }
+            None => {
+                self.order.insert((new, owned.clone()));
+                self.scores.insert(owned, new);
+            }
         }
-        self.order.insert((new, owned.clone()));
-        self.scores.insert(owned, new);
         new.0
     }
 }

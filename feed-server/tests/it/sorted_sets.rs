@@ -65,9 +65,18 @@ fn zadd(flag: &str, score: f64, m: u8) -> redis::Cmd {
     cmd
 }
 
-/// Applies `op` to Redis; a refused write (a sum that is not a number) is what the index does
-/// too, so Redis's error is not the test's.
-fn on_redis(conn: &mut Connection, op: &Op) -> Result<(), TestCaseError> {
+/// What a write answered: `ZINCRBY`'s new score, `ZREM`'s whether it removed; nothing for
+/// the others, and nothing for a refused `ZINCRBY` (a sum that is not a number: the index
+/// changes nothing either, and Redis's error is not the test's).
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Score(f64),
+    Removed(bool),
+    Nothing,
+}
+
+/// Applies `op` to Redis.
+fn on_redis(conn: &mut Connection, op: &Op) -> Result<Answer, TestCaseError> {
     let done: RedisResult<redis::Value> = match op {
         Op::Incr(m, s) => redis::cmd("ZINCRBY")
             .arg(KEY)
@@ -78,22 +87,41 @@ fn on_redis(conn: &mut Connection, op: &Op) -> Result<(), TestCaseError> {
         Op::InsertNew(m, s) => zadd("NX", *s, *m).query(conn),
         Op::Remove(m) => redis::cmd("ZREM").arg(KEY).arg(member(*m)).query(conn),
     };
-    match done {
-        Err(e) if e.to_string().contains("not a number") => Ok(()),
-        other => other.map(|_| ()).map_err(fail),
-    }
+    let reply = match done {
+        Err(e) if e.to_string().contains("not a number") => return Ok(Answer::Nothing),
+        other => other.map_err(fail)?,
+    };
+    Ok(match op {
+        Op::Incr(..) => Answer::Score(redis::from_redis_value(reply).map_err(fail)?),
+        Op::Remove(..) => {
+            Answer::Removed(redis::from_redis_value::<i64>(reply).map_err(fail)? == 1)
+        }
+        Op::Raise(..) | Op::InsertNew(..) => Answer::Nothing,
+    })
 }
 
-fn on_index(index: &mut ScoreIndex<String>, op: &Op) {
+/// Applies `op` to the index; `incr`'s unchanged score for a refused sum is no answer, as on
+/// Redis.
+fn on_index(index: &mut ScoreIndex<String>, op: &Op) -> Answer {
     match op {
         Op::Incr(m, s) => {
-            index.incr(member(*m).as_str(), *s);
+            let before = index.score(member(*m).as_str()).unwrap_or(0.0);
+            let after = index.incr(member(*m).as_str(), *s);
+            if (before + s).is_nan() {
+                Answer::Nothing
+            } else {
+                Answer::Score(after)
+            }
         }
-        Op::Raise(m, s) => index.raise(member(*m).as_str(), *s),
-        Op::InsertNew(m, s) => index.insert_new(member(*m).as_str(), *s),
-        Op::Remove(m) => {
-            index.remove(member(*m).as_str());
+        Op::Raise(m, s) => {
+            index.raise(member(*m).as_str(), *s);
+            Answer::Nothing
         }
+        Op::InsertNew(m, s) => {
+            index.insert_new(member(*m).as_str(), *s);
+            Answer::Nothing
+        }
+        Op::Remove(m) => Answer::Removed(index.remove(member(*m).as_str())),
     }
 }
 
@@ -128,8 +156,8 @@ fn the_in_process_sorted_set_keeps_redis_scores_and_order() {
         let _: () = conn.del(KEY).map_err(fail)?;
         let mut index = ScoreIndex::default();
         for op in &ops {
-            on_redis(conn, op)?;
-            on_index(&mut index, op);
+            let answered = on_redis(conn, op)?;
+            prop_assert_eq!(answered, on_index(&mut index, op), "{:?}", op);
         }
         // Scores compare as numbers: Redis writes `-0` where the index holds `0`.
         prop_assert_eq!(read(conn, "ZRANGE")?, held(index.lowest()));
