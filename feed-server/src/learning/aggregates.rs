@@ -9,7 +9,9 @@
 //! each member's sum grows in the order of the deltas, so two folds of the same deltas in the
 //! same order hold the same state, bit for bit. Trending days expire by the newest event day
 //! folded ([`TRENDING_RETENTION_SECS`] after the day ends, as the Redis keys' `EXPIREAT`), not by
-//! a clock.
+//! a clock: the one difference from Redis, which expires the keys by its clock, so that a day
+//! already past its retention when its events arrive (events replayed with old times) is gone
+//! there at once and kept here until a newer day arrives.
 //!
 //! **Reads** come in Redis's orders ([`ScoreIndex`]): trending and last activity from the
 //! highest score (`ZREVRANGE`), the long tail from the fewest exposures (`ZRANGE`).

@@ -3,15 +3,28 @@
 //! set: the same writes (`ZINCRBY`, `ZADD GT`, `ZADD NX`, `ZREM`) in the same order leave the
 //! same members with the same scores, read in the same orders (`ZRANGE`, `ZREVRANGE`) — ties
 //! broken by member, `-0` equal to `0`, infinities, and sums that are not a number refused.
+//! And the embedded store against the Redis store: the same lists after the same batches.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::common::RedisServer;
+use crate::common::{self, RedisServer};
 
 use feed_server::learning::scores::ScoreIndex;
+use feed_server::learning::{Deltas, TrendingScope, VideoStats, day_of};
+use feed_server::model::Video;
+use feed_server::store::redis_conn::RedisTarget;
+use feed_server::store::redis_store::RedisSettings;
+use feed_server::store::{
+    CandidateData, CandidateQuery, CandidateRef, MemoryStore, RedisStore, SeenRead, SourceList,
+    Store, run_event_consumer,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::{Commands, Connection, RedisResult};
+use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "z";
 
@@ -173,4 +186,125 @@ fn the_in_process_sorted_set_keeps_redis_scores_and_order() {
     if let Err(e) = outcome {
         panic!("{e}");
     }
+}
+
+/// The embedded store and the Redis store (its consumer applying) hold the same trending list,
+/// long tail, last activity and counters after the same batches and a deletion — ties included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_lists_trending_long_tail_and_activity_as_redis() {
+    let redis = RedisServer::start();
+    let on_redis = Arc::new(
+        RedisStore::connect(&RedisSettings {
+            target: RedisTarget::Single(redis.url().into()),
+            prefix: "eq:".to_owned(),
+            timeout: Duration::from_secs(2),
+            shared_cache: Duration::ZERO,
+        })
+        .expect("connect"),
+    );
+    let stop = CancellationToken::new();
+    tokio::spawn(run_event_consumer(on_redis.clone(), stop.clone()));
+    let embedded = MemoryStore::new();
+    let videos: Vec<Video> = common::catalog(12, 3)
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("video"))
+        .collect();
+    on_redis.put_videos(&videos).await.expect("put on redis");
+    embedded.put_videos(&videos).await.expect("put embedded");
+    // Today: Redis expires a trending day by the clock, the fold by the newest event day.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
+    let day = day_of(now);
+    // Ties everywhere: equal trending weights, equal exposures, equal activity times.
+    for (i, (video, weight, user, ts)) in [
+        ("v1", 2.0, "u1", 100.0),
+        ("v2", 2.0, "u2", 100.0),
+        ("v3", 0.5, "u3", 90.0),
+        ("v10", 2.0, "u1", 80.0),
+        ("v2", 1.0, "u4", 100.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut d = Deltas::default();
+        d.video_stats.insert(
+            video.to_owned(),
+            VideoStats {
+                impressions: 1.0,
+                views: 1.0,
+                likes: i as f64,
+                ..VideoStats::default()
+            },
+        );
+        d.trending.insert(
+            (TrendingScope::All, day),
+            HashMap::from([(video.to_owned(), weight)]),
+        );
+        d.exposures.insert(video.to_owned(), 1.0);
+        d.active.insert(user.to_owned(), ts);
+        on_redis.apply(&d).await.expect("apply on redis");
+        embedded.apply(&d).await.expect("apply embedded");
+    }
+    // Applied before the deletion: on Redis a batch applied after it would count the deleted
+    // video again, which the embedded store, applying at once, never does.
+    let mut conn = redis.connection();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pending = |conn: &mut redis::Connection| -> i64 {
+        redis::cmd("XLEN")
+            .arg("eq:{shared}:ev")
+            .query(conn)
+            .expect("xlen")
+    };
+    while pending(&mut conn) > 0 {
+        assert!(Instant::now() < deadline, "batches not applied");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    on_redis.delete_video("v3").await.expect("delete on redis");
+    embedded.delete_video("v3").await.expect("delete embedded");
+    let q = CandidateQuery {
+        trending: vec![(TrendingScope::All, day)],
+        per_trending: 20,
+        long_tail: (0, 20),
+        ..Default::default()
+    };
+    let (a, b) = (
+        on_redis.candidate_lists(&q).await.expect("redis lists"),
+        embedded.candidate_lists(&q).await.expect("embedded lists"),
+    );
+    let ids =
+        |list: &SourceList| -> Vec<String> { list.iter().map(|(id, _)| id.to_owned()).collect() };
+    assert_eq!(ids(&a.trending), ids(&b.trending), "trending");
+    assert_eq!(
+        ids(&a.trending)[..3],
+        ["v2", "v10", "v1"],
+        "ties by id, from the greatest"
+    );
+    assert_eq!(ids(&a.long_tail), ids(&b.long_tail), "long tail");
+    assert_eq!(
+        on_redis.active_users(10).await.expect("redis active"),
+        embedded.active_users(10).await.expect("embedded active"),
+        "last activity"
+    );
+    let refs: Vec<CandidateRef<'_>> = videos.iter().map(|v| CandidateRef::from(&*v.id)).collect();
+    let stats = |data: Vec<Option<CandidateData>>| -> Vec<Option<VideoStats>> {
+        data.into_iter().map(|c| c.map(|c| c.stats)).collect()
+    };
+    assert_eq!(
+        stats(
+            on_redis
+                .candidates("u", &SeenRead::default(), &refs)
+                .await
+                .expect("redis")
+        ),
+        stats(
+            embedded
+                .candidates("u", &SeenRead::default(), &refs)
+                .await
+                .expect("embedded")
+        ),
+        "counters"
+    );
 }
