@@ -153,6 +153,11 @@ impl VideoStats {
         ]
     }
 
+    /// Stats from values in [`Self::FIELDS`] order (the inverse of [`Self::values`]).
+    pub fn from_values(values: [f64; 8]) -> Self {
+        Self::from_pairs(Self::FIELDS.into_iter().zip(values))
+    }
+
     /// Builds stats from `(field, value)` pairs; unknown fields are ignored.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, f64)>) -> Self {
         let mut s = Self::default();

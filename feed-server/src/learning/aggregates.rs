@@ -16,7 +16,11 @@
 //! **Reads** come in Redis's orders ([`ScoreIndex`]): trending and last activity from the
 //! highest score (`ZREVRANGE`), the long tail from the fewest exposures (`ZRANGE`).
 
+mod codec;
+
 use std::collections::HashMap;
+
+pub use codec::{DecodeError, FORMAT};
 
 use super::scores::ScoreIndex;
 use super::shared::{SharedDeltas, TrendingDeltas};
@@ -56,9 +60,20 @@ macro_rules! shared_parts_of {
 shared_parts_of!(SharedDeltas);
 shared_parts_of!(Deltas);
 
+/// A stream entry's id: Redis's clock in milliseconds and a sequence within it, in stream order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId {
+    /// Milliseconds since the epoch, Redis's clock when the entry was added.
+    pub ms: u64,
+    /// Sequence among the entries of that millisecond.
+    pub seq: u64,
+}
+
 /// The shared aggregates; see the module docs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SharedAggregates {
+    /// The last stream entry folded ([`SharedAggregates::apply_entry`]).
+    last: Option<EntryId>,
     stats: HashMap<String, VideoStats>,
     durations: DurationStats,
     trending: HashMap<(TrendingScope, i64), ScoreIndex<String>>,
@@ -101,6 +116,23 @@ impl SharedAggregates {
                 self.trending.retain(|(_, day), _| !expired(*day, newest));
             }
         }
+    }
+
+    /// Folds the stream entry `id` unless an entry at or after it was folded already, so that
+    /// reading entries again (a retried poll, a checkpoint's entries replayed) folds each once;
+    /// whether it was folded.
+    pub fn apply_entry<'d>(&mut self, id: EntryId, d: impl Into<SharedParts<'d>>) -> bool {
+        if self.last.is_some_and(|last| id <= last) {
+            return false;
+        }
+        self.apply(d);
+        self.last = Some(id);
+        true
+    }
+
+    /// The last stream entry folded, if any.
+    pub fn last_entry(&self) -> Option<EntryId> {
+        self.last
     }
 
     /// A catalog video joins the long tail with no exposures, unless it has some (`ZADD NX`).
@@ -260,6 +292,24 @@ mod tests {
             "a late event of an expired day"
         );
         assert_eq!(a.trending_days(), 2);
+    }
+
+    #[test]
+    fn a_stream_entry_is_folded_once() {
+        let mut a = SharedAggregates::default();
+        let (first, second) = (EntryId { ms: 7, seq: 1 }, EntryId { ms: 8, seq: 0 });
+        assert!(a.apply_entry(first, &deltas("v1", 100, 1.0, "u1", 1.0)));
+        assert!(a.apply_entry(second, &deltas("v1", 100, 1.0, "u1", 1.0)));
+        assert!(
+            !a.apply_entry(first, &deltas("v1", 100, 1.0, "u1", 1.0)),
+            "again"
+        );
+        assert!(!a.apply_entry(
+            EntryId { ms: 7, seq: 9 },
+            &deltas("v1", 100, 1.0, "u1", 1.0)
+        ));
+        assert_eq!(a.stats("v1").views, 2.0);
+        assert_eq!(a.last_entry(), Some(second));
     }
 
     #[test]

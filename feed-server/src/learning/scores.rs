@@ -52,6 +52,13 @@ pub struct ScoreIndex<M> {
     order: BTreeSet<(Score, M)>,
 }
 
+/// Equal when they hold the same members with the same scores (the order holds both).
+impl<M: Ord> PartialEq for ScoreIndex<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.order == other.order
+    }
+}
+
 impl<M> Default for ScoreIndex<M> {
     fn default() -> Self {
         Self {

@@ -1,0 +1,383 @@
+//! The shared aggregates as bytes: the versioned encoding a checkpoint stores
+//! (`feed-server/docs/shared-aggregates-in-process.md`), read back equal.
+//!
+//! **Deterministic.** Every map is written in sorted order (counters by video id, trending
+//! lists by scope and day, members in their sorted-set order), so two replicas holding the same
+//! state write the same bytes: two checkpoint writers of the same stream prefix cannot disagree.
+//!
+//! **Layout** (little-endian; a string is its byte length as `u32`, then UTF-8):
+//! `FRAG`, the format version (`u8`, [`FORMAT`]), the last entry applied (`u8` 0 or 1, then
+//! its milliseconds and sequence as `u64`s), the newest trending day (`u8` 0 or 1, then `i64`),
+//! the counters (`u32` count; each: id, the 8 [`VideoStats`] values as `f64`s in
+//! [`VideoStats::FIELDS`] order), the duration buckets (`u32` count, each: impressions, plays,
+//! completes), the trending lists (`u32` count; each: scope — `u8` 0 all, 1 language, 2 region,
+//! then the language or region — day as `i64`, then the list), the exposures, the last
+//! activity; a list is a `u32` count of (id, score as `f64`). Nothing may follow.
+
+use std::collections::HashMap;
+
+use thiserror::Error;
+
+use super::{EntryId, SharedAggregates};
+use crate::learning::scores::ScoreIndex;
+use crate::learning::{BucketStats, DURATION_BUCKETS, TrendingScope, VideoStats};
+
+/// The first bytes of every encoding.
+const MAGIC: &[u8; 4] = b"FRAG";
+
+/// The format this version writes and reads.
+pub const FORMAT: u8 = 1;
+
+/// Why bytes are not an encoding this version reads.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// They do not start with `FRAG`.
+    #[error("not shared aggregates (no FRAG header)")]
+    NotAggregates,
+    /// A format this version does not know (written by a newer version).
+    #[error("format {0} of the shared aggregates is unknown to this version (it reads {FORMAT})")]
+    UnknownFormat(u8),
+    /// They end inside a value.
+    #[error("the shared aggregates end early, at byte {0}")]
+    Truncated(usize),
+    /// A string is not UTF-8, a flag not 0 or 1, a scope tag unknown, a count of duration
+    /// buckets not this version's.
+    #[error("malformed shared aggregates at byte {0}")]
+    Malformed(usize),
+    /// Bytes follow the last value.
+    #[error("{0} bytes follow the shared aggregates")]
+    Trailing(usize),
+}
+
+impl SharedAggregates {
+    /// The state as bytes (see the module docs).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        w.0.extend_from_slice(MAGIC);
+        w.u8(FORMAT);
+        match self.last {
+            Some(id) => {
+                w.u8(1);
+                w.u64(id.ms);
+                w.u64(id.seq);
+            }
+            None => w.u8(0),
+        }
+        match self.newest_day {
+            Some(day) => {
+                w.u8(1);
+                w.i64(day);
+            }
+            None => w.u8(0),
+        }
+        let mut stats: Vec<(&String, &VideoStats)> = self.stats.iter().collect();
+        stats.sort_unstable_by_key(|(id, _)| *id);
+        w.len(stats.len());
+        for (id, s) in stats {
+            w.str(id);
+            for v in s.values() {
+                w.f64(v);
+            }
+        }
+        w.len(self.durations.len());
+        for b in &self.durations {
+            for v in [b.impressions, b.plays, b.completes] {
+                w.f64(v);
+            }
+        }
+        let mut trending: Vec<_> = self.trending.iter().collect();
+        trending.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        w.len(trending.len());
+        for ((scope, day), list) in trending {
+            match scope {
+                TrendingScope::All => w.u8(0),
+                TrendingScope::Language(l) => {
+                    w.u8(1);
+                    w.str(l);
+                }
+                TrendingScope::Region(r) => {
+                    w.u8(2);
+                    w.str(r);
+                }
+            }
+            w.i64(*day);
+            w.list(list);
+        }
+        w.list(&self.exposures);
+        w.list(&self.active);
+        w.0
+    }
+
+    /// Reads what [`SharedAggregates::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(MAGIC.len()).ok() != Some(MAGIC.as_slice()) {
+            return Err(DecodeError::NotAggregates);
+        }
+        match r.u8()? {
+            FORMAT => {}
+            other => return Err(DecodeError::UnknownFormat(other)),
+        }
+        let mut a = SharedAggregates {
+            last: match r.flag()? {
+                true => Some(EntryId {
+                    ms: r.u64()?,
+                    seq: r.u64()?,
+                }),
+                false => None,
+            },
+            newest_day: match r.flag()? {
+                true => Some(r.i64()?),
+                false => None,
+            },
+            ..SharedAggregates::default()
+        };
+        let count = r.len()?;
+        a.stats = HashMap::with_capacity(count.min(bytes.len()));
+        for _ in 0..count {
+            let id = r.string()?;
+            let mut values = [0.0; 8];
+            for v in &mut values {
+                *v = r.f64()?;
+            }
+            a.stats.insert(id, VideoStats::from_values(values));
+        }
+        if r.len()? != DURATION_BUCKETS {
+            return Err(DecodeError::Malformed(r.at));
+        }
+        for b in &mut a.durations {
+            *b = BucketStats {
+                impressions: r.f64()?,
+                plays: r.f64()?,
+                completes: r.f64()?,
+            };
+        }
+        for _ in 0..r.len()? {
+            let scope = match r.u8()? {
+                0 => TrendingScope::All,
+                1 => TrendingScope::Language(r.string()?),
+                2 => TrendingScope::Region(r.string()?),
+                _ => return Err(DecodeError::Malformed(r.at - 1)),
+            };
+            let day = r.i64()?;
+            a.trending.insert((scope, day), r.list()?);
+        }
+        a.exposures = r.list()?;
+        a.active = r.list()?;
+        match bytes.len() - r.at {
+            0 => Ok(a),
+            n => Err(DecodeError::Trailing(n)),
+        }
+    }
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn f64(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// A count; the state's maps hold far fewer than `u32::MAX` entries (saturated if not,
+    /// which decoding then refuses as malformed).
+    fn len(&mut self, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.0.extend_from_slice(&n.to_le_bytes());
+    }
+
+    fn str(&mut self, s: &str) {
+        self.len(s.len());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn list(&mut self, list: &ScoreIndex<String>) {
+        self.len(list.len());
+        for (id, score) in list.lowest() {
+            self.str(id);
+            self.f64(score);
+        }
+    }
+}
+
+struct Reader<'b> {
+    bytes: &'b [u8],
+    at: usize,
+}
+
+impl<'b> Reader<'b> {
+    fn take(&mut self, n: usize) -> Result<&'b [u8], DecodeError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or(DecodeError::Truncated(self.bytes.len()))?;
+        let taken = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(taken)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let at = self.at;
+        self.take(N)?
+            .try_into()
+            .map_err(|_| DecodeError::Malformed(at))
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn flag(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::Malformed(self.at - 1)),
+        }
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+
+    fn f64(&mut self) -> Result<f64, DecodeError> {
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+
+    fn len(&mut self) -> Result<usize, DecodeError> {
+        let at = self.at;
+        usize::try_from(u32::from_le_bytes(self.array()?)).map_err(|_| DecodeError::Malformed(at))
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        let n = self.len()?;
+        let at = self.at;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Malformed(at))
+    }
+
+    fn list(&mut self) -> Result<ScoreIndex<String>, DecodeError> {
+        let mut list = ScoreIndex::default();
+        for _ in 0..self.len()? {
+            let id = self.string()?;
+            let score = self.f64()?;
+            list.insert_new(id.as_str(), score);
+        }
+        Ok(list)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::learning::shared::SharedDeltas;
+
+    /// Deltas of `video`s (`v0`…`v7`), with scopes and days, trending ties and activity.
+    fn deltas() -> impl Strategy<Value = SharedDeltas> {
+        let video = (0u8..8).prop_map(|v| format!("v{v}"));
+        let scope = prop_oneof![
+            Just(TrendingScope::All),
+            Just(TrendingScope::Language("en".to_owned())),
+            Just(TrendingScope::Region("ü".to_owned())),
+        ];
+        let weight = prop_oneof![Just(1.0), Just(0.5), -2.0f64..2.0];
+        proptest::collection::vec((video, scope, 100i64..106, weight, 0u8..4), 1..12).prop_map(
+            |events| {
+                let mut d = SharedDeltas::default();
+                for (video, scope, day, w, user) in events {
+                    d.video_stats.entry(video.clone()).or_default().views += 1.0;
+                    d.durations[usize::from(user)].plays += 1.0;
+                    *d.trending
+                        .entry((scope, day))
+                        .or_insert_with(HashMap::new)
+                        .entry(video.clone())
+                        .or_default() += w;
+                    *d.exposures.entry(video).or_default() += 1.0;
+                    d.active.insert(format!("u{user}"), day as f64 * w);
+                }
+                d
+            },
+        )
+    }
+
+    fn folded(batches: &[SharedDeltas]) -> SharedAggregates {
+        let mut a = SharedAggregates::default();
+        for (i, d) in batches.iter().enumerate() {
+            a.apply_entry(
+                EntryId {
+                    ms: i as u64,
+                    seq: 0,
+                },
+                d,
+            );
+        }
+        a
+    }
+
+    proptest! {
+        #[test]
+        fn encodings_read_back_equal_and_are_the_same_bytes_for_the_same_state(
+            batches in proptest::collection::vec(deltas(), 0..6),
+        ) {
+            let a = folded(&batches);
+            let bytes = a.encode();
+            let back = SharedAggregates::decode(&bytes);
+            prop_assert_eq!(back.as_ref(), Ok(&a));
+            // Another fold of the same batches: other hash-map orders, the same bytes.
+            prop_assert_eq!(folded(&batches).encode(), bytes.clone());
+            if let Ok(back) = back {
+                prop_assert_eq!(back.encode(), bytes);
+            }
+        }
+
+        #[test]
+        fn every_cut_or_extension_is_refused_not_misread(
+            batches in proptest::collection::vec(deltas(), 1..4),
+        ) {
+            let bytes = folded(&batches).encode();
+            for cut in 0..bytes.len() {
+                prop_assert!(SharedAggregates::decode(&bytes[..cut]).is_err(), "cut at {}", cut);
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            prop_assert_eq!(SharedAggregates::decode(&longer), Err(DecodeError::Trailing(1)));
+        }
+    }
+
+    #[test]
+    fn another_format_or_no_header_is_named() {
+        let mut bytes = SharedAggregates::default().encode();
+        assert_eq!(
+            SharedAggregates::decode(&bytes),
+            Ok(SharedAggregates::default())
+        );
+        bytes[4] = FORMAT + 1;
+        assert_eq!(
+            SharedAggregates::decode(&bytes),
+            Err(DecodeError::UnknownFormat(FORMAT + 1))
+        );
+        assert_eq!(
+            SharedAggregates::decode(b"{\"json\":1}"),
+            Err(DecodeError::NotAggregates)
+        );
+    }
+}
