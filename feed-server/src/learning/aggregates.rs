@@ -69,6 +69,25 @@ pub struct EntryId {
     pub seq: u64,
 }
 
+impl EntryId {
+    /// The id before every entry (`0-0`, where a consumer group starts reading).
+    pub const START: Self = Self { ms: 0, seq: 0 };
+}
+
+impl std::str::FromStr for EntryId {
+    type Err = std::num::ParseIntError;
+
+    /// `<ms>-<seq>`, as Redis writes an entry id (a missing `-` reads as an empty sequence,
+    /// refused).
+    fn from_str(id: &str) -> Result<Self, Self::Err> {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, ""));
+        Ok(Self {
+            ms: ms.parse()?,
+            seq: seq.parse()?,
+        })
+    }
+}
+
 /// The shared aggregates; see the module docs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SharedAggregates {

@@ -200,8 +200,8 @@ async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<
     ingest.observe(left);
     ingest.metrics.applied.inc_by(events as u64);
     store.log_dropped(u64::try_from(trimmed).unwrap_or(0));
-    if let Some((oldest, _)) = entries.iter().filter_map(|e| stream_id(&e.id)).min() {
-        let lag = now_millis().saturating_sub(oldest) as f64 / 1000.0;
+    if let Some(oldest) = entries.iter().filter_map(|e| stream_id(&e.id)).min() {
+        let lag = now_millis().saturating_sub(oldest.ms) as f64 / 1000.0;
         ingest.metrics.lag.set(lag);
     }
     Ok(())

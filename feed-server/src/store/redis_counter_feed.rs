@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::redis_events::{FIELD, corrupt, entry, now_millis, parse_read, stream_id};
 use super::{RedisStore, StoreError};
+use crate::learning::aggregates::EntryId;
 use crate::learning::{DurationStats, duration_stats_from_pairs};
 
 /// How often a replica reads the feed.
@@ -119,7 +120,7 @@ enum FeedError {
 /// Whether the oldest entry left is newer than the last one read, i.e. entries may be missing.
 fn gap(after: &str, oldest: Option<&str>) -> bool {
     match (stream_id(after), oldest.and_then(stream_id)) {
-        (Some((0, 0)), _) | (_, None) => false,
+        (Some(EntryId::START), _) | (_, None) => false,
         (Some(after), Some(oldest)) => oldest > after,
         (None, Some(_)) => true,
     }
@@ -199,7 +200,7 @@ async fn poll(store: &RedisStore, after: &str) -> Result<Read, FeedError> {
         oldest_ms: entries
             .first()
             .and_then(|e| stream_id(&e.id))
-            .map(|(ms, _)| ms),
+            .map(|id| id.ms),
         full: entries.len() >= READ_COUNT,
         catalog_version: catalog_version.unwrap_or(0),
         durations,

@@ -41,6 +41,7 @@ use redis::{Pipeline, Value};
 use tokio::sync::Notify;
 
 use super::StoreError;
+use crate::learning::aggregates::EntryId;
 use crate::time::{Clock, SystemClock};
 
 /// The consumer group of the ingest stream.
@@ -500,9 +501,8 @@ pub(super) fn parse_claim(reply: Value) -> Result<Vec<Entry>, StoreError> {
 }
 
 /// The parts of a stream id `{unix ms}-{sequence}`.
-pub(super) fn stream_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+pub(super) fn stream_id(id: &str) -> Option<EntryId> {
+    id.parse().ok()
 }
 
 /// The wall clock's unix ms, the unit of stream ids (Redis's clock, not the service's injected
@@ -601,7 +601,15 @@ mod tests {
 
     #[test]
     fn stream_ids_carry_milliseconds_and_a_sequence() {
-        assert_eq!(stream_id("1700000000123-4"), Some((1_700_000_000_123, 4)));
+        assert_eq!(
+            stream_id("1700000000123-4"),
+            Some(EntryId {
+                ms: 1_700_000_000_123,
+                seq: 4
+            })
+        );
+        assert_eq!(stream_id("0-0"), Some(EntryId::START));
+        assert_eq!(stream_id("12"), None);
         assert_eq!(stream_id("garbage"), None);
         assert_eq!(stream_id("12-x"), None);
     }
