@@ -1778,15 +1778,17 @@ fn check(r: &Results, ratio_windows: usize, redis_stats: Option<usize>) -> anyho
         *m.entry(p.name.as_str()).or_default() += 1;
         m
     });
-    for needed in [
+    let others = [
         BASELINE,
         "cached feed",
         UNCACHED_MAX,
         OVERLOAD,
         "Zipf feed (hit ratio)",
-        EVENTS,
-        EVENTS_APP,
-    ] {
+    ];
+    for needed in others
+        .into_iter()
+        .chain(EVENT_PHASES.iter().map(|p| p.name))
+    {
         if !counts.contains_key(needed) {
             problems.push(format!("phase {needed:?} missing"));
         }
@@ -1936,41 +1938,63 @@ mod tests {
 
     #[test]
     fn the_overload_window_fits_the_cold_users_left() {
-        let (warm, dur) = (Duration::from_secs(2), Duration::from_secs(10));
-        let window = |measured, short_of_users| OverloadWindow {
-            measured,
-            short_of_users,
-        };
-        assert_eq!(
-            overload_window(1_000_000, 10_000.0, warm, dur),
-            window(dur, false),
-            "enough users"
-        );
-        assert_eq!(
-            overload_window(50_000, 10_000.0, warm, dur),
-            window(Duration::from_secs(3), false),
-            "5 s of users, 2 of them for the lead-in"
-        );
-        assert_eq!(
-            overload_window(30_000, 10_000.0, warm, dur),
-            window(OVERLOAD_MIN_WINDOW, false),
-            "exactly the floor: enough"
-        );
-        assert_eq!(
-            overload_window(5_000, 10_000.0, warm, dur),
-            window(OVERLOAD_MIN_WINDOW, true),
-            "never below the floor, and short of users"
-        );
-        assert_eq!(
-            overload_window(0, 0.0, warm, dur),
-            window(OVERLOAD_MIN_WINDOW, true)
-        );
-        let short = Duration::from_millis(300);
-        assert_eq!(
-            overload_window(1_000_000, 10_000.0, warm, short),
-            window(OVERLOAD_MIN_WINDOW, false),
-            "a run shorter than the floor measures the floor"
-        );
+        let warm = Duration::from_secs(2);
+        let (secs, ms) = (Duration::from_secs, Duration::from_millis);
+        let floor = OVERLOAD_MIN_WINDOW;
+        // (users left, rate, run's window, measured window, short of users, why)
+        let cases = [
+            (
+                1_000_000,
+                10_000.0,
+                secs(10),
+                secs(10),
+                false,
+                "enough users",
+            ),
+            (
+                50_000,
+                10_000.0,
+                secs(10),
+                secs(3),
+                false,
+                "5 s of users, 2 for the lead-in",
+            ),
+            (
+                30_000,
+                10_000.0,
+                secs(10),
+                floor,
+                false,
+                "exactly the floor: enough",
+            ),
+            (
+                5_000,
+                10_000.0,
+                secs(10),
+                floor,
+                true,
+                "never below the floor, short of users",
+            ),
+            (0, 0.0, secs(10), floor, true, "no users, no rate"),
+            (
+                1_000_000,
+                10_000.0,
+                ms(300),
+                floor,
+                false,
+                "a shorter run measures the floor",
+            ),
+        ];
+        for (left, rate, dur, measured, short_of_users, why) in cases {
+            assert_eq!(
+                overload_window(left, rate, warm, dur),
+                OverloadWindow {
+                    measured,
+                    short_of_users
+                },
+                "{why}"
+            );
+        }
     }
 
     #[test]
