@@ -74,6 +74,13 @@ impl EntryId {
     pub const START: Self = Self { ms: 0, seq: 0 };
 }
 
+impl std::fmt::Display for EntryId {
+    /// `<ms>-<seq>`, as Redis writes an entry id.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
 impl std::str::FromStr for EntryId {
     type Err = std::num::ParseIntError;
 

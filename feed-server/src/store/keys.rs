@@ -33,6 +33,9 @@
 //! | `P{shared}:xlog` | stream | the exposure log: every applied event, capped (`store::redis_log`) |
 //! | `P{shared}:ev` | stream | the ingest stream: one entry per accepted batch not yet applied (field `d`: its shared deltas), consumer group `apply` (`store::redis_events`) |
 //! | `P{shared}:evq` | string | events accepted and not yet applied (the backlog) |
+//! | `P{shared}:ckpt` | hash | the manifest of the shared aggregates' checkpoint: its stream id (`ms`, `seq`), `chunks`, `events` folded, `format`, and where the stream was trimmed (`trim_ms`, `trim_seq`) (`store::redis_checkpoint`) |
+//! | `P{shared}:ckpt:<ms>-<seq>:<n>` | string | chunk `n` of the checkpoint at stream id `<ms>-<seq>` |
+//! | `P{shared}:ckpt:lease` | string | the checkpoint writer's lease: the holder's name, expiring |
 //! | `P{shared}:vsc` | stream | the counter change feed: one entry per apply round or video deletion (field `d`: the JSON array of the video ids whose counters changed), trimmed to the last minute (`store::redis_counter_feed`) |
 //! | `P{u:<user>}:p` | hash | language, region |
 //! | `P{u:<user>}:fc`, `P{u:<user>}:fr` | set | followed creators, friends |
@@ -52,6 +55,7 @@
 //! pins every key and its slot.
 
 use crate::learning::TrendingScope;
+use crate::learning::aggregates::EntryId;
 use crate::model::Video;
 
 /// The language of the fresh-upload list of every language.
@@ -224,6 +228,21 @@ impl Keys {
         self.shared(format_args!("evq"))
     }
 
+    /// The manifest of the shared aggregates' checkpoint (`store::redis_checkpoint`).
+    pub fn checkpoint_manifest(&self) -> String {
+        self.shared(format_args!("ckpt"))
+    }
+
+    /// Chunk `n` of the checkpoint at stream id `id`.
+    pub fn checkpoint_chunk(&self, id: EntryId, n: u32) -> String {
+        self.shared(format_args!("ckpt:{id}:{n}"))
+    }
+
+    /// The checkpoint writer's lease.
+    pub fn checkpoint_lease(&self) -> String {
+        self.shared(format_args!("ckpt:lease"))
+    }
+
     /// The source lists a video is indexed in: its creator's, the fresh lists of every
     /// language and of its own, and its tags'.
     pub fn index_keys(&self, v: &Video) -> Vec<String> {
@@ -284,6 +303,13 @@ mod tests {
             (k.exposure_log(), "P{shared}:xlog", shared),
             (k.ingest_stream(), "P{shared}:ev", shared),
             (k.ingest_backlog(), "P{shared}:evq", shared),
+            (k.checkpoint_manifest(), "P{shared}:ckpt", shared),
+            (
+                k.checkpoint_chunk(EntryId { ms: 1_700, seq: 3 }, 2),
+                "P{shared}:ckpt:1700-3:2",
+                shared,
+            ),
+            (k.checkpoint_lease(), "P{shared}:ckpt:lease", shared),
             (k.counter_changes(), "P{shared}:vsc", shared),
             (k.user_profile("u1"), "P{u:u1}:p", u1),
             (k.followed_creators("u1"), "P{u:u1}:fc", u1),

@@ -5,16 +5,19 @@
 //! (one pipelined Redis round trip), however many videos or users it touches.
 
 pub mod anchored;
+mod backoff;
 mod catalog_lists;
 pub mod encoding;
 pub mod keys;
 mod list_reads;
 mod memory;
 mod recent_lists;
+pub mod redis_checkpoint;
 pub mod redis_conn;
 mod redis_consumer;
 mod redis_counter_feed;
 mod redis_events;
+pub mod redis_follower;
 mod redis_link;
 mod redis_log;
 mod redis_peers;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
+use super::backoff::Backoff;
 use super::redis_events::*;
 use super::redis_store::RedisStore;
 use crate::learning::shared::SharedDeltas;
@@ -29,7 +30,7 @@ pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
     tracing::info!(consumer = %consumer, group = GROUP, "event consumer started");
     let mut group_ready = false;
     let mut last_claim: Option<Instant> = None;
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     let ingest = store.ingest();
     while !stop.is_cancelled() {
         let claim = last_claim.is_none_or(|t| t.elapsed() >= ingest.settings.claim_idle / 2);
@@ -46,7 +47,7 @@ pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
         };
         let wait = match attempt.await {
             Ok(Round::Applied(read)) => {
-                delay = Duration::from_millis(50);
+                backoff.reset();
                 let count = ingest.settings.batches_per_round();
                 let interval = ingest.settings.apply_interval;
                 let wait = next_round_in(read, count, started.elapsed(), interval)
@@ -62,9 +63,8 @@ pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
             Err(e) => {
                 // The group may be gone (Redis restarted empty, a FLUSHALL): make sure it exists.
                 group_ready = false;
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "event consumer: round failed; retrying");
-                let wait = delay;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                let wait = backoff.failed();
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "event consumer: round failed; retrying");
                 wait
             }
         };

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use redis::Pipeline;
 use tokio_util::sync::CancellationToken;
 
+use super::backoff::Backoff;
 use super::redis_events::{FIELD, corrupt, entry, now_millis, parse_read, stream_id};
 use super::{RedisStore, StoreError};
 use crate::learning::aggregates::EntryId;
@@ -214,7 +215,7 @@ pub async fn follow(store: Arc<RedisStore>, stop: CancellationToken) {
         return;
     }
     let mut position = Position::Lost;
-    let mut delay = POLL;
+    let mut backoff = Backoff::new(POLL, Duration::from_secs(1));
     let metrics = &store.ingest().metrics;
     while !stop.is_cancelled() {
         let step = async {
@@ -243,7 +244,7 @@ pub async fn follow(store: Arc<RedisStore>, stop: CancellationToken) {
                 metrics.counter_feed_lag.set(lag_ms as f64 / 1000.0);
                 metrics.counter_feed_read_at.set(sent_ms as f64 / 1000.0);
                 position = Position::After(read.last.unwrap_or(after));
-                delay = POLL;
+                backoff.reset();
                 if read.full { Duration::ZERO } else { POLL }
             }
             Err(e) => {
@@ -254,9 +255,7 @@ pub async fn follow(store: Arc<RedisStore>, stop: CancellationToken) {
                 store.counters().reset();
                 store.catalog_lists().reset();
                 position = Position::Lost;
-                let wait = delay;
-                delay = (delay * 2).min(Duration::from_secs(1));
-                wait
+                backoff.failed()
             }
         };
         tokio::select! {

@@ -6,6 +6,7 @@ mod common;
 mod api;
 mod auth;
 mod binary;
+mod checkpoints;
 mod cluster;
 mod contract_bounds;
 mod decayed_adds;

@@ -394,6 +394,10 @@ impl RedisStore {
         &self.conn
     }
 
+    pub(super) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
     pub(super) fn ingest(&self) -> &Ingest {
         &self.ingest
     }

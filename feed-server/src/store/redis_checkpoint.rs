@@ -1,0 +1,473 @@
+//! Checkpoints of the shared aggregates on Redis (`feed-server/docs/shared-aggregates-in-process.md`):
+//! the state a replica folded from the ingest stream, as of one stream entry, so that a new
+//! replica loads it and replays only the entries after it, and the stream can be trimmed
+//! behind it.
+//!
+//! **Layout** (all in the `{shared}` slot, `store::keys`): the manifest `P{shared}:ckpt` (a
+//! hash: the checkpoint's stream id, its chunk count, the events folded up to it, the format,
+//! and where the stream was trimmed), the chunks `P{shared}:ckpt:<id>:<n>` (the bytes of
+//! [`SharedAggregates::encode`] cut in [`CheckpointSettings::chunk_bytes`]), and the writer's
+//! lease `P{shared}:ckpt:lease`.
+//!
+//! **Writing** ([`write`]): the chunks are written first, each expiring after
+//! [`CheckpointSettings::keep`]; then one script ([`MOVE`]) moves the manifest, only if it
+//! still names the checkpoint the writer read and only forward, and in the same atomic step
+//! makes the new chunks permanent, lets the replaced checkpoint's chunks expire (a replica may
+//! be loading them), trims the stream to the replaced checkpoint's id (`XTRIM MINID`: a
+//! follower less than one checkpoint behind keeps reading) and takes the events of the entries
+//! now checkpointed off the backlog counter. A writer that crashes before the move leaves
+//! chunks that expire; a writer whose move is refused (another moved it first) trims nothing.
+//! Checkpoints of the same stream prefix are the same bytes (the encoding is deterministic), so
+//! two writers after a lost lease cost work, not state.
+//!
+//! **Loading** ([`load`]): the manifest, then its chunks; when a chunk is gone (the manifest
+//! moved twice meanwhile) it starts again from the manifest.
+//!
+//! **The lease** ([`hold_lease`], [`release_lease`]): one writer at a time, so that replicas do
+//! not all encode the state; taken with a script that sets it when free and extends it only
+//! for its holder. Correctness does not rest on it: the manifest moves only forward.
+
+use std::time::Duration;
+
+use redis::Value;
+use thiserror::Error;
+
+use super::StoreError;
+use super::redis_store::RedisStore;
+use crate::learning::aggregates::{DecodeError, EntryId, FORMAT, SharedAggregates};
+
+/// Moves the manifest (see the module docs). `KEYS`: manifest, stream, backlog counter, the
+/// `n` new chunks, then the replaced checkpoint's chunks. `ARGV`: the manifest's id as read
+/// (`ms`, `seq`; both empty when there was none), the new id (`ms`, `seq`), `n`, the events
+/// folded up to the new id, the format, how long the replaced chunks are kept (ms). Returns 1
+/// when moved, 0 when the manifest changed since it was read or would not move forward, -1
+/// when a new chunk has expired (a writer slower than [`CheckpointSettings::keep`]).
+pub const MOVE: &str = r#"
+local cur = redis.call('HMGET', KEYS[1], 'ms', 'seq', 'events')
+local cms, cseq = cur[1] or '', cur[2] or ''
+if cms ~= ARGV[1] or cseq ~= ARGV[2] then return 0 end
+local x, y = tonumber(ARGV[3]), tonumber(ARGV[4])
+if cms ~= '' then
+  local a, b = tonumber(cms), tonumber(cseq)
+  if x < a or (x == a and y <= b) then return 0 end
+end
+local n = tonumber(ARGV[5])
+for i = 4, 3 + n do
+  if redis.call('EXISTS', KEYS[i]) == 0 then return -1 end
+end
+for i = 4, 3 + n do redis.call('PERSIST', KEYS[i]) end
+for i = 4 + n, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
+redis.call('HSET', KEYS[1], 'ms', ARGV[3], 'seq', ARGV[4], 'chunks', ARGV[5],
+  'events', ARGV[6], 'format', ARGV[7])
+if cms ~= '' then
+  redis.call('HSET', KEYS[1], 'trim_ms', cms, 'trim_seq', cseq)
+  redis.call('XTRIM', KEYS[2], 'MINID', cms .. '-' .. cseq)
+end
+redis.call('DECRBY', KEYS[3], string.format('%d', tonumber(ARGV[6]) - (tonumber(cur[3]) or 0)))
+return 1
+"#;
+
+/// Takes the lease when free or extends it for its holder. `KEYS`: the lease; `ARGV`: holder,
+/// time to live (ms). Returns 1 when held.
+const HOLD: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+/// Deletes the lease if `ARGV[1]` holds it.
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+/// How often [`load`] starts again when the manifest moves under it.
+const LOAD_ATTEMPTS: usize = 3;
+
+/// How checkpoints are cut and kept.
+#[derive(Clone, Debug)]
+pub struct CheckpointSettings {
+    /// Most bytes per chunk: one `SET` of this size keeps Redis busy for about a millisecond
+    /// per MiB, so a checkpoint never stalls it for long.
+    pub chunk_bytes: usize,
+    /// How long chunks live while not the manifest's: a new checkpoint's before the move (so
+    /// that a crashed writer's go), the replaced one's after it (so that a replica that read
+    /// the old manifest can finish loading).
+    pub keep: Duration,
+}
+
+impl Default for CheckpointSettings {
+    /// 1 MiB chunks, kept 60 s.
+    fn default() -> Self {
+        Self {
+            chunk_bytes: 1 << 20,
+            keep: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the manifest says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// The last stream entry folded into the checkpoint.
+    pub id: EntryId,
+    /// How many chunks hold it.
+    pub chunks: u32,
+    /// Events folded up to `id` since the stream began (what left the backlog counter).
+    pub events: u64,
+    /// The encoding's format ([`FORMAT`]).
+    pub format: u8,
+    /// The stream holds no entry before this id (the previous checkpoint's): a follower whose
+    /// cursor is before it may have missed entries and must load the checkpoint.
+    pub trimmed: Option<EntryId>,
+}
+
+/// Why a checkpoint could not be written or loaded.
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    /// Redis failed or answered something unreadable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The manifest names a format this version does not read (a newer version wrote it).
+    #[error("the checkpoint is in format {0}; this version reads format {FORMAT}")]
+    UnknownFormat(u8),
+    /// The chunks are not an encoding of the shared aggregates.
+    #[error("the checkpoint at {id} does not decode: {source}")]
+    Decode {
+        /// The manifest's id.
+        id: EntryId,
+        /// What is wrong with the bytes.
+        source: DecodeError,
+    },
+    /// The chunks decode to a state of another stream id than the manifest's.
+    #[error("the checkpoint's manifest names {manifest} but its chunks hold the state at {chunks}")]
+    Mismatch {
+        /// The manifest's id.
+        manifest: EntryId,
+        /// The id the decoded state was folded up to.
+        chunks: EntryId,
+    },
+    /// The manifest kept moving while its chunks were read.
+    #[error("the checkpoint moved {LOAD_ATTEMPTS} times while it was read")]
+    Moving,
+}
+
+/// What [`write`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The manifest now names the new checkpoint.
+    Moved,
+    /// The manifest already names this state or a later one: nothing written.
+    NotNewer,
+    /// Another writer moved the manifest meanwhile, or a chunk expired before the move: the
+    /// new chunks expire, nothing was trimmed.
+    Refused,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("checkpoint manifest: {what}"))
+}
+
+/// The manifest's fields as `HGETALL` returns them (`None` when there is no manifest).
+fn parse_manifest(fields: &[(String, String)]) -> Result<Option<Manifest>, StoreError> {
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    fn number<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<T, StoreError> {
+        value
+            .ok_or_else(|| corrupt(format_args!("no field {name}")))?
+            .parse()
+            .map_err(|_| corrupt(format_args!("field {name} is not a number")))
+    }
+    let id = EntryId {
+        ms: number("ms", get("ms"))?,
+        seq: number("seq", get("seq"))?,
+    };
+    let trimmed = match (get("trim_ms"), get("trim_seq")) {
+        (None, None) => None,
+        (ms, seq) => Some(EntryId {
+            ms: number("trim_ms", ms)?,
+            seq: number("trim_seq", seq)?,
+        }),
+    };
+    Ok(Some(Manifest {
+        id,
+        chunks: number("chunks", get("chunks"))?,
+        events: number("events", get("events"))?,
+        format: number("format", get("format"))?,
+        trimmed,
+    }))
+}
+
+/// The manifest, if a checkpoint was ever written.
+pub async fn manifest(store: &RedisStore) -> Result<Option<Manifest>, StoreError> {
+    let fields: Vec<(String, String)> = store
+        .connection()
+        .cmd(redis::cmd("HGETALL").arg(store.keys().checkpoint_manifest()))
+        .await?;
+    parse_manifest(&fields)
+}
+
+/// Where the stream was trimmed, from the reply of [`trim_query`].
+pub(super) fn parse_trimmed(reply: Value) -> Result<Option<EntryId>, StoreError> {
+    let (ms, seq): (Option<u64>, Option<u64>) = redis::from_redis_value(reply).map_err(corrupt)?;
+    Ok(ms.zip(seq).map(|(ms, seq)| EntryId { ms, seq }))
+}
+
+/// Adds to `pipe` the read of where the stream was trimmed ([`parse_trimmed`] reads its reply).
+pub(super) fn trim_query(pipe: &mut redis::Pipeline, store: &RedisStore) {
+    pipe.cmd("HMGET")
+        .arg(store.keys().checkpoint_manifest())
+        .arg("trim_ms")
+        .arg("trim_seq");
+}
+
+/// The checkpoint the manifest names, decoded, with its manifest; `None` when none was ever
+/// written.
+pub async fn load(
+    store: &RedisStore,
+) -> Result<Option<(Manifest, SharedAggregates)>, CheckpointError> {
+    for _ in 0..LOAD_ATTEMPTS {
+        let Some(m) = manifest(store).await? else {
+            return Ok(None);
+        };
+        if m.format != FORMAT {
+            return Err(CheckpointError::UnknownFormat(m.format));
+        }
+        let mut pipe = redis::pipe();
+        for n in 0..m.chunks {
+            pipe.cmd("GET").arg(store.keys().checkpoint_chunk(m.id, n));
+        }
+        let replies = if m.chunks == 0 {
+            Vec::new()
+        } else {
+            store.connection().query(&pipe).await?
+        };
+        let chunks = replies
+            .into_iter()
+            .map(redis::from_redis_value::<Option<Vec<u8>>>)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt)?;
+        let Some(chunks) = chunks.into_iter().collect::<Option<Vec<_>>>() else {
+            continue; // Replaced twice while read: its chunks expired.
+        };
+        let state = SharedAggregates::decode(&chunks.concat())
+            .map_err(|source| CheckpointError::Decode { id: m.id, source })?;
+        let folded = state.last_entry().unwrap_or(EntryId::START);
+        if folded != m.id {
+            return Err(CheckpointError::Mismatch {
+                manifest: m.id,
+                chunks: folded,
+            });
+        }
+        return Ok(Some((m, state)));
+    }
+    Err(CheckpointError::Moving)
+}
+
+/// A state ready to be written: its bytes ([`SharedAggregates::encode`]), the last entry folded
+/// and the events folded up to it since the stream began.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The last stream entry folded ([`EntryId::START`] when none).
+    pub id: EntryId,
+    /// Events folded up to `id`.
+    pub events: u64,
+    /// The encoded state.
+    pub bytes: Vec<u8>,
+}
+
+impl Snapshot {
+    /// `state`, encoded, with the events folded into it.
+    pub fn of(state: &SharedAggregates, events: u64) -> Self {
+        Self {
+            id: state.last_entry().unwrap_or(EntryId::START),
+            events,
+            bytes: state.encode(),
+        }
+    }
+}
+
+/// Writes `snapshot` as the checkpoint and moves the manifest to it; see the module docs.
+pub async fn write(
+    store: &RedisStore,
+    snapshot: &Snapshot,
+    settings: &CheckpointSettings,
+) -> Result<Written, CheckpointError> {
+    let Snapshot {
+        id,
+        events,
+        ref bytes,
+    } = *snapshot;
+    let current = manifest(store).await?;
+    if current.is_some_and(|m| m.id >= id) {
+        return Ok(Written::NotNewer);
+    }
+    let keys = store.keys();
+    let keep_ms = u64::try_from(settings.keep.as_millis()).unwrap_or(u64::MAX);
+    let chunks: Vec<&[u8]> = bytes.chunks(settings.chunk_bytes.max(1)).collect();
+    let new_keys: Vec<String> = (0..chunks.len() as u32)
+        .map(|n| keys.checkpoint_chunk(id, n))
+        .collect();
+    let mut pipe = redis::pipe();
+    for (key, chunk) in new_keys.iter().zip(&chunks) {
+        pipe.cmd("SET").arg(key).arg(*chunk).arg("PX").arg(keep_ms);
+    }
+    store.connection().exec(&pipe).await?;
+    let (read_ms, read_seq) = current.map_or((String::new(), String::new()), |m| {
+        (m.id.ms.to_string(), m.id.seq.to_string())
+    });
+    let replaced = current
+        .iter()
+        .flat_map(|m| (0..m.chunks).map(move |n| keys.checkpoint_chunk(m.id, n)));
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(MOVE)
+        .arg(3 + new_keys.len() + current.map_or(0, |m| m.chunks as usize));
+    eval.arg(keys.checkpoint_manifest())
+        .arg(keys.ingest_stream())
+        .arg(keys.ingest_backlog())
+        .arg(&new_keys);
+    for key in replaced {
+        eval.arg(key);
+    }
+    eval.arg(read_ms)
+        .arg(read_seq)
+        .arg(id.ms)
+        .arg(id.seq)
+        .arg(new_keys.len())
+        .arg(events)
+        .arg(FORMAT)
+        .arg(keep_ms);
+    let moved: i64 = store.connection().cmd(&eval).await?;
+    Ok(if moved == 1 {
+        Written::Moved
+    } else {
+        Written::Refused
+    })
+}
+
+/// Takes the checkpoint writer's lease for `holder`, or extends it if `holder` has it, for
+/// `ttl`; whether `holder` holds it now.
+pub async fn hold_lease(
+    store: &RedisStore,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let held: i64 = store
+        .connection()
+        .cmd(
+            redis::cmd("EVAL")
+                .arg(HOLD)
+                .arg(1)
+                .arg(store.keys().checkpoint_lease())
+                .arg(holder)
+                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
+        )
+        .await?;
+    Ok(held == 1)
+}
+
+/// Gives the lease up if `holder` has it (a replica shutting down), so that another writer
+/// need not wait for it to expire.
+pub async fn release_lease(store: &RedisStore, holder: &str) -> Result<(), StoreError> {
+    let _: i64 = store
+        .connection()
+        .cmd(
+            redis::cmd("EVAL")
+                .arg(RELEASE)
+                .arg(1)
+                .arg(store.keys().checkpoint_lease())
+                .arg(holder),
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_manifest_reads_back_with_and_without_a_trim() {
+        assert_eq!(parse_manifest(&[]).ok(), Some(None));
+        let first = [
+            ("ms", "1700"),
+            ("seq", "2"),
+            ("chunks", "3"),
+            ("events", "40"),
+            ("format", "1"),
+        ];
+        let m = parse_manifest(&fields(&first)).ok().flatten();
+        assert_eq!(
+            m,
+            Some(Manifest {
+                id: EntryId { ms: 1700, seq: 2 },
+                chunks: 3,
+                events: 40,
+                format: 1,
+                trimmed: None,
+            })
+        );
+        let mut later = first.to_vec();
+        later.extend([("trim_ms", "1600"), ("trim_seq", "0")]);
+        let m = parse_manifest(&fields(&later)).ok().flatten();
+        assert_eq!(
+            m.and_then(|m| m.trimmed),
+            Some(EntryId { ms: 1600, seq: 0 })
+        );
+    }
+
+    #[test]
+    fn a_manifest_missing_a_field_or_holding_garbage_is_corrupt() {
+        for pairs in [
+            vec![
+                ("ms", "1700"),
+                ("seq", "2"),
+                ("chunks", "3"),
+                ("events", "40"),
+            ],
+            vec![
+                ("ms", "x"),
+                ("seq", "2"),
+                ("chunks", "3"),
+                ("events", "4"),
+                ("format", "1"),
+            ],
+            vec![
+                ("ms", "1"),
+                ("seq", "2"),
+                ("chunks", "3"),
+                ("events", "4"),
+                ("format", "1"),
+                ("trim_ms", "1"),
+            ],
+        ] {
+            assert!(
+                matches!(parse_manifest(&fields(&pairs)), Err(StoreError::Corrupt(_))),
+                "{pairs:?}"
+            );
+        }
+    }
+}

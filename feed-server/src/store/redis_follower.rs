@@ -1,0 +1,269 @@
+//! The ingest stream followed by a replica (`feed-server/docs/shared-aggregates-in-process.md`):
+//! instead of a consumer group whose members share the entries and write the shared aggregates
+//! to Redis, every replica reads every entry, in order, and folds it into its own
+//! [`SharedAggregates`]; one of them at a time writes checkpoints ([`run_checkpoints`],
+//! `store::redis_checkpoint`) behind which the stream is trimmed.
+//!
+//! **Exactly once per replica.** The state records the last entry folded and the follower reads
+//! from there (`XREAD` from that id), so a retried poll or a checkpoint's entries read again
+//! fold nothing twice ([`SharedAggregates::apply_entry`]). Each poll also reads, after the
+//! entries, where the stream was trimmed: when that is past the follower's cursor, entries it
+//! never read may be gone, and it loads the checkpoint (newer than its state) instead.
+//!
+//! **Start.** [`Follower::start`] loads the checkpoint (an empty state when none was written)
+//! and replays the stream to its end: a replica answers `/readyz` only after it.
+//!
+//! **Unreadable entries** (written by a newer version) are skipped, counted, and logged; the
+//! cursor moves past them so that one bad entry cannot stop the stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::redis_checkpoint::{
+    self, CheckpointError, CheckpointSettings, Snapshot, Written, parse_trimmed, trim_query,
+};
+use super::redis_events::{POLL, corrupt, parse_read, stream_id};
+use super::redis_store::RedisStore;
+use crate::learning::aggregates::{EntryId, SharedAggregates};
+use crate::learning::shared::SharedDeltas;
+
+/// Most entries one poll reads.
+pub const READ_COUNT: usize = 1_024;
+
+/// What a replica folded from the stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Followed {
+    aggregates: SharedAggregates,
+    events: u64,
+}
+
+impl Followed {
+    /// The shared aggregates.
+    pub fn aggregates(&self) -> &SharedAggregates {
+        &self.aggregates
+    }
+
+    /// Events folded since the stream began (a checkpoint's count plus what followed it).
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// The last entry folded ([`EntryId::START`] when none): where the next read starts.
+    pub fn cursor(&self) -> EntryId {
+        self.aggregates.last_entry().unwrap_or(EntryId::START)
+    }
+
+    /// The state as a checkpoint writes it.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::of(&self.aggregates, self.events)
+    }
+}
+
+/// What one poll did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Polled {
+    /// Entries read (folded or skipped as unreadable).
+    pub entries: usize,
+    /// Events folded.
+    pub events: usize,
+    /// Entries this version could not decode (skipped).
+    pub unreadable: usize,
+    /// The stream had been trimmed past the cursor: the checkpoint was loaded instead.
+    pub reloaded: bool,
+}
+
+/// A replica's follower of the ingest stream and the state it folded.
+pub struct Follower {
+    store: Arc<RedisStore>,
+    state: Arc<RwLock<Followed>>,
+}
+
+impl Follower {
+    /// Loads the checkpoint (or starts empty) and replays the stream to its end.
+    pub async fn start(store: Arc<RedisStore>) -> Result<Self, CheckpointError> {
+        let follower = Self {
+            store,
+            state: Arc::default(),
+        };
+        follower.reload().await?;
+        while follower.poll(READ_COUNT).await?.entries >= READ_COUNT {}
+        Ok(follower)
+    }
+
+    /// The folded state, shared with its readers (a poll holds the write lock only to fold
+    /// what it read).
+    pub fn state(&self) -> &Arc<RwLock<Followed>> {
+        &self.state
+    }
+
+    /// Reads and folds up to `count` entries after the cursor, or loads the checkpoint when
+    /// the stream was trimmed past it.
+    pub async fn poll(&self, count: usize) -> Result<Polled, CheckpointError> {
+        let cursor = self.state.read().cursor();
+        let mut pipe = redis::pipe();
+        pipe.cmd("XREAD")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("STREAMS")
+            .arg(self.store.keys().ingest_stream())
+            .arg(cursor.to_string());
+        // After the read: a trim that happened before it shows here.
+        trim_query(&mut pipe, &self.store);
+        let mut replies = self.store.connection().query(&pipe).await?.into_iter();
+        let (Some(read), Some(trimmed)) = (replies.next(), replies.next()) else {
+            return Err(corrupt("missing reply to a follower's poll").into());
+        };
+        if parse_trimmed(trimmed)?.is_some_and(|t| t > cursor) {
+            self.reload().await?;
+            return Ok(Polled {
+                reloaded: true,
+                ..Polled::default()
+            });
+        }
+        let mut decoded = Vec::new();
+        for e in parse_read(read)? {
+            let id = stream_id(&e.id)
+                .ok_or_else(|| corrupt(format_args!("stream entry id {:?}", e.id)))?;
+            let deltas = e
+                .payload
+                .as_deref()
+                .ok_or_else(|| "no payload".to_owned())
+                .and_then(|p| SharedDeltas::decode(p).map_err(|err| err.to_string()));
+            if let Err(why) = &deltas {
+                tracing::error!(id = %id, error = %why, "stream follower: unreadable batch skipped");
+            }
+            decoded.push((id, deltas.ok()));
+        }
+        let mut polled = Polled {
+            entries: decoded.len(),
+            ..Polled::default()
+        };
+        let empty = SharedDeltas::default();
+        let mut state = self.state.write();
+        for (id, deltas) in &decoded {
+            let d = deltas.as_ref().unwrap_or(&empty);
+            if state.aggregates.apply_entry(*id, d) {
+                let events = d.events();
+                state.events += events as u64;
+                polled.events += events;
+                polled.unreadable += usize::from(deltas.is_none());
+            }
+        }
+        Ok(polled)
+    }
+
+    /// Replaces the state by the checkpoint's (none written: empty).
+    async fn reload(&self) -> Result<(), CheckpointError> {
+        let loaded = redis_checkpoint::load(&self.store).await?;
+        let followed = match loaded {
+            Some((manifest, aggregates)) => Followed {
+                aggregates,
+                events: manifest.events,
+            },
+            None => Followed::default(),
+        };
+        tracing::info!(cursor = %followed.cursor(), events = followed.events, "stream follower: loaded the checkpoint");
+        *self.state.write() = followed;
+        Ok(())
+    }
+}
+
+/// Follows the stream until `stop`: reads again at once while it reads full polls, else every
+/// [`POLL`]; retries with back-off while Redis fails (nothing is lost: the cursor stays).
+pub async fn run_follower(follower: Arc<Follower>, stop: CancellationToken) {
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+    while !stop.is_cancelled() {
+        let wait = match follower.poll(READ_COUNT).await {
+            Ok(p) if p.entries >= READ_COUNT => Duration::ZERO,
+            Ok(_) => {
+                backoff.reset();
+                POLL
+            }
+            Err(e) => {
+                let wait = backoff.failed();
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "stream follower: poll failed; retrying");
+                wait
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// How often checkpoints are written and how long the writer's lease lasts.
+#[derive(Clone, Debug)]
+pub struct CheckpointSchedule {
+    /// Time between two checkpoints (the stream keeps about two of these).
+    pub interval: Duration,
+    /// How long the lease outlives a writer that stopped renewing it (renewed every
+    /// `interval`, so it must be longer).
+    pub lease: Duration,
+    /// How checkpoints are cut and kept.
+    pub settings: CheckpointSettings,
+}
+
+impl Default for CheckpointSchedule {
+    /// Every 2 s, a 10-s lease.
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(2),
+            lease: Duration::from_secs(10),
+            settings: CheckpointSettings::default(),
+        }
+    }
+}
+
+/// Writes a checkpoint of `follower`'s state every interval while `holder` holds the lease
+/// (taking it when free), until `stop`; then gives the lease up.
+pub async fn run_checkpoints(
+    follower: Arc<Follower>,
+    holder: String,
+    schedule: CheckpointSchedule,
+    stop: CancellationToken,
+) {
+    let mut written = None;
+    while !stop.is_cancelled() {
+        if let Err(e) = checkpoint_once(&follower, &holder, &schedule, &mut written).await {
+            tracing::warn!(error = %e, "checkpoint writer: failed; trying again next interval");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(schedule.interval) => {}
+        }
+    }
+    if let Err(e) = redis_checkpoint::release_lease(&follower.store, &holder).await {
+        tracing::warn!(error = %e, "checkpoint writer: could not release the lease");
+    }
+}
+
+/// One interval of [`run_checkpoints`]: `written` is the last id this writer saw as the
+/// manifest's, so that an unchanged state is not encoded again.
+async fn checkpoint_once(
+    follower: &Follower,
+    holder: &str,
+    schedule: &CheckpointSchedule,
+    written: &mut Option<EntryId>,
+) -> Result<(), CheckpointError> {
+    if !redis_checkpoint::hold_lease(&follower.store, holder, schedule.lease).await? {
+        return Ok(());
+    }
+    let snapshot = {
+        let state = follower.state.read();
+        if *written >= Some(state.cursor()) {
+            return Ok(());
+        }
+        state.snapshot()
+    };
+    let outcome = redis_checkpoint::write(&follower.store, &snapshot, &schedule.settings).await?;
+    tracing::debug!(id = %snapshot.id, bytes = snapshot.bytes.len(), outcome = ?outcome, "checkpoint writer");
+    if outcome != Written::Refused {
+        *written = Some(snapshot.id);
+    }
+    Ok(())
+}
