@@ -57,6 +57,9 @@ pub struct App {
     warmup_users: usize,
     /// The store whose ingest stream this replica consumes (Redis with `--event-consumer`).
     consumer: Option<Arc<RedisStore>>,
+    /// The store whose ingest stream this replica follows and folds, its checkpoints written
+    /// while it holds the lease (Redis with `--shared-aggregates process`: no consumer then).
+    follower: Option<Arc<RedisStore>>,
     /// The Redis store whose user writes this replica listens to (`store::redis_peers`) and whose
     /// counter change feed it follows (`store::redis_counter_feed`).
     peers: Option<Arc<RedisStore>>,
@@ -100,6 +103,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         dropped: exposure::register_drop_counter(&metrics)?,
     };
     let mut consumer = None;
+    let mut follower = None;
     let mut peers = None;
     let store: Arc<dyn Store> = match config.redis_target()? {
         Some(target) => {
@@ -126,7 +130,9 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
             );
             let store = Arc::new(store);
             peers = Some(store.clone());
-            if config.events.event_consumer {
+            if store.followed().is_some() {
+                follower = Some(store.clone());
+            } else if config.events.event_consumer {
                 consumer = Some(store.clone());
             }
             store
@@ -189,6 +195,7 @@ pub async fn build(config: &Config) -> Result<App, StartError> {
         keys_watch,
         warmup_users: config.warmup_users,
         consumer,
+        follower,
         peers,
         local_trust: Duration::from_millis(config.local_cache_ttl_ms),
     })
@@ -248,7 +255,17 @@ impl App {
             let (stop, trust) = (stop.clone(), self.local_trust);
             tokio::spawn(async move { store.listen_to_peers(peers, trust, stop).await });
         }
-        tokio::spawn(warm_up(self.state.clone(), self.warmup_users, stop.clone()));
+        let (state, users, warm_stop) = (self.state.clone(), self.warmup_users, stop.clone());
+        let follower = self.follower;
+        tokio::spawn(async move {
+            // With the shared aggregates in process, rankings need them loaded first.
+            if let Some(store) = follower
+                && !crate::store::redis_follower::start_following(store, warm_stop.clone()).await
+            {
+                return;
+            }
+            warm_up(state, users, warm_stop).await;
+        });
         if self.state.warmup.is_enabled() {
             tokio::spawn(Warmup::run(self.state.clone(), stop.clone()));
         }

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 pub use codec::{DecodeError, FORMAT};
 
 use super::scores::ScoreIndex;
-use super::shared::{SharedDeltas, TrendingDeltas};
+use super::shared::{CatalogChange, SharedDeltas, TrendingDeltas};
 use super::{Deltas, DurationStats, TrendingScope, VideoStats};
 
 /// How long a trending day is kept after it ends (seconds): trending reads today's and recent
@@ -38,27 +38,30 @@ pub struct SharedParts<'d> {
     trending: &'d TrendingDeltas,
     exposures: &'d HashMap<String, f64>,
     active: &'d HashMap<String, f64>,
+    catalog: &'d [CatalogChange],
 }
 
-/// `From<&$source>`: both hold the shared fields under the same names.
+/// `From<&$source>`: both hold the shared fields under the same names; `$catalog` reads the
+/// catalog changes (a batch's [`Deltas`] has none).
 macro_rules! shared_parts_of {
-    ($source:ty) => {
+    ($source:ty, |$d:ident| $catalog:expr) => {
         impl<'d> From<&'d $source> for SharedParts<'d> {
-            fn from(d: &'d $source) -> Self {
+            fn from($d: &'d $source) -> Self {
                 Self {
-                    video_stats: &d.video_stats,
-                    durations: &d.durations,
-                    trending: &d.trending,
-                    exposures: &d.exposures,
-                    active: &d.active,
+                    video_stats: &$d.video_stats,
+                    durations: &$d.durations,
+                    trending: &$d.trending,
+                    exposures: &$d.exposures,
+                    active: &$d.active,
+                    catalog: $catalog,
                 }
             }
         }
     };
 }
 
-shared_parts_of!(SharedDeltas);
-shared_parts_of!(Deltas);
+shared_parts_of!(SharedDeltas, |d| &d.catalog);
+shared_parts_of!(Deltas, |_d| &[]);
 
 /// A stream entry's id: Redis's clock in milliseconds and a sequence within it, in stream order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -134,6 +137,12 @@ impl SharedAggregates {
         }
         for (user, ts) in d.active {
             self.active.raise(user.as_str(), *ts);
+        }
+        for change in d.catalog {
+            match change {
+                CatalogChange::Added(id) => self.add_video(id),
+                CatalogChange::Deleted(id) => self.remove_video(id),
+            }
         }
         // A day expires when a newer day arrives; a late event of an expired day is dropped.
         if let Some(newest) = self.newest_day {

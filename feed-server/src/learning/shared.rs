@@ -30,6 +30,23 @@ pub struct SharedDeltas {
     pub exposures: HashMap<String, f64>,
     /// The accepted events, in order, for the exposure log.
     pub log: Vec<LoggedEvent>,
+    /// Catalog writes, in order, when the shared aggregates are folded in process
+    /// (`--shared-aggregates process`): every replica then drops a deleted video's counters, or
+    /// lists a new one in the long tail, at the same point of the stream. Entries of catalog
+    /// writes hold nothing else; with the aggregates on Redis the catalog write changes the keys
+    /// itself and appends none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalog: Vec<CatalogChange>,
+}
+
+/// A catalog write as the shared aggregates see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogChange {
+    /// A video was put: it joins the long tail with no exposures unless it has some.
+    Added(String),
+    /// A video was deleted: its counters and exposures go.
+    Deleted(String),
 }
 
 impl SharedDeltas {
@@ -42,6 +59,7 @@ impl SharedDeltas {
             active: d.active.clone(),
             exposures: d.exposures.clone(),
             log: d.log.clone(),
+            catalog: Vec::new(),
         }
     }
 
@@ -73,6 +91,7 @@ impl SharedDeltas {
             *self.exposures.entry(id).or_default() += n;
         }
         self.log.extend(later.log);
+        self.catalog.extend(later.catalog);
     }
 
     /// The bytes kept in the ingest stream (JSON: readable with `redis-cli`).

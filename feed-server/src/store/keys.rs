@@ -36,6 +36,7 @@
 //! | `P{shared}:ckpt` | hash | the manifest of the shared aggregates' checkpoint: its stream id (`ms`, `seq`), `chunks`, `events` folded, `format`, and where the stream was trimmed (`trim_ms`, `trim_seq`) (`store::redis_checkpoint`) |
 //! | `P{shared}:ckpt:<ms>-<seq>:<n>` | string | chunk `n` of the checkpoint at stream id `<ms>-<seq>` |
 //! | `P{shared}:ckpt:lease` | string | the checkpoint writer's lease: the holder's name, expiring |
+//! | `P{shared}:ckpt:logged` | string | the last ingest-stream entry (`<ms>-<seq>`) whose events the checkpoint writer appended to the exposure log |
 //! | `P{shared}:vsc` | stream | the counter change feed: one entry per apply round or video deletion (field `d`: the JSON array of the video ids whose counters changed), trimmed to the last minute (`store::redis_counter_feed`) |
 //! | `P{u:<user>}:p` | hash | language, region |
 //! | `P{u:<user>}:fc`, `P{u:<user>}:fr` | set | followed creators, friends |
@@ -238,6 +239,12 @@ impl Keys {
         self.shared(format_args!("ckpt:{id}:{n}"))
     }
 
+    /// The last ingest-stream entry whose events are in the exposure log (written by the
+    /// checkpoint writer).
+    pub fn checkpoint_logged(&self) -> String {
+        self.shared(format_args!("ckpt:logged"))
+    }
+
     /// The checkpoint writer's lease.
     pub fn checkpoint_lease(&self) -> String {
         self.shared(format_args!("ckpt:lease"))
@@ -310,6 +317,7 @@ mod tests {
                 shared,
             ),
             (k.checkpoint_lease(), "P{shared}:ckpt:lease", shared),
+            (k.checkpoint_logged(), "P{shared}:ckpt:logged", shared),
             (k.counter_changes(), "P{shared}:vsc", shared),
             (k.user_profile("u1"), "P{u:u1}:p", u1),
             (k.followed_creators("u1"), "P{u:u1}:fc", u1),

@@ -9,7 +9,9 @@
 //! [`SharedAggregates::encode`] cut in [`CheckpointSettings::chunk_bytes`]), and the writer's
 //! lease `P{shared}:ckpt:lease`.
 //!
-//! **Writing** ([`write`]): the chunks are written first, each expiring after
+//! **Writing** ([`write`]): first the events of the entries not yet logged go to the exposure
+//! log ([`LOG`], exactly once by the logged mark `P{shared}:ckpt:logged`; the log thus trails the stream
+//! by up to a checkpoint interval); then the chunks, each expiring after
 //! [`CheckpointSettings::keep`]; then one script ([`MOVE`]) moves the manifest, only if it
 //! still names the checkpoint the writer read and only forward, and in the same atomic step
 //! makes the new chunks permanent, lets the replaced checkpoint's chunks expire (a replica may
@@ -27,14 +29,16 @@
 //! not all encode the state; taken with a script that sets it when free and extends it only
 //! for its holder. Correctness does not rest on it: the manifest moves only forward.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::Value;
 use thiserror::Error;
 
-use super::StoreError;
 use super::redis_store::RedisStore;
+use super::{StoreError, redis_events, redis_log};
 use crate::learning::aggregates::{DecodeError, EntryId, FORMAT, SharedAggregates};
+use crate::learning::shared::SharedDeltas;
 
 /// Moves the manifest (see the module docs). `KEYS`: manifest, stream, backlog counter, the
 /// `n` new chunks, then the replaced checkpoint's chunks. `ARGV`: the manifest's id as read
@@ -66,6 +70,31 @@ end
 redis.call('DECRBY', KEYS[3], string.format('%d', tonumber(ARGV[6]) - (tonumber(cur[3]) or 0)))
 return 1
 "#;
+
+/// Appends the exposure-log entries of a range of stream entries, once: only if the logged
+/// mark `P{shared}:ckpt:logged` (the last stream entry whose events are in the log) still
+/// holds what the writer read, and moves the mark in the same atomic step, so that a writer
+/// that repeats the range of one that crashed appends nothing twice. `KEYS`: the mark, the
+/// exposure log. `ARGV`: the mark as read (empty when none), the new mark, the log's capacity,
+/// then each event's `XADD` field-value arguments, preceded by their count. Returns the entries
+/// the log's cap trimmed, or -1 when the mark had moved.
+pub const LOG: &str = r#"
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return -1 end
+local before = redis.call('XLEN', KEYS[2])
+local appended, i = 0, 4
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, i + 1, i + n))
+  appended = appended + 1
+  i = i + 1 + n
+end
+redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[3], 'LIMIT', 0)
+redis.call('SET', KEYS[1], ARGV[2])
+return before + appended - redis.call('XLEN', KEYS[2])
+"#;
+
+/// Stream entries whose events one [`LOG`] call appends at most.
+const LOG_PAGE: usize = 256;
 
 /// Takes the lease when free or extends it for its holder. `KEYS`: the lease; `ARGV`: holder,
 /// time to live (ms). Returns 1 when held.
@@ -224,12 +253,12 @@ pub async fn manifest(store: &RedisStore) -> Result<Option<Manifest>, StoreError
 }
 
 /// Where the stream was trimmed, from the reply of [`trim_query`].
-pub(super) fn parse_trimmed(reply: Value) -> Result<Option<EntryId>, StoreError> {
+pub(super) fn parse_mark(reply: Value) -> Result<Option<EntryId>, StoreError> {
     let (ms, seq): (Option<u64>, Option<u64>) = redis::from_redis_value(reply).map_err(corrupt)?;
     Ok(ms.zip(seq).map(|(ms, seq)| EntryId { ms, seq }))
 }
 
-/// Adds to `pipe` the read of where the stream was trimmed ([`parse_trimmed`] reads its reply).
+/// Adds to `pipe` the read of where the stream was trimmed ([`parse_mark`] reads its reply).
 pub(super) fn trim_query(pipe: &mut redis::Pipeline, store: &RedisStore) {
     pipe.cmd("HMGET")
         .arg(store.keys().checkpoint_manifest())
@@ -318,6 +347,10 @@ pub async fn write(
     if current.is_some_and(|m| m.id >= id) {
         return Ok(Written::NotNewer);
     }
+    // Logged before the move, which trims the stream: no event leaves it unlogged.
+    if !log_through(store, id).await? {
+        return Ok(Written::Refused);
+    }
     let keys = store.keys();
     let keep_ms = u64::try_from(settings.keep.as_millis()).unwrap_or(u64::MAX);
     let chunks: Vec<&[u8]> = bytes.chunks(settings.chunk_bytes.max(1)).collect();
@@ -359,6 +392,75 @@ pub async fn write(
     } else {
         Written::Refused
     })
+}
+
+/// The logged mark ([`LOG`]): the last stream entry whose events are in the exposure log.
+pub async fn logged_mark(store: &RedisStore) -> Result<Option<EntryId>, StoreError> {
+    let mark: Option<String> = store
+        .connection()
+        .cmd(redis::cmd("GET").arg(store.keys().checkpoint_logged()))
+        .await?;
+    mark.map(|m| {
+        m.parse()
+            .map_err(|_| corrupt(format_args!("logged mark {m:?}")))
+    })
+    .transpose()
+}
+
+/// Appends to the exposure log the events of the stream entries after the logged mark up to
+/// `to`, [`LOG_PAGE`] entries per [`LOG`] call; `false` when another writer moved
+/// the mark meanwhile (it logs them). Unreadable entries log nothing (the followers skip them
+/// too).
+pub async fn log_through(store: &RedisStore, to: EntryId) -> Result<bool, CheckpointError> {
+    let keys = store.keys();
+    let log = store.log_settings();
+    loop {
+        let mark = logged_mark(store).await?;
+        if mark >= Some(to) {
+            return Ok(true);
+        }
+        let mut range = redis::cmd("XRANGE");
+        range
+            .arg(keys.ingest_stream())
+            .arg(mark.map_or_else(|| "-".to_owned(), |m| format!("({m}")))
+            .arg(to.to_string())
+            .arg("COUNT")
+            .arg(LOG_PAGE);
+        let entries: Vec<(String, HashMap<String, Vec<u8>>)> =
+            store.connection().cmd(&range).await?;
+        let full = entries.len() >= LOG_PAGE;
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(LOG)
+            .arg(2)
+            .arg(keys.checkpoint_logged())
+            .arg(store.log_key());
+        let next = match entries.last() {
+            Some((id, _)) if full => id
+                .parse()
+                .map_err(|_| corrupt(format_args!("stream entry id {id:?}")))?,
+            _ => to,
+        };
+        eval.arg(mark.map_or_else(String::new, |m| m.to_string()))
+            .arg(next.to_string())
+            .arg(log.capacity);
+        for (_, fields) in &entries {
+            let Some(deltas) = fields
+                .get(redis_events::FIELD)
+                .and_then(|p| SharedDeltas::decode(p).ok())
+            else {
+                continue;
+            };
+            for e in &deltas.log {
+                let args = redis_log::entry_args(log.format, e);
+                eval.arg(args.len()).arg(args);
+            }
+        }
+        let trimmed: i64 = store.connection().cmd(&eval).await?;
+        if trimmed < 0 {
+            return Ok(false);
+        }
+        store.log_dropped(trimmed.unsigned_abs());
+    }
 }
 
 /// Takes the checkpoint writer's lease for `holder`, or extends it if `holder` has it, for

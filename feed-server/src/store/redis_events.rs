@@ -74,6 +74,10 @@ pub fn next_round_in(
     }
 }
 
+/// Default of [`IngestSettings::checkpoint_interval`]: 100,000 events at 50,000 events/s, half
+/// the default backlog bound.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Field of a stream entry holding the encoded [`SharedDeltas`](crate::learning::shared::SharedDeltas).
 pub(super) const FIELD: &str = "d";
 
@@ -120,9 +124,27 @@ local left = redis.call('DECRBY', KEYS[2], ARGV[4])
 return {1, left, before + tonumber(ARGV[5]) - after}
 "#;
 
+/// Where the shared aggregates (video counters, duration buckets, trending, the long tail,
+/// last activity) are kept (`--shared-aggregates`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AggregatesMode {
+    /// In Redis keys, written by the consumers of the ingest stream (a consumer group: each
+    /// batch applied once, by one replica).
+    #[default]
+    Redis,
+    /// In each replica's memory: every replica follows the whole stream and folds it
+    /// (`store::redis_follower`); one at a time writes checkpoints to Redis behind which the
+    /// stream is trimmed (`store::redis_checkpoint`).
+    Process,
+}
+
 /// Tunables of the ingest stream.
 #[derive(Clone, Debug)]
 pub struct IngestSettings {
+    /// Where the shared aggregates are kept.
+    pub mode: AggregatesMode,
+    /// Time between two checkpoints of the aggregates kept in process.
+    pub checkpoint_interval: Duration,
     /// Most events accepted and not yet applied before new batches are refused
     /// (`--event-backlog-max`).
     pub backlog_max: u64,
@@ -150,6 +172,8 @@ impl Default for IngestSettings {
     /// round at most every 20 ms unless batches wait.
     fn default() -> Self {
         Self {
+            mode: AggregatesMode::Redis,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             backlog_max: 200_000,
             claim_idle: Duration::from_secs(5),
             read_count: 256,
@@ -182,6 +206,17 @@ pub struct IngestArgs {
     #[arg(long, env = "FEED_EVENT_APPLY_INTERVAL_MS", default_value_t = DEFAULT_APPLY_INTERVAL.as_millis() as u64,
           value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(0..=1_000))]
     pub event_apply_interval_ms: u64,
+    /// Where the shared aggregates are kept: `redis` (consumers apply each batch to Redis keys)
+    /// or `process` (every replica folds the whole ingest stream into its memory, checkpoints
+    /// on Redis; every replica of a deployment must use the same). See feed-server/README.md.
+    #[arg(long, env = "FEED_SHARED_AGGREGATES", value_enum, default_value_t = AggregatesMode::Redis)]
+    pub shared_aggregates: AggregatesMode,
+    /// With `--shared-aggregates process`: time between two checkpoints (the stream keeps
+    /// about two of these, and the backlog refused beyond `--event-backlog-max` counts the
+    /// events since the last one).
+    #[arg(long, env = "FEED_CHECKPOINT_INTERVAL_MS", default_value_t = DEFAULT_CHECKPOINT_INTERVAL.as_millis() as u64,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(100..=60_000))]
+    pub checkpoint_interval_ms: u64,
 }
 
 impl IngestArgs {
@@ -191,6 +226,8 @@ impl IngestArgs {
             backlog_max: self.event_backlog_max,
             claim_idle: Duration::from_millis(self.event_claim_idle_ms),
             apply_interval: Duration::from_millis(self.event_apply_interval_ms),
+            mode: self.shared_aggregates,
+            checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
             ..IngestSettings::default()
         }
     }

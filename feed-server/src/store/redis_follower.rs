@@ -19,14 +19,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::redis_checkpoint::{
-    self, CheckpointError, CheckpointSettings, Snapshot, Written, parse_trimmed, trim_query,
+    self, CheckpointError, CheckpointSettings, Snapshot, Written, parse_mark, trim_query,
 };
-use super::redis_events::{POLL, corrupt, parse_read, stream_id};
+use super::redis_events::{
+    DEFAULT_CHECKPOINT_INTERVAL, POLL, consumer_name, corrupt, now_millis, parse_read, stream_id,
+};
 use super::redis_store::RedisStore;
 use crate::learning::aggregates::{EntryId, SharedAggregates};
 use crate::learning::shared::SharedDeltas;
@@ -63,6 +66,51 @@ impl Followed {
     }
 }
 
+/// The aggregates a replica folds, shared by its follower (which writes them) and its rankings
+/// (which read them), with the follower's progress, so that a catalog write can wait until its
+/// own replica has folded it (a video put is in this replica's long tail when the 200 is sent).
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct FollowedState {
+    state: Arc<RwLock<Followed>>,
+    folded: Arc<watch::Sender<EntryId>>,
+    wake: Arc<Notify>,
+}
+
+impl Default for FollowedState {
+    fn default() -> Self {
+        Self {
+            state: Arc::default(),
+            folded: Arc::new(watch::Sender::new(EntryId::START)),
+            wake: Arc::default(),
+        }
+    }
+}
+
+impl FollowedState {
+    /// The folded state, read-locked (a poll holds the write lock only to fold what it read).
+    pub fn read(&self) -> RwLockReadGuard<'_, Followed> {
+        self.state.read()
+    }
+
+    /// Wakes the follower and waits, at most `within`, until it has folded the stream entry
+    /// `id`; whether it has.
+    pub async fn wait_folded(&self, id: EntryId, within: Duration) -> bool {
+        self.wake.notify_one();
+        let mut folded = self.folded.subscribe();
+        tokio::time::timeout(within, folded.wait_for(|cursor| *cursor >= id))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Replaces the state (a checkpoint loaded) and publishes its cursor.
+    fn replace(&self, followed: Followed) {
+        let cursor = followed.cursor();
+        *self.state.write() = followed;
+        self.folded.send_replace(cursor);
+    }
+}
+
 /// What one poll did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Polled {
@@ -79,24 +127,24 @@ pub struct Polled {
 /// A replica's follower of the ingest stream and the state it folded.
 pub struct Follower {
     store: Arc<RedisStore>,
-    state: Arc<RwLock<Followed>>,
+    state: FollowedState,
 }
 
 impl Follower {
-    /// Loads the checkpoint (or starts empty) and replays the stream to its end.
-    pub async fn start(store: Arc<RedisStore>) -> Result<Self, CheckpointError> {
-        let follower = Self {
-            store,
-            state: Arc::default(),
-        };
+    /// Loads the checkpoint (or starts empty) into `state` and replays the stream to its end.
+    /// The server's `state` is the store's ([`RedisStore::followed`]), which its rankings read.
+    pub async fn start(
+        store: Arc<RedisStore>,
+        state: FollowedState,
+    ) -> Result<Self, CheckpointError> {
+        let follower = Self { store, state };
         follower.reload().await?;
         while follower.poll(READ_COUNT).await?.entries >= READ_COUNT {}
         Ok(follower)
     }
 
-    /// The folded state, shared with its readers (a poll holds the write lock only to fold
-    /// what it read).
-    pub fn state(&self) -> &Arc<RwLock<Followed>> {
+    /// The folded state, shared with its readers.
+    pub fn state(&self) -> &FollowedState {
         &self.state
     }
 
@@ -113,11 +161,17 @@ impl Follower {
             .arg(cursor.to_string());
         // After the read: a trim that happened before it shows here.
         trim_query(&mut pipe, &self.store);
+        pipe.cmd("GET").arg(self.store.keys().ingest_backlog());
         let mut replies = self.store.connection().query(&pipe).await?.into_iter();
-        let (Some(read), Some(trimmed)) = (replies.next(), replies.next()) else {
+        let (Some(read), Some(trimmed), Some(backlog)) =
+            (replies.next(), replies.next(), replies.next())
+        else {
             return Err(corrupt("missing reply to a follower's poll").into());
         };
-        if parse_trimmed(trimmed)?.is_some_and(|t| t > cursor) {
+        let ingest = self.store.ingest();
+        let backlog: Option<i64> = redis::from_redis_value(backlog).map_err(corrupt)?;
+        ingest.observe(backlog.unwrap_or(0));
+        if parse_mark(trimmed)?.is_some_and(|t| t > cursor) {
             self.reload().await?;
             return Ok(Polled {
                 reloaded: true,
@@ -143,16 +197,28 @@ impl Follower {
             ..Polled::default()
         };
         let empty = SharedDeltas::default();
-        let mut state = self.state.write();
-        for (id, deltas) in &decoded {
-            let d = deltas.as_ref().unwrap_or(&empty);
-            if state.aggregates.apply_entry(*id, d) {
-                let events = d.events();
-                state.events += events as u64;
-                polled.events += events;
-                polled.unreadable += usize::from(deltas.is_none());
+        if let Some((last, _)) = decoded.last() {
+            let mut state = self.state.state.write();
+            for (id, deltas) in &decoded {
+                let d = deltas.as_ref().unwrap_or(&empty);
+                if state.aggregates.apply_entry(*id, d) {
+                    let events = d.events();
+                    state.events += events as u64;
+                    polled.events += events;
+                    polled.unreadable += usize::from(deltas.is_none());
+                }
             }
+            drop(state);
+            self.state.folded.send_replace(*last);
         }
+        ingest.metrics.applied.inc_by(polled.events as u64);
+        ingest.metrics.unreadable.inc_by(polled.unreadable as u64);
+        // The age of the oldest entry folded when folded (as the consumers' lag): how far this
+        // replica trails the stream's writers; 0 once a poll finds nothing.
+        let lag_ms = decoded
+            .first()
+            .map_or(0, |(id, _)| now_millis().saturating_sub(id.ms));
+        ingest.metrics.lag.set(lag_ms as f64 / 1000.0);
         Ok(polled)
     }
 
@@ -167,9 +233,52 @@ impl Follower {
             None => Followed::default(),
         };
         tracing::info!(cursor = %followed.cursor(), events = followed.events, "stream follower: loaded the checkpoint");
-        *self.state.write() = followed;
+        self.state.replace(followed);
         Ok(())
     }
+}
+
+/// A replica's part in the aggregates kept in process: starts its follower into the store's
+/// state ([`RedisStore::followed`]; retrying with back-off while Redis fails or the checkpoint
+/// cannot be read), then follows the stream and competes for the checkpoint lease (named after
+/// this process) until `stop`. Returns once the state is loaded and replayed (`false`: stopped
+/// first, or the store keeps no state in process): the replica may then warm up and answer
+/// `/readyz`.
+pub async fn start_following(store: Arc<RedisStore>, stop: CancellationToken) -> bool {
+    let Some(state) = store.followed().cloned() else {
+        return false;
+    };
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let follower = loop {
+        let started = tokio::select! {
+            _ = stop.cancelled() => return false,
+            f = Follower::start(store.clone(), state.clone()) => f,
+        };
+        match started {
+            Ok(f) => break Arc::new(f),
+            Err(e) => {
+                let wait = backoff.failed();
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "stream follower: could not load the shared aggregates; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return false,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    };
+    {
+        let s = follower.state.read();
+        tracing::info!(cursor = %s.cursor(), events = s.events, "stream follower: shared aggregates loaded and replayed");
+    }
+    let interval = store.ingest().settings.checkpoint_interval;
+    let schedule = CheckpointSchedule {
+        interval,
+        lease: (interval * 5).max(CheckpointSchedule::default().lease),
+        ..CheckpointSchedule::default()
+    };
+    tokio::spawn(run_follower(follower.clone(), stop.clone()));
+    tokio::spawn(run_checkpoints(follower, consumer_name(), schedule, stop));
+    true
 }
 
 /// Follows the stream until `stop`: reads again at once while it reads full polls, else every
@@ -191,6 +300,7 @@ pub async fn run_follower(follower: Arc<Follower>, stop: CancellationToken) {
         };
         tokio::select! {
             _ = stop.cancelled() => break,
+            _ = follower.state.wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }
     }
@@ -212,7 +322,7 @@ impl Default for CheckpointSchedule {
     /// Every 2 s, a 10-s lease.
     fn default() -> Self {
         Self {
-            interval: Duration::from_secs(2),
+            interval: DEFAULT_CHECKPOINT_INTERVAL,
             lease: Duration::from_secs(10),
             settings: CheckpointSettings::default(),
         }

@@ -49,15 +49,11 @@ pub fn append(
     events: &[LoggedEvent],
 ) {
     for e in events {
-        let value = match format {
-            LogFormat::Packed => packed(e),
-            LogFormat::Fields => None,
-        };
-        match value {
-            Some(value) => pipe.cmd("XADD").arg(key).arg("*").arg(FIELD).arg(value),
-            None => fields(pipe, key, e),
-        }
-        .ignore();
+        pipe.cmd("XADD")
+            .arg(key)
+            .arg("*")
+            .arg(entry_args(format, e))
+            .ignore();
     }
     pipe.cmd("XTRIM")
         .arg(key)
@@ -67,6 +63,30 @@ pub fn append(
         .arg("LIMIT")
         .arg(0)
         .ignore();
+}
+
+/// The field-value arguments of `e`'s entry in `format`: one field `e` packed, or the five
+/// fields (also when packed is asked for but an id holds [`SEP`]).
+pub fn entry_args(format: LogFormat, e: &LoggedEvent) -> Vec<String> {
+    if format == LogFormat::Packed
+        && let Some(value) = packed(e)
+    {
+        return vec![FIELD.to_owned(), value];
+    }
+    let mut args = vec![
+        "u".to_owned(),
+        e.user_id.clone(),
+        "v".to_owned(),
+        e.video_id.clone(),
+        "k".to_owned(),
+        e.kind.as_str().to_owned(),
+        "t".to_owned(),
+        e.ts.to_string(),
+    ];
+    if let Some(w) = e.watch_ms {
+        args.extend(["w".to_owned(), w.to_string()]);
+    }
+    args
 }
 
 /// `e` as one field's value; `None` when an id holds [`SEP`] (the five-field form then).
@@ -86,26 +106,6 @@ fn packed(e: &LoggedEvent) -> Option<String> {
         value.push_str(&w.to_string());
     }
     Some(value)
-}
-
-/// The five-field `XADD` of `e` (the form every version reads).
-fn fields<'p>(pipe: &'p mut Pipeline, key: &str, e: &LoggedEvent) -> &'p mut Pipeline {
-    let cmd = pipe
-        .cmd("XADD")
-        .arg(key)
-        .arg("*")
-        .arg("u")
-        .arg(&e.user_id)
-        .arg("v")
-        .arg(&e.video_id)
-        .arg("k")
-        .arg(e.kind.as_str())
-        .arg("t")
-        .arg(e.ts.to_string());
-    if let Some(w) = e.watch_ms {
-        cmd.arg("w").arg(w.to_string());
-    }
-    cmd
 }
 
 /// The `XREVRANGE` of the page after `last` (exclusive; the newest page when `None`).

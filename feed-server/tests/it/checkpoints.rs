@@ -17,11 +17,11 @@ use feed_server::learning::aggregates::{EntryId, SharedAggregates};
 use feed_server::learning::shared::SharedDeltas;
 use feed_server::model::{Event, EventType, Video};
 use feed_server::store::redis_checkpoint::{
-    self, CheckpointError, CheckpointSettings, MOVE, Snapshot, Written,
+    self, CheckpointError, CheckpointSettings, LOG, MOVE, Snapshot, Written,
 };
 use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_follower::{
-    CheckpointSchedule, Follower, READ_COUNT, run_checkpoints, run_follower,
+    CheckpointSchedule, FollowedState, Follower, READ_COUNT, run_checkpoints, run_follower,
 };
 use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{RedisStore, Store};
@@ -97,6 +97,8 @@ struct Reference {
     state: SharedAggregates,
     events: u64,
     ids: Vec<EntryId>,
+    /// Events of each entry of `ids`.
+    sizes: Vec<u64>,
 }
 
 impl Reference {
@@ -104,6 +106,7 @@ impl Reference {
         self.state.apply_entry(id, &SharedDeltas::of(d));
         self.events += d.log.len() as u64;
         self.ids.push(id);
+        self.sizes.push(d.log.len() as u64);
     }
 
     fn check(&self, f: &Follower, who: &str) -> Result<(), TestCaseError> {
@@ -172,6 +175,30 @@ fn check_stream(
         reference.events - checkpointed,
         "backlog"
     );
+    // Every event of the entries up to the logged mark is in the exposure log, once.
+    let logged: Option<String> = redis::cmd("GET")
+        .arg(format!("{prefix}{{shared}}:ckpt:logged"))
+        .query(conn)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let logged: Option<EntryId> = logged.map(|l| l.parse().expect("logged mark"));
+    let expected: u64 = reference
+        .ids
+        .iter()
+        .zip(&reference.sizes)
+        .filter(|(id, _)| logged.is_some_and(|l| **id <= l))
+        .map(|(_, n)| n)
+        .sum();
+    let in_log: u64 = redis::cmd("XLEN")
+        .arg(format!("{prefix}{{shared}}:xlog"))
+        .query(conn)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(
+        in_log,
+        expected,
+        "exposure log (logged through {:?})",
+        logged
+    );
+    prop_assert!(trimmed <= logged, "trimmed past the log");
     Ok(())
 }
 
@@ -227,8 +254,12 @@ fn followers_from_a_checkpoint_or_behind_a_trim_hold_the_fold_of_every_accepted_
             rt.block_on(async {
                 let store = store(&redis, &prefix);
                 store.put_videos(&videos).await.expect("catalog");
-                let writer = Follower::start(store.clone()).await.expect("writer");
-                let behind = Follower::start(store.clone()).await.expect("behind");
+                let writer = Follower::start(store.clone(), FollowedState::default())
+                    .await
+                    .expect("writer");
+                let behind = Follower::start(store.clone(), FollowedState::default())
+                    .await
+                    .expect("behind");
                 let mut reference = Reference::default();
                 for step in steps {
                     match step {
@@ -246,7 +277,9 @@ fn followers_from_a_checkpoint_or_behind_a_trim_hold_the_fold_of_every_accepted_
                             prop_assert_ne!(written, Written::Refused);
                         }
                         Step::Start => {
-                            let joined = Follower::start(store.clone()).await.expect("start");
+                            let joined = Follower::start(store.clone(), FollowedState::default())
+                                .await
+                                .expect("start");
                             reference.check(&joined, "a new follower")?;
                         }
                         Step::CatchUp => {
@@ -260,7 +293,9 @@ fn followers_from_a_checkpoint_or_behind_a_trim_hold_the_fold_of_every_accepted_
                 reference.check(&writer, "the writer")?;
                 reloads.set(reloads.get() + usize::from(catch_up(&behind).await));
                 reference.check(&behind, "the follower left behind")?;
-                let last = Follower::start(store.clone()).await.expect("start");
+                let last = Follower::start(store.clone(), FollowedState::default())
+                    .await
+                    .expect("start");
                 reference.check(&last, "a follower started last")
             })
         })
@@ -286,7 +321,11 @@ async fn three_replicas_fold_every_batch_once_while_one_of_them_checkpoints() {
     let mut followers = Vec::new();
     let mut tasks = Vec::new();
     for replica in 0..3 {
-        let f = Arc::new(Follower::start(store.clone()).await.expect("start"));
+        let f = Arc::new(
+            Follower::start(store.clone(), FollowedState::default())
+                .await
+                .expect("start"),
+        );
         tasks.push(tokio::spawn(run_follower(f.clone(), stop.clone())));
         tasks.push(tokio::spawn(run_checkpoints(
             f.clone(),
@@ -343,7 +382,14 @@ async fn three_replicas_fold_every_batch_once_while_one_of_them_checkpoints() {
         .query(&mut conn)
         .expect("xlen");
     assert!(len < 300, "the stream was not trimmed: {len} entries");
-    let joined = Follower::start(store.clone()).await.expect("start");
+    let logged: u64 = redis::cmd("XLEN")
+        .arg("r3:{shared}:xlog")
+        .query(&mut conn)
+        .expect("xlen");
+    assert_eq!(logged, reference.events, "events in the exposure log");
+    let joined = Follower::start(store.clone(), FollowedState::default())
+        .await
+        .expect("start");
     reference
         .check(&joined, "a replica started afterwards")
         .expect("joined");
@@ -369,7 +415,9 @@ async fn checkpoint_after(
         let d = deltas(videos, &[(i as u8 % 5, i % 12, i % 7, i as u32 * 600)]);
         store.apply(&d).await.expect("accept");
     }
-    let f = Follower::start(store.clone()).await.expect("start");
+    let f = Follower::start(store.clone(), FollowedState::default())
+        .await
+        .expect("start");
     let snapshot = f.state().read().snapshot();
     assert_eq!(
         redis_checkpoint::write(store, &snapshot, settings)
@@ -490,6 +538,32 @@ async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
         before
     );
     assert_eq!(len(&mut conn), entries, "a refused move trimmed the stream");
+
+    // A log append by a writer that read the mark before another moved it: refused, nothing
+    // appended.
+    let xlen = |conn: &mut Connection| -> usize {
+        redis::cmd("XLEN")
+            .arg("mf:{shared}:xlog")
+            .query(conn)
+            .expect("xlen")
+    };
+    let logged = xlen(&mut conn);
+    let stale: i64 = redis::cmd("EVAL")
+        .arg(LOG)
+        .arg(2)
+        .arg("mf:{shared}:ckpt:logged")
+        .arg("mf:{shared}:xlog")
+        .arg(first.id.to_string())
+        .arg(later.to_string())
+        .arg(1_000)
+        .arg(2)
+        .arg("e")
+        .arg("twice")
+        .query(&mut conn)
+        .expect("eval");
+    assert_eq!(stale, -1, "a stale writer appended to the log");
+    assert_eq!(xlen(&mut conn), logged);
+    assert_eq!(logged, 7, "every event of the checkpointed entries, once");
 }
 
 /// The lease admits one holder at a time, is extended only by its holder, is taken over once
@@ -550,7 +624,9 @@ async fn an_unreadable_checkpoint_is_refused_with_its_reason() {
         Err(CheckpointError::UnknownFormat(2))
     ));
     assert!(
-        Follower::start(store.clone()).await.is_err(),
+        Follower::start(store.clone(), FollowedState::default())
+            .await
+            .is_err(),
         "started on a newer format"
     );
     let _: () = redis::cmd("HSET")

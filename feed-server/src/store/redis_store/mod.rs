@@ -63,7 +63,8 @@ use super::list_reads::ListKey;
 use super::recent_lists::RecentLists;
 use super::redis_conn::{self, RedisConfigError, RedisTarget, RedisTlsFiles};
 use super::redis_counter_feed::{self, FOLLOWED_WITHIN};
-use super::redis_events::{self, Ingest, IngestMetrics, IngestSettings};
+use super::redis_events::{self, AggregatesMode, Ingest, IngestMetrics, IngestSettings};
+use super::redis_follower::FollowedState;
 use super::redis_link::RedisLink;
 use super::redis_log;
 use super::redis_peers::{self, PeerWrites};
@@ -77,7 +78,7 @@ use super::{
 use super::{anchored, encoding, taste_sums};
 use crate::exposure::{LogSettings, LoggedEvent};
 use crate::learning::aggregates::TRENDING_RETENTION_SECS;
-use crate::learning::shared::SharedDeltas;
+use crate::learning::shared::{CatalogChange, SharedDeltas};
 use crate::learning::{
     AFFINITY_HALF_LIFE_SECS, BucketCounter, Decayed, Deltas, RECENT_MEMORY, SEEN_MEMORY,
     TrendingScope, VideoStats, bucket_field,
@@ -196,6 +197,10 @@ pub struct RedisStore {
     recent: Arc<RecentLists>,
     log: LogSettings,
     ingest: Ingest,
+    /// The shared aggregates this replica folds from the ingest stream, with
+    /// `--shared-aggregates process` ([`super::redis_follower`]): rankings read counters,
+    /// duration totals, trending, the long tail and last activity from it.
+    followed: Option<FollowedState>,
     /// Where what rankings read came from ([`StateReads`]).
     state_reads: StateReads,
     /// Clients of the connection that hears other replicas' writes (one server, or each seed
@@ -335,6 +340,7 @@ impl RedisStore {
             )),
             log: LogSettings::default(),
             ingest: Ingest::new(IngestSettings::default(), IngestMetrics::unregistered()),
+            followed: None,
             state_reads: StateReads::unregistered(),
             listeners,
             timeout: settings.timeout,
@@ -379,8 +385,15 @@ impl RedisStore {
 
     /// The store with these ingest-stream settings and metrics ([`redis_events`]).
     pub fn with_ingest(mut self, settings: IngestSettings, metrics: IngestMetrics) -> Self {
+        self.followed = (settings.mode == AggregatesMode::Process).then(FollowedState::default);
         self.ingest = Ingest::new(settings, metrics);
         self
+    }
+
+    /// The shared aggregates folded in process (`--shared-aggregates process`): what this
+    /// replica's [`Follower`](super::redis_follower::Follower) folds into and its rankings read.
+    pub fn followed(&self) -> Option<&FollowedState> {
+        self.followed.as_ref()
     }
 
     /// Counts where what rankings read came from in `reads` (a registered
@@ -415,6 +428,11 @@ impl RedisStore {
     /// The exposure log.
     pub(super) fn log_key(&self) -> String {
         self.keys.exposure_log()
+    }
+
+    /// Counts exposure-log entries trimmed to make room.
+    pub(super) fn log_settings(&self) -> &LogSettings {
+        &self.log
     }
 
     /// Counts exposure-log entries trimmed to make room.
@@ -602,6 +620,53 @@ impl RedisStore {
         }
     }
 
+    /// With the shared aggregates folded in process, adds to `pipe` (a catalog write's
+    /// transaction) the stream entry of `changes`, so that every replica folds them at the same
+    /// point of the stream, its reply (the entry's id) the transaction's only one; nothing
+    /// otherwise (the transaction writes the keys).
+    fn announce_catalog(
+        &self,
+        pipe: &mut Pipeline,
+        changes: impl IntoIterator<Item = CatalogChange>,
+    ) -> Result<(), StoreError> {
+        if self.followed.is_none() {
+            return Ok(());
+        }
+        let entry = SharedDeltas {
+            catalog: changes.into_iter().collect(),
+            ..SharedDeltas::default()
+        };
+        let payload = entry.encode().map_err(corrupt)?;
+        pipe.cmd("XADD")
+            .arg(self.ingest_key())
+            .arg("*")
+            .arg(redis_events::FIELD)
+            .arg(payload);
+        Ok(())
+    }
+
+    /// After a catalog write whose transaction answered `replies`: with the shared aggregates
+    /// folded in process, waits (at most the store timeout) until this replica has folded its
+    /// entry, so that the writer's next ranking here sees it (other replicas within their poll).
+    /// A write not yet folded when the wait ends is still durable: the wait only delays the
+    /// answer.
+    async fn await_own_catalog_write(&self, replies: Vec<Value>) -> Result<(), StoreError> {
+        let Some(followed) = &self.followed else {
+            return Ok(());
+        };
+        let id: String = parse(
+            replies
+                .into_iter()
+                .next()
+                .ok_or_else(|| corrupt("no XADD reply"))?,
+        )?;
+        let id = redis_events::stream_id(&id).ok_or_else(|| corrupt("stream entry id"))?;
+        if !followed.wait_folded(id, self.timeout).await {
+            tracing::debug!(%id, "catalog write not yet folded by this replica");
+        }
+        Ok(())
+    }
+
     /// The trending list of `scope` on UTC day `day`.
     fn trending_key(&self, scope: &TrendingScope, day: i64) -> String {
         self.keys.trending(scope, day)
@@ -658,10 +723,16 @@ impl Store for RedisStore {
                 .arg(&*v.id)
                 .ignore();
         }
+        self.announce_catalog(
+            &mut pipe,
+            videos
+                .iter()
+                .map(|v| CatalogChange::Added(String::from(&*v.id))),
+        )?;
         pipe.incr(self.keys.catalog_version(), 1).ignore();
-        self.run(&pipe).await?;
+        let replies = self.run(&pipe).await?;
         self.forget_catalog();
-        Ok(())
+        self.await_own_catalog_write(replies).await
     }
 
     async fn delete_video(&self, id: &str) -> Result<bool, StoreError> {
@@ -677,10 +748,12 @@ impl Store for RedisStore {
         pipe.del(self.keys.video(id)).ignore();
         pipe.del(self.keys.video_stats(id)).ignore();
         redis_counter_feed::announce(&mut pipe, &self.counter_feed_key(), [id]);
+        self.announce_catalog(&mut pipe, [CatalogChange::Deleted(id.to_owned())])?;
         pipe.incr(self.keys.catalog_version(), 1).ignore();
-        self.run(&pipe).await?;
+        let replies = self.run(&pipe).await?;
         self.forget_catalog();
         self.forget_stats([id]);
+        self.await_own_catalog_write(replies).await?;
         Ok(true)
     }
 
@@ -837,6 +910,15 @@ impl Store for RedisStore {
     async fn active_users(&self, limit: usize) -> Result<Vec<String>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
+        }
+        if let Some(followed) = &self.followed {
+            let f = followed.read();
+            return Ok(f
+                .aggregates()
+                .recently_active()
+                .take(limit)
+                .map(str::to_owned)
+                .collect());
         }
         let mut pipe = redis::pipe();
         pipe.zrevrange(self.keys.active_users(), 0, limit as isize - 1);

@@ -13,7 +13,7 @@ use redis::Value;
 use super::catalog_cache::video_of;
 use super::{RedisStore, corrupt, parse};
 use crate::learning::VideoStats;
-use crate::store::list_reads::{self, Keep, Order};
+use crate::store::list_reads::{self, Keep, Order, Source};
 use crate::store::redis_counter_feed::durations_of;
 use crate::store::seen_check::{SeenCheck, seen_set};
 use crate::store::state_reads::{RankingState, ReadFrom, Tally};
@@ -86,6 +86,40 @@ impl RedisStore {
                 *list = Some(SharedList::default());
             }
         }
+        // Trending and the long tail from the aggregates folded in process, when they are: kept
+        // in the shared cache as a read from Redis would be.
+        let mut from_state = Vec::new();
+        if let Some(followed) = &self.followed {
+            let f = followed.read();
+            for (i, r) in reads.iter().enumerate() {
+                if lists[i].is_some() {
+                    continue;
+                }
+                let (Ok(start), Ok(stop)) = (usize::try_from(r.start), usize::try_from(r.stop))
+                else {
+                    continue;
+                };
+                let range = |ids: &mut dyn Iterator<Item = &str>| -> Vec<String> {
+                    ids.skip(start)
+                        .take(stop + 1 - start)
+                        .map(str::to_owned)
+                        .collect()
+                };
+                let ids = match r.source {
+                    Source::Trending(scope, day) => range(&mut f.aggregates().trending(scope, day)),
+                    Source::LongTail => range(&mut f.aggregates().long_tail()),
+                    _ => continue,
+                };
+                from_state.push((i, ids));
+            }
+        }
+        let mut read_state = Vec::new();
+        for (i, ids) in from_state {
+            let ids = Arc::new(ListedIds::new(ids));
+            read_state.extend(cache_keys[i].map(|key| (key, ids.clone())));
+            lists[i] = Some(ids);
+        }
+        self.lists.insert(read_state);
         let mut pipe = redis::pipe();
         let missing: Vec<usize> = (0..reads.len()).filter(|i| lists[*i].is_none()).collect();
         let mut tally = Tally::default();
@@ -189,9 +223,19 @@ impl RedisStore {
         let (cached_at, mut videos) = self.catalog.read().lookup(terms.iter().copied());
         let (ticket, mut stats) = self.counters.lookup(terms.iter().copied());
         // The catalog version and the duration totals as of the counter feed's last poll, while it
-        // is followed; read here otherwise.
+        // is followed; read here otherwise. Counters and duration totals folded in process, when
+        // they are.
         let kept_version = self.catalog_lists.version(Instant::now());
-        let kept_durations = self.counters.durations();
+        let kept_durations = match &self.followed {
+            Some(followed) => {
+                let f = followed.read();
+                for (s, id) in stats.iter_mut().zip(&ids) {
+                    *s = Some(f.aggregates().stats(id));
+                }
+                Some(*f.aggregates().durations())
+            }
+            None => self.counters.durations(),
+        };
         let mut pipe = redis::pipe();
         if kept_version.is_none() {
             pipe.get(self.keys.catalog_version());

@@ -29,6 +29,9 @@ pub enum Backend {
     /// A Redis Cluster (3 masters, 3 replicas) shared by the tests of the process that run at
     /// the same time, each app under its own key prefix.
     Cluster,
+    /// One Redis server, the shared aggregates folded in each replica
+    /// (`--shared-aggregates process`, checkpoints every 200 ms).
+    Process,
 }
 
 /// A free loopback port.
@@ -194,7 +197,8 @@ impl TestApp {
     /// Builds and serves the app without waiting for it to be ready (for stores that refuse it).
     pub async fn launch(backend: Backend, options: Options) -> Self {
         let profile_dir = tempfile::tempdir().expect("tempdir");
-        let redis = (backend == Backend::Redis).then(RedisServer::start);
+        let redis = matches!(backend, Backend::Redis | Backend::Process).then(RedisServer::start);
+
         let mut args = vec![
             "feed-server".to_owned(),
             "--listen".into(),
@@ -210,6 +214,17 @@ impl TestApp {
         ];
         if let Some(r) = &redis {
             args.extend(["--redis-url".into(), r.url()]);
+        }
+        if backend == Backend::Process {
+            args.extend(
+                [
+                    "--shared-aggregates",
+                    "process",
+                    "--checkpoint-interval-ms",
+                    "200",
+                ]
+                .map(String::from),
+            );
         }
         let cluster = (backend == Backend::Cluster).then(cluster::RedisCluster::shared);
         if let Some(c) = &cluster {
@@ -467,20 +482,21 @@ macro_rules! on_stores {
     };
 }
 
-/// Runs each listed async test function against both stores.
+/// Runs each listed async test function against both stores (Redis with the shared aggregates
+/// on Redis and in process).
 #[macro_export]
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
-        $crate::on_stores!([memory => Memory, redis => Redis] $($name),*);
+        $crate::on_stores!([memory => Memory, redis => Redis, process => Process] $($name),*);
     };
 }
 
-/// Runs each listed async test function against the embedded store, one Redis server and a
-/// Redis Cluster.
+/// Runs each listed async test function against the embedded store, one Redis server (the
+/// shared aggregates on Redis and in process) and a Redis Cluster.
 #[macro_export]
 macro_rules! all_stores {
     ($($name:ident),* $(,)?) => {
-        $crate::on_stores!([memory => Memory, redis => Redis, cluster => Cluster] $($name),*);
+        $crate::on_stores!([memory => Memory, redis => Redis, cluster => Cluster, process => Process] $($name),*);
     };
 }
 
