@@ -3,7 +3,8 @@
 # path (BENCHMARKS.md: a shared host's speed drifts over minutes, so runs minutes apart cannot
 # resolve a few percent; these runs are ~25 s apart).
 #
-#   scripts/bench-ab.sh [--rounds N] [--duration-secs S] [--phases P] [--out DIR] A_DIR B_DIR
+#   scripts/bench-ab.sh [--rounds N] [--duration-secs S] [--phases P] [--out DIR]
+#                       [--a-flags F] [--b-flags F] A_DIR B_DIR
 #
 # --phases: the `feedroll-loadgen run` phases of each run (default `uncached`; e.g.
 # `baseline,cached` for cached pages beside the static baseline, measured in every run).
@@ -21,19 +22,26 @@
 # request, CPU of bench / other processes) and writes each run's results to DIR (default
 # bench-out/ab), where Redis's time went per phase included (`INFO commandstats`). Everything
 # it starts is stopped on every exit path.
+#
+# --a-flags / --b-flags: feed-server flags of one side only (word-split; e.g. `--b-flags
+# "--shared-aggregates process"` compares the shared aggregates' modes, one build as A and B).
+# Each side then has its own redis-server, the same world loaded into it through its own
+# feed-server with its flags, as a deployment of that configuration would hold it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
 
-rounds=6 duration=10 phases=uncached out=bench-out/ab dirs=()
+rounds=6 duration=10 phases=uncached out=bench-out/ab dirs=() a_flags="" b_flags=""
 while (($#)); do
   case "$1" in
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --rounds) rounds="$2"; shift ;;
     --duration-secs) duration="$2"; shift ;;
     --phases) phases="$2"; shift ;;
     --out) out="$2"; shift ;;
+    --a-flags) a_flags="$2"; shift ;;
+    --b-flags) b_flags="$2"; shift ;;
     *) dirs+=("$1") ;;
   esac
   shift
@@ -51,14 +59,20 @@ mkdir -p "$out"
 bench_traps
 
 loadgen="${dirs[0]}/feedroll-loadgen"
-mapfile -t ports < <("$loadgen" ports --count 3)
+mapfile -t ports < <("$loadgen" ports --count 4)
 redis_port="${ports[0]}" server_port="${ports[1]}" baseline_port="${ports[2]}"
 start_private_redis "$redis_port"
+redis_a=("$redis_port" "$redis_pid") redis_b=("$redis_port" "$redis_pid")
+if [ -n "$a_flags$b_flags" ]; then
+  mkdir -p "$tmp/b"
+  start_private_redis "${ports[3]}" "$tmp/b"
+  redis_b=("${ports[3]}" "$redis_pid")
+fi
 export RUST_LOG="${RUST_LOG:-warn}"
 
-start_server() { # binary dir, extra flags...; sets server_pid
-  "$1/feed-server" --listen "127.0.0.1:$server_port" --redis-url "redis://127.0.0.1:$redis_port/" \
-    --log-format text "${@:2}" >>"$tmp/server.log" 2>&1 &
+start_server() { # binary dir, redis port, extra flags...; sets server_pid
+  "$1/feed-server" --listen "127.0.0.1:$server_port" --redis-url "redis://127.0.0.1:$2/" \
+    --log-format text "${@:3}" >>"$tmp/server.log" 2>&1 &
   server_pid=$!
   pids+=("$server_pid")
   "$loadgen" wait-ready --url "127.0.0.1:$server_port" >/dev/null
@@ -68,11 +82,18 @@ stop_server() {
   wait "$server_pid" || { echo "bench-ab: feed-server exited with an error" >&2; return 1; }
 }
 
-echo "bench-ab: loading the world through ${dirs[0]}/feed-server" >&2
-start_server "${dirs[0]}" --warmup-users 0 --store-timeout-ms 10000
-run "$loadgen" load --url "127.0.0.1:$server_port" >"$out/load.json"
-run "$loadgen" capture --url "127.0.0.1:$server_port" --user u1 --out "$tmp/payload.json" >/dev/null
-stop_server
+# shellcheck disable=SC2086 # the side's flags are word-split on purpose
+load_world() { # binary dir, redis port, side flags
+  echo "bench-ab: loading the world through $1/feed-server${3:+ ($3)}" >&2
+  start_server "$1" "$2" --warmup-users 0 --store-timeout-ms 10000 $3
+  run "$loadgen" load --url "127.0.0.1:$server_port" >"$out/load.json"
+  run "$loadgen" capture --url "127.0.0.1:$server_port" --user u1 --out "$tmp/payload.json" >/dev/null
+  stop_server
+}
+load_world "${dirs[0]}" "${redis_a[0]}" "$a_flags"
+if [ "${redis_b[0]}" != "${redis_a[0]}" ]; then
+  load_world "${dirs[1]}" "${redis_b[0]}" "$b_flags"
+fi
 "${dirs[0]}/feedroll-static-baseline" --listen "127.0.0.1:$baseline_port" --body "$tmp/payload.json" \
   >>"$tmp/baseline.log" 2>&1 &
 baseline_pid=$!
@@ -84,18 +105,19 @@ for ((round = 1; round <= rounds; round++)); do
   order="A B"
   ((round % 2 == 0)) && order="B A"
   for side in $order; do
-    dir="${dirs[0]}"
-    [ "$side" = B ] && dir="${dirs[1]}"
+    dir="${dirs[0]}" redis=("${redis_a[@]}") flags="$a_flags"
+    [ "$side" = B ] && dir="${dirs[1]}" redis=("${redis_b[@]}") flags="$b_flags"
     for pattern in '*head:*' '*snap:*'; do
-      redis-cli -p "$redis_port" --scan --pattern "$pattern" |
-        xargs -r -n 1000 redis-cli -p "$redis_port" DEL >/dev/null
+      redis-cli -p "${redis[0]}" --scan --pattern "$pattern" |
+        xargs -r -n 1000 redis-cli -p "${redis[0]}" DEL >/dev/null
     done
-    start_server "$dir" --warmup-users 0
+    # shellcheck disable=SC2086 # the side's flags are word-split on purpose
+    start_server "$dir" "${redis[0]}" --warmup-users 0 $flags
     seed=$((seed + 1))
     name="$round-$side"
-    redis_stats_flags "$dir/feedroll-loadgen" "$redis_port"
+    redis_stats_flags "$dir/feedroll-loadgen" "${redis[0]}"
     run "$dir/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "127.0.0.1:$baseline_port" \
-      --server-pid "$server_pid" --redis-pid "$redis_pid" --baseline-pid "$baseline_pid" "${redis_stats[@]}" \
+      --server-pid "$server_pid" --redis-pid "${redis[1]}" --baseline-pid "$baseline_pid" "${redis_stats[@]}" \
       --warmed-users 0 --phases "$phases" \
       --duration-secs "$duration" --cold-seed "$seed" --load-json "$out/load.json" \
       --out "$out/$name.json" --markdown "$out/$name.md" >/dev/null 2>"$out/$name.log"

@@ -50,9 +50,10 @@ run() {
 
 # Starts a private redis-server on loopback port $1, in $tmp, without persistence, and waits
 # until it answers; sets redis_pid.
-start_private_redis() {
-  redis-server --port "$1" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonly no \
-    --daemonize no --logfile "$tmp/redis.log" &
+start_private_redis() { # PORT [DIR, default $tmp]
+  local dir="${2:-$tmp}"
+  redis-server --port "$1" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+    --daemonize no --logfile "$dir/redis.log" &
   redis_pid=$!
   pids+=("$redis_pid")
   for _ in $(seq 100); do

@@ -39,26 +39,38 @@ const PROFILE: &str = "filters: {matchLanguage: true}\n";
 
 /// Where the replicas keep their state.
 enum Shared {
-    Redis(RedisServer),
-    Cluster(Arc<RedisCluster>, String),
+    /// One Redis; `true`: the shared aggregates folded in each replica.
+    Redis(RedisServer, bool),
+    /// The shared cluster under a prefix of its own; `true`: the shared aggregates folded in
+    /// each replica.
+    Cluster(Arc<RedisCluster>, String, bool),
 }
 
 impl Shared {
     fn start(backend: Backend) -> Self {
         static PREFIXES: AtomicUsize = AtomicUsize::new(0);
         match backend {
-            Backend::Cluster => Shared::Cluster(
+            Backend::Cluster | Backend::ClusterProcess => Shared::Cluster(
                 RedisCluster::shared(),
                 format!("rep{}:", PREFIXES.fetch_add(1, Ordering::Relaxed)),
+                backend.in_process(),
             ),
-            _ => Shared::Redis(RedisServer::start()),
+            _ => Shared::Redis(RedisServer::start(), backend.in_process()),
         }
     }
 
     fn flags(&self) -> Vec<String> {
+        let mut flags = self.store_flags();
+        if matches!(self, Shared::Redis(_, true) | Shared::Cluster(_, _, true)) {
+            flags.extend(["--shared-aggregates".into(), "process".into()]);
+        }
+        flags
+    }
+
+    fn store_flags(&self) -> Vec<String> {
         match self {
-            Shared::Redis(r) => vec!["--redis-url".into(), r.url()],
-            Shared::Cluster(c, prefix) => vec![
+            Shared::Redis(r, _) => vec!["--redis-url".into(), r.url()],
+            Shared::Cluster(c, prefix, _) => vec![
                 "--redis-cluster-nodes".into(),
                 c.nodes_flag(),
                 "--redis-prefix".into(),
@@ -271,7 +283,7 @@ async fn a_users_writes_on_one_replica_reach_every_replicas_next_feed(
     }
     // Every replica's listening connection dies (on its own Redis only: the cluster is shared):
     // each subscribes again by itself, serves in-process pages again and hears every write.
-    if let Shared::Redis(server) = shared {
+    if let Shared::Redis(server, _) = shared {
         let mut conn = server.connection();
         let killed: i64 = redis::cmd("CLIENT")
             .arg("KILL")
@@ -512,7 +524,7 @@ async fn a_friends_engagement_through_one_replica_reaches_the_others_rankings_at
     }
     // The lists are kept: a change made in Redis behind the replicas' backs (no write of the
     // friend, so no announcement) is not read (on the test's own Redis only).
-    if let Shared::Redis(server) = shared {
+    if let Shared::Redis(server, _) = shared {
         let _: i64 = redis::cmd("LPUSH")
             .arg(format!("feed:{{u:{friend}}}:recent"))
             .arg("fr8")
@@ -608,7 +620,7 @@ async fn replicas_refused_the_channel_still_take_writes_and_agree() {
     );
 }
 
-on_stores!([redis => Redis, cluster => Cluster] replicas_agree);
+on_stores!([redis => Redis, cluster => Cluster, process => Process, cluster_process => ClusterProcess] replicas_agree);
 
 /// A store on `server` under `prefix`, with no shared cache (every read goes to Redis): for the
 /// cache tests that drive [`FeedCache`] directly.

@@ -32,6 +32,15 @@ pub enum Backend {
     /// One Redis server, the shared aggregates folded in each replica
     /// (`--shared-aggregates process`, checkpoints every 200 ms).
     Process,
+    /// The shared Redis Cluster, the shared aggregates folded in each replica.
+    ClusterProcess,
+}
+
+impl Backend {
+    /// Whether the shared aggregates are folded in process (`--shared-aggregates process`).
+    pub fn in_process(self) -> bool {
+        matches!(self, Backend::Process | Backend::ClusterProcess)
+    }
 }
 
 /// A free loopback port.
@@ -215,7 +224,7 @@ impl TestApp {
         if let Some(r) = &redis {
             args.extend(["--redis-url".into(), r.url()]);
         }
-        if backend == Backend::Process {
+        if backend.in_process() {
             args.extend(
                 [
                     "--shared-aggregates",
@@ -226,7 +235,8 @@ impl TestApp {
                 .map(String::from),
             );
         }
-        let cluster = (backend == Backend::Cluster).then(cluster::RedisCluster::shared);
+        let cluster = matches!(backend, Backend::Cluster | Backend::ClusterProcess)
+            .then(cluster::RedisCluster::shared);
         if let Some(c) = &cluster {
             static APPS: AtomicUsize = AtomicUsize::new(0);
             let prefix = format!("t{}:", APPS.fetch_add(1, Ordering::Relaxed));
@@ -491,12 +501,12 @@ macro_rules! both_stores {
     };
 }
 
-/// Runs each listed async test function against the embedded store, one Redis server (the
-/// shared aggregates on Redis and in process) and a Redis Cluster.
+/// Runs each listed async test function against the embedded store, one Redis server and a
+/// Redis Cluster, the shared aggregates on Redis and in process on both.
 #[macro_export]
 macro_rules! all_stores {
     ($($name:ident),* $(,)?) => {
-        $crate::on_stores!([memory => Memory, redis => Redis, cluster => Cluster, process => Process] $($name),*);
+        $crate::on_stores!([memory => Memory, redis => Redis, cluster => Cluster, process => Process, cluster_process => ClusterProcess] $($name),*);
     };
 }
 
