@@ -78,6 +78,21 @@ async fn main() -> anyhow::Result<()> {
         );
         std::process::exit(feed_server::http::faults::EXIT_AT_START_CODE);
     }
+    if config.events.checkpoint_from_redis {
+        let migrated = feed_server::server::checkpoint_from_redis(&config)
+            .await
+            .context("cannot checkpoint the shared aggregates")?;
+        tracing::info!(
+            videos = migrated.videos,
+            trending_lists = migrated.trending_lists,
+            long_tail = migrated.exposures,
+            users = migrated.users,
+            entries_to_fold = migrated.pending_entries,
+            bytes = migrated.bytes,
+            "checkpoint of the shared aggregates written at 0-0: replicas with --shared-aggregates process start from it"
+        );
+        return Ok(());
+    }
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let app = feed_server::server::build(&config)
         .await

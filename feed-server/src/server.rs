@@ -22,7 +22,8 @@ use crate::state::{AppState, ServiceSettings, SharedState};
 use crate::store::redis_conn::RedisConfigError;
 use crate::store::redis_store::RedisSettings;
 use crate::store::{
-    IngestMetrics, MemoryStore, PeerWrites, RedisStore, StateReads, Store, StoreError, UserVersion,
+    IngestMetrics, MemoryStore, Migrated, MigrationError, PeerWrites, RedisStore, StateReads,
+    Store, StoreError, UserVersion,
 };
 use crate::warmup::Warmup;
 
@@ -45,6 +46,34 @@ pub enum StartError {
     /// The API-keys file is missing or invalid, or a rate-limit flag is out of range.
     #[error(transparent)]
     Auth(#[from] AuthStartError),
+    /// `--checkpoint-from-redis` without a Redis to read.
+    #[error("--checkpoint-from-redis needs --redis-url or --redis-cluster-nodes")]
+    NoRedis,
+    /// `--checkpoint-from-redis` did not run (consumers running, a checkpoint exists, Redis
+    /// failed).
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+}
+
+/// `--checkpoint-from-redis`: writes the first checkpoint of the shared aggregates from the
+/// configured Redis's keys (`store::checkpoint_from_redis`).
+pub async fn checkpoint_from_redis(config: &Config) -> Result<Migrated, StartError> {
+    let target = config.redis_target()?.ok_or(StartError::NoRedis)?;
+    let store = RedisStore::connect_tls(
+        &RedisSettings {
+            target,
+            prefix: config.redis_prefix.clone(),
+            timeout: Duration::from_millis(config.store_timeout_ms),
+            shared_cache: Duration::ZERO,
+        },
+        &config.redis_tls_files(),
+    )?
+    .with_log(LogSettings {
+        capacity: config.exposure_log_capacity,
+        format: config.exposure_log_format,
+        ..LogSettings::default()
+    });
+    Ok(crate::store::checkpoint_from_redis(&store).await?)
 }
 
 /// A built, not yet serving, application.

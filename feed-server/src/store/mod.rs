@@ -20,6 +20,7 @@ mod redis_events;
 pub mod redis_follower;
 mod redis_link;
 mod redis_log;
+mod redis_migration;
 mod redis_peers;
 pub mod redis_store;
 mod seen_check;
@@ -40,7 +41,8 @@ pub use redis_consumer::run as run_event_consumer;
 pub use redis_counter_feed::{
     FOLLOWED_WITHIN as COUNTERS_FOLLOWED_WITHIN, follow as follow_counter_changes,
 };
-pub use redis_events::{IngestArgs, IngestMetrics, IngestSettings};
+pub use redis_events::{AggregatesMode, IngestArgs, IngestMetrics, IngestSettings};
+pub use redis_migration::{Migrated, MigrationError, checkpoint_from_redis};
 pub use redis_peers::PeerWrites;
 pub use redis_store::RedisStore;
 pub use state_reads::StateReads;

@@ -188,6 +188,12 @@ pub enum CheckpointError {
     /// The manifest kept moving while its chunks were read.
     #[error("the checkpoint moved {LOAD_ATTEMPTS} times while it was read")]
     Moving,
+    /// Redis holds shared aggregates the consumers applied (`--shared-aggregates redis`) and
+    /// no checkpoint: starting from an empty state would drop them.
+    #[error(
+        "this Redis holds shared aggregates applied by consumers (--shared-aggregates redis) and no checkpoint: run `feed-server --checkpoint-from-redis` once, with the consumers stopped, before --shared-aggregates process"
+    )]
+    NotMigrated,
 }
 
 /// What [`write`] did.

@@ -217,6 +217,11 @@ pub struct IngestArgs {
     #[arg(long, env = "FEED_CHECKPOINT_INTERVAL_MS", default_value_t = DEFAULT_CHECKPOINT_INTERVAL.as_millis() as u64,
           value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(100..=60_000))]
     pub checkpoint_interval_ms: u64,
+    /// Writes the first checkpoint of the shared aggregates from the Redis keys the consumers
+    /// applied, the one-off step before `--shared-aggregates process` (stop the consumers first:
+    /// `--event-consumer false` on every replica), prints what it read, and exits.
+    #[arg(long)]
+    pub checkpoint_from_redis: bool,
 }
 
 impl IngestArgs {

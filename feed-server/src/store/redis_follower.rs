@@ -30,6 +30,7 @@ use super::redis_checkpoint::{
 use super::redis_events::{
     DEFAULT_CHECKPOINT_INTERVAL, POLL, consumer_name, corrupt, now_millis, parse_read, stream_id,
 };
+use super::redis_migration;
 use super::redis_store::RedisStore;
 use crate::learning::aggregates::{EntryId, SharedAggregates};
 use crate::learning::shared::SharedDeltas;
@@ -222,7 +223,8 @@ impl Follower {
         Ok(polled)
     }
 
-    /// Replaces the state by the checkpoint's (none written: empty).
+    /// Replaces the state by the checkpoint's (none written: empty, unless the consumers of
+    /// `--shared-aggregates redis` applied batches to keys: [`CheckpointError::NotMigrated`]).
     async fn reload(&self) -> Result<(), CheckpointError> {
         let loaded = redis_checkpoint::load(&self.store).await?;
         let followed = match loaded {
@@ -230,6 +232,9 @@ impl Follower {
                 aggregates,
                 events: manifest.events,
             },
+            None if redis_migration::needs_migration(&self.store).await? => {
+                return Err(CheckpointError::NotMigrated);
+            }
             None => Followed::default(),
         };
         tracing::info!(cursor = %followed.cursor(), events = followed.events, "stream follower: loaded the checkpoint");

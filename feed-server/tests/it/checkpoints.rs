@@ -10,11 +10,13 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{self, RedisServer};
+use std::collections::HashMap;
 
-use feed_server::learning::Deltas;
+use crate::common::{self, RedisServer, run_binary, unix_secs, wait_applied};
+
 use feed_server::learning::aggregates::{EntryId, SharedAggregates};
 use feed_server::learning::shared::SharedDeltas;
+use feed_server::learning::{Deltas, TrendingScope, VideoStats, day_of};
 use feed_server::model::{Event, EventType, Video};
 use feed_server::store::redis_checkpoint::{
     self, CheckpointError, CheckpointSettings, LOG, MOVE, Snapshot, Written,
@@ -24,7 +26,7 @@ use feed_server::store::redis_follower::{
     CheckpointSchedule, FollowedState, Follower, READ_COUNT, run_checkpoints, run_follower,
 };
 use feed_server::store::redis_store::RedisSettings;
-use feed_server::store::{RedisStore, Store};
+use feed_server::store::{RedisStore, Store, run_event_consumer};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::Connection;
@@ -677,4 +679,109 @@ async fn an_unreadable_checkpoint_is_refused_with_its_reason() {
         redis_checkpoint::load(&store).await,
         Err(CheckpointError::Mismatch { .. })
     ));
+}
+
+/// The one-off step from `--shared-aggregates redis` (as users run it: the binary with
+/// `--checkpoint-from-redis`): a replica in process mode refuses to start from an empty state
+/// on a Redis the consumers applied to; the step refuses while a consumer is live; then it
+/// checkpoints what the consumers applied, and a follower that loads it and folds the batches
+/// left pending holds exactly the fold of every accepted batch, the exposure log every event
+/// once; a second run refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aggregates_applied_by_consumers_become_the_first_checkpoint() {
+    let redis = RedisServer::start();
+    let on_redis = store(&redis, "feed:");
+    let videos = videos();
+    on_redis.put_videos(&videos).await.expect("catalog");
+    let mut reference = SharedAggregates::default();
+    for v in &videos {
+        reference.add_video(&v.id);
+    }
+    let stop = CancellationToken::new();
+    let consumer = tokio::spawn(run_event_consumer(on_redis.clone(), stop.clone()));
+    // Sums exact in any order (the consumers merge rounds): integer counters, halves.
+    let today = day_of(unix_secs());
+    let batch = |i: usize| {
+        let mut d = Deltas::default();
+        let video = format!("v{}", i % 12);
+        d.video_stats.insert(
+            video.clone(),
+            VideoStats::from_values([1.0, (i % 3) as f64, 0.5, 1.0, 0.0, 2.0, 0.0, 1.0]),
+        );
+        d.durations[i % 4].plays += 1.0;
+        d.trending.insert(
+            (TrendingScope::All, today),
+            HashMap::from([(video.clone(), 0.5 * (i % 5) as f64)]),
+        );
+        d.trending.insert(
+            (TrendingScope::Region("FR".into()), today - 1),
+            HashMap::from([(video.clone(), 1.0)]),
+        );
+        d.exposures.insert(video.clone(), 1.0);
+        d.active.insert(format!("u{}", i % 7), 1_000.0 + i as f64);
+        d.log = deltas(&videos, &[((i % 5) as u8, i % 12, 0, 0)]).log;
+        d
+    };
+    let mut events = 0;
+    for i in 0..40 {
+        let d = batch(i);
+        on_redis.apply(&d).await.expect("accept");
+        reference.apply(&d);
+        events += d.log.len();
+    }
+    let mut conn = redis.connection();
+    wait_applied(&mut conn, Duration::from_secs(10));
+    stop.cancel();
+    consumer.await.expect("consumer");
+    let stopped = Instant::now();
+    // Accepted while no consumer runs: left in the stream.
+    for i in 40..55 {
+        let d = batch(i);
+        on_redis.apply(&d).await.expect("accept");
+        reference.apply(&d);
+        events += d.log.len();
+    }
+    let last = newest(&mut conn, "feed:");
+    reference.apply_entry(last, &SharedDeltas::default());
+
+    let state = FollowedState::default();
+    assert!(
+        matches!(
+            Follower::start(on_redis.clone(), state.clone()).await,
+            Err(CheckpointError::NotMigrated)
+        ),
+        "a replica in process mode started from an empty state"
+    );
+    let args = ["--redis-url", &redis.url(), "--checkpoint-from-redis"];
+    let (ok, printed) = run_binary(&args, &[]);
+    assert!(
+        !ok && printed.contains("--event-consumer false"),
+        "{printed}"
+    );
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(stopped.elapsed())).await;
+    let (ok, printed) = run_binary(&args, &[]);
+    assert!(
+        ok && printed.contains("\"entries_to_fold\":15"),
+        "{printed}"
+    );
+
+    let follower = Follower::start(on_redis.clone(), state)
+        .await
+        .expect("start");
+    assert!(
+        follower.state().read().aggregates() == &reference,
+        "the migrated state and the batches left differ from the fold of every batch"
+    );
+    let snapshot = follower.state().read().snapshot();
+    let written = redis_checkpoint::write(&on_redis, &snapshot, &CheckpointSettings::default())
+        .await
+        .expect("checkpoint");
+    assert_eq!(written, Written::Moved);
+    let logged: usize = redis::cmd("XLEN")
+        .arg("feed:{shared}:xlog")
+        .query(&mut conn)
+        .expect("xlen");
+    assert_eq!(logged, events, "every event in the exposure log, once");
+    let (ok, printed) = run_binary(&args, &[]);
+    assert!(!ok && printed.contains("a checkpoint exists"), "{printed}");
 }

@@ -86,6 +86,7 @@ use crate::learning::{
 use crate::model::{Follows, UserProfile, Video};
 use crate::vocabulary::{self, CatalogEntry};
 use catalog_cache::{CatalogCache, video_of};
+pub(super) use ranking_reads::stats_of;
 
 /// Most users per `ZADD` of the last-activity set in an apply (2 arguments each; Lua's
 /// `unpack` in the apply script takes a few thousand).

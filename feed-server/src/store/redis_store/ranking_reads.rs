@@ -24,7 +24,7 @@ use crate::store::{
 use crate::vocabulary::{Term, known};
 
 /// Counters from an `HMGET` of [`VideoStats::FIELDS`] (missing fields count as 0).
-fn stats_of(reply: Value) -> Result<VideoStats, StoreError> {
+pub(in crate::store) fn stats_of(reply: Value) -> Result<VideoStats, StoreError> {
     let Value::Array(values) = reply else {
         return Err(corrupt("HMGET reply is not an array"));
     };
