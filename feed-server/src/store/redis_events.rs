@@ -31,6 +31,11 @@
 //! starts a round at most every [`IngestSettings::apply_interval`] (20 ms), gathering batches so
 //! that a round writes a hot video once for more events ([`next_round_in`]); at the bench rate
 //! the lag stays far below 1 s (BENCHMARKS.md).
+//!
+//! **In process** ([`AggregatesMode::Process`], `--shared-aggregates process`) no consumer
+//! runs: the accept is the same, every replica folds the whole stream into its memory
+//! (`store::redis_follower`) and the checkpoint writer takes the checkpointed events off
+//! `P{shared}:evq` (`store::redis_checkpoint`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -343,13 +343,25 @@ pub async fn run_checkpoints(
     stop: CancellationToken,
 ) {
     let mut written = None;
-    while !stop.is_cancelled() {
+    // At a fixed rate: the time a checkpoint takes does not stretch the interval (the backlog
+    // counts the events since the last one).
+    let mut ticks = tokio::time::interval(schedule.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = ticks.tick() => {}
+        }
+        let started = std::time::Instant::now();
         if let Err(e) = checkpoint_once(&follower, &holder, &schedule, &mut written).await {
             tracing::warn!(error = %e, "checkpoint writer: failed; trying again next interval");
         }
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(schedule.interval) => {}
+        if started.elapsed() > schedule.interval {
+            tracing::warn!(
+                took_ms = started.elapsed().as_millis() as u64,
+                interval_ms = schedule.interval.as_millis() as u64,
+                "checkpoint writer: a checkpoint took longer than the interval; the backlog grows"
+            );
         }
     }
     if let Err(e) = redis_checkpoint::release_lease(&follower.store, &holder).await {
@@ -375,8 +387,9 @@ async fn checkpoint_once(
         }
         state.snapshot()
     };
+    let started = std::time::Instant::now();
     let outcome = redis_checkpoint::write(&follower.store, &snapshot, &schedule.settings).await?;
-    tracing::debug!(id = %snapshot.id, bytes = snapshot.bytes.len(), outcome = ?outcome, "checkpoint writer");
+    tracing::debug!(id = %snapshot.id, bytes = snapshot.bytes.len(), outcome = ?outcome, took_ms = started.elapsed().as_millis() as u64, "checkpoint writer");
     if outcome != Written::Refused {
         *written = Some(snapshot.id);
     }
