@@ -23,7 +23,8 @@
 //! two writers after a lost lease cost work, not state.
 //!
 //! **Loading** ([`load`]): the manifest, then its chunks; when a chunk is gone (the manifest
-//! moved twice meanwhile) it starts again from the manifest.
+//! moved on and the replaced chunks outlived their [`CheckpointSettings::keep`]) it starts
+//! again from the manifest, after a short pause.
 //!
 //! **The lease** ([`hold_lease`], [`release_lease`]): one writer at a time, so that replicas do
 //! not all encode the state; taken with a script that sets it when free and extends it only
@@ -121,6 +122,9 @@ return 0
 
 /// How often [`load`] starts again when the manifest moves under it.
 const LOAD_ATTEMPTS: usize = 3;
+
+/// The pause before [`load`] starts again.
+const LOAD_RETRY: Duration = Duration::from_millis(50);
 
 /// How checkpoints are cut and kept.
 #[derive(Clone, Debug)]
@@ -299,7 +303,9 @@ pub async fn load(
             .collect::<Result<Vec<_>, _>>()
             .map_err(corrupt)?;
         let Some(chunks) = chunks.into_iter().collect::<Option<Vec<_>>>() else {
-            continue; // Replaced twice while read: its chunks expired.
+            // Replaced while read and its chunks expired since: the new manifest.
+            tokio::time::sleep(LOAD_RETRY).await;
+            continue;
         };
         let state = SharedAggregates::decode(&chunks.concat())
             .map_err(|source| CheckpointError::Decode { id: m.id, source })?;
@@ -344,11 +350,7 @@ pub async fn write(
     snapshot: &Snapshot,
     settings: &CheckpointSettings,
 ) -> Result<Written, CheckpointError> {
-    let Snapshot {
-        id,
-        events,
-        ref bytes,
-    } = *snapshot;
+    let Snapshot { id, events, .. } = *snapshot;
     let current = manifest(store).await?;
     if current.is_some_and(|m| m.id >= id) {
         return Ok(Written::NotNewer);
@@ -358,16 +360,8 @@ pub async fn write(
         return Ok(Written::Refused);
     }
     let keys = store.keys();
-    let keep_ms = u64::try_from(settings.keep.as_millis()).unwrap_or(u64::MAX);
-    let chunks: Vec<&[u8]> = bytes.chunks(settings.chunk_bytes.max(1)).collect();
-    let new_keys: Vec<String> = (0..chunks.len() as u32)
-        .map(|n| keys.checkpoint_chunk(id, n))
-        .collect();
-    let mut pipe = redis::pipe();
-    for (key, chunk) in new_keys.iter().zip(&chunks) {
-        pipe.cmd("SET").arg(key).arg(*chunk).arg("PX").arg(keep_ms);
-    }
-    store.connection().exec(&pipe).await?;
+    let keep_ms = keep_ms(settings);
+    let new_keys = write_chunks(store, snapshot, settings).await?;
     let (read_ms, read_seq) = current.map_or((String::new(), String::new()), |m| {
         (m.id.ms.to_string(), m.id.seq.to_string())
     });
@@ -467,6 +461,37 @@ pub async fn log_through(store: &RedisStore, to: EntryId) -> Result<bool, Checkp
         }
         store.log_dropped(trimmed.unsigned_abs());
     }
+}
+
+fn keep_ms(settings: &CheckpointSettings) -> u64 {
+    u64::try_from(settings.keep.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Writes the chunks of `snapshot`, each expiring after [`CheckpointSettings::keep`] unless a
+/// move makes it permanent; their keys. Only chunks not written yet are set (`NX`): a writer
+/// of the same entries as one whose move succeeded (the same bytes under the same keys) must
+/// not put an expiry back on the manifest's chunks.
+pub async fn write_chunks(
+    store: &RedisStore,
+    snapshot: &Snapshot,
+    settings: &CheckpointSettings,
+) -> Result<Vec<String>, StoreError> {
+    let keys = store.keys();
+    let chunks: Vec<&[u8]> = snapshot.bytes.chunks(settings.chunk_bytes.max(1)).collect();
+    let new_keys: Vec<String> = (0..chunks.len() as u32)
+        .map(|n| keys.checkpoint_chunk(snapshot.id, n))
+        .collect();
+    let mut pipe = redis::pipe();
+    for (key, chunk) in new_keys.iter().zip(&chunks) {
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(*chunk)
+            .arg("NX")
+            .arg("PX")
+            .arg(keep_ms(settings));
+    }
+    store.connection().exec(&pipe).await?;
+    Ok(new_keys)
 }
 
 /// Takes the checkpoint writer's lease for `holder`, or extends it if `holder` has it, for

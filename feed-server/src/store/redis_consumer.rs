@@ -36,6 +36,9 @@ pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
         let claim = last_claim.is_none_or(|t| t.elapsed() >= ingest.settings.claim_idle / 2);
         let started = Instant::now();
         let attempt = async {
+            if !group_ready || claim {
+                refuse_on_checkpoints(&store).await?;
+            }
             if !group_ready {
                 create_group(&store).await?;
                 group_ready = true;
@@ -75,6 +78,23 @@ pub async fn run(store: Arc<RedisStore>, stop: CancellationToken) {
         }
     }
     tracing::info!(consumer = %consumer, "event consumer stopped");
+}
+
+/// Fails while the shared aggregates are kept in process on this Redis (a checkpoint exists):
+/// a consumer would apply to keys, and delete, the entries the replicas there still fold and
+/// log (a replica started without `--shared-aggregates process` against such a Redis). Checked
+/// at start, after every failure and with every claim.
+async fn refuse_on_checkpoints(store: &RedisStore) -> Result<(), StoreError> {
+    let exists: i64 = store
+        .connection()
+        .cmd(redis::cmd("EXISTS").arg(store.keys().checkpoint_manifest()))
+        .await?;
+    if exists == 1 {
+        return Err(StoreError::Unavailable(
+            "this Redis keeps the shared aggregates in process (a checkpoint exists): run this replica with --shared-aggregates process; not applying batches".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Creates the consumer group (reading from the stream's first entry) unless it exists.

@@ -76,6 +76,10 @@ pub struct FollowedState {
     state: Arc<RwLock<Followed>>,
     folded: Arc<watch::Sender<EntryId>>,
     wake: Arc<Notify>,
+    /// Whether the checkpoint writer is encoding the state under the read lock: the follower
+    /// then waits before it asks for the write lock, since a writer waiting for the lock would
+    /// hold up every ranking's read until the encoding ends.
+    encoding: Arc<watch::Sender<bool>>,
 }
 
 impl Default for FollowedState {
@@ -84,6 +88,7 @@ impl Default for FollowedState {
             state: Arc::default(),
             folded: Arc::new(watch::Sender::new(EntryId::START)),
             wake: Arc::default(),
+            encoding: Arc::new(watch::Sender::new(false)),
         }
     }
 }
@@ -102,6 +107,18 @@ impl FollowedState {
         tokio::time::timeout(within, folded.wait_for(|cursor| *cursor >= id))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The state as a checkpoint writes it, unless it is not past `written` (the last id this
+    /// writer saw in the manifest); the follower waits meanwhile.
+    fn snapshot_after(&self, written: Option<EntryId>) -> Option<Snapshot> {
+        self.encoding.send_replace(true);
+        let snapshot = {
+            let state = self.state.read();
+            (written < Some(state.cursor())).then(|| state.snapshot())
+        };
+        self.encoding.send_replace(false);
+        snapshot
     }
 
     /// Replaces the state (a checkpoint loaded) and publishes its cursor.
@@ -140,8 +157,12 @@ impl Follower {
     ) -> Result<Self, CheckpointError> {
         let follower = Self { store, state };
         follower.reload().await?;
-        while follower.poll(READ_COUNT).await?.entries >= READ_COUNT {}
-        Ok(follower)
+        loop {
+            let polled = follower.poll(READ_COUNT).await?;
+            if !polled.reloaded && polled.entries < READ_COUNT {
+                return Ok(follower);
+            }
+        }
     }
 
     /// The folded state, shared with its readers.
@@ -199,6 +220,9 @@ impl Follower {
         };
         let empty = SharedDeltas::default();
         if let Some((last, _)) = decoded.last() {
+            // Not while the checkpoint writer encodes (see `FollowedState::encoding`); the
+            // sender lives in the state, so the wait cannot fail.
+            let _ = self.state.encoding.subscribe().wait_for(|e| !*e).await;
             let mut state = self.state.state.write();
             for (id, deltas) in &decoded {
                 let d = deltas.as_ref().unwrap_or(&empty);
@@ -380,12 +404,8 @@ async fn checkpoint_once(
     if !redis_checkpoint::hold_lease(&follower.store, holder, schedule.lease).await? {
         return Ok(());
     }
-    let snapshot = {
-        let state = follower.state.read();
-        if *written >= Some(state.cursor()) {
-            return Ok(());
-        }
-        state.snapshot()
+    let Some(snapshot) = follower.state.snapshot_after(*written) else {
+        return Ok(());
     };
     let started = std::time::Instant::now();
     let outcome = redis_checkpoint::write(&follower.store, &snapshot, &schedule.settings).await?;

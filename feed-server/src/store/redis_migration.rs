@@ -247,18 +247,27 @@ async fn read_aggregates(store: &RedisStore) -> Result<(SharedAggregates, Migrat
     Ok((state, migrated))
 }
 
-/// Runs the step (see the module docs).
-pub async fn checkpoint_from_redis(store: &RedisStore) -> Result<Migrated, MigrationError> {
-    if let Some(m) = redis_checkpoint::manifest(store).await? {
-        return Err(MigrationError::AlreadyCheckpointed(m.id.to_string()));
-    }
+/// Fails while a consumer of the group polled within [`CONSUMERS_SILENT_FOR`].
+async fn consumers_silent(store: &RedisStore) -> Result<(), MigrationError> {
     let silent = u64::try_from(CONSUMERS_SILENT_FOR.as_millis()).unwrap_or(u64::MAX);
     for (name, idle_ms) in group_consumers(store).await?.unwrap_or_default() {
         if idle_ms < silent {
             return Err(MigrationError::ConsumersRunning { name, idle_ms });
         }
     }
+    Ok(())
+}
+
+/// Runs the step (see the module docs).
+pub async fn checkpoint_from_redis(store: &RedisStore) -> Result<Migrated, MigrationError> {
+    if let Some(m) = redis_checkpoint::manifest(store).await? {
+        return Err(MigrationError::AlreadyCheckpointed(m.id.to_string()));
+    }
+    consumers_silent(store).await?;
     let (state, mut migrated) = read_aggregates(store).await?;
+    // Again after the read: a consumer that started meanwhile may have applied batches the
+    // read missed.
+    consumers_silent(store).await?;
     migrated.pending_entries = store
         .connection()
         .cmd(redis::cmd("XLEN").arg(store.keys().ingest_stream()))

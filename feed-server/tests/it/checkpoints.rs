@@ -93,6 +93,11 @@ fn newest(conn: &mut Connection, prefix: &str) -> EntryId {
     ids[0].0.parse().expect("entry id")
 }
 
+/// The entries of stream `key`.
+fn xlen(conn: &mut Connection, key: &str) -> usize {
+    redis::cmd("XLEN").arg(key).query(conn).expect("xlen")
+}
+
 /// What every follower must hold: the accepted batches folded in stream order.
 #[derive(Default)]
 struct Reference {
@@ -379,16 +384,13 @@ async fn three_replicas_fold_every_batch_once_while_one_of_them_checkpoints() {
         assert!(Instant::now() < deadline, "no checkpoint of the last entry");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let len: usize = redis::cmd("XLEN")
-        .arg("r3:{shared}:ev")
-        .query(&mut conn)
-        .expect("xlen");
+    let len = xlen(&mut conn, "r3:{shared}:ev");
     assert!(len < 300, "the stream was not trimmed: {len} entries");
-    let logged: u64 = redis::cmd("XLEN")
-        .arg("r3:{shared}:xlog")
-        .query(&mut conn)
-        .expect("xlen");
-    assert_eq!(logged, reference.events, "events in the exposure log");
+    let logged = xlen(&mut conn, "r3:{shared}:xlog");
+    assert_eq!(
+        logged as u64, reference.events,
+        "events in the exposure log"
+    );
     let joined = Follower::start(store.clone(), FollowedState::default())
         .await
         .expect("start");
@@ -476,6 +478,15 @@ async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
         pttl(&mut conn, first.id) > 0,
         "the replaced checkpoint's chunks are kept forever"
     );
+    // A writer of the same entries whose move is refused must not put an expiry back on them.
+    redis_checkpoint::write_chunks(&store, &second, &settings)
+        .await
+        .expect("chunks again");
+    assert_eq!(
+        pttl(&mut conn, second.id),
+        -1,
+        "the manifest's chunks expire again"
+    );
     let before = redis_checkpoint::manifest(&store).await.expect("manifest");
     assert_eq!(
         before.map(|m| (m.id, m.trimmed)),
@@ -489,12 +500,7 @@ async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
             .await
             .expect("accept");
     }
-    let len = |conn: &mut Connection| -> usize {
-        redis::cmd("XLEN")
-            .arg("mf:{shared}:ev")
-            .query(conn)
-            .expect("xlen")
-    };
+    let len = |conn: &mut Connection| xlen(conn, "mf:{shared}:ev");
     let entries = len(&mut conn);
     let later = newest(&mut conn, "mf:");
     let stale_move = |expected: EntryId, chunk_ttl_ms: u64, conn: &mut Connection| -> i64 {
@@ -543,13 +549,7 @@ async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
 
     // A log append by a writer that read the mark before another moved it: refused, nothing
     // appended.
-    let xlen = |conn: &mut Connection| -> usize {
-        redis::cmd("XLEN")
-            .arg("mf:{shared}:xlog")
-            .query(conn)
-            .expect("xlen")
-    };
-    let logged = xlen(&mut conn);
+    let logged = xlen(&mut conn, "mf:{shared}:xlog");
     let stale: i64 = redis::cmd("EVAL")
         .arg(LOG)
         .arg(2)
@@ -564,7 +564,7 @@ async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
         .query(&mut conn)
         .expect("eval");
     assert_eq!(stale, -1, "a stale writer appended to the log");
-    assert_eq!(xlen(&mut conn), logged);
+    assert_eq!(xlen(&mut conn, "mf:{shared}:xlog"), logged);
     assert_eq!(logged, 7, "every event of the checkpointed entries, once");
 }
 
@@ -777,11 +777,43 @@ async fn the_aggregates_applied_by_consumers_become_the_first_checkpoint() {
         .await
         .expect("checkpoint");
     assert_eq!(written, Written::Moved);
-    let logged: usize = redis::cmd("XLEN")
-        .arg("feed:{shared}:xlog")
-        .query(&mut conn)
-        .expect("xlen");
+    let logged = xlen(&mut conn, "feed:{shared}:xlog");
     assert_eq!(logged, events, "every event in the exposure log, once");
     let (ok, printed) = run_binary(&args, &[]);
     assert!(!ok && printed.contains("a checkpoint exists"), "{printed}");
+}
+
+/// A replica started without `--shared-aggregates process` against a Redis whose aggregates are
+/// kept in process applies nothing: its consumer would delete the entries the other replicas
+/// still fold and log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_applies_nothing_where_the_aggregates_are_kept_in_process() {
+    let redis = RedisServer::start();
+    let store = store(&redis, "mix:");
+    let videos = videos();
+    store.put_videos(&videos).await.expect("catalog");
+    checkpoint_after(&store, &videos, 2, &CheckpointSettings::default()).await;
+    store
+        .apply(&deltas(&videos, &[(1, 1, 1, 1)]))
+        .await
+        .expect("accept");
+    let mut conn = redis.connection();
+    let len = |conn: &mut Connection| xlen(conn, "mix:{shared}:ev");
+    let entries = len(&mut conn);
+    let stop = CancellationToken::new();
+    let consumer = tokio::spawn(run_event_consumer(store.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    consumer.await.expect("consumer");
+    assert_eq!(
+        len(&mut conn),
+        entries,
+        "a consumer applied and deleted entries"
+    );
+    let groups: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg("mix:{shared}:ev")
+        .query(&mut conn)
+        .expect("xinfo");
+    assert!(groups.is_empty(), "a consumer group was created");
 }

@@ -665,6 +665,8 @@ impl RedisStore {
         if !followed.wait_folded(id, self.timeout).await {
             tracing::debug!(%id, "catalog write not yet folded by this replica");
         }
+        // Lists a ranking built from the state before the fold must not be kept.
+        self.forget_catalog();
         Ok(())
     }
 
