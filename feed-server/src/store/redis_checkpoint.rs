@@ -9,10 +9,10 @@
 //! [`SharedAggregates::encode`] cut in [`CheckpointSettings::chunk_bytes`]), and the writer's
 //! lease `P{shared}:ckpt:lease`.
 //!
-//! **Writing** ([`write`]): first the events of the entries not yet logged go to the exposure
-//! log ([`LOG`], exactly once by the logged mark `P{shared}:ckpt:logged`; the log thus trails the stream
-//! by up to a checkpoint interval); then the chunks, each expiring after
-//! [`CheckpointSettings::keep`]; then one script ([`MOVE`]) moves the manifest, only if it
+//! **Writing** ([`write()`]): first the events of the entries not yet logged go to the exposure
+//! log ([`LOG`], exactly once by the logged mark `P{shared}:ckpt:logged`; the log thus trails
+//! the stream by up to a checkpoint interval); then the chunks not written yet
+//! ([`write_chunks`]), each expiring after [`CheckpointSettings::keep`]; then one script ([`MOVE`]) moves the manifest, only if it
 //! still names the checkpoint the writer read and only forward, and in the same atomic step
 //! makes the new chunks permanent, lets the replaced checkpoint's chunks expire (a replica may
 //! be loading them), trims the stream to the replaced checkpoint's id (`XTRIM MINID`: a
@@ -200,7 +200,7 @@ pub enum CheckpointError {
     NotMigrated,
 }
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Written {
     /// The manifest now names the new checkpoint.
@@ -263,12 +263,12 @@ pub async fn manifest(store: &RedisStore) -> Result<Option<Manifest>, StoreError
 }
 
 /// Where the stream was trimmed, from the reply of [`trim_query`].
-pub(super) fn parse_mark(reply: Value) -> Result<Option<EntryId>, StoreError> {
+pub(super) fn parse_trimmed(reply: Value) -> Result<Option<EntryId>, StoreError> {
     let (ms, seq): (Option<u64>, Option<u64>) = redis::from_redis_value(reply).map_err(corrupt)?;
     Ok(ms.zip(seq).map(|(ms, seq)| EntryId { ms, seq }))
 }
 
-/// Adds to `pipe` the read of where the stream was trimmed ([`parse_mark`] reads its reply).
+/// Adds to `pipe` the read of where the stream was trimmed ([`parse_trimmed`] reads its reply).
 pub(super) fn trim_query(pipe: &mut redis::Pipeline, store: &RedisStore) {
     pipe.cmd("HMGET")
         .arg(store.keys().checkpoint_manifest())
@@ -408,7 +408,7 @@ pub async fn logged_mark(store: &RedisStore) -> Result<Option<EntryId>, StoreErr
 }
 
 /// Appends to the exposure log the events of the stream entries after the logged mark up to
-/// `to`, [`LOG_PAGE`] entries per [`LOG`] call; `false` when another writer moved
+/// `to`, 256 stream entries per [`LOG`] call; `false` when another writer moved
 /// the mark meanwhile (it logs them). Unreadable entries log nothing (the followers skip them
 /// too).
 pub async fn log_through(store: &RedisStore, to: EntryId) -> Result<bool, CheckpointError> {

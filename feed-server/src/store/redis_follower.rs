@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::redis_checkpoint::{
-    self, CheckpointError, CheckpointSettings, Snapshot, Written, parse_mark, trim_query,
+    self, CheckpointError, CheckpointSettings, Snapshot, Written, parse_trimmed, trim_query,
 };
 use super::redis_events::{
     DEFAULT_CHECKPOINT_INTERVAL, POLL, consumer_name, corrupt, now_millis, parse_read, stream_id,
@@ -193,7 +193,7 @@ impl Follower {
         let ingest = self.store.ingest();
         let backlog: Option<i64> = redis::from_redis_value(backlog).map_err(corrupt)?;
         ingest.observe(backlog.unwrap_or(0));
-        if parse_mark(trimmed)?.is_some_and(|t| t > cursor) {
+        if parse_trimmed(trimmed)?.is_some_and(|t| t > cursor) {
             self.reload().await?;
             return Ok(Polled {
                 reloaded: true,
@@ -311,7 +311,7 @@ pub async fn start_following(store: Arc<RedisStore>, stop: CancellationToken) ->
 }
 
 /// Follows the stream until `stop`: reads again at once while it reads full polls, else every
-/// [`POLL`]; retries with back-off while Redis fails (nothing is lost: the cursor stays).
+/// 20 ms; retries with back-off while Redis fails (nothing is lost: the cursor stays).
 pub async fn run_follower(follower: Arc<Follower>, stop: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     while !stop.is_cancelled() {
