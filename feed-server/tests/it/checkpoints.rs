@@ -21,11 +21,9 @@ use feed_server::model::{Event, EventType, Video};
 use feed_server::store::redis_checkpoint::{
     self, CheckpointError, CheckpointSettings, LOG, MOVE, Snapshot, Written,
 };
-use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_follower::{
     CheckpointSchedule, FollowedState, Follower, READ_COUNT, run_checkpoints, run_follower,
 };
-use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{RedisStore, Store, run_event_consumer};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -34,18 +32,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Unix time of the first day the generated events fall on.
 const T0: f64 = 1_700_000_000.0;
-
-fn store(redis: &RedisServer, prefix: &str) -> Arc<RedisStore> {
-    Arc::new(
-        RedisStore::connect(&RedisSettings {
-            target: RedisTarget::Single(redis.url().into()),
-            prefix: prefix.to_owned(),
-            timeout: Duration::from_secs(2),
-            shared_cache: Duration::ZERO,
-        })
-        .expect("connect"),
-    )
-}
 
 fn videos() -> Vec<Video> {
     common::catalog(12, 3)
@@ -259,7 +245,7 @@ fn followers_from_a_checkpoint_or_behind_a_trim_hold_the_fold_of_every_accepted_
             let prefix = format!("ck{}:", case.get());
             let mut conn = conn.borrow_mut();
             rt.block_on(async {
-                let store = store(&redis, &prefix);
+                let store = redis.store(&prefix);
                 store.put_videos(&videos).await.expect("catalog");
                 let writer = Follower::start(store.clone(), FollowedState::default())
                     .await
@@ -317,7 +303,7 @@ fn followers_from_a_checkpoint_or_behind_a_trim_hold_the_fold_of_every_accepted_
 async fn three_replicas_fold_every_batch_once_while_one_of_them_checkpoints() {
     let redis = RedisServer::start();
     let prefix = "r3:";
-    let store = store(&redis, prefix);
+    let store = redis.store(prefix);
     let videos = videos();
     store.put_videos(&videos).await.expect("catalog");
     let stop = CancellationToken::new();
@@ -439,7 +425,7 @@ async fn checkpoint_after(
 #[tokio::test]
 async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
     let redis = RedisServer::start();
-    let store = store(&redis, "mf:");
+    let store = redis.store("mf:");
     let videos = videos();
     store.put_videos(&videos).await.expect("catalog");
     let settings = CheckpointSettings {
@@ -573,7 +559,7 @@ async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
 #[tokio::test]
 async fn the_checkpoint_lease_admits_one_writer() {
     let redis = RedisServer::start();
-    let store = store(&redis, "ls:");
+    let store = redis.store("ls:");
     let ttl = Duration::from_secs(30);
     let hold = |who: &'static str, ttl: Duration| {
         let store = store.clone();
@@ -606,7 +592,7 @@ async fn the_checkpoint_lease_admits_one_writer() {
 #[tokio::test]
 async fn an_unreadable_checkpoint_is_refused_with_its_reason() {
     let redis = RedisServer::start();
-    let store = store(&redis, "bad:");
+    let store = redis.store("bad:");
     let videos = videos();
     store.put_videos(&videos).await.expect("catalog");
     let settings = CheckpointSettings::default();
@@ -690,7 +676,7 @@ async fn an_unreadable_checkpoint_is_refused_with_its_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aggregates_applied_by_consumers_become_the_first_checkpoint() {
     let redis = RedisServer::start();
-    let on_redis = store(&redis, "feed:");
+    let on_redis = redis.store("feed:");
     let videos = videos();
     on_redis.put_videos(&videos).await.expect("catalog");
     let mut reference = SharedAggregates::default();
@@ -789,7 +775,7 @@ async fn the_aggregates_applied_by_consumers_become_the_first_checkpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_applies_nothing_where_the_aggregates_are_kept_in_process() {
     let redis = RedisServer::start();
-    let store = store(&redis, "mix:");
+    let store = redis.store("mix:");
     let videos = videos();
     store.put_videos(&videos).await.expect("catalog");
     checkpoint_after(&store, &videos, 2, &CheckpointSettings::default()).await;

@@ -16,10 +16,7 @@ use common::{
     Backend, RedisServer, TestApp, catalog, free_port, ids, metric, replica_on, wait_applied,
 };
 use feed_server::learning::aggregates::EntryId;
-use feed_server::store::RedisStore;
 use feed_server::store::redis_checkpoint;
-use feed_server::store::redis_conn::RedisTarget;
-use feed_server::store::redis_store::RedisSettings;
 use serde_json::{Value, json};
 
 /// Sum of `field` over every video's counters.
@@ -351,13 +348,7 @@ async fn in_process_a_replica_killed_mid_batch_loses_nothing_and_folds_nothing_t
 /// Waits (at most `within`) until a checkpoint covers every entry of the ingest stream and the
 /// backlog is 0; the impressions it counts over every video.
 async fn checkpointed_impressions(redis: &RedisServer, within: Duration) -> f64 {
-    let store = RedisStore::connect(&RedisSettings {
-        target: RedisTarget::Single(redis.url().into()),
-        prefix: "feed:".to_owned(),
-        timeout: Duration::from_secs(2),
-        shared_cache: Duration::ZERO,
-    })
-    .expect("connect");
+    let store = redis.store("feed:");
     let mut conn = redis.connection();
     let deadline = Instant::now() + within;
     loop {

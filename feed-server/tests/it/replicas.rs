@@ -17,8 +17,6 @@ use common::*;
 use feed_server::cache::{FeedCache, HeadWanted, Snapshot};
 use feed_server::metrics::Metrics;
 use feed_server::model::UserProfile;
-use feed_server::store::redis_conn::RedisTarget;
-use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{RedisStore, Store};
 use feed_server::time::Timestamp;
 use serde_json::{Value, json};
@@ -622,20 +620,6 @@ async fn replicas_refused_the_channel_still_take_writes_and_agree() {
 
 on_stores!([redis => Redis, cluster => Cluster, process => Process, cluster_process => ClusterProcess] replicas_agree);
 
-/// A store on `server` under `prefix`, with no shared cache (every read goes to Redis): for the
-/// cache tests that drive [`FeedCache`] directly.
-fn redis_store(server: &RedisServer, prefix: &str) -> Arc<RedisStore> {
-    Arc::new(
-        RedisStore::connect(&RedisSettings {
-            target: RedisTarget::Single(server.url().into()),
-            prefix: prefix.into(),
-            timeout: Duration::from_secs(2),
-            shared_cache: Duration::ZERO,
-        })
-        .expect("connect"),
-    )
-}
-
 /// The feed cache of one replica over `store`, its in-process pages trusted 5 s (the default).
 fn cache_over(store: &Arc<RedisStore>) -> FeedCache {
     FeedCache::new(
@@ -652,7 +636,7 @@ fn cache_over(store: &Arc<RedisStore>) -> FeedCache {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_head_ranked_before_a_users_write_is_not_served() {
     let server = RedisServer::start();
-    let store = redis_store(&server, "race:");
+    let store = server.store("race:");
     let cache = cache_over(&store);
     let ranked_at = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
     let want = HeadWanted {
@@ -700,7 +684,7 @@ async fn a_store_head_ranked_before_a_users_write_is_not_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_process_head_past_its_trust_is_rechecked_in_redis() {
     let server = RedisServer::start();
-    let store = redis_store(&server, "recheck:");
+    let store = server.store("recheck:");
     let (cache, other) = (cache_over(&store), cache_over(&store));
     let ranked_at = chrono::Utc::now().timestamp_millis();
     let want_after = |secs: i64| HeadWanted {

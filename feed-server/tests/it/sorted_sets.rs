@@ -7,7 +7,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::{self, RedisServer};
@@ -15,11 +14,9 @@ use crate::common::{self, RedisServer};
 use feed_server::learning::scores::ScoreIndex;
 use feed_server::learning::{Deltas, TrendingScope, VideoStats, day_of};
 use feed_server::model::Video;
-use feed_server::store::redis_conn::RedisTarget;
-use feed_server::store::redis_store::RedisSettings;
 use feed_server::store::{
-    CandidateData, CandidateQuery, CandidateRef, MemoryStore, RedisStore, SeenRead, SourceList,
-    Store, run_event_consumer,
+    CandidateData, CandidateQuery, CandidateRef, MemoryStore, SeenRead, SourceList, Store,
+    run_event_consumer,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -193,15 +190,7 @@ fn the_in_process_sorted_set_keeps_redis_scores_and_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_store_lists_trending_long_tail_and_activity_as_redis() {
     let redis = RedisServer::start();
-    let on_redis = Arc::new(
-        RedisStore::connect(&RedisSettings {
-            target: RedisTarget::Single(redis.url().into()),
-            prefix: "eq:".to_owned(),
-            timeout: Duration::from_secs(2),
-            shared_cache: Duration::ZERO,
-        })
-        .expect("connect"),
-    );
+    let on_redis = redis.store("eq:");
     let stop = CancellationToken::new();
     tokio::spawn(run_event_consumer(on_redis.clone(), stop.clone()));
     let embedded = MemoryStore::new();

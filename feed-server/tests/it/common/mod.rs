@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use feed_server::config::Config;
+use feed_server::store::RedisStore;
+use feed_server::store::redis_conn::RedisTarget;
+use feed_server::store::redis_store::RedisSettings;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -114,6 +117,20 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A Redis store on this server under `prefix`, with no shared cache (every read goes to
+    /// Redis) and the default ingest settings (no consumer runs unless the test starts one).
+    pub fn store(&self, prefix: &str) -> Arc<RedisStore> {
+        Arc::new(
+            RedisStore::connect(&RedisSettings {
+                target: RedisTarget::Single(self.url().into()),
+                prefix: prefix.to_owned(),
+                timeout: Duration::from_secs(2),
+                shared_cache: Duration::ZERO,
+            })
+            .expect("connect"),
+        )
     }
 
     /// A plain blocking connection, for a test to read or write Redis behind the store's back.
