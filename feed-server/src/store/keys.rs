@@ -88,6 +88,11 @@ impl Keys {
         }
     }
 
+    /// What every key of the shared slot starts with (`P{shared}:`), for listing them by pattern.
+    pub fn shared_prefix(&self) -> String {
+        self.shared(format_args!(""))
+    }
+
     /// A key of the shared slot.
     fn shared(&self, name: std::fmt::Arguments<'_>) -> String {
         format!("{}{{{SHARED_TAG}}}:{name}", self.prefix)
@@ -336,6 +341,7 @@ mod tests {
             assert_eq!(Slot::for_key(&key), expected_slot, "{key}");
         }
         assert_eq!(k.peer_writes_channel(), "Pwrites");
+        assert_eq!(k.shared_prefix(), "P{shared}:");
         // The slots themselves, as `redis-cli cluster keyslot` gives them (feed-server/README.md).
         assert_eq!(Some(shared), Slot::new(SHARED_SLOT));
         assert_eq!(Some(u1), Slot::new(11_658));

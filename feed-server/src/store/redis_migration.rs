@@ -201,19 +201,18 @@ fn trending_of(name: &str) -> Option<(TrendingScope, i64)> {
 /// The shared aggregates held in Redis keys, as one fold.
 async fn read_aggregates(store: &RedisStore) -> Result<(SharedAggregates, Migrated), StoreError> {
     let keys = store.keys();
-    // Every shared key starts with this: `P{shared}:`.
-    let shared = keys.exposures();
-    let shared = shared.strip_suffix("exp").unwrap_or(&shared).to_owned();
+    let shared = keys.shared_prefix();
+    let stats_prefix = format!("{shared}vs:");
     let mut all = SharedDeltas::default();
 
-    let stats_keys = scan(store, &format!("{}vs:*", glob_literal(&shared))).await?;
+    let stats_keys = scan(store, &format!("{}*", glob_literal(&stats_prefix))).await?;
     for page in stats_keys.chunks(PAGE) {
         let mut pipe = redis::pipe();
         for key in page {
             pipe.cmd("HMGET").arg(key).arg(&VideoStats::FIELDS[..]);
         }
         for (key, reply) in page.iter().zip(store.connection().query(&pipe).await?) {
-            let id = key.strip_prefix(&format!("{shared}vs:")).unwrap_or(key);
+            let id = key.strip_prefix(&stats_prefix).unwrap_or(key);
             all.video_stats.insert(id.to_owned(), stats_of(reply)?);
         }
     }

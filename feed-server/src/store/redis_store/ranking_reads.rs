@@ -221,21 +221,24 @@ impl RedisStore {
             .map(|c| c.term.or_else(|| known(c.id)))
             .collect();
         let (cached_at, mut videos) = self.catalog.read().lookup(terms.iter().copied());
-        let (ticket, mut stats) = self.counters.lookup(terms.iter().copied());
-        // The catalog version and the duration totals as of the counter feed's last poll, while it
-        // is followed; read here otherwise. Counters and duration totals folded in process, when
-        // they are.
-        let kept_version = self.catalog_lists.version(Instant::now());
-        let kept_durations = match &self.followed {
+        // Counters and duration totals folded in process, when they are; otherwise the kept
+        // counters and the duration totals as of the counter feed's last poll, while it is
+        // followed (the rest read here). The catalog version likewise.
+        let (ticket, mut stats, kept_durations) = match &self.followed {
             Some(followed) => {
                 let f = followed.read();
-                for (s, id) in stats.iter_mut().zip(&ids) {
-                    *s = Some(f.aggregates().stats(id));
-                }
-                Some(*f.aggregates().durations())
+                let stats = ids
+                    .iter()
+                    .map(|id| Some(f.aggregates().stats(id)))
+                    .collect();
+                (None, stats, Some(*f.aggregates().durations()))
             }
-            None => self.counters.durations(),
+            None => {
+                let (ticket, stats) = self.counters.lookup(terms.iter().copied());
+                (Some(ticket), stats, self.counters.durations())
+            }
         };
+        let kept_version = self.catalog_lists.version(Instant::now());
         let mut pipe = redis::pipe();
         if kept_version.is_none() {
             pipe.get(self.keys.catalog_version());
@@ -293,13 +296,15 @@ impl RedisStore {
         for &i in &missing {
             videos[i] = video_of(next()?)?;
         }
-        self.counters.keep(
-            ticket,
-            unknown.iter().filter_map(|&i| {
-                let term = terms[i].or_else(|| videos[i].as_ref().map(|v| v.keys().id));
-                term.zip(stats[i])
-            }),
-        );
+        if let Some(ticket) = ticket {
+            self.counters.keep(
+                ticket,
+                unknown.iter().filter_map(|&i| {
+                    let term = terms[i].or_else(|| videos[i].as_ref().map(|v| v.keys().id));
+                    term.zip(stats[i])
+                }),
+            );
+        }
         let read_again = self
             .settle_catalog_read(&ids, cached_at, version, &mut videos, &missing)
             .await?;
