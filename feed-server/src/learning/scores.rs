@@ -139,6 +139,29 @@ impl<M: Clone + Eq + Hash + Ord> ScoreIndex<M> {
         }
     }
 
+    /// The index of `members` given in [`ScoreIndex::lowest`]'s order, as an encoding lists
+    /// them: built in one pass, with full B-tree nodes (inserting them one by one in that order
+    /// leaves every node about half empty). `None` when they are out of that order, a member
+    /// repeats, or a score is NaN.
+    pub fn from_lowest(members: Vec<(M, f64)>) -> Option<Self> {
+        let mut scores = HashMap::with_capacity(members.len());
+        let mut order = Vec::with_capacity(members.len());
+        for (member, score) in members {
+            let score = Score::of(score)?;
+            let pair = (score, member);
+            if order.last().is_some_and(|last| *last >= pair)
+                || scores.insert(pair.1.clone(), score).is_some()
+            {
+                return None;
+            }
+            order.push(pair);
+        }
+        Some(Self {
+            scores,
+            order: BTreeSet::from_iter(order),
+        })
+    }
+
     /// Members and scores from the lowest score up, ties by member (`ZRANGE … WITHSCORES`).
     pub fn lowest(&self) -> impl DoubleEndedIterator<Item = (&M, f64)> {
         self.order.iter().map(|(s, m)| (m, s.0))
@@ -198,6 +221,40 @@ mod tests {
             s.incr(*m, *score);
         }
         s
+    }
+
+    fn owned(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
+        pairs.iter().map(|(m, s)| ((*m).to_owned(), *s)).collect()
+    }
+
+    #[test]
+    fn built_from_its_own_order_it_equals_the_index_it_came_from() {
+        let s = index(&[("b", 1.0), ("a", 1.0), ("c", 0.5), ("d", 2.0), ("e", -3.0)]);
+        let listed: Vec<(String, f64)> = s.lowest().map(|(m, v)| (m.clone(), v)).collect();
+        let built = ScoreIndex::from_lowest(listed).expect("in order");
+        assert_eq!(built, s);
+        assert_eq!(built.score("a"), Some(1.0));
+        assert_eq!(built.len(), 5);
+        let mut built = built;
+        built.incr("e", 10.0);
+        assert_eq!(highest(&built), ["e", "d", "b", "a", "c"]);
+    }
+
+    #[test]
+    fn built_from_members_out_of_order_repeated_or_nan_it_is_refused() {
+        for bad in [
+            owned(&[("b", 1.0), ("a", 1.0)]),
+            owned(&[("a", 2.0), ("b", 1.0)]),
+            owned(&[("a", 1.0), ("a", 1.0)]),
+            owned(&[("a", 1.0), ("b", 1.5), ("a", 2.0)]),
+            owned(&[("a", f64::NAN)]),
+        ] {
+            assert_eq!(ScoreIndex::from_lowest(bad.clone()), None, "{bad:?}");
+        }
+        assert_eq!(
+            ScoreIndex::from_lowest(Vec::<(String, f64)>::new()),
+            Some(ScoreIndex::default())
+        );
     }
 
     #[test]

@@ -288,26 +288,12 @@ pub async fn load(
         if m.format != FORMAT {
             return Err(CheckpointError::UnknownFormat(m.format));
         }
-        let mut pipe = redis::pipe();
-        for n in 0..m.chunks {
-            pipe.cmd("GET").arg(store.keys().checkpoint_chunk(m.id, n));
-        }
-        let replies = if m.chunks == 0 {
-            Vec::new()
-        } else {
-            store.connection().query(&pipe).await?
-        };
-        let chunks = replies
-            .into_iter()
-            .map(redis::from_redis_value::<Option<Vec<u8>>>)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(corrupt)?;
-        let Some(chunks) = chunks.into_iter().collect::<Option<Vec<_>>>() else {
+        let Some(bytes) = read_chunks(store, &m).await? else {
             // Replaced while read and its chunks expired since: the new manifest.
             tokio::time::sleep(LOAD_RETRY).await;
             continue;
         };
-        let state = SharedAggregates::decode(&chunks.concat())
+        let state = SharedAggregates::decode(&bytes)
             .map_err(|source| CheckpointError::Decode { id: m.id, source })?;
         let folded = state.last_entry().unwrap_or(EntryId::START);
         if folded != m.id {
@@ -321,26 +307,57 @@ pub async fn load(
     Err(CheckpointError::Moving)
 }
 
-/// A state ready to be written: its bytes ([`SharedAggregates::encode`]), the last entry folded
-/// and the events folded up to it since the stream began.
+/// The chunks of the checkpoint `m` names, joined; `None` when one is gone. One chunk per
+/// command, appended to one buffer sized from the first: reading them holds the state's bytes
+/// about once, not as replies, then chunks, then their concatenation.
+async fn read_chunks(store: &RedisStore, m: &Manifest) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut bytes = Vec::new();
+    for n in 0..m.chunks {
+        let chunk: Option<Vec<u8>> = store
+            .connection()
+            .cmd(redis::cmd("GET").arg(store.keys().checkpoint_chunk(m.id, n)))
+            .await?;
+        let Some(chunk) = chunk else {
+            return Ok(None);
+        };
+        if n == 0 {
+            bytes.reserve_exact(chunk.len().saturating_mul(m.chunks as usize));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(bytes))
+}
+
+/// A state ready to be written: its bytes ([`SharedAggregates::encode_chunks`]), the last
+/// entry folded and the events folded up to it since the stream began.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     /// The last stream entry folded ([`EntryId::START`] when none).
     pub id: EntryId,
     /// Events folded up to `id`.
     pub events: u64,
-    /// The encoded state.
-    pub bytes: Vec<u8>,
+    /// The encoded state, cut in [`CheckpointSettings::chunk_bytes`]: one key each.
+    pub chunks: Vec<Vec<u8>>,
 }
 
 impl Snapshot {
-    /// `state`, encoded, with the events folded into it.
-    pub fn of(state: &SharedAggregates, events: u64) -> Self {
+    /// `state`, encoded in chunks of `chunk_bytes`, with the events folded into it.
+    pub fn of(state: &SharedAggregates, events: u64, chunk_bytes: usize) -> Self {
         Self {
             id: state.last_entry().unwrap_or(EntryId::START),
             events,
-            bytes: state.encode(),
+            chunks: state.encode_chunks(chunk_bytes),
         }
+    }
+
+    /// The encoded state's length in bytes.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    /// Whether the encoding is empty (never: it has a header).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -470,27 +487,30 @@ fn keep_ms(settings: &CheckpointSettings) -> u64 {
 /// Writes the chunks of `snapshot`, each expiring after [`CheckpointSettings::keep`] unless a
 /// move makes it permanent; their keys. Only chunks not written yet are set (`NX`): a writer
 /// of the same entries as one whose move succeeded (the same bytes under the same keys) must
-/// not put an expiry back on the manifest's chunks.
+/// not put an expiry back on the manifest's chunks. One chunk per command, so that the
+/// request buffers hold one chunk at a time, not a copy of the whole state.
 pub async fn write_chunks(
     store: &RedisStore,
     snapshot: &Snapshot,
     settings: &CheckpointSettings,
 ) -> Result<Vec<String>, StoreError> {
     let keys = store.keys();
-    let chunks: Vec<&[u8]> = snapshot.bytes.chunks(settings.chunk_bytes.max(1)).collect();
-    let new_keys: Vec<String> = (0..chunks.len() as u32)
-        .map(|n| keys.checkpoint_chunk(snapshot.id, n))
-        .collect();
-    let mut pipe = redis::pipe();
-    for (key, chunk) in new_keys.iter().zip(&chunks) {
-        pipe.cmd("SET")
-            .arg(key)
-            .arg(*chunk)
-            .arg("NX")
-            .arg("PX")
-            .arg(keep_ms(settings));
+    let mut new_keys = Vec::with_capacity(snapshot.chunks.len());
+    for (n, chunk) in (0u32..).zip(&snapshot.chunks) {
+        let key = keys.checkpoint_chunk(snapshot.id, n);
+        let _: Value = store
+            .connection()
+            .cmd(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(chunk.as_slice())
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(keep_ms(settings)),
+            )
+            .await?;
+        new_keys.push(key);
     }
-    store.connection().exec(&pipe).await?;
     Ok(new_keys)
 }
 

@@ -61,9 +61,9 @@ impl Followed {
         self.aggregates.last_entry().unwrap_or(EntryId::START)
     }
 
-    /// The state as a checkpoint writes it.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot::of(&self.aggregates, self.events)
+    /// The state as a checkpoint writes it, in chunks of `chunk_bytes`.
+    pub fn snapshot(&self, chunk_bytes: usize) -> Snapshot {
+        Snapshot::of(&self.aggregates, self.events, chunk_bytes)
     }
 }
 
@@ -109,13 +109,14 @@ impl FollowedState {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// The state as a checkpoint writes it, unless it is not past `written` (the last id this
-    /// writer saw in the manifest); the follower waits meanwhile.
-    fn snapshot_after(&self, written: Option<EntryId>) -> Option<Snapshot> {
+    /// The state as a checkpoint writes it (in chunks of `chunk_bytes`), unless it is not
+    /// past `written` (the last id this writer saw in the manifest); the follower waits
+    /// meanwhile.
+    fn snapshot_after(&self, written: Option<EntryId>, chunk_bytes: usize) -> Option<Snapshot> {
         self.encoding.send_replace(true);
         let snapshot = {
             let state = self.state.read();
-            (written < Some(state.cursor())).then(|| state.snapshot())
+            (written < Some(state.cursor())).then(|| state.snapshot(chunk_bytes))
         };
         self.encoding.send_replace(false);
         snapshot
@@ -404,12 +405,15 @@ async fn checkpoint_once(
     if !redis_checkpoint::hold_lease(&follower.store, holder, schedule.lease).await? {
         return Ok(());
     }
-    let Some(snapshot) = follower.state.snapshot_after(*written) else {
+    let Some(snapshot) = follower
+        .state
+        .snapshot_after(*written, schedule.settings.chunk_bytes)
+    else {
         return Ok(());
     };
     let started = std::time::Instant::now();
     let outcome = redis_checkpoint::write(&follower.store, &snapshot, &schedule.settings).await?;
-    tracing::debug!(id = %snapshot.id, bytes = snapshot.bytes.len(), outcome = ?outcome, took_ms = started.elapsed().as_millis() as u64, "checkpoint writer");
+    tracing::debug!(id = %snapshot.id, bytes = snapshot.len(), outcome = ?outcome, took_ms = started.elapsed().as_millis() as u64, "checkpoint writer");
     if outcome != Written::Refused {
         *written = Some(snapshot.id);
     }

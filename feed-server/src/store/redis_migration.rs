@@ -271,9 +271,10 @@ pub async fn checkpoint_from_redis(store: &RedisStore) -> Result<Migrated, Migra
         .connection()
         .cmd(redis::cmd("XLEN").arg(store.keys().ingest_stream()))
         .await?;
-    let snapshot = Snapshot::of(&state, 0);
-    migrated.bytes = snapshot.bytes.len();
-    match redis_checkpoint::write(store, &snapshot, &CheckpointSettings::default()).await? {
+    let settings = CheckpointSettings::default();
+    let snapshot = Snapshot::of(&state, 0, settings.chunk_bytes);
+    migrated.bytes = snapshot.len();
+    match redis_checkpoint::write(store, &snapshot, &settings).await? {
         Written::Moved => Ok(migrated),
         Written::NotNewer | Written::Refused => {
             let at = redis_checkpoint::manifest(store)

@@ -263,7 +263,7 @@ fn followers_from_a_checkpoint_or_behind_a_trim_hold_the_fold_of_every_accepted_
                         }
                         Step::Checkpoint => {
                             catch_up(&writer).await;
-                            let snapshot = writer.state().read().snapshot();
+                            let snapshot = writer.state().read().snapshot(settings.chunk_bytes);
                             let written = redis_checkpoint::write(&store, &snapshot, &settings)
                                 .await
                                 .expect("checkpoint");
@@ -408,7 +408,7 @@ async fn checkpoint_after(
     let f = Follower::start(store.clone(), FollowedState::default())
         .await
         .expect("start");
-    let snapshot = f.state().read().snapshot();
+    let snapshot = f.state().read().snapshot(settings.chunk_bytes);
     assert_eq!(
         redis_checkpoint::write(store, &snapshot, settings)
             .await
@@ -636,7 +636,7 @@ async fn an_unreadable_checkpoint_is_refused_with_its_reason() {
     ));
     let _: () = redis::cmd("SET")
         .arg(&chunk)
-        .arg(&snapshot.bytes)
+        .arg(snapshot.chunks.concat())
         .query(&mut conn)
         .expect("set");
     assert!(
@@ -758,8 +758,9 @@ async fn the_aggregates_applied_by_consumers_become_the_first_checkpoint() {
         follower.state().read().aggregates() == &reference,
         "the migrated state and the batches left differ from the fold of every batch"
     );
-    let snapshot = follower.state().read().snapshot();
-    let written = redis_checkpoint::write(&on_redis, &snapshot, &CheckpointSettings::default())
+    let settings = CheckpointSettings::default();
+    let snapshot = follower.state().read().snapshot(settings.chunk_bytes);
+    let written = redis_checkpoint::write(&on_redis, &snapshot, &settings)
         .await
         .expect("checkpoint");
     assert_eq!(written, Written::Moved);

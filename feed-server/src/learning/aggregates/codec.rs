@@ -52,8 +52,15 @@ pub enum DecodeError {
 impl SharedAggregates {
     /// The state as bytes (see the module docs).
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::new());
-        w.0.extend_from_slice(MAGIC);
+        self.encode_chunks(DEFAULT_CHUNK).concat()
+    }
+
+    /// The bytes of [`SharedAggregates::encode`] cut in chunks of `chunk_bytes` (the last one
+    /// shorter) as they are written: a checkpoint stores them so, and a large state is then
+    /// never one allocation that grows (copied, doubling) while it is written.
+    pub fn encode_chunks(&self, chunk_bytes: usize) -> Vec<Vec<u8>> {
+        let mut w = Writer::new(chunk_bytes);
+        w.bytes(MAGIC);
         w.u8(FORMAT);
         match self.last {
             Some(id) => {
@@ -105,7 +112,7 @@ impl SharedAggregates {
         }
         w.list(&self.exposures);
         w.list(&self.active);
-        w.0
+        w.finish()
     }
 
     /// Reads what [`SharedAggregates::encode`] wrote.
@@ -171,35 +178,72 @@ impl SharedAggregates {
     }
 }
 
-struct Writer(Vec<u8>);
+/// The chunk size of [`SharedAggregates::encode`] (the chunks are then joined).
+const DEFAULT_CHUNK: usize = 1 << 20;
+
+/// Writes bytes into chunks of a fixed size, each allocated once at that size.
+struct Writer {
+    full: Vec<Vec<u8>>,
+    current: Vec<u8>,
+    chunk: usize,
+}
 
 impl Writer {
+    fn new(chunk: usize) -> Self {
+        let chunk = chunk.max(1);
+        Self {
+            full: Vec::new(),
+            current: Vec::with_capacity(chunk.min(DEFAULT_CHUNK)),
+            chunk,
+        }
+    }
+
+    fn bytes(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.current.len() == self.chunk {
+                let next = Vec::with_capacity(self.chunk.min(DEFAULT_CHUNK));
+                self.full.push(std::mem::replace(&mut self.current, next));
+            }
+            let (now, later) = bytes.split_at((self.chunk - self.current.len()).min(bytes.len()));
+            self.current.extend_from_slice(now);
+            bytes = later;
+        }
+    }
+
+    /// The chunks written (none when nothing was).
+    fn finish(mut self) -> Vec<Vec<u8>> {
+        if !self.current.is_empty() {
+            self.full.push(self.current);
+        }
+        self.full
+    }
+
     fn u8(&mut self, v: u8) {
-        self.0.push(v);
+        self.bytes(&[v]);
     }
 
     fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.bytes(&v.to_le_bytes());
     }
 
     fn i64(&mut self, v: i64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.bytes(&v.to_le_bytes());
     }
 
     fn f64(&mut self, v: f64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.bytes(&v.to_le_bytes());
     }
 
     /// A count; the state's maps hold far fewer than `u32::MAX` entries (saturated if not,
     /// which decoding then refuses as malformed).
     fn len(&mut self, n: usize) {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
-        self.0.extend_from_slice(&n.to_le_bytes());
+        self.bytes(&n.to_le_bytes());
     }
 
     fn str(&mut self, s: &str) {
         self.len(s.len());
-        self.0.extend_from_slice(s.as_bytes());
+        self.bytes(s.as_bytes());
     }
 
     fn list(&mut self, list: &ScoreIndex<String>) {
@@ -210,6 +254,10 @@ impl Writer {
         }
     }
 }
+
+/// The fewest bytes a list member takes (an empty id's length, a score): bounds what a count
+/// read from corrupt bytes may reserve.
+const LIST_MEMBER_BYTES: usize = 4 + 8;
 
 struct Reader<'b> {
     bytes: &'b [u8],
@@ -271,14 +319,17 @@ impl<'b> Reader<'b> {
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Malformed(at))
     }
 
+    /// A list in [`ScoreIndex::lowest`]'s order, as written; out of order, or with a member
+    /// twice, it is malformed.
     fn list(&mut self) -> Result<ScoreIndex<String>, DecodeError> {
-        let mut list = ScoreIndex::default();
-        for _ in 0..self.len()? {
+        let at = self.at;
+        let n = self.len()?;
+        let mut members = Vec::with_capacity(n.min(self.bytes.len() / LIST_MEMBER_BYTES));
+        for _ in 0..n {
             let id = self.string()?;
-            let score = self.f64()?;
-            list.insert_new(id.as_str(), score);
+            members.push((id, self.f64()?));
         }
-        Ok(list)
+        ScoreIndex::from_lowest(members).ok_or(DecodeError::Malformed(at))
     }
 }
 
@@ -350,6 +401,20 @@ mod tests {
         }
 
         #[test]
+        fn chunks_cut_the_same_bytes_at_the_chunk_size(
+            batches in proptest::collection::vec(deltas(), 0..4),
+            chunk in 1usize..200,
+        ) {
+            let a = folded(&batches);
+            let chunks = a.encode_chunks(chunk);
+            prop_assert_eq!(chunks.concat(), a.encode());
+            if let Some((last, full)) = chunks.split_last() {
+                prop_assert!(full.iter().all(|c| c.len() == chunk));
+                prop_assert!((1..=chunk).contains(&last.len()));
+            }
+        }
+
+        #[test]
         fn every_cut_or_extension_is_refused_not_misread(
             batches in proptest::collection::vec(deltas(), 1..4),
         ) {
@@ -379,5 +444,32 @@ mod tests {
             SharedAggregates::decode(b"{\"json\":1}"),
             Err(DecodeError::NotAggregates)
         );
+    }
+
+    #[test]
+    fn a_list_with_a_member_twice_or_out_of_order_is_malformed() {
+        let mut d = SharedDeltas::default();
+        d.exposures.insert("a".to_owned(), 1.0);
+        d.exposures.insert("b".to_owned(), 2.0);
+        let bytes = folded(&[d]).encode();
+        // The second member's id, `b` (a length of 1, then the byte).
+        let b = bytes
+            .windows(5)
+            .position(|w| w == [1, 0, 0, 0, b'b'])
+            .expect("b is encoded")
+            + 4;
+        let mut twice = bytes.clone();
+        twice[b] = b'a';
+        assert!(matches!(
+            SharedAggregates::decode(&twice),
+            Err(DecodeError::Malformed(_))
+        ));
+        // `b` at a score below `a`'s, listed after it: out of order.
+        let mut out_of_order = bytes;
+        out_of_order[b + 1..b + 9].copy_from_slice(&0.5f64.to_le_bytes());
+        assert!(matches!(
+            SharedAggregates::decode(&out_of_order),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 }
