@@ -26,9 +26,12 @@ use super::scores::ScoreIndex;
 use super::shared::{CatalogChange, SharedDeltas, TrendingDeltas};
 use super::{Deltas, DurationStats, TrendingScope, VideoStats};
 
-/// How long a trending day is kept after it ends (seconds): trending reads today's and recent
-/// days' lists, never older ones.
-pub const TRENDING_RETENTION_SECS: i64 = 3 * 86_400;
+/// How long a trending day is kept after it ends (seconds): one day, the day that reads it as
+/// yesterday's (trending reads today's and yesterday's lists, never older ones). In process a
+/// day goes when events of the day after next arrive; an event's time may be up to
+/// [`crate::ingest::MAX_FUTURE_SKEW_SECS`] ahead, so yesterday's list may go that much before midnight
+/// (today's list, a whole day of events by then, stays).
+pub const TRENDING_RETENTION_SECS: i64 = 86_400;
 
 /// What [`SharedAggregates::apply`] folds, borrowed from a batch or a stream entry.
 #[derive(Clone, Copy, Debug)]
@@ -316,10 +319,14 @@ mod tests {
     fn trending_days_expire_by_the_newest_event_day() {
         let mut a = SharedAggregates::default();
         a.apply(&deltas("v1", 100, 1.0, "u1", 1.0));
-        a.apply(&deltas("v1", 103, 1.0, "u1", 2.0));
-        assert_eq!(trending(&a, 100), ["v1"], "kept for 3 days after it ended");
-        a.apply(&deltas("v1", 104, 1.0, "u1", 3.0));
-        assert!(trending(&a, 100).is_empty(), "expired as day 104 began");
+        a.apply(&deltas("v1", 101, 1.0, "u1", 2.0));
+        assert_eq!(
+            trending(&a, 100),
+            ["v1"],
+            "yesterday's, kept the day after it"
+        );
+        a.apply(&deltas("v1", 102, 1.0, "u1", 3.0));
+        assert!(trending(&a, 100).is_empty(), "expired as day 102 began");
         assert_eq!(a.trending_days(), 2);
         a.apply(&deltas("v1", 90, 1.0, "u1", 4.0));
         assert!(
