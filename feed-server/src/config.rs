@@ -90,8 +90,8 @@ pub struct Config {
     /// Items kept per ranked feed (how deep a user can page).
     #[arg(long, env = "FEED_DEPTH", default_value_t = 200)]
     pub feed_depth: usize,
-    /// Most ranked items held in process across all cached snapshots (bounds memory: ~320 bytes
-    /// per item at the bench world, so the default's 500,000 are ~160 MB; a snapshot holds up to
+    /// Most ranked items held in process across all cached snapshots (bounds memory: ~200 bytes
+    /// per item at the bench world, so the default's 500,000 are ~100 MB; a snapshot holds up to
     /// --feed-depth items). Past it, snapshots leave the process and are read from the store.
     #[arg(long, env = "FEED_LOCAL_CACHE_ITEMS", default_value_t = 500_000)]
     pub local_cache_items: u64,

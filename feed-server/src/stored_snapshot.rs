@@ -274,8 +274,6 @@ impl Serialize for FactsOut<'_> {
 mod tests {
     use super::*;
 
-    use crate::model::{Explanation, Signals};
-
     /// A snapshot of `n` items by `n / 3` creators, with facts and mixed page TTLs.
     fn ranked(n: usize) -> Snapshot {
         let items: Vec<FeedItem> = (0..n)
@@ -367,8 +365,8 @@ mod tests {
         let mut s = ranked(30);
         s.explained = true;
         for item in &mut s.items {
-            item.signals = Some(Signals::default());
-            item.explain = Some(Explanation::default());
+            item.signals = Some(Box::default());
+            item.explain = Some(Box::default());
         }
         let bytes = encode(&s, 30, SnapshotFormat::Compact)?;
         assert_eq!(bytes, encode(&s, 30, SnapshotFormat::Json)?);

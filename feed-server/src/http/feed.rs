@@ -54,9 +54,11 @@ fn page(items: &[FeedItem], offset: usize, limit: usize, explain: bool) -> Vec<F
         .skip(offset)
         .take(limit)
         .map(|i| FeedItem {
-            signals: if explain { i.signals } else { None },
-            explain: if explain { i.explain } else { None },
-            ..i.clone()
+            video_id: i.video_id.clone(),
+            creator_id: i.creator_id.clone(),
+            score: i.score,
+            signals: if explain { i.signals.clone() } else { None },
+            explain: if explain { i.explain.clone() } else { None },
         })
         .collect()
 }

@@ -74,13 +74,15 @@ impl Scored {
         let explained = detail == Detail::Explained;
         FeedItem {
             score: self.score,
-            signals: explained.then_some(s),
-            explain: explained.then(|| Explanation {
-                contributions: signals::contributions(weights, &s),
-                affinity_lift: signals::affinity_lift(weights, lift, &s),
-                affinity_multiplier: signals::affinity_multiplier(lift, s.affinity),
-                sources: self.sources,
-                diversity: None,
+            signals: explained.then(|| Box::new(s)),
+            explain: explained.then(|| {
+                Box::new(Explanation {
+                    contributions: signals::contributions(weights, &s),
+                    affinity_lift: signals::affinity_lift(weights, lift, &s),
+                    affinity_multiplier: signals::affinity_multiplier(lift, s.affinity),
+                    sources: self.sources,
+                    diversity: None,
+                })
             }),
             creator_id: self.video.creator_id.clone(),
             video_id: self.video.id.clone(),
@@ -531,7 +533,12 @@ mod tests {
         let effects: Vec<DiversityEffect> = ranked
             .items
             .iter()
-            .map(|i| i.explain.and_then(|e| e.diversity).expect("explained"))
+            .map(|i| {
+                i.explain
+                    .as_ref()
+                    .and_then(|e| e.diversity)
+                    .expect("explained")
+            })
             .collect();
         let mut by_rank: Vec<(u32, f64)> = effects
             .iter()
