@@ -667,6 +667,50 @@ async fn an_unreadable_checkpoint_is_refused_with_its_reason() {
     ));
 }
 
+/// A checkpoint in several chunks reads back as the state it was encoded from; with one of
+/// its chunks gone (the manifest moved on and the chunk outlived its keep), a load tries again
+/// and then gives up, and a replica does not start on it.
+#[tokio::test]
+async fn a_checkpoint_in_chunks_reads_back_whole_and_a_lost_chunk_is_refused() {
+    let redis = RedisServer::start();
+    let store = redis.store("lost:");
+    let videos = videos();
+    store.put_videos(&videos).await.expect("catalog");
+    let settings = CheckpointSettings {
+        chunk_bytes: 64,
+        ..CheckpointSettings::default()
+    };
+    let snapshot = checkpoint_after(&store, &videos, 6, &settings).await;
+    assert!(
+        snapshot.chunks.len() > 3,
+        "{} chunks",
+        snapshot.chunks.len()
+    );
+    let (manifest, state) = redis_checkpoint::load(&store)
+        .await
+        .expect("load")
+        .expect("a checkpoint");
+    assert_eq!(manifest.chunks as usize, snapshot.chunks.len());
+    assert_eq!(state.encode(), snapshot.chunks.concat(), "read back whole");
+
+    let last = snapshot.chunks.len() - 1;
+    let mut conn = redis.connection();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("lost:{{shared}}:ckpt:{}:{last}", snapshot.id))
+        .query(&mut conn)
+        .expect("del");
+    assert!(matches!(
+        redis_checkpoint::load(&store).await,
+        Err(CheckpointError::Moving)
+    ));
+    assert!(
+        Follower::start(store.clone(), FollowedState::default())
+            .await
+            .is_err(),
+        "started on a checkpoint missing a chunk"
+    );
+}
+
 /// The one-off step from `--shared-aggregates redis` (as users run it: the binary with
 /// `--checkpoint-from-redis`): a replica in process mode refuses to start from an empty state
 /// on a Redis the consumers applied to; the step refuses while a consumer is live; then it
