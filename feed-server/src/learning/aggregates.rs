@@ -20,6 +20,8 @@ mod codec;
 
 use std::collections::HashMap;
 
+use compact_str::CompactString;
+
 pub use codec::{DecodeError, FORMAT};
 
 use super::scores::ScoreIndex;
@@ -101,16 +103,22 @@ impl std::str::FromStr for EntryId {
     }
 }
 
+/// A video or user id as the state holds it: inline up to 24 bytes (every id of the bench
+/// world), so the state's hundreds of thousands of sorted-set members and counters allocate
+/// nothing apart (a `String` each allocated its bytes, twice per member); ordered and hashed as
+/// the `str` it holds.
+type Id = CompactString;
+
 /// The shared aggregates; see the module docs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SharedAggregates {
     /// The last stream entry folded ([`SharedAggregates::apply_entry`]).
     last: Option<EntryId>,
-    stats: HashMap<String, VideoStats>,
+    stats: HashMap<Id, VideoStats>,
     durations: DurationStats,
-    trending: HashMap<(TrendingScope, i64), ScoreIndex<String>>,
-    exposures: ScoreIndex<String>,
-    active: ScoreIndex<String>,
+    trending: HashMap<(TrendingScope, i64), ScoreIndex<Id>>,
+    exposures: ScoreIndex<Id>,
+    active: ScoreIndex<Id>,
     /// The newest UTC day any trending delta named.
     newest_day: Option<i64>,
 }
@@ -122,7 +130,10 @@ impl SharedAggregates {
     pub fn apply<'d>(&mut self, d: impl Into<SharedParts<'d>>) {
         let d = d.into();
         for (id, s) in d.video_stats {
-            self.stats.entry(id.clone()).or_default().merge(s);
+            self.stats
+                .entry(Id::from(id.as_str()))
+                .or_default()
+                .merge(s);
         }
         for (total, add) in self.durations.iter_mut().zip(d.durations) {
             total.merge(add);

@@ -93,8 +93,8 @@ impl<M: Clone + Eq + Hash + Ord> ScoreIndex<M> {
     /// number.
     pub fn incr<Q>(&mut self, member: &Q, delta: f64) -> f64
     where
-        M: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = M> + ?Sized,
+        M: Borrow<Q> + for<'q> From<&'q Q>,
+        Q: Hash + Eq + ?Sized,
     {
         let old = self.scores.get(member).copied();
         let new = old.map_or(0.0, |s| s.0) + delta;
@@ -104,8 +104,8 @@ impl<M: Clone + Eq + Hash + Ord> ScoreIndex<M> {
     /// Sets the score of `member` to `score` when it is absent or lower (`ZADD GT`).
     pub fn raise<Q>(&mut self, member: &Q, score: f64)
     where
-        M: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = M> + ?Sized,
+        M: Borrow<Q> + for<'q> From<&'q Q>,
+        Q: Hash + Eq + ?Sized,
     {
         let old = self.scores.get(member).copied();
         if old.is_none_or(|s| score > s.0) {
@@ -116,8 +116,8 @@ impl<M: Clone + Eq + Hash + Ord> ScoreIndex<M> {
     /// Adds `member` with `score` when it is absent (`ZADD NX`).
     pub fn insert_new<Q>(&mut self, member: &Q, score: f64)
     where
-        M: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = M> + ?Sized,
+        M: Borrow<Q> + for<'q> From<&'q Q>,
+        Q: Hash + Eq + ?Sized,
     {
         if !self.scores.contains_key(member) {
             self.set(member, None, score);
@@ -127,12 +127,12 @@ impl<M: Clone + Eq + Hash + Ord> ScoreIndex<M> {
     /// Removes `member` (`ZREM`); whether it was held.
     pub fn remove<Q>(&mut self, member: &Q) -> bool
     where
-        M: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = M> + ?Sized,
+        M: Borrow<Q> + for<'q> From<&'q Q>,
+        Q: Hash + Eq + ?Sized,
     {
         match self.scores.remove(member) {
             Some(old) => {
-                self.order.remove(&(old, member.to_owned()));
+                self.order.remove(&(old, M::from(member)));
                 true
             }
             None => false,
@@ -176,13 +176,13 @@ impl<M: Clone + Eq + Hash + Ord> ScoreIndex<M> {
     /// Moves `member` from `old` to `new`; a NaN `new` changes nothing (the old score, or 0).
     fn set<Q>(&mut self, member: &Q, old: Option<Score>, new: f64) -> f64
     where
-        M: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = M> + ?Sized,
+        M: Borrow<Q> + for<'q> From<&'q Q>,
+        Q: Hash + Eq + ?Sized,
     {
         let Some(new) = Score::of(new) else {
             return old.map_or(0.0, |s| s.0);
         };
-        let owned = member.to_owned();
+        let owned = M::from(member);
         match old {
             // The order's own copy of the member moves to its new place.
             Some(old) => {

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use thiserror::Error;
 
-use super::{EntryId, SharedAggregates};
+use super::{EntryId, Id, SharedAggregates};
 use crate::learning::scores::ScoreIndex;
 use crate::learning::{BucketStats, DURATION_BUCKETS, TrendingScope, VideoStats};
 
@@ -77,7 +77,7 @@ impl SharedAggregates {
             }
             None => w.u8(0),
         }
-        let mut stats: Vec<(&String, &VideoStats)> = self.stats.iter().collect();
+        let mut stats: Vec<(&Id, &VideoStats)> = self.stats.iter().collect();
         stats.sort_unstable_by_key(|(id, _)| *id);
         w.len(stats.len());
         for (id, s) in stats {
@@ -142,7 +142,7 @@ impl SharedAggregates {
         let count = r.len()?;
         a.stats = HashMap::with_capacity(count.min(bytes.len()));
         for _ in 0..count {
-            let id = r.string()?;
+            let id = r.id()?;
             let mut values = [0.0; 8];
             for v in &mut values {
                 *v = r.f64()?;
@@ -246,7 +246,7 @@ impl Writer {
         self.bytes(s.as_bytes());
     }
 
-    fn list(&mut self, list: &ScoreIndex<String>) {
+    fn list(&mut self, list: &ScoreIndex<Id>) {
         self.len(list.len());
         for (id, score) in list.lowest() {
             self.str(id);
@@ -319,14 +319,22 @@ impl<'b> Reader<'b> {
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Malformed(at))
     }
 
+    /// A string held as an [`Id`] (inline when short: no allocation of its own).
+    fn id(&mut self) -> Result<Id, DecodeError> {
+        let n = self.len()?;
+        let at = self.at;
+        let bytes = self.take(n)?;
+        Id::from_utf8(bytes).map_err(|_| DecodeError::Malformed(at))
+    }
+
     /// A list in [`ScoreIndex::lowest`]'s order, as written; out of order, or with a member
     /// twice, it is malformed.
-    fn list(&mut self) -> Result<ScoreIndex<String>, DecodeError> {
+    fn list(&mut self) -> Result<ScoreIndex<Id>, DecodeError> {
         let at = self.at;
         let n = self.len()?;
         let mut members = Vec::with_capacity(n.min(self.bytes.len() / LIST_MEMBER_BYTES));
         for _ in 0..n {
-            let id = self.string()?;
+            let id = self.id()?;
             members.push((id, self.f64()?));
         }
         ScoreIndex::from_lowest(members).ok_or(DecodeError::Malformed(at))
