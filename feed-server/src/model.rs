@@ -363,8 +363,9 @@ pub struct FeedItem {
     pub creator_id: Arc<str>,
     /// Score in [0, 1].
     pub score: f64,
-    /// Per-signal values (with `explain=true`). Boxed, as `explain`: most items carry neither,
-    /// and an item is kept in every cached snapshot (56 bytes each, 176 with both inline).
+    /// Per-signal values (with `explain=true`).
+    // Boxed, as `explain`: most items carry neither, and an item is kept in every cached
+    // snapshot (56 bytes each, 176 with both inline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signals: Option<Box<Signals>>,
     /// Contributions, sources and diversity moves (with `explain=true`).

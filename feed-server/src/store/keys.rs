@@ -27,7 +27,7 @@
 //! | `P{shared}:vs:<id>` | hash | video counters ([`crate::learning::VideoStats::FIELDS`]) |
 //! | `P{shared}:cv:<creator>`, `P{shared}:tv:<tag>`, `P{shared}:fresh:<lang or *>` | zset | video ids by publish time (ms) |
 //! | `P{shared}:exp` | zset | video ids by impressions (long tail) |
-//! | `P{shared}:tr:<lang or *>:<day>`, `P{shared}:trr:<region>:<day>` | zset | trending score per language (or all) and per region, per UTC day (expires after 3 days) |
+//! | `P{shared}:tr:<lang or *>:<day>`, `P{shared}:trr:<region>:<day>` | zset | trending score per language (or all) and per region, per UTC day (expires one day after it ends) |
 //! | `P{shared}:dur` | hash | impressions and completes per duration bucket: `<bucket>:impressions`, `<bucket>:plays`, `<bucket>:completes` |
 //! | `P{shared}:active` | zset | users by last activity |
 //! | `P{shared}:xlog` | stream | the exposure log: every applied event, capped (`store::redis_log`) |

@@ -20,7 +20,9 @@
 //! now checkpointed off the backlog counter. A writer that crashes before the move leaves
 //! chunks that expire; a writer whose move is refused (another moved it first) trims nothing.
 //! Checkpoints of the same stream prefix are the same bytes (the encoding is deterministic), so
-//! two writers after a lost lease cost work, not state.
+//! two writers after a lost lease cost work, not state. Across versions they may differ (what
+//! the state keeps can change), so the move also checks that the chunks add up to the writer's
+//! length: chunks a writer of another version left at the same entry are not published.
 //!
 //! **Loading** ([`load`]): the manifest, then its chunks; when a chunk is gone (the manifest
 //! moved on and the replaced chunks outlived their [`CheckpointSettings::keep`]) it starts
@@ -44,9 +46,13 @@ use crate::learning::shared::SharedDeltas;
 /// Moves the manifest (see the module docs). `KEYS`: manifest, stream, backlog counter, the
 /// `n` new chunks, then the replaced checkpoint's chunks. `ARGV`: the manifest's id as read
 /// (`ms`, `seq`; both empty when there was none), the new id (`ms`, `seq`), `n`, the events
-/// folded up to the new id, the format, how long the replaced chunks are kept (ms). Returns 1
-/// when moved, 0 when the manifest changed since it was read or would not move forward, -1
-/// when a new chunk has expired (a writer slower than [`CheckpointSettings::keep`]).
+/// folded up to the new id, the format, how long the replaced chunks are kept (ms), the new
+/// chunks' total length. Returns 1 when moved, 0 when the manifest changed since it was read or
+/// would not move forward, -1 when a new chunk has expired (a writer slower than
+/// [`CheckpointSettings::keep`]), -2 when the new chunks' lengths do not add up to the
+/// writer's: chunks another writer left under the same keys (`NX` kept them) hold another
+/// encoding of the same entries — a writer of another version that stopped before its move —
+/// and must not be published with this writer's count.
 pub const MOVE: &str = r#"
 local cur = redis.call('HMGET', KEYS[1], 'ms', 'seq', 'events')
 local cms, cseq = cur[1] or '', cur[2] or ''
@@ -57,9 +63,12 @@ if cms ~= '' then
   if x < a or (x == a and y <= b) then return 0 end
 end
 local n = tonumber(ARGV[5])
+local total = 0
 for i = 4, 3 + n do
   if redis.call('EXISTS', KEYS[i]) == 0 then return -1 end
+  total = total + redis.call('STRLEN', KEYS[i])
 end
+if total ~= tonumber(ARGV[9]) then return -2 end
 for i = 4, 3 + n do redis.call('PERSIST', KEYS[i]) end
 for i = 4 + n, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
 redis.call('HSET', KEYS[1], 'ms', ARGV[3], 'seq', ARGV[4], 'chunks', ARGV[5],
@@ -207,8 +216,9 @@ pub enum Written {
     Moved,
     /// The manifest already names this state or a later one: nothing written.
     NotNewer,
-    /// Another writer moved the manifest meanwhile, or a chunk expired before the move: the
-    /// new chunks expire, nothing was trimmed.
+    /// Another writer moved the manifest meanwhile, a chunk expired before the move, or chunks
+    /// left at the same entry hold another encoding: the new chunks expire, nothing was
+    /// trimmed.
     Refused,
 }
 
@@ -321,7 +331,9 @@ async fn read_chunks(store: &RedisStore, m: &Manifest) -> Result<Option<Vec<u8>>
             return Ok(None);
         };
         if n == 0 {
-            bytes.reserve_exact(chunk.len().saturating_mul(m.chunks as usize));
+            // A corrupt count must not abort on the reservation: the buffer then grows as the
+            // chunks arrive (and a chunk past the real ones is missing: `None`).
+            let _ = bytes.try_reserve_exact(chunk.len().saturating_mul(m.chunks as usize));
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -402,8 +414,17 @@ pub async fn write(
         .arg(new_keys.len())
         .arg(events)
         .arg(FORMAT)
-        .arg(keep_ms);
+        .arg(keep_ms)
+        .arg(snapshot.len());
     let moved: i64 = store.connection().cmd(&eval).await?;
+    if moved == -2 {
+        tracing::warn!(
+            id = %id,
+            "checkpoint writer: chunks another writer left at this entry hold another encoding \
+             (a replica of another version stopped before its move?); trying again once they \
+             expire"
+        );
+    }
     Ok(if moved == 1 {
         Written::Moved
     } else {

@@ -514,6 +514,7 @@ async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
             .arg(99)
             .arg(1)
             .arg(1_000)
+            .arg("bytes".len())
             .query(conn)
             .expect("eval")
     };
@@ -552,6 +553,71 @@ async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
     assert_eq!(stale, -1, "a stale writer appended to the log");
     assert_eq!(xlen(&mut conn, "mf:{shared}:xlog"), logged);
     assert_eq!(logged, 7, "every event of the checkpointed entries, once");
+}
+
+/// Chunks another writer left at the same entry and never published (it stopped before its
+/// move) are kept by `NX`; when they hold another encoding of those entries (a replica of
+/// another version), the move is refused instead of publishing a mix of both, and succeeds
+/// once they are gone.
+#[tokio::test]
+async fn a_move_over_chunks_of_another_encoding_is_refused() {
+    let redis = RedisServer::start();
+    let store = redis.store("mix:");
+    let videos = videos();
+    store.put_videos(&videos).await.expect("catalog");
+    let settings = CheckpointSettings {
+        chunk_bytes: 512,
+        keep: Duration::from_secs(30),
+    };
+    let first = checkpoint_after(&store, &videos, 4, &settings).await;
+    for i in 0..3 {
+        store
+            .apply(&deltas(&videos, &[(2, i, 1, 200)]))
+            .await
+            .expect("accept");
+    }
+    let f = Follower::start(store.clone(), FollowedState::default())
+        .await
+        .expect("start");
+    let next = f.state().read().snapshot(settings.chunk_bytes);
+    let left = format!("mix:{{shared}}:ckpt:{}:0", next.id);
+    let mut conn = redis.connection();
+    let _: () = redis::cmd("SET")
+        .arg(&left)
+        .arg("another encoding")
+        .arg("PX")
+        .arg(30_000)
+        .query(&mut conn)
+        .expect("set");
+
+    assert_eq!(
+        redis_checkpoint::write(&store, &next, &settings)
+            .await
+            .expect("write"),
+        Written::Refused
+    );
+    let (manifest, _) = redis_checkpoint::load(&store)
+        .await
+        .expect("load")
+        .expect("a checkpoint");
+    assert_eq!(
+        manifest.id, first.id,
+        "published over another writer's chunks"
+    );
+
+    let _: () = redis::cmd("DEL").arg(&left).query(&mut conn).expect("del");
+    assert_eq!(
+        redis_checkpoint::write(&store, &next, &settings)
+            .await
+            .expect("write"),
+        Written::Moved
+    );
+    let (manifest, state) = redis_checkpoint::load(&store)
+        .await
+        .expect("load")
+        .expect("a checkpoint");
+    assert_eq!(manifest.id, next.id);
+    assert_eq!(state.encode(), next.chunks.concat());
 }
 
 /// The lease admits one holder at a time, is extended only by its holder, is taken over once

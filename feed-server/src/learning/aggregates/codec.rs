@@ -332,7 +332,8 @@ impl<'b> Reader<'b> {
     fn list(&mut self) -> Result<ScoreIndex<Id>, DecodeError> {
         let at = self.at;
         let n = self.len()?;
-        let mut members = Vec::with_capacity(n.min(self.bytes.len() / LIST_MEMBER_BYTES));
+        let left = self.bytes.len() - self.at;
+        let mut members = Vec::with_capacity(n.min(left / LIST_MEMBER_BYTES));
         for _ in 0..n {
             let id = self.id()?;
             members.push((id, self.f64()?));
