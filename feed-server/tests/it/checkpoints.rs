@@ -418,20 +418,29 @@ async fn checkpoint_after(
     snapshot
 }
 
-/// The manifest moves only forward: an older state is not written, a writer whose manifest
-/// changed since it read it is refused and trims nothing, and a chunk that expired before the
-/// move (a writer slower than `keep`) refuses the move. The replaced checkpoint's chunks
-/// expire, the current one's stay.
-#[tokio::test]
-async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
+/// A Redis holding the test catalog, a store on it under `prefix`, and checkpoint settings of
+/// several chunks per checkpoint, replaced ones kept 30 s.
+async fn catalogued(
+    prefix: &str,
+) -> (RedisServer, Arc<RedisStore>, Vec<Video>, CheckpointSettings) {
     let redis = RedisServer::start();
-    let store = redis.store("mf:");
+    let store = redis.store(prefix);
     let videos = videos();
     store.put_videos(&videos).await.expect("catalog");
     let settings = CheckpointSettings {
         chunk_bytes: 512,
         keep: Duration::from_secs(30),
     };
+    (redis, store, videos, settings)
+}
+
+/// The manifest moves only forward: an older state is not written, a writer whose manifest
+/// changed since it read it is refused and trims nothing, and a chunk that expired before the
+/// move (a writer slower than `keep`) refuses the move. The replaced checkpoint's chunks
+/// expire, the current one's stay.
+#[tokio::test]
+async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
+    let (redis, store, videos, settings) = catalogued("mf:").await;
     let first = checkpoint_after(&store, &videos, 4, &settings).await;
     assert_eq!(
         redis_checkpoint::write(&store, &first, &settings)
@@ -561,14 +570,7 @@ async fn the_manifest_moves_only_forward_and_a_refused_move_trims_nothing() {
 /// once they are gone.
 #[tokio::test]
 async fn a_move_over_chunks_of_another_encoding_is_refused() {
-    let redis = RedisServer::start();
-    let store = redis.store("mix:");
-    let videos = videos();
-    store.put_videos(&videos).await.expect("catalog");
-    let settings = CheckpointSettings {
-        chunk_bytes: 512,
-        keep: Duration::from_secs(30),
-    };
+    let (redis, store, videos, settings) = catalogued("mix:").await;
     let first = checkpoint_after(&store, &videos, 4, &settings).await;
     for i in 0..3 {
         store
