@@ -31,8 +31,8 @@ use super::{Deltas, DurationStats, TrendingScope, VideoStats};
 /// How long a trending day is kept after it ends (seconds): one day, the day that reads it as
 /// yesterday's (trending reads today's and yesterday's lists, never older ones). In process a
 /// day goes when events of the day after next arrive; an event's time may be up to
-/// [`crate::ingest::MAX_FUTURE_SKEW_SECS`] ahead, so yesterday's list may go that much before midnight
-/// (today's list, a whole day of events by then, stays).
+/// [`crate::ingest::MAX_FUTURE_SKEW_SECS`] ahead, so yesterday's list may go that much before
+/// midnight (today's list, a whole day of events by then, stays).
 pub const TRENDING_RETENTION_SECS: i64 = 86_400;
 
 /// What [`SharedAggregates::apply`] folds, borrowed from a batch or a stream entry.

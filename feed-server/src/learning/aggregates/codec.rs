@@ -142,12 +142,19 @@ impl SharedAggregates {
         let count = r.len()?;
         a.stats = HashMap::with_capacity(count.min(bytes.len()));
         for _ in 0..count {
+            let at = r.at;
             let id = r.id()?;
             let mut values = [0.0; 8];
             for v in &mut values {
                 *v = r.f64()?;
             }
-            a.stats.insert(id, VideoStats::from_values(values));
+            // Written once each, by id: a second one is not this encoding's.
+            if a.stats
+                .insert(id, VideoStats::from_values(values))
+                .is_some()
+            {
+                return Err(DecodeError::Malformed(at));
+            }
         }
         if r.len()? != DURATION_BUCKETS {
             return Err(DecodeError::Malformed(r.at));
@@ -160,6 +167,7 @@ impl SharedAggregates {
             };
         }
         for _ in 0..r.len()? {
+            let at = r.at;
             let scope = match r.u8()? {
                 0 => TrendingScope::All,
                 1 => TrendingScope::Language(r.string()?),
@@ -167,7 +175,9 @@ impl SharedAggregates {
                 _ => return Err(DecodeError::Malformed(r.at - 1)),
             };
             let day = r.i64()?;
-            a.trending.insert((scope, day), r.list()?);
+            if a.trending.insert((scope, day), r.list()?).is_some() {
+                return Err(DecodeError::Malformed(at));
+            }
         }
         a.exposures = r.list()?;
         a.active = r.list()?;
@@ -453,6 +463,48 @@ mod tests {
             SharedAggregates::decode(b"{\"json\":1}"),
             Err(DecodeError::NotAggregates)
         );
+    }
+
+    #[test]
+    fn a_video_counted_twice_or_a_trending_day_listed_twice_is_malformed() {
+        // Two counters, `a` and `b`; `b` renamed `a`.
+        let mut d = SharedDeltas::default();
+        d.video_stats.insert("a".to_owned(), VideoStats::default());
+        d.video_stats.insert("b".to_owned(), VideoStats::default());
+        let mut bytes = folded(&[d]).encode();
+        let b = bytes
+            .windows(5)
+            .position(|w| w == [1, 0, 0, 0, b'b'])
+            .expect("b is encoded")
+            + 4;
+        bytes[b] = b'a';
+        assert!(matches!(
+            SharedAggregates::decode(&bytes),
+            Err(DecodeError::Malformed(_))
+        ));
+        // Two trending lists of day 100, scopes `all` and `language:x`; the second made `all`
+        // too (its tag 0, then its language's 5 bytes cut out).
+        let mut d = SharedDeltas::default();
+        for scope in [TrendingScope::All, TrendingScope::Language("x".to_owned())] {
+            d.trending
+                .insert((scope, 100), HashMap::from([("v".to_owned(), 1.0)]));
+        }
+        let bytes = folded(&[d]).encode();
+        let language = bytes
+            .windows(6)
+            .position(|w| w == [1, 1, 0, 0, 0, b'x'])
+            .expect("the language scope is encoded");
+        let mut twice = bytes.clone();
+        twice[language] = 0;
+        twice.drain(language + 1..language + 6);
+        assert_eq!(
+            SharedAggregates::decode(&bytes).map(|a| a.trending_days()),
+            Ok(2)
+        );
+        assert!(matches!(
+            SharedAggregates::decode(&twice),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
