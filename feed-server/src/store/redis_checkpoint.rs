@@ -363,13 +363,8 @@ impl Snapshot {
     }
 
     /// The encoded state's length in bytes.
-    pub fn len(&self) -> usize {
+    pub fn encoded_len(&self) -> usize {
         self.chunks.iter().map(Vec::len).sum()
-    }
-
-    /// Whether the encoding is empty (never: it has a header).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -415,7 +410,7 @@ pub async fn write(
         .arg(events)
         .arg(FORMAT)
         .arg(keep_ms)
-        .arg(snapshot.len());
+        .arg(snapshot.encoded_len());
     let moved: i64 = store.connection().cmd(&eval).await?;
     if moved == -2 {
         tracing::warn!(

@@ -413,7 +413,7 @@ async fn checkpoint_once(
     };
     let started = std::time::Instant::now();
     let outcome = redis_checkpoint::write(&follower.store, &snapshot, &schedule.settings).await?;
-    tracing::debug!(id = %snapshot.id, bytes = snapshot.len(), outcome = ?outcome, took_ms = started.elapsed().as_millis() as u64, "checkpoint writer");
+    tracing::debug!(id = %snapshot.id, bytes = snapshot.encoded_len(), outcome = ?outcome, took_ms = started.elapsed().as_millis() as u64, "checkpoint writer");
     if outcome != Written::Refused {
         *written = Some(snapshot.id);
     }

@@ -273,7 +273,7 @@ pub async fn checkpoint_from_redis(store: &RedisStore) -> Result<Migrated, Migra
         .await?;
     let settings = CheckpointSettings::default();
     let snapshot = Snapshot::of(&state, 0, settings.chunk_bytes);
-    migrated.bytes = snapshot.len();
+    migrated.bytes = snapshot.encoded_len();
     match redis_checkpoint::write(store, &snapshot, &settings).await? {
         Written::Moved => Ok(migrated),
         Written::NotNewer | Written::Refused => {

@@ -140,7 +140,7 @@ impl SharedAggregates {
             ..SharedAggregates::default()
         };
         let count = r.len()?;
-        a.stats = HashMap::with_capacity(count.min(bytes.len()));
+        a.stats = HashMap::with_capacity(r.at_most(count, STATS_ENTRY_BYTES));
         for _ in 0..count {
             let at = r.at;
             let id = r.id()?;
@@ -265,9 +265,11 @@ impl Writer {
     }
 }
 
-/// The fewest bytes a list member takes (an empty id's length, a score): bounds what a count
-/// read from corrupt bytes may reserve.
+/// The fewest bytes a list member takes (an empty id's length, a score).
 const LIST_MEMBER_BYTES: usize = 4 + 8;
+
+/// The fewest bytes a video's counters take (an empty id's length, 8 values).
+const STATS_ENTRY_BYTES: usize = 4 + 8 * 8;
 
 struct Reader<'b> {
     bytes: &'b [u8],
@@ -329,6 +331,13 @@ impl<'b> Reader<'b> {
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Malformed(at))
     }
 
+    /// How many of a count read from the bytes, each taking at least `min_bytes`, the bytes
+    /// left can hold: what a collection may reserve for them, so that a corrupt count cannot
+    /// reserve more than the input could fill.
+    fn at_most(&self, count: usize, min_bytes: usize) -> usize {
+        count.min((self.bytes.len() - self.at) / min_bytes)
+    }
+
     /// A string held as an [`Id`] (inline when short: no allocation of its own).
     fn id(&mut self) -> Result<Id, DecodeError> {
         let n = self.len()?;
@@ -342,8 +351,7 @@ impl<'b> Reader<'b> {
     fn list(&mut self) -> Result<ScoreIndex<Id>, DecodeError> {
         let at = self.at;
         let n = self.len()?;
-        let left = self.bytes.len() - self.at;
-        let mut members = Vec::with_capacity(n.min(left / LIST_MEMBER_BYTES));
+        let mut members = Vec::with_capacity(self.at_most(n, LIST_MEMBER_BYTES));
         for _ in 0..n {
             let id = self.id()?;
             members.push((id, self.f64()?));
