@@ -4,7 +4,8 @@
 # resolve a few percent; these runs are ~25 s apart).
 #
 #   scripts/bench-ab.sh [--rounds N] [--duration-secs S] [--phases P] [--out DIR]
-#                       [--a-flags F] [--b-flags F] A_DIR B_DIR
+#                       [--a-flags F] [--b-flags F] [--a-redis-nice N] [--b-redis-nice N]
+#                       A_DIR B_DIR
 #
 # --phases: the `feedroll-loadgen run` phases of each run (default `uncached`; e.g.
 # `baseline,cached` for cached pages beside the static baseline, measured in every run).
@@ -27,21 +28,28 @@
 # "--shared-aggregates process"` compares the shared aggregates' modes, one build as A and B).
 # Each side then has its own redis-server, the same world loaded into it through its own
 # feed-server with its flags, as a deployment of that configuration would hold it.
+#
+# --a-redis-nice / --b-redis-nice: the `nice` value Redis runs at during that side's runs
+# (default BENCH_REDIS_NICE, -10: scripts/bench-lib.sh says why); e.g. `--a-redis-nice 0`
+# measures what Redis's priority is worth, one build as A and B.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
 
 rounds=6 duration=10 phases=uncached out=bench-out/ab dirs=() a_flags="" b_flags=""
+a_nice="$redis_nice" b_nice="$redis_nice"
 while (($#)); do
   case "$1" in
-    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --rounds) rounds="$2"; shift ;;
     --duration-secs) duration="$2"; shift ;;
     --phases) phases="$2"; shift ;;
     --out) out="$2"; shift ;;
     --a-flags) a_flags="$2"; shift ;;
     --b-flags) b_flags="$2"; shift ;;
+    --a-redis-nice) a_nice="$2"; shift ;;
+    --b-redis-nice) b_nice="$2"; shift ;;
     *) dirs+=("$1") ;;
   esac
   shift
@@ -105,8 +113,9 @@ for ((round = 1; round <= rounds; round++)); do
   order="A B"
   ((round % 2 == 0)) && order="B A"
   for side in $order; do
-    dir="${dirs[0]}" redis=("${redis_a[@]}") flags="$a_flags"
-    [ "$side" = B ] && dir="${dirs[1]}" redis=("${redis_b[@]}") flags="$b_flags"
+    dir="${dirs[0]}" redis=("${redis_a[@]}") flags="$a_flags" nice="$a_nice"
+    [ "$side" = B ] && dir="${dirs[1]}" redis=("${redis_b[@]}") flags="$b_flags" nice="$b_nice"
+    set_nice "${redis[1]}" "$nice"
     for pattern in '*head:*' '*snap:*'; do
       redis-cli -p "${redis[0]}" --scan --pattern "$pattern" |
         xargs -r -n 1000 redis-cli -p "${redis[0]}" DEL >/dev/null

@@ -25,6 +25,9 @@
 # 6 min, prior gap 1 h, horizon 24 h, in compressed time; TTLs stay in real seconds). After the
 # run, the session phase runs again with the warm-up off (the "before" of BENCHMARKS.md).
 # FEED_* environment variables reach feed-server (e.g. FEED_SHARED_CACHE_MS=0).
+# BENCH_REDIS_NICE: the `nice` value of the private redis-server (default -10, priority over the
+# load generator and feed-server that share its two cores; scripts/bench-lib.sh says why; 0 runs
+# it as runs before 2026-12-06 did).
 # World flags (--videos --users --creators --plays --follows --friends --zipf-s --seed) go to
 # both the loader and the run; --victim-rate --victim-conns --flood-rate --flood-conns go to
 # `feedroll-loadgen isolation`, --flood-limit to `keys`; any other flag goes to

@@ -493,9 +493,12 @@ mod tests {
         let mut videos: Vec<Video> = [4, 2, 1, 3]
             .map(|i| video(i, ContentType::Short, hour))
             .to_vec();
-        videos
-            .iter_mut()
-            .for_each(|v| v.creator_id = "c-same".into());
+        let published = videos[0].published_at;
+        videos.iter_mut().for_each(|v| {
+            v.creator_id = "c-same".into();
+            // One instant for all (each `video` reads the clock anew).
+            v.published_at = published;
+        });
         videos.push(video(9, ContentType::Short, Duration::minutes(1)));
         store.put_videos(&videos).await.expect("put");
         let now = Timestamp::from(Utc::now()).secs_f64();

@@ -218,7 +218,8 @@ pub struct IngestArgs {
     pub shared_aggregates: AggregatesMode,
     /// With `--shared-aggregates process`: time between two checkpoints (the stream keeps
     /// about two of these, and the backlog refused beyond `--event-backlog-max` counts the
-    /// events since the last one).
+    /// events since the last one); a checkpoint starts at once when that backlog reaches half
+    /// of `--event-backlog-max`.
     #[arg(long, env = "FEED_CHECKPOINT_INTERVAL_MS", default_value_t = DEFAULT_CHECKPOINT_INTERVAL.as_millis() as u64,
           value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(100..=60_000))]
     pub checkpoint_interval_ms: u64,
@@ -372,6 +373,12 @@ impl Ingest {
             return Err(StoreError::Backlogged { backlog, limit });
         }
         Ok(())
+    }
+
+    /// The backlog last observed (events accepted and not yet applied, or in process mode not
+    /// yet checkpointed).
+    pub fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
     }
 
     /// Records the backlog Redis reported (`P{shared}:evq`; negative values, from a counter reset while

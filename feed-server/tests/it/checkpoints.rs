@@ -24,7 +24,7 @@ use feed_server::store::redis_checkpoint::{
 use feed_server::store::redis_follower::{
     CheckpointSchedule, FollowedState, Follower, READ_COUNT, run_checkpoints, run_follower,
 };
-use feed_server::store::{RedisStore, Store, run_event_consumer};
+use feed_server::store::{AggregatesMode, IngestSettings, RedisStore, Store, run_event_consumer};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::Connection;
@@ -392,6 +392,98 @@ async fn three_replicas_fold_every_batch_once_while_one_of_them_checkpoints() {
         .query(&mut conn)
         .expect("get");
     assert_eq!(lease, None, "the lease was not given back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_at_half_its_bound_is_checkpointed_before_the_interval_ends() {
+    let redis = RedisServer::start();
+    let prefix = "bp:";
+    let store = redis.store_with_ingest(
+        prefix,
+        IngestSettings {
+            mode: AggregatesMode::Process,
+            backlog_max: 40,
+            ..IngestSettings::default()
+        },
+    );
+    let stop = CancellationToken::new();
+    let followed = store.followed().cloned().expect("in process");
+    let f = Arc::new(
+        Follower::start(store.clone(), followed)
+            .await
+            .expect("start"),
+    );
+    let tasks = [
+        tokio::spawn(run_follower(f.clone(), stop.clone())),
+        tokio::spawn(run_checkpoints(
+            f.clone(),
+            "writer".to_owned(),
+            CheckpointSchedule {
+                interval: Duration::from_secs(600),
+                ..CheckpointSchedule::default()
+            },
+            stop.clone(),
+        )),
+    ];
+    let videos = videos();
+    store.put_videos(&videos).await.expect("catalog");
+    let mut conn = redis.connection();
+    let backlog = |conn: &mut Connection| -> i64 {
+        redis::cmd("GET")
+            .arg("bp:{shared}:evq")
+            .query::<Option<i64>>(conn)
+            .expect("get")
+            .unwrap_or(0)
+    };
+    let accept = |i: usize, n: usize| {
+        let events: Vec<Generated> = (0..n)
+            .map(|k| ((k % 5) as u8, (i + k) % 12, 1, 60))
+            .collect();
+        deltas(&videos, &events)
+    };
+    // The first tick's checkpoint, then 15 events: under half the bound, the writer waits for
+    // its interval.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis_checkpoint::manifest(&store)
+        .await
+        .expect("manifest")
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "no first checkpoint");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first = redis_checkpoint::manifest(&store).await.expect("manifest");
+    for i in 0..3 {
+        store.apply(&accept(i, 5)).await.expect("accept");
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        redis_checkpoint::manifest(&store).await.expect("manifest"),
+        first,
+        "a checkpoint under half the bound"
+    );
+    assert_eq!(backlog(&mut conn), 15);
+    // One batch takes it to 25 events: past half the bound, a checkpoint of what the follower
+    // has folded is written at once and its events leave the backlog (the writer may see the
+    // backlog before its follower folds that batch: then 10 events stay, under half, until the
+    // next interval; it does not wait for its interval either way).
+    store.apply(&accept(3, 10)).await.expect("accept");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = redis_checkpoint::manifest(&store).await.expect("manifest");
+        if m != first && backlog(&mut conn) < 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint within 5 s of the backlog reaching half its bound (interval 600 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    for t in tasks {
+        t.await.expect("task");
+    }
 }
 
 /// A checkpoint of `n` accepted batches, written.

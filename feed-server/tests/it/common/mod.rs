@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use feed_server::config::Config;
-use feed_server::store::RedisStore;
 use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_store::RedisSettings;
+use feed_server::store::{IngestMetrics, IngestSettings, RedisStore};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -122,15 +122,25 @@ impl RedisServer {
     /// A Redis store on this server under `prefix`, with no shared cache (every read goes to
     /// Redis) and the default ingest settings (no consumer runs unless the test starts one).
     pub fn store(&self, prefix: &str) -> Arc<RedisStore> {
+        Arc::new(self.plain_store(prefix))
+    }
+
+    /// [`RedisServer::store`] with these ingest settings.
+    pub fn store_with_ingest(&self, prefix: &str, ingest: IngestSettings) -> Arc<RedisStore> {
         Arc::new(
-            RedisStore::connect(&RedisSettings {
-                target: RedisTarget::Single(self.url().into()),
-                prefix: prefix.to_owned(),
-                timeout: Duration::from_secs(2),
-                shared_cache: Duration::ZERO,
-            })
-            .expect("connect"),
+            self.plain_store(prefix)
+                .with_ingest(ingest, IngestMetrics::unregistered()),
         )
+    }
+
+    fn plain_store(&self, prefix: &str) -> RedisStore {
+        RedisStore::connect(&RedisSettings {
+            target: RedisTarget::Single(self.url().into()),
+            prefix: prefix.to_owned(),
+            timeout: Duration::from_secs(2),
+            shared_cache: Duration::ZERO,
+        })
+        .expect("connect")
     }
 
     /// A plain blocking connection, for a test to read or write Redis behind the store's back.
