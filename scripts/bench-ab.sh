@@ -41,7 +41,7 @@ rounds=6 duration=10 phases=uncached out=bench-out/ab dirs=() a_flags="" b_flags
 a_nice="$redis_nice" b_nice="$redis_nice"
 while (($#)); do
   case "$1" in
-    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --rounds) rounds="$2"; shift ;;
     --duration-secs) duration="$2"; shift ;;
     --phases) phases="$2"; shift ;;
@@ -115,7 +115,8 @@ for ((round = 1; round <= rounds; round++)); do
   for side in $order; do
     dir="${dirs[0]}" redis=("${redis_a[@]}") flags="$a_flags" nice="$a_nice"
     [ "$side" = B ] && dir="${dirs[1]}" redis=("${redis_b[@]}") flags="$b_flags" nice="$b_nice"
-    set_nice "${redis[1]}" "$nice"
+    # Both sides' priorities must hold, or the runs would compare two identical setups.
+    set_nice "${redis[1]}" "$nice" || [ "$a_nice" = "$b_nice" ] || exit 1
     for pattern in '*head:*' '*snap:*'; do
       redis-cli -p "${redis[0]}" --scan --pattern "$pattern" |
         xargs -r -n 1000 redis-cli -p "${redis[0]}" DEL >/dev/null

@@ -61,7 +61,7 @@ start_private_redis() { # PORT [DIR, default $tmp]
     sleep 0.05
   done
   redis-cli -p "$1" ping >/dev/null
-  set_nice "$redis_pid" "$redis_nice"
+  set_nice "$redis_pid" "$redis_nice" || true
 }
 
 # The scheduling priority the bench's redis-server runs at (`nice` value; BENCH_REDIS_NICE,
@@ -73,11 +73,14 @@ start_private_redis() { # PORT [DIR, default $tmp]
 # whenever it has work, as its own core would. 0 measures the shared host as it was.
 redis_nice="${BENCH_REDIS_NICE:--10}"
 
-# Sets the scheduling priority of process $1 to `nice` $2; warns (and goes on at the priority
-# it has) when this user may not raise priorities.
+# Sets the scheduling priority of process $1 (its main thread: Redis serves commands there) to
+# `nice` $2, absolute; warns and fails (the process goes on at the priority it has) when this
+# user may not raise priorities.
 set_nice() { # PID NICE
-  renice -n "$2" -p "$1" >/dev/null 2>&1 ||
+  renice "$2" -p "$1" >/dev/null 2>&1 || {
     echo "bench: could not set redis-server's nice to $2 (needs root); it runs at $(ps -o ni= -p "$1" | tr -d ' ')" >&2
+    return 1
+  }
 }
 
 # Sets the array `redis_stats` to the flags that make the loadgen LOADGEN read the command

@@ -374,8 +374,12 @@ pub fn checkpoint_pressed(backlog: u64, backlog_max: u64) -> bool {
 }
 
 /// Writes a checkpoint of `follower`'s state every interval while `holder` holds the lease
-/// (taking it when free), and at once when the backlog presses ([`checkpoint_pressed`]), until
-/// `stop`; then gives the lease up.
+/// (taking it when free), and sooner when the backlog presses ([`checkpoint_pressed`]), until
+/// `stop`; then gives the lease up. Pressure counts only after a checkpoint this writer moved
+/// the manifest with: a replica without the lease, a refused or failed checkpoint, or a state
+/// that has not changed waits for the next interval instead of trying again every
+/// [`PRESSURE_POLL`]. Between two checkpoints it waits at least as long as the last one took,
+/// so that a bound smaller than the traffic cannot keep the writer encoding.
 pub async fn run_checkpoints(
     follower: Arc<Follower>,
     holder: String,
@@ -383,26 +387,32 @@ pub async fn run_checkpoints(
     stop: CancellationToken,
 ) {
     let mut written = None;
+    let mut may_press = false;
+    let mut last_took = Duration::ZERO;
     // At a fixed rate: the time a checkpoint takes does not stretch the interval (the backlog
     // counts the events since the last one).
     let mut ticks = tokio::time::interval(schedule.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let pressed = tokio::select! {
             _ = stop.cancelled() => break,
-            _ = ticks.tick() => {}
-            () = backlog_pressure(&follower.store) => {
+            _ = ticks.tick() => false,
+            () = backlog_pressure(&follower.store, last_took), if may_press => {
                 // The next regular checkpoint one interval after this one.
                 ticks.reset();
+                true
             }
-        }
+        };
         let started = std::time::Instant::now();
-        if let Err(e) = checkpoint_once(&follower, &holder, &schedule, &mut written).await {
+        let attempt = checkpoint_once(&follower, &holder, &schedule, &mut written, pressed).await;
+        last_took = started.elapsed();
+        may_press = matches!(attempt, Ok(Some(Written::Moved)));
+        if let Err(e) = attempt {
             tracing::warn!(error = %e, "checkpoint writer: failed; trying again next interval");
         }
-        if started.elapsed() > schedule.interval {
+        if last_took > schedule.interval {
             tracing::warn!(
-                took_ms = started.elapsed().as_millis() as u64,
+                took_ms = last_took.as_millis() as u64,
                 interval_ms = schedule.interval.as_millis() as u64,
                 "checkpoint writer: a checkpoint took longer than the interval; the backlog grows"
             );
@@ -413,11 +423,14 @@ pub async fn run_checkpoints(
     }
 }
 
-/// Returns once the backlog presses ([`checkpoint_pressed`]): as this replica last observed it,
-/// which its follower reads with every poll (every [`POLL`] while idle); looked at every
-/// [`PRESSURE_POLL`].
-async fn backlog_pressure(store: &RedisStore) {
+/// Returns once the backlog presses ([`checkpoint_pressed`]), looked at every
+/// [`PRESSURE_POLL`] after waiting at least `gap`: the backlog as this replica last observed
+/// it, from its follower's polls (every [`POLL`] while idle) and its own accepts' replies. An
+/// accept's reply sent before a checkpoint's move may land after the lower reading of a poll:
+/// at worst one checkpoint more.
+async fn backlog_pressure(store: &RedisStore, gap: Duration) {
     let ingest = store.ingest();
+    tokio::time::sleep(gap.saturating_sub(PRESSURE_POLL)).await;
     loop {
         tokio::time::sleep(PRESSURE_POLL).await;
         if checkpoint_pressed(ingest.backlog(), ingest.settings.backlog_max) {
@@ -426,30 +439,33 @@ async fn backlog_pressure(store: &RedisStore) {
     }
 }
 
-/// One interval of [`run_checkpoints`]: `written` is the last id this writer saw as the
-/// manifest's, so that an unchanged state is not encoded again.
+/// One checkpoint of [`run_checkpoints`] (`pressed`: started by the backlog, logged):
+/// `written` is the last id this writer saw as the manifest's, so that an unchanged state is
+/// not encoded again. `None` when nothing was written (another replica holds the lease, or
+/// the state has not changed).
 async fn checkpoint_once(
     follower: &Follower,
     holder: &str,
     schedule: &CheckpointSchedule,
     written: &mut Option<EntryId>,
-) -> Result<(), CheckpointError> {
+    pressed: bool,
+) -> Result<Option<Written>, CheckpointError> {
     if !redis_checkpoint::hold_lease(&follower.store, holder, schedule.lease).await? {
-        return Ok(());
+        return Ok(None);
     }
     let Some(snapshot) = follower
         .state
         .snapshot_after(*written, schedule.settings.chunk_bytes)
     else {
-        return Ok(());
+        return Ok(None);
     };
     let started = std::time::Instant::now();
     let outcome = redis_checkpoint::write(&follower.store, &snapshot, &schedule.settings).await?;
-    tracing::debug!(id = %snapshot.id, bytes = snapshot.encoded_len(), outcome = ?outcome, took_ms = started.elapsed().as_millis() as u64, "checkpoint writer");
+    tracing::debug!(id = %snapshot.id, bytes = snapshot.encoded_len(), outcome = ?outcome, pressed, took_ms = started.elapsed().as_millis() as u64, "checkpoint writer");
     if outcome != Written::Refused {
         *written = Some(snapshot.id);
     }
-    Ok(())
+    Ok(Some(outcome))
 }
 
 #[cfg(test)]
