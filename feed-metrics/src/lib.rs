@@ -100,6 +100,9 @@ pub mod ops {
     pub const EVENT_BATCHES_CLAIMED: &str = "feed_event_batches_claimed_total";
     /// Counter of ingest-stream entries that could not be decoded (acknowledged, not applied).
     pub const EVENT_BATCHES_UNREADABLE: &str = "feed_event_batches_unreadable_total";
+    /// Counter of the checkpoints of the shared aggregates this replica wrote (moved the
+    /// manifest to), by what started them (`reason`: `interval`, `pressure`).
+    pub const CHECKPOINTS: &str = "feed_checkpoints_total";
     /// Gauge: age of the oldest counter change the replica read in its last poll of the counter
     /// change feed (0 when there was none): how far its in-process video counters trail Redis.
     pub const COUNTER_FEED_LAG: &str = "feed_counter_feed_lag_seconds";
@@ -173,6 +176,7 @@ pub const ALL: &[&str] = &[
     ops::EVENTS_APPLIED,
     ops::EVENT_BATCHES_CLAIMED,
     ops::EVENT_BATCHES_UNREADABLE,
+    ops::CHECKPOINTS,
 ];
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use feed_metrics::ops;
-use prometheus::{Gauge, IntCounter, IntGauge};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts};
 use redis::{Pipeline, Value};
 use tokio::sync::Notify;
 
@@ -269,6 +269,27 @@ pub struct IngestMetrics {
     /// `feed_counter_feed_read_timestamp_seconds`: when the last successful poll of the counter
     /// change feed was sent (what the replica holds in process reflects Redis as of then).
     pub counter_feed_read_at: Gauge,
+    /// `feed_checkpoints_total{reason}`: checkpoints this replica wrote, by [`CheckpointReason`].
+    pub checkpoints: IntCounterVec,
+}
+
+/// What started a checkpoint (the `reason` label of `feed_checkpoints_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointReason {
+    /// `--checkpoint-interval-ms` elapsed.
+    Interval,
+    /// The backlog reached half of `--event-backlog-max` first.
+    Pressure,
+}
+
+impl CheckpointReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Interval => "interval",
+            Self::Pressure => "pressure",
+        }
+    }
 }
 
 impl IngestMetrics {
@@ -310,6 +331,13 @@ impl IngestMetrics {
                 ops::COUNTER_FEED_READ_AT,
                 "Unix time the last successful poll of the counter change feed was sent: the in-process counters, duration totals and catalog version reflect Redis as of then",
             )?,
+            checkpoints: IntCounterVec::new(
+                Opts::new(
+                    ops::CHECKPOINTS,
+                    "Checkpoints of the shared aggregates this replica wrote, by what started them",
+                ),
+                &["reason"],
+            )?,
         })
     }
 
@@ -331,6 +359,7 @@ impl IngestMetrics {
         register(Box::new(m.counter_feed_lag.clone()))?;
         register(Box::new(m.counter_feed_resets.clone()))?;
         register(Box::new(m.counter_feed_read_at.clone()))?;
+        register(Box::new(m.checkpoints.clone()))?;
         Ok(m)
     }
 

@@ -28,7 +28,8 @@ use super::redis_checkpoint::{
     self, CheckpointError, CheckpointSettings, Snapshot, Written, parse_trimmed, trim_query,
 };
 use super::redis_events::{
-    DEFAULT_CHECKPOINT_INTERVAL, POLL, consumer_name, corrupt, now_millis, parse_read, stream_id,
+    CheckpointReason, DEFAULT_CHECKPOINT_INTERVAL, POLL, consumer_name, corrupt, now_millis,
+    parse_read, stream_id,
 };
 use super::redis_migration;
 use super::redis_store::RedisStore;
@@ -394,19 +395,26 @@ pub async fn run_checkpoints(
     let mut ticks = tokio::time::interval(schedule.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let pressed = tokio::select! {
+        let reason = tokio::select! {
             _ = stop.cancelled() => break,
-            _ = ticks.tick() => false,
+            _ = ticks.tick() => CheckpointReason::Interval,
             () = backlog_pressure(&follower.store, last_took), if may_press => {
                 // The next regular checkpoint one interval after this one.
                 ticks.reset();
-                true
+                CheckpointReason::Pressure
             }
         };
         let started = std::time::Instant::now();
-        let attempt = checkpoint_once(&follower, &holder, &schedule, &mut written, pressed).await;
+        let attempt = checkpoint_once(&follower, &holder, &schedule, &mut written, reason).await;
         last_took = started.elapsed();
         may_press = matches!(attempt, Ok(Some(Written::Moved)));
+        if may_press {
+            let metrics = &follower.store.ingest().metrics;
+            metrics
+                .checkpoints
+                .with_label_values(&[reason.as_str()])
+                .inc();
+        }
         if let Err(e) = attempt {
             tracing::warn!(error = %e, "checkpoint writer: failed; trying again next interval");
         }
@@ -439,7 +447,7 @@ async fn backlog_pressure(store: &RedisStore, gap: Duration) {
     }
 }
 
-/// One checkpoint of [`run_checkpoints`] (`pressed`: started by the backlog, logged):
+/// One checkpoint of [`run_checkpoints`] (`reason`: what started it, logged):
 /// `written` is the last id this writer saw as the manifest's, so that an unchanged state is
 /// not encoded again. `None` when nothing was written (another replica holds the lease, or
 /// the state has not changed).
@@ -448,7 +456,7 @@ async fn checkpoint_once(
     holder: &str,
     schedule: &CheckpointSchedule,
     written: &mut Option<EntryId>,
-    pressed: bool,
+    reason: CheckpointReason,
 ) -> Result<Option<Written>, CheckpointError> {
     if !redis_checkpoint::hold_lease(&follower.store, holder, schedule.lease).await? {
         return Ok(None);
@@ -461,7 +469,7 @@ async fn checkpoint_once(
     };
     let started = std::time::Instant::now();
     let outcome = redis_checkpoint::write(&follower.store, &snapshot, &schedule.settings).await?;
-    tracing::debug!(id = %snapshot.id, bytes = snapshot.encoded_len(), outcome = ?outcome, pressed, took_ms = started.elapsed().as_millis() as u64, "checkpoint writer");
+    tracing::debug!(id = %snapshot.id, bytes = snapshot.encoded_len(), outcome = ?outcome, reason = reason.as_str(), took_ms = started.elapsed().as_millis() as u64, "checkpoint writer");
     if outcome != Written::Refused {
         *written = Some(snapshot.id);
     }

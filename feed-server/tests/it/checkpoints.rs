@@ -24,7 +24,9 @@ use feed_server::store::redis_checkpoint::{
 use feed_server::store::redis_follower::{
     CheckpointSchedule, FollowedState, Follower, READ_COUNT, run_checkpoints, run_follower,
 };
-use feed_server::store::{AggregatesMode, IngestSettings, RedisStore, Store, run_event_consumer};
+use feed_server::store::{
+    AggregatesMode, IngestMetrics, IngestSettings, RedisStore, Store, run_event_consumer,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::Connection;
@@ -398,6 +400,7 @@ async fn three_replicas_fold_every_batch_once_while_one_of_them_checkpoints() {
 async fn a_backlog_at_half_its_bound_is_checkpointed_before_the_interval_ends() {
     let redis = RedisServer::start();
     let prefix = "bp:";
+    let metrics = IngestMetrics::unregistered();
     let store = redis.store_with_ingest(
         prefix,
         IngestSettings {
@@ -405,7 +408,9 @@ async fn a_backlog_at_half_its_bound_is_checkpointed_before_the_interval_ends() 
             backlog_max: 40,
             ..IngestSettings::default()
         },
+        metrics.clone(),
     );
+    let checkpoints = |reason: &str| metrics.checkpoints.with_label_values(&[reason]).get();
     let stop = CancellationToken::new();
     let followed = store.followed().cloned().expect("in process");
     let f = Arc::new(
@@ -463,6 +468,11 @@ async fn a_backlog_at_half_its_bound_is_checkpointed_before_the_interval_ends() 
         "a checkpoint under half the bound"
     );
     assert_eq!(backlog(&mut conn), 15);
+    assert_eq!(
+        (checkpoints("interval"), checkpoints("pressure")),
+        (1, 0),
+        "checkpoints by reason under half the bound"
+    );
     // One batch takes it to 25 events: past half the bound, a checkpoint of what the follower
     // has folded is written at once and its events leave the backlog (the writer may see the
     // backlog before its follower folds that batch: then 10 events stay, under half, until the
@@ -471,7 +481,8 @@ async fn a_backlog_at_half_its_bound_is_checkpointed_before_the_interval_ends() 
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let m = redis_checkpoint::manifest(&store).await.expect("manifest");
-        if m != first && backlog(&mut conn) < 20 {
+        // The writer counts its checkpoint once the move has answered.
+        if m != first && backlog(&mut conn) < 20 && checkpoints("pressure") >= 1 {
             break;
         }
         assert!(
@@ -480,6 +491,7 @@ async fn a_backlog_at_half_its_bound_is_checkpointed_before_the_interval_ends() 
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert_eq!(checkpoints("interval"), 1, "a second interval's checkpoint");
     stop.cancel();
     for t in tasks {
         t.await.expect("task");

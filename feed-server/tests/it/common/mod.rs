@@ -125,12 +125,14 @@ impl RedisServer {
         Arc::new(self.plain_store(prefix))
     }
 
-    /// [`RedisServer::store`] with these ingest settings.
-    pub fn store_with_ingest(&self, prefix: &str, ingest: IngestSettings) -> Arc<RedisStore> {
-        Arc::new(
-            self.plain_store(prefix)
-                .with_ingest(ingest, IngestMetrics::unregistered()),
-        )
+    /// [`RedisServer::store`] with these ingest settings and metrics.
+    pub fn store_with_ingest(
+        &self,
+        prefix: &str,
+        ingest: IngestSettings,
+        metrics: IngestMetrics,
+    ) -> Arc<RedisStore> {
+        Arc::new(self.plain_store(prefix).with_ingest(ingest, metrics))
     }
 
     fn plain_store(&self, prefix: &str) -> RedisStore {
