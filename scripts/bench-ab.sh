@@ -116,7 +116,10 @@ for ((round = 1; round <= rounds; round++)); do
     dir="${dirs[0]}" redis=("${redis_a[@]}") flags="$a_flags" nice="$a_nice"
     [ "$side" = B ] && dir="${dirs[1]}" redis=("${redis_b[@]}") flags="$b_flags" nice="$b_nice"
     # Both sides' priorities must hold, or the runs would compare two identical setups.
-    set_nice "${redis[1]}" "$nice" || [ "$a_nice" = "$b_nice" ] || exit 1
+    set_nice "${redis[1]}" "$nice" || [ "$a_nice" = "$b_nice" ] || {
+      echo "bench-ab: the sides' Redis priorities differ ($a_nice, $b_nice) and $side's could not be set" >&2
+      exit 1
+    }
     for pattern in '*head:*' '*snap:*'; do
       redis-cli -p "${redis[0]}" --scan --pattern "$pattern" |
         xargs -r -n 1000 redis-cli -p "${redis[0]}" DEL >/dev/null
