@@ -449,15 +449,13 @@ async fn a_backlog_at_half_its_bound_is_checkpointed_before_the_interval_ends() 
     // The first tick's checkpoint, then 15 events: under half the bound, the writer waits for
     // its interval.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while redis_checkpoint::manifest(&store)
-        .await
-        .expect("manifest")
-        .is_none()
-    {
+    let first = loop {
+        if let Some(m) = redis_checkpoint::manifest(&store).await.expect("manifest") {
+            break Some(m);
+        }
         assert!(Instant::now() < deadline, "no first checkpoint");
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let first = redis_checkpoint::manifest(&store).await.expect("manifest");
+    };
     for i in 0..3 {
         store.apply(&accept(i, 5)).await.expect("accept");
     }

@@ -324,11 +324,16 @@ impl<'b> Reader<'b> {
         usize::try_from(u32::from_le_bytes(self.array()?)).map_err(|_| DecodeError::Malformed(at))
     }
 
-    fn string(&mut self) -> Result<String, DecodeError> {
+    /// A length-prefixed UTF-8 string, borrowed from the bytes.
+    fn str(&mut self) -> Result<&'b str, DecodeError> {
         let n = self.len()?;
         let at = self.at;
         let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Malformed(at))
+        std::str::from_utf8(bytes).map_err(|_| DecodeError::Malformed(at))
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        self.str().map(str::to_owned)
     }
 
     /// How many of a count read from the bytes, each taking at least `min_bytes`, the bytes
@@ -340,10 +345,7 @@ impl<'b> Reader<'b> {
 
     /// A string held as an [`Id`] (inline when short: no allocation of its own).
     fn id(&mut self) -> Result<Id, DecodeError> {
-        let n = self.len()?;
-        let at = self.at;
-        let bytes = self.take(n)?;
-        Id::from_utf8(bytes).map_err(|_| DecodeError::Malformed(at))
+        self.str().map(Id::from)
     }
 
     /// A list in [`ScoreIndex::lowest`]'s order, as written; out of order, or with a member
