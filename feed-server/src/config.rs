@@ -121,15 +121,16 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "FEED_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
-    /// Events the exposure log keeps (Redis: a Stream trimmed with `MAXLEN ~`; embedded: a ring
-    /// buffer); older ones are dropped and counted in `feed_exposure_log_dropped_total`. The
+    /// Events the exposure log keeps (Redis: a Stream trimmed after each append; embedded: a
+    /// ring buffer); older ones are dropped and counted in `feed_exposure_log_dropped_total`. The
     /// default holds at least 500,000 exposures (impression, view, complete, like).
     #[arg(long, env = "FEED_EXPOSURE_LOG_CAPACITY", default_value_t = crate::exposure::DEFAULT_LOG_CAPACITY,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub exposure_log_capacity: usize,
-    /// Form of the exposure-log entries this replica writes on Redis; both are read. `packed`
-    /// (one field) costs Redis less per event, but versions without this option cannot read it:
-    /// set it once no such version runs (README: Tuning a profile from the exposure log).
+    /// Form of the exposure-log entries this replica writes on Redis; all are read. `packed`
+    /// (one field an event) and `batched` (up to 64 events an entry) cost Redis less per event,
+    /// but versions without that value cannot read it: set it once no such version runs
+    /// (README: Tuning a profile from the exposure log).
     #[arg(long, env = "FEED_EXPOSURE_LOG_FORMAT", value_enum, default_value_t = crate::exposure::LogFormat::Fields)]
     pub exposure_log_format: crate::exposure::LogFormat,
     /// Most exposure-log events one `POST /v1/admin/tune` reads: the newest, so a tune's work

@@ -5,12 +5,14 @@
 //! `Store::apply`, or on Redis the consumers' apply script ([`crate::store`]'s ingest stream), so
 //! an event is never counted without being logged, nor logged without being counted (on Redis
 //! both trail acceptance by the apply lag). Redis keeps it in a capped Stream `P xlog` (one
-//! `XADD` per event in the form [`LogFormat`] names, then `XTRIM MAXLEN ~ N` per apply round:
-//! `store::redis_log`), the embedded store in a ring buffer ([`ring::RingLog`]). `N` is `--exposure-log-capacity` (`FEED_EXPOSURE_LOG_CAPACITY`,
+//! `XADD` per event, or per batch of events, in the form [`LogFormat`] names, then a trim to `N`
+//! events per apply round: `store::redis_log`), the embedded store in a ring buffer
+//! ([`ring::RingLog`]). `N` is `--exposure-log-capacity` (`FEED_EXPOSURE_LOG_CAPACITY`,
 //! default [`DEFAULT_LOG_CAPACITY`] events: at least 500,000 exposures at up to four events each —
 //! impression, view, complete, like; KuaiRand averages 1.6). When the log is full the oldest
 //! events are dropped (Redis trims whole stream nodes, so it may hold up to ~100 events more than
-//! `N` for a while), never the one being appended, and the drops are counted in
+//! `N` for a while; batched entries are dropped whole, so it may hold up to 63 fewer), never the
+//! one being appended, and the drops are counted in
 //! `feed_exposure_log_dropped_total`. An *exposure* is an impression together with its outcome:
 //! the events of the same user and video that follow it, up to the next impression of that pair
 //! (played, watch ratio, completed, liked) — see [`replay`]. The log is windowed by the events'
@@ -112,6 +114,10 @@ pub enum LogFormat {
     /// Redis memory per entry. Readable only by versions that have this option: set it once
     /// every replica (stable and canary) runs one.
     Packed,
+    /// Up to 64 packed events an entry (fields `n` and `b`), one `XADD` for them all; the cap
+    /// then counts events in `P xlog:n`. Readable only by versions that have this value: set it
+    /// once every replica (stable and canary) runs one.
+    Batched,
 }
 
 /// How a store keeps the exposure log.

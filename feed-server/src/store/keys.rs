@@ -31,6 +31,7 @@
 //! | `P{shared}:dur` | hash | impressions and completes per duration bucket: `<bucket>:impressions`, `<bucket>:plays`, `<bucket>:completes` |
 //! | `P{shared}:active` | zset | users by last activity |
 //! | `P{shared}:xlog` | stream | the exposure log: every applied event, capped (`store::redis_log`) |
+//! | `P{shared}:xlog:n` | string | the events the exposure log holds, kept once a replica writes batched entries (its cap is in events) |
 //! | `P{shared}:ev` | stream | the ingest stream: one entry per accepted batch not yet applied (field `d`: its shared deltas), consumer group `apply` (`store::redis_events`) |
 //! | `P{shared}:evq` | string | events accepted and not yet applied (the backlog) |
 //! | `P{shared}:ckpt` | hash | the manifest of the shared aggregates' checkpoint: its stream id (`ms`, `seq`), `chunks`, `events` folded, `format`, and where the stream was trimmed (`trim_ms`, `trim_seq`) (`store::redis_checkpoint`) |
@@ -219,6 +220,11 @@ impl Keys {
         self.shared(format_args!("xlog"))
     }
 
+    /// The exposure log's event count (`store::redis_log`: kept once entries are batched).
+    pub fn exposure_log_events(&self) -> String {
+        self.shared(format_args!("xlog:n"))
+    }
+
     /// The counter change feed: which videos' counters changed (`store::redis_counter_feed`).
     pub fn counter_changes(&self) -> String {
         self.shared(format_args!("vsc"))
@@ -313,6 +319,7 @@ mod tests {
             (k.durations(), "P{shared}:dur", shared),
             (k.active_users(), "P{shared}:active", shared),
             (k.exposure_log(), "P{shared}:xlog", shared),
+            (k.exposure_log_events(), "P{shared}:xlog:n", shared),
             (k.ingest_stream(), "P{shared}:ev", shared),
             (k.ingest_backlog(), "P{shared}:evq", shared),
             (k.checkpoint_manifest(), "P{shared}:ckpt", shared),

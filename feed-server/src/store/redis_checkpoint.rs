@@ -40,6 +40,7 @@ use thiserror::Error;
 
 use super::redis_store::RedisStore;
 use super::{StoreError, redis_events, redis_log};
+use crate::exposure::LoggedEvent;
 use crate::learning::aggregates::{DecodeError, EntryId, FORMAT, SharedAggregates};
 use crate::learning::shared::SharedDeltas;
 
@@ -85,23 +86,26 @@ return 1
 /// mark `P{shared}:ckpt:logged` (the last stream entry whose events are in the log) still
 /// holds what the writer read, and moves the mark in the same atomic step, so that a writer
 /// that repeats the range of one that crashed appends nothing twice. `KEYS`: the mark, the
-/// exposure log. `ARGV`: the mark as read (empty when none), the new mark, the log's capacity,
-/// then each event's `XADD` field-value arguments, preceded by their count. Returns the entries
-/// the log's cap trimmed, or -1 when the mark had moved.
-pub const LOG: &str = r#"
+/// exposure log, its event counter. `ARGV`: the mark as read (empty when none), the new mark,
+/// the log's capacity in events, `1` when the entries are batched (else `0`), the events they
+/// hold, then each entry's `XADD` field-value arguments, preceded by their count. Returns the
+/// events the log's cap dropped ([`redis_log::trim_log_lua`]), or -1 when the mark had moved.
+pub const LOG: &str = concat!(
+    redis_log::trim_log_lua!(),
+    r#"
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return -1 end
 local before = redis.call('XLEN', KEYS[2])
-local appended, i = 0, 4
+local i = 6
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
   redis.call('XADD', KEYS[2], '*', unpack(ARGV, i + 1, i + n))
-  appended = appended + 1
   i = i + 1 + n
 end
-redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[3], 'LIMIT', 0)
+local dropped = trim_log(KEYS[2], KEYS[3], ARGV[3], before, tonumber(ARGV[5]), ARGV[4])
 redis.call('SET', KEYS[1], ARGV[2])
-return before + appended - redis.call('XLEN', KEYS[2])
-"#;
+return dropped
+"#
+);
 
 /// Stream entries whose events one [`LOG`] call appends at most.
 const LOG_PAGE: usize = 256;
@@ -462,31 +466,32 @@ pub async fn log_through(store: &RedisStore, to: EntryId) -> Result<bool, Checkp
         let entries: Vec<(String, HashMap<String, Vec<u8>>)> =
             store.connection().cmd(&range).await?;
         let full = entries.len() >= LOG_PAGE;
-        let mut eval = redis::cmd("EVAL");
-        eval.arg(LOG)
-            .arg(2)
-            .arg(keys.checkpoint_logged())
-            .arg(store.log_key());
         let next = match entries.last() {
             Some((id, _)) if full => id
                 .parse()
                 .map_err(|_| corrupt(format_args!("stream entry id {id:?}")))?,
             _ => to,
         };
-        eval.arg(mark.map_or_else(String::new, |m| m.to_string()))
+        let events: Vec<LoggedEvent> = entries
+            .iter()
+            .filter_map(|(_, fields)| fields.get(redis_events::FIELD))
+            .filter_map(|payload| SharedDeltas::decode(payload).ok())
+            .flat_map(|deltas| deltas.log)
+            .collect();
+        let cap = redis_log::Cap::of(log);
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(LOG)
+            .arg(3)
+            .arg(keys.checkpoint_logged())
+            .arg(store.log_key())
+            .arg(keys.exposure_log_events())
+            .arg(mark.map_or_else(String::new, |m| m.to_string()))
             .arg(next.to_string())
-            .arg(log.capacity);
-        for (_, fields) in &entries {
-            let Some(deltas) = fields
-                .get(redis_events::FIELD)
-                .and_then(|p| SharedDeltas::decode(p).ok())
-            else {
-                continue;
-            };
-            for e in &deltas.log {
-                let args = redis_log::entry_args(log.format, e);
-                eval.arg(args.len()).arg(args);
-            }
+            .arg(cap.events)
+            .arg(cap.batched_arg())
+            .arg(events.len());
+        for args in redis_log::entries(log.format, &events) {
+            eval.arg(args.len()).arg(args);
         }
         let trimmed: i64 = store.connection().cmd(&eval).await?;
         if trimmed < 0 {

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::StoreError;
 use super::backoff::Backoff;
 use super::redis_events::*;
+use super::redis_log;
 use super::redis_store::RedisStore;
 use crate::learning::shared::SharedDeltas;
 
@@ -197,12 +198,18 @@ async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<
     let events = merged.events();
     let mut pipe = redis::pipe();
     store.shared_commands(&mut pipe, &merged);
-    let own_keys = [store.ingest_key(), store.backlog_key(), store.log_key()];
+    let own_keys = [
+        store.ingest_key(),
+        store.backlog_key(),
+        store.log_key(),
+        store.keys().exposure_log_events(),
+    ];
     let round = ApplyRound {
         consumer,
         ids: entries.iter().map(|e| e.id.as_str()).collect(),
         events,
         logged: merged.log.len(),
+        log_cap: redis_log::Cap::of(store.log_settings()),
     };
     let eval = apply_eval(&own_keys, &round, &pipe)?;
     drop(pipe);

@@ -88,23 +88,28 @@ pub(super) const FIELD: &str = "d";
 
 /// Applies merged entries if they are all still pending for this consumer (see the module
 /// docs). Every key is in `KEYS`, all in the shared slot (`store::keys`), so the script runs on
-/// a Redis Cluster as on one server: stream, backlog counter, exposure log, then the keys the
-/// commands write. `ARGV`: group, consumer, number of ids `n`, events, exposure-log appends, the
-/// `n` ids, then the commands in *runs* of one name, one key and one arity: the name, the index
-/// of the key in `KEYS`, the number of commands `c` and their arity `a`, then `c · a`
-/// arguments (a round's ~600 writes are a few dozen runs: a script spends less on each call
-/// than a per-command header cost it, and two-argument commands need no `unpack`). Returns
-/// `{applied (0/1), backlog left, exposure-log entries trimmed}`.
-pub const APPLY: &str = r#"
+/// a Redis Cluster as on one server: stream, backlog counter, exposure log, its event counter,
+/// then the keys the commands write. `ARGV`: group, consumer, number of ids `n`, events,
+/// exposure-log events appended, the log's capacity in events, `1` when its entries are batched
+/// (else `0`), the `n` ids, then the commands in *runs* of one name, one key and one arity: the
+/// name, the index of the key in `KEYS`, the number of commands `c` and their arity `a`, then
+/// `c · a` arguments (a round's ~600 writes are a few dozen runs: a script spends less on each
+/// call than a per-command header cost it, and two-argument commands need no `unpack`). The
+/// log's appends are among the commands; its cap is the script's
+/// ([`super::redis_log::trim_log_lua`]). Returns `{applied (0/1), backlog left, exposure-log
+/// events dropped}`.
+pub const APPLY: &str = concat!(
+    super::redis_log::trim_log_lua!(),
+    r#"
 local n = tonumber(ARGV[3])
-for i = 6, 5 + n do
+for i = 8, 7 + n do
   if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2]) == 0 then
     return {0, 0, 0}
   end
 end
 local before = redis.call('XLEN', KEYS[3])
 local call = redis.call
-local i = 6 + n
+local i = 8 + n
 local last = #ARGV
 while i <= last do
   local name, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
@@ -122,12 +127,13 @@ while i <= last do
     end
   end
 end
-local after = redis.call('XLEN', KEYS[3])
-redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 6, 5 + n))
-redis.call('XDEL', KEYS[1], unpack(ARGV, 6, 5 + n))
+local dropped = trim_log(KEYS[3], KEYS[4], ARGV[6], before, tonumber(ARGV[5]), ARGV[7])
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 8, 7 + n))
+redis.call('XDEL', KEYS[1], unpack(ARGV, 8, 7 + n))
 local left = redis.call('DECRBY', KEYS[2], ARGV[4])
-return {1, left, before + tonumber(ARGV[5]) - after}
-"#;
+return {1, left, dropped}
+"#
+);
 
 /// Where the shared aggregates (video counters, duration buckets, trending, the long tail,
 /// last activity) are kept (`--shared-aggregates`).
@@ -445,11 +451,14 @@ pub(super) struct ApplyRound<'a> {
     pub(super) ids: Vec<&'a str>,
     /// Events the entries hold (taken off the backlog).
     pub(super) events: usize,
-    /// Exposure-log appends among the writes (to count what the log's cap trimmed).
+    /// Events the writes append to the exposure log.
     pub(super) logged: usize,
+    /// The exposure log's cap.
+    pub(super) log_cap: super::redis_log::Cap,
 }
 
-/// The `EVAL` of [`APPLY`] for `round`, with `own_keys` (stream, backlog counter, exposure log)
+/// The `EVAL` of [`APPLY`] for `round`, with `own_keys` (stream, backlog counter, exposure log,
+/// its event counter)
 /// and the commands of `writes`: each names its one key first (the shared writes do), which
 /// joins `KEYS` once; consecutive commands of one name, key and arity form one run (see
 /// [`APPLY`]). Built in one buffer, each argument copied once.
@@ -457,7 +466,7 @@ pub(super) struct ApplyRound<'a> {
 /// body costs ~1 KB per round (tens per second), and there is no `NOSCRIPT` to recover from
 /// after a Redis restart or failover.
 pub(super) fn apply_eval(
-    own_keys: &[String; 3],
+    own_keys: &[String; 4],
     round: &ApplyRound<'_>,
     writes: &Pipeline,
 ) -> Result<redis::Cmd, StoreError> {
@@ -509,7 +518,7 @@ pub(super) fn apply_eval(
         }
     }
     // Per run a name (≤ 16 bytes) and three numbers (≤ 20 each).
-    argc += 8 + keys.len() + round.ids.len() + 4 * runs.len();
+    argc += 10 + keys.len() + round.ids.len() + 4 * runs.len();
     bytes += APPLY.len()
         + 100
         + keys.iter().map(|k| k.len()).sum::<usize>()
@@ -525,6 +534,8 @@ pub(super) fn apply_eval(
         .arg(round.ids.len())
         .arg(round.events)
         .arg(round.logged)
+        .arg(round.log_cap.events)
+        .arg(round.log_cap.batched_arg())
         .arg(&round.ids);
     let mut cmds = writes.cmd_iter();
     for run in runs {
@@ -743,12 +754,21 @@ mod tests {
             .arg("dislikes")
             .arg(1);
         pipe.cmd("XADD").arg("s{x}:xlog").arg("*").arg("u").arg("a");
-        let own = ["s{x}:ev".to_owned(), "s{x}:evq".into(), "s{x}:xlog".into()];
+        let own = [
+            "s{x}:ev".to_owned(),
+            "s{x}:evq".into(),
+            "s{x}:xlog".into(),
+            "s{x}:xlog:n".into(),
+        ];
         let round = ApplyRound {
             consumer: "c1",
             ids: vec!["1-0", "2-0"],
             events: 7,
             logged: 1,
+            log_cap: super::super::redis_log::Cap {
+                events: 900,
+                batched: true,
+            },
         };
         let eval = apply_eval(&own, &round, &pipe).expect("encode");
         let text: Vec<String> = eval
@@ -762,10 +782,11 @@ mod tests {
         assert_eq!(
             text[2..],
             [
-                "5", // KEYS: the script's own, then each written key once
+                "6", // KEYS: the script's own, then each written key once
                 "s{x}:ev",
                 "s{x}:evq",
                 "s{x}:xlog",
+                "s{x}:xlog:n",
                 "s{x}:vs:1",
                 "s{x}:exp", //
                 "apply",
@@ -773,10 +794,12 @@ mod tests {
                 "2",
                 "7",
                 "1",
+                "900",
+                "1",
                 "1-0",
                 "2-0", // runs: name, key index, commands, arity, then the arguments
                 "HINCRBYFLOAT",
-                "4",
+                "5",
                 "2",
                 "2",
                 "views",
@@ -784,13 +807,13 @@ mod tests {
                 "likes",
                 "1", //
                 "ZINCRBY",
-                "5",
+                "6",
                 "1",
                 "2",
                 "1",
                 "v1", //
                 "HINCRBYFLOAT",
-                "4",
+                "5",
                 "1",
                 "2",
                 "dislikes",

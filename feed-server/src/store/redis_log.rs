@@ -1,76 +1,205 @@
 //! The exposure log on Redis: a capped Stream `P xlog` ([`crate::exposure`]). Each entry holds
-//! one accepted event, in one of two forms (`--exposure-log-format`, [`LogFormat`]), both read:
+//! accepted events in one of three forms (`--exposure-log-format`, [`LogFormat`]), all read:
 //!
-//! - **fields** (the default): fields `u` (user), `v` (video), `k` (type), `t` (unix seconds)
-//!   and `w` (watch ms, when the event had one) — the form every version reads;
-//! - **packed**: one field `e`, the same values joined by [`SEP`] (`\x1f`, the unit separator,
-//!   which no id holds: the API refuses ids with control characters; an event whose id holds it
-//!   anyway, written around the API, is still written in fields).
+//! - **fields** (the default): one event, in fields `u` (user), `v` (video), `k` (type), `t`
+//!   (unix seconds) and `w` (watch ms, when the event had one) — the form every version reads;
+//! - **packed**: one event, in one field `e`, the same values joined by [`SEP`] (`\x1f`, the unit
+//!   separator, which no id holds: the API refuses ids with control characters);
+//! - **batched**: up to [`BATCH_MAX`] events in one entry, field `n` their count and field `b`
+//!   the packed events joined by [`RECORD_SEP`] (`\x1e`).
 //!
-//! Appends ride in the script that applies a round of the ingest stream to the shared
-//! aggregates (`store::redis_events`), then one `XTRIM MAXLEN ~ N LIMIT 0` caps the log (no
-//! limit on what one trim evicts: a round can log far more than the 10,000 entries a trim
-//! evicts by default), and the script counts what it trimmed; reads walk the stream from the
-//! newest entry backwards in pages.
+//! An event whose id holds a separator anyway (written around the API) is written in fields, in
+//! an entry of its own.
 //!
-//! **Why packed.** Every argument of that script becomes a Lua string and then a Redis object
-//! again, and the log's appends were most of its arguments: 12 or 14 per event with a
-//! `MAXLEN ~ N` each, 9 or 11 in fields now, 3 packed (BENCHMARKS.md, "Event POSTs: the
-//! exposure log in one field …"). A version without
-//! the option reads only fields, and would fail a tune or a replay (500 `store_corrupt`) on a
-//! packed entry — the operator's replay gate asks the *stable* pods, so a canary writing packed
-//! entries would stall its own rollout. Hence fields by default, packed once every replica reads
-//! both (feed-server/README.md).
+//! **Appends** ride in the script that applies a round of the ingest stream to the shared
+//! aggregates (`store::redis_events`), or, with the aggregates folded in process, in the
+//! checkpoint writer's log script (`store::redis_checkpoint`). Both end with [`trim_log_lua`]'s
+//! routine, which caps the log at `--exposure-log-capacity` *events*:
+//!
+//! - with single-event entries and no event counter, one `XTRIM MAXLEN ~ N LIMIT 0` (no limit
+//!   on what one trim evicts: a round can log far more than the 10,000 entries a trim evicts by
+//!   default);
+//! - with batched entries an entry count says little, so the routine keeps the log's event
+//!   count in `P xlog:n` (created from `XLEN` by the first batched append, when every entry holds
+//!   one event) and deletes the oldest entries, counting each one's events, until the count is
+//!   within the cap. Once the counter exists every writer of this version keeps it, whatever its
+//!   form, so a later switch back to single-event entries stays capped in events.
+//!
+//! Both count what they dropped (`feed_exposure_log_dropped_total`). Reads walk the stream from
+//! the newest entry backwards in pages.
+//!
+//! **Why packed, why batched.** Every argument of those scripts becomes a Lua string and then a
+//! Redis object again, and each entry is one `XADD`. The log's appends were most of the apply
+//! script's arguments: 12 or 14 per event with a `MAXLEN ~ N` each, 9 or 11 in fields now, 3
+//! packed, and with batched entries 5 per ~[`BATCH_MAX`] events, one `XADD` for them all
+//! (BENCHMARKS.md, "Event POSTs: the exposure log in one field …" and "The exposure log in
+//! batches"). A version that lacks a form fails a tune or a replay (500 `store_corrupt`) on an
+//! entry of that form — the operator's replay gate asks the *stable* pods, so a canary writing
+//! them would stall its own rollout. Hence fields by default, a newer form once every replica
+//! reads it (feed-server/README.md). A replica of a version without the event counter appends
+//! without counting, so while one runs beside batched writers the log holds more than its cap
+//! by what that replica appended.
 
 use std::collections::HashMap;
 
 use redis::{Pipeline, Value};
 
 use super::StoreError;
-use crate::exposure::{LogFormat, LoggedEvent};
+use crate::exposure::{LogFormat, LogSettings, LoggedEvent};
 use crate::model::EventType;
 
 /// Entries read per round trip: small enough that a page arrives well within the store timeout
 /// (a debug build on a loaded machine took more than 300 ms for 1,000 entries).
 const PAGE: usize = 500;
 
-/// Separates the parts of a packed entry's field `e`.
+/// Separates the parts of a packed event.
 const SEP: char = '\x1f';
+
+/// Separates the packed events of a batched entry.
+const RECORD_SEP: char = '\x1e';
 
 /// The field holding a whole event.
 const FIELD: &str = "e";
 
-/// Adds to `pipe` one `XADD` per event in `format`, then one `XTRIM … MAXLEN ~ capacity LIMIT 0`.
-pub fn append(
-    pipe: &mut Pipeline,
-    key: &str,
-    capacity: usize,
-    format: LogFormat,
-    events: &[LoggedEvent],
-) {
-    for e in events {
-        pipe.cmd("XADD")
-            .arg(key)
-            .arg("*")
-            .arg(entry_args(format, e))
-            .ignore();
-    }
-    pipe.cmd("XTRIM")
-        .arg(key)
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(capacity)
-        .arg("LIMIT")
-        .arg(0)
-        .ignore();
+/// The field holding a batched entry's events.
+const BATCH_FIELD: &str = "b";
+
+/// The field holding how many events a batched entry has (first, so that the trim finds it at
+/// once).
+const COUNT_FIELD: &str = "n";
+
+/// Most events in one batched entry: the trim drops whole entries, so a bigger entry makes the
+/// log's size less exact, and a read wants few more events than it asked for.
+pub const BATCH_MAX: usize = 64;
+
+/// Defines the Lua function `trim_log(log, counter, cap, before, events, batched)` that caps the
+/// exposure log `log` at `cap` events after `events` events were appended to it (`before`: its
+/// `XLEN` before the appends). With no `counter` key and `batched` not `'1'`: `XTRIM MAXLEN ~`.
+/// Otherwise it counts events in `counter` (from `before` when missing) and deletes the oldest
+/// entries while the count is over the cap, an entry's events in its field `n`, else one.
+/// Returns the events dropped. Expands to a string literal, for `concat!` into the scripts.
+macro_rules! trim_log_lua {
+    () => {
+        r#"
+local function trim_log(log, counter, cap, before, events, batched)
+  if events == 0 then return 0 end
+  cap = tonumber(cap)
+  local total = redis.call('GET', counter)
+  if not total and batched ~= '1' then
+    redis.call('XTRIM', log, 'MAXLEN', '~', cap, 'LIMIT', 0)
+    return before + events - redis.call('XLEN', log)
+  end
+  total = (tonumber(total) or before) + events
+  local dropped = 0
+  while total > cap do
+    local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', 128)
+    if #oldest == 0 then
+      total = 0
+      break
+    end
+    local ids = {}
+    for _, entry in ipairs(oldest) do
+      if total <= cap then break end
+      local n, fields = 1, entry[2]
+      for j = 1, #fields - 1, 2 do
+        if fields[j] == 'n' then
+          n = tonumber(fields[j + 1]) or 1
+          break
+        end
+      end
+      total = total - n
+      dropped = dropped + n
+      ids[#ids + 1] = entry[1]
+    end
+    redis.call('XDEL', log, unpack(ids))
+  end
+  redis.call('SET', counter, total)
+  return dropped
+end
+"#
+    };
+}
+pub(super) use trim_log_lua;
+
+/// How a writer caps the log: the script arguments `cap` and `batched` of [`trim_log_lua`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cap {
+    /// Most events kept (`--exposure-log-capacity`).
+    pub events: usize,
+    /// Whether this writer writes batched entries (it then counts events from its first append).
+    pub batched: bool,
 }
 
-/// The field-value arguments of `e`'s entry in `format`: one field `e` packed, or the five
-/// fields (also when packed is asked for but an id holds [`SEP`]).
-pub fn entry_args(format: LogFormat, e: &LoggedEvent) -> Vec<String> {
-    if format == LogFormat::Packed
-        && let Some(value) = packed(e)
-    {
+impl Cap {
+    /// The cap of a writer with these settings.
+    pub fn of(settings: &LogSettings) -> Self {
+        Self {
+            events: settings.capacity,
+            batched: settings.format == LogFormat::Batched,
+        }
+    }
+
+    /// The `batched` argument of the trim.
+    pub fn batched_arg(self) -> &'static str {
+        if self.batched { "1" } else { "0" }
+    }
+}
+
+/// Adds to `pipe` one `XADD` per entry of `events` in `format` ([`entries`]); the trim is the
+/// script's ([`trim_log_lua`]).
+pub fn append(pipe: &mut Pipeline, key: &str, format: LogFormat, events: &[LoggedEvent]) {
+    for args in entries(format, events) {
+        pipe.cmd("XADD").arg(key).arg("*").arg(args).ignore();
+    }
+}
+
+/// The field-value arguments of each entry that logs `events` in `format`, in order: one entry
+/// per event in fields or packed; batched, up to [`BATCH_MAX`] events an entry (an event whose
+/// id holds a separator in fields, alone).
+pub fn entries(format: LogFormat, events: &[LoggedEvent]) -> Vec<Vec<String>> {
+    if format != LogFormat::Batched {
+        return events.iter().map(|e| entry_args(format, e)).collect();
+    }
+    /// Closes the batch being built (if it holds any event) into an entry.
+    fn close(batch: &mut String, count: &mut usize, entries: &mut Vec<Vec<String>>) {
+        if *count > 0 {
+            entries.push(vec![
+                COUNT_FIELD.to_owned(),
+                count.to_string(),
+                BATCH_FIELD.to_owned(),
+                std::mem::take(batch),
+            ]);
+            *count = 0;
+        }
+    }
+    let mut entries = Vec::with_capacity(events.len().div_ceil(BATCH_MAX));
+    let (mut batch, mut count) = (String::new(), 0usize);
+    for e in events {
+        if holds_separator(e) {
+            close(&mut batch, &mut count, &mut entries);
+            entries.push(entry_args(LogFormat::Fields, e));
+            continue;
+        }
+        if count > 0 {
+            batch.push(RECORD_SEP);
+        }
+        push_packed(&mut batch, e);
+        count += 1;
+        if count == BATCH_MAX {
+            close(&mut batch, &mut count, &mut entries);
+        }
+    }
+    close(&mut batch, &mut count, &mut entries);
+    entries
+}
+
+/// The field-value arguments of `e`'s own entry in `format`: one field `e` packed, or the five
+/// fields (also when packed is asked for but an id holds a separator; batched is not a
+/// single-event form: see [`entries`]).
+fn entry_args(format: LogFormat, e: &LoggedEvent) -> Vec<String> {
+    if format == LogFormat::Packed && !holds_separator(e) {
+        let mut value = String::new();
+        push_packed(&mut value, e);
         return vec![FIELD.to_owned(), value];
     }
     let mut args = vec![
@@ -89,12 +218,19 @@ pub fn entry_args(format: LogFormat, e: &LoggedEvent) -> Vec<String> {
     args
 }
 
-/// `e` as one field's value; `None` when an id holds [`SEP`] (the five-field form then).
-fn packed(e: &LoggedEvent) -> Option<String> {
-    if e.user_id.contains(SEP) || e.video_id.contains(SEP) {
-        return None;
-    }
-    let mut value = format!(
+/// Whether an id of `e` holds a separator of the packed forms (it is then written in fields).
+fn holds_separator(e: &LoggedEvent) -> bool {
+    [&e.user_id, &e.video_id]
+        .iter()
+        .any(|id| id.contains([SEP, RECORD_SEP]))
+}
+
+/// Appends `e` packed to `out`: its values joined by [`SEP`].
+fn push_packed(out: &mut String, e: &LoggedEvent) {
+    use std::fmt::Write;
+    // Writing into a `String` cannot fail.
+    let _ = write!(
+        out,
         "{}{SEP}{}{SEP}{}{SEP}{}",
         e.user_id,
         e.video_id,
@@ -102,10 +238,8 @@ fn packed(e: &LoggedEvent) -> Option<String> {
         e.ts
     );
     if let Some(w) = e.watch_ms {
-        value.push(SEP);
-        value.push_str(&w.to_string());
+        let _ = write!(out, "{SEP}{w}");
     }
-    Some(value)
 }
 
 /// The `XREVRANGE` of the page after `last` (exclusive; the newest page when `None`).
@@ -119,32 +253,51 @@ pub fn page_command(key: &str, last: Option<&str>, max: usize) -> redis::Cmd {
     cmd
 }
 
-/// Parses one `XREVRANGE` page: (entry id, event), newest first.
+/// Parses one `XREVRANGE` page: (entry id, event), newest first (a batched entry's events share
+/// its id).
 pub fn parse_page(reply: Value) -> Result<Vec<(String, LoggedEvent)>, StoreError> {
     let entries: Vec<(String, HashMap<String, String>)> =
         redis::from_redis_value(reply).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    entries
-        .into_iter()
-        .map(|(id, fields)| {
-            let event = parse_entry(&fields)
-                .map_err(|why| StoreError::Corrupt(format!("exposure log entry {id}: {why}")))?;
-            Ok((id, event))
-        })
-        .collect()
+    let mut events = Vec::with_capacity(entries.len());
+    for (id, fields) in entries {
+        let read = parse_entry(&fields)
+            .map_err(|why| StoreError::Corrupt(format!("exposure log entry {id}: {why}")))?;
+        // A batch holds its events oldest first.
+        events.extend(read.into_iter().rev().map(|e| (id.clone(), e)));
+    }
+    Ok(events)
 }
 
-fn parse_entry(f: &HashMap<String, String>) -> Result<LoggedEvent, String> {
+/// The events of one entry, oldest first.
+fn parse_entry(f: &HashMap<String, String>) -> Result<Vec<LoggedEvent>, String> {
+    if let Some(batch) = f.get(BATCH_FIELD) {
+        let count = f
+            .get(COUNT_FIELD)
+            .ok_or_else(|| format!("a field {BATCH_FIELD} without a field {COUNT_FIELD}"))?;
+        let count: usize = count.parse().map_err(|e| format!("{COUNT_FIELD}: {e}"))?;
+        let events = batch
+            .split(RECORD_SEP)
+            .map(parse_packed)
+            .collect::<Result<Vec<_>, _>>()?;
+        if events.len() != count {
+            return Err(format!(
+                "{COUNT_FIELD} says {count} events, {BATCH_FIELD} holds {}",
+                events.len()
+            ));
+        }
+        return Ok(events);
+    }
     if let Some(value) = f.get(FIELD) {
-        return parse_packed(value);
+        return Ok(vec![parse_packed(value)?]);
     }
     let get = |name: &str| f.get(name).ok_or_else(|| format!("no field {name}"));
-    event_of(
+    Ok(vec![event_of(
         get("u")?,
         get("v")?,
         get("k")?,
         get("t")?,
         f.get("w").map(String::as_str),
-    )
+    )?])
 }
 
 fn parse_packed(value: &str) -> Result<LoggedEvent, String> {
@@ -153,7 +306,7 @@ fn parse_packed(value: &str) -> Result<LoggedEvent, String> {
         [user, video, kind, ts] => event_of(user, video, kind, ts, None),
         [user, video, kind, ts, watch_ms] => event_of(user, video, kind, ts, Some(watch_ms)),
         _ => Err(format!(
-            "field {FIELD} has {} parts, not 4 or 5",
+            "a packed event has {} parts, not 4 or 5",
             parts.len()
         )),
     }
@@ -197,10 +350,11 @@ mod tests {
         }
     }
 
-    /// The `XREVRANGE` reply holding what `append` would write for `events` (ids made up).
+    /// The `XREVRANGE` reply holding what `append` would write for `events` (ids made up),
+    /// newest entry first.
     fn page_of(format: LogFormat, events: &[LoggedEvent]) -> Value {
         let mut pipe = redis::pipe();
-        append(&mut pipe, "xlog", 1_000, format, events);
+        append(&mut pipe, "xlog", format, events);
         let bulk = |b: &[u8]| Value::BulkString(b.to_vec());
         let cmds: Vec<Vec<Vec<u8>>> = pipe
             .cmd_iter()
@@ -213,23 +367,10 @@ mod tests {
                     .collect()
             })
             .collect();
-        let (xadds, trim) = cmds.split_at(cmds.len() - 1);
-        assert_eq!(
-            trim[0],
-            [
-                &b"XTRIM"[..],
-                b"xlog",
-                b"MAXLEN",
-                b"~",
-                b"1000",
-                b"LIMIT",
-                b"0"
-            ]
-        );
         Value::Array(
-            xadds
-                .iter()
+            cmds.iter()
                 .enumerate()
+                .rev()
                 .map(|(i, args)| {
                     assert_eq!(args[..3], [&b"XADD"[..], b"xlog", b"*"]);
                     Value::Array(vec![
@@ -255,12 +396,15 @@ mod tests {
             .collect()
     }
 
+    /// The events of `page`, oldest first (as written).
     fn read(page: Value) -> Vec<LoggedEvent> {
-        parse_page(page)
+        let mut events: Vec<LoggedEvent> = parse_page(page)
             .expect("parse")
             .into_iter()
             .map(|(_, e)| e)
-            .collect()
+            .collect();
+        events.reverse();
+        events
     }
 
     #[test]
@@ -273,16 +417,52 @@ mod tests {
         assert_eq!(fields_of(&packed), [1, 1]);
         assert_eq!(read(packed), events);
         let fields = page_of(LogFormat::Fields, &events);
-        assert_eq!(fields_of(&fields), [5, 4]);
+        assert_eq!(fields_of(&fields), [4, 5]);
         assert_eq!(read(fields), events);
+        let batched = page_of(LogFormat::Batched, &events);
+        assert_eq!(fields_of(&batched), [2]);
+        assert_eq!(read(batched), events);
     }
 
     #[test]
-    fn an_id_holding_the_separator_is_written_and_read_in_fields() {
-        let odd = event("u\u{1f}x", EventType::Like, None);
-        let page = page_of(LogFormat::Packed, std::slice::from_ref(&odd));
-        assert_eq!(fields_of(&page), [4]);
-        assert_eq!(read(page), [odd]);
+    fn batched_entries_hold_at_most_their_maximum_and_a_page_reads_newest_first() {
+        let events: Vec<LoggedEvent> = (0..2 * BATCH_MAX + 2)
+            .map(|i| event(&format!("u{i}"), EventType::ALL[i % 4], None))
+            .collect();
+        let sizes: Vec<String> = entries(LogFormat::Batched, &events)
+            .into_iter()
+            .map(|args| {
+                assert_eq!((args[0].as_str(), args[2].as_str()), ("n", "b"));
+                args[1].clone()
+            })
+            .collect();
+        assert_eq!(sizes, ["64", "64", "2"]);
+        let page = parse_page(page_of(LogFormat::Batched, &events)).expect("parse");
+        let users: Vec<&str> = page.iter().map(|(_, e)| e.user_id.as_str()).collect();
+        let newest_first: Vec<String> = (0..events.len()).rev().map(|i| format!("u{i}")).collect();
+        assert_eq!(users, newest_first);
+        // The events of one entry share its id.
+        assert_eq!(page[0].0, page[1].0);
+        assert_ne!(page[1].0, page[2].0);
+    }
+
+    #[test]
+    fn an_id_holding_a_separator_is_written_and_read_in_fields() {
+        for sep in ['\u{1f}', '\u{1e}'] {
+            let odd = event(&format!("u{sep}x"), EventType::Like, None);
+            let page = page_of(LogFormat::Packed, std::slice::from_ref(&odd));
+            assert_eq!(fields_of(&page), [4]);
+            assert_eq!(read(page), std::slice::from_ref(&odd));
+            // In a batch: alone, in fields, between the batches around it.
+            let around = [
+                event("u1", EventType::View, Some(9.0)),
+                odd.clone(),
+                event("u2", EventType::Impression, None),
+            ];
+            let page = page_of(LogFormat::Batched, &around);
+            assert_eq!(fields_of(&page), [2, 4, 2]);
+            assert_eq!(read(page), around);
+        }
     }
 
     #[test]
@@ -307,17 +487,31 @@ mod tests {
     #[test]
     fn a_malformed_entry_is_refused_naming_it() {
         let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
-        for bad in [
-            "u1\u{1f}v1\u{1f}view",
-            "u1\u{1f}v1\u{1f}nap\u{1f}12",
-            "u1\u{1f}v1\u{1f}view\u{1f}soon",
-        ] {
-            let page = Value::Array(vec![Value::Array(vec![
+        let entry = |fields: &[&str]| {
+            Value::Array(vec![Value::Array(vec![
                 bulk("9-0"),
-                Value::Array(vec![bulk("e"), bulk(bad)]),
-            ])]);
-            let err = parse_page(page).expect_err(bad).to_string();
-            assert!(err.contains("exposure log entry 9-0"), "{err}");
+                Value::Array(fields.iter().map(|f| bulk(f)).collect()),
+            ])])
+        };
+        let good = "u1\u{1f}v1\u{1f}view\u{1f}12";
+        let two = format!("{good}\u{1e}{good}");
+        for (bad, why) in [
+            (entry(&["e", "u1\u{1f}v1\u{1f}view"]), "3 parts"),
+            (entry(&["e", "u1\u{1f}v1\u{1f}nap\u{1f}12"]), "unknown type"),
+            (entry(&["e", "u1\u{1f}v1\u{1f}view\u{1f}soon"]), "t: "),
+            (entry(&["n", "3", "b", &two]), "n says 3 events, b holds 2"),
+            (entry(&["b", &two]), "without a field n"),
+            (entry(&["n", "two", "b", &two]), "n: "),
+            (
+                entry(&["n", "2", "b", &format!("{good}\u{1e}u2")]),
+                "1 parts",
+            ),
+        ] {
+            let err = parse_page(bad).expect_err(why).to_string();
+            assert!(
+                err.contains("exposure log entry 9-0") && err.contains(why),
+                "{why}: {err}"
+            );
         }
     }
 }

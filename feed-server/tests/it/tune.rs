@@ -260,16 +260,142 @@ both_stores!(
     a_full_log_drops_the_oldest_events_and_counts_them,
 );
 
-/// A log written in both forms — five fields (the default: what every version reads), then one
-/// field (`--exposure-log-format packed`) — is read whole: a tune counts every exposure, those
-/// whose events straddle the two forms included.
+/// The exposure log's entries, the events they hold (a batched entry's field `n`, else one) and
+/// its event counter (`None` when absent).
+fn log_contents(conn: &mut redis::Connection) -> (usize, i64, Option<i64>) {
+    let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("feed:{shared}:xlog")
+        .arg("-")
+        .arg("+")
+        .query(conn)
+        .expect("xrange");
+    let events = entries
+        .iter()
+        .map(|(_, f)| f.get("n").map_or(1, |n| n.parse::<i64>().expect("n")))
+        .sum();
+    let counted: Option<i64> = redis::cmd("GET")
+        .arg("feed:{shared}:xlog:n")
+        .query(conn)
+        .expect("get");
+    (entries.len(), events, counted)
+}
+
+/// Most events of a batched entry (`store::redis_log::BATCH_MAX`): the cap drops whole entries.
+const BATCH_MAX: i64 = 64;
+
+/// `--exposure-log-format batched`: entries of many events, and the cap still counts events —
+/// the log keeps at most its capacity (less by part of one entry at most), drops the oldest
+/// whole entries, counts every event it dropped, and its counter agrees with what it holds.
+async fn a_full_batched_log_keeps_its_capacity_in_events(backend: Backend) {
+    let options = Options {
+        flags: [
+            "--exposure-log-capacity",
+            "150",
+            "--exposure-log-format",
+            "batched",
+            PATIENT[0],
+            PATIENT[1],
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Options::default()
+    };
+    let app = TestApp::start_with(backend, options).await;
+    app.put_videos(&world()).await;
+    let base = Utc::now() - Duration::days(4);
+    let events: Vec<Value> = history(base, true).into_iter().take(400).collect();
+    for batch in events.chunks(50) {
+        app.events(batch.to_vec()).await;
+    }
+    let dropped = metric(&app.metrics().await, "feed_exposure_log_dropped_total", &[])
+        .expect("the drop counter");
+    let mut conn = app.redis.as_ref().expect("a Redis").connection();
+    let (entries, held, counted) = log_contents(&mut conn);
+    assert_eq!(counted, Some(held), "the counter and the entries disagree");
+    assert!(
+        (150 - BATCH_MAX + 1..=150).contains(&held),
+        "{held} events kept"
+    );
+    assert!(
+        entries < held as usize,
+        "{entries} entries for {held} events: not batched"
+    );
+    assert_eq!(dropped as i64 + held, 400, "dropped {dropped}, kept {held}");
+    // The batched entries read back (a 500 `store_corrupt` otherwise).
+    let (status, body) = app
+        .post("/v1/admin/tune", &window(base, Utc::now(), json!("finish")))
+        .await;
+    assert!(
+        status == 200 || body["error"]["code"] == "too_few_exposures",
+        "{status} {body}"
+    );
+}
+
+on_stores!([redis => Redis, process => Process] a_full_batched_log_keeps_its_capacity_in_events);
+
+/// A deployment switching to batched entries and back keeps its log capped in events: the
+/// first batched append counts the single-event entries already there, and a replica writing
+/// single events again keeps the count going (it would otherwise trim by entries, each of up
+/// to 64 events).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_log_in_both_forms_is_read_whole() {
+async fn switching_to_batched_entries_and_back_keeps_the_cap_in_events() {
+    let redis = RedisServer::start();
+    let mut conn = redis.connection();
+    let base = Utc::now() - Duration::days(4);
+    let events = history(base, false);
+    let cap = ["--exposure-log-capacity", "150"];
+    let dropped =
+        |text: &str| metric(text, "feed_exposure_log_dropped_total", &[]).unwrap_or(0.0) as i64;
+
+    let fields = replica_on(&redis, &[&PATIENT[..], &cap].concat()).await;
+    fields.put_videos(&world()).await;
+    send(&fields, events[..100].to_vec()).await;
+    wait_applied(&mut conn, std::time::Duration::from_secs(10));
+    assert_eq!(log_contents(&mut conn), (100, 100, None));
+    drop(fields);
+
+    let batched = replica_on(
+        &redis,
+        &[&PATIENT[..], &cap, &["--exposure-log-format", "batched"]].concat(),
+    )
+    .await;
+    for chunk in events[100..300].chunks(40) {
+        send(&batched, chunk.to_vec()).await;
+    }
+    wait_applied(&mut conn, std::time::Duration::from_secs(10));
+    let (_, held, counted) = log_contents(&mut conn);
+    assert_eq!(counted, Some(held));
+    assert!((150 - BATCH_MAX + 1..=150).contains(&held), "{held} kept");
+    assert_eq!(dropped(&batched.metrics().await) + held, 300);
+    drop(batched);
+
+    let fields_again = replica_on(&redis, &[&PATIENT[..], &cap].concat()).await;
+    send(&fields_again, events[300..400].to_vec()).await;
+    wait_applied(&mut conn, std::time::Duration::from_secs(10));
+    let (_, now_held, now_counted) = log_contents(&mut conn);
+    assert_eq!(now_counted, Some(now_held));
+    assert!(
+        (150 - BATCH_MAX + 1..=150).contains(&now_held),
+        "{now_held} kept"
+    );
+    assert_eq!(
+        dropped(&fields_again.metrics().await) + now_held,
+        held + 100,
+        "single-event entries after batched ones were not counted"
+    );
+}
+
+/// A log written in every form — five fields (the default: what every version reads), one
+/// field (`--exposure-log-format packed`), then many events an entry (`batched`) — is read
+/// whole: a tune counts every exposure, those whose events straddle two forms included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_in_every_form_is_read_whole() {
     let redis = RedisServer::start();
     let mut conn = redis.connection();
     let base = Utc::now() - Duration::days(4);
     let events = history(base, true);
-    let (first, second) = events.split_at(events.len() / 2);
+    let (first, rest) = events.split_at(events.len() / 3);
+    let (second, third) = rest.split_at(rest.len() / 2);
 
     let fields = replica_on(&redis, &PATIENT).await;
     fields.put_videos(&world()).await;
@@ -283,6 +409,16 @@ async fn a_log_in_both_forms_is_read_whole() {
     .await;
     send(&packed, second.to_vec()).await;
     wait_applied(&mut conn, std::time::Duration::from_secs(10));
+    drop(packed);
+    let batched = replica_on(
+        &redis,
+        &[&PATIENT[..], &["--exposure-log-format", "batched"]].concat(),
+    )
+    .await;
+    for chunk in third.chunks(100) {
+        send(&batched, chunk.to_vec()).await;
+    }
+    wait_applied(&mut conn, std::time::Duration::from_secs(10));
 
     let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
         .arg("feed:{shared}:xlog")
@@ -295,9 +431,23 @@ async fn a_log_in_both_forms_is_read_whole() {
         .filter(|(_, f)| f.len() == 1 && f.contains_key("e"))
         .count();
     let five_fields = entries.iter().filter(|(_, f)| f.contains_key("u")).count();
-    assert_eq!((five_fields, one_field), (first.len(), second.len()));
+    let batched_events: usize = entries
+        .iter()
+        .filter_map(|(_, f)| f.get("n"))
+        .map(|n| n.parse::<usize>().expect("n"))
+        .sum();
+    assert_eq!(
+        (five_fields, one_field, batched_events),
+        (first.len(), second.len(), third.len())
+    );
+    let batches = entries.iter().filter(|(_, f)| f.contains_key("n")).count();
+    assert!(
+        batches * 10 < third.len(),
+        "{batches} entries for {} events",
+        third.len()
+    );
 
-    let (status, body) = packed
+    let (status, body) = batched
         .post("/v1/admin/tune", &window(base, Utc::now(), json!("finish")))
         .await;
     assert_eq!(status, 200, "{body}");

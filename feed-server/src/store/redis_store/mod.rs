@@ -520,13 +520,7 @@ impl RedisStore {
             zadd.ignore();
         }
         if !d.log.is_empty() {
-            redis_log::append(
-                pipe,
-                &self.log_key(),
-                self.log.capacity,
-                self.log.format,
-                &d.log,
-            );
+            redis_log::append(pipe, &self.log_key(), self.log.format, &d.log);
         }
     }
 
@@ -1025,6 +1019,8 @@ impl Store for RedisStore {
             last = Some(id.clone());
             newest_first.extend(page.into_iter().map(|(_, e)| e));
         }
+        // A batched entry may hold more than the events still wanted.
+        newest_first.truncate(max);
         newest_first.reverse();
         Ok(newest_first)
     }
