@@ -102,12 +102,12 @@ impl LoggedEvent {
     }
 }
 
-/// How a Redis replica writes an exposure-log entry (`--exposure-log-format`); both forms are
+/// How a Redis replica writes an exposure-log entry (`--exposure-log-format`); every form is
 /// read (`store::redis_log`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// Five fields (`u`, `v`, `k`, `t`, `w`): the form every version reads. The default until
-    /// no replica older than the reader of both forms runs anywhere.
+    /// no replica older than the reader of the other forms runs anywhere.
     #[default]
     Fields,
     /// One field `e`: 3 arguments of the apply script per event instead of 12–14, and 19% less

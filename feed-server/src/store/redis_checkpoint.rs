@@ -490,14 +490,14 @@ pub async fn log_through(store: &RedisStore, to: EntryId) -> Result<bool, Checkp
             .arg(cap.events)
             .arg(cap.batched_arg())
             .arg(events.len());
-        for args in redis_log::entries(log.format, &events) {
+        for args in redis_log::entries(log, &events) {
             eval.arg(args.len()).arg(args);
         }
-        let trimmed: i64 = store.connection().cmd(&eval).await?;
-        if trimmed < 0 {
+        let dropped: i64 = store.connection().cmd(&eval).await?;
+        if dropped < 0 {
             return Ok(false);
         }
-        store.log_dropped(trimmed.unsigned_abs());
+        store.log_dropped(dropped.unsigned_abs());
     }
 }
 

@@ -216,7 +216,7 @@ async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<
     let result: Result<(i64, i64, i64), _> = store.connection().cmd(&eval).await;
     // Also after a failure: the script may have run before the reply was lost.
     store.forget_stats(merged.video_stats.keys().map(String::as_str));
-    let (applied, left, trimmed) = result?;
+    let (applied, left, dropped) = result?;
     if applied == 0 {
         tracing::warn!(
             batches = entries.len(),
@@ -226,7 +226,7 @@ async fn apply(store: &RedisStore, consumer: &str, entries: &[Entry]) -> Result<
     }
     ingest.observe(left);
     ingest.metrics.applied.inc_by(events as u64);
-    store.log_dropped(u64::try_from(trimmed).unwrap_or(0));
+    store.log_dropped(u64::try_from(dropped).unwrap_or(0));
     if let Some(oldest) = entries.iter().filter_map(|e| stream_id(&e.id)).min() {
         let lag = now_millis().saturating_sub(oldest.ms) as f64 / 1000.0;
         ingest.metrics.lag.set(lag);

@@ -37,8 +37,8 @@
 //! entry of that form — the operator's replay gate asks the *stable* pods, so a canary writing
 //! them would stall its own rollout. Hence fields by default, a newer form once every replica
 //! reads it (feed-server/README.md). A replica of a version without the event counter appends
-//! without counting, so while one runs beside batched writers the log holds more than its cap
-//! by what that replica appended.
+//! without counting (and trims by entries), which leaves the count off for good; the trim keeps
+//! it within the bounds the entries set ([`trim_log_lua`]).
 
 use std::collections::HashMap;
 
@@ -48,8 +48,10 @@ use super::StoreError;
 use crate::exposure::{LogFormat, LogSettings, LoggedEvent};
 use crate::model::EventType;
 
-/// Entries read per round trip: small enough that a page arrives well within the store timeout
-/// (a debug build on a loaded machine took more than 300 ms for 1,000 entries).
+/// Events read per round trip, about: small enough that a page arrives well within the store
+/// timeout (a debug build on a loaded machine took more than 300 ms for 1,000 single-event
+/// entries). A page asks for entries; [`page_command`] sizes it by the events per entry of the
+/// page before.
 const PAGE: usize = 500;
 
 /// Separates the parts of a packed event.
@@ -68,19 +70,36 @@ const BATCH_FIELD: &str = "b";
 /// once).
 const COUNT_FIELD: &str = "n";
 
-/// Most events in one batched entry: the trim drops whole entries, so a bigger entry makes the
-/// log's size less exact, and a read wants few more events than it asked for.
+/// Most events in one batched entry (fewer when the log's capacity is smaller, so that the
+/// newest entry always fits): the trim drops whole entries, so a bigger entry makes the log's
+/// size less exact, and a read wants few more events than it asked for. [`trim_log_lua`] holds
+/// the same number.
 pub const BATCH_MAX: usize = 64;
 
 /// Defines the Lua function `trim_log(log, counter, cap, before, events, batched)` that caps the
 /// exposure log `log` at `cap` events after `events` events were appended to it (`before`: its
 /// `XLEN` before the appends). With no `counter` key and `batched` not `'1'`: `XTRIM MAXLEN ~`.
-/// Otherwise it counts events in `counter` (from `before` when missing) and deletes the oldest
-/// entries while the count is over the cap, an entry's events in its field `n`, else one.
-/// Returns the events dropped. Expands to a string literal, for `concat!` into the scripts.
+/// Otherwise it counts events in `counter` and deletes the oldest entries while the count is over
+/// the cap, an entry's events in its field `n` (1 to [`BATCH_MAX`]), else one; never the newest
+/// entry (it holds at most `cap` events: [`entries`]). The count starts from `before` when the
+/// counter is missing (every entry then holds one event), from the appended events when the log
+/// was empty (deleted under its counter), and from the newest entry's events when that entry is
+/// all that is left; it is never below the log's entries. A counter or log changed around the
+/// routine thus leaves the count off (README), but never empties the log nor stops its
+/// trimming. Nothing in it can fail once the appends are made: a script that fails half-way
+/// keeps what it wrote, and the retried round would apply its counters twice. Returns the
+/// events dropped. Expands to a string literal, for `concat!` into the scripts.
 macro_rules! trim_log_lua {
     () => {
         r#"
+local function count_of(fields)
+  for j = 1, #fields - 1, 2 do
+    if fields[j] == 'n' then
+      return math.max(1, math.min(64, math.floor(tonumber(fields[j + 1]) or 1)))
+    end
+  end
+  return 1
+end
 local function trim_log(log, counter, cap, before, events, batched)
   if events == 0 then return 0 end
   cap = tonumber(cap)
@@ -89,31 +108,28 @@ local function trim_log(log, counter, cap, before, events, batched)
     redis.call('XTRIM', log, 'MAXLEN', '~', cap, 'LIMIT', 0)
     return before + events - redis.call('XLEN', log)
   end
-  total = (tonumber(total) or before) + events
-  local dropped = 0
-  while total > cap do
-    local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', 128)
-    if #oldest == 0 then
-      total = 0
-      break
-    end
+  if before == 0 then total = 0 end
+  local len = redis.call('XLEN', log)
+  total = math.max(len, (tonumber(total) or before) + events)
+  local dropped, deletable = 0, len - 1
+  while total > cap and deletable > 0 do
+    local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', math.min(128, total - cap, deletable))
     local ids = {}
     for _, entry in ipairs(oldest) do
       if total <= cap then break end
-      local n, fields = 1, entry[2]
-      for j = 1, #fields - 1, 2 do
-        if fields[j] == 'n' then
-          n = tonumber(fields[j + 1]) or 1
-          break
-        end
-      end
+      local n = count_of(entry[2])
       total = total - n
       dropped = dropped + n
       ids[#ids + 1] = entry[1]
     end
+    if #ids == 0 then break end
+    deletable = deletable - #ids
     redis.call('XDEL', log, unpack(ids))
   end
-  redis.call('SET', counter, total)
+  if deletable == 0 then
+    total = count_of(redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)[1][2])
+  end
+  redis.call('SET', counter, math.max(total, 0))
   return dropped
 end
 "#
@@ -145,21 +161,22 @@ impl Cap {
     }
 }
 
-/// Adds to `pipe` one `XADD` per entry of `events` in `format` ([`entries`]); the trim is the
-/// script's ([`trim_log_lua`]).
-pub fn append(pipe: &mut Pipeline, key: &str, format: LogFormat, events: &[LoggedEvent]) {
-    for args in entries(format, events) {
+/// Adds to `pipe` one `XADD` per entry of `events` as `log` writes them ([`entries`]); the trim
+/// is the script's ([`trim_log_lua`]).
+pub fn append(pipe: &mut Pipeline, key: &str, log: &LogSettings, events: &[LoggedEvent]) {
+    for args in entries(log, events) {
         pipe.cmd("XADD").arg(key).arg("*").arg(args).ignore();
     }
 }
 
-/// The field-value arguments of each entry that logs `events` in `format`, in order: one entry
-/// per event in fields or packed; batched, up to [`BATCH_MAX`] events an entry (an event whose
-/// id holds a separator in fields, alone).
-pub fn entries(format: LogFormat, events: &[LoggedEvent]) -> Vec<Vec<String>> {
-    if format != LogFormat::Batched {
-        return events.iter().map(|e| entry_args(format, e)).collect();
+/// The field-value arguments of each entry that logs `events` in `log`'s form, in order: one
+/// entry per event in fields or packed; batched, up to [`BATCH_MAX`] events an entry, at most the
+/// log's capacity (an event whose id holds a separator in fields, alone).
+pub fn entries(log: &LogSettings, events: &[LoggedEvent]) -> Vec<Vec<String>> {
+    if log.format != LogFormat::Batched {
+        return events.iter().map(|e| entry_args(log.format, e)).collect();
     }
+    let most = BATCH_MAX.min(log.capacity).max(1);
     /// Closes the batch being built (if it holds any event) into an entry.
     fn close(batch: &mut String, count: &mut usize, entries: &mut Vec<Vec<String>>) {
         if *count > 0 {
@@ -172,7 +189,7 @@ pub fn entries(format: LogFormat, events: &[LoggedEvent]) -> Vec<Vec<String>> {
             *count = 0;
         }
     }
-    let mut entries = Vec::with_capacity(events.len().div_ceil(BATCH_MAX));
+    let mut entries = Vec::with_capacity(events.len().div_ceil(most));
     let (mut batch, mut count) = (String::new(), 0usize);
     for e in events {
         if holds_separator(e) {
@@ -185,7 +202,7 @@ pub fn entries(format: LogFormat, events: &[LoggedEvent]) -> Vec<Vec<String>> {
         }
         push_packed(&mut batch, e);
         count += 1;
-        if count == BATCH_MAX {
+        if count == most {
             close(&mut batch, &mut count, &mut entries);
         }
     }
@@ -242,15 +259,29 @@ fn push_packed(out: &mut String, e: &LoggedEvent) {
     }
 }
 
-/// The `XREVRANGE` of the page after `last` (exclusive; the newest page when `None`).
-pub fn page_command(key: &str, last: Option<&str>, max: usize) -> redis::Cmd {
+/// The `XREVRANGE` of the page after `last` (exclusive; the newest page when `None`), for
+/// `wanted` more events from entries of `per_entry` events each (as the page before held:
+/// [`events_per_entry`]; 1 for the first page): enough entries for them, at most about [`PAGE`]
+/// events.
+pub fn page_command(key: &str, last: Option<&str>, wanted: usize, per_entry: usize) -> redis::Cmd {
+    let per_entry = per_entry.max(1);
+    let entries = wanted
+        .div_ceil(per_entry)
+        .clamp(1, (PAGE / per_entry).max(1));
     let mut cmd = redis::cmd("XREVRANGE");
     cmd.arg(key)
         .arg(last.map_or_else(|| "+".to_owned(), |id| format!("({id}")))
         .arg("-")
         .arg("COUNT")
-        .arg(max.min(PAGE));
+        .arg(entries);
     cmd
+}
+
+/// The events per entry of a parsed `page` (its events share their entry's id), rounded up; 1
+/// for an empty page.
+pub fn events_per_entry(page: &[(String, LoggedEvent)]) -> usize {
+    let entries = 1 + page.windows(2).filter(|w| w[0].0 != w[1].0).count();
+    page.len().div_ceil(entries).max(1)
 }
 
 /// Parses one `XREVRANGE` page: (entry id, event), newest first (a batched entry's events share
@@ -354,7 +385,7 @@ mod tests {
     /// newest entry first.
     fn page_of(format: LogFormat, events: &[LoggedEvent]) -> Value {
         let mut pipe = redis::pipe();
-        append(&mut pipe, "xlog", format, events);
+        append(&mut pipe, "xlog", &settings(format, 1_000), events);
         let bulk = |b: &[u8]| Value::BulkString(b.to_vec());
         let cmds: Vec<Vec<Vec<u8>>> = pipe
             .cmd_iter()
@@ -380,6 +411,28 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    fn settings(format: LogFormat, capacity: usize) -> LogSettings {
+        LogSettings {
+            capacity,
+            format,
+            ..LogSettings::default()
+        }
+    }
+
+    /// The event counts of the batched entries that log `n` events under `capacity`.
+    fn batch_sizes(n: usize, capacity: usize) -> Vec<String> {
+        let events: Vec<LoggedEvent> = (0..n)
+            .map(|i| event(&format!("u{i}"), EventType::ALL[i % 4], None))
+            .collect();
+        entries(&settings(LogFormat::Batched, capacity), &events)
+            .into_iter()
+            .map(|args| {
+                assert_eq!((args[0].as_str(), args[2].as_str()), ("n", "b"));
+                args[1].clone()
+            })
+            .collect()
     }
 
     /// How many fields each entry of `page` has.
@@ -426,17 +479,13 @@ mod tests {
 
     #[test]
     fn batched_entries_hold_at_most_their_maximum_and_a_page_reads_newest_first() {
+        assert_eq!(batch_sizes(2 * BATCH_MAX + 2, 1_000), ["64", "64", "2"]);
+        // Under a smaller capacity an entry holds no more than the log keeps: the newest stays.
+        assert_eq!(batch_sizes(12, 5), ["5", "5", "2"]);
+        assert_eq!(batch_sizes(2, 1), ["1", "1"]);
         let events: Vec<LoggedEvent> = (0..2 * BATCH_MAX + 2)
             .map(|i| event(&format!("u{i}"), EventType::ALL[i % 4], None))
             .collect();
-        let sizes: Vec<String> = entries(LogFormat::Batched, &events)
-            .into_iter()
-            .map(|args| {
-                assert_eq!((args[0].as_str(), args[2].as_str()), ("n", "b"));
-                args[1].clone()
-            })
-            .collect();
-        assert_eq!(sizes, ["64", "64", "2"]);
         let page = parse_page(page_of(LogFormat::Batched, &events)).expect("parse");
         let users: Vec<&str> = page.iter().map(|(_, e)| e.user_id.as_str()).collect();
         let newest_first: Vec<String> = (0..events.len()).rev().map(|i| format!("u{i}")).collect();
@@ -482,6 +531,43 @@ mod tests {
         assert_eq!(read[0].1.watch_ms, Some(300.0));
         assert_eq!(read[1].1.user_id, "u2");
         assert_eq!(read[1].1.kind, EventType::Like);
+    }
+
+    #[test]
+    fn a_page_asks_for_about_its_events_worth_of_entries() {
+        let count = |wanted, per_entry| {
+            let cmd = page_command("xlog", Some("5-0"), wanted, per_entry);
+            let args: Vec<String> = cmd
+                .args_iter()
+                .map(|a| match a {
+                    redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+                    _ => String::new(),
+                })
+                .collect();
+            assert_eq!(args[..5], ["XREVRANGE", "xlog", "(5-0", "-", "COUNT"]);
+            args[5].parse::<usize>().expect("count")
+        };
+        assert_eq!(count(1_000, 1), 500);
+        assert_eq!(count(3, 1), 3);
+        assert_eq!(count(1_000, 64), 7);
+        assert_eq!(count(100, 64), 2);
+        assert_eq!(count(10, 64), 1);
+        assert_eq!(count(10, 0), 10);
+        assert_eq!(count(10, 1_000), 1);
+        let page = parse_page(page_of(
+            LogFormat::Batched,
+            &vec![event("u1", EventType::View, None); BATCH_MAX + 1],
+        ))
+        .expect("parse");
+        assert_eq!(events_per_entry(&page), 33);
+        assert_eq!(events_per_entry(&[]), 1);
+    }
+
+    /// The trim's Lua holds the most events of an entry as a number: it must be [`BATCH_MAX`].
+    #[test]
+    fn the_trim_bounds_entries_by_the_batch_maximum() {
+        let lua = trim_log_lua!();
+        assert!(lua.contains(&format!("math.min({BATCH_MAX},")), "{lua}");
     }
 
     #[test]

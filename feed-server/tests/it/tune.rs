@@ -260,15 +260,23 @@ both_stores!(
     a_full_log_drops_the_oldest_events_and_counts_them,
 );
 
-/// The exposure log's entries, the events they hold (a batched entry's field `n`, else one) and
-/// its event counter (`None` when absent).
-fn log_contents(conn: &mut redis::Connection) -> (usize, i64, Option<i64>) {
-    let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
+/// A stream entry as read: its id and fields.
+type LogEntry = (String, std::collections::HashMap<String, String>);
+
+/// Every entry of the exposure log, oldest first.
+fn log_entries(conn: &mut redis::Connection) -> Vec<LogEntry> {
+    redis::cmd("XRANGE")
         .arg("feed:{shared}:xlog")
         .arg("-")
         .arg("+")
         .query(conn)
-        .expect("xrange");
+        .expect("xrange")
+}
+
+/// The exposure log's entries, the events they hold (a batched entry's field `n`, else one) and
+/// its event counter (`None` when absent).
+fn log_contents(conn: &mut redis::Connection) -> (usize, i64, Option<i64>) {
+    let entries = log_entries(conn);
     let events = entries
         .iter()
         .map(|(_, f)| f.get("n").map_or(1, |n| n.parse::<i64>().expect("n")))
@@ -278,6 +286,17 @@ fn log_contents(conn: &mut redis::Connection) -> (usize, i64, Option<i64>) {
         .query(conn)
         .expect("get");
     (entries.len(), events, counted)
+}
+
+/// `user␟video` of every event of the exposure log's batched entries, oldest first.
+fn logged_pairs(conn: &mut redis::Connection) -> Vec<String> {
+    let entries = log_entries(conn);
+    entries
+        .iter()
+        .filter_map(|(_, f)| f.get("b"))
+        .flat_map(|b| b.split('\u{1e}'))
+        .map(|e| e.split('\u{1f}').take(2).collect::<Vec<_>>().join("\u{1f}"))
+        .collect()
 }
 
 /// Most events of a batched entry (`store::redis_log::BATCH_MAX`): the cap drops whole entries.
@@ -321,6 +340,18 @@ async fn a_full_batched_log_keeps_its_capacity_in_events(backend: Backend) {
         "{entries} entries for {held} events: not batched"
     );
     assert_eq!(dropped as i64 + held, 400, "dropped {dropped}, kept {held}");
+    // The newest are kept, in the order they were sent.
+    let sent: Vec<String> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{}\u{1f}{}",
+                e["user_id"].as_str().unwrap_or(""),
+                e["video_id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(logged_pairs(&mut conn), sent[sent.len() - held as usize..]);
     // The batched entries read back (a 500 `store_corrupt` otherwise).
     let (status, body) = app
         .post("/v1/admin/tune", &window(base, Utc::now(), json!("finish")))
@@ -385,6 +416,114 @@ async fn switching_to_batched_entries_and_back_keeps_the_cap_in_events() {
     );
 }
 
+/// The event count of batched entries is kept within what the entries allow, whatever was
+/// changed around it: a log deleted under its counter keeps what is appended next (the count
+/// restarts), a counter set far too high keeps the newest entry and is mended, and a counter
+/// deleted while batched entries remain, or an entry with a bogus count, leaves the count off
+/// (README) but neither empties the log nor stops its trimming. Under a capacity smaller than a batch
+/// an entry holds no more than the capacity, so the newest events always stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_count_survives_what_is_changed_around_it() {
+    let redis = RedisServer::start();
+    let mut conn = redis.connection();
+    let base = Utc::now() - Duration::days(4);
+    let events = history(base, false);
+    let app = replica_on(
+        &redis,
+        &[
+            &PATIENT[..],
+            &[
+                "--exposure-log-capacity",
+                "30",
+                "--exposure-log-format",
+                "batched",
+            ],
+        ]
+        .concat(),
+    )
+    .await;
+    app.put_videos(&world()).await;
+    let mut sent = 0;
+    let mut send_next = async |n: usize| {
+        for chunk in events[sent..sent + n].chunks(20) {
+            send(&app, chunk.to_vec()).await;
+            wait_applied(&mut redis.connection(), std::time::Duration::from_secs(10));
+        }
+        sent += n;
+    };
+    send_next(100).await;
+    let (_, held, counted) = log_contents(&mut conn);
+    assert_eq!(counted, Some(held));
+    assert!(
+        (1..=30).contains(&held),
+        "{held} kept under a capacity of 30"
+    );
+
+    // The log deleted, its counter left: what comes next is kept, and counted.
+    let _: i64 = redis::cmd("DEL")
+        .arg("feed:{shared}:xlog")
+        .query(&mut conn)
+        .expect("del");
+    send_next(20).await;
+    assert_eq!(log_contents(&mut conn), (1, 20, Some(20)));
+
+    // A counter far too high: the newest entry stays, and once it is all that is left the count
+    // is its own again.
+    let _: () = redis::cmd("SET")
+        .arg("feed:{shared}:xlog:n")
+        .arg(1_000_000)
+        .query(&mut conn)
+        .expect("set");
+    let dropped = async || {
+        metric(&app.metrics().await, "feed_exposure_log_dropped_total", &[]).unwrap_or(0.0)
+    };
+    let before = dropped().await;
+    send_next(20).await;
+    assert_eq!(log_contents(&mut conn), (1, 20, Some(20)));
+    assert_eq!(
+        dropped().await - before,
+        20.0,
+        "the older entry's events, once"
+    );
+
+    // An entry with a bogus count, then the counter deleted under batched entries.
+    let _: String = redis::cmd("XADD")
+        .arg("feed:{shared}:xlog")
+        .arg("*")
+        .arg("n")
+        .arg("1e9")
+        .arg("b")
+        .arg("u\u{1f}v\u{1f}view\u{1f}1")
+        .query(&mut conn)
+        .expect("xadd");
+    let _: i64 = redis::cmd("DEL")
+        .arg("feed:{shared}:xlog:n")
+        .query(&mut conn)
+        .expect("del");
+    send_next(200).await;
+    let (_, before, _) = log_contents(&mut conn);
+    send_next(200).await;
+    let (entries, held, counted) = log_contents(&mut conn);
+    let counted = counted.expect("a counter");
+    assert!(
+        (entries as i64..=64 * entries as i64).contains(&counted),
+        "{counted} counted for {entries} entries"
+    );
+    // The count is off by what it could not see, but the log is still trimmed: 200 more events
+    // leave it about as long, never empty.
+    assert!(
+        held >= 1 && held <= before + 30,
+        "{held} events kept after {before}: the trim stopped or emptied the log"
+    );
+    let bogus = log_entries(&mut conn);
+    assert!(
+        bogus
+            .iter()
+            .all(|(_, f)| f.get("n").is_none_or(|n| n != "1e9")),
+        "the bogus entry was never trimmed"
+    );
+}
+
 /// A log written in every form — five fields (the default: what every version reads), one
 /// field (`--exposure-log-format packed`), then many events an entry (`batched`) — is read
 /// whole: a tune counts every exposure, those whose events straddle two forms included.
@@ -420,12 +559,7 @@ async fn a_log_in_every_form_is_read_whole() {
     }
     wait_applied(&mut conn, std::time::Duration::from_secs(10));
 
-    let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
-        .arg("feed:{shared}:xlog")
-        .arg("-")
-        .arg("+")
-        .query(&mut conn)
-        .expect("xrange");
+    let entries = log_entries(&mut conn);
     let one_field = entries
         .iter()
         .filter(|(_, f)| f.len() == 1 && f.contains_key("e"))

@@ -431,12 +431,12 @@ impl RedisStore {
         self.keys.exposure_log()
     }
 
-    /// Counts exposure-log entries trimmed to make room.
+    /// How this replica writes and caps the exposure log.
     pub(super) fn log_settings(&self) -> &LogSettings {
         &self.log
     }
 
-    /// Counts exposure-log entries trimmed to make room.
+    /// Counts `n` exposure-log events dropped to make room.
     pub(super) fn log_dropped(&self, n: u64) {
         self.log.dropped.inc_by(n);
     }
@@ -520,7 +520,7 @@ impl RedisStore {
             zadd.ignore();
         }
         if !d.log.is_empty() {
-            redis_log::append(pipe, &self.log_key(), self.log.format, &d.log);
+            redis_log::append(pipe, &self.log_key(), &self.log, &d.log);
         }
     }
 
@@ -1010,13 +1010,15 @@ impl Store for RedisStore {
     async fn read_log(&self, max: usize) -> Result<Vec<LoggedEvent>, StoreError> {
         let key = self.keys.exposure_log();
         let mut newest_first: Vec<LoggedEvent> = Vec::new();
-        let mut last: Option<String> = None;
+        let (mut last, mut per_entry): (Option<String>, usize) = (None, 1);
         while newest_first.len() < max {
-            let cmd = redis_log::page_command(&key, last.as_deref(), max - newest_first.len());
+            let wanted = max - newest_first.len();
+            let cmd = redis_log::page_command(&key, last.as_deref(), wanted, per_entry);
             let reply: Value = self.conn.cmd(&cmd).await?;
             let page = redis_log::parse_page(reply)?;
             let Some((id, _)) = page.last() else { break };
             last = Some(id.clone());
+            per_entry = redis_log::events_per_entry(&page);
             newest_first.extend(page.into_iter().map(|(_, e)| e));
         }
         // A batched entry may hold more than the events still wanted.
