@@ -475,8 +475,8 @@ pub async fn log_through(store: &RedisStore, to: EntryId) -> Result<bool, Checkp
         let events: Vec<LoggedEvent> = entries
             .iter()
             .filter_map(|(_, fields)| fields.get(redis_events::FIELD))
-            .filter_map(|payload| SharedDeltas::decode(payload).ok())
-            .flat_map(|deltas| deltas.log)
+            .filter_map(|payload| SharedDeltas::decode_log(payload).ok())
+            .flatten()
             .collect();
         let cap = redis_log::Cap::of(log);
         let mut eval = redis::cmd("EVAL");
