@@ -25,7 +25,7 @@ use compact_str::CompactString;
 pub use codec::{DecodeError, FORMAT};
 
 use super::scores::ScoreIndex;
-use super::shared::{CatalogChange, FoldedDeltas, SharedDeltas, TrendingDeltas};
+use super::shared::{CatalogChange, SharedDeltas, TrendingDeltas};
 use super::{Deltas, DurationStats, TrendingScope, VideoStats};
 
 /// How long a trending day is kept after it ends (seconds): one day, the day that reads it as
@@ -66,7 +66,6 @@ macro_rules! shared_parts_of {
 }
 
 shared_parts_of!(SharedDeltas, |d| &d.catalog);
-shared_parts_of!(FoldedDeltas, |d| &d.catalog);
 shared_parts_of!(Deltas, |_d| &[]);
 
 /// A stream entry's id: Redis's clock in milliseconds and a sequence within it, in stream order.

@@ -103,70 +103,6 @@ impl SharedDeltas {
     pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
-
-    /// Reads only the log of what [`SharedDeltas::encode`] wrote (the checkpoint writer's
-    /// appends to the exposure log): the other parts are skipped unparsed.
-    pub fn decode_log(bytes: &[u8]) -> Result<Vec<LoggedEvent>, serde_json::Error> {
-        /// The log of an entry, every other field skipped.
-        #[derive(Deserialize)]
-        struct LogOnly {
-            log: Vec<LoggedEvent>,
-        }
-        serde_json::from_slice::<LogOnly>(bytes).map(|l| l.log)
-    }
-}
-
-/// What a replica folds of a stream entry (`--shared-aggregates process`): every part of a
-/// [`SharedDeltas`] but the log, whose events it only counts (skipped unparsed: the checkpoint
-/// writer reads them itself, [`SharedDeltas::decode_log`]). A follower reads every entry, so
-/// the events' strings are not worth building there. An entry whose log is not an array is
-/// refused as [`SharedDeltas::decode`] refuses it; the log's events themselves are not looked
-/// at (the encoder wrote them).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct FoldedDeltas {
-    /// Counter increments per video.
-    pub video_stats: HashMap<String, VideoStats>,
-    /// Global counters per duration bucket.
-    pub durations: DurationStats,
-    /// Trending increments.
-    #[serde(deserialize_with = "trending_list::deserialize")]
-    pub trending: TrendingDeltas,
-    /// Latest activity time per user.
-    pub active: HashMap<String, f64>,
-    /// Impressions per video (long tail).
-    pub exposures: HashMap<String, f64>,
-    /// How many events the entry's log holds.
-    #[serde(rename = "log", deserialize_with = "count_elements")]
-    pub events: usize,
-    /// Catalog writes, in order.
-    #[serde(default)]
-    pub catalog: Vec<CatalogChange>,
-}
-
-impl FoldedDeltas {
-    /// Reads what [`SharedDeltas::encode`] wrote, but the log's events.
-    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
-    }
-}
-
-/// The length of a JSON array, its elements skipped unparsed.
-fn count_elements<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    struct Count;
-    impl<'de> serde::de::Visitor<'de> for Count {
-        type Value = usize;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an array")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-            let mut n = 0;
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                n += 1;
-            }
-            Ok(n)
-        }
-    }
-    d.deserialize_seq(Count)
 }
 
 /// `(scope, day) → increments` as a list of `[scope, day, increments]`.
@@ -244,39 +180,6 @@ mod tests {
     fn decoding_garbage_fails() {
         assert!(SharedDeltas::decode(b"{\"video_stats\": 3}").is_err());
         assert!(SharedDeltas::decode(b"not json").is_err());
-        assert!(FoldedDeltas::decode(b"{\"video_stats\": 3}").is_err());
-        assert!(FoldedDeltas::decode(b"not json").is_err());
-        assert!(SharedDeltas::decode_log(b"{\"log\": 3}").is_err());
-    }
-
-    /// The partial reads (a follower's, the log writer's) see what the whole read sees.
-    #[test]
-    fn the_partial_reads_agree_with_the_whole() {
-        let mut shared = SharedDeltas::of(&deltas(&[
-            ("u1", "v1", EventType::Impression, 1_000.0),
-            ("u1", "v1", EventType::View, 1_001.0),
-            ("u2", "v2", EventType::Like, 90_000.0),
-        ]));
-        shared.catalog = vec![CatalogChange::Deleted("v9".into())];
-        let bytes = shared.encode().expect("encode");
-        let folded = FoldedDeltas::decode(&bytes).expect("folded");
-        assert_eq!(folded.events, 3);
-        assert_eq!(folded.catalog, shared.catalog);
-        let mut aggregates = (
-            super::super::aggregates::SharedAggregates::default(),
-            super::super::aggregates::SharedAggregates::default(),
-        );
-        aggregates.0.apply(&shared);
-        aggregates.1.apply(&folded);
-        assert!(aggregates.0 == aggregates.1, "folded differently");
-        assert_eq!(SharedDeltas::decode_log(&bytes).expect("log"), shared.log);
-        // A log that is not an array is refused by every read.
-        let text = String::from_utf8(bytes).expect("utf-8");
-        let broken = text
-            .replace("\"log\":[", "\"log\":{\"x\":[")
-            .replace("}]", "}]}");
-        assert!(SharedDeltas::decode(broken.as_bytes()).is_err());
-        assert!(FoldedDeltas::decode(broken.as_bytes()).is_err());
     }
 
     #[test]

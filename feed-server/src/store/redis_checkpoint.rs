@@ -89,7 +89,7 @@ return 1
 /// exposure log, its event counter. `ARGV`: the mark as read (empty when none), the new mark,
 /// the log's capacity in events, `1` when the entries are batched (else `0`), the events they
 /// hold, then each entry's `XADD` field-value arguments, preceded by their count. Returns the
-/// events the log's cap dropped ([`redis_log::trim_log_lua`]), or -1 when the mark had moved.
+/// events the log's cap dropped (`redis_log::trim_log_lua!`), or -1 when the mark had moved.
 pub const LOG: &str = concat!(
     redis_log::trim_log_lua!(),
     r#"
@@ -475,8 +475,8 @@ pub async fn log_through(store: &RedisStore, to: EntryId) -> Result<bool, Checkp
         let events: Vec<LoggedEvent> = entries
             .iter()
             .filter_map(|(_, fields)| fields.get(redis_events::FIELD))
-            .filter_map(|payload| SharedDeltas::decode_log(payload).ok())
-            .flatten()
+            .filter_map(|payload| SharedDeltas::decode(payload).ok())
+            .flat_map(|deltas| deltas.log)
             .collect();
         let cap = redis_log::Cap::of(log);
         let mut eval = redis::cmd("EVAL");

@@ -96,7 +96,7 @@ pub(super) const FIELD: &str = "d";
 /// `c · a` arguments (a round's ~600 writes are a few dozen runs: a script spends less on each
 /// call than a per-command header cost it, and two-argument commands need no `unpack`). The
 /// log's appends are among the commands; its cap is the script's
-/// ([`super::redis_log::trim_log_lua`]). Returns `{applied (0/1), backlog left, exposure-log
+/// (`redis_log::trim_log_lua!`). Returns `{applied (0/1), backlog left, exposure-log
 /// events dropped}`.
 pub const APPLY: &str = concat!(
     super::redis_log::trim_log_lua!(),

@@ -34,7 +34,7 @@ use super::redis_events::{
 use super::redis_migration;
 use super::redis_store::RedisStore;
 use crate::learning::aggregates::{EntryId, SharedAggregates};
-use crate::learning::shared::FoldedDeltas;
+use crate::learning::shared::SharedDeltas;
 
 /// Most entries one poll reads.
 pub const READ_COUNT: usize = 1_024;
@@ -210,7 +210,7 @@ impl Follower {
                 .payload
                 .as_deref()
                 .ok_or_else(|| "no payload".to_owned())
-                .and_then(|p| FoldedDeltas::decode(p).map_err(|err| err.to_string()));
+                .and_then(|p| SharedDeltas::decode(p).map_err(|err| err.to_string()));
             if let Err(why) = &deltas {
                 tracing::error!(id = %id, error = %why, "stream follower: unreadable batch skipped");
             }
@@ -220,7 +220,7 @@ impl Follower {
             entries: decoded.len(),
             ..Polled::default()
         };
-        let empty = FoldedDeltas::default();
+        let empty = SharedDeltas::default();
         if let Some((last, _)) = decoded.last() {
             // Not while the checkpoint writer encodes (see `FollowedState::encoding`); the
             // sender lives in the state, so the wait cannot fail.
@@ -229,7 +229,7 @@ impl Follower {
             for (id, deltas) in &decoded {
                 let d = deltas.as_ref().unwrap_or(&empty);
                 if state.aggregates.apply_entry(*id, d) {
-                    let events = d.events;
+                    let events = d.events();
                     state.events += events as u64;
                     polled.events += events;
                     polled.unreadable += usize::from(deltas.is_none());
