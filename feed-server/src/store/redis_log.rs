@@ -37,8 +37,8 @@
 //! entry of that form — the operator's replay gate asks the *stable* pods, so a canary writing
 //! them would stall its own rollout. Hence fields by default, a newer form once every replica
 //! reads it (feed-server/README.md). A replica of a version without the event counter appends
-//! without counting (and trims by entries), which leaves the count off for good; the trim keeps
-//! it within the bounds the entries set ([`trim_log_lua`]).
+//! without counting (and trims by entries), which leaves the count off for good; the log is
+//! still never emptied nor left untrimmed ([`trim_log_lua`]).
 
 use std::collections::HashMap;
 
