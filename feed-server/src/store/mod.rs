@@ -29,6 +29,18 @@ pub mod state_reads;
 pub mod taste_sums;
 mod video_counters;
 
+/// A command's arguments as text, for tests that compare what a store would send (a cursor
+/// argument, which these commands never hold, as `<cursor>`).
+#[cfg(test)]
+fn command_text(cmd: &redis::Cmd) -> Vec<String> {
+    cmd.args_iter()
+        .map(|a| match a {
+            redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => "<cursor>".to_owned(),
+        })
+        .collect()
+}
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;

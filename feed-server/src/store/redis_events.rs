@@ -771,13 +771,7 @@ mod tests {
             },
         };
         let eval = apply_eval(&own, &round, &pipe).expect("encode");
-        let text: Vec<String> = eval
-            .args_iter()
-            .map(|a| match a {
-                redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
-                _ => "<cursor>".to_owned(),
-            })
-            .collect();
+        let text = crate::store::command_text(&eval);
         assert_eq!(text[..2], ["EVAL", APPLY]);
         assert_eq!(
             text[2..],

@@ -536,14 +536,8 @@ mod tests {
     #[test]
     fn a_page_asks_for_about_its_events_worth_of_entries() {
         let count = |wanted, per_entry| {
-            let cmd = page_command("xlog", Some("5-0"), wanted, per_entry);
-            let args: Vec<String> = cmd
-                .args_iter()
-                .map(|a| match a {
-                    redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
-                    _ => String::new(),
-                })
-                .collect();
+            let args =
+                crate::store::command_text(&page_command("xlog", Some("5-0"), wanted, per_entry));
             assert_eq!(args[..5], ["XREVRANGE", "xlog", "(5-0", "-", "COUNT"]);
             args[5].parse::<usize>().expect("count")
         };

@@ -220,13 +220,7 @@ mod tests {
                 ),
             ]
         );
-        let args: Vec<String> = bitfield("k", &incs[1].1)
-            .args_iter()
-            .map(|a| match a {
-                redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
-                _ => "<cursor>".to_owned(),
-            })
-            .collect();
+        let args = crate::store::command_text(&bitfield("k", &incs[1].1));
         let (a, b) = (incs[1].1[0].1.to_string(), incs[1].1[1].1.to_string());
         assert_eq!(
             args,
