@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use feedroll_crds::FeedRolloutStatus;
+use feedroll_crds::{AnalysisRun, FeedRolloutStatus};
 use feedroll_localkube::FakeApi;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -61,6 +61,8 @@ impl Drop for Recorder {
 }
 
 /// What makes a new status worth a row: phase, step, weights, message, analysis run, history.
+/// A run is the whole run, not its time: status times are whole seconds, and two runs (a fast
+/// one and a full one) can fall in the same second with different verdicts.
 fn key(s: &FeedRolloutStatus) -> String {
     format!(
         "{:?}/{:?}/{}/{:?}/{:?}/{:?}/{:?}",
@@ -69,7 +71,7 @@ fn key(s: &FeedRolloutStatus) -> String {
         s.weight,
         s.actual_weight,
         s.message,
-        s.analysis.as_ref().and_then(|a| a.at.clone()),
+        s.analysis,
         s.history.len()
     )
 }
@@ -99,7 +101,7 @@ fn new_events(events: &[Value], name: &str, seen: &mut BTreeSet<String>) -> Vec<
 #[derive(Default)]
 struct Polling {
     last_key: String,
-    last_run: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    last_run: Option<AnalysisRun>,
     seen: BTreeSet<String>,
 }
 
@@ -118,14 +120,13 @@ impl Polling {
         };
         let changed = key(&status) != self.last_key;
         if changed || !events.is_empty() {
-            let run = status.analysis.as_ref().and_then(|a| a.at.clone());
-            let records = (run != self.last_run)
+            let records = (status.analysis != self.last_run)
                 .then(|| status.analysis.as_ref().map(|a| a.records.as_slice()))
                 .flatten();
             let mut row = Row::new(at, &status, records);
             row.events = events.iter().map(|(r, n)| format!("{r}: {n}")).collect();
             rec.timeline.push(row);
-            self.last_run = run;
+            self.last_run = status.analysis.clone();
         }
         if changed {
             self.last_key = key(&status);
@@ -172,5 +173,71 @@ impl Recorder {
     /// The latest status, if the rollout has one.
     pub fn status(&self) -> Option<FeedRolloutStatus> {
         self.recording().status().cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use feedroll_crds::{CheckRecord, Phase, Tier, Verdict};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn status(at_second: i64, verdict: Verdict) -> FeedRolloutStatus {
+        let at = k8s_openapi::jiff::Timestamp::from_second(at_second)
+            .ok()
+            .map(Time);
+        FeedRolloutStatus {
+            phase: Some(Phase::Progressing),
+            analysis: Some(AnalysisRun {
+                at: at.clone(),
+                fast: true,
+                records: vec![CheckRecord {
+                    name: "error-rate-critical".to_owned(),
+                    tier: Tier::Rollback,
+                    at,
+                    verdict,
+                    ..CheckRecord::default()
+                }],
+            }),
+            ..FeedRolloutStatus::default()
+        }
+    }
+
+    fn verdicts(rec: &Recording) -> Vec<Verdict> {
+        rec.timeline
+            .records("error-rate-critical")
+            .map(|r| r.verdict)
+            .collect()
+    }
+
+    /// Status times are whole seconds: a run that fails in the same second as one without data
+    /// is a new run all the same (the roll-back tier's failure was once missed this way).
+    #[test]
+    fn a_second_run_within_the_same_second_is_recorded() {
+        let mut polling = Polling::default();
+        let mut rec = Recording::default();
+        let second = Duration::from_millis(100);
+        polling.observe(&mut rec, second, Some(status(41, Verdict::NoData)), &[]);
+        polling.observe(&mut rec, 2 * second, Some(status(41, Verdict::Fail)), &[]);
+        assert_eq!(verdicts(&rec), [Verdict::NoData, Verdict::Fail]);
+        assert_eq!(rec.statuses.len(), 2, "each run's status is kept");
+    }
+
+    /// The same run seen again (the recorder polls faster than runs come) is not a new row.
+    #[test]
+    fn a_run_seen_twice_is_recorded_once() {
+        let mut polling = Polling::default();
+        let mut rec = Recording::default();
+        for poll in 1..=3 {
+            polling.observe(
+                &mut rec,
+                Duration::from_millis(100 * poll),
+                Some(status(41, Verdict::Pass)),
+                &[],
+            );
+        }
+        assert_eq!(verdicts(&rec), [Verdict::Pass]);
+        assert_eq!(rec.timeline.rows.len(), 1);
     }
 }
