@@ -45,7 +45,7 @@ fn score() -> impl Strategy<Value = f64> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let member = 0u8..12;
+    let member = 0u8..MEMBERS;
     prop_oneof![
         4 => (member.clone(), score()).prop_map(|(m, s)| Op::Incr(m, s)),
         2 => (member.clone(), score()).prop_map(|(m, s)| Op::Raise(m, s)),
@@ -54,9 +54,22 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// `v0` … `v11`: `v10` sorts before `v2`, as Redis compares bytes.
+/// Members drawn from.
+const MEMBERS: u8 = 18;
+
+/// `v0` … `v11`: `v10` sorts before `v2`, as Redis compares bytes; then ids that share their
+/// first eight bytes or are a prefix of one another (the index orders ties by those bytes first,
+/// then by the rest), one with a byte above ASCII.
 fn member(m: u8) -> String {
-    format!("v{m}")
+    match m {
+        0..12 => format!("v{m}"),
+        12 => "trending".to_owned(),
+        13 => "trending-v1".to_owned(),
+        14 => "trending-v10".to_owned(),
+        15 => "trending-v2".to_owned(),
+        16 => "trendinf-zz".to_owned(),
+        _ => "trendin\u{e9}".to_owned(),
+    }
 }
 
 /// A score as Redis reads it (`inf`, `-inf`, `-0`, digits).
@@ -174,7 +187,7 @@ fn the_in_process_sorted_set_keeps_redis_scores_and_order() {
         prop_assert_eq!(read(conn, "ZREVRANGE")?, held(index.highest()));
         let card: usize = conn.zcard(KEY).map_err(fail)?;
         prop_assert_eq!(card, index.len());
-        for m in 0..12 {
+        for m in 0..MEMBERS {
             let on_redis: Option<f64> = conn.zscore(KEY, member(m)).map_err(fail)?;
             prop_assert_eq!(on_redis, index.score(member(m).as_str()));
         }
