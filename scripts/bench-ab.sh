@@ -5,7 +5,7 @@
 #
 #   scripts/bench-ab.sh [--rounds N] [--duration-secs S] [--phases P] [--out DIR]
 #                       [--a-flags F] [--b-flags F] [--a-redis-nice N] [--b-redis-nice N]
-#                       A_DIR B_DIR
+#                       [--profile SECS] A_DIR B_DIR
 #
 # --phases: the `feedroll-loadgen run` phases of each run (default `uncached`; e.g.
 # `baseline,cached` for cached pages beside the static baseline, measured in every run).
@@ -32,16 +32,23 @@
 # --a-redis-nice / --b-redis-nice: the `nice` value Redis runs at during that side's runs
 # (default BENCH_REDIS_NICE, -10: scripts/bench-lib.sh says why); e.g. `--a-redis-nice 0`
 # measures what Redis's priority is worth, one build as A and B.
+#
+# --profile SECS: in every run, `perf record --call-graph dwarf` of feed-server for SECS seconds
+# from 1 s into the first phase's measured window (SECS at most the phase's length minus 1), then
+# DIR/<run>.profile.txt: scripts/perf-shares.py's shares of feed-server's CPU by part, the kernel's,
+# and the top functions. Compare the sides' shares, not a profiled run's rate with an unprofiled
+# one's (the recording costs CPU). Needs perf (Debian: linux-perf) and a perf_event_paranoid that
+# lets it attach.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
 
-rounds=6 duration=10 phases=uncached out=bench-out/ab dirs=() a_flags="" b_flags=""
+rounds=6 duration=10 phases=uncached out=bench-out/ab dirs=() a_flags="" b_flags="" profile=""
 a_nice="$redis_nice" b_nice="$redis_nice"
 while (($#)); do
   case "$1" in
-    -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --rounds) rounds="$2"; shift ;;
     --duration-secs) duration="$2"; shift ;;
     --phases) phases="$2"; shift ;;
@@ -50,6 +57,7 @@ while (($#)); do
     --b-flags) b_flags="$2"; shift ;;
     --a-redis-nice) a_nice="$2"; shift ;;
     --b-redis-nice) b_nice="$2"; shift ;;
+    --profile) profile="$2"; shift ;;
     *) dirs+=("$1") ;;
   esac
   shift
@@ -61,6 +69,11 @@ for dir in "${dirs[@]}"; do
   done
 done
 require_redis bench-ab
+if [ -n "$profile" ]; then
+  [[ "$profile" =~ ^[1-9][0-9]*$ ]] && ((profile < duration)) || {
+    echo "bench-ab: --profile takes whole seconds, fewer than --duration-secs ($duration)" >&2; exit 2; }
+  command -v perf >/dev/null || { echo "bench-ab: --profile needs perf (Debian: linux-perf)" >&2; exit 1; }
+fi
 
 tmp="$(mktemp -d -t feedroll-bench-ab.XXXXXX)"
 mkdir -p "$out"
@@ -129,12 +142,26 @@ for ((round = 1; round <= rounds; round++)); do
     seed=$((seed + 1))
     name="$round-$side"
     redis_stats_flags "$dir/feedroll-loadgen" "${redis[0]}"
+    if [ -n "$profile" ]; then
+      # 3 s of lead-in, then 1 s into the measured window.
+      (sleep 4 && exec perf record -q -F 299 --call-graph dwarf -p "$server_pid" \
+        -o "$out/$name.perf.data" -- sleep "$profile") >"$out/$name.perf.log" 2>&1 &
+      profiler=$!
+      pids+=("$profiler")
+    fi
     run "$dir/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "127.0.0.1:$baseline_port" \
       --server-pid "$server_pid" --redis-pid "${redis[1]}" --baseline-pid "$baseline_pid" "${redis_stats[@]}" \
       --warmed-users 0 --phases "$phases" \
       --duration-secs "$duration" --cold-seed "$seed" --load-json "$out/load.json" \
       --out "$out/$name.json" --markdown "$out/$name.md" >/dev/null 2>"$out/$name.log"
+    if [ -n "$profile" ]; then
+      wait "$profiler" || { echo "bench-ab: perf record failed: $(tail -n 3 "$out/$name.perf.log")" >&2; exit 1; }
+    fi
     stop_server
+    if [ -n "$profile" ]; then
+      perf script -i "$out/$name.perf.data" 2>/dev/null | python3 scripts/perf-shares.py >"$out/$name.profile.txt"
+      echo "bench-ab: $name profiled: $out/$name.profile.txt ($(head -n 1 "$out/$name.profile.txt"))" >&2
+    fi
     # The rows of the phase table: name, load, req/s, ... bytes/resp, server, Redis, loadgen, CPU.
     awk -F'|' -v at="$(date -u +%H:%M:%S) round $round $side ($dir):" '
       /^\| phase \|/ { table = 1; next }
