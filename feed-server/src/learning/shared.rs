@@ -3,6 +3,21 @@
 //! ingest stream and applied by the consumers ([`crate::store::redis_store`]), while the sending
 //! user's own state (affinities, taste, seen set, recent engagements — one cluster slot per
 //! user) is written when the event is accepted. Pure data: encoding, decoding and merging.
+//!
+//! **Entry forms** (`--event-entry-format`), told apart by their first byte; every form is read:
+//!
+//! - **JSON** (`{`): readable with `redis-cli`, and the form every version reads.
+//! - **Compact** (`0x01`, then the deltas in [postcard](https://postcard.jamesmunns.com/)): no
+//!   field names, counters as their 8 bytes, lengths as varints. Every replica decodes every
+//!   entry with the shared aggregates in process, and parsing JSON text was most of that work
+//!   (BENCHMARKS.md, *Compact ingest entries*). postcard is positional: the wire is the field
+//!   order of [`CompactOut`] and the variant order of the enums it holds, pinned by a test of
+//!   its bytes; a later layout takes the next first byte.
+//!
+//! A version older than compact entries cannot read them, and an entry nobody reads is an
+//! entry whose events never reach the aggregates: `compact` is for deployments where every
+//! replica (stable and canary) reads it, and a rollback below this version first goes back to
+//! `json` and waits until no compact entry is left (feed-server/README.md).
 
 use std::collections::HashMap;
 
@@ -13,6 +28,54 @@ use crate::exposure::LoggedEvent;
 
 /// Trending increments per (scope, UTC day) and video.
 pub type TrendingDeltas = HashMap<(TrendingScope, i64), HashMap<String, f64>>;
+
+/// How a replica writes its entries in the ingest stream (`--event-entry-format`); both are
+/// read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EntryFormat {
+    /// JSON: the form every version reads. The default until no replica older than the reader
+    /// of compact entries runs anywhere.
+    #[default]
+    Json,
+    /// Binary, decoded without parsing text: readable only by versions that have this option;
+    /// set it once every replica (stable and canary) runs one.
+    Compact,
+}
+
+/// The first byte of a compact entry (a JSON entry begins with `{`). A later compact layout
+/// takes the next value, so that a reader never mistakes one for the other.
+const COMPACT_V1: u8 = 0x01;
+
+/// Deltas that could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The JSON form failed (a counter that is not finite).
+    #[error("encoding an ingest entry as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The compact form failed.
+    #[error("encoding a compact ingest entry: {0}")]
+    Compact(#[from] postcard::Error),
+}
+
+/// Entry bytes that are no deltas this version reads.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// An empty entry.
+    #[error("an empty ingest entry")]
+    Empty,
+    /// A first byte of no known form (a later version's layout, or not an entry at all).
+    #[error("an ingest entry of unknown form (first byte {0:#04x}): written by a newer version?")]
+    UnknownForm(u8),
+    /// A JSON entry that does not parse.
+    #[error("a JSON ingest entry: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A compact entry that does not parse.
+    #[error("a compact ingest entry: {0}")]
+    Compact(#[from] postcard::Error),
+    /// A compact entry followed by more bytes.
+    #[error("a compact ingest entry with {0} bytes after its end")]
+    Trailing(usize),
+}
 
 /// What a batch changes in the shared aggregates; several merge into one write.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -94,15 +157,89 @@ impl SharedDeltas {
         self.catalog.extend(later.catalog);
     }
 
-    /// The bytes kept in the ingest stream (JSON: readable with `redis-cli`).
-    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
+    /// The bytes kept in the ingest stream, in `format`.
+    pub fn encode(&self, format: EntryFormat) -> Result<Vec<u8>, EncodeError> {
+        match format {
+            EntryFormat::Json => Ok(serde_json::to_vec(self)?),
+            EntryFormat::Compact => {
+                let compact = CompactOut {
+                    video_stats: &self.video_stats,
+                    durations: &self.durations,
+                    trending: self
+                        .trending
+                        .iter()
+                        .map(|((scope, day), incs)| (scope, *day, incs))
+                        .collect(),
+                    active: &self.active,
+                    exposures: &self.exposures,
+                    log: &self.log,
+                    catalog: &self.catalog,
+                };
+                // ~60 bytes an event for a relay's batch: one allocation for most.
+                let bytes = Vec::with_capacity(128 + 64 * self.log.len());
+                Ok(postcard::to_extend(&compact, with_tag(bytes))?)
+            }
+        }
     }
 
-    /// Reads what [`SharedDeltas::encode`] wrote.
-    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    /// Reads what [`SharedDeltas::encode`] wrote, in either form.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match bytes.split_first() {
+            None => Err(DecodeError::Empty),
+            Some((b'{', _)) => Ok(serde_json::from_slice(bytes)?),
+            Some((&COMPACT_V1, body)) => {
+                let (c, rest) = postcard::take_from_bytes::<CompactIn>(body)?;
+                if !rest.is_empty() {
+                    return Err(DecodeError::Trailing(rest.len()));
+                }
+                Ok(Self {
+                    video_stats: c.video_stats,
+                    durations: c.durations,
+                    trending: c
+                        .trending
+                        .into_iter()
+                        .map(|(scope, day, incs)| ((scope, day), incs))
+                        .collect(),
+                    active: c.active,
+                    exposures: c.exposures,
+                    log: c.log,
+                    catalog: c.catalog,
+                })
+            }
+            Some((&other, _)) => Err(DecodeError::UnknownForm(other)),
+        }
     }
+}
+
+/// `bytes` with the compact form's first byte pushed.
+fn with_tag(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.push(COMPACT_V1);
+    bytes
+}
+
+/// The compact form as written (postcard is positional: this field order, and the variant
+/// order of [`TrendingScope`], [`crate::model::EventType`] and [`CatalogChange`], is the wire).
+#[derive(Serialize)]
+struct CompactOut<'a> {
+    video_stats: &'a HashMap<String, VideoStats>,
+    durations: &'a DurationStats,
+    trending: Vec<(&'a TrendingScope, i64, &'a HashMap<String, f64>)>,
+    active: &'a HashMap<String, f64>,
+    exposures: &'a HashMap<String, f64>,
+    log: &'a [LoggedEvent],
+    catalog: &'a [CatalogChange],
+}
+
+/// [`CompactOut`] read back.
+#[derive(Deserialize)]
+struct CompactIn {
+    video_stats: HashMap<String, VideoStats>,
+    durations: DurationStats,
+    trending: Vec<(TrendingScope, i64, HashMap<String, f64>)>,
+    active: HashMap<String, f64>,
+    exposures: HashMap<String, f64>,
+    log: Vec<LoggedEvent>,
+    catalog: Vec<CatalogChange>,
 }
 
 /// `(scope, day) → increments` as a list of `[scope, day, increments]`.
@@ -133,6 +270,7 @@ mod trending_list {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::learning::DURATION_BUCKETS;
     use crate::model::{Event, EventType, Video};
 
     fn video(id: &str) -> Video {
@@ -163,23 +301,118 @@ mod tests {
         d
     }
 
-    #[test]
-    fn encoding_round_trips_every_field() {
+    /// Deltas with every field set, a catalog write's included.
+    fn every_field() -> SharedDeltas {
         let d = deltas(&[
             ("u1", "v1", EventType::Impression, 1_000.0),
             ("u1", "v1", EventType::View, 1_001.0),
             ("u2", "v2", EventType::Like, 90_000.0),
+            ("u2", "v2", EventType::Skip, 90_001.5),
         ]);
-        let shared = SharedDeltas::of(&d);
+        let mut shared = SharedDeltas::of(&d);
+        shared.catalog = vec![
+            CatalogChange::Added("v9".into()),
+            CatalogChange::Deleted("v1".into()),
+        ];
         assert!(!shared.trending.is_empty() && !shared.active.is_empty());
-        let bytes = shared.encode().expect("encode");
-        assert_eq!(SharedDeltas::decode(&bytes).expect("decode"), shared);
+        assert!(!shared.exposures.is_empty() && shared.log.len() == 4);
+        shared
     }
 
     #[test]
-    fn decoding_garbage_fails() {
-        assert!(SharedDeltas::decode(b"{\"video_stats\": 3}").is_err());
-        assert!(SharedDeltas::decode(b"not json").is_err());
+    fn encoding_round_trips_every_field_in_either_form() {
+        let shared = every_field();
+        for format in [EntryFormat::Json, EntryFormat::Compact] {
+            let bytes = shared.encode(format).expect("encode");
+            assert_eq!(
+                SharedDeltas::decode(&bytes).expect("decode"),
+                shared,
+                "{format:?}"
+            );
+        }
+        let json = shared.encode(EntryFormat::Json).expect("encode");
+        assert_eq!(
+            json.first(),
+            Some(&b'{'),
+            "JSON stays readable with redis-cli"
+        );
+        let compact = shared.encode(EntryFormat::Compact).expect("encode");
+        assert_eq!(compact.first(), Some(&COMPACT_V1));
+        assert!(
+            compact.len() * 2 < json.len(),
+            "compact {} bytes, JSON {}",
+            compact.len(),
+            json.len()
+        );
+    }
+
+    /// The compact layout is a wire between versions: a change to a field's order or type, or
+    /// to an enum's variants, changes these bytes and needs the next first byte.
+    #[test]
+    fn the_compact_layout_is_pinned() {
+        let mut shared = SharedDeltas::default();
+        shared.video_stats.insert(
+            "v".into(),
+            VideoStats {
+                likes: 1.0,
+                ..VideoStats::default()
+            },
+        );
+        shared.durations[1].plays = 2.0;
+        shared
+            .trending
+            .entry((TrendingScope::Region("US".into()), 7))
+            .or_default()
+            .insert("v".into(), 0.5);
+        shared.active.insert("u".into(), 3.0);
+        shared.log.push(LoggedEvent {
+            user_id: "u".into(),
+            video_id: "v".into(),
+            kind: EventType::Share,
+            watch_ms: None,
+            ts: 3.0,
+        });
+        shared.catalog.push(CatalogChange::Deleted("w".into()));
+        let bytes = shared.encode(EntryFormat::Compact).expect("encode");
+        let f64s = |xs: &[f64]| -> Vec<u8> { xs.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        let mut want = vec![COMPACT_V1, 1, 1, b'v'];
+        want.extend(f64s(&[0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]));
+        for bucket in 0..DURATION_BUCKETS {
+            let plays = if bucket == 1 { 2.0 } else { 0.0 };
+            want.extend(f64s(&[0.0, plays, 0.0]));
+        }
+        // Trending: one list, `Region` (variant 2), day 7 as a zigzag varint (14).
+        want.extend([1, 2, 2, b'U', b'S', 14, 1, 1, b'v']);
+        want.extend(f64s(&[0.5]));
+        want.extend([1, 1, b'u']);
+        want.extend(f64s(&[3.0]));
+        // No exposures; one logged event: `Share` (variant 4), no watch time.
+        want.extend([0, 1, 1, b'u', 1, b'v', 4, 0]);
+        want.extend(f64s(&[3.0]));
+        // One catalog change: `Deleted` (variant 1).
+        want.extend([1, 1, 1, b'w']);
+        assert_eq!(bytes, want);
+        assert_eq!(SharedDeltas::decode(&want).expect("decode"), shared);
+    }
+
+    #[test]
+    fn decoding_what_is_no_entry_of_this_version_fails_and_says_why() {
+        let compact = every_field().encode(EntryFormat::Compact).expect("encode");
+        let mut trailing = compact.clone();
+        trailing.push(0);
+        let cases: [(&[u8], &str); 7] = [
+            (b"", "empty"),
+            (b"{\"video_stats\": 3}", "JSON ingest entry"),
+            (b"not json", "unknown form (first byte 0x6e)"),
+            (&[0x02, 0, 0], "unknown form (first byte 0x02)"),
+            (&compact[..compact.len() - 3], "compact ingest entry"),
+            (&trailing, "1 bytes after its end"),
+            (&[COMPACT_V1], "compact ingest entry"),
+        ];
+        for (bytes, why) in cases {
+            let err = SharedDeltas::decode(bytes).expect_err("not an entry");
+            assert!(err.to_string().contains(why), "{bytes:?}: {err}");
+        }
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! **Accepting** (`Store::apply`, one MULTI/EXEC; on a Redis Cluster one per sending user, then
 //! the append as the commit point, see `store::redis_store`): the sending users' own state
 //! (affinities, taste, seen set, recent engagements) is written, the batch's
-//! [`SharedDeltas`](crate::learning::shared::SharedDeltas) is appended as one entry (field `d`,
-//! JSON) to the stream `P{shared}:ev`, and `P{shared}:evq` (events accepted, not yet applied)
-//! grows by the batch's size. The 200 is sent after EXEC: an accepted event is in Redis, and the
+//! [`SharedDeltas`](crate::learning::shared::SharedDeltas) is appended as one entry (field `d`:
+//! JSON, or binary with `--event-entry-format compact`) to the stream `P{shared}:ev`, and
+//! `P{shared}:evq` (events accepted, not yet applied) grows by the batch's size. The 200 is sent after EXEC: an accepted event is in Redis, and the
 //! user's next feed reflects it. When the last observed `P{shared}:evq` exceeds [`IngestSettings::backlog_max`],
 //! new batches are refused before anything is written ([`StoreError::Backlogged`], a 503 with
 //! `Retry-After`): a stalled consumer costs bounded Redis memory, never an event.
@@ -47,6 +47,7 @@ use tokio::sync::Notify;
 
 use super::StoreError;
 use crate::learning::aggregates::EntryId;
+use crate::learning::shared::EntryFormat;
 use crate::time::{Clock, SystemClock};
 
 /// The consumer group of the ingest stream.
@@ -154,6 +155,8 @@ pub enum AggregatesMode {
 pub struct IngestSettings {
     /// Where the shared aggregates are kept.
     pub mode: AggregatesMode,
+    /// The form of the entries this replica appends (every form is read).
+    pub entry_format: EntryFormat,
     /// Time between two checkpoints of the aggregates kept in process.
     pub checkpoint_interval: Duration,
     /// Most events accepted and not yet applied before new batches are refused
@@ -184,6 +187,7 @@ impl Default for IngestSettings {
     fn default() -> Self {
         Self {
             mode: AggregatesMode::Redis,
+            entry_format: EntryFormat::Json,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             backlog_max: 200_000,
             claim_idle: Duration::from_secs(5),
@@ -222,6 +226,12 @@ pub struct IngestArgs {
     /// on Redis; every replica of a deployment must use the same). See feed-server/README.md.
     #[arg(long, env = "FEED_SHARED_AGGREGATES", value_enum, default_value_t = AggregatesMode::Redis)]
     pub shared_aggregates: AggregatesMode,
+    /// Form of the ingest-stream entries this replica writes: `json` (what every version reads)
+    /// or `compact` (binary, cheaper for every replica to decode; readable only by versions
+    /// that have this flag, so set it once every replica, stable and canary, runs one: an entry
+    /// a replica cannot read never reaches the aggregates). Every form is read.
+    #[arg(long, env = "FEED_EVENT_ENTRY_FORMAT", value_enum, default_value_t = EntryFormat::Json)]
+    pub event_entry_format: EntryFormat,
     /// With `--shared-aggregates process`: time between two checkpoints (the stream keeps
     /// about two of these, and the backlog refused beyond `--event-backlog-max` counts the
     /// events since the last one); a checkpoint starts at once when that backlog reaches half
@@ -244,6 +254,7 @@ impl IngestArgs {
             claim_idle: Duration::from_millis(self.event_claim_idle_ms),
             apply_interval: Duration::from_millis(self.event_apply_interval_ms),
             mode: self.shared_aggregates,
+            entry_format: self.event_entry_format,
             checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
             ..IngestSettings::default()
         }

@@ -631,7 +631,9 @@ impl RedisStore {
             catalog: changes.into_iter().collect(),
             ..SharedDeltas::default()
         };
-        let payload = entry.encode().map_err(corrupt)?;
+        let payload = entry
+            .encode(self.ingest.settings.entry_format)
+            .map_err(corrupt)?;
         pipe.cmd("XADD")
             .arg(self.ingest_key())
             .arg("*")
@@ -819,7 +821,9 @@ impl Store for RedisStore {
             self.ingest.admit()?;
         }
         let shared = SharedDeltas::of(d);
-        let payload = shared.encode().map_err(corrupt)?;
+        let payload = shared
+            .encode(self.ingest.settings.entry_format)
+            .map_err(corrupt)?;
         let own = self.own_writes(d);
         // The commit: on one server everything in it, on a cluster after each user's own slot
         // (see the module docs).
