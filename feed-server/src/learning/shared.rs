@@ -175,8 +175,9 @@ impl SharedDeltas {
                     log: &self.log,
                     catalog: &self.catalog,
                 };
-                // ~60 bytes an event for a relay's batch: one allocation for most.
-                let bytes = Vec::with_capacity(128 + 64 * self.log.len());
+                // ~160 bytes an event for a relay's batch (its counters, trending and log
+                // lines; 1,758 for 11 events): one allocation for most.
+                let bytes = Vec::with_capacity(128 + 160 * self.log.len());
                 Ok(postcard::to_extend(&compact, with_tag(bytes))?)
             }
         }
