@@ -114,7 +114,10 @@ type Id = CompactString;
 pub struct SharedAggregates {
     /// The last stream entry folded ([`SharedAggregates::apply_entry`]).
     last: Option<EntryId>,
-    stats: HashMap<Id, VideoStats>,
+    /// Read ~600 times per uncached ranking, most reads a cache miss at the bench world:
+    /// foldhash, not SipHash, so that more of the lookups run at once (BENCHMARKS.md,
+    /// *Compact ingest entries*).
+    stats: foldhash::HashMap<Id, VideoStats>,
     durations: DurationStats,
     trending: HashMap<(TrendingScope, i64), ScoreIndex<Id>>,
     exposures: ScoreIndex<Id>,

@@ -159,28 +159,31 @@ impl SharedDeltas {
 
     /// The bytes kept in the ingest stream, in `format`.
     pub fn encode(&self, format: EntryFormat) -> Result<Vec<u8>, EncodeError> {
-        match format {
-            EntryFormat::Json => Ok(serde_json::to_vec(self)?),
-            EntryFormat::Compact => {
-                let compact = CompactOut {
-                    video_stats: &self.video_stats,
-                    durations: &self.durations,
-                    trending: self
-                        .trending
-                        .iter()
-                        .map(|((scope, day), incs)| (scope, *day, incs))
-                        .collect(),
-                    active: &self.active,
-                    exposures: &self.exposures,
-                    log: &self.log,
-                    catalog: &self.catalog,
-                };
-                // ~160 bytes an event for a relay's batch (its counters, trending and log
-                // lines; 1,758 for 11 events): one allocation for most.
-                let bytes = Vec::with_capacity(128 + 160 * self.log.len());
-                Ok(postcard::to_extend(&compact, with_tag(bytes))?)
-            }
+        SharedRef {
+            video_stats: &self.video_stats,
+            durations: &self.durations,
+            trending: &self.trending,
+            active: &self.active,
+            exposures: &self.exposures,
+            log: &self.log,
+            catalog: &self.catalog,
         }
+        .encode(format)
+    }
+
+    /// The entry of `d`'s shared half in `format`, as `SharedDeltas::of(d).encode(format)`
+    /// writes it, without copying `d`'s maps first (an accept's entry).
+    pub fn encode_of(d: &Deltas, format: EntryFormat) -> Result<Vec<u8>, EncodeError> {
+        SharedRef {
+            video_stats: &d.video_stats,
+            durations: &d.durations,
+            trending: &d.trending,
+            active: &d.active,
+            exposures: &d.exposures,
+            log: &d.log,
+            catalog: &[],
+        }
+        .encode(format)
     }
 
     /// Reads what [`SharedDeltas::encode`] wrote, in either form.
@@ -210,6 +213,56 @@ impl SharedDeltas {
             Some((&other, _)) => Err(DecodeError::UnknownForm(other)),
         }
     }
+}
+
+/// [`SharedDeltas`] borrowed, as both forms write it: its JSON is [`SharedDeltas`]'s (the same
+/// fields in the same order).
+#[derive(Serialize)]
+struct SharedRef<'a> {
+    video_stats: &'a HashMap<String, VideoStats>,
+    durations: &'a DurationStats,
+    #[serde(serialize_with = "trending_ref")]
+    trending: &'a TrendingDeltas,
+    active: &'a HashMap<String, f64>,
+    exposures: &'a HashMap<String, f64>,
+    log: &'a [LoggedEvent],
+    #[serde(skip_serializing_if = "no_catalog")]
+    catalog: &'a [CatalogChange],
+}
+
+impl SharedRef<'_> {
+    fn encode(&self, format: EntryFormat) -> Result<Vec<u8>, EncodeError> {
+        match format {
+            EntryFormat::Json => Ok(serde_json::to_vec(self)?),
+            EntryFormat::Compact => {
+                let compact = CompactOut {
+                    video_stats: self.video_stats,
+                    durations: self.durations,
+                    trending: self
+                        .trending
+                        .iter()
+                        .map(|((scope, day), incs)| (scope, *day, incs))
+                        .collect(),
+                    active: self.active,
+                    exposures: self.exposures,
+                    log: self.log,
+                    catalog: self.catalog,
+                };
+                // ~160 bytes an event for a relay's batch (its counters, trending and log
+                // lines; 1,758 for 11 events): one allocation for most.
+                let bytes = Vec::with_capacity(128 + 160 * self.log.len());
+                Ok(postcard::to_extend(&compact, with_tag(bytes))?)
+            }
+        }
+    }
+}
+
+fn trending_ref<S: serde::Serializer>(t: &&TrendingDeltas, s: S) -> Result<S::Ok, S::Error> {
+    trending_list::serialize(t, s)
+}
+
+fn no_catalog(catalog: &&[CatalogChange]) -> bool {
+    catalog.is_empty()
 }
 
 /// `bytes` with the compact form's first byte pushed.
@@ -345,6 +398,33 @@ mod tests {
             compact.len(),
             json.len()
         );
+    }
+
+    #[test]
+    fn an_accepts_entry_is_the_entry_of_its_shared_half_in_either_form() {
+        let d = deltas(&[
+            ("u1", "v1", EventType::Impression, 1_000.0),
+            ("u1", "v2", EventType::Complete, 1_030.0),
+            ("u2", "v1", EventType::Like, 90_000.0),
+        ]);
+        let shared = SharedDeltas::of(&d);
+        for format in [EntryFormat::Json, EntryFormat::Compact] {
+            let bytes = SharedDeltas::encode_of(&d, format).expect("encode");
+            assert_eq!(
+                SharedDeltas::decode(&bytes).expect("decode"),
+                shared,
+                "{format:?}"
+            );
+        }
+        // The borrowed JSON is the owned one's, field for field (what older versions read).
+        let json = SharedDeltas::encode_of(&d, EntryFormat::Json).expect("encode");
+        let json: serde_json::Value = serde_json::from_slice(&json).expect("json");
+        assert_eq!(json, serde_json::to_value(&shared).expect("json"));
+        assert!(json.get("catalog").is_none(), "no catalog field: {json}");
+        let with_catalog = every_field();
+        let json = with_catalog.encode(EntryFormat::Json).expect("encode");
+        let json: serde_json::Value = serde_json::from_slice(&json).expect("json");
+        assert_eq!(json, serde_json::to_value(&with_catalog).expect("json"));
     }
 
     /// The compact layout is a wire between versions: a change to a field's order or type, or

@@ -14,8 +14,6 @@
 //! then the language or region — day as `i64`, then the list), the exposures, the last
 //! activity; a list is a `u32` count of (id, score as `f64`). Nothing may follow.
 
-use std::collections::HashMap;
-
 use thiserror::Error;
 
 use super::{EntryId, Id, SharedAggregates};
@@ -140,7 +138,10 @@ impl SharedAggregates {
             ..SharedAggregates::default()
         };
         let count = r.len()?;
-        a.stats = HashMap::with_capacity(r.at_most(count, STATS_ENTRY_BYTES));
+        a.stats = foldhash::HashMap::with_capacity_and_hasher(
+            r.at_most(count, STATS_ENTRY_BYTES),
+            Default::default(),
+        );
         for _ in 0..count {
             let at = r.at;
             let id = r.id()?;

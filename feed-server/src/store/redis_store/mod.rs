@@ -820,10 +820,8 @@ impl Store for RedisStore {
             self.ingest.observe(backlog.unwrap_or(0));
             self.ingest.admit()?;
         }
-        let shared = SharedDeltas::of(d);
-        let payload = shared
-            .encode(self.ingest.settings.entry_format)
-            .map_err(corrupt)?;
+        let payload =
+            SharedDeltas::encode_of(d, self.ingest.settings.entry_format).map_err(corrupt)?;
         let own = self.own_writes(d);
         // The commit: on one server everything in it, on a cluster after each user's own slot
         // (see the module docs).
@@ -843,7 +841,7 @@ impl Store for RedisStore {
             &self.ingest_key(),
             &self.backlog_key(),
             &payload,
-            shared.events(),
+            d.log.len(),
         );
         let replies = self.run(&pipe).await?;
         let backlog: i64 = match replies.into_iter().next() {

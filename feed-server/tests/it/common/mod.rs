@@ -207,6 +207,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub redis: Option<RedisServer>,
     pub cluster: Option<Arc<cluster::RedisCluster>>,
+    /// `--redis-prefix` of the app.
+    pub redis_prefix: String,
     pub profile_path: Option<PathBuf>,
     _profile_dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -280,6 +282,7 @@ impl TestApp {
         });
         args.extend(options.flags);
         let config = Config::try_parse_from(args).expect("config");
+        let redis_prefix = config.redis_prefix.clone();
         let app = feed_server::server::build(&config)
             .await
             .expect("build app");
@@ -300,6 +303,7 @@ impl TestApp {
             client,
             redis,
             cluster,
+            redis_prefix,
             profile_path,
             _profile_dir: profile_dir,
             stop: Some(tx),
@@ -441,6 +445,22 @@ impl TestApp {
             |backlog| backlog.unwrap_or(0.0) <= 0.0,
         )
         .await;
+        // The gauge is the replica's last reading, and a follower's poll that Redis answered
+        // before an accept may be read after the accept's reply: on a Redis of the test's own,
+        // wait for the count Redis holds (0 once applied, or in process mode checkpointed and
+        // logged).
+        if let Some(redis) = &self.redis {
+            let key = format!("{}{{shared}}:evq", self.redis_prefix);
+            let mut conn = redis.connection();
+            loop {
+                let left: Option<i64> = redis::cmd("GET").arg(&key).query(&mut conn).expect("get");
+                if left.unwrap_or(0) <= 0 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{left:?} events not applied");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         let applied = unix_secs();
         self.wait_metric(
             "feed_counter_feed_read_timestamp_seconds",
