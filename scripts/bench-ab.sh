@@ -21,8 +21,9 @@
 # measured, default 10, a fresh cold-user order each run). Prints one line per phase and run (requests/s, bytes per
 # response, server (feed-server or baseline) and Redis CPU µs per request, loadgen CPU µs per
 # request, CPU of bench / other processes) and writes each run's results to DIR (default
-# bench-out/ab), where Redis's time went per phase included (`INFO commandstats`). Everything
-# it starts is stopped on every exit path.
+# bench-out/ab), where Redis's time went per phase included (`INFO commandstats`); at the end,
+# scripts/ab-ratios.py's comparison of the pairs by CPU per request over the load generator's
+# (DIR/ratios.txt). Everything it starts is stopped on every exit path.
 #
 # --a-flags / --b-flags: feed-server flags of one side only (word-split; e.g. `--b-flags
 # "--shared-aggregates process"` compares the shared aggregates' modes, one build as A and B).
@@ -170,4 +171,6 @@ for ((round = 1; round <= rounds; round++)); do
       table { exit }' "$out/$name.md"
   done
 done
-echo "bench-ab: results in $out" >&2
+# Each phase's pairs by CPU per request over the load generator's (the host's speed drifts).
+python3 scripts/ab-ratios.py "$out" | tee "$out/ratios.txt"
+echo "bench-ab: results in $out (the pairs compared: $out/ratios.txt)" >&2

@@ -6,10 +6,11 @@
 //! (affinities, taste, seen set, recent engagements) is written, the batch's
 //! [`SharedDeltas`](crate::learning::shared::SharedDeltas) is appended as one entry (field `d`:
 //! JSON, or binary with `--event-entry-format compact`) to the stream `P{shared}:ev`, and
-//! `P{shared}:evq` (events accepted, not yet applied) grows by the batch's size. The 200 is sent after EXEC: an accepted event is in Redis, and the
-//! user's next feed reflects it. When the last observed `P{shared}:evq` exceeds [`IngestSettings::backlog_max`],
-//! new batches are refused before anything is written ([`StoreError::Backlogged`], a 503 with
-//! `Retry-After`): a stalled consumer costs bounded Redis memory, never an event.
+//! `P{shared}:evq` (events accepted, not yet applied) grows by the batch's size. The 200 is
+//! sent after EXEC: an accepted event is in Redis, and the user's next feed reflects it. When
+//! the last observed `P{shared}:evq` exceeds [`IngestSettings::backlog_max`], new batches are
+//! refused before anything is written ([`StoreError::Backlogged`], a 503 with `Retry-After`):
+//! a stalled consumer costs bounded Redis memory, never an event.
 //!
 //! **Applying** ([`run`], one task per replica, consumer group [`GROUP`], consumer name unique
 //! per process): each round reads the consumer's own pending entries (a failed apply is retried)
