@@ -199,11 +199,7 @@ impl SharedDeltas {
                 Ok(Self {
                     video_stats: c.video_stats,
                     durations: c.durations,
-                    trending: c
-                        .trending
-                        .into_iter()
-                        .map(|(scope, day, incs)| ((scope, day), incs))
-                        .collect(),
+                    trending: c.trending,
                     active: c.active,
                     exposures: c.exposures,
                     log: c.log,
@@ -238,11 +234,7 @@ impl SharedRef<'_> {
                 let compact = CompactOut {
                     video_stats: self.video_stats,
                     durations: self.durations,
-                    trending: self
-                        .trending
-                        .iter()
-                        .map(|((scope, day), incs)| (scope, *day, incs))
-                        .collect(),
+                    trending: self.trending,
                     active: self.active,
                     exposures: self.exposures,
                     log: self.log,
@@ -273,11 +265,13 @@ fn with_tag(mut bytes: Vec<u8>) -> Vec<u8> {
 
 /// The compact form as written (postcard is positional: this field order, and the variant
 /// order of [`TrendingScope`], [`crate::model::EventType`] and [`CatalogChange`], is the wire).
+/// The trending increments go as the JSON form's list of `(scope, day, increments)`.
 #[derive(Serialize)]
 struct CompactOut<'a> {
     video_stats: &'a HashMap<String, VideoStats>,
     durations: &'a DurationStats,
-    trending: Vec<(&'a TrendingScope, i64, &'a HashMap<String, f64>)>,
+    #[serde(serialize_with = "trending_ref")]
+    trending: &'a TrendingDeltas,
     active: &'a HashMap<String, f64>,
     exposures: &'a HashMap<String, f64>,
     log: &'a [LoggedEvent],
@@ -289,7 +283,8 @@ struct CompactOut<'a> {
 struct CompactIn {
     video_stats: HashMap<String, VideoStats>,
     durations: DurationStats,
-    trending: Vec<(TrendingScope, i64, HashMap<String, f64>)>,
+    #[serde(with = "trending_list")]
+    trending: TrendingDeltas,
     active: HashMap<String, f64>,
     exposures: HashMap<String, f64>,
     log: Vec<LoggedEvent>,
