@@ -5,8 +5,9 @@
 //! each candidate's strings (a cache miss each, hundreds of candidates per ranking).
 //!
 //! Terms are interned when a catalog entry is read from storage ([`CatalogEntry::new`]), once
-//! per entry, not per ranking, and for the ids of videos whose counters changed (events are
-//! accepted only for catalog videos). They are process-wide and never forgotten: the vocabulary
+//! per entry, not per ranking, and for the ids of videos whose counters changed or that a
+//! checkpoint read at start counts (events are accepted only for catalog videos): every video
+//! with counters in process has a term, so the counters are read by it. They are process-wide and never forgotten: the vocabulary
 //! holds one entry per distinct video id, creator, tag, language and region of the catalog this
 //! process has met — bounded by the catalog (the bench world's 100,000 videos by 10,000 creators
 //! over 40 tags: ~110,000 entries, ~6 MiB), not by traffic. A deleted video's strings keep their
@@ -81,6 +82,15 @@ impl<V> TermTable<V> {
         if self.slots[i].replace(value).is_none() {
             self.len += 1;
         }
+    }
+
+    /// Takes `t`'s value out, if stored.
+    pub fn remove(&mut self, t: Term) -> Option<V> {
+        let taken = self.slots.get_mut(t.index()).and_then(Option::take);
+        if taken.is_some() {
+            self.len -= 1;
+        }
+        taken
     }
 
     /// Whether `t` has a value.

@@ -17,6 +17,7 @@
 //! highest score (`ZREVRANGE`), the long tail from the fewest exposures (`ZRANGE`).
 
 mod codec;
+mod counters;
 
 use std::collections::HashMap;
 
@@ -24,9 +25,11 @@ use compact_str::CompactString;
 
 pub use codec::{DecodeError, FORMAT};
 
+use self::counters::VideoCounters;
 use super::scores::ScoreIndex;
 use super::shared::{CatalogChange, SharedDeltas, TrendingDeltas};
 use super::{Deltas, DurationStats, TrendingScope, VideoStats};
+use crate::vocabulary::Term;
 
 /// How long a trending day is kept after it ends (seconds): one day, the day that reads it as
 /// yesterday's (trending reads today's and yesterday's lists, never older ones). In process a
@@ -114,10 +117,8 @@ type Id = CompactString;
 pub struct SharedAggregates {
     /// The last stream entry folded ([`SharedAggregates::apply_entry`]).
     last: Option<EntryId>,
-    /// Read ~600 times per uncached ranking, most reads a cache miss at the bench world:
-    /// foldhash, not SipHash, so that more of the lookups run at once (BENCHMARKS.md,
-    /// *Compact ingest entries*).
-    stats: foldhash::HashMap<Id, VideoStats>,
+    /// Read ~600 times per uncached ranking: by term ([`SharedAggregates::stats_of_term`]).
+    stats: VideoCounters,
     durations: DurationStats,
     trending: HashMap<(TrendingScope, i64), ScoreIndex<Id>>,
     exposures: ScoreIndex<Id>,
@@ -133,10 +134,7 @@ impl SharedAggregates {
     pub fn apply<'d>(&mut self, d: impl Into<SharedParts<'d>>) {
         let d = d.into();
         for (id, s) in d.video_stats {
-            self.stats
-                .entry(Id::from(id.as_str()))
-                .or_default()
-                .merge(s);
+            self.stats.merge(id, s);
         }
         for (total, add) in self.durations.iter_mut().zip(d.durations) {
             total.merge(add);
@@ -201,6 +199,13 @@ impl SharedAggregates {
     /// The counters of video `id` (zero when it has none).
     pub fn stats(&self, id: &str) -> VideoStats {
         self.stats.get(id).copied().unwrap_or_default()
+    }
+
+    /// The counters of the video whose id is `t` (zero when it has none). Every video with
+    /// counters has a term, interned when its first counters were folded or read back from a
+    /// checkpoint: a video whose id has no term has no counters either.
+    pub fn stats_of_term(&self, t: Term) -> VideoStats {
+        self.stats.get_term(t).copied().unwrap_or_default()
     }
 
     /// The duration buckets' counters.

@@ -334,7 +334,7 @@ impl Store for MemoryStore {
             .map(|c| {
                 g.videos.get(c.id).map(|v| CandidateData {
                     video: Arc::clone(v),
-                    stats: g.shared.stats(c.id),
+                    stats: g.shared.stats_of_term(v.keys().id),
                     bucket: g.shared.durations()[v.keys().bucket()],
                     seen: seen.contains(c.id),
                 })

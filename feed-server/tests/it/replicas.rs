@@ -84,28 +84,35 @@ impl Shared {
 async fn replicas(shared: &Shared) -> Vec<TestApp> {
     let mut apps = Vec::new();
     for i in 0..3 {
-        let mut flags = shared.flags();
-        if i == 0 {
-            flags.extend(["--event-entry-format".into(), "compact".into()]);
-        }
-        flags.extend([
-            "--shared-cache-ms".into(),
-            SHARED_CACHE.as_millis().to_string(),
-        ]);
-        let app = TestApp::start_with(
-            Backend::Memory,
-            Options {
-                profile: Some(PROFILE.into()),
-                flags,
-            },
-        )
-        .await;
-        let (_, ready) = app.get("/readyz").await;
-        assert_eq!(ready["store"], "redis", "{ready}");
-        wait_listening(&app, 1.0).await;
-        apps.push(app);
+        let compact: &[&str] = match i {
+            0 => &["--event-entry-format", "compact"],
+            _ => &[],
+        };
+        apps.push(replica(shared, compact).await);
     }
     apps
+}
+
+/// A replica on `shared` with `extra` flags, ready and listening to its peers' writes.
+async fn replica(shared: &Shared, extra: &[&str]) -> TestApp {
+    let mut flags = shared.flags();
+    flags.extend(extra.iter().map(|f| (*f).to_owned()));
+    flags.extend([
+        "--shared-cache-ms".into(),
+        SHARED_CACHE.as_millis().to_string(),
+    ]);
+    let app = TestApp::start_with(
+        Backend::Memory,
+        Options {
+            profile: Some(PROFILE.into()),
+            flags,
+        },
+    )
+    .await;
+    let (_, ready) = app.get("/readyz").await;
+    assert_eq!(ready["store"], "redis", "{ready}");
+    wait_listening(&app, 1.0).await;
+    app
 }
 
 /// Waits (up to 1 s) until `feed_peer_writes_listening` of `app` is `value`.
@@ -480,6 +487,65 @@ async fn counters_changed_through_one_replica_reach_the_others_rankings_within_t
             "the feed was followed without a gap"
         );
     }
+}
+
+/// In process mode, a replica started after a checkpoint reads the folded counters back from it
+/// (it folds none of the events itself) and weighs a video's engagement in its rankings as the
+/// replica that folded the events does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_from_a_checkpoint_ranks_with_its_counters() {
+    let shared = Shared::Redis(RedisServer::start(), true);
+    let checkpoints = ["--checkpoint-interval-ms", "200"];
+    let first = replica(&shared, &checkpoints).await;
+    first.put_videos(&videos("en", 30, 6)).await;
+    let (video, mut users) = ("en4", 0);
+    let before = engagement_by(&first, &mut users, video)
+        .await
+        .expect("ranked");
+    let likes: Vec<Value> = (0..30)
+        .map(|i| json!({"user_id": format!("fan{i}"), "video_id": video, "type": "like"}))
+        .collect();
+    first.events(likes).await;
+    // In process mode the backlog is what no checkpoint covers yet.
+    let Shared::Redis(redis, _) = &shared else {
+        unreachable!("one Redis")
+    };
+    let mut conn = redis.connection();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::cmd("GET")
+        .arg("feed:{shared}:evq")
+        .query::<Option<i64>>(&mut conn)
+        .expect("get")
+        .unwrap_or(0)
+        > 0
+    {
+        assert!(Instant::now() < deadline, "no checkpoint of the likes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = engagement_by(&first, &mut users, video)
+        .await
+        .expect("ranked");
+    assert!(
+        after > before,
+        "30 likes: engagement {after} (before {before})"
+    );
+
+    let applied = |text: &str| metric(text, "feed_events_applied_total", &[]).unwrap_or(0.0);
+    assert!(
+        applied(&first.metrics().await) >= 30.0,
+        "the first folded the likes"
+    );
+    let second = replica(&shared, &checkpoints).await;
+    assert_eq!(
+        engagement_by(&second, &mut users, video).await,
+        Some(after),
+        "the counters read back from the checkpoint"
+    );
+    assert_eq!(
+        applied(&second.metrics().await),
+        0.0,
+        "the second replica folded the likes itself: no checkpoint read"
+    );
 }
 
 /// The sources `video` came from in the ranking by `app` of a new user (`users` counts them)

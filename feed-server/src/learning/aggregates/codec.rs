@@ -16,7 +16,7 @@
 
 use thiserror::Error;
 
-use super::{EntryId, Id, SharedAggregates};
+use super::{EntryId, Id, SharedAggregates, VideoCounters};
 use crate::learning::scores::ScoreIndex;
 use crate::learning::{BucketStats, DURATION_BUCKETS, TrendingScope, VideoStats};
 
@@ -138,10 +138,7 @@ impl SharedAggregates {
             ..SharedAggregates::default()
         };
         let count = r.len()?;
-        a.stats = foldhash::HashMap::with_capacity_and_hasher(
-            r.at_most(count, STATS_ENTRY_BYTES),
-            Default::default(),
-        );
+        a.stats = VideoCounters::with_capacity(r.at_most(count, STATS_ENTRY_BYTES));
         for _ in 0..count {
             let at = r.at;
             let id = r.id()?;
@@ -150,10 +147,7 @@ impl SharedAggregates {
                 *v = r.f64()?;
             }
             // Written once each, by id: a second one is not this encoding's.
-            if a.stats
-                .insert(id, VideoStats::from_values(values))
-                .is_some()
-            {
+            if !a.stats.insert_new(id, VideoStats::from_values(values)) {
                 return Err(DecodeError::Malformed(at));
             }
         }

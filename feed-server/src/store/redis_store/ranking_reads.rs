@@ -227,9 +227,14 @@ impl RedisStore {
         let (ticket, mut stats, kept_durations) = match &self.followed {
             Some(followed) => {
                 let f = followed.read();
-                let stats = ids
+                // By term: every video with counters has one (an id without one has none).
+                let stats = terms
                     .iter()
-                    .map(|id| Some(f.aggregates().stats(id)))
+                    .map(|t| {
+                        Some(
+                            t.map_or_else(VideoStats::default, |t| f.aggregates().stats_of_term(t)),
+                        )
+                    })
                     .collect();
                 (None, stats, Some(*f.aggregates().durations()))
             }
