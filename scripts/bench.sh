@@ -6,9 +6,14 @@
 # Release build; a private redis-server on a free loopback port in a temp dir; a generated world
 # (100,000 videos, 100,000 users with profiles and follows, an event history) loaded through
 # feed-server's HTTP API; a restart with --warmup-users timed to /readyz; the static-JSON axum
-# baseline serving a captured feed response; then every phase measured in one run by
-# feedroll-loadgen (bench/), in open mode (no --api-keys, comparable with BENCHMARKS.md's
-# history). Last, the key-isolation phase: two random keys (the keys file holds their digests
+# baseline serving a captured feed response; then every phase but the event phases measured in
+# one run by feedroll-loadgen (bench/), in open mode (no --api-keys, comparable with
+# BENCHMARKS.md's history), on a server whose predictive warm-up runs on the session phase's
+# compressed clock. The event phases then run on feed-server restarted as production runs it
+# (the predictive warm-up on, at its default time constants and budget), reported with the rest
+# (`feedroll-loadgen run --part events --merge-results`): the compressed clock and its 8× budget
+# are the session trace's, and beside events they ranked thousands of first pages a phase that
+# no production replica would. Last, the key-isolation phase: two random keys (the keys file holds their digests
 # only), feed-server restarted with --api-keys, a victim key's latency alone and beside a flood
 # from a key over its limit, and the cached phase again with a key (the cost of authentication).
 # Everything it starts is stopped on every exit path.
@@ -134,7 +139,7 @@ warmup_clock=(--predictive-warmup-quiet-ms $((hour_ms / 10)) --predictive-warmup
               --predictive-warmup-horizon-ms $((hour_ms * 24)) --predictive-warmup-budget-ms 2000
               --predictive-warmup-concurrency 4)
 server_args=(--listen "127.0.0.1:$server_port" --redis-url "redis://127.0.0.1:$redis_port/"
-             --log-format text "${warmup_clock[@]}")
+             --log-format text)
 run_args+=(--session-day-secs "$session_day_secs")
 export RUST_LOG="${RUST_LOG:-warn}"
 
@@ -156,7 +161,7 @@ cat "$out/load.json" >&2
 stop_server
 
 echo "bench: restarting feed-server with --warmup-users $warmup_users and the predictive warm-up" >&2
-start_server --warmup-users "$warmup_users" --predictive-warmup true
+start_server --warmup-users "$warmup_users" --predictive-warmup true "${warmup_clock[@]}"
 run "$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port" >"$tmp/warmup"
 warmup_secs="$(cat "$tmp/warmup")"
 echo "bench: ready after $warmup_secs s" >&2
@@ -170,9 +175,22 @@ run "$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$baseline_port" >/dev/nu
 
 # Where Redis's time goes, per phase.
 redis_stats_flags "$bin/feedroll-loadgen" "$redis_port"
+main_args=() # the run's flags but --check: the events part checks the whole
+for arg in "${run_args[@]}"; do
+  [ "$arg" = --check ] || main_args+=("$arg")
+done
 run "$bin/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "127.0.0.1:$baseline_port" \
   --server-pid "$server_pid" --baseline-pid "$baseline_pid" --redis-pid "$redis_pid" "${redis_stats[@]}" \
   --warmed-users "$warmup_users" --warmup-time-secs "$warmup_secs" --load-json "$out/load.json" \
+  --part main --out "$out/results.json" --markdown "$out/results.md" "${world[@]}" "${main_args[@]}"
+stop_server
+
+echo "bench: the event phases on feed-server restarted with the predictive warm-up's defaults" >&2
+start_server --warmup-users 0 --predictive-warmup true
+run "$bin/feedroll-loadgen" wait-ready --url "127.0.0.1:$server_port" >/dev/null
+run "$bin/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "127.0.0.1:$baseline_port" \
+  --server-pid "$server_pid" --baseline-pid "$baseline_pid" --redis-pid "$redis_pid" "${redis_stats[@]}" \
+  --warmed-users "$warmup_users" --part events --merge-results "$out/results.json" \
   --out "$out/results.json" --markdown "$out/results.md" "${world[@]}" "${run_args[@]}"
 stop_server
 

@@ -10,11 +10,11 @@
 //! every window the same history (the other server just ran): two cached windows in a row
 //! measured ~10% apart on this host, the second slower.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One cached window and the baseline windows just before and just after it: requests per
 /// second answered by each.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bracket {
     /// The baseline's window before.
     pub baseline_before_rps: f64,
@@ -49,7 +49,7 @@ pub fn brackets(windows: &[f64]) -> Vec<Bracket> {
 }
 
 /// What the bracketed windows say.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BracketedRatio {
     /// Measured length of each window, seconds.
     pub window_secs: f64,

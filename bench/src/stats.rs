@@ -1,9 +1,9 @@
 //! Latency summaries from raw samples (microseconds; every sample kept, sorted once).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Throughput and latency of one phase.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// Requests answered 2xx in the measured window.
     pub ok: u64,

@@ -12,7 +12,7 @@ use hyper::Method;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::Req;
 use crate::zipf::Zipf;
@@ -24,7 +24,7 @@ pub const DIM: usize = 16;
 const REGIONS: [&str; 4] = ["US", "GB", "IN", "CA"];
 
 /// Sizes and seed of a world.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorldSpec {
     /// Videos.
     pub videos: usize,

@@ -23,7 +23,7 @@ use feedroll_bench::redis_time::{self, CommandStats, CommandTime};
 use feedroll_bench::stats::Summary;
 use feedroll_bench::world::{BatchShape, World, WorldSpec, user_id};
 use feedroll_bench::zipf::{SetAside, Zipf};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[path = "feedroll-loadgen/isolate.rs"]
 mod isolate;
@@ -243,13 +243,49 @@ struct RunArgs {
         default_value = "baseline,cached,uncached,open,overload,hit,session,events,events-app"
     )]
     phases: Vec<String>,
+    /// Which part of the phases `--phases` names this invocation runs: all of them, the event
+    /// phases, or the rest (`main`). scripts/bench.sh runs the event phases on a replica of
+    /// their own, started as production runs it, and reports both parts together
+    /// (`--merge-results`).
+    #[arg(long, value_enum, default_value_t = Part::All)]
+    part: Part,
+    /// The results (JSON) of an earlier run on the same world, reported with this run's: their
+    /// phases first, then this run's; the goals judged over both; the server's RSS the higher
+    /// of the two runs'; the earlier run's figures of phases this run did not run (hit ratios,
+    /// the bracketed ratio, the warm-up time) kept. A phase in both, or another world, is
+    /// refused.
+    #[arg(long)]
+    merge_results: Option<PathBuf>,
     #[command(flatten)]
     session: sessions::SessionArgs,
 }
 
+/// A part of a run's phases (`--part`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// Every phase `--phases` names.
+    All,
+    /// The phases but the event phases.
+    Main,
+    /// The event phases only.
+    Events,
+}
+
+impl Part {
+    /// Whether the phase of `--phases` name `flag` is in this part.
+    fn includes(self, flag: &str) -> bool {
+        let event = EVENT_PHASES.iter().any(|p| p.flag == flag);
+        match self {
+            Part::All => true,
+            Part::Main => !event,
+            Part::Events => event,
+        }
+    }
+}
+
 impl RunArgs {
     fn wants(&self, phase: &str) -> bool {
-        self.phases.iter().any(|p| p == phase)
+        self.part.includes(phase) && self.phases.iter().any(|p| p == phase)
     }
 }
 
@@ -369,7 +405,7 @@ fn cpu(args: &RunArgs) -> Cpu {
 }
 
 /// Feed cache lookups in a phase.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 struct CacheDelta {
     local_hit: f64,
     local_miss: f64,
@@ -382,7 +418,7 @@ struct CacheDelta {
 }
 
 /// Rankings in a phase (`feed_ranking_candidates`).
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 struct CandidatesDelta {
     rankings: f64,
     mean_scored: f64,
@@ -447,7 +483,7 @@ fn candidates_delta(a: &Scrape, b: &Scrape) -> CandidatesDelta {
 }
 
 /// One measured phase.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Phase {
     name: String,
     load: String,
@@ -475,13 +511,13 @@ struct Phase {
     #[serde(skip_serializing_if = "Option::is_none")]
     warmup: Option<sessions::WarmupDelta>,
     /// Where Redis's time went, per request, most first (`--redis-url`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     redis_commands: Vec<CommandTime>,
 }
 
 /// How far the shared aggregates trailed the accepted events (feed-server's Redis ingest
 /// stream), sampled every [`APPLY_SAMPLE`] during the event phase and until the backlog drained.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct ApplyLag {
     /// Largest `feed_event_apply_lag_seconds` seen.
     max_lag_s: f64,
@@ -532,7 +568,7 @@ async fn sample_apply_lag(server: SocketAddr, done: Arc<tokio::sync::Notify>) ->
 }
 
 /// What the overload phase measured: shed and admitted requests apart, against the capacity.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Overload {
     /// Offered rate, req/s.
     rate: f64,
@@ -822,7 +858,7 @@ async fn bracketed_windows(
 }
 
 /// Results of a run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Results {
     date: String,
     machine: String,
@@ -842,7 +878,7 @@ struct Results {
     goals: Vec<Goal>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Goal {
     goal: String,
     target: String,
@@ -1165,6 +1201,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         phases,
         bracketed_ratio,
     };
+    let results = match &args.merge_results {
+        Some(path) => {
+            let earlier = std::fs::read(path)
+                .with_context(|| format!("--merge-results {}", path.display()))?;
+            let earlier: Results = serde_json::from_slice(&earlier).with_context(|| {
+                format!("--merge-results {}: not a run's results", path.display())
+            })?;
+            merged(earlier, results)
+                .with_context(|| format!("--merge-results {}", path.display()))?
+        }
+        None => results,
+    };
     let results = with_goals(results, &args);
     std::fs::write(&args.out, serde_json::to_vec_pretty(&results)?)
         .with_context(|| format!("{}", args.out.display()))?;
@@ -1181,6 +1229,52 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         check(&results, args.ratio_windows, redis_stats)?;
     }
     Ok(())
+}
+
+/// `later`'s phases after `earlier`'s, as one run's results (see `--merge-results`).
+fn merged(earlier: Results, later: Results) -> anyhow::Result<Results> {
+    if earlier.spec != later.spec {
+        anyhow::bail!(
+            "another world: {:?} there, {:?} here",
+            earlier.spec,
+            later.spec
+        );
+    }
+    if let Some(p) = later
+        .phases
+        .iter()
+        .find(|p| phase_named(&earlier.phases, &p.name).is_some())
+    {
+        anyhow::bail!("phase {:?} is in both runs", p.name);
+    }
+    let higher = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    // A figure of one run's phases: the later run's when it measured one.
+    let measured = |earlier: f64, later: f64| if later > 0.0 { later } else { earlier };
+    let mut phases = earlier.phases;
+    phases.extend(later.phases);
+    Ok(Results {
+        date: later.date,
+        machine: later.machine,
+        spec: later.spec,
+        load: later.load.or(earlier.load),
+        baseline_payload_bytes: measured(
+            earlier.baseline_payload_bytes,
+            later.baseline_payload_bytes,
+        ),
+        phases,
+        bracketed_ratio: later.bracketed_ratio.or(earlier.bracketed_ratio),
+        hit_ratio: measured(earlier.hit_ratio, later.hit_ratio),
+        ideal_hit_ratio: measured(earlier.ideal_hit_ratio, later.ideal_hit_ratio),
+        warmup_secs: later.warmup_secs.or(earlier.warmup_secs),
+        warmed_users: later.warmed_users.max(earlier.warmed_users),
+        server_peak_rss_mib: higher(earlier.server_peak_rss_mib, later.server_peak_rss_mib),
+        server_rss_mib: higher(earlier.server_rss_mib, later.server_rss_mib),
+        baseline_peak_rss_mib: higher(earlier.baseline_peak_rss_mib, later.baseline_peak_rss_mib),
+        goals: Vec::new(),
+    })
 }
 
 /// The first phase whose name starts with `prefix` (`uncached feed @1000/s` by `uncached feed @`);
@@ -1893,6 +1987,124 @@ mod tests {
                 .collect(),
             ..Phase::default()
         }
+    }
+
+    /// `feedroll-loadgen run`'s defaults.
+    fn run_args() -> RunArgs {
+        let required = [
+            "--url",
+            "x",
+            "--baseline-url",
+            "x",
+            "--server-pid",
+            "1",
+            "--out",
+            "x",
+        ];
+        match Cli::try_parse_from(["feedroll-loadgen", "run"].into_iter().chain(required)) {
+            Ok(Cli {
+                cmd: Cmd::Run(args),
+            }) => *args,
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    /// A run's results on the default world holding `phases`.
+    fn results(phases: Vec<Phase>, hit_ratio: f64, rss: f64) -> Results {
+        Results {
+            date: "then".into(),
+            machine: "here".into(),
+            spec: run_args().world.spec(),
+            load: None,
+            baseline_payload_bytes: 0.0,
+            phases,
+            bracketed_ratio: None,
+            hit_ratio,
+            ideal_hit_ratio: hit_ratio,
+            warmup_secs: None,
+            warmed_users: 0,
+            server_peak_rss_mib: Some(rss),
+            server_rss_mib: Some(rss),
+            baseline_peak_rss_mib: None,
+            goals: Vec::new(),
+        }
+    }
+
+    fn named(name: &str) -> Phase {
+        Phase {
+            name: name.to_owned(),
+            ..Phase::default()
+        }
+    }
+
+    #[test]
+    fn a_part_runs_the_event_phases_or_the_rest() {
+        for (part, events, uncached) in [
+            (Part::All, true, true),
+            (Part::Main, false, true),
+            (Part::Events, true, false),
+        ] {
+            for flag in ["events", "events-app"] {
+                assert_eq!(part.includes(flag), events, "{part:?} {flag}");
+            }
+            for flag in ["baseline", "uncached", "session", "hit"] {
+                assert_eq!(part.includes(flag), uncached, "{part:?} {flag}");
+            }
+        }
+    }
+
+    #[test]
+    fn merged_results_report_both_runs_and_judge_the_goals_over_both() {
+        let mut uncached = named(UNCACHED_MAX);
+        uncached.server_cpu_us_per_req = 300.0;
+        uncached.redis_cpu_us_per_req = 100.0;
+        let earlier = results(vec![uncached, named("Zipf feed (hit ratio)")], 0.97, 310.0);
+        // Through its JSON, as bench.sh hands it over.
+        let earlier: Results =
+            serde_json::from_slice(&serde_json::to_vec(&earlier).expect("json")).expect("read");
+        let mut relay = named(EVENTS);
+        relay.events_per_sec = Some(52_000.0);
+        let later = Results {
+            date: "now".into(),
+            ..results(vec![relay], 0.0, 290.0)
+        };
+        let both = merged(earlier, later).expect("merged");
+        let names: Vec<&str> = both.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, [UNCACHED_MAX, "Zipf feed (hit ratio)", EVENTS]);
+        assert_eq!(both.hit_ratio, 0.97, "the later run measured no hit ratio");
+        assert_eq!(both.server_peak_rss_mib, Some(310.0), "the higher server's");
+        assert_eq!(both.date, "now", "the later run's");
+        let judged = with_goals(both, &run_args());
+        let goal = |text: &str| {
+            judged
+                .goals
+                .iter()
+                .find(|g| g.goal.contains(text))
+                .unwrap_or_else(|| panic!("no {text:?} goal: {:?}", judged.goals))
+        };
+        assert!(goal("uncached ranking").met, "0.40 ms from the earlier run");
+        assert!(
+            goal("relay batches").met,
+            "52,000 events/s from the later run"
+        );
+    }
+
+    #[test]
+    fn results_of_another_world_or_the_same_phase_twice_are_not_merged() {
+        let mut other = results(vec![named(EVENTS)], 0.0, 1.0);
+        other.spec.videos += 1;
+        let err = merged(results(vec![], 0.0, 1.0), other).expect_err("another world");
+        assert!(err.to_string().contains("another world"), "{err}");
+        let err = merged(
+            results(vec![named(EVENTS)], 0.0, 1.0),
+            results(vec![named(EVENTS)], 0.0, 1.0),
+        )
+        .expect_err("twice");
+        assert!(
+            err.to_string()
+                .contains("phase \"event ingestion\" is in both runs"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use feedroll_bench::session::{SessionSpec, SessionTrace};
 use feedroll_bench::stats::summarize;
 use feedroll_bench::world::user_id;
 use hyper::Method;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Phase, RunArgs, Scrape, Targets, begin, finish};
 
@@ -48,7 +48,7 @@ pub struct SessionArgs {
 }
 
 /// The predictive warm-up's work in a phase.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct WarmupDelta {
     /// First pages ranked ahead.
     pub warmed: f64,
