@@ -212,10 +212,11 @@ impl RedisStore {
             SeenRead::Pending(count) => SeenCheck::of(*count, ids.len()),
             SeenRead::Whole(_) => SeenCheck::Nothing,
         };
-        // The catalog cache and the kept counters are keyed by the ids' terms: a merged list's
-        // candidates carry theirs, the others are looked up (an id without one has no cached
-        // entry nor kept counters; its counters are kept under the term of the catalog entry
-        // read with it, if there is one: only catalog entries and source lists add terms).
+        // The catalog cache and the counters (kept or folded) are keyed by the ids' terms: a
+        // merged list's candidates carry theirs, the others are looked up (an id without one
+        // has no cached entry, kept counters or folded counters: catalog entries, source lists
+        // and folded counters add terms; its kept counters are then kept under the term of the
+        // catalog entry read with it, if there is one).
         let terms: Vec<Option<Term>> = candidates
             .iter()
             .map(|c| c.term.or_else(|| known(c.id)))
