@@ -12,8 +12,8 @@
 # compressed clock. The event phases then run on feed-server restarted as production runs it
 # (the predictive warm-up on, at its default time constants and budget), reported with the rest
 # (`feedroll-loadgen run --part events --merge-results`): the compressed clock and its 8× budget
-# are the session trace's, and beside events they ranked thousands of first pages a phase that
-# no production replica would. Last, the key-isolation phase: two random keys (the keys file holds their digests
+# are the session trace's, and beside the events they had the warm-up rank thousands of first
+# pages a phase, which no production replica would. Last, the key-isolation phase: two random keys (the keys file holds their digests
 # only), feed-server restarted with --api-keys, a victim key's latency alone and beside a flood
 # from a key over its limit, and the cached phase again with a key (the cost of authentication).
 # Everything it starts is stopped on every exit path.
