@@ -195,13 +195,12 @@ run "$bin/feedroll-loadgen" run --url "127.0.0.1:$server_port" --baseline-url "1
 stop_server
 
 echo "bench: the session phase again with --predictive-warmup false (before)" >&2
-before_args=() # the run's flags but --check and --phases (this run has one phase)
-for ((i = 0; i < ${#run_args[@]}; i++)); do
-  case "${run_args[i]}" in
-    --check) ;;
+before_args=() # the main run's flags but --phases (this run has one phase)
+for ((i = 0; i < ${#main_args[@]}; i++)); do
+  case "${main_args[i]}" in
     --phases) i=$((i + 1)) ;;
     --phases=*) ;;
-    *) before_args+=("${run_args[i]}") ;;
+    *) before_args+=("${main_args[i]}") ;;
   esac
 done
 start_server --warmup-users 0 --predictive-warmup false

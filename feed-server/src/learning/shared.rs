@@ -77,7 +77,8 @@ pub enum DecodeError {
     Trailing(usize),
 }
 
-/// What a batch changes in the shared aggregates; several merge into one write.
+/// What a batch changes in the shared aggregates; several merge into one write. A compact
+/// entry is read back into it by field order ([`CompactOut`] writes them in this order).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SharedDeltas {
     /// Counter increments per video.
@@ -192,19 +193,12 @@ impl SharedDeltas {
             None => Err(DecodeError::Empty),
             Some((b'{', _)) => Ok(serde_json::from_slice(bytes)?),
             Some((&COMPACT_V1, body)) => {
-                let (c, rest) = postcard::take_from_bytes::<CompactIn>(body)?;
+                // Read as written by [`CompactOut`]: the same fields in the same order.
+                let (deltas, rest) = postcard::take_from_bytes::<Self>(body)?;
                 if !rest.is_empty() {
                     return Err(DecodeError::Trailing(rest.len()));
                 }
-                Ok(Self {
-                    video_stats: c.video_stats,
-                    durations: c.durations,
-                    trending: c.trending,
-                    active: c.active,
-                    exposures: c.exposures,
-                    log: c.log,
-                    catalog: c.catalog,
-                })
+                Ok(deltas)
             }
             Some((&other, _)) => Err(DecodeError::UnknownForm(other)),
         }
@@ -276,19 +270,6 @@ struct CompactOut<'a> {
     exposures: &'a HashMap<String, f64>,
     log: &'a [LoggedEvent],
     catalog: &'a [CatalogChange],
-}
-
-/// [`CompactOut`] read back.
-#[derive(Deserialize)]
-struct CompactIn {
-    video_stats: HashMap<String, VideoStats>,
-    durations: DurationStats,
-    #[serde(with = "trending_list")]
-    trending: TrendingDeltas,
-    active: HashMap<String, f64>,
-    exposures: HashMap<String, f64>,
-    log: Vec<LoggedEvent>,
-    catalog: Vec<CatalogChange>,
 }
 
 /// `(scope, day) → increments` as a list of `[scope, day, increments]`.
