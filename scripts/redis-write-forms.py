@@ -11,6 +11,11 @@ the seen set's `ZADD` + `ZREMRANGEBYRANK`, `LPUSH` + `LTRIM`; the versions; the 
   plain   MULTI/EXEC with INCR and PUBLISH queued instead of the script (a constant message)
   nover   MULTI/EXEC without versions at all (the floor)
   script  one `EVAL` running every write as runs of one command, key and arity
+and multi without one part, or with it in another form, to size each part of the transaction:
+  fixed   the affinities as integer `HINCRBY`s (fixed point) instead of `HINCRBYFLOAT`s
+  noaff   without the affinity increments
+  notaste without the taste's `BITFIELD`
+  notrim  without the two trims
 
 apply (one consumer round: 350 events over Zipf-drawn videos of 100,000: per distinct video
 4 `HINCRBYFLOAT`s and 4 `ZINCRBY`s on 100,000-member sets, an exposure-log `XADD` per event):
@@ -106,16 +111,21 @@ def accept_workload(form, posts, rng):
         cmds = []
         for u in users:
             for f in rng.sample(range(30), 4):
-                cmds.append(["HINCRBYFLOAT", f"a{{u{u}}}", f"tag{f}", "0.3125"])
+                if form == "fixed":
+                    cmds.append(["HINCRBY", f"a{{u{u}}}", f"#tag{f}", "335544320"])
+                elif form != "noaff":
+                    cmds.append(["HINCRBYFLOAT", f"a{{u{u}}}", f"tag{f}", "0.3125"])
             bf = ["BITFIELD", f"t{{u{u}}}:e1", "OVERFLOW", "SAT"]
             for d in range(16):
                 bf += ["INCRBY", "i64", f"#{d}", str(rng.randint(-99_999, 99_999))]
-            cmds.append(bf)
+            if form != "notaste":
+                cmds.append(bf)
             cmds.append(["ZADD", f"s{{u{u}}}", "GT", "1700000000.5", f"v{rng.randint(0, 99_999)}",
                          "1700000001.5", f"v{rng.randint(0, 99_999)}"])
-            cmds.append(["ZREMRANGEBYRANK", f"s{{u{u}}}", "0", "-5001"])
             cmds.append(["LPUSH", f"r{{u{u}}}", f"v{rng.randint(0, 99_999)}"])
-            cmds.append(["LTRIM", f"r{{u{u}}}", "0", "49"])
+            if form != "notrim":
+                cmds.append(["ZREMRANGEBYRANK", f"s{{u{u}}}", "0", "-5001"])
+                cmds.append(["LTRIM", f"r{{u{u}}}", "0", "49"])
         versions = [f"ver{{u{u}}}" for u in users]
         if form == "script":
             keys = ["ev", "evq"] + versions
@@ -126,7 +136,7 @@ def accept_workload(form, posts, rng):
         out += resp(["MULTI"])
         for c in cmds:
             out += resp(c)
-        if form == "multi":
+        if form in ("multi", *PARTS):
             out += resp(["EVAL", VERSIONS, len(users)] + versions + ["Pwrites"] + [f"u{u}" for u in users])
         elif form == "plain":
             for v in versions:
@@ -138,6 +148,10 @@ def accept_workload(form, posts, rng):
         out += resp(["EXEC"])
     return bytes(out)
 
+
+# The forms of `multi` that drop or change one part of it.
+PARTS = ("fixed", "noaff", "notaste", "notrim")
+ACCEPT_FORMS = ("multi", "plain", "nover", "script", *PARTS)
 
 SETS = ["exp", "tr:g", "tr:en", "trr:us"]
 
@@ -232,7 +246,7 @@ def main():
             if info("stats", "total_error_replies") != errors or not summary.startswith("errors: 0,"):
                 sys.exit(f"a replay had errors ({summary}): see INFO errorstats")
 
-        workloads = {f: accept_workload(f, args.posts, random.Random(7)) for f in ("multi", "plain", "nover", "script")}
+        workloads = {f: accept_workload(f, args.posts, random.Random(7)) for f in ACCEPT_FORMS}
         workloads.update({f: apply_workload(f, args.rounds_per_form, random.Random(9)) for f in ("amulti", "ascript")})
         replay(populate())
         for data in workloads.values():  # every key exists before anything is measured
