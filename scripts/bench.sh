@@ -13,9 +13,10 @@
 # (the predictive warm-up on, at its default time constants and budget), reported with the rest
 # (`feedroll-loadgen run --part events --merge-results`): the compressed clock and its 8× budget
 # are the session trace's, and beside the events they had the warm-up rank thousands of first
-# pages a phase, which no production replica would. Last, the key-isolation phase: two random keys (the keys file holds their digests
-# only), feed-server restarted with --api-keys, a victim key's latency alone and beside a flood
-# from a key over its limit, and the cached phase again with a key (the cost of authentication).
+# pages a phase, which no production replica would. Last, the key-isolation phase: two random
+# keys (the keys file holds their digests only), feed-server restarted with --api-keys, a
+# victim key's latency alone and beside a flood from a key over its limit, and the cached phase
+# again with a key (the cost of authentication).
 # Everything it starts is stopped on every exit path.
 #
 # --smoke: tiny world and one-second phases; checks only that every phase produced numbers. It
@@ -56,7 +57,7 @@ keys_args=()
 while (($#)); do
   case "$1" in
     -h|--help)
-      sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,/^[^#]/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
       echo "feedroll-loadgen run options: cargo run -q -p feedroll-bench --bin feedroll-loadgen -- run --help"
       exit 0 ;;
     --smoke) smoke=1; release=0 ;;

@@ -7,10 +7,11 @@
 //! Terms are interned when a catalog entry is read from storage ([`CatalogEntry::new`]), once
 //! per entry, not per ranking, and for the ids of videos whose counters changed or that a
 //! checkpoint read at start counts (events are accepted only for catalog videos): every video
-//! with counters in process has a term, so the counters are read by it. They are process-wide and never forgotten: the vocabulary
-//! holds one entry per distinct video id, creator, tag, language and region of the catalog this
-//! process has met — bounded by the catalog (the bench world's 100,000 videos by 10,000 creators
-//! over 40 tags: ~110,000 entries, ~6 MiB), not by traffic. A deleted video's strings keep their
+//! with counters in process has a term, so the counters are read by it. They are process-wide
+//! and never forgotten: the vocabulary holds one entry per distinct video id, creator, tag,
+//! language and region of the catalog this process has met — bounded by the catalog (the bench
+//! world's 100,000 videos by 10,000 creators over 40 tags: ~110,000 entries, ~6 MiB), not by
+//! traffic. A deleted video's strings keep their
 //! entries until the process restarts. The ids of a source list are interned when the list is
 //! read ([`terms_of`]): feed-server itself wrote them, from catalog writes (a creator's, a tag's,
 //! the fresh lists) and from events, which are accepted only for catalog videos (trending, the
