@@ -103,6 +103,10 @@ pub mod ops {
     /// Counter of the checkpoints of the shared aggregates this replica wrote (moved the
     /// manifest to), by what started them (`reason`: `interval`, `pressure`).
     pub const CHECKPOINTS: &str = "feed_checkpoints_total";
+    /// Counter of the compactions of users' sums logs this replica ran
+    /// (`--user-sums-format log`), by `outcome`: `compacted`, `unchanged` (another replica
+    /// compacted the log first, or it was compact already), `failed`.
+    pub const USER_SUMS_COMPACTIONS: &str = "feed_user_sums_compactions_total";
     /// Gauge: age of the oldest counter change the replica read in its last poll of the counter
     /// change feed (0 when there was none): how far its in-process video counters trail Redis.
     pub const COUNTER_FEED_LAG: &str = "feed_counter_feed_lag_seconds";
@@ -177,6 +181,7 @@ pub const ALL: &[&str] = &[
     ops::EVENT_BATCHES_CLAIMED,
     ops::EVENT_BATCHES_UNREADABLE,
     ops::CHECKPOINTS,
+    ops::USER_SUMS_COMPACTIONS,
 ];
 
 #[cfg(test)]

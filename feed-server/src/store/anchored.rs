@@ -82,37 +82,51 @@ pub fn anchored_field(field: &str, era: i64) -> String {
     format!("{ANCHORED}{era}:{field}")
 }
 
-/// What `adds` add to a decayed hash: one `(field, increment)` per field and era, in the order
-/// the fields first appear (terms of one field and era summed).
-pub fn increments(adds: &[DecayedAdd], half_life: f64) -> Vec<(String, f64)> {
-    let mut order: Vec<(&str, i64)> = Vec::new();
-    let mut sums: HashMap<(&str, i64), f64> = HashMap::new();
+/// What `adds` add to the anchored sums: one `(field, era, increment)` per field and era, in the
+/// order the fields first appear (terms of one field and era summed).
+pub fn terms(adds: &[DecayedAdd], half_life: f64) -> Vec<(&str, i64, f64)> {
+    let mut out: Vec<(&str, i64, f64)> = Vec::new();
+    let mut index: HashMap<(&str, i64), usize> = HashMap::new();
     for a in adds {
         let (era, term) = ERAS.term(a.weight, a.ts, half_life);
         let key = (a.field.as_str(), era);
-        *sums.entry(key).or_insert_with(|| {
-            order.push(key);
-            0.0
-        }) += term;
+        match index.get(&key) {
+            Some(&i) => out[i].2 += term,
+            None => {
+                index.insert(key, out.len());
+                out.push((key.0, era, term));
+            }
+        }
     }
-    order
+    out
+}
+
+/// What `adds` add to a decayed hash: one `(field, increment)` per field and era, in the order
+/// the fields first appear (terms of one field and era summed: [`terms`]).
+pub fn increments(adds: &[DecayedAdd], half_life: f64) -> Vec<(String, f64)> {
+    terms(adds, half_life)
         .into_iter()
-        .map(|key| (anchored_field(key.0, key.1), sums[&key]))
+        .map(|(field, era, sum)| (anchored_field(field, era), sum))
         .collect()
 }
 
 /// A part of a decayed value: the time of its anchor (or legacy update) and its value there.
 type Part = (f64, f64);
 
-/// The decayed values of a decayed hash (its fields and values, as `HGETALL` returns them):
-/// every era's anchored sum and the legacy value of a field folded into one [`Decayed`], each
-/// field once, in no particular order. Fields that do not parse, and values that are not finite
-/// numbers, are skipped.
+/// The decayed values of a decayed hash (its fields and values, as `HGETALL` returns them) and
+/// of `logged`, anchored sums `(field, era, sum)` from a user's sums log
+/// ([`super::user_sums`]): every era's anchored sum and the legacy value of a field folded into
+/// one [`Decayed`], each field once, in no particular order. Fields that do not parse, and
+/// values that are not finite numbers, are skipped.
 ///
 /// A heavy user's affinity hash holds thousands of fields (~4,500 for the bench world's most
 /// active user), read by every ranking of that user: the fields are borrowed from the reply, not
 /// copied, and a field of one part (one era, the common case) is not sorted or folded.
-pub fn decode<'a>(raw: &[(&'a str, &'a str)], half_life: f64) -> Vec<(&'a str, Decayed)> {
+pub fn decode<'a>(
+    raw: &[(&'a str, &'a str)],
+    logged: &[(&'a str, i64, f64)],
+    half_life: f64,
+) -> Vec<(&'a str, Decayed)> {
     let number = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite());
     // Each field's parts: the first inline, any more beside it.
     let mut fields: Vec<(&str, Part, Vec<Part>)> = Vec::with_capacity(raw.len());
@@ -147,6 +161,9 @@ pub fn decode<'a>(raw: &[(&'a str, &'a str)], half_life: f64) -> Vec<(&'a str, D
     }
     for (name, v) in legacy {
         add(name, (legacy_times.get(name).copied().unwrap_or(0.0), v));
+    }
+    for &(field, era, sum) in logged.iter().filter(|(.., sum)| sum.is_finite()) {
+        add(field, (ERAS.anchor(era, half_life), sum));
     }
     fields
         .into_iter()
@@ -184,7 +201,7 @@ mod tests {
     /// [`super::decode`] of a hash given as a map, each field checked to come back once.
     fn decode(raw: &HashMap<String, String>, half_life: f64) -> HashMap<String, Decayed> {
         let pairs: Vec<(&str, &str)> = raw.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let fields = super::decode(&pairs, half_life);
+        let fields = super::decode(&pairs, &[], half_life);
         let n = fields.len();
         let out: HashMap<String, Decayed> =
             fields.into_iter().map(|(f, d)| (f.to_owned(), d)).collect();

@@ -184,6 +184,11 @@ impl Keys {
         self.user(user, &format!("tb:{era}"))
     }
 
+    /// A user's sums log: affinity and taste sums appended per batch (`store::user_sums`).
+    pub fn user_sums(&self, user: &str) -> String {
+        self.user(user, "sums")
+    }
+
     /// A user's seen videos by time.
     pub fn seen(&self, user: &str) -> String {
         self.user(user, "seen")
@@ -338,6 +343,7 @@ mod tests {
             (k.taste("u1"), "P{u:u1}:taste", u1),
             (k.taste_era("u1", 2_961), "P{u:u1}:tb:2961", u1),
             (k.taste_era("u1", -1), "P{u:u1}:tb:-1", u1),
+            (k.user_sums("u1"), "P{u:u1}:sums", u1),
             (k.seen("u1"), "P{u:u1}:seen", u1),
             (k.recent("u1"), "P{u:u1}:recent", u1),
             (k.user_version("u1"), "P{u:u1}:ver", u1),
@@ -366,6 +372,7 @@ mod tests {
             for key in [
                 k.seen(user),
                 k.affinity(user),
+                k.user_sums(user),
                 k.recent(user),
                 k.friends(user),
                 k.user_version(user),

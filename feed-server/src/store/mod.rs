@@ -27,6 +27,7 @@ mod seen_check;
 mod shared_cache;
 pub mod state_reads;
 pub mod taste_sums;
+pub mod user_sums;
 mod video_counters;
 
 /// A command's arguments as text, for tests that compare what a store would send (a cursor

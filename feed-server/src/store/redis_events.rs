@@ -47,6 +47,7 @@ use redis::{Pipeline, Value};
 use tokio::sync::Notify;
 
 use super::StoreError;
+use super::user_sums::UserSumsFormat;
 use crate::learning::aggregates::EntryId;
 use crate::learning::shared::EntryFormat;
 use crate::time::{Clock, SystemClock};
@@ -158,6 +159,8 @@ pub struct IngestSettings {
     pub mode: AggregatesMode,
     /// The form of the entries this replica appends (every form is read).
     pub entry_format: EntryFormat,
+    /// How an accept writes its users' affinity and taste sums (`--user-sums-format`).
+    pub user_sums_format: UserSumsFormat,
     /// Time between two checkpoints of the aggregates kept in process.
     pub checkpoint_interval: Duration,
     /// Most events accepted and not yet applied before new batches are refused
@@ -189,6 +192,7 @@ impl Default for IngestSettings {
         Self {
             mode: AggregatesMode::Redis,
             entry_format: EntryFormat::Json,
+            user_sums_format: UserSumsFormat::Fields,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             backlog_max: 200_000,
             claim_idle: Duration::from_secs(5),
@@ -233,6 +237,13 @@ pub struct IngestArgs {
     /// a replica cannot read never reaches the aggregates). Every form is read.
     #[arg(long, env = "FEED_EVENT_ENTRY_FORMAT", value_enum, default_value_t = EntryFormat::Json)]
     pub event_entry_format: EntryFormat,
+    /// How this replica writes the affinity and taste sums of an event batch's users: `fields`
+    /// (a hash field per affinity and era, a `BITFIELD` per taste era: what every version reads)
+    /// or `log` (one `APPEND` per user to the user's sums log, about half of a relay POST's
+    /// Redis transaction; readable only by versions that have this flag, so set it once every
+    /// replica, stable and canary, runs one). Every form is read.
+    #[arg(long, env = "FEED_USER_SUMS_FORMAT", value_enum, default_value_t = UserSumsFormat::Fields)]
+    pub user_sums_format: UserSumsFormat,
     /// With `--shared-aggregates process`: time between two checkpoints (the stream keeps
     /// about two of these, and the backlog refused beyond `--event-backlog-max` counts the
     /// events since the last one); a checkpoint starts at once when that backlog reaches half
@@ -256,6 +267,7 @@ impl IngestArgs {
             apply_interval: Duration::from_millis(self.event_apply_interval_ms),
             mode: self.shared_aggregates,
             entry_format: self.event_entry_format,
+            user_sums_format: self.user_sums_format,
             checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
             ..IngestSettings::default()
         }
@@ -289,6 +301,32 @@ pub struct IngestMetrics {
     pub counter_feed_read_at: Gauge,
     /// `feed_checkpoints_total{reason}`: checkpoints this replica wrote, by [`CheckpointReason`].
     pub checkpoints: IntCounterVec,
+    /// `feed_user_sums_compactions_total{outcome}`: compactions of users' sums logs this replica
+    /// ran, by [`CompactionOutcome`].
+    pub user_sums_compactions: IntCounterVec,
+}
+
+/// How a compaction of a user's sums log ended (the `outcome` label of
+/// `feed_user_sums_compactions_total`; `store::user_sums`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompactionOutcome {
+    /// The log's bytes read were replaced by their sums.
+    Compacted,
+    /// Nothing replaced: another replica compacted the log first, or it was compact already.
+    Unchanged,
+    /// Redis did not answer, or the log does not parse.
+    Failed,
+}
+
+impl CompactionOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Compacted => "compacted",
+            Self::Unchanged => "unchanged",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// What started a checkpoint (the `reason` label of `feed_checkpoints_total`).
@@ -356,6 +394,13 @@ impl IngestMetrics {
                 ),
                 &["reason"],
             )?,
+            user_sums_compactions: IntCounterVec::new(
+                Opts::new(
+                    ops::USER_SUMS_COMPACTIONS,
+                    "Compactions of users' sums logs this replica ran, by outcome",
+                ),
+                &["outcome"],
+            )?,
         })
     }
 
@@ -378,6 +423,7 @@ impl IngestMetrics {
         register(Box::new(m.counter_feed_resets.clone()))?;
         register(Box::new(m.counter_feed_read_at.clone()))?;
         register(Box::new(m.checkpoints.clone()))?;
+        register(Box::new(m.user_sums_compactions.clone()))?;
         Ok(m)
     }
 

@@ -48,11 +48,9 @@ pub fn eras_read_at(now: f64, half_life: f64) -> [i64; 3] {
     [era - 1, era, era + 1]
 }
 
-/// What `adds` add to the stored sums: per era, in ascending order, one `(dimension,
-/// increment)` per dimension written, ascending. Dimensions from [`MAX_EMBEDDING_DIM`] on are
-/// skipped, as a read skips them; increments that round to zero are kept (they size the vector
-/// as the dimension's field did).
-pub fn increments(adds: &[TasteAdd], half_life: f64) -> Vec<(i64, Vec<(usize, i64)>)> {
+/// The terms `adds` add per era, in ascending order, and per dimension (`None`: not written).
+/// Dimensions from [`MAX_EMBEDDING_DIM`] on are skipped, as a read skips them.
+fn era_sums(adds: &[TasteAdd], half_life: f64) -> Vec<(i64, Vec<Option<f64>>)> {
     // A batch's additions fall in one era but for the rare one stamped across an era's start.
     let mut eras: Vec<(i64, Vec<Option<f64>>)> = Vec::with_capacity(1);
     for a in adds.iter().filter(|a| a.dim < MAX_EMBEDDING_DIM) {
@@ -71,8 +69,17 @@ pub fn increments(adds: &[TasteAdd], half_life: f64) -> Vec<(i64, Vec<(usize, i6
         }
     }
     eras.sort_by_key(|(era, _)| *era);
+    eras
+}
+
+/// What `adds` add to the stored sums: per era, in ascending order, one `(dimension,
+/// increment)` per dimension written, ascending. Dimensions from [`MAX_EMBEDDING_DIM`] on are
+/// skipped, as a read skips them; increments that round to zero are kept (they size the vector
+/// as the dimension's field did).
+pub fn increments(adds: &[TasteAdd], half_life: f64) -> Vec<(i64, Vec<(usize, i64)>)> {
     let scale = f64::from(FRACTION_BITS).exp2();
-    eras.into_iter()
+    era_sums(adds, half_life)
+        .into_iter()
         .map(|(era, sums)| {
             // `as` saturates: a non-finite or huge term is clamped like the stored sum.
             let dims = sums
@@ -81,6 +88,23 @@ pub fn increments(adds: &[TasteAdd], half_life: f64) -> Vec<(i64, Vec<(usize, i6
                 .filter_map(|(d, sum)| Some((d, (sum? * scale).round() as i64)))
                 .collect();
             (era, dims)
+        })
+        .collect()
+}
+
+/// What `adds` add to the sums as a user's sums log holds them ([`super::user_sums`]): per
+/// era, in ascending order, the terms of every dimension up to the last one written (0 for
+/// those not written, and for a term that is not a finite number, which would make the sum
+/// unusable forever).
+pub fn terms(adds: &[TasteAdd], half_life: f64) -> Vec<(i64, Vec<f64>)> {
+    era_sums(adds, half_life)
+        .into_iter()
+        .map(|(era, sums)| {
+            let sums = sums
+                .into_iter()
+                .map(|s| s.filter(|s| s.is_finite()).unwrap_or(0.0))
+                .collect();
+            (era, sums)
         })
         .collect()
 }
@@ -107,12 +131,20 @@ pub fn bitfield(key: &str, dims: &[(usize, i64)]) -> redis::Cmd {
 }
 
 /// The taste of the stored eras (`(era, the key's bytes)`, any order; a missing key is an era
-/// without writes) and `legacy`, the dimensions read from the format before this one. Bytes
-/// past the last whole 8 are ignored; dimensions past [`MAX_EMBEDDING_DIM`] too.
-pub fn decode(eras: &[(i64, Vec<u8>)], legacy: &Taste, half_life: f64) -> Taste {
+/// without writes), of `logged` (`(era, sums by dimension)` from the user's sums log,
+/// [`super::user_sums`], any era: the sums of every era are folded in) and `legacy`, the
+/// dimensions read from the format before these. Bytes past the last whole 8 are ignored;
+/// dimensions past [`MAX_EMBEDDING_DIM`] too, and logged sums that are not finite.
+pub fn decode(
+    eras: &[(i64, Vec<u8>)],
+    logged: &[(i64, Vec<f64>)],
+    legacy: &Taste,
+    half_life: f64,
+) -> Taste {
     let dims = eras
         .iter()
         .map(|(_, b)| b.len() / 8)
+        .chain(logged.iter().map(|(_, sums)| sums.len()))
         .chain([legacy.0.len()])
         .max()
         .unwrap_or(0)
@@ -123,7 +155,7 @@ pub fn decode(eras: &[(i64, Vec<u8>)], legacy: &Taste, half_life: f64) -> Taste 
     let out = (0..dims)
         .map(|dim| {
             let start = legacy.0.get(dim).copied().unwrap_or_default();
-            eras.iter().fold(start, |d, (era, bytes)| {
+            let stored = eras.iter().fold(start, |d, (era, bytes)| {
                 let Some(word) = bytes.get(8 * dim..8 * dim + 8) else {
                     return d;
                 };
@@ -134,7 +166,15 @@ pub fn decode(eras: &[(i64, Vec<u8>)], legacy: &Taste, half_life: f64) -> Taste 
                     return d;
                 }
                 d.add(sum as f64 * scale, ERAS.anchor(*era, half_life), half_life)
-            })
+            });
+            logged
+                .iter()
+                .fold(stored, |d, (era, sums)| match sums.get(dim) {
+                    Some(&sum) if sum != 0.0 && sum.is_finite() => {
+                        d.add(sum, ERAS.anchor(*era, half_life), half_life)
+                    }
+                    _ => d,
+                })
         })
         .collect::<Vec<Decayed>>();
     Taste(out)
@@ -251,10 +291,10 @@ mod tests {
         // Three bytes past the only whole word, and an era without the second dimension.
         let mut bytes = 7i64.to_be_bytes().to_vec();
         bytes.extend([1, 2, 3]);
-        let t = decode(&[(0, bytes)], &legacy, HL);
+        let t = decode(&[(0, bytes)], &[], &legacy, HL);
         assert_eq!(t.0.len(), 1);
-        assert_eq!(decode(&[], &Taste::default(), HL), Taste::default());
-        assert_eq!(decode(&[], &legacy, HL), legacy);
+        assert_eq!(decode(&[], &[], &Taste::default(), HL), Taste::default());
+        assert_eq!(decode(&[], &[], &legacy, HL), legacy);
     }
 
     #[test]
@@ -277,7 +317,7 @@ mod tests {
                 .into_iter()
                 .filter(|(e, _)| eras.contains(e))
                 .collect();
-            let got = decode(&held, &Taste::default(), HL);
+            let got = decode(&held, &[], &Taste::default(), HL);
             assert_close_at(read_at, &got, &reference(batches), 1e-8);
         }
     }
@@ -288,8 +328,43 @@ mod tests {
         let old = vec![add(0, 4.0, t0), add(2, 1.0, t0)];
         let new = vec![add(0, 1.0, t0 + 3600.0), add(1, 2.0, t0 - 3600.0)];
         let legacy = reference(std::slice::from_ref(&old));
-        let got = decode(&stored(std::slice::from_ref(&new)), &legacy, HL);
+        let got = decode(&stored(std::slice::from_ref(&new)), &[], &legacy, HL);
         assert_close_at(t0 + 86_400.0, &got, &reference(&[old, new]), 1e-8);
+    }
+
+    #[test]
+    fn sums_logged_in_any_era_fold_in_with_the_stored_ones() {
+        let t0 = 1_700_000_000.0;
+        let fields = vec![add(0, 4.0, t0), add(2, 1.0, t0)];
+        // A batch across an era's start, one of them a term that is not a number.
+        let next = (ERAS.of(t0, HL) + 1) as f64 * ERA;
+        let logged = vec![
+            add(0, 1.0, t0 + 3600.0),
+            add(3, 2.0, next + 60.0),
+            add(1, f64::INFINITY, t0),
+        ];
+        let terms = terms(&logged, HL);
+        assert_eq!(terms.len(), 2, "{terms:?}");
+        assert_eq!(
+            terms[0].1.len(),
+            2,
+            "dimension 1 is written (as 0), sizing the vector"
+        );
+        assert_eq!(terms[0].1[1], 0.0);
+        let got = decode(
+            &stored(std::slice::from_ref(&fields)),
+            &terms,
+            &Taste::default(),
+            HL,
+        );
+        let finite: Vec<TasteAdd> = logged
+            .into_iter()
+            .filter(|a| a.weight.is_finite())
+            .collect();
+        assert_close_at(next + 86_400.0, &got, &reference(&[fields, finite]), 1e-8);
+        // Not finite once summed: skipped on read.
+        let broken = decode(&[], &[(0, vec![1.0, f64::NAN])], &Taste::default(), HL);
+        assert_eq!(broken.0[1], Decayed::default());
     }
 
     proptest! {
@@ -311,7 +386,7 @@ mod tests {
                 .into_iter()
                 .filter(|(e, _)| eras.contains(e))
                 .collect();
-            let got = decode(&held, &Taste::default(), HL);
+            let got = decode(&held, &[], &Taste::default(), HL);
             let want = reference(&batches);
             // A dimension written only in an era not read is missing: it reads as zero.
             prop_assert!(got.0.len() <= want.0.len());

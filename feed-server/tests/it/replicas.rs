@@ -80,15 +80,18 @@ impl Shared {
 
 /// Three replicas on `shared`, each with its in-process tier at the default 5 s. The first
 /// writes compact ingest entries (`--event-entry-format compact`), the others JSON ones: the
-/// events and catalog writes it accepts reach the others' aggregates all the same.
+/// events and catalog writes it accepts reach the others' aggregates all the same. The second
+/// writes users' affinities and taste to their sums logs (`--user-sums-format log`), the others
+/// to hash fields and bit fields: every replica reads both.
 async fn replicas(shared: &Shared) -> Vec<TestApp> {
     let mut apps = Vec::new();
     for i in 0..3 {
-        let compact: &[&str] = match i {
+        let forms: &[&str] = match i {
             0 => &["--event-entry-format", "compact"],
+            1 => &["--user-sums-format", "log"],
             _ => &[],
         };
-        apps.push(replica(shared, compact).await);
+        apps.push(replica(shared, forms).await);
     }
     apps
 }

@@ -8,7 +8,9 @@
 //! slot, each user's own state in the user's slot.
 //!
 //! `Store::apply` writes the sending users' own keys (affinities, taste, seen set, recent
-//! engagements) and appends the batch's shared half to `P{shared}:ev`. On one server that is one
+//! engagements; the affinities and taste as hash and bit fields, or with `--user-sums-format
+//! log` as one append to the user's sums log, compacted after the answer when it crosses a
+//! threshold: [`user_sums`]) and appends the batch's shared half to `P{shared}:ev`. On one server that is one
 //! MULTI/EXEC. On a cluster it is one MULTI/EXEC per sending user (in the user's slot, all at
 //! once) and then the append (in the shared slot), which is the commit point: the 200 follows
 //! it. If the append fails after a user's writes succeeded the request fails (503) and a retry
@@ -63,13 +65,16 @@ use super::list_reads::ListKey;
 use super::recent_lists::RecentLists;
 use super::redis_conn::{self, RedisConfigError, RedisTarget, RedisTlsFiles};
 use super::redis_counter_feed::{self, FOLLOWED_WITHIN};
-use super::redis_events::{self, AggregatesMode, Ingest, IngestMetrics, IngestSettings};
+use super::redis_events::{
+    self, AggregatesMode, CompactionOutcome, Ingest, IngestMetrics, IngestSettings,
+};
 use super::redis_follower::FollowedState;
 use super::redis_link::RedisLink;
 use super::redis_log;
 use super::redis_peers::{self, PeerWrites};
 use super::shared_cache::SharedCache;
 use super::state_reads::StateReads;
+use super::user_sums::{self, UserSumsFormat};
 use super::video_counters::VideoCounters;
 use super::{
     CacheEntry, CandidateData, CandidateLists, CandidateQuery, CandidateRef, SeenCount, SeenRead,
@@ -163,6 +168,16 @@ fn user_state_of(
     let mut friends: Vec<String> = parse(next()?)?;
     friends.sort();
     let seen = SeenCount::Known(parse(next()?)?);
+    let affinity = next()?;
+    let legacy_taste = encoding::taste(decayed(&next()?)?);
+    let mut taste_eras = Vec::with_capacity(eras.len());
+    for &era in eras {
+        if let Some(bytes) = parse::<Option<Vec<u8>>>(next()?)? {
+            taste_eras.push((era, bytes));
+        }
+    }
+    let log = parse::<Option<Vec<u8>>>(next()?)?.unwrap_or_default();
+    let logged = user_sums::parse(&log).map_err(corrupt)?;
     Ok(UserState {
         seen,
         version,
@@ -172,17 +187,17 @@ fn user_state_of(
         },
         follows: follows.into_iter().collect(),
         friends,
-        affinity: encoding::affinities(decayed(&next()?)?),
-        taste: {
-            let legacy = encoding::taste(decayed(&next()?)?);
-            let mut sums = Vec::with_capacity(eras.len());
-            for &era in eras {
-                if let Some(bytes) = parse::<Option<Vec<u8>>>(next()?)? {
-                    sums.push((era, bytes));
-                }
-            }
-            taste_sums::decode(&sums, &legacy, AFFINITY_HALF_LIFE_SECS)
-        },
+        affinity: encoding::affinities(anchored::decode(
+            &hash_pairs(&affinity)?,
+            &logged.affinity,
+            AFFINITY_HALF_LIFE_SECS,
+        )),
+        taste: taste_sums::decode(
+            &taste_eras,
+            &logged.taste,
+            &legacy_taste,
+            AFFINITY_HALF_LIFE_SECS,
+        ),
     })
 }
 
@@ -223,6 +238,7 @@ fn parse<T: redis::FromRedisValue>(v: Value) -> Result<T, StoreError> {
 fn decayed(reply: &Value) -> Result<Vec<(&str, Decayed)>, StoreError> {
     Ok(anchored::decode(
         &hash_pairs(reply)?,
+        &[],
         AFFINITY_HALF_LIFE_SECS,
     ))
 }
@@ -555,24 +571,65 @@ impl RedisStore {
 
     /// The sending users' own writes of `d` (affinities, taste, seen set, recent engagements),
     /// by user, every touched user present: each user's commands name only that user's keys (one
-    /// cluster slot). The version moves go with them ([`Self::users_written`]).
-    fn own_writes<'d>(&self, d: &'d Deltas) -> BTreeMap<&'d str, Vec<Cmd>> {
+    /// cluster slot), their replies ignored. The version moves go with them
+    /// ([`Self::users_written`]). With `--user-sums-format log` the affinities and the taste
+    /// are instead each user's one append to the sums log, returned apart ([`SumsAppend`]):
+    /// its reply, the log's length, tells whether to compact it.
+    fn own_writes<'d>(&self, d: &'d Deltas) -> OwnWrites<'d> {
         let mut writes: BTreeMap<&str, Vec<Cmd>> = BTreeMap::new();
-        // Anchored sums: one `HINCRBYFLOAT` per field, nothing read (`super::anchored`).
-        for (user, adds) in &d.affinity {
-            let hash = self.keys.affinity(user);
-            let cmds = writes.entry(user).or_default();
-            for (field, increment) in anchored::increments(adds, AFFINITY_HALF_LIFE_SECS) {
-                let mut cmd = redis::cmd("HINCRBYFLOAT");
-                cmd.arg(&hash).arg(field).arg(increment);
-                cmds.push(cmd);
+        let mut appends: BTreeMap<&str, SumsAppend> = BTreeMap::new();
+        match self.ingest.settings.user_sums_format {
+            UserSumsFormat::Fields => {
+                // Anchored sums: one `HINCRBYFLOAT` per field, nothing read (`super::anchored`).
+                for (user, adds) in &d.affinity {
+                    let hash = self.keys.affinity(user);
+                    let cmds = writes.entry(user).or_default();
+                    for (field, increment) in anchored::increments(adds, AFFINITY_HALF_LIFE_SECS) {
+                        let mut cmd = redis::cmd("HINCRBYFLOAT");
+                        cmd.arg(&hash).arg(field).arg(increment);
+                        cmds.push(cmd);
+                    }
+                }
+                // The taste: one `BITFIELD` per user and era, every dimension in it
+                // (`super::taste_sums`).
+                for (user, adds) in &d.taste {
+                    let cmds = writes.entry(user).or_default();
+                    for (era, dims) in taste_sums::increments(adds, AFFINITY_HALF_LIFE_SECS) {
+                        cmds.push(taste_sums::bitfield(&self.keys.taste_era(user, era), &dims));
+                    }
+                }
             }
-        }
-        // The taste: one `BITFIELD` per user and era, every dimension in it (`super::taste_sums`).
-        for (user, adds) in &d.taste {
-            let cmds = writes.entry(user).or_default();
-            for (era, dims) in taste_sums::increments(adds, AFFINITY_HALF_LIFE_SECS) {
-                cmds.push(taste_sums::bitfield(&self.keys.taste_era(user, era), &dims));
+            UserSumsFormat::Log => {
+                let users: std::collections::BTreeSet<&str> = d
+                    .affinity
+                    .keys()
+                    .chain(d.taste.keys())
+                    .map(String::as_str)
+                    .collect();
+                for user in users {
+                    let affinity = d.affinity.get(user).map_or_else(Vec::new, |adds| {
+                        anchored::terms(adds, AFFINITY_HALF_LIFE_SECS)
+                    });
+                    let taste = d.taste.get(user).map_or_else(Vec::new, |adds| {
+                        taste_sums::terms(adds, AFFINITY_HALF_LIFE_SECS)
+                    });
+                    let bytes = user_sums::append_bytes(&affinity, &taste);
+                    if bytes.is_empty() {
+                        continue;
+                    }
+                    let key = self.keys.user_sums(user);
+                    let mut cmd = redis::cmd("APPEND");
+                    cmd.arg(&key).arg(&bytes);
+                    appends.insert(
+                        user,
+                        SumsAppend {
+                            cmd,
+                            key,
+                            bytes: bytes.len(),
+                        },
+                    );
+                    writes.entry(user).or_default();
+                }
             }
         }
         for (user, seen) in d.seen.iter().filter(|(_, seen)| !seen.is_empty()) {
@@ -597,7 +654,7 @@ impl RedisStore {
         for user in d.touched_users() {
             writes.entry(user).or_default();
         }
-        writes
+        OwnWrites { writes, appends }
     }
 
     /// Adds the reads of `user`'s state (taste of `eras`) to `pipe`; [`user_state_of`] parses
@@ -613,6 +670,7 @@ impl RedisStore {
         for &era in eras {
             pipe.get(self.keys.taste_era(user, era));
         }
+        pipe.get(self.keys.user_sums(user));
     }
 
     /// With the shared aggregates folded in process, adds to `pipe` (a catalog write's
@@ -673,6 +731,72 @@ impl RedisStore {
 }
 
 /// One transaction of `cmds`, replies ignored.
+impl RedisStore {
+    /// Compacts the sums log `key` in a task of its own: the POST whose append crossed a
+    /// threshold does not wait for it ([`user_sums`]). Counted by outcome.
+    fn spawn_compaction(&self, key: String) {
+        let conn = self.conn.clone();
+        let counter = self.ingest.metrics.user_sums_compactions.clone();
+        tokio::spawn(async move {
+            let outcome = compact_user_sums(&conn, &key).await;
+            counter.with_label_values(&[outcome.as_str()]).inc();
+        });
+    }
+}
+
+/// Reads the sums log `key`, sums it, and replaces the bytes read with their sums if the log
+/// still begins with them ([`user_sums`]). Failures are logged; the next threshold retries.
+async fn compact_user_sums(conn: &RedisLink, key: &str) -> CompactionOutcome {
+    let read: Option<Vec<u8>> = match conn.cmd(redis::cmd("GET").arg(key)).await {
+        Ok(read) => read,
+        Err(error) => {
+            tracing::warn!(key, %error, "reading a user's sums log to compact it failed");
+            return CompactionOutcome::Failed;
+        }
+    };
+    let Some(read) = read else {
+        return CompactionOutcome::Unchanged;
+    };
+    let compacted = match user_sums::compact(&read) {
+        Ok(compacted) => compacted,
+        Err(error) => {
+            tracing::warn!(key, %error, "a user's sums log does not parse; not compacted");
+            return CompactionOutcome::Failed;
+        }
+    };
+    if compacted.len() >= read.len() {
+        return CompactionOutcome::Unchanged;
+    }
+    match conn
+        .cmd::<i64>(&user_sums::replace_prefix(key, &read, &compacted))
+        .await
+    {
+        Ok(1) => CompactionOutcome::Compacted,
+        Ok(_) => CompactionOutcome::Unchanged,
+        Err(error) => {
+            tracing::warn!(key, %error, "replacing a user's sums log with its sums failed");
+            CompactionOutcome::Failed
+        }
+    }
+}
+
+/// A batch's own writes by user ([`RedisStore::own_writes`]).
+struct OwnWrites<'d> {
+    /// Commands whose replies are ignored, every touched user present.
+    writes: BTreeMap<&'d str, Vec<Cmd>>,
+    /// With `--user-sums-format log`: each user's append to the sums log.
+    appends: BTreeMap<&'d str, SumsAppend>,
+}
+
+/// One user's `APPEND` to the sums log ([`user_sums`]).
+struct SumsAppend {
+    cmd: Cmd,
+    /// The log's key.
+    key: String,
+    /// Bytes appended.
+    bytes: usize,
+}
+
 fn transaction(cmds: impl IntoIterator<Item = Cmd>) -> Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
@@ -822,19 +946,40 @@ impl Store for RedisStore {
         }
         let payload =
             SharedDeltas::encode_of(d, self.ingest.settings.entry_format).map_err(corrupt)?;
-        let own = self.own_writes(d);
+        let OwnWrites {
+            writes,
+            mut appends,
+        } = self.own_writes(d);
+        // The sums logs' lengths after the appends, by user, in the replies' order.
+        let mut lengths: Vec<(SumsAppend, Value)> = Vec::with_capacity(appends.len());
         // The commit: on one server everything in it, on a cluster after each user's own slot
         // (see the module docs).
         let mut pipe = if self.conn.is_cluster() {
-            let users = own.into_iter().map(|(user, cmds)| {
-                let tx = transaction(cmds.into_iter().chain(self.users_written([user])));
-                async move { self.conn.exec(&tx).await }
+            let users = writes.into_iter().map(|(user, cmds)| {
+                let append = appends.remove(user);
+                let mut tx = transaction(cmds.into_iter().chain(self.users_written([user])));
+                if let Some(a) = &append {
+                    tx.add_command(a.cmd.clone());
+                }
+                async move {
+                    let replies = self.run(&tx).await?;
+                    Ok::<_, StoreError>(append.zip(replies.into_iter().next()))
+                }
             });
-            futures::future::try_join_all(users).await?;
+            lengths.extend(
+                futures::future::try_join_all(users)
+                    .await?
+                    .into_iter()
+                    .flatten(),
+            );
             transaction([])
         } else {
-            let written = self.users_written(own.keys().copied());
-            transaction(own.into_values().flatten().chain(written))
+            let written = self.users_written(writes.keys().copied());
+            let mut pipe = transaction(writes.into_values().flatten().chain(written));
+            for a in appends.values() {
+                pipe.add_command(a.cmd.clone());
+            }
+            pipe
         };
         redis_events::enqueue(
             &mut pipe,
@@ -843,13 +988,23 @@ impl Store for RedisStore {
             &payload,
             d.log.len(),
         );
-        let replies = self.run(&pipe).await?;
-        let backlog: i64 = match replies.into_iter().next() {
+        let mut replies = self.run(&pipe).await?.into_iter();
+        // On one server the appends' replies come first, in `appends`' order.
+        for (append, reply) in appends.into_values().zip(replies.by_ref()) {
+            lengths.push((append, reply));
+        }
+        let backlog: i64 = match replies.next() {
             Some(v) => parse(v)?,
             None => return Err(corrupt("no INCRBY reply")),
         };
         self.ingest.observe(backlog);
         self.ingest.wake();
+        for (append, reply) in lengths {
+            let len: usize = parse(reply)?;
+            if user_sums::crosses_threshold(len, append.bytes) {
+                self.spawn_compaction(append.key);
+            }
+        }
         Ok(())
     }
 
