@@ -105,7 +105,7 @@ pub mod ops {
     pub const CHECKPOINTS: &str = "feed_checkpoints_total";
     /// Counter of the compactions of users' sums logs this replica ran
     /// (`--user-sums-format log`), by `outcome`: `compacted`, `unchanged` (another replica
-    /// compacted the log first, or it was compact already), `failed`.
+    /// compacted the log first, or its sums would not halve it), `failed`.
     pub const USER_SUMS_COMPACTIONS: &str = "feed_user_sums_compactions_total";
     /// Gauge: age of the oldest counter change the replica read in its last poll of the counter
     /// change feed (0 when there was none): how far its in-process video counters trail Redis.

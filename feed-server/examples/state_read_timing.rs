@@ -8,7 +8,8 @@
 //! half-lives and a day earlier, in the era before), then reads the state 2,000 times on a
 //! single-threaded runtime and prints this process's CPU per read (the client's work: reply
 //! parsing and decoding; Redis's own CPU is not in it) and a checksum of the decoded affinities,
-//! equal between two versions that agree.
+//! equal between two versions that agree. It does so for each `--user-sums-format`: the
+//! affinities as hash fields (`fields`), then as one user's sums log (`log`).
 
 use std::net::TcpListener;
 use std::process::{Child, Command};
@@ -17,7 +18,8 @@ use std::time::Duration;
 use feed_server::learning::{AFFINITY_HALF_LIFE_SECS, DecayedAdd, Deltas};
 use feed_server::store::redis_conn::RedisTarget;
 use feed_server::store::redis_store::RedisSettings;
-use feed_server::store::{RedisStore, Store};
+use feed_server::store::user_sums::UserSumsFormat;
+use feed_server::store::{IngestMetrics, IngestSettings, RedisStore, Store};
 
 const CREATORS: usize = 4_000;
 const TAGS: usize = 40;
@@ -61,13 +63,31 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    for (format, name) in [
+        (UserSumsFormat::Fields, "fields"),
+        (UserSumsFormat::Log, "log"),
+    ] {
+        runtime.block_on(time_reads(port, format, name))?;
+    }
+    Ok(())
+}
+
+/// Writes the heavy user's affinities in `format` and times reading them back.
+async fn time_reads(port: u16, format: UserSumsFormat, name: &str) -> anyhow::Result<()> {
+    {
         let store = RedisStore::connect(&RedisSettings {
             target: RedisTarget::Single(format!("redis://127.0.0.1:{port}/").into()),
-            prefix: "timing:".into(),
+            prefix: format!("timing-{name}:"),
             timeout: Duration::from_secs(5),
             shared_cache: Duration::from_secs(1),
-        })?;
+        })?
+        .with_ingest(
+            IngestSettings {
+                user_sums_format: format,
+                ..IngestSettings::default()
+            },
+            IngestMetrics::unregistered(),
+        );
         let now = chrono::Utc::now().timestamp() as f64;
         let mut adds = Vec::new();
         let fields = (0..CREATORS)
@@ -117,9 +137,9 @@ fn main() -> anyhow::Result<()> {
         }
         let per_read = (cpu_secs() - start) / READS as f64;
         println!(
-            "{fields} affinity fields; {READS} reads: {:.0} µs of this process's CPU per read; checksum {checksum:.6}",
+            "{name}: {fields} affinity fields; {READS} reads: {:.0} µs of this process's CPU per read; checksum {checksum:.6}",
             per_read * 1e6
         );
         Ok(())
-    })
+    }
 }

@@ -312,7 +312,8 @@ pub struct IngestMetrics {
 pub enum CompactionOutcome {
     /// The log's bytes read were replaced by their sums.
     Compacted,
-    /// Nothing replaced: another replica compacted the log first, or it was compact already.
+    /// Nothing replaced: another replica compacted the log first, or the sums would not halve
+    /// it ([`super::user_sums::worth_replacing`]).
     Unchanged,
     /// Redis did not answer, or the log does not parse.
     Failed,

@@ -258,7 +258,7 @@ async fn a_compaction_keeps_what_was_appended_meanwhile() {
     }
     // A compaction reads the log here…
     let read = get(&mut conn);
-    let compacted = user_sums::compact(&read).expect("compacts");
+    let compacted = user_sums::compact(&read, 1).expect("compacts");
     assert!(compacted.len() < read.len());
     // … another batch is appended meanwhile …
     let d = batch("u", &fields, 2.0, t0 + 600.0);
@@ -284,6 +284,23 @@ async fn a_compaction_keeps_what_was_appended_meanwhile() {
         .query(&mut conn)
         .expect("EVAL");
     assert_eq!(gone, 0);
+    // Two replicas compact the log as it is now (it begins with the first one's mark): the
+    // first to replace it wins, the other finds another mark and changes nothing.
+    let read = get(&mut conn);
+    for (mark, replaced) in [(2, 1), (3, 0)] {
+        let compacted = user_sums::compact(&read, mark).expect("compacts");
+        let n: i64 = user_sums::replace_prefix(key, &read, &compacted)
+            .query(&mut conn)
+            .expect("EVAL");
+        assert_eq!(n, replaced, "mark {mark}");
+    }
+    assert_eq!(get(&mut conn)[1], 2, "the first compaction's mark");
+    // A log shorter than what a compaction read is not replaced, though it begins alike.
+    let longer = [get(&mut conn).as_slice(), b"more"].concat();
+    let n: i64 = user_sums::replace_prefix(key, &longer, &compacted)
+        .query(&mut conn)
+        .expect("EVAL");
+    assert_eq!(n, 0);
     assert_stores_agree(
         &on_redis,
         &embedded,

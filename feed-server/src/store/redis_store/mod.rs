@@ -744,8 +744,9 @@ impl RedisStore {
     }
 }
 
-/// Reads the sums log `key`, sums it, and replaces the bytes read with their sums if the log
-/// still begins with them ([`user_sums`]). Failures are logged; the next threshold retries.
+/// Reads the sums log `key`, sums it, and replaces the bytes read with their sums when that
+/// halves them at least and the log still begins as read ([`user_sums`]). Failures are logged;
+/// the next threshold retries.
 async fn compact_user_sums(conn: &RedisLink, key: &str) -> CompactionOutcome {
     let read: Option<Vec<u8>> = match conn.cmd(redis::cmd("GET").arg(key)).await {
         Ok(read) => read,
@@ -757,14 +758,14 @@ async fn compact_user_sums(conn: &RedisLink, key: &str) -> CompactionOutcome {
     let Some(read) = read else {
         return CompactionOutcome::Unchanged;
     };
-    let compacted = match user_sums::compact(&read) {
+    let compacted = match user_sums::compact(&read, rand::random()) {
         Ok(compacted) => compacted,
         Err(error) => {
             tracing::warn!(key, %error, "a user's sums log does not parse; not compacted");
             return CompactionOutcome::Failed;
         }
     };
-    if compacted.len() >= read.len() {
+    if !user_sums::worth_replacing(read.len(), compacted.len()) {
         return CompactionOutcome::Unchanged;
     }
     match conn
