@@ -16,6 +16,8 @@ and multi without one part, or with it in another form, to size each part of the
   noaff   without the affinity increments
   notaste without the taste's `BITFIELD`
   notrim  without the two trims
+  sumslog the affinities and the taste as one 320-byte `APPEND` per user to its sums log
+          (`--user-sums-format log`) instead of the `HINCRBYFLOAT`s and the `BITFIELD`
 
 apply (one consumer round: 350 events over Zipf-drawn videos of 100,000: per distinct video
 4 `HINCRBYFLOAT`s and 4 `ZINCRBY`s on 100,000-member sets, an exposure-log `XADD` per event):
@@ -24,7 +26,8 @@ apply (one consumer round: 350 events over Zipf-drawn videos of 100,000: per dis
 
 Usage: scripts/redis-write-forms.py [--posts 20000] [--rounds-per-form 400] [--repeats 4]
 BENCHMARKS.md, "Where Redis's time goes, in every make bench", has a run without the four
-part forms (fixed, noaff, notaste, notrim), "What did not make the relay POST cheaper" one with them.
+part forms (fixed, noaff, notaste, notrim), "What did not make the relay POST cheaper" one with them,
+"The user's sums in one append" one of sumslog.
 """
 
 import argparse
@@ -112,6 +115,8 @@ def accept_workload(form, posts, rng):
         cmds = []
         for u in users:
             for f in rng.sample(range(30), 4):
+                if form == "sumslog":
+                    continue
                 # Fixed-point sums in hashes of their own: every hash keeps its 30 fields.
                 if form == "fixed":
                     cmds.append(["HINCRBY", f"af{{u{u}}}", f"tag{f}", "335544320"])
@@ -120,7 +125,10 @@ def accept_workload(form, posts, rng):
             bf = ["BITFIELD", f"t{{u{u}}}:e1", "OVERFLOW", "SAT"]
             for d in range(16):
                 bf += ["INCRBY", "i64", f"#{d}", str(rng.randint(-99_999, 99_999))]
-            if form != "notaste":
+            if form == "sumslog":
+                # Not drawn: every form draws the same users and videos.
+                cmds.append(["APPEND", f"sl{{u{u}}}", b"s" * 320])
+            elif form != "notaste":
                 cmds.append(bf)
             cmds.append(["ZADD", f"s{{u{u}}}", "GT", "1700000000.5", f"v{rng.randint(0, 99_999)}",
                          "1700000001.5", f"v{rng.randint(0, 99_999)}"])
@@ -153,7 +161,7 @@ def accept_workload(form, posts, rng):
 
 
 # The forms of `multi` that drop or change one part of it.
-PARTS = ("fixed", "noaff", "notaste", "notrim")
+PARTS = ("fixed", "noaff", "notaste", "notrim", "sumslog")
 ACCEPT_FORMS = ("multi", "plain", "nover", "script", *PARTS)
 
 SETS = ["exp", "tr:g", "tr:en", "trr:us"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "redis-write-forms.py"
-FORMS = ["multi", "plain", "nover", "script", "fixed", "noaff", "notaste", "notrim", "amulti", "ascript"]
+FORMS = ["multi", "plain", "nover", "script", "fixed", "noaff", "notaste", "notrim", "sumslog", "amulti", "ascript"]
 
 
 def test_every_form_replays_and_the_private_redis_is_stopped():

@@ -67,9 +67,9 @@ const TASTE: u8 = b't';
 const MARK: u8 = b'h';
 /// Bytes of a mark.
 pub const MARK_LEN: usize = 9;
-/// Bytes of a log's beginning a compaction checks before replacing what it read: a mark, or
-/// more than the longest first entry of an append could leave equal by chance after a
-/// compaction (which begins with a mark, not an entry).
+/// Bytes of a log's beginning a compaction checks before replacing what it read: a mark (its
+/// random number), or the first appends' bytes (a log compacted since begins with a mark
+/// instead). The first [`MARK_LEN`] would do; a few more cost nothing.
 const CHECKED: usize = 32;
 
 /// The length from which a log is compacted when an append crosses it (then each √2 times the

@@ -10,8 +10,8 @@
 //! `Store::apply` writes the sending users' own keys (affinities, taste, seen set, recent
 //! engagements; the affinities and taste as hash and bit fields, or with `--user-sums-format
 //! log` as one append to the user's sums log, compacted after the answer when it crosses a
-//! threshold: [`user_sums`]) and appends the batch's shared half to `P{shared}:ev`. On one server that is one
-//! MULTI/EXEC. On a cluster it is one MULTI/EXEC per sending user (in the user's slot, all at
+//! threshold: [`user_sums`]) and appends the batch's shared half to `P{shared}:ev`. On one
+//! server that is one MULTI/EXEC. On a cluster it is one MULTI/EXEC per sending user (in the user's slot, all at
 //! once) and then the append (in the shared slot), which is the commit point: the 200 follows
 //! it. If the append fails after a user's writes succeeded the request fails (503) and a retry
 //! adds that user's affinities a second time (the seen set and the shared aggregates are not
@@ -49,7 +49,7 @@
 mod catalog_cache;
 mod ranking_reads;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -600,7 +600,7 @@ impl RedisStore {
                 }
             }
             UserSumsFormat::Log => {
-                let users: std::collections::BTreeSet<&str> = d
+                let users: BTreeSet<&str> = d
                     .affinity
                     .keys()
                     .chain(d.taste.keys())
@@ -730,7 +730,6 @@ impl RedisStore {
     }
 }
 
-/// One transaction of `cmds`, replies ignored.
 impl RedisStore {
     /// Compacts the sums log `key` in a task of its own: the POST whose append crossed a
     /// threshold does not wait for it ([`user_sums`]). Counted by outcome.
@@ -798,6 +797,7 @@ struct SumsAppend {
     bytes: usize,
 }
 
+/// One transaction of `cmds`, replies ignored.
 fn transaction(cmds: impl IntoIterator<Item = Cmd>) -> Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
