@@ -106,13 +106,15 @@ impl UserSums<'_> {
 /// The entries of one batch for one user: `affinity` as `(field, era, term sum)` and `taste`
 /// as `(era, sums by dimension)` (as [`super::anchored::terms`] and
 /// [`super::taste_sums::terms`] give them). Fields longer than a `u16` can count are left out
-/// (ids are at most 128 bytes); so are dimensions past a `u16`.
+/// (ids are at most 128 bytes); so are dimensions past a `u16`, and affinity sums that are not
+/// finite numbers (they would make the field's sum unusable for good; the hash form's
+/// `HINCRBYFLOAT` refuses them).
 pub fn append_bytes(affinity: &[(&str, i64, f64)], taste: &[(i64, Vec<f64>)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(
         affinity.iter().map(|(f, ..)| 19 + f.len()).sum::<usize>()
             + taste.iter().map(|(_, d)| 11 + 8 * d.len()).sum::<usize>(),
     );
-    for &(field, era, sum) in affinity {
+    for &(field, era, sum) in affinity.iter().filter(|(.., sum)| sum.is_finite()) {
         let Ok(len) = u16::try_from(field.len()) else {
             continue;
         };
@@ -336,6 +338,8 @@ mod tests {
         );
         assert_eq!(sums.taste, vec![(3, vec![1.5, 2.0]), (4, vec![9.0])]);
         assert!(parse(&[]).expect("empty").is_empty());
+        let not_finite = append_bytes(&[("c:a", 1, f64::INFINITY), ("c:b", 1, f64::NAN)], &[]);
+        assert!(not_finite.is_empty(), "{not_finite:?}");
     }
 
     #[test]
