@@ -74,72 +74,70 @@ fn main() -> anyhow::Result<()> {
 
 /// Writes the heavy user's affinities in `format` and times reading them back.
 async fn time_reads(port: u16, format: UserSumsFormat, name: &str) -> anyhow::Result<()> {
-    {
-        let store = RedisStore::connect(&RedisSettings {
-            target: RedisTarget::Single(format!("redis://127.0.0.1:{port}/").into()),
-            prefix: format!("timing-{name}:"),
-            timeout: Duration::from_secs(5),
-            shared_cache: Duration::from_secs(1),
-        })?
-        .with_ingest(
-            IngestSettings {
-                user_sums_format: format,
-                ..IngestSettings::default()
-            },
-            IngestMetrics::unregistered(),
-        );
-        let now = chrono::Utc::now().timestamp() as f64;
-        let mut adds = Vec::new();
-        let fields = (0..CREATORS)
-            .map(|c| format!("c:creator{c}"))
-            .chain((0..TAGS).map(|t| format!("t:t{t}")));
-        for (i, field) in fields.enumerate() {
-            let weight = 1.0 + (i % 7) as f64;
-            for ts in [now - 86_400.0, now] {
-                adds.push(DecayedAdd {
-                    field: field.clone(),
-                    weight,
-                    ts,
-                });
-            }
-            if i % 10 == 0 {
-                let era_before = now - 64.0 * AFFINITY_HALF_LIFE_SECS - 86_400.0;
-                adds.push(DecayedAdd {
-                    field,
-                    weight,
-                    ts: era_before,
-                });
-            }
+    let store = RedisStore::connect(&RedisSettings {
+        target: RedisTarget::Single(format!("redis://127.0.0.1:{port}/").into()),
+        prefix: format!("timing-{name}:"),
+        timeout: Duration::from_secs(5),
+        shared_cache: Duration::from_secs(1),
+    })?
+    .with_ingest(
+        IngestSettings {
+            user_sums_format: format,
+            ..IngestSettings::default()
+        },
+        IngestMetrics::unregistered(),
+    );
+    let now = chrono::Utc::now().timestamp() as f64;
+    let mut adds = Vec::new();
+    let fields = (0..CREATORS)
+        .map(|c| format!("c:creator{c}"))
+        .chain((0..TAGS).map(|t| format!("t:t{t}")));
+    for (i, field) in fields.enumerate() {
+        let weight = 1.0 + (i % 7) as f64;
+        for ts in [now - 86_400.0, now] {
+            adds.push(DecayedAdd {
+                field: field.clone(),
+                weight,
+                ts,
+            });
         }
-        let mut deltas = Deltas::default();
-        deltas.affinity.insert("heavy".into(), adds);
-        // Redis may still be starting: retry the first write for a few seconds.
-        let mut tries = 0;
-        while let Err(e) = store.apply(&deltas).await {
-            tries += 1;
-            anyhow::ensure!(tries < 50, "cannot write to redis-server: {e}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if i % 10 == 0 {
+            let era_before = now - 64.0 * AFFINITY_HALF_LIFE_SECS - 86_400.0;
+            adds.push(DecayedAdd {
+                field,
+                weight,
+                ts: era_before,
+            });
         }
-
-        let state = store.user_state("heavy", now).await?;
-        let checksum: f64 = state
-            .affinity
-            .creators
-            .values()
-            .chain(state.affinity.tags.values())
-            .map(|d| d.value_at(now, AFFINITY_HALF_LIFE_SECS))
-            .sum();
-        let fields = state.affinity.creators.len() + state.affinity.tags.len();
-        let start = cpu_secs();
-        for _ in 0..READS {
-            let state = store.user_state("heavy", now).await?;
-            anyhow::ensure!(state.affinity.creators.len() == CREATORS, "short read");
-        }
-        let per_read = (cpu_secs() - start) / READS as f64;
-        println!(
-            "{name}: {fields} affinity fields; {READS} reads: {:.0} µs of this process's CPU per read; checksum {checksum:.6}",
-            per_read * 1e6
-        );
-        Ok(())
     }
+    let mut deltas = Deltas::default();
+    deltas.affinity.insert("heavy".into(), adds);
+    // Redis may still be starting: retry the first write for a few seconds.
+    let mut tries = 0;
+    while let Err(e) = store.apply(&deltas).await {
+        tries += 1;
+        anyhow::ensure!(tries < 50, "cannot write to redis-server: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let state = store.user_state("heavy", now).await?;
+    let checksum: f64 = state
+        .affinity
+        .creators
+        .values()
+        .chain(state.affinity.tags.values())
+        .map(|d| d.value_at(now, AFFINITY_HALF_LIFE_SECS))
+        .sum();
+    let fields = state.affinity.creators.len() + state.affinity.tags.len();
+    let start = cpu_secs();
+    for _ in 0..READS {
+        let state = store.user_state("heavy", now).await?;
+        anyhow::ensure!(state.affinity.creators.len() == CREATORS, "short read");
+    }
+    let per_read = (cpu_secs() - start) / READS as f64;
+    println!(
+        "{name}: {fields} affinity fields; {READS} reads: {:.0} µs of this process's CPU per read; checksum {checksum:.6}",
+        per_read * 1e6
+    );
+    Ok(())
 }

@@ -187,11 +187,11 @@ async fn decayed_additions_equal_the_embedded_stores(format: UserSumsFormat) {
             "{} bytes for {fields_and_eras} sums",
             log.len()
         );
-        let no_hash: bool = redis::cmd("EXISTS")
+        let hash_exists: bool = redis::cmd("EXISTS")
             .arg("dec:{u:u}:aff")
             .query(&mut redis.connection())
             .expect("EXISTS");
-        assert!(!no_hash, "the log form wrote an affinity hash");
+        assert!(!hash_exists, "the log form wrote an affinity hash");
         assert_stores_agree(
             &on_redis,
             &embedded,

@@ -573,11 +573,11 @@ impl RedisStore {
     /// by user, every touched user present: each user's commands name only that user's keys (one
     /// cluster slot), their replies ignored. The version moves go with them
     /// ([`Self::users_written`]). With `--user-sums-format log` the affinities and the taste
-    /// are instead each user's one append to the sums log, returned apart ([`SumsAppend`]):
-    /// its reply, the log's length, tells whether to compact it.
+    /// are instead each user's one append to the sums log, returned apart with what it appended
+    /// ([`SumsAppend`]): its reply, the log's length, tells whether to compact it.
     fn own_writes<'d>(&self, d: &'d Deltas) -> OwnWrites<'d> {
         let mut writes: BTreeMap<&str, Vec<Cmd>> = BTreeMap::new();
-        let mut appends: BTreeMap<&str, SumsAppend> = BTreeMap::new();
+        let mut appends: BTreeMap<&str, (Cmd, SumsAppend)> = BTreeMap::new();
         match self.ingest.settings.user_sums_format {
             UserSumsFormat::Fields => {
                 // Anchored sums: one `HINCRBYFLOAT` per field, nothing read (`super::anchored`).
@@ -620,14 +620,11 @@ impl RedisStore {
                     let key = self.keys.user_sums(user);
                     let mut cmd = redis::cmd("APPEND");
                     cmd.arg(&key).arg(&bytes);
-                    appends.insert(
-                        user,
-                        SumsAppend {
-                            cmd,
-                            key,
-                            bytes: bytes.len(),
-                        },
-                    );
+                    let append = SumsAppend {
+                        key,
+                        bytes: bytes.len(),
+                    };
+                    appends.insert(user, (cmd, append));
                     writes.entry(user).or_default();
                 }
             }
@@ -784,13 +781,13 @@ async fn compact_user_sums(conn: &RedisLink, key: &str) -> CompactionOutcome {
 struct OwnWrites<'d> {
     /// Commands whose replies are ignored, every touched user present.
     writes: BTreeMap<&'d str, Vec<Cmd>>,
-    /// With `--user-sums-format log`: each user's append to the sums log.
-    appends: BTreeMap<&'d str, SumsAppend>,
+    /// With `--user-sums-format log`: each user's `APPEND` to the sums log, and what it
+    /// appended.
+    appends: BTreeMap<&'d str, (Cmd, SumsAppend)>,
 }
 
-/// One user's `APPEND` to the sums log ([`user_sums`]).
+/// What one user's `APPEND` to the sums log appended ([`user_sums`]).
 struct SumsAppend {
-    cmd: Cmd,
     /// The log's key.
     key: String,
     /// Bytes appended.
@@ -951,17 +948,19 @@ impl Store for RedisStore {
             writes,
             mut appends,
         } = self.own_writes(d);
-        // The sums logs' lengths after the appends, by user, in the replies' order.
+        // The sums logs' lengths after the appends, by user.
         let mut lengths: Vec<(SumsAppend, Value)> = Vec::with_capacity(appends.len());
+        // On one server, the appends whose replies come first in the transaction's, in order.
+        let mut in_commit: Vec<SumsAppend> = Vec::new();
         // The commit: on one server everything in it, on a cluster after each user's own slot
         // (see the module docs).
         let mut pipe = if self.conn.is_cluster() {
             let users = writes.into_iter().map(|(user, cmds)| {
-                let append = appends.remove(user);
                 let mut tx = transaction(cmds.into_iter().chain(self.users_written([user])));
-                if let Some(a) = &append {
-                    tx.add_command(a.cmd.clone());
-                }
+                let append = appends.remove(user).map(|(cmd, append)| {
+                    tx.add_command(cmd);
+                    append
+                });
                 async move {
                     let replies = self.run(&tx).await?;
                     Ok::<_, StoreError>(append.zip(replies.into_iter().next()))
@@ -977,8 +976,9 @@ impl Store for RedisStore {
         } else {
             let written = self.users_written(writes.keys().copied());
             let mut pipe = transaction(writes.into_values().flatten().chain(written));
-            for a in appends.values() {
-                pipe.add_command(a.cmd.clone());
+            for (cmd, append) in appends.into_values() {
+                pipe.add_command(cmd);
+                in_commit.push(append);
             }
             pipe
         };
@@ -990,10 +990,7 @@ impl Store for RedisStore {
             d.log.len(),
         );
         let mut replies = self.run(&pipe).await?.into_iter();
-        // On one server the appends' replies come first, in `appends`' order.
-        for (append, reply) in appends.into_values().zip(replies.by_ref()) {
-            lengths.push((append, reply));
-        }
+        lengths.extend(in_commit.into_iter().zip(replies.by_ref()));
         let backlog: i64 = match replies.next() {
             Some(v) => parse(v)?,
             None => return Err(corrupt("no INCRBY reply")),
